@@ -1,0 +1,161 @@
+"""How fast a care manager's caseload page is, on a large database.
+
+    python bench/caseload.py [--url sqlite:///bench/bench.db | postgresql://...] [--patients N]
+
+Builds (once) the synthetic population of bench/population.py: by default 100,000 patients and
+2,000,000 measurements, with the benchmark's care manager holding 150 active patients. Then it
+signs in as that care manager and times GET /registry (the whole page: every query, the flags,
+the audit trail's 150 rows, the HTML) through the real app, and, beside it, the best single
+raw SQL query for the same rows (episode, weeks, first and latest PHQ-9 and GAD-7, contacts,
+last contact, open alerts). The target (issue 5) is under 100 ms for the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("CONCORD_ENV", "development")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sqlalchemy import text  # noqa: E402
+
+from bench.population import PASSWORD, build  # noqa: E402
+
+RAW_SQL = """
+WITH mine AS (
+    SELECT e.id AS episode_id, e.patient_id, e.started_on
+    FROM episode e
+    WHERE e.care_manager_id = :cm AND e.ended_on IS NULL
+),
+scores AS (
+    SELECT o.patient_id, o.instrument, o.value, o.effective_at,
+           ROW_NUMBER() OVER (PARTITION BY o.patient_id, o.instrument
+                              ORDER BY o.effective_at) AS first_n,
+           ROW_NUMBER() OVER (PARTITION BY o.patient_id, o.instrument
+                              ORDER BY o.effective_at DESC) AS last_n
+    FROM measure_observation o JOIN mine m ON m.patient_id = o.patient_id
+    WHERE o.instrument IN ('PHQ-9', 'GAD-7') AND o.effective_at >= :since
+),
+contacts AS (
+    SELECT c.episode_id, COUNT(*) AS n, MAX(c.occurred_on) AS last_on
+    FROM registry_contact c JOIN mine m ON m.episode_id = c.episode_id
+    WHERE c.voided_at IS NULL
+    GROUP BY c.episode_id
+),
+alerts AS (
+    SELECT a.patient_id, COUNT(*) AS n
+    FROM safety_alert a JOIN mine m ON m.patient_id = a.patient_id
+    WHERE a.status <> 'closed'
+    GROUP BY a.patient_id
+)
+SELECT p.given_name, p.family_name, m.started_on,
+       MAX(CASE WHEN s.instrument = 'PHQ-9' AND s.first_n = 1 THEN s.value END) AS phq9_first,
+       MAX(CASE WHEN s.instrument = 'PHQ-9' AND s.last_n = 1 THEN s.value END) AS phq9_latest,
+       MAX(CASE WHEN s.instrument = 'GAD-7' AND s.first_n = 1 THEN s.value END) AS gad7_first,
+       MAX(CASE WHEN s.instrument = 'GAD-7' AND s.last_n = 1 THEN s.value END) AS gad7_latest,
+       MAX(c.n) AS contacts, MAX(c.last_on) AS last_contact, MAX(a.n) AS alerts
+FROM mine m
+JOIN patient p ON p.id = m.patient_id
+LEFT JOIN scores s ON s.patient_id = m.patient_id AND (s.first_n = 1 OR s.last_n = 1)
+LEFT JOIN contacts c ON c.episode_id = m.episode_id
+LEFT JOIN alerts a ON a.patient_id = m.patient_id
+GROUP BY p.given_name, p.family_name, m.started_on
+"""
+
+
+def timed(fn, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def describe(times: list[float]) -> str:
+    ordered = sorted(times)
+    p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
+    return (
+        f"median {statistics.median(times):6.1f} ms, p95 {p95:6.1f} ms, best {ordered[0]:6.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="sqlite:///bench/bench.db")
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--measurements", type=int, default=2_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+
+    from fastapi.testclient import TestClient
+
+    from concord.app import create_app
+    from concord.db import make_engine
+    from concord.settings import Settings
+
+    print(f"population: {args.patients} patients, {args.measurements} measurements at {args.url}")
+    population = build(args.url, patients=args.patients, measurements=args.measurements)
+    print(f"  found {population.patients} patients, {population.measurements} measurements")
+    settings = Settings(
+        env="test",
+        database_url=args.url,
+        base_url="http://bench",
+        worker_in_process=False,
+        secret_key="bench-secret-key-for-the-benchmark-only-0123456789",
+    )
+    app = create_app(settings)
+    with TestClient(app, base_url="http://bench") as client:
+        page = client.get("/sign-in")
+        token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        signed = client.post(
+            "/sign-in",
+            data={
+                "email": population.care_manager_email,
+                "password": PASSWORD,
+                "csrf_token": token,
+            },
+            follow_redirects=False,
+        )
+        assert signed.status_code == 303, signed.text[:500]
+        first = client.get("/registry?scope=mine&flags=")
+        assert first.status_code == 200, first.text[:500]
+        rows = first.text.count('<th scope="row">')
+        print(f"  the caseload shows {rows} patients")
+        for _ in range(3):
+            client.get("/registry")  # warm
+        page_times = timed(lambda: client.get("/registry"), args.runs)
+
+    engine = make_engine(args.url)
+    with engine.connect() as connection:
+        cm = connection.execute(
+            text("SELECT id FROM user_account WHERE email = :e"),
+            {"e": population.care_manager_email},
+        ).scalar()
+        since = connection.execute(
+            text("SELECT MIN(started_on) FROM episode WHERE care_manager_id = :cm"), {"cm": cm}
+        ).scalar()
+        from datetime import UTC, datetime, timedelta
+
+        start = since if not isinstance(since, str) else datetime.fromisoformat(since).date()
+        since_at = datetime.combine(start - timedelta(days=30), datetime.min.time(), UTC)
+        if engine.dialect.name == "sqlite":
+            since_at = since_at.replace(tzinfo=None)
+        params = {"cm": cm, "since": since_at}
+        raw_rows = connection.execute(text(RAW_SQL), params).all()
+        for _ in range(3):
+            connection.execute(text(RAW_SQL), params).all()
+        raw_times = timed(lambda: connection.execute(text(RAW_SQL), params).all(), args.runs)
+    engine.dispose()
+    print(f"GET /registry (whole page, {rows} rows):      {describe(page_times)}")
+    print(f"best raw SQL query ({len(raw_rows)} rows, no flags, no HTML): {describe(raw_times)}")
+    verdict = "met" if statistics.median(page_times) < 100 else "NOT met"
+    print(f"target: page under 100 ms (median) -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The few helpers every read and write of patient data goes through.
+
+Deny by default. A clinician reaches a patient only through a current care-team membership; a
+patient reaches only their own record; a related person only a patient who consented to share
+with them, and then only the care plan. An administrator's role gives no clinical access.
+
+Outside the actor's scope the answer is NotFound, the same as for a patient who does not
+exist, so existence never leaks. Each condition sits on its own line so tests can reach every
+branch. Every denial is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Select, and_, exists, select
+from sqlalchemy.orm import Session
+
+from concord.accounts.models import User
+from concord.audit.models import Outcome
+from concord.audit.service import record
+from concord.errors import NotFound, PermissionDenied
+from concord.patients.models import CareTeam, CareTeamMember, Patient, RelatedPerson
+
+
+class Relation(StrEnum):
+    team = "team"
+    self = "self"
+    related = "related"
+
+
+@dataclass(frozen=True)
+class PatientAccess:
+    """What `by` may do with `patient`, found once per request."""
+
+    by: User
+    patient: Patient
+    relation: Relation
+    membership: CareTeamMember | None = None
+
+    @property
+    def on_team(self) -> bool:
+        return self.relation == Relation.team
+
+    @property
+    def is_self(self) -> bool:
+        return self.relation == Relation.self
+
+    @property
+    def is_lead(self) -> bool:
+        return self.membership is not None and self.membership.is_lead
+
+    @property
+    def can_edit_plan(self) -> bool:
+        return self.on_team and self.by.is_clinician
+
+    @property
+    def can_comment(self) -> bool:
+        return self.on_team or self.is_self
+
+    @property
+    def can_propose_goal(self) -> bool:
+        return self.on_team or self.is_self
+
+    @property
+    def can_read_record(self) -> bool:
+        """The whole record, beyond the care plan (demographics, team, access log)."""
+        return self.on_team or self.is_self
+
+
+def parse_id(value: str | uuid.UUID) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _team_membership(session: Session, by: User, patient_id: uuid.UUID) -> CareTeamMember | None:
+    return session.scalar(
+        select(CareTeamMember)
+        .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+        .where(CareTeam.patient_id == patient_id)
+        .where(CareTeamMember.user_id == by.id)
+        .where(CareTeamMember.ended_at.is_(None))
+    )
+
+
+def _relation(session: Session, by: User, patient: Patient) -> PatientAccess | None:
+    if not by.active:
+        return None
+    if patient.organization_id != by.organization_id:
+        return None
+    if by.is_clinician:
+        membership = _team_membership(session, by, patient.id)
+        if membership is not None:
+            return PatientAccess(by, patient, Relation.team, membership)
+        return None
+    if by.is_patient:
+        if patient.user_id == by.id:
+            return PatientAccess(by, patient, Relation.self)
+        return None
+    if by.is_related_person:
+        link = session.scalar(
+            select(RelatedPerson)
+            .where(RelatedPerson.patient_id == patient.id)
+            .where(RelatedPerson.user_id == by.id)
+        )
+        if link is not None and link.has_consent:
+            return PatientAccess(by, patient, Relation.related)
+        return None
+    # Administrators (and any role not named above) have no clinical access.
+    return None
+
+
+def patient_for(
+    session: Session,
+    by: User,
+    patient_id: str | uuid.UUID,
+    *,
+    action: str = "read",
+    object_type: str = "Patient",
+) -> PatientAccess:
+    """The patient, if `by` may reach them; NotFound (audited) otherwise."""
+    pid = parse_id(patient_id)
+    patient = session.get(Patient, pid) if pid is not None else None
+    access = _relation(session, by, patient) if patient is not None else None
+    if access is None:
+        record(
+            session,
+            by=by,
+            action=action,
+            object_type=object_type,
+            object_id=str(patient_id)[:64],
+            # Name the patient in the trail only when one exists, so an administrator reviewing
+            # denials can see who was probed.
+            patient_id=patient.id if patient is not None else None,
+            outcome=Outcome.denied,
+        )
+        raise NotFound("No such patient.")
+    return access
+
+
+def own_record(
+    session: Session, by: User, *, action: str = "read", object_type: str = "CarePlan"
+) -> PatientAccess:
+    """The signed-in patient's own record (portal pages); NotFound for anyone else."""
+    patient = session.scalar(select(Patient).where(Patient.user_id == by.id))
+    if patient is None or not by.is_patient:
+        raise NotFound("This page is for patients.")
+    return patient_for(session, by, patient.id, action=action, object_type=object_type)
+
+
+def deny(
+    session: Session,
+    access: PatientAccess,
+    *,
+    action: str,
+    object_type: str,
+    object_id: uuid.UUID | str | None = None,
+    message: str,
+) -> PermissionDenied:
+    """An action the actor may not take on a record they can already see (audited)."""
+    record(
+        session,
+        by=access.by,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        patient_id=access.patient.id,
+        outcome=Outcome.denied,
+    )
+    return PermissionDenied(message)
+
+
+def readable_patients(by: User) -> Select[tuple[Patient]]:
+    """A query for every patient `by` may open; empty for anyone without clinical access."""
+    query = select(Patient).where(Patient.organization_id == by.organization_id)
+    if not by.active:
+        return query.where(False)
+    if by.is_clinician:
+        return query.where(
+            exists().where(
+                and_(
+                    CareTeam.patient_id == Patient.id,
+                    CareTeamMember.care_team_id == CareTeam.id,
+                    CareTeamMember.user_id == by.id,
+                    CareTeamMember.ended_at.is_(None),
+                )
+            )
+        )
+    if by.is_patient:
+        return query.where(Patient.user_id == by.id)
+    if by.is_related_person:
+        return query.where(
+            exists().where(
+                and_(
+                    RelatedPerson.patient_id == Patient.id,
+                    RelatedPerson.user_id == by.id,
+                    RelatedPerson.consent_recorded_at.is_not(None),
+                    RelatedPerson.consent_withdrawn_at.is_(None),
+                    RelatedPerson.ended_at.is_(None),
+                )
+            )
+        )
+    return query.where(False)

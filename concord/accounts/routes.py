@@ -1,0 +1,552 @@
+"""Sign-in, two-step sign-in, the account page, API tokens, and user administration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import qrcode
+import qrcode.image.svg
+from fastapi import APIRouter, Depends, Request
+from markupsafe import Markup
+from starlette.responses import RedirectResponse, Response
+
+from concord.accounts import service as accounts
+from concord.accounts.models import Role, TokenScope
+from concord.errors import InvalidInput
+from concord.i18n import Msg
+from concord.web.deps import (
+    SESSION_COOKIE,
+    Actor,
+    DbSession,
+    Form,
+    PostedBy,
+    WebActor,
+    anonymous_csrf,
+    check_anonymous_csrf,
+    client_ip,
+    optional_actor,
+    partial_actor,
+    posted_by_partial,
+)
+from concord.web.templating import render
+
+router = APIRouter()
+
+PartialActor = Annotated[Actor, Depends(partial_actor)]
+PostedPartial = Annotated[Actor, Depends(posted_by_partial)]
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths, so a sign-in link cannot send someone to another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _set_session_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=request.app.state.settings.secure_cookies,
+        path="/",
+    )
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+@router.get("/sign-in")
+def sign_in_page(
+    request: Request, session: DbSession, actor: Annotated[Actor | None, Depends(optional_actor)]
+) -> Response:
+    if actor is not None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    anonymous_csrf(request)
+    expired = request.query_params.get("expired")
+    return render(
+        request,
+        "sign_in.html",
+        {
+            "next": safe_next(request.query_params.get("next")),
+            "expired": expired,
+            "values": {},
+            "error": None,
+        },
+    )
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    session: DbSession,
+    form: Form,
+    _csrf: Annotated[None, Depends(check_anonymous_csrf)],
+) -> Response:
+    email = str(form.get("email", ""))
+    password = str(form.get("password", ""))
+    target = safe_next(str(form.get("next", "")))
+    result = accounts.authenticate(session, email=email, password=password, ip=client_ip(request))
+    if result.user is None:
+        anonymous_csrf(request)
+        request.state.lang = getattr(request.state, "lang", "en")
+        return render(
+            request,
+            "sign_in.html",
+            {
+                "next": target,
+                "expired": None,
+                "values": {"email": email},
+                "error": result.error,
+            },
+            status_code=429 if result.throttled else 401,
+        )
+    user = result.user
+    needs_mfa = accounts.mfa_required(user)
+    token, _ = accounts.start_session(
+        session,
+        user=user,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        mfa_verified=not needs_mfa,
+    )
+    if needs_mfa:
+        destination = "/sign-in/mfa" if user.mfa_enabled else "/account/mfa/setup"
+        destination += f"?next={target}" if target != "/" else ""
+    elif user.must_change_password:
+        destination = "/account/password?required=1"
+    else:
+        destination = target
+    response = RedirectResponse(destination, status_code=303)
+    _set_session_cookie(request, response, token)
+    return response
+
+
+@router.get("/sign-in/mfa")
+def mfa_page(request: Request, actor: PartialActor) -> Response:
+    if not actor.user.mfa_enabled:
+        return RedirectResponse("/account/mfa/setup", status_code=303)
+    return render(
+        request, "mfa.html", {"next": safe_next(request.query_params.get("next")), "error": None}
+    )
+
+
+@router.post("/sign-in/mfa")
+def mfa_verify(request: Request, session: DbSession, form: Form, actor: PostedPartial) -> Response:
+    target = safe_next(str(form.get("next", "")))
+    assert actor.web_session is not None
+    if not accounts.verify_second_factor(session, user=actor.user, code=str(form.get("code", ""))):
+        return render(
+            request,
+            "mfa.html",
+            {
+                "next": target,
+                "error": Msg(
+                    "That code is not right. Use the 6-digit code your app shows now, or "
+                    "one of your recovery codes."
+                ),
+            },
+            status_code=401,
+        )
+    accounts.mark_mfa_verified(actor.web_session)
+    if actor.user.must_change_password:
+        target = "/account/password?required=1"
+    return RedirectResponse(target, status_code=303)
+
+
+def _qr_svg(uri: str) -> Markup:
+    image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    svg = image.to_string(encoding="unicode")
+    return Markup(svg.replace("<svg ", '<svg role="img" aria-label="QR code" ', 1))
+
+
+@router.get("/account/mfa/setup")
+def mfa_setup_page(request: Request, session: DbSession, actor: PartialActor) -> Response:
+    if actor.user.mfa_enabled:
+        return RedirectResponse("/account", status_code=303)
+    secret = accounts.pending_mfa_secret(actor.user) or accounts.begin_mfa_setup(
+        session, user=actor.user
+    )
+    uri = accounts.provisioning_uri(actor.user, secret)
+    return render(
+        request,
+        "mfa_setup.html",
+        {
+            "secret": secret,
+            "qr": _qr_svg(uri),
+            "required": accounts.mfa_required(actor.user),
+            "error": None,
+            "next": safe_next(request.query_params.get("next")),
+        },
+    )
+
+
+@router.post("/account/mfa/setup")
+def mfa_setup_confirm(
+    request: Request, session: DbSession, form: Form, actor: PostedPartial
+) -> Response:
+    assert actor.web_session is not None
+    try:
+        codes = accounts.confirm_mfa_setup(session, user=actor.user, code=str(form.get("code", "")))
+    except InvalidInput as exc:
+        secret = accounts.pending_mfa_secret(actor.user) or ""
+        return render(
+            request,
+            "mfa_setup.html",
+            {
+                "secret": secret,
+                "qr": _qr_svg(accounts.provisioning_uri(actor.user, secret)) if secret else "",
+                "required": accounts.mfa_required(actor.user),
+                "error": exc.errors.get("code"),
+                "next": safe_next(str(form.get("next", ""))),
+            },
+            status_code=422,
+        )
+    accounts.mark_mfa_verified(actor.web_session)
+    return render(
+        request, "mfa_codes.html", {"codes": codes, "next": safe_next(str(form.get("next", "")))}
+    )
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, session: DbSession, actor: PostedPartial) -> Response:
+    assert actor.web_session is not None
+    accounts.end_session(session, actor.web_session)
+    response = RedirectResponse("/sign-in?signed_out=1", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/account/sign-out-everywhere")
+def sign_out_everywhere(request: Request, session: DbSession, actor: PostedBy) -> Response:
+    accounts.end_all_sessions(session, user=actor.user, by=actor.user)
+    response = RedirectResponse("/sign-in?signed_out=all", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- the account page ----------------------------------------------------------------------
+
+
+def _account_context(session: DbSession, actor: Actor, **extra: Any) -> dict[str, Any]:
+    context = {
+        "tokens": accounts.list_api_tokens(session, user=actor.user),
+        "token_errors": {},
+        "new_token": None,
+        "done": None,
+    }
+    context.update(extra)
+    return context
+
+
+@router.get("/account")
+def account_page(request: Request, session: DbSession, actor: WebActor) -> Response:
+    return render(
+        request,
+        "account.html",
+        _account_context(session, actor, done=request.query_params.get("done")),
+    )
+
+
+@router.post("/account/language")
+def set_language(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+    accounts.set_language(session, user=actor.user, language=str(form.get("language", "")))
+    target = safe_next(str(form.get("next", "") or "/account?done=language"))
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/account/password")
+def password_page(request: Request, actor: PartialActor) -> Response:
+    return render(
+        request,
+        "password.html",
+        {"required": actor.user.must_change_password, "errors": {}, "done": False},
+    )
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request, session: DbSession, form: Form, actor: PostedPartial
+) -> Response:
+    try:
+        accounts.change_password(
+            session,
+            user=actor.user,
+            current=str(form.get("current_password", "")),
+            new=str(form.get("new_password", "")),
+            confirm=str(form.get("confirm_password", "")),
+        )
+    except InvalidInput as exc:
+        return render(
+            request,
+            "password.html",
+            {
+                "required": actor.user.must_change_password,
+                "errors": exc.errors,
+                "done": False,
+            },
+            status_code=422,
+        )
+    return RedirectResponse("/account?done=password", status_code=303)
+
+
+@router.post("/account/tokens")
+def create_token(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+    expires = str(form.get("expires_in", "")).strip()
+    try:
+        scope = TokenScope(str(form.get("scope", "read")))
+    except ValueError:
+        scope = TokenScope.read
+    try:
+        expires_in = accounts.parse_duration(expires) if expires else None
+    except InvalidInput as exc:
+        return render(
+            request,
+            "account.html",
+            _account_context(session, actor, token_errors=exc.errors),
+            status_code=422,
+        )
+    token, _ = accounts.create_api_token(
+        session,
+        user=actor.user,
+        by=actor.user,
+        name=str(form.get("name", "")),
+        expires_in=expires_in,
+        scope=scope,
+    )
+    return render(request, "account.html", _account_context(session, actor, new_token=token))
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(token_id: str, request: Request, session: DbSession, actor: PostedBy) -> Response:
+    accounts.revoke_api_token(session, token_id=token_id, by=actor.user, owner=actor.user)
+    return RedirectResponse("/account?done=token_revoked", status_code=303)
+
+
+# --- administration ------------------------------------------------------------------------
+
+STAFF_ROLES = [r for r in Role if r not in (Role.patient, Role.related_person)]
+
+
+@router.get("/admin/users")
+def admin_users(request: Request, session: DbSession, actor: WebActor) -> Response:
+    users = accounts.list_users(session, by=actor.user)
+    return render(
+        request,
+        "admin/users.html",
+        {
+            "users": users,
+            "done": request.query_params.get("done"),
+            "clinics": {
+                c.id: c
+                for c in accounts.list_clinics(session, organization_id=actor.user.organization_id)
+            },
+        },
+    )
+
+
+def _user_form_context(session: DbSession, actor: Actor, **extra: Any) -> dict[str, Any]:
+    clinics = accounts.list_clinics(session, organization_id=actor.user.organization_id)
+    context: dict[str, Any] = {
+        "role_options": [(r.value, r.value) for r in STAFF_ROLES],
+        "clinic_options": [(str(c.id), c.name) for c in clinics],
+        "values": {},
+        "errors": {},
+        "target": None,
+        "done": None,
+    }
+    context.update(extra)
+    return context
+
+
+@router.get("/admin/users/new")
+def admin_user_new(request: Request, session: DbSession, actor: WebActor) -> Response:
+    accounts.list_users(session, by=actor.user)  # administrators only
+    return render(request, "admin/user_form.html", _user_form_context(session, actor))
+
+
+def _clinic(session: DbSession, actor: Actor, value: Any) -> Any:
+    if not value:
+        return None
+    for clinic in accounts.list_clinics(session, organization_id=actor.user.organization_id):
+        if str(clinic.id) == str(value):
+            return clinic
+    raise InvalidInput.field("clinic_id", Msg("must be one of your organization's clinics"))
+
+
+def _role(value: Any) -> Role:
+    try:
+        role = Role(str(value))
+    except ValueError:
+        raise InvalidInput.field("role", Msg("choose a role from the list")) from None
+    if role in (Role.patient, Role.related_person):
+        raise InvalidInput.field(
+            "role", Msg("patients and family members are added from the patient's page")
+        )
+    return role
+
+
+@router.post("/admin/users/new")
+def admin_user_create(
+    request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    from concord.accounts.models import Organization
+
+    try:
+        org = session.get(Organization, actor.user.organization_id)
+        assert org is not None
+        user, password = accounts.create_user(
+            session,
+            by=actor.user,
+            organization=org,
+            email=str(form.get("email", "")),
+            name=str(form.get("name", "")),
+            role=_role(form.get("role")),
+            clinic=_clinic(session, actor, form.get("clinic_id")),
+            is_admin=form.get("is_admin") == "on",
+            language=str(form.get("language", "en")),
+        )
+    except InvalidInput as exc:
+        return render(
+            request,
+            "admin/user_form.html",
+            _user_form_context(session, actor, values=form, errors=exc.errors),
+            status_code=422,
+        )
+    return render(request, "admin/user_created.html", {"created": user, "password": password})
+
+
+@router.get("/admin/users/{user_id}")
+def admin_user_edit(
+    user_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    target = accounts.get_user_for_admin(session, by=actor.user, user_id=user_id)
+    return render(
+        request,
+        "admin/user_form.html",
+        _user_form_context(
+            session,
+            actor,
+            target=target,
+            values={
+                "name": target.name,
+                "role": target.role,
+                "is_admin": target.is_admin,
+                "clinic_id": str(target.clinic_id or ""),
+                "language": target.language,
+                "active": target.active,
+            },
+            password=None,
+            done=request.query_params.get("done"),
+        ),
+    )
+
+
+@router.post("/admin/users/{user_id}")
+def admin_user_update(
+    user_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    target = accounts.get_user_for_admin(session, by=actor.user, user_id=user_id)
+    try:
+        role = (
+            None if target.role in (Role.patient, Role.related_person) else _role(form.get("role"))
+        )
+        accounts.update_user(
+            session,
+            user=target,
+            by=actor.user,
+            name=str(form.get("name", "")),
+            role=role,
+            is_admin=form.get("is_admin") == "on",
+            active=form.get("active") == "on",
+            clinic=_clinic(session, actor, form.get("clinic_id")),
+            language=str(form.get("language", target.language)),
+        )
+    except InvalidInput as exc:
+        return render(
+            request,
+            "admin/user_form.html",
+            _user_form_context(session, actor, target=target, values=form, errors=exc.errors),
+            status_code=422,
+        )
+    return RedirectResponse(f"/admin/users/{target.id}?done=saved", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/reset-password")
+def admin_reset_password(
+    user_id: str, request: Request, session: DbSession, actor: PostedBy
+) -> Response:
+    target = accounts.get_user_for_admin(session, by=actor.user, user_id=user_id)
+    password = accounts.reset_password(session, user=target, by=actor.user)
+    return render(
+        request, "admin/user_created.html", {"created": target, "password": password, "reset": True}
+    )
+
+
+@router.post("/admin/users/{user_id}/reset-mfa")
+def admin_reset_mfa(
+    user_id: str, request: Request, session: DbSession, actor: PostedBy
+) -> Response:
+    target = accounts.get_user_for_admin(session, by=actor.user, user_id=user_id)
+    accounts.reset_mfa(session, user=target, by=actor.user)
+    return RedirectResponse(f"/admin/users/{target.id}?done=mfa_reset", status_code=303)
+
+
+def _settings_context(session: DbSession, actor: Actor, **extra: Any) -> dict[str, Any]:
+    from concord.patients.service import list_clinicians
+    from concord.safety.service import default_crisis_resources
+    from concord.settings import get_settings
+
+    context: dict[str, Any] = {
+        "org": actor.user.organization,
+        "done": None,
+        "errors": {},
+        "default_interval": get_settings().review_interval_days,
+        "crisis_text": accounts.crisis_resources_text(actor.user.organization),
+        "default_crisis": [r["name"]["en"] for r in default_crisis_resources()["resources"]],
+        "on_call_options": [
+            (str(u.id), f"{u.name} ({u.role.replace('_', ' ')})")
+            for u in list_clinicians(session, organization_id=actor.user.organization_id)
+        ],
+    }
+    context.update(extra)
+    return context
+
+
+@router.get("/admin/settings")
+def admin_settings(request: Request, session: DbSession, actor: WebActor) -> Response:
+    accounts.list_users(session, by=actor.user)  # administrators only
+    return render(
+        request,
+        "admin/settings.html",
+        _settings_context(session, actor, done=request.query_params.get("done")),
+    )
+
+
+@router.post("/admin/settings")
+def admin_settings_save(
+    request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    raw = str(form.get("review_interval_days", "")).strip()
+    try:
+        if raw and not raw.isdigit():
+            raise InvalidInput.field(
+                "review_interval_days", Msg("must be a number of days from 1 to 366")
+            )
+        accounts.update_organization_settings(
+            session,
+            by=actor.user,
+            require_mfa_for_clinicians=form.get("require_mfa_for_clinicians") == "on",
+            review_interval_days=int(raw) if raw else None,
+            crisis_resources=str(form.get("crisis_resources", "")),
+            on_call_user_id=str(form.get("on_call_user_id", "")),
+        )
+    except InvalidInput as exc:
+        return render(
+            request,
+            "admin/settings.html",
+            _settings_context(session, actor, errors=exc.errors, values=form),
+            status_code=422,
+        )
+    return RedirectResponse("/admin/settings?done=saved", status_code=303)

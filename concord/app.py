@@ -1,0 +1,140 @@
+"""create_app(): the web pages, /api and /fhir, with error handlers and security headers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.responses import Response
+
+from concord.db import make_engine, make_sessionmaker
+from concord.settings import Environment, Settings, get_settings
+from concord.web import errors
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+
+def create_app(
+    settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    owned_engine = None
+    if session_factory is None:
+        engine = owned_engine = make_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+        session_factory = make_sessionmaker(engine)
+
+    run_worker = settings.worker_in_process
+    if run_worker is None:
+        run_worker = settings.is_sqlite and settings.env != Environment.test
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if run_worker:
+            from concord.outbox import mailer_from_settings
+            from concord.worker import Worker
+
+            worker = Worker(session_factory, mailer_from_settings(), settings.base_url)
+            worker.start()
+        yield
+        if worker is not None:
+            worker.stop()
+        # Close the pool this app opened, so no connection outlives the process's app.
+        if owned_engine is not None:
+            owned_engine.dispose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Concord API",
+        version="1",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        description="Collaborative treatment planning. Authenticate with "
+        "`Authorization: Bearer <token>` (create one with `concord token create --email E`).",
+    )
+    app.state.settings = settings
+    app.state.sessionmaker = session_factory
+
+    errors.install(app)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "public, max-age=3600")
+        else:
+            # Pages and API answers may hold patient data: never keep them in a cache.
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        if not request.url.path.startswith("/api/docs"):
+            response.headers["Content-Security-Policy"] = CSP
+        if settings.secure_cookies:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        anon = getattr(request.state, "set_anon_csrf", None)
+        if anon:
+            from concord.web.deps import ANON_CSRF_COOKIE
+
+            response.set_cookie(
+                ANON_CSRF_COOKIE,
+                anon,
+                httponly=True,
+                samesite="lax",
+                secure=settings.secure_cookies,
+                path="/",
+            )
+        return response
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    from concord.accounts.routes import router as accounts_router
+    from concord.audit.routes import router as audit_router
+    from concord.careplans.api import router as careplans_api
+    from concord.careplans.routes import router as careplans_router
+    from concord.fhir.routes import router as fhir_router
+    from concord.measures.routes import router as measures_router
+    from concord.patients.api import router as patients_api
+    from concord.patients.routes import router as patients_router
+    from concord.registry.api import router as registry_api
+    from concord.registry.routes import router as registry_router
+    from concord.safety.api import router as safety_api
+    from concord.safety.routes import router as safety_router
+    from concord.web.routes import router as web_router
+
+    for router in (
+        web_router,
+        accounts_router,
+        patients_router,
+        careplans_router,
+        measures_router,
+        safety_router,
+        registry_router,
+        audit_router,
+        patients_api,
+        careplans_api,
+        safety_api,
+        registry_api,
+        fhir_router,
+    ):
+        app.include_router(router)
+    return app

@@ -1,0 +1,261 @@
+"""Recording and verifying the audit trail.
+
+`record()` is called explicitly by services and access helpers (never by ORM listeners). The
+events wait on the session until the unit of work ends: `write_pending()` chains and inserts
+them just before commit, so they land in the same transaction as the change they describe.
+When the unit of work rolls back, `write_pending_after_rollback()` still writes the denied and
+failed attempts, in a transaction of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from concord.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, Outcome
+from concord.clock import now
+
+if TYPE_CHECKING:
+    from concord.accounts.models import User
+
+
+@dataclass
+class PendingEvent:
+    occurred_at: datetime
+    organization_id: uuid.UUID | None
+    actor_id: uuid.UUID | None
+    actor_role: str | None
+    channel: str
+    action: str
+    object_type: str
+    object_id: str | None
+    patient_id: uuid.UUID | None
+    outcome: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    ip: str | None = None
+
+
+def set_context(session: Session, *, channel: str, ip: str | None = None) -> None:
+    """Where the unit of work came from: web, api, fhir, cli or system."""
+    session.info["audit_context"] = {"channel": channel, "ip": ip}
+
+
+def record(
+    session: Session,
+    *,
+    by: User | None,
+    action: str,
+    object_type: str,
+    object_id: uuid.UUID | str | None = None,
+    patient_id: uuid.UUID | None = None,
+    outcome: Outcome = Outcome.success,
+    detail: dict[str, Any] | None = None,
+    organization_id: uuid.UUID | None = None,
+) -> None:
+    """Note an access or change. `detail` holds field names and codes, never free text."""
+    context = session.info.get("audit_context", {"channel": "system", "ip": None})
+    session.info.setdefault("audit_pending", []).append(
+        PendingEvent(
+            occurred_at=now(),
+            organization_id=organization_id or (by.organization_id if by else None),
+            actor_id=by.id if by else None,
+            actor_role=by.role if by else None,
+            channel=context["channel"],
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id) if object_id is not None else None,
+            patient_id=patient_id,
+            outcome=str(outcome),
+            detail=detail or {},
+            ip=context.get("ip"),
+        )
+    )
+
+
+def pending(session: Session) -> list[PendingEvent]:
+    return list(session.info.get("audit_pending", []))
+
+
+def write_pending(session: Session) -> None:
+    events: list[PendingEvent] = session.info.pop("audit_pending", [])
+    if events:
+        _append(session, events)
+        session.flush()
+
+
+def write_pending_after_rollback(session: Session, factory: sessionmaker[Session]) -> None:
+    events: list[PendingEvent] = session.info.pop("audit_pending", [])
+    kept = [e for e in events if e.outcome != Outcome.success]
+    if not kept:
+        return
+    with factory() as fresh:
+        _append(fresh, kept)
+        fresh.commit()
+
+
+def _append(session: Session, events: list[PendingEvent]) -> None:
+    head = session.execute(
+        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditChainHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+    seq, prev = head.seq, head.hash
+    rows = []
+    for pending_event in events:
+        seq += 1
+        fields = {
+            "seq": seq,
+            "occurred_at": pending_event.occurred_at,
+            "organization_id": pending_event.organization_id,
+            "actor_id": pending_event.actor_id,
+            "actor_role": pending_event.actor_role,
+            "channel": pending_event.channel,
+            "action": pending_event.action,
+            "object_type": pending_event.object_type,
+            "object_id": pending_event.object_id,
+            "patient_id": pending_event.patient_id,
+            "outcome": pending_event.outcome,
+            "detail": pending_event.detail,
+            "ip": pending_event.ip,
+            "prev_hash": prev,
+        }
+        digest = event_hash(fields)
+        rows.append({**fields, "hash": digest})
+        prev = digest
+    # One multi-row insert (a page listing 150 patients writes 150 events).
+    session.execute(insert(AuditEvent), rows)
+    head.seq, head.hash = seq, prev
+
+
+# The fields an event's hash covers, in order (the previous event's hash included).
+HASHED_FIELDS = (
+    "seq",
+    "occurred_at",
+    "organization_id",
+    "actor_id",
+    "actor_role",
+    "channel",
+    "action",
+    "object_type",
+    "object_id",
+    "patient_id",
+    "outcome",
+    "detail",
+    "ip",
+    "prev_hash",
+)
+
+
+def hashed_fields(event: AuditEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in HASHED_FIELDS}
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def event_hash(fields: dict[str, Any]) -> str:
+    """SHA-256 over the event's fields (the previous hash included), in a canonical form."""
+    payload = json.dumps(
+        [_canonical(fields[name]) for name in HASHED_FIELDS],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    events: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+
+def _iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+        session.expunge_all()
+
+
+def verify(session: Session) -> VerifyResult:
+    """Walk the chain from the first event; report the first one that does not hold."""
+    head = session.get(AuditChainHead, 1)
+    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    for event in _iter_events(session):
+        if event.seq != expected_seq:
+            return VerifyResult(
+                False,
+                count,
+                expected_seq,
+                f"event {expected_seq} is missing (next present is {event.seq})",
+            )
+        if event.prev_hash != prev:
+            return VerifyResult(
+                False, count, event.seq, "its previous-hash does not match the event before it"
+            )
+        if event_hash(hashed_fields(event)) != event.hash:
+            return VerifyResult(False, count, event.seq, "its contents do not match its hash")
+        prev = event.hash
+        expected_seq += 1
+        count += 1
+    head_seq = head.seq if head else 0
+    head_hash = head.hash if head else GENESIS_HASH
+    if head_seq != count or head_hash != prev:
+        return VerifyResult(
+            False,
+            count,
+            count + 1,
+            f"the chain ends at event {count} but the head records {head_seq}: "
+            "events were removed from the end",
+        )
+    return VerifyResult(True, count)
+
+
+def count_events(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+
+
+@dataclass
+class AccessLogRow:
+    event: AuditEvent
+    actor_name: str | None
+
+
+def access_log(
+    session: Session, *, patient_id: uuid.UUID, before: int | None = None, limit: int = 100
+) -> list[AccessLogRow]:
+    """Who looked at or changed one patient's record, newest first (keyset by seq)."""
+    from concord.accounts.models import User
+
+    query = (
+        select(AuditEvent, User.name)
+        .outerjoin(User, User.id == AuditEvent.actor_id)
+        .where(AuditEvent.patient_id == patient_id)
+        .order_by(AuditEvent.seq.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(AuditEvent.seq < before)
+    return [AccessLogRow(event, name) for event, name in session.execute(query)]

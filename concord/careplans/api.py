@@ -1,0 +1,449 @@
+"""The care plan as JSON at /api/v1, for programs (API token) and browser scripts.
+
+Bodies are parsed by the same schemas as the forms, so a bad field gets the same 422 naming it.
+A create may send an Idempotency-Key header; a repeat returns the first result, not a copy.
+"""
+
+# No `from __future__ import annotations` here: the route factory below relies on annotations
+# being real classes when each route function is defined.
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import create_model
+from sqlalchemy.orm import Session
+
+from concord import access
+from concord.access import PatientAccess
+from concord.careplans import service as plans
+from concord.careplans.history import SECTION_FIELDS
+from concord.careplans.models import CarePlan, PlanStatus
+from concord.careplans.schemas import (
+    ActionStepIn,
+    BarrierIn,
+    CommentIn,
+    ConcernIn,
+    ContingencyIn,
+    GoalIn,
+    GoalProposal,
+    Input,
+    InterventionIn,
+    MilestoneIn,
+    PlanActivate,
+    PlanEnd,
+    PlanStart,
+    PreferencesIn,
+    RemoveIn,
+    ReviewIn,
+    StepStatusIn,
+    StrengthIn,
+)
+from concord.errors import InvalidInput, NotFound
+from concord.i18n import Msg
+from concord.validation import OptText1000, Text1000
+from concord.web.deps import ApiActor, ApiWriter, DbSession
+from concord.web.idempotency import claim, remember_result
+
+router = APIRouter(prefix="/api/v1", tags=["care plans"])
+
+
+def _access(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
+    return access.patient_for(
+        session, actor.user, patient_id, action=action, object_type="CarePlan"
+    )
+
+
+def _date(value: Any) -> Any:
+    return value.isoformat() if value is not None else None
+
+
+def item_json(section: str, item: Any) -> dict[str, Any]:
+    fields, _ = SECTION_FIELDS[section]
+    data: dict[str, Any] = {
+        "id": str(item.id),
+        "version": item.version,
+        "updated_at": item.updated_at.isoformat(),
+    }
+    for name in fields:
+        if name == "proposed_by":
+            data["proposed_by"] = {
+                "patient": item.proposed_by_patient,
+                "user_id": str(item.proposed_by_id),
+            }
+        elif name == "goal":
+            data["goal_id"] = str(item.goal_id) if item.goal_id else None
+        elif name == "responsible":
+            data["responsible_id"] = str(item.responsible_id) if item.responsible_id else None
+        elif name == "owner":
+            data["owner"] = "patient" if item.owner_is_patient else str(item.owner_id)
+        else:
+            value = getattr(item, name)
+            data[name] = _date(value) if hasattr(value, "isoformat") else value
+    if section == "action_steps":
+        data["done_on"] = _date(item.done_on)
+    return data
+
+
+def plan_json(view: plans.PlanView) -> dict[str, Any]:
+    plan, contents, agreement = view.plan, view.contents, view.agreement
+
+    def party(a: Any) -> Any:
+        return (
+            None
+            if a is None
+            else {
+                "user_id": str(a.user_id),
+                "revision": a.revision_number,
+                "agreed_at": a.agreed_at.isoformat(),
+            }
+        )
+
+    goals = []
+    for goal in contents.goals:
+        entry = item_json("goals", goal)
+        entry["milestones"] = [item_json("milestones", m) for m in contents.milestones_for(goal.id)]
+        goals.append(entry)
+    return {
+        "id": str(plan.id),
+        "patient_id": str(plan.patient_id),
+        "title": plan.title,
+        "status": plan.status,
+        "version": plan.version,
+        "revision": plan.revision_number,
+        "agreement_revision": plan.substantive_revision_number,
+        "activated_on": _date(plan.activated_on),
+        "next_review_on": _date(plan.next_review_on),
+        "last_reviewed_on": _date(plan.last_reviewed_on),
+        "review_state": view.review,
+        "agreement": {
+            "agreed": agreement.agreed,
+            "awaiting": agreement.awaiting,
+            "patient": party(agreement.patient),
+            "lead_clinician": party(agreement.lead),
+        },
+        "preferences": {
+            name: getattr(plan, name)
+            for name in (
+                "what_matters_most",
+                "treatment_preferences",
+                "monitoring_intensity",
+                "appointment_frequency",
+                "preferred_language",
+                "interpreter_needed",
+                "cultural_considerations",
+                "others_involved",
+            )
+        },
+        "concerns": [item_json("concerns", c) for c in contents.concerns],
+        "goals": goals,
+        "interventions": [item_json("interventions", i) for i in contents.interventions],
+        "action_steps": [item_json("action_steps", s) for s in contents.action_steps],
+        "strengths": [item_json("strengths", s) for s in contents.strengths],
+        "barriers": [item_json("barriers", b) for b in contents.barriers],
+        "contingencies": [item_json("contingencies", c) for c in contents.contingencies],
+    }
+
+
+def _view(session: Session, acc: PatientAccess) -> dict[str, Any]:
+    view = plans.plan_view(session, access=acc)
+    if view is None:
+        raise NotFound(Msg("This patient has no current care plan."))
+    return plan_json(view)
+
+
+@router.get("/patients/{patient_id}/careplan")
+def get_careplan(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
+    """The patient's current care plan, whole."""
+    return _view(session, _access(session, actor, patient_id))
+
+
+@router.post("/patients/{patient_id}/careplan", status_code=201)
+def start_careplan(
+    patient_id: str, body: PlanStart, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _access(session, actor, patient_id, "create")
+    plans.start_plan(session, access=acc, data=body)
+    return _view(session, acc)
+
+
+@router.post("/patients/{patient_id}/careplan/activate")
+def activate_careplan(
+    patient_id: str, body: PlanActivate, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _access(session, actor, patient_id, "update")
+    plans.activate_plan(session, access=acc, version=body.version)
+    return _view(session, acc)
+
+
+@router.post("/patients/{patient_id}/careplan/review")
+def review_careplan(
+    patient_id: str, body: ReviewIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _access(session, actor, patient_id, "update")
+    plans.record_review(session, access=acc, data=body)
+    return _view(session, acc)
+
+
+class PlanEndIn(PlanEnd):
+    status: PlanStatus
+
+
+@router.post("/patients/{patient_id}/careplan/end")
+def end_careplan(
+    patient_id: str, body: PlanEndIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _access(session, actor, patient_id, "update")
+    plan = plans.end_plan(session, access=acc, status=body.status, reason=body.reason)
+    return {"id": str(plan.id), "status": plan.status, "ended_on": _date(plan.ended_on)}
+
+
+@router.put("/patients/{patient_id}/careplan/preferences")
+def put_preferences(
+    patient_id: str, body: PreferencesIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _access(session, actor, patient_id, "update")
+    plans.update_preferences(session, access=acc, data=body)
+    return _view(session, acc)
+
+
+class AgreeIn(Input):
+    revision: int
+
+
+@router.post("/patients/{patient_id}/careplan/agree")
+def agree_careplan(
+    patient_id: str, body: AgreeIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """Sign off the plan as it stood at `revision`: as the patient, or as the team's lead."""
+    acc = _access(session, actor, patient_id, "agree")
+    agreement = plans.agree(session, access=acc, revision=body.revision)
+    return {
+        "party": agreement.party,
+        "revision": agreement.revision_number,
+        "agreed_at": agreement.agreed_at.isoformat(),
+    }
+
+
+@router.post("/patients/{patient_id}/careplan/comments", status_code=201)
+def comment_careplan(
+    patient_id: str,
+    body: CommentIn,
+    session: DbSession,
+    actor: ApiWriter,
+    idempotency_key: str | None = Header(None),
+) -> Any:
+    acc = _access(session, actor, patient_id, "create")
+    earlier = claim(session, actor, idempotency_key)
+    if earlier is not None:
+        return JSONResponse(
+            {"id": earlier.result}, status_code=200, headers={"Idempotent-Replayed": "true"}
+        )
+    comment = plans.add_comment(session, access=acc, body=body.body)
+    remember_result(session, str(comment.id))
+    return {
+        "id": str(comment.id),
+        "body": comment.body,
+        "created_at": comment.created_at.isoformat(),
+    }
+
+
+@router.post("/patients/{patient_id}/careplan/goals/propose", status_code=201)
+def propose_goal(
+    patient_id: str,
+    body: GoalProposal,
+    session: DbSession,
+    actor: ApiWriter,
+    idempotency_key: str | None = Header(None),
+) -> Any:
+    """A goal in the patient's own words (the patient, or the team on their behalf)."""
+    acc = _access(session, actor, patient_id, "create")
+    earlier = claim(session, actor, idempotency_key)
+    if earlier is not None:
+        return _replay(session, acc, "goals", earlier.result)
+    goal = plans.propose_goal(session, access=acc, data=body)
+    remember_result(session, f"goals/{goal.id}")
+    return item_json("goals", goal)
+
+
+@router.post("/patients/{patient_id}/careplan/action_steps/{step_id}/status")
+def step_status(
+    patient_id: str, step_id: str, body: StepStatusIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _access(session, actor, patient_id, "update")
+    step = plans.set_step_status(
+        session, access=acc, step_id=step_id, status=body.status, version=body.version
+    )
+    return item_json("action_steps", step)
+
+
+@router.get("/patients/{patient_id}/careplan/revisions")
+def list_revisions(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    acc = _access(session, actor, patient_id)
+    plan = _current(session, acc)
+    return [
+        {
+            "number": r.number,
+            "author_id": str(r.author_id),
+            "created_at": r.created_at.isoformat(),
+            "reason": r.reason,
+            "substantive": r.substantive,
+            "changes": r.summary.get("changes", []),
+        }
+        for r in plans.list_revisions(session, access=acc, plan=plan)
+    ]
+
+
+@router.get("/patients/{patient_id}/careplan/compare")
+def compare(
+    patient_id: str, session: DbSession, actor: ApiActor, request: Request
+) -> dict[str, Any]:
+    """What changed between two revisions: ?from=N&to=M."""
+    acc = _access(session, actor, patient_id)
+    plan = _current(session, acc)
+    try:
+        older = int(request.query_params.get("from", ""))
+        newer = int(request.query_params.get("to", ""))
+    except ValueError:
+        raise InvalidInput(
+            "from and to must be revision numbers",
+            errors={
+                "from": Msg("must be a revision number"),
+                "to": Msg("must be a revision number"),
+            },
+        ) from None
+    first, second, changes = plans.compare_revisions(
+        session, access=acc, plan=plan, older=older, newer=newer
+    )
+    return {"from": first.number, "to": second.number, "changes": [c.to_dict() for c in changes]}
+
+
+@router.get("/me/action-steps")
+def my_action_steps(session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    """The action steps the caller owns and has not done."""
+    return [
+        dict(
+            item_json("action_steps", row.step),
+            patient_id=str(row.patient.id),
+            patient_name=row.patient.display_name,
+        )
+        for row in plans.my_action_steps(session, by=actor.user)
+    ]
+
+
+def _current(session: Session, acc: PatientAccess) -> CarePlan:
+    plan = plans.get_plan(session, access=acc)
+    if plan is None:
+        raise NotFound(Msg("This patient has no current care plan."))
+    return plan
+
+
+def _replay(session: Session, acc: PatientAccess, section: str, result: str | None) -> Any:
+    plan = plans.current_plan(session, acc.patient.id)
+    if plan is None or not result or "/" not in result:
+        raise NotFound(Msg("The earlier submission with this key is not available."))
+    sec, item_id = result.split("/", 1)
+    item = plans.get_item(session, plan=plan, section=sec, item_id=item_id)
+    return JSONResponse(
+        item_json(sec, item), status_code=200, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+# --- items: one set of routes per section, each with its own typed body ------------------------
+
+ITEM_BODIES = {
+    "concerns": ConcernIn,
+    "goals": GoalIn,
+    "milestones": MilestoneIn,
+    "interventions": InterventionIn,
+    "action_steps": ActionStepIn,
+    "strengths": StrengthIn,
+    "barriers": BarrierIn,
+    "contingencies": ContingencyIn,
+}
+
+
+def _register_item_routes(section: str, schema: Any) -> None:
+    create_body = create_model(
+        f"{schema.__name__}Create", __base__=schema, reason=(OptText1000, None)
+    )
+    update_body = create_model(
+        f"{schema.__name__}Update", __base__=schema, version=(int, ...), reason=(Text1000, ...)
+    )
+
+    def add(
+        patient_id: str,
+        body: create_body,
+        session: DbSession,  # type: ignore[valid-type]
+        actor: ApiWriter,
+        idempotency_key: str | None = Header(None),
+    ) -> Any:
+        acc = _access(session, actor, patient_id, "create")
+        earlier = claim(session, actor, idempotency_key)
+        if earlier is not None:
+            return _replay(session, acc, section, earlier.result)
+        item = plans.add_item(session, access=acc, section=section, data=body, reason=body.reason)
+        remember_result(session, f"{section}/{item.id}")
+        return item_json(section, item)
+
+    def update(
+        patient_id: str,
+        item_id: uuid.UUID,
+        body: update_body,  # type: ignore[valid-type]
+        session: DbSession,
+        actor: ApiWriter,
+    ) -> Any:
+        acc = _access(session, actor, patient_id, "update")
+        item = plans.update_item(
+            session,
+            access=acc,
+            section=section,
+            item_id=item_id,
+            data=body,
+            version=body.version,
+            reason=body.reason,
+        )
+        return item_json(section, item)
+
+    def remove(
+        patient_id: str, item_id: uuid.UUID, body: RemoveIn, session: DbSession, actor: ApiWriter
+    ) -> Any:
+        acc = _access(session, actor, patient_id, "delete")
+        plans.remove_item(
+            session,
+            access=acc,
+            section=section,
+            item_id=item_id,
+            version=body.version,
+            reason=body.reason,
+        )
+        return {"id": str(item_id), "removed": True}
+
+    path = f"/patients/{{patient_id}}/careplan/{section}"
+    router.add_api_route(
+        path,
+        add,
+        methods=["POST"],
+        status_code=201,
+        name=f"add_{section}",
+        summary=f"Add to {section.replace('_', ' ')}",
+    )
+    router.add_api_route(
+        path + "/{item_id}",
+        update,
+        methods=["PUT"],
+        name=f"update_{section}",
+        summary=f"Change one of {section.replace('_', ' ')} (quote its version)",
+    )
+    router.add_api_route(
+        path + "/{item_id}/remove",
+        remove,
+        methods=["POST"],
+        name=f"remove_{section}",
+        summary=f"Remove one of {section.replace('_', ' ')} (quote its version and a reason)",
+    )
+
+
+for _section, _schema in ITEM_BODIES.items():
+    _register_item_routes(_section, _schema)

@@ -1,0 +1,1150 @@
+"""The rules of the shared care plan.
+
+Every mutation: checks what the actor may do (through PatientAccess), locks the plan row so
+changes to one plan queue rather than interleave, checks the version the editor saw, applies
+the change, writes a revision (a snapshot and what changed, in words), and audits it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from concord.access import PatientAccess, deny
+from concord.accounts.models import Organization, User
+from concord.audit.service import record
+from concord.careplans import history
+from concord.careplans.history import Change, PlanContents
+from concord.careplans.models import (
+    CURRENT_PLAN_STATUSES,
+    ActionStep,
+    AgreementParty,
+    Barrier,
+    CarePlan,
+    CodeSystem,
+    Concern,
+    Contingency,
+    Goal,
+    GoalCategory,
+    GoalStatus,
+    Intervention,
+    Milestone,
+    PlanAgreement,
+    PlanComment,
+    PlanRevision,
+    PlanStatus,
+    StepStatus,
+    Strength,
+)
+from concord.careplans.schemas import (
+    ICD10_RE,
+    SNOMED_RE,
+    ConcernIn,
+    GoalProposal,
+    Input,
+    PlanStart,
+    PreferencesIn,
+    ReviewIn,
+)
+from concord.clock import now, today
+from concord.errors import Conflict, InvalidInput, NotFound
+from concord.i18n import Msg
+from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.settings import get_settings
+from concord.validation import check_date_range
+
+REVIEW_DUE_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    section: str
+    model: Any
+    object_type: str  # the name used in the audit trail (FHIR's where one matches)
+
+
+SPECS: dict[str, ItemSpec] = {
+    "concerns": ItemSpec("concerns", Concern, "Condition"),
+    "goals": ItemSpec("goals", Goal, "Goal"),
+    "milestones": ItemSpec("milestones", Milestone, "Milestone"),
+    "interventions": ItemSpec("interventions", Intervention, "CarePlanActivity"),
+    "action_steps": ItemSpec("action_steps", ActionStep, "ActionStep"),
+    "strengths": ItemSpec("strengths", Strength, "Strength"),
+    "barriers": ItemSpec("barriers", Barrier, "Barrier"),
+    "contingencies": ItemSpec("contingencies", Contingency, "Contingency"),
+}
+
+# Changes that record progress rather than change what was agreed, so the plan does not need
+# to be agreed again: a step done, a milestone reached, a treatment started.
+PROGRESS = {
+    "plan": {
+        "status",
+        "activated_on",
+        "next_review_on",
+        "last_reviewed_on",
+        "ended_on",
+        "end_reason",
+    },
+    "goals": {"status"},
+    "milestones": {"reached_on"},
+    "interventions": {"status"},
+    "action_steps": {"status"},
+    "barriers": {"status"},
+}
+PROGRESS_GOAL_STATUSES = {GoalStatus.in_progress, GoalStatus.achieved}
+
+
+def spec_for(section: str) -> ItemSpec:
+    try:
+        return SPECS[section]
+    except KeyError:
+        raise NotFound("No such part of a care plan.") from None
+
+
+def is_substantive(changes: list[Change]) -> bool:
+    for change in changes:
+        if change.change != "changed":
+            return True
+        allowed = PROGRESS.get(change.section, set())
+        for field_change in change.fields:
+            if field_change.field not in allowed:
+                return True
+            if change.section == "goals" and field_change.new not in PROGRESS_GOAL_STATUSES:
+                return True
+    return False
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _org(session: Session, patient: Patient) -> Organization:
+    org = session.get(Organization, patient.organization_id)
+    assert org is not None
+    return org
+
+
+def org_today(session: Session, patient: Patient) -> date:
+    return today(_org(session, patient).timezone)
+
+
+def current_plan(session: Session, patient_id: uuid.UUID) -> CarePlan | None:
+    return session.scalar(
+        select(CarePlan).where(
+            CarePlan.patient_id == patient_id,
+            CarePlan.status.in_([str(s) for s in CURRENT_PLAN_STATUSES]),
+        )
+    )
+
+
+def list_plans(session: Session, *, access: PatientAccess) -> list[CarePlan]:
+    plans = list(
+        session.scalars(
+            select(CarePlan)
+            .where(CarePlan.patient_id == access.patient.id)
+            .order_by(CarePlan.created_at.desc())
+        )
+    )
+    record(
+        session, by=access.by, action="search", object_type="CarePlan", patient_id=access.patient.id
+    )
+    return plans
+
+
+def get_plan(
+    session: Session, *, access: PatientAccess, plan_id: uuid.UUID | str | None = None
+) -> CarePlan | None:
+    """The patient's current plan, or a named one of theirs (audited)."""
+    if plan_id is None:
+        plan = current_plan(session, access.patient.id)
+    else:
+        try:
+            plan = session.get(CarePlan, uuid.UUID(str(plan_id)))
+        except ValueError:
+            plan = None
+        if plan is None or plan.patient_id != access.patient.id:
+            raise NotFound("No such care plan.")
+    if plan is not None:
+        record(
+            session,
+            by=access.by,
+            action="read",
+            object_type="CarePlan",
+            object_id=plan.id,
+            patient_id=access.patient.id,
+        )
+    return plan
+
+
+def load_contents(session: Session, plan: CarePlan) -> PlanContents:
+    def items(model: Any) -> list[Any]:
+        return list(
+            session.scalars(
+                select(model)
+                .where(model.plan_id == plan.id, model.removed_at.is_(None))
+                .order_by(model.created_at)
+            )
+        )
+
+    goals = items(Goal)
+    milestones: list[Milestone] = []
+    if goals:
+        milestones = list(
+            session.scalars(
+                select(Milestone)
+                .where(Milestone.goal_id.in_([g.id for g in goals]), Milestone.removed_at.is_(None))
+                .order_by(Milestone.created_at)
+            )
+        )
+    return PlanContents(
+        plan=plan,
+        concerns=items(Concern),
+        goals=goals,
+        milestones=milestones,
+        interventions=items(Intervention),
+        action_steps=items(ActionStep),
+        strengths=items(Strength),
+        barriers=items(Barrier),
+        contingencies=items(Contingency),
+    )
+
+
+@dataclass
+class AgreementState:
+    revision: int
+    patient: PlanAgreement | None
+    lead: PlanAgreement | None
+    ever_agreed: bool
+
+    @property
+    def agreed(self) -> bool:
+        return self.patient is not None and self.lead is not None
+
+    @property
+    def awaiting(self) -> list[str]:
+        missing = []
+        if self.patient is None:
+            missing.append(AgreementParty.patient.value)
+        if self.lead is None:
+            missing.append(AgreementParty.lead_clinician.value)
+        return missing
+
+    @property
+    def changed_since_agreed(self) -> bool:
+        return self.ever_agreed and not self.agreed
+
+
+def agreement_state(
+    session: Session, plan: CarePlan, agreements: list[PlanAgreement] | None = None
+) -> AgreementState:
+    if agreements is None:
+        agreements = list(
+            session.scalars(
+                select(PlanAgreement)
+                .where(PlanAgreement.plan_id == plan.id)
+                .order_by(PlanAgreement.revision_number.desc())
+            )
+        )
+    valid = [a for a in agreements if a.revision_number >= plan.substantive_revision_number]
+    patient = next((a for a in valid if a.party == AgreementParty.patient), None)
+    lead = next((a for a in valid if a.party == AgreementParty.lead_clinician), None)
+    return AgreementState(plan.substantive_revision_number, patient, lead, bool(agreements))
+
+
+def review_state(plan: CarePlan, on: date) -> str:
+    """not_scheduled, scheduled, due (within a week) or overdue."""
+    if plan.status != PlanStatus.active or plan.next_review_on is None:
+        return "not_scheduled"
+    if plan.next_review_on < on:
+        return "overdue"
+    if plan.next_review_on - on <= timedelta(days=REVIEW_DUE_WINDOW_DAYS):
+        return "due"
+    return "scheduled"
+
+
+@dataclass
+class PlanView:
+    plan: CarePlan
+    contents: PlanContents
+    agreement: AgreementState
+    review: str
+    today: date
+    comments: list[PlanComment]
+    members: list[CareTeamMember]
+
+
+def plan_view(
+    session: Session, *, access: PatientAccess, plan_id: uuid.UUID | str | None = None
+) -> PlanView | None:
+    plan = get_plan(session, access=access, plan_id=plan_id)
+    if plan is None:
+        return None
+    on = org_today(session, access.patient)
+    comments: list[PlanComment] = []
+    if access.can_comment:
+        comments = list(
+            session.scalars(
+                select(PlanComment)
+                .where(PlanComment.plan_id == plan.id)
+                .order_by(PlanComment.created_at)
+            )
+        )
+    return PlanView(
+        plan=plan,
+        contents=load_contents(session, plan),
+        agreement=agreement_state(session, plan),
+        review=review_state(plan, on),
+        today=on,
+        comments=comments,
+        members=_team_members(session, access.patient.id),
+    )
+
+
+def _team_members(session: Session, patient_id: uuid.UUID) -> list[CareTeamMember]:
+    return list(
+        session.scalars(
+            select(CareTeamMember)
+            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+            .where(CareTeam.patient_id == patient_id, CareTeamMember.ended_at.is_(None))
+            .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at)
+        )
+    )
+
+
+# --- revisions -----------------------------------------------------------------------------
+
+
+def _latest_snapshot(session: Session, plan: CarePlan) -> dict[str, Any] | None:
+    if plan.revision_number == 0:
+        return None
+    return session.scalar(
+        select(PlanRevision.snapshot).where(
+            PlanRevision.plan_id == plan.id, PlanRevision.number == plan.revision_number
+        )
+    )
+
+
+def _revise(
+    session: Session, *, access: PatientAccess, plan: CarePlan, reason: str | None
+) -> PlanRevision | None:
+    """Write a revision if the plan's content changed; none if nothing did."""
+    session.flush()
+    snap = history.snapshot(load_contents(session, plan))
+    changes = history.diff(_latest_snapshot(session, plan), snap)
+    if not changes and plan.revision_number > 0:
+        return None
+    substantive = plan.revision_number == 0 or is_substantive(changes)
+    plan.revision_number += 1
+    if substantive:
+        plan.substantive_revision_number = plan.revision_number
+    revision = PlanRevision(
+        plan_id=plan.id,
+        number=plan.revision_number,
+        author_id=access.by.id,
+        created_at=now(),
+        reason=reason,
+        summary={"changes": [c.to_dict() for c in changes]},
+        substantive=substantive,
+        snapshot=snap,
+    )
+    session.add(revision)
+    session.flush()
+    return revision
+
+
+def list_revisions(
+    session: Session, *, access: PatientAccess, plan: CarePlan
+) -> list[PlanRevision]:
+    record(
+        session,
+        by=access.by,
+        action="history",
+        object_type="CarePlan",
+        object_id=plan.id,
+        patient_id=access.patient.id,
+    )
+    return list(
+        session.scalars(
+            select(PlanRevision)
+            .where(PlanRevision.plan_id == plan.id)
+            .order_by(PlanRevision.number.desc())
+        )
+    )
+
+
+def compare_revisions(
+    session: Session, *, access: PatientAccess, plan: CarePlan, older: int, newer: int
+) -> tuple[PlanRevision, PlanRevision, list[Change]]:
+    """What changed between two revisions of the plan, in either order."""
+    older, newer = sorted((older, newer))
+    revisions = {
+        r.number: r
+        for r in session.scalars(
+            select(PlanRevision).where(
+                PlanRevision.plan_id == plan.id, PlanRevision.number.in_([older, newer])
+            )
+        )
+    }
+    if older not in revisions or newer not in revisions:
+        raise NotFound(Msg("This plan has no revision with that number."))
+    record(
+        session,
+        by=access.by,
+        action="compare",
+        object_type="CarePlan",
+        object_id=plan.id,
+        patient_id=access.patient.id,
+        detail={"from": older, "to": newer},
+    )
+    first, second = revisions[older], revisions[newer]
+    return first, second, history.diff(first.snapshot, second.snapshot)
+
+
+# --- changing the plan ---------------------------------------------------------------------
+
+
+def _require_editor(
+    session: Session, access: PatientAccess, *, action: str, object_type: str
+) -> None:
+    if not access.can_edit_plan:
+        raise deny(
+            session,
+            access,
+            action=action,
+            object_type=object_type,
+            message="Only the care team can change this part of the plan.",
+        )
+
+
+def _lock(session: Session, plan: CarePlan) -> CarePlan:
+    locked = session.scalar(
+        select(CarePlan)
+        .where(CarePlan.id == plan.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert locked is not None
+    return locked
+
+
+def _editable_plan(
+    session: Session, access: PatientAccess, plan_id: uuid.UUID | None = None
+) -> CarePlan:
+    plan = current_plan(session, access.patient.id)
+    if plan is None:
+        raise NotFound(Msg("This patient has no current care plan. Start one first."))
+    if plan_id is not None and plan.id != plan_id:
+        raise Conflict(Msg("That plan is no longer the current one; open the current plan."))
+    plan = _lock(session, plan)
+    if plan.status not in CURRENT_PLAN_STATUSES:
+        raise Conflict(Msg("This plan has ended; start a new plan to make changes."))
+    return plan
+
+
+def _touch(item: Any, by: User) -> None:
+    item.version = (item.version or 0) + 1
+    item.updated_at = now()
+    item.updated_by_id = by.id
+
+
+def _stale(session: Session, item: Any, section: str) -> Conflict:
+    editor = session.get(User, item.updated_by_id) if item.updated_by_id else None
+    return Conflict(
+        Msg(
+            "Someone else changed this %(item)s after you opened it. Your changes were not saved; "
+            "they are still in the form. Check the current version and save again.",
+            item=Msg(history_label(section)),
+        ),
+        current_version=item.version,
+        updated_at=item.updated_at.isoformat() if item.updated_at else None,
+        updated_by=editor.name if editor else None,
+    )
+
+
+def history_label(section: str) -> str:
+    from concord.careplans.labels import SECTION_LABELS
+
+    return SECTION_LABELS.get(section, section)
+
+
+def start_plan(session: Session, *, access: PatientAccess, data: PlanStart) -> CarePlan:
+    _require_editor(session, access, action="create", object_type="CarePlan")
+    if current_plan(session, access.patient.id) is not None:
+        raise Conflict(Msg("This patient already has a current care plan."))
+    plan = CarePlan(
+        patient_id=access.patient.id,
+        title=data.title,
+        status=PlanStatus.draft,
+        created_by_id=access.by.id,
+        created_at=now(),
+    )
+    session.add(plan)
+    session.flush()
+    _revise(session, access=access, plan=plan, reason=data.reason)
+    record(
+        session,
+        by=access.by,
+        action="create",
+        object_type="CarePlan",
+        object_id=plan.id,
+        patient_id=access.patient.id,
+    )
+    return plan
+
+
+def review_interval(session: Session, patient: Patient) -> int:
+    org = _org(session, patient)
+    return org.review_interval_days or get_settings().review_interval_days
+
+
+def activate_plan(session: Session, *, access: PatientAccess, version: int) -> CarePlan:
+    _require_editor(session, access, action="activate", object_type="CarePlan")
+    plan = _editable_plan(session, access)
+    if plan.version != version:
+        raise Conflict(Msg("The plan changed after you opened it. Check it and try again."))
+    if plan.status == PlanStatus.active:
+        raise Conflict(Msg("This plan is already active."))
+    on = org_today(session, access.patient)
+    plan.status = PlanStatus.active
+    plan.activated_on = on
+    plan.next_review_on = on + timedelta(days=review_interval(session, access.patient))
+    plan.version += 1
+    _revise(session, access=access, plan=plan, reason=None)
+    record(
+        session,
+        by=access.by,
+        action="activate",
+        object_type="CarePlan",
+        object_id=plan.id,
+        patient_id=access.patient.id,
+    )
+    # Active treatment starts measurement: the organization's default check-ins.
+    from concord.measures.service import schedule_defaults
+
+    schedule_defaults(session, access=access, start_on=on)
+    return plan
+
+
+def end_plan(
+    session: Session, *, access: PatientAccess, status: PlanStatus, reason: str
+) -> CarePlan:
+    """Complete or withdraw (revoke) the current plan. Its history stays."""
+    if status not in (PlanStatus.completed, PlanStatus.revoked):
+        raise InvalidInput.field("status", Msg("must be completed or revoked"))
+    _require_editor(session, access, action="end", object_type="CarePlan")
+    plan = _editable_plan(session, access)
+    plan.status = status
+    plan.ended_on = org_today(session, access.patient)
+    plan.end_reason = reason
+    plan.next_review_on = None
+    plan.version += 1
+    _revise(session, access=access, plan=plan, reason=reason)
+    record(
+        session,
+        by=access.by,
+        action="end",
+        object_type="CarePlan",
+        object_id=plan.id,
+        patient_id=access.patient.id,
+        detail={"status": str(status)},
+    )
+    return plan
+
+
+def record_review(session: Session, *, access: PatientAccess, data: ReviewIn) -> CarePlan:
+    """The team reviewed the plan: note it, and set the next review (default: one interval on)."""
+    _require_editor(session, access, action="review", object_type="CarePlan")
+    plan = _editable_plan(session, access)
+    if plan.version != data.version:
+        raise Conflict(Msg("The plan changed after you opened it. Check it and try again."))
+    if plan.status != PlanStatus.active:
+        raise Conflict(Msg("Activate the plan before recording a review."))
+    on = org_today(session, access.patient)
+    check_date_range(data.next_review_on, "next_review_on")
+    if data.next_review_on is not None and data.next_review_on <= on:
+        raise InvalidInput.field("next_review_on", Msg("must be after today"))
+    plan.last_reviewed_on = on
+    plan.next_review_on = data.next_review_on or on + timedelta(
+        days=review_interval(session, access.patient)
+    )
+    plan.version += 1
+    _revise(session, access=access, plan=plan, reason=data.note)
+    record(
+        session,
+        by=access.by,
+        action="review",
+        object_type="CarePlan",
+        object_id=plan.id,
+        patient_id=access.patient.id,
+    )
+    return plan
+
+
+def update_preferences(session: Session, *, access: PatientAccess, data: PreferencesIn) -> CarePlan:
+    _require_editor(session, access, action="update", object_type="CarePlan")
+    plan = _editable_plan(session, access)
+    if plan.version != data.version:
+        raise Conflict(
+            Msg(
+                "Someone else changed the preferences after you opened them. Your "
+                "changes were not saved; they are still in the form. Check the "
+                "current version and save again."
+            ),
+            current_version=plan.version,
+        )
+    for name in history.PREFERENCE_FIELDS:
+        value = getattr(data, name)
+        setattr(plan, name, str(value) if hasattr(value, "value") else value)
+    plan.version += 1
+    _revise(session, access=access, plan=plan, reason=data.reason)
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type="CarePlan",
+        object_id=plan.id,
+        patient_id=access.patient.id,
+        detail={"part": "preferences"},
+    )
+    return plan
+
+
+# --- items ---------------------------------------------------------------------------------
+
+
+def _plan_goal(
+    session: Session, plan: CarePlan, goal_id: uuid.UUID | None, field: str = "goal_id"
+) -> Goal | None:
+    if goal_id is None:
+        return None
+    goal = session.get(Goal, goal_id)
+    if goal is None or goal.plan_id != plan.id or goal.removed_at is not None:
+        raise InvalidInput.field(field, Msg("must be one of this plan's goals"))
+    return goal
+
+
+def _team_member_id(
+    session: Session, patient: Patient, user_id: uuid.UUID | str | None, field: str
+) -> uuid.UUID | None:
+    if user_id is None:
+        return None
+    try:
+        uid = uuid.UUID(str(user_id))
+    except ValueError:
+        raise InvalidInput.field(
+            field, Msg("must be the patient or someone on the care team")
+        ) from None
+    member = session.scalar(
+        select(CareTeamMember)
+        .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+        .where(
+            CareTeam.patient_id == patient.id,
+            CareTeamMember.user_id == uid,
+            CareTeamMember.ended_at.is_(None),
+        )
+    )
+    if member is None:
+        raise InvalidInput.field(field, Msg("must be someone on this patient's care team"))
+    return uid
+
+
+def _check_concern_code(data: ConcernIn) -> tuple[str | None, str | None]:
+    if not data.code:
+        return None, None
+    if data.code_system is None:
+        raise InvalidInput.field("code_system", Msg("choose ICD-10-CM or SNOMED CT for the code"))
+    code = data.code.strip()
+    if data.code_system == CodeSystem.icd10:
+        code = code.upper()
+        if not ICD10_RE.match(code):
+            raise InvalidInput.field(
+                "code", Msg("must be an ICD-10-CM code such as F32.1 or F10.20")
+            )
+    elif not SNOMED_RE.match(code):
+        raise InvalidInput.field("code", Msg("must be a SNOMED CT concept id (6 to 18 digits)"))
+    return str(data.code_system), code
+
+
+def _columns(
+    session: Session, access: PatientAccess, plan: CarePlan, section: str, data: Input
+) -> dict[str, Any]:
+    """Turn validated input into column values, checking references into the plan and team."""
+    values = {k: (str(v) if hasattr(v, "value") else v) for k, v in data.model_dump().items()}
+    values.pop("version", None)
+    values.pop("reason", None)
+    for name in ("due_on", "target_on", "reached_on"):
+        if name in values:
+            check_date_range(values[name], name)
+    if section == "goals":
+        _check_goal_measure(values)
+    if section == "concerns":
+        assert isinstance(data, ConcernIn)
+        values["code_system"], values["code"] = _check_concern_code(data)
+    elif section == "milestones":
+        _plan_goal(session, plan, values["goal_id"])
+        if values["reached_on"] and values["reached_on"] > org_today(session, access.patient):
+            raise InvalidInput.field("reached_on", Msg("cannot be in the future"))
+    elif section == "interventions":
+        _plan_goal(session, plan, values["goal_id"])
+        values["responsible_id"] = _team_member_id(
+            session, access.patient, values["responsible_id"], "responsible_id"
+        )
+    elif section == "action_steps":
+        _plan_goal(session, plan, values["goal_id"])
+        owner = values.pop("owner")
+        values["owner_is_patient"] = owner == "patient"
+        values["owner_id"] = (
+            None if owner == "patient" else _team_member_id(session, access.patient, owner, "owner")
+        )
+    return values
+
+
+def _check_goal_measure(values: dict[str, Any]) -> None:
+    """A goal linked to a measure names the instrument, a comparison and a value in range."""
+    from concord.measures.library import library
+
+    parts = [
+        values.get("measure_instrument"),
+        values.get("measure_op"),
+        values.get("measure_value"),
+    ]
+    if all(p is None for p in parts):
+        return
+    if any(p is None for p in parts):
+        missing = [
+            name
+            for name, part in zip(
+                ("measure_instrument", "measure_op", "measure_value"), parts, strict=True
+            )
+            if part is None
+        ]
+        raise InvalidInput.field(missing[0], Msg("is needed to link the goal to a measure"))
+    instrument = library().get(str(values["measure_instrument"]))
+    if instrument is None or instrument.main_score is None:
+        raise InvalidInput.field("measure_instrument", Msg("must be a questionnaire with a score"))
+    score = instrument.main_score
+    if not score.min <= float(values["measure_value"]) <= score.max:
+        raise InvalidInput.field(
+            "measure_value",
+            Msg(
+                "must be between %(min)s and %(max)s for %(code)s",
+                min=f"{score.min:g}",
+                max=f"{score.max:g}",
+                code=instrument.code,
+            ),
+        )
+    values["measure_instrument"] = instrument.code
+
+
+def _apply_status_dates(
+    session: Session, access: PatientAccess, item: Any, section: str, old_status: str | None
+) -> None:
+    on = org_today(session, access.patient)
+    if section == "action_steps":
+        item.done_on = on if item.status == StepStatus.done else None
+    if section == "goals" and item.status != old_status:
+        item.status_changed_on = on
+
+
+def add_item(
+    session: Session, *, access: PatientAccess, section: str, data: Input, reason: str | None = None
+) -> Any:
+    spec = spec_for(section)
+    _require_editor(session, access, action="create", object_type=spec.object_type)
+    plan = _editable_plan(session, access)
+    values = _columns(session, access, plan, section, data)
+    if section == "goals":
+        values["proposed_by_id"] = access.by.id
+        values["proposed_by_patient"] = False
+    if section != "milestones":
+        values["plan_id"] = plan.id
+    item = spec.model(**values, updated_by_id=access.by.id, created_at=now(), updated_at=now())
+    _apply_status_dates(session, access, item, section, None)
+    session.add(item)
+    session.flush()
+    _revise(session, access=access, plan=plan, reason=reason)
+    record(
+        session,
+        by=access.by,
+        action="create",
+        object_type=spec.object_type,
+        object_id=item.id,
+        patient_id=access.patient.id,
+    )
+    return item
+
+
+def get_item(session: Session, *, plan: CarePlan, section: str, item_id: uuid.UUID | str) -> Any:
+    spec = spec_for(section)
+    try:
+        iid = uuid.UUID(str(item_id))
+    except ValueError:
+        raise NotFound(Msg("No such item in this plan.")) from None
+    item = session.get(spec.model, iid)
+    if item is None or item.removed_at is not None:
+        raise NotFound(Msg("No such item in this plan."))
+    plan_id = (
+        item.plan_id
+        if section != "milestones"
+        else session.scalar(select(Goal.plan_id).where(Goal.id == item.goal_id))
+    )
+    if plan_id != plan.id:
+        raise NotFound(Msg("No such item in this plan."))
+    return item
+
+
+def update_item(
+    session: Session,
+    *,
+    access: PatientAccess,
+    section: str,
+    item_id: uuid.UUID | str,
+    data: Input,
+    version: int,
+    reason: str | None,
+) -> Any:
+    spec = spec_for(section)
+    _require_editor(session, access, action="update", object_type=spec.object_type)
+    plan = _editable_plan(session, access)
+    item = get_item(session, plan=plan, section=section, item_id=item_id)
+    if item.version != version:
+        raise _stale(session, item, section)
+    values = _columns(session, access, plan, section, data)
+    old_status = getattr(item, "status", None)
+    for name, value in values.items():
+        setattr(item, name, value)
+    _apply_status_dates(session, access, item, section, old_status)
+    _touch(item, access.by)
+    _revise(session, access=access, plan=plan, reason=reason)
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type=spec.object_type,
+        object_id=item.id,
+        patient_id=access.patient.id,
+    )
+    return item
+
+
+def remove_item(
+    session: Session,
+    *,
+    access: PatientAccess,
+    section: str,
+    item_id: uuid.UUID | str,
+    version: int,
+    reason: str,
+) -> None:
+    spec = spec_for(section)
+    _require_editor(session, access, action="delete", object_type=spec.object_type)
+    plan = _editable_plan(session, access)
+    item = get_item(session, plan=plan, section=section, item_id=item_id)
+    if item.version != version:
+        raise _stale(session, item, section)
+    if section == "goals":
+        # A goal with milestones, steps or treatments linked to it is stopped, not removed,
+        # so what refers to it still makes sense.
+        raise Conflict(
+            Msg("Goals are not removed: set the goal's status to stopped or revised instead.")
+        )
+    item.removed_at = now()
+    _touch(item, access.by)
+    _revise(session, access=access, plan=plan, reason=reason)
+    record(
+        session,
+        by=access.by,
+        action="delete",
+        object_type=spec.object_type,
+        object_id=item.id,
+        patient_id=access.patient.id,
+    )
+
+
+def set_step_status(
+    session: Session,
+    *,
+    access: PatientAccess,
+    step_id: uuid.UUID | str,
+    status: StepStatus,
+    version: int,
+) -> ActionStep:
+    """Mark an action step done (or not). The patient may do this for their own steps."""
+    plan = current_plan(session, access.patient.id)
+    if plan is None:
+        raise NotFound(Msg("No such item in this plan."))
+    step = get_item(session, plan=plan, section="action_steps", item_id=step_id)
+    allowed = access.can_edit_plan or (access.is_self and step.owner_is_patient)
+    if not allowed:
+        raise deny(
+            session,
+            access,
+            action="update",
+            object_type="ActionStep",
+            object_id=step.id,
+            message="Only the care team, or you for your own steps, can mark this.",
+        )
+    plan = _editable_plan(session, access)
+    if step.version != version:
+        raise _stale(session, step, "action_steps")
+    if step.status != status:
+        step.status = str(status)
+        _apply_status_dates(session, access, step, "action_steps", None)
+        _touch(step, access.by)
+        _revise(session, access=access, plan=plan, reason=None)
+        record(
+            session,
+            by=access.by,
+            action="update",
+            object_type="ActionStep",
+            object_id=step.id,
+            patient_id=access.patient.id,
+            detail={"status": str(status)},
+        )
+    return step
+
+
+def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal) -> Goal:
+    """A goal the patient (or the team, on their behalf) proposes in the patient's words. If
+    there is no plan yet, this starts a draft for the team to build on."""
+    if not access.can_propose_goal:
+        raise deny(
+            session,
+            access,
+            action="create",
+            object_type="Goal",
+            message="You cannot propose goals for this person.",
+        )
+    plan = current_plan(session, access.patient.id)
+    if plan is None:
+        plan = CarePlan(
+            patient_id=access.patient.id,
+            title="Care plan",
+            status=PlanStatus.draft,
+            created_by_id=access.by.id,
+            created_at=now(),
+        )
+        session.add(plan)
+        session.flush()
+        _revise(session, access=access, plan=plan, reason=None)
+        record(
+            session,
+            by=access.by,
+            action="create",
+            object_type="CarePlan",
+            object_id=plan.id,
+            patient_id=access.patient.id,
+        )
+    plan = _editable_plan(session, access)
+    goal = Goal(
+        plan_id=plan.id,
+        statement=data.statement,
+        category=str(data.category or GoalCategory.wellbeing),
+        priority=str(data.priority),
+        status=GoalStatus.proposed,
+        proposed_by_id=access.by.id,
+        proposed_by_patient=access.is_self,
+        updated_by_id=access.by.id,
+        created_at=now(),
+        updated_at=now(),
+    )
+    session.add(goal)
+    session.flush()
+    _revise(session, access=access, plan=plan, reason=data.why)
+    record(
+        session,
+        by=access.by,
+        action="propose",
+        object_type="Goal",
+        object_id=goal.id,
+        patient_id=access.patient.id,
+    )
+    return goal
+
+
+def add_comment(session: Session, *, access: PatientAccess, body: str) -> PlanComment:
+    if not access.can_comment:
+        raise deny(
+            session,
+            access,
+            action="create",
+            object_type="PlanComment",
+            message="You cannot comment on this plan.",
+        )
+    plan = current_plan(session, access.patient.id)
+    if plan is None:
+        raise NotFound(Msg("There is no plan to comment on yet."))
+    comment = PlanComment(plan_id=plan.id, author_id=access.by.id, body=body, created_at=now())
+    session.add(comment)
+    session.flush()
+    record(
+        session,
+        by=access.by,
+        action="create",
+        object_type="PlanComment",
+        object_id=comment.id,
+        patient_id=access.patient.id,
+    )
+    return comment
+
+
+def agree(session: Session, *, access: PatientAccess, revision: int) -> PlanAgreement:
+    """Sign off the plan as it stood at `revision` (the one the person was looking at)."""
+    if access.is_self:
+        party = AgreementParty.patient
+    elif access.on_team and access.is_lead:
+        party = AgreementParty.lead_clinician
+    else:
+        raise deny(
+            session,
+            access,
+            action="agree",
+            object_type="CarePlan",
+            message="Only the patient and the team's lead clinician sign off the plan.",
+        )
+    plan = _editable_plan(session, access)
+    if revision > plan.revision_number or revision < 1:
+        raise InvalidInput.field("revision", Msg("is not a revision of this plan"))
+    if revision < plan.substantive_revision_number:
+        raise Conflict(
+            Msg(
+                "The plan changed after you opened it. Read the changes, then agree "
+                "to the current version."
+            ),
+            current_revision=plan.revision_number,
+        )
+    existing = session.scalar(
+        select(PlanAgreement).where(
+            PlanAgreement.plan_id == plan.id,
+            PlanAgreement.party == party,
+            PlanAgreement.revision_number >= plan.substantive_revision_number,
+        )
+    )
+    if existing is not None:
+        return existing
+    agreement = PlanAgreement(
+        plan_id=plan.id,
+        revision_number=revision,
+        user_id=access.by.id,
+        party=party,
+        agreed_at=now(),
+    )
+    session.add(agreement)
+    session.flush()
+    record(
+        session,
+        by=access.by,
+        action="agree",
+        object_type="CarePlan",
+        object_id=plan.id,
+        patient_id=access.patient.id,
+        detail={"revision": revision, "party": str(party)},
+    )
+    return agreement
+
+
+# --- lists across patients -----------------------------------------------------------------
+
+
+@dataclass
+class PlanSummary:
+    plan: CarePlan | None
+    review: str
+    agreement: AgreementState | None
+    # The most recent plan that ended, for a patient with no current one.
+    last_ended: CarePlan | None = None
+
+
+def plan_summaries(
+    session: Session, patients: list[Patient], on: date
+) -> dict[uuid.UUID, PlanSummary]:
+    """Each patient's current plan (or last ended one), review and agreement state, in two
+    queries."""
+    ids = [p.id for p in patients]
+    if not ids:
+        return {}
+    current: dict[uuid.UUID, CarePlan] = {}
+    ended: dict[uuid.UUID, CarePlan] = {}
+    for plan in session.scalars(
+        select(CarePlan).where(CarePlan.patient_id.in_(ids)).order_by(CarePlan.created_at.desc())
+    ):
+        if plan.is_current:
+            current[plan.patient_id] = plan
+        else:
+            ended.setdefault(plan.patient_id, plan)
+    agreements: dict[uuid.UUID, list[PlanAgreement]] = {}
+    if current:
+        for agreement in session.scalars(
+            select(PlanAgreement)
+            .where(PlanAgreement.plan_id.in_([p.id for p in current.values()]))
+            .order_by(PlanAgreement.revision_number.desc())
+        ):
+            agreements.setdefault(agreement.plan_id, []).append(agreement)
+    result = {}
+    for patient_id in ids:
+        plan = current.get(patient_id)
+        result[patient_id] = PlanSummary(
+            plan=plan,
+            review=review_state(plan, on) if plan else "not_scheduled",
+            agreement=agreement_state(session, plan, agreements.get(plan.id, [])) if plan else None,
+            last_ended=None if plan else ended.get(patient_id),
+        )
+    return result
+
+
+@dataclass
+class StepRow:
+    step: ActionStep
+    patient: Patient
+    goal: str | None
+
+
+def my_action_steps(session: Session, *, by: User, include_done: bool = False) -> list[StepRow]:
+    """Steps this person owns: a clinician's across their patients; a patient's own."""
+    query = (
+        select(ActionStep, Patient, Goal.statement)
+        .join(CarePlan, CarePlan.id == ActionStep.plan_id)
+        .join(Patient, Patient.id == CarePlan.patient_id)
+        .outerjoin(Goal, Goal.id == ActionStep.goal_id)
+        .where(
+            ActionStep.removed_at.is_(None),
+            CarePlan.status.in_([str(s) for s in CURRENT_PLAN_STATUSES]),
+            Patient.organization_id == by.organization_id,
+        )
+    )
+    if not include_done:
+        query = query.where(ActionStep.status == StepStatus.to_do)
+    if by.is_patient:
+        query = query.where(Patient.user_id == by.id, ActionStep.owner_is_patient.is_(True))
+    elif by.is_clinician:
+        query = query.where(
+            ActionStep.owner_id == by.id,
+            # still on the patient's team
+            select(CareTeamMember.id)
+            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+            .where(
+                CareTeam.patient_id == Patient.id,
+                CareTeamMember.user_id == by.id,
+                CareTeamMember.ended_at.is_(None),
+            )
+            .exists(),
+        )
+    else:
+        return []
+    rows = [
+        StepRow(step, patient, goal)
+        for step, patient, goal in session.execute(
+            query.order_by(ActionStep.due_on.is_(None), ActionStep.due_on, ActionStep.created_at)
+        )
+    ]
+    for patient_id in {row.patient.id for row in rows}:
+        record(session, by=by, action="list", object_type="ActionStep", patient_id=patient_id)
+    return rows
+
+
+def count_plans(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(CarePlan)) or 0

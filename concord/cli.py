@@ -1,0 +1,538 @@
+"""The `concord` command: serve, demo, migrate, tokens, audit, users and organizations.
+
+Commands that scripts rely on print only what a script needs (`token create` prints the token
+alone) and exit non-zero on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.settings import Environment, Settings
+
+# Never print local variables with a traceback: they may hold passwords or patient data.
+app = typer.Typer(
+    help="Concord: collaborative treatment planning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+token_app = typer.Typer(help="API tokens for programs.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+org_app = typer.Typer(help="Organizations and clinics.", no_args_is_help=True)
+content_app = typer.Typer(
+    help="Clinical content files (instruments, risk rules).", no_args_is_help=True
+)
+safety_app = typer.Typer(help="Safety: the risk rules in force.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(org_app, name="org")
+app.add_typer(content_app, name="content")
+app.add_typer(safety_app, name="safety")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def operator_settings() -> Settings:
+    """Settings for operator commands. They serve no cookies, so when CONCORD_ENV is unset they
+    run as development and need no secret key."""
+    if "CONCORD_ENV" not in os.environ:
+        return Settings(env=Environment.development)
+    return Settings()
+
+
+def _apply(settings: Settings) -> None:
+    from concord import settings as settings_module
+
+    settings_module.get_settings.cache_clear()
+    os.environ["CONCORD_ENV"] = settings.env.value
+    os.environ["CONCORD_DATABASE_URL"] = settings.database_url
+
+
+@contextmanager
+def operator_session(settings: Settings, *, migrate: bool = True) -> Iterator[Session]:
+    """One unit of work against the configured database, audited as the command line."""
+    from concord.audit.service import set_context
+    from concord.db import make_engine, make_sessionmaker, unit_of_work
+    from concord.migrate import upgrade
+
+    _apply(settings)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    if migrate:
+        upgrade(engine)
+    factory = make_sessionmaker(engine)
+    try:
+        with unit_of_work(factory) as session:
+            set_context(session, channel="cli")
+            yield session
+    finally:
+        engine.dispose()
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from concord.db import make_engine
+    from concord.migrate import current_revision, upgrade
+
+    settings = operator_settings()
+    _apply(settings)
+    engine = make_engine(settings.database_url)
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    engine.dispose()
+    out.print(f"Database at revision {after}" + ("" if before == after else f" (was {before})"))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(help="App processes (PostgreSQL only for >1).")] = 1,
+) -> None:
+    """Run the web app (migrating the database first)."""
+    import uvicorn
+
+    from concord.db import make_engine
+    from concord.migrate import upgrade
+
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the setting
+        fail(str(exc))
+        return
+    if workers > 1 and settings.is_sqlite:
+        fail("several workers need PostgreSQL; SQLite serves one process")
+    _apply(settings)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    uvicorn.run(
+        "concord.asgi:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    serve_app: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve after loading.")
+    ] = True,
+) -> None:
+    """Create the demo organization (once), print every demo sign-in, and serve it."""
+    import uvicorn
+
+    from concord.demo import DEMO_PASSWORD, load_demo
+
+    os.environ.setdefault("CONCORD_ENV", "demo")
+    settings = Settings()
+    with operator_session(settings) as session:
+        summary = load_demo(session)
+    # Plain lines, never truncated: a person copies these into the sign-in page.
+    typer.echo(f"Demo sign-ins. Every account's password is: {DEMO_PASSWORD}\n")
+    width = max(len(row.email) for row in summary.sign_ins)
+    for row in summary.sign_ins:
+        where = f"  ({row.clinic})" if row.clinic else ""
+        typer.echo(f"  {row.email.ljust(width)}  {row.role:<24} {row.name}{where}")
+    typer.echo("")
+    out.print(
+        f"{'Created' if summary.created else 'Found'} the demo organization "
+        f"“{summary.organization}” with {summary.patients} synthetic patients."
+    )
+    out.print("Everything in it is synthetic.")
+    if serve_app:
+        out.print(f"Concord is at http://{host}:{port} (Ctrl+C to stop)")
+        os.environ["CONCORD_BASE_URL"] = os.environ.get("CONCORD_BASE_URL", f"http://{host}:{port}")
+        uvicorn.run("concord.asgi:app", host=host, port=port, log_level="warning")
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+@token_app.command("create")
+def token_create(
+    email: Annotated[str, typer.Option(help="The user the token acts as.")],
+    expires_in: Annotated[str | None, typer.Option(help="e.g. 30d, 12h (default: never).")] = None,
+    name: Annotated[str, typer.Option(help="What will use it.")] = "API token",
+    scope: Annotated[str, typer.Option(help="read or write.")] = "write",
+) -> None:
+    """Print a new bearer token for USER (only the token, for scripts)."""
+    from concord.accounts.models import TokenScope
+    from concord.accounts.service import create_api_token, get_user_by_email, parse_duration
+    from concord.errors import ConcordError
+
+    try:
+        token_scope = TokenScope(scope)
+    except ValueError:
+        fail("--scope must be read or write")
+        return
+    with operator_session(operator_settings()) as session:
+        user = get_user_by_email(session, email)
+        if user is None or not user.active:
+            fail(f"no active user with email {email}")
+            return
+        try:
+            duration = parse_duration(expires_in) if expires_in else None
+        except ConcordError as exc:
+            fail(f"--expires-in {exc.message.split(': ', 1)[-1]}")
+            return
+        token, _ = create_api_token(
+            session, user=user, by=None, name=name, expires_in=duration, scope=token_scope
+        )
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(email: Annotated[str, typer.Option(help="Whose tokens.")]) -> None:
+    """List a user's tokens (never the tokens themselves)."""
+    from concord.accounts.service import get_user_by_email, list_api_tokens
+
+    with operator_session(operator_settings()) as session:
+        user = get_user_by_email(session, email)
+        if user is None:
+            fail(f"no user with email {email}")
+            return
+        table = Table()
+        for column in ("Id", "Starts with", "Name", "Scope", "Expires", "Revoked"):
+            table.add_column(column)
+        for t in list_api_tokens(session, user=user):
+            table.add_row(
+                str(t.id),
+                t.prefix,
+                t.name,
+                t.scope,
+                t.expires_at.isoformat() if t.expires_at else "never",
+                t.revoked_at.isoformat() if t.revoked_at else "",
+            )
+        out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="Id or starting characters.")],
+) -> None:
+    """Revoke a token so it stops working at once."""
+    from concord.accounts.service import revoke_api_token
+    from concord.errors import NotFound
+
+    with operator_session(operator_settings()) as session:
+        try:
+            revoke_api_token(session, token_id=token_id, by=None)
+        except NotFound:
+            fail("no such token")
+    out.print("revoked")
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit trail's hash chain from the first event; name the first broken one."""
+    from concord.audit.service import verify
+
+    with operator_session(operator_settings(), migrate=False) as session:
+        result = verify(session)
+    if result.ok:
+        typer.echo(f"audit chain intact: {result.events} events")
+        return
+    typer.echo(
+        f"audit chain BROKEN at event {result.first_broken_seq}: {result.problem} "
+        f"({result.events} events verified before it)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+# --- users and organizations ---------------------------------------------------------------------
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Option(help="The organization's name.")],
+    slug: Annotated[str, typer.Option(help="A short id, e.g. riverside.")],
+    clinic: Annotated[list[str], typer.Option(help="A clinic's name (repeat for more).")],
+    admin_email: Annotated[str, typer.Option(help="The first administrator's email.")],
+    admin_name: Annotated[str, typer.Option(help="The first administrator's name.")],
+    timezone: Annotated[str, typer.Option(help="IANA zone, e.g. America/Chicago.")] = "UTC",
+) -> None:
+    """Create an organization, its clinics and its first administrator (prints a temporary
+    password)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from concord.accounts.models import Role
+    from concord.accounts.service import create_clinic, create_organization, create_user
+    from concord.errors import ConcordError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"--timezone {timezone!r} is not an IANA time zone such as America/Chicago")
+    with operator_session(operator_settings()) as session:
+        try:
+            org = create_organization(session, name=name, slug=slug, timezone=timezone)
+            for clinic_name in clinic:
+                create_clinic(session, organization=org, name=clinic_name)
+            _, password = create_user(
+                session,
+                by=None,
+                organization=org,
+                email=admin_email,
+                name=admin_name,
+                role=Role.admin,
+            )
+        except ConcordError as exc:
+            fail(exc.message)
+            return
+    typer.echo(f"Created {name}. Administrator {admin_email}, temporary password: {password}")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="e.g. care_manager, psychiatrist, admin.")],
+    org: Annotated[str, typer.Option(help="The organization's slug.")],
+    clinic: Annotated[str | None, typer.Option(help="The clinic's name.")] = None,
+    admin: Annotated[bool, typer.Option(help="Also an administrator.")] = False,
+) -> None:
+    """Create a staff account (prints a temporary password)."""
+    from concord.accounts.models import Clinic, Organization, Role
+    from concord.accounts.service import create_user
+    from concord.errors import ConcordError
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail("--role must be one of: " + ", ".join(r.value for r in Role))
+        return
+    with operator_session(operator_settings()) as session:
+        organization = session.scalar(select(Organization).where(Organization.slug == org))
+        if organization is None:
+            fail(f"no organization {org!r}")
+            return
+        clinic_row = None
+        if clinic:
+            clinic_row = session.scalar(
+                select(Clinic).where(
+                    Clinic.organization_id == organization.id, Clinic.name == clinic
+                )
+            )
+            if clinic_row is None:
+                fail(f"no clinic {clinic!r} in {org}")
+        try:
+            _, password = create_user(
+                session,
+                by=None,
+                organization=organization,
+                email=email,
+                name=name,
+                role=role_value,
+                clinic=clinic_row,
+                is_admin=admin,
+            )
+        except ConcordError as exc:
+            problems = "; ".join(f"{k} {v}" for k, v in getattr(exc, "errors", {}).items())
+            fail(problems or exc.message)
+            return
+    typer.echo(f"Created {email}. Temporary password: {password}")
+
+
+@users_app.command("reset-password")
+def users_reset_password(email: Annotated[str, typer.Option()]) -> None:
+    """Give a user a new temporary password (and sign them out everywhere)."""
+    from concord.accounts.service import get_user_by_email, reset_password
+
+    with operator_session(operator_settings()) as session:
+        user = get_user_by_email(session, email)
+        if user is None:
+            fail(f"no user with email {email}")
+            return
+        password = reset_password(session, user=user, by=None)
+    typer.echo(f"Temporary password for {email}: {password}")
+
+
+def _is_risk_rules(path: Any) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == "risk-rules"
+
+
+@content_app.command("check")
+def content_check(
+    files: Annotated[
+        list[str] | None, typer.Argument(help="Files to check (default: all loaded content).")
+    ] = None,
+) -> None:
+    """Validate content files (instruments, risk rules) and list what is loaded, one line
+    each: kind, code, version, languages, licence. Exits 1 on any problem."""
+    from pathlib import Path
+
+    from concord.measures.library import BUILT_IN, InstrumentError, files_in, load_library
+    from concord.safety.rules import DEFAULT_FILE, RuleFileError, parse_rules
+
+    settings = operator_settings()
+    _apply(settings)
+    paths = (
+        [Path(f) for f in files]
+        if files
+        else files_in([BUILT_IN] + ([settings.instruments_dir] if settings.instruments_dir else []))
+        + [DEFAULT_FILE]
+    )
+    rule_paths = [p for p in paths if _is_risk_rules(p)]
+    problems = 0
+    loaded = []
+    for path in paths:
+        if path in rule_paths:
+            continue
+        try:
+            loaded.extend(load_library([path]).all())
+        except InstrumentError as exc:
+            problems += 1
+            typer.echo(f"ERROR {exc.path}: {exc.problem}", err=True)
+    codes = [i.code for i in loaded]
+    for code in sorted({c for c in codes if codes.count(c) > 1}):
+        problems += 1
+        typer.echo(f"ERROR code {code} is used by more than one file", err=True)
+    for instrument in sorted(loaded, key=lambda i: i.code):
+        licence = instrument.licence.get("holder", "?")
+        shipped = "" if instrument.licence.get("ships_text", True) else " (licensed by clinic)"
+        typer.echo(
+            f"instrument  {instrument.code:<14} v{instrument.version:<8} "
+            f"{','.join(instrument.languages):<6} {licence}{shipped}"
+        )
+    from concord.measures.library import library
+
+    for path in rule_paths:
+        try:
+            rules = parse_rules(path.read_text(encoding="utf-8"), name=str(path), library=library())
+        except RuleFileError as exc:
+            problems += 1
+            where = exc.where if exc.where.startswith(str(path)) else f"{path}: {exc.where}"
+            typer.echo(f"ERROR {where}: {exc.problem}", err=True)
+            continue
+        languages = sorted({lang for r in rules.rules for lang in r.name} | {"en"})
+        typer.echo(
+            f"risk-rules  {rules.code:<14} v{rules.version:<8} {','.join(languages):<6} "
+            f"{len(rules.rules)} rules, {len(rules.tiers)} tiers"
+        )
+    if problems:
+        raise typer.Exit(1)
+
+
+@safety_app.command("rules")
+def safety_rules(
+    org: Annotated[str, typer.Option(help="The organization's short name (slug).")],
+    load: Annotated[
+        str | None, typer.Option(help="A risk-rules file to check and put in force.")
+    ] = None,
+) -> None:
+    """Show the risk rules in force for an organization, or load new ones (--load FILE). A
+    file that fails its checks is refused and the rules in force stay."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from concord.accounts.models import Organization
+    from concord.errors import InvalidInput
+    from concord.safety import service as safety
+    from concord.safety.rules import format_duration
+
+    settings = operator_settings()
+    with operator_session(settings) as session:
+        organization = session.scalar(select(Organization).where(Organization.slug == org))
+        if organization is None:
+            fail(f"no organization called {org}")
+        assert organization is not None
+        if load:
+            try:
+                text = Path(load).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                fail(f"cannot read {load}: {exc}")
+            try:
+                row = safety.load_rules(session, by=None, organization=organization, text=text)
+            except InvalidInput as exc:
+                fail(f"{load}: {exc.errors.get('rules', exc.message)} (the rules in force stay)")
+            out.print(f"Loaded {row.code} {row.version} as rule set {row.number} for {org}.")
+        rules = safety.rules_for(session, organization.id)
+        typer.echo(f"{rules.name} ({rules.code} {rules.version})")
+        for tier in rules.tiers:
+            within = format_duration(tier.acknowledge_within)
+            typer.echo(f"  tier {tier.code:<10} acknowledge within {within}")
+        for name, steps in rules.chains.items():
+            typer.echo(f"  chain {name}: {' -> '.join(steps)}")
+        for rule in rules.rules:
+            typer.echo(f"  rule {rule.id:<34} {rule.tier:<9} chain {rule.chain}")
+
+
+@app.command()
+def worker(
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
+    once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
+) -> None:
+    """Run the background jobs: escalating safety alerts, missed follow-ups, check-in
+    reminders and sending the outbox."""
+    import signal
+    import time
+
+    from concord.db import make_engine, make_sessionmaker
+    from concord.outbox import mailer_from_settings
+    from concord.worker import Worker, run_once
+
+    settings = operator_settings()
+    _apply(settings)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    factory = make_sessionmaker(engine)
+    if once:
+        done = run_once(factory, mailer_from_settings(), settings.base_url)
+        typer.echo(", ".join(f"{k}: {v}" for k, v in done.items()))
+        engine.dispose()
+        return
+    running = Worker(factory, mailer_from_settings(), settings.base_url, interval=interval)
+    running.start()
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    running.stop()
+    engine.dispose()
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="concord")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

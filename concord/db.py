@@ -1,0 +1,170 @@
+"""Engine, session factory, the declarative Base, and the transaction boundary.
+
+One transaction per request, command or job: `unit_of_work()` commits on success and rolls
+back on error. Services never commit. Audit events gathered during the unit of work are
+chained and written just before commit (see concord.audit.service), and the denials among
+them survive a rollback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, Uuid, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every engine (SQLite stores no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use concord.clock")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, str: String()}
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    statement_timeout_ms: int = 0,
+    sqlite_synchronous: str = "FULL",
+) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_pre_ping=False,
+        )
+        _configure_sqlite(engine, sqlite_synchronous)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if statement_timeout_ms:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that BEGIN IMMEDIATE below is
+        # what starts every transaction (SQLAlchemy's documented recipe for pysqlite).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Nearly every unit of work writes (audit events, session activity), and a deferred
+        # transaction that reads and then writes fails at once with SQLITE_BUSY when another
+        # writer committed in between. Taking the write lock up front makes writers queue
+        # (busy_timeout) instead of failing.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+AfterCommit = Callable[[], None]
+
+
+def after_commit(session: Session, fn: AfterCommit) -> None:
+    """Run fn once the unit of work has committed; dropped if it rolls back."""
+    session.info.setdefault("after_commit", []).append(fn)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """The transaction boundary for commands and jobs (requests use concord.web.deps.db)."""
+    session = factory()
+    try:
+        yield session
+        finish(session, factory)
+    except BaseException:
+        abort(session, factory)
+        raise
+    finally:
+        session.close()
+
+
+def finish(session: Session, factory: sessionmaker[Session]) -> None:
+    from concord.audit.service import write_pending
+
+    write_pending(session)
+    session.commit()
+    for fn in session.info.pop("after_commit", []):
+        fn()
+
+
+def keep_after_rollback(session: Session, *objects: object) -> None:
+    """Objects the error page still needs (who is signed in), kept readable after a rollback."""
+    session.info.setdefault("keep_after_rollback", []).extend(o for o in objects if o is not None)
+
+
+def abort(session: Session, factory: sessionmaker[Session]) -> None:
+    from concord.audit.service import write_pending_after_rollback
+
+    # A rollback expires every object in the session; detach the ones to keep first, so they
+    # hold the state they were loaded with.
+    for obj in session.info.pop("keep_after_rollback", []):
+        if obj in session:
+            session.expunge(obj)
+    session.rollback()
+    session.info.pop("after_commit", None)
+    write_pending_after_rollback(session, factory)

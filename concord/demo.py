@@ -1,0 +1,1570 @@
+"""The demo organization: two clinics, each with a care team holding every clinical role, and
+25 synthetic patients whose plans are at different stages.
+
+Everything is synthetic: names, dates of birth and record numbers are invented. The history is
+built by replaying a timeline through the real services with the clock set to each moment, so
+revisions, agreements and the audit trail carry plausible dates in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord import access
+from concord.accounts.models import Clinic, Organization, Role, User
+from concord.accounts.service import (
+    create_clinic,
+    create_organization,
+    create_user,
+    hash_password,
+)
+from concord.careplans import service as plans
+from concord.careplans.models import PlanStatus, StepStatus
+from concord.careplans.schemas import (
+    ActionStepIn,
+    BarrierIn,
+    ConcernIn,
+    ContingencyIn,
+    GoalIn,
+    GoalProposal,
+    InterventionIn,
+    MilestoneIn,
+    PlanStart,
+    PreferencesIn,
+    ReviewIn,
+    StrengthIn,
+)
+from concord.clock import FakeClock, get_clock, set_clock
+from concord.measures import service as measures
+from concord.patients.service import NewPatient, add_related_person, register_patient
+
+DEMO_SLUG = "riverside-demo"
+DEMO_PASSWORD = "concord-demo-2026"
+TIMEZONE = "America/Chicago"
+
+CLINICS = {
+    "north": "Northside Family Health",
+    "south": "Southside Community Clinic",
+}
+
+STAFF = {
+    "north": [
+        (Role.care_manager, "Maya Okafor"),
+        (Role.psychiatric_consultant, "Dr. Daniel Reyes"),
+        (Role.primary_care_provider, "Dr. Hannah Lindqvist"),
+        (Role.psychiatrist, "Dr. Samuel Adeyemi"),
+        (Role.therapist, "Priya Raman"),
+        (Role.addiction_counsellor, "Tom Whitaker"),
+        (Role.social_worker, "Grace Mbeki"),
+        (Role.peer_specialist, "Luis Ortega"),
+        (Role.nurse, "Erin Walsh"),
+    ],
+    "south": [
+        (Role.care_manager, "Jordan Blake"),
+        (Role.psychiatric_consultant, "Dr. Aisha Karim"),
+        (Role.primary_care_provider, "Dr. Peter Novak"),
+        (Role.psychiatrist, "Dr. Mei Chen"),
+        (Role.therapist, "Carlos Mendoza"),
+        (Role.addiction_counsellor, "Nora Fitzgerald"),
+        (Role.social_worker, "Kwame Asante"),
+        (Role.peer_specialist, "Dana Morales"),
+        (Role.nurse, "Ruth Abebe"),
+    ],
+}
+
+# (given, family, preferred, birth date, gender, language, clinic, profile, stage)
+PATIENTS = [
+    ("Jamal", "Carter", None, date(1984, 3, 14), "male", "en", "north", "depression", "active"),
+    ("Olivia", "Brennan", "Liv", date(1995, 11, 2), "female", "en", "north", "anxiety", "active"),
+    (
+        "Rosa",
+        "Delgado",
+        None,
+        date(1961, 6, 30),
+        "female",
+        "es",
+        "north",
+        "depression_es",
+        "review_overdue",
+    ),
+    (
+        "Ethan",
+        "Walker",
+        None,
+        date(1978, 1, 9),
+        "male",
+        "en",
+        "north",
+        "alcohol",
+        "awaiting_agreement",
+    ),
+    ("Aaliyah", "Johnson", None, date(2001, 8, 21), "female", "en", "north", "ptsd", "draft"),
+    ("Marcus", "Lee", None, date(1990, 4, 5), "male", "en", "north", "opioid", "active"),
+    (
+        "Sophie",
+        "Nguyen",
+        None,
+        date(1988, 12, 17),
+        "female",
+        "en",
+        "north",
+        "anxiety",
+        "review_overdue",
+    ),
+    (
+        "Daniel",
+        "Kowalski",
+        "Dan",
+        date(1972, 7, 23),
+        "male",
+        "en",
+        "north",
+        "depression",
+        "completed",
+    ),
+    ("Fatima", "Hassan", None, date(1999, 2, 11), "female", "en", "north", "depression", "new"),
+    ("Noah", "Peterson", None, date(1966, 9, 3), "male", "en", "north", "alcohol", "draft"),
+    (
+        "Grace",
+        "Whitfield",
+        None,
+        date(1983, 5, 28),
+        "female",
+        "en",
+        "north",
+        "ptsd",
+        "awaiting_agreement",
+    ),
+    (
+        "Miguel",
+        "Santos",
+        None,
+        date(1975, 10, 12),
+        "male",
+        "es",
+        "north",
+        "depression_es",
+        "active",
+    ),
+    ("Hannah", "Fischer", None, date(2004, 3, 19), "female", "en", "north", "anxiety", "new"),
+    (
+        "Tyrone",
+        "Mitchell",
+        None,
+        date(1980, 6, 6),
+        "male",
+        "en",
+        "south",
+        "opioid",
+        "review_overdue",
+    ),
+    ("Emily", "Sorensen", "Em", date(1993, 1, 25), "female", "en", "south", "depression", "active"),
+    ("Lucia", "Ramirez", None, date(1958, 11, 8), "female", "es", "south", "anxiety_es", "active"),
+    ("Kevin", "O'Brien", None, date(1987, 8, 14), "male", "en", "south", "alcohol", "active"),
+    (
+        "Amara",
+        "Diallo",
+        None,
+        date(1997, 4, 2),
+        "female",
+        "en",
+        "south",
+        "ptsd",
+        "awaiting_agreement",
+    ),
+    (
+        "Robert",
+        "Hughes",
+        "Bob",
+        date(1955, 12, 29),
+        "male",
+        "en",
+        "south",
+        "depression",
+        "completed",
+    ),
+    ("Chloe", "Martin", None, date(2000, 7, 16), "female", "en", "south", "anxiety", "draft"),
+    (
+        "Isaac",
+        "Goldberg",
+        None,
+        date(1969, 2, 20),
+        "male",
+        "en",
+        "south",
+        "depression",
+        "review_overdue",
+    ),
+    (
+        "Yusuf",
+        "Demir",
+        None,
+        date(1991, 9, 9),
+        "male",
+        "en",
+        "south",
+        "opioid",
+        "awaiting_agreement",
+    ),
+    ("Ava", "Thompson", None, date(1986, 5, 5), "female", "en", "south", "depression", "new"),
+    ("Elena", "Popescu", None, date(1979, 3, 3), "female", "en", "south", "alcohol", "draft"),
+    ("Sam", "Rivera", None, date(1998, 10, 30), "other", "en", "south", "anxiety", "active"),
+]
+
+# Plan content by profile. Goals are in the patient's own words; targets use the
+# collaborative-care outcome rules cited in docs/clinical-sources.md (e.g. PHQ-9 under 10).
+PROFILES: dict[str, dict[str, Any]] = {
+    "depression": {
+        "concerns": [("Low mood and loss of interest for the past three months", "icd10", "F32.1")],
+        "goals": [
+            (
+                "I want to enjoy things again, like playing guitar",
+                "wellbeing",
+                "PHQ-9 score",
+                "under 10",
+                84,
+                "high",
+                ["Play guitar once in a week", "Play with friends again"],
+            ),
+            (
+                "I want to sleep through the night",
+                "symptoms",
+                "Nights with 6 hours of sleep",
+                "5 nights a week",
+                56,
+                "medium",
+                ["Same bedtime on weekdays for two weeks"],
+            ),
+        ],
+        "interventions": [
+            (
+                "medication",
+                "Antidepressant medication, as prescribed by the psychiatrist",
+                Role.psychiatrist,
+                "daily",
+                "in_progress",
+            ),
+            (
+                "psychotherapy",
+                "Behavioural activation sessions",
+                Role.therapist,
+                "every week",
+                "in_progress",
+            ),
+            (
+                "education",
+                "Learning about depression and how treatment works",
+                Role.care_manager,
+                "first two visits",
+                "completed",
+            ),
+        ],
+        "steps": [
+            ("Walk for 10 minutes after lunch", None, 7),
+            ("Write down one thing I enjoyed each day", None, 14),
+            ("Phone check-in about how the medication is going", Role.care_manager, 14),
+        ],
+        "strengths": ["Close to my sister", "Kept going to work through a hard year"],
+        "barriers": [
+            (
+                "transport",
+                "No car, and the bus takes an hour",
+                "Video visits when possible; the social worker helps with a bus pass",
+            ),
+            (
+                "money",
+                "Worried about the cost of medication",
+                "The social worker checks assistance programmes",
+            ),
+        ],
+        "contingencies": [
+            (
+                "I get side effects from the medication",
+                "Call the clinic nurse line. Do not stop the medication suddenly without talking "
+                "to us first.",
+            ),
+            (
+                "I miss an appointment",
+                "My care manager calls me within two days to find a new time.",
+            ),
+            (
+                "My mood gets much worse, or I think about hurting myself",
+                "Call or text 988, or go to the nearest emergency department, and tell my care "
+                "manager.",
+            ),
+        ],
+        "preferences": {
+            "what_matters_most": "Being there for my kids",
+            "treatment_preferences": "Would like talking therapy alongside medication",
+            "monitoring_intensity": "standard",
+            "appointment_frequency": "Every two weeks, late afternoon",
+            "preferred_language": "English",
+            "others_involved": "My sister may come to some appointments",
+        },
+    },
+    "depression_es": {
+        "concerns": [("Tristeza y cansancio desde hace varios meses", "icd10", "F32.1")],
+        "goals": [
+            (
+                "Quiero volver a disfrutar de mis nietos",
+                "relationships",
+                "PHQ-9 score",
+                "under 10",
+                84,
+                "high",
+                ["Visitar a mis nietos una vez por semana"],
+            ),
+            (
+                "Quiero tener energía para cocinar otra vez",
+                "daily_functioning",
+                "Days cooking a meal",
+                "4 days a week",
+                56,
+                "medium",
+                [],
+            ),
+        ],
+        "interventions": [
+            (
+                "medication",
+                "Antidepressant medication, as prescribed by the psychiatrist",
+                Role.psychiatrist,
+                "daily",
+                "in_progress",
+            ),
+            (
+                "psychotherapy",
+                "Problem-solving therapy with a Spanish-speaking therapist",
+                Role.therapist,
+                "every two weeks",
+                "scheduled",
+            ),
+        ],
+        "steps": [
+            ("Caminar 10 minutos por la mañana", None, 7),
+            ("Call to arrange an interpreter for the next visit", Role.care_manager, 5),
+        ],
+        "strengths": ["Mi fe y mi comunidad de la iglesia"],
+        "barriers": [
+            (
+                "language",
+                "Prefers to speak Spanish",
+                "Interpreter at every visit; written materials in Spanish",
+            )
+        ],
+        "contingencies": [
+            (
+                "I feel much worse, or think about hurting myself",
+                "Call or text 988 (Spanish available), or go to the emergency department.",
+            ),
+        ],
+        "preferences": {
+            "what_matters_most": "Mi familia",
+            "preferred_language": "Spanish",
+            "interpreter_needed": True,
+            "cultural_considerations": "Faith is important; would like the plan to respect it",
+            "appointment_frequency": "Every two weeks, mornings",
+        },
+    },
+    "anxiety": {
+        "concerns": [("Constant worry and panic in crowded places", "icd10", "F41.1")],
+        "goals": [
+            (
+                "I want to go to the supermarket without panicking",
+                "daily_functioning",
+                "Trips to the shop without leaving early",
+                "2 a week",
+                70,
+                "high",
+                ["Go at a quiet time with a friend", "Go alone at a quiet time"],
+            ),
+            (
+                "I want to worry less at night",
+                "symptoms",
+                "GAD-7 score",
+                "under 10",
+                84,
+                "medium",
+                [],
+            ),
+        ],
+        "interventions": [
+            (
+                "psychotherapy",
+                "Cognitive behavioural therapy for anxiety",
+                Role.therapist,
+                "every week",
+                "in_progress",
+            ),
+            ("lifestyle", "Slow-breathing practice", Role.care_manager, "daily", "in_progress"),
+            (
+                "peer_support",
+                "Anxiety peer support group",
+                Role.peer_specialist,
+                "Thursday evenings",
+                "not_started",
+            ),
+        ],
+        "steps": [
+            ("Practise slow breathing for 5 minutes each morning", None, 7),
+            ("Send the group's details", Role.peer_specialist, 3),
+        ],
+        "strengths": ["Good at planning", "Supportive partner"],
+        "barriers": [
+            (
+                "work_schedule",
+                "Shift work makes weekly sessions hard",
+                "Early-morning video sessions",
+            )
+        ],
+        "contingencies": [
+            (
+                "A panic attack starts",
+                "Use the breathing exercise and the "
+                "coping card; call the care manager if it "
+                "happens more than twice a week.",
+            )
+        ],
+        "preferences": {
+            "what_matters_most": "Feeling free to go out",
+            "treatment_preferences": "Would rather start without medication",
+            "monitoring_intensity": "light",
+        },
+    },
+    "anxiety_es": {
+        "concerns": [("Preocupación constante y nervios", "icd10", "F41.1")],
+        "goals": [
+            (
+                "Quiero dormir tranquila sin preocuparme tanto",
+                "symptoms",
+                "GAD-7 score",
+                "under 10",
+                84,
+                "high",
+                [],
+            )
+        ],
+        "interventions": [
+            (
+                "psychotherapy",
+                "Cognitive behavioural therapy in Spanish",
+                Role.therapist,
+                "every week",
+                "in_progress",
+            )
+        ],
+        "steps": [("Escribir mis preocupaciones antes de dormir", None, 7)],
+        "strengths": ["Mis hijas me apoyan"],
+        "barriers": [("language", "Prefers Spanish", "Spanish-speaking therapist")],
+        "contingencies": [("Me siento mucho peor", "Llamar a la clínica o al 988.")],
+        "preferences": {"preferred_language": "Spanish", "interpreter_needed": True},
+    },
+    "alcohol": {
+        "concerns": [("Drinking more than intended, affecting work and health", "icd10", "F10.20")],
+        "goals": [
+            (
+                "I want to cut down to weekends only",
+                "substance_use",
+                "Drinking days per week",
+                "2 or fewer",
+                56,
+                "high",
+                ["No drinking on work nights for two weeks"],
+            ),
+            (
+                "I want my liver tests to get better",
+                "physical_health",
+                "Liver blood tests",
+                "back in the normal range",
+                120,
+                "medium",
+                [],
+            ),
+        ],
+        "interventions": [
+            (
+                "psychotherapy",
+                "Counselling to change drinking",
+                Role.addiction_counsellor,
+                "every week",
+                "in_progress",
+            ),
+            (
+                "peer_support",
+                "Mutual-help group of the patient's choosing",
+                Role.peer_specialist,
+                "weekly",
+                "not_started",
+            ),
+            (
+                "medication",
+                "Medication to support cutting down, if the patient chooses it after "
+                "talking with the psychiatrist",
+                Role.psychiatrist,
+                None,
+                "not_started",
+            ),
+        ],
+        "steps": [
+            ("Keep a drinking diary", None, 7),
+            ("Repeat liver blood tests", Role.primary_care_provider, 60),
+        ],
+        "strengths": ["Wants to be healthy for the grandchildren"],
+        "barriers": [
+            (
+                "stigma",
+                "Embarrassed to go to a group",
+                "Start with one-to-one sessions; peer specialist goes along the first time",
+            )
+        ],
+        "contingencies": [
+            (
+                "I drink more than planned",
+                "Tell my counsellor at the next session; we adjust the plan, not give up on it.",
+            )
+        ],
+        "preferences": {
+            "what_matters_most": "Keeping my job",
+            "treatment_preferences": "Cut down first; stop completely if that does not work",
+        },
+    },
+    "ptsd": {
+        "concerns": [("Nightmares and feeling on edge after an assault", "icd10", "F43.10")],
+        "goals": [
+            (
+                "I want to feel safe in my own home",
+                "wellbeing",
+                "PCL-5 score",
+                "a drop of 10 points or more",
+                90,
+                "high",
+                [],
+            ),
+            (
+                "I want to sleep without nightmares most nights",
+                "symptoms",
+                "Nights without nightmares",
+                "4 a week",
+                90,
+                "medium",
+                [],
+            ),
+        ],
+        "interventions": [
+            ("psychotherapy", "Trauma-focused therapy", Role.therapist, "every week", "scheduled"),
+            (
+                "peer_support",
+                "Meeting with a peer specialist",
+                Role.peer_specialist,
+                "every two weeks",
+                "not_started",
+            ),
+        ],
+        "steps": [("Choose a grounding object to keep by the bed", None, 5)],
+        "strengths": ["Brave enough to ask for help", "A best friend I trust"],
+        "barriers": [
+            (
+                "caregiving",
+                "Cares for a younger brother after school",
+                "Appointments during school hours",
+            )
+        ],
+        "contingencies": [
+            (
+                "Flashbacks get worse",
+                "Use grounding skills, then call the care manager the same day.",
+            )
+        ],
+        "preferences": {
+            "what_matters_most": "Feeling safe",
+            "treatment_preferences": "A female therapist, please",
+        },
+    },
+    "opioid": {
+        "concerns": [
+            ("Opioid use disorder, in early recovery", "icd10", "F11.20"),
+            ("Low mood", None, None),
+        ],
+        "goals": [
+            (
+                "I want to stay off heroin and keep my job",
+                "substance_use",
+                "Days without using",
+                "every day",
+                90,
+                "high",
+                ["One month without using", "Three months without using"],
+            ),
+            ("I want my kids to trust me again", "relationships", None, None, 180, "high", []),
+        ],
+        "interventions": [
+            (
+                "medication",
+                "Buprenorphine-naloxone, prescribed by the psychiatrist",
+                Role.psychiatrist,
+                "daily",
+                "in_progress",
+            ),
+            (
+                "psychotherapy",
+                "Recovery counselling",
+                Role.addiction_counsellor,
+                "every week",
+                "in_progress",
+            ),
+            ("referral", "Referral to supportive housing", Role.social_worker, None, "scheduled"),
+        ],
+        "steps": [
+            ("Keep naloxone at home and tell my partner where it is", None, 3),
+            ("Call the housing programme", Role.social_worker, 10),
+        ],
+        "strengths": ["Has stayed in treatment before", "Loves his kids"],
+        "barriers": [
+            (
+                "housing",
+                "Staying with a friend who still uses",
+                "Supportive housing referral; peer specialist helps with the application",
+            )
+        ],
+        "contingencies": [
+            (
+                "I use again",
+                "Tell my counsellor; we change the plan together. "
+                "Keep naloxone close and never use alone.",
+            )
+        ],
+        "preferences": {
+            "what_matters_most": "My children",
+            "monitoring_intensity": "close",
+            "appointment_frequency": "Weekly at first",
+        },
+    },
+}
+
+
+# PHQ-9 totals every two weeks from the plan's start, by stage (synthetic): responding,
+# not improving by week 8, a partial response, and remission before the plan ended.
+TRAJECTORIES = {
+    "active": [17, 15, 12, 9, 7, 6],
+    "review_overdue": [16, 16, 15, 15],
+    "awaiting_agreement": [18, 16, 14, 13],
+    "completed": [15, 12, 9, 7, 5, 4, 3, 3],
+}
+# One patient's latest check-in answers question 9 above zero (see _schedule_safety for what
+# the team did about it, and the other safety stories).
+ALERT_PATIENT = ("Marcus", "Lee")
+
+
+def phq9_answers(total: int, item9: int = 0) -> dict[str, int]:
+    """Nine answers adding up to `total`, spread evenly (question 9 as given)."""
+    answers = {"9": item9}
+    remaining = total - item9
+    for n, item in enumerate(["1", "2", "3", "4", "5", "6", "7", "8"]):
+        share = min(3, -(-remaining // (8 - n)))
+        answers[item] = share
+        remaining -= share
+    if remaining:
+        raise ValueError(f"cannot spread {total} over the PHQ-9")
+    answers["difficulty"] = 1
+    return answers
+
+
+# Family members: one the patient agreed to share the plan with, one without that consent.
+RELATED = {
+    ("Jamal", "Carter"): ("Keisha Carter", "sister", True),
+    ("Ethan", "Walker"): ("Laura Walker", "partner", False),
+    # Marcus shares only his safety plan with his brother (see _schedule_safety).
+    ("Marcus", "Lee"): ("Andre Lee", "brother", False),
+}
+
+
+@dataclass
+class SignIn:
+    email: str
+    name: str
+    role: str
+    clinic: str
+
+
+@dataclass
+class DemoSummary:
+    organization: str
+    created: bool
+    patients: int
+    sign_ins: list[SignIn] = field(default_factory=list)
+
+
+def _email(name: str, domain: str) -> str:
+    cleaned = name.replace("Dr. ", "").replace("'", "").lower()
+    return ".".join(cleaned.split()) + "@" + domain
+
+
+def _sign_ins(session: Session, org: Organization) -> list[SignIn]:
+    clinics = {
+        c.id: c.name
+        for c in session.scalars(select(Clinic).where(Clinic.organization_id == org.id))
+    }
+    order = {r.value: i for i, r in enumerate(Role)}
+    users = session.scalars(select(User).where(User.organization_id == org.id)).all()
+    rows = [
+        SignIn(u.email, u.name, u.role.replace("_", " "), clinics.get(u.clinic_id, ""))
+        for u in users
+    ]
+    return sorted(rows, key=lambda r: (order.get(r.role.replace(" ", "_"), 99), r.clinic, r.name))
+
+
+def load_demo(session: Session) -> DemoSummary:
+    """Create the demo organization unless it exists; either way, list its sign-ins."""
+    org = session.scalar(select(Organization).where(Organization.slug == DEMO_SLUG))
+    created = False
+    if org is None:
+        org = _build(session)
+        created = True
+    from concord.patients.models import Patient
+
+    count = len(session.scalars(select(Patient.id).where(Patient.organization_id == org.id)).all())
+    return DemoSummary(org.name, created, count, _sign_ins(session, org))
+
+
+@dataclass(order=True)
+class _Event:
+    at: datetime
+    order: int
+    run: Callable[[], None] = field(compare=False)
+
+
+def _build(session: Session) -> Organization:
+    real_clock = get_clock()
+    start = real_clock.now()
+    clock = FakeClock(start - timedelta(days=400))
+    set_clock(clock)
+    try:
+        return _replay(session, start, clock)
+    finally:
+        set_clock(real_clock)
+
+
+def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization:
+    org = create_organization(
+        session, name="Riverside Health (demo)", slug=DEMO_SLUG, timezone=TIMEZONE
+    )
+    clinics = {
+        key: create_clinic(session, organization=org, name=name) for key, name in CLINICS.items()
+    }
+    create_user(
+        session,
+        by=None,
+        organization=org,
+        email="admin@riverside.example.org",
+        name="Avery Admin",
+        role=Role.admin,
+        password=DEMO_PASSWORD,
+        must_change_password=False,
+    )
+    staff: dict[str, dict[Role, User]] = {}
+    for key, members in STAFF.items():
+        staff[key] = {}
+        for role, name in members:
+            user, _ = create_user(
+                session,
+                by=None,
+                organization=org,
+                email=_email(name, f"{key}.riverside.example.org"),
+                name=name,
+                role=role,
+                password=DEMO_PASSWORD,
+                clinic=clinics[key],
+                must_change_password=False,
+            )
+            staff[key][role] = user
+    session.flush()
+
+    # The north psychiatrist is on call for safety alerts nobody else acknowledged in time.
+    org.on_call_user_id = staff["north"][Role.psychiatrist].id
+    events: list[_Event] = []
+    for index, spec in enumerate(PATIENTS):
+        _schedule_patient(session, events, index, spec, org, clinics, staff, start)
+    _schedule_safety(session, events, staff, start)
+    for event in sorted(events):
+        clock.set(event.at)
+        event.run()
+        session.flush()
+    clock.set(start)
+    from concord.registry.jobs import sync_all_tasks
+
+    sync_all_tasks(session)  # the tasks the registry's flags ask for today
+    return org
+
+
+def _days(start: datetime, offset: float, hour: int = 10) -> datetime:
+    day = (start + timedelta(days=offset)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return day
+
+
+def _schedule_patient(
+    session: Session,
+    events: list[_Event],
+    index: int,
+    spec: tuple[Any, ...],
+    org: Organization,
+    clinics: dict[str, Clinic],
+    staff: dict[str, dict[Role, User]],
+    start: datetime,
+) -> None:
+    given, family, preferred, born, gender, language, clinic_key, profile_name, stage = spec
+    profile = PROFILES[profile_name]
+    team = staff[clinic_key]
+    lead = team[Role.care_manager]
+    holder: dict[str, Any] = {}
+    seq = iter(range(index * 1000, index * 1000 + 1000))
+
+    def at(offset: float, fn: Callable[[], None], hour: int = 10) -> None:
+        events.append(_Event(_days(start, offset, hour) + timedelta(minutes=index), next(seq), fn))
+
+    begin = {
+        "new": -3,
+        "draft": -9,
+        "active": -70,
+        "review_overdue": -50,
+        "awaiting_agreement": -60,
+        "completed": -230,
+    }[stage]
+
+    def register() -> None:
+        patient, _ = register_patient(
+            session,
+            by=lead,
+            organization=org,
+            data=NewPatient(
+                given_name=given,
+                family_name=family,
+                preferred_name=preferred,
+                birth_date=born,
+                gender=gender,
+                language=language,
+                mrn=f"{clinic_key[0].upper()}-{1001 + index}",
+                clinic_id=clinics[clinic_key].id,
+                phone=f"555-01{index:02d}",
+            ),
+            portal_email=_email(f"{given} {family}", "patients.example.org"),
+            portal_password=DEMO_PASSWORD,
+        )
+        user = session.get(User, patient.user_id)
+        assert user is not None
+        user.must_change_password = False
+        from concord.patients.service import add_team_member
+
+        for _role, member in team.items():
+            if member.id != lead.id:
+                add_team_member(session, by=lead, patient=patient, user_id=member.id)
+        holder["patient"] = patient
+        holder["patient_user"] = user
+
+    at(begin, register, hour=9)
+    if stage == "new" and index % 2 == 0:
+        # Referred to the care manager two days ago; nobody has reached them yet.
+        def enrol_new() -> None:
+            from concord.registry import service as reg
+
+            reg.enroll(
+                session,
+                access=access.patient_for(session, lead, holder["patient"].id),
+                data=reg.Enrolment(program=PROGRAMS.get(profile_name, "depression")),
+            )
+
+        at(-2, enrol_new, hour=16)
+    relative = RELATED.get((given, family))
+    if relative is not None:
+
+        def add_family() -> None:
+            name, relationship, consented = relative
+            link, _ = add_related_person(
+                session,
+                access=access.patient_for(session, lead, holder["patient"].id),
+                name=name,
+                email=_email(name, "family.example.org"),
+                relationship=relationship,
+                patient_consented=consented,
+                consent_note="Agreed in clinic: care plan only" if consented else None,
+            )
+            session.flush()
+            link_user = session.get(User, link.user_id)
+            assert link_user is not None
+            link_user.password_hash = hash_password(DEMO_PASSWORD)
+            link_user.must_change_password = False
+
+        at(begin, add_family, hour=11)
+    if stage == "new":
+        return
+
+    def acc(user: User) -> access.PatientAccess:
+        return access.patient_for(session, user, holder["patient"].id)
+
+    def build_plan() -> None:
+        a = acc(lead)
+        plans.start_plan(session, access=a, data=PlanStart(title="Care plan"))
+        for description, system, code in profile["concerns"]:
+            plans.add_item(
+                session,
+                access=a,
+                section="concerns",
+                data=ConcernIn(description=description, code_system=system, code=code),
+            )
+        goal_ids = []
+        for statement, category, measure, target, due, priority, _ in profile["goals"]:
+            goal = plans.add_item(
+                session,
+                access=a,
+                section="goals",
+                data=GoalIn(
+                    statement=statement,
+                    category=category,
+                    measure=measure,
+                    target=target,
+                    due_on=(start + timedelta(days=begin + due)).date(),
+                    priority=priority,
+                    status="accepted",
+                ),
+                reason="Written together at the first visit",
+            )
+            goal_ids.append(goal.id)
+        holder["goal_ids"] = goal_ids
+        for kind, description, role, frequency, _status in profile["interventions"]:
+            plans.add_item(
+                session,
+                access=a,
+                section="interventions",
+                data=InterventionIn(
+                    kind=kind,
+                    description=description,
+                    responsible_id=team[role].id,
+                    frequency=frequency,
+                    status="not_started",
+                    goal_id=goal_ids[0],
+                ),
+            )
+        for description in profile["strengths"]:
+            plans.add_item(
+                session, access=a, section="strengths", data=StrengthIn(description=description)
+            )
+        for kind, description, way in profile["barriers"]:
+            plans.add_item(
+                session,
+                access=a,
+                section="barriers",
+                data=BarrierIn(kind=kind, description=description, way_around=way),
+            )
+        for if_this, then_we in profile["contingencies"]:
+            plans.add_item(
+                session,
+                access=a,
+                section="contingencies",
+                data=ContingencyIn(if_this=if_this, then_we=then_we),
+            )
+        plan = plans.current_plan(session, holder["patient"].id)
+        assert plan is not None
+        plans.update_preferences(
+            session, access=a, data=PreferencesIn(version=plan.version, **profile["preferences"])
+        )
+
+    def milestones_and_steps() -> None:
+        a = acc(team[Role.therapist])
+        for goal_id, (_, _, _, _, due, _, milestones) in zip(
+            holder["goal_ids"], profile["goals"], strict=True
+        ):
+            for n, description in enumerate(milestones, start=1):
+                plans.add_item(
+                    session,
+                    access=a,
+                    section="milestones",
+                    data=MilestoneIn(
+                        goal_id=goal_id,
+                        description=description,
+                        target_on=(start + timedelta(days=begin + 2 + n * due // 3)).date(),
+                    ),
+                )
+        for description, role, due in profile["steps"]:
+            owner = "patient" if role is None else str(team[role].id)
+            plans.add_item(
+                session,
+                access=a,
+                section="action_steps",
+                data=ActionStepIn(
+                    description=description,
+                    owner=owner,
+                    goal_id=holder["goal_ids"][0],
+                    due_on=(start + timedelta(days=begin + 2 + due)).date(),
+                ),
+            )
+
+    at(begin + 1, build_plan)
+    at(begin + 2, milestones_and_steps, hour=14)
+
+    if stage == "draft":
+
+        def patient_proposes() -> None:
+            plans.propose_goal(
+                session,
+                access=acc(holder["patient_user"]),
+                data=GoalProposal(
+                    statement="I would like to get back to swimming",
+                    category="physical_health",
+                    priority="medium",
+                    why="It used to help me feel calm",
+                ),
+            )
+
+        at(begin + 4, patient_proposes, hour=19)
+        return
+
+    def activate() -> None:
+        plan = plans.current_plan(session, holder["patient"].id)
+        assert plan is not None
+        plans.activate_plan(session, access=acc(lead), version=plan.version)
+
+    def both_agree() -> None:
+        plan = plans.current_plan(session, holder["patient"].id)
+        assert plan is not None
+        plans.agree(session, access=acc(holder["patient_user"]), revision=plan.revision_number)
+        plans.agree(session, access=acc(lead), revision=plan.revision_number)
+
+    def start_treatment() -> None:
+        a = acc(lead)
+        contents = plans.load_contents(session, plans.current_plan(session, holder["patient"].id))
+        for item, (_, _, _, _, status) in zip(
+            contents.interventions, profile["interventions"], strict=True
+        ):
+            if status != item.status:
+                plans.update_item(
+                    session,
+                    access=a,
+                    section="interventions",
+                    item_id=item.id,
+                    data=InterventionIn(
+                        kind=item.kind,
+                        description=item.description,
+                        responsible_id=item.responsible_id,
+                        frequency=item.frequency,
+                        status=status,
+                        goal_id=item.goal_id,
+                    ),
+                    version=item.version,
+                    reason="Treatment started",
+                )
+
+    def first_step_done() -> None:
+        contents = plans.load_contents(session, plans.current_plan(session, holder["patient"].id))
+        mine = [s for s in contents.action_steps if s.owner_is_patient]
+        if mine:
+            plans.set_step_status(
+                session,
+                access=acc(holder["patient_user"]),
+                step_id=mine[0].id,
+                status=StepStatus.done,
+                version=mine[0].version,
+            )
+
+    at(begin + 3, activate)
+    at(begin + 3, both_agree, hour=15)
+    at(begin + 10, start_treatment)
+    at(begin + 12, first_step_done, hour=20)
+    _schedule_registry(session, at, acc, holder, team, index, begin, stage, profile_name)
+
+    # Check-ins answered through the portal every two weeks since the plan became active,
+    # following a trajectory that shows each status a team sees (all synthetic).
+    days = [begin + 3 + 14 * n for n in range(len(TRAJECTORIES.get(stage, [])))]
+    answered = [
+        (day, total)
+        for day, total in zip(days, TRAJECTORIES.get(stage, []), strict=True)
+        if day < 0
+    ]
+    for n, (day, total) in enumerate(answered):
+        urgent = (given, family) == ALERT_PATIENT and n == len(answered) - 1
+
+        def check_in(total: int = total, urgent: bool = urgent) -> None:
+            patient_access = acc(holder["patient_user"])
+            response = measures.start_or_resume(
+                session, access=patient_access, instrument_code="PHQ-9"
+            )
+            measures.submit(
+                session,
+                access=patient_access,
+                response_id=response.id,
+                answers=phq9_answers(total, item9=1 if urgent else 0),
+                version=response.version,
+            )
+
+        at(day, check_in, hour=18)
+
+    if stage in ("active", "awaiting_agreement", "completed"):
+
+        def review() -> None:
+            plan = plans.current_plan(session, holder["patient"].id)
+            assert plan is not None
+            plans.record_review(
+                session,
+                access=acc(lead),
+                data=ReviewIn(
+                    version=plan.version, note="Reviewed with the psychiatric consultant"
+                ),
+            )
+
+        # Active plans were last reviewed 20 or 24 days ago: some are due within the week.
+        last_review = -24 if stage == "active" and index % 2 else -20
+        at({"active": last_review, "awaiting_agreement": -10}.get(stage, begin + 31), review)
+
+    if stage == "awaiting_agreement":
+
+        def change_goal() -> None:
+            a = acc(team[Role.psychiatrist] if Role.psychiatrist in team else lead)
+            contents = plans.load_contents(
+                session, plans.current_plan(session, holder["patient"].id)
+            )
+            goal = contents.goals[0]
+            plans.update_item(
+                session,
+                access=a,
+                section="goals",
+                item_id=goal.id,
+                data=GoalIn(
+                    statement=goal.statement,
+                    category=goal.category,
+                    measure=goal.measure,
+                    target=goal.target,
+                    due_on=goal.due_on + timedelta(days=28) if goal.due_on else None,
+                    priority=goal.priority,
+                    status=goal.status,
+                ),
+                version=goal.version,
+                reason="Slower progress than hoped; more time agreed at review",
+            )
+
+        at(-2, change_goal)
+
+    if stage == "completed":
+
+        def complete() -> None:
+            plans.end_plan(
+                session,
+                access=acc(lead),
+                status=PlanStatus.completed,
+                reason="Goals met; moving to relapse prevention with primary care",
+            )
+
+        at(begin + 200, complete)
+
+
+# --- safety: alerts in every state, a safety plan, a missed follow-up (all synthetic) ---------
+
+
+def _schedule_safety(
+    session: Session, events: list[_Event], staff: dict[str, dict[Role, User]], start: datetime
+) -> None:
+    from concord.patients.models import Patient, RelatedPerson
+    from concord.safety import plans as safety_plans
+    from concord.safety import service as safety
+    from concord.safety.models import SafetyAlert
+
+    seq = iter(range(900_000, 901_000))
+    north, south = staff["north"], staff["south"]
+
+    def at(when: datetime, fn: Callable[[], None]) -> None:
+        events.append(_Event(when, next(seq), fn))
+
+    def day(offset: float, hour: int, minute: int = 0) -> datetime:
+        return _days(start, offset, hour) + timedelta(minutes=minute)
+
+    def patient(given: str, family: str) -> Patient:
+        found = session.scalar(
+            select(Patient).where(Patient.given_name == given, Patient.family_name == family)
+        )
+        assert found is not None
+        return found
+
+    def acc(user: User, who: tuple[str, str]) -> access.PatientAccess:
+        return access.patient_for(session, user, patient(*who).id)
+
+    def latest_alert(who: tuple[str, str]) -> SafetyAlert:
+        found = session.scalar(
+            select(SafetyAlert)
+            .where(SafetyAlert.patient_id == patient(*who).id)
+            .order_by(SafetyAlert.created_at.desc())
+            .limit(1)
+        )
+        assert found is not None
+        return found
+
+    def record(who: tuple[str, str], by: User, code: str, answers: dict[str, int]) -> None:
+        measures.record_response(
+            session,
+            access=acc(by, who),
+            instrument_code=code,
+            submission=measures.Submission(answers=answers, mode=measures.Mode.in_person),
+        )
+
+    # Marcus Lee: his check-in 11 days ago answered question 9 "several days" (a high alert).
+    # His care manager took it within the hour, assessed him by phone, and they wrote a safety
+    # plan together; he added to it himself and shares it with his brother. Today, an ASQ in
+    # clinic is positive: nobody acknowledged it within the hour, so it went on to the
+    # psychiatric consultant, whose deadline is running when the demo opens.
+    marcus = ALERT_PATIENT
+    maya = north[Role.care_manager]
+
+    def marcus_acknowledged() -> None:
+        safety.acknowledge(session, access=acc(maya, marcus), alert_id=latest_alert(marcus).id)
+
+    def marcus_closed() -> None:
+        safety.close(
+            session,
+            access=acc(maya, marcus),
+            alert_id=latest_alert(marcus).id,
+            closing=safety.Closing(
+                outcome="assessed",
+                risk_after="moderate",
+                note="Brief safety assessment by phone: thoughts of death on a few days, no plan "
+                "or intent. Wrote a safety plan together at today's visit; he keeps it on his "
+                "phone. Naloxone at home.",
+            ),
+        )
+
+    def marcus_plan() -> None:
+        safety_plans.save(
+            session,
+            access=acc(maya, marcus),
+            base_version=0,
+            reason="Written together after the alert",
+            content={
+                "warning_signs": [
+                    "I stop answering my phone",
+                    "Two nights without sleep",
+                    "Thinking nobody would notice if I was gone",
+                ],
+                "coping": ["Walk to the river and back", "Cold shower, then music"],
+                "distractions": [
+                    {"name": "The climbing gym on 3rd", "contact": ""},
+                    {"name": "Andre's garage", "contact": ""},
+                ],
+                "people": [
+                    {"name": "Andre (brother)", "contact": "555-0188"},
+                    {"name": "Luis, peer specialist", "contact": "555-0145"},
+                ],
+                "professionals": [
+                    {"name": "Maya Okafor, care manager", "contact": "555-0100 (weekdays)"},
+                    {"name": "Riverside Hospital emergency department", "contact": "1200 River Rd"},
+                ],
+                "safe_environment": [
+                    "Andre keeps my extra medication",
+                    "Naloxone kit in the kitchen drawer and in my bag",
+                ],
+                "reasons": ["My daughter, Jade", "Getting back on the climbing wall"],
+            },
+        )
+
+    def marcus_adds_to_plan() -> None:
+        plan = safety_plans.plan_for(session, acc(_patient_user(session, marcus), marcus))
+        assert plan is not None
+        content = dict(plan.content)
+        content["reasons"] = [*content["reasons"], "Seeing the ocean with Jade this summer"]
+        safety_plans.save(
+            session,
+            access=acc(_patient_user(session, marcus), marcus),
+            base_version=plan.version,
+            reason="",
+            content=content,
+        )
+
+    def marcus_shares() -> None:
+        andre = session.scalar(
+            select(RelatedPerson).where(RelatedPerson.patient_id == patient(*marcus).id)
+        )
+        assert andre is not None
+        safety_plans.set_share(
+            session,
+            access=acc(_patient_user(session, marcus), marcus),
+            related_person_id=andre.id,
+            share=True,
+        )
+
+    def marcus_followed_up() -> None:
+        safety.record_follow_up(
+            session,
+            access=acc(maya, marcus),
+            alert_id=latest_alert(marcus).id,
+            note="Called him: sleeping better, used the plan once (walked to the river).",
+        )
+
+    now_ish = start.replace(second=0, microsecond=0)
+    at(day(-11, 18, 40), marcus_acknowledged)
+    at(day(-10, 10), marcus_closed)
+    at(day(-10, 10, 30), marcus_plan)
+    at(day(-9, 21), marcus_adds_to_plan)
+    at(day(-9, 21, 5), marcus_shares)
+    at(day(-9, 11), marcus_followed_up)
+    at(
+        now_ish - timedelta(minutes=90),
+        lambda: record(marcus, north[Role.nurse], "ASQ", {"1": 0, "2": 1, "3": 0, "4": 0, "5": 0}),
+    )
+    at(now_ish - timedelta(minutes=29), lambda: safety.escalate_due(session))
+
+    # Olivia Brennan: her therapist raised a risk flag after group; assessed the same
+    # afternoon and found no current risk.
+    olivia = ("Olivia", "Brennan")
+
+    def olivia_flag() -> None:
+        safety.raise_manual_flag(
+            session,
+            access=acc(north[Role.therapist], olivia),
+            tier="high",
+            reason="Said at group that she has been giving her things away.",
+        )
+
+    def olivia_closed() -> None:
+        safety.close(
+            session,
+            access=acc(maya, olivia),
+            alert_id=latest_alert(olivia).id,
+            closing=safety.Closing(
+                outcome="assessed",
+                risk_after="none",
+                note="Safety assessment in person: clearing out before her move next month; no "
+                "thoughts of suicide. Agreed she will call if that changes.",
+                no_follow_up=True,
+            ),
+        )
+
+    at(day(-3, 15), olivia_flag)
+    at(
+        day(-3, 15, 25),
+        lambda: safety.acknowledge(
+            session, access=acc(maya, olivia), alert_id=latest_alert(olivia).id
+        ),
+    )
+    at(day(-3, 16, 30), olivia_closed)
+
+    # Emily Sorensen: an evening check-in answered question 9 "more than half the days". Her
+    # care manager had gone home, so it went to the psychiatric consultant, who could not reach
+    # her. Nobody recorded the follow-up in time, so it came back as a new alert, which her
+    # care manager has taken.
+    emily = ("Emily", "Sorensen")
+    jordan, aisha = south[Role.care_manager], south[Role.psychiatric_consultant]
+
+    def emily_check_in() -> None:
+        patient_access = acc(_patient_user(session, emily), emily)
+        response = measures.start_or_resume(session, access=patient_access, instrument_code="PHQ-9")
+        measures.submit(
+            session,
+            access=patient_access,
+            response_id=response.id,
+            answers=phq9_answers(14, item9=2),
+            version=response.version,
+        )
+
+    def emily_closed() -> None:
+        safety.close(
+            session,
+            access=acc(aisha, emily),
+            alert_id=latest_alert(emily).id,
+            closing=safety.Closing(
+                outcome="unreachable",
+                note="Called at 21:15 and 21:40, left voicemails; texted the 988 number and the "
+                "clinic's number. Care manager to call first thing.",
+            ),
+        )
+
+    at(day(-5, 20), emily_check_in)
+    at(day(-5, 21, 1), lambda: safety.escalate_due(session))
+    at(
+        day(-5, 21, 20),
+        lambda: safety.acknowledge(
+            session, access=acc(aisha, emily), alert_id=latest_alert(emily).id
+        ),
+    )
+    at(day(-5, 22), emily_closed)
+    at(day(-3, 22, 5), lambda: safety.raise_missed_follow_ups(session))
+    at(
+        day(-3, 23, 30),
+        lambda: safety.acknowledge(
+            session, access=acc(jordan, emily), alert_id=latest_alert(emily).id
+        ),
+    )
+
+    # Kevin O'Brien: AUDIT-C in the high range at his counselling visit; his care manager has
+    # taken the alert and not closed it yet.
+    kevin = ("Kevin", "O'Brien")
+    at(
+        day(-2, 11),
+        lambda: record(
+            kevin, south[Role.addiction_counsellor], "AUDIT-C", {"1": 4, "2": 4, "3": 2}
+        ),
+    )
+    at(
+        day(-2, 13),
+        lambda: safety.acknowledge(
+            session, access=acc(jordan, kevin), alert_id=latest_alert(kevin).id
+        ),
+    )
+
+
+def _patient_user(session: Session, who: tuple[str, str]) -> User:
+    from concord.patients.models import Patient
+
+    found = session.scalar(
+        select(Patient).where(Patient.given_name == who[0], Patient.family_name == who[1])
+    )
+    assert found is not None and found.user_id is not None
+    user = session.get(User, found.user_id)
+    assert user is not None
+    return user
+
+
+# --- collaborative care: episodes, contacts and minutes, case reviews (all synthetic) ---------
+
+PROGRAMS = {
+    "anxiety": "anxiety",
+    "anxiety_es": "anxiety",
+    "ptsd": "ptsd",
+    "alcohol": "substance_use",
+    "opioid": "co_occurring",
+}
+
+
+def _schedule_registry(
+    session: Session,
+    at: Callable[..., None],
+    acc: Callable[[User], access.PatientAccess],
+    holder: dict[str, Any],
+    team: dict[Role, User],
+    index: int,
+    begin: int,
+    stage: str,
+    profile_name: str,
+) -> None:
+    """Patients with an active or finished plan are in collaborative care: enrolled when the
+    plan became active, assessed that day, and followed up every two weeks (a patient whose
+    review is overdue has had no contact for six weeks). A plan that ended completes the
+    episode, with a relapse-prevention plan. Two patients not improving at week 8 show the
+    psychiatric case review: one reviewed, with a recommendation accepted into the plan and one
+    still waiting; one asked about and waiting in the consultant's queue."""
+    from concord.registry import reviews as rv
+    from concord.registry import service as reg
+
+    if stage not in ("active", "review_overdue", "awaiting_agreement", "completed"):
+        return
+    manager = team[Role.care_manager]
+    consultant = team[Role.psychiatric_consultant]
+    program = PROGRAMS.get(profile_name, "depression")
+    end = begin + 200 if stage == "completed" else 0
+
+    def enrol() -> None:
+        reg.enroll(session, access=acc(manager), data=reg.Enrolment(program=program))
+
+    def talk(kind: str, minutes: int, mode: str = "phone") -> Callable[[], None]:
+        def run() -> None:
+            reg.log_contact(
+                session,
+                access=acc(manager),
+                data=reg.ContactIn(kind=kind, mode=mode, minutes=minutes),
+            )
+
+        return run
+
+    at(begin + 3, enrol, hour=11)
+    at(begin + 3, talk("initial_assessment", 50, "in_person"), hour=12)
+    last = -42 if stage == "review_overdue" else end
+    day = begin + 17
+    while day < last:
+        at(day, talk("follow_up", 15 + (index * 7 + day) % 30), hour=14)
+        day += 14
+    if index % 3 == 0 and stage == "active":
+        at(begin + 24, talk("outreach_attempt", 5), hour=17)
+
+    if stage == "awaiting_agreement" and index % 2 == 0:
+
+        def reviewed() -> None:
+            rv.record_review(
+                session,
+                access=acc(consultant),
+                data=rv.ReviewIn(
+                    minutes=15,
+                    summary="Partial effect of sertraline 50 mg at 6 weeks, well tolerated. "
+                    "Increase the dose; add behavioural activation.",
+                    recommendations=[
+                        rv.RecommendationIn("increase_dose", "Increase sertraline to 100 mg daily"),
+                        rv.RecommendationIn(
+                            "add_psychotherapy", "Add behavioural activation, 8 weekly sessions"
+                        ),
+                    ],
+                ),
+            )
+
+        def accept_dose() -> None:
+            from concord.registry.models import Recommendation
+
+            rec = session.scalar(
+                select(Recommendation).where(
+                    Recommendation.patient_id == holder["patient"].id,
+                    Recommendation.kind == "increase_dose",
+                )
+            )
+            assert rec is not None
+            rv.decide(
+                session,
+                access=acc(manager),
+                rec_id=rec.id,
+                accept=True,
+                reason="Agreed at the visit",
+            )
+
+        at(-20, reviewed, hour=13)
+        at(-18, accept_dose, hour=10)
+    elif stage == "awaiting_agreement":
+
+        def ask() -> None:
+            rv.request_review(
+                session,
+                access=acc(manager),
+                question="Still 13 on the PHQ-9 after 8 weeks on citalopram 20 mg. Switch, or "
+                "increase and add therapy?",
+            )
+
+        at(-2, ask, hour=15)
+
+    if stage == "completed":
+
+        def complete() -> None:
+            from concord.registry.models import Episode
+
+            episode = session.scalar(
+                select(Episode).where(
+                    Episode.patient_id == holder["patient"].id, Episode.ended_on.is_(None)
+                )
+            )
+            assert episode is not None
+            reg.change_status(
+                session,
+                access=acc(manager),
+                episode_id=episode.id,
+                status="completed",
+                reason="Remission sustained; back to primary care with a relapse-prevention plan",
+                version=episode.version,
+            )
+            reg.save_relapse_plan(
+                session,
+                access=acc(manager),
+                base_version=0,
+                reason="Written together at the last visit",
+                content={
+                    "warning_signs": ["Sleeping badly for more than a week", "Skipping meals"],
+                    "keeps_me_well": ["Morning walks", "Keeping the Tuesday call with my sister"],
+                    "what_to_do": ["Restart the check-ins", "Call the clinic for an appointment"],
+                    "whom_to_call": [{"name": "The clinic", "contact": "555-0100"}],
+                },
+            )
+
+        at(end, complete, hour=11)

@@ -1,0 +1,494 @@
+"""Concord's records as FHIR R4 resources.
+
+Everything emitted is validated against the fhir.resources models (R4B, which is R4 for these
+resources; see docs/adr/0005-fhir-r4-validation.md) before it leaves, so an invalid resource
+is a bug caught here rather than at the client.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.careplan import CarePlan as FhirCarePlan
+from fhir.resources.R4B.careteam import CareTeam as FhirCareTeam
+from fhir.resources.R4B.flag import Flag
+from fhir.resources.R4B.goal import Goal as FhirGoal
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient as FhirPatient
+from fhir.resources.R4B.practitioner import Practitioner as FhirPractitioner
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from fhir.resources.R4B.task import Task
+
+from concord.accounts.models import User
+from concord.careplans.history import PlanContents
+from concord.careplans.labels import ROLE_LABELS, VALUE_LABELS
+from concord.careplans.models import (
+    CODE_SYSTEM_URIS,
+    ActionStep,
+    CarePlan,
+    CodeSystem,
+    Goal,
+    Intervention,
+    PlanRevision,
+)
+from concord.patients.models import CareTeam, CareTeamMember, Patient
+
+FHIR_VERSION = "4.0.1"
+SYSTEM = "https://concord-care.org/fhir"
+
+VALIDATORS: dict[str, Any] = {
+    "Questionnaire": Questionnaire,
+    "QuestionnaireResponse": QuestionnaireResponse,
+    "Observation": Observation,
+    "Patient": FhirPatient,
+    "CareTeam": FhirCareTeam,
+    "CarePlan": FhirCarePlan,
+    "Goal": FhirGoal,
+    "Practitioner": FhirPractitioner,
+    "Task": Task,
+    "Flag": Flag,
+    "Bundle": Bundle,
+    "CapabilityStatement": CapabilityStatement,
+}
+
+
+def validate(resource: dict[str, Any]) -> dict[str, Any]:
+    """Raise if `resource` is not valid FHIR; return it unchanged."""
+    VALIDATORS[resource["resourceType"]].model_validate(resource)
+    return resource
+
+
+def _instant(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _date(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _ref(kind: str, ident: Any, display: str | None = None) -> dict[str, Any]:
+    ref: dict[str, Any] = {"reference": f"{kind}/{ident}"}
+    if display:
+        ref["display"] = display
+    return ref
+
+
+def _drop_empty(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v not in (None, [], {}, "")}
+
+
+def patient_resource(patient: Patient, mrn_system: str) -> dict[str, Any]:
+    names: list[dict[str, Any]] = [
+        {"use": "official", "family": patient.family_name, "given": [patient.given_name]}
+    ]
+    if patient.preferred_name:
+        names.append({"use": "usual", "given": [patient.preferred_name]})
+    telecom = []
+    if patient.phone:
+        telecom.append({"system": "phone", "value": patient.phone})
+    if patient.email:
+        telecom.append({"system": "email", "value": patient.email})
+    return _drop_empty(
+        {
+            "resourceType": "Patient",
+            "id": str(patient.id),
+            "identifier": [
+                {
+                    "use": "usual",
+                    "system": mrn_system,
+                    "value": patient.mrn,
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                "code": "MR",
+                            }
+                        ],
+                        "text": "Medical record number",
+                    },
+                }
+            ],
+            "active": patient.active,
+            "name": names,
+            "telecom": telecom,
+            "gender": patient.gender,
+            "birthDate": patient.birth_date.isoformat(),
+            "communication": [
+                {
+                    "language": {
+                        "coding": [{"system": "urn:ietf:bcp:47", "code": patient.language}]
+                    },
+                    "preferred": True,
+                }
+            ],
+            "managingOrganization": {"display": patient.clinic.name},
+        }
+    )
+
+
+def practitioner_resource(user: User) -> dict[str, Any]:
+    parts = user.name.rsplit(" ", 1)
+    name = {"text": user.name}
+    if len(parts) == 2:
+        name.update({"given": [parts[0]], "family": parts[1]})
+    return {
+        "resourceType": "Practitioner",
+        "id": str(user.id),
+        "active": user.active,
+        "name": [name],
+    }
+
+
+def care_team_resource(
+    team: CareTeam, patient: Patient, members: list[CareTeamMember]
+) -> dict[str, Any]:
+    participants = []
+    for member in members:
+        roles = [
+            {
+                "coding": [{"system": f"{SYSTEM}/CodeSystem/care-team-role", "code": member.role}],
+                "text": ROLE_LABELS.get(member.role, member.role),
+            }
+        ]
+        if member.is_lead:
+            roles.append(
+                {
+                    "coding": [{"system": f"{SYSTEM}/CodeSystem/care-team-role", "code": "lead"}],
+                    "text": "Lead",
+                }
+            )
+        participants.append(
+            {
+                "role": roles,
+                "member": _ref("Practitioner", member.user_id, member.user.name),
+                "period": {"start": _instant(member.added_at)},
+            }
+        )
+    return _drop_empty(
+        {
+            "resourceType": "CareTeam",
+            "id": str(team.id),
+            "status": "active",
+            "name": team.name,
+            "subject": _ref("Patient", patient.id),
+            "participant": participants,
+            "managingOrganization": [{"display": patient.clinic.name}],
+        }
+    )
+
+
+GOAL_LIFECYCLE = {
+    "proposed": "proposed",
+    "accepted": "accepted",
+    "in_progress": "active",
+    "achieved": "completed",
+    "revised": "cancelled",
+    "stopped": "cancelled",
+}
+GOAL_ACHIEVEMENT = {"in_progress": "in-progress", "achieved": "achieved"}
+GOAL_STATUS_REASON = {"revised": "Replaced by a revised goal", "stopped": "Stopped"}
+
+
+def goal_resource(goal: Goal, patient: Patient, contents: PlanContents | None) -> dict[str, Any]:
+    target: dict[str, Any] = _drop_empty(
+        {
+            "measure": {"text": goal.measure} if goal.measure else None,
+            "detailString": goal.target,
+            "dueDate": _date(goal.due_on),
+        }
+    )
+    milestones = []
+    for milestone in contents.milestones_for(goal.id) if contents else []:
+        parts = [{"url": "description", "valueString": milestone.description}]
+        if milestone.target_on:
+            parts.append({"url": "targetDate", "valueDate": milestone.target_on.isoformat()})
+        if milestone.reached_on:
+            parts.append({"url": "reachedDate", "valueDate": milestone.reached_on.isoformat()})
+        milestones.append(
+            {"url": f"{SYSTEM}/StructureDefinition/goal-milestone", "extension": parts}
+        )
+    achievement = GOAL_ACHIEVEMENT.get(goal.status)
+    expressed_by = (
+        _ref("Patient", patient.id)
+        if goal.proposed_by_patient
+        else _ref("Practitioner", goal.proposed_by_id, goal.proposed_by.name)
+    )
+    return _drop_empty(
+        {
+            "resourceType": "Goal",
+            "id": str(goal.id),
+            "meta": {"versionId": str(goal.version), "lastUpdated": _instant(goal.updated_at)},
+            "extension": milestones,
+            "lifecycleStatus": GOAL_LIFECYCLE[goal.status],
+            "achievementStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/goal-achievement",
+                        "code": achievement,
+                    }
+                ]
+            }
+            if achievement
+            else None,
+            "category": [
+                {
+                    "coding": [
+                        {"system": f"{SYSTEM}/CodeSystem/goal-category", "code": goal.category}
+                    ],
+                    "text": VALUE_LABELS.get(goal.category, goal.category),
+                }
+            ],
+            "priority": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/goal-priority",
+                        "code": f"{goal.priority}-priority",
+                    }
+                ]
+            },
+            "description": {"text": goal.statement},
+            "subject": _ref("Patient", patient.id),
+            "startDate": goal.created_at.date().isoformat(),
+            "target": [target] if target else None,
+            "statusDate": _date(goal.status_changed_on),
+            "statusReason": GOAL_STATUS_REASON.get(goal.status),
+            "expressedBy": expressed_by,
+        }
+    )
+
+
+ACTIVITY_STATUS = {
+    "not_started": "not-started",
+    "scheduled": "scheduled",
+    "in_progress": "in-progress",
+    "on_hold": "on-hold",
+    "completed": "completed",
+    "stopped": "stopped",
+}
+STEP_STATUS = {"to_do": "not-started", "done": "completed", "not_done": "stopped"}
+
+
+def _intervention_activity(item: Intervention) -> dict[str, Any]:
+    detail = _drop_empty(
+        {
+            "code": {
+                "coding": [{"system": f"{SYSTEM}/CodeSystem/intervention-kind", "code": item.kind}],
+                "text": VALUE_LABELS.get(item.kind, item.kind),
+            },
+            "status": ACTIVITY_STATUS[item.status],
+            "description": item.description,
+            "performer": [_ref("Practitioner", item.responsible_id, item.responsible.name)]
+            if item.responsible
+            else None,
+            "scheduledString": item.frequency,
+            "goal": [_ref("Goal", item.goal_id)] if item.goal_id else None,
+        }
+    )
+    return {"detail": detail}
+
+
+def _step_activity(step: ActionStep, patient: Patient) -> dict[str, Any]:
+    performer = (
+        _ref("Patient", patient.id)
+        if step.owner_is_patient
+        else (_ref("Practitioner", step.owner_id, step.owner.name if step.owner else None))
+    )
+    detail = _drop_empty(
+        {
+            "code": {
+                "coding": [
+                    {"system": f"{SYSTEM}/CodeSystem/intervention-kind", "code": "action-step"}
+                ],
+                "text": "Action step",
+            },
+            "status": STEP_STATUS[step.status],
+            "description": step.description,
+            "performer": [performer],
+            "scheduledPeriod": {"end": step.due_on.isoformat()} if step.due_on else None,
+            "goal": [_ref("Goal", step.goal_id)] if step.goal_id else None,
+        }
+    )
+    return {"detail": detail}
+
+
+def care_plan_resource(
+    plan: CarePlan,
+    patient: Patient,
+    team: CareTeam | None,
+    contents: PlanContents,
+    latest: PlanRevision | None,
+) -> dict[str, Any]:
+    contained = []
+    addresses = []
+    for index, concern in enumerate(contents.concerns, start=1):
+        code: dict[str, Any] = {"text": concern.description}
+        if concern.code and concern.code_system:
+            code["coding"] = [
+                {"system": CODE_SYSTEM_URIS[CodeSystem(concern.code_system)], "code": concern.code}
+            ]
+        contained.append(
+            {
+                "resourceType": "Condition",
+                "id": f"concern{index}",
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                            "code": "active" if concern.status == "active" else "resolved",
+                        }
+                    ]
+                },
+                "code": code,
+                "subject": _ref("Patient", patient.id),
+            }
+        )
+        addresses.append({"reference": f"#concern{index}", "display": concern.description})
+    notes = []
+    for strength in contents.strengths:
+        notes.append({"text": f"Strength: {strength.description}"})
+    for barrier in contents.barriers:
+        text = f"Barrier ({VALUE_LABELS.get(barrier.kind, barrier.kind)}): {barrier.description}"
+        if barrier.way_around:
+            text += f". Agreed way around it: {barrier.way_around}"
+        notes.append({"text": text})
+    for item in contents.contingencies:
+        notes.append({"text": f"If {item.if_this}: {item.then_we}"})
+    for name, label in (
+        ("what_matters_most", "What matters most"),
+        ("treatment_preferences", "Treatment preferences"),
+        ("cultural_considerations", "Cultural or faith considerations"),
+        ("others_involved", "Who else may be involved"),
+    ):
+        value = getattr(plan, name)
+        if value:
+            notes.append({"text": f"{label}: {value}"})
+    activities = [_intervention_activity(i) for i in contents.interventions]
+    activities += [_step_activity(s, patient) for s in contents.action_steps]
+    period = _drop_empty({"start": _date(plan.activated_on), "end": _date(plan.ended_on)})
+    return _drop_empty(
+        {
+            "resourceType": "CarePlan",
+            "id": str(plan.id),
+            "meta": {
+                "versionId": str(plan.revision_number),
+                "lastUpdated": _instant(latest.created_at if latest else plan.created_at),
+            },
+            "contained": contained,
+            "status": plan.status,
+            "intent": "plan",
+            "title": plan.title,
+            "subject": _ref("Patient", patient.id),
+            "period": period or None,
+            "created": _instant(plan.created_at),
+            "author": _ref("Practitioner", plan.created_by_id),
+            "careTeam": [_ref("CareTeam", team.id)] if team else None,
+            "addresses": addresses,
+            "goal": [_ref("Goal", g.id) for g in contents.goals],
+            "activity": activities,
+            "note": notes,
+        }
+    )
+
+
+def bundle(
+    entries: list[dict[str, Any]], base: str, self_url: str, next_url: str | None
+) -> dict[str, Any]:
+    links = [{"relation": "self", "url": self_url}]
+    if next_url:
+        links.append({"relation": "next", "url": next_url})
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": [
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in entries
+        ],
+    }
+
+
+SEARCH_PARAMS = {
+    "Patient": {"_id": "token", "identifier": "token"},
+    "Questionnaire": {"_id": "token", "url": "uri", "code": "token"},
+    "QuestionnaireResponse": {
+        "patient": "reference",
+        "subject": "reference",
+        "questionnaire": "reference",
+        "identifier": "token",
+    },
+    "Observation": {
+        "patient": "reference",
+        "subject": "reference",
+        "code": "token",
+        "derived-from": "reference",
+    },
+    "CareTeam": {"patient": "reference", "subject": "reference", "status": "token"},
+    "CarePlan": {"patient": "reference", "subject": "reference", "status": "token"},
+    "Goal": {"patient": "reference", "subject": "reference", "lifecycle-status": "token"},
+    "Task": {
+        "patient": "reference",
+        "subject": "reference",
+        "status": "token",
+        "owner": "reference",
+    },
+    "Flag": {"patient": "reference", "subject": "reference", "status": "token"},
+}
+
+
+def capability_statement(base: str, software_version: str) -> dict[str, Any]:
+    resources = []
+    for kind, params in SEARCH_PARAMS.items():
+        interactions = [{"code": "read"}, {"code": "search-type"}]
+        if kind == "QuestionnaireResponse":
+            interactions.append({"code": "create"})
+        resources.append(
+            {
+                "type": kind,
+                "interaction": interactions,
+                "searchParam": [{"name": name, "type": kind_} for name, kind_ in params.items()]
+                + [{"name": "_count", "type": "number"}],
+            }
+        )
+    resources.append({"type": "Practitioner", "interaction": [{"code": "read"}]})
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-22",
+        "publisher": "Concord",
+        "kind": "instance",
+        "software": {"name": "Concord", "version": software_version},
+        "implementation": {"description": "Concord FHIR API", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Every request needs an API token: Authorization: Bearer <token> "
+                "(concord token create --email E). Records outside the caller's "
+                "care teams are answered as not found.",
+                "security": {
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "OAuth",
+                                }
+                            ],
+                            "text": "Bearer token",
+                        }
+                    ],
+                    "description": "Bearer tokens issued by Concord.",
+                },
+                "resource": resources,
+            }
+        ],
+    }

@@ -1,0 +1,394 @@
+"""Questionnaires, responses and scores as FHIR R4, and responses accepted the way EHRs send
+them: the questionnaire named by its LOINC panel (http://loinc.org/q/44249-1) or Concord's
+canonical URL, items identified by LOINC code or Concord id, answers as LOINC answer codings
+or as integers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from pydantic import ValidationError
+
+from concord.errors import InvalidInput
+from concord.fhir.mapping import SYSTEM, _instant, _ref
+from concord.i18n import Msg
+from concord.measures.library import Instrument, Item, Library
+from concord.measures.models import MeasureObservation, MeasureResponse
+from concord.patients.models import Patient
+
+LOINC = "http://loinc.org"
+ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
+ANSWER_SYSTEM = f"{SYSTEM}/CodeSystem/answer"
+BAND_SYSTEM = f"{SYSTEM}/CodeSystem/severity-band"
+
+
+def canonical(instrument: Instrument) -> str:
+    return f"{SYSTEM}/Questionnaire/{instrument.code}"
+
+
+def _text(value: Mapping[str, str], lang: str = "en") -> str:
+    return value.get(lang) or value["en"]
+
+
+def _translations(value: Mapping[str, str]) -> dict[str, Any] | None:
+    others = [(lang, text) for lang, text in value.items() if lang != "en"]
+    if not others:
+        return None
+    return {
+        "extension": [
+            {
+                "url": TRANSLATION,
+                "extension": [
+                    {"url": "lang", "valueCode": lang},
+                    {"url": "content", "valueString": text},
+                ],
+            }
+            for lang, text in others
+        ]
+    }
+
+
+def _answer_coding(item: Item, value: int, lang: str = "en") -> dict[str, Any]:
+    answer = item.answer_for(value)
+    assert answer is not None
+    coding: dict[str, Any] = {
+        "system": LOINC if answer.code else ANSWER_SYSTEM,
+        "code": answer.code or str(value),
+        "display": _text(answer.text, lang),
+        "extension": [{"url": ORDINAL, "valueDecimal": value}],
+    }
+    return coding
+
+
+def _link_id(item: Item) -> str:
+    return item.loinc or item.id
+
+
+def questionnaire_resource(instrument: Instrument) -> dict[str, Any]:
+    items = []
+    for item in instrument.items:
+        entry: dict[str, Any] = {
+            "linkId": _link_id(item),
+            "text": _text(item.text),
+            "type": "choice",
+            "required": item.required,
+            "answerOption": [{"valueCoding": _answer_coding(item, a.value)} for a in item.answers],
+        }
+        translated = _translations(item.text)
+        if translated:
+            entry["_text"] = translated
+        if item.loinc:
+            entry["code"] = [{"system": LOINC, "code": item.loinc}]
+        items.append(entry)
+    resource: dict[str, Any] = {
+        "resourceType": "Questionnaire",
+        "id": instrument.code,
+        "url": canonical(instrument),
+        "version": instrument.version,
+        "name": re.sub(r"[^A-Za-z0-9]", "", instrument.code),
+        "title": _text(instrument.name),
+        "status": "active",
+        "subjectType": ["Patient"],
+        "description": _text(instrument.instructions),
+        "copyright": f"{instrument.licence.get('holder', '')}. "
+        f"{instrument.licence.get('terms', '')}".strip(),
+        "item": items,
+    }
+    if instrument.loinc_panel:
+        resource["code"] = [{"system": LOINC, "code": instrument.loinc_panel}]
+        resource["derivedFrom"] = [f"http://loinc.org/q/{instrument.loinc_panel}"]
+    return resource
+
+
+def response_resource(
+    response: MeasureResponse, instrument: Instrument | None, patient: Patient
+) -> dict[str, Any]:
+    items = []
+    for item_id, value in sorted(
+        response.answers.items(), key=lambda kv: _order(instrument, kv[0])
+    ):
+        item = instrument.item(item_id) if instrument else None
+        if item is None or item.answer_for(value) is None:
+            continue
+        items.append(
+            {
+                "linkId": _link_id(item),
+                "text": _text(item.text, response.language),
+                "answer": [{"valueCoding": _answer_coding(item, value, response.language)}],
+            }
+        )
+    author = (
+        _ref("Patient", patient.id)
+        if response.mode == "portal"
+        else _ref("Practitioner", response.entered_by_id, response.entered_by.name)
+    )
+    resource: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "id": str(response.id),
+        "questionnaire": f"{canonical(instrument)}|{response.instrument_version}"
+        if instrument
+        else f"{SYSTEM}/Questionnaire/{response.instrument}",
+        "status": "completed" if response.status == "completed" else "in-progress",
+        "subject": _ref("Patient", patient.id),
+        "authored": _instant(response.completed_at or response.updated_at),
+        "author": author,
+        "source": {"display": response.proxy_name}
+        if response.proxy_name
+        else _ref("Patient", patient.id),
+        "item": items,
+    }
+    if response.client_identifier:
+        resource["identifier"] = (
+            {"system": response.client_system, "value": response.client_identifier}
+            if response.client_system
+            else {"value": response.client_identifier}
+        )
+    return resource
+
+
+def _order(instrument: Instrument | None, item_id: str) -> int:
+    if instrument is None:
+        return 0
+    for n, item in enumerate(instrument.items):
+        if item.id == item_id:
+            return n
+    return 999
+
+
+def score_observation(
+    observation: MeasureObservation, instrument: Instrument | None, patient: Patient
+) -> dict[str, Any]:
+    score = instrument.score(observation.score_id) if instrument else None
+    band = score.band_for(observation.value) if score else None
+    if band is not None and observation.band != band.code:
+        band = None
+    value = observation.value
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": str(observation.id),
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                        "display": "Survey",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": observation.code_system, "code": observation.code}],
+            "text": _text(score.name) if score else observation.code,
+        },
+        "subject": _ref("Patient", patient.id),
+        "effectiveDateTime": _instant(observation.effective_at),
+        "valueQuantity": {
+            "value": int(value) if float(value).is_integer() else value,
+            "unit": "{score}",
+            "system": "http://unitsofmeasure.org",
+            "code": "{score}",
+        },
+        "derivedFrom": [_ref("QuestionnaireResponse", observation.response_id)],
+    }
+    if band is not None:
+        resource["interpretation"] = [
+            {
+                "coding": [{"system": BAND_SYSTEM, "code": band.code, "display": _text(band.name)}],
+                "text": _text(band.name),
+            }
+        ]
+    return resource
+
+
+def item_observations(
+    response: MeasureResponse, instrument: Instrument, patient: Patient
+) -> list[dict[str, Any]]:
+    """An Observation for each answered item that LOINC codes."""
+    result = []
+    for item in instrument.items:
+        value = response.answers.get(item.id)
+        if item.loinc is None or value is None or item.answer_for(value) is None:
+            continue
+        result.append(
+            {
+                "resourceType": "Observation",
+                "id": f"{response.id}.{item.id}"[:64],
+                "status": "final",
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                "code": "survey",
+                            }
+                        ]
+                    }
+                ],
+                "code": {
+                    "coding": [{"system": LOINC, "code": item.loinc}],
+                    "text": _text(item.text),
+                },
+                "subject": _ref("Patient", patient.id),
+                "effectiveDateTime": _instant(response.completed_at or response.updated_at),
+                "valueCodeableConcept": {"coding": [_answer_coding(item, value)]},
+                "derivedFrom": [_ref("QuestionnaireResponse", response.id)],
+            }
+        )
+    return result
+
+
+# --- accepting a response from another system ----------------------------------------------
+
+
+class Intake:
+    """A QuestionnaireResponse sent to Concord, checked and turned into plain answers."""
+
+    def __init__(
+        self,
+        patient_id: str,
+        instrument: Instrument,
+        answers: dict[str, int],
+        authored: datetime | None,
+        identifier: tuple[str | None, str] | None,
+        language: str,
+    ) -> None:
+        self.patient_id = patient_id
+        self.instrument = instrument
+        self.answers = answers
+        self.authored = authored
+        self.identifier = identifier
+        self.language = language
+
+
+def _flatten(items: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    for item in items or []:
+        yield item
+        yield from _flatten(item.get("item") or [])
+        for answer in item.get("answer") or []:
+            yield from _flatten(answer.get("item") or [])
+
+
+def _instrument_for(reference: str, library: Library) -> Instrument | None:
+    reference = reference.split("|", 1)[0].strip()
+    match = re.match(r"^https?://loinc\.org/q/([0-9]+-[0-9])$", reference)
+    if match:
+        return library.by_loinc_panel(match.group(1))
+    for prefix in (f"{SYSTEM}/Questionnaire/", "Questionnaire/"):
+        if reference.startswith(prefix):
+            return library.get(reference[len(prefix) :])
+    return None
+
+
+def _answer_value(item: Item, answer: Mapping[str, Any]) -> int | str:
+    """The item's value for one FHIR answer, or a problem described in words."""
+    allowed = ", ".join(str(v) for v in sorted(item.values))
+    codes = ", ".join(a.code for a in item.answers if a.code)
+    if "valueCoding" in answer:
+        coding = answer["valueCoding"] or {}
+        code = str(coding.get("code", ""))
+        for option in item.answers:
+            if option.code and option.code == code:
+                return option.value
+            if not option.code and code == str(option.value):
+                return option.value
+        return (
+            f"answer code {code or '(none)'} is not an answer to this question; allowed: "
+            f"{codes or allowed}"
+        )
+    if "valueInteger" in answer:
+        value = answer["valueInteger"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be a whole number, one of {allowed}"
+        if value not in item.values:
+            return f"{value} is not an answer to this question; allowed: {allowed}"
+        return value
+    if "valueDecimal" in answer and float(answer["valueDecimal"]).is_integer():
+        return _answer_value(item, {"valueInteger": int(answer["valueDecimal"])})
+    kinds = [k for k in answer if k.startswith("value")]
+    return (
+        f"{kinds[0] if kinds else 'this answer'} is not accepted: send a LOINC answer code "
+        f"({codes}) or a whole number ({allowed})"
+        if codes
+        else f"must be a whole number, one of {allowed}"
+    )
+
+
+def parse_response(body: Any, library: Library) -> Intake:
+    """Check a posted QuestionnaireResponse; every problem names where it is."""
+    if not isinstance(body, dict) or body.get("resourceType") != "QuestionnaireResponse":
+        raise InvalidInput.field("resourceType", Msg("must be QuestionnaireResponse"))
+    try:
+        QuestionnaireResponse.model_validate(body)
+    except ValidationError as exc:
+        errors = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
+        raise InvalidInput(
+            Msg("This is not a valid FHIR QuestionnaireResponse."), errors=errors
+        ) from None
+    errors: dict[str, str] = {}
+    subject = str((body.get("subject") or {}).get("reference", ""))
+    patient_id = subject.rsplit("Patient/", 1)[1] if "Patient/" in subject else ""
+    if not patient_id:
+        errors["subject"] = Msg("must reference the patient: Patient/<id>")
+    if body.get("status") not in ("completed", "amended"):
+        errors["status"] = Msg("only completed responses are accepted (completed or amended)")
+    instrument = _instrument_for(str(body.get("questionnaire", "")), library)
+    if instrument is None:
+        known = ", ".join(
+            f"http://loinc.org/q/{i.loinc_panel}" for i in library.all() if i.loinc_panel
+        )
+        errors["questionnaire"] = Msg(
+            "is not an instrument here; use Concord's canonical URL "
+            "(%(base)s/Questionnaire/<code>) or a LOINC panel: "
+            "%(known)s",
+            base=SYSTEM,
+            known=known,
+        )
+    authored = None
+    if body.get("authored"):
+        raw = str(body["authored"])
+        try:
+            authored = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if authored.tzinfo is None:
+                authored = authored.replace(tzinfo=UTC)
+        except ValueError:
+            errors["authored"] = Msg("must be a date and time (ISO 8601)")
+    identifier = None
+    raw_identifier = body.get("identifier")
+    if isinstance(raw_identifier, dict) and raw_identifier.get("value"):
+        identifier = (raw_identifier.get("system"), str(raw_identifier["value"]))
+    answers: dict[str, int] = {}
+    if instrument is not None:
+        score_codes = {s.loinc for s in instrument.scores if s.loinc}
+        for item in _flatten(body.get("item") or []):
+            link = str(item.get("linkId", "")).lstrip("/")
+            given = item.get("answer") or []
+            if link in score_codes or (not given and item.get("item")):
+                continue  # a total the sender calculated, or a group: Concord scores itself
+            question = instrument.item_by_code(link)
+            if question is None:
+                errors[f"item[{link}]"] = Msg("is not a question of %(code)s", code=instrument.code)
+                continue
+            if not given:
+                continue
+            if len(given) > 1:
+                errors[f"item[{link}]"] = Msg("must have one answer")
+                continue
+            value = _answer_value(question, given[0])
+            if isinstance(value, str):
+                errors[f"item[{link}]"] = Msg(value)
+            elif question.id in answers:
+                errors[f"item[{link}]"] = Msg("is answered twice")
+            else:
+                answers[question.id] = value
+    if errors:
+        raise InvalidInput(Msg("The QuestionnaireResponse cannot be accepted."), errors=errors)
+    assert instrument is not None
+    language = str(body.get("language") or "en")[:2]
+    return Intake(patient_id, instrument, answers, authored, identifier, language)

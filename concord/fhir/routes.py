@@ -1,0 +1,142 @@
+"""/fhir: the standard interface for EHRs and apps (FHIR R4, JSON, bearer tokens)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Body, Request
+from starlette.responses import JSONResponse, Response
+
+from concord import __version__
+from concord.errors import NotFound
+from concord.fhir import mapping
+from concord.fhir import service as fhir
+from concord.i18n import Msg
+from concord.web.deps import BearerActor, DbSession, Form
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
+
+READABLE = {
+    "Patient",
+    "CareTeam",
+    "CarePlan",
+    "Goal",
+    "Practitioner",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "Observation",
+    "Task",
+    "Flag",
+}
+SEARCHABLE = {
+    "Patient",
+    "CareTeam",
+    "CarePlan",
+    "Goal",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "Observation",
+    "Task",
+    "Flag",
+}
+FHIR_JSON = "application/fhir+json"
+
+
+def fhir_response(resource: dict[str, Any], status_code: int = 200) -> Response:
+    return JSONResponse(mapping.validate(resource), status_code=status_code, media_type=FHIR_JSON)
+
+
+def _base(request: Request) -> str:
+    return request.app.state.settings.base_url.rstrip("/") + "/fhir"
+
+
+@router.get("/metadata")
+def metadata(request: Request) -> Response:
+    return fhir_response(mapping.capability_statement(_base(request), __version__))
+
+
+def _kind(kind: str, allowed: set[str]) -> str:
+    if kind not in allowed:
+        raise NotFound(Msg("This server does not offer %(kind)s.", kind=kind[:40]))
+    return kind
+
+
+def _search(
+    request: Request, session: DbSession, actor: BearerActor, kind: str, params: dict[str, str]
+) -> Response:
+    _kind(kind, SEARCHABLE)
+    base = _base(request)
+    if kind == "Questionnaire":
+        page = fhir.search_questionnaires(params)
+    elif kind == "QuestionnaireResponse":
+        page = fhir.search_questionnaire_responses(session, by=actor.user, params=params)
+    elif kind == "Observation":
+        page = fhir.search_observations(session, by=actor.user, params=params)
+    elif kind in ("Task", "Flag"):
+        page = fhir.search_safety(session, by=actor.user, kind=kind, params=params)
+    else:
+        page = fhir.search(session, by=actor.user, kind=kind, params=params, base=base)
+    query = {k: v for k, v in params.items() if k != "_cursor"}
+    self_url = f"{base}/{kind}" + (f"?{urlencode(query)}" if query else "")
+    next_url = None
+    if page.next_cursor:
+        next_url = f"{base}/{kind}?{urlencode({**query, '_cursor': page.next_cursor})}"
+    for resource in page.resources:
+        mapping.validate(resource)
+    return fhir_response(mapping.bundle(page.resources, base, self_url, next_url))
+
+
+@router.get("/{kind}")
+def search(kind: str, request: Request, session: DbSession, actor: BearerActor) -> Response:
+    return _search(request, session, actor, kind, dict(request.query_params))
+
+
+@router.post("/{kind}/_search")
+def search_post(
+    kind: str, request: Request, session: DbSession, form: Form, actor: BearerActor
+) -> Response:
+    """Search with the parameters in a form body, keeping identifiers out of URLs and logs."""
+    params = {k: (v if isinstance(v, str) else ",".join(v)) for k, v in form.items()}
+    return _search(request, session, actor, kind, params)
+
+
+@router.post("/QuestionnaireResponse")
+def create_questionnaire_response(
+    body: Annotated[dict[str, Any], Body()],
+    request: Request,
+    session: DbSession,
+    actor: BearerActor,
+) -> Response:
+    """Accept a completed response from an app or EHR; it is scored like any other, and the
+    same identifier sent twice is stored once (200 with the stored resource)."""
+    resource, created = fhir.submit_questionnaire_response(session, by=actor.user, body=body)
+    response = fhir_response(resource, status_code=201 if created else 200)
+    response.headers["Location"] = f"{_base(request)}/QuestionnaireResponse/{resource['id']}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@router.get("/{kind}/{ident}")
+def read(
+    kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
+) -> Response:
+    _kind(kind, READABLE)
+    if kind == "Questionnaire":
+        return fhir_response(fhir.read_questionnaire(ident))
+    if kind == "QuestionnaireResponse":
+        return fhir_response(fhir.read_questionnaire_response(session, by=actor.user, ident=ident))
+    if kind == "Observation":
+        return fhir_response(fhir.read_observation(session, by=actor.user, ident=ident))
+    if kind == "Task":
+        from concord.fhir.safety import read_task
+
+        return fhir_response(read_task(session, by=actor.user, ident=ident))
+    if kind == "Flag":
+        from concord.fhir.safety import read_flag
+
+        return fhir_response(read_flag(session, by=actor.user, ident=ident))
+    return fhir_response(
+        fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, base=_base(request))
+    )

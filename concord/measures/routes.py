@@ -1,0 +1,472 @@
+"""Pages: the team's measures tab (progress, schedules, responses, recording on a patient's
+behalf) and the patient's check-ins and progress."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from concord import access
+from concord.access import PatientAccess
+from concord.errors import Conflict, InvalidInput, NotFound
+from concord.i18n import Msg, translate
+from concord.measures import service as measures
+from concord.measures.library import Instrument, library
+from concord.measures.models import Mode
+from concord.measures.rules import plain_change
+from concord.validation import blank_to_none
+from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
+from concord.web.idempotency import already_done, remember
+from concord.web.templating import render
+
+router = APIRouter()
+
+RECORD_MODES = (Mode.in_person, Mode.phone, Mode.video, Mode.proxy)
+
+
+def parse_answers(form: dict[str, Any]) -> dict[str, int]:
+    """Form fields `a.<item id>` hold the chosen values; empty means not answered."""
+    answers: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for key, value in form.items():
+        if not key.startswith("a.") or blank_to_none(value) is None:
+            continue
+        item = key[2:]
+        try:
+            answers[item] = int(str(value))
+        except ValueError:
+            errors[f"answers.{item}"] = Msg("must be one of the answers shown")
+    if errors:
+        raise InvalidInput(Msg("Some answers are not allowed."), errors=errors)
+    return answers
+
+
+def chart_data(progress: measures.InstrumentProgress, lang: str) -> str:
+    """What the chart script draws: points, severity bands, baseline and goal lines."""
+    score = progress.instrument.main_score
+    assert score is not None
+    summary = progress.summary
+    # Escaped for a <script type="application/json"> block: goal statements are free text.
+    return _safe_json(
+        {
+            "label": progress.instrument.code,
+            "min": score.min,
+            "max": score.max,
+            "points": [{"x": p.on.isoformat(), "y": p.value} for p in progress.points],
+            "bands": [
+                {"from": b.min, "to": b.max, "name": b.name.get(lang) or b.name["en"]}
+                for b in score.bands
+            ],
+            "baseline": summary.baseline.value if summary.baseline else None,
+            "baselineLabel": translate(Msg("Baseline"), lang),
+            "goals": [
+                {"value": g.measure_value, "label": g.statement[:60]}
+                for g in progress.goals
+                if g.measure_value is not None
+            ],
+        }
+    )
+
+
+def _safe_json(data: Any) -> str:
+    text = json.dumps(data)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
+    acc = access.patient_for(
+        session, actor.user, patient_id, action=action, object_type="Observation"
+    )
+    if not acc.on_team:
+        raise NotFound(Msg("No such patient."))
+    return acc
+
+
+def _measures_context(
+    session: DbSession, acc: PatientAccess, lang: str, **extra: Any
+) -> dict[str, Any]:
+    from concord.patients.routes import age_on
+    from concord.safety.routes import safety_context
+
+    check_ins = measures.check_ins(session, access=acc)
+    progress = measures.progress_for(session, access=acc)
+    context = {
+        "acc": acc,
+        "patient": acc.patient,
+        "tab": "measures",
+        "age": age_on(acc.patient.birth_date, measures.today(acc.by.organization.timezone)),
+        "check_ins": check_ins,
+        "progress": progress,
+        "chart_json": {p.instrument.code: chart_data(p, lang) for p in progress},
+        "responses": measures.list_responses(session, access=acc, limit=50),
+        "instruments": library().all(),
+        "instrument_options": [
+            (i.code, f"{i.code}: {i.name.get(lang) or i.name['en']}")
+            for i in library().all()
+            if i.usable
+        ],
+        "scheduled": {c.instrument.code for c in check_ins},
+        **safety_context(session, acc),
+        "goal_met": measures.goal_met,
+        "errors": {},
+        "values": {},
+        "done": None,
+    }
+    context.update(extra)
+    return context
+
+
+@router.get("/patients/{patient_id}/measures")
+def measures_page(
+    patient_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team(session, actor, patient_id)
+    return render(
+        request,
+        "measures/team.html",
+        _measures_context(session, acc, request.state.lang, done=request.query_params.get("done")),
+    )
+
+
+@router.post("/patients/{patient_id}/measures/schedules")
+def schedule_add(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _team(session, actor, patient_id, "create")
+    try:
+        measures.add_schedule(
+            session,
+            access=acc,
+            instrument_code=str(form.get("instrument")),
+            every_days=_int(form, "every_days"),
+            start_on=_date(form, "start_on"),
+            end_on=_date(form, "end_on"),
+        )
+    except (InvalidInput, Conflict) as exc:
+        errors = exc.errors if isinstance(exc, InvalidInput) else {"instrument": exc.message}
+        return render(
+            request,
+            "measures/team.html",
+            _measures_context(session, acc, request.state.lang, errors=errors, values=form),
+            status_code=422 if isinstance(exc, InvalidInput) else 409,
+        )
+    return RedirectResponse(
+        f"/patients/{acc.patient.id}/measures?done=scheduled#schedules", status_code=303
+    )
+
+
+@router.post("/patients/{patient_id}/measures/schedules/{schedule_id}")
+def schedule_change(
+    patient_id: str,
+    schedule_id: str,
+    request: Request,
+    session: DbSession,
+    form: Form,
+    actor: PostedBy,
+) -> Response:
+    acc = _team(session, actor, patient_id, "update")
+    try:
+        if form.get("stop") == "yes":
+            measures.stop_schedule(session, access=acc, schedule_id=schedule_id)
+        else:
+            measures.change_schedule(
+                session,
+                access=acc,
+                schedule_id=schedule_id,
+                every_days=_int(form, "every_days"),
+                end_on=_date(form, "end_on"),
+                version=_int(form, "version"),
+            )
+    except (InvalidInput, Conflict) as exc:
+        errors = exc.errors if isinstance(exc, InvalidInput) else {"schedule": exc.message}
+        return render(
+            request,
+            "measures/team.html",
+            _measures_context(
+                session,
+                acc,
+                request.state.lang,
+                errors=errors,
+                values=form,
+                schedule_form=schedule_id,
+            ),
+            status_code=422 if isinstance(exc, InvalidInput) else 409,
+        )
+    return RedirectResponse(
+        f"/patients/{acc.patient.id}/measures?done=schedule#schedules", status_code=303
+    )
+
+
+def _int(form: dict[str, Any], name: str) -> int:
+    try:
+        return int(str(form.get(name, "")).strip())
+    except ValueError:
+        raise InvalidInput.field(name, Msg("must be a whole number")) from None
+
+
+def _date(form: dict[str, Any], name: str) -> Any:
+    from datetime import date
+
+    value = blank_to_none(form.get(name))
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput.field(name, Msg("must be a date written as YYYY-MM-DD")) from None
+
+
+def _record_context(
+    acc: PatientAccess, instrument: Instrument, lang: str, **extra: Any
+) -> dict[str, Any]:
+    context = {
+        "acc": acc,
+        "patient": acc.patient,
+        "tab": "measures",
+        "instrument": instrument,
+        "lang": lang if lang in instrument.languages else "en",
+        "mode_options": [(m.value, m.value) for m in RECORD_MODES],
+        "values": {},
+        "errors": {},
+        "message": None,
+    }
+    context.update(extra)
+    return context
+
+
+@router.get("/patients/{patient_id}/measures/record/{code}")
+def record_page(
+    patient_id: str, code: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team(session, actor, patient_id, "create")
+    instrument = measures.get_instrument(code)
+    return render(
+        request, "measures/record.html", _record_context(acc, instrument, request.state.lang)
+    )
+
+
+@router.post("/patients/{patient_id}/measures/record/{code}")
+def record_submit(
+    patient_id: str, code: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _team(session, actor, patient_id, "create")
+    instrument = measures.get_instrument(code)
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    try:
+        mode = Mode(str(form.get("mode", "")))
+        if mode not in RECORD_MODES:
+            raise ValueError
+    except ValueError:
+        mode = None
+    try:
+        if mode is None:
+            raise InvalidInput.field("mode", Msg("say how the answers were collected"))
+        answers = parse_answers(form)
+        proxy = mode == Mode.proxy
+        completed = measures.record_response(
+            session,
+            access=acc,
+            instrument_code=code,
+            submission=measures.Submission(
+                answers=answers,
+                mode=mode,
+                answered_by="proxy" if proxy else "patient",
+                proxy_name=blank_to_none(form.get("proxy_name")) if proxy else None,
+                proxy_relationship=blank_to_none(form.get("proxy_relationship")) if proxy else None,
+                language=str(form.get("language", "en")),
+            ),
+        )
+    except InvalidInput as exc:
+        return render(
+            request,
+            "measures/record.html",
+            _record_context(
+                acc,
+                instrument,
+                request.state.lang,
+                values=form,
+                errors=exc.errors,
+                message=exc.message,
+            ),
+            status_code=422,
+        )
+    target = f"/patients/{acc.patient.id}/measures/responses/{completed.response.id}"
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/patients/{patient_id}/measures/responses/{response_id}")
+def response_page(
+    patient_id: str, response_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team(session, actor, patient_id)
+    response = measures.get_response(session, access=acc, response_id=response_id)
+    instrument = library().get(response.instrument)
+    return render(
+        request,
+        "measures/response.html",
+        {
+            "acc": acc,
+            "patient": acc.patient,
+            "tab": "measures",
+            "response": response,
+            "instrument": instrument,
+        },
+    )
+
+
+# --- the patient's check-ins ---------------------------------------------------------------------
+
+
+def _self(session: DbSession, actor: Actor, action: str = "read") -> PatientAccess:
+    return access.own_record(session, actor.user, action=action, object_type="Observation")
+
+
+@router.get("/my/check-ins")
+def my_check_ins(request: Request, session: DbSession, actor: WebActor) -> Response:
+    acc = _self(session, actor)
+    return render(
+        request,
+        "measures/my_check_ins.html",
+        {
+            "acc": acc,
+            "check_ins": measures.check_ins(session, access=acc),
+            "done": request.query_params.get("done"),
+        },
+    )
+
+
+@router.post("/my/check-ins/start")
+def my_start(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+    acc = _self(session, actor, "create")
+    response = measures.start_or_resume(
+        session, access=acc, instrument_code=str(form.get("instrument", ""))
+    )
+    return RedirectResponse(f"/my/check-ins/{response.id}", status_code=303)
+
+
+def _form_context(acc: PatientAccess, response: Any, **extra: Any) -> dict[str, Any]:
+    instrument = measures.get_instrument(response.instrument)
+    context = {
+        "acc": acc,
+        "response": response,
+        "instrument": instrument,
+        "qlang": response.language,
+        "values": {f"a.{k}": v for k, v in response.answers.items()},
+        "errors": {},
+        "message": None,
+    }
+    context.update(extra)
+    return context
+
+
+@router.get("/my/check-ins/{response_id}")
+def my_check_in(
+    response_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _self(session, actor)
+    response = measures.get_response(session, access=acc, response_id=response_id)
+    if response.status != "in_progress":
+        return RedirectResponse(f"/my/check-ins/{response.id}/done", status_code=303)
+    return render(request, "measures/my_form.html", _form_context(acc, response))
+
+
+@router.post("/my/check-ins/{response_id}")
+def my_check_in_post(
+    response_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _self(session, actor, "update")
+    response = measures.get_response(session, access=acc, response_id=response_id)
+    if response.status != "in_progress":
+        return RedirectResponse(f"/my/check-ins/{response.id}/done", status_code=303)
+    try:
+        answers = parse_answers(form)
+        version = _int(form, "version")
+        if form.get("action") == "save":
+            measures.save_progress(
+                session, access=acc, response_id=response_id, answers=answers, version=version
+            )
+            return RedirectResponse("/my?done=checkin_saved", status_code=303)
+        measures.submit(
+            session, access=acc, response_id=response_id, answers=answers, version=version
+        )
+    except (InvalidInput, Conflict) as exc:
+        errors = exc.errors if isinstance(exc, InvalidInput) else {}
+        values = {k: v for k, v in form.items() if k.startswith("a.")}
+        return render(
+            request,
+            "measures/my_form.html",
+            _form_context(acc, response, values=values, errors=errors, message=exc.message),
+            status_code=422 if isinstance(exc, InvalidInput) else 409,
+        )
+    return RedirectResponse(f"/my/check-ins/{response_id}/done", status_code=303)
+
+
+@router.get("/my/check-ins/{response_id}/done")
+def my_check_in_done(
+    response_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    from concord.accounts.models import Organization
+    from concord.safety.plans import plan_for as safety_plan_for
+    from concord.safety.service import crisis_resources
+
+    acc = _self(session, actor)
+    response = measures.get_response(session, access=acc, response_id=response_id)
+    instrument = measures.get_instrument(response.instrument)
+    critical = [f for f in response.flag_list if f["kind"] == "critical"]
+    org = session.get(Organization, acc.patient.organization_id)
+    progress = measures.progress_for(session, access=acc, instrument_codes=[instrument.code])
+    summary = progress[0].summary if progress else None
+    words = None
+    if (
+        summary
+        and summary.baseline
+        and summary.latest
+        and summary.latest is not summary.baseline
+        and instrument.targets
+    ):
+        words = plain_change(summary.baseline.value, summary.latest.value)
+    return render(
+        request,
+        "measures/my_done.html",
+        {
+            "acc": acc,
+            "response": response,
+            "instrument": instrument,
+            "critical": critical,
+            "crisis": crisis_resources(org, request.state.lang) if critical and org else [],
+            "safety_plan": safety_plan_for(session, acc, audit=False) if critical else None,
+            "words": words,
+        },
+    )
+
+
+@router.get("/my/progress")
+def my_progress(request: Request, session: DbSession, actor: WebActor) -> Response:
+    acc = _self(session, actor)
+    progress = measures.progress_for(session, access=acc)
+    words = {}
+    for item in progress:
+        summary = item.summary
+        if (
+            summary.baseline
+            and summary.latest
+            and summary.latest is not summary.baseline
+            and item.instrument.targets
+        ):
+            words[item.instrument.code] = plain_change(summary.baseline.value, summary.latest.value)
+    return render(
+        request,
+        "measures/my_progress.html",
+        {
+            "acc": acc,
+            "progress": progress,
+            "words": words,
+            "chart_json": {p.instrument.code: chart_data(p, request.state.lang) for p in progress},
+        },
+    )

@@ -1,0 +1,815 @@
+"""Measurement-based care: check-ins, scoring into stored scores, schedules, reminders, progress.
+
+Every response goes through `_complete()`: validated, scored by the instrument's own rules,
+stored with its scores (as observations that can be charted and searched), and, when an answer
+is critical, turned into an urgent alert for the care team in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.access import PatientAccess, deny
+from concord.accounts.models import Organization, User
+from concord.audit.service import record
+from concord.clock import now, today
+from concord.errors import Conflict, InvalidInput, NotFound
+from concord.i18n import Msg
+from concord.measures.library import Instrument, library
+from concord.measures.models import (
+    MeasureObservation,
+    MeasureResponse,
+    MeasureSchedule,
+    Mode,
+    ReminderSent,
+    ResponseStatus,
+)
+from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
+from concord.measures.scoring import Scored, score_response, validate_answers
+from concord.patients.models import Patient
+
+LOINC = "http://loinc.org"
+CONCORD_SCORES = "https://concord-care.org/fhir/CodeSystem/score"
+# Built-in schedule when a plan becomes active, unless the organization sets its own:
+# the examples given in the product requirement (issue 3).
+DEFAULT_SCHEDULES = (
+    {"instrument": "PHQ-9", "every_days": 14},
+    {"instrument": "GAD-7", "every_days": 28},
+)
+
+
+def get_instrument(code: str, field_name: str = "instrument") -> Instrument:
+    instrument = library().get(code)
+    if instrument is None:
+        available = ", ".join(i.code for i in library().all())
+        raise InvalidInput.field(
+            field_name,
+            Msg(
+                "%(code)s is not an instrument here; available: %(available)s",
+                code=code[:40],
+                available=available,
+            ),
+        )
+    return instrument
+
+
+def _org(session: Session, patient: Patient) -> Organization:
+    org = session.get(Organization, patient.organization_id)
+    assert org is not None
+    return org
+
+
+def local_date(session: Session, patient: Patient, when: datetime) -> date:
+    return when.astimezone(ZoneInfo(_org(session, patient).timezone)).date()
+
+
+def patient_sex(patient: Patient) -> str | None:
+    return patient.gender if patient.gender in ("female", "male") else None
+
+
+@dataclass
+class Submission:
+    answers: dict[str, int]
+    mode: Mode
+    answered_by: str = "patient"
+    proxy_name: str | None = None
+    proxy_relationship: str | None = None
+    language: str = "en"
+    completed_at: datetime | None = None
+    client_system: str | None = None
+    client_identifier: str | None = None
+
+
+@dataclass
+class Completed:
+    response: MeasureResponse
+    scored: Scored
+    alert: Any = None
+    duplicate: bool = False
+    observations: list[MeasureObservation] = field(default_factory=list)
+
+
+def _check_answers(instrument: Instrument, answers: Mapping[str, Any], prefix: str) -> None:
+    problems = validate_answers(instrument, answers)
+    if problems:
+        raise InvalidInput(
+            Msg("Some answers are not allowed."),
+            errors={f"{prefix}{item}": Msg(problem) for item, problem in problems.items()},
+        )
+
+
+def _can_answer(session: Session, access: PatientAccess, action: str) -> None:
+    if not (access.on_team or access.is_self):
+        raise deny(
+            session,
+            access,
+            action=action,
+            object_type="QuestionnaireResponse",
+            message="Only the patient or their care team can record answers.",
+        )
+
+
+def _can_record_for(session: Session, access: PatientAccess) -> None:
+    if not (access.on_team and access.by.is_clinician):
+        raise deny(
+            session,
+            access,
+            action="create",
+            object_type="QuestionnaireResponse",
+            message="Only the care team can record answers on a patient's behalf.",
+        )
+
+
+def start_or_resume(
+    session: Session,
+    *,
+    access: PatientAccess,
+    instrument_code: str,
+    schedule_id: uuid.UUID | None = None,
+) -> MeasureResponse:
+    """The patient's unfinished response to this instrument, or a new one (portal)."""
+    _can_answer(session, access, "create")
+    instrument = get_instrument(instrument_code)
+    unfinished = session.scalar(
+        select(MeasureResponse).where(
+            MeasureResponse.patient_id == access.patient.id,
+            MeasureResponse.instrument == instrument.code,
+            MeasureResponse.status == ResponseStatus.in_progress,
+        )
+    )
+    if unfinished is not None:
+        return unfinished
+    language = access.by.language if access.by.language in instrument.languages else "en"
+    response = MeasureResponse(
+        patient_id=access.patient.id,
+        instrument=instrument.code,
+        instrument_version=instrument.version,
+        language=language,
+        status=ResponseStatus.in_progress,
+        mode=Mode.portal if access.is_self else Mode.in_person,
+        entered_by_id=access.by.id,
+        schedule_id=schedule_id,
+        started_at=now(),
+        updated_at=now(),
+        answers={},
+        scores={},
+        flags={},
+    )
+    session.add(response)
+    session.flush()
+    record(
+        session,
+        by=access.by,
+        action="create",
+        object_type="QuestionnaireResponse",
+        object_id=response.id,
+        patient_id=access.patient.id,
+        detail={"instrument": instrument.code},
+    )
+    return response
+
+
+def get_response(
+    session: Session, *, access: PatientAccess, response_id: uuid.UUID | str
+) -> MeasureResponse:
+    try:
+        rid = uuid.UUID(str(response_id))
+    except ValueError:
+        raise NotFound(Msg("No such response.")) from None
+    response = session.get(MeasureResponse, rid)
+    if response is None or response.patient_id != access.patient.id:
+        raise NotFound(Msg("No such response."))
+    if not access.can_read_record:
+        raise NotFound(Msg("No such response."))
+    record(
+        session,
+        by=access.by,
+        action="read",
+        object_type="QuestionnaireResponse",
+        object_id=response.id,
+        patient_id=access.patient.id,
+    )
+    return response
+
+
+def save_progress(
+    session: Session,
+    *,
+    access: PatientAccess,
+    response_id: uuid.UUID | str,
+    answers: Mapping[str, Any],
+    version: int,
+) -> MeasureResponse:
+    """Keep the answers so far, to finish later."""
+    _can_answer(session, access, "update")
+    response = get_response(session, access=access, response_id=response_id)
+    if response.status != ResponseStatus.in_progress:
+        raise Conflict(Msg("This check-in was already sent."))
+    if response.version != version:
+        raise Conflict(
+            Msg(
+                "This check-in was changed somewhere else (another tab or "
+                "device). Reload it to continue."
+            )
+        )
+    instrument = get_instrument(response.instrument)
+    _check_answers(instrument, answers, "answers.")
+    response.answers = {**response.answers, **{k: int(v) for k, v in answers.items()}}
+    response.updated_at = now()
+    response.version += 1
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type="QuestionnaireResponse",
+        object_id=response.id,
+        patient_id=access.patient.id,
+    )
+    return response
+
+
+def submit(
+    session: Session,
+    *,
+    access: PatientAccess,
+    response_id: uuid.UUID | str,
+    answers: Mapping[str, Any],
+    version: int,
+) -> Completed:
+    """Send a check-in: score it, store it, and act on what it says."""
+    response = save_progress(
+        session, access=access, response_id=response_id, answers=answers, version=version
+    )
+    instrument = get_instrument(response.instrument)
+    return _complete(
+        session, access=access, response=response, instrument=instrument, completed_at=now()
+    )
+
+
+def record_response(
+    session: Session,
+    *,
+    access: PatientAccess,
+    instrument_code: str,
+    submission: Submission,
+    field_prefix: str = "answers.",
+) -> Completed:
+    """A whole response at once: entered by a clinician (in person, phone, video, or for a
+    proxy) or sent by another system. The same client identifier twice is stored once."""
+    if submission.mode == Mode.external:
+        _can_answer(session, access, "create")
+    else:
+        _can_record_for(session, access)
+    instrument = get_instrument(instrument_code)
+    if submission.client_identifier:
+        earlier = session.scalar(
+            select(MeasureResponse).where(
+                MeasureResponse.patient_id == access.patient.id,
+                MeasureResponse.client_system == submission.client_system,
+                MeasureResponse.client_identifier == submission.client_identifier,
+            )
+        )
+        if earlier is not None:
+            return Completed(
+                earlier,
+                score_response(instrument, earlier.answers, patient_sex(access.patient)),
+                duplicate=True,
+            )
+    _check_answers(instrument, submission.answers, field_prefix)
+    completed_at = submission.completed_at or now()
+    if completed_at > now() + timedelta(minutes=5):
+        raise InvalidInput.field(
+            "authored" if submission.mode == Mode.external else "completed_at",
+            Msg("cannot be in the future"),
+        )
+    if submission.answered_by == "proxy" and not (submission.proxy_name or "").strip():
+        raise InvalidInput.field("proxy_name", Msg("say who answered for the patient"))
+    language = submission.language if submission.language in instrument.languages else "en"
+    response = MeasureResponse(
+        patient_id=access.patient.id,
+        instrument=instrument.code,
+        instrument_version=instrument.version,
+        language=language,
+        status=ResponseStatus.in_progress,
+        mode=submission.mode,
+        answered_by=submission.answered_by,
+        proxy_name=submission.proxy_name,
+        proxy_relationship=submission.proxy_relationship,
+        entered_by_id=access.by.id,
+        started_at=completed_at,
+        updated_at=now(),
+        client_system=submission.client_system,
+        client_identifier=submission.client_identifier,
+        answers={k: int(v) for k, v in submission.answers.items()},
+        scores={},
+        flags={},
+    )
+    session.add(response)
+    session.flush()
+    return _complete(
+        session, access=access, response=response, instrument=instrument, completed_at=completed_at
+    )
+
+
+def _complete(
+    session: Session,
+    *,
+    access: PatientAccess,
+    response: MeasureResponse,
+    instrument: Instrument,
+    completed_at: datetime,
+) -> Completed:
+    scored = score_response(instrument, response.answers, patient_sex(access.patient))
+    response.status = ResponseStatus.completed
+    response.completed_at = completed_at
+    response.updated_at = now()
+    response.scores = {
+        score_id: {
+            "value": r.value,
+            "band": r.band,
+            "prorated": r.prorated,
+            "missing": list(r.missing),
+            "reason": r.reason,
+        }
+        for score_id, r in scored.scores.items()
+    }
+    response.flags = {
+        "items": [
+            {"id": f.id, "kind": f.kind, "severity": f.severity, "only_if_sex": f.only_if_sex}
+            for f in scored.flags
+        ],
+        "unanswered": list(scored.unanswered),
+    }
+    observations = []
+    for score in instrument.scores:
+        result = scored.scores[score.id]
+        if result.value is None:
+            continue
+        observation = MeasureObservation(
+            response_id=response.id,
+            patient_id=access.patient.id,
+            instrument=instrument.code,
+            score_id=score.id,
+            code=score.loinc or f"{instrument.code}/{score.id}",
+            code_system=LOINC if score.loinc else CONCORD_SCORES,
+            value=result.value,
+            band=result.band,
+            effective_at=completed_at,
+        )
+        session.add(observation)
+        observations.append(observation)
+    session.flush()
+    record(
+        session,
+        by=access.by,
+        action="complete",
+        object_type="QuestionnaireResponse",
+        object_id=response.id,
+        patient_id=access.patient.id,
+        detail={"instrument": instrument.code, "mode": str(response.mode)},
+    )
+    from concord.safety.service import raise_for_response
+
+    # The organization's risk rules decide whether this response raises an alert; a critical
+    # answer always does (see concord.safety.service).
+    alert = raise_for_response(
+        session, access=access, response=response, instrument=instrument, scored=scored
+    )
+    return Completed(response, scored, alert, observations=observations)
+
+
+def list_responses(
+    session: Session, *, access: PatientAccess, instrument_code: str | None = None, limit: int = 200
+) -> list[MeasureResponse]:
+    if not access.can_read_record:
+        raise NotFound(Msg("No such patient."))
+    query = select(MeasureResponse).where(
+        MeasureResponse.patient_id == access.patient.id,
+        MeasureResponse.status == ResponseStatus.completed,
+    )
+    if instrument_code:
+        query = query.where(MeasureResponse.instrument == instrument_code)
+    rows = list(session.scalars(query.order_by(MeasureResponse.completed_at.desc()).limit(limit)))
+    record(
+        session,
+        by=access.by,
+        action="search",
+        object_type="QuestionnaireResponse",
+        patient_id=access.patient.id,
+    )
+    return rows
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+@dataclass
+class DueCheckIn:
+    schedule: MeasureSchedule
+    instrument: Instrument
+    state: ScheduleState
+    in_progress: MeasureResponse | None = None
+
+
+def _completed_dates(
+    session: Session, patient: Patient, instruments: set[str]
+) -> dict[str, list[date]]:
+    result: dict[str, list[date]] = {code: [] for code in instruments}
+    if not instruments:
+        return result
+    tz = ZoneInfo(_org(session, patient).timezone)
+    for code, completed_at in session.execute(
+        select(MeasureResponse.instrument, MeasureResponse.completed_at).where(
+            MeasureResponse.patient_id == patient.id,
+            MeasureResponse.instrument.in_(instruments),
+            MeasureResponse.status == ResponseStatus.completed,
+        )
+    ):
+        result[code].append(completed_at.astimezone(tz).date())
+    return result
+
+
+def active_schedules(session: Session, patient_id: uuid.UUID) -> list[MeasureSchedule]:
+    return list(
+        session.scalars(
+            select(MeasureSchedule)
+            .where(MeasureSchedule.patient_id == patient_id, MeasureSchedule.stopped_at.is_(None))
+            .order_by(MeasureSchedule.instrument)
+        )
+    )
+
+
+def check_ins(session: Session, *, access: PatientAccess) -> list[DueCheckIn]:
+    """Every active schedule and where it stands today."""
+    if not access.can_read_record:
+        raise NotFound(Msg("No such patient."))
+    schedules = active_schedules(session, access.patient.id)
+    dates = _completed_dates(session, access.patient, {s.instrument for s in schedules})
+    on = today(_org(session, access.patient).timezone)
+    unfinished = {
+        r.instrument: r
+        for r in session.scalars(
+            select(MeasureResponse).where(
+                MeasureResponse.patient_id == access.patient.id,
+                MeasureResponse.status == ResponseStatus.in_progress,
+            )
+        )
+    }
+    result = []
+    for schedule in schedules:
+        instrument = library().get(schedule.instrument)
+        if instrument is None:
+            continue  # an instrument a clinic removed; the schedule stays for history
+        state = schedule_state(
+            start_on=schedule.start_on,
+            every_days=schedule.every_days,
+            end_on=schedule.end_on,
+            completed_on=dates[schedule.instrument],
+            today=on,
+        )
+        result.append(DueCheckIn(schedule, instrument, state, unfinished.get(instrument.code)))
+    record(
+        session,
+        by=access.by,
+        action="search",
+        object_type="MeasureSchedule",
+        patient_id=access.patient.id,
+    )
+    return result
+
+
+def _require_team(session: Session, access: PatientAccess, action: str) -> None:
+    if not access.can_edit_plan:
+        raise deny(
+            session,
+            access,
+            action=action,
+            object_type="MeasureSchedule",
+            message="Only the care team can change what a patient is asked to complete.",
+        )
+
+
+def add_schedule(
+    session: Session,
+    *,
+    access: PatientAccess,
+    instrument_code: str,
+    every_days: int,
+    start_on: date | None = None,
+    end_on: date | None = None,
+    reason: str | None = None,
+) -> MeasureSchedule:
+    _require_team(session, access, "create")
+    instrument = get_instrument(instrument_code)
+    if not 1 <= every_days <= 366:
+        raise InvalidInput.field("every_days", Msg("must be a number of days from 1 to 366"))
+    on = today(_org(session, access.patient).timezone)
+    start_on = start_on or on
+    if end_on is not None and end_on < start_on:
+        raise InvalidInput.field("end_on", Msg("must be on or after the start date"))
+    existing = session.scalar(
+        select(MeasureSchedule).where(
+            MeasureSchedule.patient_id == access.patient.id,
+            MeasureSchedule.instrument == instrument.code,
+            MeasureSchedule.stopped_at.is_(None),
+        )
+    )
+    if existing is not None:
+        raise Conflict(
+            Msg(
+                "%(code)s is already scheduled for this patient; change that schedule instead.",
+                code=instrument.code,
+            )
+        )
+    schedule = MeasureSchedule(
+        patient_id=access.patient.id,
+        instrument=instrument.code,
+        every_days=every_days,
+        start_on=start_on,
+        end_on=end_on,
+        created_by_id=access.by.id,
+        created_at=now(),
+        reason=reason,
+    )
+    session.add(schedule)
+    session.flush()
+    record(
+        session,
+        by=access.by,
+        action="create",
+        object_type="MeasureSchedule",
+        object_id=schedule.id,
+        patient_id=access.patient.id,
+        detail={"instrument": instrument.code, "every_days": every_days},
+    )
+    return schedule
+
+
+def _schedule(
+    session: Session, access: PatientAccess, schedule_id: uuid.UUID | str
+) -> MeasureSchedule:
+    try:
+        sid = uuid.UUID(str(schedule_id))
+    except ValueError:
+        raise NotFound(Msg("No such schedule.")) from None
+    schedule = session.get(MeasureSchedule, sid)
+    if schedule is None or schedule.patient_id != access.patient.id or schedule.stopped_at:
+        raise NotFound(Msg("No such schedule."))
+    return schedule
+
+
+def change_schedule(
+    session: Session,
+    *,
+    access: PatientAccess,
+    schedule_id: uuid.UUID | str,
+    every_days: int,
+    end_on: date | None,
+    version: int,
+) -> MeasureSchedule:
+    _require_team(session, access, "update")
+    schedule = _schedule(session, access, schedule_id)
+    if schedule.version != version:
+        raise Conflict(
+            Msg("Someone else changed this schedule after you opened it. Check it and save again."),
+            current_version=schedule.version,
+        )
+    if not 1 <= every_days <= 366:
+        raise InvalidInput.field("every_days", Msg("must be a number of days from 1 to 366"))
+    if end_on is not None and end_on < schedule.start_on:
+        raise InvalidInput.field("end_on", Msg("must be on or after the start date"))
+    schedule.every_days = every_days
+    schedule.end_on = end_on
+    schedule.version += 1
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type="MeasureSchedule",
+        object_id=schedule.id,
+        patient_id=access.patient.id,
+        detail={"every_days": every_days},
+    )
+    return schedule
+
+
+def stop_schedule(session: Session, *, access: PatientAccess, schedule_id: uuid.UUID | str) -> None:
+    _require_team(session, access, "delete")
+    schedule = _schedule(session, access, schedule_id)
+    schedule.stopped_at = now()
+    record(
+        session,
+        by=access.by,
+        action="delete",
+        object_type="MeasureSchedule",
+        object_id=schedule.id,
+        patient_id=access.patient.id,
+    )
+
+
+def schedule_defaults(
+    session: Session, *, access: PatientAccess, start_on: date
+) -> list[MeasureSchedule]:
+    """Schedule the organization's default check-ins (called when a plan becomes active);
+    an instrument already scheduled is left as it is."""
+    org = _org(session, access.patient)
+    defaults = (org.measurement_defaults or {}).get("schedules") or DEFAULT_SCHEDULES
+    made = []
+    scheduled = {s.instrument for s in active_schedules(session, access.patient.id)}
+    for entry in defaults:
+        code = entry["instrument"]
+        if code in scheduled or library().get(code) is None:
+            continue
+        made.append(
+            add_schedule(
+                session,
+                access=access,
+                instrument_code=code,
+                every_days=int(entry["every_days"]),
+                start_on=start_on,
+                reason="Default when the plan became active",
+            )
+        )
+    return made
+
+
+# --- reminders ----------------------------------------------------------------------------------
+
+
+def queue_reminders(session: Session, *, base_url: str) -> int:
+    """Queue one email per due date for each due check-in of a patient with a portal account.
+    The email says only that something is waiting: no clinical content."""
+    from concord.outbox import queue_email
+
+    queued = 0
+    schedules = session.scalars(
+        select(MeasureSchedule).where(MeasureSchedule.stopped_at.is_(None))
+    ).all()
+    by_patient: dict[uuid.UUID, list[MeasureSchedule]] = {}
+    for schedule in schedules:
+        by_patient.setdefault(schedule.patient_id, []).append(schedule)
+    for patient_id, patient_schedules in by_patient.items():
+        patient = session.get(Patient, patient_id)
+        if patient is None or patient.user_id is None or not patient.active:
+            continue
+        user = session.get(User, patient.user_id)
+        if user is None or not user.active:
+            continue
+        on = today(_org(session, patient).timezone)
+        dates = _completed_dates(session, patient, {s.instrument for s in patient_schedules})
+        for schedule in patient_schedules:
+            state = schedule_state(
+                start_on=schedule.start_on,
+                every_days=schedule.every_days,
+                end_on=schedule.end_on,
+                completed_on=dates[schedule.instrument],
+                today=on,
+            )
+            if state.status != "due" or state.due_on is None:
+                continue
+            if session.get(ReminderSent, (schedule.id, state.due_on)) is not None:
+                continue
+            session.add(ReminderSent(schedule_id=schedule.id, due_on=state.due_on, queued_at=now()))
+            from concord.i18n import gettext
+
+            queue_email(
+                session,
+                kind="checkin_reminder",
+                to=user.email,
+                organization_id=user.organization_id,
+                subject=gettext(user.language, "You have a check-in waiting in Concord"),
+                body=gettext(
+                    user.language,
+                    "Hello,\n\nA short check-in is waiting for you. "
+                    "Sign in to complete it: %(url)s\n\nThis message was sent by "
+                    "your care team's Concord.",
+                    url=f"{base_url}/my",
+                ),
+            )
+            queued += 1
+    session.flush()
+    return queued
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+
+@dataclass
+class InstrumentProgress:
+    instrument: Instrument
+    points: list[Point]
+    summary: Progress
+    treatment_start: date | None
+    goals: list[Any] = field(default_factory=list)
+
+
+def treatment_start(session: Session, patient_id: uuid.UUID) -> date | None:
+    from concord.careplans.service import current_plan
+
+    plan = current_plan(session, patient_id)
+    return plan.activated_on if plan is not None else None
+
+
+def progress_for(
+    session: Session, *, access: PatientAccess, instrument_codes: list[str] | None = None
+) -> list[InstrumentProgress]:
+    """The main score of each instrument the patient has answered, with its status."""
+    if not access.can_read_record:
+        raise NotFound(Msg("No such patient."))
+    rows = (
+        session.execute(
+            select(MeasureObservation)
+            .where(MeasureObservation.patient_id == access.patient.id)
+            .order_by(MeasureObservation.effective_at)
+        )
+        .scalars()
+        .all()
+    )
+    tz = ZoneInfo(_org(session, access.patient).timezone)
+    series: dict[str, list[Point]] = {}
+    for row in rows:
+        instrument = library().get(row.instrument)
+        main = instrument.main_score if instrument else None
+        if main is None or row.score_id != main.id:
+            continue
+        series.setdefault(row.instrument, []).append(
+            Point(row.effective_at.astimezone(tz).date(), row.value, row.band, str(row.response_id))
+        )
+    start = treatment_start(session, access.patient.id)
+    on = today(_org(session, access.patient).timezone)
+    goals = _measure_goals(session, access.patient.id)
+    result = []
+    for code in instrument_codes or sorted(series):
+        instrument = library().get(code)
+        if instrument is None or instrument.main_score is None:
+            continue  # a screen with no score (the ASQ) has nothing to chart
+        points = series.get(code, [])
+        result.append(
+            InstrumentProgress(
+                instrument,
+                points,
+                progress(instrument, points, treatment_start=start, today=on),
+                start,
+                [g for g in goals if g.measure_instrument == code],
+            )
+        )
+    record(
+        session,
+        by=access.by,
+        action="read",
+        object_type="Observation",
+        patient_id=access.patient.id,
+    )
+    return result
+
+
+def _measure_goals(session: Session, patient_id: uuid.UUID) -> list[Any]:
+    from concord.careplans.models import Goal
+    from concord.careplans.service import current_plan
+
+    plan = current_plan(session, patient_id)
+    if plan is None:
+        return []
+    return list(
+        session.scalars(
+            select(Goal).where(
+                Goal.plan_id == plan.id,
+                Goal.removed_at.is_(None),
+                Goal.measure_instrument.is_not(None),
+            )
+        )
+    )
+
+
+def goal_met(goal: Any, latest: float | None) -> bool:
+    """Whether the latest score meets a goal linked to a measure."""
+    if latest is None or goal.measure_value is None:
+        return False
+    return {
+        "below": latest < goal.measure_value,
+        "at_most": latest <= goal.measure_value,
+        "at_least": latest >= goal.measure_value,
+    }.get(goal.measure_op or "", False)
+
+
+def latest_scores(session: Session, patient_id: uuid.UUID) -> dict[str, MeasureObservation]:
+    """The newest main-score observation of each instrument, for goals linked to measures."""
+    latest: dict[str, MeasureObservation] = {}
+    for row in session.scalars(
+        select(MeasureObservation)
+        .where(MeasureObservation.patient_id == patient_id)
+        .order_by(MeasureObservation.effective_at.desc())
+    ):
+        instrument = library().get(row.instrument)
+        main = instrument.main_score if instrument else None
+        if main is not None and row.score_id == main.id and row.instrument not in latest:
+            latest[row.instrument] = row
+    return latest

@@ -1,0 +1,25 @@
+"""Imports every model so the metadata is complete (for Alembic and the tests)."""
+
+from concord import outbox
+from concord.accounts import models as accounts_models
+from concord.audit import models as audit_models
+from concord.careplans import models as careplans_models
+from concord.db import Base
+from concord.measures import models as measures_models
+from concord.patients import models as patients_models
+from concord.registry import models as registry_models
+from concord.safety import models as safety_models
+from concord.worker import JobRun
+
+__all__ = [
+    "Base",
+    "accounts_models",
+    "audit_models",
+    "careplans_models",
+    "measures_models",
+    "outbox",
+    "patients_models",
+    "registry_models",
+    "safety_models",
+    "JobRun",
+]

@@ -1,0 +1,78 @@
+"""What the patient forms and API may send."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+
+from concord.accounts.service import EMAIL_RE
+from concord.patients.models import AdministrativeGender
+from concord.patients.service import NewPatient
+from concord.validation import Checkbox, OptText200, OptText500, Text200, blank_to_none
+
+
+def _email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not EMAIL_RE.match(value):
+        raise ValueError("must be an email address such as name@example.org")
+    return value
+
+
+def _past(value: date) -> date:
+    if value.year < 1900:
+        raise ValueError("must be after 1900")
+    return value
+
+
+OptEmail = Annotated[
+    Annotated[str, StringConstraints(max_length=254)] | None,
+    BeforeValidator(blank_to_none),
+    AfterValidator(_email),
+]
+
+
+class PatientIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    given_name: Text200
+    family_name: Text200
+    preferred_name: OptText200 = None
+    pronouns: OptText200 = None
+    birth_date: Annotated[date, AfterValidator(_past)]
+    gender: AdministrativeGender = AdministrativeGender.unknown
+    language: Literal["en", "es"] = "en"
+    mrn: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    clinic_id: uuid.UUID
+    phone: OptText200 = None
+    email: OptEmail = None
+    portal_email: OptEmail = None
+
+    def to_new_patient(self) -> NewPatient:
+        return NewPatient(
+            given_name=self.given_name,
+            family_name=self.family_name,
+            birth_date=self.birth_date,
+            mrn=self.mrn,
+            clinic_id=self.clinic_id,
+            preferred_name=self.preferred_name,
+            pronouns=self.pronouns,
+            gender=str(self.gender),
+            language=self.language,
+            phone=self.phone,
+            email=self.email,
+        )
+
+
+class RelatedPersonIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    name: Text200
+    email: Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+    relationship: Text200
+    patient_consented: Checkbox = False
+    consent_note: OptText500 = None

@@ -1,0 +1,491 @@
+"""Patients, their care teams and the related persons they choose."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.access import PatientAccess, deny, readable_patients
+from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, User
+from concord.accounts.service import create_user, get_user_by_email
+from concord.audit.models import Outcome
+from concord.audit.service import record
+from concord.clock import now, today
+from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from concord.patients.models import (
+    AdministrativeGender,
+    CareTeam,
+    CareTeamMember,
+    Patient,
+    RelatedPerson,
+)
+
+
+@dataclass
+class NewPatient:
+    given_name: str
+    family_name: str
+    birth_date: date
+    mrn: str
+    clinic_id: uuid.UUID
+    preferred_name: str | None = None
+    pronouns: str | None = None
+    gender: str = AdministrativeGender.unknown
+    language: str = "en"
+    phone: str | None = None
+    email: str | None = None
+
+
+def register_patient(
+    session: Session,
+    *,
+    by: User | None,
+    organization: Organization,
+    data: NewPatient,
+    portal_email: str | None = None,
+    portal_password: str | None = None,
+) -> tuple[Patient, str | None]:
+    """Register a patient with an empty care team. A clinician who registers a patient joins
+    the team as its lead. With `portal_email` the patient also gets a portal account; the
+    returned password is shown once (or is the one given). `by` is None for operator commands."""
+    if by is not None and not (by.is_clinician or by.can_administer):
+        raise PermissionDenied("Only clinicians and administrators can register patients.")
+    clinic = session.get(Clinic, data.clinic_id)
+    if clinic is None or clinic.organization_id != organization.id:
+        raise InvalidInput.field("clinic_id", "must be one of your organization's clinics")
+    if data.birth_date > today(organization.timezone):
+        raise InvalidInput.field("birth_date", "cannot be in the future")
+    if (
+        session.scalar(
+            select(Patient).where(
+                Patient.organization_id == organization.id, Patient.mrn == data.mrn
+            )
+        )
+        is not None
+    ):
+        raise InvalidInput.field("mrn", "is already used by another patient")
+    password = None
+    user = None
+    if portal_email:
+        name = f"{data.preferred_name or data.given_name} {data.family_name}"
+        user, password = create_user(
+            session,
+            by=None,
+            organization=organization,
+            email=portal_email,
+            name=name,
+            role=Role.patient,
+            password=portal_password,
+            clinic=clinic,
+            language=data.language,
+        )
+    patient = Patient(
+        organization_id=organization.id,
+        clinic_id=clinic.id,
+        user_id=user.id if user else None,
+        mrn=data.mrn,
+        given_name=data.given_name,
+        family_name=data.family_name,
+        preferred_name=data.preferred_name,
+        pronouns=data.pronouns,
+        birth_date=data.birth_date,
+        gender=data.gender,
+        language=data.language,
+        phone=data.phone,
+        email=data.email,
+    )
+    session.add(patient)
+    session.flush()
+    team = CareTeam(
+        patient_id=patient.id, name=f"Care team for {data.given_name} {data.family_name}"
+    )
+    session.add(team)
+    session.flush()
+    if by is not None and by.is_clinician:
+        session.add(
+            CareTeamMember(
+                care_team_id=team.id, user_id=by.id, role=by.role, is_lead=True, added_by_id=by.id
+            )
+        )
+    record(
+        session,
+        by=by,
+        action="create",
+        object_type="Patient",
+        object_id=patient.id,
+        patient_id=patient.id,
+        organization_id=organization.id,
+    )
+    return patient, password
+
+
+def list_my_patients(session: Session, *, by: User) -> list[Patient]:
+    patients = list(
+        session.scalars(readable_patients(by).order_by(Patient.family_name, Patient.given_name))
+    )
+    # A list is a read of each record on it.
+    for patient in patients:
+        record(
+            session,
+            by=by,
+            action="list",
+            object_type="Patient",
+            object_id=patient.id,
+            patient_id=patient.id,
+        )
+    return patients
+
+
+def get_care_team(session: Session, *, access: PatientAccess) -> CareTeam:
+    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == access.patient.id))
+    if team is None:  # every registered patient has one
+        raise NotFound("This patient has no care team.")
+    return team
+
+
+def current_members(session: Session, *, team_id: uuid.UUID) -> list[CareTeamMember]:
+    return list(
+        session.scalars(
+            select(CareTeamMember)
+            .where(CareTeamMember.care_team_id == team_id, CareTeamMember.ended_at.is_(None))
+            .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at)
+        )
+    )
+
+
+def read_care_team(
+    session: Session, *, access: PatientAccess
+) -> tuple[CareTeam, list[CareTeamMember]]:
+    team = get_care_team(session, access=access)
+    record(
+        session,
+        by=access.by,
+        action="read",
+        object_type="CareTeam",
+        object_id=team.id,
+        patient_id=access.patient.id,
+    )
+    return team, current_members(session, team_id=team.id)
+
+
+def lead_of(session: Session, *, patient_id: uuid.UUID) -> CareTeamMember | None:
+    return session.scalar(
+        select(CareTeamMember)
+        .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+        .where(
+            CareTeam.patient_id == patient_id,
+            CareTeamMember.is_lead.is_(True),
+            CareTeamMember.ended_at.is_(None),
+        )
+    )
+
+
+# --- team membership (administrators, and the team's lead) ---------------------------------
+
+
+def _team_manager_check(session: Session, *, by: User, patient: Patient, action: str) -> None:
+    if patient.organization_id != by.organization_id:
+        raise NotFound("No such patient.")
+    if by.can_administer:
+        return
+    lead = lead_of(session, patient_id=patient.id)
+    if lead is not None and lead.user_id == by.id:
+        return
+    record(
+        session,
+        by=by,
+        action=action,
+        object_type="CareTeam",
+        patient_id=patient.id,
+        outcome=Outcome.denied,
+    )
+    raise PermissionDenied("Only an administrator or the team's lead can change the care team.")
+
+
+def get_patient_for_admin(session: Session, *, by: User, patient_id: str | uuid.UUID) -> Patient:
+    """Administrative access (name, clinic, team): no clinical content."""
+    try:
+        pid = uuid.UUID(str(patient_id))
+    except ValueError:
+        raise NotFound("No such patient.") from None
+    patient = session.get(Patient, pid)
+    if patient is None or patient.organization_id != by.organization_id or not by.can_administer:
+        record(
+            session,
+            by=by,
+            action="admin_read",
+            object_type="Patient",
+            object_id=str(patient_id)[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound("No such patient.")
+    record(
+        session,
+        by=by,
+        action="admin_read",
+        object_type="Patient",
+        object_id=patient.id,
+        patient_id=patient.id,
+    )
+    return patient
+
+
+def list_patients_for_admin(session: Session, *, by: User) -> list[Patient]:
+    if not by.can_administer:
+        raise PermissionDenied("Only an administrator can list every patient.")
+    return list(
+        session.scalars(
+            select(Patient)
+            .where(Patient.organization_id == by.organization_id)
+            .order_by(Patient.family_name, Patient.given_name)
+        )
+    )
+
+
+def add_team_member(
+    session: Session,
+    *,
+    by: User,
+    patient: Patient,
+    user_id: uuid.UUID,
+    role: Role | None = None,
+    make_lead: bool = False,
+) -> CareTeamMember:
+    _team_manager_check(session, by=by, patient=patient, action="team_add")
+    member_user = session.get(User, user_id)
+    if member_user is None or member_user.organization_id != patient.organization_id:
+        raise InvalidInput.field("user_id", "must be a clinician in your organization")
+    if Role(member_user.role) not in CLINICAL_ROLES or not member_user.active:
+        raise InvalidInput.field("user_id", "must be an active clinician")
+    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == patient.id))
+    assert team is not None
+    member = session.scalar(
+        select(CareTeamMember).where(
+            CareTeamMember.care_team_id == team.id, CareTeamMember.user_id == user_id
+        )
+    )
+    if member is not None and member.ended_at is None:
+        raise Conflict(f"{member_user.name} is already on this care team.")
+    if member is None:
+        member = CareTeamMember(
+            care_team_id=team.id,
+            user_id=user_id,
+            role=str(role or member_user.role),
+            added_by_id=by.id,
+        )
+        session.add(member)
+    else:
+        member.ended_at = None
+        member.added_at = now()
+        member.added_by_id = by.id
+        member.role = str(role or member_user.role)
+        member.is_lead = False
+    session.flush()
+    if make_lead:
+        _make_lead(session, team_id=team.id, member=member)
+    record(
+        session,
+        by=by,
+        action="team_add",
+        object_type="CareTeam",
+        object_id=team.id,
+        patient_id=patient.id,
+        detail={"user": str(user_id), "lead": make_lead},
+    )
+    return member
+
+
+def _make_lead(session: Session, *, team_id: uuid.UUID, member: CareTeamMember) -> None:
+    for other in current_members(session, team_id=team_id):
+        if other.is_lead and other.id != member.id:
+            other.is_lead = False
+    session.flush()
+    member.is_lead = True
+    session.flush()
+
+
+def set_team_lead(session: Session, *, by: User, patient: Patient, member_id: uuid.UUID) -> None:
+    _team_manager_check(session, by=by, patient=patient, action="team_lead")
+    member = session.get(CareTeamMember, member_id)
+    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == patient.id))
+    if member is None or team is None or member.care_team_id != team.id or member.ended_at:
+        raise NotFound("No such team member.")
+    _make_lead(session, team_id=team.id, member=member)
+    record(
+        session,
+        by=by,
+        action="team_lead",
+        object_type="CareTeam",
+        object_id=team.id,
+        patient_id=patient.id,
+        detail={"user": str(member.user_id)},
+    )
+
+
+def remove_team_member(
+    session: Session, *, by: User, patient: Patient, member_id: uuid.UUID
+) -> None:
+    _team_manager_check(session, by=by, patient=patient, action="team_remove")
+    member = session.get(CareTeamMember, member_id)
+    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == patient.id))
+    if member is None or team is None or member.care_team_id != team.id or member.ended_at:
+        raise NotFound("No such team member.")
+    if member.is_lead:
+        raise Conflict("Choose another lead before removing the current lead.")
+    member.ended_at = now()
+    record(
+        session,
+        by=by,
+        action="team_remove",
+        object_type="CareTeam",
+        object_id=team.id,
+        patient_id=patient.id,
+        detail={"user": str(member.user_id)},
+    )
+
+
+def list_clinicians(session: Session, *, organization_id: uuid.UUID) -> list[User]:
+    return list(
+        session.scalars(
+            select(User)
+            .where(
+                User.organization_id == organization_id,
+                User.active.is_(True),
+                User.role.in_([str(r) for r in CLINICAL_ROLES]),
+            )
+            .order_by(User.name)
+        )
+    )
+
+
+# --- related persons -----------------------------------------------------------------------
+
+
+def list_related_persons(session: Session, *, access: PatientAccess) -> list[RelatedPerson]:
+    if not access.can_read_record:
+        raise deny(
+            session,
+            access,
+            action="read",
+            object_type="RelatedPerson",
+            message="You cannot see this patient's contacts.",
+        )
+    return list(
+        session.scalars(
+            select(RelatedPerson)
+            .where(RelatedPerson.patient_id == access.patient.id, RelatedPerson.ended_at.is_(None))
+            .order_by(RelatedPerson.created_at)
+        )
+    )
+
+
+def add_related_person(
+    session: Session,
+    *,
+    access: PatientAccess,
+    name: str,
+    email: str,
+    relationship: str,
+    patient_consented: bool,
+    consent_note: str | None = None,
+) -> tuple[RelatedPerson, str | None]:
+    """Add a family member or carer. They see the care plan only if the patient's consent is
+    recorded here. Returns the link and, for a new account, its temporary password."""
+    if not access.on_team:
+        raise deny(
+            session,
+            access,
+            action="create",
+            object_type="RelatedPerson",
+            message="Only the care team can add a family member or carer.",
+        )
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "is required"
+    if not relationship.strip():
+        errors["relationship"] = "is required, e.g. mother, partner, friend"
+    if errors:
+        raise InvalidInput("Some fields need attention.", errors=errors)
+    user = get_user_by_email(session, email)
+    password = None
+    if user is None:
+        org = session.get(Organization, access.patient.organization_id)
+        assert org is not None
+        user, password = create_user(
+            session, by=None, organization=org, email=email, name=name, role=Role.related_person
+        )
+    elif user.role != Role.related_person or user.organization_id != access.by.organization_id:
+        raise InvalidInput.field(
+            "email", "belongs to an account that is not a family or carer account"
+        )
+    existing = session.scalar(
+        select(RelatedPerson).where(
+            RelatedPerson.patient_id == access.patient.id, RelatedPerson.user_id == user.id
+        )
+    )
+    if existing is not None and existing.ended_at is None:
+        raise Conflict(f"{user.name} is already listed for this patient.")
+    link = existing or RelatedPerson(patient_id=access.patient.id, user_id=user.id)
+    link.relationship_to_patient = relationship.strip()[:60]
+    link.ended_at = None
+    link.consent_withdrawn_at = None
+    link.consent_recorded_at = now() if patient_consented else None
+    link.consent_recorded_by_id = access.by.id if patient_consented else None
+    link.consent_note = (consent_note or "").strip()[:500] or None
+    session.add(link)
+    session.flush()
+    record(
+        session,
+        by=access.by,
+        action="create",
+        object_type="RelatedPerson",
+        object_id=link.id,
+        patient_id=access.patient.id,
+        detail={"consent": patient_consented},
+    )
+    return link, password
+
+
+def set_related_person_consent(
+    session: Session,
+    *,
+    access: PatientAccess,
+    related_id: uuid.UUID,
+    consented: bool,
+    note: str | None = None,
+) -> RelatedPerson:
+    """Record or withdraw the patient's consent to share the plan with this person. The
+    patient may withdraw it themselves."""
+    link = session.get(RelatedPerson, related_id)
+    if link is None or link.patient_id != access.patient.id or link.ended_at is not None:
+        raise NotFound("No such family member or carer.")
+    may = access.on_team or (access.is_self and not consented)
+    if not may:
+        raise deny(
+            session,
+            access,
+            action="consent",
+            object_type="RelatedPerson",
+            object_id=related_id,
+            message="Only the care team can record consent; you can withdraw it.",
+        )
+    if consented:
+        link.consent_recorded_at = now()
+        link.consent_recorded_by_id = access.by.id
+        link.consent_withdrawn_at = None
+        link.consent_note = (note or "").strip()[:500] or link.consent_note
+    else:
+        link.consent_withdrawn_at = now()
+    record(
+        session,
+        by=access.by,
+        action="consent_record" if consented else "consent_withdraw",
+        object_type="RelatedPerson",
+        object_id=link.id,
+        patient_id=access.patient.id,
+    )
+    return link

@@ -1,0 +1,362 @@
+"""The registry as JSON at /api/v1: episodes, contacts, case reviews and recommendations, the
+caseload and tasks. The same services as the pages; a bad field gets a 422 naming it, and a
+create may carry an Idempotency-Key so a retry is not recorded twice."""
+
+# No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from concord import access
+from concord.access import PatientAccess
+from concord.errors import NotFound, PermissionDenied
+from concord.i18n import Msg
+from concord.registry import caseload as cl
+from concord.registry import reviews as rv
+from concord.registry import service as reg
+from concord.registry import tasks as tk
+from concord.registry.jobs import sync_patient_tasks
+from concord.registry.models import Contact, Episode, Recommendation, WorkTask
+from concord.web.deps import ApiActor, ApiWriter, DbSession
+from concord.web.idempotency import claim, remember_result
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EnrolIn(Body):
+    program: str = Field(description="depression, anxiety, ptsd, substance_use, co_occurring")
+    started_on: date | None = None
+    care_manager_id: str | None = None
+    consultant_id: str | None = None
+
+
+class StatusIn(Body):
+    status: str
+    reason: str | None = None
+    version: int | None = None
+
+
+class ContactBody(Body):
+    kind: str
+    mode: str
+    minutes: int
+    occurred_on: date | None = None
+    note: str | None = None
+    user_id: str | None = None
+
+
+class ReviewRequestIn(Body):
+    question: str
+    consultant_id: str | None = None
+
+
+class RecommendationBody(Body):
+    kind: str
+    text: str
+
+
+class ReviewBody(Body):
+    minutes: int
+    summary: str
+    recommendations: list[RecommendationBody] = []
+    reviewed_on: date | None = None
+    review_id: str | None = None
+
+
+class DecisionIn(Body):
+    accept: bool
+    reason: str | None = None
+    version: int | None = None
+
+
+class DoneIn(Body):
+    note: str | None = None
+
+
+def _team(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
+    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type="Episode")
+    if not acc.on_team:
+        raise NotFound(Msg("No such patient."))
+    return acc
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value else None
+
+
+def episode_json(e: Episode) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "patient_id": str(e.patient_id),
+        "program": e.program,
+        "status": e.status,
+        "started_on": _iso(e.started_on),
+        "ended_on": _iso(e.ended_on),
+        "end_reason": e.end_reason,
+        "care_manager_id": str(e.care_manager_id),
+        "consultant_id": str(e.consultant_id) if e.consultant_id else None,
+        "version": e.version,
+    }
+
+
+def contact_json(c: Contact) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "episode_id": str(c.episode_id),
+        "occurred_on": _iso(c.occurred_on),
+        "user_id": str(c.user_id),
+        "role": c.role,
+        "kind": c.kind,
+        "mode": c.mode,
+        "minutes": c.minutes,
+        "note": c.note,
+        "void": c.voided_at is not None,
+    }
+
+
+def recommendation_json(r: Recommendation) -> dict[str, Any]:
+    return {
+        "id": str(r.id),
+        "review_id": str(r.review_id),
+        "kind": r.kind,
+        "text": r.text,
+        "status": r.status,
+        "proposed_at": _iso(r.proposed_at),
+        "decided_at": _iso(r.decided_at),
+        "decline_reason": r.decline_reason,
+        "intervention_id": str(r.intervention_id) if r.intervention_id else None,
+        "patient_view": r.patient_view,
+        "version": r.version,
+    }
+
+
+def task_json(t: WorkTask) -> dict[str, Any]:
+    return {
+        "id": str(t.id),
+        "patient_id": str(t.patient_id),
+        "owner_id": str(t.owner_id) if t.owner_id else None,
+        "title": t.title,
+        "detail": t.detail,
+        "source": t.source.split(":", 1)[0],
+        "priority": t.priority,
+        "due_on": _iso(t.due_on),
+        "status": t.status,
+    }
+
+
+@router.get("/registry/caseload")
+def caseload(request: Request, session: DbSession, actor: ApiActor, scope: str = "mine") -> Any:
+    """The caller's caseload (scope=mine) or the open episodes of their care teams (teams),
+    with the same sort and filters as the page."""
+    if not actor.user.is_clinician:
+        raise PermissionDenied(Msg("The registry is for clinicians."))
+    params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k != "scope"}
+    view = cl.view_from(params)
+    _, shown = cl.caseload(
+        session, by=actor.user, scope="teams" if scope == "teams" else "mine", view=view
+    )
+    return [
+        {
+            "patient_id": str(r.patient.id),
+            "patient": r.patient.display_name,
+            "episode": episode_json(r.episode),
+            "weeks": r.weeks,
+            "measures": {
+                code: {
+                    "first": {"value": m.first.value, "on": _iso(m.first.on)} if m.first else None,
+                    "latest": {"value": m.latest.value, "on": _iso(m.latest.on)}
+                    if m.latest
+                    else None,
+                    "change_percent": m.change_percent,
+                }
+                for code, m in r.measures.items()
+            },
+            "status": r.status,
+            "last_contact": _iso(r.last_contact),
+            "next_contact_due": _iso(r.next_due),
+            "contacts": r.contacts,
+            "open_alerts": r.open_alerts,
+            "review": r.review,
+            "plan_review_due": _iso(r.plan_review_on),
+            "flags": [{"code": f.code, "rule": str(f.rule)} for f in r.flags],
+        }
+        for r in shown
+    ]
+
+
+@router.get("/patients/{patient_id}/episodes")
+def episodes(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    return [episode_json(e) for e in reg.episodes_for(session, _team(session, actor, patient_id))]
+
+
+@router.post("/patients/{patient_id}/episodes", status_code=201)
+def enrol(
+    patient_id: str,
+    body: EnrolIn,
+    session: DbSession,
+    actor: ApiWriter,
+    idempotency_key: str | None = Header(None),
+) -> Any:
+    acc = _team(session, actor, patient_id, "create")
+    earlier = claim(session, actor, idempotency_key)
+    if earlier is not None:
+        episode = session.get(Episode, access.parse_id(earlier.result))
+        return JSONResponse(episode_json(episode), headers={"Idempotent-Replayed": "true"})  # type: ignore[arg-type]
+    episode = reg.enroll(
+        session,
+        access=acc,
+        data=reg.Enrolment(
+            program=body.program,
+            started_on=body.started_on,
+            care_manager_id=body.care_manager_id,
+            consultant_id=body.consultant_id,
+        ),
+    )
+    sync_patient_tasks(session, acc.patient.id)
+    remember_result(session, str(episode.id))
+    return episode_json(episode)
+
+
+@router.post("/patients/{patient_id}/episodes/{episode_id}/status")
+def episode_status(
+    patient_id: str, episode_id: str, body: StatusIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _team(session, actor, patient_id, "update")
+    episode = reg.change_status(
+        session,
+        access=acc,
+        episode_id=episode_id,
+        status=body.status,
+        reason=body.reason,
+        version=body.version,
+    )
+    sync_patient_tasks(session, acc.patient.id)
+    return episode_json(episode)
+
+
+@router.get("/patients/{patient_id}/contacts")
+def contacts(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    return [contact_json(c) for c in reg.contacts_for(session, _team(session, actor, patient_id))]
+
+
+@router.post("/patients/{patient_id}/contacts", status_code=201)
+def log_contact(
+    patient_id: str,
+    body: ContactBody,
+    session: DbSession,
+    actor: ApiWriter,
+    idempotency_key: str | None = Header(None),
+) -> Any:
+    acc = _team(session, actor, patient_id, "create")
+    earlier = claim(session, actor, idempotency_key)
+    if earlier is not None:
+        made = session.get(Contact, access.parse_id(earlier.result))
+        return JSONResponse(contact_json(made), headers={"Idempotent-Replayed": "true"})  # type: ignore[arg-type]
+    made = reg.log_contact(
+        session,
+        access=acc,
+        data=reg.ContactIn(
+            kind=body.kind,
+            mode=body.mode,
+            minutes=body.minutes,
+            occurred_on=body.occurred_on,
+            note=body.note,
+            user_id=body.user_id,
+        ),
+    )
+    sync_patient_tasks(session, acc.patient.id)
+    remember_result(session, str(made.id))
+    return contact_json(made)
+
+
+@router.post("/patients/{patient_id}/reviews", status_code=201)
+def request_review(
+    patient_id: str, body: ReviewRequestIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _team(session, actor, patient_id, "create")
+    review = rv.request_review(
+        session, access=acc, question=body.question, consultant_id=body.consultant_id
+    )
+    return {
+        "id": str(review.id),
+        "status": review.status,
+        "consultant_id": str(review.consultant_id),
+    }
+
+
+@router.post("/patients/{patient_id}/reviews/record", status_code=201)
+def record_review(
+    patient_id: str,
+    body: ReviewBody,
+    session: DbSession,
+    actor: ApiWriter,
+    idempotency_key: str | None = Header(None),
+) -> Any:
+    acc = _team(session, actor, patient_id, "update")
+    earlier = claim(session, actor, idempotency_key)
+    if earlier is not None:
+        return JSONResponse({"id": earlier.result}, headers={"Idempotent-Replayed": "true"})
+    review = rv.record_review(
+        session,
+        access=acc,
+        review_id=body.review_id,
+        data=rv.ReviewIn(
+            minutes=body.minutes,
+            summary=body.summary,
+            recommendations=[rv.RecommendationIn(r.kind, r.text) for r in body.recommendations],
+            reviewed_on=body.reviewed_on,
+        ),
+    )
+    sync_patient_tasks(session, acc.patient.id)
+    remember_result(session, str(review.id))
+    return {
+        "id": str(review.id),
+        "status": review.status,
+        "recommendations": [
+            recommendation_json(r)
+            for r in rv.recommendations_for(session, acc)
+            if r.review_id == review.id
+        ],
+    }
+
+
+@router.get("/patients/{patient_id}/recommendations")
+def recommendations(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    acc = _team(session, actor, patient_id)
+    return [recommendation_json(r) for r in rv.recommendations_for(session, acc)]
+
+
+@router.post("/patients/{patient_id}/recommendations/{rec_id}/decision")
+def decide(
+    patient_id: str, rec_id: str, body: DecisionIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _team(session, actor, patient_id, "update")
+    rec = rv.decide(
+        session,
+        access=acc,
+        rec_id=rec_id,
+        accept=body.accept,
+        reason=body.reason,
+        version=body.version,
+    )
+    sync_patient_tasks(session, acc.patient.id)
+    return recommendation_json(rec)
+
+
+@router.get("/tasks")
+def my_tasks(session: DbSession, actor: ApiActor, done: bool = False) -> list[dict[str, Any]]:
+    return [task_json(t) for t, _ in tk.my_tasks(session, actor.user, include_done=done)]
+
+
+@router.post("/tasks/{task_id}/done")
+def task_done(task_id: str, body: DoneIn, session: DbSession, actor: ApiWriter) -> dict[str, Any]:
+    return task_json(tk.complete_task(session, by=actor.user, task_id=task_id, note=body.note))

@@ -1,0 +1,511 @@
+"""The caseload: one row per open episode, built for a whole caseload in a fixed number of
+queries (never one query per patient), then sorted and filtered in memory.
+
+Whose rows: a care manager's own caseload (episodes they hold, for patients whose care team
+they are on), or every open episode of the care teams a clinician is on (what a psychiatric
+consultant, or anyone else on a team, may see). Nobody else sees a row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session, raiseload
+
+from concord.accounts.models import Organization, User
+from concord.audit.service import record
+from concord.i18n import Msg
+from concord.measures.library import library
+from concord.measures.models import (
+    MeasureObservation,
+    MeasureResponse,
+    MeasureSchedule,
+    ResponseStatus,
+)
+from concord.measures.rules import Point, progress, schedule_state
+from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.registry.models import (
+    CaseReview,
+    Contact,
+    Episode,
+    Program,
+    Recommendation,
+    RecommendationStatus,
+    ReviewStatus,
+)
+from concord.registry.rules import (
+    FLAG_CODES,
+    CaseFacts,
+    ContactFact,
+    Flag,
+    flags,
+    last_reached_on,
+    next_contact_due,
+)
+from concord.safety.models import AlertStatus, SafetyAlert
+
+# The measure each program is judged by (its first instrument); PHQ-9 and GAD-7 are always
+# shown.
+PROGRAM_MEASURES = {
+    Program.depression: "PHQ-9",
+    Program.anxiety: "GAD-7",
+    Program.ptsd: "PCL-5",
+    Program.substance_use: "AUDIT-C",
+    Program.co_occurring: "PHQ-9",
+}
+SHOWN = ("PHQ-9", "GAD-7")
+
+
+@dataclass
+class Measure:
+    first: Point | None = None
+    latest: Point | None = None
+    change_percent: float | None = None
+
+
+@dataclass
+class CaseRow:
+    episode: Episode
+    patient: Patient
+    weeks: int
+    measures: dict[str, Measure]
+    main_instrument: str
+    status: str
+    status_rule: Msg | None
+    last_contact: date | None
+    next_due: date
+    contacts: int
+    open_alerts: int
+    review: str  # none, queued, reviewed
+    review_on: date | None
+    pending_recommendations: int
+    plan_review: str
+    plan_review_on: date | None
+    awaiting_agreement: bool
+    flags: list[Flag] = field(default_factory=list)
+
+    @property
+    def flag_codes(self) -> set[str]:
+        return {f.code for f in self.flags}
+
+
+def _on_team(user: User) -> Any:
+    return exists().where(
+        and_(
+            CareTeam.patient_id == Episode.patient_id,
+            CareTeamMember.care_team_id == CareTeam.id,
+            CareTeamMember.user_id == user.id,
+            CareTeamMember.ended_at.is_(None),
+        )
+    )
+
+
+def open_episodes(session: Session, by: User, *, scope: str) -> list[tuple[Episode, Patient]]:
+    """`mine`: the episodes this care manager holds; `teams`: every open episode of the care
+    teams this person is on. Only clinicians, only on their teams."""
+    if not by.is_clinician or not by.active:
+        return []
+    query = (
+        select(Episode, Patient)
+        .join(Patient, Patient.id == Episode.patient_id)
+        .where(
+            Episode.organization_id == by.organization_id,
+            Episode.ended_on.is_(None),
+            _on_team(by),
+        )
+        # The caseload needs neither the episode's people nor the patient's clinic: not
+        # loading them keeps the page to a fixed number of queries (raise, never lazy-load).
+        .options(
+            raiseload(Episode.care_manager),
+            raiseload(Episode.consultant),
+            raiseload(Patient.clinic),
+        )
+    )
+    if scope == "mine":
+        query = query.where(Episode.care_manager_id == by.id)
+    return [(e, p) for e, p in session.execute(query)]
+
+
+def _local_date(value: datetime, tz: ZoneInfo) -> date:
+    return value.astimezone(tz).date()
+
+
+def build_rows(
+    session: Session, pairs: Sequence[tuple[Episode, Patient]], *, today: date, tz: str
+) -> list[CaseRow]:
+    """Every row's facts in ten queries, whatever the number of patients."""
+    if not pairs:
+        return []
+    zone = ZoneInfo(tz)
+    episodes = {e.id: e for e, _ in pairs}
+    patients = {p.id: p for _, p in pairs}
+    by_patient = {e.patient_id: e for e in episodes.values()}
+    ids = list(patients)
+    earliest = min(e.started_on for e in episodes.values()) - timedelta(days=30)
+    since = datetime.combine(earliest, datetime.min.time(), zone)
+
+    contacts: dict[uuid.UUID, list[ContactFact]] = defaultdict(list)
+    for episode_id, on, kind in session.execute(
+        select(Contact.episode_id, Contact.occurred_on, Contact.kind).where(
+            Contact.episode_id.in_(list(episodes)), Contact.voided_at.is_(None)
+        )
+    ):
+        contacts[episode_id].append(ContactFact(on, kind))
+
+    lib = library()
+    wanted = set(SHOWN) | {
+        PROGRAM_MEASURES.get(Program(e.program), "PHQ-9") for e in episodes.values()
+    }
+    main_scores = {
+        code: lib.get(code).main_score.id  # type: ignore[union-attr]
+        for code in wanted
+        if lib.get(code) is not None and lib.get(code).main_score is not None  # type: ignore[union-attr]
+    }
+    # Only the first score of the treatment (the baseline) and the latest matter for each
+    # patient and instrument: fetch just those two rows per pair.
+    points: dict[tuple[uuid.UUID, str], list[Point]] = defaultdict(list)
+    window = (
+        select(
+            MeasureObservation.patient_id.label("patient_id"),
+            MeasureObservation.instrument.label("instrument"),
+            func.min(MeasureObservation.effective_at).label("first_at"),
+            func.max(MeasureObservation.effective_at).label("last_at"),
+        )
+        .where(
+            MeasureObservation.patient_id.in_(ids),
+            MeasureObservation.instrument.in_(list(main_scores)),
+            MeasureObservation.effective_at >= since,
+        )
+        .group_by(MeasureObservation.patient_id, MeasureObservation.instrument)
+        .subquery()
+    )
+    for patient_id, instrument, score_id, value, band, effective_at in session.execute(
+        select(
+            MeasureObservation.patient_id,
+            MeasureObservation.instrument,
+            MeasureObservation.score_id,
+            MeasureObservation.value,
+            MeasureObservation.band,
+            MeasureObservation.effective_at,
+        ).join(
+            window,
+            and_(
+                MeasureObservation.patient_id == window.c.patient_id,
+                MeasureObservation.instrument == window.c.instrument,
+                MeasureObservation.effective_at.in_([window.c.first_at, window.c.last_at]),
+            ),
+        )
+    ):
+        if main_scores.get(instrument) == score_id:
+            points[(patient_id, instrument)].append(
+                Point(_local_date(effective_at, zone), value, band)
+            )
+
+    alerts = dict(
+        session.execute(
+            select(SafetyAlert.patient_id, func.count())
+            .where(SafetyAlert.patient_id.in_(ids), SafetyAlert.status != AlertStatus.closed)
+            .group_by(SafetyAlert.patient_id)
+        ).all()
+    )
+    queued: set[uuid.UUID] = set()
+    reviewed: dict[uuid.UUID, date] = {}
+    for episode_id, status, reviewed_on in session.execute(
+        select(CaseReview.episode_id, CaseReview.status, CaseReview.reviewed_on).where(
+            CaseReview.episode_id.in_(list(episodes))
+        )
+    ):
+        if status == ReviewStatus.queued:
+            queued.add(episode_id)
+        elif status == ReviewStatus.reviewed and reviewed_on is not None:
+            reviewed[episode_id] = max(reviewed_on, reviewed.get(episode_id, reviewed_on))
+    pending: dict[uuid.UUID, list[date]] = defaultdict(list)
+    for patient_id, proposed_at in session.execute(
+        select(Recommendation.patient_id, Recommendation.proposed_at).where(
+            Recommendation.patient_id.in_(ids),
+            Recommendation.status == RecommendationStatus.proposed,
+        )
+    ):
+        pending[patient_id].append(_local_date(proposed_at, zone))
+
+    plans = _plan_facts(session, ids, today)  # two queries
+
+    schedules: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for schedule in session.execute(
+        select(
+            MeasureSchedule.patient_id,
+            MeasureSchedule.instrument,
+            MeasureSchedule.every_days,
+            MeasureSchedule.start_on,
+            MeasureSchedule.end_on,
+        ).where(MeasureSchedule.patient_id.in_(ids), MeasureSchedule.stopped_at.is_(None))
+    ):
+        schedules[schedule.patient_id].append(schedule)
+    completed: dict[tuple[uuid.UUID, str], list[date]] = defaultdict(list)
+    if schedules:
+        # Whether today's due date is met needs only the completions since its window opened:
+        # at most one period (plus the days a check-in may come early) back.
+        longest = max(s.every_days for group in schedules.values() for s in group)
+        opened = datetime.combine(today - timedelta(days=longest + 7), datetime.min.time(), zone)
+        for patient_id, instrument, completed_at in session.execute(
+            select(
+                MeasureResponse.patient_id, MeasureResponse.instrument, MeasureResponse.completed_at
+            ).where(
+                MeasureResponse.patient_id.in_(list(schedules)),
+                MeasureResponse.status == ResponseStatus.completed,
+                MeasureResponse.completed_at >= opened,
+            )
+        ):
+            completed[(patient_id, instrument)].append(_local_date(completed_at, zone))
+
+    rows = []
+    for patient_id, episode in by_patient.items():
+        patient = patients[patient_id]
+        weeks = (today - episode.started_on).days // 7
+        shown: dict[str, Measure] = {}
+        main_code = PROGRAM_MEASURES.get(Program(episode.program), "PHQ-9")
+        main_progress = None
+        for code in set(SHOWN) | {main_code}:
+            instrument = lib.get(code)
+            if instrument is None:
+                continue
+            result = progress(
+                instrument,
+                points.get((patient_id, code), []),
+                treatment_start=episode.started_on,
+                today=today,
+            )
+            shown[code] = Measure(result.baseline, result.latest, result.change_percent)
+            if code == main_code:
+                main_progress = result
+        overdue = []
+        for schedule in schedules.get(patient_id, []):
+            state = schedule_state(
+                start_on=schedule.start_on,
+                every_days=schedule.every_days,
+                end_on=schedule.end_on,
+                completed_on=completed.get((patient_id, schedule.instrument), []),
+                today=today,
+                count_missed=False,
+            )
+            if state.status == "overdue":
+                overdue.append(schedule.instrument)
+        plan = plans.get(patient_id, _NO_PLAN)
+        facts = CaseFacts(
+            today=today,
+            status=episode.status,
+            started_on=episode.started_on,
+            contacts=contacts.get(episode.id, []),
+            weeks=weeks,
+            review_cue=bool(main_progress and main_progress.review_cue),
+            checkins_overdue=sorted(overdue),
+            open_alerts=alerts.get(patient_id, 0),
+            plan_review=plan.review,
+            awaiting_agreement=plan.awaiting_agreement,
+            pending_recommendations=pending.get(patient_id, []),
+            review_queued=episode.id in queued,
+        )
+        rows.append(
+            CaseRow(
+                episode=episode,
+                patient=patient,
+                weeks=weeks,
+                measures=shown,
+                main_instrument=main_code,
+                status=main_progress.status if main_progress else "no_data",
+                status_rule=main_progress.rule if main_progress else None,
+                last_contact=last_reached_on(facts.contacts),
+                next_due=next_contact_due(facts),
+                contacts=len(facts.contacts),
+                open_alerts=facts.open_alerts,
+                review="queued"
+                if episode.id in queued
+                else ("reviewed" if episode.id in reviewed else "none"),
+                review_on=reviewed.get(episode.id),
+                pending_recommendations=len(facts.pending_recommendations),
+                plan_review=plan.review,
+                plan_review_on=plan.next_review_on,
+                awaiting_agreement=facts.awaiting_agreement,
+                flags=flags(facts),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class _PlanFacts:
+    review: str = "not_scheduled"
+    next_review_on: date | None = None
+    awaiting_agreement: bool = False
+
+
+_NO_PLAN = _PlanFacts()
+
+
+def _plan_facts(session: Session, ids: list[uuid.UUID], today: date) -> dict[uuid.UUID, _PlanFacts]:
+    """Each patient's current plan: its review state and whether both parties agreed to its
+    latest substantive revision (the same rules as concord.careplans.service)."""
+    from concord.careplans.models import (
+        CURRENT_PLAN_STATUSES,
+        AgreementParty,
+        CarePlan,
+        PlanAgreement,
+    )
+    from concord.careplans.service import review_state
+
+    current = {
+        row.id: row
+        for row in session.execute(
+            select(
+                CarePlan.id,
+                CarePlan.patient_id,
+                CarePlan.status,
+                CarePlan.next_review_on,
+                CarePlan.substantive_revision_number,
+            ).where(
+                CarePlan.patient_id.in_(ids),
+                CarePlan.status.in_([str(s) for s in CURRENT_PLAN_STATUSES]),
+            )
+        )
+    }
+    agreed: dict[uuid.UUID, set[str]] = defaultdict(set)
+    if current:
+        for plan_id, party, revision in session.execute(
+            select(PlanAgreement.plan_id, PlanAgreement.party, PlanAgreement.revision_number).where(
+                PlanAgreement.plan_id.in_(list(current))
+            )
+        ):
+            if revision >= current[plan_id].substantive_revision_number:
+                agreed[plan_id].add(party)
+    both = {AgreementParty.patient.value, AgreementParty.lead_clinician.value}
+    return {
+        row.patient_id: _PlanFacts(
+            review=review_state(row, today),  # type: ignore[arg-type]
+            next_review_on=row.next_review_on,
+            awaiting_agreement=not both <= agreed[plan_id],
+        )
+        for plan_id, row in current.items()
+    }
+
+
+# --- the page: sort, filter, remember ----------------------------------------------------------
+
+SORTS = {
+    "patient": lambda r: (r.patient.family_name.lower(), r.patient.given_name.lower()),
+    "program": lambda r: r.episode.program,
+    "episode": lambda r: r.episode.status,
+    "weeks": lambda r: r.weeks,
+    "phq9_first": lambda r: _value(r, "PHQ-9", "first"),
+    "phq9_latest": lambda r: _value(r, "PHQ-9", "latest"),
+    "phq9_change": lambda r: _change(r, "PHQ-9"),
+    "gad7_first": lambda r: _value(r, "GAD-7", "first"),
+    "gad7_latest": lambda r: _value(r, "GAD-7", "latest"),
+    "gad7_change": lambda r: _change(r, "GAD-7"),
+    "status": lambda r: r.status,
+    "last_contact": lambda r: r.last_contact or date.min,
+    "next_due": lambda r: r.next_due,
+    "contacts": lambda r: r.contacts,
+    "alerts": lambda r: r.open_alerts,
+    "review": lambda r: r.review,
+    "plan_review": lambda r: r.plan_review_on or date.max,
+    "flags": lambda r: len(r.flags),
+}
+
+
+def _value(row: CaseRow, code: str, which: str) -> float:
+    measure = row.measures.get(code)
+    point = getattr(measure, which) if measure else None
+    return point.value if point else -1.0
+
+
+def _change(row: CaseRow, code: str) -> float:
+    measure = row.measures.get(code)
+    return measure.change_percent if measure and measure.change_percent is not None else -1000.0
+
+
+@dataclass
+class View:
+    sort: str = "flags"
+    descending: bool = True
+    flags: tuple[str, ...] = ()
+    programs: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sort": self.sort,
+            "descending": self.descending,
+            "flags": list(self.flags),
+            "programs": list(self.programs),
+            "statuses": list(self.statuses),
+        }
+
+
+def view_from(values: dict[str, Any], base: View | None = None) -> View:
+    """A view from query parameters (or a saved preference); unknown values are dropped."""
+    base = base or View()
+
+    def many(name: str, allowed: Iterable[str], default: tuple[str, ...]) -> tuple[str, ...]:
+        if name not in values:
+            return default
+        raw = values[name]
+        items = raw if isinstance(raw, list) else [v for v in str(raw).split(",") if v]
+        return tuple(v for v in items if v in set(allowed))
+
+    sort = values.get("sort", base.sort)
+    return View(
+        sort=sort if sort in SORTS else base.sort,
+        descending=str(values.get("descending", base.descending)).lower() in ("1", "true", "yes"),
+        flags=many("flags", FLAG_CODES, base.flags),
+        programs=many("programs", [p.value for p in Program], base.programs),
+        statuses=many(
+            "statuses", ["awaiting_first_contact", "active", "relapse_prevention"], base.statuses
+        ),
+    )
+
+
+def apply_view(rows: list[CaseRow], view: View) -> list[CaseRow]:
+    shown = [
+        r
+        for r in rows
+        if (not view.flags or r.flag_codes & set(view.flags))
+        and (not view.programs or r.episode.program in view.programs)
+        and (not view.statuses or r.episode.status in view.statuses)
+    ]
+    key = SORTS[view.sort]
+    # A stable secondary order: the patient's name.
+    shown.sort(key=SORTS["patient"])
+    shown.sort(key=key, reverse=view.descending)
+    return shown
+
+
+def caseload(
+    session: Session, *, by: User, scope: str, view: View
+) -> tuple[list[CaseRow], list[CaseRow]]:
+    """(every row of the caseload, the rows the view shows), each row audited as seen."""
+    org = session.get(Organization, by.organization_id)
+    assert org is not None
+    from concord.clock import today as org_today
+
+    today = org_today(org.timezone)
+    rows = build_rows(
+        session, open_episodes(session, by, scope=scope), today=today, tz=org.timezone
+    )
+    shown = apply_view(rows, view)
+    for row in shown:
+        record(
+            session,
+            by=by,
+            action="list",
+            object_type="Episode",
+            object_id=row.episode.id,
+            patient_id=row.patient.id,
+        )
+    return rows, shown

@@ -1,0 +1,63 @@
+"""The registry's periodic work: tasks follow the flags as days pass."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.accounts.models import Organization
+from concord.clock import today
+from concord.patients.models import Patient
+from concord.registry.caseload import build_rows
+from concord.registry.models import Episode
+from concord.registry.reviews import recently_reviewed
+from concord.registry.tasks import sync_flag_tasks
+
+BATCH = 500
+
+
+def sync_tasks_for(
+    session: Session, episodes: list[tuple[Episode, Patient]], org: Organization
+) -> int:
+    on = today(org.timezone)
+    rows = build_rows(session, episodes, today=on, tz=org.timezone)
+    reviewed = recently_reviewed(session, [r.episode.id for r in rows], on)
+    opened, closed = sync_flag_tasks(session, rows, today=on, recently_reviewed=reviewed)
+    return opened + closed
+
+
+def sync_all_tasks(session: Session) -> int:
+    """Every organization's open episodes, a batch at a time."""
+    changed = 0
+    for org in session.scalars(select(Organization)).all():
+        last = None
+        while True:
+            query = (
+                select(Episode, Patient)
+                .join(Patient, Patient.id == Episode.patient_id)
+                .where(Episode.organization_id == org.id, Episode.ended_on.is_(None))
+                .order_by(Episode.id)
+                .limit(BATCH)
+            )
+            if last is not None:
+                query = query.where(Episode.id > last)
+            batch = [(e, p) for e, p in session.execute(query)]
+            if not batch:
+                break
+            changed += sync_tasks_for(session, batch, org)
+            last = batch[-1][0].id
+    return changed
+
+
+def sync_patient_tasks(session: Session, patient_id: object) -> int:
+    """After a change to one patient's care (a contact, a review, a plan change)."""
+    row = session.execute(
+        select(Episode, Patient)
+        .join(Patient, Patient.id == Episode.patient_id)
+        .where(Episode.patient_id == patient_id, Episode.ended_on.is_(None))
+    ).first()
+    if row is None:
+        return 0
+    org = session.get(Organization, row[0].organization_id)
+    assert org is not None
+    return sync_tasks_for(session, [(row[0], row[1])], org)

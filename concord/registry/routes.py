@@ -1,0 +1,867 @@
+"""Pages: the caseload, the program view, the month's minutes, the consultant's review queue,
+a patient's collaborative-care tab (episodes, contacts, reviews, recommendations, tasks), the
+relapse-prevention plan, and my tasks. The CSV exports also accept an API token."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from concord import access
+from concord.access import PatientAccess, parse_id
+from concord.clock import now
+from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from concord.i18n import Msg, translate
+from concord.registry import caseload as cl
+from concord.registry import reports
+from concord.registry import reviews as rv
+from concord.registry import service as reg
+from concord.registry import tasks as tk
+from concord.registry.labels import LABELS
+from concord.registry.models import (
+    CLOSED_STATUSES,
+    ContactKind,
+    ContactMode,
+    EpisodeStatus,
+    Program,
+    RecommendationKind,
+    UserPreference,
+)
+from concord.registry.rules import FLAG_CODES
+from concord.validation import blank_to_none
+from concord.web.deps import Actor, ApiActor, DbSession, Form, PostedBy, WebActor
+from concord.web.idempotency import already_done, remember
+from concord.web.templating import render
+
+router = APIRouter()
+VIEW_KEY = "registry.caseload"
+
+
+def _date(value: Any, name: str) -> date | None:
+    text = blank_to_none(value)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError:
+        raise InvalidInput.field(name, Msg("must be a date written as YYYY-MM-DD")) from None
+
+
+def label(value: str, lang: str) -> str:
+    text = LABELS.get(value)
+    return translate(text, lang) if text else value
+
+
+# --- the caseload -----------------------------------------------------------------------------
+
+
+def _saved_view(session: DbSession, actor: Actor) -> cl.View:
+    saved = session.get(UserPreference, (actor.user.id, VIEW_KEY))
+    return cl.view_from(saved.value) if saved else cl.View()
+
+
+def _view(session: DbSession, actor: Actor, params: dict[str, Any], *, save: bool) -> cl.View:
+    """The view asked for in the URL, over the one this person saved; remembered when asked
+    for (the page's form), so the page opens the same way next time."""
+    view = cl.view_from(params, _saved_view(session, actor))
+    if save and any(k in params for k in ("sort", "descending", "flags", "programs", "statuses")):
+        saved = session.get(UserPreference, (actor.user.id, VIEW_KEY))
+        if saved is None:
+            session.add(
+                UserPreference(
+                    user_id=actor.user.id, key=VIEW_KEY, value=view.as_dict(), updated_at=now()
+                )
+            )
+        else:
+            saved.value = view.as_dict()
+            saved.updated_at = now()
+    return view
+
+
+def _params(request: Request) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key in request.query_params.keys():
+        values = request.query_params.getlist(key)
+        params[key] = values if key in ("flags", "programs", "statuses") else values[-1]
+    return params
+
+
+def _scope(request: Request, actor: Actor) -> str:
+    scope = request.query_params.get("scope")
+    if scope in ("mine", "teams"):
+        return scope
+    return "mine" if actor.user.role == "care_manager" else "teams"
+
+
+@router.get("/registry")
+def caseload_page(request: Request, session: DbSession, actor: WebActor) -> Response:
+    if not actor.user.is_clinician:
+        raise PermissionDenied(Msg("The registry is for clinicians."))
+    params = _params(request)
+    view = _view(session, actor, params, save=True)
+    scope = _scope(request, actor)
+    rows, shown = cl.caseload(session, by=actor.user, scope=scope, view=view)
+    counts = {code: sum(1 for r in rows if code in r.flag_codes) for code in FLAG_CODES}
+    return render(
+        request,
+        "registry/caseload.html",
+        {
+            "rows": shown,
+            "total": len(rows),
+            "view": view,
+            "scope": scope,
+            "counts": counts,
+            "flag_codes": FLAG_CODES,
+            "programs": [p.value for p in Program],
+            "statuses": ["awaiting_first_contact", "active", "relapse_prevention"],
+            "sorts": list(cl.SORTS),
+            "query": request.url.query,
+            "today_date": reg.org_today(session, actor.user.organization_id),
+        },
+    )
+
+
+CASELOAD_COLUMNS = [
+    "patient",
+    "mrn",
+    "program",
+    "episode_status",
+    "started_on",
+    "weeks",
+    "phq9_first",
+    "phq9_first_on",
+    "phq9_latest",
+    "phq9_latest_on",
+    "phq9_change_percent",
+    "gad7_first",
+    "gad7_first_on",
+    "gad7_latest",
+    "gad7_latest_on",
+    "gad7_change_percent",
+    "status",
+    "last_contact",
+    "next_contact_due",
+    "contacts",
+    "open_alerts",
+    "review",
+    "plan_review_due",
+    "flags",
+]
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str], filename: str) -> Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if value else ""
+
+
+@router.get("/registry/caseload.csv")
+def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Response:
+    """What the caseload page shows (the same view), as CSV; with an API token, the token's
+    owner's caseload."""
+    if not actor.user.is_clinician:
+        raise PermissionDenied(Msg("The registry is for clinicians."))
+    view = _view(session, actor, _params(request), save=False)
+    _, shown = cl.caseload(session, by=actor.user, scope=_scope(request, actor), view=view)
+    out = []
+    for r in shown:
+        phq, gad = r.measures.get("PHQ-9"), r.measures.get("GAD-7")
+
+        def val(m: Any, which: str) -> Any:
+            point = getattr(m, which) if m else None
+            return point.value if point else ""
+
+        def on(m: Any, which: str) -> str:
+            point = getattr(m, which) if m else None
+            return _iso(point.on) if point else ""
+
+        out.append(
+            {
+                "patient": r.patient.display_name,
+                "mrn": r.patient.mrn,
+                "program": r.episode.program,
+                "episode_status": r.episode.status,
+                "started_on": _iso(r.episode.started_on),
+                "weeks": r.weeks,
+                "phq9_first": val(phq, "first"),
+                "phq9_first_on": on(phq, "first"),
+                "phq9_latest": val(phq, "latest"),
+                "phq9_latest_on": on(phq, "latest"),
+                "phq9_change_percent": phq.change_percent
+                if phq and phq.change_percent is not None
+                else "",
+                "gad7_first": val(gad, "first"),
+                "gad7_first_on": on(gad, "first"),
+                "gad7_latest": val(gad, "latest"),
+                "gad7_latest_on": on(gad, "latest"),
+                "gad7_change_percent": gad.change_percent
+                if gad and gad.change_percent is not None
+                else "",
+                "status": r.status,
+                "last_contact": _iso(r.last_contact),
+                "next_contact_due": _iso(r.next_due),
+                "contacts": r.contacts,
+                "open_alerts": r.open_alerts,
+                "review": r.review,
+                "plan_review_due": _iso(r.plan_review_on),
+                "flags": " ".join(sorted(r.flag_codes)),
+            }
+        )
+    return _csv(out, CASELOAD_COLUMNS, "caseload.csv")
+
+
+# --- the program view and the minutes ------------------------------------------------------------
+
+
+def _clinic(request: Request) -> Any:
+    raw = request.query_params.get("clinic")
+    if not raw:
+        return None
+    cid = parse_id(raw)
+    if cid is None:
+        raise InvalidInput.field("clinic", Msg("must be one of this organization's clinics"))
+    return cid
+
+
+def _clinics(session: DbSession, actor: Actor) -> list[tuple[str, str]]:
+    from concord.accounts.service import list_clinics
+
+    return [
+        (str(c.id), c.name)
+        for c in list_clinics(session, organization_id=actor.user.organization_id)
+    ]
+
+
+@router.get("/registry/program")
+def program_page(request: Request, session: DbSession, actor: WebActor) -> Response:
+    view = reports.program_view(session, by=actor.user, clinic_id=_clinic(request))
+    return render(
+        request,
+        "registry/program.html",
+        {
+            "p": view,
+            "clinics": _clinics(session, actor),
+            "clinic": request.query_params.get("clinic", ""),
+        },
+    )
+
+
+@router.get("/registry/minutes")
+def minutes_page(request: Request, session: DbSession, actor: WebActor) -> Response:
+    month = reports.parse_month(
+        request.query_params.get("month"), reg.org_today(session, actor.user.organization_id)
+    )
+    report = reports.minutes_report(session, by=actor.user, month=month, clinic_id=_clinic(request))
+    return render(
+        request,
+        "registry/minutes.html",
+        {
+            "report": report,
+            "month": month.strftime("%Y-%m"),
+            "clinics": _clinics(session, actor),
+            "clinic": request.query_params.get("clinic", ""),
+        },
+    )
+
+
+MINUTES_COLUMNS = [
+    "month",
+    "patient",
+    "mrn",
+    "clinic",
+    "program",
+    "episode_started",
+    "month_kind",
+    "care_manager_minutes",
+    "consultant_minutes",
+    "other_minutes",
+    "contacts",
+    "codes",
+]
+
+
+@router.get("/registry/minutes.csv")
+def minutes_csv(request: Request, session: DbSession, actor: ApiActor) -> Response:
+    month = reports.parse_month(
+        request.query_params.get("month"), reg.org_today(session, actor.user.organization_id)
+    )
+    report = reports.minutes_report(session, by=actor.user, month=month, clinic_id=_clinic(request))
+    rows = [
+        {
+            "month": month.strftime("%Y-%m"),
+            "patient": r.patient_name,
+            "mrn": r.mrn,
+            "clinic": r.clinic,
+            "program": r.program,
+            "episode_started": _iso(r.episode_started),
+            "month_kind": "initial" if r.initial else "subsequent",
+            "care_manager_minutes": r.care_manager_minutes,
+            "consultant_minutes": r.consultant_minutes,
+            "other_minutes": r.other_minutes,
+            "contacts": r.contacts,
+            "codes": " ".join(f"{c}x{n}" for c, n in r.codes.codes),
+        }
+        for r in report.rows
+    ]
+    return _csv(rows, MINUTES_COLUMNS, f"minutes-{month.strftime('%Y-%m')}.csv")
+
+
+# --- the consultant's review queue ---------------------------------------------------------------
+
+
+@router.get("/registry/reviews")
+def review_queue(request: Request, session: DbSession, actor: WebActor) -> Response:
+    if not actor.user.is_clinician:
+        raise PermissionDenied(Msg("The review queue is for clinicians."))
+    return render(request, "registry/queue.html", {"items": rv.queue(session, by=actor.user)})
+
+
+# --- one patient's collaborative care ------------------------------------------------------------
+
+
+def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
+    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type="Episode")
+    if not acc.on_team:
+        raise NotFound(Msg("No such patient."))
+    return acc
+
+
+def _patient_context(
+    session: DbSession, acc: PatientAccess, lang: str, **extra: Any
+) -> dict[str, Any]:
+    from concord.patients.routes import age_on
+    from concord.safety.routes import safety_context
+
+    on = reg.org_today(session, acc.patient.organization_id)
+    episode = reg.open_episode(session, acc.patient.id)
+    row = None
+    if episode is not None:
+        rows = cl.build_rows(
+            session, [(episode, acc.patient)], today=on, tz=acc.by.organization.timezone
+        )
+        row = rows[0] if rows else None
+    members = reg._members(session, acc.patient.id)
+    month = on.replace(day=1)
+    contacts = reg.contacts_for(session, acc)
+    month_cm = sum(
+        c.minutes
+        for c in contacts
+        if c.voided_at is None
+        and c.occurred_on >= month
+        and c.role == "care_manager"
+        and episode is not None
+        and c.episode_id == episode.id
+    )
+    context: dict[str, Any] = {
+        "acc": acc,
+        "patient": acc.patient,
+        "age": age_on(acc.patient.birth_date, on),
+        "tab": "registry",
+        "episode": episode,
+        "episodes": reg.episodes_for(session, acc),
+        "changes": reg.episode_changes(session, episode.id) if episode else [],
+        "row": row,
+        "contacts": contacts,
+        "month_minutes": month_cm,
+        "reviews": rv.reviews_for(session, acc),
+        "recommendations": rv.recommendations_for(session, acc),
+        "tasks": tk.tasks_for_patient(session, acc),
+        "relapse_plan": reg.relapse_plan_for(session, acc),
+        "members": members,
+        "member_options": [
+            (str(m.user_id), f"{m.user.name} ({m.role.replace('_', ' ')})") for m in members
+        ],
+        "consultant_options": [
+            (str(m.user_id), m.user.name) for m in members if m.role == "psychiatric_consultant"
+        ],
+        "program_options": [(p.value, label(p.value, lang)) for p in Program],
+        "kind_options": [(k.value, label(k.value, lang)) for k in ContactKind],
+        "mode_options": [(m.value, label(m.value, lang)) for m in ContactMode],
+        "status_options": [
+            (s.value, label(s.value, lang))
+            for s in reg.TRANSITIONS.get(EpisodeStatus(episode.status), set())
+        ]
+        if episode
+        else [],
+        "closing": [s.value for s in CLOSED_STATUSES],
+        "rec_options": [(k.value, label(k.value, lang)) for k in RecommendationKind],
+        "is_consultant": acc.by.role == "psychiatric_consultant",
+        "today": on,
+        "errors": {},
+        "values": {},
+        "message": None,
+        "form": None,
+        "done": None,
+    }
+    context.update(safety_context(session, acc))
+    context.update(extra)
+    return context
+
+
+def _refused(
+    request: Request,
+    session: DbSession,
+    acc: PatientAccess,
+    exc: InvalidInput | Conflict,
+    form: dict[str, Any],
+    which: str,
+) -> Response:
+    return render(
+        request,
+        "registry/patient.html",
+        _patient_context(
+            session,
+            acc,
+            request.state.lang,
+            errors=exc.errors if isinstance(exc, InvalidInput) else {},
+            message=exc.message,
+            values=form,
+            form=which,
+        ),
+        status_code=422 if isinstance(exc, InvalidInput) else 409,
+    )
+
+
+def _back(acc: PatientAccess, done: str, anchor: str = "") -> RedirectResponse:
+    return RedirectResponse(
+        f"/patients/{acc.patient.id}/registry?done={done}{anchor}", status_code=303
+    )
+
+
+@router.get("/patients/{patient_id}/registry")
+def patient_page(
+    patient_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team(session, actor, patient_id)
+    return render(
+        request,
+        "registry/patient.html",
+        _patient_context(session, acc, request.state.lang, done=request.query_params.get("done")),
+    )
+
+
+@router.post("/patients/{patient_id}/registry/enroll")
+def enroll(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    from concord.registry.jobs import sync_patient_tasks
+
+    acc = _team(session, actor, patient_id, "create")
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    try:
+        reg.enroll(
+            session,
+            access=acc,
+            data=reg.Enrolment(
+                program=str(form.get("program") or ""),
+                started_on=_date(form.get("started_on"), "started_on"),
+                care_manager_id=blank_to_none(form.get("care_manager_id")),
+                consultant_id=blank_to_none(form.get("consultant_id")),
+            ),
+        )
+        sync_patient_tasks(session, acc.patient.id)
+    except (InvalidInput, Conflict) as exc:
+        return _refused(request, session, acc, exc, form, "enroll")
+    target = f"/patients/{acc.patient.id}/registry?done=enrolled"
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/patients/{patient_id}/registry/episodes/{episode_id}/status")
+def episode_status(
+    patient_id: str,
+    episode_id: str,
+    request: Request,
+    session: DbSession,
+    form: Form,
+    actor: PostedBy,
+) -> Response:
+    from concord.registry.jobs import sync_patient_tasks
+
+    acc = _team(session, actor, patient_id, "update")
+    try:
+        version = int(str(form.get("version") or "0"))
+    except ValueError:
+        version = None
+    try:
+        episode = reg.change_status(
+            session,
+            access=acc,
+            episode_id=episode_id,
+            status=str(form.get("status") or ""),
+            reason=str(form.get("reason") or ""),
+            version=version,
+        )
+        sync_patient_tasks(session, acc.patient.id)
+    except (InvalidInput, Conflict) as exc:
+        return _refused(request, session, acc, exc, form, "status")
+    if episode.status == EpisodeStatus.completed:
+        # Completing an episode prompts the relapse-prevention plan.
+        return RedirectResponse(
+            f"/patients/{acc.patient.id}/relapse-plan?edit=1&from=completed", status_code=303
+        )
+    return _back(acc, "status")
+
+
+@router.post("/patients/{patient_id}/registry/contacts")
+def log_contact(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    from concord.registry.jobs import sync_patient_tasks
+
+    acc = _team(session, actor, patient_id, "create")
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    try:
+        reg.log_contact(
+            session,
+            access=acc,
+            data=reg.ContactIn(
+                kind=str(form.get("kind") or ""),
+                mode=str(form.get("mode") or ""),
+                minutes=str(form.get("minutes") or ""),
+                occurred_on=_date(form.get("occurred_on"), "occurred_on"),
+                note=str(form.get("note") or ""),
+                user_id=blank_to_none(form.get("user_id")),
+            ),
+        )
+        sync_patient_tasks(session, acc.patient.id)
+    except (InvalidInput, Conflict) as exc:
+        return _refused(request, session, acc, exc, form, "contact")
+    target = f"/patients/{acc.patient.id}/registry?done=contact#contacts"
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/patients/{patient_id}/registry/contacts/{contact_id}/void")
+def void_contact(
+    patient_id: str,
+    contact_id: str,
+    request: Request,
+    session: DbSession,
+    form: Form,
+    actor: PostedBy,
+) -> Response:
+    acc = _team(session, actor, patient_id, "update")
+    try:
+        reg.void_contact(
+            session, access=acc, contact_id=contact_id, reason=str(form.get("reason") or "")
+        )
+    except (InvalidInput, Conflict) as exc:
+        return _refused(request, session, acc, exc, form, "void")
+    return _back(acc, "voided", "#contacts")
+
+
+@router.post("/patients/{patient_id}/registry/reviews")
+def request_review(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _team(session, actor, patient_id, "create")
+    try:
+        rv.request_review(
+            session,
+            access=acc,
+            question=str(form.get("question") or ""),
+            consultant_id=blank_to_none(form.get("consultant_id")),
+        )
+    except (InvalidInput, Conflict) as exc:
+        return _refused(request, session, acc, exc, form, "request")
+    return _back(acc, "review_requested", "#reviews")
+
+
+@router.post("/patients/{patient_id}/registry/reviews/record")
+def record_review(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    from concord.registry.jobs import sync_patient_tasks
+
+    acc = _team(session, actor, patient_id, "update")
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    kinds = form.get("rec.kind") or []
+    texts = form.get("rec.text") or []
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    texts = texts if isinstance(texts, list) else [texts]
+    try:
+        rv.record_review(
+            session,
+            access=acc,
+            review_id=blank_to_none(form.get("review_id")),
+            data=rv.ReviewIn(
+                minutes=str(form.get("minutes") or ""),
+                summary=str(form.get("summary") or ""),
+                recommendations=[
+                    rv.RecommendationIn(kind=k, text=t) for k, t in zip(kinds, texts, strict=False)
+                ],
+                reviewed_on=_date(form.get("reviewed_on"), "reviewed_on"),
+            ),
+        )
+        sync_patient_tasks(session, acc.patient.id)
+    except (InvalidInput, Conflict) as exc:
+        return _refused(request, session, acc, exc, form, "review")
+    target = f"/patients/{acc.patient.id}/registry?done=reviewed#reviews"
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/patients/{patient_id}/registry/recommendations/{rec_id}")
+def decide(
+    patient_id: str, rec_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    from concord.registry.jobs import sync_patient_tasks
+
+    acc = _team(session, actor, patient_id, "update")
+    try:
+        version = int(str(form.get("version") or "0")) or None
+    except ValueError:
+        version = None
+    try:
+        rv.decide(
+            session,
+            access=acc,
+            rec_id=rec_id,
+            accept=form.get("decision") == "accept",
+            reason=str(form.get("reason") or ""),
+            version=version,
+        )
+        sync_patient_tasks(session, acc.patient.id)
+    except (InvalidInput, Conflict) as exc:
+        return _refused(request, session, acc, exc, form, f"rec-{rec_id}")
+    return _back(acc, "decided", "#recommendations")
+
+
+@router.post("/patients/{patient_id}/tasks")
+def create_task(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _team(session, actor, patient_id, "create")
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    try:
+        tk.create_task(
+            session,
+            access=acc,
+            owner_id=blank_to_none(form.get("owner_id")),
+            title=str(form.get("title") or ""),
+            due_on=_date(form.get("due_on"), "due_on"),
+            priority=str(form.get("priority") or "routine"),
+            detail=str(form.get("detail") or ""),
+        )
+    except InvalidInput as exc:
+        return _refused(request, session, acc, exc, form, "task")
+    target = f"/patients/{acc.patient.id}/registry?done=task#tasks"
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+@router.get("/tasks")
+def my_tasks(request: Request, session: DbSession, actor: WebActor) -> Response:
+    include_done = request.query_params.get("done") == "1"
+    return render(
+        request,
+        "registry/tasks.html",
+        {
+            "rows": tk.my_tasks(session, actor.user, include_done=include_done),
+            "include_done": include_done,
+            "today": reg.org_today(session, actor.user.organization_id),
+        },
+    )
+
+
+@router.post("/tasks/{task_id}/done")
+def task_done(
+    task_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    try:
+        tk.complete_task(session, by=actor.user, task_id=task_id, note=str(form.get("note") or ""))
+    except Conflict:
+        pass  # already closed: nothing more to do
+    back = str(form.get("back") or "/tasks")
+    return RedirectResponse(back if back.startswith("/") else "/tasks", status_code=303)
+
+
+# --- relapse-prevention plan ---------------------------------------------------------------------
+
+
+def _relapse_context(
+    session: DbSession, acc: PatientAccess, lang: str, **extra: Any
+) -> dict[str, Any]:
+    from concord.safety.plans import empty_content
+
+    plan = reg.relapse_plan_for(session, acc)
+    sections = reg.relapse_sections()
+    context: dict[str, Any] = {
+        "acc": acc,
+        "patient": acc.patient,
+        "tab": "registry",
+        "plan": plan,
+        "content": plan.content if plan else empty_content(sections),
+        "sections": sections,
+        "crisis": [],
+        "base_version": plan.version if plan else 0,
+        "errors": {},
+        "message": None,
+        "editing": False,
+        "done": None,
+    }
+    if acc.on_team:
+        from concord.patients.routes import age_on
+        from concord.safety.routes import safety_context
+
+        context["age"] = age_on(
+            acc.patient.birth_date, reg.org_today(session, acc.patient.organization_id)
+        )
+        context.update(safety_context(session, acc))
+    context.update(extra)
+    return context
+
+
+def _save_relapse(
+    request: Request,
+    session: DbSession,
+    form: dict[str, Any],
+    actor: Actor,
+    acc: PatientAccess,
+    template: str,
+    target: str,
+) -> Response:
+    from concord.safety.plans import content_from_form
+
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    raw = content_from_form(form, reg.relapse_sections())
+    try:
+        base = int(str(form.get("base_version", "")).strip())
+    except ValueError:
+        base = None
+    try:
+        reg.save_relapse_plan(
+            session,
+            access=acc,
+            content=raw,
+            reason=str(form.get("reason") or ""),
+            base_version=base,
+        )
+    except (InvalidInput, Conflict) as exc:
+        return render(
+            request,
+            template,
+            _relapse_context(
+                session,
+                acc,
+                request.state.lang,
+                content=raw,
+                editing=True,
+                errors=exc.errors if isinstance(exc, InvalidInput) else {},
+                message=exc.message,
+                conflict=isinstance(exc, Conflict),
+                reason=str(form.get("reason") or ""),
+            ),
+            status_code=422 if isinstance(exc, InvalidInput) else 409,
+        )
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/patients/{patient_id}/relapse-plan")
+def team_relapse(
+    patient_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team(session, actor, patient_id)
+    return render(
+        request,
+        "registry/relapse.html",
+        _relapse_context(
+            session,
+            acc,
+            request.state.lang,
+            editing=request.query_params.get("edit") == "1",
+            done=request.query_params.get("done") or request.query_params.get("from"),
+        ),
+    )
+
+
+@router.post("/patients/{patient_id}/relapse-plan")
+def team_relapse_save(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _team(session, actor, patient_id, "update")
+    return _save_relapse(
+        request,
+        session,
+        form,
+        actor,
+        acc,
+        "registry/relapse.html",
+        f"/patients/{acc.patient.id}/relapse-plan?done=saved",
+    )
+
+
+@router.get("/my/relapse-plan")
+def my_relapse(request: Request, session: DbSession, actor: WebActor) -> Response:
+    acc = access.own_record(session, actor.user, object_type="RelapsePlan")
+    return render(
+        request,
+        "registry/my_relapse.html",
+        _relapse_context(
+            session,
+            acc,
+            request.state.lang,
+            editing=request.query_params.get("edit") == "1",
+            done=request.query_params.get("done"),
+        ),
+    )
+
+
+@router.post("/my/relapse-plan")
+def my_relapse_save(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+    acc = access.own_record(session, actor.user, action="update", object_type="RelapsePlan")
+    return _save_relapse(
+        request,
+        session,
+        form,
+        actor,
+        acc,
+        "registry/my_relapse.html",
+        "/my/relapse-plan?done=saved",
+    )
+
+
+@router.post("/my/recommendations/{rec_id}")
+def my_view_of_recommendation(
+    rec_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = access.own_record(session, actor.user, action="update", object_type="Recommendation")
+    rv.patient_view(
+        session,
+        access=acc,
+        rec_id=rec_id,
+        agree=form.get("view") == "agree",
+        reason=str(form.get("reason") or ""),
+    )
+    return RedirectResponse("/my/plan?done=view#proposals", status_code=303)

@@ -1,0 +1,360 @@
+"""Tasks: work a named person must do for a patient, with a due date and a priority.
+
+Rules open them where a person must act (a registry flag, a review to do, a recommendation to
+decide, a follow-up after a safety alert) and close them when the work is done; a clinician can
+give one to someone on the care team. A source has at most one open task (a partial unique
+index), so running the rules again never doubles a task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.access import PatientAccess, deny, parse_id
+from concord.accounts.models import Role, User
+from concord.audit.service import record
+from concord.clock import now
+from concord.errors import Conflict, InvalidInput, NotFound
+from concord.i18n import Msg
+from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.registry.models import Episode, TaskStatus, WorkTask
+
+PRIORITIES = ("routine", "urgent", "asap", "stat")
+# What each registry flag asks of whom (flags not listed are handled elsewhere: a safety alert
+# has its own workflow; a recommendation waiting has its own task).
+FLAG_TASKS: dict[str, tuple[str, str, str]] = {
+    # flag: (who, title, priority)
+    "needs_initial_assessment": ("care_manager", "Do the initial assessment", "urgent"),
+    "no_follow_up_4_weeks": (
+        "care_manager",
+        "Follow up with the patient: no follow-up within 4 weeks of the initial assessment",
+        "urgent",
+    ),
+    "no_contact_30_days": ("care_manager", "Contact the patient: no contact in 30 days", "urgent"),
+    "checkin_overdue": ("care_manager", "Help the patient complete an overdue check-in", "routine"),
+    "plan_review_overdue": ("care_manager", "Review the care plan with the patient", "routine"),
+    "plan_awaiting_agreement": (
+        "care_manager",
+        "Go over the care plan with the patient and agree it",
+        "routine",
+    ),
+    "not_improving": (
+        "consultant",
+        "Review at the psychiatric case review: not improving",
+        "urgent",
+    ),
+    "not_improving_escalate": (
+        "consultant",
+        "Review now: still not improving at week 10 or later",
+        "asap",
+    ),
+}
+
+
+def flag_source(code: str, episode_id: uuid.UUID) -> str:
+    return f"flag:{code}:{episode_id}"
+
+
+def open_task(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    owner_id: uuid.UUID | None,
+    title: str,
+    source: str,
+    due_on: date | None,
+    priority: str = "routine",
+    detail: str | None = None,
+    by: User | None = None,
+) -> WorkTask:
+    """The open task for `source`, created if there is none (never a second one)."""
+    existing = session.scalar(
+        select(WorkTask).where(
+            WorkTask.patient_id == patient_id,
+            WorkTask.source == source,
+            WorkTask.status == TaskStatus.open,
+        )
+    )
+    if existing is not None:
+        return existing
+    task = WorkTask(
+        organization_id=organization_id,
+        patient_id=patient_id,
+        owner_id=owner_id,
+        title=title[:300],
+        detail=detail,
+        source=source,
+        priority=priority,
+        due_on=due_on,
+        status=TaskStatus.open,
+        created_at=now(),
+        created_by_id=by.id if by else None,
+    )
+    with session.begin_nested():
+        session.add(task)
+        session.flush()
+    record(
+        session,
+        by=by,
+        action="create",
+        object_type="Task",
+        object_id=task.id,
+        patient_id=patient_id,
+        organization_id=organization_id,
+        detail={"source": source.split(":")[0]},
+    )
+    return task
+
+
+def close_tasks(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    source: str,
+    note: str,
+    by: User | None = None,
+) -> int:
+    """Close the open task for `source` (the work is done). Returns how many were closed."""
+    tasks = session.scalars(
+        select(WorkTask).where(
+            WorkTask.patient_id == patient_id,
+            WorkTask.source == source,
+            WorkTask.status == TaskStatus.open,
+        )
+    ).all()
+    for task in tasks:
+        task.status = TaskStatus.done
+        task.closed_at = now()
+        task.closed_by_id = by.id if by else None
+        task.close_note = note[:1000]
+        record(
+            session,
+            by=by,
+            action="close",
+            object_type="Task",
+            object_id=task.id,
+            patient_id=patient_id,
+            organization_id=task.organization_id,
+        )
+    return len(tasks)
+
+
+def _team_user(session: Session, patient_id: uuid.UUID, role: str) -> uuid.UUID | None:
+    return session.scalar(
+        select(CareTeamMember.user_id)
+        .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+        .where(
+            CareTeam.patient_id == patient_id,
+            CareTeamMember.ended_at.is_(None),
+            CareTeamMember.role == role,
+        )
+        .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at)
+        .limit(1)
+    )
+
+
+def owner_for(session: Session, episode: Episode, who: str) -> uuid.UUID | None:
+    if who == "consultant":
+        return episode.consultant_id or _team_user(
+            session, episode.patient_id, Role.psychiatric_consultant
+        )
+    return episode.care_manager_id
+
+
+def sync_flag_tasks(
+    session: Session,
+    rows: list[Any],
+    *,
+    today: date,
+    recently_reviewed: dict[uuid.UUID, date] | None = None,
+) -> tuple[int, int]:
+    """Open a task for each flag that asks someone to act, and close the tasks whose flag no
+    longer applies. `rows` are caseload rows (concord.registry.caseload). Returns (opened,
+    closed)."""
+    opened = closed = 0
+    if not rows:
+        return 0, 0
+    patient_ids = [r.patient.id for r in rows]
+    open_flag_tasks: dict[tuple[uuid.UUID, str], WorkTask] = {
+        (t.patient_id, t.source): t
+        for t in session.scalars(
+            select(WorkTask).where(
+                WorkTask.patient_id.in_(patient_ids),
+                WorkTask.status == TaskStatus.open,
+                WorkTask.source.like("flag:%"),
+            )
+        )
+    }
+    reviewed = recently_reviewed or {}
+    for row in rows:
+        wanted: dict[str, tuple[str, str, str]] = {}
+        for flag in row.flags:
+            if flag.code not in FLAG_TASKS:
+                continue
+            who, title, priority = FLAG_TASKS[flag.code]
+            if who == "consultant" and row.episode.id in reviewed:
+                continue  # reviewed in the last 4 weeks: no new review task yet
+            wanted[flag_source(flag.code, row.episode.id)] = (who, title, priority)
+        for source, (who, title, priority) in wanted.items():
+            if (row.patient.id, source) in open_flag_tasks:
+                continue
+            open_task(
+                session,
+                organization_id=row.episode.organization_id,
+                patient_id=row.patient.id,
+                owner_id=owner_for(session, row.episode, who),
+                title=title,
+                source=source,
+                due_on=today if priority != "routine" else today + timedelta(days=7),
+                priority=priority,
+            )
+            opened += 1
+        prefix = f":{row.episode.id}"
+        for (patient_id, source), task in open_flag_tasks.items():
+            if patient_id != row.patient.id or not source.endswith(prefix):
+                continue
+            if source not in wanted:
+                task.status = TaskStatus.done
+                task.closed_at = now()
+                task.close_note = "Done: the flag no longer applies."
+                closed += 1
+    return opened, closed
+
+
+# --- people's tasks ------------------------------------------------------------------------------
+
+
+def create_task(
+    session: Session,
+    *,
+    access: PatientAccess,
+    owner_id: Any,
+    title: str,
+    due_on: date | None,
+    priority: str,
+    detail: str | None,
+) -> WorkTask:
+    """A clinician gives a task to someone on the patient's care team (or to themselves)."""
+    if not (access.on_team and access.by.is_clinician):
+        raise deny(
+            session, access, action="create", object_type="Task", message="Only the care team."
+        )
+    errors: dict[str, str] = {}
+    words = " ".join((title or "").split())
+    if not words:
+        errors["title"] = Msg("say what needs doing")
+    elif len(words) > 300:
+        errors["title"] = Msg("must be at most %(max)s characters", max=300)
+    if priority not in PRIORITIES:
+        errors["priority"] = Msg("must be one of: %(allowed)s", allowed=", ".join(PRIORITIES))
+    owner = parse_id(owner_id) if owner_id else access.by.id
+    members = {
+        m.user_id
+        for m in session.scalars(
+            select(CareTeamMember)
+            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+            .where(CareTeam.patient_id == access.patient.id, CareTeamMember.ended_at.is_(None))
+        )
+    }
+    if owner not in members:
+        errors["owner_id"] = Msg("must be someone on this patient's care team")
+    if errors:
+        raise InvalidInput(Msg("The task was not created."), errors=errors)
+    return open_task(
+        session,
+        organization_id=access.patient.organization_id,
+        patient_id=access.patient.id,
+        owner_id=owner,
+        title=words,
+        source=f"person:{uuid.uuid4()}",
+        due_on=due_on,
+        priority=priority,
+        detail=(detail or "").strip() or None,
+        by=access.by,
+    )
+
+
+def complete_task(session: Session, *, by: User, task_id: Any, note: str | None) -> WorkTask:
+    """Mark a task done: its owner, or anyone on the patient's care team."""
+    from concord.access import patient_for
+
+    tid = parse_id(task_id)
+    task = session.get(WorkTask, tid) if tid is not None else None
+    if task is None:
+        raise NotFound(Msg("No such task."))
+    access = patient_for(session, by, task.patient_id, action="update", object_type="Task")
+    if not (access.on_team and by.is_clinician):
+        raise NotFound(Msg("No such task."))
+    if task.status != TaskStatus.open:
+        raise Conflict(Msg("This task is already closed."))
+    task.status = TaskStatus.done
+    task.closed_at = now()
+    task.closed_by_id = by.id
+    task.close_note = (note or "").strip()[:1000] or None
+    record(
+        session,
+        by=by,
+        action="close",
+        object_type="Task",
+        object_id=task.id,
+        patient_id=task.patient_id,
+    )
+    return task
+
+
+def my_tasks(
+    session: Session, by: User, *, include_done: bool = False
+) -> list[tuple[WorkTask, Patient]]:
+    """The person's tasks, for patients whose care team they are still on, soonest due first."""
+    if not by.is_clinician:
+        return []
+    query = (
+        select(WorkTask, Patient)
+        .join(Patient, Patient.id == WorkTask.patient_id)
+        .join(CareTeam, CareTeam.patient_id == Patient.id)
+        .join(CareTeamMember, CareTeamMember.care_team_id == CareTeam.id)
+        .where(
+            WorkTask.owner_id == by.id,
+            CareTeamMember.user_id == by.id,
+            CareTeamMember.ended_at.is_(None),
+        )
+    )
+    if not include_done:
+        query = query.where(WorkTask.status == TaskStatus.open)
+    rows = [(t, p) for t, p in session.execute(query.limit(500))]
+    order = {p: i for i, p in enumerate(reversed(PRIORITIES))}
+    rows.sort(
+        key=lambda r: (
+            r[0].status != TaskStatus.open,
+            r[0].due_on or date.max,
+            order.get(r[0].priority, 9),
+        )
+    )
+    for task, patient in rows:
+        record(
+            session,
+            by=by,
+            action="list",
+            object_type="Task",
+            object_id=task.id,
+            patient_id=patient.id,
+        )
+    return rows
+
+
+def tasks_for_patient(session: Session, access: PatientAccess) -> list[WorkTask]:
+    if not access.on_team:
+        return []
+    return list(
+        session.scalars(
+            select(WorkTask)
+            .where(WorkTask.patient_id == access.patient.id)
+            .order_by(WorkTask.status, WorkTask.due_on)
+        )
+    )

@@ -1,0 +1,313 @@
+"""Safety as JSON at /api/v1: alerts (list, raise a flag, acknowledge, close, follow up), the
+patient's risk status, the safety plan, and the figures. The same services and rules as the
+pages: a bad field gets a 422 naming it, and nothing is written."""
+
+# No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from concord import access
+from concord.access import PatientAccess
+from concord.errors import InvalidInput, NotFound
+from concord.i18n import Msg
+from concord.safety import plans as safety_plans
+from concord.safety import service as safety
+from concord.safety.models import SafetyAlert
+from concord.web.deps import ApiActor, ApiWriter, DbSession
+from concord.web.idempotency import claim, remember_result
+
+router = APIRouter(prefix="/api/v1", tags=["safety"])
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class FlagIn(Body):
+    tier: str = Field(description="A tier of the organization's risk rules")
+    reason: str = Field(description="What worries you")
+
+
+class CloseIn(Body):
+    outcome: str = Field(description="assessed, safety_plan, emergency or unreachable")
+    note: str
+    risk_after: str | None = Field(None, description="A tier, or none (needed after assessed)")
+    follow_up_due_at: datetime | None = Field(
+        None, description="When to contact the patient again (with a time zone)"
+    )
+    no_follow_up: bool = False
+
+
+class FollowUpIn(Body):
+    note: str
+
+
+class SafetyPlanIn(Body):
+    base_version: int = Field(description="The version you started from (0 for a new plan)")
+    content: dict[str, list[Any]]
+    reason: str | None = None
+
+
+def _team(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
+    acc = access.patient_for(
+        session, actor.user, patient_id, action=action, object_type="SafetyAlert"
+    )
+    if not acc.on_team:
+        raise NotFound(Msg("No such patient."))
+    return acc
+
+
+def _alert_access(session: Session, actor: Any, alert_id: str, action: str) -> PatientAccess:
+    patient_id = safety.patient_of_alert(session, alert_id)
+    if patient_id is None:
+        raise NotFound(Msg("No such alert."))
+    try:
+        return _team(session, actor, str(patient_id), action)
+    except NotFound:
+        raise NotFound(Msg("No such alert.")) from None
+
+
+def alert_json(alert: SafetyAlert) -> dict[str, Any]:
+    def at(value: Any) -> Any:
+        return value.isoformat() if value else None
+
+    return {
+        "id": str(alert.id),
+        "patient_id": str(alert.patient_id),
+        "tier": alert.tier,
+        "status": alert.status,
+        "source": alert.source_kind,
+        "rule": alert.rule_id,
+        "rules_version": alert.rules_version,
+        "triggers": alert.triggers,
+        "reason": alert.reason,
+        "response_id": str(alert.response_id) if alert.response_id else None,
+        "created_at": at(alert.created_at),
+        "owner_id": str(alert.owner_id) if alert.owner_id else None,
+        "chain": alert.chain,
+        "escalations": alert.step,
+        "acknowledge_by": at(alert.due_at) if alert.status == "open" else None,
+        "acknowledged_by": str(alert.acknowledged_by_id) if alert.acknowledged_by_id else None,
+        "acknowledged_at": at(alert.acknowledged_at),
+        "closed_by": str(alert.closed_by_id) if alert.closed_by_id else None,
+        "closed_at": at(alert.closed_at),
+        "outcome": alert.outcome,
+        "risk_after": alert.risk_after,
+        "note": alert.note,
+        "follow_up_due_at": at(alert.follow_up_due_at),
+        "follow_up_done_at": at(alert.follow_up_done_at),
+        "follow_up_of": str(alert.follow_up_of_id) if alert.follow_up_of_id else None,
+    }
+
+
+@router.get("/patients/{patient_id}/alerts")
+def patient_alerts(
+    patient_id: str, session: DbSession, actor: ApiActor, closed: bool = False
+) -> list[dict[str, Any]]:
+    acc = _team(session, actor, patient_id)
+    alerts = safety.alerts_for_patient(session, access=acc, include_closed=closed)
+    for alert in alerts:
+        from concord.audit.service import record
+
+        record(
+            session,
+            by=actor.user,
+            action="list",
+            object_type="SafetyAlert",
+            object_id=alert.id,
+            patient_id=acc.patient.id,
+        )
+    return [alert_json(a) for a in alerts]
+
+
+@router.post("/patients/{patient_id}/alerts", status_code=201)
+def raise_flag(
+    patient_id: str,
+    body: FlagIn,
+    session: DbSession,
+    actor: ApiWriter,
+    idempotency_key: str | None = Header(None),
+) -> Any:
+    """A clinician's risk flag (the manual-flag rule): an alert like any other."""
+    acc = _team(session, actor, patient_id, "create")
+    earlier = claim(session, actor, idempotency_key)
+    if earlier is not None:
+        alert = safety.get_alert(session, access=acc, alert_id=earlier.result)
+        return JSONResponse(
+            alert_json(alert), status_code=200, headers={"Idempotent-Replayed": "true"}
+        )
+    alert = safety.raise_manual_flag(session, access=acc, tier=body.tier, reason=body.reason)
+    remember_result(session, str(alert.id))
+    return alert_json(alert)
+
+
+@router.get("/alerts")
+def my_alerts(session: DbSession, actor: ApiActor, closed: bool = False) -> list[dict[str, Any]]:
+    """The alerts on the caller's care teams, theirs first."""
+    return [
+        alert_json(row.alert)
+        for row in safety.list_alerts(session, by=actor.user, include_closed=closed)
+    ]
+
+
+@router.get("/alerts/{alert_id}")
+def read_alert(alert_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
+    acc = _alert_access(session, actor, alert_id, "read")
+    alert = safety.get_alert(session, access=acc, alert_id=alert_id)
+    data = alert_json(alert)
+    data["events"] = [
+        {
+            "kind": e.kind,
+            "step": e.step,
+            "at": e.at.isoformat(),
+            "by": str(e.by_id) if e.by_id else None,
+            "owner": str(e.owner_id) if e.owner_id else None,
+        }
+        for e in safety.alert_events(session, alert.id)
+    ]
+    return data
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge(alert_id: str, session: DbSession, actor: ApiWriter) -> dict[str, Any]:
+    acc = _alert_access(session, actor, alert_id, "update")
+    return alert_json(safety.acknowledge(session, access=acc, alert_id=alert_id))
+
+
+@router.post("/alerts/{alert_id}/close")
+def close(alert_id: str, body: CloseIn, session: DbSession, actor: ApiWriter) -> dict[str, Any]:
+    acc = _alert_access(session, actor, alert_id, "update")
+    if body.follow_up_due_at is not None and body.follow_up_due_at.tzinfo is None:
+        raise InvalidInput.field(
+            "follow_up_due_at", Msg("needs a time zone, for example 2026-11-24T10:00:00-06:00")
+        )
+    alert = safety.close(
+        session,
+        access=acc,
+        alert_id=alert_id,
+        closing=safety.Closing(
+            outcome=body.outcome,
+            note=body.note,
+            risk_after=body.risk_after,
+            follow_up_due_at=body.follow_up_due_at,
+            no_follow_up=body.no_follow_up,
+        ),
+    )
+    return alert_json(alert)
+
+
+@router.post("/alerts/{alert_id}/follow-up")
+def follow_up(
+    alert_id: str, body: FollowUpIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    acc = _alert_access(session, actor, alert_id, "update")
+    return alert_json(
+        safety.record_follow_up(session, access=acc, alert_id=alert_id, note=body.note)
+    )
+
+
+@router.get("/patients/{patient_id}/risk-status")
+def risk_status(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
+    acc = _team(session, actor, patient_id)
+    history = safety.risk_history(session, acc.patient.id)
+    current = history[0] if history else None
+    from concord.audit.service import record
+
+    record(
+        session,
+        by=actor.user,
+        action="read",
+        object_type="RiskStatus",
+        patient_id=acc.patient.id,
+    )
+    return {
+        "tier": current.tier if current else None,
+        "since": current.since.isoformat() if current and current.tier else None,
+        "history": [
+            {
+                "tier": h.tier,
+                "since": h.since.isoformat(),
+                "reason": h.reason,
+                "alert_id": str(h.alert_id) if h.alert_id else None,
+                "set_by": str(h.set_by_id) if h.set_by_id else None,
+            }
+            for h in history
+        ],
+    }
+
+
+def _plan_access(session: Session, actor: Any, patient_id: str, action: str) -> PatientAccess:
+    acc = access.patient_for(
+        session, actor.user, patient_id, action=action, object_type="SafetyPlan"
+    )
+    if not (acc.on_team or acc.is_self):
+        raise NotFound(Msg("No such patient."))
+    return acc
+
+
+def plan_json(session: Session, plan: Any, acc: PatientAccess, lang: str) -> dict[str, Any]:
+    return {
+        "patient_id": str(acc.patient.id),
+        "version": plan.version if plan else 0,
+        "updated_at": plan.updated_at.isoformat() if plan else None,
+        "updated_by": str(plan.updated_by_id) if plan and plan.updated_by_id else None,
+        "content": plan.content if plan else safety_plans.empty_content(),
+        "sections": [{"key": s.key, "kind": s.kind, "step": s.step} for s in safety_plans.SECTIONS],
+        "crisis_lines": safety_plans.crisis_lines(session, acc.patient.organization_id, lang),
+    }
+
+
+@router.get("/patients/{patient_id}/safety-plan")
+def read_plan(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
+    acc = _plan_access(session, actor, patient_id, "read")
+    plan = safety_plans.plan_for(session, acc)
+    return plan_json(session, plan, acc, actor.user.language)
+
+
+@router.put("/patients/{patient_id}/safety-plan")
+def write_plan(
+    patient_id: str, body: SafetyPlanIn, request: Request, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """A new version. Send the version you started from: if someone saved since, 409."""
+    acc = _plan_access(session, actor, patient_id, "update")
+    plan = safety_plans.save(
+        session,
+        access=acc,
+        content=body.content,
+        reason=body.reason,
+        base_version=body.base_version,
+    )
+    return plan_json(session, plan, acc, actor.user.language)
+
+
+@router.get("/safety/figures")
+def figures(request: Request, session: DbSession, actor: ApiActor) -> dict[str, Any]:
+    from concord.safety.routes import _figures_for
+
+    result = _figures_for(request, session, actor)
+
+    def tier_json(t: safety.TierFigures) -> dict[str, Any]:
+        return {
+            "tier": t.tier,
+            "raised": t.raised,
+            "acknowledged": t.acknowledged,
+            "acknowledged_in_time": t.acknowledged_in_time,
+            "median_minutes_to_acknowledge": t.median_minutes,
+            "p90_minutes_to_acknowledge": t.p90_minutes,
+            "escalated": t.escalated,
+            "open_past_deadline": t.open_past_deadline,
+        }
+
+    return {
+        "from": result.since.isoformat(),
+        "until": result.until.isoformat(),
+        "tiers": [tier_json(t) for t in result.tiers],
+        "total": tier_json(result.total),
+        "alerts": result.rows,
+    }

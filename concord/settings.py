@@ -1,0 +1,188 @@
+"""One typed Settings object, read from CONCORD_* environment variables and validated at start-up.
+
+Every field is documented in docs/operations.md; tests/test_settings.py fails when one is not.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "changethis", "secret", "dev", "demo"}
+
+
+class Environment(StrEnum):
+    development = "development"
+    demo = "demo"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONCORD_", extra="ignore")
+
+    env: Environment = Field(
+        Environment.production,
+        description="development, demo, test or production. Only production insists on a real "
+        "secret key and Secure cookies.",
+    )
+    database_url: str = Field(
+        "sqlite:///instance/concord.db",
+        description="SQLAlchemy URL. sqlite:///path (embedded default) or "
+        "postgresql+psycopg://user@host:5432/db.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key for encrypting MFA secrets at rest. Required outside demo, development "
+        "and test; at least 32 characters.",
+    )
+    instance_dir: Path = Field(
+        Path("instance"),
+        description="Folder for the embedded database and the demo's generated secret key.",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000", description="The address people use to reach Concord."
+    )
+    session_idle_minutes: int = Field(
+        15,
+        ge=1,
+        le=24 * 60,
+        description="Sign a user out after this many minutes without activity.",
+    )
+    session_absolute_hours: int = Field(
+        12,
+        ge=1,
+        le=24 * 30,
+        description="Sign a user out this many hours after sign-in, active or not.",
+    )
+    login_max_failures: int = Field(
+        5, ge=1, le=100, description="Failed sign-ins for one account before it is throttled."
+    )
+    login_lockout_minutes: int = Field(
+        15,
+        ge=1,
+        le=24 * 60,
+        description="How long a throttled account must wait, and the window "
+        "in which failures are counted.",
+    )
+    login_max_failures_per_ip: int = Field(
+        50,
+        ge=1,
+        description="Failed sign-ins from one address, within the lockout window, before "
+        "that address is throttled.",
+    )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Send cookies only over HTTPS. Default: on in production, off otherwise.",
+    )
+    review_interval_days: int = Field(
+        28,
+        ge=1,
+        le=366,
+        description="Default days from plan activation to its first review; an "
+        "organization can override it.",
+    )
+    argon2_time_cost: int = Field(3, ge=1, description="argon2id iterations for password hashes.")
+    argon2_memory_kib: int = Field(
+        65536, ge=1024, description="argon2id memory in KiB for password hashes."
+    )
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept per process.")
+    db_statement_timeout_ms: int = Field(
+        15000,
+        ge=0,
+        description="PostgreSQL statement timeout; a query past it is answered 503. "
+        "0 turns it off.",
+    )
+    sqlite_synchronous: str = Field(
+        "FULL",
+        description="SQLite PRAGMA synchronous: FULL (durable against power loss) or NORMAL.",
+    )
+    default_language: str = Field("en", description="Language for people who have not chosen one.")
+    instruments_dir: Path | None = Field(
+        None,
+        description="A folder of extra instrument files (YAML) a clinic adds, e.g. licensed ones.",
+    )
+    smtp_host: str | None = Field(
+        None,
+        description="Mail server for reminders. Unset: messages are written as .eml files "
+        "under the instance folder's mail/ (demo and development).",
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Mail server port.")
+    smtp_username: str | None = Field(None, description="Mail server user, if it needs one.")
+    smtp_password: SecretStr | None = Field(None, description="Mail server password.")
+    smtp_starttls: bool = Field(True, description="Use STARTTLS with the mail server.")
+    smtp_from: str = Field(
+        "concord@localhost", description="The From address of messages Concord sends."
+    )
+    worker_in_process: bool | None = Field(
+        None,
+        description="Run the background worker (reminders, retries) inside the web process. "
+        "Default: on for SQLite, off for PostgreSQL (run `concord worker`).",
+    )
+    host: str = Field("127.0.0.1", description="Address `concord serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `concord serve` listens on.")
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _sync_mode(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"FULL", "NORMAL", "EXTRA"}:
+            raise ValueError("must be FULL, NORMAL or EXTRA")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            # psycopg 3 is our driver; accept the libpq-style URL people copy from elsewhere.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not (value.startswith("sqlite:") or value.startswith("postgresql+psycopg:")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Settings:
+        key = self.secret_key.get_secret_value()
+        if self.env == Environment.production:
+            if key.lower() in PLACEHOLDER_SECRETS or len(key) < 32:
+                raise ValueError(
+                    "CONCORD_SECRET_KEY must be set to a random value of at least 32 characters in "
+                    "production (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.env == Environment.production
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def effective_secret_key(self) -> str:
+        """The secret key; outside production an unset one is generated once and kept on disk."""
+        key = self.secret_key.get_secret_value()
+        if key and key.lower() not in PLACEHOLDER_SECRETS:
+            return key
+        if self.env == Environment.production:  # pragma: no cover - refused by the validator
+            raise RuntimeError("no secret key")
+        path = self.instance_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,130 @@
+"""Parsing input into schemas, for forms and the JSON API alike, with errors a person can act
+on: each names the field and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, StringConstraints, ValidationError
+
+from concord.errors import InvalidInput
+from concord.i18n import Msg
+
+M = TypeVar("M", bound=BaseModel)
+
+MIN_DATE = date(1900, 1, 1)
+MAX_DATE = date(2200, 12, 31)
+
+
+def blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def checkbox(value: Any) -> Any:
+    """An HTML checkbox sends 'on' when ticked and nothing otherwise."""
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in (None, "", "off", "0", "false", "no"):
+        return False
+    return value
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+    ]
+
+
+def _opt_text(max_length: int) -> Any:
+    return Annotated[
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=max_length)] | None,
+        BeforeValidator(blank_to_none),
+    ]
+
+
+Text200 = _text(200)
+Text500 = _text(500)
+Text1000 = _text(1000)
+Text2000 = _text(2000)
+OptText200 = _opt_text(200)
+OptText500 = _opt_text(500)
+OptText1000 = _opt_text(1000)
+OptText2000 = _opt_text(2000)
+OptDate = Annotated[date | None, BeforeValidator(blank_to_none)]
+Checkbox = Annotated[bool, BeforeValidator(checkbox)]
+
+
+def _problem(error: Mapping[str, Any], annotation: Any) -> Msg:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return Msg("is required")
+    if kind == "string_too_short":
+        return (
+            Msg("is required")
+            if ctx.get("min_length") == 1
+            else Msg("must be at least %(min)s characters", min=ctx.get("min_length"))
+        )
+    if kind == "string_too_long":
+        return Msg("must be at most %(max)s characters", max=ctx.get("max_length"))
+    if kind == "enum":
+        return Msg("must be one of: %(allowed)s", allowed=ctx.get("expected", ""))
+    if kind in (
+        "date_from_datetime_parsing",
+        "date_parsing",
+        "date_type",
+        "date_from_datetime_inexact",
+    ):
+        return Msg("must be a date written as YYYY-MM-DD")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return Msg("must be a whole number")
+    if kind in ("uuid_parsing", "uuid_type"):
+        return Msg("must be the identifier of an existing item")
+    if kind in ("bool_parsing", "bool_type"):
+        return Msg("must be true or false")
+    if kind in ("string_type",):
+        return Msg("must be text")
+    if kind == "extra_forbidden":
+        return Msg("is not a field this accepts")
+    if kind == "value_error":
+        message = str(ctx.get("error", error.get("msg", "")))
+        return Msg(message)
+    return Msg("is not valid: %(detail)s", detail=error.get("msg", ""))
+
+
+def errors_from(exc: ValidationError) -> dict[str, str]:
+    return errors_from_fastapi(exc.errors())
+
+
+def errors_from_fastapi(errors: Any) -> dict[str, str]:
+    """Field -> problem, from pydantic's (or FastAPI's) list of errors."""
+    fields: dict[str, str] = {}
+    for error in errors:
+        loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+        if len(loc) > 1 and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        name = ".".join(loc) or "body"
+        fields.setdefault(name, _problem(error, None))
+    return fields
+
+
+def parse(schema: type[M], data: Mapping[str, Any]) -> M:
+    """Validate `data` against `schema`, or raise InvalidInput naming every bad field."""
+    try:
+        return schema.model_validate(dict(data))
+    except ValidationError as exc:
+        raise InvalidInput(Msg("Some fields need attention."), errors=errors_from(exc)) from None
+
+
+def check_date_range(value: date | None, field: str) -> None:
+    if value is not None and not (MIN_DATE <= value <= MAX_DATE):
+        raise InvalidInput.field(field, Msg("must be a date between 1900 and 2200"))
+
+
+def enum_values(enum: type[Enum]) -> str:
+    return ", ".join(str(e.value) for e in enum)

@@ -1,0 +1,253 @@
+"""Request dependencies: the transaction boundary, who is asking, and CSRF.
+
+`DbSession` is the one place a request's transaction begins and ends: commit after the handler
+returns (before the response is sent), roll back if it raises. Denied attempts noted during
+a rolled-back request are still written to the audit trail (concord.db.abort).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from concord.accounts import service as accounts
+from concord.accounts.models import ApiToken, TokenScope, User, WebSession
+from concord.audit.service import set_context
+from concord.db import abort, finish, keep_after_rollback
+from concord.errors import NotAuthenticated, PermissionDenied, Unavailable
+from concord.i18n import Msg, best_language
+
+SESSION_COOKIE = "concord_session"
+ANON_CSRF_COOKIE = "concord_csrf"
+
+
+class Redirect(Exception):
+    """Raised to send the browser elsewhere (303), e.g. to finish signing in."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def channel_for(path: str) -> str:
+    if path.startswith("/fhir"):
+        return "fhir"
+    if path.startswith("/api"):
+        return "api"
+    return "web"
+
+
+def db(request: Request) -> Iterator[Session]:
+    factory = request.app.state.sessionmaker
+    session = factory()
+    set_context(session, channel=channel_for(request.url.path), ip=client_ip(request))
+    try:
+        yield session
+        finish(session, factory)
+    except OperationalError as exc:
+        abort(session, factory)
+        # A lock wait or statement time-out is the database being busy, not a bug.
+        raise Unavailable(Msg("The system is busy. Please try again in a moment.")) from exc
+    except BaseException:
+        abort(session, factory)
+        raise
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(db, scope="function")]
+
+
+@dataclass
+class Actor:
+    """The person behind a request, and how they proved it."""
+
+    user: User
+    web_session: WebSession | None = None
+    token: ApiToken | None = None
+
+    @property
+    def can_write(self) -> bool:
+        return self.token is None or self.token.scope == TokenScope.write
+
+
+def _language(request: Request, user: User | None) -> str:
+    if user is not None:
+        return user.language
+    return best_language(
+        request.headers.get("accept-language"), request.app.state.settings.default_language
+    )
+
+
+def _session_actor(request: Request, session: Session) -> tuple[Actor | None, str | None]:
+    lookup = accounts.session_for_token(session, request.cookies.get(SESSION_COOKIE))
+    if lookup.web_session is None:
+        return None, lookup.expired_reason
+    user = lookup.web_session.user
+    keep_after_rollback(session, lookup.web_session, user, user.organization)
+    return Actor(user=user, web_session=lookup.web_session), None
+
+
+def optional_actor(request: Request, session: DbSession) -> Actor | None:
+    actor, _ = _session_actor(request, session)
+    request.state.actor = actor if actor and _fully_signed_in(actor) else None
+    request.state.lang = _language(request, actor.user if actor else None)
+    return request.state.actor
+
+
+def _fully_signed_in(actor: Actor) -> bool:
+    assert actor.web_session is not None
+    if accounts.mfa_required(actor.user) and not actor.web_session.mfa_verified:
+        return False
+    return True
+
+
+def _sign_in_url(request: Request, reason: str | None) -> str:
+    target = request.url.path
+    suffix = f"?next={target}" if target not in ("/", "/sign-in") else ""
+    if reason == "idle":
+        suffix += ("&" if suffix else "?") + "expired=idle"
+    elif reason == "absolute":
+        suffix += ("&" if suffix else "?") + "expired=absolute"
+    return "/sign-in" + suffix
+
+
+def partial_actor(request: Request, session: DbSession) -> Actor:
+    """Signed in with a password, perhaps still owing a second factor or a new password."""
+    actor, reason = _session_actor(request, session)
+    request.state.lang = _language(request, actor.user if actor else None)
+    if actor is None:
+        raise Redirect(_sign_in_url(request, reason))
+    request.state.actor = actor
+    return actor
+
+
+def web_actor(request: Request, session: DbSession) -> Actor:
+    """A fully signed-in person (password, second factor where required, password current)."""
+    actor = partial_actor(request, session)
+    assert actor.web_session is not None
+    if accounts.mfa_required(actor.user) and not actor.web_session.mfa_verified:
+        raise Redirect("/account/mfa/setup" if not actor.user.mfa_enabled else "/sign-in/mfa")
+    if actor.user.must_change_password:
+        raise Redirect("/account/password?required=1")
+    if actor.user.is_clinician:
+        from concord.safety.service import banner_for, rules_for
+
+        # Shown at the top of every page: the alerts this clinician owns, first, and how many
+        # others need their teams.
+        request.state.banner = banner_for(session, actor.user)
+        rules = rules_for(session, actor.user.organization_id)
+        request.state.tier_names = {
+            t.code: t.name.get(actor.user.language) or t.name["en"] for t in rules.tiers
+        }
+    if actor.user.can_administer:
+        from concord.outbox import count_failing
+
+        request.state.failing_messages = count_failing(session, actor.user.organization_id)
+    return actor
+
+
+async def form_data(request: Request) -> dict[str, Any]:
+    """The posted form as a dict; fields sent more than once become lists."""
+    form = await request.form()
+    data: dict[str, Any] = {}
+    for key in form.keys():
+        values = [v for v in form.getlist(key) if isinstance(v, str)]
+        data[key] = values if len(values) > 1 else (values[0] if values else "")
+    return data
+
+
+Form = Annotated[dict[str, Any], Depends(form_data)]
+
+
+def _check_csrf(request: Request, expected: str, form: dict[str, Any]) -> None:
+    sent = request.headers.get("X-CSRF-Token") or form.get("csrf_token") or ""
+    if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
+        raise PermissionDenied(Msg("This form has expired. Reload the page and try again."))
+
+
+def posted_by(request: Request, form: Form, actor: Actor = Depends(web_actor)) -> Actor:
+    """A signed-in person's form post, with its CSRF token checked."""
+    assert actor.web_session is not None
+    _check_csrf(request, actor.web_session.csrf_token, form)
+    return actor
+
+
+def posted_by_partial(request: Request, form: Form, actor: Actor = Depends(partial_actor)) -> Actor:
+    assert actor.web_session is not None
+    _check_csrf(request, actor.web_session.csrf_token, form)
+    return actor
+
+
+def anonymous_csrf(request: Request) -> str:
+    """Double-submit token for forms shown before sign-in (the sign-in form itself)."""
+    token = request.cookies.get(ANON_CSRF_COOKIE) or ""
+    if len(token) < 20:
+        import secrets
+
+        token = secrets.token_urlsafe(32)
+        request.state.set_anon_csrf = token
+    request.state.anon_csrf = token
+    if not hasattr(request.state, "lang"):
+        request.state.lang = _language(request, None)
+    return token
+
+
+def check_anonymous_csrf(request: Request, form: Form) -> None:
+    _check_csrf(request, request.cookies.get(ANON_CSRF_COOKIE, ""), form)
+
+
+def bearer_actor(request: Request, session: DbSession) -> Actor:
+    """A program using an API token (Authorization: Bearer ...)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated(Msg("Send an API token: Authorization: Bearer <token>."))
+    found = accounts.user_for_api_token(session, token.strip())
+    if found is None:
+        raise NotAuthenticated(Msg("The API token is not valid, has expired or was revoked."))
+    user, api_token = found
+    keep_after_rollback(session, api_token, user, user.organization)
+    request.state.actor = Actor(user=user, token=api_token)
+    request.state.lang = user.language
+    return request.state.actor
+
+
+def api_actor(request: Request, session: DbSession) -> Actor:
+    """For /api: an API token, or a signed-in browser session (CSRF checked on writes)."""
+    if request.headers.get("Authorization"):
+        return bearer_actor(request, session)
+    actor, _ = _session_actor(request, session)
+    if actor is None or not _fully_signed_in(actor):
+        raise NotAuthenticated(Msg("Sign in, or send an API token: Authorization: Bearer <token>."))
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        assert actor.web_session is not None
+        sent = request.headers.get("X-CSRF-Token", "")
+        if not hmac.compare_digest(sent, actor.web_session.csrf_token):
+            raise PermissionDenied(Msg("Send the X-CSRF-Token header with browser API calls."))
+    request.state.actor = actor
+    request.state.lang = actor.user.language
+    return actor
+
+
+def api_writer(actor: Actor = Depends(api_actor)) -> Actor:
+    if not actor.can_write:
+        raise PermissionDenied(Msg("This API token may only read."))
+    return actor
+
+
+WebActor = Annotated[Actor, Depends(web_actor)]
+PostedBy = Annotated[Actor, Depends(posted_by)]
+ApiActor = Annotated[Actor, Depends(api_actor)]
+ApiWriter = Annotated[Actor, Depends(api_writer)]
+BearerActor = Annotated[Actor, Depends(bearer_actor)]

@@ -1,0 +1,157 @@
+"""One handler renders every error for whoever asked: an HTML page, an HTMX fragment, JSON for
+/api, or a FHIR OperationOutcome for /fhir."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from concord.errors import ConcordError, InvalidInput, NotAuthenticated
+from concord.i18n import Msg, translate
+from concord.validation import errors_from_fastapi
+from concord.web.deps import Redirect
+from concord.web.templating import render
+
+log = logging.getLogger("concord")
+
+FHIR_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    422: "invalid",
+    429: "throttled",
+    503: "transient",
+    500: "exception",
+}
+
+
+def operation_outcome(
+    status: int, message: str, fields: dict[str, str] | None = None
+) -> dict[str, Any]:
+    issues = []
+    if fields:
+        for name, problem in fields.items():
+            issues.append(
+                {
+                    "severity": "error",
+                    "code": FHIR_ISSUE_CODES.get(status, "processing"),
+                    "diagnostics": f"{name}: {problem}",
+                    "expression": [name],
+                }
+            )
+    else:
+        issues.append(
+            {
+                "severity": "error",
+                "code": FHIR_ISSUE_CODES.get(status, "processing"),
+                "diagnostics": message,
+            }
+        )
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def _lang(request: Request) -> str:
+    return getattr(request.state, "lang", "en")
+
+
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    fields: dict[str, str] | None = None,
+    data: dict[str, Any] | None = None,
+    code: str = "error",
+) -> Response:
+    path = request.url.path
+    headers: dict[str, str] = {}
+    if status == 401 and (path.startswith("/api") or path.startswith("/fhir")):
+        headers["WWW-Authenticate"] = 'Bearer realm="concord"'
+    if path.startswith("/fhir"):
+        return JSONResponse(
+            operation_outcome(status, str(message), fields),
+            status_code=status,
+            media_type="application/fhir+json",
+            headers=headers,
+        )
+    if path.startswith("/api"):
+        body: dict[str, Any] = {"error": code, "detail": str(message)}
+        if fields:
+            body["fields"] = [{"field": k, "problem": str(v)} for k, v in fields.items()]
+        if data:
+            body.update(data)
+        return JSONResponse(body, status_code=status, headers=headers)
+    lang = _lang(request)
+    context = {
+        "status": status,
+        "message": translate(message, lang),
+        "fields": {k: translate(v, lang) for k, v in (fields or {}).items()},
+    }
+    return render(
+        request, "error.html", context, status_code=status, block="error_box", headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Redirect)
+    async def _redirect(request: Request, exc: Redirect) -> Response:
+        if request.headers.get("HX-Request") == "true":
+            return Response(status_code=204, headers={"HX-Redirect": exc.url})
+        return RedirectResponse(exc.url, status_code=303)
+
+    @app.exception_handler(ConcordError)
+    async def _concord(request: Request, exc: ConcordError) -> Response:
+        if isinstance(exc, NotAuthenticated) and not (
+            request.url.path.startswith("/api") or request.url.path.startswith("/fhir")
+        ):
+            return await _redirect(request, Redirect("/sign-in"))
+        fields = exc.errors if isinstance(exc, InvalidInput) else None
+        return error_response(
+            request, exc.status_code, exc.message, fields, data=exc.data or None, code=exc.code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        fields = errors_from_fastapi(exc.errors())
+        return error_response(
+            request, 422, Msg("Some fields need attention."), fields, code="invalid"
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_response(
+                request, 404, Msg("There is no page at this address."), code="not_found"
+            )
+        if exc.status_code == 405:
+            return error_response(
+                request, 405, Msg("That action is not available here."), code="method_not_allowed"
+            )
+        return error_response(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Log the type and where, never the request's data: it may hold patient information.
+        log.error(
+            "unexpected error on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        return error_response(
+            request,
+            500,
+            Msg(
+                "Something went wrong on our side. Nothing was "
+                "saved. Please try again; if it keeps happening, "
+                "tell your administrator."
+            ),
+        )

@@ -1,0 +1,243 @@
+"""Jinja2 environment and the page renderer.
+
+A page handler builds a context dict and names its template; `render()` adds what every page
+needs and, for an HTMX request that names a block, renders only that block of the same
+template, so a page and its fragments never drift apart.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from contextvars import ContextVar
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from concord.careplans.labels import FIELD_LABELS, ROLE_LABELS, SECTION_LABELS, VALUE_LABELS
+from concord.clock import now
+from concord.i18n import LANGUAGE_NAMES, N_, Msg, translate, translations
+
+PACKAGE = Path(__file__).resolve().parent.parent
+TEMPLATE_DIRS = [PACKAGE / "web" / "templates"] + sorted(
+    p for p in PACKAGE.glob("*/templates") if p.parent.name != "web"
+)
+
+
+# The viewer's language and time zone, set by render() for the duration of one render, so
+# macros and imported templates translate without being handed a context.
+_lang: ContextVar[str] = ContextVar("concord_lang", default="en")
+_tz: ContextVar[str] = ContextVar("concord_tz", default="UTC")
+
+
+def _gettext(message: str) -> str:
+    return translations(_lang.get()).gettext(message)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(_lang.get()).ngettext(singular, plural, n)
+
+
+def new_key() -> str:
+    """A one-time key for a form, so a resubmission is recognised and not applied twice."""
+    return uuid.uuid4().hex
+
+
+def _make_env() -> Environment:
+    env = Environment(
+        loader=ChoiceLoader([FileSystemLoader([str(d) for d in TEMPLATE_DIRS])]),
+        autoescape=select_autoescape(["html", "xml"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["fdate"] = _fdate
+    env.filters["fdatetime"] = _fdatetime
+    env.filters["label"] = _label
+    env.filters["role"] = _role
+    env.filters["field"] = _field
+    env.filters["section"] = _section
+    env.filters["msg"] = _msg
+    env.filters["iso"] = lambda d: d.isoformat() if d else ""
+    env.filters["pick"] = _pick
+    env.filters["tel"] = _tel
+    env.filters["chainstep"] = _chainstep
+    env.filters["duration"] = _duration
+    env.filters["reg"] = _registry_label
+    env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
+    env.globals["new_key"] = new_key
+    return env
+
+
+@lru_cache(maxsize=8)
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)
+
+
+@lru_cache(maxsize=8192)
+def _format_date(value: date, format: str, lang: str) -> str:
+    return format_date(value, format=format, locale=_locale(lang))
+
+
+@lru_cache(maxsize=8192)
+def _format_datetime(value: datetime, format: str, tz: str, lang: str) -> str:
+    return format_datetime(value, format=format, tzinfo=ZoneInfo(tz), locale=_locale(lang))
+
+
+def _fdate(value: date | str | None, format: str = "medium") -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        value = value.date()
+    return _format_date(value, format, _lang.get())
+
+
+def _fdatetime(value: datetime | None, format: str = "medium") -> str:
+    if value is None:
+        return ""
+    return _format_datetime(value, format, _tz.get(), _lang.get())
+
+
+def _label(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return _gettext("yes" if value else "no")
+    key = str(getattr(value, "value", value))
+    text = VALUE_LABELS.get(key)
+    return _gettext(text) if text else key
+
+
+def _role(value: Any) -> str:
+    key = str(getattr(value, "value", value))
+    text = ROLE_LABELS.get(key)
+    return _gettext(text) if text else key
+
+
+def _field(name: str) -> str:
+    text = FIELD_LABELS.get(name)
+    return _gettext(text) if text else name
+
+
+def _section(name: str) -> str:
+    text = SECTION_LABELS.get(name)
+    return _gettext(text) if text else name
+
+
+CHAIN_LABELS = {"lead": N_("team lead"), "on_call": N_("on-call clinician")}
+
+
+def _duration(value: Any) -> str:
+    """A time allowed, in words: "15 minutes", "4 hours", "2 days"."""
+    from babel.dates import format_timedelta
+
+    if value is None:
+        return ""
+    return format_timedelta(value, threshold=1, format="long", locale=_lang.get())
+
+
+def _chainstep(step: str) -> str:
+    """A step of an escalation chain in words."""
+    text = CHAIN_LABELS.get(step)
+    return _gettext(text) if text else _role(step)
+
+
+def _registry_label(value: Any) -> str:
+    from concord.registry.labels import LABELS
+
+    key = str(getattr(value, "value", value) or "")
+    text = LABELS.get(key)
+    return _gettext(text) if text else key
+
+
+def _tel(text: Any) -> str:
+    """A tel: link for text that is a phone number, else empty."""
+    import re
+
+    value = str(text or "").strip()
+    if not re.fullmatch(r"\+?[\d][\d\s\-().]{2,24}", value):
+        return ""
+    digits = re.sub(r"[^\d]", "", value)
+    return f"tel:{'+' if value.startswith('+') else ''}{digits}" if len(digits) >= 3 else ""
+
+
+def _pick(text: Any) -> str:
+    """Text kept in several languages ({"en": ..., "es": ...}): the viewer's, else English."""
+    if not text:
+        return ""
+    if isinstance(text, dict):
+        return str(text.get(_lang.get()) or text.get("en") or "")
+    return str(text)
+
+
+def _msg(message: Any) -> str:
+    if message is None:
+        return ""
+    return translate(message, _lang.get()) if isinstance(message, str) else str(message)
+
+
+env = _make_env()
+templates = Jinja2Templates(env=env)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    block: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """Render a page; for an HTMX request with `block`, only that block."""
+    actor = getattr(request.state, "actor", None)
+    user = actor.user if actor else None
+    ctx: dict[str, Any] = {
+        "request": request,
+        "lang": getattr(request.state, "lang", "en"),
+        "user": user,
+        "csrf_token": actor.web_session.csrf_token
+        if actor and actor.web_session
+        else getattr(request.state, "anon_csrf", ""),
+        "timezone": user.organization.timezone if user else "UTC",
+        "now_utc": now(),
+        "banner": getattr(request.state, "banner", None),
+        "tier_names": getattr(request.state, "tier_names", {}),
+        "failing_messages": getattr(request.state, "failing_messages", 0),
+        "nonce": secrets.token_urlsafe(8),
+        "Markup": Markup,
+    }
+    ctx.update(context)
+    lang_token = _lang.set(ctx["lang"])
+    tz_token = _tz.set(ctx["timezone"])
+    try:
+        if block and request.headers.get("HX-Request") == "true":
+            tmpl = env.get_template(template)
+            body = "".join(tmpl.blocks[block](tmpl.new_context(ctx)))
+            return HTMLResponse(body, status_code=status_code, headers=headers)
+        return templates.TemplateResponse(
+            request, template, ctx, status_code=status_code, headers=headers
+        )
+    finally:
+        _lang.reset(lang_token)
+        _tz.reset(tz_token)
+
+
+def message(request: Request, msg: str | Msg) -> str:
+    return translate(msg, getattr(request.state, "lang", "en"))

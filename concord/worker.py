@@ -1,0 +1,159 @@
+"""The background worker: escalates safety alerts nobody acknowledged in time, raises
+alerts for missed follow-ups, queues check-in reminders and sends the outbox.
+
+It runs as `concord worker`, or inside the web process for the embedded default. Its timers
+are deadlines stored in the database, so a restart loses nothing. Every job is safe to run
+twice and from two workers at once: an escalation moves an alert only from the step it read
+(a conditional update), a missed follow-up alert names its parent under a unique key,
+reminders are recorded per due date before they are queued, and an outbox message is locked
+while it is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from concord.audit.service import set_context
+from concord.clock import now
+from concord.db import Base, unit_of_work
+from concord.outbox import Mailer, send_pending
+
+log = logging.getLogger("concord.worker")
+
+
+class JobRun(Base):
+    """When a periodic job last ran, so several workers run it once per period between them."""
+
+    __tablename__ = "job_run"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    last_run_at: Mapped[datetime]
+
+
+def claim_run(session: Session, name: str, every: timedelta) -> bool:
+    """True if this worker should run `name` now (and has recorded that it does). A second
+    worker at the same moment gets False: the update matches only the run it read."""
+    at = now()
+    last = session.scalar(select(JobRun.last_run_at).where(JobRun.name == name))
+    if last is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(JobRun).values(name=name, last_run_at=at))
+            return True
+        except IntegrityError:
+            return False
+    if at - last < every:
+        return False
+    result = session.execute(
+        update(JobRun)
+        .where(JobRun.name == name, JobRun.last_run_at == last)
+        .values(last_run_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def queue_reminders_job(factory: sessionmaker[Session], base_url: str) -> int:
+    from concord.measures.service import queue_reminders
+
+    with unit_of_work(factory) as session:
+        set_context(session, channel="system")
+        return queue_reminders(session, base_url=base_url)
+
+
+def escalate_job(factory: sessionmaker[Session]) -> int:
+    from concord.safety.service import escalate_due
+
+    with unit_of_work(factory) as session:
+        set_context(session, channel="system")
+        return escalate_due(session)
+
+
+def follow_up_job(factory: sessionmaker[Session]) -> int:
+    from concord.safety.service import raise_missed_follow_ups
+
+    with unit_of_work(factory) as session:
+        set_context(session, channel="system")
+        return raise_missed_follow_ups(session)
+
+
+REGISTRY_EVERY = timedelta(minutes=15)
+
+
+def registry_tasks_job(factory: sessionmaker[Session]) -> int:
+    """Every 15 minutes: open the tasks the registry's flags ask for, close the ones done."""
+    from concord.registry.jobs import sync_all_tasks
+
+    with unit_of_work(factory) as session:
+        set_context(session, channel="system")
+        if not claim_run(session, "registry_tasks", REGISTRY_EVERY):
+            return 0
+        return sync_all_tasks(session)
+
+
+def run_once(factory: sessionmaker[Session], mailer: Mailer, base_url: str) -> dict[str, int]:
+    """One pass of every job; returns what each did. Safety first: a failure in one job
+    does not stop the others."""
+    done: dict[str, int] = {}
+    jobs = (
+        ("alerts_escalated", lambda: escalate_job(factory)),
+        ("follow_up_alerts_raised", lambda: follow_up_job(factory)),
+        ("reminders_queued", lambda: queue_reminders_job(factory, base_url)),
+        ("registry_tasks_changed", lambda: registry_tasks_job(factory)),
+    )
+    failed: list[Exception] = []
+    for name, job in jobs:
+        try:
+            done[name] = job()
+        except Exception as exc:  # the next pass retries; the others still run
+            log.error("worker job %s failed: %s", name, type(exc).__name__, exc_info=exc)
+            done[name] = -1
+            failed.append(exc)
+    done["messages_sent"] = send_pending(factory, mailer)
+    if failed:
+        raise failed[0]
+    return done
+
+
+class Worker:
+    """Runs `run_once` every `interval` seconds on a thread until stopped."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        mailer: Mailer,
+        base_url: str,
+        interval: float = 30.0,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.factory, self.mailer, self.base_url = factory, mailer, base_url
+        self.interval = interval
+        self.on_error = on_error
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_once(self.factory, self.mailer, self.base_url)
+            except Exception as exc:  # keep going; the next pass retries
+                log.error("worker pass failed: %s", type(exc).__name__, exc_info=exc)
+                if self.on_error:
+                    self.on_error(exc)
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="concord-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,129 @@
+"""A real Concord server on a database of its own, and Debian's Chromium driven by Playwright.
+
+Every page a journey visits is checked with axe-core: no serious or critical violation.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from concord.db import make_engine, make_sessionmaker
+from concord.migrate import upgrade
+from concord.settings import Settings
+from tests.conftest import fresh_database
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian's Chromium, headless, with nothing that reaches the network on its own.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_db(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[str]:
+    with fresh_database(database_url, tmp_path_factory.mktemp("browser"), "browser") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def live(server_db: str) -> Iterator[dict[str, Any]]:
+    import uvicorn
+
+    from concord.app import create_app
+    from concord.audit.service import set_context, write_pending
+    from tests.factories import build_personas
+
+    engine = make_engine(server_db)
+    upgrade(engine)
+    factory = make_sessionmaker(engine)
+    with factory() as session:
+        set_context(session, channel="system")
+        people = build_personas(session)
+        write_pending(session)
+        session.commit()
+    port = _free_port()
+    settings = Settings(env="test", database_url=server_db, base_url=f"http://127.0.0.1:{port}")
+    app = create_app(settings, session_factory=factory)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield {"url": f"http://127.0.0.1:{port}", "people": people, "factory": factory}
+    server.should_exit = True
+    thread.join(timeout=5)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Visitor:
+    """A person at a browser. Every page they reach is checked for accessibility."""
+
+    def __init__(self, browser: Any, base: str, *, phone: bool = False) -> None:
+        viewport = {"width": 390, "height": 844} if phone else {"width": 1280, "height": 900}
+        self.context = browser.new_context(viewport=viewport, base_url=base)
+        self.page = self.context.new_page()
+        self.checked: dict[str, list[str]] = {}
+
+    def check_accessibility(self) -> None:
+        from axe_playwright_python.sync_playwright import Axe
+
+        results = Axe().run(self.page)
+        serious = [
+            v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")
+        ]
+        described = [
+            f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in serious
+        ]
+        self.checked[self.page.url] = described
+        assert described == [], f"accessibility problems on {self.page.url}: {described}"
+
+    def goto(self, path: str) -> Any:
+        response = self.page.goto(path)
+        self.check_accessibility()
+        return response
+
+    def sign_in(self, email: str, password: str = "correct horse battery") -> None:
+        self.page.goto("/sign-in")
+        self.check_accessibility()
+        self.page.get_by_label("Email").fill(email)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_load_state()
+        self.check_accessibility()
+
+    def close(self) -> None:
+        self.context.close()

@@ -1,0 +1,183 @@
+"""Test fixtures: a real database (SQLite, or PostgreSQL when CONCORD_TEST_DATABASE_URL is set)
+built by running the Alembic migrations; each test runs inside a transaction that is rolled
+back; the clock is fixed; named personas stand in for the people who use Concord."""
+
+from __future__ import annotations
+
+import os
+
+# Settings are read from the environment: set them before anything imports concord.
+os.environ["CONCORD_ENV"] = "test"
+os.environ["CONCORD_ARGON2_TIME_COST"] = "1"
+os.environ["CONCORD_ARGON2_MEMORY_KIB"] = "1024"
+os.environ.setdefault("CONCORD_SECRET_KEY", "test-secret-key-for-the-test-suite-only-0123456789")
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from concord.app import create_app
+from concord.clock import FakeClock, set_clock
+from concord.db import make_engine
+from concord.migrate import upgrade
+from concord.settings import Settings, get_settings
+from tests.factories import Personas, build_personas
+
+NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
+
+
+def test_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("CONCORD_TEST_DATABASE_URL")
+    if url:
+        return Settings(env="test", database_url=url).database_url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@contextmanager
+def fresh_database(database_url: str, tmp_path: Path, label: str) -> Iterator[str]:
+    """An empty database of its own, on the suite's engine, for tests that need real commits
+    from several connections (a live server, a command, a race). Dropped afterwards."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / f'{label}.db'}"
+        return
+    name = f"concord_{label}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def reset_database(engine: Engine) -> None:
+    """An empty database, then the migrations: the schema tests see is the one users get."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return test_database_url(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url, sqlite_synchronous="NORMAL")
+    reset_database(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """One connection per test, inside a transaction rolled back at the end."""
+    with engine.connect() as connection:
+        outer = connection.begin()
+        yield connection
+        outer.rollback()
+
+
+@pytest.fixture
+def factory(connection: Connection) -> sessionmaker[Session]:
+    # Each unit of work becomes a savepoint of the test's transaction, so commits and
+    # rollbacks behave as in production and nothing outlives the test.
+    return sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+def session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    from concord.audit.service import set_context
+
+    with factory() as session:
+        set_context(session, channel="system")
+        yield session
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[FakeClock]:
+    fake = FakeClock(NOW)
+    previous = set_clock(fake)
+    yield fake
+    set_clock(previous)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    get_settings.cache_clear()
+    return Settings(env="test", database_url=database_url, base_url="http://testserver")
+
+
+@pytest.fixture
+def app(settings: Settings, factory: sessionmaker[Session]) -> Any:
+    return create_app(settings, session_factory=factory)
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+def people(session: Session, factory: sessionmaker[Session]) -> Personas:
+    personas = build_personas(session)
+    commit(session)
+    return personas
+
+
+def commit(session: Session) -> None:
+    """End a service-level unit of work the way a request does: audit events, then commit."""
+    from concord.audit.service import write_pending
+
+    write_pending(session)
+    session.commit()
+
+
+@pytest.fixture
+def sign_in(client: TestClient) -> Any:
+    """Sign a persona in through the real sign-in form; returns the page's CSRF token."""
+
+    def _sign_in(
+        email: str, password: str = "correct horse battery", target_client: Any = None
+    ) -> str:
+        c = target_client or client
+        c.cookies.clear()
+        page = c.get("/sign-in")
+        token = csrf_of(page.text)
+        response = c.post(
+            "/sign-in",
+            data={"email": email, "password": password, "csrf_token": token, "next": "/"},
+        )
+        assert response.status_code == 303, response.text
+        home = c.get("/account")
+        assert home.status_code == 200, home.headers
+        return csrf_of(home.text)
+
+    return _sign_in
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+ROOT = Path(__file__).resolve().parent.parent

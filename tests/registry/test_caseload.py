@@ -1,0 +1,146 @@
+"""The caseload page: rows, flags with their rules, sorting and filtering that the page
+remembers, CSV of what is shown (by session or API token), and a fixed number of queries
+however many patients there are."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import event
+
+from concord.registry.models import UserPreference
+from tests.careplans.test_api import bearer
+from tests.conftest import commit
+from tests.registry.conftest import contact, days_ago, enroll, more_patients, phq9
+
+CM = "cara@test.example.org"
+
+
+@pytest.fixture
+def caseload(session, people, clock):
+    """Three enrolled patients at different points."""
+    extra = more_patients(session, people, 2)
+    # Pat: enrolled 9 weeks ago, PHQ-9 18 then 16: not improving at week 9.
+    enroll(session, people, started_on=days_ago(63))
+    contact(session, people, "initial_assessment", days_ago(62), minutes=50)
+    contact(session, people, "follow_up", days_ago(20), minutes=25)
+    clock.advance(days=-62)
+    phq9(session, people, 18)
+    clock.advance(days=55)
+    phq9(session, people, 16)
+    clock.advance(days=7)
+    # Test0: enrolled today, nothing yet.
+    enroll(session, people, extra[0], program="anxiety")
+    # Test1: enrolled 40 days ago; initial assessment 35 days ago; no follow-up since.
+    enroll(session, people, extra[1], started_on=days_ago(40))
+    contact(session, people, "initial_assessment", days_ago(35), patient=extra[1])
+    return [people.patient, *extra]
+
+
+def test_the_caseload_shows_each_row_with_its_flags_and_rules(
+    client, session, people, caseload, sign_in
+):
+    sign_in(CM)
+    page = client.get("/registry").text
+    assert "3 patients on your caseload." in page
+    for name in ("Pat Ient", "Test0 Person0", "Test1 Person1"):
+        assert name in page
+    assert "needs initial assessment" in page
+    assert "No follow-up contact within 4 weeks (28 days) of the initial assessment" in page
+    assert "Not 50% better at week 9" in page
+    assert "no contact in 30 days" in page
+
+
+def test_sort_and_filter_and_the_page_remembers(client, session, people, caseload, sign_in):
+    sign_in(CM)
+    page = client.get("/registry?flags=needs_initial_assessment&sort=patient&descending=0").text
+    assert "Test0 Person0" in page and "Test1 Person1" not in page and "Pat Ient" not in page
+    saved = session.get(UserPreference, (people.care_manager.id, "registry.caseload"))
+    assert saved.value["flags"] == ["needs_initial_assessment"]
+    again = client.get("/registry").text  # no parameters: the saved choice
+    assert "Test0 Person0" in again and "Test1 Person1" not in again
+    cleared = client.get("/registry?flags=").text
+    assert "Test1 Person1" in cleared and "Pat Ient" in cleared
+    ordered = client.get("/registry?sort=weeks&descending=1").text
+    assert (
+        ordered.index("Pat Ient") < ordered.index("Test1 Person1") < ordered.index("Test0 Person0")
+    )
+
+
+def test_csv_of_what_is_shown_by_session_and_by_token(client, session, people, caseload, sign_in):
+    sign_in(CM)
+    shown = client.get("/registry/caseload.csv?flags=no_follow_up_4_weeks")
+    assert shown.status_code == 200 and shown.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(shown.text)))
+    assert [r["patient"] for r in rows] == ["Test1 Person1"]
+    client.cookies.clear()
+    token = bearer(session, people.care_manager)
+    everything = client.get("/registry/caseload.csv?flags=", headers=token)
+    rows = list(csv.DictReader(io.StringIO(everything.text)))
+    assert {r["patient"] for r in rows} == {"Pat Ient", "Test0 Person0", "Test1 Person1"}
+    pat = next(r for r in rows if r["patient"] == "Pat Ient")
+    assert (pat["phq9_first"], pat["phq9_latest"], pat["weeks"]) == ("18.0", "16.0", "9")
+    assert "not_improving" in pat["flags"].split()
+    anonymous = client.get("/registry/caseload.csv")  # neither signed in nor a token
+    assert anonymous.status_code in (401, 303) and "patient" not in anonymous.text
+
+
+def test_nobody_else_sees_the_caseload(client, session, people, caseload, sign_in):
+    sign_in("otto@test.example.org")  # a care manager on other teams
+    page = client.get("/registry?scope=teams").text
+    assert "Pat Ient" not in page and "0 patients" in page
+    sign_in("theo@test.example.org")  # on Pat's team only
+    page = client.get("/registry").text
+    assert "Pat Ient" in page and "Test0 Person0" not in page
+    for email in ("admin@test.example.org", "pat@patients.example.org"):
+        sign_in(email)
+        assert client.get("/registry").status_code == 403
+    token = bearer(session, people.patient_user)
+    client.cookies.clear()
+    assert client.get("/registry/caseload.csv", headers=token).status_code == 403
+
+
+def count_queries(engine_or_connection, fn):
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    target = engine_or_connection
+    event.listen(target, "before_cursor_execute", before)
+    try:
+        fn()
+    finally:
+        event.remove(target, "before_cursor_execute", before)
+    return statements
+
+
+def test_the_number_of_queries_does_not_grow_with_the_caseload(
+    client, session, people, connection, sign_in
+):
+    sign_in(CM)
+
+    def add(count, start):
+        for patient in more_patients(session, people, count, start=start):
+            enroll(session, people, patient, started_on=days_ago(20))
+            contact(session, people, "initial_assessment", days_ago(19), patient=patient)
+            phq9(session, people, 12, patient=patient)
+
+    add(3, 100)
+    client.get("/registry?flags=")  # the first visit saves the view; count the ones after
+    small = count_queries(connection, lambda: client.get("/registry?flags="))
+    add(15, 200)
+    large = count_queries(connection, lambda: client.get("/registry?flags="))
+    assert "Test214 Person214" in client.get("/registry?flags=").text
+
+    # The audit trail writes one row per patient shown (each is an access); every other
+    # statement is the same however many patients there are.
+    def reads(statements: list[str]) -> list[str]:
+        return [
+            q for q in statements if not q.lstrip().upper().startswith("INSERT INTO AUDIT_EVENT")
+        ]
+
+    assert len(reads(large)) == len(reads(small)), (len(reads(small)), len(reads(large)))
+    commit(session)

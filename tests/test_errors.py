@@ -1,0 +1,47 @@
+"""Errors a person can act on: a busy database is 503 "try again", never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from concord.app import create_app
+from concord.settings import Settings
+from concord.web.deps import DbSession
+
+
+def test_a_query_past_the_statement_timeout_is_a_503(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("statement time-outs are a PostgreSQL setting; SQLite has none")
+    app = create_app(Settings(env="test", database_url=database_url, db_statement_timeout_ms=100))
+
+    def slow(session: DbSession) -> dict[str, str]:
+        session.execute(text("SELECT pg_sleep(2)"))
+        return {"status": "finished"}
+
+    app.add_api_route("/api/v1/slow", slow)
+    with TestClient(app) as client:
+        response = client.get("/api/v1/slow")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "The system is busy. Please try again in a moment."
+
+
+def test_an_unknown_page_is_a_plain_404(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "There is no page at this address." in response.text
+
+
+def test_an_unexpected_error_is_a_500_that_says_nothing_was_saved(settings, factory):
+    app = create_app(settings, session_factory=factory)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/api/v1/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/api/v1/broken")
+    assert response.status_code == 500
+    assert "Nothing was saved" in response.json()["detail"]
+    assert "a bug" not in response.text
