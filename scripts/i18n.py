@@ -14,8 +14,10 @@ def main(argv: list[str]) -> int:
         update()
         print("catalogs updated")
     report = check("es")
-    print(f"es: {len(report.missing)} missing, {len(report.fuzzy)} fuzzy, "
-          f"{len(report.bad_placeholders)} with wrong placeholders")
+    print(
+        f"es: {len(report.missing)} missing, {len(report.fuzzy)} fuzzy, "
+        f"{len(report.bad_placeholders)} with wrong placeholders"
+    )
     for text in report.missing[:200]:
         print("  missing:", text)
     return 0 if not (report.missing or report.fuzzy or report.bad_placeholders) else 1

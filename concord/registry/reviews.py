@@ -27,6 +27,7 @@ from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.registry import tasks
+from concord.registry.labels import LABELS
 from concord.registry.models import (
     CaseReview,
     ContactKind,
@@ -566,7 +567,9 @@ def decide(
     if version is not None and version != rec.version:
         raise Conflict(Msg("Someone else decided on this recommendation. Reload the page."))
     if rec.status != RecommendationStatus.proposed:
-        raise Conflict(Msg("This recommendation was already %(status)s.", status=rec.status))
+        raise Conflict(
+            Msg("This recommendation was already %(status)s.", status=Msg(LABELS[rec.status]))
+        )
     words = " ".join((reason or "").split())
     if not accept and not words:
         raise InvalidInput.field("reason", Msg("say why the team declines it"))

@@ -22,6 +22,7 @@ from concord.clock import now, today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.registry.labels import LABELS
 from concord.registry.models import (
     CLOSED_STATUSES,
     REACHED,
@@ -263,8 +264,8 @@ def change_status(
             "status",
             Msg(
                 "cannot go from %(current)s to %(target)s",
-                current=current.value,
-                target=target.value,
+                current=Msg(LABELS[current.value]),
+                target=Msg(LABELS[target.value]),
             ),
         )
     words = " ".join((reason or "").split())

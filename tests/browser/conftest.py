@@ -108,6 +108,14 @@ class Visitor:
             f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
             for v in serious
         ]
+        # Two elements with one id make a label name the wrong field; axe rates it minor.
+        duplicates = self.page.evaluate(
+            """() => { const seen = {}, dup = new Set();
+                for (const el of document.querySelectorAll('[id]')) {
+                    if (seen[el.id]) dup.add(el.id); seen[el.id] = true; }
+                return [...dup]; }"""
+        )
+        described += [f"duplicate id: {name}" for name in duplicates]
         self.checked[self.page.url] = described
         assert described == [], f"accessibility problems on {self.page.url}: {described}"
 

@@ -98,7 +98,10 @@ class TestEpisodes:
                 reason="",
                 version=None,
             )
-        assert "cannot go from awaiting_first_contact" in caught.value.errors["status"]
+        assert (
+            "cannot go from enrolled, awaiting first contact to relapse prevention"
+            in caught.value.errors["status"]
+        )
         with pytest.raises(Conflict):
             reg.change_status(
                 session, access=acc, episode_id=episode.id, status="active", reason="", version=99
