@@ -26,44 +26,33 @@ from sqlalchemy import text  # noqa: E402
 from bench.population import PASSWORD, build  # noqa: E402
 
 RAW_SQL = """
-WITH mine AS (
-    SELECT e.id AS episode_id, e.patient_id, e.started_on
-    FROM episode e
-    WHERE e.care_manager_id = :cm AND e.ended_on IS NULL
-),
-scores AS (
-    SELECT o.patient_id, o.instrument, o.value, o.effective_at,
-           ROW_NUMBER() OVER (PARTITION BY o.patient_id, o.instrument
-                              ORDER BY o.effective_at) AS first_n,
-           ROW_NUMBER() OVER (PARTITION BY o.patient_id, o.instrument
-                              ORDER BY o.effective_at DESC) AS last_n
-    FROM measure_observation o JOIN mine m ON m.patient_id = o.patient_id
-    WHERE o.instrument IN ('PHQ-9', 'GAD-7') AND o.effective_at >= :since
-),
-contacts AS (
-    SELECT c.episode_id, COUNT(*) AS n, MAX(c.occurred_on) AS last_on
-    FROM registry_contact c JOIN mine m ON m.episode_id = c.episode_id
-    WHERE c.voided_at IS NULL
-    GROUP BY c.episode_id
-),
-alerts AS (
-    SELECT a.patient_id, COUNT(*) AS n
-    FROM safety_alert a JOIN mine m ON m.patient_id = a.patient_id
-    WHERE a.status <> 'closed'
-    GROUP BY a.patient_id
-)
-SELECT p.given_name, p.family_name, m.started_on,
-       MAX(CASE WHEN s.instrument = 'PHQ-9' AND s.first_n = 1 THEN s.value END) AS phq9_first,
-       MAX(CASE WHEN s.instrument = 'PHQ-9' AND s.last_n = 1 THEN s.value END) AS phq9_latest,
-       MAX(CASE WHEN s.instrument = 'GAD-7' AND s.first_n = 1 THEN s.value END) AS gad7_first,
-       MAX(CASE WHEN s.instrument = 'GAD-7' AND s.last_n = 1 THEN s.value END) AS gad7_latest,
-       MAX(c.n) AS contacts, MAX(c.last_on) AS last_contact, MAX(a.n) AS alerts
-FROM mine m
-JOIN patient p ON p.id = m.patient_id
-LEFT JOIN scores s ON s.patient_id = m.patient_id AND (s.first_n = 1 OR s.last_n = 1)
-LEFT JOIN contacts c ON c.episode_id = m.episode_id
-LEFT JOIN alerts a ON a.patient_id = m.patient_id
-GROUP BY p.given_name, p.family_name, m.started_on
+-- One row per open episode of the care manager; each figure from an index-backed subquery.
+SELECT p.given_name, p.family_name, e.started_on,
+       (SELECT o.value FROM measure_observation o
+        WHERE o.patient_id = e.patient_id AND o.instrument = 'PHQ-9' AND o.score_id = 'total'
+          AND o.effective_at >= :since
+        ORDER BY o.effective_at ASC LIMIT 1) AS phq9_first,
+       (SELECT o.value FROM measure_observation o
+        WHERE o.patient_id = e.patient_id AND o.instrument = 'PHQ-9' AND o.score_id = 'total'
+          AND o.effective_at >= :since
+        ORDER BY o.effective_at DESC LIMIT 1) AS phq9_latest,
+       (SELECT o.value FROM measure_observation o
+        WHERE o.patient_id = e.patient_id AND o.instrument = 'GAD-7' AND o.score_id = 'total'
+          AND o.effective_at >= :since
+        ORDER BY o.effective_at ASC LIMIT 1) AS gad7_first,
+       (SELECT o.value FROM measure_observation o
+        WHERE o.patient_id = e.patient_id AND o.instrument = 'GAD-7' AND o.score_id = 'total'
+          AND o.effective_at >= :since
+        ORDER BY o.effective_at DESC LIMIT 1) AS gad7_latest,
+       (SELECT COUNT(*) FROM registry_contact c
+        WHERE c.episode_id = e.id AND c.voided_at IS NULL) AS contacts,
+       (SELECT MAX(c.occurred_on) FROM registry_contact c
+        WHERE c.episode_id = e.id AND c.voided_at IS NULL) AS last_contact,
+       (SELECT COUNT(*) FROM safety_alert a
+        WHERE a.patient_id = e.patient_id AND a.status <> 'closed') AS alerts
+FROM episode e
+JOIN patient p ON p.id = e.patient_id
+WHERE e.care_manager_id = :cm AND e.ended_on IS NULL
 """
 
 
