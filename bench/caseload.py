@@ -95,6 +95,7 @@ def main() -> None:
         database_url=args.url,
         base_url="http://bench",
         worker_in_process=False,
+        freeze_heap=True,  # as a served app does (env=test turns it off by default)
         secret_key="bench-secret-key-for-the-benchmark-only-0123456789",
     )
     app = create_app(settings)
