@@ -1037,9 +1037,9 @@ def _schedule_patient(
     def start_treatment() -> None:
         a = acc(lead)
         contents = plans.load_contents(session, plans.current_plan(session, holder["patient"].id))
-        for item, (_, _, _, _, status) in zip(
-            contents.interventions, profile["interventions"], strict=True
-        ):
+        # The profile's own interventions (a decision made together may have added one).
+        own = contents.interventions[: len(profile["interventions"])]
+        for item, (_, _, _, _, status) in zip(own, profile["interventions"], strict=True):
             if status != item.status:
                 plans.update_item(
                     session,
@@ -1075,6 +1075,7 @@ def _schedule_patient(
     at(begin + 10, start_treatment)
     at(begin + 12, first_step_done, hour=20)
     _schedule_registry(session, at, acc, holder, team, index, begin, stage, profile_name)
+    _schedule_decisions(session, at, acc, holder, lead, index, begin, stage, profile_name)
 
     # Check-ins answered through the portal every two weeks since the plan became active,
     # following a trajectory that shows each status a team sees (all synthetic).
@@ -1432,6 +1433,105 @@ PROGRAMS = {
     "alcohol": "substance_use",
     "opioid": "co_occurring",
 }
+
+
+AIDS = {
+    "depression": "depression-treatment",
+    "anxiety": "anxiety-treatment",
+    "substance_use": "alcohol-use",
+    "co_occurring": "opioid-use-medications",
+}
+
+
+def _schedule_decisions(
+    session: Session,
+    at: Callable[..., None],
+    acc: Callable[[User], access.PatientAccess],
+    holder: dict[str, Any],
+    lead: User,
+    index: int,
+    begin: int,
+    stage: str,
+    profile_name: str,
+) -> None:
+    """Decisions made together: some patients chose their treatment with a decision aid the
+    day their plan became active (the choice is in the plan they agreed to); others are working
+    through one at home now, with a question and a SURE answer waiting for the visit."""
+    from concord.decisions import service as ds
+
+    aid_id = AIDS.get(PROGRAMS.get(profile_name, "depression"))
+    if aid_id is None or stage not in ("active", "awaiting_agreement", "completed"):
+        return
+    holder.setdefault("decision", None)
+
+    def start() -> None:
+        decision = ds.start(session, access=acc(holder["patient_user"]), aid_id=aid_id)
+        aid = ds.aid_of(decision)
+        assert aid is not None
+        ds.save_values(
+            session,
+            access=acc(holder["patient_user"]),
+            decision_id=decision.id,
+            values=[aid.values[index % len(aid.values)].id, aid.values[-1].id],
+            leaning=aid.options[index % len(aid.options)].id,
+        )
+        holder["decision"] = decision.id
+
+    def sure(all_yes: bool) -> Callable[[], None]:
+        def run() -> None:
+            answers = dict.fromkeys(ds.SURE_ITEMS, True)
+            if not all_yes:
+                answers["sure"] = False
+            ds.save_sure(
+                session,
+                access=acc(holder["patient_user"]),
+                decision_id=holder["decision"],
+                answers=answers,
+            )
+
+        return run
+
+    def ask() -> None:
+        ds.add_question(
+            session,
+            access=acc(holder["patient_user"]),
+            decision_id=holder["decision"],
+            text="How long would I need to keep going with it?",
+        )
+
+    def record() -> None:
+        decision = ds.get_decision(
+            session, access=acc(lead), decision_id=holder["decision"], audit=False
+        )
+        aid = ds.aid_of(decision)
+        assert aid is not None
+        ds.record_outcome(
+            session,
+            access=acc(lead),
+            decision_id=decision.id,
+            outcome=ds.Outcome(
+                choice=decision.leaning or aid.options[0].id,
+                reasons="It fits my work and what matters most to me right now.",
+                considered=[o.id for o in aid.options],
+                decided_on=now_local_date(session, holder["patient"]),
+                clinician_ids=[],
+            ),
+        )
+
+    if index % 3 == 1 and stage in ("active", "completed"):
+        at(begin + 1, start, hour=19)
+        at(begin + 1, sure(True), hour=20)
+        at(begin + 3, record, hour=12)  # in the visit; both agree to the plan that afternoon
+    elif index % 3 == 2 and stage in ("active", "awaiting_agreement"):
+        at(-4, start, hour=19)
+        at(-4, ask, hour=20)
+        at(-3, sure(False), hour=9)
+
+
+def now_local_date(session: Session, patient: Any) -> Any:
+    from concord.registry.service import org_today
+
+    return org_today(session, patient.organization_id)
 
 
 def _schedule_registry(

@@ -5,6 +5,7 @@ from concord.accounts import models as accounts_models
 from concord.audit import models as audit_models
 from concord.careplans import models as careplans_models
 from concord.db import Base
+from concord.decisions import models as decisions_models
 from concord.measures import models as measures_models
 from concord.patients import models as patients_models
 from concord.registry import models as registry_models
@@ -16,6 +17,7 @@ __all__ = [
     "accounts_models",
     "audit_models",
     "careplans_models",
+    "decisions_models",
     "measures_models",
     "outbox",
     "patients_models",

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
         None,
         description="A folder of extra instrument files (YAML) a clinic adds, e.g. licensed ones.",
     )
+    decision_aids_dir: Path | None = Field(
+        None,
+        description="A folder of extra decision-aid files (YAML) a clinic adds or edits.",
+    )
     smtp_host: str | None = Field(
         None,
         description="Mail server for reminders. Unset: messages are written as .eml files "
@@ -118,6 +122,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(True, description="Use STARTTLS with the mail server.")
     smtp_from: str = Field(
         "concord@localhost", description="The From address of messages Concord sends."
+    )
+    freeze_heap: bool | None = Field(
+        None,
+        description="Load the content libraries at start and move everything loaded so far out "
+        "of the garbage collector's way (gc.freeze), so a full collection does not stall a "
+        "request. Default: on, except in tests.",
     )
     worker_in_process: bool | None = Field(
         None,

@@ -7,6 +7,7 @@ is a bug caught here rather than at the client.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any
 
@@ -272,7 +273,9 @@ ACTIVITY_STATUS = {
 STEP_STATUS = {"to_do": "not-started", "done": "completed", "not_done": "stopped"}
 
 
-def _intervention_activity(item: Intervention) -> dict[str, Any]:
+def _intervention_activity(
+    item: Intervention, decision_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     detail = _drop_empty(
         {
             "code": {
@@ -288,7 +291,17 @@ def _intervention_activity(item: Intervention) -> dict[str, Any]:
             "goal": [_ref("Goal", item.goal_id)] if item.goal_id else None,
         }
     )
-    return {"detail": detail}
+    if decision_id is None:
+        return {"detail": detail}
+    return {
+        "extension": [
+            {
+                "url": f"{SYSTEM}/StructureDefinition/decision",
+                "valueReference": _ref("QuestionnaireResponse", f"decision-{decision_id}"),
+            }
+        ],
+        "detail": detail,
+    }
 
 
 def _step_activity(step: ActionStep, patient: Patient) -> dict[str, Any]:
@@ -321,7 +334,10 @@ def care_plan_resource(
     team: CareTeam | None,
     contents: PlanContents,
     latest: PlanRevision | None,
+    decisions: dict[uuid.UUID, uuid.UUID] | None = None,
 ) -> dict[str, Any]:
+    """`decisions`: intervention id -> the decision made together that chose it."""
+    decisions = decisions or {}
     contained = []
     addresses = []
     for index, concern in enumerate(contents.concerns, start=1):
@@ -366,7 +382,7 @@ def care_plan_resource(
         value = getattr(plan, name)
         if value:
             notes.append({"text": f"{label}: {value}"})
-    activities = [_intervention_activity(i) for i in contents.interventions]
+    activities = [_intervention_activity(i, decisions.get(i.id)) for i in contents.interventions]
     activities += [_step_activity(s, patient) for s in contents.action_steps]
     period = _drop_empty({"start": _date(plan.activated_on), "end": _date(plan.ended_on)})
     return _drop_empty(
@@ -389,6 +405,9 @@ def care_plan_resource(
             "addresses": addresses,
             "goal": [_ref("Goal", g.id) for g in contents.goals],
             "activity": activities,
+            "supportingInfo": [
+                _ref("QuestionnaireResponse", f"decision-{d}") for d in decisions.values()
+            ],
             "note": notes,
         }
     )

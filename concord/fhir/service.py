@@ -161,8 +161,15 @@ def _plan_resource(session: Session, plan: CarePlan, acc: PatientAccess) -> dict
             PlanRevision.plan_id == plan.id, PlanRevision.number == plan.revision_number
         )
     )
+    from concord.fhir.decisions import decisions_for_plan
+
     return mapping.care_plan_resource(
-        plan, acc.patient, team, plans.load_contents(session, plan), latest
+        plan,
+        acc.patient,
+        team,
+        plans.load_contents(session, plan),
+        latest,
+        decisions_for_plan(session, plan.id),
     )
 
 
@@ -367,6 +374,14 @@ def _instrument_or_missing(code: str) -> Any:
 
 
 def read_questionnaire(code: str) -> dict[str, Any]:
+    if code.startswith("decision-aid-"):
+        from concord.decisions.aids import get_aid
+        from concord.fhir.decisions import questionnaire
+
+        aid = get_aid(code.removeprefix("decision-aid-"))
+        if aid is None:
+            raise NotFound(Msg("No such resource."))
+        return questionnaire(aid)
     from concord.fhir.measures import questionnaire_resource
 
     return questionnaire_resource(_instrument_or_missing(code))
@@ -406,6 +421,8 @@ def read_questionnaire_response(session: Session, *, by: User, ident: str) -> di
     from concord.measures.library import library
     from concord.measures.models import MeasureResponse
 
+    if ident.startswith("decision-"):
+        return read_decision(session, by=by, ident=ident)
     response = _get(session, MeasureResponse, ident)
     if response is None:
         record(
@@ -427,6 +444,47 @@ def read_questionnaire_response(session: Session, *, by: User, ident: str) -> di
         patient_id=acc.patient.id,
     )
     return response_resource(response, library().get(response.instrument), acc.patient)
+
+
+def read_decision(session: Session, *, by: User, ident: str) -> dict[str, Any]:
+    """A decision made together, as a QuestionnaireResponse (clinicians on the team, the
+    patient, a person the patient chose; nobody else learns it exists)."""
+    from concord.decisions.models import Decision
+    from concord.fhir.decisions import response
+
+    decision = _get(session, Decision, ident.removeprefix("decision-"))
+    acc = None
+    if decision is not None:
+        try:
+            acc = access.patient_for(session, by, decision.patient_id, object_type="Decision")
+        except NotFound:
+            acc = None
+    if (
+        decision is None
+        or acc is None
+        or not (acc.on_team or acc.is_self or acc.relation == "related")
+    ):
+        record(
+            session,
+            by=by,
+            action="read",
+            object_type="Decision",
+            object_id=ident[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such resource."))
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type="Decision",
+        object_id=decision.id,
+        patient_id=acc.patient.id,
+    )
+    from concord.careplans.models import Intervention
+
+    item = session.get(Intervention, decision.intervention_id) if decision.intervention_id else None
+    return response(decision, item.plan_id if item else None)
 
 
 def search_questionnaire_responses(

@@ -1,0 +1,2 @@
+"""Shared decision making: decision aids (content as data), values, the SURE test, decisions
+recorded into the care plan."""

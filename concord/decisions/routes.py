@@ -1,0 +1,389 @@
+"""Pages: the patient's decisions in the portal (work through an aid at home), the team's view
+of a patient's decisions (side by side in a visit, and recording the outcome), and the clinic's
+CollaboRATE report."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from concord import access
+from concord.access import PatientAccess
+from concord.decisions import reports
+from concord.decisions import service as ds
+from concord.decisions.aids import ATTRIBUTES
+from concord.decisions.labels import ATTRIBUTE_LABELS, MISSING_LABELS, STATUS_LABELS, sure_items
+from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from concord.i18n import Msg
+from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
+from concord.web.idempotency import already_done, remember
+from concord.web.templating import render
+
+router = APIRouter()
+
+
+def _decision_context(
+    session: DbSession, acc: PatientAccess, decision: Any, **extra: Any
+) -> dict[str, Any]:
+    aid = ds.aid_of(decision)
+    if aid is None:
+        raise NotFound(Msg("This decision aid is no longer offered here."))
+    values = list(extra.pop("chosen_values", decision.values))
+    context: dict[str, Any] = {
+        "acc": acc,
+        "patient": acc.patient,
+        "decision": decision,
+        "aid": aid,
+        "attributes": ATTRIBUTES,
+        "attribute_labels": ATTRIBUTE_LABELS,
+        "status_labels": STATUS_LABELS,
+        "missing_labels": MISSING_LABELS,
+        "sure_items": sure_items(),
+        "chosen_values": values,
+        "summary": ds.fit_summary(aid, values),
+        "readiness": ds.readiness(decision),
+        "errors": {},
+        "message": None,
+        "form": None,
+        "values": {},
+        "done": None,
+        "can_work": decision.status == "open" and (acc.is_self or acc.on_team),
+    }
+    context.update(extra)
+    return context
+
+
+def _posted_values(form: dict[str, Any]) -> list[str]:
+    raw = form.get("values")
+    items = raw if isinstance(raw, list) else ([raw] if raw else [])
+    return [str(v) for v in items]
+
+
+def _work(
+    request: Request,
+    session: DbSession,
+    form: dict[str, Any],
+    actor: Actor,
+    acc: PatientAccess,
+    decision_id: str,
+    step: str,
+    base: str,
+    template: str,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """One step of working through a decision (values, a question, SURE), from either side."""
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    try:
+        if step == "values":
+            try:
+                version = int(str(form.get("version", "")).strip())
+            except ValueError:
+                version = None
+            decision = ds.save_values(
+                session,
+                access=acc,
+                decision_id=decision_id,
+                values=_posted_values(form),
+                note=str(form.get("values_note") or ""),
+                leaning=str(form.get("leaning") or ""),
+                base_version=version,
+            )
+        elif step == "question":
+            decision = ds.add_question(
+                session, access=acc, decision_id=decision_id, text=str(form.get("question") or "")
+            )
+        elif step == "sure":
+            decision = ds.save_sure(
+                session, access=acc, decision_id=decision_id, answers=ds.parse_sure(form)
+            )
+        elif step == "answered":
+            decision = ds.mark_answered(
+                session, access=acc, decision_id=decision_id, index=int(form.get("index") or -1)
+            )
+        else:
+            raise NotFound(Msg("No such page."))
+    except (InvalidInput, Conflict) as exc:
+        decision = ds.get_decision(session, access=acc, decision_id=decision_id, audit=False)
+        return render(
+            request,
+            template,
+            _decision_context(
+                session,
+                acc,
+                decision,
+                errors=exc.errors if isinstance(exc, InvalidInput) else {},
+                message=exc.message,
+                form=step,
+                values={k: v for k, v in form.items() if isinstance(v, str)},
+                chosen_values=_posted_values(form) if step == "values" else decision.values,
+                **(extra or {}),
+            ),
+            status_code=422 if isinstance(exc, InvalidInput) else 409,
+        )
+    target = f"{base}/{decision.id}?done={step}#{'fit' if step == 'values' else step}"
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+# --- the patient's portal -----------------------------------------------------------------------
+
+
+def _own(session: DbSession, actor: Actor, action: str = "read") -> PatientAccess:
+    return access.own_record(session, actor.user, action=action, object_type="Decision")
+
+
+@router.get("/my/decisions")
+def my_decisions(request: Request, session: DbSession, actor: WebActor) -> Response:
+    acc = _own(session, actor)
+    return render(
+        request,
+        "decisions/my_list.html",
+        {
+            "acc": acc,
+            "decisions": ds.list_decisions(session, access=acc),
+            "aids": ds.offered_aids(),
+            "status_labels": STATUS_LABELS,
+        },
+    )
+
+
+@router.post("/my/decisions")
+def my_start(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+    acc = _own(session, actor, "create")
+    decision = ds.start(session, access=acc, aid_id=str(form.get("aid") or ""))
+    return RedirectResponse(f"/my/decisions/{decision.id}", status_code=303)
+
+
+@router.get("/my/decisions/{decision_id}")
+def my_decision(
+    decision_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _own(session, actor)
+    decision = ds.get_decision(session, access=acc, decision_id=decision_id)
+    return render(
+        request,
+        "decisions/my_decision.html",
+        _decision_context(
+            session,
+            acc,
+            decision,
+            done=request.query_params.get("done"),
+            collaborate=reports.collaborate_state(session, decision),
+        ),
+    )
+
+
+@router.post("/my/decisions/{decision_id}/collaborate")
+def my_collaborate(
+    decision_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _own(session, actor, "update")
+    target = reports.start_collaborate(session, access=acc, decision_id=decision_id)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/my/decisions/{decision_id}/{step}")
+def my_step(
+    decision_id: str, step: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _own(session, actor, "update")
+    return _work(
+        request,
+        session,
+        form,
+        actor,
+        acc,
+        decision_id,
+        step,
+        "/my/decisions",
+        "decisions/my_decision.html",
+        {"collaborate": None},
+    )
+
+
+# --- the care team --------------------------------------------------------------------------------
+
+
+def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
+    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type="Decision")
+    if not acc.on_team:
+        raise NotFound(Msg("No such patient."))
+    return acc
+
+
+def _team_extra(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
+    from concord.patients.routes import age_on
+    from concord.registry.service import org_today
+    from concord.safety.routes import safety_context
+
+    extra: dict[str, Any] = {
+        "tab": "decisions",
+        "age": age_on(acc.patient.birth_date, org_today(session, acc.patient.organization_id)),
+        "clinicians": reports.team_clinicians(session, acc.patient.id),
+    }
+    extra.update(safety_context(session, acc))
+    return extra
+
+
+@router.get("/patients/{patient_id}/decisions")
+def team_decisions(
+    patient_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team(session, actor, patient_id)
+    return render(
+        request,
+        "decisions/team_list.html",
+        {
+            "acc": acc,
+            "patient": acc.patient,
+            "decisions": ds.list_decisions(session, access=acc),
+            "aids": ds.offered_aids(),
+            "status_labels": STATUS_LABELS,
+            **_team_extra(session, acc),
+        },
+    )
+
+
+@router.post("/patients/{patient_id}/decisions")
+def team_start(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    acc = _team(session, actor, patient_id, "create")
+    decision = ds.start(session, access=acc, aid_id=str(form.get("aid") or ""))
+    return RedirectResponse(f"/patients/{acc.patient.id}/decisions/{decision.id}", status_code=303)
+
+
+@router.get("/patients/{patient_id}/decisions/{decision_id}")
+def team_decision(
+    patient_id: str, decision_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team(session, actor, patient_id)
+    decision = ds.get_decision(session, access=acc, decision_id=decision_id)
+    return render(
+        request,
+        "decisions/team_decision.html",
+        _decision_context(
+            session,
+            acc,
+            decision,
+            done=request.query_params.get("done"),
+            today=date.today(),
+            **_team_extra(session, acc),
+        ),
+    )
+
+
+@router.post("/patients/{patient_id}/decisions/{decision_id}/record")
+def team_record(
+    patient_id: str,
+    decision_id: str,
+    request: Request,
+    session: DbSession,
+    form: Form,
+    actor: PostedBy,
+) -> Response:
+    acc = _team(session, actor, patient_id, "update")
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    considered = form.get("considered")
+    considered = (
+        considered if isinstance(considered, list) else ([considered] if considered else [])
+    )
+    clinicians = form.get("clinician_ids")
+    clinicians = (
+        clinicians if isinstance(clinicians, list) else ([clinicians] if clinicians else [])
+    )
+    try:
+        try:
+            on = date.fromisoformat(str(form.get("decided_on") or ""))
+        except ValueError:
+            raise InvalidInput.field(
+                "decided_on", Msg("must be a date written as YYYY-MM-DD")
+            ) from None
+        try:
+            version = int(str(form.get("version", "")).strip())
+        except ValueError:
+            version = None
+        choice = str(form.get("choice") or "")
+        decision = ds.record_outcome(
+            session,
+            access=acc,
+            decision_id=decision_id,
+            outcome=ds.Outcome(
+                choice=None if choice == "not_decided" else choice,
+                reasons=str(form.get("reasons") or ""),
+                considered=[str(c) for c in considered],
+                decided_on=on,
+                clinician_ids=[str(c) for c in clinicians],
+                others=str(form.get("others") or ""),
+            ),
+            base_version=version,
+        )
+    except (InvalidInput, Conflict, PermissionDenied) as exc:
+        if isinstance(exc, PermissionDenied):
+            raise
+        decision = ds.get_decision(session, access=acc, decision_id=decision_id, audit=False)
+        return render(
+            request,
+            "decisions/team_decision.html",
+            _decision_context(
+                session,
+                acc,
+                decision,
+                errors=exc.errors if isinstance(exc, InvalidInput) else {},
+                message=exc.message,
+                form="record",
+                values={k: v for k, v in form.items() if isinstance(v, str)},
+                today=date.today(),
+                **_team_extra(session, acc),
+            ),
+            status_code=422 if isinstance(exc, InvalidInput) else 409,
+        )
+    target = f"/patients/{acc.patient.id}/decisions/{decision.id}?done=recorded"
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/patients/{patient_id}/decisions/{decision_id}/{step}")
+def team_step(
+    patient_id: str,
+    decision_id: str,
+    step: str,
+    request: Request,
+    session: DbSession,
+    form: Form,
+    actor: PostedBy,
+) -> Response:
+    acc = _team(session, actor, patient_id, "update")
+    return _work(
+        request,
+        session,
+        form,
+        actor,
+        acc,
+        decision_id,
+        step,
+        f"/patients/{acc.patient.id}/decisions",
+        "decisions/team_decision.html",
+        {"today": date.today(), **_team_extra(session, acc)},
+    )
+
+
+# --- the clinic's CollaboRATE report ------------------------------------------------------------
+
+
+@router.get("/decisions/collaborate")
+def collaborate_report(request: Request, session: DbSession, actor: WebActor) -> Response:
+    if not (actor.user.is_clinician or actor.user.is_admin):
+        raise NotFound(Msg("No such page."))
+    return render(
+        request,
+        "decisions/collaborate.html",
+        {"report": reports.collaborate_report(session, by=actor.user)},
+    )
