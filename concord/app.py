@@ -117,6 +117,7 @@ def create_app(
     from concord.audit.routes import router as audit_router
     from concord.careplans.api import router as careplans_api
     from concord.careplans.routes import router as careplans_router
+    from concord.decisions.api import router as decisions_api
     from concord.decisions.routes import router as decisions_router
     from concord.fhir.routes import router as fhir_router
     from concord.measures.routes import router as measures_router
@@ -142,6 +143,7 @@ def create_app(
         careplans_api,
         safety_api,
         registry_api,
+        decisions_api,
         fhir_router,
     ):
         app.include_router(router)

@@ -377,14 +377,18 @@ def users_reset_password(email: Annotated[str, typer.Option()]) -> None:
     typer.echo(f"Temporary password for {email}: {password}")
 
 
-def _is_risk_rules(path: Any) -> bool:
+def _kind_of(path: Any) -> str | None:
     import yaml
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return False
-    return isinstance(data, dict) and data.get("kind") == "risk-rules"
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def _is_risk_rules(path: Any) -> bool:
+    return _kind_of(path) == "risk-rules"
 
 
 @content_app.command("check")
@@ -408,11 +412,28 @@ def content_check(
         else files_in([BUILT_IN] + ([settings.instruments_dir] if settings.instruments_dir else []))
         + [DEFAULT_FILE]
     )
+    from concord.decisions import aids as decision_aids
+
+    if not files:
+        paths += decision_aids.files_in(
+            [decision_aids.BUILT_IN]
+            + ([settings.decision_aids_dir] if settings.decision_aids_dir else [])
+        )
     rule_paths = [p for p in paths if _is_risk_rules(p)]
+    aid_paths = [p for p in paths if _kind_of(p) == "decision_aid"]
     problems = 0
     loaded = []
+    aid_ids: dict[str, Any] = {}
+    for path in aid_paths:
+        try:
+            aid = decision_aids.load_file(path)
+        except decision_aids.AidError as exc:
+            problems += 1
+            typer.echo(f"ERROR {exc.path}: {exc.problem}", err=True)
+            continue
+        aid_ids[aid.id] = aid  # a clinic's copy (read later) replaces the built-in one
     for path in paths:
-        if path in rule_paths:
+        if path in rule_paths or path in aid_paths:
             continue
         try:
             loaded.extend(load_library([path]).all())
@@ -444,6 +465,12 @@ def content_check(
         typer.echo(
             f"risk-rules  {rules.code:<14} v{rules.version:<8} {','.join(languages):<6} "
             f"{len(rules.rules)} rules, {len(rules.tiers)} tiers"
+        )
+    for aid in sorted(aid_ids.values(), key=lambda a: a.id):
+        typer.echo(
+            f"aid         {aid.id:<24} v{aid.version:<4} en,es   {len(aid.options)} options, "
+            f"{len(aid.values)} values, {len(aid.sources)} sources, reviewed "
+            f"{aid.last_reviewed.isoformat()}"
         )
     if problems:
         raise typer.Exit(1)

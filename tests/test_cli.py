@@ -478,3 +478,27 @@ def test_safety_rules_shows_and_loads_for_an_organization(cli_db, tmp_path):
     assert refused.exit_code == 1 and "the rules in force stay" in refused.output
     assert "ours-1" in run("safety", "rules", "--org", "demo").output
     assert run("safety", "rules", "--org", "nobody").exit_code == 1
+
+
+def test_content_check_lists_the_decision_aids_and_names_a_broken_one(cli_db, tmp_path):
+    result = run("content", "check")
+    assert result.exit_code == 0, result.output
+    aids = [line.split()[1] for line in result.output.splitlines() if line.startswith("aid ")]
+    assert aids == [
+        "alcohol-use",
+        "anxiety-treatment",
+        "depression-treatment",
+        "opioid-use-medications",
+    ]
+    from concord.decisions.aids import BUILT_IN
+
+    broken = tmp_path / "aid.yaml"
+    broken.write_text(
+        (BUILT_IN / "alcohol-use.yaml")
+        .read_text(encoding="utf-8")
+        .replace("if_stop:", "if_I_stop:"),
+        encoding="utf-8",
+    )
+    result = run("content", "check", str(broken))
+    assert result.exit_code == 1
+    assert f"ERROR {broken}: options[0].attributes.if_I_stop: unknown attribute" in result.output

@@ -139,7 +139,15 @@ def _editor_context(
         "past_plans": [p for p in plans.list_plans(session, access=acc) if not p.is_current]
         if acc.on_team
         else [],
+        # intervention id -> the decision made together that chose it (linked on the page)
+        "decision_links": _decision_links(session, view.plan.id) if view else {},
     }
+
+
+def _decision_links(session: DbSession, plan_id: Any) -> dict[Any, Any]:
+    from concord.fhir.decisions import decisions_for_plan
+
+    return decisions_for_plan(session, plan_id)
 
 
 def _team_access(

@@ -165,7 +165,18 @@ def parse_aid(path: Path, data: Any) -> Aid:
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise AidError(path, f"{sorted(unknown)[0]}: unknown key")
-    for key in TOP_KEYS - {"not_for"}:
+    for key in (
+        "id",
+        "version",
+        "last_reviewed",
+        "title",
+        "question",
+        "for_whom",
+        "summary",
+        "options",
+        "values",
+        "sources",
+    ):
         if key not in data:
             raise AidError(path, f"{key}: is missing")
     aid_id = data["id"]

@@ -3,6 +3,8 @@ read and edit with JavaScript switched off."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from playwright.sync_api import expect
 
@@ -117,8 +119,31 @@ def with_safety(live, with_plan):
                 select(RelatedPerson).where(RelatedPerson.user_id == people.family.id)
             )
             safety_plans.set_share(session, access=a, related_person_id=fay.id, share=True)
+            from concord.decisions import service as ds
+
+            me = acc_for(session, people.patient_user, people.patient)
+            open_one = ds.start(session, access=me, aid_id="depression-treatment")
+            aid = ds.aid_of(open_one)
+            ds.save_values(session, access=me, decision_id=open_one.id, values=[aid.values[0].id])
+            ds.add_question(session, access=me, decision_id=open_one.id, text="How long?")
+            ds.save_sure(
+                session,
+                access=me,
+                decision_id=open_one.id,
+                answers=dict.fromkeys(ds.SURE_ITEMS, True) | {"sure": False},
+            )
+            done = ds.start(session, access=me, aid_id="opioid-use-medications")
+            ds.record_outcome(
+                session,
+                access=a,
+                decision_id=done.id,
+                outcome=ds.Outcome(
+                    "buprenorphine", "At home.", ["buprenorphine", "methadone"], date.today(), []
+                ),
+            )
             write_pending(session)
             session.commit()
+            people.decisions = (open_one.id, done.id)
         people.alert_id = alert.id
     return people
 
@@ -126,6 +151,7 @@ def with_safety(live, with_plan):
 def pages_for(people):
     pid = people.patient.id
     aid = getattr(people, "alert_id", None)
+    decisions = getattr(people, "decisions", ())
     return {
         "cara@test.example.org": [
             "/patients",
@@ -155,6 +181,9 @@ def pages_for(people):
             "/registry/program",
             "/registry/minutes",
             "/tasks",
+            f"/patients/{pid}/decisions",
+            *(f"/patients/{pid}/decisions/{d}" for d in decisions),
+            "/decisions/collaborate",
         ],
         "pat@patients.example.org": [
             "/my",
@@ -168,6 +197,8 @@ def pages_for(people):
             "/my/safety-plan/people",
             "/my/relapse-plan",
             "/my/relapse-plan?edit=1",
+            "/my/decisions",
+            *(f"/my/decisions/{d}" for d in decisions),
         ],
         "fay@family.example.org": ["/shared", f"/shared/{pid}", f"/shared/{pid}/safety-plan"],
         "admin@test.example.org": [

@@ -123,6 +123,7 @@ def test_the_patient_works_through_an_aid_and_the_team_records_the_decision(
     assert "The decision is recorded." in done.text and "I can take it at home" in done.text
     plan_page = client.get(f"/patients/{people.patient.id}/plan")
     assert "buprenorphine" in plan_page.text.lower()
+    assert f"/patients/{people.patient.id}/decisions/{decision.id}" in plan_page.text
 
     # The patient sees the outcome, and it is in their plan to agree to.
     sign_in(PATIENT)

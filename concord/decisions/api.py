@@ -1,0 +1,228 @@
+"""Decisions made together as JSON at /api/v1: the aids, a patient's decisions, and each step
+(values, a question, SURE, the outcome). The same services and rules as the pages; a bad field
+gets a 422 naming it; recording the outcome may carry an Idempotency-Key."""
+
+# No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
+
+from concord import access
+from concord.access import PatientAccess
+from concord.decisions import service as ds
+from concord.decisions.aids import ATTRIBUTES, Aid
+from concord.decisions.models import Decision
+from concord.web.deps import ApiActor, ApiWriter, DbSession
+from concord.web.idempotency import claim, remember_result
+
+router = APIRouter(prefix="/api/v1", tags=["decisions"])
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class StartIn(Body):
+    aid: str
+
+
+class ValuesIn(Body):
+    values: list[str]
+    note: str | None = None
+    leaning: str | None = None
+    version: int | None = None
+
+
+class QuestionIn(Body):
+    text: str
+
+
+class SureIn(Body):
+    sure: bool
+    understand: bool
+    risk_benefit: bool
+    encouragement: bool
+
+
+class OutcomeIn(Body):
+    choice: str | None = None
+    reasons: str | None = None
+    considered: list[str]
+    decided_on: date
+    clinician_ids: list[str] = []
+    others: str | None = None
+    version: int | None = None
+
+
+def _access(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
+    return access.patient_for(
+        session, actor.user, patient_id, action=action, object_type="Decision"
+    )
+
+
+def aid_json(aid: Aid) -> dict[str, Any]:
+    return {
+        "id": aid.id,
+        "version": aid.version,
+        "last_reviewed": aid.last_reviewed.isoformat(),
+        "title": dict(aid.title),
+        "question": dict(aid.question),
+        "for_whom": dict(aid.for_whom),
+        "not_for": dict(aid.not_for) if aid.not_for else None,
+        "summary": dict(aid.summary),
+        "options": [
+            {
+                "id": o.id,
+                "name": dict(o.name),
+                "attributes": {a: dict(o.attributes[a]) for a in ATTRIBUTES},
+                "sources": {a: list(ids) for a, ids in o.sources.items()},
+                "intervention": {"category": o.category, "description": dict(o.intervention)},
+            }
+            for o in aid.options
+        ],
+        "values": [
+            {
+                "id": v.id,
+                "label": dict(v.label),
+                "fits": {k: {"fit": f.fit, "why": dict(f.why)} for k, f in v.fits.items()},
+            }
+            for v in aid.values
+        ],
+        "sources": [
+            {"id": s.id, "citation": s.citation, "url": s.url} for s in aid.sources.values()
+        ],
+    }
+
+
+def decision_json(d: Decision) -> dict[str, Any]:
+    aid = ds.aid_of(d)
+    readiness = ds.readiness(d)
+    return {
+        "id": str(d.id),
+        "patient_id": str(d.patient_id),
+        "aid": d.aid_id,
+        "aid_version": d.aid_version,
+        "status": d.status,
+        "values": list(d.values),
+        "values_note": d.values_note,
+        "leaning": d.leaning,
+        "questions": list(d.questions),
+        "sure": dict(d.sure) if d.sure else None,
+        "sure_score": d.sure_score,
+        "ready": readiness.ready if readiness else None,
+        "missing": readiness.missing if readiness else None,
+        "fit": [
+            {"option": s.option.id, "good": s.good, "some": s.some, "poor": s.poor}
+            for s in ds.fit_summary(aid, list(d.values))
+        ]
+        if aid
+        else [],
+        "considered": list(d.considered),
+        "choice": d.choice,
+        "reasons": d.reasons,
+        "participants": list(d.participants),
+        "decided_on": d.decided_on.isoformat() if d.decided_on else None,
+        "recorded_by_id": str(d.recorded_by_id) if d.recorded_by_id else None,
+        "intervention_id": str(d.intervention_id) if d.intervention_id else None,
+        "fhir": f"QuestionnaireResponse/decision-{d.id}",
+        "version": d.version,
+    }
+
+
+@router.get("/decision-aids")
+def aids(actor: ApiActor) -> list[dict[str, Any]]:
+    return [aid_json(a) for a in ds.offered_aids()]
+
+
+@router.get("/patients/{patient_id}/decisions")
+def decisions(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    acc = _access(session, actor, patient_id)
+    return [decision_json(d) for d in ds.list_decisions(session, access=acc)]
+
+
+@router.post("/patients/{patient_id}/decisions")
+def start(patient_id: str, body: StartIn, session: DbSession, actor: ApiWriter) -> Any:
+    """The open decision on this aid, or a new one (starting twice gives the same one)."""
+    acc = _access(session, actor, patient_id, "create")
+    return decision_json(ds.start(session, access=acc, aid_id=body.aid))
+
+
+@router.get("/patients/{patient_id}/decisions/{decision_id}")
+def read(patient_id: str, decision_id: str, session: DbSession, actor: ApiActor) -> Any:
+    acc = _access(session, actor, patient_id)
+    return decision_json(ds.get_decision(session, access=acc, decision_id=decision_id))
+
+
+@router.put("/patients/{patient_id}/decisions/{decision_id}/values")
+def values(
+    patient_id: str, decision_id: str, body: ValuesIn, session: DbSession, actor: ApiWriter
+) -> Any:
+    acc = _access(session, actor, patient_id, "update")
+    return decision_json(
+        ds.save_values(
+            session,
+            access=acc,
+            decision_id=decision_id,
+            values=body.values,
+            note=body.note,
+            leaning=body.leaning,
+            base_version=body.version,
+        )
+    )
+
+
+@router.post("/patients/{patient_id}/decisions/{decision_id}/questions")
+def question(
+    patient_id: str, decision_id: str, body: QuestionIn, session: DbSession, actor: ApiWriter
+) -> Any:
+    acc = _access(session, actor, patient_id, "update")
+    return decision_json(
+        ds.add_question(session, access=acc, decision_id=decision_id, text=body.text)
+    )
+
+
+@router.put("/patients/{patient_id}/decisions/{decision_id}/sure")
+def sure(
+    patient_id: str, decision_id: str, body: SureIn, session: DbSession, actor: ApiWriter
+) -> Any:
+    acc = _access(session, actor, patient_id, "update")
+    return decision_json(
+        ds.save_sure(session, access=acc, decision_id=decision_id, answers=body.model_dump())
+    )
+
+
+@router.post("/patients/{patient_id}/decisions/{decision_id}/outcome")
+def outcome(
+    patient_id: str,
+    decision_id: str,
+    body: OutcomeIn,
+    session: DbSession,
+    actor: ApiWriter,
+    idempotency_key: str | None = Header(None),
+) -> Any:
+    acc = _access(session, actor, patient_id, "update")
+    earlier = claim(session, actor, idempotency_key)
+    if earlier is not None:
+        decision = ds.get_decision(session, access=acc, decision_id=decision_id, audit=False)
+        return JSONResponse(decision_json(decision), headers={"Idempotent-Replayed": "true"})
+    decision = ds.record_outcome(
+        session,
+        access=acc,
+        decision_id=decision_id,
+        outcome=ds.Outcome(
+            choice=body.choice,
+            reasons=body.reasons,
+            considered=body.considered,
+            decided_on=body.decided_on,
+            clinician_ids=body.clinician_ids,
+            others=body.others,
+        ),
+        base_version=body.version,
+    )
+    remember_result(session, str(decision.id))
+    return decision_json(decision)
