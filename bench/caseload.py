@@ -2,7 +2,7 @@
 
     python bench/caseload.py [--url sqlite:///bench/bench.db | postgresql://...] [--patients N]
 
-Builds (once) the synthetic population of bench/population.py: by default 100,000 patients and
+Builds (once) the synthetic population of concord/synth.py (`concord synth`): by default 100,000 patients and
 2,000,000 measurements, with the benchmark's care manager holding 150 active patients. Then it
 signs in as that care manager and times GET /registry (the whole page: every query, the flags,
 the audit trail's 150 rows, the HTML) through the real app, and, beside it, the best single
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.population import PASSWORD, build  # noqa: E402
+from concord.synth import PASSWORD, build  # noqa: E402
 
 RAW_SQL = """
 -- One row per open episode of the care manager; each figure from an index-backed subquery.
@@ -75,7 +75,7 @@ def describe(times: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="sqlite:///bench/bench.db")
+    parser.add_argument("--url", default="sqlite:///bench/data/caseload.db")
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--measurements", type=int, default=2_000_000)
     parser.add_argument("--runs", type=int, default=30)

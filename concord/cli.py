@@ -617,6 +617,65 @@ def restore(
     typer.echo(f"audit chain intact: {result.events} events")
 
 
+@app.command()
+def synth(
+    patients: Annotated[int, typer.Option(help="How many patients.")] = 1000,
+    seed: Annotated[int, typer.Option(help="The same seed (and day) gives the same rows.")] = 1,
+    measurements: Annotated[
+        int | None, typer.Option(help="About how many scores in all (default 20 a patient).")
+    ] = None,
+) -> None:
+    """Build a synthetic population in the configured database (migrating it first):
+    an organization with care teams, plans, episodes, contacts, scores, alerts and case
+    reviews. Only invented data. Does nothing if the population is already there."""
+    from concord.synth import PASSWORD, build, existing
+
+    settings = operator_settings()
+    if existing(settings.database_url) is not None:
+        typer.echo("The synthetic population is already in this database; nothing to do.")
+        return
+    population = build(
+        settings.database_url, patients=patients, seed=seed, measurements=measurements
+    )
+    rate = population.rows / population.seconds if population.seconds else 0
+    typer.echo(
+        f"Built {population.patients:,} patients and {population.measurements:,} scores "
+        f"({population.rows:,} rows in {population.seconds:.1f} s, {rate:,.0f} rows/s)."
+    )
+    typer.echo(
+        f"Sign in as {population.care_manager_email} (password {PASSWORD}) to see a caseload."
+    )
+
+
+@app.command()
+def bench(
+    db: Annotated[str, typer.Option(help="sqlite or postgresql")] = "sqlite",
+    patients: Annotated[int, typer.Option(help="Population size for the cases.")] = 100_000,
+    runs: Annotated[int, typer.Option(help="Timed runs per in-process case.")] = 30,
+    http_seconds: Annotated[float, typer.Option(help="Seconds per HTTP load run.")] = 10.0,
+    scaling: Annotated[
+        str, typer.Option(help="Population sizes for the scaling curve, e.g. 1000,10000,100000.")
+    ] = "",
+    write: Annotated[bool, typer.Option(help="Write docs/performance.md.")] = True,
+) -> None:
+    """Run the benchmark suite (code in bench/, so from a source checkout): each case beside
+    its baseline in the same run, printed and written to docs/performance.md."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "suite.py").exists():
+        fail("the benchmarks live in bench/ of a source checkout; run this from one")
+        return
+    if db not in ("sqlite", "postgresql"):
+        fail("--db must be sqlite or postgresql")
+        return
+    sys.path.insert(0, str(root))
+    from bench.suite import run
+
+    sizes = [int(x) for x in scaling.split(",") if x.strip()]
+    run(db, patients, runs=runs, http_seconds=http_seconds, scaling=sizes or None, write=write)
+
+
 def main() -> None:  # pragma: no cover
     app(prog_name="concord")
 

@@ -1,0 +1,678 @@
+"""The benchmark suite: `concord bench [--db sqlite|postgresql] [--patients N]`.
+
+Each case is measured side by side with its baseline in the same run and reported as a ratio
+(this machine is shared and noisy). The table is printed and written to docs/performance.md
+with the machine, the date and the commit. The population comes from `concord synth` (built
+once per size and engine, then reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+PG_SERVER = os.environ.get("CONCORD_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+@dataclass
+class Case:
+    name: str
+    measured: str
+    baseline: str
+    ratio: float | None
+    target: str
+    met: bool | None
+    note: str = ""
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def timed(fn: Callable[[], Any], runs: int, warm: int = 3) -> list[float]:
+    for _ in range(warm):
+        fn()
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def database_url(db: str, patients: int) -> str:
+    if db == "sqlite":
+        DATA.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{DATA / f'synth-{patients}.db'}"
+    from sqlalchemy import create_engine, text
+
+    name = f"concord_bench_{patients}"
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).scalar()
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{PG_SERVER}/{name}"
+
+
+def population(db: str, patients: int, *, quiet: bool = False) -> tuple[str, Any]:
+    from concord.synth import build
+
+    url = database_url(db, patients)
+    started = time.perf_counter()
+    pop = build(url, patients=patients, seed=7, quiet=quiet)
+    pop.seconds = pop.seconds or (time.perf_counter() - started)
+    return url, pop
+
+
+# --- in-process cases (through the real app, in this process) ----------------------------------
+
+
+class App:
+    """The real app on `url`, signed in as a care manager, for in-process timing."""
+
+    def __init__(self, url: str, email: str, password: str) -> None:
+        from fastapi.testclient import TestClient
+
+        from concord.app import create_app
+        from concord.settings import Settings
+
+        settings = Settings(
+            env="test",
+            database_url=url,
+            base_url="http://bench",
+            worker_in_process=False,
+            freeze_heap=True,
+            secret_key="bench-secret-key-for-the-benchmark-only-0123456789",
+        )
+        self.client = TestClient(create_app(settings), base_url="http://bench")
+        self.client.__enter__()
+        page = self.client.get("/sign-in")
+        token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        signed = self.client.post(
+            "/sign-in",
+            data={"email": email, "password": password, "csrf_token": token},
+            follow_redirects=False,
+        )
+        assert signed.status_code == 303, signed.text[:300]
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        response = self.client.get(path, **kwargs)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        return response
+
+    def close(self) -> None:
+        self.client.__exit__(None, None, None)
+
+
+def _raw(url: str) -> Any:
+    from concord.db import make_engine
+
+    return make_engine(url)
+
+
+def _facts(url: str, email: str) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    engine = _raw(url)
+    with engine.connect() as c:
+        cm = c.execute(text("SELECT id FROM user_account WHERE email = :e"), {"e": email}).scalar()
+        patient = c.execute(
+            text(
+                "SELECT e.patient_id FROM episode e WHERE e.care_manager_id = :cm "
+                "AND e.ended_on IS NULL ORDER BY e.started_on LIMIT 1"
+            ),
+            {"cm": cm},
+        ).scalar()
+        org = c.execute(
+            text("SELECT organization_id FROM user_account WHERE id = :u"), {"u": cm}
+        ).scalar()
+        since = c.execute(
+            text("SELECT MIN(started_on) FROM episode WHERE care_manager_id = :cm"), {"cm": cm}
+        ).scalar()
+    engine.dispose()
+    return {"cm": cm, "patient": patient, "org": org, "since": since}
+
+
+def _uuid(value: Any) -> Any:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def caseload_case(app: App, url: str, facts: dict[str, Any], runs: int) -> Case:
+    from sqlalchemy import text
+
+    from bench.caseload import RAW_SQL
+
+    page = timed(lambda: app.get("/registry"), runs)
+    engine = _raw(url)
+    since = facts["since"]
+    start = since if not isinstance(since, str) else date.fromisoformat(since)
+    since_at = datetime.combine(start, datetime.min.time(), UTC)
+    if engine.dialect.name == "sqlite":
+        since_at = since_at.replace(tzinfo=None)
+    with engine.connect() as c:
+        params = {"cm": facts["cm"], "since": since_at}
+        raw = timed(lambda: c.execute(text(RAW_SQL), params).all(), runs)
+    engine.dispose()
+    p50, p95, r50 = statistics.median(page), pct(page, 0.95), statistics.median(raw)
+    ratio = p50 / r50
+    return Case(
+        "caseload page (150 patients)",
+        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
+        f"raw SQL p50 {r50:.1f} ms",
+        ratio,
+        "p95 < 100 ms; within 3x of raw SQL",
+        p95 < 100 and ratio <= 3,
+        figures={"p50": p50, "p95": p95, "raw_p50": r50},
+    )
+
+
+PATIENT_SQL = """
+SELECT p.given_name, p.family_name, p.birth_date,
+  (SELECT COUNT(*) FROM goal g JOIN care_plan cp ON cp.id = g.plan_id
+    WHERE cp.patient_id = p.id AND cp.status = 'active' AND g.removed_at IS NULL) AS goals,
+  (SELECT COUNT(*) FROM safety_alert a WHERE a.patient_id = p.id AND a.status <> 'closed') AS alerts
+FROM patient p WHERE p.id = :p;
+"""
+TIMELINE_SQL = (
+    "SELECT instrument, value, effective_at FROM measure_observation "
+    "WHERE patient_id = :p ORDER BY effective_at"
+)
+
+
+def patient_case(app: App, url: str, facts: dict[str, Any], runs: int) -> Case:
+    from sqlalchemy import text
+
+    pid = facts["patient"]
+
+    def pages() -> None:
+        app.get(f"/patients/{pid}")
+
+    page = timed(pages, runs)
+    engine = _raw(url)
+    with engine.connect() as c:
+        params = {"p": pid}
+
+        def raw_rows() -> None:
+            c.execute(text(PATIENT_SQL), params).all()
+            c.execute(text(TIMELINE_SQL), params).all()
+
+        raw = timed(raw_rows, runs)
+    engine.dispose()
+    p50, p99, r50 = statistics.median(page), pct(page, 0.99), statistics.median(raw)
+    ratio = p50 / r50
+    return Case(
+        "one patient's page (plan, chart, alerts)",
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+        f"raw SQL p50 {r50:.2f} ms",
+        ratio,
+        "p95 < 100 ms; within 3x of raw SQL",
+        pct(page, 0.95) < 100 and ratio <= 3,
+        figures={"p50": p50, "p99": p99, "raw_p50": r50},
+    )
+
+
+def fhir_case(app: App, url: str, facts: dict[str, Any], token: str, runs: int) -> Case:
+    from sqlalchemy import text
+
+    pid = facts["patient"]
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+    search = timed(
+        lambda: app.get(f"/fhir/Observation?patient={pid}&code=44261-6", headers=headers), runs
+    )
+    bundle = app.get(f"/fhir/Observation?patient={pid}&code=44261-6", headers=headers).json()
+    first = bundle["entry"][0]["resource"]["id"]
+    read = timed(lambda: app.get(f"/fhir/Observation/{first}", headers=headers), runs)
+    engine = _raw(url)
+    with engine.connect() as c:
+        sql = text(
+            "SELECT id, value, effective_at FROM measure_observation "
+            "WHERE patient_id = :p AND code = '44261-6' ORDER BY effective_at DESC LIMIT 50"
+        )
+        raw = timed(lambda: c.execute(sql, {"p": pid}).all(), runs)
+    engine.dispose()
+    s50, s99, r50 = statistics.median(search), pct(search, 0.99), statistics.median(raw)
+    d50, d99 = statistics.median(read), pct(read, 0.99)
+    return Case(
+        "FHIR Observation search (patient, code) and read",
+        f"search p50 {s50:.1f} ms, p99 {s99:.1f} ms; read p50 {d50:.1f} ms, p99 {d99:.1f} ms",
+        f"raw SQL p50 {r50:.2f} ms",
+        s50 / r50,
+        "(no target; reported)",
+        None,
+        figures={"search_p50": s50, "read_p50": d50, "raw_p50": r50},
+    )
+
+
+def outcomes_case(app: App, url: str, facts: dict[str, Any], runs: int) -> Case:
+    from sqlalchemy import text
+
+    page = timed(lambda: app.get("/registry/program"), runs, warm=1)
+    engine = _raw(url)
+    # Response and remission at 10-24 weeks for the organization, in one statement.
+    sql = text(
+        """
+        WITH open_ep AS (
+          SELECT e.patient_id, e.started_on FROM episode e
+          WHERE e.organization_id = :org AND e.ended_on IS NULL
+            AND e.program IN ('depression', 'co_occurring')
+        ), phq AS (
+          SELECT o.patient_id, o.value, o.effective_at,
+                 ROW_NUMBER() OVER (PARTITION BY o.patient_id ORDER BY o.effective_at) AS f,
+                 ROW_NUMBER() OVER (PARTITION BY o.patient_id ORDER BY o.effective_at DESC) AS l
+          FROM measure_observation o JOIN open_ep e ON e.patient_id = o.patient_id
+          WHERE o.instrument = 'PHQ-9' AND o.score_id = 'total' AND o.effective_at >= :since
+        )
+        SELECT COUNT(*),
+               SUM(CASE WHEN l.value <= b.value / 2 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN l.value < 5 THEN 1 ELSE 0 END)
+        FROM phq b JOIN phq l ON l.patient_id = b.patient_id AND l.l = 1
+        WHERE b.f = 1
+        """
+    )
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    if engine.dialect.name == "sqlite":
+        since = since.replace(tzinfo=None)
+    with engine.connect() as c:
+        raw = timed(
+            lambda: c.execute(sql, {"org": facts["org"], "since": since}).all(), runs, warm=1
+        )
+    engine.dispose()
+    p50, r50 = statistics.median(page) / 1000, statistics.median(raw) / 1000
+    ratio = p50 / r50
+    return Case(
+        "program outcome figures (response, remission at 10-24 weeks)",
+        f"{p50:.2f} s",
+        f"raw SQL aggregate {r50:.2f} s",
+        ratio,
+        "under 2 s; within 2x of raw SQL",
+        p50 < 2 and ratio <= 2,
+        figures={"seconds": p50, "raw_seconds": r50},
+    )
+
+
+def load_case(url: str, pop: Any) -> Case:
+    from concord.synth import copy_same_rows
+
+    spent = (pop.timings or {}).get("measure_observation")
+    baseline = copy_same_rows(url)
+    if not spent or not spent[1]:
+        return Case(
+            "bulk load of the synthetic population",
+            "(population found, not built in this run)",
+            f"copy {baseline:,.0f} rows/s",
+            None,
+            ">= 50% of COPY rows/s",
+            None,
+            "rebuild with --fresh to measure the load",
+        )
+    rate = spent[0] / spent[1]
+    whole = pop.rows / pop.seconds if pop.seconds else 0
+    return Case(
+        "bulk load of the synthetic population",
+        f"{rate:,.0f} rows/s (scores); {whole:,.0f} rows/s over every table ({pop.rows:,} rows "
+        f"in {pop.seconds:.0f} s)",
+        f"bulk path of the same rows {baseline:,.0f} rows/s",
+        rate / baseline,
+        ">= 50% of COPY rows/s",
+        rate / baseline >= 0.5,
+        figures={"rows_per_s": rate, "baseline": baseline},
+    )
+
+
+# --- over HTTP, with a separate server and a separate load generator ---------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(app: str, url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CONCORD_DATABASE_URL": url,
+        "CONCORD_ENV": "development",
+        "CONCORD_WORKER_IN_PROCESS": "false",
+        "CONCORD_BASE_URL": f"http://127.0.0.1:{port}",
+        "CONCORD_SECRET_KEY": "bench-secret-key-for-the-benchmark-only-0123456789",
+        "PYTHONPATH": str(ROOT),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process
+        except Exception:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{app} did not start")
+
+
+def _load(
+    port: int,
+    kind: str,
+    token: str,
+    patients: list[str],
+    seconds: float,
+    rate: float | None,
+    connections: int,
+) -> dict[str, Any]:
+    """Run the load generator in its own process; returns its figures."""
+    args = {
+        "port": port,
+        "kind": kind,
+        "token": token,
+        "patients": patients,
+        "seconds": seconds,
+        "rate": rate,
+        "connections": connections,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def checkin_case(url: str, facts: dict[str, Any], token: str, seconds: float) -> Case:
+    from sqlalchemy import text
+
+    engine = _raw(url)
+    with engine.connect() as c:
+        patients = [
+            str(p)
+            for p in c.execute(
+                text("SELECT patient_id FROM episode WHERE care_manager_id = :cm"),
+                {"cm": facts["cm"]},
+            ).scalars()
+        ]
+    engine.dispose()
+    concord_port, bare_port = _free_port(), _free_port()
+    concord = _serve("concord.asgi:app", url, concord_port)
+    bare = _serve("bench.bare:app", url, bare_port)
+    try:
+        ping = _load(bare_port, "ping", token, patients, seconds / 2, None, 8)
+        bare_max = _load(bare_port, "bare", token, patients, seconds, None, 8)
+        concord_max = _load(concord_port, "checkin", token, patients, seconds, None, 8)
+        at_200 = _load(concord_port, "checkin", token, patients, seconds, 200.0, 16)
+    finally:
+        for process in (concord, bare):
+            process.terminate()
+            process.wait(timeout=10)
+    ratio = concord_max["rps"] / bare_max["rps"]
+    return Case(
+        "check-in submit over HTTP (score, store, alert rules, audit)",
+        f"{concord_max['rps']:.0f} req/s max (p95 {concord_max['p95']:.0f} ms); at 200 req/s "
+        f"offered: {at_200['rps']:.0f} done, p95 {at_200['p95']:.0f} ms, {at_200['errors']} errors",
+        f"bare INSERT endpoint {bare_max['rps']:.0f} req/s "
+        f"(generator alone: {ping['rps']:.0f} req/s)",
+        ratio,
+        ">= 40% of the bare endpoint; p95 < 50 ms at 200 req/s",
+        ratio >= 0.4 and at_200["p95"] < 50 and at_200["errors"] == 0,
+        figures={
+            "max_rps": concord_max["rps"],
+            "bare_rps": bare_max["rps"],
+            "ping_rps": ping["rps"],
+            "p95_at_200": at_200["p95"],
+        },
+    )
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "?"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kb / 1024 / 1024:.1f} GB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{os.cpu_count()} CPU ({cpu}), {memory} RAM, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def run(
+    db: str,
+    patients: int,
+    *,
+    runs: int = 30,
+    http_seconds: float = 10.0,
+    scaling: list[int] | None = None,
+    write: bool = True,
+    quiet: bool = False,
+) -> list[Case]:
+    from concord.accounts.service import create_api_token
+    from concord.synth import CASE_MANAGER_EMAIL, PASSWORD
+
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say(f"population: {patients:,} patients on {db}")
+    url, pop = population(db, patients, quiet=quiet)
+    facts = _facts(url, CASE_MANAGER_EMAIL)
+    token = _token(url, CASE_MANAGER_EMAIL, create_api_token)
+    app = App(url, CASE_MANAGER_EMAIL, PASSWORD)
+    cases = []
+    try:
+        say("caseload")
+        cases.append(caseload_case(app, url, facts, runs))
+        say("patient page")
+        cases.append(patient_case(app, url, facts, runs))
+        say("FHIR")
+        cases.append(fhir_case(app, url, facts, token, runs))
+        say("program outcome figures")
+        cases.append(outcomes_case(app, url, facts, max(3, runs // 6)))
+    finally:
+        app.close()
+    say("bulk load baseline")
+    cases.append(load_case(url, pop))
+    say("check-in submit over HTTP")
+    cases.append(checkin_case(url, facts, token, http_seconds))
+    curve = scaling_curve(db, scaling, runs, say) if scaling else None
+    report = render(db, patients, pop, cases, curve)
+    print(report)
+    if write:
+        write_report(db, report, curve)
+    return cases
+
+
+def _token(url: str, email: str, create: Any) -> str:
+    from sqlalchemy import select
+
+    from concord.accounts.models import User
+    from concord.audit.service import set_context, write_pending
+    from concord.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url)
+    factory = make_sessionmaker(engine)
+    with factory() as session:
+        set_context(session, channel="system")
+        user = session.scalar(select(User).where(User.email == email))
+        token, _ = create(session, user=user, by=None, name="bench")
+        write_pending(session)
+        session.commit()
+    engine.dispose()
+    return token
+
+
+def scaling_curve(
+    db: str, sizes: list[int], runs: int, say: Callable[..., None]
+) -> dict[int, dict[str, float]]:
+    from concord.synth import CASE_MANAGER_EMAIL, PASSWORD
+
+    curve: dict[int, dict[str, float]] = {}
+    for size in sizes:
+        say(f"scaling: {size:,} patients")
+        url, _ = population(db, size, quiet=True)
+        facts = _facts(url, CASE_MANAGER_EMAIL)
+        app = App(url, CASE_MANAGER_EMAIL, PASSWORD)
+        try:
+            caseload = timed(lambda app=app: app.get("/registry"), runs)
+            path = f"/patients/{facts['patient']}"
+            patient = timed(lambda app=app, path=path: app.get(path), runs)
+        finally:
+            app.close()
+        curve[size] = {
+            "caseload": statistics.median(caseload),
+            "patient": statistics.median(patient),
+        }
+    return curve
+
+
+def render(
+    db: str, patients: int, pop: Any, cases: list[Case], curve: dict[int, dict[str, float]] | None
+) -> str:
+    lines = [
+        f"### {db}: {patients:,} patients, {pop.measurements:,} measurements",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · commit {commit()} · {machine()}",
+        "",
+        "| case | measured | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in cases:
+        met = "—" if c.met is None else ("yes" if c.met else "**no**")
+        ratio = "—" if c.ratio is None else f"{c.ratio:.2f}"
+        lines.append(f"| {c.name} | {c.measured} | {c.baseline} | {ratio} | {c.target} | {met} |")
+    if curve:
+        lines += [
+            "",
+            "Scaling (p50, ms):",
+            "",
+            "| patients | caseload | patient page |",
+            "|---|---|---|",
+        ]
+        for size, row in sorted(curve.items()):
+            lines.append(f"| {size:,} | {row['caseload']:.1f} | {row['patient']:.1f} |")
+        sizes = sorted(curve)
+        if len(sizes) >= 2:
+            low, high = curve[sizes[0]], curve[sizes[-1]]
+            for key in ("caseload", "patient"):
+                ratio = high[key] / low[key]
+                lines.append(
+                    f"\n{key}: p50 at {sizes[-1]:,} is {ratio:.2f}x the p50 at {sizes[0]:,} "
+                    f"(target at most 2x: {'met' if ratio <= 2 else 'NOT met'})"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(db: str, section: str, curve: dict[int, dict[str, float]] | None) -> None:
+    path = ROOT / "docs" / "performance.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    start_marker, end_marker = f"<!-- bench:{db} -->", f"<!-- /bench:{db} -->"
+    block = f"{start_marker}\n{section}{end_marker}"
+    if start_marker in text and end_marker in text:
+        before, rest = text.split(start_marker, 1)
+        _, after = rest.split(end_marker, 1)
+        text = before + block + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+    if curve:
+        plot(db, curve)
+
+
+def plot(db: str, curve: dict[int, dict[str, float]]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(
+            "matplotlib is not installed: no scaling plot (pip install matplotlib)", file=sys.stderr
+        )
+        return
+    sizes = sorted(curve)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key, label in (
+        ("caseload", "caseload page (150 patients)"),
+        ("patient", "one patient's page"),
+    ):
+        ax.plot(sizes, [curve[s][key] for s in sizes], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("patients in the database")
+    ax.set_ylabel("p50 (ms)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Concord on {db}: cost as the population grows")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / f"scaling-{db}.png", dpi=110)
+    plt.close(fig)
+
+
+HEADER = """# Performance
+
+Written by `concord bench` (code in `bench/`): each case beside its baseline in the same run,
+as a ratio, on the machine named in each section. Re-run to refresh a section.
+
+How to read it: the baseline is the best the machine can do for the same work without Concord
+(the same rows by raw SQL, an endpoint of the same framework doing one INSERT, the engine's own
+bulk path), so the ratio is Concord's overhead, which is what we can change.
+"""
