@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,10 +25,19 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
     return config
 
 
+# Any fixed number: the advisory lock PostgreSQL holds while one process migrates.
+MIGRATION_LOCK = 0x636F6E636F7264  # "concord"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     if engine.dialect.name == "sqlite":
         _ensure_sqlite_dir(engine)
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Several app processes start at once and each migrates first (`concord serve`):
+            # one migrates, the others wait here and then find the schema up to date. SQLite
+            # needs nothing: every transaction there starts with the write lock.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         command.upgrade(alembic_config(connection=connection), revision)
 
 
