@@ -1,13 +1,13 @@
 """How fast a care manager's caseload page is, on a large database.
 
-    python bench/caseload.py [--url sqlite:///bench/data/caseload.db | postgresql://...] [--patients N]
+    python bench/caseload.py [--url sqlite:///bench/data/caseload.db | postgresql://...]
 
 Builds (once) the synthetic population of concord/synth.py (`concord synth`): by default
-100,000 patients and 2,000,000 measurements, with the benchmark's care manager holding 150 active patients. Then it
-signs in as that care manager and times GET /registry (the whole page: every query, the flags,
-the audit trail's 150 rows, the HTML) through the real app, and, beside it, the best single
-raw SQL query for the same rows (episode, weeks, first and latest PHQ-9 and GAD-7, contacts,
-last contact, open alerts). The target (issue 5) is under 100 ms for the page.
+100,000 patients and 2,000,000 measurements, with the benchmark's care manager holding 150
+active patients. Then it signs in as that care manager and times GET /registry (the whole
+page: every query, the flags, the audit trail's 150 rows, the HTML) through the real app, and,
+beside it, the best single raw SQL query for the same rows (episode, weeks, first and latest
+PHQ-9 and GAD-7, contacts, last contact, open alerts). The target (issue 5) is under 100 ms.
 """
 
 from __future__ import annotations
