@@ -33,7 +33,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     if engine.dialect.name == "sqlite":
         _ensure_sqlite_dir(engine)
     with engine.begin() as connection:
-        if False:
+        if engine.dialect.name == "postgresql":
             # Several app processes start at once and each migrates first (`concord serve`):
             # one migrates, the others wait here and then find the schema up to date. SQLite
             # needs nothing: every transaction there starts with the write lock.
