@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from concord.app import create_app
+from concord.db import make_sessionmaker
 from concord.settings import Settings
 from concord.web.deps import DbSession
 
@@ -25,6 +26,24 @@ def test_a_query_past_the_statement_timeout_is_a_503(database_url):
         response = client.get("/api/v1/slow")
     assert response.status_code == 503
     assert response.json()["detail"] == "The system is busy. Please try again in a moment."
+
+
+def test_no_free_connection_in_time_is_a_503_too(database_url):
+    """More requests than the pool has connections wait for one; past the pool's time-out
+    the answer is "busy", as for a statement time-out."""
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    app = create_app(
+        Settings(env="test", database_url=database_url), session_factory=make_sessionmaker(engine)
+    )
+    held = engine.connect()  # every connection of the pool in use
+    try:
+        with TestClient(app) as client:
+            response = client.get("/healthz")
+    finally:
+        held.close()
+        engine.dispose()
+    assert response.status_code == 503
+    assert "The system is busy. Please try again in a moment." in response.text
 
 
 def test_an_unknown_page_is_a_plain_404(client):

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from concord.accounts import service as accounts
@@ -54,9 +55,10 @@ def db(request: Request) -> Iterator[Session]:
     try:
         yield session
         finish(session, factory)
-    except OperationalError as exc:
+    except (OperationalError, PoolTimeout) as exc:
         abort(session, factory)
-        # A lock wait or statement time-out is the database being busy, not a bug.
+        # A lock wait, a statement time-out, or no free connection in the pool within its
+        # time-out (30 s) is the database being busy, not a bug.
         raise Unavailable(Msg("The system is busy. Please try again in a moment.")) from exc
     except BaseException:
         abort(session, factory)
