@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess, deny
@@ -677,7 +678,15 @@ def queue_reminders(session: Session, *, base_url: str) -> int:
                 continue
             if session.get(ReminderSent, (schedule.id, state.due_on)) is not None:
                 continue
-            session.add(ReminderSent(schedule_id=schedule.id, due_on=state.due_on, queued_at=now()))
+            try:
+                # Two workers can both get this far; the reminder's key lets one record it
+                # and the other (waiting on that key, then refused) queues nothing.
+                with session.begin_nested():
+                    session.add(
+                        ReminderSent(schedule_id=schedule.id, due_on=state.due_on, queued_at=now())
+                    )
+            except IntegrityError:
+                continue
             from concord.i18n import gettext
 
             queue_email(
