@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, Uuid, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -168,3 +170,26 @@ def abort(session: Session, factory: sessionmaker[Session]) -> None:
     session.rollback()
     session.info.pop("after_commit", None)
     write_pending_after_rollback(session, factory)
+
+
+class days_before(FunctionElement[Any]):
+    """`date_column` minus `days` days, comparable with a timestamp, on both engines."""
+
+    inherit_cache = True
+    name = "days_before"
+
+    def __init__(self, column: Any, days: int) -> None:
+        self.days = days
+        super().__init__(column)
+
+
+@compiles(days_before, "postgresql")
+def _days_before_pg(element: days_before, compiler: Any, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"({compiler.process(column, **kw)} - {int(element.days)})"
+
+
+@compiles(days_before, "sqlite")
+def _days_before_sqlite(element: days_before, compiler: Any, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"date({compiler.process(column, **kw)}, '-{int(element.days)} days')"

@@ -20,13 +20,12 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, select
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.functions import FunctionElement
 
 from concord.accounts.models import Clinic, Organization, Role, User
 from concord.audit.service import record
 from concord.clock import today
+from concord.db import days_before
 from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
 from concord.measures.models import MeasureObservation
@@ -228,29 +227,6 @@ class ProgramView:
     @staticmethod
     def percent(part: int, whole: int) -> float | None:
         return round(100 * part / whole, 1) if whole else None
-
-
-class days_before(FunctionElement[Any]):
-    """`date_column` minus `days` days, comparable with a timestamp, on both engines."""
-
-    inherit_cache = True
-    name = "days_before"
-
-    def __init__(self, column: Any, days: int) -> None:
-        self.days = days
-        super().__init__(column)
-
-
-@compiles(days_before, "postgresql")
-def _days_before_pg(element: days_before, compiler: Any, **kw: Any) -> str:
-    (column,) = element.clauses
-    return f"({compiler.process(column, **kw)} - {int(element.days)})"
-
-
-@compiles(days_before, "sqlite")
-def _days_before_sqlite(element: days_before, compiler: Any, **kw: Any) -> str:
-    (column,) = element.clauses
-    return f"date({compiler.process(column, **kw)}, '-{int(element.days)} days')"
 
 
 def program_view(session: Session, *, by: User, clinic_id: uuid.UUID | None = None) -> ProgramView:

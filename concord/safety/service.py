@@ -1147,13 +1147,18 @@ def banner_for(session: Session, user: User) -> Banner:
             .limit(5)
         )
     ]
+    # From the person's own care teams to their patients' alerts (index on patient and
+    # status): the cost follows the size of their caseload, not of the organization.
     team_count = (
         session.scalar(
             select(func.count())
-            .select_from(SafetyAlert)
+            .select_from(CareTeamMember)
+            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+            .join(SafetyAlert, SafetyAlert.patient_id == CareTeam.patient_id)
             .where(
+                CareTeamMember.user_id == user.id,
+                CareTeamMember.ended_at.is_(None),
                 SafetyAlert.status != AlertStatus.closed,
-                _on_my_teams(user),
                 or_(
                     SafetyAlert.owner_id.is_(None),
                     SafetyAlert.owner_id != user.id,

@@ -1,0 +1,22 @@
+"""The benchmark suite runs end to end on a small population: every case is measured beside
+its baseline, the HTTP cases through separate server and load-generator processes."""
+
+from __future__ import annotations
+
+
+def test_the_suite_measures_every_case_beside_its_baseline(monkeypatch, tmp_path):
+    from bench import suite
+
+    monkeypatch.setattr(suite, "DATA", tmp_path)
+    cases = suite.run("sqlite", 300, runs=2, http_seconds=1.0, write=False, quiet=True)
+    names = [c.name for c in cases]
+    assert len(cases) == 6, names
+    for case in cases:
+        assert case.measured and case.baseline
+        assert case.ratio is None or case.ratio > 0
+    checkin = cases[-1]
+    assert checkin.figures["max_rps"] > 0 and checkin.figures["bare_rps"] > 0
+    # The load generator alone outruns the bare endpoint: it is not the bottleneck.
+    assert checkin.figures["ping_rps"] > checkin.figures["bare_rps"]
+    report = suite.render("sqlite", 300, type("P", (), {"measurements": 1})(), cases, None)
+    assert "| caseload page (150 patients) |" in report
