@@ -16,7 +16,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 os.environ.setdefault("CONCORD_ENV", "development")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,12 +56,9 @@ WHERE e.care_manager_id = :cm AND e.ended_on IS NULL
 
 
 def timed(fn, runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
+    from bench.suite import timed as suite_timed
+
+    return suite_timed(fn, runs, warm=0)  # this script warms up on its own
 
 
 def describe(times: list[float]) -> str:
