@@ -114,7 +114,9 @@ def main() -> None:
         t.start()
     for t in threads:
         t.join()
-    elapsed = max(1e-9, min(time.perf_counter(), end + 5) - start)
+    # Answers per second from the start to the last answer (late answers included: in the
+    # open loop an overloaded server finishes after the offered window).
+    elapsed = max(1e-9, time.perf_counter() - start)
     ordered = sorted(latencies)
 
     def q(p: float) -> float:

@@ -464,7 +464,8 @@ def checkin_case(url: str, facts: dict[str, Any], token: str, seconds: float) ->
     return Case(
         "check-in submit over HTTP (score, store, alert rules, audit)",
         f"{concord_max['rps']:.0f} req/s max (p95 {concord_max['p95']:.0f} ms); at 200 req/s "
-        f"offered: {at_200['rps']:.0f} done, p95 {at_200['p95']:.0f} ms, {at_200['errors']} errors",
+        f"offered: {at_200['rps']:.0f} answered a second, p95 {at_200['p95']:.0f} ms, "
+        f"{at_200['errors']} errors",
         f"bare INSERT endpoint {bare_max['rps']:.0f} req/s "
         f"(generator alone: {ping['rps']:.0f} req/s)",
         ratio,
