@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -153,10 +152,6 @@ def _facts(url: str, email: str) -> dict[str, Any]:
         ).scalar()
     engine.dispose()
     return {"cm": cm, "patient": patient, "org": org, "since": since}
-
-
-def _uuid(value: Any) -> Any:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def caseload_case(app: App, url: str, facts: dict[str, Any], runs: int) -> Case:

@@ -22,6 +22,7 @@ from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.errors import NotFound, PermissionDenied
+from concord.i18n import Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient, RelatedPerson
 
 
@@ -142,6 +143,22 @@ def patient_for(
         )
         raise NotFound("No such patient.")
     return access
+
+
+def team_access(
+    session: Session,
+    by: User,
+    patient_id: str | uuid.UUID,
+    *,
+    action: str = "read",
+    object_type: str = "Patient",
+) -> PatientAccess:
+    """A patient as seen from their care team (the team's pages and API); NotFound for
+    anyone not on it, the patient and their family included."""
+    acc = patient_for(session, by, patient_id, action=action, object_type=object_type)
+    if not acc.on_team:
+        raise NotFound(Msg("No such patient."))
+    return acc
 
 
 def own_record(

@@ -604,7 +604,6 @@ def build(
     # spread back before enrolment when the target asks for more than treatment produced.
     per_patient = max(1, measurements // patients)
     codes = {"PHQ-9": ("44261-6", 27.0), "GAD-7": ("70274-6", 21.0), "AUDIT-C": ("75626-2", 12.0)}
-    response_ids: list[uuid.UUID] = []
 
     def scores() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         for i in range(patients):
@@ -682,7 +681,6 @@ def build(
             rows += out.write(MeasureResponse.__table__, batch_r, "responses")
             rows += out.write(MeasureObservation.__table__, batch_o, "scores")
             written += len(batch_o)
-    del response_ids
 
     def alerts() -> Iterator[dict[str, Any]]:
         for i in range(0, patients, 53):

@@ -28,8 +28,6 @@ MISSING_LABELS = {
     "support": N_("enough support and advice"),
 }
 
-FIT_LABELS = {"good": N_("fits well"), "some": N_("fits in part"), "poor": N_("fits poorly")}
-
 # The SURE items' names as the test's authors give them (Légaré 2010, abstract). The items'
 # wording is OHRI's, free to use but not to redistribute under Concord's licence: a clinic that
 # installs it (an instrument file with code SURE, see docs/clinical-sources.md) sees it instead.

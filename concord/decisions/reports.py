@@ -53,7 +53,7 @@ def team_clinicians(session: Session, patient_id: uuid.UUID) -> list[User]:
 def collaborate_state(session: Session, decision: Decision) -> str | None:
     """For the patient's page: None (nothing to offer), 'offer', 'unavailable', 'started'
     or 'done'."""
-    if decision.status != DecisionStatus.decided and decision.status != DecisionStatus.not_decided:
+    if decision.status not in (DecisionStatus.decided, DecisionStatus.not_decided):
         return None
     if decision.collaborate_response_id is not None:
         response = session.get(MeasureResponse, decision.collaborate_response_id)

@@ -16,7 +16,7 @@ from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES
 from concord.decisions.labels import ATTRIBUTE_LABELS, MISSING_LABELS, STATUS_LABELS, sure_items
-from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
@@ -50,7 +50,6 @@ def _decision_context(
         "form": None,
         "values": {},
         "done": None,
-        "can_work": decision.status == "open" and (acc.is_self or acc.on_team),
     }
     context.update(extra)
     return context
@@ -103,7 +102,7 @@ def _work(
             )
         elif step == "answered":
             decision = ds.mark_answered(
-                session, access=acc, decision_id=decision_id, index=int(form.get("index") or -1)
+                session, access=acc, decision_id=decision_id, index=form.get("index")
             )
         else:
             raise NotFound(Msg("No such page."))
@@ -210,10 +209,9 @@ def my_step(
 
 
 def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
-    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type="Decision")
-    if not acc.on_team:
-        raise NotFound(Msg("No such patient."))
-    return acc
+    return access.team_access(
+        session, actor.user, patient_id, action=action, object_type="Decision"
+    )
 
 
 def _team_extra(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
@@ -221,9 +219,11 @@ def _team_extra(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
     from concord.registry.service import org_today
     from concord.safety.routes import safety_context
 
+    on = org_today(session, acc.patient.organization_id)  # the clinic's date, not the server's
     extra: dict[str, Any] = {
         "tab": "decisions",
-        "age": age_on(acc.patient.birth_date, org_today(session, acc.patient.organization_id)),
+        "age": age_on(acc.patient.birth_date, on),
+        "today": on,
         "clinicians": reports.team_clinicians(session, acc.patient.id),
     }
     extra.update(safety_context(session, acc))
@@ -272,7 +272,6 @@ def team_decision(
             acc,
             decision,
             done=request.query_params.get("done"),
-            today=date.today(),
             **_team_extra(session, acc),
         ),
     )
@@ -325,9 +324,7 @@ def team_record(
             ),
             base_version=version,
         )
-    except (InvalidInput, Conflict, PermissionDenied) as exc:
-        if isinstance(exc, PermissionDenied):
-            raise
+    except (InvalidInput, Conflict) as exc:
         decision = ds.get_decision(session, access=acc, decision_id=decision_id, audit=False)
         return render(
             request,
@@ -340,7 +337,6 @@ def team_record(
                 message=exc.message,
                 form="record",
                 values={k: v for k, v in form.items() if isinstance(v, str)},
-                today=date.today(),
                 **_team_extra(session, acc),
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
@@ -371,7 +367,7 @@ def team_step(
         step,
         f"/patients/{acc.patient.id}/decisions",
         "decisions/team_decision.html",
-        {"today": date.today(), **_team_extra(session, acc)},
+        _team_extra(session, acc),
     )
 
 

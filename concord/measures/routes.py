@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess
-from concord.errors import Conflict, InvalidInput, NotFound
+from concord.errors import Conflict, InvalidInput
 from concord.i18n import Msg, translate
 from concord.measures import service as measures
 from concord.measures.library import Instrument, library
@@ -77,12 +77,9 @@ def _safe_json(data: Any) -> str:
 
 
 def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
-    acc = access.patient_for(
+    return access.team_access(
         session, actor.user, patient_id, action=action, object_type="Observation"
     )
-    if not acc.on_team:
-        raise NotFound(Msg("No such patient."))
-    return acc
 
 
 def _measures_context(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
-from concord.errors import NotFound, PermissionDenied
+from concord.errors import PermissionDenied
 from concord.i18n import Msg
 from concord.registry import caseload as cl
 from concord.registry import reviews as rv
@@ -83,10 +83,7 @@ class DoneIn(Body):
 
 
 def _team(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
-    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type="Episode")
-    if not acc.on_team:
-        raise NotFound(Msg("No such patient."))
-    return acc
+    return access.team_access(session, actor.user, patient_id, action=action, object_type="Episode")
 
 
 def _iso(value: Any) -> Any:

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from concord import access
 from concord.access import PatientAccess, parse_id
 from concord.clock import now
-from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from concord.errors import Conflict, InvalidInput, PermissionDenied
 from concord.i18n import Msg, translate
 from concord.registry import caseload as cl
 from concord.registry import reports
@@ -336,10 +336,7 @@ def review_queue(request: Request, session: DbSession, actor: WebActor) -> Respo
 
 
 def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
-    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type="Episode")
-    if not acc.on_team:
-        raise NotFound(Msg("No such patient."))
-    return acc
+    return access.team_access(session, actor.user, patient_id, action=action, object_type="Episode")
 
 
 def _patient_context(

@@ -55,12 +55,9 @@ class SafetyPlanIn(Body):
 
 
 def _team(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
-    acc = access.patient_for(
+    return access.team_access(
         session, actor.user, patient_id, action=action, object_type="SafetyAlert"
     )
-    if not acc.on_team:
-        raise NotFound(Msg("No such patient."))
-    return acc
 
 
 def _alert_access(session: Session, actor: Any, alert_id: str, action: str) -> PatientAccess:

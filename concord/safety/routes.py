@@ -51,12 +51,9 @@ def safety_context(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
 
 
 def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
-    acc = access.patient_for(
+    return access.team_access(
         session, actor.user, patient_id, action=action, object_type="SafetyAlert"
     )
-    if not acc.on_team:
-        raise NotFound(Msg("No such patient."))
-    return acc
 
 
 def _local(value: Any, tz: str) -> str:

@@ -160,3 +160,20 @@ def test_the_collaborate_report_waits_for_enough_answers(client, people, sign_in
     assert "25" in page.text
     sign_in(PATIENT)
     assert client.get("/decisions/collaborate").status_code == 404
+
+
+def test_marking_a_question_answered_with_a_bad_index_is_a_clear_error(
+    client, people, plan, sign_in, session
+):
+    token, url = start_at_home(client, sign_in)
+    post(client, f"{url}/question", token, question="Is it safe with my other pills?")
+    decision_id = url.rsplit("/", 1)[1]
+    token = sign_in(CM)
+    team_url = f"/patients/{people.patient.id}/decisions/{decision_id}"
+    for index in ("abc", "", "7"):
+        bad = post(client, f"{team_url}/answered", token, index=index)
+        assert bad.status_code == 422 and "No such question." in bad.text
+    ok = post(client, f"{team_url}/answered", token, index="0")
+    assert ok.status_code == 303
+    session.expire_all()
+    assert session.scalar(select(Decision)).questions[0]["answered"] is True
