@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.responses import Response
 
 from concord.db import make_engine, make_sessionmaker
 from concord.settings import Environment, Settings, get_settings
 from concord.web import errors
+from concord.web.headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
-    "base-uri 'none'; object-src 'none'"
-)
 
 
 def create_app(
@@ -79,37 +73,7 @@ def create_app(
 
     errors.install(app)
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "public, max-age=3600")
-        else:
-            # Pages and API answers may hold patient data: never keep them in a cache.
-            response.headers["Cache-Control"] = "no-store"
-            response.headers["Pragma"] = "no-cache"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        if not request.url.path.startswith("/api/docs"):
-            response.headers["Content-Security-Policy"] = CSP
-        if settings.secure_cookies:
-            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        anon = getattr(request.state, "set_anon_csrf", None)
-        if anon:
-            from concord.web.deps import ANON_CSRF_COOKIE
-
-            response.set_cookie(
-                ANON_CSRF_COOKIE,
-                anon,
-                httponly=True,
-                samesite="lax",
-                secure=settings.secure_cookies,
-                path="/",
-            )
-        return response
+    app.add_middleware(SecurityHeaders, secure_cookies=settings.secure_cookies)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

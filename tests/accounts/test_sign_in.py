@@ -192,6 +192,25 @@ class TestSessions:
         assert response.headers["cache-control"] == "no-store"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
+    def test_every_answer_carries_the_security_headers(self, client):
+        page = client.get("/sign-in")
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["pragma"] == "no-cache"
+        # The sign-in form's CSRF token travels in an HttpOnly cookie set with the headers.
+        cookie = page.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+        token = client.cookies.get("concord_csrf") or ""
+        assert token and token in page.text
+        static = client.get("/static/concord.css")
+        assert static.headers["cache-control"] == "public, max-age=3600"
+        assert "content-security-policy" in static.headers
+        docs = client.get("/api/docs")
+        assert "content-security-policy" not in docs.headers
+        api = client.get("/api/v1/patients")
+        assert api.status_code == 401 and api.headers["cache-control"] == "no-store"
+
 
 class TestPasswords:
     def test_a_temporary_password_must_be_changed_first(self, client, people, session):
