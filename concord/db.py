@@ -8,6 +8,8 @@ them survive a rollback.
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -110,13 +114,84 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    gate = WriterGate(timeout=30.0)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Nearly every unit of work writes (audit events, session activity), and a deferred
         # transaction that reads and then writes fails at once with SQLITE_BUSY when another
         # writer committed in between. Taking the write lock up front makes writers queue
-        # (busy_timeout) instead of failing.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # instead of failing. Within this process they queue on the gate, which wakes the next
+        # one the moment a transaction ends; SQLite's own busy handler sleeps in steps of up to
+        # 100 ms, which under load turned a 9 ms median into a 400 ms 95th percentile. Other
+        # processes on the same file still queue through busy_timeout.
+        key = conn.connection.dbapi_connection
+        gate.enter(key)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            gate.leave(key)
+            raise
+
+    dialect = engine.dialect
+    base_commit, base_rollback, base_close = (
+        dialect.do_commit,
+        dialect.do_rollback,
+        dialect.do_close,
+    )
+
+    def _raw(connection: Any) -> Any:
+        return getattr(connection, "dbapi_connection", connection)
+
+    def do_commit(connection: Any) -> None:
+        try:
+            base_commit(connection)
+        finally:
+            gate.leave(_raw(connection))
+
+    def do_rollback(connection: Any) -> None:
+        try:
+            base_rollback(connection)
+        finally:
+            gate.leave(_raw(connection))
+
+    def do_close(connection: Any) -> None:
+        try:
+            base_close(connection)
+        finally:
+            gate.leave(_raw(connection))
+
+    # The dialect object belongs to this engine alone, so these wrap only its connections.
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    dialect.do_close = do_close  # type: ignore[method-assign]
+
+
+class WriterGate:
+    """One writing transaction at a time per SQLite engine, handed over without polling.
+
+    Held from BEGIN IMMEDIATE to COMMIT or ROLLBACK, so it mirrors SQLite's own write lock; a
+    holder that never gives it back (a connection lost without a rollback) is overtaken after
+    `timeout` seconds, leaving SQLite's lock as the guard."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._changed = threading.Condition()
+        self._holder: Any = None
+
+    def enter(self, key: Any) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._holder is None, timeout=self.timeout):
+                log.warning(
+                    "a SQLite transaction held the write gate %.0f s; taking it over", self.timeout
+                )
+            self._holder = key
+
+    def leave(self, key: Any) -> None:
+        with self._changed:
+            if self._holder is key:
+                self._holder = None
+                self._changed.notify()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

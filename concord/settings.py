@@ -129,6 +129,12 @@ class Settings(BaseSettings):
         "of the garbage collector's way (gc.freeze), so a full collection does not stall a "
         "request. Default: on, except in tests.",
     )
+    fhir_validate_output: bool | None = Field(
+        None,
+        description="Check every FHIR resource Concord sends against the FHIR R4 models before "
+        "it leaves (about 1 ms a resource). Default: on, except in production, where the test "
+        "suite's checks of every resource kind stand in for it.",
+    )
     worker_in_process: bool | None = Field(
         None,
         description="Run the background worker (reminders, retries) inside the web process. "
@@ -171,6 +177,12 @@ class Settings(BaseSettings):
         if self.cookie_secure is not None:
             return self.cookie_secure
         return self.env == Environment.production
+
+    @property
+    def validate_fhir_output(self) -> bool:
+        if self.fhir_validate_output is not None:
+            return self.fhir_validate_output
+        return self.env != Environment.production
 
     @property
     def is_sqlite(self) -> bool:

@@ -29,6 +29,15 @@ def test_production_accepts_a_real_secret_and_secures_cookies():
     assert settings.secure_cookies
 
 
+def test_fhir_output_is_checked_everywhere_but_production_unless_asked():
+    assert Settings(env="test").validate_fhir_output
+    assert Settings(env="development").validate_fhir_output
+    assert not Settings(env="production", secret_key="x" * 40).validate_fhir_output
+    assert Settings(
+        env="production", secret_key="x" * 40, fhir_validate_output=True
+    ).validate_fhir_output
+
+
 def test_a_libpq_style_url_is_accepted():
     settings = Settings(env="test", database_url="postgresql://u@h:5432/d")
     assert settings.database_url == "postgresql+psycopg://u@h:5432/d"

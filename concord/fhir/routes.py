@@ -43,8 +43,16 @@ SEARCHABLE = {
 FHIR_JSON = "application/fhir+json"
 
 
-def fhir_response(resource: dict[str, Any], status_code: int = 200) -> Response:
-    return JSONResponse(mapping.validate(resource), status_code=status_code, media_type=FHIR_JSON)
+def _validating(request: Request) -> bool:
+    return bool(request.app.state.settings.validate_fhir_output)
+
+
+def fhir_response(request: Request, resource: dict[str, Any], status_code: int = 200) -> Response:
+    """A FHIR answer; checked against the R4 models first unless the settings turn that off
+    (see docs/adr/0005-fhir-r4-validation.md)."""
+    if _validating(request):
+        mapping.validate(resource)
+    return JSONResponse(resource, status_code=status_code, media_type=FHIR_JSON)
 
 
 def _base(request: Request) -> str:
@@ -53,7 +61,7 @@ def _base(request: Request) -> str:
 
 @router.get("/metadata")
 def metadata(request: Request) -> Response:
-    return fhir_response(mapping.capability_statement(_base(request), __version__))
+    return fhir_response(request, mapping.capability_statement(_base(request), __version__))
 
 
 def _kind(kind: str, allowed: set[str]) -> str:
@@ -82,9 +90,10 @@ def _search(
     next_url = None
     if page.next_cursor:
         next_url = f"{base}/{kind}?{urlencode({**query, '_cursor': page.next_cursor})}"
-    for resource in page.resources:
-        mapping.validate(resource)
-    return fhir_response(mapping.bundle(page.resources, base, self_url, next_url))
+    if _validating(request):
+        for resource in page.resources:
+            mapping.validate(resource)
+    return fhir_response(request, mapping.bundle(page.resources, base, self_url, next_url))
 
 
 @router.get("/{kind}")
@@ -111,7 +120,7 @@ def create_questionnaire_response(
     """Accept a completed response from an app or EHR; it is scored like any other, and the
     same identifier sent twice is stored once (200 with the stored resource)."""
     resource, created = fhir.submit_questionnaire_response(session, by=actor.user, body=body)
-    response = fhir_response(resource, status_code=201 if created else 200)
+    response = fhir_response(request, resource, status_code=201 if created else 200)
     response.headers["Location"] = f"{_base(request)}/QuestionnaireResponse/{resource['id']}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -124,19 +133,22 @@ def read(
 ) -> Response:
     _kind(kind, READABLE)
     if kind == "Questionnaire":
-        return fhir_response(fhir.read_questionnaire(ident))
+        return fhir_response(request, fhir.read_questionnaire(ident))
     if kind == "QuestionnaireResponse":
-        return fhir_response(fhir.read_questionnaire_response(session, by=actor.user, ident=ident))
+        return fhir_response(
+            request, fhir.read_questionnaire_response(session, by=actor.user, ident=ident)
+        )
     if kind == "Observation":
-        return fhir_response(fhir.read_observation(session, by=actor.user, ident=ident))
+        return fhir_response(request, fhir.read_observation(session, by=actor.user, ident=ident))
     if kind == "Task":
         from concord.fhir.safety import read_task
 
-        return fhir_response(read_task(session, by=actor.user, ident=ident))
+        return fhir_response(request, read_task(session, by=actor.user, ident=ident))
     if kind == "Flag":
         from concord.fhir.safety import read_flag
 
-        return fhir_response(read_flag(session, by=actor.user, ident=ident))
+        return fhir_response(request, read_flag(session, by=actor.user, ident=ident))
     return fhir_response(
-        fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, base=_base(request))
+        request,
+        fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, base=_base(request)),
     )

@@ -1,0 +1,86 @@
+"""SQLite writers in one process queue on the engine's gate: the next one starts when the
+previous commits, rolls back or closes, and a lost holder is
+overtaken instead of blocking everyone for ever."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from concord.db import WriterGate, make_engine
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback", "close"])
+def test_a_second_writer_starts_only_when_the_first_ends(sqlite_engine, ending):
+    order: list[str] = []
+    first_in = threading.Event()
+
+    def second() -> None:
+        first_in.wait(5)
+        with sqlite_engine.begin() as connection:
+            order.append("second began")
+            connection.execute(text("INSERT INTO t VALUES (2)"))
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    connection = sqlite_engine.connect()
+    transaction = connection.begin()
+    connection.execute(text("INSERT INTO t VALUES (1)"))
+    first_in.set()
+    thread.join(0.3)
+    assert thread.is_alive(), "the second writer must wait for the first"
+    order.append("first ended")
+    if ending == "commit":
+        transaction.commit()
+    elif ending == "rollback":
+        transaction.rollback()
+    connection.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert order == ["first ended", "second began"]
+    with sqlite_engine.connect() as check:
+        rows = sorted(check.execute(text("SELECT n FROM t")).scalars())
+    assert rows == ([1, 2] if ending == "commit" else [2])
+
+
+def test_reading_after_a_transaction_ends_does_not_hold_the_gate(sqlite_engine):
+    for _ in range(3):
+        with sqlite_engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            connection.commit()
+    done = threading.Event()
+
+    def writer() -> None:
+        with sqlite_engine.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (3)"))
+        done.set()
+
+    threading.Thread(target=writer).start()
+    assert done.wait(5)
+
+
+def test_a_holder_that_never_gives_the_gate_back_is_overtaken(caplog):
+    gate = WriterGate(timeout=0.2)
+    lost, next_one = object(), object()
+    gate.enter(lost)
+    with caplog.at_level(logging.WARNING, logger="concord.db"):
+        gate.enter(next_one)
+    assert "taking it over" in caplog.text
+    gate.leave(lost)  # the lost holder's late release does not free the new holder's gate
+    entered = threading.Event()
+    threading.Thread(target=lambda: (gate.enter(object()), entered.set())).start()
+    assert not entered.wait(0.1)
+    gate.leave(next_one)
+    assert entered.wait(5)
