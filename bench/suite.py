@@ -365,7 +365,7 @@ def _serve(app: str, url: str, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CONCORD_DATABASE_URL": url,
-        "CONCORD_ENV": "development",
+        "CONCORD_ENV": "production",
         "CONCORD_WORKER_IN_PROCESS": "false",
         "CONCORD_BASE_URL": f"http://127.0.0.1:{port}",
         "CONCORD_SECRET_KEY": "bench-secret-key-for-the-benchmark-only-0123456789",

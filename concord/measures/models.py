@@ -88,6 +88,9 @@ class MeasureObservation(IdMixin, Base):
     band: Mapped[str | None] = mapped_column(String(40))
     effective_at: Mapped[datetime]
 
+    # Declared so one flush inserts a new response before its observations.
+    response: Mapped[MeasureResponse] = relationship(lazy="raise")
+
 
 class MeasureSchedule(IdMixin, Base):
     """An instrument a patient is asked to complete every `every_days` days."""

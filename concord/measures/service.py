@@ -22,6 +22,7 @@ from concord.access import PatientAccess, deny
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now, today
+from concord.db import new_id
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.measures.library import Instrument, library
@@ -295,6 +296,8 @@ def record_response(
         raise InvalidInput.field("proxy_name", Msg("say who answered for the patient"))
     language = submission.language if submission.language in instrument.languages else "en"
     response = MeasureResponse(
+        # The id up front: the response, scored, and its observations go in one flush.
+        id=new_id(),
         patient_id=access.patient.id,
         instrument=instrument.code,
         instrument_version=instrument.version,
@@ -314,7 +317,6 @@ def record_response(
         flags={},
     )
     session.add(response)
-    session.flush()
     return _complete(
         session, access=access, response=response, instrument=instrument, completed_at=completed_at
     )

@@ -97,19 +97,32 @@ def rules_for(session: Session, organization_id: uuid.UUID) -> RuleSet:
     """The organization's newest rule file that still compiles, else Concord's defaults.
 
     A file is checked fully when it is loaded; this second check only guards against the
-    instrument library changing under it (a clinic removing an instrument its rules name)."""
-    texts = session.execute(
-        select(RiskRuleSet.id, RiskRuleSet.text)
+    instrument library changing under it (a clinic removing an instrument its rules name).
+    Stored rule files never change (a new file is a new set), so each text is read once per
+    process; every call still asks the database which sets are newest, so a file loaded
+    through another process is in force here at once."""
+    newest = session.scalars(
+        select(RiskRuleSet.id)
         .where(RiskRuleSet.organization_id == organization_id)
         .order_by(RiskRuleSet.number.desc())
         .limit(5)
     ).all()
-    for set_id, text in texts:
+    for set_id in newest:
+        text = _set_texts.get(set_id)
+        if text is None:
+            text = session.scalar(select(RiskRuleSet.text).where(RiskRuleSet.id == set_id)) or ""
+            if len(_set_texts) >= 256:
+                _set_texts.clear()
+            _set_texts[set_id] = text
         try:
             return compile_rules(text)
         except RuleFileError as exc:
             log.error("risk rule set %s no longer compiles: %s", set_id, exc.problem)
     return default_rules()
+
+
+# A stored rule set's text by its id (sets are immutable once stored).
+_set_texts: dict[uuid.UUID, str] = {}
 
 
 def current_rule_set(session: Session, organization_id: uuid.UUID) -> RiskRuleSet | None:
@@ -590,11 +603,12 @@ def _trigger_items(instrument: Any, evidence: dict[str, Any]) -> list[dict[str, 
 
 
 def _previous_scores(session: Session, response: Any) -> dict[str, float | None]:
-    """The scores of the patient's previous completed response to the same instrument."""
-    from concord.measures.models import MeasureObservation, MeasureResponse, ResponseStatus
+    """The scores of the patient's previous completed response to the same instrument (as
+    stored on that response when it was scored)."""
+    from concord.measures.models import MeasureResponse, ResponseStatus
 
-    previous = session.scalar(
-        select(MeasureResponse.id)
+    scores = session.scalar(
+        select(MeasureResponse.scores)
         .where(
             MeasureResponse.patient_id == response.patient_id,
             MeasureResponse.instrument == response.instrument,
@@ -605,16 +619,7 @@ def _previous_scores(session: Session, response: Any) -> dict[str, float | None]
         .order_by(MeasureResponse.completed_at.desc())
         .limit(1)
     )
-    if previous is None:
-        return {}
-    return {
-        score_id: value
-        for score_id, value in session.execute(
-            select(MeasureObservation.score_id, MeasureObservation.value).where(
-                MeasureObservation.response_id == previous
-            )
-        )
-    }
+    return {score_id: score.get("value") for score_id, score in (scores or {}).items()}
 
 
 def raise_manual_flag(
