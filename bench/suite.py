@@ -361,7 +361,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(app: str, url: str, port: int) -> subprocess.Popen[bytes]:
+def _serve(app: str, url: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CONCORD_DATABASE_URL": url,
@@ -375,15 +375,12 @@ def _serve(app: str, url: str, port: int) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "uvicorn",
+            "concord.server",
             app,
-            "--host",
-            "127.0.0.1",
             "--port",
             str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
+            "--workers",
+            str(workers),
         ],
         env=env,
         cwd=ROOT,

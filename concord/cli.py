@@ -110,7 +110,6 @@ def serve(
     workers: Annotated[int, typer.Option(help="App processes (PostgreSQL only for >1).")] = 1,
 ) -> None:
     """Run the web app (migrating the database first)."""
-    import uvicorn
 
     from concord.db import make_engine
     from concord.migrate import upgrade
@@ -126,7 +125,9 @@ def serve(
     engine = make_engine(settings.database_url)
     upgrade(engine)
     engine.dispose()
-    uvicorn.run(
+    from concord.server import run
+
+    run(
         "concord.asgi:app",
         host=host or settings.host,
         port=port or settings.port,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from concord.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, Outcome
@@ -102,13 +102,14 @@ def write_pending_after_rollback(session: Session, factory: sessionmaker[Session
 
 
 def _append(session: Session, events: list[PendingEvent]) -> None:
+    # Plain statements, not ORM objects: this runs in every unit of work that records anything.
     head = session.execute(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditChainHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
-    seq, prev = head.seq, head.hash
+        select(AuditChainHead.seq, AuditChainHead.hash)
+        .where(AuditChainHead.id == 1)
+        .with_for_update()
+    ).one_or_none()
+    first = head is None
+    seq, prev = (0, GENESIS_HASH) if head is None else (head.seq, head.hash)
     rows = []
     for pending_event in events:
         seq += 1
@@ -133,7 +134,12 @@ def _append(session: Session, events: list[PendingEvent]) -> None:
         prev = digest
     # One multi-row insert (a page listing 150 patients writes 150 events).
     session.execute(insert(AuditEvent), rows)
-    head.seq, head.hash = seq, prev
+    if first:
+        session.execute(insert(AuditChainHead).values(id=1, seq=seq, hash=prev))
+    else:
+        session.execute(
+            update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=prev)
+        )
 
 
 # The fields an event's hash covers, in order (the previous event's hash included).
