@@ -670,6 +670,12 @@ def bench(
     if db not in ("sqlite", "postgresql"):
         fail("--db must be sqlite or postgresql")
         return
+    # The suite builds and serves databases of its own and needs none of a deployment's
+    # settings (the servers it starts run in production mode with a key of their own).
+    os.environ.setdefault("CONCORD_ENV", "development")
+    from concord import settings as settings_module
+
+    settings_module.get_settings.cache_clear()
     sys.path.insert(0, str(root))
     from bench.suite import run
 

@@ -25,7 +25,8 @@ from concord.errors import Conflict
 from concord.i18n import Msg
 from concord.measures.library import library
 from concord.measures.models import MeasureResponse, ResponseStatus
-from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.patients.models import Patient
+from concord.patients.service import members_of_patient
 
 INSTRUMENT = "CollaboRATE"
 MIN_ENCOUNTERS = 25  # "at least 25 clinical encounters" (scoring guidance)
@@ -40,12 +41,7 @@ def collaborate_ready() -> bool:
 def team_clinicians(session: Session, patient_id: uuid.UUID) -> list[User]:
     return [
         m.user
-        for m in session.scalars(
-            select(CareTeamMember)
-            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
-            .where(CareTeam.patient_id == patient_id, CareTeamMember.ended_at.is_(None))
-            .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at)
-        )
+        for m in members_of_patient(session, patient_id=patient_id)
         if m.user.active and m.user.is_clinician
     ]
 

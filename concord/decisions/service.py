@@ -375,7 +375,7 @@ def record_outcome(
     from concord.careplans import service as plans
     from concord.careplans.models import InterventionKind
     from concord.careplans.schemas import InterventionIn
-    from concord.patients.models import CareTeam, CareTeamMember
+    from concord.patients.service import members_of_patient
 
     if not (access.on_team and access.by.is_clinician):
         raise deny(
@@ -410,14 +410,7 @@ def record_outcome(
     except InvalidInput as exc:
         errors.update(exc.errors)
         others = None
-    team_ids = {
-        str(uid)
-        for uid in session.scalars(
-            select(CareTeamMember.user_id)
-            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
-            .where(CareTeam.patient_id == access.patient.id, CareTeamMember.ended_at.is_(None))
-        )
-    }
+    team_ids = {str(m.user_id) for m in members_of_patient(session, patient_id=access.patient.id)}
     clinicians = list(dict.fromkeys([str(access.by.id), *outcome.clinician_ids]))
     if any(c not in team_ids for c in clinicians):
         errors["clinician_ids"] = Msg("must be clinicians on this patient's care team")

@@ -17,6 +17,7 @@ from concord.access import PatientAccess, parse_id
 from concord.clock import now
 from concord.errors import Conflict, InvalidInput, PermissionDenied
 from concord.i18n import Msg, translate
+from concord.patients.service import members_of_patient
 from concord.registry import caseload as cl
 from concord.registry import reports
 from concord.registry import reviews as rv
@@ -353,7 +354,7 @@ def _patient_context(
             session, [(episode, acc.patient)], today=on, tz=acc.by.organization.timezone
         )
         row = rows[0] if rows else None
-    members = reg._members(session, acc.patient.id)
+    members = members_of_patient(session, patient_id=acc.patient.id)
     month = on.replace(day=1)
     contacts = reg.contacts_for(session, acc)
     month_cm = sum(

@@ -21,7 +21,8 @@ from concord.audit.service import record
 from concord.clock import now, today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
-from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.patients.models import Patient
+from concord.patients.service import members_of_patient
 from concord.registry.labels import LABELS
 from concord.registry.models import (
     CLOSED_STATUSES,
@@ -60,20 +61,9 @@ def _require_team_clinician(
         )
 
 
-def _members(session: Session, patient_id: uuid.UUID) -> list[CareTeamMember]:
-    return list(
-        session.scalars(
-            select(CareTeamMember)
-            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
-            .where(CareTeam.patient_id == patient_id, CareTeamMember.ended_at.is_(None))
-            .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at)
-        )
-    )
-
-
 def _member(session: Session, patient_id: uuid.UUID, user_id: Any, field: str) -> User:
     uid = parse_id(user_id) if user_id else None
-    for member in _members(session, patient_id):
+    for member in members_of_patient(session, patient_id=patient_id):
         if member.user_id == uid and member.user.active:
             return member.user
     raise InvalidInput.field(field, Msg("must be an active clinician on this patient's care team"))
@@ -145,7 +135,7 @@ def enroll(session: Session, *, access: PatientAccess, data: Enrolment) -> Episo
         errors["started_on"] = Msg("cannot be in the future")
     elif started < on_today - timedelta(days=366):
         errors["started_on"] = Msg("must be within the last year")
-    members = _members(session, access.patient.id)
+    members = members_of_patient(session, patient_id=access.patient.id)
     care_manager = consultant = None
     try:
         if data.care_manager_id:
@@ -364,9 +354,8 @@ def log_contact(
     if errors:
         raise InvalidInput(Msg("The contact was not recorded."), errors=errors)
     assert kind is not None and mode is not None
-    role = next(
-        (m.role for m in _members(session, access.patient.id) if m.user_id == who.id), who.role
-    )
+    members = members_of_patient(session, patient_id=access.patient.id)
+    role = next((m.role for m in members if m.user_id == who.id), who.role)
     contact = Contact(
         organization_id=access.patient.organization_id,
         patient_id=access.patient.id,
