@@ -328,6 +328,7 @@ def load_case(db: str, patients: int) -> Case:
     try:
         pop = build(url, patients=size, seed=9, quiet=True)
         baseline = copy_same_rows(url)
+        without_keys = copy_same_rows(url, foreign_keys=False)
     finally:
         if db == "sqlite":
             (DATA / "load-scratch.db").unlink(missing_ok=True)
@@ -338,15 +339,18 @@ def load_case(db: str, patients: int) -> Case:
     rows, seconds = (pop.timings or {})["measure_observation"]
     rate = rows / seconds
     whole = pop.rows / pop.seconds
+    best = max(baseline, without_keys)  # the ratio is against the faster raw path
     return Case(
         f"bulk load of the synthetic population ({size:,} patients)",
-        f"{rate:,.0f} rows/s (scores); {whole:,.0f} rows/s over every table ({pop.rows:,} rows "
-        f"in {pop.seconds:.0f} s, generation included)",
-        f"raw bulk path of the same score rows {baseline:,.0f} rows/s",
-        rate / baseline,
+        f"{rate:,.0f} rows/s (scores, foreign keys checked); {whole:,.0f} rows/s over every "
+        f"table ({pop.rows:,} rows in {pop.seconds:.0f} s, generation included)",
+        f"raw bulk path of the same score rows: into a table with the same indexes and foreign "
+        f"keys {baseline:,.0f} rows/s; with the indexes only (no key checked) "
+        f"{without_keys:,.0f} rows/s",
+        rate / best,
         ">= 50% of COPY rows/s",
-        rate / baseline >= 0.5,
-        figures={"rows_per_s": rate, "baseline": baseline},
+        rate / best >= 0.5,
+        figures={"rows_per_s": rate, "baseline": baseline, "without_keys": without_keys},
     )
 
 

@@ -3,11 +3,12 @@ complete rows the app reads (a caseload page with flags), on both engines' bulk 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from concord import synth
 from concord.measures.models import MeasureObservation
@@ -100,6 +101,19 @@ def test_the_bulk_baseline_measures_the_same_rows(database_url, tmp_path, table)
     with fresh_database(database_url, tmp_path, "synth_copy") as url:
         synth.build(url, patients=200, seed=5, quiet=True)
         assert synth.copy_same_rows(url, table) > 1000
+        assert synth.copy_same_rows(url, table, foreign_keys=False) > 1000
+
+
+def test_the_baseline_table_keeps_or_drops_the_foreign_keys():
+    create = (
+        "CREATE TABLE measure_observation (\n\tid CHAR(32) NOT NULL, \n"
+        "\tCONSTRAINT pk_measure_observation PRIMARY KEY (id), \n"
+        "\tCONSTRAINT fk_a FOREIGN KEY(patient_id) REFERENCES patient (id), \n"
+        "\tCONSTRAINT fk_b FOREIGN KEY(response_id) REFERENCES measure_response (id)\n)"
+    )
+    stripped = re.sub(synth.FOREIGN_KEY_CLAUSE, "", create)
+    assert "FOREIGN KEY" not in stripped and "PRIMARY KEY (id)" in stripped
+    assert stripped.rstrip().endswith(")")
 
 
 def test_concord_synth_builds_once(cli_db):  # noqa: F811
@@ -110,3 +124,35 @@ def test_concord_synth_builds_once(cli_db):  # noqa: F811
     assert "Built 150 patients" in first.output and synth.CASE_MANAGER_EMAIL in first.output
     again = run("synth", "--patients", "150")
     assert again.exit_code == 0 and "already in this database" in again.output
+
+
+def test_a_failed_build_on_postgresql_leaves_nothing_and_keeps_the_keys(
+    database_url, tmp_path, monkeypatch
+):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite loads table by table; the one-transaction build is PostgreSQL's")
+    drop = synth.Writer._drop_foreign_keys
+
+    def fail_at_scores(self, cursor, table):
+        if table == "measure_observation":
+            raise RuntimeError("the disk is full")  # a failure half-way, after many tables
+        drop(self, cursor, table)
+
+    monkeypatch.setattr(synth.Writer, "_drop_foreign_keys", fail_at_scores)
+    with fresh_database(database_url, tmp_path, "synth_fail") as url:
+        with pytest.raises(RuntimeError):
+            synth.build(url, patients=120, seed=3, quiet=True)
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(Patient)).scalar() == 0
+            keys = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
+                    "AND conrelid = 'measure_response'::regclass"
+                )
+            ).scalar()
+        engine.dispose()
+        assert keys >= 1
+        monkeypatch.setattr(synth.Writer, "_drop_foreign_keys", drop)
+        built = synth.build(url, patients=120, seed=3, quiet=True)
+        assert built.patients == 120
