@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from concord.db import Base
@@ -49,6 +49,8 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # How `hash` was made (concord.audit.service.event_hash); 1 for events before 2026-11-22.
+    chain_version: Mapped[int] = mapped_column(SmallInteger, server_default="1")
 
 
 class AuditChainHead(Base):

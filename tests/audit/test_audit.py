@@ -38,6 +38,52 @@ class TestChain:
         result = audit.verify(session)
         assert result.ok and result.events == events(session) > 10
 
+    def test_events_of_the_first_chain_version_still_verify_before_new_ones(self, session, people):
+        # A trail written before migration 0006 (version 1 hashes) goes on in version 2.
+        create_plan(session, people)
+        commit(session)
+        head = session.get(AuditChainHead, 1)
+        fields = {
+            "seq": head.seq + 1,
+            "occurred_at": audit.now(),
+            "organization_id": people.care_manager.organization_id,
+            "actor_id": people.care_manager.id,
+            "actor_role": "care_manager",
+            "channel": "web",
+            "action": "read",
+            "object_type": "Patient",
+            "object_id": str(people.patient.id),
+            "patient_id": people.patient.id,
+            "outcome": "success",
+            "detail": {"note": "ñandú"},
+            "ip": None,
+            "prev_hash": head.hash,
+        }
+        old = audit.event_hash(fields, version=1)
+        session.execute(audit.insert(AuditEvent).values(**fields, hash=old, chain_version=1))
+        session.execute(
+            audit.update(AuditChainHead)
+            .where(AuditChainHead.id == 1)
+            .values(seq=fields["seq"], hash=old)
+        )
+        commit(session)
+        for _ in range(3):  # more events, version 2, chained onto the old one
+            audit.record(
+                session,
+                by=people.therapist,
+                action="read",
+                object_type="Patient",
+                patient_id=people.patient.id,
+            )
+        commit(session)
+        versions = set(session.scalars(select(AuditEvent.chain_version)))
+        assert versions == {1, 2}
+        result = audit.verify(session)
+        assert result.ok, result.problem
+        following = session.get(AuditEvent, fields["seq"] + 1)
+        assert following.prev_hash == old and following.chain_version == 2
+        assert following.hash == audit.event_hash(audit.hashed_fields(following), 2)
+
     def test_an_altered_event_is_found_and_named(self, session, people):
         create_plan(session, people)
         commit(session)
