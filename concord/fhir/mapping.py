@@ -1,8 +1,9 @@
 """Concord's records as FHIR R4 resources.
 
-Everything emitted is validated against the fhir.resources models (R4B, which is R4 for these
-resources; see docs/adr/0005-fhir-r4-validation.md) before it leaves, so an invalid resource
-is a bug caught here rather than at the client.
+Everything emitted can be validated against the fhir.resources models (R4B, which is R4 for
+these resources; see docs/adr/0005-fhir-r4-validated-with-r4b-models.md) before it leaves: in
+the tests and outside production always, so an invalid resource is a bug caught here rather
+than at the client.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def _validating(request: Request) -> bool:
 
 def fhir_response(request: Request, resource: dict[str, Any], status_code: int = 200) -> Response:
     """A FHIR answer; checked against the R4 models first unless the settings turn that off
-    (see docs/adr/0005-fhir-r4-validation.md)."""
+    (see docs/adr/0005-fhir-r4-validated-with-r4b-models.md)."""
     if _validating(request):
         mapping.validate(resource)
     return JSONResponse(resource, status_code=status_code, media_type=FHIR_JSON)
