@@ -64,3 +64,19 @@ def test_an_unexpected_error_is_a_500_that_says_nothing_was_saved(settings, fact
     assert response.status_code == 500
     assert "Nothing was saved" in response.json()["detail"]
     assert "a bug" not in response.text
+
+
+def test_app_connections_run_without_jit_and_with_the_time_out(database_url):
+    """PostgreSQL's JIT compiled the caseload's per-episode subqueries once a clinic had a
+    million patients: 26 ms of compiling for a 3 ms query (docs/performance.md)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("JIT and statement time-outs are PostgreSQL settings")
+    from concord.db import make_engine
+
+    engine = make_engine(database_url, statement_timeout_ms=1234)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW jit")).scalar() == "off"
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "1234ms"
+    finally:
+        engine.dispose()

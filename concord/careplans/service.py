@@ -55,6 +55,7 @@ from concord.clock import now, today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.patients.service import members_of_patient
 from concord.settings import get_settings
 from concord.validation import check_date_range
 
@@ -300,18 +301,7 @@ def plan_view(
         review=review_state(plan, on),
         today=on,
         comments=comments,
-        members=_team_members(session, access.patient.id),
-    )
-
-
-def _team_members(session: Session, patient_id: uuid.UUID) -> list[CareTeamMember]:
-    return list(
-        session.scalars(
-            select(CareTeamMember)
-            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
-            .where(CareTeam.patient_id == patient_id, CareTeamMember.ended_at.is_(None))
-            .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at)
-        )
+        members=members_of_patient(session, patient_id=access.patient.id),
     )
 
 

@@ -158,13 +158,14 @@ def current_members(session: Session, *, team_id: uuid.UUID) -> list[CareTeamMem
 
 
 def members_of_patient(session: Session, *, patient_id: uuid.UUID) -> list[CareTeamMember]:
-    """The patient's current care-team members, the lead first."""
+    """The patient's current care-team members, the lead first, then by when they joined (the
+    id breaks ties, so who owns an alert never depends on the database's whim)."""
     return list(
         session.scalars(
             select(CareTeamMember)
             .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
             .where(CareTeam.patient_id == patient_id, CareTeamMember.ended_at.is_(None))
-            .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at)
+            .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at, CareTeamMember.id)
         )
     )
 

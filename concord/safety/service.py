@@ -31,6 +31,7 @@ from concord.clock import now
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg, gettext
 from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.patients.service import members_of_patient
 from concord.safety.models import (
     NO_RISK,
     AlertEvent,
@@ -189,22 +190,11 @@ def rule_sets(session: Session, organization_id: uuid.UUID) -> list[RiskRuleSet]
 # --- who owns an alert ---------------------------------------------------------------------------
 
 
-def _team_members(session: Session, patient_id: uuid.UUID) -> list[CareTeamMember]:
-    return list(
-        session.scalars(
-            select(CareTeamMember)
-            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
-            .where(CareTeam.patient_id == patient_id, CareTeamMember.ended_at.is_(None))
-            .order_by(CareTeamMember.is_lead.desc(), CareTeamMember.added_at, CareTeamMember.id)
-        )
-    )
-
-
 def resolve_step(
     session: Session, step: str, patient_id: uuid.UUID, org: Organization
 ) -> User | None:
     """The one person a chain step names for this patient, or None when nobody fills it."""
-    members = [m for m in _team_members(session, patient_id) if m.user.active]
+    members = [m for m in members_of_patient(session, patient_id=patient_id) if m.user.active]
     if step == "lead":
         return next((m.user for m in members if m.is_lead), None)
     if step == "on_call":
@@ -485,7 +475,7 @@ def _create(
     else:
         # Nobody in the chain is on this team: everyone on the team is told, and the alert
         # says so until someone takes it.
-        team = [m.user for m in _team_members(session, patient.id) if m.user.active]
+        team = [m.user for m in members_of_patient(session, patient_id=patient.id) if m.user.active]
         _notify(session, team, kind="no_owner", alert=alert)
     _event(session, alert, "raised", by=by, detail={"rule": rule.id, "tier": tier})
     record(
@@ -919,7 +909,9 @@ def _escalate(session: Session, alert: SafetyAlert, at: datetime) -> bool:
             _notify(session, [previous_owner], kind="passed_on", alert=alert, email=False)
     else:
         people = _everyone_on_chain(session, alert, org) or [
-            m.user for m in _team_members(session, alert.patient_id) if m.user.active
+            m.user
+            for m in members_of_patient(session, patient_id=alert.patient_id)
+            if m.user.active
         ]
         _notify(session, people, kind="reminder", alert=alert)
     record(
