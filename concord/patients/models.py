@@ -46,8 +46,12 @@ class Patient(IdMixin, Base):
 
     @property
     def display_name(self) -> str:
-        first = self.preferred_name or self.given_name
-        return f"{first} {self.family_name}"
+        return self.name_shown(self.preferred_name, self.given_name, self.family_name)
+
+    @staticmethod
+    def name_shown(preferred: str | None, given: str, family: str) -> str:
+        """The name staff see: the one the patient prefers, else the given name."""
+        return f"{preferred or given} {family}"
 
     @property
     def full_name(self) -> str:

@@ -44,6 +44,8 @@ class SafetyAlert(IdMixin, Base):
         Index("ix_safety_alert_patient_status", "patient_id", "status"),
         Index("ix_safety_alert_status_due", "status", "due_at"),
         Index("ix_safety_alert_follow_up", "status", "follow_up_due_at"),
+        # The banner on every clinician page: this person's open alerts, soonest due first.
+        Index("ix_safety_alert_owner_status_due", "owner_id", "status", "due_at"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
