@@ -1,0 +1,125 @@
+"""Where a check-in submit's time goes: `python -m bench.profile_checkin --db sqlite|postgresql`.
+
+Serves Concord on the benchmark's population (one process, production mode, as `concord bench`
+does), drives check-ins at full speed from the separate load generator, samples the thread
+holding the interpreter lock with py-spy (`pip install py-spy`; it needs permission to trace
+the process), and writes docs/profile-checkin-<db>.txt: the share of samples in each of
+Concord's functions and in each library beneath (inclusive), most first."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import suite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def summarise(raw: Path, top: int) -> tuple[int, list[tuple[float, str]], list[tuple[float, str]]]:
+    """Samples in all; Concord's functions and the libraries' by inclusive share."""
+    total = 0
+    ours: collections.Counter[str] = collections.Counter()
+    libraries: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        seen_ours, seen_lib = set(), set()
+        for frame in stack.split(";"):
+            name, _, where = frame.partition(" (")
+            if where.startswith("concord/"):
+                key = f"{name} ({where.split(':')[0]})"
+                if key not in seen_ours:
+                    seen_ours.add(key)
+                    ours[key] += n
+            else:
+                path = where.rsplit(":", 1)[0]
+                package = "sqlalchemy" if path.startswith("<sqlalchemy") else path.split("/")[0]
+                if package and package not in seen_lib:
+                    seen_lib.add(package)
+                    libraries[package] += n
+    share = 100 / max(total, 1)
+    return (
+        total,
+        [(n * share, k) for k, n in ours.most_common(top)],
+        [(n * share, k) for k, n in libraries.most_common(top)],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        sys.exit("py-spy is not installed: pip install py-spy")
+    os.environ.setdefault("CONCORD_ENV", "development")
+    from sqlalchemy import text
+
+    from concord.accounts.service import create_api_token
+    from concord.synth import CASE_MANAGER_EMAIL
+
+    url, _ = suite.population(args.db, args.patients, quiet=True)
+    other = CASE_MANAGER_EMAIL.replace("cm0@", "cm1@")
+    facts = suite._facts(url, other)
+    token = suite._token(url, other, create_api_token)
+    engine = suite._raw(url)
+    with engine.connect() as connection:
+        patients = [
+            str(p)
+            for p in connection.execute(
+                text("SELECT patient_id FROM episode WHERE care_manager_id = :cm"),
+                {"cm": facts["cm"]},
+            ).scalars()
+        ]
+    engine.dispose()
+    port = suite._free_port()
+    server = suite._serve("concord.asgi:app", url, port)
+    with tempfile.TemporaryDirectory() as scratch:
+        raw = Path(scratch) / "profile.txt"
+        try:
+            recorder = subprocess.Popen(
+                [spy, "record", "--gil", "-p", str(server.pid), "-f", "raw", "-o", str(raw)]
+                + ["-r", "200", "-d", str(int(args.seconds) + 1)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            figures = suite._load(port, "checkin", token, patients, args.seconds, None, 8)
+            recorder.wait(timeout=60)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        if not raw.exists():
+            sys.exit("py-spy wrote nothing (does it have permission to trace the server?)")
+        total, ours, libraries = summarise(raw, 40)
+    lines = [
+        f"Check-in submit on {args.db}, one app process, {args.patients:,} patients: "
+        f"{figures['rps']:.0f} req/s, p50 {figures['p50']:.0f} ms, {figures['errors']} errors.",
+        f"py-spy record --gil -r 200 over {args.seconds:.0f} s: {total:,} samples of the thread "
+        "holding the interpreter lock, i.e. where the CPU goes (threads waiting for the database "
+        "or a lock are not counted). Shares are inclusive: a function's own time and its "
+        "callees'.",
+        f"Written by `python -m bench.profile_checkin --db {args.db}` at commit {suite.commit()}.",
+        "",
+        "Concord's functions:",
+        *(f"  {share:5.1f}%  {name}" for share, name in ours),
+        "",
+        "By library (the top package of each frame):",
+        *(f"  {share:5.1f}%  {name}" for share, name in libraries),
+    ]
+    out = ROOT / "docs" / f"profile-checkin-{args.db}.txt"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
