@@ -102,20 +102,7 @@ def write_pending_after_rollback(session: Session, factory: sessionmaker[Session
 
 
 def _content(pending_event: PendingEvent) -> dict[str, Any]:
-    return {
-        "occurred_at": pending_event.occurred_at,
-        "organization_id": pending_event.organization_id,
-        "actor_id": pending_event.actor_id,
-        "actor_role": pending_event.actor_role,
-        "channel": pending_event.channel,
-        "action": pending_event.action,
-        "object_type": pending_event.object_type,
-        "object_id": pending_event.object_id,
-        "patient_id": pending_event.patient_id,
-        "outcome": pending_event.outcome,
-        "detail": pending_event.detail,
-        "ip": pending_event.ip,
-    }
+    return {name: getattr(pending_event, name) for name in CONTENT_FIELDS}
 
 
 def _append(session: Session, events: list[PendingEvent]) -> None:
