@@ -63,8 +63,6 @@ def main() -> None:
     if not Path(spy).exists():
         sys.exit("py-spy is not installed: pip install py-spy")
     os.environ.setdefault("CONCORD_ENV", "development")
-    from sqlalchemy import text
-
     from concord.accounts.service import create_api_token
     from concord.synth import CASE_MANAGER_EMAIL
 
@@ -72,16 +70,7 @@ def main() -> None:
     other = CASE_MANAGER_EMAIL.replace("cm0@", "cm1@")
     facts = suite._facts(url, other)
     token = suite._token(url, other, create_api_token)
-    engine = suite._raw(url)
-    with engine.connect() as connection:
-        patients = [
-            str(p)
-            for p in connection.execute(
-                text("SELECT patient_id FROM episode WHERE care_manager_id = :cm"),
-                {"cm": facts["cm"]},
-            ).scalars()
-        ]
-    engine.dispose()
+    patients = suite.caseload_patients(url, facts["cm"])
     port = suite._free_port()
     server = suite._serve("concord.asgi:app", url, port)
     with tempfile.TemporaryDirectory() as scratch:

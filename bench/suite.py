@@ -170,17 +170,7 @@ def caseload_case(app: App, url: str, facts: dict[str, Any], runs: int) -> Case:
         params = {"cm": facts["cm"], "since": since_at}
         raw = timed(lambda: c.execute(text(RAW_SQL), params).all(), runs)
     engine.dispose()
-    p50, p95, r50 = statistics.median(page), pct(page, 0.95), statistics.median(raw)
-    ratio = p50 / r50
-    return Case(
-        "caseload page (150 patients)",
-        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
-        f"raw SQL p50 {r50:.1f} ms",
-        ratio,
-        "p95 < 100 ms; within 3x of raw SQL",
-        p95 < 100 and ratio <= 3,
-        figures={"p50": p50, "p95": p95, "raw_p50": r50},
-    )
+    return _page_case("caseload page (150 patients)", page, raw, tail=0.95, raw_digits=1)
 
 
 PATIENT_SQL = """
@@ -215,16 +205,27 @@ def patient_case(app: App, url: str, facts: dict[str, Any], runs: int) -> Case:
 
         raw = timed(raw_rows, runs)
     engine.dispose()
-    p50, p99, r50 = statistics.median(page), pct(page, 0.99), statistics.median(raw)
+    return _page_case(
+        "one patient's page (plan, chart, alerts)", page, raw, tail=0.99, raw_digits=2
+    )
+
+
+def _page_case(
+    name: str, page: list[float], raw: list[float], *, tail: float, raw_digits: int
+) -> Case:
+    """A page against the raw SQL for its rows: p95 under 100 ms and within 3x, whichever
+    tail percentile is shown."""
+    p50, shown, r50 = statistics.median(page), pct(page, tail), statistics.median(raw)
+    label = f"p{round(tail * 100)}"
     ratio = p50 / r50
     return Case(
-        "one patient's page (plan, chart, alerts)",
-        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
-        f"raw SQL p50 {r50:.2f} ms",
+        name,
+        f"p50 {p50:.1f} ms, {label} {shown:.1f} ms",
+        f"raw SQL p50 {r50:.{raw_digits}f} ms",
         ratio,
         "p95 < 100 ms; within 3x of raw SQL",
         pct(page, 0.95) < 100 and ratio <= 3,
-        figures={"p50": p50, "p99": p99, "raw_p50": r50},
+        figures={"p50": p50, label: shown, "raw_p50": r50},
     )
 
 
@@ -431,6 +432,23 @@ def _load(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def caseload_patients(url: str, care_manager: Any) -> list[str]:
+    """The ids of one care manager's patients: the ones the load generator submits for."""
+    from sqlalchemy import text
+
+    engine = _raw(url)
+    with engine.connect() as c:
+        patients = [
+            str(p)
+            for p in c.execute(
+                text("SELECT patient_id FROM episode WHERE care_manager_id = :cm"),
+                {"cm": care_manager},
+            ).scalars()
+        ]
+    engine.dispose()
+    return patients
+
+
 def _throughput(
     url: str, token: str, patients: list[str], seconds: float, workers: int
 ) -> dict[str, Any]:
@@ -459,18 +477,7 @@ def checkin_case(
     """One app process against the bare endpoint in one process (the ratio the target names);
     on PostgreSQL also the production shape, two processes each (`concord serve --workers 2`),
     whose answer at 200 req/s is the one reported."""
-    from sqlalchemy import text
-
-    engine = _raw(url)
-    with engine.connect() as c:
-        patients = [
-            str(p)
-            for p in c.execute(
-                text("SELECT patient_id FROM episode WHERE care_manager_id = :cm"),
-                {"cm": facts["cm"]},
-            ).scalars()
-        ]
-    engine.dispose()
+    patients = caseload_patients(url, facts["cm"])
     one = _throughput(url, token, patients, seconds, 1)
     many = _throughput(url, token, patients, seconds, workers) if workers > 1 else None
     ratio = one["concord"]["rps"] / one["bare"]["rps"]

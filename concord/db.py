@@ -137,38 +137,20 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
             gate.leave(key)
             raise
 
+    def releasing(end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def wrapped(connection: Any) -> None:
+            try:
+                end(connection)
+            finally:
+                gate.leave(getattr(connection, "dbapi_connection", connection))
+
+        return wrapped
+
+    # Every way a transaction ends gives the gate back. The dialect object belongs to this
+    # engine alone, so this wraps only its connections.
     dialect = engine.dialect
-    base_commit, base_rollback, base_close = (
-        dialect.do_commit,
-        dialect.do_rollback,
-        dialect.do_close,
-    )
-
-    def _raw(connection: Any) -> Any:
-        return getattr(connection, "dbapi_connection", connection)
-
-    def do_commit(connection: Any) -> None:
-        try:
-            base_commit(connection)
-        finally:
-            gate.leave(_raw(connection))
-
-    def do_rollback(connection: Any) -> None:
-        try:
-            base_rollback(connection)
-        finally:
-            gate.leave(_raw(connection))
-
-    def do_close(connection: Any) -> None:
-        try:
-            base_close(connection)
-        finally:
-            gate.leave(_raw(connection))
-
-    # The dialect object belongs to this engine alone, so these wrap only its connections.
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
-    dialect.do_close = do_close  # type: ignore[method-assign]
+    for name in ("do_commit", "do_rollback", "do_close"):
+        setattr(dialect, name, releasing(getattr(dialect, name)))
 
 
 class WriterGate:
