@@ -13,7 +13,7 @@ from concord.errors import NotFound
 from concord.fhir import mapping
 from concord.fhir import service as fhir
 from concord.i18n import Msg
-from concord.web.deps import BearerActor, DbSession, Form
+from concord.web.deps import BearerActor, BearerWriter, DbSession, Form
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
@@ -113,7 +113,7 @@ def create_questionnaire_response(
     body: Annotated[dict[str, Any], Body()],
     request: Request,
     session: DbSession,
-    actor: BearerActor,
+    actor: BearerWriter,
 ) -> Response:
     """Accept a completed response from an app or EHR; it is scored like any other, and the
     same identifier sent twice is stored once (200 with the stored resource)."""

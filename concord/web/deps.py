@@ -242,10 +242,18 @@ def api_actor(request: Request, session: DbSession) -> Actor:
     return actor
 
 
-def api_writer(actor: Actor = Depends(api_actor)) -> Actor:
+def _writer(actor: Actor) -> Actor:
     if not actor.can_write:
         raise PermissionDenied(Msg("This API token may only read."))
     return actor
+
+
+def api_writer(actor: Actor = Depends(api_actor)) -> Actor:
+    return _writer(actor)
+
+
+def bearer_writer(actor: Actor = Depends(bearer_actor)) -> Actor:
+    return _writer(actor)
 
 
 WebActor = Annotated[Actor, Depends(web_actor)]
@@ -253,3 +261,4 @@ PostedBy = Annotated[Actor, Depends(posted_by)]
 ApiActor = Annotated[Actor, Depends(api_actor)]
 ApiWriter = Annotated[Actor, Depends(api_writer)]
 BearerActor = Annotated[Actor, Depends(bearer_actor)]
+BearerWriter = Annotated[Actor, Depends(bearer_writer)]

@@ -12,6 +12,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from sqlalchemy import func, select
 
+from concord.accounts.models import TokenScope
 from concord.measures.library import library
 from concord.measures.models import MeasureResponse
 from concord.safety.models import SafetyAlert
@@ -192,6 +193,14 @@ class TestAcceptingResponses:
         headers = bearer(session, people.outsider)
         response = post(client, ehr_response(people.patient.id, [1] * 9), headers)
         assert response.status_code == 422
+        assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 0
+
+    def test_a_read_only_token_may_not_submit(self, client, session, people):
+        headers = bearer(session, people.care_manager, scope=TokenScope.read)
+        response = post(client, ehr_response(people.patient.id, [1] * 9), headers)
+        assert response.status_code == 403
+        outcome = OperationOutcome.model_validate(response.json())
+        assert "only read" in outcome.issue[0].diagnostics
         assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 0
 
     def test_not_json_is_refused(self, client, token):
