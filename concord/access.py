@@ -157,6 +157,17 @@ def team_access(
     anyone not on it, the patient and their family included."""
     acc = patient_for(session, by, patient_id, action=action, object_type=object_type)
     if not acc.on_team:
+        # The same answer as for a stranger, and the same line in the trail: someone who may
+        # see this record elsewhere (the patient, their family) asked for the team's view.
+        record(
+            session,
+            by=by,
+            action=action,
+            object_type=object_type,
+            object_id=str(patient_id)[:64],
+            patient_id=acc.patient.id,
+            outcome=Outcome.denied,
+        )
         raise NotFound(Msg("No such patient."))
     return acc
 

@@ -153,11 +153,10 @@ def _decision_links(session: DbSession, plan_id: Any) -> dict[Any, Any]:
 def _team_access(
     session: DbSession, actor: Actor, patient_id: str, action: str = "read"
 ) -> PatientAccess:
-    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type="CarePlan")
-    if not acc.on_team:
-        # Patients and family have their own pages; this address is the team's.
-        raise NotFound(Msg("No such patient."))
-    return acc
+    # Patients and family have their own pages; this address is the team's.
+    return access.team_access(
+        session, actor.user, patient_id, action=action, object_type="CarePlan"
+    )
 
 
 def _editor_response(

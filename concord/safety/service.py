@@ -190,11 +190,16 @@ def rule_sets(session: Session, organization_id: uuid.UUID) -> list[RiskRuleSet]
 # --- who owns an alert ---------------------------------------------------------------------------
 
 
+def _active_members(session: Session, patient_id: uuid.UUID) -> list[CareTeamMember]:
+    """The patient's current care team, lead first, without anyone whose account is closed."""
+    return [m for m in members_of_patient(session, patient_id=patient_id) if m.user.active]
+
+
 def resolve_step(
     session: Session, step: str, patient_id: uuid.UUID, org: Organization
 ) -> User | None:
     """The one person a chain step names for this patient, or None when nobody fills it."""
-    members = [m for m in members_of_patient(session, patient_id=patient_id) if m.user.active]
+    members = _active_members(session, patient_id)
     if step == "lead":
         return next((m.user for m in members if m.is_lead), None)
     if step == "on_call":
@@ -475,7 +480,7 @@ def _create(
     else:
         # Nobody in the chain is on this team: everyone on the team is told, and the alert
         # says so until someone takes it.
-        team = [m.user for m in members_of_patient(session, patient_id=patient.id) if m.user.active]
+        team = [m.user for m in _active_members(session, patient.id)]
         _notify(session, team, kind="no_owner", alert=alert)
     _event(session, alert, "raised", by=by, detail={"rule": rule.id, "tier": tier})
     record(
@@ -909,9 +914,7 @@ def _escalate(session: Session, alert: SafetyAlert, at: datetime) -> bool:
             _notify(session, [previous_owner], kind="passed_on", alert=alert, email=False)
     else:
         people = _everyone_on_chain(session, alert, org) or [
-            m.user
-            for m in members_of_patient(session, patient_id=alert.patient_id)
-            if m.user.active
+            m.user for m in _active_members(session, alert.patient_id)
         ]
         _notify(session, people, kind="reminder", alert=alert)
     record(
