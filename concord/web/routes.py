@@ -33,3 +33,9 @@ def home(
 def health(session: DbSession) -> Response:
     session.execute(text("SELECT 1"))
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """Browsers ask for this on pages that name no icon (a JSON answer opened in a tab)."""
+    return RedirectResponse("/static/icon.svg", status_code=301)

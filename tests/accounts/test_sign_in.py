@@ -206,6 +206,9 @@ class TestSessions:
         static = client.get("/static/concord.css")
         assert static.headers["cache-control"] == "public, max-age=3600"
         assert "content-security-policy" in static.headers
+        icon = client.get("/favicon.ico", follow_redirects=True)
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+        assert f'href="{icon.url.path}"' in page.text
         docs = client.get("/api/docs")
         assert "content-security-policy" not in docs.headers
         api = client.get("/api/v1/patients")

@@ -96,6 +96,16 @@ class Visitor:
         self.context = browser.new_context(viewport=viewport, base_url=base)
         self.page = self.context.new_page()
         self.checked: dict[str, list[str]] = {}
+        # Files every page loads (styles, scripts, the icon) must all be there: the browser
+        # reports a missing one only on its console.
+        self.missing: list[str] = []
+        self.page.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        url = (message.location or {}).get("url", "")
+        path = "/" + url.split("/", 3)[-1] if url.count("/") >= 3 else url
+        if message.type == "error" and path.startswith(("/static/", "/favicon")):
+            self.missing.append(f"{path}: {message.text}")
 
     def check_accessibility(self) -> None:
         from axe_playwright_python.sync_playwright import Axe
@@ -118,6 +128,7 @@ class Visitor:
         described += [f"duplicate id: {name}" for name in duplicates]
         self.checked[self.page.url] = described
         assert described == [], f"accessibility problems on {self.page.url}: {described}"
+        assert self.missing == [], f"files missing on {self.page.url}: {self.missing}"
 
     def goto(self, path: str) -> Any:
         response = self.page.goto(path)
