@@ -93,8 +93,17 @@ def create_app(
     from concord.safety.routes import router as safety_router
     from concord.web.routes import router as web_router
 
+    # A request is matched against each route in turn (over 200), and a router's prefix does
+    # not let the matcher skip it, so the order is by traffic: the health check and programs
+    # (FHIR, /api) before the pages people open. No two routers share a path.
     for router in (
         web_router,
+        fhir_router,
+        patients_api,
+        careplans_api,
+        safety_api,
+        registry_api,
+        decisions_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -103,12 +112,6 @@ def create_app(
         registry_router,
         decisions_router,
         audit_router,
-        patients_api,
-        careplans_api,
-        safety_api,
-        registry_api,
-        decisions_api,
-        fhir_router,
     ):
         app.include_router(router)
     return app
