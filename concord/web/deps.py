@@ -8,7 +8,7 @@ a rolled-back request are still written to the audit trail (concord.db.abort).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from concord.accounts import service as accounts
 from concord.accounts.models import ApiToken, TokenScope, User, WebSession
@@ -48,23 +49,38 @@ def channel_for(path: str) -> str:
     return "web"
 
 
-def db(request: Request) -> Iterator[Session]:
+async def db(request: Request) -> AsyncIterator[Session]:
+    # Opening a session does no I/O (a connection is taken at its first statement), so it is
+    # done here on the event loop; ending it is one hand-off to a worker thread. A sync
+    # dependency would cost two more hand-offs a request.
     factory = request.app.state.sessionmaker
     session = factory()
     set_context(session, channel=channel_for(request.url.path), ip=client_ip(request))
     try:
         yield session
-        finish(session, factory)
-    except (OperationalError, PoolTimeout) as exc:
+    except BaseException as exc:
+        await run_in_threadpool(_end, session, factory, exc)
+    else:
+        await run_in_threadpool(_end, session, factory, None)
+
+
+def _end(session: Session, factory: Any, failed: BaseException | None) -> None:
+    """Commit, or roll back when the request failed; close the session either way. The
+    database being busy (a lock wait, a statement time-out, or no free connection in the pool
+    within its time-out, 30 s) is not a bug: it is answered "busy, try again"."""
+    try:
+        try:
+            if failed is None:
+                finish(session, factory)
+                return
+        except BaseException as exc:
+            failed = exc
         abort(session, factory)
-        # A lock wait, a statement time-out, or no free connection in the pool within its
-        # time-out (30 s) is the database being busy, not a bug.
-        raise Unavailable(Msg("The system is busy. Please try again in a moment.")) from exc
-    except BaseException:
-        abort(session, factory)
-        raise
     finally:
         session.close()
+    if isinstance(failed, (OperationalError, PoolTimeout)):
+        raise Unavailable(Msg("The system is busy. Please try again in a moment.")) from failed
+    raise failed
 
 
 DbSession = Annotated[Session, Depends(db, scope="function")]
@@ -248,11 +264,12 @@ def _writer(actor: Actor) -> Actor:
     return actor
 
 
-def api_writer(actor: Actor = Depends(api_actor)) -> Actor:
+# No I/O, so async: run on the event loop, not handed to a worker thread.
+async def api_writer(actor: Actor = Depends(api_actor)) -> Actor:
     return _writer(actor)
 
 
-def bearer_writer(actor: Actor = Depends(bearer_actor)) -> Actor:
+async def bearer_writer(actor: Actor = Depends(bearer_actor)) -> Actor:
     return _writer(actor)
 
 
