@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +43,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         if freeze:
             _freeze_heap()
         worker = None
@@ -70,6 +74,13 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessionmaker = session_factory
+    slots = database_slots(session_factory)
+    if settings.request_threads <= slots:
+        raise ValueError(
+            f"CONCORD_REQUEST_THREADS ({settings.request_threads}) must be more than the "
+            f"requests let into the database at once ({slots}, the pool size)"
+        )
+    app.state.database_slots = anyio.Semaphore(slots)
 
     errors.install(app)
 
@@ -115,6 +126,16 @@ def create_app(
     ):
         app.include_router(router)
     return app
+
+
+def database_slots(factory: sessionmaker[Session]) -> int:
+    """How many requests of this process may work in the database at once (concord.web.deps.db):
+    the pool's size (on PostgreSQL `CONCORD_DB_POOL_SIZE`, on SQLite SQLAlchemy's 5), leaving
+    the pool's overflow for what a request opens beside its own session (the audit trail of a
+    refused request) and for the worker. It must stay below the request threads."""
+    bind = factory.kw["bind"]  # an Engine, or in tests a Connection
+    size = getattr(bind.engine.pool, "size", None)
+    return max(1, size()) if callable(size) else 10
 
 
 def _freeze_heap() -> None:

@@ -91,7 +91,18 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(
         65536, ge=1024, description="argon2id memory in KiB for password hashes."
     )
-    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept per process.")
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        description="PostgreSQL connections kept per process (as many again under load); also "
+        "how many requests of a process work in the database at once.",
+    )
+    request_threads: int = Field(
+        40,
+        ge=2,
+        description="Threads per process running request handlers (they wait for the "
+        "database); more than the requests admitted to the database at once.",
+    )
     db_statement_timeout_ms: int = Field(
         15000,
         ge=0,

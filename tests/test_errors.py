@@ -46,6 +46,64 @@ def test_no_free_connection_in_time_is_a_503_too(database_url):
     assert "The system is busy. Please try again in a moment." in response.text
 
 
+def _serve(app):
+    """The app on a real uvicorn server in a thread (its own event loop and worker threads)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    return server, thread, port
+
+
+def test_a_burst_of_requests_does_not_wedge_the_threads_and_the_pool(database_url):
+    """More requests at once than worker threads, and fewer connections than threads: requests
+    waiting for a connection must not hold every thread while the ones holding a connection
+    wait for a thread to finish in. Before requests queued for the database on the event loop,
+    this burst stalled until the pool's time-out and some were answered 503."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = create_engine(database_url, pool_size=2, max_overflow=0, pool_timeout=3)
+    settings = Settings(env="test", database_url=database_url, request_threads=3)
+    app = create_app(settings, session_factory=make_sessionmaker(engine))
+    server, thread, port = _serve(app)
+
+    def client(_: int) -> list[int]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        statuses = []
+        for _ in range(5):
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        conn.close()
+        return statuses
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            statuses = [s for batch in pool.map(client, range(16)) for s in batch]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+    assert statuses == [200] * 80
+
+
+def test_request_threads_must_outnumber_the_database_slots(database_url):
+    with pytest.raises(ValueError, match="CONCORD_REQUEST_THREADS"):
+        create_app(Settings(env="test", database_url=database_url, request_threads=5))
+
+
 def test_an_unknown_page_is_a_plain_404(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404

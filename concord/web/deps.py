@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -53,15 +54,34 @@ async def db(request: Request) -> AsyncIterator[Session]:
     # Opening a session does no I/O (a connection is taken at its first statement), so it is
     # done here on the event loop; ending it is one hand-off to a worker thread. A sync
     # dependency would cost two more hand-offs a request.
-    factory = request.app.state.sessionmaker
-    session = factory()
-    set_context(session, channel=channel_for(request.url.path), ip=client_ip(request))
+    #
+    # A request first waits here, on the event loop, for one of the process's database slots
+    # (concord.app.database_slots, the pool's size). Without it, a burst of requests could fill
+    # every worker thread with requests waiting for a connection (or SQLite's write gate) while
+    # the requests holding them waited for a thread to finish in: nothing moved until the
+    # pool's time-out (tests/test_errors.py).
+    slots = request.app.state.database_slots
     try:
-        yield session
-    except BaseException as exc:
-        await run_in_threadpool(_end, session, factory, exc)
-    else:
-        await run_in_threadpool(_end, session, factory, None)
+        with anyio.fail_after(ADMISSION_TIMEOUT):
+            await slots.acquire()
+    except TimeoutError:
+        raise Unavailable(Msg("The system is busy. Please try again in a moment.")) from None
+    try:
+        factory = request.app.state.sessionmaker
+        session = factory()
+        set_context(session, channel=channel_for(request.url.path), ip=client_ip(request))
+        try:
+            yield session
+        except BaseException as exc:
+            await run_in_threadpool(_end, session, factory, exc)
+        else:
+            await run_in_threadpool(_end, session, factory, None)
+    finally:
+        slots.release()
+
+
+# As long as a request waits for a connection from the pool.
+ADMISSION_TIMEOUT = 30.0
 
 
 def _end(session: Session, factory: Any, failed: BaseException | None) -> None:
