@@ -130,19 +130,32 @@ def patient_for(
     patient = session.get(Patient, pid) if pid is not None else None
     access = _relation(session, by, patient) if patient is not None else None
     if access is None:
-        record(
-            session,
-            by=by,
-            action=action,
-            object_type=object_type,
-            object_id=str(patient_id)[:64],
-            # Name the patient in the trail only when one exists, so an administrator reviewing
-            # denials can see who was probed.
-            patient_id=patient.id if patient is not None else None,
-            outcome=Outcome.denied,
-        )
-        raise NotFound("No such patient.")
+        raise _not_found(session, by, patient_id, patient, action, object_type)
     return access
+
+
+def _not_found(
+    session: Session,
+    by: User,
+    asked: str | uuid.UUID,
+    patient: Patient | None,
+    action: str,
+    object_type: str,
+) -> NotFound:
+    """The denial written to the audit trail, and the answer: the same whether the patient
+    does not exist or is not the asker's to see."""
+    record(
+        session,
+        by=by,
+        action=action,
+        object_type=object_type,
+        object_id=str(asked)[:64],
+        # Name the patient in the trail only when one exists, so an administrator reviewing
+        # denials can see who was probed.
+        patient_id=patient.id if patient is not None else None,
+        outcome=Outcome.denied,
+    )
+    return NotFound(Msg("No such patient."))
 
 
 def team_access(
@@ -159,16 +172,7 @@ def team_access(
     if not acc.on_team:
         # The same answer as for a stranger, and the same line in the trail: someone who may
         # see this record elsewhere (the patient, their family) asked for the team's view.
-        record(
-            session,
-            by=by,
-            action=action,
-            object_type=object_type,
-            object_id=str(patient_id)[:64],
-            patient_id=acc.patient.id,
-            outcome=Outcome.denied,
-        )
-        raise NotFound(Msg("No such patient."))
+        raise _not_found(session, by, patient_id, acc.patient, action, object_type)
     return acc
 
 

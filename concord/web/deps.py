@@ -65,7 +65,7 @@ async def db(request: Request) -> AsyncIterator[Session]:
         with anyio.fail_after(ADMISSION_TIMEOUT):
             await slots.acquire()
     except TimeoutError:
-        raise Unavailable(Msg("The system is busy. Please try again in a moment.")) from None
+        raise _busy() from None
     try:
         factory = request.app.state.sessionmaker
         session = factory()
@@ -99,8 +99,12 @@ def _end(session: Session, factory: Any, failed: BaseException | None) -> None:
     finally:
         session.close()
     if isinstance(failed, (OperationalError, PoolTimeout)):
-        raise Unavailable(Msg("The system is busy. Please try again in a moment.")) from failed
+        raise _busy() from failed
     raise failed
+
+
+def _busy() -> Unavailable:
+    return Unavailable(Msg("The system is busy. Please try again in a moment."))
 
 
 DbSession = Annotated[Session, Depends(db, scope="function")]
