@@ -322,6 +322,14 @@ def record_response(
     )
 
 
+def observation_code(instrument: Instrument, score: Any) -> tuple[str, str]:
+    """The code (and its system) a score's observations are stored and indexed under: its
+    LOINC code where it has one, else Concord's own."""
+    if score.loinc:
+        return score.loinc, LOINC
+    return f"{instrument.code}/{score.id}", CONCORD_SCORES
+
+
 def _complete(
     session: Session,
     *,
@@ -356,13 +364,14 @@ def _complete(
         result = scored.scores[score.id]
         if result.value is None:
             continue
+        code, code_system = observation_code(instrument, score)
         observation = MeasureObservation(
             response_id=response.id,
             patient_id=access.patient.id,
             instrument=instrument.code,
             score_id=score.id,
-            code=score.loinc or f"{instrument.code}/{score.id}",
-            code_system=LOINC if score.loinc else CONCORD_SCORES,
+            code=code,
+            code_system=code_system,
             value=result.value,
             band=result.band,
             effective_at=completed_at,

@@ -31,6 +31,7 @@ from concord.measures.models import (
     ResponseStatus,
 )
 from concord.measures.rules import Point, progress, schedule_state
+from concord.measures.service import observation_code
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.registry.models import (
     CaseReview,
@@ -163,9 +164,9 @@ def build_rows(
         PROGRAM_MEASURES.get(Program(e.program), "PHQ-9") for e in episodes.values()
     }
     main_scores = {
-        code: lib.get(code).main_score.id  # type: ignore[union-attr]
+        code: (instrument.main_score.id, observation_code(instrument, instrument.main_score)[0])
         for code in wanted
-        if lib.get(code) is not None and lib.get(code).main_score is not None  # type: ignore[union-attr]
+        if (instrument := lib.get(code)) is not None and instrument.main_score is not None
     }
     # Only the first score of the treatment (from 30 days before the episode began: the
     # baseline) and the latest matter, per patient and instrument. Each is one index seek
@@ -173,7 +174,7 @@ def build_rows(
     # fetch of those rows by id: a few milliseconds on either engine at 100,000 patients,
     # whatever the length of each history.
     ends: list[Any] = []
-    for code, score_id in main_scores.items():
+    for code, (score_id, observation) in main_scores.items():
         for order in (
             MeasureObservation.effective_at.asc(),
             MeasureObservation.effective_at.desc(),
@@ -181,7 +182,10 @@ def build_rows(
             ends.append(
                 select(MeasureObservation.id)
                 .where(
+                    # By the index (patient, code, time): the first row in time order is the
+                    # answer, however long the patient's history.
                     MeasureObservation.patient_id == Episode.patient_id,
+                    MeasureObservation.code == observation,
                     MeasureObservation.instrument == code,
                     MeasureObservation.score_id == score_id,
                     MeasureObservation.effective_at >= days_before(Episode.started_on, 30),
