@@ -99,6 +99,36 @@ def test_a_burst_of_requests_does_not_wedge_the_threads_and_the_pool(database_ur
     assert statuses == [200] * 80
 
 
+def test_a_slow_upload_does_not_hold_a_database_slot(database_url):
+    """A client trickling a form body (here one that never finishes) must not keep the
+    process's only database slot from the requests behind it."""
+    import http.client
+    import socket
+
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    app = create_app(
+        Settings(env="test", database_url=database_url, request_threads=3),
+        session_factory=make_sessionmaker(engine),
+    )
+    server, thread, port = _serve(app)
+    slow = socket.create_connection(("127.0.0.1", port))
+    try:
+        slow.sendall(
+            b"POST /sign-in HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n"
+            b"email=someone"
+        )
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        slow.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
 def test_request_threads_must_outnumber_the_database_slots(database_url):
     with pytest.raises(ValueError, match="CONCORD_REQUEST_THREADS"):
         create_app(Settings(env="test", database_url=database_url, request_threads=5))

@@ -61,6 +61,11 @@ async def db(request: Request) -> AsyncIterator[Session]:
     # the requests holding them waited for a thread to finish in: nothing moved until the
     # pool's time-out (tests/test_errors.py).
     slots = request.app.state.database_slots
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        # The whole body first (kept for the form or JSON reader): a client sending it slowly
+        # must not hold a database slot while it arrives, or a few of them would stop
+        # everyone's requests.
+        await request.body()
     try:
         with anyio.fail_after(ADMISSION_TIMEOUT):
             await slots.acquire()
