@@ -148,23 +148,28 @@ def test_the_shared_view_is_only_for_consenting_family(client, people, plan, sig
         assert response.status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "object_type"),
+    [("/api/v1/patients/{id}/episodes", "Episode"), ("/patients/{id}/team", "CareTeam")],
+)
 @pytest.mark.parametrize("persona", ["patient", "family", "outsider"])
 def test_asking_for_the_teams_view_is_refused_and_audited(
-    client, people, sign_in, persona, session
+    client, people, sign_in, persona, session, path, object_type
 ):
     sign_in(EMAILS[persona])
     user = user_of(people, persona)
     before = denial_count(session, user.id)
-    response = client.get(f"/api/v1/patients/{people.patient.id}/episodes")
+    response = client.get(path.format(id=people.patient.id))
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found", "detail": "No such patient."}
+    if path.startswith("/api"):
+        assert response.json() == {"error": "not_found", "detail": "No such patient."}
     assert denial_count(session, user.id) == before + 1
     event = session.scalar(
         select(AuditEvent)
         .where(AuditEvent.actor_id == user.id, AuditEvent.outcome == "denied")
         .order_by(AuditEvent.seq.desc())
     )
-    assert event.patient_id == people.patient.id and event.object_type == "Episode"
+    assert event.patient_id == people.patient.id and event.object_type == object_type
 
 
 @pytest.mark.parametrize("persona", list(EMAILS))

@@ -14,7 +14,7 @@ from concord.accounts.models import Organization, Role
 from concord.accounts.service import list_clinics
 from concord.careplans import service as plans
 from concord.clock import today
-from concord.errors import InvalidInput, NotFound, PermissionDenied
+from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
 from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, Patient
@@ -172,10 +172,8 @@ def register(request: Request, session: DbSession, form: Form, actor: PostedBy) 
 
 
 def _overview(session: DbSession, actor: Actor, patient_id: str) -> dict[str, Any]:
-    acc = access.patient_for(session, actor.user, patient_id)
-    if not acc.on_team:
-        # Patients use their own portal; family members see only the shared plan.
-        raise NotFound(Msg("No such patient."))
+    # Patients use their own portal; family members see only the shared plan.
+    acc = access.team_access(session, actor.user, patient_id)
     team, members = patients.read_care_team(session, access=acc)
     summary = plans.plan_summaries(session, [acc.patient], today(actor.user.organization.timezone))[
         acc.patient.id
@@ -240,9 +238,7 @@ def _team_context(
 
 @router.get("/patients/{patient_id}/team")
 def team_page(patient_id: str, request: Request, session: DbSession, actor: WebActor) -> Response:
-    acc = access.patient_for(session, actor.user, patient_id, object_type="CareTeam")
-    if not acc.on_team:
-        raise NotFound(Msg("No such patient."))
+    acc = access.team_access(session, actor.user, patient_id, object_type="CareTeam")
     patients.read_care_team(session, access=acc)
     return render(
         request,
@@ -262,12 +258,9 @@ def team_page(patient_id: str, request: Request, session: DbSession, actor: WebA
 def _team_patient(session: DbSession, actor: Actor, patient_id: str, admin_view: bool) -> Patient:
     if admin_view:
         return patients.get_patient_for_admin(session, by=actor.user, patient_id=patient_id)
-    acc = access.patient_for(
+    return access.team_access(
         session, actor.user, patient_id, action="update", object_type="CareTeam"
-    )
-    if not acc.on_team:
-        raise NotFound(Msg("No such patient."))
-    return acc.patient
+    ).patient
 
 
 def _uuid(value: Any, field: str) -> uuid.UUID:

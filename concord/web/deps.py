@@ -50,6 +50,10 @@ def channel_for(path: str) -> str:
     return "web"
 
 
+# As long as a request waits for a connection from the pool.
+ADMISSION_TIMEOUT = 30.0
+
+
 async def db(request: Request) -> AsyncIterator[Session]:
     # Opening a session does no I/O (a connection is taken at its first statement), so it is
     # done here on the event loop; ending it is one hand-off to a worker thread. A sync
@@ -83,10 +87,6 @@ async def db(request: Request) -> AsyncIterator[Session]:
             await run_in_threadpool(_end, session, factory, None)
     finally:
         slots.release()
-
-
-# As long as a request waits for a connection from the pool.
-ADMISSION_TIMEOUT = 30.0
 
 
 def _end(session: Session, factory: Any, failed: BaseException | None) -> None:
