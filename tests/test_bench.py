@@ -20,3 +20,36 @@ def test_the_suite_measures_every_case_beside_its_baseline(monkeypatch, tmp_path
     assert checkin.figures["ping_rps"] > checkin.figures["bare_rps"]
     report = suite.render("sqlite", 300, type("P", (), {"measurements": 1})(), cases, None)
     assert "| caseload page (150 patients) |" in report
+
+
+def test_the_benchmark_times_pages_as_a_server_serves_them(monkeypatch, tmp_path):
+    """The test client offers Starlette's "http.response.debug" extension, which sends a
+    page's whole template context back into the client's closures: a reference cycle that
+    keeps the page's rows until the garbage collector runs. No server offers it; a page timed
+    by the benchmark must leave nothing of its rows for the collector."""
+    import gc
+
+    from bench import suite
+    from concord.registry.caseload import CaseRow
+    from concord.synth import CASE_MANAGER_EMAIL, PASSWORD
+
+    monkeypatch.setattr(suite, "DATA", tmp_path)
+    url, _ = suite.population("sqlite", 300, quiet=True)
+    app = suite.App(url, CASE_MANAGER_EMAIL, PASSWORD)
+    try:
+        app.get("/registry")
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            page = app.get("/registry")
+            assert "Collaborative care registry" in page.text
+            gc.collect()
+            left = [o for o in gc.garbage if isinstance(o, CaseRow)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert left == []
+    finally:
+        app.close()
