@@ -84,3 +84,38 @@ def test_a_holder_that_never_gives_the_gate_back_is_overtaken(caplog):
     assert not entered.wait(0.1)
     gate.leave(next_one)
     assert entered.wait(5)
+
+
+def test_among_selects_the_rows_named_and_is_one_statement_whatever_their_number(
+    session, people, connection
+):
+    """`among` finds exactly the rows named, on either engine; on PostgreSQL the list is one
+    array parameter, so two lists of different lengths are the same statement (prepared and
+    planned once), where an IN list is a new statement for each length."""
+    from sqlalchemy import event, select
+
+    from concord.db import among
+    from concord.patients.models import Patient
+    from tests.registry.conftest import more_patients
+
+    made = more_patients(session, people, 5, start=700)
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if "FROM patient" in statement:
+            statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", before)
+    try:
+        for chosen in (made[:2], made[1:]):
+            found = session.scalars(
+                select(Patient.id).where(among(session, Patient.id, [p.id for p in chosen]))
+            ).all()
+            assert set(found) == {p.id for p in chosen}
+        assert session.scalars(select(Patient.id).where(among(session, Patient.id, []))).all() == []
+    finally:
+        event.remove(connection, "before_cursor_execute", before)
+    if connection.dialect.name == "postgresql":
+        assert len(set(statements)) == 1 and "= ANY (" in statements[0], statements
+    else:
+        assert len(set(statements)) == 3, statements

@@ -178,6 +178,8 @@ def caseload(request: Request, session: DbSession, actor: ApiActor, scope: str =
                 for code, m in r.measures.items()
             },
             "status": r.status,
+            # The measure the status is judged by (the program's own).
+            "main_instrument": r.main_instrument,
             "last_contact": _iso(r.last_contact),
             "next_contact_due": _iso(r.next_due),
             "contacts": r.contacts,

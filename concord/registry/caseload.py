@@ -16,12 +16,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import Session, raiseload
 
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
-from concord.db import days_before
+from concord.db import among, days_before
 from concord.i18n import Msg
 from concord.measures.library import library
 from concord.measures.models import (
@@ -154,7 +154,7 @@ def build_rows(
     contacts: dict[uuid.UUID, list[ContactFact]] = defaultdict(list)
     for episode_id, on, kind in session.execute(
         select(Contact.episode_id, Contact.occurred_on, Contact.kind).where(
-            Contact.episode_id.in_(list(episodes)), Contact.voided_at.is_(None)
+            among(session, Contact.episode_id, episodes), Contact.voided_at.is_(None)
         )
     ):
         contacts[episode_id].append(ContactFact(on, kind))
@@ -170,8 +170,8 @@ def build_rows(
     }
     # Only the first score of the treatment (from 30 days before the episode began: the
     # baseline) and the latest matter, per patient and instrument. Each is one index seek
-    # (patient, time) per episode, as correlated subqueries in one statement, then one
-    # fetch of those rows by id: a few milliseconds on either engine at 100,000 patients,
+    # (patient, code, time) per episode, as correlated subqueries, and those rows fetched by
+    # id in the same statement: a few milliseconds on either engine at 100,000 patients,
     # whatever the length of each history.
     ends: list[Any] = []
     for code, (score_id, observation) in main_scores.items():
@@ -179,7 +179,7 @@ def build_rows(
             MeasureObservation.effective_at.asc(),
             MeasureObservation.effective_at.desc(),
         ):
-            ends.append(
+            end = (
                 select(MeasureObservation.id)
                 .where(
                     # By the index (patient, code, time): the first row in time order is the
@@ -195,12 +195,21 @@ def build_rows(
                 .correlate(Episode)
                 .scalar_subquery()
             )
-    wanted_ids: set[uuid.UUID] = set()
-    if ends:
-        for row in session.execute(select(*ends).where(Episode.id.in_(list(episodes)))):
-            wanted_ids.update(v for v in row if v is not None)
+            if code not in SHOWN:
+                # A program's own measure (AUDIT-C, PCL-5) is looked up only for the episodes
+                # of the programs judged by it.
+                programs = [p.value for p, measure in PROGRAM_MEASURES.items() if measure == code]
+                end = case((Episode.program.in_(programs), end))
+            ends.append(end)
     points: dict[tuple[uuid.UUID, str], list[Point]] = defaultdict(list)
-    if wanted_ids:
+    if ends:
+        # The rows those subqueries name, fetched in the same statement (their ids never
+        # come back to Python).
+        found = (
+            select(*(end.label(f"end{n}") for n, end in enumerate(ends)))
+            .where(among(session, Episode.id, episodes))
+            .subquery("ends")
+        )
         for patient_id, instrument, value, band, effective_at in session.execute(
             select(
                 MeasureObservation.patient_id,
@@ -209,7 +218,7 @@ def build_rows(
                 MeasureObservation.band,
                 MeasureObservation.effective_at,
             )
-            .where(MeasureObservation.id.in_(list(wanted_ids)))
+            .join(found, MeasureObservation.id.in_(list(found.c)))
             .order_by(MeasureObservation.effective_at)
         ):
             points[(patient_id, instrument)].append(
@@ -219,7 +228,10 @@ def build_rows(
     alerts = dict(
         session.execute(
             select(SafetyAlert.patient_id, func.count())
-            .where(SafetyAlert.patient_id.in_(ids), SafetyAlert.status != AlertStatus.closed)
+            .where(
+                among(session, SafetyAlert.patient_id, ids),
+                SafetyAlert.status != AlertStatus.closed,
+            )
             .group_by(SafetyAlert.patient_id)
         ).all()
     )
@@ -227,7 +239,7 @@ def build_rows(
     reviewed: dict[uuid.UUID, date] = {}
     for episode_id, status, reviewed_on in session.execute(
         select(CaseReview.episode_id, CaseReview.status, CaseReview.reviewed_on).where(
-            CaseReview.episode_id.in_(list(episodes))
+            among(session, CaseReview.episode_id, episodes)
         )
     ):
         if status == ReviewStatus.queued:
@@ -237,7 +249,7 @@ def build_rows(
     pending: dict[uuid.UUID, list[date]] = defaultdict(list)
     for patient_id, proposed_at in session.execute(
         select(Recommendation.patient_id, Recommendation.proposed_at).where(
-            Recommendation.patient_id.in_(ids),
+            among(session, Recommendation.patient_id, ids),
             Recommendation.status == RecommendationStatus.proposed,
         )
     ):
@@ -253,7 +265,9 @@ def build_rows(
             MeasureSchedule.every_days,
             MeasureSchedule.start_on,
             MeasureSchedule.end_on,
-        ).where(MeasureSchedule.patient_id.in_(ids), MeasureSchedule.stopped_at.is_(None))
+        ).where(
+            among(session, MeasureSchedule.patient_id, ids), MeasureSchedule.stopped_at.is_(None)
+        )
     ):
         schedules[schedule.patient_id].append(schedule)
     completed: dict[tuple[uuid.UUID, str], list[date]] = defaultdict(list)
@@ -266,7 +280,7 @@ def build_rows(
             select(
                 MeasureResponse.patient_id, MeasureResponse.instrument, MeasureResponse.completed_at
             ).where(
-                MeasureResponse.patient_id.in_(list(schedules)),
+                among(session, MeasureResponse.patient_id, schedules),
                 MeasureResponse.status == ResponseStatus.completed,
                 MeasureResponse.completed_at >= opened,
             )
@@ -378,7 +392,7 @@ def _plan_facts(session: Session, ids: list[uuid.UUID], today: date) -> dict[uui
                 CarePlan.next_review_on,
                 CarePlan.substantive_revision_number,
             ).where(
-                CarePlan.patient_id.in_(ids),
+                among(session, CarePlan.patient_id, ids),
                 CarePlan.status.in_([str(s) for s in CURRENT_PLAN_STATUSES]),
             )
         )
@@ -387,7 +401,7 @@ def _plan_facts(session: Session, ids: list[uuid.UUID], today: date) -> dict[uui
     if current:
         for plan_id, party, revision in session.execute(
             select(PlanAgreement.plan_id, PlanAgreement.party, PlanAgreement.revision_number).where(
-                PlanAgreement.plan_id.in_(list(current))
+                among(session, PlanAgreement.plan_id, current)
             )
         ):
             if revision >= current[plan_id].substantive_revision_number:

@@ -156,7 +156,7 @@ def test_first_and_latest_scores_are_index_seeks_however_long_the_history(
     captured: list[tuple[str, object]] = []
 
     def before(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().startswith("SELECT (SELECT measure_observation.id"):
+        if "(SELECT measure_observation.id" in statement and ") AS ends ON" in statement:
             captured.append((statement, parameters))
 
     event.listen(connection, "before_cursor_execute", before)
@@ -185,3 +185,40 @@ def test_first_and_latest_scores_are_index_seeks_however_long_the_history(
         connection.exec_driver_sql("RESET enable_bitmapscan")
     # Two seeks (first, latest) for each instrument shown.
     assert seeks >= 4, plan
+
+
+def test_a_program_judged_by_its_own_measure_shows_it_and_only_there(
+    client, session, people, clock, sign_in
+):
+    """A substance-use episode is judged by AUDIT-C: its first and latest AUDIT-C scores are
+    on its row. The caseload looks AUDIT-C up only for such episodes; a depression patient's
+    AUDIT-C score is not on their row."""
+    from concord.measures import service as measures
+    from tests.factories import acc_for
+
+    def audit_c(patient, answers):
+        measures.record_response(
+            session,
+            access=acc_for(session, people.care_manager, patient),
+            instrument_code="AUDIT-C",
+            submission=measures.Submission(answers=answers, mode=measures.Mode.phone),
+        )
+        commit(session)
+
+    drinker, other = more_patients(session, people, 2)
+    enroll(session, people, drinker, program="substance_use", started_on=days_ago(30))
+    enroll(session, people, other, started_on=days_ago(30))
+    clock.advance(days=-28)
+    audit_c(drinker, {"1": 4, "2": 2, "3": 3})  # 9
+    audit_c(other, {"1": 1, "2": 0, "3": 0})  # 1
+    clock.advance(days=27)
+    audit_c(drinker, {"1": 2, "2": 1, "3": 1})  # 4
+    clock.advance(days=1)
+    sign_in(CM)
+    rows = {r["patient"]: r for r in client.get("/api/v1/registry/caseload").json()}
+    drinking = rows[drinker.display_name]
+    assert drinking["main_instrument"] == "AUDIT-C"
+    assert drinking["measures"]["AUDIT-C"]["first"]["value"] == 9
+    assert drinking["measures"]["AUDIT-C"]["latest"]["value"] == 4
+    assert "AUDIT-C" not in rows[other.display_name]["measures"]
+    assert rows[other.display_name]["main_instrument"] == "PHQ-9"
