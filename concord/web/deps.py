@@ -84,9 +84,25 @@ async def db(request: Request) -> AsyncIterator[Session]:
         except BaseException as exc:
             await run_in_threadpool(_end, session, factory, exc)
         else:
-            await run_in_threadpool(_end, session, factory, None)
+            if session.info.get(FINISHED):
+                # Committed in the endpoint's own thread (finish_request): the connection is
+                # back in the pool, so closing is no I/O.
+                session.close()
+            else:
+                await run_in_threadpool(_end, session, factory, None)
     finally:
         slots.release()
+
+
+FINISHED = "concord.finished"
+
+
+def finish_request(request: Request, session: Session) -> None:
+    """Commit now, in the calling worker thread, instead of in one more hand-off after the
+    endpoint returns: for an async endpoint that does its work in one thread. A failure here
+    is handled like any other (rolled back; "busy" for the database being busy)."""
+    finish(session, request.app.state.sessionmaker)
+    session.info[FINISHED] = True
 
 
 def _end(session: Session, factory: Any, failed: BaseException | None) -> None:
@@ -287,7 +303,8 @@ def api_actor(request: Request, session: DbSession) -> Actor:
     return actor
 
 
-def _writer(actor: Actor) -> Actor:
+def writer(actor: Actor) -> Actor:
+    """The actor, if their token may write; PermissionDenied otherwise."""
     if not actor.can_write:
         raise PermissionDenied(Msg("This API token may only read."))
     return actor
@@ -295,11 +312,11 @@ def _writer(actor: Actor) -> Actor:
 
 # No I/O, so async: run on the event loop, not handed to a worker thread.
 async def api_writer(actor: Actor = Depends(api_actor)) -> Actor:
-    return _writer(actor)
+    return writer(actor)
 
 
 async def bearer_writer(actor: Actor = Depends(bearer_actor)) -> Actor:
-    return _writer(actor)
+    return writer(actor)
 
 
 WebActor = Annotated[Actor, Depends(web_actor)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -202,6 +203,40 @@ class TestAcceptingResponses:
         outcome = OperationOutcome.model_validate(response.json())
         assert "only read" in outcome.issue[0].diagnostics
         assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 0
+
+    def test_the_token_is_checked_before_the_body(self, client, session, people):
+        # Someone without a valid token learns nothing from the body's checks.
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+            for content in (b"{nope", json.dumps(ehr_response(people.patient.id, [1] * 9))):
+                response = client.post(
+                    "/fhir/QuestionnaireResponse",
+                    content=content,
+                    headers={**headers, "Content-Type": "application/fhir+json"},
+                )
+                assert response.status_code == 401, response.text
+                OperationOutcome.model_validate(response.json())
+        assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 0
+
+    def test_a_submit_that_fails_at_commit_is_rolled_back_and_busy(
+        self, client, session, people, token, monkeypatch
+    ):
+        # The submit commits in its own worker thread; a failure there (the database busy)
+        # is answered like any other: nothing kept, 503 "busy", never a 500.
+        from sqlalchemy.exc import OperationalError
+
+        from concord.web import deps
+
+        def busy(session, factory):
+            session.flush()
+            raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
+        monkeypatch.setattr(deps, "finish", busy)
+        response = post(client, ehr_response(people.patient.id, [1] * 9), token)
+        assert response.status_code == 503, response.text
+        assert "busy" in OperationOutcome.model_validate(response.json()).issue[0].diagnostics
+        monkeypatch.undo()
+        assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 0
+        assert post(client, ehr_response(people.patient.id, [1] * 9), token).status_code == 201
 
     def test_not_json_is_refused(self, client, token):
         response = client.post(
