@@ -141,6 +141,7 @@ def _not_found(
     patient: Patient | None,
     action: str,
     object_type: str,
+    message: Msg | None = None,
 ) -> NotFound:
     """The denial written to the audit trail, and the answer: the same whether the patient
     does not exist or is not the asker's to see."""
@@ -155,7 +156,7 @@ def _not_found(
         patient_id=patient.id if patient is not None else None,
         outcome=Outcome.denied,
     )
-    return NotFound(Msg("No such patient."))
+    return NotFound(message or Msg("No such patient."))
 
 
 def team_access(
@@ -174,6 +175,35 @@ def team_access(
         # see this record elsewhere (the patient, their family) asked for the team's view.
         raise _not_found(session, by, patient_id, acc.patient, action, object_type)
     return acc
+
+
+def record_access(
+    session: Session,
+    by: User,
+    patient_id: str | uuid.UUID,
+    *,
+    action: str = "read",
+    object_type: str = "Patient",
+) -> PatientAccess:
+    """A patient's whole record, beyond the care plan (demographics, team, scores): for their
+    care team and the patient; NotFound, audited, for anyone else, family included."""
+    acc = patient_for(session, by, patient_id, action=action, object_type=object_type)
+    if not acc.can_read_record:
+        raise refuse_record(session, acc, action=action, object_type=object_type)
+    return acc
+
+
+def refuse_record(
+    session: Session,
+    acc: PatientAccess,
+    *,
+    action: str = "read",
+    object_type: str = "Patient",
+    message: Msg | None = None,
+) -> NotFound:
+    """The answer for someone who may see a patient's care plan but not the record around it
+    (a family member): the stranger's answer, and the same line in the audit trail."""
+    return _not_found(session, acc.by, acc.patient.id, acc.patient, action, object_type, message)
 
 
 def own_record(

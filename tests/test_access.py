@@ -260,3 +260,42 @@ def test_a_patient_cannot_record_consent_for_themselves(client, people, plan, si
     assert response.status_code == 403
     session.refresh(link)
     assert link.consent_recorded_at is None
+
+
+@pytest.mark.parametrize(
+    ("path", "object_type", "action", "status"),
+    [
+        ("/api/v1/patients/{id}", "Patient", "read", 404),
+        ("/api/v1/patients/{id}/care-team", "CareTeam", "read", 404),
+        ("/fhir/Patient/{id}", "Patient", "read", 404),
+        ("/fhir/Observation?patient={id}", "Patient", "search", 200),
+    ],
+)
+def test_family_asking_for_the_record_beyond_the_plan_is_refused_and_audited(
+    client, session, people, plan, path, object_type, action, status
+):
+    """A family member with consent sees the care plan; the record around it (demographics,
+    team, scores) answers as for a stranger, and the refusal is in the audit trail."""
+    from tests.careplans.test_api import bearer
+
+    headers = bearer(session, people.family)
+    before = denial_count(session, people.family.id)
+    response = client.get(path.format(id=people.patient.id), headers=headers)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json().get("total", 0) == 0 and not response.json().get("entry")
+    assert people.patient.mrn not in response.text
+    assert denial_count(session, people.family.id) == before + 1
+    event = session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.actor_id == people.family.id, AuditEvent.outcome == "denied")
+        .order_by(AuditEvent.seq.desc())
+    )
+    assert (event.patient_id, event.object_type, event.action) == (
+        people.patient.id,
+        object_type,
+        action,
+    )
+    # The plan itself stays theirs to read, with the same token.
+    shared = client.get(f"/api/v1/patients/{people.patient.id}/careplan", headers=headers)
+    assert shared.status_code == 200

@@ -109,7 +109,11 @@ def _scope(session: Session, by: User, patient_ref: str | None) -> list[PatientA
         acc = access.patient_for(session, by, patient_ref, action="search")
     except NotFound:
         return []
-    return [acc] if acc.can_read_record else []
+    if not acc.can_read_record:
+        # Empty, as for a patient outside the caller's scope; the refusal is in the trail.
+        access.refuse_record(session, acc, action="search")
+        return []
+    return [acc]
 
 
 def _page(rows: list[Any], count: int) -> tuple[list[Any], str | None]:
@@ -131,12 +135,7 @@ def _clinical_reader(by: User) -> bool:
 
 
 def read_patient(session: Session, *, by: User, ident: str, base: str) -> dict[str, Any]:
-    try:
-        acc = access.patient_for(session, by, ident)
-    except NotFound:
-        raise NotFound(Msg("No such resource.")) from None
-    if not acc.can_read_record:
-        raise NotFound(Msg("No such resource."))
+    acc = _owner_access(session, by, ident, "Patient")
     return mapping.patient_resource(acc.patient, mrn_system(base, _org(session, by)))
 
 
@@ -174,15 +173,18 @@ def _plan_resource(session: Session, plan: CarePlan, acc: PatientAccess) -> dict
 
 
 def _owner_access(
-    session: Session, by: User, patient_id: uuid.UUID, object_type: str
+    session: Session, by: User, patient_id: uuid.UUID | str, object_type: str
 ) -> PatientAccess:
-    # The same answer as for a resource that does not exist, word for word.
+    """The patient a resource belongs to, if `by` may read their record; otherwise the same
+    answer as for a resource that does not exist, word for word (audited either way)."""
     try:
         acc = access.patient_for(session, by, patient_id, object_type=object_type)
     except NotFound:
         raise NotFound(Msg("No such resource.")) from None
     if not acc.can_read_record:
-        raise NotFound(Msg("No such resource."))
+        raise access.refuse_record(
+            session, acc, object_type=object_type, message=Msg("No such resource.")
+        )
     return acc
 
 
@@ -405,15 +407,7 @@ def search_questionnaires(params: Mapping[str, str]) -> SearchPage:
 
 
 def _response_access(session: Session, by: User, response: Any) -> PatientAccess:
-    try:
-        acc = access.patient_for(
-            session, by, response.patient_id, object_type="QuestionnaireResponse"
-        )
-    except NotFound:
-        raise NotFound(Msg("No such resource.")) from None
-    if not acc.can_read_record:
-        raise NotFound(Msg("No such resource."))
-    return acc
+    return _owner_access(session, by, response.patient_id, "QuestionnaireResponse")
 
 
 def read_questionnaire_response(session: Session, *, by: User, ident: str) -> dict[str, Any]:
@@ -559,12 +553,7 @@ def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any
     observation = _get(session, MeasureObservation, ident)
     if observation is None:
         raise NotFound(Msg("No such resource."))
-    try:
-        acc = access.patient_for(session, by, observation.patient_id, object_type="Observation")
-    except NotFound:
-        raise NotFound(Msg("No such resource.")) from None
-    if not acc.can_read_record:
-        raise NotFound(Msg("No such resource."))
+    acc = _owner_access(session, by, observation.patient_id, "Observation")
     record(
         session,
         by=by,

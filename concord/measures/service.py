@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from concord.access import PatientAccess, deny
+from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now, today
@@ -190,7 +190,12 @@ def get_response(
     if response is None or response.patient_id != access.patient.id:
         raise NotFound(Msg("No such response."))
     if not access.can_read_record:
-        raise NotFound(Msg("No such response."))
+        raise refuse_record(
+            session,
+            access,
+            object_type="QuestionnaireResponse",
+            message=Msg("No such response."),
+        )
     record(
         session,
         by=access.by,
@@ -402,7 +407,7 @@ def list_responses(
     session: Session, *, access: PatientAccess, instrument_code: str | None = None, limit: int = 200
 ) -> list[MeasureResponse]:
     if not access.can_read_record:
-        raise NotFound(Msg("No such patient."))
+        raise refuse_record(session, access, action="list", object_type="QuestionnaireResponse")
     query = select(MeasureResponse).where(
         MeasureResponse.patient_id == access.patient.id,
         MeasureResponse.status == ResponseStatus.completed,
@@ -462,7 +467,7 @@ def active_schedules(session: Session, patient_id: uuid.UUID) -> list[MeasureSch
 def check_ins(session: Session, *, access: PatientAccess) -> list[DueCheckIn]:
     """Every active schedule and where it stands today."""
     if not access.can_read_record:
-        raise NotFound(Msg("No such patient."))
+        raise refuse_record(session, access, action="list", object_type="MeasureSchedule")
     schedules = active_schedules(session, access.patient.id)
     dates = _completed_dates(session, access.patient, {s.instrument for s in schedules})
     on = today(_org(session, access.patient).timezone)
@@ -743,7 +748,7 @@ def progress_for(
 ) -> list[InstrumentProgress]:
     """The main score of each instrument the patient has answered, with its status."""
     if not access.can_read_record:
-        raise NotFound(Msg("No such patient."))
+        raise refuse_record(session, access, action="list", object_type="Observation")
     rows = (
         session.execute(
             select(MeasureObservation)

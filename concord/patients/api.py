@@ -9,8 +9,6 @@ from fastapi import APIRouter
 from concord import access
 from concord.careplans import service as plans
 from concord.clock import today
-from concord.errors import NotFound
-from concord.i18n import Msg
 from concord.patients import service as patients
 from concord.patients.models import Patient
 from concord.web.deps import ApiActor, DbSession
@@ -58,17 +56,13 @@ def list_patients(session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
 
 @router.get("/patients/{patient_id}")
 def get_patient(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
-    acc = access.patient_for(session, actor.user, patient_id)
-    if not acc.can_read_record:
-        raise NotFound(Msg("No such patient."))
+    acc = access.record_access(session, actor.user, patient_id)
     return patient_json(acc.patient)
 
 
 @router.get("/patients/{patient_id}/care-team")
 def get_care_team(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
-    acc = access.patient_for(session, actor.user, patient_id, object_type="CareTeam")
-    if not acc.can_read_record:
-        raise NotFound(Msg("No such patient."))
+    acc = access.record_access(session, actor.user, patient_id, object_type="CareTeam")
     team, members = patients.read_care_team(session, access=acc)
     return {
         "id": str(team.id),
