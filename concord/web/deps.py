@@ -315,13 +315,8 @@ async def api_writer(actor: Actor = Depends(api_actor)) -> Actor:
     return writer(actor)
 
 
-async def bearer_writer(actor: Actor = Depends(bearer_actor)) -> Actor:
-    return writer(actor)
-
-
 WebActor = Annotated[Actor, Depends(web_actor)]
 PostedBy = Annotated[Actor, Depends(posted_by)]
 ApiActor = Annotated[Actor, Depends(api_actor)]
 ApiWriter = Annotated[Actor, Depends(api_writer)]
 BearerActor = Annotated[Actor, Depends(bearer_actor)]
-BearerWriter = Annotated[Actor, Depends(bearer_writer)]
