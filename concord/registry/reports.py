@@ -287,19 +287,19 @@ def program_view(session: Session, *, by: User, clinic_id: uuid.UUID | None = No
     )
     follow_up = session.scalar(select(func.count()).select_from(two_or_more)) or 0
     # At 10-24 weeks (70-174 days), depression and co-occurring: first and latest score.
-    by_patient = {"partition_by": MeasureObservation.patient_id}
+    # One window (each patient's scores in time order, the whole partition as the frame), so
+    # the database sorts the scores once, not once per figure.
+    window = {
+        "partition_by": MeasureObservation.patient_id,
+        "order_by": MeasureObservation.effective_at,
+        "rows": (None, None),
+    }
     ends = (
         select(
-            func.first_value(MeasureObservation.value)
-            .over(**by_patient, order_by=MeasureObservation.effective_at)
-            .label("first"),
-            func.first_value(MeasureObservation.value)
-            .over(**by_patient, order_by=MeasureObservation.effective_at.desc())
-            .label("latest"),
-            func.count().over(**by_patient).label("n"),
-            func.row_number()
-            .over(**by_patient, order_by=MeasureObservation.effective_at)
-            .label("rn"),
+            func.first_value(MeasureObservation.value).over(**window).label("first"),
+            func.last_value(MeasureObservation.value).over(**window).label("latest"),
+            func.count().over(**window).label("n"),
+            func.row_number().over(**window).label("rn"),
         )
         .join(Episode, Episode.patient_id == MeasureObservation.patient_id)
         .where(

@@ -139,13 +139,16 @@ def test_the_pages_and_the_csv_for_a_script(client, session, people, sign_in):
 
 def test_the_program_view(client, session, people, clock, sign_in):
     extra = more_patients(session, people, 2)
-    # Pat: week 12, PHQ-9 20 then 8: response, not remission; contacted this month.
+    # Pat: week 12, PHQ-9 20, 15, then 8: response (against the first, by the latest), not
+    # remission; contacted this month.
     enroll(session, people, started_on=date(2026, 8, 30))
     contact(session, people, "initial_assessment", date(2026, 8, 31))
     contact(session, people, "follow_up", date(2026, 11, 10))
     clock.advance(days=-80)
     phq9(session, people, 20)
-    clock.advance(days=80)
+    clock.advance(days=40)
+    phq9(session, people, 15)
+    clock.advance(days=40)
     phq9(session, people, 8)
     # Test0: week 12, PHQ-9 12 then 4: response and remission; not contacted in 30 days.
     enroll(session, people, extra[0], started_on=date(2026, 8, 30))
