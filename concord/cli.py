@@ -169,6 +169,11 @@ def demo(
     if serve_app:
         out.print(f"Concord is at http://{host}:{port} (Ctrl+C to stop)")
         os.environ["CONCORD_BASE_URL"] = os.environ.get("CONCORD_BASE_URL", f"http://{host}:{port}")
+        from concord import settings as settings_module
+
+        # Loading the demo read (and cached) the settings before the address was set: the app
+        # would name http://127.0.0.1:8000 in its links (FHIR Location, fullUrl) on any port.
+        settings_module.get_settings.cache_clear()
         uvicorn.run("concord.asgi:app", host=host, port=port, log_level="warning")
 
 

@@ -502,3 +502,26 @@ def test_content_check_lists_the_decision_aids_and_names_a_broken_one(cli_db, tm
     result = run("content", "check", str(broken))
     assert result.exit_code == 1
     assert f"ERROR {broken}: options[0].attributes.if_I_stop: unknown attribute" in result.output
+
+
+def test_the_demo_served_on_another_port_names_that_port_in_its_links(cli_db, monkeypatch):
+    """`concord demo --port P`: the app it serves links to http://127.0.0.1:P (a FHIR
+    resource's Location, a bundle's fullUrl), not the default port."""
+    import uvicorn
+
+    from concord import settings as settings_module
+
+    monkeypatch.delenv("CONCORD_BASE_URL", raising=False)
+    served = {}
+
+    def serve(app, **kwargs):
+        served["base_url"] = settings_module.get_settings().base_url
+        served["port"] = kwargs["port"]
+
+    monkeypatch.setattr(uvicorn, "run", serve)
+    settings_module.get_settings()  # cached before the demo runs, as loading it does
+    result = run("demo", "--port", "8124")
+    monkeypatch.delenv("CONCORD_BASE_URL", raising=False)
+    settings_module.get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert served == {"base_url": "http://127.0.0.1:8124", "port": 8124}
