@@ -12,6 +12,7 @@ branch. Every denial is audited.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -169,12 +170,7 @@ def team_access(
 ) -> PatientAccess:
     """A patient as seen from their care team (the team's pages and API); NotFound for
     anyone not on it, the patient and their family included."""
-    acc = patient_for(session, by, patient_id, action=action, object_type=object_type)
-    if not acc.on_team:
-        # The same answer as for a stranger, and the same line in the trail: someone who may
-        # see this record elsewhere (the patient, their family) asked for the team's view.
-        raise _not_found(session, by, patient_id, acc.patient, action, object_type)
-    return acc
+    return _narrowed(session, by, patient_id, lambda acc: acc.on_team, action, object_type)
 
 
 def record_access(
@@ -187,9 +183,22 @@ def record_access(
 ) -> PatientAccess:
     """A patient's whole record, beyond the care plan (demographics, team, scores): for their
     care team and the patient; NotFound, audited, for anyone else, family included."""
+    return _narrowed(session, by, patient_id, lambda acc: acc.can_read_record, action, object_type)
+
+
+def _narrowed(
+    session: Session,
+    by: User,
+    patient_id: str | uuid.UUID,
+    allowed: Callable[[PatientAccess], bool],
+    action: str,
+    object_type: str,
+) -> PatientAccess:
     acc = patient_for(session, by, patient_id, action=action, object_type=object_type)
-    if not acc.can_read_record:
-        raise refuse_record(session, acc, action=action, object_type=object_type)
+    if not allowed(acc):
+        # The same answer as for a stranger, and the same line in the trail: someone who may
+        # see this record elsewhere (the patient, their family) asked for more of it.
+        raise _not_found(session, by, patient_id, acc.patient, action, object_type)
     return acc
 
 
