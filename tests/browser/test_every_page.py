@@ -3,12 +3,11 @@ read and edit with JavaScript switched off."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Visitor
+from tests.conftest import NOW
 
 pytestmark = pytest.mark.browser
 
@@ -138,7 +137,7 @@ def with_safety(live, with_plan):
                 access=a,
                 decision_id=done.id,
                 outcome=ds.Outcome(
-                    "buprenorphine", "At home.", ["buprenorphine", "methadone"], date.today(), []
+                    "buprenorphine", "At home.", ["buprenorphine", "methadone"], NOW.date(), []
                 ),
             )
             write_pending(session)

@@ -3,14 +3,12 @@ an outcome sent twice with one Idempotency-Key recorded once, nothing for outsid
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from sqlalchemy import func, select
 
 from concord.careplans.models import Intervention
 from tests.careplans.test_api import bearer
-from tests.conftest import commit
+from tests.conftest import NOW, commit
 from tests.factories import create_plan
 
 
@@ -63,7 +61,7 @@ def test_a_decision_through_the_api(client, session, people, plan):
         "choice": "cut_down",
         "considered": ["cut_down", "counselling"],
         "reasons": "I want to keep one drink at dinner.",
-        "decided_on": date.today().isoformat(),
+        "decided_on": NOW.date().isoformat(),
     }
     key = {"Idempotency-Key": "decision-1", **cm}
     first = client.post(f"{url}/outcome", json=body, headers=key)

@@ -15,7 +15,7 @@ from concord.careplans.models import Intervention
 from concord.decisions import service as ds
 from concord.decisions.models import Decision
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from tests.conftest import commit
+from tests.conftest import NOW, commit
 from tests.factories import acc_for, create_plan
 
 AID = "depression-treatment"
@@ -144,7 +144,7 @@ def _outcome(choice, **changes):
         "choice": choice,
         "reasons": "I want to learn skills, and I do not want pills right now.",
         "considered": ["medication", "therapy", "both", "self_help"],
-        "decided_on": date.today(),
+        "decided_on": NOW.date(),
         "clinician_ids": [],
     }
     values.update(changes)

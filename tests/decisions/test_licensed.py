@@ -5,7 +5,6 @@ clinic's top-score rate appears only from 25 complete answers."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from concord.decisions import service as ds
 from concord.measures import library as library_module
 from concord.measures import service as measures
 from concord.settings import get_settings
-from tests.conftest import commit
+from tests.conftest import NOW, commit
 from tests.factories import acc_for, create_plan
 
 SURE_FILE = """
@@ -86,7 +85,7 @@ def _decided(session, people, cm):
         session,
         access=acc_for(session, cm, people.patient),
         decision_id=decision.id,
-        outcome=ds.Outcome(None, None, ["medication", "therapy"], date.today(), []),
+        outcome=ds.Outcome(None, None, ["medication", "therapy"], NOW.date(), []),
     )
     commit(session)
     return decision

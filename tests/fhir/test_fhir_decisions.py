@@ -4,15 +4,13 @@ produced; for the care team and the patient only (ADR 0012)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from concord.decisions import service as ds
 from tests.careplans.test_api import bearer
-from tests.conftest import commit
+from tests.conftest import NOW, commit
 from tests.factories import acc_for, create_plan
 
 FHIR = {"Accept": "application/fhir+json"}
@@ -37,7 +35,7 @@ def test_a_recorded_decision_exports_with_its_values_sure_and_plan_link(client, 
             choice="counselling",
             reasons="I want to talk it through.",
             considered=["cut_down", "counselling"],
-            decided_on=date.today(),
+            decided_on=NOW.date(),
             clinician_ids=[],
         ),
     )
