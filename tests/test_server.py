@@ -1,6 +1,7 @@
 """`concord serve --workers N` shares one listening socket between processes; connections
 accepted on it must have Nagle's algorithm off, or every keep-alive answer after the first
-waits ~40 ms for the client's delayed ACK (uvicorn issue #3149)."""
+waits ~40 ms for the client's delayed ACK (uvicorn issue #3149, fixed in the uvicorn Concord
+requires)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import asyncio
 import socket
 
 import uvicorn
-
-from concord.server import _TcpConfig
 
 
 async def _accepted_nodelay(listener: socket.socket) -> int:
@@ -34,13 +33,8 @@ async def _accepted_nodelay(listener: socket.socket) -> int:
 
 
 def test_the_shared_socket_gives_connections_tcp_nodelay():
-    config = _TcpConfig("concord.asgi:app", host="127.0.0.1", port=0, workers=2)
+    # The socket uvicorn binds for several workers (concord.server.run passes it to them).
+    config = uvicorn.Config("concord.asgi:app", host="127.0.0.1", port=0, workers=2)
     listener = config.bind_socket()
     assert listener.proto == socket.IPPROTO_TCP
     assert asyncio.run(_accepted_nodelay(listener)) != 0
-
-
-def test_uvicorns_own_shared_socket_would_not():
-    # The reason for _TcpConfig: if uvicorn fixes this, this test fails and the workaround can go.
-    listener = uvicorn.Config("concord.asgi:app", host="127.0.0.1", port=0).bind_socket()
-    assert asyncio.run(_accepted_nodelay(listener)) == 0
