@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from concord.clock import FakeClock, set_clock
 from concord.db import make_engine, make_sessionmaker
 from concord.migrate import upgrade
 from concord.settings import Settings
-from tests.conftest import fresh_database
+from tests.conftest import NOW, fresh_database
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Debian's Chromium, headless, with nothing that reaches the network on its own.
@@ -31,6 +32,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_clock() -> Iterator[None]:
+    """The fixed test clock for the whole module. Each test sets its own (tests/conftest.py),
+    but a module's data is made by module fixtures before that, and it must be dated by the
+    same clock the server then reads, not by the calendar."""
+    previous = set_clock(FakeClock(NOW))
+    yield
+    set_clock(previous)
 
 
 def _free_port() -> int:
