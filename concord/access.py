@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Select, and_, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, exists, select
+from sqlalchemy.orm import Session, lazyload
 
 from concord.accounts.models import User
 from concord.audit.models import Outcome
@@ -81,23 +81,40 @@ def parse_id(value: str | uuid.UUID) -> uuid.UUID | None:
         return None
 
 
-def _team_membership(session: Session, by: User, patient_id: uuid.UUID) -> CareTeamMember | None:
-    return session.scalar(
-        select(CareTeamMember)
-        .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
-        .where(CareTeam.patient_id == patient_id)
-        .where(CareTeamMember.user_id == by.id)
-        .where(CareTeamMember.ended_at.is_(None))
+# Nearly every request about a patient asks this: the patient (their clinic by its joined
+# load) and the asker's current membership of the patient's care team, in one statement built
+# once. A team has at most one row per person; the member's user is the asker, already loaded.
+_PATIENT_AND_MEMBERSHIP = (
+    select(Patient, CareTeamMember)
+    .outerjoin(CareTeam, CareTeam.patient_id == Patient.id)
+    .outerjoin(
+        CareTeamMember,
+        and_(
+            CareTeamMember.care_team_id == CareTeam.id,
+            CareTeamMember.user_id == bindparam("user"),
+            CareTeamMember.ended_at.is_(None),
+        ),
     )
+    .where(Patient.id == bindparam("patient"))
+    .options(lazyload(CareTeamMember.user))
+)
 
 
-def _relation(session: Session, by: User, patient: Patient) -> PatientAccess | None:
+def _patient_and_membership(
+    session: Session, by: User, patient_id: uuid.UUID
+) -> tuple[Patient | None, CareTeamMember | None]:
+    row = session.execute(_PATIENT_AND_MEMBERSHIP, {"patient": patient_id, "user": by.id}).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def _relation(
+    session: Session, by: User, patient: Patient, membership: CareTeamMember | None
+) -> PatientAccess | None:
     if not by.active:
         return None
     if patient.organization_id != by.organization_id:
         return None
     if by.is_clinician:
-        membership = _team_membership(session, by, patient.id)
         if membership is not None:
             return PatientAccess(by, patient, Relation.team, membership)
         return None
@@ -128,8 +145,10 @@ def patient_for(
 ) -> PatientAccess:
     """The patient, if `by` may reach them; NotFound (audited) otherwise."""
     pid = parse_id(patient_id)
-    patient = session.get(Patient, pid) if pid is not None else None
-    access = _relation(session, by, patient) if patient is not None else None
+    patient, membership = (
+        _patient_and_membership(session, by, pid) if pid is not None else (None, None)
+    )
+    access = _relation(session, by, patient, membership) if patient is not None else None
     if access is None:
         raise _not_found(session, by, patient_id, patient, action, object_type)
     return access

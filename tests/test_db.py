@@ -119,3 +119,27 @@ def test_among_selects_the_rows_named_and_is_one_statement_whatever_their_number
         assert len(set(statements)) == 1 and "= ANY (" in statements[0], statements
     else:
         assert len(set(statements)) == 3, statements
+
+
+def test_a_core_statement_sees_what_the_session_has_not_written_yet(session, people):
+    """`core()` writes the session's pending objects first, as an ORM query's autoflush would,
+    so a Core statement built once never misses a change made earlier in the same request."""
+    from sqlalchemy import bindparam, func, select
+
+    from concord.clock import today
+    from concord.db import core
+    from concord.measures.models import MeasureSchedule
+
+    count = select(func.count()).where(MeasureSchedule.patient_id == bindparam("patient"))
+    before = core(session).execute(count, {"patient": people.patient.id}).scalar()
+    session.add(
+        MeasureSchedule(
+            patient_id=people.patient.id,
+            instrument="PHQ-9",
+            every_days=14,
+            start_on=today(),
+            created_by_id=people.care_manager.id,
+        )
+    )
+    after = core(session).execute(count, {"patient": people.patient.id}).scalar()
+    assert after == before + 1

@@ -105,6 +105,17 @@ def _content(pending_event: PendingEvent) -> dict[str, Any]:
     return {name: getattr(pending_event, name) for name in CONTENT_FIELDS}
 
 
+# Built once: the trail is written by every request, and building a statement costs more than
+# running it on SQLite. They run on the session's connection (Core, not the ORM's bulk path).
+_EVENTS = AuditEvent.__table__
+_HEAD = AuditChainHead.__table__
+_APPEND_PG = text("SELECT concord_audit_append(CAST(:events AS jsonb))")
+_READ_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)
+_INSERT_EVENTS = insert(_EVENTS)
+_INSERT_HEAD = insert(_HEAD)
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
+
+
 def _append(session: Session, events: list[PendingEvent]) -> None:
     """Chain and insert `events` (version 2 links, see event_hash). On PostgreSQL one call to
     concord_audit_append() (migration 0006) locks the head, links, inserts and moves the head,
@@ -113,20 +124,15 @@ def _append(session: Session, events: list[PendingEvent]) -> None:
     app processes). Elsewhere (SQLite, one writer at a time) the same steps run here."""
     contents = [_content(e) for e in events]
     digests = [content_digest(c) for c in contents]
-    if session.get_bind().dialect.name == "postgresql":
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         payload = [
             {**{k: _json_value(v) for k, v in c.items()}, "content": d}
             for c, d in zip(contents, digests, strict=True)
         ]
-        session.execute(
-            text("SELECT concord_audit_append(CAST(:events AS jsonb))"),
-            {"events": json.dumps(payload, ensure_ascii=False)},
-        )
+        connection.execute(_APPEND_PG, {"events": json.dumps(payload, ensure_ascii=False)})
         return
-    head = session.execute(
-        select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.id == 1)
-    ).one_or_none()
-    first = head is None
+    head = connection.execute(_READ_HEAD).one_or_none()
     seq, prev = (0, GENESIS_HASH) if head is None else (head.seq, head.hash)
     rows = []
     for content, digest in zip(contents, digests, strict=True):
@@ -136,14 +142,12 @@ def _append(session: Session, events: list[PendingEvent]) -> None:
             {**content, "seq": seq, "prev_hash": prev, "hash": link, "chain_version": CHAIN_VERSION}
         )
         prev = link
-    # One multi-row insert (a page listing 150 patients writes 150 events).
-    session.execute(insert(AuditEvent), rows)
-    if first:
-        session.execute(insert(AuditChainHead).values(id=1, seq=seq, hash=prev))
+    # One executemany (a page listing 150 patients writes 150 events).
+    connection.execute(_INSERT_EVENTS, rows)
+    if head is None:
+        connection.execute(_INSERT_HEAD, {"id": 1, "seq": seq, "hash": prev})
     else:
-        session.execute(
-            update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=prev)
-        )
+        connection.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
 
 
 def _json_value(value: Any) -> Any:

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now, today
-from concord.db import new_id
+from concord.db import core, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.measures.library import Instrument, library
@@ -92,11 +92,13 @@ class Submission:
 
 @dataclass
 class Completed:
+    """A completed response. `response` is the row as stored; for a response recorded whole
+    (record_response) it is a snapshot, not attached to the session."""
+
     response: MeasureResponse
     scored: Scored
     alert: Any = None
     duplicate: bool = False
-    observations: list[MeasureObservation] = field(default_factory=list)
 
 
 def _check_answers(instrument: Instrument, answers: Mapping[str, Any], prefix: str) -> None:
@@ -261,6 +263,37 @@ def submit(
     )
 
 
+# Built once (the check-in is the busiest write; building a statement costs more than running
+# it). A response sent without a client system is matched on IS NULL, which a bound parameter
+# cannot express.
+_EARLIER = select(MeasureResponse.id).where(
+    MeasureResponse.patient_id == bindparam("patient"),
+    MeasureResponse.client_identifier == bindparam("identifier"),
+)
+_EARLIER_IN_SYSTEM = _EARLIER.where(MeasureResponse.client_system == bindparam("system"))
+_EARLIER_NO_SYSTEM = _EARLIER.where(MeasureResponse.client_system.is_(None))
+_RESPONSE_COLUMNS = tuple(c.key for c in MeasureResponse.__table__.columns)
+_INSERT_RESPONSE = insert(MeasureResponse.__table__)
+_INSERT_OBSERVATIONS = insert(MeasureObservation.__table__)
+
+
+def _earlier(
+    session: Session, patient_id: uuid.UUID, submission: Submission
+) -> MeasureResponse | None:
+    if submission.client_system:
+        query, params = _EARLIER_IN_SYSTEM, {"system": submission.client_system}
+    else:
+        query, params = _EARLIER_NO_SYSTEM, {}
+    found = (
+        core(session)
+        .execute(
+            query, {"patient": patient_id, "identifier": submission.client_identifier, **params}
+        )
+        .scalar()
+    )
+    return session.get(MeasureResponse, found) if found is not None else None
+
+
 def record_response(
     session: Session,
     *,
@@ -277,13 +310,7 @@ def record_response(
         _can_record_for(session, access)
     instrument = get_instrument(instrument_code)
     if submission.client_identifier:
-        earlier = session.scalar(
-            select(MeasureResponse).where(
-                MeasureResponse.patient_id == access.patient.id,
-                MeasureResponse.client_system == submission.client_system,
-                MeasureResponse.client_identifier == submission.client_identifier,
-            )
-        )
+        earlier = _earlier(session, access.patient.id, submission)
         if earlier is not None:
             return Completed(
                 earlier,
@@ -291,8 +318,9 @@ def record_response(
                 duplicate=True,
             )
     _check_answers(instrument, submission.answers, field_prefix)
-    completed_at = submission.completed_at or now()
-    if completed_at > now() + timedelta(minutes=5):
+    current = now()
+    completed_at = submission.completed_at or current
+    if completed_at > current + timedelta(minutes=5):
         raise InvalidInput.field(
             "authored" if submission.mode == Mode.external else "completed_at",
             Msg("cannot be in the future"),
@@ -300,8 +328,8 @@ def record_response(
     if submission.answered_by == "proxy" and not (submission.proxy_name or "").strip():
         raise InvalidInput.field("proxy_name", Msg("say who answered for the patient"))
     language = submission.language if submission.language in instrument.languages else "en"
+    # Every column set here: the row is inserted from these values (see _complete).
     response = MeasureResponse(
-        # The id up front: the response, scored, and its observations go in one flush.
         id=new_id(),
         patient_id=access.patient.id,
         instrument=instrument.code,
@@ -313,17 +341,25 @@ def record_response(
         proxy_name=submission.proxy_name,
         proxy_relationship=submission.proxy_relationship,
         entered_by_id=access.by.id,
+        schedule_id=None,
         started_at=completed_at,
-        updated_at=now(),
+        updated_at=current,
+        completed_at=None,
         client_system=submission.client_system,
         client_identifier=submission.client_identifier,
         answers={k: int(v) for k, v in submission.answers.items()},
         scores={},
         flags={},
+        version=1,
     )
-    session.add(response)
+    response.entered_by = access.by
     return _complete(
-        session, access=access, response=response, instrument=instrument, completed_at=completed_at
+        session,
+        access=access,
+        response=response,
+        instrument=instrument,
+        completed_at=completed_at,
+        new=True,
     )
 
 
@@ -342,7 +378,12 @@ def _complete(
     response: MeasureResponse,
     instrument: Instrument,
     completed_at: datetime,
+    new: bool = False,
 ) -> Completed:
+    """Score and store `response`: a new one (`new`, not in the session) is inserted as it
+    stands, one the session holds (a check-in started in the portal) is updated; its scores
+    are inserted as observations either way. Core statements, not the ORM's unit of work:
+    this is the busiest write, and the flush cost more than the rest of the submit."""
     scored = score_response(instrument, response.answers, patient_sex(access.patient))
     response.status = ResponseStatus.completed
     response.completed_at = completed_at
@@ -364,26 +405,33 @@ def _complete(
         ],
         "unanswered": list(scored.unanswered),
     }
+    connection = core(session)  # a response the session holds is written here
+    if new:
+        connection.execute(
+            _INSERT_RESPONSE, {name: getattr(response, name) for name in _RESPONSE_COLUMNS}
+        )
     observations = []
     for score in instrument.scores:
         result = scored.scores[score.id]
         if result.value is None:
             continue
         code, code_system = observation_code(instrument, score)
-        observation = MeasureObservation(
-            response_id=response.id,
-            patient_id=access.patient.id,
-            instrument=instrument.code,
-            score_id=score.id,
-            code=code,
-            code_system=code_system,
-            value=result.value,
-            band=result.band,
-            effective_at=completed_at,
+        observations.append(
+            {
+                "id": new_id(),
+                "response_id": response.id,
+                "patient_id": access.patient.id,
+                "instrument": instrument.code,
+                "score_id": score.id,
+                "code": code,
+                "code_system": code_system,
+                "value": result.value,
+                "band": result.band,
+                "effective_at": completed_at,
+            }
         )
-        session.add(observation)
-        observations.append(observation)
-    session.flush()
+    if observations:
+        connection.execute(_INSERT_OBSERVATIONS, observations)
     record(
         session,
         by=access.by,
@@ -400,7 +448,7 @@ def _complete(
     alert = raise_for_response(
         session, access=access, response=response, instrument=instrument, scored=scored
     )
-    return Completed(response, scored, alert, observations=observations)
+    return Completed(response, scored, alert)
 
 
 def list_responses(

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
 from concord.clock import now
+from concord.db import core
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg, gettext
 from concord.patients.models import CareTeam, CareTeamMember, Patient
@@ -102,16 +103,12 @@ def rules_for(session: Session, organization_id: uuid.UUID) -> RuleSet:
     Stored rule files never change (a new file is a new set), so each text is read once per
     process; every call still asks the database which sets are newest, so a file loaded
     through another process is in force here at once."""
-    newest = session.scalars(
-        select(RiskRuleSet.id)
-        .where(RiskRuleSet.organization_id == organization_id)
-        .order_by(RiskRuleSet.number.desc())
-        .limit(5)
-    ).all()
+    connection = core(session)
+    newest = connection.execute(_NEWEST_SETS, {"organization": organization_id}).scalars().all()
     for set_id in newest:
         text = _set_texts.get(set_id)
         if text is None:
-            text = session.scalar(select(RiskRuleSet.text).where(RiskRuleSet.id == set_id)) or ""
+            text = connection.execute(_SET_TEXT, {"id": set_id}).scalar() or ""
             if len(_set_texts) >= 256:
                 _set_texts.clear()
             _set_texts[set_id] = text
@@ -124,6 +121,14 @@ def rules_for(session: Session, organization_id: uuid.UUID) -> RuleSet:
 
 # A stored rule set's text by its id (sets are immutable once stored).
 _set_texts: dict[uuid.UUID, str] = {}
+# Asked on every check-in and every clinician's page: built once.
+_NEWEST_SETS = (
+    select(RiskRuleSet.id)
+    .where(RiskRuleSet.organization_id == bindparam("organization"))
+    .order_by(RiskRuleSet.number.desc())
+    .limit(5)
+)
+_SET_TEXT = select(RiskRuleSet.text).where(RiskRuleSet.id == bindparam("id"))
 
 
 def current_rule_set(session: Session, organization_id: uuid.UUID) -> RiskRuleSet | None:
@@ -600,21 +605,40 @@ def _trigger_items(instrument: Any, evidence: dict[str, Any]) -> list[dict[str, 
 def _previous_scores(session: Session, response: Any) -> dict[str, float | None]:
     """The scores of the patient's previous completed response to the same instrument (as
     stored on that response when it was scored)."""
+    scores = (
+        core(session)
+        .execute(
+            _PREVIOUS_SCORES,
+            {
+                "patient": response.patient_id,
+                "instrument": response.instrument,
+                "response": response.id,
+                "at": response.completed_at,
+            },
+        )
+        .scalar()
+    )
+    return {score_id: score.get("value") for score_id, score in (scores or {}).items()}
+
+
+def _previous_scores_query() -> Any:
     from concord.measures.models import MeasureResponse, ResponseStatus
 
-    scores = session.scalar(
+    return (
         select(MeasureResponse.scores)
         .where(
-            MeasureResponse.patient_id == response.patient_id,
-            MeasureResponse.instrument == response.instrument,
+            MeasureResponse.patient_id == bindparam("patient"),
+            MeasureResponse.instrument == bindparam("instrument"),
             MeasureResponse.status == ResponseStatus.completed,
-            MeasureResponse.id != response.id,
-            MeasureResponse.completed_at <= response.completed_at,
+            MeasureResponse.id != bindparam("response"),
+            MeasureResponse.completed_at <= bindparam("at"),
         )
         .order_by(MeasureResponse.completed_at.desc())
         .limit(1)
     )
-    return {score_id: score.get("value") for score_id, score in (scores or {}).items()}
+
+
+_PREVIOUS_SCORES = _previous_scores_query()
 
 
 def raise_manual_flag(

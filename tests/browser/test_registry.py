@@ -50,15 +50,16 @@ def enrolled(live):
                 extra = total - 16  # 8 items at 2 make 16; raise items to 3 for the rest
                 for item in range(1, extra + 1):
                     answers[str(item)] = 3
-                response = measures.record_response(
+                measures.record_response(
                     session,
                     access=cm,
                     instrument_code="PHQ-9",
-                    submission=measures.Submission(answers=answers, mode=measures.Mode.phone),
+                    submission=measures.Submission(
+                        answers=answers,
+                        mode=measures.Mode.phone,
+                        completed_at=clock.now() - timedelta(days=days),
+                    ),
                 )
-                response.response.completed_at = clock.now() - timedelta(days=days)
-                for observation in response.observations:
-                    observation.effective_at = clock.now() - timedelta(days=days)
         write_pending(session)
         session.commit()
     return people

@@ -129,6 +129,22 @@ class TestAcceptingResponses:
         assert first.json()["id"] == second.json()["id"]
         assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 1
 
+    def test_an_identifier_without_a_system_is_matched_too(self, client, session, people, token):
+        # Matched on "no system" (IS NULL), which an equality with a parameter never is.
+        body = ehr_response(people.patient.id, [1] * 9)
+        body["identifier"] = {"value": "visit-without-system"}
+        first = post(client, body, token)
+        second = post(client, body, token)
+        assert (first.status_code, second.status_code) == (201, 200)
+        assert first.json()["id"] == second.json()["id"]
+        assert first.json()["identifier"] == {"value": "visit-without-system"}
+        assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 1
+
+    def test_the_answer_names_who_entered_it(self, client, people, token):
+        body = post(client, ehr_response(people.patient.id, [0] * 9), token).json()
+        assert body["author"]["reference"] == f"Practitioner/{people.care_manager.id}"
+        assert body["author"]["display"] == people.care_manager.name
+
     def test_a_critical_answer_raises_the_alert_even_from_outside(
         self, client, session, people, token
     ):
