@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import Select, and_, bindparam, exists, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, defaultload, lazyload
 
-from concord.accounts.models import User
+from concord.accounts.models import Clinic, User
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.errors import NotFound, PermissionDenied
@@ -96,7 +96,11 @@ _PATIENT_AND_MEMBERSHIP = (
         ),
     )
     .where(Patient.id == bindparam("patient"))
-    .options(lazyload(CareTeamMember.user))
+    # The clinic's organization is the patient's (loaded with the asker); the member's user
+    # is the asker: both are found in the session when asked for, without a query.
+    .options(
+        lazyload(CareTeamMember.user), defaultload(Patient.clinic).lazyload(Clinic.organization)
+    )
 )
 
 

@@ -288,8 +288,6 @@ def _instrument_for(reference: str, library: Library) -> Instrument | None:
 
 def _answer_value(item: Item, answer: Mapping[str, Any]) -> int | str:
     """The item's value for one FHIR answer, or a problem described in words."""
-    allowed = ", ".join(str(v) for v in sorted(item.values))
-    codes = ", ".join(a.code for a in item.answers if a.code)
     if "valueCoding" in answer:
         coding = answer["valueCoding"] or {}
         code = str(coding.get("code", ""))
@@ -300,24 +298,34 @@ def _answer_value(item: Item, answer: Mapping[str, Any]) -> int | str:
                 return option.value
         return (
             f"answer code {code or '(none)'} is not an answer to this question; allowed: "
-            f"{codes or allowed}"
+            f"{_codes(item) or _allowed(item)}"
         )
     if "valueInteger" in answer:
         value = answer["valueInteger"]
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"must be a whole number, one of {allowed}"
+            return f"must be a whole number, one of {_allowed(item)}"
         if value not in item.values:
-            return f"{value} is not an answer to this question; allowed: {allowed}"
+            return f"{value} is not an answer to this question; allowed: {_allowed(item)}"
         return value
     if "valueDecimal" in answer and float(answer["valueDecimal"]).is_integer():
         return _answer_value(item, {"valueInteger": int(answer["valueDecimal"])})
     kinds = [k for k in answer if k.startswith("value")]
+    codes = _codes(item)
     return (
         f"{kinds[0] if kinds else 'this answer'} is not accepted: send a LOINC answer code "
-        f"({codes}) or a whole number ({allowed})"
+        f"({codes}) or a whole number ({_allowed(item)})"
         if codes
-        else f"must be a whole number, one of {allowed}"
+        else f"must be a whole number, one of {_allowed(item)}"
     )
+
+
+# Only for the message when an answer is refused (the check-in's answers are checked one by one).
+def _allowed(item: Item) -> str:
+    return ", ".join(str(v) for v in sorted(item.values))
+
+
+def _codes(item: Item) -> str:
+    return ", ".join(a.code for a in item.answers if a.code)
 
 
 def parse_response(body: Any, library: Library) -> Intake:

@@ -54,7 +54,12 @@ class Item:
 
     @property
     def values(self) -> frozenset[int]:
-        return frozenset(a.value for a in self.answers)
+        # Asked for every answer checked; an item never changes, so worked out once.
+        cached = self.__dict__.get("_values")
+        if cached is None:
+            cached = frozenset(a.value for a in self.answers)
+            object.__setattr__(self, "_values", cached)
+        return cached
 
     @property
     def min_value(self) -> int:
@@ -189,10 +194,11 @@ class Instrument:
         found = self.items_by_id.get(code)
         if found is not None:
             return found
-        for item in self.items:
-            if item.loinc == code:
-                return item
-        return None
+        by_loinc = self.__dict__.get("_loinc_index")
+        if by_loinc is None:
+            by_loinc = {i.loinc: i for i in reversed(self.items) if i.loinc}
+            object.__setattr__(self, "_loinc_index", by_loinc)
+        return by_loinc.get(code)
 
 
 # --- parsing --------------------------------------------------------------------------------

@@ -71,14 +71,18 @@ async def db(request: Request) -> AsyncIterator[Session]:
         # everyone's requests.
         await request.body()
     try:
-        with anyio.fail_after(ADMISSION_TIMEOUT):
-            await slots.acquire()
-    except TimeoutError:
-        raise _busy() from None
+        slots.acquire_nowait()
+    except anyio.WouldBlock:
+        # Only a request that has to wait pays for the time-out's cancel scope.
+        try:
+            with anyio.fail_after(ADMISSION_TIMEOUT):
+                await slots.acquire()
+        except TimeoutError:
+            raise _busy() from None
     try:
         factory = request.app.state.sessionmaker
         session = factory()
-        set_context(session, channel=channel_for(request.url.path), ip=client_ip(request))
+        set_context(session, channel=channel_for(request.scope["path"]), ip=client_ip(request))
         try:
             yield session
         except BaseException as exc:

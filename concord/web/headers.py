@@ -6,7 +6,6 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
@@ -14,6 +13,18 @@ CSP = (
     "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
     "base-uri 'none'; object-src 'none'"
 )
+
+
+# The headers every answer carries, as raw pairs built once: a request adds them with one list
+# operation instead of a header-by-header search of the answer's headers.
+_COMMON = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+_NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+_CSP = [(b"content-security-policy", CSP.encode())]
+_HSTS = [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")]
 
 
 class SecurityHeaders:
@@ -29,25 +40,30 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.add(MutableHeaders(scope=message), path, scope.get("state") or {})
+                message["headers"] = self.add(
+                    list(message.get("headers", [])), path, scope.get("state") or {}
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def add(self, headers: MutableHeaders, path: str, state: dict[str, Any]) -> None:
+    def add(
+        self, headers: list[tuple[bytes, bytes]], path: str, state: dict[str, Any]
+    ) -> list[tuple[bytes, bytes]]:
+        ours = list(_COMMON)
         if path.startswith("/static/"):
-            headers.setdefault("Cache-Control", "public, max-age=3600")
+            if not any(name.lower() == b"cache-control" for name, _ in headers):
+                ours.append((b"cache-control", b"public, max-age=3600"))
         else:
             # Pages and API answers may hold patient data: never keep them in a cache.
-            headers["Cache-Control"] = "no-store"
-            headers["Pragma"] = "no-cache"
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["X-Frame-Options"] = "DENY"
+            ours += _NO_STORE
         if not path.startswith("/api/docs"):
-            headers["Content-Security-Policy"] = CSP
+            ours += _CSP
         if self.secure_cookies:
-            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+            ours += _HSTS
+        # Ours replace any the endpoint set.
+        replaced = {name for name, _ in ours}
+        kept = [(n, v) for n, v in headers if n.lower() not in replaced]
         anon = state.get("set_anon_csrf")
         if anon:
             from concord.web.deps import ANON_CSRF_COOKIE
@@ -60,4 +76,5 @@ class SecurityHeaders:
             morsel["path"] = "/"
             if self.secure_cookies:
                 morsel["secure"] = True
-            headers.append("set-cookie", morsel.OutputString())
+            kept.append((b"set-cookie", morsel.OutputString().encode("latin-1")))
+        return kept + ours
