@@ -97,10 +97,12 @@ class Writer:
         self.progress = progress
         self.postgres = engine.dialect.name == "postgresql"
         self.timings: dict[str, list[float]] = {}  # table -> [rows, seconds]
-        # PostgreSQL: one connection and one transaction for the whole build, so a failed
-        # build leaves nothing behind; each table's foreign keys are dropped before its first
-        # COPY and added back (checked in one pass per key) at the end, as pg_restore does.
+        # One connection and one transaction for the whole build, so a failed build leaves
+        # nothing behind (a half-built population would pass for a built one next time). On
+        # PostgreSQL each table's foreign keys are dropped before its first COPY and added back
+        # (checked in one pass per key) at the end, as pg_restore does.
         self._raw: Any = None
+        self._sqlite: Any = None
         self._dropped: dict[str, list[tuple[str, str]]] = {}
 
     def _connection(self) -> Any:
@@ -120,8 +122,18 @@ class Writer:
             cursor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
         self._dropped[table] = list(keys)
 
+    def _sqlite_connection(self) -> Any:
+        if self._sqlite is None:
+            self._sqlite = self.engine.connect()
+            self._sqlite.begin()
+        return self._sqlite
+
     def abandon(self) -> None:
         """A failed build: roll back whatever this build's transaction holds."""
+        if self._sqlite is not None:
+            self._sqlite.rollback()
+            self._sqlite.close()
+            self._sqlite = None
         if self._raw is not None:
             self._raw.rollback()
             self._raw.close()
@@ -130,6 +142,12 @@ class Writer:
     def finish(self) -> None:
         """PostgreSQL: put the foreign keys back (each checked over the whole table; the time
         counts towards its table's rate) and commit everything at once."""
+        if self._sqlite is not None:
+            try:
+                self._sqlite.commit()
+            finally:
+                self._sqlite.close()
+                self._sqlite = None
         if self._raw is None:
             return
         try:
@@ -176,23 +194,24 @@ class Writer:
     def _executemany(
         self, table: Table, rows: Iterator[dict[str, Any]], label: str, total: int | None
     ) -> int:
-        """SQLite: Core executemany in chunks, one transaction (measured faster here than a
-        hand-made tuple path: SQLAlchemy's compiled bind processors do the conversions)."""
+        """SQLite: Core executemany in chunks, in the build's one transaction (measured faster
+        here than a hand-made tuple path: SQLAlchemy's compiled bind processors do the
+        conversions)."""
         count = 0
-        with self.engine.begin() as connection:
-            batch: list[dict[str, Any]] = []
-            for row in rows:
-                batch.append(row)
-                if len(batch) >= CHUNK:
-                    connection.execute(insert(table), batch)
-                    count += len(batch)
-                    self.progress.rows += len(batch)
-                    self.progress(label, count, total)
-                    batch = []
-            if batch:
+        connection = self._sqlite_connection()
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= CHUNK:
                 connection.execute(insert(table), batch)
                 count += len(batch)
                 self.progress.rows += len(batch)
+                self.progress(label, count, total)
+                batch = []
+        if batch:
+            connection.execute(insert(table), batch)
+            count += len(batch)
+            self.progress.rows += len(batch)
         return count
 
     def _copy(
