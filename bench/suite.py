@@ -469,20 +469,65 @@ def caseload_patients(url: str, care_manager: Any) -> list[str]:
     return patients
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(process: subprocess.Popen[bytes]) -> float:
+    """CPU of a server and its worker processes (`--workers N` forks them)."""
+    pids = [process.pid]
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0.0
+    for pid in pids:
+        try:
+            total += _cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+ROUNDS = 3
+
+
 def _throughput(
     url: str, token: str, patients: list[str], seconds: float, workers: int
 ) -> dict[str, Any]:
-    """The bare endpoint and Concord, each served with `workers` processes, at full speed; then
+    """The bare endpoint and Concord, each served with `workers` processes, at full speed, in
+    ROUNDS rounds that alternate between them (this machine's speed drifts by a factor of two
+    within minutes, so one long run of each would compare two different machines); each
+    round's ratio is kept and the median reported, with the servers' CPU per request. Then
     Concord at 200 requests a second offered (open loop)."""
     concord_port, bare_port = _free_port(), _free_port()
     concord = _serve("concord.asgi:app", url, concord_port, workers)
     bare = _serve("bench.bare:app", url, bare_port, workers)
     connections = 8 * workers
+    per_round = max(1.0, seconds / ROUNDS)
     try:
+        ping = _load(bare_port, "ping", token, patients, per_round / 2, None, connections)
+        rounds: list[dict[str, Any]] = []
+        for _ in range(ROUNDS):
+            measured: dict[str, Any] = {}
+            for name, port, server, kind in (
+                ("bare", bare_port, bare, "bare"),
+                ("concord", concord_port, concord, "checkin"),
+            ):
+                before = _tree_cpu(server)
+                result = _load(port, kind, token, patients, per_round, None, connections)
+                spent = _tree_cpu(server) - before
+                result["cpu_ms"] = 1000 * spent / max(1, result["requests"])
+                measured[name] = result
+            measured["ratio"] = measured["concord"]["rps"] / measured["bare"]["rps"]
+            rounds.append(measured)
+        middle = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
         return {
-            "ping": _load(bare_port, "ping", token, patients, seconds / 2, None, connections),
-            "bare": _load(bare_port, "bare", token, patients, seconds, None, connections),
-            "concord": _load(concord_port, "checkin", token, patients, seconds, None, connections),
+            "ping": ping,
+            "bare": middle["bare"],
+            "concord": middle["concord"],
+            "ratios": [r["ratio"] for r in rounds],
             "at_200": _load(concord_port, "checkin", token, patients, seconds, 200.0, 16),
         }
     finally:
@@ -503,12 +548,15 @@ def checkin_case(
     ratio = one["concord"]["rps"] / one["bare"]["rps"]
     at_200 = (many or one)["at_200"]
     shape = f"{workers} processes" if many else "1 process"
+    rounds = ", ".join(f"{r:.2f}" for r in one["ratios"])
     measured = (
-        f"1 process: {one['concord']['rps']:.0f} req/s max (p95 {one['concord']['p95']:.0f} ms)"
+        f"1 process: {one['concord']['rps']:.0f} req/s max (p95 {one['concord']['p95']:.0f} ms; "
+        f"server CPU {one['concord']['cpu_ms']:.2f} ms a request)"
     )
     baseline = (
-        f"bare INSERT endpoint, 1 process: {one['bare']['rps']:.0f} req/s "
-        f"(generator alone: {one['ping']['rps']:.0f} req/s)"
+        f"bare INSERT endpoint, 1 process: {one['bare']['rps']:.0f} req/s (server CPU "
+        f"{one['bare']['cpu_ms']:.2f} ms a request; generator alone: {one['ping']['rps']:.0f} "
+        f"req/s); the median of {ROUNDS} alternating rounds (ratios {rounds})"
     )
     if many:
         measured += (
@@ -527,6 +575,8 @@ def checkin_case(
         "max_rps": one["concord"]["rps"],
         "bare_rps": one["bare"]["rps"],
         "ping_rps": one["ping"]["rps"],
+        "cpu_ms": one["concord"]["cpu_ms"],
+        "bare_cpu_ms": one["bare"]["cpu_ms"],
         "p95_at_200": at_200["p95"],
     }
     if many:

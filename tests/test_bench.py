@@ -16,6 +16,8 @@ def test_the_suite_measures_every_case_beside_its_baseline(monkeypatch, tmp_path
         assert case.ratio is None or case.ratio > 0
     checkin = cases[-1]
     assert checkin.figures["max_rps"] > 0 and checkin.figures["bare_rps"] > 0
+    # The servers' own CPU per request, from the operating system.
+    assert checkin.figures["cpu_ms"] > 0 and checkin.figures["bare_cpu_ms"] > 0
     # The load generator alone outruns the bare endpoint: it is not the bottleneck.
     assert checkin.figures["ping_rps"] > checkin.figures["bare_rps"]
     report = suite.render("sqlite", 300, type("P", (), {"measurements": 1})(), cases, None)
