@@ -707,25 +707,33 @@ def _token(url: str, email: str, create: Any) -> str:
 def scaling_curve(
     db: str, sizes: list[int], runs: int, say: Callable[..., None]
 ) -> dict[int, dict[str, float]]:
+    """The caseload and patient page at each population size. The sizes take turns, a few
+    pages each, ROUNDS times over (this machine's speed drifts within minutes: measured one
+    size after another, the drift showed as a cost of size); the median of all of a size's
+    pages is reported."""
     from concord.synth import CASE_MANAGER_EMAIL, PASSWORD
 
-    curve: dict[int, dict[str, float]] = {}
-    for size in sizes:
-        say(f"scaling: {size:,} patients")
-        url, _ = population(db, size, quiet=True)
-        facts = _facts(url, CASE_MANAGER_EMAIL)
-        app = App(url, CASE_MANAGER_EMAIL, PASSWORD)
-        try:
-            caseload = timed(lambda app=app: app.get("/registry"), runs)
-            path = f"/patients/{facts['patient']}"
-            patient = timed(lambda app=app, path=path: app.get(path), runs)
-        finally:
+    apps: dict[int, tuple[App, str]] = {}
+    pages: dict[int, dict[str, list[float]]] = {}
+    try:
+        for size in sizes:
+            say(f"scaling: {size:,} patients")
+            url, _ = population(db, size, quiet=True)
+            facts = _facts(url, CASE_MANAGER_EMAIL)
+            apps[size] = (App(url, CASE_MANAGER_EMAIL, PASSWORD), f"/patients/{facts['patient']}")
+            pages[size] = {"caseload": [], "patient": []}
+        batch = max(1, runs // ROUNDS)
+        for _ in range(ROUNDS):
+            for size, (app, path) in apps.items():
+                pages[size]["caseload"] += timed(lambda app=app: app.get("/registry"), batch)
+                pages[size]["patient"] += timed(lambda app=app, path=path: app.get(path), batch)
+    finally:
+        for app, _ in apps.values():
             app.close()
-        curve[size] = {
-            "caseload": statistics.median(caseload),
-            "patient": statistics.median(patient),
-        }
-    return curve
+    return {
+        size: {name: statistics.median(times) for name, times in measured.items()}
+        for size, measured in pages.items()
+    }
 
 
 def render(

@@ -55,3 +55,12 @@ def test_the_benchmark_times_pages_as_a_server_serves_them(monkeypatch, tmp_path
         assert left == []
     finally:
         app.close()
+
+
+def test_the_scaling_curve_measures_every_size(monkeypatch, tmp_path):
+    from bench import suite
+
+    monkeypatch.setattr(suite, "DATA", tmp_path)
+    curve = suite.scaling_curve("sqlite", [120, 240], 3, lambda *a: None)
+    assert sorted(curve) == [120, 240]
+    assert all(row["caseload"] > 0 and row["patient"] > 0 for row in curve.values())
