@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -273,8 +274,21 @@ _EARLIER = select(MeasureResponse.id).where(
 _EARLIER_IN_SYSTEM = _EARLIER.where(MeasureResponse.client_system == bindparam("system"))
 _EARLIER_NO_SYSTEM = _EARLIER.where(MeasureResponse.client_system.is_(None))
 _RESPONSE_COLUMNS = tuple(c.key for c in MeasureResponse.__table__.columns)
-_INSERT_RESPONSE = insert(MeasureResponse.__table__)
+# A new response is inserted unless one with the same client identifier is already stored: two
+# requests carrying the same submission at once (a client retrying before its first answer
+# came) both pass the check above, and the second must be answered as a duplicate, not fail
+# on the unique constraint. The statement waits for the first to commit or roll back.
+_INSERT_RESPONSE = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(MeasureResponse.__table__)
+    .on_conflict_do_nothing(index_elements=["patient_id", "client_system", "client_identifier"])
+    .returning(MeasureResponse.__table__.c.id)
+    for dialect in (postgresql, sqlite)
+}
 _INSERT_OBSERVATIONS = insert(MeasureObservation.__table__)
+
+
+class _AlreadyStored(Exception):
+    """Another request stored this submission first (see _INSERT_RESPONSE)."""
 
 
 def _earlier(
@@ -353,14 +367,23 @@ def record_response(
         version=1,
     )
     response.entered_by = access.by
-    return _complete(
-        session,
-        access=access,
-        response=response,
-        instrument=instrument,
-        completed_at=completed_at,
-        new=True,
-    )
+    try:
+        return _complete(
+            session,
+            access=access,
+            response=response,
+            instrument=instrument,
+            completed_at=completed_at,
+            new=True,
+        )
+    except _AlreadyStored:
+        earlier = _earlier(session, access.patient.id, submission)
+        assert earlier is not None
+        return Completed(
+            earlier,
+            score_response(instrument, earlier.answers, patient_sex(access.patient)),
+            duplicate=True,
+        )
 
 
 def observation_code(instrument: Instrument, score: Any) -> tuple[str, str]:
@@ -407,9 +430,12 @@ def _complete(
     }
     connection = core(session)  # a response the session holds is written here
     if new:
-        connection.execute(
-            _INSERT_RESPONSE, {name: getattr(response, name) for name in _RESPONSE_COLUMNS}
-        )
+        inserted = connection.execute(
+            _INSERT_RESPONSE[connection.dialect.name],
+            {name: getattr(response, name) for name in _RESPONSE_COLUMNS},
+        ).first()
+        if inserted is None:
+            raise _AlreadyStored  # before anything else of this response is written
     observations = []
     for score in instrument.scores:
         result = scored.scores[score.id]

@@ -318,6 +318,40 @@ class TestTheUrgentAlert:
         assert completed.alert.tier == "acute"
 
 
+class TestTheSameSubmissionTwiceAtOnce:
+    def test_the_second_is_answered_as_the_first_not_refused(
+        self, session, people, plan, monkeypatch
+    ):
+        """Two requests carrying one submission at once (a client retrying before its first
+        answer came) both find no earlier response; the second's insert then finds the
+        first's row, and it is answered as a duplicate, with nothing else written."""
+        access = acc_for(session, people.care_manager, people.patient)
+        submission = measures.Submission(
+            answers={str(i): 1 for i in range(1, 10)},
+            mode=measures.Mode.external,
+            client_system="urn:ehr",
+            client_identifier="visit-9",
+        )
+        first = measures.record_response(
+            session, access=access, instrument_code="PHQ-9", submission=submission
+        )
+        found = measures._earlier
+        observations = count(session, MeasureObservation)
+        calls = []
+
+        def racing(*args):
+            calls.append(args)  # the first look finds nothing: it raced the first request
+            return None if len(calls) == 1 else found(*args)
+
+        monkeypatch.setattr(measures, "_earlier", racing)
+        second = measures.record_response(
+            session, access=access, instrument_code="PHQ-9", submission=submission
+        )
+        assert second.duplicate and second.response.id == first.response.id
+        assert count(session, MeasureResponse) == 1
+        assert count(session, MeasureObservation) == observations
+
+
 class TestRecordingOnBehalf:
     def test_a_clinician_records_a_phone_check_in(self, client, session, people, plan, sign_in):
         token = sign_in(CM)
