@@ -140,8 +140,8 @@ class Writer:
             self._raw = None
 
     def finish(self) -> None:
-        """PostgreSQL: put the foreign keys back (each checked over the whole table; the time
-        counts towards its table's rate) and commit everything at once."""
+        """Commit everything at once; on PostgreSQL first put the foreign keys back (each
+        checked over the whole table; the time counts towards its table's rate)."""
         if self._sqlite is not None:
             try:
                 self._sqlite.commit()

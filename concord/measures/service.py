@@ -93,8 +93,8 @@ class Submission:
 
 @dataclass
 class Completed:
-    """A completed response. `response` is the row as stored; for a response recorded whole
-    (record_response) it is a snapshot, not attached to the session."""
+    """A completed response. `response` is the row as stored; for one just recorded whole
+    (record_response, not a duplicate) it is a snapshot, not attached to the session."""
 
     response: MeasureResponse
     scored: Scored
@@ -279,10 +279,10 @@ _RESPONSE_COLUMNS = tuple(c.key for c in MeasureResponse.__table__.columns)
 # came) both pass the check above, and the second must be answered as a duplicate, not fail
 # on the unique constraint. The statement waits for the first to commit or roll back.
 _INSERT_RESPONSE = {
-    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(MeasureResponse.__table__)
+    name: dialect_insert(MeasureResponse.__table__)
     .on_conflict_do_nothing(index_elements=["patient_id", "client_system", "client_identifier"])
     .returning(MeasureResponse.__table__.c.id)
-    for dialect in (postgresql, sqlite)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 _INSERT_OBSERVATIONS = insert(MeasureObservation.__table__)
 
@@ -326,11 +326,7 @@ def record_response(
     if submission.client_identifier:
         earlier = _earlier(session, access.patient.id, submission)
         if earlier is not None:
-            return Completed(
-                earlier,
-                score_response(instrument, earlier.answers, patient_sex(access.patient)),
-                duplicate=True,
-            )
+            return _replayed(earlier, instrument, access)
     _check_answers(instrument, submission.answers, field_prefix)
     current = now()
     completed_at = submission.completed_at or current
@@ -379,11 +375,16 @@ def record_response(
     except _AlreadyStored:
         earlier = _earlier(session, access.patient.id, submission)
         assert earlier is not None
-        return Completed(
-            earlier,
-            score_response(instrument, earlier.answers, patient_sex(access.patient)),
-            duplicate=True,
-        )
+        return _replayed(earlier, instrument, access)
+
+
+def _replayed(earlier: MeasureResponse, instrument: Instrument, access: PatientAccess) -> Completed:
+    """The answer to a submission already stored: the stored response, as it was scored."""
+    return Completed(
+        earlier,
+        score_response(instrument, earlier.answers, patient_sex(access.patient)),
+        duplicate=True,
+    )
 
 
 def observation_code(instrument: Instrument, score: Any) -> tuple[str, str]:

@@ -31,6 +31,7 @@ from concord.clock import now
 from concord.db import core
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg, gettext
+from concord.measures.models import MeasureResponse, ResponseStatus
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.patients.service import members_of_patient
 from concord.safety.models import (
@@ -621,24 +622,18 @@ def _previous_scores(session: Session, response: Any) -> dict[str, float | None]
     return {score_id: score.get("value") for score_id, score in (scores or {}).items()}
 
 
-def _previous_scores_query() -> Any:
-    from concord.measures.models import MeasureResponse, ResponseStatus
-
-    return (
-        select(MeasureResponse.scores)
-        .where(
-            MeasureResponse.patient_id == bindparam("patient"),
-            MeasureResponse.instrument == bindparam("instrument"),
-            MeasureResponse.status == ResponseStatus.completed,
-            MeasureResponse.id != bindparam("response"),
-            MeasureResponse.completed_at <= bindparam("at"),
-        )
-        .order_by(MeasureResponse.completed_at.desc())
-        .limit(1)
+_PREVIOUS_SCORES = (
+    select(MeasureResponse.scores)
+    .where(
+        MeasureResponse.patient_id == bindparam("patient"),
+        MeasureResponse.instrument == bindparam("instrument"),
+        MeasureResponse.status == ResponseStatus.completed,
+        MeasureResponse.id != bindparam("response"),
+        MeasureResponse.completed_at <= bindparam("at"),
     )
-
-
-_PREVIOUS_SCORES = _previous_scores_query()
+    .order_by(MeasureResponse.completed_at.desc())
+    .limit(1)
+)
 
 
 def raise_manual_flag(
