@@ -76,6 +76,22 @@ def _safe_json(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def progress_card(
+    session: DbSession, acc: PatientAccess, lang: str, *, judged: str
+) -> dict[str, Any]:
+    """The patient overview's progress: where each instrument stands against its target, and
+    the chart of the one the patient's care is judged by (`judged`; else the first)."""
+    progress = measures.progress_for(session, access=acc)
+    main = next(
+        (p for p in progress if p.instrument.code == judged), progress[0] if progress else None
+    )
+    return {
+        "progress": progress,
+        "main_progress": main,
+        "chart_json": {main.instrument.code: chart_data(main, lang)} if main else {},
+    }
+
+
 def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
     return access.team_access(
         session, actor.user, patient_id, action=action, object_type="Observation"

@@ -171,7 +171,10 @@ def register(request: Request, session: DbSession, form: Form, actor: PostedBy) 
 # --- one patient -----------------------------------------------------------------------------
 
 
-def _overview(session: DbSession, actor: Actor, patient_id: str) -> dict[str, Any]:
+def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> dict[str, Any]:
+    from concord.measures.routes import progress_card
+    from concord.registry.service import judged_by
+
     # Patients use their own portal; family members see only the shared plan.
     acc = access.team_access(session, actor.user, patient_id)
     team, members = patients.read_care_team(session, access=acc)
@@ -187,6 +190,7 @@ def _overview(session: DbSession, actor: Actor, patient_id: str) -> dict[str, An
         "summary": summary,
         "related": patients.list_related_persons(session, access=acc),
         "tab": "overview",
+        **progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id)),
         **safety_context(session, acc),
     }
 
@@ -195,7 +199,7 @@ def _overview(session: DbSession, actor: Actor, patient_id: str) -> dict[str, An
 def patient_page(
     patient_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
-    context = _overview(session, actor, patient_id)
+    context = _overview(session, actor, patient_id, request.state.lang)
     context["done"] = request.query_params.get("done")
     return render(request, "patients/overview.html", context)
 
@@ -370,7 +374,7 @@ def related_add(
             consent_note=data.consent_note,
         )
     except InvalidInput as exc:
-        context = _overview(session, actor, patient_id)
+        context = _overview(session, actor, patient_id, request.state.lang)
         context.update(related_errors=exc.errors, related_values=form)
         return render(request, "patients/overview.html", context, status_code=422)
     target = f"/patients/{acc.patient.id}?done=related_added"

@@ -78,6 +78,17 @@ def open_episode(session: Session, patient_id: uuid.UUID) -> Episode | None:
     )
 
 
+def judged_by(session: Session, patient_id: uuid.UUID) -> str:
+    """The instrument a patient's progress is judged by: their open episode's program measure
+    (as on the caseload), PHQ-9 when they have no open episode."""
+    from concord.registry.caseload import PROGRAM_MEASURES
+
+    episode = open_episode(session, patient_id)
+    if episode is None:
+        return "PHQ-9"
+    return PROGRAM_MEASURES.get(Program(episode.program), "PHQ-9")
+
+
 def episodes_for(session: Session, access: PatientAccess) -> list[Episode]:
     if not access.on_team:
         raise NotFound(Msg("No such patient."))

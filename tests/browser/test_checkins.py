@@ -131,6 +131,14 @@ def test_the_team_sees_the_alert_the_chart_and_acknowledges(live, browser, activ
         cara.sign_in("cara@test.example.org")
         page = cara.page
         expect(page.get_by_role("alert").filter(has_text="yours to act on")).to_be_visible()
+        # The patient's overview: the plan, the alert and the PHQ-9 chart on one page.
+        cara.goto(f"/patients/{people.patient.id}")
+        expect(page.locator("canvas[data-chart='chart-PHQ-9']")).to_be_visible()
+        assert page.evaluate(
+            'Chart.getChart(document.querySelector("canvas[data-chart='
+            "'chart-PHQ-9']\")) !== undefined"
+        )
+        cara.check_accessibility()
         cara.goto(f"/patients/{people.patient.id}/measures")
         expect(page.locator("canvas[data-chart='chart-PHQ-9']")).to_be_visible()
         # Chart.js drew on the canvas.

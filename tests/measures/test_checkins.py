@@ -493,6 +493,78 @@ class TestProgress:
         assert "Response: at least 50% lower than the baseline." in page.text
         assert 'id="chart-PHQ-9"' in page.text
 
+    def record(self, session, people, code, answers, when):
+        return measures.record_response(
+            session,
+            access=acc_for(session, people.care_manager, people.patient),
+            instrument_code=code,
+            submission=measures.Submission(
+                answers=answers, mode=measures.Mode.in_person, completed_at=when
+            ),
+        )
+
+    def test_the_overview_shows_each_measure_against_target_and_charts_phq9(
+        self, client, session, people, plan, sign_in, clock
+    ):
+        self.record_phq9(session, people, [2, 2, 2, 2, 2, 2, 2, 2, 0], clock.now())
+        self.record(session, people, "GAD-7", {str(i): 1 for i in range(1, 8)}, clock.now())
+        clock.advance(weeks=9)
+        self.record_phq9(session, people, [1, 1, 1, 1, 1, 1, 1, 1, 0], clock.now())
+        commit(session)
+        sign_in(CM)
+        page = client.get(f"/patients/{people.patient.id}")
+        assert page.status_code == 200
+        # No open episode: judged by PHQ-9, whatever else was answered.
+        assert page.context["main_progress"].instrument.code == "PHQ-9"
+        assert [p.instrument.code for p in page.context["progress"]] == ["GAD-7", "PHQ-9"]
+        assert 'id="chart-PHQ-9"' in page.text and 'id="chart-GAD-7"' not in page.text
+        assert "8 points lower (50%)" in page.text
+        assert "Response: at least 50% lower than the baseline." in page.text
+        assert "/static/chart-4.6.1.umd.min.js" in page.text
+
+    def test_the_overview_charts_the_measure_of_the_patients_program(
+        self, client, session, people, plan, sign_in, clock
+    ):
+        from concord.registry import service as registry
+
+        registry.enroll(
+            session,
+            access=acc_for(session, people.care_manager, people.patient),
+            data=registry.Enrolment(program="substance_use"),
+        )
+        self.record_phq9(session, people, [1, 1, 1, 1, 1, 1, 1, 1, 0], clock.now())
+        self.record(session, people, "AUDIT-C", {"1": 2, "2": 1, "3": 1}, clock.now())
+        commit(session)
+        sign_in(CM)
+        page = client.get(f"/patients/{people.patient.id}")
+        assert page.context["main_progress"].instrument.code == "AUDIT-C"
+        assert 'id="chart-AUDIT-C"' in page.text and 'id="chart-PHQ-9"' not in page.text
+
+    @pytest.mark.parametrize(
+        ("second", "says"),
+        [
+            ([1, 1, 1, 1, 1, 1, 1, 1, 0], "No change"),
+            ([1, 1, 1, 1, 1, 1, 1, 0, 0], "1 point lower (12.5%)"),
+            ([1, 1, 1, 1, 1, 1, 1, 1, 1], "1 point higher (12.5%)"),
+        ],
+    )
+    def test_the_change_is_said_in_plain_words(
+        self, client, session, people, plan, sign_in, clock, second, says
+    ):
+        self.record_phq9(session, people, [1, 1, 1, 1, 1, 1, 1, 1, 0], clock.now())
+        clock.advance(weeks=2)
+        self.record_phq9(session, people, second, clock.now())
+        commit(session)
+        sign_in(CM)
+        page = client.get(f"/patients/{people.patient.id}")
+        assert says in page.text
+
+    def test_the_overview_without_scores_loads_no_chart(self, client, people, plan, sign_in):
+        sign_in(CM)
+        page = client.get(f"/patients/{people.patient.id}")
+        assert page.context["progress"] == [] and page.context["main_progress"] is None
+        assert "No scores yet." in page.text and "chart-4.6.1" not in page.text
+
     def test_not_improving_at_week_8_is_the_cue_for_review(self, session, people, plan, clock):
         self.record_phq9(session, people, [2, 2, 2, 2, 2, 2, 2, 2, 0], clock.now())
         clock.advance(weeks=8)
