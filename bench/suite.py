@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,55 +175,28 @@ def _facts(url: str, email: str) -> dict[str, Any]:
 
 
 def caseload_case(app: App, url: str, facts: dict[str, Any], runs: int) -> Case:
-    from sqlalchemy import text
-
-    from bench.caseload import RAW_SQL
+    from bench.raw import caseload_statements, run_all
 
     page = timed(lambda: app.get("/registry"), runs)
     engine = _raw(url)
-    since = facts["since"]
-    start = since if not isinstance(since, str) else date.fromisoformat(since)
-    since_at = datetime.combine(start, datetime.min.time(), UTC)
-    if engine.dialect.name == "sqlite":
-        since_at = since_at.replace(tzinfo=None)
     with engine.connect() as c:
-        params = {"cm": facts["cm"], "since": since_at}
-        raw = timed(lambda: c.execute(text(RAW_SQL), params).all(), runs)
+        statements = caseload_statements(engine.dialect.name)
+        params = {"cm": facts["cm"], "org": facts["org"]}
+        raw = timed(lambda: run_all(c, statements, params), runs)
     engine.dispose()
     return _page_case("caseload page (150 patients)", page, raw, tail=0.95, raw_digits=1)
 
 
-PATIENT_SQL = """
-SELECT p.given_name, p.family_name, p.birth_date,
-  (SELECT COUNT(*) FROM goal g JOIN care_plan cp ON cp.id = g.plan_id
-    WHERE cp.patient_id = p.id AND cp.status = 'active' AND g.removed_at IS NULL) AS goals,
-  (SELECT COUNT(*) FROM safety_alert a WHERE a.patient_id = p.id AND a.status <> 'closed') AS alerts
-FROM patient p WHERE p.id = :p;
-"""
-TIMELINE_SQL = (
-    "SELECT instrument, value, effective_at FROM measure_observation "
-    "WHERE patient_id = :p ORDER BY effective_at"
-)
-
-
 def patient_case(app: App, url: str, facts: dict[str, Any], runs: int) -> Case:
-    from sqlalchemy import text
+    from bench.raw import patient_statements, run_all
 
-    pid = facts["patient"]
-
-    def pages() -> None:
-        app.get(f"/patients/{pid}")
-
-    page = timed(pages, runs)
+    path = f"/patients/{facts['patient']}"
+    page = timed(lambda: app.get(path), runs)
     engine = _raw(url)
     with engine.connect() as c:
-        params = {"p": pid}
-
-        def raw_rows() -> None:
-            c.execute(text(PATIENT_SQL), params).all()
-            c.execute(text(TIMELINE_SQL), params).all()
-
-        raw = timed(raw_rows, runs)
+        statements = patient_statements()
+        params = {"p": facts["patient"], "u": facts["cm"]}
+        raw = timed(lambda: run_all(c, statements, params), runs)
     engine.dispose()
     return _page_case(
         "one patient's page (plan, chart, alerts)", page, raw, tail=0.99, raw_digits=2

@@ -64,3 +64,71 @@ def test_the_scaling_curve_measures_every_size(monkeypatch, tmp_path):
     curve = suite.scaling_curve("sqlite", [120, 240], 3, lambda *a: None)
     assert sorted(curve) == [120, 240]
     assert all(row["caseload"] > 0 and row["patient"] > 0 for row in curve.values())
+
+
+def test_the_raw_baselines_read_the_facts_the_pages_show(database_url, tmp_path):
+    """A page's baseline must read the same rows as the page, or its ratio says nothing:
+    the raw caseload names the same episodes with the same latest PHQ-9 and GAD-7, alert
+    counts, contacts and plan review dates as the caseload the app builds; the raw patient
+    statements find the scores the overview charts."""
+    from sqlalchemy import select, text
+
+    from bench.raw import caseload_statements, patient_statements, run_all
+    from concord.accounts.models import User
+    from concord.audit.service import set_context
+    from concord.db import make_engine, make_sessionmaker
+    from concord.registry.caseload import View, caseload
+    from concord.synth import CASE_MANAGER_EMAIL, build
+    from tests.conftest import fresh_database
+
+    with fresh_database(database_url, tmp_path, "rawbase") as url:
+        build(url, patients=400, seed=3, quiet=True)
+        engine = make_engine(url)
+        sqlite = engine.dialect.name == "sqlite"
+
+        def stored(**ids):  # Uuid columns are hex text on SQLite
+            return {k: v.hex if sqlite else v for k, v in ids.items()}
+
+        try:
+            with make_sessionmaker(engine)() as session:
+                set_context(session, channel="system")
+                c = session.connection()  # (SQLite: one writer at a time, this is it)
+                cm = session.scalar(select(User).where(User.email == CASE_MANAGER_EMAIL))
+                rows, _ = caseload(session, by=cm, scope="mine", view=View())
+                statements = caseload_statements(engine.dialect.name)
+                raw, contacts, schedules = run_all(
+                    c, statements, stored(cm=cm.id, org=cm.organization_id)
+                )
+                assert len(rows) >= 100 and len(raw) == len(rows)
+                page = {r.episode.id.hex: r for r in rows}
+                for fact in raw:
+                    row = page[fact.id if sqlite else fact.id.hex]
+                    phq, gad = row.measures["PHQ-9"].latest, row.measures["GAD-7"].latest
+                    # The same latest rows (the value; the page shows the local date).
+                    assert (phq.value if phq else None) == fact[13]  # phq_latest.value
+                    assert (gad.value if gad else None) == fact[21]  # gad_latest.value
+                    assert row.open_alerts == fact.alerts
+                    assert row.plan_review_on == _as_date(fact.next_review_on)
+                assert sum(r.contacts for r in rows) == len(contacts)
+                assert schedules  # every active plan schedules check-ins
+
+                params = stored(p=rows[0].patient.id, u=cm.id)
+                overview = run_all(c, patient_statements(), params)
+                assert overview[0][0].on_team in (True, 1)
+                phq9_scores = c.execute(
+                    text(
+                        "SELECT COUNT(*) FROM measure_observation WHERE patient_id = :p "
+                        "AND instrument = 'PHQ-9' AND score_id = 'total'"
+                    ),
+                    {"p": params["p"]},
+                ).scalar()
+                charted = sum(1 for s in overview[4] if s.instrument == "PHQ-9")
+                assert charted == phq9_scores > 0
+        finally:
+            engine.dispose()
+
+
+def _as_date(value):
+    from datetime import date
+
+    return date.fromisoformat(value) if isinstance(value, str) else value
