@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import suite
@@ -59,9 +61,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        sys.exit("py-spy is not installed: pip install py-spy")
+    spy = py_spy()
     os.environ.setdefault("CONCORD_ENV", "development")
     from concord.accounts.service import create_api_token
     from concord.synth import CASE_MANAGER_EMAIL
@@ -73,31 +73,69 @@ def main() -> None:
     patients = suite.caseload_patients(url, facts["cm"])
     port = suite._free_port()
     server = suite._serve("concord.asgi:app", url, port)
+    with recording(spy, server, args.seconds, gil=True) as raw:
+        figures = suite._load(port, "checkin", token, patients, args.seconds, None, 8)
+    total, ours, libraries = raw.summary
+    write(
+        f"profile-checkin-{args.db}.txt",
+        [
+            f"Check-in submit on {args.db}, one app process, {args.patients:,} patients: "
+            f"{figures['rps']:.0f} req/s, p50 {figures['p50']:.0f} ms, "
+            f"{figures['errors']} errors.",
+            f"py-spy record --gil -r 200 over {args.seconds:.0f} s: {total:,} samples of the "
+            "thread holding the interpreter lock, i.e. where the CPU goes (threads waiting for "
+            "the database or a lock are not counted). Shares are inclusive: a function's own "
+            "time and its callees'.",
+            f"Written by `python -m bench.profile_checkin --db {args.db}` at commit "
+            f"{suite.commit()}.",
+        ],
+        ours,
+        libraries,
+    )
+
+
+def py_spy() -> str:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        sys.exit("py-spy is not installed: pip install py-spy")
+    return spy
+
+
+class Recorded:
+    summary: tuple[int, list[tuple[float, str]], list[tuple[float, str]]] = (0, [], [])
+
+
+@contextlib.contextmanager
+def recording(
+    spy: str, server: subprocess.Popen[bytes], seconds: float, *, gil: bool
+) -> Iterator[Recorded]:
+    """py-spy samples `server` for `seconds` while the body drives it; the server is stopped
+    afterwards and the samples summarised (`.summary`)."""
+    result = Recorded()
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "profile.txt"
         try:
             recorder = subprocess.Popen(
-                [spy, "record", "--gil", "-p", str(server.pid), "-f", "raw", "-o", str(raw)]
-                + ["-r", "200", "-d", str(int(args.seconds) + 1)],
+                [spy, "record", *(["--gil"] if gil else ["--nonblocking"]), "-p", str(server.pid)]
+                + ["-f", "raw", "-o", str(raw), "-r", "200", "-d", str(int(seconds) + 1)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            figures = suite._load(port, "checkin", token, patients, args.seconds, None, 8)
+            yield result
             recorder.wait(timeout=60)
         finally:
             server.terminate()
             server.wait(timeout=10)
         if not raw.exists():
             sys.exit("py-spy wrote nothing (does it have permission to trace the server?)")
-        total, ours, libraries = summarise(raw, 40)
+        result.summary = summarise(raw, 40)
+
+
+def write(
+    name: str, head: list[str], ours: list[tuple[float, str]], libraries: list[tuple[float, str]]
+) -> None:
     lines = [
-        f"Check-in submit on {args.db}, one app process, {args.patients:,} patients: "
-        f"{figures['rps']:.0f} req/s, p50 {figures['p50']:.0f} ms, {figures['errors']} errors.",
-        f"py-spy record --gil -r 200 over {args.seconds:.0f} s: {total:,} samples of the thread "
-        "holding the interpreter lock, i.e. where the CPU goes (threads waiting for the database "
-        "or a lock are not counted). Shares are inclusive: a function's own time and its "
-        "callees'.",
-        f"Written by `python -m bench.profile_checkin --db {args.db}` at commit {suite.commit()}.",
+        *head,
         "",
         "Concord's functions:",
         *(f"  {share:5.1f}%  {name}" for share, name in ours),
@@ -105,7 +143,7 @@ def main() -> None:
         "By library (the top package of each frame):",
         *(f"  {share:5.1f}%  {name}" for share, name in libraries),
     ]
-    out = ROOT / "docs" / f"profile-checkin-{args.db}.txt"
+    out = ROOT / "docs" / name
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(out.read_text())
 
