@@ -811,13 +811,6 @@ class InstrumentProgress:
     goals: list[Any] = field(default_factory=list)
 
 
-def treatment_start(session: Session, patient_id: uuid.UUID) -> date | None:
-    from concord.careplans.service import current_plan
-
-    plan = current_plan(session, patient_id)
-    return plan.activated_on if plan is not None else None
-
-
 def progress_for(
     session: Session, *, access: PatientAccess, instrument_codes: list[str] | None = None
 ) -> list[InstrumentProgress]:
@@ -843,9 +836,8 @@ def progress_for(
         series.setdefault(row.instrument, []).append(
             Point(row.effective_at.astimezone(tz).date(), row.value, row.band, str(row.response_id))
         )
-    start = treatment_start(session, access.patient.id)
+    start, goals = _plan_start_and_goals(session, access.patient.id)
     on = today(_org(session, access.patient).timezone)
-    goals = _measure_goals(session, access.patient.id)
     result = []
     for code in instrument_codes or sorted(series):
         instrument = library().get(code)
@@ -871,22 +863,23 @@ def progress_for(
     return result
 
 
-def _measure_goals(session: Session, patient_id: uuid.UUID) -> list[Any]:
+def _plan_start_and_goals(session: Session, patient_id: uuid.UUID) -> tuple[date | None, list[Any]]:
+    """When treatment began (the current plan's activation) and the plan's goals linked to a
+    measure."""
     from concord.careplans.models import Goal
     from concord.careplans.service import current_plan
 
     plan = current_plan(session, patient_id)
     if plan is None:
-        return []
-    return list(
-        session.scalars(
-            select(Goal).where(
-                Goal.plan_id == plan.id,
-                Goal.removed_at.is_(None),
-                Goal.measure_instrument.is_not(None),
-            )
+        return None, []
+    goals = session.scalars(
+        select(Goal).where(
+            Goal.plan_id == plan.id,
+            Goal.removed_at.is_(None),
+            Goal.measure_instrument.is_not(None),
         )
     )
+    return plan.activated_on, list(goals)
 
 
 def goal_met(goal: Any, latest: float | None) -> bool:

@@ -16,9 +16,11 @@ from concord.careplans import service as plans
 from concord.clock import today
 from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
+from concord.measures.routes import progress_card
 from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, Patient
 from concord.patients.schemas import PatientIn, RelatedPersonIn
+from concord.registry.service import judged_by
 from concord.safety.routes import safety_context
 from concord.safety.service import rules_for
 from concord.validation import parse
@@ -172,9 +174,6 @@ def register(request: Request, session: DbSession, form: Form, actor: PostedBy) 
 
 
 def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> dict[str, Any]:
-    from concord.measures.routes import progress_card
-    from concord.registry.service import judged_by
-
     # Patients use their own portal; family members see only the shared plan.
     acc = access.team_access(session, actor.user, patient_id)
     team, members = patients.read_care_team(session, access=acc)

@@ -23,6 +23,7 @@ from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
 from concord.patients.models import Patient
 from concord.patients.service import members_of_patient
+from concord.registry.caseload import PROGRAM_MEASURES
 from concord.registry.labels import LABELS
 from concord.registry.models import (
     CLOSED_STATUSES,
@@ -81,8 +82,6 @@ def open_episode(session: Session, patient_id: uuid.UUID) -> Episode | None:
 def judged_by(session: Session, patient_id: uuid.UUID) -> str:
     """The instrument a patient's progress is judged by: their open episode's program measure
     (as on the caseload), PHQ-9 when they have no open episode."""
-    from concord.registry.caseload import PROGRAM_MEASURES
-
     episode = open_episode(session, patient_id)
     if episode is None:
         return "PHQ-9"
