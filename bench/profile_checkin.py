@@ -56,13 +56,7 @@ def summarise(raw: Path, top: int) -> tuple[int, list[tuple[float, str]], list[t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
-    parser.add_argument("--patients", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=15.0)
-    args = parser.parse_args()
-    spy = py_spy()
-    os.environ.setdefault("CONCORD_ENV", "development")
+    args, spy = start(__doc__, patients=1000, seconds=15.0)
     from concord.accounts.service import create_api_token
     from concord.synth import CASE_MANAGER_EMAIL
 
@@ -94,11 +88,18 @@ def main() -> None:
     )
 
 
-def py_spy() -> str:
+def start(doc: str | None, *, patients: int, seconds: float) -> tuple[argparse.Namespace, str]:
+    """A profiler's arguments (--db, --patients, --seconds) and the py-spy to record with."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--patients", type=int, default=patients)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         sys.exit("py-spy is not installed: pip install py-spy")
-    return spy
+    os.environ.setdefault("CONCORD_ENV", "development")
+    return args, spy
 
 
 class Recorded:

@@ -11,16 +11,14 @@ library beneath (inclusive), most first."""
 
 from __future__ import annotations
 
-import argparse
 import http.client
-import os
 import re
 import statistics
 import time
 from urllib.parse import urlencode
 
 from bench import suite
-from bench.profile_checkin import py_spy, recording, write
+from bench.profile_checkin import recording, start, write
 
 
 def sign_in(port: int, email: str, password: str) -> str:
@@ -63,13 +61,7 @@ def pages(port: int, path: str, cookie: str, seconds: float) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
-    parser.add_argument("--patients", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    args = parser.parse_args()
-    spy = py_spy()
-    os.environ.setdefault("CONCORD_ENV", "development")
+    args, spy = start(__doc__, patients=100_000, seconds=20.0)
     from concord.synth import CASE_MANAGER_EMAIL, PASSWORD
 
     url, _ = suite.population(args.db, args.patients, quiet=True)
