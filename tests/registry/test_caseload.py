@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from sqlalchemy import event
@@ -51,6 +52,13 @@ def test_the_caseload_shows_each_row_with_its_flags_and_rules(
     assert "No follow-up contact within 4 weeks (28 days) of the initial assessment" in page
     assert "Not 50% better at week 9" in page
     assert "no contact in 30 days" in page
+    # The flags are the column after the name, as badges whose rule is the tooltip and is read
+    # out to screen readers, so a screen shows many patients and what each needs.
+    first_cells = re.findall(r'<th scope="row">.*?</th>\s*<td>(.*?)</td>', page, re.S)
+    assert len(first_cells) == 3
+    assert all('class="flag-list"' in cell for cell in first_cells)
+    assert 'title="No follow-up contact within 4 weeks (28 days) of the initial assessment' in page
+    assert '<span class="visually-hidden">: No follow-up contact within 4 weeks' in page
 
 
 def test_sort_and_filter_and_the_page_remembers(client, session, people, caseload, sign_in):
