@@ -18,7 +18,7 @@ import time
 from urllib.parse import urlencode
 
 from bench import suite
-from bench.profile_checkin import recording, start, write
+from bench.profiling import recording, start, write
 
 
 def sign_in(port: int, email: str, password: str) -> str:
