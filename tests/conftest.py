@@ -39,8 +39,30 @@ NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 def test_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("CONCORD_TEST_DATABASE_URL")
     if url:
-        return Settings(env="test", database_url=url).database_url
+        return worker_database(Settings(env="test", database_url=url).database_url)
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+def worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets a PostgreSQL database of its own beside the one
+    named (test -> test_gw0, test_gw1), created when missing, since every worker resets its
+    schema. Without xdist, the database named. (SQLite files are per worker already.)"""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 @contextmanager
