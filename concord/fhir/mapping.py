@@ -443,7 +443,8 @@ def bundle(
     result: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None:
         result["total"] = total
-    return {
+    # An empty array is not valid FHIR JSON: no matches, no `entry`.
+    return _drop_empty({
         **result,
         "link": links,
         "entry": [
@@ -454,7 +455,7 @@ def bundle(
             }
             for r in entries
         ],
-    }
+    })
 
 
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
