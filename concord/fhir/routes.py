@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from concord import __version__
-from concord.errors import InvalidInput, NotFound
+from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping, search
 from concord.fhir import service as fhir
 from concord.i18n import Msg
@@ -79,7 +79,9 @@ def _base(request: Request) -> str:
 
 @router.get("/metadata")
 def metadata(request: Request) -> Response:
-    query = search.parse_read(request.query_params.multi_items())
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    query = search.parse_read(pairs)
     statement = mapping.capability_statement(_base(request), __version__)
     return fhir_response(request, search.shape(statement, query), pretty=query.pretty)
 
@@ -99,6 +101,7 @@ def _search(
 ) -> Response:
     _kind(kind, SEARCHABLE)
     base = _base(request)
+    search.check_accept(request.headers.get("accept"), pairs)
     q = search.parse(kind, pairs, base=base)
     if q.elements is not None:
         search.check_elements(kind, q.elements)
@@ -136,6 +139,13 @@ def search_post(
 ) -> Response:
     """Search with the parameters in a form body, keeping identifiers out of URLs and logs;
     parameters in the URL count too (R4: both together are the search)."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded" and (
+        content_type or request.headers.get("content-length", "0") != "0"
+    ):
+        raise NotSupported.field(
+            "Content-Type", Msg("a search's body must be application/x-www-form-urlencoded")
+        )
     pairs = list(request.query_params.multi_items())
     for name, value in form.items():
         pairs += [(name, v) for v in (value if isinstance(value, list) else [value])]
@@ -181,7 +191,9 @@ def read(
     kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
 ) -> Response:
     _kind(kind, READABLE)
-    query = search.parse_read(request.query_params.multi_items())
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    query = search.parse_read(pairs)
     if query.elements is not None:
         search.check_elements(kind, query.elements)
     resource = _read(kind, ident, session, actor, request)

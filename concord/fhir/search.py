@@ -265,6 +265,17 @@ def _value(kind: str, name: str, value: str, base: str) -> Any:
     return _canonical(name, value)
 
 
+def check_accept(accept: str | None, pairs: Sequence[tuple[str, str]]) -> None:
+    """406 for an Accept header that allows no JSON (a `_format` overrides the header)."""
+    if not accept or any(name == "_format" for name, _ in pairs):
+        return
+    ranges = [r.split(";", 1)[0].strip().lower() for r in accept.split(",")]
+    if not any(r in ("*/*", "application/*") or r in JSON_FORMATS for r in ranges):
+        raise NotAcceptable.field(
+            "Accept", Msg("only JSON is offered (json or application/fhir+json)")
+        )
+
+
 def _once(name: str, values: list[str]) -> str:
     if len(values) > 1:
         raise InvalidInput.field(name, Msg("may be given only once"))

@@ -117,6 +117,15 @@ class TestPostSearch:
         assert ids(response) == []
 
 
+    def test_a_body_that_is_not_a_form_is_refused(self, client, people, scored, token):
+        response = client.post(
+            f"/fhir/Observation/_search?patient={people.patient.id}",
+            json={"patient": "someone-else"},
+            headers=token,
+        )
+        not_supported(response, "Content-Type")
+
+
 class TestOrAndAnd:
     def test_a_comma_is_or(self, client, people, second, scored, token):
         response = get(client, f"Observation?patient={people.patient.id},{second.id}", token)
@@ -304,6 +313,20 @@ class TestResultParameters:
             assert OperationOutcome.model_validate(response.json()).issue[0].code == (
                 "not-supported"
             )
+
+    @pytest.mark.parametrize("path", ["Patient", "Patient/{id}", "metadata"])
+    def test_an_accept_header_without_json_is_406(self, client, people, token, path):
+        path = path.format(id=people.patient.id)
+        for accept in ("application/fhir+json", "application/json", "*/*",
+                       "application/fhir+xml;q=0.9, application/fhir+json"):
+            response = client.get(f"/fhir/{path}", headers={**token, "Accept": accept})
+            assert response.status_code == 200, accept
+        response = client.get(f"/fhir/{path}", headers={**token, "Accept": "application/fhir+xml"})
+        assert response.status_code == 406
+        overridden = client.get(
+            f"/fhir/{path}?_format=json", headers={**token, "Accept": "application/fhir+xml"}
+        )
+        assert overridden.status_code == 200
 
     def test_a_read_refuses_what_it_does_not_support(self, client, people, token):
         for param in ("foo=bar", "_include=Patient:link", "_count=2", "patient=x"):
