@@ -82,6 +82,8 @@ def metadata(request: Request) -> Response:
     pairs = request.query_params.multi_items()
     search.check_accept(request.headers.get("accept"), pairs)
     query = search.parse_read(pairs)
+    if query.elements is not None:
+        search.check_elements("CapabilityStatement", query.elements)
     statement = mapping.capability_statement(_base(request), __version__)
     return fhir_response(request, search.shape(statement, query), pretty=query.pretty)
 

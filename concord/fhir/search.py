@@ -29,6 +29,8 @@ from concord.i18n import Msg
 
 MAX_COUNT = 200
 DEFAULT_COUNT = 50
+# Values one parameter may list with commas (each named patient is one access check).
+MAX_VALUES = 100
 JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 SUMMARY_VALUES = {"true", "false", "data", "count"}
 READ_PARAMS = ("_format", "_pretty", "_summary", "_elements")
@@ -370,6 +372,10 @@ def parse(kind: str, pairs: Sequence[tuple[str, str]], *, base: str) -> Query:
             ors = _split(value, ",")
             if not all(ors):
                 raise InvalidInput.field(name, Msg("has an empty value between commas"))
+            if len(ors) > MAX_VALUES:
+                raise InvalidInput.field(
+                    name, Msg("may list at most %(max)s values", max=MAX_VALUES)
+                )
             # Escapes other than \, are undone by each type's own parser.
             query.criteria.setdefault(name, []).append([_value(kind, name, v, base) for v in ors])
     return query

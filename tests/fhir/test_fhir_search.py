@@ -397,6 +397,13 @@ class TestRefused:
     def test_an_empty_value_is_refused_not_ignored(self, client, people, scored, token):
         response = get(client, "Observation?patient=", token)
         assert response.status_code == 422 and "patient" in response.text
+        response = get(client, "Observation?code=1,,2", token)
+        assert response.status_code == 422 and "code" in response.text
+
+    def test_a_list_of_values_has_a_limit(self, client, people, token):
+        many = ",".join(str(n) for n in range(101))
+        response = get(client, f"Observation?patient={many}", token)
+        assert response.status_code == 422 and "patient" in response.text
 
 
 def portal_check_in(session, people, answers, instrument="ASQ"):
