@@ -198,6 +198,9 @@ def read(
     query = search.parse_read(pairs)
     if query.elements is not None:
         search.check_elements(kind, query.elements)
+    if search.has_control_characters(ident):
+        # No resource has such an id, and PostgreSQL cannot store one in the audit trail.
+        raise NotFound(Msg("No such resource."))
     resource = _read(kind, ident, session, actor, request)
     return fhir_response(request, search.shape(resource, query), pretty=query.pretty)
 

@@ -323,9 +323,21 @@ def _common(values: dict[str, list[str]], query: Query, *, read: bool) -> None:
         query.elements = tuple(names)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control_characters(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
 def _collect(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {}
     for name, value in pairs:
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            # PostgreSQL cannot compare text holding NUL; no identifier or code holds one.
+            raise InvalidInput.field(
+                _CONTROL.sub("?", name)[:80], Msg("must not contain control characters")
+            )
         values.setdefault(name, []).append(value)
     return values
 

@@ -400,6 +400,17 @@ class TestRefused:
         response = get(client, "Observation?code=1,,2", token)
         assert response.status_code == 422 and "code" in response.text
 
+    @pytest.mark.parametrize(
+        "path", ["Patient?identifier=", "Observation?code=", "Patient/x?_elements="]
+    )
+    def test_a_control_character_is_refused(self, client, people, token, path):
+        response = get(client, f"{path}%00", token)
+        assert response.status_code == 422
+
+    @pytest.mark.parametrize("kind", ["Patient", "CarePlan", "Questionnaire", "Observation"])
+    def test_a_control_character_in_an_id_is_not_found(self, client, people, token, kind):
+        assert get(client, f"{kind}/a%00b", token).status_code == 404
+
     def test_a_list_of_values_has_a_limit(self, client, people, token):
         many = ",".join(str(n) for n in range(101))
         response = get(client, f"Observation?patient={many}", token)
