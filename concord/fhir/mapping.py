@@ -458,6 +458,17 @@ def bundle(
     })
 
 
+RESOURCE_NOTES = {
+    "QuestionnaireResponse": "A search returns completed responses to instruments only; a "
+    "decision made together (QuestionnaireResponse/decision-{id}, listed in its CarePlan's "
+    "supportingInfo) is read by id (ADR 0012).",
+    "Observation": "Scores, newest first; with derived-from, also an Observation for each "
+    "LOINC-coded answer of that response.",
+    "Flag": "A search needs patient or subject.",
+    "Task": "Safety alerts and the registry's tasks, for the care team only.",
+}
+
+
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
     from concord.fhir.search import SEARCH_PARAMS, capability_type
 
@@ -469,6 +480,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         resources.append(
             {
                 "type": kind,
+                **({"documentation": RESOURCE_NOTES[kind]} if kind in RESOURCE_NOTES else {}),
                 "interaction": interactions,
                 "searchParam": [
                     {"name": name, "type": capability_type(kind, name)} for name in params

@@ -297,6 +297,26 @@ class TestResultParameters:
         assert "valueQuantity" in read and "subject" not in read
         assert get(client, f"Observation/{obs['id']}?_elements=nonsense", token).status_code == 422
 
+    @pytest.mark.parametrize(
+        "kind", ["Patient", "CareTeam", "CarePlan", "Goal", "Questionnaire",
+                 "QuestionnaireResponse", "Observation", "Task", "Flag"]
+    )
+    def test_every_search_and_read_subsets_valid_resources(
+        self, client, session, people, token, kind
+    ):
+        create_plan(session, people, activate=True)
+        respond(session, people, "PHQ-9", phq9([1, 1, 1, 1, 0, 0, 0, 0, 1]))
+        commit(session)
+        param = {"Patient": "_id", "Questionnaire": "_count"}.get(kind, "patient")
+        value = "1" if kind == "Questionnaire" else str(people.patient.id)
+        for extra in ("_summary=true", "_elements=id"):
+            found = entries(get(client, f"{kind}?{param}={value}&{extra}", token))
+            assert found, (kind, extra)
+            for resource in found:
+                assert "SUBSETTED" in [t["code"] for t in resource["meta"]["tag"]]
+                read = get(client, f"{kind}/{resource['id']}?{extra}", token)
+                assert read.status_code == 200 and read.json() == resource
+
     def test_summary_count_gives_the_total_only(self, client, people, scored, token):
         response = get(client, "Observation?_summary=count", token).json()
         assert response["total"] == 2 and "entry" not in response
