@@ -3,6 +3,8 @@ page, an HTMX fragment, JSON for /api, or a FHIR OperationOutcome for /fhir.
 
     ConcordError                 500  a bug if it escapes as itself
      +-- InvalidInput            422  malformed input; names the field(s)
+     |    +-- NotSupported        400  a request understood but not offered (FHIR: not-supported)
+     |    +-- NotAcceptable       406  a format not offered (FHIR _format)
      +-- NotFound                404  missing, or outside the actor's scope (existence never leaks)
      +-- Conflict                409  stale version, duplicate, wrong state
      +-- PermissionDenied        403  only where existence is already known (e.g. a patient
@@ -49,6 +51,19 @@ class InvalidInput(ConcordError):
             "detail": self.message,
             "fields": [{"field": k, "problem": v} for k, v in self.errors.items()],
         }
+
+
+class NotSupported(InvalidInput):
+    """A question Concord understands but does not answer (a FHIR search parameter, modifier
+    or option it does not offer): refused, never ignored, so no one gets a different answer."""
+
+    status_code = 400
+    code = "not_supported"
+
+
+class NotAcceptable(InvalidInput):
+    status_code = 406
+    code = "not_supported"
 
 
 class NotFound(ConcordError):

@@ -5,6 +5,7 @@ Every field is documented in docs/operations.md; tests/test_settings.py fails wh
 
 from __future__ import annotations
 
+import re
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -146,6 +147,12 @@ class Settings(BaseSettings):
         "it leaves (about 1 ms a resource). Default: on, except in production, where the test "
         "suite's checks of every resource kind stand in for it.",
     )
+    fhir_mrn_system: str = Field(
+        "https://concord-care.org/fhir/sid/mrn/{organization}",
+        description="The identifier system of patients' medical record numbers in FHIR "
+        "(Patient.identifier.system): the URI your EHR uses for them. `{organization}` is "
+        "replaced by the organization's short name.",
+    )
     worker_in_process: bool | None = Field(
         None,
         description="Run the background worker (reminders, retries) inside the web process. "
@@ -160,6 +167,13 @@ class Settings(BaseSettings):
         value = value.upper()
         if value not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError("must be FULL, NORMAL or EXTRA")
+        return value
+
+    @field_validator("fhir_mrn_system")
+    @classmethod
+    def _mrn_system(cls, value: str) -> str:
+        if not re.match(r"^(https?://[^/\s]+|urn:[a-z0-9][a-z0-9-]*:)\S*$", value, re.I):
+            raise ValueError("must be an absolute URI (https://... or urn:...)")
         return value
 
     @field_validator("database_url")

@@ -79,6 +79,19 @@ def _ref(kind: str, ident: Any, display: str | None = None) -> dict[str, Any]:
     return ref
 
 
+def person_ref(user: User | None, patient: Patient) -> dict[str, Any] | None:
+    """A reference to a person that resolves here: a clinician as Practitioner, the patient
+    themself as Patient, anyone else (a family member) by name only (Concord serves no
+    RelatedPerson)."""
+    if user is None:
+        return None
+    if user.is_clinician:
+        return _ref("Practitioner", user.id, user.name)
+    if patient.user_id is not None and patient.user_id == user.id:
+        return _ref("Patient", patient.id, patient.display_name)
+    return {"display": user.name}
+
+
 def _drop_empty(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v not in (None, [], {}, "")}
 
@@ -166,7 +179,7 @@ def care_team_resource(
         participants.append(
             {
                 "role": roles,
-                "member": _ref("Practitioner", member.user_id, member.user.name),
+                "member": person_ref(member.user, patient),
                 "period": {"start": _instant(member.added_at)},
             }
         )
@@ -217,7 +230,7 @@ def goal_resource(goal: Goal, patient: Patient, contents: PlanContents | None) -
     expressed_by = (
         _ref("Patient", patient.id)
         if goal.proposed_by_patient
-        else _ref("Practitioner", goal.proposed_by_id, goal.proposed_by.name)
+        else person_ref(goal.proposed_by, patient)
     )
     return _drop_empty(
         {
@@ -275,7 +288,7 @@ STEP_STATUS = {"to_do": "not-started", "done": "completed", "not_done": "stopped
 
 
 def _intervention_activity(
-    item: Intervention, decision_id: uuid.UUID | None = None
+    item: Intervention, patient: Patient, decision_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
     detail = _drop_empty(
         {
@@ -285,9 +298,7 @@ def _intervention_activity(
             },
             "status": ACTIVITY_STATUS[item.status],
             "description": item.description,
-            "performer": [_ref("Practitioner", item.responsible_id, item.responsible.name)]
-            if item.responsible
-            else None,
+            "performer": [person_ref(item.responsible, patient)] if item.responsible else None,
             "scheduledString": item.frequency,
             "goal": [_ref("Goal", item.goal_id)] if item.goal_id else None,
         }
@@ -309,7 +320,7 @@ def _step_activity(step: ActionStep, patient: Patient) -> dict[str, Any]:
     performer = (
         _ref("Patient", patient.id)
         if step.owner_is_patient
-        else (_ref("Practitioner", step.owner_id, step.owner.name if step.owner else None))
+        else person_ref(step.owner, patient)
     )
     detail = _drop_empty(
         {
@@ -321,7 +332,7 @@ def _step_activity(step: ActionStep, patient: Patient) -> dict[str, Any]:
             },
             "status": STEP_STATUS[step.status],
             "description": step.description,
-            "performer": [performer],
+            "performer": [performer] if performer else None,
             "scheduledPeriod": {"end": step.due_on.isoformat()} if step.due_on else None,
             "goal": [_ref("Goal", step.goal_id)] if step.goal_id else None,
         }
@@ -336,8 +347,10 @@ def care_plan_resource(
     contents: PlanContents,
     latest: PlanRevision | None,
     decisions: dict[uuid.UUID, uuid.UUID] | None = None,
+    author: User | None = None,
 ) -> dict[str, Any]:
-    """`decisions`: intervention id -> the decision made together that chose it."""
+    """`decisions`: intervention id -> the decision made together that chose it; `author`:
+    who created the plan."""
     decisions = decisions or {}
     contained = []
     addresses = []
@@ -383,7 +396,9 @@ def care_plan_resource(
         value = getattr(plan, name)
         if value:
             notes.append({"text": f"{label}: {value}"})
-    activities = [_intervention_activity(i, decisions.get(i.id)) for i in contents.interventions]
+    activities = [
+        _intervention_activity(i, patient, decisions.get(i.id)) for i in contents.interventions
+    ]
     activities += [_step_activity(s, patient) for s in contents.action_steps]
     period = _drop_empty({"start": _date(plan.activated_on), "end": _date(plan.ended_on)})
     return _drop_empty(
@@ -401,7 +416,7 @@ def care_plan_resource(
             "subject": _ref("Patient", patient.id),
             "period": period or None,
             "created": _instant(plan.created_at),
-            "author": _ref("Practitioner", plan.created_by_id),
+            "author": person_ref(author, patient) if author else None,
             "careTeam": [_ref("CareTeam", team.id)] if team else None,
             "addresses": addresses,
             "goal": [_ref("Goal", g.id) for g in contents.goals],
@@ -415,14 +430,22 @@ def care_plan_resource(
 
 
 def bundle(
-    entries: list[dict[str, Any]], base: str, self_url: str, next_url: str | None
+    entries: list[dict[str, Any]],
+    base: str,
+    self_url: str,
+    next_url: str | None,
+    total: int | None = None,
 ) -> dict[str, Any]:
+    """A searchset; `total` is every match across all pages (`next` leads through them)."""
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
+    result: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        result["total"] = total
+    # An empty array is not valid FHIR JSON: no matches, no `entry`.
+    return _drop_empty({
+        **result,
         "link": links,
         "entry": [
             {
@@ -432,38 +455,23 @@ def bundle(
             }
             for r in entries
         ],
-    }
+    })
 
 
-SEARCH_PARAMS = {
-    "Patient": {"_id": "token", "identifier": "token"},
-    "Questionnaire": {"_id": "token", "url": "uri", "code": "token"},
-    "QuestionnaireResponse": {
-        "patient": "reference",
-        "subject": "reference",
-        "questionnaire": "reference",
-        "identifier": "token",
-    },
-    "Observation": {
-        "patient": "reference",
-        "subject": "reference",
-        "code": "token",
-        "derived-from": "reference",
-    },
-    "CareTeam": {"patient": "reference", "subject": "reference", "status": "token"},
-    "CarePlan": {"patient": "reference", "subject": "reference", "status": "token"},
-    "Goal": {"patient": "reference", "subject": "reference", "lifecycle-status": "token"},
-    "Task": {
-        "patient": "reference",
-        "subject": "reference",
-        "status": "token",
-        "owner": "reference",
-    },
-    "Flag": {"patient": "reference", "subject": "reference", "status": "token"},
+RESOURCE_NOTES = {
+    "QuestionnaireResponse": "A search returns completed responses to instruments only; a "
+    "decision made together (QuestionnaireResponse/decision-{id}, listed in its CarePlan's "
+    "supportingInfo) is read by id (ADR 0012).",
+    "Observation": "Scores, newest first; with derived-from, also an Observation for each "
+    "LOINC-coded answer of that response.",
+    "Flag": "A search needs patient or subject.",
+    "Task": "Safety alerts and the registry's tasks, for the care team only.",
 }
 
 
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
+    from concord.fhir.search import SEARCH_PARAMS, capability_type
+
     resources = []
     for kind, params in SEARCH_PARAMS.items():
         interactions = [{"code": "read"}, {"code": "search-type"}]
@@ -472,9 +480,16 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         resources.append(
             {
                 "type": kind,
+                **({"documentation": RESOURCE_NOTES[kind]} if kind in RESOURCE_NOTES else {}),
                 "interaction": interactions,
-                "searchParam": [{"name": name, "type": kind_} for name, kind_ in params.items()]
-                + [{"name": "_count", "type": "number"}],
+                "searchParam": [
+                    {"name": name, "type": capability_type(kind, name)} for name in params
+                ]
+                + [
+                    {"name": "_count", "type": "number"},
+                    {"name": "_summary", "type": "token"},
+                    {"name": "_elements", "type": "string"},
+                ],
             }
         )
     resources.append({"type": "Practitioner", "interaction": [{"code": "read"}]})
@@ -493,7 +508,10 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 "mode": "server",
                 "documentation": "Every request needs an API token: Authorization: Bearer <token> "
                 "(concord token create --email E). Records outside the caller's "
-                "care teams are answered as not found.",
+                "care teams are answered as not found. Searches: a comma means OR, a "
+                "repeated parameter means AND, tokens take system|code, |code or system|; "
+                "_summary takes true, false, data or count; _format only JSON. Any other "
+                "parameter or modifier is refused (400, not-supported), never ignored.",
                 "security": {
                     "service": [
                         {

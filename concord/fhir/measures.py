@@ -14,7 +14,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
 from concord.errors import InvalidInput
-from concord.fhir.mapping import SYSTEM, _instant, _ref
+from concord.fhir.mapping import SYSTEM, _instant, _ref, person_ref
 from concord.i18n import Msg
 from concord.measures.library import Instrument, Item, Library
 from concord.measures.models import MeasureObservation, MeasureResponse
@@ -125,7 +125,7 @@ def response_resource(
     author = (
         _ref("Patient", patient.id)
         if response.mode == "portal"
-        else _ref("Practitioner", response.entered_by_id, response.entered_by.name)
+        else person_ref(response.entered_by, patient)
     )
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from concord import __version__
-from concord.errors import InvalidInput, NotFound
-from concord.fhir import mapping
+from concord.errors import InvalidInput, NotFound, NotSupported
+from concord.fhir import mapping, search
 from concord.fhir import service as fhir
 from concord.i18n import Msg
 from concord.web.deps import (
@@ -56,12 +56,21 @@ def _validating(request: Request) -> bool:
     return bool(request.app.state.settings.validate_fhir_output)
 
 
-def fhir_response(request: Request, resource: dict[str, Any], status_code: int = 200) -> Response:
+def fhir_response(
+    request: Request, resource: dict[str, Any], status_code: int = 200, pretty: bool = False
+) -> Response:
     """A FHIR answer; checked against the R4 models first unless the settings turn that off
     (see docs/adr/0005-fhir-r4-validated-with-r4b-models.md)."""
     if _validating(request):
         mapping.validate(resource)
+    if pretty:
+        body = json.dumps(resource, ensure_ascii=False, indent=2)
+        return Response(body, status_code=status_code, media_type=FHIR_JSON)
     return JSONResponse(resource, status_code=status_code, media_type=FHIR_JSON)
+
+
+def _mrn(request: Request) -> str:
+    return str(request.app.state.settings.fhir_mrn_system)
 
 
 def _base(request: Request) -> str:
@@ -70,7 +79,13 @@ def _base(request: Request) -> str:
 
 @router.get("/metadata")
 def metadata(request: Request) -> Response:
-    return fhir_response(request, mapping.capability_statement(_base(request), __version__))
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    query = search.parse_read(pairs)
+    if query.elements is not None:
+        search.check_elements("CapabilityStatement", query.elements)
+    statement = mapping.capability_statement(_base(request), __version__)
+    return fhir_response(request, search.shape(statement, query), pretty=query.pretty)
 
 
 def _kind(kind: str, allowed: set[str]) -> str:
@@ -80,41 +95,63 @@ def _kind(kind: str, allowed: set[str]) -> str:
 
 
 def _search(
-    request: Request, session: DbSession, actor: BearerActor, kind: str, params: dict[str, str]
+    request: Request,
+    session: DbSession,
+    actor: BearerActor,
+    kind: str,
+    pairs: list[tuple[str, str]],
 ) -> Response:
     _kind(kind, SEARCHABLE)
     base = _base(request)
+    search.check_accept(request.headers.get("accept"), pairs)
+    q = search.parse(kind, pairs, base=base)
+    if q.elements is not None:
+        search.check_elements(kind, q.elements)
     if kind == "Questionnaire":
-        page = fhir.search_questionnaires(params)
+        page = fhir.search_questionnaires(q)
     elif kind == "QuestionnaireResponse":
-        page = fhir.search_questionnaire_responses(session, by=actor.user, params=params)
+        page = fhir.search_questionnaire_responses(session, by=actor.user, q=q, base=base)
     elif kind == "Observation":
-        page = fhir.search_observations(session, by=actor.user, params=params)
+        page = fhir.search_observations(session, by=actor.user, q=q)
     elif kind in ("Task", "Flag"):
-        page = fhir.search_safety(session, by=actor.user, kind=kind, params=params)
+        page = fhir.search_safety(session, by=actor.user, q=q)
     else:
-        page = fhir.search(session, by=actor.user, kind=kind, params=params, base=base)
-    query = {k: v for k, v in params.items() if k != "_cursor"}
-    self_url = f"{base}/{kind}" + (f"?{urlencode(query)}" if query else "")
+        page = fhir.search(session, by=actor.user, q=q, mrn=_mrn(request))
+    self_url = f"{base}/{kind}" + (f"?{urlencode(q.pairs)}" if q.pairs else "")
     next_url = None
     if page.next_cursor:
-        next_url = f"{base}/{kind}?{urlencode({**query, '_cursor': page.next_cursor})}"
+        next_url = f"{base}/{kind}?{urlencode([*q.pairs, ('_cursor', page.next_cursor)])}"
+    entries = [search.shape(r, q) for r in page.resources]
     # Checking the Bundle checks each entry's resource too.
-    return fhir_response(request, mapping.bundle(page.resources, base, self_url, next_url))
+    return fhir_response(
+        request,
+        mapping.bundle(entries, base, self_url, next_url, page.total),
+        pretty=q.pretty,
+    )
 
 
 @router.get("/{kind}")
-def search(kind: str, request: Request, session: DbSession, actor: BearerActor) -> Response:
-    return _search(request, session, actor, kind, dict(request.query_params))
+def search_get(kind: str, request: Request, session: DbSession, actor: BearerActor) -> Response:
+    return _search(request, session, actor, kind, request.query_params.multi_items())
 
 
 @router.post("/{kind}/_search")
 def search_post(
     kind: str, request: Request, session: DbSession, form: Form, actor: BearerActor
 ) -> Response:
-    """Search with the parameters in a form body, keeping identifiers out of URLs and logs."""
-    params = {k: (v if isinstance(v, str) else ",".join(v)) for k, v in form.items()}
-    return _search(request, session, actor, kind, params)
+    """Search with the parameters in a form body, keeping identifiers out of URLs and logs;
+    parameters in the URL count too (R4: both together are the search)."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded" and (
+        content_type or request.headers.get("content-length", "0") != "0"
+    ):
+        raise NotSupported.field(
+            "Content-Type", Msg("a search's body must be application/x-www-form-urlencoded")
+        )
+    pairs = list(request.query_params.multi_items())
+    for name, value in form.items():
+        pairs += [(name, v) for v in (value if isinstance(value, list) else [value])]
+    return _search(request, session, actor, kind, pairs)
 
 
 @router.post(
@@ -156,23 +193,33 @@ def read(
     kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
 ) -> Response:
     _kind(kind, READABLE)
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    query = search.parse_read(pairs)
+    if query.elements is not None:
+        search.check_elements(kind, query.elements)
+    if search.has_control_characters(ident):
+        # No resource has such an id, and PostgreSQL cannot store one in the audit trail.
+        raise NotFound(Msg("No such resource."))
+    resource = _read(kind, ident, session, actor, request)
+    return fhir_response(request, search.shape(resource, query), pretty=query.pretty)
+
+
+def _read(
+    kind: str, ident: str, session: DbSession, actor: BearerActor, request: Request
+) -> dict[str, Any]:
     if kind == "Questionnaire":
-        return fhir_response(request, fhir.read_questionnaire(ident))
+        return fhir.read_questionnaire(ident)
     if kind == "QuestionnaireResponse":
-        return fhir_response(
-            request, fhir.read_questionnaire_response(session, by=actor.user, ident=ident)
-        )
+        return fhir.read_questionnaire_response(session, by=actor.user, ident=ident)
     if kind == "Observation":
-        return fhir_response(request, fhir.read_observation(session, by=actor.user, ident=ident))
+        return fhir.read_observation(session, by=actor.user, ident=ident)
     if kind == "Task":
         from concord.fhir.safety import read_task
 
-        return fhir_response(request, read_task(session, by=actor.user, ident=ident))
+        return read_task(session, by=actor.user, ident=ident)
     if kind == "Flag":
         from concord.fhir.safety import read_flag
 
-        return fhir_response(request, read_flag(session, by=actor.user, ident=ident))
-    return fhir_response(
-        request,
-        fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, base=_base(request)),
-    )
+        return read_flag(session, by=actor.user, ident=ident)
+    return fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, mrn=_mrn(request))

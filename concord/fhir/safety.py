@@ -11,7 +11,6 @@ anyone else is answered as if there were nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +20,8 @@ from concord import access
 from concord.accounts.models import User
 from concord.audit.service import record
 from concord.errors import InvalidInput, NotFound
-from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref
+from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref, person_ref
+from concord.fhir.search import Query, allowed_codes
 from concord.i18n import Msg, translate
 from concord.patients.models import Patient
 from concord.safety.models import AlertStatus, RiskStatus, SafetyAlert
@@ -46,7 +46,10 @@ def _tier_name(rules: RuleSet, tier: str | None) -> str:
     return tier
 
 
-def task_resource(alert: SafetyAlert, patient: Patient, rules: RuleSet) -> dict[str, Any]:
+def task_resource(
+    alert: SafetyAlert, patient: Patient, rules: RuleSet, raised_by: User | None = None
+) -> dict[str, Any]:
+    """`raised_by`: the user whose action raised the alert, if any."""
     from concord.safety.routes import OUTCOME_LABELS
 
     tier = _tier_name(rules, alert.tier)
@@ -108,8 +111,8 @@ def task_resource(alert: SafetyAlert, patient: Patient, rules: RuleSet) -> dict[
         "for": _ref("Patient", patient.id, patient.display_name),
         "authoredOn": _instant(alert.created_at),
         "lastModified": _instant(changed),
-        "owner": _ref("Practitioner", alert.owner.id, alert.owner.name) if alert.owner else None,
-        "requester": _ref("Practitioner", alert.raised_by_id) if alert.raised_by_id else None,
+        "owner": person_ref(alert.owner, patient),
+        "requester": person_ref(raised_by, patient),
         "focus": _ref("QuestionnaireResponse", alert.response_id) if alert.response_id else None,
         "restriction": {"period": {"end": _instant(alert.due_at)}}
         if alert.status == AlertStatus.open
@@ -159,7 +162,7 @@ def work_task_resource(task: Any, patient: Patient) -> dict[str, Any]:
             "for": _ref("Patient", patient.id, patient.display_name),
             "authoredOn": _instant(task.created_at),
             "lastModified": _instant(task.closed_at or task.created_at),
-            "owner": _ref("Practitioner", task.owner.id, task.owner.name) if task.owner else None,
+            "owner": person_ref(task.owner, patient),
             "restriction": {"period": {"end": task.due_on.isoformat()}} if task.due_on else None,
             "executionPeriod": {"end": _instant(task.closed_at)} if task.closed_at else None,
             "note": [{"text": task.close_note}] if task.close_note else None,
@@ -204,7 +207,7 @@ def flag_resources(
                     "period": _drop_empty(
                         {"start": _instant(row.since), "end": _instant(end) if end else None}
                     ),
-                    "author": _ref("Practitioner", row.set_by_id) if row.set_by_id else None,
+                    "author": person_ref(row.set_by, patient),
                 }
             )
         )
@@ -253,59 +256,107 @@ def read_task(session: Session, *, by: User, ident: str) -> dict[str, Any]:
         object_id=alert.id,
         patient_id=acc.patient.id,
     )
-    return task_resource(alert, acc.patient, rules_for(session, acc.patient.organization_id))
+    return task_resource(
+        alert,
+        acc.patient,
+        rules_for(session, acc.patient.organization_id),
+        _raised_by(session, alert),
+    )
+
+
+def _raised_by(session: Session, alert: SafetyAlert) -> User | None:
+    return session.get(User, alert.raised_by_id) if alert.raised_by_id else None
 
 
 def _patients_in_scope(
-    session: Session, by: User, criteria: Mapping[str, str]
+    session: Session, by: User, q: Query
 ) -> list[access.PatientAccess] | None:
-    from concord.fhir.service import _subject
-
-    ref = _subject(dict(criteria))
-    if ref is None:
+    """The patients named (those on the caller's teams), or None when none was named."""
+    ids = q.patient_ids()
+    if ids is None:
         return None
-    acc = _team_access(session, by, ref)
-    return [acc] if acc is not None else []
+    found = [_team_access(session, by, ident) for ident in sorted(ids)]
+    return [acc for acc in found if acc is not None]
+
+
+TASK_STATUS_SYSTEM = "http://hl7.org/fhir/task-status"
+TASK_STATUS_CODES = {
+    "draft",
+    "requested",
+    "received",
+    "accepted",
+    "rejected",
+    "ready",
+    "cancelled",
+    "in-progress",
+    "on-hold",
+    "failed",
+    "completed",
+    "entered-in-error",
+}
+FLAG_STATUS_SYSTEM = "http://hl7.org/fhir/flag-status"
+
+
+def _task_statuses(q: Query) -> set[str] | None:
+    for group in q.groups("status"):
+        unknown = sorted({t.code for t in group if t.code and t.code not in TASK_STATUS_CODES})
+        if unknown:
+            raise InvalidInput.field(
+                "status",
+                Msg(
+                    "must be one of: %(allowed)s",
+                    allowed=", ".join(sorted(TASK_STATUS_CODES)),
+                ),
+            )
+    return allowed_codes(q.groups("status"), TASK_STATUS_SYSTEM, TASK_STATUS_CODES)
+
+
+def _owners(q: Query) -> list[uuid.UUID | None] | None:
+    ids = q.ids("owner", target="Practitioner")
+    return None if ids is None else [access.parse_id(i) for i in sorted(ids)]
 
 
 def search_tasks(
-    session: Session, *, by: User, criteria: Mapping[str, str], count: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
+    session: Session, *, by: User, q: Query
+) -> tuple[list[dict[str, Any]], str | None, int]:
     from concord.safety.service import rules_for
 
     if not by.is_clinician:
-        return [], None
-    scope = _patients_in_scope(session, by, criteria)
+        return [], None, 0
+    scope = _patients_in_scope(session, by, q)
     if scope == []:
-        return [], None
+        return [], None, 0
+    statuses = _task_statuses(q)
+    owners = _owners(q)
     query = select(SafetyAlert, Patient).join(Patient, Patient.id == SafetyAlert.patient_id)
     if scope is None:
         from concord.safety.service import _on_my_teams
 
         query = query.where(_on_my_teams(by))
     else:
-        query = query.where(SafetyAlert.patient_id == scope[0].patient.id)
-    if "status" in criteria:
-        wanted = {s.strip() for s in criteria["status"].split(",")}
-        known = set(TASK_STATUS.values()) | set(WORK_STATUS.values())
-        if not wanted <= known:
-            raise InvalidInput.field(
-                "status", Msg("must be one of: %(allowed)s", allowed=", ".join(sorted(known)))
-            )
-        statuses = [k for k, v in TASK_STATUS.items() if v in wanted]
-        query = query.where(SafetyAlert.status.in_([str(s) for s in statuses]))
-    if "owner" in criteria:
-        owner = access.parse_id(criteria["owner"].rsplit("Practitioner/", 1)[-1])
-        query = query.where(SafetyAlert.owner_id == owner)
-    if cursor:
-        last = access.parse_id(cursor)
+        query = query.where(SafetyAlert.patient_id.in_([a.patient.id for a in scope]))
+    if statuses is not None:
+        ours = [str(k) for k, v in TASK_STATUS.items() if v in statuses]
+        query = query.where(SafetyAlert.status.in_(ours))
+    if owners is not None:
+        query = query.where(SafetyAlert.owner_id.in_([o for o in owners if o is not None]))
+    work = _work_task_query(by, scope, statuses, owners)
+    total = _count(session, query) + _count(session, work)
+    if q.only_count:
+        return [], None, total
+    if q.cursor:
+        last = access.parse_id(q.cursor)
         if last is None:
             raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
         query = query.where(SafetyAlert.id < last)
+        work = work.where(_work_task_model().id < last)
+    count = q.count
     rows: list[tuple[Any, Patient]] = list(
         session.execute(query.order_by(SafetyAlert.id.desc()).limit(count + 1)).all()
     )
-    rows += _work_task_rows(session, by, scope, criteria, cursor, count)
+    rows += list(
+        session.execute(work.order_by(_work_task_model().id.desc()).limit(count + 1)).all()
+    )
     # One order for both kinds of task (by id), so a cursor pages through both.
     rows.sort(key=lambda r: r[0].id, reverse=True)
     next_cursor = str(rows[count - 1][0].id) if len(rows) > count else None
@@ -321,23 +372,37 @@ def search_tasks(
         )
         if isinstance(item, SafetyAlert):
             resources.append(
-                task_resource(item, patient, rules_for(session, patient.organization_id))
+                task_resource(
+                    item,
+                    patient,
+                    rules_for(session, patient.organization_id),
+                    _raised_by(session, item),
+                )
             )
         else:
             resources.append(work_task_resource(item, patient))
-    return resources, next_cursor
+    return resources, next_cursor, total
 
 
-def _work_task_rows(
-    session: Session,
-    by: User,
-    scope: list[access.PatientAccess] | None,
-    criteria: Mapping[str, str],
-    cursor: str | None,
-    count: int,
-) -> list[tuple[Any, Patient]]:
+def _count(session: Session, query: Any) -> int:
+    from sqlalchemy import func
+
+    return int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())))
+
+
+def _work_task_model() -> Any:
     from concord.registry.models import WorkTask
 
+    return WorkTask
+
+
+def _work_task_query(
+    by: User,
+    scope: list[access.PatientAccess] | None,
+    statuses: set[str] | None,
+    owners: list[uuid.UUID | None] | None,
+) -> Any:
+    WorkTask = _work_task_model()
     query = select(WorkTask, Patient).join(Patient, Patient.id == WorkTask.patient_id)
     if scope is None:
         from sqlalchemy import and_, exists
@@ -355,17 +420,14 @@ def _work_task_rows(
             )
         )
     else:
-        query = query.where(WorkTask.patient_id == scope[0].patient.id)
-    if "status" in criteria:
-        wanted = {s.strip() for s in criteria["status"].split(",")}
-        statuses = [k for k, v in WORK_STATUS.items() if v in wanted]
-        query = query.where(WorkTask.status.in_(statuses))
-    if "owner" in criteria:
-        owner = access.parse_id(criteria["owner"].rsplit("Practitioner/", 1)[-1])
-        query = query.where(WorkTask.owner_id == owner)
-    if cursor:
-        query = query.where(WorkTask.id < access.parse_id(cursor))
-    return list(session.execute(query.order_by(WorkTask.id.desc()).limit(count + 1)).all())
+        query = query.where(WorkTask.patient_id.in_([a.patient.id for a in scope]))
+    if statuses is not None:
+        query = query.where(
+            WorkTask.status.in_([k for k, v in WORK_STATUS.items() if v in statuses])
+        )
+    if owners is not None:
+        query = query.where(WorkTask.owner_id.in_([o for o in owners if o is not None]))
+    return query
 
 
 def read_flag(session: Session, *, by: User, ident: str) -> dict[str, Any]:
@@ -392,30 +454,30 @@ def read_flag(session: Session, *, by: User, ident: str) -> dict[str, Any]:
 
 
 def search_flags(
-    session: Session, *, by: User, criteria: Mapping[str, str], count: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """A patient's risk flags, newest first (patient or subject is required)."""
+    session: Session, *, by: User, q: Query
+) -> tuple[list[dict[str, Any]], str | None, int]:
+    """Patients' risk flags, newest first (patient or subject is required)."""
+    from concord.fhir.service import page_of
     from concord.safety.service import rules_for
 
-    scope = _patients_in_scope(session, by, criteria)
+    scope = _patients_in_scope(session, by, q)
     if scope is None:
         raise InvalidInput.field("patient", Msg("is required: Flag?patient=<id>"))
     if not scope or not by.is_clinician:
-        return [], None
-    patient = scope[0].patient
-    rows = list(session.scalars(select(RiskStatus).where(RiskStatus.patient_id == patient.id)))
-    flags = flag_resources(rows, patient, rules_for(session, patient.organization_id))
-    if "status" in criteria:
-        wanted = {s.strip() for s in criteria["status"].split(",")}
+        return [], None, 0
+    flags: list[dict[str, Any]] = []
+    for acc in scope:
+        patient = acc.patient
+        rows = list(
+            session.scalars(select(RiskStatus).where(RiskStatus.patient_id == patient.id))
+        )
+        flags += flag_resources(rows, patient, rules_for(session, patient.organization_id))
+    wanted = allowed_codes(
+        q.groups("status"), FLAG_STATUS_SYSTEM, {"active", "inactive", "entered-in-error"}
+    )
+    if wanted is not None:
         flags = [f for f in flags if f["status"] in wanted]
-    start = 0
-    if cursor:
-        ids = [f["id"] for f in flags]
-        if cursor not in ids:
-            raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
-        start = ids.index(cursor) + 1
-    page = flags[start : start + count]
-    next_cursor = page[-1]["id"] if start + count < len(flags) and page else None
+    page, next_cursor = page_of(flags, q)
     for flag in page:
         record(
             session,
@@ -423,6 +485,6 @@ def search_flags(
             action="search",
             object_type="Flag",
             object_id=uuid.UUID(flag["id"]),
-            patient_id=patient.id,
+            patient_id=uuid.UUID(flag["subject"]["reference"].removeprefix("Patient/")),
         )
-    return page, next_cursor
+    return page, next_cursor, len(flags)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from concord import access
@@ -17,78 +17,39 @@ from concord.accounts.models import CLINICAL_ROLES, Organization, Role, User
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.careplans import service as plans
-from concord.careplans.models import CarePlan, Goal, PlanRevision
+from concord.careplans.models import CarePlan, Goal, PlanRevision, PlanStatus
 from concord.errors import InvalidInput, NotFound
 from concord.fhir import mapping
-from concord.fhir.mapping import GOAL_LIFECYCLE, SEARCH_PARAMS
+from concord.fhir.mapping import GOAL_LIFECYCLE
+from concord.fhir.search import (
+    Canonical,
+    Query,
+    Token,
+    allowed_codes,
+    codings_match,
+    token_filter,
+)
 from concord.i18n import Msg
 from concord.patients.models import CareTeam, Patient
 from concord.patients.service import current_members
-
-MAX_COUNT = 200
-DEFAULT_COUNT = 50
-COMMON_PARAMS = {"_count", "_cursor", "_format", "_pretty"}
-
 
 @dataclass
 class SearchPage:
     resources: list[dict[str, Any]]
     next_cursor: str | None
+    total: int
 
 
-def mrn_system(base: str, org: Organization) -> str:
-    return f"{base}/sid/mrn/{org.slug}"
+def mrn_system(template: str, org: Organization) -> str:
+    """The MRN's identifier system: the CONCORD_FHIR_MRN_SYSTEM setting, `{organization}`
+    replaced by the organization's short name (never the server's address, which changes)."""
+    return template.replace("{organization}", org.slug)
 
 
 def _org(session: Session, by: User) -> Organization:
     org = session.get(Organization, by.organization_id)
     assert org is not None
     return org
-
-
-def _parse_params(kind: str, params: Mapping[str, str]) -> tuple[dict[str, str], int, str | None]:
-    allowed = SEARCH_PARAMS[kind]
-    criteria: dict[str, str] = {}
-    for name, value in params.items():
-        base_name = name.split(":", 1)[0]
-        if base_name in COMMON_PARAMS:
-            continue
-        if base_name not in allowed or ":" in name:
-            supported = ", ".join(sorted(allowed))
-            raise InvalidInput.field(
-                name,
-                Msg(
-                    "is not a search parameter for %(kind)s here (supported: %(supported)s)",
-                    kind=kind,
-                    supported=supported,
-                ),
-            )
-        criteria[base_name] = value
-    if params.get("_format") not in (None, "json", "application/fhir+json", "application/json"):
-        raise InvalidInput.field("_format", Msg("only JSON is supported"))
-    raw_count = params.get("_count", str(DEFAULT_COUNT))
-    if not raw_count.isdigit() or int(raw_count) < 1:
-        raise InvalidInput.field(
-            "_count", Msg("must be a whole number from 1 to %(max)s", max=MAX_COUNT)
-        )
-    return criteria, min(int(raw_count), MAX_COUNT), params.get("_cursor")
-
-
-def _patient_ref(value: str) -> str:
-    """'123', 'Patient/123' or a full URL ending in Patient/123."""
-    value = value.strip()
-    if "Patient/" in value:
-        value = value.rsplit("Patient/", 1)[1]
-    if "/" in value:
-        raise InvalidInput.field("patient", Msg("must be a Patient id or Patient/<id>"))
-    return value
-
-
-def _subject(criteria: dict[str, str]) -> str | None:
-    if "patient" in criteria and "subject" in criteria:
-        raise InvalidInput.field("subject", Msg("use either patient or subject, not both"))
-    value = criteria.get("patient") or criteria.get("subject")
-    return _patient_ref(value) if value is not None else None
 
 
 def _cursor(value: str | None) -> uuid.UUID | None:
@@ -100,26 +61,23 @@ def _cursor(value: str | None) -> uuid.UUID | None:
         raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out")) from None
 
 
-def _scope(session: Session, by: User, patient_ref: str | None) -> list[PatientAccess] | None:
-    """The patients a search may return: one named patient, or None meaning all readable.
-    A patient outside the caller's scope gives an empty result, exactly like a missing one."""
-    if patient_ref is None:
+def _scope(session: Session, by: User, patient_ids: set[str] | None) -> list[PatientAccess] | None:
+    """The patients a search may return: those named (None: all the caller may read). A
+    patient outside the caller's scope is left out, exactly like a missing one (audited)."""
+    if patient_ids is None:
         return None
-    try:
-        acc = access.patient_for(session, by, patient_ref, action="search")
-    except NotFound:
-        return []
-    if not acc.can_read_record:
-        # Empty, as for a patient outside the caller's scope; the refusal is in the trail.
-        access.refuse_record(session, acc, action="search")
-        return []
-    return [acc]
-
-
-def _page(rows: list[Any], count: int) -> tuple[list[Any], str | None]:
-    if len(rows) > count:
-        return rows[:count], str(rows[count - 1].id)
-    return rows, None
+    found = []
+    for ident in sorted(patient_ids):
+        try:
+            acc = access.patient_for(session, by, ident, action="search")
+        except NotFound:
+            continue
+        if not acc.can_read_record:
+            # Left out, as for a patient outside the caller's scope; the refusal is in the trail.
+            access.refuse_record(session, acc, action="search")
+            continue
+        found.append(acc)
+    return found
 
 
 def _readable_ids(by: User) -> Select[tuple[uuid.UUID]]:
@@ -134,9 +92,9 @@ def _clinical_reader(by: User) -> bool:
 # --- reads -----------------------------------------------------------------------------------
 
 
-def read_patient(session: Session, *, by: User, ident: str, base: str) -> dict[str, Any]:
+def read_patient(session: Session, *, by: User, ident: str, mrn: str) -> dict[str, Any]:
     acc = _owner_access(session, by, ident, "Patient")
-    return mapping.patient_resource(acc.patient, mrn_system(base, _org(session, by)))
+    return mapping.patient_resource(acc.patient, mrn_system(mrn, _org(session, by)))
 
 
 def _team_resource(session: Session, team: CareTeam, acc: PatientAccess) -> dict[str, Any]:
@@ -169,6 +127,7 @@ def _plan_resource(session: Session, plan: CarePlan, acc: PatientAccess) -> dict
         plans.load_contents(session, plan),
         latest,
         decisions_for_plan(session, plan.id),
+        author=session.get(User, plan.created_by_id),
     )
 
 
@@ -196,10 +155,10 @@ def _get(session: Session, model: Any, ident: str) -> Any:
 
 
 def read_resource(
-    session: Session, *, by: User, kind: str, ident: str, base: str
+    session: Session, *, by: User, kind: str, ident: str, mrn: str
 ) -> dict[str, Any]:
     if kind == "Patient":
-        return read_patient(session, by=by, ident=ident, base=base)
+        return read_patient(session, by=by, ident=ident, mrn=mrn)
     if kind == "Practitioner":
         user = _get(session, User, ident)
         if (
@@ -247,29 +206,90 @@ def read_resource(
 
 # --- searches --------------------------------------------------------------------------------
 
+CARE_TEAM_STATUS = "http://hl7.org/fhir/care-team-status"
+REQUEST_STATUS = "http://hl7.org/fhir/request-status"
+GOAL_STATUS = "http://hl7.org/fhir/goal-status"
 
-def search(
-    session: Session, *, by: User, kind: str, params: Mapping[str, str], base: str
-) -> SearchPage:
-    criteria, count, cursor_raw = _parse_params(kind, params)
-    cursor = _cursor(cursor_raw)
+
+def _total(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())))
+
+
+def _keyset(
+    session: Session, query: Select[Any], id_col: Any, q: Query
+) -> tuple[list[Any], str | None, int]:
+    """One page of `query` in id order after the cursor, the next cursor, and the total."""
+    total = _total(session, query)
+    if q.only_count:
+        return [], None, total
+    cursor = _cursor(q.cursor)
+    if cursor is not None:
+        query = query.where(id_col > cursor)
+    rows = list(session.execute(query.order_by(id_col).limit(q.count + 1)))
+    if len(rows) > q.count:
+        rows = rows[: q.count]
+        return rows, str(rows[-1][0].id), total
+    return rows, None, total
+
+
+def page_of(items: list[Any], q: Query) -> tuple[list[Any], str | None]:
+    """A page of a list built in memory; the cursor is the offset of the next page."""
+    start = 0
+    if q.cursor is not None:
+        if not q.cursor.isdigit() or int(q.cursor) > len(items):
+            raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
+        start = int(q.cursor)
+    if q.only_count:
+        return [], None
+    end = start + q.count
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+def _id_filter(groups: list[list[Token]], id_col: Any) -> list[Any]:
+    """`_id` tokens: a plain id each (an id carries no system)."""
+    clauses = []
+    for group in groups:
+        ids = [access.parse_id(t.code) for t in group if t.system is None and t.code]
+        clauses.append(id_col.in_([i for i in ids if i is not None]))
+    return clauses
+
+
+def _status_filter(
+    groups: list[list[Token]], system: str, ours: Mapping[str, str], col: Any
+) -> Any:
+    """A status search: `ours` maps each stored value to its FHIR code in `system`."""
+    wanted = allowed_codes(groups, system, set(ours.values()))
+    if wanted is None:
+        return None
+    return col.in_([k for k, v in ours.items() if v in wanted])
+
+
+def search(session: Session, *, by: User, q: Query, mrn: str) -> SearchPage:
+    kind = q.kind
     if kind == "Patient":
-        return _search_patients(session, by, criteria, count, cursor, base)
-    scope = _scope(session, by, _subject(criteria))
+        return _search_patients(session, by, q, mrn)
+    scope = _scope(session, by, q.patient_ids())
     if scope == [] or not _clinical_reader(by):
-        return SearchPage([], None)
+        return SearchPage([], None, 0)
     accesses: dict[uuid.UUID, PatientAccess] = {a.patient.id: a for a in scope or []}
     if kind == "CareTeam":
         query = select(CareTeam)
         patient_col = CareTeam.patient_id
-        status = criteria.get("status")
-        if status is not None and status != "active":
-            return SearchPage([], None)
+        # Every care team Concord serves is active.
+        wanted = allowed_codes(
+            q.groups("status"),
+            CARE_TEAM_STATUS,
+            {"proposed", "active", "suspended", "inactive", "entered-in-error"},
+        )
+        if wanted is not None and "active" not in wanted:
+            return SearchPage([], None, 0)
     elif kind == "CarePlan":
         query = select(CarePlan)
         patient_col = CarePlan.patient_id
-        if "status" in criteria:
-            query = query.where(CarePlan.status.in_(criteria["status"].split(",")))
+        statuses = {s.value: s.value for s in PlanStatus}
+        status = _status_filter(q.groups("status"), REQUEST_STATUS, statuses, CarePlan.status)
+        if status is not None:
+            query = query.where(status)
     else:
         query = (
             select(Goal)
@@ -277,25 +297,20 @@ def search(
             .where(Goal.removed_at.is_(None))
         )
         patient_col = CarePlan.patient_id
-        if "lifecycle-status" in criteria:
-            wanted = set(criteria["lifecycle-status"].split(","))
-            ours = [k for k, v in GOAL_LIFECYCLE.items() if v in wanted]
-            query = query.where(Goal.status.in_(ours))
+        status = _status_filter(
+            q.groups("lifecycle-status"), GOAL_STATUS, GOAL_LIFECYCLE, Goal.status
+        )
+        if status is not None:
+            query = query.where(status)
     if scope is None:
         query = query.where(patient_col.in_(_readable_ids(by)))
     else:
         query = query.where(patient_col.in_(list(accesses)))
     model = {"CareTeam": CareTeam, "CarePlan": CarePlan, "Goal": Goal}[kind]
-    if cursor is not None:
-        query = query.where(model.id > cursor)
-    query = query.add_columns(patient_col).order_by(model.id).limit(count + 1)
-    pairs = list(session.execute(query))
-    page, next_cursor = _page([row for row, _ in pairs], count)
-    patient_of = {row.id: patient_id for row, patient_id in pairs}
+    pairs, next_cursor, total = _keyset(session, query.add_columns(patient_col), model.id, q)
     contents_by_plan: dict[uuid.UUID, Any] = {}
     resources = []
-    for row in page:
-        patient_id = patient_of[row.id]
+    for row, patient_id in pairs:
         acc = accesses.get(patient_id) or access.patient_for(session, by, patient_id)
         accesses[patient_id] = acc
         record(
@@ -316,42 +331,23 @@ def search(
                 assert plan is not None
                 contents_by_plan[row.plan_id] = plans.load_contents(session, plan)
             resources.append(_goal_resource(session, row, acc, contents_by_plan[row.plan_id]))
-    return SearchPage(resources, next_cursor)
+    return SearchPage(resources, next_cursor, total)
 
 
-def _search_patients(
-    session: Session,
-    by: User,
-    criteria: dict[str, str],
-    count: int,
-    cursor: uuid.UUID | None,
-    base: str,
-) -> SearchPage:
+def _search_patients(session: Session, by: User, q: Query, mrn: str) -> SearchPage:
     if not _clinical_reader(by):
-        return SearchPage([], None)
+        return SearchPage([], None, 0)
     query = access.readable_patients(by)
-    if "_id" in criteria:
-        ids = []
-        for value in criteria["_id"].split(","):
-            try:
-                ids.append(uuid.UUID(value.strip()))
-            except ValueError:
-                continue
-        query = query.where(Patient.id.in_(ids))
+    for clause in _id_filter(q.groups("_id"), Patient.id):
+        query = query.where(clause)
     org = _org(session, by)
-    system = mrn_system(base, org)
-    if "identifier" in criteria:
-        value = criteria["identifier"]
-        if "|" in value:
-            wanted_system, value = value.split("|", 1)
-            if wanted_system and wanted_system != system:
-                return SearchPage([], None)
-        query = query.where(Patient.mrn == value)
-    if cursor is not None:
-        query = query.where(Patient.id > cursor)
-    rows = list(session.scalars(query.order_by(Patient.id).limit(count + 1)))
-    rows, next_cursor = _page(rows, count)
-    for patient in rows:
+    system = mrn_system(mrn, org)
+    # Every patient has one identifier, the MRN, always with this system.
+    for group in q.groups("identifier"):
+        query = query.where(or_(*(t.fixed_system_clause(system, Patient.mrn) for t in group)))
+    rows, next_cursor, total = _keyset(session, query, Patient.id, q)
+    patients = [row[0] for row in rows]
+    for patient in patients:
         record(
             session,
             by=by,
@@ -360,7 +356,7 @@ def _search_patients(
             object_id=patient.id,
             patient_id=patient.id,
         )
-    return SearchPage([mapping.patient_resource(p, system) for p in rows], next_cursor)
+    return SearchPage([mapping.patient_resource(p, system) for p in patients], next_cursor, total)
 
 
 # --- questionnaires, responses, scores ----------------------------------------------------------
@@ -389,21 +385,38 @@ def read_questionnaire(code: str) -> dict[str, Any]:
     return questionnaire_resource(_instrument_or_missing(code))
 
 
-def search_questionnaires(params: Mapping[str, str]) -> SearchPage:
-    from concord.fhir.measures import _instrument_for, questionnaire_resource
+def _all_questionnaires() -> list[dict[str, Any]]:
+    """Every Questionnaire a read answers: the instruments in use and the decision aids."""
+    from concord.decisions.aids import all_aids
+    from concord.fhir.decisions import questionnaire
+    from concord.fhir.measures import questionnaire_resource
     from concord.measures.library import library
 
-    criteria, count, _ = _parse_params("Questionnaire", params)
-    found = [i for i in library().all() if i.usable]
-    if "_id" in criteria:
-        found = [i for i in found if i.code in criteria["_id"].split(",")]
-    if "url" in criteria:
-        wanted = _instrument_for(criteria["url"], library())
-        found = [i for i in found if wanted is not None and i.code == wanted.code]
-    if "code" in criteria:
-        code = criteria["code"].split("|")[-1]
-        found = [i for i in found if i.loinc_panel == code]
-    return SearchPage([questionnaire_resource(i) for i in found[:count]], None)
+    found = [questionnaire_resource(i) for i in library().all() if i.usable]
+    found += [questionnaire(aid) for _, aid in sorted(all_aids().items())]
+    return found
+
+
+def _canonical_matches(group: list[Canonical], resource: dict[str, Any]) -> bool:
+    """`url` or `url|version` of the questionnaire; a LOINC panel's questionnaire URL
+    (derivedFrom, http://loinc.org/q/...) names it too, without a version of Concord's."""
+    return any(
+        (c.url == resource["url"] and c.version in (None, resource.get("version")))
+        or (c.version is None and c.url in resource.get("derivedFrom", []))
+        for c in group
+    )
+
+
+def search_questionnaires(q: Query) -> SearchPage:
+    found = _all_questionnaires()
+    for group in q.groups("_id"):
+        found = [r for r in found if any(t.system is None and t.code == r["id"] for t in group)]
+    for group in q.groups("url"):
+        found = [r for r in found if _canonical_matches(group, r)]
+    if q.has("code"):
+        found = [r for r in found if codings_match(q.groups("code"), r.get("code", []))]
+    page, next_cursor = page_of(found, q)
+    return SearchPage(page, next_cursor, len(found))
 
 
 def _response_access(session: Session, by: User, response: Any) -> PatientAccess:
@@ -477,40 +490,48 @@ def read_decision(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     return response(decision, item.plan_id if item else None)
 
 
+def _questionnaire_clause(base: str, c: Canonical) -> Any:
+    """A QuestionnaireResponse.questionnaire search value: Concord's canonical, a LOINC panel's
+    (http://loinc.org/q/...) or Questionnaire/<id>; `|version` must match the version answered."""
+    from concord.fhir.measures import _instrument_for
+    from concord.measures.library import library
+    from concord.measures.models import MeasureResponse
+
+    url = c.url.removeprefix(base.rstrip("/") + "/")
+    instrument = _instrument_for(url, library())
+    if instrument is None:
+        return false()
+    clause = MeasureResponse.instrument == instrument.code
+    if c.version is not None:
+        clause = and_(clause, MeasureResponse.instrument_version == c.version)
+    return clause
+
+
 def search_questionnaire_responses(
-    session: Session, *, by: User, params: Mapping[str, str]
+    session: Session, *, by: User, q: Query, base: str
 ) -> SearchPage:
-    from concord.fhir.measures import _instrument_for, response_resource
+    from concord.fhir.measures import response_resource
     from concord.measures.library import library
     from concord.measures.models import MeasureResponse, ResponseStatus
 
-    criteria, count, cursor_raw = _parse_params("QuestionnaireResponse", params)
-    cursor = _cursor(cursor_raw)
-    scope = _scope(session, by, _subject(criteria))
+    scope = _scope(session, by, q.patient_ids())
     if scope == [] or not _clinical_reader(by):
-        return SearchPage([], None)
+        return SearchPage([], None, 0)
     query = select(MeasureResponse).where(MeasureResponse.status == ResponseStatus.completed)
     if scope is None:
         query = query.where(MeasureResponse.patient_id.in_(_readable_ids(by)))
     else:
-        query = query.where(MeasureResponse.patient_id == scope[0].patient.id)
-    if "questionnaire" in criteria:
-        wanted = _instrument_for(criteria["questionnaire"], library())
-        if wanted is None:
-            return SearchPage([], None)
-        query = query.where(MeasureResponse.instrument == wanted.code)
-    if "identifier" in criteria:
-        system, _, value = criteria["identifier"].rpartition("|")
-        query = query.where(MeasureResponse.client_identifier == value)
-        if system:
-            query = query.where(MeasureResponse.client_system == system)
-    if cursor is not None:
-        query = query.where(MeasureResponse.id > cursor)
-    rows = list(session.scalars(query.order_by(MeasureResponse.id).limit(count + 1)))
-    rows, next_cursor = _page(rows, count)
+        query = query.where(MeasureResponse.patient_id.in_([a.patient.id for a in scope]))
+    for group in q.groups("questionnaire"):
+        query = query.where(or_(*(_questionnaire_clause(base, c) for c in group)))
+    for clause in token_filter(
+        q.groups("identifier"), MeasureResponse.client_system, MeasureResponse.client_identifier
+    ):
+        query = query.where(clause)
+    rows, next_cursor, total = _keyset(session, query, MeasureResponse.id, q)
     resources = []
     patients: dict[uuid.UUID, Patient] = {}
-    for row in rows:
+    for (row,) in rows:
         patient = patients.get(row.patient_id) or session.get(Patient, row.patient_id)
         assert patient is not None
         patients[row.patient_id] = patient
@@ -523,7 +544,7 @@ def search_questionnaire_responses(
             patient_id=row.patient_id,
         )
         resources.append(response_resource(row, library().get(row.instrument), patient))
-    return SearchPage(resources, next_cursor)
+    return SearchPage(resources, next_cursor, total)
 
 
 def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any]:
@@ -565,40 +586,75 @@ def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any
     return score_observation(observation, library().get(observation.instrument), acc.patient)
 
 
-def search_observations(session: Session, *, by: User, params: Mapping[str, str]) -> SearchPage:
-    """Scores, newest first; `derived-from` also returns the response's item observations."""
+def _observations_derived_from(
+    session: Session, by: User, q: Query, scope: list[PatientAccess] | None
+) -> SearchPage:
+    """Observations derived from named responses: each response's scores and, for the items
+    LOINC codes, an Observation per answer; built in memory (a response has a few dozen)."""
     from concord.fhir.measures import item_observations, score_observation
     from concord.measures.library import library
     from concord.measures.models import MeasureObservation, MeasureResponse
 
-    criteria, count, cursor_raw = _parse_params("Observation", params)
-    scope = _scope(session, by, _subject(criteria))
+    ids = q.ids("derived-from", target="QuestionnaireResponse") or set()
+    wanted = {a.patient.id for a in scope} if scope is not None else None
+    found: list[dict[str, Any]] = []
+    for ident in sorted(ids):
+        response = _get(session, MeasureResponse, ident)
+        if response is None or (wanted is not None and response.patient_id not in wanted):
+            continue
+        try:
+            acc = _response_access(session, by, response)
+        except NotFound:
+            continue
+        instrument = library().get(response.instrument)
+        scores = session.scalars(
+            select(MeasureObservation)
+            .where(MeasureObservation.response_id == response.id)
+            .order_by(MeasureObservation.id)
+        )
+        found += [score_observation(o, instrument, acc.patient) for o in scores]
+        if instrument is not None:
+            found += item_observations(response, instrument, acc.patient)
+    found = [r for r in found if codings_match(q.groups("code"), r["code"]["coding"])]
+    page, next_cursor = page_of(found, q)
+    for resource in page:
+        record(
+            session,
+            by=by,
+            action="search",
+            object_type="Observation",
+            object_id=resource["id"][:64],
+            patient_id=uuid.UUID(resource["subject"]["reference"].removeprefix("Patient/")),
+        )
+    return SearchPage(page, next_cursor, len(found))
+
+
+def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
+    """Scores, newest first; `derived-from` also returns the response's item observations."""
+    from concord.fhir.measures import score_observation
+    from concord.measures.library import library
+    from concord.measures.models import MeasureObservation
+
+    scope = _scope(session, by, q.patient_ids())
     if scope == [] or not _clinical_reader(by):
-        return SearchPage([], None)
+        return SearchPage([], None, 0)
+    if q.has("derived-from"):
+        return _observations_derived_from(session, by, q, scope)
     query = select(MeasureObservation)
     if scope is None:
         query = query.where(MeasureObservation.patient_id.in_(_readable_ids(by)))
     else:
-        query = query.where(MeasureObservation.patient_id == scope[0].patient.id)
-    if "code" in criteria:
-        codes = [c.split("|")[-1] for c in criteria["code"].split(",")]
-        query = query.where(MeasureObservation.code.in_(codes))
-    extra: list[dict[str, Any]] = []
-    if "derived-from" in criteria:
-        reference = criteria["derived-from"].rsplit("QuestionnaireResponse/", 1)[-1]
-        response = _get(session, MeasureResponse, reference)
-        if response is None:
-            return SearchPage([], None)
-        acc = _response_access(session, by, response)
-        query = query.where(MeasureObservation.response_id == response.id)
-        instrument = library().get(response.instrument)
-        if instrument is not None:
-            extra = item_observations(response, instrument, acc.patient)
-            if "code" in criteria:
-                extra = [o for o in extra if o["code"]["coding"][0]["code"] in codes]
-    if cursor_raw:
+        query = query.where(MeasureObservation.patient_id.in_([a.patient.id for a in scope]))
+    for clause in token_filter(
+        q.groups("code"), MeasureObservation.code_system, MeasureObservation.code
+    ):
+        query = query.where(clause)
+    total = _total(session, query)
+    if q.only_count:
+        return SearchPage([], None, total)
+    if q.cursor:
         try:
-            stamp, _, last_id = cursor_raw.partition("_")
+            stamp, _, last_id = q.cursor.partition("_")
             when = datetime.fromisoformat(stamp)
             query = query.where(
                 or_(
@@ -613,17 +669,16 @@ def search_observations(session: Session, *, by: User, params: Mapping[str, str]
             raise InvalidInput.field(
                 "_cursor", Msg("is not a cursor this server gave out")
             ) from None
-        extra = []
     rows = list(
         session.scalars(
             query.order_by(
                 MeasureObservation.effective_at.desc(), MeasureObservation.id.desc()
-            ).limit(count + 1)
+            ).limit(q.count + 1)
         )
     )
     next_cursor = None
-    if len(rows) > count:
-        rows = rows[:count]
+    if len(rows) > q.count:
+        rows = rows[: q.count]
         last = rows[-1]
         next_cursor = f"{last.effective_at.isoformat()}_{last.id}"
     patients: dict[uuid.UUID, Patient] = {}
@@ -641,7 +696,7 @@ def search_observations(session: Session, *, by: User, params: Mapping[str, str]
             patient_id=row.patient_id,
         )
         resources.append(score_observation(row, library().get(row.instrument), patient))
-    return SearchPage(resources + extra, next_cursor)
+    return SearchPage(resources, next_cursor, total)
 
 
 def submit_questionnaire_response(
@@ -680,13 +735,11 @@ def submit_questionnaire_response(
     )
 
 
-def search_safety(
-    session: Session, *, by: User, kind: str, params: Mapping[str, str]
-) -> SearchPage:
-    """Task (safety alerts) and Flag (risk status): the care team's only."""
+def search_safety(session: Session, *, by: User, q: Query) -> SearchPage:
+    """Task (safety alerts and the registry's tasks) and Flag (risk status): the care team's
+    only."""
     from concord.fhir.safety import search_flags, search_tasks
 
-    criteria, count, cursor = _parse_params(kind, params)
-    search = search_tasks if kind == "Task" else search_flags
-    resources, next_cursor = search(session, by=by, criteria=criteria, count=count, cursor=cursor)
-    return SearchPage(resources, next_cursor)
+    search = search_tasks if q.kind == "Task" else search_flags
+    resources, next_cursor, total = search(session, by=by, q=q)
+    return SearchPage(resources, next_cursor, total)

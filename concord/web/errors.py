@@ -25,6 +25,7 @@ FHIR_ISSUE_CODES = {
     403: "forbidden",
     404: "not-found",
     405: "not-supported",
+    406: "not-supported",
     409: "conflict",
     422: "invalid",
     429: "throttled",
@@ -34,7 +35,10 @@ FHIR_ISSUE_CODES = {
 
 
 def operation_outcome(
-    status: int, message: str, fields: dict[str, str] | None = None
+    status: int,
+    message: str,
+    fields: dict[str, str] | None = None,
+    issue_code: str | None = None,
 ) -> dict[str, Any]:
     issues = []
     if fields:
@@ -42,7 +46,7 @@ def operation_outcome(
             issues.append(
                 {
                     "severity": "error",
-                    "code": FHIR_ISSUE_CODES.get(status, "processing"),
+                    "code": issue_code or FHIR_ISSUE_CODES.get(status, "processing"),
                     "diagnostics": f"{name}: {problem}",
                     "expression": [name],
                 }
@@ -51,7 +55,7 @@ def operation_outcome(
         issues.append(
             {
                 "severity": "error",
-                "code": FHIR_ISSUE_CODES.get(status, "processing"),
+                "code": issue_code or FHIR_ISSUE_CODES.get(status, "processing"),
                 "diagnostics": message,
             }
         )
@@ -69,14 +73,20 @@ def error_response(
     fields: dict[str, str] | None = None,
     data: dict[str, Any] | None = None,
     code: str = "error",
+    headers: dict[str, str] | None = None,
 ) -> Response:
     path = request.url.path
-    headers: dict[str, str] = {}
+    headers = dict(headers or {})
     if status == 401 and (path.startswith("/api") or path.startswith("/fhir")):
         headers["WWW-Authenticate"] = 'Bearer realm="concord"'
     if path.startswith("/fhir"):
         return JSONResponse(
-            operation_outcome(status, str(message), fields),
+            operation_outcome(
+                status,
+                str(message),
+                fields,
+                "not-supported" if code == "not_supported" else None,
+            ),
             status_code=status,
             media_type="application/fhir+json",
             headers=headers,
@@ -131,8 +141,13 @@ def install(app: FastAPI) -> None:
                 request, 404, Msg("There is no page at this address."), code="not_found"
             )
         if exc.status_code == 405:
+            # RFC 9110: a 405 names the methods the address does allow.
             return error_response(
-                request, 405, Msg("That action is not available here."), code="method_not_allowed"
+                request,
+                405,
+                Msg("That action is not available here."),
+                code="method_not_allowed",
+                headers=dict(exc.headers or {}),
             )
         return error_response(request, exc.status_code, str(exc.detail))
 

@@ -1,0 +1,475 @@
+"""FHIR search and read parameters, parsed in one place for every resource type.
+
+R4 search (https://hl7.org/fhir/R4/search.html) as Concord offers it:
+
+- a comma inside a value means OR (`status=active,inactive`); a parameter given more than once
+  means AND (`code=A&code=B`: both must hold, so a single-valued element matches neither);
+- a token is `code`, `system|code`, `|code` (no system) or `system|` (any code of the system);
+- a reference is `id`, `Type/id` or `[base]/Type/id`; a canonical is `url` or `url|version`;
+- `_count`, `_summary` (true, false, data, count), `_elements`, `_format` (JSON only) and
+  `_pretty` are understood; `_cursor` is this server's own paging parameter.
+
+Anything else (an unknown parameter, any modifier, `_sort`, `_include`...) is refused with
+400 and an OperationOutcome `not-supported`, never ignored: a client must not get a different
+answer from the one it asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, false, or_, true
+from sqlalchemy.sql import ColumnElement
+
+from concord.errors import InvalidInput, NotAcceptable, NotSupported
+from concord.i18n import Msg
+
+MAX_COUNT = 200
+DEFAULT_COUNT = 50
+# Values one parameter may list with commas (each named patient is one access check).
+MAX_VALUES = 100
+JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
+SUMMARY_VALUES = {"true", "false", "data", "count"}
+READ_PARAMS = ("_format", "_pretty", "_summary", "_elements")
+RESULT_PARAMS = ("_count", "_cursor", *READ_PARAMS)
+SUBSETTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+}
+
+# The parameters each resource type offers, and their R4 types (the CapabilityStatement lists
+# exactly these). `canonical` is a reference to a canonical URL (`url|version` matches that
+# version); the CapabilityStatement calls it `reference` (or `uri` for a Questionnaire's url).
+SEARCH_PARAMS: dict[str, dict[str, str]] = {
+    "Patient": {"_id": "token", "identifier": "token"},
+    "Questionnaire": {"_id": "token", "url": "canonical", "code": "token"},
+    "QuestionnaireResponse": {
+        "patient": "reference",
+        "subject": "reference",
+        "questionnaire": "canonical",
+        "identifier": "token",
+    },
+    "Observation": {
+        "patient": "reference",
+        "subject": "reference",
+        "code": "token",
+        "derived-from": "reference",
+    },
+    "CareTeam": {"patient": "reference", "subject": "reference", "status": "token"},
+    "CarePlan": {"patient": "reference", "subject": "reference", "status": "token"},
+    "Goal": {"patient": "reference", "subject": "reference", "lifecycle-status": "token"},
+    "Task": {
+        "patient": "reference",
+        "subject": "reference",
+        "status": "token",
+        "owner": "reference",
+    },
+    "Flag": {"patient": "reference", "subject": "reference", "status": "token"},
+}
+CAPABILITY_TYPES = {"canonical": "reference"}
+CAPABILITY_OVERRIDES = {("Questionnaire", "url"): "uri"}
+
+
+def capability_type(kind: str, name: str) -> str:
+    declared = SEARCH_PARAMS[kind][name]
+    return CAPABILITY_OVERRIDES.get((kind, name), CAPABILITY_TYPES.get(declared, declared))
+
+
+@dataclass(frozen=True)
+class Token:
+    """system None: any system; system "": no system. code None: any code (`system|`)."""
+
+    system: str | None
+    code: str | None
+
+    def matches(self, system: str | None, code: str | None) -> bool:
+        if self.code is not None and code != self.code:
+            return False
+        if self.system is None:
+            return True
+        if self.system == "":
+            return not system
+        return system == self.system
+
+    def clause(self, system_col: Any, code_col: Any) -> ColumnElement[bool]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.code is not None:
+            conditions.append(code_col == self.code)
+        if self.system == "":
+            conditions.append(or_(system_col.is_(None), system_col == ""))
+        elif self.system is not None:
+            conditions.append(system_col == self.system)
+        return and_(true(), *conditions)
+
+    def fixed_system_clause(self, system: str, code_col: Any) -> ColumnElement[bool]:
+        """For a column whose values all carry the same `system`."""
+        if not self.matches(system, self.code):
+            return false()
+        return code_col == self.code if self.code is not None else true()
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference: type None for a bare id; foreign for another server's URL."""
+
+    type: str | None
+    id: str
+    foreign: bool = False
+
+    def is_to(self, kind: str) -> bool:
+        return not self.foreign and self.type in (None, kind)
+
+
+@dataclass(frozen=True)
+class Canonical:
+    url: str
+    version: str | None
+
+
+@dataclass
+class Query:
+    kind: str
+    # name -> AND groups -> OR values (Token, Ref or Canonical)
+    criteria: dict[str, list[list[Any]]]
+    count: int = DEFAULT_COUNT
+    cursor: str | None = None
+    summary: str | None = None
+    elements: tuple[str, ...] | None = None
+    pretty: bool = False
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def has(self, name: str) -> bool:
+        return name in self.criteria
+
+    def groups(self, name: str) -> list[list[Any]]:
+        return self.criteria.get(name, [])
+
+    def ids(self, *names: str, target: str) -> set[str] | None:
+        """The ids every group of `names` allows (AND of ORs), for references to `target`;
+        None when none of `names` was given."""
+        result: set[str] | None = None
+        for name in names:
+            for group in self.groups(name):
+                allowed = {ref.id for ref in group if ref.is_to(target)}
+                result = allowed if result is None else result & allowed
+        return result
+
+    def patient_ids(self) -> set[str] | None:
+        return self.ids("patient", "subject", target="Patient")
+
+    @property
+    def only_count(self) -> bool:
+        return self.summary == "count"
+
+
+def allowed_codes(groups: list[list[Token]], system: str, codes: Iterable[str]) -> set[str] | None:
+    """For a single-valued coded element whose codes come from `system`: the codes that
+    satisfy every group; None when there are no groups."""
+    if not groups:
+        return None
+    result = set(codes)
+    for group in groups:
+        result &= {c for c in codes if any(t.matches(system, c) for t in group)}
+    return result
+
+
+def codings_match(groups: list[list[Token]], codings: Sequence[Mapping[str, Any]]) -> bool:
+    """Every group has a token that one of the codings satisfies."""
+    return all(
+        any(t.matches(c.get("system"), c.get("code")) for t in group for c in codings)
+        for group in groups
+    )
+
+
+def token_filter(
+    groups: list[list[Token]], system_col: Any, code_col: Any
+) -> list[ColumnElement[bool]]:
+    """SQL conditions (to AND together) for a coded element stored as (system, code)."""
+    return [or_(*(t.clause(system_col, code_col) for t in group)) for group in groups]
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _split(value: str, sep: str) -> list[str]:
+    """Split on `sep` unless escaped with a backslash (other escapes are kept for later)."""
+    parts: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for char in value:
+        if escaped:
+            current.append(char if char == sep else "\\" + char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == sep:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if escaped:
+        current.append("\\")
+    parts.append("".join(current))
+    return parts
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\([\\,|$])", r"\1", value)
+
+
+def _token(name: str, value: str) -> Token:
+    pieces = [_unescape(p) for p in _split(value, "|")]
+    if len(pieces) == 1:
+        return Token(None, pieces[0])
+    if len(pieces) > 2:
+        raise InvalidInput.field(
+            name, Msg("must be code, system|code, |code or system| (one | only)")
+        )
+    system, code = pieces
+    if not system and not code:
+        raise InvalidInput.field(name, Msg("must be code, system|code, |code or system|"))
+    return Token(system, code or None)
+
+
+def _reference(name: str, value: str, base: str) -> Ref:
+    value = value.strip()
+    if re.match(r"^[a-z][a-z0-9+.-]*:", value, re.IGNORECASE):
+        prefix = base.rstrip("/") + "/"
+        if not value.startswith(prefix):
+            return Ref(None, value, foreign=True)  # another server's: nothing here matches
+        value = value[len(prefix) :]
+    parts = value.split("/")
+    if len(parts) == 1 and parts[0]:
+        return Ref(None, parts[0])
+    if len(parts) == 2 and all(parts) and re.match(r"^[A-Z][A-Za-z]+$", parts[0]):
+        return Ref(parts[0], parts[1])
+    if len(parts) == 4 and parts[2] == "_history":
+        raise NotSupported.field(name, Msg("a versioned reference is not supported"))
+    raise InvalidInput.field(name, Msg("must be an id, Type/id or a URL ending in Type/id"))
+
+
+def _canonical(name: str, value: str) -> Canonical:
+    pieces = [_unescape(p) for p in _split(value, "|")]
+    if len(pieces) > 2 or not pieces[0]:
+        raise InvalidInput.field(name, Msg("must be a URL or URL|version"))
+    return Canonical(pieces[0], pieces[1] if len(pieces) == 2 and pieces[1] else None)
+
+
+def _value(kind: str, name: str, value: str, base: str) -> Any:
+    declared = SEARCH_PARAMS[kind][name]
+    if declared == "token":
+        return _token(name, value)
+    if declared == "reference":
+        return _reference(name, _unescape(value), base)
+    return _canonical(name, value)
+
+
+def check_accept(accept: str | None, pairs: Sequence[tuple[str, str]]) -> None:
+    """406 for an Accept header that allows no JSON (a `_format` overrides the header)."""
+    if not accept or any(name == "_format" for name, _ in pairs):
+        return
+    ranges = [r.split(";", 1)[0].strip().lower() for r in accept.split(",")]
+    if not any(r in ("*/*", "application/*") or r in JSON_FORMATS for r in ranges):
+        raise NotAcceptable.field(
+            "Accept", Msg("only JSON is offered (json or application/fhir+json)")
+        )
+
+
+def _once(name: str, values: list[str]) -> str:
+    if len(values) > 1:
+        raise InvalidInput.field(name, Msg("may be given only once"))
+    return values[0]
+
+
+def _check_format(values: dict[str, list[str]]) -> None:
+    if "_format" in values:
+        wanted = _once("_format", values["_format"]).split(";", 1)[0].strip().lower()
+        if wanted not in JSON_FORMATS:
+            raise NotAcceptable.field(
+                "_format", Msg("only JSON is offered (json or application/fhir+json)")
+            )
+
+
+def _common(values: dict[str, list[str]], query: Query, *, read: bool) -> None:
+    _check_format(values)
+    if "_pretty" in values:
+        pretty = _once("_pretty", values["_pretty"])
+        if pretty not in ("true", "false"):
+            raise InvalidInput.field("_pretty", Msg("must be true or false"))
+        query.pretty = pretty == "true"
+    if "_summary" in values:
+        summary = _once("_summary", values["_summary"])
+        if summary == "text":
+            raise NotSupported.field(
+                "_summary",
+                Msg("text is not supported (no narrative here); use true, false, data or count"),
+            )
+        allowed = SUMMARY_VALUES - ({"count"} if read else set())
+        if summary not in allowed:
+            raise InvalidInput.field(
+                "_summary",
+                Msg("must be one of: %(allowed)s", allowed=", ".join(sorted(allowed))),
+            )
+        query.summary = None if summary in ("false", "data") else summary
+    if "_elements" in values:
+        if "_summary" in values:
+            raise InvalidInput.field("_elements", Msg("use either _elements or _summary"))
+        names = [n.strip() for n in ",".join(values["_elements"]).split(",")]
+        if not all(names):
+            raise InvalidInput.field("_elements", Msg("must be element names separated by commas"))
+        query.elements = tuple(names)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control_characters(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
+def _collect(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            # PostgreSQL cannot compare text holding NUL; no identifier or code holds one.
+            raise InvalidInput.field(
+                _CONTROL.sub("?", name)[:80], Msg("must not contain control characters")
+            )
+        values.setdefault(name, []).append(value)
+    return values
+
+
+def parse(kind: str, pairs: Sequence[tuple[str, str]], *, base: str) -> Query:
+    """A search's parameters (URL and form body together), checked against what `kind` offers."""
+    supported = SEARCH_PARAMS[kind]
+    values = _collect(pairs)
+    query = Query(kind, {}, pairs=[(k, v) for k, v in pairs if k != "_cursor"])
+    for name in values:
+        if ":" in name:
+            raise NotSupported.field(
+                name,
+                Msg(
+                    "modifiers (:%(modifier)s) are not supported",
+                    modifier=name.split(":", 1)[1][:40],
+                ),
+            )
+        if name not in supported and name not in RESULT_PARAMS:
+            raise NotSupported.field(
+                name[:80],
+                Msg(
+                    "is not a search parameter for %(kind)s here (supported: %(supported)s)",
+                    kind=kind,
+                    supported=", ".join([*sorted(supported), *RESULT_PARAMS]),
+                ),
+            )
+    _common(values, query, read=False)
+    if "_count" in values:
+        raw = _once("_count", values["_count"])
+        if not raw.isdigit() or int(raw) < 1:
+            raise InvalidInput.field(
+                "_count", Msg("must be a whole number from 1 to %(max)s", max=MAX_COUNT)
+            )
+        query.count = min(int(raw), MAX_COUNT)
+    if "_cursor" in values:
+        query.cursor = _once("_cursor", values["_cursor"])
+    for name, given in values.items():
+        if name not in supported:
+            continue
+        for value in given:
+            if value == "":
+                raise InvalidInput.field(name, Msg("needs a value"))
+            ors = _split(value, ",")
+            if not all(ors):
+                raise InvalidInput.field(name, Msg("has an empty value between commas"))
+            if len(ors) > MAX_VALUES:
+                raise InvalidInput.field(
+                    name, Msg("may list at most %(max)s values", max=MAX_VALUES)
+                )
+            # Escapes other than \, are undone by each type's own parser.
+            query.criteria.setdefault(name, []).append([_value(kind, name, v, base) for v in ors])
+    return query
+
+
+def parse_read(pairs: Sequence[tuple[str, str]]) -> Query:
+    """A read's parameters: only _format, _pretty, _summary and _elements."""
+    values = _collect(pairs)
+    for name in values:
+        if name not in READ_PARAMS:
+            raise NotSupported.field(
+                name[:80],
+                Msg(
+                    "is not supported on a read (supported: %(supported)s)",
+                    supported=", ".join(READ_PARAMS),
+                ),
+            )
+    query = Query("", {})
+    _common(values, query, read=True)
+    return query
+
+
+# --- shaping what is returned --------------------------------------------------------------------
+
+
+def _elements_of(resource_type: str) -> dict[str, tuple[bool, bool, str | None]]:
+    """JSON name -> (in the summary, mandatory, choice group) for a resource type's elements."""
+    from concord.fhir.mapping import VALIDATORS
+
+    model = VALIDATORS[resource_type]
+    result = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if not isinstance(extra, dict) or not extra.get("element_property"):
+            continue
+        result[info.alias or name] = (
+            bool(extra.get("summary_element_property")),
+            info.is_required() or bool(extra.get("element_required")),
+            extra.get("one_of_many"),  # type: ignore[arg-type]
+        )
+    return result
+
+
+def _subsetted(resource: dict[str, Any], keep: set[str]) -> dict[str, Any]:
+    shaped = {
+        k: v
+        for k, v in resource.items()
+        if k == "resourceType" or k in keep or (k.startswith("_") and k[1:] in keep)
+    }
+    meta = dict(shaped.get("meta") or {})
+    meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+    shaped["meta"] = meta
+    return shaped
+
+
+def check_elements(resource_type: str, names: Iterable[str]) -> None:
+    known = _elements_of(resource_type)
+    choices = {c for _, _, c in known.values() if c}
+    unknown = [n for n in names if n not in known and n not in choices]
+    if unknown:
+        raise InvalidInput.field(
+            "_elements",
+            Msg(
+                "%(names)s: not an element of %(kind)s",
+                names=", ".join(unknown)[:200],
+                kind=resource_type,
+            ),
+        )
+
+
+def shape(resource: dict[str, Any], query: Query) -> dict[str, Any]:
+    """The resource as `_summary=true` or `_elements` asks (marked SUBSETTED), else unchanged."""
+    if query.summary == "true":
+        known = _elements_of(resource["resourceType"])
+        return _subsetted(resource, {k for k, (summary, _, _) in known.items() if summary})
+    if query.elements is not None:
+        known = _elements_of(resource["resourceType"])
+        wanted = set(query.elements) | {"id", "meta"}
+        keep = {
+            k
+            for k, (_, mandatory, choice) in known.items()
+            if k in wanted or mandatory or (choice is not None and choice in wanted)
+        }
+        return _subsetted(resource, keep)
+    return resource
