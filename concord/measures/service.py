@@ -49,6 +49,17 @@ DEFAULT_SCHEDULES = (
 )
 
 
+NOT_IN_LANGUAGE = Msg(
+    "This questionnaire is not available in your language yet. Your care team will go "
+    "through it with you, with an interpreter."
+)
+
+
+def in_language(instrument: Instrument, language: str | None) -> bool:
+    """Whether a person who reads `language` can be given this questionnaire to fill in."""
+    return (language or "en") in instrument.languages
+
+
 def get_instrument(code: str, field_name: str = "instrument") -> Instrument:
     instrument = library().get(code)
     if instrument is None:
@@ -217,6 +228,10 @@ def start_or_resume(
     )
     if unfinished is not None:
         return unfinished
+    if access.is_self and not in_language(instrument, access.by.language):
+        # Never the English text to a patient who reads another language (the suicide screen
+        # least of all): the care team goes through it with an interpreter instead.
+        raise Conflict(NOT_IN_LANGUAGE)
     language = access.by.language if access.by.language in instrument.languages else "en"
     response = MeasureResponse(
         patient_id=access.patient.id,

@@ -287,3 +287,46 @@ class TestWhatTheTeamSees:
         assert "risk question 9 not answered" in overview.text
         assert count(session, MeasureObservation) == 0
 
+
+class TestSpanish:
+    @pytest.fixture
+    def rosa(self, session, people, plan):
+        people.patient_user.language = "es"
+        people.patient.language = "es"
+        commit(session)
+
+    @pytest.mark.parametrize("code", ["GAD-7", "ASQ", "PCL-5", "AUDIT", "AUDIT-C", "WHO-5"])
+    def test_an_english_only_questionnaire_is_never_given_in_english(
+        self, client, session, people, rosa, sign_in, code
+    ):
+        assert "es" not in library().get(code).languages  # no citable Spanish text yet
+        token = sign_in(PATIENT)
+        started = client.post(
+            "/my/check-ins/start", data={"csrf_token": token, "instrument": code}
+        )
+        assert started.status_code == 409
+        assert "intérprete" in started.text
+        assert count(session, MeasureResponse) == 0
+
+    def test_the_check_ins_page_says_so_in_spanish_and_offers_no_start(
+        self, client, session, people, rosa, sign_in
+    ):
+        sign_in(PATIENT)
+        page = client.get("/my/check-ins")
+        assert "no está disponible en su idioma" in page.text
+        assert 'value="GAD-7"' not in page.text  # no Start form for it
+        assert 'value="PHQ-9"' in page.text
+
+    def test_the_phq9_is_in_spanish(self, client, people, rosa, sign_in):
+        token = sign_in(PATIENT)
+        form = client.get(start(client, token, "PHQ-9"))
+        assert "Pensamientos de que estaría mejor muerto(a)" in form.text
+
+    def test_the_team_is_told_to_use_an_interpreter(self, client, session, people, rosa, sign_in):
+        sign_in(CM)
+        page = client.get(f"/patients/{people.patient.id}/measures")
+        assert page.text.count("data-not-in-language") == 1  # GAD-7, not PHQ-9
+        record = client.get(f"/patients/{people.patient.id}/measures/record/ASQ")
+        assert "interpreter" in record.text
+        schedules = session.scalars(select(MeasureSchedule)).all()
+        assert {s.instrument for s in schedules} == {"GAD-7", "PHQ-9"}
