@@ -202,12 +202,12 @@ class TestThePatientsCheckIn:
         token = sign_in(PATIENT)
         form = client.get(start_check_in(client, token))
         assert "Poco interés o placer en hacer cosas" in form.text
-        # No sourced Spanish GAD-7 yet (docs/clinical-sources.md): never the English text.
-        gad = client.post(
-            "/my/check-ins/start", data={"csrf_token": token, "instrument": "GAD-7"}
-        )
-        assert gad.status_code == 409
-        assert "intérprete" in gad.text
+        gad = client.get(start_check_in(client, token, "GAD-7"))
+        assert "Se ha molestado o irritado fácilmente" in gad.text
+        # No citable Spanish ASQ yet (docs/clinical-sources.md): never the English text.
+        asq = client.post("/my/check-ins/start", data={"csrf_token": token, "instrument": "ASQ"})
+        assert asq.status_code == 409
+        assert "intérprete" in asq.text
 
 
 class TestTheUrgentAlert:

@@ -293,9 +293,15 @@ class TestSpanish:
     def rosa(self, session, people, plan):
         people.patient_user.language = "es"
         people.patient.language = "es"
+        measures.add_schedule(
+            session,
+            access=acc_for(session, people.care_manager, people.patient),
+            instrument_code="ASQ",
+            every_days=28,
+        )
         commit(session)
 
-    @pytest.mark.parametrize("code", ["GAD-7", "ASQ", "PCL-5", "AUDIT", "AUDIT-C", "WHO-5"])
+    @pytest.mark.parametrize("code", ["ASQ", "PCL-5", "AUDIT", "AUDIT-C", "WHO-5"])
     def test_an_english_only_questionnaire_is_never_given_in_english(
         self, client, session, people, rosa, sign_in, code
     ):
@@ -313,20 +319,41 @@ class TestSpanish:
     ):
         sign_in(PATIENT)
         page = client.get("/my/check-ins")
-        assert "no está disponible en su idioma" in page.text
-        assert 'value="GAD-7"' not in page.text  # no Start form for it
-        assert 'value="PHQ-9"' in page.text
+        assert page.text.count("no está disponible en su idioma") == 1
+        assert 'value="ASQ"' not in page.text  # no Start form for it
+        assert 'value="PHQ-9"' in page.text and 'value="GAD-7"' in page.text
 
     def test_the_phq9_is_in_spanish(self, client, people, rosa, sign_in):
         token = sign_in(PATIENT)
         form = client.get(start(client, token, "PHQ-9"))
         assert "Pensamientos de que estaría mejor muerto(a)" in form.text
 
+    def test_the_gad7_is_in_pfizers_spanish_and_scored_the_same(
+        self, client, session, people, rosa, sign_in
+    ):
+        token = sign_in(PATIENT)
+        url = start(client, token, "GAD-7")
+        form = client.get(url)
+        assert "Se ha sentido nervioso(a), ansioso(a) o con los nervios de punta" in form.text
+        assert "Ha tenido miedo de que algo terrible fuera a pasar" in form.text
+        assert "Ningún día" in form.text
+        assert "no está disponible" not in form.text
+        answers = {f"a.{i}": "2" for i in GAD7}
+        sent = client.post(
+            url, data={"csrf_token": token, "version": 1, "action": "submit", **answers}
+        )
+        assert sent.status_code == 303, sent.text
+        session.expire_all()
+        response = session.scalar(select(MeasureResponse))
+        assert (response.language, response.scores["total"]["value"]) == ("es", 14)
+
     def test_the_team_is_told_to_use_an_interpreter(self, client, session, people, rosa, sign_in):
         sign_in(CM)
         page = client.get(f"/patients/{people.patient.id}/measures")
-        assert page.text.count("data-not-in-language") == 1  # GAD-7, not PHQ-9
+        assert page.text.count("data-not-in-language") == 1  # the ASQ, not PHQ-9 or GAD-7
         record = client.get(f"/patients/{people.patient.id}/measures/record/ASQ")
         assert "interpreter" in record.text
+        phq9 = client.get(f"/patients/{people.patient.id}/measures/record/PHQ-9")
+        assert "interpreter" not in phq9.text
         schedules = session.scalars(select(MeasureSchedule)).all()
-        assert {s.instrument for s in schedules} == {"GAD-7", "PHQ-9"}
+        assert {s.instrument for s in schedules} == {"ASQ", "GAD-7", "PHQ-9"}
