@@ -19,6 +19,7 @@ from fhir.resources.R4B.careteam import CareTeam as FhirCareTeam
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.goal import Goal as FhirGoal
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.practitioner import Practitioner as FhirPractitioner
 from fhir.resources.R4B.questionnaire import Questionnaire
@@ -55,6 +56,7 @@ VALIDATORS: dict[str, Any] = {
     "Flag": Flag,
     "Bundle": Bundle,
     "CapabilityStatement": CapabilityStatement,
+    "OperationOutcome": OperationOutcome,
 }
 
 

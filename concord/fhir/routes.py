@@ -167,6 +167,7 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
     """Accept a completed response from an app or EHR; it is scored like any other, and the
     same identifier sent twice is stored once (200 with the stored resource)."""
     raw = await request.body()  # already read (concord.web.deps.db): no wait here
+    issues: list[dict[str, Any]] = []
 
     def submit() -> tuple[dict[str, Any], bool]:
         # The token, the submit and the commit in one worker thread: the check-in is the
@@ -176,12 +177,32 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
             body = json.loads(raw)
         except ValueError:
             raise InvalidInput.field("body", Msg("must be a FHIR resource in JSON")) from None
-        result = fhir.submit_questionnaire_response(session, by=actor.user, body=body)
+        result = fhir.submit_questionnaire_response(
+            session, by=actor.user, body=body, issues=issues
+        )
         finish_request(request, session)
         return result
 
     resource, created = await run_in_threadpool(submit)
-    response = fhir_response(request, resource, status_code=201 if created else 200)
+    status_code = 201 if created else 200
+    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    if "return=operationoutcome" in prefer or (issues and "return=representation" not in prefer):
+        # A response stored but not scored says so: the answer is an OperationOutcome with the
+        # warning (the resource is at Location), unless the client asked for the resource.
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": issues
+            or [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": "Stored and scored.",
+                }
+            ],
+        }
+        response = fhir_response(request, outcome, status_code=status_code)
+    else:
+        response = fhir_response(request, resource, status_code=status_code)
     response.headers["Location"] = f"{_base(request)}/QuestionnaireResponse/{resource['id']}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -700,9 +700,11 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
 
 
 def submit_questionnaire_response(
-    session: Session, *, by: User, body: Any
+    session: Session, *, by: User, body: Any, issues: list[dict[str, Any]] | None = None
 ) -> tuple[dict[str, Any], bool]:
-    """Accept a completed response from another system; (resource, created)."""
+    """Accept a completed response from another system; (resource, created). What the sender
+    should know about it (not scored, and why) is appended to `issues` as OperationOutcome
+    issues."""
     from concord.fhir.measures import parse_response, response_resource
     from concord.measures import service as measures
     from concord.measures.library import library
@@ -729,10 +731,56 @@ def submit_questionnaire_response(
         ),
         field_prefix="item.",
     )
+    if issues is not None:
+        issues.extend(scoring_issues(intake.instrument, completed.scored))
     return (
         response_resource(completed.response, intake.instrument, acc.patient),
         not completed.duplicate,
     )
+
+
+def scoring_issues(instrument: Any, scored: Any) -> list[dict[str, Any]]:
+    """OperationOutcome warnings for a stored response that has no score, or a prorated one:
+    a sender must never read silence as a score."""
+    if not instrument.scores:
+        return [
+            {
+                "severity": "warning",
+                "code": "informational",
+                "diagnostics": (
+                    f"Stored, not scored: {instrument.code} has no score; it is read from its "
+                    "answers (and any alert they raise)."
+                ),
+            }
+        ]
+    found = []
+    for score in instrument.scores:
+        result = scored.scores.get(score.id)
+        if result is None:
+            continue
+        if result.value is None:
+            found.append(
+                {
+                    "severity": "warning",
+                    "code": "incomplete",
+                    "diagnostics": f"Stored, not scored ({score.id}): {result.reason}",
+                    "expression": [
+                        f"QuestionnaireResponse.item.where(linkId='{i}')" for i in result.missing
+                    ],
+                }
+            )
+        elif result.prorated:
+            found.append(
+                {
+                    "severity": "warning",
+                    "code": "informational",
+                    "diagnostics": (
+                        f"Score {score.id} prorated from the answered questions, as the "
+                        f"scoring rule allows; unanswered: {', '.join(result.missing)}"
+                    ),
+                }
+            )
+    return found
 
 
 def search_safety(session: Session, *, by: User, q: Query) -> SearchPage:

@@ -51,6 +51,9 @@ class Item:
     reverse: bool = False
     required: bool = True
     show_if: Rule | None = None
+    # The patient may explicitly decline this question (only where the instrument's source
+    # says what a refusal means, e.g. the ASQ); a declined question stays unanswered.
+    declinable: bool = False
 
     @property
     def values(self) -> frozenset[int]:
@@ -189,6 +192,20 @@ class Instrument:
         """False for a built-in placeholder whose wording a licensed clinic must supply."""
         return not self.placeholder
 
+    @property
+    def risk_items(self) -> tuple[str, ...]:
+        """The items a critical flag reads (PHQ-9 item 9, the ASQ's questions): one of these
+        left unanswered is never a negative answer."""
+        cached = self.__dict__.get("_risk_items")
+        if cached is None:
+            found: set[str] = set()
+            for flag in self.flags:
+                if flag.kind == "critical":
+                    _items_in(flag.rule.spec, found)
+            cached = tuple(i.id for i in self.items if i.id in found)
+            object.__setattr__(self, "_risk_items", cached)
+        return cached
+
     def item_by_code(self, code: str) -> Item | None:
         """An item by its id or its LOINC code (EHRs send LOINC codes as linkId)."""
         found = self.items_by_id.get(code)
@@ -199,6 +216,21 @@ class Instrument:
             by_loinc = {i.loinc: i for i in reversed(self.items) if i.loinc}
             object.__setattr__(self, "_loinc_index", by_loinc)
         return by_loinc.get(code)
+
+
+def _items_in(spec: Any, found: set[str]) -> None:
+    """Every item id a rule's spec names, nested rules included."""
+    if isinstance(spec, Mapping):
+        for key, value in spec.items():
+            if key == "item":
+                found.add(str(value))
+            elif key in ("any", "all", "count", "unanswered") and isinstance(value, list):
+                found.update(str(v) for v in value)
+            elif key in ("all_of", "any_of") and isinstance(value, list):
+                for sub in value:
+                    _items_in(sub, found)
+            elif key == "rule":
+                _items_in(value, found)
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -439,6 +471,7 @@ def parse_instrument(path: Path, data: Any) -> Instrument:
                 reverse=bool(raw.get("reverse", False)),
                 required=bool(raw.get("required", True)),
                 show_if=show_if,
+                declinable=bool(raw.get("declinable", False)),
             )
         )
     by_id = {i.id: i for i in items}

@@ -27,12 +27,20 @@ router = APIRouter()
 RECORD_MODES = (Mode.in_person, Mode.phone, Mode.video, Mode.proxy)
 
 
+DECLINED = "declined"  # the value of a question's "I'd rather not answer" choice
+
+
+def parse_declined(form: dict[str, Any]) -> list[str]:
+    """The questions whose "I'd rather not answer" choice is picked."""
+    return [k[2:] for k, v in form.items() if k.startswith("a.") and v == DECLINED]
+
+
 def parse_answers(form: dict[str, Any]) -> dict[str, int]:
     """Form fields `a.<item id>` hold the chosen values; empty means not answered."""
     answers: dict[str, int] = {}
     errors: dict[str, str] = {}
     for key, value in form.items():
-        if not key.startswith("a.") or blank_to_none(value) is None:
+        if not key.startswith("a.") or blank_to_none(value) in (None, DECLINED):
             continue
         item = key[2:]
         try:
@@ -292,6 +300,7 @@ def record_submit(
                 proxy_name=blank_to_none(form.get("proxy_name")) if proxy else None,
                 proxy_relationship=blank_to_none(form.get("proxy_relationship")) if proxy else None,
                 language=str(form.get("language", "en")),
+                declined=tuple(parse_declined(form)),
             ),
         )
     except InvalidInput as exc:
@@ -370,7 +379,10 @@ def _form_context(acc: PatientAccess, response: Any, **extra: Any) -> dict[str, 
         "response": response,
         "instrument": instrument,
         "qlang": response.language,
-        "values": {f"a.{k}": v for k, v in response.answers.items()},
+        "values": {
+            **{f"a.{k}": v for k, v in response.answers.items()},
+            **{f"a.{k}": DECLINED for k in (response.flags or {}).get("declined", [])},
+        },
         "errors": {},
         "message": None,
     }
@@ -399,14 +411,25 @@ def my_check_in_post(
         return RedirectResponse(f"/my/check-ins/{response.id}/done", status_code=303)
     try:
         answers = parse_answers(form)
+        declined = parse_declined(form)
         version = _int(form, "version")
         if form.get("action") == "save":
             measures.save_progress(
-                session, access=acc, response_id=response_id, answers=answers, version=version
+                session,
+                access=acc,
+                response_id=response_id,
+                answers=answers,
+                version=version,
+                declined=declined,
             )
             return RedirectResponse("/my?done=checkin_saved", status_code=303)
         measures.submit(
-            session, access=acc, response_id=response_id, answers=answers, version=version
+            session,
+            access=acc,
+            response_id=response_id,
+            answers=answers,
+            version=version,
+            declined=declined,
         )
     except (InvalidInput, Conflict) as exc:
         errors = exc.errors if isinstance(exc, InvalidInput) else {}

@@ -8,7 +8,7 @@ is critical, turned into an urgent alert for the care team in the same transacti
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,7 +36,7 @@ from concord.measures.models import (
     ResponseStatus,
 )
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
-from concord.measures.scoring import Scored, score_response, validate_answers
+from concord.measures.scoring import Scored, asked_items, score_response, validate_answers
 from concord.patients.models import Patient
 
 LOINC = "http://loinc.org"
@@ -47,6 +47,17 @@ DEFAULT_SCHEDULES = (
     {"instrument": "PHQ-9", "every_days": 14},
     {"instrument": "GAD-7", "every_days": 28},
 )
+
+
+NOT_IN_LANGUAGE = Msg(
+    "This questionnaire is not available in your language yet. Your care team will go "
+    "through it with you, with an interpreter."
+)
+
+
+def in_language(instrument: Instrument, language: str | None) -> bool:
+    """Whether a person who reads `language` can be given this questionnaire to fill in."""
+    return (language or "en") in instrument.languages
 
 
 def get_instrument(code: str, field_name: str = "instrument") -> Instrument:
@@ -89,6 +100,8 @@ class Submission:
     completed_at: datetime | None = None
     client_system: str | None = None
     client_identifier: str | None = None
+    # Questions the patient explicitly declined (only where the instrument allows it).
+    declined: tuple[str, ...] = ()
 
 
 @dataclass
@@ -109,6 +122,69 @@ def _check_answers(instrument: Instrument, answers: Mapping[str, Any], prefix: s
             Msg("Some answers are not allowed."),
             errors={f"{prefix}{item}": Msg(problem) for item, problem in problems.items()},
         )
+
+
+def _check_declined(
+    instrument: Instrument, answers: Mapping[str, Any], declined: Iterable[str], prefix: str
+) -> None:
+    errors: dict[str, Msg] = {}
+    for item_id in declined:
+        item = instrument.item(item_id)
+        if item is None:
+            errors[f"{prefix}{item_id}"] = Msg(
+                "is not a question of %(code)s", code=instrument.code
+            )
+        elif not item.declinable:
+            errors[f"{prefix}{item_id}"] = Msg(
+                "cannot be declined: %(code)s does not allow it; choose an answer",
+                code=instrument.code,
+            )
+        elif item_id in answers:
+            errors[f"{prefix}{item_id}"] = Msg("is both answered and declined; choose one")
+    if errors:
+        raise InvalidInput(Msg("Some answers are not allowed."), errors=errors)
+
+
+def require_complete(
+    instrument: Instrument,
+    answers: Mapping[str, Any],
+    declined: Iterable[str] = (),
+    prefix: str = "answers.",
+) -> None:
+    """Refuse a response that leaves a required question unanswered (and not declined where
+    the instrument allows it): an incomplete response is never stored as done. Each unanswered
+    question is named; a suicide-risk question is called out."""
+    declined = set(declined)
+    missing = [
+        item.id
+        for item in asked_items(instrument, answers)
+        if item.required and item.id not in answers and item.id not in declined
+    ]
+    if not missing:
+        return
+    risk = [i for i in missing if i in instrument.risk_items]
+    errors: dict[str, Msg] = {}
+    for item_id in missing:
+        if item_id in risk:
+            errors[f"{prefix}{item_id}"] = Msg(
+                "not answered: this question asks about suicide or self-harm, and the care "
+                "team needs its answer"
+            )
+        else:
+            errors[f"{prefix}{item_id}"] = Msg("not answered")
+    if risk:
+        message = Msg(
+            "Not every question is answered (%(items)s), including the question about "
+            "suicide or self-harm (%(risk)s). Answer them before sending.",
+            items=", ".join(missing),
+            risk=", ".join(risk),
+        )
+    else:
+        message = Msg(
+            "Not every question is answered (%(items)s). Answer them before sending.",
+            items=", ".join(missing),
+        )
+    raise InvalidInput(message, errors=errors)
 
 
 def _can_answer(session: Session, access: PatientAccess, action: str) -> None:
@@ -152,6 +228,10 @@ def start_or_resume(
     )
     if unfinished is not None:
         return unfinished
+    if access.is_self and not in_language(instrument, access.by.language):
+        # Never the English text to a patient who reads another language (the suicide screen
+        # least of all): the care team goes through it with an interpreter instead.
+        raise Conflict(NOT_IN_LANGUAGE)
     language = access.by.language if access.by.language in instrument.languages else "en"
     response = MeasureResponse(
         patient_id=access.patient.id,
@@ -217,8 +297,12 @@ def save_progress(
     response_id: uuid.UUID | str,
     answers: Mapping[str, Any],
     version: int,
+    declined: Iterable[str] | None = None,
+    complete: bool = False,
 ) -> MeasureResponse:
-    """Keep the answers so far, to finish later."""
+    """Keep the answers so far, to finish later. `declined`, when given, is the full list of
+    questions the patient declined so far. With `complete`, refuse (changing nothing) unless
+    every required question is answered or declined."""
     _can_answer(session, access, "update")
     response = get_response(session, access=access, response_id=response_id)
     if response.status != ResponseStatus.in_progress:
@@ -232,7 +316,20 @@ def save_progress(
         )
     instrument = get_instrument(response.instrument)
     _check_answers(instrument, answers, "answers.")
-    response.answers = {**response.answers, **{k: int(v) for k, v in answers.items()}}
+    merged = {**response.answers, **{k: int(v) for k, v in answers.items()}}
+    if declined is not None:
+        declined = sorted(set(declined))
+        # A question declined now drops an earlier answer to it, and one answered now is no
+        # longer declined.
+        merged = {k: v for k, v in merged.items() if k not in declined or k in answers}
+        declined = [d for d in declined if d not in answers]
+        _check_declined(instrument, merged, declined, "answers.")
+    else:
+        declined = list((response.flags or {}).get("declined", []))
+    if complete:
+        require_complete(instrument, merged, declined)
+    response.flags = {**(response.flags or {}), "declined": declined}
+    response.answers = merged
     response.updated_at = now()
     response.version += 1
     record(
@@ -253,10 +350,18 @@ def submit(
     response_id: uuid.UUID | str,
     answers: Mapping[str, Any],
     version: int,
+    declined: Iterable[str] | None = None,
 ) -> Completed:
-    """Send a check-in: score it, store it, and act on what it says."""
+    """Send a check-in: score it, store it, and act on what it says. Refused, changing
+    nothing, while a required question is unanswered."""
     response = save_progress(
-        session, access=access, response_id=response_id, answers=answers, version=version
+        session,
+        access=access,
+        response_id=response_id,
+        answers=answers,
+        version=version,
+        declined=declined,
+        complete=True,
     )
     instrument = get_instrument(response.instrument)
     return _complete(
@@ -328,6 +433,8 @@ def record_response(
         if earlier is not None:
             return _replayed(earlier, instrument, access)
     _check_answers(instrument, submission.answers, field_prefix)
+    _check_declined(instrument, submission.answers, submission.declined, field_prefix)
+    require_complete(instrument, submission.answers, submission.declined, field_prefix)
     current = now()
     completed_at = submission.completed_at or current
     if completed_at > current + timedelta(minutes=5):
@@ -359,7 +466,7 @@ def record_response(
         client_identifier=submission.client_identifier,
         answers={k: int(v) for k, v in submission.answers.items()},
         scores={},
-        flags={},
+        flags={"declined": sorted(set(submission.declined))},
         version=1,
     )
     response.entered_by = access.by
@@ -428,6 +535,9 @@ def _complete(
             for f in scored.flags
         ],
         "unanswered": list(scored.unanswered),
+        "declined": [
+            d for d in (response.flags or {}).get("declined", []) if d in scored.unanswered
+        ],
     }
     connection = core(session)  # a response the session holds is written here
     if new:
@@ -518,15 +628,27 @@ def _completed_dates(
     if not instruments:
         return result
     tz = ZoneInfo(_org(session, patient).timezone)
-    for code, completed_at in session.execute(
-        select(MeasureResponse.instrument, MeasureResponse.completed_at).where(
+    for code, completed_at, flags in session.execute(
+        select(
+            MeasureResponse.instrument, MeasureResponse.completed_at, MeasureResponse.flags
+        ).where(
             MeasureResponse.patient_id == patient.id,
             MeasureResponse.instrument.in_(instruments),
             MeasureResponse.status == ResponseStatus.completed,
         )
     ):
+        if incomplete(flags):
+            continue  # never satisfies a schedule: the check-in is still to do
         result[code].append(completed_at.astimezone(tz).date())
     return result
+
+
+def incomplete(flags: Mapping[str, Any] | None) -> list[str]:
+    """The required questions a stored response left unanswered without declining them (only
+    responses stored before every path refused them can have any)."""
+    flags = flags or {}
+    declined = set(flags.get("declined") or ())
+    return [i for i in flags.get("unanswered") or () if i not in declined]
 
 
 def active_schedules(session: Session, patient_id: uuid.UUID) -> list[MeasureSchedule]:

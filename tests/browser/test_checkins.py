@@ -154,3 +154,72 @@ def test_the_team_sees_the_alert_the_chart_and_acknowledges(live, browser, activ
         cara.goto(f"/patients/{people.patient.id}/measures/record/PHQ-9")
     finally:
         cara.close()
+
+
+def test_a_wide_screen_will_not_send_with_a_question_unanswered(live, browser, active_plan):
+    pat = Visitor(browser, live["url"])
+    try:
+        pat.sign_in("pat@patients.example.org")
+        page = pat.page
+        page.goto("/my/check-ins")
+        page.get_by_role("button", name=re.compile(r"^(Start|Continue)\s*: GAD-7")).click()
+        questions = page.locator("fieldset.question")
+        expect(page.get_by_role("button", name="Back")).to_be_hidden()
+        expect(page.get_by_role("button", name="Next")).to_be_hidden()
+        for n in range(6):
+            questions.nth(n).get_by_text("Several days").click()
+        page.get_by_role("button", name="Send my answers").click()
+        # Not sent: the question left out says so and has the focus.
+        expect(questions.nth(6).get_by_role("alert")).to_contain_text("Choose an answer")
+        expect(questions.nth(6).locator("input").first).to_be_focused()
+        assert "/done" not in page.url
+        pat.check_accessibility()
+        page.goto("/my/check-ins")  # leave it unsent, with nothing saved
+    finally:
+        pat.close()
+
+def test_a_phone_shows_only_the_current_steps_buttons_and_keeps_focus_on_the_questions(
+    live, browser, active_plan
+):
+    """The hidden attribute hides Back, Next and "Send my answers" (a `display` rule for
+    buttons overrode it, so all three showed on every step); Next will not skip a question
+    left unanswered; and each answer moves focus to the next question, not to the page."""
+    pat = Visitor(browser, live["url"], phone=True)
+    try:
+        pat.sign_in("pat@patients.example.org")
+        page = pat.page
+        page.goto("/my/check-ins")
+        page.get_by_role("button", name=re.compile(r"^(Start|Continue)\s*: GAD-7")).click()
+        questions = page.locator("fieldset.question")
+        back = page.get_by_role("button", name="Back")
+        next_ = page.get_by_role("button", name="Next")
+        send = page.get_by_role("button", name="Send my answers")
+        expect(back).to_be_hidden()
+        expect(next_).to_be_visible()
+        expect(send).to_be_hidden()
+        # Next with nothing chosen says so and stays on the question.
+        next_.click()
+        expect(questions.nth(0)).to_be_visible()
+        expect(questions.nth(0).get_by_role("alert")).to_contain_text("Choose an answer")
+        expect(questions.nth(0).locator("input").first).to_be_focused()
+        pat.check_accessibility()
+        count = questions.count()
+        for n in range(count - 1):
+            questions.nth(n).get_by_text("Not at all").click()
+            expect(questions.nth(n + 1)).to_be_visible()
+            focused = page.evaluate(
+                "() => document.activeElement.closest('fieldset.question')?.id || "
+                "document.activeElement.tagName"
+            )
+            assert focused == f"q-{n + 2}", f"after answer {n + 1} focus is on {focused}"
+            expect(back).to_be_visible()
+            if n + 1 < count - 1:
+                expect(next_).to_be_visible()
+                expect(send).to_be_hidden()
+        expect(next_).to_be_hidden()
+        expect(send).to_be_visible()
+        questions.nth(count - 1).get_by_text("Not at all").click()
+        send.click()
+        expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+    finally:
+        pat.close()

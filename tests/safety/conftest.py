@@ -18,13 +18,17 @@ def plan(session, people):
     return created
 
 
-def respond(session, people, instrument: str, answers: dict[str, int], *, by=None, patient=None):
+def respond(
+    session, people, instrument: str, answers: dict[str, int], *, by=None, patient=None, declined=()
+):
     """A completed response recorded by the care manager (or `by`), as in clinic."""
     return measures.record_response(
         session,
         access=acc_for(session, by or people.care_manager, patient or people.patient),
         instrument_code=instrument,
-        submission=measures.Submission(answers=answers, mode=measures.Mode.in_person),
+        submission=measures.Submission(
+            answers=answers, mode=measures.Mode.in_person, declined=tuple(declined)
+        ),
     )
 
 

@@ -83,7 +83,7 @@ class TestTheDefaultRules:
         assert (completed.alert.tier, completed.alert.rule_id) == ("urgent", "asq-positive")
 
     def test_asq_declined_is_a_positive_screen(self, session, people, plan):
-        completed = respond(session, people, "ASQ", asq(declined=(2,)))
+        completed = respond(session, people, "ASQ", asq(declined=(2,)), declined=("2",))
         assert completed.alert.rule_id == "asq-positive"
 
     def test_asq_all_no_raises_nothing(self, session, people, plan):
