@@ -67,6 +67,13 @@ class PatientAccess:
         return self.on_team or self.is_self
 
     @property
+    def can_read_history(self) -> bool:
+        """The plan's revisions and what changed between them: with who changed what and why
+        (a removed item's reason, a patient's private "why"), they are the team's working
+        record. A family member sees only the plan as it stands."""
+        return self.on_team
+
+    @property
     def can_read_record(self) -> bool:
         """The whole record, beyond the care plan (demographics, team, access log)."""
         return self.on_team or self.is_self
