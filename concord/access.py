@@ -277,6 +277,13 @@ def deny(
     return PermissionDenied(message)
 
 
+def sees_whole_record(by: User) -> bool:
+    """Whether the patients readable_patients(by) gives are whole records to `by` (the patient,
+    their care team) or only shared care plans (a family member: the name and the plan, as
+    /shared shows them)."""
+    return by.active and (by.is_clinician or by.is_patient)
+
+
 def readable_patients(by: User) -> Select[tuple[Patient]]:
     """A query for every patient `by` may open; empty for anyone without clinical access."""
     query = select(Patient).where(Patient.organization_id == by.organization_id)
