@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from concord.accounts.service import create_api_token
+from concord.accounts.service import create_api_token, start_session
 from concord.app import create_app
 from concord.audit.service import set_context
 from concord.careplans import service as plans
@@ -31,7 +31,7 @@ from concord.clock import FakeClock, set_clock
 from concord.decisions import service as ds
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
-from concord.patients.models import CareTeam
+from concord.patients.models import CareTeam, RelatedPerson
 from concord.registry import reviews as rv
 from concord.registry import service as reg
 from concord.registry.models import Recommendation, WorkTask
@@ -96,6 +96,7 @@ class World:
     connection: Any
     tokens: dict[str, str]
     ids: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -112,16 +113,16 @@ def world(engine, database_url) -> Iterator[World]:
     try:
         with factory() as session:
             set_context(session, channel="system")
-            ids, tokens = _build(session)
+            ids, tokens, cookies = _build(session)
         with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
-            yield World(client, connection, tokens, ids)
+            yield World(client, connection, tokens, ids, cookies)
     finally:
         outer.rollback()
         connection.close()
         set_clock(previous)
 
 
-def _build(session: Any) -> tuple[dict[str, str], dict[str, str]]:
+def _build(session: Any) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     people = build_personas(session)
     users = {
         "care_manager": people.care_manager,
@@ -198,6 +199,9 @@ def _build(session: Any) -> tuple[dict[str, str], dict[str, str]]:
         reason="First plan",
         base_version=0,
     )
+    # The patient shares the safety plan with their sister (her page: /shared/{id}/safety-plan).
+    sister = session.scalar(select(RelatedPerson).where(RelatedPerson.user_id == people.family.id))
+    safety_plans.set_share(session, access=me, related_person_id=sister.id, share=True)
     session.flush()
     task = session.scalar(select(WorkTask).where(WorkTask.patient_id == people.patient.id))
     team = session.scalar(select(CareTeam).where(CareTeam.patient_id == people.patient.id))
@@ -229,8 +233,12 @@ def _build(session: Any) -> tuple[dict[str, str], dict[str, str]]:
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
     }
+    cookies = {
+        name: start_session(session, user=user, ip=None, user_agent=None, mfa_verified=True)[0]
+        for name, user in users.items()
+    }
     commit(session)
-    return ids, tokens
+    return ids, tokens, cookies
 
 
 P = "/api/v1/patients/{patient_id}"
@@ -605,3 +613,73 @@ def _section_items(world: World) -> dict[str, str]:
         assert response.status_code == 201, response.text
         _ITEMS[f"{section}_item"] = response.json()["id"]
     return _ITEMS
+
+
+# --- exports: every CSV and PDF the app serves, as a signed-in person asks for it -----------
+
+EXPORTS: dict[str, Case] = {
+    "/patients/{patient_id}/safety-plan.pdf": Case(
+        "/patients/{patient_id}/safety-plan.pdf", TEAM
+    ),
+    # The signed-in patient's own plan: the other patient has none (404); nobody else is a
+    # patient (404).
+    "/my/safety-plan.pdf": Case("/my/safety-plan.pdf", frozenset({"patient"})),
+    "/shared/{patient_id}/safety-plan.pdf": Case(
+        "/shared/{patient_id}/safety-plan.pdf", frozenset({"family"})
+    ),
+    "/safety/figures.csv": Case("/safety/figures.csv", CLINICIANS | {"admin"}, kind="list"),
+    "/registry/caseload.csv": Case("/registry/caseload.csv?scope=teams", TEAM, kind="list"),
+    # The month's minutes, for billing: the team's patients, or the organization's for an
+    # administrator (the page /registry/minutes shows the same rows).
+    "/registry/minutes.csv": Case(
+        "/registry/minutes.csv?month=2026-11", TEAM | {"admin"}, kind="list"
+    ),
+}
+
+
+def _export_routes(app: Any) -> set[str]:
+    found = set()
+    for route in app.routes:
+        router = getattr(route, "original_router", None)
+        for r in router.routes if router is not None else [route]:
+            if isinstance(r, APIRoute) and r.path.endswith((".csv", ".pdf")):
+                found.add(r.path)
+    return found
+
+
+def test_every_export_has_a_rule(world):
+    routes = _export_routes(world.client.app)
+    assert sorted(routes - set(EXPORTS)) == [], "give these exports a rule in EXPORTS"
+    assert sorted(set(EXPORTS) - routes) == []
+
+
+@pytest.mark.parametrize(
+    "path,persona", [(p, persona) for p in EXPORTS for persona in PERSONAS], ids=str
+)
+def test_the_export_answers_as_its_page(world, path, persona):
+    rule = EXPORTS[path]
+    url = _fill(rule.url, world.ids)
+    world.client.cookies.clear()
+    world.client.cookies.set("concord_session", world.cookies[persona])
+    savepoint = world.connection.begin_nested()
+    try:
+        response = world.client.get(url)
+    finally:
+        savepoint.rollback()
+        world.client.cookies.clear()
+    allowed = persona in rule.allowed
+    where = f"GET {url} as {persona}: {response.status_code} {response.text[:200]}"
+    assert response.status_code < 500, where
+    if allowed:
+        assert response.status_code == 200, where
+        if path.endswith(".csv") and persona in TEAM and "figures" not in path:
+            assert NAME in response.text, where  # the rows are there to be hidden from others
+        return
+    if rule.kind == "list":
+        assert response.status_code in (200, 403, 404), where
+        # A refusal page names the person signed in: the patient sees their own name.
+        _nothing_of_the_record(response.text, where, name_ok=persona == "patient")
+    else:
+        # A PDF's text is compressed: nothing of it may be served at all.
+        assert response.status_code in (303, 404), where
+        assert not response.content.startswith(b"%PDF"), where
