@@ -11,6 +11,7 @@ so a write by one persona does not change what the next one meets.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,11 +20,12 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from concord.accounts.service import create_api_token, start_session
 from concord.app import create_app
+from concord.audit.models import AuditEvent
 from concord.audit.service import set_context
 from concord.careplans import service as plans
 from concord.careplans.schemas import GoalProposal, StrengthIn
@@ -97,6 +99,7 @@ class World:
     tokens: dict[str, str]
     ids: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -113,16 +116,16 @@ def world(engine, database_url) -> Iterator[World]:
     try:
         with factory() as session:
             set_context(session, channel="system")
-            ids, tokens, cookies = _build(session)
+            ids, tokens, cookies, users = _build(session)
         with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
-            yield World(client, connection, tokens, ids, cookies)
+            yield World(client, connection, tokens, ids, cookies, users)
     finally:
         outer.rollback()
         connection.close()
         set_clock(previous)
 
 
-def _build(session: Any) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+def _build(session: Any) -> tuple[dict[str, str], ...]:
     people = build_personas(session)
     users = {
         "care_manager": people.care_manager,
@@ -238,7 +241,7 @@ def _build(session: Any) -> tuple[dict[str, str], dict[str, str], dict[str, str]
         for name, user in users.items()
     }
     commit(session)
-    return ids, tokens, cookies
+    return ids, tokens, cookies, {name: str(user.id) for name, user in users.items()}
 
 
 P = "/api/v1/patients/{patient_id}"
@@ -552,7 +555,9 @@ def test_the_route_answers_as_its_page(world, case):
         kwargs["data" if rule.form else "json"] = body
     savepoint = world.connection.begin_nested()
     try:
+        before = _denials(world, persona)
         response = world.client.request(method, url, **kwargs)
+        audited = _denials(world, persona) > before
     finally:
         savepoint.rollback()
     text = response.text
@@ -586,8 +591,20 @@ def test_the_route_answers_as_its_page(world, case):
         # 403 only for a change to a record the persona can see (a family member's comment).
         refused = rule.denied | ({403} if persona in PLAN and method != "GET" else set())
         assert response.status_code in refused, where
+        assert audited or response.status_code == 422, f"{where}: the refusal is not audited"
     if not allowed:
         _nothing_of_the_record(text, where, name_ok=False)
+
+
+def _denials(world: World, persona: str) -> int:
+    return world.connection.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.actor_id == uuid.UUID(world.users[persona]),
+            AuditEvent.outcome == "denied",
+        )
+    )
 
 
 def _nothing_of_the_record(text: str, where: str, *, name_ok: bool) -> None:
