@@ -32,7 +32,7 @@ from concord.accounts.models import (
     User,
     WebSession,
 )
-from concord.audit.models import Outcome
+from concord.audit.models import AuditEvent, Outcome
 from concord.audit.service import record
 from concord.clock import now
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -399,6 +399,33 @@ def confirm_mfa_setup(session: Session, *, user: User, code: str) -> list[str]:
         session.add(MfaRecoveryCode(user_id=user.id, code_hash=token_hash(code_value)))
     record(session, by=user, action="mfa_enable", object_type="User", object_id=user.id)
     return codes
+
+
+def second_factor_throttle(session: Session, *, user: User) -> Msg | None:
+    """Why a second-factor code may not be tried now, or None. Someone who has the password
+    must not be able to try every 6-digit code: after CONCORD_LOGIN_MAX_FAILURES wrong codes
+    within the lockout window, codes wait out the window. Counted per account from the
+    audit trail (each wrong code is a failed mfa_verify), which a right password does not
+    reset."""
+    settings = get_settings()
+    since = now() - timedelta(minutes=settings.login_lockout_minutes)
+    failures = session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.actor_id == user.id,
+            AuditEvent.action == "mfa_verify",
+            AuditEvent.outcome == Outcome.failed,
+            AuditEvent.occurred_at > since,
+        )
+    )
+    if (failures or 0) < settings.login_max_failures:
+        return None
+    return Msg(
+        "Too many failed sign-ins. Wait %(minutes)s minutes and try again, "
+        "or ask your administrator to reset your password.",
+        minutes=settings.login_lockout_minutes,
+    )
 
 
 def verify_second_factor(session: Session, *, user: User, code: str) -> bool:

@@ -402,6 +402,39 @@ class TestMfa:
         assert right.status_code == 303
         assert client.get("/patients").status_code == 200
 
+    def test_wrong_codes_are_throttled_even_with_the_password(
+        self, client, people, session, clock
+    ):
+        """Whoever has the password could try every 6-digit code, signing in again whenever
+        asked: wrong codes are counted per account, and a right password does not reset them."""
+        secret, _ = self.enrol_optional(client, people, session)
+        for _ in range(5):
+            client.cookies.clear()
+            assert post_sign_in(client, "cara@test.example.org", PASSWORD).status_code == 303
+            page = client.get("/sign-in/mfa")
+            wrong = client.post(
+                "/sign-in/mfa", data={"csrf_token": csrf_of(page.text), "code": "000000"}
+            )
+            assert wrong.status_code == 401
+        client.cookies.clear()
+        post_sign_in(client, "cara@test.example.org", PASSWORD)
+        page = client.get("/sign-in/mfa")
+        clock.advance(seconds=31)
+        right = pyotp.TOTP(secret).at(clock.now())
+        refused = client.post(
+            "/sign-in/mfa", data={"csrf_token": csrf_of(page.text), "code": right}
+        )
+        assert refused.status_code == 429 and "Wait 15 minutes" in refused.text
+        assert client.get("/patients").status_code == 303
+        clock.advance(minutes=16)
+        client.cookies.clear()
+        post_sign_in(client, "cara@test.example.org", PASSWORD)
+        page = client.get("/sign-in/mfa")
+        right = pyotp.TOTP(secret).at(clock.now())
+        ok = client.post("/sign-in/mfa", data={"csrf_token": csrf_of(page.text), "code": right})
+        assert ok.status_code == 303 and not ok.headers["location"].startswith("/sign-in")
+        assert client.get("/patients").status_code == 200
+
     def enrol_optional(self, client, people, session):
         post_sign_in(client, "cara@test.example.org", PASSWORD)
         page = client.get("/account/mfa/setup")
