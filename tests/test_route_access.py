@@ -100,6 +100,7 @@ class World:
     ids: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     users: dict[str, str] = field(default_factory=dict)
+    items: dict[str, str] = field(default_factory=dict)  # one item per plan section
 
 
 @pytest.fixture(scope="module")
@@ -613,13 +614,10 @@ def _nothing_of_the_record(text: str, where: str, *, name_ok: bool) -> None:
     assert leaked == [], f"{where}: shows {leaked}"
 
 
-_ITEMS: dict[str, str] = {}
-
-
 def _section_items(world: World) -> dict[str, str]:
     """An item of each section, made once (as the care manager, through the API)."""
-    if _ITEMS:
-        return _ITEMS
+    if world.items:
+        return world.items
     headers = {"Authorization": f"Bearer {world.tokens['care_manager']}"}
     for section, body in SECTION_BODIES.items():
         response = world.client.post(
@@ -628,8 +626,8 @@ def _section_items(world: World) -> dict[str, str]:
             headers=headers,
         )
         assert response.status_code == 201, response.text
-        _ITEMS[f"{section}_item"] = response.json()["id"]
-    return _ITEMS
+        world.items[f"{section}_item"] = response.json()["id"]
+    return world.items
 
 
 # --- exports: every CSV and PDF the app serves, as a signed-in person asks for it -----------
