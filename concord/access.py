@@ -67,6 +67,13 @@ class PatientAccess:
         return self.on_team or self.is_self
 
     @property
+    def can_read_history(self) -> bool:
+        """The plan's revisions and what changed between them: with who changed what and why
+        (a removed item's reason, a patient's private "why"), they are the team's working
+        record. A family member sees only the plan as it stands."""
+        return self.on_team
+
+    @property
     def can_read_record(self) -> bool:
         """The whole record, beyond the care plan (demographics, team, access log)."""
         return self.on_team or self.is_self
@@ -268,6 +275,13 @@ def deny(
         outcome=Outcome.denied,
     )
     return PermissionDenied(message)
+
+
+def sees_whole_record(by: User) -> bool:
+    """Whether the patients readable_patients(by) gives are whole records to `by` (the patient,
+    their care team) or only shared care plans (a family member: the name and the plan, as
+    /shared shows them)."""
+    return by.active and (by.is_clinician or by.is_patient)
 
 
 def readable_patients(by: User) -> Select[tuple[Patient]]:

@@ -84,6 +84,13 @@ def create_app(
     errors.install(app)
 
     app.add_middleware(SecurityHeaders, secure_cookies=settings.secure_cookies)
+    if settings.trusted_proxy_list:
+        # The client's address (sign-in throttling, the audit trail, sessions) comes from
+        # X-Forwarded-For only when the request came from a configured proxy; the servers
+        # Concord starts leave these headers alone (concord.server.run).
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -132,7 +132,6 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
-        proxy_headers=True,
         log_level="info",
     )
 
@@ -174,7 +173,9 @@ def demo(
         # Loading the demo read (and cached) the settings before the address was set: the app
         # would name http://127.0.0.1:8000 in its links (FHIR Location, fullUrl) on any port.
         settings_module.get_settings.cache_clear()
-        uvicorn.run("concord.asgi:app", host=host, port=port, log_level="warning")
+        uvicorn.run(
+            "concord.asgi:app", host=host, port=port, log_level="warning", proxy_headers=False
+        )
 
 
 # --- tokens ----------------------------------------------------------------------------------

@@ -19,8 +19,18 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 
+def server_config(
+    app: Any, *, host: str, port: int, workers: int = 1, **options: Any
+) -> uvicorn.Config:
+    # uvicorn would otherwise believe X-Forwarded-For from any local peer (its default trusts
+    # 127.0.0.1), so anyone on the machine could name any address and escape the sign-in
+    # throttle: the app believes it only from CONCORD_TRUSTED_PROXIES (create_app).
+    options["proxy_headers"] = False
+    return uvicorn.Config(app, host=host, port=port, workers=workers, **options)
+
+
 def run(app: str, *, host: str, port: int, workers: int = 1, **options: Any) -> None:
-    config = uvicorn.Config(app, host=host, port=port, workers=workers, **options)
+    config = server_config(app, host=host, port=port, workers=workers, **options)
     server = uvicorn.Server(config=config)
     if config.workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -77,6 +77,33 @@ class Settings(BaseSettings):
         description="Failed sign-ins from one address, within the lockout window, before "
         "that address is throttled.",
     )
+    login_account_max_failures: int = Field(
+        20,
+        ge=1,
+        description="Failed sign-ins for one account from every address together, within the "
+        "lockout window, before sign-ins to it from addresses it has not signed in from are "
+        "slowed down (never stopped from an address it has signed in from).",
+    )
+    login_account_backoff_seconds: int = Field(
+        60,
+        ge=1,
+        le=60 * 60,
+        description="While an account is slowed down, how long an address it has not signed in "
+        "from waits after the account's last failed sign-in before it may try again.",
+    )
+    login_known_address_days: int = Field(
+        90,
+        ge=1,
+        description="An address an account signed in from within this many days is its own: "
+        "the account-wide slow-down does not apply there.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks (CIDR) of the reverse proxies in "
+        "front of Concord. Only a request from one of them may name the client's address in "
+        "X-Forwarded-For (and the scheme in X-Forwarded-Proto); from anyone else these headers "
+        "are ignored. Empty (the default): no proxy is trusted.",
+    )
     cookie_secure: bool | None = Field(
         None,
         description="Send cookies only over HTTPS. Default: on in production, off otherwise.",
@@ -176,6 +203,31 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute URI (https://... or urn:...)")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for item in proxy_list(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"CONCORD_TRUSTED_PROXIES: {item!r} is not an IP address or network "
+                    "(e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """Each proxy as an address or a network in its canonical form (10.0.0.0/24)."""
+        import ipaddress
+
+        return [
+            str(ipaddress.ip_network(item, strict=False)) if "/" in item else item
+            for item in proxy_list(self.trusted_proxies)
+        ]
+
     @field_validator("database_url")
     @classmethod
     def _db_url(cls, value: str) -> str:
@@ -228,6 +280,10 @@ class Settings(BaseSettings):
         path.write_text(key)
         path.chmod(0o600)
         return key
+
+
+def proxy_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache(maxsize=1)

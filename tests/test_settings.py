@@ -54,3 +54,14 @@ def test_outside_production_a_secret_is_generated_once_and_kept(tmp_path):
     first = settings.effective_secret_key()
     assert len(first) > 40 and first == settings.effective_secret_key()
     assert oct((tmp_path / "secret_key").stat().st_mode)[-3:] == "600"
+
+
+def test_trusted_proxies_must_be_addresses_or_networks():
+    assert Settings(env="test", trusted_proxies="10.0.0.5, 10.1.0.0/16").trusted_proxy_list == [
+        "10.0.0.5",
+        "10.1.0.0/16",
+    ]
+    assert Settings(env="test").trusted_proxy_list == []
+    with pytest.raises(ValidationError) as exc:
+        Settings(env="test", trusted_proxies="10.0.0.5, *")
+    assert "CONCORD_TRUSTED_PROXIES" in str(exc.value)

@@ -136,18 +136,22 @@ def mfa_page(request: Request, actor: PartialActor) -> Response:
 def mfa_verify(request: Request, session: DbSession, form: Form, actor: PostedPartial) -> Response:
     target = safe_next(str(form.get("next", "")))
     assert actor.web_session is not None
-    if not accounts.verify_second_factor(session, user=actor.user, code=str(form.get("code", ""))):
+    throttled = accounts.second_factor_throttle(session, user=actor.user)
+    if throttled is not None or not accounts.verify_second_factor(
+        session, user=actor.user, code=str(form.get("code", ""))
+    ):
         return render(
             request,
             "mfa.html",
             {
                 "next": target,
-                "error": Msg(
+                "error": throttled
+                or Msg(
                     "That code is not right. Use the 6-digit code your app shows now, or "
                     "one of your recovery codes."
                 ),
             },
-            status_code=401,
+            status_code=429 if throttled else 401,
         )
     accounts.mark_mfa_verified(actor.web_session)
     if actor.user.must_change_password:

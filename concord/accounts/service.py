@@ -9,7 +9,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +32,7 @@ from concord.accounts.models import (
     User,
     WebSession,
 )
-from concord.audit.models import Outcome
+from concord.audit.models import AuditEvent, Outcome
 from concord.audit.service import record
 from concord.clock import now
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -105,38 +105,92 @@ class SignInResult:
     throttled: bool = False
 
 
-def _recent_failures(session: Session, *, column: object, value: str, since: datetime) -> int:
-    # Failures since the later of the window start and the last success.
-    last_success = session.scalar(
-        select(func.max(LoginAttempt.at)).where(column == value, LoginAttempt.success.is_(True))
-    )
-    start = max(since, last_success) if last_success else since
+def _failures(session: Session, *conditions: Any, since: datetime, reset: Any = None) -> int:
+    """Failed attempts matching `conditions` since `since`, or since the last success matching
+    `reset` when that is later."""
+    start = since
+    if reset is not None:
+        last_success = session.scalar(
+            select(func.max(LoginAttempt.at)).where(*reset, LoginAttempt.success.is_(True))
+        )
+        if last_success is not None and last_success > start:
+            start = last_success
     return (
         session.scalar(
             select(func.count())
             .select_from(LoginAttempt)
-            .where(column == value, LoginAttempt.success.is_(False), LoginAttempt.at > start)
+            .where(*conditions, LoginAttempt.success.is_(False), LoginAttempt.at > start)
         )
         or 0
     )
 
 
+def _throttle(session: Session, *, email: str, ip: str) -> Msg | None:
+    """Why this attempt may not be tried now, or None.
+
+    A lock is kept per (account, address): failing at one address does not lock the account
+    at another, so someone who knows a clinician's email cannot lock them out (of a safety
+    alert, say). One address failing for many accounts is throttled as well. Across every
+    address, an account that keeps failing is slowed down, one try per back-off, but only
+    for addresses it has not signed in from: its owner at their usual address is never
+    stopped by what others do. Addresses come from concord.web.deps.client_ip, which trusts
+    X-Forwarded-For only from a configured proxy."""
+    settings = get_settings()
+    window_start = now() - timedelta(minutes=settings.login_lockout_minutes)
+    pair = (LoginAttempt.email == email, LoginAttempt.ip == ip)
+    if _failures(session, *pair, since=window_start, reset=pair) >= settings.login_max_failures:
+        return Msg(
+            "Too many failed sign-ins. Wait %(minutes)s minutes and try again, "
+            "or ask your administrator to reset your password.",
+            minutes=settings.login_lockout_minutes,
+        )
+    # Not reset by a success: an attacker's own account must not clear its address's count.
+    if (
+        _failures(session, LoginAttempt.ip == ip, since=window_start)
+        >= settings.login_max_failures_per_ip
+    ):
+        return Msg(
+            "Too many failed sign-ins from this address. Wait %(minutes)s minutes and try "
+            "again.",
+            minutes=settings.login_lockout_minutes,
+        )
+    account = (LoginAttempt.email == email,)
+    # Not reset by the owner's success either: it slows only addresses the owner never used.
+    if _failures(session, *account, since=window_start) < settings.login_account_max_failures:
+        return None
+    known_since = now() - timedelta(days=settings.login_known_address_days)
+    known = session.scalar(
+        select(LoginAttempt.id)
+        .where(*pair, LoginAttempt.success.is_(True), LoginAttempt.at > known_since)
+        .limit(1)
+    )
+    if known is not None:
+        return None
+    last_failure = session.scalar(
+        select(func.max(LoginAttempt.at)).where(*account, LoginAttempt.success.is_(False))
+    )
+    wait = timedelta(seconds=settings.login_account_backoff_seconds)
+    if last_failure is not None and now() - _aware(last_failure) < wait:
+        return Msg(
+            "There have been many failed sign-ins to this account. Wait %(seconds)s seconds "
+            "and try again, or sign in from a place you have signed in from before.",
+            seconds=settings.login_account_backoff_seconds,
+        )
+    return None
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they are UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def authenticate(session: Session, *, email: str, password: str, ip: str) -> SignInResult:
     """Check an email and password. Never raises for a wrong password: the failed attempt
     must be committed so throttling can count it."""
-    settings = get_settings()
     email = normalize_email(email)[:254]
-    window_start = now() - timedelta(minutes=settings.login_lockout_minutes)
-    message_throttled = (
-        f"Too many failed sign-ins. Wait {settings.login_lockout_minutes} minutes and try again, "
-        "or ask your administrator to reset your password."
-    )
-    if (
-        _recent_failures(session, column=LoginAttempt.email, value=email, since=window_start)
-        >= settings.login_max_failures
-        or _recent_failures(session, column=LoginAttempt.ip, value=ip, since=window_start)
-        >= settings.login_max_failures_per_ip
-    ):
+    ip = ip[:64]
+    throttled = _throttle(session, email=email, ip=ip)
+    if throttled is not None:
         session.add(LoginAttempt(email=email, ip=ip, success=False))
         record(
             session,
@@ -146,7 +200,7 @@ def authenticate(session: Session, *, email: str, password: str, ip: str) -> Sig
             outcome=Outcome.denied,
             detail={"reason": "throttled"},
         )
-        return SignInResult(None, message_throttled, throttled=True)
+        return SignInResult(None, throttled, throttled=True)
 
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
@@ -345,6 +399,33 @@ def confirm_mfa_setup(session: Session, *, user: User, code: str) -> list[str]:
         session.add(MfaRecoveryCode(user_id=user.id, code_hash=token_hash(code_value)))
     record(session, by=user, action="mfa_enable", object_type="User", object_id=user.id)
     return codes
+
+
+def second_factor_throttle(session: Session, *, user: User) -> Msg | None:
+    """Why a second-factor code may not be tried now, or None. Someone who has the password
+    must not be able to try every 6-digit code: after CONCORD_LOGIN_MAX_FAILURES wrong codes
+    within the lockout window, codes wait out the window. Counted per account from the
+    audit trail (each wrong code is a failed mfa_verify), which a right password does not
+    reset."""
+    settings = get_settings()
+    since = now() - timedelta(minutes=settings.login_lockout_minutes)
+    failures = session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.actor_id == user.id,
+            AuditEvent.action == "mfa_verify",
+            AuditEvent.outcome == Outcome.failed,
+            AuditEvent.occurred_at > since,
+        )
+    )
+    if (failures or 0) < settings.login_max_failures:
+        return None
+    return Msg(
+        "Too many failed sign-ins. Wait %(minutes)s minutes and try again, "
+        "or ask your administrator to reset your password.",
+        minutes=settings.login_lockout_minutes,
+    )
 
 
 def verify_second_factor(session: Session, *, user: User, code: str) -> bool:

@@ -508,9 +508,7 @@ def _portal_context(
         # Show the patient what changed since they last agreed, if they ever did.
         last = _last_agreed_revision(session, view.plan.id)
         if last:
-            _, _, since = plans.compare_revisions(
-                session, access=acc, plan=view.plan, older=last, newer=view.plan.revision_number
-            )
+            since = plans.changes_since(session, access=acc, plan=view.plan, revision=last)
     return {
         "acc": acc,
         "patient": acc.patient,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from concord.access import PatientAccess, deny
+from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.careplans import history
@@ -349,6 +349,7 @@ def _revise(
 def list_revisions(
     session: Session, *, access: PatientAccess, plan: CarePlan
 ) -> list[PlanRevision]:
+    _require_history(session, access)
     record(
         session,
         by=access.by,
@@ -369,7 +370,31 @@ def list_revisions(
 def compare_revisions(
     session: Session, *, access: PatientAccess, plan: CarePlan, older: int, newer: int
 ) -> tuple[PlanRevision, PlanRevision, list[Change]]:
-    """What changed between two revisions of the plan, in either order."""
+    """What changed between two revisions of the plan, in either order (the team's)."""
+    _require_history(session, access)
+    return _compare(session, access=access, plan=plan, older=older, newer=newer)
+
+
+def changes_since(
+    session: Session, *, access: PatientAccess, plan: CarePlan, revision: int
+) -> list[Change]:
+    """What changed in the plan since `revision` (the one the patient last agreed to), for
+    the patient's portal: the patient and their team; never a family member."""
+    if not (access.is_self or access.on_team):
+        raise refuse_record(session, access, action="compare", object_type="CarePlan")
+    return _compare(
+        session, access=access, plan=plan, older=revision, newer=plan.revision_number
+    )[2]
+
+
+def _require_history(session: Session, access: PatientAccess) -> None:
+    if not access.can_read_history:
+        raise refuse_record(session, access, action="history", object_type="CarePlan")
+
+
+def _compare(
+    session: Session, *, access: PatientAccess, plan: CarePlan, older: int, newer: int
+) -> tuple[PlanRevision, PlanRevision, list[Change]]:
     older, newer = sorted((older, newer))
     revisions = {
         r.number: r

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord.access import PatientAccess, deny, parse_id
+from concord.access import PatientAccess, deny, parse_id, refuse_record
 from concord.audit.service import record
 from concord.clock import now
 from concord.decisions.aids import Aid, Fit, Option, Value, all_aids, get_aid
@@ -68,7 +68,15 @@ def _can_work(session: Session, access: PatientAccess, action: str) -> None:
     )
 
 
+def _can_read(session: Session, access: PatientAccess, action: str) -> None:
+    """Decisions are the patient's record (their values, their questions): the patient and
+    the care team, as on the pages; a family member who may read the plan gets not found."""
+    if not access.can_read_record:
+        raise refuse_record(session, access, action=action, object_type=OBJECT)
+
+
 def list_decisions(session: Session, *, access: PatientAccess) -> list[Decision]:
+    _can_read(session, access, "list")
     decisions = list(
         session.scalars(
             select(Decision)
@@ -90,6 +98,7 @@ def list_decisions(session: Session, *, access: PatientAccess) -> list[Decision]
 def get_decision(
     session: Session, *, access: PatientAccess, decision_id: Any, audit: bool = True
 ) -> Decision:
+    _can_read(session, access, "read")
     key = parse_id(decision_id)
     decision = session.get(Decision, key) if key else None
     if decision is None or decision.patient_id != access.patient.id:
@@ -111,6 +120,7 @@ def get_decision(
 
 def start(session: Session, *, access: PatientAccess, aid_id: str) -> Decision:
     """The open decision on this aid, or a new one (starting twice gives the same one)."""
+    _can_read(session, access, "create")
     _can_work(session, access, "create")
     aid = _aid(aid_id)
     existing = session.scalar(

@@ -219,10 +219,10 @@ def flag_resources(
 
 def _team_access(session: Session, by: User, patient_id: Any) -> access.PatientAccess | None:
     try:
-        acc = access.patient_for(session, by, patient_id, action="search", object_type="Task")
+        # The team's only; anyone else's attempt (the patient's, family's) is audited.
+        return access.team_access(session, by, patient_id, action="search", object_type="Task")
     except NotFound:
         return None
-    return acc if acc.on_team else None
 
 
 def read_task(session: Session, *, by: User, ident: str) -> dict[str, Any]:

@@ -454,8 +454,8 @@ def read_questionnaire_response(session: Session, *, by: User, ident: str) -> di
 
 
 def read_decision(session: Session, *, by: User, ident: str) -> dict[str, Any]:
-    """A decision made together, as a QuestionnaireResponse (clinicians on the team, the
-    patient, a person the patient chose; nobody else learns it exists)."""
+    """A decision made together, as a QuestionnaireResponse (clinicians on the team and the
+    patient; nobody else learns it exists)."""
     from concord.decisions.models import Decision
     from concord.fhir.decisions import response
 
@@ -463,10 +463,11 @@ def read_decision(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     acc = None
     if decision is not None:
         try:
-            acc = access.patient_for(session, by, decision.patient_id, object_type="Decision")
+            # The patient's record, as on the pages (not a family member's shared plan).
+            acc = access.record_access(session, by, decision.patient_id, object_type="Decision")
         except NotFound:
             acc = None
-    if decision is None or acc is None:  # whom patient_for lets in may read it
+    if decision is None or acc is None:
         record(
             session,
             by=by,

@@ -31,15 +31,26 @@ def patient_json(patient: Patient) -> dict[str, Any]:
     }
 
 
+def shared_json(patient: Patient) -> dict[str, Any]:
+    """A patient whose plan is shared with the caller: what /shared shows, no more."""
+    return {
+        "id": str(patient.id),
+        "given_name": patient.given_name,
+        "family_name": patient.family_name,
+        "preferred_name": patient.preferred_name,
+    }
+
+
 @router.get("/patients")
 def list_patients(session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
     """Every patient the caller may open, with their plan's state."""
     mine = patients.list_my_patients(session, by=actor.user)
     summaries = plans.plan_summaries(session, mine, today(actor.user.organization.timezone))
     result = []
+    whole = access.sees_whole_record(actor.user)
     for patient in mine:
         summary = summaries[patient.id]
-        entry = patient_json(patient)
+        entry = patient_json(patient) if whole else shared_json(patient)
         entry["care_plan"] = (
             None
             if summary.plan is None

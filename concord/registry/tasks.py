@@ -282,15 +282,17 @@ def create_task(
 
 def complete_task(session: Session, *, by: User, task_id: Any, note: str | None) -> WorkTask:
     """Mark a task done: its owner, or anyone on the patient's care team."""
-    from concord.access import patient_for
+    from concord.access import refuse_record, team_access
 
     tid = parse_id(task_id)
     task = session.get(WorkTask, tid) if tid is not None else None
     if task is None:
         raise NotFound(Msg("No such task."))
-    access = patient_for(session, by, task.patient_id, action="update", object_type="Task")
-    if not (access.on_team and by.is_clinician):
-        raise NotFound(Msg("No such task."))
+    access = team_access(session, by, task.patient_id, action="update", object_type="Task")
+    if not by.is_clinician:
+        raise refuse_record(
+            session, access, action="update", object_type="Task", message=Msg("No such task.")
+        )
     if task.status != TaskStatus.open:
         raise Conflict(Msg("This task is already closed."))
     task.status = TaskStatus.done

@@ -244,7 +244,8 @@ def _plan_access(session: Session, actor: Any, patient_id: str, action: str) -> 
         session, actor.user, patient_id, action=action, object_type="SafetyPlan"
     )
     if not (acc.on_team or acc.is_self):
-        raise NotFound(Msg("No such patient."))
+        # Family read a shared safety plan on their own page, not through the API.
+        raise access.refuse_record(session, acc, action=action, object_type="SafetyPlan")
     return acc
 
 

@@ -39,7 +39,9 @@ class Redirect(Exception):
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The peer's address; a forwarded one only from a configured proxy (the app's
+    ProxyHeadersMiddleware, CONCORD_TRUSTED_PROXIES). Never read X-Forwarded-For here."""
+    return request.client.host[:64] if request.client else "unknown"
 
 
 def channel_for(path: str) -> str:

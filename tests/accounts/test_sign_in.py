@@ -13,11 +13,48 @@ from tests.conftest import commit, csrf_of
 from tests.factories import PASSWORD
 
 
-def post_sign_in(client, email, password):
-    token = csrf_of(client.get("/sign-in").text)
+def post_sign_in(client, email, password, forwarded_for=None):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    token = csrf_of(client.get("/sign-in", headers=headers).text)
     return client.post(
         "/sign-in",
         data={"email": email, "password": password, "csrf_token": token, "next": "/patients"},
+        headers=headers,
+    )
+
+
+@pytest.fixture
+def proxied(settings, factory):
+    """The app behind a configured reverse proxy at 10.0.0.1: requests arrive from it."""
+    from fastapi.testclient import TestClient
+
+    from concord.app import create_app
+
+    app = create_app(
+        settings.model_copy(update={"trusted_proxies": "10.0.0.1, 192.168.0.0/16"}),
+        session_factory=factory,
+    )
+    with TestClient(
+        app, base_url="http://testserver", follow_redirects=False, client=("10.0.0.1", 40000)
+    ) as client:
+        yield client
+
+
+def _local_client(app):
+    """The app as `concord serve` runs it (concord.server.server_config: uvicorn's own
+    middleware included), asked by a peer on the machine itself, whose X-Forwarded-For
+    uvicorn's default (proxy_headers on, 127.0.0.1 trusted) believed."""
+    from fastapi.testclient import TestClient
+
+    from concord.server import server_config
+
+    config = server_config(app, host="127.0.0.1", port=0, proxy_headers=True)
+    config.load()
+    return TestClient(
+        config.loaded_app,
+        base_url="http://testserver",
+        follow_redirects=False,
+        client=("127.0.0.1", 40000),
     )
 
 
@@ -117,6 +154,72 @@ class TestThrottling:
                 .where(LoginAttempt.success.is_(False))
             )
             == 1
+        )
+
+
+    def test_rotating_forwarded_for_from_an_unconfigured_peer_does_not_evade_it(
+        self, app, people
+    ):
+        """Issue 16, item 15: X-Forwarded-For was believed from any local peer, so a new
+        address on each try was never throttled."""
+        with _local_client(app) as client:
+            for n in range(5):
+                response = post_sign_in(
+                    client, "cara@test.example.org", "nope nope nope", f"203.0.113.{n}"
+                )
+                assert response.status_code == 401
+            response = post_sign_in(client, "cara@test.example.org", PASSWORD, "203.0.113.99")
+            assert response.status_code == 429
+
+    def test_the_address_of_many_failures_is_throttled_whatever_it_names(self, app, people):
+        with _local_client(app) as client:
+            for n in range(50):
+                post_sign_in(client, f"guess{n}@test.example.org", "nope", f"198.51.100.{n}")
+            response = post_sign_in(client, "theo@test.example.org", PASSWORD, "198.51.100.200")
+            assert response.status_code == 429
+
+    def test_a_configured_proxy_names_the_client(self, proxied, people, session):
+        for _ in range(5):
+            post_sign_in(proxied, "cara@test.example.org", "nope nope nope", "203.0.113.7")
+        locked = post_sign_in(proxied, "cara@test.example.org", PASSWORD, "203.0.113.7")
+        assert locked.status_code == 429
+        # The same account from another client behind the same proxy is not locked out, and
+        # the session records where the person really is. A client cannot put an address of
+        # its own before the proxy's: the last untrusted address is the client's.
+        ok = post_sign_in(proxied, "cara@test.example.org", PASSWORD, "1.2.3.4, 203.0.113.8")
+        assert ok.status_code == 303
+        session.expire_all()
+        ips = set(session.scalars(select(WebSession.ip)))
+        assert ips == {"203.0.113.8"}
+
+    def test_failures_elsewhere_do_not_lock_a_clinician_out(self, proxied, people, clock):
+        """Whoever knows an email could lock its owner out for 15 minutes: now the lock is
+        per (account, address), and the account-wide slow-down spares the owner's own."""
+        home = "192.168.1.20"
+        assert post_sign_in(proxied, "cara@test.example.org", PASSWORD, home).status_code == 303
+        proxied.cookies.clear()
+        clock.advance(minutes=60)
+        # An attacker rotating through real addresses fails far past every threshold.
+        for n in range(40):
+            post_sign_in(proxied, "cara@test.example.org", "nope nope nope", f"203.0.113.{n}")
+        response = post_sign_in(proxied, "cara@test.example.org", PASSWORD, home)
+        assert response.status_code == 303
+        proxied.cookies.clear()
+        # From an address the account has never used, sign-in is slowed down, not stopped.
+        slowed = post_sign_in(proxied, "cara@test.example.org", "nope nope nope", "192.168.9.9")
+        assert slowed.status_code == 429 and "Wait 60 seconds" in slowed.text
+        clock.advance(seconds=61)
+        assert (
+            post_sign_in(proxied, "cara@test.example.org", PASSWORD, "192.168.9.9").status_code
+            == 303
+        )
+
+    def test_a_few_failures_at_one_address_leave_other_addresses_alone(self, proxied, people):
+        for _ in range(6):
+            post_sign_in(proxied, "cara@test.example.org", "nope nope nope", "203.0.113.66")
+        assert (
+            post_sign_in(proxied, "cara@test.example.org", PASSWORD, "203.0.113.67").status_code
+            == 303
         )
 
 
@@ -297,6 +400,39 @@ class TestMfa:
             data={"csrf_token": csrf_of(page.text), "code": pyotp.TOTP(secret).at(clock.now())},
         )
         assert right.status_code == 303
+        assert client.get("/patients").status_code == 200
+
+    def test_wrong_codes_are_throttled_even_with_the_password(
+        self, client, people, session, clock
+    ):
+        """Whoever has the password could try every 6-digit code, signing in again whenever
+        asked: wrong codes are counted per account, and a right password does not reset them."""
+        secret, _ = self.enrol_optional(client, people, session)
+        for _ in range(5):
+            client.cookies.clear()
+            assert post_sign_in(client, "cara@test.example.org", PASSWORD).status_code == 303
+            page = client.get("/sign-in/mfa")
+            wrong = client.post(
+                "/sign-in/mfa", data={"csrf_token": csrf_of(page.text), "code": "000000"}
+            )
+            assert wrong.status_code == 401
+        client.cookies.clear()
+        post_sign_in(client, "cara@test.example.org", PASSWORD)
+        page = client.get("/sign-in/mfa")
+        clock.advance(seconds=31)
+        right = pyotp.TOTP(secret).at(clock.now())
+        refused = client.post(
+            "/sign-in/mfa", data={"csrf_token": csrf_of(page.text), "code": right}
+        )
+        assert refused.status_code == 429 and "Wait 15 minutes" in refused.text
+        assert client.get("/patients").status_code == 303
+        clock.advance(minutes=16)
+        client.cookies.clear()
+        post_sign_in(client, "cara@test.example.org", PASSWORD)
+        page = client.get("/sign-in/mfa")
+        right = pyotp.TOTP(secret).at(clock.now())
+        ok = client.post("/sign-in/mfa", data={"csrf_token": csrf_of(page.text), "code": right})
+        assert ok.status_code == 303 and not ok.headers["location"].startswith("/sign-in")
         assert client.get("/patients").status_code == 200
 
     def enrol_optional(self, client, people, session):

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from concord.accounts.models import TokenScope
 from concord.accounts.service import create_api_token, revoke_api_token
 from concord.careplans.models import Goal
+from concord.careplans.schemas import GoalProposal
 from tests.conftest import commit
 from tests.factories import create_plan
 
@@ -240,6 +241,53 @@ class TestEditing:
             "label": "I want to feel better, part 1",
             "fields": [],
         } in diff["changes"]
+
+    def test_family_and_patient_get_no_history(self, client, session, people, plan):
+        """The history page is the team's; so are its API twins. A family member who may read
+        the agreed plan must not read what was removed from it and why (issue 16, item 1)."""
+        from concord.audit.models import AuditEvent, Outcome
+        from concord.careplans import service as plans
+        from tests.factories import acc_for
+
+        acc = acc_for(session, people.care_manager, people.patient)
+        current = plans.current_plan(session, people.patient.id)
+        removed = plans.load_contents(session, current).action_steps[0]
+        plans.remove_item(
+            session,
+            access=acc,
+            section="action_steps",
+            item_id=removed.id,
+            version=removed.version,
+            reason="Patient asked to keep this from his sister",
+        )
+        plans.propose_goal(
+            session,
+            access=acc_for(session, people.patient_user, people.patient),
+            data=GoalProposal(statement="Ride my bike again", why="my private reason"),
+        )
+        commit(session)
+        base = f"/api/v1/patients/{people.patient.id}/careplan"
+        for user in (people.family, people.patient_user):
+            headers = bearer(session, user)
+            for url in (f"{base}/revisions", f"{base}/compare?from=1&to=3"):
+                response = client.get(url, headers=headers)
+                assert response.status_code == 404, (user.email, url, response.text)
+                for secret in ("sister", "Walk ten minutes", "private reason"):
+                    assert secret not in response.text
+        denied = session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(
+                AuditEvent.actor_id == people.family.id,
+                AuditEvent.outcome == Outcome.denied,
+                AuditEvent.action.in_(["history", "compare"]),
+            )
+        )
+        assert denied == 2
+        # The family member still reads the plan as it stands.
+        shared = client.get(base, headers=bearer(session, people.family))
+        assert shared.status_code == 200 and "sister" not in shared.text
+        assert "private reason" not in shared.text and "Walk ten minutes" not in shared.text
 
     def test_my_action_steps(self, client, session, people, plan):
         response = client.get(

@@ -234,9 +234,14 @@ def test_a_choice_needs_a_current_plan(session, people):
 def test_who_may_see_and_do_what(session, people, plan):
     decision = ds.start(session, access=_patient(session, people), aid_id=AID)
     commit(session)
+    # A family member may read the shared care plan, not the decisions behind it (the
+    # patient's values and questions): no page shows them one, and no door does.
     family = acc_for(session, people.family, people.patient)
-    assert ds.get_decision(session, access=family, decision_id=decision.id).id == decision.id
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound):
+        ds.get_decision(session, access=family, decision_id=decision.id)
+    with pytest.raises(NotFound):
+        ds.list_decisions(session, access=family)
+    with pytest.raises((PermissionDenied, NotFound)):
         ds.save_values(session, access=family, decision_id=decision.id, values=[])
     with pytest.raises(PermissionDenied):  # the patient decides with the team, not alone
         ds.record_outcome(
@@ -255,4 +260,4 @@ def test_who_may_see_and_do_what(session, people, plan):
             AuditEvent.object_type == "Decision", AuditEvent.outcome == "denied"
         )
     ).all()
-    assert len(denied) == 2
+    assert len(denied) == 4

@@ -1,0 +1,700 @@
+"""Every /api/v1 and /fhir route, for every persona, against the rule of its page.
+
+The routes come from the app itself: a route missing from RULES fails the test, so a new route
+is covered the day it is written. Each route names who may use it (the same people its page
+lets in, or fewer); everyone else gets 404 (a FHIR search: an empty Bundle), or 403 for a
+change they may not make to a record they can see, and nothing of the record in the body.
+The data is built once for the module; each request runs in a savepoint rolled back after it,
+so a write by one persona does not change what the next one meets.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from concord.accounts.service import create_api_token, start_session
+from concord.app import create_app
+from concord.audit.models import AuditEvent
+from concord.audit.service import set_context
+from concord.careplans import service as plans
+from concord.careplans.schemas import GoalProposal, StrengthIn
+from concord.clock import FakeClock, set_clock
+from concord.decisions import service as ds
+from concord.measures import service as measures
+from concord.measures.models import MeasureObservation
+from concord.patients.models import CareTeam, RelatedPerson
+from concord.registry import reviews as rv
+from concord.registry import service as reg
+from concord.registry.models import Recommendation, WorkTask
+from concord.safety import plans as safety_plans
+from concord.safety.models import RiskStatus
+from concord.settings import Settings, get_settings
+from tests.conftest import NOW, commit
+from tests.factories import acc_for, build_personas, create_plan
+
+PERSONAS = (
+    "care_manager",
+    "consultant",
+    "therapist",
+    "outsider",
+    "patient",
+    "other_patient",
+    "family",
+    "family_no_consent",
+    "admin",
+)
+ALL = frozenset(PERSONAS)
+TEAM = frozenset({"care_manager", "consultant", "therapist"})
+RECORD = TEAM | {"patient"}  # the whole record: the team's pages and the patient's portal
+PLAN = RECORD | {"family"}  # the care plan as it stands: /shared/{patient} for family
+CLINICIANS = TEAM | {"outsider"}
+NOBODY: frozenset[str] = frozenset()
+
+# What would show that a body carries the patient's record. The family name is on the
+# shared-plan page (family) too; the rest is the team's and the patient's.
+NAME = "Ient"
+RECORD_SECRETS = (
+    "N-1",  # the MRN
+    "1985-05-17",  # the birth date
+    "Patient asked to keep this from his sister",  # a removed item's reason
+    "my private why",  # the patient's reason for a goal they suggested
+    "Hold on to my fishing",  # the removed item itself
+    "Worried about the weekend",  # a flag raised by the team
+    "Called about sleep",  # a contact's note
+)
+PLAN_SECRETS = ("I want to feel better",)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request, and who may make it."""
+
+    url: str
+    allowed: frozenset[str]
+    body: Any = None
+    # "record": about the patient, so 404 for anyone else. "list": the caller's own list;
+    # anyone may ask, and it must hold nothing of the patient for those not allowed.
+    # "search": a FHIR search; an empty Bundle for those not allowed.
+    kind: str = "record"
+    names_ok: frozenset[str] = NOBODY  # may see the patient's name only (family, /patients)
+    form: bool = False
+    denied: frozenset[int] = frozenset({404})
+
+
+@dataclass
+class World:
+    client: TestClient
+    connection: Any
+    tokens: dict[str, str]
+    ids: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
+    items: dict[str, str] = field(default_factory=dict)  # one item per plan section
+
+
+@pytest.fixture(scope="module")
+def world(engine, database_url) -> Iterator[World]:
+    previous = set_clock(FakeClock(NOW))
+    connection = engine.connect()
+    outer = connection.begin()
+    factory = sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    get_settings.cache_clear()
+    settings = Settings(env="test", database_url=database_url, base_url="http://testserver")
+    app = create_app(settings, session_factory=factory)
+    try:
+        with factory() as session:
+            set_context(session, channel="system")
+            ids, tokens, cookies, users = _build(session)
+        with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
+            yield World(client, connection, tokens, ids, cookies, users)
+    finally:
+        outer.rollback()
+        connection.close()
+        set_clock(previous)
+
+
+def _build(session: Any) -> tuple[dict[str, str], ...]:
+    people = build_personas(session)
+    users = {
+        "care_manager": people.care_manager,
+        "consultant": people.consultant,
+        "therapist": people.therapist,
+        "outsider": people.outsider,
+        "patient": people.patient_user,
+        "other_patient": people.other_patient_user,
+        "family": people.family,
+        "family_no_consent": people.family_no_consent,
+        "admin": people.admin,
+    }
+    # Only the patient's record carries the birth date the test looks for.
+    people.other_patient.birth_date = date(1990, 2, 3)
+    plan = create_plan(session, people, activate=True)
+    cm = acc_for(session, people.care_manager, people.patient)
+    me = acc_for(session, people.patient_user, people.patient)
+    # History with something to leak: an item removed for a reason, a goal with a private why.
+    kept = plans.add_item(
+        session,
+        access=cm,
+        section="strengths",
+        data=StrengthIn(description="Hold on to my fishing"),
+    )
+    plans.remove_item(
+        session,
+        access=cm,
+        section="strengths",
+        item_id=kept.id,
+        version=kept.version,
+        reason="Patient asked to keep this from his sister",
+    )
+    plans.propose_goal(
+        session, access=me, data=GoalProposal(statement="Sleep through", why="my private why")
+    )
+    contents = plans.load_contents(session, plan)
+    checked = measures.record_response(
+        session,
+        access=cm,
+        instrument_code="PHQ-9",
+        submission=measures.Submission(
+            answers={**{str(i): 1 for i in range(1, 10)}, "difficulty": 1},
+            mode=measures.Mode.in_person,
+        ),
+    )
+    from concord.safety import service as safety
+
+    flagged = safety.raise_manual_flag(
+        session, access=cm, tier="high", reason="Worried about the weekend"
+    )
+    episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
+    reg.log_contact(
+        session,
+        access=cm,
+        data=reg.ContactIn(
+            kind="follow_up", mode="phone", minutes=10, occurred_on=None, note="Called about sleep"
+        ),
+    )
+    rv.request_review(session, access=cm, question="Next step?")
+    review = rv.record_review(
+        session,
+        access=acc_for(session, people.consultant, people.patient),
+        data=rv.ReviewIn(
+            minutes="15",
+            summary="Partial effect",
+            recommendations=[rv.RecommendationIn("add_psychotherapy", "Add activation")],
+        ),
+    )
+    decision = ds.start(session, access=cm, aid_id="depression-treatment")
+    safety_plans.save(
+        session,
+        access=cm,
+        content={"warning_signs": ["Not sleeping"]},
+        reason="First plan",
+        base_version=0,
+    )
+    # The patient shares the safety plan with their sister (her page: /shared/{id}/safety-plan).
+    sister = session.scalar(select(RelatedPerson).where(RelatedPerson.user_id == people.family.id))
+    safety_plans.set_share(session, access=me, related_person_id=sister.id, share=True)
+    session.flush()
+    task = session.scalar(select(WorkTask).where(WorkTask.patient_id == people.patient.id))
+    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == people.patient.id))
+    observation = session.scalar(
+        select(MeasureObservation).where(MeasureObservation.response_id == checked.response.id)
+    )
+    risk = session.scalar(select(RiskStatus).where(RiskStatus.patient_id == people.patient.id))
+    assert task is not None and risk is not None and observation is not None
+    ids = {
+        "patient_id": str(people.patient.id),
+        "plan_id": str(plan.id),
+        "plan_version": str(plan.version),
+        "revision": str(plan.revision_number),
+        "goal_id": str(contents.goals[0].id),
+        "step_id": str(contents.action_steps[0].id),
+        "alert_id": str(flagged.id),
+        "episode_id": str(episode.id),
+        "rec_id": str(
+            session.scalar(select(Recommendation.id).where(Recommendation.review_id == review.id))
+        ),
+        "task_id": str(task.id),
+        "decision_id": str(decision.id),
+        "team_id": str(team.id),
+        "response_id": str(checked.response.id),
+        "observation_id": str(observation.id),
+        "flag_id": str(risk.id),
+        "practitioner_id": str(people.care_manager.id),
+    }
+    tokens = {
+        name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
+    }
+    cookies = {
+        name: start_session(session, user=user, ip=None, user_agent=None, mfa_verified=True)[0]
+        for name, user in users.items()
+    }
+    commit(session)
+    return ids, tokens, cookies, {name: str(user.id) for name, user in users.items()}
+
+
+P = "/api/v1/patients/{patient_id}"
+SECTION_BODIES = {
+    "concerns": {"description": "Low mood"},
+    "goals": {"statement": "Walk the dog", "category": "wellbeing"},
+    "milestones": {"goal_id": "{goal_id}", "description": "Twice a week"},
+    "interventions": {"kind": "psychotherapy", "description": "Eight sessions"},
+    "action_steps": {"description": "Call a friend", "owner": "patient"},
+    "strengths": {"description": "Good friends"},
+    "barriers": {"kind": "transport", "description": "No car"},
+    "contingencies": {"if_this": "Bad week", "then_we": "Call the team"},
+}
+# Each section's change and removal routes are asked about an item of that section, made
+# once through the API (_section_items): the allowed must not meet "no such item".
+QR = {
+    "resourceType": "QuestionnaireResponse",
+    "questionnaire": "http://loinc.org/q/44249-1",
+    "status": "completed",
+    "subject": {"reference": "Patient/{patient_id}"},
+    "authored": "2026-11-21T10:00:00Z",
+    "item": [
+        {"linkId": f"/{code}", "answer": [{"valueInteger": 0}]}
+        for code in (
+            "44250-9",
+            "44255-8",
+            "44259-0",
+            "44254-1",
+            "44251-7",
+            "44258-2",
+            "44252-5",
+            "44253-3",
+            "44260-8",
+        )
+    ],
+}
+SEARCHABLE_BY_PATIENT = {
+    "CareTeam": RECORD,
+    "CarePlan": RECORD,  # FHIR gives whole records: not to family (who have /shared)
+    "Goal": RECORD,
+    "QuestionnaireResponse": RECORD,
+    "Observation": RECORD,
+    "Task": TEAM,
+    "Flag": TEAM,
+}
+READS = {
+    "Patient/{patient_id}": RECORD,
+    "CareTeam/{team_id}": RECORD,
+    "CarePlan/{plan_id}": RECORD,
+    "Goal/{goal_id}": RECORD,
+    "QuestionnaireResponse/{response_id}": RECORD,
+    "QuestionnaireResponse/decision-{decision_id}": RECORD,
+    "Observation/{observation_id}": RECORD,
+    "Task/{alert_id}": TEAM,
+    "Flag/{flag_id}": TEAM,
+}
+
+
+def _section_cases() -> dict[tuple[str, str], list[Case]]:
+    cases: dict[tuple[str, str], list[Case]] = {}
+    for section, body in SECTION_BODIES.items():
+        base = f"{P}/careplan/{section}"
+        item = "{%s_item}" % section
+        cases[("POST", f"/api/v1/patients/{{patient_id}}/careplan/{section}")] = [
+            Case(base, TEAM, body)
+        ]
+        cases[("PUT", f"/api/v1/patients/{{patient_id}}/careplan/{section}/{{item_id}}")] = [
+            Case(f"{base}/{item}", TEAM, {**body, "version": 1, "reason": "Changed"})
+        ]
+        cases[
+            ("POST", f"/api/v1/patients/{{patient_id}}/careplan/{section}/{{item_id}}/remove")
+        ] = [Case(f"{base}/{item}/remove", TEAM, {"version": 1, "reason": "Done"})]
+    return cases
+
+
+RULES: dict[tuple[str, str], list[Case]] = {
+    # --- FHIR -----------------------------------------------------------------------------
+    ("GET", "/fhir/metadata"): [Case("/fhir/metadata", ALL, kind="list")],
+    ("GET", "/fhir/{kind}"): [
+        *(
+            Case(f"/fhir/{kind}?patient={{patient_id}}", allowed, kind="search")
+            for kind, allowed in SEARCHABLE_BY_PATIENT.items()
+        ),
+        Case("/fhir/Patient", RECORD, kind="search"),
+        Case("/fhir/Questionnaire", ALL, kind="list"),
+        # Flag needs a patient (a 4xx without one).
+        *(
+            Case(f"/fhir/{kind}", allowed, kind="search")
+            for kind, allowed in SEARCHABLE_BY_PATIENT.items()
+            if kind != "Flag"
+        ),
+    ],
+    ("POST", "/fhir/{kind}/_search"): [
+        Case(f"/fhir/{kind}/_search", allowed, {"patient": "{patient_id}"}, "search", form=True)
+        for kind, allowed in SEARCHABLE_BY_PATIENT.items()
+    ],
+    # The subject is in the body: outside one's scope it is a field one may not name (422),
+    # the same answer as for a patient who does not exist.
+    ("POST", "/fhir/QuestionnaireResponse"): [
+        Case("/fhir/QuestionnaireResponse", RECORD, QR, denied=frozenset({404, 422}))
+    ],
+    ("GET", "/fhir/{kind}/{ident}"): [
+        *(Case(f"/fhir/{path}", allowed) for path, allowed in READS.items()),
+        Case("/fhir/Questionnaire/PHQ-9", ALL, kind="list"),
+        # Staff of the organization, to those who read clinical records.
+        Case(
+            "/fhir/Practitioner/{practitioner_id}",
+            CLINICIANS | {"patient", "other_patient"},
+            kind="list",
+        ),
+    ],
+    # --- patients -------------------------------------------------------------------------
+    ("GET", "/api/v1/patients"): [
+        Case("/api/v1/patients", RECORD, kind="list", names_ok=frozenset({"family"}))
+    ],
+    ("GET", "/api/v1/patients/{patient_id}"): [Case(P, RECORD)],
+    ("GET", "/api/v1/patients/{patient_id}/care-team"): [Case(f"{P}/care-team", RECORD)],
+    # --- care plans -----------------------------------------------------------------------
+    ("GET", "/api/v1/patients/{patient_id}/careplan"): [Case(f"{P}/careplan", PLAN)],
+    ("POST", "/api/v1/patients/{patient_id}/careplan"): [
+        Case(f"{P}/careplan", TEAM, {"title": "Another"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/careplan/activate"): [
+        Case(f"{P}/careplan/activate", TEAM, {"version": "{plan_version}"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/careplan/review"): [
+        Case(f"{P}/careplan/review", TEAM, {"version": "{plan_version}"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/careplan/end"): [
+        Case(f"{P}/careplan/end", TEAM, {"status": "completed", "reason": "Done"})
+    ],
+    ("PUT", "/api/v1/patients/{patient_id}/careplan/preferences"): [
+        Case(f"{P}/careplan/preferences", TEAM, {"version": "{plan_version}"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/careplan/agree"): [
+        Case(f"{P}/careplan/agree", frozenset({"patient", "care_manager"}), {"revision": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/careplan/comments"): [
+        Case(f"{P}/careplan/comments", RECORD, {"body": "A comment"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/careplan/goals/propose"): [
+        Case(f"{P}/careplan/goals/propose", RECORD, {"statement": "Sleep more"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/careplan/action_steps/{step_id}/status"): [
+        Case(
+            f"{P}/careplan/action_steps/{{step_id}}/status",
+            RECORD,
+            {"version": 1, "status": "done"},
+        )
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/careplan/revisions"): [
+        Case(f"{P}/careplan/revisions", TEAM)
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/careplan/compare"): [
+        Case(f"{P}/careplan/compare?from=1&to={{revision}}", TEAM)
+    ],
+    ("GET", "/api/v1/me/action-steps"): [Case("/api/v1/me/action-steps", RECORD, kind="list")],
+    **_section_cases(),
+    # --- safety ---------------------------------------------------------------------------
+    ("GET", "/api/v1/patients/{patient_id}/alerts"): [Case(f"{P}/alerts", TEAM)],
+    ("POST", "/api/v1/patients/{patient_id}/alerts"): [
+        Case(f"{P}/alerts", TEAM, {"tier": "high", "reason": "Worried"})
+    ],
+    ("GET", "/api/v1/alerts"): [Case("/api/v1/alerts", TEAM, kind="list")],
+    ("GET", "/api/v1/alerts/{alert_id}"): [Case("/api/v1/alerts/{alert_id}", TEAM)],
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): [
+        Case("/api/v1/alerts/{alert_id}/acknowledge", TEAM, {})
+    ],
+    ("POST", "/api/v1/alerts/{alert_id}/close"): [
+        Case(
+            "/api/v1/alerts/{alert_id}/close",
+            TEAM,
+            {"outcome": "assessed", "note": "Seen", "risk_after": "moderate", "no_follow_up": True},
+        )
+    ],
+    ("POST", "/api/v1/alerts/{alert_id}/follow-up"): [
+        Case("/api/v1/alerts/{alert_id}/follow-up", TEAM, {"note": "Called"})
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/risk-status"): [Case(f"{P}/risk-status", TEAM)],
+    ("GET", "/api/v1/patients/{patient_id}/safety-plan"): [Case(f"{P}/safety-plan", RECORD)],
+    ("PUT", "/api/v1/patients/{patient_id}/safety-plan"): [
+        Case(
+            f"{P}/safety-plan",
+            RECORD,
+            {"base_version": 1, "content": {"warning_signs": ["Pacing"]}, "reason": "More"},
+        )
+    ],
+    ("GET", "/api/v1/safety/figures"): [
+        Case("/api/v1/safety/figures", CLINICIANS | {"admin"}, kind="list")
+    ],
+    # --- registry -------------------------------------------------------------------------
+    ("GET", "/api/v1/registry/caseload"): [
+        Case("/api/v1/registry/caseload?scope=teams", TEAM, kind="list")
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/episodes"): [Case(f"{P}/episodes", TEAM)],
+    ("POST", "/api/v1/patients/{patient_id}/episodes"): [
+        Case(f"{P}/episodes", TEAM, {"program": "anxiety"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/episodes/{episode_id}/status"): [
+        Case(f"{P}/episodes/{{episode_id}}/status", TEAM, {"status": "active"})
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/contacts"): [Case(f"{P}/contacts", TEAM)],
+    ("POST", "/api/v1/patients/{patient_id}/contacts"): [
+        Case(f"{P}/contacts", TEAM, {"kind": "follow_up", "mode": "phone", "minutes": 5})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/reviews"): [
+        Case(f"{P}/reviews", TEAM, {"question": "What next?"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/reviews/record"): [
+        Case(f"{P}/reviews/record", TEAM, {"minutes": 5, "summary": "Seen"})
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/recommendations"): [
+        Case(f"{P}/recommendations", TEAM)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/recommendations/{rec_id}/decision"): [
+        Case(
+            f"{P}/recommendations/{{rec_id}}/decision",
+            TEAM,
+            {"accept": False, "reason": "Not now"},
+        )
+    ],
+    ("GET", "/api/v1/tasks"): [Case("/api/v1/tasks", TEAM, kind="list")],
+    ("POST", "/api/v1/tasks/{task_id}/done"): [
+        Case("/api/v1/tasks/{task_id}/done", TEAM, {"note": "Done"})
+    ],
+    # --- decisions ------------------------------------------------------------------------
+    ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],
+    ("GET", "/api/v1/patients/{patient_id}/decisions"): [Case(f"{P}/decisions", RECORD)],
+    ("POST", "/api/v1/patients/{patient_id}/decisions"): [
+        Case(f"{P}/decisions", RECORD, {"aid": "depression-treatment"})
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/decisions/{decision_id}"): [
+        Case(f"{P}/decisions/{{decision_id}}", RECORD)
+    ],
+    ("PUT", "/api/v1/patients/{patient_id}/decisions/{decision_id}/values"): [
+        Case(f"{P}/decisions/{{decision_id}}/values", RECORD, {"values": []})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/decisions/{decision_id}/questions"): [
+        Case(f"{P}/decisions/{{decision_id}}/questions", RECORD, {"text": "Side effects?"})
+    ],
+    ("PUT", "/api/v1/patients/{patient_id}/decisions/{decision_id}/sure"): [
+        Case(
+            f"{P}/decisions/{{decision_id}}/sure",
+            RECORD,
+            {"sure": True, "understand": True, "risk_benefit": True, "encouragement": True},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/decisions/{decision_id}/outcome"): [
+        Case(
+            f"{P}/decisions/{{decision_id}}/outcome",
+            TEAM,
+            {"considered": [], "decided_on": "2026-11-20"},
+        )
+    ],
+}
+
+
+def _program_routes(app: Any) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.routes:
+        router = getattr(route, "original_router", None)
+        for r in router.routes if router is not None else [route]:
+            if isinstance(r, APIRoute) and r.path.startswith(("/api/v1/", "/fhir/")):
+                found |= {(m, r.path) for m in r.methods if m != "HEAD"}
+    return found
+
+
+def test_every_program_route_has_a_rule(world):
+    routes = _program_routes(world.client.app)
+    assert len(routes) > 70
+    missing = sorted(routes - set(RULES))
+    assert missing == [], f"give these routes a rule in RULES: {missing}"
+    assert sorted(set(RULES) - routes) == [], "RULES names routes the app does not have"
+
+
+def _fill(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        filled = re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], value)
+        return int(filled) if value in ("{plan_version}",) else filled
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    return value
+
+
+def _cases() -> list[tuple[str, str, int, str]]:
+    return [
+        (method, path, n, persona)
+        for (method, path), cases in RULES.items()
+        for n in range(len(cases))
+        for persona in PERSONAS
+    ]
+
+
+def _id(case: tuple[str, str, int, str]) -> str:
+    method, path, n, persona = case
+    return f"{method} {path} #{n} {persona}"
+
+
+@pytest.mark.parametrize("case", _cases(), ids=_id)
+def test_the_route_answers_as_its_page(world, case):
+    method, path, n, persona = case
+    rule = RULES[(method, path)][n]
+    ids = {**world.ids, **_section_items(world)}
+    url = _fill(rule.url, ids)
+    headers = {"Authorization": f"Bearer {world.tokens[persona]}"}
+    kwargs: dict[str, Any] = {"headers": headers}
+    if rule.body is not None:
+        body = _fill(rule.body, ids)
+        kwargs["data" if rule.form else "json"] = body
+    savepoint = world.connection.begin_nested()
+    try:
+        before = _denials(world, persona)
+        response = world.client.request(method, url, **kwargs)
+        audited = _denials(world, persona) > before
+    finally:
+        savepoint.rollback()
+    text = response.text
+    allowed = persona in rule.allowed
+    where = f"{method} {url} as {persona}: {response.status_code} {text[:300]}"
+    assert response.status_code < 500, where
+    if rule.kind == "search":
+        assert response.status_code == 200, where
+        entries = response.json().get("entry", [])
+        if allowed:
+            assert entries, where
+        else:
+            assert entries == [] or all(
+                NAME not in str(e) and world.ids["patient_id"] not in str(e) for e in entries
+            ), where
+    elif rule.kind == "list":
+        if allowed:
+            assert 200 <= response.status_code < 300, where
+        if not allowed:
+            assert response.status_code in (200, 403, 404), where
+            _nothing_of_the_record(text, where, name_ok=persona in rule.names_ok)
+        return
+    elif allowed:
+        if method == "GET":
+            assert 200 <= response.status_code < 300, where
+        else:
+            # A change the rules of the record refuse (a stale version, a plan already
+            # there) is still a change this persona may ask for.
+            assert response.status_code not in (401, 403, 404), where
+    else:
+        # 403 only for a change to a record the persona can see (a family member's comment).
+        refused = rule.denied | ({403} if persona in PLAN and method != "GET" else set())
+        assert response.status_code in refused, where
+        assert audited or response.status_code == 422, f"{where}: the refusal is not audited"
+    if not allowed:
+        _nothing_of_the_record(text, where, name_ok=False)
+
+
+def _denials(world: World, persona: str) -> int:
+    return world.connection.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.actor_id == uuid.UUID(world.users[persona]),
+            AuditEvent.outcome == "denied",
+        )
+    )
+
+
+def _nothing_of_the_record(text: str, where: str, *, name_ok: bool) -> None:
+    secrets = RECORD_SECRETS + PLAN_SECRETS + (() if name_ok else (NAME,))
+    leaked = [s for s in secrets if s in text]
+    assert leaked == [], f"{where}: shows {leaked}"
+
+
+def _section_items(world: World) -> dict[str, str]:
+    """An item of each section, made once (as the care manager, through the API)."""
+    if world.items:
+        return world.items
+    headers = {"Authorization": f"Bearer {world.tokens['care_manager']}"}
+    for section, body in SECTION_BODIES.items():
+        response = world.client.post(
+            _fill(f"{P}/careplan/{section}", world.ids),
+            json=_fill(body, world.ids),
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
+        world.items[f"{section}_item"] = response.json()["id"]
+    return world.items
+
+
+# --- exports: every CSV and PDF the app serves, as a signed-in person asks for it -----------
+
+EXPORTS: dict[str, Case] = {
+    "/patients/{patient_id}/safety-plan.pdf": Case(
+        "/patients/{patient_id}/safety-plan.pdf", TEAM
+    ),
+    # The signed-in patient's own plan: the other patient has none (404); nobody else is a
+    # patient (404).
+    "/my/safety-plan.pdf": Case("/my/safety-plan.pdf", frozenset({"patient"})),
+    "/shared/{patient_id}/safety-plan.pdf": Case(
+        "/shared/{patient_id}/safety-plan.pdf", frozenset({"family"})
+    ),
+    "/safety/figures.csv": Case("/safety/figures.csv", CLINICIANS | {"admin"}, kind="list"),
+    "/registry/caseload.csv": Case("/registry/caseload.csv?scope=teams", TEAM, kind="list"),
+    # The month's minutes, for billing: the team's patients, or the organization's for an
+    # administrator (the page /registry/minutes shows the same rows).
+    "/registry/minutes.csv": Case(
+        "/registry/minutes.csv?month=2026-11", TEAM | {"admin"}, kind="list"
+    ),
+}
+
+
+def _export_routes(app: Any) -> set[str]:
+    found = set()
+    for route in app.routes:
+        router = getattr(route, "original_router", None)
+        for r in router.routes if router is not None else [route]:
+            if isinstance(r, APIRoute) and r.path.endswith((".csv", ".pdf")):
+                found.add(r.path)
+    return found
+
+
+def test_every_export_has_a_rule(world):
+    routes = _export_routes(world.client.app)
+    assert sorted(routes - set(EXPORTS)) == [], "give these exports a rule in EXPORTS"
+    assert sorted(set(EXPORTS) - routes) == []
+
+
+@pytest.mark.parametrize(
+    "path,persona", [(p, persona) for p in EXPORTS for persona in PERSONAS], ids=str
+)
+def test_the_export_answers_as_its_page(world, path, persona):
+    rule = EXPORTS[path]
+    url = _fill(rule.url, world.ids)
+    world.client.cookies.clear()
+    world.client.cookies.set("concord_session", world.cookies[persona])
+    savepoint = world.connection.begin_nested()
+    try:
+        response = world.client.get(url)
+    finally:
+        savepoint.rollback()
+        world.client.cookies.clear()
+    allowed = persona in rule.allowed
+    where = f"GET {url} as {persona}: {response.status_code} {response.text[:200]}"
+    assert response.status_code < 500, where
+    if allowed:
+        assert response.status_code == 200, where
+        if path.endswith(".csv") and persona in TEAM and "figures" not in path:
+            assert NAME in response.text, where  # the rows are there to be hidden from others
+        return
+    if rule.kind == "list":
+        assert response.status_code in (200, 403, 404), where
+        # A refusal page names the person signed in: the patient sees their own name.
+        _nothing_of_the_record(response.text, where, name_ok=persona == "patient")
+    else:
+        # A PDF's text is compressed: nothing of it may be served at all.
+        assert response.status_code in (303, 404), where
+        assert not response.content.startswith(b"%PDF"), where
