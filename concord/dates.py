@@ -34,11 +34,11 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name or "UTC")
 
 
-def zone(where: Zone | None) -> ZoneInfo:
-    """The zone of an organization (anything with `.timezone`) or a zone's name."""
+def zone(where: Zone | None) -> tzinfo:
+    """The zone of an organization (anything with `.timezone`), a zone's name, or a zone."""
     if where is None:
         return _zone("UTC")
-    if isinstance(where, ZoneInfo):
+    if isinstance(where, tzinfo):
         return where
     return _zone(where if isinstance(where, str) else where.timezone)  # type: ignore[union-attr]
 
@@ -75,8 +75,8 @@ def _format_date(value: date, format: str, lang: str) -> str:
 
 
 @lru_cache(maxsize=8192)
-def _format_datetime(value: datetime, format: str, tz: str, lang: str) -> str:
-    return babel_dates.format_datetime(value, format=format, tzinfo=_zone(tz), locale=_locale(lang))
+def _format_datetime(value: datetime, format: str, tz: tzinfo, lang: str) -> str:
+    return babel_dates.format_datetime(value, format=format, tzinfo=tz, locale=_locale(lang))
 
 
 def format_date(
@@ -102,7 +102,7 @@ def format_datetime(
     """An instant in the organization's zone, in the reader's language."""
     if value is None:
         return ""
-    return _format_datetime(value, format, zone(where).key, lang)
+    return _format_datetime(value, format, zone(where), lang)
 
 
 def format_time(value: datetime | None, *, lang: str, where: Zone | None) -> str:
