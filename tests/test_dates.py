@@ -169,3 +169,21 @@ def test_no_other_way_of_computing_today():
                 if pattern.search(line):
                     found.append(f"{rel}:{number}: {why}: {line.strip()}")
     assert found == []
+
+
+def test_an_alert_email_gives_the_deadline_in_the_clinics_zone_and_format(
+    session, factory, people, clock
+):
+    from concord.worker import escalate_job
+    from tests.safety.test_escalation import safety_mail, urgent_alert
+
+    create_plan(session, people, activate=True)
+    commit(session)
+    clock.set(EVENING)
+    urgent_alert(session, people)
+    clock.advance(hours=1)
+    escalate_job(factory)
+    (mail,) = safety_mail(session, "consultant@test.example.org")
+    # 6:40 PM + 1 h + the next step's hour: 8:40 PM on Dec 6 in Chicago (02:40 on Dec 7 UTC).
+    assert "Dec 6, 2026" in mail.body and "CST" in mail.body, mail.body
+    assert not WRONG_DAY.search(mail.body)
