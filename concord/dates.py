@@ -76,14 +76,25 @@ def _format_date(value: date, format: str, lang: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _format_datetime(value: datetime, format: str, tz: tzinfo, lang: str) -> str:
-    return babel_dates.format_datetime(value, format=format, tzinfo=tz, locale=_locale(lang))
+    local = value.astimezone(tz)
+    day = _format_date(local.date(), format if format in LONG_FORMATS else DATE_FORMAT, lang)
+    time = babel_dates.format_time(local, format="short", locale=_locale(lang))
+    pattern = babel_dates.get_datetime_format(DATE_FORMAT, locale=_locale(lang))
+    return str(pattern).replace("{1}", day).replace("{0}", time)
+
+
+# The one way a date is written in each language: Babel's medium date ("Dec 6, 2026",
+# "6 dic 2026"). "full" (with the weekday) heads a day's list; every other format a template
+# asks for ("short", "medium") is this one, so a page never shows "12/6/26" beside "Dec 6".
+DATE_FORMAT = "medium"
+LONG_FORMATS = ("full", "long")
 
 
 def format_date(
     value: datetime | date | str | None, *, lang: str, where: Zone | None, format: str = "medium"
 ) -> str:
-    """A date in the reader's language (Babel's format for the locale); an instant is first
-    turned into the organization's local date."""
+    """A date in the reader's language; an instant is first turned into the organization's
+    local date."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):
@@ -93,13 +104,14 @@ def format_date(
             return value
     local = local_date(value, where)
     assert local is not None
-    return _format_date(local, format, lang)
+    return _format_date(local, format if format in LONG_FORMATS else DATE_FORMAT, lang)
 
 
 def format_datetime(
     value: datetime | None, *, lang: str, where: Zone | None, format: str = "medium"
 ) -> str:
-    """An instant in the organization's zone, in the reader's language."""
+    """An instant in the organization's zone: the one date format and the locale's short time
+    ("Dec 6, 2026, 6:41 PM", "6 dic 2026, 18:41")."""
     if value is None:
         return ""
     return _format_datetime(value, format, zone(where), lang)

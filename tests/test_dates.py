@@ -27,6 +27,7 @@ EVENING = datetime(2026, 12, 7, 0, 40, tzinfo=UTC)  # Dec 6, 6:40 PM in Chicago
 ROOT = Path(__file__).resolve().parent.parent
 
 # "Dec 7" in every format a page might use for the wrong day.
+SHORT_DATE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2}\b")
 WRONG_DAY = re.compile(r"Dec(ember)? 7|12/7/26|2026-12-07|7 dic|7 de diciembre")
 
 
@@ -99,7 +100,11 @@ class TestEveningPages:
             assert page.status_code == 200, url
             text = _visible(page.text)
             assert not WRONG_DAY.search(text), (url, WRONG_DAY.search(text).group(0))
+            # One date format: "Dec 6, 2026" everywhere, never "12/6/26" beside it.
+            assert not SHORT_DATE.search(text), (url, SHORT_DATE.search(text).group(0))
         assert "Dec 6, 2026" in _visible(client.get(f"/patients/{pid}/plan/history").text)
+        safety = _visible(client.get(f"/patients/{pid}/safety").text)
+        assert "Dec 6, 2026, 6:40 PM" in safety
         measures = _visible(client.get(f"/patients/{pid}/measures").text)
         assert "Dec 6, 2026" in measures and "21.0" not in measures
 
