@@ -192,3 +192,48 @@ def test_an_alert_email_gives_the_deadline_in_the_clinics_zone_and_format(
     # 6:40 PM + 1 h + the next step's hour: 8:40 PM on Dec 6 in Chicago (02:40 on Dec 7 UTC).
     assert "Dec 6, 2026" in mail.body and "CST" in mail.body, mail.body
     assert not WRONG_DAY.search(mail.body)
+
+
+# --- revision texts and scores in words -------------------------------------------------------
+
+
+def test_a_revision_says_what_was_set_in_words_and_whole_numbers(client, session, people, sign_in):
+    """'linked questionnaire from nothing to PHQ-9' and 'score from nothing to “5.0”' were
+    how the history told of linking a goal to a score."""
+    from concord.careplans.models import Goal
+    from concord.careplans.schemas import GoalIn
+
+    plan = create_plan(session, people, activate=True)
+    commit(session)
+    goal = session.query(Goal).filter(Goal.plan_id == plan.id).first()
+    acc = acc_for(session, people.care_manager, people.patient)
+    plans.update_item(
+        session,
+        access=acc,
+        section="goals",
+        item_id=goal.id,
+        data=GoalIn(
+            statement=goal.statement,
+            category=goal.category,
+            measure=goal.measure,
+            target=goal.target,
+            due_on=goal.due_on,
+            measure_instrument="PHQ-9",
+            measure_op="below",
+            measure_value=5,
+        ),
+        version=goal.version,
+        reason="Linked to the PHQ-9",
+    )
+    commit(session)
+    sign_in(CM)
+    for url in (f"/patients/{people.patient.id}/plan/history", f"/patients/{people.patient.id}/plan"):
+        text = _visible(client.get(url).text)
+        assert "5.0" not in text, url
+        assert "from nothing" not in text, url
+    history = _visible(client.get(f"/patients/{people.patient.id}/plan/history").text)
+    assert "linked questionnaire set to PHQ-9" in history
+    assert "comparison set to below" in history
+    assert "score set to 5" in history
+    plan_page = _visible(client.get(f"/patients/{people.patient.id}/plan").text)
+    assert "the score should be below 5." in plan_page
