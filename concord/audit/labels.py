@@ -21,7 +21,7 @@ ACTION_LABELS = {
     "user_list": N_("Saw %(what)s in a list"),
     "report": N_("Counted %(what)s in a report"),
     "create": N_("Added %(what)s"),
-    "update": N_("Changed %(what)s"),
+    "update": N_("Made changes to %(what)s"),
     "delete": N_("Removed %(what)s"),
     "void": N_("Marked %(what)s as entered in error"),
     "propose": N_("Proposed %(what)s"),
@@ -52,8 +52,8 @@ ACTION_LABELS = {
     "token_create": N_("Created %(what)s"),
     "token_revoke": N_("Revoked %(what)s"),
     "user_create": N_("Created %(what)s"),
-    "user_update": N_("Changed %(what)s"),
-    "organization_update": N_("Changed %(what)s"),
+    "user_update": N_("Made changes to %(what)s"),
+    "organization_update": N_("Made changes to %(what)s"),
 }
 
 # What it was done to, in the patient's words.

@@ -113,7 +113,7 @@ class TestAccessLogPage:
         assert "domingo, 6 de diciembre de 2026" in text
         assert "Persona desconocida" not in text
         # Every English wording has a Spanish one (no line left in English).
-        for words in ("Looked at", "Saw ", "your ", "Changed "):
+        for words in ("Looked at", "Saw ", "your ", "Changed ", "Made changes", "Se cambió ("):
             assert words not in text, words
 
     def test_the_log_fits_a_phone(self, client, session, people, sign_in, evening):
