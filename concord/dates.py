@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, tzinfo
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -55,6 +55,10 @@ def local_datetime(value: datetime, where: Zone | None) -> datetime:
     return value.astimezone(zone(where))
 
 
+@overload
+def local_date(value: None, where: Zone | None) -> None: ...
+@overload
+def local_date(value: datetime | date, where: Zone | None) -> date: ...
 def local_date(value: datetime | date | None, where: Zone | None) -> date | None:
     """The organization's local date of an instant; a date is already one."""
     if value is None:
