@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -52,6 +51,4 @@ def now() -> datetime:
     return _clock.now()
 
 
-def today(tz: str = "UTC") -> date:
-    """Today's date in the given zone: clinical dates are the organization's local dates."""
-    return _clock.now().astimezone(ZoneInfo(tz)).date()
+# Today's date and an instant's date are the organization's local dates: see concord/dates.py.

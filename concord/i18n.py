@@ -13,6 +13,7 @@ from functools import lru_cache
 from gettext import NullTranslations
 from io import BytesIO
 from pathlib import Path
+from datetime import date, datetime
 from typing import Any
 
 from babel.messages.mofile import write_mo
@@ -62,11 +63,21 @@ def translate(message: str, lang: str) -> str:
     t = translations(lang)
     if isinstance(message, Msg):
         text = t.gettext(message.msgid)
-        params = {
-            k: (translate(v, lang) if isinstance(v, Msg) else v) for k, v in message.params.items()
-        }
+        params = {k: _param(v, lang) for k, v in message.params.items()}
         return text % params if params else text
     return t.gettext(message)
+
+
+def _param(value: Any, lang: str) -> Any:
+    """A message's value as the reader writes it: a date in the locale's format (a date is
+    already the organization's local date; an instant is formatted where its zone is known)."""
+    if isinstance(value, Msg):
+        return translate(value, lang)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        from concord.dates import format_date
+
+        return format_date(value, lang=lang, where=None)
+    return value
 
 
 def gettext(lang: str, message: str, **params: Any) -> str:

@@ -126,7 +126,7 @@ def test_a_core_statement_sees_what_the_session_has_not_written_yet(session, peo
     so a Core statement built once never misses a change made earlier in the same request."""
     from sqlalchemy import bindparam, func, select
 
-    from concord.clock import today
+    from concord.dates import org_today
     from concord.db import core
     from concord.measures.models import MeasureSchedule
 
@@ -137,7 +137,7 @@ def test_a_core_statement_sees_what_the_session_has_not_written_yet(session, peo
             patient_id=people.patient.id,
             instrument="PHQ-9",
             every_days=14,
-            start_on=today(),
+            start_on=org_today(people.org),
             created_by_id=people.care_manager.id,
         )
     )

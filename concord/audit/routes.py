@@ -5,15 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from concord.audit.labels import ACTION_LABELS, CHANNEL_LABELS, OBJECT_LABELS
-from concord.audit.service import access_log, record
+from concord.audit.labels import (
+    ACTION_LABELS,
+    CHANNEL_LABELS,
+    OBJECT_LABELS,
+    SYSTEM_ACTOR,
+    UNKNOWN_OBJECT,
+)
+from concord.audit.service import access_log, group_access_log, record
 from concord.careplans.routes import _self_access
 from concord.web.deps import DbSession, WebActor
 from concord.web.templating import render
 
 router = APIRouter()
 
-PAGE = 100
+PAGE = 200  # events; repeated views are grouped, so a page holds a few days
 
 
 @router.get("/my/access-log")
@@ -29,9 +35,12 @@ def my_access_log(request: Request, session: DbSession, actor: WebActor) -> Resp
         {
             "acc": acc,
             "rows": rows,
+            "days": group_access_log(rows, actor.user.organization),
             "older": rows[-1].event.seq if len(rows) == PAGE else None,
             "actions": ACTION_LABELS,
             "objects": OBJECT_LABELS,
             "channels": CHANNEL_LABELS,
+            "system_actor": SYSTEM_ACTOR,
+            "unknown_object": UNKNOWN_OBJECT,
         },
     )

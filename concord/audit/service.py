@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, text, update
@@ -307,3 +307,59 @@ def access_log(
     if before is not None:
         query = query.where(AuditEvent.seq < before)
     return [AccessLogRow(event, name) for event, name in session.execute(query)]
+
+
+@dataclass
+class AccessLogEntry:
+    """Events of one day that say the same thing (the same person did the same to the same
+    kind of thing, with the same outcome), shown as one line: "looked at your care plan, 3
+    times"."""
+
+    actor_id: uuid.UUID | None
+    actor_name: str | None
+    actor_role: str | None
+    action: str
+    object_type: str
+    outcome: str
+    channel: str
+    first_at: datetime
+    last_at: datetime
+    count: int = 1
+
+
+@dataclass
+class AccessLogDay:
+    day: date
+    entries: list[AccessLogEntry]
+
+
+def group_access_log(rows: list[AccessLogRow], where: Any) -> list[AccessLogDay]:
+    """The rows (newest first) grouped by the organization's local day, then by what they
+    say; a group sits where its latest event is."""
+    from concord.dates import local_date
+
+    days: dict[date, dict[tuple[Any, ...], AccessLogEntry]] = {}
+    for row in rows:
+        e = row.event
+        day = local_date(e.occurred_at, where)
+        assert day is not None
+        key = (e.actor_id, e.actor_role, e.action, e.object_type, e.outcome, e.channel)
+        entries = days.setdefault(day, {})
+        entry = entries.get(key)
+        if entry is None:
+            entries[key] = AccessLogEntry(
+                actor_id=e.actor_id,
+                actor_name=row.actor_name,
+                actor_role=e.actor_role,
+                action=e.action,
+                object_type=e.object_type,
+                outcome=e.outcome,
+                channel=e.channel,
+                first_at=e.occurred_at,
+                last_at=e.occurred_at,
+            )
+        else:
+            entry.count += 1
+            entry.first_at = min(entry.first_at, e.occurred_at)
+            entry.last_at = max(entry.last_at, e.occurred_at)
+    return [AccessLogDay(day, list(entries.values())) for day, entries in days.items()]

@@ -717,13 +717,13 @@ def shared_plan(patient_id: str, request: Request, session: DbSession, actor: We
 def clinician_steps(request: Request, session: DbSession, actor: WebActor) -> Response:
     if actor.user.is_patient:
         return RedirectResponse("/my#steps", status_code=303)
-    from concord.clock import today
+    from concord.dates import org_today
 
     return render(
         request,
         "careplans/steps.html",
         {
             "rows": plans.my_action_steps(session, by=actor.user),
-            "today": today(actor.user.organization.timezone),
+            "today": org_today(actor.user.organization),
         },
     )

@@ -51,7 +51,8 @@ from concord.careplans.schemas import (
     PreferencesIn,
     ReviewIn,
 )
-from concord.clock import now, today
+from concord.clock import now
+from concord.dates import org_today as _org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
@@ -130,7 +131,7 @@ def _org(session: Session, patient: Patient) -> Organization:
 
 
 def org_today(session: Session, patient: Patient) -> date:
-    return today(_org(session, patient).timezone)
+    return _org_today(_org(session, patient))
 
 
 def current_plan(session: Session, patient_id: uuid.UUID) -> CarePlan | None:

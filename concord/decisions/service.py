@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from concord.access import PatientAccess, deny, parse_id, refuse_record
 from concord.audit.service import record
 from concord.clock import now
+from concord.dates import org_today
 from concord.decisions.aids import Aid, Fit, Option, Value, all_aids, get_aid
 from concord.decisions.models import Decision, DecisionStatus
 from concord.errors import Conflict, InvalidInput, NotFound
@@ -410,7 +411,7 @@ def record_outcome(
     except InvalidInput as exc:
         errors.update(exc.errors)
         reasons = None
-    today = now().date()
+    today = org_today(access.by.organization)  # the clinic's date, not UTC's
     if outcome.decided_on > today + timedelta(days=1) or outcome.decided_on < today - timedelta(
         days=365
     ):

@@ -210,6 +210,21 @@ GOAL_ACHIEVEMENT = {"in_progress": "in-progress", "achieved": "achieved"}
 GOAL_STATUS_REASON = {"revised": "Replaced by a revised goal", "stopped": "Stopped"}
 
 
+def _local_day(value: datetime, patient: Patient) -> str:
+    """A FHIR date from an instant: the organization's local date (an evening's goal in
+    Chicago started that day, not the next UTC day)."""
+    from sqlalchemy.orm import object_session
+
+    from concord.accounts.models import Organization
+    from concord.dates import local_date
+
+    session = object_session(patient)
+    org = session.get(Organization, patient.organization_id) if session else None
+    day = local_date(value, org)
+    assert day is not None
+    return day.isoformat()
+
+
 def goal_resource(goal: Goal, patient: Patient, contents: PlanContents | None) -> dict[str, Any]:
     target: dict[str, Any] = _drop_empty(
         {
@@ -269,7 +284,7 @@ def goal_resource(goal: Goal, patient: Patient, contents: PlanContents | None) -
             },
             "description": {"text": goal.statement},
             "subject": _ref("Patient", patient.id),
-            "startDate": goal.created_at.date().isoformat(),
+            "startDate": _local_day(goal.created_at, patient),
             "target": [target] if target else None,
             "statusDate": _date(goal.status_changed_on),
             "statusReason": GOAL_STATUS_REASON.get(goal.status),

@@ -11,6 +11,9 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess
+from concord.careplans.labels import VALUE_LABELS
+from concord.dates import format_date, org_today
+from concord.dates import score as score_text
 from concord.errors import Conflict, InvalidInput
 from concord.i18n import Msg, translate
 from concord.measures import service as measures
@@ -61,22 +64,47 @@ def chart_data(progress: measures.InstrumentProgress, lang: str) -> str:
     return _safe_json(
         {
             "label": progress.instrument.code,
-            "min": score.min,
-            "max": score.max,
-            "points": [{"x": p.on.isoformat(), "y": p.value} for p in progress.points],
+            "min": _num(score.min),
+            "max": _num(score.max),
+            # Each date in the locale's format ("Dec 6, 2026", "6 dic 2026"), not ISO; scores as
+            # integers where they are.
+            "points": [
+                {"x": format_date(p.on, lang=lang, where=None), "y": _num(p.value)}
+                for p in progress.points
+            ],
             "bands": [
                 {"from": b.min, "to": b.max, "name": b.name.get(lang) or b.name["en"]}
                 for b in score.bands
             ],
-            "baseline": summary.baseline.value if summary.baseline else None,
+            "baseline": _num(summary.baseline.value) if summary.baseline else None,
             "baselineLabel": translate(Msg("Baseline"), lang),
+            # A short legend entry ("Goal: below 10"): a goal's whole statement does not fit
+            # in one legend line and Chart.js cut it off.
             "goals": [
-                {"value": g.measure_value, "label": g.statement[:60]}
+                {
+                    "value": _num(g.measure_value),
+                    "label": translate(
+                        Msg(
+                            "Goal: %(op)s %(value)s",
+                            op=Msg(VALUE_LABELS.get(g.measure_op or "", g.measure_op or "")),
+                            value=score_text(g.measure_value, lang),
+                        ),
+                        lang,
+                    ),
+                }
                 for g in progress.goals
                 if g.measure_value is not None
             ],
         }
     )
+
+
+def _num(value: Any) -> Any:
+    """A number for the chart: 7, not 7.0, where the score is whole."""
+    if value is None:
+        return None
+    number = float(value)
+    return int(number) if number.is_integer() else round(number, 1)
 
 
 def _safe_json(data: Any) -> str:
@@ -118,7 +146,7 @@ def _measures_context(
         "acc": acc,
         "patient": acc.patient,
         "tab": "measures",
-        "age": age_on(acc.patient.birth_date, measures.today(acc.by.organization.timezone)),
+        "age": age_on(acc.patient.birth_date, org_today(acc.by.organization)),
         "check_ins": check_ins,
         "progress": progress,
         "chart_json": {p.instrument.code: chart_data(p, lang) for p in progress},

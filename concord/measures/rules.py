@@ -222,9 +222,9 @@ def progress(
 
 
 def _num(value: float | None) -> str:
-    if value is None:
-        return ""
-    return str(int(value)) if float(value).is_integer() else str(value)
+    from concord.dates import score
+
+    return score(value)
 
 
 def plain_change(baseline: float, latest: float) -> Msg:

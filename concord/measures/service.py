@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
-from concord.clock import now, today
+from concord.clock import now
+from concord.dates import local_date as _local_date
+from concord.dates import org_today
 from concord.db import core, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
@@ -82,7 +84,9 @@ def _org(session: Session, patient: Patient) -> Organization:
 
 
 def local_date(session: Session, patient: Patient, when: datetime) -> date:
-    return when.astimezone(ZoneInfo(_org(session, patient).timezone)).date()
+    day = _local_date(when, _org(session, patient))
+    assert day is not None
+    return day
 
 
 def patient_sex(patient: Patient) -> str | None:
@@ -639,7 +643,7 @@ def _completed_dates(
     ):
         if incomplete(flags):
             continue  # never satisfies a schedule: the check-in is still to do
-        result[code].append(completed_at.astimezone(tz).date())
+        result[code].append(_local_date(completed_at, tz))
     return result
 
 
@@ -667,7 +671,7 @@ def check_ins(session: Session, *, access: PatientAccess) -> list[DueCheckIn]:
         raise refuse_record(session, access, action="list", object_type="MeasureSchedule")
     schedules = active_schedules(session, access.patient.id)
     dates = _completed_dates(session, access.patient, {s.instrument for s in schedules})
-    on = today(_org(session, access.patient).timezone)
+    on = org_today(_org(session, access.patient))
     unfinished = {
         r.instrument: r
         for r in session.scalars(
@@ -725,7 +729,7 @@ def add_schedule(
     instrument = get_instrument(instrument_code)
     if not 1 <= every_days <= 366:
         raise InvalidInput.field("every_days", Msg("must be a number of days from 1 to 366"))
-    on = today(_org(session, access.patient).timezone)
+    on = org_today(_org(session, access.patient))
     start_on = start_on or on
     if end_on is not None and end_on < start_on:
         raise InvalidInput.field("end_on", Msg("must be on or after the start date"))
@@ -877,7 +881,7 @@ def queue_reminders(session: Session, *, base_url: str) -> int:
         user = session.get(User, patient.user_id)
         if user is None or not user.active:
             continue
-        on = today(_org(session, patient).timezone)
+        on = org_today(_org(session, patient))
         dates = _completed_dates(session, patient, {s.instrument for s in patient_schedules})
         for schedule in patient_schedules:
             state = schedule_state(
@@ -956,10 +960,10 @@ def progress_for(
         if main is None or row.score_id != main.id:
             continue
         series.setdefault(row.instrument, []).append(
-            Point(row.effective_at.astimezone(tz).date(), row.value, row.band, str(row.response_id))
+            Point(_local_date(row.effective_at, tz), row.value, row.band, str(row.response_id))
         )
     start, goals = _plan_start_and_goals(session, access.patient.id)
-    on = today(_org(session, access.patient).timezone)
+    on = org_today(_org(session, access.patient))
     result = []
     for code in instrument_codes or sorted(series):
         instrument = library().get(code)

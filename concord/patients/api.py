@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from concord import access
 from concord.careplans import service as plans
-from concord.clock import today
+from concord.dates import org_today
 from concord.patients import service as patients
 from concord.patients.models import Patient
 from concord.web.deps import ApiActor, DbSession
@@ -45,7 +45,7 @@ def shared_json(patient: Patient) -> dict[str, Any]:
 def list_patients(session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
     """Every patient the caller may open, with their plan's state."""
     mine = patients.list_my_patients(session, by=actor.user)
-    summaries = plans.plan_summaries(session, mine, today(actor.user.organization.timezone))
+    summaries = plans.plan_summaries(session, mine, org_today(actor.user.organization))
     result = []
     whole = access.sees_whole_record(actor.user)
     for patient in mine:

@@ -13,7 +13,7 @@ from concord import access
 from concord.accounts.models import Organization, Role
 from concord.accounts.service import list_clinics
 from concord.careplans import service as plans
-from concord.clock import today
+from concord.dates import org_today
 from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
 from concord.measures.routes import progress_card
@@ -72,7 +72,7 @@ def my_patients(request: Request, session: DbSession, actor: WebActor) -> Respon
         show = "all"
     rows: list[Any] = []
     counts = dict.fromkeys(LIST_FILTERS, 0)
-    on = today(actor.user.organization.timezone)
+    on = org_today(actor.user.organization)
     if actor.user.is_clinician:
         from concord.safety.service import current_risks
 
@@ -177,13 +177,13 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
     # Patients use their own portal; family members see only the shared plan.
     acc = access.team_access(session, actor.user, patient_id)
     team, members = patients.read_care_team(session, access=acc)
-    summary = plans.plan_summaries(session, [acc.patient], today(actor.user.organization.timezone))[
+    summary = plans.plan_summaries(session, [acc.patient], org_today(actor.user.organization))[
         acc.patient.id
     ]
     return {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, today(actor.user.organization.timezone)),
+        "age": age_on(acc.patient.birth_date, org_today(actor.user.organization)),
         "team": team,
         "members": members,
         "summary": summary,

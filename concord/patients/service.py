@@ -14,7 +14,8 @@ from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, 
 from concord.accounts.service import create_user, get_user_by_email
 from concord.audit.models import Outcome
 from concord.audit.service import record
-from concord.clock import now, today
+from concord.clock import now
+from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.patients.models import (
     AdministrativeGender,
@@ -57,7 +58,7 @@ def register_patient(
     clinic = session.get(Clinic, data.clinic_id)
     if clinic is None or clinic.organization_id != organization.id:
         raise InvalidInput.field("clinic_id", "must be one of your organization's clinics")
-    if data.birth_date > today(organization.timezone):
+    if data.birth_date > org_today(organization):
         raise InvalidInput.field("birth_date", "cannot be in the future")
     if (
         session.scalar(

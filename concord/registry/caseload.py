@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, raiseload
 
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
+from concord.dates import local_date
 from concord.db import among, days_before
 from concord.i18n import Msg
 from concord.measures.library import library
@@ -136,7 +137,9 @@ def open_episodes(session: Session, by: User, *, scope: str) -> list[tuple[Episo
 
 
 def _local_date(value: datetime, tz: ZoneInfo) -> date:
-    return value.astimezone(tz).date()
+    day = local_date(value, tz)
+    assert day is not None
+    return day
 
 
 def build_rows(
@@ -514,9 +517,9 @@ def caseload(
     """(every row of the caseload, the rows the view shows), each row audited as seen."""
     org = session.get(Organization, by.organization_id)
     assert org is not None
-    from concord.clock import today as org_today
+    from concord.dates import org_today
 
-    today = org_today(org.timezone)
+    today = org_today(org)
     rows = build_rows(
         session, open_episodes(session, by, scope=scope), today=today, tz=org.timezone
     )

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.accounts.models import Organization
-from concord.clock import today
+from concord.dates import org_today
 from concord.patients.models import Patient
 from concord.registry.caseload import build_rows
 from concord.registry.models import Episode
@@ -19,7 +19,7 @@ BATCH = 500
 def sync_tasks_for(
     session: Session, episodes: list[tuple[Episode, Patient]], org: Organization
 ) -> int:
-    on = today(org.timezone)
+    on = org_today(org)
     rows = build_rows(session, episodes, today=on, tz=org.timezone)
     reviewed = recently_reviewed(session, [r.episode.id for r in rows], on)
     opened, closed = sync_flag_tasks(session, rows, today=on, recently_reviewed=reviewed)

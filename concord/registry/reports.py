@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from concord.accounts.models import Clinic, Organization, Role, User
 from concord.audit.service import record
-from concord.clock import today
+from concord.dates import org_today
 from concord.db import days_before
 from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
@@ -236,7 +236,7 @@ def program_view(session: Session, *, by: User, clinic_id: uuid.UUID | None = No
     _check_reader(by)
     org = session.get(Organization, by.organization_id)
     assert org is not None
-    on = today(org.timezone)
+    on = org_today(org)
     clinic = None
     if clinic_id is not None:
         clinic = session.get(Clinic, clinic_id)

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
-from concord.clock import now, today
+from concord.clock import now
+from concord.dates import local_date, org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
@@ -218,7 +219,7 @@ def request_review(
 def _today(session: Session, organization_id: uuid.UUID) -> date:
     org = session.get(Organization, organization_id)
     assert org is not None
-    return today(org.timezone)
+    return org_today(org)
 
 
 # --- the queue ---------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def queue(session: Session, *, by: User) -> list[QueueItem]:
         return []
     org = session.get(Organization, by.organization_id)
     assert org is not None
-    on = today(org.timezone)
+    on = org_today(org)
     pairs = open_episodes(session, by, scope="teams")
     rows = {r.episode.id: r for r in build_rows(session, pairs, today=on, tz=org.timezone)}
     requests = {
@@ -283,7 +284,7 @@ def queue(session: Session, *, by: User) -> list[QueueItem]:
             reasons.append((URGENCY.get(request.reason, 3), request.reason))
         urgency, reason = min(reasons)
         since = (
-            request.requested_at.date()
+            local_date(request.requested_at, org)
             if request is not None
             else next((f.since for f in flagged if f.since), row.episode.started_on)
         )

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from concord import access
 from concord.access import PatientAccess, parse_id
 from concord.clock import now
+from concord.dates import score
 from concord.errors import Conflict, InvalidInput, PermissionDenied
 from concord.i18n import Msg, translate
 from concord.patients.service import members_of_patient
@@ -186,7 +187,7 @@ def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Respo
 
         def val(m: Any, which: str) -> Any:
             point = getattr(m, which) if m else None
-            return point.value if point else ""
+            return score(point.value) if point else ""
 
         def on(m: Any, which: str) -> str:
             point = getattr(m, which) if m else None

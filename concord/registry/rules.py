@@ -107,7 +107,7 @@ def flags(facts: CaseFacts) -> list[Flag]:
                         "No follow-up contact within 4 weeks (%(days)s days) of the initial "
                         "assessment on %(date)s.",
                         days=FOLLOW_UP_WITHIN_DAYS,
-                        date=initial.isoformat(),
+                        date=initial,
                     ),
                     since=deadline + timedelta(days=1),
                 )
@@ -153,7 +153,7 @@ def flags(facts: CaseFacts) -> list[Flag]:
                     "No contact that reached the patient in more than %(days)s days (last: "
                     "%(date)s).",
                     days=NO_CONTACT_DAYS,
-                    date=last.isoformat(),
+                    date=last,
                 ),
                 since=last + timedelta(days=NO_CONTACT_DAYS + 1),
             )

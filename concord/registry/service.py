@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
-from concord.clock import now, today
+from concord.clock import now
+from concord.dates import org_today as _org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
 from concord.patients.models import Patient
@@ -46,7 +47,7 @@ MAX_NOTE = 5000
 def org_today(session: Session, organization_id: uuid.UUID) -> date:
     org = session.get(Organization, organization_id)
     assert org is not None
-    return today(org.timezone)
+    return _org_today(org)
 
 
 def _require_team_clinician(

@@ -17,6 +17,7 @@ from concord import access
 from concord.access import PatientAccess
 from concord.accounts.models import Organization
 from concord.clock import now
+from concord.dates import local_date, org_today
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import N_, Msg, translate
 from concord.safety import plans as safety_plans
@@ -135,7 +136,7 @@ def _alert_context(
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, now().astimezone(ZoneInfo(tz)).date()),
+        "age": age_on(acc.patient.birth_date, org_today(tz)),
         "tab": "safety",
         "alert": alert,
         "current_alert_id": alert.id,
@@ -296,7 +297,7 @@ def _safety_page_context(
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, now().astimezone(ZoneInfo(tz)).date()),
+        "age": age_on(acc.patient.birth_date, org_today(tz)),
         "tab": "safety",
         "history": history,
         "risk_history": safety.risk_history(session, acc.patient.id),
@@ -390,7 +391,7 @@ def _plan_context(
 
         context["age"] = age_on(
             acc.patient.birth_date,
-            now().astimezone(ZoneInfo(acc.by.organization.timezone)).date(),
+            org_today(acc.by.organization),
         )
         context.update(safety_context(session, acc))
     context.update(extra)
@@ -515,16 +516,15 @@ def team_plan_share(
 
 
 def _pdf(session: DbSession, patient: Any, plan: Any, lang: str) -> Response:
+    from concord.dates import format_date
     from concord.safety.pdf import render as render_pdf
-    from concord.web.templating import _fdate, _lang
 
     if plan is None:
         raise NotFound(Msg("No safety plan yet."))
-    token = _lang.set(lang)
-    try:
-        updated = _fdate(plan.updated_at)
-    finally:
-        _lang.reset(token)
+    # The organization's local date: an evening's update is not dated tomorrow.
+    updated = format_date(
+        plan.updated_at, lang=lang, where=session.get(Organization, patient.organization_id)
+    )
     body = render_pdf(
         lang=lang,
         name=patient.preferred_name or patient.given_name,
@@ -649,7 +649,7 @@ def _figures_for(request: Request, session: DbSession, actor: Actor) -> safety.F
     if not (user.is_clinician or user.can_administer):
         raise PermissionDenied(Msg("Safety figures are for clinicians and administrators."))
     tz = ZoneInfo(user.organization.timezone)
-    today = now().astimezone(tz).date()
+    today = org_today(tz)
     errors = {}
 
     def day(name: str, default: Any) -> Any:
@@ -697,7 +697,9 @@ def figures_page(request: Request, session: DbSession, actor: WebActor) -> Respo
         "safety/figures.html",
         {
             "figures": result,
-            "to_day": (result.until - timedelta(days=1)).date() if result else None,
+            "to_day": local_date(result.until - timedelta(days=1), actor.user.organization)
+            if result
+            else None,
             "errors": errors,
             "tiers": tier_names(rules, request.state.lang),
             "within": {t.code: t.acknowledge_within for t in rules.tiers},

@@ -308,7 +308,7 @@ def _notify(
         )
         if not email:
             continue
-        deadline = _local_time(alert.due_at, user.organization.timezone)
+        deadline = _local_time(alert.due_at, user.organization.timezone, user.language)
         subject, body = _email_text(user.language, kind, deadline, f"{base}/alerts/{alert.id}")
         queue_email(
             session,
@@ -320,10 +320,13 @@ def _notify(
         )
 
 
-def _local_time(when: datetime, tz: str) -> str:
-    from zoneinfo import ZoneInfo
+def _local_time(when: datetime, tz: str, lang: str) -> str:
+    """The deadline in the organization's zone, in the reader's format, with the zone named
+    (an email is read away from the clinic)."""
+    from concord.dates import format_datetime, local_datetime
 
-    return when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+    zone_name = local_datetime(when, tz).tzname() or tz
+    return f"{format_datetime(when, lang=lang, where=tz, format='medium')} ({zone_name})"
 
 
 def _email_text(lang: str, kind: str, deadline: str, url: str) -> tuple[str, str]:
@@ -1357,6 +1360,16 @@ class Figures:
     rows: list[dict[str, Any]]
 
 
+def _local_iso(value: datetime | None, zone_of: datetime) -> str:
+    """An instant for a spreadsheet: ISO 8601 in the organization's zone (`since` is local),
+    so the date a person reads in the cell is the clinic's date."""
+    from concord.dates import local_datetime
+
+    if value is None:
+        return ""
+    return local_datetime(value, zone_of.tzinfo).isoformat(timespec="seconds")  # type: ignore[arg-type]
+
+
 def figures(
     session: Session, *, organization_id: uuid.UUID, since: datetime, until: datetime
 ) -> Figures:
@@ -1406,10 +1419,8 @@ def figures(
                 "tier": alert.tier,
                 "rule": alert.rule_id,
                 "source": alert.source_kind,
-                "raised_at": alert.created_at.isoformat(),
-                "acknowledged_at": alert.acknowledged_at.isoformat()
-                if alert.acknowledged_at
-                else "",
+                "raised_at": _local_iso(alert.created_at, since),
+                "acknowledged_at": _local_iso(alert.acknowledged_at, since),
                 "minutes_to_acknowledge": round(minutes, 1) if minutes is not None else "",
                 "acknowledged_in_time": (
                     "yes"
@@ -1420,7 +1431,7 @@ def figures(
                 "status": alert.status,
                 "open_past_deadline": "yes" if past_deadline_now else "no",
                 "outcome": alert.outcome or "",
-                "closed_at": alert.closed_at.isoformat() if alert.closed_at else "",
+                "closed_at": _local_iso(alert.closed_at, since),
             }
         )
     ordered = [by_tier[t.code] for t in rules.tiers] + [

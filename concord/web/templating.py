@@ -11,19 +11,16 @@ import secrets
 import uuid
 from contextvars import ContextVar
 from datetime import date, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel import Locale
-from babel.dates import format_date, format_datetime
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from concord import dates
 from concord.careplans.labels import FIELD_LABELS, ROLE_LABELS, SECTION_LABELS, VALUE_LABELS
 from concord.clock import now
 from concord.i18n import LANGUAGE_NAMES, N_, Msg, translate, translations
@@ -64,6 +61,10 @@ def _make_env() -> Environment:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["fdate"] = _fdate
     env.filters["fdatetime"] = _fdatetime
+    env.filters["ftime"] = _ftime
+    env.filters["fmonth"] = _fmonth
+    env.filters["score"] = _score
+    env.filters["localdate"] = _localdate
     env.filters["label"] = _label
     env.filters["role"] = _role
     env.filters["field"] = _field
@@ -80,38 +81,30 @@ def _make_env() -> Environment:
     return env
 
 
-@lru_cache(maxsize=8)
-def _locale(lang: str) -> Locale:
-    return Locale.parse(lang)
-
-
-@lru_cache(maxsize=8192)
-def _format_date(value: date, format: str, lang: str) -> str:
-    return format_date(value, format=format, locale=_locale(lang))
-
-
-@lru_cache(maxsize=8192)
-def _format_datetime(value: datetime, format: str, tz: str, lang: str) -> str:
-    return format_datetime(value, format=format, tzinfo=ZoneInfo(tz), locale=_locale(lang))
-
-
 def _fdate(value: date | str | None, format: str = "medium") -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        try:
-            value = date.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(value, datetime):
-        value = value.date()
-    return _format_date(value, format, _lang.get())
+    # An instant's date is the organization's local date, never the UTC one.
+    return dates.format_date(value, lang=_lang.get(), where=_tz.get(), format=format)
 
 
 def _fdatetime(value: datetime | None, format: str = "medium") -> str:
-    if value is None:
-        return ""
-    return _format_datetime(value, format, _tz.get(), _lang.get())
+    return dates.format_datetime(value, lang=_lang.get(), where=_tz.get(), format=format)
+
+
+def _ftime(value: datetime | None) -> str:
+    return dates.format_time(value, lang=_lang.get(), where=_tz.get())
+
+
+def _fmonth(value: date | None) -> str:
+    return dates.format_month(value, lang=_lang.get()) if value else ""
+
+
+def _score(value: Any) -> str:
+    return dates.score(value, _lang.get())
+
+
+def _localdate(value: datetime | date | None) -> date | None:
+    """The organization's local date of an instant (for a date field's default value)."""
+    return dates.local_date(value, _tz.get())
 
 
 def _label(value: Any) -> str:

@@ -120,6 +120,10 @@ def test_a_patient_proposes_a_goal_and_agrees_on_a_phone(live, browser):
         expect(
             page.get_by_role("heading", name="Who has looked at or changed your record")
         ).to_be_visible()
+        # The log reads at 390 px without sideways scrolling, in words.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        expect(page.locator("main")).to_contain_text("your care plan")
+        expect(page.locator("main")).not_to_contain_text("CarePlan")
     finally:
         pat.close()
 

@@ -50,8 +50,12 @@
       data: { labels: labels, datasets: datasets },
       options: {
         animation: false, responsive: true, maintainAspectRatio: false,
-        scales: { y: { min: d.min, max: d.max } },
-        plugins: { concordBands: { bands: d.bands }, legend: { position: "bottom" } }
+        scales: { y: { min: d.min, max: d.max, ticks: { precision: 0 } },
+                  x: { ticks: { autoSkip: true, maxRotation: 0 } } },
+        // The legend's entries are short (the score, the baseline, "Goal: below 10") so they
+        // wrap onto rows inside the box rather than being cut off at its edge.
+        plugins: { concordBands: { bands: d.bands },
+                   legend: { position: "bottom", labels: { boxWidth: 18, padding: 8 } } }
       },
       plugins: [bandsPlugin]
     });

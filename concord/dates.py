@@ -1,0 +1,150 @@
+"""Dates and numbers as a person reads them: the one place that turns the clock's UTC instant
+into the organization's local date, and a date or score into text in the reader's language.
+
+Storage is UTC (DESIGN, habit 10). Everything shown is the organization's local date: at
+6:40 PM in Chicago on Dec 6 it is 00:40 UTC on Dec 7, and a page that took `.date()` of the
+UTC instant dated a clinical record a day late. So no page, PDF, email, export or service
+computes "today" or a datetime's date on its own: they call `org_today` and `local_date`
+(tests/test_dates.py greps the code for other ways).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, tzinfo
+from functools import lru_cache
+from typing import Any, Protocol, overload
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel import dates as babel_dates
+from babel.numbers import format_decimal
+
+from concord.clock import now
+
+
+class HasTimezone(Protocol):
+    timezone: str
+
+
+Zone = str | HasTimezone | tzinfo
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name or "UTC")
+
+
+def zone(where: Zone | None) -> tzinfo:
+    """The zone of an organization (anything with `.timezone`), a zone's name, or a zone."""
+    if where is None:
+        return _zone("UTC")
+    if isinstance(where, tzinfo):
+        return where
+    return _zone(where if isinstance(where, str) else where.timezone)  # type: ignore[union-attr]
+
+
+def org_today(where: Zone | None) -> date:
+    """Today's date where the organization is (its clinical dates are local dates)."""
+    return now().astimezone(zone(where)).date()
+
+
+def local_datetime(value: datetime, where: Zone | None) -> datetime:
+    """An instant in the organization's zone (a naive value is taken as UTC, as stored)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_zone("UTC"))
+    return value.astimezone(zone(where))
+
+
+@overload
+def local_date(value: None, where: Zone | None) -> None: ...
+@overload
+def local_date(value: datetime | date, where: Zone | None) -> date: ...
+def local_date(value: datetime | date | None, where: Zone | None) -> date | None:
+    """The organization's local date of an instant; a date is already one."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return local_datetime(value, where).date()
+    return value
+
+
+@lru_cache(maxsize=8)
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang or "en")
+
+
+@lru_cache(maxsize=8192)
+def _format_date(value: date, format: str, lang: str) -> str:
+    return babel_dates.format_date(value, format=format, locale=_locale(lang))
+
+
+@lru_cache(maxsize=8192)
+def _format_datetime(value: datetime, format: str, tz: tzinfo, lang: str) -> str:
+    local = value.astimezone(tz)
+    day = _format_date(local.date(), format if format in LONG_FORMATS else DATE_FORMAT, lang)
+    time = babel_dates.format_time(local, format="short", locale=_locale(lang))
+    pattern = babel_dates.get_datetime_format(DATE_FORMAT, locale=_locale(lang))
+    return str(pattern).replace("{1}", day).replace("{0}", time)
+
+
+# The one way a date is written in each language: Babel's medium date ("Dec 6, 2026",
+# "6 dic 2026"). "full" (with the weekday) heads a day's list; every other format a template
+# asks for ("short", "medium") is this one, so a page never shows "12/6/26" beside "Dec 6".
+DATE_FORMAT = "medium"
+LONG_FORMATS = ("full", "long")
+
+
+def format_date(
+    value: datetime | date | str | None, *, lang: str, where: Zone | None, format: str = "medium"
+) -> str:
+    """A date in the reader's language; an instant is first turned into the organization's
+    local date."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            return value
+    local = local_date(value, where)
+    assert local is not None
+    return _format_date(local, format if format in LONG_FORMATS else DATE_FORMAT, lang)
+
+
+def format_datetime(
+    value: datetime | None, *, lang: str, where: Zone | None, format: str = "medium"
+) -> str:
+    """An instant in the organization's zone: the one date format and the locale's short time
+    ("Dec 6, 2026, 6:41 PM", "6 dic 2026, 18:41")."""
+    if value is None:
+        return ""
+    return _format_datetime(value, format, zone(where), lang)
+
+
+def format_time(value: datetime | None, *, lang: str, where: Zone | None) -> str:
+    if value is None:
+        return ""
+    return babel_dates.format_time(
+        local_datetime(value, where), format="short", locale=_locale(lang)
+    )
+
+
+def format_month(value: date, *, lang: str) -> str:
+    """A month and year ("December 2026", "diciembre de 2026")."""
+    return babel_dates.format_skeleton("yMMMM", value, locale=_locale(lang))
+
+
+def score(value: Any, lang: str = "en") -> str:
+    """A score as people write it: 7, not 7.0; one decimal where there is a fraction, with
+    the locale's decimal sign (7.5, 7,5)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    try:
+        number = round(float(value), 1)
+    except (TypeError, ValueError):
+        return str(value)
+    if number == int(number):
+        return str(int(number))
+    return format_decimal(number, format="0.0", locale=_locale(lang))
