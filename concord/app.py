@@ -50,9 +50,14 @@ def create_app(
         worker = None
         if run_worker:
             from concord.outbox import mailer_from_settings
-            from concord.worker import Worker
+            from concord.worker import AnchorSchedule, Worker
 
-            worker = Worker(session_factory, mailer_from_settings(), settings.base_url)
+            worker = Worker(
+                session_factory,
+                mailer_from_settings(),
+                settings.base_url,
+                anchor=AnchorSchedule.from_settings(settings),
+            )
             worker.start()
         yield
         if worker is not None:
