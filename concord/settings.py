@@ -151,6 +151,12 @@ class Settings(BaseSettings):
         description="Run the background worker (reminders, retries) inside the web process. "
         "Default: on for SQLite, off for PostgreSQL (run `concord worker`).",
     )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body accepted, in bytes; a larger one is refused "
+        "with 413 while it arrives, before it is all read.",
+    )
     audit_anchor_key: Path | None = Field(
         None,
         description="The Ed25519 private key (PEM, made by `concord audit anchor-key`) that "

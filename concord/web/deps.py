@@ -65,20 +65,13 @@ async def db(request: Request) -> AsyncIterator[Session]:
     # the requests holding them waited for a thread to finish in: nothing moved until the
     # pool's time-out (tests/test_errors.py).
     slots = request.app.state.database_slots
-    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+    if request.method in WRITE_METHODS:
         # The whole body first (kept for the form or JSON reader): a client sending it slowly
         # must not hold a database slot while it arrives, or a few of them would stop
-        # everyone's requests.
+        # everyone's requests. (On /api and /fhir the credentials were checked before it was
+        # read: concord.web.limits.)
         await request.body()
-    try:
-        slots.acquire_nowait()
-    except anyio.WouldBlock:
-        # Only a request that has to wait pays for the time-out's cancel scope.
-        try:
-            with anyio.fail_after(ADMISSION_TIMEOUT):
-                await slots.acquire()
-        except TimeoutError:
-            raise _busy() from None
+    await _admit(slots)
     try:
         factory = request.app.state.sessionmaker
         session = factory()
@@ -96,6 +89,52 @@ async def db(request: Request) -> AsyncIterator[Session]:
                 await run_in_threadpool(_end, session, factory, None)
     finally:
         slots.release()
+
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+async def _admit(slots: anyio.Semaphore) -> None:
+    """Take one of the process's database slots, waiting up to ADMISSION_TIMEOUT."""
+    try:
+        slots.acquire_nowait()
+    except anyio.WouldBlock:
+        # Only a request that has to wait pays for the time-out's cancel scope.
+        try:
+            with anyio.fail_after(ADMISSION_TIMEOUT):
+                await slots.acquire()
+        except TimeoutError:
+            raise _busy() from None
+
+
+async def check_credentials_first(request: Request) -> None:
+    """For a write to /api or /fhir: refuse a missing or bad token (or, on /api, a browser
+    session without its CSRF header) before a byte of the body is read, so nobody without
+    credentials can make the server take in a body. Raises what bearer_actor or api_actor
+    would; they check again, in the request's own transaction, when it runs. The check is a
+    short read-only transaction of its own (a token's last-use time is recorded by the
+    request's own check)."""
+    slots = request.app.state.database_slots
+    await _admit(slots)
+    try:
+        await run_in_threadpool(_check_credentials, request)
+    finally:
+        slots.release()
+
+
+def _check_credentials(request: Request) -> None:
+    session = request.app.state.sessionmaker()
+    try:
+        if request.scope["path"].startswith("/fhir"):
+            bearer_actor(request, session)
+        else:
+            api_actor(request, session)
+    finally:
+        # Nothing of this check may outlive it: the request's own check sets these.
+        for name in ("actor", "lang"):
+            request.scope.get("state", {}).pop(name, None)
+        session.rollback()
+        session.close()
 
 
 FINISHED = "concord.finished"
