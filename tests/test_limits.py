@@ -244,3 +244,167 @@ class TestCredentialsBeforeTheBody:
             body=b"[]",
         )
         assert answer["reads"] >= 1 and answer["status"] == 422
+
+
+def qr_body(patient_id, **changes):
+    from tests.fhir.test_fhir_measures import ehr_response
+
+    return {**ehr_response(patient_id, [1] * 9), **changes}
+
+
+def stored_responses(session):
+    from sqlalchemy import func, select
+
+    from concord.measures.models import MeasureResponse
+
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(MeasureResponse))
+
+
+def fhir_post(client, token, content):
+    return client.post(
+        "/fhir/QuestionnaireResponse",
+        content=content if isinstance(content, bytes) else json.dumps(content),
+        headers={**token, "Content-Type": "application/fhir+json"},
+    )
+
+
+def expressions(response):
+    return {e for issue in response.json()["issue"] for e in issue.get("expression", [])}
+
+
+class TestJsonInput:
+    @pytest.mark.parametrize("depth", [65, 100_000])
+    def test_deep_nesting_on_fhir_is_a_422_not_a_500(self, client, session, people, depth):
+        token = bearer(session, people.care_manager)
+        body = qr_body(people.patient.id)
+        nested = "[" * depth + "]" * depth
+        raw = json.dumps(body)[:-1] + f', "extension": {nested}}}'
+        response = fhir_post(client, token, raw.encode())
+        assert response.status_code == 422, response.text[:300]
+        issue = response.json()["issue"][0]
+        assert "nested too deeply" in issue["diagnostics"]
+        assert stored_responses(session) == 0
+
+    def test_deep_nesting_on_the_api_names_the_body(self, client, session, people):
+        depth = 100_000
+        response = client.post(
+            f"/api/v1/patients/{people.patient.id}/careplan/goals",
+            content=("[" * depth + "]" * depth).encode(),
+            headers={**bearer(session, people.care_manager), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text[:300]
+        assert response.json()["fields"][0]["field"] == "body"
+        assert "nested too deeply" in response.json()["fields"][0]["problem"]
+
+    def test_a_long_identifier_is_refused_naming_its_fhir_path(self, client, session, people):
+        token = bearer(session, people.care_manager)
+        body = qr_body(people.patient.id, identifier={"system": "urn:x", "value": "v" * 100_000})
+        response = fhir_post(client, token, body)
+        assert response.status_code == 422, response.text[:300]
+        assert expressions(response) == {"QuestionnaireResponse.identifier.value"}
+        assert "at most 200 characters" in response.json()["issue"][0]["diagnostics"]
+        assert stored_responses(session) == 0
+
+    def test_the_limit_is_the_columns(self, client, session, people):
+        token = bearer(session, people.care_manager)
+        fits = qr_body(people.patient.id, identifier={"system": "s" * 200, "value": "v" * 200})
+        assert fhir_post(client, token, fits).status_code == 201
+        over = qr_body(people.patient.id, identifier={"system": "s" * 201, "value": "w"})
+        response = fhir_post(client, token, over)
+        assert response.status_code == 422
+        assert expressions(response) == {"QuestionnaireResponse.identifier.system"}
+
+    @pytest.mark.parametrize("bad", ["visit\x00-1", "visit\x07", "\x1b[31mred"])
+    def test_control_characters_are_refused_naming_the_path(self, client, session, people, bad):
+        token = bearer(session, people.care_manager)
+        body = qr_body(people.patient.id, identifier={"system": "urn:x", "value": bad})
+        response = fhir_post(client, token, body)
+        assert response.status_code == 422, response.text[:300]
+        assert expressions(response) == {"QuestionnaireResponse.identifier.value"}
+        assert "control characters" in response.json()["issue"][0]["diagnostics"]
+        assert stored_responses(session) == 0
+
+    def test_a_control_character_deep_in_an_item_is_named_with_its_position(
+        self, client, session, people
+    ):
+        token = bearer(session, people.care_manager)
+        body = qr_body(people.patient.id)
+        body["item"][3]["linkId"] = "44254-1\x00"
+        response = fhir_post(client, token, body)
+        assert response.status_code == 422
+        assert expressions(response) == {"QuestionnaireResponse.item[3].linkId"}
+
+    def test_a_hundred_thousand_items_are_refused_at_once(self, client, session, people):
+        import time
+
+        token = bearer(session, people.care_manager)
+        # Small items, so a hundred thousand fit in the body limit (1.7 MB).
+        body = qr_body(people.patient.id, item=[{"linkId": "1"}] * 100_000)
+        started = time.monotonic()
+        response = fhir_post(client, token, body)
+        assert response.status_code == 422
+        assert expressions(response) == {"QuestionnaireResponse.item"}
+        assert "at most 1000 items" in response.json()["issue"][0]["diagnostics"]
+        assert time.monotonic() - started < 5  # was 16 s of a worker's time
+
+    def test_newlines_and_tabs_are_text(self, client, session, people):
+        token = bearer(session, people.care_manager)
+        body = qr_body(people.patient.id, identifier={"system": "urn:x", "value": "a\tb"})
+        assert fhir_post(client, token, body).status_code == 201
+
+    def test_a_nul_in_an_api_field_is_refused_naming_it(self, client, session, people):
+        from tests.factories import create_plan
+
+        create_plan(session, people, activate=True)
+        from tests.conftest import commit
+
+        commit(session)
+        response = client.post(
+            f"/api/v1/patients/{people.patient.id}/careplan/goals",
+            json={"statement": "Back to work\x00", "category": "work_or_school", "reason": "x"},
+            headers=bearer(session, people.care_manager),
+        )
+        assert response.status_code == 422, response.text
+        fields = {f["field"]: f["problem"] for f in response.json()["fields"]}
+        assert "control characters" in fields["statement"]
+
+    def test_a_long_list_on_the_api_is_refused_naming_it(self, client, session, people):
+        response = client.post(
+            f"/api/v1/patients/{people.patient.id}/reviews/record",
+            json={
+                "minutes": 5,
+                "summary": "s",
+                "recommendations": [{"kind": "k", "text": "t"}] * 1001,
+            },
+            headers=bearer(session, people.care_manager),
+        )
+        assert response.status_code == 422
+        assert response.json()["fields"][0]["field"] == "recommendations"
+
+
+class TestFormInput:
+    def test_a_nul_in_a_form_field_is_refused_naming_it(self, client, session, people, sign_in):
+        from tests.factories import create_plan
+
+        create_plan(session, people, activate=True)
+        from tests.conftest import commit
+
+        commit(session)
+        csrf = sign_in(people.care_manager.email)
+        response = client.post(
+            f"/patients/{people.patient.id}/plan/goals",
+            data={"csrf_token": csrf, "statement": "Back to work\x00", "reason": "x"},
+        )
+        assert response.status_code == 422, response.status_code
+        assert "statement" in response.text and "control characters" in response.text
+
+    def test_a_nul_on_the_sign_in_form_is_a_422_not_a_database_error(self, client):
+        page = client.get("/sign-in")
+        from tests.conftest import csrf_of
+
+        response = client.post(
+            "/sign-in",
+            data={"csrf_token": csrf_of(page.text), "email": "a\x00@x.org", "password": "p"},
+        )
+        assert response.status_code == 422

@@ -23,8 +23,9 @@ from concord.accounts import service as accounts
 from concord.accounts.models import ApiToken, TokenScope, User, WebSession
 from concord.audit.service import set_context
 from concord.db import abort, finish, keep_after_rollback
-from concord.errors import NotAuthenticated, PermissionDenied, Unavailable
+from concord.errors import InvalidInput, NotAuthenticated, PermissionDenied, Unavailable
 from concord.i18n import Msg, best_language
+from concord.validation import text_problem
 
 SESSION_COOKIE = "concord_session"
 ANON_CSRF_COOKIE = "concord_csrf"
@@ -267,9 +268,18 @@ async def form_data(request: Request) -> dict[str, Any]:
     """The posted form as a dict; fields sent more than once become lists."""
     form = await request.form()
     data: dict[str, Any] = {}
+    problems: dict[str, str] = {}
     for key in form.keys():
         values = [v for v in form.getlist(key) if isinstance(v, str)]
         data[key] = values if len(values) > 1 else (values[0] if values else "")
+        # Whatever the form, no field may carry control characters (NUL cannot even be stored
+        # in PostgreSQL); each field's own length is its schema's to check.
+        for value in values:
+            problem = text_problem(value)
+            if problem is not None:
+                problems[key[:100]] = problem
+    if problems:
+        raise InvalidInput(Msg("Some fields need attention."), errors=problems)
     return data
 
 

@@ -5,17 +5,23 @@ body is read (issue 16, item 5: unauthenticated 300 MB posts grew the server to 
 A plain ASGI middleware, like concord.web.headers. A body announced larger than the limit
 (Content-Length) is refused at once, unread; a body sent in chunks is counted as it arrives and
 refused as soon as it passes the limit, by an error the app's handler answers in the door's
-format (HTML, `{error, detail, fields}` for /api, an OperationOutcome for /fhir).
+format (HTML, `{error, detail, fields}` for /api, an OperationOutcome for /fhir). A JSON body on
+/api or /fhir is read here whole and checked for what no schema should have to meet (nesting,
+list lengths, text lengths and control characters: concord.validation.json_problems), each
+problem named by its field or FHIR path, before the app sees it.
 """
 
 from __future__ import annotations
 
+import anyio
+import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from concord.errors import ConcordError
+from concord.errors import ConcordError, InvalidInput
 from concord.i18n import Msg
+from concord.validation import json_problems
 
 
 class BodyTooLarge(HTTPException):
@@ -45,6 +51,46 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None  # the server refuses a malformed length itself
     return None
+
+
+_FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+
+
+def _is_json(scope: Scope) -> bool:
+    """A body /api or /fhir reads as JSON: anything but a form there (FastAPI reads a body with
+    no content type as JSON; the FHIR create reads any body as JSON)."""
+    path: str = scope["path"]
+    if not (path.startswith("/api/") or path.startswith("/fhir/")):
+        return False
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return not value.lower().startswith(_FORMS)
+    return True
+
+
+async def _json_problems(body: bytes, fhir: bool) -> dict[str, str] | None:
+    from concord.fhir.limits import column_limits
+
+    limits = column_limits() if fhir else None
+    if len(body) < 65536:  # the usual case: quicker here than a hand-off to a thread
+        return json_problems(body, fhir=fhir, max_lengths=limits)
+    return await anyio.to_thread.run_sync(
+        lambda: json_problems(body, fhir=fhir, max_lengths=limits)
+    )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, handed to the app as if it were arriving now."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class BodyLimit:
@@ -84,6 +130,30 @@ class BodyLimit:
                     raise BodyTooLarge(limit)
             return message
 
+        if scope["method"] in WRITE_METHODS and _is_json(scope):
+            body = b""
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > limit:
+                    await self._answer(scope, receive, send, BodyTooLarge(limit))
+                    return
+            problems = await _json_problems(body, path.startswith("/fhir/"))
+            if problems:
+                await self._answer(
+                    scope,
+                    receive,
+                    send,
+                    InvalidInput(Msg("The request body cannot be accepted."), errors=problems),
+                )
+                return
+            await self.app(scope, _replay(body, receive), send)
+            return
+
         await self.app(scope, counted, send)
 
     async def _answer(
@@ -91,7 +161,6 @@ class BodyLimit:
     ) -> None:
         """Answer here, before the app: in the door's format, and closing the connection when
         the body is left unread."""
-        from concord.errors import InvalidInput
         from concord.web.errors import error_response
 
         request = Request(scope, receive)
