@@ -408,3 +408,68 @@ class TestFormInput:
             data={"csrf_token": csrf_of(page.text), "email": "a\x00@x.org", "password": "p"},
         )
         assert response.status_code == 422
+
+
+def page_write_routes(app):
+    from tests.test_routes import _routes
+
+    for route in _routes(app):
+        methods = getattr(route, "methods", None) or set()
+        path = getattr(route, "path", "")
+        if methods & {"POST", "PUT", "PATCH", "DELETE"} and not path.startswith(("/api", "/fhir")):
+            yield route
+
+
+def needs_a_session(route):
+    names = set()
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        for sub in dependant.dependencies:
+            names.add(getattr(sub.call, "__name__", ""))
+            stack.append(sub)
+    return bool(names & {"web_actor", "partial_actor"})
+
+
+class TestSessionBeforeTheForm:
+    def test_the_anonymous_forms_are_exactly_the_page_posts_without_a_session(self, app):
+        from concord.web.deps import ANONYMOUS_FORMS
+
+        anonymous = {r.path for r in page_write_routes(app) if not needs_a_session(r)}
+        assert anonymous == set(ANONYMOUS_FORMS)
+
+    def test_a_page_post_without_a_session_is_sent_to_sign_in_unread(self, app, people):
+        answer = call(
+            app,
+            "POST",
+            "/account/language",
+            {"content-type": "application/x-www-form-urlencoded", "content-length": "100000"},
+        )
+        assert answer["status"] == 303 and answer["reads"] == 0
+
+    def test_a_page_post_with_a_stale_session_is_sent_to_sign_in_unread(self, app, people):
+        answer = call(
+            app,
+            "POST",
+            f"/patients/{people.patient.id}/plan/goals",
+            {
+                "Cookie": "concord_session=made-up",
+                "content-type": "application/x-www-form-urlencoded",
+                "content-length": "100000",
+            },
+        )
+        assert answer["status"] == 303 and answer["reads"] == 0
+
+    def test_the_sign_in_form_without_its_cookie_is_refused_unread(self, app):
+        answer = call(
+            app,
+            "POST",
+            "/sign-in",
+            {"content-type": "application/x-www-form-urlencoded", "content-length": "100000"},
+        )
+        assert answer["status"] == 403 and answer["reads"] == 0
+
+    def test_a_signed_in_post_is_read_and_judged(self, client, people, sign_in):
+        csrf = sign_in(people.care_manager.email)
+        response = client.post("/account/language", data={"language": "es", "csrf_token": csrf})
+        assert response.status_code == 303

@@ -138,6 +138,42 @@ def _check_credentials(request: Request) -> None:
         session.close()
 
 
+# The only page forms a signed-out person may post (with the anonymous CSRF cookie). Every
+# other page write needs a session, checked before its body is read (concord.web.limits);
+# tests/test_limits.py fails when a page route and this list disagree.
+ANONYMOUS_FORMS = frozenset({"/sign-in"})
+
+
+async def check_session_first(request: Request) -> None:
+    """For a page's form post: refuse it before its body is read when it cannot succeed:
+    no anonymous CSRF cookie on a sign-in form; no valid session on any other (sent to sign
+    in, as partial_actor would). The CSRF token itself is in the body: posted_by checks it."""
+    if request.scope["path"] in ANONYMOUS_FORMS:
+        if len(request.cookies.get(ANON_CSRF_COOKIE, "")) < 20:
+            request.state.lang = _language(request, None)
+            raise PermissionDenied(Msg("This form has expired. Reload the page and try again."))
+        return
+    if not request.cookies.get(SESSION_COOKIE):
+        request.state.lang = _language(request, None)
+        raise Redirect(_sign_in_url(request, None))
+    slots = request.app.state.database_slots
+    await _admit(slots)
+    try:
+        await run_in_threadpool(_check_session, request)
+    finally:
+        slots.release()
+
+
+def _check_session(request: Request) -> None:
+    session = request.app.state.sessionmaker()
+    try:
+        partial_actor(request, session)
+    finally:
+        request.scope.get("state", {}).pop("actor", None)
+        session.rollback()
+        session.close()
+
+
 FINISHED = "concord.finished"
 
 

@@ -101,12 +101,16 @@ def error_response(
     )
 
 
+def redirect_response(request: Request, url: str) -> Response:
+    if request.headers.get("HX-Request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Redirect)
     async def _redirect(request: Request, exc: Redirect) -> Response:
-        if request.headers.get("HX-Request") == "true":
-            return Response(status_code=204, headers={"HX-Redirect": exc.url})
-        return RedirectResponse(exc.url, status_code=303)
+        return redirect_response(request, exc.url)
 
     @app.exception_handler(ConcordError)
     async def _concord(request: Request, exc: ConcordError) -> Response:

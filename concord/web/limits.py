@@ -102,7 +102,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from concord.web.deps import WRITE_METHODS, check_credentials_first
+        from concord.web.deps import (
+            WRITE_METHODS,
+            Redirect,
+            check_credentials_first,
+            check_session_first,
+        )
+        from concord.web.errors import redirect_response
 
         limit = self.max_bytes
         length = _content_length(scope)
@@ -110,11 +116,19 @@ class BodyLimit:
             await self._answer(scope, receive, send, BodyTooLarge(limit))
             return
         path: str = scope["path"]
-        if scope["method"] in WRITE_METHODS and (
-            path.startswith("/api/") or path.startswith("/fhir/")
-        ):
+        if scope["method"] in WRITE_METHODS and not path.startswith("/static/"):
+            program = path.startswith("/api/") or path.startswith("/fhir/")
+            request = Request(scope, receive)
             try:
-                await check_credentials_first(Request(scope, receive))
+                if program:
+                    await check_credentials_first(request)
+                else:
+                    await check_session_first(request)
+            except Redirect as exc:
+                response = redirect_response(request, exc.url)
+                response.headers["Connection"] = "close"  # the body is left unread
+                await response(scope, receive, send)
+                return
             except ConcordError as exc:
                 await self._answer(scope, receive, send, exc)
                 return
