@@ -312,9 +312,9 @@ def audit_verify(
             typer.echo(f"audit anchor FAILED: {problem}", err=True)
         if checked.ok:
             typer.echo(
-                f"anchors hold: {checked.anchors} anchors; events 1-{checked.last_sequence} are "
-                f"as anchored; {max(result.events - checked.last_sequence, 0)} later events "
-                "are covered by no anchor yet"
+                f"anchors hold ({checked.anchors} checked): events 1-{checked.last_sequence} "
+                f"are as anchored; {max(result.events - checked.last_sequence, 0)} later "
+                "events are covered by no anchor yet"
             )
         else:
             broken = True

@@ -480,6 +480,21 @@ def test_worker_once_queues_and_sends_the_due_reminders(cli_db, tmp_path, monkey
     assert "reminders_queued: 0, registry_tasks_changed: 0, messages_sent: 0" in again.output
 
 
+def test_the_worker_anchors_the_audit_trail_when_configured(cli_db, tmp_path, monkeypatch):
+    org_with_a_care_manager()
+    key = tmp_path / "anchor.pem"
+    assert run("audit", "anchor-key", "--out", str(key)).exit_code == 0
+    monkeypatch.setenv("CONCORD_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("CONCORD_AUDIT_ANCHOR_KEY", str(key))
+    monkeypatch.setenv("CONCORD_AUDIT_ANCHOR_DIR", str(tmp_path / "anchors"))
+    result = run("worker", "--once")
+    assert result.exit_code == 0, result.output
+    assert "audit_anchors_written: 1" in result.output
+    assert "audit_anchors_written: 0" in run("worker", "--once").output  # once an hour
+    checked = run("audit", "verify", "--anchors", str(tmp_path / "anchors"))
+    assert checked.exit_code == 0, checked.output
+    assert "anchors hold (1 checked)" in checked.output
+
 def test_content_check_lists_and_checks_risk_rules(cli_db, tmp_path):
     result = run("content", "check")
     assert result.exit_code == 0, result.output
