@@ -16,7 +16,7 @@ from concord.db import make_engine, make_sessionmaker
 from concord.settings import Environment, Settings, get_settings
 from concord.web import errors
 from concord.web.headers import SecurityHeaders
-from concord.web.limits import BodyLimit
+from concord.web.limits import RequestLimits
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -90,7 +90,7 @@ def create_app(
     errors.install(app)
 
     # Inside the security headers, so a refused body's answer carries them too.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLimits, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, secure_cookies=settings.secure_cookies)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

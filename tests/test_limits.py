@@ -473,3 +473,41 @@ class TestSessionBeforeTheForm:
         csrf = sign_in(people.care_manager.email)
         response = client.post("/account/language", data={"language": "es", "csrf_token": csrf})
         assert response.status_code == 303
+
+
+class TestTheAddress:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "/fhir/Patient?identifier=%00",
+            "/fhir/QuestionnaireResponse?identifier=x%00y",
+            "/fhir/Patient?name=a%1Fb",
+        ],
+    )
+    def test_a_control_character_in_a_fhir_search_is_a_422_naming_the_parameter(
+        self, client, session, people, url
+    ):
+        response = client.get(url, headers=bearer(session, people.care_manager))
+        assert response.status_code == 422
+        issue = response.json()["issue"][0]
+        assert issue["expression"] == [url.split("?")[1].split("=")[0]]
+        assert "control characters" in issue["diagnostics"]
+
+    def test_a_control_character_in_an_api_query_is_named(self, client, session, people):
+        response = client.get(
+            "/api/v1/registry/caseload?scope=mine&q=ab%00",
+            headers=bearer(session, people.care_manager),
+        )
+        assert response.status_code == 422
+        assert response.json()["fields"] == [
+            {"field": "q", "problem": "must not contain control characters (such as NUL)"}
+        ]
+
+    def test_a_control_character_in_a_page_address(self, client, people, sign_in):
+        sign_in(people.care_manager.email)
+        assert client.get("/patients?q=%00").status_code == 422
+        assert client.get("/patients/%00").status_code == 404
+
+    def test_an_encoded_line_break_or_ordinary_text_is_let_through(self, client, people, sign_in):
+        sign_in(people.care_manager.email)
+        assert client.get("/patients?q=a%0Ab%20%C3%B1").status_code == 200

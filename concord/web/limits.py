@@ -8,10 +8,14 @@ refused as soon as it passes the limit, by an error the app's handler answers in
 format (HTML, `{error, detail, fields}` for /api, an OperationOutcome for /fhir). A JSON body on
 /api or /fhir is read here whole and checked for what no schema should have to meet (nesting,
 list lengths, text lengths and control characters: concord.validation.json_problems), each
-problem named by its field or FHIR path, before the app sees it.
+problem named by its field or FHIR path, before the app sees it; so is a control character in
+the address (path or query parameters), on every door.
 """
 
 from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl
 
 import anyio
 import anyio.to_thread
@@ -19,9 +23,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from concord.errors import ConcordError, InvalidInput
+from concord.errors import ConcordError, InvalidInput, NotFound
 from concord.i18n import Msg
-from concord.validation import json_problems
+from concord.validation import CONTROL_CHARACTERS, json_problems, text_problem
 
 
 class BodyTooLarge(HTTPException):
@@ -51,6 +55,31 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None  # the server refuses a malformed length itself
     return None
+
+
+# A control character can reach the address only percent-encoded (%00-%1F, %7F).
+_ENCODED_CONTROL = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])")
+
+
+def _address_problems(scope: Scope) -> ConcordError | None:
+    """A control character in the path or a query parameter: NUL cannot even be compared with
+    a PostgreSQL text column (a search for one was a 500). Tab and line breaks are let through
+    as in any text."""
+    path: str = scope["path"]
+    if CONTROL_CHARACTERS.search(path):
+        return NotFound(Msg("There is no page at this address."))
+    query: bytes = scope.get("query_string", b"")
+    if not _ENCODED_CONTROL.search(query):
+        return None
+    problems: dict[str, str] = {}
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="replace")
+    for name, value in pairs:
+        problem = text_problem(name) or text_problem(value)
+        if problem is not None:
+            problems[CONTROL_CHARACTERS.sub("?", name)[:100] or "query"] = problem
+    if not problems:
+        return None
+    return InvalidInput(Msg("Some fields need attention."), errors=problems)
 
 
 _FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data")
@@ -93,7 +122,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-class BodyLimit:
+class RequestLimits:
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -110,6 +139,10 @@ class BodyLimit:
         )
         from concord.web.errors import redirect_response
 
+        problems = _address_problems(scope)
+        if problems is not None:
+            await self._answer(scope, receive, send, problems)
+            return
         limit = self.max_bytes
         length = _content_length(scope)
         if length is not None and length > limit:
