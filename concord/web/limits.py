@@ -1,15 +1,19 @@
-"""What a request may send before Concord takes it in: a body of at most
-CONCORD_MAX_BODY_BYTES, and, for a write to /api or /fhir, valid credentials before any of the
-body is read (issue 16, item 5: unauthenticated 300 MB posts grew the server to 1.8 GB).
+"""What a request may send before Concord takes it in (issue 16, item 5: unauthenticated 300 MB
+posts grew the server to 1.8 GB; deep JSON was a 500; a NUL reached the database).
+docs/adr/0015-what-a-request-may-send-checked-before-its-body.md.
 
-A plain ASGI middleware, like concord.web.headers. A body announced larger than the limit
-(Content-Length) is refused at once, unread; a body sent in chunks is counted as it arrives and
-refused as soon as it passes the limit, by an error the app's handler answers in the door's
-format (HTML, `{error, detail, fields}` for /api, an OperationOutcome for /fhir). A JSON body on
-/api or /fhir is read here whole and checked for what no schema should have to meet (nesting,
-list lengths, text lengths and control characters: concord.validation.json_problems), each
-problem named by its field or FHIR path, before the app sees it; so is a control character in
-the address (path or query parameters), on every door.
+A plain ASGI middleware, like concord.web.headers, in front of every door:
+- a control character in the address: 404 in the path, 422 naming a query parameter;
+- a body announced larger than CONCORD_MAX_BODY_BYTES (Content-Length) is refused at once,
+  unread; a body sent in chunks is counted as it arrives and refused as soon as it passes the
+  limit (413);
+- for a write, the sender before the body: the token (or browser session and CSRF header) on
+  /api and /fhir, the session on pages, the CSRF cookie on the sign-in form;
+- a JSON body on /api or /fhir is read here whole and checked for what no schema should have
+  to meet (nesting, list lengths, text lengths and control characters:
+  concord.validation.json_problems), each problem named by its field or FHIR path.
+Every refusal is in the door's format (HTML, `{error, detail, fields}` for /api, an
+OperationOutcome for /fhir).
 """
 
 from __future__ import annotations
@@ -139,9 +143,9 @@ class RequestLimits:
         )
         from concord.web.errors import redirect_response
 
-        problems = _address_problems(scope)
-        if problems is not None:
-            await self._answer(scope, receive, send, problems)
+        refused = _address_problems(scope)
+        if refused is not None:
+            await self._answer(scope, receive, send, refused)
             return
         limit = self.max_bytes
         length = _content_length(scope)
@@ -178,17 +182,18 @@ class RequestLimits:
             return message
 
         if scope["method"] in WRITE_METHODS and _is_json(scope):
-            body = b""
+            buffer = bytearray()
             more = True
             while more:
                 message = await receive()
                 if message["type"] != "http.request":
                     return  # the client went away
-                body += message.get("body", b"")
+                buffer += message.get("body", b"")
                 more = message.get("more_body", False)
-                if len(body) > limit:
+                if len(buffer) > limit:
                     await self._answer(scope, receive, send, BodyTooLarge(limit))
                     return
+            body = bytes(buffer)
             problems = await _json_problems(body, path.startswith("/fhir/"))
             if problems:
                 await self._answer(
