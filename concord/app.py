@@ -16,6 +16,7 @@ from concord.db import make_engine, make_sessionmaker
 from concord.settings import Environment, Settings, get_settings
 from concord.web import errors
 from concord.web.headers import SecurityHeaders
+from concord.web.limits import RequestLimits
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
@@ -50,9 +51,14 @@ def create_app(
         worker = None
         if run_worker:
             from concord.outbox import mailer_from_settings
-            from concord.worker import Worker
+            from concord.worker import AnchorSchedule, Worker
 
-            worker = Worker(session_factory, mailer_from_settings(), settings.base_url)
+            worker = Worker(
+                session_factory,
+                mailer_from_settings(),
+                settings.base_url,
+                anchor=AnchorSchedule.from_settings(settings),
+            )
             worker.start()
         yield
         if worker is not None:
@@ -83,6 +89,8 @@ def create_app(
 
     errors.install(app)
 
+    # Inside the security headers, so a refused body's answer carries them too.
+    app.add_middleware(RequestLimits, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, secure_cookies=settings.secure_cookies)
     if settings.trusted_proxy_list:
         # The client's address (sign-in throttling, the audit trail, sessions) comes from

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -82,7 +83,7 @@ def operator_session(settings: Settings, *, migrate: bool = True) -> Iterator[Se
         engine.dispose()
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
 
@@ -259,21 +260,113 @@ def token_revoke(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    anchors: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of anchors (`concord audit anchor`): also check the trail still "
+            "holds each anchored event, which shows a shortened or rewritten trail."
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The anchors' public key (the .pub beside the key). Default: derived from "
+            "CONCORD_AUDIT_ANCHOR_KEY."
+        ),
+    ] = None,
+) -> None:
     """Check the audit trail's hash chain from the first event; name the first broken one."""
+    from concord.audit.anchor import AnchorError, load_public_key, verify_anchors
     from concord.audit.service import verify
 
-    with operator_session(operator_settings(), migrate=False) as session:
+    settings = operator_settings()
+    key = None
+    if anchors is not None:
+        key_path = public_key or settings.audit_anchor_key
+        if key_path is None:
+            fail("give --public-key (or set CONCORD_AUDIT_ANCHOR_KEY) to check the anchors")
+        try:
+            key = load_public_key(key_path)
+        except AnchorError as exc:
+            fail(str(exc))
+    with operator_session(settings, migrate=False) as session:
         result = verify(session)
+        checked = None
+        if anchors is not None and key is not None:
+            try:
+                checked = verify_anchors(session, directory=anchors, public_key=key)
+            except AnchorError as exc:
+                fail(str(exc))
+    broken = False
     if result.ok:
         typer.echo(f"audit chain intact: {result.events} events")
-        return
-    typer.echo(
-        f"audit chain BROKEN at event {result.first_broken_seq}: {result.problem} "
-        f"({result.events} events verified before it)",
-        err=True,
-    )
-    raise typer.Exit(1)
+    else:
+        typer.echo(
+            f"audit chain BROKEN at event {result.first_broken_seq}: {result.problem} "
+            f"({result.events} events verified before it)",
+            err=True,
+        )
+        broken = True
+    if checked is not None:
+        for problem in checked.problems:
+            typer.echo(f"audit anchor FAILED: {problem}", err=True)
+        if checked.ok:
+            typer.echo(
+                f"anchors hold ({checked.anchors} checked): events 1-{checked.last_sequence} "
+                f"are as anchored; {max(result.events - checked.last_sequence, 0)} later "
+                "events are covered by no anchor yet"
+            )
+        else:
+            broken = True
+    if broken:
+        raise typer.Exit(1)
+
+
+@audit_app.command("anchor-key")
+def audit_anchor_key(
+    out: Annotated[Path, typer.Option(help="Where to write the new private key (PEM).")],
+) -> None:
+    """Make the Ed25519 key that signs audit anchors: the private key at OUT (owner-only),
+    the public key at OUT.pub. Keep the private key off the database server's backups."""
+    from concord.audit.anchor import AnchorError, create_key
+
+    try:
+        public = create_key(out)
+    except AnchorError as exc:
+        fail(str(exc))
+    typer.echo(f"anchor key written to {out}; its public key to {public}")
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Folder to append to. Default: CONCORD_AUDIT_ANCHOR_DIR."),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(help="The signing key. Default: CONCORD_AUDIT_ANCHOR_KEY."),
+    ] = None,
+) -> None:
+    """Sign the audit chain's head (sequence and hash) and append it to DIR/audit-anchors.jsonl;
+    the line is printed too (pipe it to `logger` to keep a copy in syslog)."""
+    from concord.audit.anchor import AnchorError, load_private_key, write_anchor
+
+    settings = operator_settings()
+    directory = directory or settings.audit_anchor_dir
+    key = key or settings.audit_anchor_key
+    if directory is None:
+        fail("give --dir (or set CONCORD_AUDIT_ANCHOR_DIR)")
+    if key is None:
+        fail("give --key (or set CONCORD_AUDIT_ANCHOR_KEY); make one with concord audit anchor-key")
+    try:
+        signing = load_private_key(key)
+        with operator_session(settings, migrate=False) as session:
+            anchor = write_anchor(session, key=signing, directory=directory)
+    except (AnchorError, OSError) as exc:
+        fail(str(exc))
+    typer.echo(anchor.line())
 
 
 # --- users and organizations ---------------------------------------------------------------------
@@ -540,18 +633,21 @@ def worker(
 
     from concord.db import make_engine, make_sessionmaker
     from concord.outbox import mailer_from_settings
-    from concord.worker import Worker, run_once
+    from concord.worker import AnchorSchedule, Worker, run_once
 
     settings = operator_settings()
     _apply(settings)
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     factory = make_sessionmaker(engine)
+    anchor = AnchorSchedule.from_settings(settings)
     if once:
-        done = run_once(factory, mailer_from_settings(), settings.base_url)
+        done = run_once(factory, mailer_from_settings(), settings.base_url, anchor)
         typer.echo(", ".join(f"{k}: {v}" for k, v in done.items()))
         engine.dispose()
         return
-    running = Worker(factory, mailer_from_settings(), settings.base_url, interval=interval)
+    running = Worker(
+        factory, mailer_from_settings(), settings.base_url, interval=interval, anchor=anchor
+    )
     running.start()
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))

@@ -185,6 +185,29 @@ class Settings(BaseSettings):
         description="Run the background worker (reminders, retries) inside the web process. "
         "Default: on for SQLite, off for PostgreSQL (run `concord worker`).",
     )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body accepted, in bytes; a larger one is refused "
+        "with 413 while it arrives, before it is all read.",
+    )
+    audit_anchor_key: Path | None = Field(
+        None,
+        description="The Ed25519 private key (PEM, made by `concord audit anchor-key`) that "
+        "signs audit anchors. Keep it off the database server and out of database backups.",
+    )
+    audit_anchor_dir: Path | None = Field(
+        None,
+        description="A folder outside the database where the worker appends a signed anchor of "
+        "the audit chain's head (audit-anchors.jsonl). Unset: no scheduled anchors.",
+    )
+    audit_anchor_every_minutes: int = Field(
+        60,
+        ge=1,
+        le=24 * 60,
+        description="How often the worker writes an audit anchor when CONCORD_AUDIT_ANCHOR_DIR "
+        "and CONCORD_AUDIT_ANCHOR_KEY are set.",
+    )
     host: str = Field("127.0.0.1", description="Address `concord serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `concord serve` listens on.")
 

@@ -3,6 +3,8 @@ on: each names the field and what is allowed."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import date
 from enum import Enum
@@ -128,3 +130,84 @@ def check_date_range(value: date | None, field: str) -> None:
 
 def enum_values(enum: type[Enum]) -> str:
     return ", ".join(str(e.value) for e in enum)
+
+
+# --- limits on any input, whatever its schema ------------------------------------------------
+
+# Control characters other than tab, line feed and carriage return: NUL cannot be stored in a
+# PostgreSQL text column at all, and none of them belongs in anything a person typed.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A FHIR QuestionnaireResponse with nested groups and extensions is some 15 levels deep.
+MAX_JSON_DEPTH = 64
+# The longest list any input needs (an instrument has at most a few dozen items).
+MAX_JSON_ITEMS = 1000
+# Longer than any text field Concord keeps (5,000); a field's own limit is checked by its schema.
+MAX_JSON_STRING = 20000
+# Stop after this many problems: the answer names enough to act on.
+MAX_PROBLEMS = 20
+
+
+def text_problem(value: str, limit: int | None = None) -> Msg | None:
+    """What is wrong with one piece of text from outside, if anything."""
+    if limit is not None and len(value) > limit:
+        return Msg("must be at most %(max)s characters", max=limit)
+    if CONTROL_CHARACTERS.search(value):
+        return Msg("must not contain control characters (such as NUL)")
+    return None
+
+
+def json_problems(
+    raw: bytes, *, fhir: bool = False, max_lengths: Mapping[str, int] | None = None
+) -> dict[str, str] | None:
+    """Problems with a JSON body that no schema should have to meet: nesting deeper than
+    MAX_JSON_DEPTH (Python's parser would fail with RecursionError, a 500), lists longer than
+    MAX_JSON_ITEMS, text longer than MAX_JSON_STRING or than `max_lengths` gives for its path
+    (dotted, without list positions, e.g. QuestionnaireResponse.identifier.value), or with
+    control characters. Each problem is keyed by where it is (with list positions; for FHIR,
+    a path from the resource type). None when the body is not JSON at all: the reader says
+    so in its own words."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        return {"body": Msg("is nested too deeply: at most %(max)s levels", max=MAX_JSON_DEPTH)}
+    except ValueError:
+        return None
+    root = ""
+    if fhir and isinstance(value, dict):
+        kind = value.get("resourceType")
+        if isinstance(kind, str) and kind.isalpha() and len(kind) <= 64:
+            root = kind
+    limits = max_lengths or {}
+    problems: dict[str, str] = {}
+    # Iterative, so the walk itself cannot run out of stack.
+    stack: list[tuple[object, str, str, int]] = [(value, root, root, 1)]
+    while stack and len(problems) < MAX_PROBLEMS:
+        node, where, path, depth = stack.pop()
+        name = where or "body"
+        if depth > MAX_JSON_DEPTH:
+            problems[name] = Msg("is nested too deeply: at most %(max)s levels", max=MAX_JSON_DEPTH)
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                key_problem = text_problem(key, 200)
+                if key_problem is not None:
+                    problems[name] = Msg("has a field name that is not allowed")
+                    continue
+                stack.append(
+                    (
+                        child,
+                        f"{where}.{key}" if where else key,
+                        f"{path}.{key}" if path else key,
+                        depth + 1,
+                    )
+                )
+        elif isinstance(node, list):
+            if len(node) > MAX_JSON_ITEMS:
+                problems[name] = Msg("must have at most %(max)s items", max=MAX_JSON_ITEMS)
+                continue
+            for index in range(len(node) - 1, -1, -1):
+                stack.append((node[index], f"{where}[{index}]", path, depth + 1))
+        elif isinstance(node, str):
+            problem = text_problem(node, limits.get(path, MAX_JSON_STRING))
+            if problem is not None:
+                problems[name] = problem
+    return problems

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import String, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +26,7 @@ from concord.audit.service import set_context
 from concord.clock import now
 from concord.db import Base, unit_of_work
 from concord.outbox import Mailer, send_pending
+from concord.settings import Settings
 
 log = logging.getLogger("concord.worker")
 
@@ -98,16 +101,57 @@ def registry_tasks_job(factory: sessionmaker[Session]) -> int:
         return sync_all_tasks(session)
 
 
-def run_once(factory: sessionmaker[Session], mailer: Mailer, base_url: str) -> dict[str, int]:
+@dataclass(frozen=True)
+class AnchorSchedule:
+    """Where and how often the worker anchors the audit chain (docs/adr/0014)."""
+
+    key: Path
+    directory: Path
+    every: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnchorSchedule | None:
+        if settings.audit_anchor_dir is None or settings.audit_anchor_key is None:
+            return None
+        return cls(
+            settings.audit_anchor_key,
+            settings.audit_anchor_dir,
+            timedelta(minutes=settings.audit_anchor_every_minutes),
+        )
+
+
+def audit_anchor_job(factory: sessionmaker[Session], schedule: AnchorSchedule) -> int:
+    """Once per period between all workers: append a signed anchor of the chain's head."""
+    from concord.audit.anchor import load_private_key, write_anchor
+
+    key = load_private_key(schedule.key)
+    with unit_of_work(factory) as session:
+        set_context(session, channel="system")
+        if not claim_run(session, "audit_anchor", schedule.every):
+            return 0
+        # Written before the claim commits: a failed write leaves the claim unrecorded, so
+        # the next pass tries again.
+        write_anchor(session, key=key, directory=schedule.directory)
+        return 1
+
+
+def run_once(
+    factory: sessionmaker[Session],
+    mailer: Mailer,
+    base_url: str,
+    anchor: AnchorSchedule | None = None,
+) -> dict[str, int]:
     """One pass of every job; returns what each did. Safety first: a failure in one job
     does not stop the others."""
     done: dict[str, int] = {}
-    jobs = (
+    jobs: list[tuple[str, Callable[[], int]]] = [
         ("alerts_escalated", lambda: escalate_job(factory)),
         ("follow_up_alerts_raised", lambda: follow_up_job(factory)),
         ("reminders_queued", lambda: queue_reminders_job(factory, base_url)),
         ("registry_tasks_changed", lambda: registry_tasks_job(factory)),
-    )
+    ]
+    if anchor is not None:
+        jobs.append(("audit_anchors_written", lambda: audit_anchor_job(factory, anchor)))
     failed: list[Exception] = []
     for name, job in jobs:
         try:
@@ -132,8 +176,10 @@ class Worker:
         base_url: str,
         interval: float = 30.0,
         on_error: Callable[[Exception], None] | None = None,
+        anchor: AnchorSchedule | None = None,
     ) -> None:
         self.factory, self.mailer, self.base_url = factory, mailer, base_url
+        self.anchor = anchor
         self.interval = interval
         self.on_error = on_error
         self._stop = threading.Event()
@@ -142,7 +188,7 @@ class Worker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                run_once(self.factory, self.mailer, self.base_url)
+                run_once(self.factory, self.mailer, self.base_url, self.anchor)
             except Exception as exc:  # keep going; the next pass retries
                 log.error("worker pass failed: %s", type(exc).__name__, exc_info=exc)
                 if self.on_error:

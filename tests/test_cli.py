@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -283,6 +284,59 @@ def test_audit_verify_passes_then_names_the_first_broken_event(cli_db):
     assert "audit chain BROKEN at event 1" in broken.output
 
 
+def test_audit_anchors_from_the_command_line_find_a_shortened_trail(cli_db, tmp_path):
+    """anchor-key, anchor, verify --anchors as an operator runs them: a trail cut at the end
+    and its head moved back passes `verify` alone, and fails with the anchors."""
+    key, anchors = tmp_path / "keys" / "anchor.pem", tmp_path / "anchors"
+    org_with_a_care_manager()
+    made = run("audit", "anchor-key", "--out", str(key))
+    assert made.exit_code == 0, made.output
+    assert key.exists() and (tmp_path / "keys" / "anchor.pem.pub").exists()
+    assert run("audit", "anchor-key", "--out", str(key)).exit_code == 1  # never replaced
+    anchored = run("audit", "anchor", "--dir", str(anchors), "--key", str(key))
+    assert anchored.exit_code == 0, anchored.output
+    line = json.loads(anchored.output)
+    assert line["sequence"] >= 2 and len(line["hash"]) == 64
+    public = str(tmp_path / "keys" / "anchor.pem.pub")
+    ok = run("audit", "verify", "--anchors", str(anchors), "--public-key", public)
+    assert ok.exit_code == 0, ok.output
+    assert f"events 1-{line['sequence']} are as anchored" in ok.output
+
+    engine, session = session_for(cli_db)
+    with session:
+        keep = line["sequence"] - 1
+        kept_hash = session.execute(
+            text("SELECT hash FROM audit_event WHERE seq = :s"), {"s": keep}
+        ).scalar_one()
+        if engine.dialect.name == "postgresql":
+            session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_update"))
+        else:
+            session.execute(text("DROP TRIGGER audit_event_no_delete"))
+        session.execute(text("DELETE FROM audit_event WHERE seq > :s"), {"s": keep})
+        session.execute(
+            text("UPDATE audit_chain_head SET seq = :s, hash = :h WHERE id = 1"),
+            {"s": keep, "h": kept_hash},
+        )
+        session.commit()
+    engine.dispose()
+    assert run("audit", "verify").exit_code == 0  # the chain alone cannot tell
+    cut = run("audit", "verify", "--anchors", str(anchors), "--public-key", public)
+    assert cut.exit_code == 1
+    assert f"event {line['sequence']}" in cut.output and "removed from the end" in cut.output
+    # The key from the setting serves as well (its public half is derived).
+    os.environ["CONCORD_AUDIT_ANCHOR_KEY"] = str(key)
+    try:
+        assert run("audit", "verify", "--anchors", str(anchors)).exit_code == 1
+    finally:
+        del os.environ["CONCORD_AUDIT_ANCHOR_KEY"]
+
+
+def test_audit_anchor_explains_what_is_missing(cli_db, tmp_path):
+    assert "CONCORD_AUDIT_ANCHOR_DIR" in run("audit", "anchor").output
+    assert "anchor-key" in run("audit", "anchor", "--dir", str(tmp_path)).output
+    assert "--public-key" in run("audit", "verify", "--anchors", str(tmp_path)).output
+
+
 def test_the_demo_loads_once_and_prints_every_sign_in(cli_db):
     from concord.accounts.models import User
     from concord.careplans.models import CarePlan
@@ -425,6 +479,21 @@ def test_worker_once_queues_and_sends_the_due_reminders(cli_db, tmp_path, monkey
     again = run("worker", "--once")
     assert "reminders_queued: 0, registry_tasks_changed: 0, messages_sent: 0" in again.output
 
+
+def test_the_worker_anchors_the_audit_trail_when_configured(cli_db, tmp_path, monkeypatch):
+    org_with_a_care_manager()
+    key = tmp_path / "anchor.pem"
+    assert run("audit", "anchor-key", "--out", str(key)).exit_code == 0
+    monkeypatch.setenv("CONCORD_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("CONCORD_AUDIT_ANCHOR_KEY", str(key))
+    monkeypatch.setenv("CONCORD_AUDIT_ANCHOR_DIR", str(tmp_path / "anchors"))
+    result = run("worker", "--once")
+    assert result.exit_code == 0, result.output
+    assert "audit_anchors_written: 1" in result.output
+    assert "audit_anchors_written: 0" in run("worker", "--once").output  # once an hour
+    checked = run("audit", "verify", "--anchors", str(tmp_path / "anchors"))
+    assert checked.exit_code == 0, checked.output
+    assert "anchors hold (1 checked)" in checked.output
 
 def test_content_check_lists_and_checks_risk_rules(cli_db, tmp_path):
     result = run("content", "check")

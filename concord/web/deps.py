@@ -23,8 +23,9 @@ from concord.accounts import service as accounts
 from concord.accounts.models import ApiToken, TokenScope, User, WebSession
 from concord.audit.service import set_context
 from concord.db import abort, finish, keep_after_rollback
-from concord.errors import NotAuthenticated, PermissionDenied, Unavailable
+from concord.errors import InvalidInput, NotAuthenticated, PermissionDenied, Unavailable
 from concord.i18n import Msg, best_language
+from concord.validation import text_problem
 
 SESSION_COOKIE = "concord_session"
 ANON_CSRF_COOKIE = "concord_csrf"
@@ -67,20 +68,13 @@ async def db(request: Request) -> AsyncIterator[Session]:
     # the requests holding them waited for a thread to finish in: nothing moved until the
     # pool's time-out (tests/test_errors.py).
     slots = request.app.state.database_slots
-    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+    if request.method in WRITE_METHODS:
         # The whole body first (kept for the form or JSON reader): a client sending it slowly
         # must not hold a database slot while it arrives, or a few of them would stop
-        # everyone's requests.
+        # everyone's requests. (On /api and /fhir the credentials were checked before it was
+        # read: concord.web.limits.)
         await request.body()
-    try:
-        slots.acquire_nowait()
-    except anyio.WouldBlock:
-        # Only a request that has to wait pays for the time-out's cancel scope.
-        try:
-            with anyio.fail_after(ADMISSION_TIMEOUT):
-                await slots.acquire()
-        except TimeoutError:
-            raise _busy() from None
+    await _admit(slots)
     try:
         factory = request.app.state.sessionmaker
         session = factory()
@@ -98,6 +92,88 @@ async def db(request: Request) -> AsyncIterator[Session]:
                 await run_in_threadpool(_end, session, factory, None)
     finally:
         slots.release()
+
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+async def _admit(slots: anyio.Semaphore) -> None:
+    """Take one of the process's database slots, waiting up to ADMISSION_TIMEOUT."""
+    try:
+        slots.acquire_nowait()
+    except anyio.WouldBlock:
+        # Only a request that has to wait pays for the time-out's cancel scope.
+        try:
+            with anyio.fail_after(ADMISSION_TIMEOUT):
+                await slots.acquire()
+        except TimeoutError:
+            raise _busy() from None
+
+
+async def check_credentials_first(request: Request) -> None:
+    """For a write to /api or /fhir: refuse a missing or bad token (or, on /api, a browser
+    session without its CSRF header) before a byte of the body is read, so nobody without
+    credentials can make the server take in a body. Raises what bearer_actor or api_actor
+    would; they check again, in the request's own transaction, when it runs. The check is a
+    short read-only transaction of its own (a token's last-use time is recorded by the
+    request's own check)."""
+    slots = request.app.state.database_slots
+    await _admit(slots)
+    try:
+        await run_in_threadpool(_check_credentials, request)
+    finally:
+        slots.release()
+
+
+def _check_credentials(request: Request) -> None:
+    session = request.app.state.sessionmaker()
+    try:
+        if request.scope["path"].startswith("/fhir"):
+            bearer_actor(request, session)
+        else:
+            api_actor(request, session)
+    finally:
+        # Nothing of this check may outlive it: the request's own check sets these.
+        for name in ("actor", "lang"):
+            request.scope.get("state", {}).pop(name, None)
+        session.rollback()
+        session.close()
+
+
+# The only page forms a signed-out person may post (with the anonymous CSRF cookie). Every
+# other page write needs a session, checked before its body is read (concord.web.limits);
+# tests/test_limits.py fails when a page route and this list disagree.
+ANONYMOUS_FORMS = frozenset({"/sign-in"})
+
+
+async def check_session_first(request: Request) -> None:
+    """For a page's form post: refuse it before its body is read when it cannot succeed:
+    no anonymous CSRF cookie on a sign-in form; no valid session on any other (sent to sign
+    in, as partial_actor would). The CSRF token itself is in the body: posted_by checks it."""
+    if request.scope["path"] in ANONYMOUS_FORMS:
+        if len(request.cookies.get(ANON_CSRF_COOKIE, "")) < 20:
+            request.state.lang = _language(request, None)
+            raise PermissionDenied(Msg("This form has expired. Reload the page and try again."))
+        return
+    if not request.cookies.get(SESSION_COOKIE):
+        request.state.lang = _language(request, None)
+        raise Redirect(_sign_in_url(request, None))
+    slots = request.app.state.database_slots
+    await _admit(slots)
+    try:
+        await run_in_threadpool(_check_session, request)
+    finally:
+        slots.release()
+
+
+def _check_session(request: Request) -> None:
+    session = request.app.state.sessionmaker()
+    try:
+        partial_actor(request, session)
+    finally:
+        request.scope.get("state", {}).pop("actor", None)
+        session.rollback()
+        session.close()
 
 
 FINISHED = "concord.finished"
@@ -230,9 +306,18 @@ async def form_data(request: Request) -> dict[str, Any]:
     """The posted form as a dict; fields sent more than once become lists."""
     form = await request.form()
     data: dict[str, Any] = {}
+    problems: dict[str, str] = {}
     for key in form.keys():
         values = [v for v in form.getlist(key) if isinstance(v, str)]
         data[key] = values if len(values) > 1 else (values[0] if values else "")
+        # Whatever the form, no field may carry control characters (NUL cannot even be stored
+        # in PostgreSQL); each field's own length is its schema's to check.
+        for value in values:
+            problem = text_problem(value)
+            if problem is not None:
+                problems[key[:100]] = problem
+    if problems:
+        raise InvalidInput(Msg("Some fields need attention."), errors=problems)
     return data
 
 

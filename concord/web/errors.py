@@ -15,6 +15,7 @@ from concord.errors import ConcordError, InvalidInput, NotAuthenticated
 from concord.i18n import Msg, translate
 from concord.validation import errors_from_fastapi
 from concord.web.deps import Redirect
+from concord.web.limits import BodyTooLarge
 from concord.web.templating import render
 
 log = logging.getLogger("concord")
@@ -27,6 +28,7 @@ FHIR_ISSUE_CODES = {
     405: "not-supported",
     406: "not-supported",
     409: "conflict",
+    413: "too-long",
     422: "invalid",
     429: "throttled",
     503: "transient",
@@ -109,12 +111,16 @@ def error_response(
     )
 
 
+def redirect_response(request: Request, url: str) -> Response:
+    if request.headers.get("HX-Request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Redirect)
     async def _redirect(request: Request, exc: Redirect) -> Response:
-        if request.headers.get("HX-Request") == "true":
-            return Response(status_code=204, headers={"HX-Redirect": exc.url})
-        return RedirectResponse(exc.url, status_code=303)
+        return redirect_response(request, exc.url)
 
     @app.exception_handler(ConcordError)
     async def _concord(request: Request, exc: ConcordError) -> Response:
@@ -133,6 +139,13 @@ def install(app: FastAPI) -> None:
         return error_response(
             request, 422, Msg("Some fields need attention."), fields, code="invalid"
         )
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
+        response = error_response(request, 413, exc.message, exc.fields, code="too_large")
+        # The rest of the body is left unread: the connection cannot carry another request.
+        response.headers["Connection"] = "close"
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
