@@ -1,0 +1,211 @@
+"""The demo as a new user meets it: each patient's scores are their own, every episode has
+the measures of its program, the Program page has outcomes to count, and a plan speaks its
+patient's language. Built once (through `concord demo --no-serve`) for the module."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from concord.cli import app
+from concord.clock import FakeClock, set_clock
+from concord.db import make_engine, make_sessionmaker
+from tests.conftest import NOW, fresh_database
+
+
+@pytest.fixture(scope="module")
+def demo_session(tmp_path_factory, database_url):
+    with (
+        fresh_database(database_url, tmp_path_factory.mktemp("demo"), "demo") as url,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("CONCORD_DATABASE_URL", url)
+        mp.setenv("CONCORD_ENV", "test")
+        previous = set_clock(FakeClock(NOW))  # the tests' today (the clock fixture's)
+        try:
+            result = CliRunner().invoke(app, ["demo", "--no-serve"])
+        finally:
+            set_clock(previous)
+        assert result.exit_code == 0, result.output
+        engine = make_engine(url)
+        with make_sessionmaker(engine)() as session:
+            yield session
+        engine.dispose()
+
+
+def _patients(session):
+    from concord.patients.models import Patient
+
+    return session.scalars(select(Patient).order_by(Patient.family_name)).all()
+
+
+def test_no_two_patients_share_a_score_history(demo_session):
+    from concord.measures.models import MeasureObservation
+
+    histories = defaultdict(list)
+    for o in demo_session.scalars(
+        select(MeasureObservation).order_by(MeasureObservation.effective_at)
+    ):
+        histories[o.patient_id].append((o.effective_at, o.instrument, o.value))
+    assert len(histories) >= 15
+    # Neither the same scores on the same dates, nor the same sequence of scores.
+    assert len({tuple(h) for h in histories.values()}) == len(histories)
+    phq9 = [tuple(v for _, i, v in h if i == "PHQ-9") for h in histories.values()]
+    assert len(set(phq9)) == len(phq9)
+    dates = [tuple(d.date() for d, _, _ in h) for h in histories.values()]
+    assert len(set(dates)) == len(dates)
+
+
+def test_every_episode_has_scores_on_its_programs_measure(demo_session):
+    from concord.careplans.service import current_plan
+    from concord.measures.models import MeasureObservation, MeasureSchedule
+    from concord.registry.models import Episode
+
+    main = {
+        "depression": "PHQ-9",
+        "anxiety": "GAD-7",
+        "ptsd": "PCL-5",
+        "substance_use": "AUDIT-C",
+        "co_occurring": "PHQ-9",
+    }
+    episodes = demo_session.scalars(select(Episode)).all()
+    programs = {e.program for e in episodes}
+    assert {"depression", "anxiety", "ptsd", "substance_use", "co_occurring"} <= programs
+    for episode in episodes:
+        scored = set(
+            demo_session.scalars(
+                select(MeasureObservation.instrument).where(
+                    MeasureObservation.patient_id == episode.patient_id
+                )
+            )
+        )
+        if current_plan(demo_session, episode.patient_id) is None:
+            continue  # referred in the last days, waiting for the first assessment
+        wanted = {main[episode.program]}
+        if episode.program == "co_occurring":
+            wanted.add("AUDIT-C")
+        assert wanted <= scored, (episode.program, scored)
+        if episode.ended_on is None:
+            scheduled = set(
+                demo_session.scalars(
+                    select(MeasureSchedule.instrument).where(
+                        MeasureSchedule.patient_id == episode.patient_id,
+                        MeasureSchedule.stopped_at.is_(None),
+                    )
+                )
+            )
+            assert main[episode.program] in scheduled, (episode.program, scheduled)
+
+
+def test_the_program_page_counts_outcomes_at_10_to_24_weeks(demo_session):
+    from concord.accounts.models import User
+    from concord.registry.reports import program_view
+
+    maya = demo_session.scalar(select(User).where(User.name == "Maya Okafor"))
+    view = program_view(demo_session, by=maya)
+    assert view.band_10_24 >= 3
+    assert view.responded + view.remitted > 0
+    assert view.with_follow_up_measure > 0
+    demo_session.rollback()  # the view's audit events
+
+
+def test_no_alert_the_stories_do_not_tell(demo_session):
+    """Only the safety stories (Marcus, Olivia, Emily, Kevin) raise alerts: a course drawn from
+    the model never crosses a risk rule by accident."""
+    from concord.patients.models import Patient
+    from concord.safety.models import SafetyAlert
+
+    named = {
+        (p.given_name, p.family_name)
+        for p in demo_session.scalars(
+            select(Patient).join(SafetyAlert, SafetyAlert.patient_id == Patient.id)
+        )
+    }
+    assert named == {
+        ("Marcus", "Lee"),
+        ("Olivia", "Brennan"),
+        ("Emily", "Sorensen"),
+        ("Kevin", "O'Brien"),
+    }
+
+
+SPANISH = re.compile(r"[áéíóúñ¿¡]|\b(quiero|mis?|de|la|el|los|las|por|para|con|que|una?)\b", re.I)
+ENGLISH = re.compile(r"\b(the|and|I|my|with|to|of|for|want|when|is)\b")
+
+
+def _plan_text(session, patient) -> list[str]:
+    from concord.careplans.service import current_plan, load_contents
+
+    plan = current_plan(session, patient.id)
+    if plan is None:
+        return []
+    contents = load_contents(session, plan)
+    texts = []
+    for section in (
+        "concerns",
+        "goals",
+        "milestones",
+        "interventions",
+        "action_steps",
+        "strengths",
+        "barriers",
+        "contingencies",
+    ):
+        for item in getattr(contents, section):
+            for name in (
+                "description",
+                "statement",
+                "measure",
+                "target",
+                "frequency",
+                "way_around",
+                "if_this",
+                "then_we",
+                "why",
+            ):
+                value = getattr(item, name, None)
+                if isinstance(value, str) and value:
+                    texts.append(value)
+    for name in (
+        "what_matters_most",
+        "treatment_preferences",
+        "appointment_frequency",
+        "cultural_considerations",
+        "others_involved",
+    ):
+        value = getattr(plan, name)
+        if value:
+            texts.append(value)
+    return texts
+
+
+def test_a_plan_is_in_its_patients_language(demo_session):
+    seen = {"en": 0, "es": 0}
+    for patient in _patients(demo_session):
+        texts = _plan_text(demo_session, patient)
+        if not texts:
+            continue
+        seen[patient.language] += 1
+        wrong = SPANISH if patient.language == "en" else ENGLISH
+        # Names of instruments ("PHQ-9") are the same in both.
+        stray = [t for t in texts if wrong.search(t)]
+        assert not stray, (patient.given_name, stray)
+    assert seen["en"] >= 15 and seen["es"] >= 3
+
+
+def test_the_named_stories_are_told_with_their_own_scores(demo_session):
+    from concord.patients.models import Patient
+    from concord.registry.models import CaseReview
+
+    reviews = demo_session.scalars(select(CaseReview)).all()
+    by_patient = {r.patient_id: r for r in reviews}
+    ethan = demo_session.scalar(select(Patient).where(Patient.given_name == "Ethan"))
+    question = by_patient[ethan.id].question
+    # Ethan's program is substance use: the question is about his AUDIT-C, not a PHQ-9.
+    assert question.startswith("AUDIT-C ")
+    questions = [r.question for r in reviews if r.question]
+    assert len(set(questions)) == len(questions)
