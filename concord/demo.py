@@ -720,9 +720,9 @@ def program_of(profile_name: str) -> str:
 def _quiet(scores: list[tuple[int, str, int]]) -> bool:
     """No alert the story does not tell: the default risk rules (AUDIT-C 8 or more, a PHQ-9 rise
     of 5, a PCL-5 rise of 10) stay quiet, and a PHQ-9 fits in its first eight questions. A
-    depression course starts at PHQ-9 10 or more."""
-    if scores[0][1] == "PHQ-9" and scores[0][2] < 10:
-        return False  # enrolled with PHQ-9 10 or more, as synth.BASELINE_PHQ9's patients
+    course measured by the PHQ-9 or GAD-7 starts at 10 or more."""
+    if scores[0][1] in ("PHQ-9", "GAD-7") and scores[0][2] < 10:
+        return False  # enrolled at 10 or more (docs/clinical-sources.md: "Synthetic population")
     last: dict[str, int] = {}
     for _, code, total in scores:
         if code == "AUDIT-C" and total >= 8:
@@ -735,10 +735,25 @@ def _quiet(scores: list[tuple[int, str, int]]) -> bool:
     return True
 
 
+def _tells(outcome: str, totals: list[int]) -> bool:
+    """Whether the main measure's course shows its outcome class (noise can blur one): at its
+    latest, response and remission are half the baseline or less, a partial response is better
+    by less than half, not improving stays within a fifth of the baseline."""
+    first, latest = totals[0], totals[-1]
+    if outcome in ("response", "remission"):
+        return latest <= first * 0.5
+    if outcome == "partial":
+        return first * 0.5 < latest < first * 0.9
+    if outcome == "not_improving":
+        return latest >= first * 0.8
+    return True
+
+
 @functools.cache
 def course_of(who: tuple[str, str]) -> Course | None:
     """The patient's course, or None when their plan is not yet active (no check-ins).
-    Deterministic: the first of the patient's seeds whose course raises no unplanned alert."""
+    Deterministic: the first of the patient's seeds whose course raises no unplanned alert and
+    shows its outcome class."""
     given, family, *_rest, profile_name, stage = _spec(who)
     if stage not in STAGE_OUTCOMES:
         return None
@@ -764,8 +779,9 @@ def course_of(who: tuple[str, str]) -> Course | None:
                 point = random.Random(f"{seed}|{code}|{d}")
                 total = synth.course_score(outcome, baseline, (d - enrolled) / 7, point, code)
                 scores.append((d, code, total))
-        if _quiet(scores):
-            return Course(outcome, baseline, instruments, tuple(scores), seed)
+        course = Course(outcome, baseline, instruments, tuple(scores), seed)
+        if _quiet(scores) and _tells(outcome, course.totals(instruments[0])):
+            return course
     raise AssertionError(f"no quiet course for {who}")  # pragma: no cover
 
 
@@ -1730,12 +1746,12 @@ QUESTIONS = {
 
 
 def _so_far(patient: Any, day: int) -> tuple[str, int, int, int]:
-    """The patient's main measure at enrolment and its latest total on or before `day`, and the
-    weeks between enrolment and that day."""
+    """The patient's main measure at enrolment and its latest total before `day` (check-ins
+    come in the evening, after a question asked that day), and the weeks from enrolment."""
     course = course_of((patient.given_name, patient.family_name))
     assert course is not None
     main = course.instruments[0]
-    totals = [(d, t) for d, code, t in course.scores if code == main and d <= day]
+    totals = [(d, t) for d, code, t in course.scores if code == main and d < day]
     return main, totals[0][1], totals[-1][1], round((day - totals[0][0]) / 7)
 
 

@@ -198,6 +198,7 @@ def test_a_plan_is_in_its_patients_language(demo_session):
 
 
 def test_the_named_stories_are_told_with_their_own_scores(demo_session):
+    from concord.measures.models import MeasureObservation
     from concord.patients.models import Patient
     from concord.registry.models import CaseReview
 
@@ -205,7 +206,19 @@ def test_the_named_stories_are_told_with_their_own_scores(demo_session):
     by_patient = {r.patient_id: r for r in reviews}
     ethan = demo_session.scalar(select(Patient).where(Patient.given_name == "Ethan"))
     question = by_patient[ethan.id].question
-    # Ethan's program is substance use: the question is about his AUDIT-C, not a PHQ-9.
+    # Ethan's program is substance use: the question is about his AUDIT-C, not a PHQ-9, and
+    # quotes his own first and latest scores.
     assert question.startswith("AUDIT-C ")
+    audit_c = demo_session.scalars(
+        select(MeasureObservation.value)
+        .where(
+            MeasureObservation.patient_id == ethan.id,
+            MeasureObservation.instrument == "AUDIT-C",
+            MeasureObservation.effective_at < by_patient[ethan.id].requested_at,
+        )
+        .order_by(MeasureObservation.effective_at)
+    ).all()
+    first, latest = (int(n) for n in re.findall(r"\d+", question.split(" after ")[0])[:2])
+    assert (first, latest) == (audit_c[0], audit_c[-1])
     questions = [r.question for r in reviews if r.question]
     assert len(set(questions)) == len(questions)
