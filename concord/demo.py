@@ -13,8 +13,9 @@ import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -980,8 +981,14 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
 
 
 def _days(start: datetime, offset: float, hour: int = 10) -> datetime:
-    day = (start + timedelta(days=offset)).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return day
+    """`hour` o'clock in the organization's zone, `offset` days from today there (as UTC)."""
+    local = start.astimezone(ZoneInfo(TIMEZONE)) + timedelta(days=offset)
+    return local.replace(hour=hour, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def _date(start: datetime, offset: int) -> date:
+    """The organization's date `offset` days from today."""
+    return (start.astimezone(ZoneInfo(TIMEZONE)) + timedelta(days=offset)).date()
 
 
 def _schedule_patient(
@@ -1101,7 +1108,7 @@ def _schedule_patient(
                     category=category,
                     measure=measure,
                     target=target,
-                    due_on=(start + timedelta(days=begin + due)).date(),
+                    due_on=_date(start, begin + due),
                     priority=priority,
                     status="accepted",
                     **_measure_link(measure, target),
@@ -1161,7 +1168,7 @@ def _schedule_patient(
                     data=MilestoneIn(
                         goal_id=goal_id,
                         description=description,
-                        target_on=(start + timedelta(days=begin + 2 + n * due // 3)).date(),
+                        target_on=_date(start, begin + 2 + n * due // 3),
                     ),
                 )
         for description, role, due in profile["steps"]:
@@ -1174,7 +1181,7 @@ def _schedule_patient(
                     description=description,
                     owner=owner,
                     goal_id=holder["goal_ids"][0],
-                    due_on=(start + timedelta(days=begin + 2 + due)).date(),
+                    due_on=_date(start, begin + 2 + due),
                 ),
             )
 
@@ -1271,7 +1278,7 @@ def _schedule_patient(
                 access=a,
                 instrument_code=code,
                 every_days=every,
-                start_on=(start + timedelta(days=begin + 3)).date(),
+                start_on=_date(start, begin + 3),
                 reason="The measures of this patient's program",
             )
 
@@ -1494,7 +1501,7 @@ def _schedule_safety(
         )
 
     now_ish = start.replace(second=0, microsecond=0)
-    at(day(-11, 18, 40), marcus_acknowledged)
+    at(day(-11, 17, 40), marcus_acknowledged)  # his check-in came at 17:05
     at(day(-10, 10), marcus_closed)
     at(day(-10, 10, 30), marcus_plan)
     at(day(-9, 21), marcus_adds_to_plan)

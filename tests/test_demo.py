@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from datetime import UTC
 
 import pytest
 from sqlalchemy import select
@@ -222,3 +223,24 @@ def test_the_named_stories_are_told_with_their_own_scores(demo_session):
     assert (first, latest) == (audit_c[0], audit_c[-1])
     questions = [r.question for r in reviews if r.question]
     assert len(set(questions)) == len(questions)
+
+
+def test_what_happened_happened_at_local_hours(demo_session):
+    """The stories' times are the clinic's (America/Chicago): a counselling visit is not at
+    5 AM, an evening check-in is in the evening."""
+    from zoneinfo import ZoneInfo
+
+    from concord.measures.models import MeasureResponse
+    from concord.patients.models import Patient
+    from concord.safety.models import SafetyAlert
+
+    zone = ZoneInfo("America/Chicago")
+
+    def local_hour(when):
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(zone).hour
+
+    hours = [local_hour(r.completed_at) for r in demo_session.scalars(select(MeasureResponse))]
+    assert hours and all(7 <= h <= 23 for h in hours), sorted(set(hours))
+    kevin = demo_session.scalar(select(Patient).where(Patient.family_name == "O'Brien"))
+    alert = demo_session.scalar(select(SafetyAlert).where(SafetyAlert.patient_id == kevin.id))
+    assert 8 <= local_hour(alert.created_at) <= 17
