@@ -18,7 +18,11 @@ from concord.cli import app
 from concord.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "docs" / "adr").glob("*.md")),
+]
 COMMAND = re.compile(r"^(?:[A-Z_]+=\S+ )*(concord|\./run|python|make)(?: |$)")
 
 
@@ -152,8 +156,7 @@ NOT_SETTINGS = {"CONCORD_TEST_DATABASE_URL", "CONCORD_CI_POSTGRES_URL", "CONCORD
 
 
 def test_every_documented_setting_exists():
-    files = [*DOCS, *sorted((ROOT / "docs" / "adr").glob("*.md"))]
-    named = {v for p in files for v in re.findall(r"\bCONCORD_[A-Z0-9_]+", p.read_text())}
+    named = {v for p in DOCS for v in re.findall(r"\bCONCORD_[A-Z0-9_]+", p.read_text())}
     settings = {f"CONCORD_{name.upper()}" for name in Settings.model_fields}
     assert named - NOT_SETTINGS <= settings, sorted(named - NOT_SETTINGS - settings)
 
