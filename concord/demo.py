@@ -752,22 +752,27 @@ def _tells(outcome: str, totals: list[int]) -> bool:
 
 @functools.cache
 def course_of(who: tuple[str, str]) -> Course | None:
-    """The patient's course, or None when their plan is not yet active (no check-ins).
+    """The patient's course, or None for a patient just referred (nothing answered yet).
     Deterministic: the first of the patient's seeds whose course raises no unplanned alert and
     shows its outcome class."""
     given, family, *_rest, profile_name, stage = _spec(who)
-    if stage not in STAGE_OUTCOMES:
+    if stage not in STAGE_OUTCOMES and stage != "draft":
         return None
     instruments = synth.INSTRUMENTS[program_of(profile_name)]
-    enrolled = STAGE_BEGIN[stage] + 3
+    # A draft plan's patient has answered once, in clinic at the first visit (the baseline).
+    enrolled = STAGE_BEGIN[stage] + (1 if stage == "draft" else 3)
     end = STAGE_BEGIN[stage] + COMPLETED_AFTER if stage == "completed" else 0
     for attempt in range(1000):
         seed = f"demo|{given} {family}|{attempt}"
         rng = random.Random(seed)
-        outcome = STORY_OUTCOMES.get(who) or synth._pick(rng, STAGE_OUTCOMES[stage])
+        outcome = STORY_OUTCOMES.get(who) or synth._pick(
+            rng, STAGE_OUTCOMES.get(stage, (("baseline", 1.0),))
+        )
         baseline = max(10.0, min(27.0, round(rng.gauss(*synth.BASELINE_PHQ9))))
         # Check-in days, from the last one back to the first, every two weeks give or take a day.
         day = STORY_LAST_CHECK_IN.get(who, min(end, 0) - rng.randrange(1, 9))
+        if stage == "draft":
+            day = enrolled - 10  # the baseline alone
         days = []
         while day - enrolled >= 10:
             days.append(day)
@@ -1185,10 +1190,25 @@ def _schedule_patient(
                 ),
             )
 
+    course = course_of((given, family))
     at(begin + 1, build_plan)
     at(begin + 2, milestones_and_steps, hour=14)
 
     if stage == "draft":
+        assert course is not None
+
+        def baseline() -> None:
+            for _day, code, total in course.scores:
+                measures.record_response(
+                    session,
+                    access=acc(lead),
+                    instrument_code=code,
+                    submission=measures.Submission(
+                        answers=answers_for(code, total), mode=measures.Mode.in_person
+                    ),
+                )
+
+        at(begin + 1, baseline, hour=9)
 
         def patient_proposes() -> None:
             plans.propose_goal(
@@ -1261,8 +1281,6 @@ def _schedule_patient(
 
     # Check-ins answered through the portal on the patient's own course (course_of), on the
     # schedules of their program's measures (set when the plan became active).
-    course = course_of((given, family))
-
     def schedules() -> None:
         assert course is not None
         a = acc(lead)
