@@ -203,3 +203,31 @@ def test_the_declared_error_bodies_are_the_real_ones(client, session, people):
     assert bad.status_code == 422
     body = ApiError.model_validate(bad.json())
     assert body.error == "invalid" and body.fields and body.fields[0].field
+
+
+ADDRESS = re.compile(
+    r"(?<![\w.:/])(/(?:api|fhir|safety|registry|decisions|my|patients|admin|healthz|shared|tasks"
+    r"|alerts|account|sign-in)(?:/[\w{}.\-]+)*)"
+)
+
+
+def _addresses() -> list[tuple[str, str]]:
+    return sorted(
+        {(p.relative_to(ROOT).as_posix(), a) for p in DOCS for a in ADDRESS.findall(p.read_text())}
+    )
+
+
+def test_every_documented_address_exists(client):
+    """An address the docs name answers something other than 404 (signed out: 401 or a
+    redirect to sign-in; a page or route that does not exist is 404)."""
+    addresses = _addresses()
+    assert ("operations.md", "/healthz") in [(w.split("/")[-1], a) for w, a in addresses]
+    missing = []
+    for where, address in addresses:
+        if address in ("/api/v1", "/fhir"):
+            continue  # the APIs' base addresses, named as such
+        path = re.sub(r"\{[^}]*\}", "00000000-0000-0000-0000-000000000000", address)
+        path = re.sub(r"decision-(aid-)?0{8}-[0-9-]+", r"decision-\g<1>x", path)
+        if client.get(path, follow_redirects=False).status_code == 404:
+            missing.append((where, address))
+    assert missing == []
