@@ -793,7 +793,8 @@ def course_of(who: tuple[str, str]) -> Course | None:
 
 def answers_for(instrument_code: str, total: int, item9: int = 0) -> dict[str, int]:
     """Answers adding up to `total` for an instrument's scored questions, spread evenly (PHQ-9
-    question 9 as given); unscored questions answered with their second choice."""
+    question 9 as given); unscored questions always asked are answered with their second
+    choice."""
     if instrument_code == "PHQ-9":
         return phq9_answers(total, item9)
     instrument = measures.get_instrument(instrument_code)
@@ -808,7 +809,7 @@ def answers_for(instrument_code: str, total: int, item9: int = 0) -> dict[str, i
     if remaining:
         raise ValueError(f"cannot spread {total} over the {instrument_code}")
     for item in instrument.items:
-        if not item.scored:
+        if not item.scored and item.show_if is None:
             answers[item.id] = sorted(a.value for a in item.answers)[min(1, len(item.answers) - 1)]
     return answers
 
@@ -828,7 +829,8 @@ def phq9_answers(total: int, item9: int = 0) -> dict[str, int]:
         remaining -= share
     if remaining:
         raise ValueError(f"cannot spread {total} over the PHQ-9")
-    answers["difficulty"] = 1
+    if total:
+        answers["difficulty"] = 1  # asked only when a question was answered above zero
     return answers
 
 
