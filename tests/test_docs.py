@@ -231,3 +231,20 @@ def test_every_documented_address_exists(client):
         if client.get(path, follow_redirects=False).status_code == 404:
             missing.append((where, address))
     assert missing == []
+
+
+PATH_NAMED = re.compile(r"(?<![\w/.-])((?:docs|concord|tests|bench|scripts)/[\w/.<>*{}-]*[\w>*}])")
+
+
+def test_every_file_the_docs_and_comments_name_exists():
+    """A file or folder named in README.md, docs/, or the sources' comments and help (e.g.
+    "see docs/risk-rules-format.md") exists; generated ones (bench/data/) excepted."""
+    named = {
+        (p.relative_to(ROOT).as_posix(), m)
+        for p in [*DOCS, *SOURCES]
+        for m in PATH_NAMED.findall(p.read_text())
+        if not m.startswith("bench/data") and not re.search(r"[<>*{}]", m)  # patterns
+    }
+    assert len(named) > 50
+    missing = [(w, m) for w, m in sorted(named) if not (ROOT / m.rstrip(".")).exists()]
+    assert missing == []
