@@ -192,9 +192,7 @@ def test_the_declared_error_bodies_are_the_real_ones(client, session, people):
     token, _ = create_api_token(session, user=people.care_manager, by=None)
     commit(session)
     headers = {"Authorization": f"Bearer {token}"}
-    missing = client.get(
-        "/api/v1/patients/00000000-0000-0000-0000-000000000000", headers=headers
-    )
+    missing = client.get("/api/v1/patients/00000000-0000-0000-0000-000000000000", headers=headers)
     assert missing.status_code == 404
     ApiError.model_validate(missing.json())
     bad = client.post(
