@@ -260,3 +260,54 @@ def test_every_patient_with_a_plan_has_scores(demo_session):
     with_plan = [p for p in _patients(demo_session) if current_plan(demo_session, p.id)]
     assert len(with_plan) >= 18
     assert [p.given_name for p in with_plan if p.id not in scored] == []
+
+
+def test_the_readmes_places_to_start_hold(demo_session):
+    """What README.md's "Good places to start" promises is in the data."""
+    from concord.accounts.models import User
+    from concord.careplans.service import agreement_state, current_plan
+    from concord.patients.models import Patient, RelatedPerson
+    from concord.registry.models import CaseReview, Recommendation
+    from concord.safety.models import SafetyAlert, SafetyPlanShare
+
+    def patient(given):
+        return demo_session.scalar(select(Patient).where(Patient.given_name == given))
+
+    def user(name):
+        return demo_session.scalar(select(User).where(User.name == name))
+
+    # Grace's plan changed since she agreed; Jamal's is agreed.
+    assert agreement_state(demo_session, current_plan(demo_session, patient("Grace").id)).awaiting
+    assert agreement_state(demo_session, current_plan(demo_session, patient("Jamal").id)).agreed
+    assert patient("Rosa").language == "es"
+    # Marcus's ASQ today: open, passed on once, now Dr. Reyes's.
+    asq = demo_session.scalar(
+        select(SafetyAlert).where(
+            SafetyAlert.patient_id == patient("Marcus").id, SafetyAlert.instrument == "ASQ"
+        )
+    )
+    assert asq.status == "open" and asq.step > 0 and asq.owner_id == user("Dr. Daniel Reyes").id
+    # Jordan Blake holds the alert for Emily's missed follow-up.
+    missed = demo_session.scalar(select(SafetyAlert).where(SafetyAlert.source_kind == "follow_up"))
+    assert missed.owner_id == user("Jordan Blake").id and missed.patient_id == patient("Emily").id
+    # Ethan waits in the queue with Maya's question.
+    ethan = demo_session.scalar(
+        select(CaseReview).where(CaseReview.patient_id == patient("Ethan").id)
+    )
+    assert ethan.status == "queued" and ethan.requested_by_id == user("Maya Okafor").id
+    # Grace: the dose recommendation accepted, the therapy one waiting more than two weeks.
+    recs = {
+        r.kind: r
+        for r in demo_session.scalars(
+            select(Recommendation).where(Recommendation.patient_id == patient("Grace").id)
+        )
+    }
+    assert recs["increase_dose"].status == "accepted"
+    waiting = recs["add_psychotherapy"]
+    assert waiting.status == "proposed"
+    proposed = waiting.proposed_at
+    assert (NOW - (proposed if proposed.tzinfo else proposed.replace(tzinfo=UTC))).days > 14
+    # Marcus shares his safety plan with Andre.
+    share = demo_session.scalar(select(SafetyPlanShare))
+    andre = demo_session.get(RelatedPerson, share.related_person_id)
+    assert andre.user_id == user("Andre Lee").id
