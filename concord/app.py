@@ -116,11 +116,15 @@ def create_app(
     from concord.registry.routes import router as registry_router
     from concord.safety.api import router as safety_api
     from concord.safety.routes import router as safety_router
+    from concord.web.errors import API_ERRORS, FHIR_ERRORS
     from concord.web.routes import router as web_router
 
     # A request is matched against each route in turn (over 200), and a router's prefix does
     # not let the matcher skip it, so the order is by traffic: the health check and programs
     # (FHIR, /api) before the pages people open. No two routers share a path.
+    # The OpenAPI document (/api/docs) describes the API and FHIR, with the error bodies the
+    # API really answers; the pages are not part of it.
+    apis = (fhir_router, patients_api, careplans_api, safety_api, registry_api, decisions_api)
     for router in (
         web_router,
         fhir_router,
@@ -138,7 +142,11 @@ def create_app(
         decisions_router,
         audit_router,
     ):
-        app.include_router(router)
+        app.include_router(
+            router,
+            include_in_schema=router in apis,
+            responses={"/api/v1": API_ERRORS, "/fhir": FHIR_ERRORS}.get(router.prefix),
+        )
     return app
 
 

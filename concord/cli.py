@@ -1,4 +1,5 @@
-"""The `concord` command: serve, demo, migrate, tokens, audit, users and organizations.
+"""The `concord` command: serve, demo, migrate, worker, tokens, audit, users, organizations,
+content, safety rules, backup and restore, synth and bench.
 
 Commands that scripts rely on print only what a script needs (`token create` prints the token
 alone) and exit non-zero on failure.
@@ -33,7 +34,7 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 org_app = typer.Typer(help="Organizations and clinics.", no_args_is_help=True)
 content_app = typer.Typer(
-    help="Clinical content files (instruments, risk rules).", no_args_is_help=True
+    help="Clinical content files (instruments, risk rules, decision aids).", no_args_is_help=True
 )
 safety_app = typer.Typer(help="Safety: the risk rules in force.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -189,7 +190,7 @@ def token_create(
     name: Annotated[str, typer.Option(help="What will use it.")] = "API token",
     scope: Annotated[str, typer.Option(help="read or write.")] = "write",
 ) -> None:
-    """Print a new bearer token for USER (only the token, for scripts)."""
+    """Print a new bearer token for the user with --email (only the token, for scripts)."""
     from concord.accounts.models import TokenScope
     from concord.accounts.service import create_api_token, get_user_by_email, parse_duration
     from concord.errors import ConcordError
@@ -497,8 +498,8 @@ def content_check(
         list[str] | None, typer.Argument(help="Files to check (default: all loaded content).")
     ] = None,
 ) -> None:
-    """Validate content files (instruments, risk rules) and list what is loaded, one line
-    each: kind, code, version, languages, licence. Exits 1 on any problem."""
+    """Validate content files (instruments, risk rules, decision aids) and list what is
+    loaded, one line each: kind, code, version, languages, licence. Exits 1 on any problem."""
     from pathlib import Path
 
     from concord.measures.library import BUILT_IN, InstrumentError, files_in, load_library
@@ -627,7 +628,7 @@ def worker(
     once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
 ) -> None:
     """Run the background jobs: escalating safety alerts, missed follow-ups, check-in
-    reminders and sending the outbox."""
+    reminders, the registry's tasks and sending the outbox."""
     import signal
     import time
 

@@ -3,20 +3,24 @@
 
 Everything is synthetic: names, dates of birth and record numbers are invented. The history is
 built by replaying a timeline through the real services with the clock set to each moment, so
-revisions, agreements and the audit trail carry plausible dates in order.
+revisions, agreements and the audit trail carry plausible dates in order. Each patient's check-in
+scores follow their own course from the synthetic population's trajectory model (course_of).
 """
 
 from __future__ import annotations
 
+import functools
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord import access
+from concord import access, synth
 from concord.accounts.models import Clinic, Organization, Role, User
 from concord.accounts.service import (
     create_clinic,
@@ -308,14 +312,15 @@ PROFILES: dict[str, dict[str, Any]] = {
             "others_involved": "My sister may come to some appointments",
         },
     },
+    # Spanish speakers' plans are written in Spanish, goals in their own words.
     "depression_es": {
         "concerns": [("Tristeza y cansancio desde hace varios meses", "icd10", "F32.1")],
         "goals": [
             (
                 "Quiero volver a disfrutar de mis nietos",
                 "relationships",
-                "PHQ-9 score",
-                "under 10",
+                "Puntuación del PHQ-9",
+                "menos de 10",
                 84,
                 "high",
                 ["Visitar a mis nietos una vez por semana"],
@@ -323,8 +328,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             (
                 "Quiero tener energía para cocinar otra vez",
                 "daily_functioning",
-                "Days cooking a meal",
-                "4 days a week",
+                "Días que cocino una comida",
+                "4 días por semana",
                 56,
                 "medium",
                 [],
@@ -333,43 +338,44 @@ PROFILES: dict[str, dict[str, Any]] = {
         "interventions": [
             (
                 "medication",
-                "Antidepressant medication, as prescribed by the psychiatrist",
+                "Medicamento antidepresivo, recetado por la psiquiatra o el psiquiatra",
                 Role.psychiatrist,
-                "daily",
+                "todos los días",
                 "in_progress",
             ),
             (
                 "psychotherapy",
-                "Problem-solving therapy with a Spanish-speaking therapist",
+                "Terapia de resolución de problemas con un terapeuta que habla español",
                 Role.therapist,
-                "every two weeks",
+                "cada dos semanas",
                 "scheduled",
             ),
         ],
         "steps": [
             ("Caminar 10 minutos por la mañana", None, 7),
-            ("Call to arrange an interpreter for the next visit", Role.care_manager, 5),
+            ("Llamar para pedir un intérprete para la próxima cita", Role.care_manager, 5),
         ],
         "strengths": ["Mi fe y mi comunidad de la iglesia"],
         "barriers": [
             (
                 "language",
-                "Prefers to speak Spanish",
-                "Interpreter at every visit; written materials in Spanish",
+                "Prefiere hablar en español",
+                "Intérprete en cada cita; materiales escritos en español",
             )
         ],
         "contingencies": [
             (
-                "I feel much worse, or think about hurting myself",
-                "Call or text 988 (Spanish available), or go to the emergency department.",
+                "Me siento mucho peor o pienso en hacerme daño",
+                "Llamar o enviar un mensaje al 988 (hay atención en español), o ir a la sala de "
+                "emergencias.",
             ),
         ],
         "preferences": {
             "what_matters_most": "Mi familia",
-            "preferred_language": "Spanish",
+            "preferred_language": "Español",
             "interpreter_needed": True,
-            "cultural_considerations": "Faith is important; would like the plan to respect it",
-            "appointment_frequency": "Every two weeks, mornings",
+            "cultural_considerations": "La fe es importante para mí; quiero que el plan la respete",
+            "appointment_frequency": "Cada dos semanas, por la mañana",
         },
     },
     "anxiety": {
@@ -443,8 +449,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             (
                 "Quiero dormir tranquila sin preocuparme tanto",
                 "symptoms",
-                "GAD-7 score",
-                "under 10",
+                "Puntuación del GAD-7",
+                "menos de 10",
                 84,
                 "high",
                 [],
@@ -453,17 +459,17 @@ PROFILES: dict[str, dict[str, Any]] = {
         "interventions": [
             (
                 "psychotherapy",
-                "Cognitive behavioural therapy in Spanish",
+                "Terapia cognitivo-conductual en español",
                 Role.therapist,
-                "every week",
+                "cada semana",
                 "in_progress",
             )
         ],
         "steps": [("Escribir mis preocupaciones antes de dormir", None, 7)],
         "strengths": ["Mis hijas me apoyan"],
-        "barriers": [("language", "Prefers Spanish", "Spanish-speaking therapist")],
+        "barriers": [("language", "Prefiere hablar en español", "Terapeuta que habla español")],
         "contingencies": [("Me siento mucho peor", "Llamar a la clínica o al 988.")],
-        "preferences": {"preferred_language": "Spanish", "interpreter_needed": True},
+        "preferences": {"preferred_language": "Español", "interpreter_needed": True},
     },
     "alcohol": {
         "concerns": [("Drinking more than intended, affecting work and health", "icd10", "F10.20")],
@@ -648,16 +654,168 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-# PHQ-9 totals every two weeks from the plan's start, by stage (synthetic): responding,
-# not improving by week 8, a partial response, and remission before the plan ended.
-TRAJECTORIES = {
-    "active": [17, 15, 12, 9, 7, 6],
-    "review_overdue": [16, 16, 15, 15],
-    "awaiting_agreement": [18, 16, 14, 13],
-    "completed": [15, 12, 9, 7, 5, 4, 3, 3],
+# Check-in scores come from the synthetic population's trajectory model (concord.synth, shaped
+# by published collaborative-care outcomes: docs/clinical-sources.md, "Synthetic population"):
+# each patient has their own seed, baseline and outcome class, answers the measures of their
+# program (synth.INSTRUMENTS: the main one every two weeks, the other every four) and has their
+# own check-in days. A plan's stage decides the outcome class: an active plan is responding or
+# in remission, an overdue review is not improving, a plan changed at review has partly
+# responded, a completed plan ended in remission.
+STAGE_OUTCOMES: dict[str, tuple[tuple[str, float], ...]] = {
+    "active": (("remission", 0.25), ("response", 0.19)),  # synth.OUTCOMES' shares
+    "review_overdue": (("not_improving", 1.0),),
+    "awaiting_agreement": (("partial", 1.0),),
+    "completed": (("remission", 1.0),),
 }
-# One patient's latest check-in answers question 9 above zero (see _schedule_safety for what
-# the team did about it, and the other safety stories).
+# Stories that need another course: Emily's evening check-in that raised an alert comes after a
+# partial response; Kevin's drinking has not changed much before his high AUDIT-C in clinic.
+STORY_OUTCOMES = {("Emily", "Sorensen"): "partial", ("Kevin", "O'Brien"): "not_improving"}
+# The day (relative to today) of a patient's last portal check-in when a story needs it: Marcus's
+# answered question 9 eleven days ago; Emily's next one (five days ago) is in _schedule_safety.
+STORY_LAST_CHECK_IN = {("Marcus", "Lee"): -11, ("Emily", "Sorensen"): -19}
+# When each stage's plan was started (days before today); enrolment and the first check-in
+# are three days later. An active plan's episode is 11 weeks old, inside the 10-24 weeks at which
+# the Program page judges response and remission.
+STAGE_BEGIN = {
+    "new": -3,
+    "draft": -9,
+    "active": -84,
+    "review_overdue": -50,
+    "awaiting_agreement": -60,
+    "completed": -230,
+}
+COMPLETED_AFTER = 200  # days from a completed plan's start to its end
+
+
+@dataclass(frozen=True)
+class Course:
+    """One patient's measures: which, on which days, and the totals."""
+
+    outcome: str
+    baseline: float  # PHQ-9 at enrolment (synth.BASELINE_PHQ9)
+    instruments: tuple[str, str]  # main, other
+    # (day relative to today, instrument, total), in time order
+    scores: tuple[tuple[int, str, int], ...]
+    seed: str
+
+    def totals(self, instrument: str) -> list[int]:
+        return [total for _, code, total in self.scores if code == instrument]
+
+    def total_on(self, instrument: str, day: int) -> int:
+        """The course's total for `instrument` on another day (a story's check-in)."""
+        enrolled = self.scores[0][0]
+        rng = random.Random(f"{self.seed}|{instrument}|{day}")
+        return synth.course_score(
+            self.outcome, self.baseline, (day - enrolled) / 7, rng, instrument
+        )
+
+
+def _spec(who: tuple[str, str]) -> tuple[Any, ...]:
+    return next(p for p in PATIENTS if (p[0], p[1]) == who)
+
+
+def program_of(profile_name: str) -> str:
+    return PROGRAMS.get(profile_name, "depression")
+
+
+def _quiet(scores: list[tuple[int, str, int]]) -> bool:
+    """No alert the story does not tell: the default risk rules (AUDIT-C 8 or more, a PHQ-9 rise
+    of 5, a PCL-5 rise of 10) stay quiet, and a PHQ-9 fits in its first eight questions. A
+    course measured by the PHQ-9 or GAD-7 starts at 10 or more."""
+    if scores[0][1] in ("PHQ-9", "GAD-7") and scores[0][2] < 10:
+        return False  # enrolled at 10 or more (docs/clinical-sources.md: "Synthetic population")
+    last: dict[str, int] = {}
+    for _, code, total in scores:
+        if code == "AUDIT-C" and total >= 8:
+            return False
+        if code == "PHQ-9" and (total > 24 or total - last.get(code, 99) >= 5):
+            return False
+        if code == "PCL-5" and total - last.get(code, 999) >= 10:
+            return False
+        last[code] = total
+    return True
+
+
+def _tells(outcome: str, totals: list[int]) -> bool:
+    """Whether the main measure's course shows its outcome class (noise can blur one): at its
+    latest, response and remission are half the baseline or less, a partial response is better
+    by less than half, not improving stays within a fifth of the baseline."""
+    first, latest = totals[0], totals[-1]
+    if outcome in ("response", "remission"):
+        return latest <= first * 0.5
+    if outcome == "partial":
+        return first * 0.5 < latest < first * 0.9
+    if outcome == "not_improving":
+        return latest >= first * 0.8
+    return True
+
+
+@functools.cache
+def course_of(who: tuple[str, str]) -> Course | None:
+    """The patient's course, or None for a patient just referred (nothing answered yet).
+    Deterministic: the first of the patient's seeds whose course raises no unplanned alert and
+    shows its outcome class."""
+    given, family, *_rest, profile_name, stage = _spec(who)
+    if stage not in STAGE_OUTCOMES and stage != "draft":
+        return None
+    instruments = synth.INSTRUMENTS[program_of(profile_name)]
+    # A draft plan's patient has answered once, in clinic at the first visit (the baseline).
+    enrolled = STAGE_BEGIN[stage] + (1 if stage == "draft" else 3)
+    end = STAGE_BEGIN[stage] + COMPLETED_AFTER if stage == "completed" else 0
+    for attempt in range(1000):
+        seed = f"demo|{given} {family}|{attempt}"
+        rng = random.Random(seed)
+        outcome = STORY_OUTCOMES.get(who) or synth._pick(
+            rng, STAGE_OUTCOMES.get(stage, (("baseline", 1.0),))
+        )
+        baseline = max(10.0, min(27.0, round(rng.gauss(*synth.BASELINE_PHQ9))))
+        # Check-in days, from the last one back to the first, every two weeks give or take a day.
+        day = STORY_LAST_CHECK_IN.get(who, min(end, 0) - rng.randrange(1, 9))
+        if stage == "draft":
+            day = enrolled - 10  # the baseline alone
+        days = []
+        while day - enrolled >= 10:
+            days.append(day)
+            day -= 14 + rng.choice((-1, 0, 0, 1))
+        days.append(enrolled)
+        days.reverse()
+        scores = []
+        for n, d in enumerate(days):
+            for code in instruments if n % 2 == 0 else instruments[:1]:
+                point = random.Random(f"{seed}|{code}|{d}")
+                total = synth.course_score(outcome, baseline, (d - enrolled) / 7, point, code)
+                scores.append((d, code, total))
+        course = Course(outcome, baseline, instruments, tuple(scores), seed)
+        if _quiet(scores) and _tells(outcome, course.totals(instruments[0])):
+            return course
+    raise AssertionError(f"no quiet course for {who}")  # pragma: no cover
+
+
+def answers_for(instrument_code: str, total: int, item9: int = 0) -> dict[str, int]:
+    """Answers adding up to `total` for an instrument's scored questions, spread evenly (PHQ-9
+    question 9 as given); unscored questions always asked are answered with their second
+    choice."""
+    if instrument_code == "PHQ-9":
+        return phq9_answers(total, item9)
+    instrument = measures.get_instrument(instrument_code)
+    scored = [i for i in instrument.items if i.scored]
+    answers: dict[str, int] = {}
+    remaining = total
+    for n, item in enumerate(scored):
+        top = max(a.value for a in item.answers)
+        share = min(top, -(-remaining // (len(scored) - n)))
+        answers[item.id] = share
+        remaining -= share
+    if remaining:
+        raise ValueError(f"cannot spread {total} over the {instrument_code}")
+    for item in instrument.items:
+        if not item.scored and item.show_if is None:
+            answers[item.id] = sorted(a.value for a in item.answers)[min(1, len(item.answers) - 1)]
+    return answers
+
+
+# One patient's last portal check-in answers question 9 above zero (see _schedule_safety for
+# what the team did about it, and the other safety stories).
 ALERT_PATIENT = ("Marcus", "Lee")
 
 
@@ -671,7 +829,8 @@ def phq9_answers(total: int, item9: int = 0) -> dict[str, int]:
         remaining -= share
     if remaining:
         raise ValueError(f"cannot spread {total} over the PHQ-9")
-    answers["difficulty"] = 1
+    if total:
+        answers["difficulty"] = 1  # asked only when a question was answered above zero
     return answers
 
 
@@ -698,6 +857,32 @@ class DemoSummary:
     created: bool
     patients: int
     sign_ins: list[SignIn] = field(default_factory=list)
+
+
+# What the team writes on a Spanish speaker's plan and decisions, in Spanish (synthetic).
+SPANISH = {
+    "Written together at the first visit": "Lo escribimos juntos en la primera cita",
+    "Treatment started": "Empezó el tratamiento",
+    "Reviewed with the psychiatric consultant": "Revisado con el psiquiatra consultor",
+    "How long would I need to keep going with it?": "¿Cuánto tiempo tendría que seguir con esto?",
+    "It fits my work and what matters most to me right now.": (
+        "Encaja con mi trabajo y con lo que más me importa ahora."
+    ),
+}
+
+
+def _measure_link(measure: str | None, target: str | None) -> dict[str, Any]:
+    """A goal "PHQ-9 score under 10" linked to the PHQ-9, so its progress shows beside it."""
+    for code in ("PHQ-9", "GAD-7"):
+        if measure in (f"{code} score", f"Puntuación del {code}") and target:
+            number = target.removeprefix("under ").removeprefix("menos de ")
+            if number.isdigit():
+                return {
+                    "measure_instrument": code,
+                    "measure_op": "below",
+                    "measure_value": float(number),
+                }
+    return {}
 
 
 def _email(name: str, domain: str) -> str:
@@ -803,8 +988,14 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
 
 
 def _days(start: datetime, offset: float, hour: int = 10) -> datetime:
-    day = (start + timedelta(days=offset)).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return day
+    """`hour` o'clock in the organization's zone, `offset` days from today there (as UTC)."""
+    local = start.astimezone(ZoneInfo(TIMEZONE)) + timedelta(days=offset)
+    return local.replace(hour=hour, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def _date(start: datetime, offset: int) -> date:
+    """The organization's date `offset` days from today."""
+    return (start.astimezone(ZoneInfo(TIMEZONE)) + timedelta(days=offset)).date()
 
 
 def _schedule_patient(
@@ -824,17 +1015,14 @@ def _schedule_patient(
     holder: dict[str, Any] = {}
     seq = iter(range(index * 1000, index * 1000 + 1000))
 
+    def said(text: str) -> str:
+        """What the team wrote on the plan, in the patient's language."""
+        return SPANISH[text] if language == "es" else text
+
     def at(offset: float, fn: Callable[[], None], hour: int = 10) -> None:
         events.append(_Event(_days(start, offset, hour) + timedelta(minutes=index), next(seq), fn))
 
-    begin = {
-        "new": -3,
-        "draft": -9,
-        "active": -70,
-        "review_overdue": -50,
-        "awaiting_agreement": -60,
-        "completed": -230,
-    }[stage]
+    begin = STAGE_BEGIN[stage]
 
     def register() -> None:
         patient, _ = register_patient(
@@ -927,11 +1115,12 @@ def _schedule_patient(
                     category=category,
                     measure=measure,
                     target=target,
-                    due_on=(start + timedelta(days=begin + due)).date(),
+                    due_on=_date(start, begin + due),
                     priority=priority,
                     status="accepted",
+                    **_measure_link(measure, target),
                 ),
-                reason="Written together at the first visit",
+                reason=said("Written together at the first visit"),
             )
             goal_ids.append(goal.id)
         holder["goal_ids"] = goal_ids
@@ -986,7 +1175,7 @@ def _schedule_patient(
                     data=MilestoneIn(
                         goal_id=goal_id,
                         description=description,
-                        target_on=(start + timedelta(days=begin + 2 + n * due // 3)).date(),
+                        target_on=_date(start, begin + 2 + n * due // 3),
                     ),
                 )
         for description, role, due in profile["steps"]:
@@ -999,14 +1188,29 @@ def _schedule_patient(
                     description=description,
                     owner=owner,
                     goal_id=holder["goal_ids"][0],
-                    due_on=(start + timedelta(days=begin + 2 + due)).date(),
+                    due_on=_date(start, begin + 2 + due),
                 ),
             )
 
+    course = course_of((given, family))
     at(begin + 1, build_plan)
     at(begin + 2, milestones_and_steps, hour=14)
 
     if stage == "draft":
+        assert course is not None
+
+        def baseline() -> None:
+            for _day, code, total in course.scores:
+                measures.record_response(
+                    session,
+                    access=acc(lead),
+                    instrument_code=code,
+                    submission=measures.Submission(
+                        answers=answers_for(code, total), mode=measures.Mode.in_person
+                    ),
+                )
+
+        at(begin + 1, baseline, hour=9)
 
         def patient_proposes() -> None:
             plans.propose_goal(
@@ -1055,7 +1259,7 @@ def _schedule_patient(
                         goal_id=item.goal_id,
                     ),
                     version=item.version,
-                    reason="Treatment started",
+                    reason=said("Treatment started"),
                 )
 
     def first_step_done() -> None:
@@ -1077,31 +1281,47 @@ def _schedule_patient(
     _schedule_registry(session, at, acc, holder, team, index, begin, stage, profile_name)
     _schedule_decisions(session, at, acc, holder, lead, index, begin, stage, profile_name)
 
-    # Check-ins answered through the portal every two weeks since the plan became active,
-    # following a trajectory that shows each status a team sees (all synthetic).
-    days = [begin + 3 + 14 * n for n in range(len(TRAJECTORIES.get(stage, [])))]
-    answered = [
-        (day, total)
-        for day, total in zip(days, TRAJECTORIES.get(stage, []), strict=True)
-        if day < 0
-    ]
-    for n, (day, total) in enumerate(answered):
-        urgent = (given, family) == ALERT_PATIENT and n == len(answered) - 1
-
-        def check_in(total: int = total, urgent: bool = urgent) -> None:
-            patient_access = acc(holder["patient_user"])
-            response = measures.start_or_resume(
-                session, access=patient_access, instrument_code="PHQ-9"
-            )
-            measures.submit(
+    # Check-ins answered through the portal on the patient's own course (course_of), on the
+    # schedules of their program's measures (set when the plan became active).
+    def schedules() -> None:
+        assert course is not None
+        a = acc(lead)
+        wanted = dict(zip(course.instruments, (14, 28), strict=True))
+        for schedule in measures.active_schedules(session, holder["patient"].id):
+            if wanted.get(schedule.instrument) == schedule.every_days:
+                del wanted[schedule.instrument]
+            else:
+                measures.stop_schedule(session, access=a, schedule_id=schedule.id)
+        for code, every in wanted.items():
+            measures.add_schedule(
                 session,
-                access=patient_access,
-                response_id=response.id,
-                answers=phq9_answers(total, item9=1 if urgent else 0),
-                version=response.version,
+                access=a,
+                instrument_code=code,
+                every_days=every,
+                start_on=_date(start, begin + 3),
+                reason="The measures of this patient's program",
             )
 
-        at(day, check_in, hour=18)
+    if course is not None:
+        at(begin + 3, schedules, hour=16)
+        last_day = course.scores[-1][0]
+        for day, code, total in course.scores:
+            urgent = (given, family) == ALERT_PATIENT and code == "PHQ-9" and day == last_day
+
+            def check_in(code: str = code, total: int = total, urgent: bool = urgent) -> None:
+                patient_access = acc(holder["patient_user"])
+                response = measures.start_or_resume(
+                    session, access=patient_access, instrument_code=code
+                )
+                measures.submit(
+                    session,
+                    access=patient_access,
+                    response_id=response.id,
+                    answers=answers_for(code, total, item9=1 if urgent else 0),
+                    version=response.version,
+                )
+
+            at(day, check_in, hour=17 + index % 5)
 
     if stage in ("active", "awaiting_agreement", "completed"):
 
@@ -1112,7 +1332,7 @@ def _schedule_patient(
                 session,
                 access=acc(lead),
                 data=ReviewIn(
-                    version=plan.version, note="Reviewed with the psychiatric consultant"
+                    version=plan.version, note=said("Reviewed with the psychiatric consultant")
                 ),
             )
 
@@ -1158,7 +1378,7 @@ def _schedule_patient(
                 reason="Goals met; moving to relapse prevention with primary care",
             )
 
-        at(begin + 200, complete)
+        at(begin + COMPLETED_AFTER, complete)
 
 
 # --- safety: alerts in every state, a safety plan, a missed follow-up (all synthetic) ---------
@@ -1301,7 +1521,7 @@ def _schedule_safety(
         )
 
     now_ish = start.replace(second=0, microsecond=0)
-    at(day(-11, 18, 40), marcus_acknowledged)
+    at(day(-11, 17, 40), marcus_acknowledged)  # his check-in came at 17:05
     at(day(-10, 10), marcus_closed)
     at(day(-10, 10, 30), marcus_plan)
     at(day(-9, 21), marcus_adds_to_plan)
@@ -1355,6 +1575,9 @@ def _schedule_safety(
     emily = ("Emily", "Sorensen")
     jordan, aisha = south[Role.care_manager], south[Role.psychiatric_consultant]
 
+    emily_course = course_of(emily)
+    assert emily_course is not None
+
     def emily_check_in() -> None:
         patient_access = acc(_patient_user(session, emily), emily)
         response = measures.start_or_resume(session, access=patient_access, instrument_code="PHQ-9")
@@ -1362,7 +1585,7 @@ def _schedule_safety(
             session,
             access=patient_access,
             response_id=response.id,
-            answers=phq9_answers(14, item9=2),
+            answers=phq9_answers(max(2, emily_course.total_on("PHQ-9", -5)), item9=2),
             version=response.version,
         )
 
@@ -1464,6 +1687,9 @@ def _schedule_decisions(
         return
     holder.setdefault("decision", None)
 
+    def said(text: str) -> str:
+        return SPANISH[text] if holder["patient"].language == "es" else text
+
     def start() -> None:
         decision = ds.start(session, access=acc(holder["patient_user"]), aid_id=aid_id)
         aid = ds.aid_of(decision)
@@ -1496,7 +1722,7 @@ def _schedule_decisions(
             session,
             access=acc(holder["patient_user"]),
             decision_id=holder["decision"],
-            text="How long would I need to keep going with it?",
+            text=said("How long would I need to keep going with it?"),
         )
 
     def record() -> None:
@@ -1511,7 +1737,7 @@ def _schedule_decisions(
             decision_id=decision.id,
             outcome=ds.Outcome(
                 choice=decision.leaning or aid.options[0].id,
-                reasons="It fits my work and what matters most to me right now.",
+                reasons=said("It fits my work and what matters most to me right now."),
                 considered=[o.id for o in aid.options],
                 decided_on=now_local_date(session, holder["patient"]),
                 clinician_ids=[],
@@ -1532,6 +1758,28 @@ def now_local_date(session: Session, patient: Any) -> Any:
     from concord.registry.service import org_today
 
     return org_today(session, patient.organization_id)
+
+
+# What a care manager asks the psychiatric consultant about a patient not improving, by program
+# (the scores before it come from the patient's course).
+QUESTIONS = {
+    "depression": "Switch the antidepressant, or increase it and add therapy?",
+    "anxiety": "Add medication, or more therapy sessions first?",
+    "ptsd": "Trauma-focused therapy has a waiting list: add medication meanwhile?",
+    "substance_use": "Open to medication now: naltrexone or acamprosate?",
+    "co_occurring": "Stable on buprenorphine-naloxone but the low mood persists: add an "
+    "antidepressant?",
+}
+
+
+def _so_far(patient: Any, day: int) -> tuple[str, int, int, int]:
+    """The patient's main measure at enrolment and its latest total before `day` (check-ins
+    come in the evening, after a question asked that day), and the weeks from enrolment."""
+    course = course_of((patient.given_name, patient.family_name))
+    assert course is not None
+    main = course.instruments[0]
+    totals = [(d, t) for d, code, t in course.scores if code == main and d < day]
+    return main, totals[0][1], totals[-1][1], round((day - totals[0][0]) / 7)
 
 
 def _schedule_registry(
@@ -1559,7 +1807,7 @@ def _schedule_registry(
     manager = team[Role.care_manager]
     consultant = team[Role.psychiatric_consultant]
     program = PROGRAMS.get(profile_name, "depression")
-    end = begin + 200 if stage == "completed" else 0
+    end = begin + COMPLETED_AFTER if stage == "completed" else 0
 
     def enrol() -> None:
         reg.enroll(session, access=acc(manager), data=reg.Enrolment(program=program))
@@ -1587,17 +1835,20 @@ def _schedule_registry(
     if stage == "awaiting_agreement" and index % 2 == 0:
 
         def reviewed() -> None:
+            main, first, latest, weeks = _so_far(holder["patient"], -20)
             rv.record_review(
                 session,
                 access=acc(consultant),
                 data=rv.ReviewIn(
                     minutes=15,
-                    summary="Partial effect of sertraline 50 mg at 6 weeks, well tolerated. "
-                    "Increase the dose; add behavioural activation.",
+                    summary=f"{main} {first} at enrolment, {latest} at {weeks} weeks: a partial "
+                    "response. Sertraline 50 mg, well tolerated. Increase the dose; start the "
+                    "trauma-focused therapy now rather than after the waiting list.",
                     recommendations=[
                         rv.RecommendationIn("increase_dose", "Increase sertraline to 100 mg daily"),
                         rv.RecommendationIn(
-                            "add_psychotherapy", "Add behavioural activation, 8 weekly sessions"
+                            "add_psychotherapy",
+                            "Cognitive processing therapy, 12 weekly sessions",
                         ),
                     ],
                 ),
@@ -1626,11 +1877,12 @@ def _schedule_registry(
     elif stage == "awaiting_agreement":
 
         def ask() -> None:
+            main, first, latest, weeks = _so_far(holder["patient"], -2)
             rv.request_review(
                 session,
                 access=acc(manager),
-                question="Still 13 on the PHQ-9 after 8 weeks on citalopram 20 mg. Switch, or "
-                "increase and add therapy?",
+                question=f"{main} {first} at enrolment, still {latest} after {weeks} weeks. "
+                + QUESTIONS[program],
             )
 
         at(-2, ask, hour=15)

@@ -46,6 +46,17 @@ OUTCOMES = (
 )
 BASELINE_PHQ9 = (16.4, 4.6)  # mean, SD at the first visit, PHQ-9 >= 10 (Duffy/Chung 2011)
 PROGRAMS = (("depression", 0.6), ("anxiety", 0.2), ("substance_use", 0.1), ("co_occurring", 0.1))
+# The measures each program's patients answer: the main one every two weeks, the other every
+# four (the demo uses the same, with PTSD's).
+INSTRUMENTS = {
+    "depression": ("PHQ-9", "GAD-7"),
+    "anxiety": ("GAD-7", "PHQ-9"),
+    "ptsd": ("PCL-5", "PHQ-9"),
+    "substance_use": ("AUDIT-C", "PHQ-9"),
+    "co_occurring": ("PHQ-9", "AUDIT-C"),
+}
+# Each instrument's top score: a course is drawn on the PHQ-9's 0-27 and scaled to it.
+TOPS = {"PHQ-9": 27.0, "GAD-7": 21.0, "AUDIT-C": 12.0, "PCL-5": 80.0}
 
 
 @dataclass
@@ -313,6 +324,15 @@ def _course(kind: str, baseline: float, week: float, rng: random.Random) -> floa
         value = baseline * (0.97 + 0.03 * 0.9**week)
     value += rng.gauss(0, 1.2)
     return max(0.0, min(27.0, round(value)))
+
+
+def course_score(
+    kind: str, baseline: float, week: float, rng: random.Random, instrument: str = "PHQ-9"
+) -> int:
+    """An instrument's total at `week` for an outcome class: the PHQ-9 course scaled to the
+    instrument's range, as the population's scores are."""
+    top = TOPS[instrument]
+    return int(min(top, round(_course(kind, baseline, week, rng) * top / 27.0)))
 
 
 def existing(url: str) -> Population | None:
@@ -591,14 +611,7 @@ def build(
         rows += out.write(PlanAgreement.__table__, agreements(), "agreements")
 
         def instruments(i: int) -> tuple[str, ...]:
-            program = program_of[i]
-            if program == "anxiety":
-                return ("GAD-7", "PHQ-9")
-            if program == "substance_use":
-                return ("AUDIT-C", "PHQ-9")
-            if program == "co_occurring":
-                return ("PHQ-9", "AUDIT-C")
-            return ("PHQ-9", "GAD-7")
+            return INSTRUMENTS[program_of[i]]
 
         rows += out.write(
             MeasureSchedule.__table__,
@@ -684,9 +697,9 @@ def build(
         # spread back before enrolment when the target asks for more than treatment produced.
         per_patient = max(1, measurements // patients)
         codes = {
-            "PHQ-9": ("44261-6", 27.0),
-            "GAD-7": ("70274-6", 21.0),
-            "AUDIT-C": ("75626-2", 12.0),
+            "PHQ-9": ("44261-6", TOPS["PHQ-9"]),
+            "GAD-7": ("70274-6", TOPS["GAD-7"]),
+            "AUDIT-C": ("75626-2", TOPS["AUDIT-C"]),
         }
 
         def scores() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:

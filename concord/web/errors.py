@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -33,6 +34,72 @@ FHIR_ISSUE_CODES = {
     429: "throttled",
     503: "transient",
     500: "exception",
+}
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="The field, as sent (a dotted path for nested input)")
+    problem: str = Field(description="What is wrong with it and what is allowed")
+
+
+class ApiError(BaseModel):
+    """Every /api error's body (error_response below)."""
+
+    model_config = ConfigDict(extra="allow")  # a 409 may say more, e.g. the current version
+
+    error: str = Field(
+        description="invalid, not_found, conflict, not_authenticated, forbidden, "
+        "too_many_attempts, unavailable or error",
+        examples=["invalid"],
+    )
+    detail: str = Field(examples=["Some fields need attention."])
+    fields: list[FieldProblem] | None = Field(
+        None, description="With 422: each field that needs attention"
+    )
+
+
+# Declared on every /api/v1 route (app.py), so the OpenAPI document shows the bodies a client
+# really gets, not FastAPI's default 422.
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ApiError, "description": "The request could not be read"},
+    401: {"model": ApiError, "description": "No token, or a token that is not valid"},
+    404: {
+        "model": ApiError,
+        "description": "Not found, or outside what the caller may see (never 403)",
+    },
+    409: {
+        "model": ApiError,
+        "description": "A stale version, or a change that conflicts with the record",
+    },
+    422: {"model": ApiError, "description": "Bad input: each field named with what is allowed"},
+}
+
+
+_OPERATION_OUTCOME = {
+    "application/fhir+json": {
+        "schema": {
+            "type": "object",
+            "description": "A FHIR R4 OperationOutcome: one issue per problem, each with "
+            "severity, code (invalid, not-found, conflict, not-supported...), diagnostics and, "
+            "for a field, its expression",
+            "required": ["resourceType", "issue"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+                "issue": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    }
+}
+# Declared on every /fhir route: FHIR errors are OperationOutcomes.
+FHIR_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": _OPERATION_OUTCOME}
+    for status, description in (
+        (400, "A search or read Concord does not support, or cannot read"),
+        (401, "No token, or a token that is not valid"),
+        (404, "Not found, or outside what the caller may see"),
+        (409, "A conflict with what is stored"),
+        (422, "A resource that is not valid"),
+    )
 }
 
 

@@ -1,0 +1,313 @@
+"""The demo as a new user meets it: each patient's scores are their own, every episode has
+the measures of its program, the Program page has outcomes to count, and a plan speaks its
+patient's language. Built once (through `concord demo --no-serve`) for the module."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import UTC
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from concord.cli import app
+from concord.clock import FakeClock, set_clock
+from concord.db import make_engine, make_sessionmaker
+from tests.conftest import NOW, fresh_database
+
+
+@pytest.fixture(scope="module")
+def demo_session(tmp_path_factory, database_url):
+    with (
+        fresh_database(database_url, tmp_path_factory.mktemp("demo"), "demo") as url,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("CONCORD_DATABASE_URL", url)
+        mp.setenv("CONCORD_ENV", "test")
+        previous = set_clock(FakeClock(NOW))  # the tests' today (the clock fixture's)
+        try:
+            result = CliRunner().invoke(app, ["demo", "--no-serve"])
+        finally:
+            set_clock(previous)
+        assert result.exit_code == 0, result.output
+        engine = make_engine(url)
+        with make_sessionmaker(engine)() as session:
+            yield session
+        engine.dispose()
+
+
+def _patients(session):
+    from concord.patients.models import Patient
+
+    return session.scalars(select(Patient).order_by(Patient.family_name)).all()
+
+
+def test_no_two_patients_share_a_score_history(demo_session):
+    from concord.measures.models import MeasureObservation
+
+    histories = defaultdict(list)
+    for o in demo_session.scalars(
+        select(MeasureObservation).order_by(MeasureObservation.effective_at)
+    ):
+        histories[o.patient_id].append((o.effective_at, o.instrument, o.value))
+    assert len(histories) >= 15
+    # Neither the same scores on the same days, nor (over three or more check-ins) the same
+    # sequence of scores or the same days.
+    days = [tuple((d.date(), i, v) for d, i, v in h) for h in histories.values()]
+    assert len(set(days)) == len(days)
+    phq9 = [tuple(v for _, i, v in h if i == "PHQ-9") for h in histories.values()]
+    phq9 = [p for p in phq9 if len(p) >= 3]
+    assert len(set(phq9)) == len(phq9)
+    dates = [tuple(sorted({d.date() for d, _, _ in h})) for h in histories.values()]
+    dates = [d for d in dates if len(d) >= 3]
+    assert len(set(dates)) == len(dates)
+
+
+def test_every_episode_has_scores_on_its_programs_measure(demo_session):
+    from concord.careplans.service import current_plan
+    from concord.measures.models import MeasureObservation, MeasureSchedule
+    from concord.registry.models import Episode
+
+    main = {
+        "depression": "PHQ-9",
+        "anxiety": "GAD-7",
+        "ptsd": "PCL-5",
+        "substance_use": "AUDIT-C",
+        "co_occurring": "PHQ-9",
+    }
+    episodes = demo_session.scalars(select(Episode)).all()
+    programs = {e.program for e in episodes}
+    assert {"depression", "anxiety", "ptsd", "substance_use", "co_occurring"} <= programs
+    for episode in episodes:
+        scored = set(
+            demo_session.scalars(
+                select(MeasureObservation.instrument).where(
+                    MeasureObservation.patient_id == episode.patient_id
+                )
+            )
+        )
+        if current_plan(demo_session, episode.patient_id) is None:
+            continue  # referred in the last days, waiting for the first assessment
+        wanted = {main[episode.program]}
+        if episode.program == "co_occurring":
+            wanted.add("AUDIT-C")
+        assert wanted <= scored, (episode.program, scored)
+        if episode.ended_on is None:
+            scheduled = set(
+                demo_session.scalars(
+                    select(MeasureSchedule.instrument).where(
+                        MeasureSchedule.patient_id == episode.patient_id,
+                        MeasureSchedule.stopped_at.is_(None),
+                    )
+                )
+            )
+            assert main[episode.program] in scheduled, (episode.program, scheduled)
+
+
+def test_the_program_page_counts_outcomes_at_10_to_24_weeks(demo_session):
+    from concord.accounts.models import User
+    from concord.registry.reports import program_view
+
+    maya = demo_session.scalar(select(User).where(User.name == "Maya Okafor"))
+    view = program_view(demo_session, by=maya)
+    assert view.band_10_24 >= 3
+    assert view.responded + view.remitted > 0
+    assert view.with_follow_up_measure > 0
+    demo_session.rollback()  # the view's audit events
+
+
+def test_no_alert_the_stories_do_not_tell(demo_session):
+    """Only the safety stories (Marcus, Olivia, Emily, Kevin) raise alerts: a course drawn from
+    the model never crosses a risk rule by accident."""
+    from concord.patients.models import Patient
+    from concord.safety.models import SafetyAlert
+
+    named = {
+        (p.given_name, p.family_name)
+        for p in demo_session.scalars(
+            select(Patient).join(SafetyAlert, SafetyAlert.patient_id == Patient.id)
+        )
+    }
+    assert named == {
+        ("Marcus", "Lee"),
+        ("Olivia", "Brennan"),
+        ("Emily", "Sorensen"),
+        ("Kevin", "O'Brien"),
+    }
+
+
+SPANISH = re.compile(r"[áéíóúñ¿¡]|\b(quiero|mis?|de|la|el|los|las|por|para|con|que|una?)\b", re.I)
+ENGLISH = re.compile(r"\b(the|and|I|my|with|to|of|for|want|when|is)\b")
+
+
+def _plan_text(session, patient) -> list[str]:
+    from concord.careplans.service import current_plan, load_contents
+
+    plan = current_plan(session, patient.id)
+    if plan is None:
+        return []
+    contents = load_contents(session, plan)
+    texts = []
+    for section in (
+        "concerns",
+        "goals",
+        "milestones",
+        "interventions",
+        "action_steps",
+        "strengths",
+        "barriers",
+        "contingencies",
+    ):
+        for item in getattr(contents, section):
+            for name in (
+                "description",
+                "statement",
+                "measure",
+                "target",
+                "frequency",
+                "way_around",
+                "if_this",
+                "then_we",
+                "why",
+            ):
+                value = getattr(item, name, None)
+                if isinstance(value, str) and value:
+                    texts.append(value)
+    for name in (
+        "what_matters_most",
+        "treatment_preferences",
+        "appointment_frequency",
+        "cultural_considerations",
+        "others_involved",
+    ):
+        value = getattr(plan, name)
+        if value:
+            texts.append(value)
+    return texts
+
+
+def test_a_plan_is_in_its_patients_language(demo_session):
+    seen = {"en": 0, "es": 0}
+    for patient in _patients(demo_session):
+        texts = _plan_text(demo_session, patient)
+        if not texts:
+            continue
+        seen[patient.language] += 1
+        wrong = SPANISH if patient.language == "en" else ENGLISH
+        # Names of instruments ("PHQ-9") are the same in both.
+        stray = [t for t in texts if wrong.search(t)]
+        assert not stray, (patient.given_name, stray)
+    assert seen["en"] >= 15 and seen["es"] >= 3
+
+
+def test_the_named_stories_are_told_with_their_own_scores(demo_session):
+    from concord.measures.models import MeasureObservation
+    from concord.patients.models import Patient
+    from concord.registry.models import CaseReview
+
+    reviews = demo_session.scalars(select(CaseReview)).all()
+    by_patient = {r.patient_id: r for r in reviews}
+    ethan = demo_session.scalar(select(Patient).where(Patient.given_name == "Ethan"))
+    question = by_patient[ethan.id].question
+    # Ethan's program is substance use: the question is about his AUDIT-C, not a PHQ-9, and
+    # quotes his own first and latest scores.
+    assert question.startswith("AUDIT-C ")
+    audit_c = demo_session.scalars(
+        select(MeasureObservation.value)
+        .where(
+            MeasureObservation.patient_id == ethan.id,
+            MeasureObservation.instrument == "AUDIT-C",
+            MeasureObservation.effective_at < by_patient[ethan.id].requested_at,
+        )
+        .order_by(MeasureObservation.effective_at)
+    ).all()
+    first, latest = (int(n) for n in re.findall(r"\d+", question.split(" after ")[0])[:2])
+    assert (first, latest) == (audit_c[0], audit_c[-1])
+    questions = [r.question for r in reviews if r.question]
+    assert len(set(questions)) == len(questions)
+
+
+def test_what_happened_happened_at_local_hours(demo_session):
+    """The stories' times are the clinic's (America/Chicago): a counselling visit is not at
+    5 AM, an evening check-in is in the evening."""
+    from zoneinfo import ZoneInfo
+
+    from concord.measures.models import MeasureResponse
+    from concord.patients.models import Patient
+    from concord.safety.models import SafetyAlert
+
+    zone = ZoneInfo("America/Chicago")
+
+    def local_hour(when):
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(zone).hour
+
+    hours = [local_hour(r.completed_at) for r in demo_session.scalars(select(MeasureResponse))]
+    assert hours and all(7 <= h <= 23 for h in hours), sorted(set(hours))
+    kevin = demo_session.scalar(select(Patient).where(Patient.family_name == "O'Brien"))
+    alert = demo_session.scalar(select(SafetyAlert).where(SafetyAlert.patient_id == kevin.id))
+    assert 8 <= local_hour(alert.created_at) <= 17
+
+
+def test_every_patient_with_a_plan_has_scores(demo_session):
+    """A plan is written after a first visit, and the first visit measures (a draft plan's
+    patient has their baseline)."""
+    from concord.careplans.service import current_plan
+    from concord.measures.models import MeasureObservation
+
+    scored = set(demo_session.scalars(select(MeasureObservation.patient_id)))
+    with_plan = [p for p in _patients(demo_session) if current_plan(demo_session, p.id)]
+    assert len(with_plan) >= 18
+    assert [p.given_name for p in with_plan if p.id not in scored] == []
+
+
+def test_the_readmes_places_to_start_hold(demo_session):
+    """What README.md's "Good places to start" promises is in the data."""
+    from concord.accounts.models import User
+    from concord.careplans.service import agreement_state, current_plan
+    from concord.patients.models import Patient, RelatedPerson
+    from concord.registry.models import CaseReview, Recommendation
+    from concord.safety.models import SafetyAlert, SafetyPlanShare
+
+    def patient(given):
+        return demo_session.scalar(select(Patient).where(Patient.given_name == given))
+
+    def user(name):
+        return demo_session.scalar(select(User).where(User.name == name))
+
+    # Grace's plan changed since she agreed; Jamal's is agreed.
+    assert agreement_state(demo_session, current_plan(demo_session, patient("Grace").id)).awaiting
+    assert agreement_state(demo_session, current_plan(demo_session, patient("Jamal").id)).agreed
+    assert patient("Rosa").language == "es"
+    # Marcus's ASQ today: open, passed on once, now Dr. Reyes's.
+    asq = demo_session.scalar(
+        select(SafetyAlert).where(
+            SafetyAlert.patient_id == patient("Marcus").id, SafetyAlert.instrument == "ASQ"
+        )
+    )
+    assert asq.status == "open" and asq.step > 0 and asq.owner_id == user("Dr. Daniel Reyes").id
+    # Jordan Blake holds the alert for Emily's missed follow-up.
+    missed = demo_session.scalar(select(SafetyAlert).where(SafetyAlert.source_kind == "follow_up"))
+    assert missed.owner_id == user("Jordan Blake").id and missed.patient_id == patient("Emily").id
+    # Ethan waits in the queue with Maya's question.
+    ethan = demo_session.scalar(
+        select(CaseReview).where(CaseReview.patient_id == patient("Ethan").id)
+    )
+    assert ethan.status == "queued" and ethan.requested_by_id == user("Maya Okafor").id
+    # Grace: the dose recommendation accepted, the therapy one waiting more than two weeks.
+    recs = {
+        r.kind: r
+        for r in demo_session.scalars(
+            select(Recommendation).where(Recommendation.patient_id == patient("Grace").id)
+        )
+    }
+    assert recs["increase_dose"].status == "accepted"
+    waiting = recs["add_psychotherapy"]
+    assert waiting.status == "proposed"
+    proposed = waiting.proposed_at
+    assert (NOW - (proposed if proposed.tzinfo else proposed.replace(tzinfo=UTC))).days > 14
+    # Marcus shares his safety plan with Andre.
+    share = demo_session.scalar(select(SafetyPlanShare))
+    andre = demo_session.get(RelatedPerson, share.related_person_id)
+    assert andre.user_id == user("Andre Lee").id
