@@ -65,7 +65,9 @@ def validate(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _instant(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y writes year 1 as "1", which is not a FHIR instant.
+    millis = f"{value.microsecond // 1000:03d}"
+    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S.") + millis + "Z"
 
 
 def _date(value: date | None) -> str | None:

@@ -38,6 +38,7 @@ from concord.measures.models import (
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
 from concord.measures.scoring import Scored, score_response, validate_answers
 from concord.patients.models import Patient
+from concord.validation import check_datetime_range
 
 LOINC = "http://loinc.org"
 CONCORD_SCORES = "https://concord-care.org/fhir/CodeSystem/score"
@@ -89,6 +90,11 @@ class Submission:
     completed_at: datetime | None = None
     client_system: str | None = None
     client_identifier: str | None = None
+    # SHA-256 of the request that carried it; the same identifier again is a replay only with
+    # the same hash.
+    content_hash: str | None = None
+    # The sender says this amends the response stored under the same identifier.
+    amends: bool = False
 
 
 @dataclass
@@ -100,6 +106,7 @@ class Completed:
     scored: Scored
     alert: Any = None
     duplicate: bool = False
+    amended: MeasureResponse | None = None  # the earlier version this one replaced
 
 
 def _check_answers(instrument: Instrument, answers: Mapping[str, Any], prefix: str) -> None:
@@ -267,7 +274,7 @@ def submit(
 # Built once (the check-in is the busiest write; building a statement costs more than running
 # it). A response sent without a client system is matched on IS NULL, which a bound parameter
 # cannot express.
-_EARLIER = select(MeasureResponse.id).where(
+_EARLIER = select(MeasureResponse.id, MeasureResponse.content_hash).where(
     MeasureResponse.patient_id == bindparam("patient"),
     MeasureResponse.client_identifier == bindparam("identifier"),
 )
@@ -291,21 +298,43 @@ class _AlreadyStored(Exception):
     """Another request stored this submission first (see _INSERT_RESPONSE)."""
 
 
-def _earlier(
-    session: Session, patient_id: uuid.UUID, submission: Submission
-) -> MeasureResponse | None:
+def _earlier(session: Session, patient_id: uuid.UUID, submission: Submission) -> Any:
+    """(id, content_hash) of the response stored under the submission's identifier, or None:
+    one statement, and the row itself is loaded only when it is needed (a replay)."""
     if submission.client_system:
         query, params = _EARLIER_IN_SYSTEM, {"system": submission.client_system}
     else:
         query, params = _EARLIER_NO_SYSTEM, {}
-    found = (
+    return (
         core(session)
         .execute(
             query, {"patient": patient_id, "identifier": submission.client_identifier, **params}
         )
-        .scalar()
+        .first()
     )
-    return session.get(MeasureResponse, found) if found is not None else None
+
+
+def _same_request(
+    session: Session, found: Any, submission: Submission, instrument: Instrument
+) -> MeasureResponse | None:
+    """The stored response if `submission` repeats the request that stored it, else None.
+    A response stored before requests were hashed is compared on its answers and time."""
+    earlier = session.get(MeasureResponse, found.id)
+    assert earlier is not None
+    if found.content_hash is not None and submission.content_hash is not None:
+        return earlier if found.content_hash == submission.content_hash else None
+    answers = {k: int(v) for k, v in submission.answers.items()}
+    same_time = submission.completed_at is None or submission.completed_at == earlier.completed_at
+    return earlier if earlier.answers == answers and same_time else None
+
+
+def _identifier_taken() -> Conflict:
+    return Conflict(
+        Msg(
+            "A different response is already stored under this identifier. Send it with "
+            'status "amended" to amend that response, or give it a new identifier.'
+        )
+    )
 
 
 def record_response(
@@ -323,18 +352,23 @@ def record_response(
     else:
         _can_record_for(session, access)
     instrument = get_instrument(instrument_code)
+    amending: MeasureResponse | None = None
     if submission.client_identifier:
-        earlier = _earlier(session, access.patient.id, submission)
-        if earlier is not None:
-            return _replayed(earlier, instrument, access)
+        found = _earlier(session, access.patient.id, submission)
+        if found is not None:
+            earlier = _same_request(session, found, submission, instrument)
+            if earlier is not None:
+                return _replayed(earlier, instrument, access)
+            if not submission.amends:
+                raise _identifier_taken()
+            amending = session.get(MeasureResponse, found.id)
     _check_answers(instrument, submission.answers, field_prefix)
     current = now()
     completed_at = submission.completed_at or current
+    date_field = "authored" if submission.mode == Mode.external else "completed_at"
     if completed_at > current + timedelta(minutes=5):
-        raise InvalidInput.field(
-            "authored" if submission.mode == Mode.external else "completed_at",
-            Msg("cannot be in the future"),
-        )
+        raise InvalidInput.field(date_field, Msg("cannot be in the future"))
+    check_datetime_range(completed_at, date_field)
     if submission.answered_by == "proxy" and not (submission.proxy_name or "").strip():
         raise InvalidInput.field("proxy_name", Msg("say who answered for the patient"))
     language = submission.language if submission.language in instrument.languages else "en"
@@ -361,10 +395,14 @@ def record_response(
         scores={},
         flags={},
         version=1,
+        content_hash=submission.content_hash,
+        amends_id=amending.id if amending is not None else None,
     )
     response.entered_by = access.by
+    if amending is not None:
+        _supersede(session, access=access, earlier=amending, by=response)
     try:
-        return _complete(
+        completed = _complete(
             session,
             access=access,
             response=response,
@@ -373,9 +411,44 @@ def record_response(
             new=True,
         )
     except _AlreadyStored:
-        earlier = _earlier(session, access.patient.id, submission)
-        assert earlier is not None
+        found = _earlier(session, access.patient.id, submission)
+        assert found is not None
+        earlier = _same_request(session, found, submission, instrument)
+        if earlier is None or amending is not None:
+            raise _identifier_taken() from None
         return _replayed(earlier, instrument, access)
+    completed.amended = amending
+    return completed
+
+
+_DELETE_OBSERVATIONS = MeasureObservation.__table__.delete().where(
+    MeasureObservation.__table__.c.response_id == bindparam("response")
+)
+
+
+def _supersede(
+    session: Session, *, access: PatientAccess, earlier: MeasureResponse, by: MeasureResponse
+) -> None:
+    """Keep `earlier` as history of the amendment `by`: its answers and scores stay as they
+    were; it stops being current (its status, and the identifier passes to the amendment)
+    and its score observations go, so charts, searches and schedules count the amendment
+    alone. Audited with both versions' ids."""
+    if earlier.status != ResponseStatus.completed:
+        raise Conflict(Msg("Only a completed response can be amended."))
+    earlier.status = ResponseStatus.superseded
+    earlier.client_identifier = None
+    earlier.updated_at = now()
+    earlier.version += 1
+    core(session).execute(_DELETE_OBSERVATIONS, {"response": earlier.id})
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type="QuestionnaireResponse",
+        object_id=earlier.id,
+        patient_id=access.patient.id,
+        detail={"amended_by": str(by.id), "status": str(ResponseStatus.superseded)},
+    )
 
 
 def _replayed(earlier: MeasureResponse, instrument: Instrument, access: PatientAccess) -> Completed:
