@@ -143,3 +143,34 @@ def test_a_core_statement_sees_what_the_session_has_not_written_yet(session, peo
     )
     after = core(session).execute(count, {"patient": people.patient.id}).scalar()
     assert after == before + 1
+
+
+def test_an_isolated_failure_undoes_only_its_own_record(session, people):
+    # concord.db.isolated: what every background job runs each record in (issue 16, item 3).
+    from sqlalchemy import select
+
+    from concord.accounts.models import Submission
+    from concord.audit.service import pending as pending_events
+    from concord.audit.service import record
+    from concord.db import after_commit, isolated, skipped
+
+    def work(key, fail):
+        session.add(Submission(key=key, user_id=people.admin.id))
+        record(session, by=people.admin, action="create", object_type="Submission")
+        after_commit(session, lambda: None)
+        session.flush()
+        if fail:
+            raise OverflowError("date value out of range")
+        return key
+
+    before = len(pending_events(session))
+    results = [
+        isolated(session, lambda k=k, f=f: work(k, f), job="test", object_type="Row", object_id=k)
+        for k, f in (("isolated-1", False), ("isolated-2", True), ("isolated-3", False))
+    ]
+    assert results == ["isolated-1", None, "isolated-3"]
+    keys = session.scalars(select(Submission.key).where(Submission.key.like("isolated-%")))
+    assert sorted(keys) == ["isolated-1", "isolated-3"]
+    assert len(pending_events(session)) == before + 2
+    assert len(session.info["after_commit"]) == 2
+    assert [(s.object_id, s.error) for s in skipped(session)] == [("isolated-2", "OverflowError")]

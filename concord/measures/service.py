@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +24,7 @@ from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now, today
-from concord.db import core, new_id
+from concord.db import core, isolated, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.measures.library import Instrument, library
@@ -811,9 +812,9 @@ def schedule_defaults(
 
 def queue_reminders(session: Session, *, base_url: str) -> int:
     """Queue one email per due date for each due check-in of a patient with a portal account.
-    The email says only that something is waiting: no clinical content."""
-    from concord.outbox import queue_email
-
+    The email says only that something is waiting: no clinical content. Each patient's
+    reminders are worked out on their own (concord.db.isolated): a record that cannot be
+    read skips that patient, reported, not everyone's reminders."""
     queued = 0
     schedules = session.scalars(
         select(MeasureSchedule).where(MeasureSchedule.stopped_at.is_(None))
@@ -822,53 +823,72 @@ def queue_reminders(session: Session, *, base_url: str) -> int:
     for schedule in schedules:
         by_patient.setdefault(schedule.patient_id, []).append(schedule)
     for patient_id, patient_schedules in by_patient.items():
-        patient = session.get(Patient, patient_id)
-        if patient is None or patient.user_id is None or not patient.active:
-            continue
-        user = session.get(User, patient.user_id)
-        if user is None or not user.active:
-            continue
-        on = today(_org(session, patient).timezone)
-        dates = _completed_dates(session, patient, {s.instrument for s in patient_schedules})
-        for schedule in patient_schedules:
-            state = schedule_state(
-                start_on=schedule.start_on,
-                every_days=schedule.every_days,
-                end_on=schedule.end_on,
-                completed_on=dates[schedule.instrument],
-                today=on,
-            )
-            if state.status != "due" or state.due_on is None:
-                continue
-            if session.get(ReminderSent, (schedule.id, state.due_on)) is not None:
-                continue
-            try:
-                # Two workers can both get this far; the reminder's key lets one record it
-                # and the other (waiting on that key, then refused) queues nothing.
-                with session.begin_nested():
-                    session.add(
-                        ReminderSent(schedule_id=schedule.id, due_on=state.due_on, queued_at=now())
-                    )
-            except IntegrityError:
-                continue
-            from concord.i18n import gettext
-
-            queue_email(
+        queued += (
+            isolated(
                 session,
-                kind="checkin_reminder",
-                to=user.email,
-                organization_id=user.organization_id,
-                subject=gettext(user.language, "You have a check-in waiting in Concord"),
-                body=gettext(
-                    user.language,
-                    "Hello,\n\nA short check-in is waiting for you. "
-                    "Sign in to complete it: %(url)s\n\nThis message was sent by "
-                    "your care team's Concord.",
-                    url=f"{base_url}/my",
-                ),
+                partial(_remind, session, patient_id, patient_schedules, base_url),
+                job="reminders",
+                object_type="Patient",
+                object_id=patient_id,
             )
-            queued += 1
+            or 0
+        )
     session.flush()
+    return queued
+
+
+def _remind(
+    session: Session, patient_id: uuid.UUID, patient_schedules: list[MeasureSchedule], base_url: str
+) -> int:
+    from concord.outbox import queue_email
+
+    patient = session.get(Patient, patient_id)
+    if patient is None or patient.user_id is None or not patient.active:
+        return 0
+    user = session.get(User, patient.user_id)
+    if user is None or not user.active:
+        return 0
+    queued = 0
+    on = today(_org(session, patient).timezone)
+    dates = _completed_dates(session, patient, {s.instrument for s in patient_schedules})
+    for schedule in patient_schedules:
+        state = schedule_state(
+            start_on=schedule.start_on,
+            every_days=schedule.every_days,
+            end_on=schedule.end_on,
+            completed_on=dates[schedule.instrument],
+            today=on,
+        )
+        if state.status != "due" or state.due_on is None:
+            continue
+        if session.get(ReminderSent, (schedule.id, state.due_on)) is not None:
+            continue
+        try:
+            # Two workers can both get this far; the reminder's key lets one record it
+            # and the other (waiting on that key, then refused) queues nothing.
+            with session.begin_nested():
+                session.add(
+                    ReminderSent(schedule_id=schedule.id, due_on=state.due_on, queued_at=now())
+                )
+        except IntegrityError:
+            continue
+        from concord.i18n import gettext
+
+        queue_email(
+            session,
+            kind="checkin_reminder",
+            to=user.email,
+            organization_id=user.organization_id,
+            subject=gettext(user.language, "You have a check-in waiting in Concord"),
+            body=gettext(
+                user.language,
+                "Hello,\n\nA short check-in is waiting for you. "
+                "Sign in to complete it: %(url)s\n\nThis message was sent by "
+                "your care team's Concord.",
+                url=f"{base_url}/my",
+            ),
+        )
+        queued += 1
     return queued
 
 
