@@ -159,5 +159,19 @@ def check_date_range(value: date | datetime | None, field: str) -> None:
 check_datetime_range = check_date_range
 
 
+def parse_date(value: Any, field: str) -> date | None:
+    """A date typed into a form or a query string (blank is None), checked like a schema's:
+    YYYY-MM-DD, between 1900 and 2200, the field named."""
+    text = blank_to_none(value)
+    if text is None:
+        return None
+    try:
+        parsed = date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise InvalidInput.field(field, Msg("must be a date written as YYYY-MM-DD")) from None
+    check_date_range(parsed, field)
+    return parsed
+
+
 def enum_values(enum: type[Enum]) -> str:
     return ", ".join(str(e.value) for e in enum)

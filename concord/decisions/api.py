@@ -4,7 +4,6 @@ gets a 422 naming it; recording the outcome may carry an Idempotency-Key."""
 
 # No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
 
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,6 +15,7 @@ from concord.access import PatientAccess
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES, Aid
 from concord.decisions.models import Decision
+from concord.validation import Date
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -52,7 +52,7 @@ class OutcomeIn(Body):
     choice: str | None = None
     reasons: str | None = None
     considered: list[str]
-    decided_on: date
+    decided_on: Date
     clinician_ids: list[str] = []
     others: str | None = None
     version: int | None = None

@@ -4,7 +4,6 @@ create may carry an Idempotency-Key so a retry is not recorded twice."""
 
 # No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
 
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +20,7 @@ from concord.registry import service as reg
 from concord.registry import tasks as tk
 from concord.registry.jobs import sync_patient_tasks
 from concord.registry.models import Contact, Episode, Recommendation, WorkTask
+from concord.validation import OptDate
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -33,7 +33,7 @@ class Body(BaseModel):
 
 class EnrolIn(Body):
     program: str = Field(description="depression, anxiety, ptsd, substance_use, co_occurring")
-    started_on: date | None = None
+    started_on: OptDate = None
     care_manager_id: str | None = None
     consultant_id: str | None = None
 
@@ -48,7 +48,7 @@ class ContactBody(Body):
     kind: str
     mode: str
     minutes: int
-    occurred_on: date | None = None
+    occurred_on: OptDate = None
     note: str | None = None
     user_id: str | None = None
 
@@ -67,7 +67,7 @@ class ReviewBody(Body):
     minutes: int
     summary: str
     recommendations: list[RecommendationBody] = []
-    reviewed_on: date | None = None
+    reviewed_on: OptDate = None
     review_id: str | None = None
 
 

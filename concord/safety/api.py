@@ -4,7 +4,6 @@ pages: a bad field gets a 422 naming it, and nothing is written."""
 
 # No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,6 +17,7 @@ from concord.i18n import Msg
 from concord.safety import plans as safety_plans
 from concord.safety import service as safety
 from concord.safety.models import SafetyAlert
+from concord.validation import OptDateTime
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -37,7 +37,7 @@ class CloseIn(Body):
     outcome: str = Field(description="assessed, safety_plan, emergency or unreachable")
     note: str
     risk_after: str | None = Field(None, description="A tier, or none (needed after assessed)")
-    follow_up_due_at: datetime | None = Field(
+    follow_up_due_at: OptDateTime = Field(
         None, description="When to contact the patient again (with a time zone)"
     )
     no_follow_up: bool = False
