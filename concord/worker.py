@@ -92,9 +92,7 @@ def follow_up_job(factory: sessionmaker[Session], skipped: list[Skipped] | None 
 REGISTRY_EVERY = timedelta(minutes=15)
 
 
-def registry_tasks_job(
-    factory: sessionmaker[Session], skipped: list[Skipped] | None = None
-) -> int:
+def registry_tasks_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
     """Every 15 minutes: open the tasks the registry's flags ask for, close the ones done."""
     from concord.registry.jobs import sync_all_tasks
 

@@ -244,9 +244,7 @@ def comment_careplan(
         }
         return str(comment.id), answer
 
-    return create_once(
-        session, actor, idem, create=create, replay=lambda result: {"id": result}
-    )
+    return create_once(session, actor, idem, create=create, replay=lambda result: {"id": result})
 
 
 @router.post("/patients/{patient_id}/careplan/goals/propose", status_code=201)

@@ -479,6 +479,8 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 + [{"name": "_count", "type": "number"}],
             }
         )
+        if kind == "QuestionnaireResponse":
+            resources[-1]["conditionalCreate"] = True  # If-None-Exist: identifier=[system]|value
     resources.append({"type": "Practitioner", "interaction": [{"code": "read"}]})
     return {
         "resourceType": "CapabilityStatement",

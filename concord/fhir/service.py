@@ -697,9 +697,7 @@ def submit_questionnaire_response(
         ),
         field_prefix="item.",
     )
-    outcome = (
-        "replayed" if completed.duplicate else "amended" if completed.amended else "created"
-    )
+    outcome = "replayed" if completed.duplicate else "amended" if completed.amended else "created"
     return response_resource(completed.response, intake.instrument, acc.patient), outcome
 
 

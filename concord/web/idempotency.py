@@ -88,9 +88,7 @@ async def idempotency(
     request: Request, idempotency_key: Annotated[str | None, Header()] = None
 ) -> Idempotency:
     body = await request.body()  # already read (concord.web.deps.db): no wait here
-    return Idempotency(
-        idempotency_key, request_hash(request.method, request.url.path, body)
-    )
+    return Idempotency(idempotency_key, request_hash(request.method, request.url.path, body))
 
 
 Idempotent = Annotated[Idempotency, Depends(idempotency)]

@@ -438,7 +438,8 @@ class TestSameIdentifierDifferentContent:
         # Only the amendment is current: one score in the FHIR search, and the old version's
         # change is in the audit trail.
         bundle = client.get(
-            "/fhir/Observation", params={"patient": people.patient.id, "code": "44261-6"},
+            "/fhir/Observation",
+            params={"patient": people.patient.id, "code": "44261-6"},
             headers=token,
         ).json()
         assert [e["resource"]["valueQuantity"]["value"] for e in bundle["entry"]] == [11]
@@ -453,9 +454,7 @@ class TestSameIdentifierDifferentContent:
         again = post(client, amended, token)
         assert again.status_code == 200 and again.json()["id"] == resource.id
 
-    def test_if_none_exist_returns_the_match_without_creating(
-        self, client, session, people, token
-    ):
+    def test_if_none_exist_returns_the_match_without_creating(self, client, session, people, token):
         first = post(client, ehr_response(people.patient.id, [1] * 9), token)
         other = ehr_response(people.patient.id, [2] * 9, identifier="visit-2")
         for criteria in ("identifier=urn:ehr:visits|visit-1", "identifier=visit-1"):
@@ -474,11 +473,18 @@ class TestSameIdentifierDifferentContent:
         response = client.post(
             "/fhir/QuestionnaireResponse",
             json=other,
-            headers={**token, "Content-Type": "application/fhir+json",
-                     "If-None-Exist": "identifier=urn:ehr:visits|visit-2"},
+            headers={
+                **token,
+                "Content-Type": "application/fhir+json",
+                "If-None-Exist": "identifier=urn:ehr:visits|visit-2",
+            },
         )
         assert response.status_code == 201
         assert _count(session) == 2
+        statement = client.get("/fhir/metadata").json()
+        resources = statement["rest"][0]["resource"]
+        (qr,) = [r for r in resources if r["type"] == "QuestionnaireResponse"]
+        assert qr["conditionalCreate"] is True
 
     @pytest.mark.parametrize("criteria", ["patient=x", "identifier=a&status=completed", "x"])
     def test_if_none_exist_refuses_what_it_cannot_honour(
@@ -487,8 +493,7 @@ class TestSameIdentifierDifferentContent:
         response = client.post(
             "/fhir/QuestionnaireResponse",
             json=ehr_response(people.patient.id, [1] * 9),
-            headers={**token, "Content-Type": "application/fhir+json",
-                     "If-None-Exist": criteria},
+            headers={**token, "Content-Type": "application/fhir+json", "If-None-Exist": criteria},
         )
         assert response.status_code == 422, response.text
         outcome = OperationOutcome.model_validate(response.json())

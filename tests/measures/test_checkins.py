@@ -465,8 +465,9 @@ class TestReminders:
 
         from concord.worker import queue_reminders_job
 
-        create_plan(session, people, patient=people.other_patient, by=people.outsider,
-                    activate=True)
+        create_plan(
+            session, people, patient=people.other_patient, by=people.outsider, activate=True
+        )
         session.add(
             MeasureResponse(
                 patient_id=people.patient.id,

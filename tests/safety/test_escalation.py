@@ -198,7 +198,6 @@ class TestTheChain:
         (mail,) = safety_mail(session, "consultant@test.example.org")
         assert "passed to you" in mail.subject and "Pat" not in mail.body + mail.subject
 
-
     def test_one_alert_that_cannot_move_does_not_hold_up_the_others(
         self, session, factory, people, plan, clock
     ):
@@ -206,12 +205,17 @@ class TestTheChain:
         # everyone. Each alert now moves (or fails) on its own, and the one skipped is named.
         from sqlalchemy import update
 
-        create_plan(session, people, patient=people.other_patient, by=people.outsider,
-                    activate=True)
+        create_plan(
+            session, people, patient=people.other_patient, by=people.outsider, activate=True
+        )
         stuck = urgent_alert(session, people)
         moving = respond(
-            session, people, "PHQ-9", phq9([1, 1, 1, 1, 1, 1, 1, 1, 2]),
-            by=people.outsider, patient=people.other_patient,
+            session,
+            people,
+            "PHQ-9",
+            phq9([1, 1, 1, 1, 1, 1, 1, 1, 2]),
+            by=people.outsider,
+            patient=people.other_patient,
         ).alert
         session.execute(update(SafetyAlert).where(SafetyAlert.id == stuck.id).values(chain=5))
         commit(session)
