@@ -315,9 +315,7 @@ def _earlier(session: Session, patient_id: uuid.UUID, submission: Submission) ->
     )
 
 
-def _same_request(
-    session: Session, found: Any, submission: Submission, instrument: Instrument
-) -> MeasureResponse | None:
+def _same_request(session: Session, found: Any, submission: Submission) -> MeasureResponse | None:
     """The stored response if `submission` repeats the request that stored it, else None.
     A response stored before requests were hashed is compared on its answers and time."""
     earlier = session.get(MeasureResponse, found.id)
@@ -357,7 +355,7 @@ def record_response(
     if submission.client_identifier:
         found = _earlier(session, access.patient.id, submission)
         if found is not None:
-            earlier = _same_request(session, found, submission, instrument)
+            earlier = _same_request(session, found, submission)
             if earlier is not None:
                 return _replayed(earlier, instrument, access)
             if not submission.amends:
@@ -414,7 +412,7 @@ def record_response(
     except _AlreadyStored:
         found = _earlier(session, access.patient.id, submission)
         assert found is not None
-        earlier = _same_request(session, found, submission, instrument)
+        earlier = _same_request(session, found, submission)
         if earlier is None or amending is not None:
             raise _identifier_taken() from None
         return _replayed(earlier, instrument, access)
@@ -436,6 +434,13 @@ def _supersede(
     alone. Audited with both versions' ids."""
     if earlier.status != ResponseStatus.completed:
         raise Conflict(Msg("Only a completed response can be amended."))
+    if earlier.instrument != by.instrument:
+        raise Conflict(
+            Msg(
+                "An amendment answers the same questionnaire as the response it amends (%(code)s).",
+                code=earlier.instrument,
+            )
+        )
     earlier.status = ResponseStatus.superseded
     earlier.client_identifier = None
     earlier.updated_at = now()

@@ -454,6 +454,22 @@ class TestSameIdentifierDifferentContent:
         again = post(client, amended, token)
         assert again.status_code == 200 and again.json()["id"] == resource.id
 
+    def test_an_amendment_must_answer_the_same_questionnaire(self, client, session, people, token):
+        post(client, ehr_response(people.patient.id, [1] * 9), token)
+        gad7 = {
+            "resourceType": "QuestionnaireResponse",
+            "questionnaire": "https://concord-care.org/fhir/Questionnaire/GAD-7",
+            "status": "amended",
+            "subject": {"reference": f"Patient/{people.patient.id}"},
+            "authored": "2026-11-21T10:00:00Z",
+            "identifier": {"system": "urn:ehr:visits", "value": "visit-1"},
+            "item": [{"linkId": str(n), "answer": [{"valueInteger": 1}]} for n in range(1, 8)],
+        }
+        response = post(client, gad7, token)
+        assert response.status_code == 409, response.text
+        session.expire_all()
+        assert [r.status for r in session.scalars(select(MeasureResponse))] == ["completed"]
+
     def test_if_none_exist_returns_the_match_without_creating(self, client, session, people, token):
         first = post(client, ehr_response(people.patient.id, [1] * 9), token)
         other = ehr_response(people.patient.id, [2] * 9, identifier="visit-2")
