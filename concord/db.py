@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -296,6 +297,43 @@ def isolated(
             Skipped(job, object_type, str(object_id), type(exc).__name__)
         )
         return None
+
+
+def isolated_each(
+    session: Session,
+    items: Collection[Any],
+    work: Callable[[Any], Any],
+    *,
+    job: str,
+    object_type: str,
+    key: Callable[[Any], Any],
+) -> list[Any]:
+    """`work(item)` for every item, as `isolated` would run each, but in one savepoint while
+    nothing fails (two statements, not two per item: a job over every patient runs every 30
+    s); if one fails, everything is undone and each item is run in its own savepoint.
+    Returns the results of the items that succeeded."""
+    results = isolated(
+        session,
+        lambda: [work(item) for item in items],
+        job=job,
+        object_type=object_type,
+        object_id=None,
+        report=False,
+    )
+    if results is not None:
+        return list(results)
+    done = []
+    for item in items:
+        result = isolated(
+            session,
+            partial(work, item),
+            job=job,
+            object_type=object_type,
+            object_id=key(item),
+        )
+        if result is not None:
+            done.append(result)
+    return done
 
 
 def skipped(session: Session) -> list[Skipped]:

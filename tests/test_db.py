@@ -174,3 +174,34 @@ def test_an_isolated_failure_undoes_only_its_own_record(session, people):
     assert len(pending_events(session)) == before + 2
     assert len(session.info["after_commit"]) == 2
     assert [(s.object_id, s.error) for s in skipped(session)] == [("isolated-2", "OverflowError")]
+
+
+def test_isolated_each_runs_everything_at_once_and_each_alone_only_after_a_failure(session, people):
+    from sqlalchemy import select
+
+    from concord.accounts.models import Submission
+    from concord.db import isolated_each, skipped
+
+    calls = []
+
+    def work(key):
+        calls.append(key)
+        session.add(Submission(key=key, user_id=people.admin.id))
+        session.flush()
+        if key == "each-2":
+            raise ValueError("bad record")
+        return key
+
+    assert isolated_each(
+        session, ["ok-1", "ok-2"], work, job="test", object_type="Row", key=str
+    ) == ["ok-1", "ok-2"]
+    assert calls == ["ok-1", "ok-2"] and skipped(session) == []
+    calls.clear()
+    done = isolated_each(
+        session, ["each-1", "each-2", "each-3"], work, job="test", object_type="Row", key=str
+    )
+    assert done == ["each-1", "each-3"]
+    assert calls == ["each-1", "each-2", "each-1", "each-2", "each-3"]
+    keys = session.scalars(select(Submission.key).where(Submission.key.like("each-%")))
+    assert sorted(keys) == ["each-1", "each-3"]  # the first try's rows undone, not doubled
+    assert [s.object_id for s in skipped(session)] == ["each-2"]

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +23,7 @@ from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now, today
-from concord.db import core, isolated, new_id
+from concord.db import core, isolated_each, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.measures.library import Instrument, library
@@ -827,17 +826,16 @@ def queue_reminders(session: Session, *, base_url: str) -> int:
     by_patient: dict[uuid.UUID, list[MeasureSchedule]] = {}
     for schedule in schedules:
         by_patient.setdefault(schedule.patient_id, []).append(schedule)
-    for patient_id, patient_schedules in by_patient.items():
-        queued += (
-            isolated(
-                session,
-                partial(_remind, session, patient_id, patient_schedules, base_url),
-                job="reminders",
-                object_type="Patient",
-                object_id=patient_id,
-            )
-            or 0
+    queued += sum(
+        isolated_each(
+            session,
+            list(by_patient.items()),
+            lambda entry: _remind(session, entry[0], entry[1], base_url),
+            job="reminders",
+            object_type="Patient",
+            key=lambda entry: entry[0],
         )
+    )
     session.flush()
     return queued
 
