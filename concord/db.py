@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -233,6 +236,108 @@ def finish(session: Session, factory: sessionmaker[Session]) -> None:
     session.commit()
     for fn in session.info.pop("after_commit", []):
         fn()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record a background job could not process: which job, what record (type and id, no
+    patient data) and the kind of error. The job went on with the others."""
+
+    job: str
+    object_type: str
+    object_id: str
+    error: str
+
+
+SKIPPED = "skipped"
+
+
+def isolated(
+    session: Session,
+    work: Callable[[], Any],
+    *,
+    job: str,
+    object_type: str,
+    object_id: Any,
+    report: bool = True,
+) -> Any:
+    """Run one record's part of a job (one patient's reminders, one alert's escalation) in a
+    savepoint, so one bad record cannot stop the others: the job is one transaction, and
+    before this a response dated year 0001 stopped every patient's reminders every 30 s.
+    On an error, what `work` did is undone (its rows, the audit events and after-commit
+    actions it noted), the record is logged by type and id with the error's type only (its
+    message may quote the row) and listed in session.info["skipped"]. Returns what `work`
+    returned, None when it failed (reported unless `report` is False: a caller that retries
+    the records one by one)."""
+    audit_mark = len(session.info.get("audit_pending", []))
+    after_mark = len(session.info.get("after_commit", []))
+    savepoint = session.begin_nested()
+    try:
+        result = work()
+        savepoint.commit()
+        return result
+    except Exception as exc:
+        if savepoint.is_active:
+            savepoint.rollback()
+        del session.info.get("audit_pending", [])[audit_mark:]
+        del session.info.get("after_commit", [])[after_mark:]
+        if not report:
+            return None
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "job %s skipped %s %s: %s at %s:%s",
+            job,
+            object_type,
+            object_id,
+            type(exc).__name__,
+            where.filename.rsplit("/", 1)[-1],
+            where.lineno,
+        )
+        session.info.setdefault(SKIPPED, []).append(
+            Skipped(job, object_type, str(object_id), type(exc).__name__)
+        )
+        return None
+
+
+def isolated_each(
+    session: Session,
+    items: Collection[Any],
+    work: Callable[[Any], Any],
+    *,
+    job: str,
+    object_type: str,
+    key: Callable[[Any], Any],
+) -> list[Any]:
+    """`work(item)` for every item, as `isolated` would run each, but in one savepoint while
+    nothing fails (two statements, not two per item: a job over every patient runs every 30
+    s); if one fails, everything is undone and each item is run in its own savepoint.
+    Returns the results of the items that succeeded."""
+    results = isolated(
+        session,
+        lambda: [work(item) for item in items],
+        job=job,
+        object_type=object_type,
+        object_id=None,
+        report=False,
+    )
+    if results is not None:
+        return list(results)
+    done = []
+    for item in items:
+        result = isolated(
+            session,
+            partial(work, item),
+            job=job,
+            object_type=object_type,
+            object_id=key(item),
+        )
+        if result is not None:
+            done.append(result)
+    return done
+
+
+def skipped(session: Session) -> list[Skipped]:
+    return list(session.info.get(SKIPPED, []))
 
 
 def keep_after_rollback(session: Session, *objects: object) -> None:

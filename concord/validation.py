@@ -6,11 +6,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    StringConstraints,
+    ValidationError,
+)
 
 from concord.errors import InvalidInput
 from concord.i18n import Msg
@@ -57,7 +63,28 @@ OptText200 = _opt_text(200)
 OptText500 = _opt_text(500)
 OptText1000 = _opt_text(1000)
 OptText2000 = _opt_text(2000)
-OptDate = Annotated[date | None, BeforeValidator(blank_to_none)]
+
+
+def in_range(value: Any) -> Any:
+    """A date or a date and time between 1900 and 2200: what Concord stores and shows. Year
+    0001 is a valid ISO date, and one stored broke every page showing it (issue 16)."""
+    if value is None:
+        return None
+    day = value
+    if isinstance(value, datetime):
+        try:
+            day = (value.astimezone(UTC) if value.tzinfo is not None else value).date()
+        except OverflowError:  # year 1 at +01:00 is year 0 in UTC
+            raise ValueError(DATE_RANGE) from None
+    if not (MIN_DATE <= day <= MAX_DATE):
+        raise ValueError(DATE_RANGE)
+    return value
+
+
+DATE_RANGE = "must be a date between 1900 and 2200"
+Date = Annotated[date, AfterValidator(in_range)]
+OptDate = Annotated[date | None, BeforeValidator(blank_to_none), AfterValidator(in_range)]
+OptDateTime = Annotated[datetime | None, BeforeValidator(blank_to_none), AfterValidator(in_range)]
 Checkbox = Annotated[bool, BeforeValidator(checkbox)]
 
 
@@ -123,9 +150,29 @@ def parse(schema: type[M], data: Mapping[str, Any]) -> M:
         raise InvalidInput(Msg("Some fields need attention."), errors=errors_from(exc)) from None
 
 
-def check_date_range(value: date | None, field: str) -> None:
-    if value is not None and not (MIN_DATE <= value <= MAX_DATE):
-        raise InvalidInput.field(field, Msg("must be a date between 1900 and 2200"))
+def check_date_range(value: date | datetime | None, field: str) -> None:
+    """For a date parsed outside a schema (a form field read by hand, FHIR, the CLI)."""
+    try:
+        in_range(value)
+    except (ValueError, OverflowError):
+        raise InvalidInput.field(field, Msg("must be a date between 1900 and 2200")) from None
+
+
+check_datetime_range = check_date_range
+
+
+def parse_date(value: Any, field: str) -> date | None:
+    """A date typed into a form or a query string (blank is None), checked like a schema's:
+    YYYY-MM-DD, between 1900 and 2200, the field named."""
+    text = blank_to_none(value)
+    if text is None:
+        return None
+    try:
+        parsed = date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise InvalidInput.field(field, Msg("must be a date written as YYYY-MM-DD")) from None
+    check_date_range(parsed, field)
+    return parsed
 
 
 def enum_values(enum: type[Enum]) -> str:

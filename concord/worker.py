@@ -7,13 +7,18 @@ twice and from two workers at once: an escalation moves an alert only from the s
 (a conditional update), a missed follow-up alert names its parent under a unique key,
 reminders are recorded per due date before they are queued, and an outbox message is locked
 while it is sent.
+
+Each job is one transaction, but each record in it (a patient's reminders, an alert, a batch
+of episodes) runs in its own savepoint (concord.db.isolated): one record that cannot be
+processed is logged by type and id, counted in `records_skipped`, and the others go on.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +29,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from concord.audit.service import set_context
 from concord.clock import now
-from concord.db import Base, unit_of_work
+from concord.db import Base, Skipped, unit_of_work
+from concord.db import skipped as db_skipped
 from concord.outbox import Mailer, send_pending
 from concord.settings import Settings
 
@@ -63,39 +69,37 @@ def claim_run(session: Session, name: str, every: timedelta) -> bool:
     return result.rowcount == 1
 
 
-def queue_reminders_job(factory: sessionmaker[Session], base_url: str) -> int:
+def queue_reminders_job(
+    factory: sessionmaker[Session], base_url: str, skipped: list[Skipped] | None = None
+) -> int:
     from concord.measures.service import queue_reminders
 
-    with unit_of_work(factory) as session:
-        set_context(session, channel="system")
+    with _job(factory, skipped) as session:
         return queue_reminders(session, base_url=base_url)
 
 
-def escalate_job(factory: sessionmaker[Session]) -> int:
+def escalate_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
     from concord.safety.service import escalate_due
 
-    with unit_of_work(factory) as session:
-        set_context(session, channel="system")
+    with _job(factory, skipped) as session:
         return escalate_due(session)
 
 
-def follow_up_job(factory: sessionmaker[Session]) -> int:
+def follow_up_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
     from concord.safety.service import raise_missed_follow_ups
 
-    with unit_of_work(factory) as session:
-        set_context(session, channel="system")
+    with _job(factory, skipped) as session:
         return raise_missed_follow_ups(session)
 
 
 REGISTRY_EVERY = timedelta(minutes=15)
 
 
-def registry_tasks_job(factory: sessionmaker[Session]) -> int:
+def registry_tasks_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
     """Every 15 minutes: open the tasks the registry's flags ask for, close the ones done."""
     from concord.registry.jobs import sync_all_tasks
 
-    with unit_of_work(factory) as session:
-        set_context(session, channel="system")
+    with _job(factory, skipped) as session:
         if not claim_run(session, "registry_tasks", REGISTRY_EVERY):
             return 0
         return sync_all_tasks(session)
@@ -135,20 +139,35 @@ def audit_anchor_job(factory: sessionmaker[Session], schedule: AnchorSchedule) -
         return 1
 
 
+@contextmanager
+def _job(factory: sessionmaker[Session], skipped: list[Skipped] | None) -> Iterator[Session]:
+    """A job's unit of work. Each job works record by record (concord.db.isolated); the
+    records it skipped are added to `skipped` once it has committed the others."""
+    with unit_of_work(factory) as session:
+        set_context(session, channel="system")
+        yield session
+        passed = db_skipped(session)
+    if skipped is not None:
+        skipped.extend(passed)
+
+
 def run_once(
     factory: sessionmaker[Session],
     mailer: Mailer,
     base_url: str,
     anchor: AnchorSchedule | None = None,
+    skipped: list[Skipped] | None = None,
 ) -> dict[str, int]:
-    """One pass of every job; returns what each did. Safety first: a failure in one job
-    does not stop the others."""
+    """One pass of every job; returns what each did, and how many records the jobs skipped
+    (each logged by the job; listed in `skipped` when given). Safety first: a failure in one
+    job does not stop the others, and a bad record stops only its own part of a job."""
     done: dict[str, int] = {}
+    skipped = [] if skipped is None else skipped
     jobs: list[tuple[str, Callable[[], int]]] = [
-        ("alerts_escalated", lambda: escalate_job(factory)),
-        ("follow_up_alerts_raised", lambda: follow_up_job(factory)),
-        ("reminders_queued", lambda: queue_reminders_job(factory, base_url)),
-        ("registry_tasks_changed", lambda: registry_tasks_job(factory)),
+        ("alerts_escalated", lambda: escalate_job(factory, skipped)),
+        ("follow_up_alerts_raised", lambda: follow_up_job(factory, skipped)),
+        ("reminders_queued", lambda: queue_reminders_job(factory, base_url, skipped)),
+        ("registry_tasks_changed", lambda: registry_tasks_job(factory, skipped)),
     ]
     if anchor is not None:
         jobs.append(("audit_anchors_written", lambda: audit_anchor_job(factory, anchor)))
@@ -161,6 +180,7 @@ def run_once(
             done[name] = -1
             failed.append(exc)
     done["messages_sent"] = send_pending(factory, mailer)
+    done["records_skipped"] = len(skipped)
     if failed:
         raise failed[0]
     return done

@@ -143,3 +143,65 @@ def test_a_core_statement_sees_what_the_session_has_not_written_yet(session, peo
     )
     after = core(session).execute(count, {"patient": people.patient.id}).scalar()
     assert after == before + 1
+
+
+def test_an_isolated_failure_undoes_only_its_own_record(session, people):
+    # concord.db.isolated: what every background job runs each record in (issue 16, item 3).
+    from sqlalchemy import select
+
+    from concord.accounts.models import Submission
+    from concord.audit.service import pending as pending_events
+    from concord.audit.service import record
+    from concord.db import after_commit, isolated, skipped
+
+    def work(key, fail):
+        session.add(Submission(key=key, user_id=people.admin.id))
+        record(session, by=people.admin, action="create", object_type="Submission")
+        after_commit(session, lambda: None)
+        session.flush()
+        if fail:
+            raise OverflowError("date value out of range")
+        return key
+
+    before = len(pending_events(session))
+    results = [
+        isolated(session, lambda k=k, f=f: work(k, f), job="test", object_type="Row", object_id=k)
+        for k, f in (("isolated-1", False), ("isolated-2", True), ("isolated-3", False))
+    ]
+    assert results == ["isolated-1", None, "isolated-3"]
+    keys = session.scalars(select(Submission.key).where(Submission.key.like("isolated-%")))
+    assert sorted(keys) == ["isolated-1", "isolated-3"]
+    assert len(pending_events(session)) == before + 2
+    assert len(session.info["after_commit"]) == 2
+    assert [(s.object_id, s.error) for s in skipped(session)] == [("isolated-2", "OverflowError")]
+
+
+def test_isolated_each_runs_everything_at_once_and_each_alone_only_after_a_failure(session, people):
+    from sqlalchemy import select
+
+    from concord.accounts.models import Submission
+    from concord.db import isolated_each, skipped
+
+    calls = []
+
+    def work(key):
+        calls.append(key)
+        session.add(Submission(key=key, user_id=people.admin.id))
+        session.flush()
+        if key == "each-2":
+            raise ValueError("bad record")
+        return key
+
+    assert isolated_each(
+        session, ["ok-1", "ok-2"], work, job="test", object_type="Row", key=str
+    ) == ["ok-1", "ok-2"]
+    assert calls == ["ok-1", "ok-2"] and skipped(session) == []
+    calls.clear()
+    done = isolated_each(
+        session, ["each-1", "each-2", "each-3"], work, job="test", object_type="Row", key=str
+    )
+    assert done == ["each-1", "each-3"]
+    assert calls == ["each-1", "each-2", "each-1", "each-2", "each-3"]
+    keys = session.scalars(select(Submission.key).where(Submission.key.like("each-%")))
+    assert sorted(keys) == ["each-1", "each-3"]  # the first try's rows undone, not doubled
+    assert [s.object_id for s in skipped(session)] == ["each-2"]

@@ -189,3 +189,6 @@ class Submission(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(default=now, index=True)
     result: Mapped[str | None] = mapped_column(String(300))
+    # SHA-256 of the request (method, path, body): a key sent again with a different request
+    # is refused (409), never answered with the first one's result.
+    body_hash: Mapped[str | None] = mapped_column(String(64))

@@ -38,6 +38,7 @@ from concord.clock import now
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
 from concord.settings import get_settings
+from concord.validation import MAX_DATE
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 12
@@ -483,11 +484,19 @@ def parse_duration(text: str) -> timedelta:
     amount, unit = int(match.group(1)), match.group(2)
     if amount <= 0:
         raise InvalidInput.field("expires_in", "must be more than zero")
-    return {
-        "d": timedelta(days=amount),
-        "h": timedelta(hours=amount),
-        "m": timedelta(minutes=amount),
-    }[unit]
+    try:
+        duration = {
+            "d": timedelta(days=amount),
+            "h": timedelta(hours=amount),
+            "m": timedelta(minutes=amount),
+        }[unit]
+        ends = now() + duration
+    except OverflowError:
+        ends = None
+    # An expiry past 2200 is a typo (and past year 9999 it crashed the command).
+    if ends is None or ends.year > MAX_DATE.year:
+        raise InvalidInput.field("expires_in", Msg("must end before the year 2201"))
+    return duration
 
 
 def create_api_token(

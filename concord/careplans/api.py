@@ -10,8 +10,7 @@ A create may send an Idempotency-Key header; a repeat returns the first result, 
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 from pydantic import create_model
 from sqlalchemy.orm import Session
 
@@ -44,7 +43,7 @@ from concord.errors import InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.validation import OptText1000, Text1000
 from concord.web.deps import ApiActor, ApiWriter, DbSession
-from concord.web.idempotency import claim, remember_result
+from concord.web.idempotency import Idempotent, create_once
 
 router = APIRouter(prefix="/api/v1", tags=["care plans"])
 
@@ -232,21 +231,20 @@ def comment_careplan(
     body: CommentIn,
     session: DbSession,
     actor: ApiWriter,
-    idempotency_key: str | None = Header(None),
+    idem: Idempotent,
 ) -> Any:
     acc = _access(session, actor, patient_id, "create")
-    earlier = claim(session, actor, idempotency_key)
-    if earlier is not None:
-        return JSONResponse(
-            {"id": earlier.result}, status_code=200, headers={"Idempotent-Replayed": "true"}
-        )
-    comment = plans.add_comment(session, access=acc, body=body.body)
-    remember_result(session, str(comment.id))
-    return {
-        "id": str(comment.id),
-        "body": comment.body,
-        "created_at": comment.created_at.isoformat(),
-    }
+
+    def create() -> tuple[str, Any]:
+        comment = plans.add_comment(session, access=acc, body=body.body)
+        answer = {
+            "id": str(comment.id),
+            "body": comment.body,
+            "created_at": comment.created_at.isoformat(),
+        }
+        return str(comment.id), answer
+
+    return create_once(session, actor, idem, create=create, replay=lambda result: {"id": result})
 
 
 @router.post("/patients/{patient_id}/careplan/goals/propose", status_code=201)
@@ -255,16 +253,18 @@ def propose_goal(
     body: GoalProposal,
     session: DbSession,
     actor: ApiWriter,
-    idempotency_key: str | None = Header(None),
+    idem: Idempotent,
 ) -> Any:
     """A goal in the patient's own words (the patient, or the team on their behalf)."""
     acc = _access(session, actor, patient_id, "create")
-    earlier = claim(session, actor, idempotency_key)
-    if earlier is not None:
-        return _replay(session, acc, "goals", earlier.result)
-    goal = plans.propose_goal(session, access=acc, data=body)
-    remember_result(session, f"goals/{goal.id}")
-    return item_json("goals", goal)
+
+    def create() -> tuple[str, Any]:
+        goal = plans.propose_goal(session, access=acc, data=body)
+        return f"goals/{goal.id}", item_json("goals", goal)
+
+    return create_once(
+        session, actor, idem, create=create, replay=lambda result: _replay(session, acc, result)
+    )
 
 
 @router.post("/patients/{patient_id}/careplan/action_steps/{step_id}/status")
@@ -339,15 +339,13 @@ def _current(session: Session, acc: PatientAccess) -> CarePlan:
     return plan
 
 
-def _replay(session: Session, acc: PatientAccess, section: str, result: str | None) -> Any:
+def _replay(session: Session, acc: PatientAccess, result: str | None) -> Any:
     plan = plans.current_plan(session, acc.patient.id)
     if plan is None or not result or "/" not in result:
         raise NotFound(Msg("The earlier submission with this key is not available."))
     sec, item_id = result.split("/", 1)
     item = plans.get_item(session, plan=plan, section=sec, item_id=item_id)
-    return JSONResponse(
-        item_json(sec, item), status_code=200, headers={"Idempotent-Replayed": "true"}
-    )
+    return item_json(sec, item)
 
 
 # --- items: one set of routes per section, each with its own typed body ------------------------
@@ -377,15 +375,23 @@ def _register_item_routes(section: str, schema: Any) -> None:
         body: create_body,
         session: DbSession,  # type: ignore[valid-type]
         actor: ApiWriter,
-        idempotency_key: str | None = Header(None),
+        idem: Idempotent,
     ) -> Any:
         acc = _access(session, actor, patient_id, "create")
-        earlier = claim(session, actor, idempotency_key)
-        if earlier is not None:
-            return _replay(session, acc, section, earlier.result)
-        item = plans.add_item(session, access=acc, section=section, data=body, reason=body.reason)
-        remember_result(session, f"{section}/{item.id}")
-        return item_json(section, item)
+
+        def create() -> tuple[str, Any]:
+            item = plans.add_item(
+                session, access=acc, section=section, data=body, reason=body.reason
+            )
+            return f"{section}/{item.id}", item_json(section, item)
+
+        return create_once(
+            session,
+            actor,
+            idem,
+            create=create,
+            replay=lambda result: _replay(session, acc, result),
+        )
 
     def update(
         patient_id: str,

@@ -4,11 +4,9 @@ gets a 422 naming it; recording the outcome may carry an Idempotency-Key."""
 
 # No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
 
-from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
@@ -17,8 +15,9 @@ from concord.access import PatientAccess
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES, Aid
 from concord.decisions.models import Decision
+from concord.validation import Date
 from concord.web.deps import ApiActor, ApiWriter, DbSession
-from concord.web.idempotency import claim, remember_result
+from concord.web.idempotency import Idempotent, create_once
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"])
 
@@ -53,7 +52,7 @@ class OutcomeIn(Body):
     choice: str | None = None
     reasons: str | None = None
     considered: list[str]
-    decided_on: date
+    decided_on: Date
     clinician_ids: list[str] = []
     others: str | None = None
     version: int | None = None
@@ -203,13 +202,23 @@ def outcome(
     body: OutcomeIn,
     session: DbSession,
     actor: ApiWriter,
-    idempotency_key: str | None = Header(None),
+    idem: Idempotent,
 ) -> Any:
     acc = _access(session, actor, patient_id, "update")
-    earlier = claim(session, actor, idempotency_key)
-    if earlier is not None:
-        decision = ds.get_decision(session, access=acc, decision_id=decision_id, audit=False)
-        return JSONResponse(decision_json(decision), headers={"Idempotent-Replayed": "true"})
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=lambda: _record_outcome(session, acc, decision_id, body),
+        replay=lambda _result: decision_json(
+            ds.get_decision(session, access=acc, decision_id=decision_id, audit=False)
+        ),
+    )
+
+
+def _record_outcome(
+    session: Session, acc: Any, decision_id: str, body: OutcomeIn
+) -> tuple[str, Any]:
     decision = ds.record_outcome(
         session,
         access=acc,
@@ -224,5 +233,4 @@ def outcome(
         ),
         base_version=body.version,
     )
-    remember_result(session, str(decision.id))
-    return decision_json(decision)
+    return str(decision.id), decision_json(decision)

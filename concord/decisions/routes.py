@@ -4,7 +4,6 @@ CollaboRATE report."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,6 +17,7 @@ from concord.decisions.aids import ATTRIBUTES
 from concord.decisions.labels import ATTRIBUTE_LABELS, MISSING_LABELS, STATUS_LABELS, sure_items
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
+from concord.validation import parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -299,12 +299,9 @@ def team_record(
         clinicians if isinstance(clinicians, list) else ([clinicians] if clinicians else [])
     )
     try:
-        try:
-            on = date.fromisoformat(str(form.get("decided_on") or ""))
-        except ValueError:
-            raise InvalidInput.field(
-                "decided_on", Msg("must be a date written as YYYY-MM-DD")
-            ) from None
+        on = parse_date(form.get("decided_on"), "decided_on")
+        if on is None:
+            raise InvalidInput.field("decided_on", Msg("must be a date written as YYYY-MM-DD"))
         try:
             version = int(str(form.get("version", "")).strip())
         except ValueError:

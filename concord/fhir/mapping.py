@@ -67,7 +67,9 @@ def validate(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _instant(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y writes year 1 as "1", which is not a FHIR instant.
+    millis = f"{value.microsecond // 1000:03d}"
+    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S.") + millis + "Z"
 
 
 def _date(value: date | None) -> str | None:
@@ -509,6 +511,8 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 ],
             }
         )
+        if kind == "QuestionnaireResponse":
+            resources[-1]["conditionalCreate"] = True  # If-None-Exist: identifier=[system]|value
     resources.append({"type": "Practitioner", "interaction": [{"code": "read"}]})
     return {
         "resourceType": "CapabilityStatement",

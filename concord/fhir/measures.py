@@ -19,6 +19,7 @@ from concord.i18n import Msg
 from concord.measures.library import Instrument, Item, Library
 from concord.measures.models import MeasureObservation, MeasureResponse
 from concord.patients.models import Patient
+from concord.validation import DATE_RANGE, in_range
 
 LOINC = "http://loinc.org"
 ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
@@ -133,7 +134,7 @@ def response_resource(
         "questionnaire": f"{canonical(instrument)}|{response.instrument_version}"
         if instrument
         else f"{SYSTEM}/Questionnaire/{response.instrument}",
-        "status": "completed" if response.status == "completed" else "in-progress",
+        "status": _status(response),
         "subject": _ref("Patient", patient.id),
         "authored": _instant(response.completed_at or response.updated_at),
         "author": author,
@@ -149,6 +150,18 @@ def response_resource(
             else {"value": response.client_identifier}
         )
     return resource
+
+
+def _status(response: MeasureResponse) -> str:
+    if response.status == "completed":
+        return "amended" if response.amends_id else "completed"
+    if response.status == "superseded":
+        # An earlier version, kept as history of its amendment. R4 has no "superseded"; it
+        # was completed as it stands, and searches return only the current version.
+        return "completed"
+    if response.status == "entered_in_error":
+        return "entered-in-error"
+    return "in-progress"
 
 
 def _order(instrument: Instrument | None, item_id: str) -> int:
@@ -265,6 +278,7 @@ class Intake:
         self.authored = authored
         self.identifier = identifier
         self.language = language
+        self.amends = False
 
 
 def _flatten(items: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
@@ -367,6 +381,14 @@ def parse_response(body: Any, library: Library) -> Intake:
                 authored = authored.replace(tzinfo=UTC)
         except ValueError:
             errors["authored"] = Msg("must be a date and time (ISO 8601)")
+        else:
+            # FHIR allows any year from 0001; a response from before 1900 is a mistake, and
+            # one from year 0001 stored broke every page and job that read it (issue 16).
+            try:
+                in_range(authored)
+            except ValueError:
+                authored = None
+                errors["authored"] = Msg(DATE_RANGE)
     identifier = None
     raw_identifier = body.get("identifier")
     if isinstance(raw_identifier, dict) and raw_identifier.get("value"):
@@ -399,4 +421,6 @@ def parse_response(body: Any, library: Library) -> Intake:
         raise InvalidInput(Msg("The QuestionnaireResponse cannot be accepted."), errors=errors)
     assert instrument is not None
     language = str(body.get("language") or "en")[:2]
-    return Intake(patient_id, instrument, answers, authored, identifier, language)
+    intake = Intake(patient_id, instrument, answers, authored, identifier, language)
+    intake.amends = body.get("status") == "amended"
+    return intake

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -164,12 +165,14 @@ def search_post(
     },
 )
 async def create_questionnaire_response(request: Request, session: DbSession) -> Response:
-    """Accept a completed response from an app or EHR; it is scored like any other, and the
-    same identifier sent twice is stored once (200 with the stored resource)."""
+    """Accept a completed response from an app or EHR; it is scored like any other. The same
+    request sent twice is stored once (200 with the stored resource); the same identifier
+    with different content is 409 unless its status is "amended" (a new version, scored and
+    checked again); If-None-Exist (identifier=[system]|value) is honoured."""
     raw = await request.body()  # already read (concord.web.deps.db): no wait here
     issues: list[dict[str, Any]] = []
 
-    def submit() -> tuple[dict[str, Any], bool]:
+    def submit() -> tuple[dict[str, Any], str]:
         # The token, the submit and the commit in one worker thread: the check-in is the
         # busiest write, and each hand-off between the event loop and a thread costs it.
         actor = writer(bearer_actor(request, session))
@@ -177,19 +180,29 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
             body = json.loads(raw)
         except ValueError:
             raise InvalidInput.field("body", Msg("must be a FHIR resource in JSON")) from None
-        result = fhir.submit_questionnaire_response(
-            session, by=actor.user, body=body, issues=issues
+        resource, outcome = fhir.submit_questionnaire_response(
+            session,
+            by=actor.user,
+            body=body,
+            body_hash=hashlib.sha256(raw).hexdigest(),
+            if_none_exist=request.headers.get("If-None-Exist"),
+            issues=issues,
         )
+        # The answer is checked before the commit: an answer that cannot be sent must leave
+        # nothing behind (a response dated year 0001 was stored, then answered with a 500).
+        if _validating(request):
+            mapping.validate(resource)
         finish_request(request, session)
-        return result
+        return resource, outcome
 
-    resource, created = await run_in_threadpool(submit)
+    resource, outcome = await run_in_threadpool(submit)
+    created = outcome in ("created", "amended")
     status_code = 201 if created else 200
     prefer = request.headers.get("prefer", "").replace(" ", "").lower()
     if "return=operationoutcome" in prefer or (issues and "return=representation" not in prefer):
         # A response stored but not scored says so: the answer is an OperationOutcome with the
         # warning (the resource is at Location), unless the client asked for the resource.
-        outcome = {
+        answer = {
             "resourceType": "OperationOutcome",
             "issue": issues
             or [
@@ -200,11 +213,11 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
                 }
             ],
         }
-        response = fhir_response(request, outcome, status_code=status_code)
+        response = fhir_response(request, answer, status_code=status_code)
     else:
         response = fhir_response(request, resource, status_code=status_code)
     response.headers["Location"] = f"{_base(request)}/QuestionnaireResponse/{resource['id']}"
-    if not created:
+    if outcome == "replayed":
         response.headers["Idempotent-Replayed"] = "true"
     return response
 

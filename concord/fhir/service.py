@@ -18,7 +18,7 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.careplans import service as plans
 from concord.careplans.models import CarePlan, Goal, PlanRevision, PlanStatus
-from concord.errors import InvalidInput, NotFound
+from concord.errors import Conflict, InvalidInput, NotFound
 from concord.fhir import mapping
 from concord.fhir.mapping import GOAL_LIFECYCLE
 from concord.fhir.search import (
@@ -701,11 +701,20 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
 
 
 def submit_questionnaire_response(
-    session: Session, *, by: User, body: Any, issues: list[dict[str, Any]] | None = None
-) -> tuple[dict[str, Any], bool]:
-    """Accept a completed response from another system; (resource, created). What the sender
-    should know about it (not scored, and why) is appended to `issues` as OperationOutcome
-    issues."""
+    session: Session,
+    *,
+    by: User,
+    body: Any,
+    body_hash: str | None = None,
+    if_none_exist: str | None = None,
+    issues: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Accept a completed response from another system; (resource, what happened): "created",
+    "amended" (status amended: a new version of the response under the same identifier),
+    "replayed" (the same request again) or "exists" (If-None-Exist matched one). The same
+    identifier with different content is refused (409) unless it says it amends. What the
+    sender should know about it (not scored, and why) is appended to `issues` as
+    OperationOutcome issues."""
     from concord.fhir.measures import parse_response, response_resource
     from concord.measures import service as measures
     from concord.measures.library import library
@@ -717,6 +726,19 @@ def submit_questionnaire_response(
         )
     except NotFound:
         raise InvalidInput.field("subject", Msg("is not a patient you can record for")) from None
+    if if_none_exist is not None:
+        existing = _conditional_match(session, acc, if_none_exist)
+        if existing is not None:
+            record(
+                session,
+                by=by,
+                action="read",
+                object_type="QuestionnaireResponse",
+                object_id=existing.id,
+                patient_id=acc.patient.id,
+            )
+            instrument = library().get(existing.instrument)
+            return response_resource(existing, instrument, acc.patient), "exists"
     system, value = intake.identifier or (None, None)
     completed = measures.record_response(
         session,
@@ -729,15 +751,55 @@ def submit_questionnaire_response(
             completed_at=intake.authored,
             client_system=system,
             client_identifier=value,
+            content_hash=body_hash,
+            amends=intake.amends,
         ),
         field_prefix="item.",
     )
     if issues is not None:
         issues.extend(scoring_issues(intake.instrument, completed.scored))
-    return (
-        response_resource(completed.response, intake.instrument, acc.patient),
-        not completed.duplicate,
+    outcome = "replayed" if completed.duplicate else "amended" if completed.amended else "created"
+    return response_resource(completed.response, intake.instrument, acc.patient), outcome
+
+
+def _conditional_match(session: Session, acc: PatientAccess, criteria: str) -> Any:
+    """The current response an If-None-Exist header names, for the body's patient. Only
+    `identifier` ([system]|value, or a value in any system) is supported; anything else is
+    refused, never ignored (a create that ignored it would store a duplicate)."""
+    from urllib.parse import parse_qsl
+
+    from concord.measures.models import MeasureResponse, ResponseStatus
+
+    field = "If-None-Exist"
+    try:
+        pairs = parse_qsl(criteria.lstrip("?"), keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        pairs = []
+    if len(pairs) != 1 or pairs[0][0] != "identifier" or not pairs[0][1].strip("|"):
+        raise InvalidInput.field(
+            field, Msg("only identifier=[system]|value is supported on create")
+        )
+    raw = pairs[0][1]
+    query = select(MeasureResponse).where(
+        MeasureResponse.patient_id == acc.patient.id,
+        MeasureResponse.status == ResponseStatus.completed,
     )
+    if "|" in raw:
+        system, value = raw.split("|", 1)
+        query = query.where(
+            MeasureResponse.client_identifier == value,
+            MeasureResponse.client_system == system
+            if system
+            else MeasureResponse.client_system.is_(None),
+        )
+    else:
+        query = query.where(MeasureResponse.client_identifier == raw)
+    matches = list(session.scalars(query.limit(2)))
+    if len(matches) > 1:
+        raise Conflict(
+            Msg("If-None-Exist matches more than one response; name the identifier's system.")
+        )
+    return matches[0] if matches else None
 
 
 def scoring_issues(instrument: Any, scored: Any) -> list[dict[str, Any]]:

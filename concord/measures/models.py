@@ -20,6 +20,8 @@ class ResponseStatus(StrEnum):
     in_progress = "in_progress"
     completed = "completed"
     entered_in_error = "entered_in_error"
+    # Replaced by an amendment (the row that `amends` it): kept as history, never current.
+    superseded = "superseded"
 
 
 class Mode(StrEnum):
@@ -62,6 +64,11 @@ class MeasureResponse(IdMixin, Base):
     scores: Mapped[dict[str, Any]]
     flags: Mapped[dict[str, Any]]
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # SHA-256 of the request that sent it (another system's submission): the same identifier
+    # again is a replay only when the request is byte for byte the same.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    # The earlier version this one amends (FHIR status "amended"), kept as "superseded".
+    amends_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("measure_response.id"))
 
     entered_by: Mapped[User] = relationship(lazy="joined", foreign_keys=[entered_by_id])
 

@@ -20,7 +20,7 @@ from concord.measures import service as measures
 from concord.measures.library import Instrument, library
 from concord.measures.models import Mode
 from concord.measures.rules import plain_change
-from concord.validation import blank_to_none
+from concord.validation import blank_to_none, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -257,15 +257,7 @@ def _int(form: dict[str, Any], name: str) -> int:
 
 
 def _date(form: dict[str, Any], name: str) -> Any:
-    from datetime import date
-
-    value = blank_to_none(form.get(name))
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInput.field(name, Msg("must be a date written as YYYY-MM-DD")) from None
+    return parse_date(form.get(name), name)
 
 
 def _record_context(

@@ -25,7 +25,7 @@ from concord.audit.service import record
 from concord.clock import now
 from concord.dates import local_date as _local_date
 from concord.dates import org_today
-from concord.db import core, new_id
+from concord.db import core, isolated_each, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.measures.library import Instrument, library
@@ -40,6 +40,7 @@ from concord.measures.models import (
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
 from concord.measures.scoring import Scored, asked_items, score_response, validate_answers
 from concord.patients.models import Patient
+from concord.validation import check_datetime_range
 
 LOINC = "http://loinc.org"
 CONCORD_SCORES = "https://concord-care.org/fhir/CodeSystem/score"
@@ -106,6 +107,11 @@ class Submission:
     client_identifier: str | None = None
     # Questions the patient explicitly declined (only where the instrument allows it).
     declined: tuple[str, ...] = ()
+    # SHA-256 of the request that carried it; the same identifier again is a replay only with
+    # the same hash.
+    content_hash: str | None = None
+    # The sender says this amends the response stored under the same identifier.
+    amends: bool = False
 
 
 @dataclass
@@ -117,6 +123,7 @@ class Completed:
     scored: Scored
     alert: Any = None
     duplicate: bool = False
+    amended: MeasureResponse | None = None  # the earlier version this one replaced
 
 
 def _check_answers(instrument: Instrument, answers: Mapping[str, Any], prefix: str) -> None:
@@ -376,7 +383,7 @@ def submit(
 # Built once (the check-in is the busiest write; building a statement costs more than running
 # it). A response sent without a client system is matched on IS NULL, which a bound parameter
 # cannot express.
-_EARLIER = select(MeasureResponse.id).where(
+_EARLIER = select(MeasureResponse.id, MeasureResponse.content_hash).where(
     MeasureResponse.patient_id == bindparam("patient"),
     MeasureResponse.client_identifier == bindparam("identifier"),
 )
@@ -400,21 +407,41 @@ class _AlreadyStored(Exception):
     """Another request stored this submission first (see _INSERT_RESPONSE)."""
 
 
-def _earlier(
-    session: Session, patient_id: uuid.UUID, submission: Submission
-) -> MeasureResponse | None:
+def _earlier(session: Session, patient_id: uuid.UUID, submission: Submission) -> Any:
+    """(id, content_hash) of the response stored under the submission's identifier, or None:
+    one statement, and the row itself is loaded only when it is needed (a replay)."""
     if submission.client_system:
         query, params = _EARLIER_IN_SYSTEM, {"system": submission.client_system}
     else:
         query, params = _EARLIER_NO_SYSTEM, {}
-    found = (
+    return (
         core(session)
         .execute(
             query, {"patient": patient_id, "identifier": submission.client_identifier, **params}
         )
-        .scalar()
+        .first()
     )
-    return session.get(MeasureResponse, found) if found is not None else None
+
+
+def _same_request(session: Session, found: Any, submission: Submission) -> MeasureResponse | None:
+    """The stored response if `submission` repeats the request that stored it, else None.
+    A response stored before requests were hashed is compared on its answers and time."""
+    earlier = session.get(MeasureResponse, found.id)
+    assert earlier is not None
+    if found.content_hash is not None and submission.content_hash is not None:
+        return earlier if found.content_hash == submission.content_hash else None
+    answers = {k: int(v) for k, v in submission.answers.items()}
+    same_time = submission.completed_at is None or submission.completed_at == earlier.completed_at
+    return earlier if earlier.answers == answers and same_time else None
+
+
+def _identifier_taken() -> Conflict:
+    return Conflict(
+        Msg(
+            "A different response is already stored under this identifier. Send it with "
+            'status "amended" to amend that response, or give it a new identifier.'
+        )
+    )
 
 
 def record_response(
@@ -432,20 +459,25 @@ def record_response(
     else:
         _can_record_for(session, access)
     instrument = get_instrument(instrument_code)
+    amending: MeasureResponse | None = None
     if submission.client_identifier:
-        earlier = _earlier(session, access.patient.id, submission)
-        if earlier is not None:
-            return _replayed(earlier, instrument, access)
+        found = _earlier(session, access.patient.id, submission)
+        if found is not None:
+            earlier = _same_request(session, found, submission)
+            if earlier is not None:
+                return _replayed(earlier, instrument, access)
+            if not submission.amends:
+                raise _identifier_taken()
+            amending = session.get(MeasureResponse, found.id)
     _check_answers(instrument, submission.answers, field_prefix)
     _check_declined(instrument, submission.answers, submission.declined, field_prefix)
     require_complete(instrument, submission.answers, submission.declined, field_prefix)
     current = now()
     completed_at = submission.completed_at or current
+    date_field = "authored" if submission.mode == Mode.external else "completed_at"
     if completed_at > current + timedelta(minutes=5):
-        raise InvalidInput.field(
-            "authored" if submission.mode == Mode.external else "completed_at",
-            Msg("cannot be in the future"),
-        )
+        raise InvalidInput.field(date_field, Msg("cannot be in the future"))
+    check_datetime_range(completed_at, date_field)
     if submission.answered_by == "proxy" and not (submission.proxy_name or "").strip():
         raise InvalidInput.field("proxy_name", Msg("say who answered for the patient"))
     language = submission.language if submission.language in instrument.languages else "en"
@@ -472,10 +504,14 @@ def record_response(
         scores={},
         flags={"declined": sorted(set(submission.declined))},
         version=1,
+        content_hash=submission.content_hash,
+        amends_id=amending.id if amending is not None else None,
     )
     response.entered_by = access.by
+    if amending is not None:
+        _supersede(session, access=access, earlier=amending, by=response)
     try:
-        return _complete(
+        completed = _complete(
             session,
             access=access,
             response=response,
@@ -484,9 +520,51 @@ def record_response(
             new=True,
         )
     except _AlreadyStored:
-        earlier = _earlier(session, access.patient.id, submission)
-        assert earlier is not None
+        found = _earlier(session, access.patient.id, submission)
+        assert found is not None
+        earlier = _same_request(session, found, submission)
+        if earlier is None or amending is not None:
+            raise _identifier_taken() from None
         return _replayed(earlier, instrument, access)
+    completed.amended = amending
+    return completed
+
+
+_DELETE_OBSERVATIONS = MeasureObservation.__table__.delete().where(
+    MeasureObservation.__table__.c.response_id == bindparam("response")
+)
+
+
+def _supersede(
+    session: Session, *, access: PatientAccess, earlier: MeasureResponse, by: MeasureResponse
+) -> None:
+    """Keep `earlier` as history of the amendment `by`: its answers and scores stay as they
+    were; it stops being current (its status, and the identifier passes to the amendment)
+    and its score observations go, so charts, searches and schedules count the amendment
+    alone. Audited with both versions' ids."""
+    if earlier.status != ResponseStatus.completed:
+        raise Conflict(Msg("Only a completed response can be amended."))
+    if earlier.instrument != by.instrument:
+        raise Conflict(
+            Msg(
+                "An amendment answers the same questionnaire as the response it amends (%(code)s).",
+                code=earlier.instrument,
+            )
+        )
+    earlier.status = ResponseStatus.superseded
+    earlier.client_identifier = None
+    earlier.updated_at = now()
+    earlier.version += 1
+    core(session).execute(_DELETE_OBSERVATIONS, {"response": earlier.id})
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type="QuestionnaireResponse",
+        object_id=earlier.id,
+        patient_id=access.patient.id,
+        detail={"amended_by": str(by.id), "status": str(ResponseStatus.superseded)},
+    )
 
 
 def _replayed(earlier: MeasureResponse, instrument: Instrument, access: PatientAccess) -> Completed:
@@ -864,9 +942,9 @@ def schedule_defaults(
 
 def queue_reminders(session: Session, *, base_url: str) -> int:
     """Queue one email per due date for each due check-in of a patient with a portal account.
-    The email says only that something is waiting: no clinical content."""
-    from concord.outbox import queue_email
-
+    The email says only that something is waiting: no clinical content. Each patient's
+    reminders are worked out on their own (concord.db.isolated): a record that cannot be
+    read skips that patient, reported, not everyone's reminders."""
     queued = 0
     schedules = session.scalars(
         select(MeasureSchedule).where(MeasureSchedule.stopped_at.is_(None))
@@ -874,54 +952,77 @@ def queue_reminders(session: Session, *, base_url: str) -> int:
     by_patient: dict[uuid.UUID, list[MeasureSchedule]] = {}
     for schedule in schedules:
         by_patient.setdefault(schedule.patient_id, []).append(schedule)
-    for patient_id, patient_schedules in by_patient.items():
-        patient = session.get(Patient, patient_id)
-        if patient is None or patient.user_id is None or not patient.active:
-            continue
-        user = session.get(User, patient.user_id)
-        if user is None or not user.active:
-            continue
-        on = org_today(_org(session, patient))
-        dates = _completed_dates(session, patient, {s.instrument for s in patient_schedules})
-        for schedule in patient_schedules:
-            state = schedule_state(
-                start_on=schedule.start_on,
-                every_days=schedule.every_days,
-                end_on=schedule.end_on,
-                completed_on=dates[schedule.instrument],
-                today=on,
-            )
-            if state.status != "due" or state.due_on is None:
-                continue
-            if session.get(ReminderSent, (schedule.id, state.due_on)) is not None:
-                continue
-            try:
-                # Two workers can both get this far; the reminder's key lets one record it
-                # and the other (waiting on that key, then refused) queues nothing.
-                with session.begin_nested():
-                    session.add(
-                        ReminderSent(schedule_id=schedule.id, due_on=state.due_on, queued_at=now())
-                    )
-            except IntegrityError:
-                continue
-            from concord.i18n import gettext
-
-            queue_email(
-                session,
-                kind="checkin_reminder",
-                to=user.email,
-                organization_id=user.organization_id,
-                subject=gettext(user.language, "You have a check-in waiting in Concord"),
-                body=gettext(
-                    user.language,
-                    "Hello,\n\nA short check-in is waiting for you. "
-                    "Sign in to complete it: %(url)s\n\nThis message was sent by "
-                    "your care team's Concord.",
-                    url=f"{base_url}/my",
-                ),
-            )
-            queued += 1
+    queued += sum(
+        isolated_each(
+            session,
+            list(by_patient.items()),
+            lambda entry: _remind(session, entry[0], entry[1], base_url),
+            job="reminders",
+            object_type="Patient",
+            key=lambda entry: entry[0],
+        )
+    )
     session.flush()
+    return queued
+
+
+def _remind(
+    session: Session, patient_id: uuid.UUID, patient_schedules: list[MeasureSchedule], base_url: str
+) -> int:
+    from concord.outbox import queue_email
+
+    patient = session.get(Patient, patient_id)
+    if patient is None or patient.user_id is None or not patient.active:
+        return 0
+    user = session.get(User, patient.user_id)
+    if user is None or not user.active:
+        return 0
+    queued = 0
+    on = org_today(_org(session, patient))
+    dates = _completed_dates(session, patient, {s.instrument for s in patient_schedules})
+    for schedule in patient_schedules:
+        instrument = library().get(schedule.instrument)
+        if instrument is not None and not in_language(instrument, user.language):
+            # The portal will not hand it over (the care team goes through it with an
+            # interpreter): a reminder would send the patient to a check-in they cannot start.
+            continue
+        state = schedule_state(
+            start_on=schedule.start_on,
+            every_days=schedule.every_days,
+            end_on=schedule.end_on,
+            completed_on=dates[schedule.instrument],
+            today=on,
+        )
+        if state.status != "due" or state.due_on is None:
+            continue
+        if session.get(ReminderSent, (schedule.id, state.due_on)) is not None:
+            continue
+        try:
+            # Two workers can both get this far; the reminder's key lets one record it
+            # and the other (waiting on that key, then refused) queues nothing.
+            with session.begin_nested():
+                session.add(
+                    ReminderSent(schedule_id=schedule.id, due_on=state.due_on, queued_at=now())
+                )
+        except IntegrityError:
+            continue
+        from concord.i18n import gettext
+
+        queue_email(
+            session,
+            kind="checkin_reminder",
+            to=user.email,
+            organization_id=user.organization_id,
+            subject=gettext(user.language, "You have a check-in waiting in Concord"),
+            body=gettext(
+                user.language,
+                "Hello,\n\nA short check-in is waiting for you. "
+                "Sign in to complete it: %(url)s\n\nThis message was sent by "
+                "your care team's Concord.",
+                url=f"{base_url}/my",
+            ),
+        )
+        queued += 1
     return queued
 
 

@@ -11,7 +11,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Str
 from concord.accounts.service import EMAIL_RE
 from concord.patients.models import AdministrativeGender
 from concord.patients.service import NewPatient
-from concord.validation import Checkbox, OptText200, OptText500, Text200, blank_to_none
+from concord.validation import (
+    Checkbox,
+    OptText200,
+    OptText500,
+    Text200,
+    blank_to_none,
+    in_range,
+)
 
 
 def _email(value: str | None) -> str | None:
@@ -43,7 +50,7 @@ class PatientIn(BaseModel):
     family_name: Text200
     preferred_name: OptText200 = None
     pronouns: OptText200 = None
-    birth_date: Annotated[date, AfterValidator(_past)]
+    birth_date: Annotated[date, AfterValidator(_past), AfterValidator(in_range)]
     gender: AdministrativeGender = AdministrativeGender.unknown
     language: Literal["en", "es"] = "en"
     mrn: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]

@@ -4,17 +4,15 @@ create may carry an Idempotency-Key so a retry is not recorded twice."""
 
 # No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
 
-from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
-from concord.errors import PermissionDenied
+from concord.errors import NotFound, PermissionDenied
 from concord.i18n import Msg
 from concord.registry import caseload as cl
 from concord.registry import reviews as rv
@@ -22,8 +20,9 @@ from concord.registry import service as reg
 from concord.registry import tasks as tk
 from concord.registry.jobs import sync_patient_tasks
 from concord.registry.models import Contact, Episode, Recommendation, WorkTask
+from concord.validation import OptDate
 from concord.web.deps import ApiActor, ApiWriter, DbSession
-from concord.web.idempotency import claim, remember_result
+from concord.web.idempotency import Idempotent, create_once
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 
@@ -34,7 +33,7 @@ class Body(BaseModel):
 
 class EnrolIn(Body):
     program: str = Field(description="depression, anxiety, ptsd, substance_use, co_occurring")
-    started_on: date | None = None
+    started_on: OptDate = None
     care_manager_id: str | None = None
     consultant_id: str | None = None
 
@@ -49,7 +48,7 @@ class ContactBody(Body):
     kind: str
     mode: str
     minutes: int
-    occurred_on: date | None = None
+    occurred_on: OptDate = None
     note: str | None = None
     user_id: str | None = None
 
@@ -68,7 +67,7 @@ class ReviewBody(Body):
     minutes: int
     summary: str
     recommendations: list[RecommendationBody] = []
-    reviewed_on: date | None = None
+    reviewed_on: OptDate = None
     review_id: str | None = None
 
 
@@ -203,13 +202,26 @@ def enrol(
     body: EnrolIn,
     session: DbSession,
     actor: ApiWriter,
-    idempotency_key: str | None = Header(None),
+    idem: Idempotent,
 ) -> Any:
     acc = _team(session, actor, patient_id, "create")
-    earlier = claim(session, actor, idempotency_key)
-    if earlier is not None:
-        episode = session.get(Episode, access.parse_id(earlier.result))
-        return JSONResponse(episode_json(episode), headers={"Idempotent-Replayed": "true"})  # type: ignore[arg-type]
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=lambda: _enrol(session, acc, body),
+        replay=lambda result: episode_json(_earlier(session, Episode, result)),
+    )
+
+
+def _earlier(session: Session, model: Any, result: str) -> Any:
+    found = session.get(model, access.parse_id(result))
+    if found is None:
+        raise NotFound(Msg("The earlier submission with this key is not available."))
+    return found
+
+
+def _enrol(session: Session, acc: Any, body: EnrolIn) -> tuple[str, Any]:
     episode = reg.enroll(
         session,
         access=acc,
@@ -221,8 +233,7 @@ def enrol(
         ),
     )
     sync_patient_tasks(session, acc.patient.id)
-    remember_result(session, str(episode.id))
-    return episode_json(episode)
+    return str(episode.id), episode_json(episode)
 
 
 @router.post("/patients/{patient_id}/episodes/{episode_id}/status")
@@ -253,13 +264,19 @@ def log_contact(
     body: ContactBody,
     session: DbSession,
     actor: ApiWriter,
-    idempotency_key: str | None = Header(None),
+    idem: Idempotent,
 ) -> Any:
     acc = _team(session, actor, patient_id, "create")
-    earlier = claim(session, actor, idempotency_key)
-    if earlier is not None:
-        made = session.get(Contact, access.parse_id(earlier.result))
-        return JSONResponse(contact_json(made), headers={"Idempotent-Replayed": "true"})  # type: ignore[arg-type]
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=lambda: _log_contact(session, acc, body),
+        replay=lambda result: contact_json(_earlier(session, Contact, result)),
+    )
+
+
+def _log_contact(session: Session, acc: Any, body: ContactBody) -> tuple[str, Any]:
     made = reg.log_contact(
         session,
         access=acc,
@@ -273,8 +290,7 @@ def log_contact(
         ),
     )
     sync_patient_tasks(session, acc.patient.id)
-    remember_result(session, str(made.id))
-    return contact_json(made)
+    return str(made.id), contact_json(made)
 
 
 @router.post("/patients/{patient_id}/reviews", status_code=201)
@@ -298,12 +314,19 @@ def record_review(
     body: ReviewBody,
     session: DbSession,
     actor: ApiWriter,
-    idempotency_key: str | None = Header(None),
+    idem: Idempotent,
 ) -> Any:
     acc = _team(session, actor, patient_id, "update")
-    earlier = claim(session, actor, idempotency_key)
-    if earlier is not None:
-        return JSONResponse({"id": earlier.result}, headers={"Idempotent-Replayed": "true"})
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=lambda: _record_review(session, acc, body),
+        replay=lambda result: {"id": result},
+    )
+
+
+def _record_review(session: Session, acc: Any, body: ReviewBody) -> tuple[str, Any]:
     review = rv.record_review(
         session,
         access=acc,
@@ -316,8 +339,7 @@ def record_review(
         ),
     )
     sync_patient_tasks(session, acc.patient.id)
-    remember_result(session, str(review.id))
-    return {
+    return str(review.id), {
         "id": str(review.id),
         "status": review.status,
         "recommendations": [

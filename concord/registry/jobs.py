@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.accounts.models import Organization
 from concord.dates import org_today
+from concord.db import isolated
 from concord.patients.models import Patient
 from concord.registry.caseload import build_rows
 from concord.registry.models import Episode
@@ -44,8 +47,39 @@ def sync_all_tasks(session: Session) -> int:
             batch = [(e, p) for e, p in session.execute(query)]
             if not batch:
                 break
-            changed += sync_tasks_for(session, batch, org)
+            changed += _sync_isolated(session, batch, org)
             last = batch[-1][0].id
+    return changed
+
+
+def _sync_isolated(
+    session: Session, batch: list[tuple[Episode, Patient]], org: Organization
+) -> int:
+    """A batch at once (one set of queries for 500 episodes), in a savepoint; if it fails,
+    each episode on its own, so one bad record skips one patient (reported by
+    concord.db.isolated), not the clinic's task list."""
+    done = isolated(
+        session,
+        partial(sync_tasks_for, session, batch, org),
+        job="registry_tasks",
+        object_type="Organization",
+        object_id=org.id,
+        report=False,
+    )
+    if done is not None:
+        return int(done)
+    changed = 0
+    for episode, patient in batch:
+        changed += (
+            isolated(
+                session,
+                partial(sync_tasks_for, session, [(episode, patient)], org),
+                job="registry_tasks",
+                object_type="Episode",
+                object_id=episode.id,
+            )
+            or 0
+        )
     return changed
 
 

@@ -35,7 +35,7 @@ from concord.registry.models import (
     UserPreference,
 )
 from concord.registry.rules import FLAG_CODES
-from concord.validation import blank_to_none
+from concord.validation import blank_to_none, parse_date
 from concord.web.deps import Actor, ApiActor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -45,13 +45,7 @@ VIEW_KEY = "registry.caseload"
 
 
 def _date(value: Any, name: str) -> date | None:
-    text = blank_to_none(value)
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError:
-        raise InvalidInput.field(name, Msg("must be a date written as YYYY-MM-DD")) from None
+    return parse_date(value, name)
 
 
 def label(value: str, lang: str) -> str:

@@ -4,11 +4,9 @@ pages: a bad field gets a 422 naming it, and nothing is written."""
 
 # No `from __future__ import annotations`: FastAPI reads the body models from the annotations.
 
-from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -19,8 +17,9 @@ from concord.i18n import Msg
 from concord.safety import plans as safety_plans
 from concord.safety import service as safety
 from concord.safety.models import SafetyAlert
+from concord.validation import OptDateTime
 from concord.web.deps import ApiActor, ApiWriter, DbSession
-from concord.web.idempotency import claim, remember_result
+from concord.web.idempotency import Idempotent, create_once
 
 router = APIRouter(prefix="/api/v1", tags=["safety"])
 
@@ -38,7 +37,7 @@ class CloseIn(Body):
     outcome: str = Field(description="assessed, safety_plan, emergency or unreachable")
     note: str
     risk_after: str | None = Field(None, description="A tier, or none (needed after assessed)")
-    follow_up_due_at: datetime | None = Field(
+    follow_up_due_at: OptDateTime = Field(
         None, description="When to contact the patient again (with a time zone)"
     )
     no_follow_up: bool = False
@@ -129,19 +128,22 @@ def raise_flag(
     body: FlagIn,
     session: DbSession,
     actor: ApiWriter,
-    idempotency_key: str | None = Header(None),
+    idem: Idempotent,
 ) -> Any:
     """A clinician's risk flag (the manual-flag rule): an alert like any other."""
     acc = _team(session, actor, patient_id, "create")
-    earlier = claim(session, actor, idempotency_key)
-    if earlier is not None:
-        alert = safety.get_alert(session, access=acc, alert_id=earlier.result)
-        return JSONResponse(
-            alert_json(alert), status_code=200, headers={"Idempotent-Replayed": "true"}
-        )
-    alert = safety.raise_manual_flag(session, access=acc, tier=body.tier, reason=body.reason)
-    remember_result(session, str(alert.id))
-    return alert_json(alert)
+
+    def create() -> tuple[str, Any]:
+        alert = safety.raise_manual_flag(session, access=acc, tier=body.tier, reason=body.reason)
+        return str(alert.id), alert_json(alert)
+
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=create,
+        replay=lambda result: alert_json(safety.get_alert(session, access=acc, alert_id=result)),
+    )
 
 
 @router.get("/alerts")

@@ -23,6 +23,7 @@ from concord.i18n import N_, Msg, translate
 from concord.safety import plans as safety_plans
 from concord.safety import service as safety
 from concord.safety.models import NO_RISK, AlertOutcome
+from concord.validation import check_datetime_range, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -71,9 +72,9 @@ def _parse_local(value: Any, tz: str, name: str) -> datetime | None:
         raise InvalidInput.field(
             name, Msg("must be a date and time written as YYYY-MM-DDTHH:MM")
         ) from None
-    if naive.tzinfo is not None:
-        return naive
-    return naive.replace(tzinfo=ZoneInfo(tz))
+    when = naive if naive.tzinfo is not None else naive.replace(tzinfo=ZoneInfo(tz))
+    check_datetime_range(when, name)
+    return when
 
 
 # --- alerts ------------------------------------------------------------------------------------
@@ -653,15 +654,13 @@ def _figures_for(request: Request, session: DbSession, actor: Actor) -> safety.F
     errors = {}
 
     def day(name: str, default: Any) -> Any:
-        from datetime import date
-
         raw = request.query_params.get(name)
         if not raw:
             return default
         try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            errors[name] = Msg("must be a date written as YYYY-MM-DD")
+            return parse_date(raw, name) or default
+        except InvalidInput as exc:
+            errors.update(exc.errors)
             return default
 
     start = day("from", today - timedelta(days=89))

@@ -23,6 +23,7 @@ from concord.accounts.models import CLINICAL_ROLES
 
 DEFAULT_FILE = Path(__file__).parent / "risk-rules.yaml"
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,59}$")
+MAX_DURATION = timedelta(days=3650)
 DURATION_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
 FHIR_PRIORITIES = ("routine", "urgent", "asap", "stat")
 EVENTS = ("manual-flag", "missed-follow-up")
@@ -137,9 +138,17 @@ def parse_duration(value: Any, where: str) -> timedelta:
     if not match or int(match.group(1)) == 0:
         raise RuleFileError(where, "must be a time such as 15m, 4h or 3d (minutes, hours, days)")
     amount, unit = int(match.group(1)), match.group(2)
-    return {"m": timedelta(minutes=amount), "h": timedelta(hours=amount)}.get(
-        unit, timedelta(days=amount)
-    )
+    try:
+        duration = {"m": timedelta(minutes=amount), "h": timedelta(hours=amount)}.get(
+            unit, timedelta(days=amount)
+        )
+    except OverflowError:
+        duration = timedelta.max
+    # A deadline is added to the time an alert is raised or escalated; one past year 9999
+    # raised OverflowError there, in the middle of a safety alert.
+    if duration > MAX_DURATION:
+        raise RuleFileError(where, "must be at most 3650d (ten years)")
+    return duration
 
 
 def format_duration(value: timedelta) -> str:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
 from concord.clock import now
-from concord.db import core
+from concord.db import core, isolated
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg, gettext
 from concord.measures.models import MeasureResponse, ResponseStatus
@@ -874,7 +874,15 @@ def escalate_due(session: Session, *, limit: int = 100) -> int:
         query = query.with_for_update(skip_locked=True, of=SafetyAlert)
     moved = 0
     for alert in session.scalars(query).all():
-        if _escalate(session, alert, at):
+        # One alert at a time (concord.db.isolated): one that cannot be moved is reported
+        # and the others still are.
+        if isolated(
+            session,
+            partial(_escalate, session, alert, at),
+            job="escalation",
+            object_type="SafetyAlert",
+            object_id=alert.id,
+        ):
             moved += 1
     return moved
 
@@ -973,35 +981,45 @@ def raise_missed_follow_ups(session: Session, *, limit: int = 100) -> int:
         query = query.with_for_update(skip_locked=True, of=SafetyAlert)
     raised = 0
     for parent in session.scalars(query).all():
-        patient = session.get(Patient, parent.patient_id)
-        org = session.get(Organization, parent.organization_id)
-        assert patient is not None and org is not None
-        rules = rules_for(session, org.id)
-        rule = rules.event_rule("missed-follow-up")
-        with session.begin_nested():
-            _create(
-                session,
-                org=org,
-                patient=patient,
-                rules=rules,
-                rule=rule,
-                tier=rule.tier,
-                triggers=[
-                    {
-                        "rule": rule.id,
-                        "name": dict(rule.name),
-                        "follow_up_of": str(parent.id),
-                        "due": parent.follow_up_due_at.isoformat()
-                        if parent.follow_up_due_at
-                        else None,
-                    }
-                ],
-                source_kind=AlertSource.follow_up,
-                by=None,
-                follow_up_of=parent,
-            )
-        raised += 1
+        # Each in its own savepoint (concord.db.isolated): one that fails is reported and
+        # the others are still raised.
+        if isolated(
+            session,
+            partial(_raise_missed_follow_up, session, parent),
+            job="follow_ups",
+            object_type="SafetyAlert",
+            object_id=parent.id,
+        ):
+            raised += 1
     return raised
+
+
+def _raise_missed_follow_up(session: Session, parent: SafetyAlert) -> bool:
+    patient = session.get(Patient, parent.patient_id)
+    org = session.get(Organization, parent.organization_id)
+    assert patient is not None and org is not None
+    rules = rules_for(session, org.id)
+    rule = rules.event_rule("missed-follow-up")
+    _create(
+        session,
+        org=org,
+        patient=patient,
+        rules=rules,
+        rule=rule,
+        tier=rule.tier,
+        triggers=[
+            {
+                "rule": rule.id,
+                "name": dict(rule.name),
+                "follow_up_of": str(parent.id),
+                "due": parent.follow_up_due_at.isoformat() if parent.follow_up_due_at else None,
+            }
+        ],
+        source_kind=AlertSource.follow_up,
+        by=None,
+        follow_up_of=parent,
+    )
+    return True
 
 
 # --- the patient's risk status -------------------------------------------------------------------

@@ -198,6 +198,30 @@ class TestEditing:
         assert first.json()["id"] == second.json()["id"]
         assert goals(session) == 2
 
+    def test_a_key_sent_again_with_a_different_body_is_a_conflict(
+        self, client, session, people, plan
+    ):
+        # Issue 16, item 4: the second goal was answered "replayed" with the first and
+        # silently dropped.
+        headers = {**bearer(session, people.care_manager), "Idempotency-Key": "visit-42-goal-2"}
+        url = f"/api/v1/patients/{people.patient.id}/careplan/goals"
+        body = {"statement": "Cook dinner twice a week", "category": "daily_functioning"}
+        assert client.post(url, json=body, headers=headers).status_code == 201
+        other = client.post(url, json={**body, "statement": "Walk daily"}, headers=headers)
+        assert other.status_code == 409, other.text
+        assert "different request" in other.json()["detail"]
+        # The same key on another route is not a repeat either.
+        elsewhere = client.post(
+            f"/api/v1/patients/{people.patient.id}/careplan/comments",
+            json={"body": "Cook dinner twice a week"},
+            headers=headers,
+        )
+        assert elsewhere.status_code == 409
+        assert goals(session) == 2
+        # The same bytes again are still a replay.
+        again = client.post(url, json=body, headers=headers)
+        assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+
     def test_idempotency_keys_belong_to_their_user(self, client, session, people, plan):
         body = {"statement": "Same key, different person", "category": "wellbeing"}
         url = f"/api/v1/patients/{people.patient.id}/careplan/goals"

@@ -367,6 +367,18 @@ class TestThePatientsPortal:
         sign_in(CM)
         assert "Can we meet later?" in client.get(f"/patients/{people.patient.id}/plan").text
 
+    def test_a_form_sent_again_with_other_words_is_not_taken_for_the_first(
+        self, client, people, plan, sign_in, session
+    ):
+        # Issue 16, item 4: the form's one-time key with different content was answered as a
+        # repeat of the first and the new words dropped without a word.
+        token = sign_in(PATIENT)
+        data = {"csrf_token": token, "idem": uuid.uuid4().hex, "body": "Can we meet later?"}
+        assert client.post("/my/plan/comments", data=data).status_code == 303
+        other = client.post("/my/plan/comments", data={**data, "body": "Actually, not today"})
+        assert other.status_code == 409
+        assert count(session, PlanComment) == 1
+
     def test_a_patient_marks_a_step_done(self, client, people, plan, sign_in, session):
         step = plans.load_contents(session, plan).action_steps[0]
         token = sign_in(PATIENT)

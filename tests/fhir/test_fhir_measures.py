@@ -335,3 +335,183 @@ def test_the_capability_statement_offers_the_new_resources(client):
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert {"Questionnaire", "QuestionnaireResponse", "Observation"} <= set(resources)
     assert {"code": "create"} in resources["QuestionnaireResponse"]["interaction"]
+
+
+class TestDatesAndCommit:
+    """Issue 16, item 3: a response dated year 0001 was stored, answered 500, and then broke
+    the patient's pages, searches and the reminders job."""
+
+    @pytest.mark.parametrize(
+        "authored",
+        ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00", "1899-12-31T23:59:59Z"],
+    )
+    def test_a_response_from_before_1900_is_refused_naming_authored(
+        self, client, session, people, token, authored
+    ):
+        body = ehr_response(people.patient.id, [1] * 9)
+        body["authored"] = authored
+        response = post(client, body, token)
+        assert response.status_code == 422, response.text
+        outcome = OperationOutcome.model_validate(response.json())
+        diagnostics = {i.expression[0]: i.diagnostics for i in outcome.issue}
+        assert "between 1900 and 2200" in diagnostics["authored"]
+        assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 0
+        # The patient's record still reads.
+        assert client.get("/fhir/QuestionnaireResponse", headers=token).status_code == 200
+
+    def test_an_answer_that_fails_its_check_commits_nothing(
+        self, client, session, people, token, monkeypatch
+    ):
+        # Whatever makes the answer unsendable, the response it describes is not kept: the
+        # answer is checked before the commit, not after.
+        from concord.fhir import routes
+
+        def broken(resource):
+            raise ValueError("not a valid resource")
+
+        monkeypatch.setattr(routes.mapping, "validate", broken)
+        client_500 = client.__class__(client.app, raise_server_exceptions=False)
+        response = client_500.post(
+            "/fhir/QuestionnaireResponse",
+            json=ehr_response(people.patient.id, [1] * 9),
+            headers={**token, "Content-Type": "application/fhir+json"},
+        )
+        assert response.status_code == 500
+        assert session.scalar(select(func.count()).select_from(MeasureResponse)) == 0
+
+
+def _count(session, model=MeasureResponse):
+    return session.scalar(select(func.count()).select_from(model))
+
+
+class TestSameIdentifierDifferentContent:
+    """Issue 16, item 4: the same identifier with different answers was answered "replayed"
+    and the new answers (item 9 now 3) dropped, with no alert."""
+
+    def test_different_content_under_the_same_identifier_is_a_conflict(
+        self, client, session, people, token
+    ):
+        first = post(client, ehr_response(people.patient.id, [1] * 9), token)
+        assert first.status_code == 201
+        changed = ehr_response(people.patient.id, [1, 1, 1, 1, 1, 1, 1, 1, 3])
+        second = post(client, changed, token)
+        assert second.status_code == 409, second.text
+        assert "amended" in OperationOutcome.model_validate(second.json()).issue[0].diagnostics
+        assert _count(session) == 1
+        assert session.scalar(select(MeasureResponse)).answers["9"] == 1
+
+    def test_a_replay_must_be_the_same_bytes(self, client, session, people, token):
+        body = ehr_response(people.patient.id, [1] * 9)
+        raw = json.dumps(body).encode()
+        headers = {**token, "Content-Type": "application/fhir+json"}
+        first = client.post("/fhir/QuestionnaireResponse", content=raw, headers=headers)
+        again = client.post("/fhir/QuestionnaireResponse", content=raw, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert again.headers["Idempotent-Replayed"] == "true"
+        body["language"] = "es"  # the same answers, but not the same request
+        other = client.post(
+            "/fhir/QuestionnaireResponse", content=json.dumps(body).encode(), headers=headers
+        )
+        assert other.status_code == 409
+        assert _count(session) == 1
+
+    def test_amended_rescores_raises_the_alert_and_keeps_the_old_version(
+        self, client, session, people, token
+    ):
+        first = post(client, ehr_response(people.patient.id, [1, 1, 1, 1, 1, 1, 1, 1, 0]), token)
+        assert _count(session, SafetyAlert) == 0
+        amended = ehr_response(people.patient.id, [1, 1, 1, 1, 1, 1, 1, 1, 3])
+        amended["status"] = "amended"
+        response = post(client, amended, token)
+        assert response.status_code == 201, response.text
+        resource = QuestionnaireResponse.model_validate(response.json())
+        assert resource.status == "amended" and resource.id != first.json()["id"]
+        assert resource.identifier.value == "visit-1"
+        session.expire_all()
+        rows = {str(r.id): r for r in session.scalars(select(MeasureResponse))}
+        old, new = rows[first.json()["id"]], rows[resource.id]
+        assert old.status == "superseded" and old.answers["9"] == 0  # history kept
+        assert old.scores["total"]["value"] == 8
+        assert new.status == "completed" and new.amends_id == old.id
+        assert new.scores["total"]["value"] == 11
+        assert session.scalar(select(SafetyAlert)).tier == "urgent"  # item 9 = 3
+        # Only the amendment is current: one score in the FHIR search, and the old version's
+        # change is in the audit trail.
+        bundle = client.get(
+            "/fhir/Observation",
+            params={"patient": people.patient.id, "code": "44261-6"},
+            headers=token,
+        ).json()
+        assert [e["resource"]["valueQuantity"]["value"] for e in bundle["entry"]] == [11]
+        from concord.audit.models import AuditEvent
+
+        assert session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.object_id == str(old.id), AuditEvent.action == "update"
+            )
+        ).detail["amended_by"] == str(new.id)
+        # Sending the amendment again is a replay of it.
+        again = post(client, amended, token)
+        assert again.status_code == 200 and again.json()["id"] == resource.id
+
+    def test_an_amendment_must_answer_the_same_questionnaire(self, client, session, people, token):
+        post(client, ehr_response(people.patient.id, [1] * 9), token)
+        gad7 = {
+            "resourceType": "QuestionnaireResponse",
+            "questionnaire": "https://concord-care.org/fhir/Questionnaire/GAD-7",
+            "status": "amended",
+            "subject": {"reference": f"Patient/{people.patient.id}"},
+            "authored": "2026-11-21T10:00:00Z",
+            "identifier": {"system": "urn:ehr:visits", "value": "visit-1"},
+            "item": [{"linkId": str(n), "answer": [{"valueInteger": 1}]} for n in range(1, 8)],
+        }
+        response = post(client, gad7, token)
+        assert response.status_code == 409, response.text
+        session.expire_all()
+        assert [r.status for r in session.scalars(select(MeasureResponse))] == ["completed"]
+
+    def test_if_none_exist_returns_the_match_without_creating(self, client, session, people, token):
+        first = post(client, ehr_response(people.patient.id, [1] * 9), token)
+        other = ehr_response(people.patient.id, [2] * 9, identifier="visit-2")
+        for criteria in ("identifier=urn:ehr:visits|visit-1", "identifier=visit-1"):
+            response = client.post(
+                "/fhir/QuestionnaireResponse",
+                json=other,
+                headers={
+                    **token,
+                    "Content-Type": "application/fhir+json",
+                    "If-None-Exist": criteria,
+                },
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["id"] == first.json()["id"]
+        assert _count(session) == 1
+        response = client.post(
+            "/fhir/QuestionnaireResponse",
+            json=other,
+            headers={
+                **token,
+                "Content-Type": "application/fhir+json",
+                "If-None-Exist": "identifier=urn:ehr:visits|visit-2",
+            },
+        )
+        assert response.status_code == 201
+        assert _count(session) == 2
+        statement = client.get("/fhir/metadata").json()
+        resources = statement["rest"][0]["resource"]
+        (qr,) = [r for r in resources if r["type"] == "QuestionnaireResponse"]
+        assert qr["conditionalCreate"] is True
+
+    @pytest.mark.parametrize("criteria", ["patient=x", "identifier=a&status=completed", "x"])
+    def test_if_none_exist_refuses_what_it_cannot_honour(
+        self, client, session, people, token, criteria
+    ):
+        response = client.post(
+            "/fhir/QuestionnaireResponse",
+            json=ehr_response(people.patient.id, [1] * 9),
+            headers={**token, "Content-Type": "application/fhir+json", "If-None-Exist": criteria},
+        )
+        assert response.status_code == 422, response.text
+        outcome = OperationOutcome.model_validate(response.json())
+        assert outcome.issue[0].expression == ["If-None-Exist"]
+        assert _count(session) == 0

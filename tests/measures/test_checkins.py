@@ -441,6 +441,23 @@ class TestReminders:
             assert "http://concord.test/my" in message.body
             assert "PHQ" not in message.body and "GAD" not in message.body
 
+    def test_no_reminder_for_a_check_in_not_in_the_patients_language(
+        self, session, people, plan
+    ):
+        """The portal will not hand a Spanish speaker an English-only questionnaire (the team
+        goes through it with an interpreter), so no reminder sends them to it."""
+        measures.add_schedule(
+            session,
+            access=acc_for(session, people.care_manager, people.patient),
+            instrument_code="WHO-5",
+            every_days=28,
+        )
+        people.patient_user.language = "es"
+        session.flush()
+        assert not measures.in_language(measures.get_instrument("WHO-5"), "es")
+        # PHQ-9 and GAD-7 are in Spanish; WHO-5 is not (3 reminders for an English speaker).
+        assert measures.queue_reminders(session, base_url="http://concord.test") == 2
+
     def test_the_next_due_date_gets_its_own_reminder(self, session, people, plan, clock):
         measures.queue_reminders(session, base_url="http://x")
         clock.advance(days=14)
@@ -462,6 +479,47 @@ class TestReminders:
         clock.advance(minutes=2)
         assert send_pending(factory, mailer) == 2
         assert {e.to for e in mailer.sent} == {"pat@patients.example.org"}
+
+    def test_one_unreadable_record_skips_its_patient_not_everyones(
+        self, session, people, plan, factory, caplog
+    ):
+        # Issue 16, item 3: a response dated year 0001 (stored before dates were checked)
+        # made the reminders job fail every 30 s for every patient: it was one transaction.
+        import logging
+        from datetime import UTC, datetime
+
+        from concord.worker import queue_reminders_job
+
+        create_plan(
+            session, people, patient=people.other_patient, by=people.outsider, activate=True
+        )
+        session.add(
+            MeasureResponse(
+                patient_id=people.patient.id,
+                instrument="PHQ-9",
+                instrument_version="1",
+                status="completed",
+                mode="external",
+                entered_by_id=people.care_manager.id,
+                completed_at=datetime(1, 1, 1, tzinfo=UTC),
+                answers={},
+                scores={},
+                flags={},
+            )
+        )
+        commit(session)
+        skipped = []
+        with caplog.at_level(logging.ERROR, logger="concord.db"):
+            assert queue_reminders_job(factory, "http://x", skipped) == 2
+        session.expire_all()
+        recipients = {m.recipient for m in session.scalars(select(OutboxMessage))}
+        assert recipients == {people.other_patient_user.email}
+        assert [(s.job, s.object_type, s.object_id) for s in skipped] == [
+            ("reminders", "Patient", str(people.patient.id))
+        ]
+        # Reported by record, without the patient's data.
+        assert f"skipped Patient {people.patient.id}: OverflowError" in caplog.text
+        assert people.patient.family_name not in caplog.text
 
     def test_a_rolled_back_change_queues_nothing(self, session, people, plan):
         before = count(session, OutboxMessage)

@@ -13,9 +13,9 @@ from concord.careplans import service as plans
 from concord.errors import Conflict, InvalidInput
 from concord.registry import reviews as rv
 from concord.registry.jobs import sync_all_tasks
-from concord.registry.models import CaseReview, Contact, Recommendation, WorkTask
+from concord.registry.models import CaseReview, Contact, Episode, Recommendation, WorkTask
 from tests.conftest import commit
-from tests.factories import acc_for
+from tests.factories import acc_for, create_plan
 from tests.registry.conftest import contact, days_ago, enroll, phq9
 
 CM = "cara@test.example.org"
@@ -269,6 +269,30 @@ def test_flag_tasks_open_and_close_with_the_flags(session, people, plan, clock):
     session.refresh(task)
     assert task.status == "done" and "no longer applies" in task.close_note
     del episode
+
+
+def test_one_bad_episode_skips_its_patient_not_the_clinics_tasks(session, people, plan, factory):
+    # Issue 16, item 3: the task sync worked 500 episodes in one go; one record it could not
+    # read stopped every patient's tasks. The batch is retried an episode at a time.
+    from sqlalchemy import update
+
+    from concord.worker import registry_tasks_job
+
+    create_plan(session, people, patient=people.other_patient, by=people.outsider, activate=True)
+    good = enroll(session, people, started_on=days_ago(1))
+    bad = enroll(session, people, people.other_patient, started_on=days_ago(1), by=people.outsider)
+    session.execute(update(Episode).where(Episode.id == bad.id).values(program="unknown"))
+    commit(session)
+    skipped = []
+    assert registry_tasks_job(factory, skipped) >= 1
+    session.expire_all()
+    sources = session.scalars(select(WorkTask.source)).all()
+    assert any(s.startswith("flag:needs_initial_assessment:") for s in sources)
+    owners = {t.patient_id for t in session.scalars(select(WorkTask))}
+    assert owners == {good.patient_id}
+    assert [(s.job, s.object_type, s.object_id) for s in skipped] == [
+        ("registry_tasks", "Episode", str(bad.id))
+    ]
 
 
 def test_my_tasks_page(client, session, people, plan, sign_in):

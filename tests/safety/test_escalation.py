@@ -198,6 +198,37 @@ class TestTheChain:
         (mail,) = safety_mail(session, "consultant@test.example.org")
         assert "passed to you" in mail.subject and "Pat" not in mail.body + mail.subject
 
+    def test_one_alert_that_cannot_move_does_not_hold_up_the_others(
+        self, session, factory, people, plan, clock
+    ):
+        # Issue 16, item 3: a job is one transaction, so one bad record stopped the job for
+        # everyone. Each alert now moves (or fails) on its own, and the one skipped is named.
+        from sqlalchemy import update
+
+        create_plan(
+            session, people, patient=people.other_patient, by=people.outsider, activate=True
+        )
+        stuck = urgent_alert(session, people)
+        moving = respond(
+            session,
+            people,
+            "PHQ-9",
+            phq9([1, 1, 1, 1, 1, 1, 1, 1, 2]),
+            by=people.outsider,
+            patient=people.other_patient,
+        ).alert
+        session.execute(update(SafetyAlert).where(SafetyAlert.id == stuck.id).values(chain=5))
+        commit(session)
+        clock.advance(hours=1)
+        skipped = []
+        assert escalate_job(factory, skipped) == 1
+        session.expire_all()
+        assert session.get(SafetyAlert, moving.id).step == 1
+        assert session.get(SafetyAlert, stuck.id).step == 0
+        assert [(s.job, s.object_type, s.object_id) for s in skipped] == [
+            ("escalation", "SafetyAlert", str(stuck.id))
+        ]
+
 
 class TestMissedFollowUps:
     def close_with_follow_up(self, session, people, alert, **kwargs):
