@@ -66,7 +66,7 @@ def everything(live, with_safety):  # noqa: F811
                         completed_at=clock.now() - timedelta(days=days),
                     ),
                 )
-            create_patient(
+            rosa = create_patient(
                 session,
                 people.org,
                 people.north,
@@ -76,6 +76,12 @@ def everything(live, with_safety):  # noqa: F811
                 mrn="N-2",
                 email="rosa@patients.example.org",
                 language="es",
+            )
+            # Two programs, so the caseload has two instruments' columns.
+            reg.enroll(
+                session,
+                access=acc_for(session, people.care_manager, rosa),
+                data=reg.Enrolment(program="co_occurring", started_on=today - timedelta(days=30)),
             )
         from sqlalchemy import select
 
@@ -97,7 +103,7 @@ def test_no_page_scrolls_sideways(live, browser, everything, width):
         f"/patients/{pid}/measures",
         "/patients/" + str(pid) + "/measures/record/PHQ-9",
         f"/patients/{pid}/measures/responses/{everything.response_id}",
-        "/registry?scope=teams",
+        "/registry?scope=teams&flags=&programs=&statuses=",
     ]
     pages["pat@patients.example.org"] += ["/my/check-ins", "/my/progress"]
     pages["rosa@patients.example.org"] = [
@@ -125,6 +131,14 @@ def test_no_page_scrolls_sideways(live, browser, everything, width):
                 found = page.evaluate(MEASURE)
                 if found["scroll"] > found["width"] or found["loose"]:
                     wide.append(f"{email} {path}: {found}")
+                if width == "laptop" and path.startswith("/registry?"):
+                    # The caseload fits a laptop: no sideways scrolling, even inside its box.
+                    box = page.evaluate(
+                        "() => { const w = document.querySelector('.table-wrap');"
+                        " return [w.scrollWidth, w.clientWidth]; }"
+                    )
+                    if box[0] > box[1]:
+                        wide.append(f"{email} {path}: the caseload is {box[0]} px in {box[1]}")
         finally:
             context.close()
     assert wide == [], "\n".join(wide)
