@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess, deny, parse_id
@@ -450,24 +450,31 @@ def record_review(
         review_id=review.id,
     )
     for kind, text in recommendations:
-        rec = Recommendation(
-            review_id=review.id,
-            patient_id=access.patient.id,
-            kind=kind,
-            text=text,
-            status=RecommendationStatus.proposed,
-            proposed_at=now(),
+        session.add(
+            Recommendation(
+                review_id=review.id,
+                patient_id=access.patient.id,
+                kind=kind,
+                text=text,
+                status=RecommendationStatus.proposed,
+                proposed_at=now(),
+            )
         )
-        session.add(rec)
+    if recommendations:
         session.flush()
+        # One task for the review's recommendations, not one identical task each: the care
+        # manager decides them together with the patient; it closes when the last is decided.
         tasks.open_task(
             session,
             organization_id=access.patient.organization_id,
             patient_id=access.patient.id,
             owner_id=episode.care_manager_id,
-            title="Decide on the psychiatric consultant's recommendation with the patient",
-            detail=text,
-            source=f"recommendation:{rec.id}",
+            title="Decide on the psychiatric consultant's recommendation with the patient"
+            if len(recommendations) == 1
+            else "Decide on the psychiatric consultant's %d recommendations with the patient"
+            % len(recommendations),
+            detail="\n".join(f"- {text}" for _, text in recommendations),
+            source=f"recommendation:review-{review.id}",
             due_on=on + timedelta(days=RECOMMENDATION_DAYS),
             priority="urgent",
             by=access.by,
@@ -607,6 +614,22 @@ def decide(
     rec.decided_at = now()
     rec.decided_by = access.by
     rec.version += 1
+    session.flush()
+    undecided = session.scalar(
+        select(func.count()).where(
+            Recommendation.review_id == rec.review_id,
+            Recommendation.status == RecommendationStatus.proposed,
+        )
+    )
+    if not undecided:
+        tasks.close_tasks(
+            session,
+            patient_id=access.patient.id,
+            source=f"recommendation:review-{rec.review_id}",
+            note="Every recommendation decided.",
+            by=access.by,
+        )
+    # A task opened one per recommendation (before one per review).
     tasks.close_tasks(
         session,
         patient_id=access.patient.id,

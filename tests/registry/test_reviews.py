@@ -104,8 +104,12 @@ def test_review_to_revision(session, not_improving):
     )
     recs = session.scalars(select(Recommendation).order_by(Recommendation.text)).all()
     assert [r.status for r in recs] == ["proposed", "proposed"]
+    # One task for the review's two recommendations, not two identical ones (issue 16, 12).
     tasks = session.scalars(select(WorkTask).where(WorkTask.source.like("recommendation:%"))).all()
-    assert {t.owner_id for t in tasks} == {people.care_manager.id} and len(tasks) == 2
+    assert [t.owner_id for t in tasks] == [people.care_manager.id]
+    assert tasks[0].source == f"recommendation:review-{review.id}"
+    assert "Increase sertraline to 150 mg daily" in tasks[0].detail
+    assert "2 recommendations" in tasks[0].title
     assert (
         session.scalar(select(WorkTask).where(WorkTask.source == f"review:{review.id}")).status
         == "done"
@@ -118,6 +122,7 @@ def test_review_to_revision(session, not_improving):
     with pytest.raises(InvalidInput):
         rv.decide(session, access=cm, rec_id=therapy.id, accept=False, reason="")
     rv.decide(session, access=cm, rec_id=dose.id, accept=True, reason="Agreed with Pat today")
+    assert tasks[0].status == "open"  # one of two decided
     rv.decide(
         session,
         access=cm,
