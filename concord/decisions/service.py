@@ -243,6 +243,10 @@ def add_question(
         },
     ]
     _touch(session, access, decision, ["questions"])
+    if access.is_self:
+        from concord.safety.notices import notify_care_team
+
+        notify_care_team(session, patient_id=access.patient.id, kind="patient_question")
     return decision
 
 

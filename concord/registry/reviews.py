@@ -677,4 +677,7 @@ def patient_view(
         patient_id=access.patient.id,
         detail={"patient_view": rec.patient_view},
     )
+    from concord.safety.notices import notify_care_team
+
+    notify_care_team(session, patient_id=access.patient.id, kind="patient_view")
     return rec

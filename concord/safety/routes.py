@@ -22,6 +22,7 @@ from concord.i18n import N_, Msg, translate
 from concord.safety import plans as safety_plans
 from concord.safety import service as safety
 from concord.safety.models import NO_RISK, AlertOutcome
+from concord.safety.notices import KINDS as NOTICE_PAGES
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -90,6 +91,7 @@ def alerts_page(request: Request, session: DbSession, actor: WebActor) -> Respon
             "include_closed": include_closed,
             "now": now(),
             "notifications": safety.notifications_for(session, actor.user),
+            "notice_pages": NOTICE_PAGES,
         },
     )
 
