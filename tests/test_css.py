@@ -34,14 +34,13 @@ def test_the_focus_ring_stands_out_on_every_background_it_is_drawn_on():
     """WCAG 2.2 2.4.11 / 2.1 1.4.11: a focus indicator needs 3:1 against what is next to it."""
     assert re.search(r":focus-visible\s*\{[^}]*outline:\s*3px solid var\(--focus\)", CSS)
     ring = _var("focus")
-    pages = {
-        name: _var(name)
-        for name in ("paper", "wash", "ok-bg", "warn-bg", "bad-bg")
-    } | {"notice": "#e8f3f8", "white": "#ffffff"}
+    pages = {name: _var(name) for name in ("paper", "wash", "ok-bg", "warn-bg", "bad-bg")}
+    pages |= {"notice": "#e8f3f8", "white": "#ffffff"}
     weak = {n: round(contrast(ring, c), 2) for n, c in pages.items() if contrast(ring, c) < 3}
     assert weak == {}
     # The top bar is the brand colour: its ring has its own colour.
-    assert re.search(r"\.topbar :focus-visible\s*\{\s*outline-color:\s*var\(--focus-on-brand\)", CSS)
+    on_brand = r"\.topbar :focus-visible\s*\{\s*outline-color:\s*var\(--focus-on-brand\)"
+    assert re.search(on_brand, CSS)
     assert contrast(_var("focus-on-brand"), _var("brand")) >= 3
 
 

@@ -15,18 +15,26 @@ WIDTHS = {"laptop": (1366, 768), "phone": (390, 844)}
 # without a scrolling box (a .table-wrap, or any element that scrolls) between it and the page.
 MEASURE = """() => {
   const width = document.documentElement.clientWidth;
-  const scrolls = el => { for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
-      const s = getComputedStyle(p); if (/(auto|scroll|hidden)/.test(s.overflowX)) return true; }
-    return false; };
+  const scrolls = el => {
+    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      if (/(auto|scroll|hidden)/.test(getComputedStyle(p).overflowX)) return true;
+    }
+    return false;
+  };
+  const name = el => el.tagName.toLowerCase()
+    + (typeof el.className === 'string' && el.className.trim()
+       ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
   const out = [];
   for (const el of document.body.querySelectorAll('*')) {
     const r = el.getBoundingClientRect();
     if (r.width === 0 && r.height === 0) continue;
     if (r.right > width + 1 && !scrolls(el)) {
-      out.push(el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '') + ' right=' + Math.round(r.right) + ' "' + (el.textContent || '').trim().slice(0, 40) + '"');
+      out.push(name(el) + ' right=' + Math.round(r.right)
+        + ' "' + (el.textContent || '').trim().slice(0, 40) + '"');
     }
   }
-  const loose = [...document.querySelectorAll('table')].filter(t => !t.closest('.table-wrap') && t.getBoundingClientRect().right > width + 1).length;
+  const loose = [...document.querySelectorAll('table')].filter(
+    t => !t.closest('.table-wrap') && t.getBoundingClientRect().right > width + 1).length;
   return {scroll: document.documentElement.scrollWidth, width, out: out.slice(0, 5), loose};
 }"""
 
