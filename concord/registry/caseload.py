@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -152,6 +152,11 @@ def open_episodes(session: Session, by: User, *, scope: str) -> list[tuple[Episo
     return [(e, p) for e, p in session.execute(query)]
 
 
+def _aware(value: datetime) -> datetime:
+    # SQLite gives an aggregate's datetime back without its zone; stored times are UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _local_date(value: datetime, tz: ZoneInfo) -> date:
     return value.astimezone(tz).date()
 
@@ -238,16 +243,18 @@ def build_rows(
                 Point(_local_date(effective_at, zone), value, band)
             )
 
-    alerts = dict(
-        session.execute(
-            select(SafetyAlert.patient_id, func.count())
-            .where(
-                among(session, SafetyAlert.patient_id, ids),
-                SafetyAlert.status != AlertStatus.closed,
-            )
-            .group_by(SafetyAlert.patient_id)
-        ).all()
-    )
+    alerts: dict[uuid.UUID, int] = {}
+    alert_since: dict[uuid.UUID, date] = {}
+    for patient_id, count, oldest in session.execute(
+        select(SafetyAlert.patient_id, func.count(), func.min(SafetyAlert.created_at))
+        .where(
+            among(session, SafetyAlert.patient_id, ids),
+            SafetyAlert.status != AlertStatus.closed,
+        )
+        .group_by(SafetyAlert.patient_id)
+    ):
+        alerts[patient_id] = count
+        alert_since[patient_id] = _local_date(_aware(oldest), zone)
     queued: set[uuid.UUID] = set()
     reviewed: dict[uuid.UUID, date] = {}
     for episode_id, status, reviewed_on in session.execute(
@@ -343,6 +350,7 @@ def build_rows(
             review_cue=bool(main_progress and main_progress.review_cue),
             checkins_overdue=sorted(overdue),
             open_alerts=alerts.get(patient_id, 0),
+            alert_since=alert_since.get(patient_id),
             plan_review=plan.review,
             awaiting_agreement=plan.awaiting_agreement,
             pending_recommendations=pending.get(patient_id, []),

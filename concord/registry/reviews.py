@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -282,10 +283,12 @@ def queue(session: Session, *, by: User) -> list[QueueItem]:
         if request is not None:
             reasons.append((URGENCY.get(request.reason, 3), request.reason))
         urgency, reason = min(reasons)
+        # When the request was made (the organization's date), else when the flag began: never
+        # the episode's start, which is weeks before anyone asked.
         since = (
-            request.requested_at.date()
+            request.requested_at.astimezone(ZoneInfo(org.timezone)).date()
             if request is not None
-            else next((f.since for f in flagged if f.since), row.episode.started_on)
+            else min((f.since for f in flagged if f.since), default=on)
         )
         items.append(QueueItem(row.patient, row.episode, reason, urgency, since, request, row))
     items.sort(key=lambda i: (i.urgency, i.waiting_since))

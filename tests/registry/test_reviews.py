@@ -302,3 +302,24 @@ def test_two_workers_run_the_registry_job_once_per_period(session, factory, cloc
     assert claim_run(session, "registry_tasks", timedelta(minutes=15)) is False
     clock.advance(minutes=1)
     assert claim_run(session, "registry_tasks", timedelta(minutes=15)) is True
+
+
+def test_waiting_since_is_when_the_flag_began_or_the_request_was_made(
+    session, not_improving, clock
+):
+    """Issue 16, item 12: "waiting since" showed the episode's start (63 days ago)."""
+    from datetime import timedelta
+
+    people = not_improving
+    started = days_ago(63)
+    (item,) = rv.queue(session, by=people.consultant)
+    assert item.waiting_since == started + timedelta(weeks=8)  # not improving from week 8
+    clock.advance(days=1)
+    rv.request_review(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        question="Next step?",
+    )
+    commit(session)
+    (item,) = rv.queue(session, by=people.consultant)
+    assert item.waiting_since == clock.now().date() != started
