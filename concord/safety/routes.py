@@ -134,6 +134,7 @@ def _alert_context(
         )
     plan = safety_plans.plan_for(session, acc, audit=False)
     safety.mark_read(session, acc.by, alert.id)
+    events = safety.alert_events(session, alert.id)
     context = {
         "acc": acc,
         "patient": acc.patient,
@@ -141,7 +142,8 @@ def _alert_context(
         "tab": "safety",
         "alert": alert,
         "current_alert_id": alert.id,
-        "events": safety.alert_events(session, alert.id),
+        "events": events,
+        "outcomes_done": safety.outcomes_of(events, alert),
         "chain": chain,
         "tiers": tier_names(rules, lang),
         "tier_options": [(t.code, t.name.get(lang) or t.name["en"]) for t in rules.tiers],
@@ -244,8 +246,9 @@ def alert_close(
         return RedirectResponse(done, status_code=303)
     tz = acc.by.organization.timezone
     try:
+        chosen = form.get("outcome") or []
         closing = safety.Closing(
-            outcome=str(form.get("outcome") or ""),
+            outcome=[str(o) for o in chosen] if isinstance(chosen, list) else [str(chosen)],
             note=str(form.get("note") or ""),
             risk_after=str(form.get("risk_after") or "") or None,
             follow_up_due_at=_parse_local(form.get("follow_up_due_at"), tz, "follow_up_due_at"),
