@@ -25,7 +25,7 @@ from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
 from concord.clock import now, today
 from concord.errors import Conflict, InvalidInput, NotFound
-from concord.i18n import Msg
+from concord.i18n import N_, Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.registry import tasks
 from concord.registry.labels import LABELS
@@ -197,7 +197,7 @@ def request_review(
         organization_id=access.patient.organization_id,
         patient_id=access.patient.id,
         owner_id=consultant.id,
-        title="Psychiatric case review",
+        title=N_("Psychiatric case review"),
         detail=words,
         source=f"review:{review.id}",
         due_on=_today(session, access.patient.organization_id) + timedelta(days=7),
@@ -472,10 +472,9 @@ def record_review(
             organization_id=access.patient.organization_id,
             patient_id=access.patient.id,
             owner_id=episode.care_manager_id,
-            title="Decide on the psychiatric consultant's recommendation with the patient"
+            title=N_("Decide on the psychiatric consultant's recommendation with the patient")
             if len(recommendations) == 1
-            else "Decide on the psychiatric consultant's %d recommendations with the patient"
-            % len(recommendations),
+            else N_("Decide on the psychiatric consultant's recommendations with the patient"),
             detail="\n".join(f"- {text}" for _, text in recommendations),
             source=f"recommendation:review-{review.id}",
             due_on=on + timedelta(days=RECOMMENDATION_DAYS),

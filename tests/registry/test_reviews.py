@@ -109,7 +109,7 @@ def test_review_to_revision(session, not_improving):
     assert [t.owner_id for t in tasks] == [people.care_manager.id]
     assert tasks[0].source == f"recommendation:review-{review.id}"
     assert "Increase sertraline to 150 mg daily" in tasks[0].detail
-    assert "2 recommendations" in tasks[0].title
+    assert tasks[0].title.endswith("recommendations with the patient")
     assert (
         session.scalar(select(WorkTask).where(WorkTask.source == f"review:{review.id}")).status
         == "done"
@@ -323,3 +323,19 @@ def test_waiting_since_is_when_the_flag_began_or_the_request_was_made(
     commit(session)
     (item,) = rv.queue(session, by=people.consultant)
     assert item.waiting_since == clock.now().date() != started
+
+
+def test_a_task_title_is_shown_in_the_readers_language(client, session, not_improving, sign_in):
+    """Task titles are stored in English; a Spanish-speaking clinician read them in English."""
+    people = not_improving
+    rv.request_review(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        question="Next step?",
+    )
+    people.consultant.language = "es"
+    commit(session)
+    sign_in(CONSULTANT)
+    page = client.get("/tasks").text
+    assert "Revisión psiquiátrica del caso" in page
+    assert "Psychiatric case review" not in page
