@@ -41,7 +41,11 @@ def _decision_context(
         "attribute_labels": ATTRIBUTE_LABELS,
         "status_labels": STATUS_LABELS,
         "missing_labels": MISSING_LABELS,
-        "sure_items": sure_items(),
+        # Each SURE item with what it is about (the Decisional Conflict Scale's domain), said
+        # beside the item's name when the clinic has not installed the test's own wording.
+        "sure_items": [
+            (item, text, MISSING_LABELS[ds.SURE_MISSING[item]]) for item, text in sure_items()
+        ],
         "chosen_values": values,
         "summary": ds.fit_summary(aid, values),
         "readiness": ds.readiness(decision),

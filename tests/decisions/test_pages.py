@@ -208,3 +208,14 @@ def test_an_aid_names_only_known_programs(tmp_path):
     bad.write_text(source.replace("programs: [anxiety]", "programs: [worry]"))
     with pytest.raises(AidError, match="programs: worry is not one of"):
         load_file(bad)
+
+
+def test_the_sure_check_says_what_each_item_asks_about(client, people, plan, sign_in):
+    """Without the clinic's licensed SURE wording the items' names alone ("Risk-benefit ratio")
+    were shown as if they were questions (issue 16, item 12): each now says what it is about."""
+    token, url = start_at_home(client, sign_in)
+    page = client.get(url).text
+    sure = page[page.index('id="sure"') :]
+    assert "For each, answer yes if it is true for you now." in sure
+    assert "Risk-benefit ratio" in sure
+    assert "Risk-benefit ratio<span class=\"hint\">: being clear about what matters most" in sure
