@@ -297,15 +297,25 @@ def _notify(
         if user.id in seen or not user.active:
             continue
         seen.add(user.id)
-        session.add(
-            Notification(
-                user_id=user.id,
-                kind=kind,
-                alert_id=alert.id,
-                patient_id=alert.patient_id,
-                created_at=now(),
+        # One unread line per person, alert and kind: a reminder repeated is not a new line.
+        unread = session.scalar(
+            select(Notification.id).where(
+                Notification.user_id == user.id,
+                Notification.alert_id == alert.id,
+                Notification.kind == kind,
+                Notification.read_at.is_(None),
             )
         )
+        if unread is None:
+            session.add(
+                Notification(
+                    user_id=user.id,
+                    kind=kind,
+                    alert_id=alert.id,
+                    patient_id=alert.patient_id,
+                    created_at=now(),
+                )
+            )
         if not email:
             continue
         deadline = _local_time(alert.due_at, user.organization.timezone)

@@ -74,3 +74,26 @@ def test_a_patients_safety_plan_change_and_question_reach_the_team(session, peop
     commit(session)
     kinds = sorted(n.kind for n in notices(session, people.care_manager))
     assert kinds == ["patient_question", "patient_safety_plan"]
+
+
+def test_a_reminder_repeated_is_one_unread_notice(session, factory, people, clock):
+    """Each escalation run after the chain is used up told everyone again: the emails repeat,
+    but the "New for you" list kept one more identical line each time."""
+    from concord.worker import escalate_job
+    from tests.safety.test_escalation import urgent_alert
+
+    create_plan(session, people, activate=True)
+    commit(session)
+    alert = urgent_alert(session, people)
+    for _ in range(4):
+        clock.advance(hours=1)
+        escalate_job(factory)
+    session.expire_all()
+    reminders = session.scalars(
+        select(Notification).where(
+            Notification.alert_id == alert.id,
+            Notification.kind == "reminder",
+            Notification.user_id == people.care_manager.id,
+        )
+    ).all()
+    assert len(reminders) == 1
