@@ -837,6 +837,17 @@ async def admin_rules_load(request: Request, session: DbSession, actor: PostedBy
     return RedirectResponse("/admin/risk-rules?done=loaded", status_code=303)
 
 
+# What each kind of email is, in words (its kind is an internal key).
+MESSAGE_KINDS = {
+    "safety_raised": N_("safety alert: a new one for its owner"),
+    "safety_escalated": N_("safety alert: passed to the next person"),
+    "safety_reminder": N_("safety alert: still waiting"),
+    "safety_no_owner": N_("safety alert: nobody to own it"),
+    "checkin_reminder": N_("check-in reminder to a patient"),
+    "patient_notice": N_("something from a patient for the care team"),
+}
+
+
 @router.get("/admin/messages")
 def admin_messages(request: Request, session: DbSession, actor: WebActor) -> Response:
     from concord.outbox import failing_messages
@@ -847,6 +858,7 @@ def admin_messages(request: Request, session: DbSession, actor: WebActor) -> Res
         "safety/admin_messages.html",
         {
             "messages": failing_messages(session, actor.user.organization_id),
+            "kinds": {k: translate(v, request.state.lang) for k, v in MESSAGE_KINDS.items()},
             "done": request.query_params.get("done"),
             "now": now(),
         },
