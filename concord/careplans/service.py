@@ -979,7 +979,16 @@ def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal)
         object_id=goal.id,
         patient_id=access.patient.id,
     )
+    if access.is_self:
+        _tell_the_team(session, access, "patient_goal")
     return goal
+
+
+def _tell_the_team(session: Session, access: PatientAccess, kind: str) -> None:
+    """The patient did something the team must read: tell the lead and the care managers."""
+    from concord.safety.notices import notify_care_team
+
+    notify_care_team(session, patient_id=access.patient.id, kind=kind)
 
 
 def add_comment(session: Session, *, access: PatientAccess, body: str) -> PlanComment:
@@ -1005,6 +1014,8 @@ def add_comment(session: Session, *, access: PatientAccess, body: str) -> PlanCo
         object_id=comment.id,
         patient_id=access.patient.id,
     )
+    if access.is_self:
+        _tell_the_team(session, access, "patient_comment")
     return comment
 
 

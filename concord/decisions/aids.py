@@ -42,7 +42,10 @@ TOP_KEYS = {
     "options",
     "values",
     "sources",
+    "programs",
 }
+# The collaborative-care programs an aid is first offered for (concord.registry.models.Program).
+PROGRAMS = {"depression", "anxiety", "ptsd", "substance_use", "co_occurring"}
 AID_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,59}$")
 ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 DIGIT = re.compile(r"\d")
@@ -75,6 +78,13 @@ class Option:
     sources: Mapping[str, tuple[str, ...]]
     category: str
     intervention: Text
+    # Other kinds of treatment the intervention includes ("do both": psychotherapy and
+    # medication), so the plan's existing treatments of those kinds are shown beside it.
+    also: tuple[str, ...] = ()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.category, *self.also)
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,7 @@ class Aid:
     values: tuple[Value, ...]
     sources: Mapping[str, Source]
     path: str
+    programs: tuple[str, ...] = ()
 
     def option(self, option_id: str) -> Option | None:
         return next((o for o in self.options if o.id == option_id), None)
@@ -253,6 +264,11 @@ def parse_aid(path: Path, data: Any) -> Aid:
             raise AidError(
                 path, f"{where}.intervention.category: must be one of {', '.join(CATEGORIES)}"
             )
+        also = intervention.get("also") or []
+        if not isinstance(also, list) or any(a not in CATEGORIES for a in also):
+            raise AidError(
+                path, f"{where}.intervention.also: must list kinds from {', '.join(CATEGORIES)}"
+            )
         options.append(
             Option(
                 id=oid,
@@ -263,6 +279,7 @@ def parse_aid(path: Path, data: Any) -> Aid:
                 intervention=_text(
                     path, f"{where}.intervention.description", intervention.get("description")
                 ),
+                also=tuple(also),
             )
         )
 
@@ -304,7 +321,21 @@ def parse_aid(path: Path, data: Any) -> Aid:
         values=tuple(values),
         sources=sources,
         path=str(path),
+        programs=_programs(path, data.get("programs")),
     )
+
+
+def _programs(path: Path, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise AidError(path, "programs: must be a list of program names")
+    unknown = sorted(set(raw) - PROGRAMS)
+    if unknown:
+        raise AidError(
+            path, f"programs: {unknown[0]} is not one of {', '.join(sorted(PROGRAMS))}"
+        )
+    return tuple(raw)
 
 
 def load_file(path: Path | str) -> Aid:

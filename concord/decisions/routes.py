@@ -41,7 +41,11 @@ def _decision_context(
         "attribute_labels": ATTRIBUTE_LABELS,
         "status_labels": STATUS_LABELS,
         "missing_labels": MISSING_LABELS,
-        "sure_items": sure_items(),
+        # Each SURE item with what it is about (the Decisional Conflict Scale's domain), said
+        # beside the item's name when the clinic has not installed the test's own wording.
+        "sure_items": [
+            (item, text, MISSING_LABELS[ds.SURE_MISSING[item]]) for item, text in sure_items()
+        ],
         "chosen_values": values,
         "summary": ds.fit_summary(aid, values),
         "readiness": ds.readiness(decision),
@@ -132,6 +136,15 @@ def _work(
 # --- the patient's portal -----------------------------------------------------------------------
 
 
+def _programs(session: DbSession, acc: PatientAccess) -> list[str]:
+    """The program of the patient's open episode of collaborative care: its aids come first
+    (before, aids were offered in alphabetical order, whatever the patient was treated for)."""
+    from concord.registry.service import open_episode
+
+    episode = open_episode(session, acc.patient.id)
+    return [episode.program] if episode is not None else []
+
+
 def _own(session: DbSession, actor: Actor, action: str = "read") -> PatientAccess:
     return access.own_record(session, actor.user, action=action, object_type="Decision")
 
@@ -145,7 +158,7 @@ def my_decisions(request: Request, session: DbSession, actor: WebActor) -> Respo
         {
             "acc": acc,
             "decisions": ds.list_decisions(session, access=acc),
-            "aids": ds.offered_aids(),
+            "aids": ds.offered_aids(_programs(session, acc)),
             "status_labels": STATUS_LABELS,
         },
     )
@@ -225,6 +238,8 @@ def _team_extra(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
         "age": age_on(acc.patient.birth_date, on),
         "today": on,
         "clinicians": reports.team_clinicians(session, acc.patient.id),
+        # The plan's current treatments, beside the decision that may add one.
+        "treatments": ds.treatments_in_plan(session, acc),
     }
     extra.update(safety_context(session, acc))
     return extra
@@ -242,7 +257,7 @@ def team_decisions(
             "acc": acc,
             "patient": acc.patient,
             "decisions": ds.list_decisions(session, access=acc),
-            "aids": ds.offered_aids(),
+            "aids": ds.offered_aids(_programs(session, acc)),
             "status_labels": STATUS_LABELS,
             **_team_extra(session, acc),
         },
@@ -338,7 +353,8 @@ def team_record(
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
         )
-    target = f"/patients/{acc.patient.id}/decisions/{decision.id}?done=recorded"
+    step = "recorded_existing" if getattr(decision, "reused_treatment", False) else "recorded"
+    target = f"/patients/{acc.patient.id}/decisions/{decision.id}?done={step}"
     remember(session, form, actor, target)
     return RedirectResponse(target, status_code=303)
 

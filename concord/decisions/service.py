@@ -10,6 +10,7 @@ them. Nobody else sees that a decision exists (404).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -254,6 +255,10 @@ def add_question(
         },
     ]
     _touch(session, access, decision, ["questions"])
+    if access.is_self:
+        from concord.safety.notices import notify_care_team
+
+        notify_care_team(session, patient_id=access.patient.id, kind="patient_question")
     return decision
 
 
@@ -466,22 +471,71 @@ def record_outcome(
         decision.status = DecisionStatus.decided if choice else DecisionStatus.not_decided
         if option is not None:
             lang = access.patient.language or "en"
-            item = plans.add_item(
-                session,
-                access=access,
-                section="interventions",
-                data=InterventionIn(
-                    kind=InterventionKind(option.category),
-                    description=option.intervention.get(lang) or option.intervention["en"],
-                    responsible_id=None,
+            description = option.intervention.get(lang) or option.intervention["en"]
+            same = next(
+                (
+                    i
+                    for i in treatments_in_plan(session, access)
+                    if " ".join(i.description.split()).casefold()
+                    == " ".join(description.split()).casefold()
                 ),
-                reason=f"Decision made together ({aid.title['en']}): {option.name['en']}",
+                None,
             )
+            if same is not None:
+                # The plan already has this very treatment: the decision points at it, and no
+                # second copy is added (the page says so).
+                item = same
+                decision.reused_treatment = True  # type: ignore[attr-defined]  (for the page)
+            else:
+                item = plans.add_item(
+                    session,
+                    access=access,
+                    section="interventions",
+                    data=InterventionIn(
+                        kind=InterventionKind(option.category),
+                        description=description,
+                        responsible_id=None,
+                    ),
+                    reason=f"Decision made together ({aid.title['en']}): {option.name['en']}",
+                )
             decision.intervention_id = item.id
             plan = plans.current_plan(session, access.patient.id)
             decision.plan_revision = plan.revision_number if plan is not None else None
     _touch(session, access, decision, ["outcome"])
     return decision
+
+
+ENDED_TREATMENT = ("completed", "stopped")
+
+
+def treatments_in_plan(session: Session, access: PatientAccess) -> list[Any]:
+    """The current care plan's interventions that are not completed or stopped."""
+    from concord.careplans import service as plans
+
+    plan = plans.current_plan(session, access.patient.id)
+    if plan is None:
+        return []
+    return [
+        i
+        for i in plans.load_contents(session, plan).interventions
+        if str(i.status) not in ENDED_TREATMENT
+    ]
+
+
+def overlapping_treatments(
+    session: Session, access: PatientAccess, decision: Decision, aid: Aid
+) -> list[Any]:
+    """Treatments already in the plan of the kinds the decision's choice adds (other than the
+    one it added): "do both" beside an antidepressant the plan already has is shown, not
+    silently added."""
+    option = aid.option(decision.choice) if decision.choice else None
+    if option is None:
+        return []
+    return [
+        i
+        for i in treatments_in_plan(session, access)
+        if str(i.kind) in option.kinds and i.id != decision.intervention_id
+    ]
 
 
 def withdraw(session: Session, *, access: PatientAccess, decision_id: Any) -> Decision:
@@ -492,5 +546,9 @@ def withdraw(session: Session, *, access: PatientAccess, decision_id: Any) -> De
     return decision
 
 
-def offered_aids() -> list[Aid]:
-    return sorted(all_aids().values(), key=lambda a: a.title["en"])
+def offered_aids(programs: Iterable[str] = ()) -> list[Aid]:
+    """Every aid, those for the patient's programs (their open episode's) first."""
+    wanted = set(programs)
+    return sorted(
+        all_aids().values(), key=lambda a: (not (wanted & set(a.programs)), a.title["en"])
+    )

@@ -207,6 +207,26 @@ def schedule_add(
     )
 
 
+@router.post("/patients/{patient_id}/measures/ask-now")
+def ask_now(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    """Ask the patient to complete a questionnaire today, scheduled or not."""
+    acc = _team(session, actor, patient_id, "update")
+    try:
+        measures.ask_now(session, access=acc, instrument_code=str(form.get("instrument")))
+    except InvalidInput as exc:
+        return render(
+            request,
+            "measures/team.html",
+            _measures_context(session, acc, request.state.lang, errors=exc.errors, values=form),
+            status_code=422,
+        )
+    return RedirectResponse(
+        f"/patients/{acc.patient.id}/measures?done=asked#schedules", status_code=303
+    )
+
+
 @router.post("/patients/{patient_id}/measures/schedules/{schedule_id}")
 def schedule_change(
     patient_id: str,

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -816,6 +816,8 @@ def add_schedule(
             MeasureSchedule.patient_id == access.patient.id,
             MeasureSchedule.instrument == instrument.code,
             MeasureSchedule.stopped_at.is_(None),
+            # A schedule that has ended (a one-off "ask now") does not block a new one.
+            or_(MeasureSchedule.end_on.is_(None), MeasureSchedule.end_on >= on),
         )
     )
     if existing is not None:
@@ -909,6 +911,69 @@ def stop_schedule(session: Session, *, access: PatientAccess, schedule_id: uuid.
         object_id=schedule.id,
         patient_id=access.patient.id,
     )
+
+
+ASK_ONCE_EVERY_DAYS = 14  # a one-off check-in's windows: as early and as late as a fortnightly one
+
+
+def ask_now(session: Session, *, access: PatientAccess, instrument_code: str) -> MeasureSchedule:
+    """A clinician asks the patient to complete a questionnaire today. A scheduled one starts
+    its cadence again from today (asked now, then every N days); one that is not scheduled is
+    asked once, today. A check-in already waiting for the patient is left as it is. Adding a
+    schedule answered 409 for a scheduled instrument, so there was no way to ask now."""
+    _require_team(session, access, "update")
+    instrument = get_instrument(instrument_code)
+    on = org_today(_org(session, access.patient))
+    schedule = session.scalar(
+        select(MeasureSchedule).where(
+            MeasureSchedule.patient_id == access.patient.id,
+            MeasureSchedule.instrument == instrument.code,
+            MeasureSchedule.stopped_at.is_(None),
+            or_(MeasureSchedule.end_on.is_(None), MeasureSchedule.end_on >= on),
+        )
+    )
+    if schedule is None:
+        schedule = MeasureSchedule(
+            patient_id=access.patient.id,
+            instrument=instrument.code,
+            every_days=ASK_ONCE_EVERY_DAYS,
+            start_on=on,
+            end_on=on,
+            created_by_id=access.by.id,
+            created_at=now(),
+            reason="Asked now by the care team",
+        )
+        session.add(schedule)
+        session.flush()
+        action = "create"
+    else:
+        state = schedule_state(
+            start_on=schedule.start_on,
+            every_days=schedule.every_days,
+            end_on=schedule.end_on,
+            completed_on=_completed_dates(session, access.patient, {instrument.code})[
+                instrument.code
+            ],
+            today=on,
+            count_missed=False,
+        )
+        if state.status in ("due", "overdue"):
+            return schedule  # already waiting for the patient
+        schedule.start_on = on
+        if schedule.end_on is not None and schedule.end_on < on:
+            schedule.end_on = on
+        schedule.version += 1
+        action = "update"
+    record(
+        session,
+        by=access.by,
+        action=action,
+        object_type="MeasureSchedule",
+        object_id=schedule.id,
+        patient_id=access.patient.id,
+        detail={"instrument": instrument.code, "asked_now": True},
+    )
+    return schedule
 
 
 def schedule_defaults(

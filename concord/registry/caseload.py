@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.dates import local_date
 from concord.db import among, days_before
-from concord.i18n import Msg
+from concord.i18n import N_, Msg
 from concord.measures.library import library
 from concord.measures.models import (
     MeasureObservation,
@@ -54,16 +54,33 @@ from concord.registry.rules import (
 )
 from concord.safety.models import AlertStatus, SafetyAlert
 
-# The measure each program is judged by (its first instrument); PHQ-9 and GAD-7 are always
-# shown.
-PROGRAM_MEASURES = {
-    Program.depression: "PHQ-9",
-    Program.anxiety: "GAD-7",
-    Program.ptsd: "PCL-5",
-    Program.substance_use: "AUDIT-C",
-    Program.co_occurring: "PHQ-9",
+# The measures each program is judged by, its main measure first: a row shows only its
+# program's, and the page a column only for an instrument some row needs (a depression caseload
+# has no GAD-7 columns of dashes).
+PROGRAM_INSTRUMENTS: dict[Program, tuple[str, ...]] = {
+    Program.depression: ("PHQ-9",),
+    Program.anxiety: ("GAD-7",),
+    Program.ptsd: ("PCL-5",),
+    Program.substance_use: ("AUDIT-C",),
+    Program.co_occurring: ("PHQ-9", "AUDIT-C"),
 }
-SHOWN = ("PHQ-9", "GAD-7")
+PROGRAM_MEASURES = {program: codes[0] for program, codes in PROGRAM_INSTRUMENTS.items()}
+# The instruments a caseload can show, in the order of its columns, each with the short key its
+# sort and CSV columns use.
+INSTRUMENT_KEYS = {"PHQ-9": "phq9", "GAD-7": "gad7", "PCL-5": "pcl5", "AUDIT-C": "auditc"}
+
+
+def instruments_of(program: str) -> tuple[str, ...]:
+    try:
+        return PROGRAM_INSTRUMENTS[Program(program)]
+    except ValueError:
+        return ("PHQ-9",)
+
+
+def instruments_for(rows: Iterable[CaseRow]) -> list[str]:
+    """The instrument columns these rows need, in the caseload's order."""
+    needed = {code for row in rows for code in instruments_of(row.episode.program)}
+    return [code for code in INSTRUMENT_KEYS if code in needed]
 
 
 @dataclass
@@ -136,6 +153,11 @@ def open_episodes(session: Session, by: User, *, scope: str) -> list[tuple[Episo
     return [(e, p) for e, p in session.execute(query)]
 
 
+def _aware(value: datetime) -> datetime:
+    # SQLite gives an aggregate's datetime back without its zone; stored times are UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _local_date(value: datetime, tz: ZoneInfo) -> date:
     day = local_date(value, tz)
     assert day is not None
@@ -163,9 +185,7 @@ def build_rows(
         contacts[episode_id].append(ContactFact(on, kind))
 
     lib = library()
-    wanted = set(SHOWN) | {
-        PROGRAM_MEASURES.get(Program(e.program), "PHQ-9") for e in episodes.values()
-    }
+    wanted = {code for e in episodes.values() for code in instruments_of(e.program)}
     main_scores = {
         code: (instrument.main_score.id, observation_code(instrument, instrument.main_score)[0])
         for code in wanted
@@ -198,11 +218,9 @@ def build_rows(
                 .correlate(Episode)
                 .scalar_subquery()
             )
-            if code not in SHOWN:
-                # A program's own measure (AUDIT-C, PCL-5) is looked up only for the episodes
-                # of the programs judged by it.
-                programs = [p.value for p, measure in PROGRAM_MEASURES.items() if measure == code]
-                end = case((Episode.program.in_(programs), end))
+            # An instrument is looked up only for the episodes of the programs judged by it.
+            programs = [p.value for p, codes in PROGRAM_INSTRUMENTS.items() if code in codes]
+            end = case((Episode.program.in_(programs), end))
             ends.append(end)
     points: dict[tuple[uuid.UUID, str], list[Point]] = defaultdict(list)
     if ends:
@@ -228,16 +246,18 @@ def build_rows(
                 Point(_local_date(effective_at, zone), value, band)
             )
 
-    alerts = dict(
-        session.execute(
-            select(SafetyAlert.patient_id, func.count())
-            .where(
-                among(session, SafetyAlert.patient_id, ids),
-                SafetyAlert.status != AlertStatus.closed,
-            )
-            .group_by(SafetyAlert.patient_id)
-        ).all()
-    )
+    alerts: dict[uuid.UUID, int] = {}
+    alert_since: dict[uuid.UUID, date] = {}
+    for patient_id, count, oldest in session.execute(
+        select(SafetyAlert.patient_id, func.count(), func.min(SafetyAlert.created_at))
+        .where(
+            among(session, SafetyAlert.patient_id, ids),
+            SafetyAlert.status != AlertStatus.closed,
+        )
+        .group_by(SafetyAlert.patient_id)
+    ):
+        alerts[patient_id] = count
+        alert_since[patient_id] = _local_date(_aware(oldest), zone)
     queued: set[uuid.UUID] = set()
     reviewed: dict[uuid.UUID, date] = {}
     for episode_id, status, reviewed_on in session.execute(
@@ -295,9 +315,10 @@ def build_rows(
         patient = patients[patient_id]
         weeks = (today - episode.started_on).days // 7
         shown: dict[str, Measure] = {}
-        main_code = PROGRAM_MEASURES.get(Program(episode.program), "PHQ-9")
+        codes = instruments_of(episode.program)
+        main_code = codes[0]
         main_progress = None
-        for code in set(SHOWN) | {main_code}:
+        for code in codes:
             instrument = lib.get(code)
             if instrument is None:
                 continue
@@ -332,6 +353,7 @@ def build_rows(
             review_cue=bool(main_progress and main_progress.review_cue),
             checkins_overdue=sorted(overdue),
             open_alerts=alerts.get(patient_id, 0),
+            alert_since=alert_since.get(patient_id),
             plan_review=plan.review,
             awaiting_agreement=plan.awaiting_agreement,
             pending_recommendations=pending.get(patient_id, []),
@@ -427,12 +449,15 @@ SORTS = {
     "program": lambda r: r.episode.program,
     "episode": lambda r: r.episode.status,
     "weeks": lambda r: r.weeks,
-    "phq9_first": lambda r: _value(r, "PHQ-9", "first"),
-    "phq9_latest": lambda r: _value(r, "PHQ-9", "latest"),
-    "phq9_change": lambda r: _change(r, "PHQ-9"),
-    "gad7_first": lambda r: _value(r, "GAD-7", "first"),
-    "gad7_latest": lambda r: _value(r, "GAD-7", "latest"),
-    "gad7_change": lambda r: _change(r, "GAD-7"),
+    **{
+        f"{key}_{which}": (
+            (lambda r, c=code: _change(r, c))
+            if which == "change"
+            else (lambda r, c=code, w=which: _value(r, c, w))
+        )
+        for code, key in INSTRUMENT_KEYS.items()
+        for which in ("first", "latest", "change")
+    },
     "status": lambda r: r.status,
     "last_contact": lambda r: r.last_contact or date.min,
     "next_due": lambda r: r.next_due,
@@ -442,6 +467,53 @@ SORTS = {
     "plan_review": lambda r: r.plan_review_on or date.max,
     "flags": lambda r: len(r.flags),
 }
+
+# Each sort in words, for the sort menu (never its key).
+SORT_LABELS: dict[str, Msg] = {
+    "patient": Msg("Name"),
+    "program": Msg("Program"),
+    "episode": Msg("Episode status"),
+    "weeks": Msg("Weeks in care"),
+    **{
+        f"{key}_{which}": Msg(words, instrument=code)
+        for code, key in INSTRUMENT_KEYS.items()
+        for which, words in (
+            ("first", N_("%(instrument)s: first score")),
+            ("latest", N_("%(instrument)s: latest score")),
+            ("change", N_("%(instrument)s: how much lower")),
+        )
+    },
+    "status": Msg("Progress against target"),
+    "last_contact": Msg("Last contact"),
+    "next_due": Msg("Next contact due"),
+    "contacts": Msg("Number of contacts"),
+    "alerts": Msg("Open safety alerts"),
+    "review": Msg("Psychiatric review"),
+    "plan_review": Msg("Plan review due"),
+    "flags": Msg("Number of flags"),
+}
+
+# The columns a person may hide (the patient's name is always shown), in the page's order.
+COLUMNS: dict[str, Msg] = {
+    "flags": Msg("Flags"),
+    "weeks": Msg("Weeks"),
+    "measures": Msg("Scores (the program's measures)"),
+    "status": Msg("Against target"),
+    "contacts": Msg("Contacts"),
+    "alerts": Msg("Open alerts"),
+    "review": Msg("Psychiatric review"),
+    "plan_review": Msg("Plan review due"),
+}
+
+
+def sorts_for(instruments: Sequence[str]) -> list[str]:
+    """The sorts worth offering: the instrument sorts only for the instruments shown."""
+    keys = {INSTRUMENT_KEYS[c] for c in instruments}
+    return [
+        s
+        for s in SORTS
+        if s.split("_")[0] not in INSTRUMENT_KEYS.values() or s.split("_")[0] in keys
+    ]
 
 
 def _value(row: CaseRow, code: str, which: str) -> float:
@@ -462,6 +534,7 @@ class View:
     flags: tuple[str, ...] = ()
     programs: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
+    columns: tuple[str, ...] = tuple(COLUMNS)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -470,6 +543,7 @@ class View:
             "flags": list(self.flags),
             "programs": list(self.programs),
             "statuses": list(self.statuses),
+            "columns": list(self.columns),
         }
 
 
@@ -493,6 +567,7 @@ def view_from(values: dict[str, Any], base: View | None = None) -> View:
         statuses=many(
             "statuses", ["awaiting_first_contact", "active", "relapse_prevention"], base.statuses
         ),
+        columns=many("columns", COLUMNS, base.columns),
     )
 
 

@@ -289,7 +289,8 @@ class WorkTask(IdMixin, Base):
     owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     title: Mapped[str] = mapped_column(String(300))
     detail: Mapped[str | None] = mapped_column(Text)
-    # What opened it: flag:<code>, review:<id>, recommendation:<id>, alert:<id>, person:<id>
+    # What opened it: flag:<code>, review:<id>, recommendation:review-<review id> (a review's
+    # recommendations; recommendation:<id> before), alert:<id>, person:<id>
     source: Mapped[str] = mapped_column(String(120))
     priority: Mapped[str] = mapped_column(String(20), default="routine")
     due_on: Mapped[date | None]

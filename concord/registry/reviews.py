@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess, deny, parse_id
@@ -25,7 +25,7 @@ from concord.audit.service import record
 from concord.clock import now
 from concord.dates import local_date, org_today
 from concord.errors import Conflict, InvalidInput, NotFound
-from concord.i18n import Msg
+from concord.i18n import N_, Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.registry import tasks
 from concord.registry.labels import LABELS
@@ -197,7 +197,7 @@ def request_review(
         organization_id=access.patient.organization_id,
         patient_id=access.patient.id,
         owner_id=consultant.id,
-        title="Psychiatric case review",
+        title=N_("Psychiatric case review"),
         detail=words,
         source=f"review:{review.id}",
         due_on=_today(session, access.patient.organization_id) + timedelta(days=7),
@@ -283,10 +283,12 @@ def queue(session: Session, *, by: User) -> list[QueueItem]:
         if request is not None:
             reasons.append((URGENCY.get(request.reason, 3), request.reason))
         urgency, reason = min(reasons)
+        # When the request was made (the organization's date), else when the flag began: never
+        # the episode's start, which is weeks before anyone asked.
         since = (
             local_date(request.requested_at, org)
             if request is not None
-            else next((f.since for f in flagged if f.since), row.episode.started_on)
+            else min((f.since for f in flagged if f.since), default=on)
         )
         items.append(QueueItem(row.patient, row.episode, reason, urgency, since, request, row))
     items.sort(key=lambda i: (i.urgency, i.waiting_since))
@@ -451,24 +453,30 @@ def record_review(
         review_id=review.id,
     )
     for kind, text in recommendations:
-        rec = Recommendation(
-            review_id=review.id,
-            patient_id=access.patient.id,
-            kind=kind,
-            text=text,
-            status=RecommendationStatus.proposed,
-            proposed_at=now(),
+        session.add(
+            Recommendation(
+                review_id=review.id,
+                patient_id=access.patient.id,
+                kind=kind,
+                text=text,
+                status=RecommendationStatus.proposed,
+                proposed_at=now(),
+            )
         )
-        session.add(rec)
+    if recommendations:
         session.flush()
+        # One task for the review's recommendations, not one identical task each: the care
+        # manager decides them together with the patient; it closes when the last is decided.
         tasks.open_task(
             session,
             organization_id=access.patient.organization_id,
             patient_id=access.patient.id,
             owner_id=episode.care_manager_id,
-            title="Decide on the psychiatric consultant's recommendation with the patient",
-            detail=text,
-            source=f"recommendation:{rec.id}",
+            title=N_("Decide on the psychiatric consultant's recommendation with the patient")
+            if len(recommendations) == 1
+            else N_("Decide on the psychiatric consultant's recommendations with the patient"),
+            detail="\n".join(f"- {text}" for _, text in recommendations),
+            source=f"recommendation:review-{review.id}",
             due_on=on + timedelta(days=RECOMMENDATION_DAYS),
             priority="urgent",
             by=access.by,
@@ -608,6 +616,22 @@ def decide(
     rec.decided_at = now()
     rec.decided_by = access.by
     rec.version += 1
+    session.flush()
+    undecided = session.scalar(
+        select(func.count()).where(
+            Recommendation.review_id == rec.review_id,
+            Recommendation.status == RecommendationStatus.proposed,
+        )
+    )
+    if not undecided:
+        tasks.close_tasks(
+            session,
+            patient_id=access.patient.id,
+            source=f"recommendation:review-{rec.review_id}",
+            note="Every recommendation decided.",
+            by=access.by,
+        )
+    # A task opened one per recommendation (before one per review).
     tasks.close_tasks(
         session,
         patient_id=access.patient.id,
@@ -655,4 +679,7 @@ def patient_view(
         patient_id=access.patient.id,
         detail={"patient_view": rec.patient_view},
     )
+    from concord.safety.notices import notify_care_team
+
+    notify_care_team(session, patient_id=access.patient.id, kind="patient_view")
     return rec

@@ -65,7 +65,9 @@ def _view(session: DbSession, actor: Actor, params: dict[str, Any], *, save: boo
     """The view asked for in the URL, over the one this person saved; remembered when asked
     for (the page's form), so the page opens the same way next time."""
     view = cl.view_from(params, _saved_view(session, actor))
-    if save and any(k in params for k in ("sort", "descending", "flags", "programs", "statuses")):
+    if save and any(
+        k in params for k in ("sort", "descending", "flags", "programs", "statuses", "columns")
+    ):
         saved = session.get(UserPreference, (actor.user.id, VIEW_KEY))
         if saved is None:
             session.add(
@@ -83,7 +85,7 @@ def _params(request: Request) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for key in request.query_params.keys():
         values = request.query_params.getlist(key)
-        params[key] = values if key in ("flags", "programs", "statuses") else values[-1]
+        params[key] = values if key in ("flags", "programs", "statuses", "columns") else values[-1]
     return params
 
 
@@ -103,6 +105,7 @@ def caseload_page(request: Request, session: DbSession, actor: WebActor) -> Resp
     scope = _scope(request, actor)
     rows, shown = cl.caseload(session, by=actor.user, scope=scope, view=view)
     counts = {code: sum(1 for r in rows if code in r.flag_codes) for code in FLAG_CODES}
+    instruments = cl.instruments_for(shown)
     return render(
         request,
         "registry/caseload.html",
@@ -115,7 +118,11 @@ def caseload_page(request: Request, session: DbSession, actor: WebActor) -> Resp
             "flag_codes": FLAG_CODES,
             "programs": [p.value for p in Program],
             "statuses": ["awaiting_first_contact", "active", "relapse_prevention"],
-            "sorts": list(cl.SORTS),
+            "sorts": cl.sorts_for(cl.instruments_for(rows)),
+            "sort_labels": cl.SORT_LABELS,
+            "columns": cl.COLUMNS,
+            "instruments": instruments,
+            "instrument_keys": cl.INSTRUMENT_KEYS,
             "query": request.url.query,
             "today_date": reg.org_today(session, actor.user.organization_id),
         },
@@ -129,16 +136,11 @@ CASELOAD_COLUMNS = [
     "episode_status",
     "started_on",
     "weeks",
-    "phq9_first",
-    "phq9_first_on",
-    "phq9_latest",
-    "phq9_latest_on",
-    "phq9_change_percent",
-    "gad7_first",
-    "gad7_first_on",
-    "gad7_latest",
-    "gad7_latest_on",
-    "gad7_change_percent",
+    *(
+        f"{key}_{part}"
+        for key in cl.INSTRUMENT_KEYS.values()
+        for part in ("first", "first_on", "latest", "latest_on", "change_percent")
+    ),
     "status",
     "last_contact",
     "next_contact_due",
@@ -177,7 +179,6 @@ def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Respo
     _, shown = cl.caseload(session, by=actor.user, scope=_scope(request, actor), view=view)
     out = []
     for r in shown:
-        phq, gad = r.measures.get("PHQ-9"), r.measures.get("GAD-7")
 
         def val(m: Any, which: str) -> Any:
             point = getattr(m, which) if m else None
@@ -187,6 +188,18 @@ def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Respo
             point = getattr(m, which) if m else None
             return _iso(point.on) if point else ""
 
+        scores: dict[str, Any] = {}
+        for code, key in cl.INSTRUMENT_KEYS.items():
+            m = r.measures.get(code)
+            scores |= {
+                f"{key}_first": val(m, "first"),
+                f"{key}_first_on": on(m, "first"),
+                f"{key}_latest": val(m, "latest"),
+                f"{key}_latest_on": on(m, "latest"),
+                f"{key}_change_percent": m.change_percent
+                if m and m.change_percent is not None
+                else "",
+            }
         out.append(
             {
                 "patient": r.patient.display_name,
@@ -195,20 +208,7 @@ def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Respo
                 "episode_status": r.episode.status,
                 "started_on": _iso(r.episode.started_on),
                 "weeks": r.weeks,
-                "phq9_first": val(phq, "first"),
-                "phq9_first_on": on(phq, "first"),
-                "phq9_latest": val(phq, "latest"),
-                "phq9_latest_on": on(phq, "latest"),
-                "phq9_change_percent": phq.change_percent
-                if phq and phq.change_percent is not None
-                else "",
-                "gad7_first": val(gad, "first"),
-                "gad7_first_on": on(gad, "first"),
-                "gad7_latest": val(gad, "latest"),
-                "gad7_latest_on": on(gad, "latest"),
-                "gad7_change_percent": gad.change_percent
-                if gad and gad.change_percent is not None
-                else "",
+                **scores,
                 "status": r.status,
                 "last_contact": _iso(r.last_contact),
                 "next_contact_due": _iso(r.next_due),

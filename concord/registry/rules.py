@@ -47,6 +47,7 @@ class CaseFacts:
     has_response_target: bool = True
     checkins_overdue: Sequence[str] = ()
     open_alerts: int = 0
+    alert_since: date | None = None  # the local date the oldest open alert was raised
     plan_review: str = "not_scheduled"
     awaiting_agreement: bool = False
     pending_recommendations: Sequence[date] = field(default_factory=list)
@@ -87,7 +88,14 @@ def flags(facts: CaseFacts) -> list[Flag]:
     found: list[Flag] = []
     today = facts.today
     if facts.open_alerts:
-        found.append(Flag("open_safety_alert", Msg("A safety alert is not closed."), urgent=True))
+        found.append(
+            Flag(
+                "open_safety_alert",
+                Msg("A safety alert is not closed."),
+                since=facts.alert_since,
+                urgent=True,
+            )
+        )
     initial = initial_assessment_on(facts.contacts)
     if initial is None:
         found.append(
@@ -122,6 +130,7 @@ def flags(facts: CaseFacts) -> list[Flag]:
                     weeks=facts.weeks,
                     week=ESCALATE_WEEK,
                 ),
+                since=facts.started_on + timedelta(weeks=ESCALATE_WEEK),
                 urgent=True,
             )
         )
@@ -135,6 +144,7 @@ def flags(facts: CaseFacts) -> list[Flag]:
                     weeks=facts.weeks,
                     week=REVIEW_WEEK,
                 ),
+                since=facts.started_on + timedelta(weeks=REVIEW_WEEK),
             )
         )
     if facts.checkins_overdue:

@@ -571,4 +571,8 @@ def save_relapse_plan(
         patient_id=access.patient.id,
         detail={"version": plan.version, "by": party},
     )
+    if access.is_self:
+        from concord.safety.notices import notify_care_team
+
+        notify_care_team(session, patient_id=access.patient.id, kind="patient_relapse_plan")
     return plan

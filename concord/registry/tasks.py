@@ -20,37 +20,37 @@ from concord.accounts.models import Role, User
 from concord.audit.service import record
 from concord.clock import now
 from concord.errors import Conflict, InvalidInput, NotFound
-from concord.i18n import Msg
+from concord.i18n import N_, Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.registry.models import Episode, TaskStatus, WorkTask
 
 PRIORITIES = ("routine", "urgent", "asap", "stat")
-# What each registry flag asks of whom (flags not listed are handled elsewhere: a safety alert
+# What each registry flag asks of whom (titles are stored in English and shown translated) (flags not listed are handled elsewhere: a safety alert
 # has its own workflow; a recommendation waiting has its own task).
 FLAG_TASKS: dict[str, tuple[str, str, str]] = {
     # flag: (who, title, priority)
-    "needs_initial_assessment": ("care_manager", "Do the initial assessment", "urgent"),
+    "needs_initial_assessment": ("care_manager", N_("Do the initial assessment"), "urgent"),
     "no_follow_up_4_weeks": (
         "care_manager",
-        "Follow up with the patient: no follow-up within 4 weeks of the initial assessment",
+        N_("Follow up with the patient: no follow-up within 4 weeks of the initial assessment"),
         "urgent",
     ),
-    "no_contact_30_days": ("care_manager", "Contact the patient: no contact in 30 days", "urgent"),
-    "checkin_overdue": ("care_manager", "Help the patient complete an overdue check-in", "routine"),
-    "plan_review_overdue": ("care_manager", "Review the care plan with the patient", "routine"),
+    "no_contact_30_days": ("care_manager", N_("Contact the patient: no contact in 30 days"), "urgent"),
+    "checkin_overdue": ("care_manager", N_("Help the patient complete an overdue check-in"), "routine"),
+    "plan_review_overdue": ("care_manager", N_("Review the care plan with the patient"), "routine"),
     "plan_awaiting_agreement": (
         "care_manager",
-        "Go over the care plan with the patient and agree it",
+        N_("Go over the care plan with the patient and agree it"),
         "routine",
     ),
     "not_improving": (
         "consultant",
-        "Review at the psychiatric case review: not improving",
+        N_("Review at the psychiatric case review: not improving"),
         "urgent",
     ),
     "not_improving_escalate": (
         "consultant",
-        "Review now: still not improving at week 10 or later",
+        N_("Review now: still not improving at week 10 or later"),
         "asap",
     ),
 }

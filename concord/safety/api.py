@@ -34,7 +34,10 @@ class FlagIn(Body):
 
 
 class CloseIn(Body):
-    outcome: str = Field(description="assessed, safety_plan, emergency or unreachable")
+    outcome: str | list[str] = Field(
+        description="What was done: one or several of assessed, safety_plan, emergency, "
+        "unreachable (unreachable with neither assessed nor safety_plan)"
+    )
     note: str
     risk_after: str | None = Field(None, description="A tier, or none (needed after assessed)")
     follow_up_due_at: OptDateTime = Field(

@@ -346,6 +346,10 @@ def save(
         patient_id=patient.id,
         detail={"version": plan.version, "by": party},
     )
+    if access.is_self:
+        from concord.safety.notices import notify_care_team
+
+        notify_care_team(session, patient_id=patient.id, kind="patient_safety_plan")
     return plan
 
 

@@ -24,6 +24,7 @@ from concord.safety import plans as safety_plans
 from concord.safety import service as safety
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.validation import check_datetime_range, parse_date
+from concord.safety.notices import KINDS as NOTICE_PAGES
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -92,6 +93,7 @@ def alerts_page(request: Request, session: DbSession, actor: WebActor) -> Respon
             "include_closed": include_closed,
             "now": now(),
             "notifications": safety.notifications_for(session, actor.user),
+            "notice_pages": NOTICE_PAGES,
         },
     )
 
@@ -134,6 +136,7 @@ def _alert_context(
         )
     plan = safety_plans.plan_for(session, acc, audit=False)
     safety.mark_read(session, acc.by, alert.id)
+    events = safety.alert_events(session, alert.id)
     context = {
         "acc": acc,
         "patient": acc.patient,
@@ -141,7 +144,8 @@ def _alert_context(
         "tab": "safety",
         "alert": alert,
         "current_alert_id": alert.id,
-        "events": safety.alert_events(session, alert.id),
+        "events": events,
+        "outcomes_done": safety.outcomes_of(events, alert),
         "chain": chain,
         "tiers": tier_names(rules, lang),
         "tier_options": [(t.code, t.name.get(lang) or t.name["en"]) for t in rules.tiers],
@@ -244,8 +248,9 @@ def alert_close(
         return RedirectResponse(done, status_code=303)
     tz = acc.by.organization.timezone
     try:
+        chosen = form.get("outcome") or []
         closing = safety.Closing(
-            outcome=str(form.get("outcome") or ""),
+            outcome=[str(o) for o in chosen] if isinstance(chosen, list) else [str(chosen)],
             note=str(form.get("note") or ""),
             risk_after=str(form.get("risk_after") or "") or None,
             follow_up_due_at=_parse_local(form.get("follow_up_due_at"), tz, "follow_up_due_at"),
@@ -833,6 +838,17 @@ async def admin_rules_load(request: Request, session: DbSession, actor: PostedBy
     return RedirectResponse("/admin/risk-rules?done=loaded", status_code=303)
 
 
+# What each kind of email is, in words (its kind is an internal key).
+MESSAGE_KINDS = {
+    "safety_raised": N_("safety alert: a new one for its owner"),
+    "safety_escalated": N_("safety alert: passed to the next person"),
+    "safety_reminder": N_("safety alert: still waiting"),
+    "safety_no_owner": N_("safety alert: nobody to own it"),
+    "checkin_reminder": N_("check-in reminder to a patient"),
+    "patient_notice": N_("something from a patient for the care team"),
+}
+
+
 @router.get("/admin/messages")
 def admin_messages(request: Request, session: DbSession, actor: WebActor) -> Response:
     from concord.outbox import failing_messages
@@ -843,6 +859,7 @@ def admin_messages(request: Request, session: DbSession, actor: WebActor) -> Res
         "safety/admin_messages.html",
         {
             "messages": failing_messages(session, actor.user.organization_id),
+            "kinds": {k: translate(v, request.state.lang) for k, v in MESSAGE_KINDS.items()},
             "done": request.query_params.get("done"),
             "now": now(),
         },

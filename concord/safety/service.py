@@ -297,15 +297,25 @@ def _notify(
         if user.id in seen or not user.active:
             continue
         seen.add(user.id)
-        session.add(
-            Notification(
-                user_id=user.id,
-                kind=kind,
-                alert_id=alert.id,
-                patient_id=alert.patient_id,
-                created_at=now(),
+        # One unread line per person, alert and kind: a reminder repeated is not a new line.
+        unread = session.scalar(
+            select(Notification.id).where(
+                Notification.user_id == user.id,
+                Notification.alert_id == alert.id,
+                Notification.kind == kind,
+                Notification.read_at.is_(None),
             )
         )
+        if unread is None:
+            session.add(
+                Notification(
+                    user_id=user.id,
+                    kind=kind,
+                    alert_id=alert.id,
+                    patient_id=alert.patient_id,
+                    created_at=now(),
+                )
+            )
         if not email:
             continue
         deadline = _local_time(alert.due_at, user.organization.timezone, user.language)
@@ -744,11 +754,27 @@ def acknowledge(session: Session, *, access: PatientAccess, alert_id: Any) -> Sa
 
 @dataclass
 class Closing:
-    outcome: str
+    outcome: str | list[str]  # what was done: one or several (an assessment and a safety plan)
     note: str
     risk_after: str | None = None
     follow_up_due_at: datetime | None = None
     no_follow_up: bool = False
+
+
+OUTCOME_ORDER = (
+    AlertOutcome.assessed,
+    AlertOutcome.emergency,
+    AlertOutcome.safety_plan,
+    AlertOutcome.unreachable,
+)
+
+
+def outcomes_of(events: Sequence[AlertEvent], alert: SafetyAlert) -> list[str]:
+    """Everything recorded as done when the alert was closed (one, for alerts closed before
+    several could be recorded)."""
+    closed = next((e for e in events if e.kind == "closed"), None)
+    listed = (closed.detail or {}).get("outcomes") if closed is not None else None
+    return list(listed) if listed else ([alert.outcome] if alert.outcome else [])
 
 
 def close(
@@ -763,13 +789,26 @@ def close(
         raise Conflict(Msg("This alert is already closed."))
     rules = rules_for(session, alert.organization_id)
     errors: dict[str, str] = {}
+    raw = closing.outcome if isinstance(closing.outcome, list) else [closing.outcome]
+    outcomes: list[AlertOutcome] = []
     try:
-        outcome = AlertOutcome(closing.outcome)
+        outcomes = list(dict.fromkeys(AlertOutcome(str(o)) for o in raw if str(o or "").strip()))
     except ValueError:
-        outcome = None
+        outcomes = []
+    if not outcomes:
         errors["outcome"] = Msg(
             "choose what was done: %(allowed)s", allowed=", ".join(o.value for o in AlertOutcome)
         )
+    elif AlertOutcome.unreachable in outcomes and (
+        {AlertOutcome.assessed, AlertOutcome.safety_plan} & set(outcomes)
+    ):
+        errors["outcome"] = Msg(
+            "the patient could not be reached: an assessment or a safety plan with them cannot "
+            "also have been done"
+        )
+    # Several things may have been done; the one that decides the patient's risk status comes
+    # first (an assessment), and the alert keeps it as its outcome. Every one is recorded.
+    outcome = next((o for o in OUTCOME_ORDER if o in outcomes), None)
     note = (closing.note or "").strip()
     if not note:
         errors["note"] = Msg("write what happened, so the team can read it later")
@@ -777,7 +816,7 @@ def close(
         errors["note"] = Msg("must be at most %(max)s characters", max=MAX_NOTE)
     risk_after = blank_to_none(closing.risk_after)
     allowed_levels = [t.code for t in rules.tiers] + [NO_RISK]
-    if outcome == AlertOutcome.assessed and risk_after is None:
+    if AlertOutcome.assessed in outcomes and risk_after is None:
         errors["risk_after"] = Msg("say what the assessment found (a risk level, or none)")
     elif risk_after is not None and risk_after not in allowed_levels:
         errors["risk_after"] = Msg("must be one of: %(allowed)s", allowed=", ".join(allowed_levels))
@@ -810,7 +849,11 @@ def close(
         alert,
         "closed",
         by=access.by,
-        detail={"outcome": str(outcome), "risk_after": risk_after},
+        detail={
+            "outcome": str(outcome),
+            "outcomes": [str(o) for o in outcomes],
+            "risk_after": risk_after,
+        },
     )
     mark_read(session, access.by, alert.id)
     record(
@@ -820,7 +863,11 @@ def close(
         object_type="SafetyAlert",
         object_id=alert.id,
         patient_id=access.patient.id,
-        detail={"outcome": str(outcome), "risk_after": risk_after},
+        detail={
+            "outcome": str(outcome),
+            "outcomes": [str(o) for o in outcomes],
+            "risk_after": risk_after,
+        },
     )
     session.flush()
     _settle_risk(session, patient=access.patient, rules=rules, alert=alert, by=access.by)

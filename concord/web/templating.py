@@ -72,6 +72,8 @@ def _make_env() -> Environment:
     env.filters["msg"] = _msg
     env.filters["iso"] = lambda d: d.isoformat() if d else ""
     env.filters["pick"] = _pick
+    env.filters["langof"] = _langof
+    env.globals["english_only"] = _english_only
     env.filters["tel"] = _tel
     env.filters["chainstep"] = _chainstep
     env.filters["duration"] = _duration
@@ -177,6 +179,20 @@ def _pick(text: Any) -> str:
     if isinstance(text, dict):
         return str(text.get(_lang.get()) or text.get("en") or "")
     return str(text)
+
+
+def _langof(text: Any) -> Markup:
+    """` lang="en"` for an element whose text `pick` shows in English on a page in another
+    language (a screen reader then reads it with English pronunciation), else nothing."""
+    lang = _lang.get()
+    if lang == "en" or not text or not isinstance(text, dict) or text.get(lang):
+        return Markup("")
+    return Markup(' lang="en"')
+
+
+def _english_only() -> Markup:
+    """` lang="en"` for text kept only in English (citations, sources), on a page that is not."""
+    return Markup("") if _lang.get() == "en" else Markup(' lang="en"')
 
 
 def _msg(message: Any) -> str:

@@ -77,7 +77,7 @@ def test_the_caseload_and_the_review_to_revision_flow(live, browser, enrolled):
         expect(row).to_contain_text("not improving")
         expect(row).to_contain_text("Not 50% better at week 9")
         # Filter by a flag; the page remembers it.
-        page.get_by_text("Filter and sort").click()
+        page.get_by_text("Filter, sort and choose columns").click()
         page.get_by_role("checkbox", name=re.compile(r"^not improving \(")).check()
         page.get_by_role("button", name="Show").click()
         expect(page.get_by_text("filtered")).to_be_visible()

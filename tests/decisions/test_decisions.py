@@ -261,3 +261,54 @@ def test_who_may_see_and_do_what(session, people, plan):
         )
     ).all()
     assert len(denied) == 4
+
+
+def test_do_both_beside_a_medicine_the_plan_has_is_shown_and_a_repeat_is_not_added(
+    client, session, people, plan, sign_in
+):
+    """Issue 16, item 12: "Do both" added a treatment the plan already had without a word."""
+    from concord.careplans.schemas import InterventionIn
+
+    cm = _cm(session, people)
+    plans.add_item(
+        session,
+        access=cm,
+        section="interventions",
+        data=InterventionIn(kind="medication", description="Sertraline 50 mg daily"),
+    )
+    therapy = "Refer for talk therapy such as CBT, one-on-one or in a group"
+    plans.add_item(
+        session,
+        access=cm,
+        section="interventions",
+        data=InterventionIn(kind="psychotherapy", description=therapy),
+    )
+    commit(session)
+    # The therapy option's intervention is already in the plan: nothing is added again.
+    first = ds.start(session, access=_patient(session, people), aid_id=AID)
+    commit(session)
+    current = plans.current_plan(session, people.patient.id)
+    count = len(plans.load_contents(session, current).interventions)
+    ds.record_outcome(
+        session, access=_cm(session, people), decision_id=first.id, outcome=_outcome("therapy")
+    )
+    commit(session)
+    contents = plans.load_contents(session, plans.current_plan(session, people.patient.id))
+    assert len(contents.interventions) == count
+    assert session.get(Intervention, first.intervention_id).description == therapy
+    # "Do both" adds its entry, and the page shows the medicine the plan already has.
+    second = ds.start(session, access=_patient(session, people), aid_id=AID)
+    commit(session)
+    ds.record_outcome(
+        session, access=_cm(session, people), decision_id=second.id, outcome=_outcome("both")
+    )
+    commit(session)
+    sign_in("cara@test.example.org")
+    page = client.get(f"/patients/{people.patient.id}/decisions/{second.id}").text
+    assert "The care plan already has a treatment of this kind" in page
+    warning = page[page.index("The care plan already has a treatment of this kind") :]
+    assert "Sertraline 50 mg daily" in warning[: warning.index("</div>")]
+    recorded = client.get(
+        f"/patients/{people.patient.id}/decisions/{first.id}?done=recorded_existing"
+    )
+    assert "already had this treatment, so nothing was added" in recorded.text

@@ -177,3 +177,45 @@ def test_marking_a_question_answered_with_a_bad_index_is_a_clear_error(
     assert ok.status_code == 303
     session.expire_all()
     assert session.scalar(select(Decision)).questions[0]["answered"] is True
+
+
+def test_the_aids_for_the_patients_episode_come_first(client, session, people, sign_in):
+    """Alphabetically, "Changing your drinking" came first for everyone (issue 16, item 12):
+    an anxiety patient is offered the anxiety aid first, on their page and the team's."""
+    from tests.conftest import commit
+    from tests.registry.conftest import enroll
+
+    enroll(session, people, program="anxiety")
+    commit(session)
+    sign_in("pat@patients.example.org")
+    mine = client.get("/my/decisions").text
+    assert mine.index("Treating GAD") < mine.index("Changing your drinking")
+    sign_in("cara@test.example.org")
+    team = client.get(f"/patients/{people.patient.id}/decisions").text
+    assert team.index("Treating GAD") < team.index("Changing your drinking")
+
+
+def test_an_aid_names_only_known_programs(tmp_path):
+    import pytest
+
+    from concord.decisions.aids import AidError, load_file
+
+    source = (
+        __import__("pathlib").Path(__file__).parents[2]
+        / "concord/decisions/aids/anxiety-treatment.yaml"
+    ).read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(source.replace("programs: [anxiety]", "programs: [worry]"))
+    with pytest.raises(AidError, match="programs: worry is not one of"):
+        load_file(bad)
+
+
+def test_the_sure_check_says_what_each_item_asks_about(client, people, plan, sign_in):
+    """Without the clinic's licensed SURE wording the items' names alone ("Risk-benefit ratio")
+    were shown as if they were questions (issue 16, item 12): each now says what it is about."""
+    token, url = start_at_home(client, sign_in)
+    page = client.get(url).text
+    sure = page[page.index('id="sure"') :]
+    assert "For each, answer yes if it is true for you now." in sure
+    assert "Risk-benefit ratio" in sure
+    assert "Risk-benefit ratio<span class=\"hint\">: being clear about what matters most" in sure

@@ -249,7 +249,9 @@ class TestTheUrgentAlert:
         sign_in("theo@test.example.org")
         for path in ("/patients", "/steps", f"/patients/{people.patient.id}/plan"):
             page = client.get(path)
-            assert "1 other safety alert is open on your care teams." in page.text
+            # Theo has no alert of his own: not "1 other" (issue 16, item 12).
+            assert "1 safety alert is open on your care teams." in page.text
+            assert "other safety alert" not in page.text
         assert "High safety alert" in client.get(f"/patients/{people.patient.id}/plan").text
         # A clinician on another team sees nothing of it.
         sign_in("otto@test.example.org")

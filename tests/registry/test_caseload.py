@@ -230,3 +230,58 @@ def test_a_program_judged_by_its_own_measure_shows_it_and_only_there(
     assert drinking["measures"]["AUDIT-C"]["latest"]["value"] == 4
     assert "AUDIT-C" not in rows[other.display_name]["measures"]
     assert rows[other.display_name]["main_instrument"] == "PHQ-9"
+
+
+def _headers(page: str) -> list[str]:
+    head = page[page.index("<thead>") : page.index("</thead>")]
+    cells = re.findall(r"<th[^>]*>(.*?)</th>", head, re.S)
+    words = [" ".join(re.sub(r"<[^>]+>", " ", h).split()) for h in cells]
+    return [re.sub(r" [▼▲] \(sorted, (highest|lowest) first\)", "", w) for w in words]
+
+
+def test_only_the_programs_measures_have_columns(client, session, people, caseload, sign_in):
+    """A depression caseload has PHQ-9 and no GAD-7 columns of dashes; an anxiety patient brings
+    GAD-7; each row shows only its own program's measure (issue 16, item 11)."""
+    sign_in(CM)
+    everyone = client.get("/registry?flags=&programs=").text
+    headers = _headers(everyone)
+    assert [h for h in headers if "PHQ-9" in h or "GAD-7" in h] == [
+        "PHQ-9 first → latest",
+        "GAD-7 first → latest",
+    ]
+    depression = client.get("/registry?programs=depression").text
+    assert "PHQ-9" in " ".join(_headers(depression))
+    table = depression[depression.index("<table") : depression.index("</table>")]
+    assert "GAD-7" not in table
+    pat = re.search(r"Pat Ient</a>.*?</tr>", depression, re.S).group(0)
+    assert "18 → 16" in pat and "11% lower" in pat
+
+
+def test_the_columns_are_chosen_and_remembered(client, session, people, caseload, sign_in):
+    sign_in(CM)
+    page = client.get("/registry?programs=&columns=flags&columns=weeks").text
+    assert _headers(page)[:3] == ["Patient", "Flags", "Weeks"] and len(_headers(page)) == 3
+    saved = session.get(UserPreference, (people.care_manager.id, "registry.caseload"))
+    assert saved.value["columns"] == ["flags", "weeks"]
+    again = client.get("/registry").text
+    assert len(_headers(again)) == 3
+    assert 'name="columns" value="status"' in again  # it can be shown again
+    chosen = ["flags", "weeks", "measures", "status", "contacts", "alerts", "review", "plan_review"]
+    every = client.get("/registry?columns=" + "&columns=".join(chosen)).text
+    assert len(_headers(every)) == 10  # two instruments
+
+
+def test_the_sort_menu_speaks_plain_words(client, session, people, caseload, sign_in):
+    sign_in(CM)
+    page = client.get("/registry?programs=").text
+    start = page.index('<select id="sort"')
+    menu = page[start : page.index("</select>", start)]
+    options = re.findall(r">([^<]+)</option>", menu)
+    assert "PHQ-9: first score" in options and "Number of flags" in options
+    assert not [o for o in options if "_" in o or re.search(r"\b(phq9|gad7|pcl5|auditc)\b", o)]
+    # Only the instruments some patient is judged by are offered.
+    assert not [o for o in options if "PCL-5" in o or "AUDIT-C" in o]
+    people.care_manager.language = "es"
+    commit(session)
+    spanish = client.get("/registry").text
+    assert "PHQ-9: primera puntuación" in spanish and "Número de indicadores" in spanish

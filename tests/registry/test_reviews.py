@@ -104,8 +104,12 @@ def test_review_to_revision(session, not_improving):
     )
     recs = session.scalars(select(Recommendation).order_by(Recommendation.text)).all()
     assert [r.status for r in recs] == ["proposed", "proposed"]
+    # One task for the review's two recommendations, not two identical ones (issue 16, 12).
     tasks = session.scalars(select(WorkTask).where(WorkTask.source.like("recommendation:%"))).all()
-    assert {t.owner_id for t in tasks} == {people.care_manager.id} and len(tasks) == 2
+    assert [t.owner_id for t in tasks] == [people.care_manager.id]
+    assert tasks[0].source == f"recommendation:review-{review.id}"
+    assert "Increase sertraline to 150 mg daily" in tasks[0].detail
+    assert tasks[0].title.endswith("recommendations with the patient")
     assert (
         session.scalar(select(WorkTask).where(WorkTask.source == f"review:{review.id}")).status
         == "done"
@@ -118,6 +122,7 @@ def test_review_to_revision(session, not_improving):
     with pytest.raises(InvalidInput):
         rv.decide(session, access=cm, rec_id=therapy.id, accept=False, reason="")
     rv.decide(session, access=cm, rec_id=dose.id, accept=True, reason="Agreed with Pat today")
+    assert tasks[0].status == "open"  # one of two decided
     rv.decide(
         session,
         access=cm,
@@ -271,17 +276,30 @@ def test_flag_tasks_open_and_close_with_the_flags(session, people, plan, clock):
     del episode
 
 
-def test_one_bad_episode_skips_its_patient_not_the_clinics_tasks(session, people, plan, factory):
+def test_one_bad_episode_skips_its_patient_not_the_clinics_tasks(
+    session, people, plan, factory, monkeypatch
+):
     # Issue 16, item 3: the task sync worked 500 episodes in one go; one record it could not
     # read stopped every patient's tasks. The batch is retried an episode at a time.
     from sqlalchemy import update
 
+    from concord.registry import caseload
     from concord.worker import registry_tasks_job
 
     create_plan(session, people, patient=people.other_patient, by=people.outsider, activate=True)
     good = enroll(session, people, started_on=days_ago(1))
     bad = enroll(session, people, people.other_patient, started_on=days_ago(1), by=people.outsider)
     session.execute(update(Episode).where(Episode.id == bad.id).values(program="unknown"))
+    # The caseload shows an unknown program with the PHQ-9; here reading it fails, as any
+    # record a job cannot process would.
+    known = caseload.instruments_of
+
+    def unreadable(program):
+        if program == "unknown":
+            raise ValueError("an episode this job cannot read")
+        return known(program)
+
+    monkeypatch.setattr(caseload, "instruments_of", unreadable)
     commit(session)
     skipped = []
     assert registry_tasks_job(factory, skipped) >= 1
@@ -321,3 +339,40 @@ def test_two_workers_run_the_registry_job_once_per_period(session, factory, cloc
     assert claim_run(session, "registry_tasks", timedelta(minutes=15)) is False
     clock.advance(minutes=1)
     assert claim_run(session, "registry_tasks", timedelta(minutes=15)) is True
+
+
+def test_waiting_since_is_when_the_flag_began_or_the_request_was_made(
+    session, not_improving, clock
+):
+    """Issue 16, item 12: "waiting since" showed the episode's start (63 days ago)."""
+    from datetime import timedelta
+
+    people = not_improving
+    started = days_ago(63)
+    (item,) = rv.queue(session, by=people.consultant)
+    assert item.waiting_since == started + timedelta(weeks=8)  # not improving from week 8
+    clock.advance(days=1)
+    rv.request_review(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        question="Next step?",
+    )
+    commit(session)
+    (item,) = rv.queue(session, by=people.consultant)
+    assert item.waiting_since == clock.now().date() != started
+
+
+def test_a_task_title_is_shown_in_the_readers_language(client, session, not_improving, sign_in):
+    """Task titles are stored in English; a Spanish-speaking clinician read them in English."""
+    people = not_improving
+    rv.request_review(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        question="Next step?",
+    )
+    people.consultant.language = "es"
+    commit(session)
+    sign_in(CONSULTANT)
+    page = client.get("/tasks").text
+    assert "Revisión psiquiátrica del caso" in page
+    assert "Psychiatric case review" not in page

@@ -327,6 +327,8 @@ class TestWhenTheMailServerIsDown:
         assert "1 email could not be sent." in page
         failed = client.get("/admin/messages").text
         assert "cara@test.example.org" in failed and "mail server is down" in failed
+        # The kind of email in words, not its key (issue 16: internal keys shown to a person).
+        assert "safety alert: a new one for its owner" in failed and "safety_raised" not in failed
         assert "Pat" not in failed.replace("Patients", "")
         # Too early for the retry; after the back-off it goes out.
         assert send_pending(factory, mailer) == 0
