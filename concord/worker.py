@@ -107,7 +107,7 @@ def registry_tasks_job(factory: sessionmaker[Session], skipped: list[Skipped] | 
 
 @dataclass(frozen=True)
 class AnchorSchedule:
-    """Where and how often the worker anchors the audit chain (docs/adr/0014)."""
+    """Where and how often the worker anchors the audit chain (docs/adr/0017-audit-chain-anchors.md)."""
 
     key: Path
     directory: Path

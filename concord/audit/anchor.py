@@ -1,5 +1,5 @@
 """Anchors: the audit chain's head, signed with a key the database does not hold, written
-outside the database (docs/adr/0014-audit-chain-anchors.md).
+outside the database (docs/adr/0017-audit-chain-anchors.md).
 
 The hash chain (concord.audit.service) shows an event altered or removed *inside* a chain
 that still links. It cannot show a chain rewritten consistently (every hash recomputed) or

@@ -1,5 +1,5 @@
 """Anchors: the chain's head signed with a key the database does not hold and kept outside it,
-so a trail cut at the end or rewritten and re-chained is found (docs/adr/0014)."""
+so a trail cut at the end or rewritten and re-chained is found (docs/adr/0017-audit-chain-anchors.md)."""
 
 from __future__ import annotations
 
