@@ -33,7 +33,7 @@ from concord.clock import FakeClock, set_clock
 from concord.decisions import service as ds
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
-from concord.patients.models import CareTeam, RelatedPerson
+from concord.patients.models import CareTeam, CareTeamMember, RelatedPerson
 from concord.registry import reviews as rv
 from concord.registry import service as reg
 from concord.registry.models import Recommendation, WorkTask
@@ -59,6 +59,7 @@ TEAM = frozenset({"care_manager", "consultant", "therapist"})
 RECORD = TEAM | {"patient"}  # the whole record: the team's pages and the patient's portal
 PLAN = RECORD | {"family"}  # the care plan as it stands: /shared/{patient} for family
 CLINICIANS = TEAM | {"outsider"}
+LEAD = frozenset({"care_manager", "admin"})  # who may change the care team
 NOBODY: frozenset[str] = frozenset()
 
 # What would show that a body carries the patient's record. The family name is on the
@@ -233,6 +234,16 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         "observation_id": str(observation.id),
         "flag_id": str(risk.id),
         "practitioner_id": str(people.care_manager.id),
+        "clinic_id": str(people.north.id),
+        "member_id": str(
+            session.scalar(
+                select(CareTeamMember.id).where(
+                    CareTeamMember.care_team_id == team.id,
+                    CareTeamMember.user_id == people.therapist.id,
+                )
+            )
+        ),
+        "related_id": str(sister.id),
     }
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
@@ -360,6 +371,45 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("GET", "/api/v1/patients/{patient_id}"): [Case(P, RECORD)],
     ("GET", "/api/v1/patients/{patient_id}/care-team"): [Case(f"{P}/care-team", RECORD)],
+    # Registering (/patients/new): clinicians and administrators; for others a 403.
+    ("POST", "/api/v1/patients"): [
+        Case(
+            "/api/v1/patients",
+            CLINICIANS | {"admin"},
+            {
+                "given_name": "Ana",
+                "family_name": "Nueva",
+                "birth_date": "1991-03-04",
+                "mrn": "N-900",
+                "clinic_id": "{clinic_id}",
+            },
+            kind="list",
+        )
+    ],
+    # The team page (its lead) and the administrator's page of the patient's team.
+    ("POST", "/api/v1/patients/{patient_id}/care-team/members"): [
+        Case(f"{P}/care-team/members", LEAD, {"user_id": "{practitioner_id}"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/care-team/members/{member_id}/lead"): [
+        Case(f"{P}/care-team/members/{{member_id}}/lead", LEAD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/care-team/members/{member_id}/remove"): [
+        Case(f"{P}/care-team/members/{{member_id}}/remove", LEAD)
+    ],
+    # The family section of the overview (the team) and /my/people (the patient).
+    ("GET", "/api/v1/patients/{patient_id}/related-persons"): [
+        Case(f"{P}/related-persons", RECORD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/related-persons"): [
+        Case(
+            f"{P}/related-persons",
+            TEAM,
+            {"name": "Rosa", "email": "rosa@example.org", "relationship": "aunt"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/related-persons/{related_id}/consent"): [
+        Case(f"{P}/related-persons/{{related_id}}/consent", RECORD, {"consented": False})
+    ],
     # --- care plans -----------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/careplan"): [Case(f"{P}/careplan", PLAN)],
     ("POST", "/api/v1/patients/{patient_id}/careplan"): [
