@@ -173,6 +173,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
             mode=measures.Mode.in_person,
         ),
     )
+    schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety import service as safety
 
     flagged = safety.raise_manual_flag(
@@ -244,6 +245,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
             )
         ),
         "related_id": str(sister.id),
+        "schedule_id": str(schedule.id),
     }
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
@@ -451,6 +453,29 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("GET", "/api/v1/me/action-steps"): [Case("/api/v1/me/action-steps", RECORD, kind="list")],
     **_section_cases(),
+    # --- measures (the team's measures tab) ------------------------------------------------
+    ("GET", "/api/v1/patients/{patient_id}/measures/schedules"): [
+        Case(f"{P}/measures/schedules", TEAM)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/measures/schedules"): [
+        Case(f"{P}/measures/schedules", TEAM, {"instrument": "PHQ-9", "every_days": 14})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/measures/schedules/{schedule_id}"): [
+        Case(f"{P}/measures/schedules/{{schedule_id}}", TEAM, {"every_days": 7, "version": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/measures/ask-now"): [
+        Case(f"{P}/measures/ask-now", TEAM, {"instrument": "PHQ-9"})
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/measures/responses"): [
+        Case(f"{P}/measures/responses", TEAM)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/measures/{code}/responses"): [
+        Case(
+            f"{P}/measures/PHQ-9/responses",
+            TEAM,
+            {"mode": "phone", "answers": {**{str(i): 0 for i in range(1, 10)}, "difficulty": 0}},
+        )
+    ],
     # --- safety ---------------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/alerts"): [Case(f"{P}/alerts", TEAM)],
     ("POST", "/api/v1/patients/{patient_id}/alerts"): [

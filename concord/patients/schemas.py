@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Str
 
 from concord.accounts.models import Role
 from concord.accounts.service import EMAIL_RE
+from concord.i18n import N_
 from concord.patients.models import AdministrativeGender
 from concord.patients.service import NewPatient
 from concord.validation import (
@@ -88,7 +89,7 @@ class RelatedPersonIn(BaseModel):
 
 def _clinical_role(value: Role | None) -> Role | None:
     if value is not None and not value.is_clinical:
-        raise ValueError("must be a clinical role, or left blank for the person's own")
+        raise ValueError(N_("must be a clinical role, or left blank for the person's own"))
     return value
 
 

@@ -21,7 +21,9 @@ def _key():
 
 
 def _denied(session, user):
-    return _count(session, AuditEvent, AuditEvent.actor_id == user.id, AuditEvent.outcome == "denied")
+    return _count(
+        session, AuditEvent, AuditEvent.actor_id == user.id, AuditEvent.outcome == "denied"
+    )
 
 
 NEW = {
@@ -67,7 +69,9 @@ def test_the_lead_adds_a_member_makes_them_lead_and_removes_them(client, session
     pid = people.patient.id
     body = {"user_id": str(people.outsider.id), "role": "therapist"}
     key = _key()
-    made = client.post(f"/api/v1/patients/{pid}/care-team/members", json=body, headers={**cm, **key})
+    made = client.post(
+        f"/api/v1/patients/{pid}/care-team/members", json=body, headers={**cm, **key}
+    )
     assert made.status_code == 201, made.text
     again = client.post(
         f"/api/v1/patients/{pid}/care-team/members", json=body, headers={**cm, **key}
@@ -109,9 +113,7 @@ def test_outside_the_team_the_care_team_cannot_be_changed(client, session, peopl
     assert _count(session, CareTeamMember) == before
 
 
-def test_the_team_adds_a_family_member_and_the_patient_withdraws_consent(
-    client, session, people
-):
+def test_the_team_adds_a_family_member_and_the_patient_withdraws_consent(client, session, people):
     cm = bearer(session, people.care_manager)
     pid = people.patient.id
     body = {"name": "Rosa", "email": "rosa@example.org", "relationship": "aunt"}
@@ -119,9 +121,7 @@ def test_the_team_adds_a_family_member_and_the_patient_withdraws_consent(
     made = client.post(f"/api/v1/patients/{pid}/related-persons", json=body, headers={**cm, **key})
     assert made.status_code == 201, made.text
     assert made.json()["password"] and made.json()["consented"] is False
-    again = client.post(
-        f"/api/v1/patients/{pid}/related-persons", json=body, headers={**cm, **key}
-    )
+    again = client.post(f"/api/v1/patients/{pid}/related-persons", json=body, headers={**cm, **key})
     assert again.status_code == 200 and again.json()["id"] == made.json()["id"]
     assert _count(session, RelatedPerson, RelatedPerson.patient_id == pid) == 3
     rid = made.json()["id"]
@@ -162,5 +162,7 @@ def test_family_members_are_not_added_from_outside_the_team(client, session, peo
         assert refused.status_code in (403, 404), refused.text
         assert _denied(session, user) > denials
     outsider = bearer(session, people.outsider)
-    assert client.get(f"/api/v1/patients/{pid}/related-persons", headers=outsider).status_code == 404
+    assert (
+        client.get(f"/api/v1/patients/{pid}/related-persons", headers=outsider).status_code == 404
+    )
     assert _count(session, RelatedPerson, RelatedPerson.patient_id == pid) == 2
