@@ -180,7 +180,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         session, access=cm, tier="high", reason="Worried about the weekend"
     )
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
-    reg.log_contact(
+    contact = reg.log_contact(
         session,
         access=cm,
         data=reg.ContactIn(
@@ -246,6 +246,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         ),
         "related_id": str(sister.id),
         "schedule_id": str(schedule.id),
+        "contact_id": str(contact.id),
     }
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
@@ -542,6 +543,40 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("GET", "/api/v1/tasks"): [Case("/api/v1/tasks", TEAM, kind="list")],
     ("POST", "/api/v1/tasks/{task_id}/done"): [
         Case("/api/v1/tasks/{task_id}/done", TEAM, {"note": "Done"})
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/tasks"): [Case(f"{P}/tasks", TEAM)],
+    ("POST", "/api/v1/patients/{patient_id}/tasks"): [
+        Case(f"{P}/tasks", TEAM, {"title": "Call the pharmacy"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/contacts/{contact_id}/void"): [
+        Case(f"{P}/contacts/{{contact_id}}/void", TEAM, {"reason": "Wrong patient"})
+    ],
+    # The team's relapse-plan page and the patient's /my/relapse-plan.
+    ("GET", "/api/v1/patients/{patient_id}/relapse-plan"): [Case(f"{P}/relapse-plan", RECORD)],
+    ("PUT", "/api/v1/patients/{patient_id}/relapse-plan"): [
+        Case(
+            f"{P}/relapse-plan",
+            RECORD,
+            {"base_version": 0, "content": {"warning_signs": ["Pacing"]}, "reason": "First"},
+        )
+    ],
+    # The patient's own view (/my/recommendations/{id}); the team may not give it (403).
+    ("POST", "/api/v1/patients/{patient_id}/recommendations/{rec_id}/patient-view"): [
+        Case(
+            f"{P}/recommendations/{{rec_id}}/patient-view",
+            frozenset({"patient"}),
+            {"agree": True},
+        )
+    ],
+    # The registry's own pages: clinicians (and administrators for program and minutes).
+    ("GET", "/api/v1/registry/program"): [
+        Case("/api/v1/registry/program", CLINICIANS | {"admin"}, kind="list")
+    ],
+    ("GET", "/api/v1/registry/minutes"): [
+        Case("/api/v1/registry/minutes?month=2026-11", CLINICIANS | {"admin"}, kind="list")
+    ],
+    ("GET", "/api/v1/registry/reviews"): [
+        Case("/api/v1/registry/reviews", CLINICIANS, kind="list")
     ],
     # --- decisions ------------------------------------------------------------------------
     ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],
