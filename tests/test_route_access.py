@@ -506,6 +506,17 @@ RULES: dict[tuple[str, str], list[Case]] = {
             {"base_version": 1, "content": {"warning_signs": ["Pacing"]}, "reason": "More"},
         )
     ],
+    # The team's safety page (its "people" section) and the patient's /my/safety-plan/people.
+    ("GET", "/api/v1/patients/{patient_id}/safety-plan/people"): [
+        Case(f"{P}/safety-plan/people", RECORD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/safety-plan/people/{related_id}"): [
+        Case(f"{P}/safety-plan/people/{{related_id}}", RECORD, {"share": False})
+    ],
+    # The caller's own notifications: anyone may ask; it changes only their own.
+    ("POST", "/api/v1/alerts/notifications/read"): [
+        Case("/api/v1/alerts/notifications/read", ALL, kind="list")
+    ],
     ("GET", "/api/v1/safety/figures"): [
         Case("/api/v1/safety/figures", CLINICIANS | {"admin"}, kind="list")
     ],
