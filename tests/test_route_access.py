@@ -477,6 +477,20 @@ RULES: dict[tuple[str, str], list[Case]] = {
             {"mode": "phone", "answers": {**{str(i): 0 for i in range(1, 10)}, "difficulty": 0}},
         )
     ],
+    # The patient's own check-ins (/my/check-ins): the patient only.
+    ("GET", "/api/v1/patients/{patient_id}/check-ins"): [
+        Case(f"{P}/check-ins", frozenset({"patient"}))
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/check-ins"): [
+        Case(f"{P}/check-ins", frozenset({"patient"}), {"instrument": "PHQ-9"})
+    ],
+    ("PUT", "/api/v1/patients/{patient_id}/check-ins/{response_id}"): [
+        Case(
+            f"{P}/check-ins/{{response_id}}",
+            frozenset({"patient"}),
+            {"answers": {}, "version": 1, "submit": False},
+        )
+    ],
     # --- safety ---------------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/alerts"): [Case(f"{P}/alerts", TEAM)],
     ("POST", "/api/v1/patients/{patient_id}/alerts"): [
@@ -610,6 +624,12 @@ RULES: dict[tuple[str, str], list[Case]] = {
             RECORD,
             {"sure": True, "understand": True, "risk_benefit": True, "encouragement": True},
         )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/decisions/{decision_id}/questions/{index}/answered"): [
+        Case(f"{P}/decisions/{{decision_id}}/questions/0/answered", TEAM)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/decisions/{decision_id}/collaborate"): [
+        Case(f"{P}/decisions/{{decision_id}}/collaborate", frozenset({"patient"}))
     ],
     ("POST", "/api/v1/patients/{patient_id}/decisions/{decision_id}/outcome"): [
         Case(

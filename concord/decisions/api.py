@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
+from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES, Aid
 from concord.decisions.models import Decision
@@ -234,3 +235,25 @@ def _record_outcome(
         base_version=body.version,
     )
     return str(decision.id), decision_json(decision)
+
+
+@router.post("/patients/{patient_id}/decisions/{decision_id}/questions/{index}/answered")
+def question_answered(
+    patient_id: str, decision_id: str, index: int, session: DbSession, actor: ApiWriter
+) -> Any:
+    """The team marks the patient's question (by its place in the list, from 0) answered."""
+    acc = _access(session, actor, patient_id, "update")
+    return decision_json(
+        ds.mark_answered(session, access=acc, decision_id=decision_id, index=index)
+    )
+
+
+@router.post("/patients/{patient_id}/decisions/{decision_id}/collaborate", status_code=201)
+def collaborate(patient_id: str, decision_id: str, session: DbSession, actor: ApiWriter) -> Any:
+    """The patient starts (or resumes) CollaboRATE about the visit, once the decision is
+    recorded: the answer names the check-in to answer (PUT /patients/{id}/check-ins/{id})."""
+    acc = _access(session, actor, patient_id, "update")
+    if not acc.is_self:
+        raise access.refuse_record(session, acc, action="update", object_type="Decision")
+    target = reports.start_collaborate(session, access=acc, decision_id=decision_id)
+    return {"check_in_id": target.rsplit("/", 1)[-1]}

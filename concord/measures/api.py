@@ -15,7 +15,14 @@ from concord.errors import NotFound
 from concord.i18n import Msg
 from concord.measures import service as measures
 from concord.measures.models import MeasureResponse, MeasureSchedule
-from concord.measures.schemas import AskNowIn, RecordedCheckInIn, ScheduleChangeIn, ScheduleIn
+from concord.measures.schemas import (
+    AskNowIn,
+    CheckInAnswersIn,
+    CheckInStartIn,
+    RecordedCheckInIn,
+    ScheduleChangeIn,
+    ScheduleIn,
+)
 from concord.web.deps import Actor, ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -161,3 +168,80 @@ def record_response(
         return response_json(found)
 
     return create_once(session, actor, idem, create=create, replay=replay)
+
+
+# --- the patient's own check-ins (/my/check-ins) --------------------------------------------------
+
+
+def _self(session: Session, actor: Actor, patient_id: str, action: str) -> PatientAccess:
+    """The patient's own record, as /my/check-ins: anyone else gets 404 (audited)."""
+    acc = access.record_access(
+        session, actor.user, patient_id, action=action, object_type="Observation"
+    )
+    if not acc.is_self:
+        raise access.refuse_record(session, acc, action=action, object_type="Observation")
+    return acc
+
+
+def check_in_json(r: MeasureResponse) -> dict[str, Any]:
+    return {
+        **response_json(r),
+        "answers": r.answers,
+        "declined": list((r.flags or {}).get("declined", [])),
+        "version": r.version,
+    }
+
+
+@router.get("/patients/{patient_id}/check-ins")
+def due_check_ins(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    """What the patient is asked to complete, and where each stands today."""
+    acc = _self(session, actor, patient_id, "read")
+    return [
+        {
+            **schedule_json(d.schedule, d.state),
+            "in_progress": str(d.in_progress.id) if d.in_progress else None,
+        }
+        for d in measures.check_ins(session, access=acc)
+    ]
+
+
+@router.post("/patients/{patient_id}/check-ins", status_code=201)
+def start_check_in(
+    patient_id: str, body: CheckInStartIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """Start a check-in, or resume the unfinished one for this instrument."""
+    acc = _self(session, actor, patient_id, "create")
+    response = measures.start_or_resume(session, access=acc, instrument_code=body.instrument)
+    return check_in_json(response)
+
+
+@router.put("/patients/{patient_id}/check-ins/{response_id}")
+def answer_check_in(
+    patient_id: str,
+    response_id: str,
+    body: CheckInAnswersIn,
+    session: DbSession,
+    actor: ApiWriter,
+) -> dict[str, Any]:
+    """Keep the answers so far (`submit`: false) or send them (scored, and run through the
+    safety rules). A stale `version` is 409; a check-in already sent is 409."""
+    acc = _self(session, actor, patient_id, "update")
+    if not body.submit:
+        response = measures.save_progress(
+            session,
+            access=acc,
+            response_id=response_id,
+            answers=body.answers,
+            version=body.version,
+            declined=body.declined,
+        )
+        return check_in_json(response)
+    completed = measures.submit(
+        session,
+        access=acc,
+        response_id=response_id,
+        answers=body.answers,
+        version=body.version,
+        declined=body.declined,
+    )
+    return check_in_json(completed.response)

@@ -22,6 +22,8 @@ from concord.measures.rules import plain_change
 from concord.measures.schemas import (
     RECORD_MODES,
     AskNowIn,
+    CheckInAnswersIn,
+    CheckInStartIn,
     RecordedCheckInIn,
     ScheduleChangeIn,
     ScheduleIn,
@@ -277,13 +279,6 @@ def schedule_change(
     )
 
 
-def _int(form: dict[str, Any], name: str) -> int:
-    try:
-        return int(str(form.get(name, "")).strip())
-    except ValueError:
-        raise InvalidInput.field(name, Msg("must be a whole number")) from None
-
-
 def _record_context(
     acc: PatientAccess, instrument: Instrument, lang: str, **extra: Any
 ) -> dict[str, Any]:
@@ -401,7 +396,7 @@ def my_check_ins(request: Request, session: DbSession, actor: WebActor) -> Respo
 def my_start(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
     acc = _self(session, actor, "create")
     response = measures.start_or_resume(
-        session, access=acc, instrument_code=str(form.get("instrument", ""))
+        session, access=acc, instrument_code=parse(CheckInStartIn, form).instrument
     )
     return RedirectResponse(f"/my/check-ins/{response.id}", status_code=303)
 
@@ -444,26 +439,32 @@ def my_check_in_post(
     if response.status != "in_progress":
         return RedirectResponse(f"/my/check-ins/{response.id}/done", status_code=303)
     try:
-        answers = parse_answers(form)
-        declined = parse_declined(form)
-        version = _int(form, "version")
-        if form.get("action") == "save":
+        data = parse(
+            CheckInAnswersIn,
+            {
+                "answers": parse_answers(form),
+                "declined": parse_declined(form),
+                "version": form.get("version"),
+                "submit": form.get("action") != "save",
+            },
+        )
+        if not data.submit:
             measures.save_progress(
                 session,
                 access=acc,
                 response_id=response_id,
-                answers=answers,
-                version=version,
-                declined=declined,
+                answers=data.answers,
+                version=data.version,
+                declined=data.declined,
             )
             return RedirectResponse("/my?done=checkin_saved", status_code=303)
         measures.submit(
             session,
             access=acc,
             response_id=response_id,
-            answers=answers,
-            version=version,
-            declined=declined,
+            answers=data.answers,
+            version=data.version,
+            declined=data.declined,
         )
     except (InvalidInput, Conflict) as exc:
         errors = exc.errors if isinstance(exc, InvalidInput) else {}

@@ -83,3 +83,19 @@ class RecordedCheckInIn(_In):
             language=self.language,
             declined=tuple(self.declined),
         )
+
+
+class CheckInStartIn(_In):
+    """The patient starts (or resumes) a check-in."""
+
+    instrument: Text200
+
+
+class CheckInAnswersIn(_In):
+    """The patient's answers so far (`submit`: false keeps them to finish later) or all of them
+    (`submit`: true scores and sends), with the version of the check-in they started from."""
+
+    answers: dict[str, int] = {}
+    declined: list[str] = []
+    version: int
+    submit: Checkbox = True
