@@ -7,7 +7,6 @@ gets a 422 naming it; recording the outcome may carry an Idempotency-Key."""
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from concord import access
@@ -16,47 +15,11 @@ from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES, Aid
 from concord.decisions.models import Decision
-from concord.validation import Date
+from concord.decisions.schemas import OutcomeIn, QuestionIn, StartIn, SureIn, ValuesIn
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"])
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class StartIn(Body):
-    aid: str
-
-
-class ValuesIn(Body):
-    values: list[str]
-    note: str | None = None
-    leaning: str | None = None
-    version: int | None = None
-
-
-class QuestionIn(Body):
-    text: str
-
-
-class SureIn(Body):
-    sure: bool
-    understand: bool
-    risk_benefit: bool
-    encouragement: bool
-
-
-class OutcomeIn(Body):
-    choice: str | None = None
-    reasons: str | None = None
-    considered: list[str]
-    decided_on: Date
-    clinician_ids: list[str] = []
-    others: str | None = None
-    version: int | None = None
 
 
 def _access(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
@@ -224,14 +187,7 @@ def _record_outcome(
         session,
         access=acc,
         decision_id=decision_id,
-        outcome=ds.Outcome(
-            choice=body.choice,
-            reasons=body.reasons,
-            considered=body.considered,
-            decided_on=body.decided_on,
-            clinician_ids=body.clinician_ids,
-            others=body.others,
-        ),
+        outcome=body.to_outcome(),
         base_version=body.version,
     )
     return str(decision.id), decision_json(decision)
