@@ -55,8 +55,10 @@ def test_a_clinician_registers_a_patient_once_and_reads_them_back(client, sessio
 def test_registering_needs_a_clinician_and_names_the_bad_field(client, session, people):
     body = {**NEW, "clinic_id": str(people.north.id)}
     for user in (people.patient_user, people.family):
+        denials = _denied(session, user)
         refused = client.post("/api/v1/patients", json=body, headers=bearer(session, user))
         assert refused.status_code in (403, 404), refused.text
+        assert _denied(session, user) > denials
     assert _count(session, Patient, Patient.mrn == "N-900") == 0
     cm = bearer(session, people.care_manager)
     bad = client.post("/api/v1/patients", json={**body, "birth_date": "1850-01-01"}, headers=cm)
