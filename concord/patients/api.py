@@ -87,6 +87,7 @@ def get_care_team(patient_id: str, session: DbSession, actor: ApiActor) -> dict[
         "name": team.name,
         "members": [
             {
+                "id": str(m.id),  # the member: what lead and remove take
                 "user_id": str(m.user_id),
                 "name": m.user.name,
                 "role": m.role,

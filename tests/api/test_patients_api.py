@@ -83,14 +83,25 @@ def test_the_lead_adds_a_member_makes_them_lead_and_removes_them(client, session
     added = [m for m in read["members"] if m["user_id"] == str(people.outsider.id)]
     assert len(added) == 1 and added[0]["role"] == "therapist"
     member = next(m for m in made.json()["members"] if m["user_id"] == str(people.outsider.id))
+    therapist = next(m for m in read["members"] if m["user_id"] == str(people.therapist.id))
+    # Someone on the team but not its lead may not change it: 403, audited, nothing changed.
+    denials = _denied(session, people.therapist)
+    refused = client.post(
+        f"/api/v1/patients/{pid}/care-team/members/{member['id']}/lead",
+        headers=bearer(session, people.therapist),
+    )
+    assert refused.status_code == 403 and _denied(session, people.therapist) > denials
     led = client.post(f"/api/v1/patients/{pid}/care-team/members/{member['id']}/lead", headers=cm)
     assert led.status_code == 200, led.text
+    read = client.get(f"/api/v1/patients/{pid}/care-team", headers=cm).json()
+    assert [m["user_id"] for m in read["members"] if m["lead"]] == [str(people.outsider.id)]
     outsider = bearer(session, people.outsider)  # now the lead
     gone = client.post(
-        f"/api/v1/patients/{pid}/care-team/members/{member['id']}/remove", headers=outsider
+        f"/api/v1/patients/{pid}/care-team/members/{therapist['id']}/remove", headers=outsider
     )
-    # The lead cannot remove themselves while they lead: the service's rule, a 4xx.
-    assert gone.status_code < 500
+    assert gone.status_code == 200, gone.text
+    read = client.get(f"/api/v1/patients/{pid}/care-team", headers=cm).json()
+    assert str(people.therapist.id) not in [m["user_id"] for m in read["members"]]
     wrong = client.post(
         f"/api/v1/patients/{pid}/care-team/members", json={"user_id": "nobody"}, headers=cm
     )
