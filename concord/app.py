@@ -109,6 +109,7 @@ def create_app(
     from concord.decisions.api import router as decisions_api
     from concord.decisions.routes import router as decisions_router
     from concord.fhir.routes import router as fhir_router
+    from concord.measures.api import router as measures_api
     from concord.measures.routes import router as measures_router
     from concord.patients.api import router as patients_api
     from concord.patients.routes import router as patients_router
@@ -124,12 +125,21 @@ def create_app(
     # (FHIR, /api) before the pages people open. No two routers share a path.
     # The OpenAPI document (/api/docs) describes the API and FHIR, with the error bodies the
     # API really answers; the pages are not part of it.
-    apis = (fhir_router, patients_api, careplans_api, safety_api, registry_api, decisions_api)
+    apis = (
+        fhir_router,
+        patients_api,
+        careplans_api,
+        measures_api,
+        safety_api,
+        registry_api,
+        decisions_api,
+    )
     for router in (
         web_router,
         fhir_router,
         patients_api,
         careplans_api,
+        measures_api,
         safety_api,
         registry_api,
         decisions_api,

@@ -33,7 +33,7 @@ from concord.clock import FakeClock, set_clock
 from concord.decisions import service as ds
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
-from concord.patients.models import CareTeam, RelatedPerson
+from concord.patients.models import CareTeam, CareTeamMember, RelatedPerson
 from concord.registry import reviews as rv
 from concord.registry import service as reg
 from concord.registry.models import Recommendation, WorkTask
@@ -59,6 +59,7 @@ TEAM = frozenset({"care_manager", "consultant", "therapist"})
 RECORD = TEAM | {"patient"}  # the whole record: the team's pages and the patient's portal
 PLAN = RECORD | {"family"}  # the care plan as it stands: /shared/{patient} for family
 CLINICIANS = TEAM | {"outsider"}
+LEAD = frozenset({"care_manager", "admin"})  # who may change the care team
 NOBODY: frozenset[str] = frozenset()
 
 # What would show that a body carries the patient's record. The family name is on the
@@ -172,13 +173,14 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
             mode=measures.Mode.in_person,
         ),
     )
+    schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety import service as safety
 
     flagged = safety.raise_manual_flag(
         session, access=cm, tier="high", reason="Worried about the weekend"
     )
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
-    reg.log_contact(
+    contact = reg.log_contact(
         session,
         access=cm,
         data=reg.ContactIn(
@@ -233,6 +235,18 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         "observation_id": str(observation.id),
         "flag_id": str(risk.id),
         "practitioner_id": str(people.care_manager.id),
+        "clinic_id": str(people.north.id),
+        "member_id": str(
+            session.scalar(
+                select(CareTeamMember.id).where(
+                    CareTeamMember.care_team_id == team.id,
+                    CareTeamMember.user_id == people.therapist.id,
+                )
+            )
+        ),
+        "related_id": str(sister.id),
+        "schedule_id": str(schedule.id),
+        "contact_id": str(contact.id),
     }
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
@@ -360,6 +374,45 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("GET", "/api/v1/patients/{patient_id}"): [Case(P, RECORD)],
     ("GET", "/api/v1/patients/{patient_id}/care-team"): [Case(f"{P}/care-team", RECORD)],
+    # Registering (/patients/new): clinicians and administrators; for others a 403.
+    ("POST", "/api/v1/patients"): [
+        Case(
+            "/api/v1/patients",
+            CLINICIANS | {"admin"},
+            {
+                "given_name": "Ana",
+                "family_name": "Nueva",
+                "birth_date": "1991-03-04",
+                "mrn": "N-900",
+                "clinic_id": "{clinic_id}",
+            },
+            kind="list",
+        )
+    ],
+    # The team page (its lead) and the administrator's page of the patient's team.
+    ("POST", "/api/v1/patients/{patient_id}/care-team/members"): [
+        Case(f"{P}/care-team/members", LEAD, {"user_id": "{practitioner_id}"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/care-team/members/{member_id}/lead"): [
+        Case(f"{P}/care-team/members/{{member_id}}/lead", LEAD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/care-team/members/{member_id}/remove"): [
+        Case(f"{P}/care-team/members/{{member_id}}/remove", LEAD)
+    ],
+    # The family section of the overview (the team) and /my/people (the patient).
+    ("GET", "/api/v1/patients/{patient_id}/related-persons"): [
+        Case(f"{P}/related-persons", RECORD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/related-persons"): [
+        Case(
+            f"{P}/related-persons",
+            TEAM,
+            {"name": "Rosa", "email": "rosa@example.org", "relationship": "aunt"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/related-persons/{related_id}/consent"): [
+        Case(f"{P}/related-persons/{{related_id}}/consent", RECORD, {"consented": False})
+    ],
     # --- care plans -----------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/careplan"): [Case(f"{P}/careplan", PLAN)],
     ("POST", "/api/v1/patients/{patient_id}/careplan"): [
@@ -401,6 +454,43 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("GET", "/api/v1/me/action-steps"): [Case("/api/v1/me/action-steps", RECORD, kind="list")],
     **_section_cases(),
+    # --- measures (the team's measures tab) ------------------------------------------------
+    ("GET", "/api/v1/patients/{patient_id}/measures/schedules"): [
+        Case(f"{P}/measures/schedules", TEAM)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/measures/schedules"): [
+        Case(f"{P}/measures/schedules", TEAM, {"instrument": "PHQ-9", "every_days": 14})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/measures/schedules/{schedule_id}"): [
+        Case(f"{P}/measures/schedules/{{schedule_id}}", TEAM, {"every_days": 7, "version": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/measures/ask-now"): [
+        Case(f"{P}/measures/ask-now", TEAM, {"instrument": "PHQ-9"})
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/measures/responses"): [
+        Case(f"{P}/measures/responses", TEAM)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/measures/{code}/responses"): [
+        Case(
+            f"{P}/measures/PHQ-9/responses",
+            TEAM,
+            {"mode": "phone", "answers": {**{str(i): 0 for i in range(1, 10)}, "difficulty": 0}},
+        )
+    ],
+    # The patient's own check-ins (/my/check-ins): the patient only.
+    ("GET", "/api/v1/patients/{patient_id}/check-ins"): [
+        Case(f"{P}/check-ins", frozenset({"patient"}))
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/check-ins"): [
+        Case(f"{P}/check-ins", frozenset({"patient"}), {"instrument": "PHQ-9"})
+    ],
+    ("PUT", "/api/v1/patients/{patient_id}/check-ins/{response_id}"): [
+        Case(
+            f"{P}/check-ins/{{response_id}}",
+            frozenset({"patient"}),
+            {"answers": {}, "version": 1, "submit": False},
+        )
+    ],
     # --- safety ---------------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/alerts"): [Case(f"{P}/alerts", TEAM)],
     ("POST", "/api/v1/patients/{patient_id}/alerts"): [
@@ -429,6 +519,17 @@ RULES: dict[tuple[str, str], list[Case]] = {
             RECORD,
             {"base_version": 1, "content": {"warning_signs": ["Pacing"]}, "reason": "More"},
         )
+    ],
+    # The team's safety page (its "people" section) and the patient's /my/safety-plan/people.
+    ("GET", "/api/v1/patients/{patient_id}/safety-plan/people"): [
+        Case(f"{P}/safety-plan/people", RECORD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/safety-plan/people/{related_id}"): [
+        Case(f"{P}/safety-plan/people/{{related_id}}", RECORD, {"share": False})
+    ],
+    # The caller's own notifications: anyone may ask; it changes only their own.
+    ("POST", "/api/v1/alerts/notifications/read"): [
+        Case("/api/v1/alerts/notifications/read", ALL, kind="list")
     ],
     ("GET", "/api/v1/safety/figures"): [
         Case("/api/v1/safety/figures", CLINICIANS | {"admin"}, kind="list")
@@ -468,6 +569,40 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/tasks/{task_id}/done"): [
         Case("/api/v1/tasks/{task_id}/done", TEAM, {"note": "Done"})
     ],
+    ("GET", "/api/v1/patients/{patient_id}/tasks"): [Case(f"{P}/tasks", TEAM)],
+    ("POST", "/api/v1/patients/{patient_id}/tasks"): [
+        Case(f"{P}/tasks", TEAM, {"title": "Call the pharmacy"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/contacts/{contact_id}/void"): [
+        Case(f"{P}/contacts/{{contact_id}}/void", TEAM, {"reason": "Wrong patient"})
+    ],
+    # The team's relapse-plan page and the patient's /my/relapse-plan.
+    ("GET", "/api/v1/patients/{patient_id}/relapse-plan"): [Case(f"{P}/relapse-plan", RECORD)],
+    ("PUT", "/api/v1/patients/{patient_id}/relapse-plan"): [
+        Case(
+            f"{P}/relapse-plan",
+            RECORD,
+            {"base_version": 0, "content": {"warning_signs": ["Pacing"]}, "reason": "First"},
+        )
+    ],
+    # The patient's own view (/my/recommendations/{id}); the team may not give it (403).
+    ("POST", "/api/v1/patients/{patient_id}/recommendations/{rec_id}/patient-view"): [
+        Case(
+            f"{P}/recommendations/{{rec_id}}/patient-view",
+            frozenset({"patient"}),
+            {"agree": True},
+        )
+    ],
+    # The registry's own pages: clinicians (and administrators for program and minutes).
+    ("GET", "/api/v1/registry/program"): [
+        Case("/api/v1/registry/program", CLINICIANS | {"admin"}, kind="list")
+    ],
+    ("GET", "/api/v1/registry/minutes"): [
+        Case("/api/v1/registry/minutes?month=2026-11", CLINICIANS | {"admin"}, kind="list")
+    ],
+    ("GET", "/api/v1/registry/reviews"): [
+        Case("/api/v1/registry/reviews", CLINICIANS, kind="list")
+    ],
     # --- decisions ------------------------------------------------------------------------
     ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],
     ("GET", "/api/v1/patients/{patient_id}/decisions"): [Case(f"{P}/decisions", RECORD)],
@@ -489,6 +624,12 @@ RULES: dict[tuple[str, str], list[Case]] = {
             RECORD,
             {"sure": True, "understand": True, "risk_benefit": True, "encouragement": True},
         )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/decisions/{decision_id}/questions/{index}/answered"): [
+        Case(f"{P}/decisions/{{decision_id}}/questions/0/answered", TEAM)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/decisions/{decision_id}/collaborate"): [
+        Case(f"{P}/decisions/{{decision_id}}/collaborate", frozenset({"patient"}))
     ],
     ("POST", "/api/v1/patients/{patient_id}/decisions/{decision_id}/outcome"): [
         Case(

@@ -7,55 +7,19 @@ gets a 422 naming it; recording the outcome may carry an Idempotency-Key."""
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
+from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES, Aid
 from concord.decisions.models import Decision
-from concord.validation import Date
+from concord.decisions.schemas import OutcomeIn, QuestionIn, StartIn, SureIn, ValuesIn
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"])
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class StartIn(Body):
-    aid: str
-
-
-class ValuesIn(Body):
-    values: list[str]
-    note: str | None = None
-    leaning: str | None = None
-    version: int | None = None
-
-
-class QuestionIn(Body):
-    text: str
-
-
-class SureIn(Body):
-    sure: bool
-    understand: bool
-    risk_benefit: bool
-    encouragement: bool
-
-
-class OutcomeIn(Body):
-    choice: str | None = None
-    reasons: str | None = None
-    considered: list[str]
-    decided_on: Date
-    clinician_ids: list[str] = []
-    others: str | None = None
-    version: int | None = None
 
 
 def _access(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
@@ -223,14 +187,29 @@ def _record_outcome(
         session,
         access=acc,
         decision_id=decision_id,
-        outcome=ds.Outcome(
-            choice=body.choice,
-            reasons=body.reasons,
-            considered=body.considered,
-            decided_on=body.decided_on,
-            clinician_ids=body.clinician_ids,
-            others=body.others,
-        ),
+        outcome=body.to_outcome(),
         base_version=body.version,
     )
     return str(decision.id), decision_json(decision)
+
+
+@router.post("/patients/{patient_id}/decisions/{decision_id}/questions/{index}/answered")
+def question_answered(
+    patient_id: str, decision_id: str, index: int, session: DbSession, actor: ApiWriter
+) -> Any:
+    """The team marks the patient's question (by its place in the list, from 0) answered."""
+    acc = _access(session, actor, patient_id, "update")
+    return decision_json(
+        ds.mark_answered(session, access=acc, decision_id=decision_id, index=index)
+    )
+
+
+@router.post("/patients/{patient_id}/decisions/{decision_id}/collaborate", status_code=201)
+def collaborate(patient_id: str, decision_id: str, session: DbSession, actor: ApiWriter) -> Any:
+    """The patient starts (or resumes) CollaboRATE about the visit, once the decision is
+    recorded: the answer names the check-in to answer (PUT /patients/{id}/check-ins/{id})."""
+    acc = _access(session, actor, patient_id, "update")
+    if not acc.is_self:
+        raise access.refuse_record(session, acc, action="update", object_type="Decision")
+    target = reports.start_collaborate(session, access=acc, decision_id=decision_id)
+    return {"check_in_id": target.rsplit("/", 1)[-1]}

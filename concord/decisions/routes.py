@@ -15,9 +15,10 @@ from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES
 from concord.decisions.labels import ATTRIBUTE_LABELS, MISSING_LABELS, STATUS_LABELS, sure_items
+from concord.decisions.schemas import OutcomeIn, QuestionIn, StartIn, SureIn, ValuesIn
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
-from concord.validation import parse_date
+from concord.validation import parse, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -65,6 +66,14 @@ def _posted_values(form: dict[str, Any]) -> list[str]:
     return [str(v) for v in items]
 
 
+def _version(form: dict[str, Any]) -> int | None:
+    """The version the form was opened at (none, or not a number: the service decides)."""
+    try:
+        return int(str(form.get("version", "")).strip())
+    except ValueError:
+        return None
+
+
 def _work(
     request: Request,
     session: DbSession,
@@ -83,26 +92,34 @@ def _work(
         return RedirectResponse(done, status_code=303)
     try:
         if step == "values":
-            try:
-                version = int(str(form.get("version", "")).strip())
-            except ValueError:
-                version = None
+            chosen = parse(
+                ValuesIn,
+                {
+                    "values": _posted_values(form),
+                    "note": str(form.get("values_note") or ""),
+                    "leaning": str(form.get("leaning") or ""),
+                    "version": _version(form),
+                },
+            )
             decision = ds.save_values(
                 session,
                 access=acc,
                 decision_id=decision_id,
-                values=_posted_values(form),
-                note=str(form.get("values_note") or ""),
-                leaning=str(form.get("leaning") or ""),
-                base_version=version,
+                values=chosen.values,
+                note=chosen.note,
+                leaning=chosen.leaning,
+                base_version=chosen.version,
             )
         elif step == "question":
+            asked = parse(QuestionIn, {"text": str(form.get("question") or "")})
             decision = ds.add_question(
-                session, access=acc, decision_id=decision_id, text=str(form.get("question") or "")
+                session, access=acc, decision_id=decision_id, text=asked.text
             )
         elif step == "sure":
+            # parse_sure names the page's own fields (sure_<item>) when one is unanswered.
+            sure = parse(SureIn, ds.parse_sure(form))
             decision = ds.save_sure(
-                session, access=acc, decision_id=decision_id, answers=ds.parse_sure(form)
+                session, access=acc, decision_id=decision_id, answers=sure.model_dump()
             )
         elif step == "answered":
             decision = ds.mark_answered(
@@ -167,7 +184,9 @@ def my_decisions(request: Request, session: DbSession, actor: WebActor) -> Respo
 @router.post("/my/decisions")
 def my_start(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
     acc = _own(session, actor, "create")
-    decision = ds.start(session, access=acc, aid_id=str(form.get("aid") or ""))
+    decision = ds.start(
+        session, access=acc, aid_id=parse(StartIn, {"aid": form.get("aid") or ""}).aid
+    )
     return RedirectResponse(f"/my/decisions/{decision.id}", status_code=303)
 
 
@@ -269,7 +288,9 @@ def team_start(
     patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
-    decision = ds.start(session, access=acc, aid_id=str(form.get("aid") or ""))
+    decision = ds.start(
+        session, access=acc, aid_id=parse(StartIn, {"aid": form.get("aid") or ""}).aid
+    )
     return RedirectResponse(f"/patients/{acc.patient.id}/decisions/{decision.id}", status_code=303)
 
 
@@ -317,24 +338,25 @@ def team_record(
         on = parse_date(form.get("decided_on"), "decided_on")
         if on is None:
             raise InvalidInput.field("decided_on", Msg("must be a date written as YYYY-MM-DD"))
-        try:
-            version = int(str(form.get("version", "")).strip())
-        except ValueError:
-            version = None
         choice = str(form.get("choice") or "")
+        recorded = parse(
+            OutcomeIn,
+            {
+                "choice": None if choice == "not_decided" else choice,
+                "reasons": str(form.get("reasons") or ""),
+                "considered": [str(c) for c in considered],
+                "decided_on": on,
+                "clinician_ids": [str(c) for c in clinicians],
+                "others": str(form.get("others") or ""),
+                "version": _version(form),
+            },
+        )
         decision = ds.record_outcome(
             session,
             access=acc,
             decision_id=decision_id,
-            outcome=ds.Outcome(
-                choice=None if choice == "not_decided" else choice,
-                reasons=str(form.get("reasons") or ""),
-                considered=[str(c) for c in considered],
-                decided_on=on,
-                clinician_ids=[str(c) for c in clinicians],
-                others=str(form.get("others") or ""),
-            ),
-            base_version=version,
+            outcome=recorded.to_outcome(),
+            base_version=recorded.version,
         )
     except (InvalidInput, Conflict) as exc:
         decision = ds.get_decision(session, access=acc, decision_id=decision_id, audit=False)

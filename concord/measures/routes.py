@@ -18,16 +18,22 @@ from concord.errors import Conflict, InvalidInput
 from concord.i18n import Msg, translate
 from concord.measures import service as measures
 from concord.measures.library import Instrument, library
-from concord.measures.models import Mode
 from concord.measures.rules import plain_change
-from concord.validation import blank_to_none, parse_date
+from concord.measures.schemas import (
+    RECORD_MODES,
+    AskNowIn,
+    CheckInAnswersIn,
+    CheckInStartIn,
+    RecordedCheckInIn,
+    ScheduleChangeIn,
+    ScheduleIn,
+)
+from concord.validation import blank_to_none, parse
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
 
 router = APIRouter()
-
-RECORD_MODES = (Mode.in_person, Mode.phone, Mode.video, Mode.proxy)
 
 
 DECLINED = "declined"  # the value of a question's "I'd rather not answer" choice
@@ -186,13 +192,14 @@ def schedule_add(
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
     try:
+        data = parse(ScheduleIn, form)
         measures.add_schedule(
             session,
             access=acc,
-            instrument_code=str(form.get("instrument")),
-            every_days=_int(form, "every_days"),
-            start_on=_date(form, "start_on"),
-            end_on=_date(form, "end_on"),
+            instrument_code=data.instrument,
+            every_days=data.every_days,
+            start_on=data.start_on,
+            end_on=data.end_on,
         )
     except (InvalidInput, Conflict) as exc:
         errors = exc.errors if isinstance(exc, InvalidInput) else {"instrument": exc.message}
@@ -214,7 +221,8 @@ def ask_now(
     """Ask the patient to complete a questionnaire today, scheduled or not."""
     acc = _team(session, actor, patient_id, "update")
     try:
-        measures.ask_now(session, access=acc, instrument_code=str(form.get("instrument")))
+        data = parse(AskNowIn, form)
+        measures.ask_now(session, access=acc, instrument_code=data.instrument)
     except InvalidInput as exc:
         return render(
             request,
@@ -238,16 +246,18 @@ def schedule_change(
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        if form.get("stop") == "yes":
+        change = parse(ScheduleChangeIn, form)
+        if change.stop:
             measures.stop_schedule(session, access=acc, schedule_id=schedule_id)
         else:
+            every_days, version = change.change()
             measures.change_schedule(
                 session,
                 access=acc,
                 schedule_id=schedule_id,
-                every_days=_int(form, "every_days"),
-                end_on=_date(form, "end_on"),
-                version=_int(form, "version"),
+                every_days=every_days,
+                end_on=change.end_on,
+                version=version,
             )
     except (InvalidInput, Conflict) as exc:
         errors = exc.errors if isinstance(exc, InvalidInput) else {"schedule": exc.message}
@@ -267,17 +277,6 @@ def schedule_change(
     return RedirectResponse(
         f"/patients/{acc.patient.id}/measures?done=schedule#schedules", status_code=303
     )
-
-
-def _int(form: dict[str, Any], name: str) -> int:
-    try:
-        return int(str(form.get(name, "")).strip())
-    except ValueError:
-        raise InvalidInput.field(name, Msg("must be a whole number")) from None
-
-
-def _date(form: dict[str, Any], name: str) -> Any:
-    return parse_date(form.get(name), name)
 
 
 def _record_context(
@@ -319,29 +318,19 @@ def record_submit(
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        mode = Mode(str(form.get("mode", "")))
-        if mode not in RECORD_MODES:
-            raise ValueError
-    except ValueError:
-        mode = None
-    try:
-        if mode is None:
-            raise InvalidInput.field("mode", Msg("say how the answers were collected"))
-        answers = parse_answers(form)
-        proxy = mode == Mode.proxy
+        data = parse(
+            RecordedCheckInIn,
+            {
+                "mode": blank_to_none(form.get("mode")),
+                "answers": parse_answers(form),
+                "declined": parse_declined(form),
+                "proxy_name": form.get("proxy_name"),
+                "proxy_relationship": form.get("proxy_relationship"),
+                "language": form.get("language") or "en",
+            },
+        )
         completed = measures.record_response(
-            session,
-            access=acc,
-            instrument_code=code,
-            submission=measures.Submission(
-                answers=answers,
-                mode=mode,
-                answered_by="proxy" if proxy else "patient",
-                proxy_name=blank_to_none(form.get("proxy_name")) if proxy else None,
-                proxy_relationship=blank_to_none(form.get("proxy_relationship")) if proxy else None,
-                language=str(form.get("language", "en")),
-                declined=tuple(parse_declined(form)),
-            ),
+            session, access=acc, instrument_code=code, submission=data.to_submission()
         )
     except InvalidInput as exc:
         return render(
@@ -407,7 +396,7 @@ def my_check_ins(request: Request, session: DbSession, actor: WebActor) -> Respo
 def my_start(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
     acc = _self(session, actor, "create")
     response = measures.start_or_resume(
-        session, access=acc, instrument_code=str(form.get("instrument", ""))
+        session, access=acc, instrument_code=parse(CheckInStartIn, form).instrument
     )
     return RedirectResponse(f"/my/check-ins/{response.id}", status_code=303)
 
@@ -450,26 +439,32 @@ def my_check_in_post(
     if response.status != "in_progress":
         return RedirectResponse(f"/my/check-ins/{response.id}/done", status_code=303)
     try:
-        answers = parse_answers(form)
-        declined = parse_declined(form)
-        version = _int(form, "version")
-        if form.get("action") == "save":
+        data = parse(
+            CheckInAnswersIn,
+            {
+                "answers": parse_answers(form),
+                "declined": parse_declined(form),
+                "version": form.get("version"),
+                "submit": form.get("action") != "save",
+            },
+        )
+        if not data.submit:
             measures.save_progress(
                 session,
                 access=acc,
                 response_id=response_id,
-                answers=answers,
-                version=version,
-                declined=declined,
+                answers=data.answers,
+                version=data.version,
+                declined=data.declined,
             )
             return RedirectResponse("/my?done=checkin_saved", status_code=303)
         measures.submit(
             session,
             access=acc,
             response_id=response_id,
-            answers=answers,
-            version=version,
-            declined=declined,
+            answers=data.answers,
+            version=data.version,
+            declined=data.declined,
         )
     except (InvalidInput, Conflict) as exc:
         errors = exc.errors if isinstance(exc, InvalidInput) else {}

@@ -19,7 +19,7 @@ from concord.i18n import Msg
 from concord.measures.routes import progress_card
 from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, Patient
-from concord.patients.schemas import PatientIn, RelatedPersonIn
+from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
 from concord.registry.service import judged_by
 from concord.safety.routes import safety_context
 from concord.safety.service import rules_for
@@ -287,14 +287,14 @@ def _team_change(
     base = f"/admin/patients/{patient.id}" if admin_view else f"/patients/{patient.id}/team"
     try:
         if change == "add":
-            role = form.get("role") or None
+            member = parse(TeamMemberIn, form)
             patients.add_team_member(
                 session,
                 by=actor.user,
                 patient=patient,
-                user_id=_uuid(form.get("user_id"), "user_id"),
-                role=Role(role) if role in {r.value for r in Role if r.is_clinical} else None,
-                make_lead=form.get("make_lead") == "on",
+                user_id=member.user_id,
+                role=member.role,
+                make_lead=member.make_lead,
             )
         elif change == "lead":
             patients.set_team_lead(
@@ -399,12 +399,13 @@ def related_consent(
     acc = access.patient_for(
         session, actor.user, patient_id, action="update", object_type="RelatedPerson"
     )
+    consent = parse(ConsentIn, form)
     patients.set_related_person_consent(
         session,
         access=acc,
         related_id=_uuid(related_id, "related_id"),
-        consented=form.get("consented") == "yes",
-        note=str(form.get("note", "")) or None,
+        consented=consent.consented,
+        note=consent.note,
     )
     if acc.is_self:
         return RedirectResponse("/my/people?done=consent", status_code=303)

@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
+from concord.accounts.models import Role
 from concord.accounts.service import EMAIL_RE
+from concord.i18n import N_
 from concord.patients.models import AdministrativeGender
 from concord.patients.service import NewPatient
 from concord.validation import (
@@ -83,3 +85,30 @@ class RelatedPersonIn(BaseModel):
     relationship: Text200
     patient_consented: Checkbox = False
     consent_note: OptText500 = None
+
+
+def _clinical_role(value: Role | None) -> Role | None:
+    if value is not None and not value.is_clinical:
+        raise ValueError(N_("must be a clinical role, or left blank for the person's own"))
+    return value
+
+
+class TeamMemberIn(BaseModel):
+    """A clinician joining the care team (the page's form and POST .../care-team/members)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    user_id: uuid.UUID
+    role: Annotated[Role | None, BeforeValidator(blank_to_none), AfterValidator(_clinical_role)] = (
+        None
+    )
+    make_lead: Checkbox = False
+
+
+class ConsentIn(BaseModel):
+    """The patient's consent to share with a family member or carer, recorded or withdrawn."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    consented: Checkbox = False
+    note: OptText500 = None

@@ -54,6 +54,15 @@ def register_patient(
     the team as its lead. With `portal_email` the patient also gets a portal account; the
     returned password is shown once (or is the one given). `by` is None for operator commands."""
     if by is not None and not (by.is_clinician or by.can_administer):
+        # Audited like every denial, whichever door asked (the page or POST /api/v1/patients).
+        record(
+            session,
+            by=by,
+            action="create",
+            object_type="Patient",
+            organization_id=organization.id,
+            outcome=Outcome.denied,
+        )
         raise PermissionDenied("Only clinicians and administrators can register patients.")
     clinic = session.get(Clinic, data.clinic_id)
     if clinic is None or clinic.organization_id != organization.id:

@@ -12,14 +12,22 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
-from concord.errors import NotFound, PermissionDenied
+from concord.errors import InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
 from concord.registry import caseload as cl
+from concord.registry import reports
 from concord.registry import reviews as rv
 from concord.registry import service as reg
 from concord.registry import tasks as tk
 from concord.registry.jobs import sync_patient_tasks
-from concord.registry.models import Contact, Episode, Recommendation, WorkTask
+from concord.registry.models import Contact, Episode, Recommendation, RelapsePlan, WorkTask
+from concord.registry.schemas import (
+    PatientViewIn,
+    RelapsePlanIn,
+    TaskDoneIn,
+    TaskIn,
+    VoidContactIn,
+)
 from concord.validation import OptDate
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
@@ -75,10 +83,6 @@ class DecisionIn(Body):
     accept: bool
     reason: str | None = None
     version: int | None = None
-
-
-class DoneIn(Body):
-    note: str | None = None
 
 
 def _team(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
@@ -379,5 +383,189 @@ def my_tasks(session: DbSession, actor: ApiActor, done: bool = False) -> list[di
 
 
 @router.post("/tasks/{task_id}/done")
-def task_done(task_id: str, body: DoneIn, session: DbSession, actor: ApiWriter) -> dict[str, Any]:
+def task_done(
+    task_id: str, body: TaskDoneIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
     return task_json(tk.complete_task(session, by=actor.user, task_id=task_id, note=body.note))
+
+
+# --- the rest of the registry's pages: tasks given by hand, voiding a contact, the relapse plan,
+# the patient's view of a recommendation, and the program, minutes and review-queue reads.
+
+
+@router.get("/patients/{patient_id}/tasks")
+def patient_tasks(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    """The patient's tasks, open first (the registry tab's list)."""
+    acc = _team(session, actor, patient_id)
+    return [task_json(t) for t in tk.tasks_for_patient(session, acc)]
+
+
+@router.post("/patients/{patient_id}/tasks", status_code=201)
+def create_task(
+    patient_id: str, body: TaskIn, session: DbSession, actor: ApiWriter, idem: Idempotent
+) -> Any:
+    """Give a task to someone on the care team (`owner_id`), or to yourself."""
+    acc = _team(session, actor, patient_id, "create")
+
+    def create() -> tuple[str, Any]:
+        task = tk.create_task(
+            session,
+            access=acc,
+            owner_id=body.owner_id,
+            title=body.title,
+            due_on=body.due_on,
+            priority=body.priority,
+            detail=body.detail,
+        )
+        return str(task.id), task_json(task)
+
+    def replay(result: str) -> Any:
+        task = session.get(WorkTask, access.parse_id(result))
+        if task is None or task.patient_id != acc.patient.id:
+            raise NotFound(Msg("The earlier submission with this key is not available."))
+        return task_json(task)
+
+    return create_once(session, actor, idem, create=create, replay=replay)
+
+
+@router.post("/patients/{patient_id}/contacts/{contact_id}/void")
+def void_contact(
+    patient_id: str, contact_id: str, body: VoidContactIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """Take a contact logged by mistake out of the minutes, with the reason."""
+    acc = _team(session, actor, patient_id, "update")
+    return contact_json(
+        reg.void_contact(session, access=acc, contact_id=contact_id, reason=body.reason)
+    )
+
+
+def relapse_json(plan: RelapsePlan | None) -> dict[str, Any]:
+    if plan is None:
+        return {"version": 0, "content": {}, "updated_at": None}
+    return {
+        "id": str(plan.id),
+        "version": plan.version,
+        "content": plan.content,
+        "updated_at": _iso(plan.updated_at),
+        "updated_by": plan.updated_by.name if plan.updated_by else None,
+    }
+
+
+def _relapse_access(session: Session, actor: Any, patient_id: str, action: str) -> PatientAccess:
+    # The team's page (/patients/{id}/relapse-plan) and the patient's (/my/relapse-plan).
+    return access.record_access(
+        session, actor.user, patient_id, action=action, object_type="RelapsePlan"
+    )
+
+
+@router.get("/patients/{patient_id}/relapse-plan")
+def read_relapse_plan(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
+    acc = _relapse_access(session, actor, patient_id, "read")
+    return relapse_json(reg.relapse_plan_for(session, acc))
+
+
+@router.put("/patients/{patient_id}/relapse-plan")
+def write_relapse_plan(
+    patient_id: str, body: RelapsePlanIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """A new version of the plan, from `base_version` (0 for a new plan); a stale one is 409."""
+    acc = _relapse_access(session, actor, patient_id, "update")
+    plan = reg.save_relapse_plan(
+        session,
+        access=acc,
+        content=body.content,
+        reason=body.reason,
+        base_version=body.base_version,
+    )
+    return relapse_json(plan)
+
+
+@router.post("/patients/{patient_id}/recommendations/{rec_id}/patient-view")
+def patient_view(
+    patient_id: str, rec_id: str, body: PatientViewIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """The patient says whether they agree with a proposed change (/my/plan)."""
+    acc = access.record_access(
+        session, actor.user, patient_id, action="update", object_type="Recommendation"
+    )
+    rec = rv.patient_view(session, access=acc, rec_id=rec_id, agree=body.agree, reason=body.reason)
+    return recommendation_json(rec)
+
+
+def _clinic(clinic: str | None) -> Any:
+    if not clinic:
+        return None
+    cid = access.parse_id(clinic)
+    if cid is None:
+        raise InvalidInput.field("clinic", Msg("must be one of this organization's clinics"))
+    return cid
+
+
+@router.get("/registry/program")
+def program(session: DbSession, actor: ApiActor, clinic: str | None = None) -> dict[str, Any]:
+    """The program's figures (/registry/program): episodes by status, contact and measurement
+    rates, response and remission at 10-24 weeks, caseload sizes."""
+    p = reports.program_view(session, by=actor.user, clinic_id=_clinic(clinic))
+    return {
+        "on": _iso(p.on),
+        "clinic": p.clinic.name if p.clinic else None,
+        "by_status": p.by_status,
+        "open_episodes": p.open_episodes,
+        "contacted_30_days": p.contacted_30_days,
+        "with_follow_up_measure": p.with_follow_up_measure,
+        "band_10_24": p.band_10_24,
+        "responded": p.responded,
+        "remitted": p.remitted,
+        "caseloads": [{"care_manager": name, "open": n} for name, n in p.caseloads],
+    }
+
+
+@router.get("/registry/minutes")
+def minutes(
+    session: DbSession, actor: ApiActor, month: str | None = None, clinic: str | None = None
+) -> dict[str, Any]:
+    """The month's minutes per patient, for billing (/registry/minutes and its CSV)."""
+    on = reports.parse_month(month, reg.org_today(session, actor.user.organization_id))
+    report = reports.minutes_report(session, by=actor.user, month=on, clinic_id=_clinic(clinic))
+    return {
+        "month": on.strftime("%Y-%m"),
+        "clinic": report.clinic.name if report.clinic else None,
+        "totals": report.totals,
+        "rows": [
+            {
+                "patient_id": str(r.patient_id),
+                "patient": r.patient_name,
+                "mrn": r.mrn,
+                "clinic": r.clinic,
+                "program": r.program,
+                "episode_started": _iso(r.episode_started),
+                "month_kind": "initial" if r.initial else "subsequent",
+                "care_manager_minutes": r.care_manager_minutes,
+                "consultant_minutes": r.consultant_minutes,
+                "other_minutes": r.other_minutes,
+                "contacts": r.contacts,
+                "codes": [{"code": c, "units": n} for c, n in r.codes.codes],
+            }
+            for r in report.rows
+        ],
+    }
+
+
+@router.get("/registry/reviews")
+def review_queue(session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    """The consultant's review queue (/registry/reviews): most urgent first."""
+    if not actor.user.is_clinician:
+        raise PermissionDenied(Msg("The review queue is for clinicians."))
+    return [
+        {
+            "patient_id": str(item.patient.id),
+            "patient": item.patient.display_name,
+            "episode": episode_json(item.episode),
+            "reason": item.reason,
+            "urgency": item.urgency,
+            "waiting_since": _iso(item.waiting_since),
+            "review_id": str(item.review.id) if item.review else None,
+            "question": item.review.question if item.review else None,
+        }
+        for item in rv.queue(session, by=actor.user)
+    ]

@@ -35,7 +35,14 @@ from concord.registry.models import (
     UserPreference,
 )
 from concord.registry.rules import FLAG_CODES
-from concord.validation import blank_to_none, parse_date
+from concord.registry.schemas import (
+    PatientViewIn,
+    RelapsePlanIn,
+    TaskDoneIn,
+    TaskIn,
+    VoidContactIn,
+)
+from concord.validation import blank_to_none, parse, parse_date
 from concord.web.deps import Actor, ApiActor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -556,9 +563,8 @@ def void_contact(
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        reg.void_contact(
-            session, access=acc, contact_id=contact_id, reason=str(form.get("reason") or "")
-        )
+        data = parse(VoidContactIn, form)
+        reg.void_contact(session, access=acc, contact_id=contact_id, reason=data.reason)
     except (InvalidInput, Conflict) as exc:
         return _refused(request, session, acc, exc, form, "void")
     return _back(acc, "voided", "#contacts")
@@ -652,14 +658,15 @@ def create_task(
     if done:
         return RedirectResponse(done, status_code=303)
     try:
+        data = parse(TaskIn, form)
         tk.create_task(
             session,
             access=acc,
-            owner_id=blank_to_none(form.get("owner_id")),
-            title=str(form.get("title") or ""),
-            due_on=_date(form.get("due_on"), "due_on"),
-            priority=str(form.get("priority") or "routine"),
-            detail=str(form.get("detail") or ""),
+            owner_id=data.owner_id,
+            title=data.title,
+            due_on=data.due_on,
+            priority=data.priority,
+            detail=data.detail,
         )
     except InvalidInput as exc:
         return _refused(request, session, acc, exc, form, "task")
@@ -690,7 +697,7 @@ def task_done(
     task_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
     try:
-        tk.complete_task(session, by=actor.user, task_id=task_id, note=str(form.get("note") or ""))
+        tk.complete_task(session, by=actor.user, task_id=task_id, note=parse(TaskDoneIn, form).note)
     except Conflict:
         pass  # already closed: nothing more to do
     back = str(form.get("back") or "/tasks")
@@ -749,16 +756,20 @@ def _save_relapse(
         return RedirectResponse(done, status_code=303)
     raw = content_from_form(form, reg.relapse_sections())
     try:
-        base = int(str(form.get("base_version", "")).strip())
-    except ValueError:
-        base = None
-    try:
+        data = parse(
+            RelapsePlanIn,
+            {
+                "content": raw,
+                "reason": form.get("reason"),
+                "base_version": form.get("base_version"),
+            },
+        )
         reg.save_relapse_plan(
             session,
             access=acc,
-            content=raw,
-            reason=str(form.get("reason") or ""),
-            base_version=base,
+            content=data.content,
+            reason=data.reason,
+            base_version=data.base_version,
         )
     except (InvalidInput, Conflict) as exc:
         return render(
@@ -850,11 +861,8 @@ def my_view_of_recommendation(
     rec_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
     acc = access.own_record(session, actor.user, action="update", object_type="Recommendation")
-    rv.patient_view(
-        session,
-        access=acc,
-        rec_id=rec_id,
-        agree=form.get("view") == "agree",
-        reason=str(form.get("reason") or ""),
+    data = parse(
+        PatientViewIn, {"agree": form.get("view") == "agree", "reason": form.get("reason")}
     )
+    rv.patient_view(session, access=acc, rec_id=rec_id, agree=data.agree, reason=data.reason)
     return RedirectResponse("/my/plan?done=view#proposals", status_code=303)

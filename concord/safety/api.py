@@ -17,6 +17,7 @@ from concord.i18n import Msg
 from concord.safety import plans as safety_plans
 from concord.safety import service as safety
 from concord.safety.models import SafetyAlert
+from concord.safety.schemas import ShareIn
 from concord.validation import OptDateTime
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
@@ -314,3 +315,40 @@ def figures(request: Request, session: DbSession, actor: ApiActor) -> dict[str, 
         "total": tier_json(result.total),
         "alerts": result.rows,
     }
+
+
+# --- who the patient shares the safety plan with, and the caller's notifications ---------------
+
+
+def person_json(person: safety_plans.Person) -> dict[str, Any]:
+    return {
+        "related_person_id": str(person.link.id),
+        "name": person.link.user.name,
+        "relationship": person.link.relationship_to_patient,
+        "shared": person.shared,
+        "shared_at": person.share.consented_at.isoformat() if person.share else None,
+    }
+
+
+@router.get("/patients/{patient_id}/safety-plan/people")
+def plan_people(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    """The patient's people, and whether each may see the safety plan."""
+    acc = _plan_access(session, actor, patient_id, "read")
+    return [person_json(p) for p in safety_plans.people(session, acc)]
+
+
+@router.post("/patients/{patient_id}/safety-plan/people/{related_id}")
+def share_plan(
+    patient_id: str, related_id: str, body: ShareIn, session: DbSession, actor: ApiWriter
+) -> list[dict[str, Any]]:
+    """Share the plan with one of the patient's people (`share`: true) or stop: the patient,
+    or a clinician of the team recording the patient's choice."""
+    acc = _plan_access(session, actor, patient_id, "update")
+    safety_plans.set_share(session, access=acc, related_person_id=related_id, share=body.share)
+    return [person_json(p) for p in safety_plans.people(session, acc)]
+
+
+@router.post("/alerts/notifications/read", status_code=204)
+def notifications_read(session: DbSession, actor: ApiWriter) -> None:
+    """Mark the caller's notifications read (the alerts page's "mark all read")."""
+    safety.mark_read(session, actor.user)

@@ -23,7 +23,8 @@ from concord.i18n import N_, Msg, translate
 from concord.safety import plans as safety_plans
 from concord.safety import service as safety
 from concord.safety.models import NO_RISK, AlertOutcome
-from concord.validation import check_datetime_range, parse_date
+from concord.safety.schemas import ShareIn
+from concord.validation import check_datetime_range, parse, parse_date
 from concord.safety.notices import KINDS as NOTICE_PAGES
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
@@ -514,7 +515,7 @@ def team_plan_share(
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     safety_plans.set_share(
-        session, access=acc, related_person_id=related_id, share=form.get("share") == "yes"
+        session, access=acc, related_person_id=related_id, share=parse(ShareIn, form).share
     )
     return RedirectResponse(
         f"/patients/{acc.patient.id}/safety?done=shared#people", status_code=303
@@ -611,7 +612,7 @@ def my_plan_share(
     related_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
     acc = _self(session, actor, "update")
-    share = form.get("share") == "yes"
+    share = parse(ShareIn, form).share
     safety_plans.set_share(session, access=acc, related_person_id=related_id, share=share)
     return RedirectResponse(
         f"/my/safety-plan/people?done={'shared' if share else 'stopped'}", status_code=303
