@@ -28,7 +28,7 @@ from concord.accounts.service import (
     create_user,
     hash_password,
 )
-from concord.actions import checkin
+from concord.actions import checkin, recommendation
 from concord.careplans import service as plans
 from concord.careplans.models import PlanStatus, StepStatus
 from concord.careplans.schemas import (
@@ -1865,7 +1865,7 @@ def _schedule_registry(
                 )
             )
             assert rec is not None
-            rv.decide(
+            recommendation.decide(
                 session,
                 access=acc(manager),
                 rec_id=rec.id,

@@ -12,9 +12,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from concord.careplans import service as plans
 from concord.clock import now
 from concord.measures import service as measures
 from concord.measures.models import MeasureResponse
+from concord.registry import reviews as rv
 from concord.registry import service as reg
 from concord.registry.jobs import sync_all_tasks, sync_patient_tasks
 from concord.registry.models import TaskStatus, WorkTask
@@ -147,3 +149,134 @@ def test_a_check_in_replayed_through_fhir_acts_once(client, session, people, wee
     again = client.post("/fhir/QuestionnaireResponse", json=body, headers=headers)
     assert (first.status_code, again.status_code) == (201, 200)
     assert len(alerts(session, people.patient.id)) == 1
+
+
+@pytest.fixture
+def enrolled(session, people):
+    """Pat: an active plan not yet agreed, enrolled today; the worker's tasks opened."""
+    plan = create_plan(session, people, activate=True)
+    acc = acc_for(session, people.care_manager, people.patient)
+    episode = reg.enroll(session, access=acc, data=reg.Enrolment(program="depression"))
+    sync_patient_tasks(session, people.patient.id)
+    commit(session)
+    return plan, episode
+
+
+def test_the_first_contact_logged_through_the_api_closes_the_assessment_task(
+    client, session, people, enrolled
+):
+    _, episode = enrolled
+    initial = flag_source("needs_initial_assessment", episode.id)
+    assert initial in open_sources(session, people.patient.id)
+    sent = client.post(
+        f"/api/v1/patients/{people.patient.id}/contacts",
+        json={"kind": "initial_assessment", "mode": "video", "minutes": 45},
+        headers=bearer(session, people.care_manager),
+    )
+    assert sent.status_code == 201, sent.text
+    assert initial not in open_sources(session, people.patient.id)
+    assert sync_all_tasks(session) == 0
+
+
+def test_voiding_the_initial_assessment_on_the_page_reopens_its_task(
+    client, session, people, sign_in, enrolled
+):
+    _, episode = enrolled
+    initial = flag_source("needs_initial_assessment", episode.id)
+    contact = reg.log_contact(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        data=reg.ContactIn(kind="initial_assessment", mode="phone", minutes=30),
+    )
+    sync_patient_tasks(session, people.patient.id)
+    commit(session)
+    assert initial not in open_sources(session, people.patient.id)
+    token = sign_in(CM)
+    sent = client.post(
+        f"/patients/{people.patient.id}/registry/contacts/{contact.id}/void",
+        data={"csrf_token": token, "reason": "Logged on the wrong patient"},
+    )
+    assert sent.status_code == 303, sent.text
+    assert initial in open_sources(session, people.patient.id)
+    assert sync_all_tasks(session) == 0
+
+
+def test_the_plan_agreed_in_the_portal_and_through_the_api_closes_its_task(
+    client, session, people, sign_in, enrolled
+):
+    plan, episode = enrolled
+    awaiting = flag_source("plan_awaiting_agreement", episode.id)
+    assert awaiting in open_sources(session, people.patient.id)
+    revision = plan.revision_number
+    lead = client.post(
+        f"/api/v1/patients/{people.patient.id}/careplan/agree",
+        json={"revision": revision},
+        headers=bearer(session, people.care_manager),
+    )
+    assert lead.status_code == 200, lead.text
+    assert awaiting in open_sources(session, people.patient.id)  # the patient has not agreed
+    token = sign_in(PATIENT)
+    sent = client.post("/my/plan/agree", data={"csrf_token": token, "revision": revision})
+    assert sent.status_code == 303, sent.text
+    assert awaiting not in open_sources(session, people.patient.id)
+    assert sync_all_tasks(session) == 0
+
+
+def test_a_substantive_plan_change_through_the_api_asks_for_agreement_again(
+    client, session, people, enrolled
+):
+    plan, episode = enrolled
+    awaiting = flag_source("plan_awaiting_agreement", episode.id)
+    for who in (people.care_manager, people.patient_user):
+        plans.agree(
+            session,
+            access=acc_for(session, who, people.patient),
+            revision=plan.revision_number,
+        )
+    sync_patient_tasks(session, people.patient.id)
+    commit(session)
+    assert awaiting not in open_sources(session, people.patient.id)
+    sent = client.post(
+        f"/api/v1/patients/{people.patient.id}/careplan/goals",
+        json={"statement": "Walk to work twice a week", "category": "wellbeing"},
+        headers=bearer(session, people.care_manager),
+    )
+    assert sent.status_code == 201, sent.text
+    assert awaiting in open_sources(session, people.patient.id)
+    assert sync_all_tasks(session) == 0
+
+
+def test_a_recommendation_accepted_through_the_api_revises_the_plan_and_its_tasks(
+    client, session, people, enrolled
+):
+    plan, episode = enrolled
+    acc = acc_for(session, people.care_manager, people.patient)
+    for who in (people.care_manager, people.patient_user):
+        plans.agree(
+            session, access=acc_for(session, who, people.patient), revision=plan.revision_number
+        )
+    review = rv.record_review(
+        session,
+        access=acc_for(session, people.consultant, people.patient),
+        data=rv.ReviewIn(
+            minutes=20,
+            summary="Partial response at week 9",
+            recommendations=[rv.RecommendationIn("increase_dose", "Sertraline to 100 mg daily")],
+        ),
+    )
+    sync_patient_tasks(session, people.patient.id)
+    commit(session)
+    (rec,) = [r for r in rv.recommendations_for(session, acc) if r.review_id == review.id]
+    revision = plan.revision_number
+    sent = client.post(
+        f"/api/v1/patients/{people.patient.id}/recommendations/{rec.id}/decision",
+        json={"accept": True, "reason": "Agreed at the visit"},
+        headers=bearer(session, people.care_manager),
+    )
+    assert sent.status_code == 200, sent.text
+    session.expire_all()
+    assert plans.current_plan(session, people.patient.id).revision_number == revision + 1
+    after = open_sources(session, people.patient.id)
+    assert f"recommendation:{rec.id}" not in after
+    assert flag_source("plan_awaiting_agreement", episode.id) in after
+    assert sync_all_tasks(session) == 0
