@@ -84,7 +84,7 @@ def _sync_isolated(
 
 
 # Built once: every check-in runs it (concord.actions.checkin), and for a patient with no open
-# episode it is all the sync costs (docs/adr/0013).
+# episode it is all the sync costs (docs/adr/0013-the-check-in-write-path-in-core-statements.md).
 _OPEN_EPISODE = (
     select(Episode, Patient)
     .join(Patient, Patient.id == Episode.patient_id)
