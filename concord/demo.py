@@ -28,6 +28,7 @@ from concord.accounts.service import (
     create_user,
     hash_password,
 )
+from concord.actions import checkin, recommendation
 from concord.careplans import service as plans
 from concord.careplans.models import PlanStatus, StepStatus
 from concord.careplans.schemas import (
@@ -1201,7 +1202,7 @@ def _schedule_patient(
 
         def baseline() -> None:
             for _day, code, total in course.scores:
-                measures.record_response(
+                checkin.record_response(
                     session,
                     access=acc(lead),
                     instrument_code=code,
@@ -1313,7 +1314,7 @@ def _schedule_patient(
                 response = measures.start_or_resume(
                     session, access=patient_access, instrument_code=code
                 )
-                measures.submit(
+                checkin.submit(
                     session,
                     access=patient_access,
                     response_id=response.id,
@@ -1422,7 +1423,7 @@ def _schedule_safety(
         return found
 
     def record(who: tuple[str, str], by: User, code: str, answers: dict[str, int]) -> None:
-        measures.record_response(
+        checkin.record_response(
             session,
             access=acc(by, who),
             instrument_code=code,
@@ -1581,7 +1582,7 @@ def _schedule_safety(
     def emily_check_in() -> None:
         patient_access = acc(_patient_user(session, emily), emily)
         response = measures.start_or_resume(session, access=patient_access, instrument_code="PHQ-9")
-        measures.submit(
+        checkin.submit(
             session,
             access=patient_access,
             response_id=response.id,
@@ -1864,7 +1865,7 @@ def _schedule_registry(
                 )
             )
             assert rec is not None
-            rv.decide(
+            recommendation.decide(
                 session,
                 access=acc(manager),
                 rec_id=rec.id,

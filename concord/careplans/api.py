@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import careplan as plan_actions
 from concord.careplans import service as plans
 from concord.careplans.history import SECTION_FIELDS
 from concord.careplans.models import CarePlan, PlanStatus
@@ -172,7 +173,7 @@ def activate_careplan(
     patient_id: str, body: PlanActivate, session: DbSession, actor: ApiWriter
 ) -> dict[str, Any]:
     acc = _access(session, actor, patient_id, "update")
-    plans.activate_plan(session, access=acc, version=body.version)
+    plan_actions.activate_plan(session, access=acc, version=body.version)
     return _view(session, acc)
 
 
@@ -181,7 +182,7 @@ def review_careplan(
     patient_id: str, body: ReviewIn, session: DbSession, actor: ApiWriter
 ) -> dict[str, Any]:
     acc = _access(session, actor, patient_id, "update")
-    plans.record_review(session, access=acc, data=body)
+    plan_actions.record_review(session, access=acc, data=body)
     return _view(session, acc)
 
 
@@ -194,7 +195,7 @@ def end_careplan(
     patient_id: str, body: PlanEndIn, session: DbSession, actor: ApiWriter
 ) -> dict[str, Any]:
     acc = _access(session, actor, patient_id, "update")
-    plan = plans.end_plan(session, access=acc, status=body.status, reason=body.reason)
+    plan = plan_actions.end_plan(session, access=acc, status=body.status, reason=body.reason)
     return {"id": str(plan.id), "status": plan.status, "ended_on": _date(plan.ended_on)}
 
 
@@ -217,7 +218,7 @@ def agree_careplan(
 ) -> dict[str, Any]:
     """Sign off the plan as it stood at `revision`: as the patient, or as the team's lead."""
     acc = _access(session, actor, patient_id, "agree")
-    agreement = plans.agree(session, access=acc, revision=body.revision)
+    agreement = plan_actions.agree(session, access=acc, revision=body.revision)
     return {
         "party": agreement.party,
         "revision": agreement.revision_number,
@@ -380,7 +381,7 @@ def _register_item_routes(section: str, schema: Any) -> None:
         acc = _access(session, actor, patient_id, "create")
 
         def create() -> tuple[str, Any]:
-            item = plans.add_item(
+            item = plan_actions.add_item(
                 session, access=acc, section=section, data=body, reason=body.reason
             )
             return f"{section}/{item.id}", item_json(section, item)
@@ -401,7 +402,7 @@ def _register_item_routes(section: str, schema: Any) -> None:
         actor: ApiWriter,
     ) -> Any:
         acc = _access(session, actor, patient_id, "update")
-        item = plans.update_item(
+        item = plan_actions.update_item(
             session,
             access=acc,
             section=section,
@@ -416,7 +417,7 @@ def _register_item_routes(section: str, schema: Any) -> None:
         patient_id: str, item_id: uuid.UUID, body: RemoveIn, session: DbSession, actor: ApiWriter
     ) -> Any:
         acc = _access(session, actor, patient_id, "delete")
-        plans.remove_item(
+        plan_actions.remove_item(
             session,
             access=acc,
             section=section,

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import careplan as plan_actions
 from concord.careplans import service as plans
 from concord.careplans.forms import (
     ADD_LABELS,
@@ -226,7 +227,7 @@ def plan_activate(
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "update")
     try:
-        plans.activate_plan(session, access=acc, version=parse(PlanActivate, form).version)
+        plan_actions.activate_plan(session, access=acc, version=parse(PlanActivate, form).version)
     except (InvalidInput, Conflict) as exc:
         state, status = _failed(exc, "status", form)
         return _editor_response(request, session, acc, section="status", state=state, status=status)
@@ -239,7 +240,7 @@ def plan_review(
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "update")
     try:
-        plans.record_review(session, access=acc, data=parse(ReviewIn, form))
+        plan_actions.record_review(session, access=acc, data=parse(ReviewIn, form))
     except (InvalidInput, Conflict) as exc:
         state, status = _failed(exc, "review", form)
         return _editor_response(request, session, acc, section="status", state=state, status=status)
@@ -256,7 +257,9 @@ def plan_end(
         status_value = str(form.get("status", ""))
         if status_value not in (PlanStatus.completed, PlanStatus.revoked):
             raise InvalidInput.field("status", Msg("choose completed or withdrawn"))
-        plans.end_plan(session, access=acc, status=PlanStatus(status_value), reason=data.reason)
+        plan_actions.end_plan(
+            session, access=acc, status=PlanStatus(status_value), reason=data.reason
+        )
     except (InvalidInput, Conflict) as exc:
         state, status = _failed(exc, "end", form)
         return _editor_response(request, session, acc, section=None, state=state, status=status)
@@ -288,7 +291,7 @@ def plan_agree_lead(
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "agree")
     try:
-        plans.agree(session, access=acc, revision=_revision(form))
+        plan_actions.agree(session, access=acc, revision=_revision(form))
     except (InvalidInput, Conflict) as exc:
         state, status = _failed(exc, "agree", form)
         return _editor_response(request, session, acc, section="status", state=state, status=status)
@@ -355,7 +358,7 @@ def item_add(
     try:
         data = parse(ITEM_SCHEMAS[section], form)
         reason = str(form.get("reason", "")).strip() or None
-        plans.add_item(session, access=acc, section=section, data=data, reason=reason)
+        plan_actions.add_item(session, access=acc, section=section, data=data, reason=reason)
     except (InvalidInput, Conflict) as exc:
         form_id = (
             f"{section}-add"
@@ -387,7 +390,7 @@ def item_update(
         meta = parse(Edit, form)
         if meta.reason is None:
             raise InvalidInput.field("reason", Msg("say briefly why this is changing"))
-        plans.update_item(
+        plan_actions.update_item(
             session,
             access=acc,
             section=section,
@@ -419,7 +422,7 @@ def item_remove(
         return _editor_response(request, session, acc, section=shown)
     try:
         data = parse(RemoveIn, form)
-        plans.remove_item(
+        plan_actions.remove_item(
             session,
             access=acc,
             section=section,
@@ -603,7 +606,7 @@ def my_propose(request: Request, session: DbSession, form: Form, actor: PostedBy
 def my_agree(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
     acc = _self_access(session, actor, "agree")
     try:
-        plans.agree(session, access=acc, revision=_revision(form))
+        plan_actions.agree(session, access=acc, revision=_revision(form))
     except (InvalidInput, Conflict) as exc:
         state, status = _failed(exc, "agree", form)
         return render(

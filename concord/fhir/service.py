@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from concord import access
 from concord.access import PatientAccess
 from concord.accounts.models import CLINICAL_ROLES, Organization, Role, User
+from concord.actions import checkin
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.careplans import service as plans
@@ -32,6 +33,7 @@ from concord.fhir.search import (
 from concord.i18n import Msg
 from concord.patients.models import CareTeam, Patient
 from concord.patients.service import current_members
+
 
 @dataclass
 class SearchPage:
@@ -740,7 +742,7 @@ def submit_questionnaire_response(
             instrument = library().get(existing.instrument)
             return response_resource(existing, instrument, acc.patient), "exists"
     system, value = intake.identifier or (None, None)
-    completed = measures.record_response(
+    completed = checkin.record_response(
         session,
         access=acc,
         instrument_code=intake.instrument.code,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import checkin
 from concord.errors import NotFound
 from concord.i18n import Msg
 from concord.measures import service as measures
@@ -154,7 +155,7 @@ def record_response(
     measures.get_instrument(code)
 
     def create() -> tuple[str, Any]:
-        completed = measures.record_response(
+        completed = checkin.record_response(
             session, access=acc, instrument_code=code, submission=body.to_submission()
         )
         answer = {
@@ -236,7 +237,7 @@ def answer_check_in(
             declined=body.declined,
         )
         return check_in_json(response)
-    completed = measures.submit(
+    completed = checkin.submit(
         session,
         access=acc,
         response_id=response_id,

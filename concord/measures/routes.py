@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import checkin
 from concord.careplans.labels import VALUE_LABELS
 from concord.dates import format_date, org_today
 from concord.dates import score as score_text
@@ -329,7 +330,7 @@ def record_submit(
                 "language": form.get("language") or "en",
             },
         )
-        completed = measures.record_response(
+        completed = checkin.record_response(
             session, access=acc, instrument_code=code, submission=data.to_submission()
         )
     except InvalidInput as exc:
@@ -458,7 +459,7 @@ def my_check_in_post(
                 declined=data.declined,
             )
             return RedirectResponse("/my?done=checkin_saved", status_code=303)
-        measures.submit(
+        checkin.submit(
             session,
             access=acc,
             response_id=response_id,

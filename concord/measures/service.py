@@ -1,8 +1,10 @@
 """Measurement-based care: check-ins, scoring into stored scores, schedules, reminders, progress.
 
 Every response goes through `_complete()`: validated, scored by the instrument's own rules,
-stored with its scores (as observations that can be charted and searched), and, when an answer
-is critical, turned into an urgent alert for the care team in the same transaction.
+stored with its scores (as observations that can be charted and searched). Doors do not call
+`record_response()` or `submit()` directly: they call concord.actions.checkin, which also runs
+the safety rules (a critical answer becomes an urgent alert in the same transaction) and brings
+the patient's tasks up to date.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ class Completed:
 
     response: MeasureResponse
     scored: Scored
-    alert: Any = None
+    alert: Any = None  # set by concord.actions.checkin, which runs the safety rules
     duplicate: bool = False
     amended: MeasureResponse | None = None  # the earlier version this one replaced
 
@@ -660,14 +662,9 @@ def _complete(
         patient_id=access.patient.id,
         detail={"instrument": instrument.code, "mode": str(response.mode)},
     )
-    from concord.safety.service import raise_for_response
-
-    # The organization's risk rules decide whether this response raises an alert; a critical
-    # answer always does (see concord.safety.service).
-    alert = raise_for_response(
-        session, access=access, response=response, instrument=instrument, scored=scored
-    )
-    return Completed(response, scored, alert)
+    # What the response means for the patient's safety and tasks is decided above the domains
+    # (concord.actions.checkin), which every door calls.
+    return Completed(response, scored)
 
 
 def list_responses(

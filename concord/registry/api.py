@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import recommendation
+from concord.actions import registry as registry_actions
 from concord.errors import InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
 from concord.registry import caseload as cl
@@ -19,7 +21,6 @@ from concord.registry import reports
 from concord.registry import reviews as rv
 from concord.registry import service as reg
 from concord.registry import tasks as tk
-from concord.registry.jobs import sync_patient_tasks
 from concord.registry.models import Contact, Episode, Recommendation, RelapsePlan, WorkTask
 from concord.registry.schemas import (
     PatientViewIn,
@@ -226,7 +227,7 @@ def _earlier(session: Session, model: Any, result: str) -> Any:
 
 
 def _enrol(session: Session, acc: Any, body: EnrolIn) -> tuple[str, Any]:
-    episode = reg.enroll(
+    episode = registry_actions.enroll(
         session,
         access=acc,
         data=reg.Enrolment(
@@ -236,7 +237,6 @@ def _enrol(session: Session, acc: Any, body: EnrolIn) -> tuple[str, Any]:
             consultant_id=body.consultant_id,
         ),
     )
-    sync_patient_tasks(session, acc.patient.id)
     return str(episode.id), episode_json(episode)
 
 
@@ -245,7 +245,7 @@ def episode_status(
     patient_id: str, episode_id: str, body: StatusIn, session: DbSession, actor: ApiWriter
 ) -> dict[str, Any]:
     acc = _team(session, actor, patient_id, "update")
-    episode = reg.change_status(
+    episode = registry_actions.change_status(
         session,
         access=acc,
         episode_id=episode_id,
@@ -253,7 +253,6 @@ def episode_status(
         reason=body.reason,
         version=body.version,
     )
-    sync_patient_tasks(session, acc.patient.id)
     return episode_json(episode)
 
 
@@ -281,7 +280,7 @@ def log_contact(
 
 
 def _log_contact(session: Session, acc: Any, body: ContactBody) -> tuple[str, Any]:
-    made = reg.log_contact(
+    made = registry_actions.log_contact(
         session,
         access=acc,
         data=reg.ContactIn(
@@ -293,7 +292,6 @@ def _log_contact(session: Session, acc: Any, body: ContactBody) -> tuple[str, An
             user_id=body.user_id,
         ),
     )
-    sync_patient_tasks(session, acc.patient.id)
     return str(made.id), contact_json(made)
 
 
@@ -331,7 +329,7 @@ def record_review(
 
 
 def _record_review(session: Session, acc: Any, body: ReviewBody) -> tuple[str, Any]:
-    review = rv.record_review(
+    review = registry_actions.record_review(
         session,
         access=acc,
         review_id=body.review_id,
@@ -342,7 +340,6 @@ def _record_review(session: Session, acc: Any, body: ReviewBody) -> tuple[str, A
             reviewed_on=body.reviewed_on,
         ),
     )
-    sync_patient_tasks(session, acc.patient.id)
     return str(review.id), {
         "id": str(review.id),
         "status": review.status,
@@ -365,7 +362,7 @@ def decide(
     patient_id: str, rec_id: str, body: DecisionIn, session: DbSession, actor: ApiWriter
 ) -> dict[str, Any]:
     acc = _team(session, actor, patient_id, "update")
-    rec = rv.decide(
+    rec = recommendation.decide(
         session,
         access=acc,
         rec_id=rec_id,
@@ -373,7 +370,6 @@ def decide(
         reason=body.reason,
         version=body.version,
     )
-    sync_patient_tasks(session, acc.patient.id)
     return recommendation_json(rec)
 
 
@@ -435,7 +431,9 @@ def void_contact(
     """Take a contact logged by mistake out of the minutes, with the reason."""
     acc = _team(session, actor, patient_id, "update")
     return contact_json(
-        reg.void_contact(session, access=acc, contact_id=contact_id, reason=body.reason)
+        registry_actions.void_contact(
+            session, access=acc, contact_id=contact_id, reason=body.reason
+        )
     )
 
 

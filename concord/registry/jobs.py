@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from concord.accounts.models import Organization
@@ -83,13 +83,19 @@ def _sync_isolated(
     return changed
 
 
+# Built once: every check-in runs it (concord.actions.checkin), and for a patient with no open
+# episode it is all the sync costs (docs/adr/0013-the-check-in-write-path-in-core-statements.md).
+_OPEN_EPISODE = (
+    select(Episode, Patient)
+    .join(Patient, Patient.id == Episode.patient_id)
+    .where(Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None))
+)
+
+
 def sync_patient_tasks(session: Session, patient_id: object) -> int:
-    """After a change to one patient's care (a contact, a review, a plan change)."""
-    row = session.execute(
-        select(Episode, Patient)
-        .join(Patient, Patient.id == Episode.patient_id)
-        .where(Episode.patient_id == patient_id, Episode.ended_on.is_(None))
-    ).first()
+    """After a change to one patient's care (a check-in, a contact, a review, a plan change);
+    called by concord.actions, so every door brings the tasks up to date."""
+    row = session.execute(_OPEN_EPISODE, {"patient": patient_id}).first()
     if row is None:
         return 0
     org = session.get(Organization, row[0].organization_id)

@@ -550,7 +550,7 @@ def _recommendation(session: Session, access: PatientAccess, rec_id: Any) -> Rec
     return rec
 
 
-def decide(
+def check_decision(
     session: Session,
     *,
     access: PatientAccess,
@@ -558,12 +558,10 @@ def decide(
     accept: bool,
     reason: str | None = None,
     version: int | None = None,
-) -> Recommendation:
-    """The team accepts a recommendation (it becomes an intervention in a new revision of the
-    care plan, which the patient is then asked to agree to) or declines it with a reason."""
-    from concord.careplans import service as plans
-    from concord.careplans.schemas import InterventionIn
-
+) -> tuple[Recommendation, str]:
+    """The recommendation the team may decide on now, and the reason in one line; refused
+    (changing nothing) otherwise. The decision itself is concord.actions.recommendation: an
+    accepted one becomes an intervention in a new revision of the care plan first."""
     if not (access.on_team and access.by.is_clinician):
         raise deny(
             session,
@@ -584,31 +582,34 @@ def decide(
         raise InvalidInput.field("reason", Msg("say why the team declines it"))
     if len(words) > 1000:
         raise InvalidInput.field("reason", Msg("must be at most %(max)s characters", max=1000))
+    return rec, words
+
+
+def accepted_reason(session: Session, rec: Recommendation, words: str) -> str:
+    """The care plan revision's reason when `rec` is accepted."""
     review = session.get(CaseReview, rec.review_id)
     assert review is not None
-    if accept:
-        if plans.current_plan(session, access.patient.id) is None:
-            raise Conflict(
-                Msg(
-                    "This patient has no current care plan: start one, then accept the "
-                    "recommendation."
-                )
-            )
-        consultant = review.reviewed_by.name if review.reviewed_by else ""
-        item = plans.add_item(
-            session,
-            access=access,
-            section="interventions",
-            data=InterventionIn(
-                kind=INTERVENTION_KIND[RecommendationKind(rec.kind)],
-                description=rec.text,
-                responsible_id=None,
-            ),
-            reason=f"Psychiatric case review recommendation ({consultant}, "
-            f"{review.reviewed_on.isoformat() if review.reviewed_on else ''}) accepted"
-            + (f": {words}" if words else ""),
-        )
-        rec.intervention_id = item.id
+    consultant = review.reviewed_by.name if review.reviewed_by else ""
+    return (
+        f"Psychiatric case review recommendation ({consultant}, "
+        f"{review.reviewed_on.isoformat() if review.reviewed_on else ''}) accepted"
+        + (f": {words}" if words else "")
+    )
+
+
+def record_decision(
+    session: Session,
+    *,
+    access: PatientAccess,
+    rec: Recommendation,
+    words: str,
+    intervention_id: uuid.UUID | None = None,
+) -> Recommendation:
+    """Record a decision `check_decision` allowed: accepted when it names the plan's new
+    intervention, else declined with `words`; the review's task closes when every
+    recommendation is decided."""
+    if intervention_id is not None:
+        rec.intervention_id = intervention_id
         rec.status = RecommendationStatus.accepted
     else:
         rec.status = RecommendationStatus.declined

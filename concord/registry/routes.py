@@ -14,6 +14,8 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess, parse_id
+from concord.actions import recommendation
+from concord.actions import registry as registry_actions
 from concord.clock import now
 from concord.dates import score
 from concord.errors import Conflict, InvalidInput, PermissionDenied
@@ -460,14 +462,12 @@ def patient_page(
 def enroll(
     patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
-    from concord.registry.jobs import sync_patient_tasks
-
     acc = _team(session, actor, patient_id, "create")
     done = already_done(session, form, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        reg.enroll(
+        registry_actions.enroll(
             session,
             access=acc,
             data=reg.Enrolment(
@@ -477,7 +477,6 @@ def enroll(
                 consultant_id=blank_to_none(form.get("consultant_id")),
             ),
         )
-        sync_patient_tasks(session, acc.patient.id)
     except (InvalidInput, Conflict) as exc:
         return _refused(request, session, acc, exc, form, "enroll")
     target = f"/patients/{acc.patient.id}/registry?done=enrolled"
@@ -494,15 +493,13 @@ def episode_status(
     form: Form,
     actor: PostedBy,
 ) -> Response:
-    from concord.registry.jobs import sync_patient_tasks
-
     acc = _team(session, actor, patient_id, "update")
     try:
         version = int(str(form.get("version") or "0"))
     except ValueError:
         version = None
     try:
-        episode = reg.change_status(
+        episode = registry_actions.change_status(
             session,
             access=acc,
             episode_id=episode_id,
@@ -510,7 +507,6 @@ def episode_status(
             reason=str(form.get("reason") or ""),
             version=version,
         )
-        sync_patient_tasks(session, acc.patient.id)
     except (InvalidInput, Conflict) as exc:
         return _refused(request, session, acc, exc, form, "status")
     if episode.status == EpisodeStatus.completed:
@@ -525,14 +521,12 @@ def episode_status(
 def log_contact(
     patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
-    from concord.registry.jobs import sync_patient_tasks
-
     acc = _team(session, actor, patient_id, "create")
     done = already_done(session, form, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        reg.log_contact(
+        registry_actions.log_contact(
             session,
             access=acc,
             data=reg.ContactIn(
@@ -544,7 +538,6 @@ def log_contact(
                 user_id=blank_to_none(form.get("user_id")),
             ),
         )
-        sync_patient_tasks(session, acc.patient.id)
     except (InvalidInput, Conflict) as exc:
         return _refused(request, session, acc, exc, form, "contact")
     target = f"/patients/{acc.patient.id}/registry?done=contact#contacts"
@@ -564,7 +557,7 @@ def void_contact(
     acc = _team(session, actor, patient_id, "update")
     try:
         data = parse(VoidContactIn, form)
-        reg.void_contact(session, access=acc, contact_id=contact_id, reason=data.reason)
+        registry_actions.void_contact(session, access=acc, contact_id=contact_id, reason=data.reason)
     except (InvalidInput, Conflict) as exc:
         return _refused(request, session, acc, exc, form, "void")
     return _back(acc, "voided", "#contacts")
@@ -591,8 +584,6 @@ def request_review(
 def record_review(
     patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
-    from concord.registry.jobs import sync_patient_tasks
-
     acc = _team(session, actor, patient_id, "update")
     done = already_done(session, form, actor)
     if done:
@@ -602,7 +593,7 @@ def record_review(
     kinds = kinds if isinstance(kinds, list) else [kinds]
     texts = texts if isinstance(texts, list) else [texts]
     try:
-        rv.record_review(
+        registry_actions.record_review(
             session,
             access=acc,
             review_id=blank_to_none(form.get("review_id")),
@@ -615,7 +606,6 @@ def record_review(
                 reviewed_on=_date(form.get("reviewed_on"), "reviewed_on"),
             ),
         )
-        sync_patient_tasks(session, acc.patient.id)
     except (InvalidInput, Conflict) as exc:
         return _refused(request, session, acc, exc, form, "review")
     target = f"/patients/{acc.patient.id}/registry?done=reviewed#reviews"
@@ -627,15 +617,13 @@ def record_review(
 def decide(
     patient_id: str, rec_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
-    from concord.registry.jobs import sync_patient_tasks
-
     acc = _team(session, actor, patient_id, "update")
     try:
         version = int(str(form.get("version") or "0")) or None
     except ValueError:
         version = None
     try:
-        rv.decide(
+        recommendation.decide(
             session,
             access=acc,
             rec_id=rec_id,
@@ -643,7 +631,6 @@ def decide(
             reason=str(form.get("reason") or ""),
             version=version,
         )
-        sync_patient_tasks(session, acc.patient.id)
     except (InvalidInput, Conflict) as exc:
         return _refused(request, session, acc, exc, form, f"rec-{rec_id}")
     return _back(acc, "decided", "#recommendations")

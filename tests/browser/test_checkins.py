@@ -109,6 +109,7 @@ def test_a_wide_screen_shows_every_question_and_a_positive_answer_brings_help(
 
 def test_the_team_sees_the_alert_the_chart_and_acknowledges(live, browser, active_plan):
     from concord import access
+    from concord.actions import checkin
     from concord.audit.service import set_context, write_pending
     from concord.measures import service as measures
 
@@ -116,7 +117,7 @@ def test_the_team_sees_the_alert_the_chart_and_acknowledges(live, browser, activ
     with live["factory"]() as session:  # a phone check-in Cara recorded, with question 9 at 1
         set_context(session, channel="system")
         cara_access = access.patient_for(session, people.care_manager, people.patient.id)
-        measures.record_response(
+        checkin.record_response(
             session,
             access=cara_access,
             instrument_code="PHQ-9",

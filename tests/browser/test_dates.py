@@ -10,6 +10,7 @@ from tests.browser.conftest import Visitor
 
 def test_the_chart_on_a_phone_has_local_dates_and_a_whole_legend(live, browser, clock):
     from concord import access
+    from concord.actions import checkin
     from concord.audit.service import set_context, write_pending
     from concord.careplans import service as plans
     from concord.careplans.schemas import GoalIn
@@ -37,7 +38,7 @@ def test_the_chart_on_a_phone_has_local_dates_and_a_whole_legend(live, browser, 
             reason="Linked to the PHQ-9",
         )
         for total in (18, 14, 11):
-            measures.record_response(
+            checkin.record_response(
                 session,
                 access=acc,
                 instrument_code="PHQ-9",

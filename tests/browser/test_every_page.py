@@ -82,6 +82,7 @@ def with_safety(live, with_plan):
     """An open alert, a safety plan, and the plan shared with Fay, once for this module."""
     from sqlalchemy import select
 
+    from concord.actions import checkin
     from concord.audit.service import set_context, write_pending
     from concord.measures import service as measures
     from concord.patients.models import RelatedPerson
@@ -95,7 +96,7 @@ def with_safety(live, with_plan):
         alert = session.scalar(select(SafetyAlert))
         if alert is None:
             a = acc_for(session, people.care_manager, people.patient)
-            alert = measures.record_response(
+            alert = checkin.record_response(
                 session,
                 access=a,
                 instrument_code="ASQ",

@@ -18,6 +18,7 @@ def enrolled(live):
     """Pat: an active plan, enrolled 9 weeks ago, PHQ-9 18 then 16 (not improving)."""
     from datetime import timedelta
 
+    from concord.actions import checkin
     from concord.audit.service import set_context, write_pending
     from concord.careplans import service as plans
     from concord.clock import get_clock
@@ -50,7 +51,7 @@ def enrolled(live):
                 extra = total - 16  # 8 items at 2 make 16; raise items to 3 for the rest
                 for item in range(1, extra + 1):
                     answers[str(item)] = 3
-                measures.record_response(
+                checkin.record_response(
                     session,
                     access=cm,
                     instrument_code="PHQ-9",

@@ -44,6 +44,7 @@ def everything(live, with_safety):  # noqa: F811
     """Pat enrolled in collaborative care with PHQ-9 scores, and Rosa, who reads Spanish."""
     from datetime import timedelta
 
+    from concord.actions import checkin
     from concord.audit.service import set_context, write_pending
     from concord.clock import get_clock
     from concord.measures import service as measures
@@ -64,7 +65,7 @@ def everything(live, with_safety):  # noqa: F811
                 data=reg.Enrolment(program="depression", started_on=today - timedelta(days=63)),
             )
             for days in (62, 1):
-                measures.record_response(
+                checkin.record_response(
                     session,
                     access=cm,
                     instrument_code="PHQ-9",

@@ -9,6 +9,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from concord.actions import checkin
 from concord.app import create_app
 from concord.measures import service as measures
 from tests.careplans.test_api import bearer
@@ -441,7 +442,7 @@ def portal_check_in(session, people, answers, instrument="ASQ"):
     """The patient answers in the portal."""
     acc = acc_for(session, people.patient_user, people.patient)
     started = measures.start_or_resume(session, access=acc, instrument_code=instrument)
-    return measures.submit(
+    return checkin.submit(
         session, access=acc, response_id=started.id, answers=answers, version=started.version
     )
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from concord.actions import checkin
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation, MeasureResponse, MeasureSchedule
 from concord.outbox import FakeMailer, OutboxMessage, send_pending
@@ -303,7 +304,7 @@ class TestTheUrgentAlert:
         assert count(session, SafetyAlert) == 0
 
     def test_an_asq_question_declined_counts_as_a_positive_screen(self, session, people, plan):
-        completed = measures.record_response(
+        completed = checkin.record_response(
             session,
             access=acc_for(session, people.care_manager, people.patient),
             instrument_code="ASQ",
@@ -317,7 +318,7 @@ class TestTheUrgentAlert:
         assert completed.alert is not None and completed.alert.tier == "urgent"
 
     def test_an_asq_acute_answer_is_an_acute_alert(self, session, people, plan):
-        completed = measures.record_response(
+        completed = checkin.record_response(
             session,
             access=acc_for(session, people.care_manager, people.patient),
             instrument_code="ASQ",
@@ -342,7 +343,7 @@ class TestTheSameSubmissionTwiceAtOnce:
             client_system="urn:ehr",
             client_identifier="visit-9",
         )
-        first = measures.record_response(
+        first = checkin.record_response(
             session, access=access, instrument_code="PHQ-9", submission=submission
         )
         found = measures._earlier
@@ -354,7 +355,7 @@ class TestTheSameSubmissionTwiceAtOnce:
             return None if len(calls) == 1 else found(*args)
 
         monkeypatch.setattr(measures, "_earlier", racing)
-        second = measures.record_response(
+        second = checkin.record_response(
             session, access=access, instrument_code="PHQ-9", submission=submission
         )
         assert second.duplicate and second.response.id == first.response.id
@@ -406,7 +407,7 @@ class TestRecordingOnBehalf:
         from concord.errors import PermissionDenied
 
         with pytest.raises(PermissionDenied):
-            measures.record_response(
+            checkin.record_response(
                 session,
                 access=acc_for(session, people.patient_user, people.patient),
                 instrument_code="GAD-7",
@@ -417,7 +418,7 @@ class TestRecordingOnBehalf:
         self, session, people, plan
     ):
         people.patient.gender = "female"
-        completed = measures.record_response(
+        completed = checkin.record_response(
             session,
             access=acc_for(session, people.care_manager, people.patient),
             instrument_code="AUDIT-C",
@@ -532,7 +533,7 @@ class TestReminders:
 
 class TestProgress:
     def record_phq9(self, session, people, total_values, when):
-        return measures.record_response(
+        return checkin.record_response(
             session,
             access=acc_for(session, people.care_manager, people.patient),
             instrument_code="PHQ-9",
@@ -562,7 +563,7 @@ class TestProgress:
         assert 'id="chart-PHQ-9"' in page.text
 
     def record(self, session, people, code, answers, when):
-        return measures.record_response(
+        return checkin.record_response(
             session,
             access=acc_for(session, people.care_manager, people.patient),
             instrument_code=code,
@@ -733,7 +734,7 @@ def test_a_linked_goal_shows_its_latest_score_on_the_plan(
         version=goal.version,
         reason="link",
     )
-    measures.record_response(
+    checkin.record_response(
         session,
         access=acc_for(session, people.care_manager, people.patient),
         instrument_code="PHQ-9",
@@ -759,7 +760,7 @@ def test_due_dates_follow_the_organizations_time_zone(session, people, plan, clo
         days=1
     )  # 21:00 the previous day in Chicago (UTC-6 in winter)
     clock.set(evening_in_chicago)
-    measures.record_response(
+    checkin.record_response(
         session,
         access=acc_for(session, people.care_manager, people.patient),
         instrument_code="PHQ-9",

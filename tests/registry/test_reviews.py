@@ -9,6 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from concord.actions import recommendation
 from concord.careplans import service as plans
 from concord.errors import Conflict, InvalidInput
 from concord.registry import reviews as rv
@@ -120,10 +121,12 @@ def test_review_to_revision(session, not_improving):
     dose = next(r for r in recs if r.kind == "increase_dose")
     therapy = next(r for r in recs if r.kind == "add_psychotherapy")
     with pytest.raises(InvalidInput):
-        rv.decide(session, access=cm, rec_id=therapy.id, accept=False, reason="")
-    rv.decide(session, access=cm, rec_id=dose.id, accept=True, reason="Agreed with Pat today")
+        recommendation.decide(session, access=cm, rec_id=therapy.id, accept=False, reason="")
+    recommendation.decide(
+        session, access=cm, rec_id=dose.id, accept=True, reason="Agreed with Pat today"
+    )
     assert tasks[0].status == "open"  # one of two decided
-    rv.decide(
+    recommendation.decide(
         session,
         access=cm,
         rec_id=therapy.id,
@@ -142,7 +145,7 @@ def test_review_to_revision(session, not_improving):
         for t in session.scalars(select(WorkTask).where(WorkTask.source.like("recommendation:%")))
     } == {"done"}
     with pytest.raises(Conflict):
-        rv.decide(session, access=cm, rec_id=dose.id, accept=True)
+        recommendation.decide(session, access=cm, rec_id=dose.id, accept=True)
     # The substantive change waits for the patient's agreement again.
     assert plans.agreement_state(session, plan).patient is None
 

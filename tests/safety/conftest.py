@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from concord.actions import checkin
 from concord.measures import service as measures
 from tests.conftest import commit
 from tests.factories import acc_for, create_plan
@@ -22,7 +23,7 @@ def respond(
     session, people, instrument: str, answers: dict[str, int], *, by=None, patient=None, declined=()
 ):
     """A completed response recorded by the care manager (or `by`), as in clinic."""
-    return measures.record_response(
+    return checkin.record_response(
         session,
         access=acc_for(session, by or people.care_manager, patient or people.patient),
         instrument_code=instrument,

@@ -1,0 +1,93 @@
+"""Changes to a care plan, then the tasks that follow the registry's flags.
+
+Two flags read the plan: "awaiting agreement" (a substantive change waits for the patient's and
+the lead's agreement) and "review overdue" (its review date passed). Each action here makes one
+careplans change and brings the patient's tasks up to date in the same transaction, so an
+agreement given in the portal or through the JSON API closes the care manager's task at once,
+not at the worker's next run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from concord.access import PatientAccess
+from concord.careplans import service as plans
+from concord.careplans.models import CarePlan, PlanAgreement, PlanStatus
+from concord.careplans.schemas import Input, ReviewIn
+from concord.registry.jobs import sync_patient_tasks
+
+
+def activate_plan(session: Session, *, access: PatientAccess, version: int) -> CarePlan:
+    plan = plans.activate_plan(session, access=access, version=version)
+    sync_patient_tasks(session, access.patient.id)
+    return plan
+
+
+def record_review(session: Session, *, access: PatientAccess, data: ReviewIn) -> CarePlan:
+    plan = plans.record_review(session, access=access, data=data)
+    sync_patient_tasks(session, access.patient.id)
+    return plan
+
+
+def end_plan(
+    session: Session, *, access: PatientAccess, status: PlanStatus, reason: str
+) -> CarePlan:
+    plan = plans.end_plan(session, access=access, status=status, reason=reason)
+    sync_patient_tasks(session, access.patient.id)
+    return plan
+
+
+def agree(session: Session, *, access: PatientAccess, revision: int) -> PlanAgreement:
+    agreement = plans.agree(session, access=access, revision=revision)
+    sync_patient_tasks(session, access.patient.id)
+    return agreement
+
+
+def add_item(
+    session: Session, *, access: PatientAccess, section: str, data: Input, reason: str | None = None
+) -> Any:
+    item = plans.add_item(session, access=access, section=section, data=data, reason=reason)
+    sync_patient_tasks(session, access.patient.id)
+    return item
+
+
+def update_item(
+    session: Session,
+    *,
+    access: PatientAccess,
+    section: str,
+    item_id: uuid.UUID | str,
+    data: Input,
+    version: int,
+    reason: str | None,
+) -> Any:
+    item = plans.update_item(
+        session,
+        access=access,
+        section=section,
+        item_id=item_id,
+        data=data,
+        version=version,
+        reason=reason,
+    )
+    sync_patient_tasks(session, access.patient.id)
+    return item
+
+
+def remove_item(
+    session: Session,
+    *,
+    access: PatientAccess,
+    section: str,
+    item_id: uuid.UUID | str,
+    version: int,
+    reason: str,
+) -> None:
+    plans.remove_item(
+        session, access=access, section=section, item_id=item_id, version=version, reason=reason
+    )
+    sync_patient_tasks(session, access.patient.id)

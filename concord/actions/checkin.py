@@ -1,0 +1,84 @@
+"""A check-in arrives: score and store it (measures), run the organization's risk rules on it
+(safety), and bring the patient's registry flags and tasks up to date (registry). Each step
+audits what it writes, in the request's one transaction.
+
+Every door that records a response calls this module: the portal's check-in, the clinician's
+record form, FHIR `POST /QuestionnaireResponse`, the JSON API and the demo. The signatures are
+those of measures.record_response and measures.submit, so a door swaps one for the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from concord.access import PatientAccess
+from concord.measures import service as measures
+from concord.measures.service import Completed, Submission
+from concord.registry.jobs import sync_patient_tasks
+from concord.safety.service import raise_for_response
+
+__all__ = ["Completed", "Submission", "record_response", "submit"]
+
+
+def record_response(
+    session: Session,
+    *,
+    access: PatientAccess,
+    instrument_code: str,
+    submission: Submission,
+    field_prefix: str = "answers.",
+) -> Completed:
+    """A whole response at once (entered by a clinician, or sent by another system)."""
+    completed = measures.record_response(
+        session,
+        access=access,
+        instrument_code=instrument_code,
+        submission=submission,
+        field_prefix=field_prefix,
+    )
+    return _arrived(session, access, completed)
+
+
+def submit(
+    session: Session,
+    *,
+    access: PatientAccess,
+    response_id: uuid.UUID | str,
+    answers: Mapping[str, Any],
+    version: int,
+    declined: Iterable[str] | None = None,
+) -> Completed:
+    """The patient sends a check-in started in the portal."""
+    completed = measures.submit(
+        session,
+        access=access,
+        response_id=response_id,
+        answers=answers,
+        version=version,
+        declined=declined,
+    )
+    return _arrived(session, access, completed)
+
+
+def _arrived(session: Session, access: PatientAccess, completed: Completed) -> Completed:
+    if completed.duplicate:
+        # A replay of a response already stored: it was acted on when it arrived.
+        return completed
+    # The organization's risk rules decide whether this response raises an alert; a critical
+    # answer always does (see concord.safety.service).
+    completed.alert = raise_for_response(
+        session,
+        access=access,
+        response=completed.response,
+        instrument=measures.get_instrument(completed.response.instrument),
+        scored=completed.scored,
+    )
+    # The registry's flags read the scores and alerts just written: a check-in that was
+    # overdue closes its task, one that shows no improvement opens the consultant's. One
+    # query when the patient has no open episode.
+    sync_patient_tasks(session, access.patient.id)
+    return completed
