@@ -306,6 +306,7 @@ def _safety_page_context(
         "age": age_on(acc.patient.birth_date, org_today(tz)),
         "tab": "safety",
         "history": history,
+        "outcomes_of": safety.outcomes_by_alert(session, history),
         "risk_history": safety.risk_history(session, acc.patient.id),
         "tiers": tier_names(rules, lang),
         "tier_options": [(t.code, t.name.get(lang) or t.name["en"]) for t in rules.tiers],
@@ -730,6 +731,7 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
         "status",
         "open_past_deadline",
         "outcome",
+        "outcomes",
         "closed_at",
     ]
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")

@@ -777,6 +777,28 @@ def outcomes_of(events: Sequence[AlertEvent], alert: SafetyAlert) -> list[str]:
     return list(listed) if listed else ([alert.outcome] if alert.outcome else [])
 
 
+def outcomes_by_alert(
+    session: Session, alerts: Sequence[SafetyAlert]
+) -> dict[uuid.UUID, list[str]]:
+    """`outcomes_of` for many alerts in one query (lists, exports, FHIR searches): the
+    alert's column keeps only the main outcome; the closed event keeps them all."""
+    closed_ids = [a.id for a in alerts if a.outcome]
+    listed: dict[uuid.UUID, list[str]] = {}
+    for start in range(0, len(closed_ids), 500):
+        for alert_id, detail in session.execute(
+            select(AlertEvent.alert_id, AlertEvent.detail).where(
+                AlertEvent.alert_id.in_(closed_ids[start : start + 500]),
+                AlertEvent.kind == "closed",
+            )
+        ):
+            outcomes = (detail or {}).get("outcomes")
+            if outcomes and alert_id not in listed:
+                listed[alert_id] = [str(o) for o in outcomes]
+    return {
+        a.id: listed.get(a.id) or ([a.outcome] if a.outcome else []) for a in alerts
+    }
+
+
 def close(
     session: Session, *, access: PatientAccess, alert_id: Any, closing: Closing
 ) -> SafetyAlert:
@@ -1451,6 +1473,7 @@ def figures(
         )
         .order_by(SafetyAlert.created_at)
     ).all()
+    outcomes = outcomes_by_alert(session, alerts)
     by_tier = {t.code: TierFigures(t.code) for t in rules.tiers}
     total = TierFigures("all")
     rows = []
@@ -1496,6 +1519,8 @@ def figures(
                 "status": alert.status,
                 "open_past_deadline": "yes" if past_deadline_now else "no",
                 "outcome": alert.outcome or "",
+                # Everything that was done, not only the main outcome ("assessed; safety_plan").
+                "outcomes": "; ".join(outcomes.get(alert.id) or []),
                 "closed_at": _local_iso(alert.closed_at, since),
             }
         )
