@@ -24,7 +24,6 @@ from concord.safety import plans as safety_plans
 from concord.safety import service as safety
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.validation import check_datetime_range, parse_date
-from concord.safety.notices import KINDS as NOTICE_PAGES
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -93,7 +92,6 @@ def alerts_page(request: Request, session: DbSession, actor: WebActor) -> Respon
             "include_closed": include_closed,
             "now": now(),
             "notifications": safety.notifications_for(session, actor.user),
-            "notice_pages": NOTICE_PAGES,
         },
     )
 
@@ -102,6 +100,18 @@ def alerts_page(request: Request, session: DbSession, actor: WebActor) -> Respon
 def notifications_read(request: Request, session: DbSession, actor: PostedBy) -> Response:
     safety.mark_read(session, actor.user)
     return RedirectResponse("/alerts", status_code=303)
+
+
+@router.get("/alerts/notifications/{notification_id}")
+def notification_link(
+    notification_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    """A notice in "New for you": opening it marks it read (the count in the navigation goes
+    down) and leads to where on the record it is read."""
+    where = safety.open_notification(session, actor.user, notification_id)
+    if where is None:
+        raise NotFound(Msg("No such notice."))
+    return RedirectResponse(where, status_code=303)
 
 
 @router.get("/alerts/{alert_id}")

@@ -373,19 +373,34 @@ def _email_text(lang: str, kind: str, deadline: str, url: str) -> tuple[str, str
     return subject, body
 
 
-def unread_notifications(session: Session, user: User) -> int:
+def _shown_notifications(user: User) -> Any:
+    """The unread notices a person is shown: about patients still on their care teams (one
+    rule for the list and for the count in the navigation, so the two always agree)."""
     return (
-        session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        select(Notification, Patient)
+        .join(Patient, Patient.id == Notification.patient_id)
+        .join(CareTeam, CareTeam.patient_id == Patient.id)
+        .join(CareTeamMember, CareTeamMember.care_team_id == CareTeam.id)
+        .where(
+            Notification.user_id == user.id,
+            Notification.read_at.is_(None),
+            CareTeamMember.user_id == user.id,
+            CareTeamMember.ended_at.is_(None),
         )
-        or 0
     )
+
+
+def unread_notifications(session: Session, user: User) -> int:
+    """How many notices wait for this person (the number in the navigation: no names)."""
+    if not user.is_clinician:
+        return 0
+    shown = _shown_notifications(user).with_only_columns(Notification.id).distinct()
+    return session.scalar(select(func.count()).select_from(shown.subquery())) or 0
 
 
 @dataclass(frozen=True)
 class NotificationRow:
+    id: uuid.UUID
     kind: str
     created_at: datetime
     alert_id: uuid.UUID | None
@@ -398,31 +413,48 @@ def notifications_for(session: Session, user: User, *, limit: int = 20) -> list[
     if not user.is_clinician:
         return []
     rows = session.execute(
-        select(Notification, Patient)
-        .join(Patient, Patient.id == Notification.patient_id)
-        .join(CareTeam, CareTeam.patient_id == Patient.id)
-        .join(CareTeamMember, CareTeamMember.care_team_id == CareTeam.id)
-        .where(
-            Notification.user_id == user.id,
-            Notification.read_at.is_(None),
-            CareTeamMember.user_id == user.id,
-            CareTeamMember.ended_at.is_(None),
-        )
-        .order_by(Notification.created_at.desc())
-        .limit(limit)
+        _shown_notifications(user).order_by(Notification.created_at.desc()).limit(limit)
     ).all()
     return [
-        NotificationRow(n.kind, n.created_at, n.alert_id, p.id, p.display_name) for n, p in rows
+        NotificationRow(n.id, n.kind, n.created_at, n.alert_id, p.id, p.display_name)
+        for n, p in rows
     ]
 
 
-def mark_read(session: Session, user: User, alert_id: uuid.UUID | None = None) -> None:
+def mark_read(
+    session: Session,
+    user: User,
+    alert_id: uuid.UUID | None = None,
+    notification_id: uuid.UUID | None = None,
+) -> None:
     query = update(Notification).where(
         Notification.user_id == user.id, Notification.read_at.is_(None)
     )
     if alert_id is not None:
         query = query.where(Notification.alert_id == alert_id)
+    if notification_id is not None:
+        query = query.where(Notification.id == notification_id)
     session.execute(query.values(read_at=now()))
+
+
+def open_notification(session: Session, user: User, notification_id: Any) -> str | None:
+    """Mark one of this person's notices read and say where on the record to read it; None
+    when it is not theirs or its patient is no longer on their teams."""
+    from concord.safety.notices import KINDS
+
+    parsed = parse_id(notification_id)
+    if parsed is None:
+        return None
+    row = session.execute(
+        _shown_notifications(user).where(Notification.id == parsed).limit(1)
+    ).first()
+    if row is None:
+        return None
+    notice, patient = row
+    mark_read(session, user, notification_id=notice.id)
+    if notice.alert_id is not None:
+        return f"/patients/{patient.id}/alerts/{notice.alert_id}"
+    return f"/patients/{patient.id}/{KINDS.get(notice.kind, '')}"
 
 
 # --- raising alerts ------------------------------------------------------------------------------
