@@ -16,6 +16,7 @@ from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping, search
 from concord.fhir import service as fhir
 from concord.i18n import Msg
+from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
 from concord.web.deps import (
     BearerActor,
     DbSession,
@@ -157,6 +158,24 @@ def search_post(
 
 @router.post(
     "/QuestionnaireResponse",
+    status_code=201,
+    responses={
+        201: {
+            "description": "Created (or amended: status amended under the same identifier); "
+            "Location names the stored response",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        200: {
+            "description": "The same request sent again, or If-None-Exist matched a stored "
+            "response: nothing new is stored",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        409: {
+            "description": "The identifier is already used by a response with different "
+            "content (send status amended to amend it)",
+            "content": _OPERATION_OUTCOME,
+        },
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
