@@ -48,11 +48,32 @@ def org_today(where: Zone | None) -> date:
     return now().astimezone(zone(where)).date()
 
 
+# What Concord accepts and shows as a date (concord.validation refuses any other on input).
+# A record stored before every path checked its dates can hold one outside (year 0001): it is
+# shown, marked as not valid, rather than breaking the page that shows it.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+
+def in_range(value: datetime | date | None) -> bool:
+    return value is None or FIRST_YEAR <= value.year <= LAST_YEAR
+
+
 def local_datetime(value: datetime, where: Zone | None) -> datetime:
-    """An instant in the organization's zone (a naive value is taken as UTC, as stored)."""
+    """An instant in the organization's zone (a naive value is taken as UTC, as stored). An
+    instant at the very edge of what Python can hold (year 0001 or 9999), which no zone can
+    take, stays in UTC: an old bad record must not break the page that lists it."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=_zone("UTC"))
-    return value.astimezone(zone(where))
+    try:
+        return value.astimezone(zone(where))
+    except OverflowError:
+        return value.astimezone(_zone("UTC"))
+
+
+def _not_valid(text: str, lang: str) -> str:
+    from concord.i18n import gettext
+
+    return gettext(lang, "%(date)s (not a valid date)", date=text)
 
 
 @overload
@@ -80,7 +101,7 @@ def _format_date(value: date, format: str, lang: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _format_datetime(value: datetime, format: str, tz: tzinfo, lang: str) -> str:
-    local = value.astimezone(tz)
+    local = local_datetime(value, tz)
     day = _format_date(local.date(), format if format in LONG_FORMATS else DATE_FORMAT, lang)
     time = babel_dates.format_time(local, format="short", locale=_locale(lang))
     pattern = babel_dates.get_datetime_format(DATE_FORMAT, locale=_locale(lang))
@@ -108,7 +129,8 @@ def format_date(
             return value
     local = local_date(value, where)
     assert local is not None
-    return _format_date(local, format if format in LONG_FORMATS else DATE_FORMAT, lang)
+    text = _format_date(local, format if format in LONG_FORMATS else DATE_FORMAT, lang)
+    return text if in_range(local) else _not_valid(text, lang)
 
 
 def format_datetime(
@@ -118,7 +140,8 @@ def format_datetime(
     ("Dec 6, 2026, 6:41 PM", "6 dic 2026, 18:41")."""
     if value is None:
         return ""
-    return _format_datetime(value, format, zone(where), lang)
+    text = _format_datetime(value, format, zone(where), lang)
+    return text if in_range(value) else _not_valid(text, lang)
 
 
 def format_time(value: datetime | None, *, lang: str, where: Zone | None) -> str:
