@@ -594,7 +594,17 @@ def decide(
                     "recommendation."
                 )
             )
-        consultant = review.reviewed_by.name if review.reviewed_by else ""
+        from concord.careplans.reasons import REVIEW_ACCEPTED, system_reason
+
+        # By its id: the relationship can still hold what it was before the review was recorded.
+        consultant = session.get(User, review.reviewed_by_id) if review.reviewed_by_id else None
+
+        reason, reason_message = system_reason(
+            REVIEW_ACCEPTED,
+            words or None,
+            consultant=consultant.name if consultant is not None else "",
+            date=review.reviewed_on,
+        )
         item = plans.add_item(
             session,
             access=access,
@@ -604,9 +614,8 @@ def decide(
                 description=rec.text,
                 responsible_id=None,
             ),
-            reason=f"Psychiatric case review recommendation ({consultant}, "
-            f"{review.reviewed_on.isoformat() if review.reviewed_on else ''}) accepted"
-            + (f": {words}" if words else ""),
+            reason=reason,
+            reason_message=reason_message,
         )
         rec.intervention_id = item.id
         rec.status = RecommendationStatus.accepted
