@@ -485,7 +485,7 @@ def record_review(
         session,
         patient_id=access.patient.id,
         source=f"review:{review.id}",
-        note="Reviewed.",
+        note=N_("Reviewed."),
         by=access.by,
     )
     for code in ("not_improving", "not_improving_escalate"):
@@ -493,7 +493,7 @@ def record_review(
             session,
             patient_id=access.patient.id,
             source=tasks.flag_source(code, episode.id),
-            note="Reviewed at the psychiatric case review.",
+            note=N_("Reviewed at the psychiatric case review."),
             by=access.by,
         )
     record(
@@ -637,7 +637,7 @@ def decide(
             session,
             patient_id=access.patient.id,
             source=f"recommendation:review-{rec.review_id}",
-            note="Every recommendation decided.",
+            note=N_("Every recommendation decided."),
             by=access.by,
         )
     # A task opened one per recommendation (before one per review).
@@ -645,7 +645,9 @@ def decide(
         session,
         patient_id=access.patient.id,
         source=f"recommendation:{rec.id}",
-        note=f"Recommendation {rec.status}.",
+        note=N_("Recommendation accepted.")
+        if rec.status == RecommendationStatus.accepted
+        else N_("Recommendation declined."),
         by=access.by,
     )
     record(

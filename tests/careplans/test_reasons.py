@@ -102,3 +102,18 @@ def test_a_decision_made_together_is_in_the_readers_language():
     spanish = render(message, "es", "America/Chicago")
     assert "Tratamiento de la depresión" in spanish and "Terapia de conversación" in spanish
     assert "Decision made together" not in spanish
+
+
+def test_a_task_closed_by_the_system_says_so_in_the_readers_language(
+    client, session, people, sign_in
+):
+    """The same class: notes the system writes when it closes a task ("Every recommendation
+    decided.", "Recommendation accepted.") were stored English shown as is."""
+    _accept_a_recommendation(session, people)
+    people.care_manager.language = "es"
+    commit(session)
+    sign_in(CM)
+    page = client.get("/tasks?done=1").text
+    assert "Every recommendation decided." not in page
+    assert "Recommendation accepted." not in page
+    assert "Recomendación aceptada." in page or "Se decidieron todas" in page
