@@ -10,13 +10,15 @@ from pathlib import Path
 
 from concord.measures.models import MeasureResponse
 from tests.conftest import commit
-from tests.safety.conftest import phq9, plan, respond  # noqa: F401 (plan: a fixture)
+from tests.factories import create_plan
+from tests.safety.conftest import phq9, respond
 
 CM = "cara@test.example.org"
 TEMPLATES = Path(__file__).resolve().parent.parent / "concord"
 
 
-def test_the_measures_page_names_a_flag_rather_than_its_id(client, session, people, plan, sign_in):
+def test_the_measures_page_names_a_flag_rather_than_its_id(client, session, people, sign_in):
+    create_plan(session, people, activate=True)
     respond(session, people, "PHQ-9", phq9([1, 1, 1, 1, 1, 1, 1, 1, 2]))
     commit(session)
     sign_in(CM)
@@ -29,9 +31,8 @@ def test_the_measures_page_names_a_flag_rather_than_its_id(client, session, peop
     assert ">self-harm-thoughts<" not in page
 
 
-def test_an_unscored_response_says_why_in_the_readers_language(
-    client, session, people, plan, sign_in
-):
+def test_an_unscored_response_says_why_in_the_readers_language(client, session, people, sign_in):
+    create_plan(session, people, activate=True)
     stored_reason = (
         "3 of 9 questions unanswered; the scoring rule allows at most 1"  # English, as stored
     )
@@ -67,8 +68,8 @@ def test_no_template_prints_a_kind_or_an_id_as_words():
     """The fallbacks that printed a raw key when no words matched ("patient_decision" on
     /alerts, a chain's name as a list, a flag's id)."""
     raw = re.compile(
-        r"(?<!=\")\{\{ ?(n\.kind|e\.kind|m\.kind|f\.id|sc\.reason|r\.chain|kinds\.get\(m\.kind, m\.kind\))"
-        r" ?\}\}|else f\.id|else sid \}\}"
+        r"(?<!=\")\{\{ ?(n\.kind|e\.kind|m\.kind|f\.id|sc\.reason|r\.chain"
+        r"|kinds\.get\(m\.kind, m\.kind\)) ?\}\}|else f\.id|else sid \}\}"
     )
     found = [
         f"{p.relative_to(TEMPLATES)}: {m.group(0)}"

@@ -19,7 +19,9 @@ REVIEW_ACCEPTED = "review_accepted"
 DECISION_MADE = "decision_made"
 
 MESSAGES = {
-    REVIEW_ACCEPTED: N_("Psychiatric case review recommendation (%(consultant)s, %(date)s) accepted"),
+    REVIEW_ACCEPTED: N_(
+        "Psychiatric case review recommendation (%(consultant)s, %(date)s) accepted"
+    ),
     DECISION_MADE: N_("Decision made together (%(aid)s): %(option)s"),
 }
 

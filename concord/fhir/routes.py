@@ -16,7 +16,6 @@ from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping, search
 from concord.fhir import service as fhir
 from concord.i18n import Msg
-from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
 from concord.web.deps import (
     BearerActor,
     DbSession,
@@ -25,6 +24,7 @@ from concord.web.deps import (
     finish_request,
     writer,
 )
+from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 

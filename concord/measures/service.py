@@ -23,9 +23,8 @@ from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now
+from concord.dates import in_range, org_today
 from concord.dates import local_date as _local_date
-from concord.dates import org_today
-from concord.dates import in_range
 from concord.db import core, isolated_each, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
