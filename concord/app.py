@@ -117,7 +117,7 @@ def create_app(
     from concord.registry.routes import router as registry_router
     from concord.safety.api import router as safety_api
     from concord.safety.routes import router as safety_router
-    from concord.web.errors import API_ERRORS, FHIR_ERRORS
+    from concord.web.errors import API_ERRORS, FHIR_ERRORS, declare_answers
     from concord.web.routes import router as web_router
 
     # A request is matched against each route in turn (over 200), and a router's prefix does
@@ -157,6 +157,7 @@ def create_app(
             include_in_schema=router in apis,
             responses={"/api/v1": API_ERRORS, "/fhir": FHIR_ERRORS}.get(router.prefix),
         )
+    declare_answers(app)
     return app
 
 

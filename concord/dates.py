@@ -15,11 +15,13 @@ from functools import lru_cache
 from typing import Any, Protocol, overload
 from zoneinfo import ZoneInfo
 
-from babel import Locale
 from babel import dates as babel_dates
 from babel.numbers import format_decimal
 
 from concord.clock import now
+from concord.i18n import DATE_FORMAT, LONG_FORMATS, gettext
+from concord.i18n import format_day as _format_date
+from concord.i18n import locale_of as _locale
 
 
 class HasTimezone(Protocol):
@@ -48,11 +50,30 @@ def org_today(where: Zone | None) -> date:
     return now().astimezone(zone(where)).date()
 
 
+# What Concord accepts and shows as a date (concord.validation refuses any other on input).
+# A record stored before every path checked its dates can hold one outside (year 0001): it is
+# shown, marked as not valid, rather than breaking the page that shows it.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+
+def in_range(value: datetime | date | None) -> bool:
+    return value is None or FIRST_YEAR <= value.year <= LAST_YEAR
+
+
 def local_datetime(value: datetime, where: Zone | None) -> datetime:
-    """An instant in the organization's zone (a naive value is taken as UTC, as stored)."""
+    """An instant in the organization's zone (a naive value is taken as UTC, as stored). An
+    instant at the very edge of what Python can hold (year 0001 or 9999), which no zone can
+    take, stays in UTC: an old bad record must not break the page that lists it."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=_zone("UTC"))
-    return value.astimezone(zone(where))
+    try:
+        return value.astimezone(zone(where))
+    except OverflowError:
+        return value.astimezone(_zone("UTC"))
+
+
+def _not_valid(text: str, lang: str) -> str:
+    return gettext(lang, "%(date)s (not a valid date)", date=text)
 
 
 @overload
@@ -68,30 +89,17 @@ def local_date(value: datetime | date | None, where: Zone | None) -> date | None
     return value
 
 
-@lru_cache(maxsize=8)
-def _locale(lang: str) -> Locale:
-    return Locale.parse(lang or "en")
-
-
-@lru_cache(maxsize=8192)
-def _format_date(value: date, format: str, lang: str) -> str:
-    return babel_dates.format_date(value, format=format, locale=_locale(lang))
 
 
 @lru_cache(maxsize=8192)
 def _format_datetime(value: datetime, format: str, tz: tzinfo, lang: str) -> str:
-    local = value.astimezone(tz)
+    local = local_datetime(value, tz)
     day = _format_date(local.date(), format if format in LONG_FORMATS else DATE_FORMAT, lang)
     time = babel_dates.format_time(local, format="short", locale=_locale(lang))
     pattern = babel_dates.get_datetime_format(DATE_FORMAT, locale=_locale(lang))
     return str(pattern).replace("{1}", day).replace("{0}", time)
 
 
-# The one way a date is written in each language: Babel's medium date ("Dec 6, 2026",
-# "6 dic 2026"). "full" (with the weekday) heads a day's list; every other format a template
-# asks for ("short", "medium") is this one, so a page never shows "12/6/26" beside "Dec 6".
-DATE_FORMAT = "medium"
-LONG_FORMATS = ("full", "long")
 
 
 def format_date(
@@ -108,7 +116,8 @@ def format_date(
             return value
     local = local_date(value, where)
     assert local is not None
-    return _format_date(local, format if format in LONG_FORMATS else DATE_FORMAT, lang)
+    text = _format_date(local, format if format in LONG_FORMATS else DATE_FORMAT, lang)
+    return text if in_range(local) else _not_valid(text, lang)
 
 
 def format_datetime(
@@ -118,7 +127,8 @@ def format_datetime(
     ("Dec 6, 2026, 6:41 PM", "6 dic 2026, 18:41")."""
     if value is None:
         return ""
-    return _format_datetime(value, format, zone(where), lang)
+    text = _format_datetime(value, format, zone(where), lang)
+    return text if in_range(value) else _not_valid(text, lang)
 
 
 def format_time(value: datetime | None, *, lang: str, where: Zone | None) -> str:

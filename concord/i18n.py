@@ -9,13 +9,15 @@ logs see plain English.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from functools import lru_cache
 from gettext import NullTranslations
 from io import BytesIO
 from pathlib import Path
-from datetime import date, datetime
 from typing import Any
 
+from babel import Locale
+from babel import dates as babel_dates
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -74,10 +76,27 @@ def _param(value: Any, lang: str) -> Any:
     if isinstance(value, Msg):
         return translate(value, lang)
     if isinstance(value, date) and not isinstance(value, datetime):
-        from concord.dates import format_date
-
-        return format_date(value, lang=lang, where=None)
+        return format_day(value, DATE_FORMAT, lang)
     return value
+
+
+# The one way a date is written in each language: Babel's medium date ("Dec 6, 2026",
+# "6 dic 2026"). "full" (with the weekday) heads a day's list; every other format a template
+# asks for ("short", "medium") is this one, so a page never shows "12/6/26" beside "Dec 6".
+DATE_FORMAT = "medium"
+LONG_FORMATS = ("full", "long")
+
+
+@lru_cache(maxsize=8)
+def locale_of(lang: str) -> Locale:
+    return Locale.parse(lang or "en")
+
+
+@lru_cache(maxsize=8192)
+def format_day(value: date, format: str, lang: str) -> str:
+    """A date in the language's one format (concord.dates turns an instant into the
+    organization's local date first, and says when a date is out of range)."""
+    return babel_dates.format_date(value, format=format, locale=locale_of(lang))
 
 
 def gettext(lang: str, message: str, **params: Any) -> str:

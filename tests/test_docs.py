@@ -246,3 +246,70 @@ def test_every_file_the_docs_and_comments_name_exists():
     assert len(named) > 50
     missing = [(w, m) for w, m in sorted(named) if not (ROOT / m.rstrip(".")).exists()]
     assert missing == []
+
+
+def test_every_route_declares_what_it_really_answers(client, session, people):
+    """The 413 (body too large) was not declared anywhere, nor the 403 a read-only token or a
+    family member's change gets, and POST /fhir/QuestionnaireResponse was declared 200 while
+    it answers 201 on create, 200 on a replay and 409 on a conflicting identifier. Each
+    status is checked against a real answer of the route."""
+    import json as _json
+
+    from concord.accounts.models import TokenScope
+    from concord.accounts.service import create_api_token
+    from concord.web.errors import ApiError
+    from tests.conftest import commit
+    from tests.fhir.test_fhir_measures import ehr_response
+
+    spec = client.get("/api/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        if not path.startswith(("/api/v1", "/fhir")):
+            continue
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            if method in ("post", "put", "patch"):
+                assert {"403", "413"} <= declared, (method, path, sorted(declared))
+            if path != "/fhir/metadata":  # the one route without the database
+                assert "503" in declared, (method, path)
+
+    def declared(method, path):
+        return set(spec["paths"][path][method]["responses"])
+
+    token, _ = create_api_token(session, user=people.care_manager, by=None)
+    read_only, _ = create_api_token(
+        session, user=people.care_manager, by=None, scope=TokenScope.read
+    )
+    commit(session)
+    headers = {"Authorization": f"Bearer {token}"}
+    fhir = {**headers, "Content-Type": "application/fhir+json"}
+    body = ehr_response(people.patient.id, [0, 1, 0, 1, 0, 1, 0, 0, 0], identifier="docs-1")
+    raw = _json.dumps(body)
+    qr = "/fhir/QuestionnaireResponse"
+    created = client.post(qr, content=raw, headers=fhir)
+    replayed = client.post(qr, content=raw, headers=fhir)
+    body["item"][0]["answer"] = [{"valueInteger": 3}]
+    conflict = client.post(qr, json=body, headers=fhir)
+    answers = [created.status_code, replayed.status_code, conflict.status_code]
+    assert answers == [201, 200, 409], answers
+    assert {"201", "200", "409"} <= declared("post", qr)
+    assert spec["paths"][qr]["post"]["responses"]["201"]["description"].startswith("Created")
+
+    big = "x" * (4 * 1024 * 1024 + 10)
+    too_large = client.post(qr, content=big, headers=fhir)
+    assert too_large.status_code == 413 and "413" in declared("post", qr)
+    assert too_large.json()["resourceType"] == "OperationOutcome"
+    plan = "/api/v1/patients/{patient_id}/careplan"
+    too_large = client.post(
+        plan.format(patient_id=people.patient.id),
+        content=big,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert too_large.status_code == 413 and "413" in declared("post", plan)
+    ApiError.model_validate(too_large.json())
+    refused = client.post(
+        plan.format(patient_id=people.patient.id),
+        json={"title": "Plan"},
+        headers={"Authorization": f"Bearer {read_only}"},
+    )
+    assert refused.status_code == 403 and "403" in declared("post", plan)
+    ApiError.model_validate(refused.json())

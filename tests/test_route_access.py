@@ -839,3 +839,46 @@ def test_the_export_answers_as_its_page(world, path, persona):
         # A PDF's text is compressed: nothing of it may be served at all.
         assert response.status_code in (303, 404), where
         assert not response.content.startswith(b"%PDF"), where
+
+
+# --- a write about a patient out of the caller's scope, as about one that does not exist ----
+
+
+def _write_cases() -> list[tuple[str, str, int, str]]:
+    return [
+        (method, path, n, persona)
+        for (method, path), cases in RULES.items()
+        for n, case in enumerate(cases)
+        if method != "GET" and case.kind == "record" and "{patient_id}" in case.url + str(case.body)
+        for persona in ("outsider", "other_patient")
+        if persona not in case.allowed
+    ]
+
+
+@pytest.mark.parametrize("case", _write_cases(), ids=_id)
+def test_an_off_scope_write_answers_as_for_a_missing_patient(world, case):
+    """Every create and update door (the FHIR QuestionnaireResponse's subject in the body as
+    much as a patient in the path): the answer for a patient out of scope is the answer for a
+    patient that does not exist, ids aside, and the attempt is audited as a denial."""
+    method, path, n, persona = case
+    rule = RULES[(method, path)][n]
+    headers = {"Authorization": f"Bearer {world.tokens[persona]}"}
+    answers = []
+    for patient_id in (world.ids["patient_id"], str(uuid.uuid4())):
+        ids = {**world.ids, **_section_items(world), "patient_id": patient_id}
+        kwargs: dict[str, Any] = {"headers": headers}
+        if rule.body is not None:
+            kwargs["data" if rule.form else "json"] = _fill(rule.body, ids)
+        savepoint = world.connection.begin_nested()
+        try:
+            before = _denials(world, persona)
+            response = world.client.request(method, _fill(rule.url, ids), **kwargs)
+            audited = _denials(world, persona) > before
+        finally:
+            savepoint.rollback()
+        where = f"{method} {path} as {persona}: {response.status_code} {response.text[:200]}"
+        assert audited, f"{where}: the refusal is not audited"
+        answers.append(
+            (response.status_code, re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "ID", response.text))
+        )
+    assert answers[0] == answers[1], f"{method} {path} as {persona}: {answers}"

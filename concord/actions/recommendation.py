@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
 from concord.careplans import service as plans
+from concord.careplans.reasons import REVIEW_ACCEPTED, system_reason
 from concord.careplans.schemas import InterventionIn
 from concord.errors import Conflict
 from concord.i18n import Msg
@@ -44,6 +45,10 @@ def decide(
                     "recommendation."
                 )
             )
+        consultant, reviewed_on = rv.accepted_by(session, rec)
+        reason, reason_message = system_reason(
+            REVIEW_ACCEPTED, words or None, consultant=consultant, date=reviewed_on
+        )
         item = plans.add_item(
             session,
             access=access,
@@ -53,7 +58,8 @@ def decide(
                 description=rec.text,
                 responsible_id=None,
             ),
-            reason=rv.accepted_reason(session, rec, words),
+            reason=reason,
+            reason_message=reason_message,
         )
         intervention_id = item.id
     rec = rv.record_decision(

@@ -466,7 +466,9 @@ def plan_history(
             raise InvalidInput.field("from", Msg("must be a revision number")) from None
         comparison = {"first": first, "second": second, "changes": changes}
     from concord.careplans.history import Change
+    from concord.careplans.reasons import reason_text
 
+    lang, tz = request.state.lang, actor.user.organization.timezone
     return render(
         request,
         "careplans/history.html",
@@ -478,6 +480,7 @@ def plan_history(
             "comparison": comparison,
             "tab": "plan",
             "changes_of": lambda r: [Change.from_dict(d) for d in r.summary.get("changes", [])],
+            "reason_of": lambda r: reason_text(r, lang, tz),
         },
     )
 

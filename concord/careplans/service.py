@@ -320,7 +320,12 @@ def _latest_snapshot(session: Session, plan: CarePlan) -> dict[str, Any] | None:
 
 
 def _revise(
-    session: Session, *, access: PatientAccess, plan: CarePlan, reason: str | None
+    session: Session,
+    *,
+    access: PatientAccess,
+    plan: CarePlan,
+    reason: str | None,
+    reason_message: dict[str, Any] | None = None,
 ) -> PlanRevision | None:
     """Write a revision if the plan's content changed; none if nothing did."""
     session.flush()
@@ -338,7 +343,9 @@ def _revise(
         author_id=access.by.id,
         created_at=now(),
         reason=reason,
-        summary={"changes": [c.to_dict() for c in changes]},
+        summary={"changes": [c.to_dict() for c in changes]}
+        # A reason the system wrote, as a message each reader sees in their language.
+        | ({"reason": reason_message} if reason_message else {}),
         substantive=substantive,
         snapshot=snap,
     )
@@ -767,8 +774,16 @@ def _apply_status_dates(
 
 
 def add_item(
-    session: Session, *, access: PatientAccess, section: str, data: Input, reason: str | None = None
+    session: Session,
+    *,
+    access: PatientAccess,
+    section: str,
+    data: Input,
+    reason: str | None = None,
+    reason_message: dict[str, Any] | None = None,
 ) -> Any:
+    """`reason_message`: a reason the system writes (concord.careplans.reasons), shown to each
+    reader in their language; `reason` is then its English text."""
     spec = spec_for(section)
     _require_editor(session, access, action="create", object_type=spec.object_type)
     plan = _editable_plan(session, access)
@@ -782,7 +797,7 @@ def add_item(
     _apply_status_dates(session, access, item, section, None)
     session.add(item)
     session.flush()
-    _revise(session, access=access, plan=plan, reason=reason)
+    _revise(session, access=access, plan=plan, reason=reason, reason_message=reason_message)
     record(
         session,
         by=access.by,

@@ -487,6 +487,11 @@ def record_outcome(
                 item = same
                 decision.reused_treatment = True  # type: ignore[attr-defined]  (for the page)
             else:
+                from concord.careplans.reasons import DECISION_MADE, system_reason
+
+                reason, reason_message = system_reason(
+                    DECISION_MADE, aid=dict(aid.title), option=dict(option.name)
+                )
                 item = plans.add_item(
                     session,
                     access=access,
@@ -496,7 +501,8 @@ def record_outcome(
                         description=description,
                         responsible_id=None,
                     ),
-                    reason=f"Decision made together ({aid.title['en']}): {option.name['en']}",
+                    reason=reason,
+                    reason_message=reason_message,
                 )
             decision.intervention_id = item.id
             plan = plans.current_plan(session, access.patient.id)

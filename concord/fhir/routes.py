@@ -24,6 +24,7 @@ from concord.web.deps import (
     finish_request,
     writer,
 )
+from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
@@ -157,6 +158,24 @@ def search_post(
 
 @router.post(
     "/QuestionnaireResponse",
+    status_code=201,
+    responses={
+        201: {
+            "description": "Created (or amended: status amended under the same identifier); "
+            "Location names the stored response",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        200: {
+            "description": "The same request sent again, or If-None-Exist matched a stored "
+            "response: nothing new is stored",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        409: {
+            "description": "The identifier is already used by a response with different "
+            "content (send status amended to amend it)",
+            "content": _OPERATION_OUTCOME,
+        },
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -47,9 +47,14 @@ def _tier_name(rules: RuleSet, tier: str | None) -> str:
 
 
 def task_resource(
-    alert: SafetyAlert, patient: Patient, rules: RuleSet, raised_by: User | None = None
+    alert: SafetyAlert,
+    patient: Patient,
+    rules: RuleSet,
+    raised_by: User | None = None,
+    outcomes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """`raised_by`: the user whose action raised the alert, if any."""
+    """`raised_by`: the user whose action raised the alert, if any; `outcomes`: everything
+    done when it was closed (the alert's own column keeps only the main one)."""
     from concord.safety.routes import OUTCOME_LABELS
 
     tier = _tier_name(rules, alert.tier)
@@ -67,13 +72,13 @@ def task_resource(
     else:
         business = "closed"
     output = []
-    if alert.outcome:
+    for outcome in outcomes or ([alert.outcome] if alert.outcome else []):
         output.append(
             {
                 "type": {"text": "Outcome"},
                 "valueCodeableConcept": {
-                    "coding": [{"system": OUTCOME_SYSTEM, "code": alert.outcome}],
-                    "text": translate(OUTCOME_LABELS.get(alert.outcome, alert.outcome), "en"),
+                    "coding": [{"system": OUTCOME_SYSTEM, "code": outcome}],
+                    "text": translate(OUTCOME_LABELS.get(outcome, outcome), "en"),
                 },
             }
         )
@@ -227,7 +232,7 @@ def _team_access(session: Session, by: User, patient_id: Any) -> access.PatientA
 
 def read_task(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     from concord.registry.models import WorkTask
-    from concord.safety.service import rules_for
+    from concord.safety.service import outcomes_by_alert, rules_for
 
     aid = access.parse_id(ident)
     alert = session.get(SafetyAlert, aid) if aid is not None else None
@@ -261,6 +266,7 @@ def read_task(session: Session, *, by: User, ident: str) -> dict[str, Any]:
         acc.patient,
         rules_for(session, acc.patient.organization_id),
         _raised_by(session, alert),
+        outcomes_by_alert(session, [alert])[alert.id],
     )
 
 
@@ -319,7 +325,7 @@ def _owners(q: Query) -> list[uuid.UUID | None] | None:
 def search_tasks(
     session: Session, *, by: User, q: Query
 ) -> tuple[list[dict[str, Any]], str | None, int]:
-    from concord.safety.service import rules_for
+    from concord.safety.service import outcomes_by_alert, rules_for
 
     if not by.is_clinician:
         return [], None, 0
@@ -361,6 +367,9 @@ def search_tasks(
     rows.sort(key=lambda r: r[0].id, reverse=True)
     next_cursor = str(rows[count - 1][0].id) if len(rows) > count else None
     resources = []
+    outcomes = outcomes_by_alert(
+        session, [item for item, _ in rows[:count] if isinstance(item, SafetyAlert)]
+    )
     for item, patient in rows[:count]:
         record(
             session,
@@ -377,6 +386,7 @@ def search_tasks(
                     patient,
                     rules_for(session, patient.organization_id),
                     _raised_by(session, item),
+                    outcomes.get(item.id),
                 )
             )
         else:

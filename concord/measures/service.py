@@ -25,8 +25,8 @@ from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now
+from concord.dates import in_range, org_today
 from concord.dates import local_date as _local_date
-from concord.dates import org_today
 from concord.db import core, isolated_each, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
@@ -718,6 +718,8 @@ def _completed_dates(
     ):
         if incomplete(flags):
             continue  # never satisfies a schedule: the check-in is still to do
+        if not in_range(completed_at):
+            continue  # a date stored before dates were checked (year 0001) tells no schedule
         result[code].append(_local_date(completed_at, tz))
     return result
 

@@ -485,7 +485,7 @@ def record_review(
         session,
         patient_id=access.patient.id,
         source=f"review:{review.id}",
-        note="Reviewed.",
+        note=N_("Reviewed."),
         by=access.by,
     )
     for code in ("not_improving", "not_improving_escalate"):
@@ -493,7 +493,7 @@ def record_review(
             session,
             patient_id=access.patient.id,
             source=tasks.flag_source(code, episode.id),
-            note="Reviewed at the psychiatric case review.",
+            note=N_("Reviewed at the psychiatric case review."),
             by=access.by,
         )
     record(
@@ -585,16 +585,14 @@ def check_decision(
     return rec, words
 
 
-def accepted_reason(session: Session, rec: Recommendation, words: str) -> str:
-    """The care plan revision's reason when `rec` is accepted."""
+def accepted_by(session: Session, rec: Recommendation) -> tuple[str, date | None]:
+    """Who made the recommendation `rec` and when it was reviewed: the care plan revision's
+    reason names them when it is accepted."""
     review = session.get(CaseReview, rec.review_id)
     assert review is not None
-    consultant = review.reviewed_by.name if review.reviewed_by else ""
-    return (
-        f"Psychiatric case review recommendation ({consultant}, "
-        f"{review.reviewed_on.isoformat() if review.reviewed_on else ''}) accepted"
-        + (f": {words}" if words else "")
-    )
+    # By its id: the relationship can still hold what it was before the review was recorded.
+    consultant = session.get(User, review.reviewed_by_id) if review.reviewed_by_id else None
+    return consultant.name if consultant is not None else "", review.reviewed_on
 
 
 def record_decision(
@@ -629,7 +627,7 @@ def record_decision(
             session,
             patient_id=access.patient.id,
             source=f"recommendation:review-{rec.review_id}",
-            note="Every recommendation decided.",
+            note=N_("Every recommendation decided."),
             by=access.by,
         )
     # A task opened one per recommendation (before one per review).
@@ -637,7 +635,9 @@ def record_decision(
         session,
         patient_id=access.patient.id,
         source=f"recommendation:{rec.id}",
-        note=f"Recommendation {rec.status}.",
+        note=N_("Recommendation accepted.")
+        if rec.status == RecommendationStatus.accepted
+        else N_("Recommendation declined."),
         by=access.by,
     )
     record(

@@ -222,7 +222,7 @@ def sync_flag_tasks(
             if source not in wanted:
                 task.status = TaskStatus.done
                 task.closed_at = now()
-                task.close_note = "Done: the flag no longer applies."
+                task.close_note = N_("Done: the flag no longer applies.")
                 closed += 1
     return opened, closed
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from concord import access
 from concord.access import PatientAccess
@@ -73,9 +73,20 @@ def _alert_access(session: Session, actor: Any, alert_id: str, action: str) -> P
         raise NotFound(Msg("No such alert.")) from None
 
 
-def alert_json(alert: SafetyAlert) -> dict[str, Any]:
+def alert_json(alert: SafetyAlert, outcomes: list[str] | None = None) -> dict[str, Any]:
+    """`outcomes`: everything done when it was closed, when the caller has them at hand (a
+    list reads them in one query); otherwise they are read here."""
+
     def at(value: Any) -> Any:
         return value.isoformat() if value else None
+
+    if outcomes is None:
+        held_by = object_session(alert)
+        outcomes = (
+            safety.outcomes_by_alert(held_by, [alert])[alert.id]
+            if held_by is not None and alert.outcome
+            else ([alert.outcome] if alert.outcome else [])
+        )
 
     return {
         "id": str(alert.id),
@@ -97,7 +108,8 @@ def alert_json(alert: SafetyAlert) -> dict[str, Any]:
         "acknowledged_at": at(alert.acknowledged_at),
         "closed_by": str(alert.closed_by_id) if alert.closed_by_id else None,
         "closed_at": at(alert.closed_at),
-        "outcome": alert.outcome,
+        "outcome": alert.outcome,  # the main one (the one that sets the risk status)
+        "outcomes": outcomes,  # everything that was done
         "risk_after": alert.risk_after,
         "note": alert.note,
         "follow_up_due_at": at(alert.follow_up_due_at),
@@ -123,7 +135,8 @@ def patient_alerts(
             object_id=alert.id,
             patient_id=acc.patient.id,
         )
-    return [alert_json(a) for a in alerts]
+    outcomes = safety.outcomes_by_alert(session, alerts)
+    return [alert_json(a, outcomes[a.id]) for a in alerts]
 
 
 @router.post("/patients/{patient_id}/alerts", status_code=201)
@@ -153,10 +166,9 @@ def raise_flag(
 @router.get("/alerts")
 def my_alerts(session: DbSession, actor: ApiActor, closed: bool = False) -> list[dict[str, Any]]:
     """The alerts on the caller's care teams, theirs first."""
-    return [
-        alert_json(row.alert)
-        for row in safety.list_alerts(session, by=actor.user, include_closed=closed)
-    ]
+    rows = safety.list_alerts(session, by=actor.user, include_closed=closed)
+    outcomes = safety.outcomes_by_alert(session, [row.alert for row in rows])
+    return [alert_json(row.alert, outcomes[row.alert.id]) for row in rows]
 
 
 @router.get("/alerts/{alert_id}")

@@ -25,7 +25,6 @@ from concord.safety import service as safety
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.safety.schemas import ShareIn
 from concord.validation import check_datetime_range, parse, parse_date
-from concord.safety.notices import KINDS as NOTICE_PAGES
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
@@ -94,7 +93,6 @@ def alerts_page(request: Request, session: DbSession, actor: WebActor) -> Respon
             "include_closed": include_closed,
             "now": now(),
             "notifications": safety.notifications_for(session, actor.user),
-            "notice_pages": NOTICE_PAGES,
         },
     )
 
@@ -103,6 +101,18 @@ def alerts_page(request: Request, session: DbSession, actor: WebActor) -> Respon
 def notifications_read(request: Request, session: DbSession, actor: PostedBy) -> Response:
     safety.mark_read(session, actor.user)
     return RedirectResponse("/alerts", status_code=303)
+
+
+@router.get("/alerts/notifications/{notification_id}")
+def notification_link(
+    notification_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    """A notice in "New for you": opening it marks it read (the count in the navigation goes
+    down) and leads to where on the record it is read."""
+    where = safety.open_notification(session, actor.user, notification_id)
+    if where is None:
+        raise NotFound(Msg("No such notice."))
+    return RedirectResponse(where, status_code=303)
 
 
 @router.get("/alerts/{alert_id}")
@@ -307,6 +317,7 @@ def _safety_page_context(
         "age": age_on(acc.patient.birth_date, org_today(tz)),
         "tab": "safety",
         "history": history,
+        "outcomes_of": safety.outcomes_by_alert(session, history),
         "risk_history": safety.risk_history(session, acc.patient.id),
         "tiers": tier_names(rules, lang),
         "tier_options": [(t.code, t.name.get(lang) or t.name["en"]) for t in rules.tiers],
@@ -731,6 +742,7 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
         "status",
         "open_past_deadline",
         "outcome",
+        "outcomes",
         "closed_at",
     ]
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")

@@ -373,19 +373,34 @@ def _email_text(lang: str, kind: str, deadline: str, url: str) -> tuple[str, str
     return subject, body
 
 
-def unread_notifications(session: Session, user: User) -> int:
+def _shown_notifications(user: User) -> Any:
+    """The unread notices a person is shown: about patients still on their care teams (one
+    rule for the list and for the count in the navigation, so the two always agree)."""
     return (
-        session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        select(Notification, Patient)
+        .join(Patient, Patient.id == Notification.patient_id)
+        .join(CareTeam, CareTeam.patient_id == Patient.id)
+        .join(CareTeamMember, CareTeamMember.care_team_id == CareTeam.id)
+        .where(
+            Notification.user_id == user.id,
+            Notification.read_at.is_(None),
+            CareTeamMember.user_id == user.id,
+            CareTeamMember.ended_at.is_(None),
         )
-        or 0
     )
+
+
+def unread_notifications(session: Session, user: User) -> int:
+    """How many notices wait for this person (the number in the navigation: no names)."""
+    if not user.is_clinician:
+        return 0
+    shown = _shown_notifications(user).with_only_columns(Notification.id).distinct()
+    return session.scalar(select(func.count()).select_from(shown.subquery())) or 0
 
 
 @dataclass(frozen=True)
 class NotificationRow:
+    id: uuid.UUID
     kind: str
     created_at: datetime
     alert_id: uuid.UUID | None
@@ -398,31 +413,48 @@ def notifications_for(session: Session, user: User, *, limit: int = 20) -> list[
     if not user.is_clinician:
         return []
     rows = session.execute(
-        select(Notification, Patient)
-        .join(Patient, Patient.id == Notification.patient_id)
-        .join(CareTeam, CareTeam.patient_id == Patient.id)
-        .join(CareTeamMember, CareTeamMember.care_team_id == CareTeam.id)
-        .where(
-            Notification.user_id == user.id,
-            Notification.read_at.is_(None),
-            CareTeamMember.user_id == user.id,
-            CareTeamMember.ended_at.is_(None),
-        )
-        .order_by(Notification.created_at.desc())
-        .limit(limit)
+        _shown_notifications(user).order_by(Notification.created_at.desc()).limit(limit)
     ).all()
     return [
-        NotificationRow(n.kind, n.created_at, n.alert_id, p.id, p.display_name) for n, p in rows
+        NotificationRow(n.id, n.kind, n.created_at, n.alert_id, p.id, p.display_name)
+        for n, p in rows
     ]
 
 
-def mark_read(session: Session, user: User, alert_id: uuid.UUID | None = None) -> None:
+def mark_read(
+    session: Session,
+    user: User,
+    alert_id: uuid.UUID | None = None,
+    notification_id: uuid.UUID | None = None,
+) -> None:
     query = update(Notification).where(
         Notification.user_id == user.id, Notification.read_at.is_(None)
     )
     if alert_id is not None:
         query = query.where(Notification.alert_id == alert_id)
+    if notification_id is not None:
+        query = query.where(Notification.id == notification_id)
     session.execute(query.values(read_at=now()))
+
+
+def open_notification(session: Session, user: User, notification_id: Any) -> str | None:
+    """Mark one of this person's notices read and say where on the record to read it; None
+    when it is not theirs or its patient is no longer on their teams."""
+    from concord.safety.notices import KINDS
+
+    parsed = parse_id(notification_id)
+    if parsed is None:
+        return None
+    row = session.execute(
+        _shown_notifications(user).where(Notification.id == parsed).limit(1)
+    ).first()
+    if row is None:
+        return None
+    notice, patient = row
+    mark_read(session, user, notification_id=notice.id)
+    if notice.alert_id is not None:
+        return f"/patients/{patient.id}/alerts/{notice.alert_id}"
+    return f"/patients/{patient.id}/{KINDS.get(notice.kind, '')}"
 
 
 # --- raising alerts ------------------------------------------------------------------------------
@@ -775,6 +807,28 @@ def outcomes_of(events: Sequence[AlertEvent], alert: SafetyAlert) -> list[str]:
     closed = next((e for e in events if e.kind == "closed"), None)
     listed = (closed.detail or {}).get("outcomes") if closed is not None else None
     return list(listed) if listed else ([alert.outcome] if alert.outcome else [])
+
+
+def outcomes_by_alert(
+    session: Session, alerts: Sequence[SafetyAlert]
+) -> dict[uuid.UUID, list[str]]:
+    """`outcomes_of` for many alerts in one query (lists, exports, FHIR searches): the
+    alert's column keeps only the main outcome; the closed event keeps them all."""
+    closed_ids = [a.id for a in alerts if a.outcome]
+    listed: dict[uuid.UUID, list[str]] = {}
+    for start in range(0, len(closed_ids), 500):
+        for alert_id, detail in session.execute(
+            select(AlertEvent.alert_id, AlertEvent.detail).where(
+                AlertEvent.alert_id.in_(closed_ids[start : start + 500]),
+                AlertEvent.kind == "closed",
+            )
+        ):
+            outcomes = (detail or {}).get("outcomes")
+            if outcomes and alert_id not in listed:
+                listed[alert_id] = [str(o) for o in outcomes]
+    return {
+        a.id: listed.get(a.id) or ([a.outcome] if a.outcome else []) for a in alerts
+    }
 
 
 def close(
@@ -1451,6 +1505,7 @@ def figures(
         )
         .order_by(SafetyAlert.created_at)
     ).all()
+    outcomes = outcomes_by_alert(session, alerts)
     by_tier = {t.code: TierFigures(t.code) for t in rules.tiers}
     total = TierFigures("all")
     rows = []
@@ -1496,6 +1551,8 @@ def figures(
                 "status": alert.status,
                 "open_past_deadline": "yes" if past_deadline_now else "no",
                 "outcome": alert.outcome or "",
+                # Everything that was done, not only the main outcome ("assessed; safety_plan").
+                "outcomes": "; ".join(outcomes.get(alert.id) or []),
                 "closed_at": _local_iso(alert.closed_at, since),
             }
         )

@@ -286,11 +286,13 @@ def web_actor(request: Request, session: DbSession) -> Actor:
     if actor.user.must_change_password:
         raise Redirect("/account/password?required=1")
     if actor.user.is_clinician:
-        from concord.safety.service import banner_for, rules_for
+        from concord.safety.service import banner_for, rules_for, unread_notifications
 
         # Shown at the top of every page: the alerts this clinician owns, first, and how many
         # others need their teams.
         request.state.banner = banner_for(session, actor.user)
+        # The number of notices waiting in "New for you" (a number only: no name, no kind).
+        request.state.unread_notices = unread_notifications(session, actor.user)
         rules = rules_for(session, actor.user.organization_id)
         request.state.tier_names = {
             t.code: t.name.get(actor.user.language) or t.name["en"] for t in rules.tiers

@@ -103,6 +103,56 @@ FHIR_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Answers a route gives beyond its router's common ones (API_ERRORS, FHIR_ERRORS), by what it
+# takes: every request that carries a body can be too large (413, the body limit, checked
+# while it streams) or be a change the caller may not make (403: a read-only token, a family
+# member's change to a plan they can only read); any request using the database can find it
+# busy (503); a FHIR read or search can ask for a format Concord does not offer (406).
+_EXTRA_ANSWERS = {
+    403: "A change the caller may not make: a read-only token, or a record they can only read",
+    406: "A format (_format, Accept) Concord does not offer",
+    413: "The request body is larger than the limit (CONCORD_MAX_BODY_BYTES)",
+    503: "The system is busy: try again in a moment",
+}
+
+
+OPERATION_OUTCOME_BODY = _OPERATION_OUTCOME
+
+
+def _uses_database(dependant: Any) -> bool:
+    from concord.web.deps import db
+
+    return any(d.call is db or _uses_database(d) for d in dependant.dependencies)
+
+
+def declare_answers(app: Any) -> None:
+    """Add to each /api/v1 and /fhir route of the OpenAPI document the answers it really gives
+    besides its router's common ones, so a route added tomorrow is described the same way."""
+    from fastapi.routing import APIRoute
+
+    routes = []
+    for entry in app.routes:
+        # An included router keeps its own routes (FastAPI 0.165: _IncludedRouter).
+        included = getattr(entry, "original_router", None)
+        routes += list(included.routes) if included is not None else [entry]
+    for route in routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        if route.path.startswith("/api/v1"):
+            declare = lambda d: {"model": ApiError, "description": d}  # noqa: E731
+        elif route.path.startswith("/fhir"):
+            declare = lambda d: {"description": d, "content": _OPERATION_OUTCOME}  # noqa: E731
+        else:
+            continue
+        statuses = [503] if _uses_database(route.dependant) else []
+        if route.methods & {"POST", "PUT", "PATCH"}:
+            statuses += [403, 413]
+        if route.path.startswith("/fhir") and "GET" in route.methods:
+            statuses.append(406)
+        for status in statuses:
+            route.responses.setdefault(status, declare(_EXTRA_ANSWERS[status]))
+
+
 def operation_outcome(
     status: int,
     message: str,

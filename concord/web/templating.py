@@ -229,6 +229,7 @@ def render(
         "banner": getattr(request.state, "banner", None),
         "tier_names": getattr(request.state, "tier_names", {}),
         "failing_messages": getattr(request.state, "failing_messages", 0),
+        "unread_notices": getattr(request.state, "unread_notices", 0),
         "nonce": secrets.token_urlsafe(8),
         "Markup": Markup,
     }

@@ -50,3 +50,47 @@ def test_the_api_takes_a_list(session, people, plan):
     alert = high_alert(session, people)
     closed = close(session, people, alert, outcome=["emergency", "assessed"])
     assert closed.outcome == "assessed"
+
+
+def test_every_outcome_is_shown_on_every_door(client, session, people, plan, sign_in):
+    """The FHIR Task, the API's alert and the figures CSV show everything done, not only the
+    main outcome the alert's column keeps (issue 16 follow-up)."""
+    from tests.careplans.test_api import bearer
+
+    alert = high_alert(session, people)
+    close(session, people, alert, outcome=["safety_plan", "assessed", "emergency"])
+    token = bearer(session, people.care_manager)
+    task = client.get(f"/fhir/Task/{alert.id}", headers=token).json()
+    done = [o["valueCodeableConcept"]["coding"][0]["code"] for o in task["output"]]
+    assert {"safety_plan", "assessed", "emergency"} <= set(done), task["output"]
+    searched = client.get(f"/fhir/Task?patient={people.patient.id}", headers=token).json()
+    (found,) = [e["resource"] for e in searched["entry"] if e["resource"]["id"] == str(alert.id)]
+    assert found["output"] == task["output"]
+    read = client.get(f"/api/v1/alerts/{alert.id}", headers=token).json()
+    assert read["outcome"] == "assessed"
+    assert set(read["outcomes"]) == {"safety_plan", "assessed", "emergency"}
+    listed = client.get(
+        f"/api/v1/patients/{people.patient.id}/alerts?closed=true", headers=token
+    ).json()
+    assert set(next(a for a in listed if a["id"] == str(alert.id))["outcomes"]) == set(
+        read["outcomes"]
+    )
+    sign_in(THEO)
+    rows = client.get("/safety/figures.csv").text.strip().splitlines()
+    header = rows[0].split(",")
+    row = next(r for r in rows[1:] if r.startswith(str(alert.id))).split(",")
+    assert set(row[header.index("outcomes")].split("; ")) == {
+        "safety_plan",
+        "assessed",
+        "emergency",
+    }
+
+
+def test_the_patients_safety_page_lists_every_outcome(client, session, people, plan, sign_in):
+    alert = high_alert(session, people)
+    close(session, people, alert, outcome=["safety_plan", "assessed"])
+    sign_in(THEO)
+    page = client.get(f"/patients/{people.patient.id}/safety").text
+    table = page[page.index('id="history-h"') :]
+    row = table[table.index(f"/alerts/{alert.id}") :].split("</tr>")[0]
+    assert "safety assessment" in row.lower() and "safety plan" in row.lower(), row

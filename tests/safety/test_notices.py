@@ -4,6 +4,8 @@ and the care managers, an email with no patient details, never two unread for th
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from concord.careplans import service as plans
@@ -43,7 +45,11 @@ def test_a_patients_goal_and_comment_reach_the_lead(client, session, people, sig
     page = client.get("/alerts").text
     assert "suggested a goal for the care plan" in page
     assert "wrote a comment on the care plan" in page
-    assert f'href="/patients/{people.patient.id}/plan"' in page
+    links = [
+        client.get(href).headers["location"]
+        for href in re.findall(r'href="(/alerts/notifications/[0-9a-f-]+)"', page)
+    ]
+    assert links == [f"/patients/{people.patient.id}/plan"] * 2
     # Once read, the next comment is a new notice.
     client.post("/alerts/notifications/read", data={"csrf_token": sign_in(CM)})
     plans.add_comment(session, access=me, body="A third")
@@ -97,3 +103,50 @@ def test_a_reminder_repeated_is_one_unread_notice(session, factory, people, cloc
         )
     ).all()
     assert len(reminders) == 1
+
+
+def nav_count(html):
+    """The number beside "New for you" in the navigation (None when it is not there)."""
+    nav = html[html.index("<nav") : html.index("</nav>")]
+    found = re.search(r'data-unread-notices="(\d+)"', nav)
+    return int(found.group(1)) if found else None
+
+
+def test_the_navigation_counts_unread_notices_on_every_page(client, session, people, sign_in):
+    """Notices appeared only in "New for you" on /alerts: nothing told a clinician on another
+    page that a patient had written. The count has no name and no kind in it, and goes down
+    as notices are read."""
+    create_plan(session, people, activate=True)
+    commit(session)
+    me = acc_for(session, people.patient_user, people.patient)
+    plans.propose_goal(session, access=me, data=GoalProposal(statement="Walk the dog daily"))
+    plans.add_comment(session, access=me, body="I feel hopeless")
+    commit(session)
+    token = sign_in(CM)
+    for path in ("/patients", "/registry", "/tasks", f"/patients/{people.patient.id}/plan"):
+        page = client.get(path).text
+        assert nav_count(page) == 2, path
+        nav = page[page.index("<nav") : page.index("</nav>")]
+        assert "Pat" not in nav and "hopeless" not in nav and "goal" not in nav.lower()
+    alerts = client.get("/alerts").text
+    first = re.search(r'href="(/alerts/notifications/[0-9a-f-]+)"', alerts).group(1)
+    assert client.get(first).status_code == 303
+    assert nav_count(client.get("/patients").text) == 1  # opening one marks it read
+    assert client.get(first).status_code == 404  # read: no longer in the list
+    client.post("/alerts/notifications/read", data={"csrf_token": token})
+    assert nav_count(client.get("/patients").text) is None
+    sign_in("theo@test.example.org")  # not told (neither lead nor care manager)
+    assert nav_count(client.get("/patients").text) is None
+
+
+def test_someone_elses_notice_is_not_found(client, session, people, sign_in):
+    create_plan(session, people, activate=True)
+    commit(session)
+    me = acc_for(session, people.patient_user, people.patient)
+    plans.propose_goal(session, access=me, data=GoalProposal(statement="Walk"))
+    commit(session)
+    (notice,) = notices(session, people.care_manager)
+    sign_in("theo@test.example.org")
+    assert client.get(f"/alerts/notifications/{notice.id}").status_code == 404
+    assert client.get("/alerts/notifications/not-an-id").status_code == 404
+    assert notices(session, people.care_manager)[0].read_at is None
