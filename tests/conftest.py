@@ -16,17 +16,19 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from concord.app import create_app
+from concord.app import create_app, database_slots
 from concord.clock import FakeClock, set_clock
 from concord.db import make_engine
 from concord.migrate import upgrade
@@ -147,9 +149,23 @@ def settings(database_url: str) -> Settings:
     return Settings(env="test", database_url=database_url, base_url="http://testserver")
 
 
+_apps: dict[str, Any] = {}  # this worker's apps, by their settings
+
+
 @pytest.fixture
 def app(settings: Settings, factory: sessionmaker[Session]) -> Any:
-    return create_app(settings, session_factory=factory)
+    """The app, made once per worker for each set of settings and pointed at each test's own
+    session factory and settings (what requests read from app.state). FastAPI prepares every
+    route's dependencies on an app's first request, which cost each test about a quarter of a
+    second of CPU when every test made an app of its own."""
+    key = repr(sorted(settings.model_dump().items()))
+    app = _apps.get(key)
+    if app is None:
+        app = _apps[key] = create_app(settings, session_factory=factory)
+    app.state.settings = settings
+    app.state.sessionmaker = factory
+    app.state.database_slots = anyio.Semaphore(database_slots(factory))
+    return app
 
 
 @pytest.fixture
@@ -158,11 +174,93 @@ def client(app: Any) -> Iterator[TestClient]:
         yield client
 
 
+@dataclass(frozen=True)
+class PersonaSnapshot:
+    """What build_personas did, as the statements it sent (parameters included: ids, password
+    hashes, times), recorded once per worker. Sending them again into a test's transaction gives
+    that test the same rows as building them through the services, in a few milliseconds
+    instead of about a tenth of a second (argon2, access checks, audit, ORM flushes)."""
+
+    statements: tuple[tuple[str, Any, bool], ...]
+    objects: tuple[tuple[str, type, Any], ...]  # Personas field, class, primary key
+    chain_head: Any  # the audit chain head the recorded statements continue from
+
+    def restore(self, session: Session) -> Personas:
+        connection = session.connection()
+        if _chain_head(connection) != self.chain_head:
+            # The database is not the one the statements were recorded on (something committed
+            # audit events): build through the services as before.
+            personas = build_personas(session)
+            commit(session)
+            return personas
+        for statement, parameters, many in self.statements:
+            connection.exec_driver_sql(statement, list(parameters) if many else parameters)
+        commit(session)
+        wanted: dict[type, list[Any]] = {}
+        for _, cls, key in self.objects:
+            wanted.setdefault(cls, []).append(key)
+        for cls, keys in wanted.items():  # one query per class; session.get then finds them
+            session.scalars(select(cls).where(inspect(cls).primary_key[0].in_(keys))).all()
+        return Personas(**{name: session.get(cls, key) for name, cls, key in self.objects})
+
+
+def _chain_head(connection: Connection) -> Any:
+    return connection.exec_driver_sql("SELECT seq, hash FROM audit_chain_head").all()
+
+
+def record_personas(engine: Engine) -> PersonaSnapshot:
+    """Build the personas through the real services in a transaction that is rolled back,
+    recording every statement they send."""
+    statements: list[tuple[str, Any, bool]] = []
+
+    def note(_c: Any, _cursor: Any, statement: str, parameters: Any, _x: Any, many: bool) -> None:
+        # Everything but the savepoints: on PostgreSQL the audit trail is written by a
+        # SELECT of a function (concord_audit_append); the reads are harmless to repeat.
+        if statement.lstrip().split(None, 1)[0].upper() not in ("SAVEPOINT", "RELEASE"):
+            statements.append((statement, tuple(parameters) if many else parameters, many))
+
+    previous = set_clock(FakeClock(NOW))
+    try:
+        with engine.connect() as connection:
+            outer = connection.begin()
+            head = _chain_head(connection)
+            factory = sessionmaker(
+                bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
+            event.listen(connection, "after_cursor_execute", note)
+            try:
+                with factory() as session:
+                    from concord.audit.service import set_context
+
+                    set_context(session, channel="system")
+                    personas = build_personas(session)
+                    commit(session)
+                    assert not session.info.get("after_commit"), "personas left work for commit"
+                    # A savepoint rolled back inside the build would replay writes it undid.
+                    assert not [s for s, _, _ in statements if s.upper().startswith("ROLLBACK")]
+                    objects = tuple(
+                        (f.name, type(obj), inspect(obj).identity[0])
+                        for f in fields(personas)
+                        for obj in [getattr(personas, f.name)]
+                    )
+            finally:
+                event.remove(connection, "after_cursor_execute", note)
+                outer.rollback()
+    finally:
+        set_clock(previous)
+    return PersonaSnapshot(tuple(statements), objects, head)
+
+
+@pytest.fixture(scope="session")
+def persona_snapshot(engine: Engine) -> PersonaSnapshot:
+    return record_personas(engine)
+
+
 @pytest.fixture
-def people(session: Session, factory: sessionmaker[Session]) -> Personas:
-    personas = build_personas(session)
-    commit(session)
-    return personas
+def people(session: Session, persona_snapshot: PersonaSnapshot) -> Personas:
+    """The personas (tests/factories.py), built through the services once per worker and
+    restored into each test's transaction from that recording."""
+    return persona_snapshot.restore(session)
 
 
 def commit(session: Session) -> None:
