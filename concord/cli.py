@@ -592,8 +592,8 @@ def safety_rules(
 
     from concord.accounts.models import Organization
     from concord.errors import InvalidInput
-    from concord.safety import service as safety
     from concord.safety.rules import format_duration
+    from concord.safety.rulesets import load_rules, rules_for
 
     settings = operator_settings()
     with operator_session(settings) as session:
@@ -607,11 +607,11 @@ def safety_rules(
             except (OSError, UnicodeDecodeError) as exc:
                 fail(f"cannot read {load}: {exc}")
             try:
-                row = safety.load_rules(session, by=None, organization=organization, text=text)
+                row = load_rules(session, by=None, organization=organization, text=text)
             except InvalidInput as exc:
                 fail(f"{load}: {exc.errors.get('rules', exc.message)} (the rules in force stay)")
             out.print(f"Loaded {row.code} {row.version} as rule set {row.number} for {org}.")
-        rules = safety.rules_for(session, organization.id)
+        rules = rules_for(session, organization.id)
         typer.echo(f"{rules.name} ({rules.code} {rules.version})")
         for tier in rules.tiers:
             within = format_duration(tier.acknowledge_within)

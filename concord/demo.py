@@ -1390,7 +1390,14 @@ def _schedule_safety(
 ) -> None:
     from concord.patients.models import Patient, RelatedPerson
     from concord.safety import plans as safety_plans
-    from concord.safety import service as safety
+    from concord.safety.alerts import (
+        Closing,
+        acknowledge,
+        close,
+        raise_manual_flag,
+        record_follow_up,
+    )
+    from concord.safety.escalation import escalate_due, raise_missed_follow_ups
     from concord.safety.models import SafetyAlert
 
     seq = iter(range(900_000, 901_000))
@@ -1439,14 +1446,14 @@ def _schedule_safety(
     maya = north[Role.care_manager]
 
     def marcus_acknowledged() -> None:
-        safety.acknowledge(session, access=acc(maya, marcus), alert_id=latest_alert(marcus).id)
+        acknowledge(session, access=acc(maya, marcus), alert_id=latest_alert(marcus).id)
 
     def marcus_closed() -> None:
-        safety.close(
+        close(
             session,
             access=acc(maya, marcus),
             alert_id=latest_alert(marcus).id,
-            closing=safety.Closing(
+            closing=Closing(
                 outcome="assessed",
                 risk_after="moderate",
                 note="Brief safety assessment by phone: thoughts of death on a few days, no plan "
@@ -1514,7 +1521,7 @@ def _schedule_safety(
         )
 
     def marcus_followed_up() -> None:
-        safety.record_follow_up(
+        record_follow_up(
             session,
             access=acc(maya, marcus),
             alert_id=latest_alert(marcus).id,
@@ -1532,14 +1539,14 @@ def _schedule_safety(
         now_ish - timedelta(minutes=90),
         lambda: record(marcus, north[Role.nurse], "ASQ", {"1": 0, "2": 1, "3": 0, "4": 0, "5": 0}),
     )
-    at(now_ish - timedelta(minutes=29), lambda: safety.escalate_due(session))
+    at(now_ish - timedelta(minutes=29), lambda: escalate_due(session))
 
     # Olivia Brennan: her therapist raised a risk flag after group; assessed the same
     # afternoon and found no current risk.
     olivia = ("Olivia", "Brennan")
 
     def olivia_flag() -> None:
-        safety.raise_manual_flag(
+        raise_manual_flag(
             session,
             access=acc(north[Role.therapist], olivia),
             tier="high",
@@ -1547,11 +1554,11 @@ def _schedule_safety(
         )
 
     def olivia_closed() -> None:
-        safety.close(
+        close(
             session,
             access=acc(maya, olivia),
             alert_id=latest_alert(olivia).id,
-            closing=safety.Closing(
+            closing=Closing(
                 outcome="assessed",
                 risk_after="none",
                 note="Safety assessment in person: clearing out before her move next month; no "
@@ -1563,9 +1570,7 @@ def _schedule_safety(
     at(day(-3, 15), olivia_flag)
     at(
         day(-3, 15, 25),
-        lambda: safety.acknowledge(
-            session, access=acc(maya, olivia), alert_id=latest_alert(olivia).id
-        ),
+        lambda: acknowledge(session, access=acc(maya, olivia), alert_id=latest_alert(olivia).id),
     )
     at(day(-3, 16, 30), olivia_closed)
 
@@ -1591,11 +1596,11 @@ def _schedule_safety(
         )
 
     def emily_closed() -> None:
-        safety.close(
+        close(
             session,
             access=acc(aisha, emily),
             alert_id=latest_alert(emily).id,
-            closing=safety.Closing(
+            closing=Closing(
                 outcome="unreachable",
                 note="Called at 21:15 and 21:40, left voicemails; texted the 988 number and the "
                 "clinic's number. Care manager to call first thing.",
@@ -1603,20 +1608,16 @@ def _schedule_safety(
         )
 
     at(day(-5, 20), emily_check_in)
-    at(day(-5, 21, 1), lambda: safety.escalate_due(session))
+    at(day(-5, 21, 1), lambda: escalate_due(session))
     at(
         day(-5, 21, 20),
-        lambda: safety.acknowledge(
-            session, access=acc(aisha, emily), alert_id=latest_alert(emily).id
-        ),
+        lambda: acknowledge(session, access=acc(aisha, emily), alert_id=latest_alert(emily).id),
     )
     at(day(-5, 22), emily_closed)
-    at(day(-3, 22, 5), lambda: safety.raise_missed_follow_ups(session))
+    at(day(-3, 22, 5), lambda: raise_missed_follow_ups(session))
     at(
         day(-3, 23, 30),
-        lambda: safety.acknowledge(
-            session, access=acc(jordan, emily), alert_id=latest_alert(emily).id
-        ),
+        lambda: acknowledge(session, access=acc(jordan, emily), alert_id=latest_alert(emily).id),
     )
 
     # Kevin O'Brien: AUDIT-C in the high range at his counselling visit; his care manager has
@@ -1630,9 +1631,7 @@ def _schedule_safety(
     )
     at(
         day(-2, 13),
-        lambda: safety.acknowledge(
-            session, access=acc(jordan, kevin), alert_id=latest_alert(kevin).id
-        ),
+        lambda: acknowledge(session, access=acc(jordan, kevin), alert_id=latest_alert(kevin).id),
     )
 
 

@@ -79,14 +79,14 @@ def queue_reminders_job(
 
 
 def escalate_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
-    from concord.safety.service import escalate_due
+    from concord.safety.escalation import escalate_due
 
     with _job(factory, skipped) as session:
         return escalate_due(session)
 
 
 def follow_up_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
-    from concord.safety.service import raise_missed_follow_ups
+    from concord.safety.escalation import raise_missed_follow_ups
 
     with _job(factory, skipped) as session:
         return raise_missed_follow_ups(session)

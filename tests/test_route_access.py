@@ -174,9 +174,9 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         ),
     )
     schedule = measures.active_schedules(session, people.patient.id)[0]
-    from concord.safety import service as safety
+    from concord.safety.alerts import raise_manual_flag
 
-    flagged = safety.raise_manual_flag(
+    flagged = raise_manual_flag(
         session, access=cm, tier="high", reason="Worried about the weekend"
     )
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))

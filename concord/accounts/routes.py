@@ -499,7 +499,7 @@ def admin_reset_mfa(
 
 def _settings_context(session: DbSession, actor: Actor, **extra: Any) -> dict[str, Any]:
     from concord.patients.service import list_clinicians
-    from concord.safety.service import default_crisis_resources
+    from concord.safety.crisis import default_crisis_resources
     from concord.settings import get_settings
 
     context: dict[str, Any] = {

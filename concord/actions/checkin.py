@@ -19,7 +19,7 @@ from concord.access import PatientAccess
 from concord.measures import service as measures
 from concord.measures.service import Completed, Submission
 from concord.registry.jobs import sync_patient_tasks
-from concord.safety.service import raise_for_response
+from concord.safety.alerts import raise_for_response
 
 __all__ = ["Completed", "Submission", "record_response", "submit"]
 
@@ -69,7 +69,7 @@ def _arrived(session: Session, access: PatientAccess, completed: Completed) -> C
         # A replay of a response already stored: it was acted on when it arrived.
         return completed
     # The organization's risk rules decide whether this response raises an alert; a critical
-    # answer always does (see concord.safety.service).
+    # answer always does (see concord.safety.alerts).
     completed.alert = raise_for_response(
         session,
         access=access,

@@ -232,7 +232,8 @@ def _team_access(session: Session, by: User, patient_id: Any) -> access.PatientA
 
 def read_task(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     from concord.registry.models import WorkTask
-    from concord.safety.service import outcomes_by_alert, rules_for
+    from concord.safety.alerts import outcomes_by_alert
+    from concord.safety.rulesets import rules_for
 
     aid = access.parse_id(ident)
     alert = session.get(SafetyAlert, aid) if aid is not None else None
@@ -325,7 +326,8 @@ def _owners(q: Query) -> list[uuid.UUID | None] | None:
 def search_tasks(
     session: Session, *, by: User, q: Query
 ) -> tuple[list[dict[str, Any]], str | None, int]:
-    from concord.safety.service import outcomes_by_alert, rules_for
+    from concord.safety.alerts import outcomes_by_alert
+    from concord.safety.rulesets import rules_for
 
     if not by.is_clinician:
         return [], None, 0
@@ -336,7 +338,7 @@ def search_tasks(
     owners = _owners(q)
     query = select(SafetyAlert, Patient).join(Patient, Patient.id == SafetyAlert.patient_id)
     if scope is None:
-        from concord.safety.service import _on_my_teams
+        from concord.safety.alerts import _on_my_teams
 
         query = query.where(_on_my_teams(by))
     else:
@@ -441,7 +443,7 @@ def _work_task_query(
 
 
 def read_flag(session: Session, *, by: User, ident: str) -> dict[str, Any]:
-    from concord.safety.service import rules_for
+    from concord.safety.rulesets import rules_for
 
     rid = access.parse_id(ident)
     row = session.get(RiskStatus, rid) if rid is not None else None
@@ -468,7 +470,7 @@ def search_flags(
 ) -> tuple[list[dict[str, Any]], str | None, int]:
     """Patients' risk flags, newest first (patient or subject is required)."""
     from concord.fhir.service import page_of
-    from concord.safety.service import rules_for
+    from concord.safety.rulesets import rules_for
 
     scope = _patients_in_scope(session, by, q)
     if scope is None:

@@ -484,8 +484,8 @@ def my_check_in_done(
     response_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
     from concord.accounts.models import Organization
+    from concord.safety.crisis import crisis_resources
     from concord.safety.plans import plan_for as safety_plan_for
-    from concord.safety.service import crisis_resources
 
     acc = _self(session, actor)
     response = measures.get_response(session, access=acc, response_id=response_id)

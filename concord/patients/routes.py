@@ -22,7 +22,7 @@ from concord.patients.models import AdministrativeGender, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
 from concord.registry.service import judged_by
 from concord.safety.routes import safety_context
-from concord.safety.service import rules_for
+from concord.safety.rulesets import rules_for
 from concord.validation import parse
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
@@ -74,7 +74,7 @@ def my_patients(request: Request, session: DbSession, actor: WebActor) -> Respon
     counts = dict.fromkeys(LIST_FILTERS, 0)
     on = org_today(actor.user.organization)
     if actor.user.is_clinician:
-        from concord.safety.service import current_risks
+        from concord.safety.risk import current_risks
 
         mine = patients.list_my_patients(session, by=actor.user)
         summaries = plans.plan_summaries(session, mine, on)

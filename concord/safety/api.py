@@ -15,8 +15,23 @@ from concord.access import PatientAccess
 from concord.errors import InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.safety import plans as safety_plans
-from concord.safety import service as safety
+from concord.safety.alerts import (
+    Closing,
+    alert_events,
+    alerts_for_patient,
+    get_alert,
+    list_alerts,
+    outcomes_by_alert,
+    patient_of_alert,
+    raise_manual_flag,
+    record_follow_up,
+)
+from concord.safety.alerts import acknowledge as acknowledge_alert
+from concord.safety.alerts import close as close_alert
+from concord.safety.figures import TierFigures
 from concord.safety.models import SafetyAlert
+from concord.safety.notifications import mark_read
+from concord.safety.risk import risk_history
 from concord.safety.schemas import ShareIn
 from concord.validation import OptDateTime
 from concord.web.deps import ApiActor, ApiWriter, DbSession
@@ -64,7 +79,7 @@ def _team(session: Session, actor: Any, patient_id: str, action: str = "read") -
 
 
 def _alert_access(session: Session, actor: Any, alert_id: str, action: str) -> PatientAccess:
-    patient_id = safety.patient_of_alert(session, alert_id)
+    patient_id = patient_of_alert(session, alert_id)
     if patient_id is None:
         raise NotFound(Msg("No such alert."))
     try:
@@ -83,7 +98,7 @@ def alert_json(alert: SafetyAlert, outcomes: list[str] | None = None) -> dict[st
     if outcomes is None:
         held_by = object_session(alert)
         outcomes = (
-            safety.outcomes_by_alert(held_by, [alert])[alert.id]
+            outcomes_by_alert(held_by, [alert])[alert.id]
             if held_by is not None and alert.outcome
             else ([alert.outcome] if alert.outcome else [])
         )
@@ -123,7 +138,7 @@ def patient_alerts(
     patient_id: str, session: DbSession, actor: ApiActor, closed: bool = False
 ) -> list[dict[str, Any]]:
     acc = _team(session, actor, patient_id)
-    alerts = safety.alerts_for_patient(session, access=acc, include_closed=closed)
+    alerts = alerts_for_patient(session, access=acc, include_closed=closed)
     for alert in alerts:
         from concord.audit.service import record
 
@@ -135,7 +150,7 @@ def patient_alerts(
             object_id=alert.id,
             patient_id=acc.patient.id,
         )
-    outcomes = safety.outcomes_by_alert(session, alerts)
+    outcomes = outcomes_by_alert(session, alerts)
     return [alert_json(a, outcomes[a.id]) for a in alerts]
 
 
@@ -151,7 +166,7 @@ def raise_flag(
     acc = _team(session, actor, patient_id, "create")
 
     def create() -> tuple[str, Any]:
-        alert = safety.raise_manual_flag(session, access=acc, tier=body.tier, reason=body.reason)
+        alert = raise_manual_flag(session, access=acc, tier=body.tier, reason=body.reason)
         return str(alert.id), alert_json(alert)
 
     return create_once(
@@ -159,22 +174,22 @@ def raise_flag(
         actor,
         idem,
         create=create,
-        replay=lambda result: alert_json(safety.get_alert(session, access=acc, alert_id=result)),
+        replay=lambda result: alert_json(get_alert(session, access=acc, alert_id=result)),
     )
 
 
 @router.get("/alerts")
 def my_alerts(session: DbSession, actor: ApiActor, closed: bool = False) -> list[dict[str, Any]]:
     """The alerts on the caller's care teams, theirs first."""
-    rows = safety.list_alerts(session, by=actor.user, include_closed=closed)
-    outcomes = safety.outcomes_by_alert(session, [row.alert for row in rows])
+    rows = list_alerts(session, by=actor.user, include_closed=closed)
+    outcomes = outcomes_by_alert(session, [row.alert for row in rows])
     return [alert_json(row.alert, outcomes[row.alert.id]) for row in rows]
 
 
 @router.get("/alerts/{alert_id}")
 def read_alert(alert_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
     acc = _alert_access(session, actor, alert_id, "read")
-    alert = safety.get_alert(session, access=acc, alert_id=alert_id)
+    alert = get_alert(session, access=acc, alert_id=alert_id)
     data = alert_json(alert)
     data["events"] = [
         {
@@ -184,7 +199,7 @@ def read_alert(alert_id: str, session: DbSession, actor: ApiActor) -> dict[str, 
             "by": str(e.by_id) if e.by_id else None,
             "owner": str(e.owner_id) if e.owner_id else None,
         }
-        for e in safety.alert_events(session, alert.id)
+        for e in alert_events(session, alert.id)
     ]
     return data
 
@@ -192,7 +207,7 @@ def read_alert(alert_id: str, session: DbSession, actor: ApiActor) -> dict[str, 
 @router.post("/alerts/{alert_id}/acknowledge")
 def acknowledge(alert_id: str, session: DbSession, actor: ApiWriter) -> dict[str, Any]:
     acc = _alert_access(session, actor, alert_id, "update")
-    return alert_json(safety.acknowledge(session, access=acc, alert_id=alert_id))
+    return alert_json(acknowledge_alert(session, access=acc, alert_id=alert_id))
 
 
 @router.post("/alerts/{alert_id}/close")
@@ -202,11 +217,11 @@ def close(alert_id: str, body: CloseIn, session: DbSession, actor: ApiWriter) ->
         raise InvalidInput.field(
             "follow_up_due_at", Msg("needs a time zone, for example 2026-11-24T10:00:00-06:00")
         )
-    alert = safety.close(
+    alert = close_alert(
         session,
         access=acc,
         alert_id=alert_id,
-        closing=safety.Closing(
+        closing=Closing(
             outcome=body.outcome,
             note=body.note,
             risk_after=body.risk_after,
@@ -222,15 +237,13 @@ def follow_up(
     alert_id: str, body: FollowUpIn, session: DbSession, actor: ApiWriter
 ) -> dict[str, Any]:
     acc = _alert_access(session, actor, alert_id, "update")
-    return alert_json(
-        safety.record_follow_up(session, access=acc, alert_id=alert_id, note=body.note)
-    )
+    return alert_json(record_follow_up(session, access=acc, alert_id=alert_id, note=body.note))
 
 
 @router.get("/patients/{patient_id}/risk-status")
 def risk_status(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
     acc = _team(session, actor, patient_id)
-    history = safety.risk_history(session, acc.patient.id)
+    history = risk_history(session, acc.patient.id)
     current = history[0] if history else None
     from concord.audit.service import record
 
@@ -308,7 +321,7 @@ def figures(request: Request, session: DbSession, actor: ApiActor) -> dict[str, 
 
     result = _figures_for(request, session, actor)
 
-    def tier_json(t: safety.TierFigures) -> dict[str, Any]:
+    def tier_json(t: TierFigures) -> dict[str, Any]:
         return {
             "tier": t.tier,
             "raised": t.raised,
@@ -363,4 +376,4 @@ def share_plan(
 @router.post("/alerts/notifications/read", status_code=204)
 def notifications_read(session: DbSession, actor: ApiWriter) -> None:
     """Mark the caller's notifications read (the alerts page's "mark all read")."""
-    safety.mark_read(session, actor.user)
+    mark_read(session, actor.user)

@@ -489,7 +489,7 @@ def shared_plan(session: Session, by: User, patient_id: Any) -> tuple[Patient, S
 
 def crisis_lines(session: Session, organization_id: uuid.UUID, lang: str) -> list[dict[str, str]]:
     """The organization's crisis lines, always part of step 5."""
-    from concord.safety.service import crisis_resources
+    from concord.safety.crisis import crisis_resources
 
     org = session.get(Organization, organization_id)
     assert org is not None

@@ -21,8 +21,27 @@ from concord.dates import local_date, org_today
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import N_, Msg, translate
 from concord.safety import plans as safety_plans
-from concord.safety import service as safety
+from concord.safety.alerts import (
+    Closing,
+    acknowledge,
+    alert_events,
+    alerts_for_patient,
+    close,
+    follow_up_alert,
+    get_alert,
+    list_alerts,
+    outcomes_by_alert,
+    outcomes_of,
+    patient_of_alert,
+    raise_manual_flag,
+    record_follow_up,
+)
+from concord.safety.chain import resolve_step
+from concord.safety.figures import Figures, figures
 from concord.safety.models import NO_RISK, AlertOutcome
+from concord.safety.notifications import mark_read, notifications_for, open_notification
+from concord.safety.risk import current_risk, risk_history
+from concord.safety.rulesets import current_rule_set, load_rules, rule_sets, rules_for
 from concord.safety.schemas import ShareIn
 from concord.validation import check_datetime_range, parse, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
@@ -48,8 +67,8 @@ def safety_context(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
     if not acc.on_team:
         return {"alerts": [], "risk": None}
     return {
-        "alerts": safety.alerts_for_patient(session, access=acc),
-        "risk": safety.current_risk(session, acc.patient.id),
+        "alerts": alerts_for_patient(session, access=acc),
+        "risk": current_risk(session, acc.patient.id),
     }
 
 
@@ -84,7 +103,7 @@ def _parse_local(value: Any, tz: str, name: str) -> datetime | None:
 @router.get("/alerts")
 def alerts_page(request: Request, session: DbSession, actor: WebActor) -> Response:
     include_closed = request.query_params.get("closed") == "1"
-    rows = safety.list_alerts(session, by=actor.user, include_closed=include_closed)
+    rows = list_alerts(session, by=actor.user, include_closed=include_closed)
     return render(
         request,
         "safety/alerts.html",
@@ -92,14 +111,14 @@ def alerts_page(request: Request, session: DbSession, actor: WebActor) -> Respon
             "rows": rows,
             "include_closed": include_closed,
             "now": now(),
-            "notifications": safety.notifications_for(session, actor.user),
+            "notifications": notifications_for(session, actor.user),
         },
     )
 
 
 @router.post("/alerts/notifications/read")
 def notifications_read(request: Request, session: DbSession, actor: PostedBy) -> Response:
-    safety.mark_read(session, actor.user)
+    mark_read(session, actor.user)
     return RedirectResponse("/alerts", status_code=303)
 
 
@@ -109,7 +128,7 @@ def notification_link(
 ) -> Response:
     """A notice in "New for you": opening it marks it read (the count in the navigation goes
     down) and leads to where on the record it is read."""
-    where = safety.open_notification(session, actor.user, notification_id)
+    where = open_notification(session, actor.user, notification_id)
     if where is None:
         raise NotFound(Msg("No such notice."))
     return RedirectResponse(where, status_code=303)
@@ -118,7 +137,7 @@ def notification_link(
 @router.get("/alerts/{alert_id}")
 def alert_link(alert_id: str, request: Request, session: DbSession, actor: WebActor) -> Response:
     """The link in a notification email: find the alert's patient, then the usual checks."""
-    patient_id = safety.patient_of_alert(session, alert_id)
+    patient_id = patient_of_alert(session, alert_id)
     if patient_id is None:
         raise NotFound(Msg("No such alert."))
     acc = _team(session, actor, str(patient_id))
@@ -130,14 +149,14 @@ def _alert_context(
 ) -> dict[str, Any]:
     from concord.patients.routes import age_on
 
-    alert = safety.get_alert(session, access=acc, alert_id=alert_id)
+    alert = get_alert(session, access=acc, alert_id=alert_id)
     org = session.get(Organization, acc.patient.organization_id)
     assert org is not None
-    rules = safety.rules_for(session, org.id)
+    rules = rules_for(session, org.id)
     tz = acc.by.organization.timezone
     chain = []
     for index, step in enumerate(alert.chain):
-        person = safety.resolve_step(session, step, acc.patient.id, org)
+        person = resolve_step(session, step, acc.patient.id, org)
         chain.append(
             {
                 "step": step,
@@ -146,8 +165,8 @@ def _alert_context(
             }
         )
     plan = safety_plans.plan_for(session, acc, audit=False)
-    safety.mark_read(session, acc.by, alert.id)
-    events = safety.alert_events(session, alert.id)
+    mark_read(session, acc.by, alert.id)
+    events = alert_events(session, alert.id)
     context = {
         "acc": acc,
         "patient": acc.patient,
@@ -156,7 +175,7 @@ def _alert_context(
         "alert": alert,
         "current_alert_id": alert.id,
         "events": events,
-        "outcomes_done": safety.outcomes_of(events, alert),
+        "outcomes_done": outcomes_of(events, alert),
         "chain": chain,
         "tiers": tier_names(rules, lang),
         "tier_options": [(t.code, t.name.get(lang) or t.name["en"]) for t in rules.tiers],
@@ -169,7 +188,7 @@ def _alert_context(
         ),
         "follow_up_default": _local(now() + rules.follow_up_within, tz),
         "follow_up_within": rules.follow_up_within,
-        "follow_up_alert": safety.follow_up_alert(session, alert.id),
+        "follow_up_alert": follow_up_alert(session, alert.id),
         "earlier": session.get(type(alert), alert.follow_up_of_id)
         if alert.follow_up_of_id
         else None,
@@ -237,7 +256,7 @@ def alert_acknowledge(
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        safety.acknowledge(session, access=acc, alert_id=alert_id)
+        acknowledge(session, access=acc, alert_id=alert_id)
     except Conflict as exc:
         return _alert_refused(request, session, acc, alert_id, exc)
     back = str(form.get("back") or f"/patients/{acc.patient.id}/alerts/{alert_id}?done=taken")
@@ -260,14 +279,14 @@ def alert_close(
     tz = acc.by.organization.timezone
     try:
         chosen = form.get("outcome") or []
-        closing = safety.Closing(
+        closing = Closing(
             outcome=[str(o) for o in chosen] if isinstance(chosen, list) else [str(chosen)],
             note=str(form.get("note") or ""),
             risk_after=str(form.get("risk_after") or "") or None,
             follow_up_due_at=_parse_local(form.get("follow_up_due_at"), tz, "follow_up_due_at"),
             no_follow_up=form.get("no_follow_up") == "on",
         )
-        safety.close(session, access=acc, alert_id=alert_id, closing=closing)
+        close(session, access=acc, alert_id=alert_id, closing=closing)
     except (InvalidInput, Conflict) as exc:
         return _alert_refused(request, session, acc, alert_id, exc, form)
     target = f"/patients/{acc.patient.id}/alerts/{alert_id}?done=closed"
@@ -286,7 +305,7 @@ def alert_follow_up(
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        safety.record_follow_up(
+        record_follow_up(
             session, access=acc, alert_id=alert_id, note=str(form.get("follow_up_note") or "")
         )
     except InvalidInput as exc:
@@ -308,17 +327,17 @@ def _safety_page_context(
 ) -> dict[str, Any]:
     from concord.patients.routes import age_on
 
-    rules = safety.rules_for(session, acc.patient.organization_id)
+    rules = rules_for(session, acc.patient.organization_id)
     tz = acc.by.organization.timezone
-    history = safety.alerts_for_patient(session, access=acc, include_closed=True)
+    history = alerts_for_patient(session, access=acc, include_closed=True)
     context = {
         "acc": acc,
         "patient": acc.patient,
         "age": age_on(acc.patient.birth_date, org_today(tz)),
         "tab": "safety",
         "history": history,
-        "outcomes_of": safety.outcomes_by_alert(session, history),
-        "risk_history": safety.risk_history(session, acc.patient.id),
+        "outcomes_of": outcomes_by_alert(session, history),
+        "risk_history": risk_history(session, acc.patient.id),
         "tiers": tier_names(rules, lang),
         "tier_options": [(t.code, t.name.get(lang) or t.name["en"]) for t in rules.tiers],
         "plan": safety_plans.plan_for(session, acc),
@@ -356,7 +375,7 @@ def raise_flag(
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        alert = safety.raise_manual_flag(
+        alert = raise_manual_flag(
             session,
             access=acc,
             tier=str(form.get("tier") or ""),
@@ -662,7 +681,7 @@ def shared_plan_pdf(
 # --- figures -------------------------------------------------------------------------------------
 
 
-def _figures_for(request: Request, session: DbSession, actor: Actor) -> safety.Figures:
+def _figures_for(request: Request, session: DbSession, actor: Actor) -> Figures:
     user = actor.user
     if not (user.is_clinician or user.can_administer):
         raise PermissionDenied(Msg("Safety figures are for clinicians and administrators."))
@@ -697,7 +716,7 @@ def _figures_for(request: Request, session: DbSession, actor: Actor) -> safety.F
         object_type="SafetyFigures",
         detail={"from": start.isoformat(), "to": end.isoformat()},
     )
-    return safety.figures(session, organization_id=user.organization_id, since=since, until=until)
+    return figures(session, organization_id=user.organization_id, since=since, until=until)
 
 
 @router.get("/safety/figures")
@@ -707,7 +726,7 @@ def figures_page(request: Request, session: DbSession, actor: WebActor) -> Respo
         errors: dict[str, str] = {}
     except InvalidInput as exc:
         result, errors = None, exc.errors
-    rules = safety.rules_for(session, actor.user.organization_id)
+    rules = rules_for(session, actor.user.organization_id)
     return render(
         request,
         "safety/figures.html",
@@ -767,12 +786,12 @@ def _admin(session: DbSession, actor: Actor) -> None:
 
 def _rules_context(session: DbSession, actor: Actor, lang: str, **extra: Any) -> dict[str, Any]:
     org_id = actor.user.organization_id
-    rules = safety.rules_for(session, org_id)
-    current = safety.current_rule_set(session, org_id)
+    rules = rules_for(session, org_id)
+    current = current_rule_set(session, org_id)
     context = {
         "rules": rules,
         "current": current,
-        "history": safety.rule_sets(session, org_id),
+        "history": rule_sets(session, org_id),
         "tiers": tier_names(rules, lang),
         "text": current.text if current else rules.text,
         "is_default": current is None,
@@ -833,7 +852,7 @@ async def admin_rules_load(request: Request, session: DbSession, actor: PostedBy
     if not text.strip():
         text = str(form.get("rules") or "")
     try:
-        safety.load_rules(session, by=actor.user, organization=actor.user.organization, text=text)
+        load_rules(session, by=actor.user, organization=actor.user.organization, text=text)
     except InvalidInput as exc:
         return render(
             request,

@@ -187,7 +187,7 @@ def parse_rules(
     """Parse and check a rule file. `library` (the instrument library) lets the file's
     instruments, items, scores and flags be checked and, with `cover_critical`, every critical
     flag be required to have a rule (when a file is loaded or checked; rules already in force
-    stay usable when an instrument is added later: see concord.safety.service)."""
+    stay usable when an instrument is added later: see concord.safety.rulesets.rules_for)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

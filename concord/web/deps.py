@@ -286,7 +286,9 @@ def web_actor(request: Request, session: DbSession) -> Actor:
     if actor.user.must_change_password:
         raise Redirect("/account/password?required=1")
     if actor.user.is_clinician:
-        from concord.safety.service import banner_for, rules_for, unread_notifications
+        from concord.safety.banner import banner_for
+        from concord.safety.notifications import unread_notifications
+        from concord.safety.rulesets import rules_for
 
         # Shown at the top of every page: the alerts this clinician owns, first, and how many
         # others need their teams.

@@ -250,7 +250,7 @@ def test_an_admin_sets_the_review_interval(client, people, sign_in, session):
 
 
 def test_an_admin_sets_the_crisis_resources(client, people, sign_in, session):
-    from concord.safety.service import crisis_resources
+    from concord.safety.crisis import crisis_resources
 
     token = sign_in(ADMIN)
     bad = client.post(

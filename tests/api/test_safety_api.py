@@ -80,9 +80,9 @@ def test_only_the_patient_and_the_team_share_it(client, session, people):
 
 
 def test_notifications_are_marked_read(client, session, people):
-    from concord.safety import service as safety
+    from concord.safety.alerts import raise_manual_flag
 
-    safety.raise_manual_flag(
+    raise_manual_flag(
         session,
         access=acc_for(session, people.care_manager, people.patient),
         tier="high",

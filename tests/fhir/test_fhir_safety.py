@@ -9,7 +9,8 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.task import Task
 
-from concord.safety import service as safety
+from concord.safety.alerts import Closing, close
+from concord.safety.risk import current_risk
 from tests.careplans.test_api import bearer
 from tests.conftest import commit
 from tests.factories import acc_for
@@ -48,11 +49,11 @@ def test_an_alert_raised_from_outside_is_a_task_with_owner_deadline_and_focus(
 
 def test_a_closed_alert_is_a_completed_task_with_its_outcome(client, session, people):
     alert = respond(session, people, "ASQ", asq(2)).alert
-    safety.close(
+    close(
         session,
         access=acc_for(session, people.therapist, people.patient),
         alert_id=alert.id,
-        closing=safety.Closing(outcome="assessed", risk_after="moderate", note="BSSA done."),
+        closing=Closing(outcome="assessed", risk_after="moderate", note="BSSA done."),
     )
     commit(session)
     token = bearer(session, people.therapist)
@@ -73,11 +74,11 @@ def test_the_risk_status_is_a_flag_current_and_past(client, session, people, clo
     alert = respond(session, people, "ASQ", asq(2)).alert  # urgent
     commit(session)
     clock.advance(hours=2)
-    safety.close(
+    close(
         session,
         access=acc_for(session, people.care_manager, people.patient),
         alert_id=alert.id,
-        closing=safety.Closing(outcome="assessed", risk_after="moderate", note="Seen."),
+        closing=Closing(outcome="assessed", risk_after="moderate", note="Seen."),
     )
     commit(session)
     token = bearer(session, people.care_manager)
@@ -100,7 +101,7 @@ def test_the_risk_status_is_a_flag_current_and_past(client, session, people, clo
 def test_nobody_off_the_team_sees_tasks_or_flags(client, session, people):
     alert = respond(session, people, "ASQ", asq(2)).alert
     commit(session)
-    flag_id = safety.current_risk(session, people.patient.id).id
+    flag_id = current_risk(session, people.patient.id).id
     for user in (people.outsider, people.patient_user, people.admin):
         token = bearer(session, user)
         assert entries(client.get(f"/fhir/Task?patient={people.patient.id}", headers=token)) == []

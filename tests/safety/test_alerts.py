@@ -11,8 +11,11 @@ from sqlalchemy import select
 
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.outbox import FakeMailer, OutboxMessage, send_pending
-from concord.safety import service as safety
+from concord.safety.alerts import Closing, acknowledge
+from concord.safety.alerts import close as close_alert
+from concord.safety.figures import figures
 from concord.safety.models import AlertEvent, SafetyAlert
+from concord.safety.risk import current_risk, risk_history
 from tests.conftest import commit, csrf_of
 from tests.factories import acc_for
 from tests.safety.conftest import asq, phq9, respond
@@ -29,10 +32,10 @@ def high_alert(session, people):
 
 
 def close(session, people, alert, user=None, **fields):
-    closing = safety.Closing(
+    closing = Closing(
         **{"outcome": "assessed", "risk_after": "moderate", "note": "Seen.", **fields}
     )
-    result = safety.close(
+    result = close_alert(
         session,
         access=acc_for(session, user or people.care_manager, people.patient),
         alert_id=alert.id,
@@ -75,7 +78,7 @@ class TestClosing:
         self, session, people, plan, clock
     ):
         alert = high_alert(session, people)
-        assert safety.current_risk(session, people.patient.id).tier == "high"
+        assert current_risk(session, people.patient.id).tier == "high"
         clock.advance(minutes=20)
         close(
             session,
@@ -99,7 +102,7 @@ class TestClosing:
             "Safe; plan reviewed.",
         )
         assert alert.follow_up_due_at == clock.now() + timedelta(hours=48)
-        status = safety.current_risk(session, people.patient.id)
+        status = current_risk(session, people.patient.id)
         assert status.tier is None and status.reason == "assessment"
         with pytest.raises(Conflict):
             close(session, people, alert)
@@ -107,12 +110,12 @@ class TestClosing:
     def test_the_risk_status_never_drops_below_an_alert_still_open(self, session, people, plan):
         first = respond(session, people, "ASQ", asq(2)).alert  # urgent
         second = high_alert(session, people)
-        assert safety.current_risk(session, people.patient.id).tier == "urgent"
+        assert current_risk(session, people.patient.id).tier == "urgent"
         close(session, people, second, risk_after="none")
-        assert safety.current_risk(session, people.patient.id).tier == "urgent"
+        assert current_risk(session, people.patient.id).tier == "urgent"
         close(session, people, first, risk_after="moderate")
-        assert safety.current_risk(session, people.patient.id).tier == "moderate"
-        history = safety.risk_history(session, people.patient.id)
+        assert current_risk(session, people.patient.id).tier == "moderate"
+        history = risk_history(session, people.patient.id)
         assert [h.tier for h in history] == ["moderate", "urgent"]
 
     def test_an_outcome_other_than_an_assessment_keeps_the_risk_status(self, session, people, plan):
@@ -125,16 +128,16 @@ class TestClosing:
             risk_after=None,
             note="Called twice, left a message; letter sent.",
         )
-        assert safety.current_risk(session, people.patient.id).tier == "high"
+        assert current_risk(session, people.patient.id).tier == "high"
 
     def test_acknowledging_twice_is_refused_naming_who(self, session, people, plan):
         alert = high_alert(session, people)
-        safety.acknowledge(
+        acknowledge(
             session, access=acc_for(session, people.therapist, people.patient), alert_id=alert.id
         )
         commit(session)
         with pytest.raises(Conflict) as caught:
-            safety.acknowledge(
+            acknowledge(
                 session,
                 access=acc_for(session, people.care_manager, people.patient),
                 alert_id=alert.id,
@@ -399,7 +402,7 @@ def test_figures_count_acknowledgement_times_escalations_and_overdue(
 
     first = high_alert(session, people)  # high: 4 hours
     clock.advance(minutes=30)
-    safety.acknowledge(
+    acknowledge(
         session, access=acc_for(session, people.care_manager, people.patient), alert_id=first.id
     )
     commit(session)
@@ -408,7 +411,7 @@ def test_figures_count_acknowledgement_times_escalations_and_overdue(
     clock.advance(hours=1)
     escalate_job(factory)  # second escalates once
     clock.advance(minutes=30)
-    safety.acknowledge(
+    acknowledge(
         session, access=acc_for(session, people.consultant, people.patient), alert_id=second.id
     )
     commit(session)
@@ -416,7 +419,7 @@ def test_figures_count_acknowledgement_times_escalations_and_overdue(
     commit(session)
     clock.advance(hours=2)
     session.expire_all()  # the worker wrote through its own sessions
-    result = safety.figures(
+    result = figures(
         session,
         organization_id=people.org.id,
         since=clock.now() - timedelta(days=1),

@@ -17,7 +17,7 @@ from concord.db import make_engine, make_sessionmaker, unit_of_work
 from concord.migrate import upgrade
 from concord.outbox import FakeMailer, OutboxMessage
 from concord.patients.models import CareTeam, CareTeamMember
-from concord.safety import service as safety
+from concord.safety.alerts import Closing, acknowledge, close, record_follow_up
 from concord.safety.models import AlertEvent, Notification, SafetyAlert
 from concord.worker import Worker, escalate_job, follow_up_job, run_once
 from tests.conftest import commit, fresh_database
@@ -105,7 +105,7 @@ class TestTheChain:
         assert [e.step for e in escalations(session, alert)] == [1, 2, 3]
 
         # Someone acts: the timer stops.
-        safety.acknowledge(
+        acknowledge(
             session, access=acc_for(session, people.consultant, people.patient), alert_id=alert.id
         )
         commit(session)
@@ -136,11 +136,11 @@ class TestTheChain:
 
     def test_a_closed_alert_never_escalates(self, session, factory, people, plan, clock):
         alert = urgent_alert(session, people)
-        safety.close(
+        close(
             session,
             access=acc_for(session, people.care_manager, people.patient),
             alert_id=alert.id,
-            closing=safety.Closing(
+            closing=Closing(
                 outcome="assessed", risk_after="high", note="Saw her today; plan reviewed."
             ),
         )
@@ -151,7 +151,7 @@ class TestTheChain:
 
     def test_an_acknowledged_alert_never_escalates(self, session, factory, people, plan, clock):
         alert = urgent_alert(session, people)
-        safety.acknowledge(
+        acknowledge(
             session, access=acc_for(session, people.therapist, people.patient), alert_id=alert.id
         )
         commit(session)
@@ -232,11 +232,11 @@ class TestTheChain:
 
 class TestMissedFollowUps:
     def close_with_follow_up(self, session, people, alert, **kwargs):
-        safety.close(
+        close(
             session,
             access=acc_for(session, people.care_manager, people.patient),
             alert_id=alert.id,
-            closing=safety.Closing(
+            closing=Closing(
                 outcome="assessed", risk_after="moderate", note="Assessed by phone.", **kwargs
             ),
         )
@@ -264,7 +264,7 @@ class TestMissedFollowUps:
         alert = urgent_alert(session, people)
         self.close_with_follow_up(session, people, alert)
         clock.advance(hours=24)
-        safety.record_follow_up(
+        record_follow_up(
             session,
             access=acc_for(session, people.therapist, people.patient),
             alert_id=alert.id,
@@ -354,11 +354,11 @@ def test_two_workers_never_fire_the_same_step_twice(own_db, clock):
             "PHQ-9",
             phq9([1, 1, 1, 1, 1, 1, 1, 1, 1]),
         ).alert
-        safety.close(
+        close(
             session,
             access=acc_for(session, cara, patient),
             alert_id=extra.id,
-            closing=safety.Closing(outcome="assessed", risk_after="none", note="Fine."),
+            closing=Closing(outcome="assessed", risk_after="none", note="Fine."),
         )
         extra_id = extra.id
     mailer = FakeMailer()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from concord.errors import InvalidInput
 from concord.measures.library import library
-from concord.safety import service as safety
+from concord.safety.alerts import raise_manual_flag
 from concord.safety.models import RiskRuleSet, SafetyAlert
 from concord.safety.rules import (
     DEFAULT_FILE,
@@ -18,6 +18,7 @@ from concord.safety.rules import (
     default_rules,
     parse_rules,
 )
+from concord.safety.rulesets import load_rules, rules_for
 from tests.conftest import commit
 from tests.safety.conftest import asq, audit_c, pcl5_total, phq9, phq9_total, respond
 
@@ -134,7 +135,7 @@ class TestTheDefaultRules:
     def test_a_manual_flag_takes_the_tier_the_clinician_chose(self, session, people, plan):
         from tests.factories import acc_for
 
-        alert = safety.raise_manual_flag(
+        alert = raise_manual_flag(
             session,
             access=acc_for(session, people.therapist, people.patient),
             tier="urgent",
@@ -147,7 +148,7 @@ class TestTheDefaultRules:
         from tests.factories import acc_for
 
         with pytest.raises(InvalidInput) as caught:
-            safety.raise_manual_flag(
+            raise_manual_flag(
                 session,
                 access=acc_for(session, people.therapist, people.patient),
                 tier="severe",
@@ -234,10 +235,10 @@ class TestLoadingRules:
     def test_a_good_file_goes_into_force(self, session, people, plan):
         faster = broken(lambda d: d["tiers"][1].update(acknowledge_within="30m"))
         faster = faster.replace("version: '2026-11-22'", "version: clinic-1")
-        row = safety.load_rules(session, by=people.admin, organization=people.org, text=faster)
+        row = load_rules(session, by=people.admin, organization=people.org, text=faster)
         commit(session)
         assert row.number == 1
-        rules = safety.rules_for(session, people.org.id)
+        rules = rules_for(session, people.org.id)
         assert rules.tier("urgent").acknowledge_within.total_seconds() == 1800
         completed = respond(session, people, "ASQ", asq(2))
         assert completed.alert.rules_version.endswith("clinic-1")
@@ -245,19 +246,19 @@ class TestLoadingRules:
 
     def test_a_broken_file_changes_nothing(self, session, people, plan):
         good = broken(lambda d: d.update(version="clinic-good"))
-        safety.load_rules(session, by=people.admin, organization=people.org, text=good)
+        load_rules(session, by=people.admin, organization=people.org, text=good)
         commit(session)
         bad = broken(lambda d: rule(d, "asq-positive").pop("chain"))
         with pytest.raises(InvalidInput) as caught:
-            safety.load_rules(session, by=people.admin, organization=people.org, text=bad)
+            load_rules(session, by=people.admin, organization=people.org, text=bad)
         assert "rule asq-positive: has no owner" in caught.value.errors["rules"]
         session.rollback()
         assert session.scalars(select(RiskRuleSet.version)).all() == ["clinic-good"]
-        assert safety.rules_for(session, people.org.id).version == "clinic-good"
+        assert rules_for(session, people.org.id).version == "clinic-good"
 
     def test_rules_that_stop_compiling_fall_back_to_the_last_good_ones(self, session, people, plan):
         good = broken(lambda d: d.update(version="clinic-good"))
-        safety.load_rules(session, by=people.admin, organization=people.org, text=good)
+        load_rules(session, by=people.admin, organization=people.org, text=good)
         # A later row that no longer compiles (say, an instrument the clinic removed):
         session.add(
             RiskRuleSet(
@@ -269,10 +270,10 @@ class TestLoadingRules:
             )
         )
         commit(session)
-        assert safety.rules_for(session, people.org.id).version == "clinic-good"
+        assert rules_for(session, people.org.id).version == "clinic-good"
 
     def test_with_no_file_loaded_the_defaults_are_in_force(self, session, people):
-        assert safety.rules_for(session, people.org.id) == default_rules()
+        assert rules_for(session, people.org.id) == default_rules()
 
     def test_the_administrators_page_loads_rules_and_refuses_a_broken_file(
         self, client, session, people, sign_in
@@ -339,5 +340,5 @@ class TestAnInstrumentAddedAfterTheRules:
 
     def test_new_rules_must_name_it(self, session, people, with_critical_instrument):
         with pytest.raises(InvalidInput) as caught:
-            safety.load_rules(session, by=people.admin, organization=people.org, text=DEFAULT)
+            load_rules(session, by=people.admin, organization=people.org, text=DEFAULT)
         assert "CLINIC-YN10's critical flag danger has no rule" in caught.value.errors["rules"]
