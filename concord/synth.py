@@ -378,7 +378,7 @@ def build(
     if found is not None:
         return found
     from concord.accounts.models import Clinic, Organization, User
-    from concord.accounts.service import hash_password
+    from concord.accounts.passwords import hash_password
     from concord.careplans.models import ActionStep, CarePlan, Goal, PlanAgreement
     from concord.db import make_engine
     from concord.measures.models import MeasureObservation, MeasureResponse, MeasureSchedule

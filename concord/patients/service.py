@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess, deny, readable_patients
 from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, User
-from concord.accounts.service import create_user, get_user_by_email
+from concord.accounts.users import create_user, get_user_by_email
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
