@@ -504,6 +504,10 @@ def build(
             patients,
         )
 
+        # Care-team rows are written here by COPY, not through patients.service.set_member
+        # (the one writer everywhere else): a synthetic load writes tens of thousands of
+        # fresh teams, none with an earlier membership to reopen, and a flush a row would
+        # cost minutes. Nothing is audited here because nobody acted.
         def members() -> Iterator[dict[str, Any]]:
             for i in range(patients):
                 yield {
