@@ -14,7 +14,7 @@ from bench.profiling import recording, start, write
 
 def main() -> None:
     args, spy = start(__doc__, patients=1000, seconds=15.0)
-    from concord.accounts.service import create_api_token
+    from concord.accounts.tokens import create_api_token
     from concord.synth import CASE_MANAGER_EMAIL
 
     url, _ = suite.population(args.db, args.patients, quiet=True)

@@ -614,7 +614,7 @@ def run(
     write: bool = True,
     quiet: bool = False,
 ) -> list[Case]:
-    from concord.accounts.service import create_api_token
+    from concord.accounts.tokens import create_api_token
     from concord.synth import CASE_MANAGER_EMAIL, PASSWORD
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))

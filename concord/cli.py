@@ -192,7 +192,8 @@ def token_create(
 ) -> None:
     """Print a new bearer token for the user with --email (only the token, for scripts)."""
     from concord.accounts.models import TokenScope
-    from concord.accounts.service import create_api_token, get_user_by_email, parse_duration
+    from concord.accounts.tokens import create_api_token, parse_duration
+    from concord.accounts.users import get_user_by_email
     from concord.errors import ConcordError
 
     try:
@@ -219,7 +220,8 @@ def token_create(
 @token_app.command("list")
 def token_list(email: Annotated[str, typer.Option(help="Whose tokens.")]) -> None:
     """List a user's tokens (never the tokens themselves)."""
-    from concord.accounts.service import get_user_by_email, list_api_tokens
+    from concord.accounts.tokens import list_api_tokens
+    from concord.accounts.users import get_user_by_email
 
     with operator_session(operator_settings()) as session:
         user = get_user_by_email(session, email)
@@ -246,7 +248,7 @@ def token_revoke(
     token_id: Annotated[str, typer.Argument(help="Id or starting characters.")],
 ) -> None:
     """Revoke a token so it stops working at once."""
-    from concord.accounts.service import revoke_api_token
+    from concord.accounts.tokens import revoke_api_token
     from concord.errors import NotFound
 
     with operator_session(operator_settings()) as session:
@@ -387,7 +389,8 @@ def org_create(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from concord.accounts.models import Role
-    from concord.accounts.service import create_clinic, create_organization, create_user
+    from concord.accounts.organizations import create_clinic, create_organization
+    from concord.accounts.users import create_user
     from concord.errors import ConcordError
 
     try:
@@ -424,7 +427,7 @@ def users_create(
 ) -> None:
     """Create a staff account (prints a temporary password)."""
     from concord.accounts.models import Clinic, Organization, Role
-    from concord.accounts.service import create_user
+    from concord.accounts.users import create_user
     from concord.errors import ConcordError
 
     try:
@@ -467,7 +470,8 @@ def users_create(
 @users_app.command("reset-password")
 def users_reset_password(email: Annotated[str, typer.Option()]) -> None:
     """Give a user a new temporary password (and sign them out everywhere)."""
-    from concord.accounts.service import get_user_by_email, reset_password
+    from concord.accounts.passwords import reset_password
+    from concord.accounts.users import get_user_by_email
 
     with operator_session(operator_settings()) as session:
         user = get_user_by_email(session, email)

@@ -22,12 +22,9 @@ from sqlalchemy.orm import Session
 
 from concord import access, synth
 from concord.accounts.models import Clinic, Organization, Role, User
-from concord.accounts.service import (
-    create_clinic,
-    create_organization,
-    create_user,
-    hash_password,
-)
+from concord.accounts.organizations import create_clinic, create_organization
+from concord.accounts.passwords import hash_password
+from concord.accounts.users import create_user
 from concord.actions import checkin, recommendation
 from concord.careplans import service as plans
 from concord.careplans.models import PlanStatus, StepStatus

@@ -378,7 +378,7 @@ def build(
     if found is not None:
         return found
     from concord.accounts.models import Clinic, Organization, User
-    from concord.accounts.service import hash_password
+    from concord.accounts.passwords import hash_password
     from concord.careplans.models import ActionStep, CarePlan, Goal, PlanAgreement
     from concord.db import make_engine
     from concord.measures.models import MeasureObservation, MeasureResponse, MeasureSchedule
@@ -504,6 +504,10 @@ def build(
             patients,
         )
 
+        # Care-team rows are written here by COPY, not through patients.service.set_member
+        # (the one writer everywhere else): a synthetic load writes tens of thousands of
+        # fresh teams, none with an earlier membership to reopen, and a flush a row would
+        # cost minutes. Nothing is audited here because nobody acted.
         def members() -> Iterator[dict[str, Any]]:
             for i in range(patients):
                 yield {

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.accounts.models import Clinic, Organization, Role, User
-from concord.accounts.service import create_clinic, create_organization, create_user
+from concord.accounts.organizations import create_clinic, create_organization
+from concord.accounts.users import create_user
 from concord.careplans import service as plans
 from concord.careplans.models import CarePlan
 from concord.careplans.schemas import ActionStepIn, GoalIn, PlanStart
@@ -168,7 +169,7 @@ def build_personas(session: Session) -> Personas:
     for link_ in (link, link2):
         user = session.get(User, link_.user_id)
         assert user is not None
-        from concord.accounts.service import hash_password
+        from concord.accounts.passwords import hash_password
 
         user.password_hash = hash_password(PASSWORD)
         user.must_change_password = False

@@ -85,7 +85,7 @@ def test_a_form_refuses_a_date_outside_1900_to_2200(client, session, people, pla
 
 
 def test_an_api_token_cannot_expire_after_2200():
-    from concord.accounts.service import parse_duration
+    from concord.accounts.tokens import parse_duration
 
     with pytest.raises(InvalidInput) as refused:
         parse_duration("99999999999d")

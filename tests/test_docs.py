@@ -185,7 +185,7 @@ def test_every_api_route_declares_the_error_bodies_it_answers(client):
 
 
 def test_the_declared_error_bodies_are_the_real_ones(client, session, people):
-    from concord.accounts.service import create_api_token
+    from concord.accounts.tokens import create_api_token
     from concord.web.errors import ApiError
     from tests.conftest import commit
 
@@ -256,7 +256,7 @@ def test_every_route_declares_what_it_really_answers(client, session, people):
     import json as _json
 
     from concord.accounts.models import TokenScope
-    from concord.accounts.service import create_api_token
+    from concord.accounts.tokens import create_api_token
     from concord.web.errors import ApiError
     from tests.conftest import commit
     from tests.fhir.test_fhir_measures import ehr_response

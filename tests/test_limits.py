@@ -219,7 +219,7 @@ class TestCredentialsBeforeTheBody:
 
     def test_a_revoked_token_is_refused_first(self, app, session, people):
         from concord.accounts.models import ApiToken
-        from concord.accounts.service import revoke_api_token
+        from concord.accounts.tokens import revoke_api_token
         from tests.conftest import commit
 
         headers = bearer(session, people.care_manager)

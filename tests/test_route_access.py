@@ -23,7 +23,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from concord.accounts.service import create_api_token, start_session
+from concord.accounts.sessions import start_session
+from concord.accounts.tokens import create_api_token
 from concord.app import create_app
 from concord.audit.models import AuditEvent
 from concord.audit.service import set_context

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from markupsafe import Markup
 from starlette.responses import RedirectResponse, Response
 
-from concord.accounts import service as accounts
+from concord.accounts import mfa, organizations, passwords, sessions, signin, tokens, users
 from concord.accounts.models import Role, TokenScope
 from concord.errors import InvalidInput
 from concord.i18n import Msg
@@ -87,7 +87,7 @@ def sign_in(
     email = str(form.get("email", ""))
     password = str(form.get("password", ""))
     target = safe_next(str(form.get("next", "")))
-    result = accounts.authenticate(session, email=email, password=password, ip=client_ip(request))
+    result = signin.authenticate(session, email=email, password=password, ip=client_ip(request))
     if result.user is None:
         anonymous_csrf(request)
         request.state.lang = getattr(request.state, "lang", "en")
@@ -103,8 +103,8 @@ def sign_in(
             status_code=429 if result.throttled else 401,
         )
     user = result.user
-    needs_mfa = accounts.mfa_required(user)
-    token, _ = accounts.start_session(
+    needs_mfa = sessions.mfa_required(user)
+    token, _ = sessions.start_session(
         session,
         user=user,
         ip=client_ip(request),
@@ -136,8 +136,8 @@ def mfa_page(request: Request, actor: PartialActor) -> Response:
 def mfa_verify(request: Request, session: DbSession, form: Form, actor: PostedPartial) -> Response:
     target = safe_next(str(form.get("next", "")))
     assert actor.web_session is not None
-    throttled = accounts.second_factor_throttle(session, user=actor.user)
-    if throttled is not None or not accounts.verify_second_factor(
+    throttled = mfa.second_factor_throttle(session, user=actor.user)
+    if throttled is not None or not mfa.verify_second_factor(
         session, user=actor.user, code=str(form.get("code", ""))
     ):
         return render(
@@ -153,7 +153,7 @@ def mfa_verify(request: Request, session: DbSession, form: Form, actor: PostedPa
             },
             status_code=429 if throttled else 401,
         )
-    accounts.mark_mfa_verified(actor.web_session)
+    sessions.mark_mfa_verified(actor.web_session)
     if actor.user.must_change_password:
         target = "/account/password?required=1"
     return RedirectResponse(target, status_code=303)
@@ -169,17 +169,15 @@ def _qr_svg(uri: str) -> Markup:
 def mfa_setup_page(request: Request, session: DbSession, actor: PartialActor) -> Response:
     if actor.user.mfa_enabled:
         return RedirectResponse("/account", status_code=303)
-    secret = accounts.pending_mfa_secret(actor.user) or accounts.begin_mfa_setup(
-        session, user=actor.user
-    )
-    uri = accounts.provisioning_uri(actor.user, secret)
+    secret = mfa.pending_mfa_secret(actor.user) or mfa.begin_mfa_setup(session, user=actor.user)
+    uri = mfa.provisioning_uri(actor.user, secret)
     return render(
         request,
         "mfa_setup.html",
         {
             "secret": secret,
             "qr": _qr_svg(uri),
-            "required": accounts.mfa_required(actor.user),
+            "required": sessions.mfa_required(actor.user),
             "error": None,
             "next": safe_next(request.query_params.get("next")),
         },
@@ -192,22 +190,22 @@ def mfa_setup_confirm(
 ) -> Response:
     assert actor.web_session is not None
     try:
-        codes = accounts.confirm_mfa_setup(session, user=actor.user, code=str(form.get("code", "")))
+        codes = mfa.confirm_mfa_setup(session, user=actor.user, code=str(form.get("code", "")))
     except InvalidInput as exc:
-        secret = accounts.pending_mfa_secret(actor.user) or ""
+        secret = mfa.pending_mfa_secret(actor.user) or ""
         return render(
             request,
             "mfa_setup.html",
             {
                 "secret": secret,
-                "qr": _qr_svg(accounts.provisioning_uri(actor.user, secret)) if secret else "",
-                "required": accounts.mfa_required(actor.user),
+                "qr": _qr_svg(mfa.provisioning_uri(actor.user, secret)) if secret else "",
+                "required": sessions.mfa_required(actor.user),
                 "error": exc.errors.get("code"),
                 "next": safe_next(str(form.get("next", ""))),
             },
             status_code=422,
         )
-    accounts.mark_mfa_verified(actor.web_session)
+    sessions.mark_mfa_verified(actor.web_session)
     return render(
         request, "mfa_codes.html", {"codes": codes, "next": safe_next(str(form.get("next", "")))}
     )
@@ -216,7 +214,7 @@ def mfa_setup_confirm(
 @router.post("/sign-out")
 def sign_out(request: Request, session: DbSession, actor: PostedPartial) -> Response:
     assert actor.web_session is not None
-    accounts.end_session(session, actor.web_session)
+    sessions.end_session(session, actor.web_session)
     response = RedirectResponse("/sign-in?signed_out=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -224,7 +222,7 @@ def sign_out(request: Request, session: DbSession, actor: PostedPartial) -> Resp
 
 @router.post("/account/sign-out-everywhere")
 def sign_out_everywhere(request: Request, session: DbSession, actor: PostedBy) -> Response:
-    accounts.end_all_sessions(session, user=actor.user, by=actor.user)
+    sessions.end_all_sessions(session, user=actor.user, by=actor.user)
     response = RedirectResponse("/sign-in?signed_out=all", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -235,7 +233,7 @@ def sign_out_everywhere(request: Request, session: DbSession, actor: PostedBy) -
 
 def _account_context(session: DbSession, actor: Actor, **extra: Any) -> dict[str, Any]:
     context = {
-        "tokens": accounts.list_api_tokens(session, user=actor.user),
+        "tokens": tokens.list_api_tokens(session, user=actor.user),
         "token_errors": {},
         "new_token": None,
         "done": None,
@@ -255,7 +253,7 @@ def account_page(request: Request, session: DbSession, actor: WebActor) -> Respo
 
 @router.post("/account/language")
 def set_language(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
-    accounts.set_language(session, user=actor.user, language=str(form.get("language", "")))
+    users.set_language(session, user=actor.user, language=str(form.get("language", "")))
     target = safe_next(str(form.get("next", "") or "/account?done=language"))
     return RedirectResponse(target, status_code=303)
 
@@ -274,7 +272,7 @@ def change_password(
     request: Request, session: DbSession, form: Form, actor: PostedPartial
 ) -> Response:
     try:
-        accounts.change_password(
+        passwords.change_password(
             session,
             user=actor.user,
             current=str(form.get("current_password", "")),
@@ -303,7 +301,7 @@ def create_token(request: Request, session: DbSession, form: Form, actor: Posted
     except ValueError:
         scope = TokenScope.read
     try:
-        expires_in = accounts.parse_duration(expires) if expires else None
+        expires_in = tokens.parse_duration(expires) if expires else None
     except InvalidInput as exc:
         return render(
             request,
@@ -311,7 +309,7 @@ def create_token(request: Request, session: DbSession, form: Form, actor: Posted
             _account_context(session, actor, token_errors=exc.errors),
             status_code=422,
         )
-    token, _ = accounts.create_api_token(
+    token, _ = tokens.create_api_token(
         session,
         user=actor.user,
         by=actor.user,
@@ -324,7 +322,7 @@ def create_token(request: Request, session: DbSession, form: Form, actor: Posted
 
 @router.post("/account/tokens/{token_id}/revoke")
 def revoke_token(token_id: str, request: Request, session: DbSession, actor: PostedBy) -> Response:
-    accounts.revoke_api_token(session, token_id=token_id, by=actor.user, owner=actor.user)
+    tokens.revoke_api_token(session, token_id=token_id, by=actor.user, owner=actor.user)
     return RedirectResponse("/account?done=token_revoked", status_code=303)
 
 
@@ -335,23 +333,25 @@ STAFF_ROLES = [r for r in Role if r not in (Role.patient, Role.related_person)]
 
 @router.get("/admin/users")
 def admin_users(request: Request, session: DbSession, actor: WebActor) -> Response:
-    users = accounts.list_users(session, by=actor.user)
+    people = users.list_users(session, by=actor.user)
     return render(
         request,
         "admin/users.html",
         {
-            "users": users,
+            "users": people,
             "done": request.query_params.get("done"),
             "clinics": {
                 c.id: c
-                for c in accounts.list_clinics(session, organization_id=actor.user.organization_id)
+                for c in organizations.list_clinics(
+                    session, organization_id=actor.user.organization_id
+                )
             },
         },
     )
 
 
 def _user_form_context(session: DbSession, actor: Actor, **extra: Any) -> dict[str, Any]:
-    clinics = accounts.list_clinics(session, organization_id=actor.user.organization_id)
+    clinics = organizations.list_clinics(session, organization_id=actor.user.organization_id)
     context: dict[str, Any] = {
         "role_options": [(r.value, r.value) for r in STAFF_ROLES],
         "clinic_options": [(str(c.id), c.name) for c in clinics],
@@ -366,14 +366,14 @@ def _user_form_context(session: DbSession, actor: Actor, **extra: Any) -> dict[s
 
 @router.get("/admin/users/new")
 def admin_user_new(request: Request, session: DbSession, actor: WebActor) -> Response:
-    accounts.list_users(session, by=actor.user)  # administrators only
+    users.list_users(session, by=actor.user)  # administrators only
     return render(request, "admin/user_form.html", _user_form_context(session, actor))
 
 
 def _clinic(session: DbSession, actor: Actor, value: Any) -> Any:
     if not value:
         return None
-    for clinic in accounts.list_clinics(session, organization_id=actor.user.organization_id):
+    for clinic in organizations.list_clinics(session, organization_id=actor.user.organization_id):
         if str(clinic.id) == str(value):
             return clinic
     raise InvalidInput.field("clinic_id", Msg("must be one of your organization's clinics"))
@@ -400,7 +400,7 @@ def admin_user_create(
     try:
         org = session.get(Organization, actor.user.organization_id)
         assert org is not None
-        user, password = accounts.create_user(
+        user, password = users.create_user(
             session,
             by=actor.user,
             organization=org,
@@ -425,7 +425,7 @@ def admin_user_create(
 def admin_user_edit(
     user_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
-    target = accounts.get_user_for_admin(session, by=actor.user, user_id=user_id)
+    target = users.get_user_for_admin(session, by=actor.user, user_id=user_id)
     return render(
         request,
         "admin/user_form.html",
@@ -451,12 +451,12 @@ def admin_user_edit(
 def admin_user_update(
     user_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
 ) -> Response:
-    target = accounts.get_user_for_admin(session, by=actor.user, user_id=user_id)
+    target = users.get_user_for_admin(session, by=actor.user, user_id=user_id)
     try:
         role = (
             None if target.role in (Role.patient, Role.related_person) else _role(form.get("role"))
         )
-        accounts.update_user(
+        users.update_user(
             session,
             user=target,
             by=actor.user,
@@ -481,8 +481,8 @@ def admin_user_update(
 def admin_reset_password(
     user_id: str, request: Request, session: DbSession, actor: PostedBy
 ) -> Response:
-    target = accounts.get_user_for_admin(session, by=actor.user, user_id=user_id)
-    password = accounts.reset_password(session, user=target, by=actor.user)
+    target = users.get_user_for_admin(session, by=actor.user, user_id=user_id)
+    password = passwords.reset_password(session, user=target, by=actor.user)
     return render(
         request, "admin/user_created.html", {"created": target, "password": password, "reset": True}
     )
@@ -492,8 +492,8 @@ def admin_reset_password(
 def admin_reset_mfa(
     user_id: str, request: Request, session: DbSession, actor: PostedBy
 ) -> Response:
-    target = accounts.get_user_for_admin(session, by=actor.user, user_id=user_id)
-    accounts.reset_mfa(session, user=target, by=actor.user)
+    target = users.get_user_for_admin(session, by=actor.user, user_id=user_id)
+    mfa.reset_mfa(session, user=target, by=actor.user)
     return RedirectResponse(f"/admin/users/{target.id}?done=mfa_reset", status_code=303)
 
 
@@ -507,7 +507,7 @@ def _settings_context(session: DbSession, actor: Actor, **extra: Any) -> dict[st
         "done": None,
         "errors": {},
         "default_interval": get_settings().review_interval_days,
-        "crisis_text": accounts.crisis_resources_text(actor.user.organization),
+        "crisis_text": organizations.crisis_resources_text(actor.user.organization),
         "default_crisis": [r["name"]["en"] for r in default_crisis_resources()["resources"]],
         "on_call_options": [
             (str(u.id), f"{u.name} ({u.role.replace('_', ' ')})")
@@ -520,7 +520,7 @@ def _settings_context(session: DbSession, actor: Actor, **extra: Any) -> dict[st
 
 @router.get("/admin/settings")
 def admin_settings(request: Request, session: DbSession, actor: WebActor) -> Response:
-    accounts.list_users(session, by=actor.user)  # administrators only
+    users.list_users(session, by=actor.user)  # administrators only
     return render(
         request,
         "admin/settings.html",
@@ -538,7 +538,7 @@ def admin_settings_save(
             raise InvalidInput.field(
                 "review_interval_days", Msg("must be a number of days from 1 to 366")
             )
-        accounts.update_organization_settings(
+        organizations.update_organization_settings(
             session,
             by=actor.user,
             require_mfa_for_clinicians=form.get("require_mfa_for_clinicians") == "on",

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.accounts.models import Organization, Role
-from concord.accounts.service import list_clinics
+from concord.accounts.organizations import list_clinics
 from concord.careplans import service as plans
 from concord.dates import org_today
 from concord.errors import InvalidInput, PermissionDenied

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 from concord.accounts.models import Role
-from concord.accounts.service import EMAIL_RE
+from concord.accounts.passwords import EMAIL_RE
 from concord.i18n import N_
 from concord.patients.models import AdministrativeGender
 from concord.patients.service import NewPatient

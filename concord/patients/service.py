@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess, deny, readable_patients
 from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, User
-from concord.accounts.service import create_user, get_user_by_email
+from concord.accounts.users import create_user, get_user_by_email
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
@@ -116,11 +116,8 @@ def register_patient(
     session.add(team)
     session.flush()
     if by is not None and by.is_clinician:
-        session.add(
-            CareTeamMember(
-                care_team_id=team.id, user_id=by.id, role=by.role, is_lead=True, added_by_id=by.id
-            )
-        )
+        # Audited as part of the patient's creation (no team_add of its own).
+        set_member(session, team=team, user=by, by=by, is_lead=True)
     record(
         session,
         by=by,
@@ -269,6 +266,43 @@ def list_patients_for_admin(session: Session, *, by: User) -> list[Patient]:
     )
 
 
+def membership(session: Session, *, team: CareTeam, user: User) -> CareTeamMember | None:
+    """This user's row on this team, current or ended (a team keeps one row a person)."""
+    return session.scalar(
+        select(CareTeamMember).where(
+            CareTeamMember.care_team_id == team.id, CareTeamMember.user_id == user.id
+        )
+    )
+
+
+def set_member(
+    session: Session,
+    *,
+    team: CareTeam,
+    user: User,
+    by: User | None,
+    role: Role | str | None = None,
+    is_lead: bool = False,
+    found: CareTeamMember | None = None,
+) -> CareTeamMember:
+    """The one place that puts someone on a care team: a new row, or their old row made current
+    again (ended memberships are reopened, not duplicated). `by` is None when the system adds
+    them (a case-review consultant, an alert's on-call owner). Checks and the audit event stay
+    with the caller, which knows why; ending a membership is `remove_team_member`, changing the
+    lead `set_team_lead`. Only synth.py's bulk COPY of a synthetic load writes rows otherwise."""
+    member = found if found is not None else membership(session, team=team, user=user)
+    if member is None:
+        member = CareTeamMember(care_team_id=team.id, user_id=user.id)
+        session.add(member)
+    member.ended_at = None
+    member.added_at = now()
+    member.added_by_id = by.id if by is not None else None
+    member.role = str(role or user.role)
+    member.is_lead = is_lead
+    session.flush()
+    return member
+
+
 def add_team_member(
     session: Session,
     *,
@@ -286,28 +320,10 @@ def add_team_member(
         raise InvalidInput.field("user_id", "must be an active clinician")
     team = session.scalar(select(CareTeam).where(CareTeam.patient_id == patient.id))
     assert team is not None
-    member = session.scalar(
-        select(CareTeamMember).where(
-            CareTeamMember.care_team_id == team.id, CareTeamMember.user_id == user_id
-        )
-    )
-    if member is not None and member.ended_at is None:
+    current = membership(session, team=team, user=member_user)
+    if current is not None and current.ended_at is None:
         raise Conflict(f"{member_user.name} is already on this care team.")
-    if member is None:
-        member = CareTeamMember(
-            care_team_id=team.id,
-            user_id=user_id,
-            role=str(role or member_user.role),
-            added_by_id=by.id,
-        )
-        session.add(member)
-    else:
-        member.ended_at = None
-        member.added_at = now()
-        member.added_by_id = by.id
-        member.role = str(role or member_user.role)
-        member.is_lead = False
-    session.flush()
+    member = set_member(session, team=team, user=member_user, by=by, role=role, found=current)
     if make_lead:
         _make_lead(session, team_id=team.id, member=member)
     record(

@@ -27,6 +27,7 @@ from concord.dates import local_date, org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.patients.service import membership, set_member
 from concord.registry import tasks
 from concord.registry.labels import LABELS
 from concord.registry.models import (
@@ -72,21 +73,10 @@ def _join_team(session: Session, patient_id: uuid.UUID, user: User) -> None:
     rules let them read the record."""
     team = session.scalar(select(CareTeam).where(CareTeam.patient_id == patient_id))
     assert team is not None
-    member = session.scalar(
-        select(CareTeamMember).where(
-            CareTeamMember.care_team_id == team.id, CareTeamMember.user_id == user.id
-        )
-    )
-    if member is not None and member.ended_at is None:
+    current = membership(session, team=team, user=user)
+    if current is not None and current.ended_at is None:
         return
-    if member is None:
-        member = CareTeamMember(care_team_id=team.id, user_id=user.id, role=user.role)
-        session.add(member)
-    member.ended_at = None
-    member.is_lead = False
-    member.role = user.role
-    member.added_at = now()
-    session.flush()
+    set_member(session, team=team, user=user, by=None, found=current)
     record(
         session,
         by=None,

@@ -245,7 +245,7 @@ def _clinic(request: Request) -> Any:
 
 
 def _clinics(session: DbSession, actor: Actor) -> list[tuple[str, str]]:
-    from concord.accounts.service import list_clinics
+    from concord.accounts.organizations import list_clinics
 
     return [
         (str(c.id), c.name)

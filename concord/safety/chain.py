@@ -9,9 +9,8 @@ from sqlalchemy.orm import Session
 
 from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
-from concord.clock import now
 from concord.patients.models import CareTeam, CareTeamMember
-from concord.patients.service import members_of_patient
+from concord.patients.service import members_of_patient, membership, set_member
 from concord.safety.models import (
     SafetyAlert,
 )
@@ -59,22 +58,10 @@ def _bring_onto_team(session: Session, alert: SafetyAlert, user: User) -> None:
     team page; the team lead can remove them afterwards."""
     team = session.scalar(select(CareTeam).where(CareTeam.patient_id == alert.patient_id))
     assert team is not None
-    member = session.scalar(
-        select(CareTeamMember).where(
-            CareTeamMember.care_team_id == team.id, CareTeamMember.user_id == user.id
-        )
-    )
+    member = membership(session, team=team, user=user)
     if member is not None and member.ended_at is None:
         return
-    if member is None:
-        member = CareTeamMember(care_team_id=team.id, user_id=user.id, role=user.role)
-        session.add(member)
-    member.ended_at = None
-    member.is_lead = False
-    member.role = user.role
-    member.added_at = now()
-    member.added_by_id = None
-    session.flush()
+    set_member(session, team=team, user=user, by=None, found=member)
     record(
         session,
         by=None,

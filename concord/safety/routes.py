@@ -779,9 +779,9 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
 
 
 def _admin(session: DbSession, actor: Actor) -> None:
-    from concord.accounts import service as accounts
+    from concord.accounts.users import list_users
 
-    accounts.list_users(session, by=actor.user)  # administrators only (denial audited)
+    list_users(session, by=actor.user)  # administrators only (denial audited)
 
 
 def _rules_context(session: DbSession, actor: Actor, lang: str, **extra: Any) -> dict[str, Any]:

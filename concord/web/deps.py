@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from concord.accounts import service as accounts
+from concord.accounts import sessions, tokens
 from concord.accounts.models import ApiToken, TokenScope, User, WebSession
 from concord.audit.service import set_context
 from concord.db import abort, finish, keep_after_rollback
@@ -235,7 +235,7 @@ def _language(request: Request, user: User | None) -> str:
 
 
 def _session_actor(request: Request, session: Session) -> tuple[Actor | None, str | None]:
-    lookup = accounts.session_for_token(session, request.cookies.get(SESSION_COOKIE))
+    lookup = sessions.session_for_token(session, request.cookies.get(SESSION_COOKIE))
     if lookup.web_session is None:
         return None, lookup.expired_reason
     user = lookup.web_session.user
@@ -252,7 +252,7 @@ def optional_actor(request: Request, session: DbSession) -> Actor | None:
 
 def _fully_signed_in(actor: Actor) -> bool:
     assert actor.web_session is not None
-    if accounts.mfa_required(actor.user) and not actor.web_session.mfa_verified:
+    if sessions.mfa_required(actor.user) and not actor.web_session.mfa_verified:
         return False
     return True
 
@@ -281,7 +281,7 @@ def web_actor(request: Request, session: DbSession) -> Actor:
     """A fully signed-in person (password, second factor where required, password current)."""
     actor = partial_actor(request, session)
     assert actor.web_session is not None
-    if accounts.mfa_required(actor.user) and not actor.web_session.mfa_verified:
+    if sessions.mfa_required(actor.user) and not actor.web_session.mfa_verified:
         raise Redirect("/account/mfa/setup" if not actor.user.mfa_enabled else "/sign-in/mfa")
     if actor.user.must_change_password:
         raise Redirect("/account/password?required=1")
@@ -371,7 +371,7 @@ def bearer_actor(request: Request, session: DbSession) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated(Msg("Send an API token: Authorization: Bearer <token>."))
-    found = accounts.user_for_api_token(session, token.strip())
+    found = tokens.user_for_api_token(session, token.strip())
     if found is None:
         raise NotAuthenticated(Msg("The API token is not valid, has expired or was revoked."))
     user, api_token = found

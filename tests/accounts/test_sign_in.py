@@ -6,7 +6,7 @@ import pyotp
 import pytest
 from sqlalchemy import func, select
 
-from concord.accounts import service as accounts
+from concord.accounts import mfa, passwords, sessions
 from concord.accounts.models import LoginAttempt, WebSession
 from concord.audit.models import AuditEvent
 from tests.conftest import commit, csrf_of
@@ -253,11 +253,11 @@ class TestSessions:
         monkeypatch.setenv("CONCORD_SESSION_IDLE_MINUTES", "5")
         get_settings.cache_clear()
         try:
-            token, _ = accounts.start_session(
+            token, _ = sessions.start_session(
                 session, user=people.care_manager, ip="1", user_agent="t", mfa_verified=True
             )
             clock.advance(minutes=6)
-            assert accounts.session_for_token(session, token).expired_reason == "idle"
+            assert sessions.session_for_token(session, token).expired_reason == "idle"
         finally:
             get_settings.cache_clear()
 
@@ -320,7 +320,7 @@ class TestSessions:
 
 class TestPasswords:
     def test_a_temporary_password_must_be_changed_first(self, client, people, session):
-        temporary = accounts.reset_password(session, user=people.therapist, by=people.admin)
+        temporary = passwords.reset_password(session, user=people.therapist, by=people.admin)
         commit(session)
         response = post_sign_in(client, "theo@test.example.org", temporary)
         assert response.headers["location"] == "/account/password?required=1"
@@ -449,24 +449,24 @@ class TestMfa:
         return secret, confirm.text
 
     def test_a_code_cannot_be_used_twice(self, session, people, clock):
-        secret = accounts.begin_mfa_setup(session, user=people.care_manager)
+        secret = mfa.begin_mfa_setup(session, user=people.care_manager)
         code = pyotp.TOTP(secret).at(clock.now())
-        accounts.confirm_mfa_setup(session, user=people.care_manager, code=code)
-        assert not accounts.verify_second_factor(session, user=people.care_manager, code=code)
+        mfa.confirm_mfa_setup(session, user=people.care_manager, code=code)
+        assert not mfa.verify_second_factor(session, user=people.care_manager, code=code)
 
     def test_a_recovery_code_works_once(self, session, people, clock):
-        secret = accounts.begin_mfa_setup(session, user=people.care_manager)
-        codes = accounts.confirm_mfa_setup(
+        secret = mfa.begin_mfa_setup(session, user=people.care_manager)
+        codes = mfa.confirm_mfa_setup(
             session, user=people.care_manager, code=pyotp.TOTP(secret).at(clock.now())
         )
-        assert accounts.verify_second_factor(session, user=people.care_manager, code=codes[0])
-        assert not accounts.verify_second_factor(session, user=people.care_manager, code=codes[0])
+        assert mfa.verify_second_factor(session, user=people.care_manager, code=codes[0])
+        assert not mfa.verify_second_factor(session, user=people.care_manager, code=codes[0])
 
     def test_the_secret_is_encrypted_at_rest(self, session, people):
-        secret = accounts.begin_mfa_setup(session, user=people.care_manager)
+        secret = mfa.begin_mfa_setup(session, user=people.care_manager)
         assert secret not in people.care_manager.totp_secret_encrypted
 
     @pytest.mark.parametrize("code", ["12345", "abcdef", ""])
     def test_malformed_codes_fail(self, session, people, code):
-        accounts.begin_mfa_setup(session, user=people.care_manager)
-        assert not accounts.verify_second_factor(session, user=people.care_manager, code=code)
+        mfa.begin_mfa_setup(session, user=people.care_manager)
+        assert not mfa.verify_second_factor(session, user=people.care_manager, code=code)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from concord.accounts.models import TokenScope
-from concord.accounts.service import create_api_token, revoke_api_token
+from concord.accounts.tokens import create_api_token, revoke_api_token
 from concord.careplans.models import Goal
 from concord.careplans.schemas import GoalProposal
 from tests.conftest import commit

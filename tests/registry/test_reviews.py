@@ -4,14 +4,19 @@ that keep any of it from sitting unread."""
 
 from __future__ import annotations
 
+import ast
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from concord.actions import recommendation
+from concord.audit.models import AuditEvent
 from concord.careplans import service as plans
 from concord.errors import Conflict, InvalidInput
+from concord.patients.models import CareTeamMember
+from concord.patients.service import remove_team_member
 from concord.registry import reviews as rv
 from concord.registry.jobs import sync_all_tasks
 from concord.registry.models import CaseReview, Contact, Episode, Recommendation, WorkTask
@@ -379,3 +384,54 @@ def test_a_task_title_is_shown_in_the_readers_language(client, session, not_impr
     page = client.get("/tasks").text
     assert "Revisión psiquiátrica del caso" in page
     assert "Psychiatric case review" not in page
+
+
+def test_a_consultant_who_left_the_team_rejoins_on_their_old_row(session, not_improving):
+    """Issue 17: care-team membership has one writer (patients.service.set_member). A
+    consultant asked to review a patient whose team they left is put back on their old row,
+    added by nobody (the system did it), and the join is audited."""
+
+    people = not_improving
+    member = session.scalar(
+        select(CareTeamMember).where(CareTeamMember.user_id == people.consultant.id)
+    )
+    remove_team_member(session, by=people.care_manager, patient=people.patient, member_id=member.id)
+    commit(session)
+    acc = acc_for(session, people.care_manager, people.patient)
+    rv.request_review(
+        session, access=acc, question="Next step?", consultant_id=str(people.consultant.id)
+    )
+    commit(session)
+    rows = session.scalars(
+        select(CareTeamMember).where(CareTeamMember.user_id == people.consultant.id)
+    ).all()
+    assert [(r.id, r.ended_at, r.added_by_id, r.is_lead) for r in rows] == [
+        (member.id, None, None, False)
+    ]
+    joined = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "team_add",
+            AuditEvent.patient_id == people.patient.id,
+            AuditEvent.actor_id.is_(None),
+        )
+    ).all()
+    assert [e.detail["user"] for e in joined] == [str(people.consultant.id)]
+
+
+def test_only_patients_service_writes_care_team_rows():
+    """Issue 17: one place writes care-team membership. synth.py's bulk COPY is the one
+    exception (it says why)."""
+    root = Path(__file__).resolve().parents[2] / "concord"
+    allowed = {root / "patients" / "service.py"}
+    writers = []
+    for path in sorted(root.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "CareTeamMember"
+            ):
+                writers.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert writers == []

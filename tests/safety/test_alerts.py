@@ -363,11 +363,11 @@ class TestWhenTheMailServerIsDown:
     def test_another_organizations_administrator_sees_none_of_it(
         self, client, session, factory, people, plan, sign_in
     ):
-        from concord.accounts.service import create_organization
+        from concord.accounts.organizations import create_organization
         from tests.factories import create_staff
 
         other = create_organization(session, name="Other Org", slug="other-org")
-        from concord.accounts.service import create_clinic
+        from concord.accounts.organizations import create_clinic
 
         clinic = create_clinic(session, organization=other, name="Elsewhere")
         create_staff(
