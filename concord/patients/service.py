@@ -275,6 +275,30 @@ def membership(session: Session, *, team: CareTeam, user: User) -> CareTeamMembe
     )
 
 
+def join_team(
+    session: Session, *, patient_id: uuid.UUID, user: User, organization_id: uuid.UUID, why: str
+) -> None:
+    """The system puts `user` on the patient's care team so the access rules let them act (a
+    consultant asked for a case review, an alert's on-call owner); audited with `why`. Nothing
+    happens when they are on it already."""
+    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == patient_id))
+    assert team is not None
+    current = membership(session, team=team, user=user)
+    if current is not None and current.ended_at is None:
+        return
+    set_member(session, team=team, user=user, by=None, found=current)
+    record(
+        session,
+        by=None,
+        action="team_add",
+        object_type="CareTeam",
+        object_id=team.id,
+        patient_id=patient_id,
+        organization_id=organization_id,
+        detail={"user": str(user.id), "why": why},
+    )
+
+
 def set_member(
     session: Session,
     *,

@@ -27,7 +27,7 @@ from concord.dates import local_date, org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
-from concord.patients.service import membership, set_member
+from concord.patients.service import join_team
 from concord.registry import tasks
 from concord.registry.labels import LABELS
 from concord.registry.models import (
@@ -71,21 +71,12 @@ def _open_episode(session: Session, patient_id: uuid.UUID) -> Episode:
 def _join_team(session: Session, patient_id: uuid.UUID, user: User) -> None:
     """A consultant asked to review a patient joins their care team (audited), so the access
     rules let them read the record."""
-    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == patient_id))
-    assert team is not None
-    current = membership(session, team=team, user=user)
-    if current is not None and current.ended_at is None:
-        return
-    set_member(session, team=team, user=user, by=None, found=current)
-    record(
+    join_team(
         session,
-        by=None,
-        action="team_add",
-        object_type="CareTeam",
-        object_id=team.id,
         patient_id=patient_id,
+        user=user,
         organization_id=team_org(session, patient_id),
-        detail={"user": str(user.id), "why": "asked for a psychiatric case review"},
+        why="asked for a psychiatric case review",
     )
 
 

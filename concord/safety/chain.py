@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.accounts.models import Organization, Role, User
-from concord.audit.service import record
-from concord.patients.models import CareTeam, CareTeamMember
-from concord.patients.service import members_of_patient, membership, set_member
+from concord.patients.models import CareTeamMember
+from concord.patients.service import join_team, members_of_patient
 from concord.safety.models import (
     SafetyAlert,
 )
@@ -56,21 +54,12 @@ def _bring_onto_team(session: Session, alert: SafetyAlert, user: User) -> None:
     """An owner from outside the care team (the on-call clinician) joins it, so the usual
     access rules let them open the record and act. The change is audited and shows on the
     team page; the team lead can remove them afterwards."""
-    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == alert.patient_id))
-    assert team is not None
-    member = membership(session, team=team, user=user)
-    if member is not None and member.ended_at is None:
-        return
-    set_member(session, team=team, user=user, by=None, found=member)
-    record(
+    join_team(
         session,
-        by=None,
-        action="team_add",
-        object_type="CareTeam",
-        object_id=team.id,
         patient_id=alert.patient_id,
+        user=user,
         organization_id=alert.organization_id,
-        detail={"user": str(user.id), "why": "on-call owner of a safety alert"},
+        why="on-call owner of a safety alert",
     )
 
 
