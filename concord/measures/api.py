@@ -12,8 +12,6 @@ from sqlalchemy.orm import Session
 from concord import access
 from concord.access import PatientAccess
 from concord.actions import checkin
-from concord.errors import NotFound
-from concord.i18n import Msg
 from concord.measures import service as measures
 from concord.measures.models import MeasureResponse, MeasureSchedule
 from concord.measures.schemas import (
@@ -25,7 +23,7 @@ from concord.measures.schemas import (
     ScheduleIn,
 )
 from concord.web.deps import Actor, ApiActor, ApiWriter, DbSession
-from concord.web.idempotency import Idempotent, create_once
+from concord.web.idempotency import Idempotent, create_once, earlier_record
 
 router = APIRouter(prefix="/api/v1", tags=["measures"])
 
@@ -93,10 +91,9 @@ def add_schedule(
         return str(schedule.id), schedule_json(schedule)
 
     def replay(result: str) -> Any:
-        schedule = session.get(MeasureSchedule, access.parse_id(result))
-        if schedule is None or schedule.patient_id != acc.patient.id:
-            raise NotFound(Msg("The earlier submission with this key is not available."))
-        return schedule_json(schedule)
+        return schedule_json(
+            earlier_record(session, MeasureSchedule, result, patient_id=acc.patient.id)
+        )
 
     return create_once(session, actor, idem, create=create, replay=replay)
 

@@ -14,7 +14,7 @@ from concord import access
 from concord.access import PatientAccess
 from concord.actions import recommendation
 from concord.actions import registry as registry_actions
-from concord.errors import InvalidInput, NotFound, PermissionDenied
+from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
 from concord.registry import caseload as cl
 from concord.registry import reports
@@ -31,7 +31,7 @@ from concord.registry.schemas import (
 )
 from concord.validation import OptDate
 from concord.web.deps import ApiActor, ApiWriter, DbSession
-from concord.web.idempotency import Idempotent, create_once
+from concord.web.idempotency import Idempotent, create_once, earlier_record
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 
@@ -215,15 +215,10 @@ def enrol(
         actor,
         idem,
         create=lambda: _enrol(session, acc, body),
-        replay=lambda result: episode_json(_earlier(session, Episode, result)),
+        replay=lambda result: episode_json(
+            earlier_record(session, Episode, result, patient_id=acc.patient.id)
+        ),
     )
-
-
-def _earlier(session: Session, model: Any, result: str) -> Any:
-    found = session.get(model, access.parse_id(result))
-    if found is None:
-        raise NotFound(Msg("The earlier submission with this key is not available."))
-    return found
 
 
 def _enrol(session: Session, acc: Any, body: EnrolIn) -> tuple[str, Any]:
@@ -275,7 +270,7 @@ def log_contact(
         actor,
         idem,
         create=lambda: _log_contact(session, acc, body),
-        replay=lambda result: contact_json(_earlier(session, Contact, result)),
+        replay=lambda result: contact_json(earlier_record(session, Contact, result)),
     )
 
 
@@ -416,10 +411,7 @@ def create_task(
         return str(task.id), task_json(task)
 
     def replay(result: str) -> Any:
-        task = session.get(WorkTask, access.parse_id(result))
-        if task is None or task.patient_id != acc.patient.id:
-            raise NotFound(Msg("The earlier submission with this key is not available."))
-        return task_json(task)
+        return task_json(earlier_record(session, WorkTask, result, patient_id=acc.patient.id))
 
     return create_once(session, actor, idem, create=create, replay=replay)
 

@@ -22,9 +22,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse
 
+from concord import access
 from concord.accounts.models import Submission
 from concord.clock import now
-from concord.errors import Conflict, InvalidInput
+from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.web.deps import Actor
 
@@ -116,6 +117,17 @@ def create_once(
     result, answer = create()
     remember_result(session, result)
     return answer
+
+
+def earlier_record(
+    session: Session, model: Any, result: str, *, patient_id: Any = None
+) -> Any:
+    """For a replay: the row the earlier submission under this key created (on this patient,
+    when the row names one), or 404 when it is gone."""
+    found = session.get(model, access.parse_id(result))
+    if found is None or (patient_id is not None and found.patient_id != patient_id):
+        raise NotFound(Msg("The earlier submission with this key is not available."))
+    return found
 
 
 def form_hash(form: dict[str, Any]) -> str:
