@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess, Relation
+from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory, Purpose
@@ -152,6 +153,53 @@ def permitted(
     """Every category `decide` permits here: for a query clause built before the query runs
     (a count, a page of search results)."""
     return frozenset(c for c in DataCategory if decide(access, c, purpose).permit)
+
+
+def role_relation(by: User) -> Relation | None:
+    """The relation `by` has to every patient `access.readable_patients(by)` gives: it follows
+    from the role (a clinician reaches patients as their team, a patient themself, a family
+    member a patient who chose them); None for anyone else (no clinical access)."""
+    if not by.active:
+        return None
+    if by.is_clinician:
+        return Relation.team
+    if by.is_patient:
+        return Relation.self
+    if by.is_related_person:
+        return Relation.related
+    return None
+
+
+def permitted_to(by: User, purpose: Purpose | str | None = None) -> frozenset[DataCategory]:
+    """`permitted` for a search across every patient `by` may reach (FHIR search without a
+    patient). The table answers per relation today; a rule that depends on one patient's
+    consent (issue 18) must also be applied per patient here."""
+    relation = role_relation(by)
+    if relation is None:
+        return frozenset()
+    chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
+    return frozenset(c for c in DataCategory if decide_for(relation, c, chosen).permit)
+
+
+def audit_withheld_search(
+    session: Session,
+    by: User,
+    withheld: int,
+    *,
+    object_type: str,
+    purpose: Purpose | str | None = None,
+) -> None:
+    """One denied event for a search across patients that withheld `withheld` records."""
+    relation = role_relation(by)
+    chosen = purpose if purpose is not None else DEFAULT_PURPOSE.get(relation) if relation else None
+    record(
+        session,
+        by=by,
+        action="search",
+        object_type=object_type,
+        outcome=Outcome.denied,
+        detail={"withheld": withheld, "purpose": str(chosen) if chosen else "none"},
+    )
 
 
 def category_of(row: Any) -> DataCategory | None:
