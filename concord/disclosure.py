@@ -20,10 +20,11 @@ Every withholding is audited (`filter_records`: one event per request with the c
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,8 @@ from concord.errors import NotFound
 from concord.i18n import Msg
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _NONE: frozenset[DataCategory] = frozenset()
 # Everything Concord holds about a patient's care. Psychotherapy notes are outside it: HIPAA
@@ -321,3 +324,42 @@ def check_record(
         purpose=purpose,
         message=message,
     )
+
+
+def _access_in(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> PatientAccess | None:
+    found = kwargs.get("access")
+    if isinstance(found, PatientAccess):
+        return found
+    return next((a for a in args if isinstance(a, PatientAccess)), None)
+
+
+def discloses(
+    object_type: str, *, action: str = "read"
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A domain read (`get_*`, `list_*`, `*_for`) taking the session and an access: what it
+    returns passes the disclosure decision for the access's default purpose. A list keeps
+    only the rows whose category is permitted (`filter_records`: withheld rows counted in one
+    audit event); one record whose category is refused becomes NotFound (`check_record`);
+    None passes. One decision per category, no query."""
+
+    def wrap(read: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(read)
+        def decided(*args: P.args, **kwargs: P.kwargs) -> R:
+            result = read(*args, **kwargs)
+            access = _access_in(args, kwargs)
+            session = args[0] if args else kwargs.get("session")
+            if access is None or not isinstance(session, Session):
+                raise TypeError(f"{read.__name__} needs a session and an access to disclose")
+            if result is None:
+                return result
+            if isinstance(result, list):
+                kept = filter_records(
+                    session, access, result, object_type=object_type, action="list"
+                )
+                return kept  # type: ignore[return-value]
+            check_record(session, access, result, object_type=object_type, action=action)
+            return result
+
+        return decided
+
+    return wrap

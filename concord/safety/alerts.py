@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
@@ -609,6 +610,7 @@ def list_alerts(session: Session, *, by: User, include_closed: bool = False) -> 
     return rows
 
 
+@disclosure.discloses("SafetyAlert")
 def alerts_for_patient(
     session: Session, *, access: PatientAccess, include_closed: bool = False
 ) -> list[SafetyAlert]:
@@ -620,6 +622,7 @@ def alerts_for_patient(
     return list(session.scalars(query.order_by(SafetyAlert.created_at.desc())))
 
 
+@disclosure.discloses("SafetyAlert")
 def get_alert(session: Session, *, access: PatientAccess, alert_id: Any) -> SafetyAlert:
     if not access.on_team:
         raise NotFound(Msg("No such alert."))

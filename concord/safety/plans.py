@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
@@ -202,6 +203,7 @@ def _may_edit(access: PatientAccess) -> bool:
     return (access.on_team and access.by.is_clinician) or access.is_self
 
 
+@disclosure.discloses("SafetyPlan")
 def plan_for(session: Session, access: PatientAccess, *, audit: bool = True) -> SafetyPlan | None:
     if not _may_read(access):
         raise NotFound(Msg("No such patient."))
@@ -218,6 +220,7 @@ def plan_for(session: Session, access: PatientAccess, *, audit: bool = True) -> 
     return plan
 
 
+@disclosure.discloses("SafetyPlan")
 def versions(session: Session, access: PatientAccess, plan: SafetyPlan) -> list[SafetyPlanVersion]:
     if not _may_read(access):
         raise NotFound(Msg("No such patient."))
@@ -230,6 +233,7 @@ def versions(session: Session, access: PatientAccess, plan: SafetyPlan) -> list[
     )
 
 
+@disclosure.discloses("SafetyPlan")
 def version_of(
     session: Session, access: PatientAccess, plan: SafetyPlan, number: int
 ) -> SafetyPlanVersion:
