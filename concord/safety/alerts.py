@@ -24,6 +24,7 @@ from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import core
 from concord.errors import Conflict, InvalidInput, NotFound
@@ -597,6 +598,9 @@ def list_alerts(session: Session, *, by: User, include_closed: bool = False) -> 
         )
 
     rows = [AlertRow(a, p, a.owner_id == by.id) for a, p in session.execute(query.limit(500))]
+    if rows and DataCategory.safety not in disclosure.permitted_to(by):
+        disclosure.audit_withheld_search(session, by, len(rows), object_type="SafetyAlert")
+        return []
     rows.sort(key=order)
     for row in rows:
         record(

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id
+from concord.access import PatientAccess, Relation, deny, parse_id
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now
@@ -479,6 +479,13 @@ def shared_plan(session: Session, by: User, patient_id: Any) -> tuple[Patient, S
         )
         raise NotFound(Msg("No such patient."))
     plan = session.scalar(select(SafetyPlan).where(SafetyPlan.patient_id == patient.id))
+    if plan is not None:
+        # The share found above is the patient's choice of this person: the relation the
+        # disclosure table calls related, reading for family_sharing.
+        shared = PatientAccess(by, patient, Relation.related)
+        disclosure.check_record(
+            session, shared, plan, object_type="SafetyPlan", message=Msg("No such patient.")
+        )
     record(
         session,
         by=by,
