@@ -70,7 +70,9 @@ RULES: Mapping[Relation, Mapping[Purpose, frozenset[DataCategory]]] = {
         Purpose.emergency: _NONE,
     },
     # A person the patient chose: the care plan (with their consent, which access checks), and
-    # the safety plan where the patient shared it (safety.plans checks the share).
+    # the safety plan where the patient shared it (safety.plans checks the share). The name
+    # shown as the subject of what is shared goes with it; the record beyond (`general`:
+    # registration, team, family) stays withheld, as access.record_access already answers.
     Relation.related: {
         Purpose.treatment: _NONE,
         Purpose.payment: _NONE,
