@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
+from concord.categories import DataCategory
 from concord.db import Base
 
 
@@ -27,6 +28,7 @@ class AuditEvent(Base):
     """
 
     __tablename__ = "audit_event"
+    data_category = DataCategory.general
     __table_args__ = (
         Index("ix_audit_event_patient_seq", "patient_id", "seq"),
         Index("ix_audit_event_actor_seq", "actor_id", "seq"),

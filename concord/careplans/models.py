@@ -17,6 +17,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Unique
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.accounts.models import User
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base, IdMixin
 
@@ -134,6 +135,7 @@ class AgreementParty(StrEnum):
 
 class CarePlan(IdMixin, Base):
     __tablename__ = "care_plan"
+    data_category = DataCategory.care_plan
     __table_args__ = (
         # A patient has at most one current (draft or active) plan.
         Index(
@@ -205,6 +207,7 @@ class Concern(PlanItem, Base):
     """A problem the plan addresses (FHIR CarePlan.addresses -> Condition)."""
 
     __tablename__ = "concern"
+    data_category = DataCategory.care_plan
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)
     description: Mapped[str] = mapped_column(Text)
@@ -217,6 +220,7 @@ class Goal(PlanItem, Base):
     """FHIR Goal. The statement is in the patient's own words; the SMART parts sit beside it."""
 
     __tablename__ = "goal"
+    data_category = DataCategory.care_plan
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)
     statement: Mapped[str] = mapped_column(Text)
@@ -246,6 +250,7 @@ class Goal(PlanItem, Base):
 
 class Milestone(PlanItem, Base):
     __tablename__ = "milestone"
+    data_category = DataCategory.care_plan
 
     goal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("goal.id"), index=True)
     description: Mapped[str] = mapped_column(Text)
@@ -257,6 +262,7 @@ class Intervention(PlanItem, Base):
     """FHIR CarePlan.activity: what the team does."""
 
     __tablename__ = "intervention"
+    data_category = DataCategory.care_plan
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)
     goal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("goal.id"))
@@ -273,6 +279,7 @@ class ActionStep(PlanItem, Base):
     """A small concrete step with one owner: the patient or a named team member."""
 
     __tablename__ = "action_step"
+    data_category = DataCategory.care_plan
     __table_args__ = (Index("ix_action_step_owner_status", "owner_id", "status"),)
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)
@@ -289,6 +296,7 @@ class ActionStep(PlanItem, Base):
 
 class Strength(PlanItem, Base):
     __tablename__ = "strength"
+    data_category = DataCategory.care_plan
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)
     description: Mapped[str] = mapped_column(Text)
@@ -296,6 +304,7 @@ class Strength(PlanItem, Base):
 
 class Barrier(PlanItem, Base):
     __tablename__ = "barrier"
+    data_category = DataCategory.care_plan
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)
     kind: Mapped[str] = mapped_column(String(30))
@@ -308,6 +317,7 @@ class Contingency(PlanItem, Base):
     """ "If this happens, we do that." """
 
     __tablename__ = "contingency"
+    data_category = DataCategory.care_plan
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)
     if_this: Mapped[str] = mapped_column(Text)
@@ -318,6 +328,7 @@ class PlanComment(IdMixin, Base):
     """Discussion about the plan. Comments are not plan content, so they make no revision."""
 
     __tablename__ = "plan_comment"
+    data_category = DataCategory.care_plan
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)
     author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"))
@@ -329,6 +340,7 @@ class PlanComment(IdMixin, Base):
 
 class PlanRevision(IdMixin, Base):
     __tablename__ = "plan_revision"
+    data_category = DataCategory.care_plan
     __table_args__ = (UniqueConstraint("plan_id", "number"),)
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"))
@@ -347,6 +359,7 @@ class PlanRevision(IdMixin, Base):
 
 class PlanAgreement(IdMixin, Base):
     __tablename__ = "plan_agreement"
+    data_category = DataCategory.care_plan
     __table_args__ = (UniqueConstraint("plan_id", "revision_number", "party"),)
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_plan.id"), index=True)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
@@ -143,6 +144,7 @@ def current_plan(session: Session, patient_id: uuid.UUID) -> CarePlan | None:
     )
 
 
+@disclosure.discloses("CarePlan")
 def list_plans(session: Session, *, access: PatientAccess) -> list[CarePlan]:
     plans = list(
         session.scalars(
@@ -157,6 +159,7 @@ def list_plans(session: Session, *, access: PatientAccess) -> list[CarePlan]:
     return plans
 
 
+@disclosure.discloses("CarePlan")
 def get_plan(
     session: Session, *, access: PatientAccess, plan_id: uuid.UUID | str | None = None
 ) -> CarePlan | None:

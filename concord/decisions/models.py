@@ -12,6 +12,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.accounts.models import User
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base, IdMixin, JSONType
 
@@ -25,6 +26,7 @@ class DecisionStatus(StrEnum):
 
 class Decision(IdMixin, Base):
     __tablename__ = "decision"
+    data_category = DataCategory.decisions
     __table_args__ = (Index("ix_decision_patient", "patient_id", "status"),)
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id, refuse_record
 from concord.audit.service import record
 from concord.clock import now
@@ -77,6 +78,7 @@ def _can_read(session: Session, access: PatientAccess, action: str) -> None:
         raise refuse_record(session, access, action=action, object_type=OBJECT)
 
 
+@disclosure.discloses("Decision")
 def list_decisions(session: Session, *, access: PatientAccess) -> list[Decision]:
     _can_read(session, access, "list")
     decisions = list(
@@ -97,6 +99,7 @@ def list_decisions(session: Session, *, access: PatientAccess) -> list[Decision]
     return decisions
 
 
+@disclosure.discloses("Decision")
 def get_decision(
     session: Session, *, access: PatientAccess, decision_id: Any, audit: bool = True
 ) -> Decision:

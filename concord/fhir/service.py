@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from concord import access
+from concord import access, disclosure
 from concord.access import PatientAccess
 from concord.accounts.models import CLINICAL_ROLES, Organization, Role, User
 from concord.actions import checkin
@@ -156,9 +156,7 @@ def _get(session: Session, model: Any, ident: str) -> Any:
         return None
 
 
-def read_resource(
-    session: Session, *, by: User, kind: str, ident: str, mrn: str
-) -> dict[str, Any]:
+def read_resource(session: Session, *, by: User, kind: str, ident: str, mrn: str) -> dict[str, Any]:
     if kind == "Patient":
         return read_patient(session, by=by, ident=ident, mrn=mrn)
     if kind == "Practitioner":
@@ -422,7 +420,34 @@ def search_questionnaires(q: Query) -> SearchPage:
 
 
 def _response_access(session: Session, by: User, response: Any) -> PatientAccess:
-    return _owner_access(session, by, response.patient_id, "QuestionnaireResponse")
+    acc = _owner_access(session, by, response.patient_id, "QuestionnaireResponse")
+    # Its instrument's data category, decided as the domain service decides it.
+    disclosure.check_record(
+        session,
+        acc,
+        response,
+        object_type="QuestionnaireResponse",
+        message=Msg("No such resource."),
+    )
+    return acc
+
+
+def _disclosed(
+    session: Session, by: User, query: Select[Any], column: Any, object_type: str
+) -> Select[Any]:
+    """`query` less the rows whose instrument's category may not be disclosed to `by` (the
+    same decision as measures.list_responses), before paging and Bundle.total; a search that
+    withholds rows is counted in the trail (that count is the only extra query, and only
+    when something is withheld)."""
+    from concord.measures.library import library
+    from concord.measures.service import disclosed_instruments
+
+    codes = disclosed_instruments(disclosure.permitted_to(by))
+    if len(codes) < len(library().instruments):
+        withheld = _total(session, query.where(column.not_in(codes)))
+        if withheld:
+            disclosure.audit_withheld_search(session, by, withheld, object_type=object_type)
+    return query.where(column.in_(codes))
 
 
 def read_questionnaire_response(session: Session, *, by: User, ident: str) -> dict[str, Any]:
@@ -531,6 +556,7 @@ def search_questionnaire_responses(
         q.groups("identifier"), MeasureResponse.client_system, MeasureResponse.client_identifier
     ):
         query = query.where(clause)
+    query = _disclosed(session, by, query, MeasureResponse.instrument, "QuestionnaireResponse")
     rows, next_cursor, total = _keyset(session, query, MeasureResponse.id, q)
     resources = []
     patients: dict[uuid.UUID, Patient] = {}
@@ -578,6 +604,9 @@ def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any
     if observation is None:
         raise NotFound(Msg("No such resource."))
     acc = _owner_access(session, by, observation.patient_id, "Observation")
+    disclosure.check_record(
+        session, acc, observation, object_type="Observation", message=Msg("No such resource.")
+    )
     record(
         session,
         by=by,
@@ -652,6 +681,7 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
         q.groups("code"), MeasureObservation.code_system, MeasureObservation.code
     ):
         query = query.where(clause)
+    query = _disclosed(session, by, query, MeasureObservation.instrument, "Observation")
     total = _total(session, query)
     if q.only_count:
         return SearchPage([], None, total)

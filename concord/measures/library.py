@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from concord.categories import DataCategory
+
 BUILT_IN = Path(__file__).parent / "instruments"
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-]{0,39}$")
 FLAG_KINDS = ("critical", "positive", "note")
@@ -164,6 +166,9 @@ class Instrument:
     targets: Mapping[str, Target] = field(default_factory=dict)
     path: str = ""
     placeholder: bool = False
+    # The kind of data a response to it is (concord.categories): what the disclosure rules
+    # decide on for its responses, scores and schedules. Required in every file.
+    category: DataCategory = DataCategory.mental_health
 
     def item(self, item_id: str) -> Item | None:
         return self.items_by_id.get(item_id)
@@ -399,6 +404,7 @@ def parse_instrument(path: Path, data: Any) -> Instrument:
         isinstance(recall, bool) or not isinstance(recall, int) or recall < 0
     ):
         raise r.fail("recall_days must be a whole number of days")
+    category = _category(r, data.get("category"))
 
     answer_sets: dict[str, tuple[Answer, ...]] = {}
     raw_sets = data.get("answer_sets")
@@ -543,7 +549,30 @@ def parse_instrument(path: Path, data: Any) -> Instrument:
         licence=dict(data["licence"]),
         targets=targets,
         path=str(path),
+        category=category,
     )
+
+
+# A questionnaire holds data about the patient's health; the record-keeping categories
+# (general) and the therapist's own notes are never what a questionnaire's answers are.
+INSTRUMENT_CATEGORIES = tuple(
+    c for c in DataCategory if c not in (DataCategory.general, DataCategory.psychotherapy_notes)
+)
+
+
+def _category(r: _Reader, raw: Any) -> DataCategory:
+    """The instrument's data category: required, one of INSTRUMENT_CATEGORIES (an instrument
+    the disclosure rules cannot place would be withheld from everyone)."""
+    names = ", ".join(INSTRUMENT_CATEGORIES)
+    if raw is None or not str(raw).strip():
+        raise r.fail(f"category is required: one of {names}")
+    try:
+        category = DataCategory(str(raw))
+    except ValueError:
+        raise r.fail(f"category {raw} is not one of {names}") from None
+    if category not in INSTRUMENT_CATEGORIES:
+        raise r.fail(f"category {raw} is not one of {names}")
+    return category
 
 
 def _parse_score(r: _Reader, raw: Mapping[str, Any], by_id: Mapping[str, Item]) -> Score:

@@ -12,8 +12,10 @@ from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.accounts.models import User
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base, IdMixin
+from concord.measures.library import library
 
 
 class ResponseStatus(StrEnum):
@@ -35,7 +37,23 @@ class Mode(StrEnum):
     external = "external"  # sent by another system through /fhir
 
 
-class MeasureResponse(IdMixin, Base):
+def instrument_category(code: str) -> DataCategory | None:
+    """The data category of an instrument's responses, scores and schedules (its file's
+    `category`); None, withheld from everyone, for an instrument this installation lacks."""
+    instrument = library().get(code)
+    return instrument.category if instrument is not None else None
+
+
+class _ByInstrument:
+    """A row whose data category is its instrument's (a PHQ-9 is mental health, an AUDIT-C
+    substance use): one lookup in the loaded library, no query."""
+
+    @property
+    def data_category(self) -> DataCategory | None:
+        return instrument_category(self.instrument)  # type: ignore[attr-defined]
+
+
+class MeasureResponse(_ByInstrument, IdMixin, Base):
     __tablename__ = "measure_response"
     __table_args__ = (
         Index("ix_measure_response_patient_instrument", "patient_id", "instrument", "completed_at"),
@@ -77,7 +95,7 @@ class MeasureResponse(IdMixin, Base):
         return list(self.flags.get("items", []))
 
 
-class MeasureObservation(IdMixin, Base):
+class MeasureObservation(_ByInstrument, IdMixin, Base):
     """One score of one completed response: what FHIR Observation searches return."""
 
     __tablename__ = "measure_observation"
@@ -99,7 +117,7 @@ class MeasureObservation(IdMixin, Base):
     response: Mapped[MeasureResponse] = relationship(lazy="raise")
 
 
-class MeasureSchedule(IdMixin, Base):
+class MeasureSchedule(_ByInstrument, IdMixin, Base):
     """An instrument a patient is asked to complete every `every_days` days."""
 
     __tablename__ = "measure_schedule"

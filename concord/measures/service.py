@@ -21,9 +21,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
+from concord.categories import DataCategory, Purpose
 from concord.clock import now
 from concord.dates import in_range, org_today
 from concord.dates import local_date as _local_date
@@ -276,8 +278,14 @@ def start_or_resume(
 
 
 def get_response(
-    session: Session, *, access: PatientAccess, response_id: uuid.UUID | str
+    session: Session,
+    *,
+    access: PatientAccess,
+    response_id: uuid.UUID | str,
+    purpose: Purpose | None = None,
 ) -> MeasureResponse:
+    """One of the patient's responses, if its category may be disclosed (NotFound otherwise,
+    audited, as for a response that does not exist)."""
     try:
         rid = uuid.UUID(str(response_id))
     except ValueError:
@@ -292,6 +300,14 @@ def get_response(
             object_type="QuestionnaireResponse",
             message=Msg("No such response."),
         )
+    disclosure.check_record(
+        session,
+        access,
+        response,
+        object_type="QuestionnaireResponse",
+        purpose=purpose,
+        message=Msg("No such response."),
+    )
     record(
         session,
         by=access.by,
@@ -668,8 +684,15 @@ def _complete(
 
 
 def list_responses(
-    session: Session, *, access: PatientAccess, instrument_code: str | None = None, limit: int = 200
+    session: Session,
+    *,
+    access: PatientAccess,
+    instrument_code: str | None = None,
+    limit: int = 200,
+    purpose: Purpose | None = None,
 ) -> list[MeasureResponse]:
+    """The patient's completed responses, newest first, less those whose category (their
+    instrument's) may not be disclosed for `purpose` (withheld, and counted in the trail)."""
     if not access.can_read_record:
         raise refuse_record(session, access, action="list", object_type="QuestionnaireResponse")
     query = select(MeasureResponse).where(
@@ -679,6 +702,9 @@ def list_responses(
     if instrument_code:
         query = query.where(MeasureResponse.instrument == instrument_code)
     rows = list(session.scalars(query.order_by(MeasureResponse.completed_at.desc()).limit(limit)))
+    rows = disclosure.filter_records(
+        session, access, rows, object_type="QuestionnaireResponse", purpose=purpose
+    )
     record(
         session,
         by=access.by,
@@ -687,6 +713,14 @@ def list_responses(
         patient_id=access.patient.id,
     )
     return rows
+
+
+def disclosed_instruments(categories: Iterable[DataCategory]) -> list[str]:
+    """The codes of the loaded instruments whose category is among `categories`: a query's
+    `instrument IN (...)`, so a count or a page never holds what is withheld (a response to
+    an instrument this installation no longer loads has no category, and is withheld)."""
+    wanted = set(categories)
+    return sorted(code for code, i in library().instruments.items() if i.category in wanted)
 
 
 # --- schedules -------------------------------------------------------------------------------
@@ -746,7 +780,13 @@ def check_ins(session: Session, *, access: PatientAccess) -> list[DueCheckIn]:
     """Every active schedule and where it stands today."""
     if not access.can_read_record:
         raise refuse_record(session, access, action="list", object_type="MeasureSchedule")
-    schedules = active_schedules(session, access.patient.id)
+    schedules = disclosure.filter_records(
+        session,
+        access,
+        active_schedules(session, access.patient.id),
+        object_type="MeasureSchedule",
+        action="list",
+    )
     dates = _completed_dates(session, access.patient, {s.instrument for s in schedules})
     on = org_today(_org(session, access.patient))
     unfinished = {
@@ -1117,6 +1157,7 @@ def progress_for(
         .scalars()
         .all()
     )
+    rows = disclosure.filter_records(session, access, rows, object_type="Observation")
     tz = ZoneInfo(_org(session, access.patient).timezone)
     series: dict[str, list[Point]] = {}
     for row in rows:
@@ -1134,6 +1175,8 @@ def progress_for(
         instrument = library().get(code)
         if instrument is None or instrument.main_score is None:
             continue  # a screen with no score (the ASQ) has nothing to chart
+        if not disclosure.decide(access, instrument.category).permit:
+            continue  # withheld (its scores were counted in the trail above)
         points = series.get(code, [])
         result.append(
             InstrumentProgress(

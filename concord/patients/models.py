@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.accounts.models import Clinic, User
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base, IdMixin
 
@@ -23,6 +24,7 @@ class AdministrativeGender(StrEnum):
 
 class Patient(IdMixin, Base):
     __tablename__ = "patient"
+    data_category = DataCategory.general
     __table_args__ = (UniqueConstraint("organization_id", "mrn"),)
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
@@ -62,6 +64,7 @@ class CareTeam(IdMixin, Base):
     """FHIR CareTeam: the people looking after one patient."""
 
     __tablename__ = "care_team"
+    data_category = DataCategory.general
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -74,6 +77,7 @@ class CareTeam(IdMixin, Base):
 
 class CareTeamMember(IdMixin, Base):
     __tablename__ = "care_team_member"
+    data_category = DataCategory.general
     __table_args__ = (
         UniqueConstraint("care_team_id", "user_id"),
         # At most one current lead per team.
@@ -108,6 +112,7 @@ class RelatedPerson(IdMixin, Base):
     """A family member or carer. They see only what the patient has agreed to share."""
 
     __tablename__ = "related_person"
+    data_category = DataCategory.general
     __table_args__ = (UniqueConstraint("patient_id", "user_id"),)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), index=True)

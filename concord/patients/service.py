@@ -9,6 +9,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, readable_patients
 from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, User
 from concord.accounts.users import create_user, get_user_by_email
@@ -147,6 +148,7 @@ def list_my_patients(session: Session, *, by: User) -> list[Patient]:
     return patients
 
 
+@disclosure.discloses("CareTeam")
 def get_care_team(session: Session, *, access: PatientAccess) -> CareTeam:
     team = session.scalar(select(CareTeam).where(CareTeam.patient_id == access.patient.id))
     if team is None:  # every registered patient has one
@@ -428,6 +430,7 @@ def list_clinicians(session: Session, *, organization_id: uuid.UUID) -> list[Use
 # --- related persons -----------------------------------------------------------------------
 
 
+@disclosure.discloses("RelatedPerson")
 def list_related_persons(session: Session, *, access: PatientAccess) -> list[RelatedPerson]:
     if not access.can_read_record:
         raise deny(

@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.accounts.models import User
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base, IdMixin
 
@@ -66,6 +67,7 @@ class Episode(IdMixin, Base):
     may follow a closed one, and every earlier one is kept."""
 
     __tablename__ = "episode"
+    data_category = DataCategory.mental_health
     __table_args__ = (
         Index(
             "uq_episode_one_open",
@@ -104,6 +106,7 @@ class EpisodeChange(IdMixin, Base):
     """Each change of an episode's status, with who made it and why."""
 
     __tablename__ = "episode_change"
+    data_category = DataCategory.mental_health
 
     episode_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("episode.id"), index=True)
     at: Mapped[datetime] = mapped_column(default=now)
@@ -120,6 +123,7 @@ class Contact(IdMixin, Base):
     voided with a reason, never deleted, so the month's minutes can be traced."""
 
     __tablename__ = "registry_contact"
+    data_category = DataCategory.mental_health
     __table_args__ = (
         Index("ix_registry_contact_episode_on", "episode_id", "occurred_on"),
         Index("ix_registry_contact_org_on", "organization_id", "occurred_on"),
@@ -161,6 +165,7 @@ class CaseReview(IdMixin, Base):
     """A patient brought to the psychiatric consultant, with a question, and the review."""
 
     __tablename__ = "case_review"
+    data_category = DataCategory.mental_health
     __table_args__ = (
         Index("ix_case_review_consultant_status", "consultant_id", "status"),
         Index("ix_case_review_episode", "episode_id", "status"),
@@ -208,6 +213,7 @@ class Recommendation(IdMixin, Base):
     the patient) accept or decline, with a reason, so it never sits unread."""
 
     __tablename__ = "review_recommendation"
+    data_category = DataCategory.mental_health
     __table_args__ = (Index("ix_recommendation_patient_status", "patient_id", "status"),)
 
     review_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("case_review.id"), index=True)
@@ -233,6 +239,7 @@ class RelapsePlan(IdMixin, Base):
     a version."""
 
     __tablename__ = "relapse_plan"
+    data_category = DataCategory.mental_health
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), unique=True)
@@ -247,6 +254,7 @@ class RelapsePlan(IdMixin, Base):
 
 class RelapsePlanVersion(IdMixin, Base):
     __tablename__ = "relapse_plan_version"
+    data_category = DataCategory.mental_health
     __table_args__ = (UniqueConstraint("plan_id", "version"),)
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("relapse_plan.id"))
@@ -272,6 +280,7 @@ class WorkTask(IdMixin, Base):
     clinician can also give one to someone on the team. At most one open task per source."""
 
     __tablename__ = "work_task"
+    data_category = DataCategory.mental_health
     __table_args__ = (
         Index("ix_work_task_owner_status", "owner_id", "status", "due_on"),
         Index(

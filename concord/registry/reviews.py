@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
@@ -489,6 +490,7 @@ def record_review(
     return review
 
 
+@disclosure.discloses("CaseReview")
 def reviews_for(session: Session, access: PatientAccess) -> list[CaseReview]:
     if not access.on_team:
         raise NotFound(Msg("No such patient."))
@@ -501,6 +503,7 @@ def reviews_for(session: Session, access: PatientAccess) -> list[CaseReview]:
     )
 
 
+@disclosure.discloses("Recommendation")
 def recommendations_for(
     session: Session, access: PatientAccess, *, status: str | None = None
 ) -> list[Recommendation]:

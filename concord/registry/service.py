@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
@@ -89,6 +90,7 @@ def judged_by(session: Session, patient_id: uuid.UUID) -> str:
     return PROGRAM_MEASURES.get(Program(episode.program), "PHQ-9")
 
 
+@disclosure.discloses("Episode")
 def episodes_for(session: Session, access: PatientAccess) -> list[Episode]:
     if not access.on_team:
         raise NotFound(Msg("No such patient."))
@@ -428,6 +430,7 @@ def void_contact(
     return contact
 
 
+@disclosure.discloses("Contact")
 def contacts_for(session: Session, access: PatientAccess, episode_id: Any = None) -> list[Contact]:
     if not access.on_team:
         raise NotFound(Msg("No such patient."))
@@ -486,6 +489,7 @@ def relapse_sections() -> tuple[Any, ...]:
     return RELAPSE_SECTIONS
 
 
+@disclosure.discloses("RelapsePlan")
 def relapse_plan_for(session: Session, access: PatientAccess) -> RelapsePlan | None:
     if not (access.on_team or access.is_self):
         raise NotFound(Msg("No such patient."))

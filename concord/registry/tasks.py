@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Role, User
 from concord.audit.service import record
@@ -350,6 +351,7 @@ def my_tasks(
     return rows
 
 
+@disclosure.discloses("WorkTask")
 def tasks_for_patient(session: Session, access: PatientAccess) -> list[WorkTask]:
     if not access.on_team:
         return []

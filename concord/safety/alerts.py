@@ -20,9 +20,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import core
 from concord.errors import Conflict, InvalidInput, NotFound
@@ -596,6 +598,9 @@ def list_alerts(session: Session, *, by: User, include_closed: bool = False) -> 
         )
 
     rows = [AlertRow(a, p, a.owner_id == by.id) for a, p in session.execute(query.limit(500))]
+    if rows and DataCategory.safety not in disclosure.permitted_to(by):
+        disclosure.audit_withheld_search(session, by, len(rows), object_type="SafetyAlert")
+        return []
     rows.sort(key=order)
     for row in rows:
         record(
@@ -609,6 +614,7 @@ def list_alerts(session: Session, *, by: User, include_closed: bool = False) -> 
     return rows
 
 
+@disclosure.discloses("SafetyAlert")
 def alerts_for_patient(
     session: Session, *, access: PatientAccess, include_closed: bool = False
 ) -> list[SafetyAlert]:
@@ -620,6 +626,7 @@ def alerts_for_patient(
     return list(session.scalars(query.order_by(SafetyAlert.created_at.desc())))
 
 
+@disclosure.discloses("SafetyAlert")
 def get_alert(session: Session, *, access: PatientAccess, alert_id: Any) -> SafetyAlert:
     if not access.on_team:
         raise NotFound(Msg("No such alert."))

@@ -12,6 +12,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.accounts.models import User
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base, IdMixin, JSONType
 
@@ -40,6 +41,7 @@ NO_RISK = "none"  # a risk level after assessment meaning "no current risk flag"
 
 class SafetyAlert(IdMixin, Base):
     __tablename__ = "safety_alert"
+    data_category = DataCategory.safety
     __table_args__ = (
         Index("ix_safety_alert_patient_status", "patient_id", "status"),
         Index("ix_safety_alert_status_due", "status", "due_at"),
@@ -105,6 +107,7 @@ class AlertEvent(IdMixin, Base):
     One row per alert, kind and step: an escalation step can never be recorded twice."""
 
     __tablename__ = "safety_alert_event"
+    data_category = DataCategory.safety
     __table_args__ = (UniqueConstraint("alert_id", "kind", "step"),)
 
     alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("safety_alert.id"), index=True)
@@ -123,6 +126,7 @@ class Notification(IdMixin, Base):
     """An in-app message to one person; it names no clinical detail beyond the link."""
 
     __tablename__ = "notification"
+    data_category = DataCategory.safety
     __table_args__ = (Index("ix_notification_user_unread", "user_id", "read_at"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"))
@@ -155,6 +159,7 @@ class RiskStatus(IdMixin, Base):
     (rows are written under a lock on the patient, so `seq` counts 1, 2, 3 ...)."""
 
     __tablename__ = "risk_status"
+    data_category = DataCategory.safety
     __table_args__ = (UniqueConstraint("patient_id", "seq"),)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
@@ -173,6 +178,7 @@ class SafetyPlan(IdMixin, Base):
     """The patient's safety plan: the current text, and every earlier version below."""
 
     __tablename__ = "safety_plan"
+    data_category = DataCategory.safety_plan
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), unique=True)
@@ -187,6 +193,7 @@ class SafetyPlan(IdMixin, Base):
 
 class SafetyPlanVersion(IdMixin, Base):
     __tablename__ = "safety_plan_version"
+    data_category = DataCategory.safety_plan
     __table_args__ = (UniqueConstraint("plan_id", "version"),)
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("safety_plan.id"))
@@ -204,6 +211,7 @@ class SafetyPlanShare(IdMixin, Base):
     """The patient's consent to let one of their people see the safety plan, and only it."""
 
     __tablename__ = "safety_plan_share"
+    data_category = DataCategory.safety_plan
     __table_args__ = (Index("ix_safety_plan_share_person", "related_person_id", "withdrawn_at"),)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), index=True)

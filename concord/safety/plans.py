@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord.access import PatientAccess, deny, parse_id
+from concord import disclosure
+from concord.access import PatientAccess, Relation, deny, parse_id
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.clock import now
@@ -202,6 +203,7 @@ def _may_edit(access: PatientAccess) -> bool:
     return (access.on_team and access.by.is_clinician) or access.is_self
 
 
+@disclosure.discloses("SafetyPlan")
 def plan_for(session: Session, access: PatientAccess, *, audit: bool = True) -> SafetyPlan | None:
     if not _may_read(access):
         raise NotFound(Msg("No such patient."))
@@ -218,6 +220,7 @@ def plan_for(session: Session, access: PatientAccess, *, audit: bool = True) -> 
     return plan
 
 
+@disclosure.discloses("SafetyPlan")
 def versions(session: Session, access: PatientAccess, plan: SafetyPlan) -> list[SafetyPlanVersion]:
     if not _may_read(access):
         raise NotFound(Msg("No such patient."))
@@ -230,6 +233,7 @@ def versions(session: Session, access: PatientAccess, plan: SafetyPlan) -> list[
     )
 
 
+@disclosure.discloses("SafetyPlan")
 def version_of(
     session: Session, access: PatientAccess, plan: SafetyPlan, number: int
 ) -> SafetyPlanVersion:
@@ -475,6 +479,13 @@ def shared_plan(session: Session, by: User, patient_id: Any) -> tuple[Patient, S
         )
         raise NotFound(Msg("No such patient."))
     plan = session.scalar(select(SafetyPlan).where(SafetyPlan.patient_id == patient.id))
+    if plan is not None:
+        # The share found above is the patient's choice of this person: the relation the
+        # disclosure table calls related, reading for family_sharing.
+        shared = PatientAccess(by, patient, Relation.related)
+        disclosure.check_record(
+            session, shared, plan, object_type="SafetyPlan", message=Msg("No such patient.")
+        )
     record(
         session,
         by=by,

@@ -20,6 +20,7 @@ from tests.factories import acc_for, create_plan
 SURE_FILE = """
 kind: instrument
 code: SURE
+category: decisions
 version: "test"
 name: {en: "SURE (clinic's licensed copy, test wording)"}
 languages: [en]

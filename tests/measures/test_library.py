@@ -169,6 +169,9 @@ class TestRefusals:
             (lambda d: d["flags"][0].update(rule={"magic": 1}), "is not a rule this version"),
             (lambda d: d["flags"][0].pop("source"), "needs a source"),
             (lambda d: d.pop("licence"), "licence is required"),
+            (lambda d: d.pop("category"), "category is required: one of mental_health"),
+            (lambda d: d.update(category="alcohol"), "category alcohol is not one of"),
+            (lambda d: d.update(category="general"), "category general is not one of"),
             (
                 lambda d: d["targets"].update(remission={"score": "total", "source": "x"}),
                 "targets.remission needs below (and nothing else)",
@@ -203,3 +206,22 @@ class TestRefusals:
     def test_parse_accepts_a_mapping_only(self):
         with pytest.raises(InstrumentError):
             parse_instrument(Path("x.yaml"), ["a list"])
+
+
+def test_each_built_in_instrument_names_the_category_of_what_it_asks():
+    from concord.categories import DataCategory as C
+    from concord.measures.library import BUILT_IN, files_in, load_library
+
+    found = {code: i.category for code, i in load_library(files_in([BUILT_IN])).instruments.items()}
+    assert found == {
+        "ASQ": C.safety,
+        "AUDIT": C.substance_use,
+        "AUDIT-C": C.substance_use,
+        "CollaboRATE": C.decisions,
+        "GAD-2": C.mental_health,
+        "GAD-7": C.mental_health,
+        "PCL-5": C.mental_health,
+        "PHQ-2": C.mental_health,
+        "PHQ-9": C.mental_health,
+        "WHO-5": C.mental_health,
+    }
