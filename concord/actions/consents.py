@@ -34,9 +34,7 @@ def record(session: Session, *, access: PatientAccess, data: ConsentIn) -> Conse
             related_user_id = link.user_id
         else:
             link = None
-    consent = consents.record(
-        session, access=access, data=data, related_user_id=related_user_id
-    )
+    consent = consents.record(session, access=access, data=data, related_user_id=related_user_id)
     if link is not None:
         if consent.is_family_sharing and _covers_plan(consent):
             patients.set_related_person_consent(

@@ -83,7 +83,9 @@ def sync(
     )
     if shared and not current:
         session.add(
-            family_consent(link, organization_id, link.consent_recorded_at, link.consent_recorded_by_id)
+            family_consent(
+                link, organization_id, link.consent_recorded_at, link.consent_recorded_by_id
+            )
         )
     elif not shared:
         for consent in current:

@@ -86,9 +86,7 @@ def why(consent: Consent, lang: str) -> str:
     return _join(parts, lang)
 
 
-def sentence(
-    consent: Consent, lang: str, clinic_names: dict[object, str] | None = None
-) -> str:
+def sentence(consent: Consent, lang: str, clinic_names: dict[object, str] | None = None) -> str:
     """The consent in one plain sentence."""
     params = {
         "who": consent.discloser or gettext(lang, "Your care team"),
@@ -132,9 +130,7 @@ def state_line(consent: Consent, lang: str, at: datetime) -> str:
     state = consent.state(at)
     label = gettext(lang, STATE_LABELS[state])
     if state == ConsentState.revoked and consent.revoked_at is not None:
-        return gettext(
-            lang, "Revoked on %(day)s", day=_param(consent.revoked_at.date(), lang)
-        )
+        return gettext(lang, "Revoked on %(day)s", day=_param(consent.revoked_at.date(), lang))
     if state == ConsentState.not_started:
         return gettext(lang, "Starts on %(day)s", day=_param(consent.period_start, lang))
     if state == ConsentState.expired and consent.period_end is not None:

@@ -133,9 +133,7 @@ class Consent(IdMixin, Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(500))
 
     recorded_by: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[recorded_by_id])
-    grantee_user: Mapped[User | None] = relationship(
-        lazy="joined", foreign_keys=[grantee_user_id]
-    )
+    grantee_user: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[grantee_user_id])
 
     def state(self, at: datetime) -> ConsentState:
         if self.status == ConsentStatus.revoked:

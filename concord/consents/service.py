@@ -122,9 +122,7 @@ def _check(
         if not data.categories:
             errors["categories"] = Msg("choose at least one kind of record")
         elif unknown:
-            errors["categories"] = Msg(
-                "must be among: %(allowed)s", allowed=", ".join(CATEGORIES)
-            )
+            errors["categories"] = Msg("must be among: %(allowed)s", allowed=", ".join(CATEGORIES))
     allowed_purposes = [p.value for p in Purpose]
     if not data.purposes:
         errors["purposes"] = Msg("choose at least one purpose")

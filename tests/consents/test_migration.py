@@ -16,9 +16,7 @@ from concord.consents.models import Consent
 from concord.patients.models import RelatedPerson
 from tests.conftest import NOW
 
-MIGRATION = (
-    Path(__file__).parents[2] / "concord/migrations/versions/2026_12_07_0009_consents.py"
-)
+MIGRATION = Path(__file__).parents[2] / "concord/migrations/versions/2026_12_07_0009_consents.py"
 
 
 def _migration():
@@ -31,11 +29,17 @@ def _migration():
 def _old_link(session, people, email, **columns):
     """A related person as the old code wrote them: columns only, no consent row."""
     user, _ = create_user(
-        session, by=None, organization=people.org, email=email, name=email.split("@")[0],
+        session,
+        by=None,
+        organization=people.org,
+        email=email,
+        name=email.split("@")[0],
         role=Role.related_person,
     )
     link = RelatedPerson(
-        patient_id=people.patient.id, user_id=user.id, relationship_to_patient="friend",
+        patient_id=people.patient.id,
+        user_id=user.id,
+        relationship_to_patient="friend",
         **columns,
     )
     session.add(link)
@@ -47,18 +51,27 @@ def test_the_data_step_copies_every_recorded_family_consent(session, people):
     session.execute(delete(Consent))  # as before the migration: no consent rows at all
     recorded = NOW - timedelta(days=30)
     shared = _old_link(
-        session, people, "a@family.example.org",
-        consent_recorded_at=recorded, consent_recorded_by_id=people.care_manager.id,
+        session,
+        people,
+        "a@family.example.org",
+        consent_recorded_at=recorded,
+        consent_recorded_by_id=people.care_manager.id,
         consent_note="Agreed in clinic: care plan only",
     )
     withdrawn = _old_link(
-        session, people, "b@family.example.org",
-        consent_recorded_at=recorded, consent_recorded_by_id=people.therapist.id,
+        session,
+        people,
+        "b@family.example.org",
+        consent_recorded_at=recorded,
+        consent_recorded_by_id=people.therapist.id,
         consent_withdrawn_at=NOW - timedelta(days=2),
     )
     ended = _old_link(
-        session, people, "c@family.example.org",
-        consent_recorded_at=recorded, consent_recorded_by_id=people.therapist.id,
+        session,
+        people,
+        "c@family.example.org",
+        consent_recorded_at=recorded,
+        consent_recorded_by_id=people.therapist.id,
         ended_at=NOW - timedelta(days=1),
     )
     never = _old_link(session, people, "d@family.example.org")
@@ -71,7 +84,12 @@ def test_the_data_step_copies_every_recorded_family_consent(session, people):
     assert never.id not in rows
     a = rows[shared.id]
     assert (a.status, a.provision, a.scope, a.categories, a.purposes, a.method) == (
-        "active", "permit", "categories", ["care_plan"], ["family_sharing"], "recorded_by_team",
+        "active",
+        "permit",
+        "categories",
+        ["care_plan"],
+        ["family_sharing"],
+        "recorded_by_team",
     )
     assert a.recorded_at == recorded and a.period_start == recorded.date()
     assert a.recorded_by_id == people.care_manager.id
@@ -79,7 +97,9 @@ def test_the_data_step_copies_every_recorded_family_consent(session, people):
     assert a.grantee_user_id == shared.user_id and a.organization_id == people.org.id
     b = rows[withdrawn.id]
     assert (b.status, b.revoked_at, b.revoked_reason) == (
-        "revoked", NOW - timedelta(days=2), "Withdrawn",
+        "revoked",
+        NOW - timedelta(days=2),
+        "Withdrawn",
     )
     c = rows[ended.id]
     assert c.status == "revoked" and c.revoked_at == NOW - timedelta(days=1)

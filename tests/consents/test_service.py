@@ -158,9 +158,10 @@ def test_family_sharing_recorded_as_today_is_a_consent_record(session, people):
     assert rows[0].method == "recorded_by_team"
     assert rows[0].recorded_by_id == people.care_manager.id
     none = _link(session, people.family_no_consent)
-    assert session.scalars(
-        select(Consent).where(Consent.grantee_related_person_id == none.id)
-    ).all() == []
+    assert (
+        session.scalars(select(Consent).where(Consent.grantee_related_person_id == none.id)).all()
+        == []
+    )
 
 
 def test_withdrawing_family_sharing_revokes_the_consent(session, people):
