@@ -12,12 +12,16 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 
 from concord.i18n import N_, gettext, translate
@@ -42,6 +46,8 @@ class FormTemplate:
     lines: tuple[Line, ...]
     part2: bool
 
+
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)
 
 REVOKE = N_(
     "You can take back (revoke) this consent at any time by telling your care team in "
@@ -158,10 +164,25 @@ def template_ids() -> list[str]:
     return list(TEMPLATES)
 
 
+@lru_cache(maxsize=1)
+def fonts() -> tuple[str, str]:
+    """DejaVu where the system has it (wide coverage: Spanish and more), else the Bitstream
+    Vera fonts inside ReportLab; the same choice as the safety plan's PDF."""
+    import reportlab
+
+    candidates = [(d / "DejaVuSans.ttf", d / "DejaVuSans-Bold.ttf") for d in FONT_DIRS]
+    bundled = Path(reportlab.__file__).parent / "fonts"
+    candidates.append((bundled / "Vera.ttf", bundled / "VeraBd.ttf"))
+    for regular, bold in candidates:
+        if regular.exists() and bold.exists():
+            pdfmetrics.registerFont(TTFont("ConsentSans", str(regular)))
+            pdfmetrics.registerFont(TTFont("ConsentSans-Bold", str(bold)))
+            return "ConsentSans", "ConsentSans-Bold"
+    return "Helvetica", "Helvetica-Bold"
+
+
 def render_pdf(template_id: str, *, lang: str, patient_name: str, today: date) -> bytes:
     """The form as a Letter-size PDF for a wet signature, the patient's name filled in."""
-    from concord.safety.pdf import fonts
-
     form = TEMPLATES[template_id]
     regular, bold = fonts()
     title = ParagraphStyle("t", fontName=bold, fontSize=15, leading=19, spaceAfter=6)
