@@ -106,6 +106,8 @@ def create_app(
     from concord.audit.routes import router as audit_router
     from concord.careplans.api import router as careplans_api
     from concord.careplans.routes import router as careplans_router
+    from concord.consents.api import router as consents_api
+    from concord.consents.routes import router as consents_router
     from concord.decisions.api import router as decisions_api
     from concord.decisions.routes import router as decisions_router
     from concord.fhir.routes import router as fhir_router
@@ -133,6 +135,7 @@ def create_app(
         safety_api,
         registry_api,
         decisions_api,
+        consents_api,
     )
     for router in (
         web_router,
@@ -143,6 +146,7 @@ def create_app(
         safety_api,
         registry_api,
         decisions_api,
+        consents_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -150,6 +154,7 @@ def create_app(
         safety_router,
         registry_router,
         decisions_router,
+        consents_router,
         audit_router,
     ):
         app.include_router(

@@ -4,6 +4,7 @@ from concord import outbox
 from concord.accounts import models as accounts_models
 from concord.audit import models as audit_models
 from concord.careplans import models as careplans_models
+from concord.consents import models as consents_models
 from concord.db import Base
 from concord.decisions import models as decisions_models
 from concord.measures import models as measures_models
@@ -17,6 +18,7 @@ __all__ = [
     "accounts_models",
     "audit_models",
     "careplans_models",
+    "consents_models",
     "decisions_models",
     "measures_models",
     "outbox",

@@ -57,6 +57,11 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/related/{{related_id}}/consent"): (
         ("POST", f"{A}/related-persons/{{related_id}}/consent"),
     ),
+    # --- consents ------------------------------------------------------------------------
+    ("POST", f"{P}/consents"): (("POST", f"{A}/consents"),),
+    ("POST", f"{P}/consents/{{consent_id}}/revoke"): (
+        ("POST", f"{A}/consents/{{consent_id}}/revoke"),
+    ),
     # --- care plans ----------------------------------------------------
     ("POST", f"{P}/plan/start"): (("POST", f"{A}/careplan"),),
     ("POST", f"{P}/plan/activate"): (("POST", f"{A}/careplan/activate"),),

@@ -31,6 +31,7 @@ from concord.audit.service import set_context
 from concord.careplans import service as plans
 from concord.careplans.schemas import GoalProposal, StrengthIn
 from concord.clock import FakeClock, set_clock
+from concord.consents.models import Consent
 from concord.decisions import service as ds
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
@@ -246,6 +247,9 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
             )
         ),
         "related_id": str(sister.id),
+        "consent_id": str(
+            session.scalar(select(Consent.id).where(Consent.grantee_related_person_id == sister.id))
+        ),
         "schedule_id": str(schedule.id),
         "contact_id": str(contact.id),
     }
@@ -302,6 +306,7 @@ SEARCHABLE_BY_PATIENT = {
     "Observation": RECORD,
     "Task": TEAM,
     "Flag": TEAM,
+    "Consent": RECORD,  # whole records; family read theirs through /api/v1
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -313,6 +318,7 @@ READS = {
     "Observation/{observation_id}": RECORD,
     "Task/{alert_id}": TEAM,
     "Flag/{flag_id}": TEAM,
+    "Consent/{consent_id}": RECORD,
 }
 
 
@@ -343,11 +349,11 @@ RULES: dict[tuple[str, str], list[Case]] = {
         ),
         Case("/fhir/Patient", RECORD, kind="search"),
         Case("/fhir/Questionnaire", ALL, kind="list"),
-        # Flag needs a patient (a 4xx without one).
+        # Flag and Consent need a patient (a 4xx without one).
         *(
             Case(f"/fhir/{kind}", allowed, kind="search")
             for kind, allowed in SEARCHABLE_BY_PATIENT.items()
-            if kind != "Flag"
+            if kind not in ("Flag", "Consent")
         ),
     ],
     ("POST", "/fhir/{kind}/_search"): [
@@ -413,6 +419,33 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("POST", "/api/v1/patients/{patient_id}/related-persons/{related_id}/consent"): [
         Case(f"{P}/related-persons/{{related_id}}/consent", RECORD, {"consented": False})
+    ],
+    # --- consents: the team's page and the patient's "Who can see my record"; a family member
+    # reads the consents naming them (the sister's family-sharing consent is one).
+    ("GET", "/api/v1/patients/{patient_id}/consents"): [Case(f"{P}/consents", RECORD | {"family"})],
+    ("GET", "/api/v1/patients/{patient_id}/consents/{consent_id}"): [
+        Case(f"{P}/consents/{{consent_id}}", RECORD | {"family"})
+    ],
+    # The team records paper; the patient may ask too (and signs in the portal: this paper
+    # body is a 422 for them, a refusal of the rules, not of access).
+    ("POST", "/api/v1/patients/{patient_id}/consents"): [
+        Case(
+            f"{P}/consents",
+            RECORD,
+            {
+                "grantee_kind": "organization",
+                "grantee_name": "Riverside Primary Care",
+                "discloser": "The Addiction Service",
+                "categories": ["substance_use"],
+                "purposes": ["treatment"],
+                "method": "paper_scanned",
+                "signed_name": "Pat Ient",
+                "signed_on": "2026-11-20",
+            },
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/consents/{consent_id}/revoke"): [
+        Case(f"{P}/consents/{{consent_id}}/revoke", RECORD, {"reason": "Changed my mind"})
     ],
     # --- care plans -----------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/careplan"): [Case(f"{P}/careplan", PLAN)],
@@ -783,6 +816,10 @@ EXPORTS: dict[str, Case] = {
     "/my/safety-plan.pdf": Case("/my/safety-plan.pdf", frozenset({"patient"})),
     "/shared/{patient_id}/safety-plan.pdf": Case(
         "/shared/{patient_id}/safety-plan.pdf", frozenset({"family"})
+    ),
+    # A blank consent form with the patient's name, for the team (and the patient) to print.
+    "/patients/{patient_id}/consent-forms/{template_id}.pdf": Case(
+        "/patients/{patient_id}/consent-forms/part2-tpo.pdf", RECORD
     ),
     "/safety/figures.csv": Case("/safety/figures.csv", CLINICIANS | {"admin"}, kind="list"),
     "/registry/caseload.csv": Case("/registry/caseload.csv?scope=teams", TEAM, kind="list"),

@@ -71,6 +71,7 @@ OBJECT_LABELS = {
     "Contingency": N_("your plan for hard times"),
     "PlanComment": N_("a comment on your plan"),
     "RelatedPerson": N_("your family and carers list"),
+    "Consent": N_("your consents to share your record"),
     "QuestionnaireResponse": N_("your check-in answers"),
     "Observation": N_("your scores"),
     "MeasureSchedule": N_("your check-in schedule"),

@@ -16,6 +16,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careplan import CarePlan as FhirCarePlan
 from fhir.resources.R4B.careteam import CareTeam as FhirCareTeam
+from fhir.resources.R4B.consent import Consent as FhirConsent
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.goal import Goal as FhirGoal
 from fhir.resources.R4B.observation import Observation
@@ -54,6 +55,7 @@ VALIDATORS: dict[str, Any] = {
     "Practitioner": FhirPractitioner,
     "Task": Task,
     "Flag": Flag,
+    "Consent": FhirConsent,
     "Bundle": Bundle,
     "CapabilityStatement": CapabilityStatement,
     "OperationOutcome": OperationOutcome,
@@ -485,6 +487,8 @@ RESOURCE_NOTES = {
     "LOINC-coded answer of that response.",
     "Flag": "A search needs patient or subject.",
     "Task": "Safety alerts and the registry's tasks, for the care team only.",
+    "Consent": "A patient's consents to share (42 CFR Part 2 where they cover substance-use "
+    "records), for the care team and the patient; a search needs patient.",
 }
 
 

@@ -39,6 +39,7 @@ READABLE = {
     "Observation",
     "Task",
     "Flag",
+    "Consent",
 }
 SEARCHABLE = {
     "Patient",
@@ -50,6 +51,7 @@ SEARCHABLE = {
     "Observation",
     "Task",
     "Flag",
+    "Consent",
 }
 FHIR_JSON = "application/fhir+json"
 
@@ -117,6 +119,10 @@ def _search(
         page = fhir.search_observations(session, by=actor.user, q=q)
     elif kind in ("Task", "Flag"):
         page = fhir.search_safety(session, by=actor.user, q=q)
+    elif kind == "Consent":
+        from concord.fhir.consents import search_consents
+
+        page = fhir.SearchPage(*search_consents(session, by=actor.user, q=q))
     else:
         page = fhir.search(session, by=actor.user, q=q, mrn=_mrn(request))
     self_url = f"{base}/{kind}" + (f"?{urlencode(q.pairs)}" if q.pairs else "")
@@ -275,4 +281,8 @@ def _read(
         from concord.fhir.safety import read_flag
 
         return read_flag(session, by=actor.user, ident=ident)
+    if kind == "Consent":
+        from concord.fhir.consents import read_consent
+
+        return read_consent(session, by=actor.user, ident=ident)
     return fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, mrn=_mrn(request))

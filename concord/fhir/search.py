@@ -68,6 +68,7 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
         "owner": "reference",
     },
     "Flag": {"patient": "reference", "subject": "reference", "status": "token"},
+    "Consent": {"patient": "reference", "status": "token"},
 }
 CAPABILITY_TYPES = {"canonical": "reference"}
 CAPABILITY_OVERRIDES = {("Questionnaire", "url"): "uri"}

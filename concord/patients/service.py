@@ -16,6 +16,7 @@ from concord.accounts.users import create_user, get_user_by_email
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
+from concord.consents import family
 from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.patients.models import (
@@ -504,6 +505,7 @@ def add_related_person(
     link.consent_note = (consent_note or "").strip()[:500] or None
     session.add(link)
     session.flush()
+    family.sync(session, link, organization_id=access.patient.organization_id, by_id=access.by.id)
     record(
         session,
         by=access.by,
@@ -546,6 +548,7 @@ def set_related_person_consent(
         link.consent_note = (note or "").strip()[:500] or link.consent_note
     else:
         link.consent_withdrawn_at = now()
+    family.sync(session, link, organization_id=access.patient.organization_id, by_id=access.by.id)
     record(
         session,
         by=access.by,

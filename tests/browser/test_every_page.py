@@ -184,6 +184,7 @@ def pages_for(people):
             f"/patients/{pid}/decisions",
             *(f"/patients/{pid}/decisions/{d}" for d in decisions),
             "/decisions/collaborate",
+            f"/patients/{pid}/consents",
         ],
         "pat@patients.example.org": [
             "/my",
@@ -199,6 +200,7 @@ def pages_for(people):
             "/my/relapse-plan?edit=1",
             "/my/decisions",
             *(f"/my/decisions/{d}" for d in decisions),
+            "/my/consents",
         ],
         "fay@family.example.org": ["/shared", f"/shared/{pid}", f"/shared/{pid}/safety-plan"],
         "admin@test.example.org": [

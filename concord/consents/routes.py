@@ -1,0 +1,258 @@
+"""The consent pages: the patient's "Who can see my record" (/my/consents) with a Revoke
+button that asks first, the care team's list on the patient's record with a form to record a
+consent given on paper or out loud, and the consent forms to print for a wet signature.
+
+Who may open them: the patient (their own) and the care team; a family member or carer and
+anyone else get the stranger's 404 (a family member reads the consents naming them through
+the JSON API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from concord import access
+from concord.access import PatientAccess
+from concord.accounts.models import Clinic
+from concord.actions import consents as consent_actions
+from concord.clock import now
+from concord.consents import service as cs
+from concord.consents.forms import TEMPLATES, render_pdf
+from concord.consents.labels import (
+    CATEGORY_LABELS,
+    PURPOSE_LABELS,
+    method_line,
+    sentence,
+    state_line,
+)
+from concord.consents.models import CATEGORIES, ConsentState, GranteeKind, Purpose
+from concord.consents.schemas import ConsentIn, RevokeIn
+from concord.errors import InvalidInput, NotFound
+from concord.i18n import Msg
+from concord.patients import service as patients
+from concord.validation import parse
+from concord.web.deps import DbSession, Form, PostedBy, WebActor
+from concord.web.idempotency import already_done, remember
+from concord.web.templating import render
+
+router = APIRouter()
+OBJECT = "Consent"
+
+
+def _clinic_names(session: DbSession, acc: PatientAccess) -> dict[Any, str]:
+    from sqlalchemy import select
+
+    return {
+        c.id: c.name
+        for c in session.scalars(
+            select(Clinic).where(Clinic.organization_id == acc.patient.organization_id)
+        )
+    }
+
+
+def _rows(session: DbSession, acc: PatientAccess, lang: str) -> list[dict[str, Any]]:
+    at = now()
+    clinics = _clinic_names(session, acc)
+    return [
+        {
+            "consent": c,
+            "sentence": sentence(c, lang, clinics),
+            "state": c.state(at).value,
+            "state_text": state_line(c, lang, at),
+            "active": c.state(at) in (ConsentState.active, ConsentState.not_started),
+            "method": method_line(c, lang),
+        }
+        for c in cs.list_consents(session, access=acc)
+    ]
+
+
+def _team_access(session: DbSession, actor: Any, patient_id: str, action: str = "read") -> Any:
+    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type=OBJECT)
+    if not acc.can_read_record:
+        raise access.refuse_record(session, acc, action=action, object_type=OBJECT)
+    return acc
+
+
+# --- the patient's portal ----------------------------------------------------------------------
+
+
+@router.get("/my/consents")
+def my_consents(request: Request, session: DbSession, actor: WebActor) -> Response:
+    acc = access.own_record(session, actor.user, object_type=OBJECT)
+    return render(
+        request,
+        "consents/mine.html",
+        {
+            "acc": acc,
+            "rows": _rows(session, acc, request.state.lang),
+            "done": request.query_params.get("done"),
+            "templates": TEMPLATES,
+        },
+    )
+
+
+@router.get("/my/consents/{consent_id}/revoke")
+def my_revoke_confirm(
+    consent_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = access.own_record(session, actor.user, object_type=OBJECT)
+    return _confirm(request, session, acc, consent_id, back="/my/consents")
+
+
+def _confirm(
+    request: Request, session: DbSession, acc: PatientAccess, consent_id: str, back: str
+) -> Response:
+    consent = cs.get_consent(session, access=acc, consent_id=consent_id)
+    return render(
+        request,
+        "consents/revoke.html",
+        {
+            "acc": acc,
+            "consent": consent,
+            "sentence": sentence(consent, request.state.lang, _clinic_names(session, acc)),
+            "back": back,
+        },
+    )
+
+
+# --- the care team's page on the patient's record ---------------------------------------------
+
+
+def _team_context(
+    session: DbSession, acc: PatientAccess, lang: str, **extra: Any
+) -> dict[str, Any]:
+    related = patients.list_related_persons(session, access=acc)
+    from sqlalchemy import select
+
+    from concord.patients.models import CareTeam
+
+    team_id = session.scalar(select(CareTeam.id).where(CareTeam.patient_id == acc.patient.id))
+    staff = [m.user for m in patients.current_members(session, team_id=team_id)] if team_id else []
+    return {
+        "acc": acc,
+        "patient": acc.patient,
+        "rows": _rows(session, acc, lang),
+        "related": related,
+        "staff": staff,
+        "clinics": sorted(_clinic_names(session, acc).items(), key=lambda kv: kv[1]),
+        "categories": [(c, CATEGORY_LABELS[c]) for c in CATEGORIES],
+        "purposes": [(p.value, PURPOSE_LABELS.get(p.value)) for p in Purpose],
+        "grantee_kinds": [k.value for k in GranteeKind],
+        "templates": TEMPLATES,
+        "values": {},
+        "errors": {},
+        **extra,
+    }
+
+
+@router.get("/patients/{patient_id}/consents")
+def team_consents(
+    patient_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team_access(session, actor, patient_id)
+    if acc.is_self:
+        return RedirectResponse("/my/consents", status_code=303)
+    context = _team_context(session, acc, request.state.lang)
+    context["done"] = request.query_params.get("done")
+    return render(request, "consents/team.html", context)
+
+
+@router.get("/patients/{patient_id}/consents/{consent_id}/revoke")
+def team_revoke_confirm(
+    patient_id: str, consent_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team_access(session, actor, patient_id)
+    back = "/my/consents" if acc.is_self else f"/patients/{acc.patient.id}/consents"
+    return _confirm(request, session, acc, consent_id, back=back)
+
+
+def _consent_form(form: dict[str, Any]) -> dict[str, Any]:
+    data = dict(form)
+    for listed in ("categories", "purposes"):
+        value = data.get(listed)
+        data[listed] = value if isinstance(value, list) else ([value] if value else [])
+    # The grantee's id comes from the select that matches the kind chosen.
+    kind = data.get("grantee_kind")
+    data["grantee_id"] = data.get(f"grantee_id_{kind}") or data.get("grantee_id") or None
+    return data
+
+
+@router.post("/patients/{patient_id}/consents")
+def record_consent(
+    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+) -> Response:
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    acc = _team_access(session, actor, patient_id, "create")
+    try:
+        data = parse(ConsentIn, _consent_form(form))
+        consent_actions.record(session, access=acc, data=data)
+    except InvalidInput as exc:
+        context = _team_context(
+            session, acc, request.state.lang, values=form, errors=exc.errors, message=exc.message
+        )
+        return render(request, "consents/team.html", context, status_code=422)
+    target = f"/patients/{acc.patient.id}/consents?done=recorded"
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/patients/{patient_id}/consents/{consent_id}/revoke")
+def revoke_consent(
+    patient_id: str,
+    consent_id: str,
+    request: Request,
+    session: DbSession,
+    form: Form,
+    actor: PostedBy,
+) -> Response:
+    done = already_done(session, form, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    acc = _team_access(session, actor, patient_id, "update")
+    data = parse(RevokeIn, form)
+    consent_actions.revoke(session, access=acc, consent_id=consent_id, reason=data.reason)
+    target = (
+        "/my/consents?done=revoked"
+        if acc.is_self
+        else f"/patients/{acc.patient.id}/consents?done=revoked"
+    )
+    remember(session, form, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+# --- printable forms -------------------------------------------------------------------------
+
+
+@router.get("/patients/{patient_id}/consent-forms/{template_id}.pdf")
+def consent_form_pdf(
+    patient_id: str, template_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team_access(session, actor, patient_id)
+    if template_id not in TEMPLATES:
+        raise NotFound(Msg("No such consent form."))
+    from concord.audit.service import record
+
+    record(
+        session,
+        by=acc.by,
+        action="read",
+        object_type=OBJECT,
+        object_id=template_id,
+        patient_id=acc.patient.id,
+        detail={"form": template_id},
+    )
+    body = render_pdf(
+        template_id,
+        lang=acc.patient.language or request.state.lang,
+        patient_name=acc.patient.full_name,
+        today=now().date(),
+    )
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{template_id}.pdf"'},
+    )
