@@ -21,6 +21,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.accounts.models import User
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base, IdMixin, JSONType
 
@@ -99,6 +100,9 @@ class Consent(IdMixin, Base):
         Index("ix_consent_patient", "patient_id", "status"),
         Index("ix_consent_grantee_related", "grantee_related_person_id"),
     )
+    # Who may see what is part of the patient's registration record (ADR 0020): the patient
+    # and the team read it; a family member only the consents that name them (the service).
+    data_category = DataCategory.general
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
