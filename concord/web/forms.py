@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from pydantic import BaseModel
 
-from concord.errors import InvalidInput
+from concord.errors import InvalidInput, NotFound
+from concord.i18n import Msg
 from concord.validation import parse
 from concord.web.deps import Form
 
@@ -99,7 +100,7 @@ class Posted(Generic[M]):
 
     def __init__(
         self,
-        schema: type[M],
+        schema: type[M] | None,
         values: dict[str, Any],
         *,
         prefix: str = "",
@@ -110,23 +111,37 @@ class Posted(Generic[M]):
         self.prefix = prefix
         self.shape = shape
 
+    def typed(self, name: str) -> str:
+        """What was typed in one field, to show it again (not to act on: that is `read`)."""
+        value = self.values.get(name)
+        return value if isinstance(value, str) else ""
+
     def read(self) -> M:
+        if self.schema is None:  # a path the route refuses before reading (see FormOf's `by`)
+            raise NotFound(Msg("Not found"))
         return read_form(self.schema, self.values, prefix=self.prefix, shape=self.shape)
 
 
 def FormOf(  # noqa: N802 - used like FastAPI's Depends, in an annotation
-    schema: type[BaseModel],
+    schema: type[BaseModel] | Mapping[str, type[BaseModel]],
     *,
+    by: str = "",
     prefix: str = "",
     shape: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
 ) -> Any:
-    """The dependency giving a route its posted form and the model to read it with. The model
-    is kept on the dependency (`form_schema`) so a test can compare it with the API twin's."""
+    """The dependency giving a route its posted form and the model to read it with: one
+    model, or one per value of the path parameter `by` (a care plan's section, a decision's
+    step; the route answers 404 for any other value before it reads the form). The models are
+    kept on the dependency (`form_schemas`) so a test can compare them with the API twin's."""
+    schemas: Mapping[str, type[BaseModel]] = schema if isinstance(schema, Mapping) else {"": schema}
+    if isinstance(schema, Mapping) and not by:
+        raise TypeError("FormOf with several models needs `by`, the path parameter choosing one")
 
-    def posted_form(form: Form) -> Posted[Any]:
-        return Posted(schema, form, prefix=prefix, shape=shape)
+    def posted_form(request: Request, form: Form) -> Posted[Any]:
+        chosen = schemas.get(str(request.path_params.get(by, ""))) if by else schemas[""]
+        return Posted(chosen, form, prefix=prefix, shape=shape)
 
-    posted_form.form_schema = schema  # type: ignore[attr-defined]
+    posted_form.form_schemas = tuple(schemas.values())  # type: ignore[attr-defined]
     return Depends(posted_form)
 
 
