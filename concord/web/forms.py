@@ -22,6 +22,7 @@ How a form's fields become the model's input, the same for every form:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from fastapi import Depends, Request
@@ -122,26 +123,47 @@ class Posted(Generic[M]):
         return read_form(self.schema, self.values, prefix=self.prefix, shape=self.shape)
 
 
+Shape = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How one form is read: its model, and the prefix or shape its fields need (see the
+    module's note). For FormOf's models by path parameter, when they differ by model."""
+
+    schema: type[BaseModel]
+    prefix: str = ""
+    shape: Shape | None = None
+
+
 def FormOf(  # noqa: N802 - used like FastAPI's Depends, in an annotation
-    schema: type[BaseModel] | Mapping[str, type[BaseModel]],
+    schema: type[BaseModel] | Mapping[str, type[BaseModel] | Reading],
     *,
     by: str = "",
     prefix: str = "",
-    shape: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    shape: Shape | None = None,
 ) -> Any:
     """The dependency giving a route its posted form and the model to read it with: one
     model, or one per value of the path parameter `by` (a care plan's section, a decision's
     step; the route answers 404 for any other value before it reads the form). The models are
     kept on the dependency (`form_schemas`) so a test can compare them with the API twin's."""
-    schemas: Mapping[str, type[BaseModel]] = schema if isinstance(schema, Mapping) else {"": schema}
-    if isinstance(schema, Mapping) and not by:
-        raise TypeError("FormOf with several models needs `by`, the path parameter choosing one")
+    if isinstance(schema, Mapping):
+        if not by:
+            raise TypeError("FormOf with several models needs `by`, the path parameter")
+        readings = {
+            key: r if isinstance(r, Reading) else Reading(r, prefix, shape)
+            for key, r in schema.items()
+        }
+    else:
+        readings = {"": Reading(schema, prefix, shape)}
 
     def posted_form(request: Request, form: Form) -> Posted[Any]:
-        chosen = schemas.get(str(request.path_params.get(by, ""))) if by else schemas[""]
-        return Posted(chosen, form, prefix=prefix, shape=shape)
+        chosen = readings.get(str(request.path_params.get(by, ""))) if by else readings[""]
+        if chosen is None:
+            return Posted(None, form)
+        return Posted(chosen.schema, form, prefix=chosen.prefix, shape=chosen.shape)
 
-    posted_form.form_schemas = tuple(schemas.values())  # type: ignore[attr-defined]
+    posted_form.form_schemas = tuple(r.schema for r in readings.values())  # type: ignore[attr-defined]
     return Depends(posted_form)
 
 
