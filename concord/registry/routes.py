@@ -795,7 +795,7 @@ def _save_relapse(
                 errors=exc.errors if isinstance(exc, InvalidInput) else {},
                 message=exc.message,
                 conflict=isinstance(exc, Conflict),
-                reason=form.values.get("reason") or "",
+                reason=form.typed("reason"),
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
         )

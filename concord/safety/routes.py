@@ -479,7 +479,7 @@ def _save_plan(
                 errors=exc.errors if isinstance(exc, InvalidInput) else {},
                 message=exc.message,
                 conflict=isinstance(exc, Conflict),
-                reason=form.values.get("reason") or "",
+                reason=form.typed("reason"),
                 base_version=base if isinstance(exc, InvalidInput) else None,
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
