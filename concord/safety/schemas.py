@@ -35,8 +35,9 @@ class CloseIn(Body):
     organization's; the API needs the zone."""
 
     outcome: str | list[str] = Field(
+        [],
         description="What was done: one or several of assessed, safety_plan, emergency, "
-        "unreachable (unreachable with neither assessed nor safety_plan)"
+        "unreachable (unreachable with neither assessed nor safety_plan)",
     )
     note: str
     risk_after: Annotated[str | None, BeforeValidator(blank_to_none)] = Field(
