@@ -110,6 +110,8 @@ def _problem(error: Mapping[str, Any], annotation: Any) -> Msg:
         "date_from_datetime_inexact",
     ):
         return Msg("must be a date written as YYYY-MM-DD")
+    if kind in ("datetime_parsing", "datetime_from_date_parsing", "datetime_type"):
+        return Msg("must be a date and time written as YYYY-MM-DDTHH:MM")
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return Msg("must be a whole number")
     if kind in ("uuid_parsing", "uuid_type"):

@@ -2,13 +2,19 @@
 
 The page routes that change data come from the app itself; each must be in TWINS, naming the
 /api/v1 (or /fhir) route that does the same through the same service, or in EXEMPT with the
-reason it has none. A new page action without a twin fails here the day it is written."""
+reason it has none. A new page action without a twin fails here the day it is written.
+
+A page and its twin read their input with the same model: the page declares it with
+concord.web.forms.FormOf, the API takes it as its body, and the two sets must be equal."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi.routing import APIRoute
 
 from concord.app import create_app
+from concord.decisions.schemas import AnsweredIn
 from concord.settings import Settings
 
 P = "/patients/{patient_id}"
@@ -94,10 +100,16 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ),
     ("POST", f"{P}/measures/ask-now"): (("POST", f"{A}/measures/ask-now"),),
     ("POST", f"{P}/measures/record/{{code}}"): (("POST", f"{A}/measures/{{code}}/responses"),),
-    # The patient's own check-in: the page saves answers as they go and submits at the end; a
-    # program sends the completed response (FHIR, as other systems do).
-    ("POST", "/my/check-ins/start"): (("POST", "/fhir/QuestionnaireResponse"),),
-    ("POST", "/my/check-ins/{response_id}"): (("POST", "/fhir/QuestionnaireResponse"),),
+    # The patient's own check-in: the page saves answers as they go and submits at the end, as
+    # the check-in API does; another system sends the completed response (FHIR).
+    ("POST", "/my/check-ins/start"): (
+        ("POST", f"{A}/check-ins"),
+        ("POST", "/fhir/QuestionnaireResponse"),
+    ),
+    ("POST", "/my/check-ins/{response_id}"): (
+        ("PUT", f"{A}/check-ins/{{response_id}}"),
+        ("POST", "/fhir/QuestionnaireResponse"),
+    ),
     # --- safety ----------------------------------------------------
     ("POST", "/alerts/notifications/read"): (("POST", "/api/v1/alerts/notifications/read"),),
     ("POST", f"{P}/alerts/{{alert_id}}/acknowledge"): (
@@ -219,3 +231,51 @@ def test_only_sign_in_credentials_and_administration_are_exempt():
     }
     for (_, path), _reason in EXEMPT.items():
         assert path.startswith(("/sign-", "/account/", "/admin/")), path
+
+
+# A model a page reads its form with that no twin takes as a body, and why.
+PAGE_ONLY_MODELS: dict[type, str] = {
+    AnsweredIn: "the API names the question in its path (…/questions/{index}/answered)",
+}
+
+
+def _form_models(dependant: Any) -> set[type]:
+    """The models a route's form is read with (FormOf keeps them on its dependency)."""
+    found: set[type] = set()
+    for dep in dependant.dependencies:
+        found |= set(getattr(dep.call, "form_schemas", ()))
+        found |= _form_models(dep)
+    return found
+
+
+def _body_model(route: APIRoute) -> type | None:
+    return route.body_field.field_info.annotation if route.body_field is not None else None
+
+
+def test_a_page_and_its_api_twin_read_the_same_model(tmp_path):
+    routes = list(_routes(tmp_path))
+    by_key = {(m, r.path): r for r in routes for m in r.methods}
+    differ = []
+    with_models = 0
+    for page, twins in TWINS.items():
+        page_models = _form_models(by_key[page].dependant) - set(PAGE_ONLY_MODELS)
+        twin_models = {b for t in twins if (b := _body_model(by_key[t])) is not None}
+        with_models += bool(page_models)
+        if page_models != twin_models:
+            differ.append(
+                (
+                    page,
+                    sorted(m.__name__ for m in page_models),
+                    sorted(m.__name__ for m in twin_models),
+                )
+            )
+    assert differ == [], (
+        "read these pages' forms with their twins' models, FormOf(Model) with the model the "
+        f"API takes as its body (page, page's models, twins' models): {differ}"
+    )
+    assert with_models > 40, "the pages' form models were not found"
+
+
+def test_a_page_only_model_is_read_by_a_page(tmp_path):
+    used = set().union(*(_form_models(r.dependant) for r in _routes(tmp_path)))
+    assert set(PAGE_ONLY_MODELS) <= used, "PAGE_ONLY_MODELS names a model no page reads"

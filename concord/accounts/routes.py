@@ -12,13 +12,22 @@ from starlette.responses import RedirectResponse, Response
 
 from concord.accounts import mfa, organizations, passwords, sessions, signin, tokens, users
 from concord.accounts.models import Role, TokenScope
+from concord.accounts.schemas import (
+    CodeIn,
+    LanguageIn,
+    PasswordChangeIn,
+    SettingsIn,
+    SignInIn,
+    TokenIn,
+    UserIn,
+    UserUpdateIn,
+)
 from concord.errors import InvalidInput
 from concord.i18n import Msg
 from concord.web.deps import (
     SESSION_COOKIE,
     Actor,
     DbSession,
-    Form,
     PostedBy,
     WebActor,
     anonymous_csrf,
@@ -28,6 +37,7 @@ from concord.web.deps import (
     partial_actor,
     posted_by_partial,
 )
+from concord.web.forms import FormOf, Posted
 from concord.web.templating import render
 
 router = APIRouter()
@@ -81,13 +91,15 @@ def sign_in_page(
 def sign_in(
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[SignInIn], FormOf(SignInIn)],
     _csrf: Annotated[None, Depends(check_anonymous_csrf)],
 ) -> Response:
-    email = str(form.get("email", ""))
-    password = str(form.get("password", ""))
-    target = safe_next(str(form.get("next", "")))
-    result = signin.authenticate(session, email=email, password=password, ip=client_ip(request))
+    data = form.read()
+    email = data.email
+    target = safe_next(data.next)
+    result = signin.authenticate(
+        session, email=email, password=data.password, ip=client_ip(request)
+    )
     if result.user is None:
         anonymous_csrf(request)
         request.state.lang = getattr(request.state, "lang", "en")
@@ -133,12 +145,18 @@ def mfa_page(request: Request, actor: PartialActor) -> Response:
 
 
 @router.post("/sign-in/mfa")
-def mfa_verify(request: Request, session: DbSession, form: Form, actor: PostedPartial) -> Response:
-    target = safe_next(str(form.get("next", "")))
+def mfa_verify(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[CodeIn], FormOf(CodeIn)],
+    actor: PostedPartial,
+) -> Response:
+    data = form.read()
+    target = safe_next(data.next)
     assert actor.web_session is not None
     throttled = mfa.second_factor_throttle(session, user=actor.user)
     if throttled is not None or not mfa.verify_second_factor(
-        session, user=actor.user, code=str(form.get("code", ""))
+        session, user=actor.user, code=data.code
     ):
         return render(
             request,
@@ -186,11 +204,15 @@ def mfa_setup_page(request: Request, session: DbSession, actor: PartialActor) ->
 
 @router.post("/account/mfa/setup")
 def mfa_setup_confirm(
-    request: Request, session: DbSession, form: Form, actor: PostedPartial
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[CodeIn], FormOf(CodeIn)],
+    actor: PostedPartial,
 ) -> Response:
     assert actor.web_session is not None
+    data = form.read()
     try:
-        codes = mfa.confirm_mfa_setup(session, user=actor.user, code=str(form.get("code", "")))
+        codes = mfa.confirm_mfa_setup(session, user=actor.user, code=data.code)
     except InvalidInput as exc:
         secret = mfa.pending_mfa_secret(actor.user) or ""
         return render(
@@ -201,14 +223,12 @@ def mfa_setup_confirm(
                 "qr": _qr_svg(mfa.provisioning_uri(actor.user, secret)) if secret else "",
                 "required": sessions.mfa_required(actor.user),
                 "error": exc.errors.get("code"),
-                "next": safe_next(str(form.get("next", ""))),
+                "next": safe_next(data.next),
             },
             status_code=422,
         )
     sessions.mark_mfa_verified(actor.web_session)
-    return render(
-        request, "mfa_codes.html", {"codes": codes, "next": safe_next(str(form.get("next", "")))}
-    )
+    return render(request, "mfa_codes.html", {"codes": codes, "next": safe_next(data.next)})
 
 
 @router.post("/sign-out")
@@ -252,9 +272,15 @@ def account_page(request: Request, session: DbSession, actor: WebActor) -> Respo
 
 
 @router.post("/account/language")
-def set_language(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
-    users.set_language(session, user=actor.user, language=str(form.get("language", "")))
-    target = safe_next(str(form.get("next", "") or "/account?done=language"))
+def set_language(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[LanguageIn], FormOf(LanguageIn)],
+    actor: PostedBy,
+) -> Response:
+    data = form.read()
+    users.set_language(session, user=actor.user, language=data.language)
+    target = safe_next(data.next or "/account?done=language")
     return RedirectResponse(target, status_code=303)
 
 
@@ -269,15 +295,19 @@ def password_page(request: Request, actor: PartialActor) -> Response:
 
 @router.post("/account/password")
 def change_password(
-    request: Request, session: DbSession, form: Form, actor: PostedPartial
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[PasswordChangeIn], FormOf(PasswordChangeIn)],
+    actor: PostedPartial,
 ) -> Response:
     try:
+        data = form.read()
         passwords.change_password(
             session,
             user=actor.user,
-            current=str(form.get("current_password", "")),
-            new=str(form.get("new_password", "")),
-            confirm=str(form.get("confirm_password", "")),
+            current=data.current_password,
+            new=data.new_password,
+            confirm=data.confirm_password,
         )
     except InvalidInput as exc:
         return render(
@@ -294,14 +324,19 @@ def change_password(
 
 
 @router.post("/account/tokens")
-def create_token(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
-    expires = str(form.get("expires_in", "")).strip()
+def create_token(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[TokenIn], FormOf(TokenIn)],
+    actor: PostedBy,
+) -> Response:
+    data = form.read()
     try:
-        scope = TokenScope(str(form.get("scope", "read")))
+        scope = TokenScope(data.scope)
     except ValueError:
         scope = TokenScope.read
     try:
-        expires_in = tokens.parse_duration(expires) if expires else None
+        expires_in = tokens.parse_duration(data.expires_in) if data.expires_in else None
     except InvalidInput as exc:
         return render(
             request,
@@ -313,7 +348,7 @@ def create_token(request: Request, session: DbSession, form: Form, actor: Posted
         session,
         user=actor.user,
         by=actor.user,
-        name=str(form.get("name", "")),
+        name=data.name,
         expires_in=expires_in,
         scope=scope,
     )
@@ -393,29 +428,33 @@ def _role(value: Any) -> Role:
 
 @router.post("/admin/users/new")
 def admin_user_create(
-    request: Request, session: DbSession, form: Form, actor: PostedBy
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[UserIn], FormOf(UserIn)],
+    actor: PostedBy,
 ) -> Response:
     from concord.accounts.models import Organization
 
     try:
+        data = form.read()
         org = session.get(Organization, actor.user.organization_id)
         assert org is not None
         user, password = users.create_user(
             session,
             by=actor.user,
             organization=org,
-            email=str(form.get("email", "")),
-            name=str(form.get("name", "")),
-            role=_role(form.get("role")),
-            clinic=_clinic(session, actor, form.get("clinic_id")),
-            is_admin=form.get("is_admin") == "on",
-            language=str(form.get("language", "en")),
+            email=data.email,
+            name=data.name,
+            role=_role(data.role),
+            clinic=_clinic(session, actor, data.clinic_id),
+            is_admin=data.is_admin,
+            language=data.language,
         )
     except InvalidInput as exc:
         return render(
             request,
             "admin/user_form.html",
-            _user_form_context(session, actor, values=form, errors=exc.errors),
+            _user_form_context(session, actor, values=form.values, errors=exc.errors),
             status_code=422,
         )
     return render(request, "admin/user_created.html", {"created": user, "password": password})
@@ -449,29 +488,34 @@ def admin_user_edit(
 
 @router.post("/admin/users/{user_id}")
 def admin_user_update(
-    user_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    user_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[UserUpdateIn], FormOf(UserUpdateIn)],
+    actor: PostedBy,
 ) -> Response:
     target = users.get_user_for_admin(session, by=actor.user, user_id=user_id)
     try:
-        role = (
-            None if target.role in (Role.patient, Role.related_person) else _role(form.get("role"))
-        )
+        data = form.read()
+        role = None if target.role in (Role.patient, Role.related_person) else _role(data.role)
         users.update_user(
             session,
             user=target,
             by=actor.user,
-            name=str(form.get("name", "")),
+            name=data.name,
             role=role,
-            is_admin=form.get("is_admin") == "on",
-            active=form.get("active") == "on",
-            clinic=_clinic(session, actor, form.get("clinic_id")),
-            language=str(form.get("language", target.language)),
+            is_admin=data.is_admin,
+            active=data.active,
+            clinic=_clinic(session, actor, data.clinic_id),
+            language=data.language if data.language is not None else target.language,
         )
     except InvalidInput as exc:
         return render(
             request,
             "admin/user_form.html",
-            _user_form_context(session, actor, target=target, values=form, errors=exc.errors),
+            _user_form_context(
+                session, actor, target=target, values=form.values, errors=exc.errors
+            ),
             status_code=422,
         )
     return RedirectResponse(f"/admin/users/{target.id}?done=saved", status_code=303)
@@ -530,27 +574,26 @@ def admin_settings(request: Request, session: DbSession, actor: WebActor) -> Res
 
 @router.post("/admin/settings")
 def admin_settings_save(
-    request: Request, session: DbSession, form: Form, actor: PostedBy
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[SettingsIn], FormOf(SettingsIn)],
+    actor: PostedBy,
 ) -> Response:
-    raw = str(form.get("review_interval_days", "")).strip()
     try:
-        if raw and not raw.isdigit():
-            raise InvalidInput.field(
-                "review_interval_days", Msg("must be a number of days from 1 to 366")
-            )
+        data = form.read()
         organizations.update_organization_settings(
             session,
             by=actor.user,
-            require_mfa_for_clinicians=form.get("require_mfa_for_clinicians") == "on",
-            review_interval_days=int(raw) if raw else None,
-            crisis_resources=str(form.get("crisis_resources", "")),
-            on_call_user_id=str(form.get("on_call_user_id", "")),
+            require_mfa_for_clinicians=data.require_mfa_for_clinicians,
+            review_interval_days=data.review_interval_days,
+            crisis_resources=data.crisis_resources,
+            on_call_user_id=data.on_call_user_id,
         )
     except InvalidInput as exc:
         return render(
             request,
             "admin/settings.html",
-            _settings_context(session, actor, errors=exc.errors, values=form),
+            _settings_context(session, actor, errors=exc.errors, values=form.values),
             status_code=422,
         )
     return RedirectResponse("/admin/settings?done=saved", status_code=303)

@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import create_model
 from sqlalchemy.orm import Session
 
 from concord import access
@@ -19,30 +18,23 @@ from concord.access import PatientAccess
 from concord.actions import careplan as plan_actions
 from concord.careplans import service as plans
 from concord.careplans.history import SECTION_FIELDS
-from concord.careplans.models import CarePlan, PlanStatus
+from concord.careplans.models import CarePlan
 from concord.careplans.schemas import (
-    ActionStepIn,
-    BarrierIn,
+    ITEM_CREATE,
+    ITEM_UPDATE,
+    AgreeIn,
     CommentIn,
-    ConcernIn,
-    ContingencyIn,
-    GoalIn,
     GoalProposal,
-    Input,
-    InterventionIn,
-    MilestoneIn,
     PlanActivate,
-    PlanEnd,
+    PlanEndIn,
     PlanStart,
     PreferencesIn,
     RemoveIn,
     ReviewIn,
     StepStatusIn,
-    StrengthIn,
 )
 from concord.errors import InvalidInput, NotFound
 from concord.i18n import Msg
-from concord.validation import OptText1000, Text1000
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -186,10 +178,6 @@ def review_careplan(
     return _view(session, acc)
 
 
-class PlanEndIn(PlanEnd):
-    status: PlanStatus
-
-
 @router.post("/patients/{patient_id}/careplan/end")
 def end_careplan(
     patient_id: str, body: PlanEndIn, session: DbSession, actor: ApiWriter
@@ -206,10 +194,6 @@ def put_preferences(
     acc = _access(session, actor, patient_id, "update")
     plans.update_preferences(session, access=acc, data=body)
     return _view(session, acc)
-
-
-class AgreeIn(Input):
-    revision: int
 
 
 @router.post("/patients/{patient_id}/careplan/agree")
@@ -351,25 +335,11 @@ def _replay(session: Session, acc: PatientAccess, result: str | None) -> Any:
 
 # --- items: one set of routes per section, each with its own typed body ------------------------
 
-ITEM_BODIES = {
-    "concerns": ConcernIn,
-    "goals": GoalIn,
-    "milestones": MilestoneIn,
-    "interventions": InterventionIn,
-    "action_steps": ActionStepIn,
-    "strengths": StrengthIn,
-    "barriers": BarrierIn,
-    "contingencies": ContingencyIn,
-}
 
-
-def _register_item_routes(section: str, schema: Any) -> None:
-    create_body = create_model(
-        f"{schema.__name__}Create", __base__=schema, reason=(OptText1000, None)
-    )
-    update_body = create_model(
-        f"{schema.__name__}Update", __base__=schema, version=(int, ...), reason=(Text1000, ...)
-    )
+def _register_item_routes(section: str) -> None:
+    # The same models the page's forms are read with (concord.careplans.schemas).
+    create_body = ITEM_CREATE[section]
+    update_body = ITEM_UPDATE[section]
 
     def add(
         patient_id: str,
@@ -452,5 +422,5 @@ def _register_item_routes(section: str, schema: Any) -> None:
     )
 
 
-for _section, _schema in ITEM_BODIES.items():
-    _register_item_routes(_section, _schema)
+for _section in ITEM_CREATE:
+    _register_item_routes(_section)

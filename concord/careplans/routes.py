@@ -8,7 +8,7 @@ form with a problem comes back with the error beside the field and everything ty
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
@@ -37,17 +37,17 @@ from concord.careplans.models import (
     InterventionKind,
     InterventionStatus,
     MonitoringIntensity,
-    PlanStatus,
     Priority,
     StepStatus,
 )
 from concord.careplans.schemas import (
-    ITEM_SCHEMAS,
+    ITEM_CREATE,
+    ITEM_UPDATE,
+    AgreeIn,
     CommentIn,
-    Edit,
     GoalProposal,
     PlanActivate,
-    PlanEnd,
+    PlanEndIn,
     PlanStart,
     PreferencesIn,
     RemoveIn,
@@ -60,8 +60,8 @@ from concord.measures.library import library as measure_library
 from concord.measures.service import goal_met, latest_scores
 from concord.patients.models import RelatedPerson
 from concord.safety.routes import safety_context
-from concord.validation import parse
-from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
+from concord.web.deps import Actor, DbSession, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
 
@@ -207,61 +207,72 @@ def plan_page(patient_id: str, request: Request, session: DbSession, actor: WebA
 
 @router.post("/patients/{patient_id}/plan/start")
 def plan_start(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[PlanStart], FormOf(PlanStart)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "create")
-    if already_done(session, form, actor):
+    if already_done(session, form.values, actor):
         return _editor_response(request, session, acc, section=None)
     try:
-        plans.start_plan(session, access=acc, data=parse(PlanStart, form))
+        plans.start_plan(session, access=acc, data=form.read())
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, "start", form)
+        state, status = _failed(exc, "start", form.values)
         return _editor_response(request, session, acc, section=None, state=state, status=status)
-    remember(session, form, actor, f"/patients/{acc.patient.id}/plan")
+    remember(session, form.values, actor, f"/patients/{acc.patient.id}/plan")
     return _editor_response(request, session, acc, section=None, done="started")
 
 
 @router.post("/patients/{patient_id}/plan/activate")
 def plan_activate(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[PlanActivate], FormOf(PlanActivate)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "update")
     try:
-        plan_actions.activate_plan(session, access=acc, version=parse(PlanActivate, form).version)
+        plan_actions.activate_plan(session, access=acc, version=form.read().version)
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, "status", form)
+        state, status = _failed(exc, "status", form.values)
         return _editor_response(request, session, acc, section="status", state=state, status=status)
     return _editor_response(request, session, acc, section="status", done="activated")
 
 
 @router.post("/patients/{patient_id}/plan/review")
 def plan_review(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ReviewIn], FormOf(ReviewIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "update")
     try:
-        plan_actions.record_review(session, access=acc, data=parse(ReviewIn, form))
+        plan_actions.record_review(session, access=acc, data=form.read())
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, "review", form)
+        state, status = _failed(exc, "review", form.values)
         return _editor_response(request, session, acc, section="status", state=state, status=status)
     return _editor_response(request, session, acc, section="status", done="reviewed")
 
 
 @router.post("/patients/{patient_id}/plan/end")
 def plan_end(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[PlanEndIn], FormOf(PlanEndIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "update")
     try:
-        data = parse(PlanEnd, form)
-        status_value = str(form.get("status", ""))
-        if status_value not in (PlanStatus.completed, PlanStatus.revoked):
-            raise InvalidInput.field("status", Msg("choose completed or withdrawn"))
-        plan_actions.end_plan(
-            session, access=acc, status=PlanStatus(status_value), reason=data.reason
-        )
+        data = form.read()
+        plan_actions.end_plan(session, access=acc, status=data.status, reason=data.reason)
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, "end", form)
+        state, status = _failed(exc, "end", form.values)
         return _editor_response(request, session, acc, section=None, state=state, status=status)
     if _is_htmx(request):
         return Response(
@@ -272,13 +283,17 @@ def plan_end(
 
 @router.post("/patients/{patient_id}/plan/preferences")
 def plan_preferences(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[PreferencesIn], FormOf(PreferencesIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "update")
     try:
-        plans.update_preferences(session, access=acc, data=parse(PreferencesIn, form))
+        plans.update_preferences(session, access=acc, data=form.read())
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, "preferences", form)
+        state, status = _failed(exc, "preferences", form.values)
         return _editor_response(
             request, session, acc, section="preferences", state=state, status=status
         )
@@ -287,55 +302,61 @@ def plan_preferences(
 
 @router.post("/patients/{patient_id}/plan/agree")
 def plan_agree_lead(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[AgreeIn], FormOf(AgreeIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "agree")
     try:
-        plan_actions.agree(session, access=acc, revision=_revision(form))
+        plan_actions.agree(session, access=acc, revision=form.read().revision)
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, "agree", form)
+        state, status = _failed(exc, "agree", form.values)
         return _editor_response(request, session, acc, section="status", state=state, status=status)
     return _editor_response(request, session, acc, section="status", done="agreed")
 
 
-def _revision(form: dict[str, Any]) -> int:
-    try:
-        return int(str(form.get("revision", "")))
-    except ValueError:
-        raise InvalidInput.field("revision", Msg("must be a whole number")) from None
-
-
 @router.post("/patients/{patient_id}/plan/comments")
 def plan_comment(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[CommentIn], FormOf(CommentIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "create")
-    if not already_done(session, form, actor):
+    if not already_done(session, form.values, actor):
         try:
-            plans.add_comment(session, access=acc, body=parse(CommentIn, form).body)
+            plans.add_comment(session, access=acc, body=form.read().body)
         except (InvalidInput, NotFound) as exc:
             if isinstance(exc, NotFound):
                 raise
-            state, status = _failed(exc, "comment", form)
+            state, status = _failed(exc, "comment", form.values)
             return _editor_response(
                 request, session, acc, section="comments", state=state, status=status
             )
-        remember(session, form, actor, f"/patients/{acc.patient.id}/plan#section-comments")
+        remember(session, form.values, actor, f"/patients/{acc.patient.id}/plan#section-comments")
     return _editor_response(request, session, acc, section="comments", done="commented")
 
 
 @router.post("/patients/{patient_id}/plan/action_steps/{step_id}/status")
 def step_status(
-    patient_id: str, step_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    step_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[StepStatusIn], FormOf(StepStatusIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team_access(session, actor, patient_id, "update")
     try:
-        data = parse(StepStatusIn, form)
+        data = form.read()
         plans.set_step_status(
             session, access=acc, step_id=step_id, status=data.status, version=data.version
         )
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, f"action_steps-{step_id}", form)
+        state, status = _failed(exc, f"action_steps-{step_id}", form.values)
         return _editor_response(
             request, session, acc, section="action_steps", state=state, status=status
         )
@@ -349,25 +370,29 @@ def _section_of(section: str) -> str:
 
 @router.post("/patients/{patient_id}/plan/{section}")
 def item_add(
-    patient_id: str, section: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    section: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[Any], FormOf(ITEM_CREATE, by="section")],
+    actor: PostedBy,
 ) -> Response:
     shown = _section_of(section)
     acc = _team_access(session, actor, patient_id, "create")
-    if already_done(session, form, actor):
+    if already_done(session, form.values, actor):
         return _editor_response(request, session, acc, section=shown)
     try:
-        data = parse(ITEM_SCHEMAS[section], form)
-        reason = str(form.get("reason", "")).strip() or None
-        plan_actions.add_item(session, access=acc, section=section, data=data, reason=reason)
+        data = form.read()
+        plan_actions.add_item(session, access=acc, section=section, data=data, reason=data.reason)
     except (InvalidInput, Conflict) as exc:
         form_id = (
             f"{section}-add"
             if section != "milestones"
-            else (f"milestones-add-{form.get('goal_id', '')}")
+            else (f"milestones-add-{form.typed('goal_id')}")
         )
-        state, status = _failed(exc, form_id, form)
+        state, status = _failed(exc, form_id, form.values)
         return _editor_response(request, session, acc, section=shown, state=state, status=status)
-    remember(session, form, actor, f"/patients/{acc.patient.id}/plan#section-{shown}")
+    remember(session, form.values, actor, f"/patients/{acc.patient.id}/plan#section-{shown}")
     return _editor_response(request, session, acc, section=shown, done="added")
 
 
@@ -378,31 +403,28 @@ def item_update(
     item_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[Any], FormOf(ITEM_UPDATE, by="section")],
     actor: PostedBy,
 ) -> Response:
     shown = _section_of(section)
     acc = _team_access(session, actor, patient_id, "update")
-    if already_done(session, form, actor):
+    if already_done(session, form.values, actor):
         return _editor_response(request, session, acc, section=shown)
     try:
-        data = parse(ITEM_SCHEMAS[section], form)
-        meta = parse(Edit, form)
-        if meta.reason is None:
-            raise InvalidInput.field("reason", Msg("say briefly why this is changing"))
+        data = form.read()
         plan_actions.update_item(
             session,
             access=acc,
             section=section,
             item_id=item_id,
             data=data,
-            version=meta.version,
-            reason=meta.reason,
+            version=data.version,
+            reason=data.reason,
         )
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, f"{section}-{item_id}", form)
+        state, status = _failed(exc, f"{section}-{item_id}", form.values)
         return _editor_response(request, session, acc, section=shown, state=state, status=status)
-    remember(session, form, actor, f"/patients/{acc.patient.id}/plan#section-{shown}")
+    remember(session, form.values, actor, f"/patients/{acc.patient.id}/plan#section-{shown}")
     return _editor_response(request, session, acc, section=shown, done="saved")
 
 
@@ -413,15 +435,15 @@ def item_remove(
     item_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[RemoveIn], FormOf(RemoveIn)],
     actor: PostedBy,
 ) -> Response:
     shown = _section_of(section)
     acc = _team_access(session, actor, patient_id, "delete")
-    if already_done(session, form, actor):
+    if already_done(session, form.values, actor):
         return _editor_response(request, session, acc, section=shown)
     try:
-        data = parse(RemoveIn, form)
+        data = form.read()
         plan_actions.remove_item(
             session,
             access=acc,
@@ -431,9 +453,9 @@ def item_remove(
             reason=data.reason,
         )
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, f"{section}-{item_id}-remove", form)
+        state, status = _failed(exc, f"{section}-{item_id}-remove", form.values)
         return _editor_response(request, session, acc, section=shown, state=state, status=status)
-    remember(session, form, actor, f"/patients/{acc.patient.id}/plan#section-{shown}")
+    remember(session, form.values, actor, f"/patients/{acc.patient.id}/plan#section-{shown}")
     return _editor_response(request, session, acc, section=shown, done="removed")
 
 
@@ -582,36 +604,46 @@ def my_propose_page(request: Request, session: DbSession, actor: WebActor) -> Re
 
 
 @router.post("/my/plan/propose")
-def my_propose(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+def my_propose(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[GoalProposal], FormOf(GoalProposal)],
+    actor: PostedBy,
+) -> Response:
     acc = _self_access(session, actor, "create")
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        plans.propose_goal(session, access=acc, data=parse(GoalProposal, form))
+        plans.propose_goal(session, access=acc, data=form.read())
     except InvalidInput as exc:
         return render(
             request,
             "careplans/my_propose.html",
             {
                 "acc": acc,
-                "values": form,
+                "values": form.values,
                 "errors": exc.errors,
                 "category_options": [(c.value, c.value) for c in GoalCategory],
             },
             status_code=422,
         )
-    remember(session, form, actor, "/my/plan?done=proposed")
+    remember(session, form.values, actor, "/my/plan?done=proposed")
     return RedirectResponse("/my/plan?done=proposed", status_code=303)
 
 
 @router.post("/my/plan/agree")
-def my_agree(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+def my_agree(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[AgreeIn], FormOf(AgreeIn)],
+    actor: PostedBy,
+) -> Response:
     acc = _self_access(session, actor, "agree")
     try:
-        plan_actions.agree(session, access=acc, revision=_revision(form))
+        plan_actions.agree(session, access=acc, revision=form.read().revision)
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, "agree", form)
+        state, status = _failed(exc, "agree", form.values)
         return render(
             request,
             "careplans/my_plan.html",
@@ -622,36 +654,45 @@ def my_agree(request: Request, session: DbSession, form: Form, actor: PostedBy) 
 
 
 @router.post("/my/plan/comments")
-def my_comment(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+def my_comment(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[CommentIn], FormOf(CommentIn)],
+    actor: PostedBy,
+) -> Response:
     acc = _self_access(session, actor, "create")
-    if not already_done(session, form, actor):
+    if not already_done(session, form.values, actor):
         try:
-            plans.add_comment(session, access=acc, body=parse(CommentIn, form).body)
+            plans.add_comment(session, access=acc, body=form.read().body)
         except InvalidInput as exc:
-            state, status = _failed(exc, "comment", form)
+            state, status = _failed(exc, "comment", form.values)
             return render(
                 request,
                 "careplans/my_plan.html",
                 _portal_context(session, acc, state),
                 status_code=status,
             )
-        remember(session, form, actor, "/my/plan?done=commented#comments")
+        remember(session, form.values, actor, "/my/plan?done=commented#comments")
     return RedirectResponse("/my/plan?done=commented#comments", status_code=303)
 
 
 @router.post("/my/steps/{step_id}/status")
 def my_step_status(
-    step_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    step_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[StepStatusIn], FormOf(StepStatusIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _self_access(session, actor, "update")
-    back = "/my" if form.get("back") == "home" else "/my/plan"
+    back = back_to(form.values, "/my/plan")
     try:
-        data = parse(StepStatusIn, form)
+        data = form.read()
         plans.set_step_status(
             session, access=acc, step_id=step_id, status=data.status, version=data.version
         )
     except (InvalidInput, Conflict) as exc:
-        state, status = _failed(exc, f"step-{step_id}", form)
+        state, status = _failed(exc, f"step-{step_id}", form.values)
         return render(
             request,
             "careplans/my_plan.html",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from concord.careplans.models import (
     BarrierKind,
@@ -18,9 +18,11 @@ from concord.careplans.models import (
     InterventionKind,
     InterventionStatus,
     MonitoringIntensity,
+    PlanStatus,
     Priority,
     StepStatus,
 )
+from concord.i18n import N_
 from concord.validation import (
     Checkbox,
     OptDate,
@@ -60,6 +62,24 @@ class PlanStart(Input):
 
 class PlanEnd(Input):
     reason: Text1000
+
+
+def _ending(value: Any) -> Any:
+    if value not in (PlanStatus.completed, PlanStatus.revoked):
+        raise ValueError(N_("choose completed or withdrawn"))
+    return value
+
+
+class PlanEndIn(PlanEnd):
+    """Ending the plan: completed, or withdrawn (revoked), with the reason."""
+
+    status: Annotated[PlanStatus, BeforeValidator(_ending)]
+
+
+class AgreeIn(Input):
+    """Agreeing to the plan as it stands: the revision you read."""
+
+    revision: int
 
 
 class PlanActivate(Input):
@@ -177,4 +197,30 @@ ITEM_SCHEMAS: dict[str, type[Input]] = {
     "strengths": StrengthIn,
     "barriers": BarrierIn,
     "contingencies": ContingencyIn,
+}
+
+
+def _changing(value: Any) -> Any:
+    if value is None:
+        raise ValueError(N_("say briefly why this is changing"))
+    return value
+
+
+# What adding an item and changing one send, per section: the item's fields, with the reason
+# for a change (optional when adding) and the version a change was based on.
+ITEM_CREATE: dict[str, type[Input]] = {
+    section: create_model(f"{schema.__name__}Create", __base__=schema, reason=(OptText1000, None))
+    for section, schema in ITEM_SCHEMAS.items()
+}
+ITEM_UPDATE: dict[str, type[Input]] = {
+    section: create_model(
+        f"{schema.__name__}Update",
+        __base__=schema,
+        version=(int, ...),
+        reason=(
+            Annotated[OptText1000, AfterValidator(_changing)],
+            Field(None, validate_default=True),
+        ),
+    )
+    for section, schema in ITEM_SCHEMAS.items()
 }

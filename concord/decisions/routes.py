@@ -4,7 +4,7 @@ CollaboRATE report."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -15,11 +15,22 @@ from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES
 from concord.decisions.labels import ATTRIBUTE_LABELS, MISSING_LABELS, STATUS_LABELS, sure_items
-from concord.decisions.schemas import OutcomeIn, QuestionIn, StartIn, SureIn, ValuesIn
+from concord.decisions.schemas import (
+    AnsweredIn,
+    OutcomeIn,
+    QuestionIn,
+    StartIn,
+    SureIn,
+    ValuesIn,
+    outcome_form,
+    question_form,
+    sure_form,
+    values_form,
+)
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
-from concord.validation import parse, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted, Reading
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
 
@@ -60,24 +71,20 @@ def _decision_context(
     return context
 
 
-def _posted_values(form: dict[str, Any]) -> list[str]:
-    raw = form.get("values")
-    items = raw if isinstance(raw, list) else ([raw] if raw else [])
-    return [str(v) for v in items]
-
-
-def _version(form: dict[str, Any]) -> int | None:
-    """The version the form was opened at (none, or not a number: the service decides)."""
-    try:
-        return int(str(form.get("version", "")).strip())
-    except ValueError:
-        return None
+# The steps of working through a decision, each read with the model its API twin takes.
+STEPS: dict[str, type[Any] | Reading] = {
+    "values": Reading(ValuesIn, shape=values_form),
+    "question": Reading(QuestionIn, shape=question_form),
+    "sure": Reading(SureIn, shape=sure_form),
+}
+# The team also marks a question answered.
+TEAM_STEPS: dict[str, type[Any] | Reading] = {**STEPS, "answered": AnsweredIn}
 
 
 def _work(
     request: Request,
     session: DbSession,
-    form: dict[str, Any],
+    form: Posted[Any],
     actor: Actor,
     acc: PatientAccess,
     decision_id: str,
@@ -87,20 +94,12 @@ def _work(
     extra: dict[str, Any] | None = None,
 ) -> Response:
     """One step of working through a decision (values, a question, SURE), from either side."""
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
         if step == "values":
-            chosen = parse(
-                ValuesIn,
-                {
-                    "values": _posted_values(form),
-                    "note": str(form.get("values_note") or ""),
-                    "leaning": str(form.get("leaning") or ""),
-                    "version": _version(form),
-                },
-            )
+            chosen = form.read()
             decision = ds.save_values(
                 session,
                 access=acc,
@@ -111,19 +110,19 @@ def _work(
                 base_version=chosen.version,
             )
         elif step == "question":
-            asked = parse(QuestionIn, {"text": str(form.get("question") or "")})
+            asked = form.read()
             decision = ds.add_question(
                 session, access=acc, decision_id=decision_id, text=asked.text
             )
         elif step == "sure":
-            # parse_sure names the page's own fields (sure_<item>) when one is unanswered.
-            sure = parse(SureIn, ds.parse_sure(form))
+            # sure_form names the page's own fields (sure_<item>) when one is unanswered.
+            sure = form.read()
             decision = ds.save_sure(
                 session, access=acc, decision_id=decision_id, answers=sure.model_dump()
             )
         elif step == "answered":
             decision = ds.mark_answered(
-                session, access=acc, decision_id=decision_id, index=form.get("index")
+                session, access=acc, decision_id=decision_id, index=form.read().index
             )
         else:
             raise NotFound(Msg("No such page."))
@@ -139,14 +138,16 @@ def _work(
                 errors=exc.errors if isinstance(exc, InvalidInput) else {},
                 message=exc.message,
                 form=step,
-                values={k: v for k, v in form.items() if isinstance(v, str)},
-                chosen_values=_posted_values(form) if step == "values" else decision.values,
+                values={k: v for k, v in form.values.items() if isinstance(v, str)},
+                chosen_values=values_form(form.values)["values"]
+                if step == "values"
+                else decision.values,
                 **(extra or {}),
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
         )
     target = f"{base}/{decision.id}?done={step}#{'fit' if step == 'values' else step}"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -182,11 +183,14 @@ def my_decisions(request: Request, session: DbSession, actor: WebActor) -> Respo
 
 
 @router.post("/my/decisions")
-def my_start(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+def my_start(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[StartIn], FormOf(StartIn)],
+    actor: PostedBy,
+) -> Response:
     acc = _own(session, actor, "create")
-    decision = ds.start(
-        session, access=acc, aid_id=parse(StartIn, {"aid": form.get("aid") or ""}).aid
-    )
+    decision = ds.start(session, access=acc, aid_id=form.read().aid)
     return RedirectResponse(f"/my/decisions/{decision.id}", status_code=303)
 
 
@@ -220,7 +224,12 @@ def my_collaborate(
 
 @router.post("/my/decisions/{decision_id}/{step}")
 def my_step(
-    decision_id: str, step: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    decision_id: str,
+    step: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[Any], FormOf(STEPS, by="step")],
+    actor: PostedBy,
 ) -> Response:
     acc = _own(session, actor, "update")
     return _work(
@@ -285,12 +294,14 @@ def team_decisions(
 
 @router.post("/patients/{patient_id}/decisions")
 def team_start(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[StartIn], FormOf(StartIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
-    decision = ds.start(
-        session, access=acc, aid_id=parse(StartIn, {"aid": form.get("aid") or ""}).aid
-    )
+    decision = ds.start(session, access=acc, aid_id=form.read().aid)
     return RedirectResponse(f"/patients/{acc.patient.id}/decisions/{decision.id}", status_code=303)
 
 
@@ -319,38 +330,15 @@ def team_record(
     decision_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[OutcomeIn], FormOf(OutcomeIn, shape=outcome_form)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
-    considered = form.get("considered")
-    considered = (
-        considered if isinstance(considered, list) else ([considered] if considered else [])
-    )
-    clinicians = form.get("clinician_ids")
-    clinicians = (
-        clinicians if isinstance(clinicians, list) else ([clinicians] if clinicians else [])
-    )
     try:
-        on = parse_date(form.get("decided_on"), "decided_on")
-        if on is None:
-            raise InvalidInput.field("decided_on", Msg("must be a date written as YYYY-MM-DD"))
-        choice = str(form.get("choice") or "")
-        recorded = parse(
-            OutcomeIn,
-            {
-                "choice": None if choice == "not_decided" else choice,
-                "reasons": str(form.get("reasons") or ""),
-                "considered": [str(c) for c in considered],
-                "decided_on": on,
-                "clinician_ids": [str(c) for c in clinicians],
-                "others": str(form.get("others") or ""),
-                "version": _version(form),
-            },
-        )
+        recorded = form.read()
         decision = ds.record_outcome(
             session,
             access=acc,
@@ -370,14 +358,14 @@ def team_record(
                 errors=exc.errors if isinstance(exc, InvalidInput) else {},
                 message=exc.message,
                 form="record",
-                values={k: v for k, v in form.items() if isinstance(v, str)},
+                values={k: v for k, v in form.values.items() if isinstance(v, str)},
                 **_team_extra(session, acc),
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
         )
     step = "recorded_existing" if getattr(decision, "reused_treatment", False) else "recorded"
     target = f"/patients/{acc.patient.id}/decisions/{decision.id}?done={step}"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -388,7 +376,7 @@ def team_step(
     step: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[Any], FormOf(TEAM_STEPS, by="step")],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")

@@ -4,7 +4,7 @@ behalf) and the patient's check-ins and progress."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -21,6 +21,7 @@ from concord.measures import service as measures
 from concord.measures.library import Instrument, library
 from concord.measures.rules import plain_change
 from concord.measures.schemas import (
+    DECLINED,
     RECORD_MODES,
     AskNowIn,
     CheckInAnswersIn,
@@ -28,38 +29,15 @@ from concord.measures.schemas import (
     RecordedCheckInIn,
     ScheduleChangeIn,
     ScheduleIn,
+    answers_form,
+    recorded_form,
 )
-from concord.validation import blank_to_none, parse
-from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
+from concord.web.deps import Actor, DbSession, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
 
 router = APIRouter()
-
-
-DECLINED = "declined"  # the value of a question's "I'd rather not answer" choice
-
-
-def parse_declined(form: dict[str, Any]) -> list[str]:
-    """The questions whose "I'd rather not answer" choice is picked."""
-    return [k[2:] for k, v in form.items() if k.startswith("a.") and v == DECLINED]
-
-
-def parse_answers(form: dict[str, Any]) -> dict[str, int]:
-    """Form fields `a.<item id>` hold the chosen values; empty means not answered."""
-    answers: dict[str, int] = {}
-    errors: dict[str, str] = {}
-    for key, value in form.items():
-        if not key.startswith("a.") or blank_to_none(value) in (None, DECLINED):
-            continue
-        item = key[2:]
-        try:
-            answers[item] = int(str(value))
-        except ValueError:
-            errors[f"answers.{item}"] = Msg("must be one of the answers shown")
-    if errors:
-        raise InvalidInput(Msg("Some answers are not allowed."), errors=errors)
-    return answers
 
 
 def chart_data(progress: measures.InstrumentProgress, lang: str) -> str:
@@ -189,11 +167,15 @@ def measures_page(
 
 @router.post("/patients/{patient_id}/measures/schedules")
 def schedule_add(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ScheduleIn], FormOf(ScheduleIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
     try:
-        data = parse(ScheduleIn, form)
+        data = form.read()
         measures.add_schedule(
             session,
             access=acc,
@@ -207,7 +189,7 @@ def schedule_add(
         return render(
             request,
             "measures/team.html",
-            _measures_context(session, acc, request.state.lang, errors=errors, values=form),
+            _measures_context(session, acc, request.state.lang, errors=errors, values=form.values),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
         )
     return RedirectResponse(
@@ -217,18 +199,24 @@ def schedule_add(
 
 @router.post("/patients/{patient_id}/measures/ask-now")
 def ask_now(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[AskNowIn], FormOf(AskNowIn)],
+    actor: PostedBy,
 ) -> Response:
     """Ask the patient to complete a questionnaire today, scheduled or not."""
     acc = _team(session, actor, patient_id, "update")
     try:
-        data = parse(AskNowIn, form)
+        data = form.read()
         measures.ask_now(session, access=acc, instrument_code=data.instrument)
     except InvalidInput as exc:
         return render(
             request,
             "measures/team.html",
-            _measures_context(session, acc, request.state.lang, errors=exc.errors, values=form),
+            _measures_context(
+                session, acc, request.state.lang, errors=exc.errors, values=form.values
+            ),
             status_code=422,
         )
     return RedirectResponse(
@@ -242,12 +230,12 @@ def schedule_change(
     schedule_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[ScheduleChangeIn], FormOf(ScheduleChangeIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        change = parse(ScheduleChangeIn, form)
+        change = form.read()
         if change.stop:
             measures.stop_schedule(session, access=acc, schedule_id=schedule_id)
         else:
@@ -270,7 +258,7 @@ def schedule_change(
                 acc,
                 request.state.lang,
                 errors=errors,
-                values=form,
+                values=form.values,
                 schedule_form=schedule_id,
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
@@ -311,25 +299,20 @@ def record_page(
 
 @router.post("/patients/{patient_id}/measures/record/{code}")
 def record_submit(
-    patient_id: str, code: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    code: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[RecordedCheckInIn], FormOf(RecordedCheckInIn, shape=recorded_form)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
     instrument = measures.get_instrument(code)
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        data = parse(
-            RecordedCheckInIn,
-            {
-                "mode": blank_to_none(form.get("mode")),
-                "answers": parse_answers(form),
-                "declined": parse_declined(form),
-                "proxy_name": form.get("proxy_name"),
-                "proxy_relationship": form.get("proxy_relationship"),
-                "language": form.get("language") or "en",
-            },
-        )
+        data = form.read()
         completed = checkin.record_response(
             session, access=acc, instrument_code=code, submission=data.to_submission()
         )
@@ -341,14 +324,14 @@ def record_submit(
                 acc,
                 instrument,
                 request.state.lang,
-                values=form,
+                values=form.values,
                 errors=exc.errors,
                 message=exc.message,
             ),
             status_code=422,
         )
     target = f"/patients/{acc.patient.id}/measures/responses/{completed.response.id}"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -394,11 +377,14 @@ def my_check_ins(request: Request, session: DbSession, actor: WebActor) -> Respo
 
 
 @router.post("/my/check-ins/start")
-def my_start(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+def my_start(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[CheckInStartIn], FormOf(CheckInStartIn)],
+    actor: PostedBy,
+) -> Response:
     acc = _self(session, actor, "create")
-    response = measures.start_or_resume(
-        session, access=acc, instrument_code=parse(CheckInStartIn, form).instrument
-    )
+    response = measures.start_or_resume(session, access=acc, instrument_code=form.read().instrument)
     return RedirectResponse(f"/my/check-ins/{response.id}", status_code=303)
 
 
@@ -433,22 +419,18 @@ def my_check_in(
 
 @router.post("/my/check-ins/{response_id}")
 def my_check_in_post(
-    response_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    response_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[CheckInAnswersIn], FormOf(CheckInAnswersIn, shape=answers_form)],
+    actor: PostedBy,
 ) -> Response:
     acc = _self(session, actor, "update")
     response = measures.get_response(session, access=acc, response_id=response_id)
     if response.status != "in_progress":
         return RedirectResponse(f"/my/check-ins/{response.id}/done", status_code=303)
     try:
-        data = parse(
-            CheckInAnswersIn,
-            {
-                "answers": parse_answers(form),
-                "declined": parse_declined(form),
-                "version": form.get("version"),
-                "submit": form.get("action") != "save",
-            },
-        )
+        data = form.read()
         if not data.submit:
             measures.save_progress(
                 session,
@@ -469,7 +451,7 @@ def my_check_in_post(
         )
     except (InvalidInput, Conflict) as exc:
         errors = exc.errors if isinstance(exc, InvalidInput) else {}
-        values = {k: v for k, v in form.items() if k.startswith("a.")}
+        values = {k: v for k, v in form.values.items() if k.startswith("a.")}
         return render(
             request,
             "measures/my_form.html",

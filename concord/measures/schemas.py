@@ -3,7 +3,8 @@ and its /api/v1 twin."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
@@ -99,3 +100,49 @@ class CheckInAnswersIn(_In):
     declined: list[str] = []
     version: int
     submit: Checkbox = True
+
+
+# --- the check-in pages' forms: each question is a field `a.<item id>` -------------------------
+
+DECLINED = "declined"  # the value of a question's "I'd rather not answer" choice
+
+
+def declined_in(form: Mapping[str, Any]) -> list[str]:
+    """The questions whose "I'd rather not answer" choice is picked."""
+    return [k[2:] for k, v in form.items() if k.startswith("a.") and v == DECLINED]
+
+
+def answers_in(form: Mapping[str, Any]) -> dict[str, int]:
+    """Form fields `a.<item id>` hold the chosen values; empty means not answered."""
+    answers: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for key, value in form.items():
+        if not key.startswith("a.") or blank_to_none(value) in (None, DECLINED):
+            continue
+        item = key[2:]
+        try:
+            answers[item] = int(str(value))
+        except ValueError:
+            errors[f"answers.{item}"] = Msg("must be one of the answers shown")
+    if errors:
+        raise InvalidInput(Msg("Some answers are not allowed."), errors=errors)
+    return answers
+
+
+def recorded_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The recording page's fields as RecordedCheckInIn takes them (a blank choice is none)."""
+    data = {
+        k: v for k, v in form.items() if not k.startswith("a.") and blank_to_none(v) is not None
+    }
+    return {**data, "answers": answers_in(form), "declined": declined_in(form)}
+
+
+def answers_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The patient's check-in page as CheckInAnswersIn takes it: its "save for later" button
+    (`action=save`) keeps the answers without sending them."""
+    return {
+        **form,
+        "answers": answers_in(form),
+        "declined": declined_in(form),
+        "submit": form.get("action") != "save",
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -23,8 +23,8 @@ from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, Team
 from concord.registry.service import judged_by
 from concord.safety.routes import safety_context
 from concord.safety.rulesets import rules_for
-from concord.validation import parse
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
 
@@ -132,12 +132,17 @@ def register_page(request: Request, session: DbSession, actor: WebActor) -> Resp
 
 
 @router.post("/patients/new")
-def register(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
-    done = already_done(session, form, actor)
+def register(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[PatientIn], FormOf(PatientIn)],
+    actor: PostedBy,
+) -> Response:
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        data = parse(PatientIn, form)
+        data = form.read()
         org = session.get(Organization, actor.user.organization_id)
         assert org is not None
         patient, password = patients.register_patient(
@@ -151,13 +156,13 @@ def register(request: Request, session: DbSession, form: Form, actor: PostedBy) 
         return render(
             request,
             "patients/register.html",
-            _register_context(session, actor, values=form, errors=exc.errors),
+            _register_context(session, actor, values=form.values, errors=exc.errors),
             status_code=422,
         )
     target = (
         f"/patients/{patient.id}" if actor.user.is_clinician else (f"/admin/patients/{patient.id}")
     )
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return render(
         request,
         "patients/registered.html",
@@ -273,10 +278,13 @@ def _uuid(value: Any, field: str) -> uuid.UUID:
         raise InvalidInput.field(field, Msg("choose someone from the list")) from None
 
 
+MemberForm = Annotated[Posted[TeamMemberIn], FormOf(TeamMemberIn)]
+
+
 def _team_change(
     request: Request,
     session: DbSession,
-    form: dict[str, Any],
+    form: Posted[TeamMemberIn] | dict[str, Any],
     actor: Actor,
     patient_id: str,
     admin_view: bool,
@@ -285,9 +293,10 @@ def _team_change(
 ) -> Response:
     patient = _team_patient(session, actor, patient_id, admin_view)
     base = f"/admin/patients/{patient.id}" if admin_view else f"/patients/{patient.id}/team"
+    values = form.values if isinstance(form, Posted) else form
     try:
-        if change == "add":
-            member = parse(TeamMemberIn, form)
+        if isinstance(form, Posted):  # adding someone: the only change with fields
+            member = form.read()
             patients.add_team_member(
                 session,
                 by=actor.user,
@@ -310,7 +319,7 @@ def _team_change(
             request,
             template,
             _team_context(
-                session, actor, patient, admin_view=admin_view, errors=exc.errors, values=form
+                session, actor, patient, admin_view=admin_view, errors=exc.errors, values=values
             ),
             status_code=422,
         )
@@ -319,7 +328,7 @@ def _team_change(
 
 @router.post("/patients/{patient_id}/team/add")
 def team_add(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str, request: Request, session: DbSession, form: MemberForm, actor: PostedBy
 ) -> Response:
     return _team_change(request, session, form, actor, patient_id, False, "add")
 
@@ -353,16 +362,20 @@ def team_remove(
 
 @router.post("/patients/{patient_id}/related")
 def related_add(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[RelatedPersonIn], FormOf(RelatedPersonIn)],
+    actor: PostedBy,
 ) -> Response:
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     acc = access.patient_for(
         session, actor.user, patient_id, action="update", object_type="RelatedPerson"
     )
     try:
-        data = parse(RelatedPersonIn, form)
+        data = form.read()
         link, password = patients.add_related_person(
             session,
             access=acc,
@@ -374,10 +387,10 @@ def related_add(
         )
     except InvalidInput as exc:
         context = _overview(session, actor, patient_id, request.state.lang)
-        context.update(related_errors=exc.errors, related_values=form)
+        context.update(related_errors=exc.errors, related_values=form.values)
         return render(request, "patients/overview.html", context, status_code=422)
     target = f"/patients/{acc.patient.id}?done=related_added"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     if password:
         return render(
             request,
@@ -393,13 +406,13 @@ def related_consent(
     related_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[ConsentIn], FormOf(ConsentIn)],
     actor: PostedBy,
 ) -> Response:
     acc = access.patient_for(
         session, actor.user, patient_id, action="update", object_type="RelatedPerson"
     )
-    consent = parse(ConsentIn, form)
+    consent = form.read()
     patients.set_related_person_consent(
         session,
         access=acc,
@@ -437,7 +450,7 @@ def admin_patient(
 
 @router.post("/admin/patients/{patient_id}/team/add")
 def admin_team_add(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str, request: Request, session: DbSession, form: MemberForm, actor: PostedBy
 ) -> Response:
     return _team_change(request, session, form, actor, patient_id, True, "add")
 

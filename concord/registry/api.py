@@ -7,7 +7,6 @@ create may carry an Idempotency-Key so a retry is not recorded twice."""
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from concord import access
@@ -23,67 +22,22 @@ from concord.registry import service as reg
 from concord.registry import tasks as tk
 from concord.registry.models import Contact, Episode, Recommendation, RelapsePlan, WorkTask
 from concord.registry.schemas import (
+    ContactBody,
+    DecisionIn,
+    EnrolIn,
     PatientViewIn,
     RelapsePlanIn,
+    ReviewBody,
+    ReviewRequestIn,
+    StatusIn,
     TaskDoneIn,
     TaskIn,
     VoidContactIn,
 )
-from concord.validation import OptDate
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once, earlier_record
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class EnrolIn(Body):
-    program: str = Field(description="depression, anxiety, ptsd, substance_use, co_occurring")
-    started_on: OptDate = None
-    care_manager_id: str | None = None
-    consultant_id: str | None = None
-
-
-class StatusIn(Body):
-    status: str
-    reason: str | None = None
-    version: int | None = None
-
-
-class ContactBody(Body):
-    kind: str
-    mode: str
-    minutes: int
-    occurred_on: OptDate = None
-    note: str | None = None
-    user_id: str | None = None
-
-
-class ReviewRequestIn(Body):
-    question: str
-    consultant_id: str | None = None
-
-
-class RecommendationBody(Body):
-    kind: str
-    text: str
-
-
-class ReviewBody(Body):
-    minutes: int
-    summary: str
-    recommendations: list[RecommendationBody] = []
-    reviewed_on: OptDate = None
-    review_id: str | None = None
-
-
-class DecisionIn(Body):
-    accept: bool
-    reason: str | None = None
-    version: int | None = None
 
 
 def _team(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:

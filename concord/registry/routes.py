@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -38,23 +38,25 @@ from concord.registry.models import (
 )
 from concord.registry.rules import FLAG_CODES
 from concord.registry.schemas import (
+    ContactBody,
+    DecisionIn,
+    EnrolIn,
     PatientViewIn,
     RelapsePlanIn,
+    ReviewBody,
+    ReviewRequestIn,
+    StatusIn,
     TaskDoneIn,
     TaskIn,
     VoidContactIn,
 )
-from concord.validation import blank_to_none, parse, parse_date
-from concord.web.deps import Actor, ApiActor, DbSession, Form, PostedBy, WebActor
+from concord.web.deps import Actor, ApiActor, DbSession, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
 
 router = APIRouter()
 VIEW_KEY = "registry.caseload"
-
-
-def _date(value: Any, name: str) -> date | None:
-    return parse_date(value, name)
 
 
 def label(value: str, lang: str) -> str:
@@ -460,27 +462,32 @@ def patient_page(
 
 @router.post("/patients/{patient_id}/registry/enroll")
 def enroll(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[EnrolIn], FormOf(EnrolIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
+        data = form.read()
         registry_actions.enroll(
             session,
             access=acc,
             data=reg.Enrolment(
-                program=str(form.get("program") or ""),
-                started_on=_date(form.get("started_on"), "started_on"),
-                care_manager_id=blank_to_none(form.get("care_manager_id")),
-                consultant_id=blank_to_none(form.get("consultant_id")),
+                program=data.program,
+                started_on=data.started_on,
+                care_manager_id=data.care_manager_id,
+                consultant_id=data.consultant_id,
             ),
         )
     except (InvalidInput, Conflict) as exc:
-        return _refused(request, session, acc, exc, form, "enroll")
+        return _refused(request, session, acc, exc, form.values, "enroll")
     target = f"/patients/{acc.patient.id}/registry?done=enrolled"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -490,25 +497,22 @@ def episode_status(
     episode_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[StatusIn], FormOf(StatusIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        version = int(str(form.get("version") or "0"))
-    except ValueError:
-        version = None
-    try:
+        data = form.read()
         episode = registry_actions.change_status(
             session,
             access=acc,
             episode_id=episode_id,
-            status=str(form.get("status") or ""),
-            reason=str(form.get("reason") or ""),
-            version=version,
+            status=data.status,
+            reason=data.reason,
+            version=data.version,
         )
     except (InvalidInput, Conflict) as exc:
-        return _refused(request, session, acc, exc, form, "status")
+        return _refused(request, session, acc, exc, form.values, "status")
     if episode.status == EpisodeStatus.completed:
         # Completing an episode prompts the relapse-prevention plan.
         return RedirectResponse(
@@ -519,29 +523,34 @@ def episode_status(
 
 @router.post("/patients/{patient_id}/registry/contacts")
 def log_contact(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ContactBody], FormOf(ContactBody)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
+        data = form.read()
         registry_actions.log_contact(
             session,
             access=acc,
             data=reg.ContactIn(
-                kind=str(form.get("kind") or ""),
-                mode=str(form.get("mode") or ""),
-                minutes=str(form.get("minutes") or ""),
-                occurred_on=_date(form.get("occurred_on"), "occurred_on"),
-                note=str(form.get("note") or ""),
-                user_id=blank_to_none(form.get("user_id")),
+                kind=data.kind,
+                mode=data.mode,
+                minutes=data.minutes,
+                occurred_on=data.occurred_on,
+                note=data.note,
+                user_id=data.user_id,
             ),
         )
     except (InvalidInput, Conflict) as exc:
-        return _refused(request, session, acc, exc, form, "contact")
+        return _refused(request, session, acc, exc, form.values, "contact")
     target = f"/patients/{acc.patient.id}/registry?done=contact#contacts"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -551,101 +560,112 @@ def void_contact(
     contact_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[VoidContactIn], FormOf(VoidContactIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        data = parse(VoidContactIn, form)
-        registry_actions.void_contact(session, access=acc, contact_id=contact_id, reason=data.reason)
+        data = form.read()
+        registry_actions.void_contact(
+            session, access=acc, contact_id=contact_id, reason=data.reason
+        )
     except (InvalidInput, Conflict) as exc:
-        return _refused(request, session, acc, exc, form, "void")
+        return _refused(request, session, acc, exc, form.values, "void")
     return _back(acc, "voided", "#contacts")
 
 
 @router.post("/patients/{patient_id}/registry/reviews")
 def request_review(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ReviewRequestIn], FormOf(ReviewRequestIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
     try:
+        data = form.read()
         rv.request_review(
-            session,
-            access=acc,
-            question=str(form.get("question") or ""),
-            consultant_id=blank_to_none(form.get("consultant_id")),
+            session, access=acc, question=data.question, consultant_id=data.consultant_id
         )
     except (InvalidInput, Conflict) as exc:
-        return _refused(request, session, acc, exc, form, "request")
+        return _refused(request, session, acc, exc, form.values, "request")
     return _back(acc, "review_requested", "#reviews")
 
 
 @router.post("/patients/{patient_id}/registry/reviews/record")
 def record_review(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ReviewBody], FormOf(ReviewBody)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
-    kinds = form.get("rec.kind") or []
-    texts = form.get("rec.text") or []
-    kinds = kinds if isinstance(kinds, list) else [kinds]
-    texts = texts if isinstance(texts, list) else [texts]
     try:
+        data = form.read()
         registry_actions.record_review(
             session,
             access=acc,
-            review_id=blank_to_none(form.get("review_id")),
+            review_id=data.review_id,
             data=rv.ReviewIn(
-                minutes=str(form.get("minutes") or ""),
-                summary=str(form.get("summary") or ""),
+                minutes=data.minutes,
+                summary=data.summary,
                 recommendations=[
-                    rv.RecommendationIn(kind=k, text=t) for k, t in zip(kinds, texts, strict=False)
+                    rv.RecommendationIn(kind=r.kind, text=r.text) for r in data.recommendations
                 ],
-                reviewed_on=_date(form.get("reviewed_on"), "reviewed_on"),
+                reviewed_on=data.reviewed_on,
             ),
         )
     except (InvalidInput, Conflict) as exc:
-        return _refused(request, session, acc, exc, form, "review")
+        return _refused(request, session, acc, exc, form.values, "review")
     target = f"/patients/{acc.patient.id}/registry?done=reviewed#reviews"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/patients/{patient_id}/registry/recommendations/{rec_id}")
 def decide(
-    patient_id: str, rec_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    rec_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[DecisionIn], FormOf(DecisionIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        version = int(str(form.get("version") or "0")) or None
-    except ValueError:
-        version = None
-    try:
+        data = form.read()
         recommendation.decide(
             session,
             access=acc,
             rec_id=rec_id,
-            accept=form.get("decision") == "accept",
-            reason=str(form.get("reason") or ""),
-            version=version,
+            accept=data.accept,
+            reason=data.reason,
+            version=data.version,
         )
     except (InvalidInput, Conflict) as exc:
-        return _refused(request, session, acc, exc, form, f"rec-{rec_id}")
+        return _refused(request, session, acc, exc, form.values, f"rec-{rec_id}")
     return _back(acc, "decided", "#recommendations")
 
 
 @router.post("/patients/{patient_id}/tasks")
 def create_task(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[TaskIn], FormOf(TaskIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        data = parse(TaskIn, form)
+        data = form.read()
         tk.create_task(
             session,
             access=acc,
@@ -656,9 +676,9 @@ def create_task(
             detail=data.detail,
         )
     except InvalidInput as exc:
-        return _refused(request, session, acc, exc, form, "task")
+        return _refused(request, session, acc, exc, form.values, "task")
     target = f"/patients/{acc.patient.id}/registry?done=task#tasks"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -681,14 +701,17 @@ def my_tasks(request: Request, session: DbSession, actor: WebActor) -> Response:
 
 @router.post("/tasks/{task_id}/done")
 def task_done(
-    task_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    task_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[TaskDoneIn], FormOf(TaskDoneIn)],
+    actor: PostedBy,
 ) -> Response:
     try:
-        tk.complete_task(session, by=actor.user, task_id=task_id, note=parse(TaskDoneIn, form).note)
+        tk.complete_task(session, by=actor.user, task_id=task_id, note=form.read().note)
     except Conflict:
         pass  # already closed: nothing more to do
-    back = str(form.get("back") or "/tasks")
-    return RedirectResponse(back if back.startswith("/") else "/tasks", status_code=303)
+    return RedirectResponse(back_to(form.values, "/tasks"), status_code=303)
 
 
 # --- relapse-prevention plan ---------------------------------------------------------------------
@@ -727,30 +750,31 @@ def _relapse_context(
     return context
 
 
+def relapse_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The relapse plan's page: each section's fields, gathered into `content`."""
+    from concord.safety.plans import content_from_form
+
+    return {**form, "content": content_from_form(form, reg.relapse_sections())}
+
+
+RelapseForm = Annotated[Posted[RelapsePlanIn], FormOf(RelapsePlanIn, shape=relapse_form)]
+
+
 def _save_relapse(
     request: Request,
     session: DbSession,
-    form: dict[str, Any],
+    form: Posted[RelapsePlanIn],
     actor: Actor,
     acc: PatientAccess,
     template: str,
     target: str,
 ) -> Response:
-    from concord.safety.plans import content_from_form
-
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
-    raw = content_from_form(form, reg.relapse_sections())
+    raw = relapse_form(form.values)["content"]
     try:
-        data = parse(
-            RelapsePlanIn,
-            {
-                "content": raw,
-                "reason": form.get("reason"),
-                "base_version": form.get("base_version"),
-            },
-        )
+        data = form.read()
         reg.save_relapse_plan(
             session,
             access=acc,
@@ -771,11 +795,11 @@ def _save_relapse(
                 errors=exc.errors if isinstance(exc, InvalidInput) else {},
                 message=exc.message,
                 conflict=isinstance(exc, Conflict),
-                reason=str(form.get("reason") or ""),
+                reason=form.typed("reason"),
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
         )
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -799,7 +823,7 @@ def team_relapse(
 
 @router.post("/patients/{patient_id}/relapse-plan")
 def team_relapse_save(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str, request: Request, session: DbSession, form: RelapseForm, actor: PostedBy
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     return _save_relapse(
@@ -830,7 +854,9 @@ def my_relapse(request: Request, session: DbSession, actor: WebActor) -> Respons
 
 
 @router.post("/my/relapse-plan")
-def my_relapse_save(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+def my_relapse_save(
+    request: Request, session: DbSession, form: RelapseForm, actor: PostedBy
+) -> Response:
     acc = access.own_record(session, actor.user, action="update", object_type="RelapsePlan")
     return _save_relapse(
         request,
@@ -845,11 +871,13 @@ def my_relapse_save(request: Request, session: DbSession, form: Form, actor: Pos
 
 @router.post("/my/recommendations/{rec_id}")
 def my_view_of_recommendation(
-    rec_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    rec_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[PatientViewIn], FormOf(PatientViewIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = access.own_record(session, actor.user, action="update", object_type="Recommendation")
-    data = parse(
-        PatientViewIn, {"agree": form.get("view") == "agree", "reason": form.get("reason")}
-    )
+    data = form.read()
     rv.patient_view(session, access=acc, rec_id=rec_id, agree=data.agree, reason=data.reason)
     return RedirectResponse("/my/plan?done=view#proposals", status_code=303)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from concord.validation import OptDate, blank_to_none
 
 OptInt = Annotated[int | None, BeforeValidator(blank_to_none)]
+# An identifier chosen from a list; a form's empty choice is none.
+OptId = Annotated[str | None, BeforeValidator(blank_to_none)]
 Words = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 
 
@@ -58,3 +60,62 @@ class PatientViewIn(_In):
 
     agree: bool
     reason: Reason = ""
+
+
+# --- the models the JSON API has always been strict with: an unknown field is a 422 there; a
+# page's form is read with the same model, its other controls left aside (concord.web.forms).
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EnrolIn(Body):
+    program: str = Field(description="depression, anxiety, ptsd, substance_use, co_occurring")
+    started_on: OptDate = None
+    care_manager_id: OptId = None
+    consultant_id: OptId = None
+
+
+class StatusIn(Body):
+    status: str
+    reason: str | None = None
+    version: OptInt = None
+
+
+class ContactBody(Body):
+    kind: str
+    mode: str
+    minutes: int
+    occurred_on: OptDate = None
+    note: str | None = None
+    user_id: OptId = None
+
+
+class ReviewRequestIn(Body):
+    question: str
+    consultant_id: OptId = None
+
+
+class RecommendationBody(Body):
+    kind: str
+    text: str
+
+
+class ReviewBody(Body):
+    """A case review recorded; the page's rows of recommendations are `recommendations.kind`
+    and `recommendations.text`."""
+
+    minutes: int
+    summary: str
+    recommendations: list[RecommendationBody] = []
+    reviewed_on: OptDate = None
+    review_id: OptId = None
+
+
+class DecisionIn(Body):
+    """Accept a recommendation (into the care plan) or decline it, with the reason."""
+
+    accept: bool
+    reason: str | None = None
+    version: OptInt = None

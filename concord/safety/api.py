@@ -7,7 +7,6 @@ pages: a bad field gets a 422 naming it, and nothing is written."""
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, object_session
 
 from concord import access
@@ -32,44 +31,11 @@ from concord.safety.figures import TierFigures
 from concord.safety.models import SafetyAlert
 from concord.safety.notifications import mark_read
 from concord.safety.risk import risk_history
-from concord.safety.schemas import ShareIn
-from concord.validation import OptDateTime
+from concord.safety.schemas import CloseIn, FlagIn, FollowUpIn, SafetyPlanIn, ShareIn
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
 router = APIRouter(prefix="/api/v1", tags=["safety"])
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class FlagIn(Body):
-    tier: str = Field(description="A tier of the organization's risk rules")
-    reason: str = Field(description="What worries you")
-
-
-class CloseIn(Body):
-    outcome: str | list[str] = Field(
-        description="What was done: one or several of assessed, safety_plan, emergency, "
-        "unreachable (unreachable with neither assessed nor safety_plan)"
-    )
-    note: str
-    risk_after: str | None = Field(None, description="A tier, or none (needed after assessed)")
-    follow_up_due_at: OptDateTime = Field(
-        None, description="When to contact the patient again (with a time zone)"
-    )
-    no_follow_up: bool = False
-
-
-class FollowUpIn(Body):
-    note: str
-
-
-class SafetyPlanIn(Body):
-    base_version: int = Field(description="The version you started from (0 for a new plan)")
-    content: dict[str, list[Any]]
-    reason: str | None = None
 
 
 def _team(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -42,9 +43,10 @@ from concord.safety.models import NO_RISK, AlertOutcome
 from concord.safety.notifications import mark_read, notifications_for, open_notification
 from concord.safety.risk import current_risk, risk_history
 from concord.safety.rulesets import current_rule_set, load_rules, rule_sets, rules_for
-from concord.safety.schemas import ShareIn
-from concord.validation import check_datetime_range, parse, parse_date
+from concord.safety.schemas import CloseIn, FlagIn, FollowUpIn, SafetyPlanIn, ShareIn
+from concord.validation import check_datetime_range, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
 
@@ -82,17 +84,11 @@ def _local(value: Any, tz: str) -> str:
     return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
-def _parse_local(value: Any, tz: str, name: str) -> datetime | None:
-    text = str(value or "").strip()
-    if not text:
-        return None
-    try:
-        naive = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput.field(
-            name, Msg("must be a date and time written as YYYY-MM-DDTHH:MM")
-        ) from None
-    when = naive if naive.tzinfo is not None else naive.replace(tzinfo=ZoneInfo(tz))
+def _in_zone(when: datetime | None, tz: str, name: str) -> datetime | None:
+    """A time typed on a page without a zone is in the organization's."""
+    if when is None or when.tzinfo is not None:
+        return when
+    when = when.replace(tzinfo=ZoneInfo(tz))
     check_datetime_range(when, name)
     return when
 
@@ -259,8 +255,9 @@ def alert_acknowledge(
         acknowledge(session, access=acc, alert_id=alert_id)
     except Conflict as exc:
         return _alert_refused(request, session, acc, alert_id, exc)
-    back = str(form.get("back") or f"/patients/{acc.patient.id}/alerts/{alert_id}?done=taken")
-    return RedirectResponse(back if back.startswith("/") else "/", status_code=303)
+    return RedirectResponse(
+        back_to(form, f"/patients/{acc.patient.id}/alerts/{alert_id}?done=taken"), status_code=303
+    )
 
 
 @router.post("/patients/{patient_id}/alerts/{alert_id}/close")
@@ -269,28 +266,28 @@ def alert_close(
     alert_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[CloseIn], FormOf(CloseIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     tz = acc.by.organization.timezone
     try:
-        chosen = form.get("outcome") or []
+        data = form.read()
         closing = Closing(
-            outcome=[str(o) for o in chosen] if isinstance(chosen, list) else [str(chosen)],
-            note=str(form.get("note") or ""),
-            risk_after=str(form.get("risk_after") or "") or None,
-            follow_up_due_at=_parse_local(form.get("follow_up_due_at"), tz, "follow_up_due_at"),
-            no_follow_up=form.get("no_follow_up") == "on",
+            outcome=data.outcome if isinstance(data.outcome, list) else [data.outcome],
+            note=data.note,
+            risk_after=data.risk_after,
+            follow_up_due_at=_in_zone(data.follow_up_due_at, tz, "follow_up_due_at"),
+            no_follow_up=data.no_follow_up,
         )
         close(session, access=acc, alert_id=alert_id, closing=closing)
     except (InvalidInput, Conflict) as exc:
-        return _alert_refused(request, session, acc, alert_id, exc, form)
+        return _alert_refused(request, session, acc, alert_id, exc, form.values)
     target = f"/patients/{acc.patient.id}/alerts/{alert_id}?done=closed"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -300,20 +297,22 @@ def alert_follow_up(
     alert_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[FollowUpIn], FormOf(FollowUpIn, prefix="follow_up_")],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     try:
-        record_follow_up(
-            session, access=acc, alert_id=alert_id, note=str(form.get("follow_up_note") or "")
-        )
+        data = form.read()
+    except InvalidInput as exc:
+        return _alert_refused(request, session, acc, alert_id, exc, form.values)
+    try:
+        record_follow_up(session, access=acc, alert_id=alert_id, note=data.note)
     except InvalidInput as exc:
         # The service names the field "note"; on this page it is "follow_up_note".
         exc.errors = {("follow_up_note" if k == "note" else k): v for k, v in exc.errors.items()}
-        return _alert_refused(request, session, acc, alert_id, exc, form)
+        return _alert_refused(request, session, acc, alert_id, exc, form.values)
     except Conflict as exc:
-        return _alert_refused(request, session, acc, alert_id, exc, form)
+        return _alert_refused(request, session, acc, alert_id, exc, form.values)
     return RedirectResponse(
         f"/patients/{acc.patient.id}/alerts/{alert_id}?done=followed_up", status_code=303
     )
@@ -368,19 +367,19 @@ def safety_page(patient_id: str, request: Request, session: DbSession, actor: We
 
 @router.post("/patients/{patient_id}/safety/flag")
 def raise_flag(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[FlagIn], FormOf(FlagIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        alert = raise_manual_flag(
-            session,
-            access=acc,
-            tier=str(form.get("tier") or ""),
-            reason=str(form.get("reason") or ""),
-        )
+        data = form.read()
+        alert = raise_manual_flag(session, access=acc, tier=data.tier, reason=data.reason)
     except InvalidInput as exc:
         return render(
             request,
@@ -391,12 +390,12 @@ def raise_flag(
                 request.state.lang,
                 errors=exc.errors,
                 message=exc.message,
-                values=form,
+                values=form.values,
             ),
             status_code=422,
         )
     target = f"/patients/{acc.patient.id}/alerts/{alert.id}?done=raised"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -435,29 +434,36 @@ def _plan_context(
     return context
 
 
+def plan_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The safety plan's page: each section's fields, gathered into `content`."""
+    return {**form, "content": safety_plans.content_from_form(form)}
+
+
+PlanForm = Annotated[Posted[SafetyPlanIn], FormOf(SafetyPlanIn, shape=plan_form)]
+
+
 def _save_plan(
     request: Request,
     session: DbSession,
-    form: dict[str, Any],
+    form: Posted[SafetyPlanIn],
     actor: Actor,
     acc: PatientAccess,
     template: str,
     target: str,
 ) -> Response:
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
-    raw = safety_plans.content_from_form(form)
+    raw = plan_form(form.values)["content"]
+    base: int | None = None
     try:
-        base = int(str(form.get("base_version", "")).strip())
-    except ValueError:
-        base = None
-    try:
+        data = form.read()
+        base = data.base_version
         safety_plans.save(
             session,
             access=acc,
-            content=raw,
-            reason=str(form.get("reason") or ""),
+            content=data.content,
+            reason=data.reason,
             base_version=base,
         )
     except (InvalidInput, Conflict) as exc:
@@ -473,12 +479,12 @@ def _save_plan(
                 errors=exc.errors if isinstance(exc, InvalidInput) else {},
                 message=exc.message,
                 conflict=isinstance(exc, Conflict),
-                reason=str(form.get("reason") or ""),
+                reason=form.typed("reason"),
                 base_version=base if isinstance(exc, InvalidInput) else None,
             ),
             status_code=422 if isinstance(exc, InvalidInput) else 409,
         )
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -502,7 +508,7 @@ def team_plan(patient_id: str, request: Request, session: DbSession, actor: WebA
 
 @router.post("/patients/{patient_id}/safety-plan")
 def team_plan_save(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str, request: Request, session: DbSession, form: PlanForm, actor: PostedBy
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     return _save_plan(
@@ -540,12 +546,12 @@ def team_plan_share(
     related_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[ShareIn], FormOf(ShareIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
     safety_plans.set_share(
-        session, access=acc, related_person_id=related_id, share=parse(ShareIn, form).share
+        session, access=acc, related_person_id=related_id, share=form.read().share
     )
     return RedirectResponse(
         f"/patients/{acc.patient.id}/safety?done=shared#people", status_code=303
@@ -609,7 +615,7 @@ def my_plan(request: Request, session: DbSession, actor: WebActor) -> Response:
 
 
 @router.post("/my/safety-plan")
-def my_plan_save(request: Request, session: DbSession, form: Form, actor: PostedBy) -> Response:
+def my_plan_save(request: Request, session: DbSession, form: PlanForm, actor: PostedBy) -> Response:
     acc = _self(session, actor, "update")
     return _save_plan(
         request, session, form, actor, acc, "safety/my_plan.html", "/my/safety-plan?done=saved"
@@ -639,10 +645,14 @@ def my_plan_people(request: Request, session: DbSession, actor: WebActor) -> Res
 
 @router.post("/my/safety-plan/people/{related_id}")
 def my_plan_share(
-    related_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    related_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ShareIn], FormOf(ShareIn)],
+    actor: PostedBy,
 ) -> Response:
     acc = _self(session, actor, "update")
-    share = parse(ShareIn, form).share
+    share = form.read().share
     safety_plans.set_share(session, access=acc, related_person_id=related_id, share=share)
     return RedirectResponse(
         f"/my/safety-plan/people?done={'shared' if share else 'stopped'}", status_code=303

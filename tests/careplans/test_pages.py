@@ -384,7 +384,7 @@ class TestThePatientsPortal:
         token = sign_in(PATIENT)
         response = client.post(
             f"/my/steps/{step.id}/status",
-            data={"csrf_token": token, "version": step.version, "status": "done", "back": "home"},
+            data={"csrf_token": token, "version": step.version, "status": "done", "back": "/my"},
         )
         assert response.status_code == 303
         session.refresh(step)

@@ -212,7 +212,7 @@ def test_the_patient_gives_their_view(client, session, not_improving, sign_in):
     assert "Refer to a CBT group" in page
     client.post(
         f"/my/recommendations/{rec.id}",
-        data={"csrf_token": token, "view": "disagree", "reason": "Groups are hard for me"},
+        data={"csrf_token": token, "agree": "false", "reason": "Groups are hard for me"},
     )
     session.refresh(rec)
     assert (rec.patient_view, rec.patient_view_reason) == ("disagree", "Groups are hard for me")
@@ -241,8 +241,8 @@ def test_the_flow_through_the_pages(client, session, not_improving, sign_in):
             "idem": uuid.uuid4().hex,
             "minutes": "20",
             "summary": "Switch to bupropion.",
-            "rec.kind": ["switch_medication", "increase_dose", "increase_dose"],
-            "rec.text": ["Switch sertraline to bupropion XL 150 mg", "", ""],
+            "recommendations.kind": ["switch_medication", "increase_dose", "increase_dose"],
+            "recommendations.text": ["Switch sertraline to bupropion XL 150 mg", "", ""],
         },
     )
     assert done.status_code == 303
@@ -255,7 +255,7 @@ def test_the_flow_through_the_pages(client, session, not_improving, sign_in):
     token = csrf_of(page)
     accepted = client.post(
         f"/patients/{people.patient.id}/registry/recommendations/{rec.id}",
-        data={"csrf_token": token, "version": str(rec.version), "decision": "accept", "reason": ""},
+        data={"csrf_token": token, "version": str(rec.version), "accept": "true", "reason": ""},
     )
     assert accepted.status_code == 303
     assert (
