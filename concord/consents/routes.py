@@ -8,7 +8,8 @@ the JSON API)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -32,8 +33,8 @@ from concord.consents.schemas import ConsentIn, RevokeIn
 from concord.errors import InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.patients import service as patients
-from concord.validation import parse
-from concord.web.deps import DbSession, Form, PostedBy, WebActor
+from concord.web.deps import DbSession, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
 from concord.web.templating import render
 
@@ -168,7 +169,7 @@ def team_revoke_confirm(
     return _confirm(request, session, acc, consent_id, back=back)
 
 
-def _consent_form(form: dict[str, Any]) -> dict[str, Any]:
+def _consent_form(form: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(form)
     for listed in ("categories", "purposes"):
         value = data.get(listed)
@@ -181,22 +182,31 @@ def _consent_form(form: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/patients/{patient_id}/consents")
 def record_consent(
-    patient_id: str, request: Request, session: DbSession, form: Form, actor: PostedBy
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ConsentIn], FormOf(ConsentIn, shape=_consent_form)],
+    actor: PostedBy,
 ) -> Response:
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     acc = _team_access(session, actor, patient_id, "create")
     try:
-        data = parse(ConsentIn, _consent_form(form))
+        data = form.read()
         consent_actions.record(session, access=acc, data=data)
     except InvalidInput as exc:
         context = _team_context(
-            session, acc, request.state.lang, values=form, errors=exc.errors, message=exc.message
+            session,
+            acc,
+            request.state.lang,
+            values=form.values,
+            errors=exc.errors,
+            message=exc.message,
         )
         return render(request, "consents/team.html", context, status_code=422)
     target = f"/patients/{acc.patient.id}/consents?done=recorded"
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
@@ -206,21 +216,21 @@ def revoke_consent(
     consent_id: str,
     request: Request,
     session: DbSession,
-    form: Form,
+    form: Annotated[Posted[RevokeIn], FormOf(RevokeIn)],
     actor: PostedBy,
 ) -> Response:
-    done = already_done(session, form, actor)
+    done = already_done(session, form.values, actor)
     if done:
         return RedirectResponse(done, status_code=303)
     acc = _team_access(session, actor, patient_id, "update")
-    data = parse(RevokeIn, form)
+    data = form.read()
     consent_actions.revoke(session, access=acc, consent_id=consent_id, reason=data.reason)
     target = (
         "/my/consents?done=revoked"
         if acc.is_self
         else f"/patients/{acc.patient.id}/consents?done=revoked"
     )
-    remember(session, form, actor, target)
+    remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
 
