@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord import access, synth
+from concord import access, demo_content, synth
 from concord.accounts.models import Clinic, Organization, Role, User
 from concord.accounts.organizations import create_clinic, create_organization
 from concord.accounts.passwords import hash_password
@@ -50,606 +50,14 @@ DEMO_SLUG = "riverside-demo"
 DEMO_PASSWORD = "concord-demo-2026"
 TIMEZONE = "America/Chicago"
 
-CLINICS = {
-    "north": "Northside Family Health",
-    "south": "Southside Community Clinic",
-}
-
-STAFF = {
-    "north": [
-        (Role.care_manager, "Maya Okafor"),
-        (Role.psychiatric_consultant, "Dr. Daniel Reyes"),
-        (Role.primary_care_provider, "Dr. Hannah Lindqvist"),
-        (Role.psychiatrist, "Dr. Samuel Adeyemi"),
-        (Role.therapist, "Priya Raman"),
-        (Role.addiction_counsellor, "Tom Whitaker"),
-        (Role.social_worker, "Grace Mbeki"),
-        (Role.peer_specialist, "Luis Ortega"),
-        (Role.nurse, "Erin Walsh"),
-    ],
-    "south": [
-        (Role.care_manager, "Jordan Blake"),
-        (Role.psychiatric_consultant, "Dr. Aisha Karim"),
-        (Role.primary_care_provider, "Dr. Peter Novak"),
-        (Role.psychiatrist, "Dr. Mei Chen"),
-        (Role.therapist, "Carlos Mendoza"),
-        (Role.addiction_counsellor, "Nora Fitzgerald"),
-        (Role.social_worker, "Kwame Asante"),
-        (Role.peer_specialist, "Dana Morales"),
-        (Role.nurse, "Ruth Abebe"),
-    ],
-}
-
+# The content (clinics and staff, patients, their plan stories, what the team writes in
+# Spanish) is in concord/demo_data/*.yaml, checked on load by concord.demo_content.
+_CONTENT = demo_content.content()
+CLINICS = _CONTENT.clinics
+STAFF = _CONTENT.staff
 # (given, family, preferred, birth date, gender, language, clinic, profile, stage)
-PATIENTS = [
-    ("Jamal", "Carter", None, date(1984, 3, 14), "male", "en", "north", "depression", "active"),
-    ("Olivia", "Brennan", "Liv", date(1995, 11, 2), "female", "en", "north", "anxiety", "active"),
-    (
-        "Rosa",
-        "Delgado",
-        None,
-        date(1961, 6, 30),
-        "female",
-        "es",
-        "north",
-        "depression_es",
-        "review_overdue",
-    ),
-    (
-        "Ethan",
-        "Walker",
-        None,
-        date(1978, 1, 9),
-        "male",
-        "en",
-        "north",
-        "alcohol",
-        "awaiting_agreement",
-    ),
-    ("Aaliyah", "Johnson", None, date(2001, 8, 21), "female", "en", "north", "ptsd", "draft"),
-    ("Marcus", "Lee", None, date(1990, 4, 5), "male", "en", "north", "opioid", "active"),
-    (
-        "Sophie",
-        "Nguyen",
-        None,
-        date(1988, 12, 17),
-        "female",
-        "en",
-        "north",
-        "anxiety",
-        "review_overdue",
-    ),
-    (
-        "Daniel",
-        "Kowalski",
-        "Dan",
-        date(1972, 7, 23),
-        "male",
-        "en",
-        "north",
-        "depression",
-        "completed",
-    ),
-    ("Fatima", "Hassan", None, date(1999, 2, 11), "female", "en", "north", "depression", "new"),
-    ("Noah", "Peterson", None, date(1966, 9, 3), "male", "en", "north", "alcohol", "draft"),
-    (
-        "Grace",
-        "Whitfield",
-        None,
-        date(1983, 5, 28),
-        "female",
-        "en",
-        "north",
-        "ptsd",
-        "awaiting_agreement",
-    ),
-    (
-        "Miguel",
-        "Santos",
-        None,
-        date(1975, 10, 12),
-        "male",
-        "es",
-        "north",
-        "depression_es",
-        "active",
-    ),
-    ("Hannah", "Fischer", None, date(2004, 3, 19), "female", "en", "north", "anxiety", "new"),
-    (
-        "Tyrone",
-        "Mitchell",
-        None,
-        date(1980, 6, 6),
-        "male",
-        "en",
-        "south",
-        "opioid",
-        "review_overdue",
-    ),
-    ("Emily", "Sorensen", "Em", date(1993, 1, 25), "female", "en", "south", "depression", "active"),
-    ("Lucia", "Ramirez", None, date(1958, 11, 8), "female", "es", "south", "anxiety_es", "active"),
-    ("Kevin", "O'Brien", None, date(1987, 8, 14), "male", "en", "south", "alcohol", "active"),
-    (
-        "Amara",
-        "Diallo",
-        None,
-        date(1997, 4, 2),
-        "female",
-        "en",
-        "south",
-        "ptsd",
-        "awaiting_agreement",
-    ),
-    (
-        "Robert",
-        "Hughes",
-        "Bob",
-        date(1955, 12, 29),
-        "male",
-        "en",
-        "south",
-        "depression",
-        "completed",
-    ),
-    ("Chloe", "Martin", None, date(2000, 7, 16), "female", "en", "south", "anxiety", "draft"),
-    (
-        "Isaac",
-        "Goldberg",
-        None,
-        date(1969, 2, 20),
-        "male",
-        "en",
-        "south",
-        "depression",
-        "review_overdue",
-    ),
-    (
-        "Yusuf",
-        "Demir",
-        None,
-        date(1991, 9, 9),
-        "male",
-        "en",
-        "south",
-        "opioid",
-        "awaiting_agreement",
-    ),
-    ("Ava", "Thompson", None, date(1986, 5, 5), "female", "en", "south", "depression", "new"),
-    ("Elena", "Popescu", None, date(1979, 3, 3), "female", "en", "south", "alcohol", "draft"),
-    ("Sam", "Rivera", None, date(1998, 10, 30), "other", "en", "south", "anxiety", "active"),
-]
-
-# Plan content by profile. Goals are in the patient's own words; targets use the
-# collaborative-care outcome rules cited in docs/clinical-sources.md (e.g. PHQ-9 under 10).
-PROFILES: dict[str, dict[str, Any]] = {
-    "depression": {
-        "concerns": [("Low mood and loss of interest for the past three months", "icd10", "F32.1")],
-        "goals": [
-            (
-                "I want to enjoy things again, like playing guitar",
-                "wellbeing",
-                "PHQ-9 score",
-                "under 10",
-                84,
-                "high",
-                ["Play guitar once in a week", "Play with friends again"],
-            ),
-            (
-                "I want to sleep through the night",
-                "symptoms",
-                "Nights with 6 hours of sleep",
-                "5 nights a week",
-                56,
-                "medium",
-                ["Same bedtime on weekdays for two weeks"],
-            ),
-        ],
-        "interventions": [
-            (
-                "medication",
-                "Antidepressant medication, as prescribed by the psychiatrist",
-                Role.psychiatrist,
-                "daily",
-                "in_progress",
-            ),
-            (
-                "psychotherapy",
-                "Behavioural activation sessions",
-                Role.therapist,
-                "every week",
-                "in_progress",
-            ),
-            (
-                "education",
-                "Learning about depression and how treatment works",
-                Role.care_manager,
-                "first two visits",
-                "completed",
-            ),
-        ],
-        "steps": [
-            ("Walk for 10 minutes after lunch", None, 7),
-            ("Write down one thing I enjoyed each day", None, 14),
-            ("Phone check-in about how the medication is going", Role.care_manager, 14),
-        ],
-        "strengths": ["Close to my sister", "Kept going to work through a hard year"],
-        "barriers": [
-            (
-                "transport",
-                "No car, and the bus takes an hour",
-                "Video visits when possible; the social worker helps with a bus pass",
-            ),
-            (
-                "money",
-                "Worried about the cost of medication",
-                "The social worker checks assistance programmes",
-            ),
-        ],
-        "contingencies": [
-            (
-                "I get side effects from the medication",
-                "Call the clinic nurse line. Do not stop the medication suddenly without talking "
-                "to us first.",
-            ),
-            (
-                "I miss an appointment",
-                "My care manager calls me within two days to find a new time.",
-            ),
-            (
-                "My mood gets much worse, or I think about hurting myself",
-                "Call or text 988, or go to the nearest emergency department, and tell my care "
-                "manager.",
-            ),
-        ],
-        "preferences": {
-            "what_matters_most": "Being there for my kids",
-            "treatment_preferences": "Would like talking therapy alongside medication",
-            "monitoring_intensity": "standard",
-            "appointment_frequency": "Every two weeks, late afternoon",
-            "preferred_language": "English",
-            "others_involved": "My sister may come to some appointments",
-        },
-    },
-    # Spanish speakers' plans are written in Spanish, goals in their own words.
-    "depression_es": {
-        "concerns": [("Tristeza y cansancio desde hace varios meses", "icd10", "F32.1")],
-        "goals": [
-            (
-                "Quiero volver a disfrutar de mis nietos",
-                "relationships",
-                "Puntuación del PHQ-9",
-                "menos de 10",
-                84,
-                "high",
-                ["Visitar a mis nietos una vez por semana"],
-            ),
-            (
-                "Quiero tener energía para cocinar otra vez",
-                "daily_functioning",
-                "Días que cocino una comida",
-                "4 días por semana",
-                56,
-                "medium",
-                [],
-            ),
-        ],
-        "interventions": [
-            (
-                "medication",
-                "Medicamento antidepresivo, recetado por la psiquiatra o el psiquiatra",
-                Role.psychiatrist,
-                "todos los días",
-                "in_progress",
-            ),
-            (
-                "psychotherapy",
-                "Terapia de resolución de problemas con un terapeuta que habla español",
-                Role.therapist,
-                "cada dos semanas",
-                "scheduled",
-            ),
-        ],
-        "steps": [
-            ("Caminar 10 minutos por la mañana", None, 7),
-            ("Llamar para pedir un intérprete para la próxima cita", Role.care_manager, 5),
-        ],
-        "strengths": ["Mi fe y mi comunidad de la iglesia"],
-        "barriers": [
-            (
-                "language",
-                "Prefiere hablar en español",
-                "Intérprete en cada cita; materiales escritos en español",
-            )
-        ],
-        "contingencies": [
-            (
-                "Me siento mucho peor o pienso en hacerme daño",
-                "Llamar o enviar un mensaje al 988 (hay atención en español), o ir a la sala de "
-                "emergencias.",
-            ),
-        ],
-        "preferences": {
-            "what_matters_most": "Mi familia",
-            "preferred_language": "Español",
-            "interpreter_needed": True,
-            "cultural_considerations": "La fe es importante para mí; quiero que el plan la respete",
-            "appointment_frequency": "Cada dos semanas, por la mañana",
-        },
-    },
-    "anxiety": {
-        "concerns": [("Constant worry and panic in crowded places", "icd10", "F41.1")],
-        "goals": [
-            (
-                "I want to go to the supermarket without panicking",
-                "daily_functioning",
-                "Trips to the shop without leaving early",
-                "2 a week",
-                70,
-                "high",
-                ["Go at a quiet time with a friend", "Go alone at a quiet time"],
-            ),
-            (
-                "I want to worry less at night",
-                "symptoms",
-                "GAD-7 score",
-                "under 10",
-                84,
-                "medium",
-                [],
-            ),
-        ],
-        "interventions": [
-            (
-                "psychotherapy",
-                "Cognitive behavioural therapy for anxiety",
-                Role.therapist,
-                "every week",
-                "in_progress",
-            ),
-            ("lifestyle", "Slow-breathing practice", Role.care_manager, "daily", "in_progress"),
-            (
-                "peer_support",
-                "Anxiety peer support group",
-                Role.peer_specialist,
-                "Thursday evenings",
-                "not_started",
-            ),
-        ],
-        "steps": [
-            ("Practise slow breathing for 5 minutes each morning", None, 7),
-            ("Send the group's details", Role.peer_specialist, 3),
-        ],
-        "strengths": ["Good at planning", "Supportive partner"],
-        "barriers": [
-            (
-                "work_schedule",
-                "Shift work makes weekly sessions hard",
-                "Early-morning video sessions",
-            )
-        ],
-        "contingencies": [
-            (
-                "A panic attack starts",
-                "Use the breathing exercise and the "
-                "coping card; call the care manager if it "
-                "happens more than twice a week.",
-            )
-        ],
-        "preferences": {
-            "what_matters_most": "Feeling free to go out",
-            "treatment_preferences": "Would rather start without medication",
-            "monitoring_intensity": "light",
-        },
-    },
-    "anxiety_es": {
-        "concerns": [("Preocupación constante y nervios", "icd10", "F41.1")],
-        "goals": [
-            (
-                "Quiero dormir tranquila sin preocuparme tanto",
-                "symptoms",
-                "Puntuación del GAD-7",
-                "menos de 10",
-                84,
-                "high",
-                [],
-            )
-        ],
-        "interventions": [
-            (
-                "psychotherapy",
-                "Terapia cognitivo-conductual en español",
-                Role.therapist,
-                "cada semana",
-                "in_progress",
-            )
-        ],
-        "steps": [("Escribir mis preocupaciones antes de dormir", None, 7)],
-        "strengths": ["Mis hijas me apoyan"],
-        "barriers": [("language", "Prefiere hablar en español", "Terapeuta que habla español")],
-        "contingencies": [("Me siento mucho peor", "Llamar a la clínica o al 988.")],
-        "preferences": {"preferred_language": "Español", "interpreter_needed": True},
-    },
-    "alcohol": {
-        "concerns": [("Drinking more than intended, affecting work and health", "icd10", "F10.20")],
-        "goals": [
-            (
-                "I want to cut down to weekends only",
-                "substance_use",
-                "Drinking days per week",
-                "2 or fewer",
-                56,
-                "high",
-                ["No drinking on work nights for two weeks"],
-            ),
-            (
-                "I want my liver tests to get better",
-                "physical_health",
-                "Liver blood tests",
-                "back in the normal range",
-                120,
-                "medium",
-                [],
-            ),
-        ],
-        "interventions": [
-            (
-                "psychotherapy",
-                "Counselling to change drinking",
-                Role.addiction_counsellor,
-                "every week",
-                "in_progress",
-            ),
-            (
-                "peer_support",
-                "Mutual-help group of the patient's choosing",
-                Role.peer_specialist,
-                "weekly",
-                "not_started",
-            ),
-            (
-                "medication",
-                "Medication to support cutting down, if the patient chooses it after "
-                "talking with the psychiatrist",
-                Role.psychiatrist,
-                None,
-                "not_started",
-            ),
-        ],
-        "steps": [
-            ("Keep a drinking diary", None, 7),
-            ("Repeat liver blood tests", Role.primary_care_provider, 60),
-        ],
-        "strengths": ["Wants to be healthy for the grandchildren"],
-        "barriers": [
-            (
-                "stigma",
-                "Embarrassed to go to a group",
-                "Start with one-to-one sessions; peer specialist goes along the first time",
-            )
-        ],
-        "contingencies": [
-            (
-                "I drink more than planned",
-                "Tell my counsellor at the next session; we adjust the plan, not give up on it.",
-            )
-        ],
-        "preferences": {
-            "what_matters_most": "Keeping my job",
-            "treatment_preferences": "Cut down first; stop completely if that does not work",
-        },
-    },
-    "ptsd": {
-        "concerns": [("Nightmares and feeling on edge after an assault", "icd10", "F43.10")],
-        "goals": [
-            (
-                "I want to feel safe in my own home",
-                "wellbeing",
-                "PCL-5 score",
-                "a drop of 10 points or more",
-                90,
-                "high",
-                [],
-            ),
-            (
-                "I want to sleep without nightmares most nights",
-                "symptoms",
-                "Nights without nightmares",
-                "4 a week",
-                90,
-                "medium",
-                [],
-            ),
-        ],
-        "interventions": [
-            ("psychotherapy", "Trauma-focused therapy", Role.therapist, "every week", "scheduled"),
-            (
-                "peer_support",
-                "Meeting with a peer specialist",
-                Role.peer_specialist,
-                "every two weeks",
-                "not_started",
-            ),
-        ],
-        "steps": [("Choose a grounding object to keep by the bed", None, 5)],
-        "strengths": ["Brave enough to ask for help", "A best friend I trust"],
-        "barriers": [
-            (
-                "caregiving",
-                "Cares for a younger brother after school",
-                "Appointments during school hours",
-            )
-        ],
-        "contingencies": [
-            (
-                "Flashbacks get worse",
-                "Use grounding skills, then call the care manager the same day.",
-            )
-        ],
-        "preferences": {
-            "what_matters_most": "Feeling safe",
-            "treatment_preferences": "A female therapist, please",
-        },
-    },
-    "opioid": {
-        "concerns": [
-            ("Opioid use disorder, in early recovery", "icd10", "F11.20"),
-            ("Low mood", None, None),
-        ],
-        "goals": [
-            (
-                "I want to stay off heroin and keep my job",
-                "substance_use",
-                "Days without using",
-                "every day",
-                90,
-                "high",
-                ["One month without using", "Three months without using"],
-            ),
-            ("I want my kids to trust me again", "relationships", None, None, 180, "high", []),
-        ],
-        "interventions": [
-            (
-                "medication",
-                "Buprenorphine-naloxone, prescribed by the psychiatrist",
-                Role.psychiatrist,
-                "daily",
-                "in_progress",
-            ),
-            (
-                "psychotherapy",
-                "Recovery counselling",
-                Role.addiction_counsellor,
-                "every week",
-                "in_progress",
-            ),
-            ("referral", "Referral to supportive housing", Role.social_worker, None, "scheduled"),
-        ],
-        "steps": [
-            ("Keep naloxone at home and tell my partner where it is", None, 3),
-            ("Call the housing programme", Role.social_worker, 10),
-        ],
-        "strengths": ["Has stayed in treatment before", "Loves his kids"],
-        "barriers": [
-            (
-                "housing",
-                "Staying with a friend who still uses",
-                "Supportive housing referral; peer specialist helps with the application",
-            )
-        ],
-        "contingencies": [
-            (
-                "I use again",
-                "Tell my counsellor; we change the plan together. "
-                "Keep naloxone close and never use alone.",
-            )
-        ],
-        "preferences": {
-            "what_matters_most": "My children",
-            "monitoring_intensity": "close",
-            "appointment_frequency": "Weekly at first",
-        },
-    },
-}
+PATIENTS = _CONTENT.patients
+PROFILES: dict[str, dict[str, Any]] = _CONTENT.profiles
 
 
 # Check-in scores come from the synthetic population's trajectory model (concord.synth, shaped
@@ -667,10 +75,12 @@ STAGE_OUTCOMES: dict[str, tuple[tuple[str, float], ...]] = {
 }
 # Stories that need another course: Emily's evening check-in that raised an alert comes after a
 # partial response; Kevin's drinking has not changed much before his high AUDIT-C in clinic.
-STORY_OUTCOMES = {("Emily", "Sorensen"): "partial", ("Kevin", "O'Brien"): "not_improving"}
+# (In patients.yaml: `outcome`.)
+STORY_OUTCOMES = _CONTENT.story_outcomes
 # The day (relative to today) of a patient's last portal check-in when a story needs it: Marcus's
 # answered question 9 eleven days ago; Emily's next one (five days ago) is in _schedule_safety.
-STORY_LAST_CHECK_IN = {("Marcus", "Lee"): -11, ("Emily", "Sorensen"): -19}
+# (In patients.yaml: `last_check_in_day`.)
+STORY_LAST_CHECK_IN = _CONTENT.story_last_check_in
 # When each stage's plan was started (days before today); enrolment and the first check-in
 # are three days later. An active plan's episode is 11 weeks old, inside the 10-24 weeks at which
 # the Program page judges response and remission.
@@ -833,12 +243,7 @@ def phq9_answers(total: int, item9: int = 0) -> dict[str, int]:
 
 
 # Family members: one the patient agreed to share the plan with, one without that consent.
-RELATED = {
-    ("Jamal", "Carter"): ("Keisha Carter", "sister", True),
-    ("Ethan", "Walker"): ("Laura Walker", "partner", False),
-    # Marcus shares only his safety plan with his brother (see _schedule_safety).
-    ("Marcus", "Lee"): ("Andre Lee", "brother", False),
-}
+RELATED = _CONTENT.related  # (in patients.yaml: `family_member`)
 
 
 @dataclass
@@ -858,15 +263,7 @@ class DemoSummary:
 
 
 # What the team writes on a Spanish speaker's plan and decisions, in Spanish (synthetic).
-SPANISH = {
-    "Written together at the first visit": "Lo escribimos juntos en la primera cita",
-    "Treatment started": "Empezó el tratamiento",
-    "Reviewed with the psychiatric consultant": "Revisado con el psiquiatra consultor",
-    "How long would I need to keep going with it?": "¿Cuánto tiempo tendría que seguir con esto?",
-    "It fits my work and what matters most to me right now.": (
-        "Encaja con mi trabajo y con lo que más me importa ahora."
-    ),
-}
+SPANISH = _CONTENT.spanish  # (in team_words.yaml)
 
 
 def _measure_link(measure: str | None, target: str | None) -> dict[str, Any]:
@@ -1646,21 +1043,10 @@ def _patient_user(session: Session, who: tuple[str, str]) -> User:
 
 # --- collaborative care: episodes, contacts and minutes, case reviews (all synthetic) ---------
 
-PROGRAMS = {
-    "anxiety": "anxiety",
-    "anxiety_es": "anxiety",
-    "ptsd": "ptsd",
-    "alcohol": "substance_use",
-    "opioid": "co_occurring",
-}
+PROGRAMS = _CONTENT.programs  # a plan story's program (in team_words.yaml)
 
 
-AIDS = {
-    "depression": "depression-treatment",
-    "anxiety": "anxiety-treatment",
-    "substance_use": "alcohol-use",
-    "co_occurring": "opioid-use-medications",
-}
+AIDS = _CONTENT.aids  # a program's decision aid (in team_words.yaml)
 
 
 def _schedule_decisions(
@@ -1759,14 +1145,7 @@ def now_local_date(session: Session, patient: Any) -> Any:
 
 # What a care manager asks the psychiatric consultant about a patient not improving, by program
 # (the scores before it come from the patient's course).
-QUESTIONS = {
-    "depression": "Switch the antidepressant, or increase it and add therapy?",
-    "anxiety": "Add medication, or more therapy sessions first?",
-    "ptsd": "Trauma-focused therapy has a waiting list: add medication meanwhile?",
-    "substance_use": "Open to medication now: naltrexone or acamprosate?",
-    "co_occurring": "Stable on buprenorphine-naloxone but the low mood persists: add an "
-    "antidepressant?",
-}
+QUESTIONS = _CONTENT.questions  # a program's decision question (in team_words.yaml)
 
 
 def _so_far(patient: Any, day: int) -> tuple[str, int, int, int]:

@@ -53,7 +53,9 @@ def summary(url: str) -> dict[str, Any]:
             patient = meta["patient"]
             names = {
                 r.id: f"{r.given_name} {r.family_name}"
-                for r in c.execute(select(patient.c.id, patient.c.given_name, patient.c.family_name))
+                for r in c.execute(
+                    select(patient.c.id, patient.c.given_name, patient.c.family_name)
+                )
             }
             plans = {
                 r.id: names[r.patient_id]
@@ -69,13 +71,21 @@ def summary(url: str) -> dict[str, Any]:
                     fields = {
                         k: _plain(v)
                         for k, v in row.items()
-                        if k not in _SKIP and not k.endswith("_id") and not k.endswith("_at")
+                        if k not in _SKIP
+                        and not k.endswith("_id")
+                        and not k.endswith("_at")
                         and not isinstance(v, dict | list)
                     }
                     items.append([plans[row["plan_id"]], t.name, fields])
             obs = meta["measure_observation"]
             scores = [
-                [names[r.patient_id], r.instrument, r.score_id, float(r.value), _plain(r.effective_at)]
+                [
+                    names[r.patient_id],
+                    r.instrument,
+                    r.score_id,
+                    float(r.value),
+                    _plain(r.effective_at),
+                ]
                 for r in c.execute(select(obs))
             ]
     finally:
@@ -116,7 +126,9 @@ def main(kind: str, out: str) -> None:
     os.environ.setdefault("CONCORD_ENV", "test")
     os.environ.setdefault("CONCORD_ARGON2_TIME_COST", "1")
     os.environ.setdefault("CONCORD_ARGON2_MEMORY_KIB", "1024")
-    os.environ.setdefault("CONCORD_SECRET_KEY", "test-secret-key-for-the-test-suite-only-0123456789")
+    os.environ.setdefault(
+        "CONCORD_SECRET_KEY", "test-secret-key-for-the-test-suite-only-0123456789"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'summary.db'}"
         if kind == "synth":

@@ -1,0 +1,136 @@
+"""The demo's content is data (concord/demo_data/*.yaml, issue 17): built on a fresh database it
+gives the same rows as the Python tables it replaced (the summaries in tests/fixtures/ were
+written from main before the move), and a file that does not fit is refused with its name and
+the field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from concord import demo_content
+from concord.demo_content import DATA_DIR, DemoDataError
+from tests import demo_summary
+from tests.conftest import fresh_database
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _expected(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def _same(built: dict, expected: dict) -> None:
+    # Part by part, so a failure says which part moved.
+    for part in ("patients", "counts", "plan_items", "scores"):
+        assert built[part] == expected[part], part
+
+
+def test_the_demo_builds_the_same_data_as_before(database_url, tmp_path, monkeypatch):
+    with fresh_database(database_url, tmp_path, "demo_data") as url:
+        monkeypatch.setenv("CONCORD_DATABASE_URL", url)
+        demo_summary.build_demo(url)
+        built = demo_summary.summary(url)
+    expected = _expected("demo_summary.json")
+    assert len(expected["patients"]) == 25 and expected["scores"]  # the fixture is no stub
+    _same(built, expected)
+
+
+def test_the_synthetic_population_builds_the_same_data_as_before(database_url, tmp_path):
+    with fresh_database(database_url, tmp_path, "synth_data") as url:
+        demo_summary.build_synth(url)
+        built = demo_summary.summary(url)
+    expected = _expected("synth_summary.json")
+    assert len(expected["patients"]) == demo_summary.SYNTH_PATIENTS
+    _same(built, expected)
+
+
+def test_every_demo_file_loads_and_every_patient_has_a_plan_story():
+    content = demo_content.content()
+    assert len(content.patients) == 25
+    assert {p[7] for p in content.patients} == set(content.profiles)
+    assert set(content.staff) == set(content.clinics)
+
+
+@pytest.fixture
+def data_copy(tmp_path) -> Path:
+    copy = tmp_path / "demo_data"
+    shutil.copytree(DATA_DIR, copy)
+    return copy
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        (
+            "plans/depression.yaml",
+            "  priority: high",
+            "  priority: urgent",
+            "demo_data/plans/depression.yaml: goals.0.priority:",
+        ),
+        (
+            "plans/anxiety.yaml",
+            "  responsible: therapist",
+            "  responsible: wizard",
+            "demo_data/plans/anxiety.yaml: interventions.0.responsible:",
+        ),
+        (
+            "patients.yaml",
+            "  birth_date: 1984-03-14",
+            "  birth_date: someday",
+            "demo_data/patients.yaml: patients.0.birth_date:",
+        ),
+        (
+            "patients.yaml",
+            "  stage: active",
+            "  stage: finished",
+            "demo_data/patients.yaml: patients.0.stage:",
+        ),
+        (
+            "patients.yaml",
+            "  clinic: north",
+            "  clinic: east",
+            "demo_data/patients.yaml: patients.0.clinic: no clinic 'east'",
+        ),
+        (
+            "patients.yaml",
+            "  plan: depression\n",
+            "  plan: grief\n",
+            "demo_data/patients.yaml: patients.0.plan: no plans/grief.yaml",
+        ),
+        (
+            "patients.yaml",
+            "  gender: male\n",
+            "  gender: male\n  shoe_size: 9\n",
+            "demo_data/patients.yaml: patients.0.shoe_size: Extra inputs",
+        ),
+        (
+            "clinic.yaml",
+            "  - role: nurse\n    name: Erin Walsh\n",
+            "  - role: nurse\n    name: Erin Walsh\n  - role: nurse\n    name: Erin Again\n",
+            "demo_data/clinic.yaml: clinics.0.staff: Value error, each role is held once",
+        ),
+        ("team_words.yaml", "spanish:", "spanish: [", "demo_data/team_words.yaml: cannot be read"),
+    ],
+)
+def test_a_demo_file_that_does_not_fit_is_refused_naming_the_file_and_field(
+    data_copy, file, old, new, message
+):
+    _edit(data_copy / file, old, new)
+    with pytest.raises(DemoDataError) as refused:
+        demo_content.content(data_copy)
+    assert str(refused.value).startswith(message), str(refused.value)
+
+
+def test_the_unchanged_copy_loads(data_copy):
+    """The refusals above come from the edit, not from loading a copy."""
+    assert demo_content.content(data_copy).patients == demo_content.content().patients
