@@ -27,6 +27,7 @@ from concord.accounts.passwords import hash_password
 from concord.accounts.users import create_user
 from concord.actions import checkin, recommendation
 from concord.careplans import service as plans
+from concord.careplans.history import PlanContents
 from concord.careplans.models import PlanStatus, StepStatus
 from concord.careplans.schemas import (
     ActionStepIn,
@@ -44,7 +45,13 @@ from concord.careplans.schemas import (
 )
 from concord.clock import FakeClock, get_clock, set_clock
 from concord.measures import service as measures
-from concord.patients.service import NewPatient, add_related_person, register_patient
+from concord.patients.service import (
+    NewPatient,
+    add_related_person,
+    add_team_member,
+    register_patient,
+)
+from concord.registry import service as reg
 
 DEMO_SLUG = "riverside-demo"
 DEMO_PASSWORD = "concord-demo-2026"
@@ -393,6 +400,54 @@ def _date(start: datetime, offset: int) -> date:
     return (start.astimezone(ZoneInfo(TIMEZONE)) + timedelta(days=offset)).date()
 
 
+@dataclass
+class _Story:
+    """One patient's story being scheduled: who they are, their team, and the events so far."""
+
+    session: Session
+    events: list[_Event]
+    index: int
+    spec: tuple[Any, ...]
+    org: Organization
+    clinics: dict[str, Clinic]
+    team: dict[Role, User]
+    start: datetime
+    holder: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        (self.given, self.family, self.preferred, self.born, self.gender, self.language) = (
+            self.spec[:6]
+        )
+        self.clinic_key, self.profile_name, self.stage = self.spec[6:]
+        self.profile = PROFILES[self.profile_name]
+        self.lead = self.team[Role.care_manager]
+        self.begin = STAGE_BEGIN[self.stage]
+        self.seq = iter(range(self.index * 1000, self.index * 1000 + 1000))
+
+    @property
+    def who(self) -> tuple[str, str]:
+        return (self.given, self.family)
+
+    def said(self, text: str) -> str:
+        """What the team wrote on the plan, in the patient's language."""
+        return SPANISH[text] if self.language == "es" else text
+
+    def at(self, offset: float, fn: Callable[[], None], hour: int = 10) -> None:
+        when = _days(self.start, offset, hour) + timedelta(minutes=self.index)
+        self.events.append(_Event(when, next(self.seq), fn))
+
+    def acc(self, user: User) -> access.PatientAccess:
+        return access.patient_for(self.session, user, self.holder["patient"].id)
+
+    def plan(self) -> Any:
+        plan = plans.current_plan(self.session, self.holder["patient"].id)
+        assert plan is not None
+        return plan
+
+    def contents(self) -> PlanContents:
+        return plans.load_contents(self.session, self.plan())
+
+
 def _schedule_patient(
     session: Session,
     events: list[_Event],
@@ -403,377 +458,341 @@ def _schedule_patient(
     staff: dict[str, dict[Role, User]],
     start: datetime,
 ) -> None:
-    given, family, preferred, born, gender, language, clinic_key, profile_name, stage = spec
-    profile = PROFILES[profile_name]
-    team = staff[clinic_key]
-    lead = team[Role.care_manager]
-    holder: dict[str, Any] = {}
-    seq = iter(range(index * 1000, index * 1000 + 1000))
+    """Schedule one patient's story, from registration to where their stage leaves them."""
+    st = _Story(session, events, index, spec, org, clinics, staff[spec[6]], start)
+    _schedule_registration(st)
+    if st.stage == "new":
+        return
+    course = course_of(st.who)
+    st.at(st.begin + 1, functools.partial(_build_plan, st))
+    st.at(st.begin + 2, functools.partial(_milestones_and_steps, st), hour=14)
+    if st.stage == "draft":
+        assert course is not None
+        _schedule_draft(st, course)
+        return
+    _schedule_agreement(st)
+    _schedule_registry(
+        session, st.at, st.acc, st.holder, st.team, index, st.begin, st.stage, st.profile_name
+    )
+    _schedule_decisions(
+        session, st.at, st.acc, st.holder, st.lead, index, st.begin, st.stage, st.profile_name
+    )
+    if course is not None:
+        _schedule_check_ins(st, course)
+    _schedule_review_and_end(st)
 
-    def said(text: str) -> str:
-        """What the team wrote on the plan, in the patient's language."""
-        return SPANISH[text] if language == "es" else text
 
-    def at(offset: float, fn: Callable[[], None], hour: int = 10) -> None:
-        events.append(_Event(_days(start, offset, hour) + timedelta(minutes=index), next(seq), fn))
-
-    begin = STAGE_BEGIN[stage]
+def _schedule_registration(st: _Story) -> None:
+    """Registered with a portal account and the clinic's team; enrolled if new; family."""
+    session, lead = st.session, st.lead
 
     def register() -> None:
         patient, _ = register_patient(
             session,
             by=lead,
-            organization=org,
+            organization=st.org,
             data=NewPatient(
-                given_name=given,
-                family_name=family,
-                preferred_name=preferred,
-                birth_date=born,
-                gender=gender,
-                language=language,
-                mrn=f"{clinic_key[0].upper()}-{1001 + index}",
-                clinic_id=clinics[clinic_key].id,
-                phone=f"555-01{index:02d}",
+                given_name=st.given,
+                family_name=st.family,
+                preferred_name=st.preferred,
+                birth_date=st.born,
+                gender=st.gender,
+                language=st.language,
+                mrn=f"{st.clinic_key[0].upper()}-{1001 + st.index}",
+                clinic_id=st.clinics[st.clinic_key].id,
+                phone=f"555-01{st.index:02d}",
             ),
-            portal_email=_email(f"{given} {family}", "patients.example.org"),
+            portal_email=_email(f"{st.given} {st.family}", "patients.example.org"),
             portal_password=DEMO_PASSWORD,
         )
         user = session.get(User, patient.user_id)
         assert user is not None
         user.must_change_password = False
-        from concord.patients.service import add_team_member
-
-        for _role, member in team.items():
+        for _role, member in st.team.items():
             if member.id != lead.id:
                 add_team_member(session, by=lead, patient=patient, user_id=member.id)
-        holder["patient"] = patient
-        holder["patient_user"] = user
+        st.holder["patient"] = patient
+        st.holder["patient_user"] = user
 
-    at(begin, register, hour=9)
-    if stage == "new" and index % 2 == 0:
+    st.at(st.begin, register, hour=9)
+    if st.stage == "new" and st.index % 2 == 0:
         # Referred to the care manager two days ago; nobody has reached them yet.
         def enrol_new() -> None:
-            from concord.registry import service as reg
-
             reg.enroll(
                 session,
-                access=access.patient_for(session, lead, holder["patient"].id),
-                data=reg.Enrolment(program=PROGRAMS.get(profile_name, "depression")),
+                access=st.acc(lead),
+                data=reg.Enrolment(program=PROGRAMS.get(st.profile_name, "depression")),
             )
 
-        at(-2, enrol_new, hour=16)
-    relative = RELATED.get((given, family))
+        st.at(-2, enrol_new, hour=16)
+    relative = RELATED.get(st.who)
     if relative is not None:
+        st.at(st.begin, functools.partial(_add_family, st, relative), hour=11)
 
-        def add_family() -> None:
-            name, relationship, consented = relative
-            link, _ = add_related_person(
-                session,
-                access=access.patient_for(session, lead, holder["patient"].id),
-                name=name,
-                email=_email(name, "family.example.org"),
-                relationship=relationship,
-                patient_consented=consented,
-                consent_note="Agreed in clinic: care plan only" if consented else None,
+
+def _add_family(st: _Story, relative: tuple[str, str, bool]) -> None:
+    name, relationship, consented = relative
+    link, _ = add_related_person(
+        st.session,
+        access=st.acc(st.lead),
+        name=name,
+        email=_email(name, "family.example.org"),
+        relationship=relationship,
+        patient_consented=consented,
+        consent_note="Agreed in clinic: care plan only" if consented else None,
+    )
+    st.session.flush()
+    link_user = st.session.get(User, link.user_id)
+    assert link_user is not None
+    link_user.password_hash = hash_password(DEMO_PASSWORD)
+    link_user.must_change_password = False
+
+
+def _build_plan(st: _Story) -> None:
+    """The lead starts the plan from the patient's plan story (plans/<name>.yaml)."""
+    session, profile, a = st.session, st.profile, st.acc(st.lead)
+    plans.start_plan(session, access=a, data=PlanStart(title="Care plan"))
+    for description, system, code in profile["concerns"]:
+        data: Any = ConcernIn(description=description, code_system=system, code=code)
+        plans.add_item(session, access=a, section="concerns", data=data)
+    goal_ids = []
+    for statement, category, measure, target, due, priority, _ in profile["goals"]:
+        goal = plans.add_item(
+            session,
+            access=a,
+            section="goals",
+            data=GoalIn(
+                statement=statement,
+                category=category,
+                measure=measure,
+                target=target,
+                due_on=_date(st.start, st.begin + due),
+                priority=priority,
+                status="accepted",
+                **_measure_link(measure, target),
+            ),
+            reason=st.said("Written together at the first visit"),
+        )
+        goal_ids.append(goal.id)
+    st.holder["goal_ids"] = goal_ids
+    for kind, description, role, frequency, _status in profile["interventions"]:
+        data = InterventionIn(
+            kind=kind,
+            description=description,
+            responsible_id=st.team[role].id,
+            frequency=frequency,
+            status="not_started",
+            goal_id=goal_ids[0],
+        )
+        plans.add_item(session, access=a, section="interventions", data=data)
+    for description in profile["strengths"]:
+        data = StrengthIn(description=description)
+        plans.add_item(session, access=a, section="strengths", data=data)
+    for kind, description, way in profile["barriers"]:
+        data = BarrierIn(kind=kind, description=description, way_around=way)
+        plans.add_item(session, access=a, section="barriers", data=data)
+    for if_this, then_we in profile["contingencies"]:
+        data = ContingencyIn(if_this=if_this, then_we=then_we)
+        plans.add_item(session, access=a, section="contingencies", data=data)
+    data = PreferencesIn(version=st.plan().version, **profile["preferences"])
+    plans.update_preferences(session, access=a, data=data)
+
+
+def _milestones_and_steps(st: _Story) -> None:
+    a = st.acc(st.team[Role.therapist])
+    for goal_id, (_, _, _, _, due, _, milestones) in zip(
+        st.holder["goal_ids"], st.profile["goals"], strict=True
+    ):
+        for n, description in enumerate(milestones, start=1):
+            data: Any = MilestoneIn(
+                goal_id=goal_id,
+                description=description,
+                target_on=_date(st.start, st.begin + 2 + n * due // 3),
             )
-            session.flush()
-            link_user = session.get(User, link.user_id)
-            assert link_user is not None
-            link_user.password_hash = hash_password(DEMO_PASSWORD)
-            link_user.must_change_password = False
+            plans.add_item(st.session, access=a, section="milestones", data=data)
+    for description, role, due in st.profile["steps"]:
+        data = ActionStepIn(
+            description=description,
+            owner="patient" if role is None else str(st.team[role].id),
+            goal_id=st.holder["goal_ids"][0],
+            due_on=_date(st.start, st.begin + 2 + due),
+        )
+        plans.add_item(st.session, access=a, section="action_steps", data=data)
 
-        at(begin, add_family, hour=11)
-    if stage == "new":
-        return
 
-    def acc(user: User) -> access.PatientAccess:
-        return access.patient_for(session, user, holder["patient"].id)
+def _schedule_draft(st: _Story, course: Course) -> None:
+    """A draft plan: baseline scores taken in clinic, and a goal the patient proposed."""
 
-    def build_plan() -> None:
-        a = acc(lead)
-        plans.start_plan(session, access=a, data=PlanStart(title="Care plan"))
-        for description, system, code in profile["concerns"]:
-            plans.add_item(
-                session,
-                access=a,
-                section="concerns",
-                data=ConcernIn(description=description, code_system=system, code=code),
-            )
-        goal_ids = []
-        for statement, category, measure, target, due, priority, _ in profile["goals"]:
-            goal = plans.add_item(
-                session,
-                access=a,
-                section="goals",
-                data=GoalIn(
-                    statement=statement,
-                    category=category,
-                    measure=measure,
-                    target=target,
-                    due_on=_date(start, begin + due),
-                    priority=priority,
-                    status="accepted",
-                    **_measure_link(measure, target),
+    def baseline() -> None:
+        for _day, code, total in course.scores:
+            checkin.record_response(
+                st.session,
+                access=st.acc(st.lead),
+                instrument_code=code,
+                submission=measures.Submission(
+                    answers=answers_for(code, total), mode=measures.Mode.in_person
                 ),
-                reason=said("Written together at the first visit"),
             )
-            goal_ids.append(goal.id)
-        holder["goal_ids"] = goal_ids
-        for kind, description, role, frequency, _status in profile["interventions"]:
-            plans.add_item(
-                session,
-                access=a,
-                section="interventions",
-                data=InterventionIn(
-                    kind=kind,
-                    description=description,
-                    responsible_id=team[role].id,
-                    frequency=frequency,
-                    status="not_started",
-                    goal_id=goal_ids[0],
-                ),
-            )
-        for description in profile["strengths"]:
-            plans.add_item(
-                session, access=a, section="strengths", data=StrengthIn(description=description)
-            )
-        for kind, description, way in profile["barriers"]:
-            plans.add_item(
-                session,
-                access=a,
-                section="barriers",
-                data=BarrierIn(kind=kind, description=description, way_around=way),
-            )
-        for if_this, then_we in profile["contingencies"]:
-            plans.add_item(
-                session,
-                access=a,
-                section="contingencies",
-                data=ContingencyIn(if_this=if_this, then_we=then_we),
-            )
-        plan = plans.current_plan(session, holder["patient"].id)
-        assert plan is not None
-        plans.update_preferences(
-            session, access=a, data=PreferencesIn(version=plan.version, **profile["preferences"])
+
+    st.at(st.begin + 1, baseline, hour=9)
+
+    def patient_proposes() -> None:
+        plans.propose_goal(
+            st.session,
+            access=st.acc(st.holder["patient_user"]),
+            data=GoalProposal(
+                statement="I would like to get back to swimming",
+                category="physical_health",
+                priority="medium",
+                why="It used to help me feel calm",
+            ),
         )
 
-    def milestones_and_steps() -> None:
-        a = acc(team[Role.therapist])
-        for goal_id, (_, _, _, _, due, _, milestones) in zip(
-            holder["goal_ids"], profile["goals"], strict=True
-        ):
-            for n, description in enumerate(milestones, start=1):
-                plans.add_item(
-                    session,
-                    access=a,
-                    section="milestones",
-                    data=MilestoneIn(
-                        goal_id=goal_id,
-                        description=description,
-                        target_on=_date(start, begin + 2 + n * due // 3),
-                    ),
-                )
-        for description, role, due in profile["steps"]:
-            owner = "patient" if role is None else str(team[role].id)
-            plans.add_item(
-                session,
-                access=a,
-                section="action_steps",
-                data=ActionStepIn(
-                    description=description,
-                    owner=owner,
-                    goal_id=holder["goal_ids"][0],
-                    due_on=_date(start, begin + 2 + due),
-                ),
-            )
+    st.at(st.begin + 4, patient_proposes, hour=19)
 
-    course = course_of((given, family))
-    at(begin + 1, build_plan)
-    at(begin + 2, milestones_and_steps, hour=14)
 
-    if stage == "draft":
-        assert course is not None
-
-        def baseline() -> None:
-            for _day, code, total in course.scores:
-                checkin.record_response(
-                    session,
-                    access=acc(lead),
-                    instrument_code=code,
-                    submission=measures.Submission(
-                        answers=answers_for(code, total), mode=measures.Mode.in_person
-                    ),
-                )
-
-        at(begin + 1, baseline, hour=9)
-
-        def patient_proposes() -> None:
-            plans.propose_goal(
-                session,
-                access=acc(holder["patient_user"]),
-                data=GoalProposal(
-                    statement="I would like to get back to swimming",
-                    category="physical_health",
-                    priority="medium",
-                    why="It used to help me feel calm",
-                ),
-            )
-
-        at(begin + 4, patient_proposes, hour=19)
-        return
+def _schedule_agreement(st: _Story) -> None:
+    """The plan is activated and agreed; treatment starts; the patient does a first step."""
 
     def activate() -> None:
-        plan = plans.current_plan(session, holder["patient"].id)
-        assert plan is not None
-        plans.activate_plan(session, access=acc(lead), version=plan.version)
+        plans.activate_plan(st.session, access=st.acc(st.lead), version=st.plan().version)
 
     def both_agree() -> None:
-        plan = plans.current_plan(session, holder["patient"].id)
-        assert plan is not None
-        plans.agree(session, access=acc(holder["patient_user"]), revision=plan.revision_number)
-        plans.agree(session, access=acc(lead), revision=plan.revision_number)
-
-    def start_treatment() -> None:
-        a = acc(lead)
-        contents = plans.load_contents(session, plans.current_plan(session, holder["patient"].id))
-        # The profile's own interventions (a decision made together may have added one).
-        own = contents.interventions[: len(profile["interventions"])]
-        for item, (_, _, _, _, status) in zip(own, profile["interventions"], strict=True):
-            if status != item.status:
-                plans.update_item(
-                    session,
-                    access=a,
-                    section="interventions",
-                    item_id=item.id,
-                    data=InterventionIn(
-                        kind=item.kind,
-                        description=item.description,
-                        responsible_id=item.responsible_id,
-                        frequency=item.frequency,
-                        status=status,
-                        goal_id=item.goal_id,
-                    ),
-                    version=item.version,
-                    reason=said("Treatment started"),
-                )
+        number = st.plan().revision_number
+        plans.agree(st.session, access=st.acc(st.holder["patient_user"]), revision=number)
+        plans.agree(st.session, access=st.acc(st.lead), revision=number)
 
     def first_step_done() -> None:
-        contents = plans.load_contents(session, plans.current_plan(session, holder["patient"].id))
-        mine = [s for s in contents.action_steps if s.owner_is_patient]
+        mine = [s for s in st.contents().action_steps if s.owner_is_patient]
         if mine:
             plans.set_step_status(
-                session,
-                access=acc(holder["patient_user"]),
+                st.session,
+                access=st.acc(st.holder["patient_user"]),
                 step_id=mine[0].id,
                 status=StepStatus.done,
                 version=mine[0].version,
             )
 
-    at(begin + 3, activate)
-    at(begin + 3, both_agree, hour=15)
-    at(begin + 10, start_treatment)
-    at(begin + 12, first_step_done, hour=20)
-    _schedule_registry(session, at, acc, holder, team, index, begin, stage, profile_name)
-    _schedule_decisions(session, at, acc, holder, lead, index, begin, stage, profile_name)
+    st.at(st.begin + 3, activate)
+    st.at(st.begin + 3, both_agree, hour=15)
+    st.at(st.begin + 10, functools.partial(_start_treatment, st))
+    st.at(st.begin + 12, first_step_done, hour=20)
 
-    # Check-ins answered through the portal on the patient's own course (course_of), on the
-    # schedules of their program's measures (set when the plan became active).
+
+def _start_treatment(st: _Story) -> None:
+    a = st.acc(st.lead)
+    # The profile's own interventions (a decision made together may have added one).
+    own = st.contents().interventions[: len(st.profile["interventions"])]
+    for item, (_, _, _, _, status) in zip(own, st.profile["interventions"], strict=True):
+        if status != item.status:
+            plans.update_item(
+                st.session,
+                access=a,
+                section="interventions",
+                item_id=item.id,
+                data=InterventionIn(
+                    kind=item.kind,
+                    description=item.description,
+                    responsible_id=item.responsible_id,
+                    frequency=item.frequency,
+                    status=status,
+                    goal_id=item.goal_id,
+                ),
+                version=item.version,
+                reason=st.said("Treatment started"),
+            )
+
+
+def _schedule_check_ins(st: _Story, course: Course) -> None:
+    """Check-ins answered through the portal on the patient's own course (course_of), on the
+    schedules of their program's measures (set when the plan became active)."""
+
     def schedules() -> None:
-        assert course is not None
-        a = acc(lead)
+        a = st.acc(st.lead)
         wanted = dict(zip(course.instruments, (14, 28), strict=True))
-        for schedule in measures.active_schedules(session, holder["patient"].id):
+        for schedule in measures.active_schedules(st.session, st.holder["patient"].id):
             if wanted.get(schedule.instrument) == schedule.every_days:
                 del wanted[schedule.instrument]
             else:
-                measures.stop_schedule(session, access=a, schedule_id=schedule.id)
+                measures.stop_schedule(st.session, access=a, schedule_id=schedule.id)
         for code, every in wanted.items():
             measures.add_schedule(
-                session,
+                st.session,
                 access=a,
                 instrument_code=code,
                 every_days=every,
-                start_on=_date(start, begin + 3),
+                start_on=_date(st.start, st.begin + 3),
                 reason="The measures of this patient's program",
             )
 
-    if course is not None:
-        at(begin + 3, schedules, hour=16)
-        last_day = course.scores[-1][0]
-        for day, code, total in course.scores:
-            urgent = (given, family) == ALERT_PATIENT and code == "PHQ-9" and day == last_day
+    st.at(st.begin + 3, schedules, hour=16)
+    last_day = course.scores[-1][0]
+    for day, code, total in course.scores:
+        urgent = st.who == ALERT_PATIENT and code == "PHQ-9" and day == last_day
+        check_in = functools.partial(_check_in, st, code, total, 1 if urgent else 0)
+        st.at(day, check_in, hour=17 + st.index % 5)
 
-            def check_in(code: str = code, total: int = total, urgent: bool = urgent) -> None:
-                patient_access = acc(holder["patient_user"])
-                response = measures.start_or_resume(
-                    session, access=patient_access, instrument_code=code
-                )
-                checkin.submit(
-                    session,
-                    access=patient_access,
-                    response_id=response.id,
-                    answers=answers_for(code, total, item9=1 if urgent else 0),
-                    version=response.version,
-                )
 
-            at(day, check_in, hour=17 + index % 5)
+def _check_in(st: _Story, code: str, total: int, item9: int) -> None:
+    patient_access = st.acc(st.holder["patient_user"])
+    response = measures.start_or_resume(st.session, access=patient_access, instrument_code=code)
+    checkin.submit(
+        st.session,
+        access=patient_access,
+        response_id=response.id,
+        answers=answers_for(code, total, item9=item9),
+        version=response.version,
+    )
 
+
+def _schedule_review_and_end(st: _Story) -> None:
+    """The last review; a goal changed at review (awaiting agreement); a completed plan ends."""
+    stage = st.stage
     if stage in ("active", "awaiting_agreement", "completed"):
 
         def review() -> None:
-            plan = plans.current_plan(session, holder["patient"].id)
-            assert plan is not None
-            plans.record_review(
-                session,
-                access=acc(lead),
-                data=ReviewIn(
-                    version=plan.version, note=said("Reviewed with the psychiatric consultant")
-                ),
-            )
+            note = st.said("Reviewed with the psychiatric consultant")
+            data = ReviewIn(version=st.plan().version, note=note)
+            plans.record_review(st.session, access=st.acc(st.lead), data=data)
 
         # Active plans were last reviewed 20 or 24 days ago: some are due within the week.
-        last_review = -24 if stage == "active" and index % 2 else -20
-        at({"active": last_review, "awaiting_agreement": -10}.get(stage, begin + 31), review)
-
+        last_review = -24 if stage == "active" and st.index % 2 else -20
+        st.at({"active": last_review, "awaiting_agreement": -10}.get(stage, st.begin + 31), review)
     if stage == "awaiting_agreement":
-
-        def change_goal() -> None:
-            a = acc(team[Role.psychiatrist] if Role.psychiatrist in team else lead)
-            contents = plans.load_contents(
-                session, plans.current_plan(session, holder["patient"].id)
-            )
-            goal = contents.goals[0]
-            plans.update_item(
-                session,
-                access=a,
-                section="goals",
-                item_id=goal.id,
-                data=GoalIn(
-                    statement=goal.statement,
-                    category=goal.category,
-                    measure=goal.measure,
-                    target=goal.target,
-                    due_on=goal.due_on + timedelta(days=28) if goal.due_on else None,
-                    priority=goal.priority,
-                    status=goal.status,
-                ),
-                version=goal.version,
-                reason="Slower progress than hoped; more time agreed at review",
-            )
-
-        at(-2, change_goal)
-
+        st.at(-2, functools.partial(_change_goal, st))
     if stage == "completed":
 
         def complete() -> None:
             plans.end_plan(
-                session,
-                access=acc(lead),
+                st.session,
+                access=st.acc(st.lead),
                 status=PlanStatus.completed,
                 reason="Goals met; moving to relapse prevention with primary care",
             )
 
-        at(begin + COMPLETED_AFTER, complete)
+        st.at(st.begin + COMPLETED_AFTER, complete)
+
+
+def _change_goal(st: _Story) -> None:
+    a = st.acc(st.team[Role.psychiatrist] if Role.psychiatrist in st.team else st.lead)
+    goal = st.contents().goals[0]
+    plans.update_item(
+        st.session,
+        access=a,
+        section="goals",
+        item_id=goal.id,
+        data=GoalIn(
+            statement=goal.statement,
+            category=goal.category,
+            measure=goal.measure,
+            target=goal.target,
+            due_on=goal.due_on + timedelta(days=28) if goal.due_on else None,
+            priority=goal.priority,
+            status=goal.status,
+        ),
+        version=goal.version,
+        reason="Slower progress than hoped; more time agreed at review",
+    )
 
 
 # --- safety: alerts in every state, a safety plan, a missed follow-up (all synthetic) ---------
