@@ -44,14 +44,25 @@ from concord.careplans.schemas import (
     StrengthIn,
 )
 from concord.clock import FakeClock, get_clock, set_clock
+from concord.decisions import service as ds
+from concord.demo_content import SafetyEventIn
 from concord.measures import service as measures
+from concord.patients.models import Patient, RelatedPerson
 from concord.patients.service import (
     NewPatient,
     add_related_person,
     add_team_member,
     register_patient,
 )
+from concord.registry import reviews as rv
 from concord.registry import service as reg
+from concord.registry.jobs import sync_all_tasks
+from concord.registry.models import Episode, Recommendation
+from concord.registry.service import org_today
+from concord.safety import alerts as safety_alerts
+from concord.safety import plans as safety_plans
+from concord.safety.escalation import escalate_due, raise_missed_follow_ups
+from concord.safety.models import SafetyAlert
 
 DEMO_SLUG = "riverside-demo"
 DEMO_PASSWORD = "concord-demo-2026"
@@ -313,8 +324,6 @@ def load_demo(session: Session) -> DemoSummary:
     if org is None:
         org = _build(session)
         created = True
-    from concord.patients.models import Patient
-
     count = len(session.scalars(select(Patient.id).where(Patient.organization_id == org.id)).all())
     return DemoSummary(org.name, created, count, _sign_ins(session, org))
 
@@ -383,8 +392,6 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
         event.run()
         session.flush()
     clock.set(start)
-    from concord.registry.jobs import sync_all_tasks
-
     sync_all_tasks(session)  # the tasks the registry's flags ask for today
     return org
 
@@ -801,256 +808,154 @@ def _change_goal(st: _Story) -> None:
 def _schedule_safety(
     session: Session, events: list[_Event], staff: dict[str, dict[Role, User]], start: datetime
 ) -> None:
-    from concord.patients.models import Patient, RelatedPerson
-    from concord.safety import plans as safety_plans
-    from concord.safety.alerts import (
-        Closing,
-        acknowledge,
-        close,
-        raise_manual_flag,
-        record_follow_up,
-    )
-    from concord.safety.escalation import escalate_due, raise_missed_follow_ups
-    from concord.safety.models import SafetyAlert
-
+    """The safety stories in safety.yaml, in the file's order."""
     seq = iter(range(900_000, 901_000))
-    north, south = staff["north"], staff["south"]
+    now_ish = start.replace(second=0, microsecond=0)
+    for step in demo_content.content().safety_events:
+        if step.minutes_ago is not None:
+            when = now_ish - timedelta(minutes=step.minutes_ago)
+        else:
+            assert step.day is not None and step.hour is not None
+            when = _days(start, step.day, step.hour) + timedelta(minutes=step.minute)
+        run = functools.partial(_SAFETY_STEPS[step.do], _SafetyStep(session, staff, step))
+        events.append(_Event(when, next(seq), run))
 
-    def at(when: datetime, fn: Callable[[], None]) -> None:
-        events.append(_Event(when, next(seq), fn))
 
-    def day(offset: float, hour: int, minute: int = 0) -> datetime:
-        return _days(start, offset, hour) + timedelta(minutes=minute)
+@dataclass
+class _SafetyStep:
+    """One step of a safety story, with the people it names found."""
 
-    def patient(given: str, family: str) -> Patient:
-        found = session.scalar(
+    session: Session
+    staff: dict[str, dict[Role, User]]
+    step: SafetyEventIn
+
+    def patient(self) -> Any:
+        given, family = _who(self.step.patient or "")
+        found = self.session.scalar(
             select(Patient).where(Patient.given_name == given, Patient.family_name == family)
         )
         assert found is not None
         return found
 
-    def acc(user: User, who: tuple[str, str]) -> access.PatientAccess:
-        return access.patient_for(session, user, patient(*who).id)
+    def by(self) -> User:
+        if self.step.by == "patient":
+            return _patient_user(self.session, _who(self.step.patient or ""))
+        clinic, role = (self.step.by or "").split(".")
+        return self.staff[clinic][Role(role)]
 
-    def latest_alert(who: tuple[str, str]) -> SafetyAlert:
-        found = session.scalar(
+    def acc(self) -> access.PatientAccess:
+        return access.patient_for(self.session, self.by(), self.patient().id)
+
+    def alert_id(self) -> Any:
+        found = self.session.scalar(
             select(SafetyAlert)
-            .where(SafetyAlert.patient_id == patient(*who).id)
+            .where(SafetyAlert.patient_id == self.patient().id)
             .order_by(SafetyAlert.created_at.desc())
             .limit(1)
         )
         assert found is not None
-        return found
+        return found.id
 
-    def record(who: tuple[str, str], by: User, code: str, answers: dict[str, int]) -> None:
-        checkin.record_response(
-            session,
-            access=acc(by, who),
-            instrument_code=code,
-            submission=measures.Submission(answers=answers, mode=measures.Mode.in_person),
-        )
 
-    # Marcus Lee: his check-in 11 days ago answered question 9 "several days" (a high alert).
-    # His care manager took it within the hour, assessed him by phone, and they wrote a safety
-    # plan together; he added to it himself and shares it with his brother. Today, an ASQ in
-    # clinic is positive: nobody acknowledged it within the hour, so it went on to the
-    # psychiatric consultant, whose deadline is running when the demo opens.
-    marcus = ALERT_PATIENT
-    maya = north[Role.care_manager]
+def _who(name: str) -> tuple[str, str]:
+    """A patient named "Given Family" in safety.yaml, as (given, family)."""
+    return next((p[0], p[1]) for p in PATIENTS if f"{p[0]} {p[1]}" == name)
 
-    def marcus_acknowledged() -> None:
-        acknowledge(session, access=acc(maya, marcus), alert_id=latest_alert(marcus).id)
 
-    def marcus_closed() -> None:
-        close(
-            session,
-            access=acc(maya, marcus),
-            alert_id=latest_alert(marcus).id,
-            closing=Closing(
-                outcome="assessed",
-                risk_after="moderate",
-                note="Brief safety assessment by phone: thoughts of death on a few days, no plan "
-                "or intent. Wrote a safety plan together at today's visit; he keeps it on his "
-                "phone. Naloxone at home.",
-            ),
-        )
+def _acknowledge(s: _SafetyStep) -> None:
+    safety_alerts.acknowledge(s.session, access=s.acc(), alert_id=s.alert_id())
 
-    def marcus_plan() -> None:
-        safety_plans.save(
-            session,
-            access=acc(maya, marcus),
-            base_version=0,
-            reason="Written together after the alert",
-            content={
-                "warning_signs": [
-                    "I stop answering my phone",
-                    "Two nights without sleep",
-                    "Thinking nobody would notice if I was gone",
-                ],
-                "coping": ["Walk to the river and back", "Cold shower, then music"],
-                "distractions": [
-                    {"name": "The climbing gym on 3rd", "contact": ""},
-                    {"name": "Andre's garage", "contact": ""},
-                ],
-                "people": [
-                    {"name": "Andre (brother)", "contact": "555-0188"},
-                    {"name": "Luis, peer specialist", "contact": "555-0145"},
-                ],
-                "professionals": [
-                    {"name": "Maya Okafor, care manager", "contact": "555-0100 (weekdays)"},
-                    {"name": "Riverside Hospital emergency department", "contact": "1200 River Rd"},
-                ],
-                "safe_environment": [
-                    "Andre keeps my extra medication",
-                    "Naloxone kit in the kitchen drawer and in my bag",
-                ],
-                "reasons": ["My daughter, Jade", "Getting back on the climbing wall"],
-            },
-        )
 
-    def marcus_adds_to_plan() -> None:
-        plan = safety_plans.plan_for(session, acc(_patient_user(session, marcus), marcus))
-        assert plan is not None
-        content = dict(plan.content)
-        content["reasons"] = [*content["reasons"], "Seeing the ocean with Jade this summer"]
-        safety_plans.save(
-            session,
-            access=acc(_patient_user(session, marcus), marcus),
-            base_version=plan.version,
-            reason="",
-            content=content,
-        )
-
-    def marcus_shares() -> None:
-        andre = session.scalar(
-            select(RelatedPerson).where(RelatedPerson.patient_id == patient(*marcus).id)
-        )
-        assert andre is not None
-        safety_plans.set_share(
-            session,
-            access=acc(_patient_user(session, marcus), marcus),
-            related_person_id=andre.id,
-            share=True,
-        )
-
-    def marcus_followed_up() -> None:
-        record_follow_up(
-            session,
-            access=acc(maya, marcus),
-            alert_id=latest_alert(marcus).id,
-            note="Called him: sleeping better, used the plan once (walked to the river).",
-        )
-
-    now_ish = start.replace(second=0, microsecond=0)
-    at(day(-11, 17, 40), marcus_acknowledged)  # his check-in came at 17:05
-    at(day(-10, 10), marcus_closed)
-    at(day(-10, 10, 30), marcus_plan)
-    at(day(-9, 21), marcus_adds_to_plan)
-    at(day(-9, 21, 5), marcus_shares)
-    at(day(-9, 11), marcus_followed_up)
-    at(
-        now_ish - timedelta(minutes=90),
-        lambda: record(marcus, north[Role.nurse], "ASQ", {"1": 0, "2": 1, "3": 0, "4": 0, "5": 0}),
+def _close(s: _SafetyStep) -> None:
+    step = s.step
+    closing = safety_alerts.Closing(
+        outcome=step.outcome or "",
+        risk_after=step.risk_after,
+        note=step.note or "",
+        no_follow_up=step.no_follow_up,
     )
-    at(now_ish - timedelta(minutes=29), lambda: escalate_due(session))
+    safety_alerts.close(s.session, access=s.acc(), alert_id=s.alert_id(), closing=closing)
 
-    # Olivia Brennan: her therapist raised a risk flag after group; assessed the same
-    # afternoon and found no current risk.
-    olivia = ("Olivia", "Brennan")
 
-    def olivia_flag() -> None:
-        raise_manual_flag(
-            session,
-            access=acc(north[Role.therapist], olivia),
-            tier="high",
-            reason="Said at group that she has been giving her things away.",
-        )
-
-    def olivia_closed() -> None:
-        close(
-            session,
-            access=acc(maya, olivia),
-            alert_id=latest_alert(olivia).id,
-            closing=Closing(
-                outcome="assessed",
-                risk_after="none",
-                note="Safety assessment in person: clearing out before her move next month; no "
-                "thoughts of suicide. Agreed she will call if that changes.",
-                no_follow_up=True,
-            ),
-        )
-
-    at(day(-3, 15), olivia_flag)
-    at(
-        day(-3, 15, 25),
-        lambda: acknowledge(session, access=acc(maya, olivia), alert_id=latest_alert(olivia).id),
-    )
-    at(day(-3, 16, 30), olivia_closed)
-
-    # Emily Sorensen: an evening check-in answered question 9 "more than half the days". Her
-    # care manager had gone home, so it went to the psychiatric consultant, who could not reach
-    # her. Nobody recorded the follow-up in time, so it came back as a new alert, which her
-    # care manager has taken.
-    emily = ("Emily", "Sorensen")
-    jordan, aisha = south[Role.care_manager], south[Role.psychiatric_consultant]
-
-    emily_course = course_of(emily)
-    assert emily_course is not None
-
-    def emily_check_in() -> None:
-        patient_access = acc(_patient_user(session, emily), emily)
-        response = measures.start_or_resume(session, access=patient_access, instrument_code="PHQ-9")
-        checkin.submit(
-            session,
-            access=patient_access,
-            response_id=response.id,
-            answers=phq9_answers(max(2, emily_course.total_on("PHQ-9", -5)), item9=2),
-            version=response.version,
-        )
-
-    def emily_closed() -> None:
-        close(
-            session,
-            access=acc(aisha, emily),
-            alert_id=latest_alert(emily).id,
-            closing=Closing(
-                outcome="unreachable",
-                note="Called at 21:15 and 21:40, left voicemails; texted the 988 number and the "
-                "clinic's number. Care manager to call first thing.",
-            ),
-        )
-
-    at(day(-5, 20), emily_check_in)
-    at(day(-5, 21, 1), lambda: escalate_due(session))
-    at(
-        day(-5, 21, 20),
-        lambda: acknowledge(session, access=acc(aisha, emily), alert_id=latest_alert(emily).id),
-    )
-    at(day(-5, 22), emily_closed)
-    at(day(-3, 22, 5), lambda: raise_missed_follow_ups(session))
-    at(
-        day(-3, 23, 30),
-        lambda: acknowledge(session, access=acc(jordan, emily), alert_id=latest_alert(emily).id),
+def _write_safety_plan(s: _SafetyStep) -> None:
+    content = dict(s.step.content or {})
+    safety_plans.save(
+        s.session, access=s.acc(), base_version=0, reason=s.step.reason, content=content
     )
 
-    # Kevin O'Brien: AUDIT-C in the high range at his counselling visit; his care manager has
-    # taken the alert and not closed it yet.
-    kevin = ("Kevin", "O'Brien")
-    at(
-        day(-2, 11),
-        lambda: record(
-            kevin, south[Role.addiction_counsellor], "AUDIT-C", {"1": 4, "2": 4, "3": 2}
+
+def _add_reason_to_safety_plan(s: _SafetyStep) -> None:
+    a = s.acc()
+    plan = safety_plans.plan_for(s.session, a)
+    assert plan is not None
+    content = dict(plan.content)
+    content["reasons"] = [*content["reasons"], s.step.reason]
+    safety_plans.save(
+        s.session, access=s.acc(), base_version=plan.version, reason="", content=content
+    )
+
+
+def _share_safety_plan(s: _SafetyStep) -> None:
+    family = s.session.scalar(
+        select(RelatedPerson).where(RelatedPerson.patient_id == s.patient().id)
+    )
+    assert family is not None
+    safety_plans.set_share(s.session, access=s.acc(), related_person_id=family.id, share=True)
+
+
+def _follow_up(s: _SafetyStep) -> None:
+    note = s.step.note or ""
+    safety_alerts.record_follow_up(s.session, access=s.acc(), alert_id=s.alert_id(), note=note)
+
+
+def _record_in_clinic(s: _SafetyStep) -> None:
+    checkin.record_response(
+        s.session,
+        access=s.acc(),
+        instrument_code=s.step.instrument or "",
+        submission=measures.Submission(
+            answers=dict(s.step.answers or {}), mode=measures.Mode.in_person
         ),
     )
-    at(
-        day(-2, 13),
-        lambda: acknowledge(session, access=acc(jordan, kevin), alert_id=latest_alert(kevin).id),
+
+
+def _flag(s: _SafetyStep) -> None:
+    safety_alerts.raise_manual_flag(
+        s.session, access=s.acc(), tier=s.step.tier or "", reason=s.step.reason or ""
     )
+
+
+def _portal_phq9(s: _SafetyStep) -> None:
+    """A PHQ-9 through the portal on the patient's course for that day (at least 2)."""
+    course = course_of(_who(s.step.patient or ""))
+    assert course is not None and s.step.day is not None
+    patient_access = s.acc()
+    response = measures.start_or_resume(s.session, access=patient_access, instrument_code="PHQ-9")
+    checkin.submit(
+        s.session,
+        access=patient_access,
+        response_id=response.id,
+        answers=phq9_answers(max(2, course.total_on("PHQ-9", s.step.day)), item9=s.step.item9 or 0),
+        version=response.version,
+    )
+
+
+_SAFETY_STEPS: dict[str, Callable[[_SafetyStep], Any]] = {
+    "acknowledge": _acknowledge,
+    "close": _close,
+    "write_safety_plan": _write_safety_plan,
+    "add_reason_to_safety_plan": _add_reason_to_safety_plan,
+    "share_safety_plan": _share_safety_plan,
+    "follow_up": _follow_up,
+    "record_in_clinic": _record_in_clinic,
+    "flag": _flag,
+    "portal_phq9": _portal_phq9,
+    "escalate": lambda s: escalate_due(s.session),
+    "raise_missed_follow_ups": lambda s: raise_missed_follow_ups(s.session),
+}
 
 
 def _patient_user(session: Session, who: tuple[str, str]) -> User:
-    from concord.patients.models import Patient
-
     found = session.scalar(
         select(Patient).where(Patient.given_name == who[0], Patient.family_name == who[1])
     )
@@ -1082,8 +987,6 @@ def _schedule_decisions(
     """Decisions made together: some patients chose their treatment with a decision aid the
     day their plan became active (the choice is in the plan they agreed to); others are working
     through one at home now, with a question and a SURE answer waiting for the visit."""
-    from concord.decisions import service as ds
-
     aid_id = AIDS.get(PROGRAMS.get(profile_name, "depression"))
     if aid_id is None or stage not in ("active", "awaiting_agreement", "completed"):
         return
@@ -1157,8 +1060,6 @@ def _schedule_decisions(
 
 
 def now_local_date(session: Session, patient: Any) -> Any:
-    from concord.registry.service import org_today
-
     return org_today(session, patient.organization_id)
 
 
@@ -1194,9 +1095,6 @@ def _schedule_registry(
     episode, with a relapse-prevention plan. Two patients not improving at week 8 show the
     psychiatric case review: one reviewed, with a recommendation accepted into the plan and one
     still waiting; one asked about and waiting in the consultant's queue."""
-    from concord.registry import reviews as rv
-    from concord.registry import service as reg
-
     if stage not in ("active", "review_overdue", "awaiting_agreement", "completed"):
         return
     manager = team[Role.care_manager]
@@ -1250,8 +1148,6 @@ def _schedule_registry(
             )
 
         def accept_dose() -> None:
-            from concord.registry.models import Recommendation
-
             rec = session.scalar(
                 select(Recommendation).where(
                     Recommendation.patient_id == holder["patient"].id,
@@ -1285,8 +1181,6 @@ def _schedule_registry(
     if stage == "completed":
 
         def complete() -> None:
-            from concord.registry.models import Episode
-
             episode = session.scalar(
                 select(Episode).where(
                     Episode.patient_id == holder["patient"].id, Episode.ended_on.is_(None)

@@ -1,7 +1,7 @@
 """The demo's content, read from the YAML files in concord/demo_data/ and checked on load: the
 clinics and their staff (clinic.yaml), the patients (patients.yaml), one plan story per file
-(plans/<name>.yaml) and what the team writes in Spanish, with each program's decision aid and
-question (team_words.yaml). Everything in them is synthetic.
+(plans/<name>.yaml), the safety stories (safety.yaml) and what the team writes in Spanish, with
+each program's decision aid and question (team_words.yaml). Everything in them is synthetic.
 
 A file that does not fit raises DemoDataError naming the file and the field. `content()` reads
 them once; concord/demo.py builds the organization from what it returns.
@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from concord.accounts.models import Role
 
@@ -146,6 +153,57 @@ class TeamWordsFile(_Strict):
     questions: dict[str, str]
 
 
+SAFETY_STEPS = {
+    # what a step does: the fields it needs besides its time
+    "acknowledge": ("patient", "by"),
+    "close": ("patient", "by", "outcome", "note"),
+    "write_safety_plan": ("patient", "by", "reason", "content"),
+    "add_reason_to_safety_plan": ("patient", "by", "reason"),
+    "share_safety_plan": ("patient", "by"),
+    "follow_up": ("patient", "by", "note"),
+    "record_in_clinic": ("patient", "by", "instrument", "answers"),
+    "flag": ("patient", "by", "tier", "reason"),
+    "portal_phq9": ("patient", "by", "item9"),
+    "escalate": (),
+    "raise_missed_follow_ups": (),
+}
+
+
+class SafetyEventIn(_Strict):
+    """One step of a safety story (safety.yaml)."""
+
+    do: Literal[tuple(SAFETY_STEPS)]  # type: ignore[valid-type]
+    patient: str | None = None  # "Given Family"
+    by: str | None = None  # "<clinic>.<role>" or "patient"
+    day: int | None = None
+    hour: int | None = Field(default=None, ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+    minutes_ago: int | None = Field(default=None, gt=0)
+    outcome: str | None = None
+    risk_after: str | None = None
+    no_follow_up: bool = False
+    note: str | None = None
+    reason: str | None = None
+    content: dict[str, Any] | None = None
+    tier: Literal["high", "urgent"] | None = None
+    instrument: str | None = None
+    answers: dict[str, int] | None = None
+    item9: int | None = Field(default=None, ge=0, le=3)
+
+    @model_validator(mode="after")
+    def _complete(self) -> SafetyEventIn:
+        for name in SAFETY_STEPS[self.do]:
+            if getattr(self, name) in (None, ""):
+                raise ValueError(f"`{self.do}` needs `{name}`")
+        if (self.minutes_ago is None) == (self.day is None or self.hour is None):
+            raise ValueError("give either `day` and `hour`, or `minutes_ago`")
+        return self
+
+
+class SafetyFile(_Strict):
+    events: list[SafetyEventIn] = Field(min_length=1)
+
+
 @dataclass(frozen=True)
 class DemoContent:
     """The files' content in the shapes demo.py builds from."""
@@ -162,6 +220,7 @@ class DemoContent:
     programs: dict[str, str]
     aids: dict[str, str]
     questions: dict[str, str]
+    safety_events: list[SafetyEventIn]
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -209,6 +268,7 @@ def _check_references(
     patients: PatientFile,
     profiles: dict[str, Any],
     words: TeamWordsFile,
+    safety: SafetyFile,
 ) -> None:
     keys = {c.key for c in clinics.clinics}
     seen: set[tuple[str, str]] = set()
@@ -221,6 +281,14 @@ def _check_references(
         if (p.given_name, p.family_name) in seen:
             raise DemoDataError(f"{where}.family_name: a second patient of that name")
         seen.add((p.given_name, p.family_name))
+    names = {f"{p.given_name} {p.family_name}" for p in patients.patients}
+    staff = {f"{c.key}.{s.role.value}" for c in clinics.clinics for s in c.staff}
+    for n, event in enumerate(safety.events):
+        where = f"{data_dir.name}/safety.yaml: events.{n}"
+        if event.patient is not None and event.patient not in names:
+            raise DemoDataError(f"{where}.patient: no patient {event.patient!r} in patients.yaml")
+        if event.by is not None and event.by != "patient" and event.by not in staff:
+            raise DemoDataError(f"{where}.by: no {event.by!r} in clinic.yaml")
     for name in words.programs:
         if name not in profiles:
             raise DemoDataError(f"{data_dir.name}/team_words.yaml: programs.{name}: no such plan")
@@ -236,7 +304,8 @@ def content(data_dir: Path = DATA_DIR) -> DemoContent:
         path.stem: _profile(_read(data_dir, path, PlanFile))
         for path in sorted((data_dir / "plans").glob("*.yaml"))
     }
-    _check_references(data_dir, clinics, patients, profiles, words)
+    safety = _read(data_dir, data_dir / "safety.yaml", SafetyFile)
+    _check_references(data_dir, clinics, patients, profiles, words, safety)
     who = [((p.given_name, p.family_name), p) for p in patients.patients]
     return DemoContent(
         clinics={c.key: c.name for c in clinics.clinics},
@@ -260,4 +329,5 @@ def content(data_dir: Path = DATA_DIR) -> DemoContent:
         programs=dict(words.programs),
         aids=dict(words.aids),
         questions=dict(words.questions),
+        safety_events=list(safety.events),
     )

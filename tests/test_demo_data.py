@@ -53,6 +53,7 @@ def test_every_demo_file_loads_and_every_patient_has_a_plan_story():
     assert len(content.patients) == 25
     assert {p[7] for p in content.patients} == set(content.profiles)
     assert set(content.staff) == set(content.clinics)
+    assert {e.do for e in content.safety_events} == set(demo_content.SAFETY_STEPS)
 
 
 @pytest.fixture
@@ -120,6 +121,37 @@ def _edit(path: Path, old: str, new: str) -> None:
             "demo_data/clinic.yaml: clinics.0.staff: Value error, each role is held once",
         ),
         ("team_words.yaml", "spanish:", "spanish: [", "demo_data/team_words.yaml: cannot be read"),
+        (
+            "safety.yaml",
+            "- {do: escalate, minutes_ago: 29}",
+            "- {do: escalate}",
+            "demo_data/safety.yaml: events.7: Value error, give either `day` and `hour`",
+        ),
+        (
+            "safety.yaml",
+            "  reason: Seeing the ocean with Jade this summer\n",
+            "",
+            "demo_data/safety.yaml: events.3: Value error, `add_reason_to_safety_plan` needs "
+            "`reason`",
+        ),
+        (
+            "safety.yaml",
+            "- {do: acknowledge, patient: Marcus Lee,",
+            "- {do: acknowledge, patient: Marcus Leigh,",
+            "demo_data/safety.yaml: events.0.patient: no patient 'Marcus Leigh'",
+        ),
+        (
+            "safety.yaml",
+            "  by: north.nurse\n",
+            "  by: north.surgeon\n",
+            "demo_data/safety.yaml: events.6.by: no 'north.surgeon' in clinic.yaml",
+        ),
+        (
+            "safety.yaml",
+            "- {do: escalate, minutes_ago: 29}",
+            "- {do: panic, minutes_ago: 29}",
+            "demo_data/safety.yaml: events.7.do:",
+        ),
     ],
 )
 def test_a_demo_file_that_does_not_fit_is_refused_naming_the_file_and_field(
