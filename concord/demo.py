@@ -478,12 +478,8 @@ def _schedule_patient(
         _schedule_draft(st, course)
         return
     _schedule_agreement(st)
-    _schedule_registry(
-        session, st.at, st.acc, st.holder, st.team, index, st.begin, st.stage, st.profile_name
-    )
-    _schedule_decisions(
-        session, st.at, st.acc, st.holder, st.lead, index, st.begin, st.stage, st.profile_name
-    )
+    _schedule_registry(st)
+    _schedule_decisions(st)
     if course is not None:
         _schedule_check_ins(st, course)
     _schedule_review_and_end(st)
@@ -973,90 +969,82 @@ PROGRAMS = _CONTENT.programs  # a plan story's program (in team_words.yaml)
 AIDS = _CONTENT.aids  # a program's decision aid (in team_words.yaml)
 
 
-def _schedule_decisions(
-    session: Session,
-    at: Callable[..., None],
-    acc: Callable[[User], access.PatientAccess],
-    holder: dict[str, Any],
-    lead: User,
-    index: int,
-    begin: int,
-    stage: str,
-    profile_name: str,
-) -> None:
+def _schedule_decisions(st: _Story) -> None:
     """Decisions made together: some patients chose their treatment with a decision aid the
     day their plan became active (the choice is in the plan they agreed to); others are working
     through one at home now, with a question and a SURE answer waiting for the visit."""
-    aid_id = AIDS.get(PROGRAMS.get(profile_name, "depression"))
-    if aid_id is None or stage not in ("active", "awaiting_agreement", "completed"):
+    aid_id = AIDS.get(PROGRAMS.get(st.profile_name, "depression"))
+    if aid_id is None or st.stage not in ("active", "awaiting_agreement", "completed"):
         return
-    holder.setdefault("decision", None)
+    st.holder.setdefault("decision", None)
+    start = functools.partial(_decision_start, st, aid_id)
+    if st.index % 3 == 1 and st.stage in ("active", "completed"):
+        st.at(st.begin + 1, start, hour=19)
+        st.at(st.begin + 1, functools.partial(_decision_sure, st, True), hour=20)
+        # In the visit; both agree to the plan that afternoon.
+        st.at(st.begin + 3, functools.partial(_decision_record, st), hour=12)
+    elif st.index % 3 == 2 and st.stage in ("active", "awaiting_agreement"):
+        st.at(-4, start, hour=19)
+        st.at(-4, functools.partial(_decision_ask, st), hour=20)
+        st.at(-3, functools.partial(_decision_sure, st, False), hour=9)
 
-    def said(text: str) -> str:
-        return SPANISH[text] if holder["patient"].language == "es" else text
 
-    def start() -> None:
-        decision = ds.start(session, access=acc(holder["patient_user"]), aid_id=aid_id)
-        aid = ds.aid_of(decision)
-        assert aid is not None
-        ds.save_values(
-            session,
-            access=acc(holder["patient_user"]),
-            decision_id=decision.id,
-            values=[aid.values[index % len(aid.values)].id, aid.values[-1].id],
-            leaning=aid.options[index % len(aid.options)].id,
-        )
-        holder["decision"] = decision.id
+def _patient_said(st: _Story, text: str) -> str:
+    return SPANISH[text] if st.holder["patient"].language == "es" else text
 
-    def sure(all_yes: bool) -> Callable[[], None]:
-        def run() -> None:
-            answers = dict.fromkeys(ds.SURE_ITEMS, True)
-            if not all_yes:
-                answers["sure"] = False
-            ds.save_sure(
-                session,
-                access=acc(holder["patient_user"]),
-                decision_id=holder["decision"],
-                answers=answers,
-            )
 
-        return run
+def _decision_start(st: _Story, aid_id: str) -> None:
+    decision = ds.start(st.session, access=st.acc(st.holder["patient_user"]), aid_id=aid_id)
+    aid = ds.aid_of(decision)
+    assert aid is not None
+    ds.save_values(
+        st.session,
+        access=st.acc(st.holder["patient_user"]),
+        decision_id=decision.id,
+        values=[aid.values[st.index % len(aid.values)].id, aid.values[-1].id],
+        leaning=aid.options[st.index % len(aid.options)].id,
+    )
+    st.holder["decision"] = decision.id
 
-    def ask() -> None:
-        ds.add_question(
-            session,
-            access=acc(holder["patient_user"]),
-            decision_id=holder["decision"],
-            text=said("How long would I need to keep going with it?"),
-        )
 
-    def record() -> None:
-        decision = ds.get_decision(
-            session, access=acc(lead), decision_id=holder["decision"], audit=False
-        )
-        aid = ds.aid_of(decision)
-        assert aid is not None
-        ds.record_outcome(
-            session,
-            access=acc(lead),
-            decision_id=decision.id,
-            outcome=ds.Outcome(
-                choice=decision.leaning or aid.options[0].id,
-                reasons=said("It fits my work and what matters most to me right now."),
-                considered=[o.id for o in aid.options],
-                decided_on=now_local_date(session, holder["patient"]),
-                clinician_ids=[],
-            ),
-        )
+def _decision_sure(st: _Story, all_yes: bool) -> None:
+    answers = dict.fromkeys(ds.SURE_ITEMS, True)
+    if not all_yes:
+        answers["sure"] = False
+    ds.save_sure(
+        st.session,
+        access=st.acc(st.holder["patient_user"]),
+        decision_id=st.holder["decision"],
+        answers=answers,
+    )
 
-    if index % 3 == 1 and stage in ("active", "completed"):
-        at(begin + 1, start, hour=19)
-        at(begin + 1, sure(True), hour=20)
-        at(begin + 3, record, hour=12)  # in the visit; both agree to the plan that afternoon
-    elif index % 3 == 2 and stage in ("active", "awaiting_agreement"):
-        at(-4, start, hour=19)
-        at(-4, ask, hour=20)
-        at(-3, sure(False), hour=9)
+
+def _decision_ask(st: _Story) -> None:
+    ds.add_question(
+        st.session,
+        access=st.acc(st.holder["patient_user"]),
+        decision_id=st.holder["decision"],
+        text=_patient_said(st, "How long would I need to keep going with it?"),
+    )
+
+
+def _decision_record(st: _Story) -> None:
+    a = st.acc(st.lead)
+    decision = ds.get_decision(st.session, access=a, decision_id=st.holder["decision"], audit=False)
+    aid = ds.aid_of(decision)
+    assert aid is not None
+    ds.record_outcome(
+        st.session,
+        access=st.acc(st.lead),
+        decision_id=decision.id,
+        outcome=ds.Outcome(
+            choice=decision.leaning or aid.options[0].id,
+            reasons=_patient_said(st, "It fits my work and what matters most to me right now."),
+            considered=[o.id for o in aid.options],
+            decided_on=now_local_date(st.session, st.holder["patient"]),
+            clinician_ids=[],
+        ),
+    )
 
 
 def now_local_date(session: Session, patient: Any) -> Any:
@@ -1078,134 +1066,124 @@ def _so_far(patient: Any, day: int) -> tuple[str, int, int, int]:
     return main, totals[0][1], totals[-1][1], round((day - totals[0][0]) / 7)
 
 
-def _schedule_registry(
-    session: Session,
-    at: Callable[..., None],
-    acc: Callable[[User], access.PatientAccess],
-    holder: dict[str, Any],
-    team: dict[Role, User],
-    index: int,
-    begin: int,
-    stage: str,
-    profile_name: str,
-) -> None:
+def _schedule_registry(st: _Story) -> None:
     """Patients with an active or finished plan are in collaborative care: enrolled when the
     plan became active, assessed that day, and followed up every two weeks (a patient whose
     review is overdue has had no contact for six weeks). A plan that ended completes the
     episode, with a relapse-prevention plan. Two patients not improving at week 8 show the
     psychiatric case review: one reviewed, with a recommendation accepted into the plan and one
     still waiting; one asked about and waiting in the consultant's queue."""
+    stage, begin, index = st.stage, st.begin, st.index
     if stage not in ("active", "review_overdue", "awaiting_agreement", "completed"):
         return
-    manager = team[Role.care_manager]
-    consultant = team[Role.psychiatric_consultant]
-    program = PROGRAMS.get(profile_name, "depression")
+    program = PROGRAMS.get(st.profile_name, "depression")
     end = begin + COMPLETED_AFTER if stage == "completed" else 0
 
-    def enrol() -> None:
-        reg.enroll(session, access=acc(manager), data=reg.Enrolment(program=program))
-
     def talk(kind: str, minutes: int, mode: str = "phone") -> Callable[[], None]:
-        def run() -> None:
-            reg.log_contact(
-                session,
-                access=acc(manager),
-                data=reg.ContactIn(kind=kind, mode=mode, minutes=minutes),
-            )
+        return functools.partial(_talk, st, kind, minutes, mode)
 
-        return run
-
-    at(begin + 3, enrol, hour=11)
-    at(begin + 3, talk("initial_assessment", 50, "in_person"), hour=12)
+    st.at(begin + 3, functools.partial(_enrol, st, program), hour=11)
+    st.at(begin + 3, talk("initial_assessment", 50, "in_person"), hour=12)
     last = -42 if stage == "review_overdue" else end
     day = begin + 17
     while day < last:
-        at(day, talk("follow_up", 15 + (index * 7 + day) % 30), hour=14)
+        st.at(day, talk("follow_up", 15 + (index * 7 + day) % 30), hour=14)
         day += 14
     if index % 3 == 0 and stage == "active":
-        at(begin + 24, talk("outreach_attempt", 5), hour=17)
-
+        st.at(begin + 24, talk("outreach_attempt", 5), hour=17)
     if stage == "awaiting_agreement" and index % 2 == 0:
-
-        def reviewed() -> None:
-            main, first, latest, weeks = _so_far(holder["patient"], -20)
-            rv.record_review(
-                session,
-                access=acc(consultant),
-                data=rv.ReviewIn(
-                    minutes=15,
-                    summary=f"{main} {first} at enrolment, {latest} at {weeks} weeks: a partial "
-                    "response. Sertraline 50 mg, well tolerated. Increase the dose; start the "
-                    "trauma-focused therapy now rather than after the waiting list.",
-                    recommendations=[
-                        rv.RecommendationIn("increase_dose", "Increase sertraline to 100 mg daily"),
-                        rv.RecommendationIn(
-                            "add_psychotherapy",
-                            "Cognitive processing therapy, 12 weekly sessions",
-                        ),
-                    ],
-                ),
-            )
-
-        def accept_dose() -> None:
-            rec = session.scalar(
-                select(Recommendation).where(
-                    Recommendation.patient_id == holder["patient"].id,
-                    Recommendation.kind == "increase_dose",
-                )
-            )
-            assert rec is not None
-            recommendation.decide(
-                session,
-                access=acc(manager),
-                rec_id=rec.id,
-                accept=True,
-                reason="Agreed at the visit",
-            )
-
-        at(-20, reviewed, hour=13)
-        at(-18, accept_dose, hour=10)
+        st.at(-20, functools.partial(_case_reviewed, st), hour=13)
+        st.at(-18, functools.partial(_accept_dose, st), hour=10)
     elif stage == "awaiting_agreement":
-
-        def ask() -> None:
-            main, first, latest, weeks = _so_far(holder["patient"], -2)
-            rv.request_review(
-                session,
-                access=acc(manager),
-                question=f"{main} {first} at enrolment, still {latest} after {weeks} weeks. "
-                + QUESTIONS[program],
-            )
-
-        at(-2, ask, hour=15)
-
+        st.at(-2, functools.partial(_ask_for_review, st, program), hour=15)
     if stage == "completed":
+        st.at(end, functools.partial(_complete_episode, st), hour=11)
 
-        def complete() -> None:
-            episode = session.scalar(
-                select(Episode).where(
-                    Episode.patient_id == holder["patient"].id, Episode.ended_on.is_(None)
-                )
-            )
-            assert episode is not None
-            reg.change_status(
-                session,
-                access=acc(manager),
-                episode_id=episode.id,
-                status="completed",
-                reason="Remission sustained; back to primary care with a relapse-prevention plan",
-                version=episode.version,
-            )
-            reg.save_relapse_plan(
-                session,
-                access=acc(manager),
-                base_version=0,
-                reason="Written together at the last visit",
-                content={
-                    "warning_signs": ["Sleeping badly for more than a week", "Skipping meals"],
-                    "keeps_me_well": ["Morning walks", "Keeping the Tuesday call with my sister"],
-                    "what_to_do": ["Restart the check-ins", "Call the clinic for an appointment"],
-                    "whom_to_call": [{"name": "The clinic", "contact": "555-0100"}],
-                },
-            )
 
-        at(end, complete, hour=11)
+def _enrol(st: _Story, program: str) -> None:
+    manager = st.team[Role.care_manager]
+    reg.enroll(st.session, access=st.acc(manager), data=reg.Enrolment(program=program))
+
+
+def _talk(st: _Story, kind: str, minutes: int, mode: str) -> None:
+    manager = st.team[Role.care_manager]
+    data = reg.ContactIn(kind=kind, mode=mode, minutes=minutes)
+    reg.log_contact(st.session, access=st.acc(manager), data=data)
+
+
+def _case_reviewed(st: _Story) -> None:
+    main, first, latest, weeks = _so_far(st.holder["patient"], -20)
+    rv.record_review(
+        st.session,
+        access=st.acc(st.team[Role.psychiatric_consultant]),
+        data=rv.ReviewIn(
+            minutes=15,
+            summary=f"{main} {first} at enrolment, {latest} at {weeks} weeks: a partial "
+            "response. Sertraline 50 mg, well tolerated. Increase the dose; start the "
+            "trauma-focused therapy now rather than after the waiting list.",
+            recommendations=[
+                rv.RecommendationIn("increase_dose", "Increase sertraline to 100 mg daily"),
+                rv.RecommendationIn(
+                    "add_psychotherapy",
+                    "Cognitive processing therapy, 12 weekly sessions",
+                ),
+            ],
+        ),
+    )
+
+
+def _accept_dose(st: _Story) -> None:
+    rec = st.session.scalar(
+        select(Recommendation).where(
+            Recommendation.patient_id == st.holder["patient"].id,
+            Recommendation.kind == "increase_dose",
+        )
+    )
+    assert rec is not None
+    recommendation.decide(
+        st.session,
+        access=st.acc(st.team[Role.care_manager]),
+        rec_id=rec.id,
+        accept=True,
+        reason="Agreed at the visit",
+    )
+
+
+def _ask_for_review(st: _Story, program: str) -> None:
+    main, first, latest, weeks = _so_far(st.holder["patient"], -2)
+    rv.request_review(
+        st.session,
+        access=st.acc(st.team[Role.care_manager]),
+        question=f"{main} {first} at enrolment, still {latest} after {weeks} weeks. "
+        + QUESTIONS[program],
+    )
+
+
+def _complete_episode(st: _Story) -> None:
+    a = st.acc(st.team[Role.care_manager])
+    episode = st.session.scalar(
+        select(Episode).where(
+            Episode.patient_id == st.holder["patient"].id, Episode.ended_on.is_(None)
+        )
+    )
+    assert episode is not None
+    reg.change_status(
+        st.session,
+        access=a,
+        episode_id=episode.id,
+        status="completed",
+        reason="Remission sustained; back to primary care with a relapse-prevention plan",
+        version=episode.version,
+    )
+    reg.save_relapse_plan(
+        st.session,
+        access=a,
+        base_version=0,
+        reason="Written together at the last visit",
+        content={
+            "warning_signs": ["Sleeping badly for more than a week", "Skipping meals"],
+            "keeps_me_well": ["Morning walks", "Keeping the Tuesday call with my sister"],
+            "what_to_do": ["Restart the check-ins", "Call the clinic for an appointment"],
+            "whom_to_call": [{"name": "The clinic", "contact": "555-0100"}],
+        },
+    )
