@@ -20,13 +20,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord import access, synth
+from concord import access, demo_content, synth
 from concord.accounts.models import Clinic, Organization, Role, User
 from concord.accounts.organizations import create_clinic, create_organization
 from concord.accounts.passwords import hash_password
 from concord.accounts.users import create_user
 from concord.actions import checkin, recommendation
 from concord.careplans import service as plans
+from concord.careplans.history import PlanContents
 from concord.careplans.models import PlanStatus, StepStatus
 from concord.careplans.schemas import (
     ActionStepIn,
@@ -43,613 +44,38 @@ from concord.careplans.schemas import (
     StrengthIn,
 )
 from concord.clock import FakeClock, get_clock, set_clock
+from concord.decisions import service as ds
+from concord.demo_content import SafetyEventIn
 from concord.measures import service as measures
-from concord.patients.service import NewPatient, add_related_person, register_patient
+from concord.patients.models import Patient, RelatedPerson
+from concord.patients.service import (
+    NewPatient,
+    add_related_person,
+    add_team_member,
+    register_patient,
+)
+from concord.registry import reviews as rv
+from concord.registry import service as reg
+from concord.registry.jobs import sync_all_tasks
+from concord.registry.models import Episode, Recommendation
+from concord.registry.service import org_today
+from concord.safety import alerts as safety_alerts
+from concord.safety import plans as safety_plans
+from concord.safety.escalation import escalate_due, raise_missed_follow_ups
+from concord.safety.models import SafetyAlert
 
 DEMO_SLUG = "riverside-demo"
 DEMO_PASSWORD = "concord-demo-2026"
 TIMEZONE = "America/Chicago"
 
-CLINICS = {
-    "north": "Northside Family Health",
-    "south": "Southside Community Clinic",
-}
-
-STAFF = {
-    "north": [
-        (Role.care_manager, "Maya Okafor"),
-        (Role.psychiatric_consultant, "Dr. Daniel Reyes"),
-        (Role.primary_care_provider, "Dr. Hannah Lindqvist"),
-        (Role.psychiatrist, "Dr. Samuel Adeyemi"),
-        (Role.therapist, "Priya Raman"),
-        (Role.addiction_counsellor, "Tom Whitaker"),
-        (Role.social_worker, "Grace Mbeki"),
-        (Role.peer_specialist, "Luis Ortega"),
-        (Role.nurse, "Erin Walsh"),
-    ],
-    "south": [
-        (Role.care_manager, "Jordan Blake"),
-        (Role.psychiatric_consultant, "Dr. Aisha Karim"),
-        (Role.primary_care_provider, "Dr. Peter Novak"),
-        (Role.psychiatrist, "Dr. Mei Chen"),
-        (Role.therapist, "Carlos Mendoza"),
-        (Role.addiction_counsellor, "Nora Fitzgerald"),
-        (Role.social_worker, "Kwame Asante"),
-        (Role.peer_specialist, "Dana Morales"),
-        (Role.nurse, "Ruth Abebe"),
-    ],
-}
-
+# The content (clinics and staff, patients, their plan stories, what the team writes in
+# Spanish) is in concord/demo_data/*.yaml, checked on load by concord.demo_content.
+_CONTENT = demo_content.content()
+CLINICS = _CONTENT.clinics
+STAFF = _CONTENT.staff
 # (given, family, preferred, birth date, gender, language, clinic, profile, stage)
-PATIENTS = [
-    ("Jamal", "Carter", None, date(1984, 3, 14), "male", "en", "north", "depression", "active"),
-    ("Olivia", "Brennan", "Liv", date(1995, 11, 2), "female", "en", "north", "anxiety", "active"),
-    (
-        "Rosa",
-        "Delgado",
-        None,
-        date(1961, 6, 30),
-        "female",
-        "es",
-        "north",
-        "depression_es",
-        "review_overdue",
-    ),
-    (
-        "Ethan",
-        "Walker",
-        None,
-        date(1978, 1, 9),
-        "male",
-        "en",
-        "north",
-        "alcohol",
-        "awaiting_agreement",
-    ),
-    ("Aaliyah", "Johnson", None, date(2001, 8, 21), "female", "en", "north", "ptsd", "draft"),
-    ("Marcus", "Lee", None, date(1990, 4, 5), "male", "en", "north", "opioid", "active"),
-    (
-        "Sophie",
-        "Nguyen",
-        None,
-        date(1988, 12, 17),
-        "female",
-        "en",
-        "north",
-        "anxiety",
-        "review_overdue",
-    ),
-    (
-        "Daniel",
-        "Kowalski",
-        "Dan",
-        date(1972, 7, 23),
-        "male",
-        "en",
-        "north",
-        "depression",
-        "completed",
-    ),
-    ("Fatima", "Hassan", None, date(1999, 2, 11), "female", "en", "north", "depression", "new"),
-    ("Noah", "Peterson", None, date(1966, 9, 3), "male", "en", "north", "alcohol", "draft"),
-    (
-        "Grace",
-        "Whitfield",
-        None,
-        date(1983, 5, 28),
-        "female",
-        "en",
-        "north",
-        "ptsd",
-        "awaiting_agreement",
-    ),
-    (
-        "Miguel",
-        "Santos",
-        None,
-        date(1975, 10, 12),
-        "male",
-        "es",
-        "north",
-        "depression_es",
-        "active",
-    ),
-    ("Hannah", "Fischer", None, date(2004, 3, 19), "female", "en", "north", "anxiety", "new"),
-    (
-        "Tyrone",
-        "Mitchell",
-        None,
-        date(1980, 6, 6),
-        "male",
-        "en",
-        "south",
-        "opioid",
-        "review_overdue",
-    ),
-    ("Emily", "Sorensen", "Em", date(1993, 1, 25), "female", "en", "south", "depression", "active"),
-    ("Lucia", "Ramirez", None, date(1958, 11, 8), "female", "es", "south", "anxiety_es", "active"),
-    ("Kevin", "O'Brien", None, date(1987, 8, 14), "male", "en", "south", "alcohol", "active"),
-    (
-        "Amara",
-        "Diallo",
-        None,
-        date(1997, 4, 2),
-        "female",
-        "en",
-        "south",
-        "ptsd",
-        "awaiting_agreement",
-    ),
-    (
-        "Robert",
-        "Hughes",
-        "Bob",
-        date(1955, 12, 29),
-        "male",
-        "en",
-        "south",
-        "depression",
-        "completed",
-    ),
-    ("Chloe", "Martin", None, date(2000, 7, 16), "female", "en", "south", "anxiety", "draft"),
-    (
-        "Isaac",
-        "Goldberg",
-        None,
-        date(1969, 2, 20),
-        "male",
-        "en",
-        "south",
-        "depression",
-        "review_overdue",
-    ),
-    (
-        "Yusuf",
-        "Demir",
-        None,
-        date(1991, 9, 9),
-        "male",
-        "en",
-        "south",
-        "opioid",
-        "awaiting_agreement",
-    ),
-    ("Ava", "Thompson", None, date(1986, 5, 5), "female", "en", "south", "depression", "new"),
-    ("Elena", "Popescu", None, date(1979, 3, 3), "female", "en", "south", "alcohol", "draft"),
-    ("Sam", "Rivera", None, date(1998, 10, 30), "other", "en", "south", "anxiety", "active"),
-]
-
-# Plan content by profile. Goals are in the patient's own words; targets use the
-# collaborative-care outcome rules cited in docs/clinical-sources.md (e.g. PHQ-9 under 10).
-PROFILES: dict[str, dict[str, Any]] = {
-    "depression": {
-        "concerns": [("Low mood and loss of interest for the past three months", "icd10", "F32.1")],
-        "goals": [
-            (
-                "I want to enjoy things again, like playing guitar",
-                "wellbeing",
-                "PHQ-9 score",
-                "under 10",
-                84,
-                "high",
-                ["Play guitar once in a week", "Play with friends again"],
-            ),
-            (
-                "I want to sleep through the night",
-                "symptoms",
-                "Nights with 6 hours of sleep",
-                "5 nights a week",
-                56,
-                "medium",
-                ["Same bedtime on weekdays for two weeks"],
-            ),
-        ],
-        "interventions": [
-            (
-                "medication",
-                "Antidepressant medication, as prescribed by the psychiatrist",
-                Role.psychiatrist,
-                "daily",
-                "in_progress",
-            ),
-            (
-                "psychotherapy",
-                "Behavioural activation sessions",
-                Role.therapist,
-                "every week",
-                "in_progress",
-            ),
-            (
-                "education",
-                "Learning about depression and how treatment works",
-                Role.care_manager,
-                "first two visits",
-                "completed",
-            ),
-        ],
-        "steps": [
-            ("Walk for 10 minutes after lunch", None, 7),
-            ("Write down one thing I enjoyed each day", None, 14),
-            ("Phone check-in about how the medication is going", Role.care_manager, 14),
-        ],
-        "strengths": ["Close to my sister", "Kept going to work through a hard year"],
-        "barriers": [
-            (
-                "transport",
-                "No car, and the bus takes an hour",
-                "Video visits when possible; the social worker helps with a bus pass",
-            ),
-            (
-                "money",
-                "Worried about the cost of medication",
-                "The social worker checks assistance programmes",
-            ),
-        ],
-        "contingencies": [
-            (
-                "I get side effects from the medication",
-                "Call the clinic nurse line. Do not stop the medication suddenly without talking "
-                "to us first.",
-            ),
-            (
-                "I miss an appointment",
-                "My care manager calls me within two days to find a new time.",
-            ),
-            (
-                "My mood gets much worse, or I think about hurting myself",
-                "Call or text 988, or go to the nearest emergency department, and tell my care "
-                "manager.",
-            ),
-        ],
-        "preferences": {
-            "what_matters_most": "Being there for my kids",
-            "treatment_preferences": "Would like talking therapy alongside medication",
-            "monitoring_intensity": "standard",
-            "appointment_frequency": "Every two weeks, late afternoon",
-            "preferred_language": "English",
-            "others_involved": "My sister may come to some appointments",
-        },
-    },
-    # Spanish speakers' plans are written in Spanish, goals in their own words.
-    "depression_es": {
-        "concerns": [("Tristeza y cansancio desde hace varios meses", "icd10", "F32.1")],
-        "goals": [
-            (
-                "Quiero volver a disfrutar de mis nietos",
-                "relationships",
-                "Puntuación del PHQ-9",
-                "menos de 10",
-                84,
-                "high",
-                ["Visitar a mis nietos una vez por semana"],
-            ),
-            (
-                "Quiero tener energía para cocinar otra vez",
-                "daily_functioning",
-                "Días que cocino una comida",
-                "4 días por semana",
-                56,
-                "medium",
-                [],
-            ),
-        ],
-        "interventions": [
-            (
-                "medication",
-                "Medicamento antidepresivo, recetado por la psiquiatra o el psiquiatra",
-                Role.psychiatrist,
-                "todos los días",
-                "in_progress",
-            ),
-            (
-                "psychotherapy",
-                "Terapia de resolución de problemas con un terapeuta que habla español",
-                Role.therapist,
-                "cada dos semanas",
-                "scheduled",
-            ),
-        ],
-        "steps": [
-            ("Caminar 10 minutos por la mañana", None, 7),
-            ("Llamar para pedir un intérprete para la próxima cita", Role.care_manager, 5),
-        ],
-        "strengths": ["Mi fe y mi comunidad de la iglesia"],
-        "barriers": [
-            (
-                "language",
-                "Prefiere hablar en español",
-                "Intérprete en cada cita; materiales escritos en español",
-            )
-        ],
-        "contingencies": [
-            (
-                "Me siento mucho peor o pienso en hacerme daño",
-                "Llamar o enviar un mensaje al 988 (hay atención en español), o ir a la sala de "
-                "emergencias.",
-            ),
-        ],
-        "preferences": {
-            "what_matters_most": "Mi familia",
-            "preferred_language": "Español",
-            "interpreter_needed": True,
-            "cultural_considerations": "La fe es importante para mí; quiero que el plan la respete",
-            "appointment_frequency": "Cada dos semanas, por la mañana",
-        },
-    },
-    "anxiety": {
-        "concerns": [("Constant worry and panic in crowded places", "icd10", "F41.1")],
-        "goals": [
-            (
-                "I want to go to the supermarket without panicking",
-                "daily_functioning",
-                "Trips to the shop without leaving early",
-                "2 a week",
-                70,
-                "high",
-                ["Go at a quiet time with a friend", "Go alone at a quiet time"],
-            ),
-            (
-                "I want to worry less at night",
-                "symptoms",
-                "GAD-7 score",
-                "under 10",
-                84,
-                "medium",
-                [],
-            ),
-        ],
-        "interventions": [
-            (
-                "psychotherapy",
-                "Cognitive behavioural therapy for anxiety",
-                Role.therapist,
-                "every week",
-                "in_progress",
-            ),
-            ("lifestyle", "Slow-breathing practice", Role.care_manager, "daily", "in_progress"),
-            (
-                "peer_support",
-                "Anxiety peer support group",
-                Role.peer_specialist,
-                "Thursday evenings",
-                "not_started",
-            ),
-        ],
-        "steps": [
-            ("Practise slow breathing for 5 minutes each morning", None, 7),
-            ("Send the group's details", Role.peer_specialist, 3),
-        ],
-        "strengths": ["Good at planning", "Supportive partner"],
-        "barriers": [
-            (
-                "work_schedule",
-                "Shift work makes weekly sessions hard",
-                "Early-morning video sessions",
-            )
-        ],
-        "contingencies": [
-            (
-                "A panic attack starts",
-                "Use the breathing exercise and the "
-                "coping card; call the care manager if it "
-                "happens more than twice a week.",
-            )
-        ],
-        "preferences": {
-            "what_matters_most": "Feeling free to go out",
-            "treatment_preferences": "Would rather start without medication",
-            "monitoring_intensity": "light",
-        },
-    },
-    "anxiety_es": {
-        "concerns": [("Preocupación constante y nervios", "icd10", "F41.1")],
-        "goals": [
-            (
-                "Quiero dormir tranquila sin preocuparme tanto",
-                "symptoms",
-                "Puntuación del GAD-7",
-                "menos de 10",
-                84,
-                "high",
-                [],
-            )
-        ],
-        "interventions": [
-            (
-                "psychotherapy",
-                "Terapia cognitivo-conductual en español",
-                Role.therapist,
-                "cada semana",
-                "in_progress",
-            )
-        ],
-        "steps": [("Escribir mis preocupaciones antes de dormir", None, 7)],
-        "strengths": ["Mis hijas me apoyan"],
-        "barriers": [("language", "Prefiere hablar en español", "Terapeuta que habla español")],
-        "contingencies": [("Me siento mucho peor", "Llamar a la clínica o al 988.")],
-        "preferences": {"preferred_language": "Español", "interpreter_needed": True},
-    },
-    "alcohol": {
-        "concerns": [("Drinking more than intended, affecting work and health", "icd10", "F10.20")],
-        "goals": [
-            (
-                "I want to cut down to weekends only",
-                "substance_use",
-                "Drinking days per week",
-                "2 or fewer",
-                56,
-                "high",
-                ["No drinking on work nights for two weeks"],
-            ),
-            (
-                "I want my liver tests to get better",
-                "physical_health",
-                "Liver blood tests",
-                "back in the normal range",
-                120,
-                "medium",
-                [],
-            ),
-        ],
-        "interventions": [
-            (
-                "psychotherapy",
-                "Counselling to change drinking",
-                Role.addiction_counsellor,
-                "every week",
-                "in_progress",
-            ),
-            (
-                "peer_support",
-                "Mutual-help group of the patient's choosing",
-                Role.peer_specialist,
-                "weekly",
-                "not_started",
-            ),
-            (
-                "medication",
-                "Medication to support cutting down, if the patient chooses it after "
-                "talking with the psychiatrist",
-                Role.psychiatrist,
-                None,
-                "not_started",
-            ),
-        ],
-        "steps": [
-            ("Keep a drinking diary", None, 7),
-            ("Repeat liver blood tests", Role.primary_care_provider, 60),
-        ],
-        "strengths": ["Wants to be healthy for the grandchildren"],
-        "barriers": [
-            (
-                "stigma",
-                "Embarrassed to go to a group",
-                "Start with one-to-one sessions; peer specialist goes along the first time",
-            )
-        ],
-        "contingencies": [
-            (
-                "I drink more than planned",
-                "Tell my counsellor at the next session; we adjust the plan, not give up on it.",
-            )
-        ],
-        "preferences": {
-            "what_matters_most": "Keeping my job",
-            "treatment_preferences": "Cut down first; stop completely if that does not work",
-        },
-    },
-    "ptsd": {
-        "concerns": [("Nightmares and feeling on edge after an assault", "icd10", "F43.10")],
-        "goals": [
-            (
-                "I want to feel safe in my own home",
-                "wellbeing",
-                "PCL-5 score",
-                "a drop of 10 points or more",
-                90,
-                "high",
-                [],
-            ),
-            (
-                "I want to sleep without nightmares most nights",
-                "symptoms",
-                "Nights without nightmares",
-                "4 a week",
-                90,
-                "medium",
-                [],
-            ),
-        ],
-        "interventions": [
-            ("psychotherapy", "Trauma-focused therapy", Role.therapist, "every week", "scheduled"),
-            (
-                "peer_support",
-                "Meeting with a peer specialist",
-                Role.peer_specialist,
-                "every two weeks",
-                "not_started",
-            ),
-        ],
-        "steps": [("Choose a grounding object to keep by the bed", None, 5)],
-        "strengths": ["Brave enough to ask for help", "A best friend I trust"],
-        "barriers": [
-            (
-                "caregiving",
-                "Cares for a younger brother after school",
-                "Appointments during school hours",
-            )
-        ],
-        "contingencies": [
-            (
-                "Flashbacks get worse",
-                "Use grounding skills, then call the care manager the same day.",
-            )
-        ],
-        "preferences": {
-            "what_matters_most": "Feeling safe",
-            "treatment_preferences": "A female therapist, please",
-        },
-    },
-    "opioid": {
-        "concerns": [
-            ("Opioid use disorder, in early recovery", "icd10", "F11.20"),
-            ("Low mood", None, None),
-        ],
-        "goals": [
-            (
-                "I want to stay off heroin and keep my job",
-                "substance_use",
-                "Days without using",
-                "every day",
-                90,
-                "high",
-                ["One month without using", "Three months without using"],
-            ),
-            ("I want my kids to trust me again", "relationships", None, None, 180, "high", []),
-        ],
-        "interventions": [
-            (
-                "medication",
-                "Buprenorphine-naloxone, prescribed by the psychiatrist",
-                Role.psychiatrist,
-                "daily",
-                "in_progress",
-            ),
-            (
-                "psychotherapy",
-                "Recovery counselling",
-                Role.addiction_counsellor,
-                "every week",
-                "in_progress",
-            ),
-            ("referral", "Referral to supportive housing", Role.social_worker, None, "scheduled"),
-        ],
-        "steps": [
-            ("Keep naloxone at home and tell my partner where it is", None, 3),
-            ("Call the housing programme", Role.social_worker, 10),
-        ],
-        "strengths": ["Has stayed in treatment before", "Loves his kids"],
-        "barriers": [
-            (
-                "housing",
-                "Staying with a friend who still uses",
-                "Supportive housing referral; peer specialist helps with the application",
-            )
-        ],
-        "contingencies": [
-            (
-                "I use again",
-                "Tell my counsellor; we change the plan together. "
-                "Keep naloxone close and never use alone.",
-            )
-        ],
-        "preferences": {
-            "what_matters_most": "My children",
-            "monitoring_intensity": "close",
-            "appointment_frequency": "Weekly at first",
-        },
-    },
-}
+PATIENTS = _CONTENT.patients
+PROFILES: dict[str, dict[str, Any]] = _CONTENT.profiles
 
 
 # Check-in scores come from the synthetic population's trajectory model (concord.synth, shaped
@@ -667,10 +93,12 @@ STAGE_OUTCOMES: dict[str, tuple[tuple[str, float], ...]] = {
 }
 # Stories that need another course: Emily's evening check-in that raised an alert comes after a
 # partial response; Kevin's drinking has not changed much before his high AUDIT-C in clinic.
-STORY_OUTCOMES = {("Emily", "Sorensen"): "partial", ("Kevin", "O'Brien"): "not_improving"}
+# (In patients.yaml: `outcome`.)
+STORY_OUTCOMES = _CONTENT.story_outcomes
 # The day (relative to today) of a patient's last portal check-in when a story needs it: Marcus's
 # answered question 9 eleven days ago; Emily's next one (five days ago) is in _schedule_safety.
-STORY_LAST_CHECK_IN = {("Marcus", "Lee"): -11, ("Emily", "Sorensen"): -19}
+# (In patients.yaml: `last_check_in_day`.)
+STORY_LAST_CHECK_IN = _CONTENT.story_last_check_in
 # When each stage's plan was started (days before today); enrolment and the first check-in
 # are three days later. An active plan's episode is 11 weeks old, inside the 10-24 weeks at which
 # the Program page judges response and remission.
@@ -833,12 +261,7 @@ def phq9_answers(total: int, item9: int = 0) -> dict[str, int]:
 
 
 # Family members: one the patient agreed to share the plan with, one without that consent.
-RELATED = {
-    ("Jamal", "Carter"): ("Keisha Carter", "sister", True),
-    ("Ethan", "Walker"): ("Laura Walker", "partner", False),
-    # Marcus shares only his safety plan with his brother (see _schedule_safety).
-    ("Marcus", "Lee"): ("Andre Lee", "brother", False),
-}
+RELATED = _CONTENT.related  # (in patients.yaml: `family_member`)
 
 
 @dataclass
@@ -858,15 +281,7 @@ class DemoSummary:
 
 
 # What the team writes on a Spanish speaker's plan and decisions, in Spanish (synthetic).
-SPANISH = {
-    "Written together at the first visit": "Lo escribimos juntos en la primera cita",
-    "Treatment started": "Empezó el tratamiento",
-    "Reviewed with the psychiatric consultant": "Revisado con el psiquiatra consultor",
-    "How long would I need to keep going with it?": "¿Cuánto tiempo tendría que seguir con esto?",
-    "It fits my work and what matters most to me right now.": (
-        "Encaja con mi trabajo y con lo que más me importa ahora."
-    ),
-}
+SPANISH = _CONTENT.spanish  # (in team_words.yaml)
 
 
 def _measure_link(measure: str | None, target: str | None) -> dict[str, Any]:
@@ -909,8 +324,6 @@ def load_demo(session: Session) -> DemoSummary:
     if org is None:
         org = _build(session)
         created = True
-    from concord.patients.models import Patient
-
     count = len(session.scalars(select(Patient.id).where(Patient.organization_id == org.id)).all())
     return DemoSummary(org.name, created, count, _sign_ins(session, org))
 
@@ -979,8 +392,6 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
         event.run()
         session.flush()
     clock.set(start)
-    from concord.registry.jobs import sync_all_tasks
-
     sync_all_tasks(session)  # the tasks the registry's flags ask for today
     return org
 
@@ -996,6 +407,54 @@ def _date(start: datetime, offset: int) -> date:
     return (start.astimezone(ZoneInfo(TIMEZONE)) + timedelta(days=offset)).date()
 
 
+@dataclass
+class _Story:
+    """One patient's story being scheduled: who they are, their team, and the events so far."""
+
+    session: Session
+    events: list[_Event]
+    index: int
+    spec: tuple[Any, ...]
+    org: Organization
+    clinics: dict[str, Clinic]
+    team: dict[Role, User]
+    start: datetime
+    holder: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        (self.given, self.family, self.preferred, self.born, self.gender, self.language) = (
+            self.spec[:6]
+        )
+        self.clinic_key, self.profile_name, self.stage = self.spec[6:]
+        self.profile = PROFILES[self.profile_name]
+        self.lead = self.team[Role.care_manager]
+        self.begin = STAGE_BEGIN[self.stage]
+        self.seq = iter(range(self.index * 1000, self.index * 1000 + 1000))
+
+    @property
+    def who(self) -> tuple[str, str]:
+        return (self.given, self.family)
+
+    def said(self, text: str) -> str:
+        """What the team wrote on the plan, in the patient's language."""
+        return SPANISH[text] if self.language == "es" else text
+
+    def at(self, offset: float, fn: Callable[[], None], hour: int = 10) -> None:
+        when = _days(self.start, offset, hour) + timedelta(minutes=self.index)
+        self.events.append(_Event(when, next(self.seq), fn))
+
+    def acc(self, user: User) -> access.PatientAccess:
+        return access.patient_for(self.session, user, self.holder["patient"].id)
+
+    def plan(self) -> Any:
+        plan = plans.current_plan(self.session, self.holder["patient"].id)
+        assert plan is not None
+        return plan
+
+    def contents(self) -> PlanContents:
+        return plans.load_contents(self.session, self.plan())
+
+
 def _schedule_patient(
     session: Session,
     events: list[_Event],
@@ -1006,377 +465,337 @@ def _schedule_patient(
     staff: dict[str, dict[Role, User]],
     start: datetime,
 ) -> None:
-    given, family, preferred, born, gender, language, clinic_key, profile_name, stage = spec
-    profile = PROFILES[profile_name]
-    team = staff[clinic_key]
-    lead = team[Role.care_manager]
-    holder: dict[str, Any] = {}
-    seq = iter(range(index * 1000, index * 1000 + 1000))
+    """Schedule one patient's story, from registration to where their stage leaves them."""
+    st = _Story(session, events, index, spec, org, clinics, staff[spec[6]], start)
+    _schedule_registration(st)
+    if st.stage == "new":
+        return
+    course = course_of(st.who)
+    st.at(st.begin + 1, functools.partial(_build_plan, st))
+    st.at(st.begin + 2, functools.partial(_milestones_and_steps, st), hour=14)
+    if st.stage == "draft":
+        assert course is not None
+        _schedule_draft(st, course)
+        return
+    _schedule_agreement(st)
+    _schedule_registry(st)
+    _schedule_decisions(st)
+    if course is not None:
+        _schedule_check_ins(st, course)
+    _schedule_review_and_end(st)
 
-    def said(text: str) -> str:
-        """What the team wrote on the plan, in the patient's language."""
-        return SPANISH[text] if language == "es" else text
 
-    def at(offset: float, fn: Callable[[], None], hour: int = 10) -> None:
-        events.append(_Event(_days(start, offset, hour) + timedelta(minutes=index), next(seq), fn))
-
-    begin = STAGE_BEGIN[stage]
+def _schedule_registration(st: _Story) -> None:
+    """Registered with a portal account and the clinic's team; enrolled if new; family."""
+    session, lead = st.session, st.lead
 
     def register() -> None:
         patient, _ = register_patient(
             session,
             by=lead,
-            organization=org,
+            organization=st.org,
             data=NewPatient(
-                given_name=given,
-                family_name=family,
-                preferred_name=preferred,
-                birth_date=born,
-                gender=gender,
-                language=language,
-                mrn=f"{clinic_key[0].upper()}-{1001 + index}",
-                clinic_id=clinics[clinic_key].id,
-                phone=f"555-01{index:02d}",
+                given_name=st.given,
+                family_name=st.family,
+                preferred_name=st.preferred,
+                birth_date=st.born,
+                gender=st.gender,
+                language=st.language,
+                mrn=f"{st.clinic_key[0].upper()}-{1001 + st.index}",
+                clinic_id=st.clinics[st.clinic_key].id,
+                phone=f"555-01{st.index:02d}",
             ),
-            portal_email=_email(f"{given} {family}", "patients.example.org"),
+            portal_email=_email(f"{st.given} {st.family}", "patients.example.org"),
             portal_password=DEMO_PASSWORD,
         )
         user = session.get(User, patient.user_id)
         assert user is not None
         user.must_change_password = False
-        from concord.patients.service import add_team_member
-
-        for _role, member in team.items():
+        for _role, member in st.team.items():
             if member.id != lead.id:
                 add_team_member(session, by=lead, patient=patient, user_id=member.id)
-        holder["patient"] = patient
-        holder["patient_user"] = user
+        st.holder["patient"] = patient
+        st.holder["patient_user"] = user
 
-    at(begin, register, hour=9)
-    if stage == "new" and index % 2 == 0:
+    st.at(st.begin, register, hour=9)
+    if st.stage == "new" and st.index % 2 == 0:
         # Referred to the care manager two days ago; nobody has reached them yet.
         def enrol_new() -> None:
-            from concord.registry import service as reg
-
             reg.enroll(
                 session,
-                access=access.patient_for(session, lead, holder["patient"].id),
-                data=reg.Enrolment(program=PROGRAMS.get(profile_name, "depression")),
+                access=st.acc(lead),
+                data=reg.Enrolment(program=PROGRAMS.get(st.profile_name, "depression")),
             )
 
-        at(-2, enrol_new, hour=16)
-    relative = RELATED.get((given, family))
+        st.at(-2, enrol_new, hour=16)
+    relative = RELATED.get(st.who)
     if relative is not None:
+        st.at(st.begin, functools.partial(_add_family, st, relative), hour=11)
 
-        def add_family() -> None:
-            name, relationship, consented = relative
-            link, _ = add_related_person(
-                session,
-                access=access.patient_for(session, lead, holder["patient"].id),
-                name=name,
-                email=_email(name, "family.example.org"),
-                relationship=relationship,
-                patient_consented=consented,
-                consent_note="Agreed in clinic: care plan only" if consented else None,
+
+def _add_family(st: _Story, relative: tuple[str, str, bool]) -> None:
+    name, relationship, consented = relative
+    link, _ = add_related_person(
+        st.session,
+        access=st.acc(st.lead),
+        name=name,
+        email=_email(name, "family.example.org"),
+        relationship=relationship,
+        patient_consented=consented,
+        consent_note="Agreed in clinic: care plan only" if consented else None,
+    )
+    st.session.flush()
+    link_user = st.session.get(User, link.user_id)
+    assert link_user is not None
+    link_user.password_hash = hash_password(DEMO_PASSWORD)
+    link_user.must_change_password = False
+
+
+def _build_plan(st: _Story) -> None:
+    """The lead starts the plan from the patient's plan story (plans/<name>.yaml)."""
+    session, profile, a = st.session, st.profile, st.acc(st.lead)
+    plans.start_plan(session, access=a, data=PlanStart(title="Care plan"))
+    for description, system, code in profile["concerns"]:
+        data: Any = ConcernIn(description=description, code_system=system, code=code)
+        plans.add_item(session, access=a, section="concerns", data=data)
+    goal_ids = []
+    for statement, category, measure, target, due, priority, _ in profile["goals"]:
+        goal = plans.add_item(
+            session,
+            access=a,
+            section="goals",
+            data=GoalIn(
+                statement=statement,
+                category=category,
+                measure=measure,
+                target=target,
+                due_on=_date(st.start, st.begin + due),
+                priority=priority,
+                status="accepted",
+                **_measure_link(measure, target),
+            ),
+            reason=st.said("Written together at the first visit"),
+        )
+        goal_ids.append(goal.id)
+    st.holder["goal_ids"] = goal_ids
+    for kind, description, role, frequency, _status in profile["interventions"]:
+        data = InterventionIn(
+            kind=kind,
+            description=description,
+            responsible_id=st.team[role].id,
+            frequency=frequency,
+            status="not_started",
+            goal_id=goal_ids[0],
+        )
+        plans.add_item(session, access=a, section="interventions", data=data)
+    for description in profile["strengths"]:
+        data = StrengthIn(description=description)
+        plans.add_item(session, access=a, section="strengths", data=data)
+    for kind, description, way in profile["barriers"]:
+        data = BarrierIn(kind=kind, description=description, way_around=way)
+        plans.add_item(session, access=a, section="barriers", data=data)
+    for if_this, then_we in profile["contingencies"]:
+        data = ContingencyIn(if_this=if_this, then_we=then_we)
+        plans.add_item(session, access=a, section="contingencies", data=data)
+    data = PreferencesIn(version=st.plan().version, **profile["preferences"])
+    plans.update_preferences(session, access=a, data=data)
+
+
+def _milestones_and_steps(st: _Story) -> None:
+    a = st.acc(st.team[Role.therapist])
+    for goal_id, (_, _, _, _, due, _, milestones) in zip(
+        st.holder["goal_ids"], st.profile["goals"], strict=True
+    ):
+        for n, description in enumerate(milestones, start=1):
+            data: Any = MilestoneIn(
+                goal_id=goal_id,
+                description=description,
+                target_on=_date(st.start, st.begin + 2 + n * due // 3),
             )
-            session.flush()
-            link_user = session.get(User, link.user_id)
-            assert link_user is not None
-            link_user.password_hash = hash_password(DEMO_PASSWORD)
-            link_user.must_change_password = False
+            plans.add_item(st.session, access=a, section="milestones", data=data)
+    for description, role, due in st.profile["steps"]:
+        data = ActionStepIn(
+            description=description,
+            owner="patient" if role is None else str(st.team[role].id),
+            goal_id=st.holder["goal_ids"][0],
+            due_on=_date(st.start, st.begin + 2 + due),
+        )
+        plans.add_item(st.session, access=a, section="action_steps", data=data)
 
-        at(begin, add_family, hour=11)
-    if stage == "new":
-        return
 
-    def acc(user: User) -> access.PatientAccess:
-        return access.patient_for(session, user, holder["patient"].id)
+def _schedule_draft(st: _Story, course: Course) -> None:
+    """A draft plan: baseline scores taken in clinic, and a goal the patient proposed."""
 
-    def build_plan() -> None:
-        a = acc(lead)
-        plans.start_plan(session, access=a, data=PlanStart(title="Care plan"))
-        for description, system, code in profile["concerns"]:
-            plans.add_item(
-                session,
-                access=a,
-                section="concerns",
-                data=ConcernIn(description=description, code_system=system, code=code),
-            )
-        goal_ids = []
-        for statement, category, measure, target, due, priority, _ in profile["goals"]:
-            goal = plans.add_item(
-                session,
-                access=a,
-                section="goals",
-                data=GoalIn(
-                    statement=statement,
-                    category=category,
-                    measure=measure,
-                    target=target,
-                    due_on=_date(start, begin + due),
-                    priority=priority,
-                    status="accepted",
-                    **_measure_link(measure, target),
+    def baseline() -> None:
+        for _day, code, total in course.scores:
+            checkin.record_response(
+                st.session,
+                access=st.acc(st.lead),
+                instrument_code=code,
+                submission=measures.Submission(
+                    answers=answers_for(code, total), mode=measures.Mode.in_person
                 ),
-                reason=said("Written together at the first visit"),
             )
-            goal_ids.append(goal.id)
-        holder["goal_ids"] = goal_ids
-        for kind, description, role, frequency, _status in profile["interventions"]:
-            plans.add_item(
-                session,
-                access=a,
-                section="interventions",
-                data=InterventionIn(
-                    kind=kind,
-                    description=description,
-                    responsible_id=team[role].id,
-                    frequency=frequency,
-                    status="not_started",
-                    goal_id=goal_ids[0],
-                ),
-            )
-        for description in profile["strengths"]:
-            plans.add_item(
-                session, access=a, section="strengths", data=StrengthIn(description=description)
-            )
-        for kind, description, way in profile["barriers"]:
-            plans.add_item(
-                session,
-                access=a,
-                section="barriers",
-                data=BarrierIn(kind=kind, description=description, way_around=way),
-            )
-        for if_this, then_we in profile["contingencies"]:
-            plans.add_item(
-                session,
-                access=a,
-                section="contingencies",
-                data=ContingencyIn(if_this=if_this, then_we=then_we),
-            )
-        plan = plans.current_plan(session, holder["patient"].id)
-        assert plan is not None
-        plans.update_preferences(
-            session, access=a, data=PreferencesIn(version=plan.version, **profile["preferences"])
+
+    st.at(st.begin + 1, baseline, hour=9)
+
+    def patient_proposes() -> None:
+        plans.propose_goal(
+            st.session,
+            access=st.acc(st.holder["patient_user"]),
+            data=GoalProposal(
+                statement="I would like to get back to swimming",
+                category="physical_health",
+                priority="medium",
+                why="It used to help me feel calm",
+            ),
         )
 
-    def milestones_and_steps() -> None:
-        a = acc(team[Role.therapist])
-        for goal_id, (_, _, _, _, due, _, milestones) in zip(
-            holder["goal_ids"], profile["goals"], strict=True
-        ):
-            for n, description in enumerate(milestones, start=1):
-                plans.add_item(
-                    session,
-                    access=a,
-                    section="milestones",
-                    data=MilestoneIn(
-                        goal_id=goal_id,
-                        description=description,
-                        target_on=_date(start, begin + 2 + n * due // 3),
-                    ),
-                )
-        for description, role, due in profile["steps"]:
-            owner = "patient" if role is None else str(team[role].id)
-            plans.add_item(
-                session,
-                access=a,
-                section="action_steps",
-                data=ActionStepIn(
-                    description=description,
-                    owner=owner,
-                    goal_id=holder["goal_ids"][0],
-                    due_on=_date(start, begin + 2 + due),
-                ),
-            )
+    st.at(st.begin + 4, patient_proposes, hour=19)
 
-    course = course_of((given, family))
-    at(begin + 1, build_plan)
-    at(begin + 2, milestones_and_steps, hour=14)
 
-    if stage == "draft":
-        assert course is not None
-
-        def baseline() -> None:
-            for _day, code, total in course.scores:
-                checkin.record_response(
-                    session,
-                    access=acc(lead),
-                    instrument_code=code,
-                    submission=measures.Submission(
-                        answers=answers_for(code, total), mode=measures.Mode.in_person
-                    ),
-                )
-
-        at(begin + 1, baseline, hour=9)
-
-        def patient_proposes() -> None:
-            plans.propose_goal(
-                session,
-                access=acc(holder["patient_user"]),
-                data=GoalProposal(
-                    statement="I would like to get back to swimming",
-                    category="physical_health",
-                    priority="medium",
-                    why="It used to help me feel calm",
-                ),
-            )
-
-        at(begin + 4, patient_proposes, hour=19)
-        return
+def _schedule_agreement(st: _Story) -> None:
+    """The plan is activated and agreed; treatment starts; the patient does a first step."""
 
     def activate() -> None:
-        plan = plans.current_plan(session, holder["patient"].id)
-        assert plan is not None
-        plans.activate_plan(session, access=acc(lead), version=plan.version)
+        plans.activate_plan(st.session, access=st.acc(st.lead), version=st.plan().version)
 
     def both_agree() -> None:
-        plan = plans.current_plan(session, holder["patient"].id)
-        assert plan is not None
-        plans.agree(session, access=acc(holder["patient_user"]), revision=plan.revision_number)
-        plans.agree(session, access=acc(lead), revision=plan.revision_number)
-
-    def start_treatment() -> None:
-        a = acc(lead)
-        contents = plans.load_contents(session, plans.current_plan(session, holder["patient"].id))
-        # The profile's own interventions (a decision made together may have added one).
-        own = contents.interventions[: len(profile["interventions"])]
-        for item, (_, _, _, _, status) in zip(own, profile["interventions"], strict=True):
-            if status != item.status:
-                plans.update_item(
-                    session,
-                    access=a,
-                    section="interventions",
-                    item_id=item.id,
-                    data=InterventionIn(
-                        kind=item.kind,
-                        description=item.description,
-                        responsible_id=item.responsible_id,
-                        frequency=item.frequency,
-                        status=status,
-                        goal_id=item.goal_id,
-                    ),
-                    version=item.version,
-                    reason=said("Treatment started"),
-                )
+        number = st.plan().revision_number
+        plans.agree(st.session, access=st.acc(st.holder["patient_user"]), revision=number)
+        plans.agree(st.session, access=st.acc(st.lead), revision=number)
 
     def first_step_done() -> None:
-        contents = plans.load_contents(session, plans.current_plan(session, holder["patient"].id))
-        mine = [s for s in contents.action_steps if s.owner_is_patient]
+        mine = [s for s in st.contents().action_steps if s.owner_is_patient]
         if mine:
             plans.set_step_status(
-                session,
-                access=acc(holder["patient_user"]),
+                st.session,
+                access=st.acc(st.holder["patient_user"]),
                 step_id=mine[0].id,
                 status=StepStatus.done,
                 version=mine[0].version,
             )
 
-    at(begin + 3, activate)
-    at(begin + 3, both_agree, hour=15)
-    at(begin + 10, start_treatment)
-    at(begin + 12, first_step_done, hour=20)
-    _schedule_registry(session, at, acc, holder, team, index, begin, stage, profile_name)
-    _schedule_decisions(session, at, acc, holder, lead, index, begin, stage, profile_name)
+    st.at(st.begin + 3, activate)
+    st.at(st.begin + 3, both_agree, hour=15)
+    st.at(st.begin + 10, functools.partial(_start_treatment, st))
+    st.at(st.begin + 12, first_step_done, hour=20)
 
-    # Check-ins answered through the portal on the patient's own course (course_of), on the
-    # schedules of their program's measures (set when the plan became active).
+
+def _start_treatment(st: _Story) -> None:
+    a = st.acc(st.lead)
+    # The profile's own interventions (a decision made together may have added one).
+    own = st.contents().interventions[: len(st.profile["interventions"])]
+    for item, (_, _, _, _, status) in zip(own, st.profile["interventions"], strict=True):
+        if status != item.status:
+            plans.update_item(
+                st.session,
+                access=a,
+                section="interventions",
+                item_id=item.id,
+                data=InterventionIn(
+                    kind=item.kind,
+                    description=item.description,
+                    responsible_id=item.responsible_id,
+                    frequency=item.frequency,
+                    status=status,
+                    goal_id=item.goal_id,
+                ),
+                version=item.version,
+                reason=st.said("Treatment started"),
+            )
+
+
+def _schedule_check_ins(st: _Story, course: Course) -> None:
+    """Check-ins answered through the portal on the patient's own course (course_of), on the
+    schedules of their program's measures (set when the plan became active)."""
+
     def schedules() -> None:
-        assert course is not None
-        a = acc(lead)
+        a = st.acc(st.lead)
         wanted = dict(zip(course.instruments, (14, 28), strict=True))
-        for schedule in measures.active_schedules(session, holder["patient"].id):
+        for schedule in measures.active_schedules(st.session, st.holder["patient"].id):
             if wanted.get(schedule.instrument) == schedule.every_days:
                 del wanted[schedule.instrument]
             else:
-                measures.stop_schedule(session, access=a, schedule_id=schedule.id)
+                measures.stop_schedule(st.session, access=a, schedule_id=schedule.id)
         for code, every in wanted.items():
             measures.add_schedule(
-                session,
+                st.session,
                 access=a,
                 instrument_code=code,
                 every_days=every,
-                start_on=_date(start, begin + 3),
+                start_on=_date(st.start, st.begin + 3),
                 reason="The measures of this patient's program",
             )
 
-    if course is not None:
-        at(begin + 3, schedules, hour=16)
-        last_day = course.scores[-1][0]
-        for day, code, total in course.scores:
-            urgent = (given, family) == ALERT_PATIENT and code == "PHQ-9" and day == last_day
+    st.at(st.begin + 3, schedules, hour=16)
+    last_day = course.scores[-1][0]
+    for day, code, total in course.scores:
+        urgent = st.who == ALERT_PATIENT and code == "PHQ-9" and day == last_day
+        check_in = functools.partial(_check_in, st, code, total, 1 if urgent else 0)
+        st.at(day, check_in, hour=17 + st.index % 5)
 
-            def check_in(code: str = code, total: int = total, urgent: bool = urgent) -> None:
-                patient_access = acc(holder["patient_user"])
-                response = measures.start_or_resume(
-                    session, access=patient_access, instrument_code=code
-                )
-                checkin.submit(
-                    session,
-                    access=patient_access,
-                    response_id=response.id,
-                    answers=answers_for(code, total, item9=1 if urgent else 0),
-                    version=response.version,
-                )
 
-            at(day, check_in, hour=17 + index % 5)
+def _check_in(st: _Story, code: str, total: int, item9: int) -> None:
+    patient_access = st.acc(st.holder["patient_user"])
+    response = measures.start_or_resume(st.session, access=patient_access, instrument_code=code)
+    checkin.submit(
+        st.session,
+        access=patient_access,
+        response_id=response.id,
+        answers=answers_for(code, total, item9=item9),
+        version=response.version,
+    )
 
+
+def _schedule_review_and_end(st: _Story) -> None:
+    """The last review; a goal changed at review (awaiting agreement); a completed plan ends."""
+    stage = st.stage
     if stage in ("active", "awaiting_agreement", "completed"):
 
         def review() -> None:
-            plan = plans.current_plan(session, holder["patient"].id)
-            assert plan is not None
-            plans.record_review(
-                session,
-                access=acc(lead),
-                data=ReviewIn(
-                    version=plan.version, note=said("Reviewed with the psychiatric consultant")
-                ),
-            )
+            note = st.said("Reviewed with the psychiatric consultant")
+            data = ReviewIn(version=st.plan().version, note=note)
+            plans.record_review(st.session, access=st.acc(st.lead), data=data)
 
         # Active plans were last reviewed 20 or 24 days ago: some are due within the week.
-        last_review = -24 if stage == "active" and index % 2 else -20
-        at({"active": last_review, "awaiting_agreement": -10}.get(stage, begin + 31), review)
-
+        last_review = -24 if stage == "active" and st.index % 2 else -20
+        st.at({"active": last_review, "awaiting_agreement": -10}.get(stage, st.begin + 31), review)
     if stage == "awaiting_agreement":
-
-        def change_goal() -> None:
-            a = acc(team[Role.psychiatrist] if Role.psychiatrist in team else lead)
-            contents = plans.load_contents(
-                session, plans.current_plan(session, holder["patient"].id)
-            )
-            goal = contents.goals[0]
-            plans.update_item(
-                session,
-                access=a,
-                section="goals",
-                item_id=goal.id,
-                data=GoalIn(
-                    statement=goal.statement,
-                    category=goal.category,
-                    measure=goal.measure,
-                    target=goal.target,
-                    due_on=goal.due_on + timedelta(days=28) if goal.due_on else None,
-                    priority=goal.priority,
-                    status=goal.status,
-                ),
-                version=goal.version,
-                reason="Slower progress than hoped; more time agreed at review",
-            )
-
-        at(-2, change_goal)
-
+        st.at(-2, functools.partial(_change_goal, st))
     if stage == "completed":
 
         def complete() -> None:
             plans.end_plan(
-                session,
-                access=acc(lead),
+                st.session,
+                access=st.acc(st.lead),
                 status=PlanStatus.completed,
                 reason="Goals met; moving to relapse prevention with primary care",
             )
 
-        at(begin + COMPLETED_AFTER, complete)
+        st.at(st.begin + COMPLETED_AFTER, complete)
+
+
+def _change_goal(st: _Story) -> None:
+    a = st.acc(st.team[Role.psychiatrist] if Role.psychiatrist in st.team else st.lead)
+    goal = st.contents().goals[0]
+    plans.update_item(
+        st.session,
+        access=a,
+        section="goals",
+        item_id=goal.id,
+        data=GoalIn(
+            statement=goal.statement,
+            category=goal.category,
+            measure=goal.measure,
+            target=goal.target,
+            due_on=goal.due_on + timedelta(days=28) if goal.due_on else None,
+            priority=goal.priority,
+            status=goal.status,
+        ),
+        version=goal.version,
+        reason="Slower progress than hoped; more time agreed at review",
+    )
 
 
 # --- safety: alerts in every state, a safety plan, a missed follow-up (all synthetic) ---------
@@ -1385,256 +804,154 @@ def _schedule_patient(
 def _schedule_safety(
     session: Session, events: list[_Event], staff: dict[str, dict[Role, User]], start: datetime
 ) -> None:
-    from concord.patients.models import Patient, RelatedPerson
-    from concord.safety import plans as safety_plans
-    from concord.safety.alerts import (
-        Closing,
-        acknowledge,
-        close,
-        raise_manual_flag,
-        record_follow_up,
-    )
-    from concord.safety.escalation import escalate_due, raise_missed_follow_ups
-    from concord.safety.models import SafetyAlert
-
+    """The safety stories in safety.yaml, in the file's order."""
     seq = iter(range(900_000, 901_000))
-    north, south = staff["north"], staff["south"]
+    now_ish = start.replace(second=0, microsecond=0)
+    for step in demo_content.content().safety_events:
+        if step.minutes_ago is not None:
+            when = now_ish - timedelta(minutes=step.minutes_ago)
+        else:
+            assert step.day is not None and step.hour is not None
+            when = _days(start, step.day, step.hour) + timedelta(minutes=step.minute)
+        run = functools.partial(_SAFETY_STEPS[step.do], _SafetyStep(session, staff, step))
+        events.append(_Event(when, next(seq), run))
 
-    def at(when: datetime, fn: Callable[[], None]) -> None:
-        events.append(_Event(when, next(seq), fn))
 
-    def day(offset: float, hour: int, minute: int = 0) -> datetime:
-        return _days(start, offset, hour) + timedelta(minutes=minute)
+@dataclass
+class _SafetyStep:
+    """One step of a safety story, with the people it names found."""
 
-    def patient(given: str, family: str) -> Patient:
-        found = session.scalar(
+    session: Session
+    staff: dict[str, dict[Role, User]]
+    step: SafetyEventIn
+
+    def patient(self) -> Any:
+        given, family = _who(self.step.patient or "")
+        found = self.session.scalar(
             select(Patient).where(Patient.given_name == given, Patient.family_name == family)
         )
         assert found is not None
         return found
 
-    def acc(user: User, who: tuple[str, str]) -> access.PatientAccess:
-        return access.patient_for(session, user, patient(*who).id)
+    def by(self) -> User:
+        if self.step.by == "patient":
+            return _patient_user(self.session, _who(self.step.patient or ""))
+        clinic, role = (self.step.by or "").split(".")
+        return self.staff[clinic][Role(role)]
 
-    def latest_alert(who: tuple[str, str]) -> SafetyAlert:
-        found = session.scalar(
+    def acc(self) -> access.PatientAccess:
+        return access.patient_for(self.session, self.by(), self.patient().id)
+
+    def alert_id(self) -> Any:
+        found = self.session.scalar(
             select(SafetyAlert)
-            .where(SafetyAlert.patient_id == patient(*who).id)
+            .where(SafetyAlert.patient_id == self.patient().id)
             .order_by(SafetyAlert.created_at.desc())
             .limit(1)
         )
         assert found is not None
-        return found
+        return found.id
 
-    def record(who: tuple[str, str], by: User, code: str, answers: dict[str, int]) -> None:
-        checkin.record_response(
-            session,
-            access=acc(by, who),
-            instrument_code=code,
-            submission=measures.Submission(answers=answers, mode=measures.Mode.in_person),
-        )
 
-    # Marcus Lee: his check-in 11 days ago answered question 9 "several days" (a high alert).
-    # His care manager took it within the hour, assessed him by phone, and they wrote a safety
-    # plan together; he added to it himself and shares it with his brother. Today, an ASQ in
-    # clinic is positive: nobody acknowledged it within the hour, so it went on to the
-    # psychiatric consultant, whose deadline is running when the demo opens.
-    marcus = ALERT_PATIENT
-    maya = north[Role.care_manager]
+def _who(name: str) -> tuple[str, str]:
+    """A patient named "Given Family" in safety.yaml, as (given, family)."""
+    return next((p[0], p[1]) for p in PATIENTS if f"{p[0]} {p[1]}" == name)
 
-    def marcus_acknowledged() -> None:
-        acknowledge(session, access=acc(maya, marcus), alert_id=latest_alert(marcus).id)
 
-    def marcus_closed() -> None:
-        close(
-            session,
-            access=acc(maya, marcus),
-            alert_id=latest_alert(marcus).id,
-            closing=Closing(
-                outcome="assessed",
-                risk_after="moderate",
-                note="Brief safety assessment by phone: thoughts of death on a few days, no plan "
-                "or intent. Wrote a safety plan together at today's visit; he keeps it on his "
-                "phone. Naloxone at home.",
-            ),
-        )
+def _acknowledge(s: _SafetyStep) -> None:
+    safety_alerts.acknowledge(s.session, access=s.acc(), alert_id=s.alert_id())
 
-    def marcus_plan() -> None:
-        safety_plans.save(
-            session,
-            access=acc(maya, marcus),
-            base_version=0,
-            reason="Written together after the alert",
-            content={
-                "warning_signs": [
-                    "I stop answering my phone",
-                    "Two nights without sleep",
-                    "Thinking nobody would notice if I was gone",
-                ],
-                "coping": ["Walk to the river and back", "Cold shower, then music"],
-                "distractions": [
-                    {"name": "The climbing gym on 3rd", "contact": ""},
-                    {"name": "Andre's garage", "contact": ""},
-                ],
-                "people": [
-                    {"name": "Andre (brother)", "contact": "555-0188"},
-                    {"name": "Luis, peer specialist", "contact": "555-0145"},
-                ],
-                "professionals": [
-                    {"name": "Maya Okafor, care manager", "contact": "555-0100 (weekdays)"},
-                    {"name": "Riverside Hospital emergency department", "contact": "1200 River Rd"},
-                ],
-                "safe_environment": [
-                    "Andre keeps my extra medication",
-                    "Naloxone kit in the kitchen drawer and in my bag",
-                ],
-                "reasons": ["My daughter, Jade", "Getting back on the climbing wall"],
-            },
-        )
 
-    def marcus_adds_to_plan() -> None:
-        plan = safety_plans.plan_for(session, acc(_patient_user(session, marcus), marcus))
-        assert plan is not None
-        content = dict(plan.content)
-        content["reasons"] = [*content["reasons"], "Seeing the ocean with Jade this summer"]
-        safety_plans.save(
-            session,
-            access=acc(_patient_user(session, marcus), marcus),
-            base_version=plan.version,
-            reason="",
-            content=content,
-        )
-
-    def marcus_shares() -> None:
-        andre = session.scalar(
-            select(RelatedPerson).where(RelatedPerson.patient_id == patient(*marcus).id)
-        )
-        assert andre is not None
-        safety_plans.set_share(
-            session,
-            access=acc(_patient_user(session, marcus), marcus),
-            related_person_id=andre.id,
-            share=True,
-        )
-
-    def marcus_followed_up() -> None:
-        record_follow_up(
-            session,
-            access=acc(maya, marcus),
-            alert_id=latest_alert(marcus).id,
-            note="Called him: sleeping better, used the plan once (walked to the river).",
-        )
-
-    now_ish = start.replace(second=0, microsecond=0)
-    at(day(-11, 17, 40), marcus_acknowledged)  # his check-in came at 17:05
-    at(day(-10, 10), marcus_closed)
-    at(day(-10, 10, 30), marcus_plan)
-    at(day(-9, 21), marcus_adds_to_plan)
-    at(day(-9, 21, 5), marcus_shares)
-    at(day(-9, 11), marcus_followed_up)
-    at(
-        now_ish - timedelta(minutes=90),
-        lambda: record(marcus, north[Role.nurse], "ASQ", {"1": 0, "2": 1, "3": 0, "4": 0, "5": 0}),
+def _close(s: _SafetyStep) -> None:
+    step = s.step
+    closing = safety_alerts.Closing(
+        outcome=step.outcome or "",
+        risk_after=step.risk_after,
+        note=step.note or "",
+        no_follow_up=step.no_follow_up,
     )
-    at(now_ish - timedelta(minutes=29), lambda: escalate_due(session))
+    safety_alerts.close(s.session, access=s.acc(), alert_id=s.alert_id(), closing=closing)
 
-    # Olivia Brennan: her therapist raised a risk flag after group; assessed the same
-    # afternoon and found no current risk.
-    olivia = ("Olivia", "Brennan")
 
-    def olivia_flag() -> None:
-        raise_manual_flag(
-            session,
-            access=acc(north[Role.therapist], olivia),
-            tier="high",
-            reason="Said at group that she has been giving her things away.",
-        )
-
-    def olivia_closed() -> None:
-        close(
-            session,
-            access=acc(maya, olivia),
-            alert_id=latest_alert(olivia).id,
-            closing=Closing(
-                outcome="assessed",
-                risk_after="none",
-                note="Safety assessment in person: clearing out before her move next month; no "
-                "thoughts of suicide. Agreed she will call if that changes.",
-                no_follow_up=True,
-            ),
-        )
-
-    at(day(-3, 15), olivia_flag)
-    at(
-        day(-3, 15, 25),
-        lambda: acknowledge(session, access=acc(maya, olivia), alert_id=latest_alert(olivia).id),
-    )
-    at(day(-3, 16, 30), olivia_closed)
-
-    # Emily Sorensen: an evening check-in answered question 9 "more than half the days". Her
-    # care manager had gone home, so it went to the psychiatric consultant, who could not reach
-    # her. Nobody recorded the follow-up in time, so it came back as a new alert, which her
-    # care manager has taken.
-    emily = ("Emily", "Sorensen")
-    jordan, aisha = south[Role.care_manager], south[Role.psychiatric_consultant]
-
-    emily_course = course_of(emily)
-    assert emily_course is not None
-
-    def emily_check_in() -> None:
-        patient_access = acc(_patient_user(session, emily), emily)
-        response = measures.start_or_resume(session, access=patient_access, instrument_code="PHQ-9")
-        checkin.submit(
-            session,
-            access=patient_access,
-            response_id=response.id,
-            answers=phq9_answers(max(2, emily_course.total_on("PHQ-9", -5)), item9=2),
-            version=response.version,
-        )
-
-    def emily_closed() -> None:
-        close(
-            session,
-            access=acc(aisha, emily),
-            alert_id=latest_alert(emily).id,
-            closing=Closing(
-                outcome="unreachable",
-                note="Called at 21:15 and 21:40, left voicemails; texted the 988 number and the "
-                "clinic's number. Care manager to call first thing.",
-            ),
-        )
-
-    at(day(-5, 20), emily_check_in)
-    at(day(-5, 21, 1), lambda: escalate_due(session))
-    at(
-        day(-5, 21, 20),
-        lambda: acknowledge(session, access=acc(aisha, emily), alert_id=latest_alert(emily).id),
-    )
-    at(day(-5, 22), emily_closed)
-    at(day(-3, 22, 5), lambda: raise_missed_follow_ups(session))
-    at(
-        day(-3, 23, 30),
-        lambda: acknowledge(session, access=acc(jordan, emily), alert_id=latest_alert(emily).id),
+def _write_safety_plan(s: _SafetyStep) -> None:
+    content = dict(s.step.content or {})
+    safety_plans.save(
+        s.session, access=s.acc(), base_version=0, reason=s.step.reason, content=content
     )
 
-    # Kevin O'Brien: AUDIT-C in the high range at his counselling visit; his care manager has
-    # taken the alert and not closed it yet.
-    kevin = ("Kevin", "O'Brien")
-    at(
-        day(-2, 11),
-        lambda: record(
-            kevin, south[Role.addiction_counsellor], "AUDIT-C", {"1": 4, "2": 4, "3": 2}
+
+def _add_reason_to_safety_plan(s: _SafetyStep) -> None:
+    a = s.acc()
+    plan = safety_plans.plan_for(s.session, a)
+    assert plan is not None
+    content = dict(plan.content)
+    content["reasons"] = [*content["reasons"], s.step.reason]
+    safety_plans.save(
+        s.session, access=s.acc(), base_version=plan.version, reason="", content=content
+    )
+
+
+def _share_safety_plan(s: _SafetyStep) -> None:
+    family = s.session.scalar(
+        select(RelatedPerson).where(RelatedPerson.patient_id == s.patient().id)
+    )
+    assert family is not None
+    safety_plans.set_share(s.session, access=s.acc(), related_person_id=family.id, share=True)
+
+
+def _follow_up(s: _SafetyStep) -> None:
+    note = s.step.note or ""
+    safety_alerts.record_follow_up(s.session, access=s.acc(), alert_id=s.alert_id(), note=note)
+
+
+def _record_in_clinic(s: _SafetyStep) -> None:
+    checkin.record_response(
+        s.session,
+        access=s.acc(),
+        instrument_code=s.step.instrument or "",
+        submission=measures.Submission(
+            answers=dict(s.step.answers or {}), mode=measures.Mode.in_person
         ),
     )
-    at(
-        day(-2, 13),
-        lambda: acknowledge(session, access=acc(jordan, kevin), alert_id=latest_alert(kevin).id),
+
+
+def _flag(s: _SafetyStep) -> None:
+    safety_alerts.raise_manual_flag(
+        s.session, access=s.acc(), tier=s.step.tier or "", reason=s.step.reason or ""
     )
+
+
+def _portal_phq9(s: _SafetyStep) -> None:
+    """A PHQ-9 through the portal on the patient's course for that day (at least 2)."""
+    course = course_of(_who(s.step.patient or ""))
+    assert course is not None and s.step.day is not None
+    patient_access = s.acc()
+    response = measures.start_or_resume(s.session, access=patient_access, instrument_code="PHQ-9")
+    checkin.submit(
+        s.session,
+        access=patient_access,
+        response_id=response.id,
+        answers=phq9_answers(max(2, course.total_on("PHQ-9", s.step.day)), item9=s.step.item9 or 0),
+        version=response.version,
+    )
+
+
+_SAFETY_STEPS: dict[str, Callable[[_SafetyStep], Any]] = {
+    "acknowledge": _acknowledge,
+    "close": _close,
+    "write_safety_plan": _write_safety_plan,
+    "add_reason_to_safety_plan": _add_reason_to_safety_plan,
+    "share_safety_plan": _share_safety_plan,
+    "follow_up": _follow_up,
+    "record_in_clinic": _record_in_clinic,
+    "flag": _flag,
+    "portal_phq9": _portal_phq9,
+    "escalate": lambda s: escalate_due(s.session),
+    "raise_missed_follow_ups": lambda s: raise_missed_follow_ups(s.session),
+}
 
 
 def _patient_user(session: Session, who: tuple[str, str]) -> User:
-    from concord.patients.models import Patient
-
     found = session.scalar(
         select(Patient).where(Patient.given_name == who[0], Patient.family_name == who[1])
     )
@@ -1646,127 +963,97 @@ def _patient_user(session: Session, who: tuple[str, str]) -> User:
 
 # --- collaborative care: episodes, contacts and minutes, case reviews (all synthetic) ---------
 
-PROGRAMS = {
-    "anxiety": "anxiety",
-    "anxiety_es": "anxiety",
-    "ptsd": "ptsd",
-    "alcohol": "substance_use",
-    "opioid": "co_occurring",
-}
+PROGRAMS = _CONTENT.programs  # a plan story's program (in team_words.yaml)
 
 
-AIDS = {
-    "depression": "depression-treatment",
-    "anxiety": "anxiety-treatment",
-    "substance_use": "alcohol-use",
-    "co_occurring": "opioid-use-medications",
-}
+AIDS = _CONTENT.aids  # a program's decision aid (in team_words.yaml)
 
 
-def _schedule_decisions(
-    session: Session,
-    at: Callable[..., None],
-    acc: Callable[[User], access.PatientAccess],
-    holder: dict[str, Any],
-    lead: User,
-    index: int,
-    begin: int,
-    stage: str,
-    profile_name: str,
-) -> None:
+def _schedule_decisions(st: _Story) -> None:
     """Decisions made together: some patients chose their treatment with a decision aid the
     day their plan became active (the choice is in the plan they agreed to); others are working
     through one at home now, with a question and a SURE answer waiting for the visit."""
-    from concord.decisions import service as ds
-
-    aid_id = AIDS.get(PROGRAMS.get(profile_name, "depression"))
-    if aid_id is None or stage not in ("active", "awaiting_agreement", "completed"):
+    aid_id = AIDS.get(PROGRAMS.get(st.profile_name, "depression"))
+    if aid_id is None or st.stage not in ("active", "awaiting_agreement", "completed"):
         return
-    holder.setdefault("decision", None)
+    st.holder.setdefault("decision", None)
+    start = functools.partial(_decision_start, st, aid_id)
+    if st.index % 3 == 1 and st.stage in ("active", "completed"):
+        st.at(st.begin + 1, start, hour=19)
+        st.at(st.begin + 1, functools.partial(_decision_sure, st, True), hour=20)
+        # In the visit; both agree to the plan that afternoon.
+        st.at(st.begin + 3, functools.partial(_decision_record, st), hour=12)
+    elif st.index % 3 == 2 and st.stage in ("active", "awaiting_agreement"):
+        st.at(-4, start, hour=19)
+        st.at(-4, functools.partial(_decision_ask, st), hour=20)
+        st.at(-3, functools.partial(_decision_sure, st, False), hour=9)
 
-    def said(text: str) -> str:
-        return SPANISH[text] if holder["patient"].language == "es" else text
 
-    def start() -> None:
-        decision = ds.start(session, access=acc(holder["patient_user"]), aid_id=aid_id)
-        aid = ds.aid_of(decision)
-        assert aid is not None
-        ds.save_values(
-            session,
-            access=acc(holder["patient_user"]),
-            decision_id=decision.id,
-            values=[aid.values[index % len(aid.values)].id, aid.values[-1].id],
-            leaning=aid.options[index % len(aid.options)].id,
-        )
-        holder["decision"] = decision.id
+def _patient_said(st: _Story, text: str) -> str:
+    return SPANISH[text] if st.holder["patient"].language == "es" else text
 
-    def sure(all_yes: bool) -> Callable[[], None]:
-        def run() -> None:
-            answers = dict.fromkeys(ds.SURE_ITEMS, True)
-            if not all_yes:
-                answers["sure"] = False
-            ds.save_sure(
-                session,
-                access=acc(holder["patient_user"]),
-                decision_id=holder["decision"],
-                answers=answers,
-            )
 
-        return run
+def _decision_start(st: _Story, aid_id: str) -> None:
+    decision = ds.start(st.session, access=st.acc(st.holder["patient_user"]), aid_id=aid_id)
+    aid = ds.aid_of(decision)
+    assert aid is not None
+    ds.save_values(
+        st.session,
+        access=st.acc(st.holder["patient_user"]),
+        decision_id=decision.id,
+        values=[aid.values[st.index % len(aid.values)].id, aid.values[-1].id],
+        leaning=aid.options[st.index % len(aid.options)].id,
+    )
+    st.holder["decision"] = decision.id
 
-    def ask() -> None:
-        ds.add_question(
-            session,
-            access=acc(holder["patient_user"]),
-            decision_id=holder["decision"],
-            text=said("How long would I need to keep going with it?"),
-        )
 
-    def record() -> None:
-        decision = ds.get_decision(
-            session, access=acc(lead), decision_id=holder["decision"], audit=False
-        )
-        aid = ds.aid_of(decision)
-        assert aid is not None
-        ds.record_outcome(
-            session,
-            access=acc(lead),
-            decision_id=decision.id,
-            outcome=ds.Outcome(
-                choice=decision.leaning or aid.options[0].id,
-                reasons=said("It fits my work and what matters most to me right now."),
-                considered=[o.id for o in aid.options],
-                decided_on=now_local_date(session, holder["patient"]),
-                clinician_ids=[],
-            ),
-        )
+def _decision_sure(st: _Story, all_yes: bool) -> None:
+    answers = dict.fromkeys(ds.SURE_ITEMS, True)
+    if not all_yes:
+        answers["sure"] = False
+    ds.save_sure(
+        st.session,
+        access=st.acc(st.holder["patient_user"]),
+        decision_id=st.holder["decision"],
+        answers=answers,
+    )
 
-    if index % 3 == 1 and stage in ("active", "completed"):
-        at(begin + 1, start, hour=19)
-        at(begin + 1, sure(True), hour=20)
-        at(begin + 3, record, hour=12)  # in the visit; both agree to the plan that afternoon
-    elif index % 3 == 2 and stage in ("active", "awaiting_agreement"):
-        at(-4, start, hour=19)
-        at(-4, ask, hour=20)
-        at(-3, sure(False), hour=9)
+
+def _decision_ask(st: _Story) -> None:
+    ds.add_question(
+        st.session,
+        access=st.acc(st.holder["patient_user"]),
+        decision_id=st.holder["decision"],
+        text=_patient_said(st, "How long would I need to keep going with it?"),
+    )
+
+
+def _decision_record(st: _Story) -> None:
+    a = st.acc(st.lead)
+    decision = ds.get_decision(st.session, access=a, decision_id=st.holder["decision"], audit=False)
+    aid = ds.aid_of(decision)
+    assert aid is not None
+    ds.record_outcome(
+        st.session,
+        access=st.acc(st.lead),
+        decision_id=decision.id,
+        outcome=ds.Outcome(
+            choice=decision.leaning or aid.options[0].id,
+            reasons=_patient_said(st, "It fits my work and what matters most to me right now."),
+            considered=[o.id for o in aid.options],
+            decided_on=now_local_date(st.session, st.holder["patient"]),
+            clinician_ids=[],
+        ),
+    )
 
 
 def now_local_date(session: Session, patient: Any) -> Any:
-    from concord.registry.service import org_today
-
     return org_today(session, patient.organization_id)
 
 
 # What a care manager asks the psychiatric consultant about a patient not improving, by program
 # (the scores before it come from the patient's course).
-QUESTIONS = {
-    "depression": "Switch the antidepressant, or increase it and add therapy?",
-    "anxiety": "Add medication, or more therapy sessions first?",
-    "ptsd": "Trauma-focused therapy has a waiting list: add medication meanwhile?",
-    "substance_use": "Open to medication now: naltrexone or acamprosate?",
-    "co_occurring": "Stable on buprenorphine-naloxone but the low mood persists: add an "
-    "antidepressant?",
-}
+QUESTIONS = _CONTENT.questions  # a program's decision question (in team_words.yaml)
 
 
 def _so_far(patient: Any, day: int) -> tuple[str, int, int, int]:
@@ -1779,141 +1066,124 @@ def _so_far(patient: Any, day: int) -> tuple[str, int, int, int]:
     return main, totals[0][1], totals[-1][1], round((day - totals[0][0]) / 7)
 
 
-def _schedule_registry(
-    session: Session,
-    at: Callable[..., None],
-    acc: Callable[[User], access.PatientAccess],
-    holder: dict[str, Any],
-    team: dict[Role, User],
-    index: int,
-    begin: int,
-    stage: str,
-    profile_name: str,
-) -> None:
+def _schedule_registry(st: _Story) -> None:
     """Patients with an active or finished plan are in collaborative care: enrolled when the
     plan became active, assessed that day, and followed up every two weeks (a patient whose
     review is overdue has had no contact for six weeks). A plan that ended completes the
     episode, with a relapse-prevention plan. Two patients not improving at week 8 show the
     psychiatric case review: one reviewed, with a recommendation accepted into the plan and one
     still waiting; one asked about and waiting in the consultant's queue."""
-    from concord.registry import reviews as rv
-    from concord.registry import service as reg
-
+    stage, begin, index = st.stage, st.begin, st.index
     if stage not in ("active", "review_overdue", "awaiting_agreement", "completed"):
         return
-    manager = team[Role.care_manager]
-    consultant = team[Role.psychiatric_consultant]
-    program = PROGRAMS.get(profile_name, "depression")
+    program = PROGRAMS.get(st.profile_name, "depression")
     end = begin + COMPLETED_AFTER if stage == "completed" else 0
 
-    def enrol() -> None:
-        reg.enroll(session, access=acc(manager), data=reg.Enrolment(program=program))
-
     def talk(kind: str, minutes: int, mode: str = "phone") -> Callable[[], None]:
-        def run() -> None:
-            reg.log_contact(
-                session,
-                access=acc(manager),
-                data=reg.ContactIn(kind=kind, mode=mode, minutes=minutes),
-            )
+        return functools.partial(_talk, st, kind, minutes, mode)
 
-        return run
-
-    at(begin + 3, enrol, hour=11)
-    at(begin + 3, talk("initial_assessment", 50, "in_person"), hour=12)
+    st.at(begin + 3, functools.partial(_enrol, st, program), hour=11)
+    st.at(begin + 3, talk("initial_assessment", 50, "in_person"), hour=12)
     last = -42 if stage == "review_overdue" else end
     day = begin + 17
     while day < last:
-        at(day, talk("follow_up", 15 + (index * 7 + day) % 30), hour=14)
+        st.at(day, talk("follow_up", 15 + (index * 7 + day) % 30), hour=14)
         day += 14
     if index % 3 == 0 and stage == "active":
-        at(begin + 24, talk("outreach_attempt", 5), hour=17)
-
+        st.at(begin + 24, talk("outreach_attempt", 5), hour=17)
     if stage == "awaiting_agreement" and index % 2 == 0:
-
-        def reviewed() -> None:
-            main, first, latest, weeks = _so_far(holder["patient"], -20)
-            rv.record_review(
-                session,
-                access=acc(consultant),
-                data=rv.ReviewIn(
-                    minutes=15,
-                    summary=f"{main} {first} at enrolment, {latest} at {weeks} weeks: a partial "
-                    "response. Sertraline 50 mg, well tolerated. Increase the dose; start the "
-                    "trauma-focused therapy now rather than after the waiting list.",
-                    recommendations=[
-                        rv.RecommendationIn("increase_dose", "Increase sertraline to 100 mg daily"),
-                        rv.RecommendationIn(
-                            "add_psychotherapy",
-                            "Cognitive processing therapy, 12 weekly sessions",
-                        ),
-                    ],
-                ),
-            )
-
-        def accept_dose() -> None:
-            from concord.registry.models import Recommendation
-
-            rec = session.scalar(
-                select(Recommendation).where(
-                    Recommendation.patient_id == holder["patient"].id,
-                    Recommendation.kind == "increase_dose",
-                )
-            )
-            assert rec is not None
-            recommendation.decide(
-                session,
-                access=acc(manager),
-                rec_id=rec.id,
-                accept=True,
-                reason="Agreed at the visit",
-            )
-
-        at(-20, reviewed, hour=13)
-        at(-18, accept_dose, hour=10)
+        st.at(-20, functools.partial(_case_reviewed, st), hour=13)
+        st.at(-18, functools.partial(_accept_dose, st), hour=10)
     elif stage == "awaiting_agreement":
-
-        def ask() -> None:
-            main, first, latest, weeks = _so_far(holder["patient"], -2)
-            rv.request_review(
-                session,
-                access=acc(manager),
-                question=f"{main} {first} at enrolment, still {latest} after {weeks} weeks. "
-                + QUESTIONS[program],
-            )
-
-        at(-2, ask, hour=15)
-
+        st.at(-2, functools.partial(_ask_for_review, st, program), hour=15)
     if stage == "completed":
+        st.at(end, functools.partial(_complete_episode, st), hour=11)
 
-        def complete() -> None:
-            from concord.registry.models import Episode
 
-            episode = session.scalar(
-                select(Episode).where(
-                    Episode.patient_id == holder["patient"].id, Episode.ended_on.is_(None)
-                )
-            )
-            assert episode is not None
-            reg.change_status(
-                session,
-                access=acc(manager),
-                episode_id=episode.id,
-                status="completed",
-                reason="Remission sustained; back to primary care with a relapse-prevention plan",
-                version=episode.version,
-            )
-            reg.save_relapse_plan(
-                session,
-                access=acc(manager),
-                base_version=0,
-                reason="Written together at the last visit",
-                content={
-                    "warning_signs": ["Sleeping badly for more than a week", "Skipping meals"],
-                    "keeps_me_well": ["Morning walks", "Keeping the Tuesday call with my sister"],
-                    "what_to_do": ["Restart the check-ins", "Call the clinic for an appointment"],
-                    "whom_to_call": [{"name": "The clinic", "contact": "555-0100"}],
-                },
-            )
+def _enrol(st: _Story, program: str) -> None:
+    manager = st.team[Role.care_manager]
+    reg.enroll(st.session, access=st.acc(manager), data=reg.Enrolment(program=program))
 
-        at(end, complete, hour=11)
+
+def _talk(st: _Story, kind: str, minutes: int, mode: str) -> None:
+    manager = st.team[Role.care_manager]
+    data = reg.ContactIn(kind=kind, mode=mode, minutes=minutes)
+    reg.log_contact(st.session, access=st.acc(manager), data=data)
+
+
+def _case_reviewed(st: _Story) -> None:
+    main, first, latest, weeks = _so_far(st.holder["patient"], -20)
+    rv.record_review(
+        st.session,
+        access=st.acc(st.team[Role.psychiatric_consultant]),
+        data=rv.ReviewIn(
+            minutes=15,
+            summary=f"{main} {first} at enrolment, {latest} at {weeks} weeks: a partial "
+            "response. Sertraline 50 mg, well tolerated. Increase the dose; start the "
+            "trauma-focused therapy now rather than after the waiting list.",
+            recommendations=[
+                rv.RecommendationIn("increase_dose", "Increase sertraline to 100 mg daily"),
+                rv.RecommendationIn(
+                    "add_psychotherapy",
+                    "Cognitive processing therapy, 12 weekly sessions",
+                ),
+            ],
+        ),
+    )
+
+
+def _accept_dose(st: _Story) -> None:
+    rec = st.session.scalar(
+        select(Recommendation).where(
+            Recommendation.patient_id == st.holder["patient"].id,
+            Recommendation.kind == "increase_dose",
+        )
+    )
+    assert rec is not None
+    recommendation.decide(
+        st.session,
+        access=st.acc(st.team[Role.care_manager]),
+        rec_id=rec.id,
+        accept=True,
+        reason="Agreed at the visit",
+    )
+
+
+def _ask_for_review(st: _Story, program: str) -> None:
+    main, first, latest, weeks = _so_far(st.holder["patient"], -2)
+    rv.request_review(
+        st.session,
+        access=st.acc(st.team[Role.care_manager]),
+        question=f"{main} {first} at enrolment, still {latest} after {weeks} weeks. "
+        + QUESTIONS[program],
+    )
+
+
+def _complete_episode(st: _Story) -> None:
+    a = st.acc(st.team[Role.care_manager])
+    episode = st.session.scalar(
+        select(Episode).where(
+            Episode.patient_id == st.holder["patient"].id, Episode.ended_on.is_(None)
+        )
+    )
+    assert episode is not None
+    reg.change_status(
+        st.session,
+        access=a,
+        episode_id=episode.id,
+        status="completed",
+        reason="Remission sustained; back to primary care with a relapse-prevention plan",
+        version=episode.version,
+    )
+    reg.save_relapse_plan(
+        st.session,
+        access=a,
+        base_version=0,
+        reason="Written together at the last visit",
+        content={
+            "warning_signs": ["Sleeping badly for more than a week", "Skipping meals"],
+            "keeps_me_well": ["Morning walks", "Keeping the Tuesday call with my sister"],
+            "what_to_do": ["Restart the check-ins", "Call the clinic for an appointment"],
+            "whom_to_call": [{"name": "The clinic", "contact": "555-0100"}],
+        },
+    )

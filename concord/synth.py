@@ -23,11 +23,21 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Table, func, insert, select
+
+from concord.accounts.models import Clinic, Organization, User
+from concord.accounts.passwords import hash_password
+from concord.careplans.models import ActionStep, CarePlan, Goal, PlanAgreement
+from concord.db import make_engine
+from concord.measures.models import MeasureObservation, MeasureResponse, MeasureSchedule
+from concord.migrate import upgrade
+from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.registry.models import CaseReview, Contact, Episode, Recommendation
+from concord.safety.models import SafetyAlert
 
 ORG_SLUG = "synthetic-health"
 PASSWORD = "synthetic-password-2026"
@@ -336,12 +346,6 @@ def course_score(
 
 
 def existing(url: str) -> Population | None:
-    from concord.accounts.models import Organization
-    from concord.db import make_engine
-    from concord.measures.models import MeasureObservation
-    from concord.migrate import upgrade
-    from concord.patients.models import Patient
-
     engine = make_engine(url)
     upgrade(engine)
     try:
@@ -377,492 +381,22 @@ def build(
     found = existing(url)
     if found is not None:
         return found
-    from concord.accounts.models import Clinic, Organization, User
-    from concord.accounts.passwords import hash_password
-    from concord.careplans.models import ActionStep, CarePlan, Goal, PlanAgreement
-    from concord.db import make_engine
-    from concord.measures.models import MeasureObservation, MeasureResponse, MeasureSchedule
-    from concord.patients.models import CareTeam, CareTeamMember, Patient
-    from concord.registry.models import CaseReview, Contact, Episode, Recommendation
-    from concord.safety.models import SafetyAlert
-
     measurements = measurements if measurements is not None else patients * 20
-    rng = random.Random(seed)
-
-    def new_id() -> uuid.UUID:
-        return uuid.UUID(int=rng.getrandbits(128), version=4)
-
     today = today or datetime.now(UTC).date()
     now = datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=9)
+    b = _Build(random.Random(seed), today, now, patients, caseload)
     progress = Progress(quiet)
     engine = make_engine(url, sqlite_synchronous="OFF")
     try:
         out = Writer(engine, progress)
         started = time.perf_counter()
-        rows = 0
-
-        org_id = new_id()
-        rows += out.write(
-            Organization.__table__,
-            [
-                {
-                    "id": org_id,
-                    "name": "Synthetic Health",
-                    "slug": ORG_SLUG,
-                    "timezone": "America/Chicago",
-                    "created_at": now,
-                }
-            ],
-            "organization",
-        )
-        clinics = [new_id() for _ in range(max(1, min(20, patients // 5000 + 2)))]
-        rows += out.write(
-            Clinic.__table__,
-            [
-                {
-                    "id": c,
-                    "organization_id": org_id,
-                    "name": f"Synthetic clinic {i}",
-                    "created_at": now,
-                }
-                for i, c in enumerate(clinics)
-            ],
-            "clinics",
-        )
-        managers = [new_id() for _ in range(-(-patients // caseload))]
-        consultants = [new_id() for _ in range(max(1, len(managers) // 30))]
-        password_hash = hash_password(PASSWORD)
-
-        def staff() -> Iterator[dict[str, Any]]:
-            for role, people, prefix, name in (
-                ("care_manager", managers, "cm", "Care Manager"),
-                ("psychiatric_consultant", consultants, "psy", "Dr Consultant"),
-            ):
-                for i, uid in enumerate(people):
-                    yield {
-                        "id": uid,
-                        "organization_id": org_id,
-                        "clinic_id": clinics[i % len(clinics)],
-                        "email": f"{prefix}{i}@synthetic.example.org",
-                        "name": f"{name} {i}",
-                        "role": role,
-                        "language": "en",
-                        "active": True,
-                        "password_hash": password_hash,
-                        "must_change_password": False,
-                        "created_at": now,
-                    }
-
-        rows += out.write(User.__table__, staff(), "staff")
-
-        # Who each patient is: deterministic draws, made once.
-        ids = [new_id() for _ in range(patients)]
-        manager_of = [managers[i // caseload] for i in range(patients)]
-        consultant_of = [consultants[(i // caseload) % len(consultants)] for i in range(patients)]
-        clinic_of = [clinics[(i // caseload) % len(clinics)] for i in range(patients)]
-        start_of = [today - timedelta(days=rng.randrange(0, 280)) for _ in range(patients)]
-        program_of = [_pick(rng, PROGRAMS) for _ in range(patients)]
-        outcome_of = [_pick(rng, OUTCOMES) for _ in range(patients)]
-        baseline_of = [
-            max(10.0, min(27.0, round(rng.gauss(*BASELINE_PHQ9)))) for _ in range(patients)
-        ]
-        dropout_week = [rng.randrange(3, 10) for _ in range(patients)]
-        team_of = [new_id() for _ in range(patients)]
-        plan_of = [new_id() for _ in range(patients)]
-        goal_of = [new_id() for _ in range(patients)]
-        episode_of = [new_id() for _ in range(patients)]
-
-        def weeks(i: int) -> float:
-            return (today - start_of[i]).days / 7
-
-        rows += out.write(
-            Patient.__table__,
-            (
-                {
-                    "id": pid,
-                    "organization_id": org_id,
-                    "clinic_id": clinic_of[i],
-                    "mrn": f"S-{i}",
-                    "given_name": "Synthetic",
-                    "family_name": str(i),
-                    "birth_date": date(1950 + i % 50, 1 + i % 12, 1 + i % 28),
-                    "language": "en" if i % 5 else "es",
-                    "created_at": now,
-                }
-                for i, pid in enumerate(ids)
-            ),
-            "patients",
-            patients,
-        )
-        rows += out.write(
-            CareTeam.__table__,
-            (
-                {"id": team_of[i], "patient_id": ids[i], "name": "Care team", "created_at": now}
-                for i in range(patients)
-            ),
-            "care teams",
-            patients,
-        )
-
-        # Care-team rows are written here by COPY, not through patients.service.set_member
-        # (the one writer everywhere else): a synthetic load writes tens of thousands of
-        # fresh teams, none with an earlier membership to reopen, and a flush a row would
-        # cost minutes. Nothing is audited here because nobody acted.
-        def members() -> Iterator[dict[str, Any]]:
-            for i in range(patients):
-                yield {
-                    "id": new_id(),
-                    "care_team_id": team_of[i],
-                    "user_id": manager_of[i],
-                    "role": "care_manager",
-                    "is_lead": True,
-                    "added_at": now,
-                }
-                yield {
-                    "id": new_id(),
-                    "care_team_id": team_of[i],
-                    "user_id": consultant_of[i],
-                    "role": "psychiatric_consultant",
-                    "is_lead": False,
-                    "added_at": now,
-                }
-
-        rows += out.write(CareTeamMember.__table__, members(), "team members", patients * 2)
-        rows += out.write(
-            CarePlan.__table__,
-            (
-                {
-                    "id": plan_of[i],
-                    "patient_id": ids[i],
-                    "title": "Care plan",
-                    "status": "active",
-                    "version": 3,
-                    "revision_number": 2,
-                    "substantive_revision_number": 2,
-                    "activated_on": start_of[i],
-                    "next_review_on": start_of[i] + timedelta(days=90),
-                    "created_at": now,
-                    "created_by_id": manager_of[i],
-                }
-                for i in range(patients)
-            ),
-            "care plans",
-            patients,
-        )
-        rows += out.write(
-            Goal.__table__,
-            (
-                {
-                    "id": goal_of[i],
-                    "plan_id": plan_of[i],
-                    "statement": "Feel like myself again and get back to work",
-                    "category": "symptoms",
-                    "measure": "PHQ-9",
-                    "target": "under 5",
-                    "measure_instrument": "PHQ-9",
-                    "measure_op": "lt",
-                    "measure_value": 5.0,
-                    "due_on": start_of[i] + timedelta(days=168),
-                    "proposed_by_id": manager_of[i],
-                    "priority": "high",
-                    "status": "in_progress",
-                    "created_at": now,
-                    "updated_at": now,
-                    "updated_by_id": manager_of[i],
-                }
-                for i in range(patients)
-            ),
-            "goals",
-            patients,
-        )
-
-        def steps() -> Iterator[dict[str, Any]]:
-            for i in range(patients):
-                for n, text in enumerate(
-                    ("Walk 20 minutes three days a week", "Call a friend once a week")
-                ):
-                    yield {
-                        "id": new_id(),
-                        "plan_id": plan_of[i],
-                        "goal_id": goal_of[i],
-                        "description": text,
-                        "owner_is_patient": True,
-                        "due_on": start_of[i] + timedelta(days=14 * (n + 1)),
-                        "status": "done"
-                        if weeks(i) > 2 * (n + 1) and outcome_of[i] != "dropped_out"
-                        else "to_do",
-                        "created_at": now,
-                        "updated_at": now,
-                        "updated_by_id": manager_of[i],
-                    }
-
-        rows += out.write(ActionStep.__table__, steps(), "action steps", patients * 2)
-
-        def agreements() -> Iterator[dict[str, Any]]:
-            for i in range(patients):
-                if i % 7 == 0:
-                    continue  # some plans wait for agreement
-                for party in ("lead_clinician", "patient"):
-                    yield {
-                        "id": new_id(),
-                        "plan_id": plan_of[i],
-                        "revision_number": 2,
-                        "user_id": manager_of[i],
-                        "party": party,
-                        "agreed_at": now,
-                    }
-
-        rows += out.write(PlanAgreement.__table__, agreements(), "agreements")
-
-        def instruments(i: int) -> tuple[str, ...]:
-            return INSTRUMENTS[program_of[i]]
-
-        rows += out.write(
-            MeasureSchedule.__table__,
-            (
-                {
-                    "id": new_id(),
-                    "patient_id": ids[i],
-                    "instrument": code,
-                    "every_days": 14 if n == 0 else 28,
-                    "start_on": start_of[i],
-                    "created_by_id": manager_of[i],
-                    "created_at": now,
-                    "version": 1,
-                }
-                for i in range(patients)
-                for n, code in enumerate(instruments(i))
-            ),
-            "schedules",
-            patients * 2,
-        )
-
-        def ended(i: int) -> bool:
-            return outcome_of[i] == "dropped_out" and weeks(i) > dropout_week[i] + 6
-
-        rows += out.write(
-            Episode.__table__,
-            (
-                {
-                    "id": episode_of[i],
-                    "organization_id": org_id,
-                    "patient_id": ids[i],
-                    "clinic_id": clinic_of[i],
-                    "program": program_of[i],
-                    "status": "disengaged" if ended(i) else "active",
-                    "started_on": start_of[i],
-                    "ended_on": start_of[i] + timedelta(days=7 * (dropout_week[i] + 6))
-                    if ended(i)
-                    else None,
-                    "end_reason": "No contact for six weeks after repeated outreach"
-                    if ended(i)
-                    else None,
-                    "care_manager_id": manager_of[i],
-                    "consultant_id": consultant_of[i],
-                    "created_at": now,
-                    "version": 1,
-                }
-                for i in range(patients)
-            ),
-            "episodes",
-            patients,
-        )
-
-        def contacts() -> Iterator[dict[str, Any]]:
-            for i in range(patients):
-                if i % 11 == 0:
-                    continue  # waiting for the initial assessment
-                last = (
-                    min(weeks(i), dropout_week[i]) if outcome_of[i] == "dropped_out" else weeks(i)
-                )
-                week = 0.0
-                n = 0
-                while week <= last:
-                    yield {
-                        "id": new_id(),
-                        "organization_id": org_id,
-                        "patient_id": ids[i],
-                        "episode_id": episode_of[i],
-                        "occurred_on": start_of[i] + timedelta(days=int(week * 7)),
-                        "user_id": manager_of[i],
-                        "role": "care_manager",
-                        "mode": "in_person" if n == 0 else ("phone" if n % 3 else "video"),
-                        "kind": "initial_assessment" if n == 0 else "follow_up",
-                        "minutes": 45 + rng.randrange(20) if n == 0 else 10 + rng.randrange(25),
-                        "created_at": now,
-                        "created_by_id": manager_of[i],
-                    }
-                    n += 1
-                    week += 2 + rng.random() * 2
-
-        rows += out.write(Contact.__table__, contacts(), "contacts")
-
-        # Scores: one every two weeks for the program's main measure (four weeks for the other),
-        # spread back before enrolment when the target asks for more than treatment produced.
-        per_patient = max(1, measurements // patients)
-        codes = {
-            "PHQ-9": ("44261-6", TOPS["PHQ-9"]),
-            "GAD-7": ("70274-6", TOPS["GAD-7"]),
-            "AUDIT-C": ("75626-2", TOPS["AUDIT-C"]),
-        }
-
-        def scores() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-            for i in range(patients):
-                main, other = instruments(i)
-                span = max(14, (today - start_of[i]).days + 365)
-                for n in range(per_patient):
-                    code = other if n % 3 == 0 else main
-                    day_offset = -365 + n * span // per_patient
-                    when = datetime.combine(start_of[i], datetime.min.time(), UTC) + timedelta(
-                        days=day_offset, hours=15
-                    )
-                    if when.date() > today:
-                        break
-                    week = day_offset / 7
-                    if outcome_of[i] == "dropped_out" and week > dropout_week[i]:
-                        break  # they stopped answering
-                    phq = _course(outcome_of[i], baseline_of[i], week, rng)
-                    top = codes[code][1]
-                    value = float(min(top, round(phq * top / 27.0)))
-                    response_id = new_id()
-                    yield (
-                        {
-                            "id": response_id,
-                            "patient_id": ids[i],
-                            "instrument": code,
-                            "instrument_version": "1",
-                            "language": "en",
-                            "status": "completed",
-                            "mode": "portal",
-                            "answered_by": "patient",
-                            "entered_by_id": manager_of[i],
-                            "started_at": when,
-                            "updated_at": when,
-                            "completed_at": when,
-                            "answers": {},
-                            "scores": {"total": {"value": value}},
-                            "flags": {"items": []},
-                            "version": 1,
-                        },
-                        {
-                            "id": new_id(),
-                            "response_id": response_id,
-                            "patient_id": ids[i],
-                            "instrument": code,
-                            "score_id": "total",
-                            "code": codes[code][0],
-                            "code_system": "http://loinc.org",
-                            "value": value,
-                            "band": None,
-                            "effective_at": when,
-                        },
-                    )
-
-        pairs = list(scores()) if measurements <= 200_000 else None
-        if pairs is not None:
-            rows += out.write(
-                MeasureResponse.__table__, (p[0] for p in pairs), "responses", len(pairs)
-            )
-            rows += out.write(
-                MeasureObservation.__table__, (p[1] for p in pairs), "scores", len(pairs)
-            )
-            written = len(pairs)
-        else:
-            # Two passes over the same deterministic stream would need the draws twice: write
-            # responses and scores in step, a chunk of each at a time.
-            written = 0
-            batch_r: list[dict[str, Any]] = []
-            batch_o: list[dict[str, Any]] = []
-            for response, observation in scores():
-                batch_r.append(response)
-                batch_o.append(observation)
-                if len(batch_r) >= 100_000:
-                    rows += out.write(MeasureResponse.__table__, batch_r, "responses")
-                    rows += out.write(MeasureObservation.__table__, batch_o, "scores")
-                    written += len(batch_o)
-                    progress("measurements", written, measurements)
-                    batch_r, batch_o = [], []
-            if batch_r:
-                rows += out.write(MeasureResponse.__table__, batch_r, "responses")
-                rows += out.write(MeasureObservation.__table__, batch_o, "scores")
-                written += len(batch_o)
-
-        def alerts() -> Iterator[dict[str, Any]]:
-            for i in range(0, patients, 53):
-                created = now - timedelta(days=rng.randrange(1, 120))
-                closed = i % 3 != 0
-                yield {
-                    "id": new_id(),
-                    "organization_id": org_id,
-                    "patient_id": ids[i],
-                    "tier": "urgent",
-                    "source_kind": "manual",
-                    "rule_id": "manual-flag",
-                    "triggers": [],
-                    "rules_version": "synthetic",
-                    "created_at": created,
-                    "status": "closed" if closed else "open",
-                    "chain": ["care_manager"],
-                    "step": 0,
-                    "chain_position": 0,
-                    "owner_id": manager_of[i],
-                    "due_at": created + timedelta(hours=1),
-                    "acknowledged_by_id": manager_of[i] if closed else None,
-                    "acknowledged_at": created + timedelta(minutes=20) if closed else None,
-                    "closed_by_id": manager_of[i] if closed else None,
-                    "closed_at": created + timedelta(hours=3) if closed else None,
-                    "outcome": "safety_plan_reviewed" if closed else None,
-                }
-
-        rows += out.write(SafetyAlert.__table__, alerts(), "alerts")
-
-        review_of: dict[int, uuid.UUID] = {}
-
-        def reviews() -> Iterator[dict[str, Any]]:
-            for i in range(patients):
-                if outcome_of[i] not in ("not_improving", "partial") or weeks(i) < 9:
-                    continue
-                review_of[i] = new_id()
-                on = start_of[i] + timedelta(days=63)
-                yield {
-                    "id": review_of[i],
-                    "organization_id": org_id,
-                    "patient_id": ids[i],
-                    "episode_id": episode_of[i],
-                    "reason": "not_improving",
-                    "requested_at": datetime.combine(on, datetime.min.time(), UTC),
-                    "consultant_id": consultant_of[i],
-                    "status": "reviewed",
-                    "reviewed_on": on,
-                    "reviewed_at": datetime.combine(on, datetime.min.time(), UTC)
-                    + timedelta(hours=14),
-                    "reviewed_by_id": consultant_of[i],
-                    "minutes": 10 + rng.randrange(10),
-                    "summary": "Partial or no response at week 8; adjust treatment.",
-                }
-
-        rows += out.write(CaseReview.__table__, reviews(), "case reviews")
-        rows += out.write(
-            Recommendation.__table__,
-            (
-                {
-                    "id": new_id(),
-                    "review_id": review,
-                    "patient_id": ids[i],
-                    "kind": "increase_dose" if i % 2 else "add_psychotherapy",
-                    "text": "Increase the antidepressant dose"
-                    if i % 2
-                    else "Add behavioural activation",
-                    "status": "accepted" if i % 4 else "proposed",
-                    "proposed_at": datetime.combine(
-                        start_of[i] + timedelta(days=63), datetime.min.time(), UTC
-                    ),
-                    "version": 1,
-                }
-                for i, review in review_of.items()
-            ),
-            "recommendations",
-        )
+        # The order of the writes is the order of the random draws: keep it.
+        rows = _write_organization(out, b)
+        b.draw_patients()
+        rows += _write_patients_and_plans(out, b)
+        rows += _write_care(out, b)
+        written, scored = _write_scores(out, b, measurements, progress)
+        rows += scored + _write_alerts_and_reviews(out, b)
         out.finish()
         progress.end()
         with engine.begin() as connection:
@@ -872,17 +406,470 @@ def build(
         raise
     finally:
         engine.dispose()
+    seconds = time.perf_counter() - started
     return Population(
-        url,
-        org_id,
-        CASE_MANAGER_EMAIL,
-        caseload,
-        patients,
-        written,
-        rows,
-        time.perf_counter() - started,
-        out.timings,
+        url, b.org_id, CASE_MANAGER_EMAIL, caseload, patients, written, rows, seconds, out.timings
     )
+
+
+# What the synthetic records say (invented; the same for every patient).
+GOAL = {
+    "statement": "Feel like myself again and get back to work",
+    "category": "symptoms",
+    "measure": "PHQ-9",
+    "target": "under 5",
+    "measure_instrument": "PHQ-9",
+    "measure_op": "lt",
+    "measure_value": 5.0,
+    "priority": "high",
+    "status": "in_progress",
+}
+STEPS = ("Walk 20 minutes three days a week", "Call a friend once a week")
+DROPPED_OUT = "No contact for six weeks after repeated outreach"
+REVIEW_SUMMARY = "Partial or no response at week 8; adjust treatment."
+RECOMMENDATIONS = {
+    "increase_dose": "Increase the antidepressant dose",
+    "add_psychotherapy": "Add behavioural activation",
+}
+LOINC = {"PHQ-9": "44261-6", "GAD-7": "70274-6", "AUDIT-C": "75626-2"}
+
+
+@dataclass
+class _Build:
+    """One build's draws, shared by its tables: made once, in a fixed order (the seed's)."""
+
+    rng: random.Random
+    today: date
+    now: datetime
+    patients: int
+    caseload: int
+    org_id: uuid.UUID = field(init=False)
+    clinics: list[uuid.UUID] = field(default_factory=list)
+    managers: list[uuid.UUID] = field(default_factory=list)
+    consultants: list[uuid.UUID] = field(default_factory=list)
+
+    def new_id(self) -> uuid.UUID:
+        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
+
+    def draw_patients(self) -> None:
+        """Who each patient is: deterministic draws, made once."""
+        n, rng, caseload = range(self.patients), self.rng, self.caseload
+        self.ids = [self.new_id() for _ in n]
+        self.manager_of = [self.managers[i // caseload] for i in n]
+        self.consultant_of = [self.consultants[(i // caseload) % len(self.consultants)] for i in n]
+        self.clinic_of = [self.clinics[(i // caseload) % len(self.clinics)] for i in n]
+        self.start_of = [self.today - timedelta(days=rng.randrange(0, 280)) for _ in n]
+        self.program_of = [_pick(rng, PROGRAMS) for _ in n]
+        self.outcome_of = [_pick(rng, OUTCOMES) for _ in n]
+        self.baseline_of = [max(10.0, min(27.0, round(rng.gauss(*BASELINE_PHQ9)))) for _ in n]
+        self.dropout_week = [rng.randrange(3, 10) for _ in n]
+        self.team_of = [self.new_id() for _ in n]
+        self.plan_of = [self.new_id() for _ in n]
+        self.goal_of = [self.new_id() for _ in n]
+        self.episode_of = [self.new_id() for _ in n]
+
+    def weeks(self, i: int) -> float:
+        return (self.today - self.start_of[i]).days / 7
+
+    def instruments(self, i: int) -> tuple[str, ...]:
+        return INSTRUMENTS[self.program_of[i]]
+
+    def ended(self, i: int) -> bool:
+        return self.outcome_of[i] == "dropped_out" and self.weeks(i) > self.dropout_week[i] + 6
+
+
+def _write_organization(out: Writer, b: _Build) -> int:
+    """The organization, its clinics and its staff (care managers and consultants)."""
+    b.org_id = b.new_id()
+    organization = {
+        "id": b.org_id,
+        "name": "Synthetic Health",
+        "slug": ORG_SLUG,
+        "timezone": "America/Chicago",
+        "created_at": b.now,
+    }
+    rows = out.write(Organization.__table__, [organization], "organization")
+    b.clinics = [b.new_id() for _ in range(max(1, min(20, b.patients // 5000 + 2)))]
+    clinics = [
+        {"id": c, "organization_id": b.org_id, "name": f"Synthetic clinic {i}", "created_at": b.now}
+        for i, c in enumerate(b.clinics)
+    ]
+    rows += out.write(Clinic.__table__, clinics, "clinics")
+    b.managers = [b.new_id() for _ in range(-(-b.patients // b.caseload))]
+    b.consultants = [b.new_id() for _ in range(max(1, len(b.managers) // 30))]
+    return rows + out.write(User.__table__, _staff(b, hash_password(PASSWORD)), "staff")
+
+
+def _staff(b: _Build, password_hash: str) -> Iterator[dict[str, Any]]:
+    for role, people, prefix, name in (
+        ("care_manager", b.managers, "cm", "Care Manager"),
+        ("psychiatric_consultant", b.consultants, "psy", "Dr Consultant"),
+    ):
+        for i, uid in enumerate(people):
+            yield {
+                "id": uid,
+                "organization_id": b.org_id,
+                "clinic_id": b.clinics[i % len(b.clinics)],
+                "email": f"{prefix}{i}@synthetic.example.org",
+                "name": f"{name} {i}",
+                "role": role,
+                "language": "en",
+                "active": True,
+                "password_hash": password_hash,
+                "must_change_password": False,
+                "created_at": b.now,
+            }
+
+
+def _write_patients_and_plans(out: Writer, b: _Build) -> int:
+    """Patients, their care teams, and an active plan with a goal and two action steps."""
+    n = b.patients
+    rows = out.write(Patient.__table__, _patient_rows(b), "patients", n)
+    teams = (
+        {"id": b.team_of[i], "patient_id": b.ids[i], "name": "Care team", "created_at": b.now}
+        for i in range(n)
+    )
+    rows += out.write(CareTeam.__table__, teams, "care teams", n)
+    rows += out.write(CareTeamMember.__table__, _members(b), "team members", n * 2)
+    rows += out.write(CarePlan.__table__, _plans(b), "care plans", n)
+    goals = (
+        {
+            "id": b.goal_of[i],
+            "plan_id": b.plan_of[i],
+            **GOAL,
+            "due_on": b.start_of[i] + timedelta(days=168),
+            "proposed_by_id": b.manager_of[i],
+            "created_at": b.now,
+            "updated_at": b.now,
+            "updated_by_id": b.manager_of[i],
+        }
+        for i in range(n)
+    )
+    rows += out.write(Goal.__table__, goals, "goals", n)
+    rows += out.write(ActionStep.__table__, _steps(b), "action steps", n * 2)
+    return rows + out.write(PlanAgreement.__table__, _agreements(b), "agreements")
+
+
+def _patient_rows(b: _Build) -> Iterator[dict[str, Any]]:
+    for i, pid in enumerate(b.ids):
+        yield {
+            "id": pid,
+            "organization_id": b.org_id,
+            "clinic_id": b.clinic_of[i],
+            "mrn": f"S-{i}",
+            "given_name": "Synthetic",
+            "family_name": str(i),
+            "birth_date": date(1950 + i % 50, 1 + i % 12, 1 + i % 28),
+            "language": "en" if i % 5 else "es",
+            "created_at": b.now,
+        }
+
+
+def _members(b: _Build) -> Iterator[dict[str, Any]]:
+    # Care-team rows are written here by COPY, not through patients.service.set_member
+    # (the one writer everywhere else): a synthetic load writes tens of thousands of
+    # fresh teams, none with an earlier membership to reopen, and a flush a row would
+    # cost minutes. Nothing is audited here because nobody acted.
+    for i in range(b.patients):
+        for user, role, lead in (
+            (b.manager_of[i], "care_manager", True),
+            (b.consultant_of[i], "psychiatric_consultant", False),
+        ):
+            yield {
+                "id": b.new_id(),
+                "care_team_id": b.team_of[i],
+                "user_id": user,
+                "role": role,
+                "is_lead": lead,
+                "added_at": b.now,
+            }
+
+
+def _plans(b: _Build) -> Iterator[dict[str, Any]]:
+    for i in range(b.patients):
+        yield {
+            "id": b.plan_of[i],
+            "patient_id": b.ids[i],
+            "title": "Care plan",
+            "status": "active",
+            "version": 3,
+            "revision_number": 2,
+            "substantive_revision_number": 2,
+            "activated_on": b.start_of[i],
+            "next_review_on": b.start_of[i] + timedelta(days=90),
+            "created_at": b.now,
+            "created_by_id": b.manager_of[i],
+        }
+
+
+def _steps(b: _Build) -> Iterator[dict[str, Any]]:
+    for i in range(b.patients):
+        for n, text in enumerate(STEPS):
+            done = b.weeks(i) > 2 * (n + 1) and b.outcome_of[i] != "dropped_out"
+            yield {
+                "id": b.new_id(),
+                "plan_id": b.plan_of[i],
+                "goal_id": b.goal_of[i],
+                "description": text,
+                "owner_is_patient": True,
+                "due_on": b.start_of[i] + timedelta(days=14 * (n + 1)),
+                "status": "done" if done else "to_do",
+                "created_at": b.now,
+                "updated_at": b.now,
+                "updated_by_id": b.manager_of[i],
+            }
+
+
+def _agreements(b: _Build) -> Iterator[dict[str, Any]]:
+    for i in range(b.patients):
+        if i % 7 == 0:
+            continue  # some plans wait for agreement
+        for party in ("lead_clinician", "patient"):
+            yield {
+                "id": b.new_id(),
+                "plan_id": b.plan_of[i],
+                "revision_number": 2,
+                "user_id": b.manager_of[i],
+                "party": party,
+                "agreed_at": b.now,
+            }
+
+
+def _write_care(out: Writer, b: _Build) -> int:
+    """Check-in schedules, episodes of care and their contacts."""
+    n = b.patients
+    schedules = (
+        {
+            "id": b.new_id(),
+            "patient_id": b.ids[i],
+            "instrument": code,
+            "every_days": 14 if k == 0 else 28,
+            "start_on": b.start_of[i],
+            "created_by_id": b.manager_of[i],
+            "created_at": b.now,
+            "version": 1,
+        }
+        for i in range(n)
+        for k, code in enumerate(b.instruments(i))
+    )
+    rows = out.write(MeasureSchedule.__table__, schedules, "schedules", n * 2)
+    rows += out.write(Episode.__table__, _episodes(b), "episodes", n)
+    return rows + out.write(Contact.__table__, _contacts(b), "contacts")
+
+
+def _episodes(b: _Build) -> Iterator[dict[str, Any]]:
+    for i in range(b.patients):
+        ended = b.ended(i)
+        yield {
+            "id": b.episode_of[i],
+            "organization_id": b.org_id,
+            "patient_id": b.ids[i],
+            "clinic_id": b.clinic_of[i],
+            "program": b.program_of[i],
+            "status": "disengaged" if ended else "active",
+            "started_on": b.start_of[i],
+            "ended_on": b.start_of[i] + timedelta(days=7 * (b.dropout_week[i] + 6))
+            if ended
+            else None,
+            "end_reason": DROPPED_OUT if ended else None,
+            "care_manager_id": b.manager_of[i],
+            "consultant_id": b.consultant_of[i],
+            "created_at": b.now,
+            "version": 1,
+        }
+
+
+def _contacts(b: _Build) -> Iterator[dict[str, Any]]:
+    rng = b.rng
+    for i in range(b.patients):
+        if i % 11 == 0:
+            continue  # waiting for the initial assessment
+        weeks = b.weeks(i)
+        last = min(weeks, b.dropout_week[i]) if b.outcome_of[i] == "dropped_out" else weeks
+        week = 0.0
+        n = 0
+        while week <= last:
+            yield {
+                "id": b.new_id(),
+                "organization_id": b.org_id,
+                "patient_id": b.ids[i],
+                "episode_id": b.episode_of[i],
+                "occurred_on": b.start_of[i] + timedelta(days=int(week * 7)),
+                "user_id": b.manager_of[i],
+                "role": "care_manager",
+                "mode": "in_person" if n == 0 else ("phone" if n % 3 else "video"),
+                "kind": "initial_assessment" if n == 0 else "follow_up",
+                "minutes": 45 + rng.randrange(20) if n == 0 else 10 + rng.randrange(25),
+                "created_at": b.now,
+                "created_by_id": b.manager_of[i],
+            }
+            n += 1
+            week += 2 + rng.random() * 2
+
+
+def _write_scores(out: Writer, b: _Build, measurements: int, progress: Progress) -> tuple[int, int]:
+    """Responses and their scores: (scores written, rows written)."""
+    per_patient = max(1, measurements // b.patients)
+    responses, observations = MeasureResponse.__table__, MeasureObservation.__table__
+    if measurements <= 200_000:
+        pairs = list(_scores(b, per_patient))
+        rows = out.write(responses, (p[0] for p in pairs), "responses", len(pairs))
+        rows += out.write(observations, (p[1] for p in pairs), "scores", len(pairs))
+        return len(pairs), rows
+    # Two passes over the same deterministic stream would need the draws twice: write
+    # responses and scores in step, a chunk of each at a time.
+    written = rows = 0
+    batch_r: list[dict[str, Any]] = []
+    batch_o: list[dict[str, Any]] = []
+    for response, observation in _scores(b, per_patient):
+        batch_r.append(response)
+        batch_o.append(observation)
+        if len(batch_r) >= 100_000:
+            rows += out.write(responses, batch_r, "responses")
+            rows += out.write(observations, batch_o, "scores")
+            written += len(batch_o)
+            progress("measurements", written, measurements)
+            batch_r, batch_o = [], []
+    if batch_r:
+        rows += out.write(responses, batch_r, "responses")
+        rows += out.write(observations, batch_o, "scores")
+        written += len(batch_o)
+    return written, rows
+
+
+def _scores(b: _Build, per_patient: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """One every two weeks for the program's main measure (four weeks for the other), spread
+    back before enrolment when the target asks for more than treatment produced."""
+    for i in range(b.patients):
+        main, other = b.instruments(i)
+        span = max(14, (b.today - b.start_of[i]).days + 365)
+        for n in range(per_patient):
+            code = other if n % 3 == 0 else main
+            day_offset = -365 + n * span // per_patient
+            when = datetime.combine(b.start_of[i], datetime.min.time(), UTC) + timedelta(
+                days=day_offset, hours=15
+            )
+            if when.date() > b.today:
+                break
+            week = day_offset / 7
+            if b.outcome_of[i] == "dropped_out" and week > b.dropout_week[i]:
+                break  # they stopped answering
+            phq = _course(b.outcome_of[i], b.baseline_of[i], week, b.rng)
+            top = TOPS[code]
+            value = float(min(top, round(phq * top / 27.0)))
+            yield _score_rows(b, i, code, when, value)
+
+
+def _score_rows(
+    b: _Build, i: int, code: str, when: datetime, value: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    response_id = b.new_id()
+    response = {
+        "id": response_id,
+        "patient_id": b.ids[i],
+        "instrument": code,
+        "instrument_version": "1",
+        "language": "en",
+        "status": "completed",
+        "mode": "portal",
+        "answered_by": "patient",
+        "entered_by_id": b.manager_of[i],
+        "started_at": when,
+        "updated_at": when,
+        "completed_at": when,
+        "answers": {},
+        "scores": {"total": {"value": value}},
+        "flags": {"items": []},
+        "version": 1,
+    }
+    observation = {
+        "id": b.new_id(),
+        "response_id": response_id,
+        "patient_id": b.ids[i],
+        "instrument": code,
+        "score_id": "total",
+        "code": LOINC[code],
+        "code_system": "http://loinc.org",
+        "value": value,
+        "band": None,
+        "effective_at": when,
+    }
+    return response, observation
+
+
+def _write_alerts_and_reviews(out: Writer, b: _Build) -> int:
+    """Safety alerts, and case reviews with recommendations for those not improving."""
+    rows = out.write(SafetyAlert.__table__, _alerts(b), "alerts")
+    review_of: dict[int, uuid.UUID] = {}
+    rows += out.write(CaseReview.__table__, _reviews(b, review_of), "case reviews")
+    recommendations = (
+        {
+            "id": b.new_id(),
+            "review_id": review,
+            "patient_id": b.ids[i],
+            "kind": (kind := "increase_dose" if i % 2 else "add_psychotherapy"),
+            "text": RECOMMENDATIONS[kind],
+            "status": "accepted" if i % 4 else "proposed",
+            "proposed_at": datetime.combine(
+                b.start_of[i] + timedelta(days=63), datetime.min.time(), UTC
+            ),
+            "version": 1,
+        }
+        for i, review in review_of.items()
+    )
+    return rows + out.write(Recommendation.__table__, recommendations, "recommendations")
+
+
+def _alerts(b: _Build) -> Iterator[dict[str, Any]]:
+    for i in range(0, b.patients, 53):
+        created = b.now - timedelta(days=b.rng.randrange(1, 120))
+        closed = i % 3 != 0
+        yield {
+            "id": b.new_id(),
+            "organization_id": b.org_id,
+            "patient_id": b.ids[i],
+            "tier": "urgent",
+            "source_kind": "manual",
+            "rule_id": "manual-flag",
+            "triggers": [],
+            "rules_version": "synthetic",
+            "created_at": created,
+            "status": "closed" if closed else "open",
+            "chain": ["care_manager"],
+            "step": 0,
+            "chain_position": 0,
+            "owner_id": b.manager_of[i],
+            "due_at": created + timedelta(hours=1),
+            "acknowledged_by_id": b.manager_of[i] if closed else None,
+            "acknowledged_at": created + timedelta(minutes=20) if closed else None,
+            "closed_by_id": b.manager_of[i] if closed else None,
+            "closed_at": created + timedelta(hours=3) if closed else None,
+            "outcome": "safety_plan_reviewed" if closed else None,
+        }
+
+
+def _reviews(b: _Build, review_of: dict[int, uuid.UUID]) -> Iterator[dict[str, Any]]:
+    for i in range(b.patients):
+        if b.outcome_of[i] not in ("not_improving", "partial") or b.weeks(i) < 9:
+            continue
+        review_of[i] = b.new_id()
+        on = b.start_of[i] + timedelta(days=63)
+        at = datetime.combine(on, datetime.min.time(), UTC)
+        yield {
+            "id": review_of[i],
+            "organization_id": b.org_id,
+            "patient_id": b.ids[i],
+            "episode_id": b.episode_of[i],
+            "reason": "not_improving",
+            "requested_at": at,
+            "consultant_id": b.consultant_of[i],
+            "status": "reviewed",
+            "reviewed_on": on,
+            "reviewed_at": at + timedelta(hours=14),
+            "reviewed_by_id": b.consultant_of[i],
+            "minutes": 10 + b.rng.randrange(10),
+            "summary": REVIEW_SUMMARY,
+        }
 
 
 # A foreign-key clause in SQLite's stored CREATE TABLE, as SQLAlchemy writes it.

@@ -38,6 +38,21 @@ def demo_session(tmp_path_factory, database_url):
         engine.dispose()
 
 
+def test_the_demo_builds_the_same_data_as_before(demo_session):
+    """The demo's content moved to concord/demo_data/*.yaml (issue 17): the rows per table,
+    the patients, their plan items and their check-in scores are what main built before the
+    move (tests/fixtures/demo_summary.json, written by tests/demo_summary.py from main)."""
+    import json
+
+    from tests.demo_summary import summary
+    from tests.test_demo_data import FIXTURES, same_summary
+
+    url = demo_session.get_bind().url.render_as_string(hide_password=False)
+    expected = json.loads((FIXTURES / "demo_summary.json").read_text())
+    assert len(expected["patients"]) == 25 and expected["scores"]  # the fixture is no stub
+    same_summary(summary(url), expected)
+
+
 def _patients(session):
     from concord.patients.models import Patient
 

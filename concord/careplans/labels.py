@@ -1,5 +1,5 @@
-"""Plain-language names for the plan's sections, fields and coded values. They are msgids:
-pages translate them with `_()`."""
+"""Plain-language names for the plan's sections and fields. They are msgids: pages translate
+them with `_()`. The coded values and roles shown app-wide are in `concord/labels.py`."""
 
 from __future__ import annotations
 
@@ -58,99 +58,4 @@ FIELD_LABELS = {
     "interpreter_needed": N_("interpreter needed"),
     "cultural_considerations": N_("cultural or faith considerations"),
     "others_involved": N_("who else may be involved"),
-}
-
-VALUE_LABELS = {
-    # plan status
-    "draft": N_("draft"),
-    "active": N_("active"),
-    "completed": N_("completed"),
-    "revoked": N_("withdrawn"),
-    # goal categories
-    "symptoms": N_("symptoms"),
-    "daily_functioning": N_("daily life"),
-    "relationships": N_("relationships"),
-    "work_or_school": N_("work or school"),
-    "substance_use": N_("alcohol or drug use"),
-    "physical_health": N_("physical health"),
-    "housing_and_social_needs": N_("housing and other needs"),
-    "wellbeing": N_("wellbeing"),
-    # goal status
-    "proposed": N_("proposed"),
-    "accepted": N_("agreed"),
-    "in_progress": N_("in progress"),
-    "achieved": N_("achieved"),
-    "revised": N_("replaced by a revised goal"),
-    "stopped": N_("stopped"),
-    # priority
-    "high": N_("high"),
-    "medium": N_("medium"),
-    "low": N_("low"),
-    # interventions
-    "medication": N_("medication"),
-    "psychotherapy": N_("talking therapy"),
-    "psychosocial_support": N_("psychosocial support"),
-    "lifestyle": N_("lifestyle"),
-    "peer_support": N_("peer support"),
-    "referral": N_("referral"),
-    "education": N_("education"),
-    "not_started": N_("not started"),
-    "scheduled": N_("scheduled"),
-    "on_hold": N_("on hold"),
-    # action steps
-    "to_do": N_("to do"),
-    "done": N_("done"),
-    "not_done": N_("not done"),
-    # barriers
-    "transport": N_("transport"),
-    "money": N_("money"),
-    "caregiving": N_("caring for others"),
-    "housing": N_("housing"),
-    "stigma": N_("stigma"),
-    "language": N_("language"),
-    "work_schedule": N_("work schedule"),
-    "health": N_("health"),
-    "technology": N_("phone or internet"),
-    "other": N_("other"),
-    "open": N_("open"),
-    "resolved": N_("resolved"),
-    # concerns
-    "icd10": N_("ICD-10-CM"),
-    "snomed": N_("SNOMED CT"),
-    # monitoring
-    "light": N_("light"),
-    "standard": N_("standard"),
-    "close": N_("close"),
-    # administrative sex, for sex-specific thresholds
-    "female": N_("female"),
-    "male": N_("male"),
-    # goal links to measures
-    "below": N_("below"),
-    "at_most": N_("at most"),
-    "at_least": N_("at least"),
-    # how answers were collected
-    "portal": N_("the patient, online"),
-    "in_person": N_("in person"),
-    "phone": N_("by phone"),
-    "video": N_("by video"),
-    "proxy": N_("answered by someone else for the patient"),
-    "external": N_("sent by another system"),
-    # agreement parties
-    "patient": N_("the patient"),
-    "lead_clinician": N_("the lead clinician"),
-}
-
-ROLE_LABELS = {
-    "admin": N_("administrator"),
-    "care_manager": N_("care manager"),
-    "psychiatric_consultant": N_("psychiatric consultant"),
-    "primary_care_provider": N_("primary care provider"),
-    "psychiatrist": N_("psychiatrist"),
-    "therapist": N_("therapist"),
-    "addiction_counsellor": N_("addiction counsellor"),
-    "social_worker": N_("social worker"),
-    "peer_specialist": N_("peer specialist"),
-    "nurse": N_("nurse"),
-    "patient": N_("patient"),
-    "related_person": N_("family member or carer"),
 }

@@ -21,6 +21,7 @@ from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.careplans import history
 from concord.careplans.history import Change, PlanContents
+from concord.careplans.labels import SECTION_LABELS
 from concord.careplans.models import (
     CURRENT_PLAN_STATUSES,
     ActionStep,
@@ -492,8 +493,6 @@ def _stale(session: Session, item: Any, section: str) -> Conflict:
 
 
 def history_label(section: str) -> str:
-    from concord.careplans.labels import SECTION_LABELS
-
     return SECTION_LABELS.get(section, section)
 
 

@@ -29,7 +29,6 @@ from fhir.resources.R4B.task import Task
 
 from concord.accounts.models import User
 from concord.careplans.history import PlanContents
-from concord.careplans.labels import ROLE_LABELS, VALUE_LABELS
 from concord.careplans.models import (
     CODE_SYSTEM_URIS,
     ActionStep,
@@ -39,6 +38,7 @@ from concord.careplans.models import (
     Intervention,
     PlanRevision,
 )
+from concord.labels import ROLE_LABELS, VALUE_LABELS
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 
 FHIR_VERSION = "4.0.1"

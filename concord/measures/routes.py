@@ -12,11 +12,11 @@ from starlette.responses import RedirectResponse, Response
 from concord import access
 from concord.access import PatientAccess
 from concord.actions import checkin
-from concord.careplans.labels import VALUE_LABELS
 from concord.dates import format_date, org_today
 from concord.dates import score as score_text
 from concord.errors import Conflict, InvalidInput
 from concord.i18n import Msg, translate
+from concord.labels import VALUE_LABELS
 from concord.measures import service as measures
 from concord.measures.library import Instrument, library
 from concord.measures.rules import plain_change

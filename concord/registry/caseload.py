@@ -173,9 +173,40 @@ def build_rows(
     zone = ZoneInfo(tz)
     episodes = {e.id: e for e, _ in pairs}
     patients = {p.id: p for _, p in pairs}
-    by_patient = {e.patient_id: e for e in episodes.values()}
     ids = list(patients)
+    lib = library()
+    facts = _Facts(
+        contacts=_contacts(session, episodes),
+        points=_points(session, episodes, lib, zone),
+        alerts=_open_alerts(session, ids, zone),
+        reviews=_reviews(session, episodes),
+        pending=_pending(session, ids, zone),
+        plans=_plan_facts(session, ids, today),  # two queries
+        schedules=_schedules(session, ids, today, zone),
+    )
+    return [
+        _row(episode, patients[patient_id], facts, lib, today)
+        for patient_id, episode in {e.patient_id: e for e in episodes.values()}.items()
+    ]
 
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the caseload's queries found, keyed by episode or patient."""
+
+    contacts: dict[uuid.UUID, list[ContactFact]]
+    points: dict[tuple[uuid.UUID, str], list[Point]]
+    # (open alerts, the oldest one's local date) by patient
+    alerts: tuple[dict[uuid.UUID, int], dict[uuid.UUID, date]]
+    # (episodes waiting in the consultant's queue, the last review by episode)
+    reviews: tuple[set[uuid.UUID], dict[uuid.UUID, date]]
+    pending: dict[uuid.UUID, list[date]]
+    plans: dict[uuid.UUID, _PlanFacts]
+    # (schedules by patient, completions by patient and instrument)
+    schedules: tuple[dict[uuid.UUID, list[Any]], dict[tuple[uuid.UUID, str], list[date]]]
+
+
+def _contacts(session: Session, episodes: dict[uuid.UUID, Episode]) -> Any:
     contacts: dict[uuid.UUID, list[ContactFact]] = defaultdict(list)
     for episode_id, on, kind in session.execute(
         select(Contact.episode_id, Contact.occurred_on, Contact.kind).where(
@@ -183,19 +214,51 @@ def build_rows(
         )
     ):
         contacts[episode_id].append(ContactFact(on, kind))
+    return contacts
 
-    lib = library()
+
+def _points(
+    session: Session, episodes: dict[uuid.UUID, Episode], lib: Any, zone: ZoneInfo
+) -> dict[tuple[uuid.UUID, str], list[Point]]:
+    """The first and the latest main score per patient and instrument, in one query."""
     wanted = {code for e in episodes.values() for code in instruments_of(e.program)}
     main_scores = {
         code: (instrument.main_score.id, observation_code(instrument, instrument.main_score)[0])
         for code in wanted
         if (instrument := lib.get(code)) is not None and instrument.main_score is not None
     }
-    # Only the first score of the treatment (from 30 days before the episode began: the
-    # baseline) and the latest matter, per patient and instrument. Each is one index seek
-    # (patient, code, time) per episode, as correlated subqueries, and those rows fetched by
-    # id in the same statement: a few milliseconds on either engine at 100,000 patients,
-    # whatever the length of each history.
+    ends = _score_ends(main_scores)
+    points: dict[tuple[uuid.UUID, str], list[Point]] = defaultdict(list)
+    if not ends:
+        return points
+    # The rows those subqueries name, fetched in the same statement (their ids never
+    # come back to Python).
+    found = (
+        select(*(end.label(f"end{n}") for n, end in enumerate(ends)))
+        .where(among(session, Episode.id, episodes))
+        .subquery("ends")
+    )
+    for patient_id, instrument, value, band, effective_at in session.execute(
+        select(
+            MeasureObservation.patient_id,
+            MeasureObservation.instrument,
+            MeasureObservation.value,
+            MeasureObservation.band,
+            MeasureObservation.effective_at,
+        )
+        .join(found, MeasureObservation.id.in_(list(found.c)))
+        .order_by(MeasureObservation.effective_at)
+    ):
+        points[(patient_id, instrument)].append(Point(_local_date(effective_at, zone), value, band))
+    return points
+
+
+def _score_ends(main_scores: dict[str, tuple[str, str]]) -> list[Any]:
+    """Only the first score of the treatment (from 30 days before the episode began: the
+    baseline) and the latest matter, per patient and instrument. Each is one index seek
+    (patient, code, time) per episode, as correlated subqueries, and those rows fetched by
+    id in the same statement: a few milliseconds on either engine at 100,000 patients,
+    whatever the length of each history."""
     ends: list[Any] = []
     for code, (score_id, observation) in main_scores.items():
         for order in (
@@ -220,32 +283,13 @@ def build_rows(
             )
             # An instrument is looked up only for the episodes of the programs judged by it.
             programs = [p.value for p, codes in PROGRAM_INSTRUMENTS.items() if code in codes]
-            end = case((Episode.program.in_(programs), end))
-            ends.append(end)
-    points: dict[tuple[uuid.UUID, str], list[Point]] = defaultdict(list)
-    if ends:
-        # The rows those subqueries name, fetched in the same statement (their ids never
-        # come back to Python).
-        found = (
-            select(*(end.label(f"end{n}") for n, end in enumerate(ends)))
-            .where(among(session, Episode.id, episodes))
-            .subquery("ends")
-        )
-        for patient_id, instrument, value, band, effective_at in session.execute(
-            select(
-                MeasureObservation.patient_id,
-                MeasureObservation.instrument,
-                MeasureObservation.value,
-                MeasureObservation.band,
-                MeasureObservation.effective_at,
-            )
-            .join(found, MeasureObservation.id.in_(list(found.c)))
-            .order_by(MeasureObservation.effective_at)
-        ):
-            points[(patient_id, instrument)].append(
-                Point(_local_date(effective_at, zone), value, band)
-            )
+            ends.append(case((Episode.program.in_(programs), end)))
+    return ends
 
+
+def _open_alerts(
+    session: Session, ids: list[uuid.UUID], zone: ZoneInfo
+) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, date]]:
     alerts: dict[uuid.UUID, int] = {}
     alert_since: dict[uuid.UUID, date] = {}
     for patient_id, count, oldest in session.execute(
@@ -258,6 +302,12 @@ def build_rows(
     ):
         alerts[patient_id] = count
         alert_since[patient_id] = _local_date(_aware(oldest), zone)
+    return alerts, alert_since
+
+
+def _reviews(
+    session: Session, episodes: dict[uuid.UUID, Episode]
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, date]]:
     queued: set[uuid.UUID] = set()
     reviewed: dict[uuid.UUID, date] = {}
     for episode_id, status, reviewed_on in session.execute(
@@ -269,6 +319,10 @@ def build_rows(
             queued.add(episode_id)
         elif status == ReviewStatus.reviewed and reviewed_on is not None:
             reviewed[episode_id] = max(reviewed_on, reviewed.get(episode_id, reviewed_on))
+    return queued, reviewed
+
+
+def _pending(session: Session, ids: list[uuid.UUID], zone: ZoneInfo) -> Any:
     pending: dict[uuid.UUID, list[date]] = defaultdict(list)
     for patient_id, proposed_at in session.execute(
         select(Recommendation.patient_id, Recommendation.proposed_at).where(
@@ -277,9 +331,12 @@ def build_rows(
         )
     ):
         pending[patient_id].append(_local_date(proposed_at, zone))
+    return pending
 
-    plans = _plan_facts(session, ids, today)  # two queries
 
+def _schedules(
+    session: Session, ids: list[uuid.UUID], today: date, zone: ZoneInfo
+) -> tuple[dict[uuid.UUID, list[Any]], dict[tuple[uuid.UUID, str], list[date]]]:
     schedules: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for schedule in session.execute(
         select(
@@ -309,81 +366,92 @@ def build_rows(
             )
         ):
             completed[(patient_id, instrument)].append(_local_date(completed_at, zone))
+    return schedules, completed
 
-    rows = []
-    for patient_id, episode in by_patient.items():
-        patient = patients[patient_id]
-        weeks = (today - episode.started_on).days // 7
-        shown: dict[str, Measure] = {}
-        codes = instruments_of(episode.program)
-        main_code = codes[0]
-        main_progress = None
-        for code in codes:
-            instrument = lib.get(code)
-            if instrument is None:
-                continue
-            result = progress(
-                instrument,
-                points.get((patient_id, code), []),
-                treatment_start=episode.started_on,
-                today=today,
-            )
-            shown[code] = Measure(result.baseline, result.latest, result.change_percent)
-            if code == main_code:
-                main_progress = result
-        overdue = []
-        for schedule in schedules.get(patient_id, []):
-            state = schedule_state(
-                start_on=schedule.start_on,
-                every_days=schedule.every_days,
-                end_on=schedule.end_on,
-                completed_on=completed.get((patient_id, schedule.instrument), []),
-                today=today,
-                count_missed=False,
-            )
-            if state.status == "overdue":
-                overdue.append(schedule.instrument)
-        plan = plans.get(patient_id, _NO_PLAN)
-        facts = CaseFacts(
+
+def _row(episode: Episode, patient: Patient, found: _Facts, lib: Any, today: date) -> CaseRow:
+    """One patient's row from what the queries found (no query here)."""
+    patient_id = patient.id
+    weeks = (today - episode.started_on).days // 7
+    shown: dict[str, Measure] = {}
+    codes = instruments_of(episode.program)
+    main_code = codes[0]
+    main_progress = None
+    for code in codes:
+        instrument = lib.get(code)
+        if instrument is None:
+            continue
+        result = progress(
+            instrument,
+            found.points.get((patient_id, code), []),
+            treatment_start=episode.started_on,
             today=today,
-            status=episode.status,
-            started_on=episode.started_on,
-            contacts=contacts.get(episode.id, []),
-            weeks=weeks,
-            review_cue=bool(main_progress and main_progress.review_cue),
-            checkins_overdue=sorted(overdue),
-            open_alerts=alerts.get(patient_id, 0),
-            alert_since=alert_since.get(patient_id),
-            plan_review=plan.review,
-            awaiting_agreement=plan.awaiting_agreement,
-            pending_recommendations=pending.get(patient_id, []),
-            review_queued=episode.id in queued,
         )
-        rows.append(
-            CaseRow(
-                episode=episode,
-                patient=patient,
-                weeks=weeks,
-                measures=shown,
-                main_instrument=main_code,
-                status=main_progress.status if main_progress else "no_data",
-                status_rule=main_progress.rule if main_progress else None,
-                last_contact=last_reached_on(facts.contacts),
-                next_due=next_contact_due(facts),
-                contacts=len(facts.contacts),
-                open_alerts=facts.open_alerts,
-                review="queued"
-                if episode.id in queued
-                else ("reviewed" if episode.id in reviewed else "none"),
-                review_on=reviewed.get(episode.id),
-                pending_recommendations=len(facts.pending_recommendations),
-                plan_review=plan.review,
-                plan_review_on=plan.next_review_on,
-                awaiting_agreement=facts.awaiting_agreement,
-                flags=flags(facts),
-            )
+        shown[code] = Measure(result.baseline, result.latest, result.change_percent)
+        if code == main_code:
+            main_progress = result
+    plan = found.plans.get(patient_id, _NO_PLAN)
+    queued, reviewed = found.reviews
+    facts = CaseFacts(
+        today=today,
+        status=episode.status,
+        started_on=episode.started_on,
+        contacts=found.contacts.get(episode.id, []),
+        weeks=weeks,
+        review_cue=bool(main_progress and main_progress.review_cue),
+        checkins_overdue=_overdue(found, patient_id, today),
+        open_alerts=found.alerts[0].get(patient_id, 0),
+        alert_since=found.alerts[1].get(patient_id),
+        plan_review=plan.review,
+        awaiting_agreement=plan.awaiting_agreement,
+        pending_recommendations=found.pending.get(patient_id, []),
+        review_queued=episode.id in queued,
+    )
+    return CaseRow(
+        episode=episode,
+        patient=patient,
+        weeks=weeks,
+        measures=shown,
+        main_instrument=main_code,
+        status=main_progress.status if main_progress else "no_data",
+        status_rule=main_progress.rule if main_progress else None,
+        last_contact=last_reached_on(facts.contacts),
+        next_due=next_contact_due(facts),
+        contacts=len(facts.contacts),
+        open_alerts=facts.open_alerts,
+        review="queued"
+        if episode.id in queued
+        else ("reviewed" if episode.id in reviewed else "none"),
+        review_on=reviewed.get(episode.id),
+        pending_recommendations=len(facts.pending_recommendations),
+        plan_review=plan.review,
+        plan_review_on=plan.next_review_on,
+        awaiting_agreement=facts.awaiting_agreement,
+        flags=flags(facts),
+    )
+
+
+def _review_state(episode_id: uuid.UUID, queued: set[uuid.UUID], reviewed: dict[Any, date]) -> str:
+    if episode_id in queued:
+        return "queued"
+    return "reviewed" if episode_id in reviewed else "none"
+
+
+def _overdue(found: _Facts, patient_id: uuid.UUID, today: date) -> list[str]:
+    schedules, completed = found.schedules
+    overdue = []
+    for schedule in schedules.get(patient_id, []):
+        state = schedule_state(
+            start_on=schedule.start_on,
+            every_days=schedule.every_days,
+            end_on=schedule.end_on,
+            completed_on=completed.get((patient_id, schedule.instrument), []),
+            today=today,
+            count_missed=False,
         )
-    return rows
+        if state.status == "overdue":
+            overdue.append(schedule.instrument)
+    return sorted(overdue)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
 from concord import dates
-from concord.careplans.labels import FIELD_LABELS, ROLE_LABELS, SECTION_LABELS, VALUE_LABELS
+from concord.careplans.labels import FIELD_LABELS, SECTION_LABELS
 from concord.clock import now
 from concord.i18n import LANGUAGE_NAMES, N_, Msg, translate, translations
+from concord.labels import ROLE_LABELS, VALUE_LABELS
 
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATE_DIRS = [PACKAGE / "web" / "templates"] + sorted(
