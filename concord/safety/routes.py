@@ -4,8 +4,6 @@ the administrator's risk rules and undelivered messages."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,7 +35,7 @@ from concord.safety.alerts import (
     record_follow_up,
 )
 from concord.safety.chain import resolve_step
-from concord.safety.figures import Figures, figures
+from concord.safety.figures import Figures, get_figures
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.safety.notifications import mark_read, notifications_for, open_notification
 from concord.safety.risk import current_risk, risk_history
@@ -46,6 +44,7 @@ from concord.safety.schemas import ShareIn
 from concord.validation import check_datetime_range, parse, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
+from concord.web.exports import csv_response
 from concord.web.templating import render
 
 router = APIRouter()
@@ -552,22 +551,16 @@ def team_plan_share(
     )
 
 
-def _pdf(session: DbSession, patient: Any, plan: Any, lang: str) -> Response:
-    from concord.dates import format_date
+def _pdf(export: safety_plans.PlanExport, lang: str) -> Response:
+    """The printed plan: only what the domain's export read returned (no query here)."""
     from concord.safety.pdf import render as render_pdf
 
-    if plan is None:
-        raise NotFound(Msg("No safety plan yet."))
-    # The organization's local date: an evening's update is not dated tomorrow.
-    updated = format_date(
-        plan.updated_at, lang=lang, where=session.get(Organization, patient.organization_id)
-    )
     body = render_pdf(
         lang=lang,
-        name=patient.preferred_name or patient.given_name,
-        meta=translate(Msg("version %(n)s, %(date)s", n=plan.version, date=updated), lang),
-        content=plan.content,
-        crisis=safety_plans.crisis_lines(session, patient.organization_id, lang),
+        name=export.name,
+        meta=translate(Msg("version %(n)s, %(date)s", n=export.version, date=export.updated_on), lang),
+        content=export.content,
+        crisis=export.crisis,
     )
     return Response(
         body,
@@ -581,8 +574,8 @@ def team_plan_pdf(
     patient_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
     acc = _team(session, actor, patient_id)
-    plan = safety_plans.plan_for(session, acc)
-    return _pdf(session, acc.patient, plan, acc.patient.language or request.state.lang)
+    lang = acc.patient.language or request.state.lang
+    return _pdf(safety_plans.get_plan_export(session, acc, lang), lang)
 
 
 # --- the patient's portal ------------------------------------------------------------------------
@@ -619,8 +612,8 @@ def my_plan_save(request: Request, session: DbSession, form: Form, actor: Posted
 @router.get("/my/safety-plan.pdf")
 def my_plan_pdf(request: Request, session: DbSession, actor: WebActor) -> Response:
     acc = _self(session, actor)
-    plan = safety_plans.plan_for(session, acc)
-    return _pdf(session, acc.patient, plan, request.state.lang)
+    lang = request.state.lang
+    return _pdf(safety_plans.get_plan_export(session, acc, lang), lang)
 
 
 @router.get("/my/safety-plan/people")
@@ -674,8 +667,8 @@ def shared_plan(patient_id: str, request: Request, session: DbSession, actor: We
 def shared_plan_pdf(
     patient_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
-    patient, plan = safety_plans.shared_plan(session, actor.user, patient_id)
-    return _pdf(session, patient, plan, request.state.lang)
+    lang = request.state.lang
+    return _pdf(safety_plans.get_shared_plan_export(session, actor.user, patient_id, lang), lang)
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -684,9 +677,9 @@ def shared_plan_pdf(
 def _figures_for(request: Request, session: DbSession, actor: Actor) -> Figures:
     user = actor.user
     if not (user.is_clinician or user.can_administer):
+        # Checked again by get_figures; here so a bad date does not answer before the refusal.
         raise PermissionDenied(Msg("Safety figures are for clinicians and administrators."))
-    tz = ZoneInfo(user.organization.timezone)
-    today = org_today(tz)
+    today = org_today(ZoneInfo(user.organization.timezone))
     errors = {}
 
     def day(name: str, default: Any) -> Any:
@@ -705,18 +698,7 @@ def _figures_for(request: Request, session: DbSession, actor: Actor) -> Figures:
         errors["to"] = Msg("must be on or after the start date")
     if errors:
         raise InvalidInput(Msg("The dates are not valid."), errors=errors)
-    since = datetime.combine(start, datetime.min.time(), tz)
-    until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tz)
-    from concord.audit.service import record
-
-    record(
-        session,
-        by=user,
-        action="report",
-        object_type="SafetyFigures",
-        detail={"from": start.isoformat(), "to": end.isoformat()},
-    )
-    return figures(session, organization_id=user.organization_id, since=since, until=until)
+    return get_figures(session, by=user, start=start, end=end)
 
 
 @router.get("/safety/figures")
@@ -747,7 +729,6 @@ def figures_page(request: Request, session: DbSession, actor: WebActor) -> Respo
 @router.get("/safety/figures.csv")
 def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Response:
     result = _figures_for(request, session, actor)
-    out = io.StringIO()
     columns = [
         "alert",
         "tier",
@@ -764,15 +745,7 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
         "outcomes",
         "closed_at",
     ]
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in result.rows:
-        writer.writerow(row)
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="safety-alerts.csv"'},
-    )
+    return csv_response(result.rows, columns, "safety-alerts.csv")
 
 
 # --- administration: risk rules and undelivered messages -----------------------------------------

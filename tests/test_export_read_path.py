@@ -1,0 +1,57 @@
+"""One read path for exports (issue 17): the CSV downloads, the safety-plan PDF and the email
+text read only what a domain service's get_*/list_* function returned (that function takes the
+actor, applies access and audits). A query written in export code fails here."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from concord.web.exports import EXPORT_HANDLERS, EXPORT_MODULES
+from tests.db_reads import direct_reads, function_reads, module_reads
+
+
+@pytest.mark.parametrize("module", EXPORT_MODULES)
+def test_export_module_has_no_query(module: str) -> None:
+    assert module_reads(module) == [], f"{module} reads the database itself"
+
+
+@pytest.mark.parametrize(("module", "name"), EXPORT_HANDLERS, ids=lambda v: str(v))
+def test_export_handler_has_no_query(module: str, name: str) -> None:
+    assert function_reads(module, name) == [], f"{module}.{name} reads the database itself"
+
+
+def test_every_export_route_is_listed() -> None:
+    """A route that answers with a file (.csv or .pdf) is export code: it must be listed, so
+    the checks above cover it."""
+    from concord.app import create_app
+
+    listed = {(m, n) for m, n in EXPORT_HANDLERS}
+    missing = []
+    for route in create_app().routes:
+        path = getattr(route, "path", "")
+        if path.endswith((".csv", ".pdf")):
+            endpoint = route.endpoint  # type: ignore[attr-defined]
+            if (endpoint.__module__, endpoint.__name__) not in listed:
+                missing.append(path)
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(session):\n    return session.execute(select(X))",
+        "def f(session):\n    return session.get(Organization, 1)",
+        "def f(request, session):\n    return request.state.session.scalars(q)",
+        "from sqlalchemy import select",
+        "from concord.patients.models import Patient",
+    ],
+)
+def test_the_check_finds_a_query(source: str) -> None:
+    assert direct_reads(ast.parse(source)) != []
+
+
+def test_the_check_passes_a_service_call() -> None:
+    source = "def f(session, acc):\n    return plans.get_plan_export(session, acc, 'en')"
+    assert direct_reads(ast.parse(source)) == []
