@@ -61,3 +61,21 @@ def function_reads(module: str, name: str) -> list[tuple[int, str]]:
     func = getattr(importlib.import_module(module), name)
     source = textwrap.dedent(inspect.getsource(inspect.unwrap(func)))
     return direct_reads(ast.parse(source))
+
+
+def routes_of(app: object) -> list[object]:
+    """Every APIRoute of the app, through its included routers."""
+    from fastapi.routing import APIRoute
+
+    found: list[object] = []
+
+    def walk(routes: list[object]) -> None:
+        for route in routes:
+            router = getattr(route, "original_router", None)
+            if router is not None:
+                walk(list(router.routes))
+            elif isinstance(route, APIRoute):
+                found.append(route)
+
+    walk(list(getattr(app, "routes", [])))
+    return found

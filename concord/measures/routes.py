@@ -13,7 +13,7 @@ from concord import access
 from concord.access import PatientAccess
 from concord.actions import checkin
 from concord.careplans.labels import VALUE_LABELS
-from concord.dates import format_date, org_today
+from concord.dates import format_date
 from concord.dates import score as score_text
 from concord.errors import Conflict, InvalidInput
 from concord.i18n import Msg, translate
@@ -32,6 +32,7 @@ from concord.measures.schemas import (
 from concord.validation import blank_to_none, parse
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import header_context
 from concord.web.templating import render
 
 router = APIRouter()
@@ -144,16 +145,11 @@ def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read
 def _measures_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-    from concord.safety.routes import safety_context
-
     check_ins = measures.check_ins(session, access=acc)
     progress = measures.progress_for(session, access=acc)
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "tab": "measures",
-        "age": age_on(acc.patient.birth_date, org_today(acc.by.organization)),
         "check_ins": check_ins,
         "progress": progress,
         "chart_json": {p.instrument.code: chart_data(p, lang) for p in progress},
@@ -165,7 +161,7 @@ def _measures_context(
             if i.usable
         ],
         "scheduled": {c.instrument.code for c in check_ins},
-        **safety_context(session, acc),
+        **header_context(session, acc, tab="measures"),
         "goal_met": measures.goal_met,
         "errors": {},
         "values": {},
@@ -281,12 +277,12 @@ def schedule_change(
 
 
 def _record_context(
-    acc: PatientAccess, instrument: Instrument, lang: str, **extra: Any
+    session: DbSession, acc: PatientAccess, instrument: Instrument, lang: str, **extra: Any
 ) -> dict[str, Any]:
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "tab": "measures",
+        **header_context(session, acc, tab="measures"),
         "instrument": instrument,
         "lang": lang if lang in instrument.languages else "en",
         "mode_options": [(m.value, m.value) for m in RECORD_MODES],
@@ -305,7 +301,7 @@ def record_page(
     acc = _team(session, actor, patient_id, "create")
     instrument = measures.get_instrument(code)
     return render(
-        request, "measures/record.html", _record_context(acc, instrument, request.state.lang)
+        request, "measures/record.html", _record_context(session, acc, instrument, request.state.lang)
     )
 
 
@@ -338,6 +334,7 @@ def record_submit(
             request,
             "measures/record.html",
             _record_context(
+                session,
                 acc,
                 instrument,
                 request.state.lang,
@@ -365,7 +362,7 @@ def response_page(
         {
             "acc": acc,
             "patient": acc.patient,
-            "tab": "measures",
+            **header_context(session, acc, tab="measures"),
             "response": response,
             "instrument": instrument,
         },

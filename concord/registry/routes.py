@@ -44,6 +44,7 @@ from concord.validation import blank_to_none, parse, parse_date
 from concord.web.deps import Actor, ApiActor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.exports import csv_response
+from concord.web.patient_header import header_context
 from concord.web.templating import render
 
 router = APIRouter()
@@ -316,9 +317,6 @@ def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read
 def _patient_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-    from concord.safety.routes import safety_context
-
     on = reg.org_today(session, acc.patient.organization_id)
     episode = reg.open_episode(session, acc.patient.id)
     row = None
@@ -342,8 +340,7 @@ def _patient_context(
     context: dict[str, Any] = {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, on),
-        "tab": "registry",
+        **header_context(session, acc, tab="registry"),
         "episode": episode,
         "episodes": reg.episodes_for(session, acc),
         "changes": reg.episode_changes(session, episode.id) if episode else [],
@@ -380,7 +377,6 @@ def _patient_context(
         "form": None,
         "done": None,
     }
-    context.update(safety_context(session, acc))
     context.update(extra)
     return context
 
@@ -673,7 +669,7 @@ def _relapse_context(
     context: dict[str, Any] = {
         "acc": acc,
         "patient": acc.patient,
-        "tab": "registry",
+        **header_context(session, acc, tab="registry"),
         "plan": plan,
         "content": plan.content if plan else empty_content(sections),
         "sections": sections,
@@ -684,14 +680,6 @@ def _relapse_context(
         "editing": False,
         "done": None,
     }
-    if acc.on_team:
-        from concord.patients.routes import age_on
-        from concord.safety.routes import safety_context
-
-        context["age"] = age_on(
-            acc.patient.birth_date, reg.org_today(session, acc.patient.organization_id)
-        )
-        context.update(safety_context(session, acc))
     context.update(extra)
     return context
 

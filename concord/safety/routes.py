@@ -38,13 +38,14 @@ from concord.safety.chain import resolve_step
 from concord.safety.figures import Figures, get_figures
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.safety.notifications import mark_read, notifications_for, open_notification
-from concord.safety.risk import current_risk, risk_history
+from concord.safety.risk import risk_history
 from concord.safety.rulesets import current_rule_set, load_rules, rule_sets, rules_for
 from concord.safety.schemas import ShareIn
 from concord.validation import check_datetime_range, parse, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
 from concord.web.exports import csv_response
+from concord.web.patient_header import header_context, limited_header
 from concord.web.templating import render
 
 router = APIRouter()
@@ -59,16 +60,6 @@ OUTCOME_LABELS = {
 
 def tier_names(rules: Any, lang: str) -> dict[str, str]:
     return {t.code: t.name.get(lang) or t.name["en"] for t in rules.tiers}
-
-
-def safety_context(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
-    """What the patient header shows on every team page: risk status and open alerts."""
-    if not acc.on_team:
-        return {"alerts": [], "risk": None}
-    return {
-        "alerts": alerts_for_patient(session, access=acc),
-        "risk": current_risk(session, acc.patient.id),
-    }
 
 
 def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
@@ -146,8 +137,6 @@ def alert_link(alert_id: str, request: Request, session: DbSession, actor: WebAc
 def _alert_context(
     session: DbSession, acc: PatientAccess, alert_id: str, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-
     alert = get_alert(session, access=acc, alert_id=alert_id)
     org = session.get(Organization, acc.patient.organization_id)
     assert org is not None
@@ -169,10 +158,7 @@ def _alert_context(
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, org_today(tz)),
-        "tab": "safety",
         "alert": alert,
-        "current_alert_id": alert.id,
         "events": events,
         "outcomes_done": outcomes_of(events, alert),
         "chain": chain,
@@ -199,7 +185,7 @@ def _alert_context(
         "done": None,
         "outcome_labels": {o.value: translate(OUTCOME_LABELS[o], lang) for o in AlertOutcome},
     }
-    context.update(safety_context(session, acc))
+    context.update(header_context(session, acc, tab="safety", current_alert_id=alert.id))
     context.update(extra)
     return context
 
@@ -324,16 +310,11 @@ def alert_follow_up(
 def _safety_page_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-
     rules = rules_for(session, acc.patient.organization_id)
-    tz = acc.by.organization.timezone
     history = alerts_for_patient(session, access=acc, include_closed=True)
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, org_today(tz)),
-        "tab": "safety",
         "history": history,
         "outcomes_of": outcomes_by_alert(session, history),
         "risk_history": risk_history(session, acc.patient.id),
@@ -348,7 +329,7 @@ def _safety_page_context(
         "message": None,
         "done": None,
     }
-    context.update(safety_context(session, acc))
+    context.update(header_context(session, acc, tab="safety"))
     context.update(extra)
     return context
 
@@ -423,13 +404,7 @@ def _plan_context(
         "base_version": plan.version if plan is not None else 0,
     }
     if acc.on_team:
-        from concord.patients.routes import age_on
-
-        context["age"] = age_on(
-            acc.patient.birth_date,
-            org_today(acc.by.organization),
-        )
-        context.update(safety_context(session, acc))
+        context.update(header_context(session, acc, tab="safety"))
     context.update(extra)
     return context
 
@@ -653,6 +628,7 @@ def shared_plan(patient_id: str, request: Request, session: DbSession, actor: We
         "safety/shared_plan.html",
         {
             "patient": patient,
+            "header": limited_header(patient, access.Relation.related),
             "plan": plan,
             "content": plan.content if plan else safety_plans.empty_content(),
             "sections": safety_plans.SECTIONS,
