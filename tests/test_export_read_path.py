@@ -55,3 +55,31 @@ def test_the_check_finds_a_query(source: str) -> None:
 def test_the_check_passes_a_service_call() -> None:
     source = "def f(session, acc):\n    return plans.get_plan_export(session, acc, 'en')"
     assert direct_reads(ast.parse(source)) == []
+
+
+def test_worker_reminders_read_as_the_system_for_a_named_purpose(session, people) -> None:
+    """The check-in reminder (an email the worker sends) reads the patient through
+    access.system_access with its purpose, and each reminder queued is audited as the system's
+    (no actor), naming that purpose."""
+    from sqlalchemy import select
+
+    from concord.access import Purpose, system_access
+    from concord.audit.models import AuditEvent
+    from concord.measures import service as measures
+    from tests.conftest import commit
+    from tests.factories import create_plan
+
+    create_plan(session, people, activate=True)
+    commit(session)
+    assert measures.queue_reminders(session, base_url="http://x") == 2
+    commit(session)
+    events = session.scalars(select(AuditEvent).where(AuditEvent.action == "remind")).all()
+    assert len(events) == 2
+    assert {(e.actor_id, e.patient_id, e.detail["purpose"]) for e in events} == {
+        (None, people.patient.id, "checkin_reminder")
+    }
+    # Deny by default: no purpose, no reach; an inactive patient is not reached either.
+    assert system_access(session, people.patient.id, purpose="anything") is None  # type: ignore[arg-type]
+    people.patient.active = False
+    session.flush()
+    assert system_access(session, people.patient.id, purpose=Purpose.checkin_reminder) is None

@@ -1088,7 +1088,7 @@ def _remind(
                 url=f"{base_url}/my",
             ),
         )
-        reach.record(session, action="notify", object_type="MeasureSchedule", object_id=schedule.id)
+        reach.record(session, action="remind", object_type="MeasureSchedule", object_id=schedule.id)
         queued += 1
     return queued
 
