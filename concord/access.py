@@ -336,7 +336,9 @@ class SystemAccess:
     patient: Patient
     purpose: Purpose
 
-    def record(self, session: Session, *, action: str, object_type: str, object_id: Any = None) -> None:
+    def record(
+        self, session: Session, *, action: str, object_type: str, object_id: Any = None
+    ) -> None:
         record(
             session,
             by=None,
@@ -349,7 +351,9 @@ class SystemAccess:
         )
 
 
-def system_access(session: Session, patient_id: uuid.UUID, *, purpose: Purpose) -> SystemAccess | None:
+def system_access(
+    session: Session, patient_id: uuid.UUID, *, purpose: Purpose
+) -> SystemAccess | None:
     """The patient, for the system acting for `purpose`; None when the purpose is not one the
     system has or the patient is no longer active (the worker skips them). Only what the purpose
     needs is then read through it: for a reminder, that a patient with a portal account exists."""

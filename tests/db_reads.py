@@ -15,7 +15,17 @@ import textwrap
 from pathlib import Path
 
 QUERY_BUILDERS = {"select", "update", "insert", "delete", "text", "exists"}
-SESSION_METHODS = {"execute", "scalar", "scalars", "get", "query", "add", "merge", "delete", "flush"}
+SESSION_METHODS = {
+    "execute",
+    "scalar",
+    "scalars",
+    "get",
+    "query",
+    "add",
+    "merge",
+    "delete",
+    "flush",
+}
 
 
 def _is_session(node: ast.expr) -> bool:
@@ -43,9 +53,10 @@ def direct_reads(tree: ast.AST) -> list[tuple[int, str]]:
                 ):
                     found.append((node.lineno, f"{func.value.id}.{func.attr}("))
         elif isinstance(node, ast.ImportFrom | ast.Import):
-            names = (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
-            )
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                names = [a.name for a in node.names]
             for name in names:
                 if name.split(".")[0] == "sqlalchemy" or name.endswith(".models"):
                     found.append((node.lineno, f"import {name}"))

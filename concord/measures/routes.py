@@ -301,7 +301,9 @@ def record_page(
     acc = _team(session, actor, patient_id, "create")
     instrument = measures.get_instrument(code)
     return render(
-        request, "measures/record.html", _record_context(session, acc, instrument, request.state.lang)
+        request,
+        "measures/record.html",
+        _record_context(session, acc, instrument, request.state.lang),
     )
 
 

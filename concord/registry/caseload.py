@@ -632,7 +632,9 @@ def save_view(session: Session, by: User, view: View) -> None:
     """Remember this person's view, so the page opens the same way next time."""
     saved = session.get(UserPreference, (by.id, VIEW_KEY))
     if saved is None:
-        session.add(UserPreference(user_id=by.id, key=VIEW_KEY, value=view.as_dict(), updated_at=now()))
+        session.add(
+            UserPreference(user_id=by.id, key=VIEW_KEY, value=view.as_dict(), updated_at=now())
+        )
     else:
         saved.value = view.as_dict()
         saved.updated_at = now()

@@ -533,7 +533,9 @@ def _pdf(export: safety_plans.PlanExport, lang: str) -> Response:
     body = render_pdf(
         lang=lang,
         name=export.name,
-        meta=translate(Msg("version %(n)s, %(date)s", n=export.version, date=export.updated_on), lang),
+        meta=translate(
+            Msg("version %(n)s, %(date)s", n=export.version, date=export.updated_on), lang
+        ),
         content=export.content,
         crisis=export.crisis,
     )
