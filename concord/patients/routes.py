@@ -21,11 +21,11 @@ from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
 from concord.registry.service import judged_by
-from concord.web.patient_header import age_on, header_context
 from concord.safety.rulesets import rules_for
 from concord.validation import parse
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import age_on, header_context
 from concord.web.templating import render
 
 router = APIRouter()

@@ -42,8 +42,8 @@ from concord.registry.schemas import (
 )
 from concord.validation import blank_to_none, parse, parse_date
 from concord.web.deps import Actor, ApiActor, DbSession, Form, PostedBy, WebActor
-from concord.web.idempotency import already_done, remember
 from concord.web.exports import csv_response
+from concord.web.idempotency import already_done, remember
 from concord.web.patient_header import header_context
 from concord.web.templating import render
 

@@ -43,8 +43,8 @@ from concord.safety.rulesets import current_rule_set, load_rules, rule_sets, rul
 from concord.safety.schemas import ShareIn
 from concord.validation import check_datetime_range, parse, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
-from concord.web.idempotency import already_done, remember
 from concord.web.exports import csv_response
+from concord.web.idempotency import already_done, remember
 from concord.web.patient_header import header_context, limited_header
 from concord.web.templating import render
 
