@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, exists, select
 from sqlalchemy.orm import Session, defaultload, lazyload
@@ -315,3 +316,50 @@ def readable_patients(by: User) -> Select[tuple[Patient]]:
             )
         )
     return query.where(False)
+
+
+# --- the system acting on its own (the worker) ---------------------------------------------------
+
+
+class SystemPurpose(StrEnum):
+    """Why the system, with no person signed in, reads a patient's record. Deny by default: a
+    purpose not named here reaches nothing."""
+
+    checkin_reminder = "checkin_reminder"
+
+
+@dataclass(frozen=True)
+class SystemAccess:
+    """The worker's reach to one patient, for one stated purpose (its reads are not a person's:
+    the audit names no actor and records the purpose)."""
+
+    patient: Patient
+    purpose: SystemPurpose
+
+    def record(
+        self, session: Session, *, action: str, object_type: str, object_id: Any = None
+    ) -> None:
+        record(
+            session,
+            by=None,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            patient_id=self.patient.id,
+            organization_id=self.patient.organization_id,
+            detail={"purpose": str(self.purpose)},
+        )
+
+
+def system_access(
+    session: Session, patient_id: uuid.UUID, *, purpose: SystemPurpose
+) -> SystemAccess | None:
+    """The patient, for the system acting for `purpose`; None when the purpose is not one the
+    system has or the patient is no longer active (the worker skips them). Only what the purpose
+    needs is then read through it: for a reminder, that a patient with a portal account exists."""
+    if not isinstance(purpose, SystemPurpose):
+        return None
+    patient = session.get(Patient, patient_id)
+    if patient is None or not patient.active:
+        return None
+    return SystemAccess(patient, purpose)

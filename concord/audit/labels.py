@@ -20,6 +20,7 @@ ACTION_LABELS = {
     "user_read": N_("Looked at %(what)s"),
     "user_list": N_("Saw %(what)s in a list"),
     "report": N_("Counted %(what)s in a report"),
+    "remind": N_("Sent a reminder about %(what)s"),
     "create": N_("Added %(what)s"),
     "update": N_("Made changes to %(what)s"),
     "delete": N_("Removed %(what)s"),

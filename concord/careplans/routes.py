@@ -59,10 +59,10 @@ from concord.i18n import Msg
 from concord.measures.library import library as measure_library
 from concord.measures.service import goal_met, latest_scores
 from concord.patients.models import RelatedPerson
-from concord.safety.routes import safety_context
 from concord.web.deps import Actor, DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import header_context
 from concord.web.templating import render
 
 router = APIRouter()
@@ -114,13 +114,10 @@ def _options(view: plans.PlanView | None) -> dict[str, Any]:
 def _editor_context(
     session: DbSession, acc: PatientAccess, *, state: FormState | None = None
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-
     view = plans.plan_view(session, access=acc)
     return {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, plans.org_today(session, acc.patient)),
         "view": view,
         "state": state,
         "fs": lambda form_id: state if state is not None and state.form == form_id else None,
@@ -135,8 +132,7 @@ def _editor_context(
         "titles": SECTION_TITLES,
         "add_labels": ADD_LABELS,
         "options": _options(view),
-        "tab": "plan",
-        **safety_context(session, acc),
+        **header_context(session, acc, tab="plan"),
         "past_plans": [p for p in plans.list_plans(session, access=acc) if not p.is_current]
         if acc.on_team
         else [],
@@ -500,7 +496,7 @@ def plan_history(
             "plan": plan,
             "revisions": revisions,
             "comparison": comparison,
-            "tab": "plan",
+            **header_context(session, acc, tab="plan"),
             "changes_of": lambda r: [Change.from_dict(d) for d in r.summary.get("changes", [])],
             "reason_of": lambda r: reason_text(r, lang, tz),
         },
@@ -516,7 +512,12 @@ def past_plan(
     return render(
         request,
         "careplans/plan_readonly.html",
-        {"acc": acc, "patient": acc.patient, "view": view, "tab": "plan"},
+        {
+            "acc": acc,
+            "patient": acc.patient,
+            "view": view,
+            **header_context(session, acc, tab="plan"),
+        },
     )
 
 
@@ -756,7 +757,9 @@ def shared_plan(patient_id: str, request: Request, session: DbSession, actor: We
         raise NotFound(Msg("No such patient."))
     view = plans.plan_view(session, access=acc)
     return render(
-        request, "careplans/shared_plan.html", {"acc": acc, "patient": acc.patient, "view": view}
+        request,
+        "careplans/shared_plan.html",
+        {"acc": acc, "patient": acc.patient, "view": view, **header_context(session, acc)},
     )
 
 

@@ -36,6 +36,7 @@ from concord.patients import service as patients
 from concord.web.deps import DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import header_context
 from concord.web.templating import render
 
 router = APIRouter()
@@ -125,13 +126,9 @@ def _team_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
     related = patients.list_related_persons(session, access=acc)
-    from sqlalchemy import select
-
-    from concord.patients.models import CareTeam
-
-    team_id = session.scalar(select(CareTeam.id).where(CareTeam.patient_id == acc.patient.id))
-    staff = [m.user for m in patients.current_members(session, team_id=team_id)] if team_id else []
+    staff = [m.user for m in patients.members_of_patient(session, patient_id=acc.patient.id)]
     return {
+        **header_context(session, acc, tab="consents"),
         "acc": acc,
         "patient": acc.patient,
         "rows": _rows(session, acc, lang),

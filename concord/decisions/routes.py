@@ -32,6 +32,7 @@ from concord.i18n import Msg
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted, Reading
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import header_context
 from concord.web.templating import render
 
 router = APIRouter()
@@ -256,20 +257,16 @@ def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read
 
 
 def _team_extra(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
-    from concord.patients.routes import age_on
     from concord.registry.service import org_today
-    from concord.safety.routes import safety_context
 
     on = org_today(session, acc.patient.organization_id)  # the clinic's date, not the server's
     extra: dict[str, Any] = {
-        "tab": "decisions",
-        "age": age_on(acc.patient.birth_date, on),
+        **header_context(session, acc, tab="decisions"),
         "today": on,
         "clinicians": reports.team_clinicians(session, acc.patient.id),
         # The plan's current treatments, beside the decision that may add one.
         "treatments": ds.treatments_in_plan(session, acc),
     }
-    extra.update(safety_context(session, acc))
     return extra
 
 

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from concord import access
 from concord.access import PatientAccess
 from concord.actions import checkin
-from concord.dates import format_date, org_today
+from concord.dates import format_date
 from concord.dates import score as score_text
 from concord.errors import Conflict, InvalidInput
 from concord.i18n import Msg, translate
@@ -35,6 +35,7 @@ from concord.measures.schemas import (
 from concord.web.deps import Actor, DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import header_context
 from concord.web.templating import render
 
 router = APIRouter()
@@ -122,16 +123,11 @@ def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read
 def _measures_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-    from concord.safety.routes import safety_context
-
     check_ins = measures.check_ins(session, access=acc)
     progress = measures.progress_for(session, access=acc)
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "tab": "measures",
-        "age": age_on(acc.patient.birth_date, org_today(acc.by.organization)),
         "check_ins": check_ins,
         "progress": progress,
         "chart_json": {p.instrument.code: chart_data(p, lang) for p in progress},
@@ -143,7 +139,7 @@ def _measures_context(
             if i.usable
         ],
         "scheduled": {c.instrument.code for c in check_ins},
-        **safety_context(session, acc),
+        **header_context(session, acc, tab="measures"),
         "goal_met": measures.goal_met,
         "errors": {},
         "values": {},
@@ -269,12 +265,12 @@ def schedule_change(
 
 
 def _record_context(
-    acc: PatientAccess, instrument: Instrument, lang: str, **extra: Any
+    session: DbSession, acc: PatientAccess, instrument: Instrument, lang: str, **extra: Any
 ) -> dict[str, Any]:
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "tab": "measures",
+        **header_context(session, acc, tab="measures"),
         "instrument": instrument,
         "lang": lang if lang in instrument.languages else "en",
         "mode_options": [(m.value, m.value) for m in RECORD_MODES],
@@ -293,7 +289,9 @@ def record_page(
     acc = _team(session, actor, patient_id, "create")
     instrument = measures.get_instrument(code)
     return render(
-        request, "measures/record.html", _record_context(acc, instrument, request.state.lang)
+        request,
+        "measures/record.html",
+        _record_context(session, acc, instrument, request.state.lang),
     )
 
 
@@ -321,6 +319,7 @@ def record_submit(
             request,
             "measures/record.html",
             _record_context(
+                session,
                 acc,
                 instrument,
                 request.state.lang,
@@ -348,7 +347,7 @@ def response_page(
         {
             "acc": acc,
             "patient": acc.patient,
-            "tab": "measures",
+            **header_context(session, acc, tab="measures"),
             "response": response,
             "instrument": instrument,
         },

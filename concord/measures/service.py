@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, refuse_record
+from concord.access import PatientAccess, deny, refuse_record, system_access
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.categories import DataCategory, Purpose
@@ -1075,9 +1075,11 @@ def _remind(
 ) -> int:
     from concord.outbox import queue_email
 
-    patient = session.get(Patient, patient_id)
-    if patient is None or patient.user_id is None or not patient.active:
+    # The worker acts as the system, for one named purpose (not an unscoped read).
+    reach = system_access(session, patient_id, purpose=SystemPurpose.checkin_reminder)
+    if reach is None or reach.patient.user_id is None:
         return 0
+    patient = reach.patient
     user = session.get(User, patient.user_id)
     if user is None or not user.active:
         return 0
@@ -1126,6 +1128,7 @@ def _remind(
                 url=f"{base_url}/my",
             ),
         )
+        reach.record(session, action="remind", object_type="MeasureSchedule", object_id=schedule.id)
         queued += 1
     return queued
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from concord import access
+from concord.access import PatientAccess
 from concord.accounts.models import Organization, Role
 from concord.accounts.organizations import list_clinics
 from concord.careplans import service as plans
@@ -21,11 +21,11 @@ from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
 from concord.registry.service import judged_by
-from concord.safety.routes import safety_context
 from concord.safety.rulesets import rules_for
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import age_on, header_context
 from concord.web.templating import render
 
 router = APIRouter()
@@ -39,10 +39,6 @@ LIST_FILTERS = (
     "review_overdue",
     "awaiting_agreement",
 )
-
-
-def age_on(birth: date, on: date) -> int:
-    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
 def _matches(show: str, summary: plans.PlanSummary, risk: Any = None) -> bool:
@@ -188,14 +184,12 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
     return {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, org_today(actor.user.organization)),
         "team": team,
         "members": members,
         "summary": summary,
         "related": patients.list_related_persons(session, access=acc),
-        "tab": "overview",
         **progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id)),
-        **safety_context(session, acc),
+        **header_context(session, acc, tab="overview"),
     }
 
 
@@ -258,17 +252,20 @@ def team_page(patient_id: str, request: Request, session: DbSession, actor: WebA
             admin_view=False,
             done=request.query_params.get("done"),
             acc=acc,
-            **safety_context(session, acc),
+            **header_context(session, acc, tab="team"),
         ),
     )
 
 
-def _team_patient(session: DbSession, actor: Actor, patient_id: str, admin_view: bool) -> Patient:
+def _team_patient(
+    session: DbSession, actor: Actor, patient_id: str, admin_view: bool
+) -> tuple[Patient, PatientAccess | None]:
     if admin_view:
-        return patients.get_patient_for_admin(session, by=actor.user, patient_id=patient_id)
-    return access.team_access(
+        return patients.get_patient_for_admin(session, by=actor.user, patient_id=patient_id), None
+    acc = access.team_access(
         session, actor.user, patient_id, action="update", object_type="CareTeam"
-    ).patient
+    )
+    return acc.patient, acc
 
 
 def _uuid(value: Any, field: str) -> uuid.UUID:
@@ -291,7 +288,7 @@ def _team_change(
     change: str,
     member_id: str | None = None,
 ) -> Response:
-    patient = _team_patient(session, actor, patient_id, admin_view)
+    patient, acc = _team_patient(session, actor, patient_id, admin_view)
     base = f"/admin/patients/{patient.id}" if admin_view else f"/patients/{patient.id}/team"
     values = form.values if isinstance(form, Posted) else form
     try:
@@ -319,7 +316,13 @@ def _team_change(
             request,
             template,
             _team_context(
-                session, actor, patient, admin_view=admin_view, errors=exc.errors, values=values
+                session,
+                actor,
+                patient,
+                admin_view=admin_view,
+                errors=exc.errors,
+                values=values,
+                **(header_context(session, acc, tab="team") if acc is not None else {}),
             ),
             status_code=422,
         )

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, raiseload
 
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
+from concord.clock import now
 from concord.dates import local_date
 from concord.db import among, days_before
 from concord.i18n import N_, Msg
@@ -42,6 +43,7 @@ from concord.registry.models import (
     Recommendation,
     RecommendationStatus,
     ReviewStatus,
+    UserPreference,
 )
 from concord.registry.rules import (
     FLAG_CODES,
@@ -654,10 +656,11 @@ def apply_view(rows: list[CaseRow], view: View) -> list[CaseRow]:
     return shown
 
 
-def caseload(
+def list_caseload(
     session: Session, *, by: User, scope: str, view: View
 ) -> tuple[list[CaseRow], list[CaseRow]]:
-    """(every row of the caseload, the rows the view shows), each row audited as seen."""
+    """(every row of the caseload, the rows the view shows), each row audited as seen. The one
+    read the caseload page, its CSV and the JSON API share."""
     org = session.get(Organization, by.organization_id)
     assert org is not None
     from concord.dates import org_today
@@ -677,3 +680,29 @@ def caseload(
             patient_id=row.patient.id,
         )
     return rows, shown
+
+
+caseload = list_caseload  # the older name, still used by the JSON API
+
+
+# --- a person's saved view of the caseload -------------------------------------------------------
+
+VIEW_KEY = "registry.caseload"
+
+
+def get_saved_view(session: Session, by: User) -> View:
+    """The view this person saved (their own preference; nobody else's), or the default."""
+    saved = session.get(UserPreference, (by.id, VIEW_KEY))
+    return view_from(saved.value) if saved else View()
+
+
+def save_view(session: Session, by: User, view: View) -> None:
+    """Remember this person's view, so the page opens the same way next time."""
+    saved = session.get(UserPreference, (by.id, VIEW_KEY))
+    if saved is None:
+        session.add(
+            UserPreference(user_id=by.id, key=VIEW_KEY, value=view.as_dict(), updated_at=now())
+        )
+    else:
+        saved.value = view.as_dict()
+        saved.updated_at = now()

@@ -4,8 +4,6 @@ relapse-prevention plan, and my tasks. The CSV exports also accept an API token.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -16,7 +14,6 @@ from concord import access
 from concord.access import PatientAccess, parse_id
 from concord.actions import recommendation
 from concord.actions import registry as registry_actions
-from concord.clock import now
 from concord.dates import score
 from concord.errors import Conflict, InvalidInput, PermissionDenied
 from concord.i18n import Msg, translate
@@ -34,7 +31,6 @@ from concord.registry.models import (
     EpisodeStatus,
     Program,
     RecommendationKind,
-    UserPreference,
 )
 from concord.registry.rules import FLAG_CODES
 from concord.registry.schemas import (
@@ -51,12 +47,13 @@ from concord.registry.schemas import (
     VoidContactIn,
 )
 from concord.web.deps import Actor, ApiActor, DbSession, PostedBy, WebActor
+from concord.web.exports import csv_response
 from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import header_context
 from concord.web.templating import render
 
 router = APIRouter()
-VIEW_KEY = "registry.caseload"
 
 
 def label(value: str, lang: str) -> str:
@@ -67,28 +64,14 @@ def label(value: str, lang: str) -> str:
 # --- the caseload -----------------------------------------------------------------------------
 
 
-def _saved_view(session: DbSession, actor: Actor) -> cl.View:
-    saved = session.get(UserPreference, (actor.user.id, VIEW_KEY))
-    return cl.view_from(saved.value) if saved else cl.View()
-
-
 def _view(session: DbSession, actor: Actor, params: dict[str, Any], *, save: bool) -> cl.View:
     """The view asked for in the URL, over the one this person saved; remembered when asked
     for (the page's form), so the page opens the same way next time."""
-    view = cl.view_from(params, _saved_view(session, actor))
+    view = cl.view_from(params, cl.get_saved_view(session, actor.user))
     if save and any(
         k in params for k in ("sort", "descending", "flags", "programs", "statuses", "columns")
     ):
-        saved = session.get(UserPreference, (actor.user.id, VIEW_KEY))
-        if saved is None:
-            session.add(
-                UserPreference(
-                    user_id=actor.user.id, key=VIEW_KEY, value=view.as_dict(), updated_at=now()
-                )
-            )
-        else:
-            saved.value = view.as_dict()
-            saved.updated_at = now()
+        cl.save_view(session, actor.user, view)
     return view
 
 
@@ -114,7 +97,7 @@ def caseload_page(request: Request, session: DbSession, actor: WebActor) -> Resp
     params = _params(request)
     view = _view(session, actor, params, save=True)
     scope = _scope(request, actor)
-    rows, shown = cl.caseload(session, by=actor.user, scope=scope, view=view)
+    rows, shown = cl.list_caseload(session, by=actor.user, scope=scope, view=view)
     counts = {code: sum(1 for r in rows if code in r.flag_codes) for code in FLAG_CODES}
     instruments = cl.instruments_for(shown)
     return render(
@@ -163,19 +146,6 @@ CASELOAD_COLUMNS = [
 ]
 
 
-def _csv(rows: list[dict[str, Any]], columns: list[str], filename: str) -> Response:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 def _iso(value: Any) -> str:
     return value.isoformat() if value else ""
 
@@ -187,7 +157,7 @@ def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Respo
     if not actor.user.is_clinician:
         raise PermissionDenied(Msg("The registry is for clinicians."))
     view = _view(session, actor, _params(request), save=False)
-    _, shown = cl.caseload(session, by=actor.user, scope=_scope(request, actor), view=view)
+    _, shown = cl.list_caseload(session, by=actor.user, scope=_scope(request, actor), view=view)
     out = []
     for r in shown:
 
@@ -230,7 +200,7 @@ def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Respo
                 "flags": " ".join(sorted(r.flag_codes)),
             }
         )
-    return _csv(out, CASELOAD_COLUMNS, "caseload.csv")
+    return csv_response(out, CASELOAD_COLUMNS, "caseload.csv")
 
 
 # --- the program view and the minutes ------------------------------------------------------------
@@ -326,7 +296,7 @@ def minutes_csv(request: Request, session: DbSession, actor: ApiActor) -> Respon
         }
         for r in report.rows
     ]
-    return _csv(rows, MINUTES_COLUMNS, f"minutes-{month.strftime('%Y-%m')}.csv")
+    return csv_response(rows, MINUTES_COLUMNS, f"minutes-{month.strftime('%Y-%m')}.csv")
 
 
 # --- the consultant's review queue ---------------------------------------------------------------
@@ -349,9 +319,6 @@ def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read
 def _patient_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-    from concord.safety.routes import safety_context
-
     on = reg.org_today(session, acc.patient.organization_id)
     episode = reg.open_episode(session, acc.patient.id)
     row = None
@@ -375,8 +342,7 @@ def _patient_context(
     context: dict[str, Any] = {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, on),
-        "tab": "registry",
+        **header_context(session, acc, tab="registry"),
         "episode": episode,
         "episodes": reg.episodes_for(session, acc),
         "changes": reg.episode_changes(session, episode.id) if episode else [],
@@ -413,7 +379,6 @@ def _patient_context(
         "form": None,
         "done": None,
     }
-    context.update(safety_context(session, acc))
     context.update(extra)
     return context
 
@@ -727,7 +692,7 @@ def _relapse_context(
     context: dict[str, Any] = {
         "acc": acc,
         "patient": acc.patient,
-        "tab": "registry",
+        **header_context(session, acc, tab="registry"),
         "plan": plan,
         "content": plan.content if plan else empty_content(sections),
         "sections": sections,
@@ -738,14 +703,6 @@ def _relapse_context(
         "editing": False,
         "done": None,
     }
-    if acc.on_team:
-        from concord.patients.routes import age_on
-        from concord.safety.routes import safety_context
-
-        context["age"] = age_on(
-            acc.patient.birth_date, reg.org_today(session, acc.patient.organization_id)
-        )
-        context.update(safety_context(session, acc))
     context.update(extra)
     return context
 

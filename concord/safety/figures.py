@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord.accounts.models import User
+from concord.audit.models import Outcome
+from concord.audit.service import record
 from concord.clock import now
+from concord.errors import PermissionDenied
+from concord.i18n import Msg
 from concord.safety.alerts import outcomes_by_alert
 from concord.safety.models import (
     AlertStatus,
@@ -137,3 +143,22 @@ def figures(
         f for code, f in by_tier.items() if not rules.has_tier(code)
     ]
     return Figures(since=since, until=until, tiers=ordered, total=total, rows=rows)
+
+
+def get_figures(session: Session, *, by: User, start: date, end: date) -> Figures:
+    """The figures for the days start..end (the organization's dates), for a clinician or an
+    administrator of `by`'s organization; audited as a report (the CSV export reads here too)."""
+    if not by.active or not (by.is_clinician or by.can_administer):
+        record(session, by=by, action="report", object_type="SafetyFigures", outcome=Outcome.denied)
+        raise PermissionDenied(Msg("Safety figures are for clinicians and administrators."))
+    tz = ZoneInfo(by.organization.timezone)
+    since = datetime.combine(start, datetime.min.time(), tz)
+    until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tz)
+    record(
+        session,
+        by=by,
+        action="report",
+        object_type="SafetyFigures",
+        detail={"from": start.isoformat(), "to": end.isoformat()},
+    )
+    return figures(session, organization_id=by.organization_id, since=since, until=until)

@@ -505,3 +505,48 @@ def crisis_lines(session: Session, organization_id: uuid.UUID, lang: str) -> lis
     org = session.get(Organization, organization_id)
     assert org is not None
     return crisis_resources(org, lang)
+
+
+# --- the plan as a document (the PDF) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanExport:
+    """What the printed safety plan holds: the patient's first name (no MRN, no date of birth:
+    the page may be carried about), the version and its date, the plan and the crisis lines."""
+
+    name: str
+    version: int
+    updated_on: str
+    content: dict[str, list[Any]]
+    crisis: list[dict[str, str]]
+
+
+def _export(
+    session: Session, patient: Patient, plan: SafetyPlan | None, lang: str
+) -> PlanExport:
+    from concord.dates import format_date
+
+    if plan is None:
+        raise NotFound(Msg("No safety plan yet."))
+    org = session.get(Organization, patient.organization_id)
+    return PlanExport(
+        name=patient.preferred_name or patient.given_name,
+        version=plan.version,
+        # The organization's local date: an evening's update is not dated tomorrow.
+        updated_on=format_date(plan.updated_at, lang=lang, where=org),
+        content=plan.content,
+        crisis=crisis_lines(session, patient.organization_id, lang),
+    )
+
+
+def get_plan_export(session: Session, access: PatientAccess, lang: str) -> PlanExport:
+    """The plan to print, for its patient or their care team (access checked and audited by
+    plan_for, like the page)."""
+    return _export(session, access.patient, plan_for(session, access), lang)
+
+
+def get_shared_plan_export(session: Session, by: User, patient_id: Any, lang: str) -> PlanExport:
+    """The plan a patient shares with this person, to print (audited by shared_plan)."""
+    patient, plan = shared_plan(session, by, patient_id)
+    return _export(session, patient, plan, lang)

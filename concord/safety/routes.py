@@ -4,8 +4,6 @@ the administrator's risk rules and undelivered messages."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -38,16 +36,18 @@ from concord.safety.alerts import (
     record_follow_up,
 )
 from concord.safety.chain import resolve_step
-from concord.safety.figures import Figures, figures
+from concord.safety.figures import Figures, get_figures
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.safety.notifications import mark_read, notifications_for, open_notification
-from concord.safety.risk import current_risk, risk_history
+from concord.safety.risk import risk_history
 from concord.safety.rulesets import current_rule_set, load_rules, rule_sets, rules_for
 from concord.safety.schemas import CloseIn, FlagIn, FollowUpIn, SafetyPlanIn, ShareIn
 from concord.validation import check_datetime_range, parse_date
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
+from concord.web.exports import csv_response
 from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import header_context, limited_header
 from concord.web.templating import render
 
 router = APIRouter()
@@ -62,16 +62,6 @@ OUTCOME_LABELS = {
 
 def tier_names(rules: Any, lang: str) -> dict[str, str]:
     return {t.code: t.name.get(lang) or t.name["en"] for t in rules.tiers}
-
-
-def safety_context(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
-    """What the patient header shows on every team page: risk status and open alerts."""
-    if not acc.on_team:
-        return {"alerts": [], "risk": None}
-    return {
-        "alerts": alerts_for_patient(session, access=acc),
-        "risk": current_risk(session, acc.patient.id),
-    }
 
 
 def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read") -> PatientAccess:
@@ -143,8 +133,6 @@ def alert_link(alert_id: str, request: Request, session: DbSession, actor: WebAc
 def _alert_context(
     session: DbSession, acc: PatientAccess, alert_id: str, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-
     alert = get_alert(session, access=acc, alert_id=alert_id)
     org = session.get(Organization, acc.patient.organization_id)
     assert org is not None
@@ -166,10 +154,7 @@ def _alert_context(
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, org_today(tz)),
-        "tab": "safety",
         "alert": alert,
-        "current_alert_id": alert.id,
         "events": events,
         "outcomes_done": outcomes_of(events, alert),
         "chain": chain,
@@ -196,7 +181,7 @@ def _alert_context(
         "done": None,
         "outcome_labels": {o.value: translate(OUTCOME_LABELS[o], lang) for o in AlertOutcome},
     }
-    context.update(safety_context(session, acc))
+    context.update(header_context(session, acc, tab="safety", current_alert_id=alert.id))
     context.update(extra)
     return context
 
@@ -324,16 +309,11 @@ def alert_follow_up(
 def _safety_page_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.patients.routes import age_on
-
     rules = rules_for(session, acc.patient.organization_id)
-    tz = acc.by.organization.timezone
     history = alerts_for_patient(session, access=acc, include_closed=True)
     context = {
         "acc": acc,
         "patient": acc.patient,
-        "age": age_on(acc.patient.birth_date, org_today(tz)),
-        "tab": "safety",
         "history": history,
         "outcomes_of": outcomes_by_alert(session, history),
         "risk_history": risk_history(session, acc.patient.id),
@@ -348,7 +328,7 @@ def _safety_page_context(
         "message": None,
         "done": None,
     }
-    context.update(safety_context(session, acc))
+    context.update(header_context(session, acc, tab="safety"))
     context.update(extra)
     return context
 
@@ -423,13 +403,7 @@ def _plan_context(
         "base_version": plan.version if plan is not None else 0,
     }
     if acc.on_team:
-        from concord.patients.routes import age_on
-
-        context["age"] = age_on(
-            acc.patient.birth_date,
-            org_today(acc.by.organization),
-        )
-        context.update(safety_context(session, acc))
+        context.update(header_context(session, acc, tab="safety"))
     context.update(extra)
     return context
 
@@ -558,22 +532,18 @@ def team_plan_share(
     )
 
 
-def _pdf(session: DbSession, patient: Any, plan: Any, lang: str) -> Response:
-    from concord.dates import format_date
+def _pdf(export: safety_plans.PlanExport, lang: str) -> Response:
+    """The printed plan: only what the domain's export read returned (no query here)."""
     from concord.safety.pdf import render as render_pdf
 
-    if plan is None:
-        raise NotFound(Msg("No safety plan yet."))
-    # The organization's local date: an evening's update is not dated tomorrow.
-    updated = format_date(
-        plan.updated_at, lang=lang, where=session.get(Organization, patient.organization_id)
-    )
     body = render_pdf(
         lang=lang,
-        name=patient.preferred_name or patient.given_name,
-        meta=translate(Msg("version %(n)s, %(date)s", n=plan.version, date=updated), lang),
-        content=plan.content,
-        crisis=safety_plans.crisis_lines(session, patient.organization_id, lang),
+        name=export.name,
+        meta=translate(
+            Msg("version %(n)s, %(date)s", n=export.version, date=export.updated_on), lang
+        ),
+        content=export.content,
+        crisis=export.crisis,
     )
     return Response(
         body,
@@ -587,8 +557,8 @@ def team_plan_pdf(
     patient_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
     acc = _team(session, actor, patient_id)
-    plan = safety_plans.plan_for(session, acc)
-    return _pdf(session, acc.patient, plan, acc.patient.language or request.state.lang)
+    lang = acc.patient.language or request.state.lang
+    return _pdf(safety_plans.get_plan_export(session, acc, lang), lang)
 
 
 # --- the patient's portal ------------------------------------------------------------------------
@@ -625,8 +595,8 @@ def my_plan_save(request: Request, session: DbSession, form: PlanForm, actor: Po
 @router.get("/my/safety-plan.pdf")
 def my_plan_pdf(request: Request, session: DbSession, actor: WebActor) -> Response:
     acc = _self(session, actor)
-    plan = safety_plans.plan_for(session, acc)
-    return _pdf(session, acc.patient, plan, request.state.lang)
+    lang = request.state.lang
+    return _pdf(safety_plans.get_plan_export(session, acc, lang), lang)
 
 
 @router.get("/my/safety-plan/people")
@@ -670,6 +640,7 @@ def shared_plan(patient_id: str, request: Request, session: DbSession, actor: We
         "safety/shared_plan.html",
         {
             "patient": patient,
+            "header": limited_header(patient, access.Relation.related),
             "plan": plan,
             "content": plan.content if plan else safety_plans.empty_content(),
             "sections": safety_plans.SECTIONS,
@@ -684,8 +655,8 @@ def shared_plan(patient_id: str, request: Request, session: DbSession, actor: We
 def shared_plan_pdf(
     patient_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
-    patient, plan = safety_plans.shared_plan(session, actor.user, patient_id)
-    return _pdf(session, patient, plan, request.state.lang)
+    lang = request.state.lang
+    return _pdf(safety_plans.get_shared_plan_export(session, actor.user, patient_id, lang), lang)
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -694,9 +665,9 @@ def shared_plan_pdf(
 def _figures_for(request: Request, session: DbSession, actor: Actor) -> Figures:
     user = actor.user
     if not (user.is_clinician or user.can_administer):
+        # Checked again by get_figures; here so a bad date does not answer before the refusal.
         raise PermissionDenied(Msg("Safety figures are for clinicians and administrators."))
-    tz = ZoneInfo(user.organization.timezone)
-    today = org_today(tz)
+    today = org_today(ZoneInfo(user.organization.timezone))
     errors = {}
 
     def day(name: str, default: Any) -> Any:
@@ -715,18 +686,7 @@ def _figures_for(request: Request, session: DbSession, actor: Actor) -> Figures:
         errors["to"] = Msg("must be on or after the start date")
     if errors:
         raise InvalidInput(Msg("The dates are not valid."), errors=errors)
-    since = datetime.combine(start, datetime.min.time(), tz)
-    until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tz)
-    from concord.audit.service import record
-
-    record(
-        session,
-        by=user,
-        action="report",
-        object_type="SafetyFigures",
-        detail={"from": start.isoformat(), "to": end.isoformat()},
-    )
-    return figures(session, organization_id=user.organization_id, since=since, until=until)
+    return get_figures(session, by=user, start=start, end=end)
 
 
 @router.get("/safety/figures")
@@ -757,7 +717,6 @@ def figures_page(request: Request, session: DbSession, actor: WebActor) -> Respo
 @router.get("/safety/figures.csv")
 def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Response:
     result = _figures_for(request, session, actor)
-    out = io.StringIO()
     columns = [
         "alert",
         "tier",
@@ -774,15 +733,7 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
         "outcomes",
         "closed_at",
     ]
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in result.rows:
-        writer.writerow(row)
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="safety-alerts.csv"'},
-    )
+    return csv_response(result.rows, columns, "safety-alerts.csv")
 
 
 # --- administration: risk rules and undelivered messages -----------------------------------------
