@@ -30,8 +30,7 @@ from concord.consents.labels import (
 )
 from concord.consents.models import CATEGORIES, ConsentState, GranteeKind, Purpose
 from concord.consents.schemas import ConsentIn, RevokeIn
-from concord.errors import InvalidInput, NotFound
-from concord.i18n import Msg
+from concord.errors import InvalidInput
 from concord.patients import service as patients
 from concord.web.deps import DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
@@ -239,22 +238,10 @@ def consent_form_pdf(
     patient_id: str, template_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
     acc = _team_access(session, actor, patient_id)
-    if template_id not in TEMPLATES:
-        raise NotFound(Msg("No such consent form."))
-    from concord.audit.service import record
-
-    record(
-        session,
-        by=acc.by,
-        action="read",
-        object_type=OBJECT,
-        object_id=template_id,
-        patient_id=acc.patient.id,
-        detail={"form": template_id},
-    )
+    language = cs.get_form_export(session, access=acc, template_id=template_id)
     body = render_pdf(
         template_id,
-        lang=acc.patient.language or request.state.lang,
+        lang=language or request.state.lang,
         patient_name=acc.patient.full_name,
         today=now().date(),
     )

@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord.access import PatientAccess, deny, parse_id
+from concord.access import PatientAccess, deny, parse_id, refuse_record
 from concord.accounts.models import Clinic, User
 from concord.audit.service import record as audit
 from concord.clock import now
@@ -271,3 +271,25 @@ def revoke(
         patient_id=access.patient.id,
     )
     return consent
+
+
+def get_form_export(session: Session, *, access: PatientAccess, template_id: str) -> str:
+    """A blank consent form to print for the patient's wet signature: the team (or the patient)
+    asks for one of the known templates; the print is audited. Answers the language to print in
+    (the patient's own)."""
+    from concord.consents.forms import TEMPLATES  # local import: reportlab loads only to print
+
+    if not (access.on_team or access.is_self):
+        raise refuse_record(session, access, action="read", object_type=OBJECT)
+    if template_id not in TEMPLATES:
+        raise NotFound(Msg("No such consent form."))
+    audit(
+        session,
+        by=access.by,
+        action="read",
+        object_type=OBJECT,
+        object_id=template_id,
+        patient_id=access.patient.id,
+        detail={"form": template_id},
+    )
+    return access.patient.language or ""

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, refuse_record, system_access
+from concord.access import PatientAccess, SystemPurpose, deny, refuse_record, system_access
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.categories import DataCategory, Purpose

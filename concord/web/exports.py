@@ -32,6 +32,7 @@ EXPORT_HANDLERS: tuple[tuple[str, str], ...] = (
     ("concord.safety.routes", "team_plan_pdf"),
     ("concord.safety.routes", "my_plan_pdf"),
     ("concord.safety.routes", "shared_plan_pdf"),
+    ("concord.consents.routes", "consent_form_pdf"),
 )
 
 
