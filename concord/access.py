@@ -25,6 +25,7 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.errors import NotFound, PermissionDenied
 from concord.i18n import Msg
+from concord.paging import Page, keyset
 from concord.patients.models import CareTeam, CareTeamMember, Patient, RelatedPerson
 
 
@@ -363,3 +364,96 @@ def system_access(
     if patient is None or not patient.active:
         return None
     return SystemAccess(patient, purpose)
+
+
+# --- for the domain services' get_/list_ functions ---------------------------------------------
+
+
+def records_among(
+    session: Session,
+    by: User,
+    patient_ids: set[str] | None,
+    *,
+    action: str = "search",
+    object_type: str = "Patient",
+    team_only: bool = False,
+) -> list[PatientAccess] | None:
+    """The patients among those named whose record `by` may read (with `team_only`, those on
+    `by`'s care teams); None when none was named (every patient `by` may read). One outside
+    the scope is left out exactly like a missing one, and the refusal is in the trail."""
+    if patient_ids is None:
+        return None
+    narrow = team_access if team_only else record_access
+    found = []
+    for ident in sorted(patient_ids):
+        try:
+            found.append(narrow(session, by, ident, action=action, object_type=object_type))
+        except NotFound:
+            continue
+    return found
+
+
+def in_scope(by: User, scope: list[PatientAccess] | None, patient_col: Any) -> Any:
+    """The condition that keeps a list to `scope` (None: every patient `by` may read)."""
+    if scope is None:
+        return patient_col.in_(readable_patients(by).with_only_columns(Patient.id))
+    return patient_col.in_([a.patient.id for a in scope])
+
+
+def owned_record(
+    session: Session,
+    by: User,
+    item: object | None,
+    *,
+    asked: str,
+    patient_id: uuid.UUID | None,
+    object_type: str,
+) -> PatientAccess:
+    """The patient a row read by its id belongs to, if `by` may read their record. A missing
+    row and one outside the scope get the same NotFound (both audited)."""
+    if item is None or patient_id is None:
+        record(
+            session,
+            by=by,
+            action="read",
+            object_type=object_type,
+            object_id=asked[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such record."))
+    return record_access(session, by, patient_id, object_type=object_type)
+
+
+def page_in_scope(
+    session: Session,
+    by: User,
+    query: Select[Any],
+    *,
+    patient_col: Any,
+    id_col: Any,
+    scope: list[PatientAccess] | None,
+    object_type: str,
+    after: uuid.UUID | None,
+    limit: int,
+    only_count: bool = False,
+) -> Page[tuple[Any, PatientAccess]]:
+    """A page (in id order, after `after`) of a query's rows about patients in `scope` (None:
+    every patient `by` may read), each with its patient's access; each row returned is
+    written to the trail as searched."""
+    query = query.where(in_scope(by, scope, patient_col)).add_columns(patient_col)
+    page = keyset(session, query, id_col, after=after, limit=limit, only_count=only_count)
+    accesses = {a.patient.id: a for a in scope or []}
+    rows = []
+    for item, patient_id in page.rows:
+        acc = accesses.get(patient_id) or patient_for(session, by, patient_id)
+        accesses[patient_id] = acc
+        record(
+            session,
+            by=by,
+            action="search",
+            object_type=object_type,
+            object_id=item.id,
+            patient_id=patient_id,
+        )
+        rows.append((item, acc))
+    return Page(rows, page.more, page.total)

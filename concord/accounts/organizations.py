@@ -154,3 +154,10 @@ def _on_call(session: Session, org: Organization, value: str) -> uuid.UUID | Non
             "on_call_user_id", Msg("must be an active clinician of this organization, or nobody")
         )
     return user.id
+
+
+def organization_of(session: Session, user: User) -> Organization:
+    """The organization a user belongs to."""
+    org = session.get(Organization, user.organization_id)
+    assert org is not None
+    return org

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from concord.accounts.admin import require_admin, same_org
 from concord.accounts.models import (
+    CLINICAL_ROLES,
     Clinic,
     Organization,
     Role,
@@ -183,3 +184,14 @@ def get_user_for_admin(session: Session, *, by: User, user_id: str | uuid.UUID) 
     if user is None or user.organization_id != by.organization_id:
         raise NotFound("No such user.")
     return user
+
+
+def get_colleague(session: Session, *, by: User, user_id: str | uuid.UUID) -> User | None:
+    """A clinician of `by`'s organization (a Practitioner in the FHIR API), or None."""
+    try:
+        user = session.get(User, uuid.UUID(str(user_id)))
+    except ValueError:
+        return None
+    if user is None or user.organization_id != by.organization_id:
+        return None
+    return user if Role(user.role) in CLINICAL_ROLES else None

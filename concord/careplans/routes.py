@@ -142,7 +142,7 @@ def _editor_context(
 
 
 def _decision_links(session: DbSession, plan_id: Any) -> dict[Any, Any]:
-    from concord.fhir.decisions import decisions_for_plan
+    from concord.decisions.service import decisions_for_plan
 
     return decisions_for_plan(session, plan_id)
 

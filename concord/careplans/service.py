@@ -16,7 +16,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, refuse_record
+from concord.access import (
+    PatientAccess,
+    deny,
+    owned_record,
+    page_in_scope,
+    parse_id,
+    refuse_record,
+)
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.careplans import history
@@ -57,6 +64,7 @@ from concord.clock import now
 from concord.dates import org_today as _org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
+from concord.paging import Page
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.patients.service import members_of_patient
 from concord.settings import get_settings
@@ -394,9 +402,9 @@ def changes_since(
     the patient's portal: the patient and their team; never a family member."""
     if not (access.is_self or access.on_team):
         raise refuse_record(session, access, action="compare", object_type="CarePlan")
-    return _compare(
-        session, access=access, plan=plan, older=revision, newer=plan.revision_number
-    )[2]
+    return _compare(session, access=access, plan=plan, older=revision, newer=plan.revision_number)[
+        2
+    ]
 
 
 def _require_history(session: Session, access: PatientAccess) -> None:
@@ -1192,3 +1200,153 @@ def my_action_steps(session: Session, *, by: User, include_done: bool = False) -
 
 def count_plans(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(CarePlan)) or 0
+
+
+# --- reads for the FHIR API and exports (access and audit applied here, once) ------------------
+
+
+@dataclass
+class PlanRecord:
+    """A plan with what a whole-record view of it shows beside it."""
+
+    plan: CarePlan
+    access: PatientAccess
+    team: CareTeam | None
+    contents: PlanContents
+    latest: PlanRevision | None
+    author: User | None
+
+
+def _plan_record(session: Session, plan: CarePlan, acc: PatientAccess) -> PlanRecord:
+    return PlanRecord(
+        plan=plan,
+        access=acc,
+        team=session.scalar(select(CareTeam).where(CareTeam.patient_id == plan.patient_id)),
+        contents=load_contents(session, plan),
+        latest=session.scalar(
+            select(PlanRevision).where(
+                PlanRevision.plan_id == plan.id, PlanRevision.number == plan.revision_number
+            )
+        ),
+        author=session.get(User, plan.created_by_id),
+    )
+
+
+def _read(session: Session, by: User, object_type: str, item: Any, acc: PatientAccess) -> None:
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type=object_type,
+        object_id=item.id,
+        patient_id=acc.patient.id,
+    )
+
+
+def get_plan_record(session: Session, *, by: User, ident: str) -> PlanRecord:
+    """A plan by its id, if `by` may read its patient's whole record; NotFound (audited) for a
+    missing one and one outside the scope alike. The read is in the trail."""
+    plan_id = parse_id(ident)
+    plan = session.get(CarePlan, plan_id) if plan_id is not None else None
+    acc = owned_record(
+        session,
+        by,
+        plan,
+        asked=ident,
+        patient_id=plan.patient_id if plan else None,
+        object_type="CarePlan",
+    )
+    assert plan is not None
+    _read(session, by, "CarePlan", plan, acc)
+    return _plan_record(session, plan, acc)
+
+
+def get_goal(session: Session, *, by: User, ident: str) -> tuple[Goal, PatientAccess, PlanContents]:
+    """A goal (not removed) by its id, its patient's access and its plan's contents, if `by`
+    may read the patient's whole record; NotFound (audited) otherwise."""
+    goal_id = parse_id(ident)
+    goal = session.get(Goal, goal_id) if goal_id is not None else None
+    plan = session.get(CarePlan, goal.plan_id) if goal is not None else None
+    acc = owned_record(
+        session,
+        by,
+        goal,
+        asked=ident,
+        patient_id=plan.patient_id if plan else None,
+        object_type="Goal",
+    )
+    assert goal is not None and plan is not None
+    if goal.removed_at is not None:
+        raise NotFound(Msg("No such record."))
+    _read(session, by, "Goal", goal, acc)
+    return goal, acc, load_contents(session, plan)
+
+
+def list_plan_records(
+    session: Session,
+    *,
+    by: User,
+    scope: list[PatientAccess] | None,
+    statuses: list[str] | None = None,
+    after: uuid.UUID | None = None,
+    limit: int = 100,
+    only_count: bool = False,
+) -> Page[PlanRecord]:
+    """The plans (of the patients in `scope`; None: every patient `by` may read), in id order,
+    with a `statuses` filter; each returned is in the trail."""
+    query = select(CarePlan)
+    if statuses is not None:
+        query = query.where(CarePlan.status.in_(statuses))
+    page = page_in_scope(
+        session,
+        by,
+        query,
+        patient_col=CarePlan.patient_id,
+        id_col=CarePlan.id,
+        scope=scope,
+        object_type="CarePlan",
+        after=after,
+        limit=limit,
+        only_count=only_count,
+    )
+    return Page([_plan_record(session, p, acc) for p, acc in page.rows], page.more, page.total)
+
+
+def list_goals(
+    session: Session,
+    *,
+    by: User,
+    scope: list[PatientAccess] | None,
+    statuses: list[str] | None = None,
+    after: uuid.UUID | None = None,
+    limit: int = 100,
+    only_count: bool = False,
+) -> Page[tuple[Goal, PatientAccess, PlanContents]]:
+    """The goals not removed (of the patients in `scope`; None: every patient `by` may read),
+    in id order, each with its plan's contents (loaded once a plan); each is in the trail."""
+    query = (
+        select(Goal).join(CarePlan, CarePlan.id == Goal.plan_id).where(Goal.removed_at.is_(None))
+    )
+    if statuses is not None:
+        query = query.where(Goal.status.in_(statuses))
+    page = page_in_scope(
+        session,
+        by,
+        query,
+        patient_col=CarePlan.patient_id,
+        id_col=Goal.id,
+        scope=scope,
+        object_type="Goal",
+        after=after,
+        limit=limit,
+        only_count=only_count,
+    )
+    contents: dict[uuid.UUID, PlanContents] = {}
+    rows = []
+    for goal, acc in page.rows:
+        if goal.plan_id not in contents:
+            plan = session.get(CarePlan, goal.plan_id)
+            assert plan is not None
+            contents[goal.plan_id] = load_contents(session, plan)
+        rows.append((goal, acc, contents[goal.plan_id]))
+    return Page(rows, page.more, page.total)

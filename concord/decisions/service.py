@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id, refuse_record
+from concord.access import PatientAccess, deny, parse_id, record_access, refuse_record
+from concord.accounts.models import User
 from concord.audit.service import record
 from concord.clock import now
 from concord.dates import org_today
@@ -561,3 +562,50 @@ def offered_aids(programs: Iterable[str] = ()) -> list[Aid]:
     return sorted(
         all_aids().values(), key=lambda a: (not (wanted & set(a.programs)), a.title["en"])
     )
+
+
+# --- reads for the FHIR API ---------------------------------------------------------------------
+
+
+def find_decision(session: Session, *, by: User, ident: str) -> tuple[Decision, uuid.UUID | None]:
+    """A decision by its id alone (the FHIR read), with the plan its chosen intervention is in:
+    for the care team and the patient (their record, not a family member's shared plan);
+    NotFound for anyone else and for a missing one alike (audited)."""
+    from concord.audit.models import Outcome
+    from concord.careplans.models import Intervention
+
+    key = parse_id(ident)
+    decision = session.get(Decision, key) if key else None
+    acc = None
+    if decision is not None:
+        try:
+            acc = record_access(session, by, decision.patient_id, object_type=OBJECT)
+        except NotFound:
+            acc = None
+    if decision is None or acc is None:
+        record(
+            session,
+            by=by,
+            action="read",
+            object_type=OBJECT,
+            object_id=ident[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound("No such decision.")
+    decision = get_decision(session, access=acc, decision_id=decision.id)
+    item = session.get(Intervention, decision.intervention_id) if decision.intervention_id else None
+    return decision, item.plan_id if item else None
+
+
+def decisions_for_plan(session: Session, plan_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
+    """The decisions whose choice is an intervention of this plan: intervention -> decision."""
+    from concord.careplans.models import Intervention
+
+    return {
+        intervention_id: decision_id
+        for decision_id, intervention_id in session.execute(
+            select(Decision.id, Decision.intervention_id)
+            .join(Intervention, Intervention.id == Decision.intervention_id)
+            .where(Intervention.plan_id == plan_id)
+        )
+    }

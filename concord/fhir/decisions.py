@@ -14,9 +14,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from concord.decisions.aids import Aid, get_aid
 from concord.decisions.labels import SURE_NAMES
 from concord.decisions.models import Decision, DecisionStatus
@@ -214,17 +211,3 @@ def response(decision: Decision, plan_id: uuid.UUID | None) -> dict[str, Any]:
             "item": items,
         }
     )
-
-
-def decisions_for_plan(session: Session, plan_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
-    """The decisions whose choice is an intervention of this plan: intervention -> decision."""
-    from concord.careplans.models import Intervention
-
-    return {
-        intervention_id: decision_id
-        for decision_id, intervention_id in session.execute(
-            select(Decision.id, Decision.intervention_id)
-            .join(Intervention, Intervention.id == Decision.intervention_id)
-            .where(Intervention.plan_id == plan_id)
-        )
-    }

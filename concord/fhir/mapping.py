@@ -217,14 +217,9 @@ GOAL_STATUS_REASON = {"revised": "Replaced by a revised goal", "stopped": "Stopp
 def _local_day(value: datetime, patient: Patient) -> str:
     """A FHIR date from an instant: the organization's local date (an evening's goal in
     Chicago started that day, not the next UTC day)."""
-    from sqlalchemy.orm import object_session
-
-    from concord.accounts.models import Organization
     from concord.dates import local_date
 
-    session = object_session(patient)
-    org = session.get(Organization, patient.organization_id) if session else None
-    day = local_date(value, org)
+    day = local_date(value, patient.clinic.organization)
     assert day is not None
     return day.isoformat()
 
@@ -339,9 +334,7 @@ def _intervention_activity(
 
 def _step_activity(step: ActionStep, patient: Patient) -> dict[str, Any]:
     performer = (
-        _ref("Patient", patient.id)
-        if step.owner_is_patient
-        else person_ref(step.owner, patient)
+        _ref("Patient", patient.id) if step.owner_is_patient else person_ref(step.owner, patient)
     )
     detail = _drop_empty(
         {
@@ -465,18 +458,20 @@ def bundle(
     if total is not None:
         result["total"] = total
     # An empty array is not valid FHIR JSON: no matches, no `entry`.
-    return _drop_empty({
-        **result,
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in entries
-        ],
-    })
+    return _drop_empty(
+        {
+            **result,
+            "link": links,
+            "entry": [
+                {
+                    "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "match"},
+                }
+                for r in entries
+            ],
+        }
+    )
 
 
 RESOURCE_NOTES = {

@@ -13,19 +13,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord import access
 from concord.accounts.models import User
-from concord.audit.service import record
 from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref, person_ref
-from concord.fhir.search import Query, allowed_codes
+from concord.fhir.search import Query, allowed_codes, offset_of
 from concord.i18n import Msg, translate
 from concord.patients.models import Patient
-from concord.safety.models import AlertStatus, RiskStatus, SafetyAlert
+from concord.safety.alerts import AlertRecord, get_team_alert
+from concord.safety.models import AlertStatus, SafetyAlert
+from concord.safety.risk import RiskPeriod, get_risk_period, list_risk_periods
 from concord.safety.rules import RuleSet
+from concord.safety.rulesets import rules_for
 
 TASK_STATUS = {
     AlertStatus.open: "requested",
@@ -175,115 +176,70 @@ def work_task_resource(task: Any, patient: Patient) -> dict[str, Any]:
     )
 
 
-def flag_resources(
-    rows: list[RiskStatus], patient: Patient, rules: RuleSet
-) -> list[dict[str, Any]]:
-    """One Flag per period at a tier, newest first; the current period's Flag is active."""
-    flags = []
-    ordered = sorted(rows, key=lambda r: r.seq)
-    for index, row in enumerate(ordered):
-        if row.tier is None:
-            continue
-        end = ordered[index + 1].since if index + 1 < len(ordered) else None
-        flags.append(
-            _drop_empty(
+def flag_resource(period: RiskPeriod, rules: RuleSet) -> dict[str, Any]:
+    """A period at a risk tier as a Flag: active while it is the current one."""
+    row, patient = period.status, period.patient
+    assert row.tier is not None
+    return _drop_empty(
+        {
+            "resourceType": "Flag",
+            "id": str(row.id),
+            "status": "inactive" if period.end else "active",
+            "category": [
+                {"coding": [{"system": FLAG_CATEGORY, "code": "safety", "display": "Safety"}]}
+            ],
+            "code": {
+                "coding": [
+                    {
+                        "system": TIER_SYSTEM,
+                        "code": row.tier,
+                        "display": _tier_name(rules, row.tier),
+                    }
+                ],
+                "text": f"Suicide and safety risk: {_tier_name(rules, row.tier)}",
+            },
+            "subject": _ref("Patient", patient.id, patient.display_name),
+            "period": _drop_empty(
                 {
-                    "resourceType": "Flag",
-                    "id": str(row.id),
-                    "status": "inactive" if end else "active",
-                    "category": [
-                        {
-                            "coding": [
-                                {"system": FLAG_CATEGORY, "code": "safety", "display": "Safety"}
-                            ]
-                        }
-                    ],
-                    "code": {
-                        "coding": [
-                            {
-                                "system": TIER_SYSTEM,
-                                "code": row.tier,
-                                "display": _tier_name(rules, row.tier),
-                            }
-                        ],
-                        "text": f"Suicide and safety risk: {_tier_name(rules, row.tier)}",
-                    },
-                    "subject": _ref("Patient", patient.id, patient.display_name),
-                    "period": _drop_empty(
-                        {"start": _instant(row.since), "end": _instant(end) if end else None}
-                    ),
-                    "author": person_ref(row.set_by, patient),
+                    "start": _instant(row.since),
+                    "end": _instant(period.end) if period.end else None,
                 }
-            )
-        )
-    return list(reversed(flags))
+            ),
+            "author": person_ref(row.set_by, patient),
+        }
+    )
 
 
 # --- reads and searches -------------------------------------------------------------------------
 
 
-def _team_access(session: Session, by: User, patient_id: Any) -> access.PatientAccess | None:
-    try:
-        # The team's only; anyone else's attempt (the patient's, family's) is audited.
-        return access.team_access(session, by, patient_id, action="search", object_type="Task")
-    except NotFound:
-        return None
-
-
 def read_task(session: Session, *, by: User, ident: str) -> dict[str, Any]:
-    from concord.registry.models import WorkTask
-    from concord.safety.alerts import outcomes_by_alert
-    from concord.safety.rulesets import rules_for
+    """A safety alert, or else a task of the registry, by its id (the care team's only)."""
+    from concord.registry.tasks import get_team_task
 
-    aid = access.parse_id(ident)
-    alert = session.get(SafetyAlert, aid) if aid is not None else None
-    if alert is None and aid is not None:
-        task = session.get(WorkTask, aid)
-        acc = _team_access(session, by, task.patient_id) if task is not None else None
-        if task is None or acc is None:
-            raise NotFound(Msg("No such resource."))
-        record(
-            session,
-            by=by,
-            action="read",
-            object_type="Task",
-            object_id=task.id,
-            patient_id=acc.patient.id,
-        )
-        return work_task_resource(task, acc.patient)
-    acc = _team_access(session, by, alert.patient_id) if alert is not None else None
-    if alert is None or acc is None:
-        raise NotFound(Msg("No such resource."))
-    record(
-        session,
-        by=by,
-        action="read",
-        object_type="Task",
-        object_id=alert.id,
-        patient_id=acc.patient.id,
-    )
+    try:
+        alert = get_team_alert(session, by=by, ident=ident)
+        if alert is None:
+            task, acc = get_team_task(session, by=by, ident=ident)
+            return work_task_resource(task, acc.patient)
+    except NotFound:
+        raise NotFound(Msg("No such resource.")) from None
+    return _alert_task(session, alert)
+
+
+def _alert_task(session: Session, record: AlertRecord) -> dict[str, Any]:
     return task_resource(
-        alert,
-        acc.patient,
-        rules_for(session, acc.patient.organization_id),
-        _raised_by(session, alert),
-        outcomes_by_alert(session, [alert])[alert.id],
+        record.alert,
+        record.patient,
+        rules_for(session, record.patient.organization_id),
+        record.raised_by,
+        record.outcomes,
     )
 
 
-def _raised_by(session: Session, alert: SafetyAlert) -> User | None:
-    return session.get(User, alert.raised_by_id) if alert.raised_by_id else None
-
-
-def _patients_in_scope(
-    session: Session, by: User, q: Query
-) -> list[access.PatientAccess] | None:
+def _patients_in_scope(session: Session, by: User, q: Query) -> list[access.PatientAccess] | None:
     """The patients named (those on the caller's teams), or None when none was named."""
-    ids = q.patient_ids()
-    if ids is None:
-        return None
-    found = [_team_access(session, by, ident) for ident in sorted(ids)]
-    return [acc for acc in found if acc is not None]
+    return access.records_among(session, by, q.patient_ids(), object_type="Task", team_only=True)
 
 
 TASK_STATUS_SYSTEM = "http://hl7.org/fhir/task-status"
@@ -318,16 +274,17 @@ def _task_statuses(q: Query) -> set[str] | None:
     return allowed_codes(q.groups("status"), TASK_STATUS_SYSTEM, TASK_STATUS_CODES)
 
 
-def _owners(q: Query) -> list[uuid.UUID | None] | None:
+def _owners(q: Query) -> list[uuid.UUID] | None:
     ids = q.ids("owner", target="Practitioner")
-    return None if ids is None else [access.parse_id(i) for i in sorted(ids)]
+    if ids is None:
+        return None
+    return [o for o in (access.parse_id(i) for i in sorted(ids)) if o is not None]
 
 
 def search_tasks(
     session: Session, *, by: User, q: Query
 ) -> tuple[list[dict[str, Any]], str | None, int]:
-    from concord.safety.alerts import outcomes_by_alert
-    from concord.safety.rulesets import rules_for
+    from concord.registry.tasks import list_team_tasks
 
     if not by.is_clinician:
         return [], None, 0
@@ -335,168 +292,66 @@ def search_tasks(
     if scope == []:
         return [], None, 0
     statuses = _task_statuses(q)
-    owners = _owners(q)
-    query = select(SafetyAlert, Patient).join(Patient, Patient.id == SafetyAlert.patient_id)
-    if scope is None:
-        from concord.safety.alerts import _on_my_teams
-
-        query = query.where(_on_my_teams(by))
-    else:
-        query = query.where(SafetyAlert.patient_id.in_([a.patient.id for a in scope]))
-    if statuses is not None:
-        ours = [str(k) for k, v in TASK_STATUS.items() if v in statuses]
-        query = query.where(SafetyAlert.status.in_(ours))
-    if owners is not None:
-        query = query.where(SafetyAlert.owner_id.in_([o for o in owners if o is not None]))
-    work = _work_task_query(by, scope, statuses, owners)
-    total = _count(session, query) + _count(session, work)
-    if q.only_count:
-        return [], None, total
-    if q.cursor:
-        last = access.parse_id(q.cursor)
-        if last is None:
+    before = None
+    if q.cursor and not q.only_count:
+        before = access.parse_id(q.cursor)
+        if before is None:
             raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
-        query = query.where(SafetyAlert.id < last)
-        work = work.where(_work_task_model().id < last)
-    count = q.count
-    rows: list[tuple[Any, Patient]] = list(
-        session.execute(query.order_by(SafetyAlert.id.desc()).limit(count + 1)).all()
+    page = list_team_tasks(
+        session,
+        by=by,
+        scope=scope,
+        alert_statuses=None
+        if statuses is None
+        else [str(k) for k, v in TASK_STATUS.items() if v in statuses],
+        task_statuses=None
+        if statuses is None
+        else [k for k, v in WORK_STATUS.items() if v in statuses],
+        owners=_owners(q),
+        before=before,
+        limit=q.count,
+        only_count=q.only_count,
     )
-    rows += list(
-        session.execute(work.order_by(_work_task_model().id.desc()).limit(count + 1)).all()
-    )
-    # One order for both kinds of task (by id), so a cursor pages through both.
-    rows.sort(key=lambda r: r[0].id, reverse=True)
-    next_cursor = str(rows[count - 1][0].id) if len(rows) > count else None
-    resources = []
-    outcomes = outcomes_by_alert(
-        session, [item for item, _ in rows[:count] if isinstance(item, SafetyAlert)]
-    )
-    for item, patient in rows[:count]:
-        record(
-            session,
-            by=by,
-            action="search",
-            object_type="Task",
-            object_id=item.id,
-            patient_id=patient.id,
-        )
-        if isinstance(item, SafetyAlert):
-            resources.append(
-                task_resource(
-                    item,
-                    patient,
-                    rules_for(session, patient.organization_id),
-                    _raised_by(session, item),
-                    outcomes.get(item.id),
-                )
-            )
-        else:
-            resources.append(work_task_resource(item, patient))
-    return resources, next_cursor, total
-
-
-def _count(session: Session, query: Any) -> int:
-    from sqlalchemy import func
-
-    return int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())))
-
-
-def _work_task_model() -> Any:
-    from concord.registry.models import WorkTask
-
-    return WorkTask
-
-
-def _work_task_query(
-    by: User,
-    scope: list[access.PatientAccess] | None,
-    statuses: set[str] | None,
-    owners: list[uuid.UUID | None] | None,
-) -> Any:
-    WorkTask = _work_task_model()
-    query = select(WorkTask, Patient).join(Patient, Patient.id == WorkTask.patient_id)
-    if scope is None:
-        from sqlalchemy import and_, exists
-
-        from concord.patients.models import CareTeam, CareTeamMember
-
-        query = query.where(
-            exists().where(
-                and_(
-                    CareTeam.patient_id == WorkTask.patient_id,
-                    CareTeamMember.care_team_id == CareTeam.id,
-                    CareTeamMember.user_id == by.id,
-                    CareTeamMember.ended_at.is_(None),
-                )
-            )
-        )
-    else:
-        query = query.where(WorkTask.patient_id.in_([a.patient.id for a in scope]))
-    if statuses is not None:
-        query = query.where(
-            WorkTask.status.in_([k for k, v in WORK_STATUS.items() if v in statuses])
-        )
-    if owners is not None:
-        query = query.where(WorkTask.owner_id.in_([o for o in owners if o is not None]))
-    return query
+    resources = [
+        _alert_task(session, item)
+        if isinstance(item, AlertRecord)
+        else work_task_resource(item, patient)
+        for item, patient in page.rows
+    ]
+    next_cursor = resources[-1]["id"] if page.more and resources else None
+    return resources, next_cursor, page.total
 
 
 def read_flag(session: Session, *, by: User, ident: str) -> dict[str, Any]:
-    from concord.safety.rulesets import rules_for
-
-    rid = access.parse_id(ident)
-    row = session.get(RiskStatus, rid) if rid is not None else None
-    acc = _team_access(session, by, row.patient_id) if row is not None else None
-    if row is None or acc is None:
-        raise NotFound(Msg("No such resource."))
-    rows = list(session.scalars(select(RiskStatus).where(RiskStatus.patient_id == row.patient_id)))
-    for flag in flag_resources(rows, acc.patient, rules_for(session, acc.patient.organization_id)):
-        if flag["id"] == str(row.id):
-            record(
-                session,
-                by=by,
-                action="read",
-                object_type="Flag",
-                object_id=row.id,
-                patient_id=acc.patient.id,
-            )
-            return flag
-    raise NotFound(Msg("No such resource."))
+    try:
+        period = get_risk_period(session, by=by, ident=ident)
+    except NotFound:
+        raise NotFound(Msg("No such resource.")) from None
+    return flag_resource(period, rules_for(session, period.patient.organization_id))
 
 
 def search_flags(
     session: Session, *, by: User, q: Query
 ) -> tuple[list[dict[str, Any]], str | None, int]:
     """Patients' risk flags, newest first (patient or subject is required)."""
-    from concord.fhir.service import page_of
-    from concord.safety.rulesets import rules_for
-
     scope = _patients_in_scope(session, by, q)
     if scope is None:
         raise InvalidInput.field("patient", Msg("is required: Flag?patient=<id>"))
     if not scope or not by.is_clinician:
         return [], None, 0
-    flags: list[dict[str, Any]] = []
-    for acc in scope:
-        patient = acc.patient
-        rows = list(
-            session.scalars(select(RiskStatus).where(RiskStatus.patient_id == patient.id))
-        )
-        flags += flag_resources(rows, patient, rules_for(session, patient.organization_id))
     wanted = allowed_codes(
         q.groups("status"), FLAG_STATUS_SYSTEM, {"active", "inactive", "entered-in-error"}
     )
-    if wanted is not None:
-        flags = [f for f in flags if f["status"] in wanted]
-    page, next_cursor = page_of(flags, q)
-    for flag in page:
-        record(
-            session,
-            by=by,
-            action="search",
-            object_type="Flag",
-            object_id=uuid.UUID(flag["id"]),
-            patient_id=uuid.UUID(flag["subject"]["reference"].removeprefix("Patient/")),
-        )
-    return page, next_cursor, len(flags)
+    current = None if wanted is None else {s == "active" for s in wanted if s != "entered-in-error"}
+    offset = offset_of(q)
+    page = list_risk_periods(
+        session,
+        by=by,
+        scope=scope,
+        current=current,
+        offset=offset,
+        limit=q.count,
+        only_count=q.only_count,
+    )
+    resources = [flag_resource(p, rules_for(session, p.patient.organization_id)) for p in page.rows]
+    return resources, (str(offset + q.count) if page.more else None), page.total

@@ -166,6 +166,15 @@ class Query:
         return self.summary == "count"
 
 
+def offset_of(q: Query) -> int:
+    """The cursor of a list built in memory: the offset of the next page (0 without one)."""
+    if q.cursor is None:
+        return 0
+    if not q.cursor.isdigit():
+        raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
+    return int(q.cursor)
+
+
 def allowed_codes(groups: list[list[Token]], system: str, codes: Iterable[str]) -> set[str] | None:
     """For a single-valued coded element whose codes come from `system`: the codes that
     satisfy every group; None when there are no groups."""

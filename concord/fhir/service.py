@@ -1,24 +1,27 @@
-"""FHIR reads and searches, behind the same access rules and audit as the pages."""
+"""FHIR reads and searches: parse the search, ask the owning domain's service (which applies
+the access rules and writes the audit trail, as for the pages), map what it returns to
+resources. No query is run here (tests/test_read_path.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from concord import access, disclosure
+from concord import access
 from concord.access import PatientAccess
-from concord.accounts.models import CLINICAL_ROLES, Organization, Role, User
+from concord.accounts.models import Organization, User
+from concord.accounts.organizations import organization_of
+from concord.accounts.users import get_colleague
 from concord.actions import checkin
-from concord.audit.models import Outcome
-from concord.audit.service import record
 from concord.careplans import service as plans
-from concord.careplans.models import CarePlan, Goal, PlanRevision, PlanStatus
+from concord.careplans.models import PlanStatus
+from concord.decisions import service as decisions
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.fhir import mapping
 from concord.fhir.mapping import GOAL_LIFECYCLE
@@ -28,11 +31,11 @@ from concord.fhir.search import (
     Token,
     allowed_codes,
     codings_match,
-    token_filter,
+    offset_of,
 )
 from concord.i18n import Msg
-from concord.patients.models import CareTeam, Patient
-from concord.patients.service import current_members
+from concord.paging import Page, in_memory
+from concord.patients import service as patients
 
 
 @dataclass
@@ -48,10 +51,14 @@ def mrn_system(template: str, org: Organization) -> str:
     return template.replace("{organization}", org.slug)
 
 
-def _org(session: Session, by: User) -> Organization:
-    org = session.get(Organization, by.organization_id)
-    assert org is not None
-    return org
+@contextmanager
+def _as_missing() -> Iterator[None]:
+    """A domain's NotFound (a missing row, or one outside the caller's scope: the same answer,
+    audited there) as FHIR says it, word for word the same for every resource."""
+    try:
+        yield
+    except NotFound:
+        raise NotFound(Msg("No such resource.")) from None
 
 
 def _cursor(value: str | None) -> uuid.UUID | None:
@@ -63,27 +70,10 @@ def _cursor(value: str | None) -> uuid.UUID | None:
         raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out")) from None
 
 
-def _scope(session: Session, by: User, patient_ids: set[str] | None) -> list[PatientAccess] | None:
+def _scope(session: Session, by: User, q: Query) -> list[PatientAccess] | None:
     """The patients a search may return: those named (None: all the caller may read). A
     patient outside the caller's scope is left out, exactly like a missing one (audited)."""
-    if patient_ids is None:
-        return None
-    found = []
-    for ident in sorted(patient_ids):
-        try:
-            acc = access.patient_for(session, by, ident, action="search")
-        except NotFound:
-            continue
-        if not acc.can_read_record:
-            # Left out, as for a patient outside the caller's scope; the refusal is in the trail.
-            access.refuse_record(session, acc, action="search")
-            continue
-        found.append(acc)
-    return found
-
-
-def _readable_ids(by: User) -> Select[tuple[uuid.UUID]]:
-    return access.readable_patients(by).with_only_columns(Patient.id)
+    return access.records_among(session, by, q.patient_ids())
 
 
 def _clinical_reader(by: User) -> bool:
@@ -91,117 +81,51 @@ def _clinical_reader(by: User) -> bool:
     return by.is_clinician or by.is_patient
 
 
+def _page(
+    page: Page[Any], resource: Callable[[Any], dict[str, Any]], key: Callable[[Any], Any]
+) -> SearchPage:
+    """A keyset page as FHIR returns it; the cursor is the key of the last row returned."""
+    next_cursor = str(key(page.rows[-1])) if page.more and page.rows else None
+    return SearchPage([resource(row) for row in page.rows], next_cursor, page.total)
+
+
 # --- reads -----------------------------------------------------------------------------------
 
 
 def read_patient(session: Session, *, by: User, ident: str, mrn: str) -> dict[str, Any]:
-    acc = _owner_access(session, by, ident, "Patient")
-    return mapping.patient_resource(acc.patient, mrn_system(mrn, _org(session, by)))
+    with _as_missing():
+        acc = access.record_access(session, by, ident, object_type="Patient")
+    return mapping.patient_resource(acc.patient, mrn_system(mrn, organization_of(session, by)))
 
 
-def _team_resource(session: Session, team: CareTeam, acc: PatientAccess) -> dict[str, Any]:
-    return mapping.care_team_resource(team, acc.patient, current_members(session, team_id=team.id))
-
-
-def _goal_resource(
-    session: Session, goal: Goal, acc: PatientAccess, contents: Any = None
-) -> dict[str, Any]:
-    if contents is None:
-        plan = session.get(CarePlan, goal.plan_id)
-        assert plan is not None
-        contents = plans.load_contents(session, plan)
-    return mapping.goal_resource(goal, acc.patient, contents)
-
-
-def _plan_resource(session: Session, plan: CarePlan, acc: PatientAccess) -> dict[str, Any]:
-    team = session.scalar(select(CareTeam).where(CareTeam.patient_id == plan.patient_id))
-    latest = session.scalar(
-        select(PlanRevision).where(
-            PlanRevision.plan_id == plan.id, PlanRevision.number == plan.revision_number
-        )
-    )
-    from concord.fhir.decisions import decisions_for_plan
-
+def _plan_resource(session: Session, record: plans.PlanRecord) -> dict[str, Any]:
     return mapping.care_plan_resource(
-        plan,
-        acc.patient,
-        team,
-        plans.load_contents(session, plan),
-        latest,
-        decisions_for_plan(session, plan.id),
-        author=session.get(User, plan.created_by_id),
+        record.plan,
+        record.access.patient,
+        record.team,
+        record.contents,
+        record.latest,
+        decisions.decisions_for_plan(session, record.plan.id),
+        author=record.author,
     )
-
-
-def _owner_access(
-    session: Session, by: User, patient_id: uuid.UUID | str, object_type: str
-) -> PatientAccess:
-    """The patient a resource belongs to, if `by` may read their record; otherwise the same
-    answer as for a resource that does not exist, word for word (audited either way)."""
-    try:
-        acc = access.patient_for(session, by, patient_id, object_type=object_type)
-    except NotFound:
-        raise NotFound(Msg("No such resource.")) from None
-    if not acc.can_read_record:
-        raise access.refuse_record(
-            session, acc, object_type=object_type, message=Msg("No such resource.")
-        )
-    return acc
-
-
-def _get(session: Session, model: Any, ident: str) -> Any:
-    try:
-        return session.get(model, uuid.UUID(ident))
-    except ValueError:
-        return None
 
 
 def read_resource(session: Session, *, by: User, kind: str, ident: str, mrn: str) -> dict[str, Any]:
     if kind == "Patient":
         return read_patient(session, by=by, ident=ident, mrn=mrn)
     if kind == "Practitioner":
-        user = _get(session, User, ident)
-        if (
-            user is None
-            or user.organization_id != by.organization_id
-            or Role(user.role) not in CLINICAL_ROLES
-            or not _clinical_reader(by)
-        ):
+        user = get_colleague(session, by=by, user_id=ident)
+        if user is None or not _clinical_reader(by):
             raise NotFound(Msg("No such resource."))
         return mapping.practitioner_resource(user)
-    model = {"CareTeam": CareTeam, "CarePlan": CarePlan, "Goal": Goal}[kind]
-    item = _get(session, model, ident)
-    if item is None:
-        record(
-            session,
-            by=by,
-            action="read",
-            object_type=kind,
-            object_id=ident[:64],
-            outcome=Outcome.denied,
-        )
-        raise NotFound(Msg("No such resource."))
-    patient_id = (
-        item.patient_id
-        if kind != "Goal"
-        else session.scalar(select(CarePlan.patient_id).where(CarePlan.id == item.plan_id))
-    )
-    acc = _owner_access(session, by, patient_id, kind)
-    if kind == "Goal" and item.removed_at is not None:
-        raise NotFound(Msg("No such resource."))
-    record(
-        session,
-        by=by,
-        action="read",
-        object_type=kind,
-        object_id=item.id,
-        patient_id=acc.patient.id,
-    )
-    if kind == "CareTeam":
-        return _team_resource(session, item, acc)
-    if kind == "CarePlan":
-        return _plan_resource(session, item, acc)
-    return _goal_resource(session, item, acc)
+    with _as_missing():
+        if kind == "CareTeam":
+            team, acc, members = patients.get_care_team_by_id(session, by=by, ident=ident)
+            return mapping.care_team_resource(team, acc.patient, members)
+        if kind == "CarePlan":
+            return _plan_resource(session, plans.get_plan_record(session, by=by, ident=ident))
+        goal, acc, contents = plans.get_goal(session, by=by, ident=ident)
+        return mapping.goal_resource(goal, acc.patient, contents)
 
 
 # --- searches --------------------------------------------------------------------------------
@@ -211,70 +135,30 @@ REQUEST_STATUS = "http://hl7.org/fhir/request-status"
 GOAL_STATUS = "http://hl7.org/fhir/goal-status"
 
 
-def _total(session: Session, query: Select[Any]) -> int:
-    return int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())))
-
-
-def _keyset(
-    session: Session, query: Select[Any], id_col: Any, q: Query
-) -> tuple[list[Any], str | None, int]:
-    """One page of `query` in id order after the cursor, the next cursor, and the total."""
-    total = _total(session, query)
-    if q.only_count:
-        return [], None, total
-    cursor = _cursor(q.cursor)
-    if cursor is not None:
-        query = query.where(id_col > cursor)
-    rows = list(session.execute(query.order_by(id_col).limit(q.count + 1)))
-    if len(rows) > q.count:
-        rows = rows[: q.count]
-        return rows, str(rows[-1][0].id), total
-    return rows, None, total
-
-
 def page_of(items: list[Any], q: Query) -> tuple[list[Any], str | None]:
     """A page of a list built in memory; the cursor is the offset of the next page."""
-    start = 0
-    if q.cursor is not None:
-        if not q.cursor.isdigit() or int(q.cursor) > len(items):
-            raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
-        start = int(q.cursor)
-    if q.only_count:
-        return [], None
-    end = start + q.count
-    return items[start:end], (str(end) if end < len(items) else None)
+    start = offset_of(q)
+    page = in_memory(items, offset=start, limit=q.count, only_count=q.only_count)
+    return page.rows, (str(start + q.count) if page.more else None)
 
 
-def _id_filter(groups: list[list[Token]], id_col: Any) -> list[Any]:
-    """`_id` tokens: a plain id each (an id carries no system)."""
-    clauses = []
-    for group in groups:
-        ids = [access.parse_id(t.code) for t in group if t.system is None and t.code]
-        clauses.append(id_col.in_([i for i in ids if i is not None]))
-    return clauses
-
-
-def _status_filter(
-    groups: list[list[Token]], system: str, ours: Mapping[str, str], col: Any
-) -> Any:
-    """A status search: `ours` maps each stored value to its FHIR code in `system`."""
+def _statuses(groups: list[list[Token]], system: str, ours: Mapping[str, str]) -> list[str] | None:
+    """A status search: the stored values (`ours` maps each to its FHIR code in `system`)."""
     wanted = allowed_codes(groups, system, set(ours.values()))
     if wanted is None:
         return None
-    return col.in_([k for k, v in ours.items() if v in wanted])
+    return [k for k, v in ours.items() if v in wanted]
 
 
 def search(session: Session, *, by: User, q: Query, mrn: str) -> SearchPage:
     kind = q.kind
     if kind == "Patient":
         return _search_patients(session, by, q, mrn)
-    scope = _scope(session, by, q.patient_ids())
+    scope = _scope(session, by, q)
     if scope == [] or not _clinical_reader(by):
         return SearchPage([], None, 0)
-    accesses: dict[uuid.UUID, PatientAccess] = {a.patient.id: a for a in scope or []}
+    paging = {"after": _cursor(q.cursor), "limit": q.count, "only_count": q.only_count}
     if kind == "CareTeam":
-        query = select(CareTeam)
-        patient_col = CareTeam.patient_id
         # Every care team Concord serves is active.
         wanted = allowed_codes(
             q.groups("status"),
@@ -283,80 +167,45 @@ def search(session: Session, *, by: User, q: Query, mrn: str) -> SearchPage:
         )
         if wanted is not None and "active" not in wanted:
             return SearchPage([], None, 0)
-    elif kind == "CarePlan":
-        query = select(CarePlan)
-        patient_col = CarePlan.patient_id
-        statuses = {s.value: s.value for s in PlanStatus}
-        status = _status_filter(q.groups("status"), REQUEST_STATUS, statuses, CarePlan.status)
-        if status is not None:
-            query = query.where(status)
-    else:
-        query = (
-            select(Goal)
-            .join(CarePlan, CarePlan.id == Goal.plan_id)
-            .where(Goal.removed_at.is_(None))
+        teams = patients.list_care_teams(session, by=by, scope=scope, **paging)
+        return _page(
+            teams,
+            lambda r: mapping.care_team_resource(r[0], r[1].patient, r[2]),
+            lambda r: r[0].id,
         )
-        patient_col = CarePlan.patient_id
-        status = _status_filter(
-            q.groups("lifecycle-status"), GOAL_STATUS, GOAL_LIFECYCLE, Goal.status
+    if kind == "CarePlan":
+        statuses = _statuses(
+            q.groups("status"), REQUEST_STATUS, {s.value: s.value for s in PlanStatus}
         )
-        if status is not None:
-            query = query.where(status)
-    if scope is None:
-        query = query.where(patient_col.in_(_readable_ids(by)))
-    else:
-        query = query.where(patient_col.in_(list(accesses)))
-    model = {"CareTeam": CareTeam, "CarePlan": CarePlan, "Goal": Goal}[kind]
-    pairs, next_cursor, total = _keyset(session, query.add_columns(patient_col), model.id, q)
-    contents_by_plan: dict[uuid.UUID, Any] = {}
-    resources = []
-    for row, patient_id in pairs:
-        acc = accesses.get(patient_id) or access.patient_for(session, by, patient_id)
-        accesses[patient_id] = acc
-        record(
-            session,
-            by=by,
-            action="search",
-            object_type=kind,
-            object_id=row.id,
-            patient_id=patient_id,
-        )
-        if kind == "CareTeam":
-            resources.append(_team_resource(session, row, acc))
-        elif kind == "CarePlan":
-            resources.append(_plan_resource(session, row, acc))
-        else:
-            if row.plan_id not in contents_by_plan:
-                plan = session.get(CarePlan, row.plan_id)
-                assert plan is not None
-                contents_by_plan[row.plan_id] = plans.load_contents(session, plan)
-            resources.append(_goal_resource(session, row, acc, contents_by_plan[row.plan_id]))
-    return SearchPage(resources, next_cursor, total)
+        found = plans.list_plan_records(session, by=by, scope=scope, statuses=statuses, **paging)
+        return _page(found, lambda r: _plan_resource(session, r), lambda r: r.plan.id)
+    statuses = _statuses(q.groups("lifecycle-status"), GOAL_STATUS, GOAL_LIFECYCLE)
+    goals = plans.list_goals(session, by=by, scope=scope, statuses=statuses, **paging)
+    return _page(
+        goals, lambda r: mapping.goal_resource(r[0], r[1].patient, r[2]), lambda r: r[0].id
+    )
 
 
 def _search_patients(session: Session, by: User, q: Query, mrn: str) -> SearchPage:
     if not _clinical_reader(by):
         return SearchPage([], None, 0)
-    query = access.readable_patients(by)
-    for clause in _id_filter(q.groups("_id"), Patient.id):
-        query = query.where(clause)
-    org = _org(session, by)
-    system = mrn_system(mrn, org)
-    # Every patient has one identifier, the MRN, always with this system.
-    for group in q.groups("identifier"):
-        query = query.where(or_(*(t.fixed_system_clause(system, Patient.mrn) for t in group)))
-    rows, next_cursor, total = _keyset(session, query, Patient.id, q)
-    patients = [row[0] for row in rows]
-    for patient in patients:
-        record(
-            session,
-            by=by,
-            action="search",
-            object_type="Patient",
-            object_id=patient.id,
-            patient_id=patient.id,
-        )
-    return SearchPage([mapping.patient_resource(p, system) for p in patients], next_cursor, total)
+    system = mrn_system(mrn, organization_of(session, by))
+    found = patients.list_patients(
+        session,
+        by=by,
+        # `_id` tokens: a plain id each (an id carries no system).
+        id_groups=[
+            [access.parse_id(t.code) for t in group if t.system is None and t.code]
+            for group in q.groups("_id")
+        ],
+        # Every patient has one identifier, the MRN, always with this system.
+        mrn_groups=q.groups("identifier"),
+        mrn_system=system,
+        after=_cursor(q.cursor),
+        limit=q.count,
+        only_count=q.only_count,
+    )
+    return _page(found, lambda p: mapping.patient_resource(p, system), lambda p: p.id)
 
 
 # --- questionnaires, responses, scores ----------------------------------------------------------
@@ -419,202 +268,86 @@ def search_questionnaires(q: Query) -> SearchPage:
     return SearchPage(page, next_cursor, len(found))
 
 
-def _response_access(session: Session, by: User, response: Any) -> PatientAccess:
-    acc = _owner_access(session, by, response.patient_id, "QuestionnaireResponse")
-    # Its instrument's data category, decided as the domain service decides it.
-    disclosure.check_record(
-        session,
-        acc,
-        response,
-        object_type="QuestionnaireResponse",
-        message=Msg("No such resource."),
-    )
-    return acc
-
-
-def _disclosed(
-    session: Session, by: User, query: Select[Any], column: Any, object_type: str
-) -> Select[Any]:
-    """`query` less the rows whose instrument's category may not be disclosed to `by` (the
-    same decision as measures.list_responses), before paging and Bundle.total; a search that
-    withholds rows is counted in the trail (that count is the only extra query, and only
-    when something is withheld)."""
-    from concord.measures.library import library
-    from concord.measures.service import disclosed_instruments
-
-    codes = disclosed_instruments(disclosure.permitted_to(by))
-    if len(codes) < len(library().instruments):
-        withheld = _total(session, query.where(column.not_in(codes)))
-        if withheld:
-            disclosure.audit_withheld_search(session, by, withheld, object_type=object_type)
-    return query.where(column.in_(codes))
-
-
 def read_questionnaire_response(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     from concord.fhir.measures import response_resource
+    from concord.measures import service as measures
     from concord.measures.library import library
-    from concord.measures.models import MeasureResponse
 
     if ident.startswith("decision-"):
         return read_decision(session, by=by, ident=ident)
-    response = _get(session, MeasureResponse, ident)
-    if response is None:
-        record(
-            session,
-            by=by,
-            action="read",
-            object_type="QuestionnaireResponse",
-            object_id=ident[:64],
-            outcome=Outcome.denied,
-        )
-        raise NotFound(Msg("No such resource."))
-    acc = _response_access(session, by, response)
-    record(
-        session,
-        by=by,
-        action="read",
-        object_type="QuestionnaireResponse",
-        object_id=response.id,
-        patient_id=acc.patient.id,
-    )
+    with _as_missing():
+        response, acc = measures.get_response_by_id(session, by=by, ident=ident)
     return response_resource(response, library().get(response.instrument), acc.patient)
 
 
 def read_decision(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     """A decision made together, as a QuestionnaireResponse (clinicians on the team and the
     patient; nobody else learns it exists)."""
-    from concord.decisions.models import Decision
     from concord.fhir.decisions import response
 
-    decision = _get(session, Decision, ident.removeprefix("decision-"))
-    acc = None
-    if decision is not None:
-        try:
-            # The patient's record, as on the pages (not a family member's shared plan).
-            acc = access.record_access(session, by, decision.patient_id, object_type="Decision")
-        except NotFound:
-            acc = None
-    if decision is None or acc is None:
-        record(
-            session,
-            by=by,
-            action="read",
-            object_type="Decision",
-            object_id=ident[:64],
-            outcome=Outcome.denied,
+    with _as_missing():
+        decision, plan_id = decisions.find_decision(
+            session, by=by, ident=ident.removeprefix("decision-")
         )
-        raise NotFound(Msg("No such resource."))
-    record(
-        session,
-        by=by,
-        action="read",
-        object_type="Decision",
-        object_id=decision.id,
-        patient_id=acc.patient.id,
-    )
-    from concord.careplans.models import Intervention
-
-    item = session.get(Intervention, decision.intervention_id) if decision.intervention_id else None
-    return response(decision, item.plan_id if item else None)
+    return response(decision, plan_id)
 
 
-def _questionnaire_clause(base: str, c: Canonical) -> Any:
+def _questionnaire(base: str, c: Canonical) -> tuple[str, str | None] | None:
     """A QuestionnaireResponse.questionnaire search value: Concord's canonical, a LOINC panel's
-    (http://loinc.org/q/...) or Questionnaire/<id>; `|version` must match the version answered."""
+    (http://loinc.org/q/...) or Questionnaire/<id>; `|version` must match the version answered.
+    The instrument and version it names, or None for one Concord does not have."""
     from concord.fhir.measures import _instrument_for
     from concord.measures.library import library
-    from concord.measures.models import MeasureResponse
 
-    url = c.url.removeprefix(base.rstrip("/") + "/")
-    instrument = _instrument_for(url, library())
-    if instrument is None:
-        return false()
-    clause = MeasureResponse.instrument == instrument.code
-    if c.version is not None:
-        clause = and_(clause, MeasureResponse.instrument_version == c.version)
-    return clause
+    instrument = _instrument_for(c.url.removeprefix(base.rstrip("/") + "/"), library())
+    return None if instrument is None else (instrument.code, c.version)
 
 
 def search_questionnaire_responses(
     session: Session, *, by: User, q: Query, base: str
 ) -> SearchPage:
     from concord.fhir.measures import response_resource
+    from concord.measures import service as measures
     from concord.measures.library import library
-    from concord.measures.models import MeasureResponse, ResponseStatus
 
-    scope = _scope(session, by, q.patient_ids())
+    scope = _scope(session, by, q)
     if scope == [] or not _clinical_reader(by):
         return SearchPage([], None, 0)
-    query = select(MeasureResponse).where(MeasureResponse.status == ResponseStatus.completed)
-    if scope is None:
-        query = query.where(MeasureResponse.patient_id.in_(_readable_ids(by)))
-    else:
-        query = query.where(MeasureResponse.patient_id.in_([a.patient.id for a in scope]))
-    for group in q.groups("questionnaire"):
-        query = query.where(or_(*(_questionnaire_clause(base, c) for c in group)))
-    for clause in token_filter(
-        q.groups("identifier"), MeasureResponse.client_system, MeasureResponse.client_identifier
-    ):
-        query = query.where(clause)
-    query = _disclosed(session, by, query, MeasureResponse.instrument, "QuestionnaireResponse")
-    rows, next_cursor, total = _keyset(session, query, MeasureResponse.id, q)
-    resources = []
-    patients: dict[uuid.UUID, Patient] = {}
-    for (row,) in rows:
-        patient = patients.get(row.patient_id) or session.get(Patient, row.patient_id)
-        assert patient is not None
-        patients[row.patient_id] = patient
-        record(
-            session,
-            by=by,
-            action="search",
-            object_type="QuestionnaireResponse",
-            object_id=row.id,
-            patient_id=row.patient_id,
-        )
-        resources.append(response_resource(row, library().get(row.instrument), patient))
-    return SearchPage(resources, next_cursor, total)
+    found = measures.search_responses(
+        session,
+        by=by,
+        scope=scope,
+        questionnaires=[[_questionnaire(base, c) for c in g] for g in q.groups("questionnaire")],
+        identifiers=q.groups("identifier"),
+        after=_cursor(q.cursor),
+        limit=q.count,
+        only_count=q.only_count,
+    )
+    return _page(
+        found,
+        lambda r: response_resource(r[0], library().get(r[0].instrument), r[1]),
+        lambda r: r[0].id,
+    )
 
 
 def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     from concord.fhir.measures import item_observations, score_observation
+    from concord.measures import service as measures
     from concord.measures.library import library
-    from concord.measures.models import MeasureObservation, MeasureResponse
 
     if "." in ident:  # an item of a response: <response id>.<item id>
-        response = _get(session, MeasureResponse, ident.split(".", 1)[0])
-        if response is not None:
-            acc = _response_access(session, by, response)
-            instrument = library().get(response.instrument)
-            for resource in (
-                item_observations(response, instrument, acc.patient) if instrument else []
-            ):
-                if resource["id"] == ident:
-                    record(
-                        session,
-                        by=by,
-                        action="read",
-                        object_type="Observation",
-                        object_id=ident[:64],
-                        patient_id=acc.patient.id,
-                    )
-                    return resource
+        found = measures.find_response(session, by=by, ident=ident.split(".", 1)[0])
+        if found is None:
+            raise NotFound(Msg("No such resource."))
+        response, acc = found
+        instrument = library().get(response.instrument)
+        for resource in item_observations(response, instrument, acc.patient) if instrument else []:
+            if resource["id"] == ident:
+                measures.record_read(session, acc, "Observation", ident[:64])
+                return resource
         raise NotFound(Msg("No such resource."))
-    observation = _get(session, MeasureObservation, ident)
-    if observation is None:
-        raise NotFound(Msg("No such resource."))
-    acc = _owner_access(session, by, observation.patient_id, "Observation")
-    disclosure.check_record(
-        session, acc, observation, object_type="Observation", message=Msg("No such resource.")
-    )
-    record(
-        session,
-        by=by,
-        action="read",
-        object_type="Observation",
-        object_id=observation.id,
-        patient_id=acc.patient.id,
-    )
+    with _as_missing():
+        observation, acc = measures.get_observation(session, by=by, ident=ident)
     return score_observation(observation, library().get(observation.instrument), acc.patient)
 
 
@@ -624,112 +357,72 @@ def _observations_derived_from(
     """Observations derived from named responses: each response's scores and, for the items
     LOINC codes, an Observation per answer; built in memory (a response has a few dozen)."""
     from concord.fhir.measures import item_observations, score_observation
+    from concord.measures import service as measures
     from concord.measures.library import library
-    from concord.measures.models import MeasureObservation, MeasureResponse
 
     ids = q.ids("derived-from", target="QuestionnaireResponse") or set()
     wanted = {a.patient.id for a in scope} if scope is not None else None
     found: list[dict[str, Any]] = []
     for ident in sorted(ids):
-        response = _get(session, MeasureResponse, ident)
-        if response is None or (wanted is not None and response.patient_id not in wanted):
+        named = measures.find_response(session, by=by, ident=ident, patients=wanted)
+        if named is None:
             continue
-        try:
-            acc = _response_access(session, by, response)
-        except NotFound:
-            continue
+        response, acc = named
         instrument = library().get(response.instrument)
-        scores = session.scalars(
-            select(MeasureObservation)
-            .where(MeasureObservation.response_id == response.id)
-            .order_by(MeasureObservation.id)
-        )
+        scores = measures.scores_of(session, response.id)
         found += [score_observation(o, instrument, acc.patient) for o in scores]
         if instrument is not None:
             found += item_observations(response, instrument, acc.patient)
     found = [r for r in found if codings_match(q.groups("code"), r["code"]["coding"])]
     page, next_cursor = page_of(found, q)
-    for resource in page:
-        record(
-            session,
-            by=by,
-            action="search",
-            object_type="Observation",
-            object_id=resource["id"][:64],
-            patient_id=uuid.UUID(resource["subject"]["reference"].removeprefix("Patient/")),
-        )
+    measures.record_searched(
+        session,
+        by,
+        "Observation",
+        [
+            (r["id"][:64], uuid.UUID(r["subject"]["reference"].removeprefix("Patient/")))
+            for r in page
+        ],
+    )
     return SearchPage(page, next_cursor, len(found))
+
+
+def _before(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The cursor of the scores search: the last score's time and id."""
+    if not cursor:
+        return None
+    try:
+        stamp, _, last_id = cursor.partition("_")
+        return datetime.fromisoformat(stamp), uuid.UUID(last_id)
+    except ValueError:
+        raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out")) from None
 
 
 def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
     """Scores, newest first; `derived-from` also returns the response's item observations."""
     from concord.fhir.measures import score_observation
+    from concord.measures import service as measures
     from concord.measures.library import library
-    from concord.measures.models import MeasureObservation
 
-    scope = _scope(session, by, q.patient_ids())
+    scope = _scope(session, by, q)
     if scope == [] or not _clinical_reader(by):
         return SearchPage([], None, 0)
     if q.has("derived-from"):
         return _observations_derived_from(session, by, q, scope)
-    query = select(MeasureObservation)
-    if scope is None:
-        query = query.where(MeasureObservation.patient_id.in_(_readable_ids(by)))
-    else:
-        query = query.where(MeasureObservation.patient_id.in_([a.patient.id for a in scope]))
-    for clause in token_filter(
-        q.groups("code"), MeasureObservation.code_system, MeasureObservation.code
-    ):
-        query = query.where(clause)
-    query = _disclosed(session, by, query, MeasureObservation.instrument, "Observation")
-    total = _total(session, query)
-    if q.only_count:
-        return SearchPage([], None, total)
-    if q.cursor:
-        try:
-            stamp, _, last_id = q.cursor.partition("_")
-            when = datetime.fromisoformat(stamp)
-            query = query.where(
-                or_(
-                    MeasureObservation.effective_at < when,
-                    and_(
-                        MeasureObservation.effective_at == when,
-                        MeasureObservation.id < uuid.UUID(last_id),
-                    ),
-                )
-            )
-        except ValueError:
-            raise InvalidInput.field(
-                "_cursor", Msg("is not a cursor this server gave out")
-            ) from None
-    rows = list(
-        session.scalars(
-            query.order_by(
-                MeasureObservation.effective_at.desc(), MeasureObservation.id.desc()
-            ).limit(q.count + 1)
-        )
+    found = measures.search_observations(
+        session,
+        by=by,
+        scope=scope,
+        codes=q.groups("code"),
+        before=None if q.only_count else _before(q.cursor),
+        limit=q.count,
+        only_count=q.only_count,
     )
-    next_cursor = None
-    if len(rows) > q.count:
-        rows = rows[: q.count]
-        last = rows[-1]
-        next_cursor = f"{last.effective_at.isoformat()}_{last.id}"
-    patients: dict[uuid.UUID, Patient] = {}
-    resources = []
-    for row in rows:
-        patient = patients.get(row.patient_id) or session.get(Patient, row.patient_id)
-        assert patient is not None
-        patients[row.patient_id] = patient
-        record(
-            session,
-            by=by,
-            action="search",
-            object_type="Observation",
-            object_id=row.id,
-            patient_id=row.patient_id,
-        )
-        resources.append(score_observation(row, library().get(row.instrument), patient))
-    return SearchPage(resources, next_cursor, total)
+    return _page(
+        found,
+        lambda r: score_observation(r[0], library().get(r[0].instrument), r[1]),
+        lambda r: f"{r[0].effective_at.isoformat()}_{r[0].id}",
+    )
 
 
 def submit_questionnaire_response(
@@ -761,14 +454,7 @@ def submit_questionnaire_response(
     if if_none_exist is not None:
         existing = _conditional_match(session, acc, if_none_exist)
         if existing is not None:
-            record(
-                session,
-                by=by,
-                action="read",
-                object_type="QuestionnaireResponse",
-                object_id=existing.id,
-                patient_id=acc.patient.id,
-            )
+            measures.record_read(session, acc, "QuestionnaireResponse", existing.id)
             instrument = library().get(existing.instrument)
             return response_resource(existing, instrument, acc.patient), "exists"
     system, value = intake.identifier or (None, None)
@@ -800,7 +486,7 @@ def _conditional_match(session: Session, acc: PatientAccess, criteria: str) -> A
     refused, never ignored (a create that ignored it would store a duplicate)."""
     from urllib.parse import parse_qsl
 
-    from concord.measures.models import MeasureResponse, ResponseStatus
+    from concord.measures import service as measures
 
     field = "If-None-Exist"
     try:
@@ -812,21 +498,13 @@ def _conditional_match(session: Session, acc: PatientAccess, criteria: str) -> A
             field, Msg("only identifier=[system]|value is supported on create")
         )
     raw = pairs[0][1]
-    query = select(MeasureResponse).where(
-        MeasureResponse.patient_id == acc.patient.id,
-        MeasureResponse.status == ResponseStatus.completed,
-    )
     if "|" in raw:
         system, value = raw.split("|", 1)
-        query = query.where(
-            MeasureResponse.client_identifier == value,
-            MeasureResponse.client_system == system
-            if system
-            else MeasureResponse.client_system.is_(None),
+        matches = measures.responses_with_identifier(
+            session, acc, system or None, value, any_system=False
         )
     else:
-        query = query.where(MeasureResponse.client_identifier == raw)
-    matches = list(session.scalars(query.limit(2)))
+        matches = measures.responses_with_identifier(session, acc, None, raw, any_system=True)
     if len(matches) > 1:
         raise Conflict(
             Msg("If-None-Exist matches more than one response; name the identifier's system.")

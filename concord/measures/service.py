@@ -10,19 +10,29 @@ the patient's tasks up to date.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy import Select, and_, bindparam, false, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, SystemPurpose, deny, refuse_record, system_access
+from concord.access import (
+    PatientAccess,
+    SystemPurpose,
+    deny,
+    in_scope,
+    owned_record,
+    parse_id,
+    record_access,
+    refuse_record,
+    system_access,
+)
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.categories import DataCategory, Purpose
@@ -43,6 +53,7 @@ from concord.measures.models import (
 )
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
 from concord.measures.scoring import Scored, asked_items, score_response, validate_answers
+from concord.paging import CodeCriterion, Page, any_of, count, keyset
 from concord.patients.models import Patient
 from concord.validation import check_datetime_range
 
@@ -683,6 +694,12 @@ def _complete(
     return Completed(response, scored)
 
 
+def _completed() -> Select[tuple[MeasureResponse]]:
+    """The responses a reader sees: completed ones (not one in progress, entered in error or
+    superseded by an amendment)."""
+    return select(MeasureResponse).where(MeasureResponse.status == ResponseStatus.completed)
+
+
 def list_responses(
     session: Session,
     *,
@@ -695,10 +712,7 @@ def list_responses(
     instrument's) may not be disclosed for `purpose` (withheld, and counted in the trail)."""
     if not access.can_read_record:
         raise refuse_record(session, access, action="list", object_type="QuestionnaireResponse")
-    query = select(MeasureResponse).where(
-        MeasureResponse.patient_id == access.patient.id,
-        MeasureResponse.status == ResponseStatus.completed,
-    )
+    query = _completed().where(MeasureResponse.patient_id == access.patient.id)
     if instrument_code:
         query = query.where(MeasureResponse.instrument == instrument_code)
     rows = list(session.scalars(query.order_by(MeasureResponse.completed_at.desc()).limit(limit)))
@@ -721,6 +735,21 @@ def disclosed_instruments(categories: Iterable[DataCategory]) -> list[str]:
     an instrument this installation no longer loads has no category, and is withheld)."""
     wanted = set(categories)
     return sorted(code for code, i in library().instruments.items() if i.category in wanted)
+
+
+def _disclosed(
+    session: Session, by: User, query: Select[Any], column: Any, object_type: str
+) -> Select[Any]:
+    """`query` less the rows whose instrument's category may not be disclosed to `by` (the
+    same decision as list_responses), before paging and a total; a search that withholds rows
+    is counted in the trail (that count is the only extra query, and only when something is
+    withheld)."""
+    codes = disclosed_instruments(disclosure.permitted_to(by))
+    if len(codes) < len(library().instruments):
+        withheld = count(session, query.where(column.not_in(codes)))
+        if withheld:
+            disclosure.audit_withheld_search(session, by, withheld, object_type=object_type)
+    return query.where(column.in_(codes))
 
 
 # --- schedules -------------------------------------------------------------------------------
@@ -1243,3 +1272,247 @@ def latest_scores(session: Session, patient_id: uuid.UUID) -> dict[str, MeasureO
         if main is not None and row.score_id == main.id and row.instrument not in latest:
             latest[row.instrument] = row
     return latest
+
+
+# --- reads for the FHIR API (access and audit applied here, once) -------------------------------
+
+
+def _patients_of(session: Session, rows: Iterable[Any]) -> dict[uuid.UUID, Patient]:
+    found: dict[uuid.UUID, Patient] = {}
+    for row in rows:
+        if row.patient_id not in found:
+            patient = session.get(Patient, row.patient_id)
+            assert patient is not None
+            found[row.patient_id] = patient
+    return found
+
+
+def _searched(session: Session, by: User, object_type: str, rows: list[Any]) -> None:
+    for row in rows:
+        record(
+            session,
+            by=by,
+            action="search",
+            object_type=object_type,
+            object_id=row.id,
+            patient_id=row.patient_id,
+        )
+
+
+def get_response_by_id(
+    session: Session, *, by: User, ident: str
+) -> tuple[MeasureResponse, PatientAccess]:
+    """A response by its id, if `by` may read its patient's whole record; NotFound (audited)
+    for a missing one and one outside the scope alike. The read is in the trail."""
+    key = parse_id(ident)
+    response = session.get(MeasureResponse, key) if key is not None else None
+    acc = owned_record(
+        session,
+        by,
+        response,
+        asked=ident,
+        patient_id=response.patient_id if response else None,
+        object_type="QuestionnaireResponse",
+    )
+    assert response is not None
+    # Its instrument's data category, decided as list_responses decides it.
+    disclosure.check_record(
+        session, acc, response, object_type="QuestionnaireResponse", message=Msg("No such record.")
+    )
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type="QuestionnaireResponse",
+        object_id=response.id,
+        patient_id=acc.patient.id,
+    )
+    return response, acc
+
+
+def find_response(
+    session: Session, *, by: User, ident: str, patients: set[uuid.UUID] | None = None
+) -> tuple[MeasureResponse, PatientAccess] | None:
+    """A response by its id for what is derived from it (its scores, its items), if `by` may
+    read its patient's whole record (and it is one of `patients`' when given); None otherwise
+    (a refusal is in the trail). What is returned from it goes to the trail by record_read or
+    record_searched."""
+    key = parse_id(ident)
+    response = session.get(MeasureResponse, key) if key is not None else None
+    if response is None or (patients is not None and response.patient_id not in patients):
+        return None
+    try:
+        acc = record_access(session, by, response.patient_id, object_type="QuestionnaireResponse")
+        disclosure.check_record(session, acc, response, object_type="QuestionnaireResponse")
+    except NotFound:
+        return None
+    return response, acc
+
+
+def search_responses(
+    session: Session,
+    *,
+    by: User,
+    scope: list[PatientAccess] | None,
+    questionnaires: Sequence[Sequence[tuple[str, str | None] | None]] = (),
+    identifiers: Sequence[Sequence[CodeCriterion]] = (),
+    after: uuid.UUID | None = None,
+    limit: int = 100,
+    only_count: bool = False,
+) -> Page[tuple[MeasureResponse, Patient]]:
+    """Completed responses of the patients in `scope` (None: every patient `by` may read), in
+    id order. Each questionnaires group keeps those answering one of its (instrument, version)
+    (None: a questionnaire Concord does not have); each identifiers group those whose client
+    identifier one of its criteria matches. Each response returned is in the trail."""
+    query = _completed().where(in_scope(by, scope, MeasureResponse.patient_id))
+    for group in questionnaires:
+        query = query.where(or_(false(), *(_answering(q) for q in group if q is not None)))
+    for clause in any_of(
+        identifiers, MeasureResponse.client_system, MeasureResponse.client_identifier
+    ):
+        query = query.where(clause)
+    query = _disclosed(session, by, query, MeasureResponse.instrument, "QuestionnaireResponse")
+    page = keyset(
+        session, query, MeasureResponse.id, after=after, limit=limit, only_count=only_count
+    )
+    rows = [row for (row,) in page.rows]
+    patients = _patients_of(session, rows)
+    _searched(session, by, "QuestionnaireResponse", rows)
+    return Page([(r, patients[r.patient_id]) for r in rows], page.more, page.total)
+
+
+def _answering(questionnaire: tuple[str, str | None]) -> Any:
+    code, version = questionnaire
+    clause = MeasureResponse.instrument == code
+    if version is not None:
+        clause = and_(clause, MeasureResponse.instrument_version == version)
+    return clause
+
+
+def responses_with_identifier(
+    session: Session, access: PatientAccess, system: str | None, value: str, *, any_system: bool
+) -> list[MeasureResponse]:
+    """The patient's completed responses under a client identifier (at most two: one is the
+    answer, two say the identifier is ambiguous). `system` None is no system."""
+    query = _completed().where(
+        MeasureResponse.patient_id == access.patient.id,
+        MeasureResponse.client_identifier == value,
+    )
+    if not any_system:
+        query = query.where(
+            MeasureResponse.client_system == system
+            if system
+            else MeasureResponse.client_system.is_(None)
+        )
+    return list(session.scalars(query.limit(2)))
+
+
+def get_observation(
+    session: Session, *, by: User, ident: str
+) -> tuple[MeasureObservation, PatientAccess]:
+    """A score by its id, if `by` may read its patient's whole record; NotFound otherwise (a
+    refusal is in the trail). The read is in the trail."""
+    key = parse_id(ident)
+    observation = session.get(MeasureObservation, key) if key is not None else None
+    if observation is None:
+        raise NotFound(Msg("No such record."))
+    acc = record_access(session, by, observation.patient_id, object_type="Observation")
+    disclosure.check_record(
+        session, acc, observation, object_type="Observation", message=Msg("No such record.")
+    )
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type="Observation",
+        object_id=observation.id,
+        patient_id=acc.patient.id,
+    )
+    return observation, acc
+
+
+def scores_of(session: Session, response_id: uuid.UUID) -> list[MeasureObservation]:
+    """A response's scores, in id order."""
+    return list(
+        session.scalars(
+            select(MeasureObservation)
+            .where(MeasureObservation.response_id == response_id)
+            .order_by(MeasureObservation.id)
+        )
+    )
+
+
+def search_observations(
+    session: Session,
+    *,
+    by: User,
+    scope: list[PatientAccess] | None,
+    codes: Sequence[Sequence[CodeCriterion]] = (),
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 100,
+    only_count: bool = False,
+) -> Page[tuple[MeasureObservation, Patient]]:
+    """Scores of the patients in `scope` (None: every patient `by` may read), newest first,
+    those before `before` (a score's time and id) when given. Each codes group keeps those
+    whose code one of its criteria matches. Each score returned is in the trail."""
+    query = select(MeasureObservation).where(in_scope(by, scope, MeasureObservation.patient_id))
+    for clause in any_of(codes, MeasureObservation.code_system, MeasureObservation.code):
+        query = query.where(clause)
+    query = _disclosed(session, by, query, MeasureObservation.instrument, "Observation")
+    total = count(session, query)
+    if only_count:
+        return Page([], False, total)
+    if before is not None:
+        when, last_id = before
+        query = query.where(
+            or_(
+                MeasureObservation.effective_at < when,
+                and_(MeasureObservation.effective_at == when, MeasureObservation.id < last_id),
+            )
+        )
+    rows = list(
+        session.scalars(
+            query.order_by(
+                MeasureObservation.effective_at.desc(), MeasureObservation.id.desc()
+            ).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    patients = _patients_of(session, rows)
+    _searched(session, by, "Observation", rows)
+    return Page([(r, patients[r.patient_id]) for r in rows], more, total)
+
+
+def record_read(
+    session: Session, access: PatientAccess, object_type: str, object_id: uuid.UUID | str
+) -> None:
+    """A read of something derived from a response (an item's Observation) or found for a
+    caller already given the patient's access, in the trail."""
+    record(
+        session,
+        by=access.by,
+        action="read",
+        object_type=object_type,
+        object_id=object_id,
+        patient_id=access.patient.id,
+    )
+
+
+def record_searched(
+    session: Session,
+    by: User,
+    object_type: str,
+    found: Iterable[tuple[uuid.UUID | str, uuid.UUID]],
+) -> None:
+    """What a search returned that was derived from responses (object id, patient id) in
+    memory, in the trail (find_response gave the access to each)."""
+    for object_id, patient_id in found:
+        record(
+            session,
+            by=by,
+            action="search",
+            object_type=object_type,
+            object_id=object_id,
+            patient_id=patient_id,
+        )

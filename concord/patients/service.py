@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, readable_patients
+from concord.access import (
+    PatientAccess,
+    deny,
+    owned_record,
+    page_in_scope,
+    parse_id,
+    readable_patients,
+)
 from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, User
 from concord.accounts.users import create_user, get_user_by_email
 from concord.audit.models import Outcome
@@ -19,6 +27,7 @@ from concord.clock import now
 from concord.consents import family
 from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from concord.paging import CodeCriterion, Page, keyset
 from concord.patients.models import (
     AdministrativeGender,
     CareTeam,
@@ -558,3 +567,97 @@ def set_related_person_consent(
         patient_id=access.patient.id,
     )
     return link
+
+
+# --- reads for the FHIR API and exports (access and audit applied here, once) ------------------
+
+
+def list_patients(
+    session: Session,
+    *,
+    by: User,
+    id_groups: Sequence[Sequence[uuid.UUID | None]] = (),
+    mrn_groups: Sequence[Sequence[CodeCriterion]] = (),
+    mrn_system: str = "",
+    after: uuid.UUID | None = None,
+    limit: int = 100,
+    only_count: bool = False,
+) -> Page[Patient]:
+    """The patients `by` may read, in id order: each id group keeps those with one of its ids;
+    each MRN group those whose MRN (always in `mrn_system`) one of its criteria matches. Each
+    patient returned is written to the trail as searched."""
+    query = readable_patients(by)
+    for ids in id_groups:
+        query = query.where(Patient.id.in_([i for i in ids if i is not None]))
+    for group in mrn_groups:
+        query = query.where(or_(*(c.fixed_system_clause(mrn_system, Patient.mrn) for c in group)))
+    page = keyset(session, query, Patient.id, after=after, limit=limit, only_count=only_count)
+    patients = [row[0] for row in page.rows]
+    for patient in patients:
+        record(
+            session,
+            by=by,
+            action="search",
+            object_type="Patient",
+            object_id=patient.id,
+            patient_id=patient.id,
+        )
+    return Page(patients, page.more, page.total)
+
+
+def get_care_team_by_id(
+    session: Session, *, by: User, ident: str
+) -> tuple[CareTeam, PatientAccess, list[CareTeamMember]]:
+    """A care team by its id, its patient's access and its current members, if `by` may read
+    the patient's record (NotFound, audited, otherwise); the read is in the trail."""
+    team_id = parse_id(ident)
+    team = session.get(CareTeam, team_id) if team_id is not None else None
+    acc = owned_record(
+        session,
+        by,
+        team,
+        asked=ident,
+        patient_id=team.patient_id if team else None,
+        object_type="CareTeam",
+    )
+    assert team is not None
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type="CareTeam",
+        object_id=team.id,
+        patient_id=acc.patient.id,
+    )
+    return team, acc, current_members(session, team_id=team.id)
+
+
+def list_care_teams(
+    session: Session,
+    *,
+    by: User,
+    scope: list[PatientAccess] | None,
+    after: uuid.UUID | None = None,
+    limit: int = 100,
+    only_count: bool = False,
+) -> Page[tuple[CareTeam, PatientAccess, list[CareTeamMember]]]:
+    """The care teams of the patients in `scope` (None: every patient `by` may read), in id
+    order, each with its patient's access and current members; each is in the trail."""
+    page = page_in_scope(
+        session,
+        by,
+        select(CareTeam),
+        patient_col=CareTeam.patient_id,
+        id_col=CareTeam.id,
+        scope=scope,
+        object_type="CareTeam",
+        after=after,
+        limit=limit,
+        only_count=only_count,
+    )
+    rows = [(team, acc, current_members(session, team_id=team.id)) for team, acc in page.rows]
+    return Page(rows, page.more, page.total)
+
+
+def care_team_of(session: Session, patient_id: uuid.UUID) -> CareTeam | None:
+    return session.scalar(select(CareTeam).where(CareTeam.patient_id == patient_id))

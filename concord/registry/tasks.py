@@ -12,18 +12,20 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id
+from concord.access import PatientAccess, deny, parse_id, team_access
 from concord.accounts.models import Role, User
 from concord.audit.service import record
 from concord.clock import now
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
+from concord.paging import Page
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.registry.models import Episode, TaskStatus, WorkTask
+from concord.safety.models import SafetyAlert
 
 PRIORITIES = ("routine", "urgent", "asap", "stat")
 # What each registry flag asks of whom (titles are stored in English and shown translated) (flags not listed are handled elsewhere: a safety alert
@@ -36,8 +38,16 @@ FLAG_TASKS: dict[str, tuple[str, str, str]] = {
         N_("Follow up with the patient: no follow-up within 4 weeks of the initial assessment"),
         "urgent",
     ),
-    "no_contact_30_days": ("care_manager", N_("Contact the patient: no contact in 30 days"), "urgent"),
-    "checkin_overdue": ("care_manager", N_("Help the patient complete an overdue check-in"), "routine"),
+    "no_contact_30_days": (
+        "care_manager",
+        N_("Contact the patient: no contact in 30 days"),
+        "urgent",
+    ),
+    "checkin_overdue": (
+        "care_manager",
+        N_("Help the patient complete an overdue check-in"),
+        "routine",
+    ),
     "plan_review_overdue": ("care_manager", N_("Review the care plan with the patient"), "routine"),
     "plan_awaiting_agreement": (
         "care_manager",
@@ -362,3 +372,100 @@ def tasks_for_patient(session: Session, access: PatientAccess) -> list[WorkTask]
             .order_by(WorkTask.status, WorkTask.due_on)
         )
     )
+
+
+# --- reads for the FHIR API (access and audit applied here, once) -------------------------------
+
+
+def get_team_task(session: Session, *, by: User, ident: str) -> tuple[WorkTask, PatientAccess]:
+    """A task by its id, for its patient's care team only; NotFound for anyone else and for a
+    missing one alike (a refusal is in the trail). The read is in the trail."""
+    key = parse_id(ident)
+    task = session.get(WorkTask, key) if key is not None else None
+    if task is None:
+        raise NotFound(Msg("No such task."))
+    acc = team_access(session, by, task.patient_id, action="search", object_type="Task")
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type="Task",
+        object_id=task.id,
+        patient_id=acc.patient.id,
+    )
+    return task, acc
+
+
+def list_team_tasks(
+    session: Session,
+    *,
+    by: User,
+    scope: list[PatientAccess] | None,
+    alert_statuses: list[str] | None = None,
+    task_statuses: list[str] | None = None,
+    owners: list[uuid.UUID] | None = None,
+    before: uuid.UUID | None = None,
+    limit: int = 100,
+    only_count: bool = False,
+) -> Page[tuple[Any, Patient]]:
+    """Safety alerts (as AlertRecords) and the registry's tasks of the patients in `scope`
+    (None: every patient on `by`'s care teams), one list newest id first so a cursor (`before`)
+    pages through both. Each returned is in the trail."""
+    from concord.paging import count
+    from concord.safety.alerts import alert_records, team_alerts_query
+
+    alerts = team_alerts_query(by, scope, statuses=alert_statuses, owners=owners)
+    work = _team_tasks_query(by, scope, task_statuses, owners)
+    total = count(session, alerts) + count(session, work)
+    if only_count:
+        return Page([], False, total)
+    if before is not None:
+        alerts = alerts.where(SafetyAlert.id < before)
+        work = work.where(WorkTask.id < before)
+    rows: list[tuple[Any, Patient]] = list(
+        session.execute(alerts.order_by(SafetyAlert.id.desc()).limit(limit + 1)).all()
+    )
+    rows += list(session.execute(work.order_by(WorkTask.id.desc()).limit(limit + 1)).all())
+    rows.sort(key=lambda r: r[0].id, reverse=True)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    records = iter(alert_records(session, [r for r in rows if isinstance(r[0], SafetyAlert)]))
+    found: list[tuple[Any, Patient]] = []
+    for item, patient in rows:
+        record(
+            session,
+            by=by,
+            action="search",
+            object_type="Task",
+            object_id=item.id,
+            patient_id=patient.id,
+        )
+        found.append((next(records) if isinstance(item, SafetyAlert) else item, patient))
+    return Page(found, more, total)
+
+
+def _team_tasks_query(
+    by: User,
+    scope: list[PatientAccess] | None,
+    statuses: list[str] | None,
+    owners: list[uuid.UUID] | None,
+) -> Any:
+    query = select(WorkTask, Patient).join(Patient, Patient.id == WorkTask.patient_id)
+    if scope is None:
+        query = query.where(
+            exists().where(
+                and_(
+                    CareTeam.patient_id == WorkTask.patient_id,
+                    CareTeamMember.care_team_id == CareTeam.id,
+                    CareTeamMember.user_id == by.id,
+                    CareTeamMember.ended_at.is_(None),
+                )
+            )
+        )
+    else:
+        query = query.where(WorkTask.patient_id.in_([a.patient.id for a in scope]))
+    if statuses is not None:
+        query = query.where(WorkTask.status.in_(statuses))
+    if owners is not None:
+        query = query.where(WorkTask.owner_id.in_(owners))
+    return query

@@ -21,7 +21,7 @@ from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id
+from concord.access import PatientAccess, deny, parse_id, team_access
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.categories import DataCategory
@@ -663,3 +663,70 @@ def alert_events(session: Session, alert_id: uuid.UUID) -> list[AlertEvent]:
 
 def follow_up_alert(session: Session, alert_id: uuid.UUID) -> SafetyAlert | None:
     return session.scalar(select(SafetyAlert).where(SafetyAlert.follow_up_of_id == alert_id))
+
+
+# --- reads for the FHIR API (access and audit applied here, once) -------------------------------
+
+
+@dataclass
+class AlertRecord:
+    """An alert with who raised it (None: a rule did) and everything done when it closed."""
+
+    alert: SafetyAlert
+    patient: Patient
+    raised_by: User | None
+    outcomes: list[str]
+
+
+def alert_records(
+    session: Session, rows: Sequence[tuple[SafetyAlert, Patient]]
+) -> list[AlertRecord]:
+    outcomes = outcomes_by_alert(session, [alert for alert, _ in rows])
+    return [
+        AlertRecord(
+            alert,
+            patient,
+            session.get(User, alert.raised_by_id) if alert.raised_by_id else None,
+            outcomes.get(alert.id, []),
+        )
+        for alert, patient in rows
+    ]
+
+
+def get_team_alert(session: Session, *, by: User, ident: str) -> AlertRecord | None:
+    """An alert by its id, for its patient's care team only (NotFound, audited, for anyone
+    else); None when there is no alert with this id. The read is in the trail."""
+    key = parse_id(ident)
+    alert = session.get(SafetyAlert, key) if key is not None else None
+    if alert is None:
+        return None
+    acc = team_access(session, by, alert.patient_id, action="search", object_type="Task")
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type="Task",
+        object_id=alert.id,
+        patient_id=acc.patient.id,
+    )
+    return alert_records(session, [(alert, acc.patient)])[0]
+
+
+def team_alerts_query(
+    by: User,
+    scope: list[PatientAccess] | None,
+    *,
+    statuses: list[str] | None = None,
+    owners: list[uuid.UUID] | None = None,
+) -> Any:
+    """(alert, patient) for the patients in `scope`, or every patient on `by`'s care teams."""
+    query = select(SafetyAlert, Patient).join(Patient, Patient.id == SafetyAlert.patient_id)
+    if scope is None:
+        query = query.where(_on_my_teams(by))
+    else:
+        query = query.where(SafetyAlert.patient_id.in_([a.patient.id for a in scope]))
+    if statuses is not None:
+        query = query.where(SafetyAlert.status.in_(statuses))
+    if owners is not None:
+        query = query.where(SafetyAlert.owner_id.in_(owners))
+    return query

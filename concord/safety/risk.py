@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from concord.access import PatientAccess, parse_id, team_access
 from concord.accounts.models import User
+from concord.audit.service import record
 from concord.clock import now
+from concord.errors import NotFound
+from concord.i18n import Msg
+from concord.paging import Page, in_memory
 from concord.patients.models import Patient
 from concord.safety.models import (
     NO_RISK,
@@ -131,3 +138,81 @@ def current_risks(
         )
     ).all()
     return {row.patient_id: row for row in rows if row.tier is not None}
+
+
+# --- reads for the FHIR API (access and audit applied here, once) -------------------------------
+
+
+@dataclass
+class RiskPeriod:
+    """A period the patient spent at one risk tier: until `end` (None: the current one)."""
+
+    status: RiskStatus
+    end: datetime | None
+    patient: Patient
+
+
+def risk_periods(rows: Sequence[RiskStatus], patient: Patient) -> list[RiskPeriod]:
+    """The periods at a tier in a patient's risk history, newest first (a time with no current
+    risk is no period)."""
+    ordered = sorted(rows, key=lambda r: r.seq)
+    periods = [
+        RiskPeriod(row, ordered[i + 1].since if i + 1 < len(ordered) else None, patient)
+        for i, row in enumerate(ordered)
+        if row.tier is not None
+    ]
+    return list(reversed(periods))
+
+
+def get_risk_period(session: Session, *, by: User, ident: str) -> RiskPeriod:
+    """A period at a tier by its risk status's id: for the patient's care team only; NotFound
+    for anyone else and for a missing one alike (a refusal is in the trail). The read is in the
+    trail."""
+    key = parse_id(ident)
+    row = session.get(RiskStatus, key) if key is not None else None
+    if row is None:
+        raise NotFound(Msg("No such record."))
+    acc = team_access(session, by, row.patient_id, action="search", object_type="Task")
+    for period in risk_periods(risk_history(session, row.patient_id), acc.patient):
+        if period.status.id == row.id:
+            record(
+                session,
+                by=by,
+                action="read",
+                object_type="Flag",
+                object_id=row.id,
+                patient_id=acc.patient.id,
+            )
+            return period
+    raise NotFound(Msg("No such record."))
+
+
+def list_risk_periods(
+    session: Session,
+    *,
+    by: User,
+    scope: list[PatientAccess],
+    current: set[bool] | None = None,
+    offset: int = 0,
+    limit: int = 100,
+    only_count: bool = False,
+) -> Page[RiskPeriod]:
+    """The periods at a tier of the patients in `scope` (their care team's; `scope` from
+    access.records_among with team_only), newest first for each patient; `current` keeps the
+    current period (True), the past ones (False) or both. Each returned is in the trail."""
+    periods: list[RiskPeriod] = []
+    for acc in scope:
+        periods += risk_periods(risk_history(session, acc.patient.id), acc.patient)
+    if current is not None:
+        periods = [p for p in periods if (p.end is None) in current]
+    page = in_memory(periods, offset=offset, limit=limit, only_count=only_count)
+    for period in page.rows:
+        record(
+            session,
+            by=by,
+            action="search",
+            object_type="Flag",
+            object_id=period.status.id,
+            patient_id=period.patient.id,
+        )
+    return page
