@@ -23,20 +23,22 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord import access
-from concord.accounts.models import Clinic, Organization, User
+from concord.accounts import organizations
+from concord.accounts.models import User
 from concord.audit.service import record
 from concord.clock import now
+from concord.consents import service as consents
 from concord.consents.labels import grantee_name, sentence
 from concord.consents.models import Consent, ConsentState, GranteeKind, Method, Provision
 from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref
 from concord.fhir.search import Query, allowed_codes
 from concord.i18n import Msg
-from concord.patients.models import CareTeam, Patient
+from concord.patients import service as patients
+from concord.patients.models import Patient
 
 CONSENT_STATUS_SYSTEM = "http://hl7.org/fhir/consent-state-codes"
 SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
@@ -205,26 +207,26 @@ def _whole_record_access(session: Session, by: User, patient_id: Any) -> Any:
 
 
 def _context(session: Session, patient: Patient) -> dict[str, Any]:
-    org = session.get(Organization, patient.organization_id)
-    team_id = session.scalar(select(CareTeam.id).where(CareTeam.patient_id == patient.id))
-    clinics = {
-        c.id: c.name
-        for c in session.scalars(
-            select(Clinic).where(Clinic.organization_id == patient.organization_id)
-        )
-    }
+    """What a consent's resource names beside it: the organization, the patient's care team,
+    the clinics by id (read through the domains)."""
+    team = patients.care_team_of(session, patient.id)
     return {
-        "organization": org.name if org else None,
-        "team_id": team_id,
-        "clinic_names": clinics,
+        "organization": patient.clinic.organization.name,
+        "team_id": team.id if team is not None else None,
+        "clinic_names": {
+            c.id: c.name
+            for c in organizations.list_clinics(session, organization_id=patient.organization_id)
+        },
     }
 
 
 def read_consent(session: Session, *, by: User, ident: str) -> dict[str, Any]:
-    cid = access.parse_id(ident)
-    consent = session.get(Consent, cid) if cid is not None else None
-    acc = _whole_record_access(session, by, consent.patient_id) if consent is not None else None
-    if consent is None or acc is None:
+    try:
+        consent, acc = consents.find_consent(session, by=by, ident=ident)
+    except NotFound:
+        raise NotFound(Msg("No such resource.")) from None
+    if not acc.can_read_record:
+        access.refuse_record(session, acc, action="read", object_type="Consent")
         raise NotFound(Msg("No such resource."))
     record(
         session,
@@ -253,11 +255,7 @@ def search_consents(
         if acc is None:
             continue
         context = _context(session, acc.patient)
-        rows = session.scalars(
-            select(Consent)
-            .where(Consent.patient_id == acc.patient.id)
-            .order_by(Consent.recorded_at.desc(), Consent.id)
-        )
+        rows = consents.list_consents(session, access=acc)
         resources += [consent_resource(c, acc.patient, at=at, **context) for c in rows]
     wanted = allowed_codes(q.groups("status"), CONSENT_STATUS_SYSTEM, STATUS_CODES)
     if wanted is not None:
