@@ -21,7 +21,7 @@ from concord.accounts.models import User
 from concord.audit.service import record
 from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref, person_ref
-from concord.fhir.search import Query, allowed_codes
+from concord.fhir.search import Query, allowed_codes, page_of
 from concord.i18n import Msg, translate
 from concord.patients.models import Patient
 from concord.safety.models import AlertStatus, RiskStatus, SafetyAlert
@@ -469,7 +469,6 @@ def search_flags(
     session: Session, *, by: User, q: Query
 ) -> tuple[list[dict[str, Any]], str | None, int]:
     """Patients' risk flags, newest first (patient or subject is required)."""
-    from concord.fhir.service import page_of
     from concord.safety.rulesets import rules_for
 
     scope = _patients_in_scope(session, by, q)

@@ -25,6 +25,7 @@ from sqlalchemy import and_, false, or_, true
 from sqlalchemy.sql import ColumnElement
 
 from concord.errors import InvalidInput, NotAcceptable, NotSupported
+from concord.fhir.validators import VALIDATORS
 from concord.i18n import Msg
 
 MAX_COUNT = 200
@@ -410,13 +411,25 @@ def parse_read(pairs: Sequence[tuple[str, str]]) -> Query:
     return query
 
 
+def page_of(items: list[Any], q: Query) -> tuple[list[Any], str | None]:
+    """A page of a list built in memory (searches that sort in Python); the cursor is the
+    offset of the next page."""
+    start = 0
+    if q.cursor is not None:
+        if not q.cursor.isdigit() or int(q.cursor) > len(items):
+            raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
+        start = int(q.cursor)
+    if q.only_count:
+        return [], None
+    end = start + q.count
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
 # --- shaping what is returned --------------------------------------------------------------------
 
 
 def _elements_of(resource_type: str) -> dict[str, tuple[bool, bool, str | None]]:
     """JSON name -> (in the summary, mandatory, choice group) for a resource type's elements."""
-    from concord.fhir.mapping import VALIDATORS
-
     model = VALIDATORS[resource_type]
     result = {}
     for name, info in model.model_fields.items():

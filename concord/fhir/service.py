@@ -28,6 +28,7 @@ from concord.fhir.search import (
     Token,
     allowed_codes,
     codings_match,
+    page_of,
     token_filter,
 )
 from concord.i18n import Msg
@@ -232,19 +233,6 @@ def _keyset(
         rows = rows[: q.count]
         return rows, str(rows[-1][0].id), total
     return rows, None, total
-
-
-def page_of(items: list[Any], q: Query) -> tuple[list[Any], str | None]:
-    """A page of a list built in memory; the cursor is the offset of the next page."""
-    start = 0
-    if q.cursor is not None:
-        if not q.cursor.isdigit() or int(q.cursor) > len(items):
-            raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
-        start = int(q.cursor)
-    if q.only_count:
-        return [], None
-    end = start + q.count
-    return items[start:end], (str(end) if end < len(items) else None)
 
 
 def _id_filter(groups: list[list[Token]], id_col: Any) -> list[Any]:
