@@ -2,8 +2,9 @@
 
 One transaction per request, command or job: `unit_of_work()` commits on success and rolls
 back on error. Services never commit. Audit events gathered during the unit of work are
-chained and written just before commit (see concord.audit.service), and the denials among
-them survive a rollback.
+chained and written just before commit, and the denials among them survive a rollback: the
+audit trail sits above this module, so it registers its writers here (`on_finish`) rather than
+this module importing it (issue 17).
 """
 
 from __future__ import annotations
@@ -215,6 +216,25 @@ def after_commit(session: Session, fn: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(fn)
 
 
+# What the end of every unit of work runs, registered by the module that queues the work on the
+# session: concord.audit.service registers its writers when it is imported, and audit events are
+# queued only by its `record`, so whenever there is an event to write its writer is registered.
+BeforeCommit = Callable[[Session], None]
+AfterRollback = Callable[[Session, sessionmaker[Session]], None]
+_before_commit: list[BeforeCommit] = []
+_after_rollback: list[AfterRollback] = []
+
+
+def on_finish(*, before_commit: BeforeCommit, after_rollback: AfterRollback) -> None:
+    """Run `before_commit(session)` just before every unit of work commits (its writes land in
+    the same transaction) and `after_rollback(session, factory)` after every one that rolls
+    back. Registering the same pair twice (a module reloaded) runs it once."""
+    if before_commit not in _before_commit:
+        _before_commit.append(before_commit)
+    if after_rollback not in _after_rollback:
+        _after_rollback.append(after_rollback)
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """The transaction boundary for commands and jobs (requests use concord.web.deps.db)."""
@@ -230,9 +250,8 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def finish(session: Session, factory: sessionmaker[Session]) -> None:
-    from concord.audit.service import write_pending
-
-    write_pending(session)
+    for before_commit in _before_commit:
+        before_commit(session)
     session.commit()
     for fn in session.info.pop("after_commit", []):
         fn()
@@ -346,8 +365,6 @@ def keep_after_rollback(session: Session, *objects: object) -> None:
 
 
 def abort(session: Session, factory: sessionmaker[Session]) -> None:
-    from concord.audit.service import write_pending_after_rollback
-
     # A rollback expires every object in the session; detach the ones to keep first, so they
     # hold the state they were loaded with.
     for obj in session.info.pop("keep_after_rollback", []):
@@ -355,7 +372,8 @@ def abort(session: Session, factory: sessionmaker[Session]) -> None:
             session.expunge(obj)
     session.rollback()
     session.info.pop("after_commit", None)
-    write_pending_after_rollback(session, factory)
+    for after_rollback in _after_rollback:
+        after_rollback(session, factory)
 
 
 def among(session: Session, column: Any, values: Collection[Any]) -> Any:

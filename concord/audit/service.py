@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from concord.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, Outcome
 from concord.clock import now
+from concord.db import on_finish
 
 if TYPE_CHECKING:
     from concord.accounts.models import User
@@ -99,6 +100,10 @@ def write_pending_after_rollback(session: Session, factory: sessionmaker[Session
     with factory() as fresh:
         _append(fresh, kept)
         fresh.commit()
+
+
+# The unit of work (concord.db, below this module) writes the pending events at its end.
+on_finish(before_commit=write_pending, after_rollback=write_pending_after_rollback)
 
 
 def _content(pending_event: PendingEvent) -> dict[str, Any]:

@@ -64,9 +64,12 @@ from concord.clock import now
 from concord.dates import org_today as _org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
+from concord.measures.library import library
+from concord.measures.service import schedule_defaults
 from concord.paging import Page
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.patients.service import members_of_patient
+from concord.safety.notices import notify_care_team
 from concord.settings import get_settings
 from concord.validation import check_date_range
 
@@ -151,6 +154,24 @@ def current_plan(session: Session, patient_id: uuid.UUID) -> CarePlan | None:
             CarePlan.status.in_([str(s) for s in CURRENT_PLAN_STATUSES]),
         )
     )
+
+
+def treatment_start_and_goals(
+    session: Session, patient_id: uuid.UUID
+) -> tuple[date | None, list[Goal]]:
+    """When treatment began (the current plan's activation) and the plan's goals linked to a
+    measure: what a measure's progress is read against (concord.actions.progress)."""
+    plan = current_plan(session, patient_id)
+    if plan is None:
+        return None, []
+    goals = session.scalars(
+        select(Goal).where(
+            Goal.plan_id == plan.id,
+            Goal.removed_at.is_(None),
+            Goal.measure_instrument.is_not(None),
+        )
+    )
+    return plan.activated_on, list(goals)
 
 
 @disclosure.discloses("CarePlan")
@@ -556,8 +577,6 @@ def activate_plan(session: Session, *, access: PatientAccess, version: int) -> C
         patient_id=access.patient.id,
     )
     # Active treatment starts measurement: the organization's default check-ins.
-    from concord.measures.service import schedule_defaults
-
     schedule_defaults(session, access=access, start_on=on)
     return plan
 
@@ -738,8 +757,6 @@ def _columns(
 
 def _check_goal_measure(values: dict[str, Any]) -> None:
     """A goal linked to a measure names the instrument, a comparison and a value in range."""
-    from concord.measures.library import library
-
     parts = [
         values.get("measure_instrument"),
         values.get("measure_op"),
@@ -1011,8 +1028,6 @@ def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal)
 
 def _tell_the_team(session: Session, access: PatientAccess, kind: str) -> None:
     """The patient did something the team must read: tell the lead and the care managers."""
-    from concord.safety.notices import notify_care_team
-
     notify_care_team(session, patient_id=access.patient.id, kind=kind)
 
 

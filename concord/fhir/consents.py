@@ -35,7 +35,7 @@ from concord.consents.labels import grantee_name, sentence
 from concord.consents.models import Consent, ConsentState, GranteeKind, Method, Provision
 from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref
-from concord.fhir.search import Query, allowed_codes
+from concord.fhir.search import Query, allowed_codes, page_of
 from concord.i18n import Msg
 from concord.patients import service as patients
 from concord.patients.models import Patient
@@ -243,8 +243,6 @@ def search_consents(
     session: Session, *, by: User, q: Query
 ) -> tuple[list[dict[str, Any]], str | None, int]:
     """A patient's consents, newest first (patient is required)."""
-    from concord.fhir.service import page_of
-
     ids = q.patient_ids()
     if ids is None:
         raise InvalidInput.field("patient", Msg("is required: Consent?patient=<id>"))

@@ -12,21 +12,6 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.capabilitystatement import CapabilityStatement
-from fhir.resources.R4B.careplan import CarePlan as FhirCarePlan
-from fhir.resources.R4B.careteam import CareTeam as FhirCareTeam
-from fhir.resources.R4B.consent import Consent as FhirConsent
-from fhir.resources.R4B.flag import Flag
-from fhir.resources.R4B.goal import Goal as FhirGoal
-from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.operationoutcome import OperationOutcome
-from fhir.resources.R4B.patient import Patient as FhirPatient
-from fhir.resources.R4B.practitioner import Practitioner as FhirPractitioner
-from fhir.resources.R4B.questionnaire import Questionnaire
-from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from fhir.resources.R4B.task import Task
-
 from concord.accounts.models import User
 from concord.careplans.history import PlanContents
 from concord.careplans.models import (
@@ -38,28 +23,13 @@ from concord.careplans.models import (
     Intervention,
     PlanRevision,
 )
+from concord.fhir.search import SEARCH_PARAMS, capability_type
+from concord.fhir.validators import VALIDATORS
 from concord.labels import ROLE_LABELS, VALUE_LABELS
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 
 FHIR_VERSION = "4.0.1"
 SYSTEM = "https://concord-care.org/fhir"
-
-VALIDATORS: dict[str, Any] = {
-    "Questionnaire": Questionnaire,
-    "QuestionnaireResponse": QuestionnaireResponse,
-    "Observation": Observation,
-    "Patient": FhirPatient,
-    "CareTeam": FhirCareTeam,
-    "CarePlan": FhirCarePlan,
-    "Goal": FhirGoal,
-    "Practitioner": FhirPractitioner,
-    "Task": Task,
-    "Flag": Flag,
-    "Consent": FhirConsent,
-    "Bundle": Bundle,
-    "CapabilityStatement": CapabilityStatement,
-    "OperationOutcome": OperationOutcome,
-}
 
 
 def validate(resource: dict[str, Any]) -> dict[str, Any]:
@@ -488,8 +458,6 @@ RESOURCE_NOTES = {
 
 
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
-    from concord.fhir.search import SEARCH_PARAMS, capability_type
-
     resources = []
     for kind, params in SEARCH_PARAMS.items():
         interactions = [{"code": "read"}, {"code": "search-type"}]

@@ -25,7 +25,9 @@ from sqlalchemy import and_, false, or_, true
 from sqlalchemy.sql import ColumnElement
 
 from concord.errors import InvalidInput, NotAcceptable, NotSupported
+from concord.fhir.validators import VALIDATORS
 from concord.i18n import Msg
+from concord.paging import in_memory
 
 MAX_COUNT = 200
 DEFAULT_COUNT = 50
@@ -420,13 +422,19 @@ def parse_read(pairs: Sequence[tuple[str, str]]) -> Query:
     return query
 
 
+def page_of(items: list[Any], q: Query) -> tuple[list[Any], str | None]:
+    """A page of a list built in memory (searches that sort in Python); the cursor is the
+    offset of the next page."""
+    start = offset_of(q)
+    page = in_memory(items, offset=start, limit=q.count, only_count=q.only_count)
+    return page.rows, (str(start + q.count) if page.more else None)
+
+
 # --- shaping what is returned --------------------------------------------------------------------
 
 
 def _elements_of(resource_type: str) -> dict[str, tuple[bool, bool, str | None]]:
     """JSON name -> (in the summary, mandatory, choice group) for a resource type's elements."""
-    from concord.fhir.mapping import VALIDATORS
-
     model = VALIDATORS[resource_type]
     result = {}
     for name, info in model.model_fields.items():

@@ -31,10 +31,10 @@ from concord.fhir.search import (
     Token,
     allowed_codes,
     codings_match,
-    offset_of,
+    page_of,
 )
 from concord.i18n import Msg
-from concord.paging import Page, in_memory
+from concord.paging import Page
 from concord.patients import service as patients
 
 
@@ -133,13 +133,6 @@ def read_resource(session: Session, *, by: User, kind: str, ident: str, mrn: str
 CARE_TEAM_STATUS = "http://hl7.org/fhir/care-team-status"
 REQUEST_STATUS = "http://hl7.org/fhir/request-status"
 GOAL_STATUS = "http://hl7.org/fhir/goal-status"
-
-
-def page_of(items: list[Any], q: Query) -> tuple[list[Any], str | None]:
-    """A page of a list built in memory; the cursor is the offset of the next page."""
-    start = offset_of(q)
-    page = in_memory(items, offset=start, limit=q.count, only_count=q.only_count)
-    return page.rows, (str(start + q.count) if page.more else None)
 
 
 def _statuses(groups: list[list[Token]], system: str, ours: Mapping[str, str]) -> list[str] | None:

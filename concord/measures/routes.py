@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from concord import access
 from concord.access import PatientAccess
 from concord.actions import checkin
+from concord.actions import progress as plan_progress
 from concord.dates import format_date
 from concord.dates import score as score_text
 from concord.errors import Conflict, InvalidInput
@@ -103,7 +104,7 @@ def progress_card(
 ) -> dict[str, Any]:
     """The patient overview's progress: where each instrument stands against its target, and
     the chart of the one the patient's care is judged by (`judged`; else the first)."""
-    progress = measures.progress_for(session, access=acc)
+    progress = plan_progress.progress_for(session, access=acc)
     main = next(
         (p for p in progress if p.instrument.code == judged), progress[0] if progress else None
     )
@@ -124,7 +125,7 @@ def _measures_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
     check_ins = measures.check_ins(session, access=acc)
-    progress = measures.progress_for(session, access=acc)
+    progress = plan_progress.progress_for(session, access=acc)
     context = {
         "acc": acc,
         "patient": acc.patient,
@@ -473,7 +474,7 @@ def my_check_in_done(
     instrument = measures.get_instrument(response.instrument)
     critical = [f for f in response.flag_list if f["kind"] == "critical"]
     org = session.get(Organization, acc.patient.organization_id)
-    progress = measures.progress_for(session, access=acc, instrument_codes=[instrument.code])
+    progress = plan_progress.progress_for(session, access=acc, instrument_codes=[instrument.code])
     summary = progress[0].summary if progress else None
     words = None
     if (
@@ -502,7 +503,7 @@ def my_check_in_done(
 @router.get("/my/progress")
 def my_progress(request: Request, session: DbSession, actor: WebActor) -> Response:
     acc = _self(session, actor)
-    progress = measures.progress_for(session, access=acc)
+    progress = plan_progress.progress_for(session, access=acc)
     words = {}
     for item in progress:
         summary = item.summary

@@ -1175,9 +1175,16 @@ class InstrumentProgress:
 
 
 def progress_for(
-    session: Session, *, access: PatientAccess, instrument_codes: list[str] | None = None
+    session: Session,
+    *,
+    access: PatientAccess,
+    treatment_start: date | None,
+    goals: list[Any],
+    instrument_codes: list[str] | None = None,
 ) -> list[InstrumentProgress]:
-    """The main score of each instrument the patient has answered, with its status."""
+    """The main score of each instrument the patient has answered, with its status, against
+    when treatment began and the plan's goals linked to a measure (the care plan's, passed in:
+    careplans sits above measures; concord.actions.progress joins the two)."""
     if not access.can_read_record:
         raise refuse_record(session, access, action="list", object_type="Observation")
     rows = (
@@ -1200,7 +1207,7 @@ def progress_for(
         series.setdefault(row.instrument, []).append(
             Point(_local_date(row.effective_at, tz), row.value, row.band, str(row.response_id))
         )
-    start, goals = _plan_start_and_goals(session, access.patient.id)
+    start = treatment_start
     on = org_today(_org(session, access.patient))
     result = []
     for code in instrument_codes or sorted(series):
@@ -1227,25 +1234,6 @@ def progress_for(
         patient_id=access.patient.id,
     )
     return result
-
-
-def _plan_start_and_goals(session: Session, patient_id: uuid.UUID) -> tuple[date | None, list[Any]]:
-    """When treatment began (the current plan's activation) and the plan's goals linked to a
-    measure."""
-    from concord.careplans.models import Goal
-    from concord.careplans.service import current_plan
-
-    plan = current_plan(session, patient_id)
-    if plan is None:
-        return None, []
-    goals = session.scalars(
-        select(Goal).where(
-            Goal.plan_id == plan.id,
-            Goal.removed_at.is_(None),
-            Goal.measure_instrument.is_not(None),
-        )
-    )
-    return plan.activated_on, list(goals)
 
 
 def goal_met(goal: Any, latest: float | None) -> bool:

@@ -16,10 +16,30 @@ from concord.errors import ConcordError, InvalidInput, NotAuthenticated
 from concord.i18n import Msg, translate
 from concord.validation import errors_from_fastapi
 from concord.web.deps import Redirect
-from concord.web.limits import BodyTooLarge
 from concord.web.templating import render
 
 log = logging.getLogger("concord")
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """413, raised by concord.web.limits as a body arrives (defined here, below the middleware
+    that raises it, so the two do not import each other). An HTTPException, so FastAPI's own
+    body reader passes it on instead of turning it into "error parsing the body" (400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail="Content Too Large")
+        self.limit = limit
+
+    @property
+    def message(self) -> Msg:
+        return Msg(
+            "The request is too large. At most %(limit)s bytes are accepted.", limit=self.limit
+        )
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return {"body": Msg("must be at most %(limit)s bytes", limit=self.limit)}
+
 
 FHIR_ISSUE_CODES = {
     400: "invalid",

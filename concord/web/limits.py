@@ -23,32 +23,19 @@ from urllib.parse import parse_qsl
 
 import anyio
 import anyio.to_thread
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from concord.errors import ConcordError, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.validation import CONTROL_CHARACTERS, json_problems, text_problem
-
-
-class BodyTooLarge(HTTPException):
-    """413. An HTTPException, so FastAPI's own body reader passes it on instead of turning it
-    into "error parsing the body" (400)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail="Content Too Large")
-        self.limit = limit
-
-    @property
-    def message(self) -> Msg:
-        return Msg(
-            "The request is too large. At most %(limit)s bytes are accepted.", limit=self.limit
-        )
-
-    @property
-    def fields(self) -> dict[str, str]:
-        return {"body": Msg("must be at most %(limit)s bytes", limit=self.limit)}
+from concord.web.deps import (
+    WRITE_METHODS,
+    Redirect,
+    check_credentials_first,
+    check_session_first,
+)
+from concord.web.errors import BodyTooLarge, error_response, redirect_response
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -135,14 +122,6 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from concord.web.deps import (
-            WRITE_METHODS,
-            Redirect,
-            check_credentials_first,
-            check_session_first,
-        )
-        from concord.web.errors import redirect_response
-
         refused = _address_problems(scope)
         if refused is not None:
             await self._answer(scope, receive, send, refused)
@@ -213,8 +192,6 @@ class RequestLimits:
     ) -> None:
         """Answer here, before the app: in the door's format, and closing the connection when
         the body is left unread."""
-        from concord.web.errors import error_response
-
         request = Request(scope, receive)
         if isinstance(exc, BodyTooLarge):
             response = error_response(request, 413, exc.message, exc.fields, code="too_large")

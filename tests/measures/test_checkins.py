@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from concord.actions import checkin
+from concord.actions import progress as plan_progress
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation, MeasureResponse, MeasureSchedule
 from concord.outbox import FakeMailer, OutboxMessage, send_pending
@@ -640,7 +641,7 @@ class TestProgress:
         self.record_phq9(session, people, [2, 2, 2, 2, 2, 2, 2, 2, 0], clock.now())
         clock.advance(weeks=8)
         self.record_phq9(session, people, [2, 2, 2, 2, 1, 1, 1, 1, 0], clock.now())
-        [phq] = measures.progress_for(
+        [phq] = plan_progress.progress_for(
             session, access=acc_for(session, people.care_manager, people.patient)
         )
         assert phq.summary.status == "not_improving" and phq.summary.review_cue
