@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -164,12 +164,43 @@ def _local_date(value: datetime, tz: ZoneInfo) -> date:
     return day
 
 
+# The facts each flag is decided by (concord.registry.rules.flags), by the query that reads
+# them below. A row built for some flags only (`build_rows(..., only=...)`) runs only their
+# queries: a check-in can change no flag but those of its scores and schedules, so the task
+# sync after it reads four of the ten.
+FLAG_FACTS: dict[str, frozenset[str]] = {
+    "open_safety_alert": frozenset({"alerts"}),
+    "needs_initial_assessment": frozenset({"contacts"}),
+    "no_follow_up_4_weeks": frozenset({"contacts"}),
+    "not_improving": frozenset({"scores"}),
+    "not_improving_escalate": frozenset({"scores"}),
+    "checkin_overdue": frozenset({"schedules"}),
+    "no_contact_30_days": frozenset({"contacts"}),
+    "plan_review_overdue": frozenset({"plans"}),
+    "plan_awaiting_agreement": frozenset({"plans"}),
+    "recommendation_not_acted_on": frozenset({"recommendations"}),
+}
+ALL_FACTS = frozenset(
+    {"contacts", "scores", "alerts", "reviews", "recommendations", "plans", "schedules"}
+)
+
+
 def build_rows(
-    session: Session, pairs: Sequence[tuple[Episode, Patient]], *, today: date, tz: str
+    session: Session,
+    pairs: Sequence[tuple[Episode, Patient]],
+    *,
+    today: date,
+    tz: str,
+    only: Collection[str] | None = None,
 ) -> list[CaseRow]:
-    """Every row's facts in ten queries, whatever the number of patients."""
+    """Every row's facts in ten queries, whatever the number of patients.
+
+    `only`: flag codes. The rows are then built for those flags alone: only the queries
+    their facts need are run (FLAG_FACTS), and a row's flags are those of them that apply;
+    its other fields are not to be shown (a task sync reads them, never a page)."""
     if not pairs:
         return []
+    needed = ALL_FACTS if only is None else frozenset().union(*(FLAG_FACTS[code] for code in only))
     zone = ZoneInfo(tz)
     episodes = {e.id: e for e, _ in pairs}
     patients = {p.id: p for _, p in pairs}
@@ -177,10 +208,14 @@ def build_rows(
     ids = list(patients)
 
     contacts: dict[uuid.UUID, list[ContactFact]] = defaultdict(list)
-    for episode_id, on, kind in session.execute(
-        select(Contact.episode_id, Contact.occurred_on, Contact.kind).where(
-            among(session, Contact.episode_id, episodes), Contact.voided_at.is_(None)
+    for episode_id, on, kind in (
+        session.execute(
+            select(Contact.episode_id, Contact.occurred_on, Contact.kind).where(
+                among(session, Contact.episode_id, episodes), Contact.voided_at.is_(None)
+            )
         )
+        if "contacts" in needed
+        else ()
     ):
         contacts[episode_id].append(ContactFact(on, kind))
 
@@ -189,7 +224,9 @@ def build_rows(
     main_scores = {
         code: (instrument.main_score.id, observation_code(instrument, instrument.main_score)[0])
         for code in wanted
-        if (instrument := lib.get(code)) is not None and instrument.main_score is not None
+        if (instrument := lib.get(code)) is not None
+        and instrument.main_score is not None
+        and "scores" in needed
     }
     # Only the first score of the treatment (from 30 days before the episode began: the
     # baseline) and the latest matter, per patient and instrument. Each is one index seek
@@ -248,49 +285,66 @@ def build_rows(
 
     alerts: dict[uuid.UUID, int] = {}
     alert_since: dict[uuid.UUID, date] = {}
-    for patient_id, count, oldest in session.execute(
-        select(SafetyAlert.patient_id, func.count(), func.min(SafetyAlert.created_at))
-        .where(
-            among(session, SafetyAlert.patient_id, ids),
-            SafetyAlert.status != AlertStatus.closed,
+    for patient_id, count, oldest in (
+        session.execute(
+            select(SafetyAlert.patient_id, func.count(), func.min(SafetyAlert.created_at))
+            .where(
+                among(session, SafetyAlert.patient_id, ids),
+                SafetyAlert.status != AlertStatus.closed,
+            )
+            .group_by(SafetyAlert.patient_id)
         )
-        .group_by(SafetyAlert.patient_id)
+        if "alerts" in needed
+        else ()
     ):
         alerts[patient_id] = count
         alert_since[patient_id] = _local_date(_aware(oldest), zone)
     queued: set[uuid.UUID] = set()
     reviewed: dict[uuid.UUID, date] = {}
-    for episode_id, status, reviewed_on in session.execute(
-        select(CaseReview.episode_id, CaseReview.status, CaseReview.reviewed_on).where(
-            among(session, CaseReview.episode_id, episodes)
+    for episode_id, status, reviewed_on in (
+        session.execute(
+            select(CaseReview.episode_id, CaseReview.status, CaseReview.reviewed_on).where(
+                among(session, CaseReview.episode_id, episodes)
+            )
         )
+        if "reviews" in needed
+        else ()
     ):
         if status == ReviewStatus.queued:
             queued.add(episode_id)
         elif status == ReviewStatus.reviewed and reviewed_on is not None:
             reviewed[episode_id] = max(reviewed_on, reviewed.get(episode_id, reviewed_on))
     pending: dict[uuid.UUID, list[date]] = defaultdict(list)
-    for patient_id, proposed_at in session.execute(
-        select(Recommendation.patient_id, Recommendation.proposed_at).where(
-            among(session, Recommendation.patient_id, ids),
-            Recommendation.status == RecommendationStatus.proposed,
+    for patient_id, proposed_at in (
+        session.execute(
+            select(Recommendation.patient_id, Recommendation.proposed_at).where(
+                among(session, Recommendation.patient_id, ids),
+                Recommendation.status == RecommendationStatus.proposed,
+            )
         )
+        if "recommendations" in needed
+        else ()
     ):
         pending[patient_id].append(_local_date(proposed_at, zone))
 
-    plans = _plan_facts(session, ids, today)  # two queries
+    plans = _plan_facts(session, ids, today) if "plans" in needed else {}  # two queries
 
     schedules: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    for schedule in session.execute(
-        select(
-            MeasureSchedule.patient_id,
-            MeasureSchedule.instrument,
-            MeasureSchedule.every_days,
-            MeasureSchedule.start_on,
-            MeasureSchedule.end_on,
-        ).where(
-            among(session, MeasureSchedule.patient_id, ids), MeasureSchedule.stopped_at.is_(None)
+    for schedule in (
+        session.execute(
+            select(
+                MeasureSchedule.patient_id,
+                MeasureSchedule.instrument,
+                MeasureSchedule.every_days,
+                MeasureSchedule.start_on,
+                MeasureSchedule.end_on,
+            ).where(
+                among(session, MeasureSchedule.patient_id, ids),
+                MeasureSchedule.stopped_at.is_(None),
+            )
         )
+        if "schedules" in needed
+        else ()
     ):
         schedules[schedule.patient_id].append(schedule)
     completed: dict[tuple[uuid.UUID, str], list[date]] = defaultdict(list)
@@ -380,7 +434,7 @@ def build_rows(
                 plan_review=plan.review,
                 plan_review_on=plan.next_review_on,
                 awaiting_agreement=facts.awaiting_agreement,
-                flags=flags(facts),
+                flags=[f for f in flags(facts) if only is None or f.code in only],
             )
         )
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import partial
 
 from sqlalchemy import bindparam, select
@@ -14,18 +15,27 @@ from concord.patients.models import Patient
 from concord.registry.caseload import build_rows
 from concord.registry.models import Episode
 from concord.registry.reviews import recently_reviewed
-from concord.registry.tasks import sync_flag_tasks
+from concord.registry.tasks import FLAG_TASKS, sync_flag_tasks
 
 BATCH = 500
 
 
 def sync_tasks_for(
-    session: Session, episodes: list[tuple[Episode, Patient]], org: Organization
+    session: Session,
+    episodes: list[tuple[Episode, Patient]],
+    org: Organization,
+    only: Collection[str] | None = None,
 ) -> int:
+    """`only`: flag codes; the tasks of those flags alone are brought up to date, reading only
+    the facts they are decided by (concord.registry.caseload.FLAG_FACTS)."""
     on = org_today(org)
-    rows = build_rows(session, episodes, today=on, tz=org.timezone)
-    reviewed = recently_reviewed(session, [r.episode.id for r in rows], on)
-    opened, closed = sync_flag_tasks(session, rows, today=on, recently_reviewed=reviewed)
+    rows = build_rows(session, episodes, today=on, tz=org.timezone, only=only)
+    reviewed = (
+        recently_reviewed(session, [r.episode.id for r in rows], on)
+        if only is None or any(FLAG_TASKS.get(code, ("",))[0] == "consultant" for code in only)
+        else {}
+    )
+    opened, closed = sync_flag_tasks(session, rows, today=on, recently_reviewed=reviewed, only=only)
     return opened + closed
 
 
@@ -92,12 +102,23 @@ _OPEN_EPISODE = (
 )
 
 
-def sync_patient_tasks(session: Session, patient_id: object) -> int:
+# The flags a check-in can change: those decided by the patient's scores (not improving) and
+# by the check-ins done against their schedules (overdue). Every other flag is decided by
+# contacts, alerts, plans, reviews and recommendations, which a check-in does not write (an
+# alert it raises has its own task: concord.safety); their tasks follow the actions that do
+# write them, and the nightly run (sync_all_tasks) as days pass.
+CHECKIN_FLAGS = frozenset({"not_improving", "not_improving_escalate", "checkin_overdue"})
+
+
+def sync_patient_tasks(
+    session: Session, patient_id: object, only: Collection[str] | None = None
+) -> int:
     """After a change to one patient's care (a check-in, a contact, a review, a plan change);
-    called by concord.actions, so every door brings the tasks up to date."""
+    called by concord.actions, so every door brings the tasks up to date. `only`: the flags
+    the change can touch (CHECKIN_FLAGS for a check-in); by default every flag."""
     row = session.execute(_OPEN_EPISODE, {"patient": patient_id}).first()
     if row is None:
         return 0
     org = session.get(Organization, row[0].organization_id)
     assert org is not None
-    return sync_tasks_for(session, [(row[0], row[1])], org)
+    return sync_tasks_for(session, [(row[0], row[1])], org, only)

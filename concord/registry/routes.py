@@ -557,7 +557,9 @@ def void_contact(
     acc = _team(session, actor, patient_id, "update")
     try:
         data = parse(VoidContactIn, form)
-        registry_actions.void_contact(session, access=acc, contact_id=contact_id, reason=data.reason)
+        registry_actions.void_contact(
+            session, access=acc, contact_id=contact_id, reason=data.reason
+        )
     except (InvalidInput, Conflict) as exc:
         return _refused(request, session, acc, exc, form, "void")
     return _back(acc, "voided", "#contacts")

@@ -9,6 +9,7 @@ index), so running the rules again never doubles a task.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import date, timedelta
 from typing import Any
 
@@ -35,8 +36,16 @@ FLAG_TASKS: dict[str, tuple[str, str, str]] = {
         N_("Follow up with the patient: no follow-up within 4 weeks of the initial assessment"),
         "urgent",
     ),
-    "no_contact_30_days": ("care_manager", N_("Contact the patient: no contact in 30 days"), "urgent"),
-    "checkin_overdue": ("care_manager", N_("Help the patient complete an overdue check-in"), "routine"),
+    "no_contact_30_days": (
+        "care_manager",
+        N_("Contact the patient: no contact in 30 days"),
+        "urgent",
+    ),
+    "checkin_overdue": (
+        "care_manager",
+        N_("Help the patient complete an overdue check-in"),
+        "routine",
+    ),
     "plan_review_overdue": ("care_manager", N_("Review the care plan with the patient"), "routine"),
     "plan_awaiting_agreement": (
         "care_manager",
@@ -173,10 +182,12 @@ def sync_flag_tasks(
     *,
     today: date,
     recently_reviewed: dict[uuid.UUID, date] | None = None,
+    only: Collection[str] | None = None,
 ) -> tuple[int, int]:
     """Open a task for each flag that asks someone to act, and close the tasks whose flag no
-    longer applies. `rows` are caseload rows (concord.registry.caseload). Returns (opened,
-    closed)."""
+    longer applies. `rows` are caseload rows (concord.registry.caseload). `only`: flag codes
+    (the rows were built for them alone): the tasks of other flags are left as they are.
+    Returns (opened, closed)."""
     opened = closed = 0
     if not rows:
         return 0, 0
@@ -218,6 +229,8 @@ def sync_flag_tasks(
         prefix = f":{row.episode.id}"
         for (patient_id, source), task in open_flag_tasks.items():
             if patient_id != row.patient.id or not source.endswith(prefix):
+                continue
+            if only is not None and source.split(":")[1] not in only:
                 continue
             if source not in wanted:
                 task.status = TaskStatus.done
