@@ -106,7 +106,9 @@ app.close()
 class Side:
     """One commit: its worktree, its population, its agent and its server."""
 
-    def __init__(self, name: str, ref: str, db: str, patients: int, keep: bool) -> None:
+    def __init__(
+        self, name: str, ref: str, db: str, patients: int, keep: bool, fresh: bool
+    ) -> None:
         self.name, self.ref, self.db = name, ref, db
         self.dir = Path(f"/tmp/ab-{name}")
         if self.dir.exists():
@@ -126,7 +128,7 @@ class Side:
             check=True,
         ).stdout.strip()
         self.keep = keep
-        self.url = _database(db, name, patients, self.dir)
+        self.url = _database(db, name, patients, fresh)
         self.env = {
             **os.environ,
             "PYTHONPATH": str(self.dir),
@@ -181,17 +183,26 @@ class Side:
             )
 
 
-def _database(db: str, name: str, patients: int, where: Path) -> str:
+DATA = Path("/tmp/ab-data")
+
+
+def _database(db: str, name: str, patients: int, fresh: bool) -> str:
+    """Each side's population, kept between runs (building one takes a while); each commit's
+    migrations bring it up to its schema. --fresh builds them again."""
     if db == "sqlite":
-        data = where / "bench" / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{data / f'ab-{patients}.db'}"
+        DATA.mkdir(parents=True, exist_ok=True)
+        path = DATA / f"{name}-{patients}.db"
+        if fresh:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
     from sqlalchemy import create_engine, text
 
-    # Kept between runs (a population takes a while); the commit's migrations bring it up.
     database = f"concord_ab_{name}_{patients}"
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
+        if fresh:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         if not c.execute(
             text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database}
         ).scalar():
@@ -282,13 +293,14 @@ def main() -> None:
     parser.add_argument("--http-seconds", type=float, default=4.0, help="per server per round")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--keep", action="store_true", help="leave the worktrees")
+    parser.add_argument("--fresh", action="store_true", help="build both populations again")
     args = parser.parse_args()
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
     sides: list[Side] = []
     try:
         for name, ref in (("old", args.old), ("new", args.new)):
             say(f"{name}: worktree at {ref}, population of {args.patients:,} on {args.db}")
-            sides.append(Side(name, ref, args.db, args.patients, args.keep))
+            sides.append(Side(name, ref, args.db, args.patients, args.keep, args.fresh))
         old, new = sides
         cases = [c for c in args.cases.split(",") if c]
         times: dict[str, dict[str, list[float]]] = {c: {"old": [], "new": []} for c in cases}

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess, deny, parse_id
@@ -176,6 +176,13 @@ def owner_for(session: Session, episode: Episode, who: str) -> uuid.UUID | None:
     return episode.care_manager_id
 
 
+_OPEN_FLAG_TASKS = select(WorkTask).where(
+    WorkTask.patient_id == bindparam("patient"),
+    WorkTask.status == TaskStatus.open,
+    WorkTask.source.like("flag:%"),
+)
+
+
 def sync_flag_tasks(
     session: Session,
     rows: list[Any],
@@ -192,15 +199,20 @@ def sync_flag_tasks(
     if not rows:
         return 0, 0
     patient_ids = [r.patient.id for r in rows]
-    open_flag_tasks: dict[tuple[uuid.UUID, str], WorkTask] = {
-        (t.patient_id, t.source): t
-        for t in session.scalars(
+    found = (
+        # One patient (an action's sync): the statement built once.
+        session.scalars(_OPEN_FLAG_TASKS, {"patient": patient_ids[0]})
+        if len(patient_ids) == 1
+        else session.scalars(
             select(WorkTask).where(
                 WorkTask.patient_id.in_(patient_ids),
                 WorkTask.status == TaskStatus.open,
                 WorkTask.source.like("flag:%"),
             )
         )
+    )
+    open_flag_tasks: dict[tuple[uuid.UUID, str], WorkTask] = {
+        (t.patient_id, t.source): t for t in found
     }
     reviewed = recently_reviewed or {}
     for row in rows:

@@ -8,13 +8,16 @@ import pytest
 from sqlalchemy import event, select
 
 from concord.dates import org_today
+from concord.measures import service as measures
 from concord.patients.models import Patient
-from concord.registry.caseload import ALL_FACTS, FLAG_FACTS, build_rows
+from concord.registry.caseload import ALL_FACTS, FLAG_FACTS, build_rows, episode_flags
 from concord.registry.jobs import CHECKIN_FLAGS, sync_all_tasks, sync_patient_tasks
 from concord.registry.models import Episode, TaskStatus, WorkTask
 from concord.registry.rules import FLAG_CODES
 from concord.registry.tasks import FLAG_TASKS, flag_source
 from tests.conftest import commit
+from tests.factories import acc_for
+from tests.registry.conftest import days_ago
 from tests.registry.test_caseload import caseload  # noqa: F401 (fixture)
 
 
@@ -103,3 +106,28 @@ def test_the_check_in_sync_opens_and_closes_only_the_check_in_flags(session, peo
     assert sync_patient_tasks(session, other, only=CHECKIN_FLAGS) == 0
     commit(session)
     assert open_now() == before
+
+
+def test_one_episodes_check_in_flags_are_those_of_its_row(session, people, caseload):  # noqa: F811
+    # Test1 gets a monthly GAD-7 from 45 days ago, never done: overdue; Pat is not improving.
+    measures.add_schedule(
+        session,
+        access=acc_for(session, people.care_manager, caseload[2]),
+        instrument_code="GAD-7",
+        every_days=30,
+        start_on=days_ago(45),
+    )
+    commit(session)
+    rows = _rows(session, people, only=CHECKIN_FLAGS)
+    codes = {code for r in rows for code in r.flag_codes}
+    assert codes == {"not_improving", "checkin_overdue"}  # the comparison can fail
+    for row in rows:
+        alone = episode_flags(
+            session,
+            row.episode,
+            row.patient,
+            today=org_today(people.org),
+            tz=people.org.timezone,
+            only=CHECKIN_FLAGS,
+        )
+        assert [f.code for f in alone.flags] == [f.code for f in row.flags]
