@@ -7,7 +7,7 @@ the median of each case is reported with new/old, beside the bare endpoint measu
 rounds:
 
 - each commit is checked out in its own temporary worktree (`git worktree add --detach
-  /tmp/ab-old <commit>`, `/tmp/ab-new`) and runs from there (its own PYTHONPATH, the same
+  /tmp/ab-old-<db> <commit>`, `/tmp/ab-new-<db>`) and runs from there (its own PYTHONPATH, the same
   interpreter), on its own population (`concord synth`, the same seed and size; each commit
   migrates its own schema), so neither reads code or rows of the other;
 - the in-process cases of `concord bench` (caseload page, patient page, FHIR search and read,
@@ -110,7 +110,8 @@ class Side:
         self, name: str, ref: str, db: str, patients: int, keep: bool, fresh: bool
     ) -> None:
         self.name, self.ref, self.db = name, ref, db
-        self.dir = Path(f"/tmp/ab-{name}")
+        # One pair per engine, so a run on each can go at once.
+        self.dir = Path(f"/tmp/ab-{name}-{db}")
         if self.dir.exists():
             subprocess.run(["git", "worktree", "remove", "--force", str(self.dir)], cwd=ROOT)
             shutil.rmtree(self.dir, ignore_errors=True)
