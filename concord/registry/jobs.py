@@ -135,7 +135,9 @@ def sync_patient_tasks(
     on = org_today(org)
     flagged = episode_flags(session, episode, patient, today=on, tz=org.timezone, only=only)
     reviewed = {}
-    if any(FLAG_TASKS.get(code, ("",))[0] == "consultant" for code in only):
+    # Whether the consultant reviewed lately matters only to a consultant's flag that applies
+    # (sync_flag_tasks neither opens nor keeps its task then): most check-ins have none.
+    if any(FLAG_TASKS.get(f.code, ("",))[0] == "consultant" for f in flagged.flags):
         last = session.scalar(
             _LAST_REVIEW, {"episode": episode.id, "since": on - timedelta(days=REREVIEW_DAYS)}
         )

@@ -131,3 +131,24 @@ def test_one_episodes_check_in_flags_are_those_of_its_row(session, people, casel
             only=CHECKIN_FLAGS,
         )
         assert [f.code for f in alone.flags] == [f.code for f in row.flags]
+
+
+def test_the_check_in_sync_opens_no_review_task_after_a_recent_review(session, people, caseload):  # noqa: F811
+    from concord.registry import reviews as rv
+
+    pid = people.patient.id
+    rv.record_review(
+        session,
+        access=acc_for(session, people.consultant, people.patient),
+        data=rv.ReviewIn(minutes=20, summary="Partial response at week 9", recommendations=[]),
+    )
+    commit(session)
+    sync_patient_tasks(session, pid, only=CHECKIN_FLAGS)
+    commit(session)
+    session.expire_all()
+    sources = session.scalars(
+        select(WorkTask.source).where(
+            WorkTask.patient_id == pid, WorkTask.status == TaskStatus.open
+        )
+    ).all()
+    assert not any(s.startswith("flag:not_improving:") for s in sources)
