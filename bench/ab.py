@@ -144,7 +144,7 @@ class Side:
             check=True,
         ).stdout.strip()
         self.keep = keep
-        self.url = _database(db, name, patients, fresh)
+        self.url = _database(db, self.commit, patients, fresh)
         self.env = {
             **os.environ,
             "PYTHONPATH": str(self.dir),
@@ -203,8 +203,8 @@ DATA = Path("/tmp/ab-data")
 
 
 def _database(db: str, name: str, patients: int, fresh: bool) -> str:
-    """Each side's population, kept between runs (building one takes a while); each commit's
-    migrations bring it up to its schema. --fresh builds them again."""
+    """Each commit's population (`name` is the commit), kept between runs (building one takes
+    a while); --fresh builds them again."""
     if db == "sqlite":
         DATA.mkdir(parents=True, exist_ok=True)
         path = DATA / f"{name}-{patients}.db"
