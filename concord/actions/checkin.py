@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from concord.access import PatientAccess
 from concord.measures import service as measures
 from concord.measures.service import Completed, Submission
-from concord.registry.jobs import sync_patient_tasks
+from concord.registry.jobs import CHECKIN_FLAGS, sync_patient_tasks
 from concord.safety.alerts import raise_for_response
 
 __all__ = ["Completed", "Submission", "record_response", "submit"]
@@ -77,8 +77,9 @@ def _arrived(session: Session, access: PatientAccess, completed: Completed) -> C
         instrument=measures.get_instrument(completed.response.instrument),
         scored=completed.scored,
     )
-    # The registry's flags read the scores and alerts just written: a check-in that was
-    # overdue closes its task, one that shows no improvement opens the consultant's. One
-    # query when the patient has no open episode.
-    sync_patient_tasks(session, access.patient.id)
+    # The registry's flags read the scores just written: a check-in that was overdue closes
+    # its task, one that shows no improvement opens the consultant's. Only the flags a
+    # check-in can change (CHECKIN_FLAGS: five statements, not the whole caseload row's
+    # thirteen); one query when the patient has no open episode.
+    sync_patient_tasks(session, access.patient.id, only=CHECKIN_FLAGS)
     return completed

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import Date, and_, bindparam, case, exists, func, select
 from sqlalchemy.orm import Session, raiseload
 
 from concord.accounts.models import Organization, User
@@ -166,28 +167,59 @@ def _local_date(value: datetime, tz: ZoneInfo) -> date:
     return day
 
 
+# The facts each flag is decided by (concord.registry.rules.flags), by the query that reads
+# them below. A row built for some flags only (`build_rows(..., only=...)`) runs only their
+# queries: a check-in can change no flag but those of its scores and schedules, so the task
+# sync after it reads four of the ten.
+FLAG_FACTS: dict[str, frozenset[str]] = {
+    "open_safety_alert": frozenset({"alerts"}),
+    "needs_initial_assessment": frozenset({"contacts"}),
+    "no_follow_up_4_weeks": frozenset({"contacts"}),
+    "not_improving": frozenset({"scores"}),
+    "not_improving_escalate": frozenset({"scores"}),
+    "checkin_overdue": frozenset({"schedules"}),
+    "no_contact_30_days": frozenset({"contacts"}),
+    "plan_review_overdue": frozenset({"plans"}),
+    "plan_awaiting_agreement": frozenset({"plans"}),
+    "recommendation_not_acted_on": frozenset({"recommendations"}),
+}
+ALL_FACTS = frozenset(
+    {"contacts", "scores", "alerts", "reviews", "recommendations", "plans", "schedules"}
+)
+
+
 def build_rows(
-    session: Session, pairs: Sequence[tuple[Episode, Patient]], *, today: date, tz: str
+    session: Session,
+    pairs: Sequence[tuple[Episode, Patient]],
+    *,
+    today: date,
+    tz: str,
+    only: Collection[str] | None = None,
 ) -> list[CaseRow]:
-    """Every row's facts in ten queries, whatever the number of patients."""
+    """Every row's facts in ten queries, whatever the number of patients.
+
+    `only`: flag codes. The rows are then built for those flags alone: only the queries
+    their facts need are run (FLAG_FACTS), and a row's flags are those of them that apply;
+    its other fields are not to be shown (a task sync reads them, never a page)."""
     if not pairs:
         return []
+    needed = ALL_FACTS if only is None else frozenset().union(*(FLAG_FACTS[code] for code in only))
     zone = ZoneInfo(tz)
     episodes = {e.id: e for e, _ in pairs}
     patients = {p.id: p for _, p in pairs}
     ids = list(patients)
     lib = library()
     facts = _Facts(
-        contacts=_contacts(session, episodes),
-        points=_points(session, episodes, lib, zone),
-        alerts=_open_alerts(session, ids, zone),
-        reviews=_reviews(session, episodes),
-        pending=_pending(session, ids, zone),
-        plans=_plan_facts(session, ids, today),  # two queries
-        schedules=_schedules(session, ids, today, zone),
+        contacts=_contacts(session, episodes) if "contacts" in needed else {},
+        points=_points(session, episodes, lib, zone) if "scores" in needed else {},
+        alerts=_open_alerts(session, ids, zone) if "alerts" in needed else ({}, {}),
+        reviews=_reviews(session, episodes) if "reviews" in needed else (set(), {}),
+        pending=_pending(session, ids, zone) if "recommendations" in needed else {},
+        plans=_plan_facts(session, ids, today) if "plans" in needed else {},  # two queries
+        schedules=_schedules(session, ids, today, zone) if "schedules" in needed else ({}, {}),
     )
     return [
-        _row(episode, patients[patient_id], facts, lib, today)
+        _row(episode, patients[patient_id], facts, lib, today, only)
         for patient_id, episode in {e.patient_id: e for e in episodes.values()}.items()
     ]
 
@@ -348,7 +380,8 @@ def _schedules(
             MeasureSchedule.start_on,
             MeasureSchedule.end_on,
         ).where(
-            among(session, MeasureSchedule.patient_id, ids), MeasureSchedule.stopped_at.is_(None)
+            among(session, MeasureSchedule.patient_id, ids),
+            MeasureSchedule.stopped_at.is_(None),
         )
     ):
         schedules[schedule.patient_id].append(schedule)
@@ -371,7 +404,14 @@ def _schedules(
     return schedules, completed
 
 
-def _row(episode: Episode, patient: Patient, found: _Facts, lib: Any, today: date) -> CaseRow:
+def _row(
+    episode: Episode,
+    patient: Patient,
+    found: _Facts,
+    lib: Any,
+    today: date,
+    only: Collection[str] | None = None,
+) -> CaseRow:
     """One patient's row from what the queries found (no query here)."""
     patient_id = patient.id
     weeks = (today - episode.started_on).days // 7
@@ -429,7 +469,7 @@ def _row(episode: Episode, patient: Patient, found: _Facts, lib: Any, today: dat
         plan_review=plan.review,
         plan_review_on=plan.next_review_on,
         awaiting_agreement=facts.awaiting_agreement,
-        flags=flags(facts),
+        flags=[f for f in flags(facts) if only is None or f.code in only],
     )
 
 
@@ -454,6 +494,145 @@ def _overdue(found: _Facts, patient_id: uuid.UUID, today: date) -> list[str]:
         if state.status == "overdue":
             overdue.append(schedule.instrument)
     return sorted(overdue)
+
+
+# --- one episode's score and schedule flags (the task sync after a check-in) -------------------
+
+# The flags one patient's row can be built for by episode_flags: those decided by scores and
+# schedules alone.
+EPISODE_FACTS = frozenset({"scores", "schedules"})
+
+
+@dataclass
+class FlagRow:
+    """What a task sync reads of a row (concord.registry.tasks.sync_flag_tasks)."""
+
+    episode: Episode
+    patient: Patient
+    flags: list[Flag]
+
+    @property
+    def flag_codes(self) -> set[str]:
+        return {f.code for f in self.flags}
+
+
+@lru_cache(maxsize=32)
+def _first_and_latest(code: str, score_id: str, observation: str) -> Any:
+    """One patient's first score of the treatment (from 30 days before it began) and latest,
+    as build_rows reads them for a caseload; built once per instrument, bound per call."""
+
+    def end(order: Any) -> Any:
+        return (
+            select(MeasureObservation.id)
+            .where(
+                MeasureObservation.patient_id == bindparam("patient"),
+                MeasureObservation.code == observation,
+                MeasureObservation.instrument == code,
+                MeasureObservation.score_id == score_id,
+                MeasureObservation.effective_at
+                >= days_before(bindparam("started", type_=Date), 30),
+            )
+            .order_by(order)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    return (
+        select(MeasureObservation.value, MeasureObservation.band, MeasureObservation.effective_at)
+        .where(
+            MeasureObservation.id.in_(
+                [
+                    end(MeasureObservation.effective_at.asc()),
+                    end(MeasureObservation.effective_at.desc()),
+                ]
+            )
+        )
+        .order_by(MeasureObservation.effective_at)
+    )
+
+
+_SCHEDULES = select(
+    MeasureSchedule.instrument,
+    MeasureSchedule.every_days,
+    MeasureSchedule.start_on,
+    MeasureSchedule.end_on,
+).where(MeasureSchedule.patient_id == bindparam("patient"), MeasureSchedule.stopped_at.is_(None))
+_COMPLETED = select(MeasureResponse.instrument, MeasureResponse.completed_at).where(
+    MeasureResponse.patient_id == bindparam("patient"),
+    MeasureResponse.status == ResponseStatus.completed,
+    MeasureResponse.completed_at >= bindparam("opened"),
+)
+
+
+def episode_flags(
+    session: Session,
+    episode: Episode,
+    patient: Patient,
+    *,
+    today: date,
+    tz: str,
+    only: Collection[str],
+) -> FlagRow:
+    """One open episode's flags among `only`, which must be decided by scores and schedules
+    alone (EPISODE_FACTS): the same decisions as build_rows(..., only=only), by statements
+    built once (a statement built per call costs more than it takes to run). Three
+    statements at most: the first and latest score of the program's measure (one per
+    instrument), the schedules, and the check-ins done since the longest's window opened."""
+    needed = frozenset().union(*(FLAG_FACTS[code] for code in only))
+    assert needed <= EPISODE_FACTS, needed
+    zone = ZoneInfo(tz)
+    lib = library()
+    weeks = (today - episode.started_on).days // 7
+    review_cue = False
+    codes = instruments_of(episode.program)
+    if "scores" in needed and (main := lib.get(codes[0])) is not None:
+        if main.main_score is not None:
+            observation = observation_code(main, main.main_score)[0]
+            points = [
+                Point(_local_date(effective_at, zone), value, band)
+                for value, band, effective_at in session.execute(
+                    _first_and_latest(codes[0], main.main_score.id, observation),
+                    {"patient": patient.id, "started": episode.started_on},
+                )
+            ]
+        else:
+            points = []
+        review_cue = progress(
+            main, points, treatment_start=episode.started_on, today=today
+        ).review_cue
+    overdue: list[str] = []
+    if "schedules" in needed:
+        schedules = session.execute(_SCHEDULES, {"patient": patient.id}).all()
+        completed: dict[str, list[date]] = defaultdict(list)
+        if schedules:
+            longest = max(s.every_days for s in schedules)
+            opened = datetime.combine(
+                today - timedelta(days=longest + 7), datetime.min.time(), zone
+            )
+            for instrument, completed_at in session.execute(
+                _COMPLETED, {"patient": patient.id, "opened": opened}
+            ):
+                completed[instrument].append(_local_date(completed_at, zone))
+        for schedule in schedules:
+            state = schedule_state(
+                start_on=schedule.start_on,
+                every_days=schedule.every_days,
+                end_on=schedule.end_on,
+                completed_on=completed.get(schedule.instrument, []),
+                today=today,
+                count_missed=False,
+            )
+            if state.status == "overdue":
+                overdue.append(schedule.instrument)
+    facts = CaseFacts(
+        today=today,
+        status=episode.status,
+        started_on=episode.started_on,
+        weeks=weeks,
+        review_cue=review_cue,
+        checkins_overdue=sorted(overdue),
+    )
+    return FlagRow(episode, patient, [f for f in flags(facts) if f.code in only])
 
 
 @dataclass(frozen=True)

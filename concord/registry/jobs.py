@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import timedelta
 from functools import partial
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from concord.accounts.models import Organization
 from concord.dates import org_today
 from concord.db import isolated
 from concord.patients.models import Patient
-from concord.registry.caseload import build_rows
-from concord.registry.models import Episode
-from concord.registry.reviews import recently_reviewed
-from concord.registry.tasks import sync_flag_tasks
+from concord.registry.caseload import EPISODE_FACTS, FLAG_FACTS, build_rows, episode_flags
+from concord.registry.models import CaseReview, Episode, ReviewStatus
+from concord.registry.reviews import REREVIEW_DAYS, recently_reviewed
+from concord.registry.tasks import FLAG_TASKS, sync_flag_tasks
 
 BATCH = 500
 
 
 def sync_tasks_for(
-    session: Session, episodes: list[tuple[Episode, Patient]], org: Organization
+    session: Session,
+    episodes: list[tuple[Episode, Patient]],
+    org: Organization,
+    only: Collection[str] | None = None,
 ) -> int:
+    """`only`: flag codes; the tasks of those flags alone are brought up to date, reading only
+    the facts they are decided by (concord.registry.caseload.FLAG_FACTS)."""
     on = org_today(org)
-    rows = build_rows(session, episodes, today=on, tz=org.timezone)
-    reviewed = recently_reviewed(session, [r.episode.id for r in rows], on)
-    opened, closed = sync_flag_tasks(session, rows, today=on, recently_reviewed=reviewed)
+    rows = build_rows(session, episodes, today=on, tz=org.timezone, only=only)
+    reviewed = (
+        recently_reviewed(session, [r.episode.id for r in rows], on)
+        if only is None or any(FLAG_TASKS.get(code, ("",))[0] == "consultant" for code in only)
+        else {}
+    )
+    opened, closed = sync_flag_tasks(session, rows, today=on, recently_reviewed=reviewed, only=only)
     return opened + closed
 
 
@@ -85,19 +96,54 @@ def _sync_isolated(
 
 # Built once: every check-in runs it (concord.actions.checkin), and for a patient with no open
 # episode it is all the sync costs (docs/adr/0013-the-check-in-write-path-in-core-statements.md).
-_OPEN_EPISODE = (
-    select(Episode, Patient)
-    .join(Patient, Patient.id == Episode.patient_id)
-    .where(Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None))
+_OPEN_EPISODE = select(Episode).where(
+    Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None)
+)
+# Whether the consultant reviewed this episode lately (recently_reviewed, for one episode).
+_LAST_REVIEW = select(func.max(CaseReview.reviewed_on)).where(
+    CaseReview.episode_id == bindparam("episode"),
+    CaseReview.status == ReviewStatus.reviewed,
+    CaseReview.reviewed_on > bindparam("since"),
 )
 
 
-def sync_patient_tasks(session: Session, patient_id: object) -> int:
+# The flags a check-in can change: those decided by the patient's scores (not improving) and
+# by the check-ins done against their schedules (overdue). Every other flag is decided by
+# contacts, alerts, plans, reviews and recommendations, which a check-in does not write (an
+# alert it raises has its own task: concord.safety); their tasks follow the actions that do
+# write them, and the nightly run (sync_all_tasks) as days pass.
+CHECKIN_FLAGS = frozenset({"not_improving", "not_improving_escalate", "checkin_overdue"})
+
+
+def sync_patient_tasks(
+    session: Session, patient_id: object, only: Collection[str] | None = None
+) -> int:
     """After a change to one patient's care (a check-in, a contact, a review, a plan change);
-    called by concord.actions, so every door brings the tasks up to date."""
-    row = session.execute(_OPEN_EPISODE, {"patient": patient_id}).first()
-    if row is None:
+    called by concord.actions, so every door brings the tasks up to date. `only`: the flags
+    the change can touch (CHECKIN_FLAGS for a check-in); by default every flag."""
+    episode = session.scalars(_OPEN_EPISODE, {"patient": patient_id}).first()
+    if episode is None:
         return 0
-    org = session.get(Organization, row[0].organization_id)
-    assert org is not None
-    return sync_tasks_for(session, [(row[0], row[1])], org)
+    # The patient is in the session already when an action calls this (its access check
+    # loaded it): no statement then.
+    patient = session.get(Patient, episode.patient_id)
+    org = session.get(Organization, episode.organization_id)
+    assert org is not None and patient is not None
+    if only is None or not frozenset().union(*(FLAG_FACTS[c] for c in only)) <= EPISODE_FACTS:
+        return sync_tasks_for(session, [(episode, patient)], org, only)
+    # Flags of scores and schedules alone (a check-in's): by statements built once.
+    on = org_today(org)
+    flagged = episode_flags(session, episode, patient, today=on, tz=org.timezone, only=only)
+    reviewed = {}
+    # Whether the consultant reviewed lately matters only to a consultant's flag that applies
+    # (sync_flag_tasks neither opens nor keeps its task then): most check-ins have none.
+    if any(FLAG_TASKS.get(f.code, ("",))[0] == "consultant" for f in flagged.flags):
+        last = session.scalar(
+            _LAST_REVIEW, {"episode": episode.id, "since": on - timedelta(days=REREVIEW_DAYS)}
+        )
+        if last is not None:
+            reviewed[episode.id] = last
+    opened, closed = sync_flag_tasks(
+        session, [flagged], today=on, recently_reviewed=reviewed, only=only
+    )
+    return opened + closed

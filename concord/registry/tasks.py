@@ -9,10 +9,11 @@ index), so running the rules again never doubles a task.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
@@ -178,29 +179,43 @@ def owner_for(session: Session, episode: Episode, who: str) -> uuid.UUID | None:
     return episode.care_manager_id
 
 
+_OPEN_FLAG_TASKS = select(WorkTask).where(
+    WorkTask.patient_id == bindparam("patient"),
+    WorkTask.status == TaskStatus.open,
+    WorkTask.source.like("flag:%"),
+)
+
+
 def sync_flag_tasks(
     session: Session,
     rows: list[Any],
     *,
     today: date,
     recently_reviewed: dict[uuid.UUID, date] | None = None,
+    only: Collection[str] | None = None,
 ) -> tuple[int, int]:
     """Open a task for each flag that asks someone to act, and close the tasks whose flag no
-    longer applies. `rows` are caseload rows (concord.registry.caseload). Returns (opened,
-    closed)."""
+    longer applies. `rows` are caseload rows (concord.registry.caseload). `only`: flag codes
+    (the rows were built for them alone): the tasks of other flags are left as they are.
+    Returns (opened, closed)."""
     opened = closed = 0
     if not rows:
         return 0, 0
     patient_ids = [r.patient.id for r in rows]
-    open_flag_tasks: dict[tuple[uuid.UUID, str], WorkTask] = {
-        (t.patient_id, t.source): t
-        for t in session.scalars(
+    found = (
+        # One patient (an action's sync): the statement built once.
+        session.scalars(_OPEN_FLAG_TASKS, {"patient": patient_ids[0]})
+        if len(patient_ids) == 1
+        else session.scalars(
             select(WorkTask).where(
                 WorkTask.patient_id.in_(patient_ids),
                 WorkTask.status == TaskStatus.open,
                 WorkTask.source.like("flag:%"),
             )
         )
+    )
+    open_flag_tasks: dict[tuple[uuid.UUID, str], WorkTask] = {
+        (t.patient_id, t.source): t for t in found
     }
     reviewed = recently_reviewed or {}
     for row in rows:
@@ -229,6 +244,8 @@ def sync_flag_tasks(
         prefix = f":{row.episode.id}"
         for (patient_id, source), task in open_flag_tasks.items():
             if patient_id != row.patient.id or not source.endswith(prefix):
+                continue
+            if only is not None and source.split(":")[1] not in only:
                 continue
             if source not in wanted:
                 task.status = TaskStatus.done

@@ -128,8 +128,11 @@ async def check_credentials_first(request: Request) -> None:
 def _check_credentials(request: Request) -> None:
     session = request.app.state.sessionmaker()
     try:
-        if request.scope["path"].startswith("/fhir"):
-            bearer_actor(request, session)
+        if request.scope["path"].startswith("/fhir") or request.headers.get("Authorization"):
+            # A token (on /api too when it sends one: api_actor would check it by
+            # bearer_actor): decided from three columns, nothing loaded.
+            if not tokens.api_token_usable(session, _bearer_token(request)):
+                raise NotAuthenticated(INVALID_TOKEN)
         else:
             api_actor(request, session)
     finally:
@@ -365,15 +368,22 @@ def check_anonymous_csrf(request: Request, form: Form) -> None:
     _check_csrf(request, request.cookies.get(ANON_CSRF_COOKIE, ""), form)
 
 
-def bearer_actor(request: Request, session: DbSession) -> Actor:
-    """A program using an API token (Authorization: Bearer ...)."""
+INVALID_TOKEN = Msg("The API token is not valid, has expired or was revoked.")
+
+
+def _bearer_token(request: Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated(Msg("Send an API token: Authorization: Bearer <token>."))
-    found = tokens.user_for_api_token(session, token.strip())
+    return token.strip()
+
+
+def bearer_actor(request: Request, session: DbSession) -> Actor:
+    """A program using an API token (Authorization: Bearer ...)."""
+    found = tokens.user_for_api_token(session, _bearer_token(request))
     if found is None:
-        raise NotAuthenticated(Msg("The API token is not valid, has expired or was revoked."))
+        raise NotAuthenticated(INVALID_TOKEN)
     user, api_token = found
     keep_after_rollback(session, api_token, user, user.organization)
     request.state.actor = Actor(user=user, token=api_token)
