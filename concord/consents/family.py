@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord.accounts.models import Organization
 from concord.clock import now
 from concord.consents.models import (
     Consent,
@@ -28,12 +29,18 @@ from concord.consents.models import (
     Provision,
     Purpose,
 )
+from concord.dates import local_date
 
 WITHDRAWN = "Withdrawn"
 
 
 def family_consent(
-    link: Any, organization_id: uuid.UUID, recorded_at: datetime, recorded_by_id: Any
+    link: Any,
+    organization_id: uuid.UUID,
+    recorded_at: datetime,
+    recorded_by_id: Any,
+    *,
+    where: Any = None,
 ) -> Consent:
     """The Consent the family-sharing columns stand for."""
     return Consent(
@@ -46,7 +53,7 @@ def family_consent(
         categories=["care_plan"],
         purposes=[Purpose.family_sharing.value],
         provision=Provision.permit,
-        period_start=recorded_at.date(),
+        period_start=local_date(recorded_at, where),  # the organization's day (ADR 0018)
         method=Method.recorded_by_team,
         note=link.consent_note,
         recorded_by_id=recorded_by_id,
@@ -84,7 +91,11 @@ def sync(
     if shared and not current:
         session.add(
             family_consent(
-                link, organization_id, link.consent_recorded_at, link.consent_recorded_by_id
+                link,
+                organization_id,
+                link.consent_recorded_at,
+                link.consent_recorded_by_id,
+                where=session.get(Organization, organization_id),
             )
         )
     elif not shared:

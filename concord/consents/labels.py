@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from concord.consents.models import Consent, ConsentState, GranteeKind, Method, Provision
+from concord.dates import local_date
 from concord.i18n import N_, gettext, translate
 
 CATEGORY_LABELS = {
@@ -130,7 +131,7 @@ def state_line(consent: Consent, lang: str, at: datetime) -> str:
     state = consent.state(at)
     label = gettext(lang, STATE_LABELS[state])
     if state == ConsentState.revoked and consent.revoked_at is not None:
-        return gettext(lang, "Revoked on %(day)s", day=_param(consent.revoked_at.date(), lang))
+        return gettext(lang, "Revoked on %(day)s", day=_param(local_date(consent.revoked_at, consent.organization), lang))
     if state == ConsentState.not_started:
         return gettext(lang, "Starts on %(day)s", day=_param(consent.period_start, lang))
     if state == ConsentState.expired and consent.period_end is not None:

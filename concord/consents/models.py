@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from concord.accounts.models import User
+from concord.accounts.models import Organization, User
 from concord.categories import DataCategory
 from concord.clock import now
+from concord.dates import local_date
 from concord.db import Base, IdMixin, JSONType
 
 
@@ -136,6 +137,7 @@ class Consent(IdMixin, Base):
     revoked_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     revoked_reason: Mapped[str | None] = mapped_column(String(500))
 
+    organization: Mapped[Organization] = relationship(lazy="joined", foreign_keys=[organization_id])
     recorded_by: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[recorded_by_id])
     grantee_user: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[grantee_user_id])
 
@@ -144,7 +146,8 @@ class Consent(IdMixin, Base):
             return ConsentState.revoked
         if self.status == ConsentStatus.entered_in_error:
             return ConsentState.entered_in_error
-        today = at.date()
+        # The period's dates are the organization's local dates (ADR 0018).
+        today = local_date(at, self.organization)
         if today < self.period_start:
             return ConsentState.not_started
         if self.period_end is not None and today > self.period_end:

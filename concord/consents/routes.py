@@ -30,6 +30,7 @@ from concord.consents.labels import (
 )
 from concord.consents.models import CATEGORIES, ConsentState, GranteeKind, Purpose
 from concord.consents.schemas import ConsentIn, RevokeIn
+from concord.dates import org_today
 from concord.errors import InvalidInput
 from concord.patients import service as patients
 from concord.web.deps import DbSession, PostedBy, WebActor
@@ -243,7 +244,7 @@ def consent_form_pdf(
         template_id,
         lang=language or request.state.lang,
         patient_name=acc.patient.full_name,
-        today=now().date(),
+        today=org_today(acc.patient.clinic.organization),
     )
     return Response(
         body,

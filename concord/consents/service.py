@@ -39,6 +39,7 @@ from concord.consents.models import (
     Purpose,
 )
 from concord.consents.schemas import ConsentIn
+from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 
@@ -100,7 +101,7 @@ def _check(
     session: Session, access: PatientAccess, data: ConsentIn, related_user_id: uuid.UUID | None
 ) -> dict[str, Msg]:
     errors: dict[str, Msg] = {}
-    today = now().date()
+    today = org_today(access.patient.clinic.organization)
     kind = data.grantee_kind
     if kind == GranteeKind.related_person and (data.grantee_id is None or related_user_id is None):
         errors["grantee_id"] = Msg("must name a family member or carer listed for this patient")
@@ -184,7 +185,7 @@ def record(
     errors = _check(session, access, data, related_user_id)
     if errors:
         raise InvalidInput(Msg("Some fields need attention."), errors=errors)
-    today = now().date()
+    today = org_today(access.patient.clinic.organization)
     portal = data.method == Method.portal_signature
     consent = Consent(
         organization_id=access.patient.organization_id,
