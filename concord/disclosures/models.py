@@ -29,8 +29,6 @@ class Door(StrEnum):
     export = "export"
 
 
-
-
 class DisclosureLog(IdMixin, Base):
     __tablename__ = "disclosure_log"
     __table_args__ = (Index("ix_disclosure_log_patient", "patient_id", "disclosed_at"),)
