@@ -29,7 +29,8 @@ CITATION = "42 CFR 2.32(a)(2)"
 HEADING = N_("Notice to the recipient of substance use disorder records")
 # The statement in the reader's language, shown beside the rule's own (English) words.
 TRANSLATED = N_(
-    "Federal law (42 CFR part 2) prohibits any use or disclosure of these records that it does not authorize."
+    "Federal law (42 CFR part 2) prohibits any use or disclosure of these records "
+    "that it does not authorize."
 )
 
 
