@@ -336,12 +336,12 @@ def require(
     object_id: uuid.UUID | str | None = None,
     purpose: Purpose | str | None = None,
     message: Msg | str | None = None,
-) -> None:
+) -> Decision:
     """Refuse (NotFound, audited: the answer a stranger gets, so existence never leaks) unless
-    `access` may see `category` for `purpose`."""
+    `access` may see `category` for `purpose`; the permitting decision otherwise."""
     decision = decide(access, category, purpose)
     if decision.permit:
-        return
+        return decision
     record(
         session,
         by=access.by,
@@ -371,7 +371,7 @@ def check_record(
 ) -> None:
     """`require` for one record, by its category (`category_of`)."""
     cat = category_of(row)
-    require(
+    decision = require(
         session,
         access,
         cat,
@@ -383,7 +383,6 @@ def check_record(
     )
     if _LISTENERS:
         chosen = _purpose_of(access, purpose)
-        decision = decide(access, cat, purpose)
         on_disclosed(session, access, [Disclosed(object_type, cat, decision, 1, chosen)])
 
 
