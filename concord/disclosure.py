@@ -98,12 +98,57 @@ class Decision:
 
     permit: bool
     reason: str
+    # Issue 18 (the consent-aware decision fills these; the defaults are today's answers):
+    part2: bool = False  # a 42 CFR Part 2 record disclosed outside the Part 2 program
+    consent_id: uuid.UUID | None = None  # the consent that permits it
+    emergency: bool = False  # break the glass (Purpose.emergency, stated reason)
 
     def __bool__(self) -> bool:
         return self.permit
 
 
 PERMITTED = Decision(True, "permitted")
+
+
+# --- disclosure listeners (issue 18) -------------------------------------------------------
+# Who is told of a disclosure: `filter_records` and `check_record` call every registered
+# listener once per call, with the permitted records' decisions, so a disclosure log (concord.
+# disclosures) can write who received what under which consent. Listeners register at import;
+# the list is empty by default (a no-op). A listener must not raise for a permitted read.
+
+
+@dataclass(frozen=True)
+class Disclosed:
+    """Records of one category and kind that a read disclosed, and the decision that let it."""
+
+    object_type: str
+    category: DataCategory | None
+    decision: Decision
+    count: int
+    purpose: Purpose | None
+
+
+DisclosureListener = Callable[[Session, PatientAccess, list[Disclosed]], None]
+_LISTENERS: list[DisclosureListener] = []
+
+
+def register_disclosure_listener(fn: DisclosureListener) -> DisclosureListener:
+    """Call `fn(session, access, disclosed)` after every permitted read (idempotent)."""
+    if fn not in _LISTENERS:
+        _LISTENERS.append(fn)
+    return fn
+
+
+def on_disclosed(session: Session, access: PatientAccess, disclosed: list[Disclosed]) -> None:
+    """Tell every listener what a read disclosed (nothing when nothing was)."""
+    if not disclosed:
+        return
+    for fn in tuple(_LISTENERS):
+        fn(session, access, disclosed)
+
+
+def _purpose_of(access: PatientAccess, purpose: Purpose | str | None) -> Purpose | None:
+    return _as(Purpose, default_purpose(access) if purpose is None else purpose)
 
 
 def _as(kind: type[Any], value: Any) -> Any:
@@ -227,22 +272,31 @@ def filter_records(
 ) -> list[T]:
     """The rows `access` may see, in their order. Decided once per category; when any is
     withheld, one denied event in the trail for the request, with the count per category."""
-    answers: dict[DataCategory | None, bool] = {}
+    answers: dict[DataCategory | None, Decision] = {}
     kept: list[T] = []
     withheld: dict[str, int] = {}
+    shown: dict[DataCategory | None, int] = {}
     for row in rows:
         cat = category(row)
-        allowed = answers.get(cat)
-        if allowed is None:
-            allowed = answers[cat] = decide(access, cat, purpose).permit
-        if allowed:
+        answer = answers.get(cat)
+        if answer is None:
+            answer = answers[cat] = decide(access, cat, purpose)
+        if answer.permit:
             kept.append(row)
+            shown[cat] = shown.get(cat, 0) + 1
         else:
             key = str(cat) if cat is not None else "none"
             withheld[key] = withheld.get(key, 0) + 1
     if withheld:
         audit_withheld(
             session, access, withheld, object_type=object_type, action=action, purpose=purpose
+        )
+    if shown and _LISTENERS:
+        chosen = _purpose_of(access, purpose)
+        on_disclosed(
+            session,
+            access,
+            [Disclosed(object_type, c, answers[c], n, chosen) for c, n in shown.items()],
         )
     return kept
 
@@ -282,12 +336,12 @@ def require(
     object_id: uuid.UUID | str | None = None,
     purpose: Purpose | str | None = None,
     message: Msg | str | None = None,
-) -> None:
+) -> Decision:
     """Refuse (NotFound, audited: the answer a stranger gets, so existence never leaks) unless
-    `access` may see `category` for `purpose`."""
+    `access` may see `category` for `purpose`; the permitting decision otherwise."""
     decision = decide(access, category, purpose)
     if decision.permit:
-        return
+        return decision
     record(
         session,
         by=access.by,
@@ -316,16 +370,20 @@ def check_record(
     message: Msg | str | None = None,
 ) -> None:
     """`require` for one record, by its category (`category_of`)."""
-    require(
+    cat = category_of(row)
+    decision = require(
         session,
         access,
-        category_of(row),
+        cat,
         object_type=object_type,
         action=action,
         object_id=getattr(row, "id", None),
         purpose=purpose,
         message=message,
     )
+    if _LISTENERS:
+        chosen = _purpose_of(access, purpose)
+        on_disclosed(session, access, [Disclosed(object_type, cat, decision, 1, chosen)])
 
 
 def _access_in(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> PatientAccess | None:

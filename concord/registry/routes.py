@@ -200,7 +200,9 @@ def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Respo
                 "flags": " ".join(sorted(r.flag_codes)),
             }
         )
-    return csv_response(out, CASELOAD_COLUMNS, "caseload.csv")
+    return csv_response(
+        out, CASELOAD_COLUMNS, "caseload.csv", session=session, lang=request.state.lang
+    )
 
 
 # --- the program view and the minutes ------------------------------------------------------------
@@ -296,7 +298,13 @@ def minutes_csv(request: Request, session: DbSession, actor: ApiActor) -> Respon
         }
         for r in report.rows
     ]
-    return csv_response(rows, MINUTES_COLUMNS, f"minutes-{month.strftime('%Y-%m')}.csv")
+    return csv_response(
+        rows,
+        MINUTES_COLUMNS,
+        f"minutes-{month.strftime('%Y-%m')}.csv",
+        session=session,
+        lang=request.state.lang,
+    )
 
 
 # --- the consultant's review queue ---------------------------------------------------------------

@@ -17,6 +17,7 @@ from concord.access import PatientAccess
 from concord.accounts.models import Organization
 from concord.clock import now
 from concord.dates import local_date, org_today
+from concord.disclosures.notice import pdf_notice
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import N_, Msg, translate
 from concord.safety import plans as safety_plans
@@ -532,7 +533,7 @@ def team_plan_share(
     )
 
 
-def _pdf(export: safety_plans.PlanExport, lang: str) -> Response:
+def _pdf(session: DbSession, export: safety_plans.PlanExport, lang: str) -> Response:
     """The printed plan: only what the domain's export read returned (no query here)."""
     from concord.safety.pdf import render as render_pdf
 
@@ -544,6 +545,7 @@ def _pdf(export: safety_plans.PlanExport, lang: str) -> Response:
         ),
         content=export.content,
         crisis=export.crisis,
+        notice=pdf_notice(session, lang),
     )
     return Response(
         body,
@@ -558,7 +560,7 @@ def team_plan_pdf(
 ) -> Response:
     acc = _team(session, actor, patient_id)
     lang = acc.patient.language or request.state.lang
-    return _pdf(safety_plans.get_plan_export(session, acc, lang), lang)
+    return _pdf(session, safety_plans.get_plan_export(session, acc, lang), lang)
 
 
 # --- the patient's portal ------------------------------------------------------------------------
@@ -596,7 +598,7 @@ def my_plan_save(request: Request, session: DbSession, form: PlanForm, actor: Po
 def my_plan_pdf(request: Request, session: DbSession, actor: WebActor) -> Response:
     acc = _self(session, actor)
     lang = request.state.lang
-    return _pdf(safety_plans.get_plan_export(session, acc, lang), lang)
+    return _pdf(session, safety_plans.get_plan_export(session, acc, lang), lang)
 
 
 @router.get("/my/safety-plan/people")
@@ -656,7 +658,8 @@ def shared_plan_pdf(
     patient_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
     lang = request.state.lang
-    return _pdf(safety_plans.get_shared_plan_export(session, actor.user, patient_id, lang), lang)
+    export = safety_plans.get_shared_plan_export(session, actor.user, patient_id, lang)
+    return _pdf(session, export, lang)
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -733,7 +736,9 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
         "outcomes",
         "closed_at",
     ]
-    return csv_response(result.rows, columns, "safety-alerts.csv")
+    return csv_response(
+        result.rows, columns, "safety-alerts.csv", session=session, lang=request.state.lang
+    )
 
 
 # --- administration: risk rules and undelivered messages -----------------------------------------

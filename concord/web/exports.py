@@ -13,7 +13,10 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.responses import Response
+
+from concord.disclosures.notice import csv_with_notice
 
 # Export code: whole modules that render an export, and the door functions that serve one
 # (module, function). Add a new export here; the test checks each has no direct database read.
@@ -36,15 +39,23 @@ EXPORT_HANDLERS: tuple[tuple[str, str], ...] = (
 )
 
 
-def csv_response(rows: Iterable[dict[str, Any]], columns: list[str], filename: str) -> Response:
-    """Rows (already read through a domain service) as a CSV download."""
+def csv_response(
+    rows: Iterable[dict[str, Any]],
+    columns: list[str],
+    filename: str,
+    *,
+    session: Session,
+    lang: str = "en",
+) -> Response:
+    """Rows (already read through a domain service) as a CSV download; when the request
+    disclosed 42 CFR Part 2 records, the redisclosure notice is its first line (§ 2.32)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(row)
     return Response(
-        out.getvalue(),
+        csv_with_notice(session, out.getvalue(), lang),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
