@@ -13,7 +13,6 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from concord.disclosures.notice import csv_with_notice
@@ -44,7 +43,7 @@ def csv_response(
     columns: list[str],
     filename: str,
     *,
-    session: Session,
+    session: Any,  # the request's unit of work (this module reads nothing itself)
     lang: str = "en",
 ) -> Response:
     """Rows (already read through a domain service) as a CSV download; when the request
