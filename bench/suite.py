@@ -385,14 +385,19 @@ def _serve(app: str, url: str, port: int, workers: int = 1) -> subprocess.Popen[
     )
     import urllib.request
 
-    for _ in range(200):
+    # Up to two minutes: on a loaded machine (a parallel test run) importing the app alone can
+    # take tens of seconds; a server that exits early is reported at once.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{app} exited with {process.returncode} before it started")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
             return process
         except Exception:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"{app} did not start")
+    raise RuntimeError(f"{app} did not start in 120 s")
 
 
 def _load(
