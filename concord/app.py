@@ -109,6 +109,7 @@ def create_app(
     from concord.consents.api import router as consents_api
     from concord.consents.routes import router as consents_router
     from concord.decisions.api import router as decisions_api
+    from concord.part2.api import router as part2_api
     from concord.decisions.routes import router as decisions_router
     from concord.fhir.routes import router as fhir_router
     from concord.measures.api import router as measures_api
@@ -136,6 +137,7 @@ def create_app(
         registry_api,
         decisions_api,
         consents_api,
+        part2_api,
     )
     for router in (
         web_router,
@@ -147,6 +149,7 @@ def create_app(
         registry_api,
         decisions_api,
         consents_api,
+        part2_api,
         accounts_router,
         patients_router,
         careplans_router,

@@ -351,11 +351,25 @@ def withheld_for_search(
     chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
     ctx = labels.context(session, by.organization_id, ids)
     out: dict[DataCategory, set[uuid.UUID]] = {c: set() for c in cats}
+    emergency: set[uuid.UUID] = set()
     for pid in ids:
         for cat in cats:
             label = labels.category_label(ctx, pid, cat)
-            if not consent_decision(by, relation, pid, cat, chosen, label, ctx).permit:
+            answer = consent_decision(by, relation, pid, cat, chosen, label, ctx)
+            if not answer.permit:
                 out[cat].add(pid)
+            elif answer.emergency:
+                emergency.add(pid)
+    for pid in sorted(emergency):
+        # What the search may show under an emergency access is an emergency disclosure.
+        record(
+            session,
+            by=by,
+            action="emergency_disclosure",
+            object_type="Patient",
+            patient_id=pid,
+            detail={"search": True},
+        )
     forced = {
         rid
         for (table, rid), part2 in ctx.overrides.items()
