@@ -71,6 +71,7 @@ def _observations(client, session, user, pid=None):
 
 
 def _tpo(session, people, pcp, **kw):
+    discloser = kw.pop("discloser", "North Clinic addiction service")
     data = ConsentIn(
         grantee_kind=kw.pop("grantee_kind", "user"),
         grantee_id=kw.pop("grantee_id", pcp.id),
