@@ -289,7 +289,7 @@ def consent_decision(
         return Decision(True, "consent", part2=part2, consent_id=best.id)
     if not part2 or internal:
         # The team's treatment, payment and operations under HIPAA; within a Part 2 program,
-        # its own staff (internal communications, 42 CFR 2.12(c)(3)).
+        # its own staff (communications within the program: ADR 0021).
         return Decision(True, "part2_program" if internal else "permitted")
     if best is not None:
         return Decision(True, "consent", part2=True, consent_id=best.id)

@@ -103,7 +103,7 @@ def test_the_pcp_without_consent_sees_the_phq9_not_the_audit_c_and_the_total_agr
             e["resource"]["subject"]["reference"].endswith(str(people.patient.id))
             for e in body.get("entry", [])
         )
-    # The program's own staff see them, labelled (internal communications, 2.12(c)(3)).
+    # The program's own staff see them, labelled (communications within the program, ADR 0021).
     body, codes = _observations(client, session, people.care_manager, people.patient.id)
     assert AUDIT_C_TOTAL in codes
     labelled = [
