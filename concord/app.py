@@ -109,11 +109,12 @@ def create_app(
     from concord.consents.api import router as consents_api
     from concord.consents.routes import router as consents_router
     from concord.decisions.api import router as decisions_api
-    from concord.part2.api import router as part2_api
     from concord.decisions.routes import router as decisions_router
     from concord.fhir.routes import router as fhir_router
     from concord.measures.api import router as measures_api
     from concord.measures.routes import router as measures_router
+    from concord.part2.api import router as part2_api
+    from concord.part2.routes import router as part2_router
     from concord.patients.api import router as patients_api
     from concord.patients.routes import router as patients_router
     from concord.registry.api import router as registry_api
@@ -158,6 +159,7 @@ def create_app(
         registry_router,
         decisions_router,
         consents_router,
+        part2_router,
         audit_router,
     ):
         app.include_router(

@@ -34,9 +34,9 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory, Purpose
 from concord.consents.models import Consent, ConsentState, GranteeKind, Provision
-from concord.part2 import labels
 from concord.errors import NotFound
 from concord.i18n import Msg
+from concord.part2 import labels
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -265,9 +265,7 @@ def consent_decision(
     # A permit for a Part 2 record must cover substance-use records (or the whole record).
     need = kinds if part2 else frozenset({str(category)})
     permits = [
-        c
-        for c in matching
-        if c.provision == Provision.permit and _covers(c, need, all_of=True)
+        c for c in matching if c.provision == Provision.permit and _covers(c, need, all_of=True)
     ]
     permits.sort(key=lambda c: (_rank(c), c.recorded_at), reverse=True)
     best = permits[0] if permits else None

@@ -101,9 +101,9 @@ def correct_label(
     else:
         plan = Base.metadata.tables["care_plan"]
         owner = session.scalar(
-            select(plan.c.patient_id).join(table, table.c.plan_id == plan.c.id).where(
-                table.c.id == rid
-            )
+            select(plan.c.patient_id)
+            .join(table, table.c.plan_id == plan.c.id)
+            .where(table.c.id == rid)
         )
     if owner != acc.patient.id:
         raise NotFound(Msg("No such record."))

@@ -18,8 +18,8 @@ from concord.actions import checkin
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.careplans import service as plans
-from concord.categories import DataCategory
 from concord.careplans.models import CarePlan, Goal, PlanRevision, PlanStatus
+from concord.categories import DataCategory
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.fhir import mapping
 from concord.fhir.mapping import GOAL_LIFECYCLE

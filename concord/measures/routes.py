@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from concord import access
+from concord import access, disclosure
 from concord.access import PatientAccess
 from concord.actions import checkin
 from concord.careplans.labels import VALUE_LABELS
@@ -29,6 +29,7 @@ from concord.measures.schemas import (
     ScheduleChangeIn,
     ScheduleIn,
 )
+from concord.part2.routes import withheld_context
 from concord.validation import blank_to_none, parse
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.idempotency import already_done, remember
@@ -157,7 +158,9 @@ def _measures_context(
         "check_ins": check_ins,
         "progress": progress,
         "chart_json": {p.instrument.code: chart_data(p, lang) for p in progress},
-        "responses": measures.list_responses(session, access=acc, limit=50),
+        "responses": (responses := measures.list_responses(session, access=acc, limit=50)),
+        "part2": {r.id for r in responses if disclosure.label_of(session, acc, r).part2},
+        **withheld_context(session, acc),
         "instruments": library().all(),
         "instrument_options": [
             (i.code, f"{i.code}: {i.name.get(lang) or i.name['en']}")

@@ -21,7 +21,7 @@ from concord.actions import part2 as part2_actions
 from concord.audit.models import AuditEvent
 from concord.consents import service as consents
 from concord.consents.schemas import ConsentIn
-from concord.errors import NotFound, PermissionDenied
+from concord.errors import InvalidInput, NotFound, PermissionDenied
 from concord.measures import service as measures
 from concord.part2 import labels
 from concord.part2.models import EmergencyAccess, LabelOverride
@@ -81,7 +81,7 @@ def _tpo(session, people, pcp, **kw):
         provision=kw.pop("provision", "permit"),
         method="portal_signature",
         signed_name="Sam Rivera",
-        discloser="North Clinic addiction service",
+        discloser=discloser,
         **kw,
     )
     own = acc_for(session, people.patient_user, people.patient)
@@ -134,8 +134,9 @@ def test_a_tpo_consent_naming_the_pcp_shows_them_and_revoking_hides_them_again(
         session=session,
     )
     assert decision.permit and decision.part2 and decision.consent_id == consent.id
-    consents.revoke(session, access=acc_for(session, people.patient_user, people.patient),
-                    consent_id=consent.id)
+    consents.revoke(
+        session, access=acc_for(session, people.patient_user, people.patient), consent_id=consent.id
+    )
     commit(session)
     body, codes = _observations(client, session, pcp)
     assert AUDIT_C_TOTAL not in codes and body["total"] == len(body.get("entry", []))
@@ -147,7 +148,7 @@ def test_break_the_glass_opens_them_for_the_window_and_is_logged(
     """42 CFR 2.51: disclosure to medical personnel in a bona fide medical emergency."""
     pcp, _ = world
     acc = acc_for(session, pcp, people.patient)
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidInput):
         part2_actions.break_glass(session, acc, "")
     grant = part2_actions.break_glass(session, acc, "Unresponsive in clinic, need history")
     commit(session)
@@ -193,9 +194,10 @@ def test_label_correction_needs_a_lead_and_a_reason_and_is_audited(session, peop
     )
     commit(session)
     assert session.get(LabelOverride, row.id).by_id == people.care_manager.id
-    assert session.scalar(
-        select(AuditEvent).where(AuditEvent.action == "label_correct")
-    ).patient_id == people.patient.id
+    assert (
+        session.scalar(select(AuditEvent).where(AuditEvent.action == "label_correct")).patient_id
+        == people.patient.id
+    )
     # The PHQ-9 is now a Part 2 record: the PCP without consent no longer reads it.
     acc = acc_for(session, pcp, people.patient)
     with pytest.raises(NotFound):
