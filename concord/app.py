@@ -116,6 +116,8 @@ def create_app(
     from concord.fhir.routes import router as fhir_router
     from concord.measures.api import router as measures_api
     from concord.measures.routes import router as measures_router
+    from concord.part2.api import router as part2_api
+    from concord.part2.routes import router as part2_router
     from concord.patients.api import router as patients_api
     from concord.patients.routes import router as patients_router
     from concord.registry.api import router as registry_api
@@ -140,6 +142,7 @@ def create_app(
         decisions_api,
         consents_api,
         disclosures_api,
+        part2_api,
     )
     for router in (
         web_router,
@@ -152,6 +155,7 @@ def create_app(
         decisions_api,
         consents_api,
         disclosures_api,
+        part2_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -161,6 +165,7 @@ def create_app(
         decisions_router,
         consents_router,
         disclosures_router,
+        part2_router,
         audit_router,
     ):
         app.include_router(

@@ -35,6 +35,7 @@ from concord.fhir.search import (
 )
 from concord.i18n import Msg
 from concord.paging import Page
+from concord.part2 import labels as part2_labels
 from concord.patients import service as patients
 
 
@@ -261,6 +262,27 @@ def search_questionnaires(q: Query) -> SearchPage:
     return SearchPage(page, next_cursor, len(found))
 
 
+# A record of a 42 CFR Part 2 program (ADR 0021): the law (v3-ActCode 42CFRPart2), the
+# obligation not to redisclose without consent (NORDSCLCD), and the confidentiality R.
+PART2_SECURITY = (
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"},
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "NORDSCLCD"},
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
+)
+
+
+def _labelled(
+    session: Session, row: Any, patient: Any, resource: dict[str, Any]
+) -> dict[str, Any]:
+    """The resource with its Part 2 security labels when the record carries the label (the
+    patient's labels context is loaded once per request, by concord.part2.labels)."""
+    ctx = part2_labels.context(session, patient.organization_id, [patient.id])
+    if part2_labels.labels_of(row, ctx, patient.id).part2:
+        security = resource.setdefault("meta", {}).setdefault("security", [])
+        security.extend(dict(c) for c in PART2_SECURITY if c not in security)
+    return resource
+
+
 def read_questionnaire_response(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     from concord.fhir.measures import response_resource
     from concord.measures import service as measures
@@ -270,7 +292,12 @@ def read_questionnaire_response(session: Session, *, by: User, ident: str) -> di
         return read_decision(session, by=by, ident=ident)
     with _as_missing():
         response, acc = measures.get_response_by_id(session, by=by, ident=ident)
-    return response_resource(response, library().get(response.instrument), acc.patient)
+    return _labelled(
+        session,
+        response,
+        acc.patient,
+        response_resource(response, library().get(response.instrument), acc.patient),
+    )
 
 
 def read_decision(session: Session, *, by: User, ident: str) -> dict[str, Any]:
@@ -318,7 +345,9 @@ def search_questionnaire_responses(
     )
     return _page(
         found,
-        lambda r: response_resource(r[0], library().get(r[0].instrument), r[1]),
+        lambda r: _labelled(
+            session, r[0], r[1], response_resource(r[0], library().get(r[0].instrument), r[1])
+        ),
         lambda r: r[0].id,
     )
 
@@ -341,7 +370,12 @@ def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any
         raise NotFound(Msg("No such resource."))
     with _as_missing():
         observation, acc = measures.get_observation(session, by=by, ident=ident)
-    return score_observation(observation, library().get(observation.instrument), acc.patient)
+    return _labelled(
+        session,
+        observation,
+        acc.patient,
+        score_observation(observation, library().get(observation.instrument), acc.patient),
+    )
 
 
 def _observations_derived_from(
@@ -413,7 +447,9 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
     )
     return _page(
         found,
-        lambda r: score_observation(r[0], library().get(r[0].instrument), r[1]),
+        lambda r: _labelled(
+            session, r[0], r[1], score_observation(r[0], library().get(r[0].instrument), r[1])
+        ),
         lambda r: f"{r[0].effective_at.isoformat()}_{r[0].id}",
     )
 

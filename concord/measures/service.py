@@ -743,14 +743,41 @@ def _disclosed(
     """`query` less the rows whose instrument's category may not be disclosed to `by` (the
     same decision as list_responses), before paging and a total; a search that withholds rows
     is counted in the trail (that count is the only extra query, and only when something is
-    withheld)."""
-    codes = disclosed_instruments(disclosure.permitted_to(by))
-    if len(codes) < len(library().instruments):
-        withheld = count(session, query.where(column.not_in(codes)))
+    withheld). Per patient (consent, 42 CFR Part 2): the patients of the search whose records
+    of a category are withheld are loaded once for all of them (ADR 0021)."""
+    permitted = disclosure.permitted_to(by)
+    codes = disclosed_instruments(permitted)
+    model = column.class_
+    patients = list(session.scalars(query.with_only_columns(model.patient_id).distinct()))
+    withheld_patients, forced = disclosure.withheld_for_search(
+        session, by, patients, sorted(permitted)
+    )
+    allowed = or_(
+        *(
+            and_(
+                column.in_(disclosed_instruments([cat])),
+                model.patient_id.not_in(sorted(withheld_patients[cat])),
+            )
+            if withheld_patients[cat]
+            else column.in_(disclosed_instruments([cat]))
+            for cat in sorted(permitted)
+        ),
+        false(),
+    )
+    if forced:
+        response = model.response_id if hasattr(model, "response_id") else model.id
+        # A record corrected to Part 2 goes only where Part 2 records of its patient go.
+        part2_denied = sorted(withheld_patients.get(DataCategory.substance_use, set(patients)))
+        allowed = and_(
+            allowed,
+            or_(response.not_in(sorted(forced)), model.patient_id.not_in(part2_denied)),
+        )
+    some = forced or any(withheld_patients.values())
+    if some or len(codes) < len(library().instruments):
+        withheld = count(session, query.where(~allowed))
         if withheld:
             disclosure.audit_withheld_search(session, by, withheld, object_type=object_type)
-    return query.where(column.in_(codes))
-
+    return query.where(allowed)
 
 # --- schedules -------------------------------------------------------------------------------
 

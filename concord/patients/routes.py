@@ -25,7 +25,7 @@ from concord.safety.rulesets import rules_for
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
-from concord.web.patient_header import age_on, header_context
+from concord.web.patient_header import age_on, header_context, withheld_context
 from concord.web.templating import render
 
 router = APIRouter()
@@ -190,6 +190,7 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         "related": patients.list_related_persons(session, access=acc),
         **progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id)),
         **header_context(session, acc, tab="overview"),
+        **withheld_context(session, acc),
     }
 
 

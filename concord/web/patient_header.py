@@ -18,11 +18,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, Relation
 from concord.dates import org_today
 from concord.patients.models import Patient
 from concord.safety.alerts import alerts_for_patient
 from concord.safety.risk import current_risk
+from concord.settings import get_settings
 
 
 def age_on(birth: date, on: date) -> int:
@@ -104,4 +106,15 @@ def header_context(
         "age": header.age,
         "risk": header.risk,
         "alerts": list(header.alerts),
+    }
+
+
+def withheld_context(session: Session, acc: PatientAccess) -> dict[str, Any]:
+    """The care team's "N records withheld by the patient's consent" line (for pages that
+    listed the patient's records in this request) and the emergency window's length."""
+    if not acc.on_team:
+        return {}
+    return {
+        "withheld": disclosure.withheld_by_consent(session, acc.patient.id),
+        "emergency_minutes": get_settings().emergency_access_minutes,
     }

@@ -1,7 +1,7 @@
 """disclosure log: who received a patient's 42 CFR Part 2 records, and emergency disclosures
 
 Revision ID: 0011_disclosure_log
-Revises: 0009_consents
+Revises: 0010_part2
 Create Date: 2026-12-07 05:30:00
 
 Issue 18: one row per request, recipient, patient and category for each disclosure of Part 2
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 import concord.db
 
 revision = "0011_disclosure_log"
-down_revision = "0009_consents"
+down_revision = "0010_part2"
 branch_labels = None
 depends_on = None
 

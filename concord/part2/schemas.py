@@ -1,0 +1,23 @@
+"""What the Part 2 pages and their JSON twins take: one model per input, shared."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Part2ProgramIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    part2_program: bool
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(max_length=500)
+
+
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    record_type: str = Field(max_length=40)
+    record_id: str = Field(max_length=64)
+    part2: bool
+    reason: str = Field(max_length=500)
