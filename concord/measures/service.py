@@ -1302,6 +1302,19 @@ def _patients_of(session: Session, rows: Iterable[Any]) -> dict[uuid.UUID, Patie
     return found
 
 
+def _search_disclosed(session: Session, by: User, object_type: str, rows: list[Any]) -> None:
+    """Tell the disclosure decision what a search page disclosed, patient by patient, so a
+    Part 2 record leaving its program (or read under break-the-glass) is in the disclosure
+    log as on every other path (ADR 0022). The page was already filtered in SQL by the same
+    decision (`_disclosed`); this decides each patient's rows again only to record them."""
+    by_patient: dict[uuid.UUID, list[Any]] = {}
+    for row in rows:
+        by_patient.setdefault(row.patient_id, []).append(row)
+    for patient_id, group in by_patient.items():
+        acc = record_access(session, by, patient_id, object_type=object_type)
+        disclosure.filter_records(session, acc, group, object_type=object_type)
+
+
 def _searched(session: Session, by: User, object_type: str, rows: list[Any]) -> None:
     for row in rows:
         record(
@@ -1393,6 +1406,7 @@ def search_responses(
     rows = [row for (row,) in page.rows]
     patients = _patients_of(session, rows)
     _searched(session, by, "QuestionnaireResponse", rows)
+    _search_disclosed(session, by, "QuestionnaireResponse", rows)
     return Page([(r, patients[r.patient_id]) for r in rows], page.more, page.total)
 
 
@@ -1496,6 +1510,7 @@ def search_observations(
     rows = rows[:limit]
     patients = _patients_of(session, rows)
     _searched(session, by, "Observation", rows)
+    _search_disclosed(session, by, "Observation", rows)
     return Page([(r, patients[r.patient_id]) for r in rows], more, total)
 
 

@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 
 from concord import disclosure
 from concord.access import PatientAccess, Relation
-from concord.accounts.models import Clinic
 from concord.categories import DataCategory
 from concord.consents.models import Consent
 from concord.disclosure import Decision, Disclosed
@@ -49,8 +48,8 @@ def part2(monkeypatch, session, people):
     consent_id = a_consent(session, people)
     real = disclosure.decide
 
-    def decide(access, category, purpose=None):
-        answer = real(access, category, purpose)
+    def decide(access, category, purpose=None, **kw):
+        answer = real(access, category, purpose, **kw)
         return replace(answer, part2=True, consent_id=consent_id) if answer.permit else answer
 
     monkeypatch.setattr(disclosure, "decide", decide)
@@ -227,7 +226,7 @@ def test_the_footer_carries_the_notice_only_when_part2_records_were_shown(
     monkeypatch.setattr(
         disclosure,
         "decide",
-        lambda a, c, p=None: replace(real(a, c, p), part2=True, consent_id=consent_id),
+        lambda a, c, p=None, **kw: replace(real(a, c, p, **kw), part2=True, consent_id=consent_id),
     )
     shown = client.get(url)
     assert "data-part2-notice" in shown.text and STATEMENT in shown.text
@@ -255,7 +254,7 @@ def test_the_pdf_carries_the_notice_only_with_part2_records(
     monkeypatch.setattr(
         disclosure,
         "decide",
-        lambda a, c, p=None: replace(real(a, c, p), part2=True, consent_id=consent_id),
+        lambda a, c, p=None, **kw: replace(real(a, c, p, **kw), part2=True, consent_id=consent_id),
     )
     pdf = client.get(url)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
@@ -285,30 +284,23 @@ def test_the_caseload_csv_has_no_notice_without_part2_records(client, people, si
     assert answer.status_code == 200 and STATEMENT not in answer.text
 
 
-@pytest.mark.skipif(
-    not hasattr(Clinic, "part2_program"),
-    reason="the consent-aware decision (Clinic.part2_program, Decision.part2) is not merged yet",
-)
-def test_with_the_real_decision_a_pcp_reading_under_consent_is_logged(session, people):
-    """After the merge: the patient's clinic is a Part 2 program; a clinician of another clinic
-    on the team (the PCP) reads a substance-use record with the patient's consent: one row,
-    naming that consent; the program's own staff reading it writes none."""
-    people.north.part2_program = True
-    people.therapist.clinic_id = people.south.id
-    commit(session)
-    rows_before = rows(session)
-    acc = team(session, people, people.care_manager)
-    disclosure.filter_records(
-        session, acc, [record(DataCategory.substance_use)], object_type="Observation"
-    )
-    assert rows(session) == rows_before  # inside the program
-    pcp = team(session, people, people.therapist)
-    decision = disclosure.decide(pcp, DataCategory.substance_use)
-    disclosure.filter_records(
-        session, pcp, [record(DataCategory.substance_use)], object_type="Observation"
-    )
-    logged = rows(session)
-    if decision.permit:
-        assert decision.part2 and len(logged) == 1 and logged[0].consent_id == decision.consent_id
-    else:
-        assert logged == []
+def test_with_the_real_decision_a_pcp_reading_under_consent_is_logged(client, session, people):
+    """The real decision (ADR 0021): the patient's clinic is a Part 2 program and the PCP at
+    another clinic reads the AUDIT-C through FHIR. Without consent nothing is disclosed and
+    nothing logged; under the patient's TPO consent naming them one row per request names
+    that consent; the program's own care manager reading it writes none."""
+    from tests.part2.test_part2 import _observations, _tpo, make_world
+
+    pcp, _made = make_world(session, people)
+    before = len(rows(session))
+    _observations(client, session, people.care_manager, people.patient.id)
+    assert len(rows(session)) == before  # inside the program
+    _body, codes = _observations(client, session, pcp, people.patient.id)
+    assert "75626-2" not in codes and len(rows(session)) == before  # withheld: no disclosure
+    consent = _tpo(session, people, pcp)
+    _body, codes = _observations(client, session, pcp, people.patient.id)
+    assert "75626-2" in codes
+    logged = rows(session)[before:]
+    assert logged and {r.consent_id for r in logged} == {consent.id}
+    assert {r.recipient_id for r in logged} == {pcp.id}
+

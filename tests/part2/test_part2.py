@@ -40,6 +40,11 @@ AUDIT_C_TOTAL = "75626-2"
 @pytest.fixture
 def world(session, people):
     """North a Part 2 program with the patient's episode; a PCP at South on the team."""
+    return make_world(session, people)
+
+
+def make_world(session, people):
+    """North a Part 2 program with the patient's episode; a PCP at South on the team."""
     part2_actions.set_part2_program(session, people.admin, people.north.id, True)
     team_acc = acc_for(session, people.care_manager, people.patient)
     enroll(session, access=team_acc, data=Enrolment(program="co_occurring"))
