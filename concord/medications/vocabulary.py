@@ -103,7 +103,10 @@ def _build(
     sources: Mapping[str, Source],
     ingredients: Iterable[Ingredient],
 ) -> Vocabulary:
-    items = tuple(ingredients)
+    by_rxcui: dict[str, Ingredient] = {}
+    for ingredient in ingredients:  # a later entry (a clinic's) replaces an earlier one
+        by_rxcui[ingredient.rxcui] = ingredient
+    items = tuple(by_rxcui.values())
     return Vocabulary(
         version=version,
         classes=dict(classes),
@@ -234,7 +237,9 @@ def parse_vocabulary(
         where = f"ingredients[{index}] (rxcui {rxcui})"
         if rxcui in seen:
             raise MedicationFileError(name, f"{where}.rxcui", f"is used twice ({seen[rxcui]})")
-        if base is not None and base.entry(rxcui) is not None:
+        # A clinic may add new ingredients, or confirm one Concord ships as unverified (having
+        # checked it itself); it may not redefine one Concord already uses.
+        if base is not None and base.get(rxcui) is not None:
             raise MedicationFileError(
                 name, f"{where}.rxcui", "is already in Concord's vocabulary; add only new ones"
             )
