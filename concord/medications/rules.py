@@ -111,7 +111,9 @@ def _matcher(value: Any, file: str, where: str, vocabulary: Vocabulary) -> Match
     unknown = set(value) - MATCHER_KEYS
     if unknown:
         raise MedicationFileError(
-            file, f"{where}.{sorted(unknown)[0]}", f"is not one of {', '.join(sorted(MATCHER_KEYS))}"
+            file,
+            f"{where}.{sorted(unknown)[0]}",
+            f"is not one of {', '.join(sorted(MATCHER_KEYS))}",
         )
     if "classes" not in value and "rxcuis" not in value:
         raise MedicationFileError(file, where, "needs classes or rxcuis (what it matches)")
@@ -291,7 +293,9 @@ def check(
                 done.add(key)
                 findings.append(_finding(rule, (x.rxcui, y.rxcui)))
     order = {rule.id: n for n, rule in enumerate(rules.rules)}
-    findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.rule_id, order[f.rule_id], f.rxcuis))
+    findings.sort(
+        key=lambda f: (SEVERITIES.index(f.severity), f.rule_id, order[f.rule_id], f.rxcuis)
+    )
     return findings
 
 

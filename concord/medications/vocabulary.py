@@ -267,14 +267,21 @@ def parse_vocabulary(
                     _keys(raw.get("classes"), name, f"{where}.classes", known_classes, "class")
                 ),
                 class_sources=_keys(
-                    raw.get("class_sources"), name, f"{where}.class_sources", known_sources, "source"
+                    raw.get("class_sources"),
+                    name,
+                    f"{where}.class_sources",
+                    known_sources,
+                    "source",
                 ),
                 code_check=str(code_check),
                 code_sources=code_sources,
             )
         )
     return _build(
-        version=str(data["version"]).strip(), classes=classes, sources=sources, ingredients=ingredients
+        version=str(data["version"]).strip(),
+        classes=classes,
+        sources=sources,
+        ingredients=ingredients,
     )
 
 

@@ -120,7 +120,9 @@ def test_the_same_drug_twice_is_not_a_pair(vocabulary, rules):
     ]
 
 
-def test_the_rules_needing_unverified_codes_are_dormant_in_the_shipped_vocabulary(vocabulary, rules):
+def test_the_rules_needing_unverified_codes_are_dormant_in_the_shipped_vocabulary(
+    vocabulary, rules
+):
     assert dormant() == ["lithium-nsaid-acei-arb-thiazide", "opioid-gabapentinoid"]
     assert not check([LITHIUM, IBUPROFEN, OXYCODONE, GABAPENTIN])
     assert dormant(rules, vocabulary) == []
@@ -192,21 +194,24 @@ def _rules_with(change) -> str:
     return yaml.safe_dump(data, allow_unicode=True)
 
 
+MAOI = "rule maoi-antidepressant"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
         (lambda r: r.update(severity="severe"), "rule maoi-antidepressant.severity"),
         (lambda r: r.pop("source"), "rule maoi-antidepressant.source"),
-        (lambda r: r["source"].update(url="www.fda.gov"), "rule maoi-antidepressant.source.url"),
+        (lambda r: r["source"].update(url="www.fda.gov"), f"{MAOI}.source.url"),
         (lambda r: r.pop("action"), "rule maoi-antidepressant.action"),
-        (lambda r: r["pair"]["a"].update(classes=["happy_pill"]), "rule maoi-antidepressant.pair.a.classes"),
-        (lambda r: r["pair"]["b"].update(rxcuis=["123456789"]), "rule maoi-antidepressant.pair.b.rxcuis"),
-        (lambda r: r["pair"]["b"].update(unless=["x"]), "rule maoi-antidepressant.pair.b.unless"),
+        (lambda r: r["pair"]["a"].update(classes=["happy_pill"]), f"{MAOI}.pair.a.classes"),
+        (lambda r: r["pair"]["b"].update(rxcuis=["123456789"]), f"{MAOI}.pair.b.rxcuis"),
+        (lambda r: r["pair"]["b"].update(unless=["x"]), f"{MAOI}.pair.b.unless"),
         (lambda r: r.update(single={"classes": ["maoi"]}), "rule maoi-antidepressant"),
         (lambda r: r.update(id="MAOI"), "rules[1].id"),
-        (lambda r: r.update(never_block="yes"), "rule maoi-antidepressant.never_block"),
+        (lambda r: r.update(never_block="yes"), f"{MAOI}.never_block"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_rule_file_is_refused_naming_the_field(change, field):
     with pytest.raises(MedicationFileError) as caught:
         parse_rules(_rules_with(change), name="rules.yaml")

@@ -24,15 +24,40 @@ def test_the_shipped_vocabulary_loads_with_what_the_issue_lists():
     vocabulary = default_vocabulary()
     names = {i.name["en"] for i in vocabulary.ingredients if i.verified}
     for needed in (
-        "buprenorphine", "methadone", "naltrexone", "naloxone", "sertraline", "clozapine",
-        "tramadol", "clonazepam", "methylene blue", "ibuprofen", "lisinopril", "losartan",
-        "hydrochlorothiazide", "carbamazepine", "voriconazole",
-    ):  # fmt: skip
+        "buprenorphine",
+        "methadone",
+        "naltrexone",
+        "naloxone",
+        "sertraline",
+        "clozapine",
+        "tramadol",
+        "clonazepam",
+        "methylene blue",
+        "ibuprofen",
+        "lisinopril",
+        "losartan",
+        "hydrochlorothiazide",
+        "carbamazepine",
+        "voriconazole",
+    ):
         assert needed in names, needed
     # Every class the issue names has at least one verified member, but for the ones whose
     # codes are not yet confirmed (kept visible as unverified).
-    for cls in ("ssri", "snri", "tca", "benzodiazepine", "opioid_agonist", "moud", "maoi",
-                "qt_prolonging", "nsaid", "ace_inhibitor", "arb", "thiazide", "antipsychotic"):  # fmt: skip
+    for cls in (
+        "ssri",
+        "snri",
+        "tca",
+        "benzodiazepine",
+        "opioid_agonist",
+        "moud",
+        "maoi",
+        "qt_prolonging",
+        "nsaid",
+        "ace_inhibitor",
+        "arb",
+        "thiazide",
+        "antipsychotic",
+    ):
         assert vocabulary.members(cls), cls
     assert {i.name["en"] for i in vocabulary.unverified} >= {"lithium", "gabapentin", "linezolid"}
 
@@ -85,6 +110,10 @@ def _set(path, value):
     return change
 
 
+S1 = "ingredients[1] (rxcui 36437)"
+LITHIUM_LABEL = "class_sources.lithium-label"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -94,18 +123,24 @@ def _set(path, value):
         (_set(["ingredients", 0, "rxcui"], "RX36437"), "ingredients[1].rxcui"),
         (_set(["ingredients", 0, "rxcui"], KeyError), "ingredients[1].rxcui"),
         (_set(["ingredients", 1, "rxcui"], "36437"), "ingredients[2] (rxcui 36437).rxcui"),
-        (_set(["ingredients", 0, "name"], {"es": "sertralina"}), "ingredients[1] (rxcui 36437).name"),
-        (_set(["ingredients", 0, "classes"], ["ssri", "happy_pill"]), "ingredients[1] (rxcui 36437).classes"),
-        (_set(["ingredients", 0, "classes"], []), "ingredients[1] (rxcui 36437).classes"),
-        (_set(["ingredients", 0, "class_sources"], KeyError), "ingredients[1] (rxcui 36437).class_sources"),
-        (_set(["ingredients", 0, "class_sources"], ["my-blog"]), "ingredients[1] (rxcui 36437).class_sources"),
-        (_set(["ingredients", 0, "code_check"], "probably"), "ingredients[1] (rxcui 36437).code_check"),
-        (_set(["ingredients", 0, "code_sources"], KeyError), "ingredients[1] (rxcui 36437).code_sources"),
-        (_set(["class_sources", "lithium-label", "url"], "http://example.org"), "class_sources.lithium-label.url"),
-        (_set(["class_sources", "lithium-label", "citation"], "label"), "class_sources.lithium-label.citation"),
+        (_set(["ingredients", 0, "name"], {"es": "sertralina"}), S1 + ".name"),
+        (_set(["ingredients", 0, "classes"], ["ssri", "happy_pill"]), S1 + ".classes"),
+        (_set(["ingredients", 0, "classes"], []), S1 + ".classes"),
+        (_set(["ingredients", 0, "class_sources"], KeyError), S1 + ".class_sources"),
+        (_set(["ingredients", 0, "class_sources"], ["my-blog"]), S1 + ".class_sources"),
+        (_set(["ingredients", 0, "code_check"], "probably"), S1 + ".code_check"),
+        (_set(["ingredients", 0, "code_sources"], KeyError), S1 + ".code_sources"),
+        (
+            _set(["class_sources", "lithium-label", "url"], "http://example.org"),
+            LITHIUM_LABEL + ".url",
+        ),
+        (
+            _set(["class_sources", "lithium-label", "citation"], "label"),
+            LITHIUM_LABEL + ".citation",
+        ),
         (_set(["classes", "ssri"], {"es": "ISRS"}), "classes.ssri"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_file_is_refused_naming_the_file_and_the_field(change, field):
     with pytest.raises(MedicationFileError) as caught:
         parse_vocabulary(_broken(change), name="clinic-vocab.yaml")
@@ -149,7 +184,7 @@ def test_a_clinic_file_may_not_redefine_a_verified_code():
     text = CLINIC.replace('"6448"', '"36437"')
     with pytest.raises(MedicationFileError) as caught:
         load_clinic_vocabulary(text, name="lakeside.yaml")
-    assert caught.value.where == "ingredients[1] (rxcui 36437).rxcui"
+    assert caught.value.where == S1 + ".rxcui"
 
 
 def test_a_clinic_file_naming_an_unknown_source_is_refused():
