@@ -15,10 +15,12 @@ from starlette.responses import RedirectResponse, Response
 from concord import access
 from concord.access import PatientAccess
 from concord.accounts.models import Organization
+from concord.accounts.users import list_users
 from concord.clock import now
 from concord.dates import local_date, org_today
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import N_, Msg, translate
+from concord.outbox import failing_messages, retry_now
 from concord.safety import plans as safety_plans
 from concord.safety.alerts import (
     Closing,
@@ -39,6 +41,7 @@ from concord.safety.chain import resolve_step
 from concord.safety.figures import Figures, get_figures
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.safety.notifications import mark_read, notifications_for, open_notification
+from concord.safety.pdf import render as render_pdf
 from concord.safety.risk import risk_history
 from concord.safety.rulesets import current_rule_set, load_rules, rule_sets, rules_for
 from concord.safety.schemas import CloseIn, FlagIn, FollowUpIn, SafetyPlanIn, ShareIn
@@ -534,8 +537,6 @@ def team_plan_share(
 
 def _pdf(export: safety_plans.PlanExport, lang: str) -> Response:
     """The printed plan: only what the domain's export read returned (no query here)."""
-    from concord.safety.pdf import render as render_pdf
-
     body = render_pdf(
         lang=lang,
         name=export.name,
@@ -740,8 +741,6 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
 
 
 def _admin(session: DbSession, actor: Actor) -> None:
-    from concord.accounts.users import list_users
-
     list_users(session, by=actor.user)  # administrators only (denial audited)
 
 
@@ -844,8 +843,6 @@ MESSAGE_KINDS = {
 
 @router.get("/admin/messages")
 def admin_messages(request: Request, session: DbSession, actor: WebActor) -> Response:
-    from concord.outbox import failing_messages
-
     _admin(session, actor)
     return render(
         request,
@@ -863,8 +860,6 @@ def admin_messages(request: Request, session: DbSession, actor: WebActor) -> Res
 def admin_message_retry(
     message_id: str, request: Request, session: DbSession, actor: PostedBy
 ) -> Response:
-    from concord.outbox import retry_now
-
     _admin(session, actor)
     retry_now(session, message_id, actor.user.organization_id)
     return RedirectResponse("/admin/messages?done=retry", status_code=303)
