@@ -12,13 +12,42 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
+from concord.accounts.routes import router as accounts_router
+from concord.audit.routes import router as audit_router
+from concord.careplans.api import router as careplans_api
+from concord.careplans.routes import router as careplans_router
+from concord.consents.api import router as consents_api
+from concord.consents.routes import router as consents_router
 from concord.db import make_engine, make_sessionmaker
+from concord.decisions.aids import all_aids
+from concord.decisions.api import router as decisions_api
+from concord.decisions.routes import router as decisions_router
+from concord.fhir.routes import router as fhir_router
+from concord.i18n import SUPPORTED, translations
+from concord.measures.api import router as measures_api
+from concord.measures.library import library
+from concord.measures.routes import router as measures_router
+from concord.outbox import mailer_from_settings
+from concord.patients.api import router as patients_api
+from concord.patients.routes import router as patients_router
+from concord.registry.api import router as registry_api
+from concord.registry.routes import router as registry_router
+from concord.safety.api import router as safety_api
+from concord.safety.routes import router as safety_router
 from concord.settings import Environment, Settings, get_settings
 from concord.web import errors
+from concord.web.errors import API_ERRORS, FHIR_ERRORS, declare_answers
 from concord.web.headers import SecurityHeaders
 from concord.web.limits import RequestLimits
+from concord.web.routes import router as web_router
+from concord.worker import AnchorSchedule, Worker
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+from concord.disclosures import log as _disclosure_log  # noqa: F401 (registers the listener)
+from concord.disclosures.api import router as disclosures_api
+from concord.disclosures.routes import router as disclosures_router
+from concord.part2.api import router as part2_api
+from concord.part2.routes import router as part2_router
 
 
 def create_app(
@@ -50,9 +79,6 @@ def create_app(
             _freeze_heap()
         worker = None
         if run_worker:
-            from concord.outbox import mailer_from_settings
-            from concord.worker import AnchorSchedule, Worker
-
             worker = Worker(
                 session_factory,
                 mailer_from_settings(),
@@ -101,31 +127,6 @@ def create_app(
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    from concord.accounts.routes import router as accounts_router
-    from concord.audit.routes import router as audit_router
-    from concord.careplans.api import router as careplans_api
-    from concord.careplans.routes import router as careplans_router
-    from concord.consents.api import router as consents_api
-    from concord.consents.routes import router as consents_router
-    from concord.decisions.api import router as decisions_api
-    from concord.decisions.routes import router as decisions_router
-    from concord.disclosures import log as _disclosure_log  # noqa: F401 (registers the listener)
-    from concord.disclosures.api import router as disclosures_api
-    from concord.disclosures.routes import router as disclosures_router
-    from concord.fhir.routes import router as fhir_router
-    from concord.measures.api import router as measures_api
-    from concord.measures.routes import router as measures_router
-    from concord.part2.api import router as part2_api
-    from concord.part2.routes import router as part2_router
-    from concord.patients.api import router as patients_api
-    from concord.patients.routes import router as patients_router
-    from concord.registry.api import router as registry_api
-    from concord.registry.routes import router as registry_router
-    from concord.safety.api import router as safety_api
-    from concord.safety.routes import router as safety_router
-    from concord.web.errors import API_ERRORS, FHIR_ERRORS, declare_answers
-    from concord.web.routes import router as web_router
 
     # A request is matched against each route in turn (over 200), and a router's prefix does
     # not let the matcher skip it, so the order is by traffic: the health check and programs
@@ -193,10 +194,6 @@ def _freeze_heap() -> None:
     what requests create. Measured on the caseload page (bench/caseload.py): a full collection
     every few requests took ~110 ms before, ~15 ms after."""
     import gc
-
-    from concord.decisions.aids import all_aids
-    from concord.i18n import SUPPORTED, translations
-    from concord.measures.library import library
 
     library()
     all_aids()

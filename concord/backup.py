@@ -16,6 +16,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from concord.migrate import alembic_config, head_revision
+
 # Tables that a freshly migrated, empty database already fills.
 EMPTY_DATABASE_ROWS = {"alembic_version", "audit_chain_head"}
 
@@ -157,8 +159,6 @@ def _known_revision(revision: str | None) -> bool:
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    from concord.migrate import alembic_config
-
     if revision is None:
         return False
     try:
@@ -219,6 +219,5 @@ def restore_sqlite(source: Path, database: Path, *, force: bool = False) -> tupl
             # restore leaves the old database as it was.
             backup.backup(target)
         _check_copy(target, "the restored database")
-    from concord.migrate import head_revision
 
     return describe(database), found.revision != head_revision()

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from concord.clock import now
 from concord.db import Base, IdMixin
+from concord.errors import NotFound
+from concord.settings import get_settings
 
 log = logging.getLogger("concord.outbox")
 MAX_ATTEMPTS = 10
@@ -135,8 +137,6 @@ def _message(email: Email, sender: str) -> EmailMessage:
 
 
 def mailer_from_settings() -> Mailer:
-    from concord.settings import get_settings
-
     settings = get_settings()
     if settings.smtp_host:
         return SmtpMailer(
@@ -239,8 +239,6 @@ def count_failing(session: Session, organization_id: uuid.UUID) -> int:
 
 def retry_now(session: Session, message_id: str, organization_id: uuid.UUID) -> None:
     """Send again at the next pass, with a fresh count of attempts."""
-    from concord.errors import NotFound
-
     try:
         mid = uuid.UUID(str(message_id))
     except ValueError:

@@ -888,8 +888,6 @@ def copy_same_rows(
     indexes, and its foreign keys unless `foreign_keys` is false) through the engine's raw
     bulk path (COPY on PostgreSQL; executemany in one transaction on SQLite), with no
     generation, defaults or type handling of ours in the way."""
-    from concord.db import make_engine
-
     engine = make_engine(url, sqlite_synchronous="OFF")
     scratch = f"{table}_copy_baseline"
     raw = engine.raw_connection()

@@ -27,11 +27,15 @@ from sqlalchemy import String, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from concord.audit.anchor import load_private_key, write_anchor
 from concord.audit.service import set_context
 from concord.clock import now
 from concord.db import Base, Skipped, unit_of_work
 from concord.db import skipped as db_skipped
+from concord.measures.service import queue_reminders
 from concord.outbox import Mailer, send_pending
+from concord.registry.jobs import sync_all_tasks
+from concord.safety.escalation import escalate_due, raise_missed_follow_ups
 from concord.settings import Settings
 
 log = logging.getLogger("concord.worker")
@@ -72,22 +76,16 @@ def claim_run(session: Session, name: str, every: timedelta) -> bool:
 def queue_reminders_job(
     factory: sessionmaker[Session], base_url: str, skipped: list[Skipped] | None = None
 ) -> int:
-    from concord.measures.service import queue_reminders
-
     with _job(factory, skipped) as session:
         return queue_reminders(session, base_url=base_url)
 
 
 def escalate_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
-    from concord.safety.escalation import escalate_due
-
     with _job(factory, skipped) as session:
         return escalate_due(session)
 
 
 def follow_up_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
-    from concord.safety.escalation import raise_missed_follow_ups
-
     with _job(factory, skipped) as session:
         return raise_missed_follow_ups(session)
 
@@ -97,8 +95,6 @@ REGISTRY_EVERY = timedelta(minutes=15)
 
 def registry_tasks_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
     """Every 15 minutes: open the tasks the registry's flags ask for, close the ones done."""
-    from concord.registry.jobs import sync_all_tasks
-
     with _job(factory, skipped) as session:
         if not claim_run(session, "registry_tasks", REGISTRY_EVERY):
             return 0
@@ -126,8 +122,6 @@ class AnchorSchedule:
 
 def audit_anchor_job(factory: sessionmaker[Session], schedule: AnchorSchedule) -> int:
     """Once per period between all workers: append a signed anchor of the chain's head."""
-    from concord.audit.anchor import load_private_key, write_anchor
-
     key = load_private_key(schedule.key)
     with unit_of_work(factory) as session:
         set_context(session, channel="system")

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from starlette.responses import RedirectResponse, Response
 
 from concord.accounts import mfa, organizations, passwords, sessions, signin, tokens, users
-from concord.accounts.models import Role, TokenScope
+from concord.accounts.models import Organization, Role, TokenScope
 from concord.accounts.schemas import (
     CodeIn,
     LanguageIn,
@@ -24,6 +24,9 @@ from concord.accounts.schemas import (
 )
 from concord.errors import InvalidInput
 from concord.i18n import Msg
+from concord.patients.service import list_clinicians
+from concord.safety.crisis import default_crisis_resources
+from concord.settings import get_settings
 from concord.web.deps import (
     SESSION_COOKIE,
     Actor,
@@ -433,8 +436,6 @@ def admin_user_create(
     form: Annotated[Posted[UserIn], FormOf(UserIn)],
     actor: PostedBy,
 ) -> Response:
-    from concord.accounts.models import Organization
-
     try:
         data = form.read()
         org = session.get(Organization, actor.user.organization_id)
@@ -542,10 +543,6 @@ def admin_reset_mfa(
 
 
 def _settings_context(session: DbSession, actor: Actor, **extra: Any) -> dict[str, Any]:
-    from concord.patients.service import list_clinicians
-    from concord.safety.crisis import default_crisis_resources
-    from concord.settings import get_settings
-
     context: dict[str, Any] = {
         "org": actor.user.organization,
         "done": None,

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from concord.accounts.models import User
 from concord.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, Outcome
 from concord.clock import now
+from concord.dates import local_date
 from concord.db import on_finish
 
 if TYPE_CHECKING:
@@ -300,8 +302,6 @@ def access_log(
     session: Session, *, patient_id: uuid.UUID, before: int | None = None, limit: int = 100
 ) -> list[AccessLogRow]:
     """Who looked at or changed one patient's record, newest first (keyset by seq)."""
-    from concord.accounts.models import User
-
     query = (
         select(AuditEvent, User.name)
         .outerjoin(User, User.id == AuditEvent.actor_id)
@@ -341,8 +341,6 @@ class AccessLogDay:
 def group_access_log(rows: list[AccessLogRow], where: Any) -> list[AccessLogDay]:
     """The rows (newest first) grouped by the organization's local day, then by what they
     say; a group sits where its latest event is."""
-    from concord.dates import local_date
-
     days: dict[date, dict[tuple[Any, ...], AccessLogEntry]] = {}
     for row in rows:
         e = row.event

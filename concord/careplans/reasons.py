@@ -13,6 +13,7 @@ import re
 from datetime import date
 from typing import Any
 
+from concord.dates import format_date
 from concord.i18n import N_, gettext
 
 REVIEW_ACCEPTED = "review_accepted"
@@ -53,8 +54,6 @@ def system_reason(key: str, words: str | None = None, **params: Any) -> tuple[st
 
 
 def _param(value: Any, lang: str, where: Any) -> str:
-    from concord.dates import format_date
-
     if isinstance(value, dict) and "date" in value:
         if where is None:  # the English text for the column: ISO, as before
             return str(value["date"])

@@ -27,7 +27,9 @@ from concord.careplans.forms import (
     item_form_values,
     preference_values,
 )
+from concord.careplans.history import Change
 from concord.careplans.models import (
+    AgreementParty,
     BarrierKind,
     BarrierStatus,
     CodeSystem,
@@ -37,9 +39,11 @@ from concord.careplans.models import (
     InterventionKind,
     InterventionStatus,
     MonitoringIntensity,
+    PlanAgreement,
     Priority,
     StepStatus,
 )
+from concord.careplans.reasons import reason_text
 from concord.careplans.schemas import (
     ITEM_CREATE,
     ITEM_UPDATE,
@@ -54,11 +58,17 @@ from concord.careplans.schemas import (
     ReviewIn,
     StepStatusIn,
 )
+from concord.dates import org_today
+from concord.decisions.service import decisions_for_plan
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.measures.library import library as measure_library
-from concord.measures.service import goal_met, latest_scores
+from concord.measures.service import check_ins, goal_met, latest_scores
 from concord.patients.models import RelatedPerson
+from concord.patients.service import list_my_patients, list_related_persons
+from concord.registry.reviews import recommendations_for
+from concord.registry.service import relapse_plan_for
+from concord.safety.plans import crisis_lines, plan_for, shared_with_me
 from concord.web.deps import Actor, DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
@@ -142,8 +152,6 @@ def _editor_context(
 
 
 def _decision_links(session: DbSession, plan_id: Any) -> dict[Any, Any]:
-    from concord.decisions.service import decisions_for_plan
-
     return decisions_for_plan(session, plan_id)
 
 
@@ -483,8 +491,6 @@ def plan_history(
         except ValueError:
             raise InvalidInput.field("from", Msg("must be a revision number")) from None
         comparison = {"first": first, "second": second, "changes": changes}
-    from concord.careplans.history import Change
-    from concord.careplans.reasons import reason_text
 
     lang, tz = request.state.lang, actor.user.organization.timezone
     return render(
@@ -548,8 +554,6 @@ def _portal_context(
 
 
 def _last_agreed_revision(session: DbSession, plan_id: Any) -> int | None:
-    from concord.careplans.models import AgreementParty, PlanAgreement
-
     return session.scalar(
         select(PlanAgreement.revision_number)
         .where(PlanAgreement.plan_id == plan_id, PlanAgreement.party == AgreementParty.patient)
@@ -563,12 +567,10 @@ def my_home(request: Request, session: DbSession, actor: WebActor) -> Response:
     acc = _self_access(session, actor)
     context = _portal_context(session, acc)
     context["steps"] = plans.my_action_steps(session, by=actor.user)
-    from concord.measures.service import check_ins
 
     context["check_ins"] = [
         c for c in check_ins(session, access=acc) if c.state.status in ("due", "overdue")
     ]
-    from concord.safety.plans import crisis_lines, plan_for
 
     context["safety_plan"] = plan_for(session, acc, audit=False)
     context["crisis"] = crisis_lines(session, acc.patient.organization_id, request.state.lang)
@@ -578,9 +580,6 @@ def my_home(request: Request, session: DbSession, actor: WebActor) -> Response:
 
 @router.get("/my/plan")
 def my_plan(request: Request, session: DbSession, actor: WebActor) -> Response:
-    from concord.registry.reviews import recommendations_for
-    from concord.registry.service import relapse_plan_for
-
     acc = _self_access(session, actor)
     context = _portal_context(session, acc)
     context["done"] = request.query_params.get("done")
@@ -705,8 +704,6 @@ def my_step_status(
 
 @router.get("/my/people")
 def my_people(request: Request, session: DbSession, actor: WebActor) -> Response:
-    from concord.patients.service import list_related_persons
-
     acc = _self_access(session, actor)
     return render(
         request,
@@ -724,11 +721,8 @@ def my_people(request: Request, session: DbSession, actor: WebActor) -> Response
 
 @router.get("/shared")
 def shared_list(request: Request, session: DbSession, actor: WebActor) -> Response:
-    from concord.patients.service import list_my_patients
-
     if not actor.user.is_related_person:
         raise NotFound(Msg("This page is for family members and carers."))
-    from concord.safety.plans import shared_with_me
 
     people = list_my_patients(session, by=actor.user)
     safety_people = shared_with_me(session, actor.user)
@@ -767,7 +761,6 @@ def shared_plan(patient_id: str, request: Request, session: DbSession, actor: We
 def clinician_steps(request: Request, session: DbSession, actor: WebActor) -> Response:
     if actor.user.is_patient:
         return RedirectResponse("/my#steps", status_code=303)
-    from concord.dates import org_today
 
     return render(
         request,

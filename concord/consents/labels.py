@@ -11,7 +11,7 @@ from datetime import datetime
 
 from concord.consents.models import Consent, ConsentState, GranteeKind, Method, Provision
 from concord.dates import local_date
-from concord.i18n import N_, gettext, translate
+from concord.i18n import N_, _param, gettext, translate
 
 CATEGORY_LABELS = {
     "general": N_("your general health records"),
@@ -119,19 +119,19 @@ def sentence(consent: Consent, lang: str, clinic_names: dict[object, str] | None
 
 
 def _day(consent: Consent, lang: str) -> str:
-    from concord.i18n import _param
-
     return str(_param(consent.period_end, lang))
 
 
 def state_line(consent: Consent, lang: str, at: datetime) -> str:
     """The consent's state in words, with its date where one applies."""
-    from concord.i18n import _param
-
     state = consent.state(at)
     label = gettext(lang, STATE_LABELS[state])
     if state == ConsentState.revoked and consent.revoked_at is not None:
-        return gettext(lang, "Revoked on %(day)s", day=_param(local_date(consent.revoked_at, consent.organization), lang))
+        return gettext(
+            lang,
+            "Revoked on %(day)s",
+            day=_param(local_date(consent.revoked_at, consent.organization), lang),
+        )
     if state == ConsentState.not_started:
         return gettext(lang, "Starts on %(day)s", day=_param(consent.period_start, lang))
     if state == ConsentState.expired and consent.period_end is not None:

@@ -28,6 +28,7 @@ from concord.access import PatientAccess, deny, owned_record, parse_id, refuse_r
 from concord.accounts.models import Clinic, User
 from concord.audit.service import record as audit
 from concord.clock import now
+from concord.consents.forms import TEMPLATES
 from concord.consents.models import (
     CATEGORIES,
     Consent,
@@ -278,8 +279,6 @@ def get_form_export(session: Session, *, access: PatientAccess, template_id: str
     """A blank consent form to print for the patient's wet signature: the team (or the patient)
     asks for one of the known templates; the print is audited. Answers the language to print in
     (the patient's own)."""
-    from concord.consents.forms import TEMPLATES  # local import: reportlab loads only to print
-
     if not (access.on_team or access.is_self):
         raise refuse_record(session, access, action="read", object_type=OBJECT)
     if template_id not in TEMPLATES:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from concord.settings import get_settings
+
 BUILT_IN = Path(__file__).parent / "aids"
 LANGUAGES = ("en", "es")
 ATTRIBUTES = ("involves", "works", "how_soon", "side_effects", "effort_cost", "if_stop")
@@ -380,8 +382,6 @@ def _aids(extra: str | None) -> dict[str, Aid]:
 
 def all_aids() -> dict[str, Aid]:
     """The decision aids this installation offers (built in, plus CONCORD_DECISION_AIDS_DIR)."""
-    from concord.settings import get_settings
-
     extra = get_settings().decision_aids_dir
     return _aids(str(extra) if extra else None)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from concord.decisions.service import SURE_ITEMS
 from concord.i18n import N_, Msg
+from concord.measures.library import library
 
 ATTRIBUTE_LABELS = {
     "involves": N_("What it involves"),
@@ -42,9 +44,6 @@ SURE_NAMES = {
 def installed_sure() -> dict[str, object] | None:
     """The SURE wording a clinic installed (an instrument file with code SURE whose items are
     sure, understand, risk_benefit and encouragement), or None."""
-    from concord.decisions.service import SURE_ITEMS
-    from concord.measures.library import library
-
     instrument = library().get("SURE")
     if instrument is None or instrument.placeholder:
         return None
@@ -54,8 +53,6 @@ def installed_sure() -> dict[str, object] | None:
 
 def sure_items() -> list[tuple[str, object]]:
     """(item, text): the installed SURE wording when a clinic has it, else the items' names."""
-    from concord.decisions.service import SURE_ITEMS
-
     installed = installed_sure()
     if installed:
         return [(i, installed[i]) for i in SURE_ITEMS]

@@ -20,9 +20,12 @@ from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
 from concord.accounts.models import Clinic, User
+from concord.audit.service import record
 from concord.decisions.models import Decision, DecisionStatus
+from concord.decisions.service import get_decision
 from concord.errors import Conflict
 from concord.i18n import Msg
+from concord.measures import service as measures
 from concord.measures.library import library
 from concord.measures.models import MeasureResponse, ResponseStatus
 from concord.patients.models import Patient
@@ -61,9 +64,6 @@ def collaborate_state(session: Session, decision: Decision) -> str | None:
 
 def start_collaborate(session: Session, *, access: PatientAccess, decision_id: Any) -> str:
     """The patient starts (or resumes) CollaboRATE about this visit: where to go next."""
-    from concord.decisions.service import get_decision
-    from concord.measures import service as measures
-
     decision = get_decision(session, access=access, decision_id=decision_id, audit=False)
     if not access.is_self:
         raise Conflict(Msg("Only the patient answers this."))
@@ -115,8 +115,6 @@ def _top(response: MeasureResponse, maximum: dict[str, int]) -> bool | None:
 def collaborate_report(session: Session, *, by: User) -> CollaborateReport:
     """Top-score rates per clinician (who recorded the decision) and per clinic, for the
     viewer's organization. Counts only; no patient is named."""
-    from concord.audit.service import record
-
     report = CollaborateReport(ready=collaborate_ready())
     instrument = library().get(INSTRUMENT)
     record(session, by=by, action="read", object_type="CollaborateReport")

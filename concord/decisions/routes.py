@@ -29,6 +29,7 @@ from concord.decisions.schemas import (
 )
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
+from concord.registry.service import open_episode, org_today
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted, Reading
 from concord.web.idempotency import already_done, remember
@@ -158,8 +159,6 @@ def _work(
 def _programs(session: DbSession, acc: PatientAccess) -> list[str]:
     """The program of the patient's open episode of collaborative care: its aids come first
     (before, aids were offered in alphabetical order, whatever the patient was treated for)."""
-    from concord.registry.service import open_episode
-
     episode = open_episode(session, acc.patient.id)
     return [episode.program] if episode is not None else []
 
@@ -257,8 +256,6 @@ def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read
 
 
 def _team_extra(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
-    from concord.registry.service import org_today
-
     on = org_today(session, acc.patient.organization_id)  # the clinic's date, not the server's
     extra: dict[str, Any] = {
         **header_context(session, acc, tab="decisions"),

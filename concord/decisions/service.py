@@ -21,13 +21,20 @@ from sqlalchemy.orm import Session
 from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id, record_access, refuse_record
 from concord.accounts.models import User
+from concord.audit.models import Outcome as AuditOutcome
 from concord.audit.service import record
+from concord.careplans import service as plans
+from concord.careplans.models import Intervention, InterventionKind
+from concord.careplans.reasons import DECISION_MADE, system_reason
+from concord.careplans.schemas import InterventionIn
 from concord.clock import now
 from concord.dates import org_today
 from concord.decisions.aids import Aid, Fit, Option, Value, all_aids, get_aid
 from concord.decisions.models import Decision, DecisionStatus
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
+from concord.patients.service import members_of_patient
+from concord.safety.notices import notify_care_team
 
 OBJECT = "Decision"
 MAX_TEXT = 2000
@@ -260,8 +267,6 @@ def add_question(
     ]
     _touch(session, access, decision, ["questions"])
     if access.is_self:
-        from concord.safety.notices import notify_care_team
-
         notify_care_team(session, patient_id=access.patient.id, kind="patient_question")
     return decision
 
@@ -392,11 +397,6 @@ def record_outcome(
 ) -> Decision:
     """Record the decision (in the visit). A choice proposes its intervention in the care plan:
     a new revision that the patient and the lead clinician are asked to agree to."""
-    from concord.careplans import service as plans
-    from concord.careplans.models import InterventionKind
-    from concord.careplans.schemas import InterventionIn
-    from concord.patients.service import members_of_patient
-
     if not (access.on_team and access.by.is_clinician):
         raise deny(
             session,
@@ -442,7 +442,6 @@ def record_outcome(
         raise Conflict(
             Msg("This patient has no current care plan: start one, then record the decision.")
         )
-    from concord.accounts.models import User
 
     people = {
         str(u.id): u
@@ -491,8 +490,6 @@ def record_outcome(
                 item = same
                 decision.reused_treatment = True  # type: ignore[attr-defined]  (for the page)
             else:
-                from concord.careplans.reasons import DECISION_MADE, system_reason
-
                 reason, reason_message = system_reason(
                     DECISION_MADE, aid=dict(aid.title), option=dict(option.name)
                 )
@@ -520,8 +517,6 @@ ENDED_TREATMENT = ("completed", "stopped")
 
 def treatments_in_plan(session: Session, access: PatientAccess) -> list[Any]:
     """The current care plan's interventions that are not completed or stopped."""
-    from concord.careplans import service as plans
-
     plan = plans.current_plan(session, access.patient.id)
     if plan is None:
         return []
@@ -571,9 +566,6 @@ def find_decision(session: Session, *, by: User, ident: str) -> tuple[Decision, 
     """A decision by its id alone (the FHIR read), with the plan its chosen intervention is in:
     for the care team and the patient (their record, not a family member's shared plan);
     NotFound for anyone else and for a missing one alike (audited)."""
-    from concord.audit.models import Outcome
-    from concord.careplans.models import Intervention
-
     key = parse_id(ident)
     decision = session.get(Decision, key) if key else None
     acc = None
@@ -589,7 +581,7 @@ def find_decision(session: Session, *, by: User, ident: str) -> tuple[Decision, 
             action="read",
             object_type=OBJECT,
             object_id=ident[:64],
-            outcome=Outcome.denied,
+            outcome=AuditOutcome.denied,
         )
         raise NotFound("No such decision.")
     decision = get_decision(session, access=acc, decision_id=decision.id)
@@ -599,8 +591,6 @@ def find_decision(session: Session, *, by: User, ident: str) -> tuple[Decision, 
 
 def decisions_for_plan(session: Session, plan_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
     """The decisions whose choice is an intervention of this plan: intervention -> decision."""
-    from concord.careplans.models import Intervention
-
     return {
         intervention_id: decision_id
         for decision_id, intervention_id in session.execute(

@@ -23,6 +23,7 @@ from concord.careplans.models import (
     Intervention,
     PlanRevision,
 )
+from concord.dates import local_date
 from concord.fhir.search import SEARCH_PARAMS, capability_type
 from concord.fhir.validators import VALIDATORS
 from concord.labels import ROLE_LABELS, VALUE_LABELS
@@ -187,8 +188,6 @@ GOAL_STATUS_REASON = {"revised": "Replaced by a revised goal", "stopped": "Stopp
 def _local_day(value: datetime, patient: Patient) -> str:
     """A FHIR date from an instant: the organization's local date (an evening's goal in
     Chicago started that day, not the next UTC day)."""
-    from concord.dates import local_date
-
     day = local_date(value, patient.clinic.organization)
     assert day is not None
     return day.isoformat()

@@ -15,6 +15,8 @@ from concord import __version__
 from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping, search
 from concord.fhir import service as fhir
+from concord.fhir.consents import read_consent, search_consents
+from concord.fhir.safety import read_flag, read_task
 from concord.i18n import Msg
 from concord.web.deps import (
     BearerActor,
@@ -120,8 +122,6 @@ def _search(
     elif kind in ("Task", "Flag"):
         page = fhir.search_safety(session, by=actor.user, q=q)
     elif kind == "Consent":
-        from concord.fhir.consents import search_consents
-
         page = fhir.SearchPage(*search_consents(session, by=actor.user, q=q))
     else:
         page = fhir.search(session, by=actor.user, q=q, mrn=_mrn(request))
@@ -274,15 +274,9 @@ def _read(
     if kind == "Observation":
         return fhir.read_observation(session, by=actor.user, ident=ident)
     if kind == "Task":
-        from concord.fhir.safety import read_task
-
         return read_task(session, by=actor.user, ident=ident)
     if kind == "Flag":
-        from concord.fhir.safety import read_flag
-
         return read_flag(session, by=actor.user, ident=ident)
     if kind == "Consent":
-        from concord.fhir.consents import read_consent
-
         return read_consent(session, by=actor.user, ident=ident)
     return fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, mrn=_mrn(request))

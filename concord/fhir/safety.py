@@ -22,9 +22,11 @@ from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref, person_ref
 from concord.fhir.search import Query, allowed_codes, offset_of
 from concord.i18n import Msg, translate
 from concord.patients.models import Patient
+from concord.registry.tasks import get_team_task, list_team_tasks
 from concord.safety.alerts import AlertRecord, get_team_alert
 from concord.safety.models import AlertStatus, SafetyAlert
 from concord.safety.risk import RiskPeriod, get_risk_period, list_risk_periods
+from concord.safety.routes import OUTCOME_LABELS
 from concord.safety.rules import RuleSet
 from concord.safety.rulesets import rules_for
 
@@ -56,8 +58,6 @@ def task_resource(
 ) -> dict[str, Any]:
     """`raised_by`: the user whose action raised the alert, if any; `outcomes`: everything
     done when it was closed (the alert's own column keeps only the main one)."""
-    from concord.safety.routes import OUTCOME_LABELS
-
     tier = _tier_name(rules, alert.tier)
     names = [t.get("name", {}).get("en", t.get("rule", "")) for t in alert.triggers or []]
     priority = rules.tier(alert.tier).fhir_priority if rules.has_tier(alert.tier) else "stat"
@@ -215,8 +215,6 @@ def flag_resource(period: RiskPeriod, rules: RuleSet) -> dict[str, Any]:
 
 def read_task(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     """A safety alert, or else a task of the registry, by its id (the care team's only)."""
-    from concord.registry.tasks import get_team_task
-
     try:
         alert = get_team_alert(session, by=by, ident=ident)
         if alert is None:
@@ -284,8 +282,6 @@ def _owners(q: Query) -> list[uuid.UUID] | None:
 def search_tasks(
     session: Session, *, by: User, q: Query
 ) -> tuple[list[dict[str, Any]], str | None, int]:
-    from concord.registry.tasks import list_team_tasks
-
     if not by.is_clinician:
         return [], None, 0
     scope = _patients_in_scope(session, by, q)

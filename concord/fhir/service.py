@@ -22,9 +22,20 @@ from concord.actions import checkin
 from concord.careplans import service as plans
 from concord.careplans.models import PlanStatus
 from concord.decisions import service as decisions
+from concord.decisions.aids import all_aids, get_aid
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.fhir import mapping
+from concord.fhir.decisions import questionnaire, response
 from concord.fhir.mapping import GOAL_LIFECYCLE
+from concord.fhir.measures import (
+    _instrument_for,
+    item_observations,
+    parse_response,
+    questionnaire_resource,
+    response_resource,
+    score_observation,
+)
+from concord.fhir.safety import search_flags, search_tasks
 from concord.fhir.search import (
     Canonical,
     Query,
@@ -34,6 +45,8 @@ from concord.fhir.search import (
     page_of,
 )
 from concord.i18n import Msg
+from concord.measures import service as measures
+from concord.measures.library import library
 from concord.paging import Page
 from concord.part2 import labels as part2_labels
 from concord.patients import service as patients
@@ -206,8 +219,6 @@ def _search_patients(session: Session, by: User, q: Query, mrn: str) -> SearchPa
 
 
 def _instrument_or_missing(code: str) -> Any:
-    from concord.measures.library import library
-
     instrument = library().get(code)
     if instrument is None or not instrument.usable:
         raise NotFound(Msg("No such resource."))
@@ -216,25 +227,16 @@ def _instrument_or_missing(code: str) -> Any:
 
 def read_questionnaire(code: str) -> dict[str, Any]:
     if code.startswith("decision-aid-"):
-        from concord.decisions.aids import get_aid
-        from concord.fhir.decisions import questionnaire
-
         aid = get_aid(code.removeprefix("decision-aid-"))
         if aid is None:
             raise NotFound(Msg("No such resource."))
         return questionnaire(aid)
-    from concord.fhir.measures import questionnaire_resource
 
     return questionnaire_resource(_instrument_or_missing(code))
 
 
 def _all_questionnaires() -> list[dict[str, Any]]:
     """Every Questionnaire a read answers: the instruments in use and the decision aids."""
-    from concord.decisions.aids import all_aids
-    from concord.fhir.decisions import questionnaire
-    from concord.fhir.measures import questionnaire_resource
-    from concord.measures.library import library
-
     found = [questionnaire_resource(i) for i in library().all() if i.usable]
     found += [questionnaire(aid) for _, aid in sorted(all_aids().items())]
     return found
@@ -284,10 +286,6 @@ def _labelled(
 
 
 def read_questionnaire_response(session: Session, *, by: User, ident: str) -> dict[str, Any]:
-    from concord.fhir.measures import response_resource
-    from concord.measures import service as measures
-    from concord.measures.library import library
-
     if ident.startswith("decision-"):
         return read_decision(session, by=by, ident=ident)
     with _as_missing():
@@ -303,8 +301,6 @@ def read_questionnaire_response(session: Session, *, by: User, ident: str) -> di
 def read_decision(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     """A decision made together, as a QuestionnaireResponse (clinicians on the team and the
     patient; nobody else learns it exists)."""
-    from concord.fhir.decisions import response
-
     with _as_missing():
         decision, plan_id = decisions.find_decision(
             session, by=by, ident=ident.removeprefix("decision-")
@@ -316,9 +312,6 @@ def _questionnaire(base: str, c: Canonical) -> tuple[str, str | None] | None:
     """A QuestionnaireResponse.questionnaire search value: Concord's canonical, a LOINC panel's
     (http://loinc.org/q/...) or Questionnaire/<id>; `|version` must match the version answered.
     The instrument and version it names, or None for one Concord does not have."""
-    from concord.fhir.measures import _instrument_for
-    from concord.measures.library import library
-
     instrument = _instrument_for(c.url.removeprefix(base.rstrip("/") + "/"), library())
     return None if instrument is None else (instrument.code, c.version)
 
@@ -326,10 +319,6 @@ def _questionnaire(base: str, c: Canonical) -> tuple[str, str | None] | None:
 def search_questionnaire_responses(
     session: Session, *, by: User, q: Query, base: str
 ) -> SearchPage:
-    from concord.fhir.measures import response_resource
-    from concord.measures import service as measures
-    from concord.measures.library import library
-
     scope = _scope(session, by, q)
     if scope == [] or not _clinical_reader(by):
         return SearchPage([], None, 0)
@@ -353,10 +342,6 @@ def search_questionnaire_responses(
 
 
 def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any]:
-    from concord.fhir.measures import item_observations, score_observation
-    from concord.measures import service as measures
-    from concord.measures.library import library
-
     if "." in ident:  # an item of a response: <response id>.<item id>
         found = measures.find_response(session, by=by, ident=ident.split(".", 1)[0])
         if found is None:
@@ -383,10 +368,6 @@ def _observations_derived_from(
 ) -> SearchPage:
     """Observations derived from named responses: each response's scores and, for the items
     LOINC codes, an Observation per answer; built in memory (a response has a few dozen)."""
-    from concord.fhir.measures import item_observations, score_observation
-    from concord.measures import service as measures
-    from concord.measures.library import library
-
     ids = q.ids("derived-from", target="QuestionnaireResponse") or set()
     wanted = {a.patient.id for a in scope} if scope is not None else None
     found: list[dict[str, Any]] = []
@@ -427,10 +408,6 @@ def _before(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 
 def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
     """Scores, newest first; `derived-from` also returns the response's item observations."""
-    from concord.fhir.measures import score_observation
-    from concord.measures import service as measures
-    from concord.measures.library import library
-
     scope = _scope(session, by, q)
     if scope == [] or not _clinical_reader(by):
         return SearchPage([], None, 0)
@@ -469,10 +446,6 @@ def submit_questionnaire_response(
     identifier with different content is refused (409) unless it says it amends. What the
     sender should know about it (not scored, and why) is appended to `issues` as
     OperationOutcome issues."""
-    from concord.fhir.measures import parse_response, response_resource
-    from concord.measures import service as measures
-    from concord.measures.library import library
-
     intake = parse_response(body, library())
     try:
         acc = access.patient_for(
@@ -514,8 +487,6 @@ def _conditional_match(session: Session, acc: PatientAccess, criteria: str) -> A
     `identifier` ([system]|value, or a value in any system) is supported; anything else is
     refused, never ignored (a create that ignored it would store a duplicate)."""
     from urllib.parse import parse_qsl
-
-    from concord.measures import service as measures
 
     field = "If-None-Exist"
     try:
@@ -588,8 +559,6 @@ def scoring_issues(instrument: Any, scored: Any) -> list[dict[str, Any]]:
 def search_safety(session: Session, *, by: User, q: Query) -> SearchPage:
     """Task (safety alerts and the registry's tasks) and Flag (risk status): the care team's
     only."""
-    from concord.fhir.safety import search_flags, search_tasks
-
     search = search_tasks if q.kind == "Task" else search_flags
     resources, next_cursor, total = search(session, by=by, q=q)
     return SearchPage(resources, next_cursor, total)

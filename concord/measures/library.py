@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from concord.categories import DataCategory
+from concord.settings import get_settings
 
 BUILT_IN = Path(__file__).parent / "instruments"
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-]{0,39}$")
@@ -732,7 +733,5 @@ def _replace(instrument: Instrument, **changes: Any) -> Instrument:
 
 def library() -> Library:
     """The instruments this installation offers (built in, plus CONCORD_INSTRUMENTS_DIR)."""
-    from concord.settings import get_settings
-
     extra = get_settings().instruments_dir
     return _library(str(extra) if extra else None)

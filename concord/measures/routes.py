@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access, disclosure
 from concord.access import PatientAccess
+from concord.accounts.models import Organization
 from concord.actions import checkin
 from concord.actions import progress as plan_progress
 from concord.dates import format_date
@@ -33,6 +34,8 @@ from concord.measures.schemas import (
     answers_form,
     recorded_form,
 )
+from concord.safety.crisis import crisis_resources
+from concord.safety.plans import plan_for as safety_plan_for
 from concord.web.deps import Actor, DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
@@ -467,10 +470,6 @@ def my_check_in_post(
 def my_check_in_done(
     response_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
-    from concord.accounts.models import Organization
-    from concord.safety.crisis import crisis_resources
-    from concord.safety.plans import plan_for as safety_plan_for
-
     acc = _self(session, actor)
     response = measures.get_response(session, access=acc, response_id=response_id)
     instrument = measures.get_instrument(response.instrument)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from concord.dates import score
 from concord.i18n import Msg
 from concord.measures.library import Instrument
 
@@ -222,8 +223,6 @@ def progress(
 
 
 def _num(value: float | None) -> str:
-    from concord.dates import score
-
     return score(value)
 
 

@@ -41,7 +41,7 @@ from concord.dates import in_range, org_today
 from concord.dates import local_date as _local_date
 from concord.db import core, isolated_each, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
-from concord.i18n import Msg
+from concord.i18n import Msg, gettext
 from concord.measures.library import Instrument, library
 from concord.measures.models import (
     MeasureObservation,
@@ -53,6 +53,7 @@ from concord.measures.models import (
 )
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
 from concord.measures.scoring import Scored, asked_items, score_response, validate_answers
+from concord.outbox import queue_email
 from concord.paging import CodeCriterion, Page, any_of, count, keyset
 from concord.patients.models import Patient
 from concord.validation import check_datetime_range
@@ -1129,8 +1130,6 @@ def queue_reminders(session: Session, *, base_url: str) -> int:
 def _remind(
     session: Session, patient_id: uuid.UUID, patient_schedules: list[MeasureSchedule], base_url: str
 ) -> int:
-    from concord.outbox import queue_email
-
     # The worker acts as the system, for one named purpose (not an unscoped read).
     reach = system_access(session, patient_id, purpose=SystemPurpose.checkin_reminder)
     if reach is None or reach.patient.user_id is None:
@@ -1168,7 +1167,6 @@ def _remind(
                 )
         except IntegrityError:
             continue
-        from concord.i18n import gettext
 
         queue_email(
             session,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from concord.db import make_engine
 from concord.models import Base
 
 config = context.config
@@ -11,8 +12,6 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        from concord.db import make_engine
-
         engine = make_engine(config.get_main_option("sqlalchemy.url"))
         with engine.connect() as connection:
             _run(connection)

@@ -18,9 +18,10 @@ from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
 from concord.measures.routes import progress_card
 from concord.patients import service as patients
-from concord.patients.models import AdministrativeGender, Patient
+from concord.patients.models import AdministrativeGender, CareTeam, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
 from concord.registry.service import judged_by
+from concord.safety.risk import current_risks
 from concord.safety.rulesets import rules_for
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
@@ -70,8 +71,6 @@ def my_patients(request: Request, session: DbSession, actor: WebActor) -> Respon
     counts = dict.fromkeys(LIST_FILTERS, 0)
     on = org_today(actor.user.organization)
     if actor.user.is_clinician:
-        from concord.safety.risk import current_risks
-
         mine = patients.list_my_patients(session, by=actor.user)
         summaries = plans.plan_summaries(session, mine, on)
         risks = current_risks(session, [p.id for p in mine])
@@ -207,8 +206,6 @@ def _team_context(
     session: DbSession, actor: Actor, patient: Patient, *, admin_view: bool, **extra: Any
 ) -> dict[str, Any]:
     from sqlalchemy import select
-
-    from concord.patients.models import CareTeam
 
     team = session.scalar(select(CareTeam).where(CareTeam.patient_id == patient.id))
     assert team is not None

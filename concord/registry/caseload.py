@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session, raiseload
 
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
+from concord.careplans.models import CURRENT_PLAN_STATUSES, AgreementParty, CarePlan, PlanAgreement
+from concord.careplans.service import review_state
 from concord.clock import now
-from concord.dates import local_date
+from concord.dates import local_date, org_today
 from concord.db import among, days_before
 from concord.i18n import N_, Msg
 from concord.measures.library import library
@@ -648,14 +650,6 @@ _NO_PLAN = _PlanFacts()
 def _plan_facts(session: Session, ids: list[uuid.UUID], today: date) -> dict[uuid.UUID, _PlanFacts]:
     """Each patient's current plan: its review state and whether both parties agreed to its
     latest substantive revision (the same rules as concord.careplans.service)."""
-    from concord.careplans.models import (
-        CURRENT_PLAN_STATUSES,
-        AgreementParty,
-        CarePlan,
-        PlanAgreement,
-    )
-    from concord.careplans.service import review_state
-
     current = {
         row.id: row
         for row in session.execute(
@@ -842,7 +836,6 @@ def list_caseload(
     read the caseload page, its CSV and the JSON API share."""
     org = session.get(Organization, by.organization_id)
     assert org is not None
-    from concord.dates import org_today
 
     today = org_today(org)
     rows = build_rows(

@@ -30,6 +30,7 @@ from concord.i18n import N_, Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.patients.service import join_team
 from concord.registry import tasks
+from concord.registry.caseload import build_rows, open_episodes
 from concord.registry.labels import LABELS
 from concord.registry.models import (
     CaseReview,
@@ -43,6 +44,8 @@ from concord.registry.models import (
     ReviewStatus,
 )
 from concord.registry.rules import RECOMMENDATION_DAYS, REVIEW_FLAGS
+from concord.registry.service import ContactIn, log_contact
+from concord.safety.notices import notify_care_team
 
 # After a review, a patient flagged "not improving" comes back to the queue four weeks later if
 # still not improving (the weekly review looks at everyone new; the flagged come back monthly).
@@ -221,8 +224,6 @@ class QueueItem:
 def queue(session: Session, *, by: User) -> list[QueueItem]:
     """The consultant's review queue: the patients asked about, and the flagged patients of the
     care teams they serve, most urgent first, then longest waiting."""
-    from concord.registry.caseload import build_rows, open_episodes
-
     if not by.is_clinician:
         return []
     org = session.get(Organization, by.organization_id)
@@ -327,8 +328,6 @@ def record_review(
 ) -> CaseReview:
     """The consultant's review: its minutes become a case-review contact, each recommendation
     a proposed change to the plan and a task for the care manager."""
-    from concord.registry.service import ContactIn, log_contact
-
     if not (access.on_team and access.by.is_clinician):
         raise deny(
             session, access, action="update", object_type="CaseReview", message="Only the team."
@@ -664,7 +663,6 @@ def patient_view(
         patient_id=access.patient.id,
         detail={"patient_view": rec.patient_view},
     )
-    from concord.safety.notices import notify_care_team
 
     notify_care_team(session, patient_id=access.patient.id, kind="patient_view")
     return rec

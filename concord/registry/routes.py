@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess, parse_id
+from concord.accounts.organizations import list_clinics
 from concord.actions import recommendation
 from concord.actions import registry as registry_actions
 from concord.dates import score
@@ -46,6 +47,7 @@ from concord.registry.schemas import (
     TaskIn,
     VoidContactIn,
 )
+from concord.safety.plans import content_from_form, empty_content
 from concord.web.deps import Actor, ApiActor, DbSession, PostedBy, WebActor
 from concord.web.exports import csv_response
 from concord.web.forms import FormOf, Posted, back_to
@@ -219,8 +221,6 @@ def _clinic(request: Request) -> Any:
 
 
 def _clinics(session: DbSession, actor: Actor) -> list[tuple[str, str]]:
-    from concord.accounts.organizations import list_clinics
-
     return [
         (str(c.id), c.name)
         for c in list_clinics(session, organization_id=actor.user.organization_id)
@@ -693,8 +693,6 @@ def task_done(
 def _relapse_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
-    from concord.safety.plans import empty_content
-
     plan = reg.relapse_plan_for(session, acc)
     sections = reg.relapse_sections()
     context: dict[str, Any] = {
@@ -717,8 +715,6 @@ def _relapse_context(
 
 def relapse_form(form: Mapping[str, Any]) -> dict[str, Any]:
     """The relapse plan's page: each section's fields, gathered into `content`."""
-    from concord.safety.plans import content_from_form
-
     return {**form, "content": content_from_form(form, reg.relapse_sections())}
 
 

@@ -40,6 +40,8 @@ from concord.registry.models import (
     RelapsePlan,
     RelapsePlanVersion,
 )
+from concord.safety.notices import notify_care_team
+from concord.safety.plans import Section, clean_content
 
 MAX_MINUTES = 600
 MAX_NOTE = 5000
@@ -448,8 +450,6 @@ RELAPSE_SECTIONS: tuple[Any, ...] = ()
 
 
 def _relapse_sections() -> tuple[Any, ...]:
-    from concord.safety.plans import Section
-
     return (
         Section(
             "warning_signs",
@@ -505,8 +505,6 @@ def save_relapse_plan(
     base_version: int | None,
 ) -> RelapsePlan:
     """A new version of the relapse-prevention plan (the team, or the patient)."""
-    from concord.safety.plans import clean_content
-
     if not ((access.on_team and access.by.is_clinician) or access.is_self):
         raise deny(
             session,
@@ -576,7 +574,5 @@ def save_relapse_plan(
         detail={"version": plan.version, "by": party},
     )
     if access.is_self:
-        from concord.safety.notices import notify_care_team
-
         notify_care_team(session, patient_id=access.patient.id, kind="patient_relapse_plan")
     return plan

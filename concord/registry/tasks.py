@@ -17,15 +17,16 @@ from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id, team_access
+from concord.access import PatientAccess, deny, parse_id, refuse_record, team_access
 from concord.accounts.models import Role, User
 from concord.audit.service import record
 from concord.clock import now
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
-from concord.paging import Page
+from concord.paging import Page, count
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.registry.models import Episode, TaskStatus, WorkTask
+from concord.safety.alerts import alert_records, team_alerts_query
 from concord.safety.models import SafetyAlert
 
 PRIORITIES = ("routine", "urgent", "asap", "stat")
@@ -310,8 +311,6 @@ def create_task(
 
 def complete_task(session: Session, *, by: User, task_id: Any, note: str | None) -> WorkTask:
     """Mark a task done: its owner, or anyone on the patient's care team."""
-    from concord.access import refuse_record, team_access
-
     tid = parse_id(task_id)
     task = session.get(WorkTask, tid) if tid is not None else None
     if task is None:
@@ -428,9 +427,6 @@ def list_team_tasks(
     """Safety alerts (as AlertRecords) and the registry's tasks of the patients in `scope`
     (None: every patient on `by`'s care teams), one list newest id first so a cursor (`before`)
     pages through both. Each returned is in the trail."""
-    from concord.paging import count
-    from concord.safety.alerts import alert_records, team_alerts_query
-
     alerts = team_alerts_query(by, scope, statuses=alert_statuses, owners=owners)
     work = _team_tasks_query(by, scope, task_statuses, owners)
     total = count(session, alerts) + count(session, work)

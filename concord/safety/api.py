@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, object_session
 
 from concord import access
 from concord.access import PatientAccess
+from concord.audit.service import record
 from concord.errors import InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.safety import plans as safety_plans
@@ -31,6 +32,7 @@ from concord.safety.figures import TierFigures
 from concord.safety.models import SafetyAlert
 from concord.safety.notifications import mark_read
 from concord.safety.risk import risk_history
+from concord.safety.routes import _figures_for
 from concord.safety.schemas import CloseIn, FlagIn, FollowUpIn, SafetyPlanIn, ShareIn
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
@@ -106,8 +108,6 @@ def patient_alerts(
     acc = _team(session, actor, patient_id)
     alerts = alerts_for_patient(session, access=acc, include_closed=closed)
     for alert in alerts:
-        from concord.audit.service import record
-
         record(
             session,
             by=actor.user,
@@ -211,7 +211,6 @@ def risk_status(patient_id: str, session: DbSession, actor: ApiActor) -> dict[st
     acc = _team(session, actor, patient_id)
     history = risk_history(session, acc.patient.id)
     current = history[0] if history else None
-    from concord.audit.service import record
 
     record(
         session,
@@ -283,8 +282,6 @@ def write_plan(
 
 @router.get("/safety/figures")
 def figures(request: Request, session: DbSession, actor: ApiActor) -> dict[str, Any]:
-    from concord.safety.routes import _figures_for
-
     result = _figures_for(request, session, actor)
 
     def tier_json(t: TierFigures) -> dict[str, Any]:

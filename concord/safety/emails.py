@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from concord.dates import format_datetime, local_datetime
 from concord.i18n import gettext
 
 
 def _local_time(when: datetime, tz: str, lang: str) -> str:
     """The deadline in the organization's zone, in the reader's format, with the zone named
     (an email is read away from the clinic)."""
-    from concord.dates import format_datetime, local_datetime
-
     zone_name = local_datetime(when, tz).tzname() or tz
     return f"{format_datetime(when, lang=lang, where=tz, format='medium')} ({zone_name})"
 

@@ -15,6 +15,7 @@ from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
+from concord.dates import local_datetime
 from concord.errors import PermissionDenied
 from concord.i18n import Msg
 from concord.safety.alerts import outcomes_by_alert
@@ -65,8 +66,6 @@ class Figures:
 def _local_iso(value: datetime | None, zone_of: datetime) -> str:
     """An instant for a spreadsheet: ISO 8601 in the organization's zone (`since` is local),
     so the date a person reads in the cell is the clinic's date."""
-    from concord.dates import local_datetime
-
     if value is None:
         return ""
     return local_datetime(value, zone_of.tzinfo).isoformat(timespec="seconds")  # type: ignore[arg-type]

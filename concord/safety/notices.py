@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 from concord.accounts.models import Role, User
 from concord.clock import now
 from concord.i18n import gettext
+from concord.outbox import queue_email
 from concord.patients.service import members_of_patient
 from concord.safety.models import Notification
+from concord.settings import get_settings
 
 # kind -> where on the patient's record the team reads it
 KINDS = {
@@ -44,9 +46,6 @@ def recipients(session: Session, patient_id: uuid.UUID) -> list[User]:
 def notify_care_team(session: Session, *, patient_id: uuid.UUID, kind: str) -> int:
     """One unread notice per person and kind of thing (never a second while the first is
     unread), and one email without patient details. Returns how many people were told."""
-    from concord.outbox import queue_email
-    from concord.settings import get_settings
-
     assert kind in KINDS, kind
     base = get_settings().base_url.rstrip("/")
     told = 0

@@ -14,12 +14,15 @@ from sqlalchemy.orm import Session
 from concord.access import parse_id
 from concord.accounts.models import User
 from concord.clock import now
+from concord.outbox import queue_email
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.safety.emails import _email_text, _local_time
 from concord.safety.models import (
     Notification,
     SafetyAlert,
 )
+from concord.safety.notices import KINDS
+from concord.settings import get_settings
 
 
 def _notify(
@@ -32,9 +35,6 @@ def _notify(
 ) -> None:
     """In-app at once, and an email through the outbox (sent after commit) with no patient
     name and no clinical detail: only that an alert needs them, and by when."""
-    from concord.outbox import queue_email
-    from concord.settings import get_settings
-
     base = get_settings().base_url.rstrip("/")
     seen: set[uuid.UUID] = set()
     for user in users:
@@ -141,8 +141,6 @@ def mark_read(
 def open_notification(session: Session, user: User, notification_id: Any) -> str | None:
     """Mark one of this person's notices read and say where on the record to read it; None
     when it is not theirs or its patient is no longer on their teams."""
-    from concord.safety.notices import KINDS
-
     parsed = parse_id(notification_id)
     if parsed is None:
         return None

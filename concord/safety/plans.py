@@ -21,12 +21,16 @@ from sqlalchemy.orm import Session
 from concord import disclosure
 from concord.access import PatientAccess, Relation, deny, parse_id
 from concord.accounts.models import Organization, User
+from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
+from concord.dates import format_date
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
 from concord.patients.models import Patient, RelatedPerson
+from concord.safety.crisis import crisis_resources
 from concord.safety.models import SafetyPlan, SafetyPlanShare, SafetyPlanVersion
+from concord.safety.notices import notify_care_team
 
 MAX_ENTRIES = 20
 MAX_TEXT = 300
@@ -351,8 +355,6 @@ def save(
         detail={"version": plan.version, "by": party},
     )
     if access.is_self:
-        from concord.safety.notices import notify_care_team
-
         notify_care_team(session, patient_id=patient.id, kind="patient_safety_plan")
     return plan
 
@@ -464,8 +466,6 @@ def shared_with_me(session: Session, by: User) -> list[Patient]:
 def shared_plan(session: Session, by: User, patient_id: Any) -> tuple[Patient, SafetyPlan | None]:
     """The safety plan a patient shares with this person, and nothing else (audited; a person
     without the patient's current consent gets the same answer as for no patient at all)."""
-    from concord.audit.models import Outcome
-
     pid = parse_id(patient_id)
     patient = next((p for p in shared_with_me(session, by) if p.id == pid), None)
     if patient is None:
@@ -500,8 +500,6 @@ def shared_plan(session: Session, by: User, patient_id: Any) -> tuple[Patient, S
 
 def crisis_lines(session: Session, organization_id: uuid.UUID, lang: str) -> list[dict[str, str]]:
     """The organization's crisis lines, always part of step 5."""
-    from concord.safety.crisis import crisis_resources
-
     org = session.get(Organization, organization_id)
     assert org is not None
     return crisis_resources(org, lang)
@@ -525,8 +523,6 @@ class PlanExport:
 def _export(
     session: Session, patient: Patient, plan: SafetyPlan | None, lang: str
 ) -> PlanExport:
-    from concord.dates import format_date
-
     if plan is None:
         raise NotFound(Msg("No safety plan yet."))
     org = session.get(Organization, patient.organization_id)

@@ -15,11 +15,13 @@ from starlette.responses import RedirectResponse, Response
 from concord import access
 from concord.access import PatientAccess
 from concord.accounts.models import Organization
+from concord.accounts.users import list_users
 from concord.clock import now
 from concord.dates import local_date, org_today
 from concord.disclosures.notice import pdf_notice
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import N_, Msg, translate
+from concord.outbox import failing_messages, retry_now
 from concord.safety import plans as safety_plans
 from concord.safety.alerts import (
     Closing,
@@ -40,6 +42,7 @@ from concord.safety.chain import resolve_step
 from concord.safety.figures import Figures, get_figures
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.safety.notifications import mark_read, notifications_for, open_notification
+from concord.safety.pdf import render as render_pdf
 from concord.safety.risk import risk_history
 from concord.safety.rulesets import current_rule_set, load_rules, rule_sets, rules_for
 from concord.safety.schemas import CloseIn, FlagIn, FollowUpIn, SafetyPlanIn, ShareIn
@@ -535,8 +538,6 @@ def team_plan_share(
 
 def _pdf(session: DbSession, export: safety_plans.PlanExport, lang: str) -> Response:
     """The printed plan: only what the domain's export read returned (no query here)."""
-    from concord.safety.pdf import render as render_pdf
-
     body = render_pdf(
         lang=lang,
         name=export.name,
@@ -745,8 +746,6 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
 
 
 def _admin(session: DbSession, actor: Actor) -> None:
-    from concord.accounts.users import list_users
-
     list_users(session, by=actor.user)  # administrators only (denial audited)
 
 
@@ -849,8 +848,6 @@ MESSAGE_KINDS = {
 
 @router.get("/admin/messages")
 def admin_messages(request: Request, session: DbSession, actor: WebActor) -> Response:
-    from concord.outbox import failing_messages
-
     _admin(session, actor)
     return render(
         request,
@@ -868,8 +865,6 @@ def admin_messages(request: Request, session: DbSession, actor: WebActor) -> Res
 def admin_message_retry(
     message_id: str, request: Request, session: DbSession, actor: PostedBy
 ) -> Response:
-    from concord.outbox import retry_now
-
     _admin(session, actor)
     retry_now(session, message_id, actor.user.organization_id)
     return RedirectResponse("/admin/messages?done=retry", status_code=303)

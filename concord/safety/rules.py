@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from concord.accounts.models import CLINICAL_ROLES
+from concord.measures.library import library
 
 DEFAULT_FILE = Path(__file__).parent / "risk-rules.yaml"
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,59}$")
@@ -508,15 +509,11 @@ def default_rules_text() -> str:
 
 @lru_cache(maxsize=64)
 def _compiled(text: str, library_id: int) -> RuleSet:
-    from concord.measures.library import library
-
     return parse_rules(text, name="risk rules", library=library(), cover_critical=False)
 
 
 def compile_rules(text: str) -> RuleSet:
     """Parse against the current instrument library (cached per text)."""
-    from concord.measures.library import library
-
     return _compiled(text, id(library()))
 
 

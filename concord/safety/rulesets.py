@@ -14,6 +14,7 @@ from concord.clock import now
 from concord.db import core
 from concord.errors import InvalidInput
 from concord.i18n import Msg
+from concord.measures.library import library
 from concord.safety.models import (
     RiskRuleSet,
 )
@@ -82,8 +83,6 @@ def load_rules(
 ) -> RiskRuleSet:
     """Check a rule file fully and, if it passes, put it in force. A refused file writes
     nothing: the rules already in force stay."""
-    from concord.measures.library import library
-
     if not text.strip():
         raise InvalidInput.field("rules", Msg("is empty: paste or upload a risk-rules file"))
     try:

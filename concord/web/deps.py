@@ -25,6 +25,10 @@ from concord.audit.service import set_context
 from concord.db import abort, finish, keep_after_rollback
 from concord.errors import InvalidInput, NotAuthenticated, PermissionDenied, Unavailable
 from concord.i18n import Msg, best_language
+from concord.outbox import count_failing
+from concord.safety.banner import banner_for
+from concord.safety.notifications import unread_notifications
+from concord.safety.rulesets import rules_for
 from concord.validation import text_problem
 
 SESSION_COOKIE = "concord_session"
@@ -292,10 +296,6 @@ def web_actor(request: Request, session: DbSession) -> Actor:
     if actor.user.must_change_password:
         raise Redirect("/account/password?required=1")
     if actor.user.is_clinician:
-        from concord.safety.banner import banner_for
-        from concord.safety.notifications import unread_notifications
-        from concord.safety.rulesets import rules_for
-
         # Shown at the top of every page: the alerts this clinician owns, first, and how many
         # others need their teams.
         request.state.banner = banner_for(session, actor.user)
@@ -306,8 +306,6 @@ def web_actor(request: Request, session: DbSession) -> Actor:
             t.code: t.name.get(actor.user.language) or t.name["en"] for t in rules.tiers
         }
     if actor.user.can_administer:
-        from concord.outbox import count_failing
-
         request.state.failing_messages = count_failing(session, actor.user.organization_id)
     return actor
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from concord.errors import ConcordError, InvalidInput, NotAuthenticated
 from concord.i18n import Msg, translate
 from concord.validation import errors_from_fastapi
-from concord.web.deps import Redirect
+from concord.web.deps import Redirect, db
 from concord.web.templating import render
 
 log = logging.getLogger("concord")
@@ -140,8 +140,6 @@ OPERATION_OUTCOME_BODY = _OPERATION_OUTCOME
 
 
 def _uses_database(dependant: Any) -> bool:
-    from concord.web.deps import db
-
     return any(d.call is db or _uses_database(d) for d in dependant.dependencies)
 
 

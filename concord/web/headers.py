@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from concord.web.deps import ANON_CSRF_COOKIE
+
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -66,8 +68,6 @@ class SecurityHeaders:
         kept = [(n, v) for n, v in headers if n.lower() not in replaced]
         anon = state.get("set_anon_csrf")
         if anon:
-            from concord.web.deps import ANON_CSRF_COOKIE
-
             cookie: SimpleCookie = SimpleCookie()
             cookie[ANON_CSRF_COOKIE] = anon
             morsel = cookie[ANON_CSRF_COOKIE]

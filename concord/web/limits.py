@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from concord.errors import ConcordError, InvalidInput, NotFound
+from concord.fhir.limits import column_limits
 from concord.i18n import Msg
 from concord.validation import CONTROL_CHARACTERS, json_problems, text_problem
 from concord.web.deps import (
@@ -89,8 +90,6 @@ def _is_json(scope: Scope) -> bool:
 
 
 async def _json_problems(body: bytes, fhir: bool) -> dict[str, str] | None:
-    from concord.fhir.limits import column_limits
-
     limits = column_limits() if fhir else None
     if len(body) < 65536:  # the usual case: quicker here than a hand-off to a thread
         return json_problems(body, fhir=fhir, max_lengths=limits)

@@ -25,6 +25,7 @@ from concord.careplans.labels import FIELD_LABELS, SECTION_LABELS
 from concord.clock import now
 from concord.i18n import LANGUAGE_NAMES, N_, Msg, translate, translations
 from concord.labels import ROLE_LABELS, VALUE_LABELS
+from concord.registry.labels import LABELS
 
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATE_DIRS = [PACKAGE / "web" / "templates"] + sorted(
@@ -155,8 +156,6 @@ def _chainstep(step: str) -> str:
 
 
 def _registry_label(value: Any) -> str:
-    from concord.registry.labels import LABELS
-
     key = str(getattr(value, "value", value) or "")
     text = LABELS.get(key)
     return _gettext(text) if text else key
