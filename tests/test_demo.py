@@ -49,7 +49,7 @@ def test_the_demo_builds_the_same_data_as_before(demo_session):
 
     url = demo_session.get_bind().url.render_as_string(hide_password=False)
     expected = json.loads((FIXTURES / "demo_summary.json").read_text())
-    assert len(expected["patients"]) == 25 and expected["scores"]  # the fixture is no stub
+    assert len(expected["patients"]) == 26 and expected["scores"]  # the fixture is no stub
     same_summary(summary(url), expected)
 
 
