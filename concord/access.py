@@ -14,14 +14,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, exists, select
+from sqlalchemy import Select, String, and_, bindparam, cast, exists, or_, select
 from sqlalchemy.orm import Session, defaultload, lazyload
 
 from concord.accounts.models import Clinic, User
 from concord.audit.models import Outcome
 from concord.audit.service import record
+from concord.clock import now
+from concord.db import Base
 from concord.errors import NotFound, PermissionDenied
 from concord.i18n import Msg
 from concord.patients.models import CareTeam, CareTeamMember, Patient, RelatedPerson
@@ -79,6 +83,21 @@ class PatientAccess:
         return self.on_team or self.is_self
 
 
+def _family_consent(related_id: Any, today: date) -> Any:
+    """An active family-sharing permit naming the related person (the consent table, read by
+    name: the consents domain sits above this module)."""
+    consent = Base.metadata.tables["consent"]
+    return exists().where(
+        consent.c.grantee_related_person_id == related_id,
+        consent.c.grantee_kind == "related_person",
+        consent.c.provision == "permit",
+        consent.c.status == "active",
+        cast(consent.c.purposes, String).like('%"family_sharing"%'),
+        consent.c.period_start <= today,
+        or_(consent.c.period_end.is_(None), consent.c.period_end >= today),
+    )
+
+
 def parse_id(value: str | uuid.UUID) -> uuid.UUID | None:
     if isinstance(value, uuid.UUID):
         return value
@@ -134,12 +153,17 @@ def _relation(
             return PatientAccess(by, patient, Relation.self)
         return None
     if by.is_related_person:
-        link = session.scalar(
-            select(RelatedPerson)
-            .where(RelatedPerson.patient_id == patient.id)
-            .where(RelatedPerson.user_id == by.id)
+        # The patient's consent records answer (ADR 0021): an active permit naming them for
+        # family sharing, within its period, from a link that has not ended.
+        found = session.scalar(
+            select(RelatedPerson.id).where(
+                RelatedPerson.patient_id == patient.id,
+                RelatedPerson.user_id == by.id,
+                RelatedPerson.ended_at.is_(None),
+                _family_consent(RelatedPerson.id, now().date()),
+            )
         )
-        if link is not None and link.has_consent:
+        if found is not None:
             return PatientAccess(by, patient, Relation.related)
         return None
     # Administrators (and any role not named above) have no clinical access.
@@ -308,9 +332,8 @@ def readable_patients(by: User) -> Select[tuple[Patient]]:
                 and_(
                     RelatedPerson.patient_id == Patient.id,
                     RelatedPerson.user_id == by.id,
-                    RelatedPerson.consent_recorded_at.is_not(None),
-                    RelatedPerson.consent_withdrawn_at.is_(None),
                     RelatedPerson.ended_at.is_(None),
+                    _family_consent(RelatedPerson.id, now().date()),
                 )
             )
         )

@@ -33,6 +33,8 @@ from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory, Purpose
+from concord.consents.models import Consent, ConsentState, GranteeKind, Provision
+from concord.part2 import labels
 from concord.errors import NotFound
 from concord.i18n import Msg
 
@@ -94,10 +96,15 @@ DEFAULT_PURPOSE: Mapping[Relation, Purpose] = {
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer, and why, as a code (never patient data: it may be written to the trail)."""
+    """The answer, and why, as a code (never patient data: it may be written to the trail).
+    `part2`: a 42 CFR Part 2 record disclosed outside its program; `consent_id`: the consent
+    that permitted it; `emergency`: disclosed under an emergency access (break the glass)."""
 
     permit: bool
     reason: str
+    part2: bool = False
+    consent_id: uuid.UUID | None = None
+    emergency: bool = False
 
     def __bool__(self) -> bool:
         return self.permit
@@ -142,14 +149,153 @@ def default_purpose(access: PatientAccess) -> Purpose:
     return DEFAULT_PURPOSE[access.relation]
 
 
+def _context(session: Session | None, access: PatientAccess) -> labels.Context | None:
+    if session is None:
+        session = Session.object_session(access.patient)
+    if session is None:
+        return None
+    return labels.context(session, access.patient.organization_id, [access.patient.id])
+
+
 def decide(
-    access: PatientAccess, category: DataCategory | str | None, purpose: Purpose | str | None = None
+    access: PatientAccess,
+    category: DataCategory | str | None,
+    purpose: Purpose | str | None = None,
+    *,
+    label: labels.Label | None = None,
+    session: Session | None = None,
 ) -> Decision:
     """May `access.by` see data of `category` about `access.patient`, for `purpose` (by default
-    the one their relation reads for)? The one decision every read of patient data asks."""
-    return decide_for(
-        access.relation, category, default_purpose(access) if purpose is None else purpose
+    the one their relation reads for), given the record's Part 2 `label` and the patient's
+    consents? The one decision every read of patient data asks (docs/adr/0021)."""
+    chosen = default_purpose(access) if purpose is None else purpose
+    ctx = _context(session, access)
+    return consent_decision(
+        access.by,
+        access.relation,
+        access.patient.id,
+        category,
+        chosen,
+        label or labels.UNLABELLED,
+        ctx,
     )
+
+
+# How specific a consent's recipient is: a named person beats a clinic, a clinic the care
+# team, the care team "my treating providers".
+_SPECIFIC = {
+    GranteeKind.user: 3,
+    GranteeKind.related_person: 3,
+    GranteeKind.organization: 2,
+    GranteeKind.care_team: 1,
+    GranteeKind.treating_providers: 0,
+}
+
+
+def _names(consent: Consent, by: User, relation: Relation) -> bool:
+    """Whether the consent's recipient is `by` (in the relation they have)."""
+    kind = consent.grantee_kind
+    if kind in (GranteeKind.user, GranteeKind.related_person):
+        return consent.grantee_user_id is not None and consent.grantee_user_id == by.id
+    if relation != Relation.team:
+        return False
+    if kind == GranteeKind.organization:
+        return consent.grantee_clinic_id is not None and consent.grantee_clinic_id == by.clinic_id
+    # The care team, "my treating providers": a clinician on the patient's current team.
+    return kind in (GranteeKind.care_team, GranteeKind.treating_providers)
+
+
+def _covers(consent: Consent, kinds: frozenset[str], *, all_of: bool) -> bool:
+    if consent.scope == "all":
+        return True
+    named = set(consent.categories or [])
+    return kinds <= named if all_of else bool(kinds & named)
+
+
+def _rank(consent: Consent) -> tuple[int, int]:
+    return (_SPECIFIC.get(consent.grantee_kind, 0), 0 if consent.scope == "all" else 1)
+
+
+def consent_decision(
+    by: User,
+    relation: Relation | str,
+    patient_id: uuid.UUID,
+    category: DataCategory | str | None,
+    purpose: Purpose | str,
+    label: labels.Label,
+    ctx: labels.Context | None,
+) -> Decision:
+    """The decision, in its order (ADR 0021): the table; the patient's own access; consents
+    that deny (deny overrides permit unless a strictly more specific permit names the
+    recipient); Part 2 records: the program's own staff, else a permit covering them; an
+    active emergency access opens what consent withholds from the team."""
+    base = decide_for(relation, category, purpose)
+    relation = _as(Relation, relation)
+    purpose = _as(Purpose, purpose)
+    category = _as(DataCategory, category)
+    if not base.permit or relation is None or purpose is None or category is None:
+        return base
+    if relation == Relation.self:
+        return base  # the patient's own record
+    part2 = label.part2
+    internal = part2 and by.clinic_id is not None and by.clinic_id in label.programs
+    grant = ctx.emergency(by.id, patient_id) if ctx is not None else None
+    if purpose == Purpose.emergency:
+        if relation != Relation.team or grant is None:
+            return Decision(False, "no_emergency_access")
+        return Decision(True, "emergency_access", part2=part2 and not internal, emergency=True)
+    consents = ctx.consents.get(patient_id, []) if ctx is not None else []
+    at = ctx.at if ctx is not None else None
+    kinds = frozenset({str(category)} | ({"substance_use"} if part2 else set()))
+    matching = [
+        c
+        for c in consents
+        if at is not None
+        and c.state(at) == ConsentState.active
+        and _names(c, by, relation)
+        and str(purpose) in (c.purposes or [])
+    ]
+    denies = [
+        c
+        for c in matching
+        if c.provision == Provision.deny
+        and category != DataCategory.general
+        and _covers(c, kinds, all_of=False)
+    ]
+    # A permit for a Part 2 record must cover substance-use records (or the whole record).
+    need = kinds if part2 else frozenset({str(category)})
+    permits = [
+        c
+        for c in matching
+        if c.provision == Provision.permit and _covers(c, need, all_of=True)
+    ]
+    permits.sort(key=lambda c: (_rank(c), c.recorded_at), reverse=True)
+    best = permits[0] if permits else None
+    if denies:
+        top = max(_rank(c) for c in denies)
+        if best is None or _rank(best) <= top:
+            if grant is not None and relation == Relation.team:
+                return Decision(
+                    True, "emergency_access", part2=part2 and not internal, emergency=True
+                )
+            return Decision(False, "consent_denies")
+    if relation == Relation.related:
+        # Family and carers see only what a consent naming them shares (the safety plan is
+        # shared by the plan's own share, which safety.plans checks).
+        if category == DataCategory.safety_plan and not part2:
+            return base
+        if best is None:
+            return Decision(False, "no_consent")
+        return Decision(True, "consent", part2=part2, consent_id=best.id)
+    if not part2 or internal:
+        # The team's treatment, payment and operations under HIPAA; within a Part 2 program,
+        # its own staff (internal communications, 42 CFR 2.12(c)(3)).
+        return Decision(True, "part2_program" if internal else "permitted")
+    if best is not None:
+        return Decision(True, "consent", part2=True, consent_id=best.id)
+    if grant is not None:
+        return Decision(True, "emergency_access", part2=True, emergency=True)
+    return Decision(False, "part2_no_consent")
 
 
 def permitted(
@@ -186,6 +332,38 @@ def permitted_to(by: User, purpose: Purpose | str | None = None) -> frozenset[Da
     return frozenset(c for c in DataCategory if decide_for(relation, c, chosen).permit)
 
 
+def withheld_for_search(
+    session: Session,
+    by: User,
+    patient_ids: Iterable[uuid.UUID],
+    categories: Iterable[DataCategory],
+    purpose: Purpose | str | None = None,
+) -> tuple[dict[DataCategory, set[uuid.UUID]], set[uuid.UUID]]:
+    """For a search across patients: per category, the patients whose records of it the
+    decision withholds from `by` (consent, Part 2), and the ids of records corrected to
+    Part 2 that are withheld. One load of labels and consents for all the patients (no
+    query per patient)."""
+    relation = role_relation(by)
+    ids = list(dict.fromkeys(patient_ids))
+    cats = list(categories)
+    if relation is None:
+        return {c: set(ids) for c in cats}, set()
+    chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
+    ctx = labels.context(session, by.organization_id, ids)
+    out: dict[DataCategory, set[uuid.UUID]] = {c: set() for c in cats}
+    for pid in ids:
+        for cat in cats:
+            label = labels.category_label(ctx, pid, cat)
+            if not consent_decision(by, relation, pid, cat, chosen, label, ctx).permit:
+                out[cat].add(pid)
+    forced = {
+        rid
+        for (table, rid), part2 in ctx.overrides.items()
+        if part2 and table == "measure_response"
+    }
+    return out, forced
+
+
 def audit_withheld_search(
     session: Session,
     by: User,
@@ -215,6 +393,58 @@ def category_of(row: Any) -> DataCategory | None:
     return value if isinstance(value, DataCategory) else None
 
 
+def on_disclosed(
+    session: Session, access: PatientAccess, decisions: list[tuple[Any, Decision]]
+) -> None:
+    """Called with every record a read discloses and its decision (the disclosure log
+    registers itself here with `set_on_disclosed`); a no-op by default."""
+
+
+_HOOKS: list[Callable[[Session, PatientAccess, list[tuple[Any, Decision]]], None]] = []
+
+
+def set_on_disclosed(
+    hook: Callable[[Session, PatientAccess, list[tuple[Any, Decision]]], None],
+) -> None:
+    """Register the hook `filter_records` and `check_record` call (once; a second replaces)."""
+    _HOOKS[:] = [hook]
+
+
+def _disclosed(session: Session, access: PatientAccess, decisions: list[tuple[Any, Decision]]):
+    if not decisions:
+        return
+    emergency = sum(1 for _, d in decisions if d.emergency)
+    if emergency:
+        record(
+            session,
+            by=access.by,
+            action="emergency_disclosure",
+            object_type="Patient",
+            patient_id=access.patient.id,
+            detail={"count": emergency},
+        )
+    for hook in _HOOKS or [on_disclosed]:
+        hook(session, access, decisions)
+
+
+_WITHHELD = "concord.disclosure.withheld"
+
+
+def withheld_by_consent(session: Session, patient_id: uuid.UUID) -> int:
+    """How many records this request withheld from the care team by the patient's consent
+    (or Part 2 without one): the "N records withheld" line the team may see."""
+    return int(session.info.get(_WITHHELD, {}).get(patient_id, 0))
+
+
+_CONSENT_REASONS = frozenset({"consent_denies", "part2_no_consent", "no_consent"})
+
+
+def label_of(session: Session, access: PatientAccess, row: Any) -> labels.Label:
+    """The record's Part 2 label (rules and corrections; loaded once per request)."""
+    ctx = labels.context(session, access.patient.organization_id, [access.patient.id])
+    return labels.labels_of(row, ctx, access.patient.id)
+
+
 def filter_records(
     session: Session,
     access: PatientAccess,
@@ -225,25 +455,38 @@ def filter_records(
     purpose: Purpose | str | None = None,
     category: Callable[[T], DataCategory | None] = category_of,
 ) -> list[T]:
-    """The rows `access` may see, in their order. Decided once per category; when any is
-    withheld, one denied event in the trail for the request, with the count per category."""
-    answers: dict[DataCategory | None, bool] = {}
+    """The rows `access` may see, in their order. Decided once per category and label; when
+    any is withheld, one denied event in the trail for the request, with the count per
+    category; the disclosed rows go to `on_disclosed`."""
+    ctx = labels.context(session, access.patient.organization_id, [access.patient.id])
+    answers: dict[tuple[DataCategory | None, labels.Label], Decision] = {}
     kept: list[T] = []
+    disclosed: list[tuple[Any, Decision]] = []
     withheld: dict[str, int] = {}
+    by_consent = 0
     for row in rows:
         cat = category(row)
-        allowed = answers.get(cat)
-        if allowed is None:
-            allowed = answers[cat] = decide(access, cat, purpose).permit
-        if allowed:
+        label = labels.labels_of(row, ctx, access.patient.id)
+        answer = answers.get((cat, label))
+        if answer is None:
+            answer = answers[(cat, label)] = decide(
+                access, cat, purpose, label=label, session=session
+            )
+        if answer.permit:
             kept.append(row)
+            disclosed.append((row, answer))
         else:
             key = str(cat) if cat is not None else "none"
             withheld[key] = withheld.get(key, 0) + 1
+            by_consent += answer.reason in _CONSENT_REASONS
     if withheld:
         audit_withheld(
             session, access, withheld, object_type=object_type, action=action, purpose=purpose
         )
+    if by_consent and access.on_team:
+        counts = session.info.setdefault(_WITHHELD, {})
+        counts[access.patient.id] = counts.get(access.patient.id, 0) + by_consent
+    _disclosed(session, access, disclosed)
     return kept
 
 
@@ -282,12 +525,13 @@ def require(
     object_id: uuid.UUID | str | None = None,
     purpose: Purpose | str | None = None,
     message: Msg | str | None = None,
-) -> None:
+    label: labels.Label | None = None,
+) -> Decision:
     """Refuse (NotFound, audited: the answer a stranger gets, so existence never leaks) unless
-    `access` may see `category` for `purpose`."""
-    decision = decide(access, category, purpose)
+    `access` may see `category` for `purpose`; the decision when it may."""
+    decision = decide(access, category, purpose, label=label, session=session)
     if decision.permit:
-        return
+        return decision
     record(
         session,
         by=access.by,
@@ -315,8 +559,8 @@ def check_record(
     purpose: Purpose | str | None = None,
     message: Msg | str | None = None,
 ) -> None:
-    """`require` for one record, by its category (`category_of`)."""
-    require(
+    """`require` for one record, by its category (`category_of`) and its Part 2 label."""
+    decision = require(
         session,
         access,
         category_of(row),
@@ -325,7 +569,9 @@ def check_record(
         object_id=getattr(row, "id", None),
         purpose=purpose,
         message=message,
+        label=label_of(session, access, row),
     )
+    _disclosed(session, access, [(row, decision)])
 
 
 def _access_in(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> PatientAccess | None:

@@ -8,6 +8,7 @@ from concord.consents import models as consents_models
 from concord.db import Base
 from concord.decisions import models as decisions_models
 from concord.measures import models as measures_models
+from concord.part2 import models as part2_models
 from concord.patients import models as patients_models
 from concord.registry import models as registry_models
 from concord.safety import models as safety_models
@@ -22,6 +23,7 @@ __all__ = [
     "decisions_models",
     "measures_models",
     "outbox",
+    "part2_models",
     "patients_models",
     "registry_models",
     "safety_models",

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.clock import now
@@ -71,6 +71,14 @@ class Clinic(IdMixin, Base):
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # A federally assisted substance-use disorder program (42 CFR Part 2): what it holds is
+    # labelled Part 2 (concord/part2/rules.yaml) and disclosed outside it only with consent.
+    part2_program: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Told of every emergency access to the program's records (break the glass); the
+    # organization's administrators when none is named.
+    privacy_officer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user_account.id", use_alter=True)
+    )
     created_at: Mapped[datetime] = mapped_column(default=now)
 
     organization: Mapped[Organization] = relationship(lazy="joined", foreign_keys=[organization_id])

@@ -18,6 +18,7 @@ from concord.actions import checkin
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.careplans import service as plans
+from concord.categories import DataCategory
 from concord.careplans.models import CarePlan, Goal, PlanRevision, PlanStatus
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.fhir import mapping
@@ -442,12 +443,41 @@ def _disclosed(
     from concord.measures.library import library
     from concord.measures.service import disclosed_instruments
 
-    codes = disclosed_instruments(disclosure.permitted_to(by))
-    if len(codes) < len(library().instruments):
-        withheld = _total(session, query.where(column.not_in(codes)))
+    permitted = disclosure.permitted_to(by)
+    codes = disclosed_instruments(permitted)
+    # Per patient (consent, 42 CFR Part 2): the patients of the search whose records of a
+    # category are withheld, loaded once for all of them (docs/adr/0021).
+    model = column.class_
+    patients = list(session.scalars(query.with_only_columns(model.patient_id).distinct()))
+    withheld_patients, forced = disclosure.withheld_for_search(
+        session, by, patients, sorted(permitted)
+    )
+    allowed = or_(
+        *(
+            and_(
+                column.in_(disclosed_instruments([cat])),
+                model.patient_id.not_in(sorted(withheld_patients[cat])),
+            )
+            if withheld_patients[cat]
+            else column.in_(disclosed_instruments([cat]))
+            for cat in sorted(permitted)
+        ),
+        false(),
+    )
+    if forced:
+        response = model.response_id if hasattr(model, "response_id") else model.id
+        # A record corrected to Part 2 goes only where Part 2 records of its patient go.
+        part2_denied = sorted(withheld_patients.get(DataCategory.substance_use, set(patients)))
+        allowed = and_(
+            allowed,
+            or_(response.not_in(sorted(forced)), model.patient_id.not_in(part2_denied)),
+        )
+    some = forced or any(withheld_patients.values())
+    if some or len(codes) < len(library().instruments):
+        withheld = _total(session, query.where(~allowed))
         if withheld:
             disclosure.audit_withheld_search(session, by, withheld, object_type=object_type)
-    return query.where(column.in_(codes))
+    return query.where(allowed)
 
 
 def read_questionnaire_response(session: Session, *, by: User, ident: str) -> dict[str, Any]:
