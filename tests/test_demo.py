@@ -350,6 +350,13 @@ def test_megan_doyles_records_reach_her_pcp_only_while_she_consents(demo_session
     assert demo_session.scalars(select(Consent).where(Consent.patient_id == megan.id)).all() == []
     pcp = demo_session.scalar(select(User).where(User.name == "Dr. Hannah Lindqvist"))
     counsellor = demo_session.scalar(select(User).where(User.name == "Victor Osei"))
+    lead = demo_session.scalar(select(User).where(User.name == "Renee Castillo"))
+    # The sign-ins README names.
+    assert pcp.email == "hannah.lindqvist@north.riverside.example.org"
+    assert lead.email == "renee.castillo@recovery.riverside.example.org"
+    assert counsellor.email == "victor.osei@recovery.riverside.example.org"
+    assert demo_session.get(User, megan.user_id).email == "megan.doyle@patients.example.org"
+    assert lead.clinic_id == counsellor.clinic_id == recovery.id != pcp.clinic_id
 
     def codes(user):
         acc = access.patient_for(demo_session, user, megan.id)
