@@ -113,6 +113,8 @@ def create_app(
     from concord.fhir.routes import router as fhir_router
     from concord.measures.api import router as measures_api
     from concord.measures.routes import router as measures_router
+    from concord.part2.api import router as part2_api
+    from concord.part2.routes import router as part2_router
     from concord.patients.api import router as patients_api
     from concord.patients.routes import router as patients_router
     from concord.registry.api import router as registry_api
@@ -136,6 +138,7 @@ def create_app(
         registry_api,
         decisions_api,
         consents_api,
+        part2_api,
     )
     for router in (
         web_router,
@@ -147,6 +150,7 @@ def create_app(
         registry_api,
         decisions_api,
         consents_api,
+        part2_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -155,6 +159,7 @@ def create_app(
         registry_router,
         decisions_router,
         consents_router,
+        part2_router,
         audit_router,
     ):
         app.include_router(

@@ -34,9 +34,9 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory, Purpose
 from concord.consents.models import Consent, ConsentState, GranteeKind, Provision
-from concord.part2 import labels
 from concord.errors import NotFound
 from concord.i18n import Msg
+from concord.part2 import labels
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -265,9 +265,7 @@ def consent_decision(
     # A permit for a Part 2 record must cover substance-use records (or the whole record).
     need = kinds if part2 else frozenset({str(category)})
     permits = [
-        c
-        for c in matching
-        if c.provision == Provision.permit and _covers(c, need, all_of=True)
+        c for c in matching if c.provision == Provision.permit and _covers(c, need, all_of=True)
     ]
     permits.sort(key=lambda c: (_rank(c), c.recorded_at), reverse=True)
     best = permits[0] if permits else None
@@ -289,7 +287,7 @@ def consent_decision(
         return Decision(True, "consent", part2=part2, consent_id=best.id)
     if not part2 or internal:
         # The team's treatment, payment and operations under HIPAA; within a Part 2 program,
-        # its own staff (internal communications, 42 CFR 2.12(c)(3)).
+        # its own staff (communications within the program: ADR 0021).
         return Decision(True, "part2_program" if internal else "permitted")
     if best is not None:
         return Decision(True, "consent", part2=True, consent_id=best.id)
@@ -351,11 +349,25 @@ def withheld_for_search(
     chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
     ctx = labels.context(session, by.organization_id, ids)
     out: dict[DataCategory, set[uuid.UUID]] = {c: set() for c in cats}
+    emergency: set[uuid.UUID] = set()
     for pid in ids:
         for cat in cats:
             label = labels.category_label(ctx, pid, cat)
-            if not consent_decision(by, relation, pid, cat, chosen, label, ctx).permit:
+            answer = consent_decision(by, relation, pid, cat, chosen, label, ctx)
+            if not answer.permit:
                 out[cat].add(pid)
+            elif answer.emergency:
+                emergency.add(pid)
+    for pid in sorted(emergency):
+        # What the search may show under an emergency access is an emergency disclosure.
+        record(
+            session,
+            by=by,
+            action="emergency_disclosure",
+            object_type="Patient",
+            patient_id=pid,
+            detail={"search": True},
+        )
     forced = {
         rid
         for (table, rid), part2 in ctx.overrides.items()

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     base_url: str = Field(
         "http://127.0.0.1:8000", description="The address people use to reach Concord."
     )
+    emergency_access_minutes: int = Field(
+        60,
+        ge=5,
+        le=24 * 60,
+        description="How long an emergency access (break the glass) stays open.",
+    )
     session_idle_minutes: int = Field(
         15,
         ge=1,

@@ -447,6 +447,36 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/patients/{patient_id}/consents/{consent_id}/revoke"): [
         Case(f"{P}/consents/{{consent_id}}/revoke", RECORD, {"reason": "Changed my mind"})
     ],
+    # --- 42 CFR Part 2 ----------------------------------------------------------------------
+    ("GET", "/api/v1/patients/{patient_id}/emergency-access"): [
+        Case(f"{P}/emergency-access", RECORD, kind="list")
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/emergency-access"): [
+        Case(f"{P}/emergency-access", TEAM, {"reason": "Unresponsive, need the history"})
+    ],
+    # A label is corrected by the team lead (the care manager) or the privacy officer.
+    ("POST", "/api/v1/patients/{patient_id}/part2-labels"): [
+        # 403 for the rest of the team, who see the record but may not correct its label.
+        Case(
+            f"{P}/part2-labels",
+            frozenset({"care_manager"}),
+            {
+                "record_type": "measure_response",
+                "record_id": "{response_id}",
+                "part2": True,
+                "reason": "Taken at the addiction service",
+            },
+        )
+    ],
+    ("PUT", "/api/v1/clinics/{clinic_id}/part2-program"): [
+        # An administrator's setting: 403 for everyone else, as for every administrative act.
+        Case(
+            "/api/v1/clinics/{clinic_id}/part2-program",
+            frozenset({"admin"}),
+            {"part2_program": True},
+            denied=frozenset({403}),
+        )
+    ],
     # --- care plans -----------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/careplan"): [Case(f"{P}/careplan", PLAN)],
     ("POST", "/api/v1/patients/{patient_id}/careplan"): [

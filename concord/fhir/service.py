@@ -18,8 +18,8 @@ from concord.actions import checkin
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.careplans import service as plans
-from concord.categories import DataCategory
 from concord.careplans.models import CarePlan, Goal, PlanRevision, PlanStatus
+from concord.categories import DataCategory
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.fhir import mapping
 from concord.fhir.mapping import GOAL_LIFECYCLE
@@ -433,6 +433,30 @@ def _response_access(session: Session, by: User, response: Any) -> PatientAccess
     return acc
 
 
+# A record of a 42 CFR Part 2 program (docs/adr/0021): the law (v3-ActCode 42CFRPart2), the
+# obligation not to redisclose without consent (NORDSCLCD), and the confidentiality R.
+PART2_SECURITY = (
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"},
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "NORDSCLCD"},
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
+)
+
+
+def _labelled(session: Session, row: Any, resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource with its Part 2 security labels when the record carries the label (the
+    patient's labels context is loaded once per request)."""
+    from concord.part2 import labels
+
+    patient = session.get(Patient, row.patient_id)
+    if patient is None:
+        return resource
+    ctx = labels.context(session, patient.organization_id, [row.patient_id])
+    if labels.labels_of(row, ctx, row.patient_id).part2:
+        security = resource.setdefault("meta", {}).setdefault("security", [])
+        security.extend(dict(c) for c in PART2_SECURITY if c not in security)
+    return resource
+
+
 def _disclosed(
     session: Session, by: User, query: Select[Any], column: Any, object_type: str
 ) -> Select[Any]:
@@ -507,7 +531,11 @@ def read_questionnaire_response(session: Session, *, by: User, ident: str) -> di
         object_id=response.id,
         patient_id=acc.patient.id,
     )
-    return response_resource(response, library().get(response.instrument), acc.patient)
+    return _labelled(
+        session,
+        response,
+        response_resource(response, library().get(response.instrument), acc.patient),
+    )
 
 
 def read_decision(session: Session, *, by: User, ident: str) -> dict[str, Any]:
@@ -602,7 +630,9 @@ def search_questionnaire_responses(
             object_id=row.id,
             patient_id=row.patient_id,
         )
-        resources.append(response_resource(row, library().get(row.instrument), patient))
+        resources.append(
+            _labelled(session, row, response_resource(row, library().get(row.instrument), patient))
+        )
     return SearchPage(resources, next_cursor, total)
 
 
@@ -645,7 +675,11 @@ def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any
         object_id=observation.id,
         patient_id=acc.patient.id,
     )
-    return score_observation(observation, library().get(observation.instrument), acc.patient)
+    return _labelled(
+        session,
+        observation,
+        score_observation(observation, library().get(observation.instrument), acc.patient),
+    )
 
 
 def _observations_derived_from(
@@ -758,7 +792,9 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
             object_id=row.id,
             patient_id=row.patient_id,
         )
-        resources.append(score_observation(row, library().get(row.instrument), patient))
+        resources.append(
+            _labelled(session, row, score_observation(row, library().get(row.instrument), patient))
+        )
     return SearchPage(resources, next_cursor, total)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from concord import access
+from concord import access, disclosure
 from concord.access import PatientAccess
 from concord.actions import checkin
 from concord.dates import format_date, org_today
@@ -32,6 +32,7 @@ from concord.measures.schemas import (
     answers_form,
     recorded_form,
 )
+from concord.part2.routes import withheld_context
 from concord.web.deps import Actor, DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
 from concord.web.idempotency import already_done, remember
@@ -135,7 +136,9 @@ def _measures_context(
         "check_ins": check_ins,
         "progress": progress,
         "chart_json": {p.instrument.code: chart_data(p, lang) for p in progress},
-        "responses": measures.list_responses(session, access=acc, limit=50),
+        "responses": (responses := measures.list_responses(session, access=acc, limit=50)),
+        "part2": {r.id for r in responses if disclosure.label_of(session, acc, r).part2},
+        **withheld_context(session, acc),
         "instruments": library().all(),
         "instrument_options": [
             (i.code, f"{i.code}: {i.name.get(lang) or i.name['en']}")

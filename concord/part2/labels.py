@@ -158,9 +158,7 @@ def _org_part(session: Session, organization_id: uuid.UUID) -> tuple[frozenset, 
     return programs, staff
 
 
-def context(
-    session: Session, organization_id: uuid.UUID, patients: Iterable[uuid.UUID]
-) -> Context:
+def context(session: Session, organization_id: uuid.UUID, patients: Iterable[uuid.UUID]) -> Context:
     """The context for `patients` (cached on the session until it next flushes; a wider set
     of patients than the cached one is loaded afresh)."""
     _listen()
@@ -190,9 +188,7 @@ def context(
         ):
             episodes[eid] = (clinic, created_by)
             program = (
-                clinic
-                if clinic in programs
-                else staff.get(created_by) or staff.get(manager)  # type: ignore[arg-type]
+                clinic if clinic in programs else staff.get(created_by) or staff.get(manager)  # type: ignore[arg-type]
             )
             if program is not None:
                 patient_programs.setdefault(pid, set()).add(program)
@@ -228,8 +224,6 @@ def context(
     )
     cached[organization_id] = ctx
     return ctx
-
-
 
 
 def labels_of(row: Any, ctx: Context, patient_id: uuid.UUID | None = None) -> Label:

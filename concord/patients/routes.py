@@ -17,6 +17,7 @@ from concord.dates import org_today
 from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
 from concord.measures.routes import progress_card
+from concord.part2.routes import withheld_context
 from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
@@ -196,6 +197,7 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         "tab": "overview",
         **progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id)),
         **safety_context(session, acc),
+        **withheld_context(session, acc),
     }
 
 
