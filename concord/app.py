@@ -110,6 +110,9 @@ def create_app(
     from concord.consents.routes import router as consents_router
     from concord.decisions.api import router as decisions_api
     from concord.decisions.routes import router as decisions_router
+    from concord.disclosures import log as _disclosure_log  # noqa: F401 (registers the listener)
+    from concord.disclosures.api import router as disclosures_api
+    from concord.disclosures.routes import router as disclosures_router
     from concord.fhir.routes import router as fhir_router
     from concord.measures.api import router as measures_api
     from concord.measures.routes import router as measures_router
@@ -139,6 +142,7 @@ def create_app(
         decisions_api,
         consents_api,
         part2_api,
+        disclosures_api,
     )
     for router in (
         web_router,
@@ -151,6 +155,7 @@ def create_app(
         decisions_api,
         consents_api,
         part2_api,
+        disclosures_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -160,6 +165,7 @@ def create_app(
         decisions_router,
         consents_router,
         part2_router,
+        disclosures_router,
         audit_router,
     ):
         app.include_router(

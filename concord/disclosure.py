@@ -405,24 +405,58 @@ def category_of(row: Any) -> DataCategory | None:
     return value if isinstance(value, DataCategory) else None
 
 
-def on_disclosed(
-    session: Session, access: PatientAccess, decisions: list[tuple[Any, Decision]]
+# --- disclosure listeners (issue 18) -------------------------------------------------------
+# Who is told of a disclosure: `filter_records` and `check_record` call every registered
+# listener once per call, with the permitted records' decisions, so a disclosure log (concord.
+# disclosures) can write who received what under which consent. Listeners register at import;
+# the list is empty by default (a no-op). A listener must not raise for a permitted read.
+
+
+@dataclass(frozen=True)
+class Disclosed:
+    """Records of one category and kind that a read disclosed, and the decision that let it."""
+
+    object_type: str
+    category: DataCategory | None
+    decision: Decision
+    count: int
+    purpose: Purpose | None
+
+
+DisclosureListener = Callable[[Session, PatientAccess, list[Disclosed]], None]
+_LISTENERS: list[DisclosureListener] = []
+
+
+def register_disclosure_listener(fn: DisclosureListener) -> DisclosureListener:
+    """Call `fn(session, access, disclosed)` after every permitted read (idempotent)."""
+    if fn not in _LISTENERS:
+        _LISTENERS.append(fn)
+    return fn
+
+
+def on_disclosed(session: Session, access: PatientAccess, disclosed: list[Disclosed]) -> None:
+    """Tell every listener what a read disclosed (nothing when nothing was)."""
+    if not disclosed:
+        return
+    for fn in tuple(_LISTENERS):
+        fn(session, access, disclosed)
+
+
+def _purpose_of(access: PatientAccess, purpose: Purpose | str | None) -> Purpose | None:
+    return _as(Purpose, default_purpose(access) if purpose is None else purpose)
+
+
+def _disclosed(
+    session: Session,
+    access: PatientAccess,
+    decisions: list[tuple[Any, Decision]],
+    *,
+    object_type: str,
+    purpose: Purpose | str | None = None,
+    category: Callable[[Any], DataCategory | None] = category_of,
 ) -> None:
-    """Called with every record a read discloses and its decision (the disclosure log
-    registers itself here with `set_on_disclosed`); a no-op by default."""
-
-
-_HOOKS: list[Callable[[Session, PatientAccess, list[tuple[Any, Decision]]], None]] = []
-
-
-def set_on_disclosed(
-    hook: Callable[[Session, PatientAccess, list[tuple[Any, Decision]]], None],
-) -> None:
-    """Register the hook `filter_records` and `check_record` call (once; a second replaces)."""
-    _HOOKS[:] = [hook]
-
-
-def _disclosed(session: Session, access: PatientAccess, decisions: list[tuple[Any, Decision]]):
+    """What a read disclosed: an emergency disclosure in the trail, and the listeners told,
+    one `Disclosed` per category and decision (counts, no rows)."""
     if not decisions:
         return
     emergency = sum(1 for _, d in decisions if d.emergency)
@@ -435,8 +469,18 @@ def _disclosed(session: Session, access: PatientAccess, decisions: list[tuple[An
             patient_id=access.patient.id,
             detail={"count": emergency},
         )
-    for hook in _HOOKS or [on_disclosed]:
-        hook(session, access, decisions)
+    if not _LISTENERS:
+        return
+    counts: dict[tuple[DataCategory | None, Decision], int] = {}
+    for row, decision in decisions:
+        key = (category(row), decision)
+        counts[key] = counts.get(key, 0) + 1
+    chosen = _purpose_of(access, purpose)
+    on_disclosed(
+        session,
+        access,
+        [Disclosed(object_type, cat, d, n, chosen) for (cat, d), n in counts.items()],
+    )
 
 
 _WITHHELD = "concord.disclosure.withheld"
@@ -498,7 +542,9 @@ def filter_records(
     if by_consent and access.on_team:
         counts = session.info.setdefault(_WITHHELD, {})
         counts[access.patient.id] = counts.get(access.patient.id, 0) + by_consent
-    _disclosed(session, access, disclosed)
+    _disclosed(
+        session, access, disclosed, object_type=object_type, purpose=purpose, category=category
+    )
     return kept
 
 
@@ -583,7 +629,7 @@ def check_record(
         message=message,
         label=label_of(session, access, row),
     )
-    _disclosed(session, access, [(row, decision)])
+    _disclosed(session, access, [(row, decision)], object_type=object_type, purpose=purpose)
 
 
 def _access_in(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> PatientAccess | None:

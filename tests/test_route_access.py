@@ -477,6 +477,8 @@ RULES: dict[tuple[str, str], list[Case]] = {
             denied=frozenset({403}),
         )
     ],
+    # --- the disclosure log (42 CFR Part 2): the patient and the team, nobody else -----------
+    ("GET", "/api/v1/patients/{patient_id}/disclosures"): [Case(f"{P}/disclosures", RECORD)],
     # --- care plans -----------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/careplan"): [Case(f"{P}/careplan", PLAN)],
     ("POST", "/api/v1/patients/{patient_id}/careplan"): [

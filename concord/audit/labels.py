@@ -72,6 +72,7 @@ OBJECT_LABELS = {
     "PlanComment": N_("a comment on your plan"),
     "RelatedPerson": N_("your family and carers list"),
     "Consent": N_("your consents to share your record"),
+    "DisclosureLog": N_("the list of who received your protected records"),
     "QuestionnaireResponse": N_("your check-in answers"),
     "Observation": N_("your scores"),
     "MeasureSchedule": N_("your check-in schedule"),

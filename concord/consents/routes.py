@@ -157,6 +157,14 @@ def team_consents(
         return RedirectResponse("/my/consents", status_code=303)
     context = _team_context(session, acc, request.state.lang)
     context["done"] = request.query_params.get("done")
+    # Who received the patient's Part 2 records (issue 18): the team reads the patient's log.
+    from concord.disclosures import service as disclosures
+    from concord.disclosures.labels import line
+
+    lang = request.state.lang
+    context["disclosures"] = [
+        line(r, lang) for r in disclosures.list_disclosures(session, access=acc)
+    ]
     return render(request, "consents/team.html", context)
 
 

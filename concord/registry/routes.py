@@ -18,6 +18,7 @@ from concord.actions import recommendation
 from concord.actions import registry as registry_actions
 from concord.clock import now
 from concord.dates import score
+from concord.disclosures.notice import csv_with_notice
 from concord.errors import Conflict, InvalidInput, PermissionDenied
 from concord.i18n import Msg, translate
 from concord.patients.service import members_of_patient
@@ -163,14 +164,24 @@ CASELOAD_COLUMNS = [
 ]
 
 
-def _csv(rows: list[dict[str, Any]], columns: list[str], filename: str) -> Response:
+def _csv(
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    filename: str,
+    session: DbSession | None = None,
+    lang: str = "en",
+) -> Response:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(row)
+    body = out.getvalue()
+    if session is not None:
+        # 42 CFR 2.32: a file holding Part 2 records carries the notice as its first line.
+        body = csv_with_notice(session, body, lang)
     return Response(
-        out.getvalue(),
+        body,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -230,7 +241,7 @@ def caseload_csv(request: Request, session: DbSession, actor: ApiActor) -> Respo
                 "flags": " ".join(sorted(r.flag_codes)),
             }
         )
-    return _csv(out, CASELOAD_COLUMNS, "caseload.csv")
+    return _csv(out, CASELOAD_COLUMNS, "caseload.csv", session, request.state.lang)
 
 
 # --- the program view and the minutes ------------------------------------------------------------
@@ -326,7 +337,9 @@ def minutes_csv(request: Request, session: DbSession, actor: ApiActor) -> Respon
         }
         for r in report.rows
     ]
-    return _csv(rows, MINUTES_COLUMNS, f"minutes-{month.strftime('%Y-%m')}.csv")
+    return _csv(
+        rows, MINUTES_COLUMNS, f"minutes-{month.strftime('%Y-%m')}.csv", session, request.state.lang
+    )
 
 
 # --- the consultant's review queue ---------------------------------------------------------------

@@ -154,8 +154,10 @@ def render(
     meta: str,
     content: dict[str, list[Any]],
     crisis: list[dict[str, str]],
+    notice: str | None = None,
 ) -> bytes:
-    """The PDF bytes: one A6 page, the largest type that fits."""
+    """The PDF bytes: one A6 page, the largest type that fits. `notice`: a line the PDF must
+    end with (the 42 CFR 2.32 notice when it holds Part 2 records)."""
     # The frame SimpleDocTemplate lays out into has 6 points of padding on every side.
     width = PAGE[0] - 2 * MARGIN - 12
     height = PAGE[1] - 2 * MARGIN - 12
@@ -169,6 +171,8 @@ def render(
         # A plan too long for one page at a readable size goes on to a second page rather
         # than shrinking past reading.
         chosen = _story(SIZES[-1], lang=lang, name=name, meta=meta, content=content, crisis=crisis)
+    if notice:
+        chosen = [*chosen, Paragraph(escape(notice), _styles(SIZES[-1])["meta"])]
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,

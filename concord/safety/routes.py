@@ -19,6 +19,7 @@ from concord.access import PatientAccess
 from concord.accounts.models import Organization
 from concord.clock import now
 from concord.dates import local_date, org_today
+from concord.disclosures.notice import csv_with_notice, pdf_notice
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import N_, Msg, translate
 from concord.safety import plans as safety_plans
@@ -574,6 +575,7 @@ def _pdf(session: DbSession, patient: Any, plan: Any, lang: str) -> Response:
         meta=translate(Msg("version %(n)s, %(date)s", n=plan.version, date=updated), lang),
         content=plan.content,
         crisis=safety_plans.crisis_lines(session, patient.organization_id, lang),
+        notice=pdf_notice(session, lang),
     )
     return Response(
         body,
@@ -779,7 +781,7 @@ def figures_csv(request: Request, session: DbSession, actor: WebActor) -> Respon
     for row in result.rows:
         writer.writerow(row)
     return Response(
-        out.getvalue(),
+        csv_with_notice(session, out.getvalue(), request.state.lang),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="safety-alerts.csv"'},
     )

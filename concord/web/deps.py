@@ -79,6 +79,9 @@ async def db(request: Request) -> AsyncIterator[Session]:
         factory = request.app.state.sessionmaker
         session = factory()
         set_context(session, channel=channel_for(request.scope["path"]), ip=client_ip(request))
+        # Issue 18: the disclosure log marks a request that disclosed 42 CFR Part 2 records
+        # here, so the page renders the redisclosure notice (concord.disclosures.log).
+        session.info["request_state"] = request.state
         try:
             yield session
         except BaseException as exc:

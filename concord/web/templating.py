@@ -231,6 +231,8 @@ def render(
         "tier_names": getattr(request.state, "tier_names", {}),
         "failing_messages": getattr(request.state, "failing_messages", 0),
         "unread_notices": getattr(request.state, "unread_notices", 0),
+        # 42 CFR 2.32: the notice in the footer of a page that disclosed Part 2 records.
+        "part2_notice": _part2_notice(request),
         "nonce": secrets.token_urlsafe(8),
         "Markup": Markup,
     }
@@ -248,6 +250,14 @@ def render(
     finally:
         _lang.reset(lang_token)
         _tz.reset(tz_token)
+
+
+def _part2_notice(request: Request) -> str | None:
+    if not getattr(request.state, "part2_notice", False):
+        return None
+    from concord.disclosures.notice import notice_text
+
+    return notice_text(getattr(request.state, "lang", "en"))
 
 
 def message(request: Request, msg: str | Msg) -> str:
