@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from concord import disclosure
@@ -363,6 +363,20 @@ class Outcome:
     leaks: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)  # categories disclosed somewhere
     errors: list[str] = field(default_factory=list)
+    unlogged: list[str] = field(default_factory=list)  # shown outside the program, not logged
+
+
+def _logged(world: World, persona: str) -> int | None:
+    """The disclosure log's rows naming `persona` as recipient (None: no log merged)."""
+    try:
+        from concord.disclosures.models import DisclosureLog
+    except ImportError:  # pragma: no cover - before the disclosure log is merged
+        return None
+    return world.connection.scalar(
+        select(func.count())
+        .select_from(DisclosureLog)
+        .where(DisclosureLog.recipient_id == uuid.UUID(world.users[persona]))
+    )
 
 
 def run_matrix(world: World, persona: str, state: str) -> Outcome:
@@ -373,7 +387,9 @@ def run_matrix(world: World, persona: str, state: str) -> Outcome:
     try:
         _set_state(world, state, persona)
         allowed = sees_part2(persona, state)
+        outside = allowed and persona in TEAM  # a disclosure outside the program: logged
         for request in _requests(world):
+            before = _logged(world, persona) if outside else None
             response = _send(world, persona, request)
             where = f"{request.method} {request.url} as {persona} ({state})"
             if response.status_code >= 500:
@@ -392,6 +408,8 @@ def run_matrix(world: World, persona: str, state: str) -> Outcome:
                     out.seen.add(category)
                     if not allowed:
                         out.leaks.append(f"{where}: {category} {response.status_code}")
+                    elif before is not None and _logged(world, persona) == before:
+                        out.unlogged.append(f"{where}: {category} {response.status_code}")
     finally:
         savepoint.rollback()
         world.client.cookies.clear()
@@ -440,8 +458,19 @@ KNOWN_GAPS: dict[str, tuple[str, str]] = {
 }
 
 
-def _unexplained(leaks: list[str]) -> list[str]:
-    return [leak for leak in leaks if not any(re.search(p, leak) for p, _ in KNOWN_GAPS.values())]
+# Part 2 records disclosed under consent and not written to the disclosure log, until fixed.
+KNOWN_UNLOGGED: dict[str, tuple[str, str]] = {
+    # The searches decide per patient before paging (concord.fhir.service._disclosed), not
+    # through filter_records, so the log's listener is not told.
+    "FHIR searches": (
+        r"^(GET|POST) /fhir/(Observation|QuestionnaireResponse)(\?|/_search| )",
+        "FHIR Observation and QuestionnaireResponse searches do not tell the disclosure log",
+    ),
+}
+
+
+def _unexplained(leaks: list[str], gaps: dict[str, tuple[str, str]] = KNOWN_GAPS) -> list[str]:
+    return [leak for leak in leaks if not any(re.search(p, leak) for p, _ in gaps.values())]
 
 
 @pytest.mark.parametrize(("persona", "state"), _cases())
@@ -450,6 +479,10 @@ def test_no_part2_record_goes_out_without_a_permitting_consent(world, persona, s
     assert out.errors == []
     leaks = _unexplained(out.leaks)
     assert leaks == [], "\n".join(leaks[:20])
+    # Every disclosure of a Part 2 record outside the program is in the disclosure log.
+    # (A read with a known gap above does not decide, so it does not log either.)
+    unlogged = _unexplained(out.unlogged, {**KNOWN_GAPS, **KNOWN_UNLOGGED})
+    assert unlogged == [], "not logged:\n" + "\n".join(unlogged[:20])
     if sees_part2(persona, state):
         # The rule opens every category somewhere (else the matrix proves nothing); the
         # patient's portal has no contacts (the team's working notes) to show.
@@ -472,6 +505,23 @@ def therapist_without_consent(world) -> Outcome:
 def test_known_gaps_still_leak(therapist_without_consent, gap):
     pattern = KNOWN_GAPS[gap][0]
     assert [leak for leak in therapist_without_consent.leaks if re.search(pattern, leak)] == []
+
+
+@pytest.fixture(scope="module")
+def lead_with_consent(world) -> Outcome:
+    return run_matrix(world, "care_manager", "active")
+
+
+@pytest.mark.parametrize(
+    "gap",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why))
+        for name, (_, why) in KNOWN_UNLOGGED.items()
+    ],
+)
+def test_known_unlogged_disclosures_still_happen(lead_with_consent, gap):
+    pattern = KNOWN_UNLOGGED[gap][0]
+    assert [u for u in lead_with_consent.unlogged if re.search(pattern, u)] == []
 
 
 def test_the_matrix_catches_a_permissive_rule(world, monkeypatch):
