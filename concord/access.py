@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, defaultload, lazyload
 from concord.accounts.models import Clinic, User
 from concord.audit.models import Outcome
 from concord.audit.service import record
-from concord.clock import now
+from concord.dates import org_today
 from concord.db import Base
 from concord.errors import NotFound, PermissionDenied
 from concord.i18n import Msg
@@ -160,7 +160,7 @@ def _relation(
                 RelatedPerson.patient_id == patient.id,
                 RelatedPerson.user_id == by.id,
                 RelatedPerson.ended_at.is_(None),
-                _family_consent(RelatedPerson.id, now().date()),
+                _family_consent(RelatedPerson.id, org_today(by.organization)),
             )
         )
         if found is not None:
@@ -333,7 +333,7 @@ def readable_patients(by: User) -> Select[tuple[Patient]]:
                     RelatedPerson.patient_id == Patient.id,
                     RelatedPerson.user_id == by.id,
                     RelatedPerson.ended_at.is_(None),
-                    _family_consent(RelatedPerson.id, now().date()),
+                    _family_consent(RelatedPerson.id, org_today(by.organization)),
                 )
             )
         )

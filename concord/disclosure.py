@@ -167,7 +167,8 @@ def decide(
 ) -> Decision:
     """May `access.by` see data of `category` about `access.patient`, for `purpose` (by default
     the one their relation reads for), given the record's Part 2 `label` and the patient's
-    consents? The one decision every read of patient data asks (docs/adr/0021)."""
+    consents? The one decision every read of patient data asks (ADR 0021,
+    docs/adr/0021-consent-decision-and-42-cfr-part-2.md)."""
     chosen = default_purpose(access) if purpose is None else purpose
     ctx = _context(session, access)
     return consent_decision(

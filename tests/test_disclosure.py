@@ -113,12 +113,15 @@ def _denials(session, user):
 
 
 def test_a_list_keeps_what_is_permitted_and_audits_the_rest_once(session, people):
-    related = PatientAccess(people.patient_user, people.patient, Relation.related)
+    # The family member the patient consented to share the care plan with (ADR 0021: the
+    # consent record, not the relation alone, permits it).
+    related = acc_for(session, people.family, people.patient)
+    assert related.relation == Relation.related
     rows = [_Row(C.care_plan), _Row(C.substance_use), _Row(C.safety), _Row(C.substance_use)]
     rows.append(_Row(None))  # a record naming no category is withheld too
     kept = disclosure.filter_records(session, related, rows, object_type="CarePlan")
     assert kept == [rows[0]]
-    (event,) = _denials(session, people.patient_user)
+    (event,) = _denials(session, people.family)
     assert event.patient_id == people.patient.id
     assert event.detail == {
         "withheld": {"none": 1, "safety": 1, "substance_use": 2},

@@ -18,6 +18,7 @@ from concord import access
 from concord.access import PatientAccess
 from concord.accounts.models import Clinic
 from concord.actions import consents as consent_actions
+from concord.actions import part2 as part2_actions
 from concord.clock import now
 from concord.consents import service as cs
 from concord.consents.forms import TEMPLATES, render_pdf
@@ -90,6 +91,8 @@ def my_consents(request: Request, session: DbSession, actor: WebActor) -> Respon
             "rows": _rows(session, acc, request.state.lang),
             "done": request.query_params.get("done"),
             "templates": TEMPLATES,
+            # Who opened withheld records in an emergency (42 CFR 2.51), shown to the patient.
+            "emergencies": part2_actions.emergency_accesses(session, acc),
         },
     )
 

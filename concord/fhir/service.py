@@ -433,7 +433,7 @@ def _response_access(session: Session, by: User, response: Any) -> PatientAccess
     return acc
 
 
-# A record of a 42 CFR Part 2 program (docs/adr/0021): the law (v3-ActCode 42CFRPart2), the
+# A record of a 42 CFR Part 2 program (ADR 0021): the law (v3-ActCode 42CFRPart2), the
 # obligation not to redisclose without consent (NORDSCLCD), and the confidentiality R.
 PART2_SECURITY = (
     {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"},
@@ -470,7 +470,7 @@ def _disclosed(
     permitted = disclosure.permitted_to(by)
     codes = disclosed_instruments(permitted)
     # Per patient (consent, 42 CFR Part 2): the patients of the search whose records of a
-    # category are withheld, loaded once for all of them (docs/adr/0021).
+    # category are withheld, loaded once for all of them (ADR 0021).
     model = column.class_
     patients = list(session.scalars(query.with_only_columns(model.patient_id).distinct()))
     withheld_patients, forced = disclosure.withheld_for_search(

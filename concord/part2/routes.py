@@ -51,7 +51,7 @@ def break_glass(
 
 @router.get("/admin/part2")
 def admin_part2(request: Request, session: DbSession, actor: WebActor) -> Response:
-    require_admin(session, actor.user, action="clinic_list")
+    require_admin(session, actor.user, action="list")
     clinics = organizations.list_clinics(session, organization_id=actor.user.organization_id)
     return render(
         request,

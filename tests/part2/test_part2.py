@@ -278,3 +278,28 @@ def test_purpose_of_use_must_match(session, people, world):
     _tpo(session, people, pcp, purposes=["payment"])
     assert not _decide(session, people, pcp).permit
     assert _decide(session, people, pcp, purpose="payment").permit is False  # table: no SUD
+
+
+def test_the_pages_say_what_was_withheld_and_break_the_glass_with_csrf(
+    client, session, people, world, sign_in
+):
+    """The care team may know a record is withheld (ADR 0021); 42 CFR 2.51 for the form."""
+    pcp, _ = world
+    pid = people.patient.id
+    token = sign_in("pcp@x.test")
+    page = client.get(f"/patients/{pid}/measures")
+    assert page.status_code == 200
+    assert "data-withheld" in page.text and "AUDIT-C" not in page.text.split("h-responses", 1)[1]
+    refused = client.post(f"/patients/{pid}/emergency-access", data={"reason": "Overdose, ED"})
+    assert refused.status_code in (400, 403)  # no CSRF token: nothing written
+    assert session.scalars(select(EmergencyAccess)).all() == []
+    opened = client.post(
+        f"/patients/{pid}/emergency-access",
+        data={"reason": "Overdose in the ED, need history", "csrf_token": token},
+    )
+    assert opened.status_code == 303
+    page = client.get(f"/patients/{pid}/measures")
+    assert "AUDIT-C" in page.text.split("h-responses", 1)[1] and "data-part2" in page.text
+    sign_in(people.patient_user.email)
+    mine = client.get("/my/consents")
+    assert "data-emergencies" in mine.text and "Overdose in the ED" in mine.text
