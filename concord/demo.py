@@ -353,6 +353,10 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
     clinics = {
         key: create_clinic(session, organization=org, name=name) for key, name in CLINICS.items()
     }
+    for key in _CONTENT.part2_programs:
+        # A 42 CFR Part 2 program (the addiction service): set where the model has the column.
+        if hasattr(Clinic, "part2_program"):
+            clinics[key].part2_program = True
     create_user(
         session,
         by=None,
@@ -387,6 +391,7 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
     for index, spec in enumerate(PATIENTS):
         _schedule_patient(session, events, index, spec, org, clinics, staff, start)
     _schedule_safety(session, events, staff, start)
+    _schedule_part2_story(session, events, staff, start)
     for event in sorted(events):
         clock.set(event.at)
         event.run()
@@ -466,7 +471,12 @@ def _schedule_patient(
     start: datetime,
 ) -> None:
     """Schedule one patient's story, from registration to where their stage leaves them."""
-    st = _Story(session, events, index, spec, org, clinics, staff[spec[6]], start)
+    team = dict(staff[spec[6]])
+    for member in _CONTENT.also_on_team.get((spec[0], spec[1]), []):
+        # Staff of another clinic on the patient's team (Megan Doyle's primary care provider).
+        clinic, role = member.split(".")
+        team.setdefault(Role(role), staff[clinic][Role(role)])
+    st = _Story(session, events, index, spec, org, clinics, team, start)
     _schedule_registration(st)
     if st.stage == "new":
         return
@@ -602,7 +612,7 @@ def _build_plan(st: _Story) -> None:
 
 
 def _milestones_and_steps(st: _Story) -> None:
-    a = st.acc(st.team[Role.therapist])
+    a = st.acc(st.team.get(Role.therapist, st.lead))
     for goal_id, (_, _, _, _, due, _, milestones) in zip(
         st.holder["goal_ids"], st.profile["goals"], strict=True
     ):
@@ -961,6 +971,73 @@ def _patient_user(session: Session, who: tuple[str, str]) -> User:
     return user
 
 
+# --- the co-occurring story: a patient of a 42 CFR Part 2 program (part2.yaml) ---------------
+
+
+def _schedule_part2_story(
+    session: Session, events: list[_Event], staff: dict[str, dict[Role, User]], start: datetime
+) -> None:
+    """What the addiction service and primary care write about Megan Doyle (part2.yaml)."""
+    seq = iter(range(901_000, 902_000))
+    for step in _CONTENT.story_events:
+        when = _days(start, step.day, step.hour) + timedelta(minutes=step.minute)
+        clinic, role = step.by.split(".")
+        author = staff[clinic][Role(role)]
+        run = functools.partial(_STORY_STEPS[step.do], session, author, step)
+        events.append(_Event(when, next(seq), run))
+
+
+def _story_access(session: Session, author: User, step: Any) -> access.PatientAccess:
+    given, family = _who(step.patient)
+    patient = session.scalar(
+        select(Patient).where(Patient.given_name == given, Patient.family_name == family)
+    )
+    assert patient is not None
+    return access.patient_for(session, author, patient.id)
+
+
+def _story_plan_item(session: Session, author: User, step: Any) -> None:
+    a = _story_access(session, author, step)
+    item = step.plan_item()
+    data: Any
+    if step.section == "concerns":
+        data = ConcernIn(description=item.description, code_system=item.code_system, code=item.code)
+    elif step.section == "goals":
+        data = GoalIn(
+            statement=item.statement,
+            category=item.category,
+            measure=item.measure,
+            target=item.target,
+            due_on=_date(get_clock().now(), item.due_in_days),
+            priority=item.priority,
+            status="accepted",
+            **_measure_link(item.measure, item.target),
+        )
+    elif step.section == "interventions":
+        data = InterventionIn(
+            kind=item.kind,
+            description=item.description,
+            responsible_id=author.id,
+            frequency=item.frequency,
+            status=item.status,
+        )
+    else:
+        data = StrengthIn(description=item.description)
+    plans.add_item(session, access=a, section=step.section, data=data)
+
+
+def _story_contact(session: Session, author: User, step: Any) -> None:
+    a = _story_access(session, author, step)
+    data = reg.ContactIn(kind=step.kind, mode=step.mode, minutes=step.minutes, note=step.note)
+    reg.log_contact(session, access=a, data=data)
+
+
+_STORY_STEPS: dict[str, Callable[[Session, User, Any], None]] = {
+    "plan_item": _story_plan_item,
+    "contact": _story_contact,
+}
+
+
 # --- collaborative care: episodes, contacts and minutes, case reviews (all synthetic) ---------
 
 PROGRAMS = _CONTENT.programs  # a plan story's program (in team_words.yaml)
@@ -975,6 +1052,10 @@ def _schedule_decisions(st: _Story) -> None:
     through one at home now, with a question and a SURE answer waiting for the visit."""
     aid_id = AIDS.get(PROGRAMS.get(st.profile_name, "depression"))
     if aid_id is None or st.stage not in ("active", "awaiting_agreement", "completed"):
+        return
+    if st.clinic_key in _CONTENT.part2_programs:
+        # The addiction service's patients choose their medication in its own visits (their
+        # plan says so); a decision record would be a Part 2 record, not a demo of a choice.
         return
     st.holder.setdefault("decision", None)
     start = functools.partial(_decision_start, st, aid_id)

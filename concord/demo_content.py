@@ -1,7 +1,9 @@
 """The demo's content, read from the YAML files in concord/demo_data/ and checked on load: the
 clinics and their staff (clinic.yaml), the patients (patients.yaml), one plan story per file
 (plans/<name>.yaml), the safety stories (safety.yaml) and what the team writes in Spanish, with
-each program's decision aid and question (team_words.yaml). Everything in them is synthetic.
+each program's decision aid and question (team_words.yaml), and the co-occurring story of a
+patient of the addiction service, a 42 CFR Part 2 program (part2.yaml). Everything in them is
+synthetic.
 
 A file that does not fit raises DemoDataError naming the file and the field. `content()` reads
 them once; concord/demo.py builds the organization from what it returns.
@@ -10,7 +12,7 @@ them once; concord/demo.py builds the organization from what it returns.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -52,6 +54,8 @@ class StaffIn(_Strict):
 class ClinicIn(_Strict):
     key: str = Text
     name: str = Text
+    # A federally assisted substance-use disorder program (42 CFR Part 2).
+    part2_program: bool = False
     staff: list[StaffIn]
 
     @field_validator("staff")
@@ -88,6 +92,8 @@ class PatientIn(_Strict):
     family_member: FamilyMemberIn | None = None
     outcome: Literal[OUTCOMES] | None = None  # type: ignore[valid-type]
     last_check_in_day: int | None = Field(default=None, lt=0)
+    # Staff of another clinic on the patient's care team, "<clinic>.<role>".
+    also_on_team: list[str] = []
 
 
 class PatientFile(_Strict):
@@ -204,6 +210,64 @@ class SafetyFile(_Strict):
     events: list[SafetyEventIn] = Field(min_length=1)
 
 
+class StoryInterventionIn(_Strict):
+    """An intervention a story's author adds (they are responsible for it)."""
+
+    kind: str = Text
+    description: str = Text
+    frequency: str | None = None
+    status: str = "in_progress"
+
+
+class StoryStrengthIn(_Strict):
+    description: str = Text
+
+
+# A story's plan item, by section: the fields it takes.
+STORY_SECTIONS: dict[str, type[BaseModel]] = {
+    "concerns": ConcernIn,
+    "goals": GoalIn,
+    "interventions": StoryInterventionIn,
+    "strengths": StoryStrengthIn,
+}
+
+
+class StoryEventIn(_Strict):
+    """One step of the co-occurring story (part2.yaml)."""
+
+    do: Literal["plan_item", "contact"]
+    patient: str = Text  # "Given Family"
+    by: str = Text  # "<clinic>.<role>"
+    day: int = Field(lt=0)
+    hour: int = Field(ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+    section: Literal[tuple(STORY_SECTIONS)] | None = None  # type: ignore[valid-type]
+    item: dict[str, Any] | None = None
+    kind: str | None = None
+    mode: str | None = None
+    minutes: int | None = Field(default=None, gt=0)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> StoryEventIn:
+        needs = ("section", "item") if self.do == "plan_item" else ("kind", "mode", "minutes")
+        for name in needs:
+            if getattr(self, name) in (None, ""):
+                raise ValueError(f"`{self.do}` needs `{name}`")
+        if self.do == "plan_item":
+            assert self.section is not None
+            STORY_SECTIONS[self.section].model_validate(self.item)
+        return self
+
+    def plan_item(self) -> BaseModel:
+        assert self.section is not None
+        return STORY_SECTIONS[self.section].model_validate(self.item)
+
+
+class StoryFile(_Strict):
+    events: list[StoryEventIn] = Field(min_length=1)
+
+
 @dataclass(frozen=True)
 class DemoContent:
     """The files' content in the shapes demo.py builds from."""
@@ -221,6 +285,11 @@ class DemoContent:
     aids: dict[str, str]
     questions: dict[str, str]
     safety_events: list[SafetyEventIn]
+    # The clinics that are 42 CFR Part 2 programs (by key).
+    part2_programs: frozenset[str] = frozenset()
+    # Staff of other clinics on a patient's team: (given, family) -> ["<clinic>.<role>"].
+    also_on_team: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    story_events: list[StoryEventIn] = field(default_factory=list)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -269,6 +338,7 @@ def _check_references(
     profiles: dict[str, Any],
     words: TeamWordsFile,
     safety: SafetyFile,
+    story: StoryFile,
 ) -> None:
     keys = {c.key for c in clinics.clinics}
     seen: set[tuple[str, str]] = set()
@@ -289,6 +359,17 @@ def _check_references(
             raise DemoDataError(f"{where}.patient: no patient {event.patient!r} in patients.yaml")
         if event.by is not None and event.by != "patient" and event.by not in staff:
             raise DemoDataError(f"{where}.by: no {event.by!r} in clinic.yaml")
+    for n, p in enumerate(patients.patients):
+        for m, member in enumerate(p.also_on_team):
+            if member not in staff:
+                where = f"{data_dir.name}/patients.yaml: patients.{n}.also_on_team.{m}"
+                raise DemoDataError(f"{where}: no {member!r} in clinic.yaml")
+    for n, step in enumerate(story.events):
+        where = f"{data_dir.name}/part2.yaml: events.{n}"
+        if step.patient not in names:
+            raise DemoDataError(f"{where}.patient: no patient {step.patient!r} in patients.yaml")
+        if step.by not in staff:
+            raise DemoDataError(f"{where}.by: no {step.by!r} in clinic.yaml")
     for name in words.programs:
         if name not in profiles:
             raise DemoDataError(f"{data_dir.name}/team_words.yaml: programs.{name}: no such plan")
@@ -305,7 +386,8 @@ def content(data_dir: Path = DATA_DIR) -> DemoContent:
         for path in sorted((data_dir / "plans").glob("*.yaml"))
     }
     safety = _read(data_dir, data_dir / "safety.yaml", SafetyFile)
-    _check_references(data_dir, clinics, patients, profiles, words, safety)
+    story = _read(data_dir, data_dir / "part2.yaml", StoryFile)
+    _check_references(data_dir, clinics, patients, profiles, words, safety, story)
     who = [((p.given_name, p.family_name), p) for p in patients.patients]
     return DemoContent(
         clinics={c.key: c.name for c in clinics.clinics},
@@ -330,4 +412,7 @@ def content(data_dir: Path = DATA_DIR) -> DemoContent:
         aids=dict(words.aids),
         questions=dict(words.questions),
         safety_events=list(safety.events),
+        part2_programs=frozenset(c.key for c in clinics.clinics if c.part2_program),
+        also_on_team={k: list(p.also_on_team) for k, p in who if p.also_on_team},
+        story_events=list(story.events),
     )

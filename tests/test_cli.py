@@ -356,7 +356,7 @@ def test_the_demo_loads_once_and_prints_every_sign_in(cli_db):
         statuses = session.scalars(select(CarePlan.status)).all()
         related = session.scalars(select(RelatedPerson)).all()
     engine.dispose()
-    assert patients == 25  # the second run created nothing
+    assert patients == 26  # the second run created nothing
     for user in users:  # every sign-in is printed, patients included
         assert user.email in first.output
     roles = {u.role for u in users}

@@ -49,7 +49,7 @@ def test_the_demo_builds_the_same_data_as_before(demo_session):
 
     url = demo_session.get_bind().url.render_as_string(hide_password=False)
     expected = json.loads((FIXTURES / "demo_summary.json").read_text())
-    assert len(expected["patients"]) == 25 and expected["scores"]  # the fixture is no stub
+    assert len(expected["patients"]) == 26 and expected["scores"]  # the fixture is no stub
     same_summary(summary(url), expected)
 
 
@@ -326,3 +326,61 @@ def test_the_readmes_places_to_start_hold(demo_session):
     share = demo_session.scalar(select(SafetyPlanShare))
     andre = demo_session.get(RelatedPerson, share.related_person_id)
     assert andre.user_id == user("Andre Lee").id
+
+
+def test_megan_doyles_records_reach_her_pcp_only_while_she_consents(demo_session):
+    """README's Part 2 walk-through: Megan Doyle's addiction service is a Part 2 program, her
+    primary care provider (at Northside, on her team) sees her PHQ-9 and not her AUDIT-C until
+    she consents, and not after she revokes; the demo itself holds no such consent."""
+    from concord import access
+    from concord.accounts.models import Clinic, User
+    from concord.consents import service as consents
+    from concord.consents.models import Consent
+    from concord.consents.schemas import ConsentIn
+    from concord.measures.service import list_responses
+    from concord.patients.models import Patient
+
+    if not hasattr(Clinic, "part2_program"):
+        pytest.skip("needs Part 2 programs (Clinic.part2_program)")
+    name = "Riverside Recovery Services"
+    recovery = demo_session.scalar(select(Clinic).where(Clinic.name == name))
+    assert recovery.part2_program
+    megan = demo_session.scalar(select(Patient).where(Patient.given_name == "Megan"))
+    assert megan.clinic_id == recovery.id
+    assert demo_session.scalars(select(Consent).where(Consent.patient_id == megan.id)).all() == []
+    pcp = demo_session.scalar(select(User).where(User.name == "Dr. Hannah Lindqvist"))
+    counsellor = demo_session.scalar(select(User).where(User.name == "Victor Osei"))
+    lead = demo_session.scalar(select(User).where(User.name == "Renee Castillo"))
+    # The sign-ins README names.
+    assert pcp.email == "hannah.lindqvist@north.riverside.example.org"
+    assert lead.email == "renee.castillo@recovery.riverside.example.org"
+    assert counsellor.email == "victor.osei@recovery.riverside.example.org"
+    assert demo_session.get(User, megan.user_id).email == "megan.doyle@patients.example.org"
+    assert lead.clinic_id == counsellor.clinic_id == recovery.id != pcp.clinic_id
+
+    def codes(user):
+        acc = access.patient_for(demo_session, user, megan.id)
+        return {r.instrument for r in list_responses(demo_session, access=acc)}
+
+    try:
+        assert codes(counsellor) == {"PHQ-9", "AUDIT-C"}
+        assert codes(pcp) == {"PHQ-9"}
+        mine = access.patient_for(demo_session, demo_session.get(User, megan.user_id), megan.id)
+        consent = consents.record(
+            demo_session,
+            access=mine,
+            data=ConsentIn(
+                grantee_kind="user",
+                grantee_id=pcp.id,
+                discloser="Riverside Recovery Services",
+                scope="all",
+                purposes=["treatment"],
+                method="portal_signature",
+                signed_name="Megan Doyle",
+            ),
+        )
+        assert codes(pcp) == {"PHQ-9", "AUDIT-C"}
+        consents.revoke(demo_session, access=mine, consent_id=consent.id)
+        assert codes(pcp) == {"PHQ-9"}
+    finally:
+        demo_session.rollback()

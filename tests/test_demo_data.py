@@ -40,7 +40,7 @@ def test_the_synthetic_population_builds_the_same_data_as_before(database_url, t
 
 def test_every_demo_file_loads_and_every_patient_has_a_plan_story():
     content = demo_content.content()
-    assert len(content.patients) == 25
+    assert len(content.patients) == 26
     assert {p[7] for p in content.patients} == set(content.profiles)
     assert set(content.staff) == set(content.clinics)
     assert {e.do for e in content.safety_events} == set(demo_content.SAFETY_STEPS)
