@@ -236,17 +236,17 @@ def test_the_footer_carries_the_notice_only_when_part2_records_were_shown(
 def test_the_pdf_carries_the_notice_only_with_part2_records(
     client, session, people, sign_in, monkeypatch
 ):
-    import concord.safety.pdf as safety_pdf
+    import concord.safety.routes as safety_routes
 
     _written_safety_plan(client, people, sign_in)
     seen: list[str | None] = []
-    real_render = safety_pdf.render
+    real_render = safety_routes.render_pdf
 
     def render(**kwargs):
         seen.append(kwargs.get("notice"))
         return real_render(**kwargs)
 
-    monkeypatch.setattr(safety_pdf, "render", render)
+    monkeypatch.setattr(safety_routes, "render_pdf", render)
     url = f"/patients/{people.patient.id}/safety-plan.pdf"
     assert client.get(url).status_code == 200
     consent_id = a_consent(session, people)
