@@ -20,8 +20,10 @@ from concord.clock import now
 from concord.db import Base
 from concord.errors import InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
+from concord.part2 import labels
 from concord.part2.models import EmergencyAccess, LabelOverride
 from concord.safety.models import Notification
+from concord.settings import get_settings
 
 EMERGENCY_NOTICE = "emergency_access"
 
@@ -149,8 +151,6 @@ _PLAN_TABLES = frozenset(
 def _officers(session: Session, acc: PatientAccess) -> list[User]:
     """The privacy officers of the Part 2 programs treating the patient, else the
     organization's administrators."""
-    from concord.part2 import labels
-
     ctx = labels.context(session, acc.patient.organization_id, [acc.patient.id])
     programs = ctx.patient_programs.get(acc.patient.id, frozenset())
     ids = set()
@@ -180,8 +180,6 @@ def break_glass(session: Session, acc: PatientAccess, reason: str | None) -> Eme
     emergency (42 CFR 2.51), for `emergency_access_minutes`: recorded, audited as an
     emergency disclosure, shown to the patient, told to the privacy officer (no patient data
     in the notice)."""
-    from concord.settings import get_settings
-
     if not (acc.on_team and acc.by.is_clinician):
         raise access.deny(
             session,

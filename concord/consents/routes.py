@@ -32,6 +32,8 @@ from concord.consents.labels import (
 from concord.consents.models import CATEGORIES, ConsentState, GranteeKind, Purpose
 from concord.consents.schemas import ConsentIn, RevokeIn
 from concord.dates import org_today
+from concord.disclosures import service as disclosures
+from concord.disclosures.labels import line
 from concord.errors import InvalidInput
 from concord.patients import service as patients
 from concord.web.deps import DbSession, PostedBy, WebActor
@@ -158,9 +160,6 @@ def team_consents(
     context = _team_context(session, acc, request.state.lang)
     context["done"] = request.query_params.get("done")
     # Who received the patient's Part 2 records (issue 18): the team reads the patient's log.
-    from concord.disclosures import service as disclosures
-    from concord.disclosures.labels import line
-
     lang = request.state.lang
     context["disclosures"] = [
         line(r, lang) for r in disclosures.list_disclosures(session, access=acc)

@@ -23,6 +23,7 @@ from starlette.templating import Jinja2Templates
 from concord import dates
 from concord.careplans.labels import FIELD_LABELS, SECTION_LABELS
 from concord.clock import now
+from concord.disclosures.notice import notice_text
 from concord.i18n import LANGUAGE_NAMES, N_, Msg, translate, translations
 from concord.labels import ROLE_LABELS, VALUE_LABELS
 from concord.registry.labels import LABELS
@@ -254,8 +255,6 @@ def render(
 def _part2_notice(request: Request) -> str | None:
     if not getattr(request.state, "part2_notice", False):
         return None
-    from concord.disclosures.notice import notice_text
-
     return notice_text(getattr(request.state, "lang", "en"))
 
 
