@@ -1399,8 +1399,10 @@ def get_goal(session: Session, *, by: User, ident: str) -> tuple[Goal, PatientAc
     assert goal is not None and plan is not None
     if goal.removed_at is not None:
         raise NotFound(Msg("No such record."))
+    # A goal written by a Part 2 program's staff: NotFound (audited) without consent.
+    disclosure.check_record(session, acc, goal, object_type="Goal")
     _read(session, by, "Goal", goal, acc)
-    return goal, acc, load_contents(session, plan)
+    return goal, acc, visible_contents(session, acc, plan)
 
 
 def list_plan_records(

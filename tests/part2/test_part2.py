@@ -351,3 +351,24 @@ def test_the_pcp_without_consent_sees_the_plan_without_the_programs_items(
             AuditEvent.outcome == "denied",
         )
     )
+
+
+def test_the_pcp_without_consent_cannot_read_the_programs_goal_by_fhir(
+    client, session, people, world
+):
+    from concord.careplans import service as plans
+    from concord.careplans.schemas import GoalIn, PlanStart
+
+    pcp, _ = world
+    by_program = acc_for(session, people.care_manager, people.patient)
+    plans.start_plan(session, access=by_program, data=PlanStart())
+    goal = plans.add_item(
+        session,
+        access=by_program,
+        section="goals",
+        data=GoalIn(statement="Two alcohol-free days a week", category="symptoms"),
+    )
+    commit(session)
+    assert client.get(f"/fhir/Goal/{goal.id}", headers=bearer(session, pcp)).status_code == 404
+    mine = client.get(f"/fhir/Goal/{goal.id}", headers=bearer(session, people.care_manager))
+    assert mine.status_code == 200 and "alcohol-free" in mine.text
