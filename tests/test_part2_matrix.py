@@ -445,15 +445,12 @@ def _cases() -> list[tuple[str, str]]:
 # line reads "GET <url> as <persona> (<state>): <category> <status>"). Each is a strict xfail
 # in test_known_gaps_still_leak, which fails the day the gap closes: then remove its entry.
 KNOWN_GAPS: dict[str, tuple[str, str]] = {
-    # concord/part2/rules.yaml labels them (plan-by-program-staff); the care plan's reads
-    # (pages, JSON, FHIR CarePlan, revisions) do not apply labels to their items yet.
-    "plan items by program staff": (r": care_plan ", "care plan reads ignore Part 2 labels"),
-    # Reads that take a patient id rather than an access (ADR 0020, "Consequences"): the
-    # Collaborative care page's episode and "Where things stand" (latest scores), and the
-    # caseload, show the program's episode and the AUDIT-C.
-    "registry summary and caseload": (
-        r"^GET /(api/v1/)?(patients/[^/ ]+/)?registry(/caseload)?[ ?]",
-        "the registry's episode summary and caseload do not decide on Part 2 labels",
+    # The caseload reads open episodes for many patients by SQL (ADR 0020, "Consequences"):
+    # it shows the program's episode and the AUDIT-C. (A patient's Collaborative care tab
+    # decides on its episode and scores since registry.caseload.withheld_instruments.)
+    "registry caseload": (
+        r"^GET /(api/v1/)?registry(/caseload)?[ ?]",
+        "the registry's caseload does not decide on Part 2 labels",
     ),
 }
 

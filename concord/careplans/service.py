@@ -248,6 +248,99 @@ def load_contents(session: Session, plan: CarePlan) -> PlanContents:
     )
 
 
+_SECTION_MODELS: dict[str, Any] = {
+    "concerns": Concern,
+    "goals": Goal,
+    "milestones": Milestone,
+    "interventions": Intervention,
+    "action_steps": ActionStep,
+    "strengths": Strength,
+    "barriers": Barrier,
+    "contingencies": Contingency,
+}
+
+
+def visible_contents(session: Session, access: PatientAccess, plan: CarePlan) -> PlanContents:
+    """The plan's items `access` may see: each section through the disclosure decision, by
+    category and Part 2 label (items written by a Part 2 program's staff: concord/part2/
+    rules.yaml), so a team member without a permitting consent does not see them; withheld
+    items are audited and counted in the withheld line (disclosure.filter_records). The
+    plan's revisions are written from `load_contents`, never from this."""
+    contents = load_contents(session, plan)
+    kept = {
+        section: disclosure.filter_records(
+            session,
+            access,
+            getattr(contents, section),
+            object_type=_SECTION_MODELS[section].__name__,
+            action="read",
+        )
+        for section in history.SECTIONS
+    }
+    return PlanContents(plan=plan, **kept)
+
+
+def withheld_item_ids(session: Session, access: PatientAccess, plan: CarePlan) -> set[str]:
+    """The ids of the plan's items, removed ones included, that `access` may not see (what
+    its revisions' snapshots must not show): decided by disclosure.filter_records, so the
+    withholding is audited and a Part 2 item disclosed under consent is logged."""
+    withheld: set[str] = set()
+    for section, model in _SECTION_MODELS.items():
+        if section == "milestones":
+            query = (
+                select(Milestone)
+                .join(Goal, Milestone.goal_id == Goal.id)
+                .where(Goal.plan_id == plan.id)
+            )
+        else:
+            query = select(model).where(model.plan_id == plan.id)
+        rows = list(session.scalars(query))
+        kept = disclosure.filter_records(
+            session, access, rows, object_type=model.__name__, action="history"
+        )
+        withheld |= {str(r.id) for r in rows} - {str(r.id) for r in kept}
+    return withheld
+
+
+def _redact(snapshot: dict[str, Any] | None, withheld: set[str]) -> dict[str, Any] | None:
+    """A snapshot without the withheld items, nor a withheld goal's statement where another
+    item names its goal."""
+    if snapshot is None or not withheld:
+        return snapshot
+    hidden_goals = {
+        values.get("statement")
+        for item_id, values in snapshot.get("goals", {}).items()
+        if item_id in withheld
+    }
+    out = dict(snapshot)
+    for section in history.SECTIONS:
+        items = {}
+        for item_id, values in snapshot.get(section, {}).items():
+            if item_id in withheld:
+                continue
+            if values.get("goal") is not None and values.get("goal") in hidden_goals:
+                values = {**values, "goal": None}
+            items[item_id] = values
+        out[section] = items
+    return out
+
+
+class RedactedRevision:
+    """A revision as a reader from whom some items are withheld sees it: its snapshot without
+    them and its changes recomputed from the redacted snapshots (read-only; the stored
+    revision is never changed)."""
+
+    def __init__(self, revision: PlanRevision, previous: PlanRevision | None, withheld: set[str]):
+        self._revision = revision
+        self.snapshot = _redact(revision.snapshot, withheld)
+        before = _redact(previous.snapshot, withheld) if previous is not None else None
+        changes = history.diff(before, self.snapshot or {})
+        self.summary = {**(revision.summary or {}), "changes": [c.to_dict() for c in changes]}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._revision, name)
+
+
 @dataclass
 class AgreementState:
     revision: int
@@ -330,7 +423,7 @@ def plan_view(
         )
     return PlanView(
         plan=plan,
-        contents=load_contents(session, plan),
+        contents=visible_contents(session, access, plan),
         agreement=agreement_state(session, plan),
         review=review_state(plan, on),
         today=on,
@@ -399,13 +492,21 @@ def list_revisions(
         object_id=plan.id,
         patient_id=access.patient.id,
     )
-    return list(
+    revisions = list(
         session.scalars(
             select(PlanRevision)
             .where(PlanRevision.plan_id == plan.id)
             .order_by(PlanRevision.number.desc())
         )
     )
+    withheld = withheld_item_ids(session, access, plan)
+    if not withheld:
+        return revisions
+    by_number = {r.number: r for r in revisions}
+    return [
+        RedactedRevision(r, by_number.get(r.number - 1), withheld)  # type: ignore[misc]
+        for r in revisions
+    ]
 
 
 def compare_revisions(
@@ -457,7 +558,12 @@ def _compare(
         detail={"from": older, "to": newer},
     )
     first, second = revisions[older], revisions[newer]
-    return first, second, history.diff(first.snapshot, second.snapshot)
+    withheld = withheld_item_ids(session, access, plan)
+    return (
+        first,
+        second,
+        history.diff(_redact(first.snapshot, withheld), _redact(second.snapshot, withheld) or {}),
+    )
 
 
 # --- changing the plan ---------------------------------------------------------------------
@@ -1237,7 +1343,7 @@ def _plan_record(session: Session, plan: CarePlan, acc: PatientAccess) -> PlanRe
         plan=plan,
         access=acc,
         team=session.scalar(select(CareTeam).where(CareTeam.patient_id == plan.patient_id)),
-        contents=load_contents(session, plan),
+        contents=visible_contents(session, acc, plan),
         latest=session.scalar(
             select(PlanRevision).where(
                 PlanRevision.plan_id == plan.id, PlanRevision.number == plan.revision_number
@@ -1293,8 +1399,10 @@ def get_goal(session: Session, *, by: User, ident: str) -> tuple[Goal, PatientAc
     assert goal is not None and plan is not None
     if goal.removed_at is not None:
         raise NotFound(Msg("No such record."))
+    # A goal written by a Part 2 program's staff: NotFound (audited) without consent.
+    disclosure.check_record(session, acc, goal, object_type="Goal")
     _read(session, by, "Goal", goal, acc)
-    return goal, acc, load_contents(session, plan)
+    return goal, acc, visible_contents(session, acc, plan)
 
 
 def list_plan_records(

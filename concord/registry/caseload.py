@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -20,10 +20,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Date, and_, bindparam, case, exists, func, select
 from sqlalchemy.orm import Session, raiseload
 
+from concord import disclosure
+from concord.access import PatientAccess
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.careplans.models import CURRENT_PLAN_STATUSES, AgreementParty, CarePlan, PlanAgreement
 from concord.careplans.service import review_state
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.dates import local_date, org_today
 from concord.db import among, days_before
@@ -34,6 +37,7 @@ from concord.measures.models import (
     MeasureResponse,
     MeasureSchedule,
     ResponseStatus,
+    instrument_category,
 )
 from concord.measures.rules import Point, progress, schedule_state
 from concord.measures.service import observation_code
@@ -80,6 +84,29 @@ def instruments_of(program: str) -> tuple[str, ...]:
         return PROGRAM_INSTRUMENTS[Program(program)]
     except ValueError:
         return ("PHQ-9",)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """One patient's scores on one instrument, as the disclosure decision sees them: the
+    instrument's category and the patient (the Part 2 label of substance-use scores is the
+    patient's: concord/part2/rules.yaml)."""
+
+    code: str
+    patient_id: uuid.UUID
+
+    @property
+    def data_category(self) -> DataCategory | None:
+        return instrument_category(self.code)
+
+
+def withheld_instruments(session: Session, access: PatientAccess, program: str) -> frozenset[str]:
+    """The instruments of `program` whose scores `access` may not see: the decision
+    measures.progress_for makes, by category and Part 2 label (disclosure.filter_records:
+    withholding audited and counted in the withheld line, disclosures logged)."""
+    scores = [_Scores(code, access.patient.id) for code in instruments_of(program)]
+    kept = disclosure.filter_records(session, access, scores, object_type="Observation")
+    return frozenset(s.code for s in scores) - {s.code for s in kept}
 
 
 def instruments_for(rows: Iterable[CaseRow]) -> list[str]:
@@ -197,12 +224,17 @@ def build_rows(
     today: date,
     tz: str,
     only: Collection[str] | None = None,
+    withheld: Mapping[uuid.UUID, Collection[str]] | None = None,
 ) -> list[CaseRow]:
     """Every row's facts in ten queries, whatever the number of patients.
 
     `only`: flag codes. The rows are then built for those flags alone: only the queries
     their facts need are run (FLAG_FACTS), and a row's flags are those of them that apply;
-    its other fields are not to be shown (a task sync reads them, never a page)."""
+    its other fields are not to be shown (a task sync reads them, never a page).
+
+    `withheld`: per patient, the instruments whose scores the reader may not see
+    (`withheld_instruments`): left out of the row's measures, and the status against
+    target and the review cue are not judged by them."""
     if not pairs:
         return []
     needed = ALL_FACTS if only is None else frozenset().union(*(FLAG_FACTS[code] for code in only))
@@ -221,7 +253,9 @@ def build_rows(
         schedules=_schedules(session, ids, today, zone) if "schedules" in needed else ({}, {}),
     )
     return [
-        _row(episode, patients[patient_id], facts, lib, today, only)
+        _row(
+            episode, patients[patient_id], facts, lib, today, only, (withheld or {}).get(patient_id)
+        )
         for patient_id, episode in {e.patient_id: e for e in episodes.values()}.items()
     ]
 
@@ -413,8 +447,10 @@ def _row(
     lib: Any,
     today: date,
     only: Collection[str] | None = None,
+    withheld: Collection[str] | None = None,
 ) -> CaseRow:
-    """One patient's row from what the queries found (no query here)."""
+    """One patient's row from what the queries found (no query here); the `withheld`
+    instruments neither shown nor judged by."""
     patient_id = patient.id
     weeks = (today - episode.started_on).days // 7
     shown: dict[str, Measure] = {}
@@ -423,7 +459,7 @@ def _row(
     main_progress = None
     for code in codes:
         instrument = lib.get(code)
-        if instrument is None:
+        if instrument is None or (withheld and code in withheld):
             continue
         result = progress(
             instrument,

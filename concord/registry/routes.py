@@ -328,11 +328,19 @@ def _patient_context(
     session: DbSession, acc: PatientAccess, lang: str, **extra: Any
 ) -> dict[str, Any]:
     on = reg.org_today(session, acc.patient.organization_id)
-    episode = reg.open_episode(session, acc.patient.id)
+    # The open episode and its scores as this reader may see them (a Part 2 program's episode
+    # or the AUDIT-C without a permitting consent are withheld: ADR 0020, 0021).
+    episodes = reg.episodes_for(session, acc)
+    episode = next((e for e in episodes if e.ended_on is None), None)
     row = None
     if episode is not None:
+        hidden = cl.withheld_instruments(session, acc, episode.program)
         rows = cl.build_rows(
-            session, [(episode, acc.patient)], today=on, tz=acc.by.organization.timezone
+            session,
+            [(episode, acc.patient)],
+            today=on,
+            tz=acc.by.organization.timezone,
+            withheld={acc.patient.id: hidden},
         )
         row = rows[0] if rows else None
     members = members_of_patient(session, patient_id=acc.patient.id)
@@ -352,7 +360,7 @@ def _patient_context(
         "patient": acc.patient,
         **header_context(session, acc, tab="registry"),
         "episode": episode,
-        "episodes": reg.episodes_for(session, acc),
+        "episodes": episodes,
         "changes": reg.episode_changes(session, episode.id) if episode else [],
         "row": row,
         "contacts": contacts,

@@ -308,3 +308,67 @@ def test_the_pages_say_what_was_withheld_and_break_the_glass_with_csrf(
     sign_in(people.patient_user.email)
     mine = client.get("/my/consents")
     assert "data-emergencies" in mine.text and "Overdose in the ED" in mine.text
+
+
+def test_the_pcp_without_consent_sees_the_plan_without_the_programs_items(
+    client, session, people, world
+):
+    """Items written by the program's staff are withheld from the plan and its revisions
+    (a goal's statement too, where the PCP's own step names it); the program sees them."""
+    from concord.careplans import service as plans
+    from concord.careplans.schemas import ActionStepIn, GoalIn, PlanStart
+
+    pcp, _ = world
+    by_program = acc_for(session, people.care_manager, people.patient)
+    plans.start_plan(session, access=by_program, data=PlanStart())
+    goal = plans.add_item(
+        session,
+        access=by_program,
+        section="goals",
+        data=GoalIn(statement="Two alcohol-free days a week", category="symptoms"),
+    )
+    plans.add_item(
+        session,
+        access=acc_for(session, pcp, people.patient),
+        section="action_steps",
+        data=ActionStepIn(description="Walk after lunch", goal_id=goal.id),
+    )
+    commit(session)
+    pid = people.patient.id
+    for path in ("careplan", "careplan/revisions"):
+        url = f"/api/v1/patients/{pid}/{path}"
+        got = client.get(url, headers=bearer(session, pcp))
+        assert got.status_code == 200, got.text
+        assert "Walk after lunch" in got.text
+        assert "alcohol-free" not in got.text
+        mine = client.get(url, headers=bearer(session, people.care_manager))
+        assert "Walk after lunch" in mine.text and "alcohol-free" in mine.text
+    # The withholding is in the trail.
+    assert session.scalar(
+        select(AuditEvent).where(
+            AuditEvent.actor_id == pcp.id,
+            AuditEvent.object_type == "Goal",
+            AuditEvent.outcome == "denied",
+        )
+    )
+
+
+def test_the_pcp_without_consent_cannot_read_the_programs_goal_by_fhir(
+    client, session, people, world
+):
+    from concord.careplans import service as plans
+    from concord.careplans.schemas import GoalIn, PlanStart
+
+    pcp, _ = world
+    by_program = acc_for(session, people.care_manager, people.patient)
+    plans.start_plan(session, access=by_program, data=PlanStart())
+    goal = plans.add_item(
+        session,
+        access=by_program,
+        section="goals",
+        data=GoalIn(statement="Two alcohol-free days a week", category="symptoms"),
+    )
+    commit(session)
+    assert client.get(f"/fhir/Goal/{goal.id}", headers=bearer(session, pcp)).status_code == 404
+    mine = client.get(f"/fhir/Goal/{goal.id}", headers=bearer(session, people.care_manager))
+    assert mine.status_code == 200 and "alcohol-free" in mine.text
