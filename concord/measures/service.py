@@ -739,7 +739,12 @@ def disclosed_instruments(categories: Iterable[DataCategory]) -> list[str]:
 
 
 def _disclosed(
-    session: Session, by: User, query: Select[Any], column: Any, object_type: str
+    session: Session,
+    by: User,
+    query: Select[Any],
+    column: Any,
+    object_type: str,
+    scope: list[PatientAccess] | None = None,
 ) -> Select[Any]:
     """`query` less the rows whose instrument's category may not be disclosed to `by` (the
     same decision as list_responses), before paging and a total; a search that withholds rows
@@ -749,7 +754,12 @@ def _disclosed(
     permitted = disclosure.permitted_to(by)
     codes = disclosed_instruments(permitted)
     model = column.class_
-    patients = list(session.scalars(query.with_only_columns(model.patient_id).distinct()))
+    # A search by patient names them already; otherwise the query's patients, found once.
+    patients = (
+        [a.patient.id for a in scope]
+        if scope is not None
+        else list(session.scalars(query.with_only_columns(model.patient_id).distinct()))
+    )
     withheld_patients, forced = disclosure.withheld_for_search(
         session, by, patients, sorted(permitted)
     )
@@ -1300,7 +1310,13 @@ def _patients_of(session: Session, rows: Iterable[Any]) -> dict[uuid.UUID, Patie
     return found
 
 
-def _search_disclosed(session: Session, by: User, object_type: str, rows: list[Any]) -> None:
+def _search_disclosed(
+    session: Session,
+    by: User,
+    object_type: str,
+    rows: list[Any],
+    scope: list[PatientAccess] | None,
+) -> None:
     """Tell the disclosure decision what a search page disclosed, patient by patient, so a
     Part 2 record leaving its program (or read under break-the-glass) is in the disclosure
     log as on every other path (ADR 0022). The page was already filtered in SQL by the same
@@ -1308,8 +1324,11 @@ def _search_disclosed(session: Session, by: User, object_type: str, rows: list[A
     by_patient: dict[uuid.UUID, list[Any]] = {}
     for row in rows:
         by_patient.setdefault(row.patient_id, []).append(row)
+    known = {a.patient.id: a for a in scope or []}  # a search by patient found these already
     for patient_id, group in by_patient.items():
-        acc = record_access(session, by, patient_id, object_type=object_type)
+        acc = known.get(patient_id) or record_access(
+            session, by, patient_id, object_type=object_type
+        )
         disclosure.filter_records(session, acc, group, object_type=object_type)
 
 
@@ -1397,14 +1416,16 @@ def search_responses(
         identifiers, MeasureResponse.client_system, MeasureResponse.client_identifier
     ):
         query = query.where(clause)
-    query = _disclosed(session, by, query, MeasureResponse.instrument, "QuestionnaireResponse")
+    query = _disclosed(
+        session, by, query, MeasureResponse.instrument, "QuestionnaireResponse", scope
+    )
     page = keyset(
         session, query, MeasureResponse.id, after=after, limit=limit, only_count=only_count
     )
     rows = [row for (row,) in page.rows]
     patients = _patients_of(session, rows)
     _searched(session, by, "QuestionnaireResponse", rows)
-    _search_disclosed(session, by, "QuestionnaireResponse", rows)
+    _search_disclosed(session, by, "QuestionnaireResponse", rows, scope)
     return Page([(r, patients[r.patient_id]) for r in rows], page.more, page.total)
 
 
@@ -1485,7 +1506,7 @@ def search_observations(
     query = select(MeasureObservation).where(in_scope(by, scope, MeasureObservation.patient_id))
     for clause in any_of(codes, MeasureObservation.code_system, MeasureObservation.code):
         query = query.where(clause)
-    query = _disclosed(session, by, query, MeasureObservation.instrument, "Observation")
+    query = _disclosed(session, by, query, MeasureObservation.instrument, "Observation", scope)
     total = count(session, query)
     if only_count:
         return Page([], False, total)
@@ -1508,7 +1529,7 @@ def search_observations(
     rows = rows[:limit]
     patients = _patients_of(session, rows)
     _searched(session, by, "Observation", rows)
-    _search_disclosed(session, by, "Observation", rows)
+    _search_disclosed(session, by, "Observation", rows, scope)
     return Page([(r, patients[r.patient_id]) for r in rows], more, total)
 
 
