@@ -1,0 +1,2 @@
+from datetime import date
+def evaluate(*a, **k): raise NotImplementedError
