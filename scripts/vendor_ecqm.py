@@ -63,14 +63,23 @@ def main(repo_2025: str, repo_2024: str) -> None:
         target.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
         for folder, short in measures.items():
             listing = git(repo, "ls-tree", "-r", "HEAD", f"input/tests/measure/{folder}").decode()
+            names: dict[str, str] = {}
             for line in listing.splitlines():
                 path = line.split("\t", 1)[1]
                 parts = path.split("/")
-                if len(parts) != 6 or parts[5].split("-")[0] not in RESOURCE_TYPES:
-                    continue  # the 2025 deck's per-case Bundle repeats the same resources
+                if len(parts) != 6:
+                    continue
+                if parts[5].split("-")[0] not in RESOURCE_TYPES:
+                    # The 2025 deck's per-case Bundle repeats the same resources: keep its name
+                    # only (it says the case's population and stratum).
+                    names[parts[4]] = parts[5].removesuffix(".json")
+                    continue
                 case_dir = ROOT / "tests" / "fixtures" / "ecqm" / deck / short / parts[4]
                 case_dir.mkdir(parents=True, exist_ok=True)
                 (case_dir / parts[5]).write_bytes(git(repo, "show", f"HEAD:{path}"))
+            if names:
+                index = ROOT / "tests" / "fixtures" / "ecqm" / deck / short / "case-names.json"
+                index.write_text(json.dumps(dict(sorted(names.items())), indent=1) + "\n")
         print(deck, commit, len(sets), "value sets")
 
 
