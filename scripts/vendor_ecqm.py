@@ -11,10 +11,10 @@ for byte). Not part of the app: a record of how the vendored data was made.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,4 +84,8 @@ def main(repo_2025: str, repo_2024: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("repo_2025", help="git directory of cqframework/ecqm-content-qicore-2025")
+    parser.add_argument("repo_2024", help="git directory of cqframework/ecqm-content-qicore-2024")
+    arguments = parser.parse_args()
+    main(arguments.repo_2025, arguments.repo_2024)
