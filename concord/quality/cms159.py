@@ -166,16 +166,20 @@ def depression_encounters(record: Record, vs: Terminology, spec: Spec, dip: DayS
 def index_assessment(record: Record, vs: Terminology, spec: Spec, dip: DaySpan) -> dict | None:
     """"Index Depression Assessment": the first PHQ-9/PHQ-9M above 9 from 7 days before a
     depression encounter's start to its end."""
+    above_nine = []
+    for observation in phq9s(record, vs):
+        score = observation_value(observation)
+        if isinstance(score, int | float) and not isinstance(score, bool) and score > 9:
+            above_nine.append(observation)
+    if not above_nine or not record.of("Condition"):
+        return None  # most of a population: no need to look at encounters
     windows = []
     for encounter in depression_encounters(record, vs, spec, dip):
         period = Span.of_period(encounter["period"])
         assert period is not None
         windows.append(DaySpan(fhirtime.shift(fhirtime.day(period.low), -7), fhirtime.day(period.high)))
     candidates = []
-    for observation in phq9s(record, vs):
-        score = observation_value(observation)
-        if not isinstance(score, int | float) or isinstance(score, bool) or score <= 9:
-            continue
+    for observation in above_nine:
         when = effective(record, observation)
         if when is not None and any(w.low is not None and w.includes(when.days()) for w in windows):
             candidates.append(observation)

@@ -12,12 +12,18 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 
 def parse(value: object) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware UTC datetime; None when absent or unreadable."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse(value: str) -> datetime | None:
     text = value.strip()
     try:
         if len(text) == 4:
@@ -26,7 +32,7 @@ def parse(value: object) -> datetime | None:
             return datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
         if len(text) == 10:
             return datetime.fromisoformat(text).replace(tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
         return None
     if moment.tzinfo is None:

@@ -30,7 +30,8 @@ class ValueSet:
     codes: frozenset[tuple[str, str]]
 
     def __contains__(self, concept: object) -> bool:
-        return any(c in self.codes for c in codings(concept))
+        codes = self.codes
+        return any(pair in codes for pair in pairs(concept))
 
 
 @dataclass(frozen=True)
@@ -58,23 +59,30 @@ def terminology(period: str) -> Terminology:
     return Terminology(period, data["source"], by_name)
 
 
-def codings(concept: object) -> Iterator[tuple[str, str]]:
+def pairs(concept: object) -> list[tuple[str, str]]:
     """(system, code) pairs of a CodeableConcept, a Coding, or a list of either."""
+    if isinstance(concept, dict):
+        coding = concept.get("coding")
+        if isinstance(coding, list):
+            return [
+                (c.get("system") or "", c["code"]) for c in coding if isinstance(c, dict) and isinstance(c.get("code"), str)
+            ]
+        code = concept.get("code")
+        return [(concept.get("system") or "", code)] if isinstance(code, str) else []
     if isinstance(concept, list):
-        for item in concept:
-            yield from codings(item)
-    elif isinstance(concept, dict):
-        if "coding" in concept:
-            yield from codings(concept["coding"])
-        elif "code" in concept and isinstance(concept.get("code"), str):
-            yield (concept.get("system") or "", concept["code"])
+        return [pair for item in concept for pair in pairs(item)]
+    return []
+
+
+def codings(concept: object) -> Iterator[tuple[str, str]]:
+    yield from pairs(concept)
 
 
 def is_code(concept: object, system: str, code: str) -> bool:
     """CQL `~` between a concept and one code."""
-    return (system, code) in set(codings(concept))
+    return (system, code) in pairs(concept)
 
 
-def any_code(concept: object, pairs: Iterable[tuple[str, str]]) -> bool:
-    wanted = set(pairs)
-    return any(c in wanted for c in codings(concept))
+def any_code(concept: object, wanted: Iterable[tuple[str, str]]) -> bool:
+    wanted = set(wanted)
+    return any(c in wanted for c in pairs(concept))
