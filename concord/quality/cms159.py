@@ -21,8 +21,10 @@ from concord.quality.record import (
     is_confirmed_active,
     is_encounter_diagnosis,
     is_problem_or_concern,
+    obj,
     observation_value,
     start_of,
+    text,
 )
 from concord.quality.result import (
     DENOMINATOR,
@@ -83,7 +85,7 @@ def evaluate(resources: list[dict], period_start: date, period_end: date, *, spe
     # "Denominator Identification Period": [MP start - 14 months, MP start - 2 months)
     dip = DaySpan(
         fhirtime.add_months(period_start, -14),
-        fhirtime.add_months(period_start, -2) - timedelta(days=1),
+        fhirtime.shift(fhirtime.add_months(period_start, -2), -1),
     )
     index = index_assessment(record, vs, spec, dip)
     index_day = fhirtime.day(start_of(effective(record, index))) if index else None
@@ -96,7 +98,7 @@ def evaluate(resources: list[dict], period_start: date, period_end: date, *, spe
     if initial and index_day is not None:
         # "Measure Assessment Period": index date + 12 months, +/- 60 days
         anniversary = fhirtime.add_months(index_day, 12)
-        map_ = DaySpan(anniversary - timedelta(days=60), anniversary + timedelta(days=60))
+        map_ = DaySpan(fhirtime.shift(anniversary, -60), fhirtime.shift(anniversary, 60))
         window = DaySpan(dip.low, map_.high)
         facts.update(index_date=index_day, index_score=observation_value(index), assessment_period=map_)
         exclusion = (
@@ -134,7 +136,7 @@ def conditions(record: Record, vs: Terminology, spec: Spec, *names: str) -> list
 def phq9s(record: Record, vs: Terminology) -> list[dict]:
     """[Observation: "PHQ 9 and PHQ 9M Tools"] with a final, amended or corrected status."""
     tools = vs["PHQ 9 and PHQ 9M Tools"]
-    return [o for o in record.of("Observation") if o.get("code") in tools and o.get("status") in ASSESSMENT_DONE]
+    return [o for o in record.of("Observation") if o.get("code") in tools and text(o, "status") in ASSESSMENT_DONE]
 
 
 def _sort_key(record: Record, observation: dict) -> tuple:
@@ -153,7 +155,7 @@ def depression_encounters(record: Record, vs: Terminology, spec: Spec, dip: DayS
     visits = vs["Contact or Office Visit"]
     found = []
     for encounter in record.of("Encounter"):
-        if encounter.get("status") != "finished" or encounter.get("type") not in visits:
+        if text(encounter, "status") != "finished" or encounter.get("type") not in visits:
             continue
         period = Span.of_period(encounter.get("period"))
         if period is None or not dip.contains(fhirtime.day(period.high)):
@@ -201,9 +203,9 @@ def hospice(record: Record, vs: Terminology, window: DaySpan) -> bool:
         period = Span.of_period(encounter.get("period"))
         if (
             encounter.get("type") in inpatient
-            and encounter.get("status") == "finished"
+            and text(encounter, "status") == "finished"
             and any(
-                is_code((encounter.get("hospitalization") or {}).get("dischargeDisposition"), *code)
+                is_code(obj(encounter.get("hospitalization")).get("dischargeDisposition"), *code)
                 for code in HOSPICE_DISCHARGES
             )
             and period is not None
@@ -212,7 +214,7 @@ def hospice(record: Record, vs: Terminology, window: DaySpan) -> bool:
             return True
         if (
             encounter.get("type") in hospice_encounter
-            and encounter.get("status") not in {"cancelled", "entered-in-error", "unknown"}
+            and text(encounter, "status") not in {"cancelled", "entered-in-error", "unknown"}
             and period is not None
             and window.overlaps(period.days())
         ):
@@ -222,7 +224,7 @@ def hospice(record: Record, vs: Terminology, window: DaySpan) -> bool:
         if (
             is_code(observation.get("code"), *MDS_HOSPICE)
             and is_code(observation.get("valueCodeableConcept"), *YES)
-            and observation.get("status") in ASSESSMENT_DONE
+            and text(observation, "status") in ASSESSMENT_DONE
             and when is not None
             and window.overlaps(when.days())
         ):
@@ -231,8 +233,8 @@ def hospice(record: Record, vs: Terminology, window: DaySpan) -> bool:
         if (
             order.get("code") in ambulatory
             and window.contains(fhirtime.day(fhirtime.parse(order.get("authoredOn"))))
-            and order.get("status") in {"active", "completed"}
-            and order.get("intent") in ORDER_INTENTS
+            and text(order, "status") in {"active", "completed"}
+            and text(order, "intent") in ORDER_INTENTS
             and order.get("doNotPerform") is not True
         ):
             return True
@@ -240,7 +242,7 @@ def hospice(record: Record, vs: Terminology, window: DaySpan) -> bool:
         when = record.to_span(procedure, "performed")
         if (
             procedure.get("code") in ambulatory
-            and procedure.get("status") not in {"not-done", "entered-in-error", "unknown"}
+            and text(procedure, "status") not in {"not-done", "entered-in-error", "unknown"}
             and when is not None
             and window.overlaps(when.days())
         ):
@@ -254,7 +256,7 @@ def palliative(record: Record, vs: Terminology, window: DaySpan) -> bool:
         when = effective(record, observation)
         if (
             is_code(observation.get("code"), *FACIT_PAL)
-            and observation.get("status") in ASSESSMENT_DONE
+            and text(observation, "status") in ASSESSMENT_DONE
             and when is not None
             and window.overlaps(when.days())
         ):
@@ -266,7 +268,7 @@ def palliative(record: Record, vs: Terminology, window: DaySpan) -> bool:
         period = Span.of_period(encounter.get("period"))
         if (
             encounter.get("type") in encounters
-            and encounter.get("status") == "finished"
+            and text(encounter, "status") == "finished"
             and period is not None
             and window.overlaps(period.days())
         ):
@@ -276,7 +278,7 @@ def palliative(record: Record, vs: Terminology, window: DaySpan) -> bool:
         when = record.to_span(procedure, "performed")
         if (
             procedure.get("code") in interventions
-            and procedure.get("status") not in {"not-done", "entered-in-error", "unknown"}
+            and text(procedure, "status") not in {"not-done", "entered-in-error", "unknown"}
             and when is not None
             and window.overlaps(when.days())
         ):

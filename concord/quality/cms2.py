@@ -20,8 +20,11 @@ from concord.quality.record import (
     end_of,
     is_problem_or_concern,
     not_done_reason,
+    number,
+    obj,
     observation_value,
     start_of,
+    text,
 )
 from concord.quality.result import (
     DENOMINATOR,
@@ -124,7 +127,7 @@ def qualifying_encounters(record: Record, vs: Terminology, mp: DaySpan) -> list[
     sets = (vs["Encounter to Screen for Depression"], vs["Physical Therapy Evaluation"], vs["Telephone Visits"])
     found = []
     for encounter in record.of("Encounter"):
-        if encounter.get("status") != "finished" or not any(encounter.get("type") in s for s in sets):
+        if text(encounter, "status") != "finished" or not any(encounter.get("type") in s for s in sets):
             continue
         period = Span.of_period(encounter.get("period"))
         if period is not None and mp.includes(period.days()):
@@ -153,14 +156,14 @@ def bipolar_before_encounter(record: Record, vs: Terminology, spec: Spec, encoun
 def _fourteen_days_before(point: date | None, encounter: Span) -> bool:
     """`point 14 days or less on or before day of start of encounter`."""
     start = fhirtime.day(encounter.low)
-    return point is not None and start is not None and start - timedelta(days=14) <= point <= start
+    return point is not None and start is not None and fhirtime.shift(start, -14) <= point <= start
 
 
 def screenings(record: Record, spec: Spec, encounters: list[Span], kind: Kind) -> list[dict]:
     """Screenings with a result, final (or corrected), ending in the 14 days up to a visit."""
     found = []
     for observation in record.of("Observation"):
-        if not is_code(observation.get("code"), *kind.screen) or observation.get("status") not in spec.screen_statuses:
+        if not is_code(observation.get("code"), *kind.screen) or text(observation, "status") not in spec.screen_statuses:
             continue
         if observation_value(observation) is None:
             continue
@@ -205,7 +208,7 @@ def screened_and_followed_up(record: Record, vs: Terminology, spec: Spec, encoun
             in_visit = performed is not None and fhirtime.within(performed, encounter)
             end = fhirtime.day(encounter.high)
             authored_day = fhirtime.day(authored)
-            soon_after = authored_day is not None and end is not None and end <= authored_day <= end + timedelta(days=2)
+            soon_after = authored_day is not None and end is not None and end <= authored_day <= fhirtime.shift(end, 2)
             if (in_visit or soon_after) and mp.contains(fhirtime.day(performed or authored)):
                 return True
     return False
@@ -221,7 +224,7 @@ def follow_ups(record: Record, vs: Terminology, spec: Spec, encounters: list[Spa
     for order in record.of("MedicationRequest"):
         if order.get("medicationCodeableConcept") not in medications:
             continue
-        if order.get("status") not in {"active", "completed"} or order.get("intent") not in spec.medication_intents:
+        if text(order, "status") not in {"active", "completed"} or text(order, "intent") not in spec.medication_intents:
             continue
         if spec.medication_must_outlast_visit:
             supply = medication_request_period(order)
@@ -231,10 +234,10 @@ def follow_ups(record: Record, vs: Terminology, spec: Spec, encounters: list[Spa
                 continue
         found.append((None, fhirtime.parse(order.get("authoredOn"))))
     for referral in record.of("ServiceRequest"):
-        if referral.get("code") in vs[kind.referrals] and referral.get("status") in {"active", "completed"}:
+        if referral.get("code") in vs[kind.referrals] and text(referral, "status") in {"active", "completed"}:
             found.append((None, fhirtime.parse(referral.get("authoredOn"))))
     for procedure in record.of("Procedure"):
-        if procedure.get("code") in vs[kind.follow_ups] and procedure.get("status") == "completed":
+        if procedure.get("code") in vs[kind.follow_ups] and text(procedure, "status") == "completed":
             found.append((start_of(record.to_span(procedure, "performed")), None))
     return found
 
@@ -249,7 +252,7 @@ def reason_not_screened(record: Record, vs: Terminology, spec: Spec, encounters:
     qualifying visit, with the patient's refusal or a medical reason."""
     medical = vs["Medical Reason"]
     for observation in record.of("Observation"):
-        if not is_code(observation.get("code"), *kind.screen) or observation.get("status") != "cancelled":
+        if not is_code(observation.get("code"), *kind.screen) or text(observation, "status") != "cancelled":
             continue
         reason = not_done_reason(observation)
         if not (is_code(reason, *DECLINED) or reason in medical):
@@ -291,34 +294,37 @@ def medication_request_period(order: dict) -> DaySpan | None:
     else to the end of its dosing bounds."""
     dosage = _one(order.get("dosageInstruction")) or {}
     dose_and_rate = _one(dosage.get("doseAndRate")) or {}
-    repeat = ((dosage.get("timing") or {}).get("repeat")) or {}
-    frequency = repeat.get("frequencyMax", repeat.get("frequency"))
+    repeat = obj(obj(dosage.get("timing")).get("repeat"))
+    frequency = number(repeat.get("frequencyMax", repeat.get("frequency")))
+    period, unit = number(repeat.get("period")), text(repeat, "periodUnit")
     doses_per_day: float | None = None
-    if frequency is not None and repeat.get("period") and repeat.get("periodUnit") in _PER_DAY:
-        doses_per_day = frequency * _PER_DAY[repeat["periodUnit"]] / repeat["period"]
+    if frequency is not None and period and unit in _PER_DAY:
+        doses_per_day = frequency * _PER_DAY[unit] / period
     if doses_per_day is None:
-        doses_per_day = float(len(repeat.get("timeOfDay") or []))  # Count() of nothing is 0
-    dose = (dose_and_rate.get("doseRange") or {}).get("high") or dose_and_rate.get("doseQuantity")
+        times = repeat.get("timeOfDay")
+        doses_per_day = float(len(times) if isinstance(times, list) else 0)  # Count() of nothing is 0
+    dose = obj(obj(dose_and_rate.get("doseRange")).get("high") or dose_and_rate.get("doseQuantity"))
     bounds = Span.of_period(repeat.get("boundsPeriod"))
-    dispense = order.get("dispenseRequest") or {}
-    supply = dispense.get("expectedSupplyDuration") or {}
+    dispense = obj(order.get("dispenseRequest"))
+    supply = obj(dispense.get("expectedSupplyDuration"))
     days_supply = None
-    if isinstance(supply.get("value"), int | float):
-        unit = supply.get("code") or supply.get("unit") or "d"
-        if unit in _DAYS_IN:
-            days_supply = supply["value"] * _DAYS_IN[unit]
-    quantity = (dispense.get("quantity") or {}).get("value")
-    refills = dispense.get("numberOfRepeatsAllowed") or 0
+    if (supplied := number(supply.get("value"))) is not None:
+        supply_unit = text(supply, "code") or text(supply, "unit") or "d"
+        if supply_unit in _DAYS_IN:
+            days_supply = supplied * _DAYS_IN[supply_unit]
+    quantity = number(obj(dispense.get("quantity")).get("value"))
+    refills = number(dispense.get("numberOfRepeatsAllowed")) or 0
     start = (
         fhirtime.day(bounds.low if bounds else None)
         or fhirtime.day(fhirtime.parse(order.get("authoredOn")))
-        or fhirtime.day(fhirtime.parse((dispense.get("validityPeriod") or {}).get("start")))
+        or fhirtime.day(fhirtime.parse(obj(dispense.get("validityPeriod")).get("start")))
     )
     total = days_supply
-    if total is None and quantity is not None and dose and dose.get("value") and doses_per_day:
-        total = quantity / (dose["value"] * doses_per_day)
+    dose_value = number(dose.get("value"))
+    if total is None and quantity is not None and dose_value and doses_per_day:
+        total = quantity / (dose_value * doses_per_day)
     if start is not None and total is not None:
-        return DaySpan(start, start + timedelta(days=int(total * (1 + refills) - 1)))
+        return DaySpan(start, fhirtime.shift(start, int(total * (1 + refills) - 1)))
     if start is not None and bounds is not None and bounds.high is not None:
         return DaySpan(start, fhirtime.day(bounds.high))
     return None

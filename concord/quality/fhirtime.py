@@ -49,10 +49,15 @@ def at_midnight(d: date) -> datetime:
 
 
 def add_months(d: date, months: int) -> date:
-    """CQL calendar arithmetic: the same day of the month, clipped to the month's last day."""
+    """CQL calendar arithmetic: the same day of the month, clipped to the month's last day
+    (and to the calendar's ends, for a feed's year 9999)."""
     index = d.year * 12 + (d.month - 1) + months
     year, month = divmod(index, 12)
     month += 1
+    if year > date.max.year:
+        return date.max
+    if year < date.min.year:
+        return date.min
     return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
@@ -141,4 +146,10 @@ def days_between(low: date, high: date) -> DaySpan:
 
 
 def shift(d: date | None, days: int) -> date | None:
-    return None if d is None else d + timedelta(days=days)
+    """A date moved by some days, kept within the calendar."""
+    if d is None:
+        return None
+    try:
+        return d + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min

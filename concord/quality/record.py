@@ -28,6 +28,21 @@ ACTIVE_STATUSES = ((CLINICAL_STATUS, "active"), (CLINICAL_STATUS, "recurrence"),
 NOT_DONE_REASON = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-notDoneReason"
 
 
+def text(resource: dict, key: str) -> str | None:
+    """A string element, or None when absent or of another type (a faulty feed's)."""
+    value = resource.get(key)
+    return value if isinstance(value, str) else None
+
+
+def obj(value: object) -> dict:
+    """A complex element, or an empty one when absent or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
+def number(value: object) -> int | float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 class Record:
     """The resources of one patient, by type."""
 
@@ -64,16 +79,16 @@ class Record:
             low = self._birth_plus(age)
             return None if low is None else Span(low, self._birth_plus(age, extra_year=True))
         if (ages := resource.get(f"{element}Range")) is not None:
-            low = self._birth_plus(ages.get("low"))
-            high = self._birth_plus(ages.get("high"), extra_year=True)
+            low = self._birth_plus(obj(ages).get("low"))
+            high = self._birth_plus(obj(ages).get("high"), extra_year=True)
             return None if low is None and high is None else Span(low, high)
         return None
 
     def _birth_plus(self, quantity: object, *, extra_year: bool = False) -> datetime | None:
         if self.birth_date is None or not isinstance(quantity, dict):
             return None
-        value, unit = quantity.get("value"), (quantity.get("code") or quantity.get("unit") or "")
-        if not isinstance(value, int | float):
+        value, unit = number(quantity.get("value")), (text(quantity, "code") or text(quantity, "unit") or "")
+        if value is None:
             return None
         whole = int(value)
         if unit in {"a", "year", "years"}:
@@ -130,8 +145,9 @@ def is_encounter_diagnosis(condition: dict) -> bool:
 
 
 def not_done_reason(resource: dict) -> object:
-    for extension in resource.get("extension") or []:
-        if extension.get("url") == NOT_DONE_REASON:
+    extensions = resource.get("extension")
+    for extension in extensions if isinstance(extensions, list) else []:
+        if isinstance(extension, dict) and extension.get("url") == NOT_DONE_REASON:
             return extension.get("valueCodeableConcept")
     return None
 

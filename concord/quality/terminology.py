@@ -64,14 +64,17 @@ def pairs(concept: object) -> list[tuple[str, str]]:
     if isinstance(concept, dict):
         coding = concept.get("coding")
         if isinstance(coding, list):
-            return [
-                (c.get("system") or "", c["code"]) for c in coding if isinstance(c, dict) and isinstance(c.get("code"), str)
-            ]
+            return [(_system(c), c["code"]) for c in coding if isinstance(c, dict) and isinstance(c.get("code"), str)]
         code = concept.get("code")
-        return [(concept.get("system") or "", code)] if isinstance(code, str) else []
+        return [(_system(concept), code)] if isinstance(code, str) else []
     if isinstance(concept, list):
         return [pair for item in concept for pair in pairs(item)]
     return []
+
+
+def _system(coding: dict) -> str:
+    system = coding.get("system")
+    return system if isinstance(system, str) else ""
 
 
 def codings(concept: object) -> Iterator[tuple[str, str]]:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from concord.quality import cms2, cms159
+from tests.quality.decks import DECKS, all_cases, case_bundle, description, expected_counts, load_case
 
-DECKS = Path(__file__).resolve().parent.parent / "fixtures" / "ecqm"
 MEASURES = {"CMS159": cms159, "CMS2": cms2}
 # (deck, measure, case folder) -> why the expected report is wrong, with the upstream citation.
 KNOWN_WRONG: dict[tuple[str, str, str], str] = {}
@@ -30,42 +30,6 @@ KNOWN_WRONG_STRATUM = {
         "12-17. No upstream discussion found (cqframework/ecqm-content-qicore-2025 @ db5a7e14)."
     ),
 }
-
-
-def load_case(folder: Path) -> tuple[list[dict], dict]:
-    resources, expected = [], None
-    for path in sorted(folder.glob("*.json")):
-        resource = json.loads(path.read_text())
-        if resource.get("resourceType") == "MeasureReport":
-            expected = resource
-        else:
-            resources.append(resource)
-    assert expected is not None, f"{folder} has no MeasureReport"
-    return resources, expected
-
-
-def description(report: dict) -> str:
-    for extension in report.get("extension", []):
-        if extension["url"].endswith("cqfm-testCaseDescription"):
-            return extension.get("valueMarkdown", "").strip()
-    return ""
-
-
-def expected_counts(report: dict) -> dict[str, int]:
-    return {
-        p["code"]["coding"][0]["code"]: p.get("count", 0) for p in report["group"][0]["population"]
-    }
-
-
-def all_cases() -> list[tuple[str, str, Path]]:
-    return [
-        (deck.name, measure.name, case)
-        for deck in sorted(DECKS.iterdir())
-        if deck.is_dir()
-        for measure in sorted(deck.iterdir())
-        for case in sorted(measure.iterdir())
-        if case.is_dir()
-    ]
 
 
 def run_case(deck: str, measure: str, folder: Path) -> tuple[dict[str, int], dict[str, int], str]:
@@ -129,3 +93,54 @@ def test_cms159_strata_agree_with_the_case_names():
 def test_a_patient_with_nothing_is_in_no_population(measure):
     result = MEASURES[measure].evaluate([{"resourceType": "Patient", "id": "p"}], date(2026, 1, 1), date(2026, 12, 31))
     assert not any(result.populations.values())
+
+
+def test_each_case_makes_a_transaction_of_puts_with_the_senders_ids():
+    for _, _, folder in all_cases()[:5]:
+        bundle = case_bundle(folder)
+        assert bundle["type"] == "transaction"
+        assert all(e["request"]["method"] == "PUT" for e in bundle["entry"])
+        assert not any(e["resource"]["resourceType"] == "MeasureReport" for e in bundle["entry"])
+
+
+def test_the_order_of_a_patients_resources_does_not_matter():
+    import random
+
+    rng = random.Random(20)
+    for deck, measure, folder in all_cases():
+        resources, report = load_case(folder)
+        rng.shuffle(resources)
+        period = report["period"]
+        result = MEASURES[measure].evaluate(
+            resources, date.fromisoformat(period["start"]), date.fromisoformat(period["end"])
+        )
+        want = expected_counts(report)
+        assert {code: result.counts.get(code, 0) for code in want} == want, folder.name
+
+
+def _mangle(value, rng):
+    """Wrong types and missing parts, as a faulty EHR feed might send."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            roll = rng.random()
+            if key == "resourceType" or roll > 0.15:
+                out[key] = _mangle(item, rng)
+            elif roll > 0.08:
+                out[key] = rng.choice([None, "", "x", 12, -1.5, True, [], {}, "2026-02-30", "2026-13", "9999"])
+        return out
+    if isinstance(value, list):
+        return [_mangle(item, rng) for item in value if rng.random() > 0.1]
+    return value
+
+
+def test_malformed_resources_never_raise():
+    """A faulty record makes a patient miss a population, never a 500."""
+    import random
+
+    rng = random.Random(21)
+    for _ in range(3):
+        for _, measure, folder in all_cases():
+            resources, report = load_case(folder)
+            mangled = [_mangle(r, rng) for r in resources] + [None, "text", {"resourceType": 5}]
+            MEASURES[measure].evaluate(mangled, date(2026, 1, 1), date(2026, 12, 31))
