@@ -25,8 +25,13 @@ MEASURES_DIR = Path(__file__).resolve().parent / "measures"
 MODULES: dict[str, ModuleType] = {"CMS159": cms159, "CMS2": cms2}
 REPORT_TYPES = {"subject": "individual", "population": "summary", "subject-list": "subject-list"}
 
-# One patient's resources (a Patient first or anywhere in the list, and their clinical data).
-Supplier = Callable[[], Iterable[list[dict]]]
+# The patients to evaluate: each as the id the door names them by (Concord's patient id) and
+# their FHIR resources (their Patient and clinical data), as the EHR import store's
+# organization_patients() yields them.
+Supplier = Callable[[], Iterable[tuple[object, list[dict]]]]
+# What the measures read; a door may ask its store for these types only.
+RESOURCE_TYPES = ("Patient", "Encounter", "Condition", "Observation", "Procedure", "ServiceRequest",
+                  "MedicationRequest")
 
 
 @cache
@@ -87,15 +92,20 @@ def _date(values: dict[str, str], name: str) -> date:
         raise InvalidInput.field(name, Msg("must be a date, YYYY-MM-DD")) from None
 
 
-def evaluate_patients(request: Request, patients: Iterable[list[dict]]) -> list[Result]:
+def evaluate_patients(request: Request, patients: Iterable[tuple[object, list[dict]]]) -> list[tuple[str, Result]]:
     module = MODULES[request.measure_id]
-    return [module.evaluate(resources, request.period_start, request.period_end) for resources in patients]
+    spec = module.spec_for(request.period_start)
+    return [
+        (str(subject), module.evaluate(resources, request.period_start, request.period_end, spec=spec))
+        for subject, resources in patients
+    ]
 
 
 def evaluate_measure(request: Request, supplier: Supplier) -> dict:
     """A MeasureReport (individual, summary or subject-list) over the supplied patients."""
     module = MODULES[request.measure_id]
-    results = evaluate_patients(request, supplier())
+    evaluated = evaluate_patients(request, supplier())
+    results = [result for _, result in evaluated]
     spec = module.spec_for(request.period_start)
     summary = summarize(results, measure=module.MEASURE, version=spec.version, period_start=request.period_start,
                         period_end=request.period_end, populations=module.POPULATIONS,
@@ -108,7 +118,7 @@ def evaluate_measure(request: Request, supplier: Supplier) -> dict:
         contained = []
         for population in report["group"][0]["population"]:
             code = population["code"]["coding"][0]["code"]
-            members = [r.subject for r in results if r[code] and r.subject]
+            members = [subject for subject, result in evaluated if result[code]]
             list_id = f"list-{code}"
             contained.append({
                 "resourceType": "List", "id": list_id, "status": "current", "mode": "snapshot",

@@ -226,7 +226,7 @@ def test_a_population_report_counts_and_scores():
     request = catalog.parse_parameters(
         "CMS159", [("periodStart", "2026-01-01"), ("periodEnd", "2026-12-31"), ("reportType", "population")]
     )
-    patients = [remission_case(), remission_case(last_score=9), [patient("p3")]]
+    patients = [("a", remission_case()), ("b", remission_case(last_score=9)), ("c", [patient("p3")])]
     report = catalog.evaluate_measure(request, lambda: patients)
     counts = {p["code"]["coding"][0]["code"]: p["count"] for p in report["group"][0]["population"]}
     assert counts == {"initial-population": 2, "denominator": 2, "denominator-exclusion": 0, "numerator": 1}
@@ -235,16 +235,35 @@ def test_a_population_report_counts_and_scores():
     assert report["group"][0]["measureScore"]["value"] == 0.5
     strata = {s["value"]["text"]: s for s in report["group"][0]["stratifier"][0]["stratum"]}
     assert strata["18 years or older at the index assessment"]["population"][0]["count"] == 2
+    from fhir.resources.R4B.measurereport import MeasureReport
+
+    MeasureReport.model_validate(report)
 
 
 def test_a_subject_list_names_the_patients_in_each_population():
     request = catalog.parse_parameters(
         "CMS2", [("periodStart", "2026-01-01"), ("periodEnd", "2026-12-31"), ("reportType", "subject-list")]
     )
-    report = catalog.evaluate_measure(request, lambda: [screening_case(result=NEGATIVE)])
+    patients = [("7e4c", screening_case(result=NEGATIVE)), ("9a01", screening_case())]
+    report = catalog.evaluate_measure(request, lambda: patients)
     lists = {c["id"]: [e["item"]["reference"] for e in c["entry"]] for c in report["contained"]}
-    assert lists["list-numerator"] == ["Patient/p1"]
+    assert lists["list-numerator"] == ["Patient/7e4c"]
+    assert lists["list-denominator"] == ["Patient/7e4c", "Patient/9a01"]
+    from fhir.resources.R4B.measurereport import MeasureReport
+
+    MeasureReport.model_validate(report)
     assert lists["list-denominator-exclusion"] == []
+
+
+def test_an_individual_report_names_its_subject_and_is_valid_fhir():
+    from fhir.resources.R4B.measurereport import MeasureReport
+
+    request = catalog.parse_parameters(
+        "CMS159", [("periodStart", "2026-01-01"), ("periodEnd", "2026-12-31"), ("subject", "Patient/7e4c")]
+    )
+    report = catalog.evaluate_measure(request, lambda: [("7e4c", remission_case())])
+    assert report["type"] == "individual" and report["subject"] == {"reference": "Patient/7e4c"}
+    MeasureReport.model_validate(report)
 
 
 def test_the_measure_resources_are_valid_fhir():
