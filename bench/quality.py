@@ -35,28 +35,65 @@ def synthetic_patient(i: int, rng: random.Random) -> list[dict]:
     born = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 72))
     resources: list[dict] = [{"resourceType": "Patient", "id": pid, "birthDate": born.isoformat()}]
     visit_day = date(2026, 1, 5) + timedelta(days=rng.randrange(0, 330))
-    resources.append({"resourceType": "Encounter", "status": "finished", "type": [_cc(CPT, "99213")],
-                      "period": {"start": _at(visit_day), "end": _at(visit_day, 11)}})
+    resources.append(
+        {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "type": [_cc(CPT, "99213")],
+            "period": {"start": _at(visit_day), "end": _at(visit_day, 11)},
+        }
+    )
     if rng.random() < 0.8:
         result = "428181000124104" if rng.random() < 0.2 else "428171000124102"
-        resources.append({"resourceType": "Observation", "status": "final", "code": _cc(LOINC, "73832-8"),
-                          "effectiveDateTime": _at(visit_day - timedelta(days=rng.randrange(0, 10))),
-                          "valueCodeableConcept": _cc(SNOMED, result)})
+        resources.append(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": _cc(LOINC, "73832-8"),
+                "effectiveDateTime": _at(visit_day - timedelta(days=rng.randrange(0, 10))),
+                "valueCodeableConcept": _cc(SNOMED, result),
+            }
+        )
     if rng.random() < 0.33:
         index_day = date(2024, 11, 1) + timedelta(days=rng.randrange(0, 360))
-        resources.append({
-            "resourceType": "Condition",
-            "clinicalStatus": _cc("http://terminology.hl7.org/CodeSystem/condition-clinical", "active"),
-            "verificationStatus": _cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed"),
-            "category": [_cc("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item")],
-            "code": _cc(SNOMED, "370143000"), "onsetDateTime": _at(index_day - timedelta(days=30)),
-        })
-        resources.append({"resourceType": "Encounter", "status": "finished", "type": [_cc(CPT, "99213")],
-                          "period": {"start": _at(index_day), "end": _at(index_day, 11)}})
+        resources.append(
+            {
+                "resourceType": "Condition",
+                "clinicalStatus": _cc(
+                    "http://terminology.hl7.org/CodeSystem/condition-clinical", "active"
+                ),
+                "verificationStatus": _cc(
+                    "http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed"
+                ),
+                "category": [
+                    _cc(
+                        "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "problem-list-item",
+                    )
+                ],
+                "code": _cc(SNOMED, "370143000"),
+                "onsetDateTime": _at(index_day - timedelta(days=30)),
+            }
+        )
+        resources.append(
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "type": [_cc(CPT, "99213")],
+                "period": {"start": _at(index_day), "end": _at(index_day, 11)},
+            }
+        )
         day = index_day
         for _ in range(rng.randrange(1, 8)):
-            resources.append({"resourceType": "Observation", "status": "final", "code": _cc(LOINC, "44261-6"),
-                              "effectiveDateTime": _at(day), "valueInteger": rng.randrange(0, 28)})
+            resources.append(
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": _cc(LOINC, "44261-6"),
+                    "effectiveDateTime": _at(day),
+                    "valueInteger": rng.randrange(0, 28),
+                }
+            )
             day += timedelta(days=rng.randrange(20, 120))
     return resources
 
@@ -72,9 +109,12 @@ def main() -> None:
         started, cpu = time.perf_counter(), time.process_time()
         summary = module.evaluate_population(population, *PERIOD)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        # CPU time beside wall time: the machine is shared, and waiting for a core is not the code's.
-        print(f"{module.MEASURE} over {len(population)} patients: {seconds:.2f} s wall, {cpu:.2f} s CPU "
-              f"({cpu / len(population) * 1e6:.0f} us CPU a patient) {summary.counts}")
+        # CPU beside wall time: the machine is shared; waiting for a core is not the code's.
+        print(
+            f"{module.MEASURE} over {len(population)} patients: "
+            f"{seconds:.2f} s wall, {cpu:.2f} s CPU "
+            f"({cpu / len(population) * 1e6:.0f} us CPU a patient) {summary.counts}"
+        )
         if summary.strata:
             print(f"  strata {summary.strata}")
 

@@ -6,7 +6,7 @@ lists are what the measures need, and the displays of some code systems, CPT's a
 are licensed text) and tests/fixtures/ecqm/<deck>/<measure>/<case>/ (the upstream files, byte
 for byte). Not part of the app: a record of how the vendored data was made.
 
-    python scripts/vendor_ecqm.py /path/to/ecqm-content-qicore-2025 /path/to/ecqm-content-qicore-2024
+    python scripts/vendor_ecqm.py /path/to/ecqm-content-qicore-2025 /path/to/...-2024
 """
 
 from __future__ import annotations
@@ -20,14 +20,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DECKS = {
     # deck: (reporting period, {upstream measure folder and CQL library: our measure name})
-    "2025": ("2026", {"CMS159FHIRDepressionRemissionatTwelveMonths": "CMS159",
-                      "CMS2FHIRPCSDepressionScreenAndFollowUp": "CMS2"}),
-    "2024": ("2025", {"DepressionRemissionatTwelveMonthsFHIR": "CMS159",
-                      "PCSDepressionScreenAndFollowUpFHIR": "CMS2"}),
+    "2025": (
+        "2026",
+        {
+            "CMS159FHIRDepressionRemissionatTwelveMonths": "CMS159",
+            "CMS2FHIRPCSDepressionScreenAndFollowUp": "CMS2",
+        },
+    ),
+    "2024": (
+        "2025",
+        {
+            "DepressionRemissionatTwelveMonthsFHIR": "CMS159",
+            "PCSDepressionScreenAndFollowUpFHIR": "CMS2",
+        },
+    ),
 }
-RESOURCE_TYPES = {"Patient", "Encounter", "Condition", "Observation", "MeasureReport", "Procedure",
-                  "ServiceRequest", "MedicationRequest", "Coverage", "Organization", "Practitioner",
-                  "Medication"}
+RESOURCE_TYPES = {
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "MeasureReport",
+    "Procedure",
+    "ServiceRequest",
+    "MedicationRequest",
+    "Coverage",
+    "Organization",
+    "Practitioner",
+    "Medication",
+}
 
 
 def git(repo: str, *args: str) -> bytes:
@@ -47,18 +68,27 @@ def main(repo_2025: str, repo_2024: str) -> None:
         sets = {}
         for oid, name in sorted(oids.items()):
             try:
-                raw = git(repo, "show", f"HEAD:input/vocabulary/valueset/external/valueset-{oid}.json")
+                raw = git(
+                    repo, "show", f"HEAD:input/vocabulary/valueset/external/valueset-{oid}.json"
+                )
             except subprocess.CalledProcessError:
-                continue  # declared in the CQL but used by no definition (Palliative or Hospice Care)
+                continue  # declared by the CQL, used by no definition (Palliative or Hospice Care)
             vs = json.loads(raw)
             codes: dict[str, list[str]] = {}
             for entry in vs.get("expansion", {}).get("contains", []):
                 codes.setdefault(entry["system"], []).append(entry["code"])
-            sets[oid] = {"name": name, "version": vs.get("version"),
-                         "expansion": vs.get("expansion", {}).get("timestamp"),
-                         "codes": {s: sorted(c) for s, c in sorted(codes.items())}}
-        out = {"source": f"https://github.com/cqframework/ecqm-content-qicore-{deck} @ {commit}",
-               "licence": "CC0-1.0", "period": period, "valuesets": sets}
+            sets[oid] = {
+                "name": name,
+                "version": vs.get("version"),
+                "expansion": vs.get("expansion", {}).get("timestamp"),
+                "codes": {s: sorted(c) for s, c in sorted(codes.items())},
+            }
+        out = {
+            "source": f"https://github.com/cqframework/ecqm-content-qicore-{deck} @ {commit}",
+            "licence": "CC0-1.0",
+            "period": period,
+            "valuesets": sets,
+        }
         target = ROOT / "concord" / "quality" / "valuesets" / f"{period}.json"
         target.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
         for folder, short in measures.items():

@@ -30,15 +30,24 @@ REPORT_TYPES = {"subject": "individual", "population": "summary", "subject-list"
 # organization_patients() yields them.
 Supplier = Callable[[], Iterable[tuple[object, list[dict]]]]
 # What the measures read; a door may ask its store for these types only.
-RESOURCE_TYPES = ("Patient", "Encounter", "Condition", "Observation", "Procedure", "ServiceRequest",
-                  "MedicationRequest")
+RESOURCE_TYPES = (
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "Procedure",
+    "ServiceRequest",
+    "MedicationRequest",
+)
 
 
 @cache
 def measure_resource(measure_id: str) -> dict:
     """The FHIR Measure for an id; not found for a measure Concord does not evaluate."""
     if measure_id not in MODULES:
-        raise NotFound(Msg("This server does not evaluate the measure %(measure)s.", measure=measure_id[:40]))
+        raise NotFound(
+            Msg("This server does not evaluate the measure %(measure)s.", measure=measure_id[:40])
+        )
     return json.loads((MEASURES_DIR / f"{measure_id}.json").read_text())
 
 
@@ -72,7 +81,9 @@ def parse_parameters(measure_id: str, pairs: Iterable[tuple[str, str]]) -> Reque
     if end < start:
         raise InvalidInput.field("periodEnd", Msg("must not be before periodStart"))
     subject = values.get("subject")
-    if subject is not None and (not subject.startswith("Patient/") or len(subject) <= len("Patient/")):
+    if subject is not None and (
+        not subject.startswith("Patient/") or len(subject) <= len("Patient/")
+    ):
         raise InvalidInput.field("subject", Msg("must be Patient/<id>"))
     report_type = values.get("reportType", "subject" if subject else "population")
     if report_type not in REPORT_TYPES:
@@ -92,11 +103,16 @@ def _date(values: dict[str, str], name: str) -> date:
         raise InvalidInput.field(name, Msg("must be a date, YYYY-MM-DD")) from None
 
 
-def evaluate_patients(request: Request, patients: Iterable[tuple[object, list[dict]]]) -> list[tuple[str, Result]]:
+def evaluate_patients(
+    request: Request, patients: Iterable[tuple[object, list[dict]]]
+) -> list[tuple[str, Result]]:
     module = MODULES[request.measure_id]
     spec = module.spec_for(request.period_start)
     return [
-        (str(subject), module.evaluate(resources, request.period_start, request.period_end, spec=spec))
+        (
+            str(subject),
+            module.evaluate(resources, request.period_start, request.period_end, spec=spec),
+        )
         for subject, resources in patients
     ]
 
@@ -107,12 +123,23 @@ def evaluate_measure(request: Request, supplier: Supplier) -> dict:
     evaluated = evaluate_patients(request, supplier())
     results = [result for _, result in evaluated]
     spec = module.spec_for(request.period_start)
-    summary = summarize(results, measure=module.MEASURE, version=spec.version, period_start=request.period_start,
-                        period_end=request.period_end, populations=module.POPULATIONS,
-                        strata=getattr(module, "STRATA", ()))
+    summary = summarize(
+        results,
+        measure=module.MEASURE,
+        version=spec.version,
+        period_start=request.period_start,
+        period_end=request.period_end,
+        populations=module.POPULATIONS,
+        strata=getattr(module, "STRATA", ()),
+    )
     url = measure_resource(request.measure_id)["url"]
-    report = measure_report(summary, measure_url=url, report_type=REPORT_TYPES[request.report_type],
-                            subject=request.subject, strata_text=getattr(module, "STRATA_TEXT", None))
+    report = measure_report(
+        summary,
+        measure_url=url,
+        report_type=REPORT_TYPES[request.report_type],
+        subject=request.subject,
+        strata_text=getattr(module, "STRATA_TEXT", None),
+    )
     if request.report_type == "subject-list":
         # The patients in each population, as a contained List per population.
         contained = []
@@ -120,10 +147,15 @@ def evaluate_measure(request: Request, supplier: Supplier) -> dict:
             code = population["code"]["coding"][0]["code"]
             members = [subject for subject, result in evaluated if result[code]]
             list_id = f"list-{code}"
-            contained.append({
-                "resourceType": "List", "id": list_id, "status": "current", "mode": "snapshot",
-                "entry": [{"item": {"reference": f"Patient/{m}"}} for m in members],
-            })
+            contained.append(
+                {
+                    "resourceType": "List",
+                    "id": list_id,
+                    "status": "current",
+                    "mode": "snapshot",
+                    "entry": [{"item": {"reference": f"Patient/{m}"}} for m in members],
+                }
+            )
             population["subjectResults"] = {"reference": f"#{list_id}"}
         report["contained"] = contained
     return report

@@ -9,7 +9,7 @@ Each definition below names the CQL definition it follows. A patient-based propo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from concord.quality import fhirtime
 from concord.quality.fhirtime import DaySpan, Span
@@ -42,7 +42,10 @@ MEASURE = "CMS159"
 URL = "https://madie.cms.gov/Measure/CMS159FHIRDepressionRemissionatTwelveMonths"
 POPULATIONS = (INITIAL_POPULATION, DENOMINATOR, DENOMINATOR_EXCLUSION, NUMERATOR)
 STRATA = ("12-17", "18+")
-STRATA_TEXT = {"12-17": "12 to 17 years at the index assessment", "18+": "18 years or older at the index assessment"}
+STRATA_TEXT = {
+    "12-17": "12 to 17 years at the index assessment",
+    "18+": "18 years or older at the index assessment",
+}
 
 HOSPICE_DISCHARGES = ((SNOMED, "428371000124100"), (SNOMED, "428361000124107"))
 MDS_HOSPICE = (LOINC, "45755-6")
@@ -75,7 +78,9 @@ def spec_for(period_start: date) -> Spec:
     return SPECS.get(str(period_start.year)) or SPECS[max(SPECS)]
 
 
-def evaluate(resources: list[dict], period_start: date, period_end: date, *, spec: Spec | None = None) -> Result:
+def evaluate(
+    resources: list[dict], period_start: date, period_end: date, *, spec: Spec | None = None
+) -> Result:
     """One patient's populations (the resources hold one Patient and their clinical resources)."""
     spec = spec or spec_for(period_start)
     vs = terminology(spec.period)
@@ -100,7 +105,9 @@ def evaluate(resources: list[dict], period_start: date, period_end: date, *, spe
         anniversary = fhirtime.add_months(index_day, 12)
         map_ = DaySpan(fhirtime.shift(anniversary, -60), fhirtime.shift(anniversary, 60))
         window = DaySpan(dip.low, map_.high)
-        facts.update(index_date=index_day, index_score=observation_value(index), assessment_period=map_)
+        facts.update(
+            index_date=index_day, index_score=observation_value(index), assessment_period=map_
+        )
         exclusion = (
             hospice(record, vs, window)
             or palliative(record, vs, window)
@@ -111,22 +118,44 @@ def evaluate(resources: list[dict], period_start: date, period_end: date, *, spe
         score = observation_value(last) if last else None
         facts["last_score"] = score
         numerator = isinstance(score, int | float) and not isinstance(score, bool) and score < 5
-    populations = cascade(initial=initial, denominator=True, exclusion=exclusion, numerator=numerator, exception=None)
-    return Result(MEASURE, spec.version, period_start, period_end, record.patient_id, populations, stratum, facts)
+    populations = cascade(
+        initial=initial, denominator=True, exclusion=exclusion, numerator=numerator, exception=None
+    )
+    return Result(
+        MEASURE,
+        spec.version,
+        period_start,
+        period_end,
+        record.patient_id,
+        populations,
+        stratum,
+        facts,
+    )
 
 
-def evaluate_population(patients: list[list[dict]], period_start: date, period_end: date) -> Summary:
+def evaluate_population(
+    patients: list[list[dict]], period_start: date, period_end: date
+) -> Summary:
     spec = spec_for(period_start)
     results = (evaluate(resources, period_start, period_end, spec=spec) for resources in patients)
-    return summarize(results, measure=MEASURE, version=spec.version, period_start=period_start,
-                     period_end=period_end, populations=POPULATIONS, strata=STRATA)
+    return summarize(
+        results,
+        measure=MEASURE,
+        version=spec.version,
+        period_start=period_start,
+        period_end=period_end,
+        populations=POPULATIONS,
+        strata=STRATA,
+    )
 
 
 def conditions(record: Record, vs: Terminology, spec: Spec, *names: str) -> list[dict]:
     sets = [vs[name] for name in names]
     found = []
     for condition in record.of("Condition"):
-        if spec.conditions_by_category and not (is_problem_or_concern(condition) or is_encounter_diagnosis(condition)):
+        if spec.conditions_by_category and not (
+            is_problem_or_concern(condition) or is_encounter_diagnosis(condition)
+        ):
             continue
         if any(condition.get("code") in s for s in sets):
             found.append(condition)
@@ -136,7 +165,11 @@ def conditions(record: Record, vs: Terminology, spec: Spec, *names: str) -> list
 def phq9s(record: Record, vs: Terminology) -> list[dict]:
     """[Observation: "PHQ 9 and PHQ 9M Tools"] with a final, amended or corrected status."""
     tools = vs["PHQ 9 and PHQ 9M Tools"]
-    return [o for o in record.of("Observation") if o.get("code") in tools and text(o, "status") in ASSESSMENT_DONE]
+    return [
+        o
+        for o in record.of("Observation")
+        if o.get("code") in tools and text(o, "status") in ASSESSMENT_DONE
+    ]
 
 
 def _sort_key(record: Record, observation: dict) -> tuple:
@@ -145,7 +178,7 @@ def _sort_key(record: Record, observation: dict) -> tuple:
 
 
 def depression_encounters(record: Record, vs: Terminology, spec: Spec, dip: DaySpan) -> list[dict]:
-    """"Depression Encounter": a finished contact or office visit ending in the identification
+    """ "Depression Encounter": a finished contact or office visit ending in the identification
     period that overlaps a confirmed, active major depression or dysthymia."""
     diagnoses = [
         record.prevalence(c)
@@ -166,7 +199,7 @@ def depression_encounters(record: Record, vs: Terminology, spec: Spec, dip: DayS
 
 
 def index_assessment(record: Record, vs: Terminology, spec: Spec, dip: DaySpan) -> dict | None:
-    """"Index Depression Assessment": the first PHQ-9/PHQ-9M above 9 from 7 days before a
+    """ "Index Depression Assessment": the first PHQ-9/PHQ-9M above 9 from 7 days before a
     depression encounter's start to its end."""
     above_nine = []
     for observation in phq9s(record, vs):
@@ -179,7 +212,9 @@ def index_assessment(record: Record, vs: Terminology, spec: Spec, dip: DaySpan) 
     for encounter in depression_encounters(record, vs, spec, dip):
         period = Span.of_period(encounter["period"])
         assert period is not None
-        windows.append(DaySpan(fhirtime.shift(fhirtime.day(period.low), -7), fhirtime.day(period.high)))
+        windows.append(
+            DaySpan(fhirtime.shift(fhirtime.day(period.low), -7), fhirtime.day(period.high))
+        )
     candidates = []
     for observation in above_nine:
         when = effective(record, observation)
@@ -191,14 +226,20 @@ def index_assessment(record: Record, vs: Terminology, spec: Spec, dip: DaySpan) 
 
 def last_assessment(record: Record, vs: Terminology, map_: DaySpan) -> dict | None:
     """The last PHQ-9/PHQ-9M starting in the measure assessment period (the "Numerator")."""
-    inside = [o for o in phq9s(record, vs) if map_.contains(fhirtime.day(start_of(effective(record, o))))]
+    inside = [
+        o for o in phq9s(record, vs) if map_.contains(fhirtime.day(start_of(effective(record, o))))
+    ]
     inside.sort(key=lambda o: _sort_key(record, o))
     return inside[-1] if inside else None
 
 
 def hospice(record: Record, vs: Terminology, window: DaySpan) -> bool:
-    """"Has Hospice Services in the Measure Assessment Period"."""
-    inpatient, hospice_encounter, ambulatory = vs["Encounter Inpatient"], vs["Hospice Encounter"], vs["Hospice Care Ambulatory"]
+    """ "Has Hospice Services in the Measure Assessment Period"."""
+    inpatient, hospice_encounter, ambulatory = (
+        vs["Encounter Inpatient"],
+        vs["Hospice Encounter"],
+        vs["Hospice Care Ambulatory"],
+    )
     for encounter in record.of("Encounter"):
         period = Span.of_period(encounter.get("period"))
         if (
@@ -251,7 +292,7 @@ def hospice(record: Record, vs: Terminology, window: DaySpan) -> bool:
 
 
 def palliative(record: Record, vs: Terminology, window: DaySpan) -> bool:
-    """"Has Palliative Care in the Measure Assessment Period"."""
+    """ "Has Palliative Care in the Measure Assessment Period"."""
     for observation in record.of("Observation"):
         when = effective(record, observation)
         if (
@@ -296,13 +337,13 @@ def _diagnosis_overlaps(record: Record, vs: Terminology, name: str, window: DayS
 
 
 def expired(record: Record, map_: DaySpan) -> bool:
-    """"Patient Expired": death on or before the end of the measure assessment period."""
+    """ "Patient Expired": death on or before the end of the measure assessment period."""
     died = fhirtime.day(fhirtime.parse(record.patient.get("deceasedDateTime")))
     return died is not None and map_.high is not None and died <= map_.high
 
 
 def mental_health_disorder(record: Record, vs: Terminology, spec: Spec, map_: DaySpan) -> bool:
-    """"Has Mental Health Disorder Diagnoses": bipolar, emotionally labile personality,
+    """ "Has Mental Health Disorder Diagnoses": bipolar, emotionally labile personality,
     schizophrenia or psychotic, or pervasive developmental disorder, starting by the end of the
     measure assessment period (no onset counts as started)."""
     for condition in conditions(record, vs, spec, *EXCLUDING_DIAGNOSES):
@@ -312,5 +353,3 @@ def mental_health_disorder(record: Record, vs: Terminology, spec: Spec, map_: Da
         if onset is None or (map_.high is not None and onset <= map_.high):
             return True
     return False
-
-

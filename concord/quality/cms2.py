@@ -9,7 +9,7 @@ below names the CQL definition it follows. A patient-based proportion measure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from concord.quality import fhirtime
 from concord.quality.fhirtime import DaySpan, Span
@@ -41,7 +41,13 @@ from concord.quality.terminology import LOINC, SNOMED, Terminology, is_code, ter
 
 MEASURE = "CMS2"
 URL = "https://madie.cms.gov/Measure/CMS2FHIRPCSDepressionScreenAndFollowUp"
-POPULATIONS = (INITIAL_POPULATION, DENOMINATOR, DENOMINATOR_EXCLUSION, NUMERATOR, DENOMINATOR_EXCEPTION)
+POPULATIONS = (
+    INITIAL_POPULATION,
+    DENOMINATOR,
+    DENOMINATOR_EXCLUSION,
+    NUMERATOR,
+    DENOMINATOR_EXCEPTION,
+)
 
 ADOLESCENT_SCREEN = (LOINC, "73831-0")
 ADULT_SCREEN = (LOINC, "73832-8")
@@ -79,17 +85,27 @@ class Kind:
     follow_ups: str
 
 
-ADOLESCENT = Kind(ADOLESCENT_SCREEN, "Adolescent Depression Medications", "Referral for Adolescent Depression",
-                  "Follow Up for Adolescent Depression")
-ADULT = Kind(ADULT_SCREEN, "Adult Depression Medications", "Referral for Adult Depression",
-             "Follow Up for Adult Depression")
+ADOLESCENT = Kind(
+    ADOLESCENT_SCREEN,
+    "Adolescent Depression Medications",
+    "Referral for Adolescent Depression",
+    "Follow Up for Adolescent Depression",
+)
+ADULT = Kind(
+    ADULT_SCREEN,
+    "Adult Depression Medications",
+    "Referral for Adult Depression",
+    "Follow Up for Adult Depression",
+)
 
 
 def spec_for(period_start: date) -> Spec:
     return SPECS.get(str(period_start.year)) or SPECS[max(SPECS)]
 
 
-def evaluate(resources: list[dict], period_start: date, period_end: date, *, spec: Spec | None = None) -> Result:
+def evaluate(
+    resources: list[dict], period_start: date, period_end: date, *, spec: Spec | None = None
+) -> Result:
     """One patient's populations (the resources hold one Patient and their clinical resources)."""
     spec = spec or spec_for(period_start)
     vs = terminology(spec.period)
@@ -102,32 +118,62 @@ def evaluate(resources: list[dict], period_start: date, period_end: date, *, spe
     facts: dict[str, object] = {"age_at_start": age}
     if initial:
         exclusion = bipolar_before_encounter(record, vs, spec, encounters)
-        kinds = [ADOLESCENT] if age is not None and age <= 16 else [ADULT] if age is not None and age >= 18 else [ADOLESCENT, ADULT]
-        numerator = any(screened_and_followed_up(record, vs, spec, encounters, kind, mp) for kind in kinds)
+        kinds = (
+            [ADOLESCENT]
+            if age is not None and age <= 16
+            else [ADULT]
+            if age is not None and age >= 18
+            else [ADOLESCENT, ADULT]
+        )
+        numerator = any(
+            screened_and_followed_up(record, vs, spec, encounters, kind, mp) for kind in kinds
+        )
         # "Denominator Exceptions" are not limited by age in the CQL.
         exception = any(
-            reason_not_screened(record, vs, spec, encounters, kind) and not has_screening(record, spec, encounters, kind)
+            reason_not_screened(record, vs, spec, encounters, kind)
+            and not has_screening(record, spec, encounters, kind)
             for kind in (ADOLESCENT, ADULT)
         )
-    populations = cascade(initial=initial, denominator=True, exclusion=exclusion, numerator=numerator,
-                          exception=exception)
-    return Result(MEASURE, spec.version, period_start, period_end, record.patient_id, populations, None, facts)
+    populations = cascade(
+        initial=initial,
+        denominator=True,
+        exclusion=exclusion,
+        numerator=numerator,
+        exception=exception,
+    )
+    return Result(
+        MEASURE, spec.version, period_start, period_end, record.patient_id, populations, None, facts
+    )
 
 
-def evaluate_population(patients: list[list[dict]], period_start: date, period_end: date) -> Summary:
+def evaluate_population(
+    patients: list[list[dict]], period_start: date, period_end: date
+) -> Summary:
     spec = spec_for(period_start)
     results = (evaluate(resources, period_start, period_end, spec=spec) for resources in patients)
-    return summarize(results, measure=MEASURE, version=spec.version, period_start=period_start,
-                     period_end=period_end, populations=POPULATIONS)
+    return summarize(
+        results,
+        measure=MEASURE,
+        version=spec.version,
+        period_start=period_start,
+        period_end=period_end,
+        populations=POPULATIONS,
+    )
 
 
 def qualifying_encounters(record: Record, vs: Terminology, mp: DaySpan) -> list[Span]:
-    """"Qualifying Encounter During Measurement Period": a finished visit to screen for
+    """ "Qualifying Encounter During Measurement Period": a finished visit to screen for
     depression, physical therapy evaluation or telephone visit, wholly within the period."""
-    sets = (vs["Encounter to Screen for Depression"], vs["Physical Therapy Evaluation"], vs["Telephone Visits"])
+    sets = (
+        vs["Encounter to Screen for Depression"],
+        vs["Physical Therapy Evaluation"],
+        vs["Telephone Visits"],
+    )
     found = []
     for encounter in record.of("Encounter"):
-        if text(encounter, "status") != "finished" or not any(encounter.get("type") in s for s in sets):
+        if text(encounter, "status") != "finished" or not any(
+            encounter.get("type") in s for s in sets
+        ):
             continue
         period = Span.of_period(encounter.get("period"))
         if period is not None and mp.includes(period.days()):
@@ -135,8 +181,10 @@ def qualifying_encounters(record: Record, vs: Terminology, mp: DaySpan) -> list[
     return found
 
 
-def bipolar_before_encounter(record: Record, vs: Terminology, spec: Spec, encounters: list[Span]) -> bool:
-    """"History of Bipolar Diagnosis Before Qualifying Encounter": a bipolar problem or health
+def bipolar_before_encounter(
+    record: Record, vs: Terminology, spec: Spec, encounters: list[Span]
+) -> bool:
+    """ "History of Bipolar Diagnosis Before Qualifying Encounter": a bipolar problem or health
     concern whose prevalence starts before (the day of) a qualifying encounter, in any status."""
     bipolar = vs["Bipolar Disorder"]
     for condition in record.of("Condition"):
@@ -163,7 +211,10 @@ def screenings(record: Record, spec: Spec, encounters: list[Span], kind: Kind) -
     """Screenings with a result, final (or corrected), ending in the 14 days up to a visit."""
     found = []
     for observation in record.of("Observation"):
-        if not is_code(observation.get("code"), *kind.screen) or text(observation, "status") not in spec.screen_statuses:
+        if (
+            not is_code(observation.get("code"), *kind.screen)
+            or text(observation, "status") not in spec.screen_statuses
+        ):
             continue
         if observation_value(observation) is None:
             continue
@@ -177,8 +228,10 @@ def has_screening(record: Record, spec: Spec, encounters: list[Span], kind: Kind
     return bool(screenings(record, spec, encounters, kind))
 
 
-def most_recent_screening(record: Record, spec: Spec, encounters: list[Span], kind: Kind) -> dict | None:
-    """"Most Recent ... Depression Screening": the last one by start of its effective time."""
+def most_recent_screening(
+    record: Record, spec: Spec, encounters: list[Span], kind: Kind
+) -> dict | None:
+    """ "Most Recent ... Depression Screening": the last one by start of its effective time."""
     found = screenings(record, spec, encounters, kind)
 
     def key(observation: dict) -> tuple:
@@ -189,8 +242,9 @@ def most_recent_screening(record: Record, spec: Spec, encounters: list[Span], ki
     return found[-1] if found else None
 
 
-def screened_and_followed_up(record: Record, vs: Terminology, spec: Spec, encounters: list[Span], kind: Kind,
-                             mp: DaySpan) -> bool:
+def screened_and_followed_up(
+    record: Record, vs: Terminology, spec: Spec, encounters: list[Span], kind: Kind, mp: DaySpan
+) -> bool:
     last = most_recent_screening(record, spec, encounters, kind)
     if last is None:
         return False
@@ -208,15 +262,20 @@ def screened_and_followed_up(record: Record, vs: Terminology, spec: Spec, encoun
             in_visit = performed is not None and fhirtime.within(performed, encounter)
             end = fhirtime.day(encounter.high)
             authored_day = fhirtime.day(authored)
-            soon_after = authored_day is not None and end is not None and end <= authored_day <= fhirtime.shift(end, 2)
+            soon_after = (
+                authored_day is not None
+                and end is not None
+                and end <= authored_day <= fhirtime.shift(end, 2)
+            )
             if (in_visit or soon_after) and mp.contains(fhirtime.day(performed or authored)):
                 return True
     return False
 
 
-def follow_ups(record: Record, vs: Terminology, spec: Spec, encounters: list[Span], kind: Kind,
-               last: dict) -> list[tuple[datetime | None, datetime | None]]:
-    """"Follow Up Intervention for Positive ... Depression Screening", as (start of performed,
+def follow_ups(
+    record: Record, vs: Terminology, spec: Spec, encounters: list[Span], kind: Kind, last: dict
+) -> list[tuple[datetime | None, datetime | None]]:
+    """ "Follow Up Intervention for Positive ... Depression Screening", as (start of performed,
     authoredOn) pairs: an antidepressant order, a referral, or a follow-up procedure."""
     found: list[tuple[datetime | None, datetime | None]] = []
     medications = vs[kind.medications]
@@ -224,20 +283,30 @@ def follow_ups(record: Record, vs: Terminology, spec: Spec, encounters: list[Spa
     for order in record.of("MedicationRequest"):
         if order.get("medicationCodeableConcept") not in medications:
             continue
-        if text(order, "status") not in {"active", "completed"} or text(order, "intent") not in spec.medication_intents:
+        if (
+            text(order, "status") not in {"active", "completed"}
+            or text(order, "intent") not in spec.medication_intents
+        ):
             continue
         if spec.medication_must_outlast_visit:
             supply = medication_request_period(order)
             if supply is None or not any(
-                _fourteen_days_before(screened, e) and _overlaps_after(supply, e.days()) for e in encounters
+                _fourteen_days_before(screened, e) and _overlaps_after(supply, e.days())
+                for e in encounters
             ):
                 continue
         found.append((None, fhirtime.parse(order.get("authoredOn"))))
     for referral in record.of("ServiceRequest"):
-        if referral.get("code") in vs[kind.referrals] and text(referral, "status") in {"active", "completed"}:
+        if referral.get("code") in vs[kind.referrals] and text(referral, "status") in {
+            "active",
+            "completed",
+        }:
             found.append((None, fhirtime.parse(referral.get("authoredOn"))))
     for procedure in record.of("Procedure"):
-        if procedure.get("code") in vs[kind.follow_ups] and text(procedure, "status") == "completed":
+        if (
+            procedure.get("code") in vs[kind.follow_ups]
+            and text(procedure, "status") == "completed"
+        ):
             found.append((start_of(record.to_span(procedure, "performed")), None))
     return found
 
@@ -247,12 +316,17 @@ def _overlaps_after(a: DaySpan, b: DaySpan) -> bool:
     return a.overlaps(b) and a.high is not None and b.high is not None and a.high > b.high
 
 
-def reason_not_screened(record: Record, vs: Terminology, spec: Spec, encounters: list[Span], kind: Kind) -> bool:
-    """"Medical or Patient Reason for Not Screening ...": a cancelled screening, issued during a
+def reason_not_screened(
+    record: Record, vs: Terminology, spec: Spec, encounters: list[Span], kind: Kind
+) -> bool:
+    """ "Medical or Patient Reason for Not Screening ...": a cancelled screening, issued during a
     qualifying visit, with the patient's refusal or a medical reason."""
     medical = vs["Medical Reason"]
     for observation in record.of("Observation"):
-        if not is_code(observation.get("code"), *kind.screen) or text(observation, "status") != "cancelled":
+        if (
+            not is_code(observation.get("code"), *kind.screen)
+            or text(observation, "status") != "cancelled"
+        ):
             continue
         reason = not_done_reason(observation)
         if not (is_code(reason, *DECLINED) or reason in medical):
@@ -270,16 +344,45 @@ def reason_not_screened(record: Record, vs: Terminology, spec: Spec, encounters:
 # -- CumulativeMedicationDuration.medicationRequestPeriod ------------------------------------
 
 _PER_DAY = {
-    "h": 24.0, "hour": 24.0, "hours": 24.0,
-    "min": 24.0 * 60, "minute": 24.0 * 60, "minutes": 24.0 * 60,
-    "s": 24.0 * 3600, "second": 24.0 * 3600, "seconds": 24.0 * 3600,
-    "d": 1.0, "day": 1.0, "days": 1.0,
-    "wk": 1 / 7, "week": 1 / 7, "weeks": 1 / 7,
-    "mo": 1 / 30, "month": 1 / 30, "months": 1 / 30,
-    "a": 1 / 365, "year": 1 / 365, "years": 1 / 365,
+    "h": 24.0,
+    "hour": 24.0,
+    "hours": 24.0,
+    "min": 24.0 * 60,
+    "minute": 24.0 * 60,
+    "minutes": 24.0 * 60,
+    "s": 24.0 * 3600,
+    "second": 24.0 * 3600,
+    "seconds": 24.0 * 3600,
+    "d": 1.0,
+    "day": 1.0,
+    "days": 1.0,
+    "wk": 1 / 7,
+    "week": 1 / 7,
+    "weeks": 1 / 7,
+    "mo": 1 / 30,
+    "month": 1 / 30,
+    "months": 1 / 30,
+    "a": 1 / 365,
+    "year": 1 / 365,
+    "years": 1 / 365,
 }
-_DAYS_IN = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "h": 1 / 24, "hour": 1 / 24,
-            "hours": 1 / 24, "mo": 30, "month": 30, "months": 30, "a": 365, "year": 365, "years": 365}
+_DAYS_IN = {
+    "d": 1,
+    "day": 1,
+    "days": 1,
+    "wk": 7,
+    "week": 7,
+    "weeks": 7,
+    "h": 1 / 24,
+    "hour": 1 / 24,
+    "hours": 1 / 24,
+    "mo": 30,
+    "month": 30,
+    "months": 30,
+    "a": 365,
+    "year": 365,
+    "years": 365,
+}
 
 
 def _one(items: object) -> dict | None:
@@ -302,7 +405,9 @@ def medication_request_period(order: dict) -> DaySpan | None:
         doses_per_day = frequency * _PER_DAY[unit] / period
     if doses_per_day is None:
         times = repeat.get("timeOfDay")
-        doses_per_day = float(len(times) if isinstance(times, list) else 0)  # Count() of nothing is 0
+        doses_per_day = float(
+            len(times) if isinstance(times, list) else 0
+        )  # Count() of nothing is 0
     dose = obj(obj(dose_and_rate.get("doseRange")).get("high") or dose_and_rate.get("doseQuantity"))
     bounds = Span.of_period(repeat.get("boundsPeriod"))
     dispense = obj(order.get("dispenseRequest"))

@@ -22,9 +22,15 @@ from concord.quality.terminology import (
     is_code,
 )
 
-ORDER_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order"})
+ORDER_INTENTS = frozenset(
+    {"order", "original-order", "reflex-order", "filler-order", "instance-order"}
+)
 ASSESSMENT_DONE = frozenset({"final", "amended", "corrected"})
-ACTIVE_STATUSES = ((CLINICAL_STATUS, "active"), (CLINICAL_STATUS, "recurrence"), (CLINICAL_STATUS, "relapse"))
+ACTIVE_STATUSES = (
+    (CLINICAL_STATUS, "active"),
+    (CLINICAL_STATUS, "recurrence"),
+    (CLINICAL_STATUS, "relapse"),
+)
 NOT_DONE_REASON = "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-notDoneReason"
 
 
@@ -87,7 +93,10 @@ class Record:
     def _birth_plus(self, quantity: object, *, extra_year: bool = False) -> datetime | None:
         if self.birth_date is None or not isinstance(quantity, dict):
             return None
-        value, unit = number(quantity.get("value")), (text(quantity, "code") or text(quantity, "unit") or "")
+        value, unit = (
+            number(quantity.get("value")),
+            (text(quantity, "code") or text(quantity, "unit") or ""),
+        )
         if value is None:
             return None
         whole = int(value)
@@ -124,7 +133,9 @@ def is_active(condition: dict) -> bool:
 
 
 def is_confirmed_active(condition: dict) -> bool:
-    return is_active(condition) and is_code(condition.get("verificationStatus"), VERIFICATION_STATUS, "confirmed")
+    return is_active(condition) and is_code(
+        condition.get("verificationStatus"), VERIFICATION_STATUS, "confirmed"
+    )
 
 
 def category_codes(condition: dict) -> set[str]:
@@ -136,7 +147,7 @@ def category_codes(condition: dict) -> set[str]:
 
 
 def is_problem_or_concern(condition: dict) -> bool:
-    """The QI-Core ConditionProblemsHealthConcerns profile: a problem-list item or health concern."""
+    """QI-Core's ConditionProblemsHealthConcerns: a problem-list item or a health concern."""
     return bool(category_codes(condition) & {"problem-list-item", "health-concern"})
 
 
@@ -159,7 +170,13 @@ def observation_value(observation: dict) -> object:
             return observation[key]
     if "valueQuantity" in observation:
         return (observation["valueQuantity"] or {}).get("value")
-    for key in ("valueCodeableConcept", "valueBoolean", "valueString", "valueDateTime", "valuePeriod"):
+    for key in (
+        "valueCodeableConcept",
+        "valueBoolean",
+        "valueString",
+        "valueDateTime",
+        "valuePeriod",
+    ):
         if key in observation:
             return observation[key]
     return None

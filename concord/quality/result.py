@@ -11,7 +11,13 @@ DENOMINATOR = "denominator"
 DENOMINATOR_EXCLUSION = "denominator-exclusion"
 DENOMINATOR_EXCEPTION = "denominator-exception"
 NUMERATOR = "numerator"
-POPULATIONS = (INITIAL_POPULATION, DENOMINATOR, DENOMINATOR_EXCLUSION, DENOMINATOR_EXCEPTION, NUMERATOR)
+POPULATIONS = (
+    INITIAL_POPULATION,
+    DENOMINATOR,
+    DENOMINATOR_EXCLUSION,
+    DENOMINATOR_EXCEPTION,
+    NUMERATOR,
+)
 POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
 
 
@@ -86,8 +92,16 @@ def _rate(counts: dict[str, int]) -> float | None:
     return None if base <= 0 else counts.get(NUMERATOR, 0) / base
 
 
-def summarize(results: Iterable[Result], *, measure: str, version: str, period_start: date, period_end: date,
-              populations: tuple[str, ...], strata: tuple[str, ...] = ()) -> Summary:
+def summarize(
+    results: Iterable[Result],
+    *,
+    measure: str,
+    version: str,
+    period_start: date,
+    period_end: date,
+    populations: tuple[str, ...],
+    strata: tuple[str, ...] = (),
+) -> Summary:
     counts = dict.fromkeys(populations, 0)
     by_stratum = {name: dict.fromkeys(populations, 0) for name in strata}
     for result in results:
@@ -103,30 +117,45 @@ def _population(code: str, count: int) -> dict:
     return {"code": {"coding": [{"system": POPULATION_SYSTEM, "code": code}]}, "count": count}
 
 
-def measure_report(summary: Summary, *, measure_url: str, report_type: str, subject: str | None = None,
-                   strata_text: dict[str, str] | None = None) -> dict:
+def measure_report(
+    summary: Summary,
+    *,
+    measure_url: str,
+    report_type: str,
+    subject: str | None = None,
+    strata_text: dict[str, str] | None = None,
+) -> dict:
     """A FHIR R4 MeasureReport (individual or summary) of a Summary."""
     group: dict = {"population": [_population(code, n) for code, n in summary.counts.items()]}
     if (rate := summary.rate) is not None:
         group["measureScore"] = {"value": round(rate, 4)}
     if summary.strata:
-        group["stratifier"] = [{
-            "code": [{"text": "age at the index assessment"}],
-            "stratum": [
-                {
-                    "value": {"text": (strata_text or {}).get(name, name)},
-                    "population": [_population(code, n) for code, n in counts.items()],
-                    **({"measureScore": {"value": round(r, 4)}} if (r := _rate(counts)) is not None else {}),
-                }
-                for name, counts in summary.strata.items()
-            ],
-        }]
+        group["stratifier"] = [
+            {
+                "code": [{"text": "age at the index assessment"}],
+                "stratum": [
+                    {
+                        "value": {"text": (strata_text or {}).get(name, name)},
+                        "population": [_population(code, n) for code, n in counts.items()],
+                        **(
+                            {"measureScore": {"value": round(r, 4)}}
+                            if (r := _rate(counts)) is not None
+                            else {}
+                        ),
+                    }
+                    for name, counts in summary.strata.items()
+                ],
+            }
+        ]
     report: dict = {
         "resourceType": "MeasureReport",
         "status": "complete",
         "type": report_type,
         "measure": f"{measure_url}|{summary.version}",
-        "period": {"start": summary.period_start.isoformat(), "end": summary.period_end.isoformat()},
+        "period": {
+            "start": summary.period_start.isoformat(),
+            "end": summary.period_end.isoformat(),
+        },
         "group": [group],
     }
     if subject is not None:

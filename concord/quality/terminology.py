@@ -1,4 +1,4 @@
-"""Value sets and codes of the eCQMs, loaded from the vendored expansions (CC0, see valuesets/README.md).
+"""Value sets and codes of the eCQMs, from the vendored expansions (CC0, valuesets/README.md).
 
 One file per reporting period, because each year's measure ships its own expansions; membership
 is by code system and code, as the CQL engines decide it (the code system's version is ignored).
@@ -54,7 +54,9 @@ def terminology(period: str) -> Terminology:
     data = json.loads((VALUESETS / f"{period}.json").read_text())
     by_name = {}
     for oid, vs in data["valuesets"].items():
-        codes = frozenset((system, code) for system, listed in vs["codes"].items() for code in listed)
+        codes = frozenset(
+            (system, code) for system, listed in vs["codes"].items() for code in listed
+        )
         by_name[vs["name"]] = ValueSet(oid, vs["name"], vs.get("version"), codes)
     return Terminology(period, data["source"], by_name)
 
@@ -64,7 +66,11 @@ def pairs(concept: object) -> list[tuple[str, str]]:
     if isinstance(concept, dict):
         coding = concept.get("coding")
         if isinstance(coding, list):
-            return [(_system(c), c["code"]) for c in coding if isinstance(c, dict) and isinstance(c.get("code"), str)]
+            return [
+                (_system(c), c["code"])
+                for c in coding
+                if isinstance(c, dict) and isinstance(c.get("code"), str)
+            ]
         code = concept.get("code")
         return [(_system(concept), code)] if isinstance(code, str) else []
     if isinstance(concept, list):

@@ -9,6 +9,7 @@ reason and the upstream citation; there is none today.
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from concord.quality import cms2, cms159
-from tests.quality.decks import DECKS, all_cases, case_bundle, description, expected_counts, load_case
+from tests.quality.decks import (
+    DECKS,
+    all_cases,
+    case_bundle,
+    description,
+    expected_counts,
+    load_case,
+)
 
 MEASURES = {"CMS159": cms159, "CMS2": cms2}
 # (deck, measure, case folder) -> why the expected report is wrong, with the upstream citation.
@@ -55,7 +63,9 @@ def test_every_official_case_matches_its_expected_report(capsys):
         if want == got:
             matched[deck, measure] += 1
         elif (deck, measure, folder.name) not in KNOWN_WRONG:
-            failures.append(f"{deck}/{measure}/{folder.name}: expected {want}, got {got} -- {text[:160]}")
+            failures.append(
+                f"{deck}/{measure}/{folder.name}: expected {want}, got {got} -- {text[:160]}"
+            )
     with capsys.disabled():
         print()
         for key in sorted(total):
@@ -76,13 +86,18 @@ def test_cms159_strata_agree_with_the_case_names():
         hint = names[folder.name]
         if "PopStrat" not in hint:
             continue
-        result = cms159.evaluate(resources, date.fromisoformat(report["period"]["start"]),
-                                 date.fromisoformat(report["period"]["end"]))
+        result = cms159.evaluate(
+            resources,
+            date.fromisoformat(report["period"]["start"]),
+            date.fromisoformat(report["period"]["end"]),
+        )
         if not result["initial-population"]:
             continue
         want = "12-17" if "PopStrat1" in hint else "18+"
         if folder.name in KNOWN_WRONG_STRATUM:
-            assert result.stratum != want, f"{folder.name} was fixed upstream: drop it from KNOWN_WRONG_STRATUM"
+            assert result.stratum != want, (
+                f"{folder.name} was fixed upstream: drop it from KNOWN_WRONG_STRATUM"
+            )
             continue
         assert result.stratum == want, (folder.name, hint)
         checked += 1
@@ -91,7 +106,9 @@ def test_cms159_strata_agree_with_the_case_names():
 
 @pytest.mark.parametrize("measure", ["CMS159", "CMS2"])
 def test_a_patient_with_nothing_is_in_no_population(measure):
-    result = MEASURES[measure].evaluate([{"resourceType": "Patient", "id": "p"}], date(2026, 1, 1), date(2026, 12, 31))
+    result = MEASURES[measure].evaluate(
+        [{"resourceType": "Patient", "id": "p"}], date(2026, 1, 1), date(2026, 12, 31)
+    )
     assert not any(result.populations.values())
 
 
@@ -104,10 +121,8 @@ def test_each_case_makes_a_transaction_of_puts_with_the_senders_ids():
 
 
 def test_the_order_of_a_patients_resources_does_not_matter():
-    import random
-
     rng = random.Random(20)
-    for deck, measure, folder in all_cases():
+    for _, measure, folder in all_cases():
         resources, report = load_case(folder)
         rng.shuffle(resources)
         period = report["period"]
@@ -127,7 +142,9 @@ def _mangle(value, rng):
             if key == "resourceType" or roll > 0.15:
                 out[key] = _mangle(item, rng)
             elif roll > 0.08:
-                out[key] = rng.choice([None, "", "x", 12, -1.5, True, [], {}, "2026-02-30", "2026-13", "9999"])
+                out[key] = rng.choice(
+                    [None, "", "x", 12, -1.5, True, [], {}, "2026-02-30", "2026-13", "9999"]
+                )
         return out
     if isinstance(value, list):
         return [_mangle(item, rng) for item in value if rng.random() > 0.1]
@@ -136,8 +153,6 @@ def _mangle(value, rng):
 
 def test_malformed_resources_never_raise():
     """A faulty record makes a patient miss a population, never a 500."""
-    import random
-
     rng = random.Random(21)
     for _ in range(3):
         for _, measure, folder in all_cases():
