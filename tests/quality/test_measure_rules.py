@@ -380,3 +380,27 @@ def test_bad_parameters_name_the_field(pairs, field):
 def test_an_unknown_measure_is_not_found():
     with pytest.raises(NotFound):
         catalog.parse_parameters("CMS999", [])
+
+
+def test_cms159_reads_phq9_totals_as_concord_serves_them():
+    """Concord's own PHQ-9 totals (concord.fhir.measures: LOINC 44261-6, a valueQuantity in
+    {score}) count as index and follow-up assessments beside an EHR's encounters and diagnoses."""
+
+    def served(when: str, score: int) -> dict:
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": cc(LOINC, "44261-6"),
+            "effectiveDateTime": when,
+            "valueQuantity": {
+                "value": score,
+                "unit": "{score}",
+                "system": "http://unitsofmeasure.org",
+                "code": "{score}",
+            },
+        }
+
+    resources = remission_case()
+    resources[3] = served("2025-03-10T10:05:00+00:00", 15)
+    resources[4] = served("2026-03-01T10:00:00+00:00", 2)
+    assert cms159.evaluate(resources, *Y2026)["numerator"]
