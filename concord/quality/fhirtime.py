@@ -141,10 +141,6 @@ def within(moment: datetime | None, span: Span | None) -> bool:
     return (span.low is None or span.low <= moment) and (span.high is None or moment <= span.high)
 
 
-def days_between(low: date, high: date) -> DaySpan:
-    return DaySpan(low, high)
-
-
 def shift(d: date | None, days: int) -> date | None:
     """A date moved by some days, kept within the calendar."""
     if d is None:
