@@ -492,6 +492,23 @@ def withheld_by_consent(session: Session, patient_id: uuid.UUID) -> int:
     return int(session.info.get(_WITHHELD, {}).get(patient_id, 0))
 
 
+def withheld_in_request(session: Session) -> int:
+    """How many records this request withheld from the care team by consent, over every
+    patient it read (a list of many patients, as the caseload, says it once)."""
+    return sum(int(n) for n in session.info.get(_WITHHELD, {}).values())
+
+
+def load_for(
+    session: Session, organization_id: uuid.UUID, patient_ids: Iterable[uuid.UUID]
+) -> None:
+    """Load the labels and consents of many patients at once (a fixed number of queries,
+    whatever their number), so that the per-patient decisions that follow (`filter_records`,
+    `check_record`, `decide`) read them from memory: a read of many patients' records (the
+    caseload, a clinician-wide list) decides per patient with no query per patient. Call it
+    after the read's own queries and before its decisions (a flush in between clears it)."""
+    labels.context(session, organization_id, patient_ids)
+
+
 _CONSENT_REASONS = frozenset({"consent_denies", "part2_no_consent", "no_consent"})
 
 

@@ -230,7 +230,8 @@ def queue(session: Session, *, by: User) -> list[QueueItem]:
     assert org is not None
     on = org_today(org)
     pairs = open_episodes(session, by, scope="teams")
-    rows = {r.episode.id: r for r in build_rows(session, pairs, today=on, tz=org.timezone)}
+    # Decided as the caseload is (consent, Part 2): a withheld episode is not in the queue.
+    rows = {r.episode.id: r for r in build_rows(session, pairs, today=on, tz=org.timezone, by=by)}
     requests = {
         r.episode_id: r
         for r in session.scalars(
