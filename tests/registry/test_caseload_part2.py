@@ -21,8 +21,8 @@ from concord.consents.schemas import ConsentIn
 from concord.disclosures.models import DisclosureLog
 from concord.disclosures.notice import STATEMENT
 from concord.measures import service as measures
-from concord.registry import caseload as cl
 from concord.patients.models import CareTeam, CareTeamMember
+from concord.registry import caseload as cl
 from concord.registry import reviews as rv
 from concord.safety import alerts as safety_alerts
 from tests.careplans.test_api import bearer
