@@ -563,6 +563,40 @@ def filter_records(
     return kept
 
 
+def filter_many(
+    session: Session,
+    by: User,
+    groups: Iterable[tuple[Any, list[T]]],
+    *,
+    object_type: str,
+    action: str = "list",
+    purpose: Purpose | str | None = None,
+) -> dict[uuid.UUID, list[T]]:
+    """`filter_records` for a read that found many patients' records in one query, each
+    patient (a `Patient`) with their rows: the rows `by` may see, by patient id. The query
+    must have found only patients `access.readable_patients(by)` gives (the care teams `by`
+    is on, for a clinician), so `by`'s relation to each follows from the role
+    (`role_relation`); anyone with none sees nothing. The labels and consents of all the
+    patients are loaded once (`load_for`): a fixed number of queries, none per patient."""
+    pairs = [(patient, rows) for patient, rows in groups if rows]
+    relation = role_relation(by)
+    if relation is None:
+        return {}
+    if pairs:
+        load_for(session, by.organization_id, [patient.id for patient, _ in pairs])
+    return {
+        patient.id: filter_records(
+            session,
+            PatientAccess(by, patient, relation),
+            rows,
+            object_type=object_type,
+            action=action,
+            purpose=purpose,
+        )
+        for patient, rows in pairs
+    }
+
+
 def audit_withheld(
     session: Session,
     access: PatientAccess,
