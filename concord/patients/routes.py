@@ -187,7 +187,7 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         "members": members,
         "summary": summary,
         "related": patients.list_related_persons(session, access=acc),
-        **progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id)),
+        **progress_card(session, acc, lang, judged=judged_by(session, acc)),
         **header_context(session, acc, tab="overview"),
         **withheld_context(session, acc),
     }
