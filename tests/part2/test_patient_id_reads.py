@@ -16,6 +16,8 @@ from concord.consents.schemas import ConsentIn
 from concord.disclosures.models import DisclosureLog
 from concord.errors import NotFound
 from concord.measures.service import latest_scores
+from concord.registry.models import Episode
+from concord.registry.service import judged_by
 from concord.safety import alerts as safety_alerts
 from concord.safety.risk import (
     current_risk,
@@ -139,3 +141,15 @@ def test_the_pages_that_show_them(client, session, people, world, sign_in):
         got = client.get(url)
         assert got.status_code == 200, (url, got.status_code)
         assert str(alert.id) not in got.text
+
+
+def test_the_measure_progress_is_judged_by_comes_from_an_episode_the_reader_may_see(
+    session, people, world
+):
+    pcp, _ = world
+    episode = session.scalar(select(Episode).where(Episode.patient_id == people.patient.id))
+    episode.program = "substance_use"  # judged by the AUDIT-C
+    commit(session)
+    assert judged_by(session, acc_for(session, people.care_manager, people.patient)) == "AUDIT-C"
+    # The PCP may not see the program's episode: nothing names its measure.
+    assert judged_by(session, acc_for(session, pcp, people.patient)) == "PHQ-9"
