@@ -16,6 +16,7 @@ from concord.consents.schemas import ConsentIn
 from concord.disclosures.models import DisclosureLog
 from concord.errors import NotFound
 from concord.measures.service import latest_scores
+from concord.registry import tasks
 from concord.registry.models import Episode
 from concord.registry.service import judged_by
 from concord.safety import alerts as safety_alerts
@@ -26,6 +27,7 @@ from concord.safety.risk import (
     risk_history_for,
     risks_for,
 )
+from tests.careplans.test_api import bearer
 from tests.conftest import commit
 from tests.factories import acc_for
 from tests.part2.test_part2 import make_world
@@ -153,3 +155,22 @@ def test_the_measure_progress_is_judged_by_comes_from_an_episode_the_reader_may_
     assert judged_by(session, acc_for(session, people.care_manager, people.patient)) == "AUDIT-C"
     # The PCP may not see the program's episode: nothing names its measure.
     assert judged_by(session, acc_for(session, pcp, people.patient)) == "PHQ-9"
+
+
+def test_the_fhir_task_search_reaches_a_deny_and_its_total_agrees(client, session, people, world):
+    pcp, alert = world
+
+    def search(user):
+        page = tasks.list_team_tasks(session, by=user, scope=None)
+        return {getattr(item, "alert", item).id for item, _ in page.rows}, page.total
+
+    found, total = search(pcp)
+    assert alert.id in found and total == len(found)
+    _refuse_safety(session, people, pcp)
+    found, total = search(pcp)
+    assert alert.id not in found and total == len(found)
+    assert alert.id in search(people.care_manager)[0]
+    got = client.get("/fhir/Task", headers=bearer(session, pcp))
+    assert got.status_code == 200, got.text
+    assert str(alert.id) not in got.text
+    assert got.json().get("total", 0) == len(got.json().get("entry", []))
