@@ -419,6 +419,34 @@ def withheld_for_search(
     return out, forced
 
 
+def withheld_corrected_for_search(
+    session: Session,
+    by: User,
+    patient_ids: Iterable[uuid.UUID],
+    categories: Iterable[DataCategory],
+    purpose: Purpose | str | None = None,
+) -> dict[DataCategory, set[uuid.UUID]]:
+    """For a search across patients: per category, the patients whose records of it that a
+    correction labelled Part 2 are withheld from `by`. The label is the one `labels_of` gives
+    such a record (Part 2, the patient's programs), so the SQL clause answers as
+    `filter_records` does (a permit must cover the record's own category and substance use).
+    Read from the context `withheld_for_search` loaded (no query)."""
+    relation = role_relation(by)
+    ids = list(dict.fromkeys(patient_ids))
+    cats = list(categories)
+    if relation is None:
+        return {c: set(ids) for c in cats}
+    chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
+    ctx = labels.context(session, by.organization_id, ids)
+    out: dict[DataCategory, set[uuid.UUID]] = {c: set() for c in cats}
+    for pid in ids:
+        label = labels.Label(True, ctx.patient_programs.get(pid, frozenset()), corrected=True)
+        for cat in cats:
+            if not consent_decision(by, relation, pid, cat, chosen, label, ctx).permit:
+                out[cat].add(pid)
+    return out
+
+
 def audit_withheld_search(
     session: Session,
     by: User,

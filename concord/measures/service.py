@@ -777,11 +777,22 @@ def _disclosed(
     )
     if forced:
         response = model.response_id if hasattr(model, "response_id") else model.id
-        # A record corrected to Part 2 goes only where Part 2 records of its patient go.
-        part2_denied = sorted(withheld_patients.get(DataCategory.substance_use, set(patients)))
+        # A record corrected to Part 2 goes only where a Part 2 record of its category goes
+        # (the label filter_records gives it: tests/part2/test_decision_sql_equals_python.py).
+        part2_denied = disclosure.withheld_corrected_for_search(
+            session, by, patients, sorted(permitted)
+        )
         allowed = and_(
             allowed,
-            or_(response.not_in(sorted(forced)), model.patient_id.not_in(part2_denied)),
+            *(
+                or_(
+                    response.not_in(sorted(forced)),
+                    column.not_in(disclosed_instruments([cat])),
+                    model.patient_id.not_in(sorted(part2_denied[cat])),
+                )
+                for cat in sorted(permitted)
+                if part2_denied[cat]
+            ),
         )
     some = forced or any(withheld_patients.values())
     if some or len(codes) < len(library().instruments):
