@@ -16,12 +16,14 @@ import io
 from sqlalchemy import func, select
 
 from concord.accounts.models import Role
+from concord.actions import part2 as part2_actions
 from concord.consents import service as consents
 from concord.consents.schemas import ConsentIn
 from concord.disclosures.models import DisclosureLog
 from concord.disclosures.notice import STATEMENT
 from concord.measures import service as measures
 from concord.patients.models import CareTeam, CareTeamMember
+from concord.patients.service import add_team_member
 from concord.registry import caseload as cl
 from concord.registry import reviews as rv
 from concord.safety import alerts as safety_alerts
@@ -200,3 +202,29 @@ def test_the_review_queue_decides_as_the_caseload(session, people):
     pcp, _ = make_world(session, people)
     assert cl.list_caseload(session, by=pcp, scope="teams", view=cl.View())[0] == []
     assert all(i.patient.id != people.patient.id for i in rv.queue(session, by=pcp))
+
+
+def test_a_review_request_by_a_program_s_staff_is_decided_in_the_queue(session, people):
+    """South is the Part 2 program here; its care manager (on the patient's team) asks the
+    consultant about the patient's episode at North. The request is the program's record:
+    without consent it is not in the consultant's queue; under the team's permit it is."""
+    part2_actions.set_part2_program(session, people.admin, people.south.id, True)
+    enroll(session, people)
+    add_team_member(
+        session, by=people.care_manager, patient=people.patient, user_id=people.outsider.id
+    )
+    commit(session)
+    asked = rv.request_review(
+        session,
+        access=acc_for(session, people.outsider, people.patient),
+        question="Is the dose right?",
+    )
+    commit(session)
+
+    def queued():
+        return {i.review.id for i in rv.queue(session, by=people.consultant) if i.review}
+
+    assert asked.id not in queued()
+    # The care manager who asked sees it (the program's own staff); others under consent.
+    _consent(session, people, people.patient)
+    assert asked.id in queued()
