@@ -225,6 +225,6 @@ def test_a_review_request_by_a_program_s_staff_is_decided_in_the_queue(session, 
         return {i.review.id for i in rv.queue(session, by=people.consultant) if i.review}
 
     assert asked.id not in queued()
-    # The care manager who asked sees it (the program's own staff); others under consent.
+    # Under the team's permit (treatment, the whole record) the consultant sees it.
     _consent(session, people, people.patient)
     assert asked.id in queued()
