@@ -444,15 +444,9 @@ def _cases() -> list[tuple[str, str]]:
 # What the matrix finds disclosed without consent today, each with why, until fixed (a leak
 # line reads "GET <url> as <persona> (<state>): <category> <status>"). Each is a strict xfail
 # in test_known_gaps_still_leak, which fails the day the gap closes: then remove its entry.
-KNOWN_GAPS: dict[str, tuple[str, str]] = {
-    # The caseload reads open episodes for many patients by SQL (ADR 0020, "Consequences"):
-    # it shows the program's episode and the AUDIT-C. (A patient's Collaborative care tab
-    # decides on its episode and scores since registry.caseload.withheld_instruments.)
-    "registry caseload": (
-        r"^GET /(api/v1/)?registry(/caseload)?[ ?]",
-        "the registry's caseload does not decide on Part 2 labels",
-    ),
-}
+KNOWN_GAPS: dict[str, tuple[str, str]] = {}
+# (The registry caseload, page, CSV and API, decides per patient since
+# registry.caseload._decide: it was the last entry here.)
 
 
 # Part 2 records disclosed under consent and not written to the disclosure log, until fixed.
