@@ -329,7 +329,7 @@ def _replay(session: Session, acc: PatientAccess, result: str | None) -> Any:
     if plan is None or not result or "/" not in result:
         raise NotFound(Msg("The earlier submission with this key is not available."))
     sec, item_id = result.split("/", 1)
-    item = plans.get_item(session, plan=plan, section=sec, item_id=item_id)
+    item = plans.get_item(session, plan=plan, section=sec, item_id=item_id, access=acc)
     return item_json(sec, item)
 
 

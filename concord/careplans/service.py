@@ -976,7 +976,18 @@ def add_item(
     return item
 
 
-def get_item(session: Session, *, plan: CarePlan, section: str, item_id: uuid.UUID | str) -> Any:
+def get_item(
+    session: Session,
+    *,
+    plan: CarePlan,
+    section: str,
+    item_id: uuid.UUID | str,
+    access: PatientAccess | None = None,
+) -> Any:
+    """An item of the plan (not removed); with `access`, one that `access` may see: an item
+    written by a Part 2 program's staff is "no such item" (audited) to someone the
+    disclosure decision withholds it from, as on the plan page, so a change by id cannot
+    reach what the page does not show."""
     spec = spec_for(section)
     try:
         iid = uuid.UUID(str(item_id))
@@ -992,6 +1003,14 @@ def get_item(session: Session, *, plan: CarePlan, section: str, item_id: uuid.UU
     )
     if plan_id != plan.id:
         raise NotFound(Msg("No such item in this plan."))
+    if access is not None:
+        disclosure.check_record(
+            session,
+            access,
+            item,
+            object_type=spec.model.__name__,
+            message=Msg("No such item in this plan."),
+        )
     return item
 
 
@@ -1008,7 +1027,7 @@ def update_item(
     spec = spec_for(section)
     _require_editor(session, access, action="update", object_type=spec.object_type)
     plan = _editable_plan(session, access)
-    item = get_item(session, plan=plan, section=section, item_id=item_id)
+    item = get_item(session, plan=plan, section=section, item_id=item_id, access=access)
     if item.version != version:
         raise _stale(session, item, section)
     values = _columns(session, access, plan, section, data)
@@ -1041,7 +1060,7 @@ def remove_item(
     spec = spec_for(section)
     _require_editor(session, access, action="delete", object_type=spec.object_type)
     plan = _editable_plan(session, access)
-    item = get_item(session, plan=plan, section=section, item_id=item_id)
+    item = get_item(session, plan=plan, section=section, item_id=item_id, access=access)
     if item.version != version:
         raise _stale(session, item, section)
     if section == "goals":
@@ -1075,7 +1094,7 @@ def set_step_status(
     plan = current_plan(session, access.patient.id)
     if plan is None:
         raise NotFound(Msg("No such item in this plan."))
-    step = get_item(session, plan=plan, section="action_steps", item_id=step_id)
+    step = get_item(session, plan=plan, section="action_steps", item_id=step_id, access=access)
     allowed = access.can_edit_plan or (access.is_self and step.owner_is_patient)
     if not allowed:
         raise deny(

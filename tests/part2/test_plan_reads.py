@@ -220,3 +220,27 @@ def test_an_answer_of_a_part2_response_is_labelled(client, session, people):
         f"/fhir/Observation/{items[0]['id']}", headers=bearer(session, people.care_manager)
     )
     assert one.status_code == 200 and _security(one.json()) == PART2_CODES
+
+
+def test_a_change_by_id_cannot_reach_a_program_item_the_pcp_may_not_see(
+    client, session, people, plan_world
+):
+    """A change or removal by id answers as for an item that does not exist, writes nothing,
+    and is in the trail; the program's own staff change it as before."""
+    pcp, program_goal, _ = plan_world
+    pid = people.patient.id
+    url = f"/api/v1/patients/{pid}/careplan/goals/{program_goal.id}"
+    body = {"statement": "Changed", "category": "symptoms", "version": 1, "reason": "Why"}
+    refused = client.put(url, json=body, headers=bearer(session, pcp))
+    assert refused.status_code == 404, refused.text
+    assert PROGRAM_GOAL not in refused.text
+    removed = client.post(
+        f"{url}/remove", json={"version": 1, "reason": "Done"}, headers=bearer(session, pcp)
+    )
+    assert removed.status_code == 404
+    session.expire_all()
+    assert plans.load_contents(session, plans.current_plan(session, pid)).goals[0].statement == (
+        PROGRAM_GOAL
+    )
+    changed = client.put(url, json=body, headers=bearer(session, people.care_manager))
+    assert changed.status_code == 200, changed.text
