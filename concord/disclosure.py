@@ -527,6 +527,19 @@ def withheld_by_consent(session: Session, patient_id: uuid.UUID) -> int:
 _CONSENT_REASONS = frozenset({"consent_denies", "part2_no_consent", "no_consent"})
 
 
+def is_part2(row: Any, patient: Any) -> bool:
+    """Whether a record of `patient` carries the 42 CFR Part 2 label (for the page's badge:
+    the labels are loaded once per request, so no query per row)."""
+    try:
+        session = Session.object_session(patient)
+    except Exception:  # not a mapped row: nothing to label
+        return False
+    if session is None:
+        return False
+    ctx = labels.context(session, patient.organization_id, [patient.id])
+    return labels.labels_of(row, ctx, patient.id).part2
+
+
 def prepare(session: Session, organization_id: uuid.UUID, patient_ids: Iterable[uuid.UUID]) -> None:
     """Load the Part 2 labels and consents of many patients at once (cached for the request),
     so a read that then decides patient by patient runs no query per patient."""
