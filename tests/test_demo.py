@@ -479,6 +479,10 @@ def test_the_part2_badge_stands_beside_each_labelled_record_of_megan_doyle(demo_
                 rows += session.scalars(select(model).where(model.patient_id == pid)).all()
             labelled = {str(r.id): r for r in rows if labels.labels_of(r, ctx, pid).part2}
             unlabelled = {str(r.id) for r in rows} - set(labelled)
+            labelled_codes = {
+                r.instrument for r in labelled.values() if isinstance(r, MeasureResponse)
+            }
+            assert "AUDIT-C" in labelled_codes and "PHQ-9" not in labelled_codes
             # The story labels records of every kind the rules name, and leaves others bare.
             kinds = {r.__tablename__ for r in labelled.values()}
             assert {"episode", "registry_contact", "measure_response", "strength"} <= kinds
@@ -537,6 +541,12 @@ def test_the_part2_badge_stands_beside_each_labelled_record_of_megan_doyle(demo_
                 assert badges <= set(labelled), (page, badges - set(labelled))
                 assert "Protected by 42 CFR Part 2" in text or not badges
                 seen_badges |= badges
+                # A progress card's series: labelled when its scores are (AUDIT-C), never the
+                # PHQ-9 (primary care's depression measure).
+                series = set(re.findall(r'data-part2-series="([^"]+)"', got.text))
+                assert series <= labelled_codes, (page, series)
+                if page.endswith((str(pid), "/measures")):
+                    assert "AUDIT-C" in series, page
                 if page.endswith("/plan/history"):
                     continue
                 for rid, row in labelled.items():

@@ -50,20 +50,27 @@ def _ngettext(singular: str, plural: str, n: int) -> str:
 
 @pass_context
 def part2_badge(context: Any, row: Any, patient: Any = None) -> Markup:
-    """"Protected by 42 CFR Part 2" beside a record that carries the label (issue 18, ADR
+    """ "Protected by 42 CFR Part 2" beside a record that carries the label (issue 18, ADR
     0021), nothing beside one that does not: one badge for every page, in the viewer's
-    language. `patient`: the record's patient where the page has none (a list across
+    language; beside a series of scores (a progress card) when any score in it is labelled.
+    `patient`: the record's patient where the page has none (a list across
     patients); the page's `patient` otherwise. The badge names the record's id
     (`data-part2`), so a test can tell which record it stands beside. The labels were loaded
     by the read that found the record (no query per row)."""
+    text = _gettext(N_("Protected by 42 CFR Part 2"))
+    if getattr(row, "points", None) is not None and hasattr(row, "part2"):
+        # A series of scores (measures.InstrumentProgress): labelled when any score is.
+        if not row.part2:
+            return Markup("")
+        return Markup(' <span class="badge warn part2" data-part2-series="{}">{}</span>').format(
+            row.instrument.code, text
+        )
     patient = patient if patient is not None else context.get("patient")
     if row is None or patient is None or getattr(row, "id", None) is None:
         return Markup("")
     if not disclosure.is_part2(row, patient):
         return Markup("")
-    return Markup(' <span class="badge warn part2" data-part2="{}">{}</span>').format(
-        row.id, _gettext(N_("Protected by 42 CFR Part 2"))
-    )
+    return Markup(' <span class="badge warn part2" data-part2="{}">{}</span>').format(row.id, text)
 
 
 def new_key() -> str:
