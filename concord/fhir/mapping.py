@@ -432,6 +432,14 @@ def care_plan_resource(
     activities += [
         _labelled_activity(_step_activity(s, patient), s, labelled) for s in contents.action_steps
     ]
+    shown_goals = {f"Goal/{g.id}" for g in contents.goals}
+    for activity in activities:
+        # A goal withheld from the reader (a Part 2 program's) is not named by an activity.
+        refs = [g for g in activity["detail"].get("goal", []) if g["reference"] in shown_goals]
+        if refs:
+            activity["detail"]["goal"] = refs
+        else:
+            activity["detail"].pop("goal", None)
     period = _drop_empty({"start": _date(plan.activated_on), "end": _date(plan.ended_on)})
     resource = _drop_empty(
         {

@@ -202,6 +202,12 @@ def test_the_care_plan_resource_is_labelled_where_it_holds_a_program_item(
     assert mine.status_code == 200 and _security(mine.json()) == set()
     assert "Relapse-prevention group" not in mine.text
 
+    def walk(body):
+        return next(a for a in body["activity"] if a["detail"]["description"] == "Walk after lunch")
+
+    # The PCP's step names the program's goal: not to the PCP.
+    assert walk(resource)["detail"]["goal"] and "goal" not in walk(mine.json())["detail"]
+
 
 def test_an_answer_of_a_part2_response_is_labelled(client, session, people):
     """An AUDIT-C item Observation carries its response's label, read by id or derived."""
