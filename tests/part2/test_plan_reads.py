@@ -205,7 +205,9 @@ def test_the_care_plan_resource_is_labelled_where_it_holds_a_program_item(
     def walk(body):
         return next(a for a in body["activity"] if a["detail"]["description"] == "Walk after lunch")
 
-    # The PCP's step names the program's goal: not to the PCP.
+    # The PCP's step names the program's goal: not to the PCP (nor by its id in JSON).
+    got = client.get(f"/api/v1/patients/{people.patient.id}/careplan", headers=bearer(session, pcp))
+    assert [s["goal_id"] for s in got.json()["action_steps"]] == [None]
     assert walk(resource)["detail"]["goal"] and "goal" not in walk(mine.json())["detail"]
 
 
