@@ -342,6 +342,10 @@ def _program_requests() -> list[Request]:
         Request("GET", "/fhir/Observation/{audit_observation_id}"),
         Request("GET", "/fhir/QuestionnaireResponse/{audit_response_id}"),
         Request("GET", "/fhir/Observation?patient={patient_id}&code=AUDIT-C"),
+        # The counsellor's goal, read by its id and found by a search one page at a time.
+        Request("GET", "/fhir/Goal/{part2_goal_id}"),
+        Request("GET", "/fhir/Goal?patient={patient_id}&_count=1"),
+        Request("GET", "/fhir/CarePlan?patient={patient_id}&_count=1"),
     ]
     return found
 
