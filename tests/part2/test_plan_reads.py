@@ -252,3 +252,28 @@ def test_a_change_by_id_cannot_reach_a_program_item_the_pcp_may_not_see(
     )
     changed = client.put(url, json=body, headers=bearer(session, people.care_manager))
     assert changed.status_code == 200, changed.text
+
+
+def test_the_badge_on_the_plan_page_in_english_and_spanish(
+    client, session, people, plan_world, sign_in
+):
+    """The program's staff see "Protected by 42 CFR Part 2" beside its items (in their
+    language) and beside nothing primary care wrote; the PCP without consent sees no badge."""
+    import re
+
+    pcp, program_goal, pcp_goal = plan_world
+    pid = people.patient.id
+    sign_in(people.care_manager.email)
+    page = client.get(f"/patients/{pid}/plan")
+    assert page.status_code == 200
+    badged = set(re.findall(r'data-part2="([^"]+)"', page.text))
+    assert str(program_goal.id) in badged and str(pcp_goal.id) not in badged
+    assert "Protected by 42 CFR Part 2" in page.text
+    people.care_manager.language = "es"
+    commit(session)
+    page = client.get(f"/patients/{pid}/plan")
+    assert "Protegido por 42 CFR Parte 2" in page.text
+    sign_in(pcp.email)
+    page = client.get(f"/patients/{pid}/plan")
+    assert page.status_code == 200 and "data-part2=" not in page.text
+    assert PROGRAM_GOAL not in page.text and PCP_GOAL in page.text
