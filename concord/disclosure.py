@@ -446,6 +446,37 @@ def withheld_corrected_for_search(
                 out[cat].add(pid)
     return out
 
+def withheld_among(
+    session: Session,
+    by: User,
+    rows: Iterable[tuple[Any, uuid.UUID]],
+    purpose: Purpose | str | None = None,
+) -> set[Any]:
+    """For a search across patients whose records carry labels of their own (a plan item
+    written by a Part 2 program's staff): the ids of the rows (`row`, its patient's id) the
+    decision withholds from `by`, each decided by its category and label exactly as
+    `filter_records` decides it, from one load of labels and consents for all the patients.
+    The rows need only the columns the label rules read (id, category, who wrote it)."""
+    found = list(rows)
+    relation = role_relation(by)
+    if relation is None:
+        return {row.id for row, _ in found}
+    chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
+    ctx = labels.context(session, by.organization_id, {pid for _, pid in found})
+    answers: dict[tuple[uuid.UUID, DataCategory | None, labels.Label], Decision] = {}
+    withheld: set[Any] = set()
+    for row, pid in found:
+        cat = category_of(row)
+        label = labels.labels_of(row, ctx, pid)
+        answer = answers.get((pid, cat, label))
+        if answer is None:
+            answer = answers[(pid, cat, label)] = consent_decision(
+                by, relation, pid, cat, chosen, label, ctx
+            )
+        if not answer.permit:
+            withheld.add(row.id)
+    return withheld
+
 
 def audit_withheld_search(
     session: Session,
@@ -538,6 +569,27 @@ def load_for(
 
 
 _CONSENT_REASONS = frozenset({"consent_denies", "part2_no_consent", "no_consent"})
+
+
+def is_part2(row: Any, patient: Any) -> bool:
+    """Whether a record of `patient` carries the 42 CFR Part 2 label (for the page's badge:
+    the labels are loaded once per request, so no query per row)."""
+    try:
+        session = Session.object_session(patient)
+    except Exception:  # not a mapped row: nothing to label
+        return False
+    if session is None:
+        return False
+    ctx = labels.context(session, patient.organization_id, [patient.id])
+    return labels.labels_of(row, ctx, patient.id).part2
+
+
+def prepare(session: Session, organization_id: uuid.UUID, patient_ids: Iterable[uuid.UUID]) -> None:
+    """Load the Part 2 labels and consents of many patients at once (cached for the request),
+    so a read that then decides patient by patient runs no query per patient."""
+    ids = list(patient_ids)
+    if ids:
+        labels.context(session, organization_id, ids)
 
 
 def label_of(session: Session, access: PatientAccess, row: Any) -> labels.Label:

@@ -1219,6 +1219,8 @@ class InstrumentProgress:
     summary: Progress
     treatment_start: date | None
     goals: list[Any] = field(default_factory=list)
+    # Whether any score in the series is a 42 CFR Part 2 record (the page's badge).
+    part2: bool = False
 
 
 def progress_for(
@@ -1246,11 +1248,14 @@ def progress_for(
     rows = disclosure.filter_records(session, access, rows, object_type="Observation")
     tz = ZoneInfo(_org(session, access.patient).timezone)
     series: dict[str, list[Point]] = {}
+    labelled: set[str] = set()
     for row in rows:
         instrument = library().get(row.instrument)
         main = instrument.main_score if instrument else None
         if main is None or row.score_id != main.id:
             continue
+        if row.instrument not in labelled and disclosure.label_of(session, access, row).part2:
+            labelled.add(row.instrument)
         series.setdefault(row.instrument, []).append(
             Point(_local_date(row.effective_at, tz), row.value, row.band, str(row.response_id))
         )
@@ -1271,6 +1276,7 @@ def progress_for(
                 progress(instrument, points, treatment_start=start, today=on),
                 start,
                 [g for g in goals if g.measure_instrument == code],
+                part2=code in labelled,
             )
         )
     record(
