@@ -135,7 +135,9 @@ async def check_credentials_first(request: Request) -> None:
 def _check_credentials(request: Request) -> None:
     session = request.app.state.sessionmaker()
     try:
-        if request.scope["path"].startswith("/fhir") or request.headers.get("Authorization"):
+        if request.scope["path"].startswith(("/fhir", CDS_PREFIX)) or request.headers.get(
+            "Authorization"
+        ):
             # A token (on /api too when it sends one: api_actor would check it by
             # bearer_actor): decided from three columns, nothing loaded.
             if not tokens.api_token_usable(session, _bearer_token(request)):
@@ -369,6 +371,7 @@ def check_anonymous_csrf(request: Request, form: Form) -> None:
     _check_csrf(request, request.cookies.get(ANON_CSRF_COOKIE, ""), form)
 
 
+CDS_PREFIX = "/cds-services"
 INVALID_TOKEN = Msg("The API token is not valid, has expired or was revoked.")
 
 
@@ -386,6 +389,8 @@ def bearer_actor(request: Request, session: DbSession) -> Actor:
     if found is None:
         raise NotAuthenticated(INVALID_TOKEN)
     user, api_token = found
+    if api_token.scope == TokenScope.cds and not request.url.path.startswith(CDS_PREFIX):
+        raise PermissionDenied(Msg("This token may only ask the CDS Hooks service."))
     keep_after_rollback(session, api_token, user, user.organization)
     request.state.actor = Actor(user=user, token=api_token)
     request.state.lang = user.language
