@@ -370,7 +370,8 @@ def unchecked_card(orders: Sequence[Order], lang: str = "en") -> dict[str, Any]:
         "detail": translate(
             Msg(
                 "Concord checks medications by RxNorm ingredient code. These could not be "
-                "checked, so no finding about them means nothing: %(which)s.",
+                "checked, so having no finding about them does not mean they are safe with "
+                "the rest: %(which)s.",
                 which=", ".join(o.reference or o.where for o in orders),
             ),
             lang,
