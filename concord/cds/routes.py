@@ -13,6 +13,8 @@ from fastapi import APIRouter, Body, Depends, Request
 
 from concord.accounts.models import TokenScope
 from concord.actions.medication_check import check_orders
+from concord.audit.models import Outcome
+from concord.audit.service import record
 from concord.cds import hooks
 from concord.errors import ConcordError, NotFound, PermissionDenied
 from concord.i18n import Msg
@@ -33,12 +35,23 @@ class PrefetchMissing(ConcordError):
 def cds_actor(request: Request, session: DbSession) -> Actor:
     """A clinician's Concord API token with the cds scope: deny by default."""
     actor = bearer_actor(request, session)
+    problem = None
     if actor.token is None or actor.token.scope != TokenScope.cds:
-        raise PermissionDenied(
-            Msg("This token may not ask the CDS Hooks service: use a token with the cds scope.")
+        problem = Msg(
+            "This token may not ask the CDS Hooks service: use a token with the cds scope."
         )
-    if not actor.user.is_clinician:
-        raise PermissionDenied(Msg("Only a clinician's token may ask the CDS Hooks service."))
+    elif not actor.user.is_clinician:
+        problem = Msg("Only a clinician's token may ask the CDS Hooks service.")
+    if problem is not None:
+        record(
+            session,
+            by=actor.user,
+            action="medication_check",
+            object_type="MedicationList",
+            object_id=request.path_params.get("service_id", "")[:64],
+            outcome=Outcome.denied,
+        )
+        raise PermissionDenied(problem)
     return actor
 
 

@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from concord.accounts import sessions, tokens
 from concord.accounts.models import ApiToken, TokenScope, User, WebSession
-from concord.audit.service import set_context
+from concord.audit.models import Outcome
+from concord.audit.service import record, set_context
 from concord.db import abort, finish, keep_after_rollback
 from concord.errors import InvalidInput, NotAuthenticated, PermissionDenied, Unavailable
 from concord.i18n import Msg, best_language
@@ -390,6 +391,15 @@ def bearer_actor(request: Request, session: DbSession) -> Actor:
         raise NotAuthenticated(INVALID_TOKEN)
     user, api_token = found
     if api_token.scope == TokenScope.cds and not request.url.path.startswith(CDS_PREFIX):
+        # An EHR's token used elsewhere: refused, and the attempt is in the trail.
+        record(
+            session,
+            by=user,
+            action="read",
+            object_type="ApiToken",
+            object_id=api_token.id,
+            outcome=Outcome.denied,
+        )
         raise PermissionDenied(Msg("This token may only ask the CDS Hooks service."))
     keep_after_rollback(session, api_token, user, user.organization)
     request.state.actor = Actor(user=user, token=api_token)

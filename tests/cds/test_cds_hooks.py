@@ -272,13 +272,16 @@ def test_the_call_is_audited_without_medication_names(client, session, cds):
 def test_a_request_that_cannot_be_read_is_400_naming_the_field(client, session, cds, change, field):
     body = request("order-sign", [med("n", CLONAZEPAM)], current=[])
     change(body)
-    before = session.scalar(select(AuditEvent.action).where(AuditEvent.action == "medication_check"))
+    before = session.scalar(
+        select(AuditEvent.action).where(AuditEvent.action == "medication_check")
+    )
     response = client.post(SIGN, json=body, headers=cds)
     assert response.status_code == 400, response.text
     assert [f["field"] for f in response.json()["fields"]] == [field]
     assert before is None
     assert (
-        session.scalar(select(AuditEvent.action).where(AuditEvent.action == "medication_check")) is None
+        session.scalar(select(AuditEvent.action).where(AuditEvent.action == "medication_check"))
+        is None
     )
 
 
@@ -342,3 +345,34 @@ def test_the_documented_example_answers_as_documented(client, cds):
     assert [c["summary"] for c in got] == [c["summary"] for c in documented["cards"]]
     assert [c["indicator"] for c in got] == [c["indicator"] for c in documented["cards"]]
     assert [c["source"]["url"] for c in got] == [c["source"]["url"] for c in documented["cards"]]
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"),
+    [
+        ("care_manager", 200),
+        ("consultant", 200),
+        ("therapist", 200),
+        ("outsider", 412),
+        ("patient_user", 403),
+        ("other_patient_user", 403),
+        ("family", 403),
+        ("family_no_consent", 403),
+        ("admin", 403),
+    ],
+)
+def test_every_persona_with_a_cds_token(client, session, people, persona, status):
+    """Without a prefetch list: the care team gets Concord's list; another clinician the same
+    412 as for an unknown patient; no one else may ask. Every refusal is audited."""
+    user = getattr(people, persona)
+    headers = bearer(session, user, scope=TokenScope.cds)
+    body = request("order-sign", [med("n", NALTREXONE)], patient_id=str(people.patient.id))
+    response = client.post(SIGN, json=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert people.patient.family_name not in response.text
+    events = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "medication_check", AuditEvent.actor_id == user.id
+        )
+    ).all()
+    assert [e.outcome for e in events] == ["success" if status == 200 else "denied"]
