@@ -178,7 +178,9 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
+    flagged = raise_manual_flag(
+        session, access=cm, tier="high", reason="Worried about the weekend"
+    )
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
