@@ -376,3 +376,12 @@ def test_every_persona_with_a_cds_token(client, session, people, persona, status
         )
     ).all()
     assert [e.outcome for e in events] == ["success" if status == 200 else "denied"]
+
+
+def test_the_account_page_names_a_cds_token_for_what_it_opens(client, session, people, sign_in):
+    bearer(session, people.care_manager, scope=TokenScope.cds, name="EHR CDS Hooks")
+    sign_in(people.care_manager.email)
+    page = client.get("/account").text
+    row = page.split("EHR CDS Hooks", 1)[1].split("</tr>", 1)[0]
+    assert "medication checks from a health record system only" in row
+    assert "read only" not in row
