@@ -38,7 +38,7 @@ def current_medications(
     session: Session, *, access: PatientAccess, patient_id: uuid.UUID | str
 ) -> list[CurrentMedication]:
     """What the patient takes now: active and on-hold medications, prescribed or reported,
-    each ingredient once per record, in a stable order (by rxcui, then record).
+    each ingredient once per record, in a stable order (by rxcui as text, then record).
 
     `access` is the caller's access to this patient, already decided and audited by the
     caller (concord.access.team_access: the care team); `patient_id` must be that access's
