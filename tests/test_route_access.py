@@ -346,6 +346,22 @@ RULES: dict[tuple[str, str], list[Case]] = {
     # cds scope (tests/cds/test_cds_hooks.py asks it as each persona with one): these tokens
     # are refused, audited, whatever the patient.
     ("GET", "/cds-services"): [Case("/cds-services", ALL, kind="list")],
+    ("POST", "/cds-services/{service_id}/feedback"): [
+        Case(
+            "/cds-services/concord-medication-safety-sign/feedback",
+            NOBODY,
+            {
+                "feedback": [
+                    {
+                        "card": "route-access",
+                        "outcome": "accepted",
+                        "outcomeTimestamp": "2026-11-22T15:00:00Z",
+                    }
+                ]
+            },
+            denied=frozenset({403}),
+        )
+    ],
     ("POST", "/cds-services/{service_id}"): [
         Case(
             "/cds-services/concord-medication-safety-sign",

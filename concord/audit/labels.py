@@ -55,6 +55,8 @@ ACTION_LABELS = {
     "mfa_reset": N_("Reset the sign-in codes of %(what)s"),
     "mfa_recovery_code": N_("Used a recovery code for %(what)s"),
     "medication_check": N_("Checked a new medication against %(what)s"),
+    "medication_override": N_("Went ahead despite a medication warning about %(what)s"),
+    "medication_accept": N_("Acted on a medication warning about %(what)s"),
     "token_create": N_("Created %(what)s"),
     "token_revoke": N_("Revoked %(what)s"),
     "user_create": N_("Created %(what)s"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from concord.errors import InvalidInput
@@ -378,3 +378,72 @@ def unchecked_card(orders: Sequence[Order], lang: str = "en") -> dict[str, Any]:
         ),
         "source": {"label": "Concord medication-safety rules"},
     }
+
+
+# --- feedback (CDS Hooks 2.0 "Feedback") ----------------------------------------------------
+
+OUTCOMES = ("accepted", "overridden")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    card: str
+    outcome: str
+    reason_system: str | None  # the EHR's override reason, as a Coding
+    reason_code: str | None
+    comment: bool  # whether the clinician wrote a comment (its text is never kept in the trail)
+    suggestions: int  # how many suggestions were accepted
+
+
+def _timestamp(value: Any, where: str) -> None:
+    text = _text(value, where)
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(where, "must be a date and time, e.g. 2026-12-07T14:05:00Z") from None
+
+
+def parse_feedback(body: Any) -> list[Feedback]:
+    """The feedback on cards an EHR sends back. Overriding a card needs a reason: a coded
+    overrideReason.reason or the clinician's userComment (issue 19: overriding a finding needs a
+    reason)."""
+    body = _object(body, "body")
+    items = body.get("feedback")
+    if not isinstance(items, list) or not items:
+        raise _bad("feedback", "is required: a list of the cards' outcomes")
+    out = []
+    for n, raw in enumerate(items):
+        where = f"feedback[{n}]"
+        item = _object(raw, where)
+        card = _text(item.get("card"), f"{where}.card")
+        outcome = item.get("outcome")
+        if outcome not in OUTCOMES:
+            raise _bad(f"{where}.outcome", f"must be one of {', '.join(OUTCOMES)}")
+        _timestamp(item.get("outcomeTimestamp"), f"{where}.outcomeTimestamp")
+        system = code = None
+        comment = False
+        if outcome == "overridden":
+            reason = item.get("overrideReason")
+            if not isinstance(reason, Mapping):
+                raise _bad(
+                    f"{where}.overrideReason",
+                    "is required when a card is overridden: a reason or a comment",
+                )
+            coding = reason.get("reason")
+            if coding is not None:
+                coding = _object(coding, f"{where}.overrideReason.reason")
+                code = _text(coding.get("code"), f"{where}.overrideReason.reason.code")[:64]
+                raw_system = coding.get("system")
+                system = str(raw_system)[:200] if raw_system else None
+            user_comment = reason.get("userComment")
+            comment = isinstance(user_comment, str) and bool(user_comment.strip())
+            if code is None and not comment:
+                raise _bad(
+                    f"{where}.overrideReason",
+                    "needs a reason (a coding) or a comment (userComment)",
+                )
+        accepted = item.get("acceptedSuggestions") or []
+        if not isinstance(accepted, list):
+            raise _bad(f"{where}.acceptedSuggestions", "must be a list")
+        out.append(Feedback(card[:64], str(outcome), system, code, comment, len(accepted)))
+    return out

@@ -64,6 +64,38 @@ def discovery() -> dict[str, Any]:
     return hooks.discovery()
 
 
+@router.post("/{service_id}/feedback")
+def feedback(
+    service_id: str,
+    session: DbSession,
+    actor: CdsActor,
+    body: Annotated[Any, Body()] = None,
+) -> dict[str, Any]:
+    """What the clinician did with each card (CDS Hooks 2.0 feedback): every outcome is in the
+    audit trail, an override with its reason (the code, and whether a comment was written; never
+    the comment's text, which may name the patient)."""
+    service = hooks.SERVICES.get(service_id)
+    if service is None:
+        raise NotFound(Msg("There is no CDS service with this id."))
+    for item in hooks.parse_feedback(body):
+        record(
+            session,
+            by=actor.user,
+            action="medication_override" if item.outcome == "overridden" else "medication_accept",
+            object_type="MedicationList",
+            object_id=item.card,
+            detail={
+                "service": service.id,
+                "outcome": item.outcome,
+                "reason_system": item.reason_system or "",
+                "reason_code": item.reason_code or "",
+                "comment": item.comment,
+                "suggestions": item.suggestions,
+            },
+        )
+    return {}
+
+
 @router.post("/{service_id}")
 def call_service(
     service_id: str,

@@ -385,3 +385,88 @@ def test_the_account_page_names_a_cds_token_for_what_it_opens(client, session, p
     row = page.split("EHR CDS Hooks", 1)[1].split("</tr>", 1)[0]
     assert "medication checks from a health record system only" in row
     assert "read only" not in row
+
+
+# --- feedback -------------------------------------------------------------------------------
+
+FEEDBACK = "/cds-services/concord-medication-safety-sign/feedback"
+WHEN = "2026-11-22T15:00:00Z"
+
+
+def test_an_override_needs_a_reason_and_is_audited_without_the_comment(client, session, cds):
+    reason = {"userComment": "Patient Jane Doe tapering, discussed with Dr X"}
+    body = {
+        "feedback": [
+            {"card": "c-1", "outcome": "overridden", "outcomeTimestamp": WHEN},
+        ]
+    }
+    response = client.post(FEEDBACK, json=body, headers=cds)
+    assert response.status_code == 400
+    assert response.json()["fields"][0]["field"] == "feedback[0].overrideReason"
+    body["feedback"][0]["overrideReason"] = {}
+    assert client.post(FEEDBACK, json=body, headers=cds).status_code == 400
+    assert (
+        session.scalars(select(AuditEvent).where(AuditEvent.action == "medication_override")).all()
+        == []
+    )
+
+    body["feedback"][0]["overrideReason"] = reason
+    body["feedback"].append(
+        {
+            "card": "c-2",
+            "outcome": "overridden",
+            "outcomeTimestamp": WHEN,
+            "overrideReason": {
+                "reason": {"system": "http://example.org/reasons", "code": "benefit"}
+            },
+        }
+    )
+    body["feedback"].append(
+        {
+            "card": "c-3",
+            "outcome": "accepted",
+            "outcomeTimestamp": WHEN,
+            "acceptedSuggestions": [{"id": "s-1"}],
+        }
+    )
+    response = client.post(FEEDBACK, json=body, headers=cds)
+    assert response.status_code == 200, response.text
+    events = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action.in_(["medication_override", "medication_accept"])
+        )
+    ).all()
+    got = {(e.object_id, e.action, e.detail["reason_code"], e.detail["comment"]) for e in events}
+    assert got == {
+        ("c-1", "medication_override", "", True),
+        ("c-2", "medication_override", "benefit", False),
+        ("c-3", "medication_accept", "", False),
+    }
+    assert all("Jane" not in json.dumps(e.detail) for e in events)
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ({"outcome": "accepted", "outcomeTimestamp": WHEN}, "feedback[0].card"),
+        ({"card": "c", "outcome": "maybe", "outcomeTimestamp": WHEN}, "feedback[0].outcome"),
+        (
+            {"card": "c", "outcome": "accepted", "outcomeTimestamp": "soon"},
+            "feedback[0].outcomeTimestamp",
+        ),
+    ],
+)
+def test_feedback_that_cannot_be_read_is_400_naming_the_field(client, cds, item, field):
+    response = client.post(FEEDBACK, json={"feedback": [item]}, headers=cds)
+    assert response.status_code == 400
+    assert [f["field"] for f in response.json()["fields"]] == [field]
+
+
+def test_feedback_needs_a_cds_token_and_a_known_service(client, session, people, cds):
+    body = {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": WHEN}]}
+    assert client.post(FEEDBACK, json=body).status_code == 401
+    assert (
+        client.post(FEEDBACK, json=body, headers=bearer(session, people.therapist)).status_code
+        == 403
+    )
+    assert client.post("/cds-services/nope/feedback", json=body, headers=cds).status_code == 404
