@@ -16,6 +16,7 @@ from concord.accounts.routes import router as accounts_router
 from concord.audit.routes import router as audit_router
 from concord.careplans.api import router as careplans_api
 from concord.careplans.routes import router as careplans_router
+from concord.cds.routes import router as cds_router
 from concord.consents.api import router as consents_api
 from concord.consents.routes import router as consents_router
 from concord.db import make_engine, make_sessionmaker
@@ -157,6 +158,7 @@ def create_app(
         consents_api,
         disclosures_api,
         part2_api,
+        cds_router,
         accounts_router,
         patients_router,
         careplans_router,

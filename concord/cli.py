@@ -196,7 +196,9 @@ def token_create(
     email: Annotated[str, typer.Option(help="The user the token acts as.")],
     expires_in: Annotated[str | None, typer.Option(help="e.g. 30d, 12h (default: never).")] = None,
     name: Annotated[str, typer.Option(help="What will use it.")] = "API token",
-    scope: Annotated[str, typer.Option(help="read or write.")] = "write",
+    scope: Annotated[
+        str, typer.Option(help="read, write, or cds (only the CDS Hooks service).")
+    ] = "write",
 ) -> None:
     """Print a new bearer token for the user with --email (only the token, for scripts)."""
     # local import: a command loads only what it runs: `import concord.cli` takes 0.6 s of CPU,
@@ -208,7 +210,7 @@ def token_create(
     try:
         token_scope = TokenScope(scope)
     except ValueError:
-        fail("--scope must be read or write")
+        fail("--scope must be read, write or cds")
         return
     with operator_session(operator_settings()) as session:
         user = get_user_by_email(session, email)

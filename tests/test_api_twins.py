@@ -207,7 +207,8 @@ def _page_changes(routes) -> set[tuple[str, str]]:
     return {
         (m, r.path)
         for r in routes
-        if not r.path.startswith(("/api/", "/fhir"))
+        # CDS Hooks is a program's door like /api and /fhir, not a page.
+        if not r.path.startswith(("/api/", "/fhir", "/cds-services"))
         for m in r.methods & CHANGES
     }
 

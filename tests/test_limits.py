@@ -172,6 +172,27 @@ class TestCredentialsBeforeTheBody:
         assert answer["reads"] == 0
         assert json.loads(answer["body"])["resourceType"] == "OperationOutcome"
 
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {},
+            {"Authorization": "Bearer not-a-token"},
+            {"Cookie": "concord_session=not-a-session"},
+        ],
+    )
+    def test_cds_hooks_refuses_without_reading_the_body(self, app, people, headers):
+        """A CDS Hooks call is a program's, never a page's: the token before the body, and
+        JSON, not a sign-in page."""
+        answer = call(
+            app,
+            "POST",
+            "/cds-services/concord-medication-safety-sign",
+            {**headers, "content-type": "application/json", "content-length": "100000"},
+        )
+        assert answer["status"] == 401
+        assert answer["reads"] == 0
+        assert json.loads(answer["body"])["error"] == "not_authenticated"
+
     def test_fhir_search_by_post_refuses_without_reading_the_body(self, app, people):
         answer = call(
             app,
@@ -416,7 +437,8 @@ def page_write_routes(app):
     for route in _routes(app):
         methods = getattr(route, "methods", None) or set()
         path = getattr(route, "path", "")
-        if methods & {"POST", "PUT", "PATCH", "DELETE"} and not path.startswith(("/api", "/fhir")):
+        programs = ("/api", "/fhir", "/cds-services")
+        if methods & {"POST", "PUT", "PATCH", "DELETE"} and not path.startswith(programs):
             yield route
 
 

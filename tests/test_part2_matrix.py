@@ -358,7 +358,7 @@ def _page_routes(app: Any) -> set[str]:
             if (
                 isinstance(r, APIRoute)
                 and "GET" in r.methods
-                and not r.path.startswith(("/api/v1/", "/fhir/"))
+                and not r.path.startswith(routes.PROGRAM_PREFIXES)
             ):
                 found.add(r.path)
     return found

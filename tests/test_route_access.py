@@ -342,6 +342,42 @@ def _section_cases() -> dict[tuple[str, str], list[Case]]:
 RULES: dict[tuple[str, str], list[Case]] = {
     # --- FHIR -----------------------------------------------------------------------------
     ("GET", "/fhir/metadata"): [Case("/fhir/metadata", ALL, kind="list")],
+    # CDS Hooks: discovery holds no patient data. A call needs a clinician's token with the
+    # cds scope (tests/cds/test_cds_hooks.py asks it as each persona with one): these tokens
+    # are refused, audited, whatever the patient.
+    ("GET", "/cds-services"): [Case("/cds-services", ALL, kind="list")],
+    ("POST", "/cds-services/{service_id}/feedback"): [
+        Case(
+            "/cds-services/concord-medication-safety-sign/feedback",
+            NOBODY,
+            {
+                "feedback": [
+                    {
+                        "card": "route-access",
+                        "outcome": "accepted",
+                        "outcomeTimestamp": "2026-11-22T15:00:00Z",
+                    }
+                ]
+            },
+            denied=frozenset({403}),
+        )
+    ],
+    ("POST", "/cds-services/{service_id}"): [
+        Case(
+            "/cds-services/concord-medication-safety-sign",
+            NOBODY,
+            {
+                "hook": "order-sign",
+                "hookInstance": "route-access",
+                "context": {
+                    "userId": "Practitioner/x",
+                    "patientId": "{patient_id}",
+                    "draftOrders": {"resourceType": "Bundle", "entry": []},
+                },
+            },
+            denied=frozenset({403}),
+        )
+    ],
     ("GET", "/fhir/{kind}"): [
         *(
             Case(f"/fhir/{kind}?patient={{patient_id}}", allowed, kind="search")
@@ -621,9 +657,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/patients/{patient_id}/reviews/record"): [
         Case(f"{P}/reviews/record", TEAM, {"minutes": 5, "summary": "Seen"})
     ],
-    ("GET", "/api/v1/patients/{patient_id}/recommendations"): [
-        Case(f"{P}/recommendations", TEAM)
-    ],
+    ("GET", "/api/v1/patients/{patient_id}/recommendations"): [Case(f"{P}/recommendations", TEAM)],
     ("POST", "/api/v1/patients/{patient_id}/recommendations/{rec_id}/decision"): [
         Case(
             f"{P}/recommendations/{{rec_id}}/decision",
@@ -707,12 +741,16 @@ RULES: dict[tuple[str, str], list[Case]] = {
 }
 
 
+# The doors programs use: the JSON API, FHIR and CDS Hooks.
+PROGRAM_PREFIXES = ("/api/v1/", "/fhir/", "/cds-services")
+
+
 def _program_routes(app: Any) -> set[tuple[str, str]]:
     found = set()
     for route in app.routes:
         router = getattr(route, "original_router", None)
         for r in router.routes if router is not None else [route]:
-            if isinstance(r, APIRoute) and r.path.startswith(("/api/v1/", "/fhir/")):
+            if isinstance(r, APIRoute) and r.path.startswith(PROGRAM_PREFIXES):
                 found |= {(m, r.path) for m in r.methods if m != "HEAD"}
     return found
 
@@ -840,9 +878,7 @@ def _section_items(world: World) -> dict[str, str]:
 # --- exports: every CSV and PDF the app serves, as a signed-in person asks for it -----------
 
 EXPORTS: dict[str, Case] = {
-    "/patients/{patient_id}/safety-plan.pdf": Case(
-        "/patients/{patient_id}/safety-plan.pdf", TEAM
-    ),
+    "/patients/{patient_id}/safety-plan.pdf": Case("/patients/{patient_id}/safety-plan.pdf", TEAM),
     # The signed-in patient's own plan: the other patient has none (404); nobody else is a
     # patient (404).
     "/my/safety-plan.pdf": Case("/my/safety-plan.pdf", frozenset({"patient"})),

@@ -169,6 +169,9 @@ class LoginAttempt(IdMixin, Base):
 class TokenScope(StrEnum):
     read = "read"
     write = "write"
+    # Only the CDS Hooks service (/cds-services): an EHR's token asks the medication rules and
+    # reads nothing else (docs/cds-hooks.md).
+    cds = "cds"
 
 
 class ApiToken(IdMixin, Base):

@@ -37,6 +37,9 @@ SEVERITIES = ("contraindicated", "high", "moderate", "monitor")  # most serious 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,59}$")
 MATCHER_KEYS = {"classes", "rxcuis", "except_classes", "except_rxcuis"}
 MAX_AGE = 130
+# What a screen may offer beside a finding (CDS Hooks suggestions): "remove-order" offers to
+# remove the new order that raised it. Never on a never_block rule.
+SUGGESTIONS = ("remove-order",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Rule:
     single: Matcher | None = None
     age_under: int | None = None
     never_block: bool = False
+    suggestion: str | None = None
 
     @property
     def rank(self) -> int:
@@ -94,6 +98,7 @@ class Finding:
     source: Source
     rxcuis: tuple[str, ...]  # the ingredients involved, the `a` side first
     never_block: bool = False
+    suggestion: str | None = None
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -195,6 +200,15 @@ def parse_rules(
         never_block = raw.get("never_block", False)
         if not isinstance(never_block, bool):
             raise MedicationFileError(name, f"{where}.never_block", "must be true or false")
+        suggestion = raw.get("suggestion")
+        if suggestion is not None and suggestion not in SUGGESTIONS:
+            raise MedicationFileError(
+                name, f"{where}.suggestion", f"must be one of {', '.join(SUGGESTIONS)}"
+            )
+        if suggestion is not None and never_block:
+            raise MedicationFileError(
+                name, f"{where}.suggestion", "a never_block rule may not suggest removing an order"
+            )
         rules.append(
             Rule(
                 id=rule_id,
@@ -207,6 +221,7 @@ def parse_rules(
                 single=single,
                 age_under=age_under,
                 never_block=never_block,
+                suggestion=suggestion,
             )
         )
     return RuleSet(version=str(data["version"]).strip(), rules=tuple(rules))
@@ -257,6 +272,7 @@ def _finding(rule: Rule, rxcuis: tuple[str, ...]) -> Finding:
         source=rule.source,
         rxcuis=rxcuis,
         never_block=rule.never_block,
+        suggestion=rule.suggestion,
     )
 
 

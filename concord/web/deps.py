@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from concord.accounts import sessions, tokens
 from concord.accounts.models import ApiToken, TokenScope, User, WebSession
-from concord.audit.service import set_context
+from concord.audit.models import Outcome
+from concord.audit.service import record, set_context
 from concord.db import abort, finish, keep_after_rollback
 from concord.errors import InvalidInput, NotAuthenticated, PermissionDenied, Unavailable
 from concord.i18n import Msg, best_language
@@ -135,7 +136,9 @@ async def check_credentials_first(request: Request) -> None:
 def _check_credentials(request: Request) -> None:
     session = request.app.state.sessionmaker()
     try:
-        if request.scope["path"].startswith("/fhir") or request.headers.get("Authorization"):
+        if request.scope["path"].startswith(("/fhir", CDS_PREFIX)) or request.headers.get(
+            "Authorization"
+        ):
             # A token (on /api too when it sends one: api_actor would check it by
             # bearer_actor): decided from three columns, nothing loaded.
             if not tokens.api_token_usable(session, _bearer_token(request)):
@@ -369,6 +372,7 @@ def check_anonymous_csrf(request: Request, form: Form) -> None:
     _check_csrf(request, request.cookies.get(ANON_CSRF_COOKIE, ""), form)
 
 
+CDS_PREFIX = "/cds-services"
 INVALID_TOKEN = Msg("The API token is not valid, has expired or was revoked.")
 
 
@@ -386,6 +390,17 @@ def bearer_actor(request: Request, session: DbSession) -> Actor:
     if found is None:
         raise NotAuthenticated(INVALID_TOKEN)
     user, api_token = found
+    if api_token.scope == TokenScope.cds and not request.url.path.startswith(CDS_PREFIX):
+        # An EHR's token used elsewhere: refused, and the attempt is in the trail.
+        record(
+            session,
+            by=user,
+            action="read",
+            object_type="ApiToken",
+            object_id=api_token.id,
+            outcome=Outcome.denied,
+        )
+        raise PermissionDenied(Msg("This token may only ask the CDS Hooks service."))
     keep_after_rollback(session, api_token, user, user.organization)
     request.state.actor = Actor(user=user, token=api_token)
     request.state.lang = user.language

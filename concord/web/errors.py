@@ -214,6 +214,10 @@ def error_response(
 ) -> Response:
     path = request.url.path
     headers = dict(headers or {})
+    if path.startswith("/cds-services"):
+        # CDS Hooks: JSON as /api, and a request that cannot be read is a 400 (the spec's
+        # "malformed request"), the field named.
+        path, status = "/api", 400 if status == 422 else status
     if status == 401 and (path.startswith("/api") or path.startswith("/fhir")):
         headers["WWW-Authenticate"] = 'Bearer realm="concord"'
     if path.startswith("/fhir"):
@@ -260,7 +264,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConcordError)
     async def _concord(request: Request, exc: ConcordError) -> Response:
         if isinstance(exc, NotAuthenticated) and not (
-            request.url.path.startswith("/api") or request.url.path.startswith("/fhir")
+            request.url.path.startswith(("/api", "/fhir", "/cds-services"))
         ):
             return await _redirect(request, Redirect("/sign-in"))
         fields = exc.errors if isinstance(exc, InvalidInput) else None

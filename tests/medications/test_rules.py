@@ -39,10 +39,11 @@ BUPROPION, CITALOPRAM, ONDANSETRON, METHYLENE_BLUE = "42347", "2556", "26225", "
 CLOZAPINE, RISPERIDONE = "2626", "35636"
 IBUPROFEN, LISINOPRIL, LOSARTAN, HCTZ, CAPTOPRIL = "5640", "29046", "52175", "5487", "1998"
 CARBAMAZEPINE, VORICONAZOLE = "2002", "121243"
-LITHIUM, GABAPENTIN = "6448", "25480"  # unverified in the shipped vocabulary
+LITHIUM, GABAPENTIN, PREGABALIN = "6448", "25480", "187832"  # corroborated (2026-12-07)
+VALSARTAN = "69749"  # unverified in the shipped vocabulary
 
-# The two rules whose members are unverified in the shipped vocabulary are tested against a
-# clinic file that confirms lithium and gabapentin (as a clinic would after checking RxNav).
+# A clinic file that confirms valsartan (as a clinic would after checking RxNav): an ARB for
+# the lithium rule once it is confirmed.
 CLINIC = """
 kind: medication-vocabulary
 version: test
@@ -51,16 +52,10 @@ code_sources:
     citation: Test fixture standing for a clinic's own RxNav check
     url: https://mor.nlm.nih.gov/RxNav/
 ingredients:
-  - rxcui: "6448"
-    name: {en: lithium, es: litio}
-    classes: [lithium]
+  - rxcui: "69749"
+    name: {en: valsartan, es: valsartán}
+    classes: [arb]
     class_sources: [lithium-label]
-    code_check: confirmed
-    code_sources: [test-check]
-  - rxcui: "25480"
-    name: {en: gabapentin, es: gabapentina}
-    classes: [gabapentinoid, cns_depressant]
-    class_sources: [fda-gabapentinoid-2019]
     code_check: confirmed
     code_sources: [test-check]
 """
@@ -120,12 +115,29 @@ def test_the_same_drug_twice_is_not_a_pair(vocabulary, rules):
     ]
 
 
-def test_the_rules_needing_unverified_codes_are_dormant_in_the_shipped_vocabulary(
-    vocabulary, rules
-):
-    assert dormant() == ["lithium-nsaid-acei-arb-thiazide", "opioid-gabapentinoid"]
-    assert not check([LITHIUM, IBUPROFEN, OXYCODONE, GABAPENTIN])
+def test_no_rule_is_dormant_in_the_shipped_vocabulary(vocabulary, rules):
+    """Lithium, gabapentin and pregabalin are corroborated (docs/clinical-sources.md), so the
+    lithium and gabapentinoid rules fire with the shipped vocabulary."""
+    assert dormant() == []
+    found = {f.rule_id for f in check([LITHIUM, IBUPROFEN, OXYCODONE, GABAPENTIN])}
+    assert {"lithium-nsaid-acei-arb-thiazide", "opioid-gabapentinoid"} <= found
     assert dormant(rules, vocabulary) == []
+
+
+def test_an_unverified_partner_fires_only_once_a_clinic_confirms_it(vocabulary, rules):
+    assert not check([LITHIUM, VALSARTAN])
+    found = check([LITHIUM, VALSARTAN], vocabulary=vocabulary, rules=rules)
+    assert [f.rule_id for f in found] == ["lithium-nsaid-acei-arb-thiazide"]
+
+
+def test_moud_with_a_gabapentinoid_is_the_never_block_finding():
+    """Buprenorphine or methadone with gabapentin or pregabalin is the FDA 2017 MOUD finding
+    (caution, do not withhold), not the opioid-gabapentinoid one, as for benzodiazepines."""
+    for moud in (BUPRENORPHINE, METHADONE):
+        for gabapentinoid in (GABAPENTIN, PREGABALIN):
+            found = [f.rule_id for f in check([moud, gabapentinoid])]
+            assert found == ["moud-benzodiazepine-or-cns-depressant"], (moud, gabapentinoid)
+    assert [f.rule_id for f in check([TRAMADOL, PREGABALIN])] == ["opioid-gabapentinoid"]
 
 
 @pytest.mark.parametrize(("age", "fires"), [(17, True), (24, True), (25, False), (60, False)])
@@ -175,7 +187,7 @@ def test_medications_may_be_codes_mappings_or_objects():
 
 
 def test_unknown_and_unverified_codes_are_reported_not_guessed():
-    assert unrecognized([SERTRALINE, "999999", LITHIUM, {"rxcui": ""}]) == [LITHIUM, "999999"]
+    assert unrecognized([SERTRALINE, "999999", VALSARTAN, {"rxcui": ""}]) == [VALSARTAN, "999999"]
     assert check(["999999", SERTRALINE], age=40) == []
 
 

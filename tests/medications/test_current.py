@@ -1,0 +1,24 @@
+"""The seam for the current medication list (concord.medications.current): its promise to the
+checks (the CDS Hooks service today), whatever fills it."""
+
+from __future__ import annotations
+
+import pytest
+
+from concord.medications.current import CurrentMedication, current_medications
+from tests.factories import acc_for
+
+
+def test_it_answers_for_the_access_it_is_given(session, people):
+    access = acc_for(session, people.care_manager, people.patient)
+    listed = current_medications(session, access=access, patient_id=people.patient.id)
+    assert isinstance(listed, list)
+    assert all(isinstance(m, CurrentMedication) and m.rxcui for m in listed)
+    assert all(m.status in ("active", "on-hold") for m in listed)
+    assert listed == sorted(listed, key=lambda m: (m.rxcui, m.record))
+
+
+def test_it_refuses_a_patient_other_than_the_accesss(session, people):
+    access = acc_for(session, people.care_manager, people.patient)
+    with pytest.raises(ValueError):
+        current_medications(session, access=access, patient_id=people.other_patient.id)
