@@ -70,6 +70,8 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/consents/{{consent_id}}/revoke"): (
         ("POST", f"{A}/consents/{{consent_id}}/revoke"),
     ),
+    # The patient signs a template in the portal ("Share my record").
+    ("POST", "/my/consents/share"): (("POST", f"{A}/consents/signed"),),
     # --- care plans ----------------------------------------------------
     ("POST", f"{P}/plan/start"): (("POST", f"{A}/careplan"),),
     ("POST", f"{P}/plan/activate"): (("POST", f"{A}/careplan/activate"),),

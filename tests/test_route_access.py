@@ -444,6 +444,19 @@ RULES: dict[tuple[str, str], list[Case]] = {
             },
         )
     ],
+    # The patient signs a portal template; the team may not sign for them (403, audited).
+    ("POST", "/api/v1/patients/{patient_id}/consents/signed"): [
+        Case(
+            f"{P}/consents/signed",
+            frozenset({"patient"}),
+            {
+                "template": "treating-providers",
+                "period_end": "2027-06-01",
+                "signed_name": "Pat Ient",
+                "signed_on": "2026-11-22",  # the tests' today (NOW)
+            },
+        )
+    ],
     ("POST", "/api/v1/patients/{patient_id}/consents/{consent_id}/revoke"): [
         Case(f"{P}/consents/{{consent_id}}/revoke", RECORD, {"reason": "Changed my mind"})
     ],

@@ -16,7 +16,7 @@ from concord.clock import now
 from concord.consents import service as cs
 from concord.consents.labels import sentence, state_line
 from concord.consents.models import Consent
-from concord.consents.schemas import ConsentIn, RevokeIn
+from concord.consents.schemas import ConsentIn, RevokeIn, SignedConsentIn
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -95,6 +95,33 @@ def record(
 
     def create() -> tuple[str, Any]:
         made = consent_actions.record(session, access=acc, data=body)
+        return str(made.id), consent_json(made)
+
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=create,
+        replay=lambda cid: consent_json(
+            cs.get_consent(session, access=acc, consent_id=cid, audited=False)
+        ),
+    )
+
+
+@router.post("/patients/{patient_id}/consents/signed", status_code=201)
+def sign(
+    patient_id: str,
+    body: SignedConsentIn,
+    session: DbSession,
+    actor: ApiWriter,
+    idem: Idempotent,
+) -> Any:
+    """The patient signs one of the portal's consent templates ("Share my record"), with the
+    typed full name and today's date (the patient only; the page /my/consents/share)."""
+    acc = _access(session, actor, patient_id, "create")
+
+    def create() -> tuple[str, Any]:
+        made = consent_actions.sign(session, access=acc, data=body)
         return str(made.id), consent_json(made)
 
     return create_once(
