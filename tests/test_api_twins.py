@@ -45,6 +45,9 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", "/patients/new"): (("POST", "/api/v1/patients"),),
     ("POST", f"{P}/emergency-access"): (("POST", f"{A}/emergency-access"),),
     ("POST", "/admin/part2/{clinic_id}"): (("PUT", "/api/v1/clinics/{clinic_id}/part2-program"),),
+    ("POST", "/admin/part2/{clinic_id}/privacy-officer"): (
+        ("PUT", "/api/v1/clinics/{clinic_id}/privacy-officer"),
+    ),
     ("POST", f"{P}/team/add"): (("POST", f"{A}/care-team/members"),),
     ("POST", f"{P}/team/{{member_id}}/lead"): (
         ("POST", f"{A}/care-team/members/{{member_id}}/lead"),

@@ -492,6 +492,19 @@ RULES: dict[tuple[str, str], list[Case]] = {
             denied=frozenset({403}),
         )
     ],
+    ("PUT", "/api/v1/clinics/{clinic_id}/privacy-officer"): [
+        Case(
+            "/api/v1/clinics/{clinic_id}/privacy-officer",
+            frozenset({"admin"}),
+            {"user_id": None},
+            denied=frozenset({403}),
+        )
+    ],
+    # The emergency openings told to a privacy officer (none named here: the administrators,
+    # who read who and when); everyone else gets 404.
+    ("GET", "/api/v1/privacy/notices"): [
+        Case("/api/v1/privacy/notices", frozenset({"admin"}), kind="list")
+    ],
     # --- care plans -----------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/careplan"): [Case(f"{P}/careplan", PLAN)],
     ("POST", "/api/v1/patients/{patient_id}/careplan"): [

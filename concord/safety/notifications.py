@@ -122,6 +122,39 @@ def notifications_for(session: Session, user: User, *, limit: int = 20) -> list[
     ]
 
 
+# The notice a privacy officer gets when withheld records are opened in an emergency
+# (concord.actions.part2.break_glass): no patient named; the page /privacy/notices says whose.
+EMERGENCY_NOTICE = "emergency_access"
+
+
+def unread_privacy_notices(session: Session, user: User) -> int:
+    """How many emergency-access notices wait for this person (a number only)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(
+                Notification.user_id == user.id,
+                Notification.kind == EMERGENCY_NOTICE,
+                Notification.read_at.is_(None),
+            )
+        )
+        or 0
+    )
+
+
+def mark_privacy_notices_read(session: Session, user: User) -> None:
+    session.execute(
+        update(Notification)
+        .where(
+            Notification.user_id == user.id,
+            Notification.kind == EMERGENCY_NOTICE,
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=now())
+    )
+
+
 def mark_read(
     session: Session,
     user: User,

@@ -27,7 +27,7 @@ from concord.errors import InvalidInput, NotAuthenticated, PermissionDenied, Una
 from concord.i18n import Msg, best_language
 from concord.outbox import count_failing
 from concord.safety.banner import banner_for
-from concord.safety.notifications import unread_notifications
+from concord.safety.notifications import unread_notifications, unread_privacy_notices
 from concord.safety.rulesets import rules_for
 from concord.validation import text_problem
 
@@ -307,6 +307,9 @@ def web_actor(request: Request, session: DbSession) -> Actor:
         }
     if actor.user.can_administer:
         request.state.failing_messages = count_failing(session, actor.user.organization_id)
+    if actor.user.is_clinician or actor.user.can_administer:
+        # Emergency openings told to this person as a program's privacy officer (a number).
+        request.state.privacy_notices = unread_privacy_notices(session, actor.user)
     return actor
 
 

@@ -231,6 +231,7 @@ def render(
         "tier_names": getattr(request.state, "tier_names", {}),
         "failing_messages": getattr(request.state, "failing_messages", 0),
         "unread_notices": getattr(request.state, "unread_notices", 0),
+        "privacy_notices": getattr(request.state, "privacy_notices", 0),
         # 42 CFR 2.32: the notice in the footer of a page that disclosed Part 2 records.
         "part2_notice": _part2_notice(request),
         "nonce": secrets.token_urlsafe(8),
