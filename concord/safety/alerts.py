@@ -598,7 +598,7 @@ def list_alerts(session: Session, *, by: User, include_closed: bool = False) -> 
         )
 
     rows = [AlertRow(a, p, a.owner_id == by.id) for a, p in session.execute(query.limit(500))]
-    if rows and DataCategory.safety not in disclosure.permitted_to(by):
+    if rows and DataCategory.safety not in disclosure.permitted_to(by, session=session):
         disclosure.audit_withheld_search(session, by, len(rows), object_type="SafetyAlert")
         return []
     rows.sort(key=order)
