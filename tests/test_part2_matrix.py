@@ -3,8 +3,8 @@
 Every persona x every route the app serves to a reader (the program routes of
 tests/test_route_access.py, enumerated from the app, and every page and export found in the app)
 x every data category of the patient's Part 2 records x every state of the patient's consent
-(none, active, expired, revoked, denied for that person). No door carries a purpose of use
-today (each relation reads for its default one), so the purpose is the relation's.
+(none, active, expired, revoked, denied for that person), each relation reading for its default
+purpose.
 
 Across purposes: the API and FHIR doors take the purpose of use in X-Purpose-Of-Use (a v3
 PurposeOfUse code); `test_the_purpose_named_must_be_the_consents` runs the API and FHIR
