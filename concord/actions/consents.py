@@ -197,4 +197,3 @@ def sign(session: Session, *, access: PatientAccess, data: SignedConsentIn) -> C
             note=None,
         ),
     )
-

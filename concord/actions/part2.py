@@ -304,9 +304,7 @@ def privacy_notices(session: Session, by: User, *, limit: int = 100) -> list[Pri
     also those of programs with no privacy officer named (without the reason: administrators
     read no clinical records). Anyone else: not found, audited. Each row shown is audited as a
     read of that patient's emergency access."""
-    officer_of = set(
-        session.scalars(select(Clinic.id).where(Clinic.privacy_officer_id == by.id))
-    )
+    officer_of = set(session.scalars(select(Clinic.id).where(Clinic.privacy_officer_id == by.id)))
     if not by.active or (not officer_of and not by.can_administer):
         audit(session, by=by, action="list", object_type="EmergencyAccess", outcome=Outcome.denied)
         raise NotFound(Msg("This page is for privacy officers."))
@@ -326,12 +324,15 @@ def privacy_notices(session: Session, by: User, *, limit: int = 100) -> list[Pri
     pids = sorted({g.patient_id for g in grants})
     ctx = labels.context(session, by.organization_id, pids)
     clinics = {
-        c.id: c for c in session.scalars(select(Clinic).where(Clinic.organization_id == by.organization_id))
+        c.id: c
+        for c in session.scalars(select(Clinic).where(Clinic.organization_id == by.organization_id))
     }
     patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(pids)))}
     users = {
         u.id: u
-        for u in session.scalars(select(User).where(User.id.in_(sorted({g.user_id for g in grants}))))
+        for u in session.scalars(
+            select(User).where(User.id.in_(sorted({g.user_id for g in grants})))
+        )
     }
     at = now()
     shown = []

@@ -53,8 +53,7 @@ TEMPLATES: dict[str, PortalTemplate] = {
         PortalTemplate(
             id="treating-providers",
             title=N_(
-                "My treating providers may see my substance-use treatment records, for my "
-                "treatment"
+                "My treating providers may see my substance-use treatment records, for my treatment"
             ),
             grantee_kind=GranteeKind.treating_providers,
             categories=PART2_CATEGORIES,

@@ -33,9 +33,7 @@ def _audit_c_shown(visitor: Visitor, patient_id) -> bool:
     return 'data-chart="chart-AUDIT-C"' in visitor.page.content()
 
 
-def test_the_patient_consents_in_the_portal_and_the_pcp_then_sees_the_audit_c(
-    live, browser, part2
-):
+def test_the_patient_consents_in_the_portal_and_the_pcp_then_sees_the_audit_c(live, browser, part2):
     people, pcp_email = part2
     doctor = Visitor(browser, live["url"])
     pat = Visitor(browser, live["url"], phone=True)

@@ -85,9 +85,7 @@ def test_the_patient_chooses_reads_signs_and_the_pcp_then_sees_the_audit_c(
     assert AUDIT_C_TOTAL in codes
 
 
-def test_a_wrong_name_or_date_names_the_field_and_writes_nothing(
-    client, session, people, sign_in
-):
+def test_a_wrong_name_or_date_names_the_field_and_writes_nothing(client, session, people, sign_in):
     pcp, _ = make_world(session, people)
     sign_in(PATIENT)
     page = client.get(f"{SHARE}?template=named-clinician")
@@ -149,9 +147,7 @@ def test_the_json_twin_signs_once_per_key_and_only_the_patient_signs(client, ses
     assert AUDIT_C_TOTAL in codes
 
 
-def test_the_family_template_shares_the_plan_with_a_listed_person(
-    client, session, people, sign_in
-):
+def test_the_family_template_shares_the_plan_with_a_listed_person(client, session, people, sign_in):
     sign_in(PATIENT)
     page = client.get(f"{SHARE}?template=family-member")
     assert page.status_code == 200 and "Fay Family" in page.text

@@ -66,9 +66,7 @@ def test_the_administrator_names_a_privacy_officer_on_the_page_and_by_api(
     assert _events(session, "update", "denied") >= 1
 
 
-def test_the_officer_reads_whose_records_were_opened_who_and_why(
-    client, session, people, sign_in
-):
+def test_the_officer_reads_whose_records_were_opened_who_and_why(client, session, people, sign_in):
     pcp, _ = make_world(session, people)
     # The consultant (at North, the program) is its privacy officer.
     part2_actions.set_privacy_officer(session, people.admin, people.north.id, people.consultant.id)
@@ -109,9 +107,7 @@ def test_the_officer_reads_whose_records_were_opened_who_and_why(
     assert other.status_code == 404 and people.patient.full_name not in other.text
 
 
-def test_without_an_officer_the_administrator_reads_who_and_when_not_why(
-    client, session, people
-):
+def test_without_an_officer_the_administrator_reads_who_and_when_not_why(client, session, people):
     pcp, _ = make_world(session, people)
     part2_actions.break_glass(
         session, acc_for(session, pcp, people.patient), "Unresponsive in clinic, need history"
