@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from concord.access import parse_id
-from concord.accounts.models import User
+from concord.accounts.models import Clinic, User
 from concord.clock import now
 from concord.outbox import queue_email
 from concord.patients.models import CareTeam, CareTeamMember, Patient
@@ -127,20 +127,23 @@ def notifications_for(session: Session, user: User, *, limit: int = 20) -> list[
 EMERGENCY_NOTICE = "emergency_access"
 
 
-def unread_privacy_notices(session: Session, user: User) -> int:
-    """How many emergency-access notices wait for this person (a number only)."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(
-                Notification.user_id == user.id,
-                Notification.kind == EMERGENCY_NOTICE,
-                Notification.read_at.is_(None),
-            )
+def privacy_officer_status(session: Session, user: User) -> tuple[bool, int]:
+    """Whether this person is a clinic's privacy officer, and how many emergency-access notices
+    wait for them (a number only), in one statement: the navigation links the page for an
+    officer always, and for anyone a notice waits for (an administrator standing in)."""
+    unread = (
+        select(func.count())
+        .select_from(Notification)
+        .where(
+            Notification.user_id == user.id,
+            Notification.kind == EMERGENCY_NOTICE,
+            Notification.read_at.is_(None),
         )
-        or 0
+        .scalar_subquery()
     )
+    officer = exists().where(Clinic.privacy_officer_id == user.id)
+    row = session.execute(select(officer, unread)).one()
+    return bool(row[0]), int(row[1] or 0)
 
 
 def mark_privacy_notices_read(session: Session, user: User) -> None:

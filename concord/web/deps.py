@@ -36,7 +36,7 @@ from concord.errors import (
 from concord.i18n import Msg, best_language
 from concord.outbox import count_failing
 from concord.safety.banner import banner_for
-from concord.safety.notifications import unread_notifications, unread_privacy_notices
+from concord.safety.notifications import privacy_officer_status, unread_notifications
 from concord.safety.rulesets import rules_for
 from concord.validation import text_problem
 
@@ -339,7 +339,9 @@ def web_actor(request: Request, session: DbSession) -> Actor:
         request.state.failing_messages = count_failing(session, actor.user.organization_id)
     if actor.user.is_clinician or actor.user.can_administer:
         # Emergency openings told to this person as a program's privacy officer (a number).
-        request.state.privacy_notices = unread_privacy_notices(session, actor.user)
+        officer, waiting = privacy_officer_status(session, actor.user)
+        request.state.privacy_officer = officer
+        request.state.privacy_notices = waiting
     return actor
 
 

@@ -234,6 +234,7 @@ def render(
         "failing_messages": getattr(request.state, "failing_messages", 0),
         "unread_notices": getattr(request.state, "unread_notices", 0),
         "privacy_notices": getattr(request.state, "privacy_notices", 0),
+        "privacy_officer": getattr(request.state, "privacy_officer", False),
         # 42 CFR 2.32: the notice in the footer of a page that disclosed Part 2 records.
         "part2_notice": _part2_notice(request),
         # § 2.32(b): the consents the disclosure was made under, each explained beside it.

@@ -80,7 +80,7 @@ def test_the_officer_reads_whose_records_were_opened_who_and_why(client, session
 
     sign_in(people.consultant.email)
     home = client.get("/patients")
-    assert 'href="/privacy/notices"' in home.text  # the navigation says one waits
+    assert 'data-privacy-notices="1"' in home.text  # the navigation says one waits
     page = client.get("/privacy/notices")
     assert page.status_code == 200
     assert people.patient.full_name in page.text and "Pat Lee" in page.text
@@ -88,6 +88,9 @@ def test_the_officer_reads_whose_records_were_opened_who_and_why(client, session
     assert "What to do next" in page.text
     session.expire_all()
     assert session.get(Notification, notice.id).read_at is not None
+    # Read: the officer keeps the link, without the count.
+    after = client.get("/patients")
+    assert 'data-privacy-notices="0"' in after.text
     assert session.scalar(
         select(func.count())
         .select_from(AuditEvent)
