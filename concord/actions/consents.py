@@ -47,7 +47,13 @@ def record(session: Session, *, access: PatientAccess, data: ConsentIn) -> Conse
     if link is not None:
         if consent.is_family_sharing and _covers_plan(consent):
             patients.set_related_person_consent(
-                session, access=access, related_id=link.id, consented=True, note=data.note
+                session,
+                access=access,
+                related_id=link.id,
+                consented=True,
+                note=data.note,
+                # The patient's own signature in the portal is the written consent itself.
+                signed_by_patient=access.is_self and consent.method == Method.portal_signature,
             )
         elif (
             consent.provision == Provision.deny

@@ -13,9 +13,11 @@ from sqlalchemy import func, select
 
 from concord.audit.models import AuditEvent
 from concord.consents.models import Consent
+from concord.patients.models import RelatedPerson
 from concord.dates import org_today
 from tests.careplans.test_api import bearer
 from tests.conftest import csrf_of
+from tests.factories import create_plan
 from tests.part2.test_part2 import AUDIT_C_TOTAL, _observations, make_world
 
 PATIENT = "pat@patients.example.org"
@@ -147,8 +149,32 @@ def test_the_json_twin_signs_once_per_key_and_only_the_patient_signs(client, ses
     assert AUDIT_C_TOTAL in codes
 
 
-def test_the_family_template_shares_the_plan_with_a_listed_person(client, session, people, sign_in):
+def test_the_family_template_shares_the_plan_with_a_listed_person(
+    client, session, people, sign_in
+):
+    """Family sharing signed in the portal goes through the same action as the team's form: the
+    family member's access follows at once, and revoking takes it away again."""
+    create_plan(session, people, activate=True)
+    sign_in("nico@family.example.org")
+    assert client.get(f"/shared/{people.patient.id}").status_code == 404
     sign_in(PATIENT)
     page = client.get(f"{SHARE}?template=family-member")
-    assert page.status_code == 200 and "Fay Family" in page.text
+    assert page.status_code == 200 and "Nico Noconsent" in page.text
     assert "2.31(a)" not in page.text  # not a Part 2 consent
+    link = session.scalar(
+        select(RelatedPerson).where(RelatedPerson.user_id == people.family_no_consent.id)
+    )
+    done = client.post(
+        SHARE,
+        data={
+            "csrf_token": csrf_of(page.text),
+            "idem": uuid.uuid4().hex,
+            "template": "family-member",
+            "grantee_id": str(link.id),
+            "signed_name": people.patient.full_name,
+            "signed_on": _today(people).isoformat(),
+        },
+    )
+    assert done.status_code == 303, done.text[:3000]
+    sign_in("nico@family.example.org")
+    assert client.get(f"/shared/{people.patient.id}").status_code == 200
