@@ -444,6 +444,10 @@ RULES: dict[tuple[str, str], list[Case]] = {
             },
         )
     ],
+    # The consents the patient may sign in the portal, with their elements: the patient only.
+    ("GET", "/api/v1/patients/{patient_id}/consent-templates"): [
+        Case(f"{P}/consent-templates", frozenset({"patient"}))
+    ],
     # The patient signs a portal template; the team may not sign for them (403, audited).
     ("POST", "/api/v1/patients/{patient_id}/consents/signed"): [
         Case(

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord.access import PatientAccess, deny
+from concord.access import PatientAccess, deny, refuse_record
 from concord.accounts.models import Clinic
 from concord.consents import family
 from concord.consents import service as consents
@@ -161,6 +161,14 @@ def sharing_form(session: Session, *, access: PatientAccess, template_id: str) -
         today=today,
         default_end=today + timedelta(days=365) if template.ends else None,
     )
+
+
+def sharing_forms(session: Session, *, access: PatientAccess) -> list[SharingForm]:
+    """Every template as this patient would sign it (the JSON API's list): the patient only;
+    anyone else gets the stranger's answer, audited."""
+    if not access.is_self:
+        raise refuse_record(session, access, object_type="Consent")
+    return [sharing_form(session, access=access, template_id=t) for t in TEMPLATES]
 
 
 def sign(session: Session, *, access: PatientAccess, data: SignedConsentIn) -> Consent:

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from concord.audit.models import AuditEvent
 from concord.consents.models import Consent
-from concord.patients.models import RelatedPerson
 from concord.dates import org_today
+from concord.patients.models import RelatedPerson
 from tests.careplans.test_api import bearer
 from tests.conftest import csrf_of
 from tests.factories import create_plan
@@ -123,6 +123,20 @@ def test_the_page_in_spanish(client, session, people, sign_in):
 
 def test_the_json_twin_signs_once_per_key_and_only_the_patient_signs(client, session, people):
     pcp, _ = make_world(session, people)
+    listed = client.get(
+        f"/api/v1/patients/{people.patient.id}/consent-templates",
+        headers=bearer(session, people.patient_user),
+    )
+    assert listed.status_code == 200
+    named = {t["template"]: t for t in listed.json()}["named-clinician"]
+    assert named["elements"]["discloser"] == "North Clinic"
+    assert str(pcp.id) in {c["id"] for c in named["choices"]}
+    assert named["today"] == _today(people).isoformat()
+    team_reads = client.get(
+        f"/api/v1/patients/{people.patient.id}/consent-templates",
+        headers=bearer(session, people.care_manager),
+    )
+    assert team_reads.status_code == 404
     url = f"/api/v1/patients/{people.patient.id}/consents/signed"
     body = {
         "template": "treating-providers",
@@ -149,9 +163,7 @@ def test_the_json_twin_signs_once_per_key_and_only_the_patient_signs(client, ses
     assert AUDIT_C_TOTAL in codes
 
 
-def test_the_family_template_shares_the_plan_with_a_listed_person(
-    client, session, people, sign_in
-):
+def test_the_family_template_shares_the_plan_with_a_listed_person(client, session, people, sign_in):
     """Family sharing signed in the portal goes through the same action as the team's form: the
     family member's access follows at once, and revoking takes it away again."""
     create_plan(session, people, activate=True)
