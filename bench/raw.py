@@ -35,8 +35,9 @@ def caseload_statements(dialect: str) -> list[Any]:
     """A care manager's caseload (:cm, :org): one row per open episode with everything its
     row shows (names, first and latest PHQ-9, GAD-7 and the program's measure, open alerts,
     case reviews, pending recommendations, the plan's review and agreement), then the
-    episodes' contacts (for last contact, next due and the flags) and check-in schedules with
-    their latest completion (for overdue check-ins)."""
+    episodes' contacts (for last contact, next due and the flags), check-in schedules with
+    their latest completion (for overdue check-ins), and what the consent decision reads
+    (programs, episodes, corrections, consents, emergency accesses)."""
     program = (
         f"CASE mine.program WHEN 'ptsd' THEN '{PCL5}' WHEN 'substance_use' THEN '{AUDITC}' END"
     )
@@ -103,7 +104,36 @@ def caseload_statements(dialect: str) -> list[Any]:
         JOIN episode e ON e.patient_id = s.patient_id
         WHERE e.care_manager_id = :cm AND e.ended_on IS NULL AND s.stopped_at IS NULL
     """
-    return [text(rows), text(contacts), text(schedules)]
+    # What the consent decision reads for the caseload's patients (ADR 0021): the Part 2
+    # programs and their staff, the patients' episodes (which make a patient a program's),
+    # label corrections, active consents and emergency accesses.
+    patients = """
+        SELECT e.patient_id FROM episode e
+        WHERE e.care_manager_id = :cm AND e.organization_id = :org AND e.ended_on IS NULL
+    """
+    decision = [
+        """
+        SELECT k.id, u.id FROM clinic k LEFT JOIN user_account u ON u.clinic_id = k.id
+        WHERE k.organization_id = :org AND k.part2_program
+        """,
+        f"""
+        SELECT x.id, x.patient_id, x.clinic_id, x.created_by_id, x.care_manager_id
+        FROM episode x WHERE x.patient_id IN ({patients})
+        """,
+        f"""
+        SELECT o.record_type, o.record_id, o.part2 FROM part2_label_override o
+        WHERE o.patient_id IN ({patients}) ORDER BY o.at
+        """,
+        f"""
+        SELECT c.* FROM consent c
+        WHERE c.status = 'active' AND c.patient_id IN ({patients})
+        """,
+        f"""
+        SELECT g.user_id, g.patient_id, g.expires_at FROM emergency_access g
+        WHERE g.expires_at > CURRENT_TIMESTAMP AND g.patient_id IN ({patients})
+        """,
+    ]
+    return [text(rows), text(contacts), text(schedules), *map(text, decision)]
 
 
 def patient_statements() -> list[Any]:

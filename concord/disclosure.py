@@ -455,6 +455,67 @@ def withheld_for_search(
     return out, forced
 
 
+def withheld_corrected_for_search(
+    session: Session,
+    by: User,
+    patient_ids: Iterable[uuid.UUID],
+    categories: Iterable[DataCategory],
+    purpose: Purpose | str | None = None,
+) -> dict[DataCategory, set[uuid.UUID]]:
+    """For a search across patients: per category, the patients whose records of it that a
+    correction labelled Part 2 are withheld from `by`. The label is the one `labels_of` gives
+    such a record (Part 2, the patient's programs), so the SQL clause answers as
+    `filter_records` does (a permit must cover the record's own category and substance use).
+    Read from the context `withheld_for_search` loaded (no query)."""
+    relation = role_relation(by)
+    ids = list(dict.fromkeys(patient_ids))
+    cats = list(categories)
+    if relation is None:
+        return {c: set(ids) for c in cats}
+    named = requested_purpose(session)
+    chosen = (named or DEFAULT_PURPOSE[relation]) if purpose is None else purpose
+    ctx = labels.context(session, by.organization_id, ids)
+    out: dict[DataCategory, set[uuid.UUID]] = {c: set() for c in cats}
+    for pid in ids:
+        label = labels.Label(True, ctx.patient_programs.get(pid, frozenset()), corrected=True)
+        for cat in cats:
+            if not consent_decision(by, relation, pid, cat, chosen, label, ctx).permit:
+                out[cat].add(pid)
+    return out
+
+def withheld_among(
+    session: Session,
+    by: User,
+    rows: Iterable[tuple[Any, uuid.UUID]],
+    purpose: Purpose | str | None = None,
+) -> set[Any]:
+    """For a search across patients whose records carry labels of their own (a plan item
+    written by a Part 2 program's staff): the ids of the rows (`row`, its patient's id) the
+    decision withholds from `by`, each decided by its category and label exactly as
+    `filter_records` decides it, from one load of labels and consents for all the patients.
+    The rows need only the columns the label rules read (id, category, who wrote it)."""
+    found = list(rows)
+    relation = role_relation(by)
+    if relation is None:
+        return {row.id for row, _ in found}
+    named = requested_purpose(session)
+    chosen = (named or DEFAULT_PURPOSE[relation]) if purpose is None else purpose
+    ctx = labels.context(session, by.organization_id, {pid for _, pid in found})
+    answers: dict[tuple[uuid.UUID, DataCategory | None, labels.Label], Decision] = {}
+    withheld: set[Any] = set()
+    for row, pid in found:
+        cat = category_of(row)
+        label = labels.labels_of(row, ctx, pid)
+        answer = answers.get((pid, cat, label))
+        if answer is None:
+            answer = answers[(pid, cat, label)] = consent_decision(
+                by, relation, pid, cat, chosen, label, ctx
+            )
+        if not answer.permit:
+            withheld.add(row.id)
+    return withheld
+
+
 def audit_withheld_search(
     session: Session,
     by: User,
@@ -528,7 +589,45 @@ def withheld_by_consent(session: Session, patient_id: uuid.UUID) -> int:
     return int(session.info.get(_WITHHELD, {}).get(patient_id, 0))
 
 
+def withheld_in_request(session: Session) -> int:
+    """How many records this request withheld from the care team by consent, over every
+    patient it read (a list of many patients, as the caseload, says it once)."""
+    return sum(int(n) for n in session.info.get(_WITHHELD, {}).values())
+
+
+def load_for(
+    session: Session, organization_id: uuid.UUID, patient_ids: Iterable[uuid.UUID]
+) -> None:
+    """Load the labels and consents of many patients at once (a fixed number of queries,
+    whatever their number), so that the per-patient decisions that follow (`filter_records`,
+    `check_record`, `decide`) read them from memory: a read of many patients' records (the
+    caseload, a clinician-wide list) decides per patient with no query per patient. Call it
+    after the read's own queries and before its decisions (a flush in between clears it)."""
+    labels.context(session, organization_id, patient_ids)
+
+
 _CONSENT_REASONS = frozenset({"consent_denies", "part2_no_consent", "no_consent"})
+
+
+def is_part2(row: Any, patient: Any) -> bool:
+    """Whether a record of `patient` carries the 42 CFR Part 2 label (for the page's badge:
+    the labels are loaded once per request, so no query per row)."""
+    try:
+        session = Session.object_session(patient)
+    except Exception:  # not a mapped row: nothing to label
+        return False
+    if session is None:
+        return False
+    ctx = labels.context(session, patient.organization_id, [patient.id])
+    return labels.labels_of(row, ctx, patient.id).part2
+
+
+def prepare(session: Session, organization_id: uuid.UUID, patient_ids: Iterable[uuid.UUID]) -> None:
+    """Load the Part 2 labels and consents of many patients at once (cached for the request),
+    so a read that then decides patient by patient runs no query per patient."""
+    ids = list(patient_ids)
+    if ids:
+        labels.context(session, organization_id, ids)
 
 
 def label_of(session: Session, access: PatientAccess, row: Any) -> labels.Label:
@@ -580,6 +679,40 @@ def filter_records(
         counts[access.patient.id] = counts.get(access.patient.id, 0) + by_consent
     _disclosed(session, access, disclosed, object_type, purpose)
     return kept
+
+
+def filter_many(
+    session: Session,
+    by: User,
+    groups: Iterable[tuple[Any, list[T]]],
+    *,
+    object_type: str,
+    action: str = "list",
+    purpose: Purpose | str | None = None,
+) -> dict[uuid.UUID, list[T]]:
+    """`filter_records` for a read that found many patients' records in one query, each
+    patient (a `Patient`) with their rows: the rows `by` may see, by patient id. The query
+    must have found only patients `access.readable_patients(by)` gives (the care teams `by`
+    is on, for a clinician), so `by`'s relation to each follows from the role
+    (`role_relation`); anyone with none sees nothing. The labels and consents of all the
+    patients are loaded once (`load_for`): a fixed number of queries, none per patient."""
+    pairs = [(patient, rows) for patient, rows in groups if rows]
+    relation = role_relation(by)
+    if relation is None:
+        return {}
+    if pairs:
+        load_for(session, by.organization_id, [patient.id for patient, _ in pairs])
+    return {
+        patient.id: filter_records(
+            session,
+            PatientAccess(by, patient, relation),
+            rows,
+            object_type=object_type,
+            action=action,
+            purpose=purpose,
+        )
+        for patient, rows in pairs
+    }
 
 
 def audit_withheld(

@@ -96,7 +96,7 @@ def test_the_raw_baselines_read_the_facts_the_pages_show(database_url, tmp_path)
                 cm = session.scalar(select(User).where(User.email == CASE_MANAGER_EMAIL))
                 rows, _ = caseload(session, by=cm, scope="mine", view=View())
                 statements = caseload_statements(engine.dialect.name)
-                raw, contacts, schedules = run_all(
+                raw, contacts, schedules, *decision = run_all(
                     c, statements, stored(cm=cm.id, org=cm.organization_id)
                 )
                 assert len(rows) >= 100 and len(raw) == len(rows)
@@ -117,6 +117,12 @@ def test_the_raw_baselines_read_the_facts_the_pages_show(database_url, tmp_path)
                     assert row.plan_review_on == _as_date(fact.next_review_on)
                 assert sum(r.contacts for r in rows) == len(contacts)
                 assert schedules  # every active plan schedules check-ins
+                # The consent decision's reads: every open episode of the caseload among the
+                # patients' episodes it reads.
+                assert len(decision) == 5
+                assert {r.episode.id.hex for r in rows} <= {
+                    (e[0] if sqlite else e[0].hex) for e in decision[1]
+                }
 
                 params = stored(p=rows[0].patient.id, u=cm.id)
                 overview = run_all(c, patient_statements(), params)

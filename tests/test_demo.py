@@ -391,3 +391,201 @@ def test_megan_doyles_records_reach_her_pcp_only_while_she_consents(demo_session
         assert codes(pcp) == {"PHQ-9"}
     finally:
         demo_session.rollback()
+
+
+# What each labelled kind of record shows on a page (the text a person reads there), for the
+# badge test below: a record whose text a page shows must have the badge beside it.
+_SHOWN_AS = {
+    "concern": "description",
+    "goal": "statement",
+    "milestone": "description",
+    "intervention": "description",
+    "action_step": "description",
+    "strength": "description",
+    "barrier": "description",
+    "contingency": "then_we",
+    "plan_comment": "body",
+    "registry_contact": "note",
+}
+_PLAN_PAGES = ("/plan", "/measures", "/decisions", "/steps")
+_SHOWN_ON = {"registry_contact": ("/registry",)}
+
+
+def test_the_part2_badge_stands_beside_each_labelled_record_of_megan_doyle(demo_session):
+    """Issue 18: "Protected by 42 CFR Part 2" beside every labelled record a page shows, and
+    never beside one that is not. Signed in as Victor Osei, the addiction counsellor of
+    Riverside Recovery Services (a Part 2 program: he sees its records), every page of Megan
+    Doyle's record is opened; each badge names its record (data-part2), which must be one the
+    rules label, and every labelled record whose text (or response link) a page shows has its
+    badge there. The plan's history lists changes, not records: it is held to the second rule
+    only. The schedules and episodes are held to it too (they show no text of their own)."""
+    import html
+    import re
+
+    from fastapi.routing import APIRoute
+    from fastapi.testclient import TestClient
+    from sqlalchemy.orm import sessionmaker
+
+    from concord.accounts.models import Clinic, User
+    from concord.accounts.sessions import start_session
+    from concord.app import create_app
+    from concord.audit.service import set_context
+    from concord.careplans import models as cp
+    from concord.decisions.models import Decision
+    from concord.measures.models import MeasureResponse, MeasureSchedule
+    from concord.part2 import labels
+    from concord.patients.models import Patient
+    from concord.registry.models import CaseReview, Contact, Episode
+    from concord.safety.models import SafetyAlert
+    from concord.settings import Settings, get_settings
+
+    if not hasattr(Clinic, "part2_program"):
+        pytest.skip("needs Part 2 programs (Clinic.part2_program)")
+    demo_session.rollback()
+    url = demo_session.get_bind().url.render_as_string(hide_password=False)
+    engine = make_engine(url)
+    connection = engine.connect()
+    outer = connection.begin()
+    factory = sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    previous = set_clock(FakeClock(NOW))
+    get_settings.cache_clear()
+    app = create_app(
+        Settings(env="test", database_url=url, base_url="http://testserver"),
+        session_factory=factory,
+    )
+    try:
+        with factory() as session:
+            set_context(session, channel="system")
+            megan = session.scalar(select(Patient).where(Patient.given_name == "Megan"))
+            victor = session.scalar(select(User).where(User.name == "Victor Osei"))
+            cookie = start_session(
+                session, user=victor, ip=None, user_agent=None, mfa_verified=True
+            )[0]
+            session.commit()
+            pid = megan.id
+            ctx = labels.context(session, megan.organization_id, [pid])
+            plans = session.scalars(select(cp.CarePlan.id).where(cp.CarePlan.patient_id == pid))
+            plan_ids = list(plans)
+            rows: list = []
+            for model in (
+                cp.Concern,
+                cp.Goal,
+                cp.Intervention,
+                cp.ActionStep,
+                cp.Strength,
+                cp.Barrier,
+                cp.Contingency,
+                cp.PlanComment,
+            ):
+                rows += session.scalars(select(model).where(model.plan_id.in_(plan_ids))).all()
+            goal_ids = [r.id for r in rows if isinstance(r, cp.Goal)]
+            rows += session.scalars(select(cp.Milestone).where(cp.Milestone.goal_id.in_(goal_ids)))
+            for model in (Episode, Contact, CaseReview, MeasureResponse, MeasureSchedule):
+                rows += session.scalars(select(model).where(model.patient_id == pid)).all()
+            labelled = {str(r.id): r for r in rows if labels.labels_of(r, ctx, pid).part2}
+            unlabelled = {str(r.id) for r in rows} - set(labelled)
+            labelled_codes = {
+                r.instrument for r in labelled.values() if isinstance(r, MeasureResponse)
+            }
+            assert "AUDIT-C" in labelled_codes and "PHQ-9" not in labelled_codes
+            # The story labels records of every kind the rules name, and leaves others bare.
+            kinds = {r.__tablename__ for r in labelled.values()}
+            assert {"episode", "registry_contact", "measure_response", "strength"} <= kinds
+            assert unlabelled
+            params = {
+                "patient_id": [str(pid)],
+                "plan_id": [str(p) for p in plan_ids],
+                "response_id": [
+                    str(r.id) for r in rows if isinstance(r, MeasureResponse) and r.completed_at
+                ],
+                "decision_id": [
+                    str(d)
+                    for d in session.scalars(select(Decision.id).where(Decision.patient_id == pid))
+                ],
+                "alert_id": [
+                    str(a)
+                    for a in session.scalars(
+                        select(SafetyAlert.id).where(SafetyAlert.patient_id == pid)
+                    )
+                ],
+                "code": ["AUDIT-C", "PHQ-9"],
+                "number": ["1"],
+            }
+        pages = []
+        for route in app.routes:
+            router = getattr(route, "original_router", None)
+            for r in router.routes if router is not None else [route]:
+                if (
+                    isinstance(r, APIRoute)
+                    and "GET" in r.methods
+                    and r.path.startswith("/patients/{patient_id}")
+                    and not r.path.endswith(".pdf")
+                ):
+                    names = re.findall(r"\{(\w+)\}", r.path)
+                    if all(n in params for n in names):
+                        filled = [r.path]
+                        for n in names:
+                            filled = [
+                                p.replace("{" + n + "}", v) for p in filled for v in params[n]
+                            ]
+                        pages += filled
+        pages += ["/steps"]
+        assert len(pages) > 15
+        with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
+            client.cookies.set("concord_session", cookie)
+            seen_badges: set[str] = set()
+            opened = 0
+            for page in sorted(set(pages)):
+                got = client.get(page)
+                if got.status_code == 404:
+                    continue  # a decision, alert or form that is not this patient's to open
+                assert got.status_code == 200, (page, got.status_code)
+                opened += 1
+                text = html.unescape(got.text)
+                badges = set(re.findall(r'data-part2="([^"]+)"', got.text))
+                assert badges <= set(labelled), (page, badges - set(labelled))
+                assert "Protected by 42 CFR Part 2" in text or not badges
+                seen_badges |= badges
+                # A progress card's series: labelled when its scores are (AUDIT-C), never the
+                # PHQ-9 (primary care's depression measure).
+                series = set(re.findall(r'data-part2-series="([^"]+)"', got.text))
+                assert series <= labelled_codes, (page, series)
+                if page.endswith((str(pid), "/measures")):
+                    assert "AUDIT-C" in series, page
+                if page.endswith("/plan/history"):
+                    continue
+                for rid, row in labelled.items():
+                    field = _SHOWN_AS.get(row.__tablename__)
+                    words = getattr(row, field, None) if field else None
+                    # A plan item is looked for on the pages that show plan items, a contact
+                    # on the Collaborative care tab (a note may quote a goal's words).
+                    where = _SHOWN_ON.get(row.__tablename__, _PLAN_PAGES)
+                    shown = (
+                        bool(words) and any(w in page for w in where) and words.strip()[:40] in text
+                    ) or f"/measures/responses/{rid}" in text
+                    if page.endswith(f"/measures/responses/{rid}"):
+                        shown = True
+                    if shown:
+                        at = text.find(words.strip()[:40]) if words else -1
+                        assert rid in badges, (
+                            page,
+                            row.__tablename__,
+                            words or rid,
+                            text[max(at - 200, 0) : at + 100],
+                        )
+            assert opened > 10
+            # Every labelled kind the pages show was badged somewhere.
+            assert {labelled[b].__tablename__ for b in seen_badges} >= {
+                "episode",
+                "registry_contact",
+                "measure_response",
+                "strength",
+            }
+    finally:
+        outer.rollback()
+        connection.close()
+        engine.dispose()
+        set_clock(previous)
+        get_settings.cache_clear()

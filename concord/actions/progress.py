@@ -21,7 +21,7 @@ def progress_for(
 ) -> list[InstrumentProgress]:
     """The main score of each instrument the patient has answered, with its status (access
     checked and the read audited by measures)."""
-    start, goals = treatment_start_and_goals(session, access.patient.id)
+    start, goals = treatment_start_and_goals(session, access)
     return measures.progress_for(
         session,
         access=access,

@@ -78,6 +78,14 @@ def item_json(section: str, item: Any) -> dict[str, Any]:
     return data
 
 
+def _serving(data: dict[str, Any], goals: set[str]) -> dict[str, Any]:
+    """An item's goal, where the reader sees that goal (a goal withheld from them, a Part 2
+    program's, is not named by its id either)."""
+    if data.get("goal_id") not in goals:
+        data["goal_id"] = None
+    return data
+
+
 def plan_json(view: plans.PlanView) -> dict[str, Any]:
     plan, contents, agreement = view.plan, view.contents, view.agreement
 
@@ -92,6 +100,7 @@ def plan_json(view: plans.PlanView) -> dict[str, Any]:
             }
         )
 
+    shown = {str(g.id) for g in contents.goals}
     goals = []
     for goal in contents.goals:
         entry = item_json("goals", goal)
@@ -130,8 +139,12 @@ def plan_json(view: plans.PlanView) -> dict[str, Any]:
         },
         "concerns": [item_json("concerns", c) for c in contents.concerns],
         "goals": goals,
-        "interventions": [item_json("interventions", i) for i in contents.interventions],
-        "action_steps": [item_json("action_steps", s) for s in contents.action_steps],
+        "interventions": [
+            _serving(item_json("interventions", i), shown) for i in contents.interventions
+        ],
+        "action_steps": [
+            _serving(item_json("action_steps", s), shown) for s in contents.action_steps
+        ],
         "strengths": [item_json("strengths", s) for s in contents.strengths],
         "barriers": [item_json("barriers", b) for b in contents.barriers],
         "contingencies": [item_json("contingencies", c) for c in contents.contingencies],
@@ -329,7 +342,7 @@ def _replay(session: Session, acc: PatientAccess, result: str | None) -> Any:
     if plan is None or not result or "/" not in result:
         raise NotFound(Msg("The earlier submission with this key is not available."))
     sec, item_id = result.split("/", 1)
-    item = plans.get_item(session, plan=plan, section=sec, item_id=item_id)
+    item = plans.get_item(session, plan=plan, section=sec, item_id=item_id, access=acc)
     return item_json(sec, item)
 
 

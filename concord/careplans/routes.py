@@ -135,7 +135,7 @@ def _editor_context(
         "preference_values": preference_values,
         "preference_form": PREFERENCE_FORM,
         "editable": bool(view and acc.can_edit_plan and view.plan.is_current),
-        "latest_scores": latest_scores(session, acc.patient.id) if view else {},
+        "latest_scores": latest_scores(session, acc) if view else {},
         "goal_met": goal_met,
         "forms": FORMS,
         "sections": PAGE_SECTIONS,

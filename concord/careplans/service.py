@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from concord import disclosure
 from concord.access import (
     PatientAccess,
+    Relation,
     deny,
+    in_scope,
     owned_record,
     page_in_scope,
     parse_id,
@@ -157,21 +159,27 @@ def current_plan(session: Session, patient_id: uuid.UUID) -> CarePlan | None:
 
 
 def treatment_start_and_goals(
-    session: Session, patient_id: uuid.UUID
+    session: Session, access: PatientAccess
 ) -> tuple[date | None, list[Goal]]:
     """When treatment began (the current plan's activation) and the plan's goals linked to a
-    measure: what a measure's progress is read against (concord.actions.progress)."""
-    plan = current_plan(session, patient_id)
+    measure that `access` may see: what a measure's progress is read against (concord.
+    actions.progress). A goal written by a Part 2 program's staff is withheld as on the plan
+    page (disclosure.filter_records: audited, counted in the withheld line)."""
+    plan = current_plan(session, access.patient.id)
     if plan is None:
         return None, []
     goals = session.scalars(
-        select(Goal).where(
+        select(Goal)
+        .where(
             Goal.plan_id == plan.id,
             Goal.removed_at.is_(None),
             Goal.measure_instrument.is_not(None),
         )
+        .order_by(Goal.created_at)
     )
-    return plan.activated_on, list(goals)
+    return plan.activated_on, disclosure.filter_records(
+        session, access, list(goals), object_type="Goal", action="read"
+    )
 
 
 @disclosure.discloses("CarePlan")
@@ -278,6 +286,25 @@ def visible_contents(session: Session, access: PatientAccess, plan: CarePlan) ->
         for section in history.SECTIONS
     }
     return PlanContents(plan=plan, **kept)
+
+
+def list_interventions(session: Session, *, access: PatientAccess) -> list[Intervention]:
+    """The current plan's interventions (not removed) that `access` may see, in the order
+    they were added: one written by a Part 2 program's staff passes the disclosure decision
+    as on the plan page (what the decisions domain lists beside a choice)."""
+    plan = current_plan(session, access.patient.id)
+    if plan is None:
+        return []
+    rows = list(
+        session.scalars(
+            select(Intervention)
+            .where(Intervention.plan_id == plan.id, Intervention.removed_at.is_(None))
+            .order_by(Intervention.created_at)
+        )
+    )
+    return disclosure.filter_records(
+        session, access, rows, object_type="Intervention", action="read"
+    )
 
 
 def withheld_item_ids(session: Session, access: PatientAccess, plan: CarePlan) -> set[str]:
@@ -414,12 +441,19 @@ def plan_view(
     on = org_today(session, access.patient)
     comments: list[PlanComment] = []
     if access.can_comment:
-        comments = list(
-            session.scalars(
-                select(PlanComment)
-                .where(PlanComment.plan_id == plan.id)
-                .order_by(PlanComment.created_at)
-            )
+        # A comment written by a Part 2 program's staff is the program's record.
+        comments = disclosure.filter_records(
+            session,
+            access,
+            list(
+                session.scalars(
+                    select(PlanComment)
+                    .where(PlanComment.plan_id == plan.id)
+                    .order_by(PlanComment.created_at)
+                )
+            ),
+            object_type="PlanComment",
+            action="read",
         )
     return PlanView(
         plan=plan,
@@ -942,7 +976,18 @@ def add_item(
     return item
 
 
-def get_item(session: Session, *, plan: CarePlan, section: str, item_id: uuid.UUID | str) -> Any:
+def get_item(
+    session: Session,
+    *,
+    plan: CarePlan,
+    section: str,
+    item_id: uuid.UUID | str,
+    access: PatientAccess | None = None,
+) -> Any:
+    """An item of the plan (not removed); with `access`, one that `access` may see: an item
+    written by a Part 2 program's staff is "no such item" (audited) to someone the
+    disclosure decision withholds it from, as on the plan page, so a change by id cannot
+    reach what the page does not show."""
     spec = spec_for(section)
     try:
         iid = uuid.UUID(str(item_id))
@@ -958,6 +1003,14 @@ def get_item(session: Session, *, plan: CarePlan, section: str, item_id: uuid.UU
     )
     if plan_id != plan.id:
         raise NotFound(Msg("No such item in this plan."))
+    if access is not None:
+        disclosure.check_record(
+            session,
+            access,
+            item,
+            object_type=spec.model.__name__,
+            message=Msg("No such item in this plan."),
+        )
     return item
 
 
@@ -974,7 +1027,7 @@ def update_item(
     spec = spec_for(section)
     _require_editor(session, access, action="update", object_type=spec.object_type)
     plan = _editable_plan(session, access)
-    item = get_item(session, plan=plan, section=section, item_id=item_id)
+    item = get_item(session, plan=plan, section=section, item_id=item_id, access=access)
     if item.version != version:
         raise _stale(session, item, section)
     values = _columns(session, access, plan, section, data)
@@ -1007,7 +1060,7 @@ def remove_item(
     spec = spec_for(section)
     _require_editor(session, access, action="delete", object_type=spec.object_type)
     plan = _editable_plan(session, access)
-    item = get_item(session, plan=plan, section=section, item_id=item_id)
+    item = get_item(session, plan=plan, section=section, item_id=item_id, access=access)
     if item.version != version:
         raise _stale(session, item, section)
     if section == "goals":
@@ -1041,7 +1094,7 @@ def set_step_status(
     plan = current_plan(session, access.patient.id)
     if plan is None:
         raise NotFound(Msg("No such item in this plan."))
-    step = get_item(session, plan=plan, section="action_steps", item_id=step_id)
+    step = get_item(session, plan=plan, section="action_steps", item_id=step_id, access=access)
     allowed = access.can_edit_plan or (access.is_self and step.owner_is_patient)
     if not allowed:
         raise deny(
@@ -1277,9 +1330,13 @@ class StepRow:
 
 
 def my_action_steps(session: Session, *, by: User, include_done: bool = False) -> list[StepRow]:
-    """Steps this person owns: a clinician's across their patients; a patient's own."""
+    """Steps this person owns: a clinician's across their patients; a patient's own. Each
+    patient's steps, and the goals they name, pass the disclosure decision as on the plan
+    page: a step or goal written by a Part 2 program's staff is withheld (audited, counted in
+    the withheld line) from a clinician outside the program without a permitting consent; a
+    step whose goal is withheld is shown without the goal's statement."""
     query = (
-        select(ActionStep, Patient, Goal.statement)
+        select(ActionStep, Patient, Goal)
         .join(CarePlan, CarePlan.id == ActionStep.plan_id)
         .join(Patient, Patient.id == CarePlan.patient_id)
         .outerjoin(Goal, Goal.id == ActionStep.goal_id)
@@ -1292,8 +1349,10 @@ def my_action_steps(session: Session, *, by: User, include_done: bool = False) -
     if not include_done:
         query = query.where(ActionStep.status == StepStatus.to_do)
     if by.is_patient:
+        relation = Relation.self
         query = query.where(Patient.user_id == by.id, ActionStep.owner_is_patient.is_(True))
     elif by.is_clinician:
+        relation = Relation.team
         query = query.where(
             ActionStep.owner_id == by.id,
             # still on the patient's team
@@ -1308,11 +1367,41 @@ def my_action_steps(session: Session, *, by: User, include_done: bool = False) -
         )
     else:
         return []
-    rows = [
-        StepRow(step, patient, goal)
-        for step, patient, goal in session.execute(
+    found = list(
+        session.execute(
             query.order_by(ActionStep.due_on.is_(None), ActionStep.due_on, ActionStep.created_at)
         )
+    )
+    patients = {patient.id: patient for _, patient, _ in found}
+    # One load of the labels and consents for every patient listed (no query per patient).
+    disclosure.prepare(session, by.organization_id, list(patients))
+    kept_steps: set[uuid.UUID] = set()
+    kept_goals: set[uuid.UUID] = set()
+    for patient_id, patient in patients.items():
+        # The query proved the relation: the patient themself, or a clinician on the team.
+        acc = PatientAccess(by, patient, relation)
+        steps = [step for step, p, _ in found if p.id == patient_id]
+        goals = list(
+            {g.id: g for _, p, g in found if p.id == patient_id and g is not None}.values()
+        )
+        kept_steps |= {
+            s.id
+            for s in disclosure.filter_records(
+                session, acc, steps, object_type="ActionStep", action="list"
+            )
+        }
+        kept_goals |= {
+            g.id
+            for g in disclosure.filter_records(
+                session, acc, goals, object_type="Goal", action="list"
+            )
+        }
+    rows = [
+        StepRow(
+            step, patient, goal.statement if goal is not None and goal.id in kept_goals else None
+        )
+        for step, patient, goal in found
+        if step.id in kept_steps
     ]
     for patient_id in {row.patient.id for row in rows}:
         record(session, by=by, action="list", object_type="ActionStep", patient_id=patient_id)
@@ -1435,6 +1524,49 @@ def list_plan_records(
     return Page([_plan_record(session, p, acc) for p, acc in page.rows], page.more, page.total)
 
 
+@dataclass(frozen=True)
+class _GoalLabel:
+    """What the Part 2 label rules read of a goal (its id and who last wrote it), without
+    loading the goal: a search decides on every goal it may return before paging."""
+
+    id: uuid.UUID
+    updated_by_id: uuid.UUID | None
+    __tablename__ = "goal"
+    data_category = Goal.data_category
+
+
+def _withheld_goals(
+    session: Session, by: User, query: Any, scope: list[PatientAccess] | None
+) -> set[uuid.UUID]:
+    """The goals `query` would return (within `scope`) that the disclosure decision withholds
+    from `by` (a goal written by a Part 2 program's staff, without a permitting consent; a
+    patient's consent refusing the care plan): decided before paging, so Bundle.total and the
+    next link count only what is shown. One query of three columns and one load of labels and
+    consents for all the patients (disclosure.withheld_among, the filter_records decision)."""
+    keys = session.execute(
+        query.where(in_scope(by, scope, CarePlan.patient_id)).with_only_columns(
+            Goal.id, Goal.updated_by_id, CarePlan.patient_id
+        )
+    ).all()
+    return disclosure.withheld_among(
+        session, by, [(_GoalLabel(gid, author), pid) for gid, author, pid in keys]
+    )
+
+
+def _search_disclosed(
+    session: Session, object_type: str, rows: list[tuple[Any, PatientAccess]]
+) -> None:
+    """Tell the disclosure decision what a search page disclosed, patient by patient, so a
+    Part 2 record leaving its program is in the disclosure log as on every other path (ADR
+    0022). The page was filtered before paging by the same decision (nothing is withheld
+    here)."""
+    by_patient: dict[uuid.UUID, tuple[PatientAccess, list[Any]]] = {}
+    for row, acc in rows:
+        by_patient.setdefault(acc.patient.id, (acc, []))[1].append(row)
+    for acc, group in by_patient.values():
+        disclosure.filter_records(session, acc, group, object_type=object_type)
+
+
 def list_goals(
     session: Session,
     *,
@@ -1445,13 +1577,19 @@ def list_goals(
     limit: int = 100,
     only_count: bool = False,
 ) -> Page[tuple[Goal, PatientAccess, PlanContents]]:
-    """The goals not removed (of the patients in `scope`; None: every patient `by` may read),
-    in id order, each with its plan's contents (loaded once a plan); each is in the trail."""
+    """The goals not removed (of the patients in `scope`; None: every patient `by` may read)
+    that the disclosure decision lets `by` see, in id order, each with the contents of its
+    plan that `by` may see (loaded once a plan); each is in the trail. Withheld goals are
+    left out before paging (their count in one denied event)."""
     query = (
         select(Goal).join(CarePlan, CarePlan.id == Goal.plan_id).where(Goal.removed_at.is_(None))
     )
     if statuses is not None:
         query = query.where(Goal.status.in_(statuses))
+    withheld = _withheld_goals(session, by, query, scope)
+    if withheld:
+        query = query.where(Goal.id.not_in(sorted(withheld)))
+        disclosure.audit_withheld_search(session, by, len(withheld), object_type="Goal")
     page = page_in_scope(
         session,
         by,
@@ -1464,12 +1602,13 @@ def list_goals(
         limit=limit,
         only_count=only_count,
     )
+    _search_disclosed(session, "Goal", page.rows)
     contents: dict[uuid.UUID, PlanContents] = {}
     rows = []
     for goal, acc in page.rows:
         if goal.plan_id not in contents:
             plan = session.get(CarePlan, goal.plan_id)
             assert plan is not None
-            contents[goal.plan_id] = load_contents(session, plan)
+            contents[goal.plan_id] = visible_contents(session, acc, plan)
         rows.append((goal, acc, contents[goal.plan_id]))
     return Page(rows, page.more, page.total)

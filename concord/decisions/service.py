@@ -516,13 +516,12 @@ ENDED_TREATMENT = ("completed", "stopped")
 
 
 def treatments_in_plan(session: Session, access: PatientAccess) -> list[Any]:
-    """The current care plan's interventions that are not completed or stopped."""
-    plan = plans.current_plan(session, access.patient.id)
-    if plan is None:
-        return []
+    """The current care plan's interventions that are not completed or stopped, of those
+    `access` may see (one written by a Part 2 program's staff is withheld without a
+    permitting consent, as on the plan page)."""
     return [
         i
-        for i in plans.load_contents(session, plan).interventions
+        for i in plans.list_interventions(session, access=access)
         if str(i.status) not in ENDED_TREATMENT
     ]
 

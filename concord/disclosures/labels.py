@@ -26,6 +26,9 @@ KIND_LABELS = {
     "Contact": N_("contacts with the care team"),
     "CarePlan": N_("care plan"),
     "CarePlanItem": N_("care plan items"),
+    "CaseReview": N_("specialist reviews of your care"),
+    "Recommendation": N_("a specialist's advice about your care"),
+    "RiskStatus": N_("your safety status"),
 }
 
 

@@ -9,6 +9,7 @@ than at the client.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -31,6 +32,35 @@ from concord.patients.models import CareTeam, CareTeamMember, Patient
 
 FHIR_VERSION = "4.0.1"
 SYSTEM = "https://concord-care.org/fhir"
+
+
+# A record of a 42 CFR Part 2 program (ADR 0021): the law (v3-ActCode 42CFRPart2), the
+# obligation not to redisclose without consent (NORDSCLCD), and the confidentiality R.
+PART2_SECURITY = (
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"},
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "NORDSCLCD"},
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
+)
+# An element-level label (HL7 FHIR Data Segmentation for Privacy IG, 1.0.0): on a part of a
+# resource that is a Part 2 record when the rest is not (a CarePlan's activity or note).
+INLINE_LABEL = (
+    "http://hl7.org/fhir/uv/security-label-ds4p/StructureDefinition/extension-inline-sec-label"
+)
+
+
+def label_part2(resource: dict[str, Any]) -> dict[str, Any]:
+    """`resource` with the Part 2 security labels in meta.security (added once)."""
+    security = resource.setdefault("meta", {}).setdefault("security", [])
+    security.extend(dict(c) for c in PART2_SECURITY if c not in security)
+    return resource
+
+
+def _inline_part2(element: dict[str, Any]) -> dict[str, Any]:
+    """A part of a resource (an activity, a note) labelled Part 2 by the inline extension."""
+    element.setdefault("extension", []).extend(
+        {"url": INLINE_LABEL, "valueCoding": dict(c)} for c in PART2_SECURITY
+    )
+    return element
 
 
 def validate(resource: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +223,14 @@ def _local_day(value: datetime, patient: Patient) -> str:
     return day.isoformat()
 
 
-def goal_resource(goal: Goal, patient: Patient, contents: PlanContents | None) -> dict[str, Any]:
+def goal_resource(
+    goal: Goal,
+    patient: Patient,
+    contents: PlanContents | None,
+    labelled: Collection[uuid.UUID] = (),
+) -> dict[str, Any]:
+    """`labelled`: the ids of the goal and plan items that are Part 2 records (the goal, or a
+    milestone shown in it, makes the whole Goal one)."""
     target: dict[str, Any] = _drop_empty(
         {
             "measure": {"text": goal.measure} if goal.measure else None,
@@ -217,7 +254,8 @@ def goal_resource(goal: Goal, patient: Patient, contents: PlanContents | None) -
         if goal.proposed_by_patient
         else person_ref(goal.proposed_by, patient)
     )
-    return _drop_empty(
+    shown = [goal.id, *(m.id for m in (contents.milestones_for(goal.id) if contents else []))]
+    resource = _drop_empty(
         {
             "resourceType": "Goal",
             "id": str(goal.id),
@@ -259,6 +297,7 @@ def goal_resource(goal: Goal, patient: Patient, contents: PlanContents | None) -
             "expressedBy": expressed_by,
         }
     )
+    return label_part2(resource) if any(i in labelled for i in shown) else resource
 
 
 ACTIVITY_STATUS = {
@@ -331,9 +370,13 @@ def care_plan_resource(
     latest: PlanRevision | None,
     decisions: dict[uuid.UUID, uuid.UUID] | None = None,
     author: User | None = None,
+    labelled: Collection[uuid.UUID] = (),
 ) -> dict[str, Any]:
     """`decisions`: intervention id -> the decision made together that chose it; `author`:
-    who created the plan."""
+    who created the plan; `labelled`: the ids of the items that are 42 CFR Part 2 records.
+    A labelled concern's contained Condition carries the labels in its meta, a labelled
+    activity or note inline (DS4P), and the CarePlan itself in its meta when it holds any
+    (the high-water mark: a client that reads only meta.security still sees them)."""
     decisions = decisions or {}
     contained = []
     addresses = []
@@ -343,33 +386,36 @@ def care_plan_resource(
             code["coding"] = [
                 {"system": CODE_SYSTEM_URIS[CodeSystem(concern.code_system)], "code": concern.code}
             ]
-        contained.append(
-            {
-                "resourceType": "Condition",
-                "id": f"concern{index}",
-                "clinicalStatus": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                            "code": "active" if concern.status == "active" else "resolved",
-                        }
-                    ]
-                },
-                "code": code,
-                "subject": _ref("Patient", patient.id),
-            }
-        )
+        condition = {
+            "resourceType": "Condition",
+            "id": f"concern{index}",
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                        "code": "active" if concern.status == "active" else "resolved",
+                    }
+                ]
+            },
+            "code": code,
+            "subject": _ref("Patient", patient.id),
+        }
+        contained.append(label_part2(condition) if concern.id in labelled else condition)
         addresses.append({"reference": f"#concern{index}", "display": concern.description})
     notes = []
+
+    def note(item: Any, text: str) -> None:
+        notes.append(_inline_part2({"text": text}) if item.id in labelled else {"text": text})
+
     for strength in contents.strengths:
-        notes.append({"text": f"Strength: {strength.description}"})
+        note(strength, f"Strength: {strength.description}")
     for barrier in contents.barriers:
         text = f"Barrier ({VALUE_LABELS.get(barrier.kind, barrier.kind)}): {barrier.description}"
         if barrier.way_around:
             text += f". Agreed way around it: {barrier.way_around}"
-        notes.append({"text": text})
+        note(barrier, text)
     for item in contents.contingencies:
-        notes.append({"text": f"If {item.if_this}: {item.then_we}"})
+        note(item, f"If {item.if_this}: {item.then_we}")
     for name, label in (
         ("what_matters_most", "What matters most"),
         ("treatment_preferences", "Treatment preferences"),
@@ -380,11 +426,22 @@ def care_plan_resource(
         if value:
             notes.append({"text": f"{label}: {value}"})
     activities = [
-        _intervention_activity(i, patient, decisions.get(i.id)) for i in contents.interventions
+        _labelled_activity(_intervention_activity(i, patient, decisions.get(i.id)), i, labelled)
+        for i in contents.interventions
     ]
-    activities += [_step_activity(s, patient) for s in contents.action_steps]
+    activities += [
+        _labelled_activity(_step_activity(s, patient), s, labelled) for s in contents.action_steps
+    ]
+    shown_goals = {f"Goal/{g.id}" for g in contents.goals}
+    for activity in activities:
+        # A goal withheld from the reader (a Part 2 program's) is not named by an activity.
+        refs = [g for g in activity["detail"].get("goal", []) if g["reference"] in shown_goals]
+        if refs:
+            activity["detail"]["goal"] = refs
+        else:
+            activity["detail"].pop("goal", None)
     period = _drop_empty({"start": _date(plan.activated_on), "end": _date(plan.ended_on)})
-    return _drop_empty(
+    resource = _drop_empty(
         {
             "resourceType": "CarePlan",
             "id": str(plan.id),
@@ -410,6 +467,27 @@ def care_plan_resource(
             "note": notes,
         }
     )
+    shown = [
+        item.id
+        for section in (
+            "concerns",
+            "goals",
+            "milestones",
+            "interventions",
+            "action_steps",
+            "strengths",
+            "barriers",
+            "contingencies",
+        )
+        for item in getattr(contents, section)
+    ]
+    return label_part2(resource) if any(i in labelled for i in shown) else resource
+
+
+def _labelled_activity(
+    activity: dict[str, Any], item: Any, labelled: Collection[uuid.UUID]
+) -> dict[str, Any]:
+    return _inline_part2(activity) if item.id in labelled else activity
 
 
 def bundle(

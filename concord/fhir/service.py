@@ -20,6 +20,7 @@ from concord.accounts.organizations import organization_of
 from concord.accounts.users import get_colleague
 from concord.actions import checkin
 from concord.careplans import service as plans
+from concord.careplans.history import SECTIONS as PLAN_SECTIONS
 from concord.careplans.models import PlanStatus
 from concord.decisions import service as decisions
 from concord.decisions.aids import all_aids, get_aid
@@ -121,7 +122,25 @@ def _plan_resource(session: Session, record: plans.PlanRecord) -> dict[str, Any]
         record.latest,
         decisions.decisions_for_plan(session, record.plan.id),
         author=record.author,
+        labelled=_labelled_items(session, record.access.patient, record.contents),
     )
+
+
+def _goal_resource(
+    session: Session, goal: Any, acc: PatientAccess, contents: Any
+) -> dict[str, Any]:
+    return mapping.goal_resource(
+        goal,
+        acc.patient,
+        contents,
+        labelled=_labelled_items(session, acc.patient, contents)
+        | _labelled_goal(session, goal, acc),
+    )
+
+
+def _labelled_goal(session: Session, goal: Any, acc: PatientAccess) -> set[uuid.UUID]:
+    ctx = part2_labels.context(session, acc.patient.organization_id, [acc.patient.id])
+    return {goal.id} if part2_labels.labels_of(goal, ctx, acc.patient.id).part2 else set()
 
 
 def read_resource(session: Session, *, by: User, kind: str, ident: str, mrn: str) -> dict[str, Any]:
@@ -139,7 +158,7 @@ def read_resource(session: Session, *, by: User, kind: str, ident: str, mrn: str
         if kind == "CarePlan":
             return _plan_resource(session, plans.get_plan_record(session, by=by, ident=ident))
         goal, acc, contents = plans.get_goal(session, by=by, ident=ident)
-        return mapping.goal_resource(goal, acc.patient, contents)
+        return _goal_resource(session, goal, acc, contents)
 
 
 # --- searches --------------------------------------------------------------------------------
@@ -188,9 +207,7 @@ def search(session: Session, *, by: User, q: Query, mrn: str) -> SearchPage:
         return _page(found, lambda r: _plan_resource(session, r), lambda r: r.plan.id)
     statuses = _statuses(q.groups("lifecycle-status"), GOAL_STATUS, GOAL_LIFECYCLE)
     goals = plans.list_goals(session, by=by, scope=scope, statuses=statuses, **paging)
-    return _page(
-        goals, lambda r: mapping.goal_resource(r[0], r[1].patient, r[2]), lambda r: r[0].id
-    )
+    return _page(goals, lambda r: _goal_resource(session, r[0], r[1], r[2]), lambda r: r[0].id)
 
 
 def _search_patients(session: Session, by: User, q: Query, mrn: str) -> SearchPage:
@@ -264,25 +281,24 @@ def search_questionnaires(q: Query) -> SearchPage:
     return SearchPage(page, next_cursor, len(found))
 
 
-# A record of a 42 CFR Part 2 program (ADR 0021): the law (v3-ActCode 42CFRPart2), the
-# obligation not to redisclose without consent (NORDSCLCD), and the confidentiality R.
-PART2_SECURITY = (
-    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"},
-    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "NORDSCLCD"},
-    {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
-)
-
-
-def _labelled(
-    session: Session, row: Any, patient: Any, resource: dict[str, Any]
-) -> dict[str, Any]:
+def _labelled(session: Session, row: Any, patient: Any, resource: dict[str, Any]) -> dict[str, Any]:
     """The resource with its Part 2 security labels when the record carries the label (the
     patient's labels context is loaded once per request, by concord.part2.labels)."""
     ctx = part2_labels.context(session, patient.organization_id, [patient.id])
     if part2_labels.labels_of(row, ctx, patient.id).part2:
-        security = resource.setdefault("meta", {}).setdefault("security", [])
-        security.extend(dict(c) for c in PART2_SECURITY if c not in security)
+        mapping.label_part2(resource)
     return resource
+
+
+def _labelled_items(session: Session, patient: Any, contents: Any) -> set[uuid.UUID]:
+    """The ids of a plan's items (those shown) that are 42 CFR Part 2 records."""
+    ctx = part2_labels.context(session, patient.organization_id, [patient.id])
+    return {
+        item.id
+        for section in PLAN_SECTIONS
+        for item in getattr(contents, section)
+        if part2_labels.labels_of(item, ctx, patient.id).part2
+    }
 
 
 def read_questionnaire_response(session: Session, *, by: User, ident: str) -> dict[str, Any]:
@@ -351,7 +367,8 @@ def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any
         for resource in item_observations(response, instrument, acc.patient) if instrument else []:
             if resource["id"] == ident:
                 measures.record_read(session, acc, "Observation", ident[:64])
-                return resource
+                # An answer carries its response's label.
+                return _labelled(session, response, acc.patient, resource)
         raise NotFound(Msg("No such resource."))
     with _as_missing():
         observation, acc = measures.get_observation(session, by=by, ident=ident)
@@ -378,9 +395,15 @@ def _observations_derived_from(
         response, acc = named
         instrument = library().get(response.instrument)
         scores = measures.scores_of(session, response.id)
-        found += [score_observation(o, instrument, acc.patient) for o in scores]
+        found += [
+            _labelled(session, o, acc.patient, score_observation(o, instrument, acc.patient))
+            for o in scores
+        ]
         if instrument is not None:
-            found += item_observations(response, instrument, acc.patient)
+            found += [
+                _labelled(session, response, acc.patient, r)
+                for r in item_observations(response, instrument, acc.patient)
+            ]
     found = [r for r in found if codings_match(q.groups("code"), r["code"]["coding"])]
     page, next_cursor = page_of(found, q)
     measures.record_searched(

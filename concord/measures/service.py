@@ -777,11 +777,22 @@ def _disclosed(
     )
     if forced:
         response = model.response_id if hasattr(model, "response_id") else model.id
-        # A record corrected to Part 2 goes only where Part 2 records of its patient go.
-        part2_denied = sorted(withheld_patients.get(DataCategory.substance_use, set(patients)))
+        # A record corrected to Part 2 goes only where a Part 2 record of its category goes
+        # (the label filter_records gives it: tests/part2/test_decision_sql_equals_python.py).
+        part2_denied = disclosure.withheld_corrected_for_search(
+            session, by, patients, sorted(permitted)
+        )
         allowed = and_(
             allowed,
-            or_(response.not_in(sorted(forced)), model.patient_id.not_in(part2_denied)),
+            *(
+                or_(
+                    response.not_in(sorted(forced)),
+                    column.not_in(disclosed_instruments([cat])),
+                    model.patient_id.not_in(sorted(part2_denied[cat])),
+                )
+                for cat in sorted(permitted)
+                if part2_denied[cat]
+            ),
         )
     some = forced or any(withheld_patients.values())
     if some or len(codes) < len(library().instruments):
@@ -789,6 +800,7 @@ def _disclosed(
         if withheld:
             disclosure.audit_withheld_search(session, by, withheld, object_type=object_type)
     return query.where(allowed)
+
 
 # --- schedules -------------------------------------------------------------------------------
 
@@ -1207,6 +1219,8 @@ class InstrumentProgress:
     summary: Progress
     treatment_start: date | None
     goals: list[Any] = field(default_factory=list)
+    # Whether any score in the series is a 42 CFR Part 2 record (the page's badge).
+    part2: bool = False
 
 
 def progress_for(
@@ -1234,11 +1248,14 @@ def progress_for(
     rows = disclosure.filter_records(session, access, rows, object_type="Observation")
     tz = ZoneInfo(_org(session, access.patient).timezone)
     series: dict[str, list[Point]] = {}
+    labelled: set[str] = set()
     for row in rows:
         instrument = library().get(row.instrument)
         main = instrument.main_score if instrument else None
         if main is None or row.score_id != main.id:
             continue
+        if row.instrument not in labelled and disclosure.label_of(session, access, row).part2:
+            labelled.add(row.instrument)
         series.setdefault(row.instrument, []).append(
             Point(_local_date(row.effective_at, tz), row.value, row.band, str(row.response_id))
         )
@@ -1259,6 +1276,7 @@ def progress_for(
                 progress(instrument, points, treatment_start=start, today=on),
                 start,
                 [g for g in goals if g.measure_instrument == code],
+                part2=code in labelled,
             )
         )
     record(
@@ -1282,19 +1300,25 @@ def goal_met(goal: Any, latest: float | None) -> bool:
     }.get(goal.measure_op or "", False)
 
 
-def latest_scores(session: Session, patient_id: uuid.UUID) -> dict[str, MeasureObservation]:
-    """The newest main-score observation of each instrument, for goals linked to measures."""
+def latest_scores(session: Session, access: PatientAccess) -> dict[str, MeasureObservation]:
+    """The newest main-score observation of each instrument that `access` may see, for goals
+    linked to measures: each passes the disclosure decision (an AUDIT-C of a Part 2 program
+    without a permitting consent, or a category the patient refused the reader, is left out,
+    counted and audited; a Part 2 score shown under consent is logged)."""
     latest: dict[str, MeasureObservation] = {}
     for row in session.scalars(
         select(MeasureObservation)
-        .where(MeasureObservation.patient_id == patient_id)
+        .where(MeasureObservation.patient_id == access.patient.id)
         .order_by(MeasureObservation.effective_at.desc())
     ):
         instrument = library().get(row.instrument)
         main = instrument.main_score if instrument else None
         if main is not None and row.score_id == main.id and row.instrument not in latest:
             latest[row.instrument] = row
-    return latest
+    kept = disclosure.filter_records(
+        session, access, list(latest.values()), object_type="Observation", action="list"
+    )
+    return {row.instrument: row for row in kept}
 
 
 # --- reads for the FHIR API (access and audit applied here, once) -------------------------------

@@ -222,7 +222,9 @@ def context(session: Session, organization_id: uuid.UUID, patients: Iterable[uui
         emergencies=emergencies,
         patients=wanted,
     )
-    cached[organization_id] = ctx
+    # Stored afresh: a flush made by the queries above (autoflush) cleared the cache they
+    # found, and what they read is already after it.
+    session.info.setdefault(_CACHE, {})[organization_id] = ctx
     return ctx
 
 

@@ -21,7 +21,7 @@ from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, CareTeam, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
 from concord.registry.service import judged_by
-from concord.safety.risk import current_risks
+from concord.safety.risk import risks_for
 from concord.safety.rulesets import rules_for
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
@@ -73,7 +73,7 @@ def my_patients(request: Request, session: DbSession, actor: WebActor) -> Respon
     if actor.user.is_clinician:
         mine = patients.list_my_patients(session, by=actor.user)
         summaries = plans.plan_summaries(session, mine, on)
-        risks = current_risks(session, [p.id for p in mine])
+        risks = risks_for(session, actor.user, mine)
         for patient in mine:
             summary = summaries[patient.id]
             risk = risks.get(patient.id)
@@ -187,7 +187,7 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         "members": members,
         "summary": summary,
         "related": patients.list_related_persons(session, access=acc),
-        **progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id)),
+        **progress_card(session, acc, lang, judged=judged_by(session, acc)),
         **header_context(session, acc, tab="overview"),
         **withheld_context(session, acc),
     }

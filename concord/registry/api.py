@@ -6,10 +6,10 @@ create may carry an Idempotency-Key so a retry is not recorded twice."""
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from concord import access
+from concord import access, disclosure
 from concord.access import PatientAccess
 from concord.actions import recommendation
 from concord.actions import registry as registry_actions
@@ -109,7 +109,13 @@ def task_json(t: WorkTask) -> dict[str, Any]:
 
 
 @router.get("/registry/caseload")
-def caseload(request: Request, session: DbSession, actor: ApiActor, scope: str = "mine") -> Any:
+def caseload(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    actor: ApiActor,
+    scope: str = "mine",
+) -> Any:
     """The caller's caseload (scope=mine) or the open episodes of their care teams (teams),
     with the same sort and filters as the page."""
     if not actor.user.is_clinician:
@@ -119,6 +125,8 @@ def caseload(request: Request, session: DbSession, actor: ApiActor, scope: str =
     _, shown = cl.caseload(
         session, by=actor.user, scope="teams" if scope == "teams" else "mine", view=view
     )
+    # How many records the patients' consents withheld (the caller is on each one's team).
+    response.headers["X-Concord-Withheld-By-Consent"] = str(disclosure.withheld_in_request(session))
     return [
         {
             "patient_id": str(r.patient.id),

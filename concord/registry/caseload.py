@@ -21,7 +21,7 @@ from sqlalchemy import Date, and_, bindparam, case, exists, func, select
 from sqlalchemy.orm import Session, raiseload
 
 from concord import disclosure
-from concord.access import PatientAccess
+from concord.access import PatientAccess, Relation
 from concord.accounts.models import Organization, User
 from concord.audit.service import record
 from concord.careplans.models import CURRENT_PLAN_STATUSES, AgreementParty, CarePlan, PlanAgreement
@@ -107,6 +107,38 @@ def withheld_instruments(session: Session, access: PatientAccess, program: str) 
     scores = [_Scores(code, access.patient.id) for code in instruments_of(program)]
     kept = disclosure.filter_records(session, access, scores, object_type="Observation")
     return frozenset(s.code for s in scores) - {s.code for s in kept}
+
+
+class _Record:
+    """A record the caseload reads by a few columns (never loaded whole), as the disclosure
+    decision sees it: its table, id, episode and author (what the Part 2 rules read,
+    concord/part2/rules.yaml) and its data category; `fact` is what a row is built from."""
+
+    def __init__(
+        self,
+        table: str,
+        ident: uuid.UUID,
+        category: DataCategory,
+        fact: Any,
+        *,
+        episode_id: uuid.UUID | None = None,
+        authors: Mapping[str, uuid.UUID | None] | None = None,
+    ) -> None:
+        self.__tablename__ = table
+        self.id = ident
+        self.data_category = category
+        self.fact = fact
+        self.episode_id = episode_id
+        for column, value in (authors or {}).items():
+            setattr(self, column, value)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A fact the caseload shows of a patient's records of one category (open safety alerts,
+    the plan's review, pending recommendations), decided as the records it summarises."""
+
+    data_category: DataCategory
 
 
 def instruments_for(rows: Iterable[CaseRow]) -> list[str]:
@@ -225,6 +257,7 @@ def build_rows(
     tz: str,
     only: Collection[str] | None = None,
     withheld: Mapping[uuid.UUID, Collection[str]] | None = None,
+    by: User | None = None,
 ) -> list[CaseRow]:
     """Every row's facts in ten queries, whatever the number of patients.
 
@@ -234,7 +267,11 @@ def build_rows(
 
     `withheld`: per patient, the instruments whose scores the reader may not see
     (`withheld_instruments`): left out of the row's measures, and the status against
-    target and the review cue are not judged by them."""
+    target and the review cue are not judged by them.
+
+    `by`: the reader (a person, never the system). Each patient's facts then pass the
+    disclosure decision (consent, 42 CFR Part 2) before a row is built from them, from one
+    load of labels and consents for all the patients: `_decide`, a fixed number of queries."""
     if not pairs:
         return []
     needed = ALL_FACTS if only is None else frozenset().union(*(FLAG_FACTS[code] for code in only))
@@ -247,43 +284,167 @@ def build_rows(
         contacts=_contacts(session, episodes) if "contacts" in needed else {},
         points=_points(session, episodes, lib, zone) if "scores" in needed else {},
         alerts=_open_alerts(session, ids, zone) if "alerts" in needed else ({}, {}),
-        reviews=_reviews(session, episodes) if "reviews" in needed else (set(), {}),
+        reviews=_reviews(session, episodes) if "reviews" in needed else [],
         pending=_pending(session, ids, zone) if "recommendations" in needed else {},
         plans=_plan_facts(session, ids, today) if "plans" in needed else {},  # two queries
         schedules=_schedules(session, ids, today, zone) if "schedules" in needed else ({}, {}),
     )
+    if by is not None:
+        pairs, withheld = _decide(session, by, pairs, facts, withheld)
+    facts.review_states = _review_states(facts.reviews)
     return [
-        _row(
-            episode, patients[patient_id], facts, lib, today, only, (withheld or {}).get(patient_id)
-        )
-        for patient_id, episode in {e.patient_id: e for e in episodes.values()}.items()
+        _row(episode, patient, facts, lib, today, only, (withheld or {}).get(patient.id))
+        for episode, patient in {p.id: (e, p) for e, p in pairs}.values()
     ]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Facts:
     """What the caseload's queries found, keyed by episode or patient."""
 
-    contacts: dict[uuid.UUID, list[ContactFact]]
+    contacts: dict[uuid.UUID, list[_Record]]  # by episode
     points: dict[tuple[uuid.UUID, str], list[Point]]
     # (open alerts, the oldest one's local date) by patient
     alerts: tuple[dict[uuid.UUID, int], dict[uuid.UUID, date]]
-    # (episodes waiting in the consultant's queue, the last review by episode)
-    reviews: tuple[set[uuid.UUID], dict[uuid.UUID, date]]
+    reviews: list[_Record]
     pending: dict[uuid.UUID, list[date]]
     plans: dict[uuid.UUID, _PlanFacts]
     # (schedules by patient, completions by patient and instrument)
     schedules: tuple[dict[uuid.UUID, list[Any]], dict[tuple[uuid.UUID, str], list[date]]]
+    # (episodes waiting in the consultant's queue, the last review by episode), from `reviews`
+    review_states: tuple[set[uuid.UUID], dict[uuid.UUID, date]] = field(
+        default_factory=lambda: (set(), {})
+    )
+
+
+def _decide(
+    session: Session,
+    by: User,
+    pairs: Sequence[tuple[Episode, Patient]],
+    facts: _Facts,
+    withheld: Mapping[uuid.UUID, Collection[str]] | None,
+) -> tuple[list[tuple[Episode, Patient]], dict[uuid.UUID, Collection[str]]]:
+    """What `by` may see of each patient's facts, by the disclosure decision (relationship,
+    Part 2 labels, consents: ADR 0021), and `facts` narrowed to it in place. The labels and
+    consents of every patient are loaded once (`disclosure.load_for`); each decision after
+    that is made in memory, so a caseload of any size costs the same few extra queries.
+
+    A patient's episode withheld (a Part 2 program's, without a permitting consent) takes its
+    whole row with it; otherwise its contacts and case reviews, the scores and check-ins of
+    each instrument, open safety alerts, the plan's review and pending recommendations are
+    each decided. `filter_records` audits what is withheld, counts it for the care team's
+    "N records withheld" line and tells the disclosure log what Part 2 data left the
+    program. The returned pairs are those whose episode `by` may see; the returned mapping,
+    per patient, the instruments neither shown nor judged by."""
+    patients = {p.id: p for _, p in pairs}
+    disclosure.load_for(session, by.organization_id, list(patients))
+    episodes: dict[uuid.UUID, list[Episode]] = defaultdict(list)
+    for episode, patient in pairs:
+        episodes[patient.id].append(episode)
+    reviews: dict[uuid.UUID, list[_Record]] = defaultdict(list)
+    for review in facts.reviews:
+        assert review.episode_id is not None
+        reviews[review.episode_id].append(review)
+    schedules, completed = facts.schedules
+    alerts, alert_since = facts.alerts
+    kept: list[tuple[Episode, Patient]] = []
+    kept_reviews: list[_Record] = []
+    hidden: dict[uuid.UUID, Collection[str]] = dict(withheld or {})
+    for patient_id, group in episodes.items():
+        patient = patients[patient_id]
+        # open_episodes found these as the episodes of care teams `by` is on: the care team.
+        acc = PatientAccess(by, patient, Relation.team)
+        shown = disclosure.filter_records(session, acc, group, object_type="Episode")
+        kept += [(episode, patient) for episode in shown]
+        if not shown:
+            continue
+        for kind, records in (
+            ("Contact", [c for e in shown for c in facts.contacts.get(e.id, [])]),
+            ("CaseReview", [r for e in shown for r in reviews.get(e.id, [])]),
+        ):
+            if records:
+                seen = {
+                    id(r)
+                    for r in disclosure.filter_records(session, acc, records, object_type=kind)
+                }
+                if kind == "Contact":
+                    for e in shown:
+                        if e.id in facts.contacts:
+                            facts.contacts[e.id] = [
+                                c for c in facts.contacts[e.id] if id(c) in seen
+                            ]
+                else:
+                    kept_reviews += [r for r in records if id(r) in seen]
+        # Scores and check-ins, decided per instrument the patient has any of.
+        codes = {code for e in shown for code in instruments_of(e.program)}
+        codes = {c for c in codes if (patient_id, c) in facts.points}
+        codes |= {s.instrument for s in schedules.get(patient_id, [])}
+        scores = [_Scores(code, patient_id) for code in sorted(codes)]
+        seen_codes = {
+            s.code
+            for s in disclosure.filter_records(session, acc, scores, object_type="Observation")
+        }
+        denied = codes - seen_codes
+        if denied:
+            hidden[patient_id] = frozenset(hidden.get(patient_id, ())) | denied
+            if patient_id in schedules:
+                schedules[patient_id] = [
+                    s for s in schedules[patient_id] if s.instrument not in denied
+                ]
+        # What the row sums up of other kinds of record.
+        for kind, count, category, drop in (
+            ("SafetyAlert", alerts.get(patient_id, 0), SafetyAlert.data_category, _drop_alerts),
+            ("CarePlan", int(patient_id in facts.plans), CarePlan.data_category, _drop_plan),
+            (
+                "Recommendation",
+                len(facts.pending.get(patient_id, [])),
+                Recommendation.data_category,
+                _drop_pending,
+            ),
+        ):
+            if count and not disclosure.filter_records(
+                session, acc, [_Kind(category)] * count, object_type=kind
+            ):
+                drop(facts, patient_id)
+    facts.reviews = kept_reviews
+    return kept, hidden
+
+
+def _drop_alerts(facts: _Facts, patient_id: uuid.UUID) -> None:
+    facts.alerts[0].pop(patient_id, None)
+    facts.alerts[1].pop(patient_id, None)
+
+
+def _drop_plan(facts: _Facts, patient_id: uuid.UUID) -> None:
+    facts.plans.pop(patient_id, None)
+
+
+def _drop_pending(facts: _Facts, patient_id: uuid.UUID) -> None:
+    facts.pending.pop(patient_id, None)
 
 
 def _contacts(session: Session, episodes: dict[uuid.UUID, Episode]) -> Any:
-    contacts: dict[uuid.UUID, list[ContactFact]] = defaultdict(list)
-    for episode_id, on, kind in session.execute(
-        select(Contact.episode_id, Contact.occurred_on, Contact.kind).where(
-            among(session, Contact.episode_id, episodes), Contact.voided_at.is_(None)
-        )
+    contacts: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for ident, episode_id, on, kind, user_id, created_by_id in session.execute(
+        select(
+            Contact.id,
+            Contact.episode_id,
+            Contact.occurred_on,
+            Contact.kind,
+            Contact.user_id,
+            Contact.created_by_id,
+        ).where(among(session, Contact.episode_id, episodes), Contact.voided_at.is_(None))
     ):
-        contacts[episode_id].append(ContactFact(on, kind))
+        contacts[episode_id].append(
+            _Record(
+                Contact.__tablename__,
+                ident,
+                Contact.data_category,
+                ContactFact(on, kind),
+                episode_id=episode_id,
+                authors={"user_id": user_id, "created_by_id": created_by_id},
+            )
+        )
     return contacts
 
 
@@ -375,20 +536,41 @@ def _open_alerts(
     return alerts, alert_since
 
 
-def _reviews(
-    session: Session, episodes: dict[uuid.UUID, Episode]
-) -> tuple[set[uuid.UUID], dict[uuid.UUID, date]]:
+def _reviews(session: Session, episodes: dict[uuid.UUID, Episode]) -> list[_Record]:
+    found: list[_Record] = []
+    for ident, episode_id, status, reviewed_on, requested_by_id in session.execute(
+        select(
+            CaseReview.id,
+            CaseReview.episode_id,
+            CaseReview.status,
+            CaseReview.reviewed_on,
+            CaseReview.requested_by_id,
+        ).where(among(session, CaseReview.episode_id, episodes))
+    ):
+        found.append(
+            _Record(
+                CaseReview.__tablename__,
+                ident,
+                CaseReview.data_category,
+                (status, reviewed_on),
+                episode_id=episode_id,
+                authors={"requested_by_id": requested_by_id},
+            )
+        )
+    return found
+
+
+def _review_states(found: Iterable[_Record]) -> tuple[set[uuid.UUID], dict[uuid.UUID, date]]:
+    """(episodes waiting in the consultant's queue, the last review by episode)."""
     queued: set[uuid.UUID] = set()
     reviewed: dict[uuid.UUID, date] = {}
-    for episode_id, status, reviewed_on in session.execute(
-        select(CaseReview.episode_id, CaseReview.status, CaseReview.reviewed_on).where(
-            among(session, CaseReview.episode_id, episodes)
-        )
-    ):
+    for r in found:
+        status, reviewed_on = r.fact
+        assert r.episode_id is not None
         if status == ReviewStatus.queued:
-            queued.add(episode_id)
+            queued.add(r.episode_id)
         elif status == ReviewStatus.reviewed and reviewed_on is not None:
-            reviewed[episode_id] = max(reviewed_on, reviewed.get(episode_id, reviewed_on))
+            reviewed[r.episode_id] = max(reviewed_on, reviewed.get(r.episode_id, reviewed_on))
     return queued, reviewed
 
 
@@ -471,12 +653,12 @@ def _row(
         if code == main_code:
             main_progress = result
     plan = found.plans.get(patient_id, _NO_PLAN)
-    queued, reviewed = found.reviews
+    queued, reviewed = found.review_states
     facts = CaseFacts(
         today=today,
         status=episode.status,
         started_on=episode.started_on,
-        contacts=found.contacts.get(episode.id, []),
+        contacts=[c.fact for c in found.contacts.get(episode.id, [])],
         weeks=weeks,
         review_cue=bool(main_progress and main_progress.review_cue),
         checkins_overdue=_overdue(found, patient_id, today),
@@ -874,8 +1056,9 @@ def list_caseload(
     assert org is not None
 
     today = org_today(org)
+    # Each patient's facts pass the disclosure decision (consent, Part 2: `_decide`).
     rows = build_rows(
-        session, open_episodes(session, by, scope=scope), today=today, tz=org.timezone
+        session, open_episodes(session, by, scope=scope), today=today, tz=org.timezone, by=by
     )
     shown = apply_view(rows, view)
     for row in shown:

@@ -230,14 +230,26 @@ def queue(session: Session, *, by: User) -> list[QueueItem]:
     assert org is not None
     on = org_today(org)
     pairs = open_episodes(session, by, scope="teams")
-    rows = {r.episode.id: r for r in build_rows(session, pairs, today=on, tz=org.timezone)}
+    # Decided as the caseload is (consent, Part 2): a withheld episode is not in the queue.
+    rows = {r.episode.id: r for r in build_rows(session, pairs, today=on, tz=org.timezone, by=by)}
+    asked: dict[uuid.UUID, list[CaseReview]] = {}
+    for r in session.scalars(
+        select(CaseReview).where(
+            CaseReview.episode_id.in_(list(rows)), CaseReview.status == ReviewStatus.queued
+        )
+    ):
+        asked.setdefault(rows[r.episode_id].patient.id, []).append(r)
+    # A request written by a Part 2 program's staff is the program's record: decided too.
+    patients = {row.patient.id: row.patient for row in rows.values()}
     requests = {
         r.episode_id: r
-        for r in session.scalars(
-            select(CaseReview).where(
-                CaseReview.episode_id.in_(list(rows)), CaseReview.status == ReviewStatus.queued
-            )
-        )
+        for kept in disclosure.filter_many(
+            session,
+            by,
+            [(patients[pid], found) for pid, found in asked.items()],
+            object_type="CaseReview",
+        ).values()
+        for r in kept
     }
     recent = recently_reviewed(session, list(rows), on)
     serves = {

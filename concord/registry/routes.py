@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from concord import access
+from concord import access, disclosure
 from concord.access import PatientAccess, parse_id
 from concord.accounts.organizations import list_clinics
 from concord.actions import recommendation
@@ -121,6 +121,8 @@ def caseload_page(request: Request, session: DbSession, actor: WebActor) -> Resp
             "instrument_keys": cl.INSTRUMENT_KEYS,
             "query": request.url.query,
             "today_date": reg.org_today(session, actor.user.organization_id),
+            # The reader is on every listed patient's care team: entitled to know.
+            "withheld": disclosure.withheld_in_request(session),
         },
     )
 

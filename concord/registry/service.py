@@ -83,10 +83,12 @@ def open_episode(session: Session, patient_id: uuid.UUID) -> Episode | None:
     )
 
 
-def judged_by(session: Session, patient_id: uuid.UUID) -> str:
+def judged_by(session: Session, access: PatientAccess) -> str:
     """The instrument a patient's progress is judged by: their open episode's program measure
-    (as on the caseload), PHQ-9 when they have no open episode."""
-    episode = open_episode(session, patient_id)
+    (as on the caseload), PHQ-9 when they have no open episode `access` may see (a Part 2
+    program's episode without a permitting consent names no AUDIT-C: `episodes_for`
+    decides)."""
+    episode = next((e for e in episodes_for(session, access) if e.ended_on is None), None)
     if episode is None:
         return "PHQ-9"
     return PROGRAM_MEASURES.get(Program(episode.program), "PHQ-9")

@@ -427,8 +427,13 @@ def list_team_tasks(
     """Safety alerts (as AlertRecords) and the registry's tasks of the patients in `scope`
     (None: every patient on `by`'s care teams), one list newest id first so a cursor (`before`)
     pages through both. Each returned is in the trail."""
-    alerts = team_alerts_query(by, scope, statuses=alert_statuses, owners=owners)
-    work = _team_tasks_query(by, scope, task_statuses, owners)
+    alerts, work = _decided(
+        session,
+        by,
+        scope,
+        team_alerts_query(by, scope, statuses=alert_statuses, owners=owners),
+        _team_tasks_query(by, scope, task_statuses, owners),
+    )
     total = count(session, alerts) + count(session, work)
     if only_count:
         return Page([], False, total)
@@ -455,6 +460,38 @@ def list_team_tasks(
         )
         found.append((next(records) if isinstance(item, SafetyAlert) else item, patient))
     return Page(found, more, total)
+
+
+def _decided(
+    session: Session, by: User, scope: list[PatientAccess] | None, alerts: Any, work: Any
+) -> tuple[Any, Any]:
+    """Both queries less the patients whose records of their kind (safety alerts, the
+    registry's tasks) the disclosure decision withholds from `by` (a consent refusing them to
+    this clinician), before the total and the paging, so the total counts only what is shown.
+    One load of labels and consents for all the search's patients (ADR 0021); what is
+    withheld is counted in one denied event."""
+    if scope is not None:
+        patients = [a.patient.id for a in scope]
+    else:
+        patients = sorted(
+            set(session.scalars(alerts.with_only_columns(SafetyAlert.patient_id).distinct()))
+            | set(session.scalars(work.with_only_columns(WorkTask.patient_id).distinct()))
+        )
+    kinds = ((SafetyAlert, alerts), (WorkTask, work))
+    withheld, _ = disclosure.withheld_for_search(
+        session, by, patients, sorted({model.data_category for model, _ in kinds})
+    )
+    decided = []
+    hidden = 0
+    for model, query in kinds:
+        refused = sorted(withheld.get(model.data_category, set()))
+        if refused:
+            hidden += count(session, query.where(model.patient_id.in_(refused)))
+            query = query.where(model.patient_id.not_in(refused))
+        decided.append(query)
+    if hidden:
+        disclosure.audit_withheld_search(session, by, hidden, object_type="Task")
+    return decided[0], decided[1]
 
 
 def _team_tasks_query(

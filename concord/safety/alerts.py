@@ -597,10 +597,18 @@ def list_alerts(session: Session, *, by: User, include_closed: bool = False) -> 
             row.alert.created_at,
         )
 
-    rows = [AlertRow(a, p, a.owner_id == by.id) for a, p in session.execute(query.limit(500))]
-    if rows and DataCategory.safety not in disclosure.permitted_to(by, session=session):
-        disclosure.audit_withheld_search(session, by, len(rows), object_type="SafetyAlert")
+    found = [AlertRow(a, p, a.owner_id == by.id) for a, p in session.execute(query.limit(500))]
+    if found and DataCategory.safety not in disclosure.permitted_to(by, session=session):
+        disclosure.audit_withheld_search(session, by, len(found), object_type="SafetyAlert")
         return []
+    # Each patient's alerts pass the disclosure decision (a consent refusing safety data to
+    # this clinician withholds them): one load of labels and consents for all the patients.
+    by_patient: dict[uuid.UUID, tuple[Patient, list[SafetyAlert]]] = {}
+    for row in found:
+        by_patient.setdefault(row.patient.id, (row.patient, []))[1].append(row.alert)
+    kept = disclosure.filter_many(session, by, by_patient.values(), object_type="SafetyAlert")
+    shown = {alert.id for alerts in kept.values() for alert in alerts}
+    rows = [row for row in found if row.alert.id in shown]
     rows.sort(key=order)
     for row in rows:
         record(
@@ -701,6 +709,10 @@ def get_team_alert(session: Session, *, by: User, ident: str) -> AlertRecord | N
     if alert is None:
         return None
     acc = team_access(session, by, alert.patient_id, action="search", object_type="Task")
+    # A consent refusing safety data to this clinician: NotFound, as for a stranger.
+    disclosure.check_record(
+        session, acc, alert, object_type="SafetyAlert", message=Msg("No such record.")
+    )
     record(
         session,
         by=by,

@@ -31,7 +31,7 @@ from concord.safety.alerts import close as close_alert
 from concord.safety.figures import TierFigures
 from concord.safety.models import SafetyAlert
 from concord.safety.notifications import mark_read
-from concord.safety.risk import risk_history
+from concord.safety.risk import risk_history_for
 from concord.safety.routes import _figures_for
 from concord.safety.schemas import CloseIn, FlagIn, FollowUpIn, SafetyPlanIn, ShareIn
 from concord.web.deps import ApiActor, ApiWriter, DbSession
@@ -209,7 +209,7 @@ def follow_up(
 @router.get("/patients/{patient_id}/risk-status")
 def risk_status(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
     acc = _team(session, actor, patient_id)
-    history = risk_history(session, acc.patient.id)
+    history = risk_history_for(session, acc)
     current = history[0] if history else None
 
     record(

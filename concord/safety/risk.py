@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess, parse_id, team_access
 from concord.accounts.models import User
 from concord.audit.service import record
@@ -31,6 +32,8 @@ from concord.safety.rules import (
 
 
 def current_risk(session: Session, patient_id: uuid.UUID) -> RiskStatus | None:
+    """The patient's current risk status, as the system reads it (the alert rules and their
+    writers); a person reads it through `risk_for`, which decides."""
     return session.scalar(
         select(RiskStatus)
         .where(RiskStatus.patient_id == patient_id)
@@ -109,7 +112,49 @@ def _settle_risk(
     _write_risk(session, patient=patient, tier=level, reason="assessment", alert=alert, by=by)
 
 
+def risk_for(session: Session, access: PatientAccess) -> RiskStatus | None:
+    """The patient's current risk status if `access` may see safety data (the disclosure
+    decision: a consent refusing it to the reader withholds it, counted and audited); None
+    otherwise, as for a patient with none."""
+    row = current_risk(session, access.patient.id)
+    if row is None:
+        return None
+    kept = disclosure.filter_records(
+        session, access, [row], object_type="RiskStatus", action="read"
+    )
+    return kept[0] if kept else None
+
+
+def risks_for(
+    session: Session, by: User, patients: Sequence[Patient]
+) -> dict[uuid.UUID, RiskStatus]:
+    """`risk_for` for a list of patients `by` may reach (`access.readable_patients`): two
+    queries for the statuses and one load of labels and consents for the decision, whatever
+    the number of patients."""
+    found = current_risks(session, [p.id for p in patients])
+    kept = disclosure.filter_many(
+        session,
+        by,
+        [(p, [found[p.id]]) for p in patients if p.id in found],
+        object_type="RiskStatus",
+    )
+    return {patient_id: rows[0] for patient_id, rows in kept.items() if rows}
+
+
+def risk_history_for(session: Session, access: PatientAccess) -> list[RiskStatus]:
+    """The patient's risk history as `access` may see it (the disclosure decision)."""
+    return disclosure.filter_records(
+        session,
+        access,
+        risk_history(session, access.patient.id),
+        object_type="RiskStatus",
+        action="list",
+    )
+
+
 def risk_history(session: Session, patient_id: uuid.UUID) -> list[RiskStatus]:
+    """The whole history as the system reads it; a person reads it through
+    `risk_history_for`, which decides."""
     return list(
         session.scalars(
             select(RiskStatus)
@@ -122,7 +167,8 @@ def risk_history(session: Session, patient_id: uuid.UUID) -> list[RiskStatus]:
 def current_risks(
     session: Session, patient_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, RiskStatus]:
-    """Each patient's current risk status (patients with none are left out)."""
+    """Each patient's current risk status (patients with none are left out), as the system
+    reads it; a person reads it through `risks_for`, which decides."""
     if not patient_ids:
         return {}
     latest = (
@@ -173,7 +219,7 @@ def get_risk_period(session: Session, *, by: User, ident: str) -> RiskPeriod:
     if row is None:
         raise NotFound(Msg("No such record."))
     acc = team_access(session, by, row.patient_id, action="search", object_type="Task")
-    for period in risk_periods(risk_history(session, row.patient_id), acc.patient):
+    for period in risk_periods(risk_history_for(session, acc), acc.patient):
         if period.status.id == row.id:
             record(
                 session,
@@ -202,7 +248,7 @@ def list_risk_periods(
     current period (True), the past ones (False) or both. Each returned is in the trail."""
     periods: list[RiskPeriod] = []
     for acc in scope:
-        periods += risk_periods(risk_history(session, acc.patient.id), acc.patient)
+        periods += risk_periods(risk_history_for(session, acc), acc.patient)
     if current is not None:
         periods = [p for p in periods if (p.end is None) in current]
     page = in_memory(periods, offset=offset, limit=limit, only_count=only_count)

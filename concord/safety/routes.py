@@ -43,7 +43,7 @@ from concord.safety.figures import Figures, get_figures
 from concord.safety.models import NO_RISK, AlertOutcome
 from concord.safety.notifications import mark_read, notifications_for, open_notification
 from concord.safety.pdf import render as render_pdf
-from concord.safety.risk import risk_history
+from concord.safety.risk import risk_history_for
 from concord.safety.rulesets import current_rule_set, load_rules, rule_sets, rules_for
 from concord.safety.schemas import CloseIn, FlagIn, FollowUpIn, SafetyPlanIn, ShareIn
 from concord.validation import check_datetime_range, parse_date
@@ -320,7 +320,7 @@ def _safety_page_context(
         "patient": acc.patient,
         "history": history,
         "outcomes_of": outcomes_by_alert(session, history),
-        "risk_history": risk_history(session, acc.patient.id),
+        "risk_history": risk_history_for(session, acc),
         "tiers": tier_names(rules, lang),
         "tier_options": [(t.code, t.name.get(lang) or t.name["en"]) for t in rules.tiers],
         "plan": safety_plans.plan_for(session, acc),

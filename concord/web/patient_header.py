@@ -23,7 +23,7 @@ from concord.access import PatientAccess, Relation
 from concord.dates import org_today
 from concord.patients.models import Patient
 from concord.safety.alerts import alerts_for_patient
-from concord.safety.risk import current_risk
+from concord.safety.risk import risk_for
 from concord.settings import get_settings
 
 
@@ -75,7 +75,7 @@ def patient_header(
         pronouns=patient.pronouns,
         mrn=patient.mrn,
         clinic=patient.clinic.name if patient.clinic else None,
-        risk=current_risk(session, patient.id),
+        risk=risk_for(session, acc),
         alerts=tuple(alerts_for_patient(session, access=acc)),
         current_alert_id=current_alert_id,
     )

@@ -15,13 +15,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from concord import dates
+from concord import dates, disclosure
 from concord.careplans.labels import FIELD_LABELS, SECTION_LABELS
 from concord.clock import now
 from concord.consents.labels import sentence
@@ -48,6 +48,31 @@ def _gettext(message: str) -> str:
 
 def _ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_lang.get()).ngettext(singular, plural, n)
+
+
+@pass_context
+def part2_badge(context: Any, row: Any, patient: Any = None) -> Markup:
+    """ "Protected by 42 CFR Part 2" beside a record that carries the label (issue 18, ADR
+    0021), nothing beside one that does not: one badge for every page, in the viewer's
+    language; beside a series of scores (a progress card) when any score in it is labelled.
+    `patient`: the record's patient where the page has none (a list across
+    patients); the page's `patient` otherwise. The badge names the record's id
+    (`data-part2`), so a test can tell which record it stands beside. The labels were loaded
+    by the read that found the record (no query per row)."""
+    text = _gettext(N_("Protected by 42 CFR Part 2"))
+    if getattr(row, "points", None) is not None and hasattr(row, "part2"):
+        # A series of scores (measures.InstrumentProgress): labelled when any score is.
+        if not row.part2:
+            return Markup("")
+        return Markup(' <span class="badge warn part2" data-part2-series="{}">{}</span>').format(
+            row.instrument.code, text
+        )
+    patient = patient if patient is not None else context.get("patient")
+    if row is None or patient is None or getattr(row, "id", None) is None:
+        return Markup("")
+    if not disclosure.is_part2(row, patient):
+        return Markup("")
+    return Markup(' <span class="badge warn part2" data-part2="{}">{}</span>').format(row.id, text)
 
 
 def new_key() -> str:
@@ -85,6 +110,7 @@ def _make_env() -> Environment:
     env.filters["reg"] = _registry_label
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
     env.globals["new_key"] = new_key
+    env.globals["part2_badge"] = part2_badge
     return env
 
 
