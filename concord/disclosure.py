@@ -93,6 +93,35 @@ DEFAULT_PURPOSE: Mapping[Relation, Purpose] = {
     Relation.related: Purpose.family_sharing,
 }
 
+# A door may name the purpose of use (the API and FHIR doors: the X-Purpose-Of-Use header) as a
+# v3 PurposeOfUse code (http://terminology.hl7.org/CodeSystem/v3-ActReason); the seven
+# purposes and their codes (docs/part2-sources.md says which were confirmed where).
+PURPOSE_OF_USE: Mapping[str, Purpose] = {
+    "TREAT": Purpose.treatment,
+    "HPAYMT": Purpose.payment,
+    "HOPERAT": Purpose.operations,
+    "HRESCH": Purpose.research,
+    "PATRQT": Purpose.patient_access,
+    "FAMRQT": Purpose.family_sharing,
+    "ETREAT": Purpose.emergency,
+}
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+REQUESTED = "purpose_of_use"  # session.info: the purpose the request's door named
+
+
+def purpose_of_use(code: str) -> Purpose | None:
+    """The purpose a PurposeOfUse code names ("TREAT", or "<v3-ActReason system>|TREAT"), or
+    None for a code Concord does not know."""
+    system, _, value = code.strip().rpartition("|")
+    if system and system != ACT_REASON:
+        return None
+    return PURPOSE_OF_USE.get(value)
+
+
+def requested_purpose(session: Session | None) -> Purpose | None:
+    """The purpose this request's door named, if it named one."""
+    return session.info.get(REQUESTED) if session is not None else None
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -187,8 +216,10 @@ def decide_for(relation: Any, category: Any, purpose: Any) -> Decision:
 
 
 def default_purpose(access: PatientAccess) -> Purpose:
-    """Treatment for the care team, the patient's own access, a family member's sharing."""
-    return DEFAULT_PURPOSE[access.relation]
+    """The purpose the request's door named (X-Purpose-Of-Use), else the relation's: treatment
+    for the care team, the patient's own access, a family member's sharing."""
+    named = requested_purpose(Session.object_session(access.patient))
+    return named if named is not None else DEFAULT_PURPOSE[access.relation]
 
 
 def _context(session: Session | None, access: PatientAccess) -> labels.Context | None:
@@ -362,14 +393,18 @@ def role_relation(by: User) -> Relation | None:
     return None
 
 
-def permitted_to(by: User, purpose: Purpose | str | None = None) -> frozenset[DataCategory]:
+def permitted_to(
+    by: User, purpose: Purpose | str | None = None, *, session: Session | None = None
+) -> frozenset[DataCategory]:
     """`permitted` for a search across every patient `by` may reach (FHIR search without a
     patient). The table answers per relation today; a rule that depends on one patient's
-    consent (issue 18) must also be applied per patient here."""
+    consent (issue 18) must also be applied per patient here. `session`: the request's, for
+    the purpose its door named."""
     relation = role_relation(by)
     if relation is None:
         return frozenset()
-    chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
+    named = requested_purpose(session)
+    chosen = (named or DEFAULT_PURPOSE[relation]) if purpose is None else purpose
     return frozenset(c for c in DataCategory if decide_for(relation, c, chosen).permit)
 
 
@@ -389,7 +424,8 @@ def withheld_for_search(
     cats = list(categories)
     if relation is None:
         return {c: set(ids) for c in cats}, set()
-    chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
+    named = requested_purpose(session)
+    chosen = (named or DEFAULT_PURPOSE[relation]) if purpose is None else purpose
     ctx = labels.context(session, by.organization_id, ids)
     out: dict[DataCategory, set[uuid.UUID]] = {c: set() for c in cats}
     emergency: set[uuid.UUID] = set()
@@ -436,7 +472,8 @@ def withheld_corrected_for_search(
     cats = list(categories)
     if relation is None:
         return {c: set(ids) for c in cats}
-    chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
+    named = requested_purpose(session)
+    chosen = (named or DEFAULT_PURPOSE[relation]) if purpose is None else purpose
     ctx = labels.context(session, by.organization_id, ids)
     out: dict[DataCategory, set[uuid.UUID]] = {c: set() for c in cats}
     for pid in ids:
@@ -461,7 +498,8 @@ def withheld_among(
     relation = role_relation(by)
     if relation is None:
         return {row.id for row, _ in found}
-    chosen = DEFAULT_PURPOSE[relation] if purpose is None else purpose
+    named = requested_purpose(session)
+    chosen = (named or DEFAULT_PURPOSE[relation]) if purpose is None else purpose
     ctx = labels.context(session, by.organization_id, {pid for _, pid in found})
     answers: dict[tuple[uuid.UUID, DataCategory | None, labels.Label], Decision] = {}
     withheld: set[Any] = set()

@@ -45,6 +45,9 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", "/patients/new"): (("POST", "/api/v1/patients"),),
     ("POST", f"{P}/emergency-access"): (("POST", f"{A}/emergency-access"),),
     ("POST", "/admin/part2/{clinic_id}"): (("PUT", "/api/v1/clinics/{clinic_id}/part2-program"),),
+    ("POST", "/admin/part2/{clinic_id}/privacy-officer"): (
+        ("PUT", "/api/v1/clinics/{clinic_id}/privacy-officer"),
+    ),
     ("POST", f"{P}/team/add"): (("POST", f"{A}/care-team/members"),),
     ("POST", f"{P}/team/{{member_id}}/lead"): (
         ("POST", f"{A}/care-team/members/{{member_id}}/lead"),
@@ -70,6 +73,8 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/consents/{{consent_id}}/revoke"): (
         ("POST", f"{A}/consents/{{consent_id}}/revoke"),
     ),
+    # The patient signs a template in the portal ("Share my record").
+    ("POST", "/my/consents/share"): (("POST", f"{A}/consents/signed"),),
     # --- care plans ----------------------------------------------------
     ("POST", f"{P}/plan/start"): (("POST", f"{A}/careplan"),),
     ("POST", f"{P}/plan/activate"): (("POST", f"{A}/careplan/activate"),),

@@ -334,9 +334,10 @@ def test_megan_doyles_records_reach_her_pcp_only_while_she_consents(demo_session
     she consents, and not after she revokes; the demo itself holds no such consent."""
     from concord import access
     from concord.accounts.models import Clinic, User
+    from concord.actions import consents as consent_actions
     from concord.consents import service as consents
     from concord.consents.models import Consent
-    from concord.consents.schemas import ConsentIn
+    from concord.consents.schemas import SignedConsentIn
     from concord.measures.service import list_responses
     from concord.patients.models import Patient
 
@@ -366,17 +367,23 @@ def test_megan_doyles_records_reach_her_pcp_only_while_she_consents(demo_session
         assert codes(counsellor) == {"PHQ-9", "AUDIT-C"}
         assert codes(pcp) == {"PHQ-9"}
         mine = access.patient_for(demo_session, demo_session.get(User, megan.user_id), megan.id)
-        consent = consents.record(
+        # Step 2: Megan signs "one clinician who treats me" in the portal, naming her PCP (the
+        # page /my/consents/share and its JSON twin call this action).
+        offered = consent_actions.sharing_form(
+            demo_session, access=mine, template_id="named-clinician"
+        )
+        assert offered.discloser == name
+        assert pcp.id in {c.id for c in offered.choices}
+        assert counsellor.id not in {c.id for c in offered.choices}  # inside the program
+        consent = consent_actions.sign(
             demo_session,
             access=mine,
-            data=ConsentIn(
-                grantee_kind="user",
+            data=SignedConsentIn(
+                template="named-clinician",
                 grantee_id=pcp.id,
-                discloser="Riverside Recovery Services",
-                scope="all",
-                purposes=["treatment"],
-                method="portal_signature",
-                signed_name="Megan Doyle",
+                period_end=offered.default_end,
+                signed_name="megan doyle",
+                signed_on=offered.today,
             ),
         )
         assert codes(pcp) == {"PHQ-9", "AUDIT-C"}

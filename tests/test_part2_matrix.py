@@ -3,8 +3,12 @@
 Every persona x every route the app serves to a reader (the program routes of
 tests/test_route_access.py, enumerated from the app, and every page and export found in the app)
 x every data category of the patient's Part 2 records x every state of the patient's consent
-(none, active, expired, revoked, denied for that person). No door carries a purpose of use
-today (each relation reads for its default one), so the purpose is the relation's.
+(none, active, expired, revoked, denied for that person), each relation reading for its default
+purpose.
+
+Across purposes: the API and FHIR doors take the purpose of use in X-Purpose-Of-Use (a v3
+PurposeOfUse code); `test_the_purpose_named_must_be_the_consents` runs the API and FHIR
+requests of the lead and others under each of the seven codes.
 
 The rule under test (42 CFR 2.12, 2.31, 2.33; ADR 0021): records of a Part 2 program go outside
 it only under the patient's written consent, active now, naming the recipient and the purpose,
@@ -285,12 +289,14 @@ def _set_state(world: World, state: str, persona: str) -> None:
         )
 
 
-def sees_part2(persona: str, state: str) -> bool:
+def sees_part2(persona: str, state: str, purpose: str | None = None) -> bool:
     """The rule: the patient, the program's own staff, and the care team under an active
-    permit not refused to them."""
+    permit not refused to them, for the purpose the permit names (treatment: the relation's
+    default, or TREAT named). No emergency access is open in the matrix, so ETREAT opens
+    nothing."""
     if persona in ("patient", "counsellor"):
         return True
-    return persona in TEAM and state == "active"
+    return persona in TEAM and state == "active" and purpose in (None, "TREAT")
 
 
 # --- the routes -----------------------------------------------------------------------------
@@ -426,18 +432,20 @@ def _logged(world: World, persona: str) -> int | None:
     )
 
 
-def run_matrix(world: World, persona: str, state: str) -> Outcome:
+def run_matrix(world: World, persona: str, state: str, purpose: str | None = None) -> Outcome:
     """Every request as `persona` with the consents in `state`: what of the Part 2 records
-    each response shows, and whether it should."""
+    each response shows, and whether it should. With `purpose` (a v3 PurposeOfUse code), only
+    the API and FHIR requests, each naming it in X-Purpose-Of-Use."""
     out = Outcome()
     savepoint = world.connection.begin_nested()
     try:
         _set_state(world, state, persona)
-        allowed = sees_part2(persona, state)
+        allowed = sees_part2(persona, state, purpose)
         outside = allowed and persona in TEAM  # a disclosure outside the program: logged
-        for request in _requests(world):
+        requests = [r for r in _requests(world) if purpose is None or r.api]
+        for request in requests:
             before = _logged(world, persona) if outside else None
-            response = _send(world, persona, request)
+            response = _send(world, persona, request, purpose)
             where = f"{request.method} {request.url} as {persona} ({state})"
             if response.status_code >= 500:
                 out.errors.append(f"{where}: {response.status_code}")
@@ -463,10 +471,12 @@ def run_matrix(world: World, persona: str, state: str) -> Outcome:
     return out
 
 
-def _send(world: World, persona: str, request: Request) -> Any:
+def _send(world: World, persona: str, request: Request, purpose: str | None = None) -> Any:
     kwargs: dict[str, Any] = {}
     if request.api:
         kwargs["headers"] = {"Authorization": f"Bearer {world.tokens[persona]}"}
+        if purpose is not None:
+            kwargs["headers"]["X-Purpose-Of-Use"] = purpose
         world.client.cookies.clear()
     else:
         world.client.cookies.set("concord_session", world.cookies[persona])
@@ -522,6 +532,37 @@ def test_no_part2_record_goes_out_without_a_permitting_consent(world, persona, s
         # patient's portal has no contacts (the team's working notes) to show.
         wanted = set(world.markers) - ({"mental_health"} if persona == "patient" else set())
         assert out.seen == wanted, (persona, state, out.seen)
+
+
+# (persona, state, v3 PurposeOfUse code): the lead under the permit (which names treatment
+# only) for each of the seven purposes; a refused or unconsented team member asking for
+# emergency treatment without an emergency access; the family member and the patient naming
+# their own purposes; the program's counsellor for payment.
+PURPOSE_CASES = [
+    *(
+        ("care_manager", "active", code)
+        for code in ("TREAT", "HPAYMT", "HOPERAT", "HRESCH", "PATRQT", "FAMRQT", "ETREAT")
+    ),
+    ("therapist", "none", "ETREAT"),
+    ("consultant", "denied", "TREAT"),
+    ("family", "active", "FAMRQT"),
+    ("patient", "active", "PATRQT"),
+    ("counsellor", "active", "HPAYMT"),
+]
+
+
+@pytest.mark.parametrize(("persona", "state", "purpose"), PURPOSE_CASES)
+def test_the_purpose_named_must_be_the_consents(world, persona, state, purpose):
+    """42 CFR 2.31(a): a consent names the purpose; a disclosure for another purpose is not
+    under it (LEAP's purpose-of-use fixture, on every API and FHIR door)."""
+    out = run_matrix(world, persona, state, purpose)
+    assert out.errors == []
+    leaks = _unexplained(out.leaks)
+    assert leaks == [], "\n".join(leaks[:20])
+    unlogged = _unexplained(out.unlogged, {**KNOWN_GAPS, **KNOWN_UNLOGGED})
+    assert unlogged == [], "not logged:\n" + "\n".join(unlogged[:20])
+    if persona in TEAM and sees_part2(persona, state, purpose):
+        assert out.seen == set(world.markers), (persona, state, purpose, out.seen)
 
 
 @pytest.fixture(scope="module")

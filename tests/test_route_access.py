@@ -480,6 +480,23 @@ RULES: dict[tuple[str, str], list[Case]] = {
             },
         )
     ],
+    # The consents the patient may sign in the portal, with their elements: the patient only.
+    ("GET", "/api/v1/patients/{patient_id}/consent-templates"): [
+        Case(f"{P}/consent-templates", frozenset({"patient"}))
+    ],
+    # The patient signs a portal template; the team may not sign for them (403, audited).
+    ("POST", "/api/v1/patients/{patient_id}/consents/signed"): [
+        Case(
+            f"{P}/consents/signed",
+            frozenset({"patient"}),
+            {
+                "template": "treating-providers",
+                "period_end": "2027-06-01",
+                "signed_name": "Pat Ient",
+                "signed_on": "2026-11-22",  # the tests' today (NOW)
+            },
+        )
+    ],
     ("POST", "/api/v1/patients/{patient_id}/consents/{consent_id}/revoke"): [
         Case(f"{P}/consents/{{consent_id}}/revoke", RECORD, {"reason": "Changed my mind"})
     ],
@@ -514,6 +531,19 @@ RULES: dict[tuple[str, str], list[Case]] = {
             {"part2_program": True},
             denied=frozenset({403}),
         )
+    ],
+    ("PUT", "/api/v1/clinics/{clinic_id}/privacy-officer"): [
+        Case(
+            "/api/v1/clinics/{clinic_id}/privacy-officer",
+            frozenset({"admin"}),
+            {"user_id": None},
+            denied=frozenset({403}),
+        )
+    ],
+    # The emergency openings told to a privacy officer (none named here: the administrators,
+    # who read who and when); everyone else gets 404.
+    ("GET", "/api/v1/privacy/notices"): [
+        Case("/api/v1/privacy/notices", frozenset({"admin"}), kind="list")
     ],
     # --- care plans -----------------------------------------------------------------------
     ("GET", "/api/v1/patients/{patient_id}/careplan"): [Case(f"{P}/careplan", PLAN)],

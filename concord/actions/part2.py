@@ -6,7 +6,8 @@ withheld records in a medical emergency (break the glass). Each is audited; each
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,10 +23,10 @@ from concord.errors import InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
 from concord.part2 import labels
 from concord.part2.models import EmergencyAccess, LabelOverride
+from concord.patients.models import Patient
 from concord.safety.models import Notification
+from concord.safety.notifications import EMERGENCY_NOTICE, mark_privacy_notices_read
 from concord.settings import get_settings
-
-EMERGENCY_NOTICE = "emergency_access"
 
 
 def _reason(value: str | None) -> str:
@@ -228,3 +229,143 @@ def emergency_accesses(session: Session, acc: PatientAccess) -> list[EmergencyAc
             .order_by(EmergencyAccess.started_at.desc())
         )
     )
+
+
+# --- the privacy officer ---------------------------------------------------------------------
+
+
+def officer_candidates(session: Session, by: User) -> list[User]:
+    """Who an administrator may name as a clinic's privacy officer: the organization's active
+    staff (never a patient or a family member)."""
+    return [
+        u
+        for u in session.scalars(
+            select(User)
+            .where(User.organization_id == by.organization_id, User.active.is_(True))
+            .order_by(User.name)
+        )
+        if not u.is_patient and not u.is_related_person
+    ]
+
+
+def set_privacy_officer(
+    session: Session, by: User, clinic_id: str | uuid.UUID, user_id: uuid.UUID | None
+) -> Clinic:
+    """An administrator names (or clears, with None) a clinic's privacy officer: a member of
+    the organization's staff. The officer reads the program's emergency-access notices
+    (`privacy_notices`) and may correct labels on teams they are on. Audited."""
+    cid = access.parse_id(clinic_id)
+    clinic = session.get(Clinic, cid) if cid is not None else None
+    if not by.active or not by.can_administer:
+        audit(session, by=by, action="update", object_type="Clinic", outcome=Outcome.denied)
+        raise PermissionDenied(Msg("Only an administrator can change this."))
+    if clinic is None or clinic.organization_id != by.organization_id:
+        raise NotFound(Msg("No such clinic."))
+    if user_id is not None and user_id not in {u.id for u in officer_candidates(session, by)}:
+        raise InvalidInput.field("user_id", Msg("must name an active member of staff here"))
+    before = clinic.privacy_officer_id
+    clinic.privacy_officer_id = user_id
+    session.flush()
+    audit(
+        session,
+        by=by,
+        action="privacy_officer",
+        object_type="Clinic",
+        object_id=clinic.id,
+        detail={
+            "from": str(before) if before else None,
+            "to": str(user_id) if user_id else None,
+        },
+    )
+    return clinic
+
+
+@dataclass(frozen=True)
+class PrivacyNotice:
+    """One emergency access, as its privacy officer reads it (42 CFR 2.51(c): who received
+    the records, who opened them, when, and the nature of the emergency)."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    patient_name: str
+    clinician: str
+    clinic: str
+    programs: str
+    reason: str | None  # None: an administrator standing in reads who and when, not why
+    started_at: datetime
+    expires_at: datetime
+    open_now: bool
+    officer_named: bool
+
+
+def privacy_notices(session: Session, by: User, *, limit: int = 100) -> list[PrivacyNotice]:
+    """The emergency accesses whose notice went to `by` (the same rule as `_officers`): those to
+    patients of a Part 2 program that names `by` its privacy officer; for an administrator,
+    also those of programs with no privacy officer named (without the reason: administrators
+    read no clinical records). Anyone else: not found, audited. Each row shown is audited as a
+    read of that patient's emergency access."""
+    officer_of = set(session.scalars(select(Clinic.id).where(Clinic.privacy_officer_id == by.id)))
+    if not by.active or (not officer_of and not by.can_administer):
+        audit(session, by=by, action="list", object_type="EmergencyAccess", outcome=Outcome.denied)
+        raise NotFound(Msg("This page is for privacy officers."))
+    grants = list(
+        session.scalars(
+            select(EmergencyAccess)
+            .where(EmergencyAccess.organization_id == by.organization_id)
+            .order_by(EmergencyAccess.started_at.desc())
+            .limit(limit)
+        )
+    )
+    # Reading the page is reading the notices (as opening the alerts page is for alerts).
+    mark_privacy_notices_read(session, by)
+    if not grants:
+        audit(session, by=by, action="list", object_type="EmergencyAccess", detail={"count": 0})
+        return []
+    pids = sorted({g.patient_id for g in grants})
+    ctx = labels.context(session, by.organization_id, pids)
+    clinics = {
+        c.id: c
+        for c in session.scalars(select(Clinic).where(Clinic.organization_id == by.organization_id))
+    }
+    patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(pids)))}
+    users = {
+        u.id: u
+        for u in session.scalars(
+            select(User).where(User.id.in_(sorted({g.user_id for g in grants})))
+        )
+    }
+    at = now()
+    shown = []
+    for g in grants:
+        programs = ctx.patient_programs.get(g.patient_id, frozenset())
+        officers = {clinics[c].privacy_officer_id for c in programs if c in clinics} - {None}
+        mine = by.id in officers
+        if not mine and not (not officers and by.can_administer):
+            continue
+        clinician = users.get(g.user_id)
+        shown.append(
+            PrivacyNotice(
+                id=g.id,
+                patient_id=g.patient_id,
+                patient_name=patients[g.patient_id].full_name,
+                clinician=clinician.name if clinician else "",
+                clinic=clinics[clinician.clinic_id].name
+                if clinician and clinician.clinic_id in clinics
+                else "",
+                programs=", ".join(sorted(clinics[c].name for c in programs if c in clinics)),
+                reason=g.reason if mine else None,
+                started_at=g.started_at,
+                expires_at=g.expires_at,
+                open_now=g.active(at),
+                officer_named=bool(officers),
+            )
+        )
+        audit(
+            session,
+            by=by,
+            action="read",
+            object_type="EmergencyAccess",
+            object_id=g.id,
+            patient_id=g.patient_id,
+        )
+    return shown

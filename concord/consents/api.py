@@ -16,7 +16,9 @@ from concord.clock import now
 from concord.consents import service as cs
 from concord.consents.labels import sentence, state_line
 from concord.consents.models import Consent
-from concord.consents.schemas import ConsentIn, RevokeIn
+from concord.consents.portal import FAMILY_NOTICES, PART2_NOTICES, REVOKE_TEXT
+from concord.consents.schemas import ConsentIn, RevokeIn, SignedConsentIn
+from concord.i18n import gettext, translate
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -95,6 +97,70 @@ def record(
 
     def create() -> tuple[str, Any]:
         made = consent_actions.record(session, access=acc, data=body)
+        return str(made.id), consent_json(made)
+
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=create,
+        replay=lambda cid: consent_json(
+            cs.get_consent(session, access=acc, consent_id=cid, audited=False)
+        ),
+    )
+
+
+@router.get("/patients/{patient_id}/consent-templates")
+def consent_templates(patient_id: str, session: DbSession, actor: ApiActor) -> list[Any]:
+    """The consents the patient may sign ("Share my record"), each with the elements of a
+    42 CFR 2.31(a) consent filled in as the page shows them, in the patient's language, and the
+    people they may choose (the patient only)."""
+    acc = _access(session, actor, patient_id)
+    lang = actor.user.language or "en"
+    out = []
+    for form in consent_actions.sharing_forms(session, access=acc):
+        t = form.template
+        out.append(
+            {
+                "template": t.id,
+                "title": translate(t.title, lang),
+                "part2": t.part2,
+                "elements": {
+                    "patient_name": form.patient_name,
+                    "discloser": form.discloser if t.part2 else None,
+                    "what": gettext(lang, t.what, program=form.program),
+                    "recipient": translate(t.recipient, lang) if t.recipient else None,
+                    "purpose": translate(t.purpose, lang),
+                    "revocation": translate(REVOKE_TEXT, lang),
+                    "ends": "date" if t.ends else "when_revoked",
+                    "notices": [
+                        translate(n, lang) for n in (PART2_NOTICES if t.part2 else FAMILY_NOTICES)
+                    ],
+                },
+                "choices": [
+                    {"id": str(c.id), "name": c.name, "detail": c.detail} for c in form.choices
+                ],
+                "today": form.today.isoformat(),
+                "default_end": form.default_end.isoformat() if form.default_end else None,
+            }
+        )
+    return out
+
+
+@router.post("/patients/{patient_id}/consents/signed", status_code=201)
+def sign(
+    patient_id: str,
+    body: SignedConsentIn,
+    session: DbSession,
+    actor: ApiWriter,
+    idem: Idempotent,
+) -> Any:
+    """The patient signs one of the portal's consent templates ("Share my record"), with the
+    typed full name and today's date (the patient only; the page /my/consents/share)."""
+    acc = _access(session, actor, patient_id, "create")
+
+    def create() -> tuple[str, Any]:
+        made = consent_actions.sign(session, access=acc, data=body)
         return str(made.id), consent_json(made)
 
     return create_once(

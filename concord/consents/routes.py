@@ -30,7 +30,9 @@ from concord.consents.labels import (
     state_line,
 )
 from concord.consents.models import CATEGORIES, ConsentState, GranteeKind, Purpose
-from concord.consents.schemas import ConsentIn, RevokeIn
+from concord.consents.portal import FAMILY_NOTICES, PART2_NOTICES, REVOKE_TEXT
+from concord.consents.portal import TEMPLATES as SHARING
+from concord.consents.schemas import ConsentIn, RevokeIn, SignedConsentIn
 from concord.dates import org_today
 from concord.disclosures import service as disclosures
 from concord.disclosures.labels import line
@@ -98,6 +100,79 @@ def my_consents(request: Request, session: DbSession, actor: WebActor) -> Respon
             "emergencies": part2_actions.emergency_accesses(session, acc),
         },
     )
+
+
+@router.get("/my/consents/share")
+def my_share(request: Request, session: DbSession, actor: WebActor) -> Response:
+    """ "Share my record": the kinds of sharing offered, or one of them to read and sign."""
+    acc = access.own_record(session, actor.user, object_type=OBJECT)
+    template = request.query_params.get("template")
+    if not template:
+        return render(request, "consents/share.html", {"acc": acc, "sharing": SHARING})
+    return _share_form(request, session, acc, template, values={}, errors={})
+
+
+def _share_form(
+    request: Request,
+    session: DbSession,
+    acc: PatientAccess,
+    template: str,
+    *,
+    values: Mapping[str, Any],
+    errors: Mapping[str, Any],
+    message: Any = None,
+    status_code: int = 200,
+) -> Response:
+    form = consent_actions.sharing_form(session, access=acc, template_id=template)
+    return render(
+        request,
+        "consents/sign.html",
+        {
+            "acc": acc,
+            "form": form,
+            "notices": PART2_NOTICES if form.template.part2 else FAMILY_NOTICES,
+            "revoke_text": REVOKE_TEXT,
+            "values": values,
+            "errors": errors,
+            "message": message,
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/my/consents/share")
+def my_share_sign(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[SignedConsentIn], FormOf(SignedConsentIn)],
+    actor: PostedBy,
+) -> Response:
+    """The patient signs: the same action as the JSON twin, which records the consent through
+    the consents service (audited); a mistake comes back on the form, nothing written."""
+    done = already_done(session, form.values, actor)
+    if done:
+        return RedirectResponse(done, status_code=303)
+    acc = access.own_record(session, actor.user, action="create", object_type=OBJECT)
+    try:
+        data = form.read()
+        consent_actions.sign(session, access=acc, data=data)
+    except InvalidInput as exc:
+        template = form.typed("template")
+        if template not in SHARING:
+            raise
+        return _share_form(
+            request,
+            session,
+            acc,
+            template,
+            values=form.values,
+            errors=exc.errors,
+            message=exc.message,
+            status_code=422,
+        )
+    target = "/my/consents?done=shared"
+    remember(session, form.values, actor, target)
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/my/consents/{consent_id}/revoke")

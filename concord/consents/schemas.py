@@ -47,6 +47,20 @@ class ConsentIn(BaseModel):
     note: OptText500 = None
 
 
+class SignedConsentIn(BaseModel):
+    """A consent the patient gives in the portal from one of the templates
+    (concord.consents.portal): the choices it leaves open and the signature, the typed full
+    name and today's date."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    template: Annotated[str, BeforeValidator(lambda v: v or "")] = ""
+    grantee_id: Annotated[uuid.UUID | None, BeforeValidator(blank_to_none)] = None
+    period_end: OptDate = None
+    signed_name: OptText200 = None
+    signed_on: OptDate = None
+
+
 class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
@@ -54,4 +68,4 @@ class RevokeIn(BaseModel):
 
 
 # Re-exported for the doors' use.
-__all__ = ["ConsentIn", "RevokeIn", "Purpose"]
+__all__ = ["ConsentIn", "RevokeIn", "SignedConsentIn", "Purpose"]

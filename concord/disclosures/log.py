@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
+from concord.consents.models import Consent
 from concord.disclosure import Disclosed, register_disclosure_listener
 from concord.disclosures.models import DisclosureLog, Door
 
@@ -52,16 +53,31 @@ def _request_id(session: Session) -> uuid.UUID:
     return request_id
 
 
-def mark_part2(session: Session) -> None:
-    """Note that this request disclosed Part 2 records (the notice must go with them)."""
+CONSENTS = "part2_consents"  # session.info: (patient, consent) pairs this request disclosed under
+
+
+def mark_part2(session: Session, consents: set[tuple[uuid.UUID, uuid.UUID]] | None = None) -> None:
+    """Note that this request disclosed Part 2 records (the notice must go with them), and under
+    which of the patient's consents (§ 2.32(b): the consent's explanation goes with them)."""
     session.info[PART2] = True
+    held: set[tuple[uuid.UUID, uuid.UUID]] = session.info.setdefault(CONSENTS, set())
+    held |= consents or set()
     state = session.info.get(REQUEST_STATE)
     if state is not None:
         state.part2_notice = True
+        # The consents themselves (already in the session: the decision read them), for the
+        # page to explain each beside the notice.
+        rows = [session.get(Consent, cid) for _, cid in sorted(held)]
+        state.part2_consents = [c for c in rows if c is not None]
 
 
 def part2_disclosed(session: Session) -> bool:
     return bool(session.info.get(PART2))
+
+
+def part2_consents(session: Session) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The (patient, consent) pairs this request disclosed Part 2 records under."""
+    return sorted(session.info.get(CONSENTS, set()))
 
 
 def record_disclosures(session: Session, access: PatientAccess, disclosed: list[Disclosed]) -> None:
@@ -72,7 +88,14 @@ def record_disclosures(session: Session, access: PatientAccess, disclosed: list[
     if not logged:
         return
     if any(d.decision.part2 for d in logged):
-        mark_part2(session)
+        mark_part2(
+            session,
+            {
+                (access.patient.id, d.decision.consent_id)
+                for d in logged
+                if d.decision.part2 and d.decision.consent_id is not None
+            },
+        )
     rows = _rows(session)
     door = door_of(session)
     for d in logged:

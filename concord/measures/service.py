@@ -751,7 +751,7 @@ def _disclosed(
     is counted in the trail (that count is the only extra query, and only when something is
     withheld). Per patient (consent, 42 CFR Part 2): the patients of the search whose records
     of a category are withheld are loaded once for all of them (ADR 0021)."""
-    permitted = disclosure.permitted_to(by)
+    permitted = disclosure.permitted_to(by, session=session)
     codes = disclosed_instruments(permitted)
     model = column.class_
     # A search by patient names them already; otherwise the query's patients, found once.

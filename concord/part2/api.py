@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from concord import access
 from concord.actions import part2 as actions
 from concord.part2.models import EmergencyAccess
-from concord.part2.schemas import LabelIn, Part2ProgramIn, ReasonIn
+from concord.part2.schemas import LabelIn, Part2ProgramIn, PrivacyOfficerIn, ReasonIn
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 
 router = APIRouter(prefix="/api/v1", tags=["part2"])
@@ -67,3 +67,34 @@ def correct_label(
         reason=body.reason,
     )
     return {"id": str(row.id), "record_type": row.record_type, "part2": row.part2}
+
+
+@router.put("/clinics/{clinic_id}/privacy-officer")
+def privacy_officer(
+    clinic_id: str, body: PrivacyOfficerIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """Name (or clear) a clinic's privacy officer (an administrator)."""
+    clinic = actions.set_privacy_officer(session, actor.user, clinic_id, body.user_id)
+    officer = clinic.privacy_officer_id
+    return {"id": str(clinic.id), "privacy_officer_id": str(officer) if officer else None}
+
+
+@router.get("/privacy/notices")
+def privacy_notices(session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    """The emergency accesses told to the privacy officer asking (see the page)."""
+    return [
+        {
+            "id": str(n.id),
+            "patient_id": str(n.patient_id),
+            "patient_name": n.patient_name,
+            "clinician": n.clinician,
+            "clinic": n.clinic,
+            "programs": n.programs,
+            "reason": n.reason,
+            "started_at": n.started_at.isoformat(),
+            "expires_at": n.expires_at.isoformat(),
+            "open_now": n.open_now,
+            "privacy_officer_named": n.officer_named,
+        }
+        for n in actions.privacy_notices(session, actor.user)
+    ]

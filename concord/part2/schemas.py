@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from concord.validation import blank_to_none
 
 
 class Part2ProgramIn(BaseModel):
@@ -21,3 +26,10 @@ class LabelIn(BaseModel):
     record_id: str = Field(max_length=64)
     part2: bool
     reason: str = Field(max_length=500)
+
+
+class PrivacyOfficerIn(BaseModel):
+    """A clinic's privacy officer: a member of staff's id, or none to clear it."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: Annotated[uuid.UUID | None, BeforeValidator(blank_to_none)] = None

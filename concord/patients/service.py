@@ -534,13 +534,15 @@ def set_related_person_consent(
     related_id: uuid.UUID,
     consented: bool,
     note: str | None = None,
+    signed_by_patient: bool = False,
 ) -> RelatedPerson:
     """Record or withdraw the patient's consent to share the plan with this person. The
-    patient may withdraw it themselves."""
+    patient may withdraw it themselves, and give it themselves only by signing a consent in
+    the portal (`signed_by_patient`: concord.actions.consents, a person the team listed)."""
     link = session.get(RelatedPerson, related_id)
     if link is None or link.patient_id != access.patient.id or link.ended_at is not None:
         raise NotFound("No such family member or carer.")
-    may = access.on_team or (access.is_self and not consented)
+    may = access.on_team or (access.is_self and (not consented or signed_by_patient))
     if not may:
         raise deny(
             session,

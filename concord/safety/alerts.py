@@ -598,7 +598,7 @@ def list_alerts(session: Session, *, by: User, include_closed: bool = False) -> 
         )
 
     found = [AlertRow(a, p, a.owner_id == by.id) for a, p in session.execute(query.limit(500))]
-    if found and DataCategory.safety not in disclosure.permitted_to(by):
+    if found and DataCategory.safety not in disclosure.permitted_to(by, session=session):
         disclosure.audit_withheld_search(session, by, len(found), object_type="SafetyAlert")
         return []
     # Each patient's alerts pass the disclosure decision (a consent refusing safety data to

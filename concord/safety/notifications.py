@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from concord.access import parse_id
-from concord.accounts.models import User
+from concord.accounts.models import Clinic, User
 from concord.clock import now
 from concord.outbox import queue_email
 from concord.patients.models import CareTeam, CareTeamMember, Patient
@@ -120,6 +120,42 @@ def notifications_for(session: Session, user: User, *, limit: int = 20) -> list[
         NotificationRow(n.id, n.kind, n.created_at, n.alert_id, p.id, p.display_name)
         for n, p in rows
     ]
+
+
+# The notice a privacy officer gets when withheld records are opened in an emergency
+# (concord.actions.part2.break_glass): no patient named; the page /privacy/notices says whose.
+EMERGENCY_NOTICE = "emergency_access"
+
+
+def privacy_officer_status(session: Session, user: User) -> tuple[bool, int]:
+    """Whether this person is a clinic's privacy officer, and how many emergency-access notices
+    wait for them (a number only), in one statement: the navigation links the page for an
+    officer always, and for anyone a notice waits for (an administrator standing in)."""
+    unread = (
+        select(func.count())
+        .select_from(Notification)
+        .where(
+            Notification.user_id == user.id,
+            Notification.kind == EMERGENCY_NOTICE,
+            Notification.read_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    officer = exists().where(Clinic.privacy_officer_id == user.id)
+    row = session.execute(select(officer, unread)).one()
+    return bool(row[0]), int(row[1] or 0)
+
+
+def mark_privacy_notices_read(session: Session, user: User) -> None:
+    session.execute(
+        update(Notification)
+        .where(
+            Notification.user_id == user.id,
+            Notification.kind == EMERGENCY_NOTICE,
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=now())
+    )
 
 
 def mark_read(

@@ -23,12 +23,21 @@ from concord.accounts import sessions, tokens
 from concord.accounts.models import ApiToken, TokenScope, User, WebSession
 from concord.audit.models import Outcome
 from concord.audit.service import record, set_context
+from concord.categories import Purpose
 from concord.db import abort, finish, keep_after_rollback
-from concord.errors import InvalidInput, NotAuthenticated, PermissionDenied, Unavailable
+from concord.disclosure import PURPOSE_OF_USE, purpose_of_use
+from concord.disclosure import REQUESTED as REQUESTED_PURPOSE
+from concord.errors import (
+    InvalidInput,
+    NotAuthenticated,
+    NotSupported,
+    PermissionDenied,
+    Unavailable,
+)
 from concord.i18n import Msg, best_language
 from concord.outbox import count_failing
 from concord.safety.banner import banner_for
-from concord.safety.notifications import unread_notifications
+from concord.safety.notifications import privacy_officer_status, unread_notifications
 from concord.safety.rulesets import rules_for
 from concord.validation import text_problem
 
@@ -79,11 +88,14 @@ async def db(request: Request) -> AsyncIterator[Session]:
         # everyone's requests. (On /api and /fhir the credentials were checked before it was
         # read: concord.web.limits.)
         await request.body()
+    purpose = _purpose_of_use(request)
     await _admit(slots)
     try:
         factory = request.app.state.sessionmaker
         session = factory()
         set_context(session, channel=channel_for(request.scope["path"]), ip=client_ip(request))
+        if purpose is not None:
+            session.info[REQUESTED_PURPOSE] = purpose
         # Issue 18: the disclosure log marks a request that disclosed 42 CFR Part 2 records
         # here, so the page renders the redisclosure notice (concord.disclosures.log).
         session.info["request_state"] = request.state
@@ -103,6 +115,24 @@ async def db(request: Request) -> AsyncIterator[Session]:
 
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+PURPOSE_HEADER = "X-Purpose-Of-Use"
+
+
+def _purpose_of_use(request: Request) -> Purpose | None:
+    """The purpose of use an API or FHIR request names in X-Purpose-Of-Use (a v3 PurposeOfUse
+    code), which every decision of the request then reads for (concord.disclosure). A code
+    Concord does not know is refused (400, the header named), never read as the default."""
+    value = request.headers.get(PURPOSE_HEADER)
+    if value is None or not request.scope["path"].startswith(("/api/", "/fhir")):
+        return None
+    purpose = purpose_of_use(value)
+    if purpose is None:
+        allowed = ", ".join(PURPOSE_OF_USE)
+        raise NotSupported(
+            f"{PURPOSE_HEADER}: not a purpose of use Concord knows; one of {allowed}",
+            errors={PURPOSE_HEADER: f"must be one of {allowed} (v3-ActReason)"},
+        )
+    return purpose
 
 
 async def _admit(slots: anyio.Semaphore) -> None:
@@ -310,6 +340,11 @@ def web_actor(request: Request, session: DbSession) -> Actor:
         }
     if actor.user.can_administer:
         request.state.failing_messages = count_failing(session, actor.user.organization_id)
+    if actor.user.is_clinician or actor.user.can_administer:
+        # Emergency openings told to this person as a program's privacy officer (a number).
+        officer, waiting = privacy_officer_status(session, actor.user)
+        request.state.privacy_officer = officer
+        request.state.privacy_notices = waiting
     return actor
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from concord.disclosures.notice import notice_text
 from concord.web.deps import ANON_CSRF_COOKIE
 
 CSP = (
@@ -27,6 +28,11 @@ _COMMON = [
 _NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 _CSP = [(b"content-security-policy", CSP.encode())]
 _HSTS = [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")]
+# 42 CFR 2.32(a): an answer that disclosed Part 2 records outside the program carries the
+# notice, whatever the door (the JSON API above all: its bodies are lists and objects of many
+# shapes, a header is the one place every answer has; ADR 0022). The rule's text is English.
+NOTICE_HEADER = b"part2-redisclosure-notice"
+_NOTICE = [(NOTICE_HEADER, notice_text("en").encode("ascii"))]
 
 
 class SecurityHeaders:
@@ -66,6 +72,13 @@ class SecurityHeaders:
         # Ours replace any the endpoint set.
         replaced = {name for name, _ in ours}
         kept = [(n, v) for n, v in headers if n.lower() not in replaced]
+        if state.get("part2_notice"):
+            kept += _NOTICE
+            # § 2.32(b): the consent each disclosure was made under, to read (its JSON holds
+            # the plain summary and every element).
+            for consent in state.get("part2_consents") or []:
+                link = f"</api/v1/patients/{consent.patient_id}/consents/{consent.id}>"
+                kept.append((b"link", f'{link}; rel="describedby"; title="consent"'.encode()))
         anon = state.get("set_anon_csrf")
         if anon:
             cookie: SimpleCookie = SimpleCookie()

@@ -11,6 +11,7 @@ import secrets
 import uuid
 from contextvars import ContextVar
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from starlette.templating import Jinja2Templates
 from concord import dates, disclosure
 from concord.careplans.labels import FIELD_LABELS, SECTION_LABELS
 from concord.clock import now
+from concord.consents.labels import sentence
 from concord.disclosures.notice import notice_text
 from concord.i18n import LANGUAGE_NAMES, N_, Msg, translate, translations
 from concord.labels import ROLE_LABELS, VALUE_LABELS
@@ -257,8 +259,12 @@ def render(
         "tier_names": getattr(request.state, "tier_names", {}),
         "failing_messages": getattr(request.state, "failing_messages", 0),
         "unread_notices": getattr(request.state, "unread_notices", 0),
+        "privacy_notices": getattr(request.state, "privacy_notices", 0),
+        "privacy_officer": getattr(request.state, "privacy_officer", False),
         # 42 CFR 2.32: the notice in the footer of a page that disclosed Part 2 records.
         "part2_notice": _part2_notice(request),
+        # § 2.32(b): the consents the disclosure was made under, each explained beside it.
+        "part2_consents": _part2_consents(request),
         "nonce": secrets.token_urlsafe(8),
         "Markup": Markup,
     }
@@ -266,9 +272,17 @@ def render(
     lang_token = _lang.set(ctx["lang"])
     tz_token = _tz.set(ctx["timezone"])
     try:
-        if block and request.headers.get("HX-Request") == "true":
+        htmx = request.headers.get("HX-Request") == "true"
+        if block and htmx:
             tmpl = env.get_template(template)
             body = "".join(tmpl.blocks[block](tmpl.new_context(ctx)))
+            return HTMLResponse(
+                body + _fragment_notice(ctx), status_code=status_code, headers=headers
+            )
+        if htmx and ctx["part2_notice"] and not _is_page(template):
+            # A fragment (no page footer) that disclosed Part 2 records: the notice goes with
+            # it, swapped into the page's footer out of band (42 CFR 2.32).
+            body = env.get_template(template).render(ctx) + _fragment_notice(ctx)
             return HTMLResponse(body, status_code=status_code, headers=headers)
         return templates.TemplateResponse(
             request, template, ctx, status_code=status_code, headers=headers
@@ -276,6 +290,31 @@ def render(
     finally:
         _lang.reset(lang_token)
         _tz.reset(tz_token)
+
+
+@lru_cache(maxsize=512)
+def _is_page(template: str) -> bool:
+    """A whole page (it extends the base, whose footer carries the notice), not a fragment."""
+    source = env.loader.get_source(env, template)[0] if env.loader is not None else ""
+    return 'extends "base.html"' in source
+
+
+def _fragment_notice(ctx: dict[str, Any]) -> str:
+    if not ctx.get("part2_notice"):
+        return ""
+    lang_token = _lang.set(ctx["lang"])
+    try:
+        return env.get_template("_part2_notice.html").render(ctx, oob=True)
+    finally:
+        _lang.reset(lang_token)
+
+
+def _part2_consents(request: Request) -> list[dict[str, str]]:
+    rows = getattr(request.state, "part2_consents", None) or []
+    lang = getattr(request.state, "lang", "en")
+    return [
+        {"sentence": sentence(c, lang), "url": f"/patients/{c.patient_id}/consents"} for c in rows
+    ]
 
 
 def _part2_notice(request: Request) -> str | None:

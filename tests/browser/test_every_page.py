@@ -201,6 +201,9 @@ def pages_for(people):
             "/my/decisions",
             *(f"/my/decisions/{d}" for d in decisions),
             "/my/consents",
+            "/my/consents/share",
+            "/my/consents/share?template=treating-providers",
+            "/my/consents/share?template=family-member",
         ],
         "fay@family.example.org": ["/shared", f"/shared/{pid}", f"/shared/{pid}/safety-plan"],
         "admin@test.example.org": [
@@ -215,6 +218,8 @@ def pages_for(people):
             "/safety/figures",
             "/registry/minutes",
             "/registry/program",
+            "/admin/part2",
+            "/privacy/notices",
         ],
         "otto@test.example.org": [f"/patients/{pid}/plan", "/no/such/page"],
     }
