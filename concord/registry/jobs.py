@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from concord.accounts.models import Organization
 from concord.dates import org_today
@@ -96,8 +96,13 @@ def _sync_isolated(
 
 # Built once: every check-in runs it (concord.actions.checkin), and for a patient with no open
 # episode it is all the sync costs (docs/adr/0013-the-check-in-write-path-in-core-statements.md).
-_OPEN_EPISODE = select(Episode).where(
-    Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None)
+# The episode alone: its care manager and consultant (joined by default, each with their
+# organization: four joins) are not read by the sync, which needs their ids only; they load
+# on first use if anything later in the request reads them.
+_OPEN_EPISODE = (
+    select(Episode)
+    .where(Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None))
+    .options(lazyload(Episode.care_manager), lazyload(Episode.consultant))
 )
 # Whether the consultant reviewed this episode lately (recently_reviewed, for one episode).
 _LAST_REVIEW = select(func.max(CaseReview.reviewed_on)).where(

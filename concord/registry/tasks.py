@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id, refuse_record, team_access
@@ -180,10 +180,16 @@ def owner_for(session: Session, episode: Episode, who: str) -> uuid.UUID | None:
     return episode.care_manager_id
 
 
-_OPEN_FLAG_TASKS = select(WorkTask).where(
-    WorkTask.patient_id == bindparam("patient"),
-    WorkTask.status == TaskStatus.open,
-    WorkTask.source.like("flag:%"),
+# The tasks alone: the sync reads their source and closes them; their owner (joined by
+# default, with the owner's organization) loads on first use.
+_OPEN_FLAG_TASKS = (
+    select(WorkTask)
+    .where(
+        WorkTask.patient_id == bindparam("patient"),
+        WorkTask.status == TaskStatus.open,
+        WorkTask.source.like("flag:%"),
+    )
+    .options(lazyload(WorkTask.owner))
 )
 
 
@@ -213,6 +219,7 @@ def sync_flag_tasks(
                 WorkTask.status == TaskStatus.open,
                 WorkTask.source.like("flag:%"),
             )
+            .options(lazyload(WorkTask.owner))
         )
     )
     open_flag_tasks: dict[tuple[uuid.UUID, str], WorkTask] = {
