@@ -545,7 +545,7 @@ EPISODE_FACTS = frozenset({"scores", "schedules"})
 class FlagRow:
     """What a task sync reads of a row (concord.registry.tasks.sync_flag_tasks)."""
 
-    episode: Episode
+    episode: Any  # an Episode, or a row of its columns the sync reads (episode_flags)
     patient: Patient
     flags: list[Flag]
 
@@ -604,7 +604,7 @@ _COMPLETED = select(MeasureResponse.instrument, MeasureResponse.completed_at).wh
 
 def episode_flags(
     session: Session,
-    episode: Episode,
+    episode: Any,
     patient: Patient,
     *,
     today: date,
@@ -615,7 +615,10 @@ def episode_flags(
     alone (EPISODE_FACTS): the same decisions as build_rows(..., only=only), by statements
     built once (a statement built per call costs more than it takes to run). Three
     statements at most: the first and latest score of the program's measure (one per
-    instrument), the schedules, and the check-ins done since the longest's window opened."""
+    instrument), the schedules, and the check-ins done since the longest's window opened.
+    `episode`: an Episode, or a row with its id, organization_id, patient_id, program,
+    status, started_on, care_manager_id and consultant_id (what the flags and the tasks
+    read)."""
     needed = frozenset().union(*(FLAG_FACTS[code] for code in only))
     assert needed <= EPISODE_FACTS, needed
     zone = ZoneInfo(tz)
