@@ -261,9 +261,7 @@ class TestCredentialsBeforeTheBody:
         )
         assert answer["status"] == 401 and answer["reads"] == 0
 
-    def test_a_token_revoked_elsewhere_is_still_refused_by_the_request(
-        self, app, session, people
-    ):
+    def test_a_token_revoked_elsewhere_is_still_refused_by_the_request(self, app, session, people):
         # Revoked by another process (here: the row changed behind this one's back) within the
         # few seconds a usable token is remembered: the body is read, and the request's own
         # check, in its transaction, refuses it.

@@ -168,9 +168,13 @@ def sync_patient_tasks(
     # Whether the consultant reviewed lately matters only to a consultant's flag that applies
     # (sync_flag_tasks neither opens nor keeps its task then): most check-ins have none.
     if any(FLAG_TASKS.get(f.code, ("",))[0] == "consultant" for f in flagged.flags):
-        last = core(session).execute(
-            _LAST_REVIEW, {"episode": found.id, "since": on - timedelta(days=REREVIEW_DAYS)}
-        ).scalar()
+        last = (
+            core(session)
+            .execute(
+                _LAST_REVIEW, {"episode": found.id, "since": on - timedelta(days=REREVIEW_DAYS)}
+            )
+            .scalar()
+        )
         if last is not None:
             reviewed[found.id] = last
     opened, closed = sync_flag_tasks(
