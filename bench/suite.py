@@ -85,6 +85,28 @@ def population(db: str, patients: int, *, quiet: bool = False) -> tuple[str, Any
     return url, pop
 
 
+def sync_tasks(url: str) -> int:
+    """The population's tasks as the nightly run leaves them (`sync_all_tasks`), as a clinic's
+    are. A synthetic population is written without tasks, so without this each patient's first
+    check-in would open the tasks of flags that were there all along, a cost a clinic's
+    check-ins do not pay, and the check-in case would measure that instead of the steady state.
+    Idempotent: on a population already in step it only reads."""
+    from concord.audit.service import set_context, write_pending
+    from concord.db import make_engine, make_sessionmaker
+    from concord.registry.jobs import sync_all_tasks
+
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            set_context(session, channel="system")
+            changed = sync_all_tasks(session)
+            write_pending(session)
+            session.commit()
+    finally:
+        engine.dispose()
+    return changed
+
+
 # --- in-process cases (through the real app, in this process) ----------------------------------
 
 
@@ -625,6 +647,8 @@ def run(
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     say(f"population: {patients:,} patients on {db}")
     url, pop = population(db, patients, quiet=quiet)
+    say("tasks brought up to date (the nightly run)")
+    sync_tasks(url)
     facts = _facts(url, CASE_MANAGER_EMAIL)
     token = _token(url, CASE_MANAGER_EMAIL, create_api_token)
     app = App(url, CASE_MANAGER_EMAIL, PASSWORD)

@@ -144,3 +144,14 @@ def _as_date(value):
     from datetime import date
 
     return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def test_the_suite_brings_the_populations_tasks_up_to_date_first(monkeypatch, tmp_path):
+    """A synthetic population is written without tasks; `concord bench` syncs them first (as
+    the nightly run would), so its check-in case measures the steady state."""
+    from bench import suite
+
+    monkeypatch.setattr(suite, "DATA", tmp_path)
+    url, _ = suite.population("sqlite", 100, quiet=True)
+    assert suite.sync_tasks(url) > 0
+    assert suite.sync_tasks(url) == 0

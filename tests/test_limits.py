@@ -255,6 +255,64 @@ class TestCredentialsBeforeTheBody:
         )
         assert answer["status"] == 401 and answer["reads"] == 0
 
+    def test_a_token_revoked_after_use_is_refused_first(self, app, session, people):
+        # The check before the body remembers a usable token for a few seconds
+        # (concord.accounts.tokens._RecentlyUsable); revoking it forgets it at once.
+        from concord.accounts.models import ApiToken
+        from concord.accounts.tokens import revoke_api_token
+        from tests.conftest import commit
+
+        headers = bearer(session, people.care_manager)
+        used = call(
+            app,
+            "POST",
+            "/fhir/QuestionnaireResponse",
+            {**headers, "content-type": "application/fhir+json", "content-length": "2"},
+            body=b"[]",
+        )
+        assert used["reads"] >= 1 and used["status"] == 422
+        token = session.query(ApiToken).one()
+        revoke_api_token(session, token_id=token.id, by=people.care_manager)
+        commit(session)
+        answer = call(
+            app,
+            "POST",
+            "/fhir/QuestionnaireResponse",
+            {**headers, "content-type": "application/fhir+json", "content-length": "100000"},
+        )
+        assert answer["status"] == 401 and answer["reads"] == 0
+
+    def test_a_token_revoked_elsewhere_is_still_refused_by_the_request(self, app, session, people):
+        # Revoked by another process (here: the row changed behind this one's back) within the
+        # few seconds a usable token is remembered: the body is read, and the request's own
+        # check, in its transaction, refuses it.
+        from sqlalchemy import update
+
+        from concord.accounts.models import ApiToken
+        from concord.clock import now
+        from tests.conftest import commit
+
+        headers = bearer(session, people.care_manager)
+        used = call(
+            app,
+            "POST",
+            "/fhir/QuestionnaireResponse",
+            {**headers, "content-type": "application/fhir+json", "content-length": "2"},
+            body=b"[]",
+        )
+        assert used["status"] == 422
+        session.execute(update(ApiToken).values(revoked_at=now()))
+        commit(session)
+        answer = call(
+            app,
+            "POST",
+            "/fhir/QuestionnaireResponse",
+            {**headers, "content-type": "application/fhir+json", "content-length": "2"},
+            body=b"[]",
+        )
+        assert answer["reads"] >= 1 and answer["status"] == 401
+        assert json.loads(answer["body"])["resourceType"] == "OperationOutcome"
+
     def test_a_good_token_gets_its_body_read(self, app, session, people):
         headers = bearer(session, people.care_manager)
         answer = call(

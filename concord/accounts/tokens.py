@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -123,8 +125,66 @@ _TOKEN_USABLE = (
 def api_token_usable(session: Session, token: str) -> bool:
     """Whether user_for_api_token would find this token's user (nothing is loaded or
     changed)."""
-    row = session.execute(_TOKEN_USABLE, {"hash": token_hash(token)}).first()
-    return row is not None and _usable(row[0], row[1], row[2], now())
+    hashed = token_hash(token)
+    row = session.execute(_TOKEN_USABLE, {"hash": hashed}).first()
+    usable = row is not None and _usable(row[0], row[1], row[2], now())
+    if usable:
+        _RECENT.remember(hashed, row[1])  # type: ignore[index]
+    return usable
+
+
+class _RecentlyUsable:
+    """Tokens found usable in the last RECENT_SECONDS, in this process: the check before a
+    write's body is read (concord.web.limits) asks it first, and answers a client sending
+    request after request without a transaction of its own (about a fifth of a check-in's
+    CPU, issue 17). Only a yes is kept, and only as a reason to read the body: the request's
+    own check (user_for_api_token, in its transaction) still decides, so a token revoked,
+    expired or whose user was deactivated in the meantime is refused by it as before, after
+    the body is read. Revoking a token or deactivating a user in this process forgets it at
+    once; another process's entry lapses within RECENT_SECONDS. Keyed by the token's hash (the
+    token itself is never kept); at most MAX entries (then it starts again)."""
+
+    RECENT_SECONDS = 10.0
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, hashed: str, expires_at: Any) -> None:
+        until = time.monotonic() + self.RECENT_SECONDS
+        if expires_at is not None:
+            until = min(until, time.monotonic() + (expires_at - now()).total_seconds())
+        with self._lock:
+            if len(self._until) >= self.MAX:
+                self._until.clear()
+            self._until[hashed] = until
+
+    def usable(self, hashed: str) -> bool:
+        until = self._until.get(hashed)
+        return until is not None and time.monotonic() < until
+
+    def forget(self, hashed: str | None = None) -> None:
+        with self._lock:
+            if hashed is None:
+                self._until.clear()
+            else:
+                self._until.pop(hashed, None)
+
+
+_RECENT = _RecentlyUsable()
+
+
+def api_token_recently_usable(token: str) -> bool:
+    """Whether api_token_usable said yes to this token in the last few seconds, in this
+    process (_RecentlyUsable): no statement. A no means "ask api_token_usable"."""
+    return _RECENT.usable(token_hash(token))
+
+
+def forget_usable_tokens() -> None:
+    """After a user is deactivated: no token is taken as recently usable any more (all of
+    them: whose they are is not kept)."""
+    _RECENT.forget()
 
 
 def list_api_tokens(session: Session, *, user: User) -> list[ApiToken]:
@@ -151,6 +211,7 @@ def revoke_api_token(
         raise NotFound("No such token.")
     if api_token.revoked_at is None:
         api_token.revoked_at = now()
+        _RECENT.forget(api_token.token_hash)
         record(
             session,
             by=by or api_token.user,

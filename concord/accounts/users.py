@@ -23,6 +23,7 @@ from concord.accounts.passwords import (
     validate_new_password,
 )
 from concord.accounts.sessions import end_all_sessions
+from concord.accounts.tokens import forget_usable_tokens
 from concord.audit.service import record
 from concord.clock import now
 from concord.errors import InvalidInput, NotFound
@@ -139,6 +140,7 @@ def update_user(
         changed.append("active")
         if not active:
             end_all_sessions(session, user=user, by=by)
+            forget_usable_tokens()
     if clinic is not None and clinic.id != user.clinic_id:
         user.clinic_id = clinic.id
         changed.append("clinic")

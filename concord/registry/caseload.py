@@ -29,7 +29,7 @@ from concord.careplans.service import review_state
 from concord.categories import DataCategory
 from concord.clock import now
 from concord.dates import local_date, org_today
-from concord.db import among, days_before
+from concord.db import among, core, days_before
 from concord.i18n import N_, Msg
 from concord.measures.library import library
 from concord.measures.models import (
@@ -727,7 +727,7 @@ EPISODE_FACTS = frozenset({"scores", "schedules"})
 class FlagRow:
     """What a task sync reads of a row (concord.registry.tasks.sync_flag_tasks)."""
 
-    episode: Episode
+    episode: Any  # an Episode, or a row of its columns the sync reads (episode_flags)
     patient: Patient
     flags: list[Flag]
 
@@ -786,7 +786,7 @@ _COMPLETED = select(MeasureResponse.instrument, MeasureResponse.completed_at).wh
 
 def episode_flags(
     session: Session,
-    episode: Episode,
+    episode: Any,
     patient: Patient,
     *,
     today: date,
@@ -797,11 +797,18 @@ def episode_flags(
     alone (EPISODE_FACTS): the same decisions as build_rows(..., only=only), by statements
     built once (a statement built per call costs more than it takes to run). Three
     statements at most: the first and latest score of the program's measure (one per
-    instrument), the schedules, and the check-ins done since the longest's window opened."""
+    instrument), the schedules, and the check-ins done since the longest's window opened.
+    `episode`: an Episode, or a row with its id, organization_id, patient_id, program,
+    status, started_on, care_manager_id and consultant_id (what the flags and the tasks
+    read)."""
     needed = frozenset().union(*(FLAG_FACTS[code] for code in only))
     assert needed <= EPISODE_FACTS, needed
     zone = ZoneInfo(tz)
     lib = library()
+    # The session's connection (after writing what the session holds, as autoflush would):
+    # these return plain rows, so the ORM's work per statement (its execution context, its
+    # result wrapping) buys nothing here.
+    connection = core(session)
     weeks = (today - episode.started_on).days // 7
     review_cue = False
     codes = instruments_of(episode.program)
@@ -810,7 +817,7 @@ def episode_flags(
             observation = observation_code(main, main.main_score)[0]
             points = [
                 Point(_local_date(effective_at, zone), value, band)
-                for value, band, effective_at in session.execute(
+                for value, band, effective_at in connection.execute(
                     _first_and_latest(codes[0], main.main_score.id, observation),
                     {"patient": patient.id, "started": episode.started_on},
                 )
@@ -822,14 +829,14 @@ def episode_flags(
         ).review_cue
     overdue: list[str] = []
     if "schedules" in needed:
-        schedules = session.execute(_SCHEDULES, {"patient": patient.id}).all()
+        schedules = connection.execute(_SCHEDULES, {"patient": patient.id}).all()
         completed: dict[str, list[date]] = defaultdict(list)
         if schedules:
             longest = max(s.every_days for s in schedules)
             opened = datetime.combine(
                 today - timedelta(days=longest + 7), datetime.min.time(), zone
             )
-            for instrument, completed_at in session.execute(
+            for instrument, completed_at in connection.execute(
                 _COMPLETED, {"patient": patient.id, "opened": opened}
             ):
                 completed[instrument].append(_local_date(completed_at, zone))

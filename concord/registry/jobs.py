@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from concord.accounts.models import Organization
 from concord.dates import org_today
-from concord.db import isolated
+from concord.db import core, isolated
 from concord.patients.models import Patient
 from concord.registry.caseload import EPISODE_FACTS, FLAG_FACTS, build_rows, episode_flags
 from concord.registry.models import CaseReview, Episode, ReviewStatus
@@ -96,9 +97,37 @@ def _sync_isolated(
 
 # Built once: every check-in runs it (concord.actions.checkin), and for a patient with no open
 # episode it is all the sync costs (docs/adr/0013-the-check-in-write-path-in-core-statements.md).
-_OPEN_EPISODE = select(Episode).where(
-    Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None)
+# The episode alone: its care manager and consultant (joined by default, each with their
+# organization: four joins) are not read by the sync, which needs their ids only; they load
+# on first use if anything later in the request reads them.
+_OPEN_EPISODE = (
+    select(Episode)
+    .where(Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None))
+    .options(lazyload(Episode.care_manager), lazyload(Episode.consultant))
 )
+# The same episode as a row of what a check-in's sync reads (episode_flags, sync_flag_tasks):
+# every check-in asks, and the object is not needed.
+_OPEN_EPISODE_ROW = select(
+    Episode.id,
+    Episode.organization_id,
+    Episode.patient_id,
+    Episode.program,
+    Episode.status,
+    Episode.started_on,
+    Episode.care_manager_id,
+    Episode.consultant_id,
+).where(Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None))
+
+
+def _patient_and_org(session: Session, episode: Any) -> tuple[Patient, Organization]:
+    # The patient is in the session already when an action calls this (its access check
+    # loaded it), and so is the organization (the asker's): no statement then.
+    patient = session.get(Patient, episode.patient_id)
+    org = session.get(Organization, episode.organization_id)
+    assert org is not None and patient is not None
+    return patient, org
+
+
 # Whether the consultant reviewed this episode lately (recently_reviewed, for one episode).
 _LAST_REVIEW = select(func.max(CaseReview.reviewed_on)).where(
     CaseReview.episode_id == bindparam("episode"),
@@ -121,28 +150,33 @@ def sync_patient_tasks(
     """After a change to one patient's care (a check-in, a contact, a review, a plan change);
     called by concord.actions, so every door brings the tasks up to date. `only`: the flags
     the change can touch (CHECKIN_FLAGS for a check-in); by default every flag."""
-    episode = session.scalars(_OPEN_EPISODE, {"patient": patient_id}).first()
-    if episode is None:
-        return 0
-    # The patient is in the session already when an action calls this (its access check
-    # loaded it): no statement then.
-    patient = session.get(Patient, episode.patient_id)
-    org = session.get(Organization, episode.organization_id)
-    assert org is not None and patient is not None
     if only is None or not frozenset().union(*(FLAG_FACTS[c] for c in only)) <= EPISODE_FACTS:
+        episode = session.scalars(_OPEN_EPISODE, {"patient": patient_id}).first()
+        if episode is None:
+            return 0
+        patient, org = _patient_and_org(session, episode)
         return sync_tasks_for(session, [(episode, patient)], org, only)
-    # Flags of scores and schedules alone (a check-in's): by statements built once.
+    # Flags of scores and schedules alone (a check-in's): by statements built once, on the
+    # session's connection; the episode as a row of what they and the tasks read.
+    found = core(session).execute(_OPEN_EPISODE_ROW, {"patient": patient_id}).first()
+    if found is None:
+        return 0
+    patient, org = _patient_and_org(session, found)
     on = org_today(org)
-    flagged = episode_flags(session, episode, patient, today=on, tz=org.timezone, only=only)
+    flagged = episode_flags(session, found, patient, today=on, tz=org.timezone, only=only)
     reviewed = {}
     # Whether the consultant reviewed lately matters only to a consultant's flag that applies
     # (sync_flag_tasks neither opens nor keeps its task then): most check-ins have none.
     if any(FLAG_TASKS.get(f.code, ("",))[0] == "consultant" for f in flagged.flags):
-        last = session.scalar(
-            _LAST_REVIEW, {"episode": episode.id, "since": on - timedelta(days=REREVIEW_DAYS)}
+        last = (
+            core(session)
+            .execute(
+                _LAST_REVIEW, {"episode": found.id, "since": on - timedelta(days=REREVIEW_DAYS)}
+            )
+            .scalar()
         )
         if last is not None:
-            reviewed[episode.id] = last
+            reviewed[found.id] = last
     opened, closed = sync_flag_tasks(
         session, [flagged], today=on, recently_reviewed=reviewed, only=only
     )

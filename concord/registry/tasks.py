@@ -13,14 +13,16 @@ from collections.abc import Collection
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, select
+from sqlalchemy import and_, bindparam, exists, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id, refuse_record, team_access
 from concord.accounts.models import Role, User
 from concord.audit.service import record
 from concord.clock import now
+from concord.db import core
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
 from concord.paging import Page, count
@@ -180,11 +182,32 @@ def owner_for(session: Session, episode: Episode, who: str) -> uuid.UUID | None:
     return episode.care_manager_id
 
 
-_OPEN_FLAG_TASKS = select(WorkTask).where(
+# What the sync reads of the open flag tasks: which they are (a row each, not an object: every
+# check-in asks, and the sync closes one only when its flag stops applying).
+_FLAG_TASK_COLUMNS = (WorkTask.id, WorkTask.patient_id, WorkTask.source)
+_OPEN_FLAG_TASKS = select(*_FLAG_TASK_COLUMNS).where(
     WorkTask.patient_id == bindparam("patient"),
     WorkTask.status == TaskStatus.open,
     WorkTask.source.like("flag:%"),
 )
+_CLOSE_FLAG_TASK = (
+    update(WorkTask)
+    .where(WorkTask.id == bindparam("task"), WorkTask.status == TaskStatus.open)
+    .values(status=TaskStatus.done, closed_at=bindparam("at"), close_note=bindparam("note"))
+)
+_CLOSED = ("status", "closed_at", "close_note")
+
+
+def _close_flag_task(session: Session, task_id: uuid.UUID) -> None:
+    """Done, as its flag no longer applies: one UPDATE; a copy of the task the session holds
+    (loaded earlier in the same unit of work) is expired, so it reads the change."""
+    core(session).execute(
+        _CLOSE_FLAG_TASK,
+        {"task": task_id, "at": now(), "note": N_("Done: the flag no longer applies.")},
+    )
+    held = session.identity_map.get(identity_key(WorkTask, task_id))
+    if held is not None:
+        session.expire(held, _CLOSED)
 
 
 def sync_flag_tasks(
@@ -203,20 +226,21 @@ def sync_flag_tasks(
     if not rows:
         return 0, 0
     patient_ids = [r.patient.id for r in rows]
+    connection = core(session)
     found = (
         # One patient (an action's sync): the statement built once.
-        session.scalars(_OPEN_FLAG_TASKS, {"patient": patient_ids[0]})
+        connection.execute(_OPEN_FLAG_TASKS, {"patient": patient_ids[0]})
         if len(patient_ids) == 1
-        else session.scalars(
-            select(WorkTask).where(
+        else connection.execute(
+            select(*_FLAG_TASK_COLUMNS).where(
                 WorkTask.patient_id.in_(patient_ids),
                 WorkTask.status == TaskStatus.open,
                 WorkTask.source.like("flag:%"),
             )
         )
     )
-    open_flag_tasks: dict[tuple[uuid.UUID, str], WorkTask] = {
-        (t.patient_id, t.source): t for t in found
+    open_flag_tasks: dict[tuple[uuid.UUID, str], uuid.UUID] = {
+        (patient_id, source): task_id for task_id, patient_id, source in found
     }
     reviewed = recently_reviewed or {}
     for row in rows:
@@ -243,15 +267,13 @@ def sync_flag_tasks(
             )
             opened += 1
         prefix = f":{row.episode.id}"
-        for (patient_id, source), task in open_flag_tasks.items():
+        for (patient_id, source), task_id in open_flag_tasks.items():
             if patient_id != row.patient.id or not source.endswith(prefix):
                 continue
             if only is not None and source.split(":")[1] not in only:
                 continue
             if source not in wanted:
-                task.status = TaskStatus.done
-                task.closed_at = now()
-                task.close_note = N_("Done: the flag no longer applies.")
+                _close_flag_task(session, task_id)
                 closed += 1
     return opened, closed
 

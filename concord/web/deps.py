@@ -154,13 +154,26 @@ async def check_credentials_first(request: Request) -> None:
     credentials can make the server take in a body. Raises what bearer_actor or api_actor
     would; they check again, in the request's own transaction, when it runs. The check is a
     short read-only transaction of its own (a token's last-use time is recorded by the
-    request's own check)."""
+    request's own check), except for a token this process found usable in the last few
+    seconds (concord.accounts.tokens.api_token_recently_usable: no transaction, no hand-off
+    to a thread; the request's own check still decides)."""
+    if _recently_usable_token(request):
+        return
     slots = request.app.state.database_slots
     await _admit(slots)
     try:
         await run_in_threadpool(_check_credentials, request)
     finally:
         slots.release()
+
+
+def _recently_usable_token(request: Request) -> bool:
+    if not (request.scope["path"].startswith("/fhir") or request.headers.get("Authorization")):
+        return False
+    try:
+        return tokens.api_token_recently_usable(_bearer_token(request))
+    except NotAuthenticated:
+        return False
 
 
 def _check_credentials(request: Request) -> None:
