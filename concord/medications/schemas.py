@@ -6,15 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from concord.medications.models import MedicationStatus, ReportKind
-from concord.validation import Checkbox, OptDate, OptText200, OptText500, Text1000
+from concord.validation import Checkbox, OptDate, OptText200, OptText500, Text1000, blank_to_none
 
 RxCui = Annotated[
-    str | None,
-    BeforeValidator(lambda v: (str(v).strip() or None) if v is not None else None),
-    Field(default=None, pattern=r"^[0-9]{1,12}$"),
+    Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,12}$")] | None,
+    BeforeValidator(blank_to_none),
 ]
 OptId = Annotated[uuid.UUID | None, BeforeValidator(lambda v: None if v in ("", None) else v)]
 
