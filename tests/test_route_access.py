@@ -25,6 +25,7 @@ from sqlalchemy.orm import sessionmaker
 
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token
+from concord.actions import medications as med_actions
 from concord.app import create_app
 from concord.audit.models import AuditEvent
 from concord.audit.service import set_context
@@ -35,6 +36,8 @@ from concord.consents.models import Consent
 from concord.decisions import service as ds
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
+from concord.medications.models import MedicationFinding
+from concord.medications.schemas import MedicationIn, ReportedIn, ReportIn
 from concord.patients.models import CareTeam, CareTeamMember, RelatedPerson
 from concord.registry import reviews as rv
 from concord.registry import service as reg
@@ -178,9 +181,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(
-        session, access=cm, tier="high", reason="Worried about the weekend"
-    )
+    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
@@ -210,8 +211,19 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     # The patient shares the safety plan with their sister (her page: /shared/{id}/safety-plan).
     sister = session.scalar(select(RelatedPerson).where(RelatedPerson.user_id == people.family.id))
     safety_plans.set_share(session, access=me, related_person_id=sister.id, share=True)
+    # The medication list: buprenorphine prescribed, clonazepam reported by the patient (a
+    # finding), and "I stopped this" about the buprenorphine (a difference for the team).
+    bup = med_actions.add(session, access=cm, data=MedicationIn(rxcui="1819")).medication
+    reported = med_actions.report_new(session, access=me, data=ReportedIn(rxcui="2598"))
+    told = med_actions.report(
+        session, access=me, medication_id=bup.id, data=ReportIn(kind="stopped")
+    )
     session.flush()
-    task = session.scalar(select(WorkTask).where(WorkTask.patient_id == people.patient.id))
+    task = session.scalar(
+        select(WorkTask)
+        .where(WorkTask.patient_id == people.patient.id)
+        .order_by(WorkTask.created_at, WorkTask.source)
+    )
     team = session.scalar(select(CareTeam).where(CareTeam.patient_id == people.patient.id))
     observation = session.scalar(
         select(MeasureObservation).where(MeasureObservation.response_id == checked.response.id)
@@ -252,6 +264,16 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         ),
         "schedule_id": str(schedule.id),
         "contact_id": str(contact.id),
+        "medication_id": str(bup.id),
+        "reported_id": str(reported.medication.id),
+        "report_id": str(told.id),
+        "finding_id": str(
+            session.scalar(
+                select(MedicationFinding.id).where(
+                    MedicationFinding.patient_id == people.patient.id
+                )
+            )
+        ),
     }
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
@@ -621,9 +643,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/patients/{patient_id}/reviews/record"): [
         Case(f"{P}/reviews/record", TEAM, {"minutes": 5, "summary": "Seen"})
     ],
-    ("GET", "/api/v1/patients/{patient_id}/recommendations"): [
-        Case(f"{P}/recommendations", TEAM)
-    ],
+    ("GET", "/api/v1/patients/{patient_id}/recommendations"): [Case(f"{P}/recommendations", TEAM)],
     ("POST", "/api/v1/patients/{patient_id}/recommendations/{rec_id}/decision"): [
         Case(
             f"{P}/recommendations/{{rec_id}}/decision",
@@ -668,6 +688,45 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("GET", "/api/v1/registry/reviews"): [
         Case("/api/v1/registry/reviews", CLINICIANS, kind="list")
+    ],
+    # --- medications: the team's Medications tab and the patient's My medications ----------
+    ("GET", "/api/v1/patients/{patient_id}/medications"): [Case(f"{P}/medications", RECORD)],
+    ("POST", "/api/v1/patients/{patient_id}/medications"): [
+        Case(f"{P}/medications", TEAM, {"rxcui": "36437", "dose": "50 mg"})
+    ],
+    ("PUT", "/api/v1/patients/{patient_id}/medications/{medication_id}"): [
+        Case(f"{P}/medications/{{medication_id}}", TEAM, {"rxcui": "1819", "version": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medications/{medication_id}/status"): [
+        Case(
+            f"{P}/medications/{{medication_id}}/status",
+            TEAM,
+            {"status": "on_hold", "reason": "Waiting for the ECG", "version": 1},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medications/{medication_id}/review"): [
+        Case(f"{P}/medications/{{reported_id}}/review", TEAM, {"note": "Talked it over"})
+    ],
+    # Only the patient says what they take (the team's answer: 403).
+    ("POST", "/api/v1/patients/{patient_id}/medications/reported"): [
+        Case(f"{P}/medications/reported", frozenset({"patient"}), {"name": "Ibuprofen"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medications/{medication_id}/reports"): [
+        Case(
+            f"{P}/medications/{{medication_id}}/reports",
+            frozenset({"patient"}),
+            {"kind": "taking"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medication-reports/{report_id}/resolve"): [
+        Case(f"{P}/medication-reports/{{report_id}}/resolve", TEAM, {"note": "Restarted"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medication-findings/{finding_id}/override"): [
+        Case(
+            f"{P}/medication-findings/{{finding_id}}/override",
+            TEAM,
+            {"reason": "Taper agreed with both prescribers"},
+        )
     ],
     # --- decisions ------------------------------------------------------------------------
     ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],
@@ -840,9 +899,7 @@ def _section_items(world: World) -> dict[str, str]:
 # --- exports: every CSV and PDF the app serves, as a signed-in person asks for it -----------
 
 EXPORTS: dict[str, Case] = {
-    "/patients/{patient_id}/safety-plan.pdf": Case(
-        "/patients/{patient_id}/safety-plan.pdf", TEAM
-    ),
+    "/patients/{patient_id}/safety-plan.pdf": Case("/patients/{patient_id}/safety-plan.pdf", TEAM),
     # The signed-in patient's own plan: the other patient has none (404); nobody else is a
     # patient (404).
     "/my/safety-plan.pdf": Case("/my/safety-plan.pdf", frozenset({"patient"})),
