@@ -329,6 +329,8 @@ SEARCHABLE_BY_PATIENT = {
     "Task": TEAM,
     "Flag": TEAM,
     "Consent": RECORD,  # whole records; family read theirs through /api/v1
+    "MedicationRequest": RECORD,
+    "MedicationStatement": RECORD,
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -341,6 +343,8 @@ READS = {
     "Task/{alert_id}": TEAM,
     "Flag/{flag_id}": TEAM,
     "Consent/{consent_id}": RECORD,
+    "MedicationRequest/{medication_id}": RECORD,
+    "MedicationStatement/{reported_id}": RECORD,
 }
 
 
@@ -375,7 +379,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
         *(
             Case(f"/fhir/{kind}", allowed, kind="search")
             for kind, allowed in SEARCHABLE_BY_PATIENT.items()
-            if kind not in ("Flag", "Consent")
+            if kind not in ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
         ),
     ],
     ("POST", "/fhir/{kind}/_search"): [
@@ -387,6 +391,23 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/fhir/QuestionnaireResponse"): [
         Case("/fhir/QuestionnaireResponse", RECORD, QR, denied=frozenset({404, 422}))
     ],
+    # An EHR's import: the care team's token (the patient's: 404, as for a stranger).
+    **{
+        ("POST", f"/fhir/{kind}"): [
+            Case(
+                f"/fhir/{kind}",
+                TEAM,
+                {
+                    "resourceType": kind,
+                    "status": "active",
+                    **({"intent": "order"} if kind == "MedicationRequest" else {}),
+                    "medicationCodeableConcept": {"text": "Melatonin"},
+                    "subject": {"reference": "Patient/{patient_id}"},
+                },
+            )
+        ]
+        for kind in ("MedicationRequest", "MedicationStatement")
+    },
     ("GET", "/fhir/{kind}/{ident}"): [
         *(Case(f"/fhir/{path}", allowed) for path, allowed in READS.items()),
         Case("/fhir/Questionnaire/PHQ-9", ALL, kind="list"),

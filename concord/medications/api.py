@@ -50,7 +50,7 @@ def _id(value: Any) -> str | None:
 def fhir_type(m: Medication) -> str:
     """Reported by the patient: a MedicationStatement; prescribed (here or in an EHR): a
     MedicationRequest."""
-    return "MedicationStatement" if m.source == "patient_reported" else "MedicationRequest"
+    return "MedicationStatement" if m.reported else "MedicationRequest"
 
 
 def medication_json(m: Medication) -> dict[str, Any]:

@@ -52,7 +52,9 @@ class MedicationStatus(StrEnum):
 class MedicationSource(StrEnum):
     prescribed = "prescribed"  # prescribed here, by a clinician on the team
     patient_reported = "patient_reported"  # "I take this" (over the counter included)
-    ehr = "ehr"  # imported from an EHR (FHIR create)
+    ehr = "ehr"  # prescribed elsewhere, imported from an EHR (FHIR MedicationRequest create)
+    # What the patient takes as an EHR recorded it (FHIR MedicationStatement create).
+    ehr_statement = "ehr_statement"
 
 
 class ReportKind(StrEnum):
@@ -101,6 +103,12 @@ class Medication(_ByIngredient, IdMixin, Base):
     @property
     def rxcuis(self) -> str:
         return self.rxcui or ""
+
+    @property
+    def reported(self) -> bool:
+        """What someone says the patient takes (FHIR MedicationStatement), not an order
+        (FHIR MedicationRequest)."""
+        return self.source in (MedicationSource.patient_reported, MedicationSource.ehr_statement)
 
 
 class MedicationReport(_ByIngredient, IdMixin, Base):

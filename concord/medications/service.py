@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id
+from concord.access import PatientAccess, deny, owned_record, parse_id
 from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record as audit
@@ -121,6 +121,36 @@ def get_medication(
         patient_id=access.patient.id,
     )
     return row
+
+
+def find_medication(session: Session, *, by: User, ident: str) -> tuple[Medication, PatientAccess]:
+    """A medication by its id alone (FHIR read), with the access that reaches it: the care
+    team and the patient; NotFound (audited) for a missing row and for anyone else alike."""
+    mid = parse_id(ident)
+    row = session.get(Medication, mid) if mid is not None else None
+    acc = owned_record(
+        session,
+        by,
+        row,
+        asked=ident,
+        patient_id=row.patient_id if row is not None else None,
+        object_type=OBJECT,
+    )
+    return get_medication(session, access=acc, medication_id=row.id), acc  # type: ignore[union-attr]
+
+
+def find_by_external_id(
+    session: Session, *, access: PatientAccess, external_id: str
+) -> Medication | None:
+    """The medication an EHR sent before under this identifier (a replay), if any."""
+    row = session.scalar(
+        select(Medication).where(
+            Medication.patient_id == access.patient.id, Medication.external_id == external_id
+        )
+    )
+    if row is None:
+        return None
+    return get_medication(session, access=access, medication_id=row.id)
 
 
 def list_findings(
@@ -320,8 +350,12 @@ def add_medication(
 ) -> Medication:
     """A medication the care team prescribes here or imports from an EHR."""
     _require_team(session, access, "create")
-    if source not in (MedicationSource.prescribed, MedicationSource.ehr):
-        raise InvalidInput.field("source", "must be prescribed or ehr")
+    if source not in (
+        MedicationSource.prescribed,
+        MedicationSource.ehr,
+        MedicationSource.ehr_statement,
+    ):
+        raise InvalidInput.field("source", "must be prescribed, ehr or ehr_statement")
     _check_dates(data.started_on, data.stopped_on)
     at = now()
     med = Medication(
