@@ -26,6 +26,7 @@ from concord.medications.schemas import MedicationIn, OverrideIn, ReportedIn, Re
 from concord.patients.models import CareTeam, CareTeamMember
 from concord.registry.models import TaskStatus, WorkTask
 from concord.registry.service import Enrolment, enroll
+from concord.worker import medication_checks_job
 from tests.conftest import commit
 from tests.factories import acc_for, create_staff
 
@@ -290,3 +291,17 @@ def test_the_nightly_run_checks_every_list(session, people, team):
     assert act.recheck_all(session) >= 1
     assert MOUD_BENZO in {f.rule_id for f in session.scalars(select(MedicationFinding))}
     assert act.recheck_all(session) == 0  # nothing new the second time
+
+
+def test_the_worker_runs_the_nightly_check_once_a_day(factory, session, people, team, clock):
+    _add(session, team, BUPRENORPHINE)
+    _add(session, team, CLONAZEPAM)
+    for row in session.scalars(select(MedicationFinding)).all():
+        session.delete(row)
+    commit(session)
+    assert medication_checks_job(factory) >= 1
+    _add(session, team, SERTRALINE)
+    commit(session)
+    assert medication_checks_job(factory) == 0  # claimed for the day already
+    clock.advance(hours=25)
+    assert medication_checks_job(factory) == 0  # nothing changed since
