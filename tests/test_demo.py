@@ -384,3 +384,38 @@ def test_megan_doyles_records_reach_her_pcp_only_while_she_consents(demo_session
         assert codes(pcp) == {"PHQ-9"}
     finally:
         demo_session.rollback()
+
+
+def test_megan_doyles_reported_benzodiazepine_raises_the_moud_finding(demo_session):
+    """Issue 19's demo: buprenorphine from the addiction service's psychiatrist, sertraline
+    from her primary care provider, and a benzodiazepine she reported in the portal, which
+    raises "MOUD + benzodiazepine: caution, do not withhold MOUD" for the addiction service. Her
+    primary care provider sees the sertraline they prescribed; without her consent not the
+    MOUD nor the finding, nor her report (her portal account belongs to the addiction service's
+    clinic, so the Part 2 rules count what she writes as written at the program)."""
+    from concord import access
+    from concord.accounts.models import User
+    from concord.medications import service as meds
+    from concord.patients.models import Patient
+
+    megan = demo_session.scalar(select(Patient).where(Patient.given_name == "Megan"))
+    lead = demo_session.scalar(select(User).where(User.name == "Renee Castillo"))
+    varga = demo_session.scalar(select(User).where(User.name == "Dr. Ines Varga"))
+    pcp = demo_session.scalar(select(User).where(User.name == "Dr. Hannah Lindqvist"))
+    try:
+        acc = access.patient_for(demo_session, lead, megan.id)
+        listed = {m.name: m for m in meds.list_medications(demo_session, access=acc)}
+        assert set(listed) == {"buprenorphine", "sertraline", "clonazepam"}
+        assert listed["buprenorphine"].prescriber_id == varga.id
+        assert listed["sertraline"].prescriber_id == pcp.id
+        assert listed["clonazepam"].source == "patient_reported"
+        rules = {f.rule_id for f in meds.list_findings(demo_session, access=acc)}
+        assert "moud-benzodiazepine-or-cns-depressant" in rules
+        theirs = access.patient_for(demo_session, pcp, megan.id)
+        seen = {m.name for m in meds.list_medications(demo_session, access=theirs)}
+        assert seen == {"sertraline"}
+        assert "moud-benzodiazepine-or-cns-depressant" not in {
+            f.rule_id for f in meds.list_findings(demo_session, access=theirs)
+        }
+    finally:
+        demo_session.rollback()
