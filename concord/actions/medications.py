@@ -30,7 +30,7 @@ from concord.careplans import service as plans
 from concord.dates import org_today
 from concord.db import isolated
 from concord.errors import InvalidInput
-from concord.i18n import N_
+from concord.i18n import N_, Msg
 from concord.medications import service as meds
 from concord.medications.models import (
     FindingOverride,
@@ -67,7 +67,7 @@ def _check_indication(session: Session, access: PatientAccess, data: MedicationI
     concerns = plans.load_contents(session, plan).concerns if plan is not None else []
     if data.indication_concern_id not in {c.id for c in concerns}:
         raise InvalidInput.field(
-            "indication_concern_id", "must be a concern on the patient's current care plan"
+            "indication_concern_id", Msg("must be a concern on the patient's current care plan")
         )
 
 

@@ -319,14 +319,14 @@ def _name_for(rxcui: str | None, name: str | None, field_name: str = "name") -> 
             return name or entry.label("en")
     if not name:
         raise InvalidInput.field(
-            field_name, "required when the medication is not chosen from the list (rxcui)"
+            field_name, Msg("required when the medication is not chosen from the list (rxcui)")
         )
     return name
 
 
 def _check_dates(started: date | None, stopped: date | None) -> None:
     if started and stopped and stopped < started:
-        raise InvalidInput.field("stopped_on", "must be on or after started_on")
+        raise InvalidInput.field("stopped_on", Msg("must be on or after started_on"))
 
 
 def _prescriber(
@@ -336,7 +336,7 @@ def _prescriber(
         # Prescribed here: the clinician recording it, unless they name someone else.
         return access.by.id if source == MedicationSource.prescribed else None
     if prescriber_id not in team_member_ids(session, access.patient.id):
-        raise InvalidInput.field("prescriber_id", "must be someone on the patient's care team")
+        raise InvalidInput.field("prescriber_id", Msg("must be someone on the patient's care team"))
     return prescriber_id
 
 
@@ -355,7 +355,7 @@ def add_medication(
         MedicationSource.ehr,
         MedicationSource.ehr_statement,
     ):
-        raise InvalidInput.field("source", "must be prescribed, ehr or ehr_statement")
+        raise InvalidInput.field("source", Msg("must be prescribed, ehr or ehr_statement"))
     _check_dates(data.started_on, data.stopped_on)
     at = now()
     med = Medication(
@@ -461,9 +461,9 @@ def set_status(
     med = get_medication(session, access=access, medication_id=medication_id)
     _stale(med, version)
     if status not in tuple(MedicationStatus):
-        raise InvalidInput.field("status", "must be active, on_hold or stopped")
+        raise InvalidInput.field("status", Msg("must be active, on_hold or stopped"))
     if status != MedicationStatus.active and not reason:
-        raise InvalidInput.field("reason", "required to put a medication on hold or stop it")
+        raise InvalidInput.field("reason", Msg("required to put a medication on hold or stop it"))
     if med.status == status:
         raise Conflict(Msg("The medication already has this status."))
     med.status = status
@@ -736,7 +736,7 @@ def override_finding(
     if finding.resolved_at is not None:
         raise Conflict(Msg("This finding no longer applies to the list."))
     if not reason or not reason.strip():
-        raise InvalidInput.field("reason", "required to override a finding")
+        raise InvalidInput.field("reason", Msg("required to override a finding"))
     row = FindingOverride(
         organization_id=access.patient.organization_id,
         patient_id=access.patient.id,
