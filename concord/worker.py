@@ -28,6 +28,7 @@ from sqlalchemy import String, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from concord.actions.medications import monitoring_all
 from concord.actions.medications import recheck_all as recheck_medications
 from concord.audit.anchor import load_private_key, write_anchor
 from concord.audit.service import set_context
@@ -115,6 +116,8 @@ def medication_checks_job(
     with _job(factory, skipped) as session:
         if not claim_run(session, "medication_checks", MEDICATIONS_EVERY):
             return 0
+        # And the joint prescribing protocols' monitoring that falls due (tasks only).
+        monitoring_all(session)
         return recheck_medications(session)
 
 

@@ -168,6 +168,10 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/medication-findings/{{finding_id}}/override"): (
         ("POST", f"{A}/medication-findings/{{finding_id}}/override"),
     ),
+    ("POST", f"{P}/medication-protocol"): (("POST", f"{A}/medication-protocol"),),
+    ("POST", f"{P}/medication-protocol/{{entry_id}}/done"): (
+        ("POST", f"{A}/medication-protocol/{{entry_id}}/done"),
+    ),
     ("POST", "/my/medications/reported"): (("POST", f"{A}/medications/reported"),),
     ("POST", "/my/medications/{medication_id}/report"): (
         ("POST", f"{A}/medications/{{medication_id}}/reports"),

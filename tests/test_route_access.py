@@ -37,7 +37,7 @@ from concord.decisions import service as ds
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
 from concord.medications.models import MedicationFinding
-from concord.medications.schemas import MedicationIn, ReportedIn, ReportIn
+from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn, ReportIn
 from concord.patients.models import CareTeam, CareTeamMember, RelatedPerson
 from concord.registry import reviews as rv
 from concord.registry import service as reg
@@ -218,6 +218,11 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     told = med_actions.report(
         session, access=me, medication_id=bup.id, data=ReportIn(kind="stopped")
     )
+    entry = med_actions.add_protocol(
+        session,
+        access=cm,
+        data=ProtocolIn(medication_id=bup.id, monitoring="Urine drug test", every_days=28),
+    )
     session.flush()
     task = session.scalar(
         select(WorkTask)
@@ -267,6 +272,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         "medication_id": str(bup.id),
         "reported_id": str(reported.medication.id),
         "report_id": str(told.id),
+        "entry_id": str(entry.id),
         "finding_id": str(
             session.scalar(
                 select(MedicationFinding.id).where(
@@ -741,6 +747,16 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("POST", "/api/v1/patients/{patient_id}/medication-reports/{report_id}/resolve"): [
         Case(f"{P}/medication-reports/{{report_id}}/resolve", TEAM, {"note": "Restarted"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medication-protocol"): [
+        Case(
+            f"{P}/medication-protocol",
+            TEAM,
+            {"medication_id": "{medication_id}", "monitoring": "Urine drug test", "every_days": 28},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medication-protocol/{entry_id}/done"): [
+        Case(f"{P}/medication-protocol/{{entry_id}}/done", TEAM, {"done_on": "2026-11-20"})
     ],
     ("POST", "/api/v1/patients/{patient_id}/medication-findings/{finding_id}/override"): [
         Case(

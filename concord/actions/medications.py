@@ -38,9 +38,10 @@ from concord.medications.models import (
     MedicationFinding,
     MedicationReport,
     MedicationSource,
+    ProtocolEntry,
     ReportKind,
 )
-from concord.medications.schemas import MedicationIn, ReportedIn, ReportIn
+from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn, ReportIn
 from concord.patients.models import Patient
 from concord.registry import tasks
 
@@ -49,6 +50,8 @@ TITLE_FINDING = N_("Review a medication safety finding")
 TITLE_CHANGE = N_("A medication you prescribe alongside was changed: review the list")
 TITLE_DIFFERENCE = N_("The patient reported a difference from the medication list: reconcile")
 TITLE_REPORTED = N_("The patient reported a medication not on the list: review it")
+TITLE_MONITORING = N_("Medication monitoring is due (joint prescribing protocol)")
+MONITORING_AHEAD = timedelta(days=7)  # a task opens this long before the monitoring is due
 
 
 @dataclass
@@ -137,6 +140,7 @@ def _recheck(session: Session, access: PatientAccess) -> meds.CheckResult:
 def _tell_other_prescribers(session: Session, access: PatientAccess, med: Medication) -> None:
     current = meds.checked_medications(session, access.patient.id)
     others = meds.prescribers(current) | ({med.prescriber_id} if med.prescriber_id else set())
+    others |= meds.to_tell(session, access.patient.id, med)
     others.discard(access.by.id)
     team = meds.team_member_ids(session, access.patient.id)
     today = org_today(access.by.organization)
@@ -296,6 +300,84 @@ def override(
         by=access.by,
     )
     return row
+
+
+def _monitoring_task(session: Session, entry: ProtocolEntry, today: date, by: User | None) -> None:
+    """The task for a line's monitoring, from a week before it falls due; urgent once overdue
+    (closed when the monitoring is recorded as done)."""
+    if entry.next_due_on is None or entry.next_due_on > today + MONITORING_AHEAD:
+        return
+    owner = (
+        entry.monitor_owner_id or entry.prescriber_id or _care_manager(session, entry.patient_id)
+    )
+    task = tasks.open_task(
+        session,
+        organization_id=entry.organization_id,
+        patient_id=entry.patient_id,
+        owner_id=owner,
+        title=TITLE_MONITORING,
+        source=f"medication-monitoring:{entry.id}",
+        due_on=entry.next_due_on,
+        priority="urgent" if entry.next_due_on < today else "routine",
+        by=by,
+    )
+    if entry.next_due_on < today and task.priority == "routine":
+        task.priority = "urgent"
+
+
+def add_protocol(session: Session, *, access: PatientAccess, data: ProtocolIn) -> ProtocolEntry:
+    """A line of the joint prescribing protocol; its monitoring task opens when it is near."""
+    today = org_today(access.by.organization)
+    entry = meds.add_protocol_entry(session, access=access, data=data, today=today)
+    _monitoring_task(session, entry, today, access.by)
+    return entry
+
+
+def monitoring_done(
+    session: Session, *, access: PatientAccess, entry_id: Any, done_on: date | None
+) -> ProtocolEntry:
+    today = org_today(access.by.organization)
+    entry = meds.monitoring_done(
+        session, access=access, entry_id=entry_id, done_on=done_on or today
+    )
+    tasks.close_tasks(
+        session,
+        patient_id=access.patient.id,
+        source=f"medication-monitoring:{entry.id}",
+        note="The monitoring was done.",
+        by=access.by,
+    )
+    _monitoring_task(session, entry, today, access.by)
+    return entry
+
+
+def monitoring_all(session: Session) -> int:
+    """Nightly: open (or make urgent) the task of every protocol line whose monitoring is due
+    within a week or overdue."""
+    done = 0
+    days: dict[uuid.UUID, date] = {}
+    for entry in meds.monitoring_due(session, until=org_today(None) + MONITORING_AHEAD * 2):
+        if entry.organization_id not in days:
+            days[entry.organization_id] = org_today(
+                session.get(Organization, entry.organization_id)
+            )
+        today = days[entry.organization_id]
+
+        def one(entry: ProtocolEntry = entry, today: date = today) -> int:
+            _monitoring_task(session, entry, today, None)
+            return 1
+
+        done += (
+            isolated(
+                session,
+                one,
+                job="medication_monitoring",
+                object_type="PrescribingProtocol",
+                object_id=entry.id,
+            )
+            or 0
+        )
+    return done
 
 
 def recheck_all(session: Session) -> int:

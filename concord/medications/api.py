@@ -18,11 +18,14 @@ from concord.medications.models import (
     Medication,
     MedicationFinding,
     MedicationReport,
+    ProtocolEntry,
 )
 from concord.medications.schemas import (
     MedicationChangeIn,
     MedicationIn,
+    MonitoringDoneIn,
     OverrideIn,
+    ProtocolIn,
     ReportedIn,
     ReportIn,
     ResolveIn,
@@ -121,6 +124,21 @@ def report_json(r: MedicationReport) -> dict[str, Any]:
     }
 
 
+def protocol_json(e: ProtocolEntry) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "medication_id": _id(e.medication_id),
+        "about": e.about,
+        "prescriber_id": _id(e.prescriber_id),
+        "monitoring": e.monitoring,
+        "monitor_owner_id": _id(e.monitor_owner_id),
+        "every_days": e.every_days,
+        "last_done_on": _day(e.last_done_on),
+        "next_due_on": _day(e.next_due_on),
+        "tell": list(e.tell or []),
+    }
+
+
 def _changed(done: act.Changed) -> dict[str, Any]:
     return {
         "medication": medication_json(done.medication),
@@ -143,6 +161,7 @@ def list_view(session: Session, acc: PatientAccess) -> dict[str, Any]:
         "reports": reports,
         "differences": meds.differences(medications, reports),
         "unchecked": meds.unchecked(medications),
+        "protocol": meds.list_protocol(session, access=acc),
     }
 
 
@@ -164,6 +183,7 @@ def medications(patient_id: str, session: DbSession, actor: ApiActor) -> dict[st
             for d in view["differences"]
         ],
         "unchecked": [str(m.id) for m in view["unchecked"]],
+        "protocol": [protocol_json(e) for e in view["protocol"]],
     }
 
 
@@ -331,3 +351,40 @@ def override(
             earlier_record(session, FindingOverride, r, patient_id=acc.patient.id)
         ),
     )
+
+
+@router.post("/patients/{patient_id}/medication-protocol", status_code=201)
+def add_protocol(
+    patient_id: str, body: ProtocolIn, session: DbSession, actor: ApiWriter, idem: Idempotent
+) -> Any:
+    """A line of the joint prescribing protocol (the care team): who prescribes, who monitors
+    what and how often, who is told of a change."""
+    acc = _access(session, actor, patient_id, "create")
+
+    def create() -> tuple[str, Any]:
+        entry = act.add_protocol(session, access=acc, data=body)
+        return str(entry.id), protocol_json(entry)
+
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=create,
+        replay=lambda r: protocol_json(
+            earlier_record(session, ProtocolEntry, r, patient_id=acc.patient.id)
+        ),
+    )
+
+
+@router.post("/patients/{patient_id}/medication-protocol/{entry_id}/done")
+def monitoring_done(
+    patient_id: str,
+    entry_id: str,
+    body: MonitoringDoneIn,
+    session: DbSession,
+    actor: ApiWriter,
+) -> Any:
+    """The monitoring was done (today unless `done_on`): the next falls due."""
+    acc = _access(session, actor, patient_id, "update")
+    entry = act.monitoring_done(session, access=acc, entry_id=entry_id, done_on=body.done_on)
+    return protocol_json(entry)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from concord.accounts.models import User
 from concord.categories import DataCategory
 from concord.clock import now
-from concord.db import Base, IdMixin
+from concord.db import Base, IdMixin, JSONType
 from concord.medications.vocabulary import default_vocabulary
 
 MOUD_CLASS = "moud"
@@ -184,3 +185,39 @@ class FindingOverride(_ByIngredient, IdMixin, Base):
     created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"))
 
     created_by: Mapped[User] = relationship(lazy="joined", foreign_keys=[created_by_id])
+
+
+class ProtocolEntry(_ByIngredient, IdMixin, Base):
+    """One line of a patient's joint prescribing protocol (part of the care plan): for a
+    medication or class, who prescribes, what is monitored by whom and how often, and who must
+    be told of a change. What to monitor and how often is the team's entry, not a default
+    Concord ships."""
+
+    __tablename__ = "prescribing_protocol"
+    __table_args__ = (Index("ix_prescribing_protocol_due", "ended_at", "next_due_on"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), index=True)
+    medication_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("medication.id"))
+    rxcui: Mapped[str | None] = mapped_column(String(20))  # the medication's, for its category
+    about: Mapped[str] = mapped_column(String(200))  # the medication or class, as written
+    prescriber_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    monitoring: Mapped[str | None] = mapped_column(String(200))  # e.g. "ECG (QTc)"
+    monitor_owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    every_days: Mapped[int | None] = mapped_column(Integer)
+    last_done_on: Mapped[date | None]
+    next_due_on: Mapped[date | None]
+    # Who must be told of a change to the medication (user ids, as text).
+    tell: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    ended_at: Mapped[datetime | None]
+
+    prescriber: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[prescriber_id])
+    monitor_owner: Mapped[User | None] = relationship(
+        lazy="joined", foreign_keys=[monitor_owner_id]
+    )
+
+    @property
+    def rxcuis(self) -> str:
+        return self.rxcui or ""

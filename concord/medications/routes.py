@@ -17,12 +17,15 @@ from concord import access
 from concord.access import PatientAccess
 from concord.actions import medications as act
 from concord.careplans import service as plans
+from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput
 from concord.medications.api import list_view
 from concord.medications.schemas import (
     MedicationChangeIn,
     MedicationIn,
+    MonitoringDoneIn,
     OverrideIn,
+    ProtocolIn,
     ReportedIn,
     ReportIn,
     ResolveIn,
@@ -65,6 +68,7 @@ def _team_context(
         "choices": _choices(lang),
         "concerns": concerns,
         "staff": staff,
+        "today": org_today(acc.by.organization),
         "values": {},
         "errors": {},
         "done": None,
@@ -250,6 +254,48 @@ def override_finding(
         ),
         "overridden",
         "create",
+    )
+
+
+@router.post("/patients/{patient_id}/medication-protocol")
+def add_protocol(
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ProtocolIn], FormOf(ProtocolIn)],
+    actor: PostedBy,
+) -> Response:
+    return _team_post(
+        request,
+        session,
+        actor,
+        patient_id,
+        form,
+        lambda acc, data: act.add_protocol(session, access=acc, data=data),
+        "protocol",
+        "create",
+    )
+
+
+@router.post("/patients/{patient_id}/medication-protocol/{entry_id}/done")
+def monitoring_done(
+    patient_id: str,
+    entry_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[MonitoringDoneIn], FormOf(MonitoringDoneIn)],
+    actor: PostedBy,
+) -> Response:
+    return _team_post(
+        request,
+        session,
+        actor,
+        patient_id,
+        form,
+        lambda acc, data: act.monitoring_done(
+            session, access=acc, entry_id=entry_id, done_on=data.done_on
+        ),
+        "monitored",
     )
 
 

@@ -87,3 +87,37 @@ class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     note: OptText500 = None
+
+
+def _ids(value: object) -> object:
+    """A form's repeated select, a JSON list, or one id."""
+    if value in (None, ""):
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+class ProtocolIn(BaseModel):
+    """A line of the joint prescribing protocol: for a medication on the list (or a class
+    named in `about`), who prescribes, what is monitored by whom and every how many days
+    (the team's entry: Concord ships no default), and who must be told of a change."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    medication_id: OptId = None
+    about: OptText200 = None
+    prescriber_id: OptId = None
+    monitoring: OptText200 = None
+    monitor_owner_id: OptId = None
+    every_days: Annotated[
+        int | None, BeforeValidator(blank_to_none), Field(default=None, ge=1, le=3660)
+    ] = None
+    first_due_on: OptDate = None
+    tell: Annotated[list[uuid.UUID], BeforeValidator(_ids)] = []
+
+
+class MonitoringDoneIn(BaseModel):
+    """The monitoring was done (today unless a day is given): the next one falls due."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    done_on: OptDate = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -45,11 +45,13 @@ from concord.medications.models import (
     MedicationReport,
     MedicationSource,
     MedicationStatus,
+    ProtocolEntry,
     ReportKind,
 )
 from concord.medications.rules import Finding, check, default_rules
 from concord.medications.schemas import (
     MedicationIn,
+    ProtocolIn,
     ReportedIn,
     ReportIn,
 )
@@ -784,3 +786,135 @@ def patients_with_lists(
     if organization_id is not None:
         query = query.where(Patient.organization_id == organization_id)
     return list(session.scalars(query))
+
+
+# --- the joint prescribing protocol ------------------------------------------------------
+
+
+PROTOCOL = "PrescribingProtocol"
+
+
+def list_protocol(session: Session, *, access: PatientAccess) -> list[ProtocolEntry]:
+    """The patient's current protocol, next monitoring due first (audited)."""
+    rows = list(
+        session.scalars(
+            select(ProtocolEntry).where(
+                ProtocolEntry.patient_id == access.patient.id, ProtocolEntry.ended_at.is_(None)
+            )
+        )
+    )
+    rows.sort(key=lambda e: (e.next_due_on is None, e.next_due_on or date.max, e.about, str(e.id)))
+    shown = disclosure.filter_records(session, access, rows, object_type=PROTOCOL, action="list")
+    _audit_list(session, access, PROTOCOL, len(shown))
+    return shown
+
+
+def add_protocol_entry(
+    session: Session, *, access: PatientAccess, data: ProtocolIn, today: date
+) -> ProtocolEntry:
+    _require_team(session, access, "create")
+    team = team_member_ids(session, access.patient.id)
+    med = (
+        get_medication(session, access=access, medication_id=data.medication_id)
+        if data.medication_id is not None
+        else None
+    )
+    about = data.about or (med.name if med is not None else None)
+    if not about:
+        raise InvalidInput.field("about", Msg("name the medication or class (or choose one)"))
+    for name in ("prescriber_id", "monitor_owner_id"):
+        value = getattr(data, name)
+        if value is not None and value not in team:
+            raise InvalidInput.field(name, Msg("must be someone on the patient's care team"))
+    if any(t not in team for t in data.tell):
+        raise InvalidInput.field("tell", Msg("must be someone on the patient's care team"))
+    if (data.every_days is not None or data.monitor_owner_id is not None) and not data.monitoring:
+        raise InvalidInput.field("monitoring", Msg("say what is monitored"))
+    due = None
+    if data.monitoring and data.every_days is not None:
+        due = data.first_due_on or today
+    row = ProtocolEntry(
+        organization_id=access.patient.organization_id,
+        patient_id=access.patient.id,
+        medication_id=med.id if med is not None else None,
+        rxcui=med.rxcui if med is not None else None,
+        about=about,
+        prescriber_id=data.prescriber_id or (med.prescriber_id if med is not None else None),
+        monitoring=data.monitoring,
+        monitor_owner_id=data.monitor_owner_id,
+        every_days=data.every_days,
+        next_due_on=due,
+        tell=[str(t) for t in data.tell],
+        created_at=now(),
+        created_by_id=access.by.id,
+    )
+    session.add(row)
+    session.flush()
+    audit(
+        session,
+        by=access.by,
+        action="create",
+        object_type=PROTOCOL,
+        object_id=row.id,
+        patient_id=access.patient.id,
+    )
+    return row
+
+
+def monitoring_done(
+    session: Session, *, access: PatientAccess, entry_id: Any, done_on: date
+) -> ProtocolEntry:
+    """The monitoring was done on `done_on`: the next falls due `every_days` later."""
+    _require_team(session, access, "update", entry_id)
+    eid = parse_id(entry_id)
+    row = session.get(ProtocolEntry, eid) if eid is not None else None
+    if row is None or row.patient_id != access.patient.id or row.ended_at is not None:
+        raise NotFound(Msg("No such protocol entry."))
+    disclosure.check_record(session, access, row, object_type=PROTOCOL, action="update")
+    if not row.monitoring or row.every_days is None:
+        raise Conflict(Msg("This protocol entry has no monitoring to record."))
+    row.last_done_on = done_on
+    row.next_due_on = done_on + timedelta(days=row.every_days)
+    session.flush()
+    audit(
+        session,
+        by=access.by,
+        action="update",
+        object_type=PROTOCOL,
+        object_id=row.id,
+        patient_id=access.patient.id,
+        detail={"monitoring": "done"},
+    )
+    return row
+
+
+def to_tell(session: Session, patient_id: uuid.UUID, med: Medication) -> set[uuid.UUID]:
+    """Who the protocol says must be told of a change to `med` (its line, or a line naming
+    no medication), and the prescribers it names."""
+    out: set[uuid.UUID] = set()
+    for row in session.scalars(
+        select(ProtocolEntry).where(
+            ProtocolEntry.patient_id == patient_id, ProtocolEntry.ended_at.is_(None)
+        )
+    ):
+        if row.medication_id not in (None, med.id):
+            continue
+        out |= {uuid.UUID(t) for t in row.tell or []}
+        if row.prescriber_id is not None:
+            out.add(row.prescriber_id)
+    return out
+
+
+def monitoring_due(session: Session, *, until: date) -> list[ProtocolEntry]:
+    """Every current protocol line whose monitoring falls due by `until` (the nightly job)."""
+    return list(
+        session.scalars(
+            select(ProtocolEntry)
+            .where(
+                ProtocolEntry.ended_at.is_(None),
+                ProtocolEntry.next_due_on.is_not(None),
+                ProtocolEntry.next_due_on <= until,
+            )
+            .order_by(ProtocolEntry.next_due_on, ProtocolEntry.id)
+        )
+    )

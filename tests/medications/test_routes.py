@@ -175,3 +175,44 @@ def test_family_and_strangers_get_not_found(client, session, people):
     for user in (people.family, people.outsider, people.other_patient_user):
         got = client.get(base, headers=bearer(session, user))
         assert got.status_code == 404
+
+
+def test_the_protocol_on_the_tab_and_in_the_api(client, session, people, sign_in):
+    team, _ = _api(session, people)
+    base = f"/api/v1/patients/{people.patient.id}"
+    med = client.post(f"{base}/medications", json={"rxcui": BUPRENORPHINE}, headers=team).json()
+    made = client.post(
+        f"{base}/medication-protocol",
+        json={
+            "medication_id": med["medication"]["id"],
+            "monitoring": "Urine drug test",
+            "every_days": 28,
+            "tell": [str(people.consultant.id)],
+        },
+        headers=team,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["next_due_on"] and made.json()["about"] == "buprenorphine"
+    bad = client.post(
+        f"{base}/medication-protocol", json={"about": "x", "every_days": 0}, headers=team
+    )
+    assert bad.status_code == 422 and "every_days" in bad.text
+    listed = client.get(f"{base}/medications", headers=team).json()
+    assert [e["monitoring"] for e in listed["protocol"]] == ["Urine drug test"]
+    token = sign_in("cara@test.example.org")
+    page = client.get(f"/patients/{people.patient.id}/medications")
+    assert "data-protocol-entry" in page.text and "Urine drug test" in page.text
+    done = client.post(
+        f"/patients/{people.patient.id}/medication-protocol/{made.json()['id']}/done",
+        data={"csrf_token": token, "done_on": ""},
+    )
+    assert done.status_code == 303, done.text
+    added = client.post(
+        f"/patients/{people.patient.id}/medication-protocol",
+        data={
+            "csrf_token": token,
+            "about": "Sertraline",
+            "tell": [str(people.consultant.id), str(people.therapist.id)],
+        },
+    )
+    assert added.status_code == 303, added.text

@@ -4,6 +4,8 @@ a reason; the patient reports, the team reconciles; who may do what; the Part 2 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -22,7 +24,13 @@ from concord.medications.models import (
     MedicationSource,
     MedicationStatus,
 )
-from concord.medications.schemas import MedicationIn, OverrideIn, ReportedIn, ReportIn
+from concord.medications.schemas import (
+    MedicationIn,
+    OverrideIn,
+    ProtocolIn,
+    ReportedIn,
+    ReportIn,
+)
 from concord.patients.models import CareTeam, CareTeamMember
 from concord.registry.models import TaskStatus, WorkTask
 from concord.registry.service import Enrolment, enroll
@@ -305,3 +313,52 @@ def test_the_worker_runs_the_nightly_check_once_a_day(factory, session, people, 
     assert medication_checks_job(factory) == 0  # claimed for the day already
     clock.advance(hours=25)
     assert medication_checks_job(factory) == 0  # nothing changed since
+
+
+def test_the_protocol_tells_who_it_names_and_monitoring_falls_due(session, people, team, clock):
+    bup = _add(session, team, BUPRENORPHINE).medication
+    entry = act.add_protocol(
+        session,
+        access=team,
+        data=ProtocolIn(
+            medication_id=bup.id,
+            monitoring="Urine drug test",
+            monitor_owner_id=people.therapist.id,
+            every_days=28,
+            tell=[people.consultant.id],
+        ),
+    )
+    assert entry.about == "buprenorphine" and entry.prescriber_id == people.care_manager.id
+    assert entry.data_category == DataCategory.substance_use
+    due = _open_tasks(session, people.patient.id, f"medication-monitoring:{entry.id}")
+    assert [t.owner_id for t in due] == [people.therapist.id]  # due today
+    # A change to the buprenorphine tells the consultant the protocol names.
+    changed = act.change(
+        session,
+        access=acc_for(session, people.therapist, people.patient),
+        medication_id=bup.id,
+        data=MedicationIn(rxcui=BUPRENORPHINE, dose="12 mg"),
+        version=1,
+    )
+    told = _open_tasks(session, people.patient.id, f"medication-change:{changed.medication.id}")
+    assert {t.owner_id for t in told} == {people.care_manager.id, people.consultant.id}
+    done = act.monitoring_done(session, access=team, entry_id=entry.id, done_on=None)
+    assert done.next_due_on == done.last_done_on + timedelta(days=28)
+    assert not _open_tasks(session, people.patient.id, f"medication-monitoring:{entry.id}")
+    # Three weeks and more on, the nightly run opens the task; overdue, it is urgent.
+    clock.advance(days=23)
+    act.monitoring_all(session)
+    (task,) = _open_tasks(session, people.patient.id, f"medication-monitoring:{entry.id}")
+    assert task.priority == "routine"
+    clock.advance(days=7)
+    act.monitoring_all(session)
+    assert task.priority == "urgent"
+    with pytest.raises(InvalidInput) as bad:
+        act.add_protocol(session, access=team, data=ProtocolIn(about="Lithium", every_days=90))
+    assert "monitoring" in bad.value.errors
+    with pytest.raises(InvalidInput) as bad:
+        act.add_protocol(
+            session, access=team, data=ProtocolIn(about="Lithium", tell=[people.outsider.id])
+        )
+    assert "tell" in bad.value.errors
+    assert [e.id for e in meds.list_protocol(session, access=team)] == [entry.id]

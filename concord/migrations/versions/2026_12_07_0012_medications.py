@@ -7,15 +7,19 @@ Create Date: 2026-12-07 13:54:00
 Issue 19: medications coded by RxNorm with dose, route, frequency, dates, indication, status,
 prescriber and source; the patient's reports about them ("I take this", "I stopped this");
 the safety findings the checker raised on the whole list (kept, marked resolved, never
-deleted); and the overrides with their reasons.
+deleted); the overrides with their reasons; and the joint prescribing protocol (who
+prescribes, who monitors what and how often, who is told of a change).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import concord.db
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 revision = "0012_medications"
 down_revision = "0011_disclosure_log"
@@ -199,9 +203,69 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_medication_report_patient", ["patient_id", "resolved_at"], unique=False
         )
+    op.create_table(
+        "prescribing_protocol",
+        sa.Column("organization_id", sa.Uuid(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("medication_id", sa.Uuid(), nullable=True),
+        sa.Column("rxcui", sa.String(length=20), nullable=True),
+        sa.Column("about", sa.String(length=200), nullable=False),
+        sa.Column("prescriber_id", sa.Uuid(), nullable=True),
+        sa.Column("monitoring", sa.String(length=200), nullable=True),
+        sa.Column("monitor_owner_id", sa.Uuid(), nullable=True),
+        sa.Column("every_days", sa.Integer(), nullable=True),
+        sa.Column("last_done_on", sa.Date(), nullable=True),
+        sa.Column("next_due_on", sa.Date(), nullable=True),
+        sa.Column("tell", JSON, nullable=False),
+        sa.Column("created_at", concord.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by_id", sa.Uuid(), nullable=True),
+        sa.Column("ended_at", concord.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_prescribing_protocol_created_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["medication_id"],
+            ["medication.id"],
+            name=op.f("fk_prescribing_protocol_medication_id_medication"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["monitor_owner_id"],
+            ["user_account.id"],
+            name=op.f("fk_prescribing_protocol_monitor_owner_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organization.id"],
+            name=op.f("fk_prescribing_protocol_organization_id_organization"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patient.id"], name=op.f("fk_prescribing_protocol_patient_id_patient")
+        ),
+        sa.ForeignKeyConstraint(
+            ["prescriber_id"],
+            ["user_account.id"],
+            name=op.f("fk_prescribing_protocol_prescriber_id_user_account"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_prescribing_protocol")),
+    )
+    with op.batch_alter_table("prescribing_protocol", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_prescribing_protocol_due", ["ended_at", "next_due_on"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_prescribing_protocol_patient_id"), ["patient_id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("prescribing_protocol", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_prescribing_protocol_patient_id"))
+        batch_op.drop_index("ix_prescribing_protocol_due")
+
+    op.drop_table("prescribing_protocol")
     with op.batch_alter_table("medication_report", schema=None) as batch_op:
         batch_op.drop_index("ix_medication_report_patient")
 
