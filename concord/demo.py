@@ -46,9 +46,10 @@ from concord.careplans.schemas import (
 )
 from concord.clock import FakeClock, get_clock, set_clock
 from concord.decisions import service as ds
-from concord.demo_content import SafetyEventIn
+from concord.demo_content import SafetyEventIn, StoryProtocolIn
 from concord.measures import service as measures
-from concord.medications.schemas import MedicationIn, ReportedIn
+from concord.medications import service as med_service
+from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn
 from concord.patients.models import Patient, RelatedPerson
 from concord.patients.service import (
     NewPatient,
@@ -1052,11 +1053,35 @@ def _story_medication_report(session: Session, author: User | None, step: Any) -
     med_actions.report_new(session, access=a, data=ReportedIn.model_validate(step.item))
 
 
+def _staff_user(session: Session, member: str) -> User:
+    """A demo staff member by `<clinic>.<role>` (their name in clinic.yaml)."""
+    clinic, role = member.split(".")
+    name = next(n for r, n in _CONTENT.staff[clinic] if r == Role(role))
+    found = session.scalar(select(User).where(User.name == name))
+    assert found is not None
+    return found
+
+
+def _story_protocol(session: Session, author: User, step: Any) -> None:
+    """A line of the joint prescribing protocol about a medication on the patient's list."""
+    a = _story_access(session, author, step)
+    line = StoryProtocolIn.model_validate(step.item)
+    med = next(m for m in med_service.list_medications(session, access=a) if m.rxcui == line.rxcui)
+    data = ProtocolIn(
+        medication_id=med.id,
+        monitoring=line.monitoring,
+        monitor_owner_id=_staff_user(session, line.monitor).id if line.monitor else None,
+        tell=[_staff_user(session, t).id for t in line.tell],
+    )
+    med_actions.add_protocol(session, access=a, data=data)
+
+
 _STORY_STEPS: dict[str, Callable[[Session, Any, Any], None]] = {
     "plan_item": _story_plan_item,
     "contact": _story_contact,
     "medication": _story_medication,
     "medication_report": _story_medication_report,
+    "protocol": _story_protocol,
 }
 
 

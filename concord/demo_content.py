@@ -233,10 +233,20 @@ STORY_SECTIONS: dict[str, type[BaseModel]] = {
 }
 
 
+class StoryProtocolIn(_Strict):
+    """A protocol line in a story: the medication (its RxCUI, on the patient's list), what is
+    monitored and by whom, and who is told of a change (`<clinic>.<role>`)."""
+
+    rxcui: str = Text
+    monitoring: str | None = None
+    monitor: str | None = None
+    tell: list[str] = []
+
+
 class StoryEventIn(_Strict):
     """One step of the co-occurring story (part2.yaml)."""
 
-    do: Literal["plan_item", "contact", "medication", "medication_report"]
+    do: Literal["plan_item", "contact", "medication", "medication_report", "protocol"]
     patient: str = Text  # "Given Family"
     by: str = Text  # "<clinic>.<role>", or "patient" (a medication_report)
     day: int = Field(lt=0)
@@ -258,6 +268,8 @@ class StoryEventIn(_Strict):
             # or one the patient says they take (`by: patient`; fields as ReportedIn).
             "medication": ("item",),
             "medication_report": ("item",),
+            # A line of the joint prescribing protocol (fields as StoryProtocolIn).
+            "protocol": ("item",),
         }[self.do]
         for name in needs:
             if getattr(self, name) in (None, ""):
@@ -271,6 +283,8 @@ class StoryEventIn(_Strict):
             if self.by != "patient":
                 raise ValueError("`medication_report` is the patient's: `by: patient`")
             ReportedIn.model_validate(self.item)
+        elif self.do == "protocol":
+            StoryProtocolIn.model_validate(self.item)
         return self
 
     def plan_item(self) -> BaseModel:
@@ -384,6 +398,11 @@ def _check_references(
             raise DemoDataError(f"{where}.patient: no patient {step.patient!r} in patients.yaml")
         if step.by not in staff and not (step.by == "patient" and step.do == "medication_report"):
             raise DemoDataError(f"{where}.by: no {step.by!r} in clinic.yaml")
+        if step.do == "protocol":
+            line = StoryProtocolIn.model_validate(step.item)
+            for m, member in enumerate([line.monitor, *line.tell]):
+                if member is not None and member not in staff:
+                    raise DemoDataError(f"{where}.item: no {member!r} in clinic.yaml ({m})")
     for name in words.programs:
         if name not in profiles:
             raise DemoDataError(f"{data_dir.name}/team_words.yaml: programs.{name}: no such plan")

@@ -411,6 +411,12 @@ def test_megan_doyles_reported_benzodiazepine_raises_the_moud_finding(demo_sessi
         assert listed["clonazepam"].source == "patient_reported"
         rules = {f.rule_id for f in meds.list_findings(demo_session, access=acc)}
         assert "moud-benzodiazepine-or-cns-depressant" in rules
+        # Both prescribers are on the protocol, each told of the other's changes.
+        lines = {e.about: e for e in meds.list_protocol(demo_session, access=acc)}
+        assert lines["buprenorphine"].prescriber_id == varga.id
+        assert lines["buprenorphine"].tell == [str(pcp.id)]
+        assert lines["sertraline"].prescriber_id == pcp.id
+        assert lines["sertraline"].tell == [str(varga.id)]
         theirs = access.patient_for(demo_session, pcp, megan.id)
         seen = {m.name for m in meds.list_medications(demo_session, access=theirs)}
         assert seen == {"sertraline"}
