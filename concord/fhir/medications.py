@@ -306,7 +306,10 @@ def create_medication(
         patient_id=acc.patient.id,
         detail={"door": "fhir"},
     )
-    return _resource(session, done.medication, acc.patient), "created", done.check.new
+    # The findings this door may name: those the asker may see (42 CFR Part 2, consent).
+    shown = {f.id for f in meds.list_findings(session, access=acc)}
+    new = [f for f in done.check.new if f.id in shown]
+    return _resource(session, done.medication, acc.patient), "created", new
 
 
 def findings_outcome(findings: list[Any]) -> dict[str, Any]:

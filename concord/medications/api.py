@@ -139,11 +139,15 @@ def protocol_json(e: ProtocolEntry) -> dict[str, Any]:
     }
 
 
-def _changed(done: act.Changed) -> dict[str, Any]:
+def _changed(session: Session, acc: PatientAccess, done: act.Changed) -> dict[str, Any]:
+    """The medication and the open findings the asker may see (the disclosure decision, as
+    on the list), with which of them this change raised."""
+    findings = meds.list_findings(session, access=acc)
+    shown = {f.id for f in findings}
     return {
         "medication": medication_json(done.medication),
-        "findings": [finding_json(f) for f in done.check.open],
-        "new_findings": [str(f.id) for f in done.check.new],
+        "findings": [finding_json(f) for f in findings],
+        "new_findings": [str(f.id) for f in done.check.new if f.id in shown],
         "resolved_findings": [str(f.id) for f in done.check.resolved],
     }
 
@@ -201,7 +205,7 @@ def add(
 
     def create() -> tuple[str, Any]:
         done = act.add(session, access=acc, data=body)
-        return str(done.medication.id), _changed(done)
+        return str(done.medication.id), _changed(session, acc, done)
 
     return create_once(
         session, actor, idem, create=create, replay=lambda r: _replay_med(session, acc, r)
@@ -224,7 +228,7 @@ def change(
         done = act.change(
             session, access=acc, medication_id=medication_id, data=body, version=body.version
         )
-        return str(done.medication.id), _changed(done)
+        return str(done.medication.id), _changed(session, acc, done)
 
     return create_once(
         session, actor, idem, create=create, replay=lambda r: _replay_med(session, acc, r)
@@ -252,7 +256,7 @@ def status(
             reason=body.reason,
             version=body.version,
         )
-        return str(done.medication.id), _changed(done)
+        return str(done.medication.id), _changed(session, acc, done)
 
     return create_once(
         session, actor, idem, create=create, replay=lambda r: _replay_med(session, acc, r)
@@ -282,7 +286,7 @@ def reported(
 
     def create() -> tuple[str, Any]:
         done = act.report_new(session, access=acc, data=body)
-        return str(done.medication.id), _changed(done)
+        return str(done.medication.id), _changed(session, acc, done)
 
     return create_once(
         session, actor, idem, create=create, replay=lambda r: _replay_med(session, acc, r)

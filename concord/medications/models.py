@@ -160,7 +160,7 @@ class MedicationFinding(_ByIngredient, IdMixin, Base):
     source_url: Mapped[str] = mapped_column(String(500))
     never_block: Mapped[bool] = mapped_column(default=False)
     first_found_at: Mapped[datetime] = mapped_column(default=now)
-    last_checked_at: Mapped[datetime] = mapped_column(default=now)
+    last_checked_at: Mapped[datetime] = mapped_column(default=now)  # the last check that changed it
     resolved_at: Mapped[datetime | None]  # no longer fires (a medication stopped)
     overridden_at: Mapped[datetime | None]  # the latest override, while open
 

@@ -641,10 +641,11 @@ def finding_key(finding: Finding) -> str:
 
 @dataclass
 class CheckResult:
-    """What a check of the whole list found: every open finding, and which are new (raised by
-    this check, or raised again after being resolved) and which it resolved."""
+    """What a check of the whole list found: the keys of every open finding, and which findings
+    are new (raised by this check, or raised again after being resolved) and which it
+    resolved. Not filtered for the reader: a door shows findings through `list_findings`."""
 
-    open: list[MedicationFinding] = field(default_factory=list)
+    open_keys: set[str] = field(default_factory=set)
     new: list[MedicationFinding] = field(default_factory=list)
     resolved: list[MedicationFinding] = field(default_factory=list)
 
@@ -663,21 +664,31 @@ def checked_medications(session: Session, patient_id: uuid.UUID) -> list[Medicat
 
 def recheck(session: Session, *, patient: Patient, by: User | None, today: date) -> CheckResult:
     """Check the patient's whole list and keep the findings (new stored, gone resolved, back
-    reopened). Nothing is ever deleted."""
-    meds = checked_medications(session, patient.id)
+    reopened). Nothing is ever deleted. Reads only the codes and the findings' keys, and
+    writes only what changed (a list of 30 medications is checked in well under 50 ms:
+    bench/medications.py)."""
+    rxcuis = list(
+        session.scalars(
+            select(Medication.rxcui).where(
+                Medication.patient_id == patient.id, Medication.status.in_(CHECKED)
+            )
+        )
+    )
     rules = default_rules()
-    found = {finding_key(f): f for f in check(meds, age=age_on(patient.birth_date, today))}
+    found = {finding_key(f): f for f in check(rxcuis, age=age_on(patient.birth_date, today))}
     existing = {
-        f.key: f
-        for f in session.scalars(
-            select(MedicationFinding).where(MedicationFinding.patient_id == patient.id)
+        key: (fid, resolved_at)
+        for fid, key, resolved_at in session.execute(
+            select(
+                MedicationFinding.id, MedicationFinding.key, MedicationFinding.resolved_at
+            ).where(MedicationFinding.patient_id == patient.id)
         )
     }
     at = now()
-    result = CheckResult()
+    result = CheckResult(open_keys=set(found))
     for key, finding in found.items():
-        row = existing.get(key)
-        if row is None:
+        known = existing.get(key)
+        if known is None:
             row = MedicationFinding(
                 organization_id=patient.organization_id,
                 patient_id=patient.id,
@@ -698,15 +709,17 @@ def recheck(session: Session, *, patient: Patient, by: User | None, today: date)
             )
             session.add(row)
             result.new.append(row)
-        else:
+        elif known[1] is not None:
+            row = session.get(MedicationFinding, known[0])
+            assert row is not None
+            row.resolved_at = None
+            row.overridden_at = None  # an override answered the finding as it stood then
             row.last_checked_at = at
-            if row.resolved_at is not None:
-                row.resolved_at = None
-                row.overridden_at = None  # an override answered the finding as it stood then
-                result.new.append(row)
-        result.open.append(row)
-    for key, row in existing.items():
-        if key not in found and row.resolved_at is None:
+            result.new.append(row)
+    for key, (fid, resolved_at) in existing.items():
+        if key not in found and resolved_at is None:
+            row = session.get(MedicationFinding, fid)
+            assert row is not None
             row.resolved_at = at
             row.last_checked_at = at
             result.resolved.append(row)
@@ -722,7 +735,7 @@ def recheck(session: Session, *, patient: Patient, by: User | None, today: date)
             detail={
                 "new": len(result.new),
                 "resolved": len(result.resolved),
-                "open": len(result.open),
+                "open": len(result.open_keys),
                 "rules": [f.rule_id for f in result.new],
             },
         )
