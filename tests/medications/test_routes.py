@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from concord.accounts.models import Role
+from concord.actions import medications as act
+from concord.actions import part2 as part2_actions
 from concord.medications.models import FindingOverride, Medication, MedicationReport
+from concord.medications.schemas import MedicationIn
+from concord.patients.models import CareTeam, CareTeamMember
+from concord.registry.service import Enrolment, enroll
 from tests.careplans.test_api import bearer
 from tests.conftest import commit
+from tests.factories import acc_for, create_staff
 
 BUPRENORPHINE, SERTRALINE, CLONAZEPAM = "1819", "36437", "2598"
 MOUD_BENZO = "moud-benzodiazepine-or-cns-depressant"
@@ -216,3 +223,33 @@ def test_the_protocol_on_the_tab_and_in_the_api(client, session, people, sign_in
         },
     )
     assert added.status_code == 303, added.text
+
+
+def test_a_change_answers_only_with_the_findings_the_asker_may_see(client, session, people):
+    """42 CFR Part 2: a primary care provider outside the program, on the team, adds a
+    medication; the answer does not name the MOUD findings the program's record holds."""
+    part2_actions.set_part2_program(session, people.admin, people.north.id, True)
+    team_acc = acc_for(session, people.care_manager, people.patient)
+    enroll(session, access=team_acc, data=Enrolment(program="co_occurring"))
+    act.add(session, access=team_acc, data=MedicationIn(rxcui=BUPRENORPHINE))
+    act.add(session, access=team_acc, data=MedicationIn(rxcui=CLONAZEPAM))
+    pcp = create_staff(
+        session, people.org, people.south, Role.primary_care_provider, "Pat Lee", "pcp@x.test"
+    )
+    care_team = session.scalar(select(CareTeam).where(CareTeam.patient_id == people.patient.id))
+    session.add(
+        CareTeamMember(care_team_id=care_team.id, user_id=pcp.id, role="primary_care_provider")
+    )
+    commit(session)
+    got = client.post(
+        f"/api/v1/patients/{people.patient.id}/medications",
+        json={"rxcui": SERTRALINE},
+        headers=bearer(session, pcp),
+    )
+    assert got.status_code == 201, got.text
+    assert all(BUPRENORPHINE not in f["rxcuis"] for f in got.json()["findings"])
+    assert got.json()["new_findings"] == []
+    listed = client.get(
+        f"/api/v1/patients/{people.patient.id}/medications", headers=bearer(session, pcp)
+    ).json()
+    assert {m["rxcui"] for m in listed["medications"]} == {SERTRALINE}
