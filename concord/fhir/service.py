@@ -273,7 +273,9 @@ PART2_SECURITY = (
 )
 
 
-def _labelled(session: Session, row: Any, patient: Any, resource: dict[str, Any]) -> dict[str, Any]:
+def _labelled(
+    session: Session, row: Any, patient: Any, resource: dict[str, Any]
+) -> dict[str, Any]:
     """The resource with its Part 2 security labels when the record carries the label (the
     patient's labels context is loaded once per request, by concord.part2.labels)."""
     ctx = part2_labels.context(session, patient.organization_id, [patient.id])
