@@ -181,7 +181,9 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
+    flagged = raise_manual_flag(
+        session, access=cm, tier="high", reason="Worried about the weekend"
+    )
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
@@ -670,7 +672,9 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/patients/{patient_id}/reviews/record"): [
         Case(f"{P}/reviews/record", TEAM, {"minutes": 5, "summary": "Seen"})
     ],
-    ("GET", "/api/v1/patients/{patient_id}/recommendations"): [Case(f"{P}/recommendations", TEAM)],
+    ("GET", "/api/v1/patients/{patient_id}/recommendations"): [
+        Case(f"{P}/recommendations", TEAM)
+    ],
     ("POST", "/api/v1/patients/{patient_id}/recommendations/{rec_id}/decision"): [
         Case(
             f"{P}/recommendations/{{rec_id}}/decision",
@@ -936,7 +940,9 @@ def _section_items(world: World) -> dict[str, str]:
 # --- exports: every CSV and PDF the app serves, as a signed-in person asks for it -----------
 
 EXPORTS: dict[str, Case] = {
-    "/patients/{patient_id}/safety-plan.pdf": Case("/patients/{patient_id}/safety-plan.pdf", TEAM),
+    "/patients/{patient_id}/safety-plan.pdf": Case(
+        "/patients/{patient_id}/safety-plan.pdf", TEAM
+    ),
     # The signed-in patient's own plan: the other patient has none (404); nobody else is a
     # patient (404).
     "/my/safety-plan.pdf": Case("/my/safety-plan.pdf", frozenset({"patient"})),
