@@ -28,6 +28,8 @@ from concord.i18n import SUPPORTED, translations
 from concord.measures.api import router as measures_api
 from concord.measures.library import library
 from concord.measures.routes import router as measures_router
+from concord.medications.api import router as medications_api
+from concord.medications.routes import router as medications_router
 from concord.outbox import mailer_from_settings
 from concord.patients.api import router as patients_api
 from concord.patients.routes import router as patients_router
@@ -145,6 +147,7 @@ def create_app(
         consents_api,
         disclosures_api,
         part2_api,
+        medications_api,
     )
     for router in (
         web_router,
@@ -159,6 +162,7 @@ def create_app(
         disclosures_api,
         part2_api,
         cds_router,
+        medications_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -169,6 +173,7 @@ def create_app(
         consents_router,
         disclosures_router,
         part2_router,
+        medications_router,
         audit_router,
     ):
         app.include_router(

@@ -24,11 +24,14 @@ class DataCategory(StrEnum):
     mental_health = "mental_health"
     """General mental-health care: depression, anxiety and trauma measures (PHQ, GAD, PCL,
     WHO-5), and the Collaborative Care program's own record (episodes, contacts and minutes,
-    psychiatric case reviews and their recommendations, tasks, relapse-prevention plans)."""
+    psychiatric case reviews and their recommendations, tasks, relapse-prevention plans), and
+    medications other than those for opioid use disorder, their findings and reports."""
 
     substance_use = "substance_use"
     """Alcohol and drug use: the AUDIT and AUDIT-C and any instrument a clinic adds with this
-    category. The category the next issue's consent rules single out (42 CFR Part 2)."""
+    category, and medications for opioid use disorder (buprenorphine, methadone, naltrexone)
+    with the findings, reports and overrides about them. The category the consent rules single
+    out (42 CFR Part 2)."""
 
     safety = "safety"
     """Suicide and self-harm risk as the team works it: risk screens (the ASQ), safety alerts

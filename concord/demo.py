@@ -26,6 +26,7 @@ from concord.accounts.organizations import create_clinic, create_organization
 from concord.accounts.passwords import hash_password
 from concord.accounts.users import create_user
 from concord.actions import checkin, recommendation
+from concord.actions import medications as med_actions
 from concord.careplans import service as plans
 from concord.careplans.history import PlanContents
 from concord.careplans.models import PlanStatus, StepStatus
@@ -45,8 +46,10 @@ from concord.careplans.schemas import (
 )
 from concord.clock import FakeClock, get_clock, set_clock
 from concord.decisions import service as ds
-from concord.demo_content import SafetyEventIn
+from concord.demo_content import SafetyEventIn, StoryProtocolIn
 from concord.measures import service as measures
+from concord.medications import service as med_service
+from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn
 from concord.patients.models import Patient, RelatedPerson
 from concord.patients.service import (
     NewPatient,
@@ -981,8 +984,11 @@ def _schedule_part2_story(
     seq = iter(range(901_000, 902_000))
     for step in _CONTENT.story_events:
         when = _days(start, step.day, step.hour) + timedelta(minutes=step.minute)
-        clinic, role = step.by.split(".")
-        author = staff[clinic][Role(role)]
+        if step.by == "patient":
+            author = None
+        else:
+            clinic, role = step.by.split(".")
+            author = staff[clinic][Role(role)]
         run = functools.partial(_STORY_STEPS[step.do], session, author, step)
         events.append(_Event(when, next(seq), run))
 
@@ -1032,9 +1038,50 @@ def _story_contact(session: Session, author: User, step: Any) -> None:
     reg.log_contact(session, access=a, data=data)
 
 
-_STORY_STEPS: dict[str, Callable[[Session, User, Any], None]] = {
+def _story_medication(session: Session, author: User, step: Any) -> None:
+    """A medication prescribed by the author (checked with the rest of the list)."""
+    a = _story_access(session, author, step)
+    today = org_today(session, a.patient.organization_id)
+    data = MedicationIn.model_validate({"started_on": today, **(step.item or {})})
+    med_actions.add(session, access=a, data=data)
+
+
+def _story_medication_report(session: Session, author: User | None, step: Any) -> None:
+    """Something the patient says they take that is not on their list ("I take this")."""
+    user = _patient_user(session, _who(step.patient))
+    a = _story_access(session, user, step)
+    med_actions.report_new(session, access=a, data=ReportedIn.model_validate(step.item))
+
+
+def _staff_user(session: Session, member: str) -> User:
+    """A demo staff member by `<clinic>.<role>` (their name in clinic.yaml)."""
+    clinic, role = member.split(".")
+    name = next(n for r, n in _CONTENT.staff[clinic] if r == Role(role))
+    found = session.scalar(select(User).where(User.name == name))
+    assert found is not None
+    return found
+
+
+def _story_protocol(session: Session, author: User, step: Any) -> None:
+    """A line of the joint prescribing protocol about a medication on the patient's list."""
+    a = _story_access(session, author, step)
+    line = StoryProtocolIn.model_validate(step.item)
+    med = next(m for m in med_service.list_medications(session, access=a) if m.rxcui == line.rxcui)
+    data = ProtocolIn(
+        medication_id=med.id,
+        monitoring=line.monitoring,
+        monitor_owner_id=_staff_user(session, line.monitor).id if line.monitor else None,
+        tell=[_staff_user(session, t).id for t in line.tell],
+    )
+    med_actions.add_protocol(session, access=a, data=data)
+
+
+_STORY_STEPS: dict[str, Callable[[Session, Any, Any], None]] = {
     "plan_item": _story_plan_item,
     "contact": _story_contact,
+    "medication": _story_medication,
+    "medication_report": _story_medication_report,
+    "protocol": _story_protocol,
 }
 
 

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from concord.accounts.models import Role
+from concord.medications.schemas import MedicationIn, ReportedIn
 
 DATA_DIR = Path(__file__).resolve().parent / "demo_data"
 
@@ -232,12 +233,22 @@ STORY_SECTIONS: dict[str, type[BaseModel]] = {
 }
 
 
+class StoryProtocolIn(_Strict):
+    """A protocol line in a story: the medication (its RxCUI, on the patient's list), what is
+    monitored and by whom, and who is told of a change (`<clinic>.<role>`)."""
+
+    rxcui: str = Text
+    monitoring: str | None = None
+    monitor: str | None = None
+    tell: list[str] = []
+
+
 class StoryEventIn(_Strict):
     """One step of the co-occurring story (part2.yaml)."""
 
-    do: Literal["plan_item", "contact"]
+    do: Literal["plan_item", "contact", "medication", "medication_report", "protocol"]
     patient: str = Text  # "Given Family"
-    by: str = Text  # "<clinic>.<role>"
+    by: str = Text  # "<clinic>.<role>", or "patient" (a medication_report)
     day: int = Field(lt=0)
     hour: int = Field(ge=0, le=23)
     minute: int = Field(default=0, ge=0, le=59)
@@ -250,13 +261,30 @@ class StoryEventIn(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> StoryEventIn:
-        needs = ("section", "item") if self.do == "plan_item" else ("kind", "mode", "minutes")
+        needs = {
+            "plan_item": ("section", "item"),
+            "contact": ("kind", "mode", "minutes"),
+            # A medication prescribed by `by` (its fields as MedicationIn; started that day),
+            # or one the patient says they take (`by: patient`; fields as ReportedIn).
+            "medication": ("item",),
+            "medication_report": ("item",),
+            # A line of the joint prescribing protocol (fields as StoryProtocolIn).
+            "protocol": ("item",),
+        }[self.do]
         for name in needs:
             if getattr(self, name) in (None, ""):
                 raise ValueError(f"`{self.do}` needs `{name}`")
         if self.do == "plan_item":
             assert self.section is not None
             STORY_SECTIONS[self.section].model_validate(self.item)
+        elif self.do == "medication":
+            MedicationIn.model_validate(self.item)
+        elif self.do == "medication_report":
+            if self.by != "patient":
+                raise ValueError("`medication_report` is the patient's: `by: patient`")
+            ReportedIn.model_validate(self.item)
+        elif self.do == "protocol":
+            StoryProtocolIn.model_validate(self.item)
         return self
 
     def plan_item(self) -> BaseModel:
@@ -368,8 +396,13 @@ def _check_references(
         where = f"{data_dir.name}/part2.yaml: events.{n}"
         if step.patient not in names:
             raise DemoDataError(f"{where}.patient: no patient {step.patient!r} in patients.yaml")
-        if step.by not in staff:
+        if step.by not in staff and not (step.by == "patient" and step.do == "medication_report"):
             raise DemoDataError(f"{where}.by: no {step.by!r} in clinic.yaml")
+        if step.do == "protocol":
+            line = StoryProtocolIn.model_validate(step.item)
+            for m, member in enumerate([line.monitor, *line.tell]):
+                if member is not None and member not in staff:
+                    raise DemoDataError(f"{where}.item: no {member!r} in clinic.yaml ({m})")
     for name in words.programs:
         if name not in profiles:
             raise DemoDataError(f"{data_dir.name}/team_words.yaml: programs.{name}: no such plan")

@@ -9,6 +9,7 @@ from concord.db import Base
 from concord.decisions import models as decisions_models
 from concord.disclosures import models as disclosures_models
 from concord.measures import models as measures_models
+from concord.medications import models as medications_models
 from concord.part2 import models as part2_models
 from concord.patients import models as patients_models
 from concord.registry import models as registry_models
@@ -24,6 +25,7 @@ __all__ = [
     "decisions_models",
     "disclosures_models",
     "measures_models",
+    "medications_models",
     "outbox",
     "part2_models",
     "patients_models",

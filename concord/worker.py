@@ -1,5 +1,6 @@
 """The background worker: escalates safety alerts nobody acknowledged in time, raises
-alerts for missed follow-ups, queues check-in reminders and sends the outbox.
+alerts for missed follow-ups, queues check-in reminders, checks every medication list once a
+day and sends the outbox.
 
 It runs as `concord worker`, or inside the web process for the embedded default. Its timers
 are deadlines stored in the database, so a restart loses nothing. Every job is safe to run
@@ -27,6 +28,8 @@ from sqlalchemy import String, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from concord.actions.medications import monitoring_all
+from concord.actions.medications import recheck_all as recheck_medications
 from concord.audit.anchor import load_private_key, write_anchor
 from concord.audit.service import set_context
 from concord.clock import now
@@ -101,6 +104,23 @@ def registry_tasks_job(factory: sessionmaker[Session], skipped: list[Skipped] | 
         return sync_all_tasks(session)
 
 
+MEDICATIONS_EVERY = timedelta(hours=24)
+
+
+def medication_checks_job(
+    factory: sessionmaker[Session], skipped: list[Skipped] | None = None
+) -> int:
+    """Once a day between all workers: check every active medication list again (the rule set
+    may have changed, a patient may have turned 25), each patient in a savepoint. Returns how
+    many findings were raised or resolved."""
+    with _job(factory, skipped) as session:
+        if not claim_run(session, "medication_checks", MEDICATIONS_EVERY):
+            return 0
+        # And the joint prescribing protocols' monitoring that falls due (tasks only).
+        monitoring_all(session)
+        return recheck_medications(session)
+
+
 @dataclass(frozen=True)
 class AnchorSchedule:
     """Where and how often the worker anchors the audit chain (docs/adr/0017-audit-chain-anchors.md)."""
@@ -162,6 +182,7 @@ def run_once(
         ("follow_up_alerts_raised", lambda: follow_up_job(factory, skipped)),
         ("reminders_queued", lambda: queue_reminders_job(factory, base_url, skipped)),
         ("registry_tasks_changed", lambda: registry_tasks_job(factory, skipped)),
+        ("medication_findings_changed", lambda: medication_checks_job(factory, skipped)),
     ]
     if anchor is not None:
         jobs.append(("audit_anchors_written", lambda: audit_anchor_job(factory, anchor)))

@@ -156,6 +156,31 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", "/my/recommendations/{rec_id}"): (
         ("POST", f"{A}/recommendations/{{rec_id}}/patient-view"),
     ),
+    # --- medications ----------------------------------------------------
+    ("POST", f"{P}/medications"): (("POST", f"{A}/medications"),),
+    ("POST", f"{P}/medications/{{medication_id}}"): (
+        ("PUT", f"{A}/medications/{{medication_id}}"),
+    ),
+    ("POST", f"{P}/medications/{{medication_id}}/status"): (
+        ("POST", f"{A}/medications/{{medication_id}}/status"),
+    ),
+    ("POST", f"{P}/medications/{{medication_id}}/review"): (
+        ("POST", f"{A}/medications/{{medication_id}}/review"),
+    ),
+    ("POST", f"{P}/medication-reports/{{report_id}}/resolve"): (
+        ("POST", f"{A}/medication-reports/{{report_id}}/resolve"),
+    ),
+    ("POST", f"{P}/medication-findings/{{finding_id}}/override"): (
+        ("POST", f"{A}/medication-findings/{{finding_id}}/override"),
+    ),
+    ("POST", f"{P}/medication-protocol"): (("POST", f"{A}/medication-protocol"),),
+    ("POST", f"{P}/medication-protocol/{{entry_id}}/done"): (
+        ("POST", f"{A}/medication-protocol/{{entry_id}}/done"),
+    ),
+    ("POST", "/my/medications/reported"): (("POST", f"{A}/medications/reported"),),
+    ("POST", "/my/medications/{medication_id}/report"): (
+        ("POST", f"{A}/medications/{{medication_id}}/reports"),
+    ),
     # --- decisions ----------------------------------------------------
     ("POST", "/my/decisions"): (("POST", f"{A}/decisions"),),
     ("POST", f"{P}/decisions"): (("POST", f"{A}/decisions"),),

@@ -468,7 +468,10 @@ def test_worker_once_queues_and_sends_the_due_reminders(cli_db, tmp_path, monkey
     monkeypatch.setenv("CONCORD_INSTANCE_DIR", str(tmp_path))
     result = run("worker", "--once")
     assert result.exit_code == 0, result.output
-    assert "reminders_queued: 2, registry_tasks_changed: 0, messages_sent: 2" in result.output
+    assert (
+        "reminders_queued: 2, registry_tasks_changed: 0, medication_findings_changed: 0, "
+        "messages_sent: 2"
+    ) in result.output
     assert "alerts_escalated: 0, follow_up_alerts_raised: 0" in result.output
     mails = sorted((tmp_path / "mail").glob("*.eml"))
     assert len(mails) == 2
@@ -477,7 +480,10 @@ def test_worker_once_queues_and_sends_the_due_reminders(cli_db, tmp_path, monkey
         assert "To: pat@patients.example.org" in text
         assert "PHQ" not in text and "GAD" not in text
     again = run("worker", "--once")
-    assert "reminders_queued: 0, registry_tasks_changed: 0, messages_sent: 0" in again.output
+    assert (
+        "reminders_queued: 0, registry_tasks_changed: 0, medication_findings_changed: 0, "
+        "messages_sent: 0"
+    ) in again.output
 
 
 def test_the_worker_anchors_the_audit_trail_when_configured(cli_db, tmp_path, monkeypatch):
@@ -494,6 +500,7 @@ def test_the_worker_anchors_the_audit_trail_when_configured(cli_db, tmp_path, mo
     checked = run("audit", "verify", "--anchors", str(tmp_path / "anchors"))
     assert checked.exit_code == 0, checked.output
     assert "anchors hold (1 checked)" in checked.output
+
 
 def test_content_check_lists_and_checks_risk_rules(cli_db, tmp_path):
     result = run("content", "check")

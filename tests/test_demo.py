@@ -589,3 +589,44 @@ def test_the_part2_badge_stands_beside_each_labelled_record_of_megan_doyle(demo_
         engine.dispose()
         set_clock(previous)
         get_settings.cache_clear()
+
+
+def test_megan_doyles_reported_benzodiazepine_raises_the_moud_finding(demo_session):
+    """Issue 19's demo: buprenorphine from the addiction service's psychiatrist, sertraline
+    from her primary care provider, and a benzodiazepine she reported in the portal, which
+    raises "MOUD + benzodiazepine: caution, do not withhold MOUD" for the addiction service. Her
+    primary care provider sees the sertraline they prescribed; without her consent not the
+    MOUD nor the finding, nor her report (her portal account belongs to the addiction service's
+    clinic, so the Part 2 rules count what she writes as written at the program)."""
+    from concord import access
+    from concord.accounts.models import User
+    from concord.medications import service as meds
+    from concord.patients.models import Patient
+
+    megan = demo_session.scalar(select(Patient).where(Patient.given_name == "Megan"))
+    lead = demo_session.scalar(select(User).where(User.name == "Renee Castillo"))
+    varga = demo_session.scalar(select(User).where(User.name == "Dr. Ines Varga"))
+    pcp = demo_session.scalar(select(User).where(User.name == "Dr. Hannah Lindqvist"))
+    try:
+        acc = access.patient_for(demo_session, lead, megan.id)
+        listed = {m.name: m for m in meds.list_medications(demo_session, access=acc)}
+        assert set(listed) == {"buprenorphine", "sertraline", "clonazepam"}
+        assert listed["buprenorphine"].prescriber_id == varga.id
+        assert listed["sertraline"].prescriber_id == pcp.id
+        assert listed["clonazepam"].source == "patient_reported"
+        rules = {f.rule_id for f in meds.list_findings(demo_session, access=acc)}
+        assert "moud-benzodiazepine-or-cns-depressant" in rules
+        # Both prescribers are on the protocol, each told of the other's changes.
+        lines = {e.about: e for e in meds.list_protocol(demo_session, access=acc)}
+        assert lines["buprenorphine"].prescriber_id == varga.id
+        assert lines["buprenorphine"].tell == [str(pcp.id)]
+        assert lines["sertraline"].prescriber_id == pcp.id
+        assert lines["sertraline"].tell == [str(varga.id)]
+        theirs = access.patient_for(demo_session, pcp, megan.id)
+        seen = {m.name for m in meds.list_medications(demo_session, access=theirs)}
+        assert seen == {"sertraline"}
+        assert "moud-benzodiazepine-or-cns-depressant" not in {
+            f.rule_id for f in meds.list_findings(demo_session, access=theirs)
+        }
+    finally:
+        demo_session.rollback()

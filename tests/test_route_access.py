@@ -25,6 +25,7 @@ from sqlalchemy.orm import sessionmaker
 
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token
+from concord.actions import medications as med_actions
 from concord.app import create_app
 from concord.audit.models import AuditEvent
 from concord.audit.service import set_context
@@ -35,6 +36,8 @@ from concord.consents.models import Consent
 from concord.decisions import service as ds
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
+from concord.medications.models import MedicationFinding
+from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn, ReportIn
 from concord.patients.models import CareTeam, CareTeamMember, RelatedPerson
 from concord.registry import reviews as rv
 from concord.registry import service as reg
@@ -210,8 +213,24 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     # The patient shares the safety plan with their sister (her page: /shared/{id}/safety-plan).
     sister = session.scalar(select(RelatedPerson).where(RelatedPerson.user_id == people.family.id))
     safety_plans.set_share(session, access=me, related_person_id=sister.id, share=True)
+    # The medication list: buprenorphine prescribed, clonazepam reported by the patient (a
+    # finding), and "I stopped this" about the buprenorphine (a difference for the team).
+    bup = med_actions.add(session, access=cm, data=MedicationIn(rxcui="1819")).medication
+    reported = med_actions.report_new(session, access=me, data=ReportedIn(rxcui="2598"))
+    told = med_actions.report(
+        session, access=me, medication_id=bup.id, data=ReportIn(kind="stopped")
+    )
+    entry = med_actions.add_protocol(
+        session,
+        access=cm,
+        data=ProtocolIn(medication_id=bup.id, monitoring="Urine drug test", every_days=28),
+    )
     session.flush()
-    task = session.scalar(select(WorkTask).where(WorkTask.patient_id == people.patient.id))
+    task = session.scalar(
+        select(WorkTask)
+        .where(WorkTask.patient_id == people.patient.id)
+        .order_by(WorkTask.created_at, WorkTask.source)
+    )
     team = session.scalar(select(CareTeam).where(CareTeam.patient_id == people.patient.id))
     observation = session.scalar(
         select(MeasureObservation).where(MeasureObservation.response_id == checked.response.id)
@@ -252,6 +271,17 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         ),
         "schedule_id": str(schedule.id),
         "contact_id": str(contact.id),
+        "medication_id": str(bup.id),
+        "reported_id": str(reported.medication.id),
+        "report_id": str(told.id),
+        "entry_id": str(entry.id),
+        "finding_id": str(
+            session.scalar(
+                select(MedicationFinding.id).where(
+                    MedicationFinding.patient_id == people.patient.id
+                )
+            )
+        ),
     }
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
@@ -307,6 +337,8 @@ SEARCHABLE_BY_PATIENT = {
     "Task": TEAM,
     "Flag": TEAM,
     "Consent": RECORD,  # whole records; family read theirs through /api/v1
+    "MedicationRequest": RECORD,
+    "MedicationStatement": RECORD,
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -319,6 +351,8 @@ READS = {
     "Task/{alert_id}": TEAM,
     "Flag/{flag_id}": TEAM,
     "Consent/{consent_id}": RECORD,
+    "MedicationRequest/{medication_id}": RECORD,
+    "MedicationStatement/{reported_id}": RECORD,
 }
 
 
@@ -389,7 +423,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
         *(
             Case(f"/fhir/{kind}", allowed, kind="search")
             for kind, allowed in SEARCHABLE_BY_PATIENT.items()
-            if kind not in ("Flag", "Consent")
+            if kind not in ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
         ),
     ],
     ("POST", "/fhir/{kind}/_search"): [
@@ -401,6 +435,23 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/fhir/QuestionnaireResponse"): [
         Case("/fhir/QuestionnaireResponse", RECORD, QR, denied=frozenset({404, 422}))
     ],
+    # An EHR's import: the care team's token (the patient's: 404, as for a stranger).
+    **{
+        ("POST", f"/fhir/{kind}"): [
+            Case(
+                f"/fhir/{kind}",
+                TEAM,
+                {
+                    "resourceType": kind,
+                    "status": "active",
+                    **({"intent": "order"} if kind == "MedicationRequest" else {}),
+                    "medicationCodeableConcept": {"text": "Melatonin"},
+                    "subject": {"reference": "Patient/{patient_id}"},
+                },
+            )
+        ]
+        for kind in ("MedicationRequest", "MedicationStatement")
+    },
     ("GET", "/fhir/{kind}/{ident}"): [
         *(Case(f"/fhir/{path}", allowed) for path, allowed in READS.items()),
         Case("/fhir/Questionnaire/PHQ-9", ALL, kind="list"),
@@ -732,6 +783,55 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("GET", "/api/v1/registry/reviews"): [
         Case("/api/v1/registry/reviews", CLINICIANS, kind="list")
+    ],
+    # --- medications: the team's Medications tab and the patient's My medications ----------
+    ("GET", "/api/v1/patients/{patient_id}/medications"): [Case(f"{P}/medications", RECORD)],
+    ("POST", "/api/v1/patients/{patient_id}/medications"): [
+        Case(f"{P}/medications", TEAM, {"rxcui": "36437", "dose": "50 mg"})
+    ],
+    ("PUT", "/api/v1/patients/{patient_id}/medications/{medication_id}"): [
+        Case(f"{P}/medications/{{medication_id}}", TEAM, {"rxcui": "1819", "version": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medications/{medication_id}/status"): [
+        Case(
+            f"{P}/medications/{{medication_id}}/status",
+            TEAM,
+            {"status": "on_hold", "reason": "Waiting for the ECG", "version": 1},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medications/{medication_id}/review"): [
+        Case(f"{P}/medications/{{reported_id}}/review", TEAM, {"note": "Talked it over"})
+    ],
+    # Only the patient says what they take (the team's answer: 403).
+    ("POST", "/api/v1/patients/{patient_id}/medications/reported"): [
+        Case(f"{P}/medications/reported", frozenset({"patient"}), {"name": "Ibuprofen"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medications/{medication_id}/reports"): [
+        Case(
+            f"{P}/medications/{{medication_id}}/reports",
+            frozenset({"patient"}),
+            {"kind": "taking"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medication-reports/{report_id}/resolve"): [
+        Case(f"{P}/medication-reports/{{report_id}}/resolve", TEAM, {"note": "Restarted"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medication-protocol"): [
+        Case(
+            f"{P}/medication-protocol",
+            TEAM,
+            {"medication_id": "{medication_id}", "monitoring": "Urine drug test", "every_days": 28},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medication-protocol/{entry_id}/done"): [
+        Case(f"{P}/medication-protocol/{{entry_id}}/done", TEAM, {"done_on": "2026-11-20"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medication-findings/{finding_id}/override"): [
+        Case(
+            f"{P}/medication-findings/{{finding_id}}/override",
+            TEAM,
+            {"reason": "Taper agreed with both prescribers"},
+        )
     ],
     # --- decisions ------------------------------------------------------------------------
     ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],

@@ -531,6 +531,12 @@ RESOURCE_NOTES = {
     "Task": "Safety alerts and the registry's tasks, for the care team only.",
     "Consent": "A patient's consents to share (42 CFR Part 2 where they cover substance-use "
     "records), for the care team and the patient; a search needs patient.",
+    "MedicationRequest": "Medications prescribed here or imported from an EHR, coded with "
+    "RxNorm; a search needs patient. Create accepts one from an EHR (the care team's token): "
+    "the patient's whole list is checked, and the findings come back as an OperationOutcome "
+    "unless Prefer: return=representation.",
+    "MedicationStatement": "What the patient (or an EHR) says they take, over-the-counter "
+    "medicines included; a search needs patient. Create as for MedicationRequest.",
 }
 
 
@@ -538,7 +544,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
     resources = []
     for kind, params in SEARCH_PARAMS.items():
         interactions = [{"code": "read"}, {"code": "search-type"}]
-        if kind == "QuestionnaireResponse":
+        if kind in ("QuestionnaireResponse", "MedicationRequest", "MedicationStatement"):
             interactions.append({"code": "create"})
         resources.append(
             {

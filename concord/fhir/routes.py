@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from concord import __version__
 from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping, search
+from concord.fhir import medications as fhir_meds
 from concord.fhir import service as fhir
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
@@ -42,6 +43,8 @@ READABLE = {
     "Task",
     "Flag",
     "Consent",
+    "MedicationRequest",
+    "MedicationStatement",
 }
 SEARCHABLE = {
     "Patient",
@@ -54,6 +57,8 @@ SEARCHABLE = {
     "Task",
     "Flag",
     "Consent",
+    "MedicationRequest",
+    "MedicationStatement",
 }
 FHIR_JSON = "application/fhir+json"
 
@@ -123,6 +128,10 @@ def _search(
         page = fhir.search_safety(session, by=actor.user, q=q)
     elif kind == "Consent":
         page = fhir.SearchPage(*search_consents(session, by=actor.user, q=q))
+    elif kind in fhir_meds.KINDS:
+        page = fhir.SearchPage(
+            *fhir_meds.search_medications(session, by=actor.user, kind=kind, q=q)
+        )
     else:
         page = fhir.search(session, by=actor.user, q=q, mrn=_mrn(request))
     self_url = f"{base}/{kind}" + (f"?{urlencode(q.pairs)}" if q.pairs else "")
@@ -247,6 +256,73 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
     return response
 
 
+_MEDICATION_CREATE: dict[str, Any] = {
+    "status_code": 201,
+    "responses": {
+        201: {
+            "description": "Stored, and the patient's whole medication list checked: the "
+            "findings as an OperationOutcome (Location names the stored resource), or the "
+            "resource with Prefer: return=representation",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        200: {
+            "description": "The same identifier sent again: nothing new is stored",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        }
+    },
+}
+
+
+async def _create_medication(request: Request, session: DbSession, kind: str) -> Response:
+    raw = await request.body()
+
+    def submit() -> tuple[dict[str, Any], str, list[Any]]:
+        actor = writer(bearer_actor(request, session))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput.field("body", Msg("must be a FHIR resource in JSON")) from None
+        resource, outcome, findings = fhir_meds.create_medication(
+            session, by=actor.user, kind=kind, body=body
+        )
+        if _validating(request):
+            mapping.validate(resource)
+        finish_request(request, session)
+        return resource, outcome, findings
+
+    resource, outcome, findings = await run_in_threadpool(submit)
+    status_code = 201 if outcome == "created" else 200
+    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    if outcome == "created" and "return=representation" not in prefer:
+        response = fhir_response(
+            request, fhir_meds.findings_outcome(findings), status_code=status_code
+        )
+    else:
+        response = fhir_response(request, resource, status_code=status_code)
+    response.headers["Location"] = f"{_base(request)}/{kind}/{resource['id']}"
+    if outcome == "replayed":
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@router.post("/MedicationRequest", **_MEDICATION_CREATE)
+async def create_medication_request(request: Request, session: DbSession) -> Response:
+    """Accept a prescription from an EHR (the care team's token); the whole list is checked."""
+    return await _create_medication(request, session, "MedicationRequest")
+
+
+@router.post("/MedicationStatement", **_MEDICATION_CREATE)
+async def create_medication_statement(request: Request, session: DbSession) -> Response:
+    """Accept what an EHR records the patient takes; the whole list is checked."""
+    return await _create_medication(request, session, "MedicationStatement")
+
+
 @router.get("/{kind}/{ident}")
 def read(
     kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
@@ -279,4 +355,6 @@ def _read(
         return read_flag(session, by=actor.user, ident=ident)
     if kind == "Consent":
         return read_consent(session, by=actor.user, ident=ident)
+    if kind in fhir_meds.KINDS:
+        return fhir_meds.read_medication(session, by=actor.user, kind=kind, ident=ident)
     return fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, mrn=_mrn(request))

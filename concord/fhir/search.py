@@ -71,6 +71,8 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     },
     "Flag": {"patient": "reference", "subject": "reference", "status": "token"},
     "Consent": {"patient": "reference", "status": "token"},
+    "MedicationRequest": {"patient": "reference", "subject": "reference", "status": "token"},
+    "MedicationStatement": {"patient": "reference", "subject": "reference", "status": "token"},
 }
 CAPABILITY_TYPES = {"canonical": "reference"}
 CAPABILITY_OVERRIDES = {("Questionnaire", "url"): "uri"}

@@ -14,6 +14,8 @@ from fhir.resources.R4B.careteam import CareTeam as FhirCareTeam
 from fhir.resources.R4B.consent import Consent as FhirConsent
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.goal import Goal as FhirGoal
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
@@ -34,6 +36,8 @@ VALIDATORS: dict[str, Any] = {
     "Task": Task,
     "Flag": Flag,
     "Consent": FhirConsent,
+    "MedicationRequest": MedicationRequest,
+    "MedicationStatement": MedicationStatement,
     "Bundle": Bundle,
     "CapabilityStatement": CapabilityStatement,
     "OperationOutcome": OperationOutcome,

@@ -35,7 +35,14 @@ PART2 = "42CFRPart2"
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 CONDITIONS = ("at_program", "by_program_staff", "patient_in_program")
 # The columns that name who wrote a record, in the tables the rules may name.
-AUTHOR_COLUMNS = ("created_by_id", "author_id", "updated_by_id", "user_id", "requested_by_id")
+AUTHOR_COLUMNS = (
+    "created_by_id",
+    "author_id",
+    "updated_by_id",
+    "user_id",
+    "requested_by_id",
+    "prescriber_id",
+)
 _CACHE = "concord.part2.context"
 
 

@@ -385,15 +385,16 @@ class TestRefused:
         ]
         assert {r["type"] for r in searchable} == {
             "Patient", "CareTeam", "CarePlan", "Goal", "Questionnaire", "QuestionnaireResponse",
-            "Observation", "Task", "Flag", "Consent",
+            "Observation", "Task", "Flag", "Consent", "MedicationRequest", "MedicationStatement",
         }
+        needs_patient = ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
         samples = {"token": "x", "reference": str(people.patient.id), "uri": "urn:x",
                    "number": "1", "string": "id"}
         for resource in searchable:
             kind = resource["type"]
             listed = {p["name"]: p["type"] for p in resource["searchParam"]}
             for name, type_ in listed.items():
-                if kind in ("Flag", "Consent") and name == "status":
+                if kind in needs_patient and name == "status":
                     value = f"{samples[type_]}&patient={people.patient.id}"
                 elif kind == "Task" and name == "status":
                     value = "ready"
@@ -403,7 +404,7 @@ class TestRefused:
                     value = "id"
                 else:
                     value = samples[type_]
-                if kind in ("Flag", "Consent") and name not in ("patient", "subject", "status"):
+                if kind in needs_patient and name not in ("patient", "subject", "status"):
                     value += f"&patient={people.patient.id}"
                 answer = get(client, f"{kind}?{name}={value}", token)
                 assert answer.status_code == 200, (kind, name, answer.text)
