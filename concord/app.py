@@ -46,6 +46,8 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 from concord.disclosures import log as _disclosure_log  # noqa: F401 (registers the listener)
 from concord.disclosures.api import router as disclosures_api
 from concord.disclosures.routes import router as disclosures_router
+from concord.ehr.api import router as ehr_api
+from concord.ehr.routes import router as ehr_router
 from concord.part2.api import router as part2_api
 from concord.part2.routes import router as part2_router
 
@@ -144,6 +146,7 @@ def create_app(
         consents_api,
         disclosures_api,
         part2_api,
+        ehr_api,
     )
     for router in (
         web_router,
@@ -157,6 +160,7 @@ def create_app(
         consents_api,
         disclosures_api,
         part2_api,
+        ehr_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -167,6 +171,7 @@ def create_app(
         consents_router,
         disclosures_router,
         part2_router,
+        ehr_router,
         audit_router,
     ):
         app.include_router(

@@ -15,6 +15,7 @@ from concord import __version__
 from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping, search
 from concord.fhir import service as fhir
+from concord.fhir import ehr as ehr_door
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
 from concord.i18n import Msg
@@ -31,6 +32,7 @@ from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
 READABLE = {
+    *ehr_door.IMPORTED_TYPES,
     "Patient",
     "CareTeam",
     "CarePlan",
@@ -44,6 +46,7 @@ READABLE = {
     "Consent",
 }
 SEARCHABLE = {
+    *ehr_door.IMPORTED_TYPES,
     "Patient",
     "CareTeam",
     "CarePlan",
@@ -110,6 +113,12 @@ def _search(
     _kind(kind, SEARCHABLE)
     base = _base(request)
     search.check_accept(request.headers.get("accept"), pairs)
+    if kind in ehr_door.IMPORTED_TYPES:
+        found = ehr_door.search_imported(
+            session, by=actor.user, token=actor.token, kind=kind, pairs=pairs
+        )
+        self_url = f"{base}/{kind}" + (f"?{urlencode(pairs)}" if pairs else "")
+        return fhir_response(request, mapping.bundle(found, base, self_url, None, len(found)))
     q = search.parse(kind, pairs, base=base)
     if q.elements is not None:
         search.check_elements(kind, q.elements)
@@ -247,6 +256,58 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
     return response
 
 
+@router.post(
+    "",
+    responses={
+        200: {
+            "description": "A transaction-response or batch-response Bundle: each entry's "
+            "status, location (Type/id/_history/version), etag and lastModified; for a batch, "
+            "an OperationOutcome for each entry refused",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        400: {
+            "description": "A transaction refused as a whole: one issue per invalid entry, "
+            "its expression naming the entry and field (Bundle.entry[3].resource.subject); "
+            "nothing was written",
+            "content": _OPERATION_OUTCOME,
+        },
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def import_bundle(request: Request, session: DbSession) -> Response:
+    """Import an EHR's data: a transaction (all or nothing) or batch Bundle of Patient,
+    Encounter, Condition, Observation, Procedure, ServiceRequest, MedicationRequest, Coverage,
+    Organization and Practitioner, entries by POST or PUT Type/id (the sender's ids kept).
+    For an integration client's token with the import scope (docs/ehr-import.md)."""
+    raw = await request.body()
+
+    def submit() -> dict[str, Any]:
+        actor = bearer_actor(request, session)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput.field("body", Msg("must be a FHIR Bundle in JSON")) from None
+        answer = ehr_door.import_bundle(
+            session,
+            by=actor.user,
+            token=actor.token,
+            body=body,
+            mrn_system=_mrn(request),
+        )
+        if _validating(request):
+            mapping.validate(answer)
+        finish_request(request, session)
+        return answer
+
+    answer = await run_in_threadpool(submit)
+    return fhir_response(request, answer)
+
+
 @router.get("/{kind}/{ident}")
 def read(
     kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
@@ -279,4 +340,8 @@ def _read(
         return read_flag(session, by=actor.user, ident=ident)
     if kind == "Consent":
         return read_consent(session, by=actor.user, ident=ident)
+    if kind in ehr_door.IMPORTED_TYPES:
+        return ehr_door.read_imported(
+            session, by=actor.user, token=actor.token, kind=kind, ident=ident
+        )
     return fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, mrn=_mrn(request))
