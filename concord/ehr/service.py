@@ -34,6 +34,7 @@ from concord.access import (
     patient_for,
     readable_patients,
     record_access,
+    sees_whole_record,
     team_access,
 )
 from concord.accounts.models import ClientScope, Clinic, Organization, User
@@ -895,15 +896,17 @@ def organization_patients(
     types: Iterable[str] | None = None,
     scopes: frozenset[str] = frozenset(),
     batch: int = 500,
+    local_refs: bool = False,
 ) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
     """Every patient with imported data that `access` may read, with those resources: an
     integration client (quality scope) reads the organization's, a clinician their care
-    teams' patients. One read a patient in the trail; rows are read in batches of patients."""
+    teams' patients, a patient their own. One read a patient in the trail; rows are read in batches of patients."""
     wanted = _ensure_types(types)
     if access.is_client:
         require_client(session, access, scopes, ClientScope.quality)
         scope = select(Patient.id).where(Patient.organization_id == access.organization_id)
-    elif access.is_clinician and access.active:
+    elif sees_whole_record(access):
+        # A clinician: their care teams' patients; a patient: themself.
         scope = readable_patients(access).with_only_columns(Patient.id)
     else:
         return
@@ -942,7 +945,7 @@ def organization_patients(
                 patient_id=pid,
                 detail={"count": len(rows), "purpose": "operations" if access.is_client else "treatment"},
             )
-            yield pid, [served(r) for r in rows]
+            yield pid, [served(r, local_refs=local_refs) for r in rows]
 
 
 def read_imported(

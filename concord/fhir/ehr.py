@@ -33,8 +33,14 @@ def search_imported(
             unknown[0][:80], Msg("is not supported here (supported: patient)")
         )
     wanted = [value for name, value in pairs if name in ("patient", "subject")]
+    if not wanted:
+        # Every patient the caller may read (their care teams' patients; a patient their own).
+        found = ehr.organization_patients(
+            session, access=by, types=[kind], scopes=token_scopes(token), local_refs=True
+        )
+        return [r for _, rows in found for r in rows]
     if len(wanted) != 1 or "," in wanted[0]:
-        raise NotSupported.field("patient", Msg("one patient is required"))
+        raise NotSupported.field("patient", Msg("one patient at a time"))
     patient = wanted[0].removeprefix("Patient/")
     try:
         return ehr.patient_resources(
