@@ -822,33 +822,55 @@ def patient_rows(
     object_type: str = "EhrResource",
 ) -> tuple[list[EhrResource], Patient]:
     """The imported rows about one patient `access` may read (decided and audited)."""
-    wanted = _ensure_types(types)
-    query = select(EhrResource)
     if access.is_client:
+        wanted = _ensure_types(types)
         require_client(session, access, scopes, ClientScope.quality)
         patient = _client_patient(session, access, patient_id, object_type)
-        acc = None
-    else:
-        acc = record_access(session, access, patient_id, object_type=object_type)
-        patient = acc.patient
-    query = query.where(EhrResource.patient_id == patient.id)
+        query = select(EhrResource).where(EhrResource.patient_id == patient.id)
+        if wanted is not None:
+            query = query.where(EhrResource.resource_type.in_(wanted))
+        allowed = _client_categories()
+        rows = [
+            r
+            for r in session.scalars(query.order_by(EhrResource.resource_type, EhrResource.sender_id))
+            if r.data_category in allowed
+        ]
+        _audit_read(session, access, patient.id, len(rows), object_type)
+        return rows, patient
+    acc = record_access(session, access, patient_id, object_type=object_type)
+    return rows_for(session, acc=acc, types=types, object_type=object_type), acc.patient
+
+
+def rows_for(
+    session: Session,
+    *,
+    acc: PatientAccess,
+    types: Iterable[str] | None = None,
+    object_type: str = "EhrResource",
+) -> list[EhrResource]:
+    """The imported rows about the patient `acc` reaches, as the disclosure decision allows
+    (audited)."""
+    wanted = _ensure_types(types)
+    query = select(EhrResource).where(EhrResource.patient_id == acc.patient.id)
     if wanted is not None:
         query = query.where(EhrResource.resource_type.in_(wanted))
     rows = list(session.scalars(query.order_by(EhrResource.resource_type, EhrResource.sender_id)))
-    if acc is not None:
-        rows = filter_records(session, acc, rows, object_type=object_type, action="read")
-    else:
-        allowed = _client_categories()
-        rows = [r for r in rows if r.data_category in allowed]
+    rows = filter_records(session, acc, rows, object_type=object_type, action="read")
+    _audit_read(session, acc.by, acc.patient.id, len(rows), object_type)
+    return rows
+
+
+def _audit_read(
+    session: Session, by: User, patient_id: uuid.UUID, count: int, object_type: str
+) -> None:
     record(
         session,
-        by=access,
+        by=by,
         action="read",
         object_type=object_type,
-        patient_id=patient.id,
-        detail={"count": len(rows)},
+        patient_id=patient_id,
+        detail={"count": count},
     )
-    return rows, patient
 
 
 def _client_patient(
@@ -997,7 +1019,7 @@ class ImportedScore:
 @dataclass(frozen=True)
 class ImportedEncounter:
     when: str
-    kind: str
+    description: str  # the EHR's own words for the encounter's type
     status: str
 
 
@@ -1027,12 +1049,7 @@ def _concept(resource: dict[str, Any], key: str = "code") -> tuple[str, str, str
 def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecord:
     """What the EHR sent about a patient, as the patient's page shows it: diagnoses, PHQ-9
     totals (kept as sent: never re-scored; a value outside 0-27 is flagged), encounters."""
-    rows, _ = patient_rows(
-        session,
-        access=access.by,
-        patient_id=access.patient.id,
-        types=["Condition", "Observation", "Encounter"],
-    )
+    rows = rows_for(session, acc=access, types=["Condition", "Observation", "Encounter"])
     diagnoses, scores, encounters = [], [], []
     for row in rows:
         res = row.resource
@@ -1074,7 +1091,7 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
             encounters.append(
                 ImportedEncounter(
                     when=str(period.get("start") or "")[:10],
-                    kind=kind,
+                    description=kind,
                     status=str(res.get("status") or ""),
                 )
             )

@@ -348,3 +348,43 @@ def test_patient_resources_for_the_team(client, session, people):
     assert [d.code for d in shown.diagnoses] == ["F32.1"]
     # Kept as sent (31 is outside the PHQ-9's 0-27): flagged, never re-scored.
     assert [(s.score, s.out_of_range) for s in shown.scores] == [(31.0, True)]
+
+
+def test_the_patients_page_shows_what_the_ehr_sent(client, session, people, sign_in):
+    token = client_token(session, people)
+    body = bundle(
+        put("Patient", "p1", patient(mrn="N-1", given="Pat", family="Ient", birth="1985-05-17")),
+        put("Condition", "c1", condition(subject="Patient/p1")),
+        put(
+            "Observation",
+            "o1",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                "subject": {"reference": "Patient/p1"},
+                "effectiveDateTime": "2026-02-01",
+                "valueInteger": 31,
+            },
+        ),
+        put(
+            "Encounter",
+            "e1",
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {"code": "AMB"},
+                "type": [{"text": "Office visit"}],
+                "subject": {"reference": "Patient/p1"},
+                "period": {"start": "2026-02-01T09:00:00Z"},
+            },
+        ),
+    )
+    assert send(client, body, token).status_code == 200
+    sign_in(people.care_manager.email)
+    page = client.get(f"/patients/{people.patient.id}")
+    assert page.status_code == 200
+    text = page.text
+    assert "From the EHR" in text and "F32.1" in text
+    assert "outside 0-27 as sent" in text and "31" in text
+    assert "Office visit" in text
