@@ -34,7 +34,5 @@ def decide_match(
 ) -> dict[str, Any]:
     """Decide a held match: the same patient (the imported record joins theirs) or a
     different one (registered as a new patient)."""
-    view = ehr.decide_match(
-        session, by=actor.user, match_id=match_id, same=body.decision == "same"
-    )
+    view = ehr.decide_match(session, by=actor.user, match_id=match_id, same=body.decision == "same")
     return _json(view)

@@ -214,8 +214,12 @@ def import_bundle(
     scopes: frozenset[str],
     bundle: Any,
     mrn_system: str,
+    seed: str | None = None,
 ) -> dict[str, Any]:
-    """Import a transaction or batch Bundle; the transaction-response or batch-response."""
+    """Import a transaction or batch Bundle; the transaction-response or batch-response.
+    With `seed` (the client's Idempotency-Key), the ids given to POST entries follow from it
+    and the entry's position, so the same request sent again updates what the first created
+    instead of creating it twice."""
     require_client(session, by, scopes, ClientScope.import_)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BundleInvalid.field("resourceType", "must be Bundle")
@@ -233,17 +237,17 @@ def import_bundle(
     problems: dict[str, str] = {}
     for index, item in enumerate(raw):
         try:
-            entries.append(_parse_entry(index, item))
+            entries.append(_parse_entry(index, item, seed))
         except EntryError as exc:
             problems.update(exc.fields)
             entries.append(_failed(index, item, exc))
     # fullUrl -> Type/id, for references between entries.
-    urls = {
-        e.full_url: f"{e.kind}/{e.sender_id}" for e in entries if e.full_url and not e.error
-    }
+    urls = {e.full_url: f"{e.kind}/{e.sender_id}" for e in entries if e.full_url and not e.error}
     transaction = kind == "transaction"
     if transaction and problems:
-        raise BundleInvalid(Msg("The Bundle was not imported: fix the entries named."), errors=problems)
+        raise BundleInvalid(
+            Msg("The Bundle was not imported: fix the entries named."), errors=problems
+        )
     # Who the Bundle is about first, then the rest, each in the Bundle's order.
     order = sorted(
         (e for e in entries if not e.error),
@@ -268,7 +272,9 @@ def import_bundle(
                 entry.error = exc.fields
                 entry.status = exc.status
     if transaction and problems:
-        raise BundleInvalid(Msg("The Bundle was not imported: fix the entries named."), errors=problems)
+        raise BundleInvalid(
+            Msg("The Bundle was not imported: fix the entries named."), errors=problems
+        )
     record(
         session,
         by=by,
@@ -293,7 +299,7 @@ def _failed(index: int, item: Any, exc: EntryError) -> Entry:
     return entry
 
 
-def _parse_entry(index: int, item: Any) -> Entry:
+def _parse_entry(index: int, item: Any, seed: str | None = None) -> Entry:
     if not isinstance(item, dict):
         raise EntryError({_where(index): "must be an object"})
     request = item.get("request")
@@ -332,7 +338,7 @@ def _parse_entry(index: int, item: Any) -> Entry:
     else:
         if url.strip("/") != kind:
             raise EntryError({_where(index, "request.url"): f"must be {kind}"})
-        sender_id = str(uuid.uuid4())
+        sender_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}#{index}") if seed else uuid.uuid4())
     resource = copy.deepcopy(resource)
     resource["id"] = sender_id
     try:
@@ -341,14 +347,12 @@ def _parse_entry(index: int, item: Any) -> Entry:
         fields = {}
         for error in exc.errors()[:10]:
             path = _loc(error["loc"])
-            fields[_where(index, "resource" + (f".{path}" if path else ""))] = str(
-                error["msg"]
-            )[:200]
+            fields[_where(index, "resource" + (f".{path}" if path else ""))] = str(error["msg"])[
+                :200
+            ]
         raise EntryError(fields) from None
     full_url = item.get("fullUrl")
-    return Entry(
-        index, method, kind, sender_id, str(full_url) if full_url else None, resource
-    )
+    return Entry(index, method, kind, sender_id, str(full_url) if full_url else None, resource)
 
 
 def _resolve(value: Any, urls: dict[str, str]) -> None:
@@ -364,7 +368,9 @@ def _resolve(value: Any, urls: dict[str, str]) -> None:
             _resolve(item, urls)
 
 
-def _row(session: Session, organization_id: uuid.UUID, kind: str, sender_id: str) -> EhrResource | None:
+def _row(
+    session: Session, organization_id: uuid.UUID, kind: str, sender_id: str
+) -> EhrResource | None:
     return session.scalar(
         select(EhrResource).where(
             EhrResource.organization_id == organization_id,
@@ -702,9 +708,7 @@ def list_matches(session: Session, *, by: User) -> list[MatchView]:
     return out
 
 
-def decide_match(
-    session: Session, *, by: User, match_id: str | uuid.UUID, same: bool
-) -> MatchView:
+def decide_match(session: Session, *, by: User, match_id: str | uuid.UUID, same: bool) -> MatchView:
     """A person's decision on a held match: the same patient (the imported record and all
     that came with it join the existing record) or a different one (registered as new)."""
     try:
@@ -832,7 +836,9 @@ def patient_rows(
         allowed = _client_categories()
         rows = [
             r
-            for r in session.scalars(query.order_by(EhrResource.resource_type, EhrResource.sender_id))
+            for r in session.scalars(
+                query.order_by(EhrResource.resource_type, EhrResource.sender_id)
+            )
             if r.data_category in allowed
         ]
         _audit_read(session, access, patient.id, len(rows), object_type)
@@ -907,7 +913,9 @@ def patient_resources(
     the care team or the patient: the disclosure decision per category; an integration client
     with the quality scope: the organization's patients, for operations), as sent, each with
     its version and the `imported` tag. Audited."""
-    rows, _ = patient_rows(session, access=access, patient_id=patient_id, types=types, scopes=scopes)
+    rows, _ = patient_rows(
+        session, access=access, patient_id=patient_id, types=types, scopes=scopes
+    )
     return [served(r, local_refs=local_refs) for r in rows]
 
 
@@ -922,7 +930,8 @@ def organization_patients(
 ) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
     """Every patient with imported data that `access` may read, with those resources: an
     integration client (quality scope) reads the organization's, a clinician their care
-    teams' patients, a patient their own. One read a patient in the trail; rows are read in batches of patients."""
+    teams' patients, a patient their own. One read a patient in the trail; rows are read
+    in batches of patients."""
     wanted = _ensure_types(types)
     if access.is_client:
         require_client(session, access, scopes, ClientScope.quality)
@@ -965,7 +974,10 @@ def organization_patients(
                 action="read",
                 object_type="EhrResource",
                 patient_id=pid,
-                detail={"count": len(rows), "purpose": "operations" if access.is_client else "treatment"},
+                detail={
+                    "count": len(rows),
+                    "purpose": "operations" if access.is_client else "treatment",
+                },
             )
             yield pid, [served(r, local_refs=local_refs) for r in rows]
 

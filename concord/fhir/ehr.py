@@ -29,9 +29,7 @@ def search_imported(
     names = {name for name, _ in pairs}
     unknown = sorted(names - {"patient", "subject", "_format"})
     if unknown:
-        raise NotSupported.field(
-            unknown[0][:80], Msg("is not supported here (supported: patient)")
-        )
+        raise NotSupported.field(unknown[0][:80], Msg("is not supported here (supported: patient)"))
     wanted = [value for name, value in pairs if name in ("patient", "subject")]
     if not wanted:
         # Every patient the caller may read (their care teams' patients; a patient their own).
@@ -44,7 +42,11 @@ def search_imported(
     patient = wanted[0].removeprefix("Patient/")
     try:
         return ehr.patient_resources(
-            session, access=by, patient_id=patient, types=[kind], scopes=token_scopes(token),
+            session,
+            access=by,
+            patient_id=patient,
+            types=[kind],
+            scopes=token_scopes(token),
             local_refs=True,
         )
     except NotFound:
@@ -52,10 +54,10 @@ def search_imported(
 
 
 def import_bundle(
-    session: Session, *, by: User, token: Any, body: Any, mrn_system: str
+    session: Session, *, by: User, token: Any, body: Any, mrn_system: str, seed: str | None
 ) -> dict[str, Any]:
     return ehr.import_bundle(
-        session, by=by, scopes=token_scopes(token), bundle=body, mrn_system=mrn_system
+        session, by=by, scopes=token_scopes(token), bundle=body, mrn_system=mrn_system, seed=seed
     )
 
 

@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse, Response
 
 from concord import __version__
 from concord.errors import InvalidInput, NotFound, NotSupported
+from concord.fhir import ehr as ehr_door
 from concord.fhir import mapping, search
 from concord.fhir import service as fhir
-from concord.fhir import ehr as ehr_door
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
 from concord.i18n import Msg
@@ -28,6 +28,7 @@ from concord.web.deps import (
     writer,
 )
 from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
+from concord.web.idempotency import claim, request_hash
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
@@ -283,29 +284,42 @@ async def import_bundle(request: Request, session: DbSession) -> Response:
     """Import an EHR's data: a transaction (all or nothing) or batch Bundle of Patient,
     Encounter, Condition, Observation, Procedure, ServiceRequest, MedicationRequest, Coverage,
     Organization and Practitioner, entries by POST or PUT Type/id (the sender's ids kept).
-    For an integration client's token with the import scope (docs/ehr-import.md)."""
+    For an integration client's token with the import scope (docs/ehr-import.md). With an
+    Idempotency-Key, the same request sent again creates nothing new (POST entries get the
+    ids the first one gave) and is answered with the Idempotent-Replayed header; the key with
+    a different Bundle is 409."""
     raw = await request.body()
+    key = request.headers.get("Idempotency-Key")
 
-    def submit() -> dict[str, Any]:
+    def submit() -> tuple[dict[str, Any], bool]:
         actor = bearer_actor(request, session)
         try:
             body = json.loads(raw)
         except ValueError:
             raise InvalidInput.field("body", Msg("must be a FHIR Bundle in JSON")) from None
+        earlier = (
+            claim(session, actor, key, request_hash(request.method, request.url.path, raw))
+            if key
+            else None
+        )
         answer = ehr_door.import_bundle(
             session,
             by=actor.user,
             token=actor.token,
             body=body,
             mrn_system=_mrn(request),
+            seed=f"{actor.user.id}:{key}" if key else None,
         )
         if _validating(request):
             mapping.validate(answer)
         finish_request(request, session)
-        return answer
+        return answer, earlier is not None
 
-    answer = await run_in_threadpool(submit)
-    return fhir_response(request, answer)
+    answer, replayed = await run_in_threadpool(submit)
+    response = fhir_response(request, answer)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @router.get("/{kind}/{ident}")

@@ -7,13 +7,16 @@ import copy
 import pytest
 from sqlalchemy import func, select
 
+from concord.accounts.models import User
 from concord.accounts.tokens import create_client_token
 from concord.audit.models import AuditEvent
 from concord.ehr import service as ehr
 from concord.ehr.models import EhrMatch, EhrResource
+from concord.errors import PermissionDenied
 from concord.patients.models import Patient
 from tests.careplans.test_api import bearer
 from tests.conftest import commit
+from tests.factories import acc_for
 
 FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 MRN = "https://concord-care.org/fhir/sid/mrn/test-health"
@@ -176,7 +179,9 @@ def test_a_batch_answers_each_entry(client, session, people):
 
 def test_put_keeps_the_senders_ids_and_a_re_import_is_idempotent(client, session, people):
     token = client_token(session, people)
-    body = bundle(put("Patient", "p1", patient()), put("Condition", "c1", condition("F32.1", "Patient/p1")))
+    body = bundle(
+        put("Patient", "p1", patient()), put("Condition", "c1", condition("F32.1", "Patient/p1"))
+    )
     first = send(client, body, token)
     assert first.status_code == 200, first.text
     rows, patients = count(session), count(session, Patient)
@@ -209,7 +214,9 @@ def test_a_doubtful_match_waits_for_a_person(client, session, people):
     token = client_token(session, people)
     patients = count(session, Patient)
     same_person = patient(mrn="X-77", given="Pat", family="Ient", birth="1985-05-17")
-    body = bundle(put("Patient", "p2", same_person), put("Condition", "c2", condition(subject="Patient/p2")))
+    body = bundle(
+        put("Patient", "p2", same_person), put("Condition", "c2", condition(subject="Patient/p2"))
+    )
     assert send(client, body, token).status_code == 200
     assert count(session, Patient) == patients  # nobody registered, nobody linked
     held = session.scalars(select(EhrResource).where(EhrResource.patient_ref == "p2")).all()
@@ -223,7 +230,9 @@ def test_a_doubtful_match_waits_for_a_person(client, session, people):
     )
     assert refused.status_code == 404
     denied = session.scalars(
-        select(AuditEvent).where(AuditEvent.outcome == "denied", AuditEvent.object_type == "EhrMatch")
+        select(AuditEvent).where(
+            AuditEvent.outcome == "denied", AuditEvent.object_type == "EhrMatch"
+        )
     ).all()
     assert denied
     # On the team: listed, decided, and everything that came with it joins the record.
@@ -233,20 +242,29 @@ def test_a_doubtful_match_waits_for_a_person(client, session, people):
     decided = client.post(f"/api/v1/ehr/matches/{match.id}", json={"decision": "same"}, headers=cm)
     assert decided.status_code == 200, decided.text
     session.expire_all()
-    assert all(r.patient_id == people.patient.id for r in session.scalars(
-        select(EhrResource).where(EhrResource.patient_ref == "p2")
-    ))
+    assert all(
+        r.patient_id == people.patient.id
+        for r in session.scalars(select(EhrResource).where(EhrResource.patient_ref == "p2"))
+    )
     again = client.post(f"/api/v1/ehr/matches/{match.id}", json={"decision": "same"}, headers=cm)
     assert again.status_code == 409
 
 
 def test_a_different_patient_is_registered_when_a_person_says_so(client, session, people):
     token = client_token(session, people)
-    send(client, bundle(put("Patient", "p3", patient(mrn=None, given="Pat", family="Ient", birth="1985-05-17"))), token)
+    send(
+        client,
+        bundle(
+            put("Patient", "p3", patient(mrn=None, given="Pat", family="Ient", birth="1985-05-17"))
+        ),
+        token,
+    )
     match = session.scalar(select(EhrMatch))
     assert match.reason == "mrn_missing"
     cm = bearer(session, people.care_manager)
-    answer = client.post(f"/api/v1/ehr/matches/{match.id}", json={"decision": "different"}, headers=cm)
+    answer = client.post(
+        f"/api/v1/ehr/matches/{match.id}", json={"decision": "different"}, headers=cm
+    )
     assert answer.status_code == 200, answer.text
     row = session.scalar(select(EhrResource).where(EhrResource.sender_id == "p3"))
     session.refresh(row)
@@ -304,24 +322,16 @@ def test_substance_use_diagnoses_are_their_own_category(client, session, people)
     cats = {r.sender_id: r.category for r in session.scalars(select(EhrResource))}
     assert cats == {"p1": "general", "c1": "mental_health", "c2": "substance_use"}
     # The integration client reads for operations: never the substance-use record.
-    client_user = session.scalar(
-        select(EhrResource.source_id).where(EhrResource.sender_id == "p1")
-    )
-    from concord.accounts.models import User
-
+    client_user = session.scalar(select(EhrResource.source_id).where(EhrResource.sender_id == "p1"))
     me = session.get(User, client_user)
-    got = dict(
-        ehr.organization_patients(session, access=me, scopes=frozenset({"quality"}))
-    )
+    got = dict(ehr.organization_patients(session, access=me, scopes=frozenset({"quality"})))
     ids = sorted(r["id"] for rows in got.values() for r in rows)
     assert ids == ["c1", "p1"]
-    with pytest.raises(Exception):
+    with pytest.raises(PermissionDenied):
         list(ehr.organization_patients(session, access=me, scopes=frozenset({"import"})))
 
 
 def test_patient_resources_for_the_team(client, session, people):
-    from tests.factories import acc_for
-
     token = client_token(session, people)
     body = bundle(
         put("Patient", "p1", patient(mrn="N-1", given="Pat", family="Ient", birth="1985-05-17")),
@@ -344,7 +354,9 @@ def test_patient_resources_for_the_team(client, session, people):
         session, access=people.care_manager, patient_id=people.patient.id, types=["Condition"]
     )
     assert [r["id"] for r in got] == ["c1"]
-    shown = ehr.imported_record(session, access=acc_for(session, people.care_manager, people.patient))
+    shown = ehr.imported_record(
+        session, access=acc_for(session, people.care_manager, people.patient)
+    )
     assert [d.code for d in shown.diagnoses] == ["F32.1"]
     # Kept as sent (31 is outside the PHQ-9's 0-27): flagged, never re-scored.
     assert [(s.score, s.out_of_range) for s in shown.scores] == [(31.0, True)]
@@ -388,3 +400,18 @@ def test_the_patients_page_shows_what_the_ehr_sent(client, session, people, sign
     assert "From the EHR" in text and "F32.1" in text
     assert "outside 0-27 as sent" in text and "31" in text
     assert "Office visit" in text
+
+
+def test_an_idempotency_key_makes_a_repeat_create_nothing(client, session, people):
+    token = client_token(session, people)
+    body = bundle(post(patient(), PAT), post(condition()))
+    headers = {**FHIR, **token, "Idempotency-Key": "feed-2026-12-07-001"}
+    first = client.post("/fhir", json=body, headers=headers)
+    rows = count(session)
+    again = client.post("/fhir", json=body, headers=headers)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert count(session) == rows
+    locations = [e["response"]["location"] for e in first.json()["entry"]]
+    assert [e["response"]["location"] for e in again.json()["entry"]] == locations
+    other = client.post("/fhir", json=bundle(post(patient(mrn="E-2"), PAT)), headers=headers)
+    assert other.status_code == 409

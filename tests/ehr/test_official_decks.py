@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from concord.accounts.models import User
 from concord.ehr import service as ehr
