@@ -22,6 +22,8 @@ from concord.db import make_engine, make_sessionmaker
 from concord.decisions.aids import all_aids
 from concord.decisions.api import router as decisions_api
 from concord.decisions.routes import router as decisions_router
+from concord.ehr.api import router as ehr_api
+from concord.ehr.routes import router as ehr_router
 from concord.fhir.routes import router as fhir_router
 from concord.i18n import SUPPORTED, translations
 from concord.measures.api import router as measures_api
@@ -46,8 +48,6 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 from concord.disclosures import log as _disclosure_log  # noqa: F401 (registers the listener)
 from concord.disclosures.api import router as disclosures_api
 from concord.disclosures.routes import router as disclosures_router
-from concord.ehr.api import router as ehr_api
-from concord.ehr.routes import router as ehr_router
 from concord.part2.api import router as part2_api
 from concord.part2.routes import router as part2_router
 
