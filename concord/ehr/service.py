@@ -1040,6 +1040,8 @@ class ImportedRecord:
     diagnoses: list[Diagnosis]
     scores: list[ImportedScore]
     encounters: list[ImportedEncounter]
+    # Imported patients that may be this one, waiting for the team to decide (/ehr/matches).
+    pending_matches: int = 0
 
     @property
     def empty(self) -> bool:
@@ -1109,4 +1111,11 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
             )
     scores.sort(key=lambda s: s.when)
     encounters.sort(key=lambda e: e.when, reverse=True)
-    return ImportedRecord(diagnoses, scores, encounters)
+    pending = 0
+    if access.on_team:
+        pending = session.scalar(
+            select(func.count())
+            .select_from(EhrMatch)
+            .where(EhrMatch.patient_id == access.patient.id, EhrMatch.status == MatchStatus.pending)
+        )
+    return ImportedRecord(diagnoses, scores, encounters, int(pending or 0))

@@ -415,3 +415,21 @@ def test_an_idempotency_key_makes_a_repeat_create_nothing(client, session, peopl
     assert [e["response"]["location"] for e in again.json()["entry"]] == locations
     other = client.post("/fhir", json=bundle(post(patient(mrn="E-2"), PAT)), headers=headers)
     assert other.status_code == 409
+
+
+def test_the_team_decides_a_match_on_its_page(client, session, people, sign_in):
+    token = client_token(session, people)
+    held = patient(mrn="X-5", given="Pat", family="Ient", birth="1985-05-17")
+    assert send(client, bundle(put("Patient", "p5", held)), token).status_code == 200
+    csrf = sign_in(people.care_manager.email)
+    overview = client.get(f"/patients/{people.patient.id}").text
+    assert "may be this patient" in overview and 'href="/ehr/matches"' in overview
+    page = client.get("/ehr/matches")
+    assert page.status_code == 200
+    assert "Pat Ient" in page.text and "A different medical record number" in page.text
+    match = session.scalar(select(EhrMatch))
+    done = client.post(f"/ehr/matches/{match.id}", data={"decision": "same", "csrf_token": csrf})
+    assert done.status_code == 303, done.text
+    session.refresh(match)
+    assert match.status == "same" and match.decided_by_id == people.care_manager.id
+    assert "No patients are waiting" in client.get("/ehr/matches").text
