@@ -1006,6 +1006,15 @@ def read_imported(
     raise NotFound(Msg("No such resource."))
 
 
+def imported_scores(session: Session, *, access: PatientAccess) -> dict[str, list[Any]]:
+    """The EHR's PHQ-9 totals about a patient by Concord's instrument code (for its chart)."""
+    shown = imported_record(session, access=access)
+    out: dict[str, list[Any]] = {}
+    for score in shown.scores:
+        out.setdefault(score.instrument, []).append(score)
+    return out
+
+
 # --- for the patient's pages -----------------------------------------------------------------
 
 
@@ -1026,6 +1035,13 @@ class ImportedScore:
     when: str
     out_of_range: bool
     note: str
+
+    @property
+    def on(self) -> date | None:
+        try:
+            return date.fromisoformat(self.when)
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)
