@@ -23,6 +23,8 @@ from concord.db import make_engine, make_sessionmaker
 from concord.decisions.aids import all_aids
 from concord.decisions.api import router as decisions_api
 from concord.decisions.routes import router as decisions_router
+from concord.ehr.api import router as ehr_api
+from concord.ehr.routes import router as ehr_router
 from concord.fhir.routes import router as fhir_router
 from concord.i18n import SUPPORTED, translations
 from concord.measures.api import router as measures_api
@@ -148,6 +150,7 @@ def create_app(
         disclosures_api,
         part2_api,
         medications_api,
+        ehr_api,
     )
     for router in (
         web_router,
@@ -163,6 +166,7 @@ def create_app(
         part2_api,
         cds_router,
         medications_api,
+        ehr_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -174,6 +178,7 @@ def create_app(
         disclosures_router,
         part2_router,
         medications_router,
+        ehr_router,
         audit_router,
     ):
         app.include_router(

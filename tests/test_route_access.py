@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from concord.accounts.sessions import start_session
-from concord.accounts.tokens import create_api_token
+from concord.accounts.tokens import create_api_token, create_client_token
 from concord.actions import medications as med_actions
 from concord.app import create_app
 from concord.audit.models import AuditEvent
@@ -34,6 +34,8 @@ from concord.careplans.schemas import GoalProposal, StrengthIn
 from concord.clock import FakeClock, set_clock
 from concord.consents.models import Consent
 from concord.decisions import service as ds
+from concord.ehr import service as ehr
+from concord.ehr.models import EhrMatch
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
 from concord.medications.models import MedicationFinding
@@ -283,6 +285,48 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
             )
         ),
     }
+    # An EHR's import (issue 20): a diagnosis for the patient, matched by MRN, and an imported
+    # patient with the patient's name and birth date but another MRN, held for the team.
+    _, client_token = create_client_token(
+        session, organization=people.org, name="ehr-feed", scopes=["import"], clinic=people.north
+    )
+    mrn = "https://concord-care.org/fhir/sid/mrn/test-health"
+    imported = {
+        "resourceType": "Condition",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F32.1"}]},
+        "subject": {"reference": "Patient/ehr-p1"},
+    }
+    ehr.import_bundle(
+        session,
+        by=client_token.user,
+        scopes=frozenset({"import"}),
+        mrn_system=mrn,
+        bundle={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Patient",
+                        "identifier": [{"system": mrn, "value": "N-1"}],
+                    },
+                    "request": {"method": "PUT", "url": "Patient/ehr-p1"},
+                },
+                {"resource": imported, "request": {"method": "PUT", "url": "Condition/ehr-c1"}},
+                {
+                    "resource": {
+                        "resourceType": "Patient",
+                        "identifier": [{"system": mrn, "value": "X-1"}],
+                        "name": [{"family": "Ient", "given": ["Pat"]}],
+                        "birthDate": "1985-05-17",
+                    },
+                    "request": {"method": "PUT", "url": "Patient/ehr-p2"},
+                },
+            ],
+        },
+    )
+    ids["condition_id"] = "ehr-c1"
+    ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
     }
@@ -339,6 +383,7 @@ SEARCHABLE_BY_PATIENT = {
     "Consent": RECORD,  # whole records; family read theirs through /api/v1
     "MedicationRequest": RECORD,
     "MedicationStatement": RECORD,
+    "Condition": RECORD,  # imported from the EHR (issue 20)
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -353,6 +398,7 @@ READS = {
     "Consent/{consent_id}": RECORD,
     "MedicationRequest/{medication_id}": RECORD,
     "MedicationStatement/{reported_id}": RECORD,
+    "Condition/{condition_id}": RECORD,
 }
 
 
@@ -835,6 +881,29 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     # --- decisions ------------------------------------------------------------------------
     ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],
+    # --- EHR import (issue 20): only an integration client imports; a held match is the
+    # team's to decide.
+    ("POST", "/fhir"): [
+        Case(
+            "/fhir",
+            NOBODY,
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "Patient", "birthDate": "1985-05-17"},
+                        "request": {"method": "PUT", "url": "Patient/x"},
+                    }
+                ],
+            },
+            denied=frozenset({403}),
+        )
+    ],
+    ("GET", "/api/v1/ehr/matches"): [Case("/api/v1/ehr/matches", TEAM, kind="list")],
+    ("POST", "/api/v1/ehr/matches/{match_id}"): [
+        Case("/api/v1/ehr/matches/{match_id}", TEAM, {"decision": "same"})
+    ],
     ("GET", "/api/v1/patients/{patient_id}/decisions"): [Case(f"{P}/decisions", RECORD)],
     ("POST", "/api/v1/patients/{patient_id}/decisions"): [
         Case(f"{P}/decisions", RECORD, {"aid": "depression-treatment"})
@@ -880,7 +949,9 @@ def _program_routes(app: Any) -> set[tuple[str, str]]:
     for route in app.routes:
         router = getattr(route, "original_router", None)
         for r in router.routes if router is not None else [route]:
-            if isinstance(r, APIRoute) and r.path.startswith(PROGRAM_PREFIXES):
+            if isinstance(r, APIRoute) and (
+                r.path.startswith(PROGRAM_PREFIXES) or r.path == "/fhir"
+            ):
                 found |= {(m, r.path) for m in r.methods if m != "HEAD"}
     return found
 

@@ -386,6 +386,8 @@ class TestRefused:
         assert {r["type"] for r in searchable} == {
             "Patient", "CareTeam", "CarePlan", "Goal", "Questionnaire", "QuestionnaireResponse",
             "Observation", "Task", "Flag", "Consent", "MedicationRequest", "MedicationStatement",
+            # Imported from the EHR (issue 20), searched by patient only.
+            "Condition", "Encounter", "Procedure", "ServiceRequest", "Coverage",
         }
         needs_patient = ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
         samples = {"token": "x", "reference": str(people.patient.id), "uri": "urn:x",
