@@ -22,6 +22,8 @@ from concord.db import make_engine, make_sessionmaker
 from concord.decisions.aids import all_aids
 from concord.decisions.api import router as decisions_api
 from concord.decisions.routes import router as decisions_router
+from concord.ehr.api import router as ehr_api
+from concord.ehr.routes import router as ehr_router
 from concord.fhir.routes import router as fhir_router
 from concord.i18n import SUPPORTED, translations
 from concord.measures.api import router as measures_api
@@ -144,6 +146,7 @@ def create_app(
         consents_api,
         disclosures_api,
         part2_api,
+        ehr_api,
     )
     for router in (
         web_router,
@@ -157,6 +160,7 @@ def create_app(
         consents_api,
         disclosures_api,
         part2_api,
+        ehr_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -167,6 +171,7 @@ def create_app(
         consents_router,
         disclosures_router,
         part2_router,
+        ehr_router,
         audit_router,
     ):
         app.include_router(

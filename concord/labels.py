@@ -104,4 +104,5 @@ ROLE_LABELS = {
     "nurse": N_("nurse"),
     "patient": N_("patient"),
     "related_person": N_("family member or carer"),
+    "client": N_("integration client"),
 }

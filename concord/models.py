@@ -8,6 +8,7 @@ from concord.consents import models as consents_models
 from concord.db import Base
 from concord.decisions import models as decisions_models
 from concord.disclosures import models as disclosures_models
+from concord.ehr import models as ehr_models
 from concord.measures import models as measures_models
 from concord.part2 import models as part2_models
 from concord.patients import models as patients_models
@@ -23,6 +24,7 @@ __all__ = [
     "consents_models",
     "decisions_models",
     "disclosures_models",
+    "ehr_models",
     "measures_models",
     "outbox",
     "part2_models",

@@ -43,6 +43,8 @@ DECISION_STEPS = (
 TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     # --- patients, care teams, family ----------------------------------------------------
     ("POST", "/patients/new"): (("POST", "/api/v1/patients"),),
+    # --- EHR import: a held patient match decided by a person (issue 20) ---------------
+    ("POST", "/ehr/matches/{match_id}"): (("POST", "/api/v1/ehr/matches/{match_id}"),),
     ("POST", f"{P}/emergency-access"): (("POST", f"{A}/emergency-access"),),
     ("POST", "/admin/part2/{clinic_id}"): (("PUT", "/api/v1/clinics/{clinic_id}/part2-program"),),
     ("POST", f"{P}/team/add"): (("POST", f"{A}/care-team/members"),),

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from concord.accounts.sessions import start_session
-from concord.accounts.tokens import create_api_token
+from concord.accounts.tokens import create_api_token, create_client_token
 from concord.app import create_app
 from concord.audit.models import AuditEvent
 from concord.audit.service import set_context
@@ -33,6 +33,8 @@ from concord.careplans.schemas import GoalProposal, StrengthIn
 from concord.clock import FakeClock, set_clock
 from concord.consents.models import Consent
 from concord.decisions import service as ds
+from concord.ehr import service as ehr
+from concord.ehr.models import EhrMatch
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
 from concord.patients.models import CareTeam, CareTeamMember, RelatedPerson
@@ -253,6 +255,48 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         "schedule_id": str(schedule.id),
         "contact_id": str(contact.id),
     }
+    # An EHR's import (issue 20): a diagnosis for the patient, matched by MRN, and an imported
+    # patient with the patient's name and birth date but another MRN, held for the team.
+    _, client_token = create_client_token(
+        session, organization=people.org, name="ehr-feed", scopes=["import"], clinic=people.north
+    )
+    mrn = "https://concord-care.org/fhir/sid/mrn/test-health"
+    imported = {
+        "resourceType": "Condition",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F32.1"}]},
+        "subject": {"reference": "Patient/ehr-p1"},
+    }
+    ehr.import_bundle(
+        session,
+        by=client_token.user,
+        scopes=frozenset({"import"}),
+        mrn_system=mrn,
+        bundle={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Patient",
+                        "identifier": [{"system": mrn, "value": "N-1"}],
+                    },
+                    "request": {"method": "PUT", "url": "Patient/ehr-p1"},
+                },
+                {"resource": imported, "request": {"method": "PUT", "url": "Condition/ehr-c1"}},
+                {
+                    "resource": {
+                        "resourceType": "Patient",
+                        "identifier": [{"system": mrn, "value": "X-1"}],
+                        "name": [{"family": "Ient", "given": ["Pat"]}],
+                        "birthDate": "1985-05-17",
+                    },
+                    "request": {"method": "PUT", "url": "Patient/ehr-p2"},
+                },
+            ],
+        },
+    )
+    ids["condition_id"] = "ehr-c1"
+    ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
     }
@@ -307,6 +351,7 @@ SEARCHABLE_BY_PATIENT = {
     "Task": TEAM,
     "Flag": TEAM,
     "Consent": RECORD,  # whole records; family read theirs through /api/v1
+    "Condition": RECORD,  # imported from the EHR (issue 20)
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -319,6 +364,7 @@ READS = {
     "Task/{alert_id}": TEAM,
     "Flag/{flag_id}": TEAM,
     "Consent/{consent_id}": RECORD,
+    "Condition/{condition_id}": RECORD,
 }
 
 
@@ -671,6 +717,29 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     # --- decisions ------------------------------------------------------------------------
     ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],
+    # --- EHR import (issue 20): only an integration client imports; a held match is the
+    # team's to decide.
+    ("POST", "/fhir"): [
+        Case(
+            "/fhir",
+            NOBODY,
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "Patient", "birthDate": "1985-05-17"},
+                        "request": {"method": "PUT", "url": "Patient/x"},
+                    }
+                ],
+            },
+            denied=frozenset({403}),
+        )
+    ],
+    ("GET", "/api/v1/ehr/matches"): [Case("/api/v1/ehr/matches", TEAM, kind="list")],
+    ("POST", "/api/v1/ehr/matches/{match_id}"): [
+        Case("/api/v1/ehr/matches/{match_id}", TEAM, {"decision": "same"})
+    ],
     ("GET", "/api/v1/patients/{patient_id}/decisions"): [Case(f"{P}/decisions", RECORD)],
     ("POST", "/api/v1/patients/{patient_id}/decisions"): [
         Case(f"{P}/decisions", RECORD, {"aid": "depression-treatment"})
@@ -712,7 +781,9 @@ def _program_routes(app: Any) -> set[tuple[str, str]]:
     for route in app.routes:
         router = getattr(route, "original_router", None)
         for r in router.routes if router is not None else [route]:
-            if isinstance(r, APIRoute) and r.path.startswith(("/api/v1/", "/fhir/")):
+            if isinstance(r, APIRoute) and (
+                r.path.startswith(("/api/v1/", "/fhir/")) or r.path == "/fhir"
+            ):
                 found |= {(m, r.path) for m in r.methods if m != "HEAD"}
     return found
 

@@ -25,6 +25,9 @@ class Role(StrEnum):
     nurse = "nurse"
     patient = "patient"
     related_person = "related_person"
+    # An integration client (an EHR feed, a quality tool): a program acting for the
+    # organization with a scoped API token, never a person; it cannot sign in.
+    client = "client"
 
     @property
     def is_clinical(self) -> bool:
@@ -124,6 +127,10 @@ class User(IdMixin, Base):
         return self.role == Role.related_person
 
     @property
+    def is_client(self) -> bool:
+        return self.role == Role.client
+
+    @property
     def can_administer(self) -> bool:
         return self.role == Role.admin or self.is_admin
 
@@ -169,6 +176,13 @@ class LoginAttempt(IdMixin, Base):
 class TokenScope(StrEnum):
     read = "read"
     write = "write"
+
+
+class ClientScope(StrEnum):
+    """What an integration client's token may do (several, space-separated in its scope)."""
+
+    import_ = "import"  # POST /fhir Bundles of the EHR's data
+    quality = "quality"  # read imported and measured data for quality measures
 
 
 class ApiToken(IdMixin, Base):

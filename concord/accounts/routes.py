@@ -366,7 +366,7 @@ def revoke_token(token_id: str, request: Request, session: DbSession, actor: Pos
 
 # --- administration ------------------------------------------------------------------------
 
-STAFF_ROLES = [r for r in Role if r not in (Role.patient, Role.related_person)]
+STAFF_ROLES = [r for r in Role if r not in (Role.patient, Role.related_person, Role.client)]
 
 
 @router.get("/admin/users")

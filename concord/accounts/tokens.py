@@ -13,9 +13,14 @@ from sqlalchemy.orm import Session
 
 from concord.accounts.models import (
     ApiToken,
+    ClientScope,
+    Clinic,
+    Organization,
+    Role,
     TokenScope,
     User,
 )
+from concord.accounts.passwords import hash_password
 from concord.accounts.sessions import token_hash
 from concord.audit.service import record
 from concord.clock import now
@@ -82,6 +87,85 @@ def create_api_token(
         detail={"user": str(user.id), "scope": str(scope)},
     )
     return token, api_token
+
+
+CLIENT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def client_email(organization: Organization, name: str) -> str:
+    """The account name of an integration client: never a mailbox (.invalid, RFC 2606)."""
+    return f"{name}@{organization.slug}.client.invalid"
+
+
+def create_client_token(
+    session: Session,
+    *,
+    organization: Organization,
+    name: str,
+    scopes: list[str],
+    clinic: Clinic | None = None,
+    expires_in: timedelta | None = None,
+) -> tuple[str, ApiToken]:
+    """A token for an integration client acting for `organization` (made on first use: a user
+    of role `client` that cannot sign in), with the scopes named (import, quality). Its
+    requests are audited under the client, as a person's are under them. Operator only."""
+    if not CLIENT_NAME_RE.match(name):
+        raise InvalidInput.field(
+            "client", "must be 1-40 lowercase letters, digits or dashes, e.g. ehr-feed"
+        )
+    wanted = []
+    for scope in scopes or []:
+        try:
+            wanted.append(str(ClientScope(scope)))
+        except ValueError:
+            raise InvalidInput.field(
+                "scope", "a client's scopes are: " + ", ".join(s.value for s in ClientScope)
+            ) from None
+    if not wanted:
+        raise InvalidInput.field("scope", "name at least one: import, quality")
+    email = client_email(organization, name)
+    client = session.scalar(select(User).where(User.email == email))
+    if client is None:
+        client = User(
+            organization_id=organization.id,
+            clinic_id=clinic.id if clinic else None,
+            email=email,
+            name=name,
+            role=str(Role.client),
+            # No one knows this password: a client has only its tokens.
+            password_hash=hash_password(secrets.token_urlsafe(32)),
+            password_changed_at=now(),
+        )
+        session.add(client)
+        session.flush()
+        record(
+            session,
+            by=None,
+            action="user_create",
+            object_type="User",
+            object_id=client.id,
+            organization_id=organization.id,
+            detail={"role": str(Role.client)},
+        )
+    elif not client.is_client or not client.active:
+        raise InvalidInput.field("client", "is not an active integration client")
+    elif clinic is not None:
+        client.clinic_id = clinic.id
+    return create_api_token(
+        session,
+        user=client,
+        by=None,
+        name=f"client {name}",
+        expires_in=expires_in,
+        scope=" ".join(sorted(set(wanted))),  # type: ignore[arg-type]
+    )
+
+
+def token_scopes(api_token: ApiToken | None) -> frozenset[str]:
+    """The scopes a token carries (a client's are several, space-separated)."""
+    if api_token is None:
+        return frozenset()
+    return frozenset(str(api_token.scope).split())
 
 
 # Every API request asks it (the token, its user and their organization, by the joined

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from concord import __version__
 from concord.errors import InvalidInput, NotFound, NotSupported
+from concord.fhir import ehr as ehr_door
 from concord.fhir import mapping, search
 from concord.fhir import service as fhir
 from concord.fhir.consents import read_consent, search_consents
@@ -27,10 +28,12 @@ from concord.web.deps import (
     writer,
 )
 from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
+from concord.web.idempotency import claim, request_hash
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
 READABLE = {
+    *ehr_door.IMPORTED_TYPES,
     "Patient",
     "CareTeam",
     "CarePlan",
@@ -44,6 +47,7 @@ READABLE = {
     "Consent",
 }
 SEARCHABLE = {
+    *ehr_door.IMPORTED_TYPES,
     "Patient",
     "CareTeam",
     "CarePlan",
@@ -110,6 +114,12 @@ def _search(
     _kind(kind, SEARCHABLE)
     base = _base(request)
     search.check_accept(request.headers.get("accept"), pairs)
+    if kind in ehr_door.IMPORTED_TYPES:
+        found = ehr_door.search_imported(
+            session, by=actor.user, token=actor.token, kind=kind, pairs=pairs
+        )
+        self_url = f"{base}/{kind}" + (f"?{urlencode(pairs)}" if pairs else "")
+        return fhir_response(request, mapping.bundle(found, base, self_url, None, len(found)))
     q = search.parse(kind, pairs, base=base)
     if q.elements is not None:
         search.check_elements(kind, q.elements)
@@ -247,6 +257,71 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
     return response
 
 
+@router.post(
+    "",
+    responses={
+        200: {
+            "description": "A transaction-response or batch-response Bundle: each entry's "
+            "status, location (Type/id/_history/version), etag and lastModified; for a batch, "
+            "an OperationOutcome for each entry refused",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        400: {
+            "description": "A transaction refused as a whole: one issue per invalid entry, "
+            "its expression naming the entry and field (Bundle.entry[3].resource.subject); "
+            "nothing was written",
+            "content": _OPERATION_OUTCOME,
+        },
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def import_bundle(request: Request, session: DbSession) -> Response:
+    """Import an EHR's data: a transaction (all or nothing) or batch Bundle of Patient,
+    Encounter, Condition, Observation, Procedure, ServiceRequest, MedicationRequest, Coverage,
+    Organization and Practitioner, entries by POST or PUT Type/id (the sender's ids kept).
+    For an integration client's token with the import scope (docs/ehr-import.md). With an
+    Idempotency-Key, the same request sent again creates nothing new (POST entries get the
+    ids the first one gave) and is answered with the Idempotent-Replayed header; the key with
+    a different Bundle is 409."""
+    raw = await request.body()
+    key = request.headers.get("Idempotency-Key")
+
+    def submit() -> tuple[dict[str, Any], bool]:
+        actor = bearer_actor(request, session)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput.field("body", Msg("must be a FHIR Bundle in JSON")) from None
+        earlier = (
+            claim(session, actor, key, request_hash(request.method, request.url.path, raw))
+            if key
+            else None
+        )
+        answer = ehr_door.import_bundle(
+            session,
+            by=actor.user,
+            token=actor.token,
+            body=body,
+            mrn_system=_mrn(request),
+            seed=f"{actor.user.id}:{key}" if key else None,
+        )
+        if _validating(request):
+            mapping.validate(answer)
+        finish_request(request, session)
+        return answer, earlier is not None
+
+    answer, replayed = await run_in_threadpool(submit)
+    response = fhir_response(request, answer)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 @router.get("/{kind}/{ident}")
 def read(
     kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
@@ -279,4 +354,8 @@ def _read(
         return read_flag(session, by=actor.user, ident=ident)
     if kind == "Consent":
         return read_consent(session, by=actor.user, ident=ident)
+    if kind in ehr_door.IMPORTED_TYPES:
+        return ehr_door.read_imported(
+            session, by=actor.user, token=actor.token, kind=kind, ident=ident
+        )
     return fhir.read_resource(session, by=actor.user, kind=kind, ident=ident, mrn=_mrn(request))

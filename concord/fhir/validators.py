@@ -11,15 +11,21 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careplan import CarePlan as FhirCarePlan
 from fhir.resources.R4B.careteam import CareTeam as FhirCareTeam
+from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.consent import Consent as FhirConsent
+from fhir.resources.R4B.coverage import Coverage
+from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.goal import Goal as FhirGoal
+from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.practitioner import Practitioner as FhirPractitioner
+from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 
 VALIDATORS: dict[str, Any] = {
@@ -34,6 +40,13 @@ VALIDATORS: dict[str, Any] = {
     "Task": Task,
     "Flag": Flag,
     "Consent": FhirConsent,
+    # Imported from an EHR (concord.ehr), served as sent.
+    "Condition": Condition,
+    "Encounter": Encounter,
+    "Procedure": Procedure,
+    "ServiceRequest": ServiceRequest,
+    "MedicationRequest": MedicationRequest,
+    "Coverage": Coverage,
     "Bundle": Bundle,
     "CapabilityStatement": CapabilityStatement,
     "OperationOutcome": OperationOutcome,

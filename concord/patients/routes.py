@@ -14,6 +14,7 @@ from concord.accounts.models import Organization, Role
 from concord.accounts.organizations import list_clinics
 from concord.careplans import service as plans
 from concord.dates import org_today
+from concord.ehr import service as ehr
 from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
 from concord.measures.routes import progress_card
@@ -190,6 +191,8 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         **progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id)),
         **header_context(session, acc, tab="overview"),
         **withheld_context(session, acc),
+        # What the clinic's EHR sent (issue 20): diagnoses, PHQ-9 totals as sent, encounters.
+        "imported": ehr.imported_record(session, access=acc),
     }
 
 

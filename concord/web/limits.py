@@ -81,7 +81,7 @@ def _is_json(scope: Scope) -> bool:
     """A body /api or /fhir reads as JSON: anything but a form there (FastAPI reads a body with
     no content type as JSON; the FHIR create reads any body as JSON)."""
     path: str = scope["path"]
-    if not (path.startswith("/api/") or path.startswith("/fhir/")):
+    if not (path.startswith("/api/") or path.startswith("/fhir/") or path == "/fhir"):
         return False
     for name, value in scope.get("headers", []):
         if name == b"content-type":
@@ -132,7 +132,7 @@ class RequestLimits:
             return
         path: str = scope["path"]
         if scope["method"] in WRITE_METHODS and not path.startswith("/static/"):
-            program = path.startswith("/api/") or path.startswith("/fhir/")
+            program = path.startswith("/api/") or path.startswith("/fhir/") or path == "/fhir"
             request = Request(scope, receive)
             try:
                 if program:
@@ -172,7 +172,7 @@ class RequestLimits:
                     await self._answer(scope, receive, send, BodyTooLarge(limit))
                     return
             body = bytes(buffer)
-            problems = await _json_problems(body, path.startswith("/fhir/"))
+            problems = await _json_problems(body, path.startswith("/fhir"))
             if problems:
                 await self._answer(
                     scope,

@@ -1,0 +1,39 @@
+"""The page where a person decides the patient matches an EHR import could not (/ehr/matches)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from concord.ehr import service as ehr
+from concord.ehr.schemas import MatchDecisionIn
+from concord.web.deps import DbSession, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted
+from concord.web.templating import render
+
+router = APIRouter()
+
+
+@router.get("/ehr/matches")
+def matches(request: Request, session: DbSession, actor: WebActor) -> Response:
+    views = ehr.list_matches(session, by=actor.user)
+    return render(
+        request,
+        "ehr/matches.html",
+        {"matches": views, "done": request.query_params.get("done")},
+    )
+
+
+@router.post("/ehr/matches/{match_id}")
+def decide(
+    match_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[MatchDecisionIn], FormOf(MatchDecisionIn)],
+    actor: PostedBy,
+) -> Response:
+    data = form.read()
+    ehr.decide_match(session, by=actor.user, match_id=match_id, same=data.decision == "same")
+    return RedirectResponse("/ehr/matches?done=decided", status_code=303)

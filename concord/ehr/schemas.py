@@ -1,0 +1,16 @@
+"""What a person sends to decide a held match (the page's form and its JSON twin)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MatchDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    decision: Literal["same", "different"] = Field(
+        description="same: the imported patient is this patient; different: register them "
+        "as a new patient"
+    )

@@ -1,0 +1,1112 @@
+"""Importing an EHR's FHIR Bundles, and reading what was imported.
+
+An integration client (a user of role `client` with a token scoped `import`) posts a
+`transaction` or `batch` Bundle. Each entry is checked against the R4 models (fhir.resources
+R4B), its references to other entries (urn:uuid fullUrls) resolved, its patient matched by
+medical record number (never by name alone), and the resource kept as sent under the sender's
+id. A transaction is all or nothing: any invalid entry refuses the whole Bundle, naming the
+entry and field, and nothing is written. A batch answers each entry on its own.
+
+Reads go through the same access (concord.access) and disclosure (concord.disclosure)
+decisions as Concord's own records, and each is audited.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from concord.access import (
+    PatientAccess,
+    patient_for,
+    readable_patients,
+    record_access,
+    sees_whole_record,
+    team_access,
+)
+from concord.accounts.models import ClientScope, Clinic, Organization, User
+from concord.audit.models import Outcome
+from concord.audit.service import record
+from concord.categories import DataCategory
+from concord.clock import now
+from concord.disclosure import filter_records
+from concord.ehr.models import EhrMatch, EhrResource, MatchStatus
+from concord.errors import ConcordError, Conflict, InvalidInput, NotFound, PermissionDenied
+from concord.i18n import Msg
+from concord.patients.models import AdministrativeGender, Patient
+from concord.patients.service import NewPatient, register_patient
+
+# The resource types an EHR may send, each with the R4 model that checks it.
+ACCEPTED = {
+    "Patient": "patient",
+    "Encounter": "encounter",
+    "Condition": "condition",
+    "Observation": "observation",
+    "Procedure": "procedure",
+    "ServiceRequest": "servicerequest",
+    "MedicationRequest": "medicationrequest",
+    "Coverage": "coverage",
+    "Organization": "organization",
+    "Practitioner": "practitioner",
+}
+# Types about no patient (kept for the organization).
+UNLINKED = frozenset({"Organization", "Practitioner"})
+# Where each type names the patient it is about.
+SUBJECT = {
+    "Encounter": "subject",
+    "Condition": "subject",
+    "Observation": "subject",
+    "Procedure": "subject",
+    "ServiceRequest": "subject",
+    "MedicationRequest": "subject",
+    "Coverage": "beneficiary",
+}
+MAX_ENTRIES = 1000
+ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+RULES_FILE = Path(__file__).with_name("categories.yaml")
+
+
+class BundleInvalid(InvalidInput):
+    """A Bundle refused as a whole (FHIR: 400 with an OperationOutcome)."""
+
+    status_code = 400
+
+
+@functools.cache
+def _model(kind: str) -> Any:
+    module = importlib.import_module(f"fhir.resources.R4B.{ACCEPTED[kind]}")
+    return getattr(module, kind)
+
+
+# --- data categories, from concord/ehr/categories.yaml --------------------------------------
+
+
+@dataclass(frozen=True)
+class CategoryRule:
+    resource: str
+    system: str
+    category: DataCategory
+    prefixes: tuple[str, ...] = ()
+    codes: frozenset[str] = frozenset()
+
+
+@functools.cache
+def category_rules() -> tuple[tuple[CategoryRule, ...], DataCategory]:
+    data = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+    rules = tuple(
+        CategoryRule(
+            resource=r["resource"],
+            system=r["system"],
+            category=DataCategory(r["category"]),
+            prefixes=tuple(r.get("prefixes") or ()),
+            codes=frozenset(r.get("codes") or ()),
+        )
+        for r in data["rules"]
+    )
+    return rules, DataCategory(data.get("default", "general"))
+
+
+def _codings(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    code = resource.get("code")
+    if isinstance(code, dict):
+        for coding in code.get("coding") or []:
+            if isinstance(coding, dict) and coding.get("code"):
+                yield str(coding.get("system") or ""), str(coding["code"])
+
+
+def category_of_resource(resource: dict[str, Any]) -> DataCategory:
+    """The data category of an imported resource by the rules (the most protective code of
+    the resource wins: a Condition coded both F32 and F10 is substance use)."""
+    rules, default = category_rules()
+    kind = resource.get("resourceType")
+    codings = list(_codings(resource))
+    for rule in rules:
+        if rule.resource != kind:
+            continue
+        for system, code in codings:
+            if system != rule.system:
+                continue
+            bare = code.replace(".", "").upper()
+            if rule.codes and code in rule.codes:
+                return rule.category
+            if rule.prefixes and any(bare.startswith(p) for p in rule.prefixes):
+                return rule.category
+    return default
+
+
+# --- the import ------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    kind: str
+    sender_id: str
+    full_url: str | None
+    resource: dict[str, Any]
+    status: str = ""
+    location: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error: dict[str, str] = field(default_factory=dict)
+    patient_ref: str | None = None
+
+
+class EntryError(Exception):
+    def __init__(self, fields: dict[str, str], status: str = "400 Bad Request") -> None:
+        super().__init__(fields)
+        self.fields = fields
+        self.status = status
+
+
+def _where(index: int, path: str = "") -> str:
+    return f"Bundle.entry[{index}]" + (f".{path}" if path else "")
+
+
+def _loc(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def mrn_system_for(template: str, organization: Organization) -> str:
+    return template.replace("{organization}", organization.slug)
+
+
+def require_client(session: Session, by: User, scopes: frozenset[str], scope: str) -> None:
+    """Only an integration client whose token carries `scope`; refused (audited) otherwise."""
+    if by.is_client and by.active and scope in scopes:
+        return
+    record(
+        session,
+        by=by,
+        action="import" if scope == ClientScope.import_ else "read",
+        object_type="Bundle" if scope == ClientScope.import_ else "EhrResource",
+        outcome=Outcome.denied,
+        detail={"scope": scope},
+    )
+    raise PermissionDenied(Msg("Only an integration client's token with this scope may do this."))
+
+
+def import_bundle(
+    session: Session,
+    *,
+    by: User,
+    scopes: frozenset[str],
+    bundle: Any,
+    mrn_system: str,
+    seed: str | None = None,
+) -> dict[str, Any]:
+    """Import a transaction or batch Bundle; the transaction-response or batch-response.
+    With `seed` (the client's Idempotency-Key), the ids given to POST entries follow from it
+    and the entry's position, so the same request sent again updates what the first created
+    instead of creating it twice."""
+    require_client(session, by, scopes, ClientScope.import_)
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise BundleInvalid.field("resourceType", "must be Bundle")
+    kind = bundle.get("type")
+    if kind not in ("transaction", "batch"):
+        raise BundleInvalid.field("Bundle.type", "must be transaction or batch")
+    raw = bundle.get("entry") or []
+    if not isinstance(raw, list):
+        raise BundleInvalid.field("Bundle.entry", "must be a list")
+    if len(raw) > MAX_ENTRIES:
+        raise BundleInvalid.field("Bundle.entry", f"at most {MAX_ENTRIES} entries a Bundle")
+    organization = by.organization
+    system = mrn_system_for(mrn_system, organization)
+    entries: list[Entry] = []
+    problems: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        try:
+            entries.append(_parse_entry(index, item, seed))
+        except EntryError as exc:
+            problems.update(exc.fields)
+            entries.append(_failed(index, item, exc))
+    # fullUrl -> Type/id, for references between entries.
+    urls = {e.full_url: f"{e.kind}/{e.sender_id}" for e in entries if e.full_url and not e.error}
+    transaction = kind == "transaction"
+    if transaction and problems:
+        raise BundleInvalid(
+            Msg("The Bundle was not imported: fix the entries named."), errors=problems
+        )
+    # Who the Bundle is about first, then the rest, each in the Bundle's order.
+    order = sorted(
+        (e for e in entries if not e.error),
+        key=lambda e: (0 if e.kind in UNLINKED else 1 if e.kind == "Patient" else 2, e.index),
+    )
+    for entry in order:
+        _resolve(entry.resource, urls)
+        if transaction:
+            try:
+                _store(session, by=by, organization=organization, entry=entry, system=system)
+            except EntryError as exc:
+                problems.update(exc.fields)
+        else:
+            savepoint = session.begin_nested()
+            pending = len(session.info.get("audit_pending", []))
+            try:
+                _store(session, by=by, organization=organization, entry=entry, system=system)
+                savepoint.commit()
+            except EntryError as exc:
+                savepoint.rollback()
+                del session.info.get("audit_pending", [])[pending:]
+                entry.error = exc.fields
+                entry.status = exc.status
+    if transaction and problems:
+        raise BundleInvalid(
+            Msg("The Bundle was not imported: fix the entries named."), errors=problems
+        )
+    record(
+        session,
+        by=by,
+        action="import",
+        object_type="Bundle",
+        detail={
+            "type": kind,
+            "entries": len(entries),
+            "failed": sum(1 for e in entries if e.error),
+        },
+    )
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": f"{kind}-response",
+        "entry": [_response_entry(e) for e in entries],
+    }
+
+
+def _failed(index: int, item: Any, exc: EntryError) -> Entry:
+    entry = Entry(index, "", "", "", None, {}, status=exc.status, error=exc.fields)
+    return entry
+
+
+def _parse_entry(index: int, item: Any, seed: str | None = None) -> Entry:
+    if not isinstance(item, dict):
+        raise EntryError({_where(index): "must be an object"})
+    request = item.get("request")
+    resource = item.get("resource")
+    if not isinstance(request, dict):
+        raise EntryError({_where(index, "request"): "is required (method POST or PUT, url)"})
+    method = str(request.get("method") or "").upper()
+    url = str(request.get("url") or "")
+    if method not in ("POST", "PUT"):
+        raise EntryError(
+            {_where(index, "request.method"): "must be POST or PUT (only imports are offered)"}
+        )
+    if request.get("ifNoneExist") or request.get("ifMatch") or "?" in url:
+        raise EntryError(
+            {_where(index, "request"): "conditional requests are not offered: PUT Type/id"}
+        )
+    if not isinstance(resource, dict):
+        raise EntryError({_where(index, "resource"): "is required"})
+    kind = resource.get("resourceType")
+    if kind not in ACCEPTED:
+        raise EntryError(
+            {
+                _where(index, "resource.resourceType"): "must be one of: "
+                + ", ".join(sorted(ACCEPTED))
+            }
+        )
+    if method == "PUT":
+        parts = url.strip("/").split("/")
+        if len(parts) != 2 or parts[0] != kind or not ID_RE.match(parts[1]):
+            raise EntryError(
+                {_where(index, "request.url"): f"must be {kind}/[id] (id: 1-64 of A-Z a-z 0-9 - .)"}
+            )
+        sender_id = parts[1]
+        if resource.get("id") not in (None, sender_id):
+            raise EntryError({_where(index, "resource.id"): "must be the id in request.url"})
+    else:
+        if url.strip("/") != kind:
+            raise EntryError({_where(index, "request.url"): f"must be {kind}"})
+        sender_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}#{index}") if seed else uuid.uuid4())
+    resource = copy.deepcopy(resource)
+    resource["id"] = sender_id
+    try:
+        _model(kind).model_validate(resource)
+    except ValidationError as exc:
+        fields = {}
+        for error in exc.errors()[:10]:
+            path = _loc(error["loc"])
+            fields[_where(index, "resource" + (f".{path}" if path else ""))] = str(error["msg"])[
+                :200
+            ]
+        raise EntryError(fields) from None
+    full_url = item.get("fullUrl")
+    return Entry(index, method, kind, sender_id, str(full_url) if full_url else None, resource)
+
+
+def _resolve(value: Any, urls: dict[str, str]) -> None:
+    """Point references to other entries (by fullUrl) at their Type/id."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and item in urls:
+                value[key] = urls[item]
+            else:
+                _resolve(item, urls)
+    elif isinstance(value, list):
+        for item in value:
+            _resolve(item, urls)
+
+
+def _row(
+    session: Session, organization_id: uuid.UUID, kind: str, sender_id: str
+) -> EhrResource | None:
+    return session.scalar(
+        select(EhrResource).where(
+            EhrResource.organization_id == organization_id,
+            EhrResource.resource_type == kind,
+            EhrResource.sender_id == sender_id,
+        )
+    )
+
+
+def _subject(entry: Entry) -> str:
+    """The sender's id of the Patient an entry is about."""
+    element = SUBJECT[entry.kind]
+    where = _where(entry.index, f"resource.{element}")
+    ref = entry.resource.get(element)
+    reference = ref.get("reference") if isinstance(ref, dict) else None
+    if not isinstance(reference, str) or not reference:
+        raise EntryError({where: "must name the patient (Patient/[id] or an entry's fullUrl)"})
+    parts = reference.strip("/").split("/")
+    if len(parts) < 2 or parts[-2] != "Patient":
+        raise EntryError({where: "must reference a Patient"})
+    return parts[-1]
+
+
+def _store(
+    session: Session, *, by: User, organization: Organization, entry: Entry, system: str
+) -> None:
+    patient_id: uuid.UUID | None = None
+    patient_ref: str | None = None
+    held = False
+    if entry.kind == "Patient":
+        patient_ref = entry.sender_id
+    elif entry.kind not in UNLINKED:
+        patient_ref = _subject(entry)
+        patient_row = _row(session, organization.id, "Patient", patient_ref)
+        if patient_row is None:
+            raise EntryError(
+                {
+                    _where(entry.index, f"resource.{SUBJECT[entry.kind]}"): f"Patient/"
+                    f"{patient_ref[:64]} is not known: send the Patient first or in this Bundle"
+                }
+            )
+        patient_id = patient_row.patient_id
+        held = patient_id is None
+    row = _row(session, organization.id, entry.kind, entry.sender_id)
+    if row is not None and row.source_id != by.id:
+        raise EntryError(
+            {_where(entry.index, "request.url"): "was sent by another client of this organization"},
+            status="409 Conflict",
+        )
+    category = str(category_of_resource(entry.resource))
+    stamp = now()
+    if row is None:
+        row = EhrResource(
+            organization_id=organization.id,
+            source_id=by.id,
+            resource_type=entry.kind,
+            sender_id=entry.sender_id,
+            patient_id=patient_id,
+            patient_ref=patient_ref,
+            category=category,
+            resource=entry.resource,
+            version=1,
+            last_updated=stamp,
+            created_at=stamp,
+        )
+        session.add(row)
+        session.flush()
+        entry.status = "201 Created"
+        if entry.kind == "Patient":
+            _match(session, by=by, organization=organization, row=row, entry=entry, system=system)
+    else:
+        if row.resource != entry.resource or row.category != category:
+            row.resource = entry.resource
+            row.category = category
+            row.version += 1
+            row.last_updated = stamp
+        if entry.kind != "Patient":
+            # A resource moved to another patient follows the new subject.
+            row.patient_ref = patient_ref
+            row.patient_id = patient_id
+        session.flush()
+        entry.status = "200 OK"
+    entry.location = f"{entry.kind}/{entry.sender_id}/_history/{row.version}"
+    entry.etag = f'W/"{row.version}"'
+    entry.last_modified = row.last_updated.isoformat().replace("+00:00", "Z")
+    record(
+        session,
+        by=by,
+        action="import",
+        object_type=entry.kind,
+        object_id=row.id,
+        patient_id=row.patient_id,
+        detail={"status": entry.status[:3], "version": row.version, "held": held},
+    )
+
+
+def _names(resource: dict[str, Any]) -> tuple[str, str]:
+    names = [n for n in resource.get("name") or [] if isinstance(n, dict)]
+    official = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
+    given = " ".join(str(g) for g in official.get("given") or [])
+    return given.strip(), str(official.get("family") or "").strip()
+
+
+def _mrn_of(resource: dict[str, Any], system: str) -> str | None:
+    for ident in resource.get("identifier") or []:
+        if isinstance(ident, dict) and ident.get("system") == system and ident.get("value"):
+            return str(ident["value"])[:40]
+    return None
+
+
+def _match(
+    session: Session,
+    *,
+    by: User,
+    organization: Organization,
+    row: EhrResource,
+    entry: Entry,
+    system: str,
+) -> None:
+    """Link a new imported Patient to Concord's patient: by MRN; a same name and birth date
+    without the MRN to prove it is held for a person; otherwise a new patient."""
+    resource = entry.resource
+    mrn = _mrn_of(resource, system)
+    if mrn is not None:
+        found = session.scalar(
+            select(Patient).where(Patient.organization_id == organization.id, Patient.mrn == mrn)
+        )
+        if found is not None:
+            row.patient_id = found.id
+            return
+    given, family = _names(resource)
+    born = resource.get("birthDate")
+    birth_date = None
+    if isinstance(born, str) and len(born) == 10:
+        try:
+            birth_date = date.fromisoformat(born)
+        except ValueError:
+            birth_date = None
+    if birth_date is not None and family:
+        first = given.split(" ")[0] if given else ""
+        candidate = session.scalar(
+            select(Patient)
+            .where(
+                Patient.organization_id == organization.id,
+                Patient.birth_date == birth_date,
+                func.lower(Patient.family_name) == family.lower(),
+                func.lower(Patient.given_name) == first.lower(),
+            )
+            .limit(1)
+        )
+        if candidate is not None:
+            session.add(
+                EhrMatch(
+                    organization_id=organization.id,
+                    resource_id=row.id,
+                    patient_id=candidate.id,
+                    reason="mrn_missing" if mrn is None else "mrn_differs",
+                    status=MatchStatus.pending,
+                )
+            )
+            session.flush()
+            record(
+                session,
+                by=by,
+                action="match_held",
+                object_type="EhrMatch",
+                object_id=row.id,
+                patient_id=candidate.id,
+            )
+            return
+    problems = {}
+    if birth_date is None:
+        problems[_where(entry.index, "resource.birthDate")] = (
+            "is required (YYYY-MM-DD) to register a patient the EHR sends for the first time"
+        )
+    if not family:
+        problems[_where(entry.index, "resource.name")] = (
+            "a family name is required to register a new patient"
+        )
+    if problems:
+        raise EntryError(problems)
+    assert birth_date is not None
+    row.patient_id = _register(
+        session,
+        organization=organization,
+        clinic_id=_clinic_for(session, by, organization),
+        resource=resource,
+        given=given,
+        family=family,
+        birth_date=birth_date,
+        mrn=mrn or f"EHR-{entry.sender_id}"[:40],
+        where=_where(entry.index, "resource"),
+    ).id
+
+
+def _clinic_for(session: Session, by: User, organization: Organization) -> uuid.UUID:
+    if by.clinic_id is not None:
+        return by.clinic_id
+    clinic = session.scalar(
+        select(Clinic.id)
+        .where(Clinic.organization_id == organization.id)
+        .order_by(Clinic.created_at, Clinic.name)
+        .limit(1)
+    )
+    if clinic is None:
+        raise EntryError({"Bundle": "the organization has no clinic to register patients in"})
+    return clinic
+
+
+def _register(
+    session: Session,
+    *,
+    organization: Organization,
+    clinic_id: uuid.UUID,
+    resource: dict[str, Any],
+    given: str,
+    family: str,
+    birth_date: date,
+    mrn: str,
+    where: str,
+) -> Patient:
+    gender = resource.get("gender")
+    if gender not in {g.value for g in AdministrativeGender}:
+        gender = AdministrativeGender.unknown
+    try:
+        patient, _ = register_patient(
+            session,
+            by=None,
+            organization=organization,
+            data=NewPatient(
+                given_name=(given or "-")[:100],
+                family_name=family[:100],
+                birth_date=birth_date,
+                mrn=mrn,
+                clinic_id=clinic_id,
+                gender=gender,
+            ),
+        )
+    except InvalidInput as exc:
+        raise EntryError({f"{where}.{k}": str(v) for k, v in exc.errors.items()}) from None
+    except ConcordError as exc:
+        raise EntryError({where: str(exc.message)}) from None
+    return patient
+
+
+def _response_entry(entry: Entry) -> dict[str, Any]:
+    response: dict[str, Any] = {"status": entry.status}
+    if entry.error:
+        response["outcome"] = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "conflict" if entry.status.startswith("409") else "invalid",
+                    "diagnostics": f"{k}: {v}",
+                    "expression": [k],
+                }
+                for k, v in entry.error.items()
+            ],
+        }
+    else:
+        response["location"] = entry.location
+        response["etag"] = entry.etag
+        response["lastModified"] = entry.last_modified
+    return {"response": response}
+
+
+# --- matches held for a person ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchView:
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    patient_name: str
+    patient_mrn: str
+    patient_birth_date: date
+    imported_name: str
+    imported_birth_date: str
+    imported_identifiers: list[str]
+    reason: str
+    status: str
+    created_at: Any
+
+
+def _view(match: EhrMatch, patient: Patient, row: EhrResource) -> MatchView:
+    given, family = _names(row.resource)
+    idents = [
+        f"{i.get('system', '')}|{i.get('value', '')}"[:200]
+        for i in row.resource.get("identifier") or []
+        if isinstance(i, dict)
+    ]
+    return MatchView(
+        id=match.id,
+        patient_id=patient.id,
+        patient_name=patient.full_name,
+        patient_mrn=patient.mrn,
+        patient_birth_date=patient.birth_date,
+        imported_name=f"{given} {family}".strip(),
+        imported_birth_date=str(row.resource.get("birthDate") or ""),
+        imported_identifiers=idents,
+        reason=match.reason,
+        status=match.status,
+        created_at=match.created_at,
+    )
+
+
+def list_matches(session: Session, *, by: User) -> list[MatchView]:
+    """The doubtful matches waiting, for patients on `by`'s care teams (each read audited)."""
+    mine = readable_patients(by).with_only_columns(Patient.id) if by.is_clinician else None
+    if mine is None:
+        return []
+    rows = session.execute(
+        select(EhrMatch, Patient, EhrResource)
+        .join(Patient, Patient.id == EhrMatch.patient_id)
+        .join(EhrResource, EhrResource.id == EhrMatch.resource_id)
+        .where(
+            EhrMatch.organization_id == by.organization_id,
+            EhrMatch.status == MatchStatus.pending,
+            EhrMatch.patient_id.in_(mine),
+        )
+        .order_by(EhrMatch.created_at, EhrMatch.id)
+    ).all()
+    out = []
+    for match, patient, row in rows:
+        record(
+            session,
+            by=by,
+            action="read",
+            object_type="EhrMatch",
+            object_id=match.id,
+            patient_id=patient.id,
+        )
+        out.append(_view(match, patient, row))
+    return out
+
+
+def decide_match(session: Session, *, by: User, match_id: str | uuid.UUID, same: bool) -> MatchView:
+    """A person's decision on a held match: the same patient (the imported record and all
+    that came with it join the existing record) or a different one (registered as new)."""
+    try:
+        mid = uuid.UUID(str(match_id))
+    except ValueError:
+        mid = None
+    match = session.get(EhrMatch, mid) if mid is not None else None
+    if match is None or match.organization_id != by.organization_id:
+        record(
+            session,
+            by=by,
+            action="match_decide",
+            object_type="EhrMatch",
+            object_id=str(match_id)[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such match."))
+    acc = team_access(session, by, match.patient_id, action="match_decide", object_type="EhrMatch")
+    if not by.is_clinician:
+        raise NotFound(Msg("No such match."))
+    from_conflict = match.status != MatchStatus.pending
+    row = session.get(EhrResource, match.resource_id)
+    assert row is not None
+    if from_conflict:
+        raise Conflict(Msg("This match was already decided."))
+    if same:
+        target = acc.patient
+    else:
+        given, family = _names(row.resource)
+        born = date.fromisoformat(str(row.resource["birthDate"]))
+        organization = by.organization
+        system_mrn = f"EHR-{row.sender_id}"[:40]
+        target = _register(
+            session,
+            organization=organization,
+            clinic_id=acc.patient.clinic_id,
+            resource=row.resource,
+            given=given,
+            family=family,
+            birth_date=born,
+            mrn=system_mrn,
+            where="resource",
+        )
+    session.execute(
+        update(EhrResource)
+        .where(
+            EhrResource.organization_id == row.organization_id,
+            EhrResource.patient_ref == row.sender_id,
+        )
+        .values(patient_id=target.id)
+    )
+    match.status = MatchStatus.same if same else MatchStatus.different
+    match.decided_at = now()
+    match.decided_by_id = by.id
+    match.linked_patient_id = target.id
+    session.flush()
+    record(
+        session,
+        by=by,
+        action="match_decide",
+        object_type="EhrMatch",
+        object_id=match.id,
+        patient_id=match.patient_id,
+        detail={"decision": str(match.status), "linked": str(target.id)},
+    )
+    return _view(match, acc.patient, row)
+
+
+# --- reading what was imported ---------------------------------------------------------------
+
+
+def served(row: EhrResource, *, local_refs: bool = False) -> dict[str, Any]:
+    """The resource as sent, with its version, time and an `imported` tag; with `local_refs`,
+    its references to its patient point at the Concord patient (as this server serves it)."""
+    resource = copy.deepcopy(row.resource)
+    if local_refs and row.patient_id is not None and row.patient_ref:
+        _resolve(resource, {f"Patient/{row.patient_ref}": f"Patient/{row.patient_id}"})
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(row.version)
+    meta["lastUpdated"] = row.last_updated.isoformat().replace("+00:00", "Z")
+    tags = [t for t in meta.get("tag") or [] if isinstance(t, dict)]
+    tags.append({"system": IMPORTED_TAG_SYSTEM, "code": "imported", "display": "Imported"})
+    meta["tag"] = tags
+    resource["meta"] = meta
+    return resource
+
+
+IMPORTED_TAG_SYSTEM = "https://concord-care.org/fhir/CodeSystem/provenance"
+
+
+def _ensure_types(types: Iterable[str] | None) -> list[str] | None:
+    if types is None:
+        return None
+    wanted = sorted(set(types))
+    unknown = [t for t in wanted if t not in ACCEPTED]
+    if unknown:
+        raise InvalidInput.field("types", "must be among: " + ", ".join(sorted(ACCEPTED)))
+    return wanted
+
+
+def _client_categories() -> frozenset[DataCategory]:
+    # An integration client reads for the organization's operations (quality measures): the
+    # registration and mental-health data the measures need. Substance-use records (42 CFR
+    # Part 2) are never disclosed to it: no consent names a program as their recipient.
+    return frozenset({DataCategory.general, DataCategory.mental_health})
+
+
+def patient_rows(
+    session: Session,
+    *,
+    access: User,
+    patient_id: str | uuid.UUID,
+    types: Iterable[str] | None = None,
+    scopes: frozenset[str] = frozenset(),
+    object_type: str = "EhrResource",
+) -> tuple[list[EhrResource], Patient]:
+    """The imported rows about one patient `access` may read (decided and audited)."""
+    if access.is_client:
+        wanted = _ensure_types(types)
+        require_client(session, access, scopes, ClientScope.quality)
+        patient = _client_patient(session, access, patient_id, object_type)
+        query = select(EhrResource).where(EhrResource.patient_id == patient.id)
+        if wanted is not None:
+            query = query.where(EhrResource.resource_type.in_(wanted))
+        allowed = _client_categories()
+        rows = [
+            r
+            for r in session.scalars(
+                query.order_by(EhrResource.resource_type, EhrResource.sender_id)
+            )
+            if r.data_category in allowed
+        ]
+        _audit_read(session, access, patient.id, len(rows), object_type)
+        return rows, patient
+    acc = record_access(session, access, patient_id, object_type=object_type)
+    return rows_for(session, acc=acc, types=types, object_type=object_type), acc.patient
+
+
+def rows_for(
+    session: Session,
+    *,
+    acc: PatientAccess,
+    types: Iterable[str] | None = None,
+    object_type: str = "EhrResource",
+) -> list[EhrResource]:
+    """The imported rows about the patient `acc` reaches, as the disclosure decision allows
+    (audited)."""
+    wanted = _ensure_types(types)
+    query = select(EhrResource).where(EhrResource.patient_id == acc.patient.id)
+    if wanted is not None:
+        query = query.where(EhrResource.resource_type.in_(wanted))
+    rows = list(session.scalars(query.order_by(EhrResource.resource_type, EhrResource.sender_id)))
+    rows = filter_records(session, acc, rows, object_type=object_type, action="read")
+    _audit_read(session, acc.by, acc.patient.id, len(rows), object_type)
+    return rows
+
+
+def _audit_read(
+    session: Session, by: User, patient_id: uuid.UUID, count: int, object_type: str
+) -> None:
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type=object_type,
+        patient_id=patient_id,
+        detail={"count": count},
+    )
+
+
+def _client_patient(
+    session: Session, client: User, patient_id: str | uuid.UUID, object_type: str
+) -> Patient:
+    try:
+        pid = uuid.UUID(str(patient_id))
+    except ValueError:
+        pid = None
+    patient = session.get(Patient, pid) if pid is not None else None
+    if patient is None or patient.organization_id != client.organization_id:
+        record(
+            session,
+            by=client,
+            action="read",
+            object_type=object_type,
+            object_id=str(patient_id)[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such patient."))
+    return patient
+
+
+def patient_resources(
+    session: Session,
+    *,
+    access: User,
+    patient_id: str | uuid.UUID,
+    types: Iterable[str] | None = None,
+    scopes: frozenset[str] = frozenset(),
+    local_refs: bool = False,
+) -> list[dict[str, Any]]:
+    """The imported FHIR resources about one patient that `access` may read (a clinician on
+    the care team or the patient: the disclosure decision per category; an integration client
+    with the quality scope: the organization's patients, for operations), as sent, each with
+    its version and the `imported` tag. Audited."""
+    rows, _ = patient_rows(
+        session, access=access, patient_id=patient_id, types=types, scopes=scopes
+    )
+    return [served(r, local_refs=local_refs) for r in rows]
+
+
+def organization_patients(
+    session: Session,
+    *,
+    access: User,
+    types: Iterable[str] | None = None,
+    scopes: frozenset[str] = frozenset(),
+    batch: int = 500,
+    local_refs: bool = False,
+) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
+    """Every patient with imported data that `access` may read, with those resources: an
+    integration client (quality scope) reads the organization's, a clinician their care
+    teams' patients, a patient their own. One read a patient in the trail; rows are read
+    in batches of patients."""
+    wanted = _ensure_types(types)
+    if access.is_client:
+        require_client(session, access, scopes, ClientScope.quality)
+        scope = select(Patient.id).where(Patient.organization_id == access.organization_id)
+    elif sees_whole_record(access):
+        # A clinician: their care teams' patients; a patient: themself.
+        scope = readable_patients(access).with_only_columns(Patient.id)
+    else:
+        return
+    ids = list(
+        session.scalars(
+            select(EhrResource.patient_id)
+            .where(
+                EhrResource.organization_id == access.organization_id,
+                EhrResource.patient_id.in_(scope),
+            )
+            .distinct()
+            .order_by(EhrResource.patient_id)
+        )
+    )
+    allowed = _client_categories()
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        query = select(EhrResource).where(EhrResource.patient_id.in_(chunk))
+        if wanted is not None:
+            query = query.where(EhrResource.resource_type.in_(wanted))
+        grouped: dict[uuid.UUID, list[EhrResource]] = {pid: [] for pid in chunk}
+        for row in session.scalars(query.order_by(EhrResource.patient_id, EhrResource.sender_id)):
+            grouped[row.patient_id].append(row)  # type: ignore[index]
+        for pid in chunk:
+            rows = grouped[pid]
+            if access.is_client:
+                rows = [r for r in rows if r.data_category in allowed]
+            else:
+                acc = patient_for(session, access, pid, object_type="EhrResource")
+                rows = filter_records(session, acc, rows, object_type="EhrResource", action="read")
+            record(
+                session,
+                by=access,
+                action="read",
+                object_type="EhrResource",
+                patient_id=pid,
+                detail={
+                    "count": len(rows),
+                    "purpose": "operations" if access.is_client else "treatment",
+                },
+            )
+            yield pid, [served(r, local_refs=local_refs) for r in rows]
+
+
+def read_imported(
+    session: Session, *, by: User, kind: str, ident: str, scopes: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """One imported resource by its type and the sender's id, if `by` may read it."""
+    row = _row(session, by.organization_id, kind, ident[:64]) if kind in ACCEPTED else None
+    if row is None or row.patient_id is None:
+        record(
+            session,
+            by=by,
+            action="read",
+            object_type=kind[:40],
+            object_id=ident[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such resource."))
+    rows, patient = patient_rows(
+        session, access=by, patient_id=row.patient_id, types=[kind], scopes=scopes, object_type=kind
+    )
+    for found in rows:
+        if found.id == row.id:
+            return served(found, local_refs=True)
+    raise NotFound(Msg("No such resource."))
+
+
+# --- for the patient's pages -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    code: str
+    system: str
+    display: str
+    clinical_status: str
+    onset: str
+    category: str
+
+
+@dataclass(frozen=True)
+class ImportedScore:
+    instrument: str
+    score: float | None
+    when: str
+    out_of_range: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class ImportedEncounter:
+    when: str
+    description: str  # the EHR's own words for the encounter's type
+    status: str
+
+
+@dataclass(frozen=True)
+class ImportedRecord:
+    diagnoses: list[Diagnosis]
+    scores: list[ImportedScore]
+    encounters: list[ImportedEncounter]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.diagnoses or self.scores or self.encounters)
+
+
+PHQ9_CODES = {"44261-6": "PHQ-9", "89204-2": "PHQ-9M"}
+PHQ9_RANGE = (0, 27)
+
+
+def _concept(resource: dict[str, Any], key: str = "code") -> tuple[str, str, str]:
+    concept = resource.get(key) if isinstance(resource.get(key), dict) else {}
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+    first = codings[0] if codings else {}
+    display = concept.get("text") or first.get("display") or first.get("code") or ""
+    return str(first.get("code") or ""), str(first.get("system") or ""), str(display)[:200]
+
+
+def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecord:
+    """What the EHR sent about a patient, as the patient's page shows it: diagnoses, PHQ-9
+    totals (kept as sent: never re-scored; a value outside 0-27 is flagged), encounters."""
+    rows = rows_for(session, acc=access, types=["Condition", "Observation", "Encounter"])
+    diagnoses, scores, encounters = [], [], []
+    for row in rows:
+        res = row.resource
+        if row.resource_type == "Condition":
+            code, system, display = _concept(res)
+            status, _, _ = _concept(res, "clinicalStatus")
+            diagnoses.append(
+                Diagnosis(
+                    code=code,
+                    system=system,
+                    display=display,
+                    clinical_status=status,
+                    onset=str(res.get("onsetDateTime") or res.get("recordedDate") or "")[:10],
+                    category=row.category,
+                )
+            )
+        elif row.resource_type == "Observation":
+            found = [c for s, c in _codings(res) if s == "http://loinc.org" and c in PHQ9_CODES]
+            if not found:
+                continue
+            value = res.get("valueInteger")
+            if value is None and isinstance(res.get("valueQuantity"), dict):
+                value = res["valueQuantity"].get("value")
+            score = float(value) if isinstance(value, (int, float)) else None
+            out = score is None or not (PHQ9_RANGE[0] <= score <= PHQ9_RANGE[1])
+            scores.append(
+                ImportedScore(
+                    instrument=PHQ9_CODES[found[0]],
+                    score=score,
+                    when=str(res.get("effectiveDateTime") or res.get("issued") or "")[:10],
+                    out_of_range=out,
+                    note="outside 0-27 as sent" if out else "",
+                )
+            )
+        elif row.resource_type == "Encounter":
+            types = res.get("type") or []
+            kind = _concept({"code": types[0]})[2] if types and isinstance(types[0], dict) else ""
+            period = res.get("period") if isinstance(res.get("period"), dict) else {}
+            encounters.append(
+                ImportedEncounter(
+                    when=str(period.get("start") or "")[:10],
+                    description=kind,
+                    status=str(res.get("status") or ""),
+                )
+            )
+    scores.sort(key=lambda s: s.when)
+    encounters.sort(key=lambda e: e.when, reverse=True)
+    return ImportedRecord(diagnoses, scores, encounters)
