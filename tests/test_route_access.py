@@ -395,6 +395,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
         ),
         Case("/fhir/Patient", RECORD, kind="search"),
         Case("/fhir/Questionnaire", ALL, kind="list"),
+        Case("/fhir/Measure", ALL, kind="list"),
         # Flag and Consent need a patient (a 4xx without one).
         *(
             Case(f"/fhir/{kind}", allowed, kind="search")
@@ -414,6 +415,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("GET", "/fhir/{kind}/{ident}"): [
         *(Case(f"/fhir/{path}", allowed) for path, allowed in READS.items()),
         Case("/fhir/Questionnaire/PHQ-9", ALL, kind="list"),
+        Case("/fhir/Measure/CMS159", ALL, kind="list"),
         # Staff of the organization, to those who read clinical records.
         Case(
             "/fhir/Practitioner/{practitioner_id}",
@@ -734,6 +736,36 @@ RULES: dict[tuple[str, str], list[Case]] = {
                 ],
             },
             denied=frozenset({403}),
+        )
+    ],
+    # Quality measures over the imported data (issue 20): a clinician evaluates over their care
+    # teams' patients (one patient: the team only); an integration client over the
+    # organization's; nobody else.
+    ("GET", "/fhir/Measure/{measure_id}/$evaluate-measure"): [
+        Case(
+            "/fhir/Measure/CMS159/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31"
+            "&reportType=subject-list",
+            CLINICIANS,
+            kind="list",
+        ),
+        Case(
+            "/fhir/Measure/CMS2/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31"
+            "&subject=Patient/{patient_id}",
+            TEAM,
+        ),
+    ],
+    ("POST", "/fhir/Measure/{measure_id}/$evaluate-measure"): [
+        Case(
+            "/fhir/Measure/CMS159/$evaluate-measure",
+            TEAM,
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "periodStart", "valueDate": "2026-01-01"},
+                    {"name": "periodEnd", "valueDate": "2026-12-31"},
+                    {"name": "subject", "valueReference": {"reference": "Patient/{patient_id}"}},
+                ],
+            },
         )
     ],
     ("GET", "/api/v1/ehr/matches"): [Case("/api/v1/ehr/matches", TEAM, kind="list")],

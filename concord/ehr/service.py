@@ -1110,3 +1110,12 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
     scores.sort(key=lambda s: s.when)
     encounters.sort(key=lambda e: e.when, reverse=True)
     return ImportedRecord(diagnoses, scores, encounters)
+
+
+def patient_id_for_sender(
+    session: Session, *, organization_id: uuid.UUID, sender_id: str
+) -> uuid.UUID | None:
+    """The Concord patient an imported Patient (by the sender's id) is linked to, if any; no
+    access decision here: the caller reads through patient_resources, which decides."""
+    row = _row(session, organization_id, "Patient", sender_id[:64])
+    return row.patient_id if row is not None else None

@@ -17,6 +17,8 @@ from fhir.resources.R4B.coverage import Coverage
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.goal import Goal as FhirGoal
+from fhir.resources.R4B.measure import Measure
+from fhir.resources.R4B.measurereport import MeasureReport
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
@@ -47,6 +49,9 @@ VALIDATORS: dict[str, Any] = {
     "ServiceRequest": ServiceRequest,
     "MedicationRequest": MedicationRequest,
     "Coverage": Coverage,
+    # Quality measures (concord.quality).
+    "Measure": Measure,
+    "MeasureReport": MeasureReport,
     "Bundle": Bundle,
     "CapabilityStatement": CapabilityStatement,
     "OperationOutcome": OperationOutcome,

@@ -385,7 +385,7 @@ class TestRefused:
         ]
         assert {r["type"] for r in searchable} == {
             "Patient", "CareTeam", "CarePlan", "Goal", "Questionnaire", "QuestionnaireResponse",
-            "Observation", "Task", "Flag", "Consent",
+            "Observation", "Task", "Flag", "Consent", "Measure",
         }
         samples = {"token": "x", "reference": str(people.patient.id), "uri": "urn:x",
                    "number": "1", "string": "id"}
