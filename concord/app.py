@@ -32,6 +32,8 @@ from concord.measures.routes import router as measures_router
 from concord.outbox import mailer_from_settings
 from concord.patients.api import router as patients_api
 from concord.patients.routes import router as patients_router
+from concord.quality.routes import api as quality_api
+from concord.quality.routes import router as quality_router
 from concord.registry.api import router as registry_api
 from concord.registry.routes import router as registry_router
 from concord.safety.api import router as safety_api
@@ -147,6 +149,7 @@ def create_app(
         disclosures_api,
         part2_api,
         ehr_api,
+        quality_api,
     )
     for router in (
         web_router,
@@ -161,12 +164,14 @@ def create_app(
         disclosures_api,
         part2_api,
         ehr_api,
+        quality_api,
         accounts_router,
         patients_router,
         careplans_router,
         measures_router,
         safety_router,
         registry_router,
+        quality_router,
         decisions_router,
         consents_router,
         disclosures_router,

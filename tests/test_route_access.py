@@ -768,6 +768,9 @@ RULES: dict[tuple[str, str], list[Case]] = {
             },
         )
     ],
+    ("GET", "/api/v1/quality"): [
+        Case("/api/v1/quality?start=2026-01-01&end=2026-12-31", CLINICIANS, kind="list")
+    ],
     ("GET", "/api/v1/ehr/matches"): [Case("/api/v1/ehr/matches", TEAM, kind="list")],
     ("POST", "/api/v1/ehr/matches/{match_id}"): [
         Case("/api/v1/ehr/matches/{match_id}", TEAM, {"decision": "same"})
@@ -963,6 +966,8 @@ EXPORTS: dict[str, Case] = {
     "/registry/minutes.csv": Case(
         "/registry/minutes.csv?month=2026-11", TEAM | {"admin"}, kind="list"
     ),
+    # The Quality page's patients (issue 20): a clinician's care teams' patients only.
+    "/quality.csv": Case("/quality.csv?start=2026-01-01&end=2026-12-31", CLINICIANS, kind="list"),
 }
 
 

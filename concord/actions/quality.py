@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,7 +23,8 @@ from concord.audit.service import record
 from concord.ehr import service as ehr
 from concord.errors import NotFound
 from concord.i18n import Msg
-from concord.quality import catalog
+from concord.patients.service import lead_of, list_my_patients
+from concord.quality import catalog, stats
 
 
 def _may_evaluate(by: User) -> bool:
@@ -109,3 +112,139 @@ def evaluate_measure(
         detail={"report": request.report_type, "patients": len(patients)},
     )
     return report
+
+
+# --- the Quality page: each measure over the patients the clinician may read ---------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One group's counts for one measure, the rate and its 95% Wilson interval."""
+
+    label: str
+    counts: dict[str, int]
+    performance_denominator: int  # denominator - exclusions - exceptions
+    numerator: int
+    rate: float | None
+    interval: tuple[float, float] | None
+    too_small: bool
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    patient_id: uuid.UUID
+    name: str
+    mrn: str
+    clinic: str
+    clinician: str
+    populations: dict[str, bool]
+
+    @property
+    def open(self) -> bool:
+        """In the denominator, not excluded, not an exception, not in the numerator: the
+        patients a care manager can act on."""
+        p = self.populations
+        return (
+            p.get("denominator", False)
+            and not p.get("denominator-exclusion", False)
+            and not p.get("denominator-exception", False)
+            and not p.get("numerator", False)
+        )
+
+
+@dataclass(frozen=True)
+class MeasureView:
+    measure_id: str
+    title: str
+    version: str
+    populations: tuple[str, ...]
+    overall: Rate
+    by_clinic: list[Rate]
+    by_clinician: list[Rate]
+    patients: list[PatientRow]
+
+
+def _rate(label: str, counts: dict[str, int]) -> Rate:
+    base = (
+        counts.get("denominator", 0)
+        - counts.get("denominator-exclusion", 0)
+        - counts.get("denominator-exception", 0)
+    )
+    num = counts.get("numerator", 0)
+    return Rate(
+        label=label,
+        counts=counts,
+        performance_denominator=max(base, 0),
+        numerator=num,
+        rate=num / base if base > 0 else None,
+        interval=stats.wilson_interval(num, base),
+        too_small=stats.too_small(base),
+    )
+
+
+def _grouped(rows: list[PatientRow], key: str, populations: tuple[str, ...]) -> list[Rate]:
+    groups: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts = groups.setdefault(getattr(row, key), dict.fromkeys(populations, 0))
+        for code in populations:
+            counts[code] += 1 if row.populations.get(code) else 0
+    return [_rate(label, counts) for label, counts in sorted(groups.items())]
+
+
+def quality_overview(
+    session: Session, *, by: User, period_start: date, period_end: date
+) -> list[MeasureView]:
+    """CMS159 and CMS2 over the patients of `by`'s care teams (a clinician; anyone else has
+    none): counts overall, per clinic and per clinician (the care team's lead), and the
+    patients in each population. Every patient read is audited by the store."""
+    if not (by.active and by.is_clinician):
+        record(session, by=by, action="evaluate", object_type="Measure", outcome=Outcome.denied)
+        raise NotFound(Msg("No such page."))
+    patients = {p.id: p for p in list_my_patients(session, by=by)}
+    supplied = [(pid, res) for pid, res in patients_for(session, by=by, scopes=frozenset())]
+    leads = {pid: lead_of(session, patient_id=pid) for pid, _ in supplied}
+    views = []
+    for measure_id in catalog.measure_ids():
+        request = catalog.Request(measure_id, period_start, period_end, "population", None)
+        module = catalog.MODULES[measure_id]
+        spec = module.spec_for(period_start)
+        rows = []
+        for pid, result in catalog.evaluate_patients(request, supplied):
+            patient = patients.get(uuid.UUID(pid))
+            if patient is None:
+                continue
+            lead = leads.get(patient.id)
+            rows.append(
+                PatientRow(
+                    patient_id=patient.id,
+                    name=patient.display_name,
+                    mrn=patient.mrn,
+                    clinic=patient.clinic.name,
+                    clinician=lead.user.name if lead is not None else "",
+                    populations={code: result[code] for code in module.POPULATIONS},
+                )
+            )
+        rows.sort(key=lambda r: (not r.open, r.name))
+        measure = catalog.measure_resource(measure_id)
+        populations = tuple(module.POPULATIONS)
+        counts = {c: sum(1 for r in rows if r.populations.get(c)) for c in populations}
+        views.append(
+            MeasureView(
+                measure_id=measure_id,
+                title=str(measure.get("title") or measure_id),
+                version=spec.version,
+                populations=populations,
+                overall=_rate("", counts),
+                by_clinic=_grouped(rows, "clinic", populations),
+                by_clinician=_grouped(rows, "clinician", populations),
+                patients=[r for r in rows if r.populations.get("initial-population")],
+            )
+        )
+    record(
+        session,
+        by=by,
+        action="evaluate",
+        object_type="Measure",
+        detail={"report": "quality-page", "patients": len(supplied)},
+    )
+    return views
