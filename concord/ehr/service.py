@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from concord.access import (
@@ -255,22 +256,35 @@ def import_bundle(
     )
     for entry in order:
         _resolve(entry.resource, urls)
-        if transaction:
-            try:
-                _store(session, by=by, organization=organization, entry=entry, system=system)
-            except EntryError as exc:
-                problems.update(exc.fields)
-        else:
+    # Every row the Bundle names (its entries and their patients), in one query: a 1000-entry
+    # Bundle is not 2000 lookups.
+    cache = _preload(session, organization.id, order)
+    store = functools.partial(
+        _store, session, by=by, organization=organization, system=system, cache=cache
+    )
+    with session.no_autoflush:
+        for entry in order:
+            if transaction:
+                try:
+                    store(entry=entry)
+                except EntryError as exc:
+                    problems.update(exc.fields)
+                continue
             savepoint = session.begin_nested()
             pending = len(session.info.get("audit_pending", []))
             try:
-                _store(session, by=by, organization=organization, entry=entry, system=system)
+                store(entry=entry)
+                session.flush()
                 savepoint.commit()
             except EntryError as exc:
                 savepoint.rollback()
                 del session.info.get("audit_pending", [])[pending:]
                 entry.error = exc.fields
                 entry.status = exc.status
+                # Rows made in the rolled-back entry are gone.
+                for key in [k for k, r in cache.items() if not sa_inspect(r).persistent]:
+                    del cache[key]
+    session.flush()
     if transaction and problems:
         raise BundleInvalid(
             Msg("The Bundle was not imported: fix the entries named."), errors=problems
@@ -368,6 +382,31 @@ def _resolve(value: Any, urls: dict[str, str]) -> None:
             _resolve(item, urls)
 
 
+def _preload(
+    session: Session, organization_id: uuid.UUID, entries: list[Entry]
+) -> dict[tuple[str, str], EhrResource]:
+    wanted = {(e.kind, e.sender_id) for e in entries}
+    for entry in entries:
+        if entry.kind in SUBJECT:
+            try:
+                wanted.add(("Patient", _subject(entry)))
+            except EntryError:
+                continue  # answered when the entry is stored
+    ids = sorted({sid for _, sid in wanted})
+    found: dict[tuple[str, str], EhrResource] = {}
+    for start in range(0, len(ids), 500):
+        for row in session.scalars(
+            select(EhrResource).where(
+                EhrResource.organization_id == organization_id,
+                EhrResource.sender_id.in_(ids[start : start + 500]),
+            )
+        ):
+            key = (row.resource_type, row.sender_id)
+            if key in wanted:
+                found[key] = row
+    return found
+
+
 def _row(
     session: Session, organization_id: uuid.UUID, kind: str, sender_id: str
 ) -> EhrResource | None:
@@ -395,7 +434,13 @@ def _subject(entry: Entry) -> str:
 
 
 def _store(
-    session: Session, *, by: User, organization: Organization, entry: Entry, system: str
+    session: Session,
+    *,
+    by: User,
+    organization: Organization,
+    entry: Entry,
+    system: str,
+    cache: dict[tuple[str, str], EhrResource],
 ) -> None:
     patient_id: uuid.UUID | None = None
     patient_ref: str | None = None
@@ -404,7 +449,7 @@ def _store(
         patient_ref = entry.sender_id
     elif entry.kind not in UNLINKED:
         patient_ref = _subject(entry)
-        patient_row = _row(session, organization.id, "Patient", patient_ref)
+        patient_row = cache.get(("Patient", patient_ref))
         if patient_row is None:
             raise EntryError(
                 {
@@ -414,7 +459,7 @@ def _store(
             )
         patient_id = patient_row.patient_id
         held = patient_id is None
-    row = _row(session, organization.id, entry.kind, entry.sender_id)
+    row = cache.get((entry.kind, entry.sender_id))
     if row is not None and row.source_id != by.id:
         raise EntryError(
             {_where(entry.index, "request.url"): "was sent by another client of this organization"},
@@ -424,6 +469,7 @@ def _store(
     stamp = now()
     if row is None:
         row = EhrResource(
+            id=uuid.uuid4(),
             organization_id=organization.id,
             source_id=by.id,
             resource_type=entry.kind,
@@ -437,7 +483,7 @@ def _store(
             created_at=stamp,
         )
         session.add(row)
-        session.flush()
+        cache[(entry.kind, entry.sender_id)] = row
         entry.status = "201 Created"
         if entry.kind == "Patient":
             _match(session, by=by, organization=organization, row=row, entry=entry, system=system)
@@ -451,7 +497,6 @@ def _store(
             # A resource moved to another patient follows the new subject.
             row.patient_ref = patient_ref
             row.patient_id = patient_id
-        session.flush()
         entry.status = "200 OK"
     entry.location = f"{entry.kind}/{entry.sender_id}/_history/{row.version}"
     entry.etag = f'W/"{row.version}"'
@@ -522,6 +567,7 @@ def _match(
             .limit(1)
         )
         if candidate is not None:
+            session.flush()  # the imported Patient's row first: the match names it
             session.add(
                 EhrMatch(
                     organization_id=organization.id,
@@ -1006,6 +1052,15 @@ def read_imported(
     raise NotFound(Msg("No such resource."))
 
 
+def imported_scores(session: Session, *, access: PatientAccess) -> dict[str, list[Any]]:
+    """The EHR's PHQ-9 totals about a patient by Concord's instrument code (for its chart)."""
+    shown = imported_record(session, access=access)
+    out: dict[str, list[Any]] = {}
+    for score in shown.scores:
+        out.setdefault(score.instrument, []).append(score)
+    return out
+
+
 # --- for the patient's pages -----------------------------------------------------------------
 
 
@@ -1027,6 +1082,13 @@ class ImportedScore:
     out_of_range: bool
     note: str
 
+    @property
+    def on(self) -> date | None:
+        try:
+            return date.fromisoformat(self.when)
+        except ValueError:
+            return None
+
 
 @dataclass(frozen=True)
 class ImportedEncounter:
@@ -1040,6 +1102,8 @@ class ImportedRecord:
     diagnoses: list[Diagnosis]
     scores: list[ImportedScore]
     encounters: list[ImportedEncounter]
+    # Imported patients that may be this one, waiting for the team to decide (/ehr/matches).
+    pending_matches: int = 0
 
     @property
     def empty(self) -> bool:
@@ -1109,7 +1173,14 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
             )
     scores.sort(key=lambda s: s.when)
     encounters.sort(key=lambda e: e.when, reverse=True)
-    return ImportedRecord(diagnoses, scores, encounters)
+    pending = 0
+    if access.on_team:
+        pending = session.scalar(
+            select(func.count())
+            .select_from(EhrMatch)
+            .where(EhrMatch.patient_id == access.patient.id, EhrMatch.status == MatchStatus.pending)
+        )
+    return ImportedRecord(diagnoses, scores, encounters, int(pending or 0))
 
 
 def patient_id_for_sender(

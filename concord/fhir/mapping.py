@@ -24,6 +24,7 @@ from concord.careplans.models import (
     PlanRevision,
 )
 from concord.dates import local_date
+from concord.fhir.ehr import IMPORTED_TYPES
 from concord.fhir.search import SEARCH_PARAMS, capability_type
 from concord.fhir.validators import VALIDATORS
 from concord.labels import ROLE_LABELS, VALUE_LABELS
@@ -491,6 +492,16 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 }
             ]
     resources.append({"type": "Practitioner", "interaction": [{"code": "read"}]})
+    for kind in sorted(IMPORTED_TYPES):
+        resources.append(
+            {
+                "type": kind,
+                "documentation": "Imported from the clinic's EHR (POST a transaction or batch "
+                "Bundle to the base), served as sent; a search needs patient.",
+                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "searchParam": [{"name": "patient", "type": "reference"}],
+            }
+        )
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -525,6 +536,8 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     "description": "Bearer tokens issued by Concord.",
                 },
                 "resource": resources,
+                # An integration client's import (docs/ehr-import.md).
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
     }

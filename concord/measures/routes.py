@@ -16,6 +16,7 @@ from concord.actions import checkin
 from concord.actions import progress as plan_progress
 from concord.dates import format_date
 from concord.dates import score as score_text
+from concord.ehr import service as ehr
 from concord.errors import Conflict, InvalidInput
 from concord.i18n import Msg, translate
 from concord.labels import VALUE_LABELS
@@ -45,8 +46,13 @@ from concord.web.templating import render
 router = APIRouter()
 
 
-def chart_data(progress: measures.InstrumentProgress, lang: str) -> str:
-    """What the chart script draws: points, severity bands, baseline and goal lines."""
+def chart_data(
+    progress: measures.InstrumentProgress, lang: str, imported: list[Any] | None = None
+) -> str:
+    """What the chart script draws: points, severity bands, baseline and goal lines; and the
+    EHR's scores of the same instrument (`imported`: dated values, drawn apart and marked
+    imported, never re-scored; one outside the score's range is left off the chart and kept
+    in the table, flagged)."""
     score = progress.instrument.main_score
     assert score is not None
     summary = progress.summary
@@ -59,9 +65,25 @@ def chart_data(progress: measures.InstrumentProgress, lang: str) -> str:
             # Each date in the locale's format ("Dec 6, 2026", "6 dic 2026"), not ISO; scores as
             # integers where they are.
             "points": [
-                {"x": format_date(p.on, lang=lang, where=None), "y": _num(p.value)}
+                {
+                    "x": format_date(p.on, lang=lang, where=None),
+                    "y": _num(p.value),
+                    "on": p.on.isoformat(),
+                }
                 for p in progress.points
             ],
+            "imported": [
+                {
+                    "x": format_date(i.on, lang=lang, where=None),
+                    "y": _num(i.score),
+                    "on": i.on.isoformat(),
+                }
+                for i in imported or []
+                if not i.out_of_range and i.on is not None
+            ],
+            "importedLabel": translate(
+                Msg("%(instrument)s from the EHR", instrument=progress.instrument.code), lang
+            ),
             "bands": [
                 {"from": b.min, "to": b.max, "name": b.name.get(lang) or b.name["en"]}
                 for b in score.bands
@@ -129,12 +151,17 @@ def _measures_context(
 ) -> dict[str, Any]:
     check_ins = measures.check_ins(session, access=acc)
     progress = plan_progress.progress_for(session, access=acc)
+    imported_scores = ehr.imported_scores(session, access=acc)
     context = {
         "acc": acc,
         "patient": acc.patient,
         "check_ins": check_ins,
         "progress": progress,
-        "chart_json": {p.instrument.code: chart_data(p, lang) for p in progress},
+        "chart_json": {
+            p.instrument.code: chart_data(p, lang, imported_scores.get(p.instrument.code))
+            for p in progress
+        },
+        "imported_scores": imported_scores,
         "responses": (responses := measures.list_responses(session, access=acc, limit=50)),
         "part2": {r.id for r in responses if disclosure.label_of(session, acc, r).part2},
         **withheld_context(session, acc),

@@ -17,7 +17,7 @@ from concord.dates import org_today
 from concord.ehr import service as ehr
 from concord.errors import InvalidInput, PermissionDenied
 from concord.i18n import Msg
-from concord.measures.routes import progress_card
+from concord.measures.routes import chart_data, progress_card
 from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, CareTeam, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
@@ -181,6 +181,15 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
     summary = plans.plan_summaries(session, [acc.patient], org_today(actor.user.organization))[
         acc.patient.id
     ]
+    imported = ehr.imported_record(session, access=acc)
+    card = progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id))
+    main = card["main_progress"]
+    if main is not None and imported.scores:
+        # The EHR's scores of the same instrument on its chart, marked imported.
+        code = main.instrument.code
+        card["chart_json"] = {
+            code: chart_data(main, lang, [s for s in imported.scores if s.instrument == code])
+        }
     return {
         "acc": acc,
         "patient": acc.patient,
@@ -188,11 +197,11 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         "members": members,
         "summary": summary,
         "related": patients.list_related_persons(session, access=acc),
-        **progress_card(session, acc, lang, judged=judged_by(session, acc.patient.id)),
+        **card,
         **header_context(session, acc, tab="overview"),
         **withheld_context(session, acc),
         # What the clinic's EHR sent (issue 20): diagnoses, PHQ-9 totals as sent, encounters.
-        "imported": ehr.imported_record(session, access=acc),
+        "imported": imported,
     }
 
 

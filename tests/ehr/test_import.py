@@ -13,6 +13,7 @@ from concord.audit.models import AuditEvent
 from concord.ehr import service as ehr
 from concord.ehr.models import EhrMatch, EhrResource
 from concord.errors import PermissionDenied
+from concord.measures import service as measures
 from concord.patients.models import Patient
 from tests.careplans.test_api import bearer
 from tests.conftest import commit
@@ -380,6 +381,18 @@ def test_the_patients_page_shows_what_the_ehr_sent(client, session, people, sign
             },
         ),
         put(
+            "Observation",
+            "o2",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                "subject": {"reference": "Patient/p1"},
+                "effectiveDateTime": "2026-03-01",
+                "valueInteger": 12,
+            },
+        ),
+        put(
             "Encounter",
             "e1",
             {
@@ -393,6 +406,17 @@ def test_the_patients_page_shows_what_the_ehr_sent(client, session, people, sign
         ),
     )
     assert send(client, body, token).status_code == 200
+    # A PHQ-9 answered in Concord, so the patient has a PHQ-9 chart.
+    measures.record_response(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        instrument_code="PHQ-9",
+        submission=measures.Submission(
+            answers={**{str(i): 1 for i in range(1, 10)}, "difficulty": 1},
+            mode=measures.Mode.in_person,
+        ),
+    )
+    commit(session)
     sign_in(people.care_manager.email)
     page = client.get(f"/patients/{people.patient.id}")
     assert page.status_code == 200
@@ -400,6 +424,11 @@ def test_the_patients_page_shows_what_the_ehr_sent(client, session, people, sign
     assert "From the EHR" in text and "F32.1" in text
     assert "outside 0-27 as sent" in text and "31" in text
     assert "Office visit" in text
+    # On the PHQ-9 chart's page: the EHR's totals in their own table, marked imported.
+    measures_page = client.get(f"/patients/{people.patient.id}/measures").text
+    assert "PHQ-9 from the EHR" in measures_page
+    assert '"imported": [{"x": "Mar 1, 2026", "y": 12' in measures_page  # 31 is off the chart
+    assert "PHQ-9 from the EHR" in text  # the overview's chart too
 
 
 def test_an_idempotency_key_makes_a_repeat_create_nothing(client, session, people):
@@ -415,3 +444,21 @@ def test_an_idempotency_key_makes_a_repeat_create_nothing(client, session, peopl
     assert [e["response"]["location"] for e in again.json()["entry"]] == locations
     other = client.post("/fhir", json=bundle(post(patient(mrn="E-2"), PAT)), headers=headers)
     assert other.status_code == 409
+
+
+def test_the_team_decides_a_match_on_its_page(client, session, people, sign_in):
+    token = client_token(session, people)
+    held = patient(mrn="X-5", given="Pat", family="Ient", birth="1985-05-17")
+    assert send(client, bundle(put("Patient", "p5", held)), token).status_code == 200
+    csrf = sign_in(people.care_manager.email)
+    overview = client.get(f"/patients/{people.patient.id}").text
+    assert "may be this patient" in overview and 'href="/ehr/matches"' in overview
+    page = client.get("/ehr/matches")
+    assert page.status_code == 200
+    assert "Pat Ient" in page.text and "A different medical record number" in page.text
+    match = session.scalar(select(EhrMatch))
+    done = client.post(f"/ehr/matches/{match.id}", data={"decision": "same", "csrf_token": csrf})
+    assert done.status_code == 303, done.text
+    session.refresh(match)
+    assert match.status == "same" and match.decided_by_id == people.care_manager.id
+    assert "No patients are waiting" in client.get("/ehr/matches").text

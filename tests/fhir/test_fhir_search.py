@@ -386,6 +386,9 @@ class TestRefused:
         assert {r["type"] for r in searchable} == {
             "Patient", "CareTeam", "CarePlan", "Goal", "Questionnaire", "QuestionnaireResponse",
             "Observation", "Task", "Flag", "Consent", "Measure",
+            # Imported from the EHR (issue 20), searched by patient only.
+            "Condition", "Encounter", "Procedure", "ServiceRequest", "MedicationRequest",
+            "Coverage",
         }
         samples = {"token": "x", "reference": str(people.patient.id), "uri": "urn:x",
                    "number": "1", "string": "id"}

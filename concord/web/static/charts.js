@@ -34,11 +34,26 @@
     var source = document.getElementById(canvas.getAttribute("data-chart"));
     if (!source || typeof Chart === "undefined") { return; }
     var d = JSON.parse(source.textContent);
-    if (!d.points.length) { canvas.parentNode.hidden = true; return; }
-    var labels = d.points.map(function (p) { return p.x; });
-    var datasets = [{ label: d.label, data: d.points.map(function (p) { return p.y; }),
+    if (!d.points.length && !(d.imported || []).length) { canvas.parentNode.hidden = true; return; }
+    var imported = d.imported || [];
+    // One axis of dates for Concord's scores and the EHR's (imported), in date order.
+    var days = {};
+    d.points.concat(imported).forEach(function (p) { days[p.on || p.x] = p.x; });
+    var order = Object.keys(days).sort();
+    var labels = order.map(function (k) { return days[k]; });
+    function at(points) {
+      var by = {};
+      points.forEach(function (p) { by[p.on || p.x] = p.y; });
+      return order.map(function (k) { return k in by ? by[k] : null; });
+    }
+    var datasets = [{ label: d.label, data: at(d.points), spanGaps: true,
                       borderColor: "#0b5a7a", backgroundColor: "#0b5a7a", pointRadius: 4,
                       borderWidth: 3, tension: 0 }];
+    if (imported.length) {
+      datasets.push({ label: d.importedLabel, data: at(imported), showLine: false,
+                      pointStyle: "rectRot", pointRadius: 6, borderColor: "#8a4b00",
+                      backgroundColor: "#8a4b00" });
+    }
     if (d.baseline !== null) {
       datasets.push(line(d.baseline, d.baselineLabel, "#4a5561", [6, 4], labels.length));
     }
