@@ -61,14 +61,14 @@ def main() -> None:
             rows = []
             ids = list(session.scalars(select(Patient.id).where(Patient.organization_id == org_id)))
             for i, pid in enumerate(ids):
-                for resource in synthetic_patient(i, rng):
+                for k, resource in enumerate(synthetic_patient(i, rng)):
                     rows.append(
                         {
                             "id": uuid.uuid4(),
                             "organization_id": org_id,
                             "source_id": client_id,
                             "resource_type": resource["resourceType"],
-                            "sender_id": resource.get("id") or f"r{len(rows)}",
+                            "sender_id": resource.get("id") or f"r{i}-{k}",
                             "patient_id": pid,
                             "patient_ref": f"p{i}",
                             "category": str(category_of_resource(resource)),
