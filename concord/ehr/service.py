@@ -915,6 +915,8 @@ def rows_for(
 def _audit_read(
     session: Session, by: User, patient_id: uuid.UUID, count: int, object_type: str
 ) -> None:
+    if not count:
+        return  # nothing of the patient's was read (a withholding is audited on its own)
     record(
         session,
         by=by,
