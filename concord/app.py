@@ -35,6 +35,8 @@ from concord.medications.routes import router as medications_router
 from concord.outbox import mailer_from_settings
 from concord.patients.api import router as patients_api
 from concord.patients.routes import router as patients_router
+from concord.quality.routes import api as quality_api
+from concord.quality.routes import router as quality_router
 from concord.registry.api import router as registry_api
 from concord.registry.routes import router as registry_router
 from concord.safety.api import router as safety_api
@@ -151,6 +153,7 @@ def create_app(
         part2_api,
         medications_api,
         ehr_api,
+        quality_api,
     )
     for router in (
         web_router,
@@ -167,12 +170,14 @@ def create_app(
         cds_router,
         medications_api,
         ehr_api,
+        quality_api,
         accounts_router,
         patients_router,
         careplans_router,
         measures_router,
         safety_router,
         registry_router,
+        quality_router,
         decisions_router,
         consents_router,
         disclosures_router,

@@ -465,6 +465,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
         ),
         Case("/fhir/Patient", RECORD, kind="search"),
         Case("/fhir/Questionnaire", ALL, kind="list"),
+        Case("/fhir/Measure", ALL, kind="list"),
         # Flag and Consent need a patient (a 4xx without one).
         *(
             Case(f"/fhir/{kind}", allowed, kind="search")
@@ -501,6 +502,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("GET", "/fhir/{kind}/{ident}"): [
         *(Case(f"/fhir/{path}", allowed) for path, allowed in READS.items()),
         Case("/fhir/Questionnaire/PHQ-9", ALL, kind="list"),
+        Case("/fhir/Measure/CMS159", ALL, kind="list"),
         # Staff of the organization, to those who read clinical records.
         Case(
             "/fhir/Practitioner/{practitioner_id}",
@@ -900,6 +902,39 @@ RULES: dict[tuple[str, str], list[Case]] = {
             denied=frozenset({403}),
         )
     ],
+    # Quality measures over the imported data (issue 20): a clinician evaluates over their care
+    # teams' patients (one patient: the team only); an integration client over the
+    # organization's; nobody else.
+    ("GET", "/fhir/Measure/{measure_id}/$evaluate-measure"): [
+        Case(
+            "/fhir/Measure/CMS159/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31"
+            "&reportType=subject-list",
+            CLINICIANS,
+            kind="list",
+        ),
+        Case(
+            "/fhir/Measure/CMS2/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31"
+            "&subject=Patient/{patient_id}",
+            TEAM,
+        ),
+    ],
+    ("POST", "/fhir/Measure/{measure_id}/$evaluate-measure"): [
+        Case(
+            "/fhir/Measure/CMS159/$evaluate-measure",
+            TEAM,
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "periodStart", "valueDate": "2026-01-01"},
+                    {"name": "periodEnd", "valueDate": "2026-12-31"},
+                    {"name": "subject", "valueReference": {"reference": "Patient/{patient_id}"}},
+                ],
+            },
+        )
+    ],
+    ("GET", "/api/v1/quality"): [
+        Case("/api/v1/quality?start=2026-01-01&end=2026-12-31", CLINICIANS, kind="list")
+    ],
     ("GET", "/api/v1/ehr/matches"): [Case("/api/v1/ehr/matches", TEAM, kind="list")],
     ("POST", "/api/v1/ehr/matches/{match_id}"): [
         Case("/api/v1/ehr/matches/{match_id}", TEAM, {"decision": "same"})
@@ -1097,6 +1132,8 @@ EXPORTS: dict[str, Case] = {
     "/registry/minutes.csv": Case(
         "/registry/minutes.csv?month=2026-11", TEAM | {"admin"}, kind="list"
     ),
+    # The Quality page's patients (issue 20): a clinician's care teams' patients only.
+    "/quality.csv": Case("/quality.csv?start=2026-01-01&end=2026-12-31", CLINICIANS, kind="list"),
 }
 
 
@@ -1135,7 +1172,11 @@ def test_the_export_answers_as_its_page(world, path, persona):
     assert response.status_code < 500, where
     if allowed:
         assert response.status_code == 200, where
-        if path.endswith(".csv") and persona in TEAM and "figures" not in path:
+        # The quality CSV lists patients with EHR data; this world has none imported
+        # (tests/quality/test_quality_page.py checks its rows).
+        if path.endswith(".csv") and persona in TEAM and not any(
+            word in path for word in ("figures", "quality")
+        ):
             assert NAME in response.text, where  # the rows are there to be hidden from others
         return
     if rule.kind == "list":

@@ -1183,3 +1183,12 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
             .where(EhrMatch.patient_id == access.patient.id, EhrMatch.status == MatchStatus.pending)
         )
     return ImportedRecord(diagnoses, scores, encounters, int(pending or 0))
+
+
+def patient_id_for_sender(
+    session: Session, *, organization_id: uuid.UUID, sender_id: str
+) -> uuid.UUID | None:
+    """The Concord patient an imported Patient (by the sender's id) is linked to, if any; no
+    access decision here: the caller reads through patient_resources, which decides."""
+    row = _row(session, organization_id, "Patient", sender_id[:64])
+    return row.patient_id if row is not None else None

@@ -530,6 +530,10 @@ RESOURCE_NOTES = {
     "LOINC-coded answer of that response.",
     "Flag": "A search needs patient or subject.",
     "Task": "Safety alerts and the registry's tasks, for the care team only.",
+    "Measure": "CMS159 and CMS2 (docs/quality-measures.md). $evaluate-measure takes "
+    "periodStart, periodEnd, and subject=Patient/[id] or reportType=population|subject-list; "
+    "it reads the EHR's imported data of the patients the caller may read (an integration "
+    "client with the quality scope: the organization's).",
     "Consent": "A patient's consents to share (42 CFR Part 2 where they cover substance-use "
     "records), for the care team and the patient; a search needs patient.",
     "MedicationRequest": "Medications prescribed here or imported from an EHR, coded with "
@@ -564,6 +568,13 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         )
         if kind == "QuestionnaireResponse":
             resources[-1]["conditionalCreate"] = True  # If-None-Exist: identifier=[system]|value
+        if kind == "Measure":
+            resources[-1]["operation"] = [
+                {
+                    "name": "evaluate-measure",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+                }
+            ]
     resources.append({"type": "Practitioner", "interaction": [{"code": "read"}]})
     for kind in sorted(IMPORTED_TYPES):
         resources.append(

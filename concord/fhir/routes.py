@@ -16,6 +16,7 @@ from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import ehr as ehr_door
 from concord.fhir import mapping, search
 from concord.fhir import medications as fhir_meds
+from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
@@ -48,6 +49,7 @@ READABLE = {
     "Consent",
     "MedicationRequest",
     "MedicationStatement",
+    "Measure",
 }
 SEARCHABLE = {
     *ehr_door.IMPORTED_TYPES,
@@ -63,6 +65,7 @@ SEARCHABLE = {
     "Consent",
     "MedicationRequest",
     "MedicationStatement",
+    "Measure",
 }
 FHIR_JSON = "application/fhir+json"
 
@@ -130,6 +133,8 @@ def _search(
         search.check_elements(kind, q.elements)
     if kind == "Questionnaire":
         page = fhir.search_questionnaires(q)
+    elif kind == "Measure":
+        page = fhir.SearchPage(*quality_door.search_measures(q))
     elif kind == "QuestionnaireResponse":
         page = fhir.search_questionnaire_responses(session, by=actor.user, q=q, base=base)
     elif kind == "Observation":
@@ -397,6 +402,53 @@ async def create_medication_statement(request: Request, session: DbSession) -> R
     """Accept what an EHR records the patient takes; the whole list is checked."""
     return await _create_medication(request, session, "MedicationStatement")
 
+@router.get("/Measure/{measure_id}/$evaluate-measure")
+def evaluate_measure_get(
+    measure_id: str, request: Request, session: DbSession, actor: BearerActor
+) -> Response:
+    """A MeasureReport of CMS159 or CMS2 (docs/quality-measures.md): periodStart, periodEnd
+    (dates), and subject=Patient/[id] (one patient: Concord's id or the EHR's) or
+    reportType=population|subject-list (every patient the caller may read: an integration
+    client with the quality scope, the organization's; a clinician, their care teams')."""
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    report = quality_door.evaluate(
+        session, by=actor.user, token=actor.token, measure_id=measure_id, pairs=pairs
+    )
+    return fhir_response(request, report)
+
+
+@router.post(
+    "/Measure/{measure_id}/$evaluate-measure",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def evaluate_measure_post(measure_id: str, request: Request, session: DbSession) -> Response:
+    """The same as GET, with the parameters in a Parameters resource (valueDate,
+    valueString or valueReference), keeping the patient out of the URL."""
+    raw = await request.body()
+
+    def evaluate() -> dict[str, Any]:
+        actor = bearer_actor(request, session)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput.field("body", Msg("must be a FHIR Parameters in JSON")) from None
+        pairs = quality_door.parameters_pairs(body)
+        report = quality_door.evaluate(
+            session, by=actor.user, token=actor.token, measure_id=measure_id, pairs=pairs
+        )
+        if _validating(request):
+            mapping.validate(report)
+        finish_request(request, session)
+        return report
+
+    return fhir_response(request, await run_in_threadpool(evaluate))
+
 
 @router.get("/{kind}/{ident}")
 def read(
@@ -420,6 +472,8 @@ def _read(
 ) -> dict[str, Any]:
     if kind == "Questionnaire":
         return fhir.read_questionnaire(ident)
+    if kind == "Measure":
+        return quality_door.read_measure(ident)
     if kind == "QuestionnaireResponse":
         return fhir.read_questionnaire_response(session, by=actor.user, ident=ident)
     if kind == "Observation":

@@ -73,9 +73,10 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "Consent": {"patient": "reference", "status": "token"},
     "MedicationRequest": {"patient": "reference", "subject": "reference", "status": "token"},
     "MedicationStatement": {"patient": "reference", "subject": "reference", "status": "token"},
+    "Measure": {"_id": "token", "url": "canonical"},
 }
 CAPABILITY_TYPES = {"canonical": "reference"}
-CAPABILITY_OVERRIDES = {("Questionnaire", "url"): "uri"}
+CAPABILITY_OVERRIDES = {("Questionnaire", "url"): "uri", ("Measure", "url"): "uri"}
 
 
 def capability_type(kind: str, name: str) -> str:

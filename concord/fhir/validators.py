@@ -17,6 +17,8 @@ from fhir.resources.R4B.coverage import Coverage
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.goal import Goal as FhirGoal
+from fhir.resources.R4B.measure import Measure
+from fhir.resources.R4B.measurereport import MeasureReport
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
@@ -49,6 +51,9 @@ VALIDATORS: dict[str, Any] = {
     "Procedure": Procedure,
     "ServiceRequest": ServiceRequest,
     "Coverage": Coverage,
+    # Quality measures (concord.quality).
+    "Measure": Measure,
+    "MeasureReport": MeasureReport,
     "Bundle": Bundle,
     "CapabilityStatement": CapabilityStatement,
     "OperationOutcome": OperationOutcome,

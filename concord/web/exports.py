@@ -35,6 +35,7 @@ EXPORT_HANDLERS: tuple[tuple[str, str], ...] = (
     ("concord.safety.routes", "my_plan_pdf"),
     ("concord.safety.routes", "shared_plan_pdf"),
     ("concord.consents.routes", "consent_form_pdf"),
+    ("concord.quality.routes", "quality_csv"),
 )
 
 

@@ -386,6 +386,7 @@ class TestRefused:
         assert {r["type"] for r in searchable} == {
             "Patient", "CareTeam", "CarePlan", "Goal", "Questionnaire", "QuestionnaireResponse",
             "Observation", "Task", "Flag", "Consent", "MedicationRequest", "MedicationStatement",
+            "Measure",
             # Imported from the EHR (issue 20), searched by patient only.
             "Condition", "Encounter", "Procedure", "ServiceRequest", "Coverage",
         }
