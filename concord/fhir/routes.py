@@ -402,6 +402,7 @@ async def create_medication_statement(request: Request, session: DbSession) -> R
     """Accept what an EHR records the patient takes; the whole list is checked."""
     return await _create_medication(request, session, "MedicationStatement")
 
+
 @router.get("/Measure/{measure_id}/$evaluate-measure")
 def evaluate_measure_get(
     measure_id: str, request: Request, session: DbSession, actor: BearerActor
