@@ -43,7 +43,7 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory
 from concord.clock import now
-from concord.disclosure import filter_records
+from concord.disclosure import filter_records, load_for, role_relation
 from concord.ehr.models import EhrMatch, EhrResource, MatchStatus
 from concord.errors import ConcordError, Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
@@ -1028,6 +1028,137 @@ def organization_patients(
                 },
             )
             yield pid, [served(r, local_refs=local_refs) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationRow:
+    """An imported row as the population read carries it: the stored JSON and what the
+    disclosure decision reads of it (no ORM object, no copy)."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    source_id: uuid.UUID
+    category: str
+    resource: dict[str, Any]
+    __tablename__ = "ehr_resource"  # what the Part 2 labels and their corrections are keyed by
+
+    @property
+    def data_category(self) -> DataCategory | None:
+        try:
+            return DataCategory(self.category)
+        except ValueError:
+            return None
+
+
+def population_resources(
+    session: Session,
+    *,
+    access: User,
+    types: Iterable[str] | None = None,
+    scopes: frozenset[str] = frozenset(),
+    batch: int = 2000,
+    audit: dict[str, Any] | None = None,
+) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
+    """The population read: every patient with imported data that `access` may read, with
+    those resources as stored (the JSON straight through, read only: no ORM object, no copy,
+    no `imported` tag), ordered by patient and streamed in batches of rows (a server-side
+    cursor on PostgreSQL). The same access as `organization_patients`: an integration client
+    (quality scope) reads the organization's general and mental-health records (the category
+    is decided in the query); a clinician their care teams' patients, each patient's rows
+    through the consent and Part 2 decision (labels and consents loaded once per batch of
+    patients; withholdings audited, disclosures logged, as `filter_records` does); a patient
+    their own. ONE read event in the trail for the whole population, written when the
+    iteration ends, with the number of patients and records (and `audit`'s entries, as the
+    caller's report type)."""
+    wanted = _ensure_types(types)
+    if access.is_client:
+        require_client(session, access, scopes, ClientScope.quality)
+        scope = select(Patient.id).where(Patient.organization_id == access.organization_id)
+        relation = None
+    elif sees_whole_record(access) and role_relation(access) is not None:
+        scope = readable_patients(access).with_only_columns(Patient.id)
+        relation = role_relation(access)
+    else:
+        return
+    query = select(
+        EhrResource.patient_id,
+        EhrResource.id,
+        EhrResource.source_id,
+        EhrResource.category,
+        EhrResource.resource,
+    ).where(
+        EhrResource.organization_id == access.organization_id,
+        EhrResource.patient_id.in_(scope),
+    )
+    if wanted is not None:
+        query = query.where(EhrResource.resource_type.in_(wanted))
+    if relation is None:
+        query = query.where(EhrResource.category.in_(sorted(map(str, _client_categories()))))
+    query = query.order_by(EhrResource.patient_id, EhrResource.sender_id)
+    patients = records = 0
+
+    def decided(
+        pending: list[tuple[uuid.UUID, list[PopulationRow]]],
+    ) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
+        # One batch of patients through the consent and Part 2 decision: their labels and
+        # consents in a fixed number of queries, then each patient's rows from memory.
+        ids = [pid for pid, _ in pending]
+        found = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(ids)))}
+        load_for(session, access.organization_id, ids)
+        for pid, rows in pending:
+            acc = PatientAccess(access, found[pid], relation)  # type: ignore[arg-type]
+            kept = filter_records(session, acc, rows, object_type="EhrResource", action="read")
+            yield pid, [r.resource for r in kept]
+
+    current: uuid.UUID | None = None
+    rows: list[Any] = []
+    pending: list[tuple[uuid.UUID, list[PopulationRow]]] = []
+    result = session.execute(query.execution_options(yield_per=batch))
+    for pid, rid, source, category, resource in result:
+        if pid != current:
+            if current is not None:
+                if relation is None:
+                    patients += 1
+                    records += len(rows)
+                    yield current, rows
+                else:
+                    pending.append((current, rows))
+                    if len(pending) >= batch // 4:
+                        for item in decided(pending):
+                            patients += 1
+                            records += len(item[1])
+                            yield item
+                        pending = []
+            current, rows = pid, []
+        if relation is None:
+            rows.append(resource)
+        else:
+            rows.append(PopulationRow(rid, pid, source, category, resource))
+    if current is not None:
+        if relation is None:
+            patients += 1
+            records += len(rows)
+            yield current, rows
+        else:
+            pending.append((current, rows))
+    if pending:
+        for item in decided(pending):
+            patients += 1
+            records += len(item[1])
+            yield item
+    record(
+        session,
+        by=access,
+        action="read",
+        object_type="EhrResource",
+        detail={
+            **(audit or {}),
+            "population": True,
+            "patients": patients,
+            "count": records,
+            "purpose": "operations" if relation is None else "treatment",
+        },
+    )
 
 
 def read_imported(
