@@ -52,6 +52,7 @@ def patients_for(
     by: User,
     scopes: frozenset[str],
     patient_ids: Iterable[uuid.UUID] | None = None,
+    having: Iterable[str] = (),
     audit: dict[str, Any] | None = None,
 ) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
     """Each patient `by` may read with their imported data for the measures, streamed by the
@@ -59,7 +60,12 @@ def patients_for(
     event for the whole population); with `patient_ids`, only those."""
     wanted = set(patient_ids) if patient_ids is not None else None
     for pid, resources in ehr.population_resources(
-        session, access=by, types=catalog.RESOURCE_TYPES, scopes=scopes, audit=audit
+        session,
+        access=by,
+        types=catalog.RESOURCE_TYPES,
+        scopes=scopes,
+        having=having,
+        audit=audit,
     ):
         if wanted is None or pid in wanted:
             yield pid, resources
@@ -103,8 +109,15 @@ def evaluate_measure(
         )
         patients: Iterable[tuple[object, list[dict]]] = [(pid, resources)]
     else:
-        # Streamed: each patient is evaluated as their rows arrive, none kept but the result.
-        patients = patients_for(session, by=by, scopes=scopes, audit={"measure": measure_id[:40]})
+        # Streamed: each patient is evaluated as their rows arrive, none kept but the result;
+        # patients the measure says are in none of its populations are not read.
+        patients = patients_for(
+            session,
+            by=by,
+            scopes=scopes,
+            having=catalog.required_types(measure_id),
+            audit={"measure": measure_id[:40]},
+        )
     seen = 0
 
     def supplied() -> Iterator[tuple[object, list[dict]]]:

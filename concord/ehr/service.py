@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -26,7 +27,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import String, Text, cast, func, select, type_coerce, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -1056,91 +1057,110 @@ def population_resources(
     access: User,
     types: Iterable[str] | None = None,
     scopes: frozenset[str] = frozenset(),
+    having: Iterable[str] = (),
     batch: int = 2000,
     audit: dict[str, Any] | None = None,
 ) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
     """The population read: every patient with imported data that `access` may read, with
-    those resources as stored (the JSON straight through, read only: no ORM object, no copy,
-    no `imported` tag), ordered by patient and streamed in batches of rows (a server-side
-    cursor on PostgreSQL). The same access as `organization_patients`: an integration client
-    (quality scope) reads the organization's general and mental-health records (the category
-    is decided in the query); a clinician their care teams' patients, each patient's rows
-    through the consent and Part 2 decision (labels and consents loaded once per batch of
-    patients; withholdings audited, disclosures logged, as `filter_records` does); a patient
-    their own. ONE read event in the trail for the whole population, written when the
-    iteration ends, with the number of patients and records (and `audit`'s entries, as the
-    caller's report type)."""
+    those resources as stored (the JSON text straight from the column, decoded once a patient;
+    no ORM object, no copy, no `imported` tag: read only), ordered by patient and streamed in
+    batches of rows (a server-side cursor on PostgreSQL). With `having`, only the patients with
+    at least one row of one of those types (a measure's own condition for its initial
+    population, decided in the query). The same access as `organization_patients`: an
+    integration client (quality scope) reads the organization's general and mental-health
+    records (the category decided in the query); a clinician their care teams' patients, each
+    patient's rows through the consent and Part 2 decision (labels and consents loaded once a
+    batch of patients; withholdings audited and disclosures logged, as `filter_records` does); a
+    patient their own. ONE read event in the trail for the whole population, written when the
+    iteration ends, with the number of patients and records (and `audit`'s entries)."""
     wanted = _ensure_types(types)
+    needed = _ensure_types(having)
+    relation = role_relation(access)
     if access.is_client:
         require_client(session, access, scopes, ClientScope.quality)
         scope = select(Patient.id).where(Patient.organization_id == access.organization_id)
         relation = None
-    elif sees_whole_record(access) and role_relation(access) is not None:
+    elif sees_whole_record(access) and relation is not None:
         scope = readable_patients(access).with_only_columns(Patient.id)
-        relation = role_relation(access)
     else:
         return
-    query = select(
-        EhrResource.patient_id,
-        EhrResource.id,
-        EhrResource.source_id,
-        EhrResource.category,
-        EhrResource.resource,
-    ).where(
+    allowed = sorted(map(str, _client_categories()))
+    # The patient's id as the driver gives it (hex text on SQLite), made a UUID once a patient.
+    columns = [type_coerce(EhrResource.patient_id, String()), cast(EhrResource.resource, Text())]
+    if relation is not None:
+        columns += [EhrResource.id, EhrResource.source_id, EhrResource.category]
+    query = select(*columns).where(
         EhrResource.organization_id == access.organization_id,
         EhrResource.patient_id.in_(scope),
     )
     if wanted is not None:
         query = query.where(EhrResource.resource_type.in_(wanted))
     if relation is None:
-        query = query.where(EhrResource.category.in_(sorted(map(str, _client_categories()))))
+        query = query.where(EhrResource.category.in_(allowed))
+    if needed:
+        query = query.where(
+            EhrResource.patient_id.in_(
+                select(EhrResource.patient_id).where(
+                    EhrResource.organization_id == access.organization_id,
+                    EhrResource.resource_type.in_(needed),
+                )
+            )
+        )
     query = query.order_by(EhrResource.patient_id, EhrResource.sender_id)
     patients = records = 0
 
+    def decoded(texts: list[str]) -> list[dict[str, Any]]:
+        return json.loads("[" + ",".join(texts) + "]")  # one decode a patient, not one a row
+
     def decided(
-        pending: list[tuple[uuid.UUID, list[PopulationRow]]],
+        pending: list[tuple[uuid.UUID, list[tuple[Any, ...]]]],
     ) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
-        # One batch of patients through the consent and Part 2 decision: their labels and
+        # A batch of patients through the consent and Part 2 decision: their labels and
         # consents in a fixed number of queries, then each patient's rows from memory.
         ids = [pid for pid, _ in pending]
         found = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(ids)))}
         load_for(session, access.organization_id, ids)
-        for pid, rows in pending:
+        for pid, raw in pending:
+            resources = decoded([r[1] for r in raw])
+            rows = [
+                PopulationRow(r[2], pid, r[3], r[4], resource)
+                for r, resource in zip(raw, resources, strict=True)
+            ]
             acc = PatientAccess(access, found[pid], relation)  # type: ignore[arg-type]
             kept = filter_records(session, acc, rows, object_type="EhrResource", action="read")
             yield pid, [r.resource for r in kept]
 
-    current: uuid.UUID | None = None
-    rows: list[Any] = []
-    pending: list[tuple[uuid.UUID, list[PopulationRow]]] = []
+    def as_uuid(value: Any) -> uuid.UUID:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+    current: Any = None
+    raw: list[Any] = []
+    pending: list[tuple[uuid.UUID, list[tuple[Any, ...]]]] = []
     result = session.execute(query.execution_options(yield_per=batch))
-    for pid, rid, source, category, resource in result:
-        if pid != current:
+    for row in result:
+        if row[0] != current:
             if current is not None:
                 if relation is None:
                     patients += 1
-                    records += len(rows)
-                    yield current, rows
+                    records += len(raw)
+                    yield as_uuid(current), decoded(raw)
                 else:
-                    pending.append((current, rows))
+                    pending.append((as_uuid(current), raw))
                     if len(pending) >= batch // 4:
                         for item in decided(pending):
                             patients += 1
                             records += len(item[1])
                             yield item
                         pending = []
-            current, rows = pid, []
-        if relation is None:
-            rows.append(resource)
-        else:
-            rows.append(PopulationRow(rid, pid, source, category, resource))
+            current, raw = row[0], []
+        raw.append(row[1] if relation is None else row)
     if current is not None:
         if relation is None:
             patients += 1
-            records += len(rows)
-            yield current, rows
+            records += len(raw)
+            yield as_uuid(current), decoded(raw)
         else:
-            pending.append((current, rows))
+            pending.append((as_uuid(current), raw))
     if pending:
         for item in decided(pending):
             patients += 1
