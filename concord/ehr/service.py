@@ -1072,7 +1072,8 @@ def population_resources(
     patient's rows through the consent and Part 2 decision (labels and consents loaded once a
     batch of patients; withholdings audited and disclosures logged, as `filter_records` does); a
     patient their own. ONE read event in the trail for the whole population, written when the
-    iteration ends, with the number of patients and records (and `audit`'s entries)."""
+    iteration ends, with the number of patients and records (and `audit`'s entries); a
+    clinician's read also keeps one read event a patient read (their care teams' patients)."""
     wanted = _ensure_types(types)
     needed = _ensure_types(having)
     relation = role_relation(access)
@@ -1128,6 +1129,9 @@ def population_resources(
             ]
             acc = PatientAccess(access, found[pid], relation)  # type: ignore[arg-type]
             kept = filter_records(session, acc, rows, object_type="EhrResource", action="read")
+            # A care team's patients are few: each keeps their own line in the trail (who
+            # read my record), as the per-patient read writes.
+            _audit_read(session, access, pid, len(kept), "EhrResource")
             yield pid, [r.resource for r in kept]
 
     def as_uuid(value: Any) -> uuid.UUID:
