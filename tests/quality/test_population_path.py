@@ -12,13 +12,17 @@ from sqlalchemy import select
 
 from concord.accounts.models import User
 from concord.actions import quality
+from concord.audit.models import AuditEvent
 from concord.audit.service import pending
 from concord.ehr import service as ehr
 from concord.ehr.models import EhrResource
 from concord.quality import catalog
-from tests.ehr.test_import import FHIR, client_token
+from tests.careplans.test_api import bearer
+from tests.ehr.test_import import FHIR, MRN, client_token
 from tests.ehr.test_official_decks import FOREIGN_SUBJECT
+from tests.ehr.test_official_decks import case_bundle as deck_bundle
 from tests.quality.decks import DECKS, all_cases, case_bundle, expected_counts, load_case
+from tests.quality.test_evaluate_measure import PERIOD, counts, evaluate
 
 QUALITY = frozenset({"quality"})
 CASES = all_cases() if DECKS.is_dir() else []
@@ -141,3 +145,35 @@ def _rename_refs(value, prefix: str, refs: set[str]) -> None:
     elif isinstance(value, list):
         for item in value:
             _rename_refs(item, prefix, refs)
+
+
+def test_a_clinicians_population_read_keeps_a_read_event_a_patient(client, session, people):
+    token = client_token(session, people)
+    folder = next(
+        f
+        for deck, measure, f in CASES
+        if (deck, measure) == ("2025", "CMS159")
+        and expected_counts(load_case(f)[1]).get("numerator") == 1
+    )
+    body, _ = deck_bundle(folder)
+    for entry in body["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"]["identifier"] = [{"system": MRN, "value": "N-1"}]
+    assert client.post("/fhir", json=body, headers={**FHIR, **token}).status_code == 200
+    cm = bearer(session, people.care_manager)
+    report = evaluate(client, cm, "CMS159", reportType="population", **PERIOD).json()
+    assert counts(report)["numerator"] == 1
+    session.expire_all()
+    reads = list(
+        session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.actor_id == people.care_manager.id,
+                AuditEvent.object_type == "EhrResource",
+                AuditEvent.action == "read",
+            )
+        )
+    )
+    assert [e.patient_id for e in reads if e.patient_id is not None] == [people.patient.id]
+    population = [e for e in reads if e.detail.get("population")]
+    assert len(population) == 1 and population[0].detail["patients"] == 1
+    assert population[0].detail["purpose"] == "treatment"
