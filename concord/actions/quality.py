@@ -52,12 +52,20 @@ def patients_for(
     by: User,
     scopes: frozenset[str],
     patient_ids: Iterable[uuid.UUID] | None = None,
+    having: Iterable[str] = (),
+    audit: dict[str, Any] | None = None,
 ) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
-    """Each patient `by` may read with their imported data for the measures (access decided
-    and each read audited by concord.ehr); with `patient_ids`, only those."""
+    """Each patient `by` may read with their imported data for the measures, streamed by the
+    store's population read (access and the consent/Part 2 decision per patient, one read
+    event for the whole population); with `patient_ids`, only those."""
     wanted = set(patient_ids) if patient_ids is not None else None
-    for pid, resources in ehr.organization_patients(
-        session, access=by, types=catalog.RESOURCE_TYPES, scopes=scopes
+    for pid, resources in ehr.population_resources(
+        session,
+        access=by,
+        types=catalog.RESOURCE_TYPES,
+        scopes=scopes,
+        having=having,
+        audit=audit,
     ):
         if wanted is None or pid in wanted:
             yield pid, resources
@@ -99,17 +107,33 @@ def evaluate_measure(
             request.report_type,
             f"Patient/{pid}",
         )
-        patients: list[tuple[object, list[dict]]] = [(pid, resources)]
+        patients: Iterable[tuple[object, list[dict]]] = [(pid, resources)]
     else:
-        patients = list(patients_for(session, by=by, scopes=scopes))
-    report = catalog.evaluate_measure(request, lambda: patients)
+        # Streamed: each patient is evaluated as their rows arrive, none kept but the result;
+        # patients the measure says are in none of its populations are not read.
+        patients = patients_for(
+            session,
+            by=by,
+            scopes=scopes,
+            having=catalog.required_types(measure_id),
+            audit={"measure": measure_id[:40]},
+        )
+    seen = 0
+
+    def supplied() -> Iterator[tuple[object, list[dict]]]:
+        nonlocal seen
+        for item in patients:
+            seen += 1
+            yield item
+
+    report = catalog.evaluate_measure(request, supplied)
     record(
         session,
         by=by,
         action="evaluate",
         object_type="Measure",
         object_id=measure_id,
-        detail={"report": request.report_type, "patients": len(patients)},
+        detail={"report": request.report_type, "patients": seen},
     )
     return report
 

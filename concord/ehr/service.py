@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -26,7 +27,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import String, Text, cast, func, select, type_coerce, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -43,7 +44,7 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory
 from concord.clock import now
-from concord.disclosure import filter_records
+from concord.disclosure import filter_records, load_for, role_relation
 from concord.ehr.models import EhrMatch, EhrResource, MatchStatus
 from concord.errors import ConcordError, Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
@@ -1028,6 +1029,160 @@ def organization_patients(
                 },
             )
             yield pid, [served(r, local_refs=local_refs) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationRow:
+    """An imported row as the population read carries it: the stored JSON and what the
+    disclosure decision reads of it (no ORM object, no copy)."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    source_id: uuid.UUID
+    category: str
+    resource: dict[str, Any]
+    __tablename__ = "ehr_resource"  # what the Part 2 labels and their corrections are keyed by
+
+    @property
+    def data_category(self) -> DataCategory | None:
+        try:
+            return DataCategory(self.category)
+        except ValueError:
+            return None
+
+
+def population_resources(
+    session: Session,
+    *,
+    access: User,
+    types: Iterable[str] | None = None,
+    scopes: frozenset[str] = frozenset(),
+    having: Iterable[str] = (),
+    batch: int = 2000,
+    audit: dict[str, Any] | None = None,
+) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
+    """The population read: every patient with imported data that `access` may read, with
+    those resources as stored (the JSON text straight from the column, decoded once a patient;
+    no ORM object, no copy, no `imported` tag: read only), ordered by patient and streamed in
+    batches of rows (a server-side cursor on PostgreSQL). With `having`, only the patients with
+    at least one row of one of those types (a measure's own condition for its initial
+    population, decided in the query). The same access as `organization_patients`: an
+    integration client (quality scope) reads the organization's general and mental-health
+    records (the category decided in the query); a clinician their care teams' patients, each
+    patient's rows through the consent and Part 2 decision (labels and consents loaded once a
+    batch of patients; withholdings audited and disclosures logged, as `filter_records` does); a
+    patient their own. ONE read event in the trail for the whole population, written when the
+    iteration ends, with the number of patients and records (and `audit`'s entries); a
+    clinician's read also keeps one read event a patient read (their care teams' patients)."""
+    wanted = _ensure_types(types)
+    needed = _ensure_types(having)
+    relation = role_relation(access)
+    if access.is_client:
+        require_client(session, access, scopes, ClientScope.quality)
+        scope = select(Patient.id).where(Patient.organization_id == access.organization_id)
+        relation = None
+    elif sees_whole_record(access) and relation is not None:
+        scope = readable_patients(access).with_only_columns(Patient.id)
+    else:
+        return
+    allowed = sorted(map(str, _client_categories()))
+    # The patient's id as the driver gives it (hex text on SQLite), made a UUID once a patient.
+    columns = [type_coerce(EhrResource.patient_id, String()), cast(EhrResource.resource, Text())]
+    if relation is not None:
+        columns += [EhrResource.id, EhrResource.source_id, EhrResource.category]
+    query = select(*columns).where(
+        EhrResource.organization_id == access.organization_id,
+        EhrResource.patient_id.in_(scope),
+    )
+    if wanted is not None:
+        query = query.where(EhrResource.resource_type.in_(wanted))
+    if relation is None:
+        query = query.where(EhrResource.category.in_(allowed))
+    if needed:
+        query = query.where(
+            EhrResource.patient_id.in_(
+                select(EhrResource.patient_id).where(
+                    EhrResource.organization_id == access.organization_id,
+                    EhrResource.resource_type.in_(needed),
+                )
+            )
+        )
+    query = query.order_by(EhrResource.patient_id, EhrResource.sender_id)
+    patients = records = 0
+
+    def decoded(texts: list[str]) -> list[dict[str, Any]]:
+        return json.loads("[" + ",".join(texts) + "]")  # one decode a patient, not one a row
+
+    def decided(
+        pending: list[tuple[uuid.UUID, list[tuple[Any, ...]]]],
+    ) -> Iterator[tuple[uuid.UUID, list[dict[str, Any]]]]:
+        # A batch of patients through the consent and Part 2 decision: their labels and
+        # consents in a fixed number of queries, then each patient's rows from memory.
+        ids = [pid for pid, _ in pending]
+        found = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(ids)))}
+        load_for(session, access.organization_id, ids)
+        for pid, raw in pending:
+            resources = decoded([r[1] for r in raw])
+            rows = [
+                PopulationRow(r[2], pid, r[3], r[4], resource)
+                for r, resource in zip(raw, resources, strict=True)
+            ]
+            acc = PatientAccess(access, found[pid], relation)  # type: ignore[arg-type]
+            kept = filter_records(session, acc, rows, object_type="EhrResource", action="read")
+            # A care team's patients are few: each keeps their own line in the trail (who
+            # read my record), as the per-patient read writes.
+            _audit_read(session, access, pid, len(kept), "EhrResource")
+            yield pid, [r.resource for r in kept]
+
+    def as_uuid(value: Any) -> uuid.UUID:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+    current: Any = None
+    raw: list[Any] = []
+    pending: list[tuple[uuid.UUID, list[tuple[Any, ...]]]] = []
+    result = session.execute(query.execution_options(yield_per=batch))
+    for row in result:
+        if row[0] != current:
+            if current is not None:
+                if relation is None:
+                    patients += 1
+                    records += len(raw)
+                    yield as_uuid(current), decoded(raw)
+                else:
+                    pending.append((as_uuid(current), raw))
+                    if len(pending) >= batch // 4:
+                        for item in decided(pending):
+                            patients += 1
+                            records += len(item[1])
+                            yield item
+                        pending = []
+            current, raw = row[0], []
+        raw.append(row[1] if relation is None else row)
+    if current is not None:
+        if relation is None:
+            patients += 1
+            records += len(raw)
+            yield as_uuid(current), decoded(raw)
+        else:
+            pending.append((as_uuid(current), raw))
+    if pending:
+        for item in decided(pending):
+            patients += 1
+            records += len(item[1])
+            yield item
+    record(
+        session,
+        by=access,
+        action="read",
+        object_type="EhrResource",
+        detail={
+            **(audit or {}),
+            "population": True,
+            "patients": patients,
+            "count": records,
+            "purpose": "operations" if relation is None else "treatment",
+        },
+    )
 
 
 def read_imported(

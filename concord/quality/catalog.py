@@ -51,6 +51,12 @@ def measure_resource(measure_id: str) -> dict:
     return json.loads((MEASURES_DIR / f"{measure_id}.json").read_text())
 
 
+def required_types(measure_id: str) -> tuple[str, ...]:
+    """The resource types without one of which a patient is in none of the measure's
+    populations (a store may leave them out of a population's evaluation); () for none."""
+    return tuple(getattr(MODULES[measure_id], "REQUIRES", ()))
+
+
 def measure_ids() -> list[str]:
     return sorted(MODULES)
 

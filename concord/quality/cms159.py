@@ -42,6 +42,10 @@ MEASURE = "CMS159"
 URL = "https://madie.cms.gov/Measure/CMS159FHIRDepressionRemissionatTwelveMonths"
 POPULATIONS = (INITIAL_POPULATION, DENOMINATOR, DENOMINATOR_EXCLUSION, NUMERATOR)
 STRATA = ("12-17", "18+")
+# A patient with none of these is in no population: the "Index Depression Assessment" needs a
+# "Depression Encounter", which needs a major depression or dysthymia diagnosis (a Condition).
+# A store may leave such patients out of a population's evaluation (the counts are the same).
+REQUIRES = ("Condition",)
 STRATA_TEXT = {
     "12-17": "12 to 17 years at the index assessment",
     "18+": "18 years or older at the index assessment",
