@@ -307,11 +307,12 @@ def _episode_facts(
         for r in registry_reviews.reviews_for(session, acc)
         if r.status == ReviewStatus.reviewed and r.reviewed_on is not None
     ]
-    phq9 = [
-        (measures.local_date(session, acc.patient, r.completed_at), float(r.scores["total"]))
-        for r in measures.list_responses(session, access=acc, instrument_code="PHQ-9", limit=1000)
-        if r.completed_at is not None and isinstance(r.scores.get("total"), int | float)
-    ]
+    phq9 = []
+    for r in measures.list_responses(session, access=acc, instrument_code="PHQ-9", limit=1000):
+        total = (r.scores or {}).get("total") or {}
+        value = total.get("value") if isinstance(total, dict) else None
+        if r.completed_at is not None and isinstance(value, int | float):
+            phq9.append((measures.local_date(session, acc.patient, r.completed_at), float(value)))
     facts = []
     for ep in episodes:
         facts.append(

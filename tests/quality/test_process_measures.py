@@ -157,3 +157,53 @@ def test_tallies_and_months():
     }
     vs = [process.DaysValue("d", date(2026, 1, 1), n) for n in (3, 30, 10)]
     assert process.days_tally(vs, "d") == process.DaysTally(3, 10.0, 2)
+
+
+# --- through the action and the doors ----------------------------------------------------------
+
+
+@pytest.fixture
+def enrolled(session, people):
+    from tests.registry.conftest import TODAY, contact, enroll, phq9
+
+    enroll(session, people, started_on=TODAY - timedelta(days=20))
+    contact(session, people, "initial_assessment", TODAY - timedelta(days=18))
+    contact(session, people, "follow_up", TODAY - timedelta(days=5))
+    phq9(session, people, 15)
+    return people
+
+
+def _process(body) -> dict:
+    return {m["measure"]: m for m in body["process_measures"]}
+
+
+def test_the_process_measures_in_json_csv_and_page(client, enrolled, sign_in):
+    sign_in("cara@test.example.org")
+    body = client.get("/api/v1/quality?start=2026-01-01&end=2026-12-31").json()
+    found = _process(body)
+    assert found["days_to_first_contact"]["days_count"] == 1
+    assert found["days_to_first_contact"]["days_median"] == 2
+    assert found["days_to_first_treatment"]["days_median"] == 15
+    follow = found["follow_up_4_weeks"]["overall"]
+    assert (follow["numerator"], follow["performance_denominator"]) == (1, 1)
+    assert follow["too_small"] is True and follow["interval"][1] == 1.0
+    assert found["follow_up_4_weeks"]["by_clinic"][0]["label"] == "North Clinic"
+    assert found["follow_up_4_weeks"]["trend"] == [
+        {"month": "2026-11", "denominator": 1, "numerator": 1, "rate": 1.0}
+    ]
+    utilization = found["phq9_utilization"]["overall"]
+    assert (utilization["numerator"], utilization["performance_denominator"]) == (1, 1)
+    # Response at 6 months is not due yet in this period.
+    assert found["response_6_months"]["overall"]["performance_denominator"] == 0
+    csv = client.get("/quality.csv?start=2026-01-01&end=2026-12-31").text
+    assert "follow_up_4_weeks,,2026-01-01,2026-12-31" in csv
+    page = client.get("/quality?start=2026-01-01&end=2026-12-31").text
+    assert "Follow-up within 4 weeks of the initial assessment" in page
+    assert 'data-quality-trend="follow_up_4_weeks"' in page
+
+
+def test_the_process_measures_count_only_the_viewers_patients(client, enrolled, sign_in):
+    sign_in("otto@test.example.org")
+    found = _process(client.get("/api/v1/quality?start=2026-01-01&end=2026-12-31").json())
+    assert found["follow_up_4_weeks"]["overall"]["performance_denominator"] == 0
+    assert found["days_to_first_contact"]["days_count"] == 0
