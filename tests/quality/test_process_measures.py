@@ -9,6 +9,7 @@ import pytest
 
 from concord.quality import process
 from concord.quality.process import EpisodeFacts, evaluate
+from tests.registry.conftest import TODAY, contact, enroll, phq9
 
 START = date(2026, 1, 5)
 YEAR = (date(2026, 1, 1), date(2027, 12, 31))
@@ -164,8 +165,6 @@ def test_tallies_and_months():
 
 @pytest.fixture
 def enrolled(session, people):
-    from tests.registry.conftest import TODAY, contact, enroll, phq9
-
     enroll(session, people, started_on=TODAY - timedelta(days=20))
     contact(session, people, "initial_assessment", TODAY - timedelta(days=18))
     contact(session, people, "follow_up", TODAY - timedelta(days=5))
