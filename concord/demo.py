@@ -47,8 +47,8 @@ from concord.careplans.schemas import (
 )
 from concord.clock import FakeClock, get_clock, set_clock
 from concord.decisions import service as ds
-from concord.ehr import service as ehr
 from concord.demo_content import SafetyEventIn, StoryProtocolIn
+from concord.ehr import service as ehr
 from concord.measures import service as measures
 from concord.medications import service as med_service
 from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn
