@@ -654,4 +654,14 @@ def test_the_quality_page_shows_cms159_and_cms2_for_both_clinics(demo_session):
         assert got == measures, email
         for v in views:
             assert any(p.open for p in v.patients), (email, v.measure_id)
+        # The process measures come from the registry the demo's stories filled.
+        process = {
+            m.measure: m
+            for m in quality.process_overview(
+                demo_session, by=user, period_start=date(year, 1, 1), period_end=date(year, 12, 31)
+            )
+        }
+        assert process["days_to_first_contact"].days_count > 0, email
+        assert process["follow_up_4_weeks"].overall.performance_denominator > 0, email
+        assert process["follow_up_4_weeks"].trend, email
     demo_session.rollback()
