@@ -665,3 +665,21 @@ def test_the_quality_page_shows_cms159_and_cms2_for_both_clinics(demo_session):
         assert process["follow_up_4_weeks"].overall.performance_denominator > 0, email
         assert process["follow_up_4_weeks"].trend, email
     demo_session.rollback()
+
+
+def test_the_process_measures_leave_out_megans_part2_episode_without_consent(demo_session):
+    """Dr. Lindqvist is on Megan Doyle's care team; Megan has not consented, so the addiction
+    service's episode (and so its contacts) is not counted in her process measures."""
+    from concord.accounts.models import Clinic
+    from concord.patients.models import Patient
+    from concord.registry.models import Episode
+
+    megan = demo_session.scalar(select(Patient).where(Patient.given_name == "Megan"))
+    pcp = demo_session.scalar(select(Person).where(Person.name == "Dr. Hannah Lindqvist"))
+    recovery = demo_session.scalar(select(Clinic).where(Clinic.part2_program.is_(True)))
+    assert demo_session.scalar(
+        select(Episode).where(Episode.patient_id == megan.id, Episode.clinic_id == recovery.id)
+    )
+    facts = quality._episode_facts(demo_session, pcp, megan.id)
+    assert recovery.id.hex not in {clinic for clinic, _ in facts}
+    demo_session.rollback()

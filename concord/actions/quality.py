@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import team_access
 from concord.accounts.models import User
 from concord.audit.models import Outcome
@@ -298,15 +299,36 @@ def _episode_facts(
     the measures' reads (care team only; each read audited; PHQ-9 responses less what may not
     be disclosed to `by`)."""
     acc = team_access(session, by, patient_id, action="read", object_type="Episode")
-    episodes = registry.episodes_for(session, acc)
+    # Each kind of record as the caseload decides it (a Part 2 program's episode, its contacts
+    # and reviews withheld without a permitting consent; the withholding audited).
+    episodes = disclosure.filter_records(
+        session, acc, registry.episodes_for(session, acc), object_type="Episode"
+    )
     if not episodes:
         return []
-    contacts = [c for c in registry.contacts_for(session, acc) if c.voided_at is None]
-    reviews = [
-        r
-        for r in registry_reviews.reviews_for(session, acc)
-        if r.status == ReviewStatus.reviewed and r.reviewed_on is not None
-    ]
+    shown = {e.id for e in episodes}
+    contacts = disclosure.filter_records(
+        session,
+        acc,
+        [
+            c
+            for c in registry.contacts_for(session, acc)
+            if c.voided_at is None and c.episode_id in shown
+        ],
+        object_type="Contact",
+    )
+    reviews = disclosure.filter_records(
+        session,
+        acc,
+        [
+            r
+            for r in registry_reviews.reviews_for(session, acc)
+            if r.status == ReviewStatus.reviewed
+            and r.reviewed_on is not None
+            and r.episode_id in shown
+        ],
+        object_type="CaseReview",
+    )
     phq9 = []
     for r in measures.list_responses(session, access=acc, instrument_code="PHQ-9", limit=1000):
         total = (r.scores or {}).get("total") or {}
