@@ -34,6 +34,7 @@ TEAM_PAGES = (
     "/safety",
     "/safety-plan",
     "/consents",
+    "/medications",
 )
 # Pages under /patients/{patient_id} that are not HTML pages about the patient, or that need a
 # record made first; each named with why it is left to the static check below.

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from concord.access import team_access
 from concord.accounts.models import User
 from concord.audit.service import record
-from concord.clock import now
+from concord.dates import org_today
 from concord.medications.current import current_medications
 from concord.medications.rules import Finding, check
 
@@ -67,7 +67,7 @@ def check_orders(
         if birth_date is None:
             birth_date = patient.birth_date
     new = {str(r) for r in orders}
-    age = age_on(birth_date, now().date())
+    age = age_on(birth_date, org_today(by.organization))
     listed = [*orders, *others, *current]
     findings = [f for f in check(listed, age=age) if new & set(f.rxcuis)]
     record(

@@ -1,9 +1,8 @@
 """The patient's current medication list, as the checks see it (issue 19).
 
-A seam: the CDS Hooks service (and later the list's own pages) ask `current_medications` for
-what a patient takes now when the caller did not send it. Until the medication list is stored
-(MedicationRequest / MedicationStatement, the medication-list work of issue 19) it returns an
-empty list; that work replaces the body, keeping the signature and the promises below.
+A seam: the CDS Hooks service asks `current_medications` for what a patient takes now when the
+caller did not send it. It reads the stored list (concord.medications.models.Medication:
+prescribed here, reported by the patient, or sent by an EHR), through the consent decision.
 """
 
 from __future__ import annotations
@@ -11,9 +10,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord import disclosure
 from concord.access import PatientAccess
+from concord.medications.models import Medication, MedicationStatus
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,30 @@ def current_medications(
 
     `access` is the caller's access to this patient, already decided and audited by the
     caller (concord.access.team_access: the care team); `patient_id` must be that access's
-    patient. The function decides nothing more about who may see the list, writes nothing to
-    the audit trail and never raises for an empty list. Part 2 records the access may not see
-    (ADR 0021) must be left out here, not by the caller.
-
-    Returns [] until the medication list is stored (see the module's docstring)."""
+    patient. Records the access may not see (42 CFR Part 2 without a consent: ADR 0021) are
+    left out here, not by the caller; as on every read, a withheld record is written to the
+    audit trail as withheld (counts only). Never raises for an empty list. A medication with
+    no RxNorm code (the patient's own words) cannot be checked and is not listed."""
     if str(access.patient.id) != str(patient_id):
         raise ValueError("current_medications: patient_id is not the access's patient")
-    return []
+    rows = session.scalars(
+        select(Medication).where(
+            Medication.patient_id == access.patient.id,
+            Medication.status.in_((MedicationStatus.active, MedicationStatus.on_hold)),
+            Medication.rxcui.is_not(None),
+        )
+    )
+    shown = disclosure.filter_records(
+        session, access, list(rows), object_type="MedicationList", action="medication_check"
+    )
+    kind = {"patient_reported": "MedicationStatement", "ehr_statement": "MedicationStatement"}
+    listed = {
+        CurrentMedication(
+            rxcui=str(m.rxcui),
+            kind=kind.get(str(m.source), "MedicationRequest"),
+            record=str(m.id),
+            status="on-hold" if m.status == MedicationStatus.on_hold else "active",
+        )
+        for m in shown
+    }
+    return sorted(listed, key=lambda m: (m.rxcui, m.record))

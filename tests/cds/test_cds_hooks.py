@@ -14,8 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from concord.accounts.models import TokenScope
+from concord.actions import medications as med_actions
 from concord.audit.models import AuditEvent
+from concord.medications.schemas import MedicationIn
 from tests.careplans.test_api import bearer
+from tests.conftest import commit
+from tests.factories import acc_for
 
 ROOT = Path(__file__).resolve().parents[2]
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -218,6 +222,20 @@ def test_without_a_prefetch_the_care_team_gets_concords_list(client, session, pe
     assert event.patient_id == people.patient.id
     assert event.detail["current_from"] == "concord"
     assert event.outcome == "success"
+
+
+def test_the_stored_list_raises_moud_benzodiazepine_for_a_clonazepam_order(
+    client, session, people, cds
+):
+    """Issue 19: buprenorphine on the patient's list in Concord, and an EHR asks about a
+    clonazepam order without sending the list: the card comes from the stored list."""
+    team = acc_for(session, people.care_manager, people.patient)
+    med_actions.add(session, access=team, data=MedicationIn(rxcui=BUPRENORPHINE, dose="8 mg"))
+    commit(session)
+    body = request("order-select", [med("c", CLONAZEPAM)], patient_id=str(people.patient.id))
+    assert _rules(client.post(SELECT, json=body, headers=cds)) == [
+        "moud-benzodiazepine-or-cns-depressant"
+    ]
 
 
 def test_without_a_prefetch_anyone_else_gets_412_and_an_audited_denial(client, session, people):
