@@ -89,8 +89,6 @@ def local_date(value: datetime | date | None, where: Zone | None) -> date | None
     return value
 
 
-
-
 @lru_cache(maxsize=8192)
 def _format_datetime(value: datetime, format: str, tz: tzinfo, lang: str) -> str:
     local = local_datetime(value, tz)
@@ -98,8 +96,6 @@ def _format_datetime(value: datetime, format: str, tz: tzinfo, lang: str) -> str
     time = babel_dates.format_time(local, format="short", locale=_locale(lang))
     pattern = babel_dates.get_datetime_format(DATE_FORMAT, locale=_locale(lang))
     return str(pattern).replace("{1}", day).replace("{0}", time)
-
-
 
 
 def format_date(

@@ -24,6 +24,7 @@ from concord import access, demo_content, synth
 from concord.accounts.models import Clinic, Organization, Role, User
 from concord.accounts.organizations import create_clinic, create_organization
 from concord.accounts.passwords import hash_password
+from concord.accounts.tokens import create_client_token
 from concord.accounts.users import create_user
 from concord.actions import checkin, recommendation
 from concord.actions import medications as med_actions
@@ -47,6 +48,7 @@ from concord.careplans.schemas import (
 from concord.clock import FakeClock, get_clock, set_clock
 from concord.decisions import service as ds
 from concord.demo_content import SafetyEventIn, StoryProtocolIn
+from concord.ehr import service as ehr
 from concord.measures import service as measures
 from concord.medications import service as med_service
 from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn
@@ -66,6 +68,7 @@ from concord.safety import alerts as safety_alerts
 from concord.safety import plans as safety_plans
 from concord.safety.escalation import escalate_due, raise_missed_follow_ups
 from concord.safety.models import SafetyAlert
+from concord.settings import get_settings
 
 DEMO_SLUG = "riverside-demo"
 DEMO_PASSWORD = "concord-demo-2026"
@@ -401,7 +404,129 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
         session.flush()
     clock.set(start)
     sync_all_tasks(session)  # the tasks the registry's flags ask for today
+    _load_ehr(session, org, clinics["north"], start)
     return org
+
+
+# --- what the clinics' EHR sends (ehr.yaml): the Quality page's CMS159 and CMS2 ---------------
+
+DEMO_CLIENT = "demo-ehr"
+_LOINC, _SNOMED, _CPT = (
+    "http://loinc.org",
+    "http://snomed.info/sct",
+    "http://www.ama-assn.org/go/cpt",
+)
+_TERMINOLOGY = "http://terminology.hl7.org/CodeSystem/"
+_SCREEN = {"negative": "428171000124102", "positive": "428181000124104"}
+
+
+def _coded(system: str, code: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def _ehr_bundle(rec: Any, patient: Patient, system: str, year_start: date) -> dict[str, Any]:
+    """One patient's EHR record as a transaction Bundle, as an EHR feed sends it."""
+    ref = f"urn:uuid:{patient.id}"
+
+    def at(day: int, hour: int = 10) -> str:
+        return f"{(year_start + timedelta(days=day)).isoformat()}T{hour:02d}:00:00+00:00"
+
+    def visit(day: int) -> dict[str, Any]:
+        return {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "type": [_coded(_CPT, "99213")],
+            "subject": {"reference": ref},
+            "period": {"start": at(day), "end": at(day, 11)},
+        }
+
+    resources: list[dict[str, Any]] = []
+    if rec.depression_visit_day is not None:
+        resources.append(
+            {
+                "resourceType": "Condition",
+                "clinicalStatus": _coded(_TERMINOLOGY + "condition-clinical", "active"),
+                "verificationStatus": _coded(_TERMINOLOGY + "condition-ver-status", "confirmed"),
+                "category": [_coded(_TERMINOLOGY + "condition-category", "problem-list-item")],
+                "code": _coded(_SNOMED, "370143000"),
+                "subject": {"reference": ref},
+                "onsetDateTime": at(rec.depression_visit_day - 30),
+            }
+        )
+        resources.append(visit(rec.depression_visit_day))
+    for day, total in rec.phq9:
+        resources.append(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "category": [_coded(_TERMINOLOGY + "observation-category", "survey")],
+                "code": _coded(_LOINC, "44261-6"),
+                "subject": {"reference": ref},
+                "effectiveDateTime": at(day),
+                "valueInteger": total,
+            }
+        )
+    if rec.screening_visit_day is not None:
+        resources.append(visit(rec.screening_visit_day))
+        resources.append(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "category": [_coded(_TERMINOLOGY + "observation-category", "survey")],
+                "code": _coded(_LOINC, "73832-8"),
+                "subject": {"reference": ref},
+                "effectiveDateTime": at(rec.screening_visit_day, 9),
+                "valueCodeableConcept": _coded(_SNOMED, _SCREEN[rec.screen]),
+            }
+        )
+    person = {
+        "resourceType": "Patient",
+        "identifier": [{"system": system, "value": patient.mrn}],
+        "name": [{"family": patient.family_name, "given": [patient.given_name]}],
+        "birthDate": patient.birth_date.isoformat(),
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": ref, "resource": person, "request": {"method": "POST", "url": "Patient"}}
+        ]
+        + [
+            {"resource": r, "request": {"method": "POST", "url": r["resourceType"]}}
+            for r in resources
+        ],
+    }
+
+
+def _load_ehr(session: Session, org: Organization, clinic: Clinic, start: datetime) -> None:
+    """The demo's integration client sends each patient's EHR record in ehr.yaml through the
+    EHR import (the action POST /fhir calls), matched to the demo's patients by MRN."""
+    records = _CONTENT.ehr_records
+    if not records:
+        return
+    _, token = create_client_token(
+        session, organization=org, name=DEMO_CLIENT, scopes=["import", "quality"], clinic=clinic
+    )
+    client = session.get(User, token.user_id)
+    assert client is not None
+    template = get_settings().fhir_mrn_system
+    system = ehr.mrn_system_for(template, org)
+    year_start = date(start.astimezone(ZoneInfo(TIMEZONE)).year, 1, 1)
+    patients = {
+        (p.given_name, p.family_name): p
+        for p in session.scalars(select(Patient).where(Patient.organization_id == org.id))
+    }
+    for rec in records:
+        patient = patients[_who(rec.patient)]
+        ehr.import_bundle(
+            session,
+            by=client,
+            scopes=frozenset({"import"}),
+            bundle=_ehr_bundle(rec, patient, system, year_start),
+            mrn_system=template,
+        )
+        session.flush()
 
 
 def _days(start: datetime, offset: float, hour: int = 10) -> datetime:

@@ -211,6 +211,35 @@ class SafetyFile(_Strict):
     events: list[SafetyEventIn] = Field(min_length=1)
 
 
+class EhrRecordIn(_Strict):
+    """What the EHR sends about one demo patient (ehr.yaml): days from the 1st of January of
+    the year the demo is built in."""
+
+    patient: str = Text  # "Given Family"
+    # CMS159's denominator identification period: 14 to 2 months before the year begins.
+    depression_visit_day: int | None = Field(default=None, ge=-420, le=-70)
+    phq9: list[tuple[int, int]] = []
+    screening_visit_day: int | None = Field(default=None, ge=0, le=364)
+    screen: Literal["negative", "positive"] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> EhrRecordIn:
+        for day, total in self.phq9:
+            if not 0 <= total <= 27:
+                raise ValueError(f"phq9: a total is 0 to 27, not {total} (day {day})")
+        if self.phq9 and self.depression_visit_day is None:
+            raise ValueError("phq9 needs `depression_visit_day`")
+        if (self.screening_visit_day is None) != (self.screen is None):
+            raise ValueError("give `screening_visit_day` and `screen` together")
+        if self.depression_visit_day is None and self.screening_visit_day is None:
+            raise ValueError("give `depression_visit_day` or `screening_visit_day`")
+        return self
+
+
+class EhrFile(_Strict):
+    records: list[EhrRecordIn] = Field(min_length=1)
+
+
 class StoryInterventionIn(_Strict):
     """An intervention a story's author adds (they are responsible for it)."""
 
@@ -318,6 +347,8 @@ class DemoContent:
     # Staff of other clinics on a patient's team: (given, family) -> ["<clinic>.<role>"].
     also_on_team: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     story_events: list[StoryEventIn] = field(default_factory=list)
+    # What the EHR sends about the patients (ehr.yaml).
+    ehr_records: list[EhrRecordIn] = field(default_factory=list)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -367,6 +398,7 @@ def _check_references(
     words: TeamWordsFile,
     safety: SafetyFile,
     story: StoryFile,
+    ehr_file: EhrFile | None = None,
 ) -> None:
     keys = {c.key for c in clinics.clinics}
     seen: set[tuple[str, str]] = set()
@@ -403,6 +435,14 @@ def _check_references(
             for m, member in enumerate([line.monitor, *line.tell]):
                 if member is not None and member not in staff:
                     raise DemoDataError(f"{where}.item: no {member!r} in clinic.yaml ({m})")
+    seen_records: set[str] = set()
+    for n, rec in enumerate(ehr_file.records if ehr_file else []):
+        where = f"{data_dir.name}/ehr.yaml: records.{n}.patient"
+        if rec.patient not in names:
+            raise DemoDataError(f"{where}: no patient {rec.patient!r} in patients.yaml")
+        if rec.patient in seen_records:
+            raise DemoDataError(f"{where}: a second record for {rec.patient!r}")
+        seen_records.add(rec.patient)
     for name in words.programs:
         if name not in profiles:
             raise DemoDataError(f"{data_dir.name}/team_words.yaml: programs.{name}: no such plan")
@@ -420,7 +460,8 @@ def content(data_dir: Path = DATA_DIR) -> DemoContent:
     }
     safety = _read(data_dir, data_dir / "safety.yaml", SafetyFile)
     story = _read(data_dir, data_dir / "part2.yaml", StoryFile)
-    _check_references(data_dir, clinics, patients, profiles, words, safety, story)
+    ehr_file = _read(data_dir, data_dir / "ehr.yaml", EhrFile)
+    _check_references(data_dir, clinics, patients, profiles, words, safety, story, ehr_file)
     who = [((p.given_name, p.family_name), p) for p in patients.patients]
     return DemoContent(
         clinics={c.key: c.name for c in clinics.clinics},
@@ -448,4 +489,5 @@ def content(data_dir: Path = DATA_DIR) -> DemoContent:
         part2_programs=frozenset(c.key for c in clinics.clinics if c.part2_program),
         also_on_team={k: list(p.also_on_team) for k, p in who if p.also_on_team},
         story_events=list(story.events),
+        ehr_records=list(ehr_file.records),
     )

@@ -483,6 +483,7 @@ def withheld_corrected_for_search(
                 out[cat].add(pid)
     return out
 
+
 def withheld_among(
     session: Session,
     by: User,

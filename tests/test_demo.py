@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import UTC
+from datetime import UTC, date
 
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from concord.accounts.models import User as Person
+from concord.actions import quality
 from concord.cli import app
 from concord.clock import FakeClock, set_clock
 from concord.db import make_engine, make_sessionmaker
@@ -630,3 +632,54 @@ def test_megan_doyles_reported_benzodiazepine_raises_the_moud_finding(demo_sessi
         }
     finally:
         demo_session.rollback()
+
+
+def test_the_quality_page_shows_cms159_and_cms2_for_both_clinics(demo_session):
+    """The demo's EHR records (concord/demo_data/ehr.yaml), sent by its integration client
+    through the EHR import, give each clinic's care manager CMS159 and CMS2 over their
+    patients for the current year, with who has not met the goal."""
+    year = NOW.year
+    expected = {
+        "maya.okafor@north.riverside.example.org": {"CMS159": (5, 3), "CMS2": (6, 4)},
+        "jordan.blake@south.riverside.example.org": {"CMS159": (4, 2), "CMS2": (5, 4)},
+    }
+    for email, measures in expected.items():
+        user = demo_session.scalar(select(Person).where(Person.email == email))
+        views = quality.quality_overview(
+            demo_session, by=user, period_start=date(year, 1, 1), period_end=date(year, 12, 31)
+        )
+        got = {
+            v.measure_id: (v.overall.performance_denominator, v.overall.numerator) for v in views
+        }
+        assert got == measures, email
+        for v in views:
+            assert any(p.open for p in v.patients), (email, v.measure_id)
+        # The process measures come from the registry the demo's stories filled.
+        process = {
+            m.measure: m
+            for m in quality.process_overview(
+                demo_session, by=user, period_start=date(year, 1, 1), period_end=date(year, 12, 31)
+            )
+        }
+        assert process["days_to_first_contact"].days_count > 0, email
+        assert process["follow_up_4_weeks"].overall.performance_denominator > 0, email
+        assert process["follow_up_4_weeks"].trend, email
+    demo_session.rollback()
+
+
+def test_the_process_measures_leave_out_megans_part2_episode_without_consent(demo_session):
+    """Dr. Lindqvist is on Megan Doyle's care team; Megan has not consented, so the addiction
+    service's episode (and so its contacts) is not counted in her process measures."""
+    from concord.accounts.models import Clinic
+    from concord.patients.models import Patient
+    from concord.registry.models import Episode
+
+    megan = demo_session.scalar(select(Patient).where(Patient.given_name == "Megan"))
+    pcp = demo_session.scalar(select(Person).where(Person.name == "Dr. Hannah Lindqvist"))
+    recovery = demo_session.scalar(select(Clinic).where(Clinic.part2_program.is_(True)))
+    assert demo_session.scalar(
+        select(Episode).where(Episode.patient_id == megan.id, Episode.clinic_id == recovery.id)
+    )
+    facts = quality._episode_facts(demo_session, pcp, megan.id)
+    assert recovery.id.hex not in {clinic for clinic, _ in facts}
+    demo_session.rollback()

@@ -142,6 +142,30 @@ def _edit(path: Path, old: str, new: str) -> None:
             "- {do: panic, minutes_ago: 29}",
             "demo_data/safety.yaml: events.7.do:",
         ),
+        (
+            "ehr.yaml",
+            "- patient: Jamal Carter\n",
+            "- patient: Jamal Carver\n",
+            "demo_data/ehr.yaml: records.0.patient: no patient 'Jamal Carver'",
+        ),
+        (
+            "ehr.yaml",
+            "  depression_visit_day: -300\n",
+            "  depression_visit_day: -30\n",
+            "demo_data/ehr.yaml: records.0.depression_visit_day:",
+        ),
+        (
+            "ehr.yaml",
+            "[60, 4]]",
+            "[60, 31]]",
+            "demo_data/ehr.yaml: records.0: Value error, phq9: a total is 0 to 27",
+        ),
+        (
+            "ehr.yaml",
+            "  screening_visit_day: 20\n  screen: negative\n",
+            "  screening_visit_day: 20\n",
+            "demo_data/ehr.yaml: records.0: Value error, give `screening_visit_day` and `screen`",
+        ),
     ],
 )
 def test_a_demo_file_that_does_not_fit_is_refused_naming_the_file_and_field(

@@ -17,14 +17,21 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from concord import disclosure
+from concord.access import team_access
 from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.ehr import service as ehr
 from concord.errors import NotFound
 from concord.i18n import Msg
+from concord.measures import service as measures
 from concord.patients.service import lead_of, list_my_patients
-from concord.quality import catalog, stats
+from concord.quality import catalog, process, stats
+from concord.registry import reviews as registry_reviews
+from concord.registry import service as registry
+from concord.registry.models import Program, ReviewStatus
+from concord.registry.rules import FOLLOW_UP_WITHIN_DAYS
 
 
 def _may_evaluate(by: User) -> bool:
@@ -272,3 +279,167 @@ def quality_overview(
         detail={"report": "quality-page", "patients": len(supplied)},
     )
     return views
+
+
+# --- the process measures: Concord's own registry data -----------------------------------------
+
+# The rule the follow-up measure counts is the registry's own (concord.registry.rules).
+assert process.FOLLOW_UP_DAYS == FOLLOW_UP_WITHIN_DAYS
+PHQ9_PROGRAMS = (Program.depression.value, Program.co_occurring.value)
+
+
+@dataclass(frozen=True)
+class MonthPoint:
+    month: str  # YYYY-MM
+    denominator: int
+    numerator: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class ProcessMeasure:
+    """One process measure: a proportion (rates with counts and intervals, overall, per clinic
+    and clinician, and by month) or a number of days (count and median)."""
+
+    measure: str
+    kind: str  # "proportion" or "days"
+    overall: Rate | None
+    by_clinic: list[Rate]
+    by_clinician: list[Rate]
+    trend: list[MonthPoint]
+    days_count: int = 0
+    days_median: float | None = None
+    days_within_28: int = 0
+
+
+def _proportion_rate(label: str, tally: process.Tally) -> Rate:
+    return _rate(label, {"denominator": tally.denominator, "numerator": tally.numerator})
+
+
+def _episode_facts(
+    session: Session, by: User, patient_id: uuid.UUID
+) -> list[tuple[str, process.EpisodeFacts]]:
+    """The patient's episodes as the process measures read them, through the registry's and
+    the measures' reads (care team only; each read audited; PHQ-9 responses less what may not
+    be disclosed to `by`)."""
+    acc = team_access(session, by, patient_id, action="read", object_type="Episode")
+    # Each kind of record as the caseload decides it (a Part 2 program's episode, its contacts
+    # and reviews withheld without a permitting consent; the withholding audited).
+    episodes = disclosure.filter_records(
+        session, acc, registry.episodes_for(session, acc), object_type="Episode"
+    )
+    if not episodes:
+        return []
+    shown = {e.id for e in episodes}
+    contacts = disclosure.filter_records(
+        session,
+        acc,
+        [
+            c
+            for c in registry.contacts_for(session, acc)
+            if c.voided_at is None and c.episode_id in shown
+        ],
+        object_type="Contact",
+    )
+    reviews = disclosure.filter_records(
+        session,
+        acc,
+        [
+            r
+            for r in registry_reviews.reviews_for(session, acc)
+            if r.status == ReviewStatus.reviewed
+            and r.reviewed_on is not None
+            and r.episode_id in shown
+        ],
+        object_type="CaseReview",
+    )
+    phq9 = []
+    for r in measures.list_responses(session, access=acc, instrument_code="PHQ-9", limit=1000):
+        total = (r.scores or {}).get("total") or {}
+        value = total.get("value") if isinstance(total, dict) else None
+        if r.completed_at is not None and isinstance(value, int | float):
+            phq9.append((measures.local_date(session, acc.patient, r.completed_at), float(value)))
+    facts = []
+    for ep in episodes:
+        facts.append(
+            (
+                ep.clinic_id.hex,
+                process.EpisodeFacts(
+                    started_on=ep.started_on,
+                    depression=ep.program in PHQ9_PROGRAMS,
+                    contacts=[(c.occurred_on, c.kind) for c in contacts if c.episode_id == ep.id],
+                    phq9=phq9,
+                    reviews=[r.reviewed_on for r in reviews if r.episode_id == ep.id],
+                ),
+            )
+        )
+    return facts
+
+
+def process_overview(
+    session: Session, *, by: User, period_start: date, period_end: date
+) -> list[ProcessMeasure]:
+    """The process measures over the episodes of `by`'s care teams' patients (a clinician):
+    overall, per clinic and per clinician (the care team's lead), and by month."""
+    if not (by.active and by.is_clinician):
+        record(
+            session, by=by, action="report", object_type="ProcessMeasures", outcome=Outcome.denied
+        )
+        raise NotFound(Msg("No such page."))
+    results: list[tuple[str, str, process.EpisodeResult]] = []
+    for patient in list_my_patients(session, by=by):
+        lead = lead_of(session, patient_id=patient.id)
+        clinician = lead.user.name if lead is not None else ""
+        for _clinic, facts in _episode_facts(session, by, patient.id):
+            results.append(
+                (patient.clinic.name, clinician, process.evaluate(facts, period_start, period_end))
+            )
+    out = []
+    for measure in process.MEASURES:
+        if measure in process.DAYS_MEASURES:
+            values = [v for _, _, r in results for v in r.days]
+            t = process.days_tally(values, measure)
+            out.append(
+                ProcessMeasure(measure, "days", None, [], [], [], t.count, t.median, t.within_28)
+            )
+            continue
+        units = [u for _, _, r in results for u in r.units]
+        groups: dict[str, dict[str, list[process.Unit]]] = {"clinic": {}, "clinician": {}}
+        for clinic, clinician, r in results:
+            groups["clinic"].setdefault(clinic, []).extend(r.units)
+            groups["clinician"].setdefault(clinician, []).extend(r.units)
+        trend = [
+            MonthPoint(
+                m.strftime("%Y-%m"),
+                t.denominator,
+                t.numerator,
+                t.numerator / t.denominator if t.denominator else None,
+            )
+            for m, t in process.by_month(units, measure).items()
+        ]
+        out.append(
+            ProcessMeasure(
+                measure,
+                "proportion",
+                _proportion_rate("", process.tally(units, measure)),
+                [
+                    _proportion_rate(k, process.tally(v, measure))
+                    for k, v in sorted(groups["clinic"].items())
+                    if process.tally(v, measure).denominator
+                ],
+                [
+                    _proportion_rate(k, process.tally(v, measure))
+                    for k, v in sorted(groups["clinician"].items())
+                    if process.tally(v, measure).denominator
+                ],
+                trend,
+            )
+        )
+    record(
+        session,
+        by=by,
+        action="report",
+        object_type="ProcessMeasures",
+        detail={"episodes": len(results)},
+    )
+    return out

@@ -310,4 +310,3 @@ def find_consent(session: Session, *, by: User, ident: str) -> tuple[Consent, Pa
     )
     assert consent is not None
     return consent, acc
-

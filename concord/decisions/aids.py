@@ -334,9 +334,7 @@ def _programs(path: Path, raw: Any) -> tuple[str, ...]:
         raise AidError(path, "programs: must be a list of program names")
     unknown = sorted(set(raw) - PROGRAMS)
     if unknown:
-        raise AidError(
-            path, f"programs: {unknown[0]} is not one of {', '.join(sorted(PROGRAMS))}"
-        )
+        raise AidError(path, f"programs: {unknown[0]} is not one of {', '.join(sorted(PROGRAMS))}")
     return tuple(raw)
 
 

@@ -5,6 +5,7 @@ each population. The action decides and audits; this parses the period and shape
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import date
 from typing import Any
 
@@ -37,7 +38,45 @@ CSV_COLUMNS = [
     "denominator_exception",
     "numerator",
     "open",
+    "rate_numerator",
+    "rate_denominator",
+    "interval_low",
+    "interval_high",
+    "median_days",
 ]
+
+
+def _process_rows(process: list[actions.ProcessMeasure], start: date, end: date) -> list[dict]:
+    """One row per process measure and group (all, each clinic, each clinician): counts
+    beside every rate, its 95% interval; for the day counts, how many and the median."""
+    rows = []
+    for m in process:
+        base = {
+            "measure": m.measure,
+            "period_start": start.isoformat(),
+            "period_end": end.isoformat(),
+        }
+        if m.kind == "days":
+            rows.append({**base, "rate_denominator": m.days_count, "median_days": m.days_median})
+            continue
+        groups = [("", "", m.overall)]
+        groups += [(r.label, "", r) for r in m.by_clinic]
+        groups += [("", r.label, r) for r in m.by_clinician]
+        for clinic, clinician, r in groups:
+            if r is None:
+                continue
+            rows.append(
+                {
+                    **base,
+                    "clinic": clinic,
+                    "clinician": clinician,
+                    "rate_numerator": r.numerator,
+                    "rate_denominator": r.performance_denominator,
+                    "interval_low": round(r.interval[0], 4) if r.interval else "",
+                    "interval_high": round(r.interval[1], 4) if r.interval else "",
+                }
+            )
+    return rows
 
 
 def _period(request: Request) -> tuple[date, date]:
@@ -63,11 +102,16 @@ def _period(request: Request) -> tuple[date, date]:
 def quality_page(request: Request, session: DbSession, actor: WebActor) -> Response:
     start, end = _period(request)
     views = actions.quality_overview(session, by=actor.user, period_start=start, period_end=end)
+    process = actions.process_overview(session, by=actor.user, period_start=start, period_end=end)
     return render(
         request,
         "quality/index.html",
         {
             "views": views,
+            "process": process,
+            "trend_json": json.dumps(
+                {m.measure: [dataclasses.asdict(p) for p in m.trend] for m in process}
+            ),
             "start": start.isoformat(),
             "end": end.isoformat(),
             "min_denominator": stats.MIN_DENOMINATOR,
@@ -108,6 +152,8 @@ def quality_csv(request: Request, session: DbSession, actor: ApiActor) -> Respon
                     "open": int(p.open),
                 }
             )
+    process = actions.process_overview(session, by=actor.user, period_start=start, period_end=end)
+    rows.extend(_process_rows(process, start, end))
     return csv_response(
         rows,
         CSV_COLUMNS,
@@ -141,4 +187,10 @@ def quality_json(request: Request, session: DbSession, actor: ApiActor) -> dict[
         "period_end": end.isoformat(),
         "min_denominator": stats.MIN_DENOMINATOR,
         "measures": [_json(v) for v in views],
+        "process_measures": [
+            dataclasses.asdict(m)
+            for m in actions.process_overview(
+                session, by=actor.user, period_start=start, period_end=end
+            )
+        ],
     }

@@ -520,9 +520,7 @@ class PlanExport:
     crisis: list[dict[str, str]]
 
 
-def _export(
-    session: Session, patient: Patient, plan: SafetyPlan | None, lang: str
-) -> PlanExport:
+def _export(session: Session, patient: Patient, plan: SafetyPlan | None, lang: str) -> PlanExport:
     if plan is None:
         raise NotFound(Msg("No safety plan yet."))
     org = session.get(Organization, patient.organization_id)

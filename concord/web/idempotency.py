@@ -119,9 +119,7 @@ def create_once(
     return answer
 
 
-def earlier_record(
-    session: Session, model: Any, result: str, *, patient_id: Any = None
-) -> Any:
+def earlier_record(session: Session, model: Any, result: str, *, patient_id: Any = None) -> Any:
     """For a replay: the row the earlier submission under this key created (on this patient,
     when the row names one), or 404 when it is gone."""
     found = session.get(model, access.parse_id(result))
