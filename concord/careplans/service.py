@@ -960,7 +960,13 @@ def add_item(
         values["proposed_by_patient"] = False
     if section != "milestones":
         values["plan_id"] = plan.id
-    item = spec.model(**values, updated_by_id=access.by.id, created_at=now(), updated_at=now())
+    item = spec.model(
+        **values,
+        author_id=access.by.id,
+        updated_by_id=access.by.id,
+        created_at=now(),
+        updated_at=now(),
+    )
     _apply_status_dates(session, access, item, section, None)
     session.add(item)
     session.flush()
@@ -1165,6 +1171,7 @@ def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal)
         status=GoalStatus.proposed,
         proposed_by_id=access.by.id,
         proposed_by_patient=access.is_self,
+        author_id=access.by.id,
         updated_by_id=access.by.id,
         created_at=now(),
         updated_at=now(),
@@ -1526,11 +1533,11 @@ def list_plan_records(
 
 @dataclass(frozen=True)
 class _GoalLabel:
-    """What the Part 2 label rules read of a goal (its id and who last wrote it), without
-    loading the goal: a search decides on every goal it may return before paging."""
+    """What the Part 2 label rules read of a goal (its id and its author), without loading
+    the goal: a search decides on every goal it may return before paging."""
 
     id: uuid.UUID
-    updated_by_id: uuid.UUID | None
+    author_id: uuid.UUID | None
     __tablename__ = "goal"
     data_category = Goal.data_category
 
@@ -1545,7 +1552,7 @@ def _withheld_goals(
     consents for all the patients (disclosure.withheld_among, the filter_records decision)."""
     keys = session.execute(
         query.where(in_scope(by, scope, CarePlan.patient_id)).with_only_columns(
-            Goal.id, Goal.updated_by_id, CarePlan.patient_id
+            Goal.id, Goal.author_id, CarePlan.patient_id
         )
     ).all()
     return disclosure.withheld_among(

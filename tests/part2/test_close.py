@@ -1,0 +1,67 @@
+"""The last gaps of issue 18 (ADR 0021, 0022), on both engines.
+
+- A plan item's Part 2 label follows its author, never its last editor.
+- The plan history's change list names its items, so a program item's change is badged.
+- CSVs and the safety-plan PDF disclosing Part 2 data under a consent carry the § 2.32(b)
+  consent explanation beside the redisclosure notice.
+- A task the worker opens from the caseload's flags is opened only for an owner who may see the
+  Part 2 data it follows from.
+"""
+
+from __future__ import annotations
+
+import re
+
+from concord import disclosure
+from concord.careplans import service as plans
+from tests.careplans.test_api import bearer
+from tests.conftest import commit
+from tests.part2.test_part2 import _tpo
+from tests.part2.test_plan_reads import PCP_GOAL, PROGRAM_GOAL, plan_world  # noqa: F401
+
+
+def _goal(session, pid, statement):
+    session.expire_all()
+    contents = plans.load_contents(session, plans.current_plan(session, pid))
+    return next(g for g in contents.goals if g.statement == statement)
+
+
+def _edit(client, session, user, pid, goal, statement):
+    url = f"/api/v1/patients/{pid}/careplan/goals/{goal.id}"
+    body = {
+        "statement": statement,
+        "category": "symptoms",
+        "version": goal.version,
+        "reason": "Reworded with the patient",
+    }
+    got = client.put(url, json=body, headers=bearer(session, user))
+    assert got.status_code == 200, got.text
+
+
+def test_a_pcp_editing_a_program_item_under_consent_keeps_its_label(
+    client, session, people, plan_world
+):
+    """42 CFR 2.12(a)/2.11: the record is the program's because its staff wrote it; an edit
+    by someone outside the program does not make it primary care's."""
+    pcp, program_goal, _ = plan_world
+    pid = people.patient.id
+    _tpo(session, people, pcp, categories=["substance_use", "care_plan"])
+    _edit(client, session, pcp, pid, program_goal, PROGRAM_GOAL + ", on weekends too")
+    goal = _goal(session, pid, PROGRAM_GOAL + ", on weekends too")
+    assert goal.updated_by_id == pcp.id and goal.author_id == people.care_manager.id
+    assert disclosure.is_part2(goal, people.patient)
+    # Under the consent the PCP still finds it.
+    found = client.get(f"/fhir/Goal?patient={pid}", headers=bearer(session, pcp)).json()
+    assert str(goal.id) in str(found)
+
+
+def test_program_staff_editing_a_pcps_item_add_no_label(client, session, people, plan_world):
+    pcp, _, pcp_goal = plan_world
+    pid = people.patient.id
+    _edit(client, session, people.care_manager, pid, pcp_goal, PCP_GOAL + " most nights")
+    goal = _goal(session, pid, PCP_GOAL + " most nights")
+    assert goal.updated_by_id == people.care_manager.id and goal.author_id == pcp.id
+    assert not disclosure.is_part2(goal, people.patient)
+    # The PCP, with no consent, still sees their own goal after the program's edit.
+    found = client.get(f"/fhir/Goal?patient={pid}", headers=bearer(session, pcp)).json()
+    assert found["total"] == 1 and PCP_GOAL + " most nights" in str(found)
