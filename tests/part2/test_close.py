@@ -65,3 +65,33 @@ def test_program_staff_editing_a_pcps_item_add_no_label(client, session, people,
     # The PCP, with no consent, still sees their own goal after the program's edit.
     found = client.get(f"/fhir/Goal?patient={pid}", headers=bearer(session, pcp)).json()
     assert found["total"] == 1 and PCP_GOAL + " most nights" in str(found)
+
+
+def test_the_plan_history_badges_the_programs_changes_only(
+    client, session, people, plan_world, sign_in
+):
+    """The history's change list names each change's item: a program item's change carries
+    the badge, a primary care item's does not, and the PCP without consent meets neither the
+    program's change nor its badge (page and JSON)."""
+    pcp, program_goal, pcp_goal = plan_world
+    pid = people.patient.id
+    sign_in(people.care_manager.email)
+    page = client.get(f"/patients/{pid}/plan/history")
+    assert page.status_code == 200, page.text
+    badged = set(re.findall(r'data-part2="([^"]+)"', page.text))
+    assert str(program_goal.id) in badged and str(pcp_goal.id) not in badged
+    compared = client.get(f"/patients/{pid}/plan/history?from=1&to=5")
+    assert str(program_goal.id) in set(re.findall(r'data-part2="([^"]+)"', compared.text))
+    listed = client.get(
+        f"/api/v1/patients/{pid}/careplan/revisions", headers=bearer(session, people.care_manager)
+    ).json()
+    changes = {c["item_id"]: c["part2"] for r in listed for c in r["changes"] if c["item_id"]}
+    assert changes[str(program_goal.id)] is True and changes[str(pcp_goal.id)] is False
+    sign_in(pcp.email)
+    page = client.get(f"/patients/{pid}/plan/history")
+    assert page.status_code == 200 and "data-part2=" not in page.text
+    assert PROGRAM_GOAL not in page.text and PCP_GOAL in page.text
+    # Under consent the PCP sees the program's change, badged.
+    _tpo(session, people, pcp, categories=["substance_use", "care_plan"])
+    page = client.get(f"/patients/{pid}/plan/history")
+    assert str(program_goal.id) in set(re.findall(r'data-part2="([^"]+)"', page.text))
