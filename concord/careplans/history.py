@@ -211,7 +211,5 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
                     changes.append(Change(section, "changed", label, fields, item_id=item_id))
         for item_id, values in before.items():
             if item_id not in after:
-                changes.append(
-                    Change(section, "removed", values.get(label_field), item_id=item_id)
-                )
+                changes.append(Change(section, "removed", values.get(label_field), item_id=item_id))
     return changes

@@ -622,7 +622,8 @@ def _compare(
     )
     first, second = revisions[older], revisions[newer]
     withheld, part2 = _item_labels(session, access, plan)
-    changes = history.diff(_redact(first.snapshot, withheld), _redact(second.snapshot, withheld) or {})
+    before, after = _redact(first.snapshot, withheld), _redact(second.snapshot, withheld)
+    changes = history.diff(before, after or {})
     return first, second, _badge(changes, part2)
 
 

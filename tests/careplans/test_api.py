@@ -260,8 +260,7 @@ class TestEditing:
             headers=headers,
         ).json()
         added = [
-            {k: v for k, v in c.items() if k not in ("item_id", "part2")}
-            for c in diff["changes"]
+            {k: v for k, v in c.items() if k not in ("item_id", "part2")} for c in diff["changes"]
         ]
         assert {
             "section": "goals",

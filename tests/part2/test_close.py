@@ -15,9 +15,8 @@ import re
 from concord import disclosure
 from concord.careplans import service as plans
 from tests.careplans.test_api import bearer
-from tests.conftest import commit
 from tests.part2.test_part2 import _tpo
-from tests.part2.test_plan_reads import PCP_GOAL, PROGRAM_GOAL, plan_world  # noqa: F401
+from tests.part2.test_plan_reads import PCP_GOAL, PROGRAM_GOAL, plan_world  # noqa: F401 (the fixture)
 
 
 def _goal(session, pid, statement):
@@ -39,7 +38,10 @@ def _edit(client, session, user, pid, goal, statement):
 
 
 def test_a_pcp_editing_a_program_item_under_consent_keeps_its_label(
-    client, session, people, plan_world
+    client,
+    session,
+    people,
+    plan_world,  # noqa: F811
 ):
     """42 CFR 2.12(a)/2.11: the record is the program's because its staff wrote it; an edit
     by someone outside the program does not make it primary care's."""
@@ -55,7 +57,12 @@ def test_a_pcp_editing_a_program_item_under_consent_keeps_its_label(
     assert str(goal.id) in str(found)
 
 
-def test_program_staff_editing_a_pcps_item_add_no_label(client, session, people, plan_world):
+def test_program_staff_editing_a_pcps_item_add_no_label(
+    client,
+    session,
+    people,
+    plan_world,  # noqa: F811
+):
     pcp, _, pcp_goal = plan_world
     pid = people.patient.id
     _edit(client, session, people.care_manager, pid, pcp_goal, PCP_GOAL + " most nights")
@@ -68,7 +75,11 @@ def test_program_staff_editing_a_pcps_item_add_no_label(client, session, people,
 
 
 def test_the_plan_history_badges_the_programs_changes_only(
-    client, session, people, plan_world, sign_in
+    client,
+    session,
+    people,
+    plan_world,
+    sign_in,  # noqa: F811
 ):
     """The history's change list names each change's item: a program item's change carries
     the badge, a primary care item's does not, and the PCP without consent meets neither the
