@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
 from concord import disclosure
 from concord.careplans import service as plans
+from concord.consents import service as consents
+from concord.i18n import Msg
+from concord.registry.caseload import FlagRow
+from concord.registry.models import Episode, TaskStatus, WorkTask
+from concord.registry.rules import Flag
+from concord.registry.tasks import sync_flag_tasks
 from tests.careplans.test_api import bearer
-from tests.part2.test_part2 import _tpo
+from tests.conftest import commit
+from tests.factories import acc_for
+from tests.part2.test_part2 import _tpo, make_world
 from tests.part2.test_plan_reads import PCP_GOAL, PROGRAM_GOAL, plan_world  # noqa: F401 (the fixture)
 
 
@@ -78,8 +88,8 @@ def test_the_plan_history_badges_the_programs_changes_only(
     client,
     session,
     people,
-    plan_world,
-    sign_in,  # noqa: F811
+    plan_world,  # noqa: F811
+    sign_in,
 ):
     """The history's change list names each change's item: a program item's change carries
     the badge, a primary care item's does not, and the PCP without consent meets neither the
@@ -106,3 +116,47 @@ def test_the_plan_history_badges_the_programs_changes_only(
     _tpo(session, people, pcp, categories=["substance_use", "care_plan"])
     page = client.get(f"/patients/{pid}/plan/history")
     assert str(program_goal.id) in set(re.findall(r'data-part2="([^"]+)"', page.text))
+
+
+def _flag_sync(session, people, pcp, code):
+    """The worker's sync for one flag of the patient's program episode, whose consultant is
+    the PCP (outside the program): the tasks open for it afterwards."""
+    episode = session.scalar(select(Episode).where(Episode.patient_id == people.patient.id))
+    episode.consultant_id = pcp.id
+    session.flush()
+    row = FlagRow(episode, people.patient, [Flag(code, Msg("a rule"))])
+    sync_flag_tasks(session, [row], today=episode.started_on)
+    session.flush()
+    return list(
+        session.scalars(
+            select(WorkTask).where(
+                WorkTask.patient_id == people.patient.id, WorkTask.source.like(f"flag:{code}:%")
+            )
+        )
+    ), TaskStatus
+
+
+def test_a_flag_task_opens_only_for_an_owner_who_may_see_what_it_follows_from(session, people):
+    """ADR 0021: the worker decides as the task's owner, not as the system. The program's
+    "not improving" (its scores: PHQ-9 and AUDIT-C, an episode at a Part 2 program) is no
+    task for a consultant outside the program without the patient's consent; under a consent
+    it is; a revoked consent closes it at the nightly run; the program's own care manager
+    gets the tasks of the flags they own."""
+    pcp, _ = make_world(session, people)
+    tasks, status = _flag_sync(session, people, pcp, "not_improving")
+    assert tasks == []
+    made = _tpo(session, people, pcp, scope="all", categories=None)
+    tasks, status = _flag_sync(session, people, pcp, "not_improving")
+    assert [(t.owner_id, t.status) for t in tasks] == [(pcp.id, status.open)]
+    consents.revoke(
+        session,
+        access=acc_for(session, people.patient_user, people.patient),
+        consent_id=made.id,
+        reason="Changed my mind",
+    )
+    commit(session)
+    tasks, status = _flag_sync(session, people, pcp, "not_improving")
+    assert [t.status for t in tasks] == [status.done]
+    assert tasks[0].close_note == "Closed: its owner may not see the records it follows from."
+    tasks, status = _flag_sync(session, people, pcp, "no_contact_30_days")
+    assert [(t.owner_id, t.status) for t in tasks] == [(people.care_manager.id, status.open)]
