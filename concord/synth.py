@@ -542,6 +542,7 @@ def _write_patients_and_plans(out: Writer, b: _Build) -> int:
             "created_at": b.now,
             "updated_at": b.now,
             "updated_by_id": b.manager_of[i],
+            "author_id": b.manager_of[i],
         }
         for i in range(n)
     )
@@ -617,6 +618,7 @@ def _steps(b: _Build) -> Iterator[dict[str, Any]]:
                 "created_at": b.now,
                 "updated_at": b.now,
                 "updated_by_id": b.manager_of[i],
+                "author_id": b.manager_of[i],
             }
 
 

@@ -157,6 +157,7 @@ NOT_SETTINGS = {
     "CONCORD_CI_POSTGRES_URL",
     "CONCORD_BENCH_POSTGRES",
     "CONCORD_ECQM_DIR",  # where tests/ehr/test_official_decks.py finds the eCQM test decks
+    "CONCORD_FULL_MATRIX",  # tests/test_part2_matrix.py: the full purpose cross product
 }
 
 

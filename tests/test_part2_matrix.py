@@ -8,7 +8,10 @@ purpose.
 
 Across purposes: the API and FHIR doors take the purpose of use in X-Purpose-Of-Use (a v3
 PurposeOfUse code); `test_the_purpose_named_must_be_the_consents` runs the API and FHIR
-requests of the lead and others under each of the seven codes.
+requests of the lead and others under each of the seven codes, and
+`test_every_persona_state_and_purpose_on_the_api_and_fhir_doors` the full cross product (every
+persona x every consent state x every code, about 340 cases more, some 15 minutes on one
+worker) when CONCORD_FULL_MATRIX=1 is set.
 
 The rule under test (42 CFR 2.12, 2.31, 2.33; ADR 0021): records of a Part 2 program go outside
 it only under the patient's written consent, active now, naming the recipient and the purpose,
@@ -26,6 +29,7 @@ checks the matrix reports the leak.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -563,6 +567,30 @@ def test_the_purpose_named_must_be_the_consents(world, persona, state, purpose):
     assert unlogged == [], "not logged:\n" + "\n".join(unlogged[:20])
     if persona in TEAM and sees_part2(persona, state, purpose):
         assert out.seen == set(world.markers), (persona, state, purpose, out.seen)
+
+
+PURPOSES = ("TREAT", "HPAYMT", "HOPERAT", "HRESCH", "PATRQT", "FAMRQT", "ETREAT")
+FULL_MATRIX = os.environ.get("CONCORD_FULL_MATRIX") == "1"
+FULL_PURPOSE_CASES = [
+    (persona, state, purpose)
+    for persona in PERSONAS
+    for state in STATES
+    for purpose in PURPOSES
+    if (persona, state, purpose) not in PURPOSE_CASES
+]
+
+
+@pytest.mark.skipif(
+    not FULL_MATRIX, reason="the full purpose cross product runs with CONCORD_FULL_MATRIX=1"
+)
+@pytest.mark.parametrize(("persona", "state", "purpose"), FULL_PURPOSE_CASES)
+def test_every_persona_state_and_purpose_on_the_api_and_fhir_doors(world, persona, state, purpose):
+    """Issue 18's matrix across purposes: every persona x consent state x v3 PurposeOfUse code
+    on every API and FHIR request, the same rule (`sees_part2`): a Part 2 record goes out
+    only to the patient, the program's own staff, and a team member under an active permit
+    not refused to them for the purpose it names; every disclosure outside the program is
+    logged."""
+    test_the_purpose_named_must_be_the_consents(world, persona, state, purpose)
 
 
 @pytest.fixture(scope="module")

@@ -154,6 +154,10 @@ class Change:
     change: str  # added, removed or changed
     label: str | None
     fields: list[FieldChange] = field(default_factory=list)
+    # The item changed (None for the plan and its preferences), and whether it carries the
+    # 42 CFR Part 2 label (set by the read that shows the change, from the item's label).
+    item_id: str | None = None
+    part2: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,6 +165,8 @@ class Change:
             "change": self.change,
             "label": self.label,
             "fields": [{"field": f.field, "old": f.old, "new": f.new} for f in self.fields],
+            "item_id": self.item_id,
+            "part2": self.part2,
         }
 
     @classmethod
@@ -170,6 +176,8 @@ class Change:
             data["change"],
             data.get("label"),
             [FieldChange(f["field"], f["old"], f["new"]) for f in data.get("fields", [])],
+            data.get("item_id"),
+            bool(data.get("part2")),
         )
 
 
@@ -195,13 +203,13 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
         after: dict[str, Any] = new.get(section, {})
         for item_id, values in after.items():
             if item_id not in before:
-                changes.append(Change(section, "added", values.get(label_field)))
+                changes.append(Change(section, "added", values.get(label_field), item_id=item_id))
             else:
                 fields = _field_changes(before[item_id], values)
                 if fields:
                     label = before[item_id].get(label_field)
-                    changes.append(Change(section, "changed", label, fields))
+                    changes.append(Change(section, "changed", label, fields, item_id=item_id))
         for item_id, values in before.items():
             if item_id not in after:
-                changes.append(Change(section, "removed", values.get(label_field)))
+                changes.append(Change(section, "removed", values.get(label_field), item_id=item_id))
     return changes

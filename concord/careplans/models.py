@@ -192,6 +192,11 @@ class CarePlan(IdMixin, Base):
         return self.status in CURRENT_PLAN_STATUSES
 
 
+def _first_editor(context: Any) -> Any:
+    """An item written without naming its author was written by its first editor."""
+    return context.get_current_parameters().get("updated_by_id")
+
+
 class PlanItem(IdMixin):
     """Columns every editable plan item shares."""
 
@@ -199,6 +204,11 @@ class PlanItem(IdMixin):
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
     updated_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"))
+    # Who wrote the item: never changes when someone else edits it. The item's Part 2 label
+    # follows its author, not its last editor (concord/part2/rules.yaml, ADR 0021).
+    author_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user_account.id"), default=_first_editor
+    )
     # Items are removed by marking them, so a revision can still name them.
     removed_at: Mapped[datetime | None]
 

@@ -311,7 +311,16 @@ def withheld_item_ids(session: Session, access: PatientAccess, plan: CarePlan) -
     """The ids of the plan's items, removed ones included, that `access` may not see (what
     its revisions' snapshots must not show): decided by disclosure.filter_records, so the
     withholding is audited and a Part 2 item disclosed under consent is logged."""
+    return _item_labels(session, access, plan)[0]
+
+
+def _item_labels(
+    session: Session, access: PatientAccess, plan: CarePlan
+) -> tuple[set[str], set[str]]:
+    """The ids of the plan's items (removed ones included) withheld from `access`, and of
+    those shown that carry the 42 CFR Part 2 label (the history's badge)."""
     withheld: set[str] = set()
+    part2: set[str] = set()
     for section, model in _SECTION_MODELS.items():
         if section == "milestones":
             query = (
@@ -326,7 +335,14 @@ def withheld_item_ids(session: Session, access: PatientAccess, plan: CarePlan) -
             session, access, rows, object_type=model.__name__, action="history"
         )
         withheld |= {str(r.id) for r in rows} - {str(r.id) for r in kept}
-    return withheld
+        part2 |= {str(r.id) for r in kept if disclosure.label_of(session, access, r).part2}
+    return withheld, part2
+
+
+def _badge(changes: list[Change], part2: set[str]) -> list[Change]:
+    for change in changes:
+        change.part2 = change.item_id is not None and change.item_id in part2
+    return changes
 
 
 def _redact(snapshot: dict[str, Any] | None, withheld: set[str]) -> dict[str, Any] | None:
@@ -353,15 +369,21 @@ def _redact(snapshot: dict[str, Any] | None, withheld: set[str]) -> dict[str, An
 
 
 class RedactedRevision:
-    """A revision as a reader from whom some items are withheld sees it: its snapshot without
-    them and its changes recomputed from the redacted snapshots (read-only; the stored
-    revision is never changed)."""
+    """A revision as one reader sees it: its snapshot without the items withheld from them,
+    and its changes recomputed from the redacted snapshots, each naming its item and whether
+    that item carries the Part 2 label (read-only; the stored revision is never changed)."""
 
-    def __init__(self, revision: PlanRevision, previous: PlanRevision | None, withheld: set[str]):
+    def __init__(
+        self,
+        revision: PlanRevision,
+        previous: PlanRevision | None,
+        withheld: set[str],
+        part2: set[str] | None = None,
+    ):
         self._revision = revision
         self.snapshot = _redact(revision.snapshot, withheld)
         before = _redact(previous.snapshot, withheld) if previous is not None else None
-        changes = history.diff(before, self.snapshot or {})
+        changes = _badge(history.diff(before, self.snapshot or {}), part2 or set())
         self.summary = {**(revision.summary or {}), "changes": [c.to_dict() for c in changes]}
 
     def __getattr__(self, name: str) -> Any:
@@ -503,7 +525,7 @@ def _revise(
         author_id=access.by.id,
         created_at=now(),
         reason=reason,
-        summary={"changes": [c.to_dict() for c in changes]}
+        summary={"changes": [_stored(c) for c in changes]}
         # A reason the system wrote, as a message each reader sees in their language.
         | ({"reason": reason_message} if reason_message else {}),
         substantive=substantive,
@@ -512,6 +534,13 @@ def _revise(
     session.add(revision)
     session.flush()
     return revision
+
+
+def _stored(change: Change) -> dict[str, Any]:
+    """A change as a revision keeps it: the label is the reader's, decided when read."""
+    data = change.to_dict()
+    data.pop("part2")
+    return data
 
 
 def list_revisions(
@@ -533,12 +562,12 @@ def list_revisions(
             .order_by(PlanRevision.number.desc())
         )
     )
-    withheld = withheld_item_ids(session, access, plan)
-    if not withheld:
-        return revisions
+    withheld, part2 = _item_labels(session, access, plan)
     by_number = {r.number: r for r in revisions}
+    # Each revision's changes are recomputed from the snapshots, so every change names its
+    # item (revisions stored before changes did too) and carries the item's Part 2 badge.
     return [
-        RedactedRevision(r, by_number.get(r.number - 1), withheld)  # type: ignore[misc]
+        RedactedRevision(r, by_number.get(r.number - 1), withheld, part2)  # type: ignore[misc]
         for r in revisions
     ]
 
@@ -592,12 +621,10 @@ def _compare(
         detail={"from": older, "to": newer},
     )
     first, second = revisions[older], revisions[newer]
-    withheld = withheld_item_ids(session, access, plan)
-    return (
-        first,
-        second,
-        history.diff(_redact(first.snapshot, withheld), _redact(second.snapshot, withheld) or {}),
-    )
+    withheld, part2 = _item_labels(session, access, plan)
+    before, after = _redact(first.snapshot, withheld), _redact(second.snapshot, withheld)
+    changes = history.diff(before, after or {})
+    return first, second, _badge(changes, part2)
 
 
 # --- changing the plan ---------------------------------------------------------------------
@@ -960,7 +987,13 @@ def add_item(
         values["proposed_by_patient"] = False
     if section != "milestones":
         values["plan_id"] = plan.id
-    item = spec.model(**values, updated_by_id=access.by.id, created_at=now(), updated_at=now())
+    item = spec.model(
+        **values,
+        author_id=access.by.id,
+        updated_by_id=access.by.id,
+        created_at=now(),
+        updated_at=now(),
+    )
     _apply_status_dates(session, access, item, section, None)
     session.add(item)
     session.flush()
@@ -1165,6 +1198,7 @@ def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal)
         status=GoalStatus.proposed,
         proposed_by_id=access.by.id,
         proposed_by_patient=access.is_self,
+        author_id=access.by.id,
         updated_by_id=access.by.id,
         created_at=now(),
         updated_at=now(),
@@ -1526,11 +1560,11 @@ def list_plan_records(
 
 @dataclass(frozen=True)
 class _GoalLabel:
-    """What the Part 2 label rules read of a goal (its id and who last wrote it), without
-    loading the goal: a search decides on every goal it may return before paging."""
+    """What the Part 2 label rules read of a goal (its id and its author), without loading
+    the goal: a search decides on every goal it may return before paging."""
 
     id: uuid.UUID
-    updated_by_id: uuid.UUID | None
+    author_id: uuid.UUID | None
     __tablename__ = "goal"
     data_category = Goal.data_category
 
@@ -1545,7 +1579,7 @@ def _withheld_goals(
     consents for all the patients (disclosure.withheld_among, the filter_records decision)."""
     keys = session.execute(
         query.where(in_scope(by, scope, CarePlan.patient_id)).with_only_columns(
-            Goal.id, Goal.updated_by_id, CarePlan.patient_id
+            Goal.id, Goal.author_id, CarePlan.patient_id
         )
     ).all()
     return disclosure.withheld_among(

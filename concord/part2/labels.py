@@ -34,11 +34,12 @@ from concord.part2.models import EmergencyAccess, LabelOverride
 PART2 = "42CFRPart2"
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 CONDITIONS = ("at_program", "by_program_staff", "patient_in_program")
-# The columns that name who wrote a record, in the tables the rules may name.
+# The columns that name who wrote a record, in the tables the rules may name. Never the last
+# editor (`updated_by_id`): a record is its author's, so someone outside the program editing a
+# program's record does not drop its label, nor does program staff editing another's add one.
 AUTHOR_COLUMNS = (
     "created_by_id",
     "author_id",
-    "updated_by_id",
     "user_id",
     "requested_by_id",
     "prescriber_id",

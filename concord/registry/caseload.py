@@ -718,6 +718,36 @@ def _overdue(found: _Facts, patient_id: uuid.UUID, today: date) -> list[str]:
 
 # --- one episode's score and schedule flags (the task sync after a check-in) -------------------
 
+
+@dataclass(frozen=True)
+class _Fact:
+    """A record a flag follows from, as the disclosure decision sees it (its id is a name)."""
+
+    id: str
+    patient_id: uuid.UUID
+    data_category: DataCategory | None
+    __tablename__: str | None = None
+
+
+def flag_records(episode: Episode, code: str) -> list[Any]:
+    """The records flag `code` of `episode` follows from, as the disclosure decision sees
+    them: the episode itself (a task about it says it exists), and, by the facts the flag
+    reads (FLAG_FACTS), the scores of the program's instruments (not improving, a check-in
+    overdue) or the plan (a review, an agreement). Contacts are the episode's records and are
+    labelled as it is (concord/part2/rules.yaml). A task opened from the flag is opened only
+    for an owner from whom none of them is withheld (concord.registry.tasks, ADR 0021)."""
+    found: list[Any] = [episode]
+    facts = FLAG_FACTS.get(code, frozenset())
+    if facts & {"scores", "schedules"}:
+        found += [
+            _Fact(f"scores:{c}", episode.patient_id, instrument_category(c))
+            for c in instruments_of(episode.program)
+        ]
+    if "plans" in facts:
+        found.append(_Fact("plan", episode.patient_id, CarePlan.data_category))
+    return found
+
+
 # The flags one patient's row can be built for by episode_flags: those decided by scores and
 # schedules alone.
 EPISODE_FACTS = frozenset({"scores", "schedules"})

@@ -21,12 +21,14 @@ from concord import disclosure
 from concord.access import PatientAccess, deny, parse_id, refuse_record, team_access
 from concord.accounts.models import Role, User
 from concord.audit.service import record
+from concord.categories import Purpose
 from concord.clock import now
 from concord.db import core
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import N_, Msg
 from concord.paging import Page, count
 from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.registry.caseload import flag_records
 from concord.registry.models import Episode, TaskStatus, WorkTask
 from concord.safety.alerts import alert_records, team_alerts_query
 from concord.safety.models import SafetyAlert
@@ -198,16 +200,38 @@ _CLOSE_FLAG_TASK = (
 _CLOSED = ("status", "closed_at", "close_note")
 
 
-def _close_flag_task(session: Session, task_id: uuid.UUID) -> None:
+DONE = N_("Done: the flag no longer applies.")
+NOT_YOURS = N_("Closed: its owner may not see the records it follows from.")
+
+
+def _close_flag_task(session: Session, task_id: uuid.UUID, note: str = DONE) -> None:
     """Done, as its flag no longer applies: one UPDATE; a copy of the task the session holds
     (loaded earlier in the same unit of work) is expired, so it reads the change."""
-    core(session).execute(
-        _CLOSE_FLAG_TASK,
-        {"task": task_id, "at": now(), "note": N_("Done: the flag no longer applies.")},
-    )
+    core(session).execute(_CLOSE_FLAG_TASK, {"task": task_id, "at": now(), "note": note})
     held = session.identity_map.get(identity_key(WorkTask, task_id))
     if held is not None:
         session.expire(held, _CLOSED)
+
+
+def _owner_may_not_see(
+    session: Session, episode: Any, code: str, owner_id: uuid.UUID | None
+) -> bool:
+    """Whether the disclosure decision (consent, 42 CFR Part 2: ADR 0021) withholds from the
+    task's owner any record flag `code` follows from: the owner's decision, not the system's
+    (a "not improving" task names no score, but it follows from scores its owner may not
+    see). Decided as the owner's treatment read, with no trail of its own (nothing is shown;
+    the owner's own reads decide and log as ever). No owner: nobody is told anything."""
+    if owner_id is None:
+        return False
+    owner = session.get(User, owner_id)
+    if owner is None:
+        return True
+    if not isinstance(episode, Episode):  # a row of the episode's columns (a check-in's sync)
+        episode = session.get(Episode, episode.id)
+        assert episode is not None
+    records = flag_records(episode, code)
+    pairs = [(r, episode.patient_id) for r in records]
+    return bool(disclosure.withheld_among(session, owner, pairs, purpose=Purpose.treatment))
 
 
 def sync_flag_tasks(
@@ -245,13 +269,27 @@ def sync_flag_tasks(
     reviewed = recently_reviewed or {}
     for row in rows:
         wanted: dict[str, tuple[str, str, str]] = {}
+        # The flags whose records the task's owner may not see: no task for them, and an
+        # open one is closed (ADR 0021: the owner's decision, not the system's).
+        not_theirs: set[str] = set()
         for flag in row.flags:
             if flag.code not in FLAG_TASKS:
                 continue
             who, title, priority = FLAG_TASKS[flag.code]
             if who == "consultant" and row.episode.id in reviewed:
                 continue  # reviewed in the last 4 weeks: no new review task yet
-            wanted[flag_source(flag.code, row.episode.id)] = (who, title, priority)
+            source = flag_source(flag.code, row.episode.id)
+            # Decided when a task would open, and by the nightly run (no `only`) for the open
+            # ones, so a consent revoked closes them; a check-in's sync decides only when it
+            # opens one (most check-ins open none and keep their few statements).
+            if (
+                only is None or (row.patient.id, source) not in open_flag_tasks
+            ) and _owner_may_not_see(
+                session, row.episode, flag.code, owner_for(session, row.episode, who)
+            ):
+                not_theirs.add(source)
+                continue
+            wanted[source] = (who, title, priority)
         for source, (who, title, priority) in wanted.items():
             if (row.patient.id, source) in open_flag_tasks:
                 continue
@@ -273,7 +311,7 @@ def sync_flag_tasks(
             if only is not None and source.split(":")[1] not in only:
                 continue
             if source not in wanted:
-                _close_flag_task(session, task_id)
+                _close_flag_task(session, task_id, NOT_YOURS if source in not_theirs else DONE)
                 closed += 1
     return opened, closed
 

@@ -156,8 +156,9 @@ def render(
     crisis: list[dict[str, str]],
     notice: str | None = None,
 ) -> bytes:
-    """The PDF bytes: one A6 page, the largest type that fits. `notice`: a line the PDF must
-    end with (the 42 CFR 2.32 notice when it holds Part 2 records)."""
+    """The PDF bytes: one A6 page, the largest type that fits. `notice`: the lines the PDF
+    must end with, a paragraph each (the 42 CFR 2.32 notice when it holds Part 2 records, and
+    the consents they were disclosed under)."""
     # The frame SimpleDocTemplate lays out into has 6 points of padding on every side.
     width = PAGE[0] - 2 * MARGIN - 12
     height = PAGE[1] - 2 * MARGIN - 12
@@ -172,7 +173,8 @@ def render(
         # than shrinking past reading.
         chosen = _story(SIZES[-1], lang=lang, name=name, meta=meta, content=content, crisis=crisis)
     if notice:
-        chosen = [*chosen, Paragraph(escape(notice), _styles(SIZES[-1])["meta"])]
+        style = _styles(SIZES[-1])["meta"]
+        chosen = [*chosen, *(Paragraph(escape(line), style) for line in notice.splitlines())]
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,

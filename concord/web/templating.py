@@ -54,7 +54,8 @@ def _ngettext(singular: str, plural: str, n: int) -> str:
 def part2_badge(context: Any, row: Any, patient: Any = None) -> Markup:
     """ "Protected by 42 CFR Part 2" beside a record that carries the label (issue 18, ADR
     0021), nothing beside one that does not: one badge for every page, in the viewer's
-    language; beside a series of scores (a progress card) when any score in it is labelled.
+    language; beside a series of scores (a progress card) when any score in it is labelled;
+    beside a change in a plan's history when the read found its item labelled.
     `patient`: the record's patient where the page has none (a list across
     patients); the page's `patient` otherwise. The badge names the record's id
     (`data-part2`), so a test can tell which record it stands beside. The labels were loaded
@@ -66,6 +67,13 @@ def part2_badge(context: Any, row: Any, patient: Any = None) -> Markup:
             return Markup("")
         return Markup(' <span class="badge warn part2" data-part2-series="{}">{}</span>').format(
             row.instrument.code, text
+        )
+    if hasattr(row, "item_id") and isinstance(getattr(row, "part2", None), bool):
+        # A change in a plan's history (careplans.history.Change): labelled by the read.
+        if not row.part2 or row.item_id is None:
+            return Markup("")
+        return Markup(' <span class="badge warn part2" data-part2="{}">{}</span>').format(
+            row.item_id, text
         )
     patient = patient if patient is not None else context.get("patient")
     if row is None or patient is None or getattr(row, "id", None) is None:

@@ -259,12 +259,18 @@ class TestEditing:
             f"{plan.revision_number}",
             headers=headers,
         ).json()
+        added = [
+            {k: v for k, v in c.items() if k not in ("item_id", "part2")} for c in diff["changes"]
+        ]
         assert {
             "section": "goals",
             "change": "added",
             "label": "I want to feel better, part 1",
             "fields": [],
-        } in diff["changes"]
+        } in added
+        # Each item's change names the item, and whether it carries the Part 2 label.
+        goal = next(c for c in diff["changes"] if c["label"] == "I want to feel better, part 1")
+        assert goal["item_id"] and goal["part2"] is False
 
     def test_family_and_patient_get_no_history(self, client, session, people, plan):
         """The history page is the team's; so are its API twins. A family member who may read

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from concord import disclosure
 from concord.access import PatientAccess, Relation
 from concord.categories import DataCategory
+from concord.consents.labels import sentence
 from concord.consents.models import Consent
 from concord.disclosure import Decision, Disclosed
 from concord.disclosures.log import part2_disclosed, record_disclosures
@@ -259,6 +260,10 @@ def test_the_pdf_carries_the_notice_only_with_part2_records(
     pdf = client.get(url)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert seen[0] is None and STATEMENT in (seen[1] or "")
+    # § 2.32(b): the consent explained, a paragraph after the notice.
+    notice, *explained = (seen[1] or "").splitlines()
+    assert STATEMENT in notice and len(explained) == 1 and "42 CFR 2.32(b)" in explained[0]
+    assert sentence(session.get(Consent, consent_id), "en") in explained[0]
     session.expire_all()
     (row,) = session.scalars(select(DisclosureLog))
     assert row.door == "export" and row.kinds == {"SafetyPlan": 1}
@@ -272,10 +277,17 @@ def test_a_csv_carries_the_notice_only_with_part2_records(session, people, part2
         session, team(session, people), [record(DataCategory.substance_use)], object_type="X"
     )
     stamped = csv_with_notice(session, body, "es")
-    first, *rest = list(csv.reader(io.StringIO(stamped)))
+    first, explained, *rest = list(csv.reader(io.StringIO(stamped)))
     assert STATEMENT in first[0] and rest == [["a", "b"], ["1", "2"]]
+    # § 2.32(b): the consent the records left under, explained in Spanish on the next line.
+    consent = session.get(Consent, part2)
+    (line,) = explained
+    assert line.startswith("Compartido con usted según el consentimiento del paciente")
+    assert f"«{sentence(consent, 'es')}»" in line
+    assert line.endswith(f"Leer el consentimiento: /patients/{people.patient.id}/consents")
     assert rows(session)[0].door == "export"
     assert STATEMENT in (pdf_notice(session) or "")
+    assert sentence(consent, "en") in (pdf_notice(session) or "")
 
 
 def test_the_caseload_csv_has_no_notice_without_part2_records(client, people, sign_in):
@@ -303,4 +315,3 @@ def test_with_the_real_decision_a_pcp_reading_under_consent_is_logged(client, se
     logged = rows(session)[before:]
     assert logged and {r.consent_id for r in logged} == {consent.id}
     assert {r.recipient_id for r in logged} == {pcp.id}
-

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from concord.accounts.models import Role
 from concord.actions import part2 as part2_actions
 from concord.consents import service as consents
+from concord.consents.labels import sentence
 from concord.consents.schemas import ConsentIn
 from concord.disclosures.models import DisclosureLog
 from concord.disclosures.notice import STATEMENT
@@ -93,8 +94,11 @@ def test_under_a_permit_the_row_is_shown_logged_and_the_csv_carries_the_notice(
     pcp, _ = make_world(session, people)
     consent = _consent(session, people, people.patient)
     got = _rows(client, session, pcp)
-    first, rest = got.text.split("\n", 1)
+    first, explained, rest = got.text.split("\n", 2)
     assert STATEMENT in first
+    # § 2.32(b): the consent it was disclosed under, explained on the next line (ADR 0022).
+    assert "42 CFR 2.32(b)" in explained and f"/patients/{people.patient.id}/consents" in explained
+    assert sentence(consent, "en") in next(csv.reader(io.StringIO(explained)))[0]
     rows = list(csv.DictReader(io.StringIO(rest)))
     assert [r["patient"] for r in rows] == [people.patient.display_name]
     assert rows[0]["auditc_latest"] != ""  # the AUDIT-C, disclosed under the consent
