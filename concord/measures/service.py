@@ -54,7 +54,7 @@ from concord.measures.models import (
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
 from concord.measures.scoring import Scored, asked_items, score_response, validate_answers
 from concord.outbox import queue_email
-from concord.paging import CodeCriterion, Page, any_of, count, keyset
+from concord.paging import CodeCriterion, Page, any_of, count, keyset, total_of
 from concord.patients.models import Patient
 from concord.validation import check_datetime_range
 
@@ -1531,12 +1531,12 @@ def search_observations(
     for clause in any_of(codes, MeasureObservation.code_system, MeasureObservation.code):
         query = query.where(clause)
     query = _disclosed(session, by, query, MeasureObservation.instrument, "Observation", scope)
-    total = count(session, query)
     if only_count:
-        return Page([], False, total)
+        return Page([], False, count(session, query))
+    page = query
     if before is not None:
         when, last_id = before
-        query = query.where(
+        page = query.where(
             or_(
                 MeasureObservation.effective_at < when,
                 and_(MeasureObservation.effective_at == when, MeasureObservation.id < last_id),
@@ -1544,11 +1544,12 @@ def search_observations(
         )
     rows = list(
         session.scalars(
-            query.order_by(
+            page.order_by(
                 MeasureObservation.effective_at.desc(), MeasureObservation.id.desc()
             ).limit(limit + 1)
         )
     )
+    total = total_of(session, query, rows, before, limit)
     more = len(rows) > limit
     rows = rows[:limit]
     patients = _patients_of(session, rows)

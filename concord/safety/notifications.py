@@ -127,10 +127,7 @@ def notifications_for(session: Session, user: User, *, limit: int = 20) -> list[
 EMERGENCY_NOTICE = "emergency_access"
 
 
-def privacy_officer_status(session: Session, user: User) -> tuple[bool, int]:
-    """Whether this person is a clinic's privacy officer, and how many emergency-access notices
-    wait for them (a number only), in one statement: the navigation links the page for an
-    officer always, and for anyone a notice waits for (an administrator standing in)."""
+def _officer_columns(user: User) -> tuple[Any, Any]:
     unread = (
         select(func.count())
         .select_from(Notification)
@@ -141,9 +138,34 @@ def privacy_officer_status(session: Session, user: User) -> tuple[bool, int]:
         )
         .scalar_subquery()
     )
-    officer = exists().where(Clinic.privacy_officer_id == user.id)
-    row = session.execute(select(officer, unread)).one()
+    return exists().where(Clinic.privacy_officer_id == user.id), unread
+
+
+def privacy_officer_status(session: Session, user: User) -> tuple[bool, int]:
+    """Whether this person is a clinic's privacy officer, and how many emergency-access notices
+    wait for them (a number only), in one statement: the navigation links the page for an
+    officer always, and for anyone a notice waits for (an administrator standing in)."""
+    row = session.execute(select(*_officer_columns(user))).one()
     return bool(row[0]), int(row[1] or 0)
+
+
+@dataclass(frozen=True)
+class NavigationCounts:
+    unread: int  # `unread_notifications`
+    officer: bool  # `privacy_officer_status`
+    officer_notices: int
+
+
+def navigation_counts(session: Session, user: User) -> NavigationCounts:
+    """`unread_notifications` and `privacy_officer_status` in one statement: the numbers the
+    navigation shows a clinician on every page (one statement fewer a page than asking each)."""
+    if not user.is_clinician:
+        officer, waiting = privacy_officer_status(session, user)
+        return NavigationCounts(0, officer, waiting)
+    shown = _shown_notifications(user).with_only_columns(Notification.id).distinct()
+    unread = select(func.count()).select_from(shown.subquery()).scalar_subquery()
+    row = session.execute(select(unread, *_officer_columns(user))).one()
+    return NavigationCounts(int(row[0] or 0), bool(row[1]), int(row[2] or 0))
 
 
 def mark_privacy_notices_read(session: Session, user: User) -> None:
