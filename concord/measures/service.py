@@ -763,18 +763,23 @@ def _disclosed(
     withheld_patients, forced = disclosure.withheld_for_search(
         session, by, patients, sorted(permitted)
     )
-    allowed = or_(
-        *(
-            and_(
-                column.in_(disclosed_instruments([cat])),
-                model.patient_id.not_in(sorted(withheld_patients[cat])),
-            )
-            if withheld_patients[cat]
-            else column.in_(disclosed_instruments([cat]))
-            for cat in sorted(permitted)
-        ),
-        false(),
-    )
+    if any(withheld_patients.values()):
+        allowed = or_(
+            *(
+                and_(
+                    column.in_(disclosed_instruments([cat])),
+                    model.patient_id.not_in(sorted(withheld_patients[cat])),
+                )
+                if withheld_patients[cat]
+                else column.in_(disclosed_instruments([cat]))
+                for cat in sorted(permitted)
+            ),
+            false(),
+        )
+    else:
+        # No patient's consent withholds a permitted category: the categories' instruments
+        # together (the same rows as the clause per category; one IN to build and to bind).
+        allowed = column.in_(codes) if codes else false()
     if forced:
         response = model.response_id if hasattr(model, "response_id") else model.id
         # A record corrected to Part 2 goes only where a Part 2 record of its category goes
