@@ -13,9 +13,10 @@ rounds:
 - before timing, each population's tasks are brought up to date by the nightly run
   (`sync_all_tasks`), as a clinic's are;
 - the in-process cases of `concord bench` (caseload page, patient page, FHIR search and read,
-  program figures) are timed by an agent process per commit, through that commit's real app;
-- a check-in (FHIR `POST /QuestionnaireResponse`) is also run in process, with its SQL
-  statements counted (a figure the machine's noise does not move);
+  program figures) and a check-in (FHIR `POST /QuestionnaireResponse`) are run by an agent
+  process per commit, through that commit's real app: per request the wall clock, the agent
+  process's CPU (what the machine's other load moves least; the verdict is by it) and the SQL
+  statements (a figure the load does not move at all);
 - the check-in over HTTP as `concord bench` measures it: each commit's app served by uvicorn
   in its own process, driven at full speed by the load generator, and the bare INSERT endpoint
   in the same rounds; the server's CPU per request (from /proc) and requests a second, and the
@@ -102,18 +103,23 @@ cases = {
     "checkin": checkin,
 }
 print("@@ab " + json.dumps({"token": http_token, "patients": http_patients}), flush=True)
+def timed(fn, runs, warm):
+    # Wall clock and this process's CPU (every thread: the app's and the test client's) per
+    # request, and the SQL statements the requests ran.
+    for _ in range(warm):
+        fn()
+    times, cpu, before = [], [], statements[0]
+    for _ in range(runs):
+        wall, used = time.perf_counter(), time.process_time()
+        fn()
+        cpu.append((time.process_time() - used) * 1000)
+        times.append((time.perf_counter() - wall) * 1000)
+    return {"times": times, "cpu": cpu, "statements": (statements[0] - before) / runs}
 for line in sys.stdin:
     cmd = json.loads(line)
     fn = cases[cmd["case"]]
-    if cmd["case"] == "checkin":
-        for _ in range(3):
-            fn()
-        before = statements[0]
-        times = suite.timed(fn, cmd["runs"], warm=0)
-        extra = {"statements": (statements[0] - before) / cmd["runs"]}
-    else:
-        times, extra = suite.timed(fn, cmd["runs"], warm=1), {}
-    print("@@ab " + json.dumps({"times": times, **extra}), flush=True)
+    got = timed(fn, cmd["runs"], warm=3 if cmd["case"] == "checkin" else 1)
+    print("@@ab " + json.dumps(got), flush=True)
 app.close()
 """
 
@@ -320,7 +326,8 @@ def main() -> None:
         old, new = sides
         cases = [c for c in args.cases.split(",") if c]
         times: dict[str, dict[str, list[float]]] = {c: {"old": [], "new": []} for c in cases}
-        stmts: dict[str, list[float]] = {"old": [], "new": []}
+        cpu: dict[str, dict[str, list[float]]] = {c: {"old": [], "new": []} for c in cases}
+        stmts: dict[str, dict[str, list[float]]] = {c: {"old": [], "new": []} for c in cases}
         for r in range(args.rounds):
             order = sides if r % 2 == 0 else sides[::-1]
             for case in cases:
@@ -328,8 +335,8 @@ def main() -> None:
                 for side in order:
                     got = side.time(case, runs)
                     times[case][side.name] += got["times"]
-                    if "statements" in got:
-                        stmts[side.name].append(got["statements"])
+                    cpu[case][side.name] += got["cpu"]
+                    stmts[case][side.name].append(got["statements"])
             say(f"round {r + 1}/{args.rounds} done")
         http: dict[str, list[dict[str, Any]]] = {"old": [], "new": [], "bare": []}
         if args.http_rounds:
@@ -349,7 +356,7 @@ def main() -> None:
             finally:
                 bare.terminate()
                 bare.wait(timeout=10)
-        print(report(args, old, new, times, stmts, http))
+        print(report(args, old, new, times, cpu, stmts, http))
     finally:
         for side in sides:
             side.close()
@@ -360,7 +367,8 @@ def report(
     old: Side,
     new: Side,
     times: dict[str, dict[str, list[float]]],
-    stmts: dict[str, list[float]],
+    cpu_in: dict[str, dict[str, list[float]]],
+    stmts: dict[str, dict[str, list[float]]],
     http: dict[str, list[dict[str, Any]]],
 ) -> str:
     from bench.suite import machine
@@ -371,10 +379,14 @@ def report(
         f"{new.commit} ({args.new}); {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; "
         f"{machine()}",
         f"In process: {args.rounds} rounds taking turns, {args.runs} requests a case a round "
-        "(program figures fewer); medians of all requests.",
+        "(program figures fewer); medians of all requests. CPU: the agent process's (the app "
+        "and the test client, every thread; on PostgreSQL the database server's is not in it), "
+        "the figure the machine's other load moves least; the verdict is by CPU. Statements: "
+        "SQL statements a request (BEGIN included).",
         "",
-        "| case | old p50 ms | new p50 ms | new/old | verdict |",
-        "|---|---|---|---|---|",
+        "| case | old CPU ms | new CPU ms | CPU new/old | old p50 ms | new p50 ms | "
+        "statements old, new | verdict (CPU) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     names = {
         "caseload": "caseload page",
@@ -388,12 +400,12 @@ def report(
         if not by["old"]:
             continue
         o, n = med(by["old"]), med(by["new"])
-        verdict = "slower by more than 10%" if n / o > 1.10 else "within 10% or faster"
-        lines.append(f"| {names[case]} | {o:.2f} | {n:.2f} | {n / o:.2f} | {verdict} |")
-    if stmts["old"]:
+        co, cn = med(cpu_in[case]["old"]), med(cpu_in[case]["new"])
+        so, sn = med(stmts[case]["old"]), med(stmts[case]["new"])
+        verdict = "slower by more than 10%" if cn / co > 1.10 else "within 10% or faster"
         lines.append(
-            f"\nSQL statements a check-in (in process): old {med(stmts['old']):.1f}, "
-            f"new {med(stmts['new']):.1f}"
+            f"| {names[case]} | {co:.2f} | {cn:.2f} | {cn / co:.2f} | {o:.2f} | {n:.2f} | "
+            f"{so:.1f}, {sn:.1f} | {verdict} |"
         )
     if http["bare"]:
         lines += [

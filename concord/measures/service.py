@@ -54,7 +54,7 @@ from concord.measures.models import (
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
 from concord.measures.scoring import Scored, asked_items, score_response, validate_answers
 from concord.outbox import queue_email
-from concord.paging import CodeCriterion, Page, any_of, count, keyset
+from concord.paging import CodeCriterion, Page, any_of, count, keyset, total_of
 from concord.patients.models import Patient
 from concord.validation import check_datetime_range
 
@@ -763,18 +763,23 @@ def _disclosed(
     withheld_patients, forced = disclosure.withheld_for_search(
         session, by, patients, sorted(permitted)
     )
-    allowed = or_(
-        *(
-            and_(
-                column.in_(disclosed_instruments([cat])),
-                model.patient_id.not_in(sorted(withheld_patients[cat])),
-            )
-            if withheld_patients[cat]
-            else column.in_(disclosed_instruments([cat]))
-            for cat in sorted(permitted)
-        ),
-        false(),
-    )
+    if any(withheld_patients.values()):
+        allowed = or_(
+            *(
+                and_(
+                    column.in_(disclosed_instruments([cat])),
+                    model.patient_id.not_in(sorted(withheld_patients[cat])),
+                )
+                if withheld_patients[cat]
+                else column.in_(disclosed_instruments([cat]))
+                for cat in sorted(permitted)
+            ),
+            false(),
+        )
+    else:
+        # No patient's consent withholds a permitted category: the categories' instruments
+        # together (the same rows as the clause per category; one IN to build and to bind).
+        allowed = column.in_(codes) if codes else false()
     if forced:
         response = model.response_id if hasattr(model, "response_id") else model.id
         # A record corrected to Part 2 goes only where a Part 2 record of its category goes
@@ -1531,12 +1536,12 @@ def search_observations(
     for clause in any_of(codes, MeasureObservation.code_system, MeasureObservation.code):
         query = query.where(clause)
     query = _disclosed(session, by, query, MeasureObservation.instrument, "Observation", scope)
-    total = count(session, query)
     if only_count:
-        return Page([], False, total)
+        return Page([], False, count(session, query))
+    page = query
     if before is not None:
         when, last_id = before
-        query = query.where(
+        page = query.where(
             or_(
                 MeasureObservation.effective_at < when,
                 and_(MeasureObservation.effective_at == when, MeasureObservation.id < last_id),
@@ -1544,11 +1549,12 @@ def search_observations(
         )
     rows = list(
         session.scalars(
-            query.order_by(
+            page.order_by(
                 MeasureObservation.effective_at.desc(), MeasureObservation.id.desc()
             ).limit(limit + 1)
         )
     )
+    total = total_of(session, query, rows, before, limit)
     more = len(rows) > limit
     rows = rows[:limit]
     patients = _patients_of(session, rows)

@@ -21,7 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import event, select
+from sqlalchemy import (
+    Boolean,
+    CompoundSelect,
+    String,
+    bindparam,
+    cast,
+    event,
+    exists,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from concord.accounts.models import Clinic, User
@@ -149,26 +161,82 @@ def _listen() -> None:
     event.listen(Session, "after_rollback", _clear)
 
 
-def _org_part(session: Session, organization_id: uuid.UUID) -> tuple[frozenset, dict]:
-    programs = frozenset(
-        session.scalars(
-            select(Clinic.id).where(
-                Clinic.organization_id == organization_id, Clinic.part2_program.is_(True)
+@functools.cache
+def _probe() -> CompoundSelect:
+    """Everything the context needs but the consents' and emergency accesses' own rows, in one
+    statement (a UNION ALL, one branch a kind): the organization's Part 2 programs ("p"),
+    their staff ("s"), the patients' episodes when there is a program to place them in
+    ("ep"), the label corrections ("o"), and the ids of the active consents ("c") and
+    unexpired emergency accesses ("e"). Most organizations have no Part 2 program and most
+    patients no consent, correction or emergency access: then this is the only statement.
+    Built once (bound `org`, `ids`, `at`): building it anew cost more than running it."""
+    clinic = Clinic.__table__
+    user = User.__table__
+    episode = Base.metadata.tables["episode"]
+    override = LabelOverride.__table__
+    consent = Consent.__table__
+    emergency = EmergencyAccess.__table__
+    uid = clinic.c.id.type
+    when = override.c.at.type
+
+    def row(kind: str, id_: Any, *rest: Any) -> list[Any]:
+        # kind, id, u1..u4 (ids), s (a name), flag, at: NULL where a branch has none, typed
+        # so that both engines read the union's columns as the first branch's types.
+        filled = list(rest) + [None] * (7 - len(rest))
+        types = (uid, uid, uid, uid, String(), Boolean(), when)
+        cols = [literal(kind, String()).label("kind"), id_.label("id")]
+        for n, (value, type_) in enumerate(zip(filled, types, strict=True)):
+            cols.append((cast(null(), type_) if value is None else value).label(f"c{n}"))
+        return cols
+
+    org = bindparam("org", type_=clinic.c.organization_id.type)
+    ids = bindparam("ids", expanding=True, type_=clinic.c.id.type)
+    at = bindparam("at", type_=emergency.c.expires_at.type)
+    programs = (clinic.c.organization_id == org) & clinic.c.part2_program.is_(True)
+    return union_all(
+        select(*row("p", clinic.c.id)).where(programs),
+        select(*row("s", user.c.id, user.c.clinic_id))
+        .select_from(user.join(clinic, clinic.c.id == user.c.clinic_id))
+        .where(programs),
+        select(
+            *row(
+                "ep",
+                episode.c.id,
+                episode.c.patient_id,
+                episode.c.clinic_id,
+                episode.c.created_by_id,
+                episode.c.care_manager_id,
             )
-        )
+        ).where(
+            episode.c.patient_id.in_(ids),
+            exists(select(clinic.c.id).where(programs)),
+        ),
+        select(
+            *row(
+                "o",
+                override.c.id,
+                override.c.record_id,
+                None,
+                None,
+                None,
+                override.c.record_type,
+                override.c.part2,
+                override.c.at,
+            )
+        ).where(override.c.patient_id.in_(ids)),
+        select(*row("c", consent.c.id)).where(
+            consent.c.patient_id.in_(ids), consent.c.status == ConsentStatus.active
+        ),
+        select(*row("e", emergency.c.id)).where(
+            emergency.c.patient_id.in_(ids), emergency.c.expires_at > at
+        ),
     )
-    staff: dict[uuid.UUID, uuid.UUID] = {}
-    if programs:
-        for uid, cid in session.execute(
-            select(User.id, User.clinic_id).where(User.clinic_id.in_(programs))
-        ):
-            staff[uid] = cid
-    return programs, staff
 
 
 def context(session: Session, organization_id: uuid.UUID, patients: Iterable[uuid.UUID]) -> Context:
     """The context for `patients` (cached on the session until it next flushes; a wider set
-    of patients than the cached one is loaded afresh)."""
+    of patients than the cached one is loaded afresh). One statement (`_probe`), and one more
+    each for the consents and the emergency accesses when there are any."""
     _listen()
     wanted = frozenset(patients)
     cached: dict[uuid.UUID, Context] = session.info.setdefault(_CACHE, {})
@@ -176,43 +244,34 @@ def context(session: Session, organization_id: uuid.UUID, patients: Iterable[uui
     if ctx is not None and wanted <= ctx.patients:
         return ctx
     wanted = wanted | (ctx.patients if ctx is not None else frozenset())
-    programs, staff = _org_part(session, organization_id)
-    episode = Base.metadata.tables["episode"]
+    ids = sorted(wanted)
+    at = now()
+    found: dict[str, list[Any]] = {}
+    for row in session.execute(_probe(), {"org": organization_id, "ids": ids, "at": at}):
+        found.setdefault(row.kind, []).append(row)
+    programs = frozenset(r.id for r in found.get("p", ()))
+    staff: dict[uuid.UUID, uuid.UUID] = {r.id: r.c0 for r in found.get("s", ())}
     episodes: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None]] = {}
     patient_programs: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for r in found.get("ep", ()):
+        pid, clinic, created_by, manager = r.c0, r.c1, r.c2, r.c3
+        episodes[r.id] = (clinic, created_by)
+        program = clinic if clinic in programs else staff.get(created_by) or staff.get(manager)  # type: ignore[arg-type]
+        if program is not None:
+            patient_programs.setdefault(pid, set()).add(program)
     overrides: dict[tuple[str, uuid.UUID], bool] = {}
+    for r in sorted(found.get("o", ()), key=lambda r: (r.c6, r.id)):
+        overrides[(r.c4, r.c0)] = bool(r.c5)  # newest wins
     consents: dict[uuid.UUID, list[Consent]] = {}
-    emergencies: dict[tuple[uuid.UUID, uuid.UUID], EmergencyAccess] = {}
-    ids = sorted(wanted)
-    if ids:
-        for eid, pid, clinic, created_by, manager in session.execute(
-            select(
-                episode.c.id,
-                episode.c.patient_id,
-                episode.c.clinic_id,
-                episode.c.created_by_id,
-                episode.c.care_manager_id,
-            ).where(episode.c.patient_id.in_(ids))
-        ):
-            episodes[eid] = (clinic, created_by)
-            program = (
-                clinic if clinic in programs else staff.get(created_by) or staff.get(manager)  # type: ignore[arg-type]
-            )
-            if program is not None:
-                patient_programs.setdefault(pid, set()).add(program)
-        for row in session.scalars(
-            select(LabelOverride)
-            .where(LabelOverride.patient_id.in_(ids))
-            .order_by(LabelOverride.at, LabelOverride.id)
-        ):
-            overrides[(row.record_type, row.record_id)] = row.part2  # newest wins
+    if found.get("c"):
         for consent in session.scalars(
             select(Consent).where(
                 Consent.patient_id.in_(ids), Consent.status == ConsentStatus.active
             )
         ):
             consents.setdefault(consent.patient_id, []).append(consent)
-        at = now()
+    emergencies: dict[tuple[uuid.UUID, uuid.UUID], EmergencyAccess] = {}
+    if found.get("e"):
         for grant in session.scalars(
             select(EmergencyAccess).where(
                 EmergencyAccess.patient_id.in_(ids), EmergencyAccess.expires_at > at

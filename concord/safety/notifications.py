@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from concord.access import parse_id
@@ -77,15 +78,19 @@ def _notify(
 def _shown_notifications(user: User) -> Any:
     """The unread notices a person is shown: about patients still on their care teams (one
     rule for the list and for the count in the navigation, so the two always agree)."""
+    return _shown_to(user.id)
+
+
+def _shown_to(user_id: Any) -> Any:
     return (
         select(Notification, Patient)
         .join(Patient, Patient.id == Notification.patient_id)
         .join(CareTeam, CareTeam.patient_id == Patient.id)
         .join(CareTeamMember, CareTeamMember.care_team_id == CareTeam.id)
         .where(
-            Notification.user_id == user.id,
+            Notification.user_id == user_id,
             Notification.read_at.is_(None),
-            CareTeamMember.user_id == user.id,
+            CareTeamMember.user_id == user_id,
             CareTeamMember.ended_at.is_(None),
         )
     )
@@ -127,23 +132,52 @@ def notifications_for(session: Session, user: User, *, limit: int = 20) -> list[
 EMERGENCY_NOTICE = "emergency_access"
 
 
-def privacy_officer_status(session: Session, user: User) -> tuple[bool, int]:
-    """Whether this person is a clinic's privacy officer, and how many emergency-access notices
-    wait for them (a number only), in one statement: the navigation links the page for an
-    officer always, and for anyone a notice waits for (an administrator standing in)."""
+def _officer_columns(user_id: Any) -> tuple[Any, Any]:
     unread = (
         select(func.count())
         .select_from(Notification)
         .where(
-            Notification.user_id == user.id,
+            Notification.user_id == user_id,
             Notification.kind == EMERGENCY_NOTICE,
             Notification.read_at.is_(None),
         )
         .scalar_subquery()
     )
-    officer = exists().where(Clinic.privacy_officer_id == user.id)
-    row = session.execute(select(officer, unread)).one()
+    return exists().where(Clinic.privacy_officer_id == user_id), unread
+
+
+def privacy_officer_status(session: Session, user: User) -> tuple[bool, int]:
+    """Whether this person is a clinic's privacy officer, and how many emergency-access notices
+    wait for them (a number only), in one statement: the navigation links the page for an
+    officer always, and for anyone a notice waits for (an administrator standing in)."""
+    row = session.execute(select(*_officer_columns(user.id))).one()
     return bool(row[0]), int(row[1] or 0)
+
+
+@dataclass(frozen=True)
+class NavigationCounts:
+    unread: int  # `unread_notifications`
+    officer: bool  # `privacy_officer_status`
+    officer_notices: int
+
+
+def navigation_counts(session: Session, user: User) -> NavigationCounts:
+    """`unread_notifications` and `privacy_officer_status` in one statement: the numbers the
+    navigation shows a clinician on every page (one statement fewer a page than asking each)."""
+    if not user.is_clinician:
+        officer, waiting = privacy_officer_status(session, user)
+        return NavigationCounts(0, officer, waiting)
+    row = session.execute(_navigation_statement(), {"user": user.id}).one()
+    return NavigationCounts(int(row[0] or 0), bool(row[1]), int(row[2] or 0))
+
+
+@functools.cache
+def _navigation_statement() -> Any:
+    # Built once, the person bound when it runs: it runs on every page a clinician opens.
+    user_id = bindparam("user", type_=Notification.__table__.c.user_id.type)
+    shown = _shown_to(user_id).with_only_columns(Notification.id).distinct()
+    unread = select(func.count()).select_from(shown.subquery()).scalar_subquery()
+    return select(unread, *_officer_columns(user_id))
 
 
 def mark_privacy_notices_read(session: Session, user: User) -> None:

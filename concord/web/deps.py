@@ -37,7 +37,7 @@ from concord.errors import (
 from concord.i18n import Msg, best_language
 from concord.outbox import count_failing
 from concord.safety.banner import banner_for
-from concord.safety.notifications import privacy_officer_status, unread_notifications
+from concord.safety.notifications import navigation_counts
 from concord.safety.rulesets import rules_for
 from concord.validation import text_problem
 
@@ -345,8 +345,6 @@ def web_actor(request: Request, session: DbSession) -> Actor:
         # Shown at the top of every page: the alerts this clinician owns, first, and how many
         # others need their teams.
         request.state.banner = banner_for(session, actor.user)
-        # The number of notices waiting in "New for you" (a number only: no name, no kind).
-        request.state.unread_notices = unread_notifications(session, actor.user)
         rules = rules_for(session, actor.user.organization_id)
         request.state.tier_names = {
             t.code: t.name.get(actor.user.language) or t.name["en"] for t in rules.tiers
@@ -354,10 +352,14 @@ def web_actor(request: Request, session: DbSession) -> Actor:
     if actor.user.can_administer:
         request.state.failing_messages = count_failing(session, actor.user.organization_id)
     if actor.user.is_clinician or actor.user.can_administer:
-        # Emergency openings told to this person as a program's privacy officer (a number).
-        officer, waiting = privacy_officer_status(session, actor.user)
-        request.state.privacy_officer = officer
-        request.state.privacy_notices = waiting
+        # The number of notices waiting in "New for you" (a number only: no name, no kind),
+        # and the emergency openings told to this person as a program's privacy officer (a
+        # number), in one statement.
+        counts = navigation_counts(session, actor.user)
+        if actor.user.is_clinician:
+            request.state.unread_notices = counts.unread
+        request.state.privacy_officer = counts.officer
+        request.state.privacy_notices = counts.officer_notices
     return actor
 
 
