@@ -83,8 +83,8 @@ def test_a_patient_page_runs_at_most_its_statements(
     session,
     people,
     sign_in,
-    token,
-    scores,  # noqa: F811
+    token,  # noqa: F811
+    scores,
 ):
     sign_in(people.care_manager.email)
 
