@@ -103,6 +103,7 @@ OBJECT_LABELS = {
     "EhrResource": N_("records from your clinic's health record system"),
     "EhrMatch": N_("records from your clinic's health record system"),
     "Measure": N_("the clinic's quality measures"),
+    "ProcessMeasures": N_("the clinic's figures on how care is given"),
     "SafetyAlert": N_("a safety alert about you"),
     "SafetyPlan": N_("your safety plan"),
     "RiskStatus": N_("your safety status"),
