@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
 from concord.access import PatientAccess
-from concord.medications.models import Medication, MedicationStatus
+from concord.medications.models import MedicationStatus
+from concord.medications.service import checked_medications
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,9 @@ def current_medications(
     no RxNorm code (the patient's own words) cannot be checked and is not listed."""
     if str(access.patient.id) != str(patient_id):
         raise ValueError("current_medications: patient_id is not the access's patient")
-    rows = session.scalars(
-        select(Medication).where(
-            Medication.patient_id == access.patient.id,
-            Medication.status.in_((MedicationStatus.active, MedicationStatus.on_hold)),
-            Medication.rxcui.is_not(None),
-        )
-    )
+    rows = [m for m in checked_medications(session, access.patient.id) if m.rxcui]
     shown = disclosure.filter_records(
-        session, access, list(rows), object_type="MedicationList", action="medication_check"
+        session, access, rows, object_type="MedicationList", action="medication_check"
     )
     kind = {"patient_reported": "MedicationStatement", "ehr_statement": "MedicationStatement"}
     listed = {
