@@ -50,7 +50,9 @@ def _reply_owner(session: Session, access: PatientAccess) -> object:
     return members[0].user_id if members else None
 
 
-def _after(session: Session, access: PatientAccess, thread: MessageThread, message: Message) -> Sent:
+def _after(
+    session: Session, access: PatientAccess, thread: MessageThread, message: Message
+) -> Sent:
     if access.is_self:
         tasks.open_task(
             session,
@@ -75,7 +77,11 @@ def _after(session: Session, access: PatientAccess, thread: MessageThread, messa
             )
     elif thread.kind == ThreadKind.patient:
         tasks.close_tasks(
-            session, patient_id=thread.patient_id, source=_source(thread), note=REPLIED, by=access.by
+            session,
+            patient_id=thread.patient_id,
+            source=_source(thread),
+            note=REPLIED,
+            by=access.by,
         )
     return Sent(thread, message, bool(message.crisis_rule))
 

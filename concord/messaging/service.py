@@ -41,7 +41,7 @@ OBJECT = "Communication"
 MAX_SUBJECT = 200
 MAX_BODY = 5000
 MAX_FILES = 3
-MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_FILE_BYTES = 2 * 1024 * 1024  # under the request limit (4 MB) once base64-encoded
 # What a file must start with to be taken as its type (the name and the browser's word are
 # not trusted).
 FILE_TYPES = {
@@ -166,11 +166,9 @@ def check_message(
         if not f.data:
             errors["files"] = Msg("%(name)s is empty", name=f.filename[:80])
         elif len(f.data) > MAX_FILE_BYTES:
-            errors["files"] = Msg("%(name)s is larger than 5 MB", name=f.filename[:80])
+            errors["files"] = Msg("%(name)s is larger than 2 MB", name=f.filename[:80])
         elif kind is None:
-            errors["files"] = Msg(
-                "%(name)s is not a PDF, PNG or JPEG file", name=f.filename[:80]
-            )
+            errors["files"] = Msg("%(name)s is not a PDF, PNG or JPEG file", name=f.filename[:80])
         else:
             checked.append((f, kind))
     if errors:
@@ -418,9 +416,7 @@ def _views(
     """The threads with the messages the reader may see (the disclosure decision, one audit
     event per thread read), and their read state."""
     threads = [t for t in threads if _may_see(access, t)]
-    threads = disclosure.filter_records(
-        session, access, threads, object_type=OBJECT, action=action
-    )
+    threads = disclosure.filter_records(session, access, threads, object_type=OBJECT, action=action)
     ids = [t.id for t in threads]
     messages = (
         list(
@@ -591,3 +587,31 @@ def waiting_for_team(session: Session, user: User) -> int:
         )
         or 0
     )
+
+
+def inbox(session: Session, by: User, *, limit: int = 50) -> list[tuple[PatientAccess, ThreadView]]:
+    """A clinician's newest threads across the care teams they are on, each through the
+    patient's access and the disclosure decision (the team inbox)."""
+    if not by.is_clinician:
+        return []
+    threads = list(
+        session.scalars(
+            select(MessageThread)
+            .where(MessageThread.patient_id.in_(_my_teams(by)))
+            .order_by(MessageThread.last_message_at.desc(), MessageThread.id)
+            .limit(limit)
+        )
+    )
+    by_patient: dict[uuid.UUID, list[MessageThread]] = {}
+    for t in threads:
+        by_patient.setdefault(t.patient_id, []).append(t)
+    if by_patient:
+        disclosure.prepare(session, by.organization_id, by_patient)
+    found: list[tuple[PatientAccess, ThreadView]] = []
+    for patient_id, rows in by_patient.items():
+        acc = patient_for(session, by, patient_id, action="list", object_type=OBJECT)
+        found += [(acc, view) for view in _views(session, acc, rows, "list")]
+    found.sort(
+        key=lambda pair: (pair[1].thread.last_message_at, str(pair[1].thread.id)), reverse=True
+    )
+    return found
