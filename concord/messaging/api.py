@@ -12,11 +12,12 @@ from starlette.responses import Response
 
 from concord import access
 from concord.access import PatientAccess
+from concord.accounts.admin import require_admin
 from concord.accounts.models import Organization
 from concord.actions import messaging as act
 from concord.audit.service import record
 from concord.clock import now
-from concord.errors import NotFound, PermissionDenied
+from concord.errors import NotFound
 from concord.i18n import Msg
 from concord.messaging import service as messages
 from concord.messaging.models import Message, MessageThread
@@ -227,8 +228,7 @@ def file_response(found: Any) -> Response:
 @router.put("/organization/messaging-settings")
 def settings(body: MessagingSettingsIn, session: DbSession, actor: ApiWriter) -> Any:
     """An administrator sets the clinic's messaging policy."""
-    if not actor.user.can_administer:
-        raise PermissionDenied(Msg("Only an administrator sets the messaging policy."))
+    require_admin(session, actor.user, action="update")
     org = actor.user.organization
     org.messaging_settings = messages.check_settings(body.model_dump())
     record(

@@ -178,3 +178,40 @@ def test_a_file_through_the_page_form(client, session, people, sign_in):
         files=[("attachments", ("letter.pdf", b"MZ not a pdf", "application/pdf"))],
     )
     assert refused.status_code == 422 and "is not a PDF, PNG or JPEG file" in refused.text
+
+
+def test_fhir_communication_read_and_search(client, session, people):
+    team, me = _api(session, people)
+    base = f"/api/v1/patients/{people.patient.id}/messages"
+    made = client.post(
+        base,
+        json={
+            "subject": "Letter",
+            "body": "My housing letter",
+            "files": [{"filename": "l.pdf", "data_base64": base64.b64encode(b"%PDF-1.4").decode()}],
+        },
+        headers=me,
+    ).json()["thread"]
+    client.post(f"{base}/{made['id']}", json={"body": "Thanks, got it."}, headers=team)
+    found = client.get(f"/fhir/Communication?patient={people.patient.id}", headers=team)
+    assert found.status_code == 200, found.text
+    resources = [e["resource"] for e in found.json()["entry"]]
+    assert found.json()["total"] == 3
+    header, first, second = resources
+    assert header["id"] == made["id"] and header["topic"]["text"] == "Letter"
+    assert first["partOf"] == [{"reference": f"Communication/{made['id']}"}]
+    assert first["sender"]["reference"] == f"Patient/{people.patient.id}"
+    assert first["recipient"][0]["reference"].startswith("CareTeam/")
+    assert first["payload"][1]["contentAttachment"]["contentType"] == "application/pdf"
+    assert second["recipient"][0]["reference"] == f"Patient/{people.patient.id}"
+    one = client.get(f"/fhir/Communication/{first['id']}", headers=me)
+    assert (
+        one.status_code == 200 and one.json()["payload"][0]["contentString"] == "My housing letter"
+    )
+    for who in (people.outsider, people.family):
+        h = bearer(session, who)
+        assert client.get(f"/fhir/Communication/{first['id']}", headers=h).status_code == 404
+        got = client.get(f"/fhir/Communication?patient={people.patient.id}", headers=h)
+        assert got.status_code == 200 and got.json()["total"] == 0
+    missing = client.get("/fhir/Communication", headers=team)
+    assert missing.status_code == 422 and "patient" in missing.text
