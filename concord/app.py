@@ -32,6 +32,8 @@ from concord.measures.library import library
 from concord.measures.routes import router as measures_router
 from concord.medications.api import router as medications_api
 from concord.medications.routes import router as medications_router
+from concord.messaging.api import router as messaging_api
+from concord.messaging.routes import router as messaging_router
 from concord.outbox import mailer_from_settings
 from concord.patients.api import router as patients_api
 from concord.patients.routes import router as patients_router
@@ -152,6 +154,7 @@ def create_app(
         disclosures_api,
         part2_api,
         medications_api,
+        messaging_api,
         ehr_api,
         quality_api,
     )
@@ -169,6 +172,7 @@ def create_app(
         part2_api,
         cds_router,
         medications_api,
+        messaging_api,
         ehr_api,
         quality_api,
         accounts_router,
@@ -183,6 +187,7 @@ def create_app(
         disclosures_router,
         part2_router,
         medications_router,
+        messaging_router,
         ehr_router,
         audit_router,
     ):

@@ -26,7 +26,7 @@ from concord.accounts.organizations import create_clinic, create_organization
 from concord.accounts.passwords import hash_password
 from concord.accounts.tokens import create_client_token
 from concord.accounts.users import create_user
-from concord.actions import checkin, recommendation
+from concord.actions import checkin, messaging, recommendation
 from concord.actions import medications as med_actions
 from concord.careplans import service as plans
 from concord.careplans.history import PlanContents
@@ -398,6 +398,7 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
         _schedule_patient(session, events, index, spec, org, clinics, staff, start)
     _schedule_safety(session, events, staff, start)
     _schedule_part2_story(session, events, staff, start)
+    _schedule_messages(session, events, staff, start)
     for event in sorted(events):
         clock.set(event.at)
         event.run()
@@ -1116,6 +1117,51 @@ def _schedule_part2_story(
             author = staff[clinic][Role(role)]
         run = functools.partial(_STORY_STEPS[step.do], session, author, step)
         events.append(_Event(when, next(seq), run))
+
+
+def _schedule_messages(
+    session: Session, events: list[_Event], staff: dict[str, dict[Role, User]], start: datetime
+) -> None:
+    """The message threads in messages.yaml, each message through the messaging action."""
+    seq = iter(range(903_000, 904_000))
+    for thread in _CONTENT.message_threads:
+        made: dict[str, Any] = {}
+        for n, step in enumerate(thread.messages):
+            when = _days(start, step.day, step.hour) + timedelta(minutes=step.minute)
+            run = functools.partial(_send_message, session, staff, thread, step, n, made)
+            events.append(_Event(when, next(seq), run))
+
+
+def _send_message(
+    session: Session,
+    staff: dict[str, dict[Role, User]],
+    thread: Any,
+    step: Any,
+    n: int,
+    made: dict[str, Any],
+) -> None:
+    given, family = _who(thread.patient)
+    patient = session.scalar(
+        select(Patient).where(Patient.given_name == given, Patient.family_name == family)
+    )
+    assert patient is not None
+    if step.by == "patient":
+        author = session.get(User, patient.user_id)
+    else:
+        clinic, role = step.by.split(".")
+        author = staff[clinic][Role(role)]
+    assert author is not None
+    if n == 0:
+        sent = messaging.start(
+            session,
+            access=access.patient_for(session, author, patient.id),
+            kind=thread.kind,
+            subject=thread.subject,
+            body=step.body,
+        )
+        made["thread"] = str(sent.thread.id)
+    else:
+        messaging.answer(session, by=author, thread_id=made["thread"], body=step.body)
 
 
 def _story_access(session: Session, author: User, step: Any) -> access.PatientAccess:

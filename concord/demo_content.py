@@ -325,6 +325,27 @@ class StoryFile(_Strict):
     events: list[StoryEventIn] = Field(min_length=1)
 
 
+class MessageStepIn(_Strict):
+    """One message of a demo thread (messages.yaml)."""
+
+    by: str = Text  # "patient", or "<clinic>.<role>"
+    day: int = Field(le=0)
+    hour: int = Field(ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+    body: str = Text
+
+
+class MessageThreadIn(_Strict):
+    patient: str = Text  # "Given Family"
+    kind: Literal["patient", "team"]
+    subject: str = Text
+    messages: list[MessageStepIn] = Field(min_length=1)
+
+
+class MessagesFile(_Strict):
+    threads: list[MessageThreadIn] = []
+
+
 @dataclass(frozen=True)
 class DemoContent:
     """The files' content in the shapes demo.py builds from."""
@@ -349,6 +370,8 @@ class DemoContent:
     story_events: list[StoryEventIn] = field(default_factory=list)
     # What the EHR sends about the patients (ehr.yaml).
     ehr_records: list[EhrRecordIn] = field(default_factory=list)
+    # Secure message threads (messages.yaml).
+    message_threads: list[MessageThreadIn] = field(default_factory=list)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -461,6 +484,18 @@ def content(data_dir: Path = DATA_DIR) -> DemoContent:
     safety = _read(data_dir, data_dir / "safety.yaml", SafetyFile)
     story = _read(data_dir, data_dir / "part2.yaml", StoryFile)
     ehr_file = _read(data_dir, data_dir / "ehr.yaml", EhrFile)
+    threads = _read(data_dir, data_dir / "messages.yaml", MessagesFile)
+    names = {f"{p.given_name} {p.family_name}" for p in patients.patients}
+    for n, thread in enumerate(threads.threads):
+        if thread.patient not in names:
+            raise DemoDataError(
+                f"{data_dir.name}/messages.yaml: threads.{n}.patient: no patient "
+                f"{thread.patient!r} in patients.yaml"
+            )
+        if thread.kind == "team" and any(m.by == "patient" for m in thread.messages):
+            raise DemoDataError(
+                f"{data_dir.name}/messages.yaml: threads.{n}: a team thread has no patient messages"
+            )
     _check_references(data_dir, clinics, patients, profiles, words, safety, story, ehr_file)
     who = [((p.given_name, p.family_name), p) for p in patients.patients]
     return DemoContent(
@@ -490,4 +525,5 @@ def content(data_dir: Path = DATA_DIR) -> DemoContent:
         also_on_team={k: list(p.also_on_team) for k, p in who if p.also_on_team},
         story_events=list(story.events),
         ehr_records=list(ehr_file.records),
+        message_threads=list(threads.threads),
     )

@@ -11,6 +11,7 @@ from concord.disclosures import models as disclosures_models
 from concord.ehr import models as ehr_models
 from concord.measures import models as measures_models
 from concord.medications import models as medications_models
+from concord.messaging import models as messaging_models
 from concord.part2 import models as part2_models
 from concord.patients import models as patients_models
 from concord.registry import models as registry_models
@@ -28,6 +29,7 @@ __all__ = [
     "ehr_models",
     "measures_models",
     "medications_models",
+    "messaging_models",
     "outbox",
     "part2_models",
     "patients_models",

@@ -119,6 +119,11 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("PUT", f"{A}/check-ins/{{response_id}}"),
         ("POST", "/fhir/QuestionnaireResponse"),
     ),
+    # --- secure messages (issue 22) -----------------------------------
+    ("POST", f"{P}/messages"): (("POST", f"{A}/messages"),),
+    ("POST", f"{P}/messages/{{thread_id}}"): (("POST", f"{A}/messages/{{thread_id}}"),),
+    ("POST", "/my/messages"): (("POST", f"{A}/messages"),),
+    ("POST", "/my/messages/{thread_id}"): (("POST", f"{A}/messages/{{thread_id}}"),),
     # --- safety ----------------------------------------------------
     ("POST", "/alerts/notifications/read"): (("POST", "/api/v1/alerts/notifications/read"),),
     ("POST", f"{P}/alerts/{{alert_id}}/acknowledge"): (

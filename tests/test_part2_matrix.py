@@ -50,6 +50,7 @@ from concord.accounts.models import Clinic, Role
 from concord.accounts.organizations import create_clinic
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token
+from concord.actions import messaging as messaging_actions
 from concord.app import create_app
 from concord.audit.service import set_context
 from concord.careplans import service as plans
@@ -89,6 +90,8 @@ GOAL = "Two alcohol-free days every week"
 STEP = "Phone the counsellor before the Friday meeting"
 TREATMENT = "Relapse-prevention group on Thursdays"
 COMMENT = "Talked through the weekend plan at the program"
+# The counsellor's message to the rest of the team (issue 22): a program's record too.
+MESSAGE = "Discussed the slip at group today"
 
 
 @dataclass
@@ -197,6 +200,9 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
         data=InterventionIn(kind="psychosocial_support", description=TREATMENT),
     )
     plans.add_comment(session, access=by_counsellor, body=COMMENT)
+    team_thread = messaging_actions.start(
+        session, access=by_counsellor, kind="team", subject="From the program", body=MESSAGE
+    ).thread
     # The consents, made once and switched between states: the patient's permit for the care
     # team (treatment, the whole record), and one refusal per team member naming them.
     me = acc_for(session, session.get(User, uuid.UUID(users["patient"])), patient)
@@ -244,6 +250,7 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
         "strength_id": str(strength.id),
         "part2_goal_id": str(goal.id),
         "part2_step_id": str(step.id),
+        "part2_thread_id": str(team_thread.id),
     }
     markers = {
         "substance_use": (ids["audit_response_id"], *map(str, observations)),
@@ -252,6 +259,8 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
             "Called about sleep",  # tests/test_route_access.py's contact, on the same episode
             ids["part2_contact_id"],
             ids["part2_episode_id"],
+            MESSAGE,
+            ids["part2_thread_id"],
         ),
         "care_plan": (
             STRENGTH,
@@ -328,6 +337,8 @@ PAGE_PARAMS = {
     "number": "1",
     "template_id": "part2-tpo",
     "code": "AUDIT-C",
+    "thread_id": "part2_thread_id",
+    "file_id": "file_id",
 }
 # Pages nobody signed in reads records on.
 NOT_RECORD_PAGES = {"/favicon.ico", "/healthz", "/sign-in", "/sign-in/mfa"}

@@ -26,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token, create_client_token
 from concord.actions import medications as med_actions
+from concord.actions import messaging as messaging_actions
 from concord.app import create_app
 from concord.audit.models import AuditEvent
 from concord.audit.service import set_context
@@ -40,6 +41,7 @@ from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
 from concord.medications.models import MedicationFinding
 from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn, ReportIn
+from concord.messaging.service import Upload
 from concord.patients.models import CareTeam, CareTeamMember, RelatedPerson
 from concord.registry import reviews as rv
 from concord.registry import service as reg
@@ -183,9 +185,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(
-        session, access=cm, tier="high", reason="Worried about the weekend"
-    )
+    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
@@ -327,6 +327,17 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     )
     ids["condition_id"] = "ehr-c1"
     ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
+    # A message from the patient to the team, with a file (issue 22).
+    sent = messaging_actions.start(
+        session,
+        access=acc_for(session, people.patient_user, people.patient),
+        kind="patient",
+        subject="About my visit",
+        body="Please call me about my visit",
+        files=[Upload("diary.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 8)],
+    )
+    ids["thread_id"] = str(sent.thread.id)
+    ids["file_id"] = str(sent.message.attachments[0].id)
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
     }
@@ -384,6 +395,7 @@ SEARCHABLE_BY_PATIENT = {
     "MedicationRequest": RECORD,
     "MedicationStatement": RECORD,
     "Condition": RECORD,  # imported from the EHR (issue 20)
+    "Communication": RECORD,  # secure messages (issue 22): the team's and the patient's
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -399,6 +411,7 @@ READS = {
     "MedicationRequest/{medication_id}": RECORD,
     "MedicationStatement/{reported_id}": RECORD,
     "Condition/{condition_id}": RECORD,
+    "Communication/{thread_id}": RECORD,
 }
 
 
@@ -470,7 +483,8 @@ RULES: dict[tuple[str, str], list[Case]] = {
         *(
             Case(f"/fhir/{kind}", allowed, kind="search")
             for kind, allowed in SEARCHABLE_BY_PATIENT.items()
-            if kind not in ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
+            if kind
+            not in ("Flag", "Consent", "MedicationRequest", "MedicationStatement", "Communication")
         ),
     ],
     ("POST", "/fhir/{kind}/_search"): [
@@ -620,6 +634,28 @@ RULES: dict[tuple[str, str], list[Case]] = {
                 "part2": True,
                 "reason": "Taken at the addiction service",
             },
+        )
+    ],
+    # --- secure messages (issue 22) ------------------------------------------------------
+    ("GET", "/api/v1/patients/{patient_id}/messages"): [Case(f"{P}/messages", RECORD)],
+    ("POST", "/api/v1/patients/{patient_id}/messages"): [
+        Case(f"{P}/messages", RECORD, {"subject": "Hello", "body": "A question"})
+    ],
+    ("GET", "/api/v1/patients/{patient_id}/messages/{thread_id}"): [
+        Case(f"{P}/messages/{{thread_id}}", RECORD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/messages/{thread_id}"): [
+        Case(f"{P}/messages/{{thread_id}}", RECORD, {"body": "An answer"})
+    ],
+    ("GET", "/api/v1/messages/unread"): [Case("/api/v1/messages/unread", ALL, kind="list")],
+    ("GET", "/api/v1/messages"): [Case("/api/v1/messages", ALL, kind="list")],
+    ("GET", "/api/v1/message-files/{file_id}"): [Case("/api/v1/message-files/{file_id}", RECORD)],
+    ("PUT", "/api/v1/organization/messaging-settings"): [
+        Case(
+            "/api/v1/organization/messaging-settings",
+            frozenset({"admin"}),
+            {"reply_within_hours": 24},
+            denied=frozenset({403}),
         )
     ],
     ("PUT", "/api/v1/clinics/{clinic_id}/part2-program"): [
@@ -1174,8 +1210,10 @@ def test_the_export_answers_as_its_page(world, path, persona):
         assert response.status_code == 200, where
         # The quality CSV lists patients with EHR data; this world has none imported
         # (tests/quality/test_quality_page.py checks its rows).
-        if path.endswith(".csv") and persona in TEAM and not any(
-            word in path for word in ("figures", "quality")
+        if (
+            path.endswith(".csv")
+            and persona in TEAM
+            and not any(word in path for word in ("figures", "quality"))
         ):
             assert NAME in response.text, where  # the rows are there to be hidden from others
         return

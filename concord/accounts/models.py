@@ -59,6 +59,8 @@ class Organization(IdMixin, Base):
     review_interval_days: Mapped[int | None] = mapped_column(Integer)
     # Crisis resources shown to a patient at risk; empty means the built-in defaults.
     crisis_resources: Mapped[dict[str, Any] | None]
+    # The clinic's messaging policy (answer time, office hours, phone): concord.messaging.
+    messaging_settings: Mapped[dict[str, Any] | None]
     # Instruments every patient is scheduled for when their plan becomes active.
     measurement_defaults: Mapped[dict[str, Any] | None]
     # The clinician who takes safety alerts the care team has not acknowledged in time (the

@@ -16,6 +16,7 @@ from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import ehr as ehr_door
 from concord.fhir import mapping, search
 from concord.fhir import medications as fhir_meds
+from concord.fhir import messaging as fhir_messages
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
 from concord.fhir.consents import read_consent, search_consents
@@ -50,6 +51,7 @@ READABLE = {
     "MedicationRequest",
     "MedicationStatement",
     "Measure",
+    "Communication",
 }
 SEARCHABLE = {
     *ehr_door.IMPORTED_TYPES,
@@ -66,6 +68,7 @@ SEARCHABLE = {
     "MedicationRequest",
     "MedicationStatement",
     "Measure",
+    "Communication",
 }
 FHIR_JSON = "application/fhir+json"
 
@@ -89,6 +92,10 @@ def fhir_response(
 
 def _mrn(request: Request) -> str:
     return str(request.app.state.settings.fhir_mrn_system)
+
+
+def _site(request: Request) -> str:
+    return str(request.app.state.settings.base_url.rstrip("/"))
 
 
 def _base(request: Request) -> str:
@@ -143,6 +150,12 @@ def _search(
         page = fhir.search_safety(session, by=actor.user, q=q)
     elif kind == "Consent":
         page = fhir.SearchPage(*search_consents(session, by=actor.user, q=q))
+    elif kind == "Communication":
+        page = fhir.SearchPage(
+            *fhir_messages.search_communications(
+                session, by=actor.user, q=q, base_url=_site(request)
+            )
+        )
     elif kind in fhir_meds.KINDS:
         page = fhir.SearchPage(
             *fhir_meds.search_medications(session, by=actor.user, kind=kind, q=q)
@@ -485,6 +498,10 @@ def _read(
         return read_flag(session, by=actor.user, ident=ident)
     if kind == "Consent":
         return read_consent(session, by=actor.user, ident=ident)
+    if kind == "Communication":
+        return fhir_messages.read_communication(
+            session, by=actor.user, ident=ident, base_url=_site(request)
+        )
     if kind in fhir_meds.KINDS:
         return fhir_meds.read_medication(session, by=actor.user, kind=kind, ident=ident)
     if kind in ehr_door.IMPORTED_TYPES:

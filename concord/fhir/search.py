@@ -71,6 +71,7 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     },
     "Flag": {"patient": "reference", "subject": "reference", "status": "token"},
     "Consent": {"patient": "reference", "status": "token"},
+    "Communication": {"patient": "reference", "subject": "reference"},
     "MedicationRequest": {"patient": "reference", "subject": "reference", "status": "token"},
     "MedicationStatement": {"patient": "reference", "subject": "reference", "status": "token"},
     "Measure": {"_id": "token", "url": "canonical"},

@@ -11,6 +11,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careplan import CarePlan as FhirCarePlan
 from fhir.resources.R4B.careteam import CareTeam as FhirCareTeam
+from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.consent import Consent as FhirConsent
 from fhir.resources.R4B.coverage import Coverage
@@ -43,6 +44,7 @@ VALIDATORS: dict[str, Any] = {
     "Task": Task,
     "Flag": Flag,
     "Consent": FhirConsent,
+    "Communication": Communication,
     "MedicationRequest": MedicationRequest,
     "MedicationStatement": MedicationStatement,
     # Imported from an EHR (concord.ehr), served as sent.

@@ -46,6 +46,7 @@ from concord.safety.rules import (
     TIER_CHOSEN,
     RiskRule,
     RuleSet,
+    default_rules,
     evaluate_response,
     flag_items,
 )
@@ -319,6 +320,41 @@ def raise_manual_flag(
         source_kind=AlertSource.manual,
         by=access.by,
         reason=words,
+    )
+
+
+def raise_for_message(
+    session: Session, *, patient: Patient, by: User | None, phrase_rule: str, message_id: Any
+) -> SafetyAlert:
+    """Words of crisis in a patient's message (the phrase list's rule `phrase_rule`): an alert
+    through the escalation chain at the tier the organization's "message-phrase" risk rule
+    sets (the default file's where the organization's rules are older than messaging). The
+    alert names the message, never its words."""
+    org = session.get(Organization, patient.organization_id)
+    assert org is not None
+    rules = rules_for(session, org.id)
+    try:
+        rule = rules.event_rule("message-phrase")
+    except KeyError:
+        rules = default_rules()
+        rule = rules.event_rule("message-phrase")
+    return _create(
+        session,
+        org=org,
+        patient=patient,
+        rules=rules,
+        rule=rule,
+        tier=rule.tier,
+        triggers=[
+            {
+                "rule": rule.id,
+                "name": dict(rule.name),
+                "phrase_rule": phrase_rule,
+                "message_id": str(message_id),
+            }
+        ],
+        source_kind=AlertSource.message,
+        by=by,
     )
 
 

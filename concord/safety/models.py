@@ -27,6 +27,7 @@ class AlertSource(StrEnum):
     measure = "measure"  # an answer in a questionnaire
     manual = "manual"  # a clinician's risk flag
     follow_up = "follow_up"  # a follow-up after an earlier alert was missed
+    message = "message"  # words of crisis in a patient's secure message
 
 
 class AlertOutcome(StrEnum):

@@ -27,7 +27,10 @@ ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,59}$")
 MAX_DURATION = timedelta(days=3650)
 DURATION_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
 FHIR_PRIORITIES = ("routine", "urgent", "asap", "stat")
-EVENTS = ("manual-flag", "missed-follow-up")
+EVENTS = ("manual-flag", "missed-follow-up", "message-phrase")
+# Every rule file must handle these; a file without a "message-phrase" rule (older than
+# secure messaging) takes the default file's.
+REQUIRED_EVENTS = ("manual-flag", "missed-follow-up")
 # Who a step of an escalation chain names. A role means the patient's care-team member with
 # that role (the team lead first); `lead` the team's lead; `on_call` the organization's
 # on-call clinician (set by an administrator).
@@ -261,7 +264,7 @@ def parse_rules(
             )
         )
     for event in EVENTS:
-        if not any(r.when.event == event for r in rules):
+        if event in REQUIRED_EVENTS and not any(r.when.event == event for r in rules):
             raise RuleFileError("rules", f"needs a rule for the event {event}")
         if sum(1 for r in rules if r.when.event == event) > 1:
             raise RuleFileError("rules", f"has more than one rule for the event {event}")

@@ -1,0 +1,135 @@
+"""A secure message is sent (issue 22), whichever door it came through (the team's page, the
+patient's portal, the JSON API):
+
+- a patient's words are checked against the crisis phrase list first: on a match the message
+  is kept with the rule's id (never the words elsewhere), a safety alert is raised through the
+  escalation chain (risk rule "message-phrase"), and the door shows the crisis resources at once;
+- a patient's message makes it the team's turn: a task "Reply to the patient's message" for the
+  patient's care manager (the team's lead when there is none), due when the clinic says it
+  answers; one open task per thread, however many messages the patient sends;
+- a team member's answer in the patient's thread closes that task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from concord.access import PatientAccess
+from concord.accounts.models import Role, User
+from concord.dates import local_date
+from concord.i18n import N_
+from concord.messaging import service as messages
+from concord.messaging.models import Message, MessageThread, ThreadKind
+from concord.messaging.phrases import default_phrases
+from concord.patients import service as patients
+from concord.registry import tasks
+from concord.safety import alerts
+
+REPLY_TASK = N_("Reply to the patient's message")
+REPLIED = N_("Done: the team answered the message.")
+
+
+@dataclass(frozen=True)
+class Sent:
+    thread: MessageThread
+    message: Message
+    crisis: bool  # words of crisis: the door shows the crisis resources now
+
+
+def _source(thread: MessageThread) -> str:
+    return f"message:{thread.id}"
+
+
+def _reply_owner(session: Session, access: PatientAccess) -> object:
+    members = patients.members_of_patient(session, patient_id=access.patient.id)
+    for member in members:
+        if member.role == Role.care_manager:
+            return member.user_id
+    return members[0].user_id if members else None
+
+
+def _after(
+    session: Session, access: PatientAccess, thread: MessageThread, message: Message
+) -> Sent:
+    if access.is_self:
+        tasks.open_task(
+            session,
+            organization_id=thread.organization_id,
+            patient_id=thread.patient_id,
+            owner_id=_reply_owner(session, access),  # type: ignore[arg-type]
+            title=REPLY_TASK,
+            source=_source(thread),
+            due_on=local_date(thread.reply_due_at, access.patient.clinic.organization)
+            if thread.reply_due_at
+            else None,
+            priority="urgent" if message.crisis_rule else "routine",
+            by=access.by,
+        )
+        if message.crisis_rule:
+            alerts.raise_for_message(
+                session,
+                patient=access.patient,
+                by=access.by,
+                phrase_rule=message.crisis_rule,
+                message_id=message.id,
+            )
+    elif thread.kind == ThreadKind.patient:
+        tasks.close_tasks(
+            session,
+            patient_id=thread.patient_id,
+            source=_source(thread),
+            note=REPLIED,
+            by=access.by,
+        )
+    return Sent(thread, message, bool(message.crisis_rule))
+
+
+def _crisis_rule(access: PatientAccess, *texts: str | None) -> str | None:
+    """The crisis phrase rule a patient's words match (the team's own words are not checked:
+    they quote and discuss)."""
+    if not access.is_self:
+        return None
+    return default_phrases().match(" \n ".join(t or "" for t in texts))
+
+
+def start(
+    session: Session,
+    *,
+    access: PatientAccess,
+    kind: str,
+    subject: str | None,
+    body: str | None,
+    files: list[messages.Upload] | None = None,
+) -> Sent:
+    thread, message = messages.start_thread(
+        session,
+        access=access,
+        kind=kind,
+        subject=subject,
+        body=body,
+        files=files,
+        crisis_rule=_crisis_rule(access, subject, body),
+    )
+    return _after(session, access, thread, message)
+
+
+def answer(
+    session: Session,
+    *,
+    by: User,
+    thread_id: str,
+    body: str | None,
+    files: list[messages.Upload] | None = None,
+) -> Sent:
+    thread, access = messages.find_thread(session, by=by, ident=thread_id, action="create")
+    message = messages.reply(
+        session,
+        access=access,
+        thread=thread,
+        body=body,
+        files=files,
+        crisis_rule=_crisis_rule(access, body),
+    )
+    return _after(session, access, thread, message)

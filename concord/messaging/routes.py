@@ -1,0 +1,306 @@
+"""The message pages (issue 22): the care team's "Messages" tab on the patient's record (the
+patient's threads and the team's own threads about them), the team inbox, and the patient's
+"Messages" in the portal. Every form posts to concord.actions.messaging, as the JSON API does.
+
+The portal tells the patient, on every message page, when messages are read (office hours),
+when the clinic answers, and what to do if it is urgent; words of crisis in what they send show
+the crisis resources at once (and raise an alert behind the scenes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRouter
+from starlette.datastructures import UploadFile
+from starlette.responses import RedirectResponse, Response
+
+from concord import access
+from concord.access import PatientAccess
+from concord.actions import messaging as act
+from concord.clock import now
+from concord.errors import InvalidInput, NotFound
+from concord.i18n import Msg
+from concord.messaging import service as messages
+from concord.messaging.api import file_response
+from concord.messaging.schemas import MessageIn, ReplyIn
+from concord.safety.crisis import crisis_resources
+from concord.web.deps import DbSession, PostedBy, WebActor
+from concord.web.forms import FormOf, Posted
+from concord.web.idempotency import already_done, remember
+from concord.web.patient_header import header_context
+from concord.web.templating import render
+
+router = APIRouter()
+OBJECT = messages.OBJECT
+
+
+async def uploads(request: Request) -> list[messages.Upload]:
+    """The files of a multipart form post (the form's text fields are read by FormOf)."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return []
+    form = await request.form()
+    found = []
+    for value in form.getlist("attachments"):
+        if isinstance(value, UploadFile):
+            if value.filename or value.size:
+                found.append(messages.Upload(value.filename or "file", await value.read()))
+            await value.close()
+    return found
+
+
+Uploads = Annotated[list[messages.Upload], Depends(uploads)]
+
+
+def _policy(acc: PatientAccess, lang: str) -> dict[str, Any]:
+    org = acc.patient.clinic.organization
+    policy = messages.policy_of(org)
+    return {
+        "policy": policy,
+        "in_office_hours": policy.in_office_hours(now()),
+        "crisis": crisis_resources(org, lang),
+        "reply_hours": int(policy.reply_within.total_seconds() // 3600),
+    }
+
+
+def _team_access(session: DbSession, actor: Any, patient_id: str, action: str = "read") -> Any:
+    return access.team_access(session, actor.user, patient_id, action=action, object_type=OBJECT)
+
+
+def _list_context(
+    session: DbSession, acc: PatientAccess, lang: str, **extra: Any
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "acc": acc,
+        "threads": messages.threads_for(session, acc),
+        "values": {},
+        "errors": {},
+        "message": None,
+        "crisis_now": False,
+        **_policy(acc, lang),
+    }
+    if acc.on_team:
+        context.update(header_context(session, acc, tab="messages"))
+    context.update(extra)
+    return context
+
+
+def _thread_context(
+    session: DbSession, acc: PatientAccess, thread: Any, lang: str, **extra: Any
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "acc": acc,
+        "view": messages.open_thread(session, acc, thread),
+        "values": {},
+        "errors": {},
+        "message": None,
+        "crisis_now": False,
+        **_policy(acc, lang),
+    }
+    if acc.on_team:
+        context.update(header_context(session, acc, tab="messages"))
+    context.update(extra)
+    return context
+
+
+def _base(acc: PatientAccess) -> str:
+    return "/my/messages" if acc.is_self else f"/patients/{acc.patient.id}/messages"
+
+
+def _template(acc: PatientAccess, name: str) -> str:
+    return f"messaging/{'my_' if acc.is_self else ''}{name}.html"
+
+
+def _start(
+    request: Request,
+    session: DbSession,
+    actor: Any,
+    acc: PatientAccess,
+    form: Posted[MessageIn],
+    files: list[messages.Upload],
+) -> Response:
+    earlier = already_done(session, form.values, actor)
+    if earlier:
+        return RedirectResponse(earlier, status_code=303)
+    try:
+        data = form.read()
+        sent = act.start(
+            session,
+            access=acc,
+            kind="patient" if acc.is_self else data.kind,
+            subject=data.subject,
+            body=data.body,
+            files=files,
+        )
+    except InvalidInput as exc:
+        context = _list_context(
+            session,
+            acc,
+            request.state.lang,
+            values=form.values,
+            errors=exc.errors,
+            message=exc.message,
+        )
+        return render(request, _template(acc, "list"), context, status_code=422)
+    target = f"{_base(acc)}/{sent.thread.id}" + ("?crisis=1" if sent.crisis else "")
+    remember(session, form.values, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+def _answer(
+    request: Request,
+    session: DbSession,
+    actor: Any,
+    thread_id: str,
+    form: Posted[ReplyIn],
+    files: list[messages.Upload],
+    patient_id: str | None,
+) -> Response:
+    earlier = already_done(session, form.values, actor)
+    if earlier:
+        return RedirectResponse(earlier, status_code=303)
+    thread, acc = _thread(session, actor, thread_id, patient_id, "create")
+    try:
+        data = form.read()
+        sent = act.answer(session, by=actor.user, thread_id=thread_id, body=data.body, files=files)
+    except InvalidInput as exc:
+        context = _thread_context(
+            session,
+            acc,
+            thread,
+            request.state.lang,
+            values=form.values,
+            errors=exc.errors,
+            message=exc.message,
+        )
+        return render(request, _template(acc, "thread"), context, status_code=422)
+    target = f"{_base(acc)}/{thread.id}" + ("?crisis=1" if sent.crisis else "")
+    remember(session, form.values, actor, target)
+    return RedirectResponse(target, status_code=303)
+
+
+def _thread(
+    session: DbSession, actor: Any, thread_id: str, patient_id: str | None, action: str
+) -> tuple[Any, PatientAccess]:
+    """The thread, reached from the team's tab of its patient or from the patient's portal."""
+    thread, acc = messages.find_thread(session, by=actor.user, ident=thread_id, action=action)
+    if patient_id is None:
+        if not acc.is_self:
+            raise NotFound(Msg("No such message."))
+    elif not acc.on_team or str(thread.patient_id) != str(access.parse_id(patient_id) or ""):
+        raise NotFound(Msg("No such message."))
+    return thread, acc
+
+
+# --- the care team --------------------------------------------------------------------------
+
+
+@router.get("/patients/{patient_id}/messages")
+def team_messages(
+    patient_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _team_access(session, actor, patient_id)
+    return render(request, "messaging/list.html", _list_context(session, acc, request.state.lang))
+
+
+@router.post("/patients/{patient_id}/messages")
+def team_start(
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[MessageIn], FormOf(MessageIn)],
+    files: Uploads,
+    actor: PostedBy,
+) -> Response:
+    acc = _team_access(session, actor, patient_id, "create")
+    return _start(request, session, actor, acc, form, files)
+
+
+@router.get("/patients/{patient_id}/messages/{thread_id}")
+def team_thread(
+    patient_id: str, thread_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    thread, acc = _thread(session, actor, thread_id, patient_id, "read")
+    context = _thread_context(session, acc, thread, request.state.lang)
+    return render(request, "messaging/thread.html", context)
+
+
+@router.post("/patients/{patient_id}/messages/{thread_id}")
+def team_answer(
+    patient_id: str,
+    thread_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ReplyIn], FormOf(ReplyIn)],
+    files: Uploads,
+    actor: PostedBy,
+) -> Response:
+    return _answer(request, session, actor, thread_id, form, files, patient_id)
+
+
+@router.get("/messages")
+def team_inbox(request: Request, session: DbSession, actor: WebActor) -> Response:
+    if not actor.user.is_clinician:
+        raise NotFound(Msg("This page is for the care team."))
+    found = messages.inbox(session, actor.user)
+    return render(request, "messaging/inbox.html", {"found": found})
+
+
+@router.get("/messages/badge")
+def badge(request: Request, session: DbSession, actor: WebActor) -> Response:
+    """The number beside "Messages" in the top bar, loaded after the page (a number only)."""
+    count = messages.unread_count(session, actor.user)
+    return render(request, "messaging/_badge.html", {"count": count})
+
+
+@router.get("/messages/files/{file_id}")
+def download(file_id: str, session: DbSession, actor: WebActor) -> Response:
+    found, _ = messages.attachment_for(session, by=actor.user, ident=file_id)
+    return file_response(found)
+
+
+# --- the patient's portal ---------------------------------------------------------------------
+
+
+@router.get("/my/messages")
+def my_messages(request: Request, session: DbSession, actor: WebActor) -> Response:
+    acc = access.own_record(session, actor.user, object_type=OBJECT)
+    context = _list_context(session, acc, request.state.lang)
+    return render(request, "messaging/my_list.html", context)
+
+
+@router.post("/my/messages")
+def my_start(
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[MessageIn], FormOf(MessageIn)],
+    files: Uploads,
+    actor: PostedBy,
+) -> Response:
+    acc = access.own_record(session, actor.user, action="create", object_type=OBJECT)
+    return _start(request, session, actor, acc, form, files)
+
+
+@router.get("/my/messages/{thread_id}")
+def my_thread(thread_id: str, request: Request, session: DbSession, actor: WebActor) -> Response:
+    thread, acc = _thread(session, actor, thread_id, None, "read")
+    context = _thread_context(
+        session,
+        acc,
+        thread,
+        request.state.lang,
+        crisis_now=request.query_params.get("crisis") == "1",
+    )
+    return render(request, "messaging/my_thread.html", context)
+
+
+@router.post("/my/messages/{thread_id}")
+def my_answer(
+    thread_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ReplyIn], FormOf(ReplyIn)],
+    files: Uploads,
+    actor: PostedBy,
+) -> Response:
+    return _answer(request, session, actor, thread_id, form, files, None)

@@ -1,0 +1,617 @@
+"""Secure messages (issue 22), the domain: threads, messages, attachments and read state, each
+read and write behind the access rules (the care team sees the patient's threads and the team's
+own threads about them; the patient sees their own threads with the team; anyone else: not
+found) and the disclosure decision (a message written by a Part 2 program's staff is labelled
+by concord/part2/rules.yaml and withheld without consent like any such record).
+
+What crosses domains (the reply task, the crisis alert) is concord/actions/messaging.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from concord import disclosure
+from concord.access import PatientAccess, deny, parse_id, patient_for
+from concord.accounts.models import Organization, User
+from concord.audit.models import Outcome
+from concord.audit.service import record
+from concord.clock import now
+from concord.errors import InvalidInput, NotFound
+from concord.i18n import Msg
+from concord.messaging.models import (
+    Awaiting,
+    Message,
+    MessageAttachment,
+    MessageRead,
+    MessageThread,
+    ThreadKind,
+)
+from concord.patients.models import CareTeam, CareTeamMember, Patient
+
+OBJECT = "Communication"
+MAX_SUBJECT = 200
+MAX_BODY = 5000
+MAX_FILES = 3
+MAX_FILE_BYTES = 2 * 1024 * 1024  # under the request limit (4 MB) once base64-encoded
+# What a file must start with to be taken as its type (the name and the browser's word are
+# not trusted).
+FILE_TYPES = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+}
+
+# Concord's defaults for a clinic's messaging policy (no source sets them: each clinic sets
+# its own answer time and office hours): answered within two days; office hours Monday to
+# Friday, 9:00 to 17:00 in the organization's zone.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "reply_within_hours": 48,
+    "office_days": [0, 1, 2, 3, 4],
+    "office_start": "09:00",
+    "office_end": "17:00",
+    "clinic_phone": "",
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    reply_within: timedelta
+    office_days: tuple[int, ...]
+    office_start: time
+    office_end: time
+    clinic_phone: str
+    zone: ZoneInfo
+
+    def in_office_hours(self, at: datetime) -> bool:
+        local = at.astimezone(self.zone)
+        return (
+            local.weekday() in self.office_days
+            and self.office_start <= local.time() < self.office_end
+        )
+
+
+def policy_of(org: Organization) -> Policy:
+    raw = {**DEFAULT_SETTINGS, **(org.messaging_settings or {})}
+    return Policy(
+        reply_within=timedelta(hours=int(raw["reply_within_hours"])),
+        office_days=tuple(int(d) for d in raw["office_days"]),
+        office_start=time.fromisoformat(str(raw["office_start"])),
+        office_end=time.fromisoformat(str(raw["office_end"])),
+        clinic_phone=str(raw.get("clinic_phone") or ""),
+        zone=ZoneInfo(org.timezone or "UTC"),
+    )
+
+
+def check_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A clinic's messaging settings, checked field by field."""
+    errors: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    hours = values.get("reply_within_hours", DEFAULT_SETTINGS["reply_within_hours"])
+    try:
+        out["reply_within_hours"] = int(hours)
+        if not 1 <= out["reply_within_hours"] <= 24 * 14:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["reply_within_hours"] = Msg("must be a whole number of hours from 1 to 336")
+    days = values.get("office_days", DEFAULT_SETTINGS["office_days"])
+    if not isinstance(days, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in days):
+        errors["office_days"] = Msg("must be a list of weekday numbers, 0 (Monday) to 6 (Sunday)")
+    else:
+        out["office_days"] = sorted(set(days))
+    for name in ("office_start", "office_end"):
+        raw = values.get(name, DEFAULT_SETTINGS[name])
+        try:
+            time.fromisoformat(str(raw))
+            out[name] = str(raw)
+        except ValueError:
+            errors[name] = Msg("must be a time of day such as 09:00")
+    if not errors and out["office_start"] >= out["office_end"]:
+        errors["office_end"] = Msg("must be after the start of office hours")
+    phone = str(values.get("clinic_phone") or "").strip()
+    if len(phone) > 40:
+        errors["clinic_phone"] = Msg("must be at most %(max)s characters", max=40)
+    out["clinic_phone"] = phone
+    if errors:
+        raise InvalidInput(Msg("The messaging settings were not saved."), errors=errors)
+    return out
+
+
+# --- input --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+def _words(value: str | None) -> str:
+    return (value or "").strip()
+
+
+def check_message(
+    subject: str | None, body: str | None, files: list[Upload], *, new_thread: bool
+) -> tuple[str, str, list[tuple[Upload, str]]]:
+    """The subject, body and files as stored; InvalidInput naming each field wrong."""
+    errors: dict[str, Any] = {}
+    text = _words(body)
+    title = " ".join((subject or "").split())
+    if new_thread:
+        if not title:
+            errors["subject"] = Msg("say in a few words what it is about")
+        elif len(title) > MAX_SUBJECT:
+            errors["subject"] = Msg("must be at most %(max)s characters", max=MAX_SUBJECT)
+    if not text:
+        errors["body"] = Msg("write your message")
+    elif len(text) > MAX_BODY:
+        errors["body"] = Msg("must be at most %(max)s characters", max=MAX_BODY)
+    checked: list[tuple[Upload, str]] = []
+    files = [f for f in files if f.data or f.filename]
+    if len(files) > MAX_FILES:
+        errors["files"] = Msg("at most %(max)s files with one message", max=MAX_FILES)
+    for f in files[:MAX_FILES]:
+        kind = next(
+            (t for t, starts in FILE_TYPES.items() if any(f.data.startswith(s) for s in starts)),
+            None,
+        )
+        if not f.data:
+            errors["files"] = Msg("%(name)s is empty", name=f.filename[:80])
+        elif len(f.data) > MAX_FILE_BYTES:
+            errors["files"] = Msg("%(name)s is larger than 2 MB", name=f.filename[:80])
+        elif kind is None:
+            errors["files"] = Msg("%(name)s is not a PDF, PNG or JPEG file", name=f.filename[:80])
+        else:
+            checked.append((f, kind))
+    if errors:
+        raise InvalidInput(Msg("The message was not sent."), errors=errors)
+    return title, text, checked
+
+
+def _safe_name(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable() and c not in '<>:"|?*').strip(". ")
+    return (cleaned or "file")[:200]
+
+
+# --- who may do what ------------------------------------------------------------------------------
+
+
+def _may_see(access: PatientAccess, thread: MessageThread) -> bool:
+    if access.on_team:
+        return True
+    return access.is_self and thread.kind == ThreadKind.patient
+
+
+def _may_write(access: PatientAccess, kind: str) -> bool:
+    if access.on_team:
+        return bool(access.by.is_clinician)
+    return access.is_self and kind == ThreadKind.patient
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+
+def _add_message(
+    session: Session,
+    access: PatientAccess,
+    thread: MessageThread,
+    text: str,
+    files: list[tuple[Upload, str]],
+    crisis_rule: str | None,
+) -> Message:
+    at = now()
+    thread.message_count = (thread.message_count or 0) + 1
+    message = Message(
+        organization_id=thread.organization_id,
+        patient_id=thread.patient_id,
+        thread_id=thread.id,
+        number=thread.message_count,
+        author_id=access.by.id,
+        from_patient=access.is_self,
+        body=text,
+        created_at=at,
+        crisis_rule=crisis_rule,
+    )
+    session.add(message)
+    session.flush()
+    for upload, kind in files:
+        session.add(
+            MessageAttachment(
+                message_id=message.id,
+                filename=_safe_name(upload.filename),
+                content_type=kind,
+                size=len(upload.data),
+                sha256=hashlib.sha256(upload.data).hexdigest(),
+                content=upload.data,
+            )
+        )
+    thread.last_message_at = at
+    if access.is_self:
+        org = session.get(Organization, thread.organization_id)
+        assert org is not None
+        thread.awaiting = Awaiting.team
+        thread.reply_due_at = at + policy_of(org).reply_within
+    elif thread.kind == ThreadKind.patient:
+        thread.awaiting = Awaiting.patient
+        thread.reply_due_at = None
+    else:
+        thread.awaiting = None
+        thread.reply_due_at = None
+    _mark_read(session, access, thread, at)
+    session.flush()
+    session.refresh(message)
+    record(
+        session,
+        by=access.by,
+        action="create",
+        object_type=OBJECT,
+        object_id=message.id,
+        patient_id=thread.patient_id,
+        detail={"thread": str(thread.id), "files": len(files)},
+    )
+    return message
+
+
+def start_thread(
+    session: Session,
+    *,
+    access: PatientAccess,
+    kind: str,
+    subject: str | None,
+    body: str | None,
+    files: list[Upload] | None = None,
+    crisis_rule: str | None = None,
+) -> tuple[MessageThread, Message]:
+    if kind not in (ThreadKind.patient, ThreadKind.team):
+        raise InvalidInput.field("kind", Msg("must be one of: patient, team"))
+    if not _may_write(access, kind):
+        raise deny(
+            session,
+            access,
+            action="create",
+            object_type=OBJECT,
+            message="Only the patient and their care team write in these threads.",
+        )
+    title, text, checked = check_message(subject, body, files or [], new_thread=True)
+    thread = MessageThread(
+        organization_id=access.patient.organization_id,
+        patient_id=access.patient.id,
+        kind=kind,
+        subject=title,
+        created_by_id=access.by.id,
+        created_at=now(),
+        last_message_at=now(),
+        message_count=0,
+    )
+    session.add(thread)
+    session.flush()
+    return thread, _add_message(session, access, thread, text, checked, crisis_rule)
+
+
+def reply(
+    session: Session,
+    *,
+    access: PatientAccess,
+    thread: MessageThread,
+    body: str | None,
+    files: list[Upload] | None = None,
+    crisis_rule: str | None = None,
+) -> Message:
+    if not _may_write(access, thread.kind):
+        raise deny(
+            session,
+            access,
+            action="create",
+            object_type=OBJECT,
+            object_id=thread.id,
+            message="Only the patient and their care team write in these threads.",
+        )
+    _, text, checked = check_message(None, body, files or [], new_thread=False)
+    return _add_message(session, access, thread, text, checked, crisis_rule)
+
+
+def check_text(body: str | None) -> str:
+    """The body as it would be stored (for the crisis check before the write)."""
+    return _words(body)
+
+
+def _mark_read(
+    session: Session, access: PatientAccess, thread: MessageThread, at: datetime
+) -> None:
+    row = session.scalar(
+        select(MessageRead).where(
+            MessageRead.thread_id == thread.id, MessageRead.user_id == access.by.id
+        )
+    )
+    upto = thread.message_count or 0
+    if row is None:
+        session.add(
+            MessageRead(
+                thread_id=thread.id,
+                user_id=access.by.id,
+                read_at=at,
+                upto=upto,
+                team=access.on_team,
+            )
+        )
+    elif row.upto < upto:
+        row.upto = upto
+        row.read_at = at
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+def find_thread(
+    session: Session, *, by: User, ident: str, action: str = "read"
+) -> tuple[MessageThread, PatientAccess]:
+    """A thread by its id and the reader's access to its patient; NotFound (audited) when
+    there is none or it is not theirs to see."""
+    tid = parse_id(ident)
+    thread = session.get(MessageThread, tid) if tid is not None else None
+    if thread is None:
+        record(
+            session,
+            by=by,
+            action=action,
+            object_type=OBJECT,
+            object_id=str(ident)[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such message."))
+    acc = patient_for(session, by, thread.patient_id, action=action, object_type=OBJECT)
+    if not _may_see(acc, thread):
+        record(
+            session,
+            by=by,
+            action=action,
+            object_type=OBJECT,
+            object_id=thread.id,
+            patient_id=thread.patient_id,
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such message."))
+    return thread, acc
+
+
+@dataclass
+class ThreadView:
+    thread: MessageThread
+    messages: list[Message] = field(default_factory=list)
+    unread: int = 0
+    read_by_team_at: datetime | None = None
+    read_by_patient_at: datetime | None = None
+    team_upto: int = 0  # the team has read the messages numbered up to this
+    patient_upto: int = 0
+
+    def read_by_team(self, message: Message) -> bool:
+        return message.number <= self.team_upto
+
+    def read_by_patient(self, message: Message) -> bool:
+        return message.number <= self.patient_upto
+
+    @property
+    def last(self) -> Message | None:
+        return self.messages[-1] if self.messages else None
+
+
+def _reads(session: Session, thread_ids: list[uuid.UUID]) -> list[MessageRead]:
+    if not thread_ids:
+        return []
+    return list(session.scalars(select(MessageRead).where(MessageRead.thread_id.in_(thread_ids))))
+
+
+def _views(
+    session: Session, access: PatientAccess, threads: list[MessageThread], action: str
+) -> list[ThreadView]:
+    """The threads with the messages the reader may see (the disclosure decision, one audit
+    event per thread read), and their read state."""
+    threads = [t for t in threads if _may_see(access, t)]
+    threads = disclosure.filter_records(session, access, threads, object_type=OBJECT, action=action)
+    ids = [t.id for t in threads]
+    messages = (
+        list(
+            session.scalars(
+                select(Message)
+                .where(Message.thread_id.in_(ids))
+                .order_by(Message.thread_id, Message.number)
+            )
+        )
+        if ids
+        else []
+    )
+    messages = disclosure.filter_records(
+        session, access, messages, object_type=OBJECT, action=action
+    )
+    reads = _reads(session, ids)
+    views = {t.id: ThreadView(t) for t in threads}
+    for m in messages:
+        views[m.thread_id].messages.append(m)
+    for r in reads:
+        view = views[r.thread_id]
+        if r.team:
+            view.read_by_team_at = max(filter(None, (view.read_by_team_at, r.read_at)))
+            view.team_upto = max(view.team_upto, r.upto)
+        else:
+            view.read_by_patient_at = max(filter(None, (view.read_by_patient_at, r.read_at)))
+            view.patient_upto = max(view.patient_upto, r.upto)
+    mine = {r.thread_id: r.upto for r in reads if r.user_id == access.by.id}
+    for view in views.values():
+        seen = mine.get(view.thread.id, 0)
+        view.unread = sum(
+            1 for m in view.messages if m.author_id != access.by.id and m.number > seen
+        )
+    for view in views.values():
+        record(
+            session,
+            by=access.by,
+            action=action,
+            object_type=OBJECT,
+            object_id=view.thread.id,
+            patient_id=access.patient.id,
+        )
+    return [views[t.id] for t in threads if t.id in views]
+
+
+def threads_for(session: Session, access: PatientAccess) -> list[ThreadView]:
+    """The patient's threads the reader may see, newest first."""
+    threads = list(
+        session.scalars(
+            select(MessageThread)
+            .where(MessageThread.patient_id == access.patient.id)
+            .order_by(MessageThread.last_message_at.desc(), MessageThread.id)
+        )
+    )
+    return _views(session, access, threads, "list")
+
+
+def open_thread(session: Session, access: PatientAccess, thread: MessageThread) -> ThreadView:
+    """One thread to read: its messages, and the reader's read mark moved to now."""
+    views = _views(session, access, [thread], "read")
+    if not views:
+        raise NotFound(Msg("No such message."))
+    view = views[0]
+    _mark_read(session, access, thread, now())
+    session.flush()
+    view.unread = 0
+    return view
+
+
+def attachment_for(
+    session: Session, *, by: User, ident: str
+) -> tuple[MessageAttachment, PatientAccess]:
+    aid = parse_id(ident)
+    found = session.get(MessageAttachment, aid) if aid is not None else None
+    message = session.get(Message, found.message_id) if found is not None else None
+    if found is None or message is None:
+        record(
+            session,
+            by=by,
+            action="read",
+            object_type=OBJECT,
+            object_id=str(ident)[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such file."))
+    thread, acc = find_thread(session, by=by, ident=str(message.thread_id))
+    disclosure.check_record(session, acc, message, object_type=OBJECT)
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type=OBJECT,
+        object_id=message.id,
+        patient_id=thread.patient_id,
+        detail={"file": str(found.id)},
+    )
+    return found, acc
+
+
+# --- unread counts --------------------------------------------------------------------------------
+
+
+def unread_count(session: Session, user: User) -> int:
+    """Messages waiting for `user`: in the threads they may see, written by someone else
+    after they last read the thread. Counted from the messages, so it cannot drift; a message
+    the disclosure decision withholds from them is not counted (a count must not reveal it)."""
+    read = MessageRead
+    query = (
+        select(Message, MessageThread)
+        .join(MessageThread, MessageThread.id == Message.thread_id)
+        .outerjoin(read, and_(read.thread_id == MessageThread.id, read.user_id == user.id))
+        .where(
+            Message.author_id != user.id,
+            or_(read.upto.is_(None), Message.number > read.upto),
+        )
+    )
+    if user.is_clinician:
+        query = query.where(MessageThread.patient_id.in_(_my_teams(user)))
+    elif user.is_patient:
+        query = query.where(
+            MessageThread.kind == ThreadKind.patient,
+            MessageThread.patient_id.in_(select(Patient.id).where(Patient.user_id == user.id)),
+        )
+    else:
+        return 0
+    rows = session.execute(query.limit(1000)).all()
+    if not rows:
+        return 0
+    counted = 0
+    accesses: dict[uuid.UUID, PatientAccess | None] = {}
+    for message, thread in rows:
+        if thread.patient_id not in accesses:
+            try:
+                accesses[thread.patient_id] = patient_for(
+                    session, user, thread.patient_id, object_type=OBJECT
+                )
+            except NotFound:
+                accesses[thread.patient_id] = None
+        acc = accesses[thread.patient_id]
+        if acc is None or not _may_see(acc, thread):
+            continue
+        label = disclosure.label_of(session, acc, message)
+        if disclosure.decide(acc, message.data_category, label=label, session=session).permit:
+            counted += 1
+    return counted
+
+
+def _my_teams(user: User) -> Any:
+    return (
+        select(CareTeam.patient_id)
+        .join(CareTeamMember, CareTeamMember.care_team_id == CareTeam.id)
+        .where(CareTeamMember.user_id == user.id, CareTeamMember.ended_at.is_(None))
+    )
+
+
+def waiting_for_team(session: Session, user: User) -> int:
+    """Threads on `user`'s teams whose turn is the team's (the inbox's headline)."""
+    if not user.is_clinician:
+        return 0
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(MessageThread)
+            .where(
+                MessageThread.awaiting == Awaiting.team,
+                MessageThread.patient_id.in_(_my_teams(user)),
+            )
+        )
+        or 0
+    )
+
+
+def inbox(session: Session, by: User, *, limit: int = 50) -> list[tuple[PatientAccess, ThreadView]]:
+    """A clinician's newest threads across the care teams they are on, each through the
+    patient's access and the disclosure decision (the team inbox)."""
+    if not by.is_clinician:
+        return []
+    threads = list(
+        session.scalars(
+            select(MessageThread)
+            .where(MessageThread.patient_id.in_(_my_teams(by)))
+            .order_by(MessageThread.last_message_at.desc(), MessageThread.id)
+            .limit(limit)
+        )
+    )
+    by_patient: dict[uuid.UUID, list[MessageThread]] = {}
+    for t in threads:
+        by_patient.setdefault(t.patient_id, []).append(t)
+    if by_patient:
+        disclosure.prepare(session, by.organization_id, by_patient)
+    found: list[tuple[PatientAccess, ThreadView]] = []
+    for patient_id, rows in by_patient.items():
+        acc = patient_for(session, by, patient_id, action="list", object_type=OBJECT)
+        found += [(acc, view) for view in _views(session, acc, rows, "list")]
+    found.sort(
+        key=lambda pair: (pair[1].thread.last_message_at, str(pair[1].thread.id)), reverse=True
+    )
+    return found
