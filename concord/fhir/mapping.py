@@ -8,6 +8,8 @@ than at the client.
 
 from __future__ import annotations
 
+from html import escape
+
 import uuid
 from collections.abc import Collection
 from datetime import date, datetime
@@ -33,6 +35,8 @@ from concord.patients.models import CareTeam, CareTeamMember, Patient
 
 FHIR_VERSION = "4.0.1"
 SYSTEM = "https://concord-care.org/fhir"
+CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
+GOAL_CATEGORY = f"{SYSTEM}/CodeSystem/goal-category"
 
 
 # A record of a 42 CFR Part 2 program (ADR 0021): the law (v3-ActCode 42CFRPart2), the
@@ -276,7 +280,7 @@ def goal_resource(
             "category": [
                 {
                     "coding": [
-                        {"system": f"{SYSTEM}/CodeSystem/goal-category", "code": goal.category}
+                        {"system": GOAL_CATEGORY, "code": goal.category}
                     ],
                     "text": VALUE_LABELS.get(goal.category, goal.category),
                 }
@@ -450,9 +454,23 @@ def care_plan_resource(
                 "versionId": str(plan.revision_number),
                 "lastUpdated": _instant(latest.created_at if latest else plan.created_at),
             },
+            "text": _plan_narrative(plan, contents, labelled),
             "contained": contained,
             "status": plan.status,
             "intent": "plan",
+            # US Core CarePlan: the assessment and plan of treatment.
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": CAREPLAN_CATEGORY,
+                            "code": "assess-plan",
+                            "display": "Assessment and Plan of Treatment",
+                        }
+                    ],
+                    "text": "Assessment and Plan of Treatment",
+                }
+            ],
             "title": plan.title,
             "subject": _ref("Patient", patient.id),
             "period": period or None,
@@ -485,6 +503,27 @@ def care_plan_resource(
     return label_part2(resource) if any(i in labelled for i in shown) else resource
 
 
+def _plan_narrative(
+    plan: CarePlan, contents: PlanContents, labelled: Collection[uuid.UUID]
+) -> dict[str, Any]:
+    """The plan in words (US Core's CarePlan.text): its title, status and the goals shown; a
+    goal that is a Part 2 record is counted, not quoted, since the narrative carries no
+    label of its own."""
+    goals = [g for g in contents.goals if g.id not in labelled]
+    rows = "".join(f"<li>{escape(g.statement)}</li>" for g in goals)
+    withheld = len(contents.goals) - len(goals)
+    parts = [
+        f"<p><b>{escape(plan.title)}</b> ({escape(str(plan.status))})</p>",
+        f"<p>Goals:</p><ul>{rows}</ul>" if rows else "<p>No goals yet.</p>",
+    ]
+    if withheld:
+        parts.append(f"<p>{withheld} more goal(s) under 42 CFR Part 2, in Goal resources.</p>")
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{"".join(parts)}</div>',
+    }
+
+
 def _labelled_activity(
     activity: dict[str, Any], item: Any, labelled: Collection[uuid.UUID]
 ) -> dict[str, Any]:
@@ -497,8 +536,11 @@ def bundle(
     self_url: str,
     next_url: str | None,
     total: int | None = None,
+    included: list[dict[str, Any]] | None = None,
+    issues: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A searchset; `total` is every match across all pages (`next` leads through them)."""
+    """A searchset; `total` is every match across all pages (`next` leads through them);
+    `included` are the resources _include or _revinclude asked for (search mode include)."""
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
@@ -517,7 +559,25 @@ def bundle(
                     "search": {"mode": "match"},
                 }
                 for r in entries
-            ],
+            ]
+            + [
+                {
+                    "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "include"},
+                }
+                for r in included or []
+            ]
+            + (
+                [
+                    {
+                        "resource": {"resourceType": "OperationOutcome", "issue": issues},
+                        "search": {"mode": "outcome"},
+                    }
+                ]
+                if issues
+                else []
+            ),
         }
     )
 
@@ -563,6 +623,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     {"name": "_count", "type": "number"},
                     {"name": "_summary", "type": "token"},
                     {"name": "_elements", "type": "string"},
+                    {"name": "_total", "type": "token"},
                 ],
             }
         )

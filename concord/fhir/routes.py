@@ -154,10 +154,24 @@ def _search(
     if page.next_cursor:
         next_url = f"{base}/{kind}?{urlencode([*q.pairs, ('_cursor', page.next_cursor)])}"
     entries = [search.shape(r, q) for r in page.resources]
+    extra: list[dict[str, Any]] = []
+    issues: list[dict[str, Any]] = []
+    if (q.includes or q.revincludes) and not q.only_count:
+        extra, issues = fhir.included(
+            session, by=actor.user, q=q, found=page.resources, mrn=_mrn(request)
+        )
     # Checking the Bundle checks each entry's resource too.
     return fhir_response(
         request,
-        mapping.bundle(entries, base, self_url, next_url, page.total),
+        mapping.bundle(
+            entries,
+            base,
+            self_url,
+            next_url,
+            page.total if q.total and page.total >= 0 else None,
+            included=extra,
+            issues=issues,
+        ),
         pretty=q.pretty,
     )
 

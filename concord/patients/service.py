@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ from concord.clock import now
 from concord.consents import family
 from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from concord.paging import CodeCriterion, Page, keyset
+from concord.paging import CodeCriterion, DateCriterion, Page, TextCriterion, keyset, ordered
 from concord.patients.models import (
     AdministrativeGender,
     CareTeam,
@@ -574,6 +575,60 @@ def set_related_person_consent(
 # --- reads for the FHIR API and exports (access and audit applied here, once) ------------------
 
 
+GENDER_SYSTEM = "http://hl7.org/fhir/administrative-gender"
+# The keys a list of patients may be sorted by (FHIR's _sort names): their columns.
+PATIENT_ORDER: dict[str, tuple[Any, ...]] = {
+    "_id": (Patient.id,),
+    "family": (Patient.family_name,),
+    "given": (Patient.given_name,),
+    "name": (Patient.family_name, Patient.given_name),
+    "birthdate": (Patient.birth_date,),
+    "gender": (Patient.gender,),
+    "identifier": (Patient.mrn,),
+}
+
+
+@dataclass
+class PatientFilter:
+    """What a search of patients asks for: each group (AND) holds criteria of which one must
+    hold (OR). `names` match the family, given or preferred name; `given` the given or the
+    preferred name (both are given names in FHIR)."""
+
+    ids: Sequence[Sequence[uuid.UUID | None]] = ()
+    mrns: Sequence[Sequence[CodeCriterion]] = ()
+    mrn_system: str = ""
+    names: Sequence[Sequence[TextCriterion]] = ()
+    family: Sequence[Sequence[TextCriterion]] = ()
+    given: Sequence[Sequence[TextCriterion]] = ()
+    genders: Sequence[Sequence[CodeCriterion]] = ()
+    born: Sequence[Sequence[DateCriterion]] = ()
+
+
+def _filtered(by: User, found: PatientFilter) -> Any:
+    query = readable_patients(by)
+    for ids in found.ids:
+        query = query.where(Patient.id.in_([i for i in ids if i is not None]))
+    for group in found.mrns:
+        query = query.where(
+            or_(*(c.fixed_system_clause(found.mrn_system, Patient.mrn) for c in group))
+        )
+    name_columns = (Patient.family_name, Patient.given_name, Patient.preferred_name)
+    for groups, columns in (
+        (found.names, name_columns),
+        (found.family, (Patient.family_name,)),
+        (found.given, (Patient.given_name, Patient.preferred_name)),
+    ):
+        for text_group in groups:
+            query = query.where(or_(*(t.clause(col) for t in text_group for col in columns)))
+    for group in found.genders:
+        query = query.where(
+            or_(*(c.fixed_system_clause(GENDER_SYSTEM, Patient.gender) for c in group))
+        )
+    for date_group in found.born:
+        query = query.where(or_(*(d.day_clause(Patient.birth_date) for d in date_group)))
+    return query
+
+
 def list_patients(
     session: Session,
     *,
@@ -581,19 +636,41 @@ def list_patients(
     id_groups: Sequence[Sequence[uuid.UUID | None]] = (),
     mrn_groups: Sequence[Sequence[CodeCriterion]] = (),
     mrn_system: str = "",
+    where: PatientFilter | None = None,
+    order: Sequence[tuple[str, bool]] = (),
+    offset: int = 0,
     after: uuid.UUID | None = None,
     limit: int = 100,
     only_count: bool = False,
+    with_total: bool = True,
 ) -> Page[Patient]:
-    """The patients `by` may read, in id order: each id group keeps those with one of its ids;
-    each MRN group those whose MRN (always in `mrn_system`) one of its criteria matches. Each
-    patient returned is written to the trail as searched."""
-    query = readable_patients(by)
-    for ids in id_groups:
-        query = query.where(Patient.id.in_([i for i in ids if i is not None]))
-    for group in mrn_groups:
-        query = query.where(or_(*(c.fixed_system_clause(mrn_system, Patient.mrn) for c in group)))
-    page = keyset(session, query, Patient.id, after=after, limit=limit, only_count=only_count)
+    """The patients `by` may read, in id order (or `order`: PATIENT_ORDER keys, each with
+    descending or not, then by id; paged by `offset`), those `where` keeps (the id and MRN
+    groups are its `ids` and `mrns`). Each patient returned is written to the trail as
+    searched."""
+    found = where or PatientFilter()
+    if id_groups or mrn_groups:
+        found = PatientFilter(
+            **{**found.__dict__, "ids": id_groups, "mrns": mrn_groups, "mrn_system": mrn_system}
+        )
+    query = _filtered(by, found)
+    if order:
+        columns = [
+            col.desc() if descending else col.asc()
+            for key, descending in order
+            for col in PATIENT_ORDER[key]
+        ]
+        page = ordered(
+            session,
+            query,
+            [*columns, Patient.id],
+            offset=offset,
+            limit=limit,
+            only_count=only_count,
+            with_total=with_total,
+        )
+    else:
+        page = keyset(session, query, Patient.id, after=after, limit=limit, only_count=only_count)
     patients = [row[0] for row in page.rows]
     for patient in patients:
         record(

@@ -242,10 +242,10 @@ class TestAccess:
 
 class TestSearchParameters:
     def test_an_unknown_parameter_is_refused_not_ignored(self, client, people, plan, token):
-        response = fhir(client, f"CarePlan?patient={people.patient.id}&category=x", token)
+        response = fhir(client, f"CarePlan?patient={people.patient.id}&intent=plan", token)
         assert response.status_code == 400
         issue = OperationOutcome.model_validate(response.json()).issue[0]
-        assert "category" in issue.diagnostics and issue.code == "not-supported"
+        assert "intent" in issue.diagnostics and issue.code == "not-supported"
 
     def test_status_filters(self, client, people, plan, token):
         active = fhir(client, f"CarePlan?patient={people.patient.id}&status=active", token)
