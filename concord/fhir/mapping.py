@@ -8,11 +8,10 @@ than at the client.
 
 from __future__ import annotations
 
-from html import escape
-
 import uuid
 from collections.abc import Collection
 from datetime import date, datetime
+from html import escape
 from typing import Any
 
 from concord.accounts.models import User
@@ -279,9 +278,7 @@ def goal_resource(
             else None,
             "category": [
                 {
-                    "coding": [
-                        {"system": GOAL_CATEGORY, "code": goal.category}
-                    ],
+                    "coding": [{"system": GOAL_CATEGORY, "code": goal.category}],
                     "text": VALUE_LABELS.get(goal.category, goal.category),
                 }
             ],
