@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import and_, false, or_, true
+from sqlalchemy import and_, false, func, or_, true
 from sqlalchemy.sql import ColumnElement
 
 from concord.errors import InvalidInput, NotAcceptable, NotSupported
@@ -211,9 +211,11 @@ class Text:
     def clause(self, col: Any) -> ColumnElement[bool]:
         if self.modifier == "exact":
             return col == self.text  # type: ignore[no-any-return]
+        # Lowered here, not by the database: SQLite's lower() knows ASCII letters only.
+        lowered = func.lower(col)
         if self.modifier == "contains":
-            return col.icontains(self.text, autoescape=True)  # type: ignore[no-any-return]
-        return col.istartswith(self.text, autoescape=True)  # type: ignore[no-any-return]
+            return lowered.contains(self.text.lower(), autoescape=True)  # type: ignore[no-any-return]
+        return lowered.startswith(self.text.lower(), autoescape=True)  # type: ignore[no-any-return]
 
 
 _DATE = re.compile(
