@@ -43,7 +43,19 @@ MAX_VALUES = 100
 JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 SUMMARY_VALUES = {"true", "false", "data", "count"}
 READ_PARAMS = ("_format", "_pretty", "_summary", "_elements")
-RESULT_PARAMS = ("_count", "_cursor", "_total", "_sort", "_include", "_revinclude", *READ_PARAMS)
+RESULT_PARAMS = (
+    "_count",
+    "_cursor",
+    "_total",
+    "_totalMethod",
+    "_sort",
+    "_include",
+    "_revinclude",
+    *READ_PARAMS,
+)
+# `_totalMethod` is Aidbox's (fhirpy's count() sends _count=0&_totalMethod=count): Concord's
+# totals are always counted, so count and estimate are answered exactly; nothing else is.
+TOTAL_METHODS = ("count", "estimate")
 TOTAL_VALUES = ("none", "accurate")
 DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb")
 STRING_MODIFIERS = ("exact", "contains")
@@ -559,7 +571,8 @@ def _common(values: dict[str, list[str]], query: Query, *, read: bool) -> None:
         names = [n.strip() for n in ",".join(values["_elements"]).split(",")]
         if not all(names):
             raise InvalidInput.field("_elements", Msg("must be element names separated by commas"))
-        query.elements = tuple(names)
+        # resourceType is always there (fhirpy's elements() names it).
+        query.elements = tuple(n for n in names if n != "resourceType")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -610,11 +623,15 @@ def parse(kind: str, pairs: Sequence[tuple[str, str]], *, base: str) -> Query:
     _common(values, query, read=False)
     if "_count" in values:
         raw = _once("_count", values["_count"])
-        if not raw.isdigit() or int(raw) < 1:
+        if not raw.isdigit():
             raise InvalidInput.field(
-                "_count", Msg("must be a whole number from 1 to %(max)s", max=MAX_COUNT)
+                "_count", Msg("must be a whole number from 0 to %(max)s", max=MAX_COUNT)
             )
-        query.count = min(int(raw), MAX_COUNT)
+        if int(raw) == 0:
+            # R4: _count=0 asks for the total alone, as _summary=count does.
+            query.summary = "count"
+        else:
+            query.count = min(int(raw), MAX_COUNT)
     if "_cursor" in values:
         query.cursor = _once("_cursor", values["_cursor"])
     _results(kind, values, query)
@@ -641,6 +658,13 @@ def parse(kind: str, pairs: Sequence[tuple[str, str]], *, base: str) -> Query:
 
 def _results(kind: str, values: dict[str, list[str]], query: Query) -> None:
     """_total, _sort, _include and _revinclude: what is offered for `kind`, or refused."""
+    if "_totalMethod" in values:
+        method = _once("_totalMethod", values["_totalMethod"])
+        if method not in TOTAL_METHODS:
+            raise NotSupported.field(
+                "_totalMethod",
+                Msg("only %(allowed)s are supported", allowed=", ".join(TOTAL_METHODS)),
+            )
     if "_total" in values:
         total = _once("_total", values["_total"])
         if total not in (*TOTAL_VALUES, "estimate"):
