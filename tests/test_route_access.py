@@ -183,9 +183,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(
-        session, access=cm, tier="high", reason="Worried about the weekend"
-    )
+    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
@@ -339,6 +337,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
 
 
 P = "/api/v1/patients/{patient_id}"
+MRN_SYSTEM = "https://concord-care.org/fhir/sid/mrn/test-health"
 SECTION_BODIES = {
     "concerns": {"description": "Low mood"},
     "goals": {"statement": "Walk the dog", "category": "wellbeing"},
@@ -509,6 +508,34 @@ RULES: dict[tuple[str, str], list[Case]] = {
             CLINICIANS | {"patient", "other_patient"},
             kind="list",
         ),
+    ],
+    # An EHR enrolling a patient (issue 21): as registering, clinicians and administrators.
+    ("POST", "/fhir/Patient"): [
+        Case(
+            "/fhir/Patient",
+            CLINICIANS | {"admin"},
+            {
+                "resourceType": "Patient",
+                "identifier": [{"system": MRN_SYSTEM, "value": "N-901"}],
+                "name": [{"family": "Nueva", "given": ["Ana"]}],
+                "birthDate": "1991-03-04",
+            },
+            kind="list",
+        )
+    ],
+    # An EHR updating the demographics: the care team's clinicians.
+    ("PUT", "/fhir/Patient/{ident}"): [
+        Case(
+            "/fhir/Patient/{patient_id}",
+            TEAM,
+            {
+                "resourceType": "Patient",
+                "id": "{patient_id}",
+                "identifier": [{"system": MRN_SYSTEM, "value": "N-1"}],
+                "name": [{"family": "Ient", "given": ["Pat"]}],
+                "birthDate": "1985-05-17",
+            },
+        )
     ],
     # --- patients -------------------------------------------------------------------------
     ("GET", "/api/v1/patients"): [
@@ -1174,8 +1201,10 @@ def test_the_export_answers_as_its_page(world, path, persona):
         assert response.status_code == 200, where
         # The quality CSV lists patients with EHR data; this world has none imported
         # (tests/quality/test_quality_page.py checks its rows).
-        if path.endswith(".csv") and persona in TEAM and not any(
-            word in path for word in ("figures", "quality")
+        if (
+            path.endswith(".csv")
+            and persona in TEAM
+            and not any(word in path for word in ("figures", "quality"))
         ):
             assert NAME in response.text, where  # the rows are there to be hidden from others
         return

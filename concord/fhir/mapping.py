@@ -122,6 +122,10 @@ def patient_resource(patient: Patient, mrn_system: str) -> dict[str, Any]:
         {
             "resourceType": "Patient",
             "id": str(patient.id),
+            "meta": {
+                "versionId": str(patient.version),
+                "lastUpdated": _instant(patient.updated_at),
+            },
             "identifier": [
                 {
                     "use": "usual",

@@ -16,6 +16,7 @@ from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import ehr as ehr_door
 from concord.fhir import mapping, search
 from concord.fhir import medications as fhir_meds
+from concord.fhir import patients as fhir_patients
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
 from concord.fhir.consents import read_consent, search_consents
@@ -30,7 +31,7 @@ from concord.web.deps import (
     writer,
 )
 from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
-from concord.web.idempotency import claim, request_hash
+from concord.web.idempotency import claim, remember_result, request_hash
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
@@ -405,6 +406,114 @@ async def import_bundle(request: Request, session: DbSession) -> Response:
     return response
 
 
+_PATIENT_WRITE: dict[str, Any] = {
+    "responses": {
+        412: {
+            "description": "If-Match names a version that is not the stored one",
+            "content": _OPERATION_OUTCOME,
+        },
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        }
+    },
+}
+
+
+def _versioned(response: Response, base: str, resource: dict[str, Any]) -> Response:
+    version = resource["meta"]["versionId"]
+    response.headers["ETag"] = f'W/"{version}"'
+    response.headers["Last-Modified"] = resource["meta"]["lastUpdated"]
+    response.headers["Location"] = (
+        f"{base}/{resource['resourceType']}/{resource['id']}/_history/{version}"
+    )
+    return response
+
+
+@router.post("/Patient", status_code=201, **_PATIENT_WRITE)
+async def create_patient(request: Request, session: DbSession) -> Response:
+    """Enrol a patient from an EHR (a clinician's or administrator's token, as registering on
+    the page): 201 with the Patient, Location and ETag. If-None-Exist: identifier=[system|]MRN
+    answers 200 with the patient already enrolled (one the caller may read); an
+    Idempotency-Key makes a retry answer the first result. Elements Concord does not keep
+    are refused (400 not-supported), never dropped."""
+    raw = await request.body()
+    key = request.headers.get("Idempotency-Key")
+
+    def submit() -> tuple[dict[str, Any], bool, bool]:
+        actor = writer(bearer_actor(request, session))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput.field("body", Msg("must be a FHIR Patient in JSON")) from None
+        earlier = (
+            claim(session, actor, key, request_hash(request.method, request.url.path, raw))
+            if key
+            else None
+        )
+        if earlier is not None:
+            resource = fhir.read_patient(
+                session, by=actor.user, ident=earlier.result or "", mrn=_mrn(request)
+            )
+            created = False
+        else:
+            resource, patient, created = fhir_patients.create(
+                session,
+                by=actor.user,
+                body=body,
+                mrn_template=_mrn(request),
+                if_none_exist=request.headers.get("If-None-Exist"),
+            )
+            if key:
+                remember_result(session, str(patient.id))
+        if _validating(request):
+            mapping.validate(resource)
+        finish_request(request, session)
+        return resource, created, earlier is not None
+
+    resource, created, replayed = await run_in_threadpool(submit)
+    response = fhir_response(request, resource, status_code=201 if created else 200)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _versioned(response, _base(request), resource)
+
+
+@router.put("/Patient/{ident}", **_PATIENT_WRITE)
+async def update_patient(ident: str, request: Request, session: DbSession) -> Response:
+    """Update a patient's demographics (a clinician on the care team). If-Match: W/"n"
+    (the ETag of a read) makes it conditional: another version stored is 412, nothing
+    changed. The MRN cannot change; an update to a patient that does not exist, or is not
+    the caller's, is 404 (no create by PUT)."""
+    raw = await request.body()
+
+    def submit() -> dict[str, Any]:
+        actor = writer(bearer_actor(request, session))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput.field("body", Msg("must be a FHIR Patient in JSON")) from None
+        if search.has_control_characters(ident):
+            raise NotFound(Msg("No such resource."))
+        with fhir.missing():
+            resource, _ = fhir_patients.update(
+                session,
+                by=actor.user,
+                ident=ident,
+                body=body,
+                mrn_template=_mrn(request),
+                if_match=request.headers.get("If-Match"),
+            )
+        if _validating(request):
+            mapping.validate(resource)
+        finish_request(request, session)
+        return resource
+
+    resource = await run_in_threadpool(submit)
+    return _versioned(fhir_response(request, resource), _base(request), resource)
+
+
 @router.post("/MedicationRequest", **_MEDICATION_CREATE)
 async def create_medication_request(request: Request, session: DbSession) -> Response:
     """Accept a prescription from an EHR (the care team's token); the whole list is checked."""
@@ -479,7 +588,11 @@ def read(
         # No resource has such an id, and PostgreSQL cannot store one in the audit trail.
         raise NotFound(Msg("No such resource."))
     resource = _read(kind, ident, session, actor, request)
-    return fhir_response(request, search.shape(resource, query), pretty=query.pretty)
+    response = fhir_response(request, search.shape(resource, query), pretty=query.pretty)
+    version = (resource.get("meta") or {}).get("versionId")
+    if version:
+        response.headers["ETag"] = f'W/"{version}"'
+    return response
 
 
 def _read(

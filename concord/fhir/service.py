@@ -69,6 +69,13 @@ def mrn_system(template: str, org: Organization) -> str:
 
 
 @contextmanager
+def missing() -> Iterator[None]:
+    """A domain's NotFound as FHIR says it (see _as_missing), for the doors' writes."""
+    with _as_missing():
+        yield
+
+
+@contextmanager
 def _as_missing() -> Iterator[None]:
     """A domain's NotFound (a missing row, or one outside the caller's scope: the same answer,
     audited there) as FHIR says it, word for word the same for every resource."""
@@ -212,9 +219,7 @@ def search(session: Session, *, by: User, q: Query, mrn: str) -> SearchPage:
         found = plans.list_plan_records(session, by=by, scope=scope, statuses=statuses, **paging)
         return _page(found, lambda r: _plan_resource(session, r), lambda r: r.plan.id)
     statuses = _statuses(q.groups("lifecycle-status"), GOAL_STATUS, GOAL_LIFECYCLE)
-    categories = allowed_codes(
-        q.groups("category"), GOAL_CATEGORY, {str(c) for c in GoalCategory}
-    )
+    categories = allowed_codes(q.groups("category"), GOAL_CATEGORY, {str(c) for c in GoalCategory})
     goals = plans.list_goals(
         session,
         by=by,
@@ -497,9 +502,7 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
     if q.has("derived-from"):
         for name in ("_lastUpdated", "_sort"):
             if name in dict(q.pairs):
-                raise NotSupported.field(
-                    name, Msg("is not supported together with derived-from")
-                )
+                raise NotSupported.field(name, Msg("is not supported together with derived-from"))
         return _observations_derived_from(session, by, q, scope)
     zone = dates.zone(organization_of(session, by))
     common: dict[str, Any] = {

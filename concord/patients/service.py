@@ -19,6 +19,7 @@ from concord.access import (
     page_in_scope,
     parse_id,
     readable_patients,
+    record_access,
 )
 from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, User
 from concord.accounts.users import create_user, get_user_by_email
@@ -27,7 +28,8 @@ from concord.audit.service import record
 from concord.clock import now
 from concord.consents import family
 from concord.dates import org_today
-from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied, StaleVersion
+from concord.i18n import Msg
 from concord.paging import CodeCriterion, DateCriterion, Page, TextCriterion, keyset, ordered
 from concord.patients.models import (
     AdministrativeGender,
@@ -53,6 +55,21 @@ class NewPatient:
     email: str | None = None
 
 
+def check_may_register(session: Session, *, by: User, organization: Organization) -> None:
+    """Clinicians and administrators register patients; anyone else is refused, audited like
+    every denial, whichever door asked (the page, the JSON API or FHIR)."""
+    if not (by.is_clinician or by.can_administer):
+        record(
+            session,
+            by=by,
+            action="create",
+            object_type="Patient",
+            organization_id=organization.id,
+            outcome=Outcome.denied,
+        )
+        raise PermissionDenied("Only clinicians and administrators can register patients.")
+
+
 def register_patient(
     session: Session,
     *,
@@ -65,17 +82,8 @@ def register_patient(
     """Register a patient with an empty care team. A clinician who registers a patient joins
     the team as its lead. With `portal_email` the patient also gets a portal account; the
     returned password is shown once (or is the one given). `by` is None for operator commands."""
-    if by is not None and not (by.is_clinician or by.can_administer):
-        # Audited like every denial, whichever door asked (the page or POST /api/v1/patients).
-        record(
-            session,
-            by=by,
-            action="create",
-            object_type="Patient",
-            organization_id=organization.id,
-            outcome=Outcome.denied,
-        )
-        raise PermissionDenied("Only clinicians and administrators can register patients.")
+    if by is not None:
+        check_may_register(session, by=by, organization=organization)
     clinic = session.get(Clinic, data.clinic_id)
     if clinic is None or clinic.organization_id != organization.id:
         raise InvalidInput.field("clinic_id", "must be one of your organization's clinics")
@@ -140,6 +148,89 @@ def register_patient(
         organization_id=organization.id,
     )
     return patient, password
+
+
+# The demographics an update may change (the MRN, the clinic and the portal account stay).
+UPDATABLE = (
+    "given_name",
+    "family_name",
+    "preferred_name",
+    "pronouns",
+    "birth_date",
+    "gender",
+    "language",
+    "phone",
+    "email",
+)
+
+
+def find_by_mrn(session: Session, *, by: User, mrn: str) -> Patient | None:
+    """The patient of `by`'s organization with this MRN, if `by` may read their record (a
+    conditional create's match); the read is in the trail. None when there is none, or when
+    it is not `by`'s to read (then NotFound is audited as for any read)."""
+    patient_id = session.scalar(
+        select(Patient.id).where(Patient.organization_id == by.organization_id, Patient.mrn == mrn)
+    )
+    if patient_id is None:
+        return None
+    return record_access(session, by, patient_id).patient
+
+
+def update_patient(
+    session: Session, *, access: PatientAccess, data: NewPatient, version: int | None
+) -> tuple[Patient, list[str]]:
+    """Change a patient's demographics (a clinician on the care team): the fields UPDATABLE
+    lists, as `data` gives them; the MRN must stay. `version`, when given, must be the
+    stored one (StaleVersion otherwise: someone changed the patient since). Returns the
+    patient and the names of the fields changed; a change raises the version and is
+    audited (field names only)."""
+    by = access.by
+    patient = access.patient
+    if not by.is_clinician:
+        record(
+            session,
+            by=by,
+            action="update",
+            object_type="Patient",
+            object_id=patient.id,
+            patient_id=patient.id,
+            outcome=Outcome.denied,
+        )
+        raise PermissionDenied("Only the care team's clinicians can change a patient.")
+    # The row locked (and its version read again) so two updates cannot both pass the check.
+    stored = session.scalar(
+        select(Patient.version).where(Patient.id == patient.id).with_for_update()
+    )
+    locked = patient
+    locked.version = stored if stored is not None else locked.version
+    if version is not None and version != locked.version:
+        raise StaleVersion(
+            Msg("The patient was changed since version %(version)s.", version=version),
+            version=locked.version,
+        )
+    if data.mrn != locked.mrn:
+        raise InvalidInput.field("identifier", Msg("the MRN cannot be changed"))
+    organization = session.get(Organization, locked.organization_id)
+    assert organization is not None
+    if data.birth_date > org_today(organization):
+        raise InvalidInput.field("birth_date", "cannot be in the future")
+    changed = [name for name in UPDATABLE if getattr(locked, name) != getattr(data, name)]
+    if changed:
+        for name in changed:
+            setattr(locked, name, getattr(data, name))
+        locked.version += 1
+        locked.updated_at = now()
+        session.flush()
+        record(
+            session,
+            by=by,
+            action="update",
+            object_type="Patient",
+            object_id=locked.id,
+            patient_id=locked.id,
+            detail={"fields": changed, "version": locked.version},
+        )
+    return locked, changed
 
 
 def list_my_patients(session: Session, *, by: User) -> list[Patient]:

@@ -278,9 +278,14 @@ class TestSearchParameters:
         assert response.status_code == 200
         assert len(response.json()["entry"]) == 1
 
-    @pytest.mark.parametrize("value", ["0", "-1", "abc"])
+    @pytest.mark.parametrize("value", ["-1", "abc", "1.5"])
     def test_a_bad_count_is_refused(self, client, people, token, value):
         assert fhir(client, f"Goal?_count={value}", token).status_code == 422
+
+    def test_count_zero_is_the_total_alone(self, client, people, plan, token):
+        """R4: _count=0 returns no resources (fhirpy's count() sends it)."""
+        bundle = fhir(client, "Goal?_count=0", token).json()
+        assert bundle["total"] == 1 and "entry" not in bundle
 
     def test_writing_is_not_offered(self, client, people, plan, token):
         response = client.post("/fhir/CarePlan", json={"resourceType": "CarePlan"}, headers=token)
