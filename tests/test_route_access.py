@@ -558,6 +558,19 @@ RULES: dict[tuple[str, str], list[Case]] = {
             kind="list",
         )
     ],
+    # The demographics (issue 21): the care team's clinicians, as FHIR's PUT.
+    ("PUT", "/api/v1/patients/{patient_id}"): [
+        Case(
+            P,
+            TEAM,
+            {
+                "given_name": "Pat",
+                "family_name": "Ient",
+                "birth_date": "1985-05-17",
+                "version": 1,
+            },
+        )
+    ],
     # The team page (its lead) and the administrator's page of the patient's team.
     ("POST", "/api/v1/patients/{patient_id}/care-team/members"): [
         Case(f"{P}/care-team/members", LEAD, {"user_id": "{practitioner_id}"})
