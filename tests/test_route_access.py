@@ -537,6 +537,11 @@ RULES: dict[tuple[str, str], list[Case]] = {
             },
         )
     ],
+    # A care plan's versions (issue 21): the team's, as the plan's history page.
+    ("GET", "/fhir/{kind}/{ident}/_history"): [Case("/fhir/CarePlan/{plan_id}/_history", TEAM)],
+    ("GET", "/fhir/{kind}/{ident}/_history/{version}"): [
+        Case("/fhir/Patient/{patient_id}/_history/1", RECORD)
+    ],
     # --- patients -------------------------------------------------------------------------
     ("GET", "/api/v1/patients"): [
         Case("/api/v1/patients", RECORD, kind="list", names_ok=frozenset({"family"}))

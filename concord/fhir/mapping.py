@@ -27,7 +27,7 @@ from concord.careplans.models import (
 )
 from concord.dates import local_date
 from concord.fhir.ehr import IMPORTED_TYPES
-from concord.fhir.search import SEARCH_PARAMS, capability_type
+from concord.fhir.search import INCLUDES, REVINCLUDES, SEARCH_PARAMS, SORTS, capability_type
 from concord.fhir.validators import VALIDATORS
 from concord.labels import ROLE_LABELS, VALUE_LABELS
 from concord.patients.models import CareTeam, CareTeamMember, Patient
@@ -525,6 +525,74 @@ def _plan_narrative(
     }
 
 
+def plan_provenance(plan: CarePlan, patient: Patient, revision: Any) -> dict[str, Any]:
+    """What Concord wrote: one Provenance per revision of a plan (who, when, why), its
+    target the version that revision made (CarePlan/[id]/_history/[n])."""
+    return _drop_empty(
+        {
+            "resourceType": "Provenance",
+            "id": f"{plan.id}-r{revision.number}",
+            "target": [{"reference": f"CarePlan/{plan.id}/_history/{revision.number}"}],
+            "recorded": _instant(revision.created_at),
+            "activity": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                        "code": "CREATE" if revision.number == 1 else "UPDATE",
+                    }
+                ]
+            },
+            "reason": [{"text": revision.reason}] if revision.reason else None,
+            "agent": [
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                "code": "author",
+                            }
+                        ]
+                    },
+                    "who": person_ref(revision.author, patient),
+                }
+            ],
+        }
+    )
+
+
+def history_bundle(
+    base: str, kind: str, ident: str, current: dict[str, Any], versions: list[tuple[int, datetime]]
+) -> dict[str, Any]:
+    """An instance's history (newest first): the current version with its resource, each
+    earlier one by its version, time and ETag (Concord keeps earlier plans as snapshots for
+    people to compare, not as FHIR resources; their Provenance says who changed what)."""
+    now_version = int(current["meta"]["versionId"])
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": len(versions),
+        "link": [{"relation": "self", "url": f"{base}/{kind}/{ident}/_history"}],
+        "entry": [
+            _drop_empty(
+                {
+                    "fullUrl": f"{base}/{kind}/{ident}",
+                    "resource": current if number == now_version else None,
+                    "request": {
+                        "method": "POST" if number == 1 else "PUT",
+                        "url": kind if number == 1 else f"{kind}/{ident}",
+                    },
+                    "response": {
+                        "status": "201 Created" if number == 1 else "200 OK",
+                        "etag": f'W/"{number}"',
+                        "lastModified": _instant(when),
+                    },
+                }
+            )
+            for number, when in versions
+        ],
+    }
+
+
 def _labelled_activity(
     activity: dict[str, Any], item: Any, labelled: Collection[uuid.UUID]
 ) -> dict[str, Any]:
@@ -606,16 +674,46 @@ RESOURCE_NOTES = {
 }
 
 
+# What US Core (6.1) asks that Concord does not do yet, said rather than implied.
+US_CORE_GAPS = (
+    "Not met of US Core: Observation.interpretation uses Concord's own severity-band codes, "
+    "not v3-ObservationInterpretation; CareTeam participant roles are Concord's, not SNOMED "
+    "CT, and the patient is not listed as a participant; Goal.target carries the measure and "
+    "target as text, not target.measure with detailQuantity or detailRange; Provenance is "
+    "written for care plans only; Patient lacks race, ethnicity and address; name search is "
+    "not accent-insensitive; vread serves the current version only (earlier care plans are "
+    "listed by CarePlan/[id]/_history); Patient/$everything is not offered; Observation has "
+    "no meta.lastUpdated although _lastUpdated searches when its response was stored; "
+    "SMART scopes and launch are documented separately."
+)
+
+
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
     resources = []
     for kind, params in SEARCH_PARAMS.items():
         interactions = [{"code": "read"}, {"code": "search-type"}]
         if kind in ("QuestionnaireResponse", "MedicationRequest", "MedicationStatement"):
             interactions.append({"code": "create"})
+        if kind == "Patient":
+            interactions += [{"code": "create"}, {"code": "update"}]
+        if kind in ("Patient", "CarePlan", "Goal"):
+            interactions.append({"code": "vread"})
+        if kind == "CarePlan":
+            interactions.append({"code": "history-instance"})
+        notes = [RESOURCE_NOTES[kind]] if kind in RESOURCE_NOTES else []
+        if kind in SORTS:
+            notes.append("_sort: " + ", ".join(SORTS[kind]) + " (-key descending).")
         resources.append(
             {
                 "type": kind,
-                **({"documentation": RESOURCE_NOTES[kind]} if kind in RESOURCE_NOTES else {}),
+                **({"documentation": " ".join(notes)} if notes else {}),
+                **(
+                    {"versioning": "versioned", "readHistory": kind == "CarePlan"}
+                    if kind in ("Patient", "CarePlan", "Goal")
+                    else {}
+                ),
+                **({"searchInclude": list(INCLUDES[kind])} if kind in INCLUDES else {}),
+                **({"searchRevInclude": list(REVINCLUDES[kind])} if kind in REVINCLUDES else {}),
                 "interaction": interactions,
                 "searchParam": [
                     {"name": name, "type": capability_type(kind, name)} for name in params
@@ -628,8 +726,11 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 ],
             }
         )
-        if kind == "QuestionnaireResponse":
+        if kind in ("QuestionnaireResponse", "Patient"):
             resources[-1]["conditionalCreate"] = True  # If-None-Exist: identifier=[system]|value
+        if kind == "Patient":
+            resources[-1]["updateCreate"] = False
+            resources[-1]["conditionalUpdate"] = False
         if kind == "Measure":
             resources[-1]["operation"] = [
                 {
@@ -638,6 +739,15 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 }
             ]
     resources.append({"type": "Practitioner", "interaction": [{"code": "read"}]})
+    resources.append(
+        {
+            "type": "Provenance",
+            "documentation": "One for each revision of a care plan (who, when, why), read by "
+            "id ([plan id]-r[n]) or with CarePlan?_revinclude=Provenance:target; the care "
+            "team's. Not yet written for the other resources Concord stores.",
+            "interaction": [{"code": "read"}],
+        }
+    )
     for kind in sorted(IMPORTED_TYPES):
         resources.append(
             {

@@ -51,6 +51,7 @@ READABLE = {
     "MedicationRequest",
     "MedicationStatement",
     "Measure",
+    "Provenance",
 }
 SEARCHABLE = {
     *ehr_door.IMPORTED_TYPES,
@@ -574,6 +575,55 @@ async def evaluate_measure_post(measure_id: str, request: Request, session: DbSe
     return fhir_response(request, await run_in_threadpool(evaluate))
 
 
+@router.get("/{kind}/{ident}/_history")
+def history(
+    kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
+) -> Response:
+    """Every version of a care plan, newest first (the care team's, as the plan's history
+    page): the current one with its resource, each earlier one by version, time and ETag;
+    their Provenance (who, when, why) by _revinclude=Provenance:target or
+    Provenance/[id]-r[n]. The other types keep no earlier versions: refused, not faked."""
+    _kind(kind, READABLE)
+    if kind != "CarePlan":
+        raise NotSupported.field(
+            "_history",
+            Msg("%(kind)s keeps no earlier versions here; CarePlan/[id]/_history does", kind=kind),
+        )
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    query = search.parse_read(pairs)
+    if query.summary or query.elements:
+        raise NotSupported.field("_history", Msg("_summary and _elements are not offered here"))
+    bundle = fhir.plan_history(session, by=actor.user, ident=ident, base=_base(request))
+    return fhir_response(request, bundle, pretty=query.pretty)
+
+
+@router.get("/{kind}/{ident}/_history/{version}")
+def vread(
+    kind: str,
+    ident: str,
+    version: str,
+    request: Request,
+    session: DbSession,
+    actor: BearerActor,
+) -> Response:
+    """The version a Patient, CarePlan or Goal is at now, by its versionId (ETag)."""
+    _kind(kind, READABLE)
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    query = search.parse_read(pairs)
+    if query.elements is not None:
+        search.check_elements(kind, query.elements)
+    if search.has_control_characters(ident) or search.has_control_characters(version):
+        raise NotFound(Msg("No such resource."))
+    resource = fhir.read_version(
+        session, by=actor.user, kind=kind, ident=ident, version=version, mrn=_mrn(request)
+    )
+    response = fhir_response(request, search.shape(resource, query), pretty=query.pretty)
+    response.headers["ETag"] = f'W/"{version}"'
+    return response
+
+
 @router.get("/{kind}/{ident}")
 def read(
     kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
@@ -612,6 +662,8 @@ def _read(
         return read_flag(session, by=actor.user, ident=ident)
     if kind == "Consent":
         return read_consent(session, by=actor.user, ident=ident)
+    if kind == "Provenance":
+        return fhir.read_provenance(session, by=actor.user, ident=ident)
     if kind in fhir_meds.KINDS:
         return fhir_meds.read_medication(session, by=actor.user, kind=kind, ident=ident)
     if kind in ehr_door.IMPORTED_TYPES:

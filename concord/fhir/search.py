@@ -132,6 +132,8 @@ INCLUDES: dict[str, tuple[str, ...]] = {
 }
 # `_revinclude` each type offers.
 REVINCLUDES: dict[str, tuple[str, ...]] = {
+    # The Provenance of each revision of the plan (the care team's, who see its history).
+    "CarePlan": ("Provenance:target",),
     "Patient": (
         "Observation:patient",
         "Observation:subject",

@@ -698,7 +698,15 @@ def included(
             except NotFound:
                 continue  # not the caller's to read: left out, as a search leaves it out
             seen.add(("Patient", ident))
-    if q.revincludes:
+    if "Provenance:target" in q.revincludes:
+        for resource in found:
+            if resource["resourceType"] != "CarePlan":
+                continue
+            try:
+                extra += plan_provenances(session, by=by, ident=resource["id"])
+            except NotFound:
+                continue  # the plan's history is not the caller's (the patient, family)
+    if q.revincludes and found and found[0]["resourceType"] == "Patient":
         patient_ids = [r["id"] for r in found if r["resourceType"] == "Patient"]
         kinds = list(dict.fromkeys(v.split(":", 1)[0] for v in q.revincludes))
         for kind in kinds if patient_ids else []:
@@ -727,3 +735,62 @@ def included(
                     }
                 )
     return extra, issues
+
+
+# --- versions: vread, _history, Provenance -------------------------------------------------------
+
+VERSIONED = ("Patient", "CarePlan", "Goal")
+
+
+def read_version(
+    session: Session, *, by: User, kind: str, ident: str, version: str, mrn: str
+) -> dict[str, Any]:
+    """vread: the version a resource is at now (read through the same rules as a read).
+    Earlier versions are not served as resources (NotFound says where they are listed)."""
+    if kind not in VERSIONED:
+        raise NotSupported.field("_history", Msg("%(kind)s is not versioned here", kind=kind[:40]))
+    current = read_resource(session, by=by, kind=kind, ident=ident, mrn=mrn)
+    if current["meta"]["versionId"] != version:
+        raise NotFound(
+            Msg(
+                "Version %(version)s is not served; this is at version %(current)s (an earlier "
+                "care plan is listed, with its Provenance, at CarePlan/[id]/_history).",
+                version=version[:20],
+                current=current["meta"]["versionId"],
+            )
+        )
+    return current
+
+
+def plan_revisions(session: Session, *, by: User, ident: str) -> tuple[Any, list[Any]]:
+    """The plan's record and its revisions as the caller may see them (the care team's: the
+    history is refused, audited, to the patient and family as on the pages)."""
+    with _as_missing():
+        record = plans.get_plan_record(session, by=by, ident=ident)
+        revisions = plans.list_revisions(session, access=record.access, plan=record.plan)
+    return record, revisions
+
+
+def plan_history(session: Session, *, by: User, ident: str, base: str) -> dict[str, Any]:
+    record, revisions = plan_revisions(session, by=by, ident=ident)
+    current = _plan_resource(session, record)
+    versions = [(r.number, r.created_at) for r in revisions]
+    if not versions:  # a plan saved before revisions were kept: its one version
+        versions = [(record.plan.revision_number, record.plan.created_at)]
+    return mapping.history_bundle(base, "CarePlan", str(record.plan.id), current, versions)
+
+
+def plan_provenances(session: Session, *, by: User, ident: str) -> list[dict[str, Any]]:
+    record, revisions = plan_revisions(session, by=by, ident=ident)
+    return [mapping.plan_provenance(record.plan, record.access.patient, r) for r in revisions]
+
+
+def read_provenance(session: Session, *, by: User, ident: str) -> dict[str, Any]:
+    """Provenance/[plan id]-r[n]: who made revision n of the plan, when and why."""
+    plan_id, _, number = ident.rpartition("-r")
+    if not plan_id or not number.isdigit():
+        raise NotFound(Msg("No such resource."))
+    for provenance in plan_provenances(session, by=by, ident=plan_id):
+        if provenance["id"] == ident:
+            return provenance
+    raise NotFound(Msg("No such resource."))
