@@ -537,6 +537,10 @@ RULES: dict[tuple[str, str], list[Case]] = {
             },
         )
     ],
+    # The whole record (issue 21): whoever reads the record (the patient their own).
+    ("GET", "/fhir/Patient/{ident}/$everything"): [
+        Case("/fhir/Patient/{patient_id}/$everything", RECORD)
+    ],
     # A care plan's versions (issue 21): the team's, as the plan's history page.
     ("GET", "/fhir/{kind}/{ident}/_history"): [Case("/fhir/CarePlan/{plan_id}/_history", TEAM)],
     ("GET", "/fhir/{kind}/{ident}/_history/{version}"): [

@@ -682,7 +682,8 @@ US_CORE_GAPS = (
     "target as text, not target.measure with detailQuantity or detailRange; Provenance is "
     "written for care plans only; Patient lacks race, ethnicity and address; name search is "
     "not accent-insensitive; vread serves the current version only (earlier care plans are "
-    "listed by CarePlan/[id]/_history); Patient/$everything is not offered; Observation has "
+    "listed by CarePlan/[id]/_history); Patient/$everything takes _type and _count, not "
+    "start, end or _since; Observation has "
     "no meta.lastUpdated although _lastUpdated searches when its response was stored; "
     "SMART scopes and launch are documented separately."
 )
@@ -731,6 +732,12 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         if kind == "Patient":
             resources[-1]["updateCreate"] = False
             resources[-1]["conditionalUpdate"] = False
+            resources[-1]["operation"] = [
+                {
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                }
+            ]
         if kind == "Measure":
             resources[-1]["operation"] = [
                 {

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from concord import __version__
 from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import ehr as ehr_door
+from concord.fhir import everything as everything_door
 from concord.fhir import mapping, search
 from concord.fhir import medications as fhir_meds
 from concord.fhir import patients as fhir_patients
@@ -573,6 +574,33 @@ async def evaluate_measure_post(measure_id: str, request: Request, session: DbSe
         return report
 
     return fhir_response(request, await run_in_threadpool(evaluate))
+
+
+@router.get("/Patient/{ident}/$everything")
+def patient_everything(
+    ident: str, request: Request, session: DbSession, actor: BearerActor
+) -> Response:
+    """The patient's record in one searchset Bundle: the Patient and their CareTeam,
+    CarePlan, Goal, Observation, QuestionnaireResponse, Consent, MedicationRequest,
+    MedicationStatement, Flag and Task, each read as its own search reads it (the same
+    access, consent and audit). _type narrows the types, _count caps each type (default and
+    most: 200; a type cut says so in an OperationOutcome entry)."""
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    if search.has_control_characters(ident):
+        raise NotFound(Msg("No such resource."))
+    found, issues = everything_door.everything(
+        session, by=actor.user, ident=ident, mrn=_mrn(request), pairs=pairs
+    )
+    shown = search.parse_read([(k, v) for k, v in pairs if k in ("_format", "_pretty")])
+    base = _base(request)
+    self_url = f"{base}/Patient/{ident}/$everything" + (f"?{urlencode(pairs)}" if pairs else "")
+    pretty = shown.pretty
+    return fhir_response(
+        request,
+        mapping.bundle(found, base, self_url, None, len(found), issues=issues),
+        pretty=pretty,
+    )
 
 
 @router.get("/{kind}/{ident}/_history")

@@ -95,3 +95,41 @@ def test_provenance_is_not_included_for_the_patient(client, session, people, pla
     bundle = get(client, "CarePlan?_revinclude=Provenance:target", mine).json()
     kinds = {e["resource"]["resourceType"] for e in bundle["entry"]}
     assert kinds == {"CarePlan"}
+
+
+class TestEverything:
+    def test_the_whole_record_in_one_bundle(self, client, session, people, plan, token):
+        from tests.safety.conftest import phq9, respond
+
+        respond(session, people, "PHQ-9", phq9([1, 1, 0, 0, 0, 0, 0, 0, 0]))
+        commit(session)
+        response = get(client, f"Patient/{people.patient.id}/$everything", token)
+        assert response.status_code == 200, response.text
+        Bundle.model_validate(response.json())
+        kinds = [e["resource"]["resourceType"] for e in response.json()["entry"]]
+        assert kinds[0] == "Patient"
+        assert {"CareTeam", "CarePlan", "Goal", "Observation", "QuestionnaireResponse"} <= set(
+            kinds
+        )
+        assert kinds.count("Goal") == 2
+        # Nothing of another patient.
+        assert str(people.other_patient.id) not in response.text
+
+    def test_type_and_count(self, client, people, plan, token):
+        only = get(client, f"Patient/{people.patient.id}/$everything?_type=Goal&_count=1", token)
+        entries = only.json()["entry"]
+        assert [e["resource"]["resourceType"] for e in entries] == ["Goal", "OperationOutcome"]
+        assert "Goal?patient=" in entries[1]["resource"]["issue"][0]["diagnostics"]
+
+    def test_what_is_not_offered_is_refused(self, client, people, token):
+        for param in ("start=2026-01-01", "_since=2026-01-01T00:00:00Z", "_type=Device"):
+            response = get(client, f"Patient/{people.patient.id}/$everything?{param}", token)
+            assert response.status_code == 400, param
+            assert OperationOutcome.model_validate(response.json()).issue[0].code == (
+                "not-supported"
+            )
+
+    def test_off_the_team_is_not_found(self, client, session, people):
+        outsider = bearer(session, people.outsider)
+        response = get(client, f"Patient/{people.patient.id}/$everything", outsider)
+        assert response.status_code == 404
