@@ -198,6 +198,25 @@ def care_team_resource(
                 "period": {"start": _instant(member.added_at)},
             }
         )
+    # US Core: the patient is a member of their own care team, role SNOMED CT 116154003
+    # "Patient (person)" (docs/clinical-sources.md, US Core CareTeam example).
+    participants.append(
+        {
+            "role": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://snomed.info/sct",
+                            "code": "116154003",
+                            "display": "Patient (person)",
+                        }
+                    ],
+                    "text": "Patient",
+                }
+            ],
+            "member": _ref("Patient", patient.id, patient.display_name),
+        }
+    )
     return _drop_empty(
         {
             "resourceType": "CareTeam",
@@ -677,8 +696,8 @@ RESOURCE_NOTES = {
 # What US Core (6.1) asks that Concord does not do yet, said rather than implied.
 US_CORE_GAPS = (
     "Not met of US Core: Observation.interpretation uses Concord's own severity-band codes, "
-    "not v3-ObservationInterpretation; CareTeam participant roles are Concord's, not SNOMED "
-    "CT, and the patient is not listed as a participant; Goal.target carries the measure and "
+    "not v3-ObservationInterpretation; CareTeam roles of staff are Concord's, not SNOMED CT "
+    "(the patient is listed as a participant, SNOMED CT 116154003); Goal.target carries the measure and "
     "target as text, not target.measure with detailQuantity or detailRange; Provenance is "
     "written for care plans only; Patient lacks race, ethnicity and address; name search is "
     "not accent-insensitive; vread serves the current version only (earlier care plans are "
