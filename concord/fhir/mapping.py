@@ -30,6 +30,8 @@ from concord.fhir.ehr import IMPORTED_TYPES
 from concord.fhir.search import INCLUDES, REVINCLUDES, SEARCH_PARAMS, SORTS, capability_type
 from concord.fhir.validators import VALIDATORS
 from concord.labels import ROLE_LABELS, VALUE_LABELS
+from concord.measures.library import library
+from concord.measures.service import observation_code
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 
 FHIR_VERSION = "4.0.1"
@@ -250,6 +252,39 @@ def _local_day(value: datetime, patient: Patient) -> str:
     return day.isoformat()
 
 
+# A goal linked to a measure (careplans: below, at most, at least a score) as a Quantity's
+# comparator, so a system can evaluate it against the Observations of that code.
+GOAL_COMPARATORS = {"below": "<", "at_most": "<=", "at_least": ">="}
+
+
+def _measured_target(goal: Goal) -> dict[str, Any] | None:
+    """US Core Goal.target for a goal linked to a questionnaire's score: target.measure the
+    code the score's Observations carry, detailQuantity the value with its comparator."""
+    if not (goal.measure_instrument and goal.measure_op and goal.measure_value is not None):
+        return None
+    instrument = library().get(goal.measure_instrument)
+    score = instrument.main_score if instrument else None
+    comparator = GOAL_COMPARATORS.get(goal.measure_op)
+    if instrument is None or score is None or comparator is None:
+        return None
+    code, system = observation_code(instrument, score)
+    value = goal.measure_value
+    return {
+        "measure": {
+            "coding": [{"system": system, "code": code}],
+            "text": goal.measure or f"{instrument.code} {score.id}",
+        },
+        "detailQuantity": {
+            "value": int(value) if float(value).is_integer() else value,
+            "comparator": comparator,
+            "unit": "{score}",
+            "system": "http://unitsofmeasure.org",
+            "code": "{score}",
+        },
+        "dueDate": _date(goal.due_on),
+    }
+
+
 def goal_resource(
     goal: Goal,
     patient: Patient,
@@ -259,7 +294,8 @@ def goal_resource(
     """`labelled`: the ids of the goal and plan items that are Part 2 records (the goal, or a
     milestone shown in it, makes the whole Goal one)."""
     target: dict[str, Any] = _drop_empty(
-        {
+        _measured_target(goal)
+        or {
             "measure": {"text": goal.measure} if goal.measure else None,
             "detailString": goal.target,
             "dueDate": _date(goal.due_on),
@@ -697,8 +733,8 @@ RESOURCE_NOTES = {
 US_CORE_GAPS = (
     "Not met of US Core: Observation.interpretation uses Concord's own severity-band codes, "
     "not v3-ObservationInterpretation; CareTeam roles of staff are Concord's, not SNOMED CT "
-    "(the patient is listed as a participant, SNOMED CT 116154003); Goal.target carries the measure and "
-    "target as text, not target.measure with detailQuantity or detailRange; Provenance is "
+    "(the patient is listed as a participant, SNOMED CT 116154003); Goal.target is coded "
+    "(target.measure, detailQuantity) only for goals linked to a questionnaire's score, text otherwise; Provenance is "
     "written for care plans only; Patient lacks race, ethnicity and address; name search is "
     "not accent-insensitive; vread serves the current version only (earlier care plans are "
     "listed by CarePlan/[id]/_history); Patient/$everything takes _type and _count, not "

@@ -290,3 +290,35 @@ class TestPlanCategories:
         )
         included = get(client, f"Goal?patient={pid}&_include=Goal:subject", token).json()
         assert [e["resource"]["resourceType"] for e in included["entry"]].count("Patient") == 1
+
+
+def test_a_goal_linked_to_a_score_has_a_target_a_system_can_evaluate(
+    client, session, people, token
+):
+    """US Core Goal.target: the code the score's Observations carry, and the value with its
+    comparator (the goal: PHQ-9 below 10)."""
+    from concord.careplans import service as plans
+    from concord.careplans.schemas import GoalIn, PlanStart
+    from tests.factories import acc_for
+
+    a = acc_for(session, people.care_manager, people.patient)
+    plans.start_plan(session, access=a, data=PlanStart(title="Plan"))
+    plans.add_item(
+        session,
+        access=a,
+        section="goals",
+        data=GoalIn(
+            statement="Feel less low",
+            category="symptoms",
+            measure="PHQ-9 total",
+            measure_instrument="PHQ-9",
+            measure_op="below",
+            measure_value=10,
+        ),
+    )
+    commit(session)
+    goal = entries(get(client, f"Goal?patient={people.patient.id}", token))[0]
+    target = goal["target"][0]
+    assert target["measure"]["coding"] == [{"system": "http://loinc.org", "code": "44261-6"}]
+    assert target["detailQuantity"]["comparator"] == "<"
+    assert target["detailQuantity"]["value"] == 10
