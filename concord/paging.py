@@ -98,9 +98,7 @@ def ordered(
     the total is -1 when `with_total` is False and it would cost a count."""
     if only_count:
         return Page([], False, count(session, query))
-    rows = list(
-        session.execute(query.order_by(*order_by).offset(offset).limit(limit + 1))
-    )
+    rows = list(session.execute(query.order_by(*order_by).offset(offset).limit(limit + 1)))
     if offset == 0 and len(rows) <= limit:
         total = len(rows)
     else:
