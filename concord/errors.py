@@ -7,6 +7,9 @@ page, an HTMX fragment, JSON for /api, or a FHIR OperationOutcome for /fhir.
      |    +-- NotAcceptable       406  a format not offered (FHIR _format)
      +-- NotFound                404  missing, or outside the actor's scope (existence never leaks)
      +-- Conflict                409  stale version, duplicate, wrong state
+     |    +-- StaleVersion       409  the version quoted is not the stored one (FHIR's
+     |                                If-Match answers it as PreconditionFailed, 412)
+     +-- PreconditionFailed      412  a FHIR If-Match that names another version
      +-- PermissionDenied        403  only where existence is already known (e.g. a patient
      |                                trying a clinician-only action on their own plan)
      +-- NotAuthenticated        401  no valid session or token
@@ -94,3 +97,12 @@ class TooManyAttempts(ConcordError):
 class Unavailable(ConcordError):
     status_code = 503
     code = "unavailable"
+
+
+class StaleVersion(Conflict):
+    """The version an edit quoted is not the stored one; `version` in the data is."""
+
+
+class PreconditionFailed(ConcordError):
+    status_code = 412
+    code = "precondition_failed"

@@ -35,6 +35,20 @@ class CodeCriterion(Protocol):
     def fixed_system_clause(self, system: str, code_col: Any) -> ColumnElement[bool]: ...
 
 
+class TextCriterion(Protocol):
+    """One value of a string search (a FHIR string): the condition it puts on a column."""
+
+    def clause(self, col: Any) -> ColumnElement[bool]: ...
+
+
+class DateCriterion(Protocol):
+    """One value of a date search (a FHIR date with its prefix)."""
+
+    def clause(self, col: Any, where: Any) -> ColumnElement[bool]: ...
+
+    def day_clause(self, col: Any) -> ColumnElement[bool]: ...
+
+
 def any_of(groups: Sequence[Sequence[CodeCriterion]], system_col: Any, code_col: Any) -> list[Any]:
     """Conditions (to AND together) for groups of criteria (each group an OR)."""
     from sqlalchemy import or_
@@ -67,6 +81,29 @@ def keyset(
         )
     )
     return Page(rows[:limit], len(rows) > limit, total_of(session, query, rows, after, limit))
+
+
+def ordered(
+    session: Session,
+    query: Select[Any],
+    order_by: Sequence[Any],
+    *,
+    offset: int,
+    limit: int,
+    only_count: bool = False,
+    with_total: bool = True,
+) -> Page[Any]:
+    """One page of `query` in the order a client asked for (`order_by` ends with a unique
+    column, so pages neither repeat nor skip a row while nothing changes), from `offset`;
+    the total is -1 when `with_total` is False and it would cost a count."""
+    if only_count:
+        return Page([], False, count(session, query))
+    rows = list(session.execute(query.order_by(*order_by).offset(offset).limit(limit + 1)))
+    if offset == 0 and len(rows) <= limit:
+        total = len(rows)
+    else:
+        total = count(session, query) if with_total else -1
+    return Page(rows[:limit], len(rows) > limit, total)
 
 
 def total_of(

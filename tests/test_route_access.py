@@ -350,6 +350,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
 
 
 P = "/api/v1/patients/{patient_id}"
+MRN_SYSTEM = "https://concord-care.org/fhir/sid/mrn/test-health"
 SECTION_BODIES = {
     "concerns": {"description": "Low mood"},
     "goals": {"statement": "Walk the dog", "category": "wellbeing"},
@@ -524,6 +525,43 @@ RULES: dict[tuple[str, str], list[Case]] = {
             kind="list",
         ),
     ],
+    # An EHR enrolling a patient (issue 21): as registering, clinicians and administrators.
+    ("POST", "/fhir/Patient"): [
+        Case(
+            "/fhir/Patient",
+            CLINICIANS | {"admin"},
+            {
+                "resourceType": "Patient",
+                "identifier": [{"system": MRN_SYSTEM, "value": "N-901"}],
+                "name": [{"family": "Nueva", "given": ["Ana"]}],
+                "birthDate": "1991-03-04",
+            },
+            kind="list",
+        )
+    ],
+    # An EHR updating the demographics: the care team's clinicians.
+    ("PUT", "/fhir/Patient/{ident}"): [
+        Case(
+            "/fhir/Patient/{patient_id}",
+            TEAM,
+            {
+                "resourceType": "Patient",
+                "id": "{patient_id}",
+                "identifier": [{"system": MRN_SYSTEM, "value": "N-1"}],
+                "name": [{"family": "Ient", "given": ["Pat"]}],
+                "birthDate": "1985-05-17",
+            },
+        )
+    ],
+    # The whole record (issue 21): whoever reads the record (the patient their own).
+    ("GET", "/fhir/Patient/{ident}/$everything"): [
+        Case("/fhir/Patient/{patient_id}/$everything", RECORD)
+    ],
+    # A care plan's versions (issue 21): the team's, as the plan's history page.
+    ("GET", "/fhir/{kind}/{ident}/_history"): [Case("/fhir/CarePlan/{plan_id}/_history", TEAM)],
+    ("GET", "/fhir/{kind}/{ident}/_history/{version}"): [
+        Case("/fhir/Patient/{patient_id}/_history/1", RECORD)
+    ],
     # --- patients -------------------------------------------------------------------------
     ("GET", "/api/v1/patients"): [
         Case("/api/v1/patients", RECORD, kind="list", names_ok=frozenset({"family"}))
@@ -543,6 +581,19 @@ RULES: dict[tuple[str, str], list[Case]] = {
                 "clinic_id": "{clinic_id}",
             },
             kind="list",
+        )
+    ],
+    # The demographics (issue 21): the care team's clinicians, as FHIR's PUT.
+    ("PUT", "/api/v1/patients/{patient_id}"): [
+        Case(
+            P,
+            TEAM,
+            {
+                "given_name": "Pat",
+                "family_name": "Ient",
+                "birth_date": "1985-05-17",
+                "version": 1,
+            },
         )
     ],
     # The team page (its lead) and the administrator's page of the patient's team.

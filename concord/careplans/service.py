@@ -1607,6 +1607,7 @@ def list_goals(
     by: User,
     scope: list[PatientAccess] | None,
     statuses: list[str] | None = None,
+    categories: list[str] | None = None,
     after: uuid.UUID | None = None,
     limit: int = 100,
     only_count: bool = False,
@@ -1620,6 +1621,8 @@ def list_goals(
     )
     if statuses is not None:
         query = query.where(Goal.status.in_(statuses))
+    if categories is not None:
+        query = query.where(Goal.category.in_(categories))
     withheld = _withheld_goals(session, by, query, scope)
     if withheld:
         query = query.where(Goal.id.not_in(sorted(withheld)))

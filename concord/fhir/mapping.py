@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import date, datetime
+from html import escape
 from typing import Any
 
 from concord.accounts.models import User
@@ -26,13 +27,17 @@ from concord.careplans.models import (
 )
 from concord.dates import local_date
 from concord.fhir.ehr import IMPORTED_TYPES
-from concord.fhir.search import SEARCH_PARAMS, capability_type
+from concord.fhir.search import INCLUDES, REVINCLUDES, SEARCH_PARAMS, SORTS, capability_type
 from concord.fhir.validators import VALIDATORS
 from concord.labels import ROLE_LABELS, VALUE_LABELS
+from concord.measures.library import library
+from concord.measures.service import observation_code
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 
 FHIR_VERSION = "4.0.1"
 SYSTEM = "https://concord-care.org/fhir"
+CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
+GOAL_CATEGORY = f"{SYSTEM}/CodeSystem/goal-category"
 
 
 # A record of a 42 CFR Part 2 program (ADR 0021): the law (v3-ActCode 42CFRPart2), the
@@ -119,6 +124,10 @@ def patient_resource(patient: Patient, mrn_system: str) -> dict[str, Any]:
         {
             "resourceType": "Patient",
             "id": str(patient.id),
+            "meta": {
+                "versionId": str(patient.version),
+                "lastUpdated": _instant(patient.updated_at),
+            },
             "identifier": [
                 {
                     "use": "usual",
@@ -191,6 +200,25 @@ def care_team_resource(
                 "period": {"start": _instant(member.added_at)},
             }
         )
+    # US Core: the patient is a member of their own care team, role SNOMED CT 116154003
+    # "Patient (person)" (docs/clinical-sources.md, US Core CareTeam example).
+    participants.append(
+        {
+            "role": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://snomed.info/sct",
+                            "code": "116154003",
+                            "display": "Patient (person)",
+                        }
+                    ],
+                    "text": "Patient",
+                }
+            ],
+            "member": _ref("Patient", patient.id, patient.display_name),
+        }
+    )
     return _drop_empty(
         {
             "resourceType": "CareTeam",
@@ -224,6 +252,39 @@ def _local_day(value: datetime, patient: Patient) -> str:
     return day.isoformat()
 
 
+# A goal linked to a measure (careplans: below, at most, at least a score) as a Quantity's
+# comparator, so a system can evaluate it against the Observations of that code.
+GOAL_COMPARATORS = {"below": "<", "at_most": "<=", "at_least": ">="}
+
+
+def _measured_target(goal: Goal) -> dict[str, Any] | None:
+    """US Core Goal.target for a goal linked to a questionnaire's score: target.measure the
+    code the score's Observations carry, detailQuantity the value with its comparator."""
+    if not (goal.measure_instrument and goal.measure_op and goal.measure_value is not None):
+        return None
+    instrument = library().get(goal.measure_instrument)
+    score = instrument.main_score if instrument else None
+    comparator = GOAL_COMPARATORS.get(goal.measure_op)
+    if instrument is None or score is None or comparator is None:
+        return None
+    code, system = observation_code(instrument, score)
+    value = goal.measure_value
+    return {
+        "measure": {
+            "coding": [{"system": system, "code": code}],
+            "text": goal.measure or f"{instrument.code} {score.id}",
+        },
+        "detailQuantity": {
+            "value": int(value) if float(value).is_integer() else value,
+            "comparator": comparator,
+            "unit": "{score}",
+            "system": "http://unitsofmeasure.org",
+            "code": "{score}",
+        },
+        "dueDate": _date(goal.due_on),
+    }
+
+
 def goal_resource(
     goal: Goal,
     patient: Patient,
@@ -233,7 +294,8 @@ def goal_resource(
     """`labelled`: the ids of the goal and plan items that are Part 2 records (the goal, or a
     milestone shown in it, makes the whole Goal one)."""
     target: dict[str, Any] = _drop_empty(
-        {
+        _measured_target(goal)
+        or {
             "measure": {"text": goal.measure} if goal.measure else None,
             "detailString": goal.target,
             "dueDate": _date(goal.due_on),
@@ -275,9 +337,7 @@ def goal_resource(
             else None,
             "category": [
                 {
-                    "coding": [
-                        {"system": f"{SYSTEM}/CodeSystem/goal-category", "code": goal.category}
-                    ],
+                    "coding": [{"system": GOAL_CATEGORY, "code": goal.category}],
                     "text": VALUE_LABELS.get(goal.category, goal.category),
                 }
             ],
@@ -450,9 +510,23 @@ def care_plan_resource(
                 "versionId": str(plan.revision_number),
                 "lastUpdated": _instant(latest.created_at if latest else plan.created_at),
             },
+            "text": _plan_narrative(plan, contents, labelled),
             "contained": contained,
             "status": plan.status,
             "intent": "plan",
+            # US Core CarePlan: the assessment and plan of treatment.
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": CAREPLAN_CATEGORY,
+                            "code": "assess-plan",
+                            "display": "Assessment and Plan of Treatment",
+                        }
+                    ],
+                    "text": "Assessment and Plan of Treatment",
+                }
+            ],
             "title": plan.title,
             "subject": _ref("Patient", patient.id),
             "period": period or None,
@@ -485,6 +559,95 @@ def care_plan_resource(
     return label_part2(resource) if any(i in labelled for i in shown) else resource
 
 
+def _plan_narrative(
+    plan: CarePlan, contents: PlanContents, labelled: Collection[uuid.UUID]
+) -> dict[str, Any]:
+    """The plan in words (US Core's CarePlan.text): its title, status and the goals shown; a
+    goal that is a Part 2 record is counted, not quoted, since the narrative carries no
+    label of its own."""
+    goals = [g for g in contents.goals if g.id not in labelled]
+    rows = "".join(f"<li>{escape(g.statement)}</li>" for g in goals)
+    withheld = len(contents.goals) - len(goals)
+    parts = [
+        f"<p><b>{escape(plan.title)}</b> ({escape(str(plan.status))})</p>",
+        f"<p>Goals:</p><ul>{rows}</ul>" if rows else "<p>No goals yet.</p>",
+    ]
+    if withheld:
+        parts.append(f"<p>{withheld} more goal(s) under 42 CFR Part 2, in Goal resources.</p>")
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{"".join(parts)}</div>',
+    }
+
+
+def plan_provenance(plan: CarePlan, patient: Patient, revision: Any) -> dict[str, Any]:
+    """What Concord wrote: one Provenance per revision of a plan (who, when, why), its
+    target the version that revision made (CarePlan/[id]/_history/[n])."""
+    return _drop_empty(
+        {
+            "resourceType": "Provenance",
+            "id": f"{plan.id}-r{revision.number}",
+            "target": [{"reference": f"CarePlan/{plan.id}/_history/{revision.number}"}],
+            "recorded": _instant(revision.created_at),
+            "activity": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                        "code": "CREATE" if revision.number == 1 else "UPDATE",
+                    }
+                ]
+            },
+            "reason": [{"text": revision.reason}] if revision.reason else None,
+            "agent": [
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                "code": "author",
+                            }
+                        ]
+                    },
+                    "who": person_ref(revision.author, patient),
+                }
+            ],
+        }
+    )
+
+
+def history_bundle(
+    base: str, kind: str, ident: str, current: dict[str, Any], versions: list[tuple[int, datetime]]
+) -> dict[str, Any]:
+    """An instance's history (newest first): the current version with its resource, each
+    earlier one by its version, time and ETag (Concord keeps earlier plans as snapshots for
+    people to compare, not as FHIR resources; their Provenance says who changed what)."""
+    now_version = int(current["meta"]["versionId"])
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": len(versions),
+        "link": [{"relation": "self", "url": f"{base}/{kind}/{ident}/_history"}],
+        "entry": [
+            _drop_empty(
+                {
+                    "fullUrl": f"{base}/{kind}/{ident}",
+                    "resource": current if number == now_version else None,
+                    "request": {
+                        "method": "POST" if number == 1 else "PUT",
+                        "url": kind if number == 1 else f"{kind}/{ident}",
+                    },
+                    "response": {
+                        "status": "201 Created" if number == 1 else "200 OK",
+                        "etag": f'W/"{number}"',
+                        "lastModified": _instant(when),
+                    },
+                }
+            )
+            for number, when in versions
+        ],
+    }
+
+
 def _labelled_activity(
     activity: dict[str, Any], item: Any, labelled: Collection[uuid.UUID]
 ) -> dict[str, Any]:
@@ -497,8 +660,11 @@ def bundle(
     self_url: str,
     next_url: str | None,
     total: int | None = None,
+    included: list[dict[str, Any]] | None = None,
+    issues: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A searchset; `total` is every match across all pages (`next` leads through them)."""
+    """A searchset; `total` is every match across all pages (`next` leads through them);
+    `included` are the resources _include or _revinclude asked for (search mode include)."""
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
@@ -517,7 +683,25 @@ def bundle(
                     "search": {"mode": "match"},
                 }
                 for r in entries
-            ],
+            ]
+            + [
+                {
+                    "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "include"},
+                }
+                for r in included or []
+            ]
+            + (
+                [
+                    {
+                        "resource": {"resourceType": "OperationOutcome", "issue": issues},
+                        "search": {"mode": "outcome"},
+                    }
+                ]
+                if issues
+                else []
+            ),
         }
     )
 
@@ -545,16 +729,47 @@ RESOURCE_NOTES = {
 }
 
 
+# What US Core (6.1) asks that Concord does not do yet, said rather than implied.
+US_CORE_GAPS = (
+    "Not met of US Core: Observation.interpretation uses Concord's own severity-band codes, "
+    "not v3-ObservationInterpretation; CareTeam roles of staff are Concord's, not SNOMED CT "
+    "(the patient is listed as a participant, SNOMED CT 116154003); Goal.target is coded "
+    "(target.measure, detailQuantity) only for goals linked to a questionnaire's score, text otherwise; Provenance is "
+    "written for care plans only; Patient lacks race, ethnicity and address; name search is "
+    "not accent-insensitive; vread serves the current version only (earlier care plans are "
+    "listed by CarePlan/[id]/_history); Patient/$everything takes _type and _count, not "
+    "start, end or _since; Observation has "
+    "no meta.lastUpdated although _lastUpdated searches when its response was stored; "
+    "SMART scopes and launch are documented separately."
+)
+
+
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
     resources = []
     for kind, params in SEARCH_PARAMS.items():
         interactions = [{"code": "read"}, {"code": "search-type"}]
         if kind in ("QuestionnaireResponse", "MedicationRequest", "MedicationStatement"):
             interactions.append({"code": "create"})
+        if kind == "Patient":
+            interactions += [{"code": "create"}, {"code": "update"}]
+        if kind in ("Patient", "CarePlan", "Goal"):
+            interactions.append({"code": "vread"})
+        if kind == "CarePlan":
+            interactions.append({"code": "history-instance"})
+        notes = [RESOURCE_NOTES[kind]] if kind in RESOURCE_NOTES else []
+        if kind in SORTS:
+            notes.append("_sort: " + ", ".join(SORTS[kind]) + " (-key descending).")
         resources.append(
             {
                 "type": kind,
-                **({"documentation": RESOURCE_NOTES[kind]} if kind in RESOURCE_NOTES else {}),
+                **({"documentation": " ".join(notes)} if notes else {}),
+                **(
+                    {"versioning": "versioned", "readHistory": kind == "CarePlan"}
+                    if kind in ("Patient", "CarePlan", "Goal")
+                    else {}
+                ),
+                **({"searchInclude": list(INCLUDES[kind])} if kind in INCLUDES else {}),
+                **({"searchRevInclude": list(REVINCLUDES[kind])} if kind in REVINCLUDES else {}),
                 "interaction": interactions,
                 "searchParam": [
                     {"name": name, "type": capability_type(kind, name)} for name in params
@@ -563,11 +778,21 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     {"name": "_count", "type": "number"},
                     {"name": "_summary", "type": "token"},
                     {"name": "_elements", "type": "string"},
+                    {"name": "_total", "type": "token"},
                 ],
             }
         )
-        if kind == "QuestionnaireResponse":
+        if kind in ("QuestionnaireResponse", "Patient"):
             resources[-1]["conditionalCreate"] = True  # If-None-Exist: identifier=[system]|value
+        if kind == "Patient":
+            resources[-1]["updateCreate"] = False
+            resources[-1]["conditionalUpdate"] = False
+            resources[-1]["operation"] = [
+                {
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                }
+            ]
         if kind == "Measure":
             resources[-1]["operation"] = [
                 {
@@ -576,6 +801,15 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 }
             ]
     resources.append({"type": "Practitioner", "interaction": [{"code": "read"}]})
+    resources.append(
+        {
+            "type": "Provenance",
+            "documentation": "One for each revision of a care plan (who, when, why), read by "
+            "id ([plan id]-r[n]) or with CarePlan?_revinclude=Provenance:target; the care "
+            "team's. Not yet written for the other resources Concord stores.",
+            "interaction": [{"code": "read"}],
+        }
+    )
     for kind in sorted(IMPORTED_TYPES):
         resources.append(
             {

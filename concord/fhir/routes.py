@@ -14,9 +14,11 @@ from starlette.responses import JSONResponse, Response
 from concord import __version__
 from concord.errors import InvalidInput, NotFound, NotSupported
 from concord.fhir import ehr as ehr_door
+from concord.fhir import everything as everything_door
 from concord.fhir import mapping, search
 from concord.fhir import medications as fhir_meds
 from concord.fhir import messaging as fhir_messages
+from concord.fhir import patients as fhir_patients
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
 from concord.fhir.consents import read_consent, search_consents
@@ -31,7 +33,7 @@ from concord.web.deps import (
     writer,
 )
 from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
-from concord.web.idempotency import claim, request_hash
+from concord.web.idempotency import claim, remember_result, request_hash
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
@@ -52,6 +54,7 @@ READABLE = {
     "MedicationStatement",
     "Measure",
     "Communication",
+    "Provenance",
 }
 SEARCHABLE = {
     *ehr_door.IMPORTED_TYPES,
@@ -167,10 +170,24 @@ def _search(
     if page.next_cursor:
         next_url = f"{base}/{kind}?{urlencode([*q.pairs, ('_cursor', page.next_cursor)])}"
     entries = [search.shape(r, q) for r in page.resources]
+    extra: list[dict[str, Any]] = []
+    issues: list[dict[str, Any]] = []
+    if (q.includes or q.revincludes) and not q.only_count:
+        extra, issues = fhir.included(
+            session, by=actor.user, q=q, found=page.resources, mrn=_mrn(request)
+        )
     # Checking the Bundle checks each entry's resource too.
     return fhir_response(
         request,
-        mapping.bundle(entries, base, self_url, next_url, page.total),
+        mapping.bundle(
+            entries,
+            base,
+            self_url,
+            next_url,
+            page.total if q.total and page.total >= 0 else None,
+            included=extra,
+            issues=issues,
+        ),
         pretty=q.pretty,
     )
 
@@ -404,6 +421,114 @@ async def import_bundle(request: Request, session: DbSession) -> Response:
     return response
 
 
+_PATIENT_WRITE: dict[str, Any] = {
+    "responses": {
+        412: {
+            "description": "If-Match names a version that is not the stored one",
+            "content": _OPERATION_OUTCOME,
+        },
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        }
+    },
+}
+
+
+def _versioned(response: Response, base: str, resource: dict[str, Any]) -> Response:
+    version = resource["meta"]["versionId"]
+    response.headers["ETag"] = f'W/"{version}"'
+    response.headers["Last-Modified"] = resource["meta"]["lastUpdated"]
+    response.headers["Location"] = (
+        f"{base}/{resource['resourceType']}/{resource['id']}/_history/{version}"
+    )
+    return response
+
+
+@router.post("/Patient", status_code=201, **_PATIENT_WRITE)
+async def create_patient(request: Request, session: DbSession) -> Response:
+    """Enrol a patient from an EHR (a clinician's or administrator's token, as registering on
+    the page): 201 with the Patient, Location and ETag. If-None-Exist: identifier=[system|]MRN
+    answers 200 with the patient already enrolled (one the caller may read); an
+    Idempotency-Key makes a retry answer the first result. Elements Concord does not keep
+    are refused (400 not-supported), never dropped."""
+    raw = await request.body()
+    key = request.headers.get("Idempotency-Key")
+
+    def submit() -> tuple[dict[str, Any], bool, bool]:
+        actor = writer(bearer_actor(request, session))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput.field("body", Msg("must be a FHIR Patient in JSON")) from None
+        earlier = (
+            claim(session, actor, key, request_hash(request.method, request.url.path, raw))
+            if key
+            else None
+        )
+        if earlier is not None:
+            resource = fhir.read_patient(
+                session, by=actor.user, ident=earlier.result or "", mrn=_mrn(request)
+            )
+            created = False
+        else:
+            resource, patient, created = fhir_patients.create(
+                session,
+                by=actor.user,
+                body=body,
+                mrn_template=_mrn(request),
+                if_none_exist=request.headers.get("If-None-Exist"),
+            )
+            if key:
+                remember_result(session, str(patient.id))
+        if _validating(request):
+            mapping.validate(resource)
+        finish_request(request, session)
+        return resource, created, earlier is not None
+
+    resource, created, replayed = await run_in_threadpool(submit)
+    response = fhir_response(request, resource, status_code=201 if created else 200)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _versioned(response, _base(request), resource)
+
+
+@router.put("/Patient/{ident}", **_PATIENT_WRITE)
+async def update_patient(ident: str, request: Request, session: DbSession) -> Response:
+    """Update a patient's demographics (a clinician on the care team). If-Match: W/"n"
+    (the ETag of a read) makes it conditional: another version stored is 412, nothing
+    changed. The MRN cannot change; an update to a patient that does not exist, or is not
+    the caller's, is 404 (no create by PUT)."""
+    raw = await request.body()
+
+    def submit() -> dict[str, Any]:
+        actor = writer(bearer_actor(request, session))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput.field("body", Msg("must be a FHIR Patient in JSON")) from None
+        if search.has_control_characters(ident):
+            raise NotFound(Msg("No such resource."))
+        with fhir.missing():
+            resource, _ = fhir_patients.update(
+                session,
+                by=actor.user,
+                ident=ident,
+                body=body,
+                mrn_template=_mrn(request),
+                if_match=request.headers.get("If-Match"),
+            )
+        if _validating(request):
+            mapping.validate(resource)
+        finish_request(request, session)
+        return resource
+
+    resource = await run_in_threadpool(submit)
+    return _versioned(fhir_response(request, resource), _base(request), resource)
+
+
 @router.post("/MedicationRequest", **_MEDICATION_CREATE)
 async def create_medication_request(request: Request, session: DbSession) -> Response:
     """Accept a prescription from an EHR (the care team's token); the whole list is checked."""
@@ -464,6 +589,82 @@ async def evaluate_measure_post(measure_id: str, request: Request, session: DbSe
     return fhir_response(request, await run_in_threadpool(evaluate))
 
 
+@router.get("/Patient/{ident}/$everything")
+def patient_everything(
+    ident: str, request: Request, session: DbSession, actor: BearerActor
+) -> Response:
+    """The patient's record in one searchset Bundle: the Patient and their CareTeam,
+    CarePlan, Goal, Observation, QuestionnaireResponse, Consent, MedicationRequest,
+    MedicationStatement, Flag and Task, each read as its own search reads it (the same
+    access, consent and audit). _type narrows the types, _count caps each type (default and
+    most: 200; a type cut says so in an OperationOutcome entry)."""
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    if search.has_control_characters(ident):
+        raise NotFound(Msg("No such resource."))
+    found, issues = everything_door.everything(
+        session, by=actor.user, ident=ident, mrn=_mrn(request), pairs=pairs
+    )
+    shown = search.parse_read([(k, v) for k, v in pairs if k in ("_format", "_pretty")])
+    base = _base(request)
+    self_url = f"{base}/Patient/{ident}/$everything" + (f"?{urlencode(pairs)}" if pairs else "")
+    pretty = shown.pretty
+    return fhir_response(
+        request,
+        mapping.bundle(found, base, self_url, None, len(found), issues=issues),
+        pretty=pretty,
+    )
+
+
+@router.get("/{kind}/{ident}/_history")
+def history(
+    kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
+) -> Response:
+    """Every version of a care plan, newest first (the care team's, as the plan's history
+    page): the current one with its resource, each earlier one by version, time and ETag;
+    their Provenance (who, when, why) by _revinclude=Provenance:target or
+    Provenance/[id]-r[n]. The other types keep no earlier versions: refused, not faked."""
+    _kind(kind, READABLE)
+    if kind != "CarePlan":
+        raise NotSupported.field(
+            "_history",
+            Msg("%(kind)s keeps no earlier versions here; CarePlan/[id]/_history does", kind=kind),
+        )
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    query = search.parse_read(pairs)
+    if query.summary or query.elements:
+        raise NotSupported.field("_history", Msg("_summary and _elements are not offered here"))
+    bundle = fhir.plan_history(session, by=actor.user, ident=ident, base=_base(request))
+    return fhir_response(request, bundle, pretty=query.pretty)
+
+
+@router.get("/{kind}/{ident}/_history/{version}")
+def vread(
+    kind: str,
+    ident: str,
+    version: str,
+    request: Request,
+    session: DbSession,
+    actor: BearerActor,
+) -> Response:
+    """The version a Patient, CarePlan or Goal is at now, by its versionId (ETag)."""
+    _kind(kind, READABLE)
+    pairs = request.query_params.multi_items()
+    search.check_accept(request.headers.get("accept"), pairs)
+    query = search.parse_read(pairs)
+    if query.elements is not None:
+        search.check_elements(kind, query.elements)
+    if search.has_control_characters(ident) or search.has_control_characters(version):
+        raise NotFound(Msg("No such resource."))
+    resource = fhir.read_version(
+        session, by=actor.user, kind=kind, ident=ident, version=version, mrn=_mrn(request)
+    )
+    response = fhir_response(request, search.shape(resource, query), pretty=query.pretty)
+    response.headers["ETag"] = f'W/"{version}"'
+    return response
+
+
 @router.get("/{kind}/{ident}")
 def read(
     kind: str, ident: str, request: Request, session: DbSession, actor: BearerActor
@@ -478,7 +679,11 @@ def read(
         # No resource has such an id, and PostgreSQL cannot store one in the audit trail.
         raise NotFound(Msg("No such resource."))
     resource = _read(kind, ident, session, actor, request)
-    return fhir_response(request, search.shape(resource, query), pretty=query.pretty)
+    response = fhir_response(request, search.shape(resource, query), pretty=query.pretty)
+    version = (resource.get("meta") or {}).get("versionId")
+    if version:
+        response.headers["ETag"] = f'W/"{version}"'
+    return response
 
 
 def _read(
@@ -502,6 +707,8 @@ def _read(
         return fhir_messages.read_communication(
             session, by=actor.user, ident=ident, base_url=_site(request)
         )
+    if kind == "Provenance":
+        return fhir.read_provenance(session, by=actor.user, ident=ident)
     if kind in fhir_meds.KINDS:
         return fhir_meds.read_medication(session, by=actor.user, kind=kind, ident=ident)
     if kind in ehr_door.IMPORTED_TYPES:

@@ -6,12 +6,18 @@ R4 search (https://hl7.org/fhir/R4/search.html) as Concord offers it:
   means AND (`code=A&code=B`: both must hold, so a single-valued element matches neither);
 - a token is `code`, `system|code`, `|code` (no system) or `system|` (any code of the system);
 - a reference is `id`, `Type/id` or `[base]/Type/id`; a canonical is `url` or `url|version`;
-- `_count`, `_summary` (true, false, data, count), `_elements`, `_format` (JSON only) and
+- a string matches the start of a name, ignoring case (`:exact` the whole name, case and all;
+  `:contains` any part of it);
+- a date is `[prefix]YYYY[-MM[-DD[Thh:mm[:ss][zone]]]]`, prefixes eq ne lt gt le ge sa eb; a
+  value without a zone is in the organization's zone;
+- `_count`, `_summary` (true, false, data, count), `_elements`, `_total` (none, accurate),
+  `_sort` (keys listed per type in SORTS, `-` for descending, commas for more keys),
+  `_include` / `_revinclude` (those in INCLUDES / REVINCLUDES), `_format` (JSON only) and
   `_pretty` are understood; `_cursor` is this server's own paging parameter.
 
-Anything else (an unknown parameter, any modifier, `_sort`, `_include`...) is refused with
-400 and an OperationOutcome `not-supported`, never ignored: a client must not get a different
-answer from the one it asked for.
+Anything else (an unknown parameter, another modifier, `ap`, `_total=estimate`...) is refused
+with 400 and an OperationOutcome `not-supported`, never ignored: a client must not get a
+different answer from the one it asked for.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import and_, false, or_, true
+from sqlalchemy import and_, false, func, or_, true
 from sqlalchemy.sql import ColumnElement
 
 from concord.errors import InvalidInput, NotAcceptable, NotSupported
@@ -36,7 +43,22 @@ MAX_VALUES = 100
 JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 SUMMARY_VALUES = {"true", "false", "data", "count"}
 READ_PARAMS = ("_format", "_pretty", "_summary", "_elements")
-RESULT_PARAMS = ("_count", "_cursor", *READ_PARAMS)
+RESULT_PARAMS = (
+    "_count",
+    "_cursor",
+    "_total",
+    "_totalMethod",
+    "_sort",
+    "_include",
+    "_revinclude",
+    *READ_PARAMS,
+)
+# `_totalMethod` is Aidbox's (fhirpy's count() sends _count=0&_totalMethod=count): Concord's
+# totals are always counted, so count and estimate are answered exactly; nothing else is.
+TOTAL_METHODS = ("count", "estimate")
+TOTAL_VALUES = ("none", "accurate")
+DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb")
+STRING_MODIFIERS = ("exact", "contains")
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
     "code": "SUBSETTED",
@@ -46,7 +68,15 @@ SUBSETTED = {
 # exactly these). `canonical` is a reference to a canonical URL (`url|version` matches that
 # version); the CapabilityStatement calls it `reference` (or `uri` for a Questionnaire's url).
 SEARCH_PARAMS: dict[str, dict[str, str]] = {
-    "Patient": {"_id": "token", "identifier": "token"},
+    "Patient": {
+        "_id": "token",
+        "identifier": "token",
+        "name": "string",
+        "family": "string",
+        "given": "string",
+        "birthdate": "date",
+        "gender": "token",
+    },
     "Questionnaire": {"_id": "token", "url": "canonical", "code": "token"},
     "QuestionnaireResponse": {
         "patient": "reference",
@@ -58,11 +88,24 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
         "patient": "reference",
         "subject": "reference",
         "code": "token",
+        "category": "token",
+        "date": "date",
+        "_lastUpdated": "date",
         "derived-from": "reference",
     },
     "CareTeam": {"patient": "reference", "subject": "reference", "status": "token"},
-    "CarePlan": {"patient": "reference", "subject": "reference", "status": "token"},
-    "Goal": {"patient": "reference", "subject": "reference", "lifecycle-status": "token"},
+    "CarePlan": {
+        "patient": "reference",
+        "subject": "reference",
+        "status": "token",
+        "category": "token",
+    },
+    "Goal": {
+        "patient": "reference",
+        "subject": "reference",
+        "lifecycle-status": "token",
+        "category": "token",
+    },
     "Task": {
         "patient": "reference",
         "subject": "reference",
@@ -75,6 +118,33 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "MedicationRequest": {"patient": "reference", "subject": "reference", "status": "token"},
     "MedicationStatement": {"patient": "reference", "subject": "reference", "status": "token"},
     "Measure": {"_id": "token", "url": "canonical"},
+}
+# `_sort` keys each type offers (the first page's order otherwise: ids, or newest first for
+# Observations). `-key` sorts descending; several keys are separated by commas.
+SORTS: dict[str, tuple[str, ...]] = {
+    "Patient": ("_id", "family", "given", "name", "birthdate", "gender", "identifier"),
+    "Observation": ("date", "code", "_id"),
+}
+# `_include` each type offers: Type:param[:Target]; the included resource is read through the
+# same access rules (and audited) as a read of it.
+INCLUDES: dict[str, tuple[str, ...]] = {
+    kind: (f"{kind}:patient", f"{kind}:subject", f"{kind}:subject:Patient")
+    for kind in ("Observation", "CarePlan", "Goal", "CareTeam", "QuestionnaireResponse")
+}
+# `_revinclude` each type offers.
+REVINCLUDES: dict[str, tuple[str, ...]] = {
+    # The Provenance of each revision of the plan (the care team's, who see its history).
+    "CarePlan": ("Provenance:target",),
+    "Patient": (
+        "Observation:patient",
+        "Observation:subject",
+        "CarePlan:patient",
+        "CarePlan:subject",
+        "Goal:patient",
+        "Goal:subject",
+        "CareTeam:patient",
+        "CareTeam:subject",
+    ),
 }
 CAPABILITY_TYPES = {"canonical": "reference"}
 CAPABILITY_OVERRIDES = {("Questionnaire", "url"): "uri", ("Measure", "url"): "uri"}
@@ -136,6 +206,165 @@ class Canonical:
     version: str | None
 
 
+@dataclass(frozen=True)
+class Text:
+    """A string search value: the start of a name, ignoring case (R4's default), or with
+    `:exact` the whole name as written, or with `:contains` any part of it."""
+
+    text: str
+    modifier: str | None = None
+
+    def matches(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.modifier == "exact":
+            return value == self.text
+        if self.modifier == "contains":
+            return self.text.casefold() in value.casefold()
+        return value.casefold().startswith(self.text.casefold())
+
+    def clause(self, col: Any) -> ColumnElement[bool]:
+        if self.modifier == "exact":
+            return col == self.text  # type: ignore[no-any-return]
+        # Lowered here, not by the database: SQLite's lower() knows ASCII letters only.
+        lowered = func.lower(col)
+        if self.modifier == "contains":
+            return lowered.contains(self.text.lower(), autoescape=True)  # type: ignore[no-any-return]
+        return lowered.startswith(self.text.lower(), autoescape=True)  # type: ignore[no-any-return]
+
+
+_DATE = re.compile(
+    r"^(?P<prefix>[a-z]{2})?(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
+    r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,6})\d*)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+@dataclass(frozen=True)
+class When:
+    """A date search value: the range its precision covers ([start, end)), and the prefix.
+    A value with a time and no zone, or a date alone, is in the organization's zone."""
+
+    prefix: str
+    start: datetime  # naive unless the value gave a zone
+    end: datetime
+    has_time: bool
+
+    def bounds(self, where: tzinfo) -> tuple[datetime, datetime]:
+        if self.start.tzinfo is not None:
+            return self.start, self.end
+        return self.start.replace(tzinfo=where), self.end.replace(tzinfo=where)
+
+    def _test(self, value: Any, lo: Any, hi: Any) -> Any:
+        """The condition for a point in time (or a day) `value` against [lo, hi): R4's
+        prefixes for a target with no extent of its own (sa is gt, eb is lt)."""
+        if self.prefix == "eq":
+            return and_(value >= lo, value < hi)
+        if self.prefix == "ne":
+            return or_(value < lo, value >= hi)
+        if self.prefix in ("lt", "eb"):
+            return value < lo
+        if self.prefix in ("gt", "sa"):
+            return value >= hi
+        if self.prefix == "le":
+            return value < hi
+        return value >= lo  # ge
+
+    def clause(self, col: Any, where: tzinfo) -> ColumnElement[bool]:
+        """For a column holding an instant."""
+        lo, hi = self.bounds(where)
+        return self._test(col, lo, hi)  # type: ignore[no-any-return]
+
+    def day_clause(self, col: Any) -> ColumnElement[bool]:
+        """For a column holding a date (the value is a date: see `_when`)."""
+        return self._test(col, self.start.date(), self.end.date())  # type: ignore[no-any-return]
+
+    def matches_instant(self, value: datetime, where: tzinfo) -> bool:
+        lo, hi = self.bounds(where)
+        op = self.prefix
+        if op == "eq":
+            return lo <= value < hi
+        if op == "ne":
+            return value < lo or value >= hi
+        if op in ("lt", "eb"):
+            return value < lo
+        if op in ("gt", "sa"):
+            return value >= hi
+        if op == "le":
+            return value < hi
+        return value >= lo
+
+
+def _when(name: str, value: str, *, day_only: bool) -> When:
+    found = _DATE.match(value)
+    allowed = Msg(
+        "must be a date or time, YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][zone], "
+        "after a prefix (eq, ne, lt, gt, le, ge, sa, eb)"
+    )
+    if found is None:
+        raise InvalidInput.field(name, allowed)
+    prefix = found["prefix"] or "eq"
+    if prefix == "ap":
+        raise NotSupported.field(name, Msg("the prefix ap (approximately) is not supported"))
+    if prefix not in DATE_PREFIXES:
+        raise InvalidInput.field(name, allowed)
+    if day_only and found["hour"] is not None:
+        raise InvalidInput.field(name, Msg("is a date: YYYY, YYYY-MM or YYYY-MM-DD"))
+    try:
+        year = int(found["year"])
+        if found["month"] is None:
+            start, end = datetime(year, 1, 1), datetime(year + 1, 1, 1)
+        elif found["day"] is None:
+            month = int(found["month"])
+            start = datetime(year, month, 1)
+            end = datetime(year + month // 12, month % 12 + 1, 1)
+        elif found["hour"] is None:
+            start = datetime(year, int(found["month"]), int(found["day"]))
+            end = start + timedelta(days=1)
+        else:
+            fraction = found["fraction"]
+            start = datetime.combine(
+                date(year, int(found["month"]), int(found["day"])),
+                time(
+                    int(found["hour"]),
+                    int(found["minute"]),
+                    int(found["second"] or 0),
+                    int(fraction.ljust(6, "0")) if fraction else 0,
+                ),
+            )
+            step = (
+                timedelta(microseconds=1)
+                if fraction
+                else timedelta(seconds=1)
+                if found["second"]
+                else timedelta(minutes=1)
+            )
+            end = start + step
+            if found["zone"]:
+                offset = found["zone"]
+                if offset == "Z":
+                    zone: tzinfo = _UTC
+                else:
+                    sign = 1 if offset[0] == "+" else -1
+                    hours, minutes = int(offset[1:3]), int(offset[4:6])
+                    zone = _fixed(sign * timedelta(hours=hours, minutes=minutes))
+                start, end = start.replace(tzinfo=zone), end.replace(tzinfo=zone)
+    except (ValueError, OverflowError):
+        raise InvalidInput.field(name, allowed) from None
+    if not 1900 <= year <= 2200:
+        raise InvalidInput.field(name, Msg("must be a year from 1900 to 2200"))
+    return When(prefix, start, end, found["hour"] is not None)
+
+
+def _fixed(offset: timedelta) -> tzinfo:
+    from datetime import timezone
+
+    return timezone(offset)
+
+
+_UTC = _fixed(timedelta(0))
+
+
 @dataclass
 class Query:
     kind: str
@@ -147,6 +376,11 @@ class Query:
     elements: tuple[str, ...] | None = None
     pretty: bool = False
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    # (key, descending) in order; empty: the type's own order.
+    sort: tuple[tuple[str, bool], ...] = ()
+    includes: tuple[str, ...] = ()
+    revincludes: tuple[str, ...] = ()
+    total: bool = True
 
     def has(self, name: str) -> bool:
         return name in self.criteria
@@ -274,8 +508,12 @@ def _canonical(name: str, value: str) -> Canonical:
     return Canonical(pieces[0], pieces[1] if len(pieces) == 2 and pieces[1] else None)
 
 
-def _value(kind: str, name: str, value: str, base: str) -> Any:
+def _value(kind: str, name: str, value: str, base: str, modifier: str | None = None) -> Any:
     declared = SEARCH_PARAMS[kind][name]
+    if declared == "string":
+        return Text(_unescape(value), modifier)
+    if declared == "date":
+        return _when(name, value, day_only=name == "birthdate")
     if declared == "token":
         return _token(name, value)
     if declared == "reference":
@@ -336,7 +574,8 @@ def _common(values: dict[str, list[str]], query: Query, *, read: bool) -> None:
         names = [n.strip() for n in ",".join(values["_elements"]).split(",")]
         if not all(names):
             raise InvalidInput.field("_elements", Msg("must be element names separated by commas"))
-        query.elements = tuple(names)
+        # resourceType is always there (fhirpy's elements() names it).
+        query.elements = tuple(n for n in names if n != "resourceType")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -365,11 +604,14 @@ def parse(kind: str, pairs: Sequence[tuple[str, str]], *, base: str) -> Query:
     query = Query(kind, {}, pairs=[(k, v) for k, v in pairs if k != "_cursor"])
     for name in values:
         if ":" in name:
+            base_name, modifier = name.split(":", 1)
+            if supported.get(base_name) == "string" and modifier in STRING_MODIFIERS:
+                continue
             raise NotSupported.field(
                 name,
                 Msg(
                     "modifiers (:%(modifier)s) are not supported",
-                    modifier=name.split(":", 1)[1][:40],
+                    modifier=modifier[:40],
                 ),
             )
         if name not in supported and name not in RESULT_PARAMS:
@@ -384,14 +626,20 @@ def parse(kind: str, pairs: Sequence[tuple[str, str]], *, base: str) -> Query:
     _common(values, query, read=False)
     if "_count" in values:
         raw = _once("_count", values["_count"])
-        if not raw.isdigit() or int(raw) < 1:
+        if not raw.isdigit():
             raise InvalidInput.field(
-                "_count", Msg("must be a whole number from 1 to %(max)s", max=MAX_COUNT)
+                "_count", Msg("must be a whole number from 0 to %(max)s", max=MAX_COUNT)
             )
-        query.count = min(int(raw), MAX_COUNT)
+        if int(raw) == 0:
+            # R4: _count=0 asks for the total alone, as _summary=count does.
+            query.summary = "count"
+        else:
+            query.count = min(int(raw), MAX_COUNT)
     if "_cursor" in values:
         query.cursor = _once("_cursor", values["_cursor"])
-    for name, given in values.items():
+    _results(kind, values, query)
+    for full_name, given in values.items():
+        name, _, modifier = full_name.partition(":")
         if name not in supported:
             continue
         for value in given:
@@ -405,8 +653,71 @@ def parse(kind: str, pairs: Sequence[tuple[str, str]], *, base: str) -> Query:
                     name, Msg("may list at most %(max)s values", max=MAX_VALUES)
                 )
             # Escapes other than \, are undone by each type's own parser.
-            query.criteria.setdefault(name, []).append([_value(kind, name, v, base) for v in ors])
+            query.criteria.setdefault(name, []).append(
+                [_value(kind, name, v, base, modifier or None) for v in ors]
+            )
     return query
+
+
+def _results(kind: str, values: dict[str, list[str]], query: Query) -> None:
+    """_total, _sort, _include and _revinclude: what is offered for `kind`, or refused."""
+    if "_totalMethod" in values:
+        method = _once("_totalMethod", values["_totalMethod"])
+        if method not in TOTAL_METHODS:
+            raise NotSupported.field(
+                "_totalMethod",
+                Msg("only %(allowed)s are supported", allowed=", ".join(TOTAL_METHODS)),
+            )
+    if "_total" in values:
+        total = _once("_total", values["_total"])
+        if total not in (*TOTAL_VALUES, "estimate"):
+            raise InvalidInput.field(
+                "_total", Msg("must be one of: %(allowed)s", allowed=", ".join(TOTAL_VALUES))
+            )
+        # An accurate total is the best estimate there is.
+        query.total = total != "none"
+    if "_sort" in values:
+        offered = SORTS.get(kind, ())
+        keys = []
+        for key in _once("_sort", values["_sort"]).split(","):
+            key = key.strip()
+            name = key.removeprefix("-")
+            if name not in offered:
+                raise NotSupported.field(
+                    "_sort",
+                    Msg(
+                        "%(kind)s cannot be sorted by %(key)s here (offered: %(offered)s)",
+                        kind=kind,
+                        key=name[:40] or "''",
+                        offered=", ".join(offered) or "-",
+                    ),
+                )
+            if any(k == name for k, _ in keys):
+                raise InvalidInput.field("_sort", Msg("names %(key)s twice", key=name))
+            keys.append((name, key.startswith("-")))
+        query.sort = tuple(keys)
+    for param, table, target in (
+        ("_include", INCLUDES, "includes"),
+        ("_revinclude", REVINCLUDES, "revincludes"),
+    ):
+        if param not in values:
+            continue
+        offered = table.get(kind, ())
+        found = []
+        for value in values[param]:
+            for one in value.split(","):
+                if one not in offered:
+                    raise NotSupported.field(
+                        param,
+                        Msg(
+                            "%(value)s is not offered for %(kind)s (offered: %(offered)s)",
+                            value=one[:80],
+                            kind=kind,
+                            offered=", ".join(offered) or "-",
+                        ),
+                    )
+                found.append(one)
+        setattr(query, target, tuple(dict.fromkeys(found)))
 
 
 def parse_read(pairs: Sequence[tuple[str, str]]) -> Query:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from concord import access
+from concord import access, dates
 from concord.access import PatientAccess
 from concord.accounts.models import Organization, User
 from concord.accounts.organizations import organization_of
@@ -21,13 +21,13 @@ from concord.accounts.users import get_colleague
 from concord.actions import checkin
 from concord.careplans import service as plans
 from concord.careplans.history import SECTIONS as PLAN_SECTIONS
-from concord.careplans.models import PlanStatus
+from concord.careplans.models import GoalCategory, PlanStatus
 from concord.decisions import service as decisions
 from concord.decisions.aids import all_aids, get_aid
-from concord.errors import Conflict, InvalidInput, NotFound
+from concord.errors import Conflict, InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping
 from concord.fhir.decisions import questionnaire, response
-from concord.fhir.mapping import GOAL_LIFECYCLE
+from concord.fhir.mapping import CAREPLAN_CATEGORY, GOAL_CATEGORY, GOAL_LIFECYCLE
 from concord.fhir.measures import (
     _instrument_for,
     item_observations,
@@ -40,9 +40,11 @@ from concord.fhir.safety import search_flags, search_tasks
 from concord.fhir.search import (
     Canonical,
     Query,
+    Ref,
     Token,
     allowed_codes,
     codings_match,
+    offset_of,
     page_of,
 )
 from concord.i18n import Msg
@@ -64,6 +66,13 @@ def mrn_system(template: str, org: Organization) -> str:
     """The MRN's identifier system: the CONCORD_FHIR_MRN_SYSTEM setting, `{organization}`
     replaced by the organization's short name (never the server's address, which changes)."""
     return template.replace("{organization}", org.slug)
+
+
+@contextmanager
+def missing() -> Iterator[None]:
+    """A domain's NotFound as FHIR says it (see _as_missing), for the doors' writes."""
+    with _as_missing():
+        yield
 
 
 @contextmanager
@@ -200,13 +209,25 @@ def search(session: Session, *, by: User, q: Query, mrn: str) -> SearchPage:
             lambda r: r[0].id,
         )
     if kind == "CarePlan":
+        # Every plan is a US Core assess-plan (mapping.CAREPLAN_CATEGORY).
+        wanted = allowed_codes(q.groups("category"), CAREPLAN_CATEGORY, {"assess-plan"})
+        if wanted == set():
+            return SearchPage([], None, 0)
         statuses = _statuses(
             q.groups("status"), REQUEST_STATUS, {s.value: s.value for s in PlanStatus}
         )
         found = plans.list_plan_records(session, by=by, scope=scope, statuses=statuses, **paging)
         return _page(found, lambda r: _plan_resource(session, r), lambda r: r.plan.id)
     statuses = _statuses(q.groups("lifecycle-status"), GOAL_STATUS, GOAL_LIFECYCLE)
-    goals = plans.list_goals(session, by=by, scope=scope, statuses=statuses, **paging)
+    categories = allowed_codes(q.groups("category"), GOAL_CATEGORY, {str(c) for c in GoalCategory})
+    goals = plans.list_goals(
+        session,
+        by=by,
+        scope=scope,
+        statuses=statuses,
+        categories=None if categories is None else sorted(categories),
+        **paging,
+    )
     return _page(goals, lambda r: _goal_resource(session, r[0], r[1], r[2]), lambda r: r[0].id)
 
 
@@ -214,17 +235,42 @@ def _search_patients(session: Session, by: User, q: Query, mrn: str) -> SearchPa
     if not _clinical_reader(by):
         return SearchPage([], None, 0)
     system = mrn_system(mrn, organization_of(session, by))
-    found = patients.list_patients(
-        session,
-        by=by,
+    where = patients.PatientFilter(
         # `_id` tokens: a plain id each (an id carries no system).
-        id_groups=[
+        ids=[
             [access.parse_id(t.code) for t in group if t.system is None and t.code]
             for group in q.groups("_id")
         ],
         # Every patient has one identifier, the MRN, always with this system.
-        mrn_groups=q.groups("identifier"),
+        mrns=q.groups("identifier"),
         mrn_system=system,
+        names=q.groups("name"),
+        family=q.groups("family"),
+        given=q.groups("given"),
+        genders=q.groups("gender"),
+        born=q.groups("birthdate"),
+    )
+    if q.sort:
+        start = offset_of(q)
+        found = patients.list_patients(
+            session,
+            by=by,
+            where=where,
+            order=q.sort,
+            offset=start,
+            limit=q.count,
+            only_count=q.only_count,
+            with_total=q.total,
+        )
+        return SearchPage(
+            [mapping.patient_resource(p, system) for p in found.rows],
+            str(start + q.count) if found.more else None,
+            found.total,
+        )
+    found = patients.list_patients(
+        session,
+        by=by,
+        where=where,
         after=_cursor(q.cursor),
         limit=q.count,
         only_count=q.only_count,
@@ -405,6 +451,19 @@ def _observations_derived_from(
                 for r in item_observations(response, instrument, acc.patient)
             ]
     found = [r for r in found if codings_match(q.groups("code"), r["code"]["coding"])]
+    if q.has("date"):
+        zone = dates.zone(organization_of(session, by))
+        found = [
+            r
+            for r in found
+            if all(
+                any(
+                    w.matches_instant(datetime.fromisoformat(r["effectiveDateTime"]), zone)
+                    for w in group
+                )
+                for group in q.groups("date")
+            )
+        ]
     page, next_cursor = page_of(found, q)
     measures.record_searched(
         session,
@@ -429,27 +488,51 @@ def _before(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out")) from None
 
 
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
 def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
-    """Scores, newest first; `derived-from` also returns the response's item observations."""
+    """Scores, newest first; `derived-from` also returns the response's item observations.
+    Every Observation Concord serves is in the category survey."""
     scope = _scope(session, by, q)
     if scope == [] or not _clinical_reader(by):
         return SearchPage([], None, 0)
+    if allowed_codes(q.groups("category"), OBSERVATION_CATEGORY, {"survey"}) == set():
+        return SearchPage([], None, 0)
     if q.has("derived-from"):
+        for name in ("_lastUpdated", "_sort"):
+            if name in dict(q.pairs):
+                raise NotSupported.field(name, Msg("is not supported together with derived-from"))
         return _observations_derived_from(session, by, q, scope)
+    zone = dates.zone(organization_of(session, by))
+    common: dict[str, Any] = {
+        "scope": scope,
+        "codes": q.groups("code"),
+        "dates": q.groups("date"),
+        "stored": q.groups("_lastUpdated"),
+        "zone": zone,
+        "limit": q.count,
+        "only_count": q.only_count,
+    }
+    labelled = lambda r: _labelled(  # noqa: E731
+        session, r[0], r[1], score_observation(r[0], library().get(r[0].instrument), r[1])
+    )
+    if q.sort:
+        start = offset_of(q)
+        found = measures.search_observations(
+            session, by=by, order=q.sort, offset=start, with_total=q.total, **common
+        )
+        return SearchPage(
+            [labelled(r) for r in found.rows],
+            str(start + q.count) if found.more else None,
+            found.total,
+        )
     found = measures.search_observations(
-        session,
-        by=by,
-        scope=scope,
-        codes=q.groups("code"),
-        before=None if q.only_count else _before(q.cursor),
-        limit=q.count,
-        only_count=q.only_count,
+        session, by=by, before=None if q.only_count else _before(q.cursor), **common
     )
     return _page(
         found,
-        lambda r: _labelled(
-            session, r[0], r[1], score_observation(r[0], library().get(r[0].instrument), r[1])
-        ),
+        labelled,
         lambda r: f"{r[0].effective_at.isoformat()}_{r[0].id}",
     )
 
@@ -585,3 +668,129 @@ def search_safety(session: Session, *, by: User, q: Query) -> SearchPage:
     search = search_tasks if q.kind == "Task" else search_flags
     resources, next_cursor, total = search(session, by=by, q=q)
     return SearchPage(resources, next_cursor, total)
+
+
+# --- _include and _revinclude ------------------------------------------------------------------
+
+REVINCLUDE_LIMIT = 200
+
+
+def included(
+    session: Session, *, by: User, q: Query, found: list[dict[str, Any]], mrn: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The resources `_include` and `_revinclude` ask for beside a page of `found`, each read
+    through the same access rules (and trail) as a read of it; and OperationOutcome issues
+    for what was cut (a revinclude stops at REVINCLUDE_LIMIT a type, and says so)."""
+    extra: list[dict[str, Any]] = []
+    issues: list[dict[str, Any]] = []
+    seen = {(r["resourceType"], r["id"]) for r in found}
+    if q.includes:
+        wanted: list[str] = []
+        for resource in found:
+            ref = (resource.get("subject") or resource.get("patient") or {}).get("reference", "")
+            if ref.startswith("Patient/") and ref.removeprefix("Patient/") not in wanted:
+                wanted.append(ref.removeprefix("Patient/"))
+        for ident in wanted:
+            if ("Patient", ident) in seen:
+                continue
+            try:
+                extra.append(read_patient(session, by=by, ident=ident, mrn=mrn))
+            except NotFound:
+                continue  # not the caller's to read: left out, as a search leaves it out
+            seen.add(("Patient", ident))
+    if "Provenance:target" in q.revincludes:
+        for resource in found:
+            if resource["resourceType"] != "CarePlan":
+                continue
+            try:
+                extra += plan_provenances(session, by=by, ident=resource["id"])
+            except NotFound:
+                continue  # the plan's history is not the caller's (the patient, family)
+    if q.revincludes and found and found[0]["resourceType"] == "Patient":
+        patient_ids = [r["id"] for r in found if r["resourceType"] == "Patient"]
+        kinds = list(dict.fromkeys(v.split(":", 1)[0] for v in q.revincludes))
+        for kind in kinds if patient_ids else []:
+            sub = Query(
+                kind,
+                {"patient": [[Ref("Patient", i) for i in patient_ids]]},
+                count=REVINCLUDE_LIMIT,
+            )
+            if kind == "Observation":
+                page = search_observations(session, by=by, q=sub)
+            else:
+                page = search(session, by=by, q=sub, mrn=mrn)
+            for resource in page.resources:
+                if (resource["resourceType"], resource["id"]) not in seen:
+                    extra.append(resource)
+                    seen.add((resource["resourceType"], resource["id"]))
+            if page.total > len(page.resources):
+                issues.append(
+                    {
+                        "severity": "warning",
+                        "code": "too-costly",
+                        "diagnostics": (
+                            f"_revinclude of {kind}: the first {len(page.resources)} of "
+                            f"{page.total} are included; search {kind}?patient=... for the rest."
+                        ),
+                    }
+                )
+    return extra, issues
+
+
+# --- versions: vread, _history, Provenance -------------------------------------------------------
+
+VERSIONED = ("Patient", "CarePlan", "Goal")
+
+
+def read_version(
+    session: Session, *, by: User, kind: str, ident: str, version: str, mrn: str
+) -> dict[str, Any]:
+    """vread: the version a resource is at now (read through the same rules as a read).
+    Earlier versions are not served as resources (NotFound says where they are listed)."""
+    if kind not in VERSIONED:
+        raise NotSupported.field("_history", Msg("%(kind)s is not versioned here", kind=kind[:40]))
+    current = read_resource(session, by=by, kind=kind, ident=ident, mrn=mrn)
+    if current["meta"]["versionId"] != version:
+        raise NotFound(
+            Msg(
+                "Version %(version)s is not served; this is at version %(current)s (an earlier "
+                "care plan is listed, with its Provenance, at CarePlan/[id]/_history).",
+                version=version[:20],
+                current=current["meta"]["versionId"],
+            )
+        )
+    return current
+
+
+def plan_revisions(session: Session, *, by: User, ident: str) -> tuple[Any, list[Any]]:
+    """The plan's record and its revisions as the caller may see them (the care team's: the
+    history is refused, audited, to the patient and family as on the pages)."""
+    with _as_missing():
+        record = plans.get_plan_record(session, by=by, ident=ident)
+        revisions = plans.list_revisions(session, access=record.access, plan=record.plan)
+    return record, revisions
+
+
+def plan_history(session: Session, *, by: User, ident: str, base: str) -> dict[str, Any]:
+    record, revisions = plan_revisions(session, by=by, ident=ident)
+    current = _plan_resource(session, record)
+    versions = [(r.number, r.created_at) for r in revisions]
+    if not versions:  # a plan saved before revisions were kept: its one version
+        versions = [(record.plan.revision_number, record.plan.created_at)]
+    return mapping.history_bundle(base, "CarePlan", str(record.plan.id), current, versions)
+
+
+def plan_provenances(session: Session, *, by: User, ident: str) -> list[dict[str, Any]]:
+    record, revisions = plan_revisions(session, by=by, ident=ident)
+    return [mapping.plan_provenance(record.plan, record.access.patient, r) for r in revisions]
+
+
+def read_provenance(session: Session, *, by: User, ident: str) -> dict[str, Any]:
+    """Provenance/[plan id]-r[n]: who made revision n of the plan, when and why."""
+    plan_id, _, number = ident.rpartition("-r")
+    if not plan_id or not number.isdigit():
+        raise NotFound(Msg("No such resource."))
+    for provenance in plan_provenances(session, by=by, ident=plan_id):
+        if provenance["id"] == ident:
+            return provenance
+    raise NotFound(Msg("No such resource."))

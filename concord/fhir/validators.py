@@ -27,6 +27,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.practitioner import Practitioner as FhirPractitioner
 from fhir.resources.R4B.procedure import Procedure
+from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.servicerequest import ServiceRequest
@@ -56,6 +57,8 @@ VALIDATORS: dict[str, Any] = {
     # Quality measures (concord.quality).
     "Measure": Measure,
     "MeasureReport": MeasureReport,
+    # What Concord wrote (a care plan's revisions).
+    "Provenance": Provenance,
     "Bundle": Bundle,
     "CapabilityStatement": CapabilityStatement,
     "OperationOutcome": OperationOutcome,

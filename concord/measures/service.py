@@ -54,7 +54,16 @@ from concord.measures.models import (
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
 from concord.measures.scoring import Scored, asked_items, score_response, validate_answers
 from concord.outbox import queue_email
-from concord.paging import CodeCriterion, Page, any_of, count, keyset, total_of
+from concord.paging import (
+    CodeCriterion,
+    DateCriterion,
+    Page,
+    any_of,
+    count,
+    keyset,
+    ordered,
+    total_of,
+)
 from concord.patients.models import Patient
 from concord.validation import check_datetime_range
 
@@ -1519,44 +1528,88 @@ def scores_of(session: Session, response_id: uuid.UUID) -> list[MeasureObservati
     )
 
 
+# The keys a search of scores may be sorted by (FHIR's _sort names): their columns.
+OBSERVATION_ORDER: dict[str, Any] = {
+    "date": MeasureObservation.effective_at,
+    "code": MeasureObservation.code,
+    "_id": MeasureObservation.id,
+}
+
+
 def search_observations(
     session: Session,
     *,
     by: User,
     scope: list[PatientAccess] | None,
     codes: Sequence[Sequence[CodeCriterion]] = (),
+    dates: Sequence[Sequence[DateCriterion]] = (),
+    stored: Sequence[Sequence[DateCriterion]] = (),
+    zone: Any = None,
+    order: Sequence[tuple[str, bool]] = (),
+    offset: int = 0,
     before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 100,
     only_count: bool = False,
+    with_total: bool = True,
 ) -> Page[tuple[MeasureObservation, Patient]]:
     """Scores of the patients in `scope` (None: every patient `by` may read), newest first,
-    those before `before` (a score's time and id) when given. Each codes group keeps those
-    whose code one of its criteria matches. Each score returned is in the trail."""
+    those before `before` (a score's time and id) when given; or in `order` (OBSERVATION_ORDER
+    keys, each descending or not, then by id) from `offset`. Each codes group keeps those
+    whose code one of its criteria matches; each dates group those whose time one of its
+    criteria matches, each stored group those whose response was last stored (updated) then
+    (`zone`: the organization's, for values without one). Each score returned is in the
+    trail."""
     query = select(MeasureObservation).where(in_scope(by, scope, MeasureObservation.patient_id))
     for clause in any_of(codes, MeasureObservation.code_system, MeasureObservation.code):
         query = query.where(clause)
+    for group in dates:
+        query = query.where(or_(*(d.clause(MeasureObservation.effective_at, zone) for d in group)))
+    for group in stored:
+        query = query.where(
+            MeasureObservation.response_id.in_(
+                select(MeasureResponse.id).where(
+                    or_(*(d.clause(MeasureResponse.updated_at, zone) for d in group))
+                )
+            )
+        )
     query = _disclosed(session, by, query, MeasureObservation.instrument, "Observation", scope)
     if only_count:
         return Page([], False, count(session, query))
-    page = query
-    if before is not None:
-        when, last_id = before
-        page = query.where(
-            or_(
-                MeasureObservation.effective_at < when,
-                and_(MeasureObservation.effective_at == when, MeasureObservation.id < last_id),
+    if order:
+        columns = [
+            OBSERVATION_ORDER[key].desc() if descending else OBSERVATION_ORDER[key].asc()
+            for key, descending in order
+        ]
+        found = ordered(
+            session,
+            query,
+            [*columns, MeasureObservation.id],
+            offset=offset,
+            limit=limit,
+            with_total=with_total,
+        )
+        rows = [row[0] for row in found.rows]
+        more, total = found.more, found.total
+    else:
+        page = query
+        if before is not None:
+            when, last_id = before
+            page = query.where(
+                or_(
+                    MeasureObservation.effective_at < when,
+                    and_(MeasureObservation.effective_at == when, MeasureObservation.id < last_id),
+                )
+            )
+        rows = list(
+            session.scalars(
+                page.order_by(
+                    MeasureObservation.effective_at.desc(), MeasureObservation.id.desc()
+                ).limit(limit + 1)
             )
         )
-    rows = list(
-        session.scalars(
-            page.order_by(
-                MeasureObservation.effective_at.desc(), MeasureObservation.id.desc()
-            ).limit(limit + 1)
-        )
-    )
-    total = total_of(session, query, rows, before, limit)
-    more = len(rows) > limit
-    rows = rows[:limit]
+        total = total_of(session, query, rows, before, limit)
+        more = len(rows) > limit
+        rows = rows[:limit]
     patients = _patients_of(session, rows)
     _searched(session, by, "Observation", rows)
     _search_disclosed(session, by, "Observation", rows, scope)

@@ -10,13 +10,20 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.accounts.models import Organization
+from concord.actions import patients as patient_actions
 from concord.careplans import service as plans
 from concord.dates import org_today
 from concord.errors import NotFound
 from concord.i18n import Msg
 from concord.patients import service as patients
 from concord.patients.models import Patient, RelatedPerson
-from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
+from concord.patients.schemas import (
+    ConsentIn,
+    PatientIn,
+    PatientUpdateIn,
+    RelatedPersonIn,
+    TeamMemberIn,
+)
 from concord.web.deps import Actor, ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -35,6 +42,7 @@ def patient_json(patient: Patient) -> dict[str, Any]:
         "gender": patient.gender,
         "language": patient.language,
         "clinic": {"id": str(patient.clinic_id), "name": patient.clinic.name},
+        "version": patient.version,
     }
 
 
@@ -136,6 +144,23 @@ def register_patient(
         create=create,
         replay=lambda result: patient_json(_patient_for_caller(session, actor, result)),
     )
+
+
+@router.put("/patients/{patient_id}")
+def update_patient(
+    patient_id: str, body: PatientUpdateIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """Change a patient's demographics (a clinician on the care team; the MRN and clinic
+    stay): `version` is the one read (409 with the stored version if it changed since).
+    The same action as FHIR's PUT /fhir/Patient/{id}; audited with the fields' names."""
+    acc = access.team_access(session, actor.user, patient_id, action="update")
+    patient = patient_actions.update(
+        session,
+        access=acc,
+        data=body.to_new_patient(mrn=acc.patient.mrn, clinic_id=acc.patient.clinic_id),
+        version=body.version,
+    )
+    return patient_json(patient)
 
 
 # --- the care team -----------------------------------------------------------------------------

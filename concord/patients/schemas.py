@@ -77,6 +77,39 @@ class PatientIn(BaseModel):
         )
 
 
+class PatientUpdateIn(BaseModel):
+    """A change of demographics (PUT /api/v1/patients/{id}): every field as it should be
+    stored, and the version it was seen at (409 if the patient changed since)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    given_name: Text200
+    family_name: Text200
+    preferred_name: OptText200 = None
+    pronouns: OptText200 = None
+    birth_date: Annotated[date, AfterValidator(_past), AfterValidator(in_range)]
+    gender: AdministrativeGender = AdministrativeGender.unknown
+    language: Literal["en", "es"] = "en"
+    phone: OptText200 = None
+    email: OptEmail = None
+    version: int
+
+    def to_new_patient(self, *, mrn: str, clinic_id: uuid.UUID) -> NewPatient:
+        return NewPatient(
+            given_name=self.given_name,
+            family_name=self.family_name,
+            birth_date=self.birth_date,
+            mrn=mrn,
+            clinic_id=clinic_id,
+            preferred_name=self.preferred_name,
+            pronouns=self.pronouns,
+            gender=str(self.gender),
+            language=self.language,
+            phone=self.phone,
+            email=self.email,
+        )
+
+
 class RelatedPersonIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 

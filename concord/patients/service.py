@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from concord.access import (
     page_in_scope,
     parse_id,
     readable_patients,
+    record_access,
 )
 from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, User
 from concord.accounts.users import create_user, get_user_by_email
@@ -26,8 +28,9 @@ from concord.audit.service import record
 from concord.clock import now
 from concord.consents import family
 from concord.dates import org_today
-from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from concord.paging import CodeCriterion, Page, keyset
+from concord.errors import Conflict, InvalidInput, NotFound, PermissionDenied, StaleVersion
+from concord.i18n import Msg
+from concord.paging import CodeCriterion, DateCriterion, Page, TextCriterion, keyset, ordered
 from concord.patients.models import (
     AdministrativeGender,
     CareTeam,
@@ -52,6 +55,21 @@ class NewPatient:
     email: str | None = None
 
 
+def check_may_register(session: Session, *, by: User, organization: Organization) -> None:
+    """Clinicians and administrators register patients; anyone else is refused, audited like
+    every denial, whichever door asked (the page, the JSON API or FHIR)."""
+    if not (by.is_clinician or by.can_administer):
+        record(
+            session,
+            by=by,
+            action="create",
+            object_type="Patient",
+            organization_id=organization.id,
+            outcome=Outcome.denied,
+        )
+        raise PermissionDenied("Only clinicians and administrators can register patients.")
+
+
 def register_patient(
     session: Session,
     *,
@@ -64,17 +82,8 @@ def register_patient(
     """Register a patient with an empty care team. A clinician who registers a patient joins
     the team as its lead. With `portal_email` the patient also gets a portal account; the
     returned password is shown once (or is the one given). `by` is None for operator commands."""
-    if by is not None and not (by.is_clinician or by.can_administer):
-        # Audited like every denial, whichever door asked (the page or POST /api/v1/patients).
-        record(
-            session,
-            by=by,
-            action="create",
-            object_type="Patient",
-            organization_id=organization.id,
-            outcome=Outcome.denied,
-        )
-        raise PermissionDenied("Only clinicians and administrators can register patients.")
+    if by is not None:
+        check_may_register(session, by=by, organization=organization)
     clinic = session.get(Clinic, data.clinic_id)
     if clinic is None or clinic.organization_id != organization.id:
         raise InvalidInput.field("clinic_id", "must be one of your organization's clinics")
@@ -139,6 +148,89 @@ def register_patient(
         organization_id=organization.id,
     )
     return patient, password
+
+
+# The demographics an update may change (the MRN, the clinic and the portal account stay).
+UPDATABLE = (
+    "given_name",
+    "family_name",
+    "preferred_name",
+    "pronouns",
+    "birth_date",
+    "gender",
+    "language",
+    "phone",
+    "email",
+)
+
+
+def find_by_mrn(session: Session, *, by: User, mrn: str) -> Patient | None:
+    """The patient of `by`'s organization with this MRN, if `by` may read their record (a
+    conditional create's match); the read is in the trail. None when there is none, or when
+    it is not `by`'s to read (then NotFound is audited as for any read)."""
+    patient_id = session.scalar(
+        select(Patient.id).where(Patient.organization_id == by.organization_id, Patient.mrn == mrn)
+    )
+    if patient_id is None:
+        return None
+    return record_access(session, by, patient_id).patient
+
+
+def update_patient(
+    session: Session, *, access: PatientAccess, data: NewPatient, version: int | None
+) -> tuple[Patient, list[str]]:
+    """Change a patient's demographics (a clinician on the care team): the fields UPDATABLE
+    lists, as `data` gives them; the MRN must stay. `version`, when given, must be the
+    stored one (StaleVersion otherwise: someone changed the patient since). Returns the
+    patient and the names of the fields changed; a change raises the version and is
+    audited (field names only)."""
+    by = access.by
+    patient = access.patient
+    if not by.is_clinician:
+        record(
+            session,
+            by=by,
+            action="update",
+            object_type="Patient",
+            object_id=patient.id,
+            patient_id=patient.id,
+            outcome=Outcome.denied,
+        )
+        raise PermissionDenied("Only the care team's clinicians can change a patient.")
+    # The row locked (and its version read again) so two updates cannot both pass the check.
+    stored = session.scalar(
+        select(Patient.version).where(Patient.id == patient.id).with_for_update()
+    )
+    locked = patient
+    locked.version = stored if stored is not None else locked.version
+    if version is not None and version != locked.version:
+        raise StaleVersion(
+            Msg("The patient was changed since version %(version)s.", version=version),
+            version=locked.version,
+        )
+    if data.mrn != locked.mrn:
+        raise InvalidInput.field("identifier", Msg("the MRN cannot be changed"))
+    organization = session.get(Organization, locked.organization_id)
+    assert organization is not None
+    if data.birth_date > org_today(organization):
+        raise InvalidInput.field("birth_date", "cannot be in the future")
+    changed = [name for name in UPDATABLE if getattr(locked, name) != getattr(data, name)]
+    if changed:
+        for name in changed:
+            setattr(locked, name, getattr(data, name))
+        locked.version += 1
+        locked.updated_at = now()
+        session.flush()
+        record(
+            session,
+            by=by,
+            action="update",
+            object_type="Patient",
+            object_id=locked.id,
+            patient_id=locked.id,
+            detail={"fields": changed, "version": locked.version},
+        )
+    return locked, changed
 
 
 def list_my_patients(session: Session, *, by: User) -> list[Patient]:
@@ -574,6 +666,60 @@ def set_related_person_consent(
 # --- reads for the FHIR API and exports (access and audit applied here, once) ------------------
 
 
+GENDER_SYSTEM = "http://hl7.org/fhir/administrative-gender"
+# The keys a list of patients may be sorted by (FHIR's _sort names): their columns.
+PATIENT_ORDER: dict[str, tuple[Any, ...]] = {
+    "_id": (Patient.id,),
+    "family": (Patient.family_name,),
+    "given": (Patient.given_name,),
+    "name": (Patient.family_name, Patient.given_name),
+    "birthdate": (Patient.birth_date,),
+    "gender": (Patient.gender,),
+    "identifier": (Patient.mrn,),
+}
+
+
+@dataclass
+class PatientFilter:
+    """What a search of patients asks for: each group (AND) holds criteria of which one must
+    hold (OR). `names` match the family, given or preferred name; `given` the given or the
+    preferred name (both are given names in FHIR)."""
+
+    ids: Sequence[Sequence[uuid.UUID | None]] = ()
+    mrns: Sequence[Sequence[CodeCriterion]] = ()
+    mrn_system: str = ""
+    names: Sequence[Sequence[TextCriterion]] = ()
+    family: Sequence[Sequence[TextCriterion]] = ()
+    given: Sequence[Sequence[TextCriterion]] = ()
+    genders: Sequence[Sequence[CodeCriterion]] = ()
+    born: Sequence[Sequence[DateCriterion]] = ()
+
+
+def _filtered(by: User, found: PatientFilter) -> Any:
+    query = readable_patients(by)
+    for ids in found.ids:
+        query = query.where(Patient.id.in_([i for i in ids if i is not None]))
+    for group in found.mrns:
+        query = query.where(
+            or_(*(c.fixed_system_clause(found.mrn_system, Patient.mrn) for c in group))
+        )
+    name_columns = (Patient.family_name, Patient.given_name, Patient.preferred_name)
+    for groups, columns in (
+        (found.names, name_columns),
+        (found.family, (Patient.family_name,)),
+        (found.given, (Patient.given_name, Patient.preferred_name)),
+    ):
+        for text_group in groups:
+            query = query.where(or_(*(t.clause(col) for t in text_group for col in columns)))
+    for group in found.genders:
+        query = query.where(
+            or_(*(c.fixed_system_clause(GENDER_SYSTEM, Patient.gender) for c in group))
+        )
+    for date_group in found.born:
+        query = query.where(or_(*(d.day_clause(Patient.birth_date) for d in date_group)))
+    return query
+
+
 def list_patients(
     session: Session,
     *,
@@ -581,19 +727,41 @@ def list_patients(
     id_groups: Sequence[Sequence[uuid.UUID | None]] = (),
     mrn_groups: Sequence[Sequence[CodeCriterion]] = (),
     mrn_system: str = "",
+    where: PatientFilter | None = None,
+    order: Sequence[tuple[str, bool]] = (),
+    offset: int = 0,
     after: uuid.UUID | None = None,
     limit: int = 100,
     only_count: bool = False,
+    with_total: bool = True,
 ) -> Page[Patient]:
-    """The patients `by` may read, in id order: each id group keeps those with one of its ids;
-    each MRN group those whose MRN (always in `mrn_system`) one of its criteria matches. Each
-    patient returned is written to the trail as searched."""
-    query = readable_patients(by)
-    for ids in id_groups:
-        query = query.where(Patient.id.in_([i for i in ids if i is not None]))
-    for group in mrn_groups:
-        query = query.where(or_(*(c.fixed_system_clause(mrn_system, Patient.mrn) for c in group)))
-    page = keyset(session, query, Patient.id, after=after, limit=limit, only_count=only_count)
+    """The patients `by` may read, in id order (or `order`: PATIENT_ORDER keys, each with
+    descending or not, then by id; paged by `offset`), those `where` keeps (the id and MRN
+    groups are its `ids` and `mrns`). Each patient returned is written to the trail as
+    searched."""
+    found = where or PatientFilter()
+    if id_groups or mrn_groups:
+        found = PatientFilter(
+            **{**found.__dict__, "ids": id_groups, "mrns": mrn_groups, "mrn_system": mrn_system}
+        )
+    query = _filtered(by, found)
+    if order:
+        columns = [
+            col.desc() if descending else col.asc()
+            for key, descending in order
+            for col in PATIENT_ORDER[key]
+        ]
+        page = ordered(
+            session,
+            query,
+            [*columns, Patient.id],
+            offset=offset,
+            limit=limit,
+            only_count=only_count,
+            with_total=with_total,
+        )
+    else:
+        page = keyset(session, query, Patient.id, after=after, limit=limit, only_count=only_count)
     patients = [row[0] for row in page.rows]
     for patient in patients:
         record(

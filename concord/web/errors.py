@@ -49,6 +49,7 @@ FHIR_ISSUE_CODES = {
     405: "not-supported",
     406: "not-supported",
     409: "conflict",
+    412: "conflict",
     413: "too-long",
     422: "invalid",
     429: "throttled",

@@ -179,3 +179,49 @@ def test_family_members_are_not_added_from_outside_the_team(client, session, peo
         client.get(f"/api/v1/patients/{pid}/related-persons", headers=outsider).status_code == 404
     )
     assert _count(session, RelatedPerson, RelatedPerson.patient_id == pid) == 2
+
+
+def test_a_clinician_on_the_team_updates_the_demographics_at_the_version_read(
+    client, session, people
+):
+    """The JSON twin of PUT /fhir/Patient/{id} (issue 21): the same action and version."""
+    cm = bearer(session, people.care_manager)
+    url = f"/api/v1/patients/{people.patient.id}"
+    read = client.get(url, headers=cm).json()
+    change = {
+        k: read[k]
+        for k in (
+            "given_name",
+            "family_name",
+            "preferred_name",
+            "pronouns",
+            "birth_date",
+            "gender",
+            "language",
+        )
+    }
+    updated = client.put(
+        url, json={**change, "pronouns": "they/them", "version": read["version"]}, headers=cm
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["version"] == read["version"] + 1
+    stale = client.put(
+        url, json={**change, "gender": "male", "version": read["version"]}, headers=cm
+    )
+    assert stale.status_code == 409
+    assert session.get(Patient, people.patient.id).gender != "male"
+    # The MRN is not a field of the change; off the team it is not found, audited.
+    assert client.put(url, json={**change, "mrn": "X", "version": 2}, headers=cm).status_code == 422
+    denials = _denied(session, people.outsider)
+    outsider = client.put(
+        url, json={**change, "version": 2}, headers=bearer(session, people.outsider)
+    )
+    assert outsider.status_code == 404 and _denied(session, people.outsider) == denials + 1
+    events = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "update",
+            AuditEvent.object_type == "Patient",
+            AuditEvent.outcome == "success",
+        )
+    ).all()
+    assert [e.detail["fields"] for e in events] == [["pronouns"]]

@@ -242,10 +242,10 @@ class TestAccess:
 
 class TestSearchParameters:
     def test_an_unknown_parameter_is_refused_not_ignored(self, client, people, plan, token):
-        response = fhir(client, f"CarePlan?patient={people.patient.id}&category=x", token)
+        response = fhir(client, f"CarePlan?patient={people.patient.id}&intent=plan", token)
         assert response.status_code == 400
         issue = OperationOutcome.model_validate(response.json()).issue[0]
-        assert "category" in issue.diagnostics and issue.code == "not-supported"
+        assert "intent" in issue.diagnostics and issue.code == "not-supported"
 
     def test_status_filters(self, client, people, plan, token):
         active = fhir(client, f"CarePlan?patient={people.patient.id}&status=active", token)
@@ -278,9 +278,14 @@ class TestSearchParameters:
         assert response.status_code == 200
         assert len(response.json()["entry"]) == 1
 
-    @pytest.mark.parametrize("value", ["0", "-1", "abc"])
+    @pytest.mark.parametrize("value", ["-1", "abc", "1.5"])
     def test_a_bad_count_is_refused(self, client, people, token, value):
         assert fhir(client, f"Goal?_count={value}", token).status_code == 422
+
+    def test_count_zero_is_the_total_alone(self, client, people, plan, token):
+        """R4: _count=0 returns no resources (fhirpy's count() sends it)."""
+        bundle = fhir(client, "Goal?_count=0", token).json()
+        assert bundle["total"] == 1 and "entry" not in bundle
 
     def test_writing_is_not_offered(self, client, people, plan, token):
         response = client.post("/fhir/CarePlan", json={"resourceType": "CarePlan"}, headers=token)

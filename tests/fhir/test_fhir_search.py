@@ -396,11 +396,13 @@ class TestRefused:
         for param in (
             "code:text=x",
             "patient:missing=true",
-            "_sort=date",
+            "_sort=value-quantity",
             "_include=x",
             "_revinclude=x",
-            "_total=accurate",
-            "date=ge2026-01-01",
+            "_include:iterate=Observation:patient",
+            "date=ap2026-01-01",
+            "category:not=survey",
+            "_sort=date,-status",
         ):
             not_supported(get(client, f"Observation?{param}", token), param.split("=")[0])
 
@@ -450,6 +452,7 @@ class TestRefused:
             "uri": "urn:x",
             "number": "1",
             "string": "id",
+            "date": "ge2026-01-01",
         }
         for resource in searchable:
             kind = resource["type"]
@@ -463,15 +466,19 @@ class TestRefused:
                     value = "true"
                 elif name == "_elements":
                     value = "id"
+                elif name == "_total":
+                    value = "none"
                 else:
                     value = samples[type_]
                 if kind in needs_patient and name not in ("patient", "subject", "status"):
                     value += f"&patient={people.patient.id}"
                 answer = get(client, f"{kind}?{name}={value}", token)
                 assert answer.status_code == 200, (kind, name, answer.text)
-                not_supported(get(client, f"{kind}?{name}:exact={value}", token), name)
+                modifier = "above" if type_ == "string" else "exact"
+                not_supported(get(client, f"{kind}?{name}:{modifier}={value}", token), name)
             for unlisted in ("name", "_lastUpdated", "_sort", "_has:Observation:subject:code"):
-                assert unlisted not in listed
+                if unlisted in listed:
+                    continue
                 not_supported(get(client, f"{kind}?{unlisted}=x", token), unlisted)
                 response = client.post(f"/fhir/{kind}/_search", data={unlisted: "x"}, headers=token)
                 not_supported(response, unlisted)
