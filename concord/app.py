@@ -42,6 +42,7 @@ from concord.registry.routes import router as registry_router
 from concord.safety.api import router as safety_api
 from concord.safety.routes import router as safety_router
 from concord.settings import Environment, Settings, get_settings
+from concord.smart.routes import router as smart_router
 from concord.web import errors
 from concord.web.errors import API_ERRORS, FHIR_ERRORS, declare_answers
 from concord.web.headers import SecurityHeaders
@@ -157,6 +158,9 @@ def create_app(
     )
     for router in (
         web_router,
+        # Before /fhir: its /fhir/.well-known/smart-configuration would otherwise be read as
+        # a resource type and id.
+        smart_router,
         fhir_router,
         patients_api,
         careplans_api,

@@ -39,6 +39,7 @@ from concord.outbox import count_failing
 from concord.safety.banner import banner_for
 from concord.safety.notifications import navigation_counts
 from concord.safety.rulesets import rules_for
+from concord.smart.service import SmartAccess, smart_access
 from concord.validation import text_problem
 
 SESSION_COOKIE = "concord_session"
@@ -276,9 +277,13 @@ class Actor:
     user: User
     web_session: WebSession | None = None
     token: ApiToken | None = None
+    # A SMART app's token (concord.smart): its app, scopes and patient in context.
+    smart: SmartAccess | None = None
 
     @property
     def can_write(self) -> bool:
+        if self.smart is not None:
+            return self.smart.scopes.writes
         return self.token is None or self.token.scope == TokenScope.write
 
 
@@ -423,6 +428,7 @@ def check_anonymous_csrf(request: Request, form: Form) -> None:
 
 
 CDS_PREFIX = "/cds-services"
+FHIR_PREFIX = "/fhir"
 INVALID_TOKEN = Msg("The API token is not valid, has expired or was revoked.")
 
 
@@ -451,8 +457,24 @@ def bearer_actor(request: Request, session: DbSession) -> Actor:
             outcome=Outcome.denied,
         )
         raise PermissionDenied(Msg("This token may only ask the CDS Hooks service."))
+    smart = None
+    if api_token.scope == TokenScope.smart:
+        smart = smart_access(session, api_token)
+        if smart is None:
+            raise NotAuthenticated(INVALID_TOKEN)
+        if not request.url.path.startswith(FHIR_PREFIX):
+            # A SMART app's token reads /fhir only, within its scopes.
+            record(
+                session,
+                by=user,
+                action="read",
+                object_type="ApiToken",
+                object_id=api_token.id,
+                outcome=Outcome.denied,
+            )
+            raise PermissionDenied(Msg("This token may only ask the FHIR API (/fhir)."))
     keep_after_rollback(session, api_token, user, user.organization)
-    request.state.actor = Actor(user=user, token=api_token)
+    request.state.actor = Actor(user=user, token=api_token, smart=smart)
     request.state.lang = user.language
     return request.state.actor
 
