@@ -22,6 +22,7 @@ from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
 from concord.i18n import Msg
 from concord.smart import enforce as smart_scope
+from concord.smart.service import capability_security
 from concord.web.deps import (
     BearerActor,
     DbSession,
@@ -104,6 +105,11 @@ def metadata(request: Request) -> Response:
     if query.elements is not None:
         search.check_elements("CapabilityStatement", query.elements)
     statement = mapping.capability_statement(_base(request), __version__)
+    for rest in statement.get("rest", []):
+        rest["security"] = {
+            **rest.get("security", {}),
+            **capability_security(request.app.state.settings.base_url.rstrip("/")),
+        }
     return fhir_response(request, search.shape(statement, query), pretty=query.pretty)
 
 

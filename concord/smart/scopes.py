@@ -108,17 +108,21 @@ def parse(text: str, *, strict: bool = False, field: str = "scope") -> Scopes:
 def narrow(requested: Scopes, allowed: Scopes) -> Scopes:
     """What may be granted: each scope asked for, cut to the permissions the app was
     registered with for the same context and type (never more than either)."""
-    granted: list[ResourceScope] = []
+    perms_by: dict[tuple[str, str], set[str]] = {}
     for want in requested.resources:
-        perms: set[str] = set()
         for may in allowed.resources:
-            if may.context == want.context and may.kind in ("*", want.kind):
-                perms |= may.perms
-        perms &= want.perms
-        if perms:
-            scope = ResourceScope(want.context, want.kind, frozenset(perms))
-            if scope not in granted:
-                granted.append(scope)
+            if may.context != want.context:
+                continue
+            if may.kind in ("*", want.kind):
+                kind = want.kind
+            elif want.kind == "*":
+                kind = may.kind
+            else:
+                continue
+            common = want.perms & may.perms
+            if common:
+                perms_by.setdefault((want.context, kind), set()).update(common)
+    granted = [ResourceScope(c, k, frozenset(p)) for (c, k), p in perms_by.items()]
     return Scopes(tuple(granted), requested.other & allowed.other)
 
 

@@ -929,3 +929,33 @@ _ORIGINS = _Origins()
 
 def registered_origins(factory: Any) -> frozenset[str]:
     return _ORIGINS.get(factory)
+
+
+def capability_security(root: str) -> dict[str, Any]:
+    """The CapabilityStatement's rest.security: SMART's oauth-uris extension and service."""
+    return {
+        "cors": True,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [
+                    {"url": "authorize", "valueUri": f"{root}/oauth2/authorize"},
+                    {"url": "token", "valueUri": f"{root}/oauth2/token"},
+                ],
+            }
+        ],
+        "description": "SMART App Launch 2.x: authorization code with PKCE (S256), refresh "
+        "tokens, backend services (private_key_jwt); API tokens made by Concord also work "
+        "(Authorization: Bearer). See docs/smart.md.",
+    }

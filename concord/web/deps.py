@@ -201,12 +201,18 @@ def _check_credentials(request: Request) -> None:
 # other page write needs a session, checked before its body is read (concord.web.limits);
 # tests/test_limits.py fails when a page route and this list disagree.
 ANONYMOUS_FORMS = frozenset({"/sign-in"})
+# Programs' form posts outside /api and /fhir that prove who sends them in the body itself
+# (OAuth's token endpoint: a client assertion, a secret or a code with its PKCE verifier).
+# No cookie is asked; the body's size is still limited.
+PROGRAM_FORMS = frozenset({"/oauth2/token"})
 
 
 async def check_session_first(request: Request) -> None:
     """For a page's form post: refuse it before its body is read when it cannot succeed:
     no anonymous CSRF cookie on a sign-in form; no valid session on any other (sent to sign
     in, as partial_actor would). The CSRF token itself is in the body: posted_by checks it."""
+    if request.scope["path"] in PROGRAM_FORMS:
+        return
     if request.scope["path"] in ANONYMOUS_FORMS:
         if len(request.cookies.get(ANON_CSRF_COOKIE, "")) < 20:
             request.state.lang = _language(request, None)
