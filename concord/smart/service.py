@@ -33,7 +33,12 @@ from concord.access import readable_patients, record_access
 from concord.accounts.models import ApiToken, Organization, Role, TokenScope, User
 from concord.accounts.passwords import hash_password
 from concord.accounts.sessions import token_hash
-from concord.accounts.tokens import client_email, create_api_token, revoke_api_token
+from concord.accounts.tokens import (
+    client_email,
+    create_api_token,
+    revoke_api_token,
+    user_for_api_token,
+)
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
@@ -128,7 +133,7 @@ def register_client(
     """Register an app (administrators only). Returns the app and, for a confidential app
     with no keys, its client secret (shown once; only its hash is kept)."""
     if not by.can_administer:
-        raise PermissionDenied(Msg("Only an administrator may register apps."))
+        raise _not_admin(session, by, "smart_client_register")
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise InvalidInput.field("name", Msg("must be 1-100 characters"))
@@ -209,9 +214,14 @@ def _service_user(session: Session, organization: Organization, client: SmartCli
     return user
 
 
+def _not_admin(session: Session, by: User, action: str) -> PermissionDenied:
+    record(session, by=by, action=action, object_type="SmartClient", outcome=Outcome.denied)
+    return PermissionDenied(Msg("Only an administrator may manage apps."))
+
+
 def list_clients(session: Session, *, by: User) -> list[SmartClient]:
     if not by.can_administer:
-        raise PermissionDenied(Msg("Only an administrator may see registered apps."))
+        raise _not_admin(session, by, "read")
     return list(
         session.scalars(
             select(SmartClient)
@@ -260,6 +270,8 @@ def create_launch(session: Session, *, by: User, system: str, value: str, mrn_sy
     """An EHR's launch context for the patient it names by identifier (Concord's MRN system):
     an opaque value the app brings to /oauth2/authorize. The EHR's account (an integration
     client of the organization) or a clinician who may read the patient's record."""
+    # The MRN system setting names the organization by its slug (as the EHR import reads it).
+    mrn_system = mrn_system.replace("{organization}", by.organization.slug)
     if system != mrn_system:
         raise InvalidInput.field(
             "identifier",
@@ -271,6 +283,17 @@ def create_launch(session: Session, *, by: User, system: str, value: str, mrn_sy
     patient = session.scalar(
         select(Patient).where(Patient.organization_id == by.organization_id, Patient.mrn == value)
     )
+    if not (by.is_clinician or by.is_client):
+        # A launch opens an app for a clinician, from the EHR: no one else makes one.
+        record(
+            session,
+            by=by,
+            action="smart_launch",
+            object_type="Patient",
+            object_id="identifier",
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such patient."))
     if by.is_client and by.active:
         if patient is None:
             record(
@@ -823,8 +846,6 @@ def smart_access(session: Session, api_token: ApiToken) -> SmartAccess | None:
 def resolve_bearer(session: Session, token: str) -> SmartAccess | None:
     """A bearer token -> (app, actor, scopes), or None when it is not a usable SMART token.
     The one answer /fhir and Bulk export use."""
-    from concord.accounts.tokens import user_for_api_token
-
     found = user_for_api_token(session, token)
     if found is None:
         return None
@@ -839,6 +860,7 @@ def list_patient_apps(session: Session, *, by: User) -> list[SmartGrant]:
     them, not revoked."""
     patient = own_patient(session, by=by)
     if patient is None:
+        record(session, by=by, action="read", object_type="SmartGrant", outcome=Outcome.denied)
         raise NotFound(Msg("This page is for patients."))
     record(session, by=by, action="read", object_type="SmartGrant", patient_id=patient.id)
     return list(

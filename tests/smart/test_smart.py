@@ -27,7 +27,12 @@ BASE = "http://testserver/fhir"
 REDIRECT = "https://app.example/callback"
 
 
-def _register(session, people, scopes="launch launch/patient openid fhirUser offline_access patient/*.rs user/*.rs", **kw):
+def _register(
+    session,
+    people,
+    scopes="launch launch/patient openid fhirUser offline_access patient/*.rs user/*.rs",
+    **kw,
+):
     client, secret = service.register_client(
         session, by=people.admin, name="Mood app", redirect_uris=[REDIRECT], scopes=scopes, **kw
     )
@@ -37,7 +42,9 @@ def _register(session, people, scopes="launch launch/patient openid fhirUser off
 
 def _pkce():
     verifier = base64.urlsafe_b64encode(uuid.uuid4().bytes * 3).rstrip(b"=").decode()
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
     return verifier, challenge
 
 
@@ -72,19 +79,36 @@ def _code(client, app, scope, challenge, patient=None, **extra):
 def _token(client, app, code, verifier, redirect=REDIRECT):
     return client.post(
         "/oauth2/token",
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
-              "code_verifier": verifier, "client_id": app.client_id},
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "code_verifier": verifier,
+            "client_id": app.client_id,
+        },
     )
 
 
 def _observations(client, session, people):
     """Two PHQ-9s: the patient's, and the other patient's (their own team)."""
     mine = bearer(session, people.care_manager)
-    assert client.post("/fhir/QuestionnaireResponse", json=ehr_response(people.patient.id, [1] * 9),
-                       headers={"Content-Type": "application/fhir+json", **mine}).status_code == 201
+    assert (
+        client.post(
+            "/fhir/QuestionnaireResponse",
+            json=ehr_response(people.patient.id, [1] * 9),
+            headers={"Content-Type": "application/fhir+json", **mine},
+        ).status_code
+        == 201
+    )
     theirs = bearer(session, people.outsider)
-    assert client.post("/fhir/QuestionnaireResponse", json=ehr_response(people.other_patient.id, [2] * 9, identifier="v2"),
-                       headers={"Content-Type": "application/fhir+json", **theirs}).status_code == 201
+    assert (
+        client.post(
+            "/fhir/QuestionnaireResponse",
+            json=ehr_response(people.other_patient.id, [2] * 9, identifier="v2"),
+            headers={"Content-Type": "application/fhir+json", **theirs},
+        ).status_code
+        == 201
+    )
 
 
 def test_discovery_advertises_pkce_and_private_key_jwt(client):
@@ -115,8 +139,14 @@ def test_staff_standalone_launch_reads_only_the_chosen_patient(client, session, 
     app, _ = _register(session, people)
     sign_in(people.care_manager.email)
     verifier, challenge = _pkce()
-    code, page = _code(client, app, "launch/patient openid fhirUser offline_access patient/Observation.rs",
-                       challenge, patient=people.patient.id, nonce="n-1")
+    code, page = _code(
+        client,
+        app,
+        "launch/patient openid fhirUser offline_access patient/Observation.rs",
+        challenge,
+        patient=people.patient.id,
+        nonce="n-1",
+    )
     assert "Mood app" in page.text and "Observation of the chosen patient only" in page.text
     answer = _token(client, app, code, verifier)
     assert answer.status_code == 200, answer.text
@@ -155,9 +185,14 @@ def test_a_token_never_reaches_past_its_person(client, session, people, sign_in)
     sign_in(people.care_manager.email)
     verifier, challenge = _pkce()
     code, _ = _code(client, app, "user/*.rs", challenge)
-    auth = {"Authorization": f"Bearer {_token(client, app, code, verifier).json()['access_token']}", **FHIR}
+    auth = {
+        "Authorization": f"Bearer {_token(client, app, code, verifier).json()['access_token']}",
+        **FHIR,
+    }
     found = client.get("/fhir/Observation", headers=auth).json()
-    assert {e["resource"]["subject"]["reference"] for e in found["entry"]} == {f"Patient/{people.patient.id}"}
+    assert {e["resource"]["subject"]["reference"] for e in found["entry"]} == {
+        f"Patient/{people.patient.id}"
+    }
     assert client.get(f"/fhir/Patient/{people.other_patient.id}", headers=auth).status_code == 404
 
 
@@ -166,15 +201,27 @@ def test_pkce_failure_wrong_redirect_and_a_used_code(client, session, people, si
     sign_in(people.patient_user.email)
     verifier, challenge = _pkce()
     # No PKCE: the app is told, at its own registered redirect URI.
-    no_pkce = client.get("/oauth2/authorize", params={**_params(app, "patient/*.rs", challenge), "code_challenge_method": "plain"})
+    no_pkce = client.get(
+        "/oauth2/authorize",
+        params={**_params(app, "patient/*.rs", challenge), "code_challenge_method": "plain"},
+    )
     assert no_pkce.status_code == 303 and "error=invalid_request" in no_pkce.headers["location"]
     # A redirect URI it did not register: no redirect at all.
-    wrong = client.get("/oauth2/authorize", params={**_params(app, "patient/*.rs", challenge), "redirect_uri": "https://evil.example/cb"})
+    wrong = client.get(
+        "/oauth2/authorize",
+        params={
+            **_params(app, "patient/*.rs", challenge),
+            "redirect_uri": "https://evil.example/cb",
+        },
+    )
     assert wrong.status_code == 400 and "evil" not in wrong.headers.get("location", "")
     code, _ = _code(client, app, "patient/*.rs", challenge)
     bad = _token(client, app, code, verifier[:-1] + ("A" if verifier[-1] != "A" else "B"))
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
-    assert _token(client, app, code, verifier, redirect="https://app.example/other").json()["error"] == "invalid_grant"
+    assert (
+        _token(client, app, code, verifier, redirect="https://app.example/other").json()["error"]
+        == "invalid_grant"
+    )
     good = _token(client, app, code, verifier)
     assert good.status_code == 200, good.text
     assert good.json()["patient"] == str(people.patient.id)
@@ -197,7 +244,9 @@ def test_refresh_rotates_and_an_old_one_revokes(client, session, people, sign_in
     # The old one sent again: someone copied it. Everything under the grant stops.
     stolen = client.post("/oauth2/token", data={**refresh, "refresh_token": first["refresh_token"]})
     assert stolen.json()["error"] == "invalid_grant"
-    newest = client.post("/oauth2/token", data={**refresh, "refresh_token": second.json()["refresh_token"]})
+    newest = client.post(
+        "/oauth2/token", data={**refresh, "refresh_token": second.json()["refresh_token"]}
+    )
     assert newest.json()["error"] == "invalid_grant"
     auth = {"Authorization": f"Bearer {second.json()['access_token']}", **FHIR}
     assert client.get("/fhir/Observation", headers=auth).status_code == 401
@@ -208,7 +257,10 @@ def test_expired_token_is_refused(client, session, people, sign_in, clock):
     sign_in(people.patient_user.email)
     verifier, challenge = _pkce()
     code, _ = _code(client, app, "patient/*.rs", challenge)
-    auth = {"Authorization": f"Bearer {_token(client, app, code, verifier).json()['access_token']}", **FHIR}
+    auth = {
+        "Authorization": f"Bearer {_token(client, app, code, verifier).json()['access_token']}",
+        **FHIR,
+    }
     assert client.get("/fhir/Observation", headers=auth).status_code == 200
     clock.advance(hours=1, seconds=1)
     assert client.get("/fhir/Observation", headers=auth).status_code == 401
@@ -228,7 +280,14 @@ def test_a_patient_sees_and_revokes_an_app(client, session, people, sign_in):
     done = client.post(f"/my/apps/{grant_id}/revoke", data={"csrf_token": csrf})
     assert done.status_code == 303
     assert client.get(f"/fhir/Patient/{people.patient.id}", headers=auth).status_code == 401
-    again = client.post("/oauth2/token", data={"grant_type": "refresh_token", "client_id": app.client_id, "refresh_token": tokens["refresh_token"]})
+    again = client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": app.client_id,
+            "refresh_token": tokens["refresh_token"],
+        },
+    )
     assert again.json()["error"] == "invalid_grant"
     assert "Mood app" not in client.get("/my/apps").text
 
@@ -238,21 +297,26 @@ def test_ehr_launch_maps_the_patient_by_identifier(client, session, people, sign
     app, _ = _register(session, people)
     launch = client.post(
         "/api/v1/smart/launches",
-        json={"system": settings.fhir_mrn_system, "value": people.patient.mrn},
+        json={"system": settings.fhir_mrn_system.replace("{organization}", people.org.slug), "value": people.patient.mrn},
         headers=bearer(session, people.care_manager),
     )
     assert launch.status_code == 201, launch.text
     assert launch.json()["iss"] == BASE
     sign_in(people.care_manager.email)
     verifier, challenge = _pkce()
-    code, page = _code(client, app, "launch patient/Observation.rs", challenge, launch=launch.json()["launch"])
+    code, page = _code(
+        client, app, "launch patient/Observation.rs", challenge, launch=launch.json()["launch"]
+    )
     assert "open in your EHR" in page.text
     body = _token(client, app, code, verifier).json()
     assert body["patient"] == str(people.patient.id)
     # An unknown MRN, and one of a patient outside the clinician's teams: not found alike.
     for mrn in ("no-such", people.other_patient.mrn):
-        miss = client.post("/api/v1/smart/launches", json={"system": settings.fhir_mrn_system, "value": mrn},
-                           headers=bearer(session, people.care_manager))
+        miss = client.post(
+            "/api/v1/smart/launches",
+            json={"system": settings.fhir_mrn_system.replace("{organization}", people.org.slug), "value": mrn},
+            headers=bearer(session, people.care_manager),
+        )
         assert miss.status_code == 404
 
 
@@ -263,32 +327,79 @@ def test_backend_service_with_private_key_jwt(client, session, people):
     assert secret is None and app.service_user_id is not None
 
     def assertion(jti):
-        claims = {"iss": app.client_id, "sub": app.client_id, "aud": "http://testserver/oauth2/token",
-                  "exp": int(time.time()) + 240, "jti": jti}
+        claims = {
+            "iss": app.client_id,
+            "sub": app.client_id,
+            "aud": "http://testserver/oauth2/token",
+            "exp": int(time.time()) + 240,
+            "jti": jti,
+        }
         return jwt.encode({"alg": "ES384", "kid": "k1"}, claims, key, algorithms=["ES384"])
 
-    form = {"grant_type": "client_credentials", "scope": "system/Observation.rs",
-            "client_assertion_type": service.ASSERTION_TYPE}
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "system/Observation.rs",
+        "client_assertion_type": service.ASSERTION_TYPE,
+    }
     answer = client.post("/oauth2/token", data={**form, "client_assertion": assertion("a1")})
     assert answer.status_code == 200, (answer.text, answer.headers)
     assert answer.json()["expires_in"] == 300 and answer.json()["scope"] == "system/Observation.rs"
     found = service.resolve_bearer(session, answer.json()["access_token"])
     assert found is not None and found.client.id == app.id and found.scopes.system
     # The same assertion again, or one signed by another key: refused.
-    assert client.post("/oauth2/token", data={**form, "client_assertion": assertion("a1")}).status_code == 401
+    assert (
+        client.post("/oauth2/token", data={**form, "client_assertion": assertion("a1")}).status_code
+        == 401
+    )
     other = ECKey.generate_key("P-384", private=True)
-    forged = jwt.encode({"alg": "ES384", "kid": "k1"}, {"iss": app.client_id, "sub": app.client_id,
-                        "aud": "http://testserver/oauth2/token", "exp": int(time.time()) + 60, "jti": "f"},
-                        other, algorithms=["ES384"])
-    assert client.post("/oauth2/token", data={**form, "client_assertion": forged}).status_code == 401
+    forged = jwt.encode(
+        {"alg": "ES384", "kid": "k1"},
+        {
+            "iss": app.client_id,
+            "sub": app.client_id,
+            "aud": "http://testserver/oauth2/token",
+            "exp": int(time.time()) + 60,
+            "jti": "f",
+        },
+        other,
+        algorithms=["ES384"],
+    )
+    assert (
+        client.post("/oauth2/token", data={**form, "client_assertion": forged}).status_code == 401
+    )
 
 
 def test_registration_refuses_bad_input_and_non_admins(client, session, people):
     admin = bearer(session, people.admin)
-    bad = client.post("/api/v1/smart/clients", json={"name": "x", "redirect_uris": ["http://evil.example/cb"], "scopes": "patient/*.rs"}, headers=admin)
+    bad = client.post(
+        "/api/v1/smart/clients",
+        json={"name": "x", "redirect_uris": ["http://evil.example/cb"], "scopes": "patient/*.rs"},
+        headers=admin,
+    )
     assert bad.status_code == 422 and "redirect_uris" in bad.text
-    bad = client.post("/api/v1/smart/clients", json={"name": "x", "redirect_uris": [REDIRECT], "scopes": "everything"}, headers=admin)
+    bad = client.post(
+        "/api/v1/smart/clients",
+        json={"name": "x", "redirect_uris": [REDIRECT], "scopes": "everything"},
+        headers=admin,
+    )
     assert bad.status_code == 422 and "scope" in bad.text
-    ok = client.post("/api/v1/smart/clients", json={"name": "Chart", "redirect_uris": [REDIRECT], "scopes": "patient/*.rs", "confidential": True, "origins": ["https://ehr.example"]}, headers=admin)
+    ok = client.post(
+        "/api/v1/smart/clients",
+        json={
+            "name": "Chart",
+            "redirect_uris": [REDIRECT],
+            "scopes": "patient/*.rs",
+            "confidential": True,
+            "origins": ["https://ehr.example"],
+        },
+        headers=admin,
+    )
     assert ok.status_code == 201 and ok.json()["client_secret"]
-    assert client.post("/api/v1/smart/clients", json={"name": "y", "redirect_uris": [REDIRECT], "scopes": "patient/*.rs"}, headers=bearer(session, people.care_manager)).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/smart/clients",
+            json={"name": "y", "redirect_uris": [REDIRECT], "scopes": "patient/*.rs"},
+            headers=bearer(session, people.care_manager),
+        ).status_code
+        == 403
+    )
