@@ -7,7 +7,6 @@ import base64
 import hashlib
 import time
 import uuid
-from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -23,6 +22,13 @@ from tests.conftest import commit, csrf_of
 from tests.fhir.test_fhir_measures import ehr_response
 
 FHIR = {"Accept": "application/fhir+json"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_origins():
+    """The registered origins are cached per process; each test's are rolled back."""
+    yield
+    service._ORIGINS.forget()
 BASE = "http://testserver/fhir"
 REDIRECT = "https://app.example/callback"
 
@@ -403,3 +409,24 @@ def test_registration_refuses_bad_input_and_non_admins(client, session, people):
         ).status_code
         == 403
     )
+
+
+def test_registered_origins_get_cors_and_may_frame_concord(client, session, people):
+    _register(session, people, origins=["https://ehr.example"])
+    pre = client.options(
+        "/fhir/Observation",
+        headers={"Origin": "https://ehr.example", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"},
+    )
+    assert pre.status_code == 204
+    assert pre.headers["access-control-allow-origin"] == "https://ehr.example"
+    assert "Authorization" in pre.headers["access-control-allow-headers"]
+    meta = client.get("/fhir/metadata", headers={"Origin": "https://ehr.example"})
+    assert meta.headers["access-control-allow-origin"] == "https://ehr.example"
+    # Not for another origin, and not on the JSON API or the pages.
+    other = client.get("/fhir/metadata", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    page = client.get("/sign-in", headers={"Origin": "https://ehr.example"})
+    assert "access-control-allow-origin" not in page.headers
+    assert "frame-ancestors 'self' https://ehr.example" in page.headers["content-security-policy"]
+    assert "x-frame-options" not in page.headers
