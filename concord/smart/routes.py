@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -150,6 +150,10 @@ def _consent_page(
         return render(
             request, "smart/authorize_error.html", {"message": exc.message}, status_code=400
         )
+    # The form's answer redirects to the app: the page's form-action must allow its origin
+    # (concord.web.headers), or the browser stops at the redirect.
+    parts = urlsplit(req.redirect_uri)
+    request.state.form_action = f"{parts.scheme}://{parts.netloc}"
     patients = []
     own = None
     if req.launch is None and req.needs_patient:
@@ -157,7 +161,7 @@ def _consent_page(
             own = service.own_patient(session, by=actor.user)
         else:
             patients = [
-                (str(p.id), f"{p.display_name} {p.family_name} ({p.mrn})")
+                (str(p.id), f"{p.display_name} ({p.mrn})")
                 for p in service.pickable_patients(session, by=actor.user)
             ]
     return render(

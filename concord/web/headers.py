@@ -121,7 +121,13 @@ class SecurityHeaders:
             # Pages and API answers may hold patient data: never keep them in a cache.
             ours += _NO_STORE
         if not path.startswith("/api/docs"):
-            ours += _CSP
+            target = state.get("form_action")
+            if target:
+                # A SMART consent page: its form's answer redirects to the registered app.
+                policy = CSP.replace("form-action 'self'", f"form-action 'self' {target}")
+                ours.append((b"content-security-policy", policy.encode("latin-1")))
+            else:
+                ours += _CSP
         if self.secure_cookies:
             ours += _HSTS
         # Ours replace any the endpoint set.

@@ -29,6 +29,8 @@ def _fresh_origins():
     """The registered origins are cached per process; each test's are rolled back."""
     yield
     service._ORIGINS.forget()
+
+
 BASE = "http://testserver/fhir"
 REDIRECT = "https://app.example/callback"
 
@@ -303,7 +305,10 @@ def test_ehr_launch_maps_the_patient_by_identifier(client, session, people, sign
     app, _ = _register(session, people)
     launch = client.post(
         "/api/v1/smart/launches",
-        json={"system": settings.fhir_mrn_system.replace("{organization}", people.org.slug), "value": people.patient.mrn},
+        json={
+            "system": settings.fhir_mrn_system.replace("{organization}", people.org.slug),
+            "value": people.patient.mrn,
+        },
         headers=bearer(session, people.care_manager),
     )
     assert launch.status_code == 201, launch.text
@@ -320,7 +325,10 @@ def test_ehr_launch_maps_the_patient_by_identifier(client, session, people, sign
     for mrn in ("no-such", people.other_patient.mrn):
         miss = client.post(
             "/api/v1/smart/launches",
-            json={"system": settings.fhir_mrn_system.replace("{organization}", people.org.slug), "value": mrn},
+            json={
+                "system": settings.fhir_mrn_system.replace("{organization}", people.org.slug),
+                "value": mrn,
+            },
             headers=bearer(session, people.care_manager),
         )
         assert miss.status_code == 404
@@ -415,8 +423,11 @@ def test_registered_origins_get_cors_and_may_frame_concord(client, session, peop
     _register(session, people, origins=["https://ehr.example"])
     pre = client.options(
         "/fhir/Observation",
-        headers={"Origin": "https://ehr.example", "Access-Control-Request-Method": "GET",
-                 "Access-Control-Request-Headers": "authorization"},
+        headers={
+            "Origin": "https://ehr.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
     )
     assert pre.status_code == 204
     assert pre.headers["access-control-allow-origin"] == "https://ehr.example"
