@@ -421,7 +421,7 @@ def api_disable(app_id: str, session: DbSession, actor: ApiWriter) -> dict[str, 
 
 @router.post("/api/v1/smart/launches", status_code=201, tags=["SMART"])
 def api_launch(
-    data: LaunchIn, request: Request, session: DbSession, actor: ApiWriter
+    data: LaunchIn, request: Request, session: DbSession, actor: ApiActor
 ) -> dict[str, Any]:
     """An EHR registers the patient an app opens with (by identifier); the answer's `launch`
     goes to the app's launch URL with `iss` (the FHIR base)."""
