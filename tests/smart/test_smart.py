@@ -14,12 +14,14 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy import select
 
+from concord.accounts.tokens import create_client_token
 from concord.audit.models import AuditEvent
 from concord.smart import scopes as sc
 from concord.smart import service
 from tests.careplans.test_api import bearer
 from tests.conftest import commit, csrf_of
 from tests.fhir.test_fhir_measures import ehr_response
+from tests.fhir.test_fhir_part2 import story  # noqa: F401 (a fixture)
 
 FHIR = {"Accept": "application/fhir+json"}
 
@@ -321,6 +323,20 @@ def test_ehr_launch_maps_the_patient_by_identifier(client, session, people, sign
     assert "open in your EHR" in page.text
     body = _token(client, app, code, verifier).json()
     assert body["patient"] == str(people.patient.id)
+    # The EHR's own account (an integration client of the organization) may register one.
+    ehr_token, _ = create_client_token(
+        session, organization=people.org, name="ehr-feed", scopes=["import"]
+    )
+    commit(session)
+    by_ehr = client.post(
+        "/api/v1/smart/launches",
+        json={
+            "system": settings.fhir_mrn_system.replace("{organization}", people.org.slug),
+            "value": people.patient.mrn,
+        },
+        headers={"Authorization": f"Bearer {ehr_token}"},
+    )
+    assert by_ehr.status_code == 201, by_ehr.text
     # An unknown MRN, and one of a patient outside the clinician's teams: not found alike.
     for mrn in ("no-such", people.other_patient.mrn):
         miss = client.post(
@@ -441,3 +457,20 @@ def test_registered_origins_get_cors_and_may_frame_concord(client, session, peop
     assert "access-control-allow-origin" not in page.headers
     assert "frame-ancestors 'self' https://ehr.example" in page.headers["content-security-policy"]
     assert "x-frame-options" not in page.headers
+
+
+def test_part2_still_applies_to_a_smart_token(client, session, people, sign_in, story):  # noqa: F811
+    """A primary care provider's app (user/*.rs) sees the PHQ-9s but not the AUDIT-Cs a Part 2
+    program recorded, exactly as the provider's own token does (tests/fhir/test_fhir_part2)."""
+    app, _ = _register(session, people)
+    sign_in("pia@n.example")
+    verifier, challenge = _pkce()
+    code, _ = _code(client, app, "user/*.rs", challenge)
+    token = _token(client, app, code, verifier).json()["access_token"]
+    found = client.get(
+        f"/fhir/Observation?patient={people.patient.id}",
+        headers={"Authorization": f"Bearer {token}", **FHIR},
+    ).json()
+    ids = {e["resource"]["id"] for e in found.get("entry", [])}
+    assert story["observations"]["PHQ-9"] <= ids
+    assert not story["observations"]["AUDIT-C"] & ids
