@@ -474,3 +474,74 @@ def test_part2_still_applies_to_a_smart_token(client, session, people, sign_in, 
     ids = {e["resource"]["id"] for e in found.get("entry", [])}
     assert story["observations"]["PHQ-9"] <= ids
     assert not story["observations"]["AUDIT-C"] & ids
+
+
+def test_signed_out_the_app_is_sent_through_sign_in_and_back(client, session, people):
+    app, _ = _register(session, people)
+    _, challenge = _pkce()
+    params = _params(app, "patient/*.rs", challenge)
+    first = client.get("/oauth2/authorize", params=params)
+    assert first.status_code == 303 and first.headers["location"].startswith("/sign-in?next=")
+    page = client.get(first.headers["location"])
+    back = client.post(
+        "/sign-in",
+        data={
+            "email": people.patient_user.email,
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page.text),
+            "next": parse_qs(urlsplit(first.headers["location"]).query)["next"][0],
+        },
+    )
+    assert back.status_code == 303 and back.headers["location"].startswith("/oauth2/authorize?")
+    consent = client.get(back.headers["location"])
+    assert consent.status_code == 200 and "Mood app" in consent.text
+
+
+def test_backend_service_keys_by_url_rs384(client, session, people):
+    """A service registered with its jwks_url: the keys are fetched from a real HTTP server."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from joserfc.jwk import RSAKey
+
+    key = RSAKey.generate_key(2048, private=True)
+    body = json.dumps({"keys": [{**key.as_dict(private=False), "kid": "r1"}]}).encode()
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/jwks.json"
+        app, _ = _register(session, people, scopes="system/*.rs", jwks_url=url)
+        claims = {
+            "iss": app.client_id,
+            "sub": app.client_id,
+            "aud": "http://testserver/oauth2/token",
+            "exp": int(time.time()) + 120,
+            "jti": uuid.uuid4().hex,
+        }
+        assertion = jwt.encode({"alg": "RS384", "kid": "r1"}, claims, key, algorithms=["RS384"])
+        answer = client.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "scope": "system/*.rs",
+                "client_assertion_type": service.ASSERTION_TYPE,
+                "client_assertion": assertion,
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["scope"] == "system/*.rs"
+    finally:
+        server.shutdown()
+        server.server_close()
