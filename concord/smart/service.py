@@ -27,6 +27,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from concord.access import readable_patients, record_access
@@ -934,10 +935,16 @@ class _Origins:
         if time.monotonic() < self._until:
             return self._value
         with self._lock:
-            with factory() as session:
-                rows = session.scalars(
-                    select(SmartClient.origins).where(SmartClient.disabled_at.is_(None))
-                ).all()
+            try:
+                with factory() as session:
+                    rows = session.scalars(
+                        select(SmartClient.origins).where(SmartClient.disabled_at.is_(None))
+                    ).all()
+            except SQLAlchemyError:
+                # The database unreachable: the last list stands (none at first), and every
+                # request is not made to fail on its headers; asked again after TTL.
+                self._until = time.monotonic() + self.TTL
+                return self._value
             self._value = frozenset(o for row in rows for o in (row or []))
             self._until = time.monotonic() + self.TTL
             return self._value
