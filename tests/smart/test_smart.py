@@ -545,3 +545,41 @@ def test_backend_service_keys_by_url_rs384(client, session, people):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Answers that hold no patient's data, for anyone.
+OPEN_FHIR_ROUTES = {"/fhir/metadata", "/fhir/.well-known/smart-configuration"}
+
+
+def test_every_fhir_read_route_asks_the_token_scopes(client, session, people, sign_in):
+    """A token whose scopes cover only Questionnaire is refused on every other /fhir route
+    that reads: a new route that forgets the scope check fails here the day it is written."""
+    from fastapi.routing import APIRoute
+
+    _observations(client, session, people)
+    app, _ = _register(session, people)
+    sign_in(people.care_manager.email)
+    verifier, challenge = _pkce()
+    code, _ = _code(client, app, "user/Questionnaire.rs", challenge)
+    auth = {
+        "Authorization": f"Bearer {_token(client, app, code, verifier).json()['access_token']}",
+        **FHIR,
+    }
+    fill = {"kind": "Patient", "ident": str(people.patient.id), "measure_id": "cms2"}
+    checked = 0
+    routes = []
+    for top in client.app.routes:
+        router = getattr(top, "original_router", None)
+        routes += router.routes if router is not None else [top]
+    for route in routes:
+        if not isinstance(route, APIRoute) or not route.path.startswith("/fhir"):
+            continue
+        if "GET" not in route.methods or route.path in OPEN_FHIR_ROUTES:
+            continue
+        path = route.path
+        for name in route.param_convertors:
+            path = path.replace("{%s}" % name, fill.get(name, str(people.patient.id)))
+        answer = client.get(path, headers=auth)
+        assert answer.status_code in (403, 404), f"{path}: {answer.status_code} {answer.text[:200]}"
+        checked += 1
+    assert checked >= 3
