@@ -43,23 +43,24 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("disabled_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["organization_id"], ["organization.id"],
+            ["organization_id"],
+            ["organization.id"],
             name=op.f("fk_smart_client_organization_id_organization"),
         ),
         sa.ForeignKeyConstraint(
-            ["service_user_id"], ["user_account.id"],
+            ["service_user_id"],
+            ["user_account.id"],
             name=op.f("fk_smart_client_service_user_id_user_account"),
         ),
         sa.ForeignKeyConstraint(
-            ["created_by_id"], ["user_account.id"],
+            ["created_by_id"],
+            ["user_account.id"],
             name=op.f("fk_smart_client_created_by_id_user_account"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_smart_client")),
         sa.UniqueConstraint("client_id", name=op.f("uq_smart_client_client_id")),
     )
-    op.create_index(
-        op.f("ix_smart_client_organization_id"), "smart_client", ["organization_id"]
-    )
+    op.create_index(op.f("ix_smart_client_organization_id"), "smart_client", ["organization_id"])
     op.create_table(
         "smart_launch",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -71,22 +72,22 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("used_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["organization_id"], ["organization.id"],
+            ["organization_id"],
+            ["organization.id"],
             name=op.f("fk_smart_launch_organization_id_organization"),
         ),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patient.id"], name=op.f("fk_smart_launch_patient_id_patient")
         ),
         sa.ForeignKeyConstraint(
-            ["created_by_id"], ["user_account.id"],
+            ["created_by_id"],
+            ["user_account.id"],
             name=op.f("fk_smart_launch_created_by_id_user_account"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_smart_launch")),
         sa.UniqueConstraint("launch_hash", name=op.f("uq_smart_launch_launch_hash")),
     )
-    op.create_index(
-        op.f("ix_smart_launch_organization_id"), "smart_launch", ["organization_id"]
-    )
+    op.create_index(op.f("ix_smart_launch_organization_id"), "smart_launch", ["organization_id"])
     op.create_table(
         "smart_grant",
         sa.Column("id", sa.Uuid(), nullable=False),
