@@ -44,6 +44,8 @@ from concord.registry.routes import router as registry_router
 from concord.safety.api import router as safety_api
 from concord.safety.routes import router as safety_router
 from concord.settings import Environment, Settings, get_settings
+from concord.smart.routes import router as smart_router
+from concord.smart.service import registered_origins
 from concord.web import errors
 from concord.web.errors import API_ERRORS, FHIR_ERRORS, declare_answers
 from concord.web.headers import SecurityHeaders
@@ -126,7 +128,11 @@ def create_app(
 
     # Inside the security headers, so a refused body's answer carries them too.
     app.add_middleware(RequestLimits, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders, secure_cookies=settings.secure_cookies)
+    app.add_middleware(
+        SecurityHeaders,
+        secure_cookies=settings.secure_cookies,
+        origins=lambda: registered_origins(app.state.sessionmaker),
+    )
     if settings.trusted_proxy_list:
         # The client's address (sign-in throttling, the audit trail, sessions) comes from
         # X-Forwarded-For only when the request came from a configured proxy; the servers
@@ -160,6 +166,9 @@ def create_app(
     )
     for router in (
         web_router,
+        # Before /fhir: its /fhir/.well-known/smart-configuration would otherwise be read as
+        # a resource type and id.
+        smart_router,
         fhir_router,
         patients_api,
         careplans_api,

@@ -39,12 +39,14 @@ content_app = typer.Typer(
     help="Clinical content files (instruments, risk rules, decision aids).", no_args_is_help=True
 )
 safety_app = typer.Typer(help="Safety: the risk rules in force.", no_args_is_help=True)
+smart_app = typer.Typer(help="SMART on FHIR apps (docs/smart.md).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(org_app, name="org")
 app.add_typer(content_app, name="content")
 app.add_typer(safety_app, name="safety")
+app.add_typer(smart_app, name="smart")
 
 err = Console(stderr=True)
 out = Console()
@@ -325,6 +327,113 @@ def token_revoke(
         except NotFound:
             fail("no such token")
     out.print("revoked")
+
+
+# --- SMART apps ------------------------------------------------------------------------------
+
+
+def _smart_admin(session: Any, email: str) -> Any:
+    # local import: a command loads only what it runs (see token_create)
+    from concord.accounts.users import get_user_by_email
+
+    user = get_user_by_email(session, email)
+    if user is None or not user.active or not user.can_administer:
+        fail(f"no active administrator with email {email}")
+    return user
+
+
+@smart_app.command("register")
+def smart_register(
+    admin: Annotated[str, typer.Option(help="The administrator registering it (email).")],
+    name: Annotated[str, typer.Option(help="The app's name, as people see it.")],
+    scope: Annotated[
+        str, typer.Option(help="The scopes it may ask for, e.g. 'launch openid patient/*.rs'.")
+    ],
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option(help="Where people are sent back (repeat for several).")
+    ] = None,
+    launch_url: Annotated[str | None, typer.Option(help="Its EHR launch URL.")] = None,
+    confidential: Annotated[
+        bool, typer.Option(help="It runs on a server that keeps a secret.")
+    ] = False,
+    jwks_file: Annotated[
+        Path | None, typer.Option(help="A file with its public keys (JWKS, JSON).")
+    ] = None,
+    jwks_url: Annotated[str | None, typer.Option(help="Or the https URL of its keys.")] = None,
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(help="A browser or EHR origin (CORS, frame-ancestors; repeat for several)."),
+    ] = None,
+) -> None:
+    """Register an app; prints its client_id (and, for a confidential app without keys, its
+    client secret, shown only now)."""
+    # local import: a command loads only what it runs (see token_create)
+    import json
+
+    from concord.smart.service import register_client
+
+    try:
+        jwks = json.loads(jwks_file.read_text()) if jwks_file else None
+    except (OSError, ValueError) as exc:
+        fail(f"--jwks-file cannot be read as JSON: {exc}")
+    with operator_session(operator_settings()) as session:
+        by = _smart_admin(session, admin)
+        try:
+            client, secret = register_client(
+                session,
+                by=by,
+                name=name,
+                redirect_uris=list(redirect_uri or []),
+                scopes=scope,
+                confidential=confidential,
+                launch_url=launch_url,
+                jwks=jwks,
+                jwks_url=jwks_url,
+                origins=list(origin or []),
+            )
+        except InvalidInput as exc:
+            fail("; ".join(f"{k}: {v}" for k, v in exc.errors.items()) or exc.message)
+        typer.echo(f"client_id: {client.client_id}")
+        if secret:
+            typer.echo(f"client_secret: {secret}")
+
+
+@smart_app.command("list")
+def smart_list(admin: Annotated[str, typer.Option(help="An administrator (email).")]) -> None:
+    """The organization's registered apps."""
+    # local import: a command loads only what it runs (see token_create)
+    from concord.smart.service import list_clients
+
+    with operator_session(operator_settings()) as session:
+        table = Table()
+        for column in ("Id", "client_id", "Name", "Scopes", "Stopped"):
+            table.add_column(column)
+        for c in list_clients(session, by=_smart_admin(session, admin)):
+            table.add_row(
+                str(c.id),
+                c.client_id,
+                c.name,
+                c.allowed_scopes,
+                c.disabled_at.isoformat() if c.disabled_at else "",
+            )
+        out.print(table)
+
+
+@smart_app.command("disable")
+def smart_disable(
+    app_id: Annotated[str, typer.Argument(help="The app's id or client_id.")],
+    admin: Annotated[str, typer.Option(help="An administrator (email).")],
+) -> None:
+    """Stop an app: its grants and tokens are revoked at once."""
+    # local import: a command loads only what it runs (see token_create)
+    from concord.smart.service import disable_client
+
+    with operator_session(operator_settings()) as session:
+        try:
+            disable_client(session, by=_smart_admin(session, admin), ident=app_id)
+        except NotFound:
+            fail("no such app")
+    out.print("stopped")
 
 
 # --- audit -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from concord.part2 import models as part2_models
 from concord.patients import models as patients_models
 from concord.registry import models as registry_models
 from concord.safety import models as safety_models
+from concord.smart import models as smart_models
 from concord.worker import JobRun
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "patients_models",
     "registry_models",
     "safety_models",
+    "smart_models",
     "JobRun",
 ]

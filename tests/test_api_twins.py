@@ -77,6 +77,12 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ),
     # The patient signs a template in the portal ("Share my record").
     ("POST", "/my/consents/share"): (("POST", f"{A}/consents/signed"),),
+    # --- SMART apps (issue 21) -------------------------------------------------------------
+    ("POST", "/admin/smart-apps"): (("POST", "/api/v1/smart/clients"),),
+    ("POST", "/admin/smart-apps/{app_id}/disable"): (
+        ("POST", "/api/v1/smart/clients/{app_id}/disable"),
+    ),
+    ("POST", "/my/apps/{grant_id}/revoke"): (("POST", "/api/v1/my/apps/{grant_id}/revoke"),),
     # --- care plans ----------------------------------------------------
     ("POST", f"{P}/plan/start"): (("POST", f"{A}/careplan"),),
     ("POST", f"{P}/plan/activate"): (("POST", f"{A}/careplan/activate"),),
@@ -226,6 +232,9 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/admin/settings"): ADMIN,
     ("POST", "/admin/risk-rules"): ADMIN,
     ("POST", "/admin/messages/{message_id}/retry"): ADMIN,
+    # SMART App Launch: a person's consent to an app is part of signing in to it, and is
+    # given only in person (the token endpoint is itself a program's door, like /fhir).
+    ("POST", "/oauth2/authorize"): SIGN_IN,
 }
 
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -245,7 +254,7 @@ def _page_changes(routes) -> set[tuple[str, str]]:
         (m, r.path)
         for r in routes
         # CDS Hooks is a program's door like /api and /fhir, not a page.
-        if not r.path.startswith(("/api/", "/fhir", "/cds-services"))
+        if not r.path.startswith(("/api/", "/fhir", "/cds-services", "/oauth2/token"))
         for m in r.methods & CHANGES
     }
 
@@ -270,7 +279,7 @@ def test_only_sign_in_credentials_and_administration_are_exempt():
         "the pages' display language (a browser preference)"
     }
     for (_, path), _reason in EXEMPT.items():
-        assert path.startswith(("/sign-", "/account/", "/admin/")), path
+        assert path.startswith(("/sign-", "/account/", "/admin/", "/oauth2/authorize")), path
 
 
 # A model a page reads its form with that no twin takes as a body, and why.

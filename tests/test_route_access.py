@@ -49,6 +49,8 @@ from concord.registry.models import Recommendation, WorkTask
 from concord.safety import plans as safety_plans
 from concord.safety.models import RiskStatus
 from concord.settings import Settings, get_settings
+from concord.smart import service as smart
+from concord.smart.models import SmartGrant
 from tests.conftest import NOW, commit
 from tests.factories import acc_for, build_personas, create_plan
 
@@ -338,6 +340,25 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     )
     ids["thread_id"] = str(sent.thread.id)
     ids["file_id"] = str(sent.message.attachments[0].id)
+    # A SMART app (issue 21), and the patient's leave for it to read their record.
+    smart_app, _ = smart.register_client(
+        session,
+        by=people.admin,
+        name="Mood app",
+        redirect_uris=["https://app.example/cb"],
+        scopes="patient/*.rs",
+    )
+    grant = SmartGrant(
+        client_id=smart_app.id,
+        user_id=people.patient_user.id,
+        patient_id=people.patient.id,
+        scopes="patient/*.rs",
+    )
+    session.add(grant)
+    session.flush()
+    ids["smart_app_id"] = str(smart_app.id)
+    ids["grant_id"] = str(grant.id)
+    ids["mrn_system"] = mrn
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
     }
@@ -436,6 +457,37 @@ def _section_cases() -> dict[tuple[str, str], list[Case]]:
 RULES: dict[tuple[str, str], list[Case]] = {
     # --- FHIR -----------------------------------------------------------------------------
     ("GET", "/fhir/metadata"): [Case("/fhir/metadata", ALL, kind="list")],
+    # --- SMART App Launch (issue 21) --------------------------------------------------------
+    ("GET", "/fhir/.well-known/smart-configuration"): [
+        Case("/fhir/.well-known/smart-configuration", ALL, kind="list")
+    ],
+    ("GET", "/api/v1/smart/clients"): [
+        Case("/api/v1/smart/clients", frozenset({"admin"}), kind="list")
+    ],
+    ("POST", "/api/v1/smart/clients"): [
+        Case(
+            "/api/v1/smart/clients",
+            frozenset({"admin"}),
+            {"name": "Chart", "redirect_uris": ["https://c.example/cb"], "scopes": "user/*.rs"},
+            denied=frozenset({403}),
+        )
+    ],
+    ("POST", "/api/v1/smart/clients/{app_id}/disable"): [
+        Case(
+            "/api/v1/smart/clients/{smart_app_id}/disable",
+            frozenset({"admin"}),
+            {},
+            denied=frozenset({403}),
+        )
+    ],
+    # An EHR's launch context: the patient's team (and the organization's EHR client).
+    ("POST", "/api/v1/smart/launches"): [
+        Case("/api/v1/smart/launches", TEAM, {"system": "{mrn_system}", "value": "N-1"})
+    ],
+    ("GET", "/api/v1/my/apps"): [Case("/api/v1/my/apps", frozenset({"patient"}), kind="list")],
+    ("POST", "/api/v1/my/apps/{grant_id}/revoke"): [
+        Case("/api/v1/my/apps/{grant_id}/revoke", frozenset({"patient"}), {})
+    ],
     # CDS Hooks: discovery holds no patient data. A call needs a clinician's token with the
     # cds scope (tests/cds/test_cds_hooks.py asks it as each persona with one): these tokens
     # are refused, audited, whatever the patient.

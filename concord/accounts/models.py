@@ -181,6 +181,9 @@ class TokenScope(StrEnum):
     # Only the CDS Hooks service (/cds-services): an EHR's token asks the medication rules and
     # reads nothing else (docs/cds-hooks.md).
     cds = "cds"
+    # A SMART app's access token (concord.smart): only /fhir, within the scopes its
+    # smart_token row names.
+    smart = "smart"
 
 
 class ClientScope(StrEnum):

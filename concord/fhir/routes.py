@@ -24,6 +24,8 @@ from concord.fhir import service as fhir
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
 from concord.i18n import Msg
+from concord.smart import enforce as smart_scope
+from concord.smart.service import capability_security
 from concord.web.deps import (
     BearerActor,
     DbSession,
@@ -113,6 +115,11 @@ def metadata(request: Request) -> Response:
     if query.elements is not None:
         search.check_elements("CapabilityStatement", query.elements)
     statement = mapping.capability_statement(_base(request), __version__)
+    for rest in statement.get("rest", []):
+        rest["security"] = {
+            **rest.get("security", {}),
+            **capability_security(request.app.state.settings.base_url.rstrip("/")),
+        }
     return fhir_response(request, search.shape(statement, query), pretty=query.pretty)
 
 
@@ -130,6 +137,7 @@ def _search(
     pairs: list[tuple[str, str]],
 ) -> Response:
     _kind(kind, SEARCHABLE)
+    pairs = smart_scope.narrow_search(session, actor.smart, kind, list(pairs), search.SEARCH_PARAMS)
     base = _base(request)
     search.check_accept(request.headers.get("accept"), pairs)
     if kind in ehr_door.IMPORTED_TYPES:
@@ -259,6 +267,7 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
             body = json.loads(raw)
         except ValueError:
             raise InvalidInput.field("body", Msg("must be a FHIR resource in JSON")) from None
+        smart_scope.check(session, actor.smart, "QuestionnaireResponse", "c")
         resource, outcome = fhir.submit_questionnaire_response(
             session,
             by=actor.user,
@@ -267,6 +276,7 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
             if_none_exist=request.headers.get("If-None-Exist"),
             issues=issues,
         )
+        smart_scope.check_resource(session, actor.smart, "QuestionnaireResponse", resource)
         # The answer is checked before the commit: an answer that cannot be sent must leave
         # nothing behind (a response dated year 0001 was stored, then answered with a 500).
         if _validating(request):
@@ -333,9 +343,11 @@ async def _create_medication(request: Request, session: DbSession, kind: str) ->
             body = json.loads(raw)
         except ValueError:
             raise InvalidInput.field("body", Msg("must be a FHIR resource in JSON")) from None
+        smart_scope.check(session, actor.smart, kind, "c")
         resource, outcome, findings = fhir_meds.create_medication(
             session, by=actor.user, kind=kind, body=body
         )
+        smart_scope.check_resource(session, actor.smart, kind, resource)
         if _validating(request):
             mapping.validate(resource)
         finish_request(request, session)
@@ -392,6 +404,7 @@ async def import_bundle(request: Request, session: DbSession) -> Response:
 
     def submit() -> tuple[dict[str, Any], bool]:
         actor = bearer_actor(request, session)
+        smart_scope.check(session, actor.smart, "Bundle", "c")
         try:
             body = json.loads(raw)
         except ValueError:
@@ -551,6 +564,7 @@ def evaluate_measure_get(
     client with the quality scope, the organization's; a clinician, their care teams')."""
     pairs = request.query_params.multi_items()
     search.check_accept(request.headers.get("accept"), pairs)
+    smart_scope.check_system_wide(session, actor.smart, "MeasureReport")
     report = quality_door.evaluate(
         session, by=actor.user, token=actor.token, measure_id=measure_id, pairs=pairs
     )
@@ -573,6 +587,7 @@ async def evaluate_measure_post(measure_id: str, request: Request, session: DbSe
 
     def evaluate() -> dict[str, Any]:
         actor = bearer_actor(request, session)
+        smart_scope.check_system_wide(session, actor.smart, "MeasureReport")
         try:
             body = json.loads(raw)
         except ValueError:
@@ -678,7 +693,9 @@ def read(
     if search.has_control_characters(ident):
         # No resource has such an id, and PostgreSQL cannot store one in the audit trail.
         raise NotFound(Msg("No such resource."))
+    smart_scope.check(session, actor.smart, kind, "r")
     resource = _read(kind, ident, session, actor, request)
+    smart_scope.check_resource(session, actor.smart, kind, resource)
     response = fhir_response(request, search.shape(resource, query), pretty=query.pretty)
     version = (resource.get("meta") or {}).get("versionId")
     if version:

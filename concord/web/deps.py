@@ -39,6 +39,7 @@ from concord.outbox import count_failing
 from concord.safety.banner import banner_for
 from concord.safety.notifications import navigation_counts
 from concord.safety.rulesets import rules_for
+from concord.smart.service import SmartAccess, smart_access
 from concord.validation import text_problem
 
 SESSION_COOKIE = "concord_session"
@@ -200,12 +201,18 @@ def _check_credentials(request: Request) -> None:
 # other page write needs a session, checked before its body is read (concord.web.limits);
 # tests/test_limits.py fails when a page route and this list disagree.
 ANONYMOUS_FORMS = frozenset({"/sign-in"})
+# Programs' form posts outside /api and /fhir that prove who sends them in the body itself
+# (OAuth's token endpoint: a client assertion, a secret or a code with its PKCE verifier).
+# No cookie is asked; the body's size is still limited.
+PROGRAM_FORMS = frozenset({"/oauth2/token"})
 
 
 async def check_session_first(request: Request) -> None:
     """For a page's form post: refuse it before its body is read when it cannot succeed:
     no anonymous CSRF cookie on a sign-in form; no valid session on any other (sent to sign
     in, as partial_actor would). The CSRF token itself is in the body: posted_by checks it."""
+    if request.scope["path"] in PROGRAM_FORMS:
+        return
     if request.scope["path"] in ANONYMOUS_FORMS:
         if len(request.cookies.get(ANON_CSRF_COOKIE, "")) < 20:
             request.state.lang = _language(request, None)
@@ -276,9 +283,13 @@ class Actor:
     user: User
     web_session: WebSession | None = None
     token: ApiToken | None = None
+    # A SMART app's token (concord.smart): its app, scopes and patient in context.
+    smart: SmartAccess | None = None
 
     @property
     def can_write(self) -> bool:
+        if self.smart is not None:
+            return self.smart.scopes.writes
         return self.token is None or self.token.scope == TokenScope.write
 
 
@@ -423,6 +434,7 @@ def check_anonymous_csrf(request: Request, form: Form) -> None:
 
 
 CDS_PREFIX = "/cds-services"
+FHIR_PREFIX = "/fhir"
 INVALID_TOKEN = Msg("The API token is not valid, has expired or was revoked.")
 
 
@@ -451,8 +463,24 @@ def bearer_actor(request: Request, session: DbSession) -> Actor:
             outcome=Outcome.denied,
         )
         raise PermissionDenied(Msg("This token may only ask the CDS Hooks service."))
+    smart = None
+    if api_token.scope == TokenScope.smart:
+        smart = smart_access(session, api_token)
+        if smart is None:
+            raise NotAuthenticated(INVALID_TOKEN)
+        if not request.url.path.startswith(FHIR_PREFIX):
+            # A SMART app's token reads /fhir only, within its scopes.
+            record(
+                session,
+                by=user,
+                action="read",
+                object_type="ApiToken",
+                object_id=api_token.id,
+                outcome=Outcome.denied,
+            )
+            raise PermissionDenied(Msg("This token may only ask the FHIR API (/fhir)."))
     keep_after_rollback(session, api_token, user, user.organization)
-    request.state.actor = Actor(user=user, token=api_token)
+    request.state.actor = Actor(user=user, token=api_token, smart=smart)
     request.state.lang = user.language
     return request.state.actor
 

@@ -3,6 +3,7 @@ runs each request through an extra task and memory stream; this only edits the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -35,22 +36,76 @@ NOTICE_HEADER = b"part2-redisclosure-notice"
 _NOTICE = [(NOTICE_HEADER, notice_text("en").encode("ascii"))]
 
 
+# Where a registered browser app may call from another origin (SMART App Launch): the FHIR API,
+# the token endpoint and discovery, nothing else.
+CORS_PATHS = ("/fhir", "/oauth2/token", "/.well-known/smart-configuration")
+CORS_PREFLIGHT = [
+    (b"access-control-allow-methods", b"GET, POST, PUT, OPTIONS"),
+    (
+        b"access-control-allow-headers",
+        b"Authorization, Content-Type, Accept, Prefer, If-None-Exist, If-Match, "
+        b"X-Purpose-Of-Use, Idempotency-Key",
+    ),
+    (b"access-control-max-age", b"600"),
+]
+CORS_EXPOSE = (b"access-control-expose-headers", b"Location, ETag, Content-Location")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, secure_cookies: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secure_cookies: bool,
+        origins: Callable[[], frozenset[str]] | None = None,
+    ) -> None:
         self.app = app
         self.secure_cookies = secure_cookies
+        # The origins of registered SMART apps and EHRs (concord.smart): CORS on CORS_PATHS,
+        # and frame-ancestors for an EHR that opens Concord inside its own page.
+        self.origins = origins or (lambda: frozenset())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        registered = self.origins()
+        origin = _header(scope, b"origin")
+        cors = origin is not None and origin.lower() in registered and path.startswith(CORS_PATHS)
+        if (
+            cors
+            and scope["method"] == "OPTIONS"
+            and _header(scope, b"access-control-request-method")
+        ):
+            headers = [
+                (b"access-control-allow-origin", origin.encode("latin-1")),  # type: ignore[union-attr]
+                (b"vary", b"Origin"),
+                *CORS_PREFLIGHT,
+            ]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self.add(
-                    list(message.get("headers", [])), path, scope.get("state") or {}
-                )
+                headers = self.add(list(message.get("headers", [])), path, scope.get("state") or {})
+                if registered and not path.startswith("/static/"):
+                    headers = _framed_by(headers, registered)
+                if cors:
+                    headers += [
+                        (b"access-control-allow-origin", origin.encode("latin-1")),  # type: ignore[union-attr]
+                        (b"vary", b"Origin"),
+                        CORS_EXPOSE,
+                    ]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -66,7 +121,13 @@ class SecurityHeaders:
             # Pages and API answers may hold patient data: never keep them in a cache.
             ours += _NO_STORE
         if not path.startswith("/api/docs"):
-            ours += _CSP
+            target = state.get("form_action")
+            if target:
+                # A SMART consent page: its form's answer redirects to the registered app.
+                policy = CSP.replace("form-action 'self'", f"form-action 'self' {target}")
+                ours.append((b"content-security-policy", policy.encode("latin-1")))
+            else:
+                ours += _CSP
         if self.secure_cookies:
             ours += _HSTS
         # Ours replace any the endpoint set.
@@ -91,3 +152,19 @@ class SecurityHeaders:
                 morsel["secure"] = True
             kept.append((b"set-cookie", morsel.OutputString().encode("latin-1")))
         return kept + ours
+
+
+def _framed_by(
+    headers: list[tuple[bytes, bytes]], origins: frozenset[str]
+) -> list[tuple[bytes, bytes]]:
+    """Registered EHRs may show Concord inside their page (a SMART EHR launch): CSP's
+    frame-ancestors names them, and X-Frame-Options (which cannot name several) goes."""
+    allowed = " ".join(["'self'", *sorted(origins)]).encode("latin-1")
+    out = []
+    for name, value in headers:
+        if name == b"x-frame-options":
+            continue
+        if name == b"content-security-policy":
+            value = value.replace(b"frame-ancestors 'none'", b"frame-ancestors " + allowed)
+        out.append((name, value))
+    return out

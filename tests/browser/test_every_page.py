@@ -204,6 +204,7 @@ def pages_for(people):
             "/my/consents/share",
             "/my/consents/share?template=treating-providers",
             "/my/consents/share?template=family-member",
+            "/my/apps",
         ],
         "fay@family.example.org": ["/shared", f"/shared/{pid}", f"/shared/{pid}/safety-plan"],
         "admin@test.example.org": [
@@ -219,6 +220,7 @@ def pages_for(people):
             "/registry/minutes",
             "/registry/program",
             "/admin/part2",
+            "/admin/smart-apps",
             "/privacy/notices",
         ],
         "otto@test.example.org": [f"/patients/{pid}/plan", "/no/such/page"],

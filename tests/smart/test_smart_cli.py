@@ -1,0 +1,43 @@
+"""`concord smart`: an operator registers, lists and stops SMART apps (issue 21)."""
+
+from __future__ import annotations
+
+from tests.test_cli import cli_db, org_with_a_care_manager, run  # noqa: F401 (the fixture)
+
+
+def test_register_list_and_stop_an_app(cli_db):  # noqa: F811
+    org_with_a_care_manager()
+    made = run(
+        "smart",
+        "register",
+        "--admin",
+        "a@l.example.org",
+        "--name",
+        "Mood chart",
+        "--scope",
+        "launch openid patient/*.rs",
+        "--redirect-uri",
+        "https://app.example/cb",
+        "--confidential",
+    )
+    assert made.exit_code == 0, made.output
+    client_id = made.output.split("client_id: ")[1].split()[0]
+    assert "client_secret: " in made.output
+    listed = run("smart", "list", "--admin", "a@l.example.org")
+    assert listed.exit_code == 0 and "Mood" in listed.output
+    assert run("smart", "disable", client_id, "--admin", "a@l.example.org").exit_code == 0
+    bad = run(
+        "smart",
+        "register",
+        "--admin",
+        "a@l.example.org",
+        "--name",
+        "X",
+        "--scope",
+        "everything",
+        "--redirect-uri",
+        "https://app.example/cb",
+    )
+    assert bad.exit_code != 0 and "scope" in bad.output
+    nobody = run("smart", "list", "--admin", "cm@l.example.org")
+    assert nobody.exit_code != 0 and "administrator" in nobody.output
