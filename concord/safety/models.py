@@ -27,6 +27,7 @@ class AlertSource(StrEnum):
     measure = "measure"  # an answer in a questionnaire
     manual = "manual"  # a clinician's risk flag
     follow_up = "follow_up"  # a follow-up after an earlier alert was missed
+    overdose_risk = "overdose_risk"  # an overdose-risk rule (medications, MOUD records)
 
 
 class AlertOutcome(StrEnum):
