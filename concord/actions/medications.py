@@ -43,7 +43,14 @@ from concord.medications.models import (
     ProtocolEntry,
     ReportKind,
 )
-from concord.medications.schemas import MedicationIn, MoudIn, ProtocolIn, ReportedIn, ReportIn
+from concord.medications.schemas import (
+    CheckinIn,
+    MedicationIn,
+    MoudIn,
+    ProtocolIn,
+    ReportedIn,
+    ReportIn,
+)
 from concord.patients.models import Patient
 from concord.registry import tasks
 from concord.safety import alerts
@@ -55,6 +62,7 @@ TITLE_CHANGE = N_("A medication you prescribe alongside was changed: review the 
 TITLE_DIFFERENCE = N_("The patient reported a difference from the medication list: reconcile")
 TITLE_REPORTED = N_("The patient reported a medication not on the list: review it")
 TITLE_MONITORING = N_("Medication monitoring is due (joint prescribing protocol)")
+TITLE_QUESTION = N_("The patient asked a question about a medication: answer it")
 MONITORING_AHEAD = timedelta(days=7)  # a task opens this long before the monitoring is due
 
 
@@ -270,6 +278,15 @@ def resolve_report(
     session: Session, *, access: PatientAccess, report_id: Any, note: str | None
 ) -> MedicationReport:
     row = meds.resolve_report(session, access=access, report_id=report_id, note=note)
+    if row.kind == ReportKind.question:
+        tasks.close_tasks(
+            session,
+            patient_id=access.patient.id,
+            source=question_source(row),
+            note="The team answered the question.",
+            by=access.by,
+        )
+        return row
     tasks.close_tasks(
         session,
         patient_id=access.patient.id,
@@ -450,3 +467,31 @@ def record_moud(session: Session, *, access: PatientAccess, data: MoudIn) -> Mou
     row = meds.add_moud_record(session, access=access, data=data, today=today)
     check_overdose(session, patient=access.patient, by=access.by, today=today)
     return row
+
+
+def checkin(
+    session: Session, *, access: PatientAccess, medication_id: Any, data: CheckinIn
+) -> list[MedicationReport]:
+    """The patient at a check-in, about one medication: missed doses and why, side effects,
+    a question. A question reaches the medication's prescriber (the care manager when none)
+    as a task; the task names no content, the question is read on the Medications tab."""
+    rows = meds.report_checkin(session, access=access, medication_id=medication_id, data=data)
+    for row in rows:
+        if row.kind != ReportKind.question:
+            continue
+        med = meds.get_medication(session, access=access, medication_id=row.medication_id)
+        tasks.open_task(
+            session,
+            organization_id=access.patient.organization_id,
+            patient_id=access.patient.id,
+            owner_id=med.prescriber_id or _care_manager(session, access.patient.id),
+            title=TITLE_QUESTION,
+            source=question_source(row),
+            due_on=org_today(access.by.organization) + timedelta(days=2),
+            by=access.by,
+        )
+    return rows
+
+
+def question_source(row: MedicationReport) -> str:
+    return f"medication-question:{row.id}"

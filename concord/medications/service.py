@@ -40,6 +40,7 @@ from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.medications.models import (
+    CHECKIN_KINDS,
     RELEASE_FROM,
     FindingOverride,
     Medication,
@@ -57,6 +58,7 @@ from concord.medications.models import (
 from concord.medications.overdose import RecordFact
 from concord.medications.rules import Finding, check, default_rules
 from concord.medications.schemas import (
+    CheckinIn,
     MedicationIn,
     MoudIn,
     ProtocolIn,
@@ -1173,3 +1175,90 @@ def keep_overdose_hits(
         if key not in standing and key not in found and hit.resolved_at is None:
             hit.resolved_at = at
     session.flush()
+
+
+# --- what the patient says at a check-in about a medication -----------------------------
+
+
+def report_checkin(
+    session: Session, *, access: PatientAccess, medication_id: Any, data: CheckinIn
+) -> list[MedicationReport]:
+    """The patient, about one medication on their list: doses missed in the last 7 days and
+    why, the side effects that bother them, a question for the prescriber. One report per
+    thing said; the list does not change. Missed doses and side effects are shown beside the
+    medication (nothing to resolve); a question stays open until the team answers it."""
+    _require_self(session, access, "create")
+    if data.missed_doses is None and not (data.missed_why or data.effects or data.question):
+        raise InvalidInput(
+            Msg("Nothing was sent."),
+            errors={"missed_doses": Msg("say how many doses you missed, what bothers you, or ask")},
+        )
+    if data.missed_why and data.missed_doses is None:
+        raise InvalidInput.field("missed_doses", Msg("say how many doses you missed"))
+    med = get_medication(session, access=access, medication_id=medication_id)
+    at = now()
+    rows = []
+    said: list[tuple[str, dict[str, Any]]] = []
+    if data.missed_doses is not None:
+        said.append(
+            (ReportKind.adherence, {"missed_doses": data.missed_doses, "note": data.missed_why})
+        )
+    if data.effects:
+        said.append((ReportKind.side_effects, {"effects": data.effects}))
+    if data.question:
+        said.append((ReportKind.question, {"note": data.question}))
+    for kind, values in said:
+        row = MedicationReport(
+            organization_id=access.patient.organization_id,
+            patient_id=access.patient.id,
+            medication_id=med.id,
+            rxcui=med.rxcui,
+            kind=kind,
+            created_at=at,
+            created_by_id=access.by.id,
+            **values,
+        )
+        if kind != ReportKind.question:
+            row.resolved_at, row.resolution = at, "checkin"
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    for row in rows:
+        audit(
+            session,
+            by=access.by,
+            action="create",
+            object_type=REPORT,
+            object_id=row.id,
+            patient_id=access.patient.id,
+            detail={"kind": row.kind},
+        )
+    return rows
+
+
+def latest_checkins(
+    session: Session, *, access: PatientAccess
+) -> dict[uuid.UUID, dict[str, MedicationReport]]:
+    """Per medication, the latest check-in report of each kind (adherence, side effects) and
+    every open question, as the asker may see them (audited)."""
+    rows = list(
+        session.scalars(
+            select(MedicationReport)
+            .where(
+                MedicationReport.patient_id == access.patient.id,
+                MedicationReport.kind.in_(CHECKIN_KINDS),
+            )
+            .order_by(MedicationReport.created_at.desc(), MedicationReport.id)
+        )
+    )
+    shown = disclosure.filter_records(session, access, rows, object_type=REPORT, action="list")
+    _audit_list(session, access, REPORT, len(shown))
+    out: dict[uuid.UUID, dict[str, MedicationReport]] = {}
+    for row in shown:
+        mine = out.setdefault(row.medication_id, {})
+        if row.kind == ReportKind.question:
+            if row.resolved_at is None and "question" not in mine:
+                mine["question"] = row
+        elif row.kind not in mine:
+            mine[row.kind] = row
+    return out
