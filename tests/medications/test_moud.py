@@ -353,3 +353,73 @@ def test_the_medications_tab_shows_the_moud_section(client, session, people, sig
     assert "data-moud-state" in page.text and "No naloxone on file" in page.text
     assert "Negative" in page.text
     assert "has not set how often the PDMP is checked" in page.text
+
+
+# --- the caseload's MOUD flags ----------------------------------------------------------------
+
+
+def _flags(**kw):
+    from concord.registry.rules import CaseFacts, ContactFact, flags
+
+    contacts = [ContactFact(d, "follow_up") for d in kw.pop("contacts", [])]
+    facts = CaseFacts(
+        today=TODAY, status="active", started_on=TODAY - timedelta(days=10), contacts=contacts, **kw
+    )
+    return {f.code for f in flags(facts)} & {
+        "moud_pdmp_check_due",
+        "moud_no_naloxone",
+        "moud_missed_reported",
+    }
+
+
+def test_the_moud_flags_at_their_boundaries():
+    assert _flags() == set()  # not on MOUD: nothing
+    assert _flags(on_moud=True, naloxone_on_file=False) == {"moud_no_naloxone"}
+    assert _flags(on_moud=True, pdmp_overdue=True, pdmp_due_on=TODAY) == {"moud_pdmp_check_due"}
+    day = TODAY - timedelta(days=3)
+    assert _flags(missed_reported_on=day) == {"moud_missed_reported"}  # never reached
+    assert _flags(missed_reported_on=day, contacts=[day - timedelta(days=1)]) == {
+        "moud_missed_reported"
+    }
+    assert _flags(missed_reported_on=day, contacts=[day]) == set()  # reached that day
+    assert _flags(missed_reported_on=day, contacts=[day + timedelta(days=1)]) == set()
+
+
+def test_the_caseload_flags_a_moud_patient(session, people, team):
+    from concord.patients.models import Patient
+    from concord.registry.caseload import build_rows
+    from concord.registry.models import Episode
+
+    today = org_today(people.org)
+    enroll(session, access=team, data=Enrolment(program="co_occurring"))
+    act.add(
+        session,
+        access=team,
+        data=MedicationIn(rxcui=BUPRENORPHINE, started_on=today - timedelta(days=40)),
+    )
+
+    def codes():
+        session.flush()
+        pairs = [
+            (e, p)
+            for e, p in session.execute(
+                select(Episode, Patient)
+                .join(Patient, Patient.id == Episode.patient_id)
+                .where(Patient.id == people.patient.id)
+            )
+        ]
+        (row,) = build_rows(session, pairs, today=today, tz=people.org.timezone)
+        return row.flag_codes & {"moud_pdmp_check_due", "moud_no_naloxone", "moud_missed_reported"}
+
+    assert codes() == {"moud_no_naloxone"}  # no interval set: no PDMP flag
+    people.org.pdmp_check_interval_days = 30
+    assert codes() == {"moud_no_naloxone", "moud_pdmp_check_due"}  # never checked, 40 days on
+    act.record_moud(
+        session,
+        access=team,
+        data=MoudIn(kind="pdmp_check", on=today - timedelta(days=30), result="Nothing else"),
+    )
+    act.record_moud(session, access=team, data=MoudIn(kind="naloxone_dispensed", on=today))
+    assert codes() == set()  # checked 30 days ago: due today, not overdue
+    act.record_moud(session, access=team, data=MoudIn(kind="missed_visit", on=today, count=1))
+    assert codes() == {"moud_missed_reported"}
