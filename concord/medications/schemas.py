@@ -109,7 +109,7 @@ class ProtocolIn(BaseModel):
     monitoring: OptText200 = None
     monitor_owner_id: OptId = None
     every_days: Annotated[
-        int | None, BeforeValidator(blank_to_none), Field(default=None, ge=1, le=3660)
+        Annotated[int, Field(ge=1, le=3660)] | None, BeforeValidator(blank_to_none)
     ] = None
     first_due_on: OptDate = None
     tell: Annotated[list[uuid.UUID], BeforeValidator(_ids)] = []
@@ -136,12 +136,16 @@ class MoudIn(BaseModel):
     on: OptDate = None
     medication_id: OptId = None
     performed_by_id: OptId = None
-    detail: Annotated[str | None, BeforeValidator(blank_to_none), Field(max_length=40)] = None
-    dose: Annotated[str | None, BeforeValidator(blank_to_none), Field(max_length=100)] = None
-    result: OptText500 = None
-    count: Annotated[
-        int | None, BeforeValidator(blank_to_none), Field(default=None, ge=1, le=365)
+    detail: Annotated[
+        Annotated[str, StringConstraints(max_length=40)] | None, BeforeValidator(blank_to_none)
     ] = None
+    dose: Annotated[
+        Annotated[str, StringConstraints(max_length=100)] | None, BeforeValidator(blank_to_none)
+    ] = None
+    result: OptText500 = None
+    count: Annotated[Annotated[int, Field(ge=1, le=365)] | None, BeforeValidator(blank_to_none)] = (
+        None
+    )
     note: OptText500 = None
 
 
@@ -153,7 +157,7 @@ class CheckinIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     missed_doses: Annotated[
-        int | None, BeforeValidator(blank_to_none), Field(default=None, ge=0, le=100)
+        Annotated[int, Field(ge=0, le=100)] | None, BeforeValidator(blank_to_none)
     ] = None
     missed_why: OptText500 = None
     effects: OptText500 = None

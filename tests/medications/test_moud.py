@@ -423,3 +423,26 @@ def test_the_caseload_flags_a_moud_patient(session, people, team):
     assert codes() == set()  # checked 30 days ago: due today, not overdue
     act.record_moud(session, access=team, data=MoudIn(kind="missed_visit", on=today, count=1))
     assert codes() == {"moud_missed_reported"}
+
+
+def test_the_moud_form_posts_blank_optional_fields():
+    """A page form sends every field, the empty ones as ''."""
+    blank = dict.fromkeys(
+        ("medication_id", "performed_by_id", "detail", "dose", "count", "note"), ""
+    )
+    data = MoudIn.model_validate({"kind": "pdmp_check", "on": "2026-11-19", "result": "x", **blank})
+    assert data.detail is None and data.dose is None and data.count is None
+    too_long = {"kind": "induction", "on": "2026-11-19", "dose": "x" * 101}
+    with pytest.raises(ValueError, match="dose"):
+        MoudIn.model_validate(too_long)
+
+
+def test_blank_numbers_from_a_form_are_none_not_a_500():
+    """Pydantic refuses a `ge` on None: a blank number field must become None before it."""
+    from concord.medications.schemas import ProtocolIn
+
+    assert ProtocolIn.model_validate({"about": "x", "every_days": ""}).every_days is None
+    assert CheckinIn.model_validate({"missed_doses": "", "question": "x"}).missed_doses is None
+    assert CheckinIn.model_validate({"missed_doses": "0"}).missed_doses == 0
+    with pytest.raises(ValueError, match="every_days"):
+        ProtocolIn.model_validate({"about": "x", "every_days": "0"})
