@@ -446,3 +446,46 @@ def test_blank_numbers_from_a_form_are_none_not_a_500():
     assert CheckinIn.model_validate({"missed_doses": "0"}).missed_doses == 0
     with pytest.raises(ValueError, match="every_days"):
         ProtocolIn.model_validate({"about": "x", "every_days": "0"})
+
+
+def test_a_reader_without_consent_sees_no_moud_state_nor_its_flags(session, people, team):
+    """Part 2: a primary care provider outside the program, on the team without the patient's
+    consent, gets neither the MOUD records, nor the state drawn from them, nor the flags."""
+    from concord.accounts.models import Role
+    from concord.medications.api import list_view
+    from concord.patients.models import CareTeam, CareTeamMember, Patient
+    from concord.registry.caseload import build_rows
+    from concord.registry.models import Episode
+    from tests.conftest import commit
+    from tests.factories import create_staff
+
+    today = org_today(people.org)
+    part2_actions.set_part2_program(session, people.admin, people.north.id, True)
+    enroll(session, access=team, data=Enrolment(program="co_occurring"))
+    act.add(session, access=team, data=MedicationIn(rxcui=BUPRENORPHINE))
+    act.record_moud(session, access=team, data=MoudIn(kind="missed_dose", on=today, count=2))
+    pcp = create_staff(
+        session, people.org, people.south, Role.primary_care_provider, "Pat Lee", "pcp@x.test"
+    )
+    care_team = session.scalar(select(CareTeam).where(CareTeam.patient_id == people.patient.id))
+    session.add(
+        CareTeamMember(care_team_id=care_team.id, user_id=pcp.id, role="primary_care_provider")
+    )
+    commit(session)
+    mine = list_view(session, team)
+    assert mine["moud"] is not None and mine["moud_records"]
+    theirs = list_view(session, acc_for(session, pcp, people.patient))
+    assert theirs["moud"] is None and theirs["moud_records"] == []
+    pairs = [
+        (e, p)
+        for e, p in session.execute(
+            select(Episode, Patient)
+            .join(Patient, Patient.id == Episode.patient_id)
+            .where(Patient.id == people.patient.id)
+        )
+    ]
+    moud_flags = {"moud_pdmp_check_due", "moud_no_naloxone", "moud_missed_reported"}
+    (row,) = build_rows(session, pairs, today=today, tz=people.org.timezone, by=team.by)
+    assert row.flag_codes & moud_flags == {"moud_no_naloxone", "moud_missed_reported"}
+    rows = build_rows(session, pairs, today=today, tz=people.org.timezone, by=pcp)
+    assert all(not (r.flag_codes & moud_flags) for r in rows)
