@@ -489,3 +489,19 @@ def test_a_reader_without_consent_sees_no_moud_state_nor_its_flags(session, peop
     assert row.flag_codes & moud_flags == {"moud_no_naloxone", "moud_missed_reported"}
     rows = build_rows(session, pairs, today=today, tz=people.org.timezone, by=pcp)
     assert all(not (r.flag_codes & moud_flags) for r in rows)
+
+
+def test_the_alert_page_shows_what_to_do_and_the_source(client, session, people, sign_in):
+    team = bearer(session, people.care_manager)
+    base = f"/api/v1/patients/{people.patient.id}"
+    body = {"kind": "overdose", "on": "2026-11-01", "note": "Naloxone given by a friend"}
+    assert client.post(f"{base}/moud-records", json=body, headers=team).status_code == 201
+    alert = session.scalar(select(SafetyAlert).where(SafetyAlert.patient_id == people.patient.id))
+    client.headers.pop("Authorization", None)
+    sign_in("cara@test.example.org")
+    page = client.get(f"/patients/{people.patient.id}/alerts/{alert.id}")
+    assert page.status_code == 200
+    assert "Overdose risk: a prior overdose" in page.text
+    assert "https://doi.org/10.1016/j.drugalcdep.2018.06.004" in page.text
+    assert f"/patients/{people.patient.id}/medications" in page.text
+    assert "Naloxone given by a friend" not in page.text  # the record's words stay on its tab
