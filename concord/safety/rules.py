@@ -280,6 +280,9 @@ def parse_rules(
             raise RuleFileError("rules", f"needs a rule for the event {event}")
         if sum(1 for r in rules if r.when.event == event) > 1:
             raise RuleFileError("rules", f"has more than one rule for the event {event}")
+    for event in OPTIONAL_EVENTS:
+        if sum(1 for r in rules if r.when.event == event) > 1:
+            raise RuleFileError("rules", f"has more than one rule for the event {event}")
     if library is not None and cover_critical:
         _check_critical_covered(rules, library)
     return RuleSet(

@@ -505,3 +505,24 @@ def test_the_alert_page_shows_what_to_do_and_the_source(client, session, people,
     assert "https://doi.org/10.1016/j.drugalcdep.2018.06.004" in page.text
     assert f"/patients/{people.patient.id}/medications" in page.text
     assert "Naloxone given by a friend" not in page.text  # the record's words stay on its tab
+
+
+def test_an_organizations_rule_file_may_leave_out_the_overdose_event():
+    """An organization's own risk rules written before issue 19 still load; the overdose-risk
+    alert then takes `high` on the `standard` chain. Two rules for the event are refused."""
+    import re
+
+    from concord.safety.rules import RuleFileError, compile_rules, default_rules_text
+
+    text = default_rules_text()
+    without = re.sub(r"\n  - id: overdose-risk\n(    .*\n?)+", "\n", text)
+    assert "overdose-risk" not in without
+    rules = compile_rules(without)
+    rule = rules.optional_event_rule("overdose-risk", {"en": "x"}, "s")
+    assert (rule.tier, rule.chain) == ("high", "standard")
+    own = compile_rules(text).optional_event_rule("overdose-risk", {"en": "x"}, "s")
+    assert own.id == "overdose-risk" and own.source.startswith("The overdose-risk rules")
+    again = text[text.index("  - id: overdose-risk") :].replace("id: overdose-risk", "id: od-2")
+    twice = text + again
+    with pytest.raises(RuleFileError, match="more than one rule for the event overdose-risk"):
+        compile_rules(twice)
