@@ -526,3 +526,16 @@ def test_an_organizations_rule_file_may_leave_out_the_overdose_event():
     twice = text + again
     with pytest.raises(RuleFileError, match="more than one rule for the event overdose-risk"):
         compile_rules(twice)
+
+
+def test_the_patients_check_ins_lead_to_the_medication_check_in(client, session, people, sign_in):
+    team = bearer(session, people.care_manager)
+    base = f"/api/v1/patients/{people.patient.id}"
+    made = client.post(f"{base}/medications", json={"rxcui": SERTRALINE}, headers=team).json()
+    client.headers.pop("Authorization", None)
+    sign_in("pat@patients.example.org")
+    page = client.get("/my/check-ins")
+    assert page.status_code == 200 and 'href="/my/medications" data-medication-checkin' in page.text
+    mine = client.get("/my/medications")
+    mid = made["medication"]["id"]
+    assert f'action="/my/medications/{mid}/checkin"' in mine.text
