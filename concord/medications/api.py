@@ -504,10 +504,14 @@ def checkin(
 
     def create() -> tuple[str, Any]:
         rows = act.checkin(session, access=acc, medication_id=medication_id, data=body)
-        return str(rows[0].id), {"reports": [checkin_json(r) for r in rows]}
+        # At most three ids (adherence, side effects, question): 110 characters.
+        return " ".join(str(r.id) for r in rows), {"reports": [checkin_json(r) for r in rows]}
 
     def replay(result: str) -> Any:
-        row = earlier_record(session, MedicationReport, result, patient_id=acc.patient.id)
-        return {"reports": [checkin_json(row)]}
+        rows = [
+            earlier_record(session, MedicationReport, rid, patient_id=acc.patient.id)
+            for rid in result.split()
+        ]
+        return {"reports": [checkin_json(r) for r in rows]}
 
     return create_once(session, actor, idem, create=create, replay=replay)

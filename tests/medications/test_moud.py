@@ -334,10 +334,14 @@ def test_the_api_records_moud_and_shows_the_state(client, session, people):
     assert listed["pdmp_check_interval_days"] is None
     assert [r["kind"] for r in listed["moud_records"]] == ["pdmp_check"]
     mid = made.json()["medication"]["id"]
-    told = client.post(f"{base}/medications/{mid}/checkin", json={"missed_doses": 0}, headers=me)
+    body = {"missed_doses": 0, "effects": "Dry mouth"}
+    key = {**me, "Idempotency-Key": "checkin-0001"}
+    told = client.post(f"{base}/medications/{mid}/checkin", json=body, headers=key)
     assert told.status_code == 201, told.text
+    again = client.post(f"{base}/medications/{mid}/checkin", json=body, headers=key)
+    assert again.status_code == 200 and again.json() == told.json()  # nothing written twice
     listed = client.get(f"{base}/medications", headers=team).json()
-    assert [c["missed_doses"] for c in listed["checkins"]] == [0]
+    assert sorted(c["kind"] for c in listed["checkins"]) == ["adherence", "side_effects"]
 
 
 def test_the_medications_tab_shows_the_moud_section(client, session, people, sign_in):
