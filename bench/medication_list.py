@@ -1,6 +1,7 @@
 """How long the medication safety check takes for a list of 30 medications (issue 19: under
 50 ms): the pure checker, and the whole-list recheck a change runs (read the list, check it,
-store the findings) against a fresh SQLite database.
+store the findings) against a fresh SQLite database, and the overdose-risk rules each change
+runs after it.
 
     python -m bench.medication_list [--n 200]
 
@@ -21,6 +22,7 @@ os.environ.setdefault("CONCORD_ENV", "development")
 from sqlalchemy import delete  # noqa: E402
 
 from concord.accounts.models import Role  # noqa: E402
+from concord.actions import medications as act  # noqa: E402
 from concord.audit.service import set_context  # noqa: E402
 from concord.clock import FakeClock, set_clock  # noqa: E402
 from concord.db import make_engine, make_sessionmaker  # noqa: E402
@@ -96,6 +98,24 @@ def main() -> None:
             print(f"{'recheck, nothing new':<28} median {median:7.2f} ms   p95 {p95:7.2f} ms")
             median, p95 = timed(fresh, max(10, args.n // 4))
             print(f"{'recheck, every finding new':<28} median {median:7.2f} ms   p95 {p95:7.2f} ms")
+
+            def overdose_rules() -> None:
+                # What a change adds after the recheck: the overdose-risk rules on the list and
+                # the MOUD records (their first alert raised once, before the timing).
+                act.check_overdose(session, patient=patient, by=staff, today=date(2026, 12, 7))
+
+            overdose_rules()
+            median, p95 = timed(overdose_rules, args.n)
+            print(
+                f"{'overdose rules, nothing new':<28} median {median:7.2f} ms   p95 {p95:7.2f} ms"
+            )
+
+            def whole_change() -> None:
+                recheck()
+                overdose_rules()
+
+            median, p95 = timed(whole_change, args.n)
+            print(f"{'recheck + overdose rules':<28} median {median:7.2f} ms   p95 {p95:7.2f} ms")
             session.rollback()
         engine.dispose()
     print("target: under 50 ms for a list of 30 medications")

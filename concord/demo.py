@@ -51,7 +51,7 @@ from concord.demo_content import SafetyEventIn, StoryProtocolIn
 from concord.ehr import service as ehr
 from concord.measures import service as measures
 from concord.medications import service as med_service
-from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn
+from concord.medications.schemas import MedicationIn, MoudIn, ProtocolIn, ReportedIn
 from concord.patients.models import Patient, RelatedPerson
 from concord.patients.service import (
     NewPatient,
@@ -1247,12 +1247,25 @@ def _story_protocol(session: Session, author: User, step: Any) -> None:
     med_actions.add_protocol(session, access=a, data=data)
 
 
+def _story_moud(session: Session, author: User, step: Any) -> None:
+    """A MOUD record (a PDMP check, a urine drug test, naloxone...) dated the step's day."""
+    a = _story_access(session, author, step)
+    fields = dict(step.item or {})
+    rxcui = fields.pop("rxcui", None)
+    if rxcui is not None:
+        med = next(m for m in med_service.list_medications(session, access=a) if m.rxcui == rxcui)
+        fields["medication_id"] = med.id
+    on = org_today(session, a.patient.organization_id)  # the events run at their own time
+    med_actions.record_moud(session, access=a, data=MoudIn.model_validate({**fields, "on": on}))
+
+
 _STORY_STEPS: dict[str, Callable[[Session, Any, Any], None]] = {
     "plan_item": _story_plan_item,
     "contact": _story_contact,
     "medication": _story_medication,
     "medication_report": _story_medication_report,
     "protocol": _story_protocol,
+    "moud": _story_moud,
 }
 
 

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from concord.accounts.models import Role
-from concord.medications.schemas import MedicationIn, ReportedIn
+from concord.medications.schemas import MedicationIn, MoudIn, ReportedIn
 
 DATA_DIR = Path(__file__).resolve().parent / "demo_data"
 
@@ -275,7 +275,7 @@ class StoryProtocolIn(_Strict):
 class StoryEventIn(_Strict):
     """One step of the co-occurring story (part2.yaml)."""
 
-    do: Literal["plan_item", "contact", "medication", "medication_report", "protocol"]
+    do: Literal["plan_item", "contact", "medication", "medication_report", "protocol", "moud"]
     patient: str = Text  # "Given Family"
     by: str = Text  # "<clinic>.<role>", or "patient" (a medication_report)
     day: int = Field(lt=0)
@@ -299,6 +299,9 @@ class StoryEventIn(_Strict):
             "medication_report": ("item",),
             # A line of the joint prescribing protocol (fields as StoryProtocolIn).
             "protocol": ("item",),
+            # A MOUD record dated that day (fields as MoudIn without `on`; `rxcui` names the
+            # MOUD medication on the list, if any).
+            "moud": ("item",),
         }[self.do]
         for name in needs:
             if getattr(self, name) in (None, ""):
@@ -314,6 +317,10 @@ class StoryEventIn(_Strict):
             ReportedIn.model_validate(self.item)
         elif self.do == "protocol":
             StoryProtocolIn.model_validate(self.item)
+        elif self.do == "moud":
+            assert self.item is not None
+            fields = {k: v for k, v in self.item.items() if k != "rxcui"}
+            MoudIn.model_validate({"on": "2026-01-01", **fields})
         return self
 
     def plan_item(self) -> BaseModel:

@@ -187,6 +187,10 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("POST", f"{A}/medication-findings/{{finding_id}}/override"),
     ),
     ("POST", f"{P}/medication-protocol"): (("POST", f"{A}/medication-protocol"),),
+    ("POST", f"{P}/moud-records"): (("POST", f"{A}/moud-records"),),
+    ("POST", "/my/medications/{medication_id}/checkin"): (
+        ("POST", f"{A}/medications/{{medication_id}}/checkin"),
+    ),
     ("POST", f"{P}/medication-protocol/{{entry_id}}/done"): (
         ("POST", f"{A}/medication-protocol/{{entry_id}}/done"),
     ),

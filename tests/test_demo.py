@@ -136,8 +136,9 @@ def test_the_program_page_counts_outcomes_at_10_to_24_weeks(demo_session):
 
 
 def test_no_alert_the_stories_do_not_tell(demo_session):
-    """Only the safety stories (Marcus, Olivia, Emily, Kevin) raise alerts: a course drawn from
-    the model never crosses a risk rule by accident."""
+    """Only the safety stories (Marcus, Olivia, Emily, Kevin) and Megan's co-occurring story (the
+    benzodiazepine she reports beside her buprenorphine: the overdose-risk rule, issue 19)
+    raise alerts: a course drawn from the model never crosses a risk rule by accident."""
     from concord.patients.models import Patient
     from concord.safety.models import SafetyAlert
 
@@ -152,6 +153,7 @@ def test_no_alert_the_stories_do_not_tell(demo_session):
         ("Olivia", "Brennan"),
         ("Emily", "Sorensen"),
         ("Kevin", "O'Brien"),
+        ("Megan", "Doyle"),
     }
 
 

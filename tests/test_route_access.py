@@ -1013,6 +1013,20 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/patients/{patient_id}/medication-protocol/{entry_id}/done"): [
         Case(f"{P}/medication-protocol/{{entry_id}}/done", TEAM, {"done_on": "2026-11-20"})
     ],
+    ("POST", "/api/v1/patients/{patient_id}/moud-records"): [
+        Case(
+            f"{P}/moud-records",
+            TEAM,
+            {"kind": "pdmp_check", "on": "2026-11-19", "result": "No other prescriber"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/medications/{medication_id}/checkin"): [
+        Case(
+            f"{P}/medications/{{medication_id}}/checkin",
+            frozenset({"patient"}),
+            {"missed_doses": 1, "missed_why": "Forgot"},
+        )
+    ],
     ("POST", "/api/v1/patients/{patient_id}/medication-findings/{finding_id}/override"): [
         Case(
             f"{P}/medication-findings/{{finding_id}}/override",

@@ -57,6 +57,9 @@ class Organization(IdMixin, Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     require_mfa_for_clinicians: Mapped[bool] = mapped_column(Boolean, default=False)
     review_interval_days: Mapped[int | None] = mapped_column(Integer)
+    # How often a patient on a medication for opioid use disorder should have a PDMP check
+    # (issue 19). No default: state rules differ, so the clinic sets it; unset, no flag.
+    pdmp_check_interval_days: Mapped[int | None] = mapped_column(Integer)
     # Crisis resources shown to a patient at risk; empty means the built-in defaults.
     crisis_resources: Mapped[dict[str, Any] | None]
     # The clinic's messaging policy (answer time, office hours, phone): concord.messaging.

@@ -109,6 +109,7 @@ def update_organization_settings(
     review_interval_days: int | None,
     crisis_resources: str | None = None,
     on_call_user_id: str | None = None,
+    pdmp_check_interval_days: int | None | str = "keep",
 ) -> Organization:
     """The organization's own settings. An empty review interval means the installation's
     default (CONCORD_REVIEW_INTERVAL_DAYS). `on_call_user_id` ("" for nobody) names the
@@ -118,9 +119,16 @@ def update_organization_settings(
         raise InvalidInput.field(
             "review_interval_days", Msg("must be a number of days from 1 to 366")
         )
+    if isinstance(pdmp_check_interval_days, int) and not 1 <= pdmp_check_interval_days <= 366:
+        raise InvalidInput.field(
+            "pdmp_check_interval_days", Msg("must be a number of days from 1 to 366")
+        )
     org = session.get(Organization, by.organization_id)
     assert org is not None
     org.require_mfa_for_clinicians = require_mfa_for_clinicians
+    if pdmp_check_interval_days != "keep":
+        # No default: how often a PDMP is checked is set by state law and the clinic's policy.
+        org.pdmp_check_interval_days = pdmp_check_interval_days  # type: ignore[assignment]
     org.review_interval_days = review_interval_days
     if crisis_resources is not None:
         org.crisis_resources = parse_crisis_resources(crisis_resources)
@@ -135,6 +143,7 @@ def update_organization_settings(
         detail={
             "require_mfa_for_clinicians": require_mfa_for_clinicians,
             "review_interval_days": review_interval_days,
+            "pdmp_check_interval_days": org.pdmp_check_interval_days,
             "on_call": str(org.on_call_user_id) if org.on_call_user_id else None,
         },
     )

@@ -583,6 +583,7 @@ def admin_settings_save(
             by=actor.user,
             require_mfa_for_clinicians=data.require_mfa_for_clinicians,
             review_interval_days=data.review_interval_days,
+            pdmp_check_interval_days=data.pdmp_check_interval_days,
             crisis_resources=data.crisis_resources,
             on_call_user_id=data.on_call_user_id,
         )

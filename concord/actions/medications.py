@@ -31,6 +31,7 @@ from concord.dates import org_today
 from concord.db import isolated
 from concord.errors import InvalidInput
 from concord.i18n import N_, Msg
+from concord.medications import overdose
 from concord.medications import service as meds
 from concord.medications.models import (
     FindingOverride,
@@ -38,12 +39,22 @@ from concord.medications.models import (
     MedicationFinding,
     MedicationReport,
     MedicationSource,
+    MoudRecord,
     ProtocolEntry,
     ReportKind,
 )
-from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn, ReportIn
+from concord.medications.schemas import (
+    CheckinIn,
+    MedicationIn,
+    MoudIn,
+    ProtocolIn,
+    ReportedIn,
+    ReportIn,
+)
 from concord.patients.models import Patient
 from concord.registry import tasks
+from concord.safety import alerts
+from concord.safety.models import SafetyAlert
 
 URGENT = ("contraindicated", "high")
 TITLE_FINDING = N_("Review a medication safety finding")
@@ -51,6 +62,7 @@ TITLE_CHANGE = N_("A medication you prescribe alongside was changed: review the 
 TITLE_DIFFERENCE = N_("The patient reported a difference from the medication list: reconcile")
 TITLE_REPORTED = N_("The patient reported a medication not on the list: review it")
 TITLE_MONITORING = N_("Medication monitoring is due (joint prescribing protocol)")
+TITLE_QUESTION = N_("The patient asked a question about a medication: answer it")
 MONITORING_AHEAD = timedelta(days=7)  # a task opens this long before the monitoring is due
 
 
@@ -134,6 +146,9 @@ def _recheck(session: Session, access: PatientAccess) -> meds.CheckResult:
         today=org_today(access.by.organization),
     )
     after_check(session, patient=access.patient, by=access.by, result=result)
+    check_overdose(
+        session, patient=access.patient, by=access.by, today=org_today(access.by.organization)
+    )
     return result
 
 
@@ -263,6 +278,15 @@ def resolve_report(
     session: Session, *, access: PatientAccess, report_id: Any, note: str | None
 ) -> MedicationReport:
     row = meds.resolve_report(session, access=access, report_id=report_id, note=note)
+    if row.kind == ReportKind.question:
+        tasks.close_tasks(
+            session,
+            patient_id=access.patient.id,
+            source=question_source(row),
+            note="The team answered the question.",
+            by=access.by,
+        )
+        return row
     tasks.close_tasks(
         session,
         patient_id=access.patient.id,
@@ -387,8 +411,10 @@ def recheck_all(session: Session) -> int:
     for patient in meds.patients_with_lists(session):
 
         def one(patient: Patient = patient) -> int:
-            result = meds.recheck(session, patient=patient, by=None, today=_today(session, patient))
+            today = _today(session, patient)
+            result = meds.recheck(session, patient=patient, by=None, today=today)
             after_check(session, patient=patient, by=None, result=result)
+            check_overdose(session, patient=patient, by=None, today=today)
             return len(result.new) + len(result.resolved)
 
         changed += (
@@ -398,3 +424,74 @@ def recheck_all(session: Session) -> int:
             or 0
         )
     return changed
+
+
+# --- MOUD records and overdose risk --------------------------------------------------------
+
+
+def check_overdose(
+    session: Session, *, patient: Patient, by: User | None, today: date
+) -> SafetyAlert | None:
+    """Run the overdose-risk rules on the patient's list and MOUD records; the causes that
+    fire for the first time (or again, for a combination that had gone) raise one safety alert
+    through the escalation chain, naming each rule, what to do and its source."""
+    rxcuis, records = meds.overdose_facts(session, patient.id)
+    hits = overdose.evaluate(rxcuis, records, today=today)
+    known = meds.overdose_hits(session, patient.id)
+    new = [h for h in hits if h.key not in known or known[h.key].resolved_at is not None]
+    alert = None
+    if new:
+        triggers = [
+            {
+                "rule": h.rule.id,
+                "name": dict(h.rule.name),
+                "action": h.rule.action,
+                "source": {"citation": h.rule.citation, "url": h.rule.url},
+            }
+            for h in {h.rule.id: h for h in new}.values()
+        ]
+        alert = alerts.raise_overdose_risk(session, patient=patient, triggers=triggers, by=by)
+    meds.keep_overdose_hits(
+        session,
+        patient=patient,
+        found={h.key: h.rule.id for h in new},
+        standing={h.key for h in hits},
+        alert_id=alert.id if alert is not None else None,
+    )
+    return alert
+
+
+def record_moud(session: Session, *, access: PatientAccess, data: MoudIn) -> MoudRecord:
+    """A dated fact of MOUD care (the care team), then the overdose-risk rules."""
+    today = org_today(access.by.organization)
+    row = meds.add_moud_record(session, access=access, data=data, today=today)
+    check_overdose(session, patient=access.patient, by=access.by, today=today)
+    return row
+
+
+def checkin(
+    session: Session, *, access: PatientAccess, medication_id: Any, data: CheckinIn
+) -> list[MedicationReport]:
+    """The patient at a check-in, about one medication: missed doses and why, side effects,
+    a question. A question reaches the medication's prescriber (the care manager when none)
+    as a task; the task names no content, the question is read on the Medications tab."""
+    rows = meds.report_checkin(session, access=access, medication_id=medication_id, data=data)
+    for row in rows:
+        if row.kind != ReportKind.question:
+            continue
+        med = meds.get_medication(session, access=access, medication_id=row.medication_id)
+        tasks.open_task(
+            session,
+            organization_id=access.patient.organization_id,
+            patient_id=access.patient.id,
+            owner_id=med.prescriber_id or _care_manager(session, access.patient.id),
+            title=TITLE_QUESTION,
+            source=question_source(row),
+            due_on=org_today(access.by.organization) + timedelta(days=2),
+            by=access.by,
+        )
+    return rows
+
+
+def question_source(row: MedicationReport) -> str:
+    return f"medication-question:{row.id}"

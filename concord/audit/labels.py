@@ -105,6 +105,7 @@ OBJECT_LABELS = {
     "Medication": N_("a medication on your list"),
     "MedicationOverride": N_("a decision to go ahead despite a medication warning"),
     "PrescribingProtocol": N_("who prescribes and checks your medications"),
+    "MoudRecord": N_("a record of your treatment for opioid use (checks, tests, naloxone)"),
     "Intervention": N_("a treatment in your plan"),
     "Bundle": N_("records from your clinic's health record system"),
     "EhrResource": N_("records from your clinic's health record system"),

@@ -12,18 +12,22 @@ from sqlalchemy.orm import Session
 from concord import access
 from concord.access import PatientAccess
 from concord.actions import medications as act
+from concord.dates import org_today
 from concord.medications import service as meds
 from concord.medications.models import (
     FindingOverride,
     Medication,
     MedicationFinding,
     MedicationReport,
+    MoudRecord,
     ProtocolEntry,
 )
 from concord.medications.schemas import (
+    CheckinIn,
     MedicationChangeIn,
     MedicationIn,
     MonitoringDoneIn,
+    MoudIn,
     OverrideIn,
     ProtocolIn,
     ReportedIn,
@@ -139,6 +143,52 @@ def protocol_json(e: ProtocolEntry) -> dict[str, Any]:
     }
 
 
+def moud_json(r: MoudRecord) -> dict[str, Any]:
+    return {
+        "id": str(r.id),
+        "kind": r.kind,
+        "on": _day(r.on),
+        "medication_id": _id(r.medication_id),
+        "performed_by_id": _id(r.performed_by_id),
+        "performed_by": r.performed_by.name if r.performed_by is not None else None,
+        "detail": r.detail,
+        "dose": r.dose,
+        "result": r.result,
+        "count": r.count,
+        "note": r.note,
+        "category": str(r.data_category),
+        "created_at": r.created_at.isoformat(),
+    }
+
+
+def moud_state_json(state: meds.MoudState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "on_moud": state.on_moud,
+        "last_pdmp_check": _day(state.last_pdmp),
+        "pdmp_check_due_on": _day(state.pdmp_due_on),
+        "pdmp_check_overdue": state.pdmp_overdue,
+        "naloxone_on_file": state.naloxone_on_file,
+        "last_missed_reported": _day(state.last_missed),
+    }
+
+
+def checkin_json(r: MedicationReport) -> dict[str, Any]:
+    return {
+        "id": str(r.id),
+        "medication_id": str(r.medication_id),
+        "kind": r.kind,
+        "missed_doses": r.missed_doses,
+        "effects": r.effects,
+        "note": r.note,
+        "created_at": r.created_at.isoformat(),
+        "answered_at": r.resolved_at.isoformat()
+        if r.resolved_at and r.kind == "question"
+        else None,
+    }
+
+
 def _changed(session: Session, acc: PatientAccess, done: act.Changed) -> dict[str, Any]:
     """The medication and the open findings the asker may see (the disclosure decision, as
     on the list), with which of them this change raised."""
@@ -158,6 +208,16 @@ def list_view(session: Session, acc: PatientAccess) -> dict[str, Any]:
     findings = meds.list_findings(session, access=acc)
     overrides = meds.list_overrides(session, access=acc, finding_ids=[f.id for f in findings])
     reports = meds.list_reports(session, access=acc)
+    records = meds.list_moud_records(session, access=acc)
+    # The MOUD section shows only what the asker may see: with the MOUD medications or their
+    # records withheld (Part 2), no state is drawn from them.
+    today = org_today(acc.by.organization)
+    state = meds.moud_state_of(
+        medications,
+        records,
+        interval_days=acc.by.organization.pdmp_check_interval_days,
+        today=today,
+    )
     return {
         "medications": medications,
         "findings": findings,
@@ -166,6 +226,10 @@ def list_view(session: Session, acc: PatientAccess) -> dict[str, Any]:
         "differences": meds.differences(medications, reports),
         "unchecked": meds.unchecked(medications),
         "protocol": meds.list_protocol(session, access=acc),
+        "moud_records": records,
+        "moud": state if (state.on_moud or records) else None,
+        "pdmp_interval": acc.by.organization.pdmp_check_interval_days,
+        "checkins": meds.latest_checkins(session, access=acc),
     }
 
 
@@ -188,6 +252,12 @@ def medications(patient_id: str, session: DbSession, actor: ApiActor) -> dict[st
         ],
         "unchecked": [str(m.id) for m in view["unchecked"]],
         "protocol": [protocol_json(e) for e in view["protocol"]],
+        "moud": moud_state_json(view["moud"]),
+        "pdmp_check_interval_days": view["pdmp_interval"],
+        "moud_records": [moud_json(r) for r in view["moud_records"]],
+        "checkins": [
+            checkin_json(r) for by_kind in view["checkins"].values() for r in by_kind.values()
+        ],
     }
 
 
@@ -392,3 +462,56 @@ def monitoring_done(
     acc = _access(session, actor, patient_id, "update")
     entry = act.monitoring_done(session, access=acc, entry_id=entry_id, done_on=body.done_on)
     return protocol_json(entry)
+
+
+@router.post("/patients/{patient_id}/moud-records", status_code=201)
+def add_moud_record(
+    patient_id: str, body: MoudIn, session: DbSession, actor: ApiWriter, idem: Idempotent
+) -> Any:
+    """A dated fact of opioid use disorder treatment (the care team): an induction, a PDMP
+    check (who, the result as recorded), a urine drug test (the result as recorded), naloxone
+    prescribed or dispensed, missed doses or visits, a return to use, a release, an overdose.
+    The overdose-risk rules run after it."""
+    acc = _access(session, actor, patient_id, "create")
+
+    def create() -> tuple[str, Any]:
+        row = act.record_moud(session, access=acc, data=body)
+        return str(row.id), moud_json(row)
+
+    return create_once(
+        session,
+        actor,
+        idem,
+        create=create,
+        replay=lambda r: moud_json(
+            earlier_record(session, MoudRecord, r, patient_id=acc.patient.id)
+        ),
+    )
+
+
+@router.post("/patients/{patient_id}/medications/{medication_id}/checkin", status_code=201)
+def checkin(
+    patient_id: str,
+    medication_id: str,
+    body: CheckinIn,
+    session: DbSession,
+    actor: ApiWriter,
+    idem: Idempotent,
+) -> Any:
+    """The patient, about one medication: doses missed in the last 7 days and why, the side
+    effects that bother them, a question for the prescriber (who gets a task)."""
+    acc = _access(session, actor, patient_id, "create")
+
+    def create() -> tuple[str, Any]:
+        rows = act.checkin(session, access=acc, medication_id=medication_id, data=body)
+        # At most three ids (adherence, side effects, question): 110 characters.
+        return " ".join(str(r.id) for r in rows), {"reports": [checkin_json(r) for r in rows]}
+
+    def replay(result: str) -> Any:
+        rows = [
+            earlier_record(session, MedicationReport, rid, patient_id=acc.patient.id)
+            for rid in result.split()
+        ]
+        return {"reports": [checkin_json(r) for r in rows]}
+
+    return create_once(session, actor, idem, create=create, replay=replay)

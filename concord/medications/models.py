@@ -61,6 +61,14 @@ class MedicationSource(StrEnum):
 class ReportKind(StrEnum):
     taking = "taking"  # "I take this" about a medication on the list
     stopped = "stopped"  # "I stopped this"
+    # At a check-in (issue 19): what was missed and why, which effects bother them, a question
+    # for the prescriber. None of these is a difference from the list.
+    adherence = "adherence"
+    side_effects = "side_effects"
+    question = "question"
+
+
+CHECKIN_KINDS = (ReportKind.adherence, ReportKind.side_effects, ReportKind.question)
 
 
 class Medication(_ByIngredient, IdMixin, Base):
@@ -126,6 +134,10 @@ class MedicationReport(_ByIngredient, IdMixin, Base):
     rxcui: Mapped[str | None] = mapped_column(String(20))  # the medication's, for its category
     kind: Mapped[str] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(String(500))
+    # adherence: doses missed in the last 7 days (the note says why); side_effects: the
+    # effects that bother them, in their words.
+    missed_doses: Mapped[int | None] = mapped_column(Integer)
+    effects: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     resolved_at: Mapped[datetime | None]
@@ -221,3 +233,78 @@ class ProtocolEntry(_ByIngredient, IdMixin, Base):
     @property
     def rxcuis(self) -> str:
         return self.rxcui or ""
+
+
+class MoudKind(StrEnum):
+    """What a MOUD record says happened (issue 19, "MOUD and overdose risk")."""
+
+    induction = "induction"  # started or inducted on a medication for opioid use disorder
+    pdmp_check = "pdmp_check"  # the state prescription drug monitoring program was checked
+    urine_drug_test = "urine_drug_test"
+    naloxone_prescribed = "naloxone_prescribed"
+    naloxone_dispensed = "naloxone_dispensed"
+    missed_dose = "missed_dose"  # missed doses reported (by the patient or the dispensing site)
+    missed_visit = "missed_visit"
+    # The facts the overdose-risk rules read (concord/medications/overdose-rules.yaml).
+    return_to_use = "return_to_use"  # opioid use again after a period of abstinence
+    release = "release"  # release from prison or jail, or discharge from a residential stay
+    overdose = "overdose"  # an overdose (non-fatal), as recorded
+
+
+RELEASE_FROM = ("prison", "residential")
+
+
+class MoudRecord(IdMixin, Base):
+    """One dated fact of a patient's opioid use disorder treatment: an induction, a PDMP check
+    (who checked, the result as recorded), a urine drug test (the result as recorded), naloxone
+    prescribed or dispensed, missed doses or visits reported, and the facts the overdose-risk
+    rules read. Results are kept as written: Concord interprets none of them.
+
+    Always substance-use treatment (a record of a patient's opioid use disorder care); whether
+    it is a 42 CFR Part 2 record is for concord/part2/rules.yaml to decide."""
+
+    __tablename__ = "moud_record"
+    __table_args__ = (Index("ix_moud_record_patient_kind", "patient_id", "kind", "on"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    medication_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("medication.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    on: Mapped[date]
+    # Who did it (the PDMP check's clinician), when someone on the team did.
+    performed_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    detail: Mapped[str | None] = mapped_column(String(40))  # release: prison or residential
+    dose: Mapped[str | None] = mapped_column(String(100))  # induction: the dose as written
+    result: Mapped[str | None] = mapped_column(String(500))  # as recorded (PDMP, UDT)
+    count: Mapped[int | None] = mapped_column(Integer)  # missed doses or visits
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+
+    performed_by: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[performed_by_id])
+
+    @property
+    def data_category(self) -> DataCategory:
+        return DataCategory.substance_use
+
+
+class OverdoseRiskHit(IdMixin, Base):
+    """An overdose-risk rule that fired for a patient, and the safety alert it raised: one per
+    rule and cause (`key`), so a nightly recheck never raises the same alert twice. A
+    combination on the list that goes away is marked resolved; if it comes back, the row is
+    reopened and a new alert raised."""
+
+    __tablename__ = "overdose_risk_hit"
+    __table_args__ = (UniqueConstraint("patient_id", "key"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    rule_id: Mapped[str] = mapped_column(String(60))
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("safety_alert.id"))
+    raised_at: Mapped[datetime] = mapped_column(default=now)
+    resolved_at: Mapped[datetime | None]
+
+    @property
+    def data_category(self) -> DataCategory:
+        return DataCategory.substance_use

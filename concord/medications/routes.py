@@ -21,9 +21,11 @@ from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput
 from concord.medications.api import list_view
 from concord.medications.schemas import (
+    CheckinIn,
     MedicationChangeIn,
     MedicationIn,
     MonitoringDoneIn,
+    MoudIn,
     OverrideIn,
     ProtocolIn,
     ReportedIn,
@@ -299,6 +301,26 @@ def monitoring_done(
     )
 
 
+@router.post("/patients/{patient_id}/moud-records")
+def add_moud_record(
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[MoudIn], FormOf(MoudIn)],
+    actor: PostedBy,
+) -> Response:
+    return _team_post(
+        request,
+        session,
+        actor,
+        patient_id,
+        form,
+        lambda acc, data: act.record_moud(session, access=acc, data=data),
+        "moud",
+        "create",
+    )
+
+
 # --- the patient's portal --------------------------------------------------------------------
 
 
@@ -383,4 +405,22 @@ def my_report(
         form,
         lambda acc, data: act.report(session, access=acc, medication_id=medication_id, data=data),
         "told",
+    )
+
+
+@router.post("/my/medications/{medication_id}/checkin")
+def my_checkin(
+    medication_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[CheckinIn], FormOf(CheckinIn)],
+    actor: PostedBy,
+) -> Response:
+    return _my_post(
+        request,
+        session,
+        actor,
+        form,
+        lambda acc, data: act.checkin(session, access=acc, medication_id=medication_id, data=data),
+        "checkin",
     )

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from concord.medications.models import MedicationStatus, ReportKind
+from concord.medications.models import MedicationStatus, MoudKind, ReportKind
 from concord.validation import Checkbox, OptDate, OptText200, OptText500, Text1000, blank_to_none
 
 RxCui = Annotated[
@@ -109,7 +109,7 @@ class ProtocolIn(BaseModel):
     monitoring: OptText200 = None
     monitor_owner_id: OptId = None
     every_days: Annotated[
-        int | None, BeforeValidator(blank_to_none), Field(default=None, ge=1, le=3660)
+        Annotated[int, Field(ge=1, le=3660)] | None, BeforeValidator(blank_to_none)
     ] = None
     first_due_on: OptDate = None
     tell: Annotated[list[uuid.UUID], BeforeValidator(_ids)] = []
@@ -121,3 +121,44 @@ class MonitoringDoneIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     done_on: OptDate = None
+
+
+class MoudIn(BaseModel):
+    """A dated fact of opioid use disorder treatment (concord.medications.models.MoudKind):
+    `on` the day it happened; `result` as recorded (a PDMP check's or a urine drug test's,
+    required for both); `performed_by_id` who checked the PDMP (someone on the team; blank:
+    the person recording it); `dose` for an induction; `count` of missed doses or visits;
+    `detail` for a release: prison or residential."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    kind: MoudKind
+    on: OptDate = None
+    medication_id: OptId = None
+    performed_by_id: OptId = None
+    detail: Annotated[
+        Annotated[str, StringConstraints(max_length=40)] | None, BeforeValidator(blank_to_none)
+    ] = None
+    dose: Annotated[
+        Annotated[str, StringConstraints(max_length=100)] | None, BeforeValidator(blank_to_none)
+    ] = None
+    result: OptText500 = None
+    count: Annotated[Annotated[int, Field(ge=1, le=365)] | None, BeforeValidator(blank_to_none)] = (
+        None
+    )
+    note: OptText500 = None
+
+
+class CheckinIn(BaseModel):
+    """What the patient says at a check-in about one medication: doses missed in the last 7
+    days and why, the side effects that bother them, a question for the prescriber. At least
+    one is needed."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    missed_doses: Annotated[
+        Annotated[int, Field(ge=0, le=100)] | None, BeforeValidator(blank_to_none)
+    ] = None
+    missed_why: OptText500 = None
+    effects: OptText500 = None
+    question: OptText500 = None

@@ -34,23 +34,33 @@ from concord.access import PatientAccess, deny, owned_record, parse_id
 from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record as audit
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.dates import org_today
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.medications.models import (
+    CHECKIN_KINDS,
+    RELEASE_FROM,
     FindingOverride,
     Medication,
     MedicationFinding,
     MedicationReport,
     MedicationSource,
     MedicationStatus,
+    MoudKind,
+    MoudRecord,
+    OverdoseRiskHit,
     ProtocolEntry,
     ReportKind,
+    category_of_rxcuis,
 )
+from concord.medications.overdose import RecordFact
 from concord.medications.rules import Finding, check, default_rules
 from concord.medications.schemas import (
+    CheckinIn,
     MedicationIn,
+    MoudIn,
     ProtocolIn,
     ReportedIn,
     ReportIn,
@@ -931,3 +941,324 @@ def monitoring_due(session: Session, *, until: date) -> list[ProtocolEntry]:
             .order_by(ProtocolEntry.next_due_on, ProtocolEntry.id)
         )
     )
+
+
+# --- MOUD: the dated facts of opioid use disorder treatment ---------------------------------
+
+MOUD = "MoudRecord"
+NEEDS_RESULT = (MoudKind.pdmp_check, MoudKind.urine_drug_test)
+NALOXONE = (MoudKind.naloxone_prescribed, MoudKind.naloxone_dispensed)
+MISSED = (MoudKind.missed_dose, MoudKind.missed_visit)
+
+
+def is_moud(med: Medication) -> bool:
+    return category_of_rxcuis(med.rxcui) == DataCategory.substance_use
+
+
+def is_naloxone(med: Medication) -> bool:
+    entry = default_vocabulary().entry(med.rxcui) if med.rxcui else None
+    return entry is not None and "naloxone" in entry.classes
+
+
+def list_moud_records(session: Session, *, access: PatientAccess) -> list[MoudRecord]:
+    """The patient's MOUD records the asker may see, newest first (audited)."""
+    rows = list(
+        session.scalars(
+            select(MoudRecord)
+            .where(MoudRecord.patient_id == access.patient.id)
+            .order_by(MoudRecord.on.desc(), MoudRecord.created_at.desc(), MoudRecord.id)
+        )
+    )
+    shown = disclosure.filter_records(session, access, rows, object_type=MOUD, action="list")
+    _audit_list(session, access, MOUD, len(shown))
+    return shown
+
+
+def add_moud_record(
+    session: Session, *, access: PatientAccess, data: MoudIn, today: date
+) -> MoudRecord:
+    """Record a dated fact of MOUD care (the care team). Results are kept as written."""
+    _require_team(session, access, "create")
+    errors: dict[str, Msg] = {}
+    if data.on is None:
+        errors["on"] = Msg("required: the day it happened")
+    elif data.on > today:
+        errors["on"] = Msg("must not be in the future")
+    if data.kind in NEEDS_RESULT and not data.result:
+        errors["result"] = Msg("required: the result as recorded")
+    if data.kind == MoudKind.induction and data.medication_id is None:
+        errors["medication_id"] = Msg("required: the medication for opioid use disorder started")
+    if data.kind == MoudKind.release and data.detail not in RELEASE_FROM:
+        errors["detail"] = Msg("must be prison or residential")
+    if data.kind != MoudKind.release and data.detail is not None:
+        errors["detail"] = Msg("only for a release (prison or residential)")
+    if data.count is not None and data.kind not in MISSED:
+        errors["count"] = Msg("only for missed doses or visits")
+    team = team_member_ids(session, access.patient.id)
+    if data.performed_by_id is not None and data.performed_by_id not in team:
+        errors["performed_by_id"] = Msg("must be someone on the patient's care team")
+    med = None
+    if data.medication_id is not None and "medication_id" not in errors:
+        try:
+            med = get_medication(session, access=access, medication_id=data.medication_id)
+        except NotFound:
+            med = None
+        if med is None or not is_moud(med):
+            errors["medication_id"] = Msg(
+                "must be a medication for opioid use disorder on the patient's list"
+            )
+    if errors:
+        raise InvalidInput(Msg("The record was not saved."), errors=errors)
+    assert data.on is not None
+    performed = data.performed_by_id
+    if performed is None and data.kind == MoudKind.pdmp_check:
+        performed = access.by.id
+    row = MoudRecord(
+        organization_id=access.patient.organization_id,
+        patient_id=access.patient.id,
+        medication_id=med.id if med is not None else None,
+        kind=data.kind,
+        on=data.on,
+        performed_by_id=performed,
+        detail=data.detail,
+        dose=data.dose,
+        result=data.result,
+        count=data.count,
+        note=data.note,
+        created_at=now(),
+        created_by_id=access.by.id,
+    )
+    session.add(row)
+    session.flush()
+    audit(
+        session,
+        by=access.by,
+        action="create",
+        object_type=MOUD,
+        object_id=row.id,
+        patient_id=access.patient.id,
+        detail={"kind": data.kind},
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class MoudState:
+    """What the MOUD section and the caseload's flags say of one patient, from rows already
+    read: the active MOUD medications, the last PDMP check and when the next is due (None
+    when the clinic has set no interval), naloxone on file, and the latest missed dose or
+    visit reported."""
+
+    on_moud: bool
+    last_pdmp: date | None
+    pdmp_due_on: date | None
+    pdmp_overdue: bool
+    naloxone_on_file: bool
+    last_missed: date | None
+
+
+def moud_state(
+    *,
+    moud_started: Iterable[date | None],
+    naloxone_listed: bool,
+    last_by_kind: dict[str, date],
+    interval_days: int | None,
+    today: date,
+) -> MoudState:
+    """The rules of the MOUD flags (pure): a PDMP check is due `interval_days` after the last
+    one (or after the earliest MOUD start when there is none; today when no start is
+    recorded); naloxone is on file when prescribed or dispensed, or on the list."""
+    starts = list(moud_started)
+    on_moud = bool(starts)
+    last_pdmp = last_by_kind.get(MoudKind.pdmp_check)
+    due = None
+    if on_moud and interval_days is not None:
+        known = [s for s in starts if s is not None]
+        base = last_pdmp or (min(known) if known else None)
+        due = base + timedelta(days=interval_days) if base is not None else today
+    naloxone = naloxone_listed or any(k in last_by_kind for k in NALOXONE)
+    missed = [last_by_kind[k] for k in MISSED if k in last_by_kind]
+    return MoudState(
+        on_moud=on_moud,
+        last_pdmp=last_pdmp,
+        pdmp_due_on=due,
+        pdmp_overdue=due is not None and (today > due or (last_pdmp is None and today >= due)),
+        naloxone_on_file=naloxone,
+        last_missed=max(missed) if missed else None,
+    )
+
+
+def moud_state_of(
+    medications: Iterable[Medication],
+    records: Iterable[MoudRecord],
+    *,
+    interval_days: int | None,
+    today: date,
+) -> MoudState:
+    active = [m for m in medications if m.status == MedicationStatus.active]
+    last: dict[str, date] = {}
+    for r in records:
+        if r.kind not in last or r.on > last[r.kind]:
+            last[r.kind] = r.on
+    return moud_state(
+        moud_started=[m.started_on for m in active if is_moud(m)],
+        naloxone_listed=any(is_naloxone(m) for m in active),
+        last_by_kind=last,
+        interval_days=interval_days,
+        today=today,
+    )
+
+
+# --- overdose risk: what the rules read, and which causes already raised an alert -----------
+
+
+def overdose_facts(session: Session, patient_id: uuid.UUID) -> tuple[list[str | None], list[Any]]:
+    """The checked list's ingredients and the MOUD records the overdose-risk rules read (a
+    system read for the check itself; what it finds is shown through the safety alert)."""
+    rxcuis = list(
+        session.scalars(
+            select(Medication.rxcui).where(
+                Medication.patient_id == patient_id, Medication.status.in_(CHECKED)
+            )
+        )
+    )
+    records = [
+        RecordFact(str(rid), kind, on, detail)
+        for rid, kind, on, detail in session.execute(
+            select(MoudRecord.id, MoudRecord.kind, MoudRecord.on, MoudRecord.detail).where(
+                MoudRecord.patient_id == patient_id,
+                MoudRecord.kind.in_((MoudKind.return_to_use, MoudKind.release, MoudKind.overdose)),
+            )
+        )
+    ]
+    return rxcuis, records
+
+
+def overdose_hits(session: Session, patient_id: uuid.UUID) -> dict[str, OverdoseRiskHit]:
+    return {
+        h.key: h
+        for h in session.scalars(
+            select(OverdoseRiskHit).where(OverdoseRiskHit.patient_id == patient_id)
+        )
+    }
+
+
+def keep_overdose_hits(
+    session: Session,
+    *,
+    patient: Patient,
+    found: dict[str, str],
+    standing: set[str],
+    alert_id: uuid.UUID | None,
+) -> None:
+    """Store the causes that raised `alert_id` (`found`: key -> rule id, new or reopened) and
+    mark resolved the combinations in force before that no longer are (`standing`: the keys
+    that still fire). A dated record's cause is never resolved: it raised its one alert."""
+    known = overdose_hits(session, patient.id)
+    at = now()
+    for key, rule_id in found.items():
+        hit = known.get(key)
+        if hit is None:
+            session.add(
+                OverdoseRiskHit(
+                    organization_id=patient.organization_id,
+                    patient_id=patient.id,
+                    key=key,
+                    rule_id=rule_id,
+                    alert_id=alert_id,
+                    raised_at=at,
+                )
+            )
+        else:
+            hit.resolved_at, hit.alert_id, hit.raised_at = None, alert_id, at
+    for key, hit in known.items():
+        if key not in standing and key not in found and hit.resolved_at is None:
+            hit.resolved_at = at
+    session.flush()
+
+
+# --- what the patient says at a check-in about a medication -----------------------------
+
+
+def report_checkin(
+    session: Session, *, access: PatientAccess, medication_id: Any, data: CheckinIn
+) -> list[MedicationReport]:
+    """The patient, about one medication on their list: doses missed in the last 7 days and
+    why, the side effects that bother them, a question for the prescriber. One report per
+    thing said; the list does not change. Missed doses and side effects are shown beside the
+    medication (nothing to resolve); a question stays open until the team answers it."""
+    _require_self(session, access, "create")
+    if data.missed_doses is None and not (data.missed_why or data.effects or data.question):
+        raise InvalidInput(
+            Msg("Nothing was sent."),
+            errors={"missed_doses": Msg("say how many doses you missed, what bothers you, or ask")},
+        )
+    if data.missed_why and data.missed_doses is None:
+        raise InvalidInput.field("missed_doses", Msg("say how many doses you missed"))
+    med = get_medication(session, access=access, medication_id=medication_id)
+    at = now()
+    rows = []
+    said: list[tuple[str, dict[str, Any]]] = []
+    if data.missed_doses is not None:
+        said.append(
+            (ReportKind.adherence, {"missed_doses": data.missed_doses, "note": data.missed_why})
+        )
+    if data.effects:
+        said.append((ReportKind.side_effects, {"effects": data.effects}))
+    if data.question:
+        said.append((ReportKind.question, {"note": data.question}))
+    for kind, values in said:
+        row = MedicationReport(
+            organization_id=access.patient.organization_id,
+            patient_id=access.patient.id,
+            medication_id=med.id,
+            rxcui=med.rxcui,
+            kind=kind,
+            created_at=at,
+            created_by_id=access.by.id,
+            **values,
+        )
+        if kind != ReportKind.question:
+            row.resolved_at, row.resolution = at, "checkin"
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    for row in rows:
+        audit(
+            session,
+            by=access.by,
+            action="create",
+            object_type=REPORT,
+            object_id=row.id,
+            patient_id=access.patient.id,
+            detail={"kind": row.kind},
+        )
+    return rows
+
+
+def latest_checkins(
+    session: Session, *, access: PatientAccess
+) -> dict[uuid.UUID, dict[str, MedicationReport]]:
+    """Per medication, the latest check-in report of each kind (adherence, side effects) and
+    every open question, as the asker may see them (audited)."""
+    rows = list(
+        session.scalars(
+            select(MedicationReport)
+            .where(
+                MedicationReport.patient_id == access.patient.id,
+                MedicationReport.kind.in_(CHECKIN_KINDS),
+            )
+            .order_by(MedicationReport.created_at.desc(), MedicationReport.id)
+        )
+    )
+    shown = disclosure.filter_records(session, access, rows, object_type=REPORT, action="list")
+    _audit_list(session, access, REPORT, len(shown))
+    out: dict[uuid.UUID, dict[str, MedicationReport]] = {}
+    for row in shown:
+        mine = out.setdefault(row.medication_id, {})
+        if row.kind == ReportKind.question:
+            if row.resolved_at is None and "question" not in mine:
+                mine["question"] = row
+        elif row.kind not in mine:
+            mine[row.kind] = row
+    return out

@@ -41,6 +41,9 @@ from concord.measures.models import (
 )
 from concord.measures.rules import Point, progress, schedule_state
 from concord.measures.service import observation_code
+from concord.medications.models import Medication, MedicationStatus, MoudRecord
+from concord.medications.service import MoudState, moud_state
+from concord.medications.vocabulary import default_vocabulary
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.registry.models import (
     CaseReview,
@@ -243,9 +246,12 @@ FLAG_FACTS: dict[str, frozenset[str]] = {
     "plan_review_overdue": frozenset({"plans"}),
     "plan_awaiting_agreement": frozenset({"plans"}),
     "recommendation_not_acted_on": frozenset({"recommendations"}),
+    "moud_pdmp_check_due": frozenset({"moud"}),
+    "moud_no_naloxone": frozenset({"moud"}),
+    "moud_missed_reported": frozenset({"moud", "contacts"}),
 }
 ALL_FACTS = frozenset(
-    {"contacts", "scores", "alerts", "reviews", "recommendations", "plans", "schedules"}
+    {"contacts", "scores", "alerts", "reviews", "recommendations", "plans", "schedules", "moud"}
 )
 
 
@@ -288,6 +294,7 @@ def build_rows(
         pending=_pending(session, ids, zone) if "recommendations" in needed else {},
         plans=_plan_facts(session, ids, today) if "plans" in needed else {},  # two queries
         schedules=_schedules(session, ids, today, zone) if "schedules" in needed else ({}, {}),
+        moud=_moud(session, ids, today) if "moud" in needed else {},
     )
     if by is not None:
         pairs, withheld = _decide(session, by, pairs, facts, withheld)
@@ -315,6 +322,8 @@ class _Facts:
     review_states: tuple[set[uuid.UUID], dict[uuid.UUID, date]] = field(
         default_factory=lambda: (set(), {})
     )
+    # The MOUD state by patient (only patients on a MOUD or with MOUD records).
+    moud: dict[uuid.UUID, MoudState] = field(default_factory=dict)
 
 
 def _decide(
@@ -395,6 +404,7 @@ def _decide(
         for kind, count, category, drop in (
             ("SafetyAlert", alerts.get(patient_id, 0), SafetyAlert.data_category, _drop_alerts),
             ("CarePlan", int(patient_id in facts.plans), CarePlan.data_category, _drop_plan),
+            ("MoudRecord", int(patient_id in facts.moud), DataCategory.substance_use, _drop_moud),
             (
                 "Recommendation",
                 len(facts.pending.get(patient_id, [])),
@@ -413,6 +423,61 @@ def _decide(
 def _drop_alerts(facts: _Facts, patient_id: uuid.UUID) -> None:
     facts.alerts[0].pop(patient_id, None)
     facts.alerts[1].pop(patient_id, None)
+
+
+def _drop_moud(facts: _Facts, patient_id: uuid.UUID) -> None:
+    facts.moud.pop(patient_id, None)
+
+
+def _moud(session: Session, ids: list[uuid.UUID], today: date) -> dict[uuid.UUID, MoudState]:
+    """Each patient's MOUD state in two statements: the active MOUD and naloxone medications
+    with the clinic's PDMP interval, then the latest MOUD record of each kind."""
+    vocabulary = default_vocabulary()
+    moud = {i.rxcui for i in vocabulary.members("moud")}
+    naloxone = {i.rxcui for i in vocabulary.members("naloxone")}
+    interval: dict[uuid.UUID, int | None] = {}
+    starts: dict[uuid.UUID, list[date | None]] = defaultdict(list)
+    listed: set[uuid.UUID] = set()
+    for patient_id, days, rxcui, started_on in session.execute(
+        select(
+            Patient.id,
+            Organization.pdmp_check_interval_days,
+            Medication.rxcui,
+            Medication.started_on,
+        )
+        .join(Organization, Organization.id == Patient.organization_id)
+        .outerjoin(
+            Medication,
+            and_(
+                Medication.patient_id == Patient.id,
+                Medication.status == MedicationStatus.active,
+                Medication.rxcui.in_(sorted(moud | naloxone)),
+            ),
+        )
+        .where(among(session, Patient.id, ids))
+    ):
+        interval[patient_id] = days
+        if rxcui in moud:
+            starts[patient_id].append(started_on)
+        elif rxcui in naloxone:
+            listed.add(patient_id)
+    last: dict[uuid.UUID, dict[str, date]] = defaultdict(dict)
+    for patient_id, kind, latest in session.execute(
+        select(MoudRecord.patient_id, MoudRecord.kind, func.max(MoudRecord.on))
+        .where(among(session, MoudRecord.patient_id, ids))
+        .group_by(MoudRecord.patient_id, MoudRecord.kind)
+    ):
+        last[patient_id][kind] = latest
+    return {
+        pid: moud_state(
+            moud_started=starts.get(pid, []),
+            naloxone_listed=pid in listed,
+            last_by_kind=last.get(pid, {}),
+            interval_days=interval.get(pid),
+            today=today,
+        )
+        for pid in set(starts) | set(last)
+    }
 
 
 def _drop_plan(facts: _Facts, patient_id: uuid.UUID) -> None:
@@ -668,6 +733,7 @@ def _row(
         awaiting_agreement=plan.awaiting_agreement,
         pending_recommendations=found.pending.get(patient_id, []),
         review_queued=episode.id in queued,
+        **_moud_facts(found.moud.get(patient_id)),
     )
     return CaseRow(
         episode=episode,
@@ -691,6 +757,18 @@ def _row(
         awaiting_agreement=facts.awaiting_agreement,
         flags=[f for f in flags(facts) if only is None or f.code in only],
     )
+
+
+def _moud_facts(state: MoudState | None) -> dict[str, Any]:
+    if state is None:
+        return {}
+    return {
+        "on_moud": state.on_moud,
+        "pdmp_due_on": state.pdmp_due_on,
+        "pdmp_overdue": state.pdmp_overdue,
+        "naloxone_on_file": state.naloxone_on_file,
+        "missed_reported_on": state.last_missed,
+    }
 
 
 def _review_state(episode_id: uuid.UUID, queued: set[uuid.UUID], reviewed: dict[Any, date]) -> str:

@@ -57,6 +57,9 @@ LABELS = {
     "plan_review_overdue": N_("plan review overdue"),
     "plan_awaiting_agreement": N_("plan awaiting agreement"),
     "recommendation_not_acted_on": N_("recommendation not acted on"),
+    "moud_pdmp_check_due": N_("PDMP check due"),
+    "moud_no_naloxone": N_("no naloxone on file"),
+    "moud_missed_reported": N_("missed doses or visits reported"),
     # progress against target
     "remission": N_("remission"),
     "response": N_("response"),

@@ -52,6 +52,14 @@ class CaseFacts:
     awaiting_agreement: bool = False
     pending_recommendations: Sequence[date] = field(default_factory=list)
     review_queued: bool = False
+    # Opioid use disorder treatment (concord.medications.service.moud_state): on a MOUD now,
+    # the PDMP check overdue at the clinic's interval (never without one), naloxone on file,
+    # the latest missed dose or visit reported.
+    on_moud: bool = False
+    pdmp_due_on: date | None = None
+    pdmp_overdue: bool = False
+    naloxone_on_file: bool = True
+    missed_reported_on: date | None = None
 
 
 def initial_assessment_on(contacts: Sequence[ContactFact]) -> date | None:
@@ -190,6 +198,42 @@ def flags(facts: CaseFacts) -> list[Flag]:
                 since=min(waiting) + timedelta(days=RECOMMENDATION_DAYS + 1),
             )
         )
+    if facts.on_moud and facts.pdmp_overdue:
+        found.append(
+            Flag(
+                "moud_pdmp_check_due",
+                Msg(
+                    "No PDMP check within the clinic's interval: one was due on %(date)s.",
+                    date=facts.pdmp_due_on,
+                ),
+                since=facts.pdmp_due_on,
+            )
+        )
+    if facts.on_moud and not facts.naloxone_on_file:
+        found.append(
+            Flag(
+                "moud_no_naloxone",
+                Msg(
+                    "On a medication for opioid use disorder with no naloxone prescribed, "
+                    "dispensed or on the list."
+                ),
+            )
+        )
+    reached = last_reached_on(facts.contacts)
+    if facts.missed_reported_on is not None and (
+        reached is None or facts.missed_reported_on > reached
+    ):
+        found.append(
+            Flag(
+                "moud_missed_reported",
+                Msg(
+                    "Missed doses or visits reported on %(date)s, with no contact that "
+                    "reached the patient since.",
+                    date=facts.missed_reported_on,
+                ),
+                since=facts.missed_reported_on,
+            )
+        )
     return found
 
 
@@ -204,6 +248,9 @@ FLAG_CODES = (
     "plan_review_overdue",
     "plan_awaiting_agreement",
     "recommendation_not_acted_on",
+    "moud_pdmp_check_due",
+    "moud_no_naloxone",
+    "moud_missed_reported",
 )
 
 # Which flags put a patient in the consultant's review queue, and how urgently (lower first).

@@ -358,6 +358,33 @@ def raise_for_message(
     )
 
 
+def raise_overdose_risk(
+    session: Session, *, patient: Patient, triggers: list[dict[str, Any]], by: User | None
+) -> SafetyAlert:
+    """An alert for the overdose-risk rules that fired (concord.medications.overdose), through
+    the organization's `overdose-risk` event rule: its tier and escalation chain. `triggers`
+    name each rule, its source and what to do, never the record's contents."""
+    org = session.get(Organization, patient.organization_id)
+    assert org is not None
+    rules = rules_for(session, org.id)
+    rule = rules.optional_event_rule(
+        "overdose-risk",
+        {"en": "Overdose risk", "es": "Riesgo de sobredosis"},
+        "Concord: overdose-risk rules (docs/clinical-sources.md)",
+    )
+    return _create(
+        session,
+        org=org,
+        patient=patient,
+        rules=rules,
+        rule=rule,
+        tier=rule.tier,
+        triggers=triggers,
+        source_kind=AlertSource.overdose_risk,
+        by=by,
+    )
+
+
 def _alert_for_update(session: Session, access: PatientAccess, alert_id: Any) -> SafetyAlert:
     aid = parse_id(alert_id)
     alert = (

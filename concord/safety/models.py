@@ -28,6 +28,7 @@ class AlertSource(StrEnum):
     manual = "manual"  # a clinician's risk flag
     follow_up = "follow_up"  # a follow-up after an earlier alert was missed
     message = "message"  # words of crisis in a patient's secure message
+    overdose_risk = "overdose_risk"  # an overdose-risk rule (medications, MOUD records)
 
 
 class AlertOutcome(StrEnum):

@@ -27,10 +27,10 @@ ID_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,59}$")
 MAX_DURATION = timedelta(days=3650)
 DURATION_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
 FHIR_PRIORITIES = ("routine", "urgent", "asap", "stat")
-EVENTS = ("manual-flag", "missed-follow-up", "message-phrase")
-# Every rule file must handle these; a file without a "message-phrase" rule (older than
-# secure messaging) takes the default file's.
-REQUIRED_EVENTS = ("manual-flag", "missed-follow-up")
+EVENTS = ("manual-flag", "missed-follow-up")
+# Events a rule file may name but need not: without its rule, an organization's own file
+# still loads, and the alert takes the fallback in `RuleSet.optional_event_rule`.
+OPTIONAL_EVENTS = ("overdose-risk", "message-phrase")
 # Who a step of an escalation chain names. A role means the patient's care-team member with
 # that role (the team lead first); `lead` the team's lead; `on_call` the organization's
 # on-call clinician (set by an administrator).
@@ -128,6 +128,18 @@ class RuleSet:
             if rule.when.event == event:
                 return rule
         raise KeyError(event)  # validation guarantees every event has a rule
+
+    def optional_event_rule(self, event: str, name: dict[str, str], source: str) -> RiskRule:
+        """The rule for an optional event; without one in the file, the tier `high` (or the
+        most serious there is) along the first chain."""
+        for rule in self.rules:
+            if rule.when.event == event:
+                return rule
+        tier = "high" if self.has_tier("high") else self.highest.code
+        chain = "standard" if "standard" in self.chains else next(iter(self.chains))
+        return RiskRule(
+            id=event, name=name, when=Trigger(event=event), tier=tier, chain=chain, source=source
+        )
 
     def rules_for(self, instrument: str) -> list[RiskRule]:
         return [r for r in self.rules if r.when.instrument == instrument]
@@ -264,8 +276,11 @@ def parse_rules(
             )
         )
     for event in EVENTS:
-        if event in REQUIRED_EVENTS and not any(r.when.event == event for r in rules):
+        if not any(r.when.event == event for r in rules):
             raise RuleFileError("rules", f"needs a rule for the event {event}")
+        if sum(1 for r in rules if r.when.event == event) > 1:
+            raise RuleFileError("rules", f"has more than one rule for the event {event}")
+    for event in OPTIONAL_EVENTS:
         if sum(1 for r in rules if r.when.event == event) > 1:
             raise RuleFileError("rules", f"has more than one rule for the event {event}")
     if library is not None and cover_critical:
@@ -350,8 +365,10 @@ def _parse_when(raw: Any, where: str, library: Any) -> Trigger:
     if "event" in raw:
         if keys != {"event"}:
             raise RuleFileError(where, "an event rule takes only when: {event: ...}")
-        if raw["event"] not in EVENTS:
-            raise RuleFileError(where, f"event must be one of {', '.join(EVENTS)}")
+        if raw["event"] not in EVENTS + OPTIONAL_EVENTS:
+            raise RuleFileError(
+                where, f"event must be one of {', '.join(EVENTS + OPTIONAL_EVENTS)}"
+            )
         return Trigger(event=str(raw["event"]))
     code = str(raw.get("instrument") or "")
     if not code:

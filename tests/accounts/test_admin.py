@@ -249,6 +249,22 @@ def test_an_admin_sets_the_review_interval(client, people, sign_in, session):
     assert people.org.review_interval_days is None
 
 
+def test_an_admin_sets_the_pdmp_interval_which_has_no_default(client, people, sign_in, session):
+    assert people.org.pdmp_check_interval_days is None
+    token = sign_in(ADMIN)
+    form = {"csrf_token": token, "pdmp_check_interval_days": "0"}
+    bad = client.post("/admin/settings", data=form)
+    assert bad.status_code == 422 and "from 1 to 366" in bad.text
+    session.refresh(people.org)
+    assert people.org.pdmp_check_interval_days is None
+    client.post("/admin/settings", data={**form, "pdmp_check_interval_days": "28"})
+    session.refresh(people.org)
+    assert people.org.pdmp_check_interval_days == 28
+    client.post("/admin/settings", data={**form, "pdmp_check_interval_days": ""})
+    session.refresh(people.org)
+    assert people.org.pdmp_check_interval_days is None
+
+
 def test_an_admin_sets_the_crisis_resources(client, people, sign_in, session):
     from concord.safety.crisis import crisis_resources
 
