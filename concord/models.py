@@ -15,6 +15,7 @@ from concord.part2 import models as part2_models
 from concord.patients import models as patients_models
 from concord.registry import models as registry_models
 from concord.safety import models as safety_models
+from concord.social import models as social_models
 from concord.worker import JobRun
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "patients_models",
     "registry_models",
     "safety_models",
+    "social_models",
     "JobRun",
 ]
