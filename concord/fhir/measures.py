@@ -13,10 +13,10 @@ from typing import Any
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
+from concord.categories import DataCategory
 from concord.errors import InvalidInput
 from concord.fhir.mapping import SYSTEM, _instant, _ref, person_ref
 from concord.i18n import Msg
-from concord.categories import DataCategory
 from concord.measures.library import Instrument, Item, Library, flag_items
 from concord.measures.models import MeasureObservation, MeasureResponse
 from concord.patients.models import Patient
@@ -279,7 +279,9 @@ def item_observations(
 
 
 US_CORE_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-category"
-SDOHCC_CATEGORY = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
+SDOHCC_CATEGORY = (
+    "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
+)
 
 
 def _item_domains(instrument: Instrument) -> dict[str, str]:

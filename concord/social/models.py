@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concord.accounts.models import User
@@ -161,6 +161,9 @@ class ReferralEvent(IdMixin, Base):
     data_category = DataCategory.social_needs
 
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("social_referral.id"))
+    seq: Mapped[int] = mapped_column(
+        Integer
+    )  # 1, 2, 3... within the referral: the order of the changes
     at: Mapped[datetime] = mapped_column(default=now)
     by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     party: Mapped[str] = mapped_column(String(12))  # requester, partner, patient, system

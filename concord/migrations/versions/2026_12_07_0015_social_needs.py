@@ -170,6 +170,7 @@ def upgrade() -> None:
     op.create_table(
         "social_referral_event",
         sa.Column("referral_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("at", concord.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("by_id", sa.Uuid(), nullable=True),
         sa.Column("party", sa.String(length=12), nullable=False),
