@@ -42,6 +42,8 @@ from concord.registry.routes import router as registry_router
 from concord.safety.api import router as safety_api
 from concord.safety.routes import router as safety_router
 from concord.settings import Environment, Settings, get_settings
+from concord.social.api import router as social_api
+from concord.social.routes import router as social_router
 from concord.web import errors
 from concord.web.errors import API_ERRORS, FHIR_ERRORS, declare_answers
 from concord.web.headers import SecurityHeaders
@@ -154,6 +156,7 @@ def create_app(
         medications_api,
         ehr_api,
         quality_api,
+        social_api,
     )
     for router in (
         web_router,
@@ -184,6 +187,8 @@ def create_app(
         part2_router,
         medications_router,
         ehr_router,
+        social_router,
+        social_api,
         audit_router,
     ):
         app.include_router(

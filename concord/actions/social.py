@@ -6,7 +6,7 @@ rule for an interpersonal-safety need), a referral is sent with the patient's co
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from concord.access import PatientAccess
 from concord.categories import DataCategory
 from concord.clock import now
 from concord.consents import service as consents
-from concord.consents.models import ConsentState, GranteeKind, Provision
+from concord.consents.models import ConsentState, GranteeKind, Method, Provision
 from concord.consents.schemas import ConsentIn
 from concord.dates import org_today
 from concord.errors import InvalidInput
@@ -27,6 +27,7 @@ from concord.registry.models import WorkTask
 from concord.registry.tasks import care_manager_of, open_task
 from concord.social import service as social
 from concord.social.models import Referral, ReferralStatus
+from concord.social.schemas import ReferralIn
 
 SAFETY_TASK = "social-safety"
 OVERDUE_TASK = "referral-overdue"
@@ -207,3 +208,42 @@ def overdue_tasks(session: Session) -> int:
         )
         opened += 1
     return opened
+
+
+def send_referral_in(
+    session: Session, *, access: PatientAccess, data: ReferralIn, secret: str
+) -> tuple[Referral, str]:
+    """A referral as a page or the API sends it: the consent given with it is the patient's
+    signature in the portal, or the signed paper form the team holds."""
+    consent = None
+    if data.consent_id is None and data.signed_name:
+        signed_on = None
+        if data.signed_on:
+            try:
+                signed_on = date.fromisoformat(data.signed_on)
+            except ValueError:
+                raise InvalidInput.field("signed_on", Msg("must be a date (YYYY-MM-DD)")) from None
+        consent = ConsentIn(
+            grantee_kind=GranteeKind.organization,
+            grantee_name="(the service)",
+            categories=["social_needs"],
+            purposes=["treatment"],
+            method=Method.portal_signature if access.is_self else Method.paper_scanned,
+            signed_name=data.signed_name,
+            signed_on=signed_on,
+        )
+    return send_referral(
+        session,
+        access=access,
+        service_id=data.service_id,
+        concern_id=data.concern_id,
+        shared_summary=data.shared_summary,
+        contact=data.contact,
+        consent_id=data.consent_id,
+        consent=consent,
+        share_safety_need=data.share_safety_need,
+        respond_days=data.respond_days or social.DEFAULT_RESPOND_DAYS,
+        replaces_id=data.replaces_id,
+        self_referral=access.is_self,
+        secret=secret,
+    )

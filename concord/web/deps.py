@@ -200,13 +200,17 @@ def _check_credentials(request: Request) -> None:
 # other page write needs a session, checked before its body is read (concord.web.limits);
 # tests/test_limits.py fails when a page route and this list disagree.
 ANONYMOUS_FORMS = frozenset({"/sign-in"})
+# Forms posted without an account under these paths: the community partner's referral link
+# (concord.social.routes), whose token in the path is checked by the route.
+ANONYMOUS_PREFIXES = ("/referral-link/",)
 
 
 async def check_session_first(request: Request) -> None:
     """For a page's form post: refuse it before its body is read when it cannot succeed:
     no anonymous CSRF cookie on a sign-in form; no valid session on any other (sent to sign
     in, as partial_actor would). The CSRF token itself is in the body: posted_by checks it."""
-    if request.scope["path"] in ANONYMOUS_FORMS:
+    path = request.scope["path"]
+    if path in ANONYMOUS_FORMS or path.startswith(ANONYMOUS_PREFIXES):
         if len(request.cookies.get(ANON_CSRF_COOKIE, "")) < 20:
             request.state.lang = _language(request, None)
             raise PermissionDenied(Msg("This form has expired. Reload the page and try again."))
