@@ -156,7 +156,11 @@ async def check_credentials_first(request: Request) -> None:
     short read-only transaction of its own (a token's last-use time is recorded by the
     request's own check), except for a token this process found usable in the last few
     seconds (concord.accounts.tokens.api_token_recently_usable: no transaction, no hand-off
-    to a thread; the request's own check still decides)."""
+    to a thread; the request's own check still decides). The community partner's referral
+    link (ANONYMOUS_API_PREFIXES) has no account: its token in the path is checked by the
+    route, which refuses a forged or expired one before reading anything."""
+    if request.scope["path"].startswith(ANONYMOUS_API_PREFIXES):
+        return
     if _recently_usable_token(request):
         return
     slots = request.app.state.database_slots
@@ -203,6 +207,7 @@ ANONYMOUS_FORMS = frozenset({"/sign-in"})
 # Forms posted without an account under these paths: the community partner's referral link
 # (concord.social.routes), whose token in the path is checked by the route.
 ANONYMOUS_PREFIXES = ("/referral-link/",)
+ANONYMOUS_API_PREFIXES = ("/api/v1/referral-link/",)
 
 
 async def check_session_first(request: Request) -> None:
