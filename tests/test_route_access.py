@@ -47,6 +47,8 @@ from concord.registry.models import Recommendation, WorkTask
 from concord.safety import plans as safety_plans
 from concord.safety.models import RiskStatus
 from concord.settings import Settings, get_settings
+from concord.social import service as social
+from concord.social.models import SocialConcern
 from tests.conftest import NOW, commit
 from tests.factories import acc_for, build_personas, create_plan
 
@@ -183,9 +185,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(
-        session, access=cm, tier="high", reason="Worried about the weekend"
-    )
+    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
@@ -327,6 +327,36 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     )
     ids["condition_id"] = "ehr-c1"
     ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
+    # Social needs: a directory service, a concern from a screen and a referral to the service.
+    service = social.add_service(
+        session,
+        by=people.care_manager,
+        data={"provider_name": "Food Bank", "name": "Groceries", "categories": ["food-insecurity"]},
+    )
+    concern = SocialConcern(
+        organization_id=people.patient.organization_id,
+        patient_id=people.patient.id,
+        domain="food-insecurity",
+        status="proposed",
+    )
+    session.add(concern)
+    session.flush()
+    referral, _ = social.create_referral(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        new=social.NewReferral(
+            service=service,
+            domain="food-insecurity",
+            shared_summary="Groceries",
+            contact=None,
+            concern=concern,
+            consent_id=None,
+        ),
+        secret="route-access-secret",
+    )
+    ids["service_id"] = str(service.id)
+    ids["concern_id"] = str(concern.id)
+    ids["referral_id"] = str(referral.id)
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
     }
@@ -881,6 +911,66 @@ RULES: dict[tuple[str, str], list[Case]] = {
             {"reason": "Taper agreed with both prescribers"},
         )
     ],
+    # --- social needs (issue 23) ----------------------------------------------------------
+    ("GET", "/api/v1/patients/{patient_id}/social"): [Case(f"{P}/social", RECORD)],
+    ("POST", "/api/v1/patients/{patient_id}/referrals"): [
+        Case(
+            f"{P}/referrals",
+            RECORD,
+            {
+                "service_id": "{service_id}",
+                "shared_summary": "Groceries, please",
+                "signed_name": "Pat Ient",
+                "signed_on": "2026-01-01",
+            },
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/referrals/{referral_id}/status"): [
+        Case(
+            f"{P}/referrals/{{referral_id}}/status",
+            TEAM,
+            {"status": "cancelled", "reason": "No longer needed"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/referrals/{referral_id}/report"): [
+        Case(
+            f"{P}/referrals/{{referral_id}}/report", frozenset({"patient"}), {"report": "got_help"}
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/social-concerns/{concern_id}"): [
+        Case(f"{P}/social-concerns/{{concern_id}}", RECORD, {"decision": "confirm"})
+    ],
+    # The directory holds no patient data: the clinic's staff and its patients search it.
+    ("GET", "/api/v1/directory/services"): [
+        Case(
+            "/api/v1/directory/services",
+            ALL - {"family", "family_no_consent"},
+            kind="list",
+        )
+    ],
+    ("POST", "/api/v1/directory/services"): [
+        Case(
+            "/api/v1/directory/services",
+            CLINICIANS | {"admin"},
+            {"provider_name": "Pantry", "name": "Food", "categories": ["food-insecurity"]},
+            kind="list",
+        )
+    ],
+    ("POST", "/api/v1/directory/import"): [
+        Case(
+            "/api/v1/directory/import",
+            CLINICIANS | {"admin"},
+            {"kind": "json", "content": "[]"},
+            kind="list",
+        )
+    ],
+    # The partner's link: no account; a made-up token is not found for everyone.
+    ("GET", "/api/v1/referral-link/{token}"): [
+        Case("/api/v1/referral-link/made.up", NOBODY, kind="list")
+    ],
+    ("POST", "/api/v1/referral-link/{token}"): [
+        Case("/api/v1/referral-link/made.up", NOBODY, {"status": "accepted"}, kind="list")
+    ],
     # --- decisions ------------------------------------------------------------------------
     ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],
     # --- EHR import (issue 20): only an integration client imports; a held match is the
@@ -1174,8 +1264,10 @@ def test_the_export_answers_as_its_page(world, path, persona):
         assert response.status_code == 200, where
         # The quality CSV lists patients with EHR data; this world has none imported
         # (tests/quality/test_quality_page.py checks its rows).
-        if path.endswith(".csv") and persona in TEAM and not any(
-            word in path for word in ("figures", "quality")
+        if (
+            path.endswith(".csv")
+            and persona in TEAM
+            and not any(word in path for word in ("figures", "quality"))
         ):
             assert NAME in response.text, where  # the rows are there to be hidden from others
         return
