@@ -5,7 +5,6 @@ partner's link, the patient's word on the loop and the overdue task."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
