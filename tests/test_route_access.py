@@ -1217,6 +1217,10 @@ EXPORTS: dict[str, Case] = {
     ),
     "/safety/figures.csv": Case("/safety/figures.csv", CLINICIANS | {"admin"}, kind="list"),
     "/registry/caseload.csv": Case("/registry/caseload.csv?scope=teams", TEAM, kind="list"),
+    # The program view's social-needs figures (issue 23): counts, no patient.
+    "/registry/program/social-figures.csv": Case(
+        "/registry/program/social-figures.csv", CLINICIANS | {"admin"}, kind="list"
+    ),
     # The month's minutes, for billing: the team's patients, or the organization's for an
     # administrator (the page /registry/minutes shows the same rows).
     "/registry/minutes.csv": Case(
