@@ -209,6 +209,9 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/social/concerns/{{concern_id}}"): (
         ("POST", f"{A}/social-concerns/{{concern_id}}"),
     ),
+    ("POST", f"{P}/social/concerns/{{concern_id}}/plan"): (
+        ("POST", f"{A}/social-concerns/{{concern_id}}/plan"),
+    ),
     ("POST", "/my/social/concerns/{concern_id}"): (
         ("POST", f"{A}/social-concerns/{{concern_id}}"),
     ),

@@ -940,6 +940,13 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/patients/{patient_id}/social-concerns/{concern_id}"): [
         Case(f"{P}/social-concerns/{{concern_id}}", RECORD, {"decision": "confirm"})
     ],
+    ("POST", "/api/v1/patients/{patient_id}/social-concerns/{concern_id}/plan"): [
+        Case(
+            f"{P}/social-concerns/{{concern_id}}/plan",
+            TEAM,
+            {"barrier": "No bus on Sundays", "way_around": "Volunteer driver"},
+        )
+    ],
     # The directory holds no patient data: the clinic's staff and its patients search it.
     ("GET", "/api/v1/directory/services"): [
         Case(

@@ -13,6 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
+from concord.careplans import service as plans
+from concord.careplans.models import GoalCategory
+from concord.careplans.schemas import BarrierIn, GoalProposal
 from concord.categories import DataCategory
 from concord.clock import now
 from concord.consents import service as consents
@@ -27,7 +30,7 @@ from concord.registry.models import WorkTask
 from concord.registry.tasks import care_manager_of, open_task
 from concord.social import service as social
 from concord.social.models import Referral, ReferralStatus
-from concord.social.schemas import ReferralIn
+from concord.social.schemas import ConcernToPlanIn, ReferralIn
 
 SAFETY_TASK = "social-safety"
 OVERDUE_TASK = "referral-overdue"
@@ -247,3 +250,49 @@ def send_referral_in(
         self_referral=access.is_self,
         secret=secret,
     )
+
+
+BARRIER_KINDS = {
+    "transportation-insecurity": "transport",
+    "housing-instability": "housing",
+    "homelessness": "housing",
+    "inadequate-housing": "housing",
+    "utility-insecurity": "money",
+}
+
+
+def concern_to_plan(
+    session: Session, *, access: PatientAccess, concern_id: Any, data: ConcernToPlanIn
+) -> dict[str, Any]:
+    """A confirmed social need onto the care plan: a goal in the patient's own words (a
+    proposal the team agrees, as any goal the patient proposes), and a barrier with its way
+    around. A need the patient declined stays off the plan."""
+    concern = social.get_concern(session, access=access, concern_id=concern_id, audit=False)
+    if concern.status not in ("proposed", "confirmed"):
+        raise InvalidInput.field("concern_id", Msg("the patient declined or closed this need"))
+    made: dict[str, Any] = {}
+    statement = data.goal or concern.patient_words
+    if statement:
+        made["goal"] = plans.propose_goal(
+            session,
+            access=access,
+            data=GoalProposal(statement=statement, category=GoalCategory.housing_and_social_needs),
+        )
+    if data.barrier:
+        made["barrier"] = plans.add_item(
+            session,
+            access=access,
+            section="barriers",
+            data=BarrierIn(
+                kind=BARRIER_KINDS.get(concern.domain, "other"),
+                description=data.barrier,
+                way_around=data.way_around,
+            ),
+        )
+    if not made:
+        raise InvalidInput.field("goal", Msg("give a goal in the patient's words, or a barrier"))
+    if concern.status == "proposed":
+        social.decide_concern(
+            session, access=access, concern_id=concern.id, decision="confirm", words=statement
+        )
+    return made

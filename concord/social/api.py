@@ -19,6 +19,7 @@ from concord.social import service as social
 from concord.social.models import CommunityService, Referral, SocialConcern
 from concord.social.schemas import (
     ConcernDecisionIn,
+    ConcernToPlanIn,
     ImportIn,
     PartnerStatusIn,
     ReferralIn,
@@ -167,6 +168,19 @@ def decide(
         reason=body.reason,
     )
     return concern_json(concern)
+
+
+@router.post("/patients/{patient_id}/social-concerns/{concern_id}/plan", status_code=201)
+def to_plan(
+    patient_id: str,
+    concern_id: str,
+    body: ConcernToPlanIn,
+    session: DbSession,
+    actor: ApiWriter,
+) -> dict[str, Any]:
+    acc = _access(session, actor, patient_id, "update")
+    made = social_actions.concern_to_plan(session, access=acc, concern_id=concern_id, data=body)
+    return {name: str(item.id) for name, item in made.items()}
 
 
 # --- the directory -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from concord.social import referrals as rules
 from concord.social import service as social
 from concord.social.schemas import (
     ConcernDecisionIn,
+    ConcernToPlanIn,
     ImportIn,
     PartnerStatusIn,
     ReferralIn,
@@ -177,6 +178,19 @@ def team_concern(
         reason=data.reason,
     )
     return RedirectResponse(f"/patients/{acc.patient.id}/social", status_code=303)
+
+
+@router.post("/patients/{patient_id}/social/concerns/{concern_id}/plan")
+def team_concern_to_plan(
+    patient_id: str,
+    concern_id: str,
+    session: DbSession,
+    form: Annotated[Posted[ConcernToPlanIn], FormOf(ConcernToPlanIn)],
+    actor: PostedBy,
+) -> Response:
+    acc = _team(session, actor, patient_id, "update")
+    social_actions.concern_to_plan(session, access=acc, concern_id=concern_id, data=form.read())
+    return RedirectResponse(f"/patients/{acc.patient.id}/plan", status_code=303)
 
 
 # --- the patient ------------------------------------------------------------------------------

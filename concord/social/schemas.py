@@ -90,3 +90,12 @@ class ServiceIn(Body):
 class ImportIn(Body):
     kind: str
     content: str
+
+
+class ConcernToPlanIn(Body):
+    """A social need onto the plan: a goal in the patient's words, and/or a barrier with its
+    way around."""
+
+    goal: OptText1000 = None
+    barrier: OptText1000 = None
+    way_around: OptText1000 = None

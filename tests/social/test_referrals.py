@@ -350,3 +350,27 @@ def test_open_referral_import_json_and_csv(session, people):
     with pytest.raises(InvalidInput) as exc:
         social.import_hsds(session, by=people.care_manager, content=bad, kind="csv")
     assert "services[0].provider_name" in exc.value.errors
+
+
+def test_a_need_becomes_a_goal_in_the_patients_words_and_a_barrier(session, people):
+    from concord.careplans.models import Barrier, Goal
+    from concord.social.schemas import ConcernToPlanIn
+    from tests.factories import create_plan
+
+    create_plan(session, people, activate=True)
+    screen(session, cm(session, people), {**NEGATIVE, "5": 1})
+    concern = social.list_concerns(session, access=cm(session, people))[0]
+    made = social_actions.concern_to_plan(
+        session,
+        access=cm(session, people),
+        concern_id=concern.id,
+        data=ConcernToPlanIn(
+            goal="I want to get to my appointments without worrying about the bus",
+            barrier="No bus on Sundays",
+            way_around="Volunteer driver programme",
+        ),
+    )
+    assert isinstance(made["goal"], Goal) and isinstance(made["barrier"], Barrier)
+    assert made["barrier"].kind == "transport"
+    assert concern.status == "confirmed"
+    assert concern.patient_words.startswith("I want to get to my appointments")
