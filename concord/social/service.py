@@ -396,7 +396,9 @@ def import_hsds(session: Session, *, by: User, content: str, kind: str) -> list[
         session.add(service)
         done.append(service)
     session.flush()
-    record(session, by=by, action="import", object_type=SERVICE, detail={"count": len(done)})
+    record(
+        session, by=by, action="directory_import", object_type=SERVICE, detail={"count": len(done)}
+    )
     return done
 
 
