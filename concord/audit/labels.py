@@ -70,7 +70,7 @@ ACTION_LABELS = {
     "user_update": N_("Made changes to %(what)s"),
     "organization_update": N_("Made changes to %(what)s"),
     "resolve": N_("Marked %(what)s as resolved"),
-    "directory_import": N_("Imported %(what)s from an Open Referral file"),
+    "directory_import": N_("Imported %(what)s from a file of community services"),
 }
 
 # What it was done to, in the patient's words.
