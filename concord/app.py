@@ -46,6 +46,8 @@ from concord.safety.routes import router as safety_router
 from concord.settings import Environment, Settings, get_settings
 from concord.smart.routes import router as smart_router
 from concord.smart.service import registered_origins
+from concord.social.api import router as social_api
+from concord.social.routes import router as social_router
 from concord.web import errors
 from concord.web.errors import API_ERRORS, FHIR_ERRORS, declare_answers
 from concord.web.headers import SecurityHeaders
@@ -163,6 +165,7 @@ def create_app(
         messaging_api,
         ehr_api,
         quality_api,
+        social_api,
     )
     for router in (
         web_router,
@@ -198,6 +201,8 @@ def create_app(
         medications_router,
         messaging_router,
         ehr_router,
+        social_router,
+        social_api,
         audit_router,
     ):
         app.include_router(

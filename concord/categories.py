@@ -50,6 +50,12 @@ class DataCategory(StrEnum):
     """Decisions made together (decision aids, the patient's values and questions, the chosen
     option) and the CollaboRATE measure of how shared the decision was."""
 
+    social_needs = "social_needs"
+    """Health-related social needs: the answers to a social-needs screen (the AHC HRSN), the
+    needs (health concerns) found, and referrals to community services. Kept apart because
+    what is shared with a community organization is decided referral by referral, and an
+    interpersonal-safety answer is never shared without the patient's say."""
+
     psychotherapy_notes = "psychotherapy_notes"
     """A therapist's separate notes of a session (HIPAA 45 CFR 164.501 "psychotherapy notes").
     Concord stores none today; the category exists so that a record of this kind can never be

@@ -28,6 +28,7 @@ from concord.accounts.tokens import create_client_token
 from concord.accounts.users import create_user
 from concord.actions import checkin, messaging, recommendation
 from concord.actions import medications as med_actions
+from concord.actions import social as social_actions
 from concord.careplans import service as plans
 from concord.careplans.history import PlanContents
 from concord.careplans.models import PlanStatus, StepStatus
@@ -46,6 +47,7 @@ from concord.careplans.schemas import (
     StrengthIn,
 )
 from concord.clock import FakeClock, get_clock, set_clock
+from concord.consents.schemas import ConsentIn
 from concord.decisions import service as ds
 from concord.demo_content import SafetyEventIn, StoryProtocolIn
 from concord.ehr import service as ehr
@@ -69,6 +71,7 @@ from concord.safety import plans as safety_plans
 from concord.safety.escalation import escalate_due, raise_missed_follow_ups
 from concord.safety.models import SafetyAlert
 from concord.settings import get_settings
+from concord.social import service as social
 
 DEMO_SLUG = "riverside-demo"
 DEMO_PASSWORD = "concord-demo-2026"
@@ -406,6 +409,8 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
     clock.set(start)
     sync_all_tasks(session)  # the tasks the registry's flags ask for today
     _load_ehr(session, org, clinics["north"], start)
+    _load_social(session, org, staff, start, clock)
+    clock.set(start)
     return org
 
 
@@ -1499,3 +1504,143 @@ def _complete_episode(st: _Story) -> None:
             "whom_to_call": [{"name": "The clinic", "contact": "555-0100"}],
         },
     )
+
+
+# --- social needs (issue 23): Jamal Carter's food and housing needs and their referrals --------
+
+DEMO_SERVICES = (
+    # (organization, service, needs, languages, postcode, takes electronic referrals)
+    ("Riverside Food Bank", "Weekly groceries", ["food-insecurity"], ["en", "es"], "RV101", True),
+    ("Northside Pantry", "Emergency food boxes", ["food-insecurity"], ["en"], "RV102", True),
+    (
+        "Eastside Housing Help",
+        "Rent and deposit help",
+        ["housing-instability", "homelessness"],
+        ["en"],
+        "RV103",
+        True,
+    ),
+    (
+        "Riverside Tenant Support",
+        "Help keeping your home",
+        ["housing-instability"],
+        ["en", "es"],
+        "RV101",
+        True,
+    ),
+    (
+        "Ride to Care",
+        "Rides to appointments",
+        ["transportation-insecurity"],
+        ["en", "es"],
+        "RV104",
+        False,
+    ),
+)
+# Synthetic postcode centres for the demo town (made up; no real place).
+DEMO_POSTCODES = (
+    ("RV101", 45.500, -122.680),
+    ("RV102", 45.540, -122.660),
+    ("RV103", 45.480, -122.620),
+    ("RV104", 45.520, -122.700),
+)
+
+
+def _load_social(
+    session: Session, org: Organization, staff: Any, start: datetime, clock: FakeClock
+) -> None:
+    secret = get_settings().effective_secret_key()
+    cm = staff["north"][Role.care_manager]
+    patient = session.scalar(
+        select(Patient).where(Patient.organization_id == org.id, Patient.given_name == "Jamal")
+    )
+    if patient is None:
+        return
+    social.load_postcodes(session, DEMO_POSTCODES)
+    services = {}
+    for provider, name, needs, languages, postcode, electronic in DEMO_SERVICES:
+        services[provider] = social.add_service(
+            session,
+            by=cm,
+            data={
+                "provider_name": provider,
+                "name": name,
+                "categories": needs,
+                "languages": languages,
+                "postcode": postcode,
+                "electronic_referrals": electronic,
+                "hours": "Mon-Fri 9:00-17:00",
+                "phone": "555-0100",
+            },
+        )
+    clock.set(start - timedelta(days=30))
+    acc = access.patient_for(session, cm, patient.id)
+    answers = {"1": 1, "2": 0, "3": 2, "4": 1, "5": 0, "6": 0, "7": 1, "8": 1, "9": 1, "10": 1}
+    checkin.record_response(
+        session,
+        access=acc,
+        instrument_code="AHC-HRSN",
+        submission=measures.Submission(answers=answers, mode=measures.Mode.in_person),
+    )
+    concerns = {c.domain: c for c in social.list_concerns(session, access=acc)}
+    social.decide_concern(
+        session,
+        access=acc,
+        concern_id=concerns["food-insecurity"].id,
+        decision="confirm",
+        words="I want to stop worrying about food at the end of the month",
+    )
+
+    def consent() -> ConsentIn:
+        return ConsentIn(
+            grantee_kind="organization",
+            method="paper_scanned",
+            signed_name="Jamal Carter",
+            signed_on=org_today(session, org.id),
+        )
+
+    def send(provider: str, domain: str, summary: str, days: int = 5, replaces: Any = None):
+        return social_actions.send_referral(
+            session,
+            access=acc,
+            service_id=services[provider].id,
+            concern_id=concerns[domain].id,
+            shared_summary=summary,
+            contact="Jamal, 555-0142, afternoons",
+            consent=consent(),
+            respond_days=days,
+            replaces_id=replaces.id if replaces is not None else None,
+            secret=secret,
+        )
+
+    # Food: the food bank accepts, works and completes it through its link.
+    clock.set(start - timedelta(days=28))
+    _food, food_link = send(
+        "Riverside Food Bank", "food-insecurity", "Jamal would like help with groceries."
+    )
+    for days, status, extra in (
+        (27, "accepted", {}),
+        (26, "in-progress", {}),
+        (20, "completed", {"outcome": "Registered for weekly groceries; first box collected."}),
+    ):
+        clock.set(start - timedelta(days=days))
+        social.partner_transition(session, token=food_link, secret=secret, to=status, **extra)
+    # Housing: declined with a reason, re-sent elsewhere, and that one is not answered in time.
+    clock.set(start - timedelta(days=15))
+    housing, housing_link = send(
+        "Eastside Housing Help", "housing-instability", "Jamal is worried about losing his flat."
+    )
+    clock.set(start - timedelta(days=14))
+    social.partner_transition(
+        session, token=housing_link, secret=secret, to="rejected", reason="No openings this month."
+    )
+    clock.set(start - timedelta(days=13))
+    send(
+        "Riverside Tenant Support",
+        "housing-instability",
+        "Jamal is worried about losing his flat.",
+        days=3,
+        replaces=housing,
+    )
+    clock.set(start)
+    social_actions.overdue_tasks(session)

@@ -17,6 +17,7 @@ from concord.patients import models as patients_models
 from concord.registry import models as registry_models
 from concord.safety import models as safety_models
 from concord.smart import models as smart_models
+from concord.social import models as social_models
 from concord.worker import JobRun
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "registry_models",
     "safety_models",
     "smart_models",
+    "social_models",
     "JobRun",
 ]

@@ -28,6 +28,7 @@ from sqlalchemy import String, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from concord.actions import social as social_actions
 from concord.actions.medications import monitoring_all
 from concord.actions.medications import recheck_all as recheck_medications
 from concord.audit.anchor import load_private_key, write_anchor
@@ -102,6 +103,20 @@ def registry_tasks_job(factory: sessionmaker[Session], skipped: list[Skipped] | 
         if not claim_run(session, "registry_tasks", REGISTRY_EVERY):
             return 0
         return sync_all_tasks(session)
+
+
+REFERRALS_EVERY = timedelta(hours=1)
+
+
+def referrals_overdue_job(
+    factory: sessionmaker[Session], skipped: list[Skipped] | None = None
+) -> int:
+    """Every hour: a referral with no answer from the community partner by the clinic's set
+    time becomes a task for the care manager (one per referral)."""
+    with _job(factory, skipped) as session:
+        if not claim_run(session, "referrals_overdue", REFERRALS_EVERY):
+            return 0
+        return social_actions.overdue_tasks(session)
 
 
 MEDICATIONS_EVERY = timedelta(hours=24)
@@ -183,6 +198,7 @@ def run_once(
         ("reminders_queued", lambda: queue_reminders_job(factory, base_url, skipped)),
         ("registry_tasks_changed", lambda: registry_tasks_job(factory, skipped)),
         ("medication_findings_changed", lambda: medication_checks_job(factory, skipped)),
+        ("referral_tasks_opened", lambda: referrals_overdue_job(factory, skipped)),
     ]
     if anchor is not None:
         jobs.append(("audit_anchors_written", lambda: audit_anchor_job(factory, anchor)))

@@ -212,6 +212,27 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/decisions/{{decision_id}}/record"): (
         ("POST", f"{A}/decisions/{{decision_id}}/outcome"),
     ),
+    # --- social needs -------------------------------------------------
+    ("POST", f"{P}/social/referrals"): (("POST", f"{A}/referrals"),),
+    ("POST", "/my/social/referrals"): (("POST", f"{A}/referrals"),),
+    ("POST", f"{P}/social/referrals/{{referral_id}}/status"): (
+        ("POST", f"{A}/referrals/{{referral_id}}/status"),
+    ),
+    ("POST", "/my/social/referrals/{referral_id}/report"): (
+        ("POST", f"{A}/referrals/{{referral_id}}/report"),
+    ),
+    ("POST", f"{P}/social/concerns/{{concern_id}}"): (
+        ("POST", f"{A}/social-concerns/{{concern_id}}"),
+    ),
+    ("POST", f"{P}/social/concerns/{{concern_id}}/plan"): (
+        ("POST", f"{A}/social-concerns/{{concern_id}}/plan"),
+    ),
+    ("POST", "/my/social/concerns/{concern_id}"): (
+        ("POST", f"{A}/social-concerns/{{concern_id}}"),
+    ),
+    ("POST", "/referral-link/{token}"): (("POST", "/api/v1/referral-link/{token}"),),
+    ("POST", "/directory/services"): (("POST", "/api/v1/directory/services"),),
+    ("POST", "/directory/import"): (("POST", "/api/v1/directory/import"),),
 }
 
 SIGN_IN = "signing in and out is the browser session's; a program holds an API token"

@@ -685,3 +685,35 @@ def test_the_process_measures_leave_out_megans_part2_episode_without_consent(dem
     facts = quality._episode_facts(demo_session, pcp, megan.id)
     assert recovery.id.hex not in {clinic for clinic, _ in facts}
     demo_session.rollback()
+
+
+def test_the_demo_has_jamals_social_needs_and_their_referrals(demo_session):
+    """Issue 23: food and housing needs; the food bank completed its referral through its link;
+    the housing one was declined with a reason and re-sent elsewhere, where it is overdue and
+    the care manager has the task."""
+    from concord.patients.models import Patient
+    from concord.registry.models import WorkTask
+    from concord.social.models import Referral, SocialConcern
+
+    jamal = demo_session.scalar(select(Patient).where(Patient.given_name == "Jamal"))
+    needs = {
+        c.domain
+        for c in demo_session.scalars(
+            select(SocialConcern).where(SocialConcern.patient_id == jamal.id)
+        )
+    }
+    assert needs == {"food-insecurity", "housing-instability"}
+    referrals = {
+        r.service.provider_name: r
+        for r in demo_session.scalars(select(Referral).where(Referral.patient_id == jamal.id))
+    }
+    assert referrals["Riverside Food Bank"].status == "completed"
+    assert referrals["Riverside Food Bank"].outcome
+    declined = referrals["Eastside Housing Help"]
+    assert declined.status == "rejected" and declined.status_reason
+    resent = referrals["Riverside Tenant Support"]
+    assert resent.replaces_id == declined.id and resent.status == "requested"
+    task = demo_session.scalar(
+        select(WorkTask).where(WorkTask.source == f"referral-overdue:{resent.id}")
+    )
+    assert task is not None and task.status == "open"

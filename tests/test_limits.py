@@ -513,10 +513,15 @@ def needs_a_session(route):
 
 class TestSessionBeforeTheForm:
     def test_the_anonymous_forms_are_exactly_the_page_posts_without_a_session(self, app):
-        from concord.web.deps import ANONYMOUS_FORMS, PROGRAM_FORMS
+        from concord.web.deps import ANONYMOUS_FORMS, ANONYMOUS_PREFIXES, PROGRAM_FORMS
 
         anonymous = {r.path for r in page_write_routes(app) if not needs_a_session(r)}
-        assert anonymous == set(ANONYMOUS_FORMS) | set(PROGRAM_FORMS)
+        exact = {p for p in anonymous if not p.startswith(ANONYMOUS_PREFIXES)}
+        assert exact == set(ANONYMOUS_FORMS) | set(PROGRAM_FORMS)
+        # Each prefix is a page post that takes no session (the partner's referral link).
+        assert {p for p in anonymous if p.startswith(ANONYMOUS_PREFIXES)} == {
+            "/referral-link/{token}"
+        }
 
     def test_a_page_post_without_a_session_is_sent_to_sign_in_unread(self, app, people):
         answer = call(

@@ -31,6 +31,7 @@ TEAM_PAGES = (
     "/registry",
     "/relapse-plan",
     "/decisions",
+    "/social",
     "/safety",
     "/safety-plan",
     "/consents",

@@ -51,6 +51,8 @@ from concord.safety.models import RiskStatus
 from concord.settings import Settings, get_settings
 from concord.smart import service as smart
 from concord.smart.models import SmartGrant
+from concord.social import service as social
+from concord.social.models import SocialConcern
 from tests.conftest import NOW, commit
 from tests.factories import acc_for, build_personas, create_plan
 
@@ -359,6 +361,36 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     ids["smart_app_id"] = str(smart_app.id)
     ids["grant_id"] = str(grant.id)
     ids["mrn_system"] = mrn
+    # Social needs: a directory service, a concern from a screen and a referral to the service.
+    service = social.add_service(
+        session,
+        by=people.care_manager,
+        data={"provider_name": "Food Bank", "name": "Groceries", "categories": ["food-insecurity"]},
+    )
+    concern = SocialConcern(
+        organization_id=people.patient.organization_id,
+        patient_id=people.patient.id,
+        domain="food-insecurity",
+        status="proposed",
+    )
+    session.add(concern)
+    session.flush()
+    referral, _ = social.create_referral(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        new=social.NewReferral(
+            service=service,
+            domain="food-insecurity",
+            shared_summary="Groceries",
+            contact=None,
+            concern=concern,
+            consent_id=None,
+        ),
+        secret="route-access-secret",
+    )
+    ids["service_id"] = str(service.id)
+    ids["concern_id"] = str(concern.id)
+    ids["referral_id"] = str(referral.id)
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
     }
@@ -1034,6 +1066,73 @@ RULES: dict[tuple[str, str], list[Case]] = {
             {"reason": "Taper agreed with both prescribers"},
         )
     ],
+    # --- social needs (issue 23) ----------------------------------------------------------
+    ("GET", "/api/v1/patients/{patient_id}/social"): [Case(f"{P}/social", RECORD)],
+    ("POST", "/api/v1/patients/{patient_id}/referrals"): [
+        Case(
+            f"{P}/referrals",
+            RECORD,
+            {
+                "service_id": "{service_id}",
+                "shared_summary": "Groceries, please",
+                "signed_name": "Pat Ient",
+                "signed_on": "2026-01-01",
+            },
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/referrals/{referral_id}/status"): [
+        Case(
+            f"{P}/referrals/{{referral_id}}/status",
+            TEAM,
+            {"status": "cancelled", "reason": "No longer needed"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/referrals/{referral_id}/report"): [
+        Case(
+            f"{P}/referrals/{{referral_id}}/report", frozenset({"patient"}), {"report": "got_help"}
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/social-concerns/{concern_id}"): [
+        Case(f"{P}/social-concerns/{{concern_id}}", RECORD, {"decision": "confirm"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/social-concerns/{concern_id}/plan"): [
+        Case(
+            f"{P}/social-concerns/{{concern_id}}/plan",
+            TEAM,
+            {"barrier": "No bus on Sundays", "way_around": "Volunteer driver"},
+        )
+    ],
+    # The directory holds no patient data: the clinic's staff and its patients search it.
+    ("GET", "/api/v1/directory/services"): [
+        Case(
+            "/api/v1/directory/services",
+            ALL - {"family", "family_no_consent"},
+            kind="list",
+        )
+    ],
+    ("POST", "/api/v1/directory/services"): [
+        Case(
+            "/api/v1/directory/services",
+            CLINICIANS | {"admin"},
+            {"provider_name": "Pantry", "name": "Food", "categories": ["food-insecurity"]},
+            kind="list",
+        )
+    ],
+    ("POST", "/api/v1/directory/import"): [
+        Case(
+            "/api/v1/directory/import",
+            CLINICIANS | {"admin"},
+            {"kind": "json", "content": "[]"},
+            kind="list",
+        )
+    ],
+    # The partner's link: no account; a made-up token is not found for everyone.
+    ("GET", "/api/v1/referral-link/{token}"): [
+        Case("/api/v1/referral-link/made.up", NOBODY, kind="list")
+    ],
+    ("POST", "/api/v1/referral-link/{token}"): [
+        Case("/api/v1/referral-link/made.up", NOBODY, {"status": "accepted"}, kind="list")
+    ],
     # --- decisions ------------------------------------------------------------------------
     ("GET", "/api/v1/decision-aids"): [Case("/api/v1/decision-aids", ALL, kind="list")],
     # --- EHR import (issue 20): only an integration client imports; a held match is the
@@ -1280,6 +1379,10 @@ EXPORTS: dict[str, Case] = {
     ),
     "/safety/figures.csv": Case("/safety/figures.csv", CLINICIANS | {"admin"}, kind="list"),
     "/registry/caseload.csv": Case("/registry/caseload.csv?scope=teams", TEAM, kind="list"),
+    # The program view's social-needs figures (issue 23): counts, no patient.
+    "/registry/program/social-figures.csv": Case(
+        "/registry/program/social-figures.csv", CLINICIANS | {"admin"}, kind="list"
+    ),
     # The month's minutes, for billing: the team's patients, or the organization's for an
     # administrator (the page /registry/minutes shows the same rows).
     "/registry/minutes.csv": Case(

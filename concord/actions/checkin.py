@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
+from concord.actions import social as social_actions
 from concord.measures import service as measures
 from concord.measures.service import Completed, Submission
 from concord.registry.jobs import CHECKIN_FLAGS, sync_patient_tasks
@@ -82,4 +83,12 @@ def _arrived(session: Session, access: PatientAccess, completed: Completed) -> C
     # check-in can change (CHECKIN_FLAGS: five statements, not the whole caseload row's
     # thirteen); one query when the patient has no open episode.
     sync_patient_tasks(session, access.patient.id, only=CHECKIN_FLAGS)
+    # A social-needs screen's positive domains become concerns for the patient to confirm.
+    social_actions.screening_arrived(
+        session,
+        access=access,
+        response=completed.response,
+        instrument=measures.get_instrument(completed.response.instrument),
+        scored=completed.scored,
+    )
     return completed

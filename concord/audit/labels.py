@@ -75,11 +75,18 @@ ACTION_LABELS = {
     "user_create": N_("Created %(what)s"),
     "user_update": N_("Made changes to %(what)s"),
     "organization_update": N_("Made changes to %(what)s"),
+    "resolve": N_("Marked %(what)s as resolved"),
+    "directory_import": N_("Imported %(what)s from a file of community services"),
 }
 
 # What it was done to, in the patient's words.
 OBJECT_LABELS = {
     "Patient": N_("your record"),
+    "SocialConcern": N_("a social need (such as housing, food or transport)"),
+    "Referral": N_("a referral to a community service"),
+    "ReferralLink": N_("a community service's link to a referral"),
+    "CommunityService": N_("the directory of community services"),
+    "SocialFigures": N_("the clinic's social-needs figures"),
     "CarePlan": N_("your care plan"),
     "CareTeam": N_("your care team"),
     "Goal": N_("a goal in your plan"),

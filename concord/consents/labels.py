@@ -20,6 +20,7 @@ CATEGORY_LABELS = {
     "safety": N_("your safety plan and safety records"),
     "care_plan": N_("your care plan"),
     "decisions": N_("your shared decisions"),
+    "social_needs": N_("your social needs and referrals to community services"),
     "psychotherapy_notes": N_("your therapist's psychotherapy notes"),
 }
 PURPOSE_LABELS = {

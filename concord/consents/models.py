@@ -91,6 +91,7 @@ CATEGORIES = (
     "safety",
     "care_plan",
     "decisions",
+    "social_needs",
     "psychotherapy_notes",
 )
 

@@ -13,10 +13,11 @@ from typing import Any
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
+from concord.categories import DataCategory
 from concord.errors import InvalidInput
 from concord.fhir.mapping import SYSTEM, _instant, _ref, person_ref
 from concord.i18n import Msg
-from concord.measures.library import Instrument, Item, Library
+from concord.measures.library import Instrument, Item, Library, flag_items
 from concord.measures.models import MeasureObservation, MeasureResponse
 from concord.patients.models import Patient
 from concord.validation import DATE_RANGE, in_range
@@ -78,6 +79,7 @@ def questionnaire_resource(instrument: Instrument) -> dict[str, Any]:
             "text": _text(item.text),
             "type": "choice",
             "required": item.required,
+            "repeats": item.multiple,
             "answerOption": [{"valueCoding": _answer_coding(item, a.value)} for a in item.answers],
         }
         translated = _translations(item.text)
@@ -114,13 +116,16 @@ def response_resource(
         response.answers.items(), key=lambda kv: _order(instrument, kv[0])
     ):
         item = instrument.item(item_id) if instrument else None
-        if item is None or item.answer_for(value) is None:
+        if item is None or not item.chosen(value):
             continue
         items.append(
             {
                 "linkId": _link_id(item),
                 "text": _text(item.text, response.language),
-                "answer": [{"valueCoding": _answer_coding(item, value, response.language)}],
+                "answer": [
+                    {"valueCoding": _answer_coding(item, a.value, response.language)}
+                    for a in item.chosen(value)
+                ],
             }
         )
     author = (
@@ -225,36 +230,68 @@ def item_observations(
 ) -> list[dict[str, Any]]:
     """An Observation for each answered item that LOINC codes."""
     result = []
+    category = [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                    "code": "survey",
+                }
+            ]
+        }
+    ]
+    if instrument.category == DataCategory.social_needs:
+        # US Core screening-assessment Observations of a social-needs screen carry the sdoh
+        # category (US Core's AHC HRSN examples), and the SDOHCC domain of each item.
+        category.append({"coding": [{"system": US_CORE_CATEGORY, "code": "sdoh"}]})
+    domains = _item_domains(instrument)
     for item in instrument.items:
         value = response.answers.get(item.id)
-        if item.loinc is None or value is None or item.answer_for(value) is None:
+        if item.loinc is None or value is None or not item.chosen(value):
             continue
-        result.append(
-            {
-                "resourceType": "Observation",
-                "id": f"{response.id}.{item.id}"[:64],
-                "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                "code": "survey",
-                            }
-                        ]
-                    }
-                ],
-                "code": {
-                    "coding": [{"system": LOINC, "code": item.loinc}],
-                    "text": _text(item.text),
-                },
-                "subject": _ref("Patient", patient.id),
-                "effectiveDateTime": _instant(response.completed_at or response.updated_at),
-                "valueCodeableConcept": {"coding": [_answer_coding(item, value)]},
-                "derivedFrom": [_ref("QuestionnaireResponse", response.id)],
-            }
-        )
+        # A "check all that apply" question is one Observation per box checked (US Core's
+        # AHC HRSN example 96778-6 answer-5, answer-6).
+        chosen = item.chosen(value)
+        for n, answer in enumerate(chosen):
+            item_category = list(category)
+            if item.id in domains:
+                item_category.append(
+                    {"coding": [{"system": SDOHCC_CATEGORY, "code": domains[item.id]}]}
+                )
+            suffix = f".{n}" if len(chosen) > 1 else ""
+            result.append(
+                {
+                    "resourceType": "Observation",
+                    "id": f"{response.id}.{item.id}{suffix}"[:64],
+                    "status": "final",
+                    "category": item_category,
+                    "code": {
+                        "coding": [{"system": LOINC, "code": item.loinc}],
+                        "text": _text(item.text),
+                    },
+                    "subject": _ref("Patient", patient.id),
+                    "effectiveDateTime": _instant(response.completed_at or response.updated_at),
+                    "valueCodeableConcept": {"coding": [_answer_coding(item, answer.value)]},
+                    "derivedFrom": [_ref("QuestionnaireResponse", response.id)],
+                }
+            )
     return result
+
+
+US_CORE_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-category"
+SDOHCC_CATEGORY = (
+    "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
+)
+
+
+def _item_domains(instrument: Instrument) -> dict[str, str]:
+    """Item id -> the SDOHCC domain of the positive-screen flag that reads it."""
+    found: dict[str, str] = {}
+    for flag in instrument.flags:
+        if flag.domain:
+            for item_id in sorted(flag_items(instrument, flag)):
+                found.setdefault(item_id, flag.domain)
+    return found
 
 
 # --- accepting a response from another system ----------------------------------------------
@@ -407,10 +444,18 @@ def parse_response(body: Any, library: Library) -> Intake:
                 continue
             if not given:
                 continue
-            if len(given) > 1:
+            if len(given) > 1 and not question.multiple:
                 errors[f"item[{link}]"] = Msg("must have one answer")
                 continue
-            value = _answer_value(question, given[0])
+            values = [_answer_value(question, one) for one in given]
+            value = next((v for v in values if isinstance(v, str)), None) or sum(
+                int(v) for v in values
+            )
+            if question.multiple and not isinstance(value, str):
+                if 0 in values and len(values) > 1:
+                    value = "'none of the above' cannot be given with another answer"
+                elif len(set(values)) != len(values):
+                    value = "repeats an answer"
             if isinstance(value, str):
                 errors[f"item[{link}]"] = Msg(value)
             elif question.id in answers:

@@ -57,15 +57,35 @@ class Item:
     # The patient may explicitly decline this question (only where the instrument's source
     # says what a refusal means, e.g. the ASQ); a declined question stays unanswered.
     declinable: bool = False
+    # "Check all that apply" (the AHC HRSN's question 2): each answer's value is a distinct
+    # power of two, an optional value 0 is the exclusive "none of the above", and the stored
+    # answer is the sum of the values checked (see docs/instrument-format.md).
+    multiple: bool = False
 
     @property
     def values(self) -> frozenset[int]:
         # Asked for every answer checked; an item never changes, so worked out once.
         cached = self.__dict__.get("_values")
         if cached is None:
-            cached = frozenset(a.value for a in self.answers)
+            if self.multiple:
+                bits = [a.value for a in self.answers if a.value]
+                sums = {0} if any(a.value == 0 for a in self.answers) else set()
+                for mask in range(1, 1 << len(bits)):
+                    sums.add(sum(b for n, b in enumerate(bits) if mask >> n & 1))
+                cached = frozenset(sums)
+            else:
+                cached = frozenset(a.value for a in self.answers)
             object.__setattr__(self, "_values", cached)
         return cached
+
+    def chosen(self, value: int) -> tuple[Answer, ...]:
+        """The answers a stored value stands for: one, or each box checked (`multiple`)."""
+        if not self.multiple:
+            answer = self.answer_for(value)
+            return (answer,) if answer is not None else ()
+        if value == 0:
+            return tuple(a for a in self.answers if a.value == 0)
+        return tuple(a for a in self.answers if a.value and value & a.value)
 
     @property
     def min_value(self) -> int:
@@ -139,6 +159,9 @@ class Flag:
     rule: Rule
     source: str
     severity: str | None = None
+    # The social-needs domain a positive screen is about (an SDOHCC category code such as
+    # "food-insecurity"); only on instruments whose category is social_needs.
+    domain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +260,30 @@ def _items_in(spec: Any, found: set[str]) -> None:
                     _items_in(sub, found)
             elif key == "rule":
                 _items_in(value, found)
+
+
+def flag_items(instrument: Instrument, flag: Flag) -> set[str]:
+    """The questions a flag reads: those its rule names, and those of the scores it reads."""
+    found: set[str] = set()
+    _items_in(flag.rule.spec, found)
+    scores: set[str] = set()
+    _scores_in(flag.rule.spec, scores)
+    for score_id in scores:
+        score = instrument.score(score_id)
+        if score is not None:
+            found.update(score.items)
+    return found
+
+
+def _scores_in(spec: Any, found: set[str]) -> None:
+    if isinstance(spec, Mapping):
+        if "score" in spec:
+            found.add(str(spec["score"]))
+        for key in ("all_of", "any_of"):
+            for sub in spec.get(key) or []:
+                _scores_in(sub, found)
+        if "rule" in spec:
+            _scores_in(spec["rule"], found)
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -468,6 +515,16 @@ def parse_instrument(path: Path, data: Any) -> Instrument:
         show_if = None
         if raw.get("show_if") is not None:
             show_if = compile_rule(raw["show_if"], f"{where}.show_if", id_set, score_ids, r.fail)
+        multiple = bool(raw.get("multiple", False))
+        if multiple:
+            bits = [a.value for a in answer_sets[set_name] if a.value]
+            if any(b & (b - 1) for b in bits) or len(set(bits)) != len(bits):
+                raise r.fail(
+                    f"{where} is multiple: its answers' values must be distinct powers of two "
+                    "(and 0 for an exclusive 'none of the above')"
+                )
+            if bool(raw.get("scored", True)):
+                raise r.fail(f"{where} is multiple, so it cannot be scored (scored: false)")
         items.append(
             Item(
                 id=item_id,
@@ -479,6 +536,7 @@ def parse_instrument(path: Path, data: Any) -> Instrument:
                 required=bool(raw.get("required", True)),
                 show_if=show_if,
                 declinable=bool(raw.get("declinable", False)),
+                multiple=multiple,
             )
         )
     by_id = {i.id: i for i in items}
@@ -512,6 +570,7 @@ def parse_instrument(path: Path, data: Any) -> Instrument:
                 rule=compile_rule(raw.get("rule"), f"{where}.rule", id_set, score_ids, r.fail),
                 source=str(raw["source"]),
                 severity=severity,
+                domain=str(raw["domain"]) if raw.get("domain") else None,
             )
         )
     if len({f.id for f in flags}) != len(flags):

@@ -121,7 +121,15 @@ def answers_in(form: Mapping[str, Any]) -> dict[str, int]:
             continue
         item = key[2:]
         try:
-            answers[item] = int(str(value))
+            if isinstance(value, list):
+                # A "check all that apply" question: each box checked is a power of two and
+                # the answer is their sum; the instrument's values say which sums are allowed.
+                checked = [int(str(v)) for v in value if blank_to_none(v) is not None]
+                if len(set(checked)) != len(checked) or (0 in checked and len(checked) > 1):
+                    raise ValueError
+                answers[item] = sum(checked)
+            else:
+                answers[item] = int(str(value))
         except ValueError:
             errors[f"answers.{item}"] = Msg("must be one of the answers shown")
     if errors:

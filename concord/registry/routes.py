@@ -48,6 +48,8 @@ from concord.registry.schemas import (
     VoidContactIn,
 )
 from concord.safety.plans import content_from_form, empty_content
+from concord.social.labels import DOMAIN_LABELS
+from concord.social.measures import social_figures
 from concord.web.deps import Actor, ApiActor, DbSession, PostedBy, WebActor
 from concord.web.exports import csv_response
 from concord.web.forms import FormOf, Posted, back_to
@@ -237,9 +239,24 @@ def program_page(request: Request, session: DbSession, actor: WebActor) -> Respo
         "registry/program.html",
         {
             "p": view,
+            # Social needs (issue 23): screening, positive domains and the referral loop.
+            "social": social_figures(session, by=actor.user, clinic_id=_clinic(request)),
+            "domain_labels": DOMAIN_LABELS,
             "clinics": _clinics(session, actor),
             "clinic": request.query_params.get("clinic", ""),
         },
+    )
+
+
+@router.get("/registry/program/social-figures.csv")
+def program_social_csv(request: Request, session: DbSession, actor: ApiActor) -> Response:
+    """The program view's social-needs figures as CSV: one row per figure (no patient)."""
+    figures = social_figures(session, by=actor.user, clinic_id=_clinic(request))
+    rows = [
+        {"figure": name, "value": "" if value is None else value} for name, value in figures.rows()
+    ]
+    return csv_response(
+        rows, ["figure", "value"], "social-needs.csv", session=session, lang=request.state.lang
     )
 
 

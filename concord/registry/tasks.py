@@ -176,6 +176,11 @@ def _team_user(session: Session, patient_id: uuid.UUID, role: str) -> uuid.UUID 
     )
 
 
+def care_manager_of(session: Session, patient_id: uuid.UUID) -> uuid.UUID | None:
+    """The patient's care manager on their current team (the lead first), if any."""
+    return _team_user(session, patient_id, "care_manager")
+
+
 def owner_for(session: Session, episode: Episode, who: str) -> uuid.UUID | None:
     if who == "consultant":
         return episode.consultant_id or _team_user(

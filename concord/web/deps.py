@@ -157,7 +157,11 @@ async def check_credentials_first(request: Request) -> None:
     short read-only transaction of its own (a token's last-use time is recorded by the
     request's own check), except for a token this process found usable in the last few
     seconds (concord.accounts.tokens.api_token_recently_usable: no transaction, no hand-off
-    to a thread; the request's own check still decides)."""
+    to a thread; the request's own check still decides). The community partner's referral
+    link (ANONYMOUS_API_PREFIXES) has no account: its token in the path is checked by the
+    route, which refuses a forged or expired one before reading anything."""
+    if request.scope["path"].startswith(ANONYMOUS_API_PREFIXES):
+        return
     if _recently_usable_token(request):
         return
     slots = request.app.state.database_slots
@@ -205,15 +209,20 @@ ANONYMOUS_FORMS = frozenset({"/sign-in"})
 # (OAuth's token endpoint: a client assertion, a secret or a code with its PKCE verifier).
 # No cookie is asked; the body's size is still limited.
 PROGRAM_FORMS = frozenset({"/oauth2/token"})
+# Forms posted without an account under these paths: the community partner's referral link
+# (concord.social.routes), whose token in the path is checked by the route.
+ANONYMOUS_PREFIXES = ("/referral-link/",)
+ANONYMOUS_API_PREFIXES = ("/api/v1/referral-link/",)
 
 
 async def check_session_first(request: Request) -> None:
     """For a page's form post: refuse it before its body is read when it cannot succeed:
     no anonymous CSRF cookie on a sign-in form; no valid session on any other (sent to sign
     in, as partial_actor would). The CSRF token itself is in the body: posted_by checks it."""
-    if request.scope["path"] in PROGRAM_FORMS:
+    path = request.scope["path"]
+    if path in PROGRAM_FORMS:
         return
-    if request.scope["path"] in ANONYMOUS_FORMS:
+    if path in ANONYMOUS_FORMS or path.startswith(ANONYMOUS_PREFIXES):
         if len(request.cookies.get(ANON_CSRF_COOKIE, "")) < 20:
             request.state.lang = _language(request, None)
             raise PermissionDenied(Msg("This form has expired. Reload the page and try again."))

@@ -214,6 +214,7 @@ def test_each_built_in_instrument_names_the_category_of_what_it_asks():
 
     found = {code: i.category for code, i in load_library(files_in([BUILT_IN])).instruments.items()}
     assert found == {
+        "AHC-HRSN": C.social_needs,
         "ASQ": C.safety,
         "AUDIT": C.substance_use,
         "AUDIT-C": C.substance_use,
