@@ -35,7 +35,7 @@ from concord.clock import FakeClock, set_clock
 from concord.consents.models import Consent
 from concord.decisions import service as ds
 from concord.ehr import service as ehr
-from concord.ehr.models import EhrMatch
+from concord.ehr.models import EhrMatch, EhrResource
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
 from concord.medications.models import MedicationFinding
@@ -183,9 +183,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(
-        session, access=cm, tier="high", reason="Worried about the weekend"
-    )
+    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
@@ -326,6 +324,9 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         },
     )
     ids["condition_id"] = "ehr-c1"
+    ids["condition_ref"] = str(
+        session.scalar(select(EhrResource.id).where(EhrResource.sender_id == "ehr-c1"))
+    )
     ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
@@ -776,6 +777,9 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/patients/{patient_id}/episodes/{episode_id}/status"): [
         Case(f"{P}/episodes/{{episode_id}}/status", TEAM, {"status": "active"})
     ],
+    ("POST", "/api/v1/patients/{patient_id}/episodes/{episode_id}/diagnosis"): [
+        Case(f"{P}/episodes/{{episode_id}}/diagnosis", TEAM, {"diagnosis": "{condition_ref}"})
+    ],
     ("GET", "/api/v1/patients/{patient_id}/contacts"): [Case(f"{P}/contacts", TEAM)],
     ("POST", "/api/v1/patients/{patient_id}/contacts"): [
         Case(f"{P}/contacts", TEAM, {"kind": "follow_up", "mode": "phone", "minutes": 5})
@@ -1174,8 +1178,10 @@ def test_the_export_answers_as_its_page(world, path, persona):
         assert response.status_code == 200, where
         # The quality CSV lists patients with EHR data; this world has none imported
         # (tests/quality/test_quality_page.py checks its rows).
-        if path.endswith(".csv") and persona in TEAM and not any(
-            word in path for word in ("figures", "quality")
+        if (
+            path.endswith(".csv")
+            and persona in TEAM
+            and not any(word in path for word in ("figures", "quality"))
         ):
             assert NAME in response.text, where  # the rows are there to be hidden from others
         return

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from concord.access import (
     PatientAccess,
+    parse_id,
     patient_for,
     readable_patients,
     record_access,
@@ -1229,6 +1230,10 @@ class Diagnosis:
     clinical_status: str
     onset: str
     category: str
+    # The imported row (ehr_resource.id) and the sender's id, to choose it as an episode's
+    # qualifying diagnosis (concord.actions.registry.set_qualifying_diagnosis).
+    ref: str = ""
+    sender_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -1297,6 +1302,8 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
                     clinical_status=status,
                     onset=str(res.get("onsetDateTime") or res.get("recordedDate") or "")[:10],
                     category=row.category,
+                    ref=str(row.id),
+                    sender_id=row.sender_id,
                 )
             )
         elif row.resource_type == "Observation":
@@ -1338,6 +1345,22 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
             .where(EhrMatch.patient_id == access.patient.id, EhrMatch.status == MatchStatus.pending)
         )
     return ImportedRecord(diagnoses, scores, encounters, int(pending or 0))
+
+
+def imported_diagnosis(session: Session, *, access: PatientAccess, ref: Any) -> Diagnosis:
+    """One imported diagnosis (a Condition) about the patient `access` reaches, by its row id
+    or by the sender's id (the id of `GET /fhir/Condition/[id]`), as this reader may see it
+    (consent and Part 2 decide, audited); an unknown or withheld one is refused naming the
+    field."""
+    wanted = str(ref or "").strip()[:64]
+    rid = parse_id(wanted) if wanted else None
+    if wanted:
+        for d in imported_record(session, access=access).diagnoses:
+            if d.code and (d.sender_id == wanted or (rid is not None and d.ref == str(rid))):
+                return d
+    raise InvalidInput.field(
+        "diagnosis", Msg("must be one of the diagnoses the EHR sent about this patient")
+    )
 
 
 def patient_id_for_sender(

@@ -21,7 +21,7 @@ from concord.measures.routes import chart_data, progress_card
 from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, CareTeam, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
-from concord.registry.service import judged_by
+from concord.registry.service import episodes_for, judged_by
 from concord.safety.risk import risks_for
 from concord.safety.rulesets import rules_for
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
@@ -202,6 +202,12 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         **withheld_context(session, acc),
         # What the clinic's EHR sent (issue 20): diagnoses, PHQ-9 totals as sent, encounters.
         "imported": imported,
+        # The imported diagnoses that qualify an episode of care this reader may see.
+        "qualifying_refs": {
+            str(e.diagnosis_resource_id)
+            for e in episodes_for(session, acc)
+            if e.diagnosis_resource_id is not None
+        },
     }
 
 
