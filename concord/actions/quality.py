@@ -286,6 +286,9 @@ def quality_overview(
 # The rule the follow-up measure counts is the registry's own (concord.registry.rules).
 assert process.FOLLOW_UP_DAYS == FOLLOW_UP_WITHIN_DAYS
 PHQ9_PROGRAMS = (Program.depression.value, Program.co_occurring.value)
+# The EHR's PHQ-9 totals (concord.ehr.PHQ9_CODES: the PHQ-9 and the PHQ-9 modified for
+# teens, both counted by CMS159 and NQF 0712).
+IMPORTED_PHQ9 = ("PHQ-9", "PHQ-9M")
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,13 @@ def _episode_facts(
         value = total.get("value") if isinstance(total, dict) else None
         if r.completed_at is not None and isinstance(value, int | float):
             phq9.append((measures.local_date(session, acc.patient, r.completed_at), float(value)))
+    # The EHR's PHQ-9 totals count too (issue 20), as sent; a total outside 0-27 is a data
+    # error the patient's page flags, and is not counted.
+    imported = ehr.imported_scores(session, access=acc)
+    for code in IMPORTED_PHQ9:
+        for score in imported.get(code, []):
+            if score.on is not None and score.score is not None and not score.out_of_range:
+                phq9.append((score.on, score.score))
     facts = []
     for ep in episodes:
         facts.append(

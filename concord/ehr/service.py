@@ -837,6 +837,9 @@ def served(row: EhrResource, *, local_refs: bool = False) -> dict[str, Any]:
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(row.version)
     meta["lastUpdated"] = row.last_updated.isoformat().replace("+00:00", "Z")
+    # Where it came from: the integration client that sent it (the sender's own meta.source,
+    # when it gave one, is kept as sent).
+    meta.setdefault("source", f"urn:uuid:{row.source_id}")
     tags = [t for t in meta.get("tag") or [] if isinstance(t, dict)]
     tags.append({"system": IMPORTED_TAG_SYSTEM, "code": "imported", "display": "Imported"})
     meta["tag"] = tags
@@ -1184,6 +1187,30 @@ def population_resources(
             "purpose": "operations" if relation is None else "treatment",
         },
     )
+
+
+def imported_observations(
+    session: Session, *, by: User, scope: list[PatientAccess] | None
+) -> list[dict[str, Any]]:
+    """The imported Observations (e.g. the EHR's PHQ-9 totals) of the patients a search may
+    return (`scope`; None: every patient `by` may read), as served, newest first; each read
+    decided by the disclosure rules and audited, as `patient_resources` does."""
+    found: list[dict[str, Any]] = []
+    if scope is None:
+        for _, rows in organization_patients(
+            session, access=by, types=["Observation"], local_refs=True
+        ):
+            found += rows
+    else:
+        for acc in scope:
+            rows = rows_for(session, acc=acc, types=["Observation"], object_type="Observation")
+            found += [served(r, local_refs=True) for r in rows]
+
+    def when(resource: dict[str, Any]) -> str:
+        return str(resource.get("effectiveDateTime") or resource.get("issued") or "")
+
+    found.sort(key=lambda r: (when(r), str(r.get("id"))), reverse=True)
+    return found
 
 
 def read_imported(

@@ -15,7 +15,9 @@ from concord.errors import NotFound, NotSupported
 from concord.i18n import Msg
 
 # Types only an EHR sends (Patient, Observation and Practitioner are Concord's own types on
-# this server: their imported versions are read through concord.ehr.patient_resources).
+# this server: imported Observations are served by /fhir/Observation after Concord's own
+# scores, tagged imported; imported Patients and Practitioners are read through
+# concord.ehr.patient_resources).
 # MedicationRequest is imported too, but /fhir/MedicationRequest serves the medication list
 # (concord.medications); an imported one is read through patient_resources (the measures)
 # until the import writes it onto the list.

@@ -122,7 +122,8 @@ def _search(
     _kind(kind, SEARCHABLE)
     base = _base(request)
     search.check_accept(request.headers.get("accept"), pairs)
-    if kind in ehr_door.IMPORTED_TYPES:
+    if kind in ehr_door.IMPORTED_TYPES or (kind == "Observation" and actor.user.is_client):
+        # An integration client (quality scope) reads the imported Observations only.
         found = ehr_door.search_imported(
             session, by=actor.user, token=actor.token, kind=kind, pairs=pairs
         )
@@ -477,7 +478,7 @@ def _read(
         return quality_door.read_measure(ident)
     if kind == "QuestionnaireResponse":
         return fhir.read_questionnaire_response(session, by=actor.user, ident=ident)
-    if kind == "Observation":
+    if kind == "Observation" and not actor.user.is_client:
         return fhir.read_observation(session, by=actor.user, ident=ident)
     if kind == "Task":
         return read_task(session, by=actor.user, ident=ident)
@@ -487,7 +488,7 @@ def _read(
         return read_consent(session, by=actor.user, ident=ident)
     if kind in fhir_meds.KINDS:
         return fhir_meds.read_medication(session, by=actor.user, kind=kind, ident=ident)
-    if kind in ehr_door.IMPORTED_TYPES:
+    if kind in ehr_door.IMPORTED_TYPES or kind == "Observation":
         return ehr_door.read_imported(
             session, by=actor.user, token=actor.token, kind=kind, ident=ident
         )

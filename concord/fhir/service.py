@@ -24,6 +24,7 @@ from concord.careplans.history import SECTIONS as PLAN_SECTIONS
 from concord.careplans.models import PlanStatus
 from concord.decisions import service as decisions
 from concord.decisions.aids import all_aids, get_aid
+from concord.ehr import service as ehr
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.fhir import mapping
 from concord.fhir.decisions import questionnaire, response
@@ -358,6 +359,24 @@ def search_questionnaire_responses(
 
 
 def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any]:
+    """A score or an answer recorded in Concord; else an Observation the clinic's EHR sent
+    (under the EHR's id, tagged imported, meta.source naming the client that sent it)."""
+    if _cursor_id(ident) is None and "." not in ident:
+        return ehr.read_imported(session, by=by, kind="Observation", ident=ident)
+    try:
+        return _read_own_observation(session, by=by, ident=ident)
+    except NotFound:
+        return ehr.read_imported(session, by=by, kind="Observation", ident=ident)
+
+
+def _cursor_id(ident: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(ident)
+    except ValueError:
+        return None
+
+
+def _read_own_observation(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     if "." in ident:  # an item of a response: <response id>.<item id>
         found = measures.find_response(session, by=by, ident=ident.split(".", 1)[0])
         if found is None:
@@ -436,6 +455,31 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
         return SearchPage([], None, 0)
     if q.has("derived-from"):
         return _observations_derived_from(session, by, q, scope)
+    # Concord's own scores come first, newest first (keyset pages); then the Observations the
+    # clinic's EHR sent (imported, newest first), whose pages carry an `ehr.<offset>` cursor.
+    imported = [
+        r
+        for r in ehr.imported_observations(session, by=by, scope=scope)
+        if codings_match(q.groups("code"), (r.get("code") or {}).get("coding") or [])
+    ]
+    if q.cursor and q.cursor.startswith(IMPORTED_CURSOR):
+        start = _imported_offset(q.cursor)
+        rows = imported[start : start + q.count]
+        more = start + q.count < len(imported)
+        total = measures.search_observations(
+            session,
+            by=by,
+            scope=scope,
+            codes=q.groups("code"),
+            before=None,
+            limit=1,
+            only_count=True,
+        ).total
+        return SearchPage(
+            rows,
+            f"{IMPORTED_CURSOR}{start + q.count}" if more else None,
+            total + len(imported),
+        )
     found = measures.search_observations(
         session,
         by=by,
@@ -445,13 +489,33 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
         limit=q.count,
         only_count=q.only_count,
     )
-    return _page(
+    page = _page(
         found,
         lambda r: _labelled(
             session, r[0], r[1], score_observation(r[0], library().get(r[0].instrument), r[1])
         ),
         lambda r: f"{r[0].effective_at.isoformat()}_{r[0].id}",
     )
+    total = page.total + len(imported)
+    if q.only_count or page.next_cursor is not None:
+        return SearchPage(page.resources, page.next_cursor, total)
+    room = max(q.count - len(page.resources), 0)
+    rows = imported[:room]
+    more = room < len(imported)
+    return SearchPage(page.resources + rows, f"{IMPORTED_CURSOR}{room}" if more else None, total)
+
+
+IMPORTED_CURSOR = "ehr."
+
+
+def _imported_offset(cursor: str) -> int:
+    try:
+        value = int(cursor.removeprefix(IMPORTED_CURSOR))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
+    return value
 
 
 def submit_questionnaire_response(

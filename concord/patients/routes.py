@@ -182,7 +182,8 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         acc.patient.id
     ]
     imported = ehr.imported_record(session, access=acc)
-    card = progress_card(session, acc, lang, judged=judged_by(session, acc))
+    episodes = episodes_for(session, acc)
+    card = progress_card(session, acc, lang, judged=judged_by(session, acc, episodes))
     main = card["main_progress"]
     if main is not None and imported.scores:
         # The EHR's scores of the same instrument on its chart, marked imported.
@@ -204,9 +205,7 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         "imported": imported,
         # The imported diagnoses that qualify an episode of care this reader may see.
         "qualifying_refs": {
-            str(e.diagnosis_resource_id)
-            for e in episodes_for(session, acc)
-            if e.diagnosis_resource_id is not None
+            str(e.diagnosis_resource_id) for e in episodes if e.diagnosis_resource_id is not None
         },
     }
 

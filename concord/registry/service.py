@@ -83,12 +83,16 @@ def open_episode(session: Session, patient_id: uuid.UUID) -> Episode | None:
     )
 
 
-def judged_by(session: Session, access: PatientAccess) -> str:
+def judged_by(
+    session: Session, access: PatientAccess, episodes: list[Episode] | None = None
+) -> str:
     """The instrument a patient's progress is judged by: their open episode's program measure
     (as on the caseload), PHQ-9 when they have no open episode `access` may see (a Part 2
     program's episode without a permitting consent names no AUDIT-C: `episodes_for`
     decides)."""
-    episode = next((e for e in episodes_for(session, access) if e.ended_on is None), None)
+    if episodes is None:  # the caller may pass what episodes_for gave it
+        episodes = episodes_for(session, access)
+    episode = next((e for e in episodes if e.ended_on is None), None)
     if episode is None:
         return "PHQ-9"
     return PROGRAM_MEASURES.get(Program(episode.program), "PHQ-9")
