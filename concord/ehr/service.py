@@ -218,8 +218,11 @@ def import_bundle(
     bundle: Any,
     mrn_system: str,
     seed: str | None = None,
+    stored: list[EhrResource] | None = None,
 ) -> dict[str, Any]:
     """Import a transaction or batch Bundle; the transaction-response or batch-response.
+    `stored`, when given, receives the rows written or confirmed (for the action that puts
+    imported MedicationRequests on the medication list).
     With `seed` (the client's Idempotency-Key), the ids given to POST entries follow from it
     and the entry's position, so the same request sent again updates what the first created
     instead of creating it twice."""
@@ -290,6 +293,12 @@ def import_bundle(
     if transaction and problems:
         raise BundleInvalid(
             Msg("The Bundle was not imported: fix the entries named."), errors=problems
+        )
+    if stored is not None:
+        stored.extend(
+            row
+            for e in order
+            if not e.error and (row := cache.get((e.kind, e.sender_id))) is not None
         )
     record(
         session,
