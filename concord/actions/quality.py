@@ -27,7 +27,7 @@ from concord.errors import NotFound
 from concord.i18n import Msg
 from concord.measures import service as measures
 from concord.patients.service import lead_of, list_my_patients
-from concord.quality import catalog, process, stats
+from concord.quality import catalog, cms159, process, stats
 from concord.registry import reviews as registry_reviews
 from concord.registry import service as registry
 from concord.registry.models import Program, ReviewStatus
@@ -316,7 +316,14 @@ class ProcessMeasure:
 
 
 def _proportion_rate(label: str, tally: process.Tally) -> Rate:
-    return _rate(label, {"denominator": tally.denominator, "numerator": tally.numerator})
+    return _rate(
+        label,
+        {
+            "denominator": tally.denominator + tally.excluded,
+            "denominator-exclusion": tally.excluded,
+            "numerator": tally.numerator,
+        },
+    )
 
 
 def _episode_facts(
@@ -364,6 +371,9 @@ def _episode_facts(
             phq9.append((measures.local_date(session, acc.patient, r.completed_at), float(value)))
     # The EHR's PHQ-9 totals count too (issue 20), as sent; a total outside 0-27 is a data
     # error the patient's page flags, and is not counted.
+    # The EHR's record (its hospice, palliative care, death, diagnoses) for the exclusions of
+    # the measures built on CMS159; read as this clinician may (consent, Part 2), audited.
+    exclusions = cms159.Exclusions(ehr.patient_record(session, access=acc))
     imported = ehr.imported_scores(session, access=acc)
     for code in IMPORTED_PHQ9:
         for score in imported.get(code, []):
@@ -380,6 +390,7 @@ def _episode_facts(
                     contacts=[(c.occurred_on, c.kind) for c in contacts if c.episode_id == ep.id],
                     phq9=phq9,
                     reviews=[r.reviewed_on for r in reviews if r.episode_id == ep.id],
+                    excluded=exclusions.reason,
                 ),
             )
         )

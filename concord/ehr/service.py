@@ -1246,6 +1246,12 @@ def read_imported(
     raise NotFound(Msg("No such resource."))
 
 
+def patient_record(session: Session, *, access: PatientAccess) -> list[dict[str, Any]]:
+    """Everything the EHR sent about the patient `access` reaches, as this reader may see it
+    (consent and Part 2 per record, audited), as served: for measures over one patient."""
+    return [served(r) for r in rows_for(session, acc=access)]
+
+
 def imported_scores(session: Session, *, access: PatientAccess) -> dict[str, list[Any]]:
     """The EHR's PHQ-9 totals about a patient by Concord's instrument code (for its chart)."""
     shown = imported_record(session, access=access)

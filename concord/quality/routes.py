@@ -70,6 +70,7 @@ def _process_rows(process: list[actions.ProcessMeasure], start: date, end: date)
                     **base,
                     "clinic": clinic,
                     "clinician": clinician,
+                    "denominator_exclusion": r.counts.get("denominator-exclusion", 0),
                     "rate_numerator": r.numerator,
                     "rate_denominator": r.performance_denominator,
                     "interval_low": round(r.interval[0], 4) if r.interval else "",
