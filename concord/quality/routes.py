@@ -111,7 +111,13 @@ def quality_page(request: Request, session: DbSession, actor: WebActor) -> Respo
             "views": views,
             "process": process,
             "trend_json": json.dumps(
-                {m.measure: [dataclasses.asdict(p) for p in m.trend] for m in process}
+                {
+                    **{m.measure: [dataclasses.asdict(p) for p in m.trend] for m in process},
+                    **{
+                        f"measure:{v.measure_id}": [dataclasses.asdict(p) for p in v.trend]
+                        for v in views
+                    },
+                }
             ),
             "start": start.isoformat(),
             "end": end.isoformat(),
