@@ -1044,6 +1044,11 @@ def organization_patients(
             yield pid, [served(r, local_refs=local_refs) for r in rows]
 
 
+# The population read's rows are fetched for this many patients at a time (a few thousand
+# rows, sorted in memory on either engine).
+PATIENTS_A_QUERY = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class PopulationRow:
     """An imported row as the population read carries it: the stored JSON and what the
@@ -1103,16 +1108,21 @@ def population_resources(
     columns = [type_coerce(EhrResource.patient_id, String()), cast(EhrResource.resource, Text())]
     if relation is not None:
         columns += [EhrResource.id, EhrResource.source_id, EhrResource.category]
-    query = select(*columns).where(
+    # First the patients (narrow: their ids only, every condition decided in the query), then
+    # their rows a batch of patients at a time, each batch sorted by patient in memory. One
+    # query sorting every row with its JSON by patient spilled to disk on PostgreSQL at the
+    # default work_mem (docs/quality-measures.md, "The population read").
+    conditions = [
         EhrResource.organization_id == access.organization_id,
         EhrResource.patient_id.in_(scope),
-    )
+    ]
     if wanted is not None:
-        query = query.where(EhrResource.resource_type.in_(wanted))
+        conditions.append(EhrResource.resource_type.in_(wanted))
     if relation is None:
-        query = query.where(EhrResource.category.in_(allowed))
+        conditions.append(EhrResource.category.in_(allowed))
+    who = select(EhrResource.patient_id).where(*conditions).distinct()
     if needed:
-        query = query.where(
+        who = who.where(
             EhrResource.patient_id.in_(
                 select(EhrResource.patient_id).where(
                     EhrResource.organization_id == access.organization_id,
@@ -1120,7 +1130,18 @@ def population_resources(
                 )
             )
         )
-    query = query.order_by(EhrResource.patient_id, EhrResource.sender_id)
+    ids = sorted(session.scalars(who))  # UUIDs sort as the database sorts them (by bytes)
+    query = (
+        select(*columns)
+        .where(*conditions[:1], *conditions[2:])
+        .order_by(EhrResource.patient_id, EhrResource.sender_id)
+    )
+
+    def fetched() -> Iterator[Any]:
+        for start in range(0, len(ids), PATIENTS_A_QUERY):
+            chunk = ids[start : start + PATIENTS_A_QUERY]
+            yield from session.execute(query.where(EhrResource.patient_id.in_(chunk)))
+
     patients = records = 0
 
     def decoded(texts: list[str]) -> list[dict[str, Any]]:
@@ -1153,8 +1174,7 @@ def population_resources(
     current: Any = None
     raw: list[Any] = []
     pending: list[tuple[uuid.UUID, list[tuple[Any, ...]]]] = []
-    result = session.execute(query.execution_options(yield_per=batch))
-    for row in result:
+    for row in fetched():
         if row[0] != current:
             if current is not None:
                 if relation is None:
