@@ -225,6 +225,11 @@ def main() -> None:
             if rows:
                 session.execute(insert(EhrResource), rows)
             session.commit()
+        if session.get_bind().dialect.name == "postgresql":
+            # The planner's statistics after the bulk load, as autovacuum would gather them
+            # in a running system (without them it plans for an empty table).
+            session.execute(text("ANALYZE ehr_resource"))
+            session.commit()
         from concord.accounts.models import User
 
         client = session.scalar(select(User).where(User.role == "client"))

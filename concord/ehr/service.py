@@ -1120,17 +1120,21 @@ def population_resources(
         conditions.append(EhrResource.resource_type.in_(wanted))
     if relation is None:
         conditions.append(EhrResource.category.in_(allowed))
-    who = select(EhrResource.patient_id).where(*conditions).distinct()
+    found = set(session.scalars(select(EhrResource.patient_id).where(*conditions).distinct()))
     if needed:
-        who = who.where(
-            EhrResource.patient_id.in_(
-                select(EhrResource.patient_id).where(
+        # Those with a row of a type the measure needs (two plain scans and a set
+        # intersection: a semi-join probed the index once a row).
+        found &= set(
+            session.scalars(
+                select(EhrResource.patient_id)
+                .where(
                     EhrResource.organization_id == access.organization_id,
                     EhrResource.resource_type.in_(needed),
                 )
+                .distinct()
             )
         )
-    ids = sorted(session.scalars(who))  # UUIDs sort as the database sorts them (by bytes)
+    ids = sorted(found)  # UUIDs sort as the database sorts them (by bytes)
     query = (
         select(*columns)
         .where(*conditions[:1], *conditions[2:])
