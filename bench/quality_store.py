@@ -24,7 +24,6 @@ Prints both; a benchmark, never a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
@@ -143,43 +142,6 @@ SELECT (SELECT COUNT(*) FROM ip) AS initial_population,
 """
 
 
-def _read_one_sorted_query(session, org_id, url: str) -> tuple[float, float, int, int]:
-    """The population read as it was (concord.ehr.service.population_resources before the
-    change): one SELECT of the JSON text, every row sorted by patient and sender id, streamed
-    (a server-side cursor on PostgreSQL) and decoded once a patient. The baseline, timed in
-    the same run as the read that replaced it."""
-    sqlite = url.startswith("sqlite")
-    allowed = "'general', 'mental_health'"
-    types = ", ".join(f"'{t}'" for t in catalog.RESOURCE_TYPES)
-    needed = ", ".join(f"'{t}'" for t in catalog.required_types("CMS159"))
-    resource = "resource" if sqlite else "CAST(resource AS text)"
-    sql = text(
-        f"SELECT patient_id, {resource} FROM ehr_resource WHERE organization_id = :org "
-        f"AND resource_type IN ({types}) AND category IN ({allowed}) "
-        "AND patient_id IN (SELECT patient_id FROM ehr_resource WHERE organization_id = :org "
-        f"AND resource_type IN ({needed})) ORDER BY patient_id, sender_id"
-    )
-    started, cpu = time.perf_counter(), time.process_time()
-    patients = rows = 0
-    current, raw = None, []
-    result = session.execute(
-        sql.execution_options(yield_per=2000), {"org": org_id.hex if sqlite else org_id}
-    )
-    for pid, body in result:
-        if pid != current:
-            if raw:
-                json.loads("[" + ",".join(raw) + "]")
-                patients += 1
-                rows += len(raw)
-            current, raw = pid, []
-        raw.append(body)
-    if raw:
-        json.loads("[" + ",".join(raw) + "]")
-        patients += 1
-        rows += len(raw)
-    return time.perf_counter() - started, time.process_time() - cpu, patients, rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--patients", type=int, default=2000)
@@ -252,10 +214,7 @@ def main() -> None:
         counts = {
             p["code"]["coding"][0]["code"]: p["count"] for p in report["group"][0]["population"]
         }
-        # The population read alone, in the same run: as it was until issue 20's PostgreSQL
-        # fix (one query sorting every row with its JSON by patient), and as it is (the
-        # patients' ids first, then their rows a thousand patients a query).
-        read_before = _read_one_sorted_query(session, org_id, url)
+        # The store's population read alone (no measure), in the same run.
         started, cpu = time.perf_counter(), time.process_time()
         now_patients = now_rows = 0
         for _, resources in ehr_service.population_resources(
@@ -293,13 +252,8 @@ def main() -> None:
             + f" {counts}"
         )
         print(
-            "the population read alone, before (one query sorted by patient): "
-            f"{read_before[0]:.2f} s ({read_before[1]:.2f} s CPU), "
-            f"{read_before[2]} patients, {read_before[3]} rows"
-        )
-        print(
-            "the population read alone, now (patients first, rows a batch of patients a "
-            f"query): {read_now[0]:.2f} s ({read_now[1]:.2f} s CPU), "
+            "the store's population read alone (population_resources, no measure): "
+            f"{read_now[0]:.2f} s ({read_now[1]:.2f} s CPU), "
             f"{now_patients} patients, {now_rows} rows"
         )
         print(

@@ -1044,11 +1044,6 @@ def organization_patients(
             yield pid, [served(r, local_refs=local_refs) for r in rows]
 
 
-# The population read's rows are fetched for this many patients at a time (a few thousand
-# rows, sorted in memory on either engine).
-PATIENTS_A_QUERY = 1000
-
-
 @dataclass(frozen=True, slots=True)
 class PopulationRow:
     """An imported row as the population read carries it: the stored JSON and what the
@@ -1108,44 +1103,24 @@ def population_resources(
     columns = [type_coerce(EhrResource.patient_id, String()), cast(EhrResource.resource, Text())]
     if relation is not None:
         columns += [EhrResource.id, EhrResource.source_id, EhrResource.category]
-    # First the patients (narrow: their ids only, every condition decided in the query), then
-    # their rows a batch of patients at a time, each batch sorted by patient in memory. One
-    # query sorting every row with its JSON by patient spilled to disk on PostgreSQL at the
-    # default work_mem (docs/quality-measures.md, "The population read").
-    conditions = [
+    query = select(*columns).where(
         EhrResource.organization_id == access.organization_id,
         EhrResource.patient_id.in_(scope),
-    ]
+    )
     if wanted is not None:
-        conditions.append(EhrResource.resource_type.in_(wanted))
+        query = query.where(EhrResource.resource_type.in_(wanted))
     if relation is None:
-        conditions.append(EhrResource.category.in_(allowed))
-    found = set(session.scalars(select(EhrResource.patient_id).where(*conditions).distinct()))
+        query = query.where(EhrResource.category.in_(allowed))
     if needed:
-        # Those with a row of a type the measure needs (two plain scans and a set
-        # intersection: a semi-join probed the index once a row).
-        found &= set(
-            session.scalars(
-                select(EhrResource.patient_id)
-                .where(
+        query = query.where(
+            EhrResource.patient_id.in_(
+                select(EhrResource.patient_id).where(
                     EhrResource.organization_id == access.organization_id,
                     EhrResource.resource_type.in_(needed),
                 )
-                .distinct()
             )
         )
-    ids = sorted(found)  # UUIDs sort as the database sorts them (by bytes)
-    query = (
-        select(*columns)
-        .where(*conditions[:1], *conditions[2:])
-        .order_by(EhrResource.patient_id, EhrResource.sender_id)
-    )
-
-    def fetched() -> Iterator[Any]:
-        for start in range(0, len(ids), PATIENTS_A_QUERY):
-            chunk = ids[start : start + PATIENTS_A_QUERY]
-            yield from session.execute(query.where(EhrResource.patient_id.in_(chunk)))
-
+    query = query.order_by(EhrResource.patient_id, EhrResource.sender_id)
     patients = records = 0
 
     def decoded(texts: list[str]) -> list[dict[str, Any]]:
@@ -1178,7 +1153,8 @@ def population_resources(
     current: Any = None
     raw: list[Any] = []
     pending: list[tuple[uuid.UUID, list[tuple[Any, ...]]]] = []
-    for row in fetched():
+    result = session.execute(query.execution_options(yield_per=batch))
+    for row in result:
         if row[0] != current:
             if current is not None:
                 if relation is None:
