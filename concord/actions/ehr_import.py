@@ -67,3 +67,19 @@ def medications_of_patients(session: Session, *, by: User, rows: list[EhrResourc
         result = meds.recheck(session, patient=patient, by=by, today=org_today(by.organization))
         med_actions.after_check(session, patient=patient, by=by, result=result)
     return written
+
+
+def decide_match(session: Session, *, by: User, match_id: Any, same: bool) -> ehr.MatchView:
+    """A person decides a held match (concord.ehr); the orders that came with the imported
+    patient then go onto the linked patient's list as if they had just arrived, written under
+    the integration client that sent them."""
+    view = ehr.decide_match(session, by=by, match_id=match_id, same=same)
+    rows = ehr.orders_linked_by(session, match=view)
+    by_source: dict[Any, list[EhrResource]] = {}
+    for row in rows:
+        by_source.setdefault(row.source_id, []).append(row)
+    for source_id, sent in by_source.items():
+        client = session.get(User, source_id)
+        if client is not None and client.is_client:
+            medications_of_patients(session, by=client, rows=sent)
+    return view

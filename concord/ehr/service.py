@@ -1405,6 +1405,24 @@ def imported_diagnosis(session: Session, *, access: PatientAccess, ref: Any) -> 
     )
 
 
+def orders_linked_by(session: Session, *, match: MatchView) -> list[EhrResource]:
+    """The imported MedicationRequests a decided match linked to a patient (for the action
+    that puts them on the medication list); the decision itself was made by `decide_match`."""
+    if match.status == MatchStatus.pending:
+        return []
+    row = session.get(EhrMatch, match.id)
+    if row is None or row.linked_patient_id is None:
+        return []
+    return list(
+        session.scalars(
+            select(EhrResource).where(
+                EhrResource.patient_id == row.linked_patient_id,
+                EhrResource.resource_type == "MedicationRequest",
+            )
+        )
+    )
+
+
 def patient_id_for_sender(
     session: Session, *, organization_id: uuid.UUID, sender_id: str
 ) -> uuid.UUID | None:

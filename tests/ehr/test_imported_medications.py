@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from concord.ehr.models import EhrMatch
 from concord.medications.models import Medication, MedicationFinding
 from tests.careplans.test_api import bearer
 from tests.ehr.test_import import FHIR, bundle, client_token, patient, put, send
@@ -102,3 +103,29 @@ def test_a_refused_transaction_puts_nothing_on_the_list(client, session, people)
     )
     assert send(client, held, token).status_code == 200
     assert meds(session) == {}
+
+
+def test_orders_of_a_held_patient_join_the_list_when_a_person_decides(client, session, people):
+    token = client_token(session, people)
+    held = bundle(
+        put("Patient", "p9", patient(mrn="X-9", given="Pat", family="Ient", birth="1985-05-17")),
+        {
+            "resource": {
+                **order(BUPRENORPHINE, "buprenorphine"),
+                "subject": {"reference": "Patient/p9"},
+            },
+            "request": {"method": "PUT", "url": "MedicationRequest/m9"},
+        },
+    )
+    assert send(client, held, token).status_code == 200
+    assert meds(session) == {}
+    match_id = session.scalar(select(EhrMatch.id))
+    team = bearer(session, people.care_manager)
+    decided = client.post(
+        f"/api/v1/ehr/matches/{match_id}", json={"decision": "same"}, headers=team
+    )
+    assert decided.status_code == 200, decided.text
+    listed = meds(session)
+    assert set(listed) == {BUPRENORPHINE}
+    assert listed[BUPRENORPHINE].patient_id == people.patient.id
+    assert listed[BUPRENORPHINE].source == "ehr"
