@@ -232,5 +232,3 @@ def test_exclusions_leave_response_and_remission_out():
         excluded=hospice,
     )
     assert [u.excluded for u in units(follow, "follow_up_4_weeks")] == [False]
-
-
