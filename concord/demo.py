@@ -26,7 +26,7 @@ from concord.accounts.organizations import create_clinic, create_organization
 from concord.accounts.passwords import hash_password
 from concord.accounts.tokens import create_client_token
 from concord.accounts.users import create_user
-from concord.actions import checkin, messaging, recommendation
+from concord.actions import checkin, ehr_import, messaging, recommendation
 from concord.actions import medications as med_actions
 from concord.actions import social as social_actions
 from concord.careplans import service as plans
@@ -525,7 +525,8 @@ def _load_ehr(session: Session, org: Organization, clinic: Clinic, start: dateti
     }
     for rec in records:
         patient = patients[_who(rec.patient)]
-        ehr.import_bundle(
+        # The action POST /fhir calls (an order in the Bundle goes onto the medication list).
+        ehr_import.import_bundle(
             session,
             by=client,
             scopes=frozenset({"import"}),

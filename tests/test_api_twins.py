@@ -153,6 +153,9 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/registry/episodes/{{episode_id}}/status"): (
         ("POST", f"{A}/episodes/{{episode_id}}/status"),
     ),
+    ("POST", f"{P}/registry/episodes/{{episode_id}}/diagnosis"): (
+        ("POST", f"{A}/episodes/{{episode_id}}/diagnosis"),
+    ),
     ("POST", f"{P}/registry/contacts"): (("POST", f"{A}/contacts"),),
     ("POST", f"{P}/registry/contacts/{{contact_id}}/void"): (
         ("POST", f"{A}/contacts/{{contact_id}}/void"),

@@ -36,7 +36,7 @@ from concord.clock import FakeClock, set_clock
 from concord.consents.models import Consent
 from concord.decisions import service as ds
 from concord.ehr import service as ehr
-from concord.ehr.models import EhrMatch
+from concord.ehr.models import EhrMatch, EhrResource
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
 from concord.medications.models import MedicationFinding
@@ -330,6 +330,9 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         },
     )
     ids["condition_id"] = "ehr-c1"
+    ids["condition_ref"] = str(
+        session.scalar(select(EhrResource.id).where(EhrResource.sender_id == "ehr-c1"))
+    )
     ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
     # A message from the patient to the team, with a file (issue 22).
     sent = messaging_actions.start(
@@ -946,6 +949,9 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("POST", "/api/v1/patients/{patient_id}/episodes/{episode_id}/status"): [
         Case(f"{P}/episodes/{{episode_id}}/status", TEAM, {"status": "active"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/episodes/{episode_id}/diagnosis"): [
+        Case(f"{P}/episodes/{{episode_id}}/diagnosis", TEAM, {"diagnosis": "{condition_ref}"})
     ],
     ("GET", "/api/v1/patients/{patient_id}/contacts"): [Case(f"{P}/contacts", TEAM)],
     ("POST", "/api/v1/patients/{patient_id}/contacts"): [

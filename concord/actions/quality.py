@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,12 +22,13 @@ from concord.access import team_access
 from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record
+from concord.dates import org_today
 from concord.ehr import service as ehr
 from concord.errors import NotFound
 from concord.i18n import Msg
 from concord.measures import service as measures
 from concord.patients.service import lead_of, list_my_patients
-from concord.quality import catalog, process, stats
+from concord.quality import catalog, cms159, process, stats
 from concord.registry import reviews as registry_reviews
 from concord.registry import service as registry
 from concord.registry.models import Program, ReviewStatus
@@ -193,6 +194,26 @@ class MeasureView:
     by_clinic: list[Rate]
     by_clinician: list[Rate]
     patients: list[PatientRow]
+    # The rate over rolling 12-month measurement periods, one ending at each month's end.
+    trend: list[MonthPoint] = field(default_factory=list)
+
+
+ROLLING_MONTHS = 12  # each trend point: the measure over the 12 months up to a month's end
+
+
+def rolling_periods(period_start: date, period_end: date, today: date) -> list[tuple[date, date]]:
+    """One measurement period of 12 months ending at each month's last day that falls in
+    [period_start, period_end], up to the current month (its end, even if still ahead: the
+    month to date)."""
+    out = []
+    month = date(period_start.year, period_start.month, 1)
+    while month <= period_end and month <= today:
+        end = process.add_months(month, 1) - timedelta(days=1)
+        if end >= period_start:
+            start = process.add_months(end + timedelta(days=1), -ROLLING_MONTHS)
+            out.append((start, end))
+        month = process.add_months(month, 1)
+    return out
 
 
 def _rate(label: str, counts: dict[str, int]) -> Rate:
@@ -233,6 +254,7 @@ def quality_overview(
         raise NotFound(Msg("No such page."))
     patients = {p.id: p for p in list_my_patients(session, by=by)}
     supplied = [(pid, res) for pid, res in patients_for(session, by=by, scopes=frozenset())]
+    today = org_today(by.organization)
     leads = {pid: lead_of(session, patient_id=pid) for pid, _ in supplied}
     views = []
     for measure_id in catalog.measure_ids():
@@ -259,6 +281,18 @@ def quality_overview(
         measure = catalog.measure_resource(measure_id)
         populations = tuple(module.POPULATIONS)
         counts = {c: sum(1 for r in rows if r.populations.get(c)) for c in populations}
+        trend = []
+        for start, end in rolling_periods(period_start, period_end, today):
+            rolling = catalog.Request(measure_id, start, end, "population", None)
+            month_counts = dict.fromkeys(populations, 0)
+            for pid, result in catalog.evaluate_patients(rolling, supplied):
+                if uuid.UUID(pid) in patients:
+                    for code in populations:
+                        month_counts[code] += 1 if result[code] else 0
+            r = _rate("", month_counts)
+            trend.append(
+                MonthPoint(end.strftime("%Y-%m"), r.performance_denominator, r.numerator, r.rate)
+            )
         views.append(
             MeasureView(
                 measure_id=measure_id,
@@ -269,6 +303,7 @@ def quality_overview(
                 by_clinic=_grouped(rows, "clinic", populations),
                 by_clinician=_grouped(rows, "clinician", populations),
                 patients=[r for r in rows if r.populations.get("initial-population")],
+                trend=trend,
             )
         )
     record(
@@ -286,6 +321,9 @@ def quality_overview(
 # The rule the follow-up measure counts is the registry's own (concord.registry.rules).
 assert process.FOLLOW_UP_DAYS == FOLLOW_UP_WITHIN_DAYS
 PHQ9_PROGRAMS = (Program.depression.value, Program.co_occurring.value)
+# The EHR's PHQ-9 totals (concord.ehr.PHQ9_CODES: the PHQ-9 and the PHQ-9 modified for
+# teens, both counted by CMS159 and NQF 0712).
+IMPORTED_PHQ9 = ("PHQ-9", "PHQ-9M")
 
 
 @dataclass(frozen=True)
@@ -313,7 +351,14 @@ class ProcessMeasure:
 
 
 def _proportion_rate(label: str, tally: process.Tally) -> Rate:
-    return _rate(label, {"denominator": tally.denominator, "numerator": tally.numerator})
+    return _rate(
+        label,
+        {
+            "denominator": tally.denominator + tally.excluded,
+            "denominator-exclusion": tally.excluded,
+            "numerator": tally.numerator,
+        },
+    )
 
 
 def _episode_facts(
@@ -359,6 +404,16 @@ def _episode_facts(
         value = total.get("value") if isinstance(total, dict) else None
         if r.completed_at is not None and isinstance(value, int | float):
             phq9.append((measures.local_date(session, acc.patient, r.completed_at), float(value)))
+    # The EHR's PHQ-9 totals count too (issue 20), as sent; a total outside 0-27 is a data
+    # error the patient's page flags, and is not counted.
+    # The EHR's record (its hospice, palliative care, death, diagnoses) for the exclusions of
+    # the measures built on CMS159; read as this clinician may (consent, Part 2), audited.
+    exclusions = cms159.Exclusions(ehr.patient_record(session, access=acc))
+    imported = ehr.imported_scores(session, access=acc)
+    for code in IMPORTED_PHQ9:
+        for score in imported.get(code, []):
+            if score.on is not None and score.score is not None and not score.out_of_range:
+                phq9.append((score.on, score.score))
     facts = []
     for ep in episodes:
         facts.append(
@@ -370,6 +425,7 @@ def _episode_facts(
                     contacts=[(c.occurred_on, c.kind) for c in contacts if c.episode_id == ep.id],
                     phq9=phq9,
                     reviews=[r.reviewed_on for r in reviews if r.episode_id == ep.id],
+                    excluded=exclusions.reason,
                 ),
             )
         )

@@ -9,11 +9,13 @@ routes called the sync themselves, and a door that forgot left the tasks to the 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
+from concord.ehr import service as ehr
 from concord.registry import reviews as rv
 from concord.registry import service as reg
 from concord.registry.jobs import sync_patient_tasks
@@ -70,3 +72,32 @@ def record_review(
     review = rv.record_review(session, access=access, data=data, review_id=review_id)
     sync_patient_tasks(session, access.patient.id)
     return review
+
+
+def set_qualifying_diagnosis(
+    session: Session,
+    *,
+    access: PatientAccess,
+    episode_id: Any,
+    diagnosis_ref: Any,
+    version: int | None,
+) -> Episode:
+    """An imported EHR diagnosis becomes the episode's qualifying diagnosis: read through the
+    EHR domain as this clinician may (consent and Part 2 decide, audited), then set on the
+    episode by the registry (issue 20)."""
+    found = ehr.imported_diagnosis(session, access=access, ref=diagnosis_ref)
+    episode = reg.set_qualifying_diagnosis(
+        session,
+        access=access,
+        episode_id=episode_id,
+        diagnosis=reg.QualifyingDiagnosis(
+            code=found.code,
+            system=found.system,
+            display=found.display,
+            category=found.category,
+            resource_id=uuid.UUID(found.ref),
+        ),
+        version=version,
+    )
+    sync_patient_tasks(session, access.patient.id)
+    return episode

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from concord.actions import ehr_import
 from concord.ehr import service as ehr
 from concord.ehr.schemas import MatchDecisionIn
 from concord.web.deps import ApiActor, ApiWriter, DbSession
@@ -34,5 +35,7 @@ def decide_match(
 ) -> dict[str, Any]:
     """Decide a held match: the same patient (the imported record joins theirs) or a
     different one (registered as a new patient)."""
-    view = ehr.decide_match(session, by=actor.user, match_id=match_id, same=body.decision == "same")
+    view = ehr_import.decide_match(
+        session, by=actor.user, match_id=match_id, same=body.decision == "same"
+    )
     return _json(view)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from concord.actions import ehr_import
 from concord.ehr import service as ehr
 from concord.ehr.schemas import MatchDecisionIn
 from concord.web.deps import DbSession, PostedBy, WebActor
@@ -35,5 +36,5 @@ def decide(
     actor: PostedBy,
 ) -> Response:
     data = form.read()
-    ehr.decide_match(session, by=actor.user, match_id=match_id, same=data.decision == "same")
+    ehr_import.decide_match(session, by=actor.user, match_id=match_id, same=data.decision == "same")
     return RedirectResponse("/ehr/matches?done=decided", status_code=303)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from concord.access import (
     PatientAccess,
+    parse_id,
     patient_for,
     readable_patients,
     record_access,
@@ -217,8 +218,11 @@ def import_bundle(
     bundle: Any,
     mrn_system: str,
     seed: str | None = None,
+    stored: list[EhrResource] | None = None,
 ) -> dict[str, Any]:
     """Import a transaction or batch Bundle; the transaction-response or batch-response.
+    `stored`, when given, receives the rows written or confirmed (for the action that puts
+    imported MedicationRequests on the medication list).
     With `seed` (the client's Idempotency-Key), the ids given to POST entries follow from it
     and the entry's position, so the same request sent again updates what the first created
     instead of creating it twice."""
@@ -289,6 +293,12 @@ def import_bundle(
     if transaction and problems:
         raise BundleInvalid(
             Msg("The Bundle was not imported: fix the entries named."), errors=problems
+        )
+    if stored is not None:
+        stored.extend(
+            row
+            for e in order
+            if not e.error and (row := cache.get((e.kind, e.sender_id))) is not None
         )
     record(
         session,
@@ -836,6 +846,9 @@ def served(row: EhrResource, *, local_refs: bool = False) -> dict[str, Any]:
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(row.version)
     meta["lastUpdated"] = row.last_updated.isoformat().replace("+00:00", "Z")
+    # Where it came from: the integration client that sent it (the sender's own meta.source,
+    # when it gave one, is kept as sent).
+    meta.setdefault("source", f"urn:uuid:{row.source_id}")
     tags = [t for t in meta.get("tag") or [] if isinstance(t, dict)]
     tags.append({"system": IMPORTED_TAG_SYSTEM, "code": "imported", "display": "Imported"})
     meta["tag"] = tags
@@ -1185,6 +1198,30 @@ def population_resources(
     )
 
 
+def imported_observations(
+    session: Session, *, by: User, scope: list[PatientAccess] | None
+) -> list[dict[str, Any]]:
+    """The imported Observations (e.g. the EHR's PHQ-9 totals) of the patients a search may
+    return (`scope`; None: every patient `by` may read), as served, newest first; each read
+    decided by the disclosure rules and audited, as `patient_resources` does."""
+    found: list[dict[str, Any]] = []
+    if scope is None:
+        for _, rows in organization_patients(
+            session, access=by, types=["Observation"], local_refs=True
+        ):
+            found += rows
+    else:
+        for acc in scope:
+            rows = rows_for(session, acc=acc, types=["Observation"], object_type="Observation")
+            found += [served(r, local_refs=True) for r in rows]
+
+    def when(resource: dict[str, Any]) -> str:
+        return str(resource.get("effectiveDateTime") or resource.get("issued") or "")
+
+    found.sort(key=lambda r: (when(r), str(r.get("id"))), reverse=True)
+    return found
+
+
 def read_imported(
     session: Session, *, by: User, kind: str, ident: str, scopes: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
@@ -1209,6 +1246,12 @@ def read_imported(
     raise NotFound(Msg("No such resource."))
 
 
+def patient_record(session: Session, *, access: PatientAccess) -> list[dict[str, Any]]:
+    """Everything the EHR sent about the patient `access` reaches, as this reader may see it
+    (consent and Part 2 per record, audited), as served: for measures over one patient."""
+    return [served(r) for r in rows_for(session, acc=access)]
+
+
 def imported_scores(session: Session, *, access: PatientAccess) -> dict[str, list[Any]]:
     """The EHR's PHQ-9 totals about a patient by Concord's instrument code (for its chart)."""
     shown = imported_record(session, access=access)
@@ -1229,6 +1272,10 @@ class Diagnosis:
     clinical_status: str
     onset: str
     category: str
+    # The imported row (ehr_resource.id) and the sender's id, to choose it as an episode's
+    # qualifying diagnosis (concord.actions.registry.set_qualifying_diagnosis).
+    ref: str = ""
+    sender_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -1297,6 +1344,8 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
                     clinical_status=status,
                     onset=str(res.get("onsetDateTime") or res.get("recordedDate") or "")[:10],
                     category=row.category,
+                    ref=str(row.id),
+                    sender_id=row.sender_id,
                 )
             )
         elif row.resource_type == "Observation":
@@ -1338,6 +1387,40 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
             .where(EhrMatch.patient_id == access.patient.id, EhrMatch.status == MatchStatus.pending)
         )
     return ImportedRecord(diagnoses, scores, encounters, int(pending or 0))
+
+
+def imported_diagnosis(session: Session, *, access: PatientAccess, ref: Any) -> Diagnosis:
+    """One imported diagnosis (a Condition) about the patient `access` reaches, by its row id
+    or by the sender's id (the id of `GET /fhir/Condition/[id]`), as this reader may see it
+    (consent and Part 2 decide, audited); an unknown or withheld one is refused naming the
+    field."""
+    wanted = str(ref or "").strip()[:64]
+    rid = parse_id(wanted) if wanted else None
+    if wanted:
+        for d in imported_record(session, access=access).diagnoses:
+            if d.code and (d.sender_id == wanted or (rid is not None and d.ref == str(rid))):
+                return d
+    raise InvalidInput.field(
+        "diagnosis", Msg("must be one of the diagnoses the EHR sent about this patient")
+    )
+
+
+def orders_linked_by(session: Session, *, match: MatchView) -> list[EhrResource]:
+    """The imported MedicationRequests a decided match linked to a patient (for the action
+    that puts them on the medication list); the decision itself was made by `decide_match`."""
+    if match.status == MatchStatus.pending:
+        return []
+    row = session.get(EhrMatch, match.id)
+    if row is None or row.linked_patient_id is None:
+        return []
+    return list(
+        session.scalars(
+            select(EhrResource).where(
+                EhrResource.patient_id == row.linked_patient_id,
+                EhrResource.resource_type == "MedicationRequest",
+            )
+        )
+    )
 
 
 def patient_id_for_sender(

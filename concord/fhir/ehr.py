@@ -10,15 +10,17 @@ from sqlalchemy.orm import Session
 
 from concord.accounts.models import User
 from concord.accounts.tokens import token_scopes
+from concord.actions import ehr_import
 from concord.ehr import service as ehr
 from concord.errors import NotFound, NotSupported
 from concord.i18n import Msg
 
 # Types only an EHR sends (Patient, Observation and Practitioner are Concord's own types on
-# this server: their imported versions are read through concord.ehr.patient_resources).
-# MedicationRequest is imported too, but /fhir/MedicationRequest serves the medication list
-# (concord.medications); an imported one is read through patient_resources (the measures)
-# until the import writes it onto the list.
+# this server: imported Observations are served by /fhir/Observation after Concord's own
+# scores, tagged imported; imported Patients and Practitioners are read through
+# concord.ehr.patient_resources).
+# MedicationRequest is imported too, and an order about a linked patient is written onto the
+# medication list (concord.actions.ehr_import), which /fhir/MedicationRequest serves.
 IMPORTED_TYPES = frozenset({"Condition", "Encounter", "Procedure", "ServiceRequest", "Coverage"})
 
 
@@ -57,7 +59,7 @@ def search_imported(
 def import_bundle(
     session: Session, *, by: User, token: Any, body: Any, mrn_system: str, seed: str | None
 ) -> dict[str, Any]:
-    return ehr.import_bundle(
+    return ehr_import.import_bundle(
         session, by=by, scopes=token_scopes(token), bundle=body, mrn_system=mrn_system, seed=seed
     )
 

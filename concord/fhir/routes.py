@@ -140,7 +140,8 @@ def _search(
     pairs = smart_scope.narrow_search(session, actor.smart, kind, list(pairs), search.SEARCH_PARAMS)
     base = _base(request)
     search.check_accept(request.headers.get("accept"), pairs)
-    if kind in ehr_door.IMPORTED_TYPES:
+    if kind in ehr_door.IMPORTED_TYPES or (kind == "Observation" and actor.user.is_client):
+        # An integration client (quality scope) reads the imported Observations only.
         found = ehr_door.search_imported(
             session, by=actor.user, token=actor.token, kind=kind, pairs=pairs
         )
@@ -712,7 +713,7 @@ def _read(
         return quality_door.read_measure(ident)
     if kind == "QuestionnaireResponse":
         return fhir.read_questionnaire_response(session, by=actor.user, ident=ident)
-    if kind == "Observation":
+    if kind == "Observation" and not actor.user.is_client:
         return fhir.read_observation(session, by=actor.user, ident=ident)
     if kind == "Task":
         return read_task(session, by=actor.user, ident=ident)
@@ -728,7 +729,7 @@ def _read(
         return fhir.read_provenance(session, by=actor.user, ident=ident)
     if kind in fhir_meds.KINDS:
         return fhir_meds.read_medication(session, by=actor.user, kind=kind, ident=ident)
-    if kind in ehr_door.IMPORTED_TYPES:
+    if kind in ehr_door.IMPORTED_TYPES or kind == "Observation":
         return ehr_door.read_imported(
             session, by=actor.user, token=actor.token, kind=kind, ident=ident
         )

@@ -24,6 +24,7 @@ from concord.careplans.history import SECTIONS as PLAN_SECTIONS
 from concord.careplans.models import GoalCategory, PlanStatus
 from concord.decisions import service as decisions
 from concord.decisions.aids import all_aids, get_aid
+from concord.ehr import service as ehr
 from concord.errors import Conflict, InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping
 from concord.fhir.decisions import questionnaire, response
@@ -404,6 +405,24 @@ def search_questionnaire_responses(
 
 
 def read_observation(session: Session, *, by: User, ident: str) -> dict[str, Any]:
+    """A score or an answer recorded in Concord; else an Observation the clinic's EHR sent
+    (under the EHR's id, tagged imported, meta.source naming the client that sent it)."""
+    if _cursor_id(ident) is None and "." not in ident:
+        return ehr.read_imported(session, by=by, kind="Observation", ident=ident)
+    try:
+        return _read_own_observation(session, by=by, ident=ident)
+    except NotFound:
+        return ehr.read_imported(session, by=by, kind="Observation", ident=ident)
+
+
+def _cursor_id(ident: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(ident)
+    except ValueError:
+        return None
+
+
+def _read_own_observation(session: Session, *, by: User, ident: str) -> dict[str, Any]:
     if "." in ident:  # an item of a response: <response id>.<item id>
         found = measures.find_response(session, by=by, ident=ident.split(".", 1)[0])
         if found is None:
@@ -493,7 +512,10 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 
 def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
     """Scores, newest first; `derived-from` also returns the response's item observations.
-    Every Observation Concord serves is in the category survey."""
+    Every Observation Concord scores is in the category survey. The Observations the clinic's
+    EHR sent (imported) follow Concord's own, newest first, on a search by patient and code
+    only: with `_sort`, `date`, `_lastUpdated` or `category` they are left out (their pages
+    carry an `ehr.<offset>` cursor)."""
     scope = _scope(session, by, q)
     if scope == [] or not _clinical_reader(by):
         return SearchPage([], None, 0)
@@ -527,14 +549,52 @@ def search_observations(session: Session, *, by: User, q: Query) -> SearchPage:
             str(start + q.count) if found.more else None,
             found.total,
         )
+    narrowed = any(q.has(name) for name in ("date", "_lastUpdated", "category"))
+    imported = (
+        []
+        if narrowed
+        else [
+            r
+            for r in ehr.imported_observations(session, by=by, scope=scope)
+            if codings_match(q.groups("code"), (r.get("code") or {}).get("coding") or [])
+        ]
+    )
+    if q.cursor and q.cursor.startswith(IMPORTED_CURSOR):
+        start = _imported_offset(q.cursor)
+        rows = imported[start : start + q.count]
+        more = start + q.count < len(imported)
+        total = measures.search_observations(
+            session, by=by, before=None, **{**common, "limit": 1, "only_count": True}
+        ).total
+        return SearchPage(
+            rows,
+            f"{IMPORTED_CURSOR}{start + q.count}" if more else None,
+            total + len(imported),
+        )
     found = measures.search_observations(
         session, by=by, before=None if q.only_count else _before(q.cursor), **common
     )
-    return _page(
-        found,
-        labelled,
-        lambda r: f"{r[0].effective_at.isoformat()}_{r[0].id}",
-    )
+    page = _page(found, labelled, lambda r: f"{r[0].effective_at.isoformat()}_{r[0].id}")
+    total = page.total + len(imported) if page.total is not None else None
+    if q.only_count or page.next_cursor is not None or not imported:
+        return SearchPage(page.resources, page.next_cursor, total)
+    room = max(q.count - len(page.resources), 0)
+    rows = imported[:room]
+    more = room < len(imported)
+    return SearchPage(page.resources + rows, f"{IMPORTED_CURSOR}{room}" if more else None, total)
+
+
+IMPORTED_CURSOR = "ehr."
+
+
+def _imported_offset(cursor: str) -> int:
+    try:
+        value = int(cursor.removeprefix(IMPORTED_CURSOR))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
+    return value
 
 
 def submit_questionnaire_response(

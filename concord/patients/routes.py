@@ -21,7 +21,7 @@ from concord.measures.routes import chart_data, progress_card
 from concord.patients import service as patients
 from concord.patients.models import AdministrativeGender, CareTeam, Patient
 from concord.patients.schemas import ConsentIn, PatientIn, RelatedPersonIn, TeamMemberIn
-from concord.registry.service import judged_by
+from concord.registry.service import episodes_for, judged_by
 from concord.safety.risk import risks_for
 from concord.safety.rulesets import rules_for
 from concord.web.deps import Actor, DbSession, Form, PostedBy, WebActor
@@ -182,7 +182,8 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         acc.patient.id
     ]
     imported = ehr.imported_record(session, access=acc)
-    card = progress_card(session, acc, lang, judged=judged_by(session, acc))
+    episodes = episodes_for(session, acc)
+    card = progress_card(session, acc, lang, judged=judged_by(session, acc, episodes))
     main = card["main_progress"]
     if main is not None and imported.scores:
         # The EHR's scores of the same instrument on its chart, marked imported.
@@ -202,6 +203,10 @@ def _overview(session: DbSession, actor: Actor, patient_id: str, lang: str) -> d
         **withheld_context(session, acc),
         # What the clinic's EHR sent (issue 20): diagnoses, PHQ-9 totals as sent, encounters.
         "imported": imported,
+        # The imported diagnoses that qualify an episode of care this reader may see.
+        "qualifying_refs": {
+            str(e.diagnosis_resource_id) for e in episodes if e.diagnosis_resource_id is not None
+        },
     }
 
 

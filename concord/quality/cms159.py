@@ -137,6 +137,31 @@ def evaluate(
     )
 
 
+class Exclusions:
+    """CMS159's denominator exclusions over a window of days, for the process measures built
+    on CMS159 (response and remission at 6 and 12 months): hospice or palliative care in the
+    window, death by its end, or an excluding mental-health diagnosis (bipolar, emotionally
+    labile personality, schizophrenia or psychotic, pervasive developmental disorder) starting
+    by its end. The same functions `evaluate` uses, over one patient's imported record."""
+
+    def __init__(self, resources: list[dict]) -> None:
+        self.record = Record(resources)
+
+    def reason(self, start: date, end: date) -> str | None:
+        spec = spec_for(end)
+        vs = terminology(spec.period)
+        window = DaySpan(start, end)
+        if hospice(self.record, vs, window):
+            return "hospice"
+        if palliative(self.record, vs, window):
+            return "palliative_care"
+        if expired(self.record, window):
+            return "died"
+        if mental_health_disorder(self.record, vs, spec, window):
+            return "excluding_diagnosis"
+        return None
+
+
 def evaluate_population(
     patients: list[list[dict]], period_start: date, period_end: date
 ) -> Summary:

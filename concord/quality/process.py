@@ -6,7 +6,7 @@ measures"; thresholds from ../shared/reference/clinical.md sections 2 and 3.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from statistics import median
@@ -47,6 +47,9 @@ class EpisodeFacts:
     contacts: Sequence[tuple[date, str]] = ()
     phq9: Sequence[tuple[date, float]] = ()
     reviews: Sequence[date] = ()
+    # The measure spec's denominator exclusions over a window of days (first day, last day):
+    # the reason, or None (concord.quality.cms159.Exclusions over the patient's EHR record).
+    excluded: Callable[[date, date], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Unit:
     measure: str
     month: date
     numerator: bool
+    # Left out of the denominator by the measure's exclusions (hospice, palliative care...).
+    excluded: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,12 +173,12 @@ def evaluate(facts: EpisodeFacts, period_start: date, period_end: date) -> Episo
             continue
         last = _last_in(facts.phq9, start, end)
         month = _month(end)
-        out.units.append(
-            Unit(f"response_{name}", month, last is not None and _responded(base_value, last))
-        )
-        out.units.append(
-            Unit(f"remission_{name}", month, last is not None and last < REMISSION_BELOW)
-        )
+        # CMS159's exclusions, from the baseline to the window's last day.
+        out_ = facts.excluded is not None and facts.excluded(base_on, end) is not None
+        responded = last is not None and _responded(base_value, last) and not out_
+        remitted = last is not None and last < REMISSION_BELOW and not out_
+        out.units.append(Unit(f"response_{name}", month, responded, out_))
+        out.units.append(Unit(f"remission_{name}", month, remitted, out_))
     week8 = facts.started_on + timedelta(weeks=8)
     week12_end = facts.started_on + timedelta(weeks=REVIEW_BY_WEEK) - timedelta(days=1)
     if within(week12_end):
@@ -192,8 +197,9 @@ def evaluate(facts: EpisodeFacts, period_start: date, period_end: date) -> Episo
 class Tally:
     """A proportion: units in the denominator and in the numerator."""
 
-    denominator: int
+    denominator: int  # less the excluded
     numerator: int
+    excluded: int = 0
 
 
 @dataclass(frozen=True)
@@ -205,7 +211,8 @@ class DaysTally:
 
 def tally(units: Iterable[Unit], measure: str) -> Tally:
     chosen = [u for u in units if u.measure == measure]
-    return Tally(len(chosen), sum(1 for u in chosen if u.numerator))
+    counted = [u for u in chosen if not u.excluded]
+    return Tally(len(counted), sum(1 for u in counted if u.numerator), len(chosen) - len(counted))
 
 
 def days_tally(values: Iterable[DaysValue], measure: str) -> DaysTally:

@@ -70,6 +70,7 @@ def _process_rows(process: list[actions.ProcessMeasure], start: date, end: date)
                     **base,
                     "clinic": clinic,
                     "clinician": clinician,
+                    "denominator_exclusion": r.counts.get("denominator-exclusion", 0),
                     "rate_numerator": r.numerator,
                     "rate_denominator": r.performance_denominator,
                     "interval_low": round(r.interval[0], 4) if r.interval else "",
@@ -110,7 +111,13 @@ def quality_page(request: Request, session: DbSession, actor: WebActor) -> Respo
             "views": views,
             "process": process,
             "trend_json": json.dumps(
-                {m.measure: [dataclasses.asdict(p) for p in m.trend] for m in process}
+                {
+                    **{m.measure: [dataclasses.asdict(p) for p in m.trend] for m in process},
+                    **{
+                        f"measure:{v.measure_id}": [dataclasses.asdict(p) for p in v.trend]
+                        for v in views
+                    },
+                }
             ),
             "start": start.isoformat(),
             "end": end.isoformat(),

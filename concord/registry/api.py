@@ -24,6 +24,7 @@ from concord.registry.models import Contact, Episode, Recommendation, RelapsePla
 from concord.registry.schemas import (
     ContactBody,
     DecisionIn,
+    DiagnosisIn,
     EnrolIn,
     PatientViewIn,
     RelapsePlanIn,
@@ -59,6 +60,19 @@ def episode_json(e: Episode) -> dict[str, Any]:
         "end_reason": e.end_reason,
         "care_manager_id": str(e.care_manager_id),
         "consultant_id": str(e.consultant_id) if e.consultant_id else None,
+        "qualifying_diagnosis": (
+            {
+                "code": e.diagnosis_code,
+                "system": e.diagnosis_system,
+                "display": e.diagnosis_display,
+                "source": "ehr",
+                "imported_id": str(e.diagnosis_resource_id) if e.diagnosis_resource_id else None,
+                "set_at": _iso(e.diagnosis_set_at),
+                "set_by_id": str(e.diagnosis_set_by_id) if e.diagnosis_set_by_id else None,
+            }
+            if e.diagnosis_code
+            else None
+        ),
         "version": e.version,
     }
 
@@ -208,6 +222,22 @@ def episode_status(
         episode_id=episode_id,
         status=body.status,
         reason=body.reason,
+        version=body.version,
+    )
+    return episode_json(episode)
+
+
+@router.post("/patients/{patient_id}/episodes/{episode_id}/diagnosis")
+def episode_diagnosis(
+    patient_id: str, episode_id: str, body: DiagnosisIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """An imported EHR diagnosis becomes the episode's qualifying diagnosis (issue 20)."""
+    acc = _team(session, actor, patient_id, "update")
+    episode = registry_actions.set_qualifying_diagnosis(
+        session,
+        access=acc,
+        episode_id=episode_id,
+        diagnosis_ref=body.diagnosis,
         version=body.version,
     )
     return episode_json(episode)

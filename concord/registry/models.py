@@ -93,9 +93,21 @@ class Episode(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The qualifying diagnosis (issue 20): a diagnosis the clinic's EHR sent (an imported
+    # Condition, concord.ehr), chosen by a clinician on the team. Code, system and words are
+    # copied as the EHR sent them, so the episode keeps them when the EHR sends a new version.
+    diagnosis_code: Mapped[str | None] = mapped_column(String(40))
+    diagnosis_system: Mapped[str | None] = mapped_column(String(200))
+    diagnosis_display: Mapped[str | None] = mapped_column(String(200))
+    diagnosis_resource_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ehr_resource.id"))
+    diagnosis_set_at: Mapped[datetime | None]
+    diagnosis_set_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
 
     care_manager: Mapped[User] = relationship(lazy="joined", foreign_keys=[care_manager_id])
     consultant: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[consultant_id])
+    diagnosis_set_by: Mapped[User | None] = relationship(
+        lazy="joined", foreign_keys=[diagnosis_set_by_id]
+    )
 
     @property
     def is_open(self) -> bool:

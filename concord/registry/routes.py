@@ -16,6 +16,7 @@ from concord.accounts.organizations import list_clinics
 from concord.actions import recommendation
 from concord.actions import registry as registry_actions
 from concord.dates import score
+from concord.ehr import service as ehr
 from concord.errors import Conflict, InvalidInput, PermissionDenied
 from concord.i18n import Msg, translate
 from concord.patients.service import members_of_patient
@@ -37,6 +38,7 @@ from concord.registry.rules import FLAG_CODES
 from concord.registry.schemas import (
     ContactBody,
     DecisionIn,
+    DiagnosisIn,
     EnrolIn,
     PatientViewIn,
     RelapsePlanIn,
@@ -381,6 +383,12 @@ def _patient_context(
         "episode": episode,
         "episodes": episodes,
         "changes": reg.episode_changes(session, episode.id) if episode else [],
+        # The EHR's diagnoses this reader may see, to choose the qualifying one (issue 20).
+        "diagnosis_options": [
+            (d.ref, f"{d.code} {d.display}".strip())
+            for d in (ehr.imported_record(session, access=acc).diagnoses if episode else [])
+            if d.code
+        ],
         "row": row,
         "contacts": contacts,
         "month_minutes": month_cm,
@@ -519,6 +527,31 @@ def episode_status(
             f"/patients/{acc.patient.id}/relapse-plan?edit=1&from=completed", status_code=303
         )
     return _back(acc, "status")
+
+
+@router.post("/patients/{patient_id}/registry/episodes/{episode_id}/diagnosis")
+def episode_diagnosis(
+    patient_id: str,
+    episode_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[DiagnosisIn], FormOf(DiagnosisIn)],
+    actor: PostedBy,
+) -> Response:
+    """An imported EHR diagnosis becomes the episode's qualifying diagnosis (issue 20)."""
+    acc = _team(session, actor, patient_id, "update")
+    try:
+        data = form.read()
+        registry_actions.set_qualifying_diagnosis(
+            session,
+            access=acc,
+            episode_id=episode_id,
+            diagnosis_ref=data.diagnosis,
+            version=data.version,
+        )
+    except (InvalidInput, Conflict) as exc:
+        return _refused(request, session, acc, exc, form.values, "diagnosis")
+    return _back(acc, "diagnosis")
 
 
 @router.post("/patients/{patient_id}/registry/contacts")

@@ -83,6 +83,12 @@ class StatusIn(Body):
     version: OptInt = None
 
 
+class DiagnosisIn(Body):
+    # The imported diagnosis (its id, as the patient's page and GET .../ehr-diagnoses give it).
+    diagnosis: str
+    version: OptInt = None
+
+
 class ContactBody(Body):
     kind: str
     mode: str

@@ -83,12 +83,16 @@ def open_episode(session: Session, patient_id: uuid.UUID) -> Episode | None:
     )
 
 
-def judged_by(session: Session, access: PatientAccess) -> str:
+def judged_by(
+    session: Session, access: PatientAccess, episodes: list[Episode] | None = None
+) -> str:
     """The instrument a patient's progress is judged by: their open episode's program measure
     (as on the caseload), PHQ-9 when they have no open episode `access` may see (a Part 2
     program's episode without a permitting consent names no AUDIT-C: `episodes_for`
     decides)."""
-    episode = next((e for e in episodes_for(session, access) if e.ended_on is None), None)
+    if episodes is None:  # the caller may pass what episodes_for gave it
+        episodes = episodes_for(session, access)
+    episode = next((e for e in episodes if e.ended_on is None), None)
     if episode is None:
         return "PHQ-9"
     return PROGRAM_MEASURES.get(Program(episode.program), "PHQ-9")
@@ -294,6 +298,60 @@ def change_status(
         object_id=episode.id,
         patient_id=access.patient.id,
         detail={"status": target.value},
+    )
+    return episode
+
+
+PART2_PROGRAMS = (Program.substance_use, Program.co_occurring)
+
+
+@dataclass(frozen=True)
+class QualifyingDiagnosis:
+    code: str
+    system: str
+    display: str
+    category: str  # the imported record's data category (concord/ehr/categories.yaml)
+    resource_id: uuid.UUID
+
+
+def set_qualifying_diagnosis(
+    session: Session,
+    *,
+    access: PatientAccess,
+    episode_id: Any,
+    diagnosis: QualifyingDiagnosis,
+    version: int | None,
+) -> Episode:
+    """Name an episode's qualifying diagnosis (one the EHR sent, chosen by the action above
+    after reading it as this clinician may). A substance-use diagnosis qualifies only a
+    substance-use or co-occurring episode: those episodes are withheld as 42 CFR Part 2
+    records are, so the diagnosis never shows where the program's records would not."""
+    _require_team_clinician(session, access, "update", "Episode")
+    episode = _episode_for_update(session, access, episode_id)
+    if version is not None and version != episode.version:
+        raise Conflict(Msg("Someone else changed this episode. Reload and try again."))
+    if episode.ended_on is not None:
+        raise Conflict(Msg("This episode has ended; start a new episode instead."))
+    if diagnosis.category == "substance_use" and episode.program not in PART2_PROGRAMS:
+        raise InvalidInput.field(
+            "diagnosis",
+            Msg("a substance-use diagnosis qualifies only a substance use or co-occurring episode"),
+        )
+    episode.diagnosis_code = diagnosis.code[:40]
+    episode.diagnosis_system = diagnosis.system[:200]
+    episode.diagnosis_display = diagnosis.display[:200]
+    episode.diagnosis_resource_id = diagnosis.resource_id
+    episode.diagnosis_set_at = now()
+    episode.diagnosis_set_by_id = access.by.id
+    episode.version += 1
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type="Episode",
+        object_id=episode.id,
+        patient_id=access.patient.id,
+        detail={"qualifying_diagnosis": diagnosis.code[:40]},
     )
     return episode
 

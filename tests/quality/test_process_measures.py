@@ -206,3 +206,29 @@ def test_the_process_measures_count_only_the_viewers_patients(client, enrolled, 
     found = _process(client.get("/api/v1/quality?start=2026-01-01&end=2026-12-31").json())
     assert found["follow_up_4_weeks"]["overall"]["performance_denominator"] == 0
     assert found["days_to_first_contact"]["days_count"] == 0
+
+
+def test_exclusions_leave_response_and_remission_out():
+    scores = [(START, 15.0), (START + timedelta(days=150), 3.0)]
+    kept = EpisodeFacts(START, True, phq9=scores)
+    assert [(u.numerator, u.excluded) for u in units(kept, "remission_6_months")] == [(True, False)]
+    windows = []
+
+    def hospice(first, last):
+        windows.append((first, last))
+        return "hospice"
+
+    out = EpisodeFacts(START, True, phq9=scores, excluded=hospice)
+    found = units(out, "remission_6_months") + units(out, "response_6_months")
+    assert [(u.numerator, u.excluded) for u in found] == [(False, True), (False, True)]
+    # From the baseline to the window's last day.
+    assert windows[0] == (START, START + timedelta(days=240))
+    assert process.tally(found, "remission_6_months") == process.Tally(0, 0, 1)
+    # The other measures are not the spec's to exclude.
+    follow = EpisodeFacts(
+        START,
+        True,
+        contacts=[(START, "initial_assessment"), (START + timedelta(days=7), "follow_up")],
+        excluded=hospice,
+    )
+    assert [u.excluded for u in units(follow, "follow_up_4_weeks")] == [False]

@@ -116,3 +116,37 @@ def test_the_wilson_interval(k, n, low, high):
     assert got is not None
     assert got[0] == pytest.approx(low, abs=1e-4) and got[1] == pytest.approx(high, abs=1e-4)
     assert stats.wilson_interval(0, 0) is None
+
+
+def test_rolling_periods():
+    from datetime import date
+
+    from concord.actions.quality import rolling_periods
+
+    got = rolling_periods(date(2026, 1, 15), date(2026, 12, 31), date(2026, 3, 2))
+    assert got == [
+        (date(2025, 2, 1), date(2026, 1, 31)),
+        (date(2025, 3, 1), date(2026, 2, 28)),
+        (date(2025, 4, 1), date(2026, 3, 31)),  # the month to date
+    ]
+
+
+def test_the_trend_over_rolling_12_month_periods(client, session, imported, sign_in):
+    sign_in(CM)
+    body = client.get(f"/api/v1/quality?{PERIOD}").json()
+    # The last 12 months up to the end of November 2026, as a period of its own.
+    rolling = client.get("/api/v1/quality?start=2025-12-01&end=2026-11-30").json()
+    for measure, same in zip(body["measures"], rolling["measures"], strict=True):
+        trend = measure["trend"]
+        # Up to the current month (the test clock: November 2026).
+        assert [t["month"] for t in trend] == [f"2026-{m:02d}" for m in range(1, 12)]
+        overall = same["overall"]
+        assert (trend[-1]["numerator"], trend[-1]["denominator"]) == (
+            overall["numerator"],
+            overall["performance_denominator"],
+        )
+    cms159 = next(m for m in body["measures"] if "159" in m["measure_id"])
+    assert any(t["denominator"] for t in cms159["trend"])
+    page = client.get(f"/quality?{PERIOD}").text
+    assert f'data-quality-trend="measure:{cms159["measure_id"]}"' in page
+    assert "Trend: the rate over the 12 months up to the end of each month" in page
