@@ -256,14 +256,18 @@ def _serve(app: str, url: str, port: int, where: Path) -> subprocess.Popen[bytes
     process = subprocess.Popen(
         [sys.executable, "-m", "concord.server", app, "--port", str(port)], env=env, cwd=where
     )
-    for _ in range(300):
+    # Up to three minutes: on a loaded machine importing the app alone can take a minute.
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{app} exited with {process.returncode} in {where}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
             return process
         except Exception:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"{app} did not start in {where}")
+    raise RuntimeError(f"{app} did not start in {where} in 180 s")
 
 
 def _cpu(pid: int) -> float:
@@ -340,6 +344,8 @@ def main() -> None:
             say(f"round {r + 1}/{args.rounds} done")
         http: dict[str, list[dict[str, Any]]] = {"old": [], "new": [], "bare": []}
         if args.http_rounds:
+            # The in-process figures first, so a failure over HTTP does not lose them.
+            say(report(args, old, new, times, cpu, stmts, http))
             for side in sides:
                 side.serve()
             bare_port = _free_port()

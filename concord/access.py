@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, String, and_, bindparam, cast, exists, or_, select
 from sqlalchemy.orm import Session, defaultload, lazyload
@@ -97,6 +97,9 @@ def _family_consent(related_id: Any, today: date) -> Any:
         consent.c.period_start <= today,
         or_(consent.c.period_end.is_(None), consent.c.period_end >= today),
     )
+
+
+M = TypeVar("M", bound=Base)
 
 
 def parse_id(value: str | uuid.UUID) -> uuid.UUID | None:
@@ -444,6 +447,26 @@ def owned_record(
         )
         raise NotFound(Msg("No such record."))
     return record_access(session, by, patient_id, object_type=object_type)
+
+
+def owned_by_id(
+    session: Session, by: User, model: type[M], ident: str, *, object_type: str
+) -> tuple[M, PatientAccess]:
+    """A row of `model` (one with a patient_id) read by the id a caller sent, and its patient's
+    access, if `by` may read the patient's record: `owned_record` for a row found by id. A
+    malformed id, a missing row and one outside the scope get the same NotFound (audited)."""
+    key = parse_id(ident)
+    row = session.get(model, key) if key is not None else None
+    acc = owned_record(
+        session,
+        by,
+        row,
+        asked=ident,
+        patient_id=getattr(row, "patient_id", None) if row is not None else None,
+        object_type=object_type,
+    )
+    assert row is not None
+    return row, acc
 
 
 def page_in_scope(

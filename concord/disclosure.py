@@ -302,7 +302,41 @@ def consent_decision(
     """The decision, in its order (ADR 0021): the table; the patient's own access; consents
     that deny (deny overrides permit unless a strictly more specific permit names the
     recipient); Part 2 records: the program's own staff, else a permit covering them; an
-    active emergency access opens what consent withholds from the team."""
+    active emergency access opens what consent withholds from the team.
+
+    Decided once per question from the same context (`ctx.decided`): the answer depends on
+    the patient only through their consents and `by`'s emergency access, so for a patient
+    with neither the question is the same for every patient of the context."""
+    if ctx is None:
+        return _consent_decision(by, relation, patient_id, category, purpose, label, ctx)
+    personal = patient_id in ctx.consents or (by.id, patient_id) in ctx.emergencies
+    key = (
+        id(RULES),  # the table in force (a test may swap it within a request)
+        by.id,
+        by.clinic_id,
+        relation,
+        patient_id if personal else None,
+        category,
+        purpose,
+        label,
+    )
+    answer = ctx.decided.get(key)
+    if answer is None:
+        answer = ctx.decided[key] = _consent_decision(
+            by, relation, patient_id, category, purpose, label, ctx
+        )
+    return answer
+
+
+def _consent_decision(
+    by: User,
+    relation: Relation | str,
+    patient_id: uuid.UUID,
+    category: DataCategory | str | None,
+    purpose: Purpose | str,
+    label: labels.Label,
+    ctx: labels.Context | None,
+) -> Decision:
     base = decide_for(relation, category, purpose)
     relation = _as(Relation, relation)
     purpose = _as(Purpose, purpose)
@@ -651,6 +685,10 @@ def filter_records(
     any is withheld, one denied event in the trail for the request, with the count per
     category; the disclosed rows go to `on_disclosed`."""
     ctx = labels.context(session, access.patient.organization_id, [access.patient.id])
+    # What `decide` would ask of each row, worked out once for all of them: the purpose, and
+    # whether any row can carry a label (without a Part 2 program or a correction, none does).
+    chosen = default_purpose(access) if purpose is None else purpose
+    labelled = bool(ctx.programs or ctx.overrides)
     answers: dict[tuple[DataCategory | None, labels.Label], Decision] = {}
     kept: list[T] = []
     disclosed: list[tuple[DataCategory | None, Decision]] = []
@@ -658,11 +696,11 @@ def filter_records(
     by_consent = 0
     for row in rows:
         cat = category(row)
-        label = labels.labels_of(row, ctx, access.patient.id)
+        label = labels.labels_of(row, ctx, access.patient.id) if labelled else labels.UNLABELLED
         answer = answers.get((cat, label))
         if answer is None:
             answer = answers[(cat, label)] = decide(
-                access, cat, purpose, label=label, session=session
+                access, cat, chosen, label=label, session=session
             )
         if answer.permit:
             kept.append(row)
@@ -678,7 +716,7 @@ def filter_records(
     if by_consent and access.on_team:
         counts = session.info.setdefault(_WITHHELD, {})
         counts[access.patient.id] = counts.get(access.patient.id, 0) + by_consent
-    _disclosed(session, access, disclosed, object_type, purpose)
+    _disclosed(session, access, disclosed, object_type, chosen)
     return kept
 
 

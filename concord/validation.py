@@ -205,6 +205,45 @@ def text_problem(value: str, limit: int | None = None) -> Msg | None:
     return None
 
 
+def _surely_fine(raw: bytes, value: object, shortest: int) -> bool:
+    """A quick look that finds no body json_problems could object to (the usual case: the
+    walk below, which names each problem's place, then runs only when this is unsure). JSON
+    text holds no raw control character but DEL (the parser refuses the others), so without a
+    backslash escape or a DEL byte no decoded text has one; beyond that, every key at most
+    200 characters, every text at most `shortest` (the smallest limit for any path), no list
+    longer than MAX_JSON_ITEMS and no nesting deeper than MAX_JSON_DEPTH."""
+    if b"\\" in raw or b"\x7f" in raw:
+        return False
+    shortest = min(shortest, MAX_JSON_STRING)
+
+    def fine(node: object, depth: int) -> bool:
+        if depth >= MAX_JSON_DEPTH:
+            return False  # its children would be too deep (the walk says where)
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if len(key) > 200:
+                    return False
+                if isinstance(child, str):
+                    if len(child) > shortest:
+                        return False
+                elif isinstance(child, (dict, list)) and not fine(child, depth + 1):
+                    return False
+            return True
+        if isinstance(node, list):
+            if len(node) > MAX_JSON_ITEMS:
+                return False
+            for child in node:
+                if isinstance(child, str):
+                    if len(child) > shortest:
+                        return False
+                elif isinstance(child, (dict, list)) and not fine(child, depth + 1):
+                    return False
+            return True
+        return not isinstance(node, str) or len(node) <= shortest
+
+    return fine(value, 1)
+
+
 def json_problems(
     raw: bytes, *, fhir: bool = False, max_lengths: Mapping[str, int] | None = None
 ) -> dict[str, str] | None:
@@ -221,12 +260,14 @@ def json_problems(
         return {"body": Msg("is nested too deeply: at most %(max)s levels", max=MAX_JSON_DEPTH)}
     except ValueError:
         return None
+    limits = max_lengths or {}
+    if _surely_fine(raw, value, min(limits.values(), default=MAX_JSON_STRING)):
+        return {}
     root = ""
     if fhir and isinstance(value, dict):
         kind = value.get("resourceType")
         if isinstance(kind, str) and kind.isalpha() and len(kind) <= 64:
             root = kind
-    limits = max_lengths or {}
     problems: dict[str, str] = {}
     # Iterative, so the walk itself cannot run out of stack.
     stack: list[tuple[object, str, str, int]] = [(value, root, root, 1)]

@@ -9,6 +9,7 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 
+from concord import validation
 from concord.app import create_app
 from concord.settings import Settings
 from tests.careplans.test_api import bearer
@@ -596,3 +597,30 @@ class TestTheAddress:
     def test_an_encoded_line_break_or_ordinary_text_is_let_through(self, client, people, sign_in):
         sign_in(people.care_manager.email)
         assert client.get("/patients?q=a%0Ab%20%C3%B1").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": "plain", "b": [1, 2, {"c": None}]},
+        {"a": "x\x01y"},  # escaped control character
+        {"a": "d\x7fe"},  # DEL, sent raw
+        {"k" * 201: 1},
+        {"a": "b" * 20001},
+        [1] * 1001,
+        json.loads("[" * 63 + '"a"' + "]" * 63),
+        json.loads("[" * 64 + '"a"' + "]" * 64),
+        json.loads("[" * 65 + '"a"' + "]" * 65),
+        {"resourceType": "QuestionnaireResponse", "identifier": {"value": "v" * 300}},
+    ],
+)
+def test_the_quick_look_answers_as_the_walk(value, monkeypatch):
+    """json_problems' quick look (_surely_fine) only skips the walk: the answer is the walk's."""
+    limits = {"QuestionnaireResponse.identifier.value": 255}
+    for ascii_only in (True, False):
+        raw = json.dumps(value, ensure_ascii=ascii_only).encode()
+        quick = validation.json_problems(raw, fhir=True, max_lengths=limits)
+        monkeypatch.setattr(validation, "_surely_fine", lambda *a: False)
+        walked = validation.json_problems(raw, fhir=True, max_lengths=limits)
+        monkeypatch.undo()
+        assert quick == walked

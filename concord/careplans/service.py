@@ -21,6 +21,7 @@ from concord.access import (
     Relation,
     deny,
     in_scope,
+    owned_by_id,
     owned_record,
     page_in_scope,
     parse_id,
@@ -1490,17 +1491,7 @@ def _read(session: Session, by: User, object_type: str, item: Any, acc: PatientA
 def get_plan_record(session: Session, *, by: User, ident: str) -> PlanRecord:
     """A plan by its id, if `by` may read its patient's whole record; NotFound (audited) for a
     missing one and one outside the scope alike. The read is in the trail."""
-    plan_id = parse_id(ident)
-    plan = session.get(CarePlan, plan_id) if plan_id is not None else None
-    acc = owned_record(
-        session,
-        by,
-        plan,
-        asked=ident,
-        patient_id=plan.patient_id if plan else None,
-        object_type="CarePlan",
-    )
-    assert plan is not None
+    plan, acc = owned_by_id(session, by, CarePlan, ident, object_type="CarePlan")
     _read(session, by, "CarePlan", plan, acc)
     return _plan_record(session, plan, acc)
 

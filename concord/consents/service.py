@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord.access import PatientAccess, deny, owned_record, parse_id, refuse_record
+from concord.access import PatientAccess, deny, owned_by_id, parse_id, refuse_record
 from concord.accounts.models import Clinic, User
 from concord.audit.service import record as audit
 from concord.clock import now
@@ -298,15 +298,4 @@ def get_form_export(session: Session, *, access: PatientAccess, template_id: str
 def find_consent(session: Session, *, by: User, ident: str) -> tuple[Consent, PatientAccess]:
     """A consent by its id alone (FHIR read): the care team's or the patient's own; NotFound,
     audited, for a missing one and one outside the scope alike. The read is in the trail."""
-    key = parse_id(ident)
-    consent = session.get(Consent, key) if key is not None else None
-    acc = owned_record(
-        session,
-        by,
-        consent,
-        asked=ident,
-        patient_id=consent.patient_id if consent is not None else None,
-        object_type=OBJECT,
-    )
-    assert consent is not None
-    return consent, acc
+    return owned_by_id(session, by, Consent, ident, object_type=OBJECT)

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import String, Text, cast, func, select, type_coerce, update
+from sqlalchemy import String, Text, bindparam, cast, func, select, type_coerce, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -921,9 +921,43 @@ def rows_for(
     if wanted is not None:
         query = query.where(EhrResource.resource_type.in_(wanted))
     rows = list(session.scalars(query.order_by(EhrResource.resource_type, EhrResource.sender_id)))
+    return _disclosed_rows(session, acc, rows, object_type)
+
+
+def _disclosed_rows(
+    session: Session, acc: PatientAccess, rows: list[EhrResource], object_type: str
+) -> list[EhrResource]:
     rows = filter_records(session, acc, rows, object_type=object_type, action="read")
     _audit_read(session, acc.by, acc.patient.id, len(rows), object_type)
     return rows
+
+
+_RECORD_TYPES = ("Condition", "Encounter", "Observation")
+
+
+@functools.cache
+def _record_and_pending() -> Any:
+    """The patient's imported diagnoses, scores and encounters, each row with the count of the
+    patient's pending matches beside it, in one statement: from the patient's row (bound
+    `patient`), so a patient with no imported record still gives one row (with no resource)
+    and the count. Built once."""
+    pending = (
+        select(func.count())
+        .select_from(EhrMatch)
+        .where(EhrMatch.patient_id == Patient.id, EhrMatch.status == MatchStatus.pending)
+        .correlate(Patient)
+        .scalar_subquery()
+    )
+    return (
+        select(EhrResource, pending.label("pending"))
+        .select_from(Patient)
+        .outerjoin(
+            EhrResource,
+            (EhrResource.patient_id == Patient.id) & EhrResource.resource_type.in_(_RECORD_TYPES),
+        )
+        .where(Patient.id == bindparam("patient"))
+        .order_by(EhrResource.resource_type, EhrResource.sender_id)
+    )
 
 
 def _audit_read(
@@ -1329,7 +1363,12 @@ def _concept(resource: dict[str, Any], key: str = "code") -> tuple[str, str, str
 def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecord:
     """What the EHR sent about a patient, as the patient's page shows it: diagnoses, PHQ-9
     totals (kept as sent: never re-scored; a value outside 0-27 is flagged), encounters."""
-    rows = rows_for(session, acc=access, types=["Condition", "Observation", "Encounter"])
+    # The rows and the pending matches' count in one statement (as rows_for reads the rows).
+    found = session.execute(_record_and_pending(), {"patient": access.patient.id}).all()
+    rows = _disclosed_rows(
+        session, access, [row for row, _ in found if row is not None], "EhrResource"
+    )
+    pending = int(found[0][1] or 0) if found and access.on_team else 0
     diagnoses, scores, encounters = [], [], []
     for row in rows:
         res = row.resource
@@ -1379,14 +1418,7 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
             )
     scores.sort(key=lambda s: s.when)
     encounters.sort(key=lambda e: e.when, reverse=True)
-    pending = 0
-    if access.on_team:
-        pending = session.scalar(
-            select(func.count())
-            .select_from(EhrMatch)
-            .where(EhrMatch.patient_id == access.patient.id, EhrMatch.status == MatchStatus.pending)
-        )
-    return ImportedRecord(diagnoses, scores, encounters, int(pending or 0))
+    return ImportedRecord(diagnoses, scores, encounters, pending)
 
 
 def imported_diagnosis(session: Session, *, access: PatientAccess, ref: Any) -> Diagnosis:

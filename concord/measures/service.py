@@ -27,7 +27,7 @@ from concord.access import (
     SystemPurpose,
     deny,
     in_scope,
-    owned_record,
+    owned_by_id,
     parse_id,
     record_access,
     refuse_record,
@@ -1387,17 +1387,9 @@ def get_response_by_id(
 ) -> tuple[MeasureResponse, PatientAccess]:
     """A response by its id, if `by` may read its patient's whole record; NotFound (audited)
     for a missing one and one outside the scope alike. The read is in the trail."""
-    key = parse_id(ident)
-    response = session.get(MeasureResponse, key) if key is not None else None
-    acc = owned_record(
-        session,
-        by,
-        response,
-        asked=ident,
-        patient_id=response.patient_id if response else None,
-        object_type="QuestionnaireResponse",
+    response, acc = owned_by_id(
+        session, by, MeasureResponse, ident, object_type="QuestionnaireResponse"
     )
-    assert response is not None
     # Its instrument's data category, decided as list_responses decides it.
     disclosure.check_record(
         session, acc, response, object_type="QuestionnaireResponse", message=Msg("No such record.")

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, owned_record, parse_id
+from concord.access import PatientAccess, deny, owned_by_id, parse_id
 from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record as audit
@@ -138,17 +138,8 @@ def get_medication(
 def find_medication(session: Session, *, by: User, ident: str) -> tuple[Medication, PatientAccess]:
     """A medication by its id alone (FHIR read), with the access that reaches it: the care
     team and the patient; NotFound (audited) for a missing row and for anyone else alike."""
-    mid = parse_id(ident)
-    row = session.get(Medication, mid) if mid is not None else None
-    acc = owned_record(
-        session,
-        by,
-        row,
-        asked=ident,
-        patient_id=row.patient_id if row is not None else None,
-        object_type=OBJECT,
-    )
-    return get_medication(session, access=acc, medication_id=row.id), acc  # type: ignore[union-attr]
+    row, acc = owned_by_id(session, by, Medication, ident, object_type=OBJECT)
+    return get_medication(session, access=acc, medication_id=row.id), acc
 
 
 def find_by_external_id(

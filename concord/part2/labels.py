@@ -144,6 +144,9 @@ class Context:
     consents: dict[uuid.UUID, list[Consent]] = field(default_factory=dict)
     emergencies: dict[tuple[uuid.UUID, uuid.UUID], EmergencyAccess] = field(default_factory=dict)
     patients: frozenset[uuid.UUID] = frozenset()
+    # The consent decisions made from this context (concord.disclosure.consent_decision's
+    # memo: a read of many records, or of many patients, decides each question once).
+    decided: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def emergency(self, user_id: uuid.UUID, patient_id: uuid.UUID) -> EmergencyAccess | None:
         grant = self.emergencies.get((user_id, patient_id))

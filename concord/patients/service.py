@@ -15,9 +15,8 @@ from concord import disclosure
 from concord.access import (
     PatientAccess,
     deny,
-    owned_record,
+    owned_by_id,
     page_in_scope,
-    parse_id,
     readable_patients,
     record_access,
 )
@@ -780,17 +779,7 @@ def get_care_team_by_id(
 ) -> tuple[CareTeam, PatientAccess, list[CareTeamMember]]:
     """A care team by its id, its patient's access and its current members, if `by` may read
     the patient's record (NotFound, audited, otherwise); the read is in the trail."""
-    team_id = parse_id(ident)
-    team = session.get(CareTeam, team_id) if team_id is not None else None
-    acc = owned_record(
-        session,
-        by,
-        team,
-        asked=ident,
-        patient_id=team.patient_id if team else None,
-        object_type="CareTeam",
-    )
-    assert team is not None
+    team, acc = owned_by_id(session, by, CareTeam, ident, object_type="CareTeam")
     record(
         session,
         by=by,

@@ -17,7 +17,20 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, and_, bindparam, case, exists, func, select
+from sqlalchemy import (
+    Date,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, raiseload
 
 from concord import disclosure
@@ -879,6 +892,36 @@ def _first_and_latest(code: str, score_id: str, observation: str) -> Any:
     )
 
 
+@lru_cache(maxsize=32)
+def _scores_and_completed(code: str, score_id: str, observation: str) -> Any:
+    """`_first_and_latest` and `_COMPLETED` in one statement (a UNION ALL: "s" the scores,
+    "c" the check-ins done since bound `opened`), for a patient with schedules: a check-in's
+    sync reads both. The scores come unordered: the caller sorts them by time."""
+    first_latest = _first_and_latest(code, score_id, observation)
+    obs = MeasureObservation.__table__
+    response = MeasureResponse.__table__
+    return union_all(
+        select(
+            literal("s", String()).label("kind"),
+            obs.c.value,
+            obs.c.band,
+            obs.c.effective_at.label("at"),
+            cast(null(), response.c.instrument.type).label("instrument"),
+        ).where(first_latest.whereclause),
+        select(
+            literal("c", String()).label("kind"),
+            cast(null(), obs.c.value.type),
+            cast(null(), obs.c.band.type),
+            response.c.completed_at,
+            response.c.instrument,
+        ).where(
+            response.c.patient_id == bindparam("patient"),
+            response.c.status == ResponseStatus.completed,
+            response.c.completed_at >= bindparam("opened"),
+        ),
+    )
+
+
 _SCHEDULES = select(
     MeasureSchedule.instrument,
     MeasureSchedule.every_days,
@@ -900,6 +943,7 @@ def episode_flags(
     today: date,
     tz: str,
     only: Collection[str],
+    schedules: Sequence[Any] | None = None,
 ) -> FlagRow:
     """One open episode's flags among `only`, which must be decided by scores and schedules
     alone (EPISODE_FACTS): the same decisions as build_rows(..., only=only), by statements
@@ -908,7 +952,8 @@ def episode_flags(
     instrument), the schedules, and the check-ins done since the longest's window opened.
     `episode`: an Episode, or a row with its id, organization_id, patient_id, program,
     status, started_on, care_manager_id and consultant_id (what the flags and the tasks
-    read)."""
+    read). `schedules`: the patient's active schedules (instrument, every_days, start_on,
+    end_on) when the caller read them already (a check-in's sync: one statement fewer)."""
     needed = frozenset().union(*(FLAG_FACTS[code] for code in only))
     assert needed <= EPISODE_FACTS, needed
     zone = ZoneInfo(tz)
@@ -920,30 +965,49 @@ def episode_flags(
     weeks = (today - episode.started_on).days // 7
     review_cue = False
     codes = instruments_of(episode.program)
-    if "scores" in needed and (main := lib.get(codes[0])) is not None:
-        if main.main_score is not None:
-            observation = observation_code(main, main.main_score)[0]
-            points = [
-                Point(_local_date(effective_at, zone), value, band)
-                for value, band, effective_at in connection.execute(
-                    _first_and_latest(codes[0], main.main_score.id, observation),
-                    {"patient": patient.id, "started": episode.started_on},
-                )
-            ]
+    main = lib.get(codes[0]) if "scores" in needed else None
+    if "schedules" in needed and schedules is None:
+        schedules = connection.execute(_SCHEDULES, {"patient": patient.id}).all()
+    completed: dict[str, list[date]] = defaultdict(list)
+    opened = None
+    if "schedules" in needed and schedules:
+        longest = max(s.every_days for s in schedules)
+        opened = datetime.combine(today - timedelta(days=longest + 7), datetime.min.time(), zone)
+    scored: list[tuple[Any, Any, datetime]] | None = None
+    if main is not None and main.main_score is not None:
+        observation = observation_code(main, main.main_score)[0]
+        bound = {"patient": patient.id, "started": episode.started_on}
+        if opened is not None:
+            # The scores and the check-ins done in one statement (a check-in's usual case).
+            scored = []
+            for kind, value, band, at, instrument in connection.execute(
+                _scores_and_completed(codes[0], main.main_score.id, observation),
+                {**bound, "opened": opened},
+            ):
+                if kind == "s":
+                    scored.append((value, band, at))
+                else:
+                    completed[instrument].append(_local_date(at, zone))
+            scored.sort(key=lambda s: s[2])
+            opened = None  # read
         else:
-            points = []
+            scored = list(
+                connection.execute(
+                    _first_and_latest(codes[0], main.main_score.id, observation), bound
+                )
+            )
+    if main is not None:
+        points = [
+            Point(_local_date(effective_at, zone), value, band)
+            for value, band, effective_at in scored or []
+        ]
         review_cue = progress(
             main, points, treatment_start=episode.started_on, today=today
         ).review_cue
     overdue: list[str] = []
     if "schedules" in needed:
-        schedules = connection.execute(_SCHEDULES, {"patient": patient.id}).all()
-        completed: dict[str, list[date]] = defaultdict(list)
-        if schedules:
-            longest = max(s.every_days for s in schedules)
-            opened = datetime.combine(
-                today - timedelta(days=longest + 7), datetime.min.time(), zone
-            )
+        assert schedules is not None
+        if opened is not None:
             for instrument, completed_at in connection.execute(
                 _COMPLETED, {"patient": patient.id, "opened": opened}
             ):

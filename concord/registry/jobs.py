@@ -5,17 +5,30 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, lazyload
 
 from concord.accounts.models import Organization
 from concord.dates import org_today
 from concord.db import core, isolated
+from concord.measures.models import MeasureSchedule
 from concord.patients.models import Patient
 from concord.registry.caseload import EPISODE_FACTS, FLAG_FACTS, build_rows, episode_flags
-from concord.registry.models import CaseReview, Episode, ReviewStatus
+from concord.registry.models import CaseReview, Episode, ReviewStatus, TaskStatus, WorkTask
 from concord.registry.reviews import REREVIEW_DAYS, recently_reviewed
 from concord.registry.tasks import FLAG_TASKS, sync_flag_tasks
 
@@ -105,18 +118,80 @@ _OPEN_EPISODE = (
     .where(Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None))
     .options(lazyload(Episode.care_manager), lazyload(Episode.consultant))
 )
+
+
 # The same episode as a row of what a check-in's sync reads (episode_flags, sync_flag_tasks):
 # every check-in asks, and the object is not needed.
-_OPEN_EPISODE_ROW = select(
-    Episode.id,
-    Episode.organization_id,
-    Episode.patient_id,
-    Episode.program,
-    Episode.status,
-    Episode.started_on,
-    Episode.care_manager_id,
-    Episode.consultant_id,
-).where(Episode.patient_id == bindparam("patient"), Episode.ended_on.is_(None))
+class _EpisodeRow(NamedTuple):
+    """What a check-in's sync reads of the open episode (the flags and the tasks)."""
+
+    id: Any
+    organization_id: Any
+    patient_id: Any
+    program: str
+    status: str
+    started_on: Any
+    care_manager_id: Any
+    consultant_id: Any
+
+
+class _Schedule(NamedTuple):
+    instrument: str
+    every_days: int
+    start_on: Any
+    end_on: Any
+
+
+def _checkin_facts() -> Any:
+    """The open episode ("ep"), the active schedules ("sc") and the open flag tasks ("t") of
+    one patient (bound `patient`), in one statement (a UNION ALL, one branch a kind): what a
+    check-in's task sync reads before the scores, three statements before. Columns: kind,
+    u0..u4 (ids), s0, s1 (text), i0 (a number), d0, d1 (dates); NULL where a branch has none,
+    typed so both engines read the union's columns as the first branch's types."""
+    episode, schedule, task = Episode.__table__, MeasureSchedule.__table__, WorkTask.__table__
+    types = (Uuid(), Uuid(), Uuid(), Uuid(), Uuid(), String(), String(), Integer(), Date(), Date())
+
+    def row(kind: str, **given: Any) -> list[Any]:
+        names = ("u0", "u1", "u2", "u3", "u4", "s0", "s1", "i0", "d0", "d1")
+        cols = [literal(kind, String()).label("kind")]
+        for name, type_ in zip(names, types, strict=True):
+            value = given.get(name)
+            cols.append((cast(null(), type_) if value is None else value).label(name))
+        return cols
+
+    patient = bindparam("patient", type_=episode.c.patient_id.type)
+    return union_all(
+        select(
+            *row(
+                "ep",
+                u0=episode.c.id,
+                u1=episode.c.organization_id,
+                u2=episode.c.patient_id,
+                u3=episode.c.care_manager_id,
+                u4=episode.c.consultant_id,
+                s0=episode.c.program,
+                s1=episode.c.status,
+                d0=episode.c.started_on,
+            )
+        ).where(episode.c.patient_id == patient, episode.c.ended_on.is_(None)),
+        select(
+            *row(
+                "sc",
+                s0=schedule.c.instrument,
+                i0=schedule.c.every_days,
+                d0=schedule.c.start_on,
+                d1=schedule.c.end_on,
+            )
+        ).where(schedule.c.patient_id == patient, schedule.c.stopped_at.is_(None)),
+        select(*row("t", u0=task.c.id, u1=task.c.patient_id, s0=task.c.source)).where(
+            task.c.patient_id == patient,
+            task.c.status == TaskStatus.open,
+            task.c.source.like("flag:%"),
+        ),
+    )
+
+
+_CHECKIN_FACTS = _checkin_facts()
 
 
 def _patient_and_org(session: Session, episode: Any) -> tuple[Patient, Organization]:
@@ -157,13 +232,26 @@ def sync_patient_tasks(
         patient, org = _patient_and_org(session, episode)
         return sync_tasks_for(session, [(episode, patient)], org, only)
     # Flags of scores and schedules alone (a check-in's): by statements built once, on the
-    # session's connection; the episode as a row of what they and the tasks read.
-    found = core(session).execute(_OPEN_EPISODE_ROW, {"patient": patient_id}).first()
-    if found is None:
+    # session's connection; the episode, the schedules and the open flag tasks in one
+    # (_CHECKIN_FACTS), the episode as a row of what the flags and the tasks read.
+    episodes: list[_EpisodeRow] = []
+    schedules: list[_Schedule] = []
+    tasks: list[tuple[Any, Any, str]] = []
+    for r in core(session).execute(_CHECKIN_FACTS, {"patient": patient_id}):
+        if r.kind == "ep":
+            episodes.append(_EpisodeRow(r.u0, r.u1, r.u2, r.s0, r.s1, r.d0, r.u3, r.u4))
+        elif r.kind == "sc":
+            schedules.append(_Schedule(r.s0, r.i0, r.d0, r.d1))
+        else:
+            tasks.append((r.u0, r.u1, r.s0))
+    if not episodes:
         return 0
+    found = episodes[0]
     patient, org = _patient_and_org(session, found)
     on = org_today(org)
-    flagged = episode_flags(session, found, patient, today=on, tz=org.timezone, only=only)
+    flagged = episode_flags(
+        session, found, patient, today=on, tz=org.timezone, only=only, schedules=schedules
+    )
     reviewed = {}
     # Whether the consultant reviewed lately matters only to a consultant's flag that applies
     # (sync_flag_tasks neither opens nor keeps its task then): most check-ins have none.
@@ -178,6 +266,6 @@ def sync_patient_tasks(
         if last is not None:
             reviewed[found.id] = last
     opened, closed = sync_flag_tasks(
-        session, [flagged], today=on, recently_reviewed=reviewed, only=only
+        session, [flagged], today=on, recently_reviewed=reviewed, only=only, open_tasks=tasks
     )
     return opened + closed

@@ -9,7 +9,7 @@ index), so running the rules again never doubles a task.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import date, timedelta
 from typing import Any
 
@@ -246,19 +246,23 @@ def sync_flag_tasks(
     today: date,
     recently_reviewed: dict[uuid.UUID, date] | None = None,
     only: Collection[str] | None = None,
+    open_tasks: Iterable[tuple[Any, Any, str]] | None = None,
 ) -> tuple[int, int]:
     """Open a task for each flag that asks someone to act, and close the tasks whose flag no
     longer applies. `rows` are caseload rows (concord.registry.caseload). `only`: flag codes
     (the rows were built for them alone): the tasks of other flags are left as they are.
-    Returns (opened, closed)."""
+    `open_tasks`: the rows' open flag tasks (id, patient id, source) when the caller read them
+    already (a check-in's sync). Returns (opened, closed)."""
     opened = closed = 0
     if not rows:
         return 0, 0
     patient_ids = [r.patient.id for r in rows]
     connection = core(session)
     found = (
+        open_tasks
+        if open_tasks is not None
         # One patient (an action's sync): the statement built once.
-        connection.execute(_OPEN_FLAG_TASKS, {"patient": patient_ids[0]})
+        else connection.execute(_OPEN_FLAG_TASKS, {"patient": patient_ids[0]})
         if len(patient_ids) == 1
         else connection.execute(
             select(*_FLAG_TASK_COLUMNS).where(

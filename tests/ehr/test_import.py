@@ -226,6 +226,16 @@ def test_a_doubtful_match_waits_for_a_person(client, session, people):
     outsider = bearer(session, people.outsider)
     assert client.get("/api/v1/ehr/matches", headers=outsider).json() == []
     match = session.scalar(select(EhrMatch))
+    # The patient's page says a match waits (the team only), though nothing imported is theirs
+    # yet: the count comes with the (here no) rows of their imported record.
+    team_view = ehr.imported_record(
+        session, access=acc_for(session, people.care_manager, people.patient)
+    )
+    assert (team_view.pending_matches, team_view.diagnoses) == (1, [])
+    family_view = ehr.imported_record(
+        session, access=acc_for(session, people.family, people.patient)
+    )
+    assert family_view.pending_matches == 0
     refused = client.post(
         f"/api/v1/ehr/matches/{match.id}", json={"decision": "same"}, headers=outsider
     )
