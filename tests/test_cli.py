@@ -388,7 +388,7 @@ def test_the_demo_loads_once_and_prints_every_sign_in(cli_db):
         shares = session.scalars(select(SafetyPlanShare)).all()
     engine.dispose()
     assert {a.status for a in alerts} == {"open", "acknowledged", "closed"}
-    assert {a.source_kind for a in alerts} == {"measure", "manual", "follow_up"}
+    assert {a.source_kind for a in alerts} == {"measure", "manual", "follow_up", "overdose_risk"}
     assert any(a.step > 0 and a.status == "open" for a in alerts)
     assert plan.version == 2 and len(shares) == 1
 

@@ -618,9 +618,14 @@ def patient_everything(
     search.check_accept(request.headers.get("accept"), pairs)
     if search.has_control_characters(ident):
         raise NotFound(Msg("No such resource."))
+    smart_scope.check(session, actor.smart, "Patient", "r")
+    smart_scope.check_resource(session, actor.smart, "Patient", {"id": ident})
     found, issues = everything_door.everything(
         session, by=actor.user, ident=ident, mrn=_mrn(request), pairs=pairs
     )
+    if actor.smart is not None:
+        # A SMART token's scopes narrow what comes back: only the types it may read.
+        found = [r for r in found if actor.smart.scopes.allows(r["resourceType"], "r")]
     shown = search.parse_read([(k, v) for k, v in pairs if k in ("_format", "_pretty")])
     base = _base(request)
     self_url = f"{base}/Patient/{ident}/$everything" + (f"?{urlencode(pairs)}" if pairs else "")
@@ -641,6 +646,7 @@ def history(
     their Provenance (who, when, why) by _revinclude=Provenance:target or
     Provenance/[id]-r[n]. The other types keep no earlier versions: refused, not faked."""
     _kind(kind, READABLE)
+    smart_scope.check(session, actor.smart, kind, "r")
     if kind != "CarePlan":
         raise NotSupported.field(
             "_history",
@@ -652,6 +658,9 @@ def history(
     if query.summary or query.elements:
         raise NotSupported.field("_history", Msg("_summary and _elements are not offered here"))
     bundle = fhir.plan_history(session, by=actor.user, ident=ident, base=_base(request))
+    for entry in bundle.get("entry") or []:
+        if "resource" in entry:
+            smart_scope.check_resource(session, actor.smart, kind, entry["resource"])
     return fhir_response(request, bundle, pretty=query.pretty)
 
 
@@ -673,9 +682,11 @@ def vread(
         search.check_elements(kind, query.elements)
     if search.has_control_characters(ident) or search.has_control_characters(version):
         raise NotFound(Msg("No such resource."))
+    smart_scope.check(session, actor.smart, kind, "r")
     resource = fhir.read_version(
         session, by=actor.user, kind=kind, ident=ident, version=version, mrn=_mrn(request)
     )
+    smart_scope.check_resource(session, actor.smart, kind, resource)
     response = fhir_response(request, search.shape(resource, query), pretty=query.pretty)
     response.headers["ETag"] = f'W/"{version}"'
     return response
