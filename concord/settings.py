@@ -214,6 +214,18 @@ class Settings(BaseSettings):
         description="How often the worker writes an audit anchor when CONCORD_AUDIT_ANCHOR_DIR "
         "and CONCORD_AUDIT_ANCHOR_KEY are set.",
     )
+    bulk_export_dir: Path | None = Field(
+        None,
+        description="Folder where the worker writes Bulk Data export files (NDJSON). Unset: "
+        "the folder `bulk` in CONCORD_INSTANCE_DIR.",
+    )
+    bulk_export_expires_minutes: int = Field(
+        60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="How long a finished Bulk Data export's files can be downloaded before "
+        "the worker deletes them.",
+    )
     host: str = Field("127.0.0.1", description="Address `concord serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `concord serve` listens on.")
 

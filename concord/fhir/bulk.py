@@ -1,0 +1,539 @@
+"""FHIR Bulk Data export ($export, Bulk Data Access IG 2.0): the kick-off, the status, the
+files, and the job the worker runs.
+
+The kick-off only records what was asked (a `bulk_export` row, in the request's transaction:
+the outbox pattern); the worker claims queued exports and writes one NDJSON file per resource
+type under CONCORD_BULK_EXPORT_DIR. The job reads *as the requesting token's user*, through the
+very search functions /fhir answers with (concord.fhir.service and friends), so access,
+consent and the 42 CFR Part 2 labels are applied exactly as on a search, and every resource
+read is in the audit trail as searched. Files are served only to the token that asked, and
+expire (the worker deletes them). No patient data is ever in a URL: files are named by random
+ids. See docs/bulk-export.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from concord.accounts.models import ApiToken, User
+from concord.audit.models import Outcome
+from concord.audit.service import record, set_context
+from concord.clock import now
+from concord.bulk import service as store
+from concord.bulk.models import BulkExport, BulkExportFile, ExportStatus
+from concord.db import unit_of_work
+from concord.errors import InvalidInput, NotFound, NotSupported, PermissionDenied
+from concord.fhir import consents as fhir_consents
+from concord.fhir import medications as fhir_meds
+from concord.fhir import search
+from concord.fhir import service as fhir
+from concord.i18n import Msg
+from concord.patients import service as patients
+from concord.registry import service as registry
+from concord.registry.models import Program
+from concord.settings import Settings
+
+log = logging.getLogger("concord.fhir.bulk")
+
+NDJSON = "application/fhir+ndjson"
+OUTPUT_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
+# What an export holds, in the order files are written. Every type is read through the search
+# /fhir answers with; the types whose search needs a patient are read a hundred patients at a
+# time (search.MAX_VALUES).
+EXPORT_TYPES = (
+    "Patient",
+    "CareTeam",
+    "CarePlan",
+    "Goal",
+    "Observation",
+    "QuestionnaireResponse",
+    "Consent",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Flag",
+    "Task",
+)
+NEEDS_PATIENT = {"Consent", "MedicationRequest", "MedicationStatement"}
+KICK_OFF_PARAMS = {"_outputFormat", "_type", "_since", "_typeFilter"}
+PROGRAM_GROUP = "program-"
+PAGE = search.MAX_COUNT
+
+
+@dataclass(frozen=True)
+class BulkSchedule:
+    """Where the worker writes export files, how long they are kept, and the MRN system."""
+
+    directory: Path
+    expires: timedelta
+    mrn: str
+    base_url: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BulkSchedule:
+        return cls(
+            settings.bulk_export_dir or settings.instance_dir / "bulk",
+            timedelta(minutes=settings.bulk_export_expires_minutes),
+            settings.fhir_mrn_system,
+            settings.base_url,
+        )
+
+
+# --- kick-off ------------------------------------------------------------------------------
+
+
+def _may_export(user: User) -> bool:
+    # The reads return whole records to a clinician (their care teams' patients) or a patient
+    # (their own); nobody else would get anything, so they are told so at once.
+    return user.active and (user.is_clinician or user.is_patient)
+
+
+def parse_types(values: list[str]) -> list[str]:
+    if not values:
+        return list(EXPORT_TYPES)
+    wanted: list[str] = []
+    for value in values:
+        for kind in value.split(","):
+            kind = kind.strip()
+            if kind not in EXPORT_TYPES:
+                raise InvalidInput.field(
+                    "_type",
+                    Msg(
+                        "%(kind)s cannot be exported here (exported: %(types)s)",
+                        kind=kind[:40] or "''",
+                        types=", ".join(EXPORT_TYPES),
+                    ),
+                )
+            if kind not in wanted:
+                wanted.append(kind)
+    return wanted
+
+
+def parse_since(values: list[str]) -> datetime | None:
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidInput.field("_since", Msg("may be given once"))
+    raw = values[0].strip()
+    try:
+        since = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        since = None
+    if since is None or since.tzinfo is None:
+        raise InvalidInput.field(
+            "_since", Msg("must be a FHIR instant with a time zone, e.g. 2026-01-31T12:00:00Z")
+        )
+    if since > now():
+        raise InvalidInput.field("_since", Msg("must not be in the future"))
+    return since
+
+
+def check_output_format(values: list[str]) -> None:
+    for value in values:
+        if value.strip() not in OUTPUT_FORMATS:
+            raise NotSupported.field(
+                "_outputFormat",
+                Msg(
+                    "only NDJSON is offered: %(formats)s",
+                    formats=", ".join(sorted(OUTPUT_FORMATS)),
+                ),
+            )
+
+
+def kick_off(
+    session: Session,
+    *,
+    user: User,
+    token: ApiToken,
+    level: str,
+    group_id: str | None,
+    pairs: list[tuple[str, str]],
+    request_url: str,
+) -> BulkExport:
+    """Record an export for the worker; refuses (writing nothing) what it cannot honour."""
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    for name in values:
+        if name not in KICK_OFF_PARAMS:
+            raise NotSupported.field(
+                name[:80],
+                Msg(
+                    "is not an export parameter here (supported: %(params)s)",
+                    params=", ".join(sorted(KICK_OFF_PARAMS - {"_typeFilter"})),
+                ),
+            )
+    if "_typeFilter" in values:
+        raise NotSupported.field("_typeFilter", Msg("is not supported by this server"))
+    check_output_format(values.get("_outputFormat", []))
+    types = parse_types(values.get("_type", []))
+    since = parse_since(values.get("_since", []))
+    if not _may_export(user):
+        raise PermissionDenied(
+            Msg("Only a clinician's or a patient's token may export (an export reads records).")
+        )
+    if level == "group":
+        assert group_id is not None
+        group_members(session, by=user, group_id=group_id)  # NotFound (audited) if not theirs
+    export = BulkExport(
+        organization_id=user.organization_id,
+        user_id=user.id,
+        token_id=token.id,
+        level=level,
+        group_id=group_id,
+        types=" ".join(types),
+        since=since,
+        request_url=request_url[:2000],
+        status=ExportStatus.queued,
+        created_at=now(),
+    )
+    session.add(export)
+    session.flush()
+    record(
+        session,
+        by=user,
+        action="export_request",
+        object_type="BulkExport",
+        object_id=export.id,
+        detail={"level": level, "types": len(types)},
+    )
+    return export
+
+
+# --- groups --------------------------------------------------------------------------------
+
+
+def _program_of(group_id: str) -> str | None:
+    if group_id.startswith(PROGRAM_GROUP):
+        name = group_id.removeprefix(PROGRAM_GROUP)
+        if name in {p.value for p in Program}:
+            return name
+    return None
+
+
+def group_members(session: Session, *, by: User, group_id: str) -> tuple[str, list[uuid.UUID]]:
+    """A Group's name and the patients in it `by` may read: a collaborative-care program
+    (`program-<name>`: the patients with an open episode in it) or a care team (its id: the
+    patient it cares for). NotFound (audited) otherwise."""
+    program = _program_of(group_id)
+    if program is not None:
+        if not _may_export(by) or not by.is_clinician:
+            raise NotFound(Msg("No such group."))
+        ids = registry.list_program_patient_ids(session, by=by, program=program)
+        return program, ids
+    with _group_missing():
+        team, acc, _ = patients.get_care_team_by_id(session, by=by, ident=group_id)
+    return team.name, [acc.patient.id]
+
+
+class _group_missing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, NotFound):
+            raise NotFound(Msg("No such group.")) from None
+        return False
+
+
+def group_resource(group_id: str, name: str, members: list[uuid.UUID]) -> dict[str, Any]:
+    return {
+        "resourceType": "Group",
+        "id": group_id,
+        "type": "person",
+        "actual": True,
+        "name": name,
+        "quantity": len(members),
+        "member": [{"entity": {"reference": f"Patient/{pid}"}} for pid in members],
+    }
+
+
+def read_group(session: Session, *, by: User, group_id: str) -> dict[str, Any]:
+    name, members = group_members(session, by=by, group_id=group_id)
+    return group_resource(group_id, name, members)
+
+
+def search_groups(session: Session, *, by: User) -> list[dict[str, Any]]:
+    """The program Groups (for a clinician) and the care-team Groups of the patients `by` may
+    read (the first MAX_COUNT care teams)."""
+    found = []
+    if by.is_clinician and by.active:
+        for program in Program:
+            gid = PROGRAM_GROUP + program.value
+            found.append(group_resource(gid, *group_members(session, by=by, group_id=gid)))
+    if _may_export(by):
+        teams = patients.list_care_teams(session, by=by, scope=None, limit=search.MAX_COUNT)
+        for team, acc, _ in teams.rows:
+            found.append(group_resource(str(team.id), team.name, [acc.patient.id]))
+    return found
+
+
+# --- status, cancel, files -------------------------------------------------------------------
+
+
+def export_status(
+    session: Session, *, token: ApiToken, export_id: str
+) -> tuple[BulkExport, list[BulkExportFile]]:
+    export = store.own_export(session, token=token, export_id=export_id)
+    files: list[BulkExportFile] = []
+    if export.status == ExportStatus.done:
+        files = store.files_of(session, export)
+    return export, files
+
+
+def cancel_export(
+    session: Session, *, user: User, token: ApiToken, export_id: str, schedule: BulkSchedule
+) -> None:
+    """Cancel a running export or delete a finished one's files (both: 202)."""
+    export = store.own_export(session, token=token, export_id=export_id)
+    if export.status == ExportStatus.cancelled:
+        raise NotFound(Msg("No such export (it may have expired)."))
+    export.status = ExportStatus.cancelled
+    export.finished_at = now()
+    _delete_files(session, export, schedule)
+    record(session, by=user, action="export_cancel", object_type="BulkExport", object_id=export.id)
+
+
+def export_file(
+    session: Session, *, user: User, token: ApiToken, file_id: str, schedule: BulkSchedule
+) -> Path:
+    """The path of a file of the token's own finished, unexpired export (NotFound
+    otherwise); the download is in the trail."""
+    found, export = store.file_and_export(session, file_id)
+    path = _file_path(schedule, export.id, found.id) if found and export else None
+    if (
+        found is None
+        or export is None
+        or path is None
+        or export.token_id != token.id
+        or export.status != ExportStatus.done
+        or (export.expires_at is not None and export.expires_at <= now())
+        or not path.exists()
+    ):
+        record(
+            session,
+            by=user,
+            action="export_download",
+            object_type="BulkExport",
+            object_id=str(file_id)[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such file (it may have expired)."))
+    record(
+        session,
+        by=user,
+        action="export_download",
+        object_type="BulkExport",
+        object_id=export.id,
+        detail={"type": found.resource_type, "count": found.count},
+    )
+    return path
+
+
+def _file_path(schedule: BulkSchedule, export_id: uuid.UUID, file_id: uuid.UUID) -> Path:
+    return schedule.directory / export_id.hex / f"{file_id.hex}.ndjson"
+
+
+def _delete_files(session: Session, export: BulkExport, schedule: BulkSchedule) -> None:
+    store.delete_file_rows(session, export)
+    shutil.rmtree(schedule.directory / export.id.hex, ignore_errors=True)
+
+
+# --- the job ---------------------------------------------------------------------------------
+
+
+def _claim(factory: sessionmaker[Session]) -> uuid.UUID | None:
+    """The oldest queued export, marked running (another worker skips it)."""
+    with unit_of_work(factory) as session:
+        return store.claim_queued(session)
+
+
+def _still_wanted(factory: sessionmaker[Session], export_id: uuid.UUID) -> bool:
+    with factory() as session:
+        status = store.status_of(session, export_id)
+    return status == ExportStatus.running
+
+
+def _set_progress(factory: sessionmaker[Session], export_id: uuid.UUID, text: str) -> None:
+    with unit_of_work(factory) as session:
+        export = store.get_export(session, export_id)
+        if export is not None and export.status == ExportStatus.running:
+            export.progress = text[:80]
+
+
+def _changed_since(resource: dict[str, Any], since: datetime | None) -> bool:
+    """Whether a resource changed after `since`: its meta.lastUpdated, else when it was issued
+    or took effect; one with none of them is kept (the IG lets a server send more)."""
+    if since is None:
+        return True
+    stamp = (
+        (resource.get("meta") or {}).get("lastUpdated")
+        or resource.get("issued")
+        or resource.get("effectiveDateTime")
+        or resource.get("authored")
+        or resource.get("dateTime")
+    )
+    if not stamp or "T" not in str(stamp):
+        return True
+    try:
+        at = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return at.tzinfo is None or at > since
+
+
+def _pages(
+    session: Session, by: User, kind: str, extra: list[tuple[str, str]], schedule: BulkSchedule
+) -> Iterator[list[dict[str, Any]]]:
+    """Every page of a search as /fhir would answer it, as `by`."""
+    base = schedule.base_url.rstrip("/") + "/fhir"
+    cursor: str | None = None
+    while True:
+        pairs = [*extra, ("_count", str(PAGE))]
+        if cursor:
+            pairs.append(("_cursor", cursor))
+        q = search.parse(kind, pairs, base=base)
+        if kind in ("Patient", "CareTeam", "CarePlan", "Goal"):
+            page = fhir.search(session, by=by, q=q, mrn=schedule.mrn)
+        elif kind == "Observation":
+            page = fhir.search_observations(session, by=by, q=q)
+        elif kind == "QuestionnaireResponse":
+            page = fhir.search_questionnaire_responses(session, by=by, q=q, base=base)
+        elif kind in ("Task", "Flag"):
+            page = fhir.search_safety(session, by=by, q=q)
+        elif kind == "Consent":
+            page = fhir.SearchPage(*fhir_consents.search_consents(session, by=by, q=q))
+        else:
+            page = fhir.SearchPage(*fhir_meds.search_medications(session, by=by, kind=kind, q=q))
+        yield page.resources
+        cursor = page.next_cursor
+        if not cursor:
+            return
+
+
+def _patient_ids(session: Session, by: User, schedule: BulkSchedule) -> list[str]:
+    ids: list[str] = []
+    for resources in _pages(session, by, "Patient", [], schedule):
+        ids += [r["id"] for r in resources]
+    return ids
+
+
+def _chunks(ids: list[str], size: int = search.MAX_VALUES) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSchedule) -> None:
+    with unit_of_work(factory) as session:
+        set_context(session, channel="fhir")
+        export, by = store.export_and_user(session, export_id)
+        folder = schedule.directory / export.id.hex
+        folder.mkdir(parents=True, exist_ok=True)
+        members: list[str] | None = None
+        if export.level == "group":
+            assert export.group_id is not None
+            _, found = group_members(session, by=by, group_id=export.group_id)
+            members = [str(pid) for pid in found]
+        patient_ids: list[str] | None = members
+        total = 0
+        kinds = export.types.split()
+        for index, kind in enumerate(kinds):
+            if not _still_wanted(factory, export_id):
+                raise _Cancelled
+            _set_progress(factory, export_id, f"{kind} ({index + 1} of {len(kinds)} types)")
+            if kind == "Patient":
+                selections = (
+                    [[("_id", ",".join(c))] for c in _chunks(members)] if members is not None else [[]]
+                )
+            elif members is not None or kind in NEEDS_PATIENT:
+                if patient_ids is None:
+                    patient_ids = _patient_ids(session, by, schedule)
+                selections = [[("patient", ",".join(c))] for c in _chunks(patient_ids)]
+            else:
+                selections = [[]]
+            file: BulkExportFile | None = None
+            out = None
+            try:
+                for extra in selections:
+                    for resources in _pages(session, by, kind, extra, schedule):
+                        for resource in resources:
+                            if not _changed_since(resource, export.since):
+                                continue
+                            if file is None:
+                                file = BulkExportFile(
+                                    id=uuid.uuid4(), export_id=export.id, resource_type=kind, count=0
+                                )
+                                out = _file_path(schedule, export.id, file.id).open("w")
+                            assert out is not None
+                            out.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")))
+                            out.write("\n")
+                            file.count += 1
+            finally:
+                if out is not None:
+                    out.close()
+            if file is not None:
+                session.add(file)
+                total += file.count
+        record(
+            session,
+            by=by,
+            action="export",
+            object_type="BulkExport",
+            object_id=export.id,
+            detail={"count": total, "level": export.level},
+        )
+        session.refresh(export)
+        if export.status != ExportStatus.running:
+            raise _Cancelled
+        export.status = ExportStatus.done
+        export.progress = None
+        export.finished_at = now()
+        export.expires_at = export.finished_at + schedule.expires
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def run_exports(factory: sessionmaker[Session], schedule: BulkSchedule) -> int:
+    """Run every queued export (each in its own transaction); returns how many finished. An
+    export that fails is marked failed (its status answers 500 with the reason's kind); one
+    cancelled meanwhile leaves no file."""
+    finished = 0
+    while (export_id := _claim(factory)) is not None:
+        try:
+            _run(factory, export_id, schedule)
+            finished += 1
+        except _Cancelled:
+            shutil.rmtree(schedule.directory / export_id.hex, ignore_errors=True)
+        except Exception as exc:  # recorded on the export; the next one still runs
+            log.error("bulk export %s failed: %s", export_id, type(exc).__name__, exc_info=exc)
+            shutil.rmtree(schedule.directory / export_id.hex, ignore_errors=True)
+            with unit_of_work(factory) as session:
+                export = store.get_export(session, export_id)
+                if export is not None and export.status == ExportStatus.running:
+                    export.status = ExportStatus.failed
+                    export.finished_at = now()
+                    export.expires_at = now() + schedule.expires
+                    export.error = type(exc).__name__
+    return finished
+
+
+def expire_exports(factory: sessionmaker[Session], schedule: BulkSchedule) -> int:
+    """Delete the exports (and their files) past their expiry; returns how many."""
+    with unit_of_work(factory) as session:
+        expired = store.expired(session)
+        for export in expired:
+            _delete_files(session, export, schedule)
+            session.delete(export)
+        # Cancelled exports are kept only to answer 404; their files are already gone.
+        return len(expired)
