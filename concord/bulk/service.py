@@ -90,6 +90,7 @@ def get_export(session: Session, export_id: uuid.UUID) -> BulkExport | None:
 def delete_file_rows(session: Session, export: BulkExport) -> None:
     for file in session.scalars(select(BulkExportFile).where(BulkExportFile.export_id == export.id)):
         session.delete(file)
+    session.flush()  # before the export itself is deleted
 
 
 def expired(session: Session, at: datetime | None = None) -> list[BulkExport]:

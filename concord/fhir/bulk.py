@@ -63,7 +63,7 @@ EXPORT_TYPES = (
     "Flag",
     "Task",
 )
-NEEDS_PATIENT = {"Consent", "MedicationRequest", "MedicationStatement"}
+NEEDS_PATIENT = {"Consent", "MedicationRequest", "MedicationStatement", "Flag", "Task"}
 KICK_OFF_PARAMS = {"_outputFormat", "_type", "_since", "_typeFilter"}
 PROGRAM_GROUP = "program-"
 PAGE = search.MAX_COUNT
@@ -284,6 +284,8 @@ def export_status(
     session: Session, *, token: ApiToken, export_id: str
 ) -> tuple[BulkExport, list[BulkExportFile]]:
     export = store.own_export(session, token=token, export_id=export_id)
+    if export.status == ExportStatus.cancelled:
+        raise NotFound(Msg("No such export (it may have expired)."))
     files: list[BulkExportFile] = []
     if export.status == ExportStatus.done:
         files = store.files_of(session, export)
