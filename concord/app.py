@@ -26,7 +26,6 @@ from concord.decisions.routes import router as decisions_router
 from concord.ehr.api import router as ehr_api
 from concord.ehr.routes import router as ehr_router
 from concord.fhir.bulk import BulkSchedule
-from concord.fhir.bulk_routes import router as bulk_router
 from concord.fhir.routes import router as fhir_router
 from concord.i18n import SUPPORTED, translations
 from concord.measures.api import router as measures_api
@@ -144,7 +143,6 @@ def create_app(
     # The OpenAPI document (/api/docs) describes the API and FHIR, with the error bodies the
     # API really answers; the pages are not part of it.
     apis = (
-        bulk_router,
         fhir_router,
         patients_api,
         careplans_api,
@@ -161,7 +159,6 @@ def create_app(
     )
     for router in (
         web_router,
-        bulk_router,
         fhir_router,
         patients_api,
         careplans_api,

@@ -724,8 +724,8 @@ def worker(
     import time
 
     from concord.db import make_engine, make_sessionmaker
-    from concord.outbox import mailer_from_settings
     from concord.fhir.bulk import BulkSchedule
+    from concord.outbox import mailer_from_settings
     from concord.worker import AnchorSchedule, Worker, run_once
 
     settings = operator_settings()

@@ -34,8 +34,8 @@ from concord.audit.anchor import load_private_key, write_anchor
 from concord.audit.service import set_context
 from concord.clock import now
 from concord.db import Base, Skipped, unit_of_work
-from concord.fhir.bulk import BulkSchedule, expire_exports, run_exports
 from concord.db import skipped as db_skipped
+from concord.fhir.bulk import BulkSchedule, expire_exports, run_exports
 from concord.measures.service import queue_reminders
 from concord.outbox import Mailer, send_pending
 from concord.registry.jobs import sync_all_tasks

@@ -98,6 +98,7 @@ class Case:
     names_ok: frozenset[str] = NOBODY  # may see the patient's name only (family, /patients)
     form: bool = False
     denied: frozenset[int] = frozenset({404})
+    headers: dict[str, str] | None = None  # beyond the token (e.g. a $export kick-off's)
 
 
 @dataclass
@@ -183,9 +184,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(
-        session, access=cm, tier="high", reason="Worried about the weekend"
-    )
+    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
@@ -419,9 +418,33 @@ def _section_cases() -> dict[tuple[str, str], list[Case]]:
     return cases
 
 
+KICK = {"Accept": "application/fhir+json", "Prefer": "respond-async"}
+KICK_BODY = {"resourceType": "Parameters", "parameter": []}
+ZERO = "00000000-0000-0000-0000-000000000000"
 RULES: dict[tuple[str, str], list[Case]] = {
     # --- FHIR -----------------------------------------------------------------------------
     ("GET", "/fhir/metadata"): [Case("/fhir/metadata", ALL, kind="list")],
+    # Bulk Data export (issue 21): a clinician or a patient may start one (it reads what
+    # they may read); a Group is a care team (its record's readers) or a program.
+    **{
+        (method, path): [
+            Case(path, CLINICIANS | {"patient", "other_patient"}, KICK_BODY, "list", headers=KICK)
+        ]
+        for method in ("GET", "POST")
+        for path in ("/fhir/$export", "/fhir/Patient/$export")
+    },
+    **{
+        (method, "/fhir/Group/{group_id}/$export"): [
+            Case("/fhir/Group/{team_id}/$export", RECORD, KICK_BODY, headers=KICK)
+        ]
+        for method in ("GET", "POST")
+    },
+    ("GET", "/fhir/Group"): [Case("/fhir/Group", RECORD, kind="list")],
+    ("GET", "/fhir/Group/{group_id}"): [Case("/fhir/Group/{team_id}", RECORD)],
+    # Another token's export (or none): not found, for everyone.
+    ("GET", "/fhir/bulk-status/{export_id}"): [Case(f"/fhir/bulk-status/{ZERO}", NOBODY)],
+    ("DELETE", "/fhir/bulk-status/{export_id}"): [Case(f"/fhir/bulk-status/{ZERO}", NOBODY)],
+    ("GET", "/fhir/bulk-files/{file_id}"): [Case(f"/fhir/bulk-files/{ZERO}", NOBODY)],
     # CDS Hooks: discovery holds no patient data. A call needs a clinician's token with the
     # cds scope (tests/cds/test_cds_hooks.py asks it as each persona with one): these tokens
     # are refused, audited, whatever the patient.
@@ -1030,7 +1053,7 @@ def test_the_route_answers_as_its_page(world, case):
     rule = RULES[(method, path)][n]
     ids = {**world.ids, **_section_items(world)}
     url = _fill(rule.url, ids)
-    headers = {"Authorization": f"Bearer {world.tokens[persona]}"}
+    headers = {"Authorization": f"Bearer {world.tokens[persona]}", **(rule.headers or {})}
     kwargs: dict[str, Any] = {"headers": headers}
     if rule.body is not None:
         body = _fill(rule.body, ids)
@@ -1174,8 +1197,10 @@ def test_the_export_answers_as_its_page(world, path, persona):
         assert response.status_code == 200, where
         # The quality CSV lists patients with EHR data; this world has none imported
         # (tests/quality/test_quality_page.py checks its rows).
-        if path.endswith(".csv") and persona in TEAM and not any(
-            word in path for word in ("figures", "quality")
+        if (
+            path.endswith(".csv")
+            and persona in TEAM
+            and not any(word in path for word in ("figures", "quality"))
         ):
             assert NAME in response.text, where  # the rows are there to be hidden from others
         return

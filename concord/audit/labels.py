@@ -60,6 +60,7 @@ ACTION_LABELS = {
     "check": N_("Checked %(what)s"),
     "export_request": N_("Asked for a bulk export of %(what)s"),
     "export": N_("Wrote a bulk export of %(what)s"),
+    "export_status": N_("Checked on a bulk export of %(what)s"),
     "export_cancel": N_("Cancelled a bulk export of %(what)s"),
     "export_download": N_("Downloaded a bulk export of %(what)s"),
     "evaluate": N_("Counted %(what)s in a quality report"),

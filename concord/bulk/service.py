@@ -88,7 +88,9 @@ def get_export(session: Session, export_id: uuid.UUID) -> BulkExport | None:
 
 
 def delete_file_rows(session: Session, export: BulkExport) -> None:
-    for file in session.scalars(select(BulkExportFile).where(BulkExportFile.export_id == export.id)):
+    for file in session.scalars(
+        select(BulkExportFile).where(BulkExportFile.export_id == export.id)
+    ):
         session.delete(file)
     session.flush()  # before the export itself is deleted
 
@@ -97,6 +99,8 @@ def expired(session: Session, at: datetime | None = None) -> list[BulkExport]:
     at = at or now()
     return list(
         session.scalars(
-            select(BulkExport).where(BulkExport.expires_at.is_not(None), BulkExport.expires_at <= at)
+            select(BulkExport).where(
+                BulkExport.expires_at.is_not(None), BulkExport.expires_at <= at
+            )
         )
     )

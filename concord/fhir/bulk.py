@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from concord.accounts.models import ApiToken, User
 from concord.audit.models import Outcome
 from concord.audit.service import record, set_context
-from concord.clock import now
 from concord.bulk import service as store
 from concord.bulk.models import BulkExport, BulkExportFile, ExportStatus
+from concord.clock import now
 from concord.db import unit_of_work
 from concord.errors import InvalidInput, NotFound, NotSupported, PermissionDenied
 from concord.fhir import consents as fhir_consents
@@ -177,13 +177,20 @@ def kick_off(
     check_output_format(values.get("_outputFormat", []))
     types = parse_types(values.get("_type", []))
     since = parse_since(values.get("_since", []))
-    if not _may_export(user):
-        raise PermissionDenied(
-            Msg("Only a clinician's or a patient's token may export (an export reads records).")
-        )
     if level == "group":
         assert group_id is not None
         group_members(session, by=user, group_id=group_id)  # NotFound (audited) if not theirs
+    if not _may_export(user):
+        record(
+            session,
+            by=user,
+            action="export_request",
+            object_type="BulkExport",
+            outcome=Outcome.denied,
+        )
+        raise PermissionDenied(
+            Msg("Only a clinician's or a patient's token may export (an export reads records).")
+        )
     export = BulkExport(
         organization_id=user.organization_id,
         user_id=user.id,
@@ -280,12 +287,29 @@ def search_groups(session: Session, *, by: User) -> list[dict[str, Any]]:
 # --- status, cancel, files -------------------------------------------------------------------
 
 
+def _own(session: Session, user: User, token: ApiToken, export_id: str, action: str) -> BulkExport:
+    """The token's own export, not cancelled; NotFound otherwise (the attempt audited)."""
+    try:
+        export = store.own_export(session, token=token, export_id=export_id)
+        if export.status == ExportStatus.cancelled:
+            raise NotFound(Msg("No such export (it may have expired)."))
+    except NotFound:
+        record(
+            session,
+            by=user,
+            action=action,
+            object_type="BulkExport",
+            object_id=str(export_id)[:64],
+            outcome=Outcome.denied,
+        )
+        raise
+    return export
+
+
 def export_status(
-    session: Session, *, token: ApiToken, export_id: str
+    session: Session, *, user: User, token: ApiToken, export_id: str
 ) -> tuple[BulkExport, list[BulkExportFile]]:
-    export = store.own_export(session, token=token, export_id=export_id)
-    if export.status == ExportStatus.cancelled:
-        raise NotFound(Msg("No such export (it may have expired)."))
+    export = _own(session, user, token, export_id, "export_status")
     files: list[BulkExportFile] = []
     if export.status == ExportStatus.done:
         files = store.files_of(session, export)
@@ -296,9 +320,7 @@ def cancel_export(
     session: Session, *, user: User, token: ApiToken, export_id: str, schedule: BulkSchedule
 ) -> None:
     """Cancel a running export or delete a finished one's files (both: 202)."""
-    export = store.own_export(session, token=token, export_id=export_id)
-    if export.status == ExportStatus.cancelled:
-        raise NotFound(Msg("No such export (it may have expired)."))
+    export = _own(session, user, token, export_id, "export_cancel")
     export.status = ExportStatus.cancelled
     export.finished_at = now()
     _delete_files(session, export, schedule)
@@ -454,7 +476,9 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
             _set_progress(factory, export_id, f"{kind} ({index + 1} of {len(kinds)} types)")
             if kind == "Patient":
                 selections = (
-                    [[("_id", ",".join(c))] for c in _chunks(members)] if members is not None else [[]]
+                    [[("_id", ",".join(c))] for c in _chunks(members)]
+                    if members is not None
+                    else [[]]
                 )
             elif members is not None or kind in NEEDS_PATIENT:
                 if patient_ids is None:
@@ -472,11 +496,16 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
                                 continue
                             if file is None:
                                 file = BulkExportFile(
-                                    id=uuid.uuid4(), export_id=export.id, resource_type=kind, count=0
+                                    id=uuid.uuid4(),
+                                    export_id=export.id,
+                                    resource_type=kind,
+                                    count=0,
                                 )
                                 out = _file_path(schedule, export.id, file.id).open("w")
                             assert out is not None
-                            out.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")))
+                            out.write(
+                                json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+                            )
                             out.write("\n")
                             file.count += 1
             finally:

@@ -5,6 +5,7 @@ patients, with consent and 42 CFR Part 2 applied as on a search)."""
 from __future__ import annotations
 
 import json
+
 import pytest
 from sqlalchemy import select
 
@@ -26,7 +27,10 @@ def bulk_dir(tmp_path_factory):
 @pytest.fixture
 def settings(database_url, bulk_dir) -> Settings:
     return Settings(
-        env="test", database_url=database_url, base_url="http://testserver", bulk_export_dir=bulk_dir
+        env="test",
+        database_url=database_url,
+        base_url="http://testserver",
+        bulk_export_dir=bulk_dir,
     )
 
 
@@ -87,7 +91,9 @@ def test_system_export_end_to_end(client, people, manager, factory, schedule, se
     )
     # Reads and the export itself are in the trail.
     actions = set(
-        session.scalars(select(AuditEvent.action).where(AuditEvent.actor_id == people.care_manager.id))
+        session.scalars(
+            select(AuditEvent.action).where(AuditEvent.actor_id == people.care_manager.id)
+        )
     )
     assert {"export_request", "export", "search", "export_download"} <= actions
 
