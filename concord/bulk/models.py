@@ -36,7 +36,6 @@ class BulkExport(IdMixin, Base):
     since: Mapped[datetime | None]
     request_url: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default=ExportStatus.queued, index=True)
-    progress: Mapped[str | None] = mapped_column(String(80))
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=now)
     started_at: Mapped[datetime | None]

@@ -387,13 +387,6 @@ def _still_wanted(factory: sessionmaker[Session], export_id: uuid.UUID) -> bool:
     return status == ExportStatus.running
 
 
-def _set_progress(factory: sessionmaker[Session], export_id: uuid.UUID, text: str) -> None:
-    with unit_of_work(factory) as session:
-        export = store.get_export(session, export_id)
-        if export is not None and export.status == ExportStatus.running:
-            export.progress = text[:80]
-
-
 def _changed_since(resource: dict[str, Any], since: datetime | None) -> bool:
     """Whether a resource changed after `since`: its meta.lastUpdated, else when it was issued
     or took effect; one with none of them is kept (the IG lets a server send more)."""
@@ -470,10 +463,9 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
         patient_ids: list[str] | None = members
         total = 0
         kinds = export.types.split()
-        for index, kind in enumerate(kinds):
+        for kind in kinds:
             if not _still_wanted(factory, export_id):
                 raise _Cancelled
-            _set_progress(factory, export_id, f"{kind} ({index + 1} of {len(kinds)} types)")
             if kind == "Patient":
                 selections = (
                     [[("_id", ",".join(c))] for c in _chunks(members)]
@@ -526,7 +518,6 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
         if export.status != ExportStatus.running:
             raise _Cancelled
         export.status = ExportStatus.done
-        export.progress = None
         export.finished_at = now()
         export.expires_at = export.finished_at + schedule.expires
 

@@ -231,7 +231,7 @@ def export_status(
         return Response(
             status_code=202,
             headers={
-                "X-Progress": export.progress or str(export.status),
+                "X-Progress": "in progress" if export.status == ExportStatus.running else "queued",
                 "Retry-After": RETRY_AFTER,
             },
         )

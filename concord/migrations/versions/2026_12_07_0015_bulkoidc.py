@@ -36,7 +36,6 @@ def upgrade() -> None:
         sa.Column("since", WHEN, nullable=True),
         sa.Column("request_url", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
-        sa.Column("progress", sa.String(length=80), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
         sa.Column("created_at", WHEN, nullable=False),
         sa.Column("started_at", WHEN, nullable=True),
