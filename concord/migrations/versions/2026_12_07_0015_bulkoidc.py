@@ -1,4 +1,5 @@
-"""bulk export: the $export requests the worker runs and the files it wrote
+"""bulk export and staff sign-on: the $export requests the worker runs, their files, and
+whether an organization requires single sign-on
 
 Revision ID: 0015_bulkoidc
 Revises: 0014_plan_item_author
@@ -25,6 +26,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("organization") as batch:
+        batch.add_column(
+            sa.Column("sso_required", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
     op.create_table(
         "bulk_export",
         sa.Column("organization_id", sa.Uuid(), nullable=False),
@@ -86,3 +91,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_bulk_export_token_id"), table_name="bulk_export")
     op.drop_index(op.f("ix_bulk_export_organization_id"), table_name="bulk_export")
     op.drop_table("bulk_export")
+    with op.batch_alter_table("organization") as batch:
+        batch.drop_column("sso_required")
