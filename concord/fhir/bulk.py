@@ -382,6 +382,8 @@ def _claim(factory: sessionmaker[Session]) -> uuid.UUID | None:
 
 
 def _still_wanted(factory: sessionmaker[Session], export_id: uuid.UUID) -> bool:
+    """Whether the export is still wanted (not cancelled meanwhile); asked between pages, when
+    the job holds no transaction."""
     with factory() as session:
         status = store.status_of(session, export_id)
     return status == ExportStatus.running
@@ -408,38 +410,58 @@ def _changed_since(resource: dict[str, Any], since: datetime | None) -> bool:
     return at.tzinfo is None or at > since
 
 
-def _pages(
-    session: Session, by: User, kind: str, extra: list[tuple[str, str]], schedule: BulkSchedule
-) -> Iterator[list[dict[str, Any]]]:
-    """Every page of a search as /fhir would answer it, as `by`."""
+def _page(
+    session: Session, by: User, kind: str, pairs: list[tuple[str, str]], schedule: BulkSchedule
+) -> fhir.SearchPage:
+    """One page of a search exactly as /fhir answers it, as `by` (access, consent, labels,
+    and each resource read in the trail)."""
     base = schedule.base_url.rstrip("/") + "/fhir"
+    q = search.parse(kind, pairs, base=base)
+    if kind in ("Patient", "CareTeam", "CarePlan", "Goal"):
+        return fhir.search(session, by=by, q=q, mrn=schedule.mrn)
+    if kind == "Observation":
+        return fhir.search_observations(session, by=by, q=q)
+    if kind == "QuestionnaireResponse":
+        return fhir.search_questionnaire_responses(session, by=by, q=q, base=base)
+    if kind in ("Task", "Flag"):
+        return fhir.search_safety(session, by=by, q=q)
+    if kind == "Consent":
+        return fhir.SearchPage(*fhir_consents.search_consents(session, by=by, q=q))
+    return fhir.SearchPage(*fhir_meds.search_medications(session, by=by, kind=kind, q=q))
+
+
+def _pages(
+    factory: sessionmaker[Session],
+    export_id: uuid.UUID,
+    kind: str,
+    extra: list[tuple[str, str]],
+    schedule: BulkSchedule,
+) -> Iterator[list[dict[str, Any]]]:
+    """Every page of a search, each read (and its audit events written) in a transaction of
+    its own: a long export never holds the database (on SQLite, its one writer) for long, and
+    a cancel between two pages stops it."""
     cursor: str | None = None
     while True:
+        if not _still_wanted(factory, export_id):
+            raise _Cancelled
         pairs = [*extra, ("_count", str(PAGE))]
         if cursor:
             pairs.append(("_cursor", cursor))
-        q = search.parse(kind, pairs, base=base)
-        if kind in ("Patient", "CareTeam", "CarePlan", "Goal"):
-            page = fhir.search(session, by=by, q=q, mrn=schedule.mrn)
-        elif kind == "Observation":
-            page = fhir.search_observations(session, by=by, q=q)
-        elif kind == "QuestionnaireResponse":
-            page = fhir.search_questionnaire_responses(session, by=by, q=q, base=base)
-        elif kind in ("Task", "Flag"):
-            page = fhir.search_safety(session, by=by, q=q)
-        elif kind == "Consent":
-            page = fhir.SearchPage(*fhir_consents.search_consents(session, by=by, q=q))
-        else:
-            page = fhir.SearchPage(*fhir_meds.search_medications(session, by=by, kind=kind, q=q))
+        with unit_of_work(factory) as session:
+            set_context(session, channel="fhir")
+            _, by = store.export_and_user(session, export_id)
+            page = _page(session, by, kind, pairs, schedule)
         yield page.resources
         cursor = page.next_cursor
         if not cursor:
             return
 
 
-def _patient_ids(session: Session, by: User, schedule: BulkSchedule) -> list[str]:
+def _patient_ids(
+    factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSchedule
+) -> list[str]:
     ids: list[str] = []
-    for resources in _pages(session, by, "Patient", [], schedule):
+    for resources in _pages(factory, export_id, "Patient", [], schedule):
         ids += [r["id"] for r in resources]
     return ids
 
@@ -453,70 +475,63 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
     with unit_of_work(factory) as session:
         set_context(session, channel="fhir")
         export, by = store.export_and_user(session, export_id)
-        folder = schedule.directory / export.id.hex
-        folder.mkdir(parents=True, exist_ok=True)
         members: list[str] | None = None
         if export.level == "group":
             assert export.group_id is not None
             _, found = group_members(session, by=by, group_id=export.group_id)
             members = [str(pid) for pid in found]
-        patient_ids: list[str] | None = members
-        total = 0
-        kinds = export.types.split()
-        for kind in kinds:
-            if not _still_wanted(factory, export_id):
-                raise _Cancelled
-            if kind == "Patient":
-                selections = (
-                    [[("_id", ",".join(c))] for c in _chunks(members)]
-                    if members is not None
-                    else [[]]
-                )
-            elif members is not None or kind in NEEDS_PATIENT:
-                if patient_ids is None:
-                    patient_ids = _patient_ids(session, by, schedule)
-                selections = [[("patient", ",".join(c))] for c in _chunks(patient_ids)]
-            else:
-                selections = [[]]
-            file: BulkExportFile | None = None
-            out = None
-            try:
-                for extra in selections:
-                    for resources in _pages(session, by, kind, extra, schedule):
-                        for resource in resources:
-                            if not _changed_since(resource, export.since):
-                                continue
-                            if file is None:
-                                file = BulkExportFile(
-                                    id=uuid.uuid4(),
-                                    export_id=export.id,
-                                    resource_type=kind,
-                                    count=0,
-                                )
-                                out = _file_path(schedule, export.id, file.id).open("w")
-                            assert out is not None
-                            out.write(
-                                json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+        kinds, since = export.types.split(), export.since
+    folder = schedule.directory / export_id.hex
+    folder.mkdir(parents=True, exist_ok=True)
+    patient_ids: list[str] | None = members
+    files: list[BulkExportFile] = []
+    for kind in kinds:
+        if kind == "Patient":
+            selections = (
+                [[("_id", ",".join(c))] for c in _chunks(members)] if members is not None else [[]]
+            )
+        elif members is not None or kind in NEEDS_PATIENT:
+            if patient_ids is None:
+                patient_ids = _patient_ids(factory, export_id, schedule)
+            selections = [[("patient", ",".join(c))] for c in _chunks(patient_ids)]
+        else:
+            selections = [[]]
+        file: BulkExportFile | None = None
+        out = None
+        try:
+            for extra in selections:
+                for resources in _pages(factory, export_id, kind, extra, schedule):
+                    for resource in resources:
+                        if not _changed_since(resource, since):
+                            continue
+                        if file is None:
+                            file = BulkExportFile(
+                                id=uuid.uuid4(), export_id=export_id, resource_type=kind, count=0
                             )
-                            out.write("\n")
-                            file.count += 1
-            finally:
-                if out is not None:
-                    out.close()
-            if file is not None:
-                session.add(file)
-                total += file.count
+                            out = _file_path(schedule, export_id, file.id).open("w")
+                        assert out is not None
+                        out.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")))
+                        out.write("\n")
+                        file.count += 1
+        finally:
+            if out is not None:
+                out.close()
+        if file is not None:
+            files.append(file)
+    with unit_of_work(factory) as session:
+        set_context(session, channel="fhir")
+        export, by = store.export_and_user(session, export_id)
+        if export.status != ExportStatus.running:
+            raise _Cancelled
+        session.add_all(files)
         record(
             session,
             by=by,
             action="export",
             object_type="BulkExport",
             object_id=export.id,
-            detail={"count": total, "level": export.level},
+            detail={"count": sum(f.count for f in files), "level": export.level},
         )
-        session.refresh(export)
-        if export.status != ExportStatus.running:
-            raise _Cancelled
         export.status = ExportStatus.done
         export.finished_at = now()
         export.expires_at = export.finished_at + schedule.expires
