@@ -66,7 +66,9 @@ EXPORT_TYPES = (
 NEEDS_PATIENT = {"Consent", "MedicationRequest", "MedicationStatement", "Flag", "Task"}
 KICK_OFF_PARAMS = {"_outputFormat", "_type", "_since", "_typeFilter"}
 PROGRAM_GROUP = "program-"
-PAGE = search.MAX_COUNT
+# An export's page is larger than a client's (search.MAX_COUNT): each page is a transaction
+# with its own access decisions, so fewer, larger pages cost less per resource.
+PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -417,6 +419,7 @@ def _page(
     and each resource read in the trail)."""
     base = schedule.base_url.rstrip("/") + "/fhir"
     q = search.parse(kind, pairs, base=base)
+    q.count = PAGE
     if kind in ("Patient", "CareTeam", "CarePlan", "Goal"):
         return fhir.search(session, by=by, q=q, mrn=schedule.mrn)
     if kind == "Observation":
@@ -444,7 +447,7 @@ def _pages(
     while True:
         if not _still_wanted(factory, export_id):
             raise _Cancelled
-        pairs = [*extra, ("_count", str(PAGE))]
+        pairs = list(extra)
         if cursor:
             pairs.append(("_cursor", cursor))
         with unit_of_work(factory) as session:

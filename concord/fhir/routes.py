@@ -123,11 +123,10 @@ def _prefer(request: Request) -> tuple[bool, bool]:
 
 
 def _check_headers(request: Request) -> bool:
-    accept = request.headers.get("accept")
-    if not accept or not any(
-        a.split(";", 1)[0].strip() in (FHIR_JSON, "application/json", "*/*")
-        for a in accept.split(",")
-    ):
+    # The IG: Accept "Currently, only application/fhir+json is supported" (for the
+    # OperationOutcome a refused kick-off answers with).
+    accept = request.headers.get("accept") or ""
+    if FHIR_JSON not in {a.split(";", 1)[0].strip() for a in accept.split(",")}:
         raise InvalidInput.field("Accept", Msg("must be application/fhir+json"))
     async_, lenient = _prefer(request)
     if not async_:
