@@ -22,7 +22,7 @@ from concord.accounts.schemas import (
     UserIn,
     UserUpdateIn,
 )
-from concord.errors import InvalidInput, NotFound
+from concord.errors import InvalidInput
 from concord.i18n import Msg
 from concord.patients.service import list_clinicians
 from concord.safety.crisis import default_crisis_resources
@@ -127,7 +127,8 @@ def sign_in_sso(request: Request) -> Response:
     """Off to the organization's OpenID Connect provider (docs/sso.md)."""
     settings = request.app.state.settings
     if not oidc.configured(settings):
-        raise NotFound(Msg("Single sign-on is not set up here."))
+        # No provider here: the sign-in page (which then shows no button).
+        return RedirectResponse("/sign-in", status_code=303)
     target = safe_next(request.query_params.get("next"))
     try:
         url, pending = oidc.begin(settings, next_path=target)
@@ -151,7 +152,7 @@ def sign_in_sso(request: Request) -> Response:
 def sign_in_sso_callback(request: Request, session: DbSession) -> Response:
     settings = request.app.state.settings
     if not oidc.configured(settings):
-        raise NotFound(Msg("Single sign-on is not set up here."))
+        return RedirectResponse("/sign-in", status_code=303)
     params = request.query_params
     try:
         user, target = oidc.finish(

@@ -62,6 +62,9 @@ EXPORT_TYPES = (
     "MedicationStatement",
     "Flag",
     "Task",
+    # The instruments the other resources answer (no patient data; the licence decides their
+    # item text, as on /fhir/Questionnaire).
+    "Questionnaire",
 )
 NEEDS_PATIENT = {"Consent", "MedicationRequest", "MedicationStatement", "Flag", "Task"}
 KICK_OFF_PARAMS = {"_outputFormat", "_type", "_since", "_typeFilter"}
@@ -424,6 +427,8 @@ def _page(
         return fhir.search(session, by=by, q=q, mrn=schedule.mrn)
     if kind == "Observation":
         return fhir.search_observations(session, by=by, q=q)
+    if kind == "Questionnaire":
+        return fhir.search_questionnaires(q)
     if kind == "QuestionnaireResponse":
         return fhir.search_questionnaire_responses(session, by=by, q=q, base=base)
     if kind in ("Task", "Flag"):
@@ -489,7 +494,9 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
     patient_ids: list[str] | None = members
     files: list[BulkExportFile] = []
     for kind in kinds:
-        if kind == "Patient":
+        if kind == "Questionnaire":
+            selections = [[]]  # not about a patient: the same for every level
+        elif kind == "Patient":
             selections = (
                 [[("_id", ",".join(c))] for c in _chunks(members)] if members is not None else [[]]
             )

@@ -134,9 +134,11 @@ def test_cancel_before_and_after(client, manager, factory, schedule):
 
 
 def test_type_and_since(client, manager, factory, schedule):
-    status = _kick(client, manager, "/fhir/Patient/$export?_type=Patient,CareTeam")
+    status = _kick(
+        client, manager, "/fhir/Patient/$export?_type=Patient,CareTeam&_type=Questionnaire"
+    )
     manifest = _finish(client, manager, status, factory, schedule)
-    assert {o["type"] for o in manifest["output"]} == {"Patient", "CareTeam"}
+    assert {o["type"] for o in manifest["output"]} == {"Patient", "CareTeam", "Questionnaire"}
     status = _kick(
         client, manager, "/fhir/$export?_type=Observation&_outputFormat=application/ndjson"
     )
