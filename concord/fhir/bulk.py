@@ -48,8 +48,7 @@ log = logging.getLogger("concord.fhir.bulk")
 NDJSON = "application/fhir+ndjson"
 OUTPUT_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 # What an export holds, in the order files are written. Every type is read through the search
-# /fhir answers with; the types whose search needs a patient are read a hundred patients at a
-# time (search.MAX_VALUES).
+# /fhir answers with; those about patients a hundred patients at a time (search.MAX_VALUES).
 EXPORT_TYPES = (
     "Patient",
     "CareTeam",
@@ -66,7 +65,6 @@ EXPORT_TYPES = (
     # item text, as on /fhir/Questionnaire).
     "Questionnaire",
 )
-NEEDS_PATIENT = {"Consent", "MedicationRequest", "MedicationStatement", "Flag", "Task"}
 KICK_OFF_PARAMS = {"_outputFormat", "_type", "_since", "_typeFilter"}
 PROGRAM_GROUP = "program-"
 # An export's page is larger than a client's (search.MAX_COUNT): each page is a transaction
@@ -500,12 +498,13 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
             selections = (
                 [[("_id", ",".join(c))] for c in _chunks(members)] if members is not None else [[]]
             )
-        elif members is not None or kind in NEEDS_PATIENT:
+        else:
+            # A hundred patients at a time (search.MAX_VALUES), named: each page then decides
+            # access for those patients once, instead of once per patient its rows touch
+            # (measured: several times faster than paging the whole population newest first).
             if patient_ids is None:
                 patient_ids = _patient_ids(factory, export_id, schedule)
             selections = [[("patient", ",".join(c))] for c in _chunks(patient_ids)]
-        else:
-            selections = [[]]
         file: BulkExportFile | None = None
         out = None
         try:
