@@ -34,6 +34,7 @@ class BulkExport(IdMixin, Base):
     group_id: Mapped[str | None] = mapped_column(String(80))
     types: Mapped[str] = mapped_column(String(400))
     since: Mapped[datetime | None]
+    elements: Mapped[str | None] = mapped_column(String(1000))  # _elements, comma-separated
     request_url: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default=ExportStatus.queued, index=True)
     error: Mapped[str | None] = mapped_column(String(500))

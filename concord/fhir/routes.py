@@ -134,7 +134,7 @@ def _check_headers(request: Request) -> bool:
     return lenient
 
 
-LENIENT_IGNORED = {"includeAssociatedData", "_typeFilter", "_elements", "patient"}
+LENIENT_IGNORED = {"includeAssociatedData", "_typeFilter", "patient"}
 
 
 def _pairs_from_parameters(raw: bytes) -> list[tuple[str, str]]:

@@ -176,6 +176,18 @@ def test_refusals_write_nothing(client, manager, session, url, headers, field):
     assert session.scalar(select(BulkExport.id).limit(1)) == before
 
 
+def test_elements(client, manager, factory, schedule):
+    status = _kick(client, manager, "/fhir/$export?_type=Patient,CareTeam&_elements=Patient.gender")
+    manifest = _finish(client, manager, status, factory, schedule)
+    patients = _lines(client, manager, manifest, "Patient")
+    assert patients and all(set(p) == {"resourceType", "id", "meta", "gender"} for p in patients)
+    assert all(p["meta"]["tag"][-1]["code"] == "SUBSETTED" for p in patients)
+    teams = _lines(client, manager, manifest, "CareTeam")
+    assert teams and all("participant" in t for t in teams)  # whole: no element named for it
+    refused = client.get("/fhir/$export?_elements=Nope.x", headers={**manager, **KICK})
+    assert refused.status_code == 422 and "_elements" in refused.text
+
+
 def test_lenient_drops_unsupported(client, manager):
     response = client.get(
         "/fhir/$export?includeAssociatedData=LatestProvenanceResources",

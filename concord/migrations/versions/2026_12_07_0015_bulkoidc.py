@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("group_id", sa.String(length=80), nullable=True),
         sa.Column("types", sa.String(length=400), nullable=False),
         sa.Column("since", WHEN, nullable=True),
+        sa.Column("elements", sa.String(length=1000), nullable=True),
         sa.Column("request_url", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("error", sa.String(length=500), nullable=True),
