@@ -591,6 +591,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
             "documentation": "A Group per care team (its id) and per collaborative-care "
             "program (program-<name>), members as the caller may read them.",
             "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [],  # GET /fhir/Group lists them all; any parameter is refused
             "operation": [{"name": "group-export", "definition": BULK_GROUP_EXPORT}],
         }
     )

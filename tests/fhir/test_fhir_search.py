@@ -389,6 +389,8 @@ class TestRefused:
             "Measure",
             # Imported from the EHR (issue 20), searched by patient only.
             "Condition", "Encounter", "Procedure", "ServiceRequest", "Coverage",
+            # Care teams and programs for Bulk Data export (issue 21): no parameters.
+            "Group",
         }
         needs_patient = ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
         samples = {"token": "x", "reference": str(people.patient.id), "uri": "urn:x",
