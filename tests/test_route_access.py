@@ -440,6 +440,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
         for method in ("GET", "POST")
     },
     ("GET", "/fhir/Group"): [Case("/fhir/Group", RECORD, kind="list")],
+    ("POST", "/fhir/Group/_search"): [Case("/fhir/Group/_search", RECORD, {}, "list", form=True)],
     ("GET", "/fhir/Group/{group_id}"): [Case("/fhir/Group/{team_id}", RECORD)],
     # Another token's export (or none): not found, for everyone.
     ("GET", "/fhir/bulk-status/{export_id}"): [Case(f"/fhir/bulk-status/{ZERO}", NOBODY)],

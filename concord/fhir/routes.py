@@ -288,11 +288,21 @@ def export_download(
     return FileResponse(path, media_type=bulk.NDJSON, headers={"Cache-Control": "no-store"})
 
 
+@router.post("/Group/_search")
+def search_groups_post(
+    request: Request, session: DbSession, form: Form, actor: BearerActor
+) -> Response:
+    return _groups(request, session, actor, [*request.query_params.keys(), *form.keys()])
+
+
 @router.get("/Group")
 def search_groups(request: Request, session: DbSession, actor: BearerActor) -> Response:
-    if request.query_params:
-        name = next(iter(request.query_params.keys()))
-        raise NotSupported.field(name[:80], Msg("Group searches take no parameters here"))
+    return _groups(request, session, actor, list(request.query_params.keys()))
+
+
+def _groups(request: Request, session: Any, actor: Any, names: list[str]) -> Response:
+    if names:
+        raise NotSupported.field(names[0][:80], Msg("Group searches take no parameters here"))
     groups = bulk.search_groups(session, by=actor.user)
     base = _base(request)
     return JSONResponse(
