@@ -25,6 +25,7 @@ from concord.decisions.api import router as decisions_api
 from concord.decisions.routes import router as decisions_router
 from concord.ehr.api import router as ehr_api
 from concord.ehr.routes import router as ehr_router
+from concord.fhir.bulk import BulkSchedule
 from concord.fhir.routes import router as fhir_router
 from concord.i18n import SUPPORTED, translations
 from concord.measures.api import router as measures_api
@@ -97,6 +98,7 @@ def create_app(
                 mailer_from_settings(),
                 settings.base_url,
                 anchor=AnchorSchedule.from_settings(settings),
+                bulk=BulkSchedule.from_settings(settings),
             )
             worker.start()
         yield

@@ -833,6 +833,7 @@ def worker(
     import time
 
     from concord.db import make_engine, make_sessionmaker
+    from concord.fhir.bulk import BulkSchedule
     from concord.outbox import mailer_from_settings
     from concord.worker import AnchorSchedule, Worker, run_once
 
@@ -841,13 +842,19 @@ def worker(
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     factory = make_sessionmaker(engine)
     anchor = AnchorSchedule.from_settings(settings)
+    bulk = BulkSchedule.from_settings(settings)
     if once:
-        done = run_once(factory, mailer_from_settings(), settings.base_url, anchor)
+        done = run_once(factory, mailer_from_settings(), settings.base_url, anchor, bulk=bulk)
         typer.echo(", ".join(f"{k}: {v}" for k, v in done.items()))
         engine.dispose()
         return
     running = Worker(
-        factory, mailer_from_settings(), settings.base_url, interval=interval, anchor=anchor
+        factory,
+        mailer_from_settings(),
+        settings.base_url,
+        interval=interval,
+        anchor=anchor,
+        bulk=bulk,
     )
     running.start()
     stop = {"now": False}

@@ -3,6 +3,7 @@
 from concord import outbox
 from concord.accounts import models as accounts_models
 from concord.audit import models as audit_models
+from concord.bulk import models as bulk_models
 from concord.careplans import models as careplans_models
 from concord.consents import models as consents_models
 from concord.db import Base
@@ -24,6 +25,7 @@ __all__ = [
     "Base",
     "accounts_models",
     "audit_models",
+    "bulk_models",
     "careplans_models",
     "consents_models",
     "decisions_models",

@@ -214,6 +214,37 @@ class Settings(BaseSettings):
         description="How often the worker writes an audit anchor when CONCORD_AUDIT_ANCHOR_DIR "
         "and CONCORD_AUDIT_ANCHOR_KEY are set.",
     )
+    bulk_export_dir: Path | None = Field(
+        None,
+        description="Folder where the worker writes Bulk Data export files (NDJSON). Unset: "
+        "the folder `bulk` in CONCORD_INSTANCE_DIR.",
+    )
+    bulk_export_expires_minutes: int = Field(
+        60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="How long a finished Bulk Data export's files can be downloaded before "
+        "the worker deletes them.",
+    )
+    oidc_issuer: str | None = Field(
+        None,
+        description="The staff sign-in provider's OpenID Connect issuer URL (its discovery "
+        "document is ISSUER/.well-known/openid-configuration). Unset: no single sign-on.",
+    )
+    oidc_client_id: str | None = Field(None, description="Concord's client id at the provider.")
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="Concord's client secret at the provider (unset for a public client)."
+    )
+    oidc_match_claim: str = Field(
+        "email",
+        description="The ID token claim matched (case-insensitively) to a Concord account's "
+        "email, e.g. email or preferred_username.",
+    )
+    oidc_scope: str = Field("openid email profile", description="The scopes asked for.")
+    oidc_provider_name: str = Field(
+        "your organization's sign-in",
+        description="The provider's name on the sign-in button (Sign in with ...).",
+    )
     host: str = Field("127.0.0.1", description="Address `concord serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `concord serve` listens on.")
 

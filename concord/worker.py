@@ -36,6 +36,7 @@ from concord.audit.service import set_context
 from concord.clock import now
 from concord.db import Base, Skipped, unit_of_work
 from concord.db import skipped as db_skipped
+from concord.fhir.bulk import BulkSchedule, expire_exports, run_exports
 from concord.measures.service import queue_reminders
 from concord.outbox import Mailer, send_pending
 from concord.registry.jobs import sync_all_tasks
@@ -186,6 +187,7 @@ def run_once(
     base_url: str,
     anchor: AnchorSchedule | None = None,
     skipped: list[Skipped] | None = None,
+    bulk: BulkSchedule | None = None,
 ) -> dict[str, int]:
     """One pass of every job; returns what each did, and how many records the jobs skipped
     (each logged by the job; listed in `skipped` when given). Safety first: a failure in one
@@ -202,6 +204,10 @@ def run_once(
     ]
     if anchor is not None:
         jobs.append(("audit_anchors_written", lambda: audit_anchor_job(factory, anchor)))
+    if bulk is not None:
+        # Bulk Data exports asked for at /fhir/$export (the kick-off only records them).
+        jobs.append(("bulk_exports_finished", lambda: run_exports(factory, bulk)))
+        jobs.append(("bulk_exports_expired", lambda: expire_exports(factory, bulk)))
     failed: list[Exception] = []
     for name, job in jobs:
         try:
@@ -228,9 +234,10 @@ class Worker:
         interval: float = 30.0,
         on_error: Callable[[Exception], None] | None = None,
         anchor: AnchorSchedule | None = None,
+        bulk: BulkSchedule | None = None,
     ) -> None:
         self.factory, self.mailer, self.base_url = factory, mailer, base_url
-        self.anchor = anchor
+        self.anchor, self.bulk = anchor, bulk
         self.interval = interval
         self.on_error = on_error
         self._stop = threading.Event()
@@ -239,7 +246,7 @@ class Worker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                run_once(self.factory, self.mailer, self.base_url, self.anchor)
+                run_once(self.factory, self.mailer, self.base_url, self.anchor, bulk=self.bulk)
             except Exception as exc:  # keep going; the next pass retries
                 log.error("worker pass failed: %s", type(exc).__name__, exc_info=exc)
                 if self.on_error:

@@ -158,6 +158,10 @@ NOT_SETTINGS = {
     "CONCORD_BENCH_POSTGRES",
     "CONCORD_ECQM_DIR",  # where tests/ehr/test_official_decks.py finds the eCQM test decks
     "CONCORD_FULL_MATRIX",  # tests/test_part2_matrix.py: the full purpose cross product
+    "CONCORD_TEST_NODE_CACHE",  # tests/browser/test_sso.py: where node-oidc-provider is kept
+    "CONCORD_BDT_TOKEN",  # scripts/bdt.config.js: the Bulk Data Tester's token
+    "CONCORD_BDT_BASE",
+    "CONCORD_BDT_GROUP",
 }
 
 

@@ -104,6 +104,7 @@ class Case:
     names_ok: frozenset[str] = NOBODY  # may see the patient's name only (family, /patients)
     form: bool = False
     denied: frozenset[int] = frozenset({404})
+    headers: dict[str, str] | None = None  # beyond the token (e.g. a $export kick-off's)
 
 
 @dataclass
@@ -489,6 +490,9 @@ def _section_cases() -> dict[tuple[str, str], list[Case]]:
     return cases
 
 
+KICK = {"Accept": "application/fhir+json", "Prefer": "respond-async"}
+KICK_BODY = {"resourceType": "Parameters", "parameter": []}
+ZERO = "00000000-0000-0000-0000-000000000000"
 RULES: dict[tuple[str, str], list[Case]] = {
     # --- FHIR -----------------------------------------------------------------------------
     ("GET", "/fhir/metadata"): [Case("/fhir/metadata", ALL, kind="list")],
@@ -523,6 +527,28 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/my/apps/{grant_id}/revoke"): [
         Case("/api/v1/my/apps/{grant_id}/revoke", frozenset({"patient"}), {})
     ],
+    # Bulk Data export (issue 21): a clinician or a patient may start one (it reads what
+    # they may read); a Group is a care team (its record's readers) or a program.
+    **{
+        (method, path): [
+            Case(path, CLINICIANS | {"patient", "other_patient"}, KICK_BODY, "list", headers=KICK)
+        ]
+        for method in ("GET", "POST")
+        for path in ("/fhir/$export", "/fhir/Patient/$export")
+    },
+    **{
+        (method, "/fhir/Group/{group_id}/$export"): [
+            Case("/fhir/Group/{team_id}/$export", RECORD, KICK_BODY, headers=KICK)
+        ]
+        for method in ("GET", "POST")
+    },
+    ("GET", "/fhir/Group"): [Case("/fhir/Group", RECORD, kind="list")],
+    ("POST", "/fhir/Group/_search"): [Case("/fhir/Group/_search", RECORD, {}, "list", form=True)],
+    ("GET", "/fhir/Group/{group_id}"): [Case("/fhir/Group/{team_id}", RECORD)],
+    # Another token's export (or none): not found, for everyone.
+    ("GET", "/fhir/bulk-status/{export_id}"): [Case(f"/fhir/bulk-status/{ZERO}", NOBODY)],
+    ("DELETE", "/fhir/bulk-status/{export_id}"): [Case(f"/fhir/bulk-status/{ZERO}", NOBODY)],
+    ("GET", "/fhir/bulk-files/{file_id}"): [Case(f"/fhir/bulk-files/{ZERO}", NOBODY)],
     # CDS Hooks: discovery holds no patient data. A call needs a clinician's token with the
     # cds scope (tests/cds/test_cds_hooks.py asks it as each persona with one): these tokens
     # are refused, audited, whatever the patient.
@@ -1288,7 +1314,7 @@ def test_the_route_answers_as_its_page(world, case):
     rule = RULES[(method, path)][n]
     ids = {**world.ids, **_section_items(world)}
     url = _fill(rule.url, ids)
-    headers = {"Authorization": f"Bearer {world.tokens[persona]}"}
+    headers = {"Authorization": f"Bearer {world.tokens[persona]}", **(rule.headers or {})}
     kwargs: dict[str, Any] = {"headers": headers}
     if rule.body is not None:
         body = _fill(rule.body, ids)

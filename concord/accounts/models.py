@@ -56,6 +56,8 @@ class Organization(IdMixin, Base):
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     require_mfa_for_clinicians: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Staff (administrators excepted) sign in only with the OpenID Connect provider.
+    sso_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     review_interval_days: Mapped[int | None] = mapped_column(Integer)
     # How often a patient on a medication for opioid use disorder should have a PDMP check
     # (issue 19). No default: state rules differ, so the clinic sets it; unset, no flag.

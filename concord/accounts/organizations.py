@@ -110,6 +110,8 @@ def update_organization_settings(
     crisis_resources: str | None = None,
     on_call_user_id: str | None = None,
     pdmp_check_interval_days: int | None | str = "keep",
+    sso_required: bool | None = None,
+    sso_available: bool = False,
 ) -> Organization:
     """The organization's own settings. An empty review interval means the installation's
     default (CONCORD_REVIEW_INTERVAL_DAYS). `on_call_user_id` ("" for nobody) names the
@@ -129,6 +131,13 @@ def update_organization_settings(
     if pdmp_check_interval_days != "keep":
         # No default: how often a PDMP is checked is set by state law and the clinic's policy.
         org.pdmp_check_interval_days = pdmp_check_interval_days  # type: ignore[assignment]
+    if sso_required is not None:
+        if sso_required and not sso_available:
+            # Staff would have no way to sign in.
+            raise InvalidInput.field(
+                "sso_required", Msg("single sign-on is not set up here (docs/sso.md)")
+            )
+        org.sso_required = sso_required
     org.review_interval_days = review_interval_days
     if crisis_resources is not None:
         org.crisis_resources = parse_crisis_resources(crisis_resources)
@@ -142,6 +151,7 @@ def update_organization_settings(
         object_id=org.id,
         detail={
             "require_mfa_for_clinicians": require_mfa_for_clinicians,
+            "sso_required": org.sso_required,
             "review_interval_days": review_interval_days,
             "pdmp_check_interval_days": org.pdmp_check_interval_days,
             "on_call": str(org.on_call_user_id) if org.on_call_user_id else None,

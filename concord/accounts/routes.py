@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from markupsafe import Markup
 from starlette.responses import RedirectResponse, Response
 
-from concord.accounts import mfa, organizations, passwords, sessions, signin, tokens, users
+from concord.accounts import mfa, oidc, organizations, passwords, sessions, signin, tokens, users
 from concord.accounts.models import Organization, Role, TokenScope
 from concord.accounts.schemas import (
     CodeIn,
@@ -86,7 +86,98 @@ def sign_in_page(
             "expired": expired,
             "values": {},
             "error": None,
+            **_sso_context(request),
         },
+    )
+
+
+def _sso_context(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    return {
+        "sso": oidc.configured(settings),
+        "sso_name": settings.oidc_provider_name,
+    }
+
+
+def _start_session(request: Request, session: Any, user: Any, target: str) -> Response:
+    """A new browser session for `user`, then the second step, a required password change,
+    or `target`."""
+    needs_mfa = sessions.mfa_required(user)
+    token, _ = sessions.start_session(
+        session,
+        user=user,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        mfa_verified=not needs_mfa,
+    )
+    if needs_mfa:
+        destination = "/sign-in/mfa" if user.mfa_enabled else "/account/mfa/setup"
+        destination += f"?next={target}" if target != "/" else ""
+    elif user.must_change_password:
+        destination = "/account/password?required=1"
+    else:
+        destination = target
+    response = RedirectResponse(destination, status_code=303)
+    _set_session_cookie(request, response, token)
+    return response
+
+
+@router.get("/sign-in/sso")
+def sign_in_sso(request: Request) -> Response:
+    """Off to the organization's OpenID Connect provider (docs/sso.md)."""
+    settings = request.app.state.settings
+    if not oidc.configured(settings):
+        # No provider here: the sign-in page (which then shows no button).
+        return RedirectResponse("/sign-in", status_code=303)
+    target = safe_next(request.query_params.get("next"))
+    try:
+        url, pending = oidc.begin(settings, next_path=target)
+    except oidc.SsoError as exc:
+        return _sso_failed(request, exc)
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        oidc.PENDING_COOKIE,
+        pending,
+        max_age=oidc.PENDING_SECONDS,
+        httponly=True,
+        # Lax: the provider sends the browser back with a top-level GET.
+        samesite="lax",
+        secure=settings.secure_cookies,
+        path="/sign-in/sso",
+    )
+    return response
+
+
+@router.get("/sign-in/sso/callback")
+def sign_in_sso_callback(request: Request, session: DbSession) -> Response:
+    settings = request.app.state.settings
+    if not oidc.configured(settings):
+        return RedirectResponse("/sign-in", status_code=303)
+    params = request.query_params
+    try:
+        user, target = oidc.finish(
+            session,
+            settings,
+            code=params.get("code"),
+            state=params.get("state"),
+            error=params.get("error"),
+            cookie=request.cookies.get(oidc.PENDING_COOKIE),
+        )
+    except oidc.SsoError as exc:
+        response = _sso_failed(request, exc)
+    else:
+        response = _start_session(request, session, user, safe_next(target))
+    response.delete_cookie(oidc.PENDING_COOKIE, path="/sign-in/sso")
+    return response
+
+
+def _sso_failed(request: Request, exc: oidc.SsoError) -> Response:
+    anonymous_csrf(request)
+    return render(
+        request,
+        "sign_in.html",
+        {"next": "/", "expired": None, "values": {}, "error": exc.message, **_sso_context(request)},
+        status_code=401,
     )
 
 
@@ -114,28 +205,11 @@ def sign_in(
                 "expired": None,
                 "values": {"email": email},
                 "error": result.error,
+                **_sso_context(request),
             },
             status_code=429 if result.throttled else 401,
         )
-    user = result.user
-    needs_mfa = sessions.mfa_required(user)
-    token, _ = sessions.start_session(
-        session,
-        user=user,
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-        mfa_verified=not needs_mfa,
-    )
-    if needs_mfa:
-        destination = "/sign-in/mfa" if user.mfa_enabled else "/account/mfa/setup"
-        destination += f"?next={target}" if target != "/" else ""
-    elif user.must_change_password:
-        destination = "/account/password?required=1"
-    else:
-        destination = target
-    response = RedirectResponse(destination, status_code=303)
-    _set_session_cookie(request, response, token)
-    return response
+    return _start_session(request, session, result.user, target)
 
 
 @router.get("/sign-in/mfa")
@@ -582,6 +656,8 @@ def admin_settings_save(
             session,
             by=actor.user,
             require_mfa_for_clinicians=data.require_mfa_for_clinicians,
+            sso_required=data.sso_required,
+            sso_available=oidc.configured(request.app.state.settings),
             review_interval_days=data.review_interval_days,
             pdmp_check_interval_days=data.pdmp_check_interval_days,
             crisis_resources=data.crisis_resources,

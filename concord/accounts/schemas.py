@@ -82,6 +82,7 @@ def _days(value: Any) -> Any:
 
 class SettingsIn(_Form):
     require_mfa_for_clinicians: Checkbox = False
+    sso_required: Checkbox = False
     review_interval_days: Annotated[int | None, BeforeValidator(_days)] = None
     pdmp_check_interval_days: Annotated[int | None, BeforeValidator(_days)] = None
     crisis_resources: str = ""

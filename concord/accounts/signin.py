@@ -15,6 +15,7 @@ from concord.accounts.models import (
     LoginAttempt,
     User,
 )
+from concord.accounts.oidc import sso_required_for
 from concord.accounts.passwords import check_password, hash_password, hasher, normalize_email
 from concord.audit.models import Outcome
 from concord.audit.service import record
@@ -146,6 +147,20 @@ def authenticate(session: Session, *, email: str, password: str, ip: str) -> Sig
             organization_id=user.organization_id if user else None,
         )
         return SignInResult(None, "That email and password do not match an active account.")
+    if sso_required_for(user):
+        record(
+            session,
+            by=None,
+            action="sign_in",
+            object_type="User",
+            object_id=user.id,
+            outcome=Outcome.denied,
+            organization_id=user.organization_id,
+            detail={"reason": "sso_required"},
+        )
+        return SignInResult(
+            None, Msg("Your organization signs you in with single sign-on: use the button below.")
+        )
     if hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     record(session, by=user, action="sign_in", object_type="User", object_id=user.id)

@@ -58,6 +58,11 @@ ACTION_LABELS = {
     "medication_override": N_("Went ahead despite a medication warning about %(what)s"),
     "medication_accept": N_("Acted on a medication warning about %(what)s"),
     "check": N_("Checked %(what)s"),
+    "export_request": N_("Asked for a bulk export of %(what)s"),
+    "export": N_("Wrote a bulk export of %(what)s"),
+    "export_status": N_("Checked on a bulk export of %(what)s"),
+    "export_cancel": N_("Cancelled a bulk export of %(what)s"),
+    "export_download": N_("Downloaded a bulk export of %(what)s"),
     "evaluate": N_("Counted %(what)s in a quality report"),
     "import": N_("Received %(what)s from your clinic's health record system"),
     "match_held": N_("Held %(what)s until someone checks they are yours"),
@@ -81,6 +86,7 @@ ACTION_LABELS = {
 
 # What it was done to, in the patient's words.
 OBJECT_LABELS = {
+    "BulkExport": N_("records (a bulk data export)"),
     "Patient": N_("your record"),
     "SocialConcern": N_("a social need (such as housing, food or transport)"),
     "Referral": N_("a referral to a community service"),

@@ -742,6 +742,9 @@ US_CORE_GAPS = (
     "no meta.lastUpdated although _lastUpdated searches when its response was stored; "
     "SMART scopes and launch are documented separately."
 )
+BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+BULK_PATIENT_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+BULK_GROUP_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
 
 
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
@@ -810,6 +813,22 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
             "interaction": [{"code": "read"}],
         }
     )
+    # Bulk Data Access IG 2.0 (docs/bulk-export.md).
+    for entry in resources:
+        if entry["type"] == "Patient":
+            entry.setdefault("operation", []).append(
+                {"name": "patient-export", "definition": BULK_PATIENT_EXPORT}
+            )
+    resources.append(
+        {
+            "type": "Group",
+            "documentation": "A Group per care team (its id) and per collaborative-care "
+            "program (program-<name>), members as the caller may read them.",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [],  # GET /fhir/Group lists them all; any parameter is refused
+            "operation": [{"name": "group-export", "definition": BULK_GROUP_EXPORT}],
+        }
+    )
     for kind in sorted(IMPORTED_TYPES):
         resources.append(
             {
@@ -856,6 +875,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 "resource": resources,
                 # An integration client's import (docs/ehr-import.md).
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "operation": [{"name": "export", "definition": BULK_EXPORT}],
             }
         ],
     }

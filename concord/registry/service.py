@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id
+from concord.access import PatientAccess, deny, parse_id, readable_patients
 from concord.accounts.models import Organization, Role, User
 from concord.audit.service import record
 from concord.clock import now
@@ -81,6 +81,30 @@ def open_episode(session: Session, patient_id: uuid.UUID) -> Episode | None:
     return session.scalar(
         select(Episode).where(Episode.patient_id == patient_id, Episode.ended_on.is_(None))
     )
+
+
+def list_program_patient_ids(session: Session, *, by: User, program: str) -> list[uuid.UUID]:
+    """The patients `by` may read with an open episode in `program` (a FHIR Group's members),
+    in id order; the list is in the trail as one search."""
+    ids = list(
+        session.scalars(
+            select(Episode.patient_id)
+            .where(
+                Episode.program == program,
+                Episode.ended_on.is_(None),
+                Episode.patient_id.in_(readable_patients(by).with_only_columns(Patient.id)),
+            )
+            .order_by(Episode.patient_id)
+        )
+    )
+    record(
+        session,
+        by=by,
+        action="search",
+        object_type="Episode",
+        detail={"program": program, "count": len(ids)},
+    )
+    return ids
 
 
 def judged_by(

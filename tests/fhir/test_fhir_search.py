@@ -438,6 +438,8 @@ class TestRefused:
             "Procedure",
             "ServiceRequest",
             "Coverage",
+            # Care teams and programs for Bulk Data export (issue 21): no parameters.
+            "Group",
         }
         needs_patient = (
             "Flag",

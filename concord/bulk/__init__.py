@@ -1,0 +1,1 @@
+"""Bulk Data export jobs: their rows and the few queries that keep them (docs/bulk-export.md)."""
