@@ -176,6 +176,9 @@ def _pairs_from_parameters(raw: bytes) -> list[tuple[str, str]]:
 async def _kick_off(
     request: Request, session: DbSession, actor: Any, level: str, group_id: str | None
 ) -> Response:
+    # A SMART token exports only with scopes that read patients' records beyond one patient
+    # (system/ or user/ Patient read); what each file holds is still the requester's access.
+    smart_scope.check_system_wide(session, actor.smart, "Patient")
     lenient = _check_headers(request)
     pairs = list(request.query_params.multi_items())
     if request.method == "POST":
@@ -318,6 +321,8 @@ def search_groups(request: Request, session: DbSession, actor: BearerActor) -> R
 
 
 def _groups(request: Request, session: Any, actor: Any, names: list[str]) -> Response:
+    # Groups list many patients: not for a SMART token kept to one patient.
+    smart_scope.check_system_wide(session, actor.smart, "Group")
     if names:
         raise NotSupported.field(names[0][:80], Msg("Group searches take no parameters here"))
     groups = bulk.search_groups(session, by=actor.user)
