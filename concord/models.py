@@ -2,6 +2,7 @@
 
 from concord import outbox
 from concord.accounts import models as accounts_models
+from concord.appointments import models as appointments_models
 from concord.audit import models as audit_models
 from concord.careplans import models as careplans_models
 from concord.consents import models as consents_models
@@ -11,6 +12,7 @@ from concord.disclosures import models as disclosures_models
 from concord.ehr import models as ehr_models
 from concord.measures import models as measures_models
 from concord.medications import models as medications_models
+from concord.notifications import models as notifications_models
 from concord.part2 import models as part2_models
 from concord.patients import models as patients_models
 from concord.registry import models as registry_models
@@ -20,6 +22,7 @@ from concord.worker import JobRun
 __all__ = [
     "Base",
     "accounts_models",
+    "appointments_models",
     "audit_models",
     "careplans_models",
     "consents_models",
@@ -28,6 +31,7 @@ __all__ = [
     "ehr_models",
     "measures_models",
     "medications_models",
+    "notifications_models",
     "outbox",
     "part2_models",
     "patients_models",
