@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
 from concord.accounts.routes import router as accounts_router
+from concord.appointments.api import router as appointments_api
+from concord.appointments.routes import router as appointments_router
 from concord.audit.routes import router as audit_router
 from concord.careplans.api import router as careplans_api
 from concord.careplans.routes import router as careplans_router
@@ -32,6 +34,8 @@ from concord.measures.library import library
 from concord.measures.routes import router as measures_router
 from concord.medications.api import router as medications_api
 from concord.medications.routes import router as medications_router
+from concord.notifications.api import router as notifications_api
+from concord.notifications.routes import router as notifications_router
 from concord.outbox import mailer_from_settings
 from concord.patients.api import router as patients_api
 from concord.patients.routes import router as patients_router
@@ -154,6 +158,8 @@ def create_app(
         medications_api,
         ehr_api,
         quality_api,
+        appointments_api,
+        notifications_api,
     )
     for router in (
         web_router,
@@ -171,6 +177,8 @@ def create_app(
         medications_api,
         ehr_api,
         quality_api,
+        appointments_api,
+        notifications_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -184,6 +192,8 @@ def create_app(
         part2_router,
         medications_router,
         ehr_router,
+        appointments_router,
+        notifications_router,
         audit_router,
     ):
         app.include_router(

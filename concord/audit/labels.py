@@ -87,6 +87,7 @@ OBJECT_LABELS = {
     "PlanComment": N_("a comment on your plan"),
     "RelatedPerson": N_("your family and carers list"),
     "Consent": N_("your consents to share your record"),
+    "Appointment": N_("your visits"),
     "DisclosureLog": N_("the list of who received your protected records"),
     "EmergencyAccess": N_("records your consent withholds"),
     "Part2Label": N_("the 42 CFR Part 2 label of a record"),

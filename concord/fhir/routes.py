@@ -18,6 +18,7 @@ from concord.fhir import mapping, search
 from concord.fhir import medications as fhir_meds
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
+from concord.fhir.appointments import read_appointment, search_appointments
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
 from concord.i18n import Msg
@@ -50,6 +51,7 @@ READABLE = {
     "MedicationRequest",
     "MedicationStatement",
     "Measure",
+    "Appointment",
 }
 SEARCHABLE = {
     *ehr_door.IMPORTED_TYPES,
@@ -66,6 +68,7 @@ SEARCHABLE = {
     "MedicationRequest",
     "MedicationStatement",
     "Measure",
+    "Appointment",
 }
 FHIR_JSON = "application/fhir+json"
 
@@ -143,6 +146,8 @@ def _search(
         page = fhir.search_safety(session, by=actor.user, q=q)
     elif kind == "Consent":
         page = fhir.SearchPage(*search_consents(session, by=actor.user, q=q))
+    elif kind == "Appointment":
+        page = fhir.SearchPage(*search_appointments(session, by=actor.user, q=q))
     elif kind in fhir_meds.KINDS:
         page = fhir.SearchPage(
             *fhir_meds.search_medications(session, by=actor.user, kind=kind, q=q)
@@ -485,6 +490,8 @@ def _read(
         return read_flag(session, by=actor.user, ident=ident)
     if kind == "Consent":
         return read_consent(session, by=actor.user, ident=ident)
+    if kind == "Appointment":
+        return read_appointment(session, by=actor.user, ident=ident)
     if kind in fhir_meds.KINDS:
         return fhir_meds.read_medication(session, by=actor.user, kind=kind, ident=ident)
     if kind in ehr_door.IMPORTED_TYPES:

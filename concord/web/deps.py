@@ -35,6 +35,7 @@ from concord.errors import (
     Unavailable,
 )
 from concord.i18n import Msg, best_language
+from concord.notifications.service import unread_count
 from concord.outbox import count_failing
 from concord.safety.banner import banner_for
 from concord.safety.notifications import navigation_counts
@@ -349,6 +350,8 @@ def web_actor(request: Request, session: DbSession) -> Actor:
         request.state.tier_names = {
             t.code: t.name.get(actor.user.language) or t.name["en"] for t in rules.tiers
         }
+    # The bell: how many of this person's notices are unread (a number; one indexed count).
+    request.state.bell = unread_count(session, actor.user)
     if actor.user.can_administer:
         request.state.failing_messages = count_failing(session, actor.user.organization_id)
     if actor.user.is_clinician or actor.user.can_administer:
