@@ -274,6 +274,7 @@ def cancel(
         raise InvalidInput(Msg("The visit was not cancelled."), errors={"reason": Msg("say why")})
     visit.cancelled_at = now()
     visit.cancelled_by_id = access.by.id
+    visit.cancelled_by = access.by
     visit.cancel_reason = words[:500]
     visit.awaiting = None
     _changed(visit, access.by, VisitStatus.cancelled)
