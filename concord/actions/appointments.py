@@ -43,7 +43,9 @@ def _patient_link(visit: Appointment) -> str:
 
 
 def _team_link(visit: Appointment) -> str:
-    return f"/patients/{visit.patient_id}/visits/{visit.id}"
+    # Not the patient's page: an email's link names no patient, not even by id. The clinician's
+    # visits page lists the requests waiting and the day's visits, behind the sign-in.
+    return "/visits"
 
 
 def _tell_patient(session: Session, patient: Patient, visit: Appointment, kind: str) -> None:

@@ -109,7 +109,7 @@ def render(kind: str, link: str, lang: str) -> tuple[str, str, str]:
             ),
         ]
     )
-    sms = f"{line_t} {url}"
+    sms = f"Concord: {line_t} {url}"
     return subject_t, body, sms
 
 
@@ -340,6 +340,7 @@ class HttpSmsGateway:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
                 answer.read()
         except urllib.error.HTTPError as exc:
+            exc.close()
             if 400 <= exc.code < 500 and exc.code != 429:
                 raise Bounced(f"gateway refused: HTTP {exc.code}") from None
             raise OSError(f"gateway answered HTTP {exc.code}") from None
@@ -414,13 +415,36 @@ def send_due(
 ) -> int:
     """Send the deliveries that are due, one transaction each; returns how many were sent."""
     sent = 0
-    with factory() as session:
-        ids = session.scalars(
-            select(Delivery.id)
-            .where(Delivery.status == DeliveryStatus.pending, Delivery.send_after <= now())
-            .order_by(Delivery.send_after)
-            .limit(limit)
-        ).all()
+    done: set[uuid.UUID] = set()
+    # A delivery that fails for good hands over to the next channel: a second pass sends that
+    # one at once (at most three passes: one per channel).
+    for _ in range(len(Channel) + 1):
+        with factory() as session:
+            ids = [
+                i
+                for i in session.scalars(
+                    select(Delivery.id)
+                    .where(Delivery.status == DeliveryStatus.pending, Delivery.send_after <= now())
+                    .order_by(Delivery.send_after)
+                    .limit(limit)
+                ).all()
+                if i not in done
+            ]
+        if not ids:
+            break
+        done.update(ids)
+        sent += _send_batch(factory, ids, mailer, sms, on_error)
+    return sent
+
+
+def _send_batch(
+    factory: sessionmaker[Session],
+    ids: list[uuid.UUID],
+    mailer: Mailer,
+    sms: SmsGateway | None,
+    on_error: Callable[[Delivery, Exception], None] | None,
+) -> int:
+    sent = 0
     for delivery_id in ids:
         with factory() as session:
             delivery = session.scalar(
