@@ -35,6 +35,7 @@ TEAM_PAGES = (
     "/safety-plan",
     "/consents",
     "/medications",
+    "/visits",
 )
 # Pages under /patients/{patient_id} that are not HTML pages about the patient, or that need a
 # record made first; each named with why it is left to the static check below.
@@ -48,6 +49,7 @@ NOT_OPENED = {
     "/patients/{patient_id}/safety-plan/versions/{number}": "needs a saved plan",
     "/patients/{patient_id}/consents/{consent_id}/revoke": "needs a consent",
     "/patients/{patient_id}/consent-forms/{template_id}.pdf": "a PDF, not a page",
+    "/patients/{patient_id}/visits/{visit_id}": "needs a visit (tests/appointments)",
 }
 
 

@@ -92,7 +92,7 @@ def test_sms_goes_through_the_http_gateway_in_the_patients_language(
     body = json.loads(request["body"])
     assert body["to"] == "+15550100199"
     assert "Concord" in body["text"] and "/my/visits" in body["text"]
-    assert body["text"].startswith("Tiene una visita")
+    assert body["text"].startswith("Concord: Tiene una visita")
 
 
 def test_a_bounced_text_falls_back_to_email(session, factory, people, servers):
