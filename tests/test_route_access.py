@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -23,15 +23,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
+from concord import access
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token, create_client_token
+from concord.actions import appointments as appointment_actions
 from concord.actions import medications as med_actions
 from concord.app import create_app
+from concord.appointments.schemas import VisitIn
 from concord.audit.models import AuditEvent
 from concord.audit.service import set_context
 from concord.careplans import service as plans
 from concord.careplans.schemas import GoalProposal, StrengthIn
-from concord.clock import FakeClock, set_clock
+from concord.clock import FakeClock, now, set_clock
 from concord.consents.models import Consent
 from concord.decisions import service as ds
 from concord.ehr import service as ehr
@@ -183,9 +186,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     schedule = measures.active_schedules(session, people.patient.id)[0]
     from concord.safety.alerts import raise_manual_flag
 
-    flagged = raise_manual_flag(
-        session, access=cm, tier="high", reason="Worried about the weekend"
-    )
+    flagged = raise_manual_flag(session, access=cm, tier="high", reason="Worried about the weekend")
     episode = reg.enroll(session, access=cm, data=reg.Enrolment(program="depression"))
     contact = reg.log_contact(
         session,
@@ -326,6 +327,13 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         },
     )
     ids["condition_id"] = "ehr-c1"
+    # A visit (issue 22), booked by the care manager, two days from now.
+    visit = appointment_actions.book(
+        session,
+        access=access.patient_for(session, people.care_manager, people.patient.id),
+        data=VisitIn(kind="phone", start=now() + timedelta(days=2), reason="Called about sleep"),
+    )
+    ids["visit_id"] = str(visit.id)
     ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
     tokens = {
         name: create_api_token(session, user=user, by=None)[0] for name, user in users.items()
@@ -384,6 +392,7 @@ SEARCHABLE_BY_PATIENT = {
     "MedicationRequest": RECORD,
     "MedicationStatement": RECORD,
     "Condition": RECORD,  # imported from the EHR (issue 20)
+    "Appointment": RECORD,  # visits (issue 22)
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -399,6 +408,7 @@ READS = {
     "MedicationRequest/{medication_id}": RECORD,
     "MedicationStatement/{reported_id}": RECORD,
     "Condition/{condition_id}": RECORD,
+    "Appointment/{visit_id}": RECORD,
 }
 
 
@@ -470,7 +480,8 @@ RULES: dict[tuple[str, str], list[Case]] = {
         *(
             Case(f"/fhir/{kind}", allowed, kind="search")
             for kind, allowed in SEARCHABLE_BY_PATIENT.items()
-            if kind not in ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
+            if kind
+            not in ("Flag", "Consent", "MedicationRequest", "MedicationStatement", "Appointment")
         ),
     ],
     ("POST", "/fhir/{kind}/_search"): [
@@ -832,6 +843,46 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("GET", "/api/v1/registry/reviews"): [
         Case("/api/v1/registry/reviews", CLINICIANS, kind="list")
     ],
+    # --- visits (issue 22): the patient's and the team's; the clinician's own calendar -----
+    ("GET", "/api/v1/patients/{patient_id}/visits"): [Case(f"{P}/visits", RECORD)],
+    ("GET", "/api/v1/patients/{patient_id}/visits/{visit_id}"): [
+        Case(f"{P}/visits/{{visit_id}}", RECORD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits"): [
+        Case(f"{P}/visits", TEAM, {"kind": "phone", "start": "2026-12-01T10:00:00+00:00"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visit-requests"): [
+        Case(
+            f"{P}/visit-requests",
+            frozenset({"patient"}),
+            {"kind": "phone", "start": "2026-12-01T10:00:00+00:00"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits/{visit_id}/book"): [
+        Case(f"{P}/visits/{{visit_id}}/book", TEAM, {"version": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits/{visit_id}/accept"): [
+        Case(f"{P}/visits/{{visit_id}}/accept", frozenset({"patient"}), {"version": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits/{visit_id}/cancel"): [
+        Case(f"{P}/visits/{{visit_id}}/cancel", RECORD, {"version": 1, "reason": "Away"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits/{visit_id}/attendance"): [
+        Case(f"{P}/visits/{{visit_id}}/attendance", TEAM, {"version": 1, "status": "fulfilled"})
+    ],
+    ("GET", "/api/v1/visits"): [Case("/api/v1/visits", CLINICIANS, kind="list")],
+    ("GET", "/api/v1/visits/attendance"): [
+        Case("/api/v1/visits/attendance", CLINICIANS, kind="list")
+    ],
+    # --- notices and how each person is told: one's own ---------------------------------
+    ("GET", "/api/v1/notices"): [Case("/api/v1/notices", ALL, kind="list")],
+    ("POST", "/api/v1/notices/read"): [Case("/api/v1/notices/read", ALL, {}, kind="list")],
+    ("GET", "/api/v1/notification-preferences"): [
+        Case("/api/v1/notification-preferences", ALL, kind="list")
+    ],
+    ("PUT", "/api/v1/notification-preferences"): [
+        Case("/api/v1/notification-preferences", ALL, {"channels": ["email"]}, kind="list")
+    ],
     # --- medications: the team's Medications tab and the patient's My medications ----------
     ("GET", "/api/v1/patients/{patient_id}/medications"): [Case(f"{P}/medications", RECORD)],
     ("POST", "/api/v1/patients/{patient_id}/medications"): [
@@ -1174,8 +1225,10 @@ def test_the_export_answers_as_its_page(world, path, persona):
         assert response.status_code == 200, where
         # The quality CSV lists patients with EHR data; this world has none imported
         # (tests/quality/test_quality_page.py checks its rows).
-        if path.endswith(".csv") and persona in TEAM and not any(
-            word in path for word in ("figures", "quality")
+        if (
+            path.endswith(".csv")
+            and persona in TEAM
+            and not any(word in path for word in ("figures", "quality"))
         ):
             assert NAME in response.text, where  # the rows are there to be hidden from others
         return

@@ -107,16 +107,13 @@ class TestPostSearch:
         )
         assert subjects(response) == {f"Patient/{people.patient.id}"}
 
-    def test_the_same_parameter_in_url_and_body_is_and(
-        self, client, people, second, scored, token
-    ):
+    def test_the_same_parameter_in_url_and_body_is_and(self, client, people, second, scored, token):
         response = client.post(
             f"/fhir/Observation/_search?patient={people.patient.id}",
             data={"patient": str(second.id)},
             headers=token,
         )
         assert ids(response) == []
-
 
     def test_a_body_that_is_not_a_form_is_refused(self, client, people, scored, token):
         response = client.post(
@@ -136,7 +133,8 @@ class TestOrAndAnd:
         both = get(client, f"Observation?patient={people.patient.id}&patient={second.id}", token)
         assert ids(both) == []
         same = get(
-            client, f"Observation?patient={people.patient.id}&subject=Patient/{people.patient.id}",
+            client,
+            f"Observation?patient={people.patient.id}&subject=Patient/{people.patient.id}",
             token,
         )
         assert subjects(same) == {f"Patient/{people.patient.id}"}
@@ -159,8 +157,10 @@ class TestOrAndAnd:
         commit(session)
         path = f"CarePlan?patient={people.patient.id}"
         assert len(ids(get(client, f"{path}&status=draft,active", token))) == 1
-        assert len(ids(get(client, f"{path}&status=http://hl7.org/fhir/request-status|active",
-                           token))) == 1
+        assert (
+            len(ids(get(client, f"{path}&status=http://hl7.org/fhir/request-status|active", token)))
+            == 1
+        )
         assert ids(get(client, f"{path}&status=http://example.org/other|active", token)) == []
         goals = f"Goal?patient={people.patient.id}&lifecycle-status"
         assert len(ids(get(client, f"{goals}=proposed,accepted", token))) == 1
@@ -187,9 +187,7 @@ class TestTokens:
         assert ids(get(client, f"{path}=|{PHQ9_TOTAL}", token)) == []  # a code with no system
         assert len(ids(get(client, f"{path}={LOINC}|", token))) == 1  # any LOINC code
 
-    def test_an_identifier_without_a_system_does_not_match_one_with(
-        self, client, people, token
-    ):
+    def test_an_identifier_without_a_system_does_not_match_one_with(self, client, people, token):
         system = get(client, f"Patient/{people.patient.id}", token).json()["identifier"][0][
             "system"
         ]
@@ -250,8 +248,17 @@ class TestPaging:
         assert len(seen) == len(set(seen)) == first["total"]
 
     @pytest.mark.parametrize(
-        "kind", ["Patient", "CareTeam", "CarePlan", "Goal", "QuestionnaireResponse",
-                 "Observation", "Task", "Flag"]
+        "kind",
+        [
+            "Patient",
+            "CareTeam",
+            "CarePlan",
+            "Goal",
+            "QuestionnaireResponse",
+            "Observation",
+            "Task",
+            "Flag",
+        ],
     )
     def test_every_search_pages_to_its_total(self, client, session, people, second, token, kind):
         for patient in (people.patient, second):
@@ -259,8 +266,10 @@ class TestPaging:
             respond(session, people, "PHQ-9", phq9([1, 1, 1, 1, 0, 0, 0, 0, 1]), patient=patient)
             respond(session, people, "ASQ", asq(2), patient=patient)
         commit(session)
-        query = f"patient={people.patient.id},{second.id}" if kind != "Patient" else "_id=" + (
-            f"{people.patient.id},{second.id}"
+        query = (
+            f"patient={people.patient.id},{second.id}"
+            if kind != "Patient"
+            else "_id=" + (f"{people.patient.id},{second.id}")
         )
         first = get(client, f"{kind}?{query}&_count=1", token).json()
         assert first["total"] >= 2, kind
@@ -269,12 +278,13 @@ class TestPaging:
         count = get(client, f"{kind}?{query}&_summary=count", token).json()
         assert count["total"] == first["total"] and "entry" not in count
 
-    def test_observations_derived_from_a_response_page_to_their_total(
-        self, client, people, token
-    ):
+    def test_observations_derived_from_a_response_page_to_their_total(self, client, people, token):
         created = post(client, ehr_response(people.patient.id, [1] * 9), token).json()
-        first = get(client, f"Observation?derived-from=QuestionnaireResponse/{created['id']}"
-                    "&_count=3", token).json()
+        first = get(
+            client,
+            f"Observation?derived-from=QuestionnaireResponse/{created['id']}&_count=3",
+            token,
+        ).json()
         assert len(first["entry"]) == 3 and first["total"] > 9  # the items and the scores
         seen = self.walk(client, first, token)
         assert len(seen) == len(set(seen)) == first["total"]
@@ -299,8 +309,18 @@ class TestResultParameters:
         assert get(client, f"Observation/{obs['id']}?_elements=nonsense", token).status_code == 422
 
     @pytest.mark.parametrize(
-        "kind", ["Patient", "CareTeam", "CarePlan", "Goal", "Questionnaire",
-                 "QuestionnaireResponse", "Observation", "Task", "Flag"]
+        "kind",
+        [
+            "Patient",
+            "CareTeam",
+            "CarePlan",
+            "Goal",
+            "Questionnaire",
+            "QuestionnaireResponse",
+            "Observation",
+            "Task",
+            "Flag",
+        ],
     )
     def test_every_search_and_read_subsets_valid_resources(
         self, client, session, people, token, kind
@@ -338,8 +358,12 @@ class TestResultParameters:
     @pytest.mark.parametrize("path", ["Patient", "Patient/{id}", "metadata"])
     def test_an_accept_header_without_json_is_406(self, client, people, token, path):
         path = path.format(id=people.patient.id)
-        for accept in ("application/fhir+json", "application/json", "*/*",
-                       "application/fhir+xml;q=0.9, application/fhir+json"):
+        for accept in (
+            "application/fhir+json",
+            "application/json",
+            "*/*",
+            "application/fhir+xml;q=0.9, application/fhir+json",
+        ):
             response = client.get(f"/fhir/{path}", headers={**token, "Accept": accept})
             assert response.status_code == 200, accept
         response = client.get(f"/fhir/{path}", headers={**token, "Accept": "application/fhir+xml"})
@@ -369,8 +393,15 @@ class TestRefused:
         OperationOutcome.model_validate(response.json())
 
     def test_modifiers_and_unknown_parameters_are_not_supported(self, client, people, token):
-        for param in ("code:text=x", "patient:missing=true", "_sort=date", "_include=x",
-                      "_revinclude=x", "_total=accurate", "date=ge2026-01-01"):
+        for param in (
+            "code:text=x",
+            "patient:missing=true",
+            "_sort=date",
+            "_include=x",
+            "_revinclude=x",
+            "_total=accurate",
+            "date=ge2026-01-01",
+        ):
             not_supported(get(client, f"Observation?{param}", token), param.split("=")[0])
 
     def test_every_search_refuses_what_the_capability_statement_does_not_list(
@@ -380,19 +411,39 @@ class TestRefused:
         to one list and not the other fails here."""
         statement = client.get("/fhir/metadata").json()
         searchable = [
-            r for r in statement["rest"][0]["resource"]
+            r
+            for r in statement["rest"][0]["resource"]
             if {"code": "search-type"} in r["interaction"]
         ]
         assert {r["type"] for r in searchable} == {
-            "Patient", "CareTeam", "CarePlan", "Goal", "Questionnaire", "QuestionnaireResponse",
-            "Observation", "Task", "Flag", "Consent", "MedicationRequest", "MedicationStatement",
+            "Patient",
+            "CareTeam",
+            "CarePlan",
+            "Goal",
+            "Questionnaire",
+            "QuestionnaireResponse",
+            "Observation",
+            "Task",
+            "Flag",
+            "Consent",
+            "MedicationRequest",
+            "MedicationStatement",
             "Measure",
             # Imported from the EHR (issue 20), searched by patient only.
-            "Condition", "Encounter", "Procedure", "ServiceRequest", "Coverage",
+            "Condition",
+            "Encounter",
+            "Procedure",
+            "ServiceRequest",
+            "Coverage",
         }
         needs_patient = ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
-        samples = {"token": "x", "reference": str(people.patient.id), "uri": "urn:x",
-                   "number": "1", "string": "id"}
+        samples = {
+            "token": "x",
+            "reference": str(people.patient.id),
+            "uri": "urn:x",
+            "number": "1",
+            "string": "id",
+        }
         for resource in searchable:
             kind = resource["type"]
             listed = {p["name"]: p["type"] for p in resource["searchParam"]}
@@ -415,8 +466,7 @@ class TestRefused:
             for unlisted in ("name", "_lastUpdated", "_sort", "_has:Observation:subject:code"):
                 assert unlisted not in listed
                 not_supported(get(client, f"{kind}?{unlisted}=x", token), unlisted)
-                response = client.post(f"/fhir/{kind}/_search", data={unlisted: "x"},
-                                       headers=token)
+                response = client.post(f"/fhir/{kind}/_search", data={unlisted: "x"}, headers=token)
                 not_supported(response, unlisted)
 
     def test_an_empty_value_is_refused_not_ignored(self, client, people, scored, token):
@@ -469,11 +519,22 @@ class TestReferences:
         portal_check_in(session, people, asq(2))
         respond(session, people, "ASQ", asq(2))
         commit(session)
-        post(client, ehr_response(people.patient.id, [1] * 8 + [2]), bearer(
-            session, people.patient_user))
+        post(
+            client,
+            ehr_response(people.patient.id, [1] * 8 + [2]),
+            bearer(session, people.patient_user),
+        )
         emitted = []
-        for kind in ("Patient", "CareTeam", "CarePlan", "Goal", "QuestionnaireResponse",
-                     "Observation", "Task", "Flag"):
+        for kind in (
+            "Patient",
+            "CareTeam",
+            "CarePlan",
+            "Goal",
+            "QuestionnaireResponse",
+            "Observation",
+            "Task",
+            "Flag",
+        ):
             param = "_id" if kind == "Patient" else "patient"
             emitted += entries(get(client, f"{kind}?{param}={people.patient.id}", token))
         references = set(references_in(emitted))
@@ -490,11 +551,14 @@ class TestMrnSystem:
 
         systems = []
         for base in ("http://testserver", "https://concord.clinic.example.org"):
-            app = create_app(settings.model_copy(update={"base_url": base}),
-                             session_factory=factory)
+            app = create_app(
+                settings.model_copy(update={"base_url": base}), session_factory=factory
+            )
             with TestClient(app) as client:
-                body = client.get(f"/fhir/Patient/{people.patient.id}",
-                                  headers=bearer(session, people.care_manager)).json()
+                body = client.get(
+                    f"/fhir/Patient/{people.patient.id}",
+                    headers=bearer(session, people.care_manager),
+                ).json()
             systems.append(body["identifier"][0]["system"])
         assert systems[0] == systems[1]
 
@@ -506,8 +570,9 @@ class TestMrnSystem:
             token = bearer(session, people.care_manager)
             body = client.get(f"/fhir/Patient/{people.patient.id}", headers=token).json()
             assert body["identifier"][0]["system"] == "urn:oid:2.16.840.1.113883.19.5"
-            found = client.get("/fhir/Patient?identifier=urn:oid:2.16.840.1.113883.19.5|N-1",
-                               headers=token)
+            found = client.get(
+                "/fhir/Patient?identifier=urn:oid:2.16.840.1.113883.19.5|N-1", headers=token
+            )
             assert [e["resource"]["id"] for e in found.json()["entry"]] == [str(people.patient.id)]
 
     def test_a_mrn_system_that_is_not_a_uri_is_refused(self):

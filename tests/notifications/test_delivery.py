@@ -81,7 +81,12 @@ def test_sms_goes_through_the_http_gateway_in_the_patients_language(
     user = people.patient_user
     user.language = "es"
     notices.set_preferences(
-        session, by=user, channels=["sms"], phone="+1 555 010 0199", quiet_from=None, quiet_until=None
+        session,
+        by=user,
+        channels=["sms"],
+        phone="+1 555 010 0199",
+        quiet_from=None,
+        quiet_until=None,
     )
     _notify(session, user, source=f"sms:{uuid.uuid4()}", kind="visit_reminder")
     before = len(_sms_requests(servers))
@@ -183,7 +188,10 @@ def test_preferences_name_the_bad_field_and_the_bell_counts(client, session, peo
     read = client.post("/api/v1/notices/read", json={"notice_id": one}, headers=me).json()
     assert read == {"marked": 1, "unread": 1}
     other = bearer(session, people.other_patient_user)
-    assert client.post("/api/v1/notices/read", json={"notice_id": one}, headers=other).status_code == 404
+    assert (
+        client.post("/api/v1/notices/read", json={"notice_id": one}, headers=other).status_code
+        == 404
+    )
     assert client.post("/api/v1/notices/read", json={}, headers=me).json()["unread"] == 0
 
 
