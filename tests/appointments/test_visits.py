@@ -141,7 +141,15 @@ def test_bad_input_names_the_field_and_writes_nothing(client, session, people):
     assert cancelled["cancelled_by"] == people.patient_user.name
 
 
-def test_a_no_show_opens_an_outreach_task_and_attendance_counts(client, session, people, clock):
+def test_a_no_show_opens_an_outreach_task_a_caseload_flag_and_counts(
+    client, session, people, clock
+):
+    enroll(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        data=Enrolment(program="depression", care_manager_id=str(people.care_manager.id)),
+    )
+    commit(session)
     team, _, _ = _tokens(session, people)
     pid = people.patient.id
     made = client.post(
@@ -158,6 +166,10 @@ def test_a_no_show_opens_an_outreach_task_and_attendance_counts(client, session,
     task = session.get(WorkTask, uuid.UUID(missed.json()["task_id"]))
     assert task.source == f"noshow:{made['id']}" and task.status == "open"
     assert task.owner_id == people.care_manager.id and task.priority == "urgent"
+    caseload = client.get("/api/v1/registry/caseload", headers=team).json()
+    row = next(r for r in caseload if r["patient_id"] == str(pid))
+    missed = next(f for f in row["flags"] if f["code"] == "missed_visit")
+    assert SOON.date().isoformat() in missed["rule"]
     counts = client.get(f"/api/v1/patients/{pid}/visits", headers=team).json()["attendance"]
     assert counts == {"attended": 0, "noshow": 1, "cancelled": 0, "noshow_rate": 1.0}
     clinics = client.get("/api/v1/visits/attendance", headers=team).json()["clinics"]
