@@ -350,8 +350,6 @@ def web_actor(request: Request, session: DbSession) -> Actor:
         request.state.tier_names = {
             t.code: t.name.get(actor.user.language) or t.name["en"] for t in rules.tiers
         }
-    # The bell: how many of this person's notices are unread (a number; one indexed count).
-    request.state.bell = unread_count(session, actor.user)
     if actor.user.can_administer:
         request.state.failing_messages = count_failing(session, actor.user.organization_id)
     if actor.user.is_clinician or actor.user.can_administer:
@@ -363,6 +361,10 @@ def web_actor(request: Request, session: DbSession) -> Actor:
             request.state.unread_notices = counts.unread
         request.state.privacy_officer = counts.officer
         request.state.privacy_notices = counts.officer_notices
+        request.state.bell = counts.bell
+    else:
+        # The bell: how many of this person's notices are unread (a number only).
+        request.state.bell = unread_count(session, actor.user)
     return actor
 
 
