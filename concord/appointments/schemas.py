@@ -59,7 +59,7 @@ class BookIn(BaseModel):
 
     version: int
     start: Annotated[datetime | None, BeforeValidator(blank_to_none)] = None
-    minutes: Annotated[int | None, BeforeValidator(blank_to_none), Field(ge=5, le=480)] = None
+    minutes: Annotated[Minutes | None, BeforeValidator(blank_to_none)] = None
     clinician_ids: Clinicians = []
     place: OptText200 = None
 
@@ -85,7 +85,7 @@ class AttendanceIn(BaseModel):
 
     version: int
     status: Annotated[str, Field(pattern="^(arrived|fulfilled|noshow)$")]
-    contact_minutes: Annotated[int | None, BeforeValidator(blank_to_none), Field(ge=0, le=600)] = (
-        None
-    )
+    contact_minutes: Annotated[
+        Annotated[int, Field(ge=0, le=600)] | None, BeforeValidator(blank_to_none)
+    ] = None
     contact_kind: Annotated[str | None, BeforeValidator(blank_to_none)] = None

@@ -17,7 +17,7 @@ def _list(value: object) -> object:
     return value
 
 
-Hour = Annotated[int | None, BeforeValidator(blank_to_none), Field(ge=0, le=23)]
+Hour = Annotated[Annotated[int, Field(ge=0, le=23)] | None, BeforeValidator(blank_to_none)]
 
 
 class PreferencesIn(BaseModel):
@@ -27,7 +27,9 @@ class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     channels: Annotated[list[str], BeforeValidator(_list)] = []
-    phone: Annotated[str | None, BeforeValidator(blank_to_none), Field(max_length=40)] = None
+    phone: Annotated[
+        Annotated[str, Field(max_length=40)] | None, BeforeValidator(blank_to_none)
+    ] = None
     quiet_from: Hour = None
     quiet_until: Hour = None
 

@@ -256,3 +256,26 @@ def test_no_notice_carries_health_information(session, people, clock):
             for text in notices.render(row.kind, row.link, lang):
                 leaked = [s for s in [*secrets, time_text] if s in text]
                 assert leaked == [], (row.kind, lang, leaked)
+
+
+def test_the_settings_page_saves_with_blank_hours_and_names_bad_ones(client, people, sign_in):
+    token = sign_in("pat@patients.example.org")
+    page = client.get("/notifications/settings")
+    assert page.status_code == 200 and "data-preferences" in page.text
+    saved = client.post(
+        "/notifications/settings",
+        data={
+            "csrf_token": token,
+            "channels": "email",
+            "phone": "",
+            "quiet_from": "",
+            "quiet_until": "",
+        },
+    )
+    assert saved.status_code == 303, saved.text[:500]
+    bad = client.post(
+        "/notifications/settings",
+        data={"csrf_token": token, "channels": ["email", "sms"], "quiet_from": "25"},
+    )
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text
+    assert 'value="sms" checked' in bad.text
