@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from concord import access
 from concord.access import PatientAccess, deny, parse_id
@@ -191,7 +191,10 @@ def _visit_for_update(
         session.scalar(
             select(Appointment)
             .where(Appointment.id == vid, Appointment.patient_id == acc.patient.id)
-            .with_for_update()
+            # The row alone is locked (PostgreSQL locks no outer-joined row, and the person
+            # who cancelled is loaded later if asked for).
+            .options(lazyload(Appointment.cancelled_by))
+            .with_for_update(of=Appointment)
         )
         if vid is not None
         else None
