@@ -325,3 +325,29 @@ def test_the_pages_request_book_and_show_the_calendar(client, session, people, s
         select(func.count()).select_from(Notice).where(Notice.user_id == people.patient_user.id)
     )
     assert session.scalar(select(func.count()).select_from(Delivery)) >= 2
+
+
+def test_the_administrator_sets_the_video_service_and_reminders(client, session, people, sign_in):
+    token = sign_in("admin@test.example.org")
+    base = {"csrf_token": token, "review_interval_days": "", "crisis_resources": ""}
+    bad = client.post(
+        "/admin/settings",
+        data={**base, "video_url_template": "http://meet.example.org/x", "visit_reminders": "a"},
+    )
+    assert bad.status_code == 422
+    assert 'id="video_url_template-error"' in bad.text and 'id="visit_reminders-error"' in bad.text
+    session.refresh(people.org)
+    assert people.org.video_url_template is None
+    ok = client.post(
+        "/admin/settings",
+        data={
+            **base,
+            "video_url_template": "https://meet.example.org/{room}",
+            "video_join_minutes": "15",
+            "visit_reminders": "2880, 120",
+        },
+    )
+    assert ok.status_code == 303, ok.text[:300]
+    session.refresh(people.org)
+    assert people.org.video_url_template == "https://meet.example.org/{room}"
+    assert (people.org.video_join_minutes, people.org.visit_reminders) == (15, "2880,120")
