@@ -435,9 +435,18 @@ class TestRefused:
             "Procedure",
             "ServiceRequest",
             "Coverage",
+            # Visits (issue 22), searched by patient.
+            "Appointment",
         }
-        needs_patient = ("Flag", "Consent", "MedicationRequest", "MedicationStatement")
+        needs_patient = (
+            "Flag",
+            "Consent",
+            "MedicationRequest",
+            "MedicationStatement",
+            "Appointment",
+        )
         samples = {
+            "date": "ge2026-11-22",
             "token": "x",
             "reference": str(people.patient.id),
             "uri": "urn:x",
