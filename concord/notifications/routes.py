@@ -36,10 +36,7 @@ def read(
 ) -> Response:
     data = form.read()
     notices.mark_read(session, by=actor.user, notice_id=data.notice_id)
-    target = str(form.values.get("next") or "/notices")
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/notices"
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(data.next or "/notices", status_code=303)
 
 
 def _settings_context(session: DbSession, actor: Any, **extra: Any) -> dict[str, Any]:

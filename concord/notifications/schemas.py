@@ -40,3 +40,8 @@ class ReadIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     notice_id: Annotated[str | None, BeforeValidator(blank_to_none)] = None
+    # Where the page goes next (the notice's link); a path on this site only. Unused by the API.
+    next: Annotated[
+        Annotated[str, Field(max_length=300, pattern=r"^/([^/].*)?$")] | None,
+        BeforeValidator(blank_to_none),
+    ] = None
