@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
 from concord.accounts.routes import router as accounts_router
+from concord.appointments.api import router as appointments_api
+from concord.appointments.routes import router as appointments_router
 from concord.audit.routes import router as audit_router
 from concord.careplans.api import router as careplans_api
 from concord.careplans.routes import router as careplans_router
@@ -35,6 +37,8 @@ from concord.medications.api import router as medications_api
 from concord.medications.routes import router as medications_router
 from concord.messaging.api import router as messaging_api
 from concord.messaging.routes import router as messaging_router
+from concord.notifications.api import router as notifications_api
+from concord.notifications.routes import router as notifications_router
 from concord.outbox import mailer_from_settings
 from concord.patients.api import router as patients_api
 from concord.patients.routes import router as patients_router
@@ -168,6 +172,8 @@ def create_app(
         ehr_api,
         quality_api,
         social_api,
+        appointments_api,
+        notifications_api,
     )
     for router in (
         web_router,
@@ -189,6 +195,8 @@ def create_app(
         messaging_api,
         ehr_api,
         quality_api,
+        appointments_api,
+        notifications_api,
         accounts_router,
         patients_router,
         careplans_router,
@@ -205,6 +213,8 @@ def create_app(
         ehr_router,
         social_router,
         social_api,
+        appointments_router,
+        notifications_router,
         audit_router,
     ):
         app.include_router(

@@ -13,7 +13,7 @@ import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,9 +26,11 @@ from concord.accounts.organizations import create_clinic, create_organization
 from concord.accounts.passwords import hash_password
 from concord.accounts.tokens import create_client_token
 from concord.accounts.users import create_user
+from concord.actions import appointments as visit_actions
 from concord.actions import checkin, ehr_import, messaging, recommendation
 from concord.actions import medications as med_actions
 from concord.actions import social as social_actions
+from concord.appointments.schemas import AttendanceIn, VisitIn, VisitRequestIn
 from concord.careplans import service as plans
 from concord.careplans.history import PlanContents
 from concord.careplans.models import PlanStatus, StepStatus
@@ -48,6 +50,7 @@ from concord.careplans.schemas import (
 )
 from concord.clock import FakeClock, get_clock, set_clock
 from concord.consents.schemas import ConsentIn
+from concord.dates import local_date
 from concord.decisions import service as ds
 from concord.demo_content import SafetyEventIn, StoryProtocolIn
 from concord.ehr import service as ehr
@@ -59,6 +62,7 @@ from concord.patients.service import (
     NewPatient,
     add_related_person,
     add_team_member,
+    members_of_patient,
     register_patient,
 )
 from concord.registry import reviews as rv
@@ -406,12 +410,117 @@ def _replay(session: Session, start: datetime, clock: FakeClock) -> Organization
         clock.set(event.at)
         event.run()
         session.flush()
+    _load_visits(session, org, start, clock)
     clock.set(start)
     sync_all_tasks(session)  # the tasks the registry's flags ask for today
     _load_ehr(session, org, clinics["north"], start)
     _load_social(session, org, staff, start, clock)
     clock.set(start)
     return org
+
+
+# --- visits (issue 22): booked, attended, cancelled, missed, asked for, and a video visit -------
+
+DEMO_VIDEO = "https://meet.jit.si/{room}"
+
+
+def _demo_patient(session: Session, org: Organization, given: str, family: str) -> Patient:
+    found = session.scalar(
+        select(Patient).where(
+            Patient.organization_id == org.id,
+            Patient.given_name == given,
+            Patient.family_name == family,
+        )
+    )
+    assert found is not None, f"no demo patient {given} {family}"
+    return found
+
+
+def _local(start: datetime, days: int, hour: int, minute: int = 0) -> datetime:
+    day = local_date(start, TIMEZONE) + timedelta(days=days)
+    return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(TIMEZONE))
+
+
+def _load_visits(session: Session, org: Organization, start: datetime, clock: FakeClock) -> None:
+    """Jamal Carter: a visit attended last week (its minutes in the registry) and a video visit
+    starting five minutes after the demo was made (its Join button shows at once); Olivia
+    Brennan: a visit she missed three days ago (an outreach task, a caseload flag); Rosa
+    Delgado: a visit she cancelled, and a time her team suggested that waits for her answer;
+    Grace Whitfield: a visit she asked for, waiting for the team to book it."""
+    org.video_url_template = DEMO_VIDEO
+    jamal = _demo_patient(session, org, "Jamal", "Carter")
+    olivia = _demo_patient(session, org, "Olivia", "Brennan")
+    rosa = _demo_patient(session, org, "Rosa", "Delgado")
+    grace = _demo_patient(session, org, "Grace", "Whitfield")
+
+    def team(patient: Patient) -> access.PatientAccess:
+        lead = next(
+            m.user
+            for m in members_of_patient(session, patient_id=patient.id)
+            if m.user.is_clinician
+        )
+        return access.patient_for(session, lead, patient.id)
+
+    def own(patient: Patient) -> access.PatientAccess:
+        assert patient.user_id is not None
+        user = session.get(User, patient.user_id)
+        assert user is not None
+        return access.patient_for(session, user, patient.id)
+
+    def booked(patient: Patient, kind: str, at: datetime, minutes: int = 45) -> Any:
+        clock.set(at - timedelta(days=10))
+        return visit_actions.book(
+            session, access=team(patient), data=VisitIn(kind=kind, start=at, minutes=minutes)
+        )
+
+    attended = booked(jamal, "in_person", _local(start, -7, 10))
+    clock.set(attended.start + timedelta(minutes=50))
+    visit_actions.set_attendance(
+        session,
+        access=team(jamal),
+        visit_id=attended.id,
+        data=AttendanceIn(version=attended.version, status="fulfilled", contact_minutes=40)
+        if reg.open_episode(session, jamal.id) is not None
+        else AttendanceIn(version=attended.version, status="fulfilled"),
+    )
+    missed = booked(olivia, "in_person", _local(start, -3, 14))
+    clock.set(missed.start + timedelta(minutes=30))
+    visit_actions.set_attendance(
+        session,
+        access=team(olivia),
+        visit_id=missed.id,
+        data=AttendanceIn(version=missed.version, status="noshow"),
+    )
+    cancelled = booked(rosa, "phone", _local(start, 2, 11), minutes=30)
+    clock.set(start - timedelta(days=1))
+    visit_actions.cancel(
+        session,
+        access=own(rosa),
+        visit_id=cancelled.id,
+        version=cancelled.version,
+        reason="Tengo que trabajar ese día",
+    )
+    visit_actions.book(
+        session,
+        access=team(rosa),
+        data=VisitIn(kind="phone", start=_local(start, 4, 11), minutes=30, propose=True),
+    )
+    visit_actions.request_visit(
+        session,
+        access=own(grace),
+        data=VisitRequestIn(kind="in_person", start=_local(start, 6, 9), minutes=45),
+    )
+    clock.set(start - timedelta(hours=1))
+    visit_actions.book(
+        session,
+        access=team(jamal),
+        data=VisitIn(kind="video", start=start + timedelta(minutes=5), minutes=60),
+    )
+    visit_actions.book(
+        session,
+        access=team(jamal),
+        data=VisitIn(kind="in_person", start=_local(start, 14, 10), minutes=45),
+    )
 
 
 # --- what the clinics' EHR sends (ehr.yaml): the Quality page's CMS159 and CMS2 ---------------

@@ -2,6 +2,7 @@
 
 from concord import outbox
 from concord.accounts import models as accounts_models
+from concord.appointments import models as appointments_models
 from concord.audit import models as audit_models
 from concord.bulk import models as bulk_models
 from concord.careplans import models as careplans_models
@@ -13,6 +14,7 @@ from concord.ehr import models as ehr_models
 from concord.measures import models as measures_models
 from concord.medications import models as medications_models
 from concord.messaging import models as messaging_models
+from concord.notifications import models as notifications_models
 from concord.part2 import models as part2_models
 from concord.patients import models as patients_models
 from concord.registry import models as registry_models
@@ -24,6 +26,7 @@ from concord.worker import JobRun
 __all__ = [
     "Base",
     "accounts_models",
+    "appointments_models",
     "audit_models",
     "bulk_models",
     "careplans_models",
@@ -34,6 +37,7 @@ __all__ = [
     "measures_models",
     "medications_models",
     "messaging_models",
+    "notifications_models",
     "outbox",
     "part2_models",
     "patients_models",

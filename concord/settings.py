@@ -10,6 +10,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -168,6 +169,19 @@ class Settings(BaseSettings):
     smtp_from: str = Field(
         "concord@localhost", description="The From address of messages Concord sends."
     )
+    sms_backend: Literal["file", "http", "none"] = Field(
+        "file",
+        description="How text messages leave: `http` posts to CONCORD_SMS_URL (a generic SMS "
+        "gateway), `file` writes them to sms.log under the instance folder (demo and "
+        "development), `none` sends none (the next channel is used).",
+    )
+    sms_url: str | None = Field(
+        None,
+        description="The SMS gateway's URL; {to} and {text} in it are replaced (URL-encoded). "
+        'The request is a POST with a JSON body {"to", "text"}.',
+    )
+    sms_username: str | None = Field(None, description="SMS gateway user (HTTP basic auth).")
+    sms_password: SecretStr | None = Field(None, description="SMS gateway password or API key.")
     freeze_heap: bool | None = Field(
         None,
         description="Load the content libraries at start and move everything loaded so far out "

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from concord.actions import social as social_actions
+from concord.actions.appointments import send_visit_reminders
 from concord.actions.medications import monitoring_all
 from concord.actions.medications import recheck_all as recheck_medications
 from concord.audit.anchor import load_private_key, write_anchor
@@ -38,6 +39,7 @@ from concord.db import Base, Skipped, unit_of_work
 from concord.db import skipped as db_skipped
 from concord.fhir.bulk import BulkSchedule, expire_exports, run_exports
 from concord.measures.service import queue_reminders
+from concord.notifications.service import send_due, sms_from_settings
 from concord.outbox import Mailer, send_pending
 from concord.registry.jobs import sync_all_tasks
 from concord.safety.escalation import escalate_due, raise_missed_follow_ups
@@ -83,6 +85,14 @@ def queue_reminders_job(
 ) -> int:
     with _job(factory, skipped) as session:
         return queue_reminders(session, base_url=base_url)
+
+
+def visit_reminders_job(
+    factory: sessionmaker[Session], skipped: list[Skipped] | None = None
+) -> int:
+    """Notices for visits coming up (the organization's offsets: the day and the hour before)."""
+    with _job(factory, skipped) as session:
+        return send_visit_reminders(session)
 
 
 def escalate_job(factory: sessionmaker[Session], skipped: list[Skipped] | None = None) -> int:
@@ -201,6 +211,7 @@ def run_once(
         ("registry_tasks_changed", lambda: registry_tasks_job(factory, skipped)),
         ("medication_findings_changed", lambda: medication_checks_job(factory, skipped)),
         ("referral_tasks_opened", lambda: referrals_overdue_job(factory, skipped)),
+        ("visit_reminders_queued", lambda: visit_reminders_job(factory, skipped)),
     ]
     if anchor is not None:
         jobs.append(("audit_anchors_written", lambda: audit_anchor_job(factory, anchor)))
@@ -217,6 +228,12 @@ def run_once(
             done[name] = -1
             failed.append(exc)
     done["messages_sent"] = send_pending(factory, mailer)
+    try:
+        done["notices_sent"] = send_due(factory, mailer, sms_from_settings())
+    except Exception as exc:  # the next pass retries
+        log.error("sending notices failed: %s", type(exc).__name__, exc_info=exc)
+        done["notices_sent"] = -1
+        failed.append(exc)
     done["records_skipped"] = len(skipped)
     if failed:
         raise failed[0]

@@ -201,6 +201,18 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", "/my/medications/{medication_id}/report"): (
         ("POST", f"{A}/medications/{{medication_id}}/reports"),
     ),
+    # --- visits and notices (issue 22) -------------------------------------------------
+    ("POST", "/my/visits"): (("POST", f"{A}/visit-requests"),),
+    ("POST", "/my/visits/{visit_id}/accept"): (("POST", f"{A}/visits/{{visit_id}}/accept"),),
+    ("POST", "/my/visits/{visit_id}/cancel"): (("POST", f"{A}/visits/{{visit_id}}/cancel"),),
+    ("POST", f"{P}/visits"): (("POST", f"{A}/visits"),),
+    ("POST", f"{P}/visits/{{visit_id}}/book"): (("POST", f"{A}/visits/{{visit_id}}/book"),),
+    ("POST", f"{P}/visits/{{visit_id}}/cancel"): (("POST", f"{A}/visits/{{visit_id}}/cancel"),),
+    ("POST", f"{P}/visits/{{visit_id}}/attendance"): (
+        ("POST", f"{A}/visits/{{visit_id}}/attendance"),
+    ),
+    ("POST", "/notices/read"): (("POST", "/api/v1/notices/read"),),
+    ("POST", "/notifications/settings"): (("PUT", "/api/v1/notification-preferences"),),
     # --- decisions ----------------------------------------------------
     ("POST", "/my/decisions"): (("POST", f"{A}/decisions"),),
     ("POST", f"{P}/decisions"): (("POST", f"{A}/decisions"),),

@@ -49,8 +49,14 @@ class TestTheHelper:
 
     @pytest.mark.parametrize(
         ("value", "lang", "text"),
-        [(7.0, "en", "7"), (7, "en", "7"), (7.5, "en", "7.5"), (7.5, "es", "7,5"), (0.0, "en", "0"),
-         (None, "en", "")],
+        [
+            (7.0, "en", "7"),
+            (7, "en", "7"),
+            (7.5, "en", "7.5"),
+            (7.5, "es", "7,5"),
+            (0.0, "en", "0"),
+            (None, "en", ""),
+        ],
     )
     def test_whole_scores_have_no_decimal(self, value, lang, text):
         assert dates.score(value, lang) == text
@@ -63,8 +69,11 @@ def evening_record(session, people, clock):
     clock.set(EVENING)
     plan = create_plan(session, people, activate=True)
     commit(session)
-    plans.agree(session, access=acc_for(session, people.patient_user, people.patient),
-                revision=plan.revision_number)
+    plans.agree(
+        session,
+        access=acc_for(session, people.patient_user, people.patient),
+        revision=plan.revision_number,
+    )
     commit(session)
     respond(session, people, "PHQ-9", phq9_total(21, item9=0))
     commit(session)
@@ -124,7 +133,8 @@ class TestEveningPages:
         pdf = client.get("/my/safety-plan.pdf")
         assert pdf.status_code == 200
         text = "".join(
-            page.get_textpage().get_text_range() for page in pdfium.PdfDocument(io.BytesIO(pdf.content))
+            page.get_textpage().get_text_range()
+            for page in pdfium.PdfDocument(io.BytesIO(pdf.content))
         )
         assert "Dec 6, 2026" in text
         assert not WRONG_DAY.search(text)
@@ -132,7 +142,9 @@ class TestEveningPages:
     def test_the_chart_shows_the_locales_dates(self, client, people, evening_record, sign_in):
         sign_in(CM)
         page = client.get(f"/patients/{people.patient.id}/measures").text
-        data = re.search(r'<script type="application/json" id="chart-PHQ-9">(.*?)</script>', page, re.S)
+        data = re.search(
+            r'<script type="application/json" id="chart-PHQ-9">(.*?)</script>', page, re.S
+        )
         assert data
         assert '"x": "Dec 6, 2026"' in data.group(1)
         assert '"y": 21,' in data.group(1) or '"y": 21}' in data.group(1)
@@ -227,7 +239,10 @@ def test_a_revision_says_what_was_set_in_words_and_whole_numbers(client, session
     )
     commit(session)
     sign_in(CM)
-    for url in (f"/patients/{people.patient.id}/plan/history", f"/patients/{people.patient.id}/plan"):
+    for url in (
+        f"/patients/{people.patient.id}/plan/history",
+        f"/patients/{people.patient.id}/plan",
+    ):
         text = _visible(client.get(url).text)
         assert "5.0" not in text, url
         assert "from nothing" not in text, url

@@ -37,6 +37,7 @@ TEAM_PAGES = (
     "/consents",
     "/medications",
     "/messages",
+    "/visits",
 )
 # Pages under /patients/{patient_id} that are not HTML pages about the patient, or that need a
 # record made first; each named with why it is left to the static check below.
@@ -51,6 +52,7 @@ NOT_OPENED = {
     "/patients/{patient_id}/consents/{consent_id}/revoke": "needs a consent",
     "/patients/{patient_id}/consent-forms/{template_id}.pdf": "a PDF, not a page",
     "/patients/{patient_id}/messages/{thread_id}": "needs a thread (tests/messaging)",
+    "/patients/{patient_id}/visits/{visit_id}": "needs a visit (tests/appointments)",
 }
 
 

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -23,16 +23,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
+from concord import access
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token, create_client_token
+from concord.actions import appointments as appointment_actions
 from concord.actions import medications as med_actions
 from concord.actions import messaging as messaging_actions
 from concord.app import create_app
+from concord.appointments.schemas import VisitIn
 from concord.audit.models import AuditEvent
 from concord.audit.service import set_context
 from concord.careplans import service as plans
 from concord.careplans.schemas import GoalProposal, StrengthIn
-from concord.clock import FakeClock, set_clock
+from concord.clock import FakeClock, now, set_clock
 from concord.consents.models import Consent
 from concord.decisions import service as ds
 from concord.ehr import service as ehr
@@ -334,6 +337,13 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     ids["condition_ref"] = str(
         session.scalar(select(EhrResource.id).where(EhrResource.sender_id == "ehr-c1"))
     )
+    # A visit (issue 22), booked by the care manager, two days from now.
+    visit = appointment_actions.book(
+        session,
+        access=access.patient_for(session, people.care_manager, people.patient.id),
+        data=VisitIn(kind="phone", start=now() + timedelta(days=2), reason="Follow-up call"),
+    )
+    ids["visit_id"] = str(visit.id)
     ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
     # A message from the patient to the team, with a file (issue 22).
     sent = messaging_actions.start(
@@ -454,6 +464,7 @@ SEARCHABLE_BY_PATIENT = {
     "MedicationStatement": RECORD,
     "Condition": RECORD,  # imported from the EHR (issue 20)
     "Communication": RECORD,  # secure messages (issue 22): the team's and the patient's
+    "Appointment": RECORD,  # visits (issue 22)
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -470,6 +481,7 @@ READS = {
     "MedicationStatement/{reported_id}": RECORD,
     "Condition/{condition_id}": RECORD,
     "Communication/{thread_id}": RECORD,
+    "Appointment/{visit_id}": RECORD,
 }
 
 
@@ -598,7 +610,14 @@ RULES: dict[tuple[str, str], list[Case]] = {
             Case(f"/fhir/{kind}", allowed, kind="search")
             for kind, allowed in SEARCHABLE_BY_PATIENT.items()
             if kind
-            not in ("Flag", "Consent", "MedicationRequest", "MedicationStatement", "Communication")
+            not in (
+                "Flag",
+                "Consent",
+                "MedicationRequest",
+                "MedicationStatement",
+                "Communication",
+                "Appointment",
+            )
         ),
     ],
     ("POST", "/fhir/{kind}/_search"): [
@@ -1034,6 +1053,46 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     ("GET", "/api/v1/registry/reviews"): [
         Case("/api/v1/registry/reviews", CLINICIANS, kind="list")
+    ],
+    # --- visits (issue 22): the patient's and the team's; the clinician's own calendar -----
+    ("GET", "/api/v1/patients/{patient_id}/visits"): [Case(f"{P}/visits", RECORD)],
+    ("GET", "/api/v1/patients/{patient_id}/visits/{visit_id}"): [
+        Case(f"{P}/visits/{{visit_id}}", RECORD)
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits"): [
+        Case(f"{P}/visits", TEAM, {"kind": "phone", "start": "2026-12-01T10:00:00+00:00"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visit-requests"): [
+        Case(
+            f"{P}/visit-requests",
+            frozenset({"patient"}),
+            {"kind": "phone", "start": "2026-12-01T10:00:00+00:00"},
+        )
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits/{visit_id}/book"): [
+        Case(f"{P}/visits/{{visit_id}}/book", TEAM, {"version": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits/{visit_id}/accept"): [
+        Case(f"{P}/visits/{{visit_id}}/accept", frozenset({"patient"}), {"version": 1})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits/{visit_id}/cancel"): [
+        Case(f"{P}/visits/{{visit_id}}/cancel", RECORD, {"version": 1, "reason": "Away"})
+    ],
+    ("POST", "/api/v1/patients/{patient_id}/visits/{visit_id}/attendance"): [
+        Case(f"{P}/visits/{{visit_id}}/attendance", TEAM, {"version": 1, "status": "fulfilled"})
+    ],
+    ("GET", "/api/v1/visits"): [Case("/api/v1/visits", CLINICIANS, kind="list")],
+    ("GET", "/api/v1/visits/attendance"): [
+        Case("/api/v1/visits/attendance", CLINICIANS, kind="list")
+    ],
+    # --- notices and how each person is told: one's own ---------------------------------
+    ("GET", "/api/v1/notices"): [Case("/api/v1/notices", ALL, kind="list")],
+    ("POST", "/api/v1/notices/read"): [Case("/api/v1/notices/read", ALL, {}, kind="list")],
+    ("GET", "/api/v1/notification-preferences"): [
+        Case("/api/v1/notification-preferences", ALL, kind="list")
+    ],
+    ("PUT", "/api/v1/notification-preferences"): [
+        Case("/api/v1/notification-preferences", ALL, {"channels": ["email"]}, kind="list")
     ],
     # --- medications: the team's Medications tab and the patient's My medications ----------
     ("GET", "/api/v1/patients/{patient_id}/medications"): [Case(f"{P}/medications", RECORD)],

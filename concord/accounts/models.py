@@ -73,6 +73,13 @@ class Organization(IdMixin, Base):
     on_call_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("user_account.id", use_alter=True)
     )
+    # Telehealth (issue 22): the clinic's own video service, e.g. https://meet.jit.si/{room};
+    # {room} is a random name per visit. None: no video visits.
+    video_url_template: Mapped[str | None] = mapped_column(String(300))
+    # From how many minutes before a video visit its "Join" button shows.
+    video_join_minutes: Mapped[int] = mapped_column(Integer, default=10)
+    # Visit reminders, in minutes before the start (default: the day before and the hour before).
+    visit_reminders: Mapped[str] = mapped_column(String(60), default="1440,60")
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 

@@ -112,6 +112,9 @@ def update_organization_settings(
     pdmp_check_interval_days: int | None | str = "keep",
     sso_required: bool | None = None,
     sso_available: bool = False,
+    video_url_template: str | None = None,
+    video_join_minutes: str | None = None,
+    visit_reminders: str | None = None,
 ) -> Organization:
     """The organization's own settings. An empty review interval means the installation's
     default (CONCORD_REVIEW_INTERVAL_DAYS). `on_call_user_id` ("" for nobody) names the
@@ -143,6 +146,7 @@ def update_organization_settings(
         org.crisis_resources = parse_crisis_resources(crisis_resources)
     if on_call_user_id is not None:
         org.on_call_user_id = _on_call(session, org, on_call_user_id)
+    _video_settings(org, video_url_template, video_join_minutes, visit_reminders)
     record(
         session,
         by=by,
@@ -158,6 +162,42 @@ def update_organization_settings(
         },
     )
     return org
+
+
+def _video_settings(
+    org: Organization, template: str | None, join: str | None, reminders: str | None
+) -> None:
+    """The clinic's video service (a URL with {room}, https), how early "Join" shows, and when
+    visit reminders go (minutes before, comma-separated). None: unchanged; "" clears the
+    template (no video visits) or restores the default."""
+    errors: dict[str, Any] = {}
+    if template is not None:
+        value = template.strip()
+        if value and (not value.startswith("https://") or "{room}" not in value):
+            errors["video_url_template"] = Msg(
+                "must be an https:// address with {room} where the room's name goes, e.g. "
+                "https://meet.jit.si/{room}"
+            )
+        elif len(value) > 300:
+            errors["video_url_template"] = Msg("must be at most %(max)s characters", max=300)
+        else:
+            org.video_url_template = value or None
+    if join is not None:
+        text = join.strip() or "10"
+        if not text.isdigit() or not 0 <= int(text) <= 120:
+            errors["video_join_minutes"] = Msg("must be a number of minutes from 0 to 120")
+        else:
+            org.video_join_minutes = int(text)
+    if reminders is not None:
+        parts = [p.strip() for p in (reminders.strip() or "1440,60").split(",") if p.strip()]
+        if not parts or not all(p.isdigit() and 1 <= int(p) <= 20160 for p in parts):
+            errors["visit_reminders"] = Msg(
+                "must be minutes before the visit, separated by commas (1 to 20160), e.g. 1440,60"
+            )
+        else:
+            org.visit_reminders = ",".join(str(int(p)) for p in parts)
+    if errors:
+        raise InvalidInput(Msg("The settings were not saved."), errors=errors)
 
 
 def _on_call(session: Session, org: Organization, value: str) -> uuid.UUID | None:

@@ -662,6 +662,9 @@ def admin_settings_save(
             pdmp_check_interval_days=data.pdmp_check_interval_days,
             crisis_resources=data.crisis_resources,
             on_call_user_id=data.on_call_user_id,
+            video_url_template=data.video_url_template,
+            video_join_minutes=data.video_join_minutes,
+            visit_reminders=data.visit_reminders,
         )
     except InvalidInput as exc:
         return render(

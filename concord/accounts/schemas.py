@@ -87,3 +87,7 @@ class SettingsIn(_Form):
     pdmp_check_interval_days: Annotated[int | None, BeforeValidator(_days)] = None
     crisis_resources: str = ""
     on_call_user_id: str = ""
+    # Telehealth and visit reminders (issue 22); absent: unchanged.
+    video_url_template: str | None = None
+    video_join_minutes: str | None = None
+    visit_reminders: str | None = None

@@ -107,6 +107,7 @@ OBJECT_LABELS = {
     "RelatedPerson": N_("your family and carers list"),
     "Consent": N_("your consents to share your record"),
     "Communication": N_("your messages with your care team"),
+    "Appointment": N_("your visits"),
     "DisclosureLog": N_("the list of who received your protected records"),
     "EmergencyAccess": N_("records your consent withholds"),
     "Part2Label": N_("the 42 CFR Part 2 label of a record"),

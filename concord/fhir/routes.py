@@ -22,6 +22,7 @@ from concord.fhir import messaging as fhir_messages
 from concord.fhir import patients as fhir_patients
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
+from concord.fhir.appointments import read_appointment, search_appointments
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
 from concord.i18n import Msg
@@ -58,6 +59,7 @@ READABLE = {
     "Measure",
     "Communication",
     "Provenance",
+    "Appointment",
 }
 SEARCHABLE = {
     *ehr_door.IMPORTED_TYPES,
@@ -75,6 +77,7 @@ SEARCHABLE = {
     "MedicationStatement",
     "Measure",
     "Communication",
+    "Appointment",
 }
 FHIR_JSON = "application/fhir+json"
 
@@ -385,6 +388,8 @@ def _search(
                 session, by=actor.user, q=q, base_url=_site(request)
             )
         )
+    elif kind == "Appointment":
+        page = fhir.SearchPage(*search_appointments(session, by=actor.user, q=q))
     elif kind in fhir_meds.KINDS:
         page = fhir.SearchPage(
             *fhir_meds.search_medications(session, by=actor.user, kind=kind, q=q)
@@ -955,6 +960,8 @@ def _read(
         )
     if kind == "Provenance":
         return fhir.read_provenance(session, by=actor.user, ident=ident)
+    if kind == "Appointment":
+        return read_appointment(session, by=actor.user, ident=ident)
     if kind in fhir_meds.KINDS:
         return fhir_meds.read_medication(session, by=actor.user, kind=kind, ident=ident)
     if kind in ehr_door.IMPORTED_TYPES or kind == "Observation":

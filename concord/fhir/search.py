@@ -118,6 +118,12 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "MedicationRequest": {"patient": "reference", "subject": "reference", "status": "token"},
     "MedicationStatement": {"patient": "reference", "subject": "reference", "status": "token"},
     "Measure": {"_id": "token", "url": "canonical"},
+    "Appointment": {
+        "patient": "reference",
+        "actor": "reference",
+        "date": "date",
+        "status": "token",
+    },
 }
 # `_sort` keys each type offers (the first page's order otherwise: ids, or newest first for
 # Observations). `-key` sorts descending; several keys are separated by commas.
@@ -198,6 +204,78 @@ class Ref:
 
     def is_to(self, kind: str) -> bool:
         return not self.foreign and self.type in (None, kind)
+
+
+DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb")
+_DATE = re.compile(
+    r"^(?P<prefix>[a-z]{2})?(?P<year>\d{4})(-(?P<month>\d{2})(-(?P<day>\d{2})"
+    r"(T(?P<time>\d{2}:\d{2}(:\d{2}(\.\d+)?)?)(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+@dataclass(frozen=True)
+class DateParam:
+    """A date search value: a prefix and the range its precision covers, [low, high). A
+    value without a zone (a date, a month, a year) is read in the zone the search gives."""
+
+    prefix: str
+    low: datetime
+    high: datetime
+
+    def _range(self, tz: tzinfo) -> tuple[datetime, datetime]:
+        low, high = self.low, self.high
+        if low.tzinfo is None:
+            low, high = low.replace(tzinfo=tz), high.replace(tzinfo=tz)
+        return low, high
+
+    def matches(self, moment: datetime, tz: tzinfo) -> bool:
+        """For a resource whose date is one instant (R4 search, "date" prefixes)."""
+        low, high = self._range(tz)
+        inside = low <= moment < high
+        return {
+            "eq": inside,
+            "ne": not inside,
+            "lt": moment < low,
+            "eb": moment < low,
+            "le": moment < high,
+            "gt": moment >= high,
+            "sa": moment >= high,
+            "ge": moment >= low,
+        }[self.prefix]
+
+
+def _date_param(name: str, value: str) -> DateParam:
+    found = _DATE.match(value)
+    prefix = (found.group("prefix") if found else None) or "eq"
+    if found is None or prefix not in DATE_PREFIXES:
+        raise InvalidInput.field(
+            name,
+            Msg(
+                "must be a date or date-time (YYYY, YYYY-MM, YYYY-MM-DD or "
+                "YYYY-MM-DDThh:mm[:ss]+zz:zz), with an optional prefix: %(prefixes)s",
+                prefixes=", ".join(DATE_PREFIXES),
+            ),
+        )
+    try:
+        year = int(found.group("year"))
+        if found.group("time"):
+            text = value[len(found.group("prefix") or "") :].replace("Z", "+00:00")
+            low = datetime.fromisoformat(text)
+            if low.tzinfo is None:
+                raise InvalidInput.field(name, Msg("a date-time needs its zone (Z or +hh:mm)"))
+            high = low + timedelta(seconds=1 if ":" in found.group("time")[3:] else 60)
+        elif found.group("day"):
+            low = datetime(year, int(found.group("month")), int(found.group("day")))
+            high = low + timedelta(days=1)
+        elif found.group("month"):
+            month = int(found.group("month"))
+            low = datetime(year, month, 1)
+            high = datetime(year + month // 12, month % 12 + 1, 1)
+        else:
+            low, high = datetime(year, 1, 1), datetime(year + 1, 1, 1)
+    except ValueError:
+        raise InvalidInput.field(name, Msg("is not a real date")) from None
+    return DateParam(prefix, low, high)
 
 
 @dataclass(frozen=True)
@@ -518,6 +596,8 @@ def _value(kind: str, name: str, value: str, base: str, modifier: str | None = N
         return _token(name, value)
     if declared == "reference":
         return _reference(name, _unescape(value), base)
+    if declared == "date":
+        return _date_param(name, value)
     return _canonical(name, value)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir.resources.R4B.appointment import Appointment as FhirAppointment
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careplan import CarePlan as FhirCarePlan
@@ -48,6 +49,7 @@ VALIDATORS: dict[str, Any] = {
     "Communication": Communication,
     "MedicationRequest": MedicationRequest,
     "MedicationStatement": MedicationStatement,
+    "Appointment": FhirAppointment,
     # Imported from an EHR (concord.ehr), served as sent.
     "Condition": Condition,
     "Encounter": Encounter,

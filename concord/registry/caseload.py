@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, raiseload
 from concord import disclosure
 from concord.access import PatientAccess, Relation
 from concord.accounts.models import Organization, User
+from concord.appointments.models import Appointment, VisitStatus
 from concord.audit.service import record
 from concord.careplans.models import CURRENT_PLAN_STATUSES, AgreementParty, CarePlan, PlanAgreement
 from concord.careplans.service import review_state
@@ -256,6 +257,7 @@ FLAG_FACTS: dict[str, frozenset[str]] = {
     "not_improving_escalate": frozenset({"scores"}),
     "checkin_overdue": frozenset({"schedules"}),
     "no_contact_30_days": frozenset({"contacts"}),
+    "missed_visit": frozenset({"contacts", "visits"}),
     "plan_review_overdue": frozenset({"plans"}),
     "plan_awaiting_agreement": frozenset({"plans"}),
     "recommendation_not_acted_on": frozenset({"recommendations"}),
@@ -264,7 +266,17 @@ FLAG_FACTS: dict[str, frozenset[str]] = {
     "moud_missed_reported": frozenset({"moud", "contacts"}),
 }
 ALL_FACTS = frozenset(
-    {"contacts", "scores", "alerts", "reviews", "recommendations", "plans", "schedules", "moud"}
+    {
+        "contacts",
+        "scores",
+        "alerts",
+        "reviews",
+        "recommendations",
+        "plans",
+        "schedules",
+        "moud",
+        "visits",
+    }
 )
 
 
@@ -308,6 +320,7 @@ def build_rows(
         plans=_plan_facts(session, ids, today) if "plans" in needed else {},  # two queries
         schedules=_schedules(session, ids, today, zone) if "schedules" in needed else ({}, {}),
         moud=_moud(session, ids, today) if "moud" in needed else {},
+        missed=_missed_visits(session, ids, zone) if "visits" in needed else {},
     )
     if by is not None:
         pairs, withheld = _decide(session, by, pairs, facts, withheld)
@@ -331,6 +344,8 @@ class _Facts:
     plans: dict[uuid.UUID, _PlanFacts]
     # (schedules by patient, completions by patient and instrument)
     schedules: tuple[dict[uuid.UUID, list[Any]], dict[tuple[uuid.UUID, str], list[date]]]
+    # The latest no-show by patient (local date), from the visits (issue 22).
+    missed: dict[uuid.UUID, date] = field(default_factory=dict)
     # (episodes waiting in the consultant's queue, the last review by episode), from `reviews`
     review_states: tuple[set[uuid.UUID], dict[uuid.UUID, date]] = field(
         default_factory=lambda: (set(), {})
@@ -614,6 +629,22 @@ def _open_alerts(
     return alerts, alert_since
 
 
+def _missed_visits(session: Session, ids: list[uuid.UUID], zone: ZoneInfo) -> dict[uuid.UUID, date]:
+    """The latest no-show of each patient (read from the visits' table, as the caseload reads
+    the plans' and the alerts')."""
+    return {
+        patient_id: _local_date(_aware(latest), zone)
+        for patient_id, latest in session.execute(
+            select(Appointment.patient_id, func.max(Appointment.start))
+            .where(
+                among(session, Appointment.patient_id, ids),
+                Appointment.status == VisitStatus.noshow,
+            )
+            .group_by(Appointment.patient_id)
+        )
+    }
+
+
 def _reviews(session: Session, episodes: dict[uuid.UUID, Episode]) -> list[_Record]:
     found: list[_Record] = []
     for ident, episode_id, status, reviewed_on, requested_by_id in session.execute(
@@ -747,6 +778,7 @@ def _row(
         pending_recommendations=found.pending.get(patient_id, []),
         review_queued=episode.id in queued,
         **_moud_facts(found.moud.get(patient_id)),
+        missed_visit_on=found.missed.get(patient_id),
     )
     return CaseRow(
         episode=episode,

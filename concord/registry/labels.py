@@ -54,6 +54,7 @@ LABELS = {
     "no_follow_up_4_weeks": N_("no follow-up within 4 weeks"),
     "checkin_overdue": N_("check-in overdue"),
     "no_contact_30_days": N_("no contact in 30 days"),
+    "missed_visit": N_("missed a visit"),
     "plan_review_overdue": N_("plan review overdue"),
     "plan_awaiting_agreement": N_("plan awaiting agreement"),
     "recommendation_not_acted_on": N_("recommendation not acted on"),

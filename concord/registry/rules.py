@@ -60,6 +60,7 @@ class CaseFacts:
     pdmp_overdue: bool = False
     naloxone_on_file: bool = True
     missed_reported_on: date | None = None
+    missed_visit_on: date | None = None  # the latest no-show (issue 22), the local date
 
 
 def initial_assessment_on(contacts: Sequence[ContactFact]) -> date | None:
@@ -162,6 +163,18 @@ def flags(facts: CaseFacts) -> list[Flag]:
                 Msg("A check-in is overdue: %(which)s.", which=", ".join(facts.checkins_overdue)),
             )
         )
+    reached = last_reached_on(facts.contacts)
+    if facts.missed_visit_on is not None and (reached is None or reached < facts.missed_visit_on):
+        found.append(
+            Flag(
+                "missed_visit",
+                Msg(
+                    "Missed a visit on %(date)s and not reached since.",
+                    date=facts.missed_visit_on,
+                ),
+                since=facts.missed_visit_on,
+            )
+        )
     last = last_reached_on(facts.contacts) or facts.started_on
     if (today - last).days > NO_CONTACT_DAYS:
         found.append(
@@ -245,6 +258,7 @@ FLAG_CODES = (
     "not_improving_escalate",
     "checkin_overdue",
     "no_contact_30_days",
+    "missed_visit",
     "plan_review_overdue",
     "plan_awaiting_agreement",
     "recommendation_not_acted_on",

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from concord.access import parse_id
 from concord.accounts.models import Clinic, User
 from concord.clock import now
+from concord.notifications.models import Notice
 from concord.outbox import queue_email
 from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.safety.emails import _email_text, _local_time
@@ -159,16 +160,26 @@ class NavigationCounts:
     unread: int  # `unread_notifications`
     officer: bool  # `privacy_officer_status`
     officer_notices: int
+    bell: int = 0  # the person's unread notices (concord.notifications: the bell)
+
+
+def _bell(user_id: Any) -> Any:
+    return (
+        select(func.count())
+        .select_from(Notice)
+        .where(Notice.user_id == user_id, Notice.read_at.is_(None))
+        .scalar_subquery()
+    )
 
 
 def navigation_counts(session: Session, user: User) -> NavigationCounts:
-    """`unread_notifications` and `privacy_officer_status` in one statement: the numbers the
-    navigation shows a clinician on every page (one statement fewer a page than asking each)."""
+    """`unread_notifications`, `privacy_officer_status` and the bell's unread count in one
+    statement: the numbers the navigation shows on every page (one statement, not three)."""
     if not user.is_clinician:
-        officer, waiting = privacy_officer_status(session, user)
-        return NavigationCounts(0, officer, waiting)
+        row = session.execute(select(*_officer_columns(user.id), _bell(user.id))).one()
+        return NavigationCounts(0, bool(row[0]), int(row[1] or 0), int(row[2] or 0))
     row = session.execute(_navigation_statement(), {"user": user.id}).one()
-    return NavigationCounts(int(row[0] or 0), bool(row[1]), int(row[2] or 0))
+    return NavigationCounts(int(row[0] or 0), bool(row[1]), int(row[2] or 0), int(row[3] or 0))
 
 
 @functools.cache
@@ -177,7 +188,7 @@ def _navigation_statement() -> Any:
     user_id = bindparam("user", type_=Notification.__table__.c.user_id.type)
     shown = _shown_to(user_id).with_only_columns(Notification.id).distinct()
     unread = select(func.count()).select_from(shown.subquery()).scalar_subquery()
-    return select(unread, *_officer_columns(user_id))
+    return select(unread, *_officer_columns(user_id), _bell(user_id))
 
 
 def mark_privacy_notices_read(session: Session, user: User) -> None:

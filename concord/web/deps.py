@@ -35,6 +35,7 @@ from concord.errors import (
     Unavailable,
 )
 from concord.i18n import Msg, best_language
+from concord.notifications.service import unread_count
 from concord.outbox import count_failing
 from concord.safety.banner import banner_for
 from concord.safety.notifications import navigation_counts
@@ -380,6 +381,10 @@ def web_actor(request: Request, session: DbSession) -> Actor:
             request.state.unread_notices = counts.unread
         request.state.privacy_officer = counts.officer
         request.state.privacy_notices = counts.officer_notices
+        request.state.bell = counts.bell
+    else:
+        # The bell: how many of this person's notices are unread (a number only).
+        request.state.bell = unread_count(session, actor.user)
     return actor
 
 

@@ -267,6 +267,7 @@ def render(
         "tier_names": getattr(request.state, "tier_names", {}),
         "failing_messages": getattr(request.state, "failing_messages", 0),
         "unread_notices": getattr(request.state, "unread_notices", 0),
+        "bell": getattr(request.state, "bell", 0),
         "privacy_notices": getattr(request.state, "privacy_notices", 0),
         "privacy_officer": getattr(request.state, "privacy_officer", False),
         # 42 CFR 2.32: the notice in the footer of a page that disclosed Part 2 records.

@@ -156,10 +156,7 @@ class TestThrottling:
             == 1
         )
 
-
-    def test_rotating_forwarded_for_from_an_unconfigured_peer_does_not_evade_it(
-        self, app, people
-    ):
+    def test_rotating_forwarded_for_from_an_unconfigured_peer_does_not_evade_it(self, app, people):
         """Issue 16, item 15: X-Forwarded-For was believed from any local peer, so a new
         address on each try was never throttled."""
         with _local_client(app) as client:
@@ -402,9 +399,7 @@ class TestMfa:
         assert right.status_code == 303
         assert client.get("/patients").status_code == 200
 
-    def test_wrong_codes_are_throttled_even_with_the_password(
-        self, client, people, session, clock
-    ):
+    def test_wrong_codes_are_throttled_even_with_the_password(self, client, people, session, clock):
         """Whoever has the password could try every 6-digit code, signing in again whenever
         asked: wrong codes are counted per account, and a right password does not reset them."""
         secret, _ = self.enrol_optional(client, people, session)

@@ -50,16 +50,23 @@ def _every_kind_of_event(session, people):
     by the system (no person); one by the patient."""
     pid = people.patient.id
     for object_type in OBJECT_LABELS:
-        record(session, by=people.care_manager, action="read", object_type=object_type,
-               patient_id=pid)
+        record(
+            session, by=people.care_manager, action="read", object_type=object_type, patient_id=pid
+        )
     for action in ACTION_LABELS:
-        record(session, by=people.consultant, action=action, object_type="CarePlan",
-               patient_id=pid)
+        record(session, by=people.consultant, action=action, object_type="CarePlan", patient_id=pid)
     for _ in range(3):
-        record(session, by=people.therapist, action="read", object_type="SafetyPlan",
-               patient_id=pid)
-    record(session, by=None, action="create", object_type="Task", patient_id=pid,
-           organization_id=people.org.id)
+        record(
+            session, by=people.therapist, action="read", object_type="SafetyPlan", patient_id=pid
+        )
+    record(
+        session,
+        by=None,
+        action="create",
+        object_type="Task",
+        patient_id=pid,
+        organization_id=people.org.id,
+    )
     commit(session)
 
 
@@ -84,8 +91,13 @@ class TestAccessLogPage:
         # No internal name reaches the patient.
         for name in list(OBJECT_LABELS) + ["Task", "CaseReview", "QuestionnaireResponse"]:
             assert not re.search(rf"\b{name}\b", text), name
-        for words in ("your check-in answers", "your care plan", "a specialist's review of your care",
-                      "a to-do for your care team", "Saw your care plan in a list"):
+        for words in (
+            "your check-in answers",
+            "your care plan",
+            "a specialist's review of your care",
+            "a to-do for your care team",
+            "Saw your care plan in a list",
+        ):
             assert words in text, words
         # Who: name and role; the system by name.
         assert "Cara Manager , care manager" in text or "Cara Manager, care manager" in text

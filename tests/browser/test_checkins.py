@@ -179,6 +179,7 @@ def test_a_wide_screen_will_not_send_with_a_question_unanswered(live, browser, a
     finally:
         pat.close()
 
+
 def test_a_phone_shows_only_the_current_steps_buttons_and_keeps_focus_on_the_questions(
     live, browser, active_plan
 ):

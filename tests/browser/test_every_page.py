@@ -185,6 +185,11 @@ def pages_for(people):
             *(f"/patients/{pid}/decisions/{d}" for d in decisions),
             "/decisions/collaborate",
             f"/patients/{pid}/consents",
+            f"/patients/{pid}/visits",
+            "/visits",
+            "/visits?view=week",
+            "/notices",
+            "/notifications/settings",
         ],
         "pat@patients.example.org": [
             "/my",
@@ -205,6 +210,9 @@ def pages_for(people):
             "/my/consents/share?template=treating-providers",
             "/my/consents/share?template=family-member",
             "/my/apps",
+            "/my/visits",
+            "/notices",
+            "/notifications/settings",
         ],
         "fay@family.example.org": ["/shared", f"/shared/{pid}", f"/shared/{pid}/safety-plan"],
         "admin@test.example.org": [

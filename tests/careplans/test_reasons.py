@@ -38,9 +38,7 @@ def _accept_a_recommendation(session, people):
     )
     review.reviewed_on = date(2026, 12, 6)
     (rec,) = session.scalars(select(rv.Recommendation)).all()
-    recommendation.decide(
-        session, access=cm, rec_id=rec.id, accept=True, reason="Agreed with Pat"
-    )
+    recommendation.decide(session, access=cm, rec_id=rec.id, accept=True, reason="Agreed with Pat")
     commit(session)
     plan = plans.current_plan(session, people.patient.id)
     return session.scalar(

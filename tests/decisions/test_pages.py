@@ -218,4 +218,4 @@ def test_the_sure_check_says_what_each_item_asks_about(client, people, plan, sig
     sure = page[page.index('id="sure"') :]
     assert "For each, answer yes if it is true for you now." in sure
     assert "Risk-benefit ratio" in sure
-    assert "Risk-benefit ratio<span class=\"hint\">: being clear about what matters most" in sure
+    assert 'Risk-benefit ratio<span class="hint">: being clear about what matters most' in sure

@@ -440,6 +440,8 @@ class TestRefused:
             "Coverage",
             # Care teams and programs for Bulk Data export (issue 21): no parameters.
             "Group",
+            # Visits (issue 22), searched by patient.
+            "Appointment",
         }
         needs_patient = (
             "Flag",
@@ -447,6 +449,7 @@ class TestRefused:
             "MedicationRequest",
             "MedicationStatement",
             "Communication",
+            "Appointment",
         )
         samples = {
             "token": "x",

@@ -445,9 +445,7 @@ class TestReminders:
             assert "http://concord.test/my" in message.body
             assert "PHQ" not in message.body and "GAD" not in message.body
 
-    def test_no_reminder_for_a_check_in_not_in_the_patients_language(
-        self, session, people, plan
-    ):
+    def test_no_reminder_for_a_check_in_not_in_the_patients_language(self, session, people, plan):
         """The portal will not hand a Spanish speaker an English-only questionnaire (the team
         goes through it with an interpreter), so no reminder sends them to it."""
         measures.add_schedule(

@@ -115,8 +115,13 @@ class TestThePortal:
         answers = {f"a.{i}": "0" for i in range(1, 9)}
         sent = client.post(
             url,
-            data={"csrf_token": token, "version": 1, "action": "submit", "a.9": "declined",
-                  **answers},
+            data={
+                "csrf_token": token,
+                "version": 1,
+                "action": "submit",
+                "a.9": "declined",
+                **answers,
+            },
         )
         assert sent.status_code == 422
         assert "cannot be declined" in str(sent.context["errors"]["answers.9"])
@@ -131,8 +136,15 @@ class TestThePortal:
         assert "rather not answer" in form.text
         sent = client.post(
             url,
-            data={"csrf_token": token, "version": 1, "action": "submit",
-                  "a.1": "0", "a.2": "0", "a.3": "declined", "a.4": "0"},
+            data={
+                "csrf_token": token,
+                "version": 1,
+                "action": "submit",
+                "a.1": "0",
+                "a.2": "0",
+                "a.3": "declined",
+                "a.4": "0",
+            },
         )
         assert sent.status_code == 303, sent.text
         session.expire_all()
@@ -154,8 +166,7 @@ class TestRecordedByTheTeam:
         token = sign_in(CM)
         sent = client.post(
             f"/patients/{people.patient.id}/measures/record/PHQ-9",
-            data={"csrf_token": token, "mode": "phone",
-                  **{f"a.{i}": "1" for i in range(1, 9)}},
+            data={"csrf_token": token, "mode": "phone", **{f"a.{i}": "1" for i in range(1, 9)}},
         )
         assert sent.status_code == 422
         assert "answers.9" in sent.context["errors"]
@@ -218,9 +229,7 @@ class TestFhir:
             "item": [{"linkId": str(i), "answer": [{"valueInteger": 0}]} for i in range(1, 5)],
         }
 
-    def test_a_response_that_is_not_scored_says_so_in_the_201(
-        self, client, session, people, token
-    ):
+    def test_a_response_that_is_not_scored_says_so_in_the_201(self, client, session, people, token):
         sent = post(client, self.asq_body(people.patient.id), token)
         assert sent.status_code == 201, sent.text
         outcome = sent.json()
@@ -258,9 +267,16 @@ def store_incomplete(session, people, answers):
         updated_at=now(),
         completed_at=now(),
         answers=answers,
-        scores={k: {"value": r.value, "band": r.band, "prorated": r.prorated,
-                    "missing": list(r.missing), "reason": r.reason}
-                for k, r in scored.scores.items()},
+        scores={
+            k: {
+                "value": r.value,
+                "band": r.band,
+                "prorated": r.prorated,
+                "missing": list(r.missing),
+                "reason": r.reason,
+            }
+            for k, r in scored.scores.items()
+        },
         flags={"items": [], "unanswered": list(scored.unanswered)},
     )
     session.add(response)
@@ -307,9 +323,7 @@ class TestSpanish:
     ):
         assert "es" not in library().get(code).languages  # no citable Spanish text yet
         token = sign_in(PATIENT)
-        started = client.post(
-            "/my/check-ins/start", data={"csrf_token": token, "instrument": code}
-        )
+        started = client.post("/my/check-ins/start", data={"csrf_token": token, "instrument": code})
         assert started.status_code == 409
         assert "intérprete" in started.text
         assert count(session, MeasureResponse) == 0
