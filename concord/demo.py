@@ -26,7 +26,9 @@ from concord.accounts.organizations import create_clinic, create_organization
 from concord.accounts.passwords import hash_password
 from concord.accounts.tokens import create_client_token
 from concord.accounts.users import create_user
+from concord.actions import careplan as plan_actions
 from concord.actions import checkin, messaging, recommendation
+from concord.actions import decisions as decision_actions
 from concord.actions import medications as med_actions
 from concord.careplans import service as plans
 from concord.careplans.history import PlanContents
@@ -779,7 +781,7 @@ def _schedule_draft(st: _Story, course: Course) -> None:
     st.at(st.begin + 1, baseline, hour=9)
 
     def patient_proposes() -> None:
-        plans.propose_goal(
+        plan_actions.propose_goal(
             st.session,
             access=st.acc(st.holder["patient_user"]),
             data=GoalProposal(
@@ -1319,7 +1321,7 @@ def _decision_sure(st: _Story, all_yes: bool) -> None:
 
 
 def _decision_ask(st: _Story) -> None:
-    ds.add_question(
+    decision_actions.add_question(
         st.session,
         access=st.acc(st.holder["patient_user"]),
         decision_id=st.holder["decision"],

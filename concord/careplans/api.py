@@ -234,7 +234,7 @@ def comment_careplan(
     acc = _access(session, actor, patient_id, "create")
 
     def create() -> tuple[str, Any]:
-        comment = plans.add_comment(session, access=acc, body=body.body)
+        comment = plan_actions.add_comment(session, access=acc, body=body.body)
         answer = {
             "id": str(comment.id),
             "body": comment.body,
@@ -257,7 +257,7 @@ def propose_goal(
     acc = _access(session, actor, patient_id, "create")
 
     def create() -> tuple[str, Any]:
-        goal = plans.propose_goal(session, access=acc, data=body)
+        goal = plan_actions.propose_goal(session, access=acc, data=body)
         return f"goals/{goal.id}", item_json("goals", goal)
 
     return create_once(

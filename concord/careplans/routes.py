@@ -332,7 +332,7 @@ def plan_comment(
     acc = _team_access(session, actor, patient_id, "create")
     if not already_done(session, form.values, actor):
         try:
-            plans.add_comment(session, access=acc, body=form.read().body)
+            plan_actions.add_comment(session, access=acc, body=form.read().body)
         except (InvalidInput, NotFound) as exc:
             if isinstance(exc, NotFound):
                 raise
@@ -615,7 +615,7 @@ def my_propose(
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        plans.propose_goal(session, access=acc, data=form.read())
+        plan_actions.propose_goal(session, access=acc, data=form.read())
     except InvalidInput as exc:
         return render(
             request,
@@ -663,7 +663,7 @@ def my_comment(
     acc = _self_access(session, actor, "create")
     if not already_done(session, form.values, actor):
         try:
-            plans.add_comment(session, access=acc, body=form.read().body)
+            plan_actions.add_comment(session, access=acc, body=form.read().body)
         except InvalidInput as exc:
             state, status = _failed(exc, "comment", form.values)
             return render(

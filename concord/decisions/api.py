@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import decisions as decision_actions
 from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES, Aid
@@ -145,7 +146,7 @@ def question(
 ) -> Any:
     acc = _access(session, actor, patient_id, "update")
     return decision_json(
-        ds.add_question(session, access=acc, decision_id=decision_id, text=body.text)
+        decision_actions.add_question(session, access=acc, decision_id=decision_id, text=body.text)
     )
 
 

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import decisions as decision_actions
 from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES
@@ -113,7 +114,7 @@ def _work(
             )
         elif step == "question":
             asked = form.read()
-            decision = ds.add_question(
+            decision = decision_actions.add_question(
                 session, access=acc, decision_id=decision_id, text=asked.text
             )
         elif step == "sure":
