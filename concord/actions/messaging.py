@@ -150,7 +150,7 @@ def quote(words: str) -> str:
 
 
 def post_for_patient(
-    session: Session, *, access: PatientAccess, topic: str, subject: str, body: str
+    session: Session, *, access: PatientAccess, topic: str, subject: str, body: str, words: str
 ) -> Sent | None:
     """The patient's message to the team about `topic`, in the open thread about it or a new
     one. Only the patient's own doing is posted (the team's or a family member's is not: the
@@ -158,7 +158,7 @@ def post_for_patient(
     if not access.is_self:
         return None
     thread = messages.open_topic_thread(session, access=access, topic=topic)
-    rule = _crisis_rule(access, body)
+    rule = _crisis_rule(access, words)  # the patient's own words, not the wording around them
     if thread is None:
         thread, message = messages.start_thread(
             session,
@@ -188,6 +188,7 @@ def plan_goal_posted(session: Session, *, access: PatientAccess, statement: str)
         body=gettext(
             lang, "I suggested a goal for my care plan: “%(goal)s”", goal=quote(statement)
         ),
+        words=statement,
     )
 
 
@@ -199,6 +200,7 @@ def plan_comment_posted(session: Session, *, access: PatientAccess, comment: str
         topic="careplan",
         subject=gettext(lang, "My care plan"),
         body=gettext(lang, "I commented on my care plan: “%(comment)s”", comment=quote(comment)),
+        words=comment,
     )
 
 
@@ -214,4 +216,5 @@ def decision_question_posted(
         body=gettext(
             lang, "I asked a question about this decision: “%(question)s”", question=quote(question)
         ),
+        words=question,
     )

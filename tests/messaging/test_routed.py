@@ -21,6 +21,7 @@ from concord.errors import InvalidInput, NotFound
 from concord.messaging import service as messages
 from concord.messaging.models import Message, MessageThread
 from concord.registry.models import TaskStatus, WorkTask
+from concord.safety.models import SafetyAlert
 from tests.careplans.test_api import bearer
 from tests.conftest import commit
 from tests.factories import acc_for, create_plan
@@ -209,3 +210,17 @@ def test_through_the_api_and_the_portal(client, session, people, plan, sign_in):
     page = client.get(f"/patients/{people.patient.id}/messages/{decision_thread.id}")
     assert page.status_code == 200
     assert f'href="/patients/{people.patient.id}/decisions/' in page.text
+
+
+def test_crisis_words_in_a_comment_raise_the_alert_like_a_message(session, people, plan):
+    _comment(session, _me(session, people), "Honestly I keep thinking I want to die")
+    commit(session)
+    [thread] = _threads(session, people)
+    [message] = _messages(session, thread)
+    assert message.crisis_rule == "wanting-to-die"
+    alert = session.scalar(select(SafetyAlert).where(SafetyAlert.patient_id == people.patient.id))
+    assert alert is not None and alert.source_kind == "message"
+    assert [t.priority for t in _tasks(session, people)] == ["urgent"]
+    _comment(session, _me(session, people), "Could we talk about my sleep?")
+    commit(session)
+    assert _messages(session, thread)[-1].crisis_rule is None
