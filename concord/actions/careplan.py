@@ -94,16 +94,27 @@ def remove_item(
     sync_patient_tasks(session, access.patient.id)
 
 
-def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal) -> Goal:
+def suggest_goal(
+    session: Session, *, access: PatientAccess, data: GoalProposal
+) -> tuple[Goal, messaging.Sent | None]:
     """A goal proposed; when the patient proposed it, the team gets it as the patient's
-    message in the "My care plan" thread (with the reply task)."""
+    message in the "My care plan" thread (with the reply task). The message sent, if any, says
+    whether the patient's words were words of crisis (the door then shows the resources)."""
     goal = plans.propose_goal(session, access=access, data=data)
-    messaging.plan_goal_posted(session, access=access, statement=goal.statement)
-    return goal
+    return goal, messaging.plan_goal_posted(session, access=access, statement=goal.statement)
+
+
+def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal) -> Goal:
+    return suggest_goal(session, access=access, data=data)[0]
+
+
+def comment_on_plan(
+    session: Session, *, access: PatientAccess, body: str
+) -> tuple[PlanComment, messaging.Sent | None]:
+    """A comment on the plan; the patient's reaches the team as their message, as above."""
+    comment = plans.add_comment(session, access=access, body=body)
+    return comment, messaging.plan_comment_posted(session, access=access, comment=comment.body)
 
 
 def add_comment(session: Session, *, access: PatientAccess, body: str) -> PlanComment:
-    """A comment on the plan; the patient's reaches the team as their message, as above."""
-    comment = plans.add_comment(session, access=access, body=body)
-    messaging.plan_comment_posted(session, access=access, comment=comment.body)
-    return comment
+    return comment_on_plan(session, access=access, body=body)[0]

@@ -21,16 +21,24 @@ from concord.decisions.models import Decision
 def add_question(
     session: Session, *, access: PatientAccess, decision_id: Any, text: str
 ) -> Decision:
+    return ask(session, access=access, decision_id=decision_id, text=text)[0]
+
+
+def ask(
+    session: Session, *, access: PatientAccess, decision_id: Any, text: str
+) -> tuple[Decision, messaging.Sent | None]:
+    """The question kept on the decision, and the patient's message about it (if they asked)."""
     decision = ds.add_question(session, access=access, decision_id=decision_id, text=text)
+    sent = None
     if access.is_self:
         aid = ds.aid_of(decision)
         lang = messaging.language_of(access)
         title = (aid.title.get(lang) or aid.title.get("en") or "") if aid else ""
-        messaging.decision_question_posted(
+        sent = messaging.decision_question_posted(
             session,
             access=access,
             decision_id=decision.id,
             aid_title=title or decision.aid_id,
             question=decision.questions[-1]["text"],
         )
-    return decision
+    return decision, sent

@@ -224,3 +224,17 @@ def test_crisis_words_in_a_comment_raise_the_alert_like_a_message(session, peopl
     _comment(session, _me(session, people), "Could we talk about my sleep?")
     commit(session)
     assert _messages(session, thread)[-1].crisis_rule is None
+
+
+def test_crisis_words_on_the_portal_show_the_resources_at_once(
+    client, session, people, plan, sign_in
+):
+    token = sign_in("pat@patients.example.org")
+    data = {"csrf_token": token, "idem": uuid.uuid4().hex, "body": "I want to die, honestly"}
+    sent = client.post("/my/plan/comments", data=data)
+    assert sent.status_code == 303
+    [thread] = _threads(session, people)
+    assert sent.headers["location"] == f"/my/messages/{thread.id}?crisis=1"
+    assert "data-crisis-now" in client.get(sent.headers["location"]).text
+    calm = {"csrf_token": token, "idem": uuid.uuid4().hex, "body": "See you Tuesday"}
+    assert client.post("/my/plan/comments", data=calm).headers["location"].startswith("/my/plan")
