@@ -189,6 +189,16 @@ def test_through_the_api_and_the_portal(client, session, people, plan, sign_in):
     [thread] = threads
     assert thread["topic"] == "careplan" and thread["subject"] == "My care plan"
     assert thread["messages_count"] == 1 and thread["awaiting"] == "team"
+    assert proposed.json()["message"] == {"thread_id": thread["id"], "crisis": False}
+    started = client.post(f"{base}/decisions", json={"aid": AID}, headers=me).json()
+    asked = client.post(
+        f"{base}/decisions/{started['id']}/questions",
+        json={"text": "What if I want to die on these?"},
+        headers=me,
+    )
+    assert asked.status_code == 200 and asked.json()["message"]["crisis"] is True
+    by_team = client.post(f"{base}/careplan/comments", json={"body": "Noted."}, headers=team).json()
+    assert by_team["message"] is None
     for who in (people.family, people.outsider):
         assert client.get(f"{base}/messages", headers=bearer(session, who)).status_code == 404
     # the portal: a question on a decision; each side's page links to it
