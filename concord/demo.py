@@ -27,7 +27,9 @@ from concord.accounts.passwords import hash_password
 from concord.accounts.tokens import create_client_token
 from concord.accounts.users import create_user
 from concord.actions import appointments as visit_actions
+from concord.actions import careplan as plan_actions
 from concord.actions import checkin, ehr_import, messaging, recommendation
+from concord.actions import decisions as decision_actions
 from concord.actions import medications as med_actions
 from concord.actions import social as social_actions
 from concord.appointments.schemas import AttendanceIn, VisitIn, VisitRequestIn
@@ -894,7 +896,7 @@ def _schedule_draft(st: _Story, course: Course) -> None:
     st.at(st.begin + 1, baseline, hour=9)
 
     def patient_proposes() -> None:
-        plans.propose_goal(
+        plan_actions.propose_goal(
             st.session,
             access=st.acc(st.holder["patient_user"]),
             data=GoalProposal(
@@ -1447,7 +1449,7 @@ def _decision_sure(st: _Story, all_yes: bool) -> None:
 
 
 def _decision_ask(st: _Story) -> None:
-    ds.add_question(
+    decision_actions.add_question(
         st.session,
         access=st.acc(st.holder["patient_user"]),
         decision_id=st.holder["decision"],

@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
+from concord.actions import messaging
 from concord.careplans import service as plans
-from concord.careplans.models import CarePlan, PlanAgreement, PlanStatus
-from concord.careplans.schemas import Input, ReviewIn
+from concord.careplans.models import CarePlan, Goal, PlanAgreement, PlanComment, PlanStatus
+from concord.careplans.schemas import GoalProposal, Input, ReviewIn
 from concord.registry.jobs import sync_patient_tasks
 
 
@@ -91,3 +92,29 @@ def remove_item(
         session, access=access, section=section, item_id=item_id, version=version, reason=reason
     )
     sync_patient_tasks(session, access.patient.id)
+
+
+def suggest_goal(
+    session: Session, *, access: PatientAccess, data: GoalProposal
+) -> tuple[Goal, messaging.Sent | None]:
+    """A goal proposed; when the patient proposed it, the team gets it as the patient's
+    message in the "My care plan" thread (with the reply task). The message sent, if any, says
+    whether the patient's words were words of crisis (the door then shows the resources)."""
+    goal = plans.propose_goal(session, access=access, data=data)
+    return goal, messaging.plan_goal_posted(session, access=access, statement=goal.statement)
+
+
+def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal) -> Goal:
+    return suggest_goal(session, access=access, data=data)[0]
+
+
+def comment_on_plan(
+    session: Session, *, access: PatientAccess, body: str
+) -> tuple[PlanComment, messaging.Sent | None]:
+    """A comment on the plan; the patient's reaches the team as their message, as above."""
+    comment = plans.add_comment(session, access=access, body=body)
+    return comment, messaging.plan_comment_posted(session, access=access, comment=comment.body)
+
+
+def add_comment(session: Session, *, access: PatientAccess, body: str) -> PlanComment:
+    return comment_on_plan(session, access=access, body=body)[0]

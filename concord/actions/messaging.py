@@ -8,6 +8,11 @@ patient's portal, the JSON API):
   patient's care manager (the team's lead when there is none), due when the clinic says it
   answers; one open task per thread, however many messages the patient sends;
 - a team member's answer in the patient's thread closes that task.
+
+What the patient does elsewhere that the team must answer (a goal they suggest, a comment on
+their plan, a question on a decision) is posted by `post_for_patient` as the patient's message
+in a thread about it ("My care plan", "Decision: <aid>"), joined while that thread is open, so
+the same reply task, unread counts and answer close it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from sqlalchemy.orm import Session
 from concord.access import PatientAccess
 from concord.accounts.models import Role, User
 from concord.dates import local_date
-from concord.i18n import N_
+from concord.i18n import N_, gettext
 from concord.messaging import service as messages
 from concord.messaging.models import Message, MessageThread, ThreadKind
 from concord.messaging.phrases import default_phrases
@@ -133,3 +138,83 @@ def answer(
         crisis_rule=_crisis_rule(access, body),
     )
     return _after(session, access, thread, message)
+
+
+# A patient's words quoted in a message are cut to fit one (the rest stays where they wrote it).
+QUOTE_LIMIT = 4000
+
+
+def quote(words: str) -> str:
+    words = words.strip()
+    return words if len(words) <= QUOTE_LIMIT else words[: QUOTE_LIMIT - 1] + "…"
+
+
+def post_for_patient(
+    session: Session, *, access: PatientAccess, topic: str, subject: str, body: str, words: str
+) -> Sent | None:
+    """The patient's message to the team about `topic`, in the open thread about it or a new
+    one. Only the patient's own doing is posted (the team's or a family member's is not: the
+    team wrote it, and the patient's thread is not theirs to start)."""
+    if not access.is_self:
+        return None
+    thread = messages.open_topic_thread(session, access=access, topic=topic)
+    rule = _crisis_rule(access, words)  # the patient's own words, not the wording around them
+    if thread is None:
+        thread, message = messages.start_thread(
+            session,
+            access=access,
+            kind=ThreadKind.patient,
+            subject=subject,
+            body=body,
+            crisis_rule=rule,
+            topic=topic,
+        )
+    else:
+        message = messages.reply(session, access=access, thread=thread, body=body, crisis_rule=rule)
+    return _after(session, access, thread, message)
+
+
+def language_of(access: PatientAccess) -> str:
+    return access.by.language or "en"
+
+
+def plan_goal_posted(session: Session, *, access: PatientAccess, statement: str) -> Sent | None:
+    lang = language_of(access)
+    return post_for_patient(
+        session,
+        access=access,
+        topic="careplan",
+        subject=gettext(lang, "My care plan"),
+        body=gettext(
+            lang, "I suggested a goal for my care plan: “%(goal)s”", goal=quote(statement)
+        ),
+        words=statement,
+    )
+
+
+def plan_comment_posted(session: Session, *, access: PatientAccess, comment: str) -> Sent | None:
+    lang = language_of(access)
+    return post_for_patient(
+        session,
+        access=access,
+        topic="careplan",
+        subject=gettext(lang, "My care plan"),
+        body=gettext(lang, "I commented on my care plan: “%(comment)s”", comment=quote(comment)),
+        words=comment,
+    )
+
+
+def decision_question_posted(
+    session: Session, *, access: PatientAccess, decision_id: object, aid_title: str, question: str
+) -> Sent | None:
+    lang = language_of(access)
+    return post_for_patient(
+        session,
+        access=access,
+        topic=f"decision:{decision_id}",
+        subject=gettext(lang, "Decision: %(aid)s", aid=aid_title)[:200],
+        body=gettext(
+            lang, "I asked a question about this decision: “%(question)s”", question=quote(question)
+        ),
+        words=question,
+    )

@@ -223,6 +223,14 @@ def agree_careplan(
     }
 
 
+def message_json(sent: Any) -> dict[str, Any] | None:
+    """The patient's message to the team that this posted (None for the team's own doing):
+    its thread, and whether the words were words of crisis (the app shows the resources)."""
+    if sent is None:
+        return None
+    return {"thread_id": str(sent.thread.id), "crisis": sent.crisis}
+
+
 @router.post("/patients/{patient_id}/careplan/comments", status_code=201)
 def comment_careplan(
     patient_id: str,
@@ -234,11 +242,12 @@ def comment_careplan(
     acc = _access(session, actor, patient_id, "create")
 
     def create() -> tuple[str, Any]:
-        comment = plans.add_comment(session, access=acc, body=body.body)
+        comment, sent = plan_actions.comment_on_plan(session, access=acc, body=body.body)
         answer = {
             "id": str(comment.id),
             "body": comment.body,
             "created_at": comment.created_at.isoformat(),
+            "message": message_json(sent),
         }
         return str(comment.id), answer
 
@@ -257,8 +266,8 @@ def propose_goal(
     acc = _access(session, actor, patient_id, "create")
 
     def create() -> tuple[str, Any]:
-        goal = plans.propose_goal(session, access=acc, data=body)
-        return f"goals/{goal.id}", item_json("goals", goal)
+        goal, sent = plan_actions.suggest_goal(session, access=acc, data=body)
+        return f"goals/{goal.id}", {**item_json("goals", goal), "message": message_json(sent)}
 
     return create_once(
         session, actor, idem, create=create, replay=lambda result: _replay(session, acc, result)

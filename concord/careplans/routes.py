@@ -332,7 +332,7 @@ def plan_comment(
     acc = _team_access(session, actor, patient_id, "create")
     if not already_done(session, form.values, actor):
         try:
-            plans.add_comment(session, access=acc, body=form.read().body)
+            plan_actions.add_comment(session, access=acc, body=form.read().body)
         except (InvalidInput, NotFound) as exc:
             if isinstance(exc, NotFound):
                 raise
@@ -615,7 +615,7 @@ def my_propose(
     if done:
         return RedirectResponse(done, status_code=303)
     try:
-        plans.propose_goal(session, access=acc, data=form.read())
+        _, sent = plan_actions.suggest_goal(session, access=acc, data=form.read())
     except InvalidInput as exc:
         return render(
             request,
@@ -628,8 +628,9 @@ def my_propose(
             },
             status_code=422,
         )
-    remember(session, form.values, actor, "/my/plan?done=proposed")
-    return RedirectResponse("/my/plan?done=proposed", status_code=303)
+    target = _crisis_target(sent) or "/my/plan?done=proposed"
+    remember(session, form.values, actor, target)
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/my/plan/agree")
@@ -661,9 +662,10 @@ def my_comment(
     actor: PostedBy,
 ) -> Response:
     acc = _self_access(session, actor, "create")
+    target = "/my/plan?done=commented#comments"
     if not already_done(session, form.values, actor):
         try:
-            plans.add_comment(session, access=acc, body=form.read().body)
+            _, sent = plan_actions.comment_on_plan(session, access=acc, body=form.read().body)
         except InvalidInput as exc:
             state, status = _failed(exc, "comment", form.values)
             return render(
@@ -672,8 +674,18 @@ def my_comment(
                 _portal_context(session, acc, state),
                 status_code=status,
             )
-        remember(session, form.values, actor, "/my/plan?done=commented#comments")
-    return RedirectResponse("/my/plan?done=commented#comments", status_code=303)
+        target = _crisis_target(sent) or target
+        remember(session, form.values, actor, target)
+        return RedirectResponse(target, status_code=303)
+    return RedirectResponse(target, status_code=303)
+
+
+def _crisis_target(sent: Any) -> str | None:
+    """Words of crisis in what the patient wrote: the crisis resources at once, shown in the
+    thread where the team will answer."""
+    if sent is not None and sent.crisis:
+        return f"/my/messages/{sent.thread.id}?crisis=1"
+    return None
 
 
 @router.post("/my/steps/{step_id}/status")

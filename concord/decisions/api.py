@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import decisions as decision_actions
+from concord.careplans.api import message_json
 from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES, Aid
@@ -144,9 +146,10 @@ def question(
     patient_id: str, decision_id: str, body: QuestionIn, session: DbSession, actor: ApiWriter
 ) -> Any:
     acc = _access(session, actor, patient_id, "update")
-    return decision_json(
-        ds.add_question(session, access=acc, decision_id=decision_id, text=body.text)
+    decision, sent = decision_actions.ask(
+        session, access=acc, decision_id=decision_id, text=body.text
     )
+    return {**decision_json(decision), "message": message_json(sent)}
 
 
 @router.put("/patients/{patient_id}/decisions/{decision_id}/sure")

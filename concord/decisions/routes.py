@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import decisions as decision_actions
 from concord.decisions import reports
 from concord.decisions import service as ds
 from concord.decisions.aids import ATTRIBUTES
@@ -97,6 +98,7 @@ def _work(
 ) -> Response:
     """One step of working through a decision (values, a question, SURE), from either side."""
     done = already_done(session, form.values, actor)
+    crisis_thread = None
     if done:
         return RedirectResponse(done, status_code=303)
     try:
@@ -113,9 +115,11 @@ def _work(
             )
         elif step == "question":
             asked = form.read()
-            decision = ds.add_question(
+            decision, sent = decision_actions.ask(
                 session, access=acc, decision_id=decision_id, text=asked.text
             )
+            if sent is not None and sent.crisis:
+                crisis_thread = sent.thread.id
         elif step == "sure":
             # sure_form names the page's own fields (sure_<item>) when one is unanswered.
             sure = form.read()
@@ -149,6 +153,8 @@ def _work(
             status_code=422 if isinstance(exc, InvalidInput) else 409,
         )
     target = f"{base}/{decision.id}?done={step}#{'fit' if step == 'values' else step}"
+    if crisis_thread is not None:  # words of crisis: the resources at once, in the thread
+        target = f"/my/messages/{crisis_thread}?crisis=1"
     remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 

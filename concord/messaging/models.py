@@ -37,7 +37,10 @@ class Awaiting(StrEnum):
 
 class MessageThread(IdMixin, Base):
     __tablename__ = "message_thread"
-    __table_args__ = (Index("ix_message_thread_patient", "patient_id", "last_message_at"),)
+    __table_args__ = (
+        Index("ix_message_thread_patient", "patient_id", "last_message_at"),
+        Index("ix_message_thread_topic", "patient_id", "topic"),
+    )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
@@ -49,6 +52,9 @@ class MessageThread(IdMixin, Base):
     awaiting: Mapped[str | None] = mapped_column(String(10))
     reply_due_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # What the thread is about when Concord opened it for something the patient did
+    # ("careplan", "decision:<id>"): a later suggestion of the same kind joins the open thread.
+    topic: Mapped[str | None] = mapped_column(String(80))
     message_count: Mapped[int] = mapped_column(Integer, default=0)
 
     created_by: Mapped[User] = relationship(lazy="joined", foreign_keys=[created_by_id])
@@ -56,6 +62,18 @@ class MessageThread(IdMixin, Base):
     @property
     def data_category(self) -> DataCategory:
         return DataCategory.mental_health
+
+    def about_path(self, *, for_patient: bool) -> str | None:
+        """Where what the thread is about is read: the patient's own page or the team's."""
+        topic = self.topic or ""
+        if topic == "careplan":
+            return "/my/plan" if for_patient else f"/patients/{self.patient_id}/plan"
+        if topic.startswith("decision:"):
+            ident = topic.removeprefix("decision:")
+            if for_patient:
+                return f"/my/decisions/{ident}"
+            return f"/patients/{self.patient_id}/decisions/{ident}"
+        return None
 
 
 class Message(IdMixin, Base):

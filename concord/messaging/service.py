@@ -270,6 +270,7 @@ def start_thread(
     body: str | None,
     files: list[Upload] | None = None,
     crisis_rule: str | None = None,
+    topic: str | None = None,
 ) -> tuple[MessageThread, Message]:
     if kind not in (ThreadKind.patient, ThreadKind.team):
         raise InvalidInput.field("kind", Msg("must be one of: patient, team"))
@@ -291,6 +292,7 @@ def start_thread(
         created_at=now(),
         last_message_at=now(),
         message_count=0,
+        topic=topic,
     )
     session.add(thread)
     session.flush()
@@ -317,6 +319,23 @@ def reply(
         )
     _, text, checked = check_message(None, body, files or [], new_thread=False)
     return _add_message(session, access, thread, text, checked, crisis_rule)
+
+
+def open_topic_thread(
+    session: Session, *, access: PatientAccess, topic: str
+) -> MessageThread | None:
+    """The patient's open thread with the team about `topic` (the newest), if there is one."""
+    return session.scalars(
+        select(MessageThread)
+        .where(
+            MessageThread.patient_id == access.patient.id,
+            MessageThread.kind == ThreadKind.patient,
+            MessageThread.topic == topic,
+            MessageThread.closed_at.is_(None),
+        )
+        .order_by(MessageThread.last_message_at.desc())
+        .limit(1)
+    ).first()
 
 
 def check_text(body: str | None) -> str:
