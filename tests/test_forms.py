@@ -25,6 +25,12 @@ BY_HAND: dict[tuple[str, str], str] = {
     # A file upload (multipart), read from Starlette's form: the rules are the file's text (or
     # the text box's), checked whole by load_rules; an administrator's page with no twin.
     ("concord/safety/routes.py", "admin_rules_load"): "a file upload, page only",
+    # A message's files (multipart); its text fields are read by FormOf(MessageIn) and the API
+    # twin takes the files as base64 in the same model's `files`.
+    ("concord/messaging/routes.py", "uploads"): "a message's file uploads",
+    # OAuth 2.0 / SMART App Launch: the authorization request's own parameters, echoed back by
+    # the consent page and checked whole by concord.smart.service.check_authorize; page only.
+    ("concord/smart/routes.py", "authorize_decide"): "the OAuth authorization request",
 }
 
 

@@ -339,6 +339,7 @@ PAGE_PARAMS = {
     "code": "AUDIT-C",
     "thread_id": "part2_thread_id",
     "file_id": "file_id",
+    "visit_id": "visit_id",
 }
 # Pages nobody signed in reads records on.
 NOT_RECORD_PAGES = {"/favicon.ico", "/healthz", "/sign-in", "/sign-in/mfa"}

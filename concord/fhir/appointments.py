@@ -86,7 +86,7 @@ def appointment_resource(visit: Appointment, patient: Patient) -> dict[str, Any]
             "start": _instant(visit.start),
             "end": _instant(visit.start + timedelta(minutes=visit.minutes)),
             "minutesDuration": visit.minutes,
-            "created": visit.created_at.date().isoformat(),
+            "created": _instant(visit.created_at),
             "participant": participants,
         }
     )
@@ -128,7 +128,7 @@ def search_appointments(
             if actors is not None and not {str(i) for i in visit.clinician_ids} & actors:
                 continue
             if not all(
-                any(d.matches(visit.start, tz) for d in group) for group in q.groups("date")
+                any(d.matches_instant(visit.start, tz) for d in group) for group in q.groups("date")
             ):
                 continue
             found.append((visit, acc.patient))

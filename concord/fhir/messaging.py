@@ -116,12 +116,8 @@ def _resources(
 
 def read_communication(session: Session, *, by: User, ident: str, base_url: str) -> dict[str, Any]:
     """A thread (header) or a message by its id."""
-    mid = access.parse_id(ident)
-    message = session.get(Message, mid) if mid is not None else None
     try:
-        thread, acc = messages.find_thread(
-            session, by=by, ident=str(message.thread_id) if message is not None else ident
-        )
+        message, thread, acc = messages.find_message(session, by=by, ident=ident)
     except NotFound:
         raise NotFound(Msg("No such resource.")) from None
     team = patients.care_team_of(session, acc.patient.id)

@@ -214,71 +214,6 @@ _DATE = re.compile(
 
 
 @dataclass(frozen=True)
-class DateParam:
-    """A date search value: a prefix and the range its precision covers, [low, high). A
-    value without a zone (a date, a month, a year) is read in the zone the search gives."""
-
-    prefix: str
-    low: datetime
-    high: datetime
-
-    def _range(self, tz: tzinfo) -> tuple[datetime, datetime]:
-        low, high = self.low, self.high
-        if low.tzinfo is None:
-            low, high = low.replace(tzinfo=tz), high.replace(tzinfo=tz)
-        return low, high
-
-    def matches(self, moment: datetime, tz: tzinfo) -> bool:
-        """For a resource whose date is one instant (R4 search, "date" prefixes)."""
-        low, high = self._range(tz)
-        inside = low <= moment < high
-        return {
-            "eq": inside,
-            "ne": not inside,
-            "lt": moment < low,
-            "eb": moment < low,
-            "le": moment < high,
-            "gt": moment >= high,
-            "sa": moment >= high,
-            "ge": moment >= low,
-        }[self.prefix]
-
-
-def _date_param(name: str, value: str) -> DateParam:
-    found = _DATE.match(value)
-    prefix = (found.group("prefix") if found else None) or "eq"
-    if found is None or prefix not in DATE_PREFIXES:
-        raise InvalidInput.field(
-            name,
-            Msg(
-                "must be a date or date-time (YYYY, YYYY-MM, YYYY-MM-DD or "
-                "YYYY-MM-DDThh:mm[:ss]+zz:zz), with an optional prefix: %(prefixes)s",
-                prefixes=", ".join(DATE_PREFIXES),
-            ),
-        )
-    try:
-        year = int(found.group("year"))
-        if found.group("time"):
-            text = value[len(found.group("prefix") or "") :].replace("Z", "+00:00")
-            low = datetime.fromisoformat(text)
-            if low.tzinfo is None:
-                raise InvalidInput.field(name, Msg("a date-time needs its zone (Z or +hh:mm)"))
-            high = low + timedelta(seconds=1 if ":" in found.group("time")[3:] else 60)
-        elif found.group("day"):
-            low = datetime(year, int(found.group("month")), int(found.group("day")))
-            high = low + timedelta(days=1)
-        elif found.group("month"):
-            month = int(found.group("month"))
-            low = datetime(year, month, 1)
-            high = datetime(year + month // 12, month % 12 + 1, 1)
-        else:
-            low, high = datetime(year, 1, 1), datetime(year + 1, 1, 1)
-    except ValueError:
-        raise InvalidInput.field(name, Msg("is not a real date")) from None
-    return DateParam(prefix, low, high)
-
-
-@dataclass(frozen=True)
 class Canonical:
     url: str
     version: str | None
@@ -596,8 +531,6 @@ def _value(kind: str, name: str, value: str, base: str, modifier: str | None = N
         return _token(name, value)
     if declared == "reference":
         return _reference(name, _unescape(value), base)
-    if declared == "date":
-        return _date_param(name, value)
     return _canonical(name, value)
 
 

@@ -402,6 +402,20 @@ def find_thread(
     return thread, acc
 
 
+def find_message(
+    session: Session, *, by: User, ident: str
+) -> tuple[Message | None, MessageThread, PatientAccess]:
+    """A message by its id, or (message None) a thread by its id, with the reader's access to
+    its patient; NotFound (audited) when there is neither or it is not theirs to see. The
+    message itself still passes the disclosure decision (`check_message`)."""
+    mid = parse_id(ident)
+    message = session.get(Message, mid) if mid is not None else None
+    thread, acc = find_thread(
+        session, by=by, ident=str(message.thread_id) if message is not None else ident
+    )
+    return message, thread, acc
+
+
 @dataclass
 class ThreadView:
     thread: MessageThread

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base, IdMixin, JSONType
 
@@ -46,6 +47,8 @@ class SmartLaunch(IdMixin, Base):
     EHR's identifier. The app brings back the opaque `launch` value; it is used once."""
 
     __tablename__ = "smart_launch"
+    # Which patient an EHR opened an app for: registration-level, like the patient's own row.
+    data_category = DataCategory.general
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
     launch_hash: Mapped[str] = mapped_column(String(128), unique=True)
@@ -61,6 +64,7 @@ class SmartGrant(IdMixin, Base):
     current refresh token (rotated at each use; an old one sent again revokes the grant)."""
 
     __tablename__ = "smart_grant"
+    data_category = DataCategory.general  # which app may read whose record (no clinical data)
 
     client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("smart_client.id"), index=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"), index=True)
@@ -97,6 +101,7 @@ class SmartToken(Base):
     under; a backend service's token names its client and no grant."""
 
     __tablename__ = "smart_token"
+    data_category = DataCategory.general  # which patient a token is kept to
 
     api_token_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("api_token.id"), primary_key=True

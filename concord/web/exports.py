@@ -36,6 +36,7 @@ EXPORT_HANDLERS: tuple[tuple[str, str], ...] = (
     ("concord.safety.routes", "shared_plan_pdf"),
     ("concord.consents.routes", "consent_form_pdf"),
     ("concord.quality.routes", "quality_csv"),
+    ("concord.registry.routes", "program_social_csv"),
 )
 
 

@@ -10,7 +10,6 @@ care manager for the goal and the editor for the unrevised item.
 
 from __future__ import annotations
 
-from alembic import command
 from sqlalchemy import JSON, Column, MetaData, Table, Uuid, select, text, update
 from sqlalchemy.orm import Session
 
@@ -19,7 +18,7 @@ from concord.careplans import service as plans
 from concord.careplans.schemas import GoalIn, PlanStart, StrengthIn
 from concord.clock import FakeClock, set_clock
 from concord.db import make_engine
-from concord.migrate import alembic_config, upgrade
+from concord.migrate import downgrade, upgrade
 from tests.conftest import NOW, commit, fresh_database
 from tests.factories import acc_for, build_personas
 
@@ -107,8 +106,7 @@ def test_the_backfill_names_who_added_each_item(database_url, tmp_path):
                     )
                 assert held >= 2, "the goal is in the revision that added it and the edit's"
                 assert goal_editor == ids["other"]
-                with engine.begin() as connection:
-                    command.downgrade(alembic_config(connection=connection), "0013_ehr_import")
+                downgrade(engine, "0013_ehr_import")
                 with engine.connect() as connection:
                     columns = connection.execute(text("SELECT * FROM goal")).keys()
                 assert "author_id" not in columns
