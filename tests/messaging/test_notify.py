@@ -161,3 +161,18 @@ def test_the_notice_says_only_that_a_message_waits_in_the_persons_language_and_h
     for text in [*texts, body, mails[0]["Subject"]]:
         text = text.replace(base, "")
         assert [s for s in secrets if s in text] == [], text
+
+
+def test_through_the_json_api_the_owner_is_told_and_reading_clears_the_bell(
+    client, session, people
+):
+    me = bearer(session, people.patient_user)
+    cm = bearer(session, people.care_manager)
+    url = f"/api/v1/patients/{people.patient.id}/messages"
+    made = client.post(url, json={"kind": "patient", "subject": SUBJECT, "body": BODY}, headers=me)
+    assert made.status_code == 201, made.text
+    assert client.get("/api/v1/notices", headers=cm).json()["unread"] == 1
+    thread = made.json()["thread"]["id"]
+    assert client.get(f"{url}/{thread}", headers=cm).status_code == 200
+    assert client.get("/api/v1/notices", headers=cm).json()["unread"] == 0
+    assert [n.read_at is not None for n in _notices(session, people.care_manager)] == [True]
