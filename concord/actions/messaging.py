@@ -7,7 +7,16 @@ patient's portal, the JSON API):
 - a patient's message makes it the team's turn: a task "Reply to the patient's message" for the
   patient's care manager (the team's lead when there is none), due when the clinic says it
   answers; one open task per thread, however many messages the patient sends;
-- a team member's answer in the patient's thread closes that task.
+- a team member's answer in the patient's thread closes that task;
+- the other side is told through the notification service (concord/notifications): a
+  patient's message tells the person who owns the reply task (nobody else), a team member's
+  message in the patient's thread tells the patient. The notice says only "You have a new
+  message in Concord" with a link to /messages or /my/messages: never the patient's name, the
+  subject or the words. One notice per thread while it is unread: its source carries how far
+  the person had read the thread, so a second message before they read it is the same source
+  (no second email), and once they have read it the next message tells them again. Team-only
+  threads notify nobody outside the team (and, for now, nobody: colleagues see them in the
+  inbox). Reading a thread (`read`) marks its notices read on the bell.
 
 What the patient does elsewhere that the team must answer (a goal they suggest, a comment on
 their plan, a question on a decision) is posted by `post_for_patient` as the patient's message
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
@@ -26,9 +36,11 @@ from concord.accounts.models import Role, User
 from concord.dates import local_date
 from concord.i18n import N_, gettext
 from concord.messaging import service as messages
-from concord.messaging.models import Message, MessageThread, ThreadKind
+from concord.messaging.models import Message, MessageRead, MessageThread, ThreadKind
 from concord.messaging.phrases import default_phrases
+from concord.notifications import service as notices
 from concord.patients import service as patients
+from concord.patients.models import Patient
 from concord.registry import tasks
 from concord.safety import alerts
 
@@ -55,11 +67,43 @@ def _reply_owner(session: Session, access: PatientAccess) -> object:
     return members[0].user_id if members else None
 
 
+TEAM_LINK = "/messages"  # the team's inbox: an email's link names no patient, not even by id
+PATIENT_LINK = "/my/messages"
+
+
+def _read_upto(session: Session, thread: MessageThread, user_id: object) -> int:
+    return (
+        session.scalar(
+            select(MessageRead.upto).where(
+                MessageRead.thread_id == thread.id, MessageRead.user_id == user_id
+            )
+        )
+        or 0
+    )
+
+
+def _tell(session: Session, thread: MessageThread, user_id: object, by: User, link: str) -> None:
+    """Tell one person a message waits in `thread`: once while they have not read it."""
+    if user_id is None or user_id == by.id:
+        return
+    user = session.get(User, user_id)
+    if user is None:
+        return
+    upto = _read_upto(session, thread, user.id)
+    notices.notify(
+        session,
+        user=user,
+        kind="message_waiting",
+        link=link,
+        source=f"{_source(thread)}:{upto}",
+    )
+
+
 def _after(
     session: Session, access: PatientAccess, thread: MessageThread, message: Message
 ) -> Sent:
     if access.is_self:
-        tasks.open_task(
+        task = tasks.open_task(
             session,
             organization_id=thread.organization_id,
             patient_id=thread.patient_id,
@@ -72,6 +116,7 @@ def _after(
             priority="urgent" if message.crisis_rule else "routine",
             by=access.by,
         )
+        _tell(session, thread, task.owner_id, access.by, TEAM_LINK)
         if message.crisis_rule:
             alerts.raise_for_message(
                 session,
@@ -88,7 +133,18 @@ def _after(
             note=REPLIED,
             by=access.by,
         )
+        patient = session.get(Patient, thread.patient_id)
+        if patient is not None:
+            _tell(session, thread, patient.user_id, access.by, PATIENT_LINK)
     return Sent(thread, message, bool(message.crisis_rule))
+
+
+def read(session: Session, access: PatientAccess, thread: MessageThread) -> messages.ThreadView:
+    """Open a thread to read (the reader's mark moves to its last message) and mark the
+    reader's notices about it read: the bell and the unread count agree."""
+    view = messages.open_thread(session, access, thread)
+    notices.mark_read_from(session, by=access.by, source_prefix=f"{_source(thread)}:")
+    return view
 
 
 def _crisis_rule(access: PatientAccess, *texts: str | None) -> str | None:

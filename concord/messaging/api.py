@@ -102,7 +102,7 @@ def _thread_in(session: Session, actor: Any, patient_id: str, thread_id: str, ac
 
 
 def _sent_json(session: Session, acc: PatientAccess, sent: act.Sent) -> dict[str, Any]:
-    view = messages.open_thread(session, acc, sent.thread)
+    view = act.read(session, acc, sent.thread)
     org = acc.patient.clinic.organization
     out = {"thread": thread_json(view, with_messages=True), "crisis": sent.crisis}
     if sent.crisis:
@@ -152,7 +152,7 @@ def start(
 def read_thread(patient_id: str, thread_id: str, session: DbSession, actor: ApiActor) -> Any:
     """A thread with its messages; reading it marks it read for the caller."""
     thread, acc = _thread_in(session, actor, patient_id, thread_id, "read")
-    return {"thread": thread_json(messages.open_thread(session, acc, thread), with_messages=True)}
+    return {"thread": thread_json(act.read(session, acc, thread), with_messages=True)}
 
 
 @router.post("/patients/{patient_id}/messages/{thread_id}", status_code=201)

@@ -90,7 +90,7 @@ def _thread_context(
 ) -> dict[str, Any]:
     context: dict[str, Any] = {
         "acc": acc,
-        "view": messages.open_thread(session, acc, thread),
+        "view": act.read(session, acc, thread),
         "values": {},
         "errors": {},
         "message": None,

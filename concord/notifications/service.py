@@ -8,7 +8,7 @@ over to the person's next channel. The text is made at sending time from the kin
 link, in the person's language, and says only that something is waiting: no name, no
 diagnosis, no medication, no score, no time of a visit. The log keeps no content.
 
-Messaging (a later issue) calls `notify(kind="message_waiting", ...)` like any other part."""
+Messaging calls `notify(kind="message_waiting", ...)` from concord/actions/messaging.py."""
 
 from __future__ import annotations
 
@@ -283,6 +283,23 @@ def mark_read(session: Session, *, by: User, notice_id: Any = None) -> int:
             raise NotFound(Msg("No such notice."))
         query = query.where(Notice.id == nid)
     result = session.execute(query.values(read_at=now()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def mark_read_from(session: Session, *, by: User, source_prefix: str) -> int:
+    """Mark read the person's notices raised by `source_prefix` (e.g. one message thread's,
+    once they have read the thread): the bell says only what still waits."""
+    escaped = source_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    result = session.execute(
+        update(Notice)
+        .where(
+            Notice.user_id == by.id,
+            Notice.read_at.is_(None),
+            Notice.source.like(escaped + "%", escape="\\"),
+        )
+        .values(read_at=now())
+        .execution_options(synchronize_session=False)
+    )
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from concord.actions import appointments as act
+from concord.actions import messaging as msg_act
 from concord.appointments.schemas import AttendanceIn, BookIn, VisitIn, VisitRequestIn
 from concord.notifications import service as notices
 from concord.notifications.models import Delivery, DeliveryStatus, Notice
@@ -200,7 +201,7 @@ SECRETS_REASON = "Sertraline 100 mg, PHQ-9 score 19, major depressive disorder F
 
 def test_no_notice_carries_health_information(session, people, clock):
     """Every notice kind, rendered in every language for a synthetic patient, and every notice
-    the visit actions raise: none names the patient, the reason, a medication, a score or a
+    the visit and message actions raise: none names the patient, the reason, a medication, a score or a
     diagnosis, nor the visit's time."""
     people.org.video_url_template = "https://meet.example.org/{room}"
     patient = people.patient
@@ -242,18 +243,28 @@ def test_no_notice_carries_health_information(session, people, clock):
     act.set_attendance(
         session, access=team, visit_id=asked.id, data=AttendanceIn(version=2, status="noshow")
     )
+    # Messages both ways, with the patient's health information in the subject and the words.
+    said = msg_act.start(
+        session, access=me, kind="patient", subject=SECRETS_REASON, body=SECRETS_REASON
+    )
+    msg_act.answer(
+        session, by=people.care_manager, thread_id=str(said.thread.id), body=SECRETS_REASON
+    )
     session.flush()
     rows = session.scalars(select(Delivery)).all()
     kinds = {r.kind for r in rows}
     assert {"visit_requested", "visit_booked", "visit_proposed", "visit_cancelled"} <= kinds
-    assert "visit_reminder" in kinds
+    assert {"visit_reminder", "message_waiting"} <= kinds
     time_text = SOON.strftime("%H:%M")
     for row in rows:
         for column in ("kind", "link", "key", "last_error"):
             value = str(getattr(row, column) or "")
             assert SECRETS_REASON not in value and patient.family_name not in value
         # The link is a path with a random visit id (its digits are no score): checked apart.
-        assert row.link in ("/visits", "/my/visits") or row.link.startswith("/my/visits/")
+        assert row.link in ("/visits", "/my/visits", "/messages", "/my/messages") or (
+            row.link.startswith("/my/visits/")
+        )
+        assert str(said.thread.id) not in row.link
         for lang in ("en", "es"):
             for text in notices.render(row.kind, row.link, lang):
                 text = text.replace(row.link, "")
