@@ -340,6 +340,7 @@ PAGE_PARAMS = {
     "thread_id": "part2_thread_id",
     "file_id": "file_id",
     "visit_id": "visit_id",
+    "token": None,  # a community partner's referral link: a made-up one
 }
 # Pages nobody signed in reads records on.
 NOT_RECORD_PAGES = {"/favicon.ico", "/healthz", "/sign-in", "/sign-in/mfa"}
