@@ -22,6 +22,7 @@ from concord.fhir import messaging as fhir_messages
 from concord.fhir import patients as fhir_patients
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
+from concord.fhir import social as social_door
 from concord.fhir.appointments import read_appointment, search_appointments
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
@@ -365,6 +366,9 @@ def _search(
         found = ehr_door.search_imported(
             session, by=actor.user, token=actor.token, kind=kind, pairs=pairs
         )
+        if not actor.user.is_client:
+            # Concord's own health concerns and referrals, after the EHR's.
+            found += social_door.search_by_patient(session, by=actor.user, kind=kind, pairs=pairs)
         self_url = f"{base}/{kind}" + (f"?{urlencode(pairs)}" if pairs else "")
         return fhir_response(request, mapping.bundle(found, base, self_url, None, len(found)))
     q = search.parse(kind, pairs, base=base)
@@ -948,6 +952,8 @@ def _read(
         return fhir.read_questionnaire_response(session, by=actor.user, ident=ident)
     if kind == "Observation" and not actor.user.is_client:
         return fhir.read_observation(session, by=actor.user, ident=ident)
+    if social_door.is_social(kind, ident):
+        return social_door.read(session, by=actor.user, kind=kind, ident=ident)
     if kind == "Task":
         return read_task(session, by=actor.user, ident=ident)
     if kind == "Flag":

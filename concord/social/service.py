@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id, refuse_record
+from concord.access import PatientAccess, deny, owned_by_id, parse_id, refuse_record
 from concord.accounts.models import Organization, User
 from concord.audit.models import Outcome
 from concord.audit.service import record
@@ -204,6 +204,14 @@ def get_concern(
             patient_id=access.patient.id,
         )
     return concern
+
+
+def find_concern(session: Session, *, by: User, ident: Any) -> tuple[SocialConcern, PatientAccess]:
+    """A concern by its id alone (the FHIR door): the patient's record access decides, then
+    `get_concern` (the disclosure decision and the trail). A malformed id, a missing concern
+    and one outside the caller's scope get the same NotFound, audited."""
+    concern, acc = owned_by_id(session, by, SocialConcern, str(ident), object_type=CONCERN)
+    return get_concern(session, access=acc, concern_id=concern.id), acc
 
 
 DECISIONS = ("confirm", "decline", "resolve")
@@ -709,6 +717,12 @@ def get_referral(
             patient_id=access.patient.id,
         )
     return referral
+
+
+def find_referral(session: Session, *, by: User, ident: Any) -> tuple[Referral, PatientAccess]:
+    """A referral by its id alone (the FHIR door), as `find_concern`."""
+    referral, acc = owned_by_id(session, by, Referral, str(ident), object_type=REFERRAL)
+    return get_referral(session, access=acc, referral_id=referral.id), acc
 
 
 def events(session: Session, referral: Referral) -> list[ReferralEvent]:
