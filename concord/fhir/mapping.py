@@ -715,8 +715,8 @@ RESOURCE_NOTES = {
     "Flag": "A search needs patient or subject.",
     "Task": "Safety alerts and the registry's tasks, for the care team only; and each "
     "social-needs referral's Task (id referral-{id}, the SDOH Clinical Care IG's referral "
-    "statuses, focus its ServiceRequest), for the care team and the patient, returned on a "
-    "search by patient after the others.",
+    "statuses, focus its ServiceRequest), for the care team and the patient, returned after "
+    "the others.",
     "Measure": "CMS159 and CMS2 (docs/quality-measures.md). $evaluate-measure takes "
     "periodStart, periodEnd, and subject=Patient/[id] or reportType=population|subject-list; "
     "it reads the EHR's imported data of the patients the caller may read (an integration "
@@ -735,11 +735,11 @@ RESOURCE_NOTES = {
 # send.
 OWN_IMPORTED_TYPES = {
     "Condition": "Also the patient's social-needs health concerns (id sdoh-{id}; category US "
-    "Core health-concern and the SDOH Clinical Care IG's domain), on a read and a search by "
-    "patient, for the care team and the patient.",
+    "Core health-concern and the SDOH Clinical Care IG's domain), read and searched (after the "
+    "imported ones) by the care team and the patient.",
     "ServiceRequest": "Also the patient's referrals to community services (id referral-{id}; "
-    "category the SDOH Clinical Care IG's domain; its Task is Task/referral-{id}), on a read "
-    "and a search by patient, for the care team and the patient.",
+    "category the SDOH Clinical Care IG's domain; its Task is Task/referral-{id}), read and "
+    "searched (after the imported ones) by the care team and the patient.",
 }
 
 

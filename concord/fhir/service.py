@@ -724,8 +724,8 @@ def scoring_issues(instrument: Any, scored: Any) -> list[dict[str, Any]]:
 
 
 def search_safety(session: Session, *, by: User, q: Query) -> SearchPage:
-    """Task (safety alerts and the registry's tasks: the care team's only; on a search by
-    patient, then the patients' referral Tasks, for the care team and the patient) and Flag
+    """Task (safety alerts and the registry's tasks: the care team's only; then the
+    referrals' Tasks, for the care team and the patient) and Flag
     (risk status, the care team's only). The referral Tasks follow the last page of the others
     (their pages carry a `referral.<offset>` cursor)."""
     if q.kind != "Task":

@@ -7,12 +7,12 @@ Concord keeps never shares an id with one an EHR sent, and a referral's Task nev
 with a safety alert's (a bare id). Each read goes through the social-needs service (the record's
 access, the disclosure decision for the purpose, the audit trail); nothing is queried here.
 
-Mapping (docs/fhir.md):
+Mapping:
 - Condition: category US Core `health-concern` and the SDOHCC domain; code SNOMED CT and
   ICD-10-CM where needs.yaml names them (text: the patient's words, else the domain's name);
   clinicalStatus active (proposed, confirmed), resolved, or inactive when the patient declined;
-  verificationStatus provisional (proposed), confirmed, refuted (declined); a concern a rescreen
-  resolved carries none (whether the patient had confirmed it is not kept).
+  verificationStatus provisional (proposed), confirmed, refuted (declined); a resolved concern
+  carries none (whether the patient had confirmed it before is not kept).
 - ServiceRequest: category the SDOHCC domain; code the service asked for (its name, as text:
   no procedure code is kept); performer the community organization and service by name;
   requester the clinician (or the patient, for a self-referral); reasonReference the concern.
@@ -258,12 +258,11 @@ def search_by_patient(
     """Condition and ServiceRequest by patient (patient or subject): the patient's concerns or
     referrals, each patient through the record's access (one outside it is left out, as a
     missing one, audited) and the service's list (disclosure decision, audited). Without a
-    patient, none (the imported ones are listed by the EHR door)."""
-    wanted = _patients(pairs)
-    if wanted is None or kind not in ("Condition", "ServiceRequest"):
+    patient, those of every patient the caller may read."""
+    if kind not in ("Condition", "ServiceRequest"):
         return []
     found: list[dict[str, Any]] = []
-    for acc in access.records_among(session, by, wanted, object_type=_object(kind)) or []:
+    for acc in _scope(session, by, _patients(pairs), _object(kind)):
         if kind == "Condition":
             found += [
                 condition_resource(c, acc.patient)
@@ -277,15 +276,23 @@ def search_by_patient(
     return found
 
 
+def _scope(
+    session: Session, by: User, wanted: set[str] | None, object_type: str
+) -> list[access.PatientAccess]:
+    if wanted is None:
+        return social.patients_with(session, by=by, object_type=object_type)
+    return access.records_among(session, by, wanted, object_type=object_type) or []
+
+
 def _object(kind: str) -> str:
     return social.CONCERN if kind == "Condition" else social.REFERRAL
 
 
 def referral_tasks(session: Session, *, by: User, q: Query) -> list[dict[str, Any]]:
-    """A search of Task by patient: the patients' referrals' Tasks (status narrows them; an
-    owner, always a person for the other Tasks, matches none). Without a patient, none."""
-    ids = q.patient_ids()
-    if ids is None or q.has("owner"):
+    """A search of Task: the referrals' Tasks of the patients named (none named: of every
+    patient the caller may read); status narrows them; an owner (a person, on the other
+    Tasks) matches none."""
+    if q.has("owner"):
         return []
     codes = {s.value for s in ReferralStatus}
     for group in q.groups("status"):
@@ -296,7 +303,7 @@ def referral_tasks(session: Session, *, by: User, q: Query) -> list[dict[str, An
             )
     statuses = allowed_codes(q.groups("status"), TASK_STATUS, codes)
     found = []
-    for acc in access.records_among(session, by, ids, object_type=social.REFERRAL) or []:
+    for acc in _scope(session, by, q.patient_ids(), social.REFERRAL):
         for referral in social.list_referrals(session, access=acc):
             if statuses is None or referral.status in statuses:
                 found.append(task_resource(referral, acc.patient))

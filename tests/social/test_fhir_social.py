@@ -146,6 +146,11 @@ def test_search_by_patient_returns_the_imported_and_concord_s_own(
     assert not any(i.startswith("referral-") for i in owned)
     bad = _get(client, f"/fhir/Task?patient={pid}&status=done", team)
     assert bad.status_code == 422 and "status" in bad.text
+    # Naming no patient: every patient the caller may read.
+    assert {f"sdoh-{c.id}" for c in concerns.values()} <= set(
+        _ids(_get(client, "/fhir/Condition", team))
+    )
+    assert f"referral-{resent.id}" in _ids(_get(client, "/fhir/Task", team))
     # The patient: their own referrals' Tasks, not the team's safety work.
     mine = _ids(_get(client, f"/fhir/Task?patient={pid}", bearer(session, people.patient_user)))
     assert set(mine) == {f"referral-{declined.id}", f"referral-{resent.id}"}
@@ -183,12 +188,11 @@ def test_off_team_is_not_found_and_searches_are_empty(client, session, people, f
             assert got.status_code in (403, 404), (who.email, url, got.text)
             assert "Riverside" not in got.text and "worry" not in got.text
         for kind in ("Condition", "ServiceRequest", "Task"):
-            got = _get(client, f"/fhir/{kind}?patient={pid}", token)
-            if got.status_code == 200:
-                assert not any(i.startswith(("sdoh-", "referral-")) for i in _ids(got)), (
-                    who.email,
-                    kind,
-                )
+            for url in (f"/fhir/{kind}?patient={pid}", f"/fhir/{kind}"):
+                got = _get(client, url, token)
+                if got.status_code == 200:
+                    ours = [i for i in _ids(got) if i.startswith(("sdoh-", "referral-"))]
+                    assert ours == [], (who.email, url)
     # A malformed or unknown id is the same answer.
     team = bearer(session, people.care_manager)
     for url in ("/fhir/Condition/sdoh-nope", f"/fhir/Task/referral-{food.id}"):
