@@ -34,6 +34,7 @@ from concord.ehr.service import RESERVED_ID_PREFIXES
 from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import _drop_empty, _instant, _ref, person_ref
 from concord.fhir.measures import SDOHCC_CATEGORY
+from concord.fhir.safety import TASK_STATUS_CODES
 from concord.fhir.search import Query, allowed_codes
 from concord.i18n import Msg
 from concord.patients.models import Patient
@@ -294,7 +295,7 @@ def referral_tasks(session: Session, *, by: User, q: Query) -> list[dict[str, An
     Tasks) matches none."""
     if q.has("owner"):
         return []
-    codes = {s.value for s in ReferralStatus}
+    codes = TASK_STATUS_CODES  # every Task status (the other Tasks take "ready")
     for group in q.groups("status"):
         unknown = sorted({t.code for t in group if t.code and t.code not in codes})
         if unknown:
