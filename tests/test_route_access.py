@@ -483,9 +483,9 @@ READS = {
     "MedicationRequest/{medication_id}": RECORD,
     "MedicationStatement/{reported_id}": RECORD,
     "Condition/{condition_id}": RECORD,
-    "Condition/sdoh-{concern_id}": RECORD,
-    "ServiceRequest/referral-{referral_id}": RECORD,
-    "Task/referral-{referral_id}": RECORD,
+    "Condition/concord-sdoh-{concern_id}": RECORD,
+    "ServiceRequest/concord-referral-{referral_id}": RECORD,
+    "Task/concord-referral-{referral_id}": RECORD,
     "Communication/{thread_id}": RECORD,
     "Appointment/{visit_id}": RECORD,
 }

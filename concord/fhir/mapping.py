@@ -714,9 +714,9 @@ RESOURCE_NOTES = {
     "LOINC-coded answer of that response.",
     "Flag": "A search needs patient or subject.",
     "Task": "Safety alerts and the registry's tasks, for the care team only; and each "
-    "social-needs referral's Task (id referral-{id}, the SDOH Clinical Care IG's referral "
-    "statuses, focus its ServiceRequest), for the care team and the patient, returned after "
-    "the others.",
+    "social-needs referral's Task (id concord-referral-{id}, the SDOH Clinical Care IG's "
+    "referral statuses, focus its ServiceRequest), for the care team and the patient, "
+    "returned after the others.",
     "Measure": "CMS159 and CMS2 (docs/quality-measures.md). $evaluate-measure takes "
     "periodStart, periodEnd, and subject=Patient/[id] or reportType=population|subject-list; "
     "it reads the EHR's imported data of the patients the caller may read (an integration "
@@ -734,12 +734,13 @@ RESOURCE_NOTES = {
 # Imported types Concord also keeps of its own (concord.fhir.social), under ids an EHR may not
 # send.
 OWN_IMPORTED_TYPES = {
-    "Condition": "Also the patient's social-needs health concerns (id sdoh-{id}; category US "
-    "Core health-concern and the SDOH Clinical Care IG's domain), read and searched (after the "
-    "imported ones) by the care team and the patient.",
-    "ServiceRequest": "Also the patient's referrals to community services (id referral-{id}; "
-    "category the SDOH Clinical Care IG's domain; its Task is Task/referral-{id}), read and "
+    "Condition": "Also the patient's social-needs health concerns (id concord-sdoh-{id}; "
+    "category US Core health-concern and the SDOH Clinical Care IG's domain), read and "
     "searched (after the imported ones) by the care team and the patient.",
+    "ServiceRequest": "Also the patient's referrals to community services (id "
+    "concord-referral-{id}; category the SDOH Clinical Care IG's domain; its Task is "
+    "Task/concord-referral-{id}), read and searched (after the imported ones) by the care team "
+    "and the patient.",
 }
 
 

@@ -1,10 +1,10 @@
 """Social needs as FHIR R4 (issue 23, the HL7 SDOH Clinical Care IG's shapes): a health concern
 as a `Condition`, a referral as a `ServiceRequest` and the `Task` that tracks its fulfilment.
 
-Their ids carry a prefix (`sdoh-` a concern, `referral-` a referral) that the EHR import refuses
-for the same types (concord.ehr.service.RESERVED_ID_PREFIXES), so a Condition or ServiceRequest
-Concord keeps never shares an id with one an EHR sent, and a referral's Task never shares one
-with a safety alert's (a bare id). Each read goes through the social-needs service (the record's
+Their ids carry a prefix (`concord-sdoh-` a concern, `concord-referral-` a referral) that the
+EHR import refuses for the same types (concord.ehr.service.RESERVED_ID_PREFIXES), so a
+Condition or ServiceRequest Concord keeps never shares an id with one an EHR sent, and a
+referral's Task never shares one with a safety alert's (a bare id). Each read goes through the social-needs service (the record's
 access, the disclosure decision for the purpose, the audit trail); nothing is queried here.
 
 Mapping:

@@ -75,7 +75,7 @@ def test_read_a_concern_a_referral_and_its_task(client, session, people, food_ba
     food = concerns["food-insecurity"]
     for who in (people.care_manager, people.patient_user):
         token = bearer(session, who)
-        got = _get(client, f"/fhir/Condition/sdoh-{food.id}", token)
+        got = _get(client, f"/fhir/Condition/concord-sdoh-{food.id}", token)
         assert got.status_code == 200, got.text
         c = got.json()
         mapping.validate(c)
@@ -89,22 +89,22 @@ def test_read_a_concern_a_referral_and_its_task(client, session, people, food_ba
         assert c["clinicalStatus"]["coding"][0]["code"] == "active"
         assert c["subject"]["reference"] == f"Patient/{people.patient.id}"
 
-        sr = _get(client, f"/fhir/ServiceRequest/referral-{declined.id}", token).json()
+        sr = _get(client, f"/fhir/ServiceRequest/concord-referral-{declined.id}", token).json()
         mapping.validate(sr)
         assert sr["status"] == "revoked" and sr["intent"] == "order"
         assert sr["category"][0]["coding"][0]["code"] == "food-insecurity"
-        assert sr["reasonReference"] == [{"reference": f"Condition/sdoh-{food.id}"}]
+        assert sr["reasonReference"] == [{"reference": f"Condition/concord-sdoh-{food.id}"}]
         assert "Riverside Food Bank" in sr["performer"][0]["display"]
         assert sr["requester"]["reference"] == f"Practitioner/{people.care_manager.id}"
 
-        task = _get(client, f"/fhir/Task/referral-{declined.id}", token).json()
+        task = _get(client, f"/fhir/Task/concord-referral-{declined.id}", token).json()
         mapping.validate(task)
         assert task["status"] == "rejected"
         assert task["statusReason"] == {"text": "Outside our area"}
-        assert task["focus"] == {"reference": f"ServiceRequest/referral-{declined.id}"}
+        assert task["focus"] == {"reference": f"ServiceRequest/concord-referral-{declined.id}"}
         assert task["for"]["reference"] == f"Patient/{people.patient.id}"
         assert task["owner"]["display"].startswith("Riverside Food Bank")
-        waiting = _get(client, f"/fhir/Task/referral-{resent.id}", token).json()
+        waiting = _get(client, f"/fhir/Task/concord-referral-{resent.id}", token).json()
         assert waiting["status"] == "requested" and "restriction" in waiting
     # A concern the patient declined is refuted and no longer active.
     housing = next(c for d, c in concerns.items() if d != "food-insecurity")
@@ -112,7 +112,9 @@ def test_read_a_concern_a_referral_and_its_task(client, session, people, food_ba
         session, access=me(session, people), concern_id=housing.id, decision="decline"
     )
     commit(session)
-    c = _get(client, f"/fhir/Condition/sdoh-{housing.id}", bearer(session, people.care_manager))
+    c = _get(
+        client, f"/fhir/Condition/concord-sdoh-{housing.id}", bearer(session, people.care_manager)
+    )
     assert c.json()["verificationStatus"]["coding"][0]["code"] == "refuted"
     assert c.json()["clinicalStatus"]["coding"][0]["code"] == "inactive"
     # Every read is in the trail.
@@ -134,26 +136,26 @@ def test_search_by_patient_returns_the_imported_and_concord_s_own(
     team = bearer(session, people.care_manager)
     conditions = _ids(_get(client, f"/fhir/Condition?patient={pid}", team))
     assert "c1" in conditions
-    assert {f"sdoh-{c.id}" for c in concerns.values()} <= set(conditions)
+    assert {f"concord-sdoh-{c.id}" for c in concerns.values()} <= set(conditions)
     requests = _ids(_get(client, f"/fhir/ServiceRequest?subject=Patient/{pid}", team))
-    assert set(requests) == {f"referral-{declined.id}", f"referral-{resent.id}"}
+    assert set(requests) == {f"concord-referral-{declined.id}", f"concord-referral-{resent.id}"}
     tasks = _ids(_get(client, f"/fhir/Task?patient={pid}", team))
-    assert {f"referral-{declined.id}", f"referral-{resent.id}"} <= set(tasks)
+    assert {f"concord-referral-{declined.id}", f"concord-referral-{resent.id}"} <= set(tasks)
     rejected = _ids(_get(client, f"/fhir/Task?patient={pid}&status=rejected", team))
-    assert rejected == [f"referral-{declined.id}"]
+    assert rejected == [f"concord-referral-{declined.id}"]
     # An owner is a person on the other Tasks: no referral's Task matches one.
     owned = _ids(_get(client, f"/fhir/Task?patient={pid}&owner={people.care_manager.id}", team))
-    assert not any(i.startswith("referral-") for i in owned)
+    assert not any(i.startswith("concord-referral-") for i in owned)
     bad = _get(client, f"/fhir/Task?patient={pid}&status=done", team)
     assert bad.status_code == 422 and "status" in bad.text
     # Naming no patient: every patient the caller may read.
-    assert {f"sdoh-{c.id}" for c in concerns.values()} <= set(
+    assert {f"concord-sdoh-{c.id}" for c in concerns.values()} <= set(
         _ids(_get(client, "/fhir/Condition", team))
     )
-    assert f"referral-{resent.id}" in _ids(_get(client, "/fhir/Task", team))
+    assert f"concord-referral-{resent.id}" in _ids(_get(client, "/fhir/Task", team))
     # The patient: their own referrals' Tasks, not the team's safety work.
     mine = _ids(_get(client, f"/fhir/Task?patient={pid}", bearer(session, people.patient_user)))
-    assert set(mine) == {f"referral-{declined.id}", f"referral-{resent.id}"}
+    assert set(mine) == {f"concord-referral-{declined.id}", f"concord-referral-{resent.id}"}
 
 
 def test_referral_tasks_page_after_the_others(client, session, people, food_bank):
@@ -166,7 +168,7 @@ def test_referral_tasks_page_after_the_others(client, session, people, food_bank
     second = _get(client, following.split("/fhir", 1)[1].join(["/fhir", ""]), team).json()
     assert len(second["entry"]) == 1
     seen = {first["entry"][0]["resource"]["id"], second["entry"][0]["resource"]["id"]}
-    assert seen == {f"referral-{declined.id}", f"referral-{resent.id}"}
+    assert seen == {f"concord-referral-{declined.id}", f"concord-referral-{resent.id}"}
     assert not [link for link in second["link"] if link["relation"] == "next"]
     forged = _get(client, f"/fhir/Task?patient={people.patient.id}&_cursor=referral.x", team)
     assert forged.status_code == 422 and "_cursor" in forged.text
@@ -177,9 +179,9 @@ def test_off_team_is_not_found_and_searches_are_empty(client, session, people, f
     food = concerns["food-insecurity"]
     pid = people.patient.id
     urls = (
-        f"/fhir/Condition/sdoh-{food.id}",
-        f"/fhir/ServiceRequest/referral-{declined.id}",
-        f"/fhir/Task/referral-{declined.id}",
+        f"/fhir/Condition/concord-sdoh-{food.id}",
+        f"/fhir/ServiceRequest/concord-referral-{declined.id}",
+        f"/fhir/Task/concord-referral-{declined.id}",
     )
     for who in (people.outsider, people.other_patient_user, people.family):
         token = bearer(session, who)
@@ -191,11 +193,13 @@ def test_off_team_is_not_found_and_searches_are_empty(client, session, people, f
             for url in (f"/fhir/{kind}?patient={pid}", f"/fhir/{kind}"):
                 got = _get(client, url, token)
                 if got.status_code == 200:
-                    ours = [i for i in _ids(got) if i.startswith(("sdoh-", "referral-"))]
+                    ours = [
+                        i for i in _ids(got) if i.startswith(("concord-sdoh-", "concord-referral-"))
+                    ]
                     assert ours == [], (who.email, url)
     # A malformed or unknown id is the same answer.
     team = bearer(session, people.care_manager)
-    for url in ("/fhir/Condition/sdoh-nope", f"/fhir/Task/referral-{food.id}"):
+    for url in ("/fhir/Condition/concord-sdoh-nope", f"/fhir/Task/concord-referral-{food.id}"):
         assert _get(client, url, team).status_code == 404
     denied = session.scalars(
         select(AuditEvent).where(
@@ -211,15 +215,15 @@ def test_the_disclosure_decision_still_decides(client, session, people, food_ban
     concerns, declined, _ = _world(client, session, people, food_bank)
     food = concerns["food-insecurity"]
     payment = {**bearer(session, people.care_manager), "X-Purpose-Of-Use": "HPAYMT"}
-    assert _get(client, f"/fhir/Condition/sdoh-{food.id}", payment).status_code == 404
-    assert _get(client, f"/fhir/Task/referral-{declined.id}", payment).status_code == 404
+    assert _get(client, f"/fhir/Condition/concord-sdoh-{food.id}", payment).status_code == 404
+    assert _get(client, f"/fhir/Task/concord-referral-{declined.id}", payment).status_code == 404
     found = _ids(_get(client, f"/fhir/ServiceRequest?patient={people.patient.id}", payment))
-    assert not any(i.startswith("referral-") for i in found)
+    assert not any(i.startswith("concord-referral-") for i in found)
 
 
 def test_an_ehr_cannot_send_an_id_concord_keeps(client, session, people):
     token = client_token(session, people)
-    for kind, ident in (("Condition", "sdoh-1"), ("ServiceRequest", "referral-2")):
+    for kind, ident in (("Condition", "concord-sdoh-1"), ("ServiceRequest", "concord-referral-2")):
         resource = condition("F32.1", "Patient/p1")
         if kind == "ServiceRequest":
             resource = {
@@ -235,7 +239,7 @@ def test_an_ehr_cannot_send_an_id_concord_keeps(client, session, people):
         )
         assert refused.status_code == 400, refused.text
         assert "request.url" in refused.text and "Concord" in refused.text
-    # Any other id is the EHR's, as before.
-    fine = send(client, bundle(put("Patient", "p1", patient()), put("Condition", "x-sdoh-1",
+    # Any other id is the EHR's, as before (an official eCQM deck has referral-for-...).
+    fine = send(client, bundle(put("Patient", "p1", patient()), put("Condition", "sdoh-1",
                 condition("F32.1", "Patient/p1"))), token)  # fmt: skip
     assert fine.status_code == 200, fine.text
