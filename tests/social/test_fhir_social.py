@@ -153,6 +153,9 @@ def test_search_by_patient_returns_the_imported_and_concord_s_own(
         _ids(_get(client, "/fhir/Condition", team))
     )
     assert f"concord-referral-{resent.id}" in _ids(_get(client, "/fhir/Task", team))
+    # $everything reads Task through the same search.
+    everything = _ids(_get(client, f"/fhir/Patient/{pid}/$everything?_type=Task", team))
+    assert f"concord-referral-{resent.id}" in everything
     # The patient: their own referrals' Tasks, not the team's safety work.
     mine = _ids(_get(client, f"/fhir/Task?patient={pid}", bearer(session, people.patient_user)))
     assert set(mine) == {f"concord-referral-{declined.id}", f"concord-referral-{resent.id}"}
