@@ -736,11 +736,12 @@ RESOURCE_NOTES = {
 OWN_IMPORTED_TYPES = {
     "Condition": "Also the patient's social-needs health concerns (id concord-sdoh-{id}; "
     "category US Core health-concern and the SDOH Clinical Care IG's domain), read and "
-    "searched (after the imported ones) by the care team and the patient.",
+    "searched (after the imported ones) by the care team and the patient; category narrows "
+    "both.",
     "ServiceRequest": "Also the patient's referrals to community services (id "
     "concord-referral-{id}; category the SDOH Clinical Care IG's domain; its Task is "
     "Task/concord-referral-{id}), read and searched (after the imported ones) by the care team "
-    "and the patient.",
+    "and the patient; category narrows both.",
 }
 
 
@@ -852,7 +853,8 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 "Bundle to the base), served as sent; a search needs patient."
                 + (f" {OWN_IMPORTED_TYPES[kind]}" if kind in OWN_IMPORTED_TYPES else ""),
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "searchParam": [{"name": "patient", "type": "reference"}],
+                "searchParam": [{"name": "patient", "type": "reference"}]
+                + ([{"name": "category", "type": "token"}] if kind in OWN_IMPORTED_TYPES else []),
             }
         )
     return {

@@ -363,12 +363,16 @@ def _search(
     search.check_accept(request.headers.get("accept"), pairs)
     if kind in ehr_door.IMPORTED_TYPES or (kind == "Observation" and actor.user.is_client):
         # An integration client (quality scope) reads the imported Observations only.
+        asked, categories = pairs, []
+        if kind in social_door.CATEGORY_KINDS:
+            asked, categories = social_door.category_groups(pairs)
         found = ehr_door.search_imported(
-            session, by=actor.user, token=actor.token, kind=kind, pairs=pairs
+            session, by=actor.user, token=actor.token, kind=kind, pairs=asked
         )
         if not actor.user.is_client:
             # Concord's own health concerns and referrals, after the EHR's.
-            found += social_door.search_by_patient(session, by=actor.user, kind=kind, pairs=pairs)
+            found += social_door.search_by_patient(session, by=actor.user, kind=kind, pairs=asked)
+        found = [r for r in found if social_door.in_categories(r, categories)]
         self_url = f"{base}/{kind}" + (f"?{urlencode(pairs)}" if pairs else "")
         return fhir_response(request, mapping.bundle(found, base, self_url, None, len(found)))
     q = search.parse(kind, pairs, base=base)

@@ -35,7 +35,7 @@ from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import _drop_empty, _instant, _ref, person_ref
 from concord.fhir.measures import SDOHCC_CATEGORY
 from concord.fhir.safety import TASK_STATUS_CODES
-from concord.fhir.search import Query, allowed_codes
+from concord.fhir.search import Query, Token, _split, _token, allowed_codes, codings_match
 from concord.i18n import Msg
 from concord.patients.models import Patient
 from concord.social import service as social
@@ -283,6 +283,36 @@ def _scope(
     if wanted is None:
         return social.patients_with(session, by=by, object_type=object_type)
     return access.records_among(session, by, wanted, object_type=object_type) or []
+
+
+CATEGORY_KINDS = ("Condition", "ServiceRequest")
+
+
+def category_groups(
+    pairs: Sequence[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], list[list[Token]]]:
+    """A Condition or ServiceRequest search's `category` (token: code, system|code; a comma
+    ORs, a repeat ANDs), taken out of the pairs the imported search reads."""
+    rest = [(name, value) for name, value in pairs if name != "category"]
+    groups = [
+        [_token("category", part) for part in _split(value, ",")]
+        for name, value in pairs
+        if name == "category"
+    ]
+    return rest, groups
+
+
+def in_categories(resource: dict[str, Any], groups: list[list[Token]]) -> bool:
+    """Whether one of the resource's categories satisfies every group (the imported ones as
+    sent, Concord's own as mapped here)."""
+    codings = [
+        coding
+        for concept in resource.get("category") or []
+        if isinstance(concept, dict)
+        for coding in concept.get("coding") or []
+        if isinstance(coding, dict)
+    ]
+    return codings_match(groups, codings)
 
 
 def _object(kind: str) -> str:

@@ -137,6 +137,18 @@ def test_search_by_patient_returns_the_imported_and_concord_s_own(
     conditions = _ids(_get(client, f"/fhir/Condition?patient={pid}", team))
     assert "c1" in conditions
     assert {f"concord-sdoh-{c.id}" for c in concerns.values()} <= set(conditions)
+    # US Core's health-concern category, or the SDOHCC domain: Concord's own; the EHR's c1
+    # (no such category) is left out.
+    concern_ids = {f"concord-sdoh-{c.id}" for c in concerns.values()}
+    for category in (f"{US_CORE}|health-concern", "food-insecurity,housing-instability"):
+        shown = _ids(_get(client, f"/fhir/Condition?patient={pid}&category={category}", team))
+        assert "c1" not in shown and set(shown) <= concern_ids and shown, category
+    both = f"category=health-concern&category={SDOHCC}|food-insecurity"
+    assert _ids(_get(client, f"/fhir/Condition?patient={pid}&{both}", team)) == [
+        f"concord-sdoh-{concerns['food-insecurity'].id}"
+    ]
+    bad = _get(client, f"/fhir/Condition?patient={pid}&category=a|b|c", team)
+    assert bad.status_code == 422 and "category" in bad.text
     requests = _ids(_get(client, f"/fhir/ServiceRequest?subject=Patient/{pid}", team))
     assert set(requests) == {f"concord-referral-{declined.id}", f"concord-referral-{resent.id}"}
     tasks = _ids(_get(client, f"/fhir/Task?patient={pid}", team))
@@ -246,3 +258,12 @@ def test_an_ehr_cannot_send_an_id_concord_keeps(client, session, people):
     fine = send(client, bundle(put("Patient", "p1", patient()), put("Condition", "sdoh-1",
                 condition("F32.1", "Patient/p1"))), token)  # fmt: skip
     assert fine.status_code == 200, fine.text
+
+
+def test_the_capability_statement_says_so(client):
+    statement = client.get("/fhir/metadata", headers=FHIR).json()
+    kinds = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    for kind, prefix in (("Condition", "concord-sdoh-"), ("ServiceRequest", "concord-referral-")):
+        assert prefix in kinds[kind]["documentation"]
+        assert {"patient", "category"} <= {p["name"] for p in kinds[kind]["searchParam"]}
+    assert "concord-referral-" in kinds["Task"]["documentation"]
