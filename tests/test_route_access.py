@@ -457,12 +457,15 @@ SEARCHABLE_BY_PATIENT = {
     "Goal": RECORD,
     "QuestionnaireResponse": RECORD,
     "Observation": RECORD,
-    "Task": TEAM,
+    # Safety alerts and the registry's tasks: the team's; a referral's Task (issue 23): the
+    # patient's too.
+    "Task": RECORD,
     "Flag": TEAM,
     "Consent": RECORD,  # whole records; family read theirs through /api/v1
     "MedicationRequest": RECORD,
     "MedicationStatement": RECORD,
-    "Condition": RECORD,  # imported from the EHR (issue 20)
+    "Condition": RECORD,  # imported from the EHR (issue 20), and social-needs concerns
+    "ServiceRequest": RECORD,  # social-needs referrals (issue 23)
     "Communication": RECORD,  # secure messages (issue 22): the team's and the patient's
     "Appointment": RECORD,  # visits (issue 22)
 }
@@ -480,6 +483,9 @@ READS = {
     "MedicationRequest/{medication_id}": RECORD,
     "MedicationStatement/{reported_id}": RECORD,
     "Condition/{condition_id}": RECORD,
+    "Condition/concord-sdoh-{concern_id}": RECORD,
+    "ServiceRequest/concord-referral-{referral_id}": RECORD,
+    "Task/concord-referral-{referral_id}": RECORD,
     "Communication/{thread_id}": RECORD,
     "Appointment/{visit_id}": RECORD,
 }

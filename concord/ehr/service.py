@@ -65,6 +65,9 @@ ACCEPTED = {
     "Organization": "organization",
     "Practitioner": "practitioner",
 }
+# Ids Concord keeps for its own resources of an imported type (the social-needs health concerns
+# and referrals, concord.fhir.social): an EHR may not send one, so the two never collide.
+RESERVED_ID_PREFIXES = {"Condition": "concord-sdoh-", "ServiceRequest": "concord-referral-"}
 # Types about no patient (kept for the organization).
 UNLINKED = frozenset({"Organization", "Practitioner"})
 # Where each type names the patient it is about.
@@ -358,6 +361,11 @@ def _parse_entry(index: int, item: Any, seed: str | None = None) -> Entry:
                 {_where(index, "request.url"): f"must be {kind}/[id] (id: 1-64 of A-Z a-z 0-9 - .)"}
             )
         sender_id = parts[1]
+        reserved = RESERVED_ID_PREFIXES.get(kind)
+        if reserved and sender_id.lower().startswith(reserved):
+            raise EntryError(
+                {_where(index, "request.url"): f"an id starting {reserved} is Concord's own"}
+            )
         if resource.get("id") not in (None, sender_id):
             raise EntryError({_where(index, "resource.id"): "must be the id in request.url"})
     else:

@@ -713,7 +713,10 @@ RESOURCE_NOTES = {
     "Observation": "Scores, newest first; with derived-from, also an Observation for each "
     "LOINC-coded answer of that response.",
     "Flag": "A search needs patient or subject.",
-    "Task": "Safety alerts and the registry's tasks, for the care team only.",
+    "Task": "Safety alerts and the registry's tasks, for the care team only; and each "
+    "social-needs referral's Task (id concord-referral-{id}, the SDOH Clinical Care IG's "
+    "referral statuses, focus its ServiceRequest), for the care team and the patient, "
+    "returned after the others.",
     "Measure": "CMS159 and CMS2 (docs/quality-measures.md). $evaluate-measure takes "
     "periodStart, periodEnd, and subject=Patient/[id] or reportType=population|subject-list; "
     "it reads the EHR's imported data of the patients the caller may read (an integration "
@@ -726,6 +729,19 @@ RESOURCE_NOTES = {
     "unless Prefer: return=representation.",
     "MedicationStatement": "What the patient (or an EHR) says they take, over-the-counter "
     "medicines included; a search needs patient. Create as for MedicationRequest.",
+}
+
+# Imported types Concord also keeps of its own (concord.fhir.social), under ids an EHR may not
+# send.
+OWN_IMPORTED_TYPES = {
+    "Condition": "Also the patient's social-needs health concerns (id concord-sdoh-{id}; "
+    "category US Core health-concern and the SDOH Clinical Care IG's domain), read and "
+    "searched (after the imported ones) by the care team and the patient; category narrows "
+    "both.",
+    "ServiceRequest": "Also the patient's referrals to community services (id "
+    "concord-referral-{id}; category the SDOH Clinical Care IG's domain; its Task is "
+    "Task/concord-referral-{id}), read and searched (after the imported ones) by the care team "
+    "and the patient; category narrows both.",
 }
 
 
@@ -834,9 +850,11 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
             {
                 "type": kind,
                 "documentation": "Imported from the clinic's EHR (POST a transaction or batch "
-                "Bundle to the base), served as sent; a search needs patient.",
+                "Bundle to the base), served as sent; a search needs patient."
+                + (f" {OWN_IMPORTED_TYPES[kind]}" if kind in OWN_IMPORTED_TYPES else ""),
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "searchParam": [{"name": "patient", "type": "reference"}],
+                "searchParam": [{"name": "patient", "type": "reference"}]
+                + ([{"name": "category", "type": "token"}] if kind in OWN_IMPORTED_TYPES else []),
             }
         )
     return {

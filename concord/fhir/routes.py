@@ -22,6 +22,7 @@ from concord.fhir import messaging as fhir_messages
 from concord.fhir import patients as fhir_patients
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
+from concord.fhir import social as social_door
 from concord.fhir.appointments import read_appointment, search_appointments
 from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
@@ -362,9 +363,16 @@ def _search(
     search.check_accept(request.headers.get("accept"), pairs)
     if kind in ehr_door.IMPORTED_TYPES or (kind == "Observation" and actor.user.is_client):
         # An integration client (quality scope) reads the imported Observations only.
+        asked, categories = pairs, []
+        if kind in social_door.CATEGORY_KINDS:
+            asked, categories = social_door.category_groups(pairs)
         found = ehr_door.search_imported(
-            session, by=actor.user, token=actor.token, kind=kind, pairs=pairs
+            session, by=actor.user, token=actor.token, kind=kind, pairs=asked
         )
+        if not actor.user.is_client:
+            # Concord's own health concerns and referrals, after the EHR's.
+            found += social_door.search_by_patient(session, by=actor.user, kind=kind, pairs=asked)
+        found = [r for r in found if social_door.in_categories(r, categories)]
         self_url = f"{base}/{kind}" + (f"?{urlencode(pairs)}" if pairs else "")
         return fhir_response(request, mapping.bundle(found, base, self_url, None, len(found)))
     q = search.parse(kind, pairs, base=base)
@@ -948,6 +956,8 @@ def _read(
         return fhir.read_questionnaire_response(session, by=actor.user, ident=ident)
     if kind == "Observation" and not actor.user.is_client:
         return fhir.read_observation(session, by=actor.user, ident=ident)
+    if social_door.is_social(kind, ident):
+        return social_door.read(session, by=actor.user, kind=kind, ident=ident)
     if kind == "Task":
         return read_task(session, by=actor.user, ident=ident)
     if kind == "Flag":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from concord.decisions.aids import all_aids, get_aid
 from concord.ehr import service as ehr
 from concord.errors import Conflict, InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping
+from concord.fhir import social as fhir_social
 from concord.fhir.decisions import questionnaire, response
 from concord.fhir.mapping import CAREPLAN_CATEGORY, GOAL_CATEGORY, GOAL_LIFECYCLE
 from concord.fhir.measures import (
@@ -723,11 +724,45 @@ def scoring_issues(instrument: Any, scored: Any) -> list[dict[str, Any]]:
 
 
 def search_safety(session: Session, *, by: User, q: Query) -> SearchPage:
-    """Task (safety alerts and the registry's tasks) and Flag (risk status): the care team's
-    only."""
-    search = search_tasks if q.kind == "Task" else search_flags
-    resources, next_cursor, total = search(session, by=by, q=q)
-    return SearchPage(resources, next_cursor, total)
+    """Task (safety alerts and the registry's tasks: the care team's only; then the
+    referrals' Tasks, for the care team and the patient) and Flag
+    (risk status, the care team's only). The referral Tasks follow the last page of the others
+    (their pages carry a `referral.<offset>` cursor)."""
+    if q.kind != "Task":
+        return SearchPage(*search_flags(session, by=by, q=q))
+    referrals = fhir_social.referral_tasks(session, by=by, q=q)
+    if q.cursor and q.cursor.startswith(REFERRAL_CURSOR):
+        start = _referral_offset(q.cursor)
+        counted = replace(q, cursor=None, summary="count")
+        total = search_tasks(session, by=by, q=counted)[2] + len(referrals)
+        more = start + q.count < len(referrals)
+        return SearchPage(
+            referrals[start : start + q.count],
+            f"{REFERRAL_CURSOR}{start + q.count}" if more else None,
+            total,
+        )
+    resources, next_cursor, total = search_tasks(session, by=by, q=q)
+    total += len(referrals)
+    if q.only_count or next_cursor is not None or not referrals:
+        return SearchPage(resources, next_cursor, total)
+    room = max(q.count - len(resources), 0)
+    more = room < len(referrals)
+    return SearchPage(
+        resources + referrals[:room], f"{REFERRAL_CURSOR}{room}" if more else None, total
+    )
+
+
+REFERRAL_CURSOR = "referral."
+
+
+def _referral_offset(cursor: str) -> int:
+    try:
+        value = int(cursor.removeprefix(REFERRAL_CURSOR))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidInput.field("_cursor", Msg("is not a cursor this server gave out"))
+    return value
 
 
 # --- _include and _revinclude ------------------------------------------------------------------

@@ -24,7 +24,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id, refuse_record
+from concord.access import (
+    PatientAccess,
+    deny,
+    in_scope,
+    owned_by_id,
+    parse_id,
+    records_among,
+    refuse_record,
+)
 from concord.accounts.models import Organization, User
 from concord.audit.models import Outcome
 from concord.audit.service import record
@@ -204,6 +212,25 @@ def get_concern(
             patient_id=access.patient.id,
         )
     return concern
+
+
+def find_concern(session: Session, *, by: User, ident: Any) -> tuple[SocialConcern, PatientAccess]:
+    """A concern by its id alone (the FHIR door): the patient's record access decides, then
+    `get_concern` (the disclosure decision and the trail). A malformed id, a missing concern
+    and one outside the caller's scope get the same NotFound, audited."""
+    concern, acc = owned_by_id(session, by, SocialConcern, str(ident), object_type=CONCERN)
+    return get_concern(session, access=acc, concern_id=concern.id), acc
+
+
+def patients_with(session: Session, *, by: User, object_type: str) -> list[PatientAccess]:
+    """For a search that names no patient (the FHIR door): the patients whose record `by` may
+    read (their care teams' patients; a patient themself) that hold a concern (CONCERN) or a
+    referral (REFERRAL), each through the record's access as a search by patient."""
+    model = SocialConcern if object_type == CONCERN else Referral
+    ids = session.scalars(
+        select(model.patient_id).where(in_scope(by, None, model.patient_id)).distinct()
+    )
+    return records_among(session, by, {str(i) for i in ids}, object_type=object_type) or []
 
 
 DECISIONS = ("confirm", "decline", "resolve")
@@ -709,6 +736,12 @@ def get_referral(
             patient_id=access.patient.id,
         )
     return referral
+
+
+def find_referral(session: Session, *, by: User, ident: Any) -> tuple[Referral, PatientAccess]:
+    """A referral by its id alone (the FHIR door), as `find_concern`."""
+    referral, acc = owned_by_id(session, by, Referral, str(ident), object_type=REFERRAL)
+    return get_referral(session, access=acc, referral_id=referral.id), acc
 
 
 def events(session: Session, referral: Referral) -> list[ReferralEvent]:
