@@ -177,6 +177,18 @@ def team_book(
     )
 
 
+def _visit_again(session: Any, actor: Any, acc: PatientAccess, visit_id: str) -> Any:
+    """The visit's page again, with what was typed and the errors (a refused form post)."""
+
+    def again(**kw: Any) -> dict[str, Any]:
+        visit, _ = visits.get_visit(
+            session, by=actor.user, patient_id=acc.patient.id, visit_id=visit_id
+        )
+        return {"_template": "appointments/visit.html", **_visit_context(session, visit, acc, **kw)}
+
+    return again
+
+
 def _team_visit_post(
     request: Request,
     session: DbSession,
@@ -192,12 +204,6 @@ def _team_visit_post(
         return RedirectResponse(earlier, status_code=303)
     acc = _team_access(session, actor, patient_id, "update")
 
-    def again(**kw: Any) -> dict[str, Any]:
-        visit, _ = visits.get_visit(
-            session, by=actor.user, patient_id=acc.patient.id, visit_id=visit_id
-        )
-        return {"_template": "appointments/visit.html", **_visit_context(session, visit, acc, **kw)}
-
     return _post(
         request,
         session,
@@ -206,7 +212,7 @@ def _team_visit_post(
         acc,
         lambda data: work(acc, data),
         f"/patients/{acc.patient.id}/visits/{visit_id}?done={done}",
-        again,
+        _visit_again(session, actor, acc, visit_id),
     )
 
 
@@ -385,12 +391,6 @@ def _my_visit_post(
         return RedirectResponse(earlier, status_code=303)
     acc = access.own_record(session, actor.user, action="update", object_type=OBJECT)
 
-    def again(**kw: Any) -> dict[str, Any]:
-        visit, _ = visits.get_visit(
-            session, by=actor.user, patient_id=acc.patient.id, visit_id=visit_id
-        )
-        return {"_template": "appointments/visit.html", **_visit_context(session, visit, acc, **kw)}
-
     return _post(
         request,
         session,
@@ -399,7 +399,7 @@ def _my_visit_post(
         acc,
         lambda data: work(acc, data),
         f"/my/visits/{visit_id}?done={done}",
-        again,
+        _visit_again(session, actor, acc, visit_id),
     )
 
 
