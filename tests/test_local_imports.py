@@ -31,10 +31,11 @@ def local_imports(path: Path) -> list[tuple[int, bool]]:
     source = path.read_text()
     lines = source.splitlines()
     found: dict[int, bool] = {}
-    for fn in ast.walk(ast.parse(source)):
-        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        for holder in ast.walk(fn):
+
+    def visit(holder: ast.AST, in_function: bool) -> None:
+        # Each block once (walking every function's subtree would see a nested one's again).
+        in_function = in_function or isinstance(holder, ast.FunctionDef | ast.AsyncFunctionDef)
+        if in_function:
             for field in ("body", "orelse", "finalbody"):
                 body = getattr(holder, field, None)
                 if not isinstance(body, list):
@@ -52,6 +53,13 @@ def local_imports(path: Path) -> list[tuple[int, bool]]:
                         above -= 1
                     justified = MARK in lines[stmt.lineno - 1] or any(MARK in c for c in comments)
                     found[stmt.lineno] = justified
+        # Imports are statements: only statements and the blocks holding them are walked.
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            for child in getattr(holder, field, None) or ():
+                if isinstance(child, ast.stmt | ast.excepthandler | ast.match_case):
+                    visit(child, in_function)
+
+    visit(ast.parse(source), False)
     return sorted(found.items())
 
 

@@ -51,8 +51,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server_db(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[str]:
-    with fresh_database(database_url, tmp_path_factory.mktemp("browser"), "browser") as url:
+def server_db(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, migrated_database: str
+) -> Iterator[str]:
+    """The module's own database, a copy of the worker's migrated one (the server's start-up
+    `upgrade` then finds nothing to do)."""
+    tmp = tmp_path_factory.mktemp("browser")
+    with fresh_database(database_url, tmp, "browser", like=migrated_database) as url:
         yield url
 
 

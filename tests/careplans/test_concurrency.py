@@ -21,8 +21,8 @@ from tests.factories import build_personas, create_plan
 
 
 @pytest.fixture
-def own_db(tmp_path, database_url):
-    with fresh_database(database_url, tmp_path, "race") as url:
+def own_db(tmp_path, database_url, migrated_database):
+    with fresh_database(database_url, tmp_path, "race", like=migrated_database) as url:
         engine = make_engine(url)
         upgrade(engine)
         yield make_sessionmaker(engine)

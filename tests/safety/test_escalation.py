@@ -285,8 +285,8 @@ class TestMissedFollowUps:
 
 
 @pytest.fixture
-def own_db(tmp_path, database_url):
-    with fresh_database(database_url, tmp_path, "escalate") as url:
+def own_db(tmp_path, database_url, migrated_database):
+    with fresh_database(database_url, tmp_path, "escalate", like=migrated_database) as url:
         engine = make_engine(url)
         upgrade(engine)
         yield make_sessionmaker(engine)
