@@ -361,3 +361,39 @@ def test_the_directory_forms_show_their_errors(client, people, sign_in, session)
     team = client.get(f"/patients/{people.patient.id}/social?need=moon&near=ZZ999")
     assert team.status_code == 200
     assert 'id="need-error"' in team.text and 'id="near-error"' in team.text
+
+
+def test_the_patients_refused_self_referral_and_report_show_the_page_again(
+    client, people, sign_in, food_bank, session
+):
+    token = sign_in(PATIENT)
+    consents = count(session, Consent)
+    page = post(
+        client,
+        "/my/social/referrals",
+        token,
+        service_id=str(food_bank.id),
+        shared_summary="x" * 1001,
+        contact="555-0100",
+        signed_name="Pat Ient",
+    )
+    assert page.status_code == 422 and "Ask a service for help yourself" in page.text
+    assert 'id="shared_summary-error"' in page.text and 'value="555-0100"' in page.text
+    # Nothing kept: neither the referral nor the portal signature given with it.
+    assert count(session, Consent) == consents and count(session, Referral) == 0
+    # Sent properly, then a report the page does not offer: named, on the page, nothing kept.
+    sent = post(
+        client,
+        "/my/social/referrals",
+        token,
+        service_id=str(food_bank.id),
+        shared_summary="Groceries, please.",
+        signed_name="Pat Ient",
+    )
+    assert sent.status_code == 303
+    referral = session.scalar(select(Referral))
+    odd = post(client, f"/my/social/referrals/{referral.id}/report", token, report="maybe")
+    assert odd.status_code == 422 and "must be got_help or nobody_called" in odd.text
+    assert "Your referrals" in odd.text
+    session.refresh(referral)
+    assert referral.patient_report is None
