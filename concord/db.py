@@ -359,6 +359,37 @@ def skipped(session: Session) -> list[Skipped]:
     return list(session.info.get(SKIPPED, []))
 
 
+@contextmanager
+def all_or_nothing(session: Session, *refused: type[BaseException]) -> Iterator[None]:
+    """Run a page's action in a savepoint: when it raises one of `refused` (bad input, a
+    conflict), everything it wrote is undone (a consent recorded before the referral was
+    refused, say) and the error passes on, so the page can show the form again with the
+    fields named while the request still commits what the page then reads and its audit
+    events. The attempt's denied and failed audit events stay, as after a rollback
+    (concord.audit.service.write_pending_after_rollback); its other events and after-commit
+    actions are dropped with the rows they describe."""
+    audit_mark = len(session.info.get("audit_pending", []))
+    after_mark = len(session.info.get("after_commit", []))
+    savepoint = session.begin_nested()
+    try:
+        yield
+    except refused:
+        if savepoint.is_active:
+            savepoint.rollback()
+        pending = session.info.get("audit_pending", [])
+        pending[audit_mark:] = [
+            e for e in pending[audit_mark:] if getattr(e, "outcome", "success") != "success"
+        ]
+        del session.info.get("after_commit", [])[after_mark:]
+        raise
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
+    else:
+        savepoint.commit()
+
+
 def keep_after_rollback(session: Session, *objects: object) -> None:
     """Objects the error page still needs (who is signed in), kept readable after a rollback."""
     session.info.setdefault("keep_after_rollback", []).extend(o for o in objects if o is not None)

@@ -233,6 +233,9 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/social/referrals/{{referral_id}}/status"): (
         ("POST", f"{A}/referrals/{{referral_id}}/status"),
     ),
+    ("POST", f"{P}/social/referrals/{{referral_id}}/link"): (
+        ("POST", f"{A}/referrals/{{referral_id}}/link"),
+    ),
     ("POST", "/my/social/referrals/{referral_id}/report"): (
         ("POST", f"{A}/referrals/{{referral_id}}/report"),
     ),

@@ -1184,6 +1184,10 @@ RULES: dict[tuple[str, str], list[Case]] = {
             {"status": "cancelled", "reason": "No longer needed"},
         )
     ],
+    # A fresh link for the partner: the team's, as the referral's other changes.
+    ("POST", "/api/v1/patients/{patient_id}/referrals/{referral_id}/link"): [
+        Case(f"{P}/referrals/{{referral_id}}/link", TEAM)
+    ],
     ("POST", "/api/v1/patients/{patient_id}/referrals/{referral_id}/report"): [
         Case(
             f"{P}/referrals/{{referral_id}}/report", frozenset({"patient"}), {"report": "got_help"}

@@ -19,7 +19,11 @@ from concord.actions import messaging
 from concord.careplans import service as plans
 from concord.careplans.models import CarePlan, Goal, PlanAgreement, PlanComment, PlanStatus
 from concord.careplans.schemas import GoalProposal, Input, ReviewIn
+from concord.errors import InvalidInput, NotFound
+from concord.i18n import Msg
 from concord.registry.jobs import sync_patient_tasks
+from concord.social import service as social
+from concord.social.models import ConcernStatus
 
 
 def activate_plan(session: Session, *, access: PatientAccess, version: int) -> CarePlan:
@@ -48,9 +52,34 @@ def agree(session: Session, *, access: PatientAccess, revision: int) -> PlanAgre
     return agreement
 
 
+def _check_social_need(
+    session: Session, access: PatientAccess, section: str, data: Input, *, adding: bool
+) -> None:
+    """A goal that names a social need names one of this patient's: open (proposed or
+    confirmed) for a new link; one the patient declined never. The need is read through the
+    social-needs domain (its access and disclosure decision), not by the plan."""
+    concern_id = getattr(data, "social_concern_id", None) if section == "goals" else None
+    if concern_id is None:
+        return
+    try:
+        concern = social.get_concern(session, access=access, concern_id=concern_id, audit=False)
+    except NotFound:
+        concern = None
+    allowed = (
+        (ConcernStatus.proposed, ConcernStatus.confirmed)
+        if adding
+        else (ConcernStatus.proposed, ConcernStatus.confirmed, ConcernStatus.resolved)
+    )
+    if concern is None or concern.status not in allowed:
+        raise InvalidInput.field(
+            "social_concern_id", Msg("must be one of the patient's open social needs")
+        )
+
+
 def add_item(
     session: Session, *, access: PatientAccess, section: str, data: Input, reason: str | None = None
 ) -> Any:
+    _check_social_need(session, access, section, data, adding=True)
     item = plans.add_item(session, access=access, section=section, data=data, reason=reason)
     sync_patient_tasks(session, access.patient.id)
     return item
@@ -66,6 +95,7 @@ def update_item(
     version: int,
     reason: str | None,
 ) -> Any:
+    _check_social_need(session, access, section, data, adding=False)
     item = plans.update_item(
         session,
         access=access,

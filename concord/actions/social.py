@@ -277,6 +277,7 @@ def concern_to_plan(
             session,
             access=access,
             data=GoalProposal(statement=statement, category=GoalCategory.housing_and_social_needs),
+            social_concern_id=concern.id,
         )
     if data.barrier:
         made["barrier"] = plans.add_item(

@@ -75,6 +75,8 @@ def item_json(section: str, item: Any) -> dict[str, Any]:
             data[name] = _date(value) if hasattr(value, "isoformat") else value
     if section == "action_steps":
         data["done_on"] = _date(item.done_on)
+    if section == "goals":
+        data["social_concern_id"] = str(item.social_concern_id) if item.social_concern_id else None
     return data
 
 

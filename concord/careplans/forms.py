@@ -58,6 +58,14 @@ FORMS: dict[str, list[FieldSpec]] = {
             "measure_op", "select", N_("The score should be"), options="measure_ops", blank=True
         ),
         FieldSpec("measure_value", "number", N_("Score"), hint=N_("e.g. 10 for PHQ-9 below 10")),
+        FieldSpec(
+            "social_concern_id",
+            "select",
+            N_("Social need it addresses (optional)"),
+            options="social_concern_options",
+            blank=True,
+            hint=N_("One of the patient's open social needs, from their social-needs page"),
+        ),
     ],
     "milestones": [
         FieldSpec("goal_id", "select", N_("Goal"), required=True, options="goal_options"),

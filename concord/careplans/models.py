@@ -247,6 +247,11 @@ class Goal(PlanItem, Base):
     measure_instrument: Mapped[str | None] = mapped_column(String(40))
     measure_op: Mapped[str | None] = mapped_column(String(10))
     measure_value: Mapped[float | None]
+    # The social need it addresses, if any (a social-needs health concern, concord.social):
+    # FHIR Goal.addresses -> Condition/concord-sdoh-{id}.
+    social_concern_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("social_concern.id"), index=True
+    )
 
     proposed_by: Mapped[User] = relationship(lazy="joined", foreign_keys=[proposed_by_id])
     milestones: Mapped[list[Milestone]] = relationship(

@@ -69,6 +69,9 @@ from concord.patients.service import list_my_patients, list_related_persons
 from concord.registry.reviews import recommendations_for
 from concord.registry.service import relapse_plan_for
 from concord.safety.plans import crisis_lines, plan_for, shared_with_me
+from concord.social import service as social_needs
+from concord.social.labels import DOMAIN_LABELS
+from concord.social.models import ConcernStatus as NeedStatus
 from concord.web.deps import Actor, DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
@@ -125,6 +128,7 @@ def _editor_context(
     session: DbSession, acc: PatientAccess, *, state: FormState | None = None
 ) -> dict[str, Any]:
     view = plans.plan_view(session, access=acc)
+    needs = _social_needs(session, acc, view)
     return {
         "acc": acc,
         "patient": acc.patient,
@@ -141,7 +145,8 @@ def _editor_context(
         "sections": PAGE_SECTIONS,
         "titles": SECTION_TITLES,
         "add_labels": ADD_LABELS,
-        "options": _options(view),
+        "options": {**_options(view), "social_concern_options": needs.options},
+        "social_need_labels": needs.labels,
         **header_context(session, acc, tab="plan"),
         "past_plans": [p for p in plans.list_plans(session, access=acc) if not p.is_current]
         if acc.on_team
@@ -149,6 +154,31 @@ def _editor_context(
         # intervention id -> the decision made together that chose it (linked on the page)
         "decision_links": _decision_links(session, view.plan.id) if view else {},
     }
+
+
+@dataclass
+class SocialNeeds:
+    """The patient's social needs as the goal form and the goals show them: the open ones
+    to choose from (and any a goal already names), and a label for each."""
+
+    options: list[tuple[str, str]]
+    labels: dict[Any, str]
+
+
+def _social_needs(
+    session: DbSession, acc: PatientAccess, view: plans.PlanView | None
+) -> SocialNeeds:
+    if not acc.can_read_record:
+        return SocialNeeds([], {})
+    concerns = social_needs.list_concerns(session, access=acc)
+    named = {g.social_concern_id for g in (view.contents.goals if view else [])}
+    labels = {c.id: DOMAIN_LABELS.get(c.domain, c.domain) for c in concerns}
+    options = [
+        (str(c.id), labels[c.id])
+        for c in concerns
+        if c.status in (NeedStatus.proposed, NeedStatus.confirmed) or c.id in named
+    ]
+    return SocialNeeds(options, labels)
 
 
 def _decision_links(session: DbSession, plan_id: Any) -> dict[Any, Any]:

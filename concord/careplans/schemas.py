@@ -122,6 +122,8 @@ class GoalIn(Input):
     measure_instrument: OptText200 = None
     measure_op: Annotated[Literal["below", "at_most", "at_least"] | None, OptEnum] = None
     measure_value: Annotated[float | None, BeforeValidator(blank_to_none)] = None
+    # The patient's social need (a social-needs health concern) the goal addresses, if any.
+    social_concern_id: OptUUID = None
 
 
 class GoalProposal(Input):

@@ -1159,9 +1159,16 @@ def set_step_status(
     return step
 
 
-def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal) -> Goal:
+def propose_goal(
+    session: Session,
+    *,
+    access: PatientAccess,
+    data: GoalProposal,
+    social_concern_id: uuid.UUID | None = None,
+) -> Goal:
     """A goal the patient (or the team, on their behalf) proposes in the patient's words. If
-    there is no plan yet, this starts a draft for the team to build on."""
+    there is no plan yet, this starts a draft for the team to build on. `social_concern_id`:
+    the social need it addresses, checked by the caller (concord.actions.social)."""
     if not access.can_propose_goal:
         raise deny(
             session,
@@ -1199,6 +1206,7 @@ def propose_goal(session: Session, *, access: PatientAccess, data: GoalProposal)
         status=GoalStatus.proposed,
         proposed_by_id=access.by.id,
         proposed_by_patient=access.is_self,
+        social_concern_id=social_concern_id,
         author_id=access.by.id,
         updated_by_id=access.by.id,
         created_at=now(),

@@ -26,6 +26,7 @@ from concord.careplans.models import (
     PlanRevision,
 )
 from concord.dates import local_date
+from concord.ehr.service import RESERVED_ID_PREFIXES
 from concord.fhir.ehr import IMPORTED_TYPES
 from concord.fhir.search import INCLUDES, REVINCLUDES, SEARCH_PARAMS, SORTS, capability_type
 from concord.fhir.validators import VALIDATORS
@@ -356,6 +357,15 @@ def goal_resource(
             "statusDate": _date(goal.status_changed_on),
             "statusReason": GOAL_STATUS_REASON.get(goal.status),
             "expressedBy": expressed_by,
+            # The social need it addresses: the SDOH health concern's Condition (ADR 0030).
+            "addresses": [
+                {
+                    "reference": "Condition/"
+                    f"{RESERVED_ID_PREFIXES['Condition']}{goal.social_concern_id}"
+                }
+            ]
+            if goal.social_concern_id
+            else None,
         }
     )
     return label_part2(resource) if any(i in labelled for i in shown) else resource

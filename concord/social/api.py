@@ -92,6 +92,7 @@ def referral_json(session: Session, r: Referral) -> dict[str, Any]:
         "outcome": r.outcome,
         "patient_report": r.patient_report,
         "replaces_id": str(r.replaces_id) if r.replaces_id else None,
+        "link_expires_at": r.token_expires_at.isoformat() if r.token_expires_at else None,
         "history": [
             {
                 "at": e.at.isoformat(),
@@ -137,6 +138,20 @@ def team_status(
         session, access=acc, referral_id=referral_id, to=body.status, reason=body.reason
     )
     return referral_json(session, referral)
+
+
+@router.post("/patients/{patient_id}/referrals/{referral_id}/link")
+def new_link(
+    patient_id: str, referral_id: str, request: Request, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """A fresh link for the partner, working for 30 days; the old link stops working. The new
+    link is in this answer only (only its hash is kept)."""
+    acc = _access(session, actor, patient_id, "update")
+    referral, token = social.renew_link(
+        session, access=acc, referral_id=referral_id, secret=_secret(request)
+    )
+    base = request.app.state.settings.base_url.rstrip("/")
+    return {**referral_json(session, referral), "partner_link": f"{base}/referral-link/{token}"}
 
 
 @router.post("/patients/{patient_id}/referrals/{referral_id}/report")

@@ -13,7 +13,8 @@ from starlette.responses import RedirectResponse, Response
 from concord import access
 from concord.access import PatientAccess
 from concord.actions import social as social_actions
-from concord.errors import InvalidInput, NotFound
+from concord.db import all_or_nothing
+from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.social import labels
 from concord.social import referrals as rules
@@ -59,20 +60,34 @@ def _labels() -> dict[str, Any]:
     }
 
 
+def _search(
+    session: DbSession, by: Any, query: dict[str, Any]
+) -> tuple[list[social.Found], dict[str, str], dict[str, Any]]:
+    """The directory searched as the search form asks: (what was found, the form's values,
+    errors). A need or postcode Concord does not know is named beside its field and the
+    search runs without it, so the page still shows."""
+    asked = {k: str(query.get(k) or "") for k in ("need", "language", "near")}
+    errors: dict[str, Any] = {}
+    terms = {k: v or None for k, v in asked.items()}
+    for _ in terms:
+        try:
+            return social.search_services(session, by=by, **terms), asked, errors
+        except InvalidInput as exc:
+            bad = [k for k in exc.errors if terms.get(k) is not None]
+            if not bad:
+                raise
+            errors.update({k: exc.errors[k] for k in bad})
+            terms.update(dict.fromkeys(bad))
+    return social.search_services(session, by=by), asked, errors
+
+
 def social_context(
     session: DbSession, acc: PatientAccess, query: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
     """What the team's and the patient's pages show (and the API twin returns)."""
     referrals = social.list_referrals(session, access=acc)
-    need = query.get("need") or None
-    language = query.get("language") or None
-    near = query.get("near") or None
-    errors: dict[str, Any] = dict(extra.pop("errors", {}))
-    try:
-        found = social.search_services(session, by=acc.by, need=need, language=language, near=near)
-    except InvalidInput as exc:
-        errors.update(exc.errors)
-        found = social.search_services(session, by=acc.by, need=need, language=language)
+    found, searched, errors = _search(session, acc.by, query)
+    errors.update(extra.pop("errors", {}))
     context = {
         "acc": acc,
         "patient": acc.patient,
@@ -81,11 +96,14 @@ def social_context(
         "history": {r.id: social.events(session, r) for r in referrals},
         "team_next": {r.id: rules.next_for(r.status, rules.REQUESTER) for r in referrals},
         "services": found,
-        "query": {"need": need or "", "language": language or "", "near": near or ""},
+        "query": searched,
         "domains": list(social.domains()),
         "errors": errors,
         "values": {},
+        "failed": None,
+        "message": None,
         "link": None,
+        "link_expired": {r.id: social.link_expired(r) for r in referrals},
         **_labels(),
     }
     context.update(extra)
@@ -98,6 +116,35 @@ def _team(session: DbSession, actor: Actor, patient_id: str, action: str = "read
 
 def _own(session: DbSession, actor: Actor, action: str = "read") -> PatientAccess:
     return access.own_record(session, actor.user, action=action, object_type=OBJECT)
+
+
+REFUSED = (InvalidInput, Conflict)
+
+
+def _refused(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    exc: InvalidInput | Conflict,
+    form: Posted[Any],
+    failed: str,
+) -> Response:
+    """The page again after a refused post: the form that failed (`failed`) shows what was
+    typed and each field's error; nothing the post tried was written (all_or_nothing)."""
+    context.update(
+        values=form.values,
+        errors=getattr(exc, "errors", {}),
+        message=exc.message,
+        failed=failed,
+    )
+    return render(
+        request, template, context, status_code=422 if isinstance(exc, InvalidInput) else 409
+    )
+
+
+def _team_page(session: DbSession, acc: PatientAccess, **extra: Any) -> dict[str, Any]:
+    context = social_context(session, acc, {}, **extra)
+    return {**context, **header_context(session, acc, tab="social")}
 
 
 @router.get("/patients/{patient_id}/social")
@@ -122,19 +169,19 @@ def team_send(
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "create")
-    # Bad input raises InvalidInput: the request is rolled back (a consent recorded with it
-    # too) and the error names each field.
-    referral, token = social_actions.send_referral_in(
-        session, access=acc, data=form.read(), secret=secret(request)
-    )
+    try:
+        # A consent recorded with the referral is undone with it when the referral is refused.
+        with all_or_nothing(session, *REFUSED):
+            referral, token = social_actions.send_referral_in(
+                session, access=acc, data=form.read(), secret=secret(request)
+            )
+    except REFUSED as exc:
+        return _refused(request, "social/team.html", _team_page(session, acc), exc, form, "send")
     # The link is shown once, for the team to give the partner; only its hash is kept.
     return render(
         request,
         "social/team.html",
-        {
-            **social_context(session, acc, {}, link=partner_link(request, token), sent=referral),
-            **header_context(session, acc, tab="social"),
-        },
+        _team_page(session, acc, link=partner_link(request, token), sent=referral),
     )
 
 
@@ -143,19 +190,56 @@ def partner_link(request: Request, token: str) -> str:
     return f"{base}/referral-link/{token}"
 
 
+@router.post("/patients/{patient_id}/social/referrals/{referral_id}/link")
+def team_new_link(
+    patient_id: str,
+    referral_id: str,
+    request: Request,
+    session: DbSession,
+    actor: PostedBy,
+) -> Response:
+    """A fresh link for the partner (the old one expired or was lost); the old one is dead."""
+    acc = _team(session, actor, patient_id, "update")
+    try:
+        with all_or_nothing(session, *REFUSED):
+            referral, token = social.renew_link(
+                session, access=acc, referral_id=referral_id, secret=secret(request)
+            )
+    except REFUSED as exc:
+        return _refused(
+            request,
+            "social/team.html",
+            _team_page(session, acc),
+            exc,
+            Posted(None, {}),
+            f"link-{referral_id}",
+        )
+    return render(
+        request,
+        "social/team.html",
+        _team_page(session, acc, link=partner_link(request, token), renewed=referral),
+    )
+
+
 @router.post("/patients/{patient_id}/social/referrals/{referral_id}/status")
 def team_status(
     patient_id: str,
     referral_id: str,
+    request: Request,
     session: DbSession,
     form: Annotated[Posted[TeamStatusIn], FormOf(TeamStatusIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
-    data = form.read()
-    social.team_transition(
-        session, access=acc, referral_id=referral_id, to=data.status, reason=data.reason
-    )
+    try:
+        with all_or_nothing(session, *REFUSED):
+            data = form.read()
+            social.team_transition(
+                session, access=acc, referral_id=referral_id, to=data.status, reason=data.reason
+            )
+    except REFUSED as exc:
+        failed = f"status-{referral_id}"
+        return _refused(request, "social/team.html", _team_page(session, acc), exc, form, failed)
     return RedirectResponse(f"/patients/{acc.patient.id}/social", status_code=303)
 
 
@@ -163,20 +247,26 @@ def team_status(
 def team_concern(
     patient_id: str,
     concern_id: str,
+    request: Request,
     session: DbSession,
     form: Annotated[Posted[ConcernDecisionIn], FormOf(ConcernDecisionIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
-    data = form.read()
-    social.decide_concern(
-        session,
-        access=acc,
-        concern_id=concern_id,
-        decision=data.decision,
-        words=data.words,
-        reason=data.reason,
-    )
+    try:
+        with all_or_nothing(session, *REFUSED):
+            data = form.read()
+            social.decide_concern(
+                session,
+                access=acc,
+                concern_id=concern_id,
+                decision=data.decision,
+                words=data.words,
+                reason=data.reason,
+            )
+    except REFUSED as exc:
+        failed = f"concern-{concern_id}"
+        return _refused(request, "social/team.html", _team_page(session, acc), exc, form, failed)
     return RedirectResponse(f"/patients/{acc.patient.id}/social", status_code=303)
 
 
@@ -184,12 +274,20 @@ def team_concern(
 def team_concern_to_plan(
     patient_id: str,
     concern_id: str,
+    request: Request,
     session: DbSession,
     form: Annotated[Posted[ConcernToPlanIn], FormOf(ConcernToPlanIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _team(session, actor, patient_id, "update")
-    social_actions.concern_to_plan(session, access=acc, concern_id=concern_id, data=form.read())
+    try:
+        with all_or_nothing(session, *REFUSED):
+            social_actions.concern_to_plan(
+                session, access=acc, concern_id=concern_id, data=form.read()
+            )
+    except REFUSED as exc:
+        failed = f"plan-{concern_id}"
+        return _refused(request, "social/team.html", _team_page(session, acc), exc, form, failed)
     return RedirectResponse(f"/patients/{acc.patient.id}/plan", status_code=303)
 
 
@@ -207,34 +305,46 @@ def my_page(request: Request, session: DbSession, actor: WebActor) -> Response:
 @router.post("/my/social/concerns/{concern_id}")
 def my_concern(
     concern_id: str,
+    request: Request,
     session: DbSession,
     form: Annotated[Posted[ConcernDecisionIn], FormOf(ConcernDecisionIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _own(session, actor, "update")
-    data = form.read()
-    social.decide_concern(
-        session,
-        access=acc,
-        concern_id=concern_id,
-        decision=data.decision,
-        words=data.words,
-        reason=data.reason,
-    )
+    try:
+        with all_or_nothing(session, *REFUSED):
+            data = form.read()
+            social.decide_concern(
+                session,
+                access=acc,
+                concern_id=concern_id,
+                decision=data.decision,
+                words=data.words,
+                reason=data.reason,
+            )
+    except REFUSED as exc:
+        context = social_context(session, acc, {})
+        return _refused(request, "social/mine.html", context, exc, form, f"concern-{concern_id}")
     return RedirectResponse("/my/social", status_code=303)
 
 
 @router.post("/my/social/referrals/{referral_id}/report")
 def my_report(
     referral_id: str,
+    request: Request,
     session: DbSession,
     form: Annotated[Posted[ReportIn], FormOf(ReportIn)],
     actor: PostedBy,
 ) -> Response:
     acc = _own(session, actor, "update")
-    social_actions.patient_report(
-        session, access=acc, referral_id=referral_id, report=form.read().report
-    )
+    try:
+        with all_or_nothing(session, *REFUSED):
+            social_actions.patient_report(
+                session, access=acc, referral_id=referral_id, report=form.read().report
+            )
+    except REFUSED as exc:
+        context = social_context(session, acc, {})
+        return _refused(request, "social/mine.html", context, exc, form, f"report-{referral_id}")
     return RedirectResponse("/my/social", status_code=303)
 
 
@@ -246,7 +356,14 @@ def my_referral(
     actor: PostedBy,
 ) -> Response:
     acc = _own(session, actor, "create")
-    social_actions.send_referral_in(session, access=acc, data=form.read(), secret=secret(request))
+    try:
+        with all_or_nothing(session, *REFUSED):
+            social_actions.send_referral_in(
+                session, access=acc, data=form.read(), secret=secret(request)
+            )
+    except REFUSED as exc:
+        context = social_context(session, acc, {})
+        return _refused(request, "social/mine.html", context, exc, form, "send")
     return RedirectResponse("/my/social", status_code=303)
 
 
@@ -261,15 +378,26 @@ def partner_context(referral: Any, **extra: Any) -> dict[str, Any]:
         "needs_reason": sorted(rules.NEEDS_REASON),
         "errors": {},
         "values": {},
+        "message": None,
         "done": None,
         **_labels(),
         **extra,
     }
 
 
+def _link_expired(request: Request, exc: social.LinkExpired) -> Response:
+    """The expired link's page: what happened and what to do, nothing of the referral."""
+    return render(
+        request, "social/partner_expired.html", {"message": exc.message}, status_code=410
+    )
+
+
 @router.get("/referral-link/{token}")
 def partner_page(token: str, request: Request, session: DbSession) -> Response:
-    referral = social.read_by_partner(session, token=token, secret=secret(request))
+    try:
+        referral = social.read_by_partner(session, token=token, secret=secret(request))
+    except social.LinkExpired as exc:
+        return _link_expired(request, exc)
     anonymous_csrf(request)
     return render(request, "social/partner.html", partner_context(referral))
 
@@ -282,15 +410,38 @@ def partner_update(
     form: Annotated[Posted[PartnerStatusIn], FormOf(PartnerStatusIn)],
     _csrf: Annotated[None, Depends(check_anonymous_csrf)],
 ) -> Response:
-    data = form.read()
-    referral = social.partner_transition(
-        session,
-        token=token,
-        secret=secret(request),
-        to=data.status,
-        reason=data.reason,
-        outcome=data.outcome,
-    )
+    try:
+        with all_or_nothing(session, *REFUSED):
+            data = form.read()
+            referral = social.partner_transition(
+                session,
+                token=token,
+                secret=secret(request),
+                to=data.status,
+                reason=data.reason,
+                outcome=data.outcome,
+            )
+    except social.LinkExpired as exc:
+        return _link_expired(request, exc)
+    except REFUSED as exc:
+        # The form again, as the partner typed it, with the field named (the link was checked
+        # again: an expired or unknown one answers as above).
+        try:
+            again = social.read_by_partner(session, token=token, secret=secret(request))
+        except social.LinkExpired as gone:
+            return _link_expired(request, gone)
+        anonymous_csrf(request)
+        return render(
+            request,
+            "social/partner.html",
+            partner_context(
+                again,
+                values=form.values,
+                errors=getattr(exc, "errors", {}),
+                message=exc.message,
+            ),
+            status_code=422 if isinstance(exc, InvalidInput) else 409,
+        )
     anonymous_csrf(request)
     return render(request, "social/partner.html", partner_context(referral, done=data.status))
 
@@ -298,33 +449,31 @@ def partner_update(
 # --- the directory (the clinic's staff) ---------------------------------------------------------
 
 
-@router.get("/directory")
-def directory_page(request: Request, session: DbSession, actor: WebActor) -> Response:
+def _directory_context(session: DbSession, actor: Actor, query: dict[str, Any]) -> dict[str, Any]:
+    found, searched, errors = _search(session, actor.user, query)
+    return {
+        "services": found,
+        "query": searched,
+        "domains": list(social.domains()),
+        "errors": errors,
+        "values": {},
+        "failed": None,
+        "message": None,
+        "done": None,
+        **_labels(),
+    }
+
+
+def _staff(actor: Actor) -> None:
     if not (actor.user.is_clinician or actor.user.role == "admin"):
         raise NotFound(Msg("Not found."))
-    query = dict(request.query_params)
-    return render(
-        request,
-        "social/directory.html",
-        {
-            "services": social.search_services(
-                session,
-                by=actor.user,
-                need=query.get("need") or None,
-                language=query.get("language") or None,
-            ),
-            "query": {
-                "need": query.get("need", ""),
-                "language": query.get("language", ""),
-                "near": "",
-            },
-            "domains": list(social.domains()),
-            "errors": {},
-            "values": {},
-            "done": None,
-            **_labels(),
-        },
-    )
+
+
+@router.get("/directory")
+def directory_page(request: Request, session: DbSession, actor: WebActor) -> Response:
+    _staff(actor)
+    context = _directory_context(session, actor, dict(request.query_params))
+    return render(request, "social/directory.html", context)
 
 
 @router.post("/directory/services")
@@ -334,7 +483,13 @@ def directory_add(
     form: Annotated[Posted[ServiceIn], FormOf(ServiceIn)],
     actor: PostedBy,
 ) -> Response:
-    social.add_service(session, by=actor.user, data=form.read().model_dump())
+    _staff(actor)
+    try:
+        with all_or_nothing(session, *REFUSED):
+            social.add_service(session, by=actor.user, data=form.read().model_dump())
+    except REFUSED as exc:
+        context = _directory_context(session, actor, {})
+        return _refused(request, "social/directory.html", context, exc, form, "add")
     return RedirectResponse("/directory", status_code=303)
 
 
@@ -345,6 +500,12 @@ def directory_import(
     form: Annotated[Posted[ImportIn], FormOf(ImportIn)],
     actor: PostedBy,
 ) -> Response:
-    data = form.read()
-    social.import_hsds(session, by=actor.user, content=data.content, kind=data.kind)
+    _staff(actor)
+    try:
+        with all_or_nothing(session, *REFUSED):
+            data = form.read()
+            social.import_hsds(session, by=actor.user, content=data.content, kind=data.kind)
+    except REFUSED as exc:
+        context = _directory_context(session, actor, {})
+        return _refused(request, "social/directory.html", context, exc, form, "import")
     return RedirectResponse("/directory", status_code=303)

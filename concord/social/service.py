@@ -53,6 +53,14 @@ from concord.social.models import (
     SocialConcern,
 )
 
+class LinkExpired(NotFound):
+    """A partner's link Concord made whose time is up (410 Gone): the partner's page says so
+    and what to do; a forged or unknown link stays a plain 404."""
+
+    status_code = 410
+    code = "expired"
+
+
 CONCERN = "SocialConcern"
 SERVICE = "CommunityService"
 REFERRAL = "Referral"
@@ -854,7 +862,7 @@ def referral_for_link(session: Session, *, token: str, secret: str) -> Referral:
     referral = (
         session.scalar(select(Referral).where(Referral.token_hash == digest)) if digest else None
     )
-    if referral is None or referral.token_expires_at is None or referral.token_expires_at < now():
+    if referral is None or referral.token_expires_at is None:
         record(
             session,
             by=None,
@@ -864,7 +872,68 @@ def referral_for_link(session: Session, *, token: str, secret: str) -> Referral:
             organization_id=referral.organization_id if referral else None,
         )
         raise NotFound(Msg("This link is not valid or has expired. Ask the clinic for a new one."))
+    if referral.token_expires_at < now():
+        # A link Concord made (its HMAC holds) whose time is up: saying so tells the holder
+        # nothing they did not know, and tells them what to do. Nothing of the referral is
+        # shown; the team sees the attempt in the trail.
+        record(
+            session,
+            by=None,
+            action="read",
+            object_type="ReferralLink",
+            object_id=referral.id,
+            patient_id=referral.patient_id,
+            outcome=Outcome.denied,
+            organization_id=referral.organization_id,
+            detail={"reason": "expired"},
+        )
+        raise LinkExpired(
+            Msg(
+                "This referral link has expired. Links work for %(days)s days. Ask the clinic "
+                "that sent it for a new link.",
+                days=LINK_DAYS,
+            )
+        )
     return referral
+
+
+def renew_link(
+    session: Session, *, access: PatientAccess, referral_id: Any, secret: str
+) -> tuple[Referral, str]:
+    """A fresh link for the partner (the old one expired, or was lost): a new token with its
+    own 30 days; the old link stops working at once, as only the new token's hash is kept.
+    The team's, for a referral still open. Returns the referral and the new token (shown
+    once)."""
+    referral = get_referral(session, access=access, referral_id=referral_id, audit=False)
+    if not access.can_edit_plan:
+        raise deny(session, access, action="update", object_type=REFERRAL, message="Not allowed.")
+    if referral.status not in rules.OPEN:
+        raise Conflict(
+            Msg(
+                "A referral that is %(current)s is closed: it needs no new link.",
+                current=referral.status,
+            )
+        )
+    token, digest = rules.new_token(secret)
+    referral.token_hash = digest
+    referral.token_expires_at = now() + timedelta(days=LINK_DAYS)
+    referral.updated_at = now()
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type=REFERRAL,
+        object_id=referral.id,
+        patient_id=referral.patient_id,
+        detail={"link": "renewed"},
+    )
+    return referral, token
+
+
+def link_expired(referral: Referral, at: datetime | None = None) -> bool:
+    """Whether the partner's link has stopped working (for the team's page)."""
+    expires = referral.token_expires_at
+    return expires is None or expires < (at or now())
 
 
 def read_by_partner(session: Session, *, token: str, secret: str) -> Referral:

@@ -104,6 +104,10 @@ def test_the_patient_completes_the_screen_and_the_partner_works_the_referral(liv
         expect(
             page.get_by_role("paragraph").filter(has_text="is required: say why")
         ).to_be_visible()
+        # The partner's own page again, the error beside its field and the choice kept.
+        expect(page.locator("#reason-error")).to_have_text("is required: say why")
+        expect(page.locator("#status")).to_have_value("rejected")
+        expect(page.get_by_text("Pat would like groceries.")).to_be_visible()
         partner.check_accessibility()
         partner.goto(link)
         expect(page.locator("#referral-status")).to_have_text("Sent, waiting for an answer")
