@@ -11,14 +11,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from concord.accounts.models import Role
+from concord.accounts.organizations import create_clinic
 from concord.actions import appointments as act
+from concord.actions import part2 as part2_actions
 from concord.appointments.models import Appointment
-from concord.appointments.schemas import VisitIn
+from concord.appointments.schemas import AttendanceIn, VisitIn
 from concord.audit.models import AuditEvent, Outcome
 from concord.notifications.models import Notice
+from concord.patients.service import add_team_member
+from concord.registry.service import Enrolment, enroll
 from tests.careplans.test_api import bearer
 from tests.conftest import NOW, commit
-from tests.factories import acc_for
+from tests.factories import acc_for, create_staff
 from tests.part2.test_part2 import _tpo, make_world
 
 SOON = (NOW + timedelta(days=2)).replace(hour=16, minute=0)
@@ -145,3 +150,53 @@ def test_nobody_is_told_of_a_programs_visit_they_may_not_see(session, people, pr
     told = {n.user_id for n in session.scalars(select(Notice).where(Notice.kind == "visit_booked"))}
     assert people.therapist.id in told and people.patient_user.id in told
     assert pcp.id not in told
+
+
+def test_a_programs_missed_visit_raises_no_flag_or_count_for_whom_it_is_withheld_from(
+    client, session, people, clock
+):
+    """The episode is North's (not a program); a counsellor of Bayview (a Part 2 program) on the
+    team books a visit the patient misses. The care manager (North, no consent) is not shown
+    that visit: not in the attendance counts, and no "missed a visit" flag on the caseload,
+    until the patient consents."""
+    bayview = create_clinic(session, organization=people.org, name="Bayview Recovery")
+    part2_actions.set_part2_program(session, people.admin, bayview.id, True)
+    counsellor = create_staff(
+        session, people.org, bayview, Role.addiction_counsellor, "Cass C", "cass@bay.test"
+    )
+    add_team_member(session, by=people.care_manager, patient=people.patient, user_id=counsellor.id)
+    enroll(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        data=Enrolment(program="depression", care_manager_id=str(people.care_manager.id)),
+    )
+    by_counsellor = acc_for(session, counsellor, people.patient)
+    visit = act.book(
+        session,
+        access=by_counsellor,
+        data=VisitIn(kind="in_person", start=SOON, clinician_ids=[counsellor.id]),
+    )
+    clock.set(SOON + timedelta(minutes=20))
+    act.set_attendance(
+        session,
+        access=by_counsellor,
+        visit_id=visit.id,
+        data=AttendanceIn(version=visit.version, status="noshow"),
+    )
+    commit(session)
+
+    def flags(user):
+        rows = client.get("/api/v1/registry/caseload", headers=bearer(session, user)).json()
+        row = next(r for r in rows if r["patient_id"] == str(people.patient.id))
+        return {f["code"] for f in row["flags"]}
+
+    def noshows(user):
+        url = f"/api/v1/patients/{people.patient.id}/visits"
+        return client.get(url, headers=bearer(session, user)).json()["attendance"]["noshow"]
+
+    assert "missed_visit" not in flags(people.care_manager)
+    assert noshows(people.care_manager) == 0
+    # Under the patient's consent for the care manager, the same visit raises both.
+    _tpo(session, people, people.care_manager, scope="all", categories=[], discloser="Bayview")
+    assert "missed_visit" in flags(people.care_manager)
+    assert noshows(people.care_manager) == 1
