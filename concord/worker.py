@@ -81,10 +81,11 @@ def claim_run(session: Session, name: str, every: timedelta) -> bool:
 
 
 def queue_reminders_job(
-    factory: sessionmaker[Session], base_url: str, skipped: list[Skipped] | None = None
+    factory: sessionmaker[Session], skipped: list[Skipped] | None = None
 ) -> int:
+    """Check-in reminders: notices through the notification service (sent by `send_due`)."""
     with _job(factory, skipped) as session:
-        return queue_reminders(session, base_url=base_url)
+        return queue_reminders(session)
 
 
 def visit_reminders_job(
@@ -207,7 +208,7 @@ def run_once(
     jobs: list[tuple[str, Callable[[], int]]] = [
         ("alerts_escalated", lambda: escalate_job(factory, skipped)),
         ("follow_up_alerts_raised", lambda: follow_up_job(factory, skipped)),
-        ("reminders_queued", lambda: queue_reminders_job(factory, base_url, skipped)),
+        ("reminders_queued", lambda: queue_reminders_job(factory, skipped)),
         ("registry_tasks_changed", lambda: registry_tasks_job(factory, skipped)),
         ("medication_findings_changed", lambda: medication_checks_job(factory, skipped)),
         ("referral_tasks_opened", lambda: referrals_overdue_job(factory, skipped)),

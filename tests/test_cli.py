@@ -471,7 +471,7 @@ def test_worker_once_queues_and_sends_the_due_reminders(cli_db, tmp_path, monkey
     assert (
         "reminders_queued: 2, registry_tasks_changed: 0, medication_findings_changed: 0, "
         "referral_tasks_opened: 0, visit_reminders_queued: 0, "
-        "bulk_exports_finished: 0, bulk_exports_expired: 0, messages_sent: 2"
+        "bulk_exports_finished: 0, bulk_exports_expired: 0, messages_sent: 0, notices_sent: 2"
     ) in result.output
     assert "alerts_escalated: 0, follow_up_alerts_raised: 0" in result.output
     mails = sorted((tmp_path / "mail").glob("*.eml"))
@@ -484,7 +484,7 @@ def test_worker_once_queues_and_sends_the_due_reminders(cli_db, tmp_path, monkey
     assert (
         "reminders_queued: 0, registry_tasks_changed: 0, medication_findings_changed: 0, "
         "referral_tasks_opened: 0, visit_reminders_queued: 0, "
-        "bulk_exports_finished: 0, bulk_exports_expired: 0, messages_sent: 0"
+        "bulk_exports_finished: 0, bulk_exports_expired: 0, messages_sent: 0, notices_sent: 0"
     ) in again.output
 
 

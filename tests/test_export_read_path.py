@@ -59,7 +59,7 @@ def test_the_check_passes_a_service_call() -> None:
 
 
 def test_worker_reminders_read_as_the_system_for_a_named_purpose(session, people) -> None:
-    """The check-in reminder (an email the worker sends) reads the patient through
+    """The check-in reminder (a notice the worker queues) reads the patient through
     access.system_access with its purpose, and each reminder queued is audited as the system's
     (no actor), naming that purpose."""
     from sqlalchemy import select
@@ -72,7 +72,7 @@ def test_worker_reminders_read_as_the_system_for_a_named_purpose(session, people
 
     create_plan(session, people, activate=True)
     commit(session)
-    assert measures.queue_reminders(session, base_url="http://x") == 2
+    assert measures.queue_reminders(session) == 2
     commit(session)
     events = session.scalars(select(AuditEvent).where(AuditEvent.action == "remind")).all()
     assert len(events) == 2

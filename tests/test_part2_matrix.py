@@ -50,8 +50,10 @@ from concord.accounts.models import Clinic, Role
 from concord.accounts.organizations import create_clinic
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token
+from concord.actions import appointments as appointment_actions
 from concord.actions import messaging as messaging_actions
 from concord.app import create_app
+from concord.appointments.schemas import VisitIn
 from concord.audit.service import set_context
 from concord.careplans import service as plans
 from concord.careplans.schemas import ActionStepIn, GoalIn, InterventionIn, StrengthIn
@@ -92,6 +94,8 @@ TREATMENT = "Relapse-prevention group on Thursdays"
 COMMENT = "Talked through the weekend plan at the program"
 # The counsellor's message to the rest of the team (issue 22): a program's record too.
 MESSAGE = "Discussed the slip at group today"
+# A visit the counsellor booked (issue 22): the program's record, by its reason and its id.
+VISIT_REASON = "Program check-in after the slip"
 
 
 @dataclass
@@ -203,6 +207,16 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
     team_thread = messaging_actions.start(
         session, access=by_counsellor, kind="team", subject="From the program", body=MESSAGE
     ).thread
+    program_visit = appointment_actions.book(
+        session,
+        access=by_counsellor,
+        data=VisitIn(
+            kind="in_person",
+            start=NOW + timedelta(days=3),
+            reason=VISIT_REASON,
+            clinician_ids=[counsellor.id],
+        ),
+    )
     # The consents, made once and switched between states: the patient's permit for the care
     # team (treatment, the whole record), and one refusal per team member naming them.
     me = acc_for(session, session.get(User, uuid.UUID(users["patient"])), patient)
@@ -251,6 +265,7 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
         "part2_goal_id": str(goal.id),
         "part2_step_id": str(step.id),
         "part2_thread_id": str(team_thread.id),
+        "part2_visit_id": str(program_visit.id),
     }
     markers = {
         "substance_use": (ids["audit_response_id"], *map(str, observations)),
@@ -261,6 +276,8 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
             ids["part2_episode_id"],
             MESSAGE,
             ids["part2_thread_id"],
+            VISIT_REASON,
+            ids["part2_visit_id"],
         ),
         "care_plan": (
             STRENGTH,
@@ -323,6 +340,7 @@ PART2_IDS = {
     "observation_id": "audit_observation_id",
     "contact_id": "part2_contact_id",
     "episode_id": "part2_episode_id",
+    "visit_id": "part2_visit_id",
 }
 # Page routes' path parameters, filled from the world (a Part 2 record where one is named).
 PAGE_PARAMS = {
@@ -339,7 +357,7 @@ PAGE_PARAMS = {
     "code": "AUDIT-C",
     "thread_id": "part2_thread_id",
     "file_id": "file_id",
-    "visit_id": "visit_id",
+    "visit_id": "part2_visit_id",
     "token": None,  # a community partner's referral link: a made-up one
 }
 # Pages nobody signed in reads records on.
@@ -371,6 +389,9 @@ def _program_requests() -> list[Request]:
         Request("GET", "/fhir/Goal/{part2_goal_id}"),
         Request("GET", "/fhir/Goal?patient={patient_id}&_count=1"),
         Request("GET", "/fhir/CarePlan?patient={patient_id}&_count=1"),
+        # The counsellor's visit, read by its id and found by a search (issue 22).
+        Request("GET", "/fhir/Appointment/{part2_visit_id}"),
+        Request("GET", "/fhir/Appointment?patient={patient_id}"),
     ]
     return found
 
@@ -573,8 +594,9 @@ def test_no_part2_record_goes_out_without_a_permitting_consent(world, persona, s
     assert unlogged == [], "not logged:\n" + "\n".join(unlogged[:20])
     if sees_part2(persona, state):
         # The rule opens every category somewhere (else the matrix proves nothing); the
-        # patient's portal has no contacts (the team's working notes) to show.
-        wanted = set(world.markers) - ({"mental_health"} if persona == "patient" else set())
+        # patient's portal has no contacts (the team's working notes) to show, but shows the
+        # program's visit, a mental-health record of the program.
+        wanted = set(world.markers)
         assert out.seen == wanted, (persona, state, out.seen)
 
 

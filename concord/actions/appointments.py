@@ -64,7 +64,7 @@ def _tell_patient(session: Session, patient: Patient, visit: Appointment, kind: 
 
 def _tell_team(session: Session, visit: Appointment, kind: str, skip: User) -> None:
     """The visit's clinicians; for a request nobody is named on yet, the team's lead and care
-    managers (the people who book)."""
+    managers (the people who book); of them, those who may see the visit."""
     people: list[User] = [c.user for c in visit.clinicians]
     if not people:
         members = members_of_patient(session, patient_id=visit.patient_id)
@@ -74,7 +74,8 @@ def _tell_team(session: Session, visit: Appointment, kind: str, skip: User) -> N
             if m.user.is_clinician and (m.is_lead or m.user.role == Role.care_manager)
         ]
     for user in people:
-        if user.id != skip.id:
+        # Nobody is told of a Part 2 program's visit the disclosure decision withholds from them.
+        if user.id != skip.id and visits.may_be_told(session, user, visit):
             notices.notify(
                 session,
                 user=user,

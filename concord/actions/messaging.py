@@ -14,9 +14,11 @@ patient's portal, the JSON API):
   message in Concord" with a link to /messages or /my/messages: never the patient's name, the
   subject or the words. One notice per thread while it is unread: its source carries how far
   the person had read the thread, so a second message before they read it is the same source
-  (no second email), and once they have read it the next message tells them again. Team-only
-  threads notify nobody outside the team (and, for now, nobody: colleagues see them in the
-  inbox). Reading a thread (`read`) marks its notices read on the bell.
+  (no second email), and once they have read it the next message tells them again. A message
+  in a team-only thread tells every other clinician on the patient's care team who may read
+  it (the disclosure decision: a Part 2 program's message is not announced to a colleague it
+  is withheld from), never the patient. Reading a thread (`read`) marks its notices read on
+  the bell.
 
 What the patient does elsewhere that the team must answer (a goal they suggest, a comment on
 their plan, a question on a decision) is posted by `post_for_patient` as the patient's message
@@ -136,7 +138,23 @@ def _after(
         patient = session.get(Patient, thread.patient_id)
         if patient is not None:
             _tell(session, thread, patient.user_id, access.by, PATIENT_LINK)
+    else:
+        _tell_colleagues(session, access, thread, message)
     return Sent(thread, message, bool(message.crisis_rule))
+
+
+def _tell_colleagues(
+    session: Session, access: PatientAccess, thread: MessageThread, message: Message
+) -> None:
+    """A team-only thread: every other clinician on the patient's care team who may read the
+    message (a Part 2 program's message is not announced to whom the consent decision
+    withholds it), once per thread while they have not read it. Never the patient."""
+    for member in patients.members_of_patient(session, patient_id=thread.patient_id):
+        user = member.user
+        if user.id == access.by.id or not user.is_clinician or not user.active:
+            continue
+        if messages.may_be_told(session, user, thread, message):
+            _tell(session, thread, user.id, access.by, TEAM_LINK)
 
 
 def read(session: Session, access: PatientAccess, thread: MessageThread) -> messages.ThreadView:

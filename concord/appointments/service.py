@@ -1,5 +1,9 @@
 """Visits: booked, asked for, accepted, moved, cancelled, attended; read by the patient and
-their care team (the same access as the record: off-team is NotFound, audited).
+their care team (the same access as the record: off-team is NotFound, audited). A visit of a
+42 CFR Part 2 program (at its clinic, or booked by its staff: concord/part2/rules.yaml) is
+one of the program's records: every read and change of it passes the disclosure decision
+(concord/disclosure.py), so a team member outside the program without the patient's consent
+gets NotFound for it and does not find it in any list or count.
 
 Services never commit. Times are stored in UTC; a start given without a zone is the
 organization's local time."""
@@ -16,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, lazyload
 
-from concord import access
+from concord import access, disclosure
 from concord.access import PatientAccess, deny, parse_id
 from concord.accounts.models import Organization, User
 from concord.appointments.models import (
@@ -32,7 +36,7 @@ from concord.clock import now
 from concord.dates import zone
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
-from concord.patients.models import CareTeam, CareTeamMember
+from concord.patients.models import CareTeam, CareTeamMember, Patient
 
 OBJECT = "Appointment"
 # How far ahead a visit may be booked or asked for.
@@ -201,6 +205,10 @@ def _visit_for_update(
     )
     if visit is None:
         raise NotFound(Msg("No such visit."))
+    # A Part 2 program's visit is changed only by whom it may be disclosed to (else NotFound).
+    disclosure.check_record(
+        session, acc, visit, object_type=OBJECT, action="update", message=Msg("No such visit.")
+    )
     if version is not None and version != visit.version:
         raise Conflict(Msg("Someone changed this visit since you opened it. Reload and try again."))
     return visit
@@ -342,6 +350,7 @@ def get_visit(
     visit = session.get(Appointment, vid) if vid is not None else None
     if visit is None or visit.patient_id != acc.patient.id:
         raise NotFound(Msg("No such visit."))
+    disclosure.check_record(session, acc, visit, object_type=OBJECT, message=Msg("No such visit."))
     _audit(session, by, "read", visit)
     return visit, acc
 
@@ -370,7 +379,13 @@ def visits_for(
         query = query.where(Appointment.start < until)
     if statuses:
         query = query.where(Appointment.status.in_(statuses))
-    visits = list(session.scalars(query.order_by(Appointment.start).limit(500)))
+    visits = disclosure.filter_records(
+        session,
+        acc,
+        session.scalars(query.order_by(Appointment.start).limit(500)),
+        object_type=OBJECT,
+        action="list",
+    )
     record(
         session,
         by=acc.by,
@@ -386,6 +401,37 @@ def visits_for(
 class CalendarEntry:
     visit: Appointment
     patient_name: str
+
+
+def may_be_told(session: Session, user: User, visit: Appointment) -> bool:
+    """Whether `user` may be told about `visit` (a notice must not announce a Part 2
+    program's visit to whom the disclosure decision withholds it). Decides only."""
+    try:
+        acc = access.patient_for(session, user, visit.patient_id, object_type=OBJECT)
+    except NotFound:
+        return False
+    label = disclosure.label_of(session, acc, visit)
+    return disclosure.decide(acc, visit.data_category, label=label, session=session).permit
+
+
+def _disclosed(session: Session, by: User, entries: list[CalendarEntry]) -> list[CalendarEntry]:
+    """The entries whose visit `by` may see (the disclosure decision per patient: a Part 2
+    program's visit is left out for whom it is withheld from), in their order."""
+    if not entries:
+        return entries
+    ids = {e.visit.patient_id for e in entries}
+    patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(ids)))}
+    groups = [
+        (patients[pid], [e.visit for e in entries if e.visit.patient_id == pid]) for pid in ids
+    ]
+    kept = {
+        v.id
+        for rows in disclosure.filter_many(
+            session, by, groups, object_type=OBJECT, action="list"
+        ).values()
+        for v in rows
+    }
+    return [e for e in entries if e.visit.id in kept]
 
 
 def clinician_calendar(
@@ -411,7 +457,7 @@ def clinician_calendar(
         .order_by(Appointment.start)
         .limit(1000)
     ).all()
-    entries = [CalendarEntry(v, f"{g} {f}") for v, g, f in rows]
+    entries = _disclosed(session, by, [CalendarEntry(v, f"{g} {f}") for v, g, f in rows])
     for patient_id, count in Counter(e.visit.patient_id for e in entries).items():
         record(
             session,
@@ -439,7 +485,7 @@ def requests_waiting(session: Session, *, by: User) -> list[CalendarEntry]:
         .order_by(Appointment.start)
         .limit(200)
     ).all()
-    entries = [CalendarEntry(v, f"{g} {f}") for v, g, f in rows]
+    entries = _disclosed(session, by, [CalendarEntry(v, f"{g} {f}") for v, g, f in rows])
     for patient_id in {e.visit.patient_id for e in entries}:
         record(session, by=by, action="list", object_type=OBJECT, patient_id=patient_id)
     return entries
@@ -467,12 +513,19 @@ def _attendance(rows: Any) -> Attendance:
 
 
 def patient_attendance(session: Session, acc: PatientAccess) -> Attendance:
-    rows = session.execute(
-        select(Appointment.status, func.count())
-        .where(Appointment.patient_id == acc.patient.id)
-        .group_by(Appointment.status)
+    """The patient's attendance counts, of the visits the reader may see: a count must not
+    reveal a Part 2 program's visit the disclosure decision withholds from them."""
+    visits = session.scalars(
+        select(Appointment).where(Appointment.patient_id == acc.patient.id)
     ).all()
-    return _attendance(rows)
+    counts = Counter(
+        v.status
+        for v in visits
+        if disclosure.decide(
+            acc, v.data_category, label=disclosure.label_of(session, acc, v), session=session
+        ).permit
+    )
+    return _attendance(counts.items())
 
 
 def clinic_attendance(session: Session, *, by: User) -> dict[uuid.UUID, Attendance]:

@@ -7,7 +7,9 @@ visit (Concord's code system); start, end and minutesDuration; description the r
 cancelationReason the reason given, as text; participants the patient and the clinicians
 (Practitioner), whose status says who must answer a proposed visit (needs-action), and the
 place as a Location by name. The video room link is not in the resource: it is for the
-people in the visit, shown on its page."""
+people in the visit, shown on its page. A visit of a 42 CFR Part 2 program carries the Part 2
+security labels in meta.security, like the program's other records (ADR 0021); who may read it
+at all is the disclosure decision's (concord/appointments/service.py)."""
 
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from concord import access
+from concord import access, disclosure
 from concord.accounts.models import User
 from concord.appointments import service as visits
 from concord.appointments.models import Appointment, Awaiting, VisitStatus
 from concord.audit.service import record
 from concord.dates import zone
 from concord.errors import InvalidInput, NotFound
-from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref
+from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref, label_part2
 from concord.fhir.search import Query, allowed_codes, page_of
 from concord.i18n import Msg
 from concord.patients.models import Patient
@@ -64,7 +66,7 @@ def appointment_resource(visit: Appointment, patient: Patient) -> dict[str, Any]
     if visit.place:
         participants.append({"actor": {"display": visit.place}, "status": "accepted"})
     updated = visit.status_at or visit.created_at
-    return _drop_empty(
+    resource = _drop_empty(
         {
             "resourceType": "Appointment",
             "id": str(visit.id),
@@ -90,6 +92,8 @@ def appointment_resource(visit: Appointment, patient: Patient) -> dict[str, Any]
             "participant": participants,
         }
     )
+    # The labels were loaded by the read that found the visit (no query per visit).
+    return label_part2(resource) if disclosure.is_part2(visit, patient) else resource
 
 
 def read_appointment(session: Session, *, by: User, ident: str) -> dict[str, Any]:

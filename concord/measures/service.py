@@ -41,7 +41,7 @@ from concord.dates import in_range, org_today
 from concord.dates import local_date as _local_date
 from concord.db import core, isolated_each, new_id
 from concord.errors import Conflict, InvalidInput, NotFound
-from concord.i18n import Msg, gettext
+from concord.i18n import Msg
 from concord.measures.library import Instrument, library
 from concord.measures.models import (
     MeasureObservation,
@@ -53,7 +53,7 @@ from concord.measures.models import (
 )
 from concord.measures.rules import Point, Progress, ScheduleState, progress, schedule_state
 from concord.measures.scoring import Scored, asked_items, score_response, validate_answers
-from concord.outbox import queue_email
+from concord.notifications import service as notices
 from concord.paging import (
     CodeCriterion,
     DateCriterion,
@@ -1137,11 +1137,17 @@ def schedule_defaults(
 # --- reminders ----------------------------------------------------------------------------------
 
 
-def queue_reminders(session: Session, *, base_url: str) -> int:
-    """Queue one email per due date for each due check-in of a patient with a portal account.
-    The email says only that something is waiting: no clinical content. Each patient's
-    reminders are worked out on their own (concord.db.isolated): a record that cannot be
-    read skips that patient, reported, not everyone's reminders."""
+# The portal's home, where a waiting check-in is started: no instrument, nothing about the patient.
+CHECKIN_LINK = "/my"
+
+
+def queue_reminders(session: Session) -> int:
+    """One notice per due date for each due check-in of a patient with a portal account,
+    through the one notification service (concord/notifications, ADR 0029): the bell, then the
+    patient's own channels in order, after their quiet hours, retried with back-off and falling
+    back to the next channel. The notice says only that a check-in is waiting: no clinical
+    content. Each patient's reminders are worked out on their own (concord.db.isolated): a
+    record that cannot be read skips that patient, reported, not everyone's reminders."""
     queued = 0
     schedules = session.scalars(
         select(MeasureSchedule).where(MeasureSchedule.stopped_at.is_(None))
@@ -1153,7 +1159,7 @@ def queue_reminders(session: Session, *, base_url: str) -> int:
         isolated_each(
             session,
             list(by_patient.items()),
-            lambda entry: _remind(session, entry[0], entry[1], base_url),
+            lambda entry: _remind(session, entry[0], entry[1]),
             job="reminders",
             object_type="Patient",
             key=lambda entry: entry[0],
@@ -1164,7 +1170,7 @@ def queue_reminders(session: Session, *, base_url: str) -> int:
 
 
 def _remind(
-    session: Session, patient_id: uuid.UUID, patient_schedules: list[MeasureSchedule], base_url: str
+    session: Session, patient_id: uuid.UUID, patient_schedules: list[MeasureSchedule]
 ) -> int:
     # The worker acts as the system, for one named purpose (not an unscoped read).
     reach = system_access(session, patient_id, purpose=SystemPurpose.checkin_reminder)
@@ -1204,19 +1210,12 @@ def _remind(
         except IntegrityError:
             continue
 
-        queue_email(
+        notices.notify(
             session,
-            kind="checkin_reminder",
-            to=user.email,
-            organization_id=user.organization_id,
-            subject=gettext(user.language, "You have a check-in waiting in Concord"),
-            body=gettext(
-                user.language,
-                "Hello,\n\nA short check-in is waiting for you. "
-                "Sign in to complete it: %(url)s\n\nThis message was sent by "
-                "your care team's Concord.",
-                url=f"{base_url}/my",
-            ),
+            user=user,
+            kind="checkin_waiting",
+            link=CHECKIN_LINK,
+            source=f"checkin:{schedule.id}:{state.due_on.isoformat()}",
         )
         reach.record(session, action="remind", object_type="MeasureSchedule", object_id=schedule.id)
         queued += 1

@@ -588,13 +588,30 @@ def unread_count(session: Session, user: User) -> int:
                 )
             except NotFound:
                 accesses[thread.patient_id] = None
-        acc = accesses[thread.patient_id]
-        if acc is None or not _may_see(acc, thread):
-            continue
-        label = disclosure.label_of(session, acc, message)
-        if disclosure.decide(acc, message.data_category, label=label, session=session).permit:
+        if _sees(session, accesses[thread.patient_id], thread, message):
             counted += 1
     return counted
+
+
+def _sees(
+    session: Session, acc: PatientAccess | None, thread: MessageThread, message: Message
+) -> bool:
+    """Whether the person of `acc` may see `message` (the thread's kind, then the disclosure
+    decision on the message's Part 2 label). Decides only: reads nothing to show."""
+    if acc is None or not _may_see(acc, thread):
+        return False
+    label = disclosure.label_of(session, acc, message)
+    return disclosure.decide(acc, message.data_category, label=label, session=session).permit
+
+
+def may_be_told(session: Session, user: User, thread: MessageThread, message: Message) -> bool:
+    """Whether `user` may be told that `message` waits for them: only someone who could read
+    it (a notice must not reveal a message the disclosure decision withholds from them)."""
+    try:
+        acc = patient_for(session, user, thread.patient_id, object_type=OBJECT)
+    except NotFound:
+        return False
+    return _sees(session, acc, thread, message)
 
 
 def _my_teams(user: User) -> Any:

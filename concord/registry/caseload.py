@@ -128,7 +128,7 @@ def withheld_instruments(session: Session, access: PatientAccess, program: str) 
 
 class _Record:
     """A record the caseload reads by a few columns (never loaded whole), as the disclosure
-    decision sees it: its table, id, episode and author (what the Part 2 rules read,
+    decision sees it: its table, id, episode or clinic and author (what the Part 2 rules read,
     concord/part2/rules.yaml) and its data category; `fact` is what a row is built from."""
 
     def __init__(
@@ -139,6 +139,7 @@ class _Record:
         fact: Any,
         *,
         episode_id: uuid.UUID | None = None,
+        clinic_id: uuid.UUID | None = None,
         authors: Mapping[str, uuid.UUID | None] | None = None,
     ) -> None:
         self.__tablename__ = table
@@ -146,6 +147,7 @@ class _Record:
         self.data_category = category
         self.fact = fact
         self.episode_id = episode_id
+        self.clinic_id = clinic_id
         for column, value in (authors or {}).items():
             setattr(self, column, value)
 
@@ -320,10 +322,11 @@ def build_rows(
         plans=_plan_facts(session, ids, today) if "plans" in needed else {},  # two queries
         schedules=_schedules(session, ids, today, zone) if "schedules" in needed else ({}, {}),
         moud=_moud(session, ids, today) if "moud" in needed else {},
-        missed=_missed_visits(session, ids, zone) if "visits" in needed else {},
+        noshows=_missed_visits(session, ids, zone) if "visits" in needed else {},
     )
     if by is not None:
         pairs, withheld = _decide(session, by, pairs, facts, withheld)
+    facts.missed = _latest_missed(facts.noshows)
     facts.review_states = _review_states(facts.reviews)
     return [
         _row(episode, patient, facts, lib, today, only, (withheld or {}).get(patient.id))
@@ -344,7 +347,9 @@ class _Facts:
     plans: dict[uuid.UUID, _PlanFacts]
     # (schedules by patient, completions by patient and instrument)
     schedules: tuple[dict[uuid.UUID, list[Any]], dict[tuple[uuid.UUID, str], list[date]]]
-    # The latest no-show by patient (local date), from the visits (issue 22).
+    # The no-shows by patient (issue 22), then the latest one's local date by patient (of the
+    # no-shows the reader may see).
+    noshows: dict[uuid.UUID, list[_Record]] = field(default_factory=dict)
     missed: dict[uuid.UUID, date] = field(default_factory=dict)
     # (episodes waiting in the consultant's queue, the last review by episode), from `reviews`
     review_states: tuple[set[uuid.UUID], dict[uuid.UUID, date]] = field(
@@ -395,6 +400,10 @@ def _decide(
         kept += [(episode, patient) for episode in shown]
         if not shown:
             continue
+        if facts.noshows.get(patient_id):
+            facts.noshows[patient_id] = disclosure.filter_records(
+                session, acc, facts.noshows[patient_id], object_type="Appointment"
+            )
         for kind, records in (
             ("Contact", [c for e in shown for c in facts.contacts.get(e.id, [])]),
             ("CaseReview", [r for e in shown for r in reviews.get(e.id, [])]),
@@ -629,20 +638,41 @@ def _open_alerts(
     return alerts, alert_since
 
 
-def _missed_visits(session: Session, ids: list[uuid.UUID], zone: ZoneInfo) -> dict[uuid.UUID, date]:
-    """The latest no-show of each patient (read from the visits' table, as the caseload reads
-    the plans' and the alerts')."""
-    return {
-        patient_id: _local_date(_aware(latest), zone)
-        for patient_id, latest in session.execute(
-            select(Appointment.patient_id, func.max(Appointment.start))
-            .where(
-                among(session, Appointment.patient_id, ids),
-                Appointment.status == VisitStatus.noshow,
-            )
-            .group_by(Appointment.patient_id)
+def _missed_visits(
+    session: Session, ids: list[uuid.UUID], zone: ZoneInfo
+) -> dict[uuid.UUID, list[_Record]]:
+    """Each patient's no-shows (read from the visits' table, as the caseload reads the plans'
+    and the alerts'), as records the disclosure decision can judge: a Part 2 program's visit
+    (its clinic, its author: concord/part2/rules.yaml) raises no flag for whom it is withheld
+    from. The fact is the visit's local date."""
+    found: dict[uuid.UUID, list[_Record]] = defaultdict(list)
+    for ident, patient_id, start, clinic_id, created_by_id, requested_by_id in session.execute(
+        select(
+            Appointment.id,
+            Appointment.patient_id,
+            Appointment.start,
+            Appointment.clinic_id,
+            Appointment.created_by_id,
+            Appointment.requested_by_id,
+        ).where(
+            among(session, Appointment.patient_id, ids),
+            Appointment.status == VisitStatus.noshow,
         )
-    }
+    ):
+        record = _Record(
+            "appointment",
+            ident,
+            Appointment.data_category,
+            _local_date(_aware(start), zone),
+            clinic_id=clinic_id,
+            authors={"created_by_id": created_by_id, "requested_by_id": requested_by_id},
+        )
+        found[patient_id].append(record)
+    return found
+
+
+def _latest_missed(noshows: Mapping[uuid.UUID, list[_Record]]) -> dict[uuid.UUID, date]:
+    return {pid: max(r.fact for r in rows) for pid, rows in noshows.items() if rows}
 
 
 def _reviews(session: Session, episodes: dict[uuid.UUID, Episode]) -> list[_Record]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -14,7 +14,9 @@ from concord.actions import checkin
 from concord.actions import progress as plan_progress
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation, MeasureResponse, MeasureSchedule
-from concord.outbox import FakeMailer, OutboxMessage, send_pending
+from concord.notifications import service as notices
+from concord.notifications.models import Delivery, DeliveryStatus, Notice
+from concord.outbox import FakeMailer, OutboxMessage
 from concord.safety.models import SafetyAlert
 from tests.conftest import commit
 from tests.factories import acc_for, create_plan
@@ -433,17 +435,33 @@ class TestRecordingOnBehalf:
 
 
 class TestReminders:
-    def test_one_reminder_per_due_date_with_no_clinical_content(self, session, people, plan):
-        assert measures.queue_reminders(session, base_url="http://concord.test") == 2
-        assert measures.queue_reminders(session, base_url="http://concord.test") == 0
-        messages = session.scalars(
-            select(OutboxMessage).where(OutboxMessage.kind == "checkin_reminder")
+    """Check-in reminders go through the one notification service (ADR 0029): the bell, the
+    patient's own channels and quiet hours, retries with back-off and fallback, one notice per
+    due date, a log without content."""
+
+    def _deliveries(self, session):
+        rows = session.scalars(
+            select(Delivery).where(Delivery.kind == "checkin_waiting").order_by(Delivery.created_at)
         ).all()
-        assert {m.recipient for m in messages} == {"pat@patients.example.org"}
-        for message in messages:
-            assert message.subject == "You have a check-in waiting in Concord"
-            assert "http://concord.test/my" in message.body
-            assert "PHQ" not in message.body and "GAD" not in message.body
+        for row in rows:
+            session.refresh(row)
+        return rows
+
+    def test_one_reminder_per_due_date_with_no_clinical_content(self, session, people, plan):
+        assert measures.queue_reminders(session) == 2
+        assert measures.queue_reminders(session) == 0
+        found = session.scalars(select(Notice).where(Notice.kind == "checkin_waiting")).all()
+        assert {n.user_id for n in found} == {people.patient_user.id}
+        assert {n.link for n in found} == {"/my"} and len(found) == 2
+        deliveries = self._deliveries(session)
+        assert [(d.channel, d.status) for d in deliveries] == [("email", "pending")] * 2
+        subject, body, sms = notices.render("checkin_waiting", "/my", "en")
+        assert subject == "Concord: you have a check-in waiting"
+        for text in (subject, body, sms, *(d.key for d in deliveries)):
+            assert "PHQ" not in text and "GAD" not in text
+            assert people.patient.family_name not in text
+        # The old path is gone: no outbox email for a check-in.
+        assert count(session, OutboxMessage) == 0
 
     def test_no_reminder_for_a_check_in_not_in_the_patients_language(self, session, people, plan):
         """The portal will not hand a Spanish speaker an English-only questionnaire (the team
@@ -458,28 +476,62 @@ class TestReminders:
         session.flush()
         assert not measures.in_language(measures.get_instrument("WHO-5"), "es")
         # PHQ-9 and GAD-7 are in Spanish; WHO-5 is not (3 reminders for an English speaker).
-        assert measures.queue_reminders(session, base_url="http://concord.test") == 2
+        assert measures.queue_reminders(session) == 2
 
     def test_the_next_due_date_gets_its_own_reminder(self, session, people, plan, clock):
-        measures.queue_reminders(session, base_url="http://x")
+        measures.queue_reminders(session)
         clock.advance(days=14)
-        assert measures.queue_reminders(session, base_url="http://x") == 1  # PHQ-9 again
+        assert measures.queue_reminders(session) == 1  # PHQ-9 again
 
     def test_sent_only_after_commit_and_retried_when_the_server_is_down(
         self, session, people, plan, factory, clock
     ):
-        measures.queue_reminders(session, base_url="http://x")
+        measures.queue_reminders(session)
         commit(session)
         mailer = FakeMailer()
         mailer.failing = True
-        assert send_pending(factory, mailer) == 0
-        message = session.scalar(select(OutboxMessage))
-        session.refresh(message)
-        assert message.attempts == 1 and "mail server is down" in message.last_error
+        assert notices.send_due(factory, mailer, None) == 0
+        first = self._deliveries(session)[0]
+        assert first.attempts == 1 and first.last_error == "OSError"  # the type, not the text
         mailer.failing = False
-        assert send_pending(factory, mailer) == 0  # backing off
-        clock.advance(minutes=2)
-        assert send_pending(factory, mailer) == 2
+        assert notices.send_due(factory, mailer, None) == 0  # backing off
+        clock.advance(minutes=1)
+        assert notices.send_due(factory, mailer, None) == 2
+        assert {e.to for e in mailer.sent} == {"pat@patients.example.org"}
+        assert {e.subject for e in mailer.sent} == {"Concord: you have a check-in waiting"}
+        assert all(d.status == DeliveryStatus.sent for d in self._deliveries(session))
+
+    def test_the_patients_channels_and_quiet_hours_apply_and_a_failed_channel_falls_back(
+        self, session, people, plan, factory, clock
+    ):
+        people.org.timezone = "America/New_York"
+        notices.set_preferences(
+            session,
+            by=people.patient_user,
+            channels=["sms", "email"],
+            phone="+1 555 010 0199",
+            quiet_from=21,
+            quiet_until=7,
+        )
+        clock.set(datetime(2026, 11, 23, 3, 30, tzinfo=UTC))  # 22:30 in New York
+        assert measures.queue_reminders(session) == 2
+        commit(session)
+        texts = self._deliveries(session)
+        assert [d.channel for d in texts] == ["sms", "sms"]
+        assert {d.send_after for d in texts} == {datetime(2026, 11, 23, 12, 0, tzinfo=UTC)}
+        mailer = FakeMailer()
+        assert notices.send_due(factory, mailer, None) == 0  # quiet hours: nothing leaves
+        assert mailer.sent == []
+        clock.set(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+        # No SMS gateway configured: each text is skipped and its email goes in the same pass.
+        assert notices.send_due(factory, mailer, None) == 2
+        rows = self._deliveries(session)
+        assert sorted((d.channel, d.status) for d in rows) == [
+            ("email", "sent"),
+            ("email", "sent"),
+            ("sms", "skipped"),
+            ("sms", "skipped"),
+        ]
         assert {e.to for e in mailer.sent} == {"pat@patients.example.org"}
 
     def test_one_unreadable_record_skips_its_patient_not_everyones(
@@ -490,7 +542,6 @@ class TestReminders:
         # A year-0001 date is now read (tests/measures/test_out_of_range_dates.py), so the
         # record that cannot be read here is one whose flags are not an object.
         import logging
-        from datetime import UTC, datetime
 
         from concord.worker import queue_reminders_job
 
@@ -514,10 +565,10 @@ class TestReminders:
         commit(session)
         skipped = []
         with caplog.at_level(logging.ERROR, logger="concord.db"):
-            assert queue_reminders_job(factory, "http://x", skipped) == 2
+            assert queue_reminders_job(factory, skipped) == 2
         session.expire_all()
-        recipients = {m.recipient for m in session.scalars(select(OutboxMessage))}
-        assert recipients == {people.other_patient_user.email}
+        told = {n.user_id for n in session.scalars(select(Notice))}
+        assert told == {people.other_patient_user.id}
         assert [(s.job, s.object_type, s.object_id) for s in skipped] == [
             ("reminders", "Patient", str(people.patient.id))
         ]
@@ -526,10 +577,10 @@ class TestReminders:
         assert people.patient.family_name not in caplog.text
 
     def test_a_rolled_back_change_queues_nothing(self, session, people, plan):
-        before = count(session, OutboxMessage)
-        measures.queue_reminders(session, base_url="http://x")
+        before = count(session, Notice), count(session, Delivery)
+        measures.queue_reminders(session)
         session.rollback()
-        assert count(session, OutboxMessage) == before
+        assert (count(session, Notice), count(session, Delivery)) == before
 
 
 class TestProgress:

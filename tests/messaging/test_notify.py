@@ -1,7 +1,8 @@
 """A message tells the other side through the notification service (issue 22): a patient's
 message tells the owner of the reply task and nobody else; a team answer tells the patient;
 once per thread while it is unread; in the person's language, channels and quiet hours; with
-no subject, words or name in any channel; team-only threads tell nobody. Both engines; the
+no subject, words or name in any channel; a team-only thread tells the colleagues on the
+team who may read it. Both engines; the
 email goes through a real SMTP server process, the text through a local HTTP gateway."""
 
 from __future__ import annotations
@@ -105,12 +106,54 @@ def test_a_team_answer_tells_the_patient_once_while_unread(session, people, cloc
     assert len(_notices(session, people.patient_user)) == 2
 
 
-def test_team_threads_tell_nobody_outside_the_team(session, people):
+def test_a_team_thread_tells_every_colleague_on_the_team_once_while_unread(
+    session, people, clock
+):
+    """A care-team-only thread: each other clinician on the patient's team is told (the bell
+    and their channels), once while they have not read it; never the patient, nobody off the
+    team, not the author; the notice names nothing."""
     cm = acc_for(session, people.care_manager, people.patient)
     sent = act.start(session, access=cm, kind="team", subject=SUBJECT, body=BODY)
-    act.answer(session, by=people.therapist, thread_id=str(sent.thread.id), body="Agreed")
-    assert _notices(session) == []
+    thread = str(sent.thread.id)
+    told = {n.user_id for n in _notices(session)}
+    assert told == {people.therapist.id, people.consultant.id}
+    for user in (people.therapist, people.consultant):
+        [notice] = _notices(session, user)
+        assert (notice.link, notice.read_at) == ("/messages", None)
+        assert notice.source == f"message:{thread}:0"
+        assert [d.channel for d in _deliveries(session, user)] == ["email"]
     assert _deliveries(session, people.patient_user) == []
+    assert _notices(session, people.outsider) == [] and _notices(session, people.care_manager) == []
+    # A second message before they read it tells nobody again; the author is not told.
+    act.answer(session, by=people.therapist, thread_id=thread, body="Agreed")
+    assert len(_notices(session, people.consultant)) == 1
+    assert len(_deliveries(session, people.consultant)) == 1
+    assert [n.source for n in _notices(session, people.care_manager)] == [f"message:{thread}:1"]
+    assert len(_notices(session, people.therapist)) == 1
+    # Once the consultant has read it, the next message tells them again.
+    clock.advance(minutes=1)
+    act.read(session, acc_for(session, people.consultant, people.patient), sent.thread)
+    session.expire_all()
+    assert notices.unread_count(session, people.consultant) == 0
+    clock.advance(minutes=1)
+    act.answer(session, by=people.care_manager, thread_id=thread, body="Noted")
+    assert len(_notices(session, people.consultant)) == 2
+    assert notices.unread_count(session, people.consultant) == 1
+    assert _notices(session, people.patient_user) == []
+
+
+def test_a_part2_programs_team_message_is_not_announced_to_whom_it_is_withheld_from(
+    session, people
+):
+    """North is a Part 2 program; its care manager writes in a team thread; Dr Lee (primary
+    care at South, on the team, no consent) may not read it, so is not told it waits."""
+    from tests.part2.test_part2 import make_world
+
+    pcp, _ = make_world(session, people)
+    cm = acc_for(session, people.care_manager, people.patient)
+    act.start(session, access=cm, kind="team", subject="Relapse", body="Used on Friday")
+    assert _notices(session, pcp) == [] and _deliveries(session, pcp) == []
+    assert len(_notices(session, people.therapist)) == 1
 
 
 def test_a_failed_send_notifies_nobody(client, session, people):
