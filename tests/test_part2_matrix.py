@@ -22,7 +22,8 @@ theirs. So a care team member outside the program sees the patient's Part 2 reco
 the consent is active, and nobody else ever does.
 
 What would show a disclosure: the text or the id of one of the labelled records (an AUDIT-C
-answered at the program, a counsellor's contact note, a plan item the counsellor wrote). The
+answered at the program, a counsellor's contact note, a plan item the counsellor wrote, the
+counsellor's PDMP check). The
 data are built once for the module; the consent rows are made once and switched between states
 in the database; each persona and state runs every route inside one savepoint, rolled back.
 `test_the_matrix_catches_a_permissive_rule` makes the decision ignore the Part 2 label and
@@ -50,6 +51,7 @@ from concord.accounts.models import Clinic, Role
 from concord.accounts.organizations import create_clinic
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token
+from concord.actions import medications as medication_actions
 from concord.actions import messaging as messaging_actions
 from concord.app import create_app
 from concord.audit.service import set_context
@@ -61,6 +63,7 @@ from concord.consents.models import Consent, ConsentStatus
 from concord.consents.schemas import ConsentIn
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
+from concord.medications.schemas import MoudIn
 from concord.patients.service import add_team_member
 from concord.registry import service as reg
 from concord.registry.models import Episode
@@ -92,6 +95,8 @@ TREATMENT = "Relapse-prevention group on Thursdays"
 COMMENT = "Talked through the weekend plan at the program"
 # The counsellor's message to the rest of the team (issue 22): a program's record too.
 MESSAGE = "Discussed the slip at group today"
+# The counsellor's PDMP check (issue 19): a MOUD record, FHIR Procedure/concord-pdmp-{id}.
+PDMP_RESULT = "Bayview PDMP check: one other prescriber since March"
 
 
 @dataclass
@@ -203,6 +208,11 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
     team_thread = messaging_actions.start(
         session, access=by_counsellor, kind="team", subject="From the program", body=MESSAGE
     ).thread
+    pdmp = medication_actions.record_moud(
+        session,
+        access=by_counsellor,
+        data=MoudIn(kind="pdmp_check", on=NOW.date() - timedelta(days=2), result=PDMP_RESULT),
+    )
     # The consents, made once and switched between states: the patient's permit for the care
     # team (treatment, the whole record), and one refusal per team member naming them.
     me = acc_for(session, session.get(User, uuid.UUID(users["patient"])), patient)
@@ -251,6 +261,7 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
         "part2_goal_id": str(goal.id),
         "part2_step_id": str(step.id),
         "part2_thread_id": str(team_thread.id),
+        "part2_pdmp_id": str(pdmp.id),
     }
     markers = {
         "substance_use": (ids["audit_response_id"], *map(str, observations)),
@@ -262,6 +273,8 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
             MESSAGE,
             ids["part2_thread_id"],
         ),
+        # A MOUD record of its own key, so the matrix shows it is seen where it may be.
+        "moud": (PDMP_RESULT, ids["part2_pdmp_id"]),
         "care_plan": (
             STRENGTH,
             ids["strength_id"],
@@ -371,6 +384,9 @@ def _program_requests() -> list[Request]:
         Request("GET", "/fhir/Goal/{part2_goal_id}"),
         Request("GET", "/fhir/Goal?patient={patient_id}&_count=1"),
         Request("GET", "/fhir/CarePlan?patient={patient_id}&_count=1"),
+        # The counsellor's PDMP check, read by its id and found by a search.
+        Request("GET", "/fhir/Procedure/concord-pdmp-{part2_pdmp_id}"),
+        Request("GET", "/fhir/Procedure?patient={patient_id}&code=461621000124108"),
     ]
     return found
 
@@ -502,7 +518,10 @@ def run_matrix(
 def _in_sample(world: World, request: Request) -> bool:
     """SAMPLE: the API and FHIR requests that name one of the patient's Part 2 records, or
     search the patient's records of a kind a Part 2 record is among, one per door and kind."""
-    part2 = [world.ids[v] for v in PART2_IDS.values()] + [world.ids["part2_goal_id"]]
+    part2 = [world.ids[v] for v in PART2_IDS.values()] + [
+        world.ids["part2_goal_id"],
+        world.ids["part2_pdmp_id"],
+    ]
     if any(i in request.url for i in part2):
         return True
     return request.method == "GET" and any(re.search(p, request.url) for p in SAMPLE_SEARCHES)
@@ -510,7 +529,7 @@ def _in_sample(world: World, request: Request) -> bool:
 
 # The searches in the SAMPLE: each door's list of the patient's scores, plan and contacts.
 SAMPLE_SEARCHES = (
-    r"^/fhir/(Observation|QuestionnaireResponse|Goal|CarePlan)\?patient=",
+    r"^/fhir/(Observation|QuestionnaireResponse|Goal|CarePlan|Procedure)\?patient=",
     r"^/api/v1/patients/[^/]+/(measures/responses|careplan|contacts|progress)$",
 )
 
