@@ -149,6 +149,27 @@ def test_search_by_patient_date_status_and_code(client, session, people):
     assert not [i for i in client_sees if i.startswith("concord-pdmp-")]
 
 
+def test_the_moud_medication_carries_its_inductions(client, session, people):
+    _, _, induction, _ = _records(session, people)
+    team = bearer(session, people.care_manager)
+    expected = [{"time": induction.on.isoformat(), "text": "Induction: 8 mg"}]
+    got = _get(client, f"/fhir/MedicationRequest/{induction.medication_id}", team)
+    assert got.status_code == 200, got.text
+    assert validate(got.json())["note"] == expected
+    found = _get(client, f"/fhir/MedicationRequest?patient={people.patient.id}", team).json()
+    (entry,) = [e for e in found["entry"] if e["resource"]["id"] == str(induction.medication_id)]
+    assert entry["resource"]["note"] == expected
+    # Another medication has no course of its own.
+    other = act.add(
+        session,
+        access=acc_for(session, people.care_manager, people.patient),
+        data=MedicationIn(rxcui="36437"),
+    )
+    commit(session)
+    got = _get(client, f"/fhir/MedicationRequest/{other.medication.id}", team).json()
+    assert "note" not in got
+
+
 def test_off_team_is_not_found_and_searches_are_empty(client, session, people):
     _, latest, _, _ = _records(session, people)
     for who in (people.outsider, people.other_patient_user, people.family):
