@@ -126,6 +126,11 @@ def test_search_by_patient_date_status_and_code(client, session, people):
 
     assert found("") == ["x1", ours, old]  # the EHR's first, then Concord's, newest first
     assert _ids(_get(client, "/fhir/Procedure", team)) == ["x1", ours, old]
+    assert _ids(_get(client, f"/fhir/Procedure?subject=Patient/{pid}", team)) == ["x1", ours, old]
+    # The EHR's own is read as before, by its sender's id.
+    assert _get(client, "/fhir/Procedure/x1", team).json()["code"]["coding"][0]["code"] == (
+        "183380000"
+    )
     day = latest.on.isoformat()
     assert found(f"&date={day}") == [ours]
     assert found(f"&date=ge{earlier.on.isoformat()}") == [ours, old]
