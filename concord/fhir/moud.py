@@ -108,9 +108,6 @@ class Filters:
     statuses: list[list[Token]] = field(default_factory=list)
     codes: list[list[Token]] = field(default_factory=list)
 
-    def __bool__(self) -> bool:
-        return bool(self.dates or self.statuses or self.codes)
-
 
 def filters_of(
     pairs: Sequence[tuple[str, str]],
