@@ -22,7 +22,8 @@ theirs. So a care team member outside the program sees the patient's Part 2 reco
 the consent is active, and nobody else ever does.
 
 What would show a disclosure: the text or the id of one of the labelled records (an AUDIT-C
-answered at the program, a counsellor's contact note, a plan item the counsellor wrote). The
+answered at the program, a counsellor's contact note, a plan item the counsellor wrote, the
+counsellor's PDMP check). The
 data are built once for the module; the consent rows are made once and switched between states
 in the database; each persona and state runs every route inside one savepoint, rolled back.
 `test_the_matrix_catches_a_permissive_rule` makes the decision ignore the Part 2 label and
@@ -51,6 +52,7 @@ from concord.accounts.organizations import create_clinic
 from concord.accounts.sessions import start_session
 from concord.accounts.tokens import create_api_token
 from concord.actions import appointments as appointment_actions
+from concord.actions import medications as medication_actions
 from concord.actions import messaging as messaging_actions
 from concord.app import create_app
 from concord.appointments.schemas import VisitIn
@@ -63,6 +65,7 @@ from concord.consents.models import Consent, ConsentStatus
 from concord.consents.schemas import ConsentIn
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
+from concord.medications.schemas import MoudIn
 from concord.patients.service import add_team_member
 from concord.registry import service as reg
 from concord.registry.models import Episode
@@ -96,6 +99,8 @@ COMMENT = "Talked through the weekend plan at the program"
 MESSAGE = "Discussed the slip at group today"
 # A visit the counsellor booked (issue 22): the program's record, by its reason and its id.
 VISIT_REASON = "Program check-in after the slip"
+# The counsellor's PDMP check (issue 19): a MOUD record, FHIR Procedure/concord-pdmp-{id}.
+PDMP_RESULT = "Bayview PDMP check: one other prescriber since March"
 
 
 @dataclass
@@ -217,6 +222,11 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
             clinician_ids=[counsellor.id],
         ),
     )
+    pdmp = medication_actions.record_moud(
+        session,
+        access=by_counsellor,
+        data=MoudIn(kind="pdmp_check", on=NOW.date() - timedelta(days=2), result=PDMP_RESULT),
+    )
     # The consents, made once and switched between states: the patient's permit for the care
     # team (treatment, the whole record), and one refusal per team member naming them.
     me = acc_for(session, session.get(User, uuid.UUID(users["patient"])), patient)
@@ -266,6 +276,7 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
         "part2_step_id": str(step.id),
         "part2_thread_id": str(team_thread.id),
         "part2_visit_id": str(program_visit.id),
+        "part2_pdmp_id": str(pdmp.id),
     }
     markers = {
         "substance_use": (ids["audit_response_id"], *map(str, observations)),
@@ -279,6 +290,8 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
             VISIT_REASON,
             ids["part2_visit_id"],
         ),
+        # A MOUD record of its own key, so the matrix shows it is seen where it may be.
+        "moud": (PDMP_RESULT, ids["part2_pdmp_id"]),
         "care_plan": (
             STRENGTH,
             ids["strength_id"],
@@ -392,6 +405,9 @@ def _program_requests() -> list[Request]:
         # The counsellor's visit, read by its id and found by a search (issue 22).
         Request("GET", "/fhir/Appointment/{part2_visit_id}"),
         Request("GET", "/fhir/Appointment?patient={patient_id}"),
+        # The counsellor's PDMP check, read by its id and found by a search.
+        Request("GET", "/fhir/Procedure/concord-pdmp-{part2_pdmp_id}"),
+        Request("GET", "/fhir/Procedure?patient={patient_id}&code=461621000124108"),
     ]
     return found
 
@@ -523,7 +539,10 @@ def run_matrix(
 def _in_sample(world: World, request: Request) -> bool:
     """SAMPLE: the API and FHIR requests that name one of the patient's Part 2 records, or
     search the patient's records of a kind a Part 2 record is among, one per door and kind."""
-    part2 = [world.ids[v] for v in PART2_IDS.values()] + [world.ids["part2_goal_id"]]
+    part2 = [world.ids[v] for v in PART2_IDS.values()] + [
+        world.ids["part2_goal_id"],
+        world.ids["part2_pdmp_id"],
+    ]
     if any(i in request.url for i in part2):
         return True
     return request.method == "GET" and any(re.search(p, request.url) for p in SAMPLE_SEARCHES)
@@ -531,7 +550,7 @@ def _in_sample(world: World, request: Request) -> bool:
 
 # The searches in the SAMPLE: each door's list of the patient's scores, plan and contacts.
 SAMPLE_SEARCHES = (
-    r"^/fhir/(Observation|QuestionnaireResponse|Goal|CarePlan)\?patient=",
+    r"^/fhir/(Observation|QuestionnaireResponse|Goal|CarePlan|Procedure)\?patient=",
     r"^/api/v1/patients/[^/]+/(measures/responses|careplan|contacts|progress)$",
 )
 

@@ -43,7 +43,7 @@ from concord.ehr.models import EhrMatch, EhrResource
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
 from concord.medications.models import MedicationFinding
-from concord.medications.schemas import MedicationIn, ProtocolIn, ReportedIn, ReportIn
+from concord.medications.schemas import MedicationIn, MoudIn, ProtocolIn, ReportedIn, ReportIn
 from concord.messaging.service import Upload
 from concord.patients.models import CareTeam, CareTeamMember, RelatedPerson
 from concord.registry import reviews as rv
@@ -235,6 +235,12 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         access=cm,
         data=ProtocolIn(medication_id=bup.id, monitoring="Urine drug test", every_days=28),
     )
+    # A PDMP check (FHIR Procedure/concord-pdmp-{id}).
+    pdmp = med_actions.record_moud(
+        session,
+        access=cm,
+        data=MoudIn(kind="pdmp_check", on=now().date() - timedelta(days=1), result="None found"),
+    )
     session.flush()
     task = session.scalar(
         select(WorkTask)
@@ -282,6 +288,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
         "schedule_id": str(schedule.id),
         "contact_id": str(contact.id),
         "medication_id": str(bup.id),
+        "pdmp_id": str(pdmp.id),
         "reported_id": str(reported.medication.id),
         "report_id": str(told.id),
         "entry_id": str(entry.id),
@@ -468,6 +475,7 @@ SEARCHABLE_BY_PATIENT = {
     "ServiceRequest": RECORD,  # social-needs referrals (issue 23)
     "Communication": RECORD,  # secure messages (issue 22): the team's and the patient's
     "Appointment": RECORD,  # visits (issue 22)
+    "Procedure": RECORD,  # imported from the EHR, and PDMP checks (issue 19)
 }
 READS = {
     "Patient/{patient_id}": RECORD,
@@ -488,6 +496,7 @@ READS = {
     "Task/concord-referral-{referral_id}": RECORD,
     "Communication/{thread_id}": RECORD,
     "Appointment/{visit_id}": RECORD,
+    "Procedure/concord-pdmp-{pdmp_id}": RECORD,
 }
 
 

@@ -66,8 +66,13 @@ ACCEPTED = {
     "Practitioner": "practitioner",
 }
 # Ids Concord keeps for its own resources of an imported type (the social-needs health concerns
-# and referrals, concord.fhir.social): an EHR may not send one, so the two never collide.
-RESERVED_ID_PREFIXES = {"Condition": "concord-sdoh-", "ServiceRequest": "concord-referral-"}
+# and referrals, concord.fhir.social; the PDMP checks, concord.fhir.moud): an EHR may not send
+# one, so the two never collide.
+RESERVED_ID_PREFIXES = {
+    "Condition": "concord-sdoh-",
+    "ServiceRequest": "concord-referral-",
+    "Procedure": "concord-pdmp-",
+}
 # Types about no patient (kept for the organization).
 UNLINKED = frozenset({"Organization", "Practitioner"})
 # Where each type names the patient it is about.

@@ -752,6 +752,17 @@ OWN_IMPORTED_TYPES = {
     "concord-referral-{id}; category the SDOH Clinical Care IG's domain; its Task is "
     "Task/concord-referral-{id}), read and searched (after the imported ones) by the care team "
     "and the patient; category narrows both.",
+    "Procedure": "Also the PDMP checks of the patient's opioid use disorder care (id "
+    "concord-pdmp-{id}; SNOMED CT 461621000124108, as the CDC opioid guideline IG's "
+    "PDMPReviewProcedure; outcome.text the result as recorded), read and searched (after the "
+    "imported ones) by the care team and the patient, labelled 42CFRPart2 when a Part 2 "
+    "program's record; date (a date, on performed), status and code narrow both.",
+}
+# The search parameters an imported type takes besides patient (each type's own, above).
+IMPORTED_PARAMS = {
+    "Condition": {"category": "token"},
+    "ServiceRequest": {"category": "token"},
+    "Procedure": {"date": "date", "status": "token", "code": "token"},
 }
 
 
@@ -864,7 +875,10 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 + (f" {OWN_IMPORTED_TYPES[kind]}" if kind in OWN_IMPORTED_TYPES else ""),
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
                 "searchParam": [{"name": "patient", "type": "reference"}]
-                + ([{"name": "category", "type": "token"}] if kind in OWN_IMPORTED_TYPES else []),
+                + [
+                    {"name": name, "type": kind_}
+                    for name, kind_ in IMPORTED_PARAMS.get(kind, {}).items()
+                ],
             }
         )
     return {

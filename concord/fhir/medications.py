@@ -11,6 +11,8 @@ Mapping:
   requester (the prescriber responsible, a Practitioner), informationSource (the patient for
   what they reported), dosageInstruction / dosage as text (dose, route, how often).
 - meta.security: 42 CFR Part 2 labels where the record carries them (ADR 0021).
+- note: a MOUD medication's course, each induction recorded on it (its day, the dose as
+  written), those the asker may see (ADR 0025).
 
 On create, an RxNorm code is taken as the ingredient only when Concord's vocabulary knows it
 as one; any other code is kept as the clinical drug, and the medication is listed as not
@@ -19,6 +21,7 @@ checked (never guessed to an ingredient).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -36,7 +39,13 @@ from concord.fhir.service import _labelled
 from concord.fhir.validators import VALIDATORS
 from concord.i18n import Msg
 from concord.medications import service as meds
-from concord.medications.models import Medication, MedicationSource, MedicationStatus
+from concord.medications.models import (
+    Medication,
+    MedicationSource,
+    MedicationStatus,
+    MoudKind,
+    MoudRecord,
+)
 from concord.medications.schemas import MedicationIn
 from concord.medications.vocabulary import default_vocabulary
 from concord.patients.models import Patient
@@ -78,7 +87,18 @@ def _dosage(med: Medication) -> list[dict[str, Any]]:
     return [{"text": text}] if text else []
 
 
-def medication_resource(med: Medication, patient: Patient) -> dict[str, Any]:
+def _inductions(records: Sequence[MoudRecord]) -> list[dict[str, Any]]:
+    """A MOUD medication's course: each induction recorded on it (ADR 0025), oldest first, as
+    a note with its day and the dose as written."""
+    return [
+        {"time": r.on.isoformat(), "text": f"Induction: {r.dose}" if r.dose else "Induction"}
+        for r in sorted(records, key=lambda r: (r.on, r.created_at))
+    ]
+
+
+def medication_resource(
+    med: Medication, patient: Patient, inductions: Sequence[MoudRecord] = ()
+) -> dict[str, Any]:
     kind = kind_of(med)
     common = {
         "resourceType": kind,
@@ -93,6 +113,7 @@ def medication_resource(med: Medication, patient: Patient) -> dict[str, Any]:
         "status": STATUS.get(med.status, "unknown"),
         "medicationCodeableConcept": _concept(med),
         "subject": _ref("Patient", patient.id, patient.display_name),
+        "note": _inductions(inductions),
     }
     if kind == "MedicationRequest":
         reason = {"statusReason": {"text": med.status_reason}} if med.status_reason else {}
@@ -141,8 +162,24 @@ def medication_resource(med: Medication, patient: Patient) -> dict[str, Any]:
     )
 
 
-def _resource(session: Session, med: Medication, patient: Patient) -> dict[str, Any]:
-    return _labelled(session, med, patient, medication_resource(med, patient))
+def _resource(
+    session: Session, med: Medication, patient: Patient, inductions: Sequence[MoudRecord] = ()
+) -> dict[str, Any]:
+    return _labelled(session, med, patient, medication_resource(med, patient, inductions))
+
+
+def _inductions_by_medication(
+    session: Session, acc: Any, rows: Sequence[Medication]
+) -> dict[Any, list[MoudRecord]]:
+    """The inductions (MOUD records the asker may see) of the MOUD medications among `rows`:
+    read once per patient, only when one of them is a MOUD medication."""
+    if not any(meds.is_moud(m) for m in rows):
+        return {}
+    found: dict[Any, list[MoudRecord]] = {}
+    for moud in meds.list_moud_records(session, access=acc):
+        if moud.kind == MoudKind.induction and moud.medication_id is not None:
+            found.setdefault(moud.medication_id, []).append(moud)
+    return found
 
 
 def read_medication(session: Session, *, by: User, kind: str, ident: str) -> dict[str, Any]:
@@ -152,7 +189,8 @@ def read_medication(session: Session, *, by: User, kind: str, ident: str) -> dic
         raise NotFound(Msg("No such resource.")) from None
     if kind_of(med) != kind:
         raise NotFound(Msg("No such resource."))
-    return _resource(session, med, acc.patient)
+    inductions = _inductions_by_medication(session, acc, [med]).get(med.id, [])
+    return _resource(session, med, acc.patient, inductions)
 
 
 def _record_access(session: Session, by: User, patient_id: Any, action: str = "read") -> Any:
@@ -176,8 +214,9 @@ def search_medications(
         acc = _record_access(session, by, ident)
         if acc is None:
             continue
-        rows = meds.list_medications(session, access=acc)
-        resources += [_resource(session, m, acc.patient) for m in rows if kind_of(m) == kind]
+        rows = [m for m in meds.list_medications(session, access=acc) if kind_of(m) == kind]
+        inductions = _inductions_by_medication(session, acc, rows)
+        resources += [_resource(session, m, acc.patient, inductions.get(m.id, [])) for m in rows]
     system = REQUEST_STATUS_SYSTEM if kind == "MedicationRequest" else STATEMENT_STATUS_SYSTEM
     wanted = allowed_codes(q.groups("status"), system, set(STATUS.values()))
     if wanted is not None:

@@ -19,6 +19,7 @@ from concord.fhir import ehr as ehr_door
 from concord.fhir import everything as everything_door
 from concord.fhir import medications as fhir_meds
 from concord.fhir import messaging as fhir_messages
+from concord.fhir import moud as moud_door
 from concord.fhir import patients as fhir_patients
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
@@ -366,13 +367,22 @@ def _search(
         asked, categories = pairs, []
         if kind in social_door.CATEGORY_KINDS:
             asked, categories = social_door.category_groups(pairs)
+        filters = moud_door.Filters()
+        if kind == "Procedure":
+            asked, filters = moud_door.filters_of(asked)
         found = ehr_door.search_imported(
             session, by=actor.user, token=actor.token, kind=kind, pairs=asked
         )
         if not actor.user.is_client:
-            # Concord's own health concerns and referrals, after the EHR's.
+            # Concord's own health concerns, referrals and PDMP checks, after the EHR's.
             found += social_door.search_by_patient(session, by=actor.user, kind=kind, pairs=asked)
-        found = [r for r in found if social_door.in_categories(r, categories)]
+            if kind == "Procedure":
+                found += moud_door.search_by_patient(session, by=actor.user, pairs=asked)
+        found = [
+            r
+            for r in found
+            if social_door.in_categories(r, categories) and moud_door.matches(r, filters)
+        ]
         self_url = f"{base}/{kind}" + (f"?{urlencode(pairs)}" if pairs else "")
         return fhir_response(request, mapping.bundle(found, base, self_url, None, len(found)))
     q = search.parse(kind, pairs, base=base)
@@ -958,6 +968,8 @@ def _read(
         return fhir.read_observation(session, by=actor.user, ident=ident)
     if social_door.is_social(kind, ident):
         return social_door.read(session, by=actor.user, kind=kind, ident=ident)
+    if moud_door.is_moud(kind, ident):
+        return moud_door.read(session, by=actor.user, ident=ident)
     if kind == "Task":
         return read_task(session, by=actor.user, ident=ident)
     if kind == "Flag":

@@ -30,7 +30,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, owned_by_id, parse_id
+from concord.access import (
+    PatientAccess,
+    deny,
+    in_scope,
+    owned_by_id,
+    parse_id,
+    records_among,
+)
 from concord.accounts.models import User
 from concord.audit.models import Outcome
 from concord.audit.service import record as audit
@@ -963,6 +970,51 @@ def list_moud_records(session: Session, *, access: PatientAccess) -> list[MoudRe
     shown = disclosure.filter_records(session, access, rows, object_type=MOUD, action="list")
     _audit_list(session, access, MOUD, len(shown))
     return shown
+
+
+def get_moud_record(
+    session: Session, *, access: PatientAccess, record_id: str | uuid.UUID
+) -> MoudRecord:
+    """One of the patient's MOUD records (the disclosure decision, audited)."""
+    rid = parse_id(record_id)
+    row = session.get(MoudRecord, rid) if rid is not None else None
+    if row is None or row.patient_id != access.patient.id:
+        audit(
+            session,
+            by=access.by,
+            action="read",
+            object_type=MOUD,
+            object_id=str(record_id)[:64],
+            patient_id=access.patient.id,
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such record."))
+    disclosure.check_record(session, access, row, object_type=MOUD, message=Msg("No such record."))
+    audit(
+        session,
+        by=access.by,
+        action="read",
+        object_type=MOUD,
+        object_id=row.id,
+        patient_id=access.patient.id,
+    )
+    return row
+
+
+def find_moud_record(session: Session, *, by: User, ident: str) -> tuple[MoudRecord, PatientAccess]:
+    """A MOUD record by its id alone (FHIR read), with the access that reaches it: the care
+    team and the patient; NotFound (audited) for a missing row and for anyone else alike."""
+    row, acc = owned_by_id(session, by, MoudRecord, ident, object_type=MOUD)
+    return get_moud_record(session, access=acc, record_id=row.id), acc
+
+
+def patients_with_moud_records(session: Session, *, by: User) -> list[PatientAccess]:
+    """For a search that names no patient (the FHIR door): the patients whose record `by` may
+    read that hold a MOUD record, each through the record's access as a search by patient."""
+    ids = session.scalars(
+        select(MoudRecord.patient_id).where(in_scope(by, None, MoudRecord.patient_id)).distinct()
+    )
+    return records_among(session, by, {str(i) for i in ids}, object_type=MOUD) or []
 
 
 def add_moud_record(

@@ -387,9 +387,7 @@ def partner_context(referral: Any, **extra: Any) -> dict[str, Any]:
 
 def _link_expired(request: Request, exc: social.LinkExpired) -> Response:
     """The expired link's page: what happened and what to do, nothing of the referral."""
-    return render(
-        request, "social/partner_expired.html", {"message": exc.message}, status_code=410
-    )
+    return render(request, "social/partner_expired.html", {"message": exc.message}, status_code=410)
 
 
 @router.get("/referral-link/{token}")

@@ -53,6 +53,7 @@ from concord.social.models import (
     SocialConcern,
 )
 
+
 class LinkExpired(NotFound):
     """A partner's link Concord made whose time is up (410 Gone): the partner's page says so
     and what to do; a forged or unknown link stays a plain 404."""

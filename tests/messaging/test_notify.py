@@ -106,9 +106,7 @@ def test_a_team_answer_tells_the_patient_once_while_unread(session, people, cloc
     assert len(_notices(session, people.patient_user)) == 2
 
 
-def test_a_team_thread_tells_every_colleague_on_the_team_once_while_unread(
-    session, people, clock
-):
+def test_a_team_thread_tells_every_colleague_on_the_team_once_while_unread(session, people, clock):
     """A care-team-only thread: each other clinician on the patient's team is told (the bell
     and their channels), once while they have not read it; never the patient, nobody off the
     team, not the author; the notice names nothing."""
