@@ -112,6 +112,7 @@ _AXE_FOUND: dict[str, list[str]] = {}
 # outerHTML leaves out, included; the CSRF token's value, new each session, left out) and the
 # viewport's size.
 FINGERPRINT = """() => {
+  if (!document.documentElement) return null;
   const kinds = 'input, textarea, select, details, dialog';
   const clone = document.documentElement.cloneNode(true);
   const copies = clone.querySelectorAll(kinds);
@@ -152,11 +153,14 @@ class Visitor:
         # second or more of the browser's CPU; journeys come back to the same pages, and every
         # sign-in shows the same form). The key is the whole markup as it stands, form values
         # included, with only the CSRF token's value set aside.
+        self.page.wait_for_load_state()
         key = self.page.evaluate(FINGERPRINT)
-        described = _AXE_FOUND.get(key)
+        described = _AXE_FOUND.get(key) if key is not None else None
         if described is None:
-            described = _AXE_FOUND[key] = self._problems()
-        if os.environ.get("CONCORD_AXE_STATS"):
+            described = self._problems()
+            if key is not None:
+                _AXE_FOUND[key] = described
+        if key is not None and os.environ.get("CONCORD_AXE_STATS"):
             with open(os.environ["CONCORD_AXE_STATS"], "a") as f:
                 f.write(f"{hashlib.sha256(key.encode()).hexdigest()[:12]} {self.page.url}\n")
         self.checked[self.page.url] = described
