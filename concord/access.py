@@ -193,6 +193,14 @@ def patient_for(
     return access
 
 
+def reaches(session: Session, by: User, patient: Patient) -> PatientAccess | None:
+    """Whether `by` may reach `patient` now, and how, without a line in the audit trail: for
+    deciding whom to tell or to name (a notice, the patient's list of who takes part), never
+    for a read of the record (that is `patient_for`)."""
+    _, membership = _patient_and_membership(session, by, patient.id)
+    return _relation(session, by, patient, membership)
+
+
 def _not_found(
     session: Session,
     by: User,

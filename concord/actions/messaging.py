@@ -42,7 +42,7 @@ from concord.messaging.models import Message, MessageRead, MessageThread, Thread
 from concord.messaging.phrases import default_phrases
 from concord.notifications import service as notices
 from concord.patients import service as patients
-from concord.patients.models import Patient
+from concord.patients.models import Patient, RelatedPerson
 from concord.registry import tasks
 from concord.safety import alerts
 
@@ -71,6 +71,7 @@ def _reply_owner(session: Session, access: PatientAccess) -> object:
 
 TEAM_LINK = "/messages"  # the team's inbox: an email's link names no patient, not even by id
 PATIENT_LINK = "/my/messages"
+FAMILY_LINK = "/shared"  # a family member's list of the people who share with them
 
 
 def _read_upto(session: Session, thread: MessageThread, user_id: object) -> int:
@@ -104,7 +105,7 @@ def _tell(session: Session, thread: MessageThread, user_id: object, by: User, li
 def _after(
     session: Session, access: PatientAccess, thread: MessageThread, message: Message
 ) -> Sent:
-    if access.is_self:
+    if messages.from_patient_side(access):
         task = tasks.open_task(
             session,
             organization_id=thread.organization_id,
@@ -118,6 +119,9 @@ def _after(
             priority="urgent" if message.crisis_rule else "routine",
             by=access.by,
         )
+        if message.crisis_rule:
+            # Words of crisis make the thread's open task urgent, even one opened before them.
+            task.priority = "urgent"
         _tell(session, thread, task.owner_id, access.by, TEAM_LINK)
         if message.crisis_rule:
             alerts.raise_for_message(
@@ -138,6 +142,7 @@ def _after(
         patient = session.get(Patient, thread.patient_id)
         if patient is not None:
             _tell(session, thread, patient.user_id, access.by, PATIENT_LINK)
+        _tell_family(session, access, thread, message)
     else:
         _tell_colleagues(session, access, thread, message)
     return Sent(thread, message, bool(message.crisis_rule))
@@ -157,6 +162,25 @@ def _tell_colleagues(
             _tell(session, thread, user.id, access.by, TEAM_LINK)
 
 
+def _tell_family(
+    session: Session, access: PatientAccess, thread: MessageThread, message: Message
+) -> None:
+    """A team member's message in the patient's thread: each family member who may read it
+    now (the patient's family-sharing consent names them, and the consent decision permits
+    this message: a Part 2 program's message is not announced to whom it is withheld from),
+    once per thread while they have not read it."""
+    patient = session.get(Patient, thread.patient_id)
+    if patient is None:
+        return
+    for link in session.scalars(
+        select(RelatedPerson).where(
+            RelatedPerson.patient_id == patient.id, RelatedPerson.ended_at.is_(None)
+        )
+    ):
+        if messages.family_may_be_told(session, link, thread, message):
+            _tell(session, thread, link.user_id, access.by, FAMILY_LINK)
+
+
 def read(session: Session, access: PatientAccess, thread: MessageThread) -> messages.ThreadView:
     """Open a thread to read (the reader's mark moves to its last message) and mark the
     reader's notices about it read: the bell and the unread count agree."""
@@ -166,9 +190,9 @@ def read(session: Session, access: PatientAccess, thread: MessageThread) -> mess
 
 
 def _crisis_rule(access: PatientAccess, *texts: str | None) -> str | None:
-    """The crisis phrase rule a patient's words match (the team's own words are not checked:
-    they quote and discuss)."""
-    if not access.is_self:
+    """The crisis phrase rule a patient's (or their family member's) words match (the team's
+    own words are not checked: they quote and discuss)."""
+    if not messages.from_patient_side(access):
         return None
     return default_phrases().match(" \n ".join(t or "" for t in texts))
 

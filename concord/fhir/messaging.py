@@ -2,7 +2,8 @@
 
 Shape (as Medplum threads messages): a thread is a header Communication (topic: its subject;
 status in-progress, or completed once closed); each message is a Communication `partOf` its
-thread, with the sender (Patient or Practitioner), the recipient (the care team, or the
+thread, with the sender (Patient or Practitioner; a family member by display name, "Fay
+(family)"), the recipient (the care team, or the
 patient), `sent`, and the payload: the text, and each file as an attachment whose `url` is the
 file's address in the JSON API (same token, same access). A message written by a Part 2
 program's staff carries the Part 2 security labels.
@@ -38,9 +39,17 @@ def _recipient(thread: MessageThread, message: Message | None, patient: Patient,
     )
     if thread.kind == ThreadKind.team:
         return [team_ref]
-    if message is not None and not message.from_patient:
+    if message is not None and message.side == "team":
         return [_ref("Patient", patient.id, patient.display_name)]
     return [team_ref]
+
+
+def _sender(message: Message, patient: Patient) -> Any:
+    """The clinician as Practitioner, the patient as Patient; a family member by name, saying
+    they are family (Concord serves no RelatedPerson resource)."""
+    if message.side == "family":
+        return {"display": f"{message.author.name} (family)"}
+    return person_ref(message.author, patient)
 
 
 def thread_resource(thread: MessageThread, patient: Patient, team: Any) -> dict[str, Any]:
@@ -92,7 +101,7 @@ def message_resource(
             "subject": _ref("Patient", patient.id, patient.display_name),
             "topic": {"text": thread.subject},
             "sent": _instant(message.created_at),
-            "sender": person_ref(message.author, patient),
+            "sender": _sender(message, patient),
             "recipient": _recipient(thread, message, patient, team),
             "payload": payload,
         }

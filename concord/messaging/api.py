@@ -18,7 +18,7 @@ from concord.actions import messaging as act
 from concord.audit.service import record
 from concord.clock import now
 from concord.errors import NotFound
-from concord.i18n import Msg
+from concord.i18n import Msg, gettext
 from concord.messaging import service as messages
 from concord.messaging.models import Message, MessageThread
 from concord.messaging.schemas import MessageIn, MessagingSettingsIn, ReplyIn
@@ -31,18 +31,35 @@ OBJECT = messages.OBJECT
 
 
 def _access(session: Session, actor: Any, patient_id: str, action: str = "read") -> PatientAccess:
-    return access.record_access(session, actor.user, patient_id, action=action, object_type=OBJECT)
+    """The care team, the patient, or a family member the patient's consent names (the
+    domain decides which threads and messages each sees; anyone else: not found)."""
+    return access.patient_for(session, actor.user, patient_id, action=action, object_type=OBJECT)
+
+
+def author_display(m: Message, lang: str) -> str:
+    """Who wrote the message in words: "Fay (family)", "Pat (the patient)", "Dr Lee"."""
+    if m.side == "family":
+        return gettext(lang, "%(name)s (family)", name=m.author.name)
+    if m.side == "patient":
+        return gettext(lang, "%(name)s (the patient)", name=m.author.name)
+    return m.author.name
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def message_json(m: Message, view: messages.ThreadView) -> dict[str, Any]:
+def message_json(m: Message, view: messages.ThreadView, lang: str = "en") -> dict[str, Any]:
     return {
         "id": str(m.id),
         "number": m.number,
-        "author": {"id": str(m.author_id), "name": m.author.name, "role": m.author.role},
+        "author": {
+            "id": str(m.author_id),
+            "name": m.author.name,
+            "role": m.author.role,
+            "side": m.side,
+            "display": author_display(m, lang),
+        },
         "from_patient": m.from_patient,
         "body": m.body,
         "sent_at": _iso(m.created_at),
@@ -61,7 +78,9 @@ def message_json(m: Message, view: messages.ThreadView) -> dict[str, Any]:
     }
 
 
-def thread_json(view: messages.ThreadView, *, with_messages: bool) -> dict[str, Any]:
+def thread_json(
+    view: messages.ThreadView, *, with_messages: bool, lang: str = "en"
+) -> dict[str, Any]:
     t = view.thread
     out: dict[str, Any] = {
         "id": str(t.id),
@@ -77,7 +96,7 @@ def thread_json(view: messages.ThreadView, *, with_messages: bool) -> dict[str, 
         "read_by_team_at": _iso(view.read_by_team_at),
     }
     if with_messages:
-        out["messages"] = [message_json(m, view) for m in view.messages]
+        out["messages"] = [message_json(m, view, lang) for m in view.messages]
     return out
 
 
@@ -104,7 +123,10 @@ def _thread_in(session: Session, actor: Any, patient_id: str, thread_id: str, ac
 def _sent_json(session: Session, acc: PatientAccess, sent: act.Sent) -> dict[str, Any]:
     view = act.read(session, acc, sent.thread)
     org = acc.patient.clinic.organization
-    out = {"thread": thread_json(view, with_messages=True), "crisis": sent.crisis}
+    out = {
+        "thread": thread_json(view, with_messages=True, lang=acc.by.language or "en"),
+        "crisis": sent.crisis,
+    }
     if sent.crisis:
         out["crisis_resources"] = crisis_resources(org, acc.by.language or "en")
     return out
@@ -152,7 +174,8 @@ def start(
 def read_thread(patient_id: str, thread_id: str, session: DbSession, actor: ApiActor) -> Any:
     """A thread with its messages; reading it marks it read for the caller."""
     thread, acc = _thread_in(session, actor, patient_id, thread_id, "read")
-    return {"thread": thread_json(act.read(session, acc, thread), with_messages=True)}
+    view = act.read(session, acc, thread)
+    return {"thread": thread_json(view, with_messages=True, lang=actor.user.language or "en")}
 
 
 @router.post("/patients/{patient_id}/messages/{thread_id}", status_code=201)

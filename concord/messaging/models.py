@@ -100,6 +100,16 @@ class Message(IdMixin, Base):
     def data_category(self) -> DataCategory:
         return DataCategory.mental_health
 
+    @property
+    def side(self) -> str:
+        """Who wrote it, as the reader is told: "patient", "family" (a family member the
+        patient's consent lets take part) or "team"."""
+        if self.from_patient:
+            return "patient"
+        if self.author.is_related_person:
+            return "family"
+        return "team"
+
 
 class MessageAttachment(IdMixin, Base):
     """A file sent with a message: PDF, PNG or JPEG, checked by its first bytes, not its name."""

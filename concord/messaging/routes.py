@@ -79,10 +79,23 @@ def _list_context(
         "crisis_now": False,
         **_policy(acc, lang),
     }
-    if acc.on_team:
-        context.update(header_context(session, acc, tab="messages"))
+    if acc.is_self:
+        # Who the patient's family-sharing consent lets take part (the choice is the consent).
+        context["family"] = messages.family_taking_part(session, acc.patient)
+    context.update(_door(session, acc))
     context.update(extra)
     return context
+
+
+def _door(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
+    """The header and where the pages of this door are: the team's tab, the patient's portal,
+    or a family member's pages beside the plan shared with them."""
+    out: dict[str, Any] = {"base": _base(acc), "as_family": messages.is_family(acc)}
+    if acc.on_team:
+        out.update(header_context(session, acc, tab="messages"))
+    elif messages.is_family(acc):
+        out.update(header_context(session, acc))
+    return out
 
 
 def _thread_context(
@@ -97,18 +110,22 @@ def _thread_context(
         "crisis_now": False,
         **_policy(acc, lang),
     }
-    if acc.on_team:
-        context.update(header_context(session, acc, tab="messages"))
+    context.update(_door(session, acc))
     context.update(extra)
     return context
 
 
 def _base(acc: PatientAccess) -> str:
-    return "/my/messages" if acc.is_self else f"/patients/{acc.patient.id}/messages"
+    if acc.is_self:
+        return "/my/messages"
+    if messages.is_family(acc):
+        return f"/shared/{acc.patient.id}/messages"
+    return f"/patients/{acc.patient.id}/messages"
 
 
 def _template(acc: PatientAccess, name: str) -> str:
-    return f"messaging/{'my_' if acc.is_self else ''}{name}.html"
+    # The patient and their family member see the portal's pages (the family's own words).
+    return f"messaging/{'my_' if messages.from_patient_side(acc) else ''}{name}.html"
 
 
 def _start(
@@ -127,7 +144,7 @@ def _start(
         sent = act.start(
             session,
             access=acc,
-            kind="patient" if acc.is_self else data.kind,
+            kind="patient" if messages.from_patient_side(acc) else data.kind,
             subject=data.subject,
             body=data.body,
             files=files,
@@ -155,11 +172,13 @@ def _answer(
     form: Posted[ReplyIn],
     files: list[messages.Upload],
     patient_id: str | None,
+    *,
+    family: bool = False,
 ) -> Response:
     earlier = already_done(session, form.values, actor)
     if earlier:
         return RedirectResponse(earlier, status_code=303)
-    thread, acc = _thread(session, actor, thread_id, patient_id, "create")
+    thread, acc = _thread(session, actor, thread_id, patient_id, "create", family=family)
     try:
         data = form.read()
         sent = act.answer(session, by=actor.user, thread_id=thread_id, body=data.body, files=files)
@@ -180,14 +199,23 @@ def _answer(
 
 
 def _thread(
-    session: DbSession, actor: Any, thread_id: str, patient_id: str | None, action: str
+    session: DbSession,
+    actor: Any,
+    thread_id: str,
+    patient_id: str | None,
+    action: str,
+    *,
+    family: bool = False,
 ) -> tuple[Any, PatientAccess]:
-    """The thread, reached from the team's tab of its patient or from the patient's portal."""
+    """The thread, reached from the team's tab of its patient, from the patient's portal
+    (`patient_id` None) or from a family member's pages (`family`)."""
     thread, acc = messages.find_thread(session, by=actor.user, ident=thread_id, action=action)
     if patient_id is None:
         if not acc.is_self:
             raise NotFound(Msg("No such message."))
-    elif not acc.on_team or str(thread.patient_id) != str(access.parse_id(patient_id) or ""):
+    elif str(thread.patient_id) != str(access.parse_id(patient_id) or ""):
+        raise NotFound(Msg("No such message."))
+    elif not (messages.is_family(acc) if family else acc.on_team):
         raise NotFound(Msg("No such message."))
     return thread, acc
 
@@ -304,3 +332,65 @@ def my_answer(
     actor: PostedBy,
 ) -> Response:
     return _answer(request, session, actor, thread_id, form, files, None)
+
+
+# --- a family member the patient's consent lets take part -----------------------------------
+
+
+def _family_access(session: DbSession, actor: Any, patient_id: str, action: str = "read") -> Any:
+    """The patient, for a family member their family-sharing consent names now; not found
+    (audited) for anyone else, the team and the patient included (they have their own pages)."""
+    acc = access.patient_for(session, actor.user, patient_id, action=action, object_type=OBJECT)
+    if not messages.is_family(acc):
+        raise NotFound(Msg("No such patient."))
+    return acc
+
+
+@router.get("/shared/{patient_id}/messages")
+def family_messages(
+    patient_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    acc = _family_access(session, actor, patient_id)
+    context = _list_context(session, acc, request.state.lang)
+    return render(request, "messaging/my_list.html", context)
+
+
+@router.post("/shared/{patient_id}/messages")
+def family_start(
+    patient_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[MessageIn], FormOf(MessageIn)],
+    files: Uploads,
+    actor: PostedBy,
+) -> Response:
+    acc = _family_access(session, actor, patient_id, "create")
+    return _start(request, session, actor, acc, form, files)
+
+
+@router.get("/shared/{patient_id}/messages/{thread_id}")
+def family_thread(
+    patient_id: str, thread_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    thread, acc = _thread(session, actor, thread_id, patient_id, "read", family=True)
+    context = _thread_context(
+        session,
+        acc,
+        thread,
+        request.state.lang,
+        crisis_now=request.query_params.get("crisis") == "1",
+    )
+    return render(request, "messaging/my_thread.html", context)
+
+
+@router.post("/shared/{patient_id}/messages/{thread_id}")
+def family_answer(
+    patient_id: str,
+    thread_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ReplyIn], FormOf(ReplyIn)],
+    files: Uploads,
+    actor: PostedBy,
+) -> Response:
+    return _answer(request, session, actor, thread_id, form, files, patient_id, family=True)

@@ -20,10 +20,19 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from concord import disclosure
-from concord.access import PatientAccess, deny, parse_id, patient_for
+from concord.access import (
+    PatientAccess,
+    Relation,
+    deny,
+    parse_id,
+    patient_for,
+    reaches,
+    readable_patients,
+)
 from concord.accounts.models import Organization, User
 from concord.audit.models import Outcome
 from concord.audit.service import record
+from concord.categories import DataCategory
 from concord.clock import now
 from concord.errors import InvalidInput, NotFound
 from concord.i18n import Msg
@@ -35,7 +44,7 @@ from concord.messaging.models import (
     MessageThread,
     ThreadKind,
 )
-from concord.patients.models import CareTeam, CareTeamMember, Patient
+from concord.patients.models import CareTeam, CareTeamMember, Patient, RelatedPerson
 
 OBJECT = "Communication"
 MAX_SUBJECT = 200
@@ -185,16 +194,58 @@ def _safe_name(name: str) -> str:
 # --- who may do what ------------------------------------------------------------------------------
 
 
+# A family member takes part in the patient's threads with the team under the consent that
+# shares the patient's care with them (the family-sharing permit, concord/consents/family.py,
+# which names the care plan): the messages are decided for them as that category, so the one
+# consent decision (concord.disclosure) admits them, and withholds a Part 2 program's message
+# unless the consent covers substance-use records too. Team-only threads never reach them.
+FAMILY_CATEGORY = DataCategory.care_plan
+
+
+def is_family(access: PatientAccess) -> bool:
+    return access.relation == Relation.related
+
+
+def from_patient_side(access: PatientAccess) -> bool:
+    """The patient, or a family member writing with them: their words make it the team's
+    turn and are checked for words of crisis."""
+    return access.is_self or is_family(access)
+
+
+def family_category(thread: MessageThread) -> DataCategory:
+    """What a thread is decided as for a family member: a question on a decision is the
+    patient's decision (which family sharing does not cover); anything else is shared as the
+    patient's care with the team."""
+    if (thread.topic or "").startswith("decision:"):
+        return DataCategory.decisions
+    return FAMILY_CATEGORY
+
+
+def category_for(
+    access: PatientAccess, threads: dict[uuid.UUID, MessageThread] | None = None
+) -> Any:
+    """The category each thread, or message of `threads`, is decided as for this reader."""
+    if not is_family(access):
+        return disclosure.category_of
+    known = threads or {}
+
+    def decided_as(row: Any) -> DataCategory:
+        thread = row if isinstance(row, MessageThread) else known.get(row.thread_id)
+        return family_category(thread) if thread is not None else DataCategory.decisions
+
+    return decided_as
+
+
 def _may_see(access: PatientAccess, thread: MessageThread) -> bool:
     if access.on_team:
         return True
-    return access.is_self and thread.kind == ThreadKind.patient
+    return from_patient_side(access) and thread.kind == ThreadKind.patient
 
 
 def _may_write(access: PatientAccess, kind: str) -> bool:
     if access.on_team:
         return bool(access.by.is_clinician)
-    return access.is_self and kind == ThreadKind.patient
+    return from_patient_side(access) and kind == ThreadKind.patient
 
 
 # --- writes -------------------------------------------------------------------------------------
@@ -235,7 +286,7 @@ def _add_message(
             )
         )
     thread.last_message_at = at
-    if access.is_self:
+    if from_patient_side(access):
         org = session.get(Organization, thread.organization_id)
         assert org is not None
         thread.awaiting = Awaiting.team
@@ -280,7 +331,7 @@ def start_thread(
             access,
             action="create",
             object_type=OBJECT,
-            message="Only the patient and their care team write in these threads.",
+            message="Only the patient, their care team and the family they chose write here.",
         )
     title, text, checked = check_message(subject, body, files or [], new_thread=True)
     thread = MessageThread(
@@ -315,7 +366,7 @@ def reply(
             action="create",
             object_type=OBJECT,
             object_id=thread.id,
-            message="Only the patient and their care team write in these threads.",
+            message="Only the patient, their care team and the family they chose write here.",
         )
     _, text, checked = check_message(None, body, files or [], new_thread=False)
     return _add_message(session, access, thread, text, checked, crisis_rule)
@@ -399,6 +450,20 @@ def find_thread(
             outcome=Outcome.denied,
         )
         raise NotFound(Msg("No such message."))
+    if is_family(acc):
+        # A family member reaches only the threads the consent decision gives them (not a
+        # decision's thread, nor one a Part 2 program started without a consent covering it),
+        # to read or to write in.
+        disclosure.require(
+            session,
+            acc,
+            family_category(thread),
+            object_type=OBJECT,
+            action=action,
+            object_id=thread.id,
+            label=disclosure.label_of(session, acc, thread),
+            message=Msg("No such message."),
+        )
     return thread, acc
 
 
@@ -449,7 +514,10 @@ def _views(
     """The threads with the messages the reader may see (the disclosure decision, one audit
     event per thread read), and their read state."""
     threads = [t for t in threads if _may_see(access, t)]
-    threads = disclosure.filter_records(session, access, threads, object_type=OBJECT, action=action)
+    category = category_for(access)
+    threads = disclosure.filter_records(
+        session, access, threads, object_type=OBJECT, action=action, category=category
+    )
     ids = [t.id for t in threads]
     messages = (
         list(
@@ -462,8 +530,14 @@ def _views(
         if ids
         else []
     )
+    by_id = {t.id: t for t in threads}
     messages = disclosure.filter_records(
-        session, access, messages, object_type=OBJECT, action=action
+        session,
+        access,
+        messages,
+        object_type=OBJECT,
+        action=action,
+        category=category_for(access, by_id),
     )
     reads = _reads(session, ids)
     views = {t.id: ThreadView(t) for t in threads}
@@ -474,7 +548,7 @@ def _views(
         if r.team:
             view.read_by_team_at = max(filter(None, (view.read_by_team_at, r.read_at)))
             view.team_upto = max(view.team_upto, r.upto)
-        else:
+        elif r.user_id == access.patient.user_id:  # the patient's own (not a family member's)
             view.read_by_patient_at = max(filter(None, (view.read_by_patient_at, r.read_at)))
             view.patient_upto = max(view.patient_upto, r.upto)
     mine = {r.thread_id: r.upto for r in reads if r.user_id == access.by.id}
@@ -536,7 +610,14 @@ def attachment_for(
         )
         raise NotFound(Msg("No such file."))
     thread, acc = find_thread(session, by=by, ident=str(message.thread_id))
-    disclosure.check_record(session, acc, message, object_type=OBJECT)
+    disclosure.require(
+        session,
+        acc,
+        category_for(acc, {thread.id: thread})(message),
+        object_type=OBJECT,
+        object_id=message.id,
+        label=disclosure.label_of(session, acc, message),
+    )
     record(
         session,
         by=by,
@@ -573,6 +654,13 @@ def unread_count(session: Session, user: User) -> int:
             MessageThread.kind == ThreadKind.patient,
             MessageThread.patient_id.in_(select(Patient.id).where(Patient.user_id == user.id)),
         )
+    elif user.is_related_person:
+        # The patients whose family-sharing consent names them now; each message still passes
+        # the consent decision below (a revoked consent: nothing counted).
+        query = query.where(
+            MessageThread.kind == ThreadKind.patient,
+            MessageThread.patient_id.in_(readable_patients(user).with_only_columns(Patient.id)),
+        )
     else:
         return 0
     rows = session.execute(query.limit(1000)).all()
@@ -601,7 +689,8 @@ def _sees(
     if acc is None or not _may_see(acc, thread):
         return False
     label = disclosure.label_of(session, acc, message)
-    return disclosure.decide(acc, message.data_category, label=label, session=session).permit
+    category = category_for(acc, {thread.id: thread})(message)
+    return disclosure.decide(acc, category, label=label, session=session).permit
 
 
 def may_be_told(session: Session, user: User, thread: MessageThread, message: Message) -> bool:
@@ -612,6 +701,34 @@ def may_be_told(session: Session, user: User, thread: MessageThread, message: Me
     except NotFound:
         return False
     return _sees(session, acc, thread, message)
+
+
+def family_taking_part(session: Session, patient: Patient) -> list[RelatedPerson]:
+    """The family members who may read and write in the patient's threads with the team now:
+    a current link whose family-sharing consent names them and which the consent decision
+    permits (the patient's own page names them; the notices go to them). Decides only."""
+    links = session.scalars(
+        select(RelatedPerson)
+        .where(RelatedPerson.patient_id == patient.id, RelatedPerson.ended_at.is_(None))
+        .order_by(RelatedPerson.created_at)
+    )
+    found = []
+    for link in links:
+        acc = reaches(session, link.user, patient)
+        if acc is not None and is_family(acc):
+            if disclosure.decide(acc, FAMILY_CATEGORY, session=session).permit:
+                found.append(link)
+    return found
+
+
+def family_may_be_told(
+    session: Session, link: RelatedPerson, thread: MessageThread, message: Message
+) -> bool:
+    """`may_be_told` for a family member, without a refusal in the audit trail (they asked
+    for nothing)."""
+    patient = session.get(Patient, thread.patient_id)
+    acc = reaches(session, link.user, patient) if patient is not None else None
+    return acc is not None and is_family(acc) and _sees(session, acc, thread, message)
 
 
 def _my_teams(user: User) -> Any:

@@ -102,12 +102,12 @@ def test_a_crisis_phrase_through_the_api_answers_with_the_resources(client, sess
     assert session.scalar(select(SafetyAlert.source_kind)) == "message"
 
 
-def test_strangers_and_family_get_not_found(client, session, people):
+def test_strangers_and_family_without_consent_get_not_found(client, session, people):
     team, me = _api(session, people)
     base = f"/api/v1/patients/{people.patient.id}/messages"
     made = client.post(base, json={"subject": "s", "body": "b"}, headers=me).json()
     tid = made["thread"]["id"]
-    for who in (people.outsider, people.family, people.other_patient_user):
+    for who in (people.outsider, people.family_no_consent, people.other_patient_user):
         h = bearer(session, who)
         assert client.get(base, headers=h).status_code == 404
         assert client.get(f"{base}/{tid}", headers=h).status_code == 404

@@ -182,7 +182,9 @@ def test_the_notice_says_only_that_a_message_waits_in_the_persons_language_and_h
     commit(session)
     mailer = SmtpMailer("127.0.0.1", servers["smtp"], "concord@test.example.org", None, None, False)
     gateway = notices.HttpSmsGateway(f"http://127.0.0.1:{servers['sms']}/send", timeout=5)
-    assert notices.send_due(factory, mailer, gateway) == 1  # the care manager's; patient waits
+    # The care manager's and the family member's (the patient's family-sharing consent names
+    # Fay, so the team's answer tells her too); the patient's waits for the end of quiet hours.
+    assert notices.send_due(factory, mailer, gateway) == 2
     clock.set(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))  # 07:00 there
     assert notices.send_due(factory, mailer, gateway) == 1
     texts = [json.loads(json.loads(line)["body"])["text"] for line in
@@ -199,7 +201,10 @@ def test_the_notice_says_only_that_a_message_waits_in_the_persons_language_and_h
         people.patient.family_name, people.patient.mrn, str(people.patient.id),
         str(sent.thread.id),
     ]  # fmt: skip
-    for text in [*texts, body, mails[0]["Subject"]]:
+    family = [m for m in box if m["To"] == people.family.email]
+    assert len(family) == 1 and family[0]["Subject"] == "Concord: you have a new message"
+    assert "/shared" in family[0].get_payload()
+    for text in [*texts, body, mails[0]["Subject"], family[0].get_payload()]:
         text = text.replace(base, "")
         assert [s for s in secrets if s in text] == [], text
 

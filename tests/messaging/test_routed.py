@@ -1,8 +1,10 @@
 """What a patient does elsewhere reaches the team as a message (issue 22): a suggested goal,
 a comment on the plan and a question on a decision each post the patient's message in a thread
 about it, with one reply task for the care manager; a second one joins the open thread; the
-team's answer closes the task; the team's and family's own doing posts nothing, and family and
-strangers never see the thread. Through the actions, the JSON API and the portal. Both engines."""
+team's answer closes the task; the team's and family's own doing posts nothing; family without
+consent and strangers never see the thread, and the family member the plan is shared with sees
+the care plan's thread, never a decision's. Through the actions, the JSON API and the portal.
+Both engines."""
 
 from __future__ import annotations
 
@@ -153,7 +155,7 @@ def test_the_teams_own_doing_posts_nothing_and_family_and_strangers_never_see_it
     _comment(session, _me(session, people))
     commit(session)
     [thread] = _threads(session, people)
-    for who in (people.family, people.outsider, people.other_patient_user):
+    for who in (people.family_no_consent, people.outsider, people.other_patient_user):
         with pytest.raises(NotFound):
             messages.find_thread(session, by=who, ident=str(thread.id))
         assert messages.unread_count(session, who) == 0
@@ -199,8 +201,17 @@ def test_through_the_api_and_the_portal(client, session, people, plan, sign_in):
     assert asked.status_code == 200 and asked.json()["message"]["crisis"] is True
     by_team = client.post(f"{base}/careplan/comments", json={"body": "Noted."}, headers=team).json()
     assert by_team["message"] is None
-    for who in (people.family, people.outsider):
+    for who in (people.family_no_consent, people.outsider):
         assert client.get(f"{base}/messages", headers=bearer(session, who)).status_code == 404
+    # The family member the plan is shared with takes part in "My care plan", never in a
+    # thread about a decision (family sharing does not cover decisions).
+    fay = client.get(f"{base}/messages", headers=bearer(session, people.family)).json()
+    assert [t["topic"] for t in fay["threads"]] == ["careplan"]
+    decision_id = asked.json()["message"]["thread_id"]
+    fay = bearer(session, people.family)
+    assert client.get(f"{base}/messages/{decision_id}", headers=fay).status_code == 404
+    wrote = client.post(f"{base}/messages/{decision_id}", json={"body": "Hi"}, headers=fay)
+    assert wrote.status_code == 404
     # the portal: a question on a decision; each side's page links to it
     token = sign_in("pat@patients.example.org")
     started = client.post(
