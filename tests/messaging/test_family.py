@@ -259,9 +259,10 @@ def test_the_api_and_fhir_name_the_family_sender(client, session, people):
     ][0]
     assert family_msg["recipient"][0]["reference"].startswith("CareTeam/")
     # FHIR gives whole records: not to family (they have the JSON API and their pages).
-    assert client.get(f"/fhir/Communication?patient={people.patient.id}", headers=fay).json()[
-        "total"
-    ] == 0
+    assert (
+        client.get(f"/fhir/Communication?patient={people.patient.id}", headers=fay).json()["total"]
+        == 0
+    )
     _withdraw(session, people)
     commit(session)
     assert client.get(base, headers=fay).status_code == 404
