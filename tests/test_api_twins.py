@@ -130,6 +130,11 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", f"{P}/messages/{{thread_id}}"): (("POST", f"{A}/messages/{{thread_id}}"),),
     ("POST", "/my/messages"): (("POST", f"{A}/messages"),),
     ("POST", "/my/messages/{thread_id}"): (("POST", f"{A}/messages/{{thread_id}}"),),
+    # a family member the patient's consent names (the same API doors)
+    ("POST", "/shared/{patient_id}/messages"): (("POST", f"{A}/messages"),),
+    ("POST", "/shared/{patient_id}/messages/{thread_id}"): (
+        ("POST", f"{A}/messages/{{thread_id}}"),
+    ),
     # --- safety ----------------------------------------------------
     ("POST", "/alerts/notifications/read"): (("POST", "/api/v1/alerts/notifications/read"),),
     ("POST", f"{P}/alerts/{{alert_id}}/acknowledge"): (

@@ -74,6 +74,8 @@ ALL = frozenset(PERSONAS)
 TEAM = frozenset({"care_manager", "consultant", "therapist"})
 RECORD = TEAM | {"patient"}  # the whole record: the team's pages and the patient's portal
 PLAN = RECORD | {"family"}  # the care plan as it stands: /shared/{patient} for family
+# The patient's threads with the team: family too, while the patient's consent names them.
+MESSAGES = RECORD | {"family"}
 CLINICIANS = TEAM | {"outsider"}
 LEAD = frozenset({"care_manager", "admin"})  # who may change the care team
 NOBODY: frozenset[str] = frozenset()
@@ -835,19 +837,19 @@ RULES: dict[tuple[str, str], list[Case]] = {
         )
     ],
     # --- secure messages (issue 22) ------------------------------------------------------
-    ("GET", "/api/v1/patients/{patient_id}/messages"): [Case(f"{P}/messages", RECORD)],
+    ("GET", "/api/v1/patients/{patient_id}/messages"): [Case(f"{P}/messages", MESSAGES)],
     ("POST", "/api/v1/patients/{patient_id}/messages"): [
-        Case(f"{P}/messages", RECORD, {"subject": "Hello", "body": "A question"})
+        Case(f"{P}/messages", MESSAGES, {"subject": "Hello", "body": "A question"})
     ],
     ("GET", "/api/v1/patients/{patient_id}/messages/{thread_id}"): [
-        Case(f"{P}/messages/{{thread_id}}", RECORD)
+        Case(f"{P}/messages/{{thread_id}}", MESSAGES)
     ],
     ("POST", "/api/v1/patients/{patient_id}/messages/{thread_id}"): [
-        Case(f"{P}/messages/{{thread_id}}", RECORD, {"body": "An answer"})
+        Case(f"{P}/messages/{{thread_id}}", MESSAGES, {"body": "An answer"})
     ],
     ("GET", "/api/v1/messages/unread"): [Case("/api/v1/messages/unread", ALL, kind="list")],
     ("GET", "/api/v1/messages"): [Case("/api/v1/messages", ALL, kind="list")],
-    ("GET", "/api/v1/message-files/{file_id}"): [Case("/api/v1/message-files/{file_id}", RECORD)],
+    ("GET", "/api/v1/message-files/{file_id}"): [Case("/api/v1/message-files/{file_id}", MESSAGES)],
     ("PUT", "/api/v1/organization/messaging-settings"): [
         Case(
             "/api/v1/organization/messaging-settings",
