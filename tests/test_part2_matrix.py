@@ -97,6 +97,9 @@ TREATMENT = "Relapse-prevention group on Thursdays"
 COMMENT = "Talked through the weekend plan at the program"
 # The counsellor's message to the rest of the team (issue 22): a program's record too.
 MESSAGE = "Discussed the slip at group today"
+# The counsellor's message to the patient (and so to the family the plan is shared with, were
+# it not the program's): withheld from family, whose consent covers no substance-use records.
+PATIENT_MESSAGE = "Bring your group schedule on Friday"
 # A visit the counsellor booked (issue 22): the program's record, by its reason and its id.
 VISIT_REASON = "Program check-in after the slip"
 # The counsellor's PDMP check (issue 19): a MOUD record, FHIR Procedure/concord-pdmp-{id}.
@@ -212,6 +215,9 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
     team_thread = messaging_actions.start(
         session, access=by_counsellor, kind="team", subject="From the program", body=MESSAGE
     ).thread
+    patient_thread = messaging_actions.start(
+        session, access=by_counsellor, kind="patient", subject="Group", body=PATIENT_MESSAGE
+    ).thread
     program_visit = appointment_actions.book(
         session,
         access=by_counsellor,
@@ -287,6 +293,8 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
             ids["part2_episode_id"],
             MESSAGE,
             ids["part2_thread_id"],
+            PATIENT_MESSAGE,
+            str(patient_thread.id),
             VISIT_REASON,
             ids["part2_visit_id"],
         ),

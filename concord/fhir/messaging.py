@@ -44,12 +44,12 @@ def _recipient(thread: MessageThread, message: Message | None, patient: Patient,
     return [team_ref]
 
 
-def _sender(message: Message, patient: Patient) -> Any:
+def _sender(author: User, patient: Patient) -> Any:
     """The clinician as Practitioner, the patient as Patient; a family member by name, saying
     they are family (Concord serves no RelatedPerson resource)."""
-    if message.side == "family":
-        return {"display": f"{message.author.name} (family)"}
-    return person_ref(message.author, patient)
+    if author.is_related_person:
+        return {"display": f"{author.name} (family)"}
+    return person_ref(author, patient)
 
 
 def thread_resource(thread: MessageThread, patient: Patient, team: Any) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def thread_resource(thread: MessageThread, patient: Patient, team: Any) -> dict[
             "topic": {"text": thread.subject},
             "subject": _ref("Patient", patient.id, patient.display_name),
             "sent": _instant(thread.created_at),
-            "sender": person_ref(thread.created_by, patient),
+            "sender": _sender(thread.created_by, patient),
             "recipient": _recipient(thread, None, patient, team),
         }
     )
@@ -101,7 +101,7 @@ def message_resource(
             "subject": _ref("Patient", patient.id, patient.display_name),
             "topic": {"text": thread.subject},
             "sent": _instant(message.created_at),
-            "sender": _sender(message, patient),
+            "sender": _sender(message.author, patient),
             "recipient": _recipient(thread, message, patient, team),
             "payload": payload,
         }
