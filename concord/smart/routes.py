@@ -41,7 +41,11 @@ SUPPORTED_SCOPES = [
     "online_access",
     "patient/*.rs",
     "user/*.cruds",
+    # Backend services (Bulk Data export): system/ scopes, v2 and v1 forms, per type too.
     "system/*.rs",
+    "system/*.read",
+    "system/Patient.rs",
+    "system/Observation.rs",
 ]
 
 
@@ -307,6 +311,7 @@ def client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
         "jwks_url": client.jwks_url,
         "origins": client.origins,
         "backend_service": client.service_user_id is not None,
+        "acts_for": str(client.acts_for_id) if client.acts_for_id else None,
         "disabled": client.disabled_at is not None,
     }
     if secret:
@@ -337,6 +342,7 @@ def _register(session: DbSession, by: Any, data: ClientIn) -> tuple[Any, str | N
         jwks=jwks,
         jwks_url=data.jwks_url or None,
         origins=data.origins,
+        acts_for=data.acts_for or None,
     )
 
 

@@ -40,6 +40,7 @@ from concord.accounts.tokens import (
     revoke_api_token,
     user_for_api_token,
 )
+from concord.accounts.users import get_user_by_email
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
@@ -130,9 +131,11 @@ def register_client(
     jwks: Any = None,
     jwks_url: str | None = None,
     origins: list[str] | None = None,
+    acts_for: str | None = None,
 ) -> tuple[SmartClient, str | None]:
     """Register an app (administrators only). Returns the app and, for a confidential app
-    with no keys, its client secret (shown once; only its hash is kept)."""
+    with no keys, its client secret (shown once; only its hash is kept). A backend service
+    may name (`acts_for`, an email) the clinician whose access its Bulk exports borrow."""
     if not by.can_administer:
         raise _not_admin(session, by, "smart_client_register")
     name = (name or "").strip()
@@ -156,6 +159,7 @@ def register_client(
             "jwks",
             Msg("a backend service (system/ scopes) needs its public keys: jwks or jwks_url"),
         )
+    person = _acts_for(session, by, acts_for, backend=allowed.system)
     if keys is not None or key_url is not None:
         confidential = True
     secret = None
@@ -173,6 +177,7 @@ def register_client(
         jwks=keys,
         jwks_url=key_url,
         origins=sorted({_check_origin(o) for o in origins or [] if o.strip()}),
+        acts_for_id=person.id if person else None,
         created_by_id=by.id,
     )
     session.add(client)
@@ -185,10 +190,59 @@ def register_client(
         action="smart_client_register",
         object_type="SmartClient",
         object_id=client.id,
-        detail={"scopes": client.allowed_scopes, "confidential": confidential},
+        detail={
+            "scopes": client.allowed_scopes,
+            "confidential": confidential,
+            **({"acts_for": str(person.id)} if person else {}),
+        },
     )
     _ORIGINS.forget()
     return client, secret
+
+
+def _acts_for(session: Session, by: User, email: str | None, *, backend: bool) -> User | None:
+    """The clinician a backend service reads as (ADR 0028): an active clinician of the
+    administrator's organization, named by email."""
+    email = (email or "").strip()
+    if not email:
+        return None
+    if not backend:
+        raise InvalidInput.field(
+            "acts_for", Msg("only a backend service (system/ scopes) acts for a clinician")
+        )
+    person = get_user_by_email(session, email[:254])
+    if (
+        person is None
+        or person.organization_id != by.organization_id
+        or not person.active
+        or not person.is_clinician
+    ):
+        raise InvalidInput.field(
+            "acts_for", Msg("must be the email of an active clinician of this organization")
+        )
+    return person
+
+
+def acting_person(session: Session, smart: SmartAccess) -> User | None:
+    """The person a backend service's token reads as: the clinician its registration names,
+    while they are an active clinician of the app's organization; None otherwise."""
+    client = smart.client
+    if client.acts_for_id is None:
+        return None
+    person = session.get(User, client.acts_for_id)
+    if (
+        person is None
+        or not person.active
+        or not person.is_clinician
+        or person.organization_id != client.organization_id
+    ):
+        return None
+    return person
+
+
+def is_backend(smart: SmartAccess | None) -> bool:
+    """Whether a SMART token is a backend service's own (client_credentials)."""
+    return smart is not None and smart.user.id == smart.client.service_user_id
 
 
 def _service_user(session: Session, organization: Organization, client: SmartClient) -> User:
@@ -985,6 +1039,9 @@ def capability_security(root: str) -> dict[str, Any]:
             }
         ],
         "description": "SMART App Launch 2.x: authorization code with PKCE (S256), refresh "
-        "tokens, backend services (private_key_jwt); API tokens made by Concord also work "
-        "(Authorization: Bearer). See docs/smart.md.",
+        "tokens, and backend services for Bulk Data export (grant_type client_credentials, "
+        "client authentication private_key_jwt with RS384 or ES384, system/ scopes such as "
+        "system/*.rs; the token endpoint is in the oauth-uris extension); API tokens made by "
+        "Concord also work (Authorization: Bearer). See docs/smart.md and "
+        "docs/bulk-export.md.",
     }
