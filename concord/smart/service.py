@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
+from joserfc.jws import JWSRegistry
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -611,7 +612,15 @@ def _assertion_client(
         raise OAuthError("invalid_client", "unknown client (the assertion's iss)", 401)
     keys = _client_keys(client)
     try:
-        token = jwt.decode(assertion, keys, algorithms=ALGORITHMS)
+        # Header parameters beyond the registered ones (Bulk Data clients send `kty`) are
+        # ignored rather than refused; the signature, alg and claims are still checked.
+        token = jwt.decode(assertion, keys, algorithms=ALGORITHMS, registry=_ASSERTION_HEADERS)
+        jku = token.header.get("jku")
+        if jku is not None and jku != client.jwks_url:
+            # SMART Backend Services: a jku must be the app's registered JWKS URL.
+            raise OAuthError(
+                "invalid_client", "the assertion's jku is not this app's registered jwks_url", 401
+            )
         jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": client.client_id},
             sub={"essential": True, "value": client.client_id},
@@ -653,6 +662,7 @@ class _SeenJtis:
 
 
 _JTIS = _SeenJtis()
+_ASSERTION_HEADERS = JWSRegistry(algorithms=ALGORITHMS, strict_check_header=False)
 _JWKS_CACHE: dict[str, tuple[float, dict[str, Any]]] = {}
 
 

@@ -11,6 +11,7 @@ import uuid
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from joserfc.jws import JWSRegistry
 from sqlalchemy import select
 
 from concord.audit.models import AuditEvent
@@ -310,3 +311,40 @@ def test_the_page_registers_a_backend_service_acting_for_a_clinician(
 
     app = session.scalar(select(SmartClient).where(SmartClient.name == "Registry feed"))
     assert app.acts_for_id == people.care_manager.id
+
+
+def test_assertion_headers_as_bulk_data_clients_send_them(client, session, people):
+    # The Bulk Data Tester adds `kty` to the assertion's header: ignored, not refused. A
+    # `jku` must be the app's registered JWKS URL (it has none here): refused.
+    feed = Backend(session, people, acts_for=people.care_manager.email)
+
+    def ask(header):
+        claims = {
+            "iss": feed.app.client_id,
+            "sub": feed.app.client_id,
+            "aud": TOKEN_URL,
+            "exp": int(time.time()) + 240,
+            "jti": uuid.uuid4().hex,
+        }
+        signed = jwt.encode(
+            {"alg": "ES384", "kid": "k1", **header},
+            claims,
+            feed.key,
+            ["ES384"],
+            registry=JWSRegistry(algorithms=["ES384"], strict_check_header=False),
+        )
+        return client.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "scope": "system/*.read",
+                "client_assertion_type": service.ASSERTION_TYPE,
+                "client_assertion": signed,
+            },
+        )
+
+    answer = ask({"typ": "JWT", "kty": "EC"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["scope"] == "system/*.rs"
+    refused = ask({"jku": "https://elsewhere.example/jwks"})
+    assert refused.status_code == 401 and "jku" in refused.text
