@@ -773,7 +773,7 @@ def client_credentials(session: Session, *, client: SmartClient, scope: str) -> 
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": int(SYSTEM_LIFETIME.total_seconds()),
-        "scope": str(granted),
+        "scope": sc.as_asked(granted, scope),
     }
 
 
