@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from concord.errors import InvalidInput
+from concord.fhir.search import SEARCH_PARAMS
 from concord.i18n import Msg
 from concord.smart import scopes as sc
 from concord.smart import service
@@ -31,6 +32,10 @@ from concord.web.forms import FormOf, Posted
 from concord.web.templating import render
 
 router = APIRouter()
+
+# The types a backend service's system/ scope may name: those /fhir searches (a Bulk export
+# reads through them) and Group. Any other, a FHIR type or not, is refused (invalid_scope).
+SYSTEM_TYPES = frozenset(SEARCH_PARAMS) | {"Group"}
 
 SUPPORTED_SCOPES = [
     "openid",
@@ -281,7 +286,10 @@ def token(request: Request, session: DbSession, form: Form) -> Response:
             )
         elif grant_type == "client_credentials":
             answer = service.client_credentials(
-                session, client=client, scope=values.get("scope", "")
+                session,
+                client=client,
+                scope=values.get("scope", ""),
+                known_types=SYSTEM_TYPES,
             )
         else:
             raise service.OAuthError(

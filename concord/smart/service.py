@@ -742,11 +742,23 @@ def refresh(
     return _token_answer(session, grant=grant, issuer=issuer, new_refresh=True, with_id_token=False)
 
 
-def client_credentials(session: Session, *, client: SmartClient, scope: str) -> dict[str, Any]:
-    """A backend service's token: system/ scopes only, five minutes, no refresh."""
+def client_credentials(
+    session: Session,
+    *,
+    client: SmartClient,
+    scope: str,
+    known_types: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """A backend service's token: system/ scopes only, five minutes, no refresh. With
+    `known_types`, a scope naming another type is refused (invalid_scope), not granted."""
     if client.service_user_id is None:
         raise OAuthError("unauthorized_client", "this app is not registered as a backend service")
-    granted = sc.narrow(sc.parse(scope), sc.parse(client.allowed_scopes))
+    asked = sc.parse(scope)
+    if known_types is not None:
+        unknown = [r for r in asked.resources if r.kind != "*" and r.kind not in known_types]
+        if unknown:
+            raise OAuthError("invalid_scope", f"no such resource type here: {unknown[0].kind[:40]}")
+    granted = sc.narrow(asked, sc.parse(client.allowed_scopes))
     granted = sc.Scopes(tuple(r for r in granted.resources if r.context == "system"), frozenset())
     if not granted.resources:
         raise OAuthError("invalid_scope", "ask for system/ scopes this app was registered with")

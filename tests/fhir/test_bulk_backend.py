@@ -349,3 +349,27 @@ def test_assertion_headers_as_bulk_data_clients_send_them(client, session, peopl
     assert answer.json()["scope"] == "system/*.read"
     refused = ask({"jku": "https://elsewhere.example/jwks"})
     assert refused.status_code == 401 and "jku" in refused.text
+
+
+def test_a_scope_naming_an_unknown_type_is_refused(client, session, people):
+    feed = Backend(session, people, acts_for=people.care_manager.email)
+    for scope in ("system/UnknownResource.read", "system/Patient.rs system/Nope.rs"):
+        claims = {
+            "iss": feed.app.client_id,
+            "sub": feed.app.client_id,
+            "aud": TOKEN_URL,
+            "exp": int(time.time()) + 240,
+            "jti": uuid.uuid4().hex,
+        }
+        answer = client.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "scope": scope,
+                "client_assertion_type": service.ASSERTION_TYPE,
+                "client_assertion": jwt.encode(
+                    {"alg": "ES384", "kid": "k1"}, claims, feed.key, ["ES384"]
+                ),
+            },
+        )
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_scope"
