@@ -553,6 +553,9 @@ def export_file(
             outcome=Outcome.denied,
         )
         raise NotFound(Msg("No such file (it may have expired)."))
+    # The downloading token's scopes must still cover the file's type (a backend service
+    # may ask for a narrower token after the export): 403, audited, otherwise.
+    smart_scope.check(session, smart, found.resource_type, "r")
     record(
         session,
         by=user,

@@ -89,6 +89,11 @@ def test_a_backend_service_exports_as_the_clinician_it_names(
     ids = {p["id"] for p in _lines(client, later, manifest, "Patient")}
     # The care manager's patient, not the other team's: the clinician's reach, no more.
     assert str(people.patient.id) in ids and str(people.other_patient.id) not in ids
+    # A later token of the app whose scopes no longer cover the file's type: refused.
+    patients_file = next(o for o in manifest["output"] if o["type"] == "Patient")
+    narrower = feed.headers(client, scope="system/Observation.rs")
+    got = client.get(patients_file["url"].removeprefix("http://testserver"), headers=narrower)
+    assert got.status_code == 403 and "insufficient_scope" in got.text
     # Another app, or a clinician's own token, does not reach the export or its files.
     other = Backend(session, people, acts_for=people.care_manager.email)
     url = manifest["output"][0]["url"].removeprefix("http://testserver")
