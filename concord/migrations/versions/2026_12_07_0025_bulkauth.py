@@ -1,7 +1,7 @@
 """bulkauth: a backend service exports as the clinician it names; exports keep their app
 
-Revision ID: 0024_bulkauth
-Revises: 0023_route
+Revision ID: 0025_bulkauth
+Revises: 0024_goalneed
 Create Date: 2026-12-07 22:00:00
 
 Issue 21: a SMART backend service (system/ scopes) reads as the clinician the administrator
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024_bulkauth"
-down_revision = "0023_route"
+revision = "0025_bulkauth"
+down_revision = "0024_goalneed"
 branch_labels = None
 depends_on = None
 
