@@ -364,6 +364,12 @@ def smart_register(
         list[str] | None,
         typer.Option(help="A browser or EHR origin (CORS, frame-ancestors; repeat for several)."),
     ] = None,
+    acts_for: Annotated[
+        str | None,
+        typer.Option(
+            help="A backend service: the clinician (email) whose access its exports borrow."
+        ),
+    ] = None,
 ) -> None:
     """Register an app; prints its client_id (and, for a confidential app without keys, its
     client secret, shown only now)."""
@@ -390,6 +396,7 @@ def smart_register(
                 jwks=jwks,
                 jwks_url=jwks_url,
                 origins=list(origin or []),
+                acts_for=acts_for,
             )
         except InvalidInput as exc:
             fail("; ".join(f"{k}: {v}" for k, v in exc.errors.items()) or exc.message)

@@ -162,6 +162,9 @@ NOT_SETTINGS = {
     "CONCORD_BDT_TOKEN",  # scripts/bdt.config.js: the Bulk Data Tester's token
     "CONCORD_BDT_BASE",
     "CONCORD_BDT_GROUP",
+    "CONCORD_BDT_CLIENT_ID",  # scripts/bdt.config.js: backend-services authorization
+    "CONCORD_BDT_KEY",
+    "CONCORD_BDT_SCOPE",
 }
 
 

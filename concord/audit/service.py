@@ -46,9 +46,12 @@ class PendingEvent:
     ip: str | None = None
 
 
-def set_context(session: Session, *, channel: str, ip: str | None = None) -> None:
-    """Where the unit of work came from: web, api, fhir, cli or system."""
-    session.info["audit_context"] = {"channel": channel, "ip": ip}
+def set_context(
+    session: Session, *, channel: str, ip: str | None = None, via: str | None = None
+) -> None:
+    """Where the unit of work came from: web, api, fhir, cli or system; with `via`, the SMART
+    app (its id) acting for the person, named in every event's detail (`smart_client`)."""
+    session.info["audit_context"] = {"channel": channel, "ip": ip, "via": via}
 
 
 def record(
@@ -77,7 +80,11 @@ def record(
             object_id=str(object_id) if object_id is not None else None,
             patient_id=patient_id,
             outcome=str(outcome),
-            detail=detail or {},
+            detail=(
+                {**(detail or {}), "smart_client": context["via"]}
+                if context.get("via")
+                else detail or {}
+            ),
             ip=context.get("ip"),
         )
     )

@@ -24,12 +24,22 @@ def _uuid(value: str | uuid.UUID) -> uuid.UUID | None:
         return None
 
 
-def own_export(session: Session, *, token: ApiToken, export_id: str) -> BulkExport:
-    """The export, if this token asked for it; NotFound otherwise (the same answer as for a
-    missing or expired one)."""
+def owns(export: BulkExport, token: ApiToken, app_id: uuid.UUID | None) -> bool:
+    """Whether this token may follow the export: the token that asked, or (a backend
+    service's export) any token of the same app."""
+    if export.smart_client_id is not None:
+        return app_id == export.smart_client_id
+    return export.token_id == token.id
+
+
+def own_export(
+    session: Session, *, token: ApiToken, export_id: str, app_id: uuid.UUID | None = None
+) -> BulkExport:
+    """The export, if this token (or, for a backend service's export, its app) asked for
+    it; NotFound otherwise (the same answer as for a missing or expired one)."""
     eid = _uuid(export_id)
     export = session.get(BulkExport, eid) if eid is not None else None
-    if export is None or export.token_id != token.id:
+    if export is None or not owns(export, token, app_id):
         raise NotFound(Msg("No such export (it may have expired)."))
     return export
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from concord.access import records_among
 from concord.accounts.models import ApiToken, User
 from concord.audit.models import Outcome
 from concord.audit.service import record, set_context
@@ -43,6 +44,8 @@ from concord.patients import service as patients
 from concord.registry import service as registry
 from concord.registry.models import Program
 from concord.settings import Settings
+from concord.smart import enforce as smart_scope
+from concord.smart.service import SmartAccess, acting_person, is_backend
 
 log = logging.getLogger("concord.fhir.bulk")
 
@@ -66,9 +69,11 @@ EXPORT_TYPES = (
     # item text, as on /fhir/Questionnaire).
     "Questionnaire",
 )
-KICK_OFF_PARAMS = {"_outputFormat", "_type", "_since", "_typeFilter", "_elements"}
+KICK_OFF_PARAMS = {"_outputFormat", "_type", "_since", "_typeFilter", "_elements", "patient"}
 ELEMENT_RE = re.compile(r"^(?:([A-Z][A-Za-z]+)\.)?([a-z][A-Za-z0-9]*)$")
 PROGRAM_GROUP = "program-"
+PATIENT_REF_RE = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})$")
+MAX_PATIENTS = 1000
 # An export's page is larger than a client's (search.MAX_COUNT): each page is a transaction
 # with its own access decisions, so fewer, larger pages cost less per resource.
 PAGE = 1000
@@ -193,8 +198,14 @@ def kick_off(
     group_id: str | None,
     pairs: list[tuple[str, str]],
     request_url: str,
+    smart: SmartAccess | None = None,
+    lenient: bool = False,
 ) -> BulkExport:
-    """Record an export for the worker; refuses (writing nothing) what it cannot honour."""
+    """Record an export for the worker; refuses (writing nothing) what it cannot honour.
+
+    A backend service's token (SMART client_credentials) reads as the clinician its
+    registration names (ADR 0028); its scopes narrow the types. Any other token reads as
+    its own person."""
     values: dict[str, list[str]] = {}
     for name, value in pairs:
         values.setdefault(name, []).append(value)
@@ -209,14 +220,21 @@ def kick_off(
             )
     if "_typeFilter" in values:
         raise NotSupported.field("_typeFilter", Msg("is not supported by this server"))
+    if "patient" in values and level == "system":
+        raise InvalidInput.field(
+            "patient", Msg("applies to Patient- and Group-level exports only (the IG)")
+        )
     check_output_format(values.get("_outputFormat", []))
     types = parse_types(values.get("_type", []))
     since = parse_since(values.get("_since", []))
     elements = parse_elements(values.get("_elements", []))
+    reader = _reader(session, user, smart)
+    if smart is not None:
+        types = _scoped_types(session, smart, types, named="_type" in values)
     if level == "group":
         assert group_id is not None
-        group_members(session, by=user, group_id=group_id)  # NotFound (audited) if not theirs
-    if not _may_export(user):
+        group_members(session, by=reader, group_id=group_id)  # NotFound (audited) if not theirs
+    if not _may_export(reader):
         record(
             session,
             by=user,
@@ -227,30 +245,147 @@ def kick_off(
         raise PermissionDenied(
             Msg("Only a clinician's or a patient's token may export (an export reads records).")
         )
+    chosen = _chosen_patients(
+        session, reader, level, group_id, values.get("patient", []), lenient=lenient
+    )
+    app = smart.client if is_backend(smart) else None
     export = BulkExport(
-        organization_id=user.organization_id,
-        user_id=user.id,
+        organization_id=reader.organization_id,
+        user_id=reader.id,
         token_id=token.id,
+        smart_client_id=app.id if app is not None else None,
         level=level,
         group_id=group_id,
         types=" ".join(types),
         since=since,
         elements=",".join(elements)[:1000] or None,
+        patients=",".join(chosen) if chosen is not None else None,
         request_url=request_url[:2000],
         status=ExportStatus.queued,
         created_at=now(),
     )
     session.add(export)
     session.flush()
+    detail: dict[str, Any] = {"level": level, "types": len(types)}
+    if chosen is not None:
+        detail["patients"] = len(chosen)
+    if app is not None:
+        detail["smart_client"] = str(app.id)
     record(
         session,
-        by=user,
+        by=reader,
         action="export_request",
         object_type="BulkExport",
         object_id=export.id,
-        detail={"level": level, "types": len(types)},
+        detail=detail,
     )
     return export
+
+
+def _reader(session: Session, user: User, smart: SmartAccess | None) -> User:
+    """Whom the export reads as: a backend service's registered clinician, else the token's
+    own person. A backend service naming none is refused (403, audited)."""
+    if not is_backend(smart):
+        return user
+    assert smart is not None
+    person = acting_person(session, smart)
+    if person is None:
+        record(
+            session,
+            by=user,
+            action="export_request",
+            object_type="BulkExport",
+            outcome=Outcome.denied,
+            detail={"smart_client": str(smart.client.id), "reason": "acts_for"},
+        )
+        raise PermissionDenied(
+            Msg(
+                "This backend service acts for no clinician, so it may export nothing. An "
+                "administrator names, when registering it, the clinician whose access it "
+                "borrows (docs/smart.md)."
+            )
+        )
+    return person
+
+
+def _scoped_types(
+    session: Session, smart: SmartAccess, types: list[str], *, named: bool
+) -> list[str]:
+    """The types the token's scopes let it read. A type named in `_type` that they do not
+    cover is refused (403, audited); without `_type`, the export holds the covered ones."""
+    if named:
+        for kind in types:
+            smart_scope.check(session, smart, kind, "r")
+        return types
+    covered = [k for k in types if smart.scopes.allows(k, "r")]
+    if not covered:
+        smart_scope.check(session, smart, "Patient", "r")  # refuses, audited
+    return covered
+
+
+def _reference_id(value: str) -> str | None:
+    """The id in a Patient reference (`Patient/<id>`, or an absolute URL ending so)."""
+    match = PATIENT_REF_RE.search(value.strip())
+    return match.group(1) if match else None
+
+
+def _chosen_patients(
+    session: Session,
+    reader: User,
+    level: str,
+    group_id: str | None,
+    references: list[str],
+    *,
+    lenient: bool,
+) -> list[str] | None:
+    """The `patient` parameter's patients (None when not given). Each must be one `reader`
+    may read (and, at Group level, in the Group): otherwise 403, or with `Prefer:
+    handling=lenient` it is left out. A missing patient is answered as an unreadable one."""
+    if not references:
+        return None
+    if len(references) > MAX_PATIENTS:
+        raise InvalidInput.field("patient", Msg("at most %(n)s patients", n=MAX_PATIENTS))
+    wanted: list[str] = []
+    for ref in references:
+        ident = _reference_id(ref)
+        if ident is None:
+            raise InvalidInput.field(
+                "patient", Msg("each must be a Patient reference, e.g. Patient/<id>")
+            )
+        if ident not in wanted:
+            wanted.append(ident)
+    found = records_among(session, reader, set(wanted), action="export_request") or []
+    readable = {str(acc.patient.id) for acc in found}
+    if level == "group":
+        assert group_id is not None
+        _, members = group_members(session, by=reader, group_id=group_id)
+        readable &= {str(pid) for pid in members}
+    kept = [ident for ident in wanted if ident in readable]
+    if len(kept) < len(wanted) and not lenient:
+        record(
+            session,
+            by=reader,
+            action="export_request",
+            object_type="BulkExport",
+            outcome=Outcome.denied,
+            detail={"reason": "patient", "refused": len(wanted) - len(kept)},
+        )
+        refused = len(wanted) - len(kept)
+        if level == "group":
+            raise PermissionDenied(
+                Msg(
+                    "%(n)s of the patients named (patient) are not ones this export may read "
+                    "in this group.",
+                    n=refused,
+                )
+            )
+        raise PermissionDenied(
+            Msg(
+                "%(n)s of the patients named (patient) are not ones this export may read.",
+                n=refused,
+            )
+        )
+    return kept
 
 
 # --- groups --------------------------------------------------------------------------------
@@ -324,10 +459,22 @@ def search_groups(session: Session, *, by: User) -> list[dict[str, Any]]:
 # --- status, cancel, files -------------------------------------------------------------------
 
 
-def _own(session: Session, user: User, token: ApiToken, export_id: str, action: str) -> BulkExport:
-    """The token's own export, not cancelled; NotFound otherwise (the attempt audited)."""
+def _app_id(smart: SmartAccess | None) -> uuid.UUID | None:
+    return smart.client.id if smart is not None and is_backend(smart) else None
+
+
+def _own(
+    session: Session,
+    user: User,
+    token: ApiToken,
+    export_id: str,
+    action: str,
+    smart: SmartAccess | None = None,
+) -> BulkExport:
+    """The token's own export (a backend service's: its app's), not cancelled; NotFound
+    otherwise (the attempt audited)."""
     try:
-        export = store.own_export(session, token=token, export_id=export_id)
+        export = store.own_export(session, token=token, export_id=export_id, app_id=_app_id(smart))
         if export.status == ExportStatus.cancelled:
             raise NotFound(Msg("No such export (it may have expired)."))
     except NotFound:
@@ -344,9 +491,14 @@ def _own(session: Session, user: User, token: ApiToken, export_id: str, action: 
 
 
 def export_status(
-    session: Session, *, user: User, token: ApiToken, export_id: str
+    session: Session,
+    *,
+    user: User,
+    token: ApiToken,
+    export_id: str,
+    smart: SmartAccess | None = None,
 ) -> tuple[BulkExport, list[BulkExportFile]]:
-    export = _own(session, user, token, export_id, "export_status")
+    export = _own(session, user, token, export_id, "export_status", smart)
     files: list[BulkExportFile] = []
     if export.status == ExportStatus.done:
         files = store.files_of(session, export)
@@ -354,10 +506,16 @@ def export_status(
 
 
 def cancel_export(
-    session: Session, *, user: User, token: ApiToken, export_id: str, schedule: BulkSchedule
+    session: Session,
+    *,
+    user: User,
+    token: ApiToken,
+    export_id: str,
+    schedule: BulkSchedule,
+    smart: SmartAccess | None = None,
 ) -> None:
     """Cancel a running export or delete a finished one's files (both: 202)."""
-    export = _own(session, user, token, export_id, "export_cancel")
+    export = _own(session, user, token, export_id, "export_cancel", smart)
     export.status = ExportStatus.cancelled
     export.finished_at = now()
     _delete_files(session, export, schedule)
@@ -365,7 +523,13 @@ def cancel_export(
 
 
 def export_file(
-    session: Session, *, user: User, token: ApiToken, file_id: str, schedule: BulkSchedule
+    session: Session,
+    *,
+    user: User,
+    token: ApiToken,
+    file_id: str,
+    schedule: BulkSchedule,
+    smart: SmartAccess | None = None,
 ) -> Path:
     """The path of a file of the token's own finished, unexpired export (NotFound
     otherwise); the download is in the trail."""
@@ -375,7 +539,7 @@ def export_file(
         found is None
         or export is None
         or path is None
-        or export.token_id != token.id
+        or not store.owns(export, token, _app_id(smart))
         or export.status != ExportStatus.done
         or (export.expires_at is not None and export.expires_at <= now())
         or not path.exists()
@@ -389,6 +553,9 @@ def export_file(
             outcome=Outcome.denied,
         )
         raise NotFound(Msg("No such file (it may have expired)."))
+    # The downloading token's scopes must still cover the file's type (a backend service
+    # may ask for a narrower token after the export): 403, audited, otherwise.
+    smart_scope.check(session, smart, found.resource_type, "r")
     record(
         session,
         by=user,
@@ -488,13 +655,20 @@ def _pages(
         if cursor:
             pairs.append(("_cursor", cursor))
         with unit_of_work(factory) as session:
-            set_context(session, channel="fhir")
-            _, by = store.export_and_user(session, export_id)
+            export, by = store.export_and_user(session, export_id)
+            _set_context(session, export)
             page = _page(session, by, kind, pairs, schedule)
         yield page.resources
         cursor = page.next_cursor
         if not cursor:
             return
+
+
+def _set_context(session: Session, export: BulkExport) -> None:
+    """The job's reads are the requester's; a backend service's are in the trail as that
+    app acting for the person it borrows access from (ADR 0028)."""
+    via = str(export.smart_client_id) if export.smart_client_id else None
+    set_context(session, channel="fhir", via=via)
 
 
 def _patient_ids(
@@ -513,13 +687,18 @@ def _chunks(ids: list[str], size: int = search.MAX_VALUES) -> Iterator[list[str]
 
 def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSchedule) -> None:
     with unit_of_work(factory) as session:
-        set_context(session, channel="fhir")
         export, by = store.export_and_user(session, export_id)
+        _set_context(session, export)
         members: list[str] | None = None
         if export.level == "group":
             assert export.group_id is not None
             _, found = group_members(session, by=by, group_id=export.group_id)
             members = [str(pid) for pid in found]
+        if export.patients is not None:
+            # The kick-off's `patient` parameter (checked then; access is decided again by
+            # every read below, so one no longer readable is simply not found).
+            chosen = [p for p in export.patients.split(",") if p]
+            members = chosen if members is None else [p for p in chosen if p in set(members)]
         kinds, since = export.types.split(), export.since
         elements = export.elements.split(",") if export.elements else []
     folder = schedule.directory / export_id.hex
@@ -565,8 +744,8 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
         if file is not None:
             files.append(file)
     with unit_of_work(factory) as session:
-        set_context(session, channel="fhir")
         export, by = store.export_and_user(session, export_id)
+        _set_context(session, export)
         if export.status != ExportStatus.running:
             raise _Cancelled
         session.add_all(files)

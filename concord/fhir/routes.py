@@ -29,7 +29,7 @@ from concord.fhir.consents import read_consent, search_consents
 from concord.fhir.safety import read_flag, read_task
 from concord.i18n import Msg
 from concord.smart import enforce as smart_scope
-from concord.smart.service import capability_security
+from concord.smart.service import capability_security, is_backend
 from concord.web.deps import (
     BearerActor,
     DbSession,
@@ -156,7 +156,9 @@ def _check_headers(request: Request) -> bool:
     return lenient
 
 
-LENIENT_IGNORED = {"includeAssociatedData", "_typeFilter", "patient"}
+# (`patient` is honoured: with lenient handling, a patient the requester may not read is left
+# out rather than refused; concord.fhir.bulk.kick_off.)
+LENIENT_IGNORED = {"includeAssociatedData", "_typeFilter"}
 
 
 def _pairs_from_parameters(raw: bytes) -> list[tuple[str, str]]:
@@ -172,6 +174,13 @@ def _pairs_from_parameters(raw: bytes) -> list[tuple[str, str]]:
         if not isinstance(param, dict) or not isinstance(param.get("name"), str):
             raise InvalidInput.field("parameter", Msg("each needs a name and a value"))
         values = [v for k, v in param.items() if k.startswith("value")]
+        if param["name"] == "patient" and set(param) == {"name", "valueReference"}:
+            # The IG's `patient`: a Reference (Patient- and Group-level POST).
+            ref = param["valueReference"]
+            if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
+                raise InvalidInput.field("patient", Msg("must be a Reference to a Patient"))
+            pairs.append(("patient", ref["reference"]))
+            continue
         if "resource" in param or len(values) != 1 or not isinstance(values[0], str):
             raise NotSupported.field(param["name"][:80], Msg("must have one string value"))
         pairs.append((param["name"], values[0]))
@@ -182,8 +191,10 @@ async def _kick_off(
     request: Request, session: DbSession, actor: Any, level: str, group_id: str | None
 ) -> Response:
     # A SMART token exports only with scopes that read patients' records beyond one patient
-    # (system/ or user/ Patient read); what each file holds is still the requester's access.
-    smart_scope.check_system_wide(session, actor.smart, "Patient")
+    # (user/ Patient read; a backend service's system/ scopes narrow the types instead, in
+    # bulk.kick_off); what each file holds is still the requester's access.
+    if not is_backend(actor.smart):
+        smart_scope.check_system_wide(session, actor.smart, "Patient")
     lenient = _check_headers(request)
     pairs = list(request.query_params.multi_items())
     if request.method == "POST":
@@ -201,6 +212,8 @@ async def _kick_off(
         group_id=group_id,
         pairs=pairs,
         request_url=str(request.url),
+        smart=actor.smart,
+        lenient=lenient,
     )
     return Response(
         status_code=202,
@@ -249,7 +262,7 @@ def export_status(
     export_id: str, request: Request, session: DbSession, actor: BearerActor
 ) -> Response:
     export, files = bulk.export_status(
-        session, user=actor.user, token=actor.token, export_id=export_id
+        session, user=actor.user, token=actor.token, export_id=export_id, smart=actor.smart
     )
     if export.status in (ExportStatus.queued, ExportStatus.running):
         return Response(
@@ -299,6 +312,7 @@ def export_cancel(
         token=actor.token,
         export_id=export_id,
         schedule=_schedule(request),
+        smart=actor.smart,
     )
     return Response(status_code=202)
 
@@ -308,7 +322,12 @@ def export_download(
     file_id: str, request: Request, session: DbSession, actor: BearerActor
 ) -> Response:
     path = bulk.export_file(
-        session, user=actor.user, token=actor.token, file_id=file_id, schedule=_schedule(request)
+        session,
+        user=actor.user,
+        token=actor.token,
+        file_id=file_id,
+        schedule=_schedule(request),
+        smart=actor.smart,
     )
     return FileResponse(path, media_type=bulk.NDJSON, headers={"Cache-Control": "no-store"})
 

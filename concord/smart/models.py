@@ -37,6 +37,9 @@ class SmartClient(IdMixin, Base):
     origins: Mapped[list[str]] = mapped_column(JSONType)
     # The account a backend service acts as (role client): its reads are audited under it.
     service_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    # The clinician whose access a backend service borrows (ADR 0028): its Bulk exports read
+    # as that person. None: the service reads nothing.
+    acts_for_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(default=now)
     disabled_at: Mapped[datetime | None]

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from concord.errors import InvalidInput
+from concord.fhir.search import SEARCH_PARAMS
 from concord.i18n import Msg
 from concord.smart import scopes as sc
 from concord.smart import service
@@ -32,6 +33,10 @@ from concord.web.templating import render
 
 router = APIRouter()
 
+# The types a backend service's system/ scope may name: those /fhir searches (a Bulk export
+# reads through them) and Group. Any other, a FHIR type or not, is refused (invalid_scope).
+SYSTEM_TYPES = frozenset(SEARCH_PARAMS) | {"Group"}
+
 SUPPORTED_SCOPES = [
     "openid",
     "fhirUser",
@@ -41,7 +46,11 @@ SUPPORTED_SCOPES = [
     "online_access",
     "patient/*.rs",
     "user/*.cruds",
+    # Backend services (Bulk Data export): system/ scopes, v2 and v1 forms, per type too.
     "system/*.rs",
+    "system/*.read",
+    "system/Patient.rs",
+    "system/Observation.rs",
 ]
 
 
@@ -277,7 +286,10 @@ def token(request: Request, session: DbSession, form: Form) -> Response:
             )
         elif grant_type == "client_credentials":
             answer = service.client_credentials(
-                session, client=client, scope=values.get("scope", "")
+                session,
+                client=client,
+                scope=values.get("scope", ""),
+                known_types=SYSTEM_TYPES,
             )
         else:
             raise service.OAuthError(
@@ -307,6 +319,7 @@ def client_json(client: Any, secret: str | None = None) -> dict[str, Any]:
         "jwks_url": client.jwks_url,
         "origins": client.origins,
         "backend_service": client.service_user_id is not None,
+        "acts_for": str(client.acts_for_id) if client.acts_for_id else None,
         "disabled": client.disabled_at is not None,
     }
     if secret:
@@ -337,6 +350,7 @@ def _register(session: DbSession, by: Any, data: ClientIn) -> tuple[Any, str | N
         jwks=jwks,
         jwks_url=data.jwks_url or None,
         origins=data.origins,
+        acts_for=data.acts_for or None,
     )
 
 

@@ -26,6 +26,8 @@ class ClientIn(BaseModel):
     jwks: dict[str, Any] | str | None = None
     jwks_url: str = ""
     origins: list[str] = []
+    # A backend service: the email of the clinician whose access its Bulk exports borrow.
+    acts_for: str = ""
 
     _split = field_validator("redirect_uris", "origins", mode="before")(_lines)
 

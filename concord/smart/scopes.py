@@ -126,6 +126,24 @@ def narrow(requested: Scopes, allowed: Scopes) -> Scopes:
     return Scopes(tuple(granted), requested.other & allowed.other)
 
 
+def as_asked(granted: Scopes, asked: str) -> str:
+    """The granted scopes written as the client wrote them: a resource scope asked in the v1
+    form (`.read`, `.*`) that was granted read and search answers `.read` (Bulk Data clients
+    written for v1 look for it); everything else in the v2 form."""
+    v1 = set()
+    for word in (asked or "").split():
+        match = RESOURCE_RE.match(word)
+        if match and match.group(3) in V1:
+            v1.add((match.group(1), match.group(2)))
+    words = sorted(granted.other)
+    for r in granted.resources:
+        if r.perms == frozenset("rs") and ((r.context, r.kind) in v1 or (r.context, "*") in v1):
+            words.append(f"{r.context}/{r.kind}.read")
+        else:
+            words.append(str(r))
+    return " ".join(words)
+
+
 def without(scopes: Scopes, contexts: Iterable[str]) -> Scopes:
     drop = set(contexts)
     return Scopes(tuple(r for r in scopes.resources if r.context not in drop), scopes.other)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
+from joserfc.jws import JWSRegistry
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -40,6 +41,7 @@ from concord.accounts.tokens import (
     revoke_api_token,
     user_for_api_token,
 )
+from concord.accounts.users import get_user_by_email
 from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
@@ -130,9 +132,11 @@ def register_client(
     jwks: Any = None,
     jwks_url: str | None = None,
     origins: list[str] | None = None,
+    acts_for: str | None = None,
 ) -> tuple[SmartClient, str | None]:
     """Register an app (administrators only). Returns the app and, for a confidential app
-    with no keys, its client secret (shown once; only its hash is kept)."""
+    with no keys, its client secret (shown once; only its hash is kept). A backend service
+    may name (`acts_for`, an email) the clinician whose access its Bulk exports borrow."""
     if not by.can_administer:
         raise _not_admin(session, by, "smart_client_register")
     name = (name or "").strip()
@@ -156,6 +160,7 @@ def register_client(
             "jwks",
             Msg("a backend service (system/ scopes) needs its public keys: jwks or jwks_url"),
         )
+    person = _acts_for(session, by, acts_for, backend=allowed.system)
     if keys is not None or key_url is not None:
         confidential = True
     secret = None
@@ -173,6 +178,7 @@ def register_client(
         jwks=keys,
         jwks_url=key_url,
         origins=sorted({_check_origin(o) for o in origins or [] if o.strip()}),
+        acts_for_id=person.id if person else None,
         created_by_id=by.id,
     )
     session.add(client)
@@ -185,10 +191,59 @@ def register_client(
         action="smart_client_register",
         object_type="SmartClient",
         object_id=client.id,
-        detail={"scopes": client.allowed_scopes, "confidential": confidential},
+        detail={
+            "scopes": client.allowed_scopes,
+            "confidential": confidential,
+            **({"acts_for": str(person.id)} if person else {}),
+        },
     )
     _ORIGINS.forget()
     return client, secret
+
+
+def _acts_for(session: Session, by: User, email: str | None, *, backend: bool) -> User | None:
+    """The clinician a backend service reads as (ADR 0028): an active clinician of the
+    administrator's organization, named by email."""
+    email = (email or "").strip()
+    if not email:
+        return None
+    if not backend:
+        raise InvalidInput.field(
+            "acts_for", Msg("only a backend service (system/ scopes) acts for a clinician")
+        )
+    person = get_user_by_email(session, email[:254])
+    if (
+        person is None
+        or person.organization_id != by.organization_id
+        or not person.active
+        or not person.is_clinician
+    ):
+        raise InvalidInput.field(
+            "acts_for", Msg("must be the email of an active clinician of this organization")
+        )
+    return person
+
+
+def acting_person(session: Session, smart: SmartAccess) -> User | None:
+    """The person a backend service's token reads as: the clinician its registration names,
+    while they are an active clinician of the app's organization; None otherwise."""
+    client = smart.client
+    if client.acts_for_id is None:
+        return None
+    person = session.get(User, client.acts_for_id)
+    if (
+        person is None
+        or not person.active
+        or not person.is_clinician
+        or person.organization_id != client.organization_id
+    ):
+        return None
+    return person
+
+
+def is_backend(smart: SmartAccess | None) -> bool:
+    """Whether a SMART token is a backend service's own (client_credentials)."""
+    return smart is not None and smart.user.id == smart.client.service_user_id
 
 
 def _service_user(session: Session, organization: Organization, client: SmartClient) -> User:
@@ -557,7 +612,15 @@ def _assertion_client(
         raise OAuthError("invalid_client", "unknown client (the assertion's iss)", 401)
     keys = _client_keys(client)
     try:
-        token = jwt.decode(assertion, keys, algorithms=ALGORITHMS)
+        # Header parameters beyond the registered ones (Bulk Data clients send `kty`) are
+        # ignored rather than refused; the signature, alg and claims are still checked.
+        token = jwt.decode(assertion, keys, algorithms=ALGORITHMS, registry=_ASSERTION_HEADERS)
+        jku = token.header.get("jku")
+        if jku is not None and jku != client.jwks_url:
+            # SMART Backend Services: a jku must be the app's registered JWKS URL.
+            raise OAuthError(
+                "invalid_client", "the assertion's jku is not this app's registered jwks_url", 401
+            )
         jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": client.client_id},
             sub={"essential": True, "value": client.client_id},
@@ -599,6 +662,7 @@ class _SeenJtis:
 
 
 _JTIS = _SeenJtis()
+_ASSERTION_HEADERS = JWSRegistry(algorithms=ALGORITHMS, strict_check_header=False)
 _JWKS_CACHE: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
@@ -678,11 +742,23 @@ def refresh(
     return _token_answer(session, grant=grant, issuer=issuer, new_refresh=True, with_id_token=False)
 
 
-def client_credentials(session: Session, *, client: SmartClient, scope: str) -> dict[str, Any]:
-    """A backend service's token: system/ scopes only, five minutes, no refresh."""
+def client_credentials(
+    session: Session,
+    *,
+    client: SmartClient,
+    scope: str,
+    known_types: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """A backend service's token: system/ scopes only, five minutes, no refresh. With
+    `known_types`, a scope naming another type is refused (invalid_scope), not granted."""
     if client.service_user_id is None:
         raise OAuthError("unauthorized_client", "this app is not registered as a backend service")
-    granted = sc.narrow(sc.parse(scope), sc.parse(client.allowed_scopes))
+    asked = sc.parse(scope)
+    if known_types is not None:
+        unknown = [r for r in asked.resources if r.kind != "*" and r.kind not in known_types]
+        if unknown:
+            raise OAuthError("invalid_scope", f"no such resource type here: {unknown[0].kind[:40]}")
+    granted = sc.narrow(asked, sc.parse(client.allowed_scopes))
     granted = sc.Scopes(tuple(r for r in granted.resources if r.context == "system"), frozenset())
     if not granted.resources:
         raise OAuthError("invalid_scope", "ask for system/ scopes this app was registered with")
@@ -709,7 +785,7 @@ def client_credentials(session: Session, *, client: SmartClient, scope: str) -> 
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": int(SYSTEM_LIFETIME.total_seconds()),
-        "scope": str(granted),
+        "scope": sc.as_asked(granted, scope),
     }
 
 
@@ -985,6 +1061,9 @@ def capability_security(root: str) -> dict[str, Any]:
             }
         ],
         "description": "SMART App Launch 2.x: authorization code with PKCE (S256), refresh "
-        "tokens, backend services (private_key_jwt); API tokens made by Concord also work "
-        "(Authorization: Bearer). See docs/smart.md.",
+        "tokens, and backend services for Bulk Data export (grant_type client_credentials, "
+        "client authentication private_key_jwt with RS384 or ES384, system/ scopes such as "
+        "system/*.rs; the token endpoint is in the oauth-uris extension); API tokens made by "
+        "Concord also work (Authorization: Bearer). See docs/smart.md and "
+        "docs/bulk-export.md.",
     }

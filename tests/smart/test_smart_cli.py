@@ -41,3 +41,21 @@ def test_register_list_and_stop_an_app(cli_db):  # noqa: F811
     assert bad.exit_code != 0 and "scope" in bad.output
     nobody = run("smart", "list", "--admin", "cm@l.example.org")
     assert nobody.exit_code != 0 and "administrator" in nobody.output
+
+
+def test_register_a_backend_service_acting_for_a_clinician(cli_db, tmp_path):  # noqa: F811
+    import json
+
+    from joserfc.jwk import ECKey
+
+    org_with_a_care_manager()
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps({"keys": [ECKey.generate_key("P-384").as_dict(private=False)]}))
+    args = ["smart", "register", "--admin", "a@l.example.org", "--name", "Registry feed"]
+    args += ["--scope", "system/*.rs", "--jwks-file", str(keys)]
+    made = run(*args, "--acts-for", "cm@l.example.org")
+    assert made.exit_code == 0, made.output
+    assert "client_id: " in made.output
+    # The administrator is no clinician: refused, naming the option's field.
+    bad = run(*args, "--acts-for", "a@l.example.org")
+    assert bad.exit_code != 0 and "acts_for" in bad.output
