@@ -339,22 +339,3 @@ def csrf_of(html: str) -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The PostgreSQL pass (CONCORD_TEST_DATABASE_URL set) runs every test that reaches a
-    database; a test whose fixtures reach none (scoring, content files, the docs' commands'
-    options, the import rules) does exactly the same on either engine, so it runs once, in the
-    SQLite pass. Every database fixture stands on `database_url`; a module that reads the
-    engine from the environment itself is kept whole."""
-    if not os.environ.get("CONCORD_TEST_DATABASE_URL", "").startswith("postgresql"):
-        return
-    once = pytest.mark.skip(reason="reaches no database: run once, in the SQLite pass")
-    for item in items:
-        if "database_url" in getattr(item, "fixturenames", ()):
-            continue
-        module = getattr(item, "module", None)
-        source = Path(module.__file__).read_text() if module and module.__file__ else ""
-        if re.search(r"environ(\.get\(|\[)\s*\"CONCORD_TEST_DATABASE_URL\"", source):
-            continue
-        item.add_marker(once)
