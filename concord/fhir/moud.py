@@ -34,7 +34,15 @@ from concord.accounts.models import User
 from concord.ehr.service import RESERVED_ID_PREFIXES
 from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import IMPORTED_PARAMS, _drop_empty, _instant, _ref
-from concord.fhir.search import Token, When, _split, _token, _when, codings_match
+from concord.fhir.search import (
+    Token,
+    When,
+    _split,
+    _token,
+    _when,
+    codings_match,
+    patients_named,
+)
 from concord.fhir.service import _labelled
 from concord.i18n import Msg
 from concord.medications import service as meds
@@ -178,17 +186,6 @@ def matches(resource: dict[str, Any], filters: Filters) -> bool:
     return True
 
 
-def _patients(pairs: Sequence[tuple[str, str]]) -> set[str] | None:
-    wanted = {
-        v.strip().removeprefix("Patient/")
-        for name, value in pairs
-        if name in ("patient", "subject")
-        for v in value.split(",")
-        if v.strip()
-    }
-    return wanted or None
-
-
 def search_by_patient(
     session: Session, *, by: User, pairs: Sequence[tuple[str, str]]
 ) -> list[dict[str, Any]]:
@@ -196,7 +193,7 @@ def search_by_patient(
     record's access (one outside it is left out, as a missing one, audited) and the service's
     list (the disclosure decision, audited). Without a patient, those of every patient the
     caller may read."""
-    wanted = _patients(pairs)
+    wanted = patients_named(pairs)
     if wanted is None:
         scope = meds.patients_with_moud_records(session, by=by)
     else:

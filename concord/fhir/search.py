@@ -819,3 +819,16 @@ def shape(resource: dict[str, Any], query: Query) -> dict[str, Any]:
         }
         return _subsetted(resource, keep)
     return resource
+
+
+def patients_named(pairs: Sequence[tuple[str, str]]) -> set[str] | None:
+    """The patient ids a search names by `patient` or `subject` (comma lists, with or without
+    "Patient/"); None when it names none."""
+    wanted = {
+        v.strip().removeprefix("Patient/")
+        for name, value in pairs
+        if name in ("patient", "subject")
+        for v in value.split(",")
+        if v.strip()
+    }
+    return wanted or None

@@ -35,7 +35,15 @@ from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import _drop_empty, _instant, _ref, person_ref
 from concord.fhir.measures import SDOHCC_CATEGORY
 from concord.fhir.safety import TASK_STATUS_CODES
-from concord.fhir.search import Query, Token, _split, _token, allowed_codes, codings_match
+from concord.fhir.search import (
+    Query,
+    Token,
+    _split,
+    _token,
+    allowed_codes,
+    codings_match,
+    patients_named,
+)
 from concord.i18n import Msg
 from concord.patients.models import Patient
 from concord.social import service as social
@@ -242,17 +250,6 @@ def read(session: Session, *, by: User, kind: str, ident: str) -> dict[str, Any]
 # --- searches ---------------------------------------------------------------------------------
 
 
-def _patients(pairs: Sequence[tuple[str, str]]) -> set[str] | None:
-    wanted = {
-        v.strip().removeprefix("Patient/")
-        for name, value in pairs
-        if name in ("patient", "subject")
-        for v in value.split(",")
-        if v.strip()
-    }
-    return wanted or None
-
-
 def search_by_patient(
     session: Session, *, by: User, kind: str, pairs: Sequence[tuple[str, str]]
 ) -> list[dict[str, Any]]:
@@ -263,7 +260,7 @@ def search_by_patient(
     if kind not in ("Condition", "ServiceRequest"):
         return []
     found: list[dict[str, Any]] = []
-    for acc in _scope(session, by, _patients(pairs), _object(kind)):
+    for acc in _scope(session, by, patients_named(pairs), _object(kind)):
         if kind == "Condition":
             found += [
                 condition_resource(c, acc.patient)
