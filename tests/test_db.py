@@ -79,6 +79,9 @@ def test_a_holder_that_never_gives_the_gate_back_is_overtaken(caplog):
         gate.enter(next_one)
     assert "taking it over" in caplog.text
     gate.leave(lost)  # the lost holder's late release does not free the new holder's gate
+    # From here a waiter must be woken by the new holder's release, not by overtaking it: a long
+    # timeout keeps a busy machine's scheduling delay from reading as a release.
+    gate.timeout = 60
     entered = threading.Event()
     threading.Thread(target=lambda: (gate.enter(object()), entered.set())).start()
     assert not entered.wait(0.1)

@@ -168,7 +168,8 @@ def register_client(
         secret = secrets.token_urlsafe(32)
     client = SmartClient(
         organization_id=by.organization_id,
-        client_id=secrets.token_urlsafe(16),
+        # Hex, so an id never starts with '-' and is read as an option on a command line.
+        client_id=secrets.token_hex(16),
         name=name,
         redirect_uris=uris,
         launch_url=launch,
