@@ -11,6 +11,11 @@ os.environ["CONCORD_ENV"] = "test"
 os.environ["CONCORD_ARGON2_TIME_COST"] = "1"
 os.environ["CONCORD_ARGON2_MEMORY_KIB"] = "1024"
 os.environ.setdefault("CONCORD_SECRET_KEY", "test-secret-key-for-the-test-suite-only-0123456789")
+# A commit waits for the disk only at checkpoints (WAL with synchronous=NORMAL): still atomic
+# and safe when a process dies, not against power loss, which no test makes. FULL fsyncs every
+# commit: 0.03 ms against 0.5-5.5 ms a commit on this machine's disk, paid by every live server,
+# command and worker the suite starts. (PostgreSQL's test databases: `_no_commit_wait`.)
+os.environ.setdefault("CONCORD_SQLITE_SYNCHRONOUS", "NORMAL")
 
 import re
 import shutil
@@ -64,9 +69,19 @@ def worker_database(url: str) -> str:
             ).first()
             if not exists:
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
+            _no_commit_wait(connection, name)
     finally:
         admin.dispose()
     return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def _no_commit_wait(connection: Connection, name: str) -> None:
+    """A test database's commits do not wait for the WAL to reach the disk (PostgreSQL's
+    `synchronous_commit = off`, for every connection to it: the suite's, a live server's, a
+    command's). A commit is still atomic and visible at once to every other connection; only a
+    crash of the PostgreSQL server itself could lose the last few, which no test makes. It saves
+    about 0.9 ms a commit on this machine (psycopg, 500 single-row commits, on vs off)."""
+    connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit TO off'))
 
 
 @contextmanager
@@ -88,6 +103,7 @@ def fresh_database(
     admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"{template}'))
+        _no_commit_wait(connection, name)
     try:
         yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
     finally:

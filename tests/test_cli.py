@@ -19,8 +19,19 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli_db(tmp_path, monkeypatch, database_url):
-    """A fresh, empty database for each CLI test, of the same engine as the suite's."""
+def cli_db(tmp_path, monkeypatch, database_url, migrated_database):
+    """A database of its own for each CLI test, of the same engine as the suite's, at the
+    newest migration and holding nothing (a copy of `migrated_database`: each command still
+    runs the migrations first, which then have nothing to do)."""
+    with fresh_database(database_url, tmp_path, "cli", like=migrated_database) as url:
+        monkeypatch.setenv("CONCORD_DATABASE_URL", url)
+        monkeypatch.setenv("CONCORD_ENV", "test")
+        yield url
+
+
+@pytest.fixture
+def empty_cli_db(tmp_path, monkeypatch, database_url):
+    """An empty database of its own, for the commands that create the schema."""
     with fresh_database(database_url, tmp_path, "cli") as url:
         monkeypatch.setenv("CONCORD_DATABASE_URL", url)
         monkeypatch.setenv("CONCORD_ENV", "test")
@@ -72,7 +83,7 @@ def session_for(url):
     return engine, make_sessionmaker(engine)()
 
 
-def test_migrate_creates_and_reports_the_schema(cli_db):
+def test_migrate_creates_and_reports_the_schema(empty_cli_db):
     result = run("migrate")
     assert result.exit_code == 0, result.output
     from concord.migrate import head_revision
