@@ -4,6 +4,7 @@ bodies the API really answers."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import subprocess
@@ -101,6 +102,21 @@ def _check_concord(words: list[str]) -> None:
     assert not extra, f"concord {' '.join(path)} takes no {extra}"
 
 
+@functools.cache
+def _help(target: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    """`python TARGET --help`, once per worker for every command the docs name with it (the
+    benchmarks are named in several files; each start costs 1-5 s of CPU). pytest's own
+    options come from its plugins, not from the suite's conftest, which it need not import."""
+    extra = ["--noconftest"] if target == ("-m", "pytest") else []
+    return subprocess.run(
+        [sys.executable, *target, *extra, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
 @pytest.mark.parametrize(("where", "command"), _documented())
 def test_every_documented_command_runs(where, command):
     words = _words(command)
@@ -120,13 +136,7 @@ def test_every_documented_command_runs(where, command):
         else:
             target = words[:2] if words[0] == "-m" else words[:1]
             options = [w.split("=")[0] for w in words if w.startswith("--")]
-            ran = subprocess.run(
-                [sys.executable, *target, "--help"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                cwd=ROOT,
-            )
+            ran = _help(tuple(target))
             for option in options:
                 assert option in ran.stdout, f"{' '.join(target)} has no {option}"
         assert ran.returncode == 0, ran.stderr
