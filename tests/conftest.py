@@ -127,6 +127,34 @@ def migrated_database(database_url: str, tmp_path_factory: pytest.TempPathFactor
         yield url
 
 
+@pytest.fixture(scope="session")
+def demo_database(
+    database_url: str, migrated_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The demo, built once per worker the first time a test asks, through `concord demo
+    --no-serve` on the tests' today, to copy (`fresh_database(..., like=demo_database)`): a
+    build costs several seconds of CPU. Nothing stays connected to it."""
+    from typer.testing import CliRunner
+
+    from concord.cli import app as cli
+    from concord.clock import FakeClock, set_clock
+
+    tmp = tmp_path_factory.mktemp("demo")
+    with (
+        fresh_database(database_url, tmp, "demo", like=migrated_database) as url,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("CONCORD_DATABASE_URL", url)
+        previous = set_clock(FakeClock(NOW))
+        try:
+            result = CliRunner().invoke(cli, ["demo", "--no-serve"])
+        finally:
+            set_clock(previous)
+        assert result.exit_code == 0, result.output
+        mp.undo()
+        yield url
+
+
 def reset_database(engine: Engine) -> None:
     """An empty database, then the migrations: the schema tests see is the one users get."""
     if engine.dialect.name == "postgresql":

@@ -30,6 +30,15 @@ def cli_db(tmp_path, monkeypatch, database_url, migrated_database):
 
 
 @pytest.fixture
+def demo_cli_db(tmp_path, monkeypatch, database_url, demo_database):
+    """A copy of the worker's built demo (tests/conftest.py `demo_database`)."""
+    with fresh_database(database_url, tmp_path, "cli", like=demo_database) as url:
+        monkeypatch.setenv("CONCORD_DATABASE_URL", url)
+        monkeypatch.setenv("CONCORD_ENV", "test")
+        yield url
+
+
+@pytest.fixture
 def empty_cli_db(tmp_path, monkeypatch, database_url):
     """An empty database of its own, for the commands that create the schema."""
     with fresh_database(database_url, tmp_path, "cli") as url:
@@ -593,9 +602,10 @@ def test_content_check_lists_the_decision_aids_and_names_a_broken_one(cli_db, tm
     assert f"ERROR {broken}: options[0].attributes.if_I_stop: unknown attribute" in result.output
 
 
-def test_the_demo_served_on_another_port_names_that_port_in_its_links(cli_db, monkeypatch):
+def test_the_demo_served_on_another_port_names_that_port_in_its_links(demo_cli_db, monkeypatch):
     """`concord demo --port P`: the app it serves links to http://127.0.0.1:P (a FHIR
-    resource's Location, a bundle's fullUrl), not the default port."""
+    resource's Location, a bundle's fullUrl), not the default port. (On a copy of the built
+    demo, which `concord demo` finds and serves: building it is the test above.)"""
     import uvicorn
 
     from concord import settings as settings_module

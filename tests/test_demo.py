@@ -10,30 +10,21 @@ from datetime import UTC, date
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from concord.accounts.models import User as Person
 from concord.actions import quality
-from concord.cli import app
 from concord.clock import FakeClock, set_clock
 from concord.db import make_engine, make_sessionmaker
 from tests.conftest import NOW, fresh_database
 
 
 @pytest.fixture(scope="module")
-def demo_session(tmp_path_factory, database_url):
-    with (
-        fresh_database(database_url, tmp_path_factory.mktemp("demo"), "demo") as url,
-        pytest.MonkeyPatch.context() as mp,
-    ):
-        mp.setenv("CONCORD_DATABASE_URL", url)
-        mp.setenv("CONCORD_ENV", "test")
-        previous = set_clock(FakeClock(NOW))  # the tests' today (the clock fixture's)
-        try:
-            result = CliRunner().invoke(app, ["demo", "--no-serve"])
-        finally:
-            set_clock(previous)
-        assert result.exit_code == 0, result.output
+def demo_session(tmp_path_factory, database_url, demo_database):
+    """A copy of the worker's demo (tests/conftest.py `demo_database`, built by `concord demo
+    --no-serve` on the tests' today), for the module."""
+    with fresh_database(
+        database_url, tmp_path_factory.mktemp("demo"), "demo", like=demo_database
+    ) as url:
         engine = make_engine(url)
         with make_sessionmaker(engine)() as session:
             yield session
