@@ -21,7 +21,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -268,13 +268,18 @@ class PersonaSnapshot:
             return personas
         # Straight to the driver's cursor, as recorded (the driver's own statements and
         # parameters): SQLAlchemy's work for each was most of the replay's time on SQLite.
-        cursor = connection.connection.driver_connection.cursor()
+        # On PostgreSQL in one pipeline: the statements go out without waiting for each
+        # answer (some sixty round trips a test), and an error is raised when it ends.
+        driver = connection.connection.driver_connection
+        pipeline = driver.pipeline() if hasattr(driver, "pipeline") else nullcontext()
+        cursor = driver.cursor()
         try:
-            for statement, parameters, many in self.statements:
-                if many:
-                    cursor.executemany(statement, list(parameters))
-                else:
-                    cursor.execute(statement, parameters)
+            with pipeline:
+                for statement, parameters, many in self.statements:
+                    if many:
+                        cursor.executemany(statement, list(parameters))
+                    else:
+                        cursor.execute(statement, parameters)
         finally:
             cursor.close()
         commit(session)
