@@ -78,6 +78,13 @@ class Item:
             object.__setattr__(self, "_values", cached)
         return cached
 
+    @property
+    def only_for_sex(self) -> str | None:
+        """The sex this question is asked of, when its show_if is a bare {sex: ...}."""
+        if self.show_if is not None and set(self.show_if.spec) == {"sex"}:
+            return self.show_if.sex
+        return None
+
     def chosen(self, value: int) -> tuple[Answer, ...]:
         """The answers a stored value stands for: one, or each box checked (`multiple`)."""
         if not self.multiple:
@@ -348,8 +355,12 @@ def compile_rule(
     if "sex" in spec:
         if spec["sex"] not in SEXES:
             raise fail(f"{where}: sex must be female or male")
-        inner = compile_rule(spec.get("rule"), f"{where}.rule", item_ids, score_ids, fail)
         wanted = spec["sex"]
+        if "rule" not in spec:
+            # A bare {sex: female}: the patient's recorded sex is that one. Used by a show_if
+            # for a question asked of one sex only (the TAPS-1 alcohol questions).
+            return Rule(spec, lambda a, s, sex, asked=None: sex == wanted, wanted)
+        inner = compile_rule(spec.get("rule"), f"{where}.rule", item_ids, score_ids, fail)
         return Rule(
             spec,
             lambda a, s, sex, asked=None: sex == wanted and inner.check(a, s, sex, asked),

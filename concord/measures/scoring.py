@@ -111,11 +111,22 @@ def _plan(instrument: Instrument) -> _Plan:
     return plan
 
 
-def asked_items(instrument: Instrument, answers: Mapping[str, int]) -> list[Item]:
-    """The items that apply, given the answers so far (a show_if sees earlier answers)."""
+def asked_items(
+    instrument: Instrument, answers: Mapping[str, int], sex: str | None = None
+) -> list[Item]:
+    """The items that apply, given the answers so far (a show_if sees earlier answers) and the
+    patient's recorded sex. A question asked of one sex only applies when the sex is not
+    recorded as female or male: it is asked rather than left out, as sex-specific flags are
+    shown with the sex they belong to."""
+    known = sex if sex in ("female", "male") else None
     asked = []
     for item in instrument.items:
-        if item.show_if is None or item.show_if.check(answers, {}, None, None):
+        rule = item.show_if
+        if rule is None:
+            asked.append(item)
+            continue
+        as_sex = known if (rule.sex is None or known is not None) else rule.sex
+        if rule.check(answers, {}, as_sex, None):
             asked.append(item)
     return asked
 
@@ -192,7 +203,7 @@ def score_response(
 ) -> Scored:
     plan = _plan(instrument)
     if plan.conditional:
-        asked_ids = frozenset(i.id for i in asked_items(instrument, answers))
+        asked_ids = frozenset(i.id for i in asked_items(instrument, answers, sex))
         # Answers to questions that do not apply (a follow-up whose condition is unmet)
         # are not counted.
         answers = {k: v for k, v in answers.items() if k in asked_ids}

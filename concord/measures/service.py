@@ -186,14 +186,16 @@ def require_complete(
     answers: Mapping[str, Any],
     declined: Iterable[str] = (),
     prefix: str = "answers.",
+    sex: str | None = None,
 ) -> None:
     """Refuse a response that leaves a required question unanswered (and not declined where
     the instrument allows it): an incomplete response is never stored as done. Each unanswered
-    question is named; a suicide-risk question is called out."""
+    question is named; a suicide-risk question is called out. `sex` is the patient's recorded
+    sex, for a question asked of one sex only."""
     declined = set(declined)
     missing = [
         item.id
-        for item in asked_items(instrument, answers)
+        for item in asked_items(instrument, answers, sex)
         if item.required and item.id not in answers and item.id not in declined
     ]
     if not missing:
@@ -377,7 +379,7 @@ def save_progress(
     else:
         declined = list((response.flags or {}).get("declined", []))
     if complete:
-        require_complete(instrument, merged, declined)
+        require_complete(instrument, merged, declined, sex=patient_sex(access.patient))
     response.flags = {**(response.flags or {}), "declined": declined}
     response.answers = merged
     response.updated_at = now()
@@ -510,7 +512,13 @@ def record_response(
             amending = session.get(MeasureResponse, found.id)
     _check_answers(instrument, submission.answers, field_prefix)
     _check_declined(instrument, submission.answers, submission.declined, field_prefix)
-    require_complete(instrument, submission.answers, submission.declined, field_prefix)
+    require_complete(
+        instrument,
+        submission.answers,
+        submission.declined,
+        field_prefix,
+        sex=patient_sex(access.patient),
+    )
     current = now()
     completed_at = submission.completed_at or current
     date_field = "authored" if submission.mode == Mode.external else "completed_at"

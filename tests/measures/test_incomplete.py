@@ -317,7 +317,7 @@ class TestSpanish:
         )
         commit(session)
 
-    @pytest.mark.parametrize("code", ["ASQ", "PCL-5", "AUDIT", "AUDIT-C", "WHO-5"])
+    @pytest.mark.parametrize("code", ["ASQ", "PCL-5", "AUDIT", "AUDIT-C", "WHO-5", "TAPS-1"])
     def test_an_english_only_questionnaire_is_never_given_in_english(
         self, client, session, people, rosa, sign_in, code
     ):

@@ -224,5 +224,6 @@ def test_each_built_in_instrument_names_the_category_of_what_it_asks():
         "PCL-5": C.mental_health,
         "PHQ-2": C.mental_health,
         "PHQ-9": C.mental_health,
+        "TAPS-1": C.substance_use,
         "WHO-5": C.mental_health,
     }
