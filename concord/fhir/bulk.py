@@ -45,7 +45,7 @@ from concord.registry import service as registry
 from concord.registry.models import Program
 from concord.settings import Settings
 from concord.smart import enforce as smart_scope
-from concord.smart.service import SmartAccess, acting_person, is_backend
+from concord.smart.service import SmartAccess, acting_person, is_backend, still_authorized
 
 log = logging.getLogger("concord.fhir.bulk")
 
@@ -585,12 +585,28 @@ def _claim(factory: sessionmaker[Session]) -> uuid.UUID | None:
         return store.claim_queued(session)
 
 
-def _still_wanted(factory: sessionmaker[Session], export_id: uuid.UUID) -> bool:
-    """Whether the export is still wanted (not cancelled meanwhile); asked between pages, when
-    the job holds no transaction."""
+# What a failed export's `error` says when the access it read with was withdrawn meanwhile.
+WITHDRAWN = "access withdrawn"
+
+
+def _withdrawn(session: Session, export: BulkExport) -> bool:
+    """Whether the access the export reads with was withdrawn since its kick-off: the app
+    disabled or now acting for someone else, the token or grant revoked, the person gone."""
+    return not still_authorized(
+        session, token_id=export.token_id, client_id=export.smart_client_id, user_id=export.user_id
+    )
+
+
+def _check_wanted(factory: sessionmaker[Session], export_id: uuid.UUID) -> None:
+    """Asked before each batch and between files, when the job holds no transaction: stops
+    the job (_Cancelled) if the export was cancelled, or (_Withdrawn) if the access it reads
+    with was withdrawn: a disabled app or a revoked token reads nothing more."""
     with factory() as session:
-        status = store.status_of(session, export_id)
-    return status == ExportStatus.running
+        export = store.get_export(session, export_id)
+        if export is None or export.status != ExportStatus.running:
+            raise _Cancelled
+        if _withdrawn(session, export):
+            raise _Withdrawn
 
 
 def _changed_since(resource: dict[str, Any], since: datetime | None) -> bool:
@@ -649,8 +665,7 @@ def _pages(
     a cancel between two pages stops it."""
     cursor: str | None = None
     while True:
-        if not _still_wanted(factory, export_id):
-            raise _Cancelled
+        _check_wanted(factory, export_id)
         pairs = list(extra)
         if cursor:
             pairs.append(("_cursor", cursor))
@@ -706,6 +721,7 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
     patient_ids: list[str] | None = members
     files: list[BulkExportFile] = []
     for kind in kinds:
+        _check_wanted(factory, export_id)  # between files
         if kind == "Questionnaire":
             selections = [[]]  # not about a patient: the same for every level
         elif kind == "Patient":
@@ -748,6 +764,8 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
         _set_context(session, export)
         if export.status != ExportStatus.running:
             raise _Cancelled
+        if _withdrawn(session, export):
+            raise _Withdrawn
         session.add_all(files)
         record(
             session,
@@ -766,6 +784,33 @@ class _Cancelled(Exception):
     pass
 
 
+class _Withdrawn(Exception):
+    """The access the export reads with was withdrawn while it ran."""
+
+
+def _stop_withdrawn(
+    session: Session, export: BulkExport, schedule: BulkSchedule, *, running: bool
+) -> None:
+    """An export whose access was withdrawn: its files deleted at once, and it is failed, so
+    its status answers with an error (403) until it expires. In the trail as its reader's."""
+    _delete_files(session, export, schedule)
+    export.status = ExportStatus.failed
+    export.error = WITHDRAWN
+    export.finished_at = export.finished_at or now()
+    export.expires_at = now() + schedule.expires
+    user = session.get(User, export.user_id)
+    _set_context(session, export)
+    record(
+        session,
+        by=user,
+        action="export_stop",
+        object_type="BulkExport",
+        object_id=export.id,
+        outcome=Outcome.denied,
+        detail={"reason": "access_withdrawn", "running": running},
+    )
+
+
 def run_exports(factory: sessionmaker[Session], schedule: BulkSchedule) -> int:
     """Run every queued export (each in its own transaction); returns how many finished. An
     export that fails is marked failed (its status answers 500 with the reason's kind); one
@@ -776,6 +821,12 @@ def run_exports(factory: sessionmaker[Session], schedule: BulkSchedule) -> int:
             _run(factory, export_id, schedule)
             finished += 1
         except _Cancelled:
+            shutil.rmtree(schedule.directory / export_id.hex, ignore_errors=True)
+        except _Withdrawn:
+            with unit_of_work(factory) as session:
+                export = store.get_export(session, export_id)
+                if export is not None and export.status == ExportStatus.running:
+                    _stop_withdrawn(session, export, schedule, running=True)
             shutil.rmtree(schedule.directory / export_id.hex, ignore_errors=True)
         except Exception as exc:  # recorded on the export; the next one still runs
             log.error("bulk export %s failed: %s", export_id, type(exc).__name__, exc_info=exc)
@@ -797,5 +848,10 @@ def expire_exports(factory: sessionmaker[Session], schedule: BulkSchedule) -> in
         for export in expired:
             _delete_files(session, export, schedule)
             session.delete(export)
+        # A finished export whose app was disabled (or token revoked) since: its files go
+        # now, not at expiry.
+        for export in store.finished(session):
+            if export not in expired and _withdrawn(session, export):
+                _stop_withdrawn(session, export, schedule, running=False)
         # Cancelled exports are kept only to answer 404; their files are already gone.
         return len(expired)

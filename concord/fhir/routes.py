@@ -272,6 +272,25 @@ def export_status(
                 "Retry-After": RETRY_AFTER,
             },
         )
+    if export.status == ExportStatus.failed and export.error == bulk.WITHDRAWN:
+        # The app was disabled, or now acts for someone else, while the export ran (or
+        # before its files were fetched): its files are deleted (concord.fhir.bulk).
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "forbidden",
+                    "diagnostics": str(
+                        Msg(
+                            "The export was stopped and its files deleted: the access it read "
+                            "with was withdrawn (the app disabled or the token revoked)."
+                        )
+                    ),
+                }
+            ],
+        }
+        return JSONResponse(outcome, status_code=403, media_type=FHIR_JSON)
     if export.status == ExportStatus.failed:
         outcome = {
             "resourceType": "OperationOutcome",

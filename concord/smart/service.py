@@ -228,7 +228,12 @@ def _acts_for(session: Session, by: User, email: str | None, *, backend: bool) -
 def acting_person(session: Session, smart: SmartAccess) -> User | None:
     """The person a backend service's token reads as: the clinician its registration names,
     while they are an active clinician of the app's organization; None otherwise."""
-    client = smart.client
+    return acts_for_person(session, smart.client)
+
+
+def acts_for_person(session: Session, client: SmartClient) -> User | None:
+    """The clinician a backend service's registration names, while they are an active
+    clinician of the app's organization; None otherwise."""
     if client.acts_for_id is None:
         return None
     person = session.get(User, client.acts_for_id)
@@ -240,6 +245,28 @@ def acting_person(session: Session, smart: SmartAccess) -> User | None:
     ):
         return None
     return person
+
+
+def still_authorized(
+    session: Session, *, token_id: uuid.UUID, client_id: uuid.UUID | None, user_id: uuid.UUID
+) -> bool:
+    """Whether the access a running Bulk export reads with still stands (asked by the worker
+    before each batch). A backend service's export: the app is not disabled and still acts
+    for the same clinician (an administrator may have changed it). Any other: the token that
+    asked is not revoked, its person still active, and, for a SMART app's token, the app not
+    disabled nor the person's grant revoked."""
+    if client_id is not None:
+        client = session.get(SmartClient, client_id)
+        if client is None or client.disabled_at is not None:
+            return False
+        person = acts_for_person(session, client)
+        return person is not None and person.id == user_id
+    token = session.get(ApiToken, token_id)
+    if token is None or token.revoked_at is not None or not token.user.active:
+        return False
+    if session.get(SmartToken, token.id) is not None:
+        return smart_access(session, token) is not None
+    return True
 
 
 def is_backend(smart: SmartAccess | None) -> bool:
