@@ -21,6 +21,7 @@ from concord.fhir import medications as fhir_meds
 from concord.fhir import messaging as fhir_messages
 from concord.fhir import moud as moud_door
 from concord.fhir import patients as fhir_patients
+from concord.fhir import provenance as fhir_provenance
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
 from concord.fhir import social as social_door
@@ -1019,7 +1020,17 @@ def _read(
             session, by=actor.user, ident=ident, base_url=_site(request)
         )
     if kind == "Provenance":
-        return fhir.read_provenance(session, by=actor.user, ident=ident)
+        target = fhir_provenance.target_of(ident)
+        if target is None:
+            return fhir.read_provenance(session, by=actor.user, ident=ident)
+        # Its target read first, through the same door, scopes and access decision (and
+        # audited): a Provenance says no more than its target's reader may know.
+        smart_scope.check(session, actor.smart, target[0], "r")
+        about = _read(target[0], target[1], session, actor, request)
+        smart_scope.check_resource(session, actor.smart, target[0], about)
+        for made in fhir_provenance.latest(session, [about]):
+            return made
+        raise NotFound(Msg("No such resource."))
     if kind == "Appointment":
         return read_appointment(session, by=actor.user, ident=ident)
     if kind in fhir_meds.KINDS:
