@@ -159,7 +159,8 @@ def _check_headers(request: Request) -> bool:
 
 # (`patient` is honoured: with lenient handling, a patient the requester may not read is left
 # out rather than refused; concord.fhir.bulk.kick_off.)
-LENIENT_IGNORED = {"includeAssociatedData", "_typeFilter"}
+# (`includeAssociatedData`: its unsupported values are left out there too.)
+LENIENT_IGNORED = {"_typeFilter"}
 
 
 def _pairs_from_parameters(raw: bytes) -> list[tuple[str, str]]:

@@ -892,7 +892,10 @@ def provenances(
             plan = plan_provenances(session, by=by, ident=resource["id"])
         except NotFound:
             continue  # the plan's history is not the caller's (the patient, family)
-        out += plan[-1:] if latest_only else plan
+        if latest_only and plan:
+            # The newest revision's (revisions are listed in either order by their callers).
+            plan = [max(plan, key=lambda p: int(p["id"].rsplit("-r", 1)[1]))]
+        out += plan
     return out + fhir_provenance.latest(session, resources)
 
 
