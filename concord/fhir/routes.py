@@ -462,6 +462,13 @@ def _search(
     extra: list[dict[str, Any]] = []
     issues: list[dict[str, Any]] = []
     if (q.includes or q.revincludes) and not q.only_count:
+        # A SMART token's scopes must cover what is included beside the page too (its
+        # Provenance, a patient's Observations): refused (403, audited) otherwise, as a
+        # search of that type would be.
+        for included_kind in dict.fromkeys(v.split(":", 1)[0] for v in q.revincludes):
+            smart_scope.check(session, actor.smart, included_kind, "s")
+        if q.includes:
+            smart_scope.check(session, actor.smart, "Patient", "r")
         extra, issues = fhir.included(
             session, by=actor.user, q=q, found=page.resources, mrn=_mrn(request)
         )

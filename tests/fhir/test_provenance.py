@@ -106,3 +106,35 @@ def test_medications_name_the_clinician_or_the_patient(client, session, people):
     assert client.get(f"/fhir/Provenance/medstmt-{prescribed.id}", headers=team).status_code == 404
     assert client.get(f"/fhir/Provenance/medreq-{reported.id}", headers=team).status_code == 404
     assert client.get("/fhir/Provenance/goal-nothing", headers=team).status_code == 404
+
+
+def test_a_smart_token_needs_provenance_in_its_scopes(client, session, people, sign_in):
+    from tests.smart.test_smart import FHIR, _code, _pkce, _register, _token
+
+    create_plan(session, people, goals=1, activate=True)
+    commit(session)
+    app, _ = _register(session, people)
+    sign_in(people.care_manager.email)
+
+    def token(scopes):
+        verifier, challenge = _pkce()
+        code, _ = _code(client, app, scopes, challenge)
+        answer = _token(client, app, code, verifier).json()
+        return {"Authorization": f"Bearer {answer['access_token']}", **FHIR}
+
+    query = f"/fhir/Goal?patient={people.patient.id}&_revinclude=Provenance:target"
+    goals_only = token("user/Goal.rs")
+    refused = client.get(query, headers=goals_only)
+    assert refused.status_code == 403 and "insufficient_scope" in refused.text
+    assert (
+        client.get(f"/fhir/Goal?patient={people.patient.id}", headers=goals_only).status_code == 200
+    )
+    both = token("user/Goal.rs user/Provenance.rs")
+    kinds = [e["resource"]["resourceType"] for e in client.get(query, headers=both).json()["entry"]]
+    assert kinds == ["Goal", "Provenance"]
+    # A Provenance read by id needs its target's scope as well.
+    goal_id = client.get(query, headers=both).json()["entry"][0]["resource"]["id"]
+    provenance_only = token("user/Provenance.rs")
+    answer = client.get(f"/fhir/Provenance/goal-{goal_id}", headers=provenance_only)
+    assert answer.status_code == 403
+    assert client.get(f"/fhir/Provenance/goal-{goal_id}", headers=both).status_code == 200
