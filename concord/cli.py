@@ -443,6 +443,38 @@ def smart_disable(
     out.print("stopped")
 
 
+@smart_app.command("acts-for")
+def smart_acts_for(
+    app_id: Annotated[str, typer.Argument(help="The backend service's id or client_id.")],
+    admin: Annotated[str, typer.Option(help="An administrator (email).")],
+    clinician: Annotated[
+        str | None, typer.Option(help="The clinician (email) whose access it borrows.")
+    ] = None,
+    care_team: Annotated[
+        str | None, typer.Option(help="Or a care team's id: it acts for the team's lead now.")
+    ] = None,
+) -> None:
+    """Change whom a backend service acts for (audited); neither option: no one (it then reads
+    nothing). A running export of the app stops at its next batch."""
+    # local import: a command loads only what it runs (see token_create)
+    from concord.smart.service import change_acts_for
+
+    with operator_session(operator_settings()) as session:
+        try:
+            client = change_acts_for(
+                session,
+                by=_smart_admin(session, admin),
+                ident=app_id,
+                acts_for=clinician,
+                care_team=care_team,
+            )
+        except NotFound:
+            fail("no such app")
+        except InvalidInput as exc:
+            fail("; ".join(f"{k}: {v}" for k, v in exc.errors.items()) or exc.message)
+        out.print(f"acts for: {client.acts_for_id or 'no one'}")
+
+
 # --- audit -----------------------------------------------------------------------------------
 
 

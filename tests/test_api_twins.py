@@ -79,6 +79,9 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", "/my/consents/share"): (("POST", f"{A}/consents/signed"),),
     # --- SMART apps (issue 21) -------------------------------------------------------------
     ("POST", "/admin/smart-apps"): (("POST", "/api/v1/smart/clients"),),
+    ("POST", "/admin/smart-apps/{app_id}/acts-for"): (
+        ("PUT", "/api/v1/smart/clients/{app_id}/acts-for"),
+    ),
     ("POST", "/admin/smart-apps/{app_id}/disable"): (
         ("POST", "/api/v1/smart/clients/{app_id}/disable"),
     ),

@@ -540,6 +540,16 @@ RULES: dict[tuple[str, str], list[Case]] = {
             denied=frozenset({403}),
         )
     ],
+    # Whom a backend service acts for (an administrator's; this app is a browser app, so the
+    # administrator's change is refused 422, naming the field).
+    ("PUT", "/api/v1/smart/clients/{app_id}/acts-for"): [
+        Case(
+            "/api/v1/smart/clients/{smart_app_id}/acts-for",
+            frozenset({"admin"}),
+            {"acts_for": ""},
+            denied=frozenset({403}),
+        )
+    ],
     ("POST", "/api/v1/smart/clients/{app_id}/disable"): [
         Case(
             "/api/v1/smart/clients/{smart_app_id}/disable",

@@ -114,3 +114,8 @@ def expired(session: Session, at: datetime | None = None) -> list[BulkExport]:
             )
         )
     )
+
+
+def finished(session: Session) -> list[BulkExport]:
+    """The exports done and not yet expired (whose files are on disk)."""
+    return list(session.scalars(select(BulkExport).where(BulkExport.status == ExportStatus.done)))

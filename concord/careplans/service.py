@@ -8,6 +8,7 @@ the change, writes a revision (a snapshot and what changed, in words), and audit
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -1648,3 +1649,23 @@ def list_goals(
             contents[goal.plan_id] = visible_contents(session, acc, plan)
         rows.append((goal, acc, contents[goal.plan_id]))
     return Page(rows, page.more, page.total)
+
+
+def goal_writers(
+    session: Session, goal_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Goal, Patient, User | None]]:
+    """Each goal, its patient and who last wrote it (its last editor): what its Provenance
+    says (concord.fhir.provenance). No access decision here: it is asked only about goals the
+    caller has just been given through one (a read or search of them)."""
+    ids = list(goal_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Goal, Patient)
+        .join(CarePlan, CarePlan.id == Goal.plan_id)
+        .join(Patient, Patient.id == CarePlan.patient_id)
+        .where(Goal.id.in_(ids))
+    ).all()
+    return {
+        goal.id: (goal, patient, session.get(User, goal.updated_by_id)) for goal, patient in rows
+    }

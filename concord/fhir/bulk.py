@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from concord.registry import service as registry
 from concord.registry.models import Program
 from concord.settings import Settings
 from concord.smart import enforce as smart_scope
-from concord.smart.service import SmartAccess, acting_person, is_backend
+from concord.smart.service import SmartAccess, acting_person, is_backend, still_authorized
 
 log = logging.getLogger("concord.fhir.bulk")
 
@@ -69,7 +70,21 @@ EXPORT_TYPES = (
     # item text, as on /fhir/Questionnaire).
     "Questionnaire",
 )
-KICK_OFF_PARAMS = {"_outputFormat", "_type", "_since", "_typeFilter", "_elements", "patient"}
+KICK_OFF_PARAMS = {
+    "_outputFormat",
+    "_type",
+    "_since",
+    "_typeFilter",
+    "_elements",
+    "patient",
+    "includeAssociatedData",
+}
+# includeAssociatedData (Bulk Data Access IG 2.0, CodeSystem include-associated-data): the
+# latest Provenance of each resource exported (concord.fhir.service.provenances). Not
+# RelevantProvenanceResources (every Provenance), nor any other value. An export asking for
+# it lists PROVENANCE among its types (the file it adds), never exported otherwise.
+ASSOCIATED = ("LatestProvenanceResources",)
+PROVENANCE = "Provenance"
 ELEMENT_RE = re.compile(r"^(?:([A-Z][A-Za-z]+)\.)?([a-z][A-Za-z0-9]*)$")
 PROGRAM_GROUP = "program-"
 PATIENT_REF_RE = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})$")
@@ -177,6 +192,27 @@ def subset(resource: dict[str, Any], elements: list[str]) -> dict[str, Any]:
     return kept
 
 
+def parse_associated(values: list[str], *, lenient: bool) -> bool:
+    """`includeAssociatedData`: whether the latest Provenance is asked for. Another value is
+    refused (400 not-supported, naming it), or with `Prefer: handling=lenient` left out."""
+    wanted = False
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if item in ASSOCIATED:
+                wanted = True
+            elif not lenient:
+                raise NotSupported.field(
+                    "includeAssociatedData",
+                    Msg(
+                        "%(value)s is not supported (supported: %(values)s)",
+                        value=item[:60] or "''",
+                        values=", ".join(ASSOCIATED),
+                    ),
+                )
+    return wanted
+
+
 def check_output_format(values: list[str]) -> None:
     for value in values:
         if value.strip() not in OUTPUT_FORMATS:
@@ -228,9 +264,14 @@ def kick_off(
     types = parse_types(values.get("_type", []))
     since = parse_since(values.get("_since", []))
     elements = parse_elements(values.get("_elements", []))
+    associated = parse_associated(values.get("includeAssociatedData", []), lenient=lenient)
     reader = _reader(session, user, smart)
     if smart is not None:
         types = _scoped_types(session, smart, types, named="_type" in values)
+        if associated:
+            smart_scope.check(session, smart, PROVENANCE, "r")
+    if associated:
+        types = [*types, PROVENANCE]
     if level == "group":
         assert group_id is not None
         group_members(session, by=reader, group_id=group_id)  # NotFound (audited) if not theirs
@@ -267,6 +308,8 @@ def kick_off(
     session.add(export)
     session.flush()
     detail: dict[str, Any] = {"level": level, "types": len(types)}
+    if associated:
+        detail["associated"] = ASSOCIATED[0]
     if chosen is not None:
         detail["patients"] = len(chosen)
     if app is not None:
@@ -585,12 +628,28 @@ def _claim(factory: sessionmaker[Session]) -> uuid.UUID | None:
         return store.claim_queued(session)
 
 
-def _still_wanted(factory: sessionmaker[Session], export_id: uuid.UUID) -> bool:
-    """Whether the export is still wanted (not cancelled meanwhile); asked between pages, when
-    the job holds no transaction."""
+# What a failed export's `error` says when the access it read with was withdrawn meanwhile.
+WITHDRAWN = "access withdrawn"
+
+
+def _withdrawn(session: Session, export: BulkExport) -> bool:
+    """Whether the access the export reads with was withdrawn since its kick-off: the app
+    disabled or now acting for someone else, the token or grant revoked, the person gone."""
+    return not still_authorized(
+        session, token_id=export.token_id, client_id=export.smart_client_id, user_id=export.user_id
+    )
+
+
+def _check_wanted(factory: sessionmaker[Session], export_id: uuid.UUID) -> None:
+    """Asked before each batch and between files, when the job holds no transaction: stops
+    the job (_Cancelled) if the export was cancelled, or (_Withdrawn) if the access it reads
+    with was withdrawn: a disabled app or a revoked token reads nothing more."""
     with factory() as session:
-        status = store.status_of(session, export_id)
-    return status == ExportStatus.running
+        export = store.get_export(session, export_id)
+        if export is None or export.status != ExportStatus.running:
+            raise _Cancelled
+        if _withdrawn(session, export):
+            raise _Withdrawn
 
 
 def _changed_since(resource: dict[str, Any], since: datetime | None) -> bool:
@@ -643,14 +702,15 @@ def _pages(
     kind: str,
     extra: list[tuple[str, str]],
     schedule: BulkSchedule,
-) -> Iterator[list[dict[str, Any]]]:
+    associated: Any = None,
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Every page of a search, each read (and its audit events written) in a transaction of
     its own: a long export never holds the database (on SQLite, its one writer) for long, and
-    a cancel between two pages stops it."""
+    a cancel between two pages stops it. With `associated` (session, reader, resources ->
+    Provenance), each page's latest Provenance, made in the same transaction."""
     cursor: str | None = None
     while True:
-        if not _still_wanted(factory, export_id):
-            raise _Cancelled
+        _check_wanted(factory, export_id)
         pairs = list(extra)
         if cursor:
             pairs.append(("_cursor", cursor))
@@ -658,7 +718,8 @@ def _pages(
             export, by = store.export_and_user(session, export_id)
             _set_context(session, export)
             page = _page(session, by, kind, pairs, schedule)
-        yield page.resources
+            made = associated(session, by, page.resources) if associated else []
+        yield page.resources, made
         cursor = page.next_cursor
         if not cursor:
             return
@@ -675,7 +736,7 @@ def _patient_ids(
     factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSchedule
 ) -> list[str]:
     ids: list[str] = []
-    for resources in _pages(factory, export_id, "Patient", [], schedule):
+    for resources, _ in _pages(factory, export_id, "Patient", [], schedule):
         ids += [r["id"] for r in resources]
     return ids
 
@@ -705,7 +766,82 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
     folder.mkdir(parents=True, exist_ok=True)
     patient_ids: list[str] | None = members
     files: list[BulkExportFile] = []
+    associated: Any = None
+    provenance_file = _Ndjson(schedule, export_id, PROVENANCE)
+    if PROVENANCE in kinds:
+        kinds = [k for k in kinds if k != PROVENANCE]
+        associated = partial(_latest_provenance, since=since)
+    try:
+        _write_kinds(
+            factory,
+            export_id,
+            schedule,
+            kinds,
+            members,
+            patient_ids,
+            since,
+            elements,
+            files,
+            associated,
+            provenance_file,
+        )
+    finally:
+        provenance_file.close()
+    if provenance_file.file is not None:
+        files.append(provenance_file.file)
+    _finish_export(factory, export_id, schedule, files)
+
+
+def _latest_provenance(
+    session: Session, by: User, resources: list[dict[str, Any]], *, since: datetime | None
+) -> list[dict[str, Any]]:
+    """includeAssociatedData=LatestProvenanceResources: the latest Provenance of each
+    resource of the page the export keeps, read as the reader (the care plan's as its history
+    is: the care team's)."""
+    kept = [r for r in resources if _changed_since(r, since)]
+    return fhir.provenances(session, by=by, resources=kept, latest_only=True)
+
+
+class _Ndjson:
+    """One NDJSON file of an export, opened at its first resource."""
+
+    def __init__(self, schedule: BulkSchedule, export_id: uuid.UUID, kind: str) -> None:
+        self.schedule, self.export_id, self.kind = schedule, export_id, kind
+        self.file: BulkExportFile | None = None
+        self.out: Any = None
+        self.seen: set[str] = set()
+
+    def write(self, resource: dict[str, Any]) -> None:
+        if self.file is None:
+            self.file = BulkExportFile(
+                id=uuid.uuid4(), export_id=self.export_id, resource_type=self.kind, count=0
+            )
+            self.out = _file_path(self.schedule, self.export_id, self.file.id).open("w")
+        self.out.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")))
+        self.out.write("\n")
+        self.file.count += 1
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+
+
+def _write_kinds(
+    factory: sessionmaker[Session],
+    export_id: uuid.UUID,
+    schedule: BulkSchedule,
+    kinds: list[str],
+    members: list[str] | None,
+    patient_ids: list[str] | None,
+    since: datetime | None,
+    elements: list[str],
+    files: list[BulkExportFile],
+    associated: Any,
+    provenance_file: _Ndjson,
+) -> None:
     for kind in kinds:
+        _check_wanted(factory, export_id)  # between files
         if kind == "Questionnaire":
             selections = [[]]  # not about a patient: the same for every level
         elif kind == "Patient":
@@ -719,35 +855,40 @@ def _run(factory: sessionmaker[Session], export_id: uuid.UUID, schedule: BulkSch
             if patient_ids is None:
                 patient_ids = _patient_ids(factory, export_id, schedule)
             selections = [[("patient", ",".join(c))] for c in _chunks(patient_ids)]
-        file: BulkExportFile | None = None
-        out = None
+        ndjson = _Ndjson(schedule, export_id, kind)
         try:
             for extra in selections:
-                for resources in _pages(factory, export_id, kind, extra, schedule):
+                pages = _pages(factory, export_id, kind, extra, schedule, associated)
+                for resources, made in pages:
                     for resource in resources:
                         if not _changed_since(resource, since):
                             continue
-                        if elements:
-                            resource = subset(resource, elements)
-                        if file is None:
-                            file = BulkExportFile(
-                                id=uuid.uuid4(), export_id=export_id, resource_type=kind, count=0
+                        ndjson.write(subset(resource, elements) if elements else resource)
+                    for provenance in made:
+                        if provenance["id"] not in provenance_file.seen:
+                            provenance_file.seen.add(provenance["id"])
+                            provenance_file.write(
+                                subset(provenance, elements) if elements else provenance
                             )
-                            out = _file_path(schedule, export_id, file.id).open("w")
-                        assert out is not None
-                        out.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")))
-                        out.write("\n")
-                        file.count += 1
         finally:
-            if out is not None:
-                out.close()
-        if file is not None:
-            files.append(file)
+            ndjson.close()
+        if ndjson.file is not None:
+            files.append(ndjson.file)
+
+
+def _finish_export(
+    factory: sessionmaker[Session],
+    export_id: uuid.UUID,
+    schedule: BulkSchedule,
+    files: list[BulkExportFile],
+) -> None:
     with unit_of_work(factory) as session:
         export, by = store.export_and_user(session, export_id)
         _set_context(session, export)
         if export.status != ExportStatus.running:
             raise _Cancelled
+        if _withdrawn(session, export):
+            raise _Withdrawn
         session.add_all(files)
         record(
             session,
@@ -766,6 +907,33 @@ class _Cancelled(Exception):
     pass
 
 
+class _Withdrawn(Exception):
+    """The access the export reads with was withdrawn while it ran."""
+
+
+def _stop_withdrawn(
+    session: Session, export: BulkExport, schedule: BulkSchedule, *, running: bool
+) -> None:
+    """An export whose access was withdrawn: its files deleted at once, and it is failed, so
+    its status answers with an error (403) until it expires. In the trail as its reader's."""
+    _delete_files(session, export, schedule)
+    export.status = ExportStatus.failed
+    export.error = WITHDRAWN
+    export.finished_at = export.finished_at or now()
+    export.expires_at = now() + schedule.expires
+    _, user = store.export_and_user(session, export.id)
+    _set_context(session, export)
+    record(
+        session,
+        by=user,
+        action="export_stop",
+        object_type="BulkExport",
+        object_id=export.id,
+        outcome=Outcome.denied,
+        detail={"reason": "access_withdrawn", "running": running},
+    )
+
+
 def run_exports(factory: sessionmaker[Session], schedule: BulkSchedule) -> int:
     """Run every queued export (each in its own transaction); returns how many finished. An
     export that fails is marked failed (its status answers 500 with the reason's kind); one
@@ -776,6 +944,12 @@ def run_exports(factory: sessionmaker[Session], schedule: BulkSchedule) -> int:
             _run(factory, export_id, schedule)
             finished += 1
         except _Cancelled:
+            shutil.rmtree(schedule.directory / export_id.hex, ignore_errors=True)
+        except _Withdrawn:
+            with unit_of_work(factory) as session:
+                export = store.get_export(session, export_id)
+                if export is not None and export.status == ExportStatus.running:
+                    _stop_withdrawn(session, export, schedule, running=True)
             shutil.rmtree(schedule.directory / export_id.hex, ignore_errors=True)
         except Exception as exc:  # recorded on the export; the next one still runs
             log.error("bulk export %s failed: %s", export_id, type(exc).__name__, exc_info=exc)
@@ -797,5 +971,10 @@ def expire_exports(factory: sessionmaker[Session], schedule: BulkSchedule) -> in
         for export in expired:
             _delete_files(session, export, schedule)
             session.delete(export)
+        # A finished export whose app was disabled (or token revoked) since: its files go
+        # now, not at expiry.
+        for export in store.finished(session):
+            if export not in expired and _withdrawn(session, export):
+                _stop_withdrawn(session, export, schedule, running=False)
         # Cancelled exports are kept only to answer 404; their files are already gone.
         return len(expired)

@@ -9,7 +9,7 @@ than at the client.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from html import escape
 from typing import Any
@@ -590,38 +590,57 @@ def _plan_narrative(
     }
 
 
-def plan_provenance(plan: CarePlan, patient: Patient, revision: Any) -> dict[str, Any]:
-    """What Concord wrote: one Provenance per revision of a plan (who, when, why), its
-    target the version that revision made (CarePlan/[id]/_history/[n])."""
+PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+
+
+def provenance(
+    ident: str,
+    target: str,
+    recorded: datetime,
+    *,
+    created: bool,
+    agents: Sequence[tuple[str, dict[str, Any] | None]],
+    reason: str | None = None,
+    sources: Sequence[str] = (),
+) -> dict[str, Any] | None:
+    """What Concord wrote and who wrote it: one Provenance (the one function every written
+    resource's Provenance is made by). `target` the reference it is about (a version where
+    the type keeps them); `agents` (participant type code, who) for the people involved, the
+    first the author; `sources` the references it was made from. None when no person is
+    known (Provenance.agent.who is required)."""
+    people = [(code, who) for code, who in agents if who]
+    if not people:
+        return None
     return _drop_empty(
         {
             "resourceType": "Provenance",
-            "id": f"{plan.id}-r{revision.number}",
-            "target": [{"reference": f"CarePlan/{plan.id}/_history/{revision.number}"}],
-            "recorded": _instant(revision.created_at),
+            "id": ident,
+            "target": [{"reference": target}],
+            "recorded": _instant(recorded),
             "activity": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                        "code": "CREATE" if revision.number == 1 else "UPDATE",
-                    }
-                ]
+                "coding": [{"system": DATA_OPERATION, "code": "CREATE" if created else "UPDATE"}]
             },
-            "reason": [{"text": revision.reason}] if revision.reason else None,
+            "reason": [{"text": reason}] if reason else None,
             "agent": [
-                {
-                    "type": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                "code": "author",
-                            }
-                        ]
-                    },
-                    "who": person_ref(revision.author, patient),
-                }
+                {"type": {"coding": [{"system": PARTICIPANT_TYPE, "code": code}]}, "who": who}
+                for code, who in people
             ],
+            "entity": [{"role": "source", "what": {"reference": ref}} for ref in sources],
         }
+    )
+
+
+def plan_provenance(plan: CarePlan, patient: Patient, revision: Any) -> dict[str, Any] | None:
+    """One Provenance per revision of a plan (who, when, why), its target the version that
+    revision made (CarePlan/[id]/_history/[n])."""
+    return provenance(
+        f"{plan.id}-r{revision.number}",
+        f"CarePlan/{plan.id}/_history/{revision.number}",
+        revision.created_at,
+        created=revision.number == 1,
+        agents=[("author", person_ref(revision.author, patient))],
+        reason=revision.reason,
     )
 
 
@@ -772,7 +791,8 @@ US_CORE_GAPS = (
     "not v3-ObservationInterpretation; CareTeam roles of staff are Concord's, not SNOMED CT "
     "(the patient is listed as a participant, SNOMED CT 116154003); Goal.target is coded "
     "(target.measure, detailQuantity) only for goals linked to a questionnaire's score, text otherwise; Provenance is "
-    "written for care plans only; Patient lacks race, ethnicity and address; name search is "
+    "written for what a person wrote in Concord (care plans, goals, scored observations, "
+    "medications), not for other resources nor for what an EHR sent; Patient lacks race, ethnicity and address; name search is "
     "not accent-insensitive; vread serves the current version only (earlier care plans are "
     "listed by CarePlan/[id]/_history); Patient/$everything takes _type and _count, not "
     "start, end or _since; Observation has "
@@ -846,7 +866,10 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
             "type": "Provenance",
             "documentation": "One for each revision of a care plan (who, when, why), read by "
             "id ([plan id]-r[n]) or with CarePlan?_revinclude=Provenance:target; the care "
-            "team's. Not yet written for the other resources Concord stores.",
+            "team's. For a Goal, a scored Observation, a MedicationRequest or a "
+            "MedicationStatement, one for its latest write by a person (goal-[id], obs-[id], "
+            "medreq-[id], medstmt-[id]), read by id or with _revinclude=Provenance:target, as "
+            "its target is read. Not written for other resources nor for what an EHR sent.",
             "interaction": [{"code": "read"}],
         }
     )

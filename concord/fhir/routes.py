@@ -21,6 +21,7 @@ from concord.fhir import medications as fhir_meds
 from concord.fhir import messaging as fhir_messages
 from concord.fhir import moud as moud_door
 from concord.fhir import patients as fhir_patients
+from concord.fhir import provenance as fhir_provenance
 from concord.fhir import quality as quality_door
 from concord.fhir import service as fhir
 from concord.fhir import social as social_door
@@ -158,7 +159,8 @@ def _check_headers(request: Request) -> bool:
 
 # (`patient` is honoured: with lenient handling, a patient the requester may not read is left
 # out rather than refused; concord.fhir.bulk.kick_off.)
-LENIENT_IGNORED = {"includeAssociatedData", "_typeFilter"}
+# (`includeAssociatedData`: its unsupported values are left out there too.)
+LENIENT_IGNORED = {"_typeFilter"}
 
 
 def _pairs_from_parameters(raw: bytes) -> list[tuple[str, str]]:
@@ -272,6 +274,25 @@ def export_status(
                 "Retry-After": RETRY_AFTER,
             },
         )
+    if export.status == ExportStatus.failed and export.error == bulk.WITHDRAWN:
+        # The app was disabled, or now acts for someone else, while the export ran (or
+        # before its files were fetched): its files are deleted (concord.fhir.bulk).
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "forbidden",
+                    "diagnostics": str(
+                        Msg(
+                            "The export was stopped and its files deleted: the access it read "
+                            "with was withdrawn (the app disabled or the token revoked)."
+                        )
+                    ),
+                }
+            ],
+        }
+        return JSONResponse(outcome, status_code=403, media_type=FHIR_JSON)
     if export.status == ExportStatus.failed:
         outcome = {
             "resourceType": "OperationOutcome",
@@ -441,6 +462,13 @@ def _search(
     extra: list[dict[str, Any]] = []
     issues: list[dict[str, Any]] = []
     if (q.includes or q.revincludes) and not q.only_count:
+        # A SMART token's scopes must cover what is included beside the page too (its
+        # Provenance, a patient's Observations): refused (403, audited) otherwise, as a
+        # search of that type would be.
+        for included_kind in dict.fromkeys(v.split(":", 1)[0] for v in q.revincludes):
+            smart_scope.check(session, actor.smart, included_kind, "s")
+        if q.includes:
+            smart_scope.check(session, actor.smart, "Patient", "r")
         extra, issues = fhir.included(
             session, by=actor.user, q=q, found=page.resources, mrn=_mrn(request)
         )
@@ -1000,7 +1028,17 @@ def _read(
             session, by=actor.user, ident=ident, base_url=_site(request)
         )
     if kind == "Provenance":
-        return fhir.read_provenance(session, by=actor.user, ident=ident)
+        target = fhir_provenance.target_of(ident)
+        if target is None:
+            return fhir.read_provenance(session, by=actor.user, ident=ident)
+        # Its target read first, through the same door, scopes and access decision (and
+        # audited): a Provenance says no more than its target's reader may know.
+        smart_scope.check(session, actor.smart, target[0], "r")
+        about = _read(target[0], target[1], session, actor, request)
+        smart_scope.check_resource(session, actor.smart, target[0], about)
+        for made in fhir_provenance.latest(session, [about]):
+            return made
+        raise NotFound(Msg("No such resource."))
     if kind == "Appointment":
         return read_appointment(session, by=actor.user, ident=ident)
     if kind in fhir_meds.KINDS:

@@ -141,6 +141,11 @@ INCLUDES: dict[str, tuple[str, ...]] = {
 REVINCLUDES: dict[str, tuple[str, ...]] = {
     # The Provenance of each revision of the plan (the care team's, who see its history).
     "CarePlan": ("Provenance:target",),
+    # The latest write of each, by a person (concord.fhir.provenance).
+    "Goal": ("Provenance:target",),
+    "Observation": ("Provenance:target",),
+    "MedicationRequest": ("Provenance:target",),
+    "MedicationStatement": ("Provenance:target",),
     "Patient": (
         "Observation:patient",
         "Observation:subject",

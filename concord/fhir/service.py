@@ -27,6 +27,7 @@ from concord.decisions.aids import all_aids, get_aid
 from concord.ehr import service as ehr
 from concord.errors import Conflict, InvalidInput, NotFound, NotSupported
 from concord.fhir import mapping
+from concord.fhir import provenance as fhir_provenance
 from concord.fhir import social as fhir_social
 from concord.fhir.decisions import questionnaire, response
 from concord.fhir.mapping import CAREPLAN_CATEGORY, GOAL_CATEGORY, GOAL_LIFECYCLE
@@ -794,13 +795,7 @@ def included(
                 continue  # not the caller's to read: left out, as a search leaves it out
             seen.add(("Patient", ident))
     if "Provenance:target" in q.revincludes:
-        for resource in found:
-            if resource["resourceType"] != "CarePlan":
-                continue
-            try:
-                extra += plan_provenances(session, by=by, ident=resource["id"])
-            except NotFound:
-                continue  # the plan's history is not the caller's (the patient, family)
+        extra += provenances(session, by=by, resources=found, latest_only=False)
     if q.revincludes and found and found[0]["resourceType"] == "Patient":
         patient_ids = [r["id"] for r in found if r["resourceType"] == "Patient"]
         kinds = list(dict.fromkeys(v.split(":", 1)[0] for v in q.revincludes))
@@ -877,7 +872,31 @@ def plan_history(session: Session, *, by: User, ident: str, base: str) -> dict[s
 
 def plan_provenances(session: Session, *, by: User, ident: str) -> list[dict[str, Any]]:
     record, revisions = plan_revisions(session, by=by, ident=ident)
-    return [mapping.plan_provenance(record.plan, record.access.patient, r) for r in revisions]
+    made = [mapping.plan_provenance(record.plan, record.access.patient, r) for r in revisions]
+    return [p for p in made if p is not None]
+
+
+def provenances(
+    session: Session, *, by: User, resources: list[dict[str, Any]], latest_only: bool
+) -> list[dict[str, Any]]:
+    """The Provenance of each resource given that Concord wrote for a person: a care plan's,
+    one per revision (`latest_only`: its newest), read as the plan's history is (the care
+    team's; the patient and family get none); the others' (Goal, Observation,
+    MedicationRequest, MedicationStatement), their one latest (concord.fhir.provenance).
+    `resources` must have been read by `by` through the access path."""
+    out: list[dict[str, Any]] = []
+    for resource in resources:
+        if resource.get("resourceType") != "CarePlan":
+            continue
+        try:
+            plan = plan_provenances(session, by=by, ident=resource["id"])
+        except NotFound:
+            continue  # the plan's history is not the caller's (the patient, family)
+        if latest_only and plan:
+            # The newest revision's (revisions are listed in either order by their callers).
+            plan = [max(plan, key=lambda p: int(p["id"].rsplit("-r", 1)[1]))]
+        out += plan
+    return out + fhir_provenance.latest(session, resources)
 
 
 def read_provenance(session: Session, *, by: User, ident: str) -> dict[str, Any]:

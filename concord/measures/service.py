@@ -1647,3 +1647,21 @@ def record_searched(
             object_id=object_id,
             patient_id=patient_id,
         )
+
+
+def observation_writers(
+    session: Session, observation_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[MeasureObservation, MeasureResponse, Patient]]:
+    """Each scored Observation with the response it was scored from (who answered, who
+    entered it) and its patient: what its Provenance says (concord.fhir.provenance). No access
+    decision here: asked only about Observations the caller has just been given through one."""
+    ids = list(observation_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(MeasureObservation, MeasureResponse, Patient)
+        .join(MeasureResponse, MeasureResponse.id == MeasureObservation.response_id)
+        .join(Patient, Patient.id == MeasureObservation.patient_id)
+        .where(MeasureObservation.id.in_(ids))
+    ).all()
+    return {obs.id: (obs, response, patient) for obs, response, patient in rows}

@@ -1305,3 +1305,24 @@ def latest_checkins(
         elif row.kind not in mine:
             mine[row.kind] = row
     return out
+
+
+def medication_writers(
+    session: Session, medication_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Medication, Patient, User | None]]:
+    """Each medication, its patient and who last wrote it (else who recorded it): what its
+    Provenance says (concord.fhir.provenance). No access decision here: asked only about
+    medications the caller has just been given through one."""
+    ids = list(medication_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Medication, Patient)
+        .join(Patient, Patient.id == Medication.patient_id)
+        .where(Medication.id.in_(ids))
+    ).all()
+    out: dict[uuid.UUID, tuple[Medication, Patient, User | None]] = {}
+    for med, patient in rows:
+        writer = med.updated_by_id or med.created_by_id
+        out[med.id] = (med, patient, session.get(User, writer) if writer else None)
+    return out

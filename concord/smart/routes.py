@@ -18,7 +18,7 @@ from concord.fhir.search import SEARCH_PARAMS
 from concord.i18n import Msg
 from concord.smart import scopes as sc
 from concord.smart import service
-from concord.smart.schemas import ClientIn, LaunchIn
+from concord.smart.schemas import ActsForIn, ClientIn, LaunchIn
 from concord.web.deps import (
     ApiActor,
     ApiWriter,
@@ -413,6 +413,40 @@ def admin_disable(app_id: str, session: DbSession, actor: PostedBy) -> Response:
     return RedirectResponse("/admin/smart-apps?done=disabled", status_code=303)
 
 
+def _change_acts_for(session: DbSession, by: Any, app_id: str, data: ActsForIn) -> Any:
+    return service.change_acts_for(
+        session, by=by, ident=app_id, acts_for=data.acts_for, care_team=data.care_team
+    )
+
+
+@router.post("/admin/smart-apps/{app_id}/acts-for")
+def admin_acts_for(
+    app_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ActsForIn], FormOf(ActsForIn)],
+    actor: PostedBy,
+) -> Response:
+    try:
+        _change_acts_for(session, actor.user, app_id, form.read())
+    except InvalidInput as exc:
+        return render(
+            request,
+            "smart/apps.html",
+            {
+                "apps": service.list_clients(session, by=actor.user),
+                "errors": {},
+                "acts_for_errors": {app_id: exc.errors},
+                "values": {},
+                "created": None,
+                "secret": None,
+                "done": None,
+            },
+            status_code=422,
+        )
+    return RedirectResponse("/admin/smart-apps?done=acts_for", status_code=303)
+
+
 @router.get("/api/v1/smart/clients", tags=["SMART"])
 def api_clients(session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
     """The apps registered for the organization (administrators)."""
@@ -431,6 +465,16 @@ def api_register(data: ClientIn, session: DbSession, actor: ApiWriter) -> dict[s
 def api_disable(app_id: str, session: DbSession, actor: ApiWriter) -> dict[str, Any]:
     """Stop an app: its grants and tokens are revoked."""
     return client_json(service.disable_client(session, by=actor.user, ident=app_id))
+
+
+@router.put("/api/v1/smart/clients/{app_id}/acts-for", tags=["SMART"])
+def api_acts_for(
+    app_id: str, data: ActsForIn, session: DbSession, actor: ApiWriter
+) -> dict[str, Any]:
+    """Change whom a backend service acts for (administrators): `acts_for`, a clinician's
+    email, or `care_team`, a care team's id (its current lead); neither: no one. A running
+    export of the app stops at its next batch."""
+    return client_json(_change_acts_for(session, actor.user, app_id, data))
 
 
 @router.post("/api/v1/smart/launches", status_code=201, tags=["SMART"])

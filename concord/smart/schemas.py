@@ -37,6 +37,16 @@ class ClientIn(BaseModel):
         return value in (True, "on", "true", "1", "yes")
 
 
+class ActsForIn(BaseModel):
+    """Whom a backend service acts for: a clinician by email, or a care team's current lead
+    by the team's id; neither, no one (it then reads nothing)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    acts_for: str = ""
+    care_team: str = ""
+
+
 class LaunchIn(BaseModel):
     """The EHR's patient, by identifier: its system (Concord's MRN system) and value."""
 

@@ -47,7 +47,7 @@ from concord.audit.service import record
 from concord.clock import now
 from concord.errors import InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
-from concord.patients.models import Patient
+from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.smart import scopes as sc
 from concord.smart.models import (
     SmartClient,
@@ -225,10 +225,90 @@ def _acts_for(session: Session, by: User, email: str | None, *, backend: bool) -
     return person
 
 
+def change_acts_for(
+    session: Session,
+    *,
+    by: User,
+    ident: str,
+    acts_for: str | None = None,
+    care_team: str | None = None,
+) -> SmartClient:
+    """An administrator changes whom a backend service acts for (ADR 0028): a clinician named
+    by email (`acts_for`), or the current lead of a care team (`care_team`, the CareTeam's id,
+    as the Group export names it; the lead *now* is recorded, and a later change of lead does
+    not move the app). Neither: it acts for no one, and reads nothing. Audited, old and new.
+    A running export of the app reads no further batch: it read as the former clinician
+    (concord.fhir.bulk asks still_authorized before each one)."""
+    client = get_client(session, by=by, ident=ident)
+    acts_for = (acts_for or "").strip()
+    care_team = (care_team or "").strip()
+    if client.service_user_id is None:
+        raise InvalidInput.field(
+            "acts_for", Msg("only a backend service (system/ scopes) acts for a clinician")
+        )
+    if client.disabled_at is not None:
+        raise InvalidInput.field("acts_for", Msg("this app is stopped"))
+    if acts_for and care_team:
+        raise InvalidInput.field("care_team", Msg("name a clinician or a care team, not both"))
+    person = _acts_for(session, by, acts_for, backend=True) if acts_for else None
+    team_id = None
+    if care_team:
+        person, team_id = _team_lead(session, by, care_team), care_team
+    before = client.acts_for_id
+    client.acts_for_id = person.id if person else None
+    record(
+        session,
+        by=by,
+        action="smart_client_acts_for",
+        object_type="SmartClient",
+        object_id=client.id,
+        detail={
+            "from": str(before) if before else None,
+            "to": str(person.id) if person else None,
+            **({"care_team": team_id} if team_id else {}),
+        },
+    )
+    return client
+
+
+def _team_lead(session: Session, by: User, care_team: str) -> User:
+    """The current lead of a care team of the administrator's organization, an active
+    clinician; InvalidInput naming `care_team` otherwise (a team not found says the same)."""
+    try:
+        team_id = uuid.UUID(care_team)
+    except ValueError:
+        team_id = None
+    lead = None
+    if team_id is not None:
+        lead = session.scalar(
+            select(User)
+            .join(CareTeamMember, CareTeamMember.user_id == User.id)
+            .join(CareTeam, CareTeam.id == CareTeamMember.care_team_id)
+            .join(Patient, Patient.id == CareTeam.patient_id)
+            .where(
+                CareTeam.id == team_id,
+                CareTeamMember.is_lead.is_(True),
+                CareTeamMember.ended_at.is_(None),
+                Patient.organization_id == by.organization_id,
+            )
+        )
+    if lead is None or not lead.active or not lead.is_clinician:
+        raise InvalidInput.field(
+            "care_team",
+            Msg("must be the id of a care team of this organization led by an active clinician"),
+        )
+    return lead
+
+
 def acting_person(session: Session, smart: SmartAccess) -> User | None:
     """The person a backend service's token reads as: the clinician its registration names,
     while they are an active clinician of the app's organization; None otherwise."""
-    client = smart.client
+    return acts_for_person(session, smart.client)
+
+
+def acts_for_person(session: Session, client: SmartClient) -> User | None:
+    """The clinician a backend service's registration names, while they are an active
+    clinician of the app's organization; None otherwise."""
     if client.acts_for_id is None:
         return None
     person = session.get(User, client.acts_for_id)
@@ -240,6 +320,28 @@ def acting_person(session: Session, smart: SmartAccess) -> User | None:
     ):
         return None
     return person
+
+
+def still_authorized(
+    session: Session, *, token_id: uuid.UUID, client_id: uuid.UUID | None, user_id: uuid.UUID
+) -> bool:
+    """Whether the access a running Bulk export reads with still stands (asked by the worker
+    before each batch). A backend service's export: the app is not disabled and still acts
+    for the same clinician (an administrator may have changed it). Any other: the token that
+    asked is not revoked, its person still active, and, for a SMART app's token, the app not
+    disabled nor the person's grant revoked."""
+    if client_id is not None:
+        client = session.get(SmartClient, client_id)
+        if client is None or client.disabled_at is not None:
+            return False
+        person = acts_for_person(session, client)
+        return person is not None and person.id == user_id
+    token = session.get(ApiToken, token_id)
+    if token is None or token.revoked_at is not None or not token.user.active:
+        return False
+    if session.get(SmartToken, token.id) is not None:
+        return smart_access(session, token) is not None
+    return True
 
 
 def is_backend(smart: SmartAccess | None) -> bool:

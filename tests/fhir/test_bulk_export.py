@@ -188,12 +188,16 @@ def test_elements(client, manager, factory, schedule):
     assert refused.status_code == 422 and "_elements" in refused.text
 
 
-def test_lenient_drops_unsupported(client, manager):
+def test_lenient_drops_unsupported(client, manager, session):
+    from concord.bulk.models import BulkExport
+
     response = client.get(
-        "/fhir/$export?includeAssociatedData=LatestProvenanceResources",
+        "/fhir/$export?includeAssociatedData=RelevantProvenanceResources&_typeFilter=x",
         headers={**manager, **KICK, "Prefer": "respond-async, handling=lenient"},
     )
     assert response.status_code == 202
+    export = session.scalar(select(BulkExport).order_by(BulkExport.created_at.desc()).limit(1))
+    assert "Provenance" not in export.types.split()
 
 
 def test_groups(client, people, manager, session, factory, schedule):
