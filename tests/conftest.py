@@ -134,24 +134,11 @@ def demo_database(
     """The demo, built once per worker the first time a test asks, through `concord demo
     --no-serve` on the tests' today, to copy (`fresh_database(..., like=demo_database)`): a
     build costs several seconds of CPU. Nothing stays connected to it."""
-    from typer.testing import CliRunner
-
-    from concord.cli import app as cli
-    from concord.clock import FakeClock, set_clock
+    from tests.demo_summary import build_demo
 
     tmp = tmp_path_factory.mktemp("demo")
-    with (
-        fresh_database(database_url, tmp, "demo", like=migrated_database) as url,
-        pytest.MonkeyPatch.context() as mp,
-    ):
-        mp.setenv("CONCORD_DATABASE_URL", url)
-        previous = set_clock(FakeClock(NOW))
-        try:
-            result = CliRunner().invoke(cli, ["demo", "--no-serve"])
-        finally:
-            set_clock(previous)
-        assert result.exit_code == 0, result.output
-        mp.undo()
+    with fresh_database(database_url, tmp, "demo", like=migrated_database) as url:
+        build_demo(url)
         yield url
 
 

@@ -105,12 +105,17 @@ def build_demo(url: str) -> None:
     from concord.cli import app
     from concord.clock import FakeClock, set_clock
 
+    before = os.environ.get("CONCORD_DATABASE_URL")
     os.environ["CONCORD_DATABASE_URL"] = url
     previous = set_clock(FakeClock(NOW))
     try:
         result = CliRunner().invoke(app, ["demo", "--no-serve"])
     finally:
         set_clock(previous)
+        if before is None:
+            os.environ.pop("CONCORD_DATABASE_URL", None)
+        else:
+            os.environ["CONCORD_DATABASE_URL"] = before
     assert result.exit_code == 0, result.output
 
 
