@@ -815,8 +815,8 @@ def _move(
     if outcome:
         referral.outcome = outcome
     referral.updated_at = now()
-    if to in rules.CLOSED:
-        referral.closed_at = now()
+    if to in rules.CLOSED and referral.closed_at is None:
+        referral.closed_at = now()  # the first close (entered in error may follow it)
     _event(
         session,
         referral,
