@@ -223,6 +223,32 @@ def get_concern(
     return concern
 
 
+def concerns_shown(
+    session: Session, *, access: PatientAccess, ids: Iterable[uuid.UUID | None]
+) -> set[uuid.UUID]:
+    """Which of `ids` name a social need of this patient that `access` may see: what another
+    record may point at (a plan goal's `Goal.addresses`, its `social_concern_id` in the JSON
+    API). A need the reader may not see (no record access, or a consent refusing social
+    needs) is not named, not even by its id; the withheld count is audited as for a list."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted or not access.can_read_record:
+        return set()
+    return {c.id for c in _concerns_among(session, access=access, ids=wanted)}
+
+
+@disclosure.discloses(CONCERN)
+def _concerns_among(
+    session: Session, *, access: PatientAccess, ids: set[uuid.UUID]
+) -> list[SocialConcern]:
+    return list(
+        session.scalars(
+            select(SocialConcern).where(
+                SocialConcern.id.in_(ids), SocialConcern.patient_id == access.patient.id
+            )
+        )
+    )
+
+
 def find_concern(session: Session, *, by: User, ident: Any) -> tuple[SocialConcern, PatientAccess]:
     """A concern by its id alone (the FHIR door): the patient's record access decides, then
     `get_concern` (the disclosure decision and the trail). A malformed id, a missing concern
