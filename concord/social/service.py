@@ -789,6 +789,24 @@ def events(session: Session, referral: Referral) -> list[ReferralEvent]:
     )
 
 
+def history_of(
+    session: Session, referrals: Iterable[Referral]
+) -> dict[uuid.UUID, list[ReferralEvent]]:
+    """Each referral's recorded changes, in order, in one query: for referrals already read
+    through `list_referrals` (its access check, disclosure decision and audit event)."""
+    ids = [r.id for r in referrals]
+    found: dict[uuid.UUID, list[ReferralEvent]] = {i: [] for i in ids}
+    if ids:
+        rows = session.scalars(
+            select(ReferralEvent)
+            .where(ReferralEvent.referral_id.in_(ids))
+            .order_by(ReferralEvent.referral_id, ReferralEvent.seq)
+        )
+        for event in rows:
+            found[event.referral_id].append(event)
+    return found
+
+
 def _move(
     session: Session,
     referral: Referral,
