@@ -35,6 +35,7 @@ from concord.careplans.schemas import (
 )
 from concord.errors import InvalidInput, NotFound
 from concord.i18n import Msg
+from concord.social import service as social_needs
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once
 
@@ -88,7 +89,11 @@ def _serving(data: dict[str, Any], goals: set[str]) -> dict[str, Any]:
     return data
 
 
-def plan_json(view: plans.PlanView) -> dict[str, Any]:
+def plan_json(
+    view: plans.PlanView, needs_shown: set[Any] | frozenset[Any] = frozenset()
+) -> dict[str, Any]:
+    """`needs_shown`: the social needs the reader may see; a goal's `social_concern_id` names
+    only one of them (concord.social.service.concerns_shown), else it is null."""
     plan, contents, agreement = view.plan, view.contents, view.agreement
 
     def party(a: Any) -> Any:
@@ -106,6 +111,8 @@ def plan_json(view: plans.PlanView) -> dict[str, Any]:
     goals = []
     for goal in contents.goals:
         entry = item_json("goals", goal)
+        if goal.social_concern_id not in needs_shown:
+            entry["social_concern_id"] = None
         entry["milestones"] = [item_json("milestones", m) for m in contents.milestones_for(goal.id)]
         goals.append(entry)
     return {
@@ -157,7 +164,10 @@ def _view(session: Session, acc: PatientAccess) -> dict[str, Any]:
     view = plans.plan_view(session, access=acc)
     if view is None:
         raise NotFound(Msg("This patient has no current care plan."))
-    return plan_json(view)
+    needs = social_needs.concerns_shown(
+        session, access=acc, ids=[g.social_concern_id for g in view.contents.goals]
+    )
+    return plan_json(view, needs)
 
 
 @router.get("/patients/{patient_id}/careplan")

@@ -69,6 +69,7 @@ from concord.patients.service import list_my_patients, list_related_persons
 from concord.registry.reviews import recommendations_for
 from concord.registry.service import relapse_plan_for
 from concord.safety.plans import crisis_lines, plan_for, shared_with_me
+from concord.social import labels as social_labels
 from concord.social import service as social_needs
 from concord.social.labels import DOMAIN_LABELS
 from concord.social.models import ConcernStatus as NeedStatus
@@ -153,6 +154,7 @@ def _editor_context(
         else [],
         # intervention id -> the decision made together that chose it (linked on the page)
         "decision_links": _decision_links(session, view.plan.id) if view else {},
+        **(_referrals(session, acc) if view else {}),
     }
 
 
@@ -179,6 +181,42 @@ def _social_needs(
         if c.status in (NeedStatus.proposed, NeedStatus.confirmed) or c.id in named
     ]
     return SocialNeeds(options, labels)
+
+
+def _referrals(session: DbSession, acc: PatientAccess) -> dict[str, Any]:
+    """The patient's referrals to community services and each one's recorded changes, for the
+    plan's pages. A referral's change is not plan content (it makes no plan version and asks
+    for no new agreement): it is shown from the referral's own audited history, read through
+    the social-needs domain (its access check and disclosure decision)."""
+    if not acc.can_read_record:
+        return {
+            "referrals": [],
+            "referral_history": {},
+            "referral_timeline": [],
+            "referral_labels": _REFERRAL_LABELS,
+        }
+    referrals = social_needs.list_referrals(session, access=acc)
+    history = social_needs.history_of(session, referrals)
+    # Every change of every referral, newest first, each with its referral (the history page).
+    timeline = sorted(
+        ((e, r) for r in referrals for e in history[r.id]),
+        key=lambda pair: (pair[0].at, pair[0].seq),
+        reverse=True,
+    )
+    return {
+        "referrals": referrals,
+        "referral_history": history,
+        "referral_timeline": timeline,
+        "referral_labels": _REFERRAL_LABELS,
+    }
+
+
+_REFERRAL_LABELS = {
+    "status": social_labels.STATUS_LABELS,
+    "party": social_labels.PARTY_LABELS,
+    "domain": social_labels.DOMAIN_LABELS,
+    "report": social_labels.REPORT_LABELS,
+}
 
 
 def _decision_links(session: DbSession, plan_id: Any) -> dict[Any, Any]:
@@ -535,6 +573,7 @@ def plan_history(
             **header_context(session, acc, tab="plan"),
             "changes_of": lambda r: [Change.from_dict(d) for d in r.summary.get("changes", [])],
             "reason_of": lambda r: reason_text(r, lang, tz),
+            **_referrals(session, acc),
         },
     )
 
@@ -565,8 +604,14 @@ def _self_access(session: DbSession, actor: Actor, action: str = "read") -> Pati
 
 
 def _portal_context(
-    session: DbSession, acc: PatientAccess, state: FormState | None = None
+    session: DbSession,
+    acc: PatientAccess,
+    state: FormState | None = None,
+    *,
+    referrals: bool = True,
 ) -> dict[str, Any]:
+    """What "My plan" shows (`referrals`: with the patient's referrals and their changes; the
+    portal's home page, which shows none, leaves them out)."""
     view = plans.plan_view(session, access=acc)
     since = None
     if view is not None and view.agreement.patient is None:
@@ -580,6 +625,7 @@ def _portal_context(
         "view": view,
         "state": state,
         "changes_since_agreed": since,
+        **(_referrals(session, acc) if view and referrals else {}),
     }
 
 
@@ -595,7 +641,7 @@ def _last_agreed_revision(session: DbSession, plan_id: Any) -> int | None:
 @router.get("/my")
 def my_home(request: Request, session: DbSession, actor: WebActor) -> Response:
     acc = _self_access(session, actor)
-    context = _portal_context(session, acc)
+    context = _portal_context(session, acc, referrals=False)
     context["steps"] = plans.my_action_steps(session, by=actor.user)
 
     context["check_ins"] = [

@@ -291,9 +291,12 @@ def goal_resource(
     patient: Patient,
     contents: PlanContents | None,
     labelled: Collection[uuid.UUID] = (),
+    addresses: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     """`labelled`: the ids of the goal and plan items that are Part 2 records (the goal, or a
-    milestone shown in it, makes the whole Goal one)."""
+    milestone shown in it, makes the whole Goal one). `addresses`: the social need the goal
+    addresses, given only when the reader may see it (concord.social.service.concerns_shown);
+    none, and Goal.addresses is left out."""
     target: dict[str, Any] = _drop_empty(
         _measured_target(goal)
         or {
@@ -359,12 +362,9 @@ def goal_resource(
             "expressedBy": expressed_by,
             # The social need it addresses: the SDOH health concern's Condition (ADR 0030).
             "addresses": [
-                {
-                    "reference": "Condition/"
-                    f"{RESERVED_ID_PREFIXES['Condition']}{goal.social_concern_id}"
-                }
+                {"reference": f"Condition/{RESERVED_ID_PREFIXES['Condition']}{addresses}"}
             ]
-            if goal.social_concern_id
+            if addresses
             else None,
         }
     )

@@ -56,6 +56,7 @@ from concord.measures.library import library
 from concord.paging import Page
 from concord.part2 import labels as part2_labels
 from concord.patients import service as patients
+from concord.social import service as social_needs
 
 
 @dataclass
@@ -141,12 +142,16 @@ def _plan_resource(session: Session, record: plans.PlanRecord) -> dict[str, Any]
 def _goal_resource(
     session: Session, goal: Any, acc: PatientAccess, contents: Any
 ) -> dict[str, Any]:
+    # Goal.addresses names the social need only for a reader who may see it (its Condition).
+    need = goal.social_concern_id
+    shown = social_needs.concerns_shown(session, access=acc, ids=[need]) if need else set()
     return mapping.goal_resource(
         goal,
         acc.patient,
         contents,
         labelled=_labelled_items(session, acc.patient, contents)
         | _labelled_goal(session, goal, acc),
+        addresses=need if need in shown else None,
     )
 
 

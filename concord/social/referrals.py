@@ -4,10 +4,13 @@ Who may set each status is the SDOH Clinical Care IG's table for the referral-ma
 (HL7/fhir-sdoh-clinicalcare, StructureDefinition-SDOHCC-TaskForReferralManagement-intro.md,
 "Status Management"): the requester sets draft, requested and entered-in-error; the responder
 (the community organization) sets accepted, rejected, in-progress, on-hold, failed and
-completed; either may cancel. Which status may follow which is the FHIR R4 Task state machine
-(hl7.org/fhir/R4/task.html#statemachine) as the IG's state diagram draws it for referrals:
-requested -> accepted or rejected; accepted -> in-progress; in-progress <-> on-hold; in-progress
--> completed or failed; on-hold -> failed; any open status -> cancelled.
+completed; either may cancel. Which status may follow which is the IG's own "Referral Task
+State Diagram" (input/images/ReferralTaskStateDiagram.svg, STU3): draft (optional) ->
+requested; requested -> accepted, rejected or cancelled; accepted -> in-progress, on-hold,
+completed or failed, or cancelled; in-progress <-> on-hold; in-progress and on-hold ->
+completed, failed or cancelled; entered-in-error "can be reached from any other status".
+Where the diagram is silent Concord adds one edge, draft -> cancelled (a draft the team drops);
+ADR 0027, decision 6, lists how this table was compared with the diagram.
 """
 
 from __future__ import annotations
@@ -22,37 +25,43 @@ from concord.social.models import ReferralStatus as S
 REQUESTER = "requester"  # the care team that sent it
 PARTNER = "partner"  # the community organization, through its link
 
-# status -> {next status: who may set it}
-TRANSITIONS: Mapping[str, Mapping[str, frozenset[str]]] = {
+# status -> {next status: who may set it}, as the diagram draws it
+_FLOW: Mapping[str, Mapping[str, frozenset[str]]] = {
     S.draft: {
         S.requested: frozenset({REQUESTER}),
-        S.cancelled: frozenset({REQUESTER}),
-        S.entered_in_error: frozenset({REQUESTER}),
+        S.cancelled: frozenset({REQUESTER}),  # not drawn in the IG's diagram: see above
     },
     S.requested: {
         S.accepted: frozenset({PARTNER}),
         S.rejected: frozenset({PARTNER}),
         S.cancelled: frozenset({REQUESTER, PARTNER}),
-        S.entered_in_error: frozenset({REQUESTER}),
     },
     S.accepted: {
         S.in_progress: frozenset({PARTNER}),
+        S.on_hold: frozenset({PARTNER}),
+        S.completed: frozenset({PARTNER}),
+        S.failed: frozenset({PARTNER}),
         S.cancelled: frozenset({REQUESTER, PARTNER}),
-        S.entered_in_error: frozenset({REQUESTER}),
     },
     S.in_progress: {
         S.on_hold: frozenset({PARTNER}),
         S.completed: frozenset({PARTNER}),
         S.failed: frozenset({PARTNER}),
         S.cancelled: frozenset({REQUESTER, PARTNER}),
-        S.entered_in_error: frozenset({REQUESTER}),
     },
     S.on_hold: {
         S.in_progress: frozenset({PARTNER}),
+        S.completed: frozenset({PARTNER}),
         S.failed: frozenset({PARTNER}),
         S.cancelled: frozenset({REQUESTER, PARTNER}),
-        S.entered_in_error: frozenset({REQUESTER}),
     },
+}
+# "Can be reached from any other status" (the IG's diagram), set by the requester (its table):
+# a referral that should never have existed, found out even after it closed.
+TRANSITIONS: Mapping[str, Mapping[str, frozenset[str]]] = {
+    status: {**_FLOW.get(status, {}), S.entered_in_error: frozenset({REQUESTER})}
+    for status in S
+    if status != S.entered_in_error
 }
 CLOSED = frozenset({S.rejected, S.cancelled, S.failed, S.completed, S.entered_in_error})
 OPEN = frozenset({S.draft, S.requested, S.accepted, S.in_progress, S.on_hold})

@@ -223,6 +223,32 @@ def get_concern(
     return concern
 
 
+def concerns_shown(
+    session: Session, *, access: PatientAccess, ids: Iterable[uuid.UUID | None]
+) -> set[uuid.UUID]:
+    """Which of `ids` name a social need of this patient that `access` may see: what another
+    record may point at (a plan goal's `Goal.addresses`, its `social_concern_id` in the JSON
+    API). A need the reader may not see (no record access, or a consent refusing social
+    needs) is not named, not even by its id; the withheld count is audited as for a list."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted or not access.can_read_record:
+        return set()
+    return {c.id for c in _concerns_among(session, access=access, ids=wanted)}
+
+
+@disclosure.discloses(CONCERN)
+def _concerns_among(
+    session: Session, *, access: PatientAccess, ids: set[uuid.UUID]
+) -> list[SocialConcern]:
+    return list(
+        session.scalars(
+            select(SocialConcern).where(
+                SocialConcern.id.in_(ids), SocialConcern.patient_id == access.patient.id
+            )
+        )
+    )
+
+
 def find_concern(session: Session, *, by: User, ident: Any) -> tuple[SocialConcern, PatientAccess]:
     """A concern by its id alone (the FHIR door): the patient's record access decides, then
     `get_concern` (the disclosure decision and the trail). A malformed id, a missing concern
@@ -763,6 +789,24 @@ def events(session: Session, referral: Referral) -> list[ReferralEvent]:
     )
 
 
+def history_of(
+    session: Session, referrals: Iterable[Referral]
+) -> dict[uuid.UUID, list[ReferralEvent]]:
+    """Each referral's recorded changes, in order, in one query: for referrals already read
+    through `list_referrals` (its access check, disclosure decision and audit event)."""
+    ids = [r.id for r in referrals]
+    found: dict[uuid.UUID, list[ReferralEvent]] = {i: [] for i in ids}
+    if ids:
+        rows = session.scalars(
+            select(ReferralEvent)
+            .where(ReferralEvent.referral_id.in_(ids))
+            .order_by(ReferralEvent.referral_id, ReferralEvent.seq)
+        )
+        for event in rows:
+            found[event.referral_id].append(event)
+    return found
+
+
 def _move(
     session: Session,
     referral: Referral,
@@ -815,8 +859,8 @@ def _move(
     if outcome:
         referral.outcome = outcome
     referral.updated_at = now()
-    if to in rules.CLOSED:
-        referral.closed_at = now()
+    if to in rules.CLOSED and referral.closed_at is None:
+        referral.closed_at = now()  # the first close (entered in error may follow it)
     _event(
         session,
         referral,

@@ -123,3 +123,75 @@ def test_the_patient_completes_the_screen_and_the_partner_works_the_referral(liv
         partner.check_accessibility()
     finally:
         partner.close()
+
+
+def test_an_expired_link_says_so_and_the_care_manager_sends_a_fresh_one(
+    live, browser, asked, clock
+):
+    """The partner opens a link whose 30 days are over: a 410 page that says so and what to
+    do, nothing of the referral on it. The care manager sees the link has expired on the
+    referral and sends a fresh one; it works, and the old one opens nothing."""
+    from sqlalchemy import select
+
+    from concord.social.models import Referral
+    from concord.social.service import LINK_DAYS
+
+    summary = "Pat needs a ride to the pantry on Tuesdays."
+    cara = Visitor(browser, live["url"])
+    try:
+        cara.sign_in("cara@test.example.org")
+        page = cara.page
+        cara.goto(f"/patients/{asked.patient.id}/social")
+        page.locator("#service_id").select_option(label="Riverside Food Bank: Weekly groceries")
+        page.locator("#shared_summary").fill(summary)
+        page.locator("#signed_name").fill("Pat Ient")
+        page.locator("#signed_on").fill("2026-11-20")
+        page.get_by_role("button", name="Send the referral").click()
+        old = page.locator("#partner-link").inner_text()
+    finally:
+        cara.close()
+    with live["factory"]() as session:
+        referral_id = session.scalar(select(Referral.id).where(Referral.shared_summary == summary))
+    assert referral_id is not None
+
+    clock.advance(days=LINK_DAYS + 1)  # the server reads the same clock
+    partner = Visitor(browser, live["url"])
+    try:
+        page = partner.page
+        expired = partner.goto(old)
+        assert expired.status == 410
+        expect(page.get_by_role("heading", name="This link has expired")).to_be_visible()
+        expect(page.locator("#link-expired")).to_contain_text("Ask the clinic that sent it")
+        expect(page.get_by_text(summary)).to_have_count(0)
+    finally:
+        partner.close()
+
+    cara = Visitor(browser, live["url"])
+    try:
+        cara.sign_in("cara@test.example.org")
+        page = cara.page
+        cara.goto(f"/patients/{asked.patient.id}/social")
+        renew = page.locator(f"#link-{referral_id}")
+        expect(renew.get_by_text("The service's link has expired")).to_be_visible()
+        renew.get_by_role("button", name="Send a fresh link").click()
+        expect(page.get_by_text("The old link no longer works.", exact=False)).to_be_visible()
+        fresh = page.locator("#partner-link").inner_text()
+        cara.check_accessibility()
+    finally:
+        cara.close()
+    assert fresh != old
+
+    partner = Visitor(browser, live["url"])
+    try:
+        page = partner.page
+        opened = partner.goto(fresh)
+        assert opened.status == 200
+        expect(page.get_by_text(summary)).to_be_visible()
+        page.locator("#status").select_option(label="Accept")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#referral-status")).to_have_text("Accepted")
+        partner.check_accessibility()
+        # Only the new link's hash is kept: the old link is now one Concord does not know.
+        assert partner.goto(old).status == 404
+    finally:
+        partner.close()

@@ -134,3 +134,61 @@ def test_the_api_twin_links_a_goal_and_refuses_another_patients_need(
     )
     assert unknown.status_code == 422
     assert unknown.json()["fields"][0]["field"] == "social_concern_id"
+
+
+def test_goal_addresses_names_the_need_only_to_a_reader_who_may_see_it(
+    client, session, people, needs
+):
+    """A consent refusing social needs to the therapist: the plan's goal still reaches them
+    (care plan data), but neither FHIR Goal.addresses nor the API's social_concern_id names
+    the need, which they cannot read either; the care manager, whom it does not name, still
+    sees the reference and can follow it."""
+    from concord.consents import service as consents
+    from concord.consents.schemas import ConsentIn
+    from tests.factories import acc_for
+
+    food = needs["food-insecurity"]
+    made = client.post(
+        f"/api/v1/patients/{people.patient.id}/careplan/goals",
+        headers=bearer(session, people.care_manager),
+        json={
+            "statement": "Groceries without worry",
+            "category": "housing_and_social_needs",
+            "social_concern_id": str(food.id),
+        },
+    )
+    assert made.status_code == 201, made.text
+    goal_id = made.json()["id"]
+    consents.record(
+        session,
+        access=acc_for(session, people.patient_user, people.patient),
+        data=ConsentIn(
+            grantee_kind="user",
+            grantee_id=people.therapist.id,
+            scope="categories",
+            categories=["social_needs"],
+            provision="deny",
+            purposes=["treatment"],
+            method="portal_signature",
+            signed_name="Pat Ient",
+        ),
+    )
+    commit(session)
+    condition = f"Condition/concord-sdoh-{food.id}"
+    search = f"/fhir/Goal?patient={people.patient.id}"
+    api = f"/api/v1/patients/{people.patient.id}/careplan"
+    for reader, sees in ((people.care_manager, True), (people.therapist, False)):
+        headers = {**FHIR, **bearer(session, reader)}
+        read = client.get(f"/fhir/Goal/{goal_id}", headers=headers)
+        assert read.status_code == 200, read.text
+        assert read.json().get("addresses") == ([{"reference": condition}] if sees else None)
+        found = client.get(search, headers=headers).json()
+        by_id = {e["resource"]["id"]: e["resource"] for e in found["entry"]}
+        assert by_id[goal_id].get("addresses") == ([{"reference": condition}] if sees else None)
+        # The reference, where given, resolves for the same reader; where not, nor does it.
+        assert client.get(f"/fhir/{condition}", headers=headers).status_code == (
+            200 if sees else 404
+        )
+        plan = client.get(api, headers=bearer(session, reader)).json()
+        goal = next(g for g in plan["goals"] if g["id"] == goal_id)
+        assert goal["social_concern_id"] == (str(food.id) if sees else None)

@@ -27,21 +27,27 @@ SECRET = "test-secret-key-for-the-test-suite-only-0123456789"
 NEGATIVE = {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0, "6": 0, "7": 1, "8": 1, "9": 1, "10": 1}
 FOOD_AND_HOUSING = {**NEGATIVE, "1": 1, "3": 2, "4": 1}
 
-# The SDOHCC referral Task table (who sets each status) over the FHIR Task state machine,
-# written out here by hand so that the code's table is checked against it, not against itself.
+# The SDOHCC referral Task table (who sets each status) over the IG's Referral Task State
+# Diagram (STU3, input/images/ReferralTaskStateDiagram.svg), written out here by hand from the
+# drawing so that the code's table is checked against it, not against itself. One edge is
+# Concord's own (draft -> cancelled, not drawn); entered-in-error "can be reached from any
+# other status", set by the requester.
 R, P = "requester", "partner"
 EXPECTED = {
-    ("draft", "requested", R), ("draft", "cancelled", R), ("draft", "entered-in-error", R),
+    ("draft", "requested", R), ("draft", "cancelled", R),
     ("requested", "accepted", P), ("requested", "rejected", P),
     ("requested", "cancelled", R), ("requested", "cancelled", P),
-    ("requested", "entered-in-error", R),
-    ("accepted", "in-progress", P), ("accepted", "cancelled", R), ("accepted", "cancelled", P),
-    ("accepted", "entered-in-error", R),
+    ("accepted", "in-progress", P), ("accepted", "on-hold", P),
+    ("accepted", "completed", P), ("accepted", "failed", P),
+    ("accepted", "cancelled", R), ("accepted", "cancelled", P),
     ("in-progress", "on-hold", P), ("in-progress", "completed", P), ("in-progress", "failed", P),
     ("in-progress", "cancelled", R), ("in-progress", "cancelled", P),
-    ("in-progress", "entered-in-error", R),
-    ("on-hold", "in-progress", P), ("on-hold", "failed", P),
-    ("on-hold", "cancelled", R), ("on-hold", "cancelled", P), ("on-hold", "entered-in-error", R),
+    ("on-hold", "in-progress", P), ("on-hold", "completed", P), ("on-hold", "failed", P),
+    ("on-hold", "cancelled", R), ("on-hold", "cancelled", P),
+} | {
+    (s, "entered-in-error", R)
+    for s in ("draft", "requested", "accepted", "in-progress", "on-hold",
+              "rejected", "cancelled", "failed", "completed")
 }  # fmt: skip
 STATUSES = [s.value for s in ReferralStatus]
 
