@@ -28,6 +28,7 @@ def _access(session: Session, actor: Any, patient_id: str, action: str = "read")
 
 def day_json(d: SubstanceUseDay) -> dict[str, Any]:
     return {
+        "id": str(d.id),
         "substance": d.substance,
         "on": d.on.isoformat(),
         "used": d.used,
