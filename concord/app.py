@@ -53,6 +53,8 @@ from concord.smart.routes import router as smart_router
 from concord.smart.service import registered_origins
 from concord.social.api import router as social_api
 from concord.social.routes import router as social_router
+from concord.substance.api import router as substance_api
+from concord.substance.routes import router as substance_router
 from concord.web import errors
 from concord.web.errors import API_ERRORS, FHIR_ERRORS, declare_answers
 from concord.web.headers import SecurityHeaders
@@ -172,6 +174,7 @@ def create_app(
         ehr_api,
         quality_api,
         social_api,
+        substance_api,
         appointments_api,
         notifications_api,
     )
@@ -192,6 +195,7 @@ def create_app(
         part2_api,
         cds_router,
         medications_api,
+        substance_api,
         messaging_api,
         ehr_api,
         quality_api,
@@ -209,6 +213,7 @@ def create_app(
         disclosures_router,
         part2_router,
         medications_router,
+        substance_router,
         messaging_router,
         ehr_router,
         social_router,

@@ -21,6 +21,7 @@ from concord.registry import models as registry_models
 from concord.safety import models as safety_models
 from concord.smart import models as smart_models
 from concord.social import models as social_models
+from concord.substance import models as substance_models
 from concord.worker import JobRun
 
 __all__ = [
@@ -45,5 +46,6 @@ __all__ = [
     "safety_models",
     "smart_models",
     "social_models",
+    "substance_models",
     "JobRun",
 ]

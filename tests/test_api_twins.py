@@ -206,6 +206,9 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("POST", f"{A}/medication-protocol/{{entry_id}}/done"),
     ),
     ("POST", "/my/medications/reported"): (("POST", f"{A}/medications/reported"),),
+    # --- the days-of-use calendar (issue 19), from either side ----------------------------
+    ("POST", f"{P}/substance-use/days"): (("POST", f"{A}/substance-use/days"),),
+    ("POST", "/my/substance-use/days"): (("POST", f"{A}/substance-use/days"),),
     ("POST", "/my/medications/{medication_id}/report"): (
         ("POST", f"{A}/medications/{{medication_id}}/reports"),
     ),

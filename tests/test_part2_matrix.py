@@ -54,6 +54,7 @@ from concord.accounts.tokens import create_api_token
 from concord.actions import appointments as appointment_actions
 from concord.actions import medications as medication_actions
 from concord.actions import messaging as messaging_actions
+from concord.actions import substance_use as substance_actions
 from concord.app import create_app
 from concord.appointments.schemas import VisitIn
 from concord.audit.service import set_context
@@ -70,6 +71,7 @@ from concord.patients.service import add_team_member
 from concord.registry import service as reg
 from concord.registry.models import Episode
 from concord.settings import Settings, get_settings
+from concord.substance.schemas import DaysIn
 from tests import test_route_access as routes
 from tests.conftest import NOW, commit
 from tests.factories import acc_for, create_staff
@@ -233,6 +235,18 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
         access=by_counsellor,
         data=MoudIn(kind="pdmp_check", on=NOW.date() - timedelta(days=2), result=PDMP_RESULT),
     )
+    # A day of use the counsellor recorded on the days-of-use calendar (issue 19): substance-
+    # use data, shown by its id (the API's day and the page's badge).
+    (use_day,) = substance_actions.record_days(
+        session,
+        access=by_counsellor,
+        data=DaysIn.model_validate(
+            {
+                "substance": "inhalants",
+                "days": [{"on": (NOW.date() - timedelta(days=3)).isoformat(), "used": True}],
+            }
+        ),
+    ).created
     # The consents, made once and switched between states: the patient's permit for the care
     # team (treatment, the whole record), and one refusal per team member naming them.
     me = acc_for(session, session.get(User, uuid.UUID(users["patient"])), patient)
@@ -283,6 +297,7 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
         "part2_thread_id": str(team_thread.id),
         "part2_visit_id": str(program_visit.id),
         "part2_pdmp_id": str(pdmp.id),
+        "part2_use_day_id": str(use_day.id),
     }
     markers = {
         "substance_use": (ids["audit_response_id"], *map(str, observations)),
@@ -300,6 +315,8 @@ def _part2(session: Any, ids, tokens, cookies, users) -> World:
         ),
         # A MOUD record of its own key, so the matrix shows it is seen where it may be.
         "moud": (PDMP_RESULT, ids["part2_pdmp_id"]),
+        # The calendar's day, by its id (issue 19).
+        "use_days": (ids["part2_use_day_id"],),
         "care_plan": (
             STRENGTH,
             ids["strength_id"],
@@ -559,7 +576,7 @@ def _in_sample(world: World, request: Request) -> bool:
 # The searches in the SAMPLE: each door's list of the patient's scores, plan and contacts.
 SAMPLE_SEARCHES = (
     r"^/fhir/(Observation|QuestionnaireResponse|Goal|CarePlan|Procedure)\?patient=",
-    r"^/api/v1/patients/[^/]+/(measures/responses|careplan|contacts|progress)$",
+    r"^/api/v1/patients/[^/]+/(measures/responses|careplan|contacts|progress|substance-use)$",
 )
 
 

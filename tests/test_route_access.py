@@ -1170,6 +1170,15 @@ RULES: dict[tuple[str, str], list[Case]] = {
             {"kind": "pdmp_check", "on": "2026-11-19", "result": "No other prescriber"},
         )
     ],
+    # --- the days-of-use calendar (issue 19): the team's page and the patient's portal ------
+    ("GET", "/api/v1/patients/{patient_id}/substance-use"): [Case(f"{P}/substance-use", RECORD)],
+    ("POST", "/api/v1/patients/{patient_id}/substance-use/days"): [
+        Case(
+            f"{P}/substance-use/days",
+            RECORD,
+            {"substance": "alcohol", "days": [{"on": "2026-11-19", "used": False}]},
+        )
+    ],
     ("POST", "/api/v1/patients/{patient_id}/medications/{medication_id}/checkin"): [
         Case(
             f"{P}/medications/{{medication_id}}/checkin",

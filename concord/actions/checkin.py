@@ -11,18 +11,51 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from concord.access import PatientAccess
 from concord.actions import social as social_actions
+from concord.actions import substance_use
+from concord.dates import org_today
 from concord.measures import service as measures
 from concord.measures.service import Completed, Submission
+from concord.medications import service as meds
 from concord.registry.jobs import CHECKIN_FLAGS, sync_patient_tasks
 from concord.safety.alerts import raise_for_response
+from concord.substance import service as calendar
 
-__all__ = ["Completed", "Submission", "record_response", "submit"]
+__all__ = ["Completed", "Submission", "next_steps", "record_response", "submit"]
+
+# The optional steps after the questionnaires, in order (issue 19): how the medicines are
+# going (missed doses, side effects, a question; the same action as My medications), then the
+# days-of-use calendar.
+STEP_PATHS = {
+    "medications": "/my/check-in/medications",
+    "days_of_use": "/my/substance-use?step=checkin",
+}
+# How far back a recorded day makes the calendar a step of the check-in.
+CALENDAR_RECENT_DAYS = 90
+
+
+def next_steps(session: Session, *, access: PatientAccess, after: str | None = None) -> list[str]:
+    """The check-in's optional steps that apply to the patient (each may be skipped): the
+    medications step when they have a medicine on their list, the calendar when they have a
+    substance-use goal with a calendar target or recorded a day in the last 90 days. `after`:
+    only the steps after that one. The reads are the domains' own (audited)."""
+    steps = []
+    if meds.list_medications(session, access=access, include_stopped=False):
+        steps.append("medications")
+    since = org_today(access.by.organization).toordinal() - CALENDAR_RECENT_DAYS
+    if substance_use.substance_goals(session, access) or calendar.list_days(
+        session, access=access, since=date.fromordinal(since)
+    ):
+        steps.append("days_of_use")
+    if after in steps:
+        steps = steps[steps.index(after) + 1 :]
+    return steps
 
 
 def record_response(

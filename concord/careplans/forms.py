@@ -59,6 +59,25 @@ FORMS: dict[str, list[FieldSpec]] = {
         ),
         FieldSpec("measure_value", "number", N_("Score"), hint=N_("e.g. 10 for PHQ-9 below 10")),
         FieldSpec(
+            "substance",
+            "select",
+            N_("Substance (substance-use goals)"),
+            options="substances",
+            blank=True,
+            hint=N_("For a goal about alcohol or drug use: one goal per substance"),
+        ),
+        FieldSpec(
+            "use_aim",
+            "select",
+            N_("Aim"),
+            options="use_aims",
+            blank=True,
+            hint=N_(
+                "Not using at all, or using less. Follow it on the days-of-use calendar: link "
+                "the goal to days of use in the last 30 days or drinks per drinking day"
+            ),
+        ),
+        FieldSpec(
             "social_concern_id",
             "select",
             N_("Social need it addresses (optional)"),

@@ -59,6 +59,8 @@ SECTION_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
             "measure_instrument",
             "measure_op",
             "measure_value",
+            "substance",
+            "use_aim",
         ),
         "statement",
     ),

@@ -50,6 +50,8 @@ FIELD_LABELS = {
     "measure_instrument": N_("linked questionnaire"),
     "measure_op": N_("comparison"),
     "measure_value": N_("score"),
+    "substance": N_("substance"),
+    "use_aim": N_("aim"),
     "what_matters_most": N_("what matters most"),
     "treatment_preferences": N_("treatment preferences"),
     "monitoring_intensity": N_("how closely to check in"),

@@ -252,6 +252,12 @@ class Goal(PlanItem, Base):
     social_concern_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("social_concern.id"), index=True
     )
+    # A substance-use goal (issue 19): the substance it is about and whether it aims at
+    # abstinence or reduction (concord.substance.models.Substance, UseAim). Its measurable
+    # target is the measure link above, naming a calendar figure (UseMeasure: days of use in
+    # the last 30, drinks per drinking day) instead of a questionnaire.
+    substance: Mapped[str | None] = mapped_column(String(30))
+    use_aim: Mapped[str | None] = mapped_column(String(20))
 
     proposed_by: Mapped[User] = relationship(lazy="joined", foreign_keys=[proposed_by_id])
     milestones: Mapped[list[Milestone]] = relationship(

@@ -73,6 +73,7 @@ from concord.social import labels as social_labels
 from concord.social import service as social_needs
 from concord.social.labels import DOMAIN_LABELS
 from concord.social.models import ConcernStatus as NeedStatus
+from concord.substance.models import Substance, UseAim, UseMeasure
 from concord.web.deps import Actor, DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
@@ -116,7 +117,11 @@ def _options(view: plans.PlanView | None) -> dict[str, Any]:
             (i.code, i.code)
             for i in measure_library().all()
             if i.main_score is not None and i.usable
-        ],
+        ]
+        # The days-of-use calendar's figures, for substance-use goals.
+        + [(m.value, m.value) for m in UseMeasure],
+        "substances": [(s.value, s.value) for s in Substance],
+        "use_aims": [(a.value, a.value) for a in UseAim],
         "measure_ops": [("below", "below"), ("at_most", "at_most"), ("at_least", "at_least")],
         "goal_options": [(str(g.id), g.statement) for g in goals],
         "member_options": [(str(m.user_id), m.user.name) for m in members],

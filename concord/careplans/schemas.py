@@ -23,6 +23,7 @@ from concord.careplans.models import (
     StepStatus,
 )
 from concord.i18n import N_
+from concord.substance.models import Substance, UseAim
 from concord.validation import (
     Checkbox,
     OptDate,
@@ -124,6 +125,10 @@ class GoalIn(Input):
     measure_value: Annotated[float | None, BeforeValidator(blank_to_none)] = None
     # The patient's social need (a social-needs health concern) the goal addresses, if any.
     social_concern_id: OptUUID = None
+    # A substance-use goal: the substance, and abstinence or reduction. Its target is the
+    # measure link, naming a calendar figure (days-of-use-30, drinks-per-drinking-day).
+    substance: Annotated[Substance | None, OptEnum] = None
+    use_aim: Annotated[UseAim | None, OptEnum] = None
 
 
 class GoalProposal(Input):

@@ -75,6 +75,7 @@ from concord.patients.models import CareTeam, CareTeamMember, Patient
 from concord.patients.service import members_of_patient
 from concord.safety.notices import notify_care_team
 from concord.settings import get_settings
+from concord.substance.models import MEASURE_RANGE, Substance, UseAim, UseMeasure
 from concord.validation import check_date_range
 
 REVIEW_DUE_WINDOW_DAYS = 7
@@ -901,6 +902,7 @@ def _columns(
         if name in values:
             check_date_range(values[name], name)
     if section == "goals":
+        _check_substance_goal(values)
         _check_goal_measure(values)
     if section == "concerns":
         assert isinstance(data, ConcernIn)
@@ -924,6 +926,48 @@ def _columns(
     return values
 
 
+def _check_substance_goal(values: dict[str, Any]) -> None:
+    """A substance-use goal (issue 19) names its substance and its aim, abstinence or
+    reduction, and is in the substance-use area of life. An abstinence goal's target is no
+    days of use in the last 30 (filled in when none is given; any other target is refused); a
+    reduction goal's target, when it has one, is days of use or, for alcohol, drinks per
+    drinking day. A calendar figure is only a substance-use goal's target."""
+    substance, aim = values.get("substance"), values.get("use_aim")
+    measure = values.get("measure_instrument")
+    figure = measure in {m.value for m in UseMeasure}
+    if substance is None and aim is None:
+        if figure:
+            raise InvalidInput.field("substance", Msg("is needed for a days-of-use target"))
+        return
+    if substance is None:
+        raise InvalidInput.field("substance", Msg("is needed for a substance-use goal"))
+    if aim is None:
+        raise InvalidInput.field("use_aim", Msg("choose not using at all, or using less"))
+    if values.get("category") != "substance_use":
+        raise InvalidInput.field(
+            "category", Msg("must be alcohol or drug use for a goal about a substance")
+        )
+    if measure is not None and not figure:
+        raise InvalidInput.field(
+            "measure_instrument",
+            Msg("a substance-use goal is followed on the days-of-use calendar"),
+        )
+    if measure == UseMeasure.drinks_per_drinking_day and substance != Substance.alcohol:
+        raise InvalidInput.field("measure_instrument", Msg("drinks are counted for alcohol only"))
+    if aim == UseAim.abstinence:
+        none = (UseMeasure.days_of_use.value, "at_most", 0.0)
+        if measure is None and values.get("measure_op") is None:
+            if values.get("measure_value") is None:
+                values["measure_instrument"], values["measure_op"], values["measure_value"] = none
+                return
+        given = (measure, values.get("measure_op"), values.get("measure_value"))
+        if given not in (none, (UseMeasure.days_of_use.value, "below", 1.0)):
+            raise InvalidInput.field(
+                "measure_value",
+                Msg("an abstinence goal's target is no days of use (at most 0)"),
+            )
+
+
 def _check_goal_measure(values: dict[str, Any]) -> None:
     """A goal linked to a measure names the instrument, a comparison and a value in range."""
     parts = [
@@ -942,6 +986,15 @@ def _check_goal_measure(values: dict[str, Any]) -> None:
             if part is None
         ]
         raise InvalidInput.field(missing[0], Msg("is needed to link the goal to a measure"))
+    bounds = MEASURE_RANGE.get(str(values["measure_instrument"]))
+    if bounds is not None:  # a calendar figure (checked by _check_substance_goal)
+        low, high = bounds
+        if not low <= float(values["measure_value"]) <= high:
+            raise InvalidInput.field(
+                "measure_value",
+                Msg("must be between %(min)s and %(max)s", min=f"{low:g}", max=f"{high:g}"),
+            )
+        return
     instrument = library().get(str(values["measure_instrument"]))
     if instrument is None or instrument.main_score is None:
         raise InvalidInput.field("measure_instrument", Msg("must be a questionnaire with a score"))

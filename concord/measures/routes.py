@@ -503,6 +503,7 @@ def my_check_in_done(
     response = measures.get_response(session, access=acc, response_id=response_id)
     instrument = measures.get_instrument(response.instrument)
     critical = [f for f in response.flag_list if f["kind"] == "critical"]
+    steps = [] if critical else checkin.next_steps(session, access=acc)
     org = session.get(Organization, acc.patient.organization_id)
     progress = plan_progress.progress_for(session, access=acc, instrument_codes=[instrument.code])
     summary = progress[0].summary if progress else None
@@ -526,6 +527,8 @@ def my_check_in_done(
             "crisis": crisis_resources(org, request.state.lang) if critical and org else [],
             "safety_plan": safety_plan_for(session, acc, audit=False) if critical else None,
             "words": words,
+            # The optional steps after the questionnaires (medicines, days of use).
+            "next_step": next((checkin.STEP_PATHS[s] for s in steps), None),
         },
     )
 

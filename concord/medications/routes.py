@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from concord import access
 from concord.access import PatientAccess
+from concord.actions import checkin as checkin_steps
 from concord.actions import medications as act
 from concord.careplans import service as plans
 from concord.dates import org_today
@@ -36,7 +37,7 @@ from concord.medications.schemas import (
 from concord.medications.vocabulary import default_vocabulary
 from concord.patients import service as patients
 from concord.web.deps import DbSession, PostedBy, WebActor
-from concord.web.forms import FormOf, Posted
+from concord.web.forms import FormOf, Posted, back_to
 from concord.web.idempotency import already_done, remember
 from concord.web.patient_header import header_context
 from concord.web.templating import render
@@ -368,7 +369,8 @@ def _my_post(
             message=exc.message,
         )
         return render(request, "medications/mine.html", context, status_code=422)
-    target = f"/my/medications?done={done}"
+    # The check-in's medications step sends its forms here too, and asks to come back.
+    target = back_to(form.values, f"/my/medications?done={done}")
     remember(session, form.values, actor, target)
     return RedirectResponse(target, status_code=303)
 
@@ -424,3 +426,24 @@ def my_checkin(
         lambda acc, data: act.checkin(session, access=acc, medication_id=medication_id, data=data),
         "checkin",
     )
+
+
+# --- the check-in's medications step ----------------------------------------------------------
+
+STEP = "/my/check-in/medications"
+STEP_DONE = "/my?done=checkin_done"
+
+
+@router.get("/my/check-in/medications")
+def my_checkin_step(request: Request, session: DbSession, actor: WebActor) -> Response:
+    """A step of the patient's check-in, after the questionnaires (it may be skipped): for each
+    medicine on their list, the doses missed and why, the side effects that bother them, a
+    question for the prescriber. Each form posts to the same action as My medications
+    (`/my/medications/{id}/checkin`) and comes back here."""
+    acc = access.own_record(session, actor.user, object_type=OBJECT)
+    context = _my_context(session, acc, request.state.lang)
+    context["done"] = request.query_params.get("done")
+    context["step_back"] = STEP + "?done=checkin"
+    later = checkin_steps.next_steps(session, access=acc, after="medications")
+    context["next_step"] = checkin_steps.STEP_PATHS[later[0]] if later else STEP_DONE
+    return render(request, "medications/checkin_step.html", context)
