@@ -1073,6 +1073,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     # --- visits (issue 22): the patient's and the team's; the clinician's own calendar -----
     ("GET", "/api/v1/patients/{patient_id}/visits"): [Case(f"{P}/visits", RECORD)],
+    ("GET", "/api/v1/patients/{patient_id}/timeline"): [Case(f"{P}/timeline", TEAM)],
     ("GET", "/api/v1/patients/{patient_id}/visits/{visit_id}"): [
         Case(f"{P}/visits/{{visit_id}}", RECORD)
     ],

@@ -124,6 +124,8 @@ OBJECT_LABELS = {
     "Bundle": N_("records from your clinic's health record system"),
     "EhrResource": N_("records from your clinic's health record system"),
     "EhrMatch": N_("records from your clinic's health record system"),
+    "Encounter": N_("visits recorded in your clinic's health record system"),
+    "Timeline": N_("your list of visits and encounters"),
     "Measure": N_("the clinic's quality measures"),
     "ProcessMeasures": N_("the clinic's figures on how care is given"),
     "SafetyAlert": N_("a safety alert about you"),

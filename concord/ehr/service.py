@@ -1346,6 +1346,11 @@ class ImportedEncounter:
     when: str
     description: str  # the EHR's own words for the encounter's type
     status: str
+    # The start as sent (a date or a date and time), the sender's id, and the encounter's
+    # class code as sent (AMB, VR...): for the patient's timeline.
+    start: str = ""
+    sender_id: str = ""
+    klass: str = ""
 
 
 @dataclass(frozen=True)
@@ -1419,19 +1424,34 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
                 )
             )
         elif row.resource_type == "Encounter":
-            types = res.get("type") or []
-            kind = _concept({"code": types[0]})[2] if types and isinstance(types[0], dict) else ""
-            period = res.get("period") if isinstance(res.get("period"), dict) else {}
-            encounters.append(
-                ImportedEncounter(
-                    when=str(period.get("start") or "")[:10],
-                    description=kind,
-                    status=str(res.get("status") or ""),
-                )
-            )
+            encounters.append(_encounter(row))
     scores.sort(key=lambda s: s.when)
     encounters.sort(key=lambda e: e.when, reverse=True)
     return ImportedRecord(diagnoses, scores, encounters, pending)
+
+
+def _encounter(row: EhrResource) -> ImportedEncounter:
+    res = row.resource
+    types = res.get("type") or []
+    kind = _concept({"code": types[0]})[2] if types and isinstance(types[0], dict) else ""
+    period = res.get("period") if isinstance(res.get("period"), dict) else {}
+    klass = res.get("class") if isinstance(res.get("class"), dict) else {}
+    start = str(period.get("start") or "")[:40]
+    return ImportedEncounter(
+        when=start[:10],
+        description=kind,
+        status=str(res.get("status") or "")[:40],
+        start=start,
+        sender_id=row.sender_id,
+        klass=str(klass.get("code") or "")[:20],
+    )
+
+
+def imported_encounters(session: Session, *, access: PatientAccess) -> list[ImportedEncounter]:
+    """The Encounters the EHR sent about the patient `access` reaches, as this reader may see
+    them (consent and Part 2 per record, audited), newest first: for the patient's timeline."""
+    rows = rows_for(session, acc=access, types=["Encounter"], object_type="Encounter")
+    return sorted((_encounter(r) for r in rows), key=lambda e: e.start, reverse=True)
 
 
 def imported_diagnosis(session: Session, *, access: PatientAccess, ref: Any) -> Diagnosis:

@@ -186,6 +186,7 @@ def pages_for(people):
             "/decisions/collaborate",
             f"/patients/{pid}/consents",
             f"/patients/{pid}/visits",
+            f"/patients/{pid}/timeline",
             "/visits",
             "/visits?view=week",
             "/notices",
