@@ -225,6 +225,7 @@ def pages_for(people):
             "/admin/settings",
             "/admin/risk-rules",
             "/admin/messages",
+            "/ehr/imports",
             "/safety/figures",
             "/registry/minutes",
             "/registry/program",

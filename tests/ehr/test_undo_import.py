@@ -221,3 +221,12 @@ def test_a_registered_patient_with_records_of_their_own_blocks_the_undo(client, 
     assert "Patient/E-9" in refused.text
     assert "someone was added to the patient's care team" in refused.text
     assert set(_rows(session)) == {"new", "cn"}
+
+
+def test_the_imports_page_is_in_the_administrators_tabs(client, session, people, sign_in):
+    sign_in(people.admin.email)
+    users = client.get("/admin/users").text
+    assert 'href="/ehr/imports"' in users
+    page = client.get("/ehr/imports").text
+    assert 'href="/ehr/imports" aria-current="page"' in page
+    assert "Nothing was imported yet." in page
