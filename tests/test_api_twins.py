@@ -45,6 +45,7 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", "/patients/new"): (("POST", "/api/v1/patients"),),
     # --- EHR import: a held patient match decided by a person (issue 20) ---------------
     ("POST", "/ehr/matches/{match_id}"): (("POST", "/api/v1/ehr/matches/{match_id}"),),
+    ("POST", "/ehr/imports/{import_id}/undo"): (("POST", "/api/v1/ehr/imports/{import_id}/undo"),),
     ("POST", f"{P}/emergency-access"): (("POST", f"{A}/emergency-access"),),
     ("POST", "/admin/part2/{clinic_id}"): (("PUT", "/api/v1/clinics/{clinic_id}/part2-program"),),
     ("POST", "/admin/part2/{clinic_id}/privacy-officer"): (

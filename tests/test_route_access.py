@@ -39,7 +39,7 @@ from concord.clock import FakeClock, now, set_clock
 from concord.consents.models import Consent
 from concord.decisions import service as ds
 from concord.ehr import service as ehr
-from concord.ehr.models import EhrMatch, EhrResource
+from concord.ehr.models import EhrImport, EhrMatch, EhrResource
 from concord.measures import service as measures
 from concord.measures.models import MeasureObservation
 from concord.medications.models import MedicationFinding
@@ -354,6 +354,7 @@ def _build(session: Any) -> tuple[dict[str, str], ...]:
     )
     ids["visit_id"] = str(visit.id)
     ids["match_id"] = str(session.scalar(select(EhrMatch.id)))
+    ids["import_id"] = str(session.scalar(select(EhrImport.id)))
     # A message from the patient to the team, with a file (issue 22).
     sent = messaging_actions.start(
         session,
@@ -1083,6 +1084,7 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ],
     # --- visits (issue 22): the patient's and the team's; the clinician's own calendar -----
     ("GET", "/api/v1/patients/{patient_id}/visits"): [Case(f"{P}/visits", RECORD)],
+    ("GET", "/api/v1/patients/{patient_id}/timeline"): [Case(f"{P}/timeline", TEAM)],
     ("GET", "/api/v1/patients/{patient_id}/visits/{visit_id}"): [
         Case(f"{P}/visits/{{visit_id}}", RECORD)
     ],
@@ -1319,6 +1321,14 @@ RULES: dict[tuple[str, str], list[Case]] = {
         Case("/api/v1/quality?start=2026-01-01&end=2026-12-31", CLINICIANS, kind="list")
     ],
     ("GET", "/api/v1/ehr/matches"): [Case("/api/v1/ehr/matches", TEAM, kind="list")],
+    # The organization's imports (counts, no patient data) and undoing one: an administrator,
+    # or the integration client that sent it (no persona here).
+    ("GET", "/api/v1/ehr/imports"): [
+        Case("/api/v1/ehr/imports", frozenset({"admin"}), kind="list")
+    ],
+    ("POST", "/api/v1/ehr/imports/{import_id}/undo"): [
+        Case("/api/v1/ehr/imports/{import_id}/undo", frozenset({"admin"}), {"reason": "Wrong feed"})
+    ],
     ("POST", "/api/v1/ehr/matches/{match_id}"): [
         Case("/api/v1/ehr/matches/{match_id}", TEAM, {"decision": "same"})
     ],

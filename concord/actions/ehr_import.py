@@ -83,3 +83,39 @@ def decide_match(session: Session, *, by: User, match_id: Any, same: bool) -> eh
         if client is not None and client.is_client:
             medications_of_patients(session, by=client, rows=sent)
     return view
+
+
+def undo_import(
+    session: Session,
+    *,
+    by: User,
+    import_id: Any,
+    reason: str,
+    scopes: frozenset[str] = frozenset(),
+) -> ehr.ImportView:
+    """Undo one import (concord.ehr.undo_import: what it created and changed, refused if
+    anything was done since with it), then keep the medication lists in step: an order it put
+    on a list is stopped, an order it changed goes back, written under the integration client
+    that sent it (refused, and nothing undone, if a person changed the entry since); each
+    changed list is checked again."""
+    undone = ehr.undo_import(session, by=by, import_id=import_id, reason=reason, scopes=scopes)
+    if not undone.orders:
+        return undone.view
+    client = session.get(User, undone.source_id)
+    changed: dict[Any, Patient] = {}
+    for order in undone.orders:
+        patient = session.get(Patient, order.patient_id)
+        if patient is None or client is None:
+            continue
+        previous = imported.parse_order(order.previous) if order.previous else None
+        med = imported.undo_imported_order(
+            session, by=client, patient=patient, sender_id=order.sender_id, previous=previous
+        )
+        if med is not None:
+            changed[patient.id] = patient
+    for patient in changed.values():
+        result = meds.recheck(
+            session, patient=patient, by=client, today=org_today(patient.clinic.organization)
+        )
+        med_actions.after_check(session, patient=patient, by=client, result=result)
+    return undone.view

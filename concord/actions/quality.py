@@ -426,6 +426,7 @@ def _episode_facts(
                     phq9=phq9,
                     reviews=[r.reviewed_on for r in reviews if r.episode_id == ep.id],
                     excluded=exclusions.reason,
+                    excluded_utilization=exclusions.utilization_reason,
                 ),
             )
         )

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from concord.categories import DataCategory
@@ -76,3 +76,42 @@ class EhrMatch(IdMixin, Base):
     decided_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
     # The patient the imported record was linked to by the decision.
     linked_patient_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("patient.id"))
+
+
+class EhrImport(IdMixin, Base):
+    """One Bundle an integration client sent and Concord imported (a transaction, or the
+    entries of a batch that were stored): what it created and changed is kept in its items,
+    so an administrator or the client can undo it (concord.actions.ehr_import.undo_import)."""
+
+    __tablename__ = "ehr_import"
+    __table_args__ = (Index("ix_ehr_import_org_created", "organization_id", "created_at"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"))
+    kind: Mapped[str] = mapped_column(String(12))  # transaction or batch
+    entries: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    undone_at: Mapped[datetime | None]
+    undone_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    undo_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class EhrImportItem(IdMixin, Base):
+    """One imported row an import created or changed, with what it was before a change."""
+
+    __tablename__ = "ehr_import_item"
+
+    import_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ehr_import.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    resource_type: Mapped[str] = mapped_column(String(40))
+    sender_id: Mapped[str] = mapped_column(String(64))
+    # True: the import created the row; False: it changed it (previous_* hold the row before).
+    created: Mapped[bool] = mapped_column(Boolean)
+    # The row's version after the import: a later import's change is a later version.
+    version: Mapped[int] = mapped_column(Integer)
+    previous: Mapped[dict[str, Any] | None]
+    previous_category: Mapped[str | None] = mapped_column(String(32))
+    previous_patient_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    previous_patient_ref: Mapped[str | None] = mapped_column(String(64))
+    # A Concord patient the import registered for an imported Patient no one matched.
+    registered_patient_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -14,3 +14,13 @@ class MatchDecisionIn(BaseModel):
         description="same: the imported patient is this patient; different: register them "
         "as a new patient"
     )
+
+
+class UndoImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        description="why the import is undone (kept with it, and shown to administrators)",
+    )

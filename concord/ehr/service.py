@@ -23,11 +23,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import String, Text, bindparam, cast, func, select, type_coerce, update
+from sqlalchemy import (
+    String,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -45,11 +55,12 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory
 from concord.clock import now
+from concord.db import Base
 from concord.disclosure import filter_records, load_for, role_relation
-from concord.ehr.models import EhrMatch, EhrResource, MatchStatus
+from concord.ehr.models import EhrImport, EhrImportItem, EhrMatch, EhrResource, MatchStatus
 from concord.errors import ConcordError, Conflict, InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
-from concord.patients.models import AdministrativeGender, Patient
+from concord.patients.models import AdministrativeGender, CareTeam, Patient
 from concord.patients.service import NewPatient, register_patient
 
 # The resource types an EHR may send, each with the R4 model that checks it.
@@ -88,6 +99,8 @@ SUBJECT = {
 MAX_ENTRIES = 1000
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+# The identifier system of an import (Bundle.identifier of the response): its id to undo it.
+IMPORT_SYSTEM = "https://concord-care.org/fhir/sid/ehr-import"
 RULES_FILE = Path(__file__).with_name("categories.yaml")
 
 
@@ -272,8 +285,24 @@ def import_bundle(
     # Every row the Bundle names (its entries and their patients), in one query: a 1000-entry
     # Bundle is not 2000 lookups.
     cache = _preload(session, organization.id, order)
+    # The import itself: what it creates and changes is kept, so it can be undone.
+    batch = EhrImport(
+        id=uuid.uuid4(),
+        organization_id=organization.id,
+        source_id=by.id,
+        kind=kind,
+        entries=len(entries),
+        created_at=now(),
+    )
+    session.add(batch)
     store = functools.partial(
-        _store, session, by=by, organization=organization, system=system, cache=cache
+        _store,
+        session,
+        by=by,
+        organization=organization,
+        system=system,
+        cache=cache,
+        batch=batch,
     )
     with session.no_autoflush:
         for entry in order:
@@ -313,6 +342,7 @@ def import_bundle(
         by=by,
         action="import",
         object_type="Bundle",
+        object_id=batch.id,
         detail={
             "type": kind,
             "entries": len(entries),
@@ -322,6 +352,8 @@ def import_bundle(
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
+        # The import's id: the one to name to undo it (POST /api/v1/ehr/imports/[id]/undo).
+        "identifier": {"system": IMPORT_SYSTEM, "value": str(batch.id)},
         "type": f"{kind}-response",
         "entry": [_response_entry(e) for e in entries],
     }
@@ -465,6 +497,7 @@ def _store(
     entry: Entry,
     system: str,
     cache: dict[tuple[str, str], EhrResource],
+    batch: EhrImport | None = None,
 ) -> None:
     patient_id: uuid.UUID | None = None
     patient_ref: str | None = None
@@ -491,6 +524,7 @@ def _store(
         )
     category = str(category_of_resource(entry.resource))
     stamp = now()
+    item: EhrImportItem | None = None
     if row is None:
         row = EhrResource(
             id=uuid.uuid4(),
@@ -509,9 +543,14 @@ def _store(
         session.add(row)
         cache[(entry.kind, entry.sender_id)] = row
         entry.status = "201 Created"
+        registered = None
         if entry.kind == "Patient":
-            _match(session, by=by, organization=organization, row=row, entry=entry, system=system)
+            registered = _match(
+                session, by=by, organization=organization, row=row, entry=entry, system=system
+            )
+        item = EhrImportItem(created=True, registered_patient_id=registered)
     else:
+        before = (row.resource, row.category, row.patient_id, row.patient_ref)
         if row.resource != entry.resource or row.category != category:
             row.resource = entry.resource
             row.category = category
@@ -521,7 +560,22 @@ def _store(
             # A resource moved to another patient follows the new subject.
             row.patient_ref = patient_ref
             row.patient_id = patient_id
+        if before != (row.resource, row.category, row.patient_id, row.patient_ref):
+            item = EhrImportItem(
+                created=False,
+                previous=before[0],
+                previous_category=before[1],
+                previous_patient_id=before[2],
+                previous_patient_ref=before[3],
+            )
         entry.status = "200 OK"
+    if item is not None and batch is not None:
+        item.import_id = batch.id
+        item.position = entry.index
+        item.resource_type = entry.kind
+        item.sender_id = entry.sender_id
+        item.version = row.version
+        session.add(item)
     entry.location = f"{entry.kind}/{entry.sender_id}/_history/{row.version}"
     entry.etag = f'W/"{row.version}"'
     entry.last_modified = row.last_updated.isoformat().replace("+00:00", "Z")
@@ -558,9 +612,10 @@ def _match(
     row: EhrResource,
     entry: Entry,
     system: str,
-) -> None:
+) -> uuid.UUID | None:
     """Link a new imported Patient to Concord's patient: by MRN; a same name and birth date
-    without the MRN to prove it is held for a person; otherwise a new patient."""
+    without the MRN to prove it is held for a person; otherwise a new patient (its id
+    returned: the import registered it)."""
     resource = entry.resource
     mrn = _mrn_of(resource, system)
     if mrn is not None:
@@ -569,7 +624,7 @@ def _match(
         )
         if found is not None:
             row.patient_id = found.id
-            return
+            return None
     given, family = _names(resource)
     born = resource.get("birthDate")
     birth_date = None
@@ -610,7 +665,7 @@ def _match(
                 object_id=row.id,
                 patient_id=candidate.id,
             )
-            return
+            return None
     problems = {}
     if birth_date is None:
         problems[_where(entry.index, "resource.birthDate")] = (
@@ -634,6 +689,7 @@ def _match(
         mrn=mrn or f"EHR-{entry.sender_id}"[:40],
         where=_where(entry.index, "resource"),
     ).id
+    return row.patient_id
 
 
 def _clinic_for(session: Session, by: User, organization: Organization) -> uuid.UUID:
@@ -1346,6 +1402,11 @@ class ImportedEncounter:
     when: str
     description: str  # the EHR's own words for the encounter's type
     status: str
+    # The start as sent (a date or a date and time), the sender's id, and the encounter's
+    # class code as sent (AMB, VR...): for the patient's timeline.
+    start: str = ""
+    sender_id: str = ""
+    klass: str = ""
 
 
 @dataclass(frozen=True)
@@ -1419,19 +1480,34 @@ def imported_record(session: Session, *, access: PatientAccess) -> ImportedRecor
                 )
             )
         elif row.resource_type == "Encounter":
-            types = res.get("type") or []
-            kind = _concept({"code": types[0]})[2] if types and isinstance(types[0], dict) else ""
-            period = res.get("period") if isinstance(res.get("period"), dict) else {}
-            encounters.append(
-                ImportedEncounter(
-                    when=str(period.get("start") or "")[:10],
-                    description=kind,
-                    status=str(res.get("status") or ""),
-                )
-            )
+            encounters.append(_encounter(row))
     scores.sort(key=lambda s: s.when)
     encounters.sort(key=lambda e: e.when, reverse=True)
     return ImportedRecord(diagnoses, scores, encounters, pending)
+
+
+def _encounter(row: EhrResource) -> ImportedEncounter:
+    res = row.resource
+    types = res.get("type") or []
+    kind = _concept({"code": types[0]})[2] if types and isinstance(types[0], dict) else ""
+    period = res.get("period") if isinstance(res.get("period"), dict) else {}
+    klass = res.get("class") if isinstance(res.get("class"), dict) else {}
+    start = str(period.get("start") or "")[:40]
+    return ImportedEncounter(
+        when=start[:10],
+        description=kind,
+        status=str(res.get("status") or "")[:40],
+        start=start,
+        sender_id=row.sender_id,
+        klass=str(klass.get("code") or "")[:20],
+    )
+
+
+def imported_encounters(session: Session, *, access: PatientAccess) -> list[ImportedEncounter]:
+    """The Encounters the EHR sent about the patient `access` reaches, as this reader may see
+    them (consent and Part 2 per record, audited), newest first: for the patient's timeline."""
+    rows = rows_for(session, acc=access, types=["Encounter"], object_type="Encounter")
+    return sorted((_encounter(r) for r in rows), key=lambda e: e.start, reverse=True)
 
 
 def imported_diagnosis(session: Session, *, access: PatientAccess, ref: Any) -> Diagnosis:
@@ -1475,3 +1551,357 @@ def patient_id_for_sender(
     access decision here: the caller reads through patient_resources, which decides."""
     row = _row(session, organization_id, "Patient", sender_id[:64])
     return row.patient_id if row is not None else None
+
+
+# --- undoing an import -----------------------------------------------------------------------
+
+# What a record made since an import is, in words, by the table that refers to the imported row
+# or to the patient it registered (any other table is named as it is).
+USED_BY = {
+    "ehr_resource_version": Msg("a later import changed it"),
+    "episode": Msg("it is the qualifying diagnosis of an episode of care"),
+    "care_team_member": Msg("someone was added to the patient's care team"),
+    "ehr_match": Msg("a person decided a patient match about it"),
+    "ehr_resource": Msg("a later import sent records about this patient"),
+    "medication": Msg("the patient's medication list holds entries"),
+    "medication_finding": Msg("the patient's medication list was checked"),
+}
+
+
+@dataclass(frozen=True)
+class ImportView:
+    id: uuid.UUID
+    source: str  # the integration client's name
+    kind: str
+    entries: int
+    created: int  # rows the import created
+    changed: int  # rows it changed
+    patients: int  # patients it registered
+    created_at: Any
+    undone_at: Any
+    undone_by: str
+    undo_reason: str
+
+
+@dataclass(frozen=True)
+class ImportedOrderUndone:
+    """A MedicationRequest the undo removed (created) or brought back (changed), for the
+    action that keeps the medication list in step."""
+
+    patient_id: uuid.UUID
+    sender_id: str
+    previous: dict[str, Any] | None  # None: the import created it
+
+
+@dataclass(frozen=True)
+class Undone:
+    view: ImportView
+    orders: list[ImportedOrderUndone]
+    source_id: uuid.UUID  # the integration client that sent the import
+
+
+def _import_view(session: Session, batch: EhrImport) -> ImportView:
+    items = list(
+        session.execute(
+            select(EhrImportItem.created, EhrImportItem.registered_patient_id).where(
+                EhrImportItem.import_id == batch.id
+            )
+        )
+    )
+    source = session.get(User, batch.source_id)
+    undoer = session.get(User, batch.undone_by_id) if batch.undone_by_id else None
+    return ImportView(
+        id=batch.id,
+        source=source.name if source is not None else "",
+        kind=batch.kind,
+        entries=batch.entries,
+        created=sum(1 for created, _ in items if created),
+        changed=sum(1 for created, _ in items if not created),
+        patients=sum(1 for _, registered in items if registered is not None),
+        created_at=batch.created_at,
+        undone_at=batch.undone_at,
+        undone_by=undoer.name if undoer is not None else "",
+        undo_reason=batch.undo_reason or "",
+    )
+
+
+def _may_see_imports(by: User, scopes: frozenset[str]) -> bool:
+    return by.active and (by.can_administer or (by.is_client and ClientScope.import_ in scopes))
+
+
+def list_imports(
+    session: Session, *, by: User, scopes: frozenset[str] = frozenset(), limit: int = 100
+) -> list[ImportView]:
+    """The organization's imports, newest first: every one for an administrator, its own for
+    an integration client with the import scope; refused (audited) for anyone else. Counts
+    only: no patient data."""
+    if not _may_see_imports(by, scopes):
+        record(session, by=by, action="list", object_type="EhrImport", outcome=Outcome.denied)
+        raise PermissionDenied(
+            Msg("Only an administrator or the integration client that sent them sees imports.")
+        )
+    query = select(EhrImport).where(EhrImport.organization_id == by.organization_id)
+    if not by.can_administer:
+        query = query.where(EhrImport.source_id == by.id)
+    batches = list(
+        session.scalars(query.order_by(EhrImport.created_at.desc(), EhrImport.id).limit(limit))
+    )
+    record(session, by=by, action="list", object_type="EhrImport", detail={"count": len(batches)})
+    return [_import_view(session, b) for b in batches]
+
+
+def _references(
+    session: Session, target: str, ids: list[uuid.UUID], skip: frozenset[str]
+) -> list[str]:
+    """The tables (other than `skip`) with rows referring to `target`.id in `ids`: the uses
+    made of an imported row or a registered patient since, found from the schema itself, so
+    a table added later is checked too."""
+    if not ids:
+        return []
+    found = []
+    for table in Base.metadata.sorted_tables:
+        if table.name in skip:
+            continue
+        for fk in table.foreign_keys:
+            if fk.column.table.name != target:
+                continue
+            column = fk.parent
+            hit = session.scalar(select(func.count()).select_from(table).where(column.in_(ids)))
+            if hit:
+                found.append(table.name)
+                break
+    return found
+
+
+def _refuse(session: Session, by: User, batch: EhrImport, why: str, what: str) -> NoReturn:
+    record(
+        session,
+        by=by,
+        action="undo",
+        object_type="EhrImport",
+        object_id=batch.id,
+        outcome=Outcome.denied,
+        detail={"why": why[:60]},
+    )
+    words = USED_BY.get(why)
+    raise Conflict(
+        Msg(
+            "This import cannot be undone: %(what)s was used since (%(why)s). Undo or change "
+            "that first.",
+            what=what,
+            why=str(words) if words is not None else why,
+        )
+    )
+
+
+def _changed_later(
+    session: Session, batch: EhrImport, items: list[EhrImportItem]
+) -> set[tuple[str, str]]:
+    """The rows of `items` a later import (not itself undone) changed: a row's versions only
+    grow, so a later change is another import's item with a higher version of the same row.
+    Imports are undone in the reverse order only, so each puts back exactly what it found."""
+    mine = {(i.resource_type, i.sender_id): i.version for i in items}
+    ids = sorted({sid for _, sid in mine})
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(ids), 500):
+        for kind, sid, version in session.execute(
+            select(EhrImportItem.resource_type, EhrImportItem.sender_id, EhrImportItem.version)
+            .join(EhrImport, EhrImport.id == EhrImportItem.import_id)
+            .where(
+                EhrImport.organization_id == batch.organization_id,
+                EhrImport.id != batch.id,
+                EhrImport.undone_at.is_(None),
+                EhrImportItem.sender_id.in_(ids[start : start + 500]),
+            )
+        ):
+            if version > mine.get((kind, sid), version):
+                found.add((kind, sid))
+    return found
+
+
+def undo_import(
+    session: Session,
+    *,
+    by: User,
+    import_id: str | uuid.UUID,
+    reason: str,
+    scopes: frozenset[str] = frozenset(),
+) -> Undone:
+    """Undo one import: the rows it created are deleted, the rows it changed go back to what
+    they were, a held match it made is withdrawn, and a patient it registered is removed.
+    Only what the import did: if anything was done since with what it brought (a later
+    import changed a row, a diagnosis became an episode's qualifying diagnosis, a person
+    decided a match, the registered patient got a care team or records), nothing is undone
+    and the answer says what. By an administrator, or by the integration client that sent it;
+    audited, and the import is marked undone (never undone twice)."""
+    words = " ".join((reason or "").split())
+    if not words:
+        raise InvalidInput.field("reason", Msg("say why the import is undone"))
+    try:
+        iid = uuid.UUID(str(import_id))
+    except ValueError:
+        iid = None
+    batch = session.get(EhrImport, iid) if iid is not None else None
+    allowed = _may_see_imports(by, scopes) and (
+        batch is not None
+        and batch.organization_id == by.organization_id
+        and (by.can_administer or batch.source_id == by.id)
+    )
+    if batch is None or not allowed:
+        record(
+            session,
+            by=by,
+            action="undo",
+            object_type="EhrImport",
+            object_id=str(import_id)[:64],
+            outcome=Outcome.denied,
+        )
+        raise NotFound(Msg("No such import."))
+    if batch.undone_at is not None:
+        raise Conflict(Msg("This import was already undone."))
+    items = list(
+        session.scalars(
+            select(EhrImportItem)
+            .where(EhrImportItem.import_id == batch.id)
+            .order_by(EhrImportItem.position.desc())
+        )
+    )
+    later = _changed_later(session, batch, items)
+    rows: dict[uuid.UUID, EhrResource] = {}
+    for item in items:
+        row = _row(session, batch.organization_id, item.resource_type, item.sender_id)
+        what = f"{item.resource_type}/{item.sender_id}"
+        if row is None:
+            continue
+        if (item.resource_type, item.sender_id) in later:
+            _refuse(session, by, batch, "ehr_resource_version", what)
+        rows[item.id] = row
+    created = [rows[i.id] for i in items if i.created and i.id in rows]
+    created_ids = [r.id for r in created]
+    created_keys = {(r.resource_type, r.sender_id) for r in created}
+    # Anything referring to a created row (an episode's qualifying diagnosis...).
+    for table in _references(
+        session, "ehr_resource", created_ids, frozenset({"ehr_match", "ehr_import_item"})
+    ):
+        used = next(
+            (
+                r
+                for r in created
+                if _references(
+                    session, "ehr_resource", [r.id], frozenset({"ehr_match", "ehr_import_item"})
+                )
+            ),
+            created[0],
+        )
+        _refuse(session, by, batch, table, f"{used.resource_type}/{used.sender_id}")
+    matches = list(session.scalars(select(EhrMatch).where(EhrMatch.resource_id.in_(created_ids))))
+    for match in matches:
+        if match.status != MatchStatus.pending:
+            row = next(r for r in created if r.id == match.resource_id)
+            _refuse(session, by, batch, "ehr_match", f"Patient/{row.sender_id}")
+    # An imported Patient created here that other imports' records are about.
+    for row in created:
+        if row.resource_type != "Patient":
+            continue
+        others = session.scalars(
+            select(EhrResource).where(
+                EhrResource.organization_id == row.organization_id,
+                EhrResource.patient_ref == row.sender_id,
+                EhrResource.resource_type != "Patient",
+            )
+        ).all()
+        if any((o.resource_type, o.sender_id) not in created_keys for o in others):
+            _refuse(session, by, batch, "ehr_resource", f"Patient/{row.sender_id}")
+    # A patient the import registered: removed only when nothing but this import refers to it.
+    registered = [i.registered_patient_id for i in items if i.registered_patient_id is not None]
+    teams = {
+        pid: session.scalar(select(CareTeam.id).where(CareTeam.patient_id == pid))
+        for pid in registered
+    }
+    for pid in registered:
+        skip = frozenset({"care_team", "ehr_resource", "ehr_import_item"})
+        used = _references(session, "patient", [pid], skip)
+        team = teams.get(pid)
+        if team is not None and _references(session, "care_team", [team], frozenset()):
+            used.append("care_team_member")
+        left = session.scalar(
+            select(func.count())
+            .select_from(EhrResource)
+            .where(EhrResource.patient_id == pid, EhrResource.id.not_in(created_ids))
+        )
+        if left:
+            used.append("ehr_resource")
+        if used:
+            patient = session.get(Patient, pid)
+            name = f"Patient/{patient.mrn}" if patient is not None else str(pid)
+            _refuse(session, by, batch, used[0], name)
+    # Nothing was used since: undo, last entry first.
+    orders: list[ImportedOrderUndone] = []
+    for match in matches:
+        session.delete(match)
+    session.flush()
+    for item in items:
+        row = rows.get(item.id)
+        if row is None:
+            continue
+        if item.resource_type == "MedicationRequest" and row.patient_id is not None:
+            orders.append(
+                ImportedOrderUndone(
+                    row.patient_id, row.sender_id, None if item.created else item.previous
+                )
+            )
+        if item.created:
+            record(
+                session,
+                by=by,
+                action="undo",
+                object_type=row.resource_type,
+                object_id=row.id,
+                patient_id=row.patient_id,
+                detail={"import": str(batch.id), "deleted": True},
+            )
+            session.delete(row)
+        else:
+            row.resource = item.previous or {}
+            row.category = item.previous_category or row.category
+            row.patient_id = item.previous_patient_id
+            row.patient_ref = item.previous_patient_ref
+            row.version += 1
+            row.last_updated = now()
+            record(
+                session,
+                by=by,
+                action="undo",
+                object_type=row.resource_type,
+                object_id=row.id,
+                patient_id=row.patient_id,
+                detail={"import": str(batch.id), "version": row.version},
+            )
+    session.flush()
+    for pid in registered:
+        team = teams.get(pid)
+        if team is not None:
+            session.execute(delete(CareTeam).where(CareTeam.id == team))
+        session.execute(delete(Patient).where(Patient.id == pid))
+        record(
+            session,
+            by=by,
+            action="undo",
+            object_type="Patient",
+            object_id=pid,
+            patient_id=pid,
+            detail={"import": str(batch.id), "registered": True},
+        )
+    batch.undone_at = now()
+    batch.undone_by_id = by.id
+    batch.undo_reason = words[:500]
+    session.flush()
+    record(
+        session,
+        by=by,
+        action="undo",
+        object_type="EhrImport",
+        object_id=batch.id,
+        detail={"items": len(items), "patients": len(registered)},
+    )
+    return Undone(_import_view(session, batch), orders, batch.source_id)

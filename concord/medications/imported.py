@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from concord.accounts.models import User
 from concord.audit.service import record as audit
 from concord.clock import now
-from concord.errors import PermissionDenied
+from concord.errors import Conflict, PermissionDenied
 from concord.i18n import Msg
 from concord.medications.models import Medication, MedicationSource, MedicationStatus
 from concord.medications.vocabulary import default_vocabulary
@@ -181,5 +181,59 @@ def sync_imported_order(
         object_id=med.id,
         patient_id=patient.id,
         detail={"source": MedicationSource.ehr.value, "rxcui": med.rxcui or "none"},
+    )
+    return med
+
+
+def undo_imported_order(
+    session: Session,
+    *,
+    by: User,
+    patient: Patient,
+    sender_id: str,
+    previous: ImportedOrder | None,
+) -> Medication | None:
+    """An undone import's order (concord.ehr.undo_import) off the list: the entry it put there
+    is stopped ("the import that brought it was undone"; the list keeps its history), or the
+    entry it changed goes back to the order before. Written, as the import was, under the
+    integration client `by` that sent it; refused if a person changed the entry since."""
+    if not by.is_client or by.organization_id != patient.organization_id:
+        raise PermissionDenied(Msg("Only the organization's integration client imports orders."))
+    med = session.scalar(
+        select(Medication).where(
+            Medication.patient_id == patient.id, Medication.external_id == external_id(sender_id)
+        )
+    )
+    if med is None:
+        return None
+    if med.updated_by_id != by.id:
+        raise Conflict(
+            Msg(
+                "This import cannot be undone: %(what)s was used since (%(why)s). Undo or change "
+                "that first.",
+                what=f"MedicationRequest/{sender_id}",
+                why=Msg("a person changed its entry on the medication list"),
+            )
+        )
+    if previous is not None:
+        return sync_imported_order(
+            session, by=by, patient=patient, sender_id=sender_id, order=previous
+        )
+    if med.status == MedicationStatus.stopped:
+        return None
+    med.status = MedicationStatus.stopped
+    med.status_reason = "the import that brought it was undone"
+    med.version += 1
+    med.updated_at = now()
+    med.updated_by_id = by.id
+    session.flush()
+    audit(
+        session,
+        by=by,
+        action="update",
+        object_type="Medication",
+        object_id=med.id,
+        patient_id=patient.id,
+        detail={"source": MedicationSource.ehr.value, "undone": True},
     )
     return med

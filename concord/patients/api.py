@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from concord import access
 from concord.accounts.models import Organization
 from concord.actions import patients as patient_actions
+from concord.actions.timeline import TimelineEntry, timeline_for
 from concord.careplans import service as plans
 from concord.dates import org_today
 from concord.errors import NotFound
@@ -84,6 +85,30 @@ def list_patients(session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
 def get_patient(patient_id: str, session: DbSession, actor: ApiActor) -> dict[str, Any]:
     acc = access.record_access(session, actor.user, patient_id)
     return patient_json(acc.patient)
+
+
+def timeline_json(entry: TimelineEntry) -> dict[str, Any]:
+    return {
+        "source": entry.source,
+        "date": entry.on.isoformat() if entry.on is not None else None,
+        "at": entry.at.isoformat() if entry.at is not None else None,
+        "kind": entry.kind,
+        "description": entry.description,
+        "status": entry.status,
+        "who": entry.who,
+        "minutes": entry.minutes,
+        "id": entry.ref,
+    }
+
+
+@router.get("/patients/{patient_id}/timeline")
+def get_timeline(patient_id: str, session: DbSession, actor: ApiActor) -> list[dict[str, Any]]:
+    """The patient's visits and encounters, newest first: `source` is `visit` (booked in
+    Concord), `contact` (logged by the care team in Concord) or `ehr` (an Encounter the clinic's
+    EHR sent, shown as sent: `kind` is its class code, `id` the EHR's id). The twin of the
+    patient's Timeline tab; the same access, consent and audit."""
+    acc = access.team_access(session, actor.user, patient_id)
+    return [timeline_json(e) for e in timeline_for(session, access=acc)]
 
 
 @router.get("/patients/{patient_id}/care-team")

@@ -12,6 +12,7 @@ from concord import access
 from concord.access import PatientAccess
 from concord.accounts.models import Organization, Role
 from concord.accounts.organizations import list_clinics
+from concord.actions.timeline import timeline_for
 from concord.careplans import service as plans
 from concord.dates import org_today
 from concord.ehr import service as ehr
@@ -217,6 +218,26 @@ def patient_page(
     context = _overview(session, actor, patient_id, request.state.lang)
     context["done"] = request.query_params.get("done")
     return render(request, "patients/overview.html", context)
+
+
+@router.get("/patients/{patient_id}/timeline")
+def timeline_page(
+    patient_id: str, request: Request, session: DbSession, actor: WebActor
+) -> Response:
+    """Visits and encounters: Concord's visits and contacts and the EHR's encounters, newest
+    first, each marked by where it comes from (the JSON twin: /api/v1/patients/{id}/timeline)."""
+    acc = access.team_access(session, actor.user, patient_id)
+    return render(
+        request,
+        "patients/timeline.html",
+        {
+            "acc": acc,
+            "patient": acc.patient,
+            "entries": timeline_for(session, access=acc),
+            **header_context(session, acc, tab="timeline"),
+            **withheld_context(session, acc),
+        },
+    )
 
 
 def _team_context(

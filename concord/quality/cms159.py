@@ -161,6 +161,24 @@ class Exclusions:
             return "excluding_diagnosis"
         return None
 
+    def utilization_reason(self, start: date, end: date) -> str | None:
+        """NQF 0712 / CMS160's exclusions for PHQ-9 utilization over one 4-month period, as
+        far as they are published and Concord holds their value sets: hospice, death, or
+        bipolar, personality, schizophrenia or psychotic, or pervasive developmental disorder
+        (p4qm.org/measures/0712). Palliative care is CMS159's and not among them; permanent
+        nursing-home residence is among them but no value set for it is held, so it is not
+        applied (docs/quality-measures.md)."""
+        spec = spec_for(end)
+        vs = terminology(spec.period)
+        window = DaySpan(start, end)
+        if hospice(self.record, vs, window):
+            return "hospice"
+        if expired(self.record, window):
+            return "died"
+        if mental_health_disorder(self.record, vs, spec, window):
+            return "excluding_diagnosis"
+        return None
+
 
 def evaluate_population(
     patients: list[list[dict]], period_start: date, period_end: date

@@ -50,6 +50,9 @@ class EpisodeFacts:
     # The measure spec's denominator exclusions over a window of days (first day, last day):
     # the reason, or None (concord.quality.cms159.Exclusions over the patient's EHR record).
     excluded: Callable[[date, date], str | None] | None = None
+    # NQF 0712 / CMS160's exclusions for PHQ-9 utilization over a 4-month period (first day,
+    # last day): the reason, or None (concord.quality.cms159.Exclusions.utilization_reason).
+    excluded_utilization: Callable[[date, date], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,13 @@ def evaluate(facts: EpisodeFacts, period_start: date, period_end: date) -> Episo
     periods = sorted({four_month_period(d) for d in reached})
     for start, end in periods:
         if start >= period_start and end <= period_end:
-            met = any(start <= d <= end for d, _ in facts.phq9)
-            out.units.append(Unit("phq9_utilization", _month(start), met))
+            # NQF 0712's exclusions (hospice, death, excluding diagnoses) over the period.
+            left_out = (
+                facts.excluded_utilization is not None
+                and facts.excluded_utilization(start, end) is not None
+            )
+            met = not left_out and any(start <= d <= end for d, _ in facts.phq9)
+            out.units.append(Unit("phq9_utilization", _month(start), met, left_out))
     base = baseline(facts)
     if base is None or base[1] <= ELEVATED_ABOVE:
         return out

@@ -14,7 +14,9 @@ from concord.ehr import service as ehr
 from concord.ehr.models import EhrMatch, EhrResource
 from concord.errors import PermissionDenied
 from concord.measures import service as measures
+from concord.measures.models import MeasureObservation, MeasureResponse
 from concord.patients.models import Patient
+from concord.safety.models import SafetyAlert
 from tests.careplans.test_api import bearer
 from tests.conftest import commit
 from tests.factories import acc_for
@@ -472,3 +474,46 @@ def test_the_team_decides_a_match_on_its_page(client, session, people, sign_in):
     session.refresh(match)
     assert match.status == "same" and match.decided_by_id == people.care_manager.id
     assert "No patients are waiting" in client.get("/ehr/matches").text
+
+
+def test_an_out_of_range_total_is_kept_as_sent_and_flagged_not_fixed(
+    client, session, people, sign_in
+):
+    """A PHQ-9 total of 31 (the PHQ-9's range is 0-27) is a data error in the EHR: Concord keeps
+    it exactly as sent, serves it as sent, flags it on the patient's page, and never scores it,
+    clamps it, or turns it into a response of its own (no score, no alert)."""
+    token = client_token(session, people)
+    sent = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-02-01",
+        "valueInteger": 31,
+    }
+    body = bundle(
+        put("Patient", "p1", patient(mrn="N-1", given="Pat", family="Ient", birth="1985-05-17")),
+        put("Observation", "o1", sent),
+    )
+    assert send(client, body, token).status_code == 200
+    session.expire_all()
+    row = session.scalar(select(EhrResource).where(EhrResource.sender_id == "o1"))
+    assert row.resource == {**sent, "id": "o1"}  # stored byte for byte, 31 and all
+    mine = {MeasureResponse: 0, MeasureObservation: 0, SafetyAlert: 0}
+    for model in mine:
+        mine[model] = session.scalar(
+            select(func.count()).select_from(model).where(model.patient_id == people.patient.id)
+        )
+    assert mine == {MeasureResponse: 0, MeasureObservation: 0, SafetyAlert: 0}
+    # Served as sent through FHIR, with its imported tag.
+    served = client.get(
+        "/fhir/Observation/o1", headers={**FHIR, **bearer(session, people.care_manager)}
+    ).json()
+    assert served["valueInteger"] == 31
+    assert served["meta"]["tag"][-1]["code"] == "imported"
+    # Flagged on the patient's page, beside the value as sent.
+    sign_in(people.care_manager.email)
+    page = client.get(f"/patients/{people.patient.id}").text
+    section = page.split('id="ehr-h"', 1)[1].split("</section>", 1)[0]
+    assert "<strong>31</strong>" in section
+    assert "outside 0-27 as sent: check in the EHR" in section

@@ -6,9 +6,10 @@ from __future__ import annotations
 import csv
 from datetime import date
 
+from concord.quality.cms159 import Exclusions
 from tests.ehr.test_import import bundle, client_token, patient, put, send
 from tests.ehr.test_imported_observations import observation
-from tests.registry.conftest import enroll
+from tests.registry.conftest import contact, enroll
 
 
 def _process(client) -> dict:
@@ -64,3 +65,41 @@ def test_a_death_the_ehr_sent_excludes_the_patient(client, session, people, sign
     page = client.get("/quality?start=2026-01-01&end=2026-12-31").text
     section = page.split('id="p-remission_6_months"', 1)[1].split("</table>", 1)[0]
     assert "<td>0</td><td>0</td><td>1</td>" in section  # met, counted, left out
+
+
+def test_nqf_0712_exclusions_leave_phq9_utilization_out(client, session, people, sign_in):
+    """PHQ-9 utilization follows NQF 0712 / CMS160: a death the EHR sent by the end of a
+    4-month period leaves that period out (counted apart); a period before it is kept."""
+    enroll(session, people, started_on=date(2026, 3, 5))
+    contact(session, people, "initial_assessment", date(2026, 3, 10))
+    contact(session, people, "follow_up", date(2026, 6, 10))
+    sign_in("cara@test.example.org")
+    _send(client, session, people)
+    before = _process(client)["phq9_utilization"]
+    # January-April (PHQ-9 on March 1) met, May-August (none) not met.
+    assert (before["numerator"], before["performance_denominator"]) == (1, 2)
+    assert before["counts"]["denominator-exclusion"] == 0
+    _send(client, session, people, deceasedDateTime="2026-07-01")
+    after = _process(client)["phq9_utilization"]
+    assert (after["numerator"], after["performance_denominator"]) == (1, 1)
+    assert after["counts"]["denominator-exclusion"] == 1
+
+
+def test_palliative_care_is_cms159s_exclusion_not_nqf_0712s():
+    record = [
+        {"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"},
+        {
+            "resourceType": "Observation",
+            "id": "pal",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "71007-9"}]},
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": "2026-03-01",
+        },
+    ]
+    found = Exclusions(record)
+    assert found.reason(date(2026, 1, 1), date(2026, 4, 30)) == "palliative_care"
+    assert found.utilization_reason(date(2026, 1, 1), date(2026, 4, 30)) is None
+    dead = Exclusions([{**record[0], "deceasedDateTime": "2026-04-30"}])
+    assert dead.utilization_reason(date(2026, 1, 1), date(2026, 4, 30)) == "died"
+    assert dead.utilization_reason(date(2025, 9, 1), date(2025, 12, 31)) is None

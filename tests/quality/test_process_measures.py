@@ -232,3 +232,29 @@ def test_exclusions_leave_response_and_remission_out():
         excluded=hospice,
     )
     assert [u.excluded for u in units(follow, "follow_up_4_weeks")] == [False]
+
+
+def test_nqf_0712_exclusions_leave_a_4_month_period_out():
+    contacts = [(date(2026, 3, 2), "follow_up"), (date(2026, 6, 2), "follow_up")]
+    phq = [(date(2026, 3, 2), 12.0), (date(2026, 6, 2), 8.0)]
+    windows = []
+
+    def died_in_june(first, last):
+        windows.append((first, last))
+        return "died" if last >= date(2026, 6, 15) else None
+
+    # CMS159's exclusions (`excluded`) are not PHQ-9 utilization's: nothing is left out.
+    kept = EpisodeFacts(START, True, contacts, phq, excluded=lambda a, b: "palliative_care")
+    assert [u.excluded for u in units(kept, "phq9_utilization")] == [False, False]
+    out = EpisodeFacts(START, True, contacts, phq, excluded_utilization=died_in_june)
+    found = units(out, "phq9_utilization")
+    # Asked over each 4-month period; January-April kept and met, May-August left out.
+    assert windows == [
+        (date(2026, 1, 1), date(2026, 4, 30)),
+        (date(2026, 5, 1), date(2026, 8, 31)),
+    ]
+    assert [(u.month, u.numerator, u.excluded) for u in found] == [
+        (date(2026, 1, 1), True, False),
+        (date(2026, 5, 1), False, True),
+    ]
+    assert process.tally(found, "phq9_utilization") == process.Tally(1, 1, 1)
