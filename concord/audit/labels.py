@@ -128,6 +128,7 @@ OBJECT_LABELS = {
     "EhrImport": N_("records from your clinic's health record system"),
     "Encounter": N_("visits recorded in your clinic's health record system"),
     "Timeline": N_("your list of visits and encounters"),
+    "SubstanceUseDay": N_("your days-of-use calendar"),
     "Measure": N_("the clinic's quality measures"),
     "ProcessMeasures": N_("the clinic's figures on how care is given"),
     "SafetyAlert": N_("a safety alert about you"),
