@@ -21,7 +21,7 @@ from concord.errors import NotFound
 from concord.i18n import Msg, gettext
 from concord.messaging import service as messages
 from concord.messaging.models import Message, MessageThread
-from concord.messaging.schemas import MessageIn, MessagingSettingsIn, ReplyIn
+from concord.messaging.schemas import MessageIn, MessagingSettingsIn, ReplyIn, ThreadStatusIn
 from concord.safety.crisis import crisis_resources
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once, earlier_record
@@ -91,6 +91,8 @@ def thread_json(
         "last_message_at": _iso(t.last_message_at),
         "awaiting": t.awaiting,
         "reply_due_at": _iso(t.reply_due_at),
+        "status": "closed" if t.closed_at else "open",
+        "closed_at": _iso(t.closed_at),
         "unread": view.unread,
         "messages_count": len(view.messages),
         "read_by_team_at": _iso(view.read_by_team_at),
@@ -205,6 +207,18 @@ def answer(
         return _sent_json(session, acc, act.Sent(thread, message, bool(message.crisis_rule)))
 
     return create_once(session, actor, idem, create=create, replay=replay)
+
+
+@router.post("/patients/{patient_id}/messages/{thread_id}/status")
+def thread_status(
+    patient_id: str, thread_id: str, body: ThreadStatusIn, session: DbSession, actor: ApiWriter
+) -> Any:
+    """A clinician on the care team closes a thread (`closed`: its reply task is closed too;
+    nothing more can be written in it) or reopens it (`open`). Asking again changes nothing."""
+    thread, acc = _thread_in(session, actor, patient_id, thread_id, "update")
+    act.set_closed(session, by=actor.user, thread_id=str(thread.id), closed=body.status == "closed")
+    view = act.read(session, acc, thread)
+    return {"thread": thread_json(view, with_messages=False, lang=actor.user.language or "en")}
 
 
 @router.get("/messages/unread")

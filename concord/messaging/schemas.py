@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -53,6 +53,15 @@ class ReplyIn(BaseModel):
 
     body: Annotated[str, Field(max_length=20000)] = ""
     files: list[FileIn] = []
+
+
+class ThreadStatusIn(BaseModel):
+    """A clinician closes a conversation (`closed`: its reply task is closed, nothing more can
+    be written in it) or reopens it (`open`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["open", "closed"]
 
 
 class MessagingSettingsIn(BaseModel):

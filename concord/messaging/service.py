@@ -34,7 +34,7 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory
 from concord.clock import now
-from concord.errors import InvalidInput, NotFound
+from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.messaging.models import (
     Awaiting,
@@ -368,8 +368,67 @@ def reply(
             object_id=thread.id,
             message="Only the patient, their care team and the family they chose write here.",
         )
+    if thread.closed_at is not None:
+        # Nothing is written: the page shows no answer form on a closed thread, the API
+        # answers 409, and the team reopens it to write again.
+        raise Conflict(CLOSED)
     _, text, checked = check_message(None, body, files or [], new_thread=False)
     return _add_message(session, access, thread, text, checked, crisis_rule)
+
+
+CLOSED = Msg("This conversation is closed. Start a new message to write again.")
+
+
+def last_message(session: Session, thread: MessageThread) -> Message | None:
+    """The thread's newest message (whose turn a reopened thread is)."""
+    return session.scalars(
+        select(Message).where(Message.thread_id == thread.id).order_by(Message.number.desc())
+    ).first()
+
+
+def set_closed(
+    session: Session, *, access: PatientAccess, thread: MessageThread, closed: bool
+) -> bool:
+    """A clinician on the patient's care team closes a thread (nobody's turn, no answer date;
+    nothing more can be written in it) or reopens it. The patient and their family cannot
+    (refused, audited). Returns whether it changed: asking twice changes and records once."""
+    if not (access.on_team and access.by.is_clinician):
+        raise deny(
+            session,
+            access,
+            action="update",
+            object_type=OBJECT,
+            object_id=thread.id,
+            message="Only the care team closes or reopens a conversation.",
+        )
+    if (thread.closed_at is not None) == closed:
+        return False
+    if closed:
+        thread.closed_at = now()
+        thread.awaiting = None
+        thread.reply_due_at = None
+    else:
+        thread.closed_at = None
+        last = last_message(session, thread)
+        if last is not None and last.side != "team":
+            # The patient's (or family's) words are still unanswered: the team's turn again.
+            org = session.get(Organization, thread.organization_id)
+            assert org is not None
+            thread.awaiting = Awaiting.team
+            thread.reply_due_at = now() + policy_of(org).reply_within
+        elif last is not None and thread.kind == ThreadKind.patient:
+            thread.awaiting = Awaiting.patient
+    session.flush()
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type=OBJECT,
+        object_id=thread.id,
+        patient_id=thread.patient_id,
+        detail={"status": "closed" if closed else "open"},
+    )
+    return True
 
 
 def open_topic_thread(
