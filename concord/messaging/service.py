@@ -540,6 +540,26 @@ def find_message(
     return message, thread, acc
 
 
+def read_one(
+    session: Session, *, by: User, ident: str
+) -> tuple[Message | None, MessageThread, PatientAccess]:
+    """A message, or (message None) a thread's header, by its id, to read on its own (FHIR's
+    read): NotFound, audited, when the reader may not see it (the disclosure decision on its
+    Part 2 label included); the read is in the audit trail."""
+    message, thread, acc = find_message(session, by=by, ident=ident)
+    row: Any = message if message is not None else thread
+    disclosure.check_record(session, acc, row, object_type=OBJECT)
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type=OBJECT,
+        object_id=row.id,
+        patient_id=thread.patient_id,
+    )
+    return message, thread, acc
+
+
 @dataclass
 class ThreadView:
     thread: MessageThread
