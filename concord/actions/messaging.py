@@ -39,7 +39,6 @@ from concord.dates import local_date
 from concord.i18n import N_, gettext
 from concord.messaging import service as messages
 from concord.messaging.models import Awaiting, Message, MessageRead, MessageThread, ThreadKind
-from concord.messaging.phrases import default_phrases
 from concord.notifications import service as notices
 from concord.patients import service as patients
 from concord.patients.models import Patient, RelatedPerson
@@ -227,11 +226,13 @@ def set_closed(session: Session, *, by: User, thread_id: str, closed: bool) -> M
 
 
 def _crisis_rule(access: PatientAccess, *texts: str | None) -> str | None:
-    """The crisis phrase rule a patient's (or their family member's) words match (the team's
-    own words are not checked: they quote and discuss)."""
+    """The crisis phrase rule a patient's (or their family member's) words match, in the
+    clinic's own list or Concord's default (the team's own words are not checked: they quote
+    and discuss)."""
     if not messages.from_patient_side(access):
         return None
-    return default_phrases().match(" \n ".join(t or "" for t in texts))
+    org = access.patient.clinic.organization
+    return messages.phrases_of(org).match(" \n ".join(t or "" for t in texts))
 
 
 def start(

@@ -265,10 +265,17 @@ def file_response(found: Any) -> Response:
 
 @router.put("/organization/messaging-settings")
 def settings(body: MessagingSettingsIn, session: DbSession, actor: ApiWriter) -> Any:
-    """An administrator sets the clinic's messaging policy."""
+    """An administrator sets the clinic's messaging policy, and its own crisis phrase list
+    (`crisis_phrases`, the format of concord/messaging/crisis-phrases.yaml; null: Concord's)."""
     require_admin(session, actor.user, action="update")
     org = actor.user.organization
-    org.messaging_settings = messages.check_settings(body.model_dump())
+    values = body.model_dump(exclude={"crisis_phrases"})
+    # The clinic's phrase list stays unless it is sent (null: back to Concord's default).
+    if "crisis_phrases" in body.model_fields_set:
+        values["crisis_phrases"] = body.crisis_phrases
+    else:
+        values["crisis_phrases"] = (org.messaging_settings or {}).get("crisis_phrases")
+    org.messaging_settings = messages.check_settings(values)
     record(
         session,
         by=actor.user,

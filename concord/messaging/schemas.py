@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -75,3 +75,7 @@ class MessagingSettingsIn(BaseModel):
     office_start: str = "09:00"
     office_end: str = "17:00"
     clinic_phone: str = ""
+    # The clinic's own crisis phrase list, in the format of concord/messaging/crisis-phrases.yaml
+    # (kind, source.citation, rules with phrases per language). Left out: the list in force is
+    # kept; null: back to Concord's default list.
+    crisis_phrases: dict[str, Any] | None = None

@@ -36,6 +36,7 @@ from concord.categories import DataCategory
 from concord.clock import now
 from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
+from concord.messaging import phrases
 from concord.messaging.models import (
     Awaiting,
     Message,
@@ -100,6 +101,13 @@ def policy_of(org: Organization) -> Policy:
     )
 
 
+def phrases_of(org: Organization) -> phrases.PhraseList:
+    """The crisis phrase list a patient's words are checked against: the clinic's own (its
+    messaging settings' `crisis_phrases`, the format of crisis-phrases.yaml, a source cited),
+    or Concord's default list."""
+    return phrases.phrases_for((org.messaging_settings or {}).get("crisis_phrases"))
+
+
 def check_settings(values: dict[str, Any]) -> dict[str, Any]:
     """A clinic's messaging settings, checked field by field."""
     errors: dict[str, Any] = {}
@@ -129,6 +137,13 @@ def check_settings(values: dict[str, Any]) -> dict[str, Any]:
     if len(phone) > 40:
         errors["clinic_phone"] = Msg("must be at most %(max)s characters", max=40)
     out["clinic_phone"] = phone
+    own = values.get("crisis_phrases")
+    if own is not None:
+        try:
+            phrases.parse(own)
+            out["crisis_phrases"] = own
+        except phrases.PhraseFileError as exc:
+            errors["crisis_phrases"] = Msg("is not a crisis phrase list: %(why)s", why=str(exc))
     if errors:
         raise InvalidInput(Msg("The messaging settings were not saved."), errors=errors)
     return out
