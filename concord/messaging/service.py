@@ -383,6 +383,17 @@ def reply(
             object_id=thread.id,
             message="Only the patient, their care team and the family they chose write here.",
         )
+    if access.on_team:
+        # A Part 2 program's thread is written in only by whom it may be disclosed to (else
+        # NotFound, audited): the team's pages and the API never show it to the others.
+        disclosure.check_record(
+            session,
+            access,
+            thread,
+            object_type=OBJECT,
+            action="create",
+            message=Msg("No such message."),
+        )
     if thread.closed_at is not None:
         # Nothing is written: the page shows no answer form on a closed thread, the API
         # answers 409, and the team reopens it to write again.
@@ -416,6 +427,16 @@ def set_closed(
             object_id=thread.id,
             message="Only the care team closes or reopens a conversation.",
         )
+    # A Part 2 program's thread is changed only by whom it may be disclosed to (else NotFound,
+    # audited, as for a stranger).
+    disclosure.check_record(
+        session,
+        access,
+        thread,
+        object_type=OBJECT,
+        action="update",
+        message=Msg("No such message."),
+    )
     if (thread.closed_at is not None) == closed:
         return False
     if closed:

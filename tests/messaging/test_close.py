@@ -141,3 +141,30 @@ def test_the_api_twin_and_the_pages(client, session, people, sign_in):
     assert closed.status_code == 303
     answered = client.post(page, data={"csrf_token": token, "body": "Late answer"})
     assert answered.status_code == 409 and "This conversation is closed" in answered.text
+
+
+def test_a_part2_programs_thread_is_neither_closed_nor_answered_by_whom_it_is_withheld_from(
+    session, people
+):
+    """North is a Part 2 program; its care manager writes to the team; Dr Lee (primary care,
+    South, on the team, no consent) cannot close the thread or write in it by its id."""
+    from tests.part2.test_part2 import make_world
+
+    pcp, _ = make_world(session, people)
+    cm = acc_for(session, people.care_manager, people.patient)
+    sent = act.start(session, access=cm, kind="team", subject="Relapse", body="Used on Friday")
+    commit(session)
+    tid = str(sent.thread.id)
+    for attempt in (
+        lambda: act.set_closed(session, by=pcp, thread_id=tid, closed=True),
+        lambda: act.answer(session, by=pcp, thread_id=tid, body="Seen"),
+    ):
+        try:
+            attempt()
+            raise AssertionError("a withheld thread was changed")
+        except NotFound:
+            pass
+    assert sent.thread.closed_at is None and sent.thread.message_count == 1
+    # The program's own staff close it.
+    act.set_closed(session, by=people.care_manager, thread_id=tid, closed=True)
+    assert sent.thread.closed_at is not None
