@@ -1247,6 +1247,20 @@ def _schedule_messages(
             when = _days(start, step.day, step.hour) + timedelta(minutes=step.minute)
             run = functools.partial(_send_message, session, staff, thread, step, n, made)
             events.append(_Event(when, next(seq), run))
+        if thread.closed is not None:
+            close = thread.closed
+            when = _days(start, close.day, close.hour) + timedelta(minutes=close.minute)
+            run = functools.partial(_close_thread, session, staff, close, made)
+            events.append(_Event(when, next(seq), run))
+
+
+def _close_thread(
+    session: Session, staff: dict[str, dict[Role, User]], close: Any, made: dict[str, Any]
+) -> None:
+    clinic, role = close.by.split(".")
+    messaging.set_closed(
+        session, by=staff[clinic][Role(role)], thread_id=made["thread"], closed=True
+    )
 
 
 def _send_message(

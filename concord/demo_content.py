@@ -342,11 +342,21 @@ class MessageStepIn(_Strict):
     body: str = Text
 
 
+class MessageCloseIn(_Strict):
+    """A team member closes the thread once it needs no more answer (messages.yaml)."""
+
+    by: str = Text  # "<clinic>.<role>"
+    day: int = Field(le=0)
+    hour: int = Field(ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+
+
 class MessageThreadIn(_Strict):
     patient: str = Text  # "Given Family"
     kind: Literal["patient", "team"]
     subject: str = Text
     messages: list[MessageStepIn] = Field(min_length=1)
+    closed: MessageCloseIn | None = None
 
 
 class MessagesFile(_Strict):

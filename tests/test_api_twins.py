@@ -132,6 +132,9 @@ TWINS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     # --- secure messages (issue 22) -----------------------------------
     ("POST", f"{P}/messages"): (("POST", f"{A}/messages"),),
     ("POST", f"{P}/messages/{{thread_id}}"): (("POST", f"{A}/messages/{{thread_id}}"),),
+    ("POST", f"{P}/messages/{{thread_id}}/status"): (
+        ("POST", f"{A}/messages/{{thread_id}}/status"),
+    ),
     ("POST", "/my/messages"): (("POST", f"{A}/messages"),),
     ("POST", "/my/messages/{thread_id}"): (("POST", f"{A}/messages/{{thread_id}}"),),
     # a family member the patient's consent names (the same API doors)

@@ -858,6 +858,10 @@ RULES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/api/v1/patients/{patient_id}/messages/{thread_id}"): [
         Case(f"{P}/messages/{{thread_id}}", MESSAGES, {"body": "An answer"})
     ],
+    # Closing or reopening a thread: the team's clinicians; 403 for the patient and family.
+    ("POST", "/api/v1/patients/{patient_id}/messages/{thread_id}/status"): [
+        Case(f"{P}/messages/{{thread_id}}/status", TEAM, {"status": "closed"})
+    ],
     ("GET", "/api/v1/messages/unread"): [Case("/api/v1/messages/unread", ALL, kind="list")],
     ("GET", "/api/v1/messages"): [Case("/api/v1/messages", ALL, kind="list")],
     ("GET", "/api/v1/message-files/{file_id}"): [Case("/api/v1/message-files/{file_id}", MESSAGES)],

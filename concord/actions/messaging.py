@@ -38,8 +38,7 @@ from concord.accounts.models import Role, User
 from concord.dates import local_date
 from concord.i18n import N_, gettext
 from concord.messaging import service as messages
-from concord.messaging.models import Message, MessageRead, MessageThread, ThreadKind
-from concord.messaging.phrases import default_phrases
+from concord.messaging.models import Awaiting, Message, MessageRead, MessageThread, ThreadKind
 from concord.notifications import service as notices
 from concord.patients import service as patients
 from concord.patients.models import Patient, RelatedPerson
@@ -189,12 +188,51 @@ def read(session: Session, access: PatientAccess, thread: MessageThread) -> mess
     return view
 
 
+CLOSED_NOTE = N_("Done: the team closed the conversation.")
+
+
+def set_closed(session: Session, *, by: User, thread_id: str, closed: bool) -> MessageThread:
+    """A clinician on the care team closes a thread (its reply task is closed with it: nobody
+    must answer a closed conversation) or reopens it (if the patient's or their family's words
+    are the last, it is the team's turn again, with the reply task, due by the clinic's answer
+    time). Asking for what already holds changes nothing."""
+    thread, access = messages.find_thread(session, by=by, ident=thread_id, action="update")
+    if not messages.set_closed(session, access=access, thread=thread, closed=closed):
+        return thread
+    if closed:
+        tasks.close_tasks(
+            session,
+            patient_id=thread.patient_id,
+            source=_source(thread),
+            note=CLOSED_NOTE,
+            by=by,
+        )
+    elif thread.awaiting == Awaiting.team:
+        last = messages.last_message(session, thread)
+        tasks.open_task(
+            session,
+            organization_id=thread.organization_id,
+            patient_id=thread.patient_id,
+            owner_id=_reply_owner(session, access),  # type: ignore[arg-type]
+            title=REPLY_TASK,
+            source=_source(thread),
+            due_on=local_date(thread.reply_due_at, access.patient.clinic.organization)
+            if thread.reply_due_at
+            else None,
+            priority="urgent" if last is not None and last.crisis_rule else "routine",
+            by=by,
+        )
+    return thread
+
+
 def _crisis_rule(access: PatientAccess, *texts: str | None) -> str | None:
-    """The crisis phrase rule a patient's (or their family member's) words match (the team's
-    own words are not checked: they quote and discuss)."""
+    """The crisis phrase rule a patient's (or their family member's) words match, in the
+    clinic's own list or Concord's default (the team's own words are not checked: they quote
+    and discuss)."""
     if not messages.from_patient_side(access):
         return None
-    return default_phrases().match(" \n ".join(t or "" for t in texts))
+    org = access.patient.clinic.organization
+    return messages.phrases_of(org).match(" \n ".join(t or "" for t in texts))
 
 
 def start(

@@ -31,6 +31,7 @@ from concord.appointments.models import (
     VisitStatus,
 )
 from concord.appointments.schemas import BookIn, VisitIn, VisitRequestIn
+from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.clock import now
 from concord.dates import zone
@@ -349,10 +350,25 @@ def get_visit(
     vid = parse_id(visit_id)
     visit = session.get(Appointment, vid) if vid is not None else None
     if visit is None or visit.patient_id != acc.patient.id:
+        _audit_missing(session, by, visit_id, acc.patient.id)
         raise NotFound(Msg("No such visit."))
     disclosure.check_record(session, acc, visit, object_type=OBJECT, message=Msg("No such visit."))
     _audit(session, by, "read", visit)
     return visit, acc
+
+
+def _audit_missing(session: Session, by: User, visit_id: Any, patient_id: Any) -> None:
+    """A visit asked for that is not there (or not this patient's): a refusal in the trail,
+    as for a stranger."""
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type=OBJECT,
+        object_id=str(visit_id)[:64],
+        patient_id=patient_id,
+        outcome=Outcome.denied,
+    )
 
 
 def find_visit(session: Session, *, by: User, visit_id: Any) -> tuple[Appointment, PatientAccess]:
@@ -360,6 +376,7 @@ def find_visit(session: Session, *, by: User, visit_id: Any) -> tuple[Appointmen
     vid = parse_id(visit_id)
     visit = session.get(Appointment, vid) if vid is not None else None
     if visit is None:
+        _audit_missing(session, by, visit_id, None)
         raise NotFound(Msg("No such visit."))
     return get_visit(session, by=by, patient_id=visit.patient_id, visit_id=visit.id)
 

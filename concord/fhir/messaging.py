@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from concord import access, disclosure
+from concord import access
 from concord.accounts.models import User
 from concord.errors import InvalidInput, NotFound
 from concord.fhir.mapping import SYSTEM, _drop_empty, _instant, _ref, person_ref
@@ -126,20 +126,12 @@ def _resources(
 def read_communication(session: Session, *, by: User, ident: str, base_url: str) -> dict[str, Any]:
     """A thread (header) or a message by its id."""
     try:
-        message, thread, acc = messages.find_message(session, by=by, ident=ident)
+        message, thread, acc = messages.read_one(session, by=by, ident=ident)
     except NotFound:
         raise NotFound(Msg("No such resource.")) from None
     team = patients.care_team_of(session, acc.patient.id)
     if message is None:
-        try:
-            disclosure.check_record(session, acc, thread, object_type=messages.OBJECT)
-        except NotFound:
-            raise NotFound(Msg("No such resource.")) from None
         return _labelled(session, thread, acc.patient, thread_resource(thread, acc.patient, team))
-    try:
-        disclosure.check_record(session, acc, message, object_type=messages.OBJECT)
-    except NotFound:
-        raise NotFound(Msg("No such resource.")) from None
     return _labelled(
         session,
         message,

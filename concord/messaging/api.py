@@ -21,7 +21,7 @@ from concord.errors import NotFound
 from concord.i18n import Msg, gettext
 from concord.messaging import service as messages
 from concord.messaging.models import Message, MessageThread
-from concord.messaging.schemas import MessageIn, MessagingSettingsIn, ReplyIn
+from concord.messaging.schemas import MessageIn, MessagingSettingsIn, ReplyIn, ThreadStatusIn
 from concord.safety.crisis import crisis_resources
 from concord.web.deps import ApiActor, ApiWriter, DbSession
 from concord.web.idempotency import Idempotent, create_once, earlier_record
@@ -91,6 +91,8 @@ def thread_json(
         "last_message_at": _iso(t.last_message_at),
         "awaiting": t.awaiting,
         "reply_due_at": _iso(t.reply_due_at),
+        "status": "closed" if t.closed_at else "open",
+        "closed_at": _iso(t.closed_at),
         "unread": view.unread,
         "messages_count": len(view.messages),
         "read_by_team_at": _iso(view.read_by_team_at),
@@ -207,6 +209,18 @@ def answer(
     return create_once(session, actor, idem, create=create, replay=replay)
 
 
+@router.post("/patients/{patient_id}/messages/{thread_id}/status")
+def thread_status(
+    patient_id: str, thread_id: str, body: ThreadStatusIn, session: DbSession, actor: ApiWriter
+) -> Any:
+    """A clinician on the care team closes a thread (`closed`: its reply task is closed too;
+    nothing more can be written in it) or reopens it (`open`). Asking again changes nothing."""
+    thread, acc = _thread_in(session, actor, patient_id, thread_id, "update")
+    act.set_closed(session, by=actor.user, thread_id=str(thread.id), closed=body.status == "closed")
+    view = act.read(session, acc, thread)
+    return {"thread": thread_json(view, with_messages=False, lang=actor.user.language or "en")}
+
+
 @router.get("/messages/unread")
 def unread(session: DbSession, actor: ApiActor) -> Any:
     """How many messages wait for the caller, and (for a clinician) how many threads on their
@@ -251,10 +265,17 @@ def file_response(found: Any) -> Response:
 
 @router.put("/organization/messaging-settings")
 def settings(body: MessagingSettingsIn, session: DbSession, actor: ApiWriter) -> Any:
-    """An administrator sets the clinic's messaging policy."""
+    """An administrator sets the clinic's messaging policy, and its own crisis phrase list
+    (`crisis_phrases`, the format of concord/messaging/crisis-phrases.yaml; null: Concord's)."""
     require_admin(session, actor.user, action="update")
     org = actor.user.organization
-    org.messaging_settings = messages.check_settings(body.model_dump())
+    values = body.model_dump(exclude={"crisis_phrases"})
+    # The clinic's phrase list stays unless it is sent (null: back to Concord's default).
+    if "crisis_phrases" in body.model_fields_set:
+        values["crisis_phrases"] = body.crisis_phrases
+    else:
+        values["crisis_phrases"] = (org.messaging_settings or {}).get("crisis_phrases")
+    org.messaging_settings = messages.check_settings(values)
     record(
         session,
         by=actor.user,

@@ -6,6 +6,7 @@ myself"? yes)."""
 from __future__ import annotations
 
 import functools
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -89,3 +90,16 @@ def parse(raw: Any) -> PhraseList:
 @functools.lru_cache(maxsize=1)
 def default_phrases() -> PhraseList:
     return parse(yaml.safe_load(PHRASES_FILE.read_text(encoding="utf-8")))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> PhraseList:
+    return parse(json.loads(text))
+
+
+def phrases_for(raw: dict[str, Any] | None) -> PhraseList:
+    """A clinic's own list (the same format as crisis-phrases.yaml, stored with the
+    organization's messaging settings, checked when it was saved), or Concord's default."""
+    if not raw:
+        return default_phrases()
+    return _parsed(json.dumps(raw, sort_keys=True))

@@ -19,11 +19,11 @@ from concord import access
 from concord.access import PatientAccess
 from concord.actions import messaging as act
 from concord.clock import now
-from concord.errors import InvalidInput, NotFound
+from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
 from concord.messaging import service as messages
 from concord.messaging.api import file_response
-from concord.messaging.schemas import MessageIn, ReplyIn
+from concord.messaging.schemas import MessageIn, ReplyIn, ThreadStatusIn
 from concord.safety.crisis import crisis_resources
 from concord.web.deps import DbSession, PostedBy, WebActor
 from concord.web.forms import FormOf, Posted
@@ -182,6 +182,11 @@ def _answer(
     try:
         data = form.read()
         sent = act.answer(session, by=actor.user, thread_id=thread_id, body=data.body, files=files)
+    except Conflict as exc:
+        context = _thread_context(
+            session, acc, thread, request.state.lang, values=form.values, message=exc.message
+        )
+        return render(request, _template(acc, "thread"), context, status_code=409)
     except InvalidInput as exc:
         context = _thread_context(
             session,
@@ -264,6 +269,22 @@ def team_answer(
     actor: PostedBy,
 ) -> Response:
     return _answer(request, session, actor, thread_id, form, files, patient_id)
+
+
+@router.post("/patients/{patient_id}/messages/{thread_id}/status")
+def team_thread_status(
+    patient_id: str,
+    thread_id: str,
+    request: Request,
+    session: DbSession,
+    form: Annotated[Posted[ThreadStatusIn], FormOf(ThreadStatusIn)],
+    actor: PostedBy,
+) -> Response:
+    """Close the conversation (its reply task with it) or reopen it."""
+    thread, acc = _thread(session, actor, thread_id, patient_id, "update")
+    data = form.read()
+    act.set_closed(session, by=actor.user, thread_id=str(thread.id), closed=data.status == "closed")
+    return RedirectResponse(f"{_base(acc)}/{thread.id}", status_code=303)
 
 
 @router.get("/messages")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -55,6 +55,15 @@ class ReplyIn(BaseModel):
     files: list[FileIn] = []
 
 
+class ThreadStatusIn(BaseModel):
+    """A clinician closes a conversation (`closed`: its reply task is closed, nothing more can
+    be written in it) or reopens it (`open`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["open", "closed"]
+
+
 class MessagingSettingsIn(BaseModel):
     """A clinic's messaging policy: the answer time it promises, its office hours (weekdays
     0 = Monday .. 6 = Sunday, times of day in the organization's zone) and its phone."""
@@ -66,3 +75,7 @@ class MessagingSettingsIn(BaseModel):
     office_start: str = "09:00"
     office_end: str = "17:00"
     clinic_phone: str = ""
+    # The clinic's own crisis phrase list, in the format of concord/messaging/crisis-phrases.yaml
+    # (kind, source.citation, rules with phrases per language). Left out: the list in force is
+    # kept; null: back to Concord's default list.
+    crisis_phrases: dict[str, Any] | None = None

@@ -34,8 +34,9 @@ from concord.audit.models import Outcome
 from concord.audit.service import record
 from concord.categories import DataCategory
 from concord.clock import now
-from concord.errors import InvalidInput, NotFound
+from concord.errors import Conflict, InvalidInput, NotFound
 from concord.i18n import Msg
+from concord.messaging import phrases
 from concord.messaging.models import (
     Awaiting,
     Message,
@@ -100,6 +101,13 @@ def policy_of(org: Organization) -> Policy:
     )
 
 
+def phrases_of(org: Organization) -> phrases.PhraseList:
+    """The crisis phrase list a patient's words are checked against: the clinic's own (its
+    messaging settings' `crisis_phrases`, the format of crisis-phrases.yaml, a source cited),
+    or Concord's default list."""
+    return phrases.phrases_for((org.messaging_settings or {}).get("crisis_phrases"))
+
+
 def check_settings(values: dict[str, Any]) -> dict[str, Any]:
     """A clinic's messaging settings, checked field by field."""
     errors: dict[str, Any] = {}
@@ -129,6 +137,13 @@ def check_settings(values: dict[str, Any]) -> dict[str, Any]:
     if len(phone) > 40:
         errors["clinic_phone"] = Msg("must be at most %(max)s characters", max=40)
     out["clinic_phone"] = phone
+    own = values.get("crisis_phrases")
+    if own is not None:
+        try:
+            phrases.parse(own)
+            out["crisis_phrases"] = own
+        except phrases.PhraseFileError as exc:
+            errors["crisis_phrases"] = Msg("is not a crisis phrase list: %(why)s", why=str(exc))
     if errors:
         raise InvalidInput(Msg("The messaging settings were not saved."), errors=errors)
     return out
@@ -368,8 +383,88 @@ def reply(
             object_id=thread.id,
             message="Only the patient, their care team and the family they chose write here.",
         )
+    if access.on_team:
+        # A Part 2 program's thread is written in only by whom it may be disclosed to (else
+        # NotFound, audited): the team's pages and the API never show it to the others.
+        disclosure.check_record(
+            session,
+            access,
+            thread,
+            object_type=OBJECT,
+            action="create",
+            message=Msg("No such message."),
+        )
+    if thread.closed_at is not None:
+        # Nothing is written: the page shows no answer form on a closed thread, the API
+        # answers 409, and the team reopens it to write again.
+        raise Conflict(CLOSED)
     _, text, checked = check_message(None, body, files or [], new_thread=False)
     return _add_message(session, access, thread, text, checked, crisis_rule)
+
+
+CLOSED = Msg("This conversation is closed. Start a new message to write again.")
+
+
+def last_message(session: Session, thread: MessageThread) -> Message | None:
+    """The thread's newest message (whose turn a reopened thread is)."""
+    return session.scalars(
+        select(Message).where(Message.thread_id == thread.id).order_by(Message.number.desc())
+    ).first()
+
+
+def set_closed(
+    session: Session, *, access: PatientAccess, thread: MessageThread, closed: bool
+) -> bool:
+    """A clinician on the patient's care team closes a thread (nobody's turn, no answer date;
+    nothing more can be written in it) or reopens it. The patient and their family cannot
+    (refused, audited). Returns whether it changed: asking twice changes and records once."""
+    if not (access.on_team and access.by.is_clinician):
+        raise deny(
+            session,
+            access,
+            action="update",
+            object_type=OBJECT,
+            object_id=thread.id,
+            message="Only the care team closes or reopens a conversation.",
+        )
+    # A Part 2 program's thread is changed only by whom it may be disclosed to (else NotFound,
+    # audited, as for a stranger).
+    disclosure.check_record(
+        session,
+        access,
+        thread,
+        object_type=OBJECT,
+        action="update",
+        message=Msg("No such message."),
+    )
+    if (thread.closed_at is not None) == closed:
+        return False
+    if closed:
+        thread.closed_at = now()
+        thread.awaiting = None
+        thread.reply_due_at = None
+    else:
+        thread.closed_at = None
+        last = last_message(session, thread)
+        if last is not None and last.side != "team":
+            # The patient's (or family's) words are still unanswered: the team's turn again.
+            org = session.get(Organization, thread.organization_id)
+            assert org is not None
+            thread.awaiting = Awaiting.team
+            thread.reply_due_at = now() + policy_of(org).reply_within
+        elif last is not None and thread.kind == ThreadKind.patient:
+            thread.awaiting = Awaiting.patient
+    session.flush()
+    record(
+        session,
+        by=access.by,
+        action="update",
+        object_type=OBJECT,
+        object_id=thread.id,
+        patient_id=thread.patient_id,
+        detail={"status": "closed" if closed else "open"},
+    )
+    return True
 
 
 def open_topic_thread(
@@ -477,6 +572,26 @@ def find_message(
     message = session.get(Message, mid) if mid is not None else None
     thread, acc = find_thread(
         session, by=by, ident=str(message.thread_id) if message is not None else ident
+    )
+    return message, thread, acc
+
+
+def read_one(
+    session: Session, *, by: User, ident: str
+) -> tuple[Message | None, MessageThread, PatientAccess]:
+    """A message, or (message None) a thread's header, by its id, to read on its own (FHIR's
+    read): NotFound, audited, when the reader may not see it (the disclosure decision on its
+    Part 2 label included); the read is in the audit trail."""
+    message, thread, acc = find_message(session, by=by, ident=ident)
+    row: Any = message if message is not None else thread
+    disclosure.check_record(session, acc, row, object_type=OBJECT)
+    record(
+        session,
+        by=by,
+        action="read",
+        object_type=OBJECT,
+        object_id=row.id,
+        patient_id=thread.patient_id,
     )
     return message, thread, acc
 
