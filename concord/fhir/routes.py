@@ -505,6 +505,12 @@ def search_post(
             "content (send status amended to amend it)",
             "content": _OPERATION_OUTCOME,
         },
+        # Declared here: the route opens its session itself (request_session), which the
+        # OpenAPI document's check for the database dependency does not see.
+        503: {
+            "description": "The system is busy: try again in a moment",
+            "content": _OPERATION_OUTCOME,
+        },
     },
     openapi_extra={
         "requestBody": {
