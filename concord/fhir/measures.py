@@ -398,9 +398,11 @@ _STRING = re.compile(r"[ \r\n\t\S]+")
 _CODE = re.compile(r"[^\s]+( [^\s]+)*")
 _URI = re.compile(r"\S+")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-# A dateTime with a time and a zone (R4 also allows a year, a month or a day alone).
+# A dateTime with a time and a zone (R4 also allows a year, a month or a day alone); R4's
+# zones run from -14:00 to +14:00. The digits' ranges are checked by parsing it.
 _DATETIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
 )
 _PATIENT_REFERENCE = re.compile(r"Patient/[A-Za-z0-9\-.]{1,64}")
 _PLAIN_TOP = frozenset(
