@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, JSONResponse, Response
 
@@ -37,6 +38,7 @@ from concord.web.deps import (
     Form,
     bearer_actor,
     finish_request,
+    request_session,
     writer,
 )
 from concord.web.errors import OPERATION_OUTCOME_BODY as _OPERATION_OUTCOME
@@ -531,6 +533,12 @@ def search_post(
             "content (send status amended to amend it)",
             "content": _OPERATION_OUTCOME,
         },
+        # Declared here: the route opens its session itself (request_session), which the
+        # OpenAPI document's check for the database dependency does not see.
+        503: {
+            "description": "The system is busy: try again in a moment",
+            "content": _OPERATION_OUTCOME,
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -539,11 +547,44 @@ def search_post(
         }
     },
 )
-async def create_questionnaire_response(request: Request, session: DbSession) -> Response:
+async def create_questionnaire_response(request: Request) -> Response:
     """Accept a completed response from an app or EHR; it is scored like any other. The same
     request sent twice is stored once (200 with the stored resource); the same identifier
     with different content is 409 unless its status is "amended" (a new version, scored and
     checked again); If-None-Exist (identifier=[system]|value) is honoured."""
+    # The request's session as DbSession gives it, opened here (the busiest write: no
+    # dependency machinery); it reads the whole body before it takes a database slot.
+    async with request_session(request) as session:
+        resource, outcome, issues = await _submit_questionnaire_response(request, session)
+    created = outcome in ("created", "amended")
+    status_code = 201 if created else 200
+    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    if "return=operationoutcome" in prefer or (issues and "return=representation" not in prefer):
+        # A response stored but not scored says so: the answer is an OperationOutcome with the
+        # warning (the resource is at Location), unless the client asked for the resource.
+        answer = {
+            "resourceType": "OperationOutcome",
+            "issue": issues
+            or [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": "Stored and scored.",
+                }
+            ],
+        }
+        response = fhir_response(request, answer, status_code=status_code)
+    else:
+        response = fhir_response(request, resource, status_code=status_code)
+    response.headers["Location"] = f"{_base(request)}/QuestionnaireResponse/{resource['id']}"
+    if outcome == "replayed":
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+async def _submit_questionnaire_response(
+    request: Request, session: Session
+) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
     raw = await request.body()  # already read (concord.web.deps.db): no wait here
     issues: list[dict[str, Any]] = []
 
@@ -573,30 +614,7 @@ async def create_questionnaire_response(request: Request, session: DbSession) ->
         return resource, outcome
 
     resource, outcome = await run_in_threadpool(submit)
-    created = outcome in ("created", "amended")
-    status_code = 201 if created else 200
-    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
-    if "return=operationoutcome" in prefer or (issues and "return=representation" not in prefer):
-        # A response stored but not scored says so: the answer is an OperationOutcome with the
-        # warning (the resource is at Location), unless the client asked for the resource.
-        answer = {
-            "resourceType": "OperationOutcome",
-            "issue": issues
-            or [
-                {
-                    "severity": "information",
-                    "code": "informational",
-                    "diagnostics": "Stored and scored.",
-                }
-            ],
-        }
-        response = fhir_response(request, answer, status_code=status_code)
-    else:
-        response = fhir_response(request, resource, status_code=status_code)
-    response.headers["Location"] = f"{_base(request)}/QuestionnaireResponse/{resource['id']}"
-    if outcome == "replayed":
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return resource, outcome, issues
 
 
 _MEDICATION_CREATE: dict[str, Any] = {

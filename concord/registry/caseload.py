@@ -970,18 +970,40 @@ def _scores_and_completed(code: str, score_id: str, observation: str) -> Any:
             obs.c.effective_at.label("at"),
             cast(null(), response.c.instrument.type).label("instrument"),
         ).where(first_latest.whereclause),
-        select(
-            literal("c", String()).label("kind"),
-            cast(null(), obs.c.value.type),
-            cast(null(), obs.c.band.type),
-            response.c.completed_at,
-            response.c.instrument,
-        ).where(
-            response.c.patient_id == bindparam("patient"),
-            response.c.status == ResponseStatus.completed,
-            response.c.completed_at >= bindparam("opened"),
+        *(
+            select(
+                literal("c", String()).label("kind"),
+                cast(null(), obs.c.value.type),
+                cast(null(), obs.c.band.type),
+                latest,
+                response.c.instrument,
+            )
+            .where(*where)
+            .group_by(response.c.instrument)
+            for latest, where in _completed_bounds()
         ),
     )
+
+
+def _completed_bounds() -> list[tuple[Any, tuple[Any, ...]]]:
+    """The check-ins done since bound `opened` that decide whether a schedule is overdue, per
+    instrument: the latest before bound `tomorrow` (the organization's next midnight) and the
+    latest of all. A check-in's sync asks schedule_state(count_missed=False), which reads only
+    whether a check-in's local date falls in the window of the due date that holds today, and
+    that window ends after today: every date up to today is before its end, so the latest of
+    them tells whether one is in it; a date after today (a response dated a few minutes
+    ahead, past midnight) is in it only if the window ends later still, and the latest of all
+    brings it. So these two give the same answer as every check-in in the window, at two rows
+    an instrument however often the patient checks in (a daily diary, the benchmark's
+    thousands)."""
+    response = MeasureResponse.__table__
+    since = (
+        response.c.patient_id == bindparam("patient"),
+        response.c.status == ResponseStatus.completed,
+        response.c.completed_at >= bindparam("opened"),
+    )
+    latest = func.max(response.c.completed_at).label("at")
+    return [(latest, (*since, response.c.completed_at < bindparam("tomorrow"))), (latest, since)]
 
 
 _SCHEDULES = select(
@@ -990,10 +1012,14 @@ _SCHEDULES = select(
     MeasureSchedule.start_on,
     MeasureSchedule.end_on,
 ).where(MeasureSchedule.patient_id == bindparam("patient"), MeasureSchedule.stopped_at.is_(None))
-_COMPLETED = select(MeasureResponse.instrument, MeasureResponse.completed_at).where(
-    MeasureResponse.patient_id == bindparam("patient"),
-    MeasureResponse.status == ResponseStatus.completed,
-    MeasureResponse.completed_at >= bindparam("opened"),
+# The check-ins that decide overdue schedules, per instrument (_completed_bounds).
+_COMPLETED = union_all(
+    *(
+        select(MeasureResponse.__table__.c.instrument, latest)
+        .where(*where)
+        .group_by(MeasureResponse.__table__.c.instrument)
+        for latest, where in _completed_bounds()
+    )
 )
 
 
@@ -1031,10 +1057,11 @@ def episode_flags(
     if "schedules" in needed and schedules is None:
         schedules = connection.execute(_SCHEDULES, {"patient": patient.id}).all()
     completed: dict[str, list[date]] = defaultdict(list)
-    opened = None
+    opened = tomorrow = None
     if "schedules" in needed and schedules:
         longest = max(s.every_days for s in schedules)
         opened = datetime.combine(today - timedelta(days=longest + 7), datetime.min.time(), zone)
+        tomorrow = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
     scored: list[tuple[Any, Any, datetime]] | None = None
     if main is not None and main.main_score is not None:
         observation = observation_code(main, main.main_score)[0]
@@ -1044,7 +1071,7 @@ def episode_flags(
             scored = []
             for kind, value, band, at, instrument in connection.execute(
                 _scores_and_completed(codes[0], main.main_score.id, observation),
-                {**bound, "opened": opened},
+                {**bound, "opened": opened, "tomorrow": tomorrow},
             ):
                 if kind == "s":
                     scored.append((value, band, at))
@@ -1071,7 +1098,7 @@ def episode_flags(
         assert schedules is not None
         if opened is not None:
             for instrument, completed_at in connection.execute(
-                _COMPLETED, {"patient": patient.id, "opened": opened}
+                _COMPLETED, {"patient": patient.id, "opened": opened, "tomorrow": tomorrow}
             ):
                 completed[instrument].append(_local_date(completed_at, zone))
         for schedule in schedules:

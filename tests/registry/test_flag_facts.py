@@ -152,3 +152,66 @@ def test_the_check_in_sync_opens_no_review_task_after_a_recent_review(session, p
         )
     ).all()
     assert not any(s.startswith("flag:not_improving:") for s in sources)
+
+
+# Local times of Test1's GAD-7 check-ins, in days from today's midnight, and whether the
+# schedule is then overdue. The schedule's window of today ends at midnight (today is its
+# last day), so a check-in dated just after midnight (a few minutes ahead of the clock) is
+# not in it, and the check-in sync's two latest check-ins (registry.caseload._completed_bounds)
+# must answer as every check-in does.
+WINDOW_CASES = {
+    "none": ([], True),
+    "before the window only": ([-35, -34.5, -34], True),
+    "one in the window": ([-35, -34, -10], False),
+    "just after midnight only": ([-35, 1 + 2 / 1440], True),
+    "in the window and after midnight": ([-35, -10, 1 + 2 / 1440], False),
+}
+
+
+@pytest.mark.parametrize("case", list(WINDOW_CASES))
+def test_the_check_in_sync_reads_overdue_as_every_check_in_does(session, people, caseload, case):  # noqa: F811
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import update
+
+    from concord.measures.models import MeasureResponse
+
+    offsets, overdue = WINDOW_CASES[case]
+    test1 = caseload[2]
+    today = org_today(people.org)
+    midnight = datetime.combine(today, time.min, ZoneInfo(people.org.timezone))
+    acc = acc_for(session, people.care_manager, test1)
+    measures.add_schedule(
+        session,
+        access=acc,
+        instrument_code="GAD-7",
+        every_days=30,
+        start_on=today - timedelta(days=26),  # due 26 days ago; its window ends tonight
+    )
+    for offset in offsets:
+        done = measures.record_response(
+            session,
+            access=acc,
+            instrument_code="GAD-7",
+            submission=measures.Submission(
+                answers={**{str(i): 0 for i in range(1, 8)}}, mode=measures.Mode.phone
+            ),
+        )
+        session.execute(
+            update(MeasureResponse)
+            .where(MeasureResponse.id == done.response.id)
+            .values(completed_at=midnight + timedelta(days=offset))
+        )
+    commit(session)
+    (row,) = [r for r in _rows(session, people, only=CHECKIN_FLAGS) if r.patient.id == test1.id]
+    assert ("checkin_overdue" in row.flag_codes) is overdue  # every check-in, read by the row
+    alone = episode_flags(
+        session,
+        row.episode,
+        row.patient,
+        today=today,
+        tz=people.org.timezone,
+        only=CHECKIN_FLAGS,
+    )
+    assert [f.code for f in alone.flags] == [f.code for f in row.flags]
