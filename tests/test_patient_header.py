@@ -38,6 +38,8 @@ TEAM_PAGES = (
     "/medications",
     "/messages",
     "/visits",
+    "/timeline",
+    "/substance-use",
 )
 # Pages under /patients/{patient_id} that are not HTML pages about the patient, or that need a
 # record made first; each named with why it is left to the static check below.
