@@ -330,9 +330,9 @@ def my_start(
     return _start(request, session, actor, acc, form, files)
 
 
-@router.get("/my/messages/{thread_id}")
-def my_thread(thread_id: str, request: Request, session: DbSession, actor: WebActor) -> Response:
-    thread, acc = _thread(session, actor, thread_id, None, "read")
+def _show_to_patient_side(request: Request, session: DbSession, acc: Any, thread: Any) -> Response:
+    """One thread as the patient or a family member sees it (crisis resources at the top
+    just after a message with words of crisis)."""
     context = _thread_context(
         session,
         acc,
@@ -341,6 +341,12 @@ def my_thread(thread_id: str, request: Request, session: DbSession, actor: WebAc
         crisis_now=request.query_params.get("crisis") == "1",
     )
     return render(request, "messaging/my_thread.html", context)
+
+
+@router.get("/my/messages/{thread_id}")
+def my_thread(thread_id: str, request: Request, session: DbSession, actor: WebActor) -> Response:
+    thread, acc = _thread(session, actor, thread_id, None, "read")
+    return _show_to_patient_side(request, session, acc, thread)
 
 
 @router.post("/my/messages/{thread_id}")
@@ -394,14 +400,7 @@ def family_thread(
     patient_id: str, thread_id: str, request: Request, session: DbSession, actor: WebActor
 ) -> Response:
     thread, acc = _thread(session, actor, thread_id, patient_id, "read", family=True)
-    context = _thread_context(
-        session,
-        acc,
-        thread,
-        request.state.lang,
-        crisis_now=request.query_params.get("crisis") == "1",
-    )
-    return render(request, "messaging/my_thread.html", context)
+    return _show_to_patient_side(request, session, acc, thread)
 
 
 @router.post("/shared/{patient_id}/messages/{thread_id}")
