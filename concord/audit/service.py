@@ -25,6 +25,7 @@ from concord.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, Outco
 from concord.clock import now
 from concord.dates import local_date
 from concord.db import on_finish
+from concord.errors import NotFound
 
 if TYPE_CHECKING:
     from concord.accounts.models import User
@@ -52,6 +53,29 @@ def set_context(
     """Where the unit of work came from: web, api, fhir, cli or system; with `via`, the SMART
     app (its id) acting for the person, named in every event's detail (`smart_client`)."""
     session.info["audit_context"] = {"channel": channel, "ip": ip, "via": via}
+
+
+def refused(
+    session: Session,
+    *,
+    by: User | None,
+    action: str,
+    object_type: str,
+    asked_for: object,
+    message: Any,
+) -> NotFound:
+    """The answer for a record that is not there or not the asker's: a denied line in the
+    trail naming what was asked for (its first 64 characters, as given), and not found, the
+    same answer whichever it was. Raise what it returns."""
+    record(
+        session,
+        by=by,
+        action=action,
+        object_type=object_type,
+        object_id=str(asked_for)[:64],
+        outcome=Outcome.denied,
+    )
+    return NotFound(message)
 
 
 def record(

@@ -52,7 +52,7 @@ from concord.access import (
 )
 from concord.accounts.models import ClientScope, Clinic, Organization, User
 from concord.audit.models import Outcome
-from concord.audit.service import record
+from concord.audit.service import record, refused
 from concord.categories import DataCategory
 from concord.clock import now
 from concord.db import Base
@@ -843,15 +843,14 @@ def decide_match(session: Session, *, by: User, match_id: str | uuid.UUID, same:
         mid = None
     match = session.get(EhrMatch, mid) if mid is not None else None
     if match is None or match.organization_id != by.organization_id:
-        record(
+        raise refused(
             session,
             by=by,
             action="match_decide",
             object_type="EhrMatch",
-            object_id=str(match_id)[:64],
-            outcome=Outcome.denied,
+            asked_for=match_id,
+            message=Msg("No such match."),
         )
-        raise NotFound(Msg("No such match."))
     acc = team_access(session, by, match.patient_id, action="match_decide", object_type="EhrMatch")
     if not by.is_clinician:
         raise NotFound(Msg("No such match."))
@@ -1748,15 +1747,14 @@ def undo_import(
         and (by.can_administer or batch.source_id == by.id)
     )
     if batch is None or not allowed:
-        record(
+        raise refused(
             session,
             by=by,
             action="undo",
             object_type="EhrImport",
-            object_id=str(import_id)[:64],
-            outcome=Outcome.denied,
+            asked_for=import_id,
+            message=Msg("No such import."),
         )
-        raise NotFound(Msg("No such import."))
     if batch.undone_at is not None:
         raise Conflict(Msg("This import was already undone."))
     items = list(

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from concord.access import records_among
 from concord.accounts.models import ApiToken, User
 from concord.audit.models import Outcome
-from concord.audit.service import record, set_context
+from concord.audit.service import record, refused, set_context
 from concord.bulk import service as store
 from concord.bulk.models import BulkExport, BulkExportFile, ExportStatus
 from concord.clock import now
@@ -587,15 +587,14 @@ def export_file(
         or (export.expires_at is not None and export.expires_at <= now())
         or not path.exists()
     ):
-        record(
+        raise refused(
             session,
             by=user,
             action="export_download",
             object_type="BulkExport",
-            object_id=str(file_id)[:64],
-            outcome=Outcome.denied,
+            asked_for=file_id,
+            message=Msg("No such file (it may have expired)."),
         )
-        raise NotFound(Msg("No such file (it may have expired)."))
     # The downloading token's scopes must still cover the file's type (a backend service
     # may ask for a narrower token after the export): 403, audited, otherwise.
     smart_scope.check(session, smart, found.resource_type, "r")

@@ -23,7 +23,7 @@ from concord.access import (
 from concord.accounts.models import CLINICAL_ROLES, Clinic, Organization, Role, User
 from concord.accounts.users import create_user, get_user_by_email
 from concord.audit.models import Outcome
-from concord.audit.service import record
+from concord.audit.service import record, refused
 from concord.clock import now
 from concord.consents import family
 from concord.dates import org_today
@@ -337,15 +337,14 @@ def get_patient_for_admin(session: Session, *, by: User, patient_id: str | uuid.
         raise NotFound("No such patient.") from None
     patient = session.get(Patient, pid)
     if patient is None or patient.organization_id != by.organization_id or not by.can_administer:
-        record(
+        raise refused(
             session,
             by=by,
             action="admin_read",
             object_type="Patient",
-            object_id=str(patient_id)[:64],
-            outcome=Outcome.denied,
+            asked_for=patient_id,
+            message="No such patient.",
         )
-        raise NotFound("No such patient.")
     record(
         session,
         by=by,

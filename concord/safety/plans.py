@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 from concord import disclosure
 from concord.access import PatientAccess, Relation, deny, parse_id
 from concord.accounts.models import Organization, User
-from concord.audit.models import Outcome
-from concord.audit.service import record
+from concord.audit.service import record, refused
 from concord.clock import now
 from concord.dates import format_date
 from concord.errors import Conflict, InvalidInput, NotFound
@@ -469,15 +468,14 @@ def shared_plan(session: Session, by: User, patient_id: Any) -> tuple[Patient, S
     pid = parse_id(patient_id)
     patient = next((p for p in shared_with_me(session, by) if p.id == pid), None)
     if patient is None:
-        record(
+        raise refused(
             session,
             by=by,
             action="read",
             object_type="SafetyPlan",
-            object_id=str(patient_id)[:64],
-            outcome=Outcome.denied,
+            asked_for=patient_id,
+            message=Msg("No such patient."),
         )
-        raise NotFound(Msg("No such patient."))
     plan = session.scalar(select(SafetyPlan).where(SafetyPlan.patient_id == patient.id))
     if plan is not None:
         # The share found above is the patient's choice of this person: the relation the

@@ -43,7 +43,7 @@ from concord.accounts.tokens import (
 )
 from concord.accounts.users import get_user_by_email
 from concord.audit.models import Outcome
-from concord.audit.service import record
+from concord.audit.service import record, refused
 from concord.clock import now
 from concord.errors import InvalidInput, NotFound, PermissionDenied
 from concord.i18n import Msg
@@ -1062,15 +1062,14 @@ def revoke_patient_app(session: Session, *, by: User, grant_id: str) -> SmartGra
         if str(grant.id) == grant_id:
             _revoke_grant(session, grant, by=by)
             return grant
-    record(
+    raise refused(
         session,
         by=by,
         action="smart_revoke",
         object_type="SmartGrant",
-        object_id=str(grant_id)[:64],
-        outcome=Outcome.denied,
+        asked_for=grant_id,
+        message=Msg("No such app."),
     )
-    raise NotFound(Msg("No such app."))
 
 
 def _revoke_grant(session: Session, grant: SmartGrant, *, by: User | None) -> None:
